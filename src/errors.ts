@@ -1,0 +1,96 @@
+// Every refusal and failure carries a stable code: the operators' guide and
+// later runs key on these, so never rename one, only add.
+export const ERROR_CODES = [
+  'INPUT_INVALID',
+  'SSH_KEY_MISSING',
+  'HOST_KEY_UNKNOWN',
+  'HOST_KEY_MISMATCH',
+  'SSH_UNREACHABLE',
+  'SSH_TIMEOUT',
+  'SSH_AUTH_FAILED',
+  'SSH_DISCONNECTED',
+  'SUDO_REFUSED',
+  'COMMAND_FAILED',
+  'KERNEL_MISMATCH',
+  'CRIU_MISSING',
+  'CRIU_TOO_OLD',
+  'CRIU_CHECK_FAILED',
+  'CRIU_TARGET_OLDER',
+  'CPU_INCOMPATIBLE',
+  'DOCKER_MISSING',
+  'DOCKER_NOT_EXPERIMENTAL',
+  'DOCKER_RESTORE_BROKEN',
+  'RUNTIME_UNSUPPORTED',
+  'STORAGE_DRIVER_UNSUPPORTED',
+  'CONTAINER_NOT_FOUND',
+  'CONTAINER_NOT_RUNNING',
+  'CONTAINER_HAS_DEVICES',
+  'TARGET_NAME_TAKEN',
+  'PORT_IN_USE',
+  'MOUNT_SOURCE_MISSING',
+  'DISK_SPACE_LOW',
+  'IMAGE_TRANSFER_FAILED',
+  'TARGET_CREATE_FAILED',
+  'CHECKPOINT_FAILED',
+  'TRANSFER_FAILED',
+  'CHECKSUM_MISMATCH',
+  'RESTORE_FAILED',
+  'VERIFY_FAILED',
+  'SOURCE_STOP_FAILED',
+  'ROLLBACK_FAILED',
+  'TIMEOUT',
+  'PREFLIGHT_FAILED',
+  'MODE_NOT_IMPLEMENTED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorContext {
+  /** Migration phase the error happened in (connect, preflight, stage, checkpoint, transfer, restore, verify, finalize, rollback). */
+  step?: string;
+  /** Host label and address, e.g. "target root@10.0.0.2:22". */
+  host?: string;
+  /** One line telling the operator what to do about it. */
+  remedy?: string;
+  /** Extra lines worth showing (for example the tail of a CRIU log). */
+  detail?: string;
+  cause?: unknown;
+}
+
+export class MigrationError extends Error {
+  readonly code: ErrorCode;
+  readonly step: string | undefined;
+  readonly host: string | undefined;
+  readonly remedy: string | undefined;
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = 'MigrationError';
+    this.code = code;
+    this.step = context.step;
+    this.host = context.host;
+    this.remedy = context.remedy;
+    this.detail = context.detail;
+  }
+
+  /** One block an operator can read in a log: code, where, what, what to do. */
+  describe(): string {
+    const where = [this.step && `step ${this.step}`, this.host && `on ${this.host}`].filter(Boolean).join(' ');
+    const lines = [`${this.code}: ${this.message}${where ? ` (${where})` : ''}`];
+    if (this.detail) lines.push(this.detail);
+    if (this.remedy) lines.push(`What to do: ${this.remedy}`);
+    return lines.join('\n');
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Wraps anything thrown into a MigrationError, keeping one that already is. */
+export function asMigrationError(error: unknown, code: ErrorCode, context: ErrorContext = {}): MigrationError {
+  if (error instanceof MigrationError) return error;
+  return new MigrationError(code, errorMessage(error), { ...context, cause: error });
+}
