@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Stops exactly what up.sh started: every process in each host's mount
+# namespace (dockerd first, so it can stop its containers), then the host.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ns_members() { local ns=$1 p; for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"; done; return 0; }
+
+stop_host() {
+  local n=$1 dir pid ns i
+  dir=$(host_dir "$n")
+  pid=$(cat "$dir/pid" 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -f "$dir/pid"; log "host$n is not running"; return; fi
+  ns=$(readlink "/proc/$pid/ns/mnt")
+  [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || die "host$n pid $pid shares our mount namespace; refusing to kill it"
+  log "stopping host$n (pid $pid)"
+  nsenter -t "$pid" -m -- sh -c 'kill -TERM $(cat /run/testbed-dockerd.pid) 2>/dev/null' || true
+  for i in $(seq 1 40); do
+    nsenter -t "$pid" -m -- sh -c 'kill -0 $(cat /run/testbed-dockerd.pid) 2>/dev/null' || break
+    sleep 0.5
+  done
+  for sig in TERM KILL; do
+    # shellcheck disable=SC2046
+    kill -s "$sig" $(ns_members "$ns") 2>/dev/null || true
+    for i in $(seq 1 20); do [ -z "$(ns_members "$ns")" ] && break; sleep 0.25; done
+  done
+  [ -z "$(ns_members "$ns")" ] || die "host$n: processes still running: $(ns_members "$ns" | tr '\n' ' ')"
+  rm -f "$dir/pid"
+}
+
+for n in 1 2; do stop_host "$n"; done
+# Containers' cgroups outlive a killed daemon on cgroup v1; remove the empty ones.
+find /sys/fs/cgroup/*/docker -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+log "test bed down"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs as the first process of one test bed host, inside `unshare -m -u`:
+# builds the host's root (overlay on the shared trixie root), pivots into it,
+# then starts sshd (machine network, own loopback address) and dockerd (own
+# network namespace) and waits. Killing this host's processes removes its mounts.
+set -euo pipefail
+n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5
+merged=$hostdir/merged
+
+mount --make-rprivate /
+mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$hostdir/upper,workdir=$hostdir/work" "$merged"
+# overlay2 refuses an overlay root as its backing store: Docker gets real ext4.
+mount --bind "$hostdir/docker" "$merged/var/lib/docker"
+mount -t proc proc "$merged/proc"
+mount --rbind /sys "$merged/sys"
+mount --rbind /dev "$merged/dev"
+mount -t tmpfs -o mode=755 tmpfs "$merged/run"
+mount -t tmpfs -o mode=1777 tmpfs "$merged/tmp"
+mkdir -p "$merged/.oldroot"
+cd "$merged"
+# chroot would break CRIU ("No parent found for mountpoint"): pivot for real.
+pivot_root . .oldroot
+cd /
+umount -l /.oldroot
+hostname "host$n"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p /run/sshd /var/run
+ln -sfn /run /var/run 2>/dev/null || true
+
+/usr/sbin/sshd -D -e -f /etc/ssh/sshd_config -o "ListenAddress=$addr:$port" >/var/log/testbed-sshd.log 2>&1 &
+echo $! >/run/testbed-sshd.pid
+
+unshare -n bash -c 'ip link set lo up; exec dockerd --config-file /etc/docker/daemon.json' >/var/log/testbed-dockerd.log 2>&1 </dev/null &
+echo $! >/run/testbed-dockerd.pid
+
+echo ready >/run/testbed-started
+wait

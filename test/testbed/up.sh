@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Brings up two test bed hosts, each with its own root, sshd and dockerd.
+# Idempotent: hosts already up are left as they are.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ "$(id -u)" = 0 ] || die "the test bed needs root"
+t0=$SECONDS
+rootfs=$(rootfs_dir)
+if [ ! -d "$rootfs" ]; then
+  log "building the host root file system (cached at $rootfs)"
+  mkdir -p "$TESTBED_CACHE"
+  # Older keys are of an older recipe.
+  find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
+  bash "$TESTBED_DIR/build-rootfs.sh" "$rootfs"
+else
+  log "using cached root file system $rootfs"
+fi
+for tool in ssh ssh-keygen nsenter unshare; do
+  command -v "$tool" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client util-linux >/dev/null; break; }
+done
+
+mkdir -p "$TESTBED_OUT"
+chmod 700 "$TESTBED_OUT"
+[ -f "$TESTBED_OUT/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C testbed-runner -f "$TESTBED_OUT/id_ed25519"
+
+host_pid() { local f; f="$(host_dir "$1")/pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+in_host() { local n=$1; shift; nsenter -t "$(host_pid "$n")" -m -u -- "$@"; }
+
+prepare_host() {
+  local n=$1 dir addr
+  dir=$(host_dir "$n"); addr=$(host_addr "$n")
+  mkdir -p "$dir"/{upper,work,merged,docker}
+  # A root changed since the upper layer was made would mix two recipes.
+  if [ "$(cat "$dir/rootfs" 2>/dev/null)" != "$rootfs" ]; then
+    rm -rf "$dir/upper" "$dir/work" "$dir/docker"
+    mkdir -p "$dir"/{upper,work,docker}
+    echo "$rootfs" >"$dir/rootfs"
+  fi
+  local up=$dir/upper
+  mkdir -p "$up/var/lib/docker" "$up/etc/ssh" "$up/root/.ssh" "$up/etc/docker" "$up/usr/local/bin"
+  for type in ed25519 ecdsa; do
+    [ -f "$up/etc/ssh/ssh_host_${type}_key" ] || ssh-keygen -q -t "$type" -N '' -C "host$n" -f "$up/etc/ssh/ssh_host_${type}_key"
+  done
+  cat >"$up/etc/ssh/sshd_config" <<CFG
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+MaxSessions 64
+MaxStartups 64:30:128
+AllowStreamLocalForwarding yes
+AllowTcpForwarding yes
+PidFile none
+Subsystem sftp internal-sftp
+CFG
+  install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$up/root/.ssh/authorized_keys"
+  chmod 700 "$up/root/.ssh"
+  cat >"$up/etc/docker/daemon.json" <<CFG
+{
+  "experimental": true,
+  "storage-driver": "overlay2",
+  "data-root": "/var/lib/docker",
+  "log-driver": "json-file"
+}
+CFG
+}
+
+start_host() {
+  local n=$1 dir addr
+  dir=$(host_dir "$n"); addr=$(host_addr "$n")
+  if host_pid "$n" >/dev/null; then log "host$n already up (pid $(host_pid "$n"))"; return; fi
+  log "starting host$n on $addr:$TESTBED_SSH_PORT"
+  # setsid: the host must not belong to the caller's session or inherit its descriptors.
+  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$rootfs" "$dir" "$addr" "$TESTBED_SSH_PORT" \
+    </dev/null >"$dir/init.log" 2>&1 &
+  echo $! >"$dir/pid"
+}
+
+wait_host() {
+  local n=$1 i
+  for i in $(seq 1 120); do
+    if host_pid "$n" >/dev/null && in_host "$n" docker version >/dev/null 2>&1; then return 0; fi
+    host_pid "$n" >/dev/null || { cat "$(host_dir "$n")/init.log" >&2; die "host$n exited during start"; }
+    sleep 0.5
+  done
+  in_host "$n" tail -n 30 /var/log/testbed-dockerd.log >&2 || true
+  die "host$n: dockerd did not answer within 60 s"
+}
+
+load_image() {
+  local n=$1 d
+  if in_host "$n" docker image inspect testbed/busybox:1 >/dev/null 2>&1; then return; fi
+  log "host$n: importing testbed/busybox:1 (busybox of the host root plus the workload)"
+  d=$(mktemp -d)
+  mkdir -p "$d/bin" "$d/tmp" "$d/etc" "$d/usr/local/bin"
+  cp "$rootfs/bin/busybox" "$d/bin/busybox"
+  for a in $("$d/bin/busybox" --list); do [ -e "$d/bin/$a" ] || ln -s busybox "$d/bin/$a"; done
+  install -m 755 "$TESTBED_DIR/workload/counter.sh" "$d/usr/local/bin/testbed-counter"
+  tar -C "$d" -c . | in_host "$n" docker import --change 'CMD ["sh"]' --change 'ENV PATH=/usr/local/bin:/bin' - testbed/busybox:1 >/dev/null
+  rm -rf "$d"
+}
+
+for n in 1 2; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
+for n in 1 2; do wait_host "$n"; done
+load_image 1
+
+: >"$TESTBED_OUT/known_hosts.tmp"
+for n in 1 2; do
+  addr=$(host_addr "$n"); dir=$(host_dir "$n")
+  hostpat=$addr; [ "$TESTBED_SSH_PORT" = 22 ] || hostpat="[$addr]:$TESTBED_SSH_PORT"
+  for type in ed25519 ecdsa; do
+    echo "$hostpat $(cut -d' ' -f1,2 "$dir/upper/etc/ssh/ssh_host_${type}_key.pub")" >>"$TESTBED_OUT/known_hosts.tmp"
+  done
+done
+mv "$TESTBED_OUT/known_hosts.tmp" "$TESTBED_OUT/known_hosts"
+cat >"$TESTBED_OUT/env" <<ENV
+TESTBED_HOST1=root@$TESTBED_HOST1_ADDR:$TESTBED_SSH_PORT
+TESTBED_HOST2=root@$TESTBED_HOST2_ADDR:$TESTBED_SSH_PORT
+TESTBED_HOST1_PID=$(host_pid 1)
+TESTBED_HOST2_PID=$(host_pid 2)
+TESTBED_SSH_KEY=$TESTBED_OUT/id_ed25519
+TESTBED_KNOWN_HOSTS=$TESTBED_OUT/known_hosts
+TESTBED_IMAGE=testbed/busybox:1
+ENV
+# Prove the way in works the way the action will use it.
+for n in 1 2; do
+  ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
+    -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "root@$(host_addr "$n")" true \
+    || die "host$n: ssh login failed"
+done
+log "test bed up in $((SECONDS - t0)) s: $TESTBED_OUT/env"
