@@ -11,6 +11,7 @@ for (const file of readdirSync(dir).filter((name) => name.endsWith('.json'))) {
   passed += report.numPassedTests ?? 0;
   failed += report.numFailedTests ?? 0;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
-  if (report.numFailedTestSuites) failed += 0;
+  // A file that fails to load has no failed test but must still count.
+  if ((report.numFailedTestSuites ?? 0) > 0 && (report.numFailedTests ?? 0) === 0) failed += report.numFailedTestSuites;
 }
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);

@@ -102,11 +102,8 @@ function decodeBase64(text: string): Buffer | undefined {
 
 function decodeKey(text: string, keyType: string): Buffer | undefined {
   const blob = decodeBase64(text);
-  if (blob === undefined || blob.length < 4) return undefined;
   // The blob starts with its own type name; a disagreement means a corrupt line.
-  const nameLength = blob.readUInt32BE(0);
-  if (4 + nameLength > blob.length) return undefined;
-  if (blob.subarray(4, 4 + nameLength).toString('latin1') !== keyType) return undefined;
+  if (blob === undefined || keyTypeOf(blob) !== keyType) return undefined;
   return blob;
 }
 
@@ -121,7 +118,7 @@ function globMatches(pattern: string, name: string): boolean {
   for (const char of pattern) {
     if (char === '*') source += '.*';
     else if (char === '?') source += '.';
-    else source += char.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+    else source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
   }
   return new RegExp(`^${source}$`, 'su').test(name);
 }

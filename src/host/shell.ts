@@ -36,7 +36,11 @@ export function tailLines(text: string, count = STDERR_TAIL_LINES): string {
 }
 
 /** Runs a command and throws a MigrationError naming the step and host unless it exits 0. */
-export async function runChecked(host: Host, command: string, context: CheckedContext): Promise<CommandResult> {
+export async function runChecked(
+  host: Host,
+  command: string,
+  context: CheckedContext,
+): Promise<CommandResult> {
   const result = await host.run(command, context.options);
   if (result.exitCode === 0) return result;
   const what = context.what ?? `command \`${oneLine(command)}\``;
@@ -50,6 +54,13 @@ export async function runChecked(host: Host, command: string, context: CheckedCo
     detail,
     remedy: context.remedy,
   });
+}
+
+/** Adds bracketed notes (timeouts, signals) after a command's stderr. */
+export function appendNotes(stderr: string, notes: readonly string[]): string {
+  if (notes.length === 0) return stderr;
+  const separator = stderr === '' || stderr.endsWith('\n') ? '' : '\n';
+  return `${stderr}${separator}${notes.map((note) => `[${note}]`).join('\n')}\n`;
 }
 
 function oneLine(command: string): string {

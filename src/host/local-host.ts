@@ -1,0 +1,142 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { errorMessage, MigrationError } from '../errors.js';
+import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from './host.js';
+import { appendNotes } from './shell.js';
+
+/** How long a stopped command gets between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 3_000;
+/**
+ * After the shell exits, how long to wait for its output pipes to close.
+ * A background child that inherited them could otherwise hold run() forever.
+ */
+const PIPE_CLOSE_GRACE_MS = 10_000;
+
+/** The runner itself, as a host. Commands run as `sh -c`. */
+export class LocalHost implements Host {
+  readonly address = 'local';
+
+  constructor(readonly role: string) {}
+
+  async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
+    const child = startShell(command);
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    // The command may exit without reading its input; that is not our error.
+    child.stdin.on('error', () => {});
+
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    if (options.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        timedOut = true;
+        stopTree(child);
+      }, options.timeoutMs);
+    }
+
+    const ended = waitForEnd(child);
+    child.stdin.end(options.input ?? '');
+    const end = await ended;
+    if (timer) clearTimeout(timer);
+
+    const notes: string[] = [];
+    let exitCode = end.exitCode ?? -1;
+    if (end.startError) notes.push(`could not start sh: ${end.startError}`);
+    if (timedOut) {
+      exitCode = -1;
+      notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
+    } else if (end.signal) {
+      notes.push(`killed by signal ${end.signal}`);
+    }
+    return {
+      exitCode,
+      stdout: Buffer.concat(stdout).toString('utf8'),
+      stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
+    };
+  }
+
+  async spawn(command: string): Promise<HostProcess> {
+    const child = startShell(command);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (error) =>
+        reject(
+          new MigrationError('COMMAND_FAILED', `could not start sh on the runner: ${errorMessage(error)}`, {
+            cause: error,
+          }),
+        ),
+      );
+    });
+    const exit = new Promise<ProcessExit>((resolve) => {
+      child.once('close', (code, signal) => resolve({ exitCode: code, signal }));
+    });
+    return {
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exit,
+      kill: () => stopTree(child),
+    };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Shells whose streams have all closed: their process group id may be reused. */
+const closedShells = new WeakSet<ChildProcessWithoutNullStreams>();
+
+function startShell(command: string): ChildProcessWithoutNullStreams {
+  // Its own process group, so stopping it reaches the whole pipeline it starts.
+  const child = spawn('sh', ['-c', command], { stdio: 'pipe', detached: true });
+  child.once('close', () => closedShells.add(child));
+  return child;
+}
+
+interface ShellEnd {
+  exitCode: number | null;
+  signal: string | null;
+  startError?: string;
+}
+
+function waitForEnd(child: ChildProcessWithoutNullStreams): Promise<ShellEnd> {
+  return new Promise((resolve) => {
+    let pipeTimer: NodeJS.Timeout | undefined;
+    const finish = (end: ShellEnd): void => {
+      if (pipeTimer) clearTimeout(pipeTimer);
+      resolve(end);
+    };
+    child.once('error', (error) => finish({ exitCode: null, signal: null, startError: errorMessage(error) }));
+    child.once('close', (code, signal) => finish({ exitCode: code, signal }));
+    child.once('exit', (code, signal) => {
+      pipeTimer = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish({ exitCode: code, signal });
+      }, PIPE_CLOSE_GRACE_MS);
+      pipeTimer.unref();
+    });
+  });
+}
+
+/**
+ * SIGTERM first: a sudo in the group relays it to the root command it started,
+ * which the runner's user could not signal itself. SIGKILL after a grace period.
+ */
+function stopTree(child: ChildProcessWithoutNullStreams): void {
+  // The shell may be gone while children it started still hold the pipes, so only closed means done.
+  if (child.pid === undefined || closedShells.has(child)) return;
+  signalGroup(child.pid, 'SIGTERM');
+  const pid = child.pid;
+  const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+  escalate.unref();
+  child.once('close', () => clearTimeout(escalate));
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // Already gone, or only processes we may not signal are left.
+  }
+}

@@ -1,0 +1,190 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type ErrorCode, MigrationError, errorMessage } from '../errors.js';
+import { describeHost, type Host, type HostProcess } from './host.js';
+import { tailLines } from './shell.js';
+
+/** What one stream moved, with the checksum seen at each end. */
+export interface StreamResult {
+  label: string;
+  bytes: number;
+  sha256: string;
+  ms: number;
+}
+
+export interface TransferLog {
+  info(message: string): void;
+}
+
+export interface StreamOptions {
+  label: string;
+  step: string;
+  log: TransferLog;
+  /** Seconds between progress lines. */
+  progressSeconds?: number;
+  code?: ErrorCode;
+  clock?: () => number;
+}
+
+const SUM_MARK = 'criu-migrate-sha256';
+
+/**
+ * Wraps a producer so the host prints the sha256 of what it wrote on stderr,
+ * without a temporary copy: tee feeds a fifo that sha256sum reads. The
+ * producer's own exit status is kept, since a pipeline reports only tee's.
+ */
+export function hashedProducer(command: string): string {
+  return [
+    'd=$(mktemp -d) || exit 1',
+    'mkfifo "$d/f" || exit 1',
+    'sha256sum <"$d/f" >"$d/sum" & h=$!',
+    `{ ${command}; echo $? >"$d/rc"; } | tee "$d/f"`,
+    'wait $h',
+    `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+    'rc=$(cat "$d/rc")',
+    'rm -rf "$d"',
+    'exit "$rc"',
+  ].join('\n');
+}
+
+/** The consumer side: hashes what arrived before handing it to the command. */
+export function hashedConsumer(command: string): string {
+  return [
+    'd=$(mktemp -d) || exit 1',
+    'mkfifo "$d/f" || exit 1',
+    'sha256sum <"$d/f" >"$d/sum" & h=$!',
+    `tee "$d/f" | { ${command}; }`,
+    'rc=$?',
+    'wait $h',
+    `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+    'rm -rf "$d"',
+    'exit "$rc"',
+  ].join('\n');
+}
+
+export function parseHostSum(stderr: string): string | undefined {
+  const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
+  return match?.[1];
+}
+
+/** Counts and hashes the bytes passing through the runner, and reports progress. */
+class Meter extends Transform {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+function collect(process: HostProcess): () => string {
+  let text = '';
+  process.stderr.on('data', (chunk: Buffer) => {
+    if (text.length < 1_000_000) text += chunk.toString();
+  });
+  return () => text;
+}
+
+/**
+ * Streams the output of `produce` on one host into `consume` on another,
+ * through the runner: no archive is written on either host, pipeline()
+ * carries backpressure end to end, and the sha256 computed by the source,
+ * the runner and the target must agree.
+ */
+export async function streamBetween(
+  from: Host,
+  produce: string,
+  to: Host,
+  consume: string,
+  options: StreamOptions,
+): Promise<StreamResult> {
+  const clock = options.clock ?? (() => performance.now());
+  const code = options.code ?? 'TRANSFER_FAILED';
+  const started = clock();
+  const consumer = await to.spawn(hashedConsumer(consume));
+  let producer: HostProcess;
+  try {
+    producer = await from.spawn(hashedProducer(produce));
+  } catch (error) {
+    consumer.kill();
+    throw error;
+  }
+  // Nothing reads the consumer's stdout; drain it so a chatty command (docker load) cannot stall.
+  consumer.stdout.resume();
+  const producerErr = collect(producer);
+  const consumerErr = collect(consumer);
+  const meter = new Meter();
+  const everyMs = (options.progressSeconds ?? 2) * 1000;
+  let lastBytes = 0;
+  let lastAt = started;
+  const progress = setInterval(() => {
+    const now = clock();
+    const rate = ((meter.bytes - lastBytes) / Math.max(1, now - lastAt)) * 1000;
+    options.log.info(`${options.label}: ${formatBytes(meter.bytes)} sent, ${formatBytes(rate)}/s`);
+    lastBytes = meter.bytes;
+    lastAt = now;
+  }, everyMs);
+
+  let streamError: unknown;
+  try {
+    await pipeline(producer.stdout, meter, consumer.stdin);
+  } catch (error) {
+    streamError = error;
+    producer.kill();
+    consumer.kill();
+  } finally {
+    clearInterval(progress);
+  }
+  const [producerExit, consumerExit] = await Promise.all([producer.exit, consumer.exit]);
+  const ms = clock() - started;
+
+  const fail = (host: Host, message: string, stderr: string): never => {
+    throw new MigrationError(code, `${options.label}: ${message}`, {
+      step: options.step,
+      host: describeHost(host),
+      detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
+    });
+  };
+  if (producerExit.exitCode !== 0) {
+    fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
+  }
+  if (consumerExit.exitCode !== 0) {
+    fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
+  }
+  if (streamError !== undefined) fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
+
+  const runnerSum = meter.digest();
+  const sourceSum = parseHostSum(producerErr());
+  const targetSum = parseHostSum(consumerErr());
+  if (sourceSum !== runnerSum || targetSum !== runnerSum) {
+    throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`, {
+      step: options.step,
+      host: describeHost(to),
+      detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
+      remedy: 'run the migration again; if it repeats, check the hosts\' disks and memory',
+    });
+  }
+  const seconds = Math.max(ms, 1) / 1000;
+  options.log.info(
+    `${options.label}: ${formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`,
+  );
+  return { label: options.label, bytes: meter.bytes, sha256: runnerSum, ms: Math.round(ms) };
+}

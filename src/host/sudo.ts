@@ -1,0 +1,40 @@
+import { MigrationError } from '../errors.js';
+import { type CommandResult, describeHost, type Host, type HostProcess, type RunOptions } from './host.js';
+import { shellQuote, tailLines } from './shell.js';
+
+/** The command text withSudo runs in place of `command`. */
+export function sudoCommand(command: string): string {
+  return `sudo -n sh -c ${shellQuote([command])}`;
+}
+
+/** The same host, with every command run as root through `sudo -n`. */
+export function withSudo(host: Host): Host {
+  return {
+    role: host.role,
+    address: host.address,
+    run: (command: string, options?: RunOptions): Promise<CommandResult> =>
+      host.run(sudoCommand(command), options),
+    spawn: (command: string): Promise<HostProcess> => host.spawn(sudoCommand(command)),
+    close: (): Promise<void> => host.close(),
+  };
+}
+
+/** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
+export async function checkSudo(host: Host): Promise<void> {
+  const result = await host.run('sudo -n true', { timeoutMs: 30_000 });
+  if (result.exitCode === 0) return;
+  const missing = result.exitCode === 127;
+  const stderr = tailLines(result.stderr);
+  throw new MigrationError(
+    'SUDO_REFUSED',
+    missing ? 'sudo is not installed' : `sudo -n refused to run a command (exit ${result.exitCode})`,
+    {
+      step: 'connect',
+      host: describeHost(host),
+      detail: stderr === '' ? undefined : stderr,
+      remedy: missing
+        ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
+        : 'allow this user passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or set `sudo: false` and log in as root',
+    },
+  );
+}

@@ -1,0 +1,119 @@
+import { writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { mkdirP } from '@actions/io';
+import { type ErrorCode, errorMessage, MigrationError } from '../errors.js';
+import type { Mode } from '../settings.js';
+import type { PhaseTimings } from './timings.js';
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+export const METADATA_SCHEMA_VERSION = 1;
+
+/**
+ * succeeded: the container runs on the target. refused: stopped before touching
+ * the container. rolled-back: failed after the freeze and the source was resumed.
+ * failed: anything else, including a rollback that did not complete.
+ */
+export const RUN_STATUSES = ['succeeded', 'refused', 'rolled-back', 'failed'] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+export interface HostFacts {
+  /** "local", or the SSH destination as user@host:port. */
+  address: string;
+  kernel?: string;
+  arch?: string;
+  criu?: string;
+  docker?: string;
+  containerd?: string;
+  runc?: string;
+}
+
+export interface ContainerFacts {
+  name: string;
+  sourceId?: string;
+  targetId?: string;
+  imageId?: string;
+  /** The image reference the container was created from, e.g. "nginx:1.27". */
+  imageRef?: string;
+}
+
+export const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'] as const;
+export type StreamKind = (typeof STREAM_KINDS)[number];
+
+export interface StreamDigest {
+  bytes: number;
+  /** Hex sha256, computed on both ends and found equal. */
+  sha256: string;
+}
+
+export interface CheckpointFacts {
+  name: string;
+  /** Size of the CRIU images. */
+  bytes?: number;
+  /** Everything sent between the hosts: checkpoint, writable layer and image if it moved. */
+  transferredBytes?: number;
+  /** One entry per stream that was sent; image only when the target lacked it. */
+  streams: Partial<Record<StreamKind, StreamDigest>>;
+}
+
+export interface TimingFacts {
+  phasesMs: PhaseTimings;
+  /** From freezing the source to the target running. */
+  downtimeMs?: number;
+  durationMs?: number;
+}
+
+/** CRIU's own statistics (stats-dump / stats-restore), times in microseconds as CRIU reports them. */
+export interface CriuStats {
+  freezingTimeUs?: number;
+  frozenTimeUs?: number;
+  memdumpTimeUs?: number;
+  memwriteTimeUs?: number;
+  pagesScanned?: number;
+  pagesWritten?: number;
+  restoreTimeUs?: number;
+  pagesRestored?: number;
+}
+
+export interface MetadataError {
+  code: ErrorCode | 'UNEXPECTED';
+  message: string;
+  step?: string;
+  host?: string;
+  remedy?: string;
+}
+
+/** What a run did, written as JSON. Holds facts and sizes only, never memory contents. */
+export interface MigrationMetadata {
+  schemaVersion: typeof METADATA_SCHEMA_VERSION;
+  run: {
+    mode: Mode;
+    status: RunStatus;
+    /** ISO 8601, UTC. */
+    startedAt: string;
+    finishedAt?: string;
+  };
+  hosts: {
+    source: HostFacts;
+    target?: HostFacts;
+  };
+  container: ContainerFacts;
+  checkpoint: CheckpointFacts;
+  timings: TimingFacts;
+  criu?: CriuStats;
+  error?: MetadataError;
+}
+
+/** The error part of the metadata: code, message and where, without causes or log details. */
+export function metadataError(error: unknown): MetadataError {
+  if (!(error instanceof MigrationError)) return { code: 'UNEXPECTED', message: errorMessage(error) };
+  const result: MetadataError = { code: error.code, message: error.message };
+  if (error.step) result.step = error.step;
+  if (error.host) result.host = error.host;
+  if (error.remedy) result.remedy = error.remedy;
+  return result;
+}
+
+export async function writeMetadata(path: string, metadata: MigrationMetadata): Promise<void> {
+  await mkdirP(dirname(path));
+  await writeFile(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
+}

@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { DIST_ENTRY } from './run-action.js';
+import { TESTBED_ENV } from './testbed.js';
+
+const root = resolve(import.meta.dirname, '../..');
+
+function hostsRunning(): boolean {
+  if (!existsSync(TESTBED_ENV)) return false;
+  const pids = [...readFileSync(TESTBED_ENV, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) => Number(m[1]));
+  return (
+    pids.length === 2 &&
+    pids.every((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    })
+  );
+}
+
+/** Brings the test bed up when it is not, and takes down only what it brought up. */
+export default function setup(): () => void {
+  if (!existsSync(DIST_ENTRY)) throw new Error(`${DIST_ENTRY} is missing: run npm run build`);
+  const startedHere = !hostsRunning();
+  if (startedHere) execFileSync('bash', [resolve(root, 'test/testbed/up.sh')], { stdio: 'inherit' });
+  return () => {
+    if (startedHere && !process.env.TESTBED_KEEP) {
+      execFileSync('bash', [resolve(root, 'test/testbed/down.sh')], { stdio: 'inherit' });
+    }
+  };
+}

@@ -1,0 +1,138 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+export const TESTBED_ENV = process.env.TESTBED_ENV ?? '/var/lib/criu-migrate-testbed/client/env';
+
+export interface Testbed {
+  host1: string;
+  host2: string;
+  host1Pid: number;
+  host2Pid: number;
+  sshKeyPath: string;
+  knownHostsPath: string;
+  image: string;
+}
+
+export function loadTestbed(): Testbed {
+  if (!existsSync(TESTBED_ENV)) {
+    throw new Error(`test bed not found (${TESTBED_ENV}): run \`npm run testbed:up\` as root first`);
+  }
+  const vars = new Map<string, string>();
+  for (const line of readFileSync(TESTBED_ENV, 'utf8').split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) vars.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const need = (name: string): string => {
+    const value = vars.get(name);
+    if (!value) throw new Error(`${TESTBED_ENV} has no ${name}`);
+    return value;
+  };
+  return {
+    host1: need('TESTBED_HOST1'),
+    host2: need('TESTBED_HOST2'),
+    host1Pid: Number(need('TESTBED_HOST1_PID')),
+    host2Pid: Number(need('TESTBED_HOST2_PID')),
+    sshKeyPath: need('TESTBED_SSH_KEY'),
+    knownHostsPath: need('TESTBED_KNOWN_HOSTS'),
+    image: need('TESTBED_IMAGE'),
+  };
+}
+
+/** "root@127.0.0.2:22" -> ssh arguments. */
+function sshArgs(bed: Testbed, destination: string): string[] {
+  const match = /^(.+)@(.+):(\d+)$/.exec(destination);
+  if (!match) throw new Error(`bad destination ${destination}`);
+  return [
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    `UserKnownHostsFile=${bed.knownHostsPath}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-i',
+    bed.sshKeyPath,
+    '-p',
+    match[3]!,
+    `${match[1]}@${match[2]}`,
+  ];
+}
+
+/**
+ * Runs a shell command on a test bed host with OpenSSH, independently of the
+ * action's own SSH code, so assertions do not trust what they test.
+ */
+export async function onHost(bed: Testbed, destination: string, command: string): Promise<string> {
+  const { stdout } = await execFileAsync('ssh', [...sshArgs(bed, destination), command], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return stdout;
+}
+
+export async function onHostResult(
+  bed: Testbed,
+  destination: string,
+  command: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('ssh', [...sshArgs(bed, destination), command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export interface CounterLine {
+  n: number;
+  ms: number;
+  token: string;
+}
+
+/** Parses the workload's "<n> <epoch-ms> <token>" lines; other lines are ignored. */
+export function parseCounter(logs: string): CounterLine[] {
+  const lines: CounterLine[] = [];
+  for (const line of logs.split('\n')) {
+    const match = /^(\d+) (\d{13}) ([0-9a-f-]{36})$/.exec(line.trim());
+    if (match) lines.push({ n: Number(match[1]), ms: Number(match[2]), token: match[3]! });
+  }
+  return lines;
+}
+
+/** Largest gap between consecutive timestamps: the downtime as the workload saw it. */
+export function largestGapMs(lines: CounterLine[]): number {
+  let gap = 0;
+  for (let i = 1; i < lines.length; i++) gap = Math.max(gap, lines[i]!.ms - lines[i - 1]!.ms);
+  return gap;
+}
+
+export async function containerLogs(bed: Testbed, destination: string, name: string): Promise<string> {
+  return onHost(bed, destination, `docker logs ${name} 2>&1`);
+}
+
+/** Starts the counter workload on a host and waits until it has printed a few lines. */
+export async function startCounter(
+  bed: Testbed,
+  destination: string,
+  name: string,
+  options: { mb?: number; extraArgs?: string } = {},
+): Promise<void> {
+  await onHostResult(bed, destination, `docker rm -f ${name}`);
+  await onHost(
+    bed,
+    destination,
+    `docker run -d --name ${name} -e MB=${options.mb ?? 16} ${options.extraArgs ?? ''} ${bed.image} testbed-counter`,
+  );
+  for (let i = 0; i < 100; i++) {
+    if (parseCounter(await containerLogs(bed, destination, name)).length >= 5) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`counter ${name} on ${destination} did not start`);
+}
