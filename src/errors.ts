@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'TIMEOUT',
   'PREFLIGHT_FAILED',
   'MODE_NOT_IMPLEMENTED',
+  'CONTAINER_SHARES_NAMESPACE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -260,8 +260,7 @@ export function parseDockerInfo(stdout: string): DockerInfoFacts | undefined {
   if (serverErrors.length > 0 || !serverVersion) return undefined;
   const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
   const containerdImageStore = driverStatus.some(
-    (pair) =>
-      Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1',
+    (pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1',
   );
   const facts: DockerInfoFacts = {
     runtimes: isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],

@@ -82,7 +82,12 @@ export class DockerCli {
 
   /** Command lines of the container's processes, as `docker top` shows them. */
   async processes(id: string, step: string): Promise<string[]> {
-    const out = await this.docker(['top', id, '-o', 'args'], step);
-    return out.split('\n').slice(1).map((line) => line.trim()).filter(Boolean);
+    // docker top insists on a PID column; drop it, host PIDs differ between hosts anyway.
+    const out = await this.docker(['top', id, '-o', 'pid,args'], step);
+    return out
+      .split('\n')
+      .slice(1)
+      .map((line) => line.trim().replace(/^\d+\s+/, ''))
+      .filter(Boolean);
   }
 }

@@ -4,7 +4,8 @@ import { MigrationError } from '../errors.js';
 // prints null for empty lists and maps; the parser turns every null into an absent field.
 
 export interface ContainerState {
-  Status?: string;
+  /** "created", "running", "paused", "restarting", "removing", "exited", "dead". */
+  Status: string;
   Running: boolean;
   Paused: boolean;
   Restarting: boolean;
@@ -363,18 +364,18 @@ class Fields {
 
 function readHealth(f: Fields | undefined): HealthConfig | undefined {
   if (!f) return undefined;
-  return ({
+  return {
     Test: f.strings('Test'),
     Interval: f.number('Interval'),
     Timeout: f.number('Timeout'),
     StartPeriod: f.number('StartPeriod'),
     StartInterval: f.number('StartInterval'),
     Retries: f.number('Retries'),
-  });
+  };
 }
 
 function readImageConfig(f: Fields): ImageConfig {
-  return ({
+  return {
     User: f.string('User'),
     Env: f.strings('Env'),
     Cmd: f.strings('Cmd'),
@@ -385,20 +386,20 @@ function readImageConfig(f: Fields): ImageConfig {
     Volumes: f.keySet('Volumes'),
     StopSignal: f.string('StopSignal'),
     Healthcheck: readHealth(f.object('Healthcheck')),
-  });
+  };
 }
 
 function readContainerConfig(f: Fields): ContainerConfig {
   return {
     ...readImageConfig(f),
-    ...({
+    ...{
       Hostname: f.string('Hostname'),
       Domainname: f.string('Domainname'),
       StopTimeout: f.number('StopTimeout'),
       Tty: f.boolean('Tty'),
       OpenStdin: f.boolean('OpenStdin'),
       Image: f.string('Image'),
-    }),
+    },
   };
 }
 
@@ -407,31 +408,26 @@ function readMountSpec(f: Fields): MountSpec {
   const volume = f.object('VolumeOptions');
   const tmpfs = f.object('TmpfsOptions');
   const driver = volume?.object('DriverConfig');
-  return ({
+  return {
     Type: f.requiredString('Type'),
     Source: f.string('Source'),
     Target: f.requiredString('Target'),
     ReadOnly: f.boolean('ReadOnly'),
-    BindOptions:
-      bind &&
-      ({
-        Propagation: bind.string('Propagation'),
-        NonRecursive: bind.boolean('NonRecursive'),
-        CreateMountpoint: bind.boolean('CreateMountpoint'),
-        ReadOnlyNonRecursive: bind.boolean('ReadOnlyNonRecursive'),
-        ReadOnlyForceRecursive: bind.boolean('ReadOnlyForceRecursive'),
-      }),
-    VolumeOptions:
-      volume &&
-      ({
-        NoCopy: volume.boolean('NoCopy'),
-        Labels: volume.stringMap('Labels'),
-        Subpath: volume.string('Subpath'),
-        DriverConfig: driver && ({ Name: driver.string('Name'), Options: driver.stringMap('Options') }),
-      }),
-    TmpfsOptions:
-      tmpfs && ({ SizeBytes: tmpfs.number('SizeBytes'), Mode: tmpfs.number('Mode') }),
-  });
+    BindOptions: bind && {
+      Propagation: bind.string('Propagation'),
+      NonRecursive: bind.boolean('NonRecursive'),
+      CreateMountpoint: bind.boolean('CreateMountpoint'),
+      ReadOnlyNonRecursive: bind.boolean('ReadOnlyNonRecursive'),
+      ReadOnlyForceRecursive: bind.boolean('ReadOnlyForceRecursive'),
+    },
+    VolumeOptions: volume && {
+      NoCopy: volume.boolean('NoCopy'),
+      Labels: volume.stringMap('Labels'),
+      Subpath: volume.string('Subpath'),
+      DriverConfig: driver && { Name: driver.string('Name'), Options: driver.stringMap('Options') },
+    },
+    TmpfsOptions: tmpfs && { SizeBytes: tmpfs.number('SizeBytes'), Mode: tmpfs.number('Mode') },
+  };
 }
 
 function readPortBindings(f: Fields): Record<string, PortBinding[]> | undefined {
@@ -448,7 +444,7 @@ function readPortBindings(f: Fields): Record<string, PortBinding[]> | undefined 
     result[port] = list.map((item, i) => {
       if (!isObject(item)) return wrong(`HostConfig.PortBindings.${port}[${i}]`, 'an object');
       const b = new Fields(item, `HostConfig.PortBindings.${port}[${i}]`);
-      return ({ HostIp: b.string('HostIp'), HostPort: b.string('HostPort') });
+      return { HostIp: b.string('HostIp'), HostPort: b.string('HostPort') };
     });
   }
   return result;
@@ -463,7 +459,7 @@ function readCapabilities(f: Fields): string[][] | undefined {
 function readHostConfig(f: Fields): HostConfig {
   const restart = f.object('RestartPolicy');
   const log = f.object('LogConfig');
-  return ({
+  return {
     Binds: f.strings('Binds'),
     Mounts: f.objects('Mounts')?.map(readMountSpec),
     RestartPolicy: restart && {
@@ -503,28 +499,24 @@ function readHostConfig(f: Fields): HostConfig {
     DnsOptions: f.strings('DnsOptions'),
     Sysctls: f.stringMap('Sysctls'),
     Tmpfs: f.stringMap('Tmpfs'),
-    LogConfig: log && ({ Type: log.string('Type') ?? '', Config: log.stringMap('Config') }),
+    LogConfig: log && { Type: log.string('Type') ?? '', Config: log.stringMap('Config') },
     IpcMode: f.string('IpcMode'),
     PidMode: f.string('PidMode'),
     UTSMode: f.string('UTSMode'),
     UsernsMode: f.string('UsernsMode'),
     CgroupnsMode: f.string('CgroupnsMode'),
     CgroupParent: f.string('CgroupParent'),
-    Devices: f.objects('Devices')?.map((d) =>
-      ({
-        PathOnHost: d.requiredString('PathOnHost'),
-        PathInContainer: d.requiredString('PathInContainer'),
-        CgroupPermissions: d.string('CgroupPermissions'),
-      }),
-    ),
-    DeviceRequests: f.objects('DeviceRequests')?.map((d) =>
-      ({
-        Driver: d.string('Driver'),
-        Count: d.number('Count'),
-        DeviceIDs: d.strings('DeviceIDs'),
-        Capabilities: readCapabilities(d),
-      }),
-    ),
+    Devices: f.objects('Devices')?.map((d) => ({
+      PathOnHost: d.requiredString('PathOnHost'),
+      PathInContainer: d.requiredString('PathInContainer'),
+      CgroupPermissions: d.string('CgroupPermissions'),
+    })),
+    DeviceRequests: f.objects('DeviceRequests')?.map((d) => ({
+      Driver: d.string('Driver'),
+      Count: d.number('Count'),
+      DeviceIDs: d.strings('DeviceIDs'),
+      Capabilities: readCapabilities(d),
+    })),
     DeviceCgroupRules: f.strings('DeviceCgroupRules'),
     Runtime: f.string('Runtime'),
     GroupAdd: f.strings('GroupAdd'),
@@ -535,11 +527,11 @@ function readHostConfig(f: Fields): HostConfig {
     VolumesFrom: f.strings('VolumesFrom'),
     Links: f.strings('Links'),
     StorageOpt: f.stringMap('StorageOpt'),
-  });
+  };
 }
 
 function readMountPoint(f: Fields): MountPoint {
-  return ({
+  return {
     Type: f.requiredString('Type'),
     Name: f.string('Name'),
     Source: f.string('Source') ?? '',
@@ -548,43 +540,41 @@ function readMountPoint(f: Fields): MountPoint {
     Mode: f.string('Mode') ?? '',
     RW: f.requiredBoolean('RW'),
     Propagation: f.string('Propagation') ?? '',
-  });
+  };
 }
 
 function readEndpoint(f: Fields | undefined): EndpointSettings {
   if (!f) return {};
   const ipam = f.object('IPAMConfig');
-  return ({
+  return {
     Aliases: f.strings('Aliases'),
-    IPAMConfig:
-      ipam &&
-      ({
-        IPv4Address: ipam.string('IPv4Address'),
-        IPv6Address: ipam.string('IPv6Address'),
-        LinkLocalIPs: ipam.strings('LinkLocalIPs'),
-      }),
+    IPAMConfig: ipam && {
+      IPv4Address: ipam.string('IPv4Address'),
+      IPv6Address: ipam.string('IPv6Address'),
+      LinkLocalIPs: ipam.strings('LinkLocalIPs'),
+    },
     NetworkID: f.string('NetworkID'),
     IPAddress: f.string('IPAddress'),
     MacAddress: f.string('MacAddress'),
     DriverOpts: f.stringMap('DriverOpts'),
-  });
+  };
 }
 
 function readContainer(f: Fields): ContainerInspect {
   const state = f.requiredObject('State');
   const graph = f.object('GraphDriver');
   const networks = f.object('NetworkSettings')?.objectEntries('Networks') ?? [];
-  return ({
+  return {
     Id: f.requiredString('Id'),
     Name: f.requiredString('Name'),
-    State: ({
-      Status: state.string('Status'),
+    State: {
+      Status: state.requiredString('Status'),
       Running: state.requiredBoolean('Running'),
       Paused: state.requiredBoolean('Paused'),
       Restarting: state.requiredBoolean('Restarting'),
       Pid: state.number('Pid'),
       StartedAt: state.string('StartedAt'),
-    }),
+    },
     RestartCount: f.number('RestartCount') ?? 0,
     Image: f.requiredString('Image'),
     Config: readContainerConfig(f.requiredObject('Config')),
@@ -592,7 +582,7 @@ function readContainer(f: Fields): ContainerInspect {
     Mounts: f.objects('Mounts')?.map(readMountPoint) ?? [],
     NetworkSettings: { Networks: Object.fromEntries(networks.map(([name, ep]) => [name, readEndpoint(ep)])) },
     GraphDriver: graph && { Name: graph.string('Name') ?? '', Data: graph.stringMap('Data') ?? {} },
-  });
+  };
 }
 
 function parseFirst<T>(json: string, what: string, read: (f: Fields) => T): T {
@@ -612,9 +602,13 @@ function parseFirst<T>(json: string, what: string, read: (f: Fields) => T): T {
     return read(new Fields(first, ''));
   } catch (error) {
     if (!(error instanceof InspectShapeError)) throw error;
-    throw new MigrationError('COMMAND_FAILED', `${what} printed JSON of an unexpected shape: ${error.message}`, {
-      cause: error,
-    });
+    throw new MigrationError(
+      'COMMAND_FAILED',
+      `${what} printed JSON of an unexpected shape: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -11,11 +11,22 @@ const KILL_GRACE_MS = 3_000;
  */
 const PIPE_CLOSE_GRACE_MS = 10_000;
 
+export interface LocalHostOptions {
+  pipeCloseGraceMs?: number;
+}
+
 /** The runner itself, as a host. Commands run as `sh -c`. */
 export class LocalHost implements Host {
   readonly address = 'local';
 
-  constructor(readonly role: string) {}
+  private readonly pipeCloseGraceMs: number;
+
+  constructor(
+    readonly role: string,
+    options: LocalHostOptions = {},
+  ) {
+    this.pipeCloseGraceMs = options.pipeCloseGraceMs ?? PIPE_CLOSE_GRACE_MS;
+  }
 
   async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
     const child = startShell(command);
@@ -35,7 +46,7 @@ export class LocalHost implements Host {
       }, options.timeoutMs);
     }
 
-    const ended = waitForEnd(child);
+    const ended = waitForEnd(child, this.pipeCloseGraceMs);
     child.stdin.end(options.input ?? '');
     const end = await ended;
     if (timer) clearTimeout(timer);
@@ -99,7 +110,7 @@ interface ShellEnd {
   startError?: string;
 }
 
-function waitForEnd(child: ChildProcessWithoutNullStreams): Promise<ShellEnd> {
+function waitForEnd(child: ChildProcessWithoutNullStreams, pipeCloseGraceMs: number): Promise<ShellEnd> {
   return new Promise((resolve) => {
     let pipeTimer: NodeJS.Timeout | undefined;
     const finish = (end: ShellEnd): void => {
@@ -113,7 +124,7 @@ function waitForEnd(child: ChildProcessWithoutNullStreams): Promise<ShellEnd> {
         child.stdout.destroy();
         child.stderr.destroy();
         finish({ exitCode: code, signal });
-      }, PIPE_CLOSE_GRACE_MS);
+      }, pipeCloseGraceMs);
       pipeTimer.unref();
     });
   });

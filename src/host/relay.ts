@@ -39,10 +39,10 @@ export function hashedProducer(command: string): string {
     'd=$(mktemp -d) || exit 1',
     'mkfifo "$d/f" || exit 1',
     'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `{ ${command}; echo $? >"$d/rc"; } | tee "$d/f"`,
+    `{ (${command}); echo $? >"$d/rc"; } | tee "$d/f"`,
     'wait $h',
     `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-    'rc=$(cat "$d/rc")',
+    'rc=$(cat "$d/rc" 2>/dev/null) || rc=1',
     'rm -rf "$d"',
     'exit "$rc"',
   ].join('\n');
@@ -54,7 +54,7 @@ export function hashedConsumer(command: string): string {
     'd=$(mktemp -d) || exit 1',
     'mkfifo "$d/f" || exit 1',
     'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `tee "$d/f" | { ${command}; }`,
+    `tee "$d/f" | (${command})`,
     'rc=$?',
     'wait $h',
     `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
@@ -163,11 +163,12 @@ export async function streamBetween(
       detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
     });
   };
-  if (producerExit.exitCode !== 0) {
-    fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
-  }
+  // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
   if (consumerExit.exitCode !== 0) {
     fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
+  }
+  if (producerExit.exitCode !== 0) {
+    fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
   }
   if (streamError !== undefined) fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
 

@@ -101,10 +101,6 @@ export class SshHost implements Host {
   ) {
     for (const side of [target, jump]) {
       side?.client.on('close', () => this.onConnectionClosed(side));
-      // ssh2 reports a dropped connection as 'error' then 'close'; 'close' decides.
-      side?.client.on('error', (error) => {
-        side.lastError = error;
-      });
     }
   }
 
@@ -121,10 +117,12 @@ export class SshHost implements Host {
   async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
     // Without input, stdin comes from /dev/null on the far side, so the channel
     // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
-    const remote = options.input === undefined ? `sh -c ${shellQuote([command])} </dev/null` : undefined;
-    const channel = await this.exec(remote ?? `sh -c ${shellQuote([command])}`);
+    const quoted = `sh -c ${shellQuote([command])}`;
+    const channel = await this.exec(options.input === undefined ? `${quoted} </dev/null` : quoted);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
+    // The outcome comes from 'close'; a stream error must not go unhandled.
+    channel.on('error', () => {});
     channel.on('data', (chunk: Buffer) => stdout.push(chunk));
     channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     const ended = channelEnd(channel);
@@ -212,6 +210,14 @@ export class SshHost implements Host {
   }
 
   private channelError(error: unknown): MigrationError {
+    // ssh2's words for a connection that is going away before 'close' arrives.
+    if (/^(Not connected|No response from server)$/.test(errorMessage(error))) {
+      return new MigrationError('SSH_DISCONNECTED', `the SSH connection is gone: ${errorMessage(error)}`, {
+        host: this.label,
+        cause: error,
+        remedy: 'check the network between the runner and the host, and the host sshd logs',
+      });
+    }
     return new MigrationError(
       'COMMAND_FAILED',
       `could not start a command over SSH: ${errorMessage(error)}`,
@@ -359,6 +365,11 @@ function openClient(params: ClientParams): Promise<OpenClient> {
       };
       client.once('close', () => {
         open.closed = true;
+      });
+      // From now on a dropped connection shows as 'error' then 'close'; 'close'
+      // decides, and an 'error' without a listener would crash the process.
+      client.on('error', (error) => {
+        open.lastError = error;
       });
       resolve(open);
     };
@@ -531,8 +542,16 @@ export function channelEnd(channel: ChannelEvents): Promise<ChannelEnd> {
   });
 }
 
-/** SIGTERM (which sudo relays), then SIGKILL and closing the channel. */
+/**
+ * SIGTERM (which sudo relays), then SIGKILL and closing the channel. ssh2
+ * cannot signal once our side of stdin has ended, so then close at once:
+ * the command loses its pipes and dies on its next read or write.
+ */
 function stopChannel(channel: ClientChannel): void {
+  if (!channel.writable) {
+    channel.close();
+    return;
+  }
   trySignal(channel, 'TERM');
   const escalate = setTimeout(() => {
     trySignal(channel, 'KILL');

@@ -66,7 +66,7 @@ export async function stage(
   ctx.checkDeadline('stage');
 
   const targetName = containerName(container);
-  const args = buildCreateArgs(container, { name: targetName, image: imageRef });
+  const args = buildCreateArgs(await withoutImageEnv(ctx, container), { name: targetName, image: imageRef });
   const targetContainerId = await ctx.targetDocker.create(args, 'stage');
   onCreated(targetContainerId);
   const created = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
@@ -87,4 +87,23 @@ export async function stage(
     targetUpperDir: upper,
     targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
   };
+}
+
+/**
+ * Docker puts the image's environment first and the container's own after it.
+ * Passing the image's entries again would reorder them on the target, so only
+ * the container's own entries are given to docker create.
+ */
+async function withoutImageEnv(ctx: MigrationContext, container: ContainerInspect): Promise<ContainerInspect> {
+  const result = await ctx.source.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{json .Config.Env}}', container.Image]));
+  let imageEnv: unknown;
+  try {
+    imageEnv = JSON.parse(result.stdout);
+  } catch {
+    return container;
+  }
+  if (!Array.isArray(imageEnv)) return container;
+  const inherited = new Set(imageEnv.filter((entry): entry is string => typeof entry === 'string'));
+  const own = (container.Config.Env ?? []).filter((entry) => !inherited.has(entry));
+  return { ...container, Config: { ...container.Config, Env: own } };
 }

@@ -27,7 +27,7 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
     ];
   }
   const name = container.Name.replace(/^\//, '');
-  const state = container.State.Paused ? 'paused' : container.State.Status;
+  const state = container.State.Paused ? 'paused' : (container.State.Status ?? 'unknown');
   const checks: Check[] = [
     {
       host: 'source',

@@ -136,3 +136,20 @@ export async function startCounter(
   }
   throw new Error(`counter ${name} on ${destination} did not start`);
 }
+
+/** Polls a container's logs until the pattern shows up; fails after timeoutMs. */
+export async function waitForLog(
+  bed: Testbed,
+  destination: string,
+  name: string,
+  pattern: RegExp,
+  timeoutMs = 15_000,
+): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const logs = await containerLogs(bed, destination, name);
+    if (pattern.test(logs)) return logs;
+    if (Date.now() > until) throw new Error(`${name} on ${destination}: ${pattern} not in its logs after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}

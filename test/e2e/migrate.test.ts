@@ -1,0 +1,125 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runAction } from './run-action.js';
+import {
+  containerLogs,
+  largestGapMs,
+  loadTestbed,
+  onHost,
+  onHostResult,
+  parseCounter,
+  startCounter,
+  type Testbed,
+  waitForLog,
+} from './testbed.js';
+
+let bed: Testbed;
+
+function baseInputs(source: string, target: string, container: string): Record<string, string> {
+  return {
+    mode: 'migrate',
+    container,
+    source,
+    target,
+    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    'verify-log-pattern': '^\\d+ \\d{13} ',
+    'verify-timeout': '20',
+    timeout: '10',
+  };
+}
+
+async function inspect(host: string, name: string): Promise<Record<string, never> & { [key: string]: unknown }> {
+  return JSON.parse(await onHost(bed, host, `docker inspect ${name}`))[0];
+}
+
+beforeAll(() => {
+  bed = loadTestbed();
+});
+
+describe('migrate mode on the two-host test bed', () => {
+  const name = 'e2e-counter';
+
+  it('moves a running counter from host 1 to host 2 and back, state and configuration intact', async () => {
+    // Host 2 starts empty, so the image has to travel.
+    await onHostResult(bed, bed.host2, `docker ps -aq | xargs -r docker rm -f; docker rmi ${bed.image}`);
+    await startCounter(bed, bed.host1, name, {
+      mb: 64,
+      extraArgs: '--label team=batch --label tier=gold -e JOB=nightly --restart unless-stopped --workdir /tmp',
+    });
+    const before = await inspect(bed.host1, name);
+
+    const run = await runAction(baseInputs(bed.host1, bed.host2, name));
+    expect(run.stderr).toBe('');
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+
+    // The counter continued on host 2: same token, next number, memory intact.
+    const sourceLines = parseCounter(await containerLogs(bed, bed.host1, name));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const targetLog = await containerLogs(bed, bed.host2, name);
+    const targetLines = parseCounter(targetLog);
+    const last = sourceLines.at(-1)!;
+    const first = targetLines[0]!;
+    expect(first.token).toBe(last.token);
+    expect(first.n).toBe(last.n + 1);
+    expect(targetLines.length).toBeGreaterThan(3);
+    const downtime = largestGapMs([...sourceLines, ...targetLines]);
+    const phases = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8')).timings;
+    console.log(`workload-measured downtime host1->host2: ${downtime} ms; action: ${JSON.stringify(phases)}`);
+
+    // The source is kept, stopped, and can no longer restart by itself.
+    const source = await inspect(bed.host1, name);
+    expect(source.State).toMatchObject({ Running: false, Paused: false });
+    expect(source.HostConfig).toMatchObject({ RestartPolicy: { Name: 'no' } });
+
+    // The target carries the original configuration, not an import's.
+    const target = await inspect(bed.host2, name);
+    const pick = (c: Record<string, unknown>) => {
+      const config = c.Config as Record<string, unknown>;
+      const host = c.HostConfig as Record<string, unknown>;
+      return { Cmd: config.Cmd, Env: config.Env, Labels: config.Labels, WorkingDir: config.WorkingDir, Image: config.Image, Restart: host.RestartPolicy };
+    };
+    expect(pick(target)).toEqual(pick(before));
+    expect(target.Id).toBe(run.outputs['target-container-id']);
+    expect(target.State).toMatchObject({ Running: true, Restarting: false });
+    expect(target.RestartCount).toBe(0);
+
+    // Outputs, metadata and summary.
+    expect(Number(run.outputs['downtime-ms'])).toBeGreaterThan(0);
+    expect(Number(run.outputs['duration-ms'])).toBeGreaterThanOrEqual(Number(run.outputs['downtime-ms']));
+    expect(Number(run.outputs['checkpoint-bytes'])).toBeGreaterThan(64 * 1024 * 1024);
+    expect(Number(run.outputs['transferred-bytes'])).toBeGreaterThan(Number(run.outputs['checkpoint-bytes']));
+    const metadataPath = run.outputs['metadata-path']!;
+    expect(existsSync(metadataPath)).toBe(true);
+    expect(statSync(metadataPath).size).toBeLessThan(64 * 1024);
+    const metadata = JSON.parse(readFileSync(metadataPath, 'utf8'));
+    expect(metadata.run.status).toBe('succeeded');
+    expect(metadata.checkpoint.streams.image.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(metadata.hosts.target.criu).toMatch(/^4\./);
+    expect(run.summary).toContain(name);
+    expect(run.summary).toMatch(/succeeded/);
+
+    // Nothing left behind: no memory images on either host.
+    expect(await onHost(bed, bed.host1, `ls /var/lib/criu-migrate/${run.outputs['checkpoint-name']}`)).toBe('state.json\n');
+    expect(
+      await onHost(bed, bed.host2, `ls /var/lib/docker/containers/${target.Id}/checkpoints/ 2>/dev/null | wc -l`),
+    ).toBe('0\n');
+
+    // A restored container migrates again: back to host 1 (name there must be free).
+    await onHost(bed, bed.host1, `docker rm ${name}`);
+    const back = await runAction(baseInputs(bed.host2, bed.host1, name));
+    expect(back.exitCode, back.stdout).toBe(0);
+    expect(back.outputs.status).toBe('succeeded');
+    expect(back.stdout).toContain('target already has image');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const hostTwoLines = parseCounter(await containerLogs(bed, bed.host2, name));
+    const backLines = parseCounter(await containerLogs(bed, bed.host1, name));
+    expect(backLines[0]!.token).toBe(last.token);
+    expect(backLines[0]!.n).toBe(hostTwoLines.at(-1)!.n + 1);
+    // The 64 MiB value held in memory came along intact.
+    await waitForLog(bed, bed.host1, name, /^len 67108864$/m);
+    await onHostResult(bed, bed.host1, `docker rm -f ${name}`);
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+  });
+});

@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { MigrationError } from '../../src/errors.js';
+import type { Host } from '../../src/host/host.js';
+import { LocalHost } from '../../src/host/local-host.js';
+import { hashedConsumer, hashedProducer, parseHostSum, streamBetween } from '../../src/host/relay.js';
+
+const log = { lines: [] as string[], info(message: string) { this.lines.push(message); } };
+const from = new LocalHost('source');
+const to = new LocalHost('target');
+
+describe('hashed producer and consumer wrappers', () => {
+  it('prints the sha256 of what the producer wrote and keeps its exit status', async () => {
+    const ok = await from.run(hashedProducer('printf hello'));
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toBe('hello');
+    expect(parseHostSum(ok.stderr)).toBe(createHash('sha256').update('hello').digest('hex'));
+    const failed = await from.run(hashedProducer('printf partial; exit 3'));
+    expect(failed.exitCode).toBe(3);
+  });
+
+  it('hashes what the consumer received before the command read it', async () => {
+    const result = await to.run(hashedConsumer('wc -c'), { input: 'abc' });
+    expect(result.stdout.trim()).toBe('3');
+    expect(parseHostSum(result.stderr)).toBe(createHash('sha256').update('abc').digest('hex'));
+  });
+});
+
+describe('streamBetween', () => {
+  it('moves a large stream and agrees on its checksum at all three points', async () => {
+    const result = await streamBetween(from, 'head -c 50000000 /dev/urandom', to, 'cat >/dev/null', {
+      label: 'test',
+      step: 'transfer',
+      log,
+      progressSeconds: 0.05,
+    });
+    expect(result.bytes).toBe(50_000_000);
+    expect(result.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(log.lines.at(-1)).toMatch(/test: 47\.7 MiB in .* verified on both hosts/);
+  });
+
+  it.each([
+    ['the producer fails', 'printf x; echo boom >&2; exit 4', 'cat >/dev/null', /sending command failed \(exit 4\)/, 'source'],
+    ['the consumer fails', 'head -c 1000000 /dev/zero', 'head -c 10 >/dev/null; echo nope >&2; exit 5', /receiving command failed \(exit 5\)/, 'target'],
+  ])('names the host when %s', async (_case, produce, consume, message, role) => {
+    const error = await streamBetween(from, produce, to, consume, { label: 'x', step: 'transfer', log }).catch(
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(MigrationError);
+    const failure = error as MigrationError;
+    expect(failure.code).toBe('TRANSFER_FAILED');
+    expect(failure.message).toMatch(message);
+    expect(failure.host).toContain(role);
+    expect(failure.detail).toMatch(/boom|nope/);
+  });
+
+  it('refuses a stream whose bytes changed on the way', async () => {
+    // A target whose input is altered before its own hashing: corruption in transit.
+    const corrupting: Host = {
+      role: 'target',
+      address: 'local',
+      run: (command, options) => to.run(command, options),
+      spawn: (command) => to.spawn(`tr a b | { ${command}; }`),
+      close: () => to.close(),
+    };
+    const error = await streamBetween(from, 'printf abc', corrupting, 'cat >/dev/null', {
+      label: 'x',
+      step: 'transfer',
+      log,
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).code).toBe('CHECKSUM_MISMATCH');
+    expect((error as MigrationError).detail).toMatch(/seen by the runner: [0-9a-f]{64}/);
+  });
+});
