@@ -55449,7 +55449,9 @@ class MigrationError extends Error {
     }
     /** One block an operator can read in a log: code, where, what, what to do. */
     describe() {
-        const where = [this.step && `step ${this.step}`, this.host && `on ${this.host}`].filter(Boolean).join(' ');
+        const where = [this.step && `step ${this.step}`, this.host && `on ${this.host}`]
+            .filter(Boolean)
+            .join(' ');
         const lines = [`${this.code}: ${this.message}${where ? ` (${where})` : ''}`];
         if (this.detail)
             lines.push(this.detail);
@@ -56001,16 +56003,16 @@ class Fields {
     requiredBoolean(key) {
         return this.boolean(key) ?? wrong(this.where(key), 'true or false');
     }
-    /** Also takes a single string: the API accepts both for Cmd and Entrypoint. */
     strings(key) {
         const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (typeof value === 'string')
-            return [value];
-        if (isStringList(value))
+        if (value === undefined || isStringList(value))
             return value;
         return wrong(this.where(key), 'a list of strings');
+    }
+    /** Cmd, Entrypoint and Healthcheck.Test: the API takes a single string for them too. */
+    command(key) {
+        const value = this.at(key);
+        return typeof value === 'string' ? [value] : this.strings(key);
     }
     stringMap(key) {
         const value = this.at(key);
@@ -56076,7 +56078,7 @@ function readHealth(f) {
     if (!f)
         return undefined;
     return {
-        Test: f.strings('Test'),
+        Test: f.command('Test'),
         Interval: f.number('Interval'),
         Timeout: f.number('Timeout'),
         StartPeriod: f.number('StartPeriod'),
@@ -56088,8 +56090,8 @@ function readImageConfig(f) {
     return {
         User: f.string('User'),
         Env: f.strings('Env'),
-        Cmd: f.strings('Cmd'),
-        Entrypoint: f.strings('Entrypoint'),
+        Cmd: f.command('Cmd'),
+        Entrypoint: f.command('Entrypoint'),
         WorkingDir: f.string('WorkingDir'),
         Labels: f.stringMap('Labels'),
         ExposedPorts: f.keySet('ExposedPorts'),
@@ -56269,12 +56271,14 @@ function readEndpoint(f) {
     };
 }
 function readContainer(f) {
+    const id = f.requiredString('Id');
+    const name = f.requiredString('Name');
     const state = f.requiredObject('State');
     const graph = f.object('GraphDriver');
     const networks = f.object('NetworkSettings')?.objectEntries('Networks') ?? [];
     return {
-        Id: f.requiredString('Id'),
-        Name: f.requiredString('Name'),
+        Id: id,
+        Name: name,
         State: {
             Status: state.requiredString('Status'),
             Running: state.requiredBoolean('Running'),
@@ -56462,7 +56466,11 @@ class MigrationJournal {
         };
         this.states.set(host, state);
         const dir = stateDir(this.checkpointName);
-        await runChecked(host, `mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/state.json.new`])} && mv ${shellQuote([`${dir}/state.json.new`, `${dir}/state.json`])}`, { step: patch.phase ?? state.phase, what: 'writing the migration record', options: { input: `${JSON.stringify(state, null, 2)}\n` } });
+        await runChecked(host, `mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/state.json.new`])} && mv ${shellQuote([`${dir}/state.json.new`, `${dir}/state.json`])}`, {
+            step: patch.phase ?? state.phase,
+            what: 'writing the migration record',
+            options: { input: `${JSON.stringify(state, null, 2)}\n` },
+        });
     }
 }
 
@@ -56547,7 +56555,9 @@ function restartPolicyText(container) {
     const policy = container.HostConfig.RestartPolicy;
     if (!policy?.Name)
         return 'no';
-    return policy.Name === 'on-failure' && policy.MaximumRetryCount ? `on-failure:${policy.MaximumRetryCount}` : policy.Name;
+    return policy.Name === 'on-failure' && policy.MaximumRetryCount
+        ? `on-failure:${policy.MaximumRetryCount}`
+        : policy.Name;
 }
 /**
  * The target is verified: retire the frozen source without letting it run
@@ -57419,7 +57429,9 @@ async function preflight(ctx) {
         ctx.sourceDocker.inspectContainer(ref, 'preflight'),
     ]);
     const name = container ? container.Name.replace(/^\//, '') : ref;
-    const targetNameTaken = container ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined : false;
+    const targetNameTaken = container
+        ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined
+        : false;
     const checks = [
         ...evaluateCompatibility({ source, target }, { kernelPolicy: ctx.settings.kernelPolicy }),
         ...evaluateContainer({ ref, container, targetNameTaken }),
@@ -57442,32 +57454,57 @@ async function preflight(ctx) {
 
 
 
-
 /** `docker start --checkpoint`: CRIU restores the frozen processes inside the staged container. */
 async function restore(ctx, staged) {
     const started = ctx.clock();
+    const before = await containerdCopies(ctx);
     try {
         await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
     }
     catch (error) {
-        const failure = asMigrationError(error, 'RESTORE_FAILED', { step: 'restore', host: describeHost(ctx.target) });
-        const log = await findRestoreLog(ctx, staged.targetContainerId);
+        await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
+        const failure = asMigrationError(error, 'RESTORE_FAILED', {
+            step: 'restore',
+            host: describeHost(ctx.target),
+        });
         throw new MigrationError('RESTORE_FAILED', `the target could not restore the checkpoint: ${failure.message}`, {
             step: 'restore',
             host: describeHost(ctx.target),
-            detail: [failure.detail, log].filter(Boolean).join('\n'),
-            remedy: 'read the CRIU lines above; the source was resumed and nothing was left on the target',
+            // containerd deletes the task directory, CRIU's restore.log with it, when a restore fails.
+            detail: failure.detail,
+            remedy: "run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions; the source was resumed and nothing was left on the target",
             cause: error,
         });
     }
     const runningAt = ctx.clock();
+    await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
     return { restoreMs: runningAt - started, runningAt };
 }
-/** containerd leaves CRIU's restore.log in the task's work directory; its path varies by version. */
-async function findRestoreLog(ctx, containerId) {
-    const found = await ctx.target.run(`find /run/docker/containerd /var/run/docker/containerd /run/containerd /var/lib/docker/containerd -path ${shellQuote([`*${containerId}*`])} -name restore.log 2>/dev/null | head -n 1`);
-    const path = found.stdout.trim();
-    return path ? criuLogErrors(ctx.target, path) : '';
+// containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
+// restore and never removes it: a full copy of the memory image per restore.
+const CONTAINERD_COPY_GLOB = '/tmp/ctrd-checkpoint*';
+async function containerdCopies(ctx) {
+    const listed = await ctx.target.run(`ls -d ${CONTAINERD_COPY_GLOB} 2>/dev/null || true`);
+    return new Set(listed.stdout.split('\n').filter(Boolean));
+}
+/** The copies this restore left, recognised by CRIU's inventory (unique per dump) so another restore's stay. */
+async function ourContainerdCopies(ctx, staged, before) {
+    const fresh = [...(await containerdCopies(ctx))].filter((dir) => !before.has(dir));
+    if (fresh.length === 0)
+        return [];
+    const inventory = `${staged.targetCheckpointDir}/inventory.img`;
+    const script = fresh
+        .map((dir) => `if cmp -s ${shellQuote([`${dir}/inventory.img`, inventory])}; then echo ${shellQuote([dir])}; fi`)
+        .join('\n');
+    const result = await ctx.target.run(script);
+    return result.stdout.split('\n').filter(Boolean);
+}
+async function removeDirs(ctx, dirs) {
+    if (dirs.length === 0)
+        return;
+    const result = await ctx.target.run(`rm -rf ${shellQuote(dirs)}`);
+    if (result.exitCode !== 0)
+        ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/rollback.ts
@@ -57544,7 +57581,6 @@ const DEFAULT_IPC_MODES = new Set(['', 'private']);
 const DEFAULT_LOG_DRIVER = 'json-file';
 const DEFAULT_RUNTIME = 'runc';
 const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
-const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none', 'default']);
 function sameList(a, b) {
     const x = a ?? [];
     const y = b ?? [];
@@ -57654,6 +57690,9 @@ function isInlineSeccompProfile(option) {
 /** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
 function extraNetworks(inspect) {
     const primary = inspect.HostConfig.NetworkMode ?? 'default';
+    // Joined to another container's namespace, the endpoints listed are that container's.
+    if (sharesNamespace(primary))
+        return [];
     return Object.keys(inspect.NetworkSettings.Networks).filter((name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)));
 }
 function userAliases(inspect, network, newName) {
@@ -57710,9 +57749,9 @@ function healthArgs(health, image) {
     const args = [];
     if (test[0] === 'CMD-SHELL' && test[1] !== undefined)
         args.push('--health-cmd', test[1]);
-    // The CLI has no flag for the exec form; the shell form is closer than the image's check
-    // (unsupportedSettings reports it).
-    else if (test[0] === 'CMD' && test.length > 1)
+    // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
+    // the closest; not known, it most likely is the image's, which comes back by itself.
+    else if (test[0] === 'CMD' && test.length > 1 && image)
         args.push('--health-cmd', shellQuote(test.slice(1)));
     else if (test.length > 0)
         return [];
@@ -57957,7 +57996,7 @@ function unsupportedSettings(inspect, imageConfig) {
     if ((host.VolumesFrom ?? []).length > 0) {
         found.push(`HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`);
     }
-    const extra = extraNetworks(inspect).filter((name) => !BUILTIN_NETWORKS.has(name) || name === 'bridge');
+    const extra = extraNetworks(inspect);
     if (extra.length > 0) {
         found.push(`NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`);
     }
@@ -57972,7 +58011,10 @@ function unsupportedSettings(inspect, imageConfig) {
     const health = inspect.Config.Healthcheck;
     const test = health?.Test ?? [];
     if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
-        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; recreated in the shell form, which needs /bin/sh in the image)`);
+        const outcome = imageConfig
+            ? 'recreated in the shell form, which needs /bin/sh in the image'
+            : "left to the image's HEALTHCHECK";
+        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
     }
     return found;
 }
@@ -58130,7 +58172,7 @@ async function streamBetween(from, produce, to, consume, options) {
             step: options.step,
             host: describeHost(to),
             detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
-            remedy: 'run the migration again; if it repeats, check the hosts\' disks and memory',
+            remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
         });
     }
     const seconds = Math.max(ms, 1) / 1000;
@@ -58139,6 +58181,7 @@ async function streamBetween(from, produce, to, consume, options) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/stage.ts
+
 
 
 
@@ -58180,7 +58223,13 @@ async function stage(ctx, container, targetDockerRoot, onCreated) {
     }
     ctx.checkDeadline('stage');
     const targetName = stage_containerName(container);
-    const args = buildCreateArgs(await withoutImageEnv(ctx, container), { name: targetName, image: imageRef });
+    // With the image's own config, settings the container merely inherited are left to the image.
+    const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', container.Image]), {
+        step: 'stage',
+        what: 'docker image inspect',
+    });
+    const imageConfig = parseImageInspect(image.stdout).Config;
+    const args = buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig });
     const targetContainerId = await ctx.targetDocker.create(args, 'stage');
     onCreated(targetContainerId);
     const created = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
@@ -58202,26 +58251,6 @@ async function stage(ctx, container, targetDockerRoot, onCreated) {
         targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
     };
 }
-/**
- * Docker puts the image's environment first and the container's own after it.
- * Passing the image's entries again would reorder them on the target, so only
- * the container's own entries are given to docker create.
- */
-async function withoutImageEnv(ctx, container) {
-    const result = await ctx.source.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{json .Config.Env}}', container.Image]));
-    let imageEnv;
-    try {
-        imageEnv = JSON.parse(result.stdout);
-    }
-    catch {
-        return container;
-    }
-    if (!Array.isArray(imageEnv))
-        return container;
-    const inherited = new Set(imageEnv.filter((entry) => typeof entry === 'string'));
-    const own = (container.Config.Env ?? []).filter((entry) => !inherited.has(entry));
-    return { ...container, Config: { ...container.Config, Env: own } };
-}
 
 ;// CONCATENATED MODULE: ./src/phases/transfer.ts
 
@@ -58229,7 +58258,12 @@ async function withoutImageEnv(ctx, container) {
 
 
 // GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
-const LAYER_TAR = ['--numeric-owner', '--xattrs', '--xattrs-include=trusted.*', '--xattrs-include=security.*'];
+const LAYER_TAR = [
+    '--numeric-owner',
+    '--xattrs',
+    '--xattrs-include=trusted.*',
+    '--xattrs-include=security.*',
+];
 /**
  * Moves the frozen state: CRIU's images into the target container's
  * checkpoint directory (the only place `docker start --checkpoint` reads),
@@ -58283,7 +58317,7 @@ async function verify(ctx, staged, sourceInit) {
             step: 'verify',
             host: describeHost(ctx.target),
             detail,
-            remedy: 'the source was resumed; look at the target container\'s logs from this run and at the pattern',
+            remedy: "the source was resumed; look at the target container's logs from this run and at the pattern",
         });
     };
     const pattern = ctx.settings.verifyLogPattern;
@@ -58454,7 +58488,11 @@ async function migrate(deps) {
         const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, checked.container, staged)));
         plan.sourcePaused = false;
         await Promise.all([
-            record(source, 'source', { phase: 'finalize', status: 'done', sourceRestartPolicy: retired.sourceRestartPolicy }),
+            record(source, 'source', {
+                phase: 'finalize',
+                status: 'done',
+                sourceRestartPolicy: retired.sourceRestartPolicy,
+            }),
             record(target, 'target', { phase: 'finalize', status: 'done' }),
         ]);
     }
@@ -59380,8 +59418,7 @@ async function applySudo(host) {
 
 ;// CONCATENATED MODULE: ./src/phases/connect.ts
 
-
-/** Opens both hosts in parallel; a host that fails closes the other. */
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
 async function connectHosts(settings, warn) {
     if (!settings.target)
         throw new Error('connectHosts needs a target');
@@ -59394,8 +59431,6 @@ async function connectHosts(settings, warn) {
         await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
         throw source.status === 'rejected' ? source.reason : target.reason;
     }
-    if (settings.sudo)
-        await Promise.all([checkSudo(source.value), checkSudo(target.value)]);
     return { source: source.value, target: target.value };
 }
 
@@ -59618,7 +59653,9 @@ async function report(settings, metadata) {
         await writeSummary(summary, metadata);
     if (settings.uploadArtifact) {
         // The upload itself arrives with the artifacts issue; say so rather than pretend.
-        const why = process.env.ACTIONS_RUNTIME_TOKEN ? 'artifact upload is not built yet' : 'no ACTIONS_RUNTIME_TOKEN';
+        const why = process.env.ACTIONS_RUNTIME_TOKEN
+            ? 'artifact upload is not built yet'
+            : 'no ACTIONS_RUNTIME_TOKEN';
         info(`artifact upload skipped (${why}); metadata is at ${path}`);
     }
 }

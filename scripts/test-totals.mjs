@@ -12,6 +12,7 @@ for (const file of readdirSync(dir).filter((name) => name.endsWith('.json'))) {
   failed += report.numFailedTests ?? 0;
   skipped += (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
   // A file that fails to load has no failed test but must still count.
-  if ((report.numFailedTestSuites ?? 0) > 0 && (report.numFailedTests ?? 0) === 0) failed += report.numFailedTestSuites;
+  if ((report.numFailedTestSuites ?? 0) > 0 && (report.numFailedTests ?? 0) === 0)
+    failed += report.numFailedTestSuites;
 }
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);

@@ -77,7 +77,9 @@ export class MigrationError extends Error {
 
   /** One block an operator can read in a log: code, where, what, what to do. */
   describe(): string {
-    const where = [this.step && `step ${this.step}`, this.host && `on ${this.host}`].filter(Boolean).join(' ');
+    const where = [this.step && `step ${this.step}`, this.host && `on ${this.host}`]
+      .filter(Boolean)
+      .join(' ');
     const lines = [`${this.code}: ${this.message}${where ? ` (${where})` : ''}`];
     if (this.detail) lines.push(this.detail);
     if (this.remedy) lines.push(`What to do: ${this.remedy}`);
@@ -91,7 +93,11 @@ export function errorMessage(error: unknown): string {
 }
 
 /** Wraps anything thrown into a MigrationError, keeping one that already is. */
-export function asMigrationError(error: unknown, code: ErrorCode, context: ErrorContext = {}): MigrationError {
+export function asMigrationError(
+  error: unknown,
+  code: ErrorCode,
+  context: ErrorContext = {},
+): MigrationError {
   if (error instanceof MigrationError) return error;
   return new MigrationError(code, errorMessage(error), { ...context, cause: error });
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import * as core from '@actions/core';
-import { MigrationError, errorMessage } from './errors.js';
+import { errorMessage, MigrationError } from './errors.js';
 import type { Host } from './host/host.js';
 import { getInputs, secretsToMask } from './inputs.js';
 import { migrate } from './migrate.js';
@@ -36,7 +36,9 @@ async function report(settings: Settings, metadata: MigrationMetadata): Promise<
   if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
   if (settings.uploadArtifact) {
     // The upload itself arrives with the artifacts issue; say so rather than pretend.
-    const why = process.env.ACTIONS_RUNTIME_TOKEN ? 'artifact upload is not built yet' : 'no ACTIONS_RUNTIME_TOKEN';
+    const why = process.env.ACTIONS_RUNTIME_TOKEN
+      ? 'artifact upload is not built yet'
+      : 'no ACTIONS_RUNTIME_TOKEN';
     core.info(`artifact upload skipped (${why}); metadata is at ${path}`);
   }
 }
@@ -62,7 +64,10 @@ export async function run(): Promise<void> {
     const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
     await report(settings, outcome.metadata);
     if (outcome.error) core.setFailed(outcome.error.describe());
-    else core.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
+    else
+      core.info(
+        `migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`,
+      );
   } catch (error) {
     core.setFailed(error instanceof MigrationError ? error.describe() : errorMessage(error));
   } finally {

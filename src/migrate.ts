@@ -1,6 +1,6 @@
 import { DockerCli } from './docker/docker-cli.js';
 import type { ContainerInspect } from './docker/inspect.js';
-import { MigrationError, asMigrationError } from './errors.js';
+import { asMigrationError, MigrationError } from './errors.js';
 import type { HostFacts } from './facts.js';
 import type { Host } from './host/host.js';
 import { MigrationJournal } from './migration-state.js';
@@ -11,10 +11,10 @@ import { preflight } from './phases/preflight.js';
 import { restore } from './phases/restore.js';
 import { type RollbackPlan, rollback } from './phases/rollback.js';
 import { stage } from './phases/stage.js';
-import { moveState, type MoveResult } from './phases/transfer.js';
+import { type MoveResult, moveState } from './phases/transfer.js';
 import { verify } from './phases/verify.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from './report/metadata.js';
-import { metadataError, METADATA_SCHEMA_VERSION } from './report/metadata.js';
+import { METADATA_SCHEMA_VERSION, metadataError } from './report/metadata.js';
 import type { PhaseTimer } from './report/timings.js';
 import type { Settings } from './settings.js';
 
@@ -71,10 +71,14 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     clock,
     checkDeadline(step) {
       if (clock() > deadline) {
-        throw new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-          step,
-          remedy: 'raise the timeout input, or look at the phase timings for the slow step',
-        });
+        throw new MigrationError(
+          'TIMEOUT',
+          `the run took longer than timeout (${settings.timeoutMinutes} min)`,
+          {
+            step,
+            remedy: 'raise the timeout input, or look at the phase timings for the slow step',
+          },
+        );
       }
     },
   };
@@ -88,16 +92,24 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
   const peer = (host: Host) => (host === source ? target.address : source.address);
-  const record = async (host: Host, role: 'source' | 'target', patch: Parameters<MigrationJournal['record']>[2]) => {
+  const record = async (
+    host: Host,
+    role: 'source' | 'target',
+    patch: Parameters<MigrationJournal['record']>[2],
+  ) => {
     try {
       await ctx.journal.record(host, role, { peer: peer(host), container: settings.container, ...patch });
     } catch (error) {
-      log.warning(`could not write the migration record on ${role}: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
+      log.warning(
+        `could not write the migration record on ${role}: ${asMigrationError(error, 'COMMAND_FAILED').message}`,
+      );
     }
   };
 
   try {
-    const checked = await log.group('Preflight: both hosts and the container', () => timer.time('preflight', () => preflight(ctx)));
+    const checked = await log.group('Preflight: both hosts and the container', () =>
+      timer.time('preflight', () => preflight(ctx)),
+    );
     facts = { source: checked.source, target: checked.target };
     container = checked.container;
     plan.container = container;
@@ -140,11 +152,17 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     ctx.checkDeadline('restore');
 
     plan.restoreAttempted = true;
-    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, staged)));
+    const restored = await log.group('Restore on the target', () =>
+      timer.time('restore', () => restore(ctx, staged)),
+    );
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
-    log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
+    log.info(
+      `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
+    );
 
-    await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, staged, sourceInit)));
+    await log.group('Verify the restored container', () =>
+      timer.time('verify', () => verify(ctx, staged, sourceInit)),
+    );
     await record(target, 'target', { phase: 'verify', status: 'restored' });
 
     const retired = await log.group('Finalize: retire the source', () =>
@@ -152,7 +170,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     plan.sourcePaused = false;
     await Promise.all([
-      record(source, 'source', { phase: 'finalize', status: 'done', sourceRestartPolicy: retired.sourceRestartPolicy }),
+      record(source, 'source', {
+        phase: 'finalize',
+        status: 'done',
+        sourceRestartPolicy: retired.sourceRestartPolicy,
+      }),
       record(target, 'target', { phase: 'finalize', status: 'done' }),
     ]);
   } catch (error) {

@@ -69,7 +69,11 @@ export class MigrationJournal {
     await runChecked(
       host,
       `mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/state.json.new`])} && mv ${shellQuote([`${dir}/state.json.new`, `${dir}/state.json`])}`,
-      { step: patch.phase ?? state.phase, what: 'writing the migration record', options: { input: `${JSON.stringify(state, null, 2)}\n` } },
+      {
+        step: patch.phase ?? state.phase,
+        what: 'writing the migration record',
+        options: { input: `${JSON.stringify(state, null, 2)}\n` },
+      },
     );
   }
 }

@@ -29,7 +29,6 @@ const DEFAULT_IPC_MODES = new Set(['', 'private']);
 const DEFAULT_LOG_DRIVER = 'json-file';
 const DEFAULT_RUNTIME = 'runc';
 const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
-const BUILTIN_NETWORKS = new Set(['bridge', 'host', 'none', 'default']);
 
 function sameList(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   const x = a ?? [];
@@ -135,6 +134,8 @@ function isInlineSeccompProfile(option: string): boolean {
 /** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
 function extraNetworks(inspect: ContainerInspect): string[] {
   const primary = inspect.HostConfig.NetworkMode ?? 'default';
+  // Joined to another container's namespace, the endpoints listed are that container's.
+  if (sharesNamespace(primary)) return [];
   return Object.keys(inspect.NetworkSettings.Networks).filter(
     (name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)),
   );
@@ -203,9 +204,10 @@ function healthArgs(health: HealthConfig | undefined, image: ImageConfig | undef
   if (test[0] === 'NONE') return ['--no-healthcheck'];
   const args: string[] = [];
   if (test[0] === 'CMD-SHELL' && test[1] !== undefined) args.push('--health-cmd', test[1]);
-  // The CLI has no flag for the exec form; the shell form is closer than the image's check
-  // (unsupportedSettings reports it).
-  else if (test[0] === 'CMD' && test.length > 1) args.push('--health-cmd', shellQuote(test.slice(1)));
+  // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
+  // the closest; not known, it most likely is the image's, which comes back by itself.
+  else if (test[0] === 'CMD' && test.length > 1 && image)
+    args.push('--health-cmd', shellQuote(test.slice(1)));
   else if (test.length > 0) return [];
   const durations: [string, number | undefined][] = [
     ['--health-interval', health.Interval],
@@ -429,7 +431,7 @@ export function unsupportedSettings(inspect: ContainerInspect, imageConfig?: Ima
       `HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`,
     );
   }
-  const extra = extraNetworks(inspect).filter((name) => !BUILTIN_NETWORKS.has(name) || name === 'bridge');
+  const extra = extraNetworks(inspect);
   if (extra.length > 0) {
     found.push(
       `NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`,
@@ -446,9 +448,10 @@ export function unsupportedSettings(inspect: ContainerInspect, imageConfig?: Ima
   const health = inspect.Config.Healthcheck;
   const test = health?.Test ?? [];
   if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
-    found.push(
-      `Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; recreated in the shell form, which needs /bin/sh in the image)`,
-    );
+    const outcome = imageConfig
+      ? 'recreated in the shell form, which needs /bin/sh in the image'
+      : "left to the image's HEALTHCHECK";
+    found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
   }
   return found;
 }

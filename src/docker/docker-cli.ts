@@ -27,7 +27,9 @@ export class DockerCli {
 
   /** The image's ID, or undefined when the host does not have it. */
   async imageId(ref: string): Promise<string | undefined> {
-    const result = await this.host.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]));
+    const result = await this.host.run(
+      shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]),
+    );
     return result.exitCode === 0 ? result.stdout.trim() : undefined;
   }
 
@@ -53,11 +55,21 @@ export class DockerCli {
   }
 
   async startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void> {
-    await this.docker(['start', '--checkpoint', checkpoint, id], step, 'RESTORE_FAILED', 'docker start --checkpoint');
+    await this.docker(
+      ['start', '--checkpoint', checkpoint, id],
+      step,
+      'RESTORE_FAILED',
+      'docker start --checkpoint',
+    );
   }
 
   async setRestartPolicy(id: string, policy: string, step: string): Promise<void> {
-    await this.docker(['update', '--restart', policy, id], step, 'SOURCE_STOP_FAILED', 'docker update --restart');
+    await this.docker(
+      ['update', '--restart', policy, id],
+      step,
+      'SOURCE_STOP_FAILED',
+      'docker update --restart',
+    );
   }
 
   /** SIGKILL: a frozen container dies without running another instruction. */
@@ -65,7 +77,11 @@ export class DockerCli {
     await this.docker(['kill', '--signal', 'KILL', id], step, 'SOURCE_STOP_FAILED', 'docker kill');
   }
 
-  async remove(id: string, step: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+  async remove(
+    id: string,
+    step: string,
+    options: { force?: boolean; volumes?: boolean } = {},
+  ): Promise<void> {
     const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
     await this.docker(['rm', ...flags, id], step);
   }

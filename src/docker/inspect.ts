@@ -298,13 +298,16 @@ class Fields {
     return this.boolean(key) ?? wrong(this.where(key), 'true or false');
   }
 
-  /** Also takes a single string: the API accepts both for Cmd and Entrypoint. */
   strings(key: string): string[] | undefined {
     const value = this.at(key);
-    if (value === undefined) return undefined;
-    if (typeof value === 'string') return [value];
-    if (isStringList(value)) return value;
+    if (value === undefined || isStringList(value)) return value;
     return wrong(this.where(key), 'a list of strings');
+  }
+
+  /** Cmd, Entrypoint and Healthcheck.Test: the API takes a single string for them too. */
+  command(key: string): string[] | undefined {
+    const value = this.at(key);
+    return typeof value === 'string' ? [value] : this.strings(key);
   }
 
   stringMap(key: string): Record<string, string> | undefined {
@@ -365,7 +368,7 @@ class Fields {
 function readHealth(f: Fields | undefined): HealthConfig | undefined {
   if (!f) return undefined;
   return {
-    Test: f.strings('Test'),
+    Test: f.command('Test'),
     Interval: f.number('Interval'),
     Timeout: f.number('Timeout'),
     StartPeriod: f.number('StartPeriod'),
@@ -378,8 +381,8 @@ function readImageConfig(f: Fields): ImageConfig {
   return {
     User: f.string('User'),
     Env: f.strings('Env'),
-    Cmd: f.strings('Cmd'),
-    Entrypoint: f.strings('Entrypoint'),
+    Cmd: f.command('Cmd'),
+    Entrypoint: f.command('Entrypoint'),
     WorkingDir: f.string('WorkingDir'),
     Labels: f.stringMap('Labels'),
     ExposedPorts: f.keySet('ExposedPorts'),
@@ -561,12 +564,14 @@ function readEndpoint(f: Fields | undefined): EndpointSettings {
 }
 
 function readContainer(f: Fields): ContainerInspect {
+  const id = f.requiredString('Id');
+  const name = f.requiredString('Name');
   const state = f.requiredObject('State');
   const graph = f.object('GraphDriver');
   const networks = f.object('NetworkSettings')?.objectEntries('Networks') ?? [];
   return {
-    Id: f.requiredString('Id'),
-    Name: f.requiredString('Name'),
+    Id: id,
+    Name: name,
     State: {
       Status: state.requiredString('Status'),
       Running: state.requiredBoolean('Running'),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type ErrorCode, MigrationError, errorMessage } from '../errors.js';
+import { type ErrorCode, errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host, type HostProcess } from './host.js';
 import { tailLines } from './shell.js';
 
@@ -165,10 +165,18 @@ export async function streamBetween(
   };
   // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
   if (consumerExit.exitCode !== 0) {
-    fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
+    fail(
+      to,
+      `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`,
+      consumerErr(),
+    );
   }
   if (producerExit.exitCode !== 0) {
-    fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
+    fail(
+      from,
+      `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`,
+      producerErr(),
+    );
   }
   if (streamError !== undefined) fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
 
@@ -176,12 +184,16 @@ export async function streamBetween(
   const sourceSum = parseHostSum(producerErr());
   const targetSum = parseHostSum(consumerErr());
   if (sourceSum !== runnerSum || targetSum !== runnerSum) {
-    throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`, {
-      step: options.step,
-      host: describeHost(to),
-      detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
-      remedy: 'run the migration again; if it repeats, check the hosts\' disks and memory',
-    });
+    throw new MigrationError(
+      'CHECKSUM_MISMATCH',
+      `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`,
+      {
+        step: options.step,
+        host: describeHost(to),
+        detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
+        remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
+      },
+    );
   }
   const seconds = Math.max(ms, 1) / 1000;
   options.log.info(

@@ -23,18 +23,28 @@ export interface PreparedCheckpoint {
 }
 
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
-export async function prepareCheckpoint(ctx: MigrationContext, container: ContainerInspect): Promise<PreparedCheckpoint> {
+export async function prepareCheckpoint(
+  ctx: MigrationContext,
+  container: ContainerInspect,
+): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
-  const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
+  const probe = RUNC_ROOTS.map(
+    (root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`,
+  ).join(' || ');
   const found = await ctx.source.run(`${probe} || true`);
   const runcRoot = found.stdout.trim().split('\n')[0];
   if (!runcRoot) {
-    throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
-      step: 'checkpoint',
-      host: describeHost(ctx.source),
-      detail: `looked in ${RUNC_ROOTS.join(', ')}`,
-      remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
-    });
+    throw new MigrationError(
+      'RUNTIME_UNSUPPORTED',
+      `runc has no state for container ${container.Id.slice(0, 12)}`,
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.source),
+        detail: `looked in ${RUNC_ROOTS.join(', ')}`,
+        remedy:
+          'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
+      },
+    );
   }
   const dirs = { imagesDir: imagesDir(name), workDir: criuWorkDir(name) };
   await runChecked(
@@ -78,14 +88,18 @@ export async function freezeAndDump(
   );
   const dumpMs = ctx.clock() - dumpStart;
   if (dump.exitCode !== 0) {
-    throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
-      step: 'checkpoint',
-      host: describeHost(ctx.source),
-      detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
-        .filter(Boolean)
-        .join('\n'),
-      remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
-    });
+    throw new MigrationError(
+      'CHECKPOINT_FAILED',
+      `CRIU could not dump container ${container.Name.replace(/^\//, '')}`,
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.source),
+        detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
+          .filter(Boolean)
+          .join('\n'),
+        remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
+      },
+    );
   }
   const size = await runChecked(ctx.source, `du -sb ${shellQuote([prepared.imagesDir])} | cut -f1`, {
     step: 'checkpoint',

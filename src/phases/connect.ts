@@ -1,6 +1,5 @@
-import { openHost } from '../host/host-factory.js';
 import type { Host } from '../host/host.js';
-import { checkSudo } from '../host/sudo.js';
+import { openHost } from '../host/host-factory.js';
 import type { Settings } from '../settings.js';
 
 export interface ConnectedHosts {
@@ -8,8 +7,11 @@ export interface ConnectedHosts {
   target: Host;
 }
 
-/** Opens both hosts in parallel; a host that fails closes the other. */
-export async function connectHosts(settings: Settings, warn: (message: string) => void): Promise<ConnectedHosts> {
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
+export async function connectHosts(
+  settings: Settings,
+  warn: (message: string) => void,
+): Promise<ConnectedHosts> {
   if (!settings.target) throw new Error('connectHosts needs a target');
   const opening = [
     openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
@@ -22,6 +24,5 @@ export async function connectHosts(settings: Settings, warn: (message: string) =
     );
     throw source.status === 'rejected' ? source.reason : (target as PromiseRejectedResult).reason;
   }
-  if (settings.sudo) await Promise.all([checkSudo(source.value), checkSudo(target.value)]);
   return { source: source.value, target: target.value };
 }

@@ -14,7 +14,9 @@ export interface FinalizeResult {
 export function restartPolicyText(container: ContainerInspect): string {
   const policy = container.HostConfig.RestartPolicy;
   if (!policy?.Name) return 'no';
-  return policy.Name === 'on-failure' && policy.MaximumRetryCount ? `on-failure:${policy.MaximumRetryCount}` : policy.Name;
+  return policy.Name === 'on-failure' && policy.MaximumRetryCount
+    ? `on-failure:${policy.MaximumRetryCount}`
+    : policy.Name;
 }
 
 /**
@@ -54,7 +56,10 @@ export async function finalize(
 }
 
 /** The memory images on both hosts: large, and worthless once the target runs. */
-export async function cleanTemporaryFiles(ctx: MigrationContext, staged: StageResult | undefined): Promise<string[]> {
+export async function cleanTemporaryFiles(
+  ctx: MigrationContext,
+  staged: StageResult | undefined,
+): Promise<string[]> {
   const name = ctx.settings.checkpointName;
   const problems: string[] = [];
   const source = await ctx.source.run(`rm -rf ${shellQuote([imagesDir(name), criuWorkDir(name)])}`);

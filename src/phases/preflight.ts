@@ -30,7 +30,9 @@ export async function preflight(ctx: MigrationContext): Promise<PreflightResult>
     ctx.sourceDocker.inspectContainer(ref, 'preflight'),
   ]);
   const name = container ? container.Name.replace(/^\//, '') : ref;
-  const targetNameTaken = container ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined : false;
+  const targetNameTaken = container
+    ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined
+    : false;
   const checks = [
     ...evaluateCompatibility({ source, target }, { kernelPolicy: ctx.settings.kernelPolicy }),
     ...evaluateContainer({ ref, container, targetNameTaken }),

@@ -1,5 +1,5 @@
 import type { ContainerInspect } from '../docker/inspect.js';
-import { MigrationError, errorMessage } from '../errors.js';
+import { errorMessage, MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import type { MigrationContext } from './context.js';
 import { cleanTemporaryFiles } from './finalize.js';
@@ -31,7 +31,9 @@ export async function rollback(ctx: MigrationContext, plan: RollbackPlan): Promi
       done.push(`removed container ${plan.targetContainerId.slice(0, 12)} from the target`);
     } catch (error) {
       targetGone = false;
-      problems.push(`target container ${plan.targetContainerId.slice(0, 12)} not removed: ${errorMessage(error)}`);
+      problems.push(
+        `target container ${plan.targetContainerId.slice(0, 12)} not removed: ${errorMessage(error)}`,
+      );
     }
   }
   const copiedImage = plan.staged?.imageTransfer ? plan.container?.Image : undefined;

@@ -1,10 +1,10 @@
 import { buildCreateArgs } from '../docker/create-args.js';
-import type { ContainerInspect } from '../docker/inspect.js';
+import { type ContainerInspect, parseImageInspect } from '../docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
-import { shellQuote } from '../host/shell.js';
-import type { MigrationContext } from './context.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
+import { runChecked, shellQuote } from '../host/shell.js';
+import type { MigrationContext } from './context.js';
 
 export interface StageResult {
   /** The image reference the target container was created from. */
@@ -56,17 +56,27 @@ export async function stage(
     );
     const loaded = await ctx.targetDocker.imageId(imageId);
     if (loaded !== imageId) {
-      throw new MigrationError('IMAGE_TRANSFER_FAILED', `image ${imageRef} did not arrive with ID ${imageId}`, {
-        step: 'stage',
-        host: describeHost(ctx.target),
-        detail: `the target reports ${loaded ?? 'no such image'}`,
-      });
+      throw new MigrationError(
+        'IMAGE_TRANSFER_FAILED',
+        `image ${imageRef} did not arrive with ID ${imageId}`,
+        {
+          step: 'stage',
+          host: describeHost(ctx.target),
+          detail: `the target reports ${loaded ?? 'no such image'}`,
+        },
+      );
     }
   }
   ctx.checkDeadline('stage');
 
   const targetName = containerName(container);
-  const args = buildCreateArgs(await withoutImageEnv(ctx, container), { name: targetName, image: imageRef });
+  // With the image's own config, settings the container merely inherited are left to the image.
+  const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', container.Image]), {
+    step: 'stage',
+    what: 'docker image inspect',
+  });
+  const imageConfig = parseImageInspect(image.stdout).Config;
+  const args = buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig });
   const targetContainerId = await ctx.targetDocker.create(args, 'stage');
   onCreated(targetContainerId);
   const created = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
@@ -87,23 +97,4 @@ export async function stage(
     targetUpperDir: upper,
     targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
   };
-}
-
-/**
- * Docker puts the image's environment first and the container's own after it.
- * Passing the image's entries again would reorder them on the target, so only
- * the container's own entries are given to docker create.
- */
-async function withoutImageEnv(ctx: MigrationContext, container: ContainerInspect): Promise<ContainerInspect> {
-  const result = await ctx.source.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{json .Config.Env}}', container.Image]));
-  let imageEnv: unknown;
-  try {
-    imageEnv = JSON.parse(result.stdout);
-  } catch {
-    return container;
-  }
-  if (!Array.isArray(imageEnv)) return container;
-  const inherited = new Set(imageEnv.filter((entry): entry is string => typeof entry === 'string'));
-  const own = (container.Config.Env ?? []).filter((entry) => !inherited.has(entry));
-  return { ...container, Config: { ...container.Config, Env: own } };
 }

@@ -1,11 +1,11 @@
 import type { ContainerInspect } from '../docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
+import { type StreamResult, streamBetween } from '../host/relay.js';
 import { shellQuote } from '../host/shell.js';
 import type { CheckpointResult } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 import type { StageResult } from './stage.js';
-import { type StreamResult, streamBetween } from '../host/relay.js';
 
 export interface MoveResult {
   checkpoint: StreamResult;
@@ -13,7 +13,12 @@ export interface MoveResult {
 }
 
 // GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
-const LAYER_TAR = ['--numeric-owner', '--xattrs', '--xattrs-include=trusted.*', '--xattrs-include=security.*'];
+const LAYER_TAR = [
+  '--numeric-owner',
+  '--xattrs',
+  '--xattrs-include=trusted.*',
+  '--xattrs-include=security.*',
+];
 
 /**
  * Moves the frozen state: CRIU's images into the target container's
@@ -29,10 +34,14 @@ export async function moveState(
 ): Promise<MoveResult> {
   const sourceUpper = container.GraphDriver?.Data?.UpperDir;
   if (!sourceUpper) {
-    throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the source container has no overlay2 upper directory', {
-      step: 'transfer',
-      host: describeHost(ctx.source),
-    });
+    throw new MigrationError(
+      'STORAGE_DRIVER_UNSUPPORTED',
+      'the source container has no overlay2 upper directory',
+      {
+        step: 'transfer',
+        host: describeHost(ctx.source),
+      },
+    );
   }
   const [checkpoint, writableLayer] = await Promise.all([
     streamBetween(

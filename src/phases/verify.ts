@@ -11,7 +11,11 @@ export interface VerifyResult {
 const POLL_MS = 250;
 
 /** The restored container is running, has not been restarted, and runs the source's first process. */
-export function restoredProblems(restored: ContainerInspect | undefined, sourceInit: string | undefined, targetInit: string | undefined): string[] {
+export function restoredProblems(
+  restored: ContainerInspect | undefined,
+  sourceInit: string | undefined,
+  targetInit: string | undefined,
+): string[] {
   if (!restored) return ['the container is gone'];
   const problems: string[] = [];
   if (!restored.State.Running) problems.push(`state is ${restored.State.Status}, not running`);
@@ -39,7 +43,7 @@ export async function verify(
       step: 'verify',
       host: describeHost(ctx.target),
       detail,
-      remedy: 'the source was resumed; look at the target container\'s logs from this run and at the pattern',
+      remedy: "the source was resumed; look at the target container's logs from this run and at the pattern",
     });
   };
   const pattern = ctx.settings.verifyLogPattern;

@@ -32,7 +32,8 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
     {
       host: 'source',
       name: 'container running',
-      status: container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
+      status:
+        container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
       observed: state,
       expected: 'running (not paused, not restarting)',
       remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
@@ -68,7 +69,8 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
     remedy: 'use the overlay2 storage driver: the writable layer is moved from its upper directory',
     code: 'STORAGE_DRIVER_UNSUPPORTED',
   });
-  const devices = (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
+  const devices =
+    (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
   checks.push({
     host: 'source',
     name: 'devices attached',

@@ -8,7 +8,9 @@ const root = resolve(import.meta.dirname, '../..');
 
 function hostsRunning(): boolean {
   if (!existsSync(TESTBED_ENV)) return false;
-  const pids = [...readFileSync(TESTBED_ENV, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) => Number(m[1]));
+  const pids = [...readFileSync(TESTBED_ENV, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) =>
+    Number(m[1]),
+  );
   return (
     pids.length === 2 &&
     pids.every((pid) => {

@@ -29,7 +29,10 @@ function baseInputs(source: string, target: string, container: string): Record<s
   };
 }
 
-async function inspect(host: string, name: string): Promise<Record<string, never> & { [key: string]: unknown }> {
+async function inspect(
+  host: string,
+  name: string,
+): Promise<Record<string, never> & { [key: string]: unknown }> {
   return JSON.parse(await onHost(bed, host, `docker inspect ${name}`))[0];
 }
 
@@ -45,7 +48,8 @@ describe('migrate mode on the two-host test bed', () => {
     await onHostResult(bed, bed.host2, `docker ps -aq | xargs -r docker rm -f; docker rmi ${bed.image}`);
     await startCounter(bed, bed.host1, name, {
       mb: 64,
-      extraArgs: '--label team=batch --label tier=gold -e JOB=nightly --restart unless-stopped --workdir /tmp',
+      extraArgs:
+        '--label team=batch --label tier=gold -e JOB=nightly --restart unless-stopped --workdir /tmp',
     });
     const before = await inspect(bed.host1, name);
 
@@ -78,7 +82,14 @@ describe('migrate mode on the two-host test bed', () => {
     const pick = (c: Record<string, unknown>) => {
       const config = c.Config as Record<string, unknown>;
       const host = c.HostConfig as Record<string, unknown>;
-      return { Cmd: config.Cmd, Env: config.Env, Labels: config.Labels, WorkingDir: config.WorkingDir, Image: config.Image, Restart: host.RestartPolicy };
+      return {
+        Cmd: config.Cmd,
+        Env: config.Env,
+        Labels: config.Labels,
+        WorkingDir: config.WorkingDir,
+        Image: config.Image,
+        Restart: host.RestartPolicy,
+      };
     };
     expect(pick(target)).toEqual(pick(before));
     expect(target.Id).toBe(run.outputs['target-container-id']);
@@ -101,10 +112,17 @@ describe('migrate mode on the two-host test bed', () => {
     expect(run.summary).toMatch(/succeeded/);
 
     // Nothing left behind: no memory images on either host.
-    expect(await onHost(bed, bed.host1, `ls /var/lib/criu-migrate/${run.outputs['checkpoint-name']}`)).toBe('state.json\n');
+    expect(await onHost(bed, bed.host1, `ls /var/lib/criu-migrate/${run.outputs['checkpoint-name']}`)).toBe(
+      'state.json\n',
+    );
     expect(
-      await onHost(bed, bed.host2, `ls /var/lib/docker/containers/${target.Id}/checkpoints/ 2>/dev/null | wc -l`),
+      await onHost(
+        bed,
+        bed.host2,
+        `ls /var/lib/docker/containers/${target.Id}/checkpoints/ 2>/dev/null | wc -l`,
+      ),
     ).toBe('0\n');
+    expect(await onHost(bed, bed.host2, 'ls -d /tmp/ctrd-checkpoint* 2>/dev/null | wc -l')).toBe('0\n');
 
     // A restored container migrates again: back to host 1 (name there must be free).
     await onHost(bed, bed.host1, `docker rm ${name}`);

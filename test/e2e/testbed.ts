@@ -77,7 +77,9 @@ export async function onHostResult(
   command: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('ssh', [...sshArgs(bed, destination), command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ssh', [...sshArgs(bed, destination), command], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -149,7 +151,8 @@ export async function waitForLog(
   for (;;) {
     const logs = await containerLogs(bed, destination, name);
     if (pattern.test(logs)) return logs;
-    if (Date.now() > until) throw new Error(`${name} on ${destination}: ${pattern} not in its logs after ${timeoutMs} ms`);
+    if (Date.now() > until)
+      throw new Error(`${name} on ${destination}: ${pattern} not in its logs after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
 }

@@ -9,8 +9,10 @@ rootfs=$(rootfs_dir)
 if [ ! -d "$rootfs" ]; then
   log "building the host root file system (cached at $rootfs)"
   mkdir -p "$TESTBED_CACHE"
-  # Older keys are of an older recipe.
-  find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
+  # Older keys are of an older recipe; keep them while any test bed host may still use one.
+  if ! pgrep -f "$TESTBED_DIR/host-init.sh" >/dev/null; then
+    find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
+  fi
   bash "$TESTBED_DIR/build-rootfs.sh" "$rootfs"
 else
   log "using cached root file system $rootfs"

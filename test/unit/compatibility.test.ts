@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CriuFacts, DockerFacts, HostFacts, KernelFacts } from '../../src/facts.js';
 import {
-  COMPATIBILITY_RULES,
   type Check,
+  COMPATIBILITY_RULES,
   type CompatibilityRule,
   evaluateCompatibility,
   type FactsPair,
@@ -28,7 +28,12 @@ interface HostOverrides {
 function host(role: 'source' | 'target', overrides: HostOverrides = {}): HostFacts {
   return {
     host: `${role} root@192.0.2.${role === 'source' ? 1 : 2}:22`,
-    kernel: { release: '6.18.44-fc-v782', version: v('6.18.44-fc-v782'), arch: 'x86_64', ...overrides.kernel },
+    kernel: {
+      release: '6.18.44-fc-v782',
+      version: v('6.18.44-fc-v782'),
+      arch: 'x86_64',
+      ...overrides.kernel,
+    },
     criu: {
       present: true,
       path: '/usr/sbin/criu',
@@ -135,7 +140,19 @@ const CASES: Case[] = [
   // CRIU present
   {
     title: 'CRIU missing on the target',
-    facts: pair({}, { criu: { present: false, path: undefined, version: undefined, check: undefined, features: {}, error: 'criu not found in PATH' } }),
+    facts: pair(
+      {},
+      {
+        criu: {
+          present: false,
+          path: undefined,
+          version: undefined,
+          check: undefined,
+          features: {},
+          error: 'criu not found in PATH',
+        },
+      },
+    ),
     name: 'criu installed',
     host: 'target',
     status: 'fail',
@@ -161,7 +178,10 @@ const CASES: Case[] = [
   },
   {
     title: 'CRIU 3.17.1 on kernel 6.1 is fine for the vDSO',
-    facts: pair({ kernel: { release: '6.1.0-28-amd64', version: v('6.1.0-28-amd64') }, criu: { version: v('3.17.1') } }),
+    facts: pair({
+      kernel: { release: '6.1.0-28-amd64', version: v('6.1.0-28-amd64') },
+      criu: { version: v('3.17.1') },
+    }),
     name: 'criu vs kernel vDSO',
     host: 'source',
     status: 'pass',
@@ -192,7 +212,10 @@ const CASES: Case[] = [
   },
   {
     title: 'CRIU 4.1.1 on kernel 6.12',
-    facts: pair({ kernel: { release: '6.12.48+deb13-amd64', version: v('6.12.48+deb13-amd64') }, criu: { version: v('4.1.1') } }),
+    facts: pair({
+      kernel: { release: '6.12.48+deb13-amd64', version: v('6.12.48+deb13-amd64') },
+      criu: { version: v('4.1.1') },
+    }),
     name: 'criu hardware breakpoints',
     host: 'source',
     status: 'pass',
@@ -209,7 +232,12 @@ const CASES: Case[] = [
     title: 'criu check failing',
     facts: pair({
       criu: {
-        check: { ok: false, exitCode: 1, tail: ['Error (criu/cr-check.c:1090): Looks like your kernel misses some features'], summary: 'Error (criu/cr-check.c:1090): Looks like your kernel misses some features' },
+        check: {
+          ok: false,
+          exitCode: 1,
+          tail: ['Error (criu/cr-check.c:1090): Looks like your kernel misses some features'],
+          summary: 'Error (criu/cr-check.c:1090): Looks like your kernel misses some features',
+        },
       },
     }),
     name: 'criu check',
@@ -380,7 +408,10 @@ const CASES: Case[] = [
   ),
   {
     title: 'Debian ABI bump is a patch-level difference',
-    facts: pair({ kernel: { release: '6.1.0-28-amd64', version: v('6.1.0-28-amd64') } }, { kernel: { release: '6.1.0-29-amd64', version: v('6.1.0-29-amd64') } }),
+    facts: pair(
+      { kernel: { release: '6.1.0-28-amd64', version: v('6.1.0-28-amd64') } },
+      { kernel: { release: '6.1.0-29-amd64', version: v('6.1.0-29-amd64') } },
+    ),
     policy: 'same-minor',
     name: 'kernel versions',
     host: 'both',

@@ -34,7 +34,8 @@ function failed(exitCode: number, stderr: string, stdout = ''): CommandResult {
 const NOT_FOUND = (tool: string) => failed(127, `sh: 1: ${tool}: not found\n`);
 // dash's `command -v` prints nothing and exits 127 for an unknown name.
 const COMMAND_V_MISSING = failed(127, '');
-const DAEMON_DOWN = 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n';
+const DAEMON_DOWN =
+  'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?\n';
 
 const version = (text: string | undefined) => text && { raw: text };
 
@@ -140,9 +141,13 @@ describe('parseCriuFeature', () => {
   it('reads the captured answers', () => {
     expect(parseCriuFeature(ok('uffd-noncoop is supported\n'))).toBe(true);
     expect(
-      parseCriuFeature(failed(1, 'Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n')),
+      parseCriuFeature(
+        failed(1, 'Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n'),
+      ),
     ).toBe(false);
-    expect(parseCriuFeature(failed(1, 'Error (criu/cr-check.c:1901): Unknown feature uffd-noncoop\n'))).toBe(false);
+    expect(parseCriuFeature(failed(1, 'Error (criu/cr-check.c:1901): Unknown feature uffd-noncoop\n'))).toBe(
+      false,
+    );
   });
 
   it('has one command per feature', () => {
@@ -242,7 +247,10 @@ describe('parseDockerInfo', () => {
 
 describe('parseDockerFacts', () => {
   it('combines version and info', () => {
-    const facts = parseDockerFacts(ok(fixture('docker-26.1.5-version.json')), ok(fixture('docker-26.1.5-info.json')));
+    const facts = parseDockerFacts(
+      ok(fixture('docker-26.1.5-version.json')),
+      ok(fixture('docker-26.1.5-info.json')),
+    );
     expect(facts).toMatchObject({
       present: true,
       reachable: true,
@@ -275,7 +283,10 @@ describe('parseDockerFacts', () => {
   });
 
   it('keeps the version when only docker info fails', () => {
-    const facts = parseDockerFacts(ok(fixture('docker-20.10.24-version.json')), failed(1, 'permission denied\n'));
+    const facts = parseDockerFacts(
+      ok(fixture('docker-20.10.24-version.json')),
+      failed(1, 'permission denied\n'),
+    );
     expect(facts).toMatchObject({ reachable: true, serverVersion: version('20.10.24+dfsg1') });
     expect(facts.experimental).toBeUndefined();
     expect(facts.error).toBe('docker info: permission denied');
@@ -308,7 +319,10 @@ const TESTBED_HOST: Record<string, CommandResult> = {
   [FACT_COMMANDS.machine]: ok('x86_64\n'),
   [FACT_COMMANDS.criuPath]: ok('/usr/sbin/criu\n'),
   [FACT_COMMANDS.criuVersion]: ok('Version: 4.2.1\n'),
-  [FACT_COMMANDS.criuCheck]: ok('Looks good.\n', "Warn  (criu/cr-check.c:1595): Hardware breakpoints don't seem to work\n"),
+  [FACT_COMMANDS.criuCheck]: ok(
+    'Looks good.\n',
+    "Warn  (criu/cr-check.c:1595): Hardware breakpoints don't seem to work\n",
+  ),
   [criuFeatureCommand('mem_dirty_track')]: failed(
     1,
     'Warn  (criu/cr-check.c:824): Dirty tracking is OFF. Memory snapshot will not work.\n',
@@ -357,7 +371,11 @@ describe('gatherHostFacts', () => {
     const facts = await gatherHostFacts(host);
     expect(facts.criu).toEqual({ present: false, features: {}, error: 'criu not found in PATH' });
     expect(facts.runc).toEqual({ present: false, error: 'runc not found in PATH' });
-    expect(facts.docker).toMatchObject({ present: false, reachable: false, error: 'sh: 1: docker: not found' });
+    expect(facts.docker).toMatchObject({
+      present: false,
+      reachable: false,
+      error: 'sh: 1: docker: not found',
+    });
     expect(host.calls).not.toContain(FACT_COMMANDS.criuCheck);
     expect(host.calls).not.toContain(FACT_COMMANDS.runcVersion);
   });
@@ -380,6 +398,11 @@ describe('gatherHostFacts', () => {
       [FACT_COMMANDS.dockerInfo]: failed(1, DAEMON_DOWN, fixture('docker-unreachable-info.json')),
     });
     const facts = await gatherHostFacts(host);
-    expect(facts.docker).toEqual({ present: true, reachable: false, runtimes: [], error: DAEMON_DOWN.trim() });
+    expect(facts.docker).toEqual({
+      present: true,
+      reachable: false,
+      runtimes: [],
+      error: DAEMON_DOWN.trim(),
+    });
   });
 });

@@ -5,7 +5,12 @@ import type { Host } from '../../src/host/host.js';
 import { LocalHost } from '../../src/host/local-host.js';
 import { hashedConsumer, hashedProducer, parseHostSum, streamBetween } from '../../src/host/relay.js';
 
-const log = { lines: [] as string[], info(message: string) { this.lines.push(message); } };
+const log = {
+  lines: [] as string[],
+  info(message: string) {
+    this.lines.push(message);
+  },
+};
 const from = new LocalHost('source');
 const to = new LocalHost('target');
 
@@ -40,12 +45,26 @@ describe('streamBetween', () => {
   });
 
   it.each([
-    ['the producer fails', 'printf x; echo boom >&2; exit 4', 'cat >/dev/null', /sending command failed \(exit 4\)/, 'source'],
-    ['the consumer fails', 'head -c 1000000 /dev/zero', 'head -c 10 >/dev/null; echo nope >&2; exit 5', /receiving command failed \(exit 5\)/, 'target'],
+    [
+      'the producer fails',
+      'printf x; echo boom >&2; exit 4',
+      'cat >/dev/null',
+      /sending command failed \(exit 4\)/,
+      'source',
+    ],
+    [
+      'the consumer fails',
+      'head -c 1000000 /dev/zero',
+      'head -c 10 >/dev/null; echo nope >&2; exit 5',
+      /receiving command failed \(exit 5\)/,
+      'target',
+    ],
   ])('names the host when %s', async (_case, produce, consume, message, role) => {
-    const error = await streamBetween(from, produce, to, consume, { label: 'x', step: 'transfer', log }).catch(
-      (caught: unknown) => caught,
-    );
+    const error = await streamBetween(from, produce, to, consume, {
+      label: 'x',
+      step: 'transfer',
+      log,
+    }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(MigrationError);
     const failure = error as MigrationError;
     expect(failure.code).toBe('TRANSFER_FAILED');

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { atLeast, compareVersions, formatVersion, majorMinor, parseVersion } from '../../src/policy/versions.js';
+import {
+  atLeast,
+  compareVersions,
+  formatVersion,
+  majorMinor,
+  parseVersion,
+} from '../../src/policy/versions.js';
 
 describe('parseVersion', () => {
   it.each([
