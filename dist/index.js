@@ -59418,8 +59418,12 @@ async function applySudo(host) {
 
 ;// CONCATENATED MODULE: ./src/phases/connect.ts
 
+
+
+
 /** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
-async function connectHosts(settings, warn) {
+async function connectHosts(settings, log) {
+    const warn = (message) => log.warning(message);
     if (!settings.target)
         throw new Error('connectHosts needs a target');
     const opening = [
@@ -59430,6 +59434,14 @@ async function connectHosts(settings, warn) {
     if (source.status === 'rejected' || target.status === 'rejected') {
         await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
         throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    for (const [host, location] of [
+        [source.value, settings.source],
+        [target.value, settings.target],
+    ]) {
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
     }
     return { source: source.value, target: target.value };
 }
@@ -59674,7 +59686,7 @@ async function run() {
         }
         const timer = new PhaseTimer();
         const startedAt = performance.now();
-        const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, (message) => warning(message))));
+        const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
         hosts.push(connected.source, connected.target);
         const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
         await report(settings, outcome.metadata);

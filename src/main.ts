@@ -58,7 +58,7 @@ export async function run(): Promise<void> {
     const timer = new PhaseTimer();
     const startedAt = performance.now();
     const connected = await core.group('Connect to both hosts', () =>
-      timer.time('connect', () => connectHosts(settings, (message) => core.warning(message))),
+      timer.time('connect', () => connectHosts(settings, log)),
     );
     hosts.push(connected.source, connected.target);
     const outcome = await migrate({ settings, ...connected, log, timer, startedAt });

@@ -1,5 +1,7 @@
-import type { Host } from '../host/host.js';
+import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
+import { formatHostSpec } from '../host/host-spec.js';
+import { SshHost } from '../host/ssh-host.js';
 import type { Settings } from '../settings.js';
 
 export interface ConnectedHosts {
@@ -10,8 +12,9 @@ export interface ConnectedHosts {
 /** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
 export async function connectHosts(
   settings: Settings,
-  warn: (message: string) => void,
+  log: { info(message: string): void; warning(message: string): void },
 ): Promise<ConnectedHosts> {
+  const warn = (message: string): void => log.warning(message);
   if (!settings.target) throw new Error('connectHosts needs a target');
   const opening = [
     openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
@@ -23,6 +26,17 @@ export async function connectHosts(
       [source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])),
     );
     throw source.status === 'rejected' ? source.reason : (target as PromiseRejectedResult).reason;
+  }
+  for (const [host, location] of [
+    [source.value, settings.source],
+    [target.value, settings.target],
+  ] as const) {
+    const route =
+      location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+    const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
+    log.info(
+      `${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`,
+    );
   }
   return { source: source.value, target: target.value };
 }
