@@ -42,6 +42,20 @@ export const ERROR_CODES = [
   'PREFLIGHT_FAILED',
   'MODE_NOT_IMPLEMENTED',
   'CONTAINER_SHARES_NAMESPACE',
+  // Preflight: every check that does not pass carries one of these (warnings too: strict fails on them).
+  'FACT_UNREADABLE',
+  'NOT_ROOT',
+  'HOST_KEY_UNVERIFIED',
+  'CRIU_FEATURE_MISSING',
+  'CPU_FEATURES_DIFFER',
+  'DOCKER_UNTESTED',
+  'CGROUP_MISMATCH',
+  'NETWORK_MODE_HOST',
+  'NETWORK_MISSING',
+  'VOLUME_MISSING',
+  'TCP_CONNECTIONS_OPEN',
+  'SETTINGS_NOT_CARRIED',
+  'MEMORY_LOW',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,8 +1,11 @@
 import { type CommandResult, describeHost, type Host } from './host/host.js';
 import { parseVersion, type Version } from './policy/versions.js';
 
-/** CRIU features we record; `criu check --feature <name>` exits 0 when supported. */
-export const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop'] as const;
+/**
+ * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
+ * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
+ */
+export const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'] as const;
 export type CriuFeature = (typeof CRIU_FEATURES)[number];
 
 /** Every command gatherHostFacts runs; all read-only. */
@@ -51,7 +54,7 @@ export interface CriuFacts {
   /** Undefined when present but `criu --version` printed nothing we could read. */
   version?: Version;
   check?: CriuCheckResult;
-  /** True/false per feature; absent when CRIU is missing. */
+  /** True/false per feature; absent when CRIU is missing or does not know the feature. */
   features: Partial<Record<CriuFeature, boolean>>;
   /** Why it is missing or unreadable: the stderr of the failing command. */
   error?: string;
@@ -195,9 +198,10 @@ export function parseCriuCheck(result: CommandResult): CriuCheckResult {
   return { ok, exitCode: result.exitCode, tail, summary };
 }
 
-/** Exit 0 means supported; "Unknown feature" from an older CRIU counts as not supported. */
-export function parseCriuFeature(result: CommandResult): boolean {
-  return result.exitCode === 0;
+/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
+export function parseCriuFeature(result: CommandResult): boolean | undefined {
+  if (result.exitCode === 0) return true;
+  return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
 }
 
 /** First line of `runc --version`: "runc version 1.1.15+ds1". */
@@ -336,7 +340,8 @@ async function gatherCriu(host: Host, pathResult: CommandResult): Promise<CriuFa
   else facts.error = `criu --version: ${failureText(versionResult)}`;
   CRIU_FEATURES.forEach((feature, index) => {
     const result = featureResults[index];
-    if (result) facts.features[feature] = parseCriuFeature(result);
+    const supported = result && parseCriuFeature(result);
+    if (supported !== undefined) facts.features[feature] = supported;
   });
   return facts;
 }

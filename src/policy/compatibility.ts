@@ -1,5 +1,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { HostFacts } from '../facts.js';
+import type { CpuComparison } from '../preflight-facts.js';
+import { type CpuFacts, missingFlags } from '../preflight-parsers.js';
 import type { KernelPolicy } from '../settings.js';
 import { atLeast, compareVersions, majorMinor, type Version } from './versions.js';
 
@@ -19,6 +21,15 @@ export interface Check {
 export interface FactsPair {
   source: HostFacts;
   target: HostFacts;
+  /** The preflight gate's CPU comparison; rules about it stay silent without it. */
+  cpu?: CpuPairFacts;
+}
+
+export interface CpuPairFacts {
+  comparison?: CpuComparison;
+  /** /proc/cpuinfo of each host, to name the features that differ. */
+  source?: CpuFacts;
+  target?: CpuFacts;
 }
 
 export interface CompatibilityOptions {
@@ -93,6 +104,7 @@ export const criuKnowsKernelVdso = eachHost((facts, role) => {
       observed,
       expected,
       remedy: 'could not read the versions; see the facts',
+      code: 'FACT_UNREADABLE',
     };
   }
   if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_NEW_VDSO)) {
@@ -111,26 +123,43 @@ export const criuKnowsKernelVdso = eachHost((facts, role) => {
 
 export const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
   const { criu, kernel } = facts;
-  if (!criu.present || !criu.version || !kernel.version) return undefined;
+  if (!criu.present || !criu.version) return undefined;
   // Too old for the vDSO as well: that rule already failed with the same remedy.
-  if (atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
+  if (kernel.version && atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
     return undefined;
   const name = 'criu hardware breakpoints';
+  const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
+  const working = criu.features.breakpoints;
+  if (working !== undefined) {
+    // CRIU 4.2 and later answer `criu check --feature breakpoints`: no need to guess.
+    const observed = `hardware breakpoints ${working ? 'work' : 'do not work'}, criu ${show(criu.version)}`;
+    const expected = `working hardware breakpoints, or criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS}`;
+    if (working || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS))
+      return { host: role, name, status: 'pass', observed, expected };
+    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+  }
+  if (!kernel.version) return undefined;
   const expected = `criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS} on kernels >= ${VDSO_SPLIT_KERNEL}`;
   const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
-  // We cannot tell from outside whether hardware breakpoints work (they do not in many VMs),
+  // An older CRIU cannot tell whether hardware breakpoints work (they do not in many VMs),
   // so on the kernels where 4.2 is available at all we ask for it.
   if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS)) {
     return { host: role, name, status: 'pass', observed, expected };
   }
+  return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+});
+
+/** What `criu check --feature` said; informational, since no pre-dump or lazy pages are used. */
+export const criuFeatures = eachHost((facts, role) => {
+  const known = Object.entries(facts.criu.features);
+  if (!facts.criu.present || known.length === 0) return undefined;
   return {
     host: role,
-    name,
-    status: 'fail',
-    observed,
-    expected,
-    remedy: `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`,
-    code: 'CRIU_TOO_OLD',
+    name: 'criu features',
+    status: 'pass',
+    observed: known.map(([feature, on]) => `${feature} ${on ? 'yes' : 'no'}`).join(', '),
+    expected:
+      'informational: the migration needs none of them (no pre-dump, which needs mem_dirty_track; no lazy pages, which need uffd-noncoop)',
   };
 });
 
@@ -235,6 +264,7 @@ export const dockerExperimental = withDaemon(({ docker }, role) => {
       observed: 'unknown (docker info unreadable)',
       expected,
       remedy,
+      code: 'FACT_UNREADABLE',
     };
   }
   return {
@@ -268,6 +298,7 @@ export const dockerCanRestore = withDaemon(({ docker }, role) => {
       observed,
       expected: WORKING_DOCKER,
       remedy: 'could not read the Docker version',
+      code: 'FACT_UNREADABLE',
     };
   }
   if (version.major === 28 || version.major === 29) {
@@ -297,6 +328,7 @@ export const dockerCanRestore = withDaemon(({ docker }, role) => {
     observed,
     expected: WORKING_DOCKER,
     remedy: `checkpoint and restore are not verified with Docker ${version.major}.x; 26.1 is`,
+    code: 'DOCKER_UNTESTED',
   };
 });
 
@@ -308,7 +340,7 @@ export const dockerDefaultRuntime = withDaemon(({ docker }, role) => {
   const remedy =
     'set "default-runtime": "runc" in /etc/docker/daemon.json and restart dockerd: the migration calls runc checkpoint directly, so other runtimes (crun, kata, gVisor) cannot be checkpointed';
   if (docker.defaultRuntime === undefined)
-    return { host: role, name, status: 'warn', observed, expected, remedy };
+    return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
   return { host: role, name, status: 'fail', observed, expected, remedy, code: 'RUNTIME_UNSUPPORTED' };
 });
 
@@ -331,11 +363,13 @@ export const dockerStorageDriver = withDaemon(({ docker }, role) => {
   if (docker.storageDriver === 'overlay2') return { host: role, name, status: 'pass', observed, expected };
   const remedy = `set "storage-driver": "overlay2" in /etc/docker/daemon.json and restart dockerd: ${why}`;
   if (docker.storageDriver === undefined)
-    return { host: role, name, status: 'warn', observed, expected, remedy };
+    return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
   return { host: role, name, status: 'fail', observed, expected, remedy, code: 'STORAGE_DRIVER_UNSUPPORTED' };
 });
 
 // --- both hosts --------------------------------------------------------------------------------
+
+const UNREADABLE_KERNELS = 'could not read both kernel releases';
 
 export const kernelsMatch: CompatibilityRule = ({ source, target }, { kernelPolicy }) => {
   const a = source.kernel;
@@ -356,14 +390,14 @@ export const kernelsMatch: CompatibilityRule = ({ source, target }, { kernelPoli
       observed,
       expected,
       ...(remedy ? { remedy } : {}),
-      ...(status === 'fail' ? { code: 'KERNEL_MISMATCH' as const } : {}),
+      ...(status === 'pass' ? {} : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
     },
   ];
   if (kernelPolicy === 'any') return check('pass');
   const remedy =
     'run both hosts on the same kernel, or set kernel-policy to accept the difference (same-minor, any): CRIU restores only what the target kernel supports';
   if (!a.release || !b.release || !a.version || !b.version)
-    return check('warn', 'could not read both kernel releases');
+    return check('warn', UNREADABLE_KERNELS);
   if (a.release === b.release) return check('pass');
   if (kernelPolicy === 'exact') return check('fail', remedy);
   if (majorMinor(a.version) !== majorMinor(b.version)) return check('fail', remedy);
@@ -386,6 +420,7 @@ export const cgroupVersionsMatch: CompatibilityRule = ({ source, target }) => {
       expected,
       remedy:
         "run both hosts with the same cgroup version: CRIU records the container's cgroups and may fail to restore them into the other hierarchy",
+      code: 'CGROUP_MISMATCH',
     },
   ];
 };
@@ -410,12 +445,103 @@ export const architecturesMatch: CompatibilityRule = ({ source, target }) => {
   ];
 };
 
+const CPU_REMEDY =
+  'migrate between hosts whose CPUs offer the same features (the same model, or in VMs the same CPU model or baseline for both guests): a restored process keeps using the instructions it found at start';
+
+/** Feature names, shortened for a one-line message. */
+function listFlags(flags: readonly string[], max = 12): string {
+  if (flags.length <= max) return flags.join(', ');
+  return `${flags.slice(0, max).join(', ')} and ${flags.length - max} more`;
+}
+
+/**
+ * `criu cpuinfo check` on the target of the image `criu cpuinfo dump` wrote on
+ * the source (CRIU's own test, the one a restore makes), explained with the
+ * /proc/cpuinfo flags the source has and the target lacks.
+ */
+export const cpuCompatible: CompatibilityRule = ({ source, target, cpu }) => {
+  const comparison = cpu?.comparison;
+  // Without CRIU on both hosts there is nothing to compare; criu installed says so.
+  if (!comparison || !source.criu.present || !target.criu.present) return [];
+  const name = 'cpu compatibility';
+  const expected = "criu cpuinfo check on the target accepts the source's CPU";
+  const missing =
+    cpu?.source && cpu.target && cpu.source.flags.length > 0 && cpu.target.flags.length > 0
+      ? missingFlags(cpu.source.flags, cpu.target.flags)
+      : undefined;
+  const models = [cpu?.source?.model, cpu?.target?.model];
+  const modelText =
+    models[0] && models[1]
+      ? models[0] === models[1]
+        ? `both ${models[0]}`
+        : `source ${models[0]}, target ${models[1]}`
+      : undefined;
+  if (!comparison.dumped) {
+    return [
+      {
+        host: 'source',
+        name,
+        status: 'warn',
+        observed: `criu cpuinfo dump failed: ${comparison.dumpError ?? 'no image'}`,
+        expected,
+        remedy: 'run `criu cpuinfo dump -D /tmp/x` as root on the source to see why',
+        code: 'FACT_UNREADABLE',
+      },
+    ];
+  }
+  if (comparison.checkExitCode === undefined) return [];
+  if (comparison.checkExitCode !== 0) {
+    const why = comparison.checkErrors.join('; ') || `exit code ${comparison.checkExitCode}`;
+    const lacks =
+      missing === undefined
+        ? ''
+        : missing.length > 0
+          ? `; the target lacks ${listFlags(missing)}`
+          : '; /proc/cpuinfo shows no flag the target lacks, so the difference is in what CRIU compares beyond the flags (xsave layout, vendor)';
+    return [
+      {
+        host: 'both',
+        name,
+        status: 'fail',
+        observed: `criu cpuinfo check failed: ${why}${lacks}${modelText ? ` (${modelText})` : ''}`,
+        expected,
+        remedy: CPU_REMEDY,
+        code: 'CPU_INCOMPATIBLE',
+      },
+    ];
+  }
+  if (missing && missing.length > 0) {
+    return [
+      {
+        host: 'both',
+        name,
+        status: 'warn',
+        observed: `criu cpuinfo check passed, but the target lacks ${listFlags(missing)}${modelText ? ` (${modelText})` : ''}`,
+        expected: `${expected}, and every CPU flag of the source on the target`,
+        remedy: `${CPU_REMEDY}; CRIU checks only part of the flags, so a program that uses one of these may crash after the move`,
+        code: 'CPU_FEATURES_DIFFER',
+      },
+    ];
+  }
+  const same = missing ? '; no CPU flag of the source is missing on the target' : '';
+  return [
+    {
+      host: 'both',
+      name,
+      status: 'pass',
+      observed: `criu cpuinfo check passed${same}${modelText ? ` (${modelText})` : ''}`,
+      expected,
+    },
+  ];
+};
+
 /** Every host rule, in report order. Adding a rule is adding it here. */
 export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [
   criuInstalled,
   criuKnowsKernelVdso,
   criuSurvivesBrokenBreakpoints,
   criuCheckPasses,
+  criuFeatures,
   criuTargetNotOlder,
   dockerReachable,
   dockerExperimental,
@@ -425,6 +551,7 @@ export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [
   kernelsMatch,
   cgroupVersionsMatch,
   architecturesMatch,
+  cpuCompatible,
 ];
 
 export function evaluateCompatibility(
@@ -441,4 +568,9 @@ export function failures(checks: readonly Check[]): Check[] {
 
 export function warnings(checks: readonly Check[]): Check[] {
   return checks.filter((check) => check.status === 'warn');
+}
+
+/** The checks that stop the gate: failures, and with strict also warnings. */
+export function blocking(checks: readonly Check[], strict: boolean): Check[] {
+  return checks.filter((check) => check.status === 'fail' || (strict && check.status === 'warn'));
 }

@@ -1,0 +1,407 @@
+import { type ContainerInspect, type ImageConfig, parseImageInspect } from './docker/inspect.js';
+import { errorMessage } from './errors.js';
+import { failureText } from './facts.js';
+import type { CommandResult, Host } from './host/host.js';
+import { shellQuote } from './host/shell.js';
+import { STATE_ROOT } from './migration-state.js';
+import {
+  type CpuFacts,
+  criuErrorLines,
+  type DiskFree,
+  type Identity,
+  type MemoryUse,
+  type PathKind,
+  type PublishedPort,
+  parseCpuinfo,
+  parseDf,
+  parseDockerPsPorts,
+  parseDuKib,
+  parseIdentity,
+  parseMemAvailable,
+  parseMemoryProbe,
+  parseNameList,
+  parsePathKinds,
+  parseProcNet,
+  parseSections,
+  type SectionCommand,
+  type SectionOutput,
+  type SocketEntry,
+  sectionScript,
+} from './preflight-parsers.js';
+
+/**
+ * What the preflight gate reads besides the host facts of facts.ts: the
+ * container's size and connections on the source, and on the target whether
+ * its ports, mounts, volumes, networks and disk space are there for it. Every
+ * command is read-only; the CPU comparison writes only into a temporary
+ * directory it removes.
+ */
+
+/** Where containerd unpacks a checkpoint on restore (its TMPDIR): it needs the checkpoint's size. */
+export const RESTORE_TMP_DIR = '/tmp';
+
+export const PROBE_TIMEOUT_MS = 60_000;
+
+export interface HostProbe {
+  identity?: Identity;
+  cpu?: CpuFacts;
+  memAvailableBytes?: number;
+  /** Section name to a one-line reason, for what could not be read. */
+  unreadable: Record<string, string>;
+}
+
+export interface DiskAt {
+  /** The directory the migration uses. */
+  path: string;
+  /** The directory df measured (the nearest existing parent of path). */
+  measured: string;
+  disk?: DiskFree;
+}
+
+export interface SourceProbe extends HostProbe {
+  /** Only for a running container. */
+  memory?: MemoryUse;
+  /** TCP sockets of the container's network namespace (all states). */
+  tcp?: SocketEntry[];
+  writableLayerBytes?: number;
+  imageBytes?: number;
+  imageConfig?: ImageConfig;
+  /** Kind of each bind-mount source on the source. */
+  bindKinds: Record<string, PathKind>;
+  stateDir: DiskAt;
+}
+
+export interface TargetProbe extends HostProbe {
+  dockerRoot: DiskAt;
+  restoreTmp: DiskAt;
+  /** Sockets in dockerd's network namespace, where published ports are bound. */
+  listeners?: { tcp: SocketEntry[]; udp: SocketEntry[] };
+  /** Ports published by the target's running containers. */
+  published?: PublishedPort[];
+  bindKinds: Record<string, PathKind>;
+  volumes?: string[];
+  networks?: string[];
+  imagePresent?: boolean;
+}
+
+export interface CpuComparison {
+  /** `criu cpuinfo dump` on the source worked. */
+  dumped: boolean;
+  dumpError?: string;
+  /** Exit status of `criu cpuinfo check` on the target; undefined when it did not run. */
+  checkExitCode?: number;
+  /** CRIU's error lines from the check. */
+  checkErrors: string[];
+}
+
+// --- scripts -----------------------------------------------------------------------------------
+
+const HOST_SECTIONS: SectionCommand[] = [
+  { name: 'identity', command: `id -u; id -un; printf '%s\\n' "\${SUDO_USER:-}"` },
+  {
+    name: 'cpuinfo',
+    command: "grep -m1 '^model name' /proc/cpuinfo; grep -m1 -E '^(flags|Features)' /proc/cpuinfo",
+  },
+  { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
+];
+
+/** df of the directory, or of its nearest existing parent; prints that path first. */
+function dfCommand(path: string): string {
+  return `p=${shellQuote([path])}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
+}
+
+function pathKindsCommand(paths: readonly string[]): string {
+  return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
+}
+
+/** Finds the container's memory cgroup (v1 or v2) and prints memory.stat and usage; docker stats otherwise. */
+function memoryCommand(pid: number, id: string): string {
+  return [
+    'v1=; v2=',
+    `while IFS=: read -r _ ctrl path; do case ",$ctrl," in *,memory,*) v1=$path;; ,,) v2=$path;; esac; done </proc/${pid}/cgroup`,
+    'if [ -n "$v1" ] && [ -r "/sys/fs/cgroup/memory$v1/memory.stat" ]; then',
+    '  echo "cgroup v1"; cat "/sys/fs/cgroup/memory$v1/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup/memory$v1/memory.usage_in_bytes")"',
+    'elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.stat" ]; then',
+    '  echo "cgroup v2"; cat "/sys/fs/cgroup$v2/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup$v2/memory.current")"',
+    'else',
+    `  echo "docker_stats $(docker stats --no-stream --format '{{.MemUsage}}' ${shellQuote([id])})"`,
+    'fi',
+  ].join('\n');
+}
+
+export function bindSources(container: ContainerInspect | undefined): string[] {
+  const sources = (container?.Mounts ?? [])
+    .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
+    .map((mount) => mount.Source);
+  return [...new Set(sources)];
+}
+
+export function sourceProbeSections(container: ContainerInspect | undefined): SectionCommand[] {
+  const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(STATE_ROOT) }];
+  if (!container) return sections;
+  const pid = container.State.Pid ?? 0;
+  if (container.State.Running && pid > 0) {
+    sections.push(
+      { name: 'memory', command: memoryCommand(pid, container.Id) },
+      { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` },
+    );
+  }
+  const upper = container.GraphDriver?.Data?.UpperDir;
+  if (upper) sections.push({ name: 'upper', command: `du -skx ${shellQuote([upper])}` });
+  sections.push({ name: 'image', command: shellQuote(['docker', 'image', 'inspect', container.Image]) });
+  const binds = bindSources(container);
+  if (binds.length > 0) sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+  return sections;
+}
+
+export function targetProbeSections(
+  container: ContainerInspect | undefined,
+  dockerRoot: string,
+): SectionCommand[] {
+  // dockerd's own network namespace holds the published ports (the runner's may differ).
+  const dockerdNet = (files: string): string =>
+    `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
+  const sections: SectionCommand[] = [
+    ...HOST_SECTIONS,
+    { name: 'docker_df', command: dfCommand(dockerRoot) },
+    { name: 'tmp_df', command: dfCommand(RESTORE_TMP_DIR) },
+    { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
+    { name: 'listen_udp', command: dockerdNet('udp udp6') },
+    { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
+  ];
+  if (!container) return sections;
+  const binds = bindSources(container);
+  if (binds.length > 0) sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+  sections.push(
+    { name: 'volumes', command: 'docker volume ls -q' },
+    { name: 'networks', command: "docker network ls --format '{{.Name}}'" },
+    { name: 'image', command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]) },
+  );
+  return sections;
+}
+
+// --- readers -------------------------------------------------------------------------------------
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .find(Boolean) ?? ''
+  );
+}
+
+class SectionReader {
+  readonly unreadable: Record<string, string> = {};
+
+  constructor(private readonly sections: Map<string, SectionOutput>) {}
+
+  /** The section's text when its command succeeded; otherwise notes why and returns undefined. */
+  ok(name: string): string | undefined {
+    const section = this.sections.get(name);
+    if (!section) {
+      this.unreadable[name] = 'no answer';
+      return undefined;
+    }
+    if (section.exitCode !== 0) {
+      this.unreadable[name] = firstLine(section.text) || `exit code ${section.exitCode}`;
+      return undefined;
+    }
+    return section.text;
+  }
+
+  raw(name: string): SectionOutput | undefined {
+    return this.sections.get(name);
+  }
+
+  /** Runs a parser and notes a section whose output it could not read. */
+  parse<T>(name: string, parser: (text: string) => T | undefined): T | undefined {
+    const text = this.ok(name);
+    if (text === undefined) return undefined;
+    const value = parser(text);
+    if (value === undefined) this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
+    return value;
+  }
+
+  /** The df sections print the measured directory, then df's output. */
+  disk(name: string, path: string): DiskAt {
+    const text = this.ok(name);
+    if (text === undefined) return { path, measured: path };
+    const [measured = path, ...rest] = text.split('\n');
+    const disk = parseDf(rest.join('\n'));
+    if (!disk) this.unreadable[name] = `unexpected df output: ${firstLine(rest.join('\n')).slice(0, 120)}`;
+    return disk ? { path, measured, disk } : { path, measured };
+  }
+}
+
+function readHost(reader: SectionReader): Omit<HostProbe, 'unreadable'> {
+  const probe: Omit<HostProbe, 'unreadable'> = {};
+  const identity = reader.parse('identity', parseIdentity);
+  if (identity) probe.identity = identity;
+  // grep exits 1 when there is no "model name" line (arm64) but the flags came: read it regardless.
+  const cpu = parseCpuinfo(reader.raw('cpuinfo')?.text ?? '');
+  if (cpu) probe.cpu = cpu;
+  else reader.unreadable.cpuinfo = 'no flags in /proc/cpuinfo';
+  const memAvailable = reader.parse('meminfo', parseMemAvailable);
+  if (memAvailable !== undefined) probe.memAvailableBytes = memAvailable;
+  return probe;
+}
+
+function kindsRecord(kinds: Map<string, PathKind>): Record<string, PathKind> {
+  return Object.fromEntries(kinds);
+}
+
+/** The image's size from `docker image inspect` (the typed reader keeps only its Config). */
+function imageSize(json: string): number | undefined {
+  try {
+    const value: unknown = JSON.parse(json);
+    const first: unknown = Array.isArray(value) ? value[0] : value;
+    if (typeof first === 'object' && first !== null && 'Size' in first && typeof first.Size === 'number')
+      return first.Size;
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+export function readSourceProbe(result: CommandResult, container: ContainerInspect | undefined): SourceProbe {
+  const reader = new SectionReader(parseSections(result.stdout));
+  const probe: SourceProbe = {
+    ...readHost(reader),
+    bindKinds: {},
+    stateDir: reader.disk('state_df', STATE_ROOT),
+    unreadable: reader.unreadable,
+  };
+  if (!container) return probe;
+  if (reader.raw('memory')) {
+    const memory = reader.parse('memory', parseMemoryProbe);
+    if (memory) probe.memory = memory;
+  }
+  const tcp = reader.raw('tcp');
+  if (tcp) {
+    // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
+    if (/\blocal_address\b/.test(tcp.text)) probe.tcp = parseProcNet(tcp.text);
+    else probe.unreadable.tcp = firstLine(tcp.text) || `exit code ${tcp.exitCode}`;
+  }
+  if (reader.raw('upper')) {
+    const upper = reader.parse('upper', parseDuKib);
+    if (upper !== undefined) probe.writableLayerBytes = upper;
+  }
+  const image = reader.ok('image');
+  if (image !== undefined) {
+    const size = imageSize(image);
+    if (size !== undefined) probe.imageBytes = size;
+    try {
+      probe.imageConfig = parseImageInspect(image).Config;
+    } catch (error) {
+      probe.unreadable.image = errorMessage(error);
+    }
+  }
+  const binds = bindSources(container);
+  if (binds.length > 0) {
+    const text = reader.ok('binds');
+    if (text !== undefined) probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+  }
+  return probe;
+}
+
+export function readTargetProbe(
+  result: CommandResult,
+  container: ContainerInspect | undefined,
+  dockerRoot: string,
+): TargetProbe {
+  const reader = new SectionReader(parseSections(result.stdout));
+  const probe: TargetProbe = {
+    ...readHost(reader),
+    dockerRoot: reader.disk('docker_df', dockerRoot),
+    restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
+    bindKinds: {},
+    unreadable: reader.unreadable,
+  };
+  // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
+  const tables = (['listen_tcp', 'listen_udp'] as const).map((name) => {
+    const section = reader.raw(name);
+    if (section && /\blocal_address\b/.test(section.text)) return parseProcNet(section.text);
+    probe.unreadable[name] = section ? firstLine(section.text) || `exit code ${section.exitCode}` : 'no answer';
+    return undefined;
+  });
+  const [tcp, udp] = tables;
+  if (tcp && udp) probe.listeners = { tcp, udp };
+  const published = reader.ok('published');
+  if (published !== undefined) probe.published = parseDockerPsPorts(published);
+  if (!container) return probe;
+  const binds = bindSources(container);
+  if (binds.length > 0) {
+    const text = reader.ok('binds');
+    if (text !== undefined) probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+  }
+  const volumes = reader.ok('volumes');
+  if (volumes !== undefined) probe.volumes = parseNameList(volumes);
+  const networks = reader.ok('networks');
+  if (networks !== undefined) probe.networks = parseNameList(networks);
+  const image = reader.raw('image');
+  if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text)) probe.imagePresent = true;
+  else if (image && /no such (image|object)/i.test(image.text)) probe.imagePresent = false;
+  else if (image) probe.unreadable.image = firstLine(image.text) || `exit code ${image.exitCode}`;
+  return probe;
+}
+
+// --- gathering -------------------------------------------------------------------------------------
+
+export async function probeSource(host: Host, container: ContainerInspect | undefined): Promise<SourceProbe> {
+  const script = sectionScript(sourceProbeSections(container));
+  return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
+}
+
+export async function probeTarget(
+  host: Host,
+  container: ContainerInspect | undefined,
+  dockerRoot: string,
+): Promise<TargetProbe> {
+  const script = sectionScript(targetProbeSections(container, dockerRoot));
+  return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container, dockerRoot);
+}
+
+const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
+
+/** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
+export const CPUINFO_DUMP_COMMAND = [
+  `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+  `trap 'rm -rf "$d"' EXIT`,
+  `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>&1 || { grep Error "$d/dump.log" >&2 || echo "criu cpuinfo dump failed" >&2; exit 1; }`,
+  `base64 "$d/cpuinfo.img"`,
+].join('\n');
+
+/** Target side: stdin is the source's image in base64; prints CRIU's error lines and exits as the check did. */
+export const CPUINFO_CHECK_COMMAND = [
+  `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+  `trap 'rm -rf "$d"' EXIT`,
+  `base64 -d >"$d/cpuinfo.img" || exit 1`,
+  `criu cpuinfo check -D "$d" -W "$d" -o check.log >/dev/null 2>&1`,
+  'rc=$?',
+  `grep Error "$d/check.log" 2>/dev/null`,
+  'exit $rc',
+].join('\n');
+
+/** Interprets the two commands' results; pure, for tests. */
+export function readCpuComparison(dump: CommandResult, check: CommandResult | undefined): CpuComparison {
+  const image = dump.stdout.replace(/\s+/g, '');
+  if (dump.exitCode !== 0 || image === '') {
+    return { dumped: false, dumpError: failureText(dump), checkErrors: [] };
+  }
+  if (!check) return { dumped: true, checkErrors: [] };
+  return {
+    dumped: true,
+    checkExitCode: check.exitCode,
+    checkErrors: criuErrorLines(`${check.stdout}\n${check.stderr}`),
+  };
+}
+
+/** `criu cpuinfo dump` on the source, `criu cpuinfo check` of that image on the target. */
+export async function compareCpus(source: Host, target: Host): Promise<CpuComparison> {
+  const dump = await source.run(CPUINFO_DUMP_COMMAND, { timeoutMs: PROBE_TIMEOUT_MS });
+  const image = dump.stdout.replace(/\s+/g, '');
+  if (dump.exitCode !== 0 || image === '') return readCpuComparison(dump, undefined);
+  const check = await target.run(CPUINFO_CHECK_COMMAND, { input: `${image}\n`, timeoutMs: PROBE_TIMEOUT_MS });
+  return readCpuComparison(dump, check);
+}

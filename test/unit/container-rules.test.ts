@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type ContainerInspect, parseContainerInspect } from '../../src/docker/inspect.js';
+import { restartPolicyText } from '../../src/phases/finalize.js';
+import { restoredProblems } from '../../src/phases/verify.js';
+import { evaluateContainer } from '../../src/policy/container-rules.js';
+
+// A real inspect of the test bed's counter container (Docker 26.1).
+const counter = parseContainerInspect(
+  readFileSync(resolve(import.meta.dirname, '../fixtures/docker26/inspect-testbed-counter.json'), 'utf8'),
+);
+
+function variant(change: (c: ContainerInspect) => void): ContainerInspect {
+  const copy = structuredClone(counter);
+  change(copy);
+  return copy;
+}
+
+const statusOf = (checks: ReturnType<typeof evaluateContainer>, name: string) =>
+  checks.find((check) => check.name === name)?.status;
+
+describe('evaluateContainer', () => {
+  it('passes the running counter with a free name on the target', () => {
+    const checks = evaluateContainer({ ref: 'c', container: counter, targetNameTaken: false });
+    expect(checks.filter((check) => check.status !== 'pass')).toEqual([]);
+  });
+
+  it.each([
+    ['missing container', undefined, false, 'container exists', 'CONTAINER_NOT_FOUND'],
+    [
+      'stopped',
+      variant((c) => Object.assign(c.State, { Running: false, Status: 'exited' })),
+      false,
+      'container running',
+      'CONTAINER_NOT_RUNNING',
+    ],
+    [
+      'paused (another migration?)',
+      variant((c) => Object.assign(c.State, { Paused: true, Status: 'paused' })),
+      false,
+      'container running',
+      'CONTAINER_NOT_RUNNING',
+    ],
+    [
+      'restarting',
+      variant((c) => Object.assign(c.State, { Restarting: true })),
+      false,
+      'container running',
+      'CONTAINER_NOT_RUNNING',
+    ],
+    ['name taken on the target', counter, true, 'container name free', 'TARGET_NAME_TAKEN'],
+    [
+      'crun runtime',
+      variant((c) => Object.assign(c.HostConfig, { Runtime: 'crun' })),
+      false,
+      'container runtime',
+      'RUNTIME_UNSUPPORTED',
+    ],
+    [
+      'devices',
+      variant((c) =>
+        Object.assign(c.HostConfig, {
+          Devices: [{ PathOnHost: '/dev/fuse', PathInContainer: '/dev/fuse', CgroupPermissions: 'rwm' }],
+        }),
+      ),
+      false,
+      'devices attached',
+      'CONTAINER_HAS_DEVICES',
+    ],
+    [
+      'vfs storage',
+      variant((c) => Object.assign(c, { GraphDriver: { Name: 'vfs', Data: {} } })),
+      false,
+      'container storage',
+      'STORAGE_DRIVER_UNSUPPORTED',
+    ],
+  ])('fails a container that is %s', (_case, container, targetNameTaken, name, code) => {
+    const checks = evaluateContainer({ ref: 'c', container, targetNameTaken });
+    const failed = checks.filter((check) => check.status === 'fail');
+    expect(failed.map((check) => check.name)).toEqual([name]);
+    expect(failed[0]!.code).toBe(code);
+    expect(failed[0]!.remedy).toBeTruthy();
+    if (container) expect(statusOf(checks, name)).toBe('fail');
+  });
+});
+
+describe('restoredProblems', () => {
+  const running = variant((c) =>
+    Object.assign(c.State, { Running: true, Paused: false, Restarting: false, Status: 'running' }),
+  );
+  it.each([
+    [
+      'healthy, same first process',
+      running,
+      'sh /usr/local/bin/testbed-counter',
+      'sh /usr/local/bin/testbed-counter',
+      [],
+    ],
+    ['gone', undefined, 'x', undefined, ['the container is gone']],
+    [
+      'exited',
+      variant((c) => Object.assign(c.State, { Running: false, Status: 'exited' })),
+      undefined,
+      undefined,
+      ['state is exited, not running'],
+    ],
+    [
+      'restarted',
+      variant((c) => Object.assign(c, { RestartCount: 2 })),
+      undefined,
+      undefined,
+      ['it restarted 2 time(s)'],
+    ],
+    [
+      'a different first process',
+      running,
+      'sh /usr/local/bin/testbed-counter',
+      'sh',
+      ['its first process is "sh", the source\'s was "sh /usr/local/bin/testbed-counter"'],
+    ],
+  ])('%s', (_case, restored, sourceInit, targetInit, problems) => {
+    expect(restoredProblems(restored, sourceInit, targetInit)).toEqual(problems);
+  });
+});
+
+describe('restartPolicyText', () => {
+  it.each([
+    [{ Name: 'unless-stopped', MaximumRetryCount: 0 }, 'unless-stopped'],
+    [{ Name: 'on-failure', MaximumRetryCount: 3 }, 'on-failure:3'],
+    [{ Name: 'on-failure', MaximumRetryCount: 0 }, 'on-failure'],
+    [{ Name: '', MaximumRetryCount: 0 }, 'no'],
+    [undefined, 'no'],
+  ])('%j -> %s', (policy, text) => {
+    expect(restartPolicyText(variant((c) => Object.assign(c.HostConfig, { RestartPolicy: policy })))).toBe(
+      text,
+    );
+  });
+});
