@@ -52420,7 +52420,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(455);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7833);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 455:
+/***/ 7833:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -55431,6 +55431,20 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'PREFLIGHT_FAILED',
     'MODE_NOT_IMPLEMENTED',
     'CONTAINER_SHARES_NAMESPACE',
+    // Preflight: every check that does not pass carries one of these (warnings too: strict fails on them).
+    'FACT_UNREADABLE',
+    'NOT_ROOT',
+    'HOST_KEY_UNVERIFIED',
+    'CRIU_FEATURE_MISSING',
+    'CPU_FEATURES_DIFFER',
+    'DOCKER_UNTESTED',
+    'CGROUP_MISMATCH',
+    'NETWORK_MODE_HOST',
+    'NETWORK_MISSING',
+    'VOLUME_MISSING',
+    'TCP_CONNECTIONS_OPEN',
+    'SETTINGS_NOT_CARRIED',
+    'MEMORY_LOW',
 ]));
 class MigrationError extends Error {
     code;
@@ -56661,8 +56675,11 @@ function majorMinor(v) {
 ;// CONCATENATED MODULE: ./src/facts.ts
 
 
-/** CRIU features we record; `criu check --feature <name>` exits 0 when supported. */
-const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop'];
+/**
+ * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
+ * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
+ */
+const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
 /** Every command gatherHostFacts runs; all read-only. */
 const FACT_COMMANDS = {
     kernelRelease: 'uname -r',
@@ -56768,9 +56785,11 @@ function parseCriuCheck(result) {
             (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
     return { ok, exitCode: result.exitCode, tail, summary };
 }
-/** Exit 0 means supported; "Unknown feature" from an older CRIU counts as not supported. */
+/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
 function parseCriuFeature(result) {
-    return result.exitCode === 0;
+    if (result.exitCode === 0)
+        return true;
+    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
 }
 /** First line of `runc --version`: "runc version 1.1.15+ds1". */
 function parseRuncVersion(stdout) {
@@ -56905,8 +56924,9 @@ async function gatherCriu(host, pathResult) {
         facts.error = `criu --version: ${failureText(versionResult)}`;
     CRIU_FEATURES.forEach((feature, index) => {
         const result = featureResults[index];
-        if (result)
-            facts.features[feature] = parseCriuFeature(result);
+        const supported = result && parseCriuFeature(result);
+        if (supported !== undefined)
+            facts.features[feature] = supported;
     });
     return facts;
 }
@@ -56941,7 +56961,302 @@ async function gatherHostFacts(host) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/preflight-parsers.ts
+/**
+ * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
+ * Each takes the text a command printed and returns what the rules need; none
+ * does I/O, and each tolerates lines it does not know.
+ */
+const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
+/**
+ * One shell script running several read-only commands in a row, each framed by
+ * markers, so a host answers many questions over one SSH channel.
+ */
+function sectionScript(sections, preamble = '') {
+    const parts = sections.map(({ name, command }) => {
+        if (!SECTION_NAME.test(name))
+            throw new TypeError(`bad section name ${name}`);
+        // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+        return `echo '@@begin ${name}'; ( ${command}\n) 2>&1; rc=$?; echo; echo "@@end ${name} $rc"`;
+    });
+    return [preamble, ...parts].filter((part) => part !== '').join('\n');
+}
+/** Splits sectionScript output back into its sections; a section cut short is left out. */
+function parseSections(stdout) {
+    const sections = new Map();
+    let current;
+    for (const line of stdout.split('\n')) {
+        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
+        if (begin) {
+            current = { name: begin[1] ?? '', lines: [] };
+            continue;
+        }
+        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
+        if (end && current && end[1] === current.name) {
+            // sectionScript echoes one newline before the marker: an empty last line is that echo.
+            if (current.lines.at(-1) === '')
+                current.lines.pop();
+            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
+            current = undefined;
+            continue;
+        }
+        current?.lines.push(line);
+    }
+    return sections;
+}
+function numberOrUndefined(text) {
+    if (text === undefined || !/^\d+$/.test(text.trim()))
+        return undefined;
+    return Number(text.trim());
+}
+function lines(text) {
+    return text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+}
+const TCP_ESTABLISHED = 0x01;
+const TCP_LISTEN = 0x0a;
+/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
+function decodeIp(hex) {
+    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
+        return undefined;
+    const bytes = [];
+    for (let word = 0; word < hex.length; word += 8) {
+        for (let i = 6; i >= 0; i -= 2)
+            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
+    }
+    if (bytes.length === 4)
+        return bytes.join('.');
+    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
+    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+        return bytes.slice(12).join('.');
+    }
+    const groups = [];
+    for (let i = 0; i < 16; i += 2)
+        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+    return compressIpv6(groups);
+}
+function compressIpv6(groups) {
+    // Longest run of zero groups becomes "::".
+    let best = -1;
+    let bestLength = 0;
+    for (let i = 0; i < groups.length;) {
+        if (groups[i] !== '0') {
+            i++;
+            continue;
+        }
+        let j = i;
+        while (j < groups.length && groups[j] === '0')
+            j++;
+        if (j - i > bestLength && j - i > 1) {
+            best = i;
+            bestLength = j - i;
+        }
+        i = j;
+    }
+    if (best < 0)
+        return groups.join(':');
+    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
+}
+function decodeAddress(field) {
+    const [hexIp, hexPort] = field.split(':');
+    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
+        return undefined;
+    const ip = decodeIp(hexIp);
+    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
+}
+/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
+function parseProcNet(text) {
+    const entries = [];
+    for (const line of lines(text)) {
+        const fields = line.split(/\s+/);
+        if (!/^\d+:$/.test(fields[0] ?? ''))
+            continue;
+        const local = decodeAddress(fields[1] ?? '');
+        const remote = decodeAddress(fields[2] ?? '');
+        const state = fields[3];
+        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
+            continue;
+        entries.push({ local, remote, state: Number.parseInt(state, 16) });
+    }
+    return entries;
+}
+function formatAddress(address) {
+    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
+}
+function isWildcardIp(ip) {
+    return ip === '' || ip === '0.0.0.0' || ip === '::';
+}
+function isLoopbackIp(ip) {
+    return ip.startsWith('127.') || ip === '::1';
+}
+/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
+function parseDf(text) {
+    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
+    for (const row of rows) {
+        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
+        if (match) {
+            return {
+                filesystem: match[1] ?? '',
+                sizeBytes: Number(match[2]) * 1024,
+                availableBytes: Number(match[4]) * 1024,
+                mountedOn: match[5] ?? '',
+            };
+        }
+    }
+    return undefined;
+}
+/** `du -skx DIR`: "<KiB>\t<dir>". */
+function parseDuKib(text) {
+    const match = /^(\d+)\s/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** MemAvailable from /proc/meminfo lines, in bytes. */
+function parseMemAvailable(text) {
+    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
+function parseIdentity(text) {
+    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
+    const uid = numberOrUndefined(uidLine);
+    if (uid === undefined)
+        return undefined;
+    const identity = { uid, user: userLine || String(uid) };
+    if (sudoLine)
+        identity.sudoUser = sudoLine;
+    return identity;
+}
+/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
+function parseCpuinfo(text) {
+    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
+    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
+    if (flags === undefined && model === undefined)
+        return undefined;
+    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
+    if (model)
+        facts.model = model;
+    return facts;
+}
+/** Flags the source has and the target lacks, in the source's order. */
+function missingFlags(source, target) {
+    const there = new Set(target);
+    return source.filter((flag) => !there.has(flag));
+}
+/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
+function criuErrorLines(text) {
+    const found = [];
+    for (const line of lines(text)) {
+        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
+        if (/^Error\b/.test(bare) && !found.includes(bare))
+            found.push(bare);
+    }
+    return found;
+}
+const SIZE_UNITS = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 1024,
+    MIB: 1024 ** 2,
+    GIB: 1024 ** 3,
+    TIB: 1024 ** 4,
+};
+/** "9.715MiB" or "1.2GB" as docker prints sizes. */
+function parseDockerSize(text) {
+    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
+    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
+    if (!match || unit === undefined)
+        return undefined;
+    const value = Number(match[1]);
+    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
+}
+/**
+ * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
+ * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
+ */
+function parseMemoryProbe(text) {
+    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
+    if (stats?.[1]) {
+        const bytes = parseDockerSize(stats[1]);
+        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
+    }
+    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
+    if (!version)
+        return undefined;
+    const values = new Map();
+    for (const line of lines(text)) {
+        const [key, value] = line.split(/\s+/);
+        const n = numberOrUndefined(value);
+        if (key && n !== undefined)
+            values.set(key, n);
+    }
+    const sum = (...keys) => {
+        const found = keys.map((key) => values.get(key));
+        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
+    };
+    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
+    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
+    if (dumped !== undefined) {
+        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
+        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+    }
+    const usage = values.get('usage_bytes');
+    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
+}
+/**
+ * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
+ * Ports that are only exposed ("80/tcp") are not published and are skipped.
+ */
+function parseDockerPsPorts(text) {
+    const found = [];
+    for (const line of text.split('\n')) {
+        const tab = line.indexOf('\t');
+        if (tab < 0)
+            continue;
+        const container = line.slice(0, tab).trim();
+        for (const item of line.slice(tab + 1).split(',')) {
+            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
+            if (!match)
+                continue;
+            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+            const firstPort = Number(match[2]);
+            found.push({
+                container,
+                hostIp,
+                firstPort,
+                lastPort: match[3] ? Number(match[3]) : firstPort,
+                proto: match[4] ?? 'tcp',
+            });
+        }
+    }
+    return found;
+}
+/** One line per path, in the order asked: "d", "f" or "-". */
+function parsePathKinds(text, paths) {
+    const answers = text.split('\n').map((line) => line.trim());
+    const kinds = new Map();
+    paths.forEach((path, i) => {
+        const answer = answers[i];
+        if (answer === 'd')
+            kinds.set(path, 'directory');
+        else if (answer === 'f')
+            kinds.set(path, 'file');
+        else if (answer === '-')
+            kinds.set(path, 'missing');
+    });
+    return kinds;
+}
+/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
+function parseNameList(text) {
+    return lines(text);
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
+
 
 /** Lifts a rule about one host into a rule about both. */
 function eachHost(rule) {
@@ -57001,6 +57316,7 @@ const criuKnowsKernelVdso = eachHost((facts, role) => {
             observed,
             expected,
             remedy: 'could not read the versions; see the facts',
+            code: 'FACT_UNREADABLE',
         };
     }
     if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_NEW_VDSO)) {
@@ -57018,27 +57334,44 @@ const criuKnowsKernelVdso = eachHost((facts, role) => {
 });
 const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
     const { criu, kernel } = facts;
-    if (!criu.present || !criu.version || !kernel.version)
+    if (!criu.present || !criu.version)
         return undefined;
     // Too old for the vDSO as well: that rule already failed with the same remedy.
-    if (atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
+    if (kernel.version && atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
         return undefined;
     const name = 'criu hardware breakpoints';
+    const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
+    const working = criu.features.breakpoints;
+    if (working !== undefined) {
+        // CRIU 4.2 and later answer `criu check --feature breakpoints`: no need to guess.
+        const observed = `hardware breakpoints ${working ? 'work' : 'do not work'}, criu ${show(criu.version)}`;
+        const expected = `working hardware breakpoints, or criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS}`;
+        if (working || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS))
+            return { host: role, name, status: 'pass', observed, expected };
+        return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+    }
+    if (!kernel.version)
+        return undefined;
     const expected = `criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS} on kernels >= ${VDSO_SPLIT_KERNEL}`;
     const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
-    // We cannot tell from outside whether hardware breakpoints work (they do not in many VMs),
+    // An older CRIU cannot tell whether hardware breakpoints work (they do not in many VMs),
     // so on the kernels where 4.2 is available at all we ask for it.
     if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS)) {
         return { host: role, name, status: 'pass', observed, expected };
     }
+    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+});
+/** What `criu check --feature` said; informational, since no pre-dump or lazy pages are used. */
+const criuFeatures = eachHost((facts, role) => {
+    const known = Object.entries(facts.criu.features);
+    if (!facts.criu.present || known.length === 0)
+        return undefined;
     return {
         host: role,
-        name,
-        status: 'fail',
-        observed,
-        expected,
-        remedy: `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`,
-        code: 'CRIU_TOO_OLD',
+        name: 'criu features',
+        status: 'pass',
+        observed: known.map(([feature, on]) => `${feature} ${on ? 'yes' : 'no'}`).join(', '),
+        expected: 'informational: the migration needs none of them (no pre-dump, which needs mem_dirty_track; no lazy pages, which need uffd-noncoop)',
     };
 });
 const criuCheckPasses = eachHost((facts, role) => {
@@ -57139,6 +57472,7 @@ const dockerExperimental = withDaemon(({ docker }, role) => {
             observed: 'unknown (docker info unreadable)',
             expected,
             remedy,
+            code: 'FACT_UNREADABLE',
         };
     }
     return {
@@ -57169,6 +57503,7 @@ const dockerCanRestore = withDaemon(({ docker }, role) => {
             observed,
             expected: WORKING_DOCKER,
             remedy: 'could not read the Docker version',
+            code: 'FACT_UNREADABLE',
         };
     }
     if (version.major === 28 || version.major === 29) {
@@ -57196,6 +57531,7 @@ const dockerCanRestore = withDaemon(({ docker }, role) => {
         observed,
         expected: WORKING_DOCKER,
         remedy: `checkpoint and restore are not verified with Docker ${version.major}.x; 26.1 is`,
+        code: 'DOCKER_UNTESTED',
     };
 });
 const dockerDefaultRuntime = withDaemon(({ docker }, role) => {
@@ -57206,7 +57542,7 @@ const dockerDefaultRuntime = withDaemon(({ docker }, role) => {
         return { host: role, name, status: 'pass', observed, expected };
     const remedy = 'set "default-runtime": "runc" in /etc/docker/daemon.json and restart dockerd: the migration calls runc checkpoint directly, so other runtimes (crun, kata, gVisor) cannot be checkpointed';
     if (docker.defaultRuntime === undefined)
-        return { host: role, name, status: 'warn', observed, expected, remedy };
+        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
     return { host: role, name, status: 'fail', observed, expected, remedy, code: 'RUNTIME_UNSUPPORTED' };
 });
 const dockerStorageDriver = withDaemon(({ docker }, role) => {
@@ -57229,10 +57565,11 @@ const dockerStorageDriver = withDaemon(({ docker }, role) => {
         return { host: role, name, status: 'pass', observed, expected };
     const remedy = `set "storage-driver": "overlay2" in /etc/docker/daemon.json and restart dockerd: ${why}`;
     if (docker.storageDriver === undefined)
-        return { host: role, name, status: 'warn', observed, expected, remedy };
+        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
     return { host: role, name, status: 'fail', observed, expected, remedy, code: 'STORAGE_DRIVER_UNSUPPORTED' };
 });
 // --- both hosts --------------------------------------------------------------------------------
+const UNREADABLE_KERNELS = 'could not read both kernel releases';
 const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
     const a = source.kernel;
     const b = target.kernel;
@@ -57252,14 +57589,14 @@ const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
             observed,
             expected,
             ...(remedy ? { remedy } : {}),
-            ...(status === 'fail' ? { code: 'KERNEL_MISMATCH' } : {}),
+            ...(status === 'pass' ? {} : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
         },
     ];
     if (kernelPolicy === 'any')
         return check('pass');
     const remedy = 'run both hosts on the same kernel, or set kernel-policy to accept the difference (same-minor, any): CRIU restores only what the target kernel supports';
     if (!a.release || !b.release || !a.version || !b.version)
-        return check('warn', 'could not read both kernel releases');
+        return check('warn', UNREADABLE_KERNELS);
     if (a.release === b.release)
         return check('pass');
     if (kernelPolicy === 'exact')
@@ -57285,6 +57622,7 @@ const cgroupVersionsMatch = ({ source, target }) => {
             observed,
             expected,
             remedy: "run both hosts with the same cgroup version: CRIU records the container's cgroups and may fail to restore them into the other hierarchy",
+            code: 'CGROUP_MISMATCH',
         },
     ];
 };
@@ -57309,12 +57647,99 @@ const architecturesMatch = ({ source, target }) => {
         },
     ];
 };
+const CPU_REMEDY = 'migrate between hosts whose CPUs offer the same features (the same model, or in VMs the same CPU model or baseline for both guests): a restored process keeps using the instructions it found at start';
+/** Feature names, shortened for a one-line message. */
+function listFlags(flags, max = 12) {
+    if (flags.length <= max)
+        return flags.join(', ');
+    return `${flags.slice(0, max).join(', ')} and ${flags.length - max} more`;
+}
+/**
+ * `criu cpuinfo check` on the target of the image `criu cpuinfo dump` wrote on
+ * the source (CRIU's own test, the one a restore makes), explained with the
+ * /proc/cpuinfo flags the source has and the target lacks.
+ */
+const cpuCompatible = ({ source, target, cpu }) => {
+    const comparison = cpu?.comparison;
+    // Without CRIU on both hosts there is nothing to compare; criu installed says so.
+    if (!comparison || !source.criu.present || !target.criu.present)
+        return [];
+    const name = 'cpu compatibility';
+    const expected = "criu cpuinfo check on the target accepts the source's CPU";
+    const missing = cpu?.source && cpu.target && cpu.source.flags.length > 0 && cpu.target.flags.length > 0
+        ? missingFlags(cpu.source.flags, cpu.target.flags)
+        : undefined;
+    const models = [cpu?.source?.model, cpu?.target?.model];
+    const modelText = models[0] && models[1]
+        ? models[0] === models[1]
+            ? `both ${models[0]}`
+            : `source ${models[0]}, target ${models[1]}`
+        : undefined;
+    if (!comparison.dumped) {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'warn',
+                observed: `criu cpuinfo dump failed: ${comparison.dumpError ?? 'no image'}`,
+                expected,
+                remedy: 'run `criu cpuinfo dump -D /tmp/x` as root on the source to see why',
+                code: 'FACT_UNREADABLE',
+            },
+        ];
+    }
+    if (comparison.checkExitCode === undefined)
+        return [];
+    if (comparison.checkExitCode !== 0) {
+        const why = comparison.checkErrors.join('; ') || `exit code ${comparison.checkExitCode}`;
+        const lacks = missing === undefined
+            ? ''
+            : missing.length > 0
+                ? `; the target lacks ${listFlags(missing)}`
+                : '; /proc/cpuinfo shows no flag the target lacks, so the difference is in what CRIU compares beyond the flags (xsave layout, vendor)';
+        return [
+            {
+                host: 'both',
+                name,
+                status: 'fail',
+                observed: `criu cpuinfo check failed: ${why}${lacks}${modelText ? ` (${modelText})` : ''}`,
+                expected,
+                remedy: CPU_REMEDY,
+                code: 'CPU_INCOMPATIBLE',
+            },
+        ];
+    }
+    if (missing && missing.length > 0) {
+        return [
+            {
+                host: 'both',
+                name,
+                status: 'warn',
+                observed: `criu cpuinfo check passed, but the target lacks ${listFlags(missing)}${modelText ? ` (${modelText})` : ''}`,
+                expected: `${expected}, and every CPU flag of the source on the target`,
+                remedy: `${CPU_REMEDY}; CRIU checks only part of the flags, so a program that uses one of these may crash after the move`,
+                code: 'CPU_FEATURES_DIFFER',
+            },
+        ];
+    }
+    const same = missing ? '; no CPU flag of the source is missing on the target' : '';
+    return [
+        {
+            host: 'both',
+            name,
+            status: 'pass',
+            observed: `criu cpuinfo check passed${same}${modelText ? ` (${modelText})` : ''}`,
+            expected,
+        },
+    ];
+};
 /** Every host rule, in report order. Adding a rule is adding it here. */
 const COMPATIBILITY_RULES = [
     criuInstalled,
     criuKnowsKernelVdso,
     criuSurvivesBrokenBreakpoints,
     criuCheckPasses,
+    criuFeatures,
     criuTargetNotOlder,
     dockerReachable,
     dockerExperimental,
@@ -57324,6 +57749,7 @@ const COMPATIBILITY_RULES = [
     kernelsMatch,
     cgroupVersionsMatch,
     architecturesMatch,
+    cpuCompatible,
 ];
 function evaluateCompatibility(facts, options = { kernelPolicy: 'same-minor' }, rules = COMPATIBILITY_RULES) {
     return rules.flatMap((rule) => rule(facts, options));
@@ -57334,241 +57760,116 @@ function failures(checks) {
 function warnings(checks) {
     return checks.filter((check) => check.status === 'warn');
 }
+/** The checks that stop the gate: failures, and with strict also warnings. */
+function blocking(checks, strict) {
+    return checks.filter((check) => check.status === 'fail' || (strict && check.status === 'warn'));
+}
 
-;// CONCATENATED MODULE: ./src/policy/container-rules.ts
-/** Pure rules about the container itself; the host rules live in compatibility.ts. */
-function evaluateContainer(facts) {
-    const { container, ref } = facts;
-    if (!container) {
+;// CONCATENATED MODULE: ./src/policy/access-rules.ts
+const SSH_EXPECTED = 'reachable, key accepted, host key matching known-hosts';
+function connectionChecks(facts) {
+    const { role } = facts;
+    if (facts.kind === 'local') {
+        const local = {
+            host: role,
+            name: 'connection',
+            status: facts.connected ? 'pass' : 'fail',
+            observed: facts.connected ? "the runner's own machine (no SSH)" : (facts.error?.message ?? 'failed'),
+            expected: 'commands run on the runner',
+        };
+        if (!facts.connected) {
+            local.code = facts.error?.code ?? 'COMMAND_FAILED';
+            if (facts.error?.remedy)
+                local.remedy = facts.error.remedy;
+        }
+        return [local, ...sudoChecks(facts)];
+    }
+    const via = facts.jumpHost ? ` via jump host ${facts.jumpHost}` : '';
+    const sshFailed = !facts.connected && facts.error?.code !== 'SUDO_REFUSED';
+    if (sshFailed) {
         return [
             {
-                host: 'source',
-                name: 'container exists',
+                host: role,
+                name: 'ssh',
                 status: 'fail',
-                observed: `no container "${ref}"`,
-                expected: 'a running container',
-                remedy: 'check the container input: `docker ps` on the source lists the names',
-                code: 'CONTAINER_NOT_FOUND',
+                observed: `${facts.address}${via}: ${facts.error?.message ?? 'could not connect'}`,
+                expected: SSH_EXPECTED,
+                remedy: facts.error?.remedy ?? 'check the address, the key and known-hosts',
+                code: facts.error?.code ?? 'SSH_UNREACHABLE',
             },
         ];
     }
-    const name = container.Name.replace(/^\//, '');
-    const state = container.State.Paused ? 'paused' : (container.State.Status ?? 'unknown');
-    const checks = [
-        {
-            host: 'source',
-            name: 'container running',
-            status: container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
-            observed: state,
-            expected: 'running (not paused, not restarting)',
-            remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
-            code: 'CONTAINER_NOT_RUNNING',
-        },
-        {
-            host: 'target',
-            name: 'container name free',
-            status: facts.targetNameTaken ? 'fail' : 'pass',
-            observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
-            expected: 'no container of that name on the target',
-            remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
-            code: 'TARGET_NAME_TAKEN',
-        },
-    ];
-    const runtime = container.HostConfig.Runtime || 'runc';
-    checks.push({
-        host: 'source',
-        name: 'container runtime',
-        status: runtime === 'runc' ? 'pass' : 'fail',
-        observed: runtime,
-        expected: 'runc',
-        remedy: 'recreate the container with --runtime runc: the checkpoint is taken with runc',
-        code: 'RUNTIME_UNSUPPORTED',
-    });
-    const driver = container.GraphDriver?.Name ?? 'unknown';
-    checks.push({
-        host: 'source',
-        name: 'container storage',
-        status: driver === 'overlay2' && container.GraphDriver?.Data?.UpperDir ? 'pass' : 'fail',
-        observed: driver,
-        expected: 'overlay2 with an upper directory',
-        remedy: 'use the overlay2 storage driver: the writable layer is moved from its upper directory',
-        code: 'STORAGE_DRIVER_UNSUPPORTED',
-    });
-    const devices = (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
-    checks.push({
-        host: 'source',
-        name: 'devices attached',
-        status: devices === 0 ? 'pass' : 'fail',
-        observed: devices === 0 ? 'none' : `${devices} device(s) or GPU request(s)`,
-        expected: 'none',
-        remedy: 'CRIU cannot move device or GPU state; stop using the device or migrate the job another way',
-        code: 'CONTAINER_HAS_DEVICES',
-    });
-    return checks;
+    const key = facts.hostKeyFingerprint ? ` ${facts.hostKeyFingerprint}` : '';
+    const ssh = facts.hostKeyVerified
+        ? {
+            host: role,
+            name: 'ssh',
+            status: 'pass',
+            observed: `${facts.address}${via}: connected, key accepted, host key${key} matches known-hosts`,
+            expected: SSH_EXPECTED,
+        }
+        : {
+            host: role,
+            name: 'ssh',
+            status: 'warn',
+            observed: `${facts.address}${via}: connected, key accepted, host key${key} NOT verified (insecure-skip-host-key-check)`,
+            expected: SSH_EXPECTED,
+            remedy: `pass the host's known_hosts lines in known-hosts (ssh-keyscan from a network you trust, fingerprints checked) and drop insecure-skip-host-key-check`,
+            code: 'HOST_KEY_UNVERIFIED',
+        };
+    return [ssh, ...sudoChecks(facts)];
 }
-
-;// CONCATENATED MODULE: ./src/phases/preflight.ts
-
-
-
-
-function formatCheck(check) {
-    const mark = check.status === 'pass' ? 'ok  ' : check.status === 'warn' ? 'WARN' : 'FAIL';
-    const line = `${mark} [${check.host}] ${check.name}: ${check.observed} (expected ${check.expected})`;
-    return check.status !== 'pass' && check.remedy ? `${line}\n       remedy: ${check.remedy}` : line;
-}
-/**
- * Reads both hosts and the container, changes nothing, and refuses before
- * anything is touched when the migration cannot work.
- */
-async function preflight(ctx) {
-    const ref = ctx.settings.container;
-    const [source, target, container] = await Promise.all([
-        gatherHostFacts(ctx.source),
-        gatherHostFacts(ctx.target),
-        ctx.sourceDocker.inspectContainer(ref, 'preflight'),
-    ]);
-    const name = container ? container.Name.replace(/^\//, '') : ref;
-    const targetNameTaken = container
-        ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined
-        : false;
-    const checks = [
-        ...evaluateCompatibility({ source, target }, { kernelPolicy: ctx.settings.kernelPolicy }),
-        ...evaluateContainer({ ref, container, targetNameTaken }),
-    ];
-    for (const check of checks) {
-        if (check.status === 'warn')
-            ctx.log.warning(formatCheck(check));
-        else
-            ctx.log.info(formatCheck(check));
-    }
-    const failed = checks.filter((check) => check.status === 'fail');
-    if (failed.length > 0 || !container) {
-        const first = failed[0];
-        throw new MigrationError(first?.code ?? 'PREFLIGHT_FAILED', `migration refused before touching the container: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') });
-    }
-    return { source, target, container, checks };
-}
-
-;// CONCATENATED MODULE: ./src/phases/restore.ts
-
-
-
-/** `docker start --checkpoint`: CRIU restores the frozen processes inside the staged container. */
-async function restore(ctx, staged) {
-    const started = ctx.clock();
-    const before = await containerdCopies(ctx);
-    try {
-        await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
-    }
-    catch (error) {
-        await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
-        const failure = asMigrationError(error, 'RESTORE_FAILED', {
-            step: 'restore',
-            host: describeHost(ctx.target),
-        });
-        throw new MigrationError('RESTORE_FAILED', `the target could not restore the checkpoint: ${failure.message}`, {
-            step: 'restore',
-            host: describeHost(ctx.target),
-            // containerd deletes the task directory, CRIU's restore.log with it, when a restore fails.
-            detail: failure.detail,
-            remedy: "run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions; the source was resumed and nothing was left on the target",
-            cause: error,
-        });
-    }
-    const runningAt = ctx.clock();
-    await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
-    return { restoreMs: runningAt - started, runningAt };
-}
-// containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
-// restore and never removes it: a full copy of the memory image per restore.
-const CONTAINERD_COPY_GLOB = '/tmp/ctrd-checkpoint*';
-async function containerdCopies(ctx) {
-    const listed = await ctx.target.run(`ls -d ${CONTAINERD_COPY_GLOB} 2>/dev/null || true`);
-    return new Set(listed.stdout.split('\n').filter(Boolean));
-}
-/** The copies this restore left, recognised by CRIU's inventory (unique per dump) so another restore's stay. */
-async function ourContainerdCopies(ctx, staged, before) {
-    const fresh = [...(await containerdCopies(ctx))].filter((dir) => !before.has(dir));
-    if (fresh.length === 0)
+function sudoChecks(facts) {
+    if (!facts.sudo)
         return [];
-    const inventory = `${staged.targetCheckpointDir}/inventory.img`;
-    const script = fresh
-        .map((dir) => `if cmp -s ${shellQuote([`${dir}/inventory.img`, inventory])}; then echo ${shellQuote([dir])}; fi`)
-        .join('\n');
-    const result = await ctx.target.run(script);
-    return result.stdout.split('\n').filter(Boolean);
+    const expected = 'sudo -n runs commands without a password (not needed when logged in as root)';
+    if (facts.error?.code === 'SUDO_REFUSED') {
+        return [
+            {
+                host: facts.role,
+                name: 'sudo',
+                status: 'fail',
+                observed: facts.error.message,
+                expected,
+                remedy: facts.error.remedy ?? 'allow this user passwordless sudo, or log in as root',
+                code: 'SUDO_REFUSED',
+            },
+        ];
+    }
+    if (!facts.connected)
+        return [];
+    return [{ host: facts.role, name: 'sudo', status: 'pass', observed: 'sudo -n works', expected }];
 }
-async function removeDirs(ctx, dirs) {
-    if (dirs.length === 0)
-        return;
-    const result = await ctx.target.run(`rm -rf ${shellQuote(dirs)}`);
-    if (result.exitCode !== 0)
-        ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
-}
-
-;// CONCATENATED MODULE: ./src/phases/rollback.ts
-
-
-
-/**
- * Puts things back after a failure: the target container (and an image this
- * run copied) is removed first, then the source is resumed exactly where it
- * was frozen. If the target cannot be confirmed gone after a restore was
- * attempted, the source stays frozen: two live copies are worse than a pause.
- */
-async function rollback(ctx, plan) {
-    const done = [];
-    const problems = [];
-    let targetGone = true;
-    if (plan.targetContainerId) {
-        try {
-            await ctx.targetDocker.remove(plan.targetContainerId, 'rollback', { force: true, volumes: false });
-            done.push(`removed container ${plan.targetContainerId.slice(0, 12)} from the target`);
-        }
-        catch (error) {
-            targetGone = false;
-            problems.push(`target container ${plan.targetContainerId.slice(0, 12)} not removed: ${errorMessage(error)}`);
-        }
+/** CRIU, runc and Docker's data directory need root: as the login or through sudo. */
+function privilegeCheck(role, identity, sudo) {
+    const name = 'runs as root';
+    const expected = 'uid 0 (log in as root, or set sudo: true)';
+    if (!identity) {
+        return {
+            host: role,
+            name,
+            status: 'warn',
+            observed: 'could not read id -u',
+            expected,
+            remedy: 'see the preflight log for the command that failed on this host',
+            code: 'FACT_UNREADABLE',
+        };
     }
-    const copiedImage = plan.staged?.imageTransfer ? plan.container?.Image : undefined;
-    if (copiedImage && targetGone) {
-        try {
-            if ((await ctx.targetDocker.containersUsingImage(copiedImage)).length === 0) {
-                await ctx.targetDocker.removeImage(copiedImage, 'rollback');
-                done.push(`removed image ${copiedImage.slice(0, 19)} this run copied to the target`);
-            }
-        }
-        catch (error) {
-            problems.push(`image ${copiedImage.slice(0, 19)} not removed from the target: ${errorMessage(error)}`);
-        }
+    if (identity.uid === 0) {
+        const how = identity.sudoUser ? `root through sudo from ${identity.sudoUser}` : `${identity.user} (uid 0)`;
+        return { host: role, name, status: 'pass', observed: how, expected };
     }
-    if (plan.sourcePaused && plan.container) {
-        if (!targetGone && plan.restoreAttempted) {
-            problems.push('the source was left frozen because the target container could not be confirmed gone');
-        }
-        else {
-            try {
-                await ctx.sourceDocker.unpause(plan.container.Id, 'rollback');
-                done.push('resumed the source container where it was frozen');
-            }
-            catch (error) {
-                problems.push(`source not resumed: ${errorMessage(error)}`);
-            }
-        }
-    }
-    problems.push(...(await cleanTemporaryFiles(ctx, plan.staged)));
-    for (const line of done)
-        ctx.log.info(`rollback: ${line}`);
-    if (problems.length > 0) {
-        const id = plan.container?.Id.slice(0, 12) ?? '<container>';
-        throw new MigrationError('ROLLBACK_FAILED', `rollback did not finish: ${problems.join('; ')}`, {
-            step: 'rollback',
-            host: describeHost(ctx.source),
-            remedy: `check both hosts by hand: on the target remove the new container (docker rm -f), then on the source run docker unpause ${id}`,
-        });
-    }
-    return done;
+    return {
+        host: role,
+        name,
+        status: 'fail',
+        observed: `${identity.user} (uid ${identity.uid})`,
+        expected,
+        remedy: sudo
+            ? 'sudo did not make the commands run as root: check the sudoers rule'
+            : 'log in as root, or set sudo: true with passwordless sudo for this user',
+        code: 'NOT_ROOT',
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/docker/create-args.ts
@@ -58019,12 +58320,1287 @@ function unsupportedSettings(inspect, imageConfig) {
     return found;
 }
 
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: ./src/report/metadata.ts
+
+
+
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+const METADATA_SCHEMA_VERSION = 1;
+/**
+ * succeeded: the container runs on the target. refused: stopped before touching
+ * the container. rolled-back: failed after the freeze and the source was resumed.
+ * failed: anything else, including a rollback that did not complete.
+ */
+const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'failed']));
+const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+/** The error part of the metadata: code, message and where, without causes or log details. */
+function metadataError(error) {
+    if (!(error instanceof MigrationError))
+        return { code: 'UNEXPECTED', message: errorMessage(error) };
+    const result = { code: error.code, message: error.message };
+    if (error.step)
+        result.step = error.step;
+    if (error.host)
+        result.host = error.host;
+    if (error.remedy)
+        result.remedy = error.remedy;
+    return result;
+}
+async function writeMetadata(path, metadata) {
+    await mkdirP((0,external_node_path_.dirname)(path));
+    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
+}
+
+;// CONCATENATED MODULE: ./src/report/timings.ts
+/** Migration phases, in the order a run goes through them. */
+const PHASES = [
+    'connect',
+    'preflight',
+    'stage',
+    'checkpoint',
+    'transfer',
+    'restore',
+    'verify',
+    'finalize',
+    'rollback',
+];
+/**
+ * Wall-clock milliseconds per phase. A phase that runs more than once
+ * accumulates, and phases may overlap (for example two hosts connecting).
+ */
+class PhaseTimer {
+    clock;
+    started = new Map();
+    totals = new Map();
+    constructor(clock = () => performance.now()) {
+        this.clock = clock;
+    }
+    start(phase) {
+        if (this.started.has(phase))
+            throw new Error(`phase ${phase} is already running`);
+        this.started.set(phase, this.clock());
+    }
+    /** Stops a running phase and returns the milliseconds this run of it took. */
+    end(phase) {
+        const began = this.started.get(phase);
+        if (began === undefined)
+            throw new Error(`phase ${phase} was not started`);
+        this.started.delete(phase);
+        const elapsed = Math.max(0, this.clock() - began);
+        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
+        return elapsed;
+    }
+    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
+    async time(phase, fn) {
+        this.start(phase);
+        try {
+            return await fn();
+        }
+        finally {
+            this.end(phase);
+        }
+    }
+    /** Ends every phase still running, so a failed run still reports where its time went. */
+    endAll() {
+        for (const phase of [...this.started.keys()])
+            this.end(phase);
+    }
+    running() {
+        return [...this.started.keys()];
+    }
+    /** Milliseconds recorded so far for a phase (finished runs only). */
+    get(phase) {
+        return this.totals.get(phase);
+    }
+    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
+    toRecord() {
+        const record = {};
+        for (const phase of PHASES) {
+            const total = this.totals.get(phase);
+            if (total !== undefined)
+                record[phase] = Math.round(total);
+        }
+        return record;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+
+const STATUS_LABELS = {
+    succeeded: '✅ succeeded',
+    refused: '⛔ refused before touching the container',
+    'rolled-back': '↩️ failed, source resumed',
+    failed: '❌ failed',
+};
+const STREAM_LABELS = {
+    checkpoint: 'checkpoint images',
+    writableLayer: 'writable layer',
+    image: 'image',
+};
+/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
+function renderSummaryRows(metadata) {
+    const rows = [];
+    const add = (label, value) => {
+        if (value !== undefined && value !== '')
+            rows.push([label, value]);
+    };
+    const { run, hosts, container, checkpoint, timings, error } = metadata;
+    add('Status', STATUS_LABELS[run.status]);
+    add('Mode', run.mode);
+    add('Source', summary_describeHost(hosts.source));
+    if (hosts.target)
+        add('Target', summary_describeHost(hosts.target));
+    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
+    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
+    if (container.imageRef || container.imageId) {
+        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
+    }
+    add('Checkpoint', checkpoint.name);
+    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
+    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
+    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : formatBytes(checkpoint.transferredBytes));
+    for (const kind of STREAM_KINDS) {
+        const stream = checkpoint.streams[kind];
+        if (stream)
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
+    }
+    for (const phase of PHASES) {
+        const ms = timings.phasesMs[phase];
+        if (ms !== undefined)
+            add(`Phase: ${phase}`, formatMs(ms));
+    }
+    if (error) {
+        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+            .filter(Boolean)
+            .join(' ');
+        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
+        add('What to do', error.remedy);
+    }
+    return [
+        [
+            { data: 'Item', header: true },
+            { data: 'Value', header: true },
+        ],
+        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
+    ];
+}
+async function writeSummary(summary, metadata) {
+    summary
+        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
+        .addTable(renderSummaryRows(metadata));
+    if (metadata.timings.downtimeMs !== undefined) {
+        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
+    }
+    await summary.write();
+}
+/** The summary is HTML: messages may hold text such as <none> that must show as written. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function formatMs(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)} ms`;
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(2)} s`;
+    const seconds = Math.round(ms / 1000);
+    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function formatBytes(bytes) {
+    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+    if (bytes < 1024)
+        return `${bytes} B`;
+    let value = bytes;
+    let unit = 'B';
+    for (const next of units) {
+        if (value < 1024)
+            break;
+        value /= 1024;
+        unit = next;
+    }
+    return `${value.toFixed(1)} ${unit}`;
+}
+function shortId(id) {
+    return id.replace(/^sha256:/, '').slice(0, 12);
+}
+function summary_describeHost(host) {
+    const facts = [
+        host.kernel && `kernel ${host.kernel}`,
+        host.arch,
+        host.criu && `CRIU ${host.criu}`,
+        host.docker && `Docker ${host.docker}`,
+        host.containerd && `containerd ${host.containerd}`,
+        host.runc && `runc ${host.runc}`,
+    ].filter(Boolean);
+    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
+}
+
+;// CONCATENATED MODULE: ./src/policy/container-rules.ts
+
+
+
+/** Pure rules about the container itself; the host rules live in compatibility.ts. */
+function evaluateContainer(facts) {
+    const { container, ref } = facts;
+    if (!container && facts.inspectError !== undefined) {
+        return [
+            {
+                host: 'source',
+                name: 'container exists',
+                status: 'fail',
+                observed: `could not inspect "${ref}": ${facts.inspectError}`,
+                expected: 'a running container',
+                remedy: 'make the source Docker daemon answer (see the docker check), then run again',
+                code: 'COMMAND_FAILED',
+            },
+        ];
+    }
+    if (!container) {
+        return [
+            {
+                host: 'source',
+                name: 'container exists',
+                status: 'fail',
+                observed: `no container "${ref}"`,
+                expected: 'a running container',
+                remedy: 'check the container input: `docker ps` on the source lists the names',
+                code: 'CONTAINER_NOT_FOUND',
+            },
+        ];
+    }
+    const name = container.Name.replace(/^\//, '');
+    const state = container.State.Paused ? 'paused' : (container.State.Status ?? 'unknown');
+    const checks = [
+        {
+            host: 'source',
+            name: 'container running',
+            status: container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
+            observed: state,
+            expected: 'running (not paused, not restarting)',
+            remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
+            code: 'CONTAINER_NOT_RUNNING',
+        },
+        facts.targetNameTaken === undefined
+            ? {
+                host: 'target',
+                name: 'container name free',
+                status: 'warn',
+                observed: 'could not ask the target (docker container inspect failed)',
+                expected: 'no container of that name on the target',
+                remedy: 'see the docker check of the target',
+                code: 'FACT_UNREADABLE',
+            }
+            : {
+                host: 'target',
+                name: 'container name free',
+                status: facts.targetNameTaken ? 'fail' : 'pass',
+                observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
+                expected: 'no container of that name on the target',
+                remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
+                code: 'TARGET_NAME_TAKEN',
+            },
+    ];
+    const runtime = container.HostConfig.Runtime || 'runc';
+    checks.push({
+        host: 'source',
+        name: 'container runtime',
+        status: runtime === 'runc' ? 'pass' : 'fail',
+        observed: runtime,
+        expected: 'runc',
+        remedy: 'recreate the container with --runtime runc: the checkpoint is taken with runc',
+        code: 'RUNTIME_UNSUPPORTED',
+    });
+    const driver = container.GraphDriver?.Name ?? 'unknown';
+    checks.push({
+        host: 'source',
+        name: 'container storage',
+        status: driver === 'overlay2' && container.GraphDriver?.Data?.UpperDir ? 'pass' : 'fail',
+        observed: driver,
+        expected: 'overlay2 with an upper directory',
+        remedy: 'use the overlay2 storage driver: the writable layer is moved from its upper directory',
+        code: 'STORAGE_DRIVER_UNSUPPORTED',
+    });
+    const devices = (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
+    checks.push({
+        host: 'source',
+        name: 'devices attached',
+        status: devices === 0 ? 'pass' : 'fail',
+        observed: devices === 0 ? 'none' : `${devices} device(s) or GPU request(s)`,
+        expected: 'none',
+        remedy: 'CRIU cannot move device or GPU state; stop using the device or migrate the job another way',
+        code: 'CONTAINER_HAS_DEVICES',
+    });
+    return checks;
+}
+const UNREADABLE = 'FACT_UNREADABLE';
+function unreadable(host, name, expected, what) {
+    return {
+        host,
+        name,
+        status: 'warn',
+        observed: `could not be read (${what})`,
+        expected,
+        remedy: 'see the preflight log for the command that failed on this host',
+        code: UNREADABLE,
+    };
+}
+function sharedNamespace(mode) {
+    return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+}
+const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
+const networkMode = ({ container }) => {
+    const mode = container.HostConfig.NetworkMode || 'default';
+    const name = 'network mode';
+    const expected = 'bridge, none or a user-defined network (its own network namespace)';
+    const other = sharedNamespace(mode);
+    if (other !== undefined) {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'fail',
+                observed: `${mode} (uses the network namespace of container ${other})`,
+                expected,
+                remedy: `recreate the container with its own network (for example a user-defined network that ${other} also joins): a namespace that belongs to another container does not move with this one`,
+                code: 'CONTAINER_SHARES_NAMESPACE',
+            },
+        ];
+    }
+    if (mode === 'host') {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'warn',
+                observed: "host (the host's network namespace)",
+                expected,
+                remedy: "after the move it sees the target's interfaces and addresses: sockets bound to addresses only the source has cannot be restored, and its ports must be free on the target; prefer a bridge or user-defined network",
+                code: 'NETWORK_MODE_HOST',
+            },
+        ];
+    }
+    return [{ host: 'source', name, status: 'pass', observed: mode, expected }];
+};
+const sharedNamespaces = ({ container }) => {
+    const host = container.HostConfig;
+    const shared = [
+        ['ipc', host.IpcMode],
+        ['pid', host.PidMode],
+    ].filter(([, mode]) => mode === 'host' || sharedNamespace(mode) !== undefined);
+    const name = 'ipc and pid namespaces';
+    const expected = 'its own (not host, not container:<name>)';
+    if (shared.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'fail',
+            observed: shared.map(([kind, mode]) => `${kind} ${mode}`).join(', '),
+            expected,
+            remedy: "recreate the container without --ipc/--pid host or container:<name>: CRIU can only move namespaces the container owns, not the host's or another container's",
+            code: 'CONTAINER_SHARES_NAMESPACE',
+        },
+    ];
+};
+const networkOnTarget = ({ container, target }) => {
+    const mode = container.HostConfig.NetworkMode || 'default';
+    if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
+        return [];
+    const name = 'network on target';
+    const expected = `network "${mode}" exists on the target`;
+    if (!target.networks)
+        return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
+    if (target.networks.includes(mode))
+        return [{ host: 'target', name, status: 'pass', observed: `"${mode}" exists`, expected }];
+    return [
+        {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `no network "${mode}" (the target has ${target.networks.join(', ') || 'none'})`,
+            expected,
+            remedy: `create it on the target first with the same driver and options as on the source (docker network inspect ${mode} there; docker network create ... ${mode})`,
+            code: 'NETWORK_MISSING',
+        },
+    ];
+};
+function wantedPorts(container) {
+    const wanted = [];
+    for (const [port, bindings] of Object.entries(container.HostConfig.PortBindings ?? {})) {
+        const proto = port.split('/')[1] ?? 'tcp';
+        for (const binding of bindings) {
+            const match = /^(\d+)(?:-(\d+))?$/.exec(binding.HostPort ?? '');
+            // No host port (or 0): Docker picks a free one on the target.
+            if (!match || Number(match[1]) === 0)
+                continue;
+            const first = Number(match[1]);
+            const hostIp = binding.HostIp ?? '';
+            const where = hostIp === '' ? '' : hostIp.includes(':') ? `[${hostIp}]:` : `${hostIp}:`;
+            wanted.push({
+                label: `${where}${binding.HostPort}/${proto}`,
+                hostIp,
+                first,
+                last: match[2] ? Number(match[2]) : first,
+                proto,
+            });
+        }
+    }
+    return wanted;
+}
+function ipsOverlap(a, b) {
+    return isWildcardIp(a) || isWildcardIp(b) || a === b;
+}
+const publishedPorts = ({ container, target }) => {
+    const wanted = wantedPorts(container);
+    const name = 'published ports';
+    const expected = 'every published host port free on the target';
+    if (wanted.length === 0)
+        return [{ host: 'target', name, status: 'pass', observed: 'no published host ports', expected }];
+    if (!target.listeners && !target.published) {
+        return [
+            unreadable('target', name, expected, target.unreadable.listen_tcp ?? target.unreadable.published ?? 'listening sockets'),
+        ];
+    }
+    const conflicts = [];
+    for (const want of wanted) {
+        const inRange = (port) => port >= want.first && port <= want.last;
+        const table = want.proto === 'udp' ? target.listeners?.udp : target.listeners?.tcp;
+        const sockets = (table ?? []).filter((entry) => (want.proto === 'udp' || entry.state === TCP_LISTEN) &&
+            inRange(entry.local.port) &&
+            ipsOverlap(want.hostIp, entry.local.ip));
+        const users = (target.published ?? []).filter((p) => p.proto === want.proto &&
+            p.firstPort <= want.last &&
+            p.lastPort >= want.first &&
+            ipsOverlap(want.hostIp, p.hostIp));
+        const by = [
+            ...new Set([
+                ...users.map((p) => `container ${p.container}`),
+                ...sockets.map((entry) => `a socket on ${formatAddress(entry.local)}`),
+            ]),
+        ];
+        if (by.length > 0)
+            conflicts.push(`${want.label} (taken by ${by.join(', ')})`);
+    }
+    const list = wanted.map((want) => want.label).join(', ');
+    if (conflicts.length === 0) {
+        const partial = !target.listeners ? ' (listening sockets unreadable; checked other containers only)' : '';
+        return [{ host: 'target', name, status: 'pass', observed: `${list} free${partial}`, expected }];
+    }
+    return [
+        {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `in use on the target: ${conflicts.join('; ')}`,
+            expected,
+            remedy: 'stop what listens on those ports on the target (docker ps there; ss -ltnup), or publish the container on other ports',
+            code: 'PORT_IN_USE',
+        },
+    ];
+};
+const KIND_TEXT = { directory: 'a directory', file: 'a file', missing: 'missing' };
+const bindMounts = ({ container, source, target }) => container.Mounts.filter((mount) => mount.Type === 'bind' && mount.Source !== '').map((mount) => {
+    const name = `bind mount ${mount.Destination}`;
+    const sourceKind = source.bindKinds[mount.Source];
+    const targetKind = target.bindKinds[mount.Source];
+    const expected = `${mount.Source} exists on the target${sourceKind && sourceKind !== 'missing' ? ` as ${KIND_TEXT[sourceKind]}` : ''}`;
+    if (!targetKind)
+        return unreadable('target', name, expected, target.unreadable.binds ?? 'test -e');
+    const remedy = `create ${mount.Source} on the target with the content the container expects (for example rsync -a from the source, or the same shared file system mounted there): a bind mount's content does not move with the container`;
+    if (targetKind === 'missing') {
+        return {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `${mount.Source} does not exist on the target`,
+            expected,
+            remedy,
+            code: 'MOUNT_SOURCE_MISSING',
+        };
+    }
+    if (sourceKind && sourceKind !== 'missing' && sourceKind !== targetKind) {
+        return {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target but ${KIND_TEXT[sourceKind]} on the source`,
+            expected,
+            remedy,
+            code: 'MOUNT_SOURCE_MISSING',
+        };
+    }
+    return {
+        host: 'target',
+        name,
+        status: 'pass',
+        observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target`,
+        expected,
+    };
+});
+/** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
+function isNamedVolume(container, volume) {
+    if (!/^[0-9a-f]{64}$/.test(volume))
+        return true;
+    const host = container.HostConfig;
+    return ((host.Binds ?? []).some((bind) => bind.split(':')[0] === volume) ||
+        (host.Mounts ?? []).some((mount) => mount.Source === volume));
+}
+const volumes = ({ container, target }) => container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name).map((mount) => {
+    const volume = mount.Name ?? '';
+    const named = isNamedVolume(container, volume);
+    const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;
+    const expected = named
+        ? `volume "${volume}" exists on the target`
+        : 'informational: Docker creates it empty on the target';
+    if (!target.volumes)
+        return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
+    const present = target.volumes.includes(volume);
+    if (present) {
+        return {
+            host: 'target',
+            name,
+            status: 'pass',
+            observed: `"${volume}" exists on the target (the migration does not copy volume content)`,
+            expected,
+        };
+    }
+    if (!named) {
+        return {
+            host: 'target',
+            name,
+            status: 'warn',
+            observed: `created empty on the target; its content (${mount.Destination}) stays on the source`,
+            expected,
+            remedy: 'if the container keeps data there, use a named volume and copy it to the target before migrating',
+            code: 'VOLUME_MISSING',
+        };
+    }
+    return {
+        host: 'target',
+        name,
+        status: 'fail',
+        observed: `no volume "${volume}" on the target`,
+        expected,
+        remedy: `create it on the target and copy its data first (docker volume create ${mount.Driver && mount.Driver !== 'local' ? `--driver ${mount.Driver} ` : ''}${volume}, then copy the content, for example with a helper container and tar over ssh): volume content does not move with the container`,
+        code: 'VOLUME_MISSING',
+    };
+});
+const tcpConnections = ({ container, source }) => {
+    if (!container.State.Running)
+        return [];
+    const name = 'tcp connections';
+    const expected = 'no established TCP connection to peers outside the container';
+    if (!source.tcp)
+        return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
+    const established = source.tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
+    // Both ends inside the container (loopback) move together; the others have a peer that stays behind.
+    const outside = established.filter((entry) => !(isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip)));
+    const inside = established.length - outside.length;
+    const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
+    if (outside.length === 0) {
+        return [{ host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected }];
+    }
+    const shown = outside
+        .slice(0, 5)
+        .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+        .join(', ');
+    const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'warn',
+            observed: `${outside.length} established: ${shown}${more}${insideText}`,
+            expected,
+            remedy: 'these connections will be reset by the move (the peers keep talking to the source address); drain them first, or make sure the clients reconnect',
+            code: 'TCP_CONNECTIONS_OPEN',
+        },
+    ];
+};
+// Settings with a check of their own above.
+const COVERED_SETTINGS = [
+    'HostConfig.Devices',
+    'HostConfig.DeviceRequests',
+    'HostConfig.NetworkMode',
+    'HostConfig.IpcMode',
+    'HostConfig.PidMode',
+];
+const settingsCarried = ({ container, source }) => {
+    const found = unsupportedSettings(container, source.imageConfig).filter((line) => !COVERED_SETTINGS.some((prefix) => line.startsWith(`${prefix}:`)));
+    const name = 'container settings';
+    const expected = 'every setting can be recreated on the target by docker create';
+    if (found.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'all can be recreated', expected }];
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'warn',
+            observed: found.join('; '),
+            expected,
+            remedy: 'these settings are not recreated exactly on the target: change them on the source first, or check the target container after the move',
+            code: 'SETTINGS_NOT_CARRIED',
+        },
+    ];
+};
+// --- capacity --------------------------------------------------------------------------------
+/** Room asked for beyond the estimate: images carry some overhead, and the disk must not fill up. */
+const CAPACITY_MARGIN = 1.25;
+const CAPACITY_SLACK_BYTES = 64 * 1024 * 1024;
+function withMargin(bytes) {
+    return Math.ceil(bytes * CAPACITY_MARGIN) + CAPACITY_SLACK_BYTES;
+}
+function need(parts) {
+    const known = parts.filter((part) => part[1] !== undefined && part[1] > 0);
+    const bytes = known.reduce((sum, [, n]) => sum + n, 0);
+    return { bytes, parts: known.map(([label, n]) => `${label} ${formatBytes(n)}`) };
+}
+function spaceCheck(host, name, at, wanted, why, remedy) {
+    const required = withMargin(wanted.bytes);
+    const basis = wanted.parts.length > 0 ? wanted.parts.join(' + ') : 'nothing measured';
+    const expected = `at least ${formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
+    const where = at.measured === at.path ? at.path : `${at.path} (measured at ${at.measured})`;
+    if (!at.disk) {
+        return {
+            host,
+            name,
+            status: 'warn',
+            observed: `free space at ${where} could not be read`,
+            expected,
+            remedy: 'see the preflight log for the df that failed',
+            code: UNREADABLE,
+        };
+    }
+    const observed = `${formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
+    if (at.disk.availableBytes >= required)
+        return { host, name, status: 'pass', observed, expected };
+    return { host, name, status: 'fail', observed, expected, remedy, code: 'DISK_SPACE_LOW' };
+}
+function sameFileSystem(a, b) {
+    return (a.disk !== undefined &&
+        b.disk !== undefined &&
+        a.disk.mountedOn === b.disk.mountedOn &&
+        a.disk.filesystem === b.disk.filesystem);
+}
+/** The container's memory as far as a checkpoint holds it; 0 when it is not running. */
+function memoryNeed(container, source) {
+    if (!container.State.Running)
+        return ['memory (not running)', 0];
+    return ['memory', source.memory?.bytes];
+}
+const capacity = ({ container, source, target }) => {
+    const checks = [];
+    const memory = memoryNeed(container, source);
+    if (container.State.Running && !source.memory) {
+        checks.push(unreadable('source', 'container memory', "the container's memory use (cgroup memory.stat or docker stats)", source.unreadable.memory ?? 'cgroup'));
+    }
+    const layer = ['writable layer', source.writableLayerBytes];
+    const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
+    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
+    const restoreCopy = ['restore copy of the checkpoint', memory[1]];
+    const tmpShared = sameFileSystem(target.dockerRoot, target.restoreTmp);
+    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]), tmpShared
+        ? `the checkpoint, the writable layer and the image, plus the copy containerd makes in ${target.restoreTmp.path} on the same file system`
+        : 'the checkpoint, the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
+    if (!tmpShared) {
+        checks.push(spaceCheck('target', 'disk space for restore copy', target.restoreTmp, need([restoreCopy]), `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`, `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`));
+    }
+    const mem = memory[1];
+    if (mem !== undefined && mem > 0) {
+        const expected = `MemAvailable at least ${formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
+        if (target.memAvailableBytes === undefined) {
+            checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
+        }
+        else {
+            const observed = `${formatBytes(target.memAvailableBytes)} available; the container uses ${formatBytes(mem)}`;
+            checks.push(target.memAvailableBytes >= mem * 1.1
+                ? { host: 'target', name: 'memory on target', status: 'pass', observed, expected }
+                : {
+                    host: 'target',
+                    name: 'memory on target',
+                    status: 'warn',
+                    observed,
+                    expected,
+                    remedy: 'free memory on the target first: the restored container may be killed by the OOM killer or push other workloads out',
+                    code: 'MEMORY_LOW',
+                });
+        }
+    }
+    return checks;
+};
+/** Rules that need the preflight probes, in report order. */
+const PLACEMENT_RULES = [
+    networkMode,
+    sharedNamespaces,
+    networkOnTarget,
+    publishedPorts,
+    bindMounts,
+    volumes,
+    tcpConnections,
+    settingsCarried,
+    capacity,
+];
+function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
+    return rules.flatMap((rule) => rule(facts));
+}
+
+;// CONCATENATED MODULE: ./src/policy/gate.ts
+
+
+
+/** Every check of the gate, in report order; pure. */
+function evaluateGate(facts, options) {
+    const { sourceProbe, targetProbe, container } = facts;
+    const privileges = [
+        ...(sourceProbe ? [privilegeCheck('source', sourceProbe.identity, options.sudo)] : []),
+        ...(targetProbe ? [privilegeCheck('target', targetProbe.identity, options.sudo)] : []),
+    ];
+    const cpu = {
+        ...(facts.cpu ? { comparison: facts.cpu } : {}),
+        ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
+        ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
+    };
+    const containerFacts = {
+        ref: facts.ref,
+        container,
+        targetNameTaken: facts.targetNameTaken,
+        ...(facts.inspectError !== undefined ? { inspectError: facts.inspectError } : {}),
+    };
+    return [
+        ...privileges,
+        ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
+        ...evaluateContainer(containerFacts),
+        ...(container && sourceProbe && targetProbe
+            ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+            : []),
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/preflight-facts.ts
+
+
+
+
+
+
+/**
+ * What the preflight gate reads besides the host facts of facts.ts: the
+ * container's size and connections on the source, and on the target whether
+ * its ports, mounts, volumes, networks and disk space are there for it. Every
+ * command is read-only; the CPU comparison writes only into a temporary
+ * directory it removes.
+ */
+/** Where containerd unpacks a checkpoint on restore (its TMPDIR): it needs the checkpoint's size. */
+const RESTORE_TMP_DIR = '/tmp';
+const PROBE_TIMEOUT_MS = 60_000;
+// --- scripts -----------------------------------------------------------------------------------
+const HOST_SECTIONS = [
+    { name: 'identity', command: `id -u; id -un; printf '%s\\n' "\${SUDO_USER:-}"` },
+    {
+        name: 'cpuinfo',
+        command: "grep -m1 '^model name' /proc/cpuinfo; grep -m1 -E '^(flags|Features)' /proc/cpuinfo",
+    },
+    { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
+];
+/** df of the directory, or of its nearest existing parent; prints that path first. */
+function dfCommand(path) {
+    return `p=${shellQuote([path])}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
+}
+function pathKindsCommand(paths) {
+    return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
+}
+/** Finds the container's memory cgroup (v1 or v2) and prints memory.stat and usage; docker stats otherwise. */
+function memoryCommand(pid, id) {
+    return [
+        'v1=; v2=',
+        `while IFS=: read -r _ ctrl path; do case ",$ctrl," in *,memory,*) v1=$path;; ,,) v2=$path;; esac; done </proc/${pid}/cgroup`,
+        'if [ -n "$v1" ] && [ -r "/sys/fs/cgroup/memory$v1/memory.stat" ]; then',
+        '  echo "cgroup v1"; cat "/sys/fs/cgroup/memory$v1/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup/memory$v1/memory.usage_in_bytes")"',
+        'elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.stat" ]; then',
+        '  echo "cgroup v2"; cat "/sys/fs/cgroup$v2/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup$v2/memory.current")"',
+        'else',
+        `  echo "docker_stats $(docker stats --no-stream --format '{{.MemUsage}}' ${shellQuote([id])})"`,
+        'fi',
+    ].join('\n');
+}
+function bindSources(container) {
+    const sources = (container?.Mounts ?? [])
+        .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
+        .map((mount) => mount.Source);
+    return [...new Set(sources)];
+}
+function sourceProbeSections(container) {
+    const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(STATE_ROOT) }];
+    if (!container)
+        return sections;
+    const pid = container.State.Pid ?? 0;
+    if (container.State.Running && pid > 0) {
+        sections.push({ name: 'memory', command: memoryCommand(pid, container.Id) }, { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` });
+    }
+    const upper = container.GraphDriver?.Data?.UpperDir;
+    if (upper)
+        sections.push({ name: 'upper', command: `du -skx ${shellQuote([upper])}` });
+    sections.push({ name: 'image', command: shellQuote(['docker', 'image', 'inspect', container.Image]) });
+    const binds = bindSources(container);
+    if (binds.length > 0)
+        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+    return sections;
+}
+function targetProbeSections(container, dockerRoot) {
+    // dockerd's own network namespace holds the published ports (the runner's may differ).
+    const dockerdNet = (files) => `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
+    const sections = [
+        ...HOST_SECTIONS,
+        { name: 'docker_df', command: dfCommand(dockerRoot) },
+        { name: 'tmp_df', command: dfCommand(RESTORE_TMP_DIR) },
+        { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
+        { name: 'listen_udp', command: dockerdNet('udp udp6') },
+        { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
+    ];
+    if (!container)
+        return sections;
+    const binds = bindSources(container);
+    if (binds.length > 0)
+        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+    sections.push({ name: 'volumes', command: 'docker volume ls -q' }, { name: 'networks', command: "docker network ls --format '{{.Name}}'" }, { name: 'image', command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]) });
+    return sections;
+}
+// --- readers -------------------------------------------------------------------------------------
+function firstLine(text) {
+    return (text
+        .split('\n')
+        .map((line) => line.trim())
+        .find(Boolean) ?? '');
+}
+class SectionReader {
+    sections;
+    unreadable = {};
+    constructor(sections) {
+        this.sections = sections;
+    }
+    /** The section's text when its command succeeded; otherwise notes why and returns undefined. */
+    ok(name) {
+        const section = this.sections.get(name);
+        if (!section) {
+            this.unreadable[name] = 'no answer';
+            return undefined;
+        }
+        if (section.exitCode !== 0) {
+            this.unreadable[name] = firstLine(section.text) || `exit code ${section.exitCode}`;
+            return undefined;
+        }
+        return section.text;
+    }
+    raw(name) {
+        return this.sections.get(name);
+    }
+    /** Runs a parser and notes a section whose output it could not read. */
+    parse(name, parser) {
+        const text = this.ok(name);
+        if (text === undefined)
+            return undefined;
+        const value = parser(text);
+        if (value === undefined)
+            this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
+        return value;
+    }
+    /** The df sections print the measured directory, then df's output. */
+    disk(name, path) {
+        const text = this.ok(name);
+        if (text === undefined)
+            return { path, measured: path };
+        const [measured = path, ...rest] = text.split('\n');
+        const disk = parseDf(rest.join('\n'));
+        if (!disk)
+            this.unreadable[name] = `unexpected df output: ${firstLine(rest.join('\n')).slice(0, 120)}`;
+        return disk ? { path, measured, disk } : { path, measured };
+    }
+}
+function readHost(reader) {
+    const probe = {};
+    const identity = reader.parse('identity', parseIdentity);
+    if (identity)
+        probe.identity = identity;
+    // grep exits 1 when there is no "model name" line (arm64) but the flags came: read it regardless.
+    const cpu = parseCpuinfo(reader.raw('cpuinfo')?.text ?? '');
+    if (cpu)
+        probe.cpu = cpu;
+    else
+        reader.unreadable.cpuinfo = 'no flags in /proc/cpuinfo';
+    const memAvailable = reader.parse('meminfo', parseMemAvailable);
+    if (memAvailable !== undefined)
+        probe.memAvailableBytes = memAvailable;
+    return probe;
+}
+function kindsRecord(kinds) {
+    return Object.fromEntries(kinds);
+}
+/** The image's size from `docker image inspect` (the typed reader keeps only its Config). */
+function imageSize(json) {
+    try {
+        const value = JSON.parse(json);
+        const first = Array.isArray(value) ? value[0] : value;
+        if (typeof first === 'object' && first !== null && 'Size' in first && typeof first.Size === 'number')
+            return first.Size;
+    }
+    catch {
+        return undefined;
+    }
+    return undefined;
+}
+function readSourceProbe(result, container) {
+    const reader = new SectionReader(parseSections(result.stdout));
+    const probe = {
+        ...readHost(reader),
+        bindKinds: {},
+        stateDir: reader.disk('state_df', STATE_ROOT),
+        unreadable: reader.unreadable,
+    };
+    if (!container)
+        return probe;
+    if (reader.raw('memory')) {
+        const memory = reader.parse('memory', parseMemoryProbe);
+        if (memory)
+            probe.memory = memory;
+    }
+    const tcp = reader.raw('tcp');
+    if (tcp) {
+        // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
+        if (/\blocal_address\b/.test(tcp.text))
+            probe.tcp = parseProcNet(tcp.text);
+        else
+            probe.unreadable.tcp = firstLine(tcp.text) || `exit code ${tcp.exitCode}`;
+    }
+    if (reader.raw('upper')) {
+        const upper = reader.parse('upper', parseDuKib);
+        if (upper !== undefined)
+            probe.writableLayerBytes = upper;
+    }
+    const image = reader.ok('image');
+    if (image !== undefined) {
+        const size = imageSize(image);
+        if (size !== undefined)
+            probe.imageBytes = size;
+        try {
+            probe.imageConfig = parseImageInspect(image).Config;
+        }
+        catch (error) {
+            probe.unreadable.image = errorMessage(error);
+        }
+    }
+    const binds = bindSources(container);
+    if (binds.length > 0) {
+        const text = reader.ok('binds');
+        if (text !== undefined)
+            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+    }
+    return probe;
+}
+function readTargetProbe(result, container, dockerRoot) {
+    const reader = new SectionReader(parseSections(result.stdout));
+    const probe = {
+        ...readHost(reader),
+        dockerRoot: reader.disk('docker_df', dockerRoot),
+        restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
+        bindKinds: {},
+        unreadable: reader.unreadable,
+    };
+    // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
+    const tables = ['listen_tcp', 'listen_udp'].map((name) => {
+        const section = reader.raw(name);
+        if (section && /\blocal_address\b/.test(section.text))
+            return parseProcNet(section.text);
+        probe.unreadable[name] = section ? firstLine(section.text) || `exit code ${section.exitCode}` : 'no answer';
+        return undefined;
+    });
+    const [tcp, udp] = tables;
+    if (tcp && udp)
+        probe.listeners = { tcp, udp };
+    const published = reader.ok('published');
+    if (published !== undefined)
+        probe.published = parseDockerPsPorts(published);
+    if (!container)
+        return probe;
+    const binds = bindSources(container);
+    if (binds.length > 0) {
+        const text = reader.ok('binds');
+        if (text !== undefined)
+            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+    }
+    const volumes = reader.ok('volumes');
+    if (volumes !== undefined)
+        probe.volumes = parseNameList(volumes);
+    const networks = reader.ok('networks');
+    if (networks !== undefined)
+        probe.networks = parseNameList(networks);
+    const image = reader.raw('image');
+    if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text))
+        probe.imagePresent = true;
+    else if (image && /no such (image|object)/i.test(image.text))
+        probe.imagePresent = false;
+    else if (image)
+        probe.unreadable.image = firstLine(image.text) || `exit code ${image.exitCode}`;
+    return probe;
+}
+// --- gathering -------------------------------------------------------------------------------------
+async function probeSource(host, container) {
+    const script = sectionScript(sourceProbeSections(container));
+    return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
+}
+async function probeTarget(host, container, dockerRoot) {
+    const script = sectionScript(targetProbeSections(container, dockerRoot));
+    return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container, dockerRoot);
+}
+const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
+/** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
+const CPUINFO_DUMP_COMMAND = [
+    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+    `trap 'rm -rf "$d"' EXIT`,
+    `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>&1 || { grep Error "$d/dump.log" >&2 || echo "criu cpuinfo dump failed" >&2; exit 1; }`,
+    `base64 "$d/cpuinfo.img"`,
+].join('\n');
+/** Target side: stdin is the source's image in base64; prints CRIU's error lines and exits as the check did. */
+const CPUINFO_CHECK_COMMAND = [
+    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+    `trap 'rm -rf "$d"' EXIT`,
+    `base64 -d >"$d/cpuinfo.img" || exit 1`,
+    `criu cpuinfo check -D "$d" -W "$d" -o check.log >/dev/null 2>&1`,
+    'rc=$?',
+    `grep Error "$d/check.log" 2>/dev/null`,
+    'exit $rc',
+].join('\n');
+/** Interprets the two commands' results; pure, for tests. */
+function readCpuComparison(dump, check) {
+    const image = dump.stdout.replace(/\s+/g, '');
+    if (dump.exitCode !== 0 || image === '') {
+        return { dumped: false, dumpError: failureText(dump), checkErrors: [] };
+    }
+    if (!check)
+        return { dumped: true, checkErrors: [] };
+    return {
+        dumped: true,
+        checkExitCode: check.exitCode,
+        checkErrors: criuErrorLines(`${check.stdout}\n${check.stderr}`),
+    };
+}
+/** `criu cpuinfo dump` on the source, `criu cpuinfo check` of that image on the target. */
+async function compareCpus(source, target) {
+    const dump = await source.run(CPUINFO_DUMP_COMMAND, { timeoutMs: PROBE_TIMEOUT_MS });
+    const image = dump.stdout.replace(/\s+/g, '');
+    if (dump.exitCode !== 0 || image === '')
+        return readCpuComparison(dump, undefined);
+    const check = await target.run(CPUINFO_CHECK_COMMAND, { input: `${image}\n`, timeoutMs: PROBE_TIMEOUT_MS });
+    return readCpuComparison(dump, check);
+}
+
+;// CONCATENATED MODULE: ./src/phases/preflight.ts
+
+
+
+
+
+
+function formatCheck(check) {
+    const mark = check.status === 'pass' ? 'ok  ' : check.status === 'warn' ? 'WARN' : 'FAIL';
+    const code = check.status !== 'pass' && check.code ? ` [${check.code}]` : '';
+    const line = `${mark} [${check.host}] ${check.name}: ${check.observed} (expected ${check.expected})${code}`;
+    return check.status !== 'pass' && check.remedy ? `${line}\n       remedy: ${check.remedy}` : line;
+}
+/**
+ * Reads both hosts and the container at once, read-only: host facts, the
+ * container's size and connections, the target's room for it, and CRIU's CPU
+ * comparison (in a temporary directory it removes).
+ */
+async function gatherGateFacts(ctx) {
+    const ref = ctx.settings.container;
+    const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then((container) => ({ container, inspectError: undefined }), (error) => ({ container: undefined, inspectError: errorMessage(error) }));
+    const targetFacts = gatherHostFacts(ctx.target);
+    const nameTaken = inspected.then(async ({ container }) => {
+        if (!container)
+            return false;
+        try {
+            return (await ctx.targetDocker.inspectContainer(containerName(container), 'preflight')) !== undefined;
+        }
+        catch {
+            return undefined;
+        }
+    });
+    const [source, target, { container, inspectError }, targetNameTaken, sourceProbe, targetProbe, cpu] = await Promise.all([
+        gatherHostFacts(ctx.source),
+        targetFacts,
+        inspected,
+        nameTaken,
+        inspected.then(({ container }) => probeSource(ctx.source, container)),
+        Promise.all([inspected, targetFacts]).then(([{ container }, facts]) => probeTarget(ctx.target, container, facts.docker.rootDir ?? '/var/lib/docker')),
+        compareCpus(ctx.source, ctx.target),
+    ]);
+    const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
+    if (container)
+        facts.container = container;
+    if (inspectError !== undefined)
+        facts.inspectError = inspectError;
+    return facts;
+}
+/** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
+async function runGate(ctx) {
+    const facts = await gatherGateFacts(ctx);
+    const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+    return { facts, checks };
+}
+/**
+ * The gate as migrate mode runs it: changes nothing, and refuses before
+ * anything is touched when the migration cannot work (with strict, also on warnings).
+ */
+async function preflight(ctx) {
+    const { facts, checks } = await runGate(ctx);
+    for (const check of checks) {
+        if (check.status === 'warn')
+            ctx.log.warning(formatCheck(check));
+        else
+            ctx.log.info(formatCheck(check));
+    }
+    const failed = blocking(checks, ctx.settings.strict);
+    const { container } = facts;
+    if (failed.length > 0 || !container) {
+        const first = failed[0];
+        const strict = ctx.settings.strict && failed.some((check) => check.status === 'warn');
+        throw new MigrationError(first?.code ?? 'PREFLIGHT_FAILED', `migration refused before touching the container${strict ? ' (strict: warnings count)' : ''}: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') });
+    }
+    return { source: facts.source, target: facts.target, container, checks };
+}
+
+;// CONCATENATED MODULE: ./src/phases/restore.ts
+
+
+
+/** `docker start --checkpoint`: CRIU restores the frozen processes inside the staged container. */
+async function restore(ctx, staged) {
+    const started = ctx.clock();
+    const before = await containerdCopies(ctx);
+    try {
+        await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
+    }
+    catch (error) {
+        await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
+        const failure = asMigrationError(error, 'RESTORE_FAILED', {
+            step: 'restore',
+            host: describeHost(ctx.target),
+        });
+        throw new MigrationError('RESTORE_FAILED', `the target could not restore the checkpoint: ${failure.message}`, {
+            step: 'restore',
+            host: describeHost(ctx.target),
+            // containerd deletes the task directory, CRIU's restore.log with it, when a restore fails.
+            detail: failure.detail,
+            remedy: "run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions; the source was resumed and nothing was left on the target",
+            cause: error,
+        });
+    }
+    const runningAt = ctx.clock();
+    await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
+    return { restoreMs: runningAt - started, runningAt };
+}
+// containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
+// restore and never removes it: a full copy of the memory image per restore.
+const CONTAINERD_COPY_GLOB = '/tmp/ctrd-checkpoint*';
+async function containerdCopies(ctx) {
+    const listed = await ctx.target.run(`ls -d ${CONTAINERD_COPY_GLOB} 2>/dev/null || true`);
+    return new Set(listed.stdout.split('\n').filter(Boolean));
+}
+/** The copies this restore left, recognised by CRIU's inventory (unique per dump) so another restore's stay. */
+async function ourContainerdCopies(ctx, staged, before) {
+    const fresh = [...(await containerdCopies(ctx))].filter((dir) => !before.has(dir));
+    if (fresh.length === 0)
+        return [];
+    const inventory = `${staged.targetCheckpointDir}/inventory.img`;
+    const script = fresh
+        .map((dir) => `if cmp -s ${shellQuote([`${dir}/inventory.img`, inventory])}; then echo ${shellQuote([dir])}; fi`)
+        .join('\n');
+    const result = await ctx.target.run(script);
+    return result.stdout.split('\n').filter(Boolean);
+}
+async function removeDirs(ctx, dirs) {
+    if (dirs.length === 0)
+        return;
+    const result = await ctx.target.run(`rm -rf ${shellQuote(dirs)}`);
+    if (result.exitCode !== 0)
+        ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
+}
+
+;// CONCATENATED MODULE: ./src/phases/rollback.ts
+
+
+
+/**
+ * Puts things back after a failure: the target container (and an image this
+ * run copied) is removed first, then the source is resumed exactly where it
+ * was frozen. If the target cannot be confirmed gone after a restore was
+ * attempted, the source stays frozen: two live copies are worse than a pause.
+ */
+async function rollback(ctx, plan) {
+    const done = [];
+    const problems = [];
+    let targetGone = true;
+    if (plan.targetContainerId) {
+        try {
+            await ctx.targetDocker.remove(plan.targetContainerId, 'rollback', { force: true, volumes: false });
+            done.push(`removed container ${plan.targetContainerId.slice(0, 12)} from the target`);
+        }
+        catch (error) {
+            targetGone = false;
+            problems.push(`target container ${plan.targetContainerId.slice(0, 12)} not removed: ${errorMessage(error)}`);
+        }
+    }
+    const copiedImage = plan.staged?.imageTransfer ? plan.container?.Image : undefined;
+    if (copiedImage && targetGone) {
+        try {
+            if ((await ctx.targetDocker.containersUsingImage(copiedImage)).length === 0) {
+                await ctx.targetDocker.removeImage(copiedImage, 'rollback');
+                done.push(`removed image ${copiedImage.slice(0, 19)} this run copied to the target`);
+            }
+        }
+        catch (error) {
+            problems.push(`image ${copiedImage.slice(0, 19)} not removed from the target: ${errorMessage(error)}`);
+        }
+    }
+    if (plan.sourcePaused && plan.container) {
+        if (!targetGone && plan.restoreAttempted) {
+            problems.push('the source was left frozen because the target container could not be confirmed gone');
+        }
+        else {
+            try {
+                await ctx.sourceDocker.unpause(plan.container.Id, 'rollback');
+                done.push('resumed the source container where it was frozen');
+            }
+            catch (error) {
+                problems.push(`source not resumed: ${errorMessage(error)}`);
+            }
+        }
+    }
+    problems.push(...(await cleanTemporaryFiles(ctx, plan.staged)));
+    for (const line of done)
+        ctx.log.info(`rollback: ${line}`);
+    if (problems.length > 0) {
+        const id = plan.container?.Id.slice(0, 12) ?? '<container>';
+        throw new MigrationError('ROLLBACK_FAILED', `rollback did not finish: ${problems.join('; ')}`, {
+            step: 'rollback',
+            host: describeHost(ctx.source),
+            remedy: `check both hosts by hand: on the target remove the new container (docker rm -f), then on the source run docker unpause ${id}`,
+        });
+    }
+    return done;
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 ;// CONCATENATED MODULE: ./src/host/relay.ts
 
 
@@ -58082,7 +59658,7 @@ class Meter extends external_node_stream_.Transform {
         return this.hash.digest('hex');
     }
 }
-function formatBytes(bytes) {
+function relay_formatBytes(bytes) {
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let value = bytes;
     let unit = 0;
@@ -58127,16 +59703,31 @@ async function streamBetween(from, produce, to, consume, options) {
     const everyMs = (options.progressSeconds ?? 2) * 1000;
     let lastBytes = 0;
     let lastAt = started;
+    const stallMs = (options.stallSeconds ?? 120) * 1000;
+    let stalled = false;
+    let movedAt = started;
+    let movedBytes = 0;
+    const watchdog = setInterval(() => {
+        if (meter.bytes !== movedBytes) {
+            movedBytes = meter.bytes;
+            movedAt = clock();
+        }
+        else if (clock() - movedAt > stallMs) {
+            stalled = true;
+            producer.kill();
+            consumer.kill();
+        }
+    }, Math.min(1000, stallMs));
     const progress = setInterval(() => {
         const now = clock();
         const rate = ((meter.bytes - lastBytes) / Math.max(1, now - lastAt)) * 1000;
-        options.log.info(`${options.label}: ${formatBytes(meter.bytes)} sent, ${formatBytes(rate)}/s`);
+        options.log.info(`${options.label}: ${relay_formatBytes(meter.bytes)} sent, ${relay_formatBytes(rate)}/s`);
         lastBytes = meter.bytes;
         lastAt = now;
     }, everyMs);
     let streamError;
     try {
-        await (0,promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
+        await (0,external_node_stream_promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
     }
     catch (error) {
         streamError = error;
@@ -58145,6 +59736,7 @@ async function streamBetween(from, produce, to, consume, options) {
     }
     finally {
         clearInterval(progress);
+        clearInterval(watchdog);
     }
     const [producerExit, consumerExit] = await Promise.all([producer.exit, consumer.exit]);
     const ms = clock() - started;
@@ -58155,6 +59747,13 @@ async function streamBetween(from, produce, to, consume, options) {
             detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
         });
     };
+    if (stalled) {
+        throw new MigrationError(code, `${options.label}: no data moved for ${stallMs / 1000} s after ${relay_formatBytes(meter.bytes)}`, {
+            step: options.step,
+            host: `${describeHost(from)} -> ${describeHost(to)}`,
+            remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
+        });
+    }
     // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
     if (consumerExit.exitCode !== 0) {
         fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
@@ -58168,7 +59767,7 @@ async function streamBetween(from, produce, to, consume, options) {
     const sourceSum = parseHostSum(producerErr());
     const targetSum = parseHostSum(consumerErr());
     if (sourceSum !== runnerSum || targetSum !== runnerSum) {
-        throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`, {
+        throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${relay_formatBytes(meter.bytes)}`, {
             step: options.step,
             host: describeHost(to),
             detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
@@ -58176,7 +59775,7 @@ async function streamBetween(from, produce, to, consume, options) {
         });
     }
     const seconds = Math.max(ms, 1) / 1000;
-    options.log.info(`${options.label}: ${formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`);
+    options.log.info(`${options.label}: ${relay_formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${relay_formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`);
     return { label: options.label, bytes: meter.bytes, sha256: runnerSum, ms: Math.round(ms) };
 }
 
@@ -58343,40 +59942,6 @@ async function verify(ctx, staged, sourceInit) {
         }
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
-}
-
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: ./src/report/metadata.ts
-
-
-
-
-/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
-const METADATA_SCHEMA_VERSION = 1;
-/**
- * succeeded: the container runs on the target. refused: stopped before touching
- * the container. rolled-back: failed after the freeze and the source was resumed.
- * failed: anything else, including a rollback that did not complete.
- */
-const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'failed']));
-const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
-/** The error part of the metadata: code, message and where, without causes or log details. */
-function metadataError(error) {
-    if (!(error instanceof MigrationError))
-        return { code: 'UNEXPECTED', message: errorMessage(error) };
-    const result = { code: error.code, message: error.message };
-    if (error.step)
-        result.step = error.step;
-    if (error.host)
-        result.host = error.host;
-    if (error.remedy)
-        result.remedy = error.remedy;
-    return result;
-}
-async function writeMetadata(path, metadata) {
-    await mkdirP((0,external_node_path_.dirname)(path));
-    await (0,external_node_fs_promises_namespaceObject.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/migrate.ts
@@ -59416,6 +60981,251 @@ async function applySudo(host) {
     return withSudo(host);
 }
 
+;// CONCATENATED MODULE: ./src/report/preflight-report.ts
+
+
+
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+const PREFLIGHT_REPORT_SCHEMA_VERSION = 1;
+/** "criu hardware breakpoints" -> "criu-hardware-breakpoints". */
+function checkId(name) {
+    return name
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '-')
+        .replace(/^-|-$/g, '');
+}
+function isBlocking(check, strict) {
+    return check.status === 'fail' || (strict && check.status === 'warn');
+}
+function toReportCheck(check) {
+    const entry = {
+        id: checkId(check.name),
+        host: check.host,
+        name: check.name,
+        status: check.status,
+        observed: check.observed,
+        expected: check.expected,
+    };
+    if (check.status !== 'pass') {
+        if (check.remedy)
+            entry.remedy = check.remedy;
+        entry.code = check.code ?? 'PREFLIGHT_FAILED';
+    }
+    return entry;
+}
+function buildPreflightReport(input) {
+    const checks = input.checks.map(toReportCheck);
+    const counts = { pass: 0, warn: 0, fail: 0 };
+    for (const check of checks)
+        counts[check.status]++;
+    const blocking = checks.filter((check) => isBlocking(check, input.strict));
+    const blockingCodes = [...new Set(blocking.map((check) => check.code ?? 'PREFLIGHT_FAILED'))];
+    return {
+        schemaVersion: PREFLIGHT_REPORT_SCHEMA_VERSION,
+        result: blocking.length === 0 ? 'passed' : 'failed',
+        strict: input.strict,
+        container: input.container,
+        hosts: { source: input.source, target: input.target },
+        kernelPolicy: input.kernelPolicy,
+        startedAt: input.startedAt,
+        durationMs: Math.round(input.durationMs),
+        counts,
+        blockingCodes,
+        checks,
+    };
+}
+const HOST_ORDER = ['source', 'target', 'both'];
+/** The checks per host, for log groups: source, target, then both. */
+function groupByHost(checks) {
+    return HOST_ORDER.map((host) => [host, checks.filter((check) => check.host === host)]).filter(([, list]) => list.length > 0);
+}
+/** One line saying how the gate ended. */
+function verdictLine(report) {
+    const { counts } = report;
+    const tally = `${counts.pass} passed, ${counts.warn} warning${counts.warn === 1 ? '' : 's'}, ${counts.fail} failed`;
+    const time = `in ${formatMs(report.durationMs)}`;
+    if (report.result === 'passed') {
+        const note = counts.warn > 0 ? ' (warnings do not fail the gate unless strict: true)' : '';
+        return `preflight passed: ${tally} ${time}${note}`;
+    }
+    const strictNote = report.strict && counts.warn > 0 ? ' (strict: warnings count as failures)' : '';
+    return `preflight failed: ${tally} ${time}${strictNote}; ${report.blockingCodes.join(', ')}`;
+}
+/** The message the step fails with: each blocking check on a line, with its remedy. */
+function failureMessage(report) {
+    const blocking = report.checks.filter((check) => isBlocking(check, report.strict));
+    const lines = blocking.map((check) => `${check.code}: [${check.host}] ${check.name}: ${check.observed}${check.remedy ? `\n  What to do: ${check.remedy}` : ''}`);
+    return [verdictLine(report), ...lines].join('\n');
+}
+const STATUS_ICONS = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail' };
+const STATUS_RANK = { fail: 0, warn: 1, pass: 2 };
+/** Summary table: failures first, then warnings, then passes; HTML-escaped. */
+function renderPreflightRows(report) {
+    const header = ['Status', 'Host', 'Check', 'Observed', 'Expected', 'Remedy'].map((data) => ({
+        data,
+        header: true,
+    }));
+    const ordered = report.checks
+        .map((check, index) => ({ check, index }))
+        .sort((a, b) => STATUS_RANK[a.check.status] - STATUS_RANK[b.check.status] || a.index - b.index)
+        .map(({ check }) => check);
+    const rows = ordered.map((check) => [
+        STATUS_ICONS[check.status],
+        check.host,
+        escapeHtml(check.name),
+        escapeHtml(check.observed),
+        escapeHtml(check.expected),
+        check.status === 'pass' ? '' : escapeHtml(`${check.code ? `${check.code}: ` : ''}${check.remedy ?? ''}`),
+    ]);
+    return [header, ...rows];
+}
+async function writePreflightSummary(summary, report) {
+    const title = `Preflight: ${escapeHtml(report.container)} from ${escapeHtml(report.hosts.source)} to ${escapeHtml(report.hosts.target)}`;
+    summary
+        .addHeading(title, 2)
+        .addRaw(`<p>${report.result === 'passed' ? '✅' : '⛔'} ${escapeHtml(verdictLine(report))}</p>`, true)
+        .addTable(renderPreflightRows(report));
+    await summary.write();
+}
+async function writePreflightReport(path, report) {
+    await mkdirP((0,external_node_path_.dirname)(path));
+    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
+}
+
+;// CONCATENATED MODULE: ./src/modes/preflight.ts
+
+
+
+
+
+
+
+
+
+
+const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
+function preflightReportPath() {
+    const base = process.env.RUNNER_TEMP || process.cwd();
+    return (0,external_node_path_.join)(base, 'criu-migrate', 'preflight-report.json');
+}
+function describeLocation(location) {
+    return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
+}
+/** Opens one host and records the facts of connecting, failure included. */
+async function preflight_open(settings, role, location) {
+    let fingerprint;
+    const connect = async (options) => {
+        const host = await connectSsh(options);
+        fingerprint = host.hostKeyFingerprint;
+        return host;
+    };
+    const connection = {
+        role,
+        kind: location.kind,
+        address: describeLocation(location),
+        connected: false,
+        hostKeyVerified: location.kind === 'ssh' && !settings.ssh.insecureSkipHostKeyCheck,
+        sudo: settings.sudo,
+    };
+    if (location.kind === 'ssh' && settings.ssh.jumpHost)
+        connection.jumpHost = formatHostSpec(settings.ssh.jumpHost);
+    try {
+        // The insecure-skip warning becomes a check of its own; no separate annotation.
+        const host = await openHost(role, location, settings.ssh, settings.sudo, { connect });
+        connection.connected = true;
+        if (fingerprint)
+            connection.hostKeyFingerprint = fingerprint;
+        return { connection, host };
+    }
+    catch (error) {
+        const failure = asMigrationError(error, 'SSH_UNREACHABLE', { step: 'connect' });
+        connection.error = { code: failure.code, message: failure.message };
+        if (failure.remedy)
+            connection.error.remedy = failure.remedy;
+        return { connection };
+    }
+}
+async function logReport(log, report, checks) {
+    for (const [host, list] of groupByHost(checks)) {
+        const counts = { pass: 0, warn: 0, fail: 0 };
+        for (const check of list)
+            counts[check.status]++;
+        const where = host === 'both' ? HOST_LABELS.both : `${HOST_LABELS[host]} ${report.hosts[host]}`;
+        const title = `Preflight: ${where}: ${counts.fail} failed, ${counts.warn} warnings, ${counts.pass} passed`;
+        await log.group(title, async () => {
+            for (const check of list) {
+                if (check.status === 'warn')
+                    log.warning(formatCheck(check));
+                else
+                    log.info(formatCheck(check));
+            }
+        });
+    }
+}
+/**
+ * mode: preflight. Connects to both hosts, runs the gate migrate mode runs,
+ * reports every check (log, summary, outputs, file) and fails the step when
+ * a check fails (with strict, also on a warning). Changes nothing on either host.
+ */
+async function runPreflightMode(settings, log) {
+    const startedAt = new Date().toISOString();
+    const start = performance.now();
+    if (!settings.target)
+        throw new Error('preflight needs a target');
+    const opened = await Promise.all([
+        preflight_open(settings, 'source', settings.source),
+        preflight_open(settings, 'target', settings.target),
+    ]);
+    const [source, target] = opened;
+    try {
+        const checks = opened.flatMap(({ connection }) => connectionChecks(connection));
+        if (source.host && target.host) {
+            const gate = await runGate({
+                settings,
+                source: source.host,
+                target: target.host,
+                sourceDocker: new DockerCli(source.host),
+                targetDocker: new DockerCli(target.host),
+                log,
+            });
+            checks.push(...gate.checks);
+        }
+        else {
+            log.warning('preflight: a host could not be reached, so only the connection checks ran');
+        }
+        const durationMs = performance.now() - start;
+        const report = buildPreflightReport({
+            checks,
+            strict: settings.strict,
+            container: settings.container,
+            source: source.connection.address,
+            target: target.connection.address,
+            kernelPolicy: settings.kernelPolicy,
+            startedAt,
+            durationMs,
+        });
+        await logReport(log, report, checks);
+        const path = preflightReportPath();
+        await writePreflightReport(path, report);
+        setOutput('status', report.result === 'passed' ? 'succeeded' : 'refused');
+        setOutput('report', JSON.stringify(report));
+        setOutput('report-path', path);
+        setOutput('duration-ms', report.durationMs);
+        if (process.env.GITHUB_STEP_SUMMARY)
+            await writePreflightSummary(summary, report);
+        if (report.result === 'passed')
+            log.info(verdictLine(report));
+        else
+            setFailed(failureMessage(report));
+        log.info(`preflight report: ${path}`);
+        return report;
+    }
+    finally {
+        await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/connect.ts
 
 
@@ -59446,192 +61256,8 @@ async function connectHosts(settings, log) {
     return { source: source.value, target: target.value };
 }
 
-;// CONCATENATED MODULE: ./src/report/timings.ts
-/** Migration phases, in the order a run goes through them. */
-const PHASES = [
-    'connect',
-    'preflight',
-    'stage',
-    'checkpoint',
-    'transfer',
-    'restore',
-    'verify',
-    'finalize',
-    'rollback',
-];
-/**
- * Wall-clock milliseconds per phase. A phase that runs more than once
- * accumulates, and phases may overlap (for example two hosts connecting).
- */
-class PhaseTimer {
-    clock;
-    started = new Map();
-    totals = new Map();
-    constructor(clock = () => performance.now()) {
-        this.clock = clock;
-    }
-    start(phase) {
-        if (this.started.has(phase))
-            throw new Error(`phase ${phase} is already running`);
-        this.started.set(phase, this.clock());
-    }
-    /** Stops a running phase and returns the milliseconds this run of it took. */
-    end(phase) {
-        const began = this.started.get(phase);
-        if (began === undefined)
-            throw new Error(`phase ${phase} was not started`);
-        this.started.delete(phase);
-        const elapsed = Math.max(0, this.clock() - began);
-        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
-        return elapsed;
-    }
-    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
-    async time(phase, fn) {
-        this.start(phase);
-        try {
-            return await fn();
-        }
-        finally {
-            this.end(phase);
-        }
-    }
-    /** Ends every phase still running, so a failed run still reports where its time went. */
-    endAll() {
-        for (const phase of [...this.started.keys()])
-            this.end(phase);
-    }
-    running() {
-        return [...this.started.keys()];
-    }
-    /** Milliseconds recorded so far for a phase (finished runs only). */
-    get(phase) {
-        return this.totals.get(phase);
-    }
-    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
-    toRecord() {
-        const record = {};
-        for (const phase of PHASES) {
-            const total = this.totals.get(phase);
-            if (total !== undefined)
-                record[phase] = Math.round(total);
-        }
-        return record;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/report/summary.ts
-
-
-const STATUS_LABELS = {
-    succeeded: '✅ succeeded',
-    refused: '⛔ refused before touching the container',
-    'rolled-back': '↩️ failed, source resumed',
-    failed: '❌ failed',
-};
-const STREAM_LABELS = {
-    checkpoint: 'checkpoint images',
-    writableLayer: 'writable layer',
-    image: 'image',
-};
-/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-function renderSummaryRows(metadata) {
-    const rows = [];
-    const add = (label, value) => {
-        if (value !== undefined && value !== '')
-            rows.push([label, value]);
-    };
-    const { run, hosts, container, checkpoint, timings, error } = metadata;
-    add('Status', STATUS_LABELS[run.status]);
-    add('Mode', run.mode);
-    add('Source', summary_describeHost(hosts.source));
-    if (hosts.target)
-        add('Target', summary_describeHost(hosts.target));
-    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
-    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
-    if (container.imageRef || container.imageId) {
-        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
-    }
-    add('Checkpoint', checkpoint.name);
-    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
-    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
-    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
-    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
-    for (const kind of STREAM_KINDS) {
-        const stream = checkpoint.streams[kind];
-        if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
-    }
-    for (const phase of PHASES) {
-        const ms = timings.phasesMs[phase];
-        if (ms !== undefined)
-            add(`Phase: ${phase}`, formatMs(ms));
-    }
-    if (error) {
-        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
-            .filter(Boolean)
-            .join(' ');
-        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
-        add('What to do', error.remedy);
-    }
-    return [
-        [
-            { data: 'Item', header: true },
-            { data: 'Value', header: true },
-        ],
-        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
-    ];
-}
-async function writeSummary(summary, metadata) {
-    summary
-        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
-        .addTable(renderSummaryRows(metadata));
-    if (metadata.timings.downtimeMs !== undefined) {
-        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
-    }
-    await summary.write();
-}
-/** The summary is HTML: messages may hold text such as <none> that must show as written. */
-function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-function formatMs(ms) {
-    if (ms < 1000)
-        return `${Math.round(ms)} ms`;
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(2)} s`;
-    const seconds = Math.round(ms / 1000);
-    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-}
-function summary_formatBytes(bytes) {
-    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-    if (bytes < 1024)
-        return `${bytes} B`;
-    let value = bytes;
-    let unit = 'B';
-    for (const next of units) {
-        if (value < 1024)
-            break;
-        value /= 1024;
-        unit = next;
-    }
-    return `${value.toFixed(1)} ${unit}`;
-}
-function shortId(id) {
-    return id.replace(/^sha256:/, '').slice(0, 12);
-}
-function summary_describeHost(host) {
-    const facts = [
-        host.kernel && `kernel ${host.kernel}`,
-        host.arch,
-        host.criu && `CRIU ${host.criu}`,
-        host.docker && `Docker ${host.docker}`,
-        host.containerd && `containerd ${host.containerd}`,
-        host.runc && `runc ${host.runc}`,
-    ].filter(Boolean);
-    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
-}
-
 ;// CONCATENATED MODULE: ./src/main.ts
+
 
 
 
@@ -59678,6 +61304,10 @@ async function run() {
         const settings = getInputs((name) => getInput(name));
         for (const secret of secretsToMask(settings))
             core_setSecret(secret);
+        if (settings.mode === 'preflight') {
+            await runPreflightMode(settings, log);
+            return;
+        }
         if (settings.mode !== 'migrate') {
             throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
                 step: 'inputs',

@@ -4,6 +4,7 @@ import { errorMessage, MigrationError } from './errors.js';
 import type { Host } from './host/host.js';
 import { getInputs, secretsToMask } from './inputs.js';
 import { migrate } from './migrate.js';
+import { runPreflightMode } from './modes/preflight.js';
 import { connectHosts } from './phases/connect.js';
 import type { Logger } from './phases/context.js';
 import { type MigrationMetadata, writeMetadata } from './report/metadata.js';
@@ -49,6 +50,10 @@ export async function run(): Promise<void> {
   try {
     const settings = getInputs((name) => core.getInput(name));
     for (const secret of secretsToMask(settings)) core.setSecret(secret);
+    if (settings.mode === 'preflight') {
+      await runPreflightMode(settings, log);
+      return;
+    }
     if (settings.mode !== 'migrate') {
       throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
         step: 'inputs',

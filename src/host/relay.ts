@@ -23,6 +23,8 @@ export interface StreamOptions {
   log: TransferLog;
   /** Seconds between progress lines. */
   progressSeconds?: number;
+  /** Give up when no byte has moved for this long (a dead peer often looks like silence). */
+  stallSeconds?: number;
   code?: ErrorCode;
   clock?: () => number;
 }
@@ -135,6 +137,23 @@ export async function streamBetween(
   const everyMs = (options.progressSeconds ?? 2) * 1000;
   let lastBytes = 0;
   let lastAt = started;
+  const stallMs = (options.stallSeconds ?? 120) * 1000;
+  let stalled = false;
+  let movedAt = started;
+  let movedBytes = 0;
+  const watchdog = setInterval(
+    () => {
+      if (meter.bytes !== movedBytes) {
+        movedBytes = meter.bytes;
+        movedAt = clock();
+      } else if (clock() - movedAt > stallMs) {
+        stalled = true;
+        producer.kill();
+        consumer.kill();
+      }
+    },
+    Math.min(1000, stallMs),
+  );
   const progress = setInterval(() => {
     const now = clock();
     const rate = ((meter.bytes - lastBytes) / Math.max(1, now - lastAt)) * 1000;
@@ -152,6 +171,7 @@ export async function streamBetween(
     consumer.kill();
   } finally {
     clearInterval(progress);
+    clearInterval(watchdog);
   }
   const [producerExit, consumerExit] = await Promise.all([producer.exit, consumer.exit]);
   const ms = clock() - started;
@@ -163,6 +183,13 @@ export async function streamBetween(
       detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
     });
   };
+  if (stalled) {
+    throw new MigrationError(code, `${options.label}: no data moved for ${stallMs / 1000} s after ${formatBytes(meter.bytes)}`, {
+      step: options.step,
+      host: `${describeHost(from)} -> ${describeHost(to)}`,
+      remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
+    });
+  }
   // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
   if (consumerExit.exitCode !== 0) {
     fail(

@@ -1,8 +1,9 @@
-import type { ContainerInspect } from '../docker/inspect.js';
-import { MigrationError } from '../errors.js';
+import { containerName, type ContainerInspect } from '../docker/inspect.js';
+import { errorMessage, MigrationError } from '../errors.js';
 import { gatherHostFacts, type HostFacts } from '../facts.js';
-import { type Check, evaluateCompatibility } from '../policy/compatibility.js';
-import { evaluateContainer } from '../policy/container-rules.js';
+import { type Check, blocking } from '../policy/compatibility.js';
+import { evaluateGate, type GateFacts } from '../policy/gate.js';
+import { compareCpus, probeSource, probeTarget } from '../preflight-facts.js';
 import type { MigrationContext } from './context.js';
 
 export interface PreflightResult {
@@ -12,43 +13,89 @@ export interface PreflightResult {
   checks: Check[];
 }
 
+/** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
+export type GateContext = Pick<
+  MigrationContext,
+  'settings' | 'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
+>;
+
+export interface GateRun {
+  facts: GateFacts;
+  checks: Check[];
+}
+
 export function formatCheck(check: Check): string {
   const mark = check.status === 'pass' ? 'ok  ' : check.status === 'warn' ? 'WARN' : 'FAIL';
-  const line = `${mark} [${check.host}] ${check.name}: ${check.observed} (expected ${check.expected})`;
+  const code = check.status !== 'pass' && check.code ? ` [${check.code}]` : '';
+  const line = `${mark} [${check.host}] ${check.name}: ${check.observed} (expected ${check.expected})${code}`;
   return check.status !== 'pass' && check.remedy ? `${line}\n       remedy: ${check.remedy}` : line;
 }
 
 /**
- * Reads both hosts and the container, changes nothing, and refuses before
- * anything is touched when the migration cannot work.
+ * Reads both hosts and the container at once, read-only: host facts, the
+ * container's size and connections, the target's room for it, and CRIU's CPU
+ * comparison (in a temporary directory it removes).
  */
-export async function preflight(ctx: MigrationContext): Promise<PreflightResult> {
+export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
   const ref = ctx.settings.container;
-  const [source, target, container] = await Promise.all([
-    gatherHostFacts(ctx.source),
-    gatherHostFacts(ctx.target),
-    ctx.sourceDocker.inspectContainer(ref, 'preflight'),
-  ]);
-  const name = container ? container.Name.replace(/^\//, '') : ref;
-  const targetNameTaken = container
-    ? (await ctx.targetDocker.inspectContainer(name, 'preflight')) !== undefined
-    : false;
-  const checks = [
-    ...evaluateCompatibility({ source, target }, { kernelPolicy: ctx.settings.kernelPolicy }),
-    ...evaluateContainer({ ref, container, targetNameTaken }),
-  ];
+  const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then(
+    (container) => ({ container, inspectError: undefined }),
+    (error: unknown) => ({ container: undefined, inspectError: errorMessage(error) }),
+  );
+  const targetFacts = gatherHostFacts(ctx.target);
+  const nameTaken = inspected.then(async ({ container }) => {
+    if (!container) return false;
+    try {
+      return (await ctx.targetDocker.inspectContainer(containerName(container), 'preflight')) !== undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  const [source, target, { container, inspectError }, targetNameTaken, sourceProbe, targetProbe, cpu] =
+    await Promise.all([
+      gatherHostFacts(ctx.source),
+      targetFacts,
+      inspected,
+      nameTaken,
+      inspected.then(({ container }) => probeSource(ctx.source, container)),
+      Promise.all([inspected, targetFacts]).then(([{ container }, facts]) =>
+        probeTarget(ctx.target, container, facts.docker.rootDir ?? '/var/lib/docker'),
+      ),
+      compareCpus(ctx.source, ctx.target),
+    ]);
+  const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
+  if (container) facts.container = container;
+  if (inspectError !== undefined) facts.inspectError = inspectError;
+  return facts;
+}
+
+/** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
+export async function runGate(ctx: GateContext): Promise<GateRun> {
+  const facts = await gatherGateFacts(ctx);
+  const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+  return { facts, checks };
+}
+
+/**
+ * The gate as migrate mode runs it: changes nothing, and refuses before
+ * anything is touched when the migration cannot work (with strict, also on warnings).
+ */
+export async function preflight(ctx: GateContext): Promise<PreflightResult> {
+  const { facts, checks } = await runGate(ctx);
   for (const check of checks) {
     if (check.status === 'warn') ctx.log.warning(formatCheck(check));
     else ctx.log.info(formatCheck(check));
   }
-  const failed = checks.filter((check) => check.status === 'fail');
+  const failed = blocking(checks, ctx.settings.strict);
+  const { container } = facts;
   if (failed.length > 0 || !container) {
     const first = failed[0];
+    const strict = ctx.settings.strict && failed.some((check) => check.status === 'warn');
     throw new MigrationError(
       first?.code ?? 'PREFLIGHT_FAILED',
-      `migration refused before touching the container: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`,
+      `migration refused before touching the container${strict ? ' (strict: warnings count)' : ''}: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`,
       { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') },
     );
   }
-  return { source, target, container, checks };
+  return { source: facts.source, target: facts.target, container, checks };
 }

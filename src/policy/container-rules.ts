@@ -1,18 +1,44 @@
+import { unsupportedSettings } from '../docker/create-args.js';
 import type { ContainerInspect } from '../docker/inspect.js';
-import type { Check } from './compatibility.js';
+import type { DiskAt, SourceProbe, TargetProbe } from '../preflight-facts.js';
+import {
+  formatAddress,
+  isLoopbackIp,
+  isWildcardIp,
+  type PathKind,
+  TCP_ESTABLISHED,
+  TCP_LISTEN,
+} from '../preflight-parsers.js';
+import { formatBytes } from '../report/summary.js';
+import type { Check, CheckHost } from './compatibility.js';
 
 export interface ContainerFactsForRules {
   /** What the user asked for (name or ID). */
   ref: string;
   /** The source's inspect, or undefined when it has no such container. */
   container: ContainerInspect | undefined;
-  /** The target already has a container by that name. */
-  targetNameTaken: boolean;
+  /** The target already has a container by that name; undefined when it could not be asked. */
+  targetNameTaken: boolean | undefined;
+  /** Why the source's container could not be inspected at all (daemon down, ...). */
+  inspectError?: string;
 }
 
 /** Pure rules about the container itself; the host rules live in compatibility.ts. */
 export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
   const { container, ref } = facts;
+  if (!container && facts.inspectError !== undefined) {
+    return [
+      {
+        host: 'source',
+        name: 'container exists',
+        status: 'fail',
+        observed: `could not inspect "${ref}": ${facts.inspectError}`,
+        expected: 'a running container',
+        remedy: 'make the source Docker daemon answer (see the docker check), then run again',
+        code: 'COMMAND_FAILED',
+      },
+    ];
+  }
   if (!container) {
     return [
       {
@@ -39,15 +65,25 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
       remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
       code: 'CONTAINER_NOT_RUNNING',
     },
-    {
-      host: 'target',
-      name: 'container name free',
-      status: facts.targetNameTaken ? 'fail' : 'pass',
-      observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
-      expected: 'no container of that name on the target',
-      remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
-      code: 'TARGET_NAME_TAKEN',
-    },
+    facts.targetNameTaken === undefined
+      ? {
+          host: 'target',
+          name: 'container name free',
+          status: 'warn',
+          observed: 'could not ask the target (docker container inspect failed)',
+          expected: 'no container of that name on the target',
+          remedy: 'see the docker check of the target',
+          code: 'FACT_UNREADABLE',
+        }
+      : {
+          host: 'target',
+          name: 'container name free',
+          status: facts.targetNameTaken ? 'fail' : 'pass',
+          observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
+          expected: 'no container of that name on the target',
+          remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
+          code: 'TARGET_NAME_TAKEN',
+        },
   ];
   const runtime = container.HostConfig.Runtime || 'runc';
   checks.push({
@@ -81,4 +117,532 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
     code: 'CONTAINER_HAS_DEVICES',
   });
   return checks;
+}
+
+// --- preflight: placement on the target, connections and capacity ----------------------------
+
+/** What the placement and capacity rules read: the container and both hosts' probes. */
+export interface PlacementFacts {
+  container: ContainerInspect;
+  source: SourceProbe;
+  target: TargetProbe;
+}
+
+export type PlacementRule = (facts: PlacementFacts) => Check[];
+
+const UNREADABLE = 'FACT_UNREADABLE' as const;
+
+function unreadable(host: CheckHost, name: string, expected: string, what: string): Check {
+  return {
+    host,
+    name,
+    status: 'warn',
+    observed: `could not be read (${what})`,
+    expected,
+    remedy: 'see the preflight log for the command that failed on this host',
+    code: UNREADABLE,
+  };
+}
+
+function sharedNamespace(mode: string | undefined): string | undefined {
+  return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+}
+
+const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
+
+export const networkMode: PlacementRule = ({ container }) => {
+  const mode = container.HostConfig.NetworkMode || 'default';
+  const name = 'network mode';
+  const expected = 'bridge, none or a user-defined network (its own network namespace)';
+  const other = sharedNamespace(mode);
+  if (other !== undefined) {
+    return [
+      {
+        host: 'source',
+        name,
+        status: 'fail',
+        observed: `${mode} (uses the network namespace of container ${other})`,
+        expected,
+        remedy: `recreate the container with its own network (for example a user-defined network that ${other} also joins): a namespace that belongs to another container does not move with this one`,
+        code: 'CONTAINER_SHARES_NAMESPACE',
+      },
+    ];
+  }
+  if (mode === 'host') {
+    return [
+      {
+        host: 'source',
+        name,
+        status: 'warn',
+        observed: "host (the host's network namespace)",
+        expected,
+        remedy:
+          "after the move it sees the target's interfaces and addresses: sockets bound to addresses only the source has cannot be restored, and its ports must be free on the target; prefer a bridge or user-defined network",
+        code: 'NETWORK_MODE_HOST',
+      },
+    ];
+  }
+  return [{ host: 'source', name, status: 'pass', observed: mode, expected }];
+};
+
+export const sharedNamespaces: PlacementRule = ({ container }) => {
+  const host = container.HostConfig;
+  const shared = [
+    ['ipc', host.IpcMode],
+    ['pid', host.PidMode],
+  ].filter(([, mode]) => mode === 'host' || sharedNamespace(mode) !== undefined);
+  const name = 'ipc and pid namespaces';
+  const expected = 'its own (not host, not container:<name>)';
+  if (shared.length === 0)
+    return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
+  return [
+    {
+      host: 'source',
+      name,
+      status: 'fail',
+      observed: shared.map(([kind, mode]) => `${kind} ${mode}`).join(', '),
+      expected,
+      remedy:
+        "recreate the container without --ipc/--pid host or container:<name>: CRIU can only move namespaces the container owns, not the host's or another container's",
+      code: 'CONTAINER_SHARES_NAMESPACE',
+    },
+  ];
+};
+
+export const networkOnTarget: PlacementRule = ({ container, target }) => {
+  const mode = container.HostConfig.NetworkMode || 'default';
+  if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
+    return [];
+  const name = 'network on target';
+  const expected = `network "${mode}" exists on the target`;
+  if (!target.networks) return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
+  if (target.networks.includes(mode))
+    return [{ host: 'target', name, status: 'pass', observed: `"${mode}" exists`, expected }];
+  return [
+    {
+      host: 'target',
+      name,
+      status: 'fail',
+      observed: `no network "${mode}" (the target has ${target.networks.join(', ') || 'none'})`,
+      expected,
+      remedy: `create it on the target first with the same driver and options as on the source (docker network inspect ${mode} there; docker network create ... ${mode})`,
+      code: 'NETWORK_MISSING',
+    },
+  ];
+};
+
+interface WantedPort {
+  label: string;
+  hostIp: string;
+  first: number;
+  last: number;
+  proto: string;
+}
+
+function wantedPorts(container: ContainerInspect): WantedPort[] {
+  const wanted: WantedPort[] = [];
+  for (const [port, bindings] of Object.entries(container.HostConfig.PortBindings ?? {})) {
+    const proto = port.split('/')[1] ?? 'tcp';
+    for (const binding of bindings) {
+      const match = /^(\d+)(?:-(\d+))?$/.exec(binding.HostPort ?? '');
+      // No host port (or 0): Docker picks a free one on the target.
+      if (!match || Number(match[1]) === 0) continue;
+      const first = Number(match[1]);
+      const hostIp = binding.HostIp ?? '';
+      const where = hostIp === '' ? '' : hostIp.includes(':') ? `[${hostIp}]:` : `${hostIp}:`;
+      wanted.push({
+        label: `${where}${binding.HostPort}/${proto}`,
+        hostIp,
+        first,
+        last: match[2] ? Number(match[2]) : first,
+        proto,
+      });
+    }
+  }
+  return wanted;
+}
+
+function ipsOverlap(a: string, b: string): boolean {
+  return isWildcardIp(a) || isWildcardIp(b) || a === b;
+}
+
+export const publishedPorts: PlacementRule = ({ container, target }) => {
+  const wanted = wantedPorts(container);
+  const name = 'published ports';
+  const expected = 'every published host port free on the target';
+  if (wanted.length === 0)
+    return [{ host: 'target', name, status: 'pass', observed: 'no published host ports', expected }];
+  if (!target.listeners && !target.published) {
+    return [
+      unreadable(
+        'target',
+        name,
+        expected,
+        target.unreadable.listen_tcp ?? target.unreadable.published ?? 'listening sockets',
+      ),
+    ];
+  }
+  const conflicts: string[] = [];
+  for (const want of wanted) {
+    const inRange = (port: number) => port >= want.first && port <= want.last;
+    const table = want.proto === 'udp' ? target.listeners?.udp : target.listeners?.tcp;
+    const sockets = (table ?? []).filter(
+      (entry) =>
+        (want.proto === 'udp' || entry.state === TCP_LISTEN) &&
+        inRange(entry.local.port) &&
+        ipsOverlap(want.hostIp, entry.local.ip),
+    );
+    const users = (target.published ?? []).filter(
+      (p) =>
+        p.proto === want.proto &&
+        p.firstPort <= want.last &&
+        p.lastPort >= want.first &&
+        ipsOverlap(want.hostIp, p.hostIp),
+    );
+    const by = [
+      ...new Set([
+        ...users.map((p) => `container ${p.container}`),
+        ...sockets.map((entry) => `a socket on ${formatAddress(entry.local)}`),
+      ]),
+    ];
+    if (by.length > 0) conflicts.push(`${want.label} (taken by ${by.join(', ')})`);
+  }
+  const list = wanted.map((want) => want.label).join(', ');
+  if (conflicts.length === 0) {
+    const partial = !target.listeners ? ' (listening sockets unreadable; checked other containers only)' : '';
+    return [{ host: 'target', name, status: 'pass', observed: `${list} free${partial}`, expected }];
+  }
+  return [
+    {
+      host: 'target',
+      name,
+      status: 'fail',
+      observed: `in use on the target: ${conflicts.join('; ')}`,
+      expected,
+      remedy:
+        'stop what listens on those ports on the target (docker ps there; ss -ltnup), or publish the container on other ports',
+      code: 'PORT_IN_USE',
+    },
+  ];
+};
+
+const KIND_TEXT: Record<PathKind, string> = { directory: 'a directory', file: 'a file', missing: 'missing' };
+
+export const bindMounts: PlacementRule = ({ container, source, target }) =>
+  container.Mounts.filter((mount) => mount.Type === 'bind' && mount.Source !== '').map((mount) => {
+    const name = `bind mount ${mount.Destination}`;
+    const sourceKind = source.bindKinds[mount.Source];
+    const targetKind = target.bindKinds[mount.Source];
+    const expected = `${mount.Source} exists on the target${sourceKind && sourceKind !== 'missing' ? ` as ${KIND_TEXT[sourceKind]}` : ''}`;
+    if (!targetKind) return unreadable('target', name, expected, target.unreadable.binds ?? 'test -e');
+    const remedy = `create ${mount.Source} on the target with the content the container expects (for example rsync -a from the source, or the same shared file system mounted there): a bind mount's content does not move with the container`;
+    if (targetKind === 'missing') {
+      return {
+        host: 'target',
+        name,
+        status: 'fail',
+        observed: `${mount.Source} does not exist on the target`,
+        expected,
+        remedy,
+        code: 'MOUNT_SOURCE_MISSING',
+      } satisfies Check;
+    }
+    if (sourceKind && sourceKind !== 'missing' && sourceKind !== targetKind) {
+      return {
+        host: 'target',
+        name,
+        status: 'fail',
+        observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target but ${KIND_TEXT[sourceKind]} on the source`,
+        expected,
+        remedy,
+        code: 'MOUNT_SOURCE_MISSING',
+      } satisfies Check;
+    }
+    return {
+      host: 'target',
+      name,
+      status: 'pass',
+      observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target`,
+      expected,
+    } satisfies Check;
+  });
+
+/** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
+function isNamedVolume(container: ContainerInspect, volume: string): boolean {
+  if (!/^[0-9a-f]{64}$/.test(volume)) return true;
+  const host = container.HostConfig;
+  return (
+    (host.Binds ?? []).some((bind) => bind.split(':')[0] === volume) ||
+    (host.Mounts ?? []).some((mount) => mount.Source === volume)
+  );
+}
+
+export const volumes: PlacementRule = ({ container, target }) =>
+  container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name).map((mount) => {
+    const volume = mount.Name ?? '';
+    const named = isNamedVolume(container, volume);
+    const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;
+    const expected = named
+      ? `volume "${volume}" exists on the target`
+      : 'informational: Docker creates it empty on the target';
+    if (!target.volumes) return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
+    const present = target.volumes.includes(volume);
+    if (present) {
+      return {
+        host: 'target',
+        name,
+        status: 'pass',
+        observed: `"${volume}" exists on the target (the migration does not copy volume content)`,
+        expected,
+      } satisfies Check;
+    }
+    if (!named) {
+      return {
+        host: 'target',
+        name,
+        status: 'warn',
+        observed: `created empty on the target; its content (${mount.Destination}) stays on the source`,
+        expected,
+        remedy:
+          'if the container keeps data there, use a named volume and copy it to the target before migrating',
+        code: 'VOLUME_MISSING',
+      } satisfies Check;
+    }
+    return {
+      host: 'target',
+      name,
+      status: 'fail',
+      observed: `no volume "${volume}" on the target`,
+      expected,
+      remedy: `create it on the target and copy its data first (docker volume create ${mount.Driver && mount.Driver !== 'local' ? `--driver ${mount.Driver} ` : ''}${volume}, then copy the content, for example with a helper container and tar over ssh): volume content does not move with the container`,
+      code: 'VOLUME_MISSING',
+    } satisfies Check;
+  });
+
+export const tcpConnections: PlacementRule = ({ container, source }) => {
+  if (!container.State.Running) return [];
+  const name = 'tcp connections';
+  const expected = 'no established TCP connection to peers outside the container';
+  if (!source.tcp) return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
+  const established = source.tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
+  // Both ends inside the container (loopback) move together; the others have a peer that stays behind.
+  const outside = established.filter(
+    (entry) => !(isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip)),
+  );
+  const inside = established.length - outside.length;
+  const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
+  if (outside.length === 0) {
+    return [{ host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected }];
+  }
+  const shown = outside
+    .slice(0, 5)
+    .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+    .join(', ');
+  const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
+  return [
+    {
+      host: 'source',
+      name,
+      status: 'warn',
+      observed: `${outside.length} established: ${shown}${more}${insideText}`,
+      expected,
+      remedy:
+        'these connections will be reset by the move (the peers keep talking to the source address); drain them first, or make sure the clients reconnect',
+      code: 'TCP_CONNECTIONS_OPEN',
+    },
+  ];
+};
+
+// Settings with a check of their own above.
+const COVERED_SETTINGS = [
+  'HostConfig.Devices',
+  'HostConfig.DeviceRequests',
+  'HostConfig.NetworkMode',
+  'HostConfig.IpcMode',
+  'HostConfig.PidMode',
+];
+
+export const settingsCarried: PlacementRule = ({ container, source }) => {
+  const found = unsupportedSettings(container, source.imageConfig).filter(
+    (line) => !COVERED_SETTINGS.some((prefix) => line.startsWith(`${prefix}:`)),
+  );
+  const name = 'container settings';
+  const expected = 'every setting can be recreated on the target by docker create';
+  if (found.length === 0)
+    return [{ host: 'source', name, status: 'pass', observed: 'all can be recreated', expected }];
+  return [
+    {
+      host: 'source',
+      name,
+      status: 'warn',
+      observed: found.join('; '),
+      expected,
+      remedy:
+        'these settings are not recreated exactly on the target: change them on the source first, or check the target container after the move',
+      code: 'SETTINGS_NOT_CARRIED',
+    },
+  ];
+};
+
+// --- capacity --------------------------------------------------------------------------------
+
+/** Room asked for beyond the estimate: images carry some overhead, and the disk must not fill up. */
+export const CAPACITY_MARGIN = 1.25;
+export const CAPACITY_SLACK_BYTES = 64 * 1024 * 1024;
+
+export function withMargin(bytes: number): number {
+  return Math.ceil(bytes * CAPACITY_MARGIN) + CAPACITY_SLACK_BYTES;
+}
+
+interface Need {
+  bytes: number;
+  parts: string[];
+}
+
+function need(parts: [string, number | undefined][]): Need {
+  const known = parts.filter((part): part is [string, number] => part[1] !== undefined && part[1] > 0);
+  const bytes = known.reduce((sum, [, n]) => sum + n, 0);
+  return { bytes, parts: known.map(([label, n]) => `${label} ${formatBytes(n)}`) };
+}
+
+function spaceCheck(
+  host: CheckHost,
+  name: string,
+  at: DiskAt,
+  wanted: Need,
+  why: string,
+  remedy: string,
+): Check {
+  const required = withMargin(wanted.bytes);
+  const basis = wanted.parts.length > 0 ? wanted.parts.join(' + ') : 'nothing measured';
+  const expected = `at least ${formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
+  const where = at.measured === at.path ? at.path : `${at.path} (measured at ${at.measured})`;
+  if (!at.disk) {
+    return {
+      host,
+      name,
+      status: 'warn',
+      observed: `free space at ${where} could not be read`,
+      expected,
+      remedy: 'see the preflight log for the df that failed',
+      code: UNREADABLE,
+    };
+  }
+  const observed = `${formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
+  if (at.disk.availableBytes >= required) return { host, name, status: 'pass', observed, expected };
+  return { host, name, status: 'fail', observed, expected, remedy, code: 'DISK_SPACE_LOW' };
+}
+
+function sameFileSystem(a: DiskAt, b: DiskAt): boolean {
+  return (
+    a.disk !== undefined &&
+    b.disk !== undefined &&
+    a.disk.mountedOn === b.disk.mountedOn &&
+    a.disk.filesystem === b.disk.filesystem
+  );
+}
+
+/** The container's memory as far as a checkpoint holds it; 0 when it is not running. */
+function memoryNeed(container: ContainerInspect, source: SourceProbe): [string, number | undefined] {
+  if (!container.State.Running) return ['memory (not running)', 0];
+  return ['memory', source.memory?.bytes];
+}
+
+export const capacity: PlacementRule = ({ container, source, target }) => {
+  const checks: Check[] = [];
+  const memory = memoryNeed(container, source);
+  if (container.State.Running && !source.memory) {
+    checks.push(
+      unreadable(
+        'source',
+        'container memory',
+        "the container's memory use (cgroup memory.stat or docker stats)",
+        source.unreadable.memory ?? 'cgroup',
+      ),
+    );
+  }
+  const layer: [string, number | undefined] = ['writable layer', source.writableLayerBytes];
+  const image: [string, number | undefined] =
+    target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
+
+  checks.push(
+    spaceCheck(
+      'source',
+      'disk space for checkpoint',
+      source.stateDir,
+      need([memory]),
+      'the checkpoint images on the source',
+      `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`,
+    ),
+  );
+  const restoreCopy: [string, number | undefined] = ['restore copy of the checkpoint', memory[1]];
+  const tmpShared = sameFileSystem(target.dockerRoot, target.restoreTmp);
+  checks.push(
+    spaceCheck(
+      'target',
+      'disk space on docker root',
+      target.dockerRoot,
+      need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]),
+      tmpShared
+        ? `the checkpoint, the writable layer and the image, plus the copy containerd makes in ${target.restoreTmp.path} on the same file system`
+        : 'the checkpoint, the writable layer and the image',
+      `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`,
+    ),
+  );
+  if (!tmpShared) {
+    checks.push(
+      spaceCheck(
+        'target',
+        'disk space for restore copy',
+        target.restoreTmp,
+        need([restoreCopy]),
+        `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`,
+        `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`,
+      ),
+    );
+  }
+  const mem = memory[1];
+  if (mem !== undefined && mem > 0) {
+    const expected = `MemAvailable at least ${formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
+    if (target.memAvailableBytes === undefined) {
+      checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
+    } else {
+      const observed = `${formatBytes(target.memAvailableBytes)} available; the container uses ${formatBytes(mem)}`;
+      checks.push(
+        target.memAvailableBytes >= mem * 1.1
+          ? { host: 'target', name: 'memory on target', status: 'pass', observed, expected }
+          : {
+              host: 'target',
+              name: 'memory on target',
+              status: 'warn',
+              observed,
+              expected,
+              remedy:
+                'free memory on the target first: the restored container may be killed by the OOM killer or push other workloads out',
+              code: 'MEMORY_LOW',
+            },
+      );
+    }
+  }
+  return checks;
+};
+
+/** Rules that need the preflight probes, in report order. */
+export const PLACEMENT_RULES: readonly PlacementRule[] = [
+  networkMode,
+  sharedNamespaces,
+  networkOnTarget,
+  publishedPorts,
+  bindMounts,
+  volumes,
+  tcpConnections,
+  settingsCarried,
+  capacity,
+];
+
+export function evaluatePlacement(
+  facts: PlacementFacts,
+  rules: readonly PlacementRule[] = PLACEMENT_RULES,
+): Check[] {
+  return rules.flatMap((rule) => rule(facts));
 }

@@ -91,4 +91,14 @@ describe('streamBetween', () => {
     expect((error as MigrationError).code).toBe('CHECKSUM_MISMATCH');
     expect((error as MigrationError).detail).toMatch(/seen by the runner: [0-9a-f]{64}/);
   });
+  it('gives up on a stream that stops moving', async () => {
+    const error = await streamBetween(from, 'printf start; sleep 30', to, 'cat >/dev/null', {
+      label: 'x',
+      step: 'transfer',
+      log,
+      stallSeconds: 0.5,
+    }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).message).toMatch(/no data moved for 0.5 s after 5 B/);
+  });
 });

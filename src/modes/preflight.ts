@@ -1,0 +1,142 @@
+import { join } from 'node:path';
+import * as core from '@actions/core';
+import { DockerCli } from '../docker/docker-cli.js';
+import { asMigrationError } from '../errors.js';
+import type { Host } from '../host/host.js';
+import { openHost } from '../host/host-factory.js';
+import { formatHostSpec } from '../host/host-spec.js';
+import { connectSsh, type SshConnectOptions } from '../host/ssh-host.js';
+import type { Logger } from '../phases/context.js';
+import { formatCheck, runGate } from '../phases/preflight.js';
+import { type ConnectionFacts, connectionChecks } from '../policy/access-rules.js';
+import type { Check } from '../policy/compatibility.js';
+import {
+  buildPreflightReport,
+  failureMessage,
+  groupByHost,
+  type PreflightReport,
+  verdictLine,
+  writePreflightReport,
+  writePreflightSummary,
+} from '../report/preflight-report.js';
+import type { HostLocation, Settings } from '../settings.js';
+
+const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' } as const;
+
+export function preflightReportPath(): string {
+  const base = process.env.RUNNER_TEMP || process.cwd();
+  return join(base, 'criu-migrate', 'preflight-report.json');
+}
+
+interface Opened {
+  connection: ConnectionFacts;
+  host?: Host;
+}
+
+function describeLocation(location: HostLocation): string {
+  return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
+}
+
+/** Opens one host and records the facts of connecting, failure included. */
+async function open(settings: Settings, role: 'source' | 'target', location: HostLocation): Promise<Opened> {
+  let fingerprint: string | undefined;
+  const connect = async (options: SshConnectOptions) => {
+    const host = await connectSsh(options);
+    fingerprint = host.hostKeyFingerprint;
+    return host;
+  };
+  const connection: ConnectionFacts = {
+    role,
+    kind: location.kind,
+    address: describeLocation(location),
+    connected: false,
+    hostKeyVerified: location.kind === 'ssh' && !settings.ssh.insecureSkipHostKeyCheck,
+    sudo: settings.sudo,
+  };
+  if (location.kind === 'ssh' && settings.ssh.jumpHost)
+    connection.jumpHost = formatHostSpec(settings.ssh.jumpHost);
+  try {
+    // The insecure-skip warning becomes a check of its own; no separate annotation.
+    const host = await openHost(role, location, settings.ssh, settings.sudo, { connect });
+    connection.connected = true;
+    if (fingerprint) connection.hostKeyFingerprint = fingerprint;
+    return { connection, host };
+  } catch (error) {
+    const failure = asMigrationError(error, 'SSH_UNREACHABLE', { step: 'connect' });
+    connection.error = { code: failure.code, message: failure.message };
+    if (failure.remedy) connection.error.remedy = failure.remedy;
+    return { connection };
+  }
+}
+
+async function logReport(log: Logger, report: PreflightReport, checks: readonly Check[]): Promise<void> {
+  for (const [host, list] of groupByHost(checks)) {
+    const counts = { pass: 0, warn: 0, fail: 0 };
+    for (const check of list) counts[check.status]++;
+    const where = host === 'both' ? HOST_LABELS.both : `${HOST_LABELS[host]} ${report.hosts[host]}`;
+    const title = `Preflight: ${where}: ${counts.fail} failed, ${counts.warn} warnings, ${counts.pass} passed`;
+    await log.group(title, async () => {
+      for (const check of list) {
+        if (check.status === 'warn') log.warning(formatCheck(check));
+        else log.info(formatCheck(check));
+      }
+    });
+  }
+}
+
+/**
+ * mode: preflight. Connects to both hosts, runs the gate migrate mode runs,
+ * reports every check (log, summary, outputs, file) and fails the step when
+ * a check fails (with strict, also on a warning). Changes nothing on either host.
+ */
+export async function runPreflightMode(settings: Settings, log: Logger): Promise<PreflightReport> {
+  const startedAt = new Date().toISOString();
+  const start = performance.now();
+  if (!settings.target) throw new Error('preflight needs a target');
+  const opened = await Promise.all([
+    open(settings, 'source', settings.source),
+    open(settings, 'target', settings.target),
+  ]);
+  const [source, target] = opened;
+  try {
+    const checks: Check[] = opened.flatMap(({ connection }) => connectionChecks(connection));
+    if (source.host && target.host) {
+      const gate = await runGate({
+        settings,
+        source: source.host,
+        target: target.host,
+        sourceDocker: new DockerCli(source.host),
+        targetDocker: new DockerCli(target.host),
+        log,
+      });
+      checks.push(...gate.checks);
+    } else {
+      log.warning('preflight: a host could not be reached, so only the connection checks ran');
+    }
+    const durationMs = performance.now() - start;
+    const report = buildPreflightReport({
+      checks,
+      strict: settings.strict,
+      container: settings.container,
+      source: source.connection.address,
+      target: target.connection.address,
+      kernelPolicy: settings.kernelPolicy,
+      startedAt,
+      durationMs,
+    });
+    await logReport(log, report, checks);
+    const path = preflightReportPath();
+    await writePreflightReport(path, report);
+    core.setOutput('status', report.result === 'passed' ? 'succeeded' : 'refused');
+    core.setOutput('report', JSON.stringify(report));
+    core.setOutput('report-path', path);
+    core.setOutput('duration-ms', report.durationMs);
+    if (process.env.GITHUB_STEP_SUMMARY) await writePreflightSummary(core.summary, report);
+    if (report.result === 'passed') log.info(verdictLine(report));
+    else core.setFailed(failureMessage(report));
+    log.info(`preflight report: ${path}`);
+    return report;
+  } finally {
+    await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
+  }
+}
