@@ -52420,7 +52420,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7833);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(9507);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 7833:
+/***/ 9507:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -56488,7 +56488,93 @@ class MigrationJournal {
     }
 }
 
+;// CONCATENATED MODULE: ./src/criu-stats.ts
+// CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
+// StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
+// memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
+// pages_written = 7, ... } }. Times are microseconds.
+const IMG_COMMON_MAGIC = 0x54564319;
+const IMG_SERVICE_MAGIC = 0x55105940;
+function readVarint(buf, offset) {
+    let value = 0n;
+    let shift = 0n;
+    let pos = offset;
+    for (;;) {
+        if (pos >= buf.length)
+            throw new RangeError('truncated varint');
+        const byte = buf[pos++];
+        value |= BigInt(byte & 0x7f) << shift;
+        if ((byte & 0x80) === 0)
+            return [value, pos];
+        shift += 7n;
+    }
+}
+/** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
+function decodeMessage(buf) {
+    const fields = new Map();
+    let pos = 0;
+    while (pos < buf.length) {
+        const [key, afterKey] = readVarint(buf, pos);
+        const field = Number(key >> 3n);
+        const wire = Number(key & 7n);
+        if (wire === 0) {
+            const [value, next] = readVarint(buf, afterKey);
+            fields.set(field, value);
+            pos = next;
+        }
+        else if (wire === 2) {
+            const [length, start] = readVarint(buf, afterKey);
+            const end = start + Number(length);
+            fields.set(field, buf.subarray(start, end));
+            pos = end;
+        }
+        else if (wire === 5) {
+            pos = afterKey + 4;
+        }
+        else if (wire === 1) {
+            pos = afterKey + 8;
+        }
+        else {
+            throw new RangeError(`unsupported protobuf wire type ${wire}`);
+        }
+    }
+    return fields;
+}
+/** Decodes a stats-dump image; undefined when it is not one. */
+function parseDumpStats(image) {
+    try {
+        let pos = 0;
+        const first = image.readUInt32LE(pos);
+        if (first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC)
+            pos += 8;
+        else
+            pos += 4;
+        const length = image.readUInt32LE(pos);
+        const entry = decodeMessage(image.subarray(pos + 4, pos + 4 + length));
+        const dump = entry.get(1);
+        if (!(dump instanceof Buffer))
+            return undefined;
+        const fields = decodeMessage(dump);
+        const number = (field) => {
+            const value = fields.get(field);
+            return typeof value === 'bigint' ? Number(value) : undefined;
+        };
+        return {
+            freezingTimeUs: number(1),
+            frozenTimeUs: number(2),
+            memdumpTimeUs: number(3),
+            memwriteTimeUs: number(4),
+            pagesScanned: number(5),
+            pagesWritten: number(7),
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
+
 
 
 
@@ -56552,7 +56638,9 @@ async function freezeAndDump(ctx, container, prepared, onFrozen) {
         step: 'checkpoint',
         what: 'measuring the checkpoint',
     });
-    return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs };
+    const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.imagesDir}/stats-dump`])}`);
+    const stats = statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
+    return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };
 }
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
 async function criuLogErrors(host, logPath) {
@@ -56969,17 +57057,26 @@ async function gatherHostFacts(host) {
  */
 const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
 /**
- * One shell script running several read-only commands in a row, each framed by
- * markers, so a host answers many questions over one SSH channel.
+ * One shell script answering several read-only questions over one SSH channel.
+ * The commands run at the same time, each into a file of a temporary directory
+ * the script removes; then their outputs are printed in order, framed by markers.
  */
-function sectionScript(sections, preamble = '') {
-    const parts = sections.map(({ name, command }) => {
+function sectionScript(sections) {
+    for (const { name } of sections) {
         if (!SECTION_NAME.test(name))
             throw new TypeError(`bad section name ${name}`);
-        // The echo before the end marker keeps it on a line of its own when the output has no final newline.
-        return `echo '@@begin ${name}'; ( ${command}\n) 2>&1; rc=$?; echo; echo "@@end ${name} $rc"`;
-    });
-    return [preamble, ...parts].filter((part) => part !== '').join('\n');
+    }
+    const start = sections.map(({ command }, i) => `{ ( ${command}
+) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
+    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
+    return [
+        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
+        `trap 'rm -rf "$d"' EXIT`,
+        ...start,
+        'wait',
+        ...print,
+    ].join('\n');
 }
 /** Splits sectionScript output back into its sections; a section cut short is left out. */
 function parseSections(stdout) {
@@ -57337,7 +57434,9 @@ const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
     if (!criu.present || !criu.version)
         return undefined;
     // Too old for the vDSO as well: that rule already failed with the same remedy.
-    if (kernel.version && atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
+    if (kernel.version &&
+        atLeast(kernel.version, VDSO_SPLIT_KERNEL) &&
+        !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
         return undefined;
     const name = 'criu hardware breakpoints';
     const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
@@ -57589,7 +57688,9 @@ const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
             observed,
             expected,
             ...(remedy ? { remedy } : {}),
-            ...(status === 'pass' ? {} : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
+            ...(status === 'pass'
+                ? {}
+                : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
         },
     ];
     if (kernelPolicy === 'any')
@@ -57856,7 +57957,9 @@ function privilegeCheck(role, identity, sudo) {
         };
     }
     if (identity.uid === 0) {
-        const how = identity.sudoUser ? `root through sudo from ${identity.sudoUser}` : `${identity.user} (uid 0)`;
+        const how = identity.sudoUser
+            ? `root through sudo from ${identity.sudoUser}`
+            : `${identity.user} (uid 0)`;
         return { host: role, name, status: 'pass', observed: how, expected };
     }
     return {
@@ -58903,7 +59006,9 @@ const tcpConnections = ({ container, source }) => {
     const inside = established.length - outside.length;
     const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
     if (outside.length === 0) {
-        return [{ host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected }];
+        return [
+            { host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected },
+        ];
     }
     const shown = outside
         .slice(0, 5)
@@ -59098,6 +59203,7 @@ function evaluateGate(facts, options) {
 /** Where containerd unpacks a checkpoint on restore (its TMPDIR): it needs the checkpoint's size. */
 const RESTORE_TMP_DIR = '/tmp';
 const PROBE_TIMEOUT_MS = 60_000;
+const DEFAULT_DOCKER_ROOT = '/var/lib/docker';
 // --- scripts -----------------------------------------------------------------------------------
 const HOST_SECTIONS = [
     { name: 'identity', command: `id -u; id -un; printf '%s\\n' "\${SUDO_USER:-}"` },
@@ -59107,10 +59213,12 @@ const HOST_SECTIONS = [
     },
     { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
 ];
-/** df of the directory, or of its nearest existing parent; prints that path first. */
+/** df of the directory, or of its nearest existing parent; prints the directory and the one measured first. */
 function dfCommand(path) {
-    return `p=${shellQuote([path])}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
+    return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
 }
+/** Docker's data root as the daemon reports it (/var/lib/docker when it does not answer). */
+const DOCKER_ROOT = `"$(docker info --format '{{.DockerRootDir}}' 2>/dev/null | grep . || echo ${DEFAULT_DOCKER_ROOT})"`;
 function pathKindsCommand(paths) {
     return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
 }
@@ -59135,7 +59243,7 @@ function bindSources(container) {
     return [...new Set(sources)];
 }
 function sourceProbeSections(container) {
-    const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(STATE_ROOT) }];
+    const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) }];
     if (!container)
         return sections;
     const pid = container.State.Pid ?? 0;
@@ -59151,13 +59259,13 @@ function sourceProbeSections(container) {
         sections.push({ name: 'binds', command: pathKindsCommand(binds) });
     return sections;
 }
-function targetProbeSections(container, dockerRoot) {
+function targetProbeSections(container) {
     // dockerd's own network namespace holds the published ports (the runner's may differ).
     const dockerdNet = (files) => `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
     const sections = [
         ...HOST_SECTIONS,
-        { name: 'docker_df', command: dfCommand(dockerRoot) },
-        { name: 'tmp_df', command: dfCommand(RESTORE_TMP_DIR) },
+        { name: 'docker_df', command: dfCommand(DOCKER_ROOT) },
+        { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
         { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
         { name: 'listen_udp', command: dockerdNet('udp udp6') },
         { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
@@ -59167,7 +59275,10 @@ function targetProbeSections(container, dockerRoot) {
     const binds = bindSources(container);
     if (binds.length > 0)
         sections.push({ name: 'binds', command: pathKindsCommand(binds) });
-    sections.push({ name: 'volumes', command: 'docker volume ls -q' }, { name: 'networks', command: "docker network ls --format '{{.Name}}'" }, { name: 'image', command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]) });
+    sections.push({ name: 'volumes', command: 'docker volume ls -q' }, { name: 'networks', command: "docker network ls --format '{{.Name}}'" }, {
+        name: 'image',
+        command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
+    });
     return sections;
 }
 // --- readers -------------------------------------------------------------------------------------
@@ -59209,12 +59320,12 @@ class SectionReader {
             this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
         return value;
     }
-    /** The df sections print the measured directory, then df's output. */
-    disk(name, path) {
+    /** The df sections print the directory, the one measured (it or a parent), then df's output. */
+    disk(name, fallback) {
         const text = this.ok(name);
         if (text === undefined)
-            return { path, measured: path };
-        const [measured = path, ...rest] = text.split('\n');
+            return { path: fallback, measured: fallback };
+        const [path = fallback, measured = path, ...rest] = text.split('\n');
         const disk = parseDf(rest.join('\n'));
         if (!disk)
             this.unreadable[name] = `unexpected df output: ${firstLine(rest.join('\n')).slice(0, 120)}`;
@@ -59301,11 +59412,11 @@ function readSourceProbe(result, container) {
     }
     return probe;
 }
-function readTargetProbe(result, container, dockerRoot) {
+function readTargetProbe(result, container) {
     const reader = new SectionReader(parseSections(result.stdout));
     const probe = {
         ...readHost(reader),
-        dockerRoot: reader.disk('docker_df', dockerRoot),
+        dockerRoot: reader.disk('docker_df', DEFAULT_DOCKER_ROOT),
         restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
         bindKinds: {},
         unreadable: reader.unreadable,
@@ -59315,7 +59426,9 @@ function readTargetProbe(result, container, dockerRoot) {
         const section = reader.raw(name);
         if (section && /\blocal_address\b/.test(section.text))
             return parseProcNet(section.text);
-        probe.unreadable[name] = section ? firstLine(section.text) || `exit code ${section.exitCode}` : 'no answer';
+        probe.unreadable[name] = section
+            ? firstLine(section.text) || `exit code ${section.exitCode}`
+            : 'no answer';
         return undefined;
     });
     const [tcp, udp] = tables;
@@ -59352,9 +59465,9 @@ async function probeSource(host, container) {
     const script = sectionScript(sourceProbeSections(container));
     return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
 }
-async function probeTarget(host, container, dockerRoot) {
-    const script = sectionScript(targetProbeSections(container, dockerRoot));
-    return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container, dockerRoot);
+async function probeTarget(host, container) {
+    const script = sectionScript(targetProbeSections(container));
+    return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
 }
 const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
 /** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
@@ -59436,7 +59549,7 @@ async function gatherGateFacts(ctx) {
         inspected,
         nameTaken,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
-        Promise.all([inspected, targetFacts]).then(([{ container }, facts]) => probeTarget(ctx.target, container, facts.docker.rootDir ?? '/var/lib/docker')),
+        inspected.then(({ container }) => probeTarget(ctx.target, container)),
         compareCpus(ctx.source, ctx.target),
     ]);
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
@@ -60039,7 +60152,11 @@ async function migrate(deps) {
             plan.sourcePaused = true;
             await record(source, 'source', { phase: 'checkpoint', status: 'frozen' });
         })));
-        log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms`);
+        const stats = dumped.stats;
+        const criuSaid = stats?.frozenTimeUs
+            ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
+            : '';
+        log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
         ctx.checkDeadline('transfer');
         const frozen = dumped;
         moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, checked.container, frozen, staged)));
@@ -60116,6 +60233,7 @@ async function migrate(deps) {
             streams,
         },
         timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
+        criu: dumped?.stats,
         error: failure ? metadataError(failure) : undefined,
     };
     return { status, metadata, error: failure };

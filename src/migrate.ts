@@ -142,7 +142,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
         }),
       ),
     );
-    log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms`);
+    const stats = dumped.stats;
+    const criuSaid = stats?.frozenTimeUs
+      ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
+      : '';
+    log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
     ctx.checkDeadline('transfer');
 
     const frozen = dumped;
@@ -230,6 +234,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       streams,
     },
     timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
+    criu: dumped?.stats,
     error: failure ? metadataError(failure) : undefined,
   };
   return { status, metadata, error: failure };

@@ -42,6 +42,8 @@ export const RESTORE_TMP_DIR = '/tmp';
 
 export const PROBE_TIMEOUT_MS = 60_000;
 
+export const DEFAULT_DOCKER_ROOT = '/var/lib/docker';
+
 export interface HostProbe {
   identity?: Identity;
   cpu?: CpuFacts;
@@ -105,10 +107,12 @@ const HOST_SECTIONS: SectionCommand[] = [
   { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
 ];
 
-/** df of the directory, or of its nearest existing parent; prints that path first. */
+/** df of the directory, or of its nearest existing parent; prints the directory and the one measured first. */
 function dfCommand(path: string): string {
-  return `p=${shellQuote([path])}; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
+  return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
 }
+
+
 
 function pathKindsCommand(paths: readonly string[]): string {
   return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
@@ -137,7 +141,7 @@ export function bindSources(container: ContainerInspect | undefined): string[] {
 }
 
 export function sourceProbeSections(container: ContainerInspect | undefined): SectionCommand[] {
-  const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(STATE_ROOT) }];
+  const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) }];
   if (!container) return sections;
   const pid = container.State.Pid ?? 0;
   if (container.State.Running && pid > 0) {
@@ -154,29 +158,47 @@ export function sourceProbeSections(container: ContainerInspect | undefined): Se
   return sections;
 }
 
-export function targetProbeSections(
-  container: ContainerInspect | undefined,
-  dockerRoot: string,
-): SectionCommand[] {
+function hasPublishedPorts(container: ContainerInspect): boolean {
+  return Object.values(container.HostConfig.PortBindings ?? {}).some((bindings) =>
+    bindings.some((binding) => /^[1-9]\d*(-\d+)?$/.test(binding.HostPort ?? '')),
+  );
+}
+
+function usesUserNetwork(container: ContainerInspect): boolean {
+  const mode = container.HostConfig.NetworkMode ?? '';
+  return !['', 'default', 'bridge', 'host', 'none'].includes(mode) && !mode.startsWith('container:');
+}
+
+/**
+ * The target's side. Each docker CLI call costs a process start (100 ms or
+ * more on a busy host), so only the questions this container raises are asked.
+ */
+export function targetProbeSections(container: ContainerInspect | undefined): SectionCommand[] {
   // dockerd's own network namespace holds the published ports (the runner's may differ).
   const dockerdNet = (files: string): string =>
     `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
   const sections: SectionCommand[] = [
     ...HOST_SECTIONS,
-    { name: 'docker_df', command: dfCommand(dockerRoot) },
-    { name: 'tmp_df', command: dfCommand(RESTORE_TMP_DIR) },
-    { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
-    { name: 'listen_udp', command: dockerdNet('udp udp6') },
-    { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
+    { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
   ];
   if (!container) return sections;
+  if (hasPublishedPorts(container)) {
+    sections.push(
+      { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
+      { name: 'listen_udp', command: dockerdNet('udp udp6') },
+      { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
+    );
+  }
   const binds = bindSources(container);
   if (binds.length > 0) sections.push({ name: 'binds', command: pathKindsCommand(binds) });
-  sections.push(
-    { name: 'volumes', command: 'docker volume ls -q' },
-    { name: 'networks', command: "docker network ls --format '{{.Name}}'" },
-    { name: 'image', command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]) },
-  );
+  if (container.Mounts.some((mount) => mount.Type === 'volume'))
+    sections.push({ name: 'volumes', command: 'docker volume ls -q' });
+  if (usesUserNetwork(container))
+    sections.push({ name: 'networks', command: "docker network ls --format '{{.Name}}'" });
+  sections.push({
+    name: 'image',
+    command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
+  });
   return sections;
 }
 
@@ -189,6 +211,19 @@ function firstLine(text: string): string {
       .map((line) => line.trim())
       .find(Boolean) ?? ''
   );
+}
+
+/** The df commands print the directory, the one measured (it or a parent), then df's output. */
+export function readDisk(
+  section: SectionOutput | undefined,
+  fallback: string,
+): { at: DiskAt; problem?: string } {
+  if (!section) return { at: { path: fallback, measured: fallback }, problem: 'no answer' };
+  const [path = fallback, measured = path, ...rest] = section.text.split('\n');
+  const disk = section.exitCode === 0 ? parseDf(rest.join('\n')) : undefined;
+  if (disk) return { at: { path, measured, disk } };
+  const why = firstLine(rest.join('\n')) || `exit code ${section.exitCode}`;
+  return { at: { path, measured }, problem: `df: ${why.slice(0, 160)}` };
 }
 
 class SectionReader {
@@ -223,14 +258,10 @@ class SectionReader {
     return value;
   }
 
-  /** The df sections print the measured directory, then df's output. */
-  disk(name: string, path: string): DiskAt {
-    const text = this.ok(name);
-    if (text === undefined) return { path, measured: path };
-    const [measured = path, ...rest] = text.split('\n');
-    const disk = parseDf(rest.join('\n'));
-    if (!disk) this.unreadable[name] = `unexpected df output: ${firstLine(rest.join('\n')).slice(0, 120)}`;
-    return disk ? { path, measured, disk } : { path, measured };
+  disk(name: string, fallback: string): DiskAt {
+    const { at, problem } = readDisk(this.sections.get(name), fallback);
+    if (problem) this.unreadable[name] = problem;
+    return at;
   }
 }
 
@@ -308,37 +339,46 @@ export function readSourceProbe(result: CommandResult, container: ContainerInspe
 export function readTargetProbe(
   result: CommandResult,
   container: ContainerInspect | undefined,
-  dockerRoot: string,
+  dockerRoot: DiskAt,
 ): TargetProbe {
   const reader = new SectionReader(parseSections(result.stdout));
   const probe: TargetProbe = {
     ...readHost(reader),
-    dockerRoot: reader.disk('docker_df', dockerRoot),
+    dockerRoot,
     restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
     bindKinds: {},
     unreadable: reader.unreadable,
   };
+  if (!container) return probe;
   // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
   const tables = (['listen_tcp', 'listen_udp'] as const).map((name) => {
+    if (!reader.raw(name)) return undefined;
     const section = reader.raw(name);
     if (section && /\blocal_address\b/.test(section.text)) return parseProcNet(section.text);
-    probe.unreadable[name] = section ? firstLine(section.text) || `exit code ${section.exitCode}` : 'no answer';
+    probe.unreadable[name] = section
+      ? firstLine(section.text) || `exit code ${section.exitCode}`
+      : 'no answer';
     return undefined;
   });
   const [tcp, udp] = tables;
   if (tcp && udp) probe.listeners = { tcp, udp };
-  const published = reader.ok('published');
-  if (published !== undefined) probe.published = parseDockerPsPorts(published);
-  if (!container) return probe;
+  if (reader.raw('published')) {
+    const published = reader.ok('published');
+    if (published !== undefined) probe.published = parseDockerPsPorts(published);
+  }
   const binds = bindSources(container);
   if (binds.length > 0) {
     const text = reader.ok('binds');
     if (text !== undefined) probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
   }
-  const volumes = reader.ok('volumes');
-  if (volumes !== undefined) probe.volumes = parseNameList(volumes);
-  const networks = reader.ok('networks');
-  if (networks !== undefined) probe.networks = parseNameList(networks);
+  if (reader.raw('volumes')) {
+    const volumes = reader.ok('volumes');
+    if (volumes !== undefined) probe.volumes = parseNameList(volumes);
+  }
+  if (reader.raw('networks')) {
+    const networks = reader.ok('networks');
+    if (networks !== undefined) probe.networks = parseNameList(networks);
+  }
   const image = reader.raw('image');
   if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text)) probe.imagePresent = true;
   else if (image && /no such (image|object)/i.test(image.text)) probe.imagePresent = false;
@@ -353,13 +393,28 @@ export async function probeSource(host: Host, container: ContainerInspect | unde
   return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
 }
 
+/**
+ * The target's side; its Docker root comes from the host facts (docker info),
+ * so it is measured on its own once they are in, while the rest runs already.
+ */
 export async function probeTarget(
   host: Host,
   container: ContainerInspect | undefined,
-  dockerRoot: string,
+  dockerRoot: Promise<string | undefined>,
 ): Promise<TargetProbe> {
-  const script = sectionScript(targetProbeSections(container, dockerRoot));
-  return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container, dockerRoot);
+  const script = sectionScript(targetProbeSections(container));
+  const [result, root] = await Promise.all([
+    host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }),
+    dockerRoot.then((path) => measureDisk(host, path ?? DEFAULT_DOCKER_ROOT)),
+  ]);
+  const probe = readTargetProbe(result, container, root.at);
+  if (root.problem) probe.unreadable.docker_df = root.problem;
+  return probe;
+}
+
+export async function measureDisk(host: Host, path: string): Promise<{ at: DiskAt; problem?: string }> {
+  const result = await host.run(dfCommand(shellQuote([path])), { timeoutMs: PROBE_TIMEOUT_MS });
+  return readDisk({ exitCode: result.exitCode, text: `${result.stdout}${result.stderr}` }, path);
 }
 
 const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;

@@ -22,16 +22,29 @@ export interface SectionCommand {
 const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
 
 /**
- * One shell script running several read-only commands in a row, each framed by
- * markers, so a host answers many questions over one SSH channel.
+ * One shell script answering several read-only questions over one SSH channel.
+ * The commands run at the same time, each into a file of a temporary directory
+ * the script removes; then their outputs are printed in order, framed by markers.
  */
-export function sectionScript(sections: readonly SectionCommand[], preamble = ''): string {
-  const parts = sections.map(({ name, command }) => {
+export function sectionScript(sections: readonly SectionCommand[]): string {
+  for (const { name } of sections) {
     if (!SECTION_NAME.test(name)) throw new TypeError(`bad section name ${name}`);
-    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
-    return `echo '@@begin ${name}'; ( ${command}\n) 2>&1; rc=$?; echo; echo "@@end ${name} $rc"`;
-  });
-  return [preamble, ...parts].filter((part) => part !== '').join('\n');
+  }
+  const start = sections.map(
+    ({ command }, i) => `{ ( ${command}
+) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`,
+  );
+  // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+  const print = sections.map(
+    ({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`,
+  );
+  return [
+    `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
+    `trap 'rm -rf "$d"' EXIT`,
+    ...start,
+    'wait',
+    ...print,
+  ].join('\n');
 }
 
 /** Splits sectionScript output back into its sections; a section cut short is left out. */

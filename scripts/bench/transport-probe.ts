@@ -40,8 +40,12 @@ async function open(role: string, destination: string, args: ProbeArgs): Promise
 
 async function main(): Promise<void> {
   const args = JSON.parse(process.argv[2] ?? '{}') as ProbeArgs;
-  if (!Number.isSafeInteger(args.bytes) || args.bytes <= 0) throw new Error('bytes must be a positive integer');
-  const [source, target] = await Promise.all([open('source', args.from, args), open('target', args.to, args)]);
+  if (!Number.isSafeInteger(args.bytes) || args.bytes <= 0)
+    throw new Error('bytes must be a positive integer');
+  const [source, target] = await Promise.all([
+    open('source', args.from, args),
+    open('target', args.to, args),
+  ]);
   try {
     const produce = `head -c ${args.bytes} /dev/zero`;
     const consume = 'cat >/dev/null';

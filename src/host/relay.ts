@@ -184,11 +184,15 @@ export async function streamBetween(
     });
   };
   if (stalled) {
-    throw new MigrationError(code, `${options.label}: no data moved for ${stallMs / 1000} s after ${formatBytes(meter.bytes)}`, {
-      step: options.step,
-      host: `${describeHost(from)} -> ${describeHost(to)}`,
-      remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
-    });
+    throw new MigrationError(
+      code,
+      `${options.label}: no data moved for ${stallMs / 1000} s after ${formatBytes(meter.bytes)}`,
+      {
+        step: options.step,
+        host: `${describeHost(from)} -> ${describeHost(to)}`,
+        remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
+      },
+    );
   }
   // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
   if (consumerExit.exitCode !== 0) {

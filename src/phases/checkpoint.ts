@@ -1,8 +1,10 @@
+import { parseDumpStats } from '../criu-stats.js';
 import type { ContainerInspect } from '../docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
 import { criuWorkDir, imagesDir, stateDir } from '../migration-state.js';
+import type { CriuStats } from '../report/metadata.js';
 import type { MigrationContext } from './context.js';
 
 /** Where Docker's runc keeps container state, newest layouts first. */
@@ -14,6 +16,8 @@ export interface CheckpointResult {
   imagesDir: string;
   imagesBytes: number;
   dumpMs: number;
+  /** CRIU's own statistics from its stats-dump image, when it wrote one. */
+  stats?: CriuStats;
 }
 
 export interface PreparedCheckpoint {
@@ -105,7 +109,10 @@ export async function freezeAndDump(
     step: 'checkpoint',
     what: 'measuring the checkpoint',
   });
-  return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs };
+  const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.imagesDir}/stats-dump`])}`);
+  const stats =
+    statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
+  return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };
 }
 
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */

@@ -1,7 +1,7 @@
-import { containerName, type ContainerInspect } from '../docker/inspect.js';
+import { type ContainerInspect, containerName } from '../docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { gatherHostFacts, type HostFacts } from '../facts.js';
-import { type Check, blocking } from '../policy/compatibility.js';
+import { blocking, type Check } from '../policy/compatibility.js';
 import { evaluateGate, type GateFacts } from '../policy/gate.js';
 import { compareCpus, probeSource, probeTarget } from '../preflight-facts.js';
 import type { MigrationContext } from './context.js';
@@ -58,8 +58,12 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
       inspected,
       nameTaken,
       inspected.then(({ container }) => probeSource(ctx.source, container)),
-      Promise.all([inspected, targetFacts]).then(([{ container }, facts]) =>
-        probeTarget(ctx.target, container, facts.docker.rootDir ?? '/var/lib/docker'),
+      inspected.then(({ container }) =>
+        probeTarget(
+          ctx.target,
+          container,
+          targetFacts.then((facts) => facts.docker.rootDir),
+        ),
       ),
       compareCpus(ctx.source, ctx.target),
     ]);

@@ -113,7 +113,9 @@ export function privilegeCheck(role: Role, identity: Identity | undefined, sudo:
     };
   }
   if (identity.uid === 0) {
-    const how = identity.sudoUser ? `root through sudo from ${identity.sudoUser}` : `${identity.user} (uid 0)`;
+    const how = identity.sudoUser
+      ? `root through sudo from ${identity.sudoUser}`
+      : `${identity.user} (uid 0)`;
     return { host: role, name, status: 'pass', observed: how, expected };
   }
   return {

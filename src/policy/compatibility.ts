@@ -125,7 +125,11 @@ export const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
   const { criu, kernel } = facts;
   if (!criu.present || !criu.version) return undefined;
   // Too old for the vDSO as well: that rule already failed with the same remedy.
-  if (kernel.version && atLeast(kernel.version, VDSO_SPLIT_KERNEL) && !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
+  if (
+    kernel.version &&
+    atLeast(kernel.version, VDSO_SPLIT_KERNEL) &&
+    !atLeast(criu.version, CRIU_FOR_NEW_VDSO)
+  )
     return undefined;
   const name = 'criu hardware breakpoints';
   const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
@@ -390,14 +394,15 @@ export const kernelsMatch: CompatibilityRule = ({ source, target }, { kernelPoli
       observed,
       expected,
       ...(remedy ? { remedy } : {}),
-      ...(status === 'pass' ? {} : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
+      ...(status === 'pass'
+        ? {}
+        : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
     },
   ];
   if (kernelPolicy === 'any') return check('pass');
   const remedy =
     'run both hosts on the same kernel, or set kernel-policy to accept the difference (same-minor, any): CRIU restores only what the target kernel supports';
-  if (!a.release || !b.release || !a.version || !b.version)
-    return check('warn', UNREADABLE_KERNELS);
+  if (!a.release || !b.release || !a.version || !b.version) return check('warn', UNREADABLE_KERNELS);
   if (a.release === b.release) return check('pass');
   if (kernelPolicy === 'exact') return check('fail', remedy);
   if (majorMinor(a.version) !== majorMinor(b.version)) return check('fail', remedy);

@@ -193,8 +193,7 @@ export const sharedNamespaces: PlacementRule = ({ container }) => {
   ].filter(([, mode]) => mode === 'host' || sharedNamespace(mode) !== undefined);
   const name = 'ipc and pid namespaces';
   const expected = 'its own (not host, not container:<name>)';
-  if (shared.length === 0)
-    return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
+  if (shared.length === 0) return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
   return [
     {
       host: 'source',
@@ -215,7 +214,8 @@ export const networkOnTarget: PlacementRule = ({ container, target }) => {
     return [];
   const name = 'network on target';
   const expected = `network "${mode}" exists on the target`;
-  if (!target.networks) return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
+  if (!target.networks)
+    return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
   if (target.networks.includes(mode))
     return [{ host: 'target', name, status: 'pass', observed: `"${mode}" exists`, expected }];
   return [
@@ -385,7 +385,8 @@ export const volumes: PlacementRule = ({ container, target }) =>
     const expected = named
       ? `volume "${volume}" exists on the target`
       : 'informational: Docker creates it empty on the target';
-    if (!target.volumes) return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
+    if (!target.volumes)
+      return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
     const present = target.volumes.includes(volume);
     if (present) {
       return {
@@ -423,7 +424,8 @@ export const tcpConnections: PlacementRule = ({ container, source }) => {
   if (!container.State.Running) return [];
   const name = 'tcp connections';
   const expected = 'no established TCP connection to peers outside the container';
-  if (!source.tcp) return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
+  if (!source.tcp)
+    return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
   const established = source.tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
   // Both ends inside the container (loopback) move together; the others have a peer that stays behind.
   const outside = established.filter(
@@ -432,7 +434,9 @@ export const tcpConnections: PlacementRule = ({ container, source }) => {
   const inside = established.length - outside.length;
   const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
   if (outside.length === 0) {
-    return [{ host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected }];
+    return [
+      { host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected },
+    ];
   }
   const shown = outside
     .slice(0, 5)
@@ -605,7 +609,9 @@ export const capacity: PlacementRule = ({ container, source, target }) => {
   if (mem !== undefined && mem > 0) {
     const expected = `MemAvailable at least ${formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
     if (target.memAvailableBytes === undefined) {
-      checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
+      checks.push(
+        unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'),
+      );
     } else {
       const observed = `${formatBytes(target.memAvailableBytes)} available; the container uses ${formatBytes(mem)}`;
       checks.push(

@@ -102,9 +102,9 @@ const HOST_ORDER: CheckHost[] = ['source', 'target', 'both'];
 
 /** The checks per host, for log groups: source, target, then both. */
 export function groupByHost<T extends { host: CheckHost }>(checks: readonly T[]): [CheckHost, T[]][] {
-  return HOST_ORDER.map((host) => [host, checks.filter((check) => check.host === host)] as [CheckHost, T[]]).filter(
-    ([, list]) => list.length > 0,
-  );
+  return HOST_ORDER.map(
+    (host) => [host, checks.filter((check) => check.host === host)] as [CheckHost, T[]],
+  ).filter(([, list]) => list.length > 0);
 }
 
 /** One line saying how the gate ended. */
