@@ -56638,7 +56638,7 @@ async function freezeAndDump(ctx, container, prepared, onFrozen) {
         step: 'checkpoint',
         what: 'measuring the checkpoint',
     });
-    const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.imagesDir}/stats-dump`])}`);
+    const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.workDir}/stats-dump`])}`);
     const stats = statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
     return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };
 }
@@ -59217,8 +59217,6 @@ const HOST_SECTIONS = [
 function dfCommand(path) {
     return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
 }
-/** Docker's data root as the daemon reports it (/var/lib/docker when it does not answer). */
-const DOCKER_ROOT = `"$(docker info --format '{{.DockerRootDir}}' 2>/dev/null | grep . || echo ${DEFAULT_DOCKER_ROOT})"`;
 function pathKindsCommand(paths) {
     return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
 }
@@ -59259,23 +59257,37 @@ function sourceProbeSections(container) {
         sections.push({ name: 'binds', command: pathKindsCommand(binds) });
     return sections;
 }
+function hasPublishedPorts(container) {
+    return Object.values(container.HostConfig.PortBindings ?? {}).some((bindings) => bindings.some((binding) => /^[1-9]\d*(-\d+)?$/.test(binding.HostPort ?? '')));
+}
+function usesUserNetwork(container) {
+    const mode = container.HostConfig.NetworkMode ?? '';
+    return !['', 'default', 'bridge', 'host', 'none'].includes(mode) && !mode.startsWith('container:');
+}
+/**
+ * The target's side. Each docker CLI call costs a process start (100 ms or
+ * more on a busy host), so only the questions this container raises are asked.
+ */
 function targetProbeSections(container) {
     // dockerd's own network namespace holds the published ports (the runner's may differ).
     const dockerdNet = (files) => `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
     const sections = [
         ...HOST_SECTIONS,
-        { name: 'docker_df', command: dfCommand(DOCKER_ROOT) },
         { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
-        { name: 'listen_tcp', command: dockerdNet('tcp tcp6') },
-        { name: 'listen_udp', command: dockerdNet('udp udp6') },
-        { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" },
     ];
     if (!container)
         return sections;
+    if (hasPublishedPorts(container)) {
+        sections.push({ name: 'listen_tcp', command: dockerdNet('tcp tcp6') }, { name: 'listen_udp', command: dockerdNet('udp udp6') }, { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" });
+    }
     const binds = bindSources(container);
     if (binds.length > 0)
         sections.push({ name: 'binds', command: pathKindsCommand(binds) });
-    sections.push({ name: 'volumes', command: 'docker volume ls -q' }, { name: 'networks', command: "docker network ls --format '{{.Name}}'" }, {
+    if (container.Mounts.some((mount) => mount.Type === 'volume'))
+        sections.push({ name: 'volumes', command: 'docker volume ls -q' });
+    if (usesUserNetwork(container))
+        sections.push({ name: 'networks', command: "docker network ls --format '{{.Name}}'" });
+    sections.push({
         name: 'image',
         command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
     });
@@ -59287,6 +59299,17 @@ function firstLine(text) {
         .split('\n')
         .map((line) => line.trim())
         .find(Boolean) ?? '');
+}
+/** The df commands print the directory, the one measured (it or a parent), then df's output. */
+function readDisk(section, fallback) {
+    if (!section)
+        return { at: { path: fallback, measured: fallback }, problem: 'no answer' };
+    const [path = fallback, measured = path, ...rest] = section.text.split('\n');
+    const disk = section.exitCode === 0 ? parseDf(rest.join('\n')) : undefined;
+    if (disk)
+        return { at: { path, measured, disk } };
+    const why = firstLine(rest.join('\n')) || `exit code ${section.exitCode}`;
+    return { at: { path, measured }, problem: `df: ${why.slice(0, 160)}` };
 }
 class SectionReader {
     sections;
@@ -59320,16 +59343,11 @@ class SectionReader {
             this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
         return value;
     }
-    /** The df sections print the directory, the one measured (it or a parent), then df's output. */
     disk(name, fallback) {
-        const text = this.ok(name);
-        if (text === undefined)
-            return { path: fallback, measured: fallback };
-        const [path = fallback, measured = path, ...rest] = text.split('\n');
-        const disk = parseDf(rest.join('\n'));
-        if (!disk)
-            this.unreadable[name] = `unexpected df output: ${firstLine(rest.join('\n')).slice(0, 120)}`;
-        return disk ? { path, measured, disk } : { path, measured };
+        const { at, problem } = readDisk(this.sections.get(name), fallback);
+        if (problem)
+            this.unreadable[name] = problem;
+        return at;
     }
 }
 function readHost(reader) {
@@ -59412,45 +59430,51 @@ function readSourceProbe(result, container) {
     }
     return probe;
 }
-function readTargetProbe(result, container) {
+function readTargetProbe(result, container, dockerRoot) {
     const reader = new SectionReader(parseSections(result.stdout));
     const probe = {
         ...readHost(reader),
-        dockerRoot: reader.disk('docker_df', DEFAULT_DOCKER_ROOT),
+        dockerRoot,
         restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
         bindKinds: {},
         unreadable: reader.unreadable,
     };
+    if (!container)
+        return probe;
     // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
     const tables = ['listen_tcp', 'listen_udp'].map((name) => {
         const section = reader.raw(name);
-        if (section && /\blocal_address\b/.test(section.text))
+        if (!section)
+            return undefined;
+        if (/\blocal_address\b/.test(section.text))
             return parseProcNet(section.text);
-        probe.unreadable[name] = section
-            ? firstLine(section.text) || `exit code ${section.exitCode}`
-            : 'no answer';
+        probe.unreadable[name] = firstLine(section.text) || `exit code ${section.exitCode}`;
         return undefined;
     });
     const [tcp, udp] = tables;
     if (tcp && udp)
         probe.listeners = { tcp, udp };
-    const published = reader.ok('published');
-    if (published !== undefined)
-        probe.published = parseDockerPsPorts(published);
-    if (!container)
-        return probe;
+    if (reader.raw('published')) {
+        const published = reader.ok('published');
+        if (published !== undefined)
+            probe.published = parseDockerPsPorts(published);
+    }
     const binds = bindSources(container);
     if (binds.length > 0) {
         const text = reader.ok('binds');
         if (text !== undefined)
             probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
     }
-    const volumes = reader.ok('volumes');
-    if (volumes !== undefined)
-        probe.volumes = parseNameList(volumes);
-    const networks = reader.ok('networks');
-    if (networks !== undefined)
-        probe.networks = parseNameList(networks);
+    if (reader.raw('volumes')) {
+        const volumes = reader.ok('volumes');
+        if (volumes !== undefined)
+            probe.volumes = parseNameList(volumes);
+    }
+    if (reader.raw('networks')) {
+        const networks = reader.ok('networks');
+        if (networks !== undefined)
+            probe.networks = parseNameList(networks);
+    }
     const image = reader.raw('image');
     if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text))
         probe.imagePresent = true;
@@ -59465,9 +59489,24 @@ async function probeSource(host, container) {
     const script = sectionScript(sourceProbeSections(container));
     return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
 }
-async function probeTarget(host, container) {
+/**
+ * The target's side; its Docker root comes from the host facts (docker info),
+ * so it is measured on its own once they are in, while the rest runs already.
+ */
+async function probeTarget(host, container, dockerRoot) {
     const script = sectionScript(targetProbeSections(container));
-    return readTargetProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
+    const [result, root] = await Promise.all([
+        host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }),
+        dockerRoot.then((path) => measureDisk(host, path ?? DEFAULT_DOCKER_ROOT)),
+    ]);
+    const probe = readTargetProbe(result, container, root.at);
+    if (root.problem)
+        probe.unreadable.docker_df = root.problem;
+    return probe;
+}
+async function measureDisk(host, path) {
+    const result = await host.run(dfCommand(shellQuote([path])), { timeoutMs: PROBE_TIMEOUT_MS });
+    return readDisk({ exitCode: result.exitCode, text: `${result.stdout}${result.stderr}` }, path);
 }
 const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
 /** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
@@ -59549,7 +59588,7 @@ async function gatherGateFacts(ctx) {
         inspected,
         nameTaken,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
-        inspected.then(({ container }) => probeTarget(ctx.target, container)),
+        inspected.then(({ container }) => probeTarget(ctx.target, container, targetFacts.then((facts) => facts.docker.rootDir))),
         compareCpus(ctx.source, ctx.target),
     ]);
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };

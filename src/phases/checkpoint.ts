@@ -109,7 +109,7 @@ export async function freezeAndDump(
     step: 'checkpoint',
     what: 'measuring the checkpoint',
   });
-  const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.imagesDir}/stats-dump`])}`);
+  const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.workDir}/stats-dump`])}`);
   const stats =
     statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
   return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };

@@ -108,6 +108,9 @@ describe('migrate mode on the two-host test bed', () => {
     expect(metadata.run.status).toBe('succeeded');
     expect(metadata.checkpoint.streams.image.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(metadata.hosts.target.criu).toMatch(/^4\./);
+    // CRIU's own statistics: at least the 64 MiB value's pages were written.
+    expect(metadata.criu.pagesWritten).toBeGreaterThan(16_384);
+    expect(metadata.criu.frozenTimeUs).toBeGreaterThan(0);
     expect(run.summary).toContain(name);
     expect(run.summary).toMatch(/succeeded/);
 
