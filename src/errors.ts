@@ -56,6 +56,7 @@ export const ERROR_CODES = [
   'TCP_CONNECTIONS_OPEN',
   'SETTINGS_NOT_CARRIED',
   'MEMORY_LOW',
+  'COMPRESSION_UNAVAILABLE',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

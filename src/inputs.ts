@@ -3,6 +3,8 @@ import { homedir } from 'node:os';
 import { MigrationError } from './errors.js';
 import { formatHostSpec, parseHostSpec } from './host/host-spec.js';
 import {
+  COMPRESSIONS,
+  type Compression,
   type HostLocation,
   KERNEL_POLICIES,
   type KernelPolicy,
@@ -35,6 +37,7 @@ export const INPUT_NAMES = [
   'upload-artifact',
   'artifact-name',
   'kernel-policy',
+  'compression',
   'strict',
 ] as const;
 
@@ -166,6 +169,13 @@ export function getInputs(
     'policies',
   );
   const strict = parseBoolean('strict', text('strict'), false);
+  const compression: Compression = parseChoice(
+    'compression',
+    text('compression'),
+    COMPRESSIONS,
+    'auto',
+    'choices',
+  );
 
   const settings: Settings = {
     mode,
@@ -181,6 +191,7 @@ export function getInputs(
     artifactName,
     kernelPolicy,
     strict,
+    compression,
   };
   if (target) settings.target = target;
   if (privateKey !== undefined) settings.ssh.privateKey = privateKey;

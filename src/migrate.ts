@@ -11,7 +11,7 @@ import { preflight } from './phases/preflight.js';
 import { restore } from './phases/restore.js';
 import { type RollbackPlan, rollback } from './phases/rollback.js';
 import { stage } from './phases/stage.js';
-import { type MoveResult, moveState } from './phases/transfer.js';
+import { type MoveResult, moveState, negotiateCodec } from './phases/transfer.js';
 import { verify } from './phases/verify.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from './report/metadata.js';
 import { METADATA_SCHEMA_VERSION, metadataError } from './report/metadata.js';
@@ -120,12 +120,19 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     ]);
     ctx.checkDeadline('stage');
 
+    const codec = await negotiateCodec(ctx);
     const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
     const staged = await log.group('Stage: image and container on the target', () =>
       timer.time('stage', () =>
-        stage(ctx, checked.container, targetRoot, (id) => {
-          plan.targetContainerId = id;
-        }),
+        stage(
+          ctx,
+          checked.container,
+          targetRoot,
+          (id) => {
+            plan.targetContainerId = id;
+          },
+          codec,
+        ),
       ),
     );
     plan.staged = staged;
@@ -151,7 +158,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
     const frozen = dumped;
     moved = await log.group('Transfer: checkpoint and writable layer', () =>
-      timer.time('transfer', () => moveState(ctx, checked.container, frozen, staged)),
+      timer.time('transfer', () => moveState(ctx, checked.container, frozen, staged, codec)),
     );
     ctx.checkDeadline('restore');
 

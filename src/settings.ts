@@ -6,6 +6,9 @@ export type Mode = (typeof MODES)[number];
 export const SOURCE_AFTER = ['stop', 'remove'] as const;
 export type SourceAfter = (typeof SOURCE_AFTER)[number];
 
+export const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'] as const;
+export type Compression = (typeof COMPRESSIONS)[number];
+
 export const KERNEL_POLICIES = ['same-minor', 'exact', 'any'] as const;
 export type KernelPolicy = (typeof KERNEL_POLICIES)[number];
 
@@ -39,4 +42,6 @@ export interface Settings {
   artifactName: string;
   kernelPolicy: KernelPolicy;
   strict: boolean;
+  /** How streams between the hosts are compressed; auto means zstd when both hosts have it. */
+  compression: Compression;
 }

@@ -32,34 +32,51 @@ export interface StreamOptions {
 const SUM_MARK = 'criu-migrate-sha256';
 
 /**
- * Wraps a producer so the host prints the sha256 of what it wrote on stderr,
- * without a temporary copy: tee feeds a fifo that sha256sum reads. The
- * producer's own exit status is kept, since a pipeline reports only tee's.
+ * A pipeline whose every stage's exit status is kept: POSIX sh reports only
+ * the last one, and a failing `tar` in front of `zstd` must not pass for a
+ * good stream. Each stage appends its status to "$d/rc".
  */
-export function hashedProducer(command: string): string {
+function recordedPipeline(stages: readonly string[]): string {
+  return stages.map((stage) => `{ (${stage}); echo $? >>"$d/rc"; }`).join(' | ');
+}
+
+/** Sets rc to the first failing stage's status, or 1 when a stage never reported (killed). */
+function pipelineStatus(count: number): string {
+  return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
+}
+
+/**
+ * Wraps a producer so the host prints the sha256 of what it wrote on stderr,
+ * without a temporary copy: tee feeds a fifo that sha256sum reads.
+ */
+export function hashedProducer(stages: string | readonly string[]): string {
+  const list = typeof stages === 'string' ? [stages] : stages;
   return [
     'd=$(mktemp -d) || exit 1',
     'mkfifo "$d/f" || exit 1',
+    ': >"$d/rc"',
     'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `{ (${command}); echo $? >"$d/rc"; } | tee "$d/f"`,
+    `${recordedPipeline(list)} | tee "$d/f"`,
     'wait $h',
     `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-    'rc=$(cat "$d/rc" 2>/dev/null) || rc=1',
+    pipelineStatus(list.length),
     'rm -rf "$d"',
     'exit "$rc"',
   ].join('\n');
 }
 
-/** The consumer side: hashes what arrived before handing it to the command. */
-export function hashedConsumer(command: string): string {
+/** The consumer side: hashes what arrived before handing it to the stages. */
+export function hashedConsumer(stages: string | readonly string[]): string {
+  const list = typeof stages === 'string' ? [stages] : stages;
   return [
     'd=$(mktemp -d) || exit 1',
     'mkfifo "$d/f" || exit 1',
+    ': >"$d/rc"',
     'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `tee "$d/f" | (${command})`,
-    'rc=$?',
+    `tee "$d/f" | ${recordedPipeline(list)}`,
     'wait $h',
     `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+    pipelineStatus(list.length),
     'rm -rf "$d"',
     'exit "$rc"',
   ].join('\n');
@@ -113,9 +130,9 @@ function collect(process: HostProcess): () => string {
  */
 export async function streamBetween(
   from: Host,
-  produce: string,
+  produce: string | readonly string[],
   to: Host,
-  consume: string,
+  consume: string | readonly string[],
   options: StreamOptions,
 ): Promise<StreamResult> {
   const clock = options.clock ?? (() => performance.now());

@@ -4,6 +4,7 @@ import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { type Codec, withCodec } from '../policy/compression.js';
 import type { MigrationContext } from './context.js';
 
 export interface StageResult {
@@ -31,6 +32,7 @@ export async function stage(
   container: ContainerInspect,
   targetDockerRoot: string,
   onCreated: (targetContainerId: string) => void,
+  codec: Codec,
 ): Promise<StageResult> {
   const imageId = container.Image;
   // Prefer the name the container was created with, when it still means the same image.
@@ -47,13 +49,17 @@ export async function stage(
     }
   } else {
     ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
-    imageTransfer = await streamBetween(
-      ctx.source,
+    const image = withCodec(
+      codec,
       shellQuote(['docker', 'save', imageRef]),
-      ctx.target,
       shellQuote(['docker', 'load', '--quiet']),
-      { label: 'image', step: 'stage', log: ctx.log, code: 'IMAGE_TRANSFER_FAILED' },
     );
+    imageTransfer = await streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+      label: 'image',
+      step: 'stage',
+      log: ctx.log,
+      code: 'IMAGE_TRANSFER_FAILED',
+    });
     const loaded = await ctx.targetDocker.imageId(imageId);
     if (loaded !== imageId) {
       throw new MigrationError(

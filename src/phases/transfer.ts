@@ -3,6 +3,7 @@ import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { shellQuote } from '../host/shell.js';
+import { CODEC_PROBE, type Codec, chooseCodec, parseCodecs, withCodec } from '../policy/compression.js';
 import type { CheckpointResult } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 import type { StageResult } from './stage.js';
@@ -31,6 +32,7 @@ export async function moveState(
   container: ContainerInspect,
   dumped: CheckpointResult,
   staged: StageResult,
+  codec: Codec,
 ): Promise<MoveResult> {
   const sourceUpper = container.GraphDriver?.Data?.UpperDir;
   if (!sourceUpper) {
@@ -43,21 +45,37 @@ export async function moveState(
       },
     );
   }
+  const images = withCodec(
+    codec,
+    shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']),
+    `mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '-xf', '-'])}`,
+  );
+  const layer = withCodec(
+    codec,
+    shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']),
+    shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
+  );
   const [checkpoint, writableLayer] = await Promise.all([
-    streamBetween(
-      ctx.source,
-      shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']),
-      ctx.target,
-      `mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '-xf', '-'])}`,
-      { label: 'checkpoint', step: 'transfer', log: ctx.log },
-    ),
-    streamBetween(
-      ctx.source,
-      shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']),
-      ctx.target,
-      shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
-      { label: 'writable layer', step: 'transfer', log: ctx.log },
-    ),
+    streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+      label: 'checkpoint',
+      step: 'transfer',
+      log: ctx.log,
+    }),
+    streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+      label: 'writable layer',
+      step: 'transfer',
+      log: ctx.log,
+    }),
   ]);
   return { checkpoint, writableLayer };
+}
+
+/** Which compression both hosts can run, decided before the freeze. */
+export async function negotiateCodec(ctx: MigrationContext): Promise<Codec> {
+  const [source, target] = await Promise.all([ctx.source.run(CODEC_PROBE), ctx.target.run(CODEC_PROBE)]);
+  const codec = chooseCodec(ctx.settings.compression, parseCodecs(source.stdout), parseCodecs(target.stdout));
+  ctx.log.info(
+    `streams between the hosts: ${codec === 'none' ? 'uncompressed' : `compressed with ${codec}`}`,
+  );
+  return codec;
 }

@@ -6,9 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ "$(id -u)" = 0 ] || die "the test bed needs root"
 t0=$SECONDS
 rootfs=$(rootfs_dir)
+mkdir -p "$TESTBED_CACHE"
+# Two beds starting at once must not build the same root twice.
+exec 9>"$TESTBED_CACHE/.build.lock"
+flock 9
 if [ ! -d "$rootfs" ]; then
   log "building the host root file system (cached at $rootfs)"
-  mkdir -p "$TESTBED_CACHE"
   # Older keys are of an older recipe; keep them while any test bed host may still use one.
   if ! pgrep -f "$TESTBED_DIR/host-init.sh" >/dev/null; then
     find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
@@ -17,6 +20,7 @@ if [ ! -d "$rootfs" ]; then
 else
   log "using cached root file system $rootfs"
 fi
+flock -u 9
 for tool in ssh ssh-keygen nsenter unshare; do
   command -v "$tool" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client util-linux >/dev/null; break; }
 done

@@ -24,6 +24,17 @@ describe('hashed producer and consumer wrappers', () => {
     expect(failed.exitCode).toBe(3);
   });
 
+  it('keeps the failure of any stage of a pipeline, not only the last', async () => {
+    const first = await from.run(hashedProducer(['printf abc; exit 7', 'cat']));
+    expect(first.exitCode).toBe(7);
+    const killed = await from.run(hashedProducer(['printf abc; kill -9 $$', 'cat']));
+    expect(killed.exitCode).not.toBe(0);
+    const fine = await from.run(hashedProducer(['printf abc', 'tr a b']));
+    expect([fine.exitCode, fine.stdout]).toEqual([0, 'bbc']);
+    const consumer = await to.run(hashedConsumer(['exit 3', 'cat >/dev/null']), { input: 'abc' });
+    expect(consumer.exitCode).toBe(3);
+  });
+
   it('hashes what the consumer received before the command read it', async () => {
     const result = await to.run(hashedConsumer('wc -c'), { input: 'abc' });
     expect(result.stdout.trim()).toBe('3');
