@@ -1,4 +1,9 @@
-import { type ContainerInspect, type ImageConfig, parseImageInspect } from './docker/inspect.js';
+import {
+  type ContainerInspect,
+  containerName,
+  type ImageConfig,
+  parseImageInspect,
+} from './docker/inspect.js';
 import { errorMessage } from './errors.js';
 import { failureText } from './facts.js';
 import type { CommandResult, Host } from './host/host.js';
@@ -84,6 +89,8 @@ export interface TargetProbe extends HostProbe {
   volumes?: string[];
   networks?: string[];
   imagePresent?: boolean;
+  /** The target already has a container of the source container's name. */
+  nameTaken?: boolean;
 }
 
 export interface CpuComparison {
@@ -94,6 +101,8 @@ export interface CpuComparison {
   checkExitCode?: number;
   /** CRIU's error lines from the check. */
   checkErrors: string[];
+  /** The check's last line of output when it failed, for a failure without error lines. */
+  checkMessage?: string;
 }
 
 // --- scripts -----------------------------------------------------------------------------------
@@ -111,8 +120,6 @@ const HOST_SECTIONS: SectionCommand[] = [
 function dfCommand(path: string): string {
   return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
 }
-
-
 
 function pathKindsCommand(paths: readonly string[]): string {
   return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
@@ -195,10 +202,23 @@ export function targetProbeSections(container: ContainerInspect | undefined): Se
     sections.push({ name: 'volumes', command: 'docker volume ls -q' });
   if (usesUserNetwork(container))
     sections.push({ name: 'networks', command: "docker network ls --format '{{.Name}}'" });
-  sections.push({
-    name: 'image',
-    command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
-  });
+  sections.push(
+    {
+      name: 'image',
+      command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
+    },
+    {
+      name: 'name',
+      command: shellQuote([
+        'docker',
+        'container',
+        'inspect',
+        '--format',
+        '{{.Id}}',
+        containerName(container),
+      ]),
+    },
+  );
   return sections;
 }
 
@@ -249,6 +269,16 @@ class SectionReader {
     return this.sections.get(name);
   }
 
+  /** A /proc/net socket table: what cat printed counts even when a second file was missing. */
+  table(name: string): SocketEntry[] | undefined {
+    const section = this.sections.get(name);
+    if (section && /\blocal_address\b/.test(section.text)) return parseProcNet(section.text);
+    this.unreadable[name] = section
+      ? firstLine(section.text) || `exit code ${section.exitCode}`
+      : 'no answer';
+    return undefined;
+  }
+
   /** Runs a parser and notes a section whose output it could not read. */
   parse<T>(name: string, parser: (text: string) => T | undefined): T | undefined {
     const text = this.ok(name);
@@ -297,6 +327,7 @@ function imageSize(json: string): number | undefined {
 
 export function readSourceProbe(result: CommandResult, container: ContainerInspect | undefined): SourceProbe {
   const reader = new SectionReader(parseSections(result.stdout));
+  const asked = new Set(sourceProbeSections(container).map((entry) => entry.name));
   const probe: SourceProbe = {
     ...readHost(reader),
     bindKinds: {},
@@ -304,17 +335,16 @@ export function readSourceProbe(result: CommandResult, container: ContainerInspe
     unreadable: reader.unreadable,
   };
   if (!container) return probe;
-  if (reader.raw('memory')) {
+  if (asked.has('memory')) {
     const memory = reader.parse('memory', parseMemoryProbe);
     if (memory) probe.memory = memory;
   }
-  const tcp = reader.raw('tcp');
-  if (tcp) {
+  if (asked.has('tcp')) {
     // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
-    if (/\blocal_address\b/.test(tcp.text)) probe.tcp = parseProcNet(tcp.text);
-    else probe.unreadable.tcp = firstLine(tcp.text) || `exit code ${tcp.exitCode}`;
+    const tcp = reader.table('tcp');
+    if (tcp) probe.tcp = tcp;
   }
-  if (reader.raw('upper')) {
+  if (asked.has('upper')) {
     const upper = reader.parse('upper', parseDuKib);
     if (upper !== undefined) probe.writableLayerBytes = upper;
   }
@@ -342,6 +372,7 @@ export function readTargetProbe(
   dockerRoot: DiskAt,
 ): TargetProbe {
   const reader = new SectionReader(parseSections(result.stdout));
+  const asked = new Set(targetProbeSections(container).map((entry) => entry.name));
   const probe: TargetProbe = {
     ...readHost(reader),
     dockerRoot,
@@ -350,19 +381,11 @@ export function readTargetProbe(
     unreadable: reader.unreadable,
   };
   if (!container) return probe;
-  // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
-  const tables = (['listen_tcp', 'listen_udp'] as const).map((name) => {
-    if (!reader.raw(name)) return undefined;
-    const section = reader.raw(name);
-    if (section && /\blocal_address\b/.test(section.text)) return parseProcNet(section.text);
-    probe.unreadable[name] = section
-      ? firstLine(section.text) || `exit code ${section.exitCode}`
-      : 'no answer';
-    return undefined;
-  });
-  const [tcp, udp] = tables;
-  if (tcp && udp) probe.listeners = { tcp, udp };
-  if (reader.raw('published')) {
+  if (asked.has('listen_tcp')) {
+    // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
+    const tcp = reader.table('listen_tcp');
+    const udp = reader.table('listen_udp');
+    if (tcp && udp) probe.listeners = { tcp, udp };
     const published = reader.ok('published');
     if (published !== undefined) probe.published = parseDockerPsPorts(published);
   }
@@ -371,18 +394,22 @@ export function readTargetProbe(
     const text = reader.ok('binds');
     if (text !== undefined) probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
   }
-  if (reader.raw('volumes')) {
+  if (asked.has('volumes')) {
     const volumes = reader.ok('volumes');
     if (volumes !== undefined) probe.volumes = parseNameList(volumes);
   }
-  if (reader.raw('networks')) {
+  if (asked.has('networks')) {
     const networks = reader.ok('networks');
     if (networks !== undefined) probe.networks = parseNameList(networks);
   }
   const image = reader.raw('image');
   if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text)) probe.imagePresent = true;
   else if (image && /no such (image|object)/i.test(image.text)) probe.imagePresent = false;
-  else if (image) probe.unreadable.image = firstLine(image.text) || `exit code ${image.exitCode}`;
+  else probe.unreadable.image = image ? firstLine(image.text) || `exit code ${image.exitCode}` : 'no answer';
+  const name = reader.raw('name');
+  if (name?.exitCode === 0 && /^[0-9a-f]{64}$/m.test(name.text)) probe.nameTaken = true;
+  else if (name && /no such (container|object)/i.test(name.text)) probe.nameTaken = false;
+  else probe.unreadable.name = name ? firstLine(name.text) || `exit code ${name.exitCode}` : 'no answer';
   return probe;
 }
 
@@ -423,7 +450,7 @@ const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
 export const CPUINFO_DUMP_COMMAND = [
   `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
   `trap 'rm -rf "$d"' EXIT`,
-  `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>&1 || { grep Error "$d/dump.log" >&2 || echo "criu cpuinfo dump failed" >&2; exit 1; }`,
+  `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>"$d/stderr" || { rc=$?; cat "$d/stderr" >&2; grep Error "$d/dump.log" >&2 2>/dev/null; exit $rc; }`,
   `base64 "$d/cpuinfo.img"`,
 ].join('\n');
 
@@ -445,11 +472,13 @@ export function readCpuComparison(dump: CommandResult, check: CommandResult | un
     return { dumped: false, dumpError: failureText(dump), checkErrors: [] };
   }
   if (!check) return { dumped: true, checkErrors: [] };
-  return {
+  const comparison: CpuComparison = {
     dumped: true,
     checkExitCode: check.exitCode,
     checkErrors: criuErrorLines(`${check.stdout}\n${check.stderr}`),
   };
+  if (check.exitCode !== 0) comparison.checkMessage = failureText(check);
+  return comparison;
 }
 
 /** `criu cpuinfo dump` on the source, `criu cpuinfo check` of that image on the target. */

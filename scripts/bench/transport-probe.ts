@@ -10,7 +10,10 @@
  * mode "relay": streamBetween exactly as the action moves a checkpoint
  *   (sha256 on both hosts and on the runner);
  * mode "raw": the same two SSH channels piped into each other with no
- *   hashing anywhere, to separate the cost of the SSH code from the checks.
+ *   hashing anywhere, to separate the cost of the SSH code from the checks;
+ * noDelay true: TCP_NODELAY set on both ssh2 sockets first, a diagnostic of
+ *   a possible change to src/host/ssh-host.ts (reaches into SshHost's private
+ *   connection, so it may break when that class changes).
  */
 import '../../src/dirname-shim.js';
 import { readFileSync } from 'node:fs';
@@ -26,6 +29,15 @@ interface ProbeArgs {
   knownHosts: string;
   bytes: number;
   mode: 'relay' | 'raw';
+  noDelay?: boolean;
+}
+
+/** Diagnostic only: Nagle's algorithm off on the connection under an SshHost. */
+function setNoDelay(host: SshHost): void {
+  const inner = host as unknown as { target?: { client?: { setNoDelay?: (on: boolean) => void } } };
+  const client = inner.target?.client;
+  if (typeof client?.setNoDelay !== 'function') throw new Error('SshHost no longer exposes its ssh2 client');
+  client.setNoDelay(true);
 }
 
 async function open(role: string, destination: string, args: ProbeArgs): Promise<SshHost> {
@@ -47,6 +59,7 @@ async function main(): Promise<void> {
     open('target', args.to, args),
   ]);
   try {
+    if (args.noDelay) for (const host of [source, target]) setNoDelay(host);
     const produce = `head -c ${args.bytes} /dev/zero`;
     const consume = 'cat >/dev/null';
     const started = performance.now();
@@ -74,7 +87,7 @@ async function main(): Promise<void> {
     }
     const ms = performance.now() - started;
     process.stdout.write(
-      `${JSON.stringify({ mode: args.mode, bytes, ms: Math.round(ms), maxRssKb: process.resourceUsage().maxRSS })}\n`,
+      `${JSON.stringify({ mode: args.mode, noDelay: args.noDelay === true, bytes, ms: Math.round(ms), maxRssKb: process.resourceUsage().maxRSS })}\n`,
     );
   } finally {
     await Promise.all([source.close(), target.close()]);

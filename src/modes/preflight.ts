@@ -62,6 +62,8 @@ async function open(settings: Settings, role: 'source' | 'target', location: Hos
     if (fingerprint) connection.hostKeyFingerprint = fingerprint;
     return { connection, host };
   } catch (error) {
+    // With sudo refused, SSH itself worked: its key is still a fact worth reporting.
+    if (fingerprint) connection.hostKeyFingerprint = fingerprint;
     const failure = asMigrationError(error, 'SSH_UNREACHABLE', { step: 'connect' });
     connection.error = { code: failure.code, message: failure.message };
     if (failure.remedy) connection.error.remedy = failure.remedy;

@@ -1,4 +1,4 @@
-import { type ContainerInspect, containerName } from '../docker/inspect.js';
+import type { ContainerInspect } from '../docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { gatherHostFacts, type HostFacts } from '../facts.js';
 import { blocking, type Check } from '../policy/compatibility.js';
@@ -43,30 +43,23 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
     (error: unknown) => ({ container: undefined, inspectError: errorMessage(error) }),
   );
   const targetFacts = gatherHostFacts(ctx.target);
-  const nameTaken = inspected.then(async ({ container }) => {
-    if (!container) return false;
-    try {
-      return (await ctx.targetDocker.inspectContainer(containerName(container), 'preflight')) !== undefined;
-    } catch {
-      return undefined;
-    }
-  });
-  const [source, target, { container, inspectError }, targetNameTaken, sourceProbe, targetProbe, cpu] =
-    await Promise.all([
-      gatherHostFacts(ctx.source),
-      targetFacts,
-      inspected,
-      nameTaken,
-      inspected.then(({ container }) => probeSource(ctx.source, container)),
-      inspected.then(({ container }) =>
-        probeTarget(
-          ctx.target,
-          container,
-          targetFacts.then((facts) => facts.docker.rootDir),
-        ),
+  // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
+  // ask many questions each, in one channel, so the gate stays under that.
+  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu] = await Promise.all([
+    gatherHostFacts(ctx.source),
+    targetFacts,
+    inspected,
+    inspected.then(({ container }) => probeSource(ctx.source, container)),
+    inspected.then(({ container }) =>
+      probeTarget(
+        ctx.target,
+        container,
+        targetFacts.then((facts) => facts.docker.rootDir),
       ),
-      compareCpus(ctx.source, ctx.target),
-    ]);
+    ),
+    compareCpus(ctx.source, ctx.target),
+  ]);
+  const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
   if (container) facts.container = container;
   if (inspectError !== undefined) facts.inspectError = inspectError;

@@ -495,6 +495,24 @@ export const cpuCompatible: CompatibilityRule = ({ source, target, cpu }) => {
     ];
   }
   if (comparison.checkExitCode === undefined) return [];
+  // CRIU that fails without naming the CPU (a broken or stub criu) says nothing about the CPUs;
+  // the criu check rule reports that CRIU.
+  if (
+    comparison.checkExitCode !== 0 &&
+    !comparison.checkErrors.some((line) => /\bcpu\b|fpu|xsave/i.test(line))
+  ) {
+    return [
+      {
+        host: 'target',
+        name,
+        status: 'warn',
+        observed: `criu cpuinfo check failed without a CPU verdict: ${comparison.checkErrors.join('; ') || comparison.checkMessage || `exit code ${comparison.checkExitCode}`}`,
+        expected,
+        remedy: 'make `criu check` pass on the target first, then run the gate again',
+        code: 'FACT_UNREADABLE',
+      },
+    ];
+  }
   if (comparison.checkExitCode !== 0) {
     const why = comparison.checkErrors.join('; ') || `exit code ${comparison.checkExitCode}`;
     const lacks =

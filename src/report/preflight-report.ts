@@ -149,7 +149,8 @@ export function renderPreflightRows(report: PreflightReport): SummaryRow[] {
     escapeHtml(check.name),
     escapeHtml(check.observed),
     escapeHtml(check.expected),
-    check.status === 'pass' ? '' : escapeHtml(`${check.code ? `${check.code}: ` : ''}${check.remedy ?? ''}`),
+    // @actions/core writes an empty cell as an unclosed <td>: give it text.
+    check.status === 'pass' ? '—' : escapeHtml(`${check.code ? `${check.code}: ` : ''}${check.remedy ?? ''}`),
   ]);
   return [header, ...rows];
 }

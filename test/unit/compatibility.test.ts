@@ -89,6 +89,8 @@ describe('evaluateCompatibility', () => {
       'target criu hardware breakpoints',
       'source criu check',
       'target criu check',
+      'source criu features',
+      'target criu features',
       'both criu versions',
       'source docker',
       'target docker',
@@ -192,6 +194,7 @@ const CASES: Case[] = [
     name: 'criu vs kernel vDSO',
     host: 'target',
     status: 'warn',
+    code: 'FACT_UNREADABLE',
   },
   // hardware breakpoints
   {
@@ -305,6 +308,7 @@ const CASES: Case[] = [
     name: 'docker experimental',
     host: 'source',
     status: 'warn',
+    code: 'FACT_UNREADABLE',
   },
   // restore
   {
@@ -337,6 +341,7 @@ const CASES: Case[] = [
     name: 'docker restore',
     host: 'target',
     status: 'warn',
+    code: 'DOCKER_UNTESTED',
     mentions: /not verified/,
   },
   {
@@ -345,6 +350,7 @@ const CASES: Case[] = [
     name: 'docker restore',
     host: 'target',
     status: 'warn',
+    code: 'DOCKER_UNTESTED',
   },
   // runtime
   {
@@ -362,6 +368,7 @@ const CASES: Case[] = [
     name: 'docker default runtime',
     host: 'source',
     status: 'warn',
+    code: 'FACT_UNREADABLE',
   },
   // storage
   {
@@ -403,7 +410,7 @@ const CASES: Case[] = [
       name: 'kernel versions',
       host: 'both',
       status,
-      ...(status === 'fail' ? { code: 'KERNEL_MISMATCH' } : {}),
+      ...(status === 'pass' ? {} : { code: 'KERNEL_MISMATCH' }),
     }),
   ),
   {
@@ -416,6 +423,7 @@ const CASES: Case[] = [
     name: 'kernel versions',
     host: 'both',
     status: 'warn',
+    code: 'KERNEL_MISMATCH',
   },
   {
     title: 'kernel unreadable',
@@ -423,6 +431,7 @@ const CASES: Case[] = [
     name: 'kernel versions',
     host: 'both',
     status: 'warn',
+    code: 'FACT_UNREADABLE',
   },
   // cgroups
   {
@@ -431,6 +440,7 @@ const CASES: Case[] = [
     name: 'cgroup versions',
     host: 'both',
     status: 'warn',
+    code: 'CGROUP_MISMATCH',
     mentions: /source cgroup v1, target cgroup v2/,
   },
   // architecture

@@ -83,6 +83,7 @@ describe('getInputs defaults', () => {
       artifactName: 'criu-migration-web-20260304T050607Z',
       kernelPolicy: 'same-minor',
       strict: false,
+      compression: 'auto',
     });
     expect(settings.verifyLogPattern).toBeUndefined();
     expect(settings.ssh.passphrase).toBeUndefined();
@@ -554,6 +555,7 @@ describe('action.yml', () => {
       'transferred-bytes',
       'metadata-path',
       'report',
+      'report-path',
     ]);
     expect(yaml).toMatch(/runs:\n {2}using: node24\n {2}main: dist\/index\.js/);
   });

@@ -1,0 +1,1440 @@
+#!/usr/bin/env node
+/**
+ * npm run bench [-- options]
+ *
+ * Migrates the same workload (test/testbed/workload/counter.sh, TICK=0.01,
+ * holding MB MiB) from host 1 to host 2 of a test bed three ways, in rotating
+ * order each repetition:
+ *   seed    the seed article's manual procedure (scripts/bench/seed-procedure.sh)
+ *   action  this action, the bundled dist/index.js, default settings
+ *   podman  podman container checkpoint --export / restore --import (scripts/bench/podman-procedure.sh)
+ * and measures the floor (dump + restore on one host, scripts/bench/floor.sh)
+ * and the transport alone (1 GiB through the runner: the action's SSH code,
+ * compiled from scripts/bench/transport-probe.ts, against OpenSSH ssh | ssh).
+ *
+ * Writes bench/results/latest.{md,json,svg}. The last line printed is
+ *   downtime ratio seed/action at 256 MiB: X.XX
+ *
+ * Options:
+ *   --sizes 64,256,1024   workload sizes in MiB (default 64,256,1024)
+ *   --skip-1g             leave out sizes of 1024 MiB and more
+ *   --reps N              repetitions per size and way (default 3)
+ *   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport
+ *   --methods a,b         subset of seed,action,podman
+ *   --transport-mib N     size of the transport stream (default 1024)
+ *   --no-transport        skip the transport measurement
+ *   --no-floor            skip the floor measurement
+ *   --out DIR             results directory (default bench/results)
+ *   --render FILE         no measuring: rewrite latest.md and latest.svg of --out from a
+ *                         results JSON (for example bench/results/latest.json)
+ * Environment (the bench's own test bed, separate from the e2e one):
+ *   BENCH_TESTBED_STATE   state directory (default /var/lib/criu-migrate-testbed-bench)
+ *   BENCH_HOST1_ADDR      host 1 loopback address (default 127.0.0.6)
+ *   BENCH_HOST2_ADDR      host 2 loopback address (default 127.0.0.7)
+ * The bed is brought up if it is not, and brought down again at the end in
+ * that case. Podman is installed into the bench hosts (apt, once; the hosts'
+ * upper layers keep it) when missing.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const BENCH_SCRIPTS = join(ROOT, 'scripts/bench');
+const TESTBED = join(ROOT, 'test/testbed');
+const DIST_ENTRY = join(ROOT, 'dist/index.js');
+const IMAGE = 'testbed/busybox:1';
+const TICK = '0.01';
+const MIB = 1024 * 1024;
+const METHODS = ['seed', 'action', 'podman'];
+const PODMAN = 'PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman';
+/** Podman's graph root: its overlay driver refuses the hosts' overlay root, so real ext4. */
+const PODMAN_STORAGE_CONF = `[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/docker/podman-storage"
+`;
+
+// ---------------------------------------------------------------- options
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      sizes: { type: 'string' },
+      'skip-1g': { type: 'boolean', default: false },
+      reps: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      methods: { type: 'string' },
+      'transport-mib': { type: 'string' },
+      'no-transport': { type: 'boolean', default: false },
+      'no-floor': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      render: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    const text = readFileSync(new URL(import.meta.url), 'utf8');
+    process.stdout.write(`${/\/\*\*([\s\S]*?)\*\//.exec(text)[1].replace(/^ \* ?/gm, '')}\n`);
+    process.exit(0);
+  }
+  const positive = (text, name) => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, not "${text}"`);
+    return n;
+  };
+  let sizes = (values.sizes ?? (values.quick ? '64' : '64,256,1024'))
+    .split(',')
+    .map((s) => positive(s, '--sizes'));
+  if (values['skip-1g']) sizes = sizes.filter((s) => s < 1024);
+  const methods = (values.methods ?? METHODS.join(',')).split(',');
+  for (const m of methods) if (!METHODS.includes(m)) throw new Error(`unknown method ${m}`);
+  const addr = (name, fallback) => {
+    const value = process.env[name] ?? fallback;
+    // The bench never talks to anything but the loopback test bed.
+    if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(value))
+      throw new Error(`${name} must be a 127.0.0.0/8 address`);
+    return value;
+  };
+  return {
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    reps: positive(values.reps ?? (values.quick ? '1' : '3'), '--reps'),
+    quick: values.quick,
+    methods,
+    transportBytes:
+      positive(values['transport-mib'] ?? (values.quick ? '256' : '1024'), '--transport-mib') * MIB,
+    transport: !values['no-transport'],
+    floor: !values['no-floor'],
+    out: resolve(ROOT, values.out ?? 'bench/results'),
+    render: values.render ? resolve(values.render) : undefined,
+    state: process.env.BENCH_TESTBED_STATE ?? '/var/lib/criu-migrate-testbed-bench',
+    host1Addr: addr('BENCH_HOST1_ADDR', '127.0.0.6'),
+    host2Addr: addr('BENCH_HOST2_ADDR', '127.0.0.7'),
+  };
+}
+
+// ---------------------------------------------------------------- processes
+
+const log = (message) =>
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const children = new Set();
+
+/** Runs a command to completion; never rejects for a non-zero exit. Killed after timeoutMs. */
+function run(command, args, { env, input, timeoutMs = 600_000, echo = false } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => {
+      stdout += c;
+    });
+    child.stderr.on('data', (c) => {
+      stderr += c;
+      if (echo) process.stderr.write(c);
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      children.delete(child);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolvePromise({
+        code: timedOut ? -1 : (code ?? -1),
+        signal,
+        stdout,
+        stderr,
+        ms: performance.now() - started,
+      });
+    });
+  });
+}
+
+async function check(command, args, opts) {
+  const result = await run(command, args, opts);
+  if (result.code !== 0) {
+    throw new Error(
+      `${command} ${args.join(' ').slice(0, 200)} failed (${result.code}): ${result.stderr.slice(-800)}`,
+    );
+  }
+  return result;
+}
+
+/** "key value" lines -> object (numbers where they parse). */
+function keyValues(text) {
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^([\w.]+) (.+)$/.exec(line.trim());
+    if (m) out[m[1]] = Number.isFinite(Number(m[2])) ? Number(m[2]) : m[2];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- test bed
+
+class Bed {
+  constructor(opts) {
+    this.opts = opts;
+    this.envFile = join(opts.state, 'client/env');
+    this.broughtUp = false;
+    const env = { ...process.env };
+    for (const name of Object.keys(env))
+      if (name.startsWith('TESTBED_') && name !== 'TESTBED_CACHE') delete env[name];
+    this.testbedEnv = {
+      ...env,
+      TESTBED_STATE: opts.state,
+      TESTBED_HOST1_ADDR: opts.host1Addr,
+      TESTBED_HOST2_ADDR: opts.host2Addr,
+    };
+    this.ctl = mkdtempSync(join(tmpdir(), 'bench-ctl-'));
+    this.masters = [];
+  }
+
+  readEnv() {
+    if (!existsSync(this.envFile)) return undefined;
+    const vars = {};
+    for (const line of readFileSync(this.envFile, 'utf8').split('\n')) {
+      const eq = line.indexOf('=');
+      if (eq > 0) vars[line.slice(0, eq)] = line.slice(eq + 1);
+    }
+    return vars;
+  }
+
+  async isUp() {
+    const vars = this.readEnv();
+    if (!vars) return false;
+    for (const pid of [vars.TESTBED_HOST1_PID, vars.TESTBED_HOST2_PID]) {
+      if (!pid || !existsSync(`/proc/${pid}`)) return false;
+    }
+    this.load(vars);
+    for (const host of [this.host1, this.host2]) {
+      const r = await run('ssh', [...this.sshArgs(host, false), 'docker version >/dev/null'], {
+        timeoutMs: 20_000,
+      });
+      if (r.code !== 0) return false;
+    }
+    return true;
+  }
+
+  load(vars) {
+    this.host1 = vars.TESTBED_HOST1;
+    this.host2 = vars.TESTBED_HOST2;
+    this.key = vars.TESTBED_SSH_KEY;
+    this.knownHosts = vars.TESTBED_KNOWN_HOSTS;
+    for (const host of [this.host1, this.host2]) {
+      if (!/^root@127\.[\d.]+:\d+$/.test(host)) throw new Error(`${this.envFile}: unexpected host ${host}`);
+    }
+  }
+
+  async up() {
+    if (await this.isUp()) {
+      log(`test bed already up (${this.opts.state}); it stays up`);
+    } else {
+      log(
+        `bringing the bench test bed up (${this.opts.state}, ${this.opts.host1Addr}/${this.opts.host2Addr})`,
+      );
+      this.broughtUp = true;
+      await check('bash', [join(TESTBED, 'up.sh')], {
+        env: this.testbedEnv,
+        timeoutMs: 1_800_000,
+        echo: true,
+      });
+      if (!(await this.isUp())) throw new Error('the test bed did not come up');
+    }
+    for (const host of [this.host1, this.host2]) {
+      const master = spawn('ssh', [...this.sshArgs(host, false), '-M', '-N', '-o', 'ControlMaster=yes'], {
+        stdio: 'ignore',
+      });
+      this.masters.push(master);
+    }
+    for (let i = 0; i < 50; i++) {
+      const ok = await Promise.all(
+        [this.host1, this.host2].map((h) =>
+          run('ssh', [...this.sshArgs(h), '-O', 'check'], { timeoutMs: 5000 }),
+        ),
+      );
+      if (ok.every((r) => r.code === 0)) break;
+      await sleep(100);
+    }
+  }
+
+  async down() {
+    for (const master of this.masters) if (master.exitCode === null) master.kill('SIGTERM');
+    this.masters = [];
+    rmSync(this.ctl, { recursive: true, force: true });
+    if (this.broughtUp) {
+      log('bringing the bench test bed down again (it was down when the bench started)');
+      await run('bash', [join(TESTBED, 'down.sh')], { env: this.testbedEnv, timeoutMs: 300_000, echo: true });
+      this.broughtUp = false;
+    }
+  }
+
+  sshArgs(host, mux = true) {
+    const m = /^(.+)@(.+):(\d+)$/.exec(host);
+    return [
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${this.knownHosts ?? '/dev/null'}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      `IdentityFile=${this.key}`,
+      '-o',
+      'IdentitiesOnly=yes',
+      ...(mux ? ['-o', `ControlPath=${this.ctl}/%C`, '-o', 'ControlMaster=no'] : []),
+      '-p',
+      m[3],
+      `${m[1]}@${m[2]}`,
+    ];
+  }
+
+  /** Runs a shell command on a host (OpenSSH, not the action's code). */
+  on(host, command, opts = {}) {
+    return run('ssh', [...this.sshArgs(host), command], { timeoutMs: 300_000, ...opts });
+  }
+
+  async must(host, command, opts = {}) {
+    const r = await this.on(host, command, opts);
+    if (r.code !== 0)
+      throw new Error(`${host}: ${command.slice(0, 160)}: exit ${r.code}: ${r.stderr.slice(-600)}`);
+    return r.stdout;
+  }
+
+  scriptEnv(extra = {}) {
+    return { ...process.env, BENCH_SSH_KEY: this.key, BENCH_KNOWN_HOSTS: this.knownHosts, ...extra };
+  }
+}
+
+// ---------------------------------------------------------------- host preparation
+
+async function preparePodman(bed) {
+  for (const host of [bed.host1, bed.host2]) {
+    const has = await bed.on(host, 'command -v podman >/dev/null');
+    if (has.code !== 0) {
+      log(`${host}: installing podman (trixie) into the bench host; its upper layer keeps it for later runs`);
+      await bed.must(
+        host,
+        'export DEBIAN_FRONTEND=noninteractive; apt-get -qq -o Acquire::Check-Valid-Until=false update && apt-get install -y -qq --no-install-recommends podman >/dev/null',
+        { timeoutMs: 900_000 },
+      );
+    }
+    const conf = await bed.on(host, 'cat /etc/containers/storage.conf 2>/dev/null');
+    if (conf.stdout !== PODMAN_STORAGE_CONF) {
+      await bed.must(
+        host,
+        `mkdir -p /etc/containers /var/lib/docker/podman-storage && cat >/etc/containers/storage.conf && rm -rf /run/containers/storage`,
+        { input: PODMAN_STORAGE_CONF },
+      );
+    }
+  }
+}
+
+async function prepareImages(bed, withPodman) {
+  // The image goes to host 2 once, before anything is measured: the action and
+  // Podman then find it there, as with any image pulled from a registry.
+  if ((await bed.on(bed.host2, `docker image inspect ${IMAGE} >/dev/null 2>&1`)).code !== 0) {
+    log(`copying ${IMAGE} to host 2`);
+    const save = `ssh ${bed.sshArgs(bed.host1).join(' ')} 'docker save ${IMAGE}'`;
+    const load = `ssh ${bed.sshArgs(bed.host2).join(' ')} 'docker load -q >/dev/null'`;
+    await check('bash', ['-o', 'pipefail', '-c', `${save} | ${load}`]);
+  }
+  if (!withPodman) return;
+  for (const host of [bed.host1, bed.host2]) {
+    if ((await bed.on(host, `${PODMAN} image exists ${IMAGE}`)).code !== 0) {
+      await bed.must(host, `docker save ${IMAGE} | ${PODMAN} load -q >/dev/null`);
+    }
+  }
+}
+
+/** Removes everything a bench run leaves on a host. */
+async function cleanHost(bed, host, withPodman) {
+  const list = [
+    'docker ps -aq --filter name=^bench-',
+    ...(withPodman ? [`${PODMAN} ps -aq --filter name=^bench-`] : []),
+  ];
+  const result = await bed.on(
+    host,
+    [
+      `docker ps -aq --filter name=^bench- | xargs -r docker rm -f >/dev/null 2>&1`,
+      'docker image rm -f myapp-image:restored >/dev/null 2>&1',
+      withPodman
+        ? `${list[1]} | PODMAN_IGNORE_CGROUPSV1_WARNING=1 xargs -r podman rm -f -t 0 >/dev/null 2>&1`
+        : 'true',
+      'rm -rf /tmp/checkpoint1.tar.gz /tmp/myapp-fs.tar.gz /tmp/bench-*.tar.zst /tmp/ctrd-checkpoint* /var/lib/criu-migrate/bench-*',
+      'sync',
+      // Whatever is left over now would run beside the next measurement.
+      `{ ${list.join('; ')}; } 2>/dev/null`,
+    ].join('; '),
+  );
+  if (result.stdout.trim() !== '')
+    throw new Error(`${host}: bench containers left after cleanup: ${result.stdout.trim()}`);
+}
+
+// ---------------------------------------------------------------- workload
+
+function runOptions(sizeMiB, runtime) {
+  // Same container for all three ways: no network (Podman's netavark would
+  // have to configure the machine's own network namespace, where the hosts'
+  // sshd lives), seccomp unconfined (the seed article asks for it).
+  const common = `--security-opt seccomp=unconfined --network none -e MB=${sizeMiB} -e TICK=${TICK}`;
+  return runtime === 'docker' ? `--runtime=runc ${common}` : common;
+}
+
+function logsCommand(runtime, name) {
+  return runtime === 'docker' ? `docker logs ${name} 2>&1` : `${PODMAN} logs ${name} 2>&1`;
+}
+
+function parseCounter(text) {
+  const lines = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d+) (\d{13}) ([0-9a-f-]{36})$/.exec(line.trim());
+    if (m) lines.push({ n: Number(m[1]), ms: Number(m[2]), token: m[3] });
+  }
+  return lines;
+}
+
+async function startWorkload(bed, runtime, host, name, sizeMiB) {
+  const cli = runtime === 'docker' ? 'docker' : PODMAN;
+  await bed.must(
+    host,
+    `${cli} run -d --name ${name} ${runOptions(sizeMiB, runtime)} ${IMAGE} testbed-counter >/dev/null`,
+  );
+  // Building the value takes a while (about 80 s for 1 GiB with busybox on 2 cores).
+  const deadline = Date.now() + 60_000 + sizeMiB * 300;
+  for (;;) {
+    const text = (await bed.on(host, logsCommand(runtime, name))).stdout;
+    const afterStart = text.slice(text.indexOf('start '));
+    if (text.includes('start ') && parseCounter(afterStart).length >= 10) return;
+    if (Date.now() > deadline) throw new Error(`${name}: the workload did not start in time`);
+    await sleep(1000);
+  }
+}
+
+/** Waits until the restored copy has printed a few lines of its own, then reads both logs. */
+async function workloadLogs(bed, runtime, source, target) {
+  const sourceText = (await bed.on(source.host, logsCommand(runtime, source.name))).stdout;
+  const lastN = parseCounter(sourceText).at(-1)?.n ?? 0;
+  let targetText = '';
+  for (let i = 0; i < 120; i++) {
+    targetText = (await bed.on(target.host, logsCommand(runtime, target.name))).stdout;
+    if (parseCounter(targetText).filter((l) => l.n > lastN).length >= 10) break;
+    await sleep(500);
+  }
+  return { sourceText, targetText };
+}
+
+/**
+ * Downtime as the workload saw it: the largest gap between consecutive
+ * timestamps of the combined logs (deduplicated by line number, since a
+ * restored Podman container brings its old log along).
+ */
+function analyse(sourceText, targetText) {
+  const source = parseCounter(sourceText);
+  const target = parseCounter(targetText);
+  const byN = new Map();
+  for (const line of [...source, ...target]) if (!byN.has(line.n)) byN.set(line.n, line);
+  const lines = [...byN.values()].sort((a, b) => a.n - b.n);
+  let gap = 0;
+  const steps = [];
+  for (let i = 1; i < lines.length; i++) {
+    const d = lines[i].ms - lines[i - 1].ms;
+    steps.push(d);
+    if (d > gap) gap = d;
+  }
+  const last = source.at(-1);
+  const next = last ? target.find((l) => l.n > last.n) : undefined;
+  return {
+    downtimeMs: gap,
+    boundaryGapMs: last && next ? next.ms - last.ms : undefined,
+    continued: Boolean(last && next && next.n === last.n + 1 && next.token === last.token),
+    tickMs: median(steps),
+  };
+}
+
+// ---------------------------------------------------------------- the three ways
+
+async function migrateSeed(bed, sizeMiB, name) {
+  const r = await run('bash', [join(BENCH_SCRIPTS, 'seed-procedure.sh'), bed.host1, bed.host2, name], {
+    env: bed.scriptEnv({
+      BENCH_CREATE_OPTS: runOptions(sizeMiB, 'docker'),
+      BENCH_COMMAND: '/usr/local/bin/testbed-counter',
+    }),
+    timeoutMs: 1_800_000,
+  });
+  if (r.code !== 0) throw new Error(`seed procedure failed: ${r.stderr.slice(-800)}`);
+  const kv = keyValues(r.stdout);
+  return {
+    totalMs: Math.round(r.ms),
+    bytes: (kv['bytes.copy_checkpoint'] ?? 0) + (kv['bytes.copy_fs'] ?? 0),
+    runnerRssKb: kv.runner_rss_kb,
+    checkpointBytes: kv.checkpoint_bytes,
+    stepsMs: stepsOf(kv),
+  };
+}
+
+async function migratePodman(bed, _sizeMiB, name) {
+  const r = await run('bash', [join(BENCH_SCRIPTS, 'podman-procedure.sh'), bed.host1, bed.host2, name], {
+    env: bed.scriptEnv(),
+    timeoutMs: 1_800_000,
+  });
+  if (r.code !== 0) throw new Error(`podman procedure failed: ${r.stderr.slice(-800)}`);
+  const kv = keyValues(r.stdout);
+  return {
+    totalMs: Math.round(r.ms),
+    bytes: kv['bytes.copy'],
+    runnerRssKb: kv.runner_rss_kb,
+    checkpointBytes: kv.checkpoint_bytes,
+    stepsMs: stepsOf(kv),
+  };
+}
+
+function stepsOf(kv) {
+  return Object.fromEntries(
+    Object.entries(kv)
+      .filter(([k]) => k.startsWith('step.'))
+      .map(([k, v]) => [k.slice(5), v]),
+  );
+}
+
+/** Parses GITHUB_OUTPUT as the runner writes it (name<<DELIM ... DELIM). */
+function parseOutputs(text) {
+  const outputs = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^=<]+)<<(.+)$/.exec(lines[i]);
+    if (m) {
+      const value = [];
+      for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i]);
+      outputs[m[1]] = value.join('\n');
+    } else if (lines[i].includes('=')) {
+      outputs[lines[i].slice(0, lines[i].indexOf('='))] = lines[i].slice(lines[i].indexOf('=') + 1);
+    }
+  }
+  return outputs;
+}
+
+async function migrateAction(bed, _sizeMiB, name) {
+  const temp = mkdtempSync(join(tmpdir(), 'bench-runner-'));
+  try {
+    const outputFile = join(temp, 'github_output');
+    const rssFile = join(temp, 'rss');
+    writeFileSync(outputFile, '');
+    writeFileSync(join(temp, 'summary.md'), '');
+    const env = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      GITHUB_OUTPUT: outputFile,
+      GITHUB_STEP_SUMMARY: join(temp, 'summary.md'),
+      RUNNER_TEMP: temp,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_RUN_ID: '1',
+      GITHUB_WORKSPACE: temp,
+      // Default settings: only what the action needs to know.
+      INPUT_MODE: 'migrate',
+      INPUT_CONTAINER: name,
+      INPUT_SOURCE: bed.host1,
+      INPUT_TARGET: bed.host2,
+      'INPUT_SSH-KEY': readFileSync(bed.key, 'utf8'),
+      'INPUT_KNOWN-HOSTS': readFileSync(bed.knownHosts, 'utf8'),
+    };
+    // /usr/bin/time reports the node process's own peak resident set.
+    const r = await run('/usr/bin/time', ['-f', TIME_FORMAT, '-o', rssFile, process.execPath, DIST_ENTRY], {
+      env,
+      timeoutMs: 1_800_000,
+    });
+    const outputs = parseOutputs(readFileSync(outputFile, 'utf8'));
+    if (r.code !== 0 || outputs.status !== 'succeeded') {
+      throw new Error(`action ended ${outputs.status ?? `with exit ${r.code}`}: ${r.stdout.slice(-1500)}`);
+    }
+    const metadata = JSON.parse(readFileSync(outputs['metadata-path'], 'utf8'));
+    const rate = /checkpoint: ([\d.]+ \w+) in ([\d.]+) s \(([\d.]+ \w+)\/s\)/.exec(r.stdout);
+    // CRIU's own share of the restore, from the restore log the target's containerd keeps.
+    const criu = await bed.on(
+      bed.host2,
+      `tail -n1 /var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/${outputs['target-container-id']}/restore.log 2>/dev/null`,
+    );
+    const criuRestore = /^\((\d+)\.(\d{3})/.exec(criu.stdout);
+    return {
+      totalMs: Math.round(r.ms),
+      bytes: Number(outputs['transferred-bytes']),
+      runnerRssKb: readTime(rssFile).rssKb,
+      runnerCpuS: readTime(rssFile).cpuS,
+      checkpointBytes: Number(outputs['checkpoint-bytes']),
+      reportedDowntimeMs: Number(outputs['downtime-ms']),
+      phasesMs: metadata.timings.phasesMs,
+      dumpMs: Number(/dumped in (\d+) ms/.exec(r.stdout)?.[1]) || undefined,
+      checkpointStream: rate ? `${rate[1]} in ${rate[2]} s (${rate[3]}/s)` : undefined,
+      restoreCriuMs: criuRestore ? Number(criuRestore[1]) * 1000 + Number(criuRestore[2]) : undefined,
+    };
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+async function measureWay(bed, method, sizeMiB, rep, withPodman) {
+  const runtime = method === 'podman' ? 'podman' : 'docker';
+  const name = `bench-${method}-${sizeMiB}m-${rep}`;
+  await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]);
+  await startWorkload(bed, runtime, bed.host1, name, sizeMiB);
+  log(`${method} ${sizeMiB} MiB rep ${rep}: migrating`);
+  const migrate = { seed: migrateSeed, action: migrateAction, podman: migratePodman }[method];
+  const result = await migrate(bed, sizeMiB, name);
+  const logs = await workloadLogs(bed, runtime, { host: bed.host1, name }, { host: bed.host2, name });
+  const seen = analyse(logs.sourceText, logs.targetText);
+  if (!seen.continued) log(`warning: ${name} did not continue where it stopped on host 1`);
+  log(
+    `${method} ${sizeMiB} MiB rep ${rep}: down ${seen.downtimeMs} ms, total ${result.totalMs} ms, ${fmtBytes(result.bytes)} sent`,
+  );
+  await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]);
+  return { method, sizeMiB, rep, ...seen, ...result };
+}
+
+async function measureFloor(bed, sizeMiB, rep, withPodman) {
+  const name = `bench-floor-${sizeMiB}m-${rep}`;
+  await cleanHost(bed, bed.host1, withPodman);
+  await startWorkload(bed, 'docker', bed.host1, name, sizeMiB);
+  log(`floor ${sizeMiB} MiB rep ${rep}: dump and restore on host 1`);
+  const r = await run('bash', [join(BENCH_SCRIPTS, 'floor.sh'), bed.host1, name, `${name}-restored`], {
+    env: bed.scriptEnv({ BENCH_CREATE_OPTS: runOptions(sizeMiB, 'docker'), BENCH_IMAGE: IMAGE }),
+    timeoutMs: 1_800_000,
+  });
+  if (r.code !== 0) throw new Error(`floor failed: ${r.stderr.slice(-800)}`);
+  const kv = keyValues(r.stdout);
+  const logs = await workloadLogs(
+    bed,
+    'docker',
+    { host: bed.host1, name },
+    { host: bed.host1, name: `${name}-restored` },
+  );
+  const seen = analyse(logs.sourceText, logs.targetText);
+  log(
+    `floor ${sizeMiB} MiB rep ${rep}: down ${seen.downtimeMs} ms (dump ${kv.dump_ms} ms, restore ${kv.restore_ms} ms)`,
+  );
+  await cleanHost(bed, bed.host1, withPodman);
+  return {
+    sizeMiB,
+    rep,
+    ...seen,
+    pauseMs: kv.pause_ms,
+    dumpMs: kv.dump_ms,
+    restoreMs: kv.restore_ms,
+    restorePrepareMs: kv.restore_prepare_ms,
+    restoreCriuMs: kv.restore_criu_ms,
+    checkpointBytes: kv.checkpoint_bytes,
+  };
+}
+
+// ---------------------------------------------------------------- transport
+
+async function buildProbe() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-probe-'));
+  log('compiling the transport probe (src/host/ssh-host.ts + relay.ts) with ncc into a temporary directory');
+  await check(
+    join(ROOT, 'node_modules/.bin/ncc'),
+    ['build', join(BENCH_SCRIPTS, 'transport-probe.ts'), '-o', dir, '--no-source-map-register', '-q'],
+    { timeoutMs: 300_000 },
+  );
+  return dir;
+}
+
+/** What `/usr/bin/time -f '%M %U %S'` wrote: peak RSS (KiB) and CPU seconds. */
+function readTime(file) {
+  const [rss, user, sys] = readFileSync(file, 'utf8').trim().split('\n').at(-1).split(' ').map(Number);
+  return { rssKb: rss, cpuS: user + sys };
+}
+const TIME_FORMAT = '%M %U %S';
+
+async function measureTransport(bed, probeDir, bytes, reps) {
+  const results = [];
+  const probe = async (mode, noDelay) => {
+    const timeFile = join(probeDir, 'time');
+    const args = JSON.stringify({
+      from: bed.host1,
+      to: bed.host2,
+      key: bed.key,
+      knownHosts: bed.knownHosts,
+      bytes,
+      mode,
+      noDelay,
+    });
+    const r = await run(
+      '/usr/bin/time',
+      ['-f', TIME_FORMAT, '-o', timeFile, process.execPath, join(probeDir, 'index.js'), args],
+      { timeoutMs: 900_000 },
+    );
+    if (r.code !== 0) throw new Error(`probe ${mode} failed: ${r.stderr.slice(-800)}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
+    const t = readTime(timeFile);
+    return { ms: out.ms, bytes: out.bytes, runnerRssKb: t.rssKb, runnerCpuS: t.cpuS };
+  };
+  const openssh = async () => {
+    // Fresh connections, like the probe's: no control master.
+    const dir = mkdtempSync(join(tmpdir(), 'bench-ossh-'));
+    const src = `ssh ${bed.sshArgs(bed.host1, false).join(' ')} 'head -c ${bytes} /dev/zero'`;
+    const dst = `ssh ${bed.sshArgs(bed.host2, false).join(' ')} 'cat >/dev/null'`;
+    const t = (f) => `/usr/bin/time -f '${TIME_FORMAT}' -o ${dir}/${f}`;
+    const started = performance.now();
+    await check('bash', ['-o', 'pipefail', '-c', `${t('a')} ${src} | ${t('b')} ${dst}`], {
+      timeoutMs: 900_000,
+    });
+    const ms = Math.round(performance.now() - started);
+    const [a, b] = ['a', 'b'].map((f) => readTime(join(dir, f)));
+    rmSync(dir, { recursive: true, force: true });
+    return { ms, bytes, runnerRssKb: a.rssKb + b.rssKb, runnerCpuS: a.cpuS + b.cpuS };
+  };
+  const tools = {
+    openssh: { label: 'OpenSSH: ssh | ssh', fn: openssh },
+    action: {
+      label: "action's SSH code: streamBetween (sha256 on both hosts and on the runner)",
+      fn: () => probe('relay', false),
+    },
+    'action-nodelay': {
+      label: "diagnostic: streamBetween with TCP_NODELAY on the runner's two sockets (not in dist)",
+      fn: () => probe('relay', true),
+    },
+    'action-raw': {
+      label: "diagnostic: the action's SSH channels piped directly, no sha256 anywhere",
+      fn: () => probe('raw', false),
+    },
+  };
+  const order = Object.keys(tools);
+  for (let rep = 1; rep <= reps; rep++) {
+    const rotated = order.map((_, i) => order[(i + rep - 1) % order.length]);
+    for (const tool of rotated) {
+      const r = await tools[tool].fn();
+      const mbps = r.bytes / r.ms / 1000;
+      log(
+        `transport ${tool} rep ${rep}: ${fmtBytes(r.bytes)} in ${(r.ms / 1000).toFixed(2)} s = ${mbps.toFixed(1)} MB/s, runner CPU ${r.runnerCpuS.toFixed(1)} s`,
+      );
+      results.push({ tool, label: tools[tool].label, rep, ...r, MBps: mbps });
+    }
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- statistics
+
+function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+function spread(values) {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return undefined;
+  return { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length };
+}
+
+function push(groups, key, value) {
+  if (!groups[key]) groups[key] = [];
+  groups[key].push(value);
+}
+
+function summarise(runs, floors, transport, sizes) {
+  const bySize = {};
+  for (const size of sizes) {
+    const entry = {};
+    for (const method of METHODS) {
+      const rs = runs.filter((r) => r.sizeMiB === size && r.method === method && !r.error);
+      if (rs.length === 0) continue;
+      entry[method] = {
+        downtimeMs: spread(rs.map((r) => r.downtimeMs)),
+        totalMs: spread(rs.map((r) => r.totalMs)),
+        bytes: spread(rs.map((r) => r.bytes)),
+        runnerRssKb: spread(rs.map((r) => r.runnerRssKb)),
+        checkpointBytes: spread(rs.map((r) => r.checkpointBytes)),
+        continued: rs.every((r) => r.continued),
+      };
+      if (method === 'action') {
+        const phases = {};
+        for (const r of rs) for (const [k, v] of Object.entries(r.phasesMs ?? {})) push(phases, k, v);
+        entry.action.phasesMs = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, median(v)]));
+        entry.action.restoreCriuMs = spread(rs.map((r) => r.restoreCriuMs));
+        entry.action.dumpMs = spread(rs.map((r) => r.dumpMs));
+        entry.action.reportedDowntimeMs = spread(rs.map((r) => r.reportedDowntimeMs));
+      }
+      if (method !== 'action') {
+        const steps = {};
+        for (const r of rs) for (const [k, v] of Object.entries(r.stepsMs ?? {})) push(steps, k, v);
+        entry[method].stepsMs = Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, median(v)]));
+      }
+    }
+    const fs = floors.filter((f) => f.sizeMiB === size);
+    if (fs.length > 0) {
+      entry.floor = Object.fromEntries(
+        [
+          'downtimeMs',
+          'pauseMs',
+          'dumpMs',
+          'restoreMs',
+          'restorePrepareMs',
+          'restoreCriuMs',
+          'checkpointBytes',
+        ].map((k) => [k, spread(fs.map((f) => f[k]))]),
+      );
+    }
+    bySize[size] = entry;
+  }
+  const tools = {};
+  for (const t of transport) push(tools, t.tool, t);
+  const transportSummary = Object.fromEntries(
+    Object.entries(tools).map(([tool, ts]) => [
+      tool,
+      {
+        label: ts[0].label,
+        MBps: spread(ts.map((t) => t.MBps)),
+        runnerRssKb: spread(ts.map((t) => t.runnerRssKb)),
+        runnerCpuS: spread(ts.map((t) => t.runnerCpuS)),
+      },
+    ]),
+  );
+  return { bySize, transport: transportSummary };
+}
+
+function evaluateTargets(summary, sizes) {
+  const targets = [];
+  const at = (size, method, key) => summary.bySize[size]?.[method]?.[key]?.median;
+  const ref = sizes.includes(256) ? 256 : sizes[sizes.length - 1];
+  const seed = at(ref, 'seed', 'downtimeMs');
+  const action = at(ref, 'action', 'downtimeMs');
+  if (seed && action) {
+    targets.push({
+      target: `downtime at least 4x shorter than the seed procedure at ${ref} MiB`,
+      observed: `seed ${s(seed)} / action ${s(action)} = ${(seed / action).toFixed(2)}x`,
+      met: seed / action >= 4,
+    });
+  }
+  for (const size of sizes) {
+    const a = at(size, 'action', 'downtimeMs');
+    const p = at(size, 'podman', 'downtimeMs');
+    if (a && p) {
+      targets.push({
+        target: `downtime shorter than Podman's export/import at ${size} MiB`,
+        observed: `action ${s(a)}, podman ${s(p)}`,
+        met: a < p,
+      });
+    }
+  }
+  const speed = summary.transport.action?.MBps?.median;
+  for (const size of sizes) {
+    const a = at(size, 'action', 'downtimeMs');
+    const floor = summary.bySize[size]?.floor?.downtimeMs?.median;
+    const bytes = at(size, 'action', 'bytes');
+    if (a && floor && bytes && speed) {
+      const move = bytes / (speed * 1e3);
+      const bound = 1.5 * (floor + move);
+      targets.push({
+        target: `downtime <= 1.5 x (floor + transfer at measured speed) at ${size} MiB`,
+        observed: `action ${s(a)} vs 1.5 x (${s(floor)} + ${fmtBytes(bytes)} at ${speed.toFixed(1)} MB/s = ${s(move)}) = ${s(bound)}`,
+        met: a <= bound,
+      });
+    }
+  }
+  const ossh = summary.transport.openssh?.MBps?.median;
+  if (speed && ossh) {
+    targets.push({
+      target: "action's SSH transport at least 0.8x OpenSSH's throughput",
+      observed: `${speed.toFixed(1)} MB/s vs ${ossh.toFixed(1)} MB/s = ${(speed / ossh).toFixed(2)}x`,
+      met: speed / ossh >= 0.8,
+    });
+  }
+  const rss = sizes.map((size) => at(size, 'action', 'runnerRssKb')).filter(Boolean);
+  if (rss.length >= 2) {
+    const growth = rss[rss.length - 1] - rss[0];
+    targets.push({
+      target: 'runner memory flat as the workload grows',
+      observed: `action peak RSS ${sizes.map((size) => `${size} MiB: ${(at(size, 'action', 'runnerRssKb') / 1024).toFixed(0)} MiB`).join(', ')} (growth ${(growth / 1024).toFixed(0)} MiB)`,
+      // Flat: grows by less than 10% of the workload growth and under 32 MiB.
+      met: growth < 32 * 1024,
+    });
+  }
+  return targets;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function fmtBytes(bytes) {
+  if (!Number.isFinite(bytes)) return 'n/a';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = bytes;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
+}
+const s = (ms) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : 'n/a');
+const range = (sp, f) => (sp ? `${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : 'n/a');
+const md = (sp) => (sp ? Math.round(sp.median) : '');
+const cell = (text) => String(text).replace(/\|/g, '\\|');
+const mib = (kb) => `${(kb / 1024).toFixed(0)} MiB`;
+
+function markdown(report) {
+  const { summary, settings } = report;
+  const out = [];
+  out.push('# Benchmark: live migration downtime, three ways', '');
+  out.push(
+    `Run ${report.startedAt} on ${report.machine.cpus} CPUs, ${report.machine.memGiB} GiB RAM, kernel ${report.machine.kernel}; ` +
+      `Docker ${report.versions.docker}, containerd ${report.versions.containerd}, runc ${report.versions.runc}, ` +
+      `CRIU ${report.versions.criu}, Podman ${report.versions.podman}, Node ${report.versions.node}. ` +
+      `${settings.reps} repetition(s) per size and way, order rotated each repetition. Load average at start ${report.machine.loadStart}, at end ${report.machine.loadEnd}.`,
+    '',
+    `Workload: test/testbed/workload/counter.sh with TICK=${TICK} and MB = size, container with \`--network none --security-opt seccomp=unconfined\` for all three ways. ` +
+      'Downtime is what the workload saw: the largest gap between consecutive timestamps of its combined source and target logs. ' +
+      'Values: median (min–max).',
+    '',
+  );
+  out.push(
+    '| size | way | downtime | total wall time | bytes between hosts | CRIU image (memory dumped) | runner peak RSS |',
+    '|---|---|---|---|---|---|---|',
+  );
+  for (const size of settings.sizes) {
+    for (const method of METHODS) {
+      const m = summary.bySize[size]?.[method];
+      if (!m) continue;
+      out.push(
+        `| ${size} MiB | ${method}${m.continued ? '' : ' (did not continue!)'} | ${range(m.downtimeMs, s)} | ${range(m.totalMs, s)} | ${range(m.bytes, fmtBytes)} | ${range(m.checkpointBytes, fmtBytes)} | ${range(m.runnerRssKb, mib)} |`,
+      );
+    }
+    const f = summary.bySize[size]?.floor;
+    if (f) {
+      out.push(
+        `| ${size} MiB | floor (one host, no transfer) | ${range(f.downtimeMs, s)} | | 0 | ${range(f.checkpointBytes, fmtBytes)} | |`,
+      );
+    }
+  }
+  out.push('', '## Where the time goes', '');
+  out.push(
+    'Action phases (median ms, from the metadata JSON; the source is frozen from `checkpoint` to the end of `restore`):',
+    '',
+  );
+  const phaseNames = [
+    'connect',
+    'preflight',
+    'stage',
+    'checkpoint',
+    'transfer',
+    'restore',
+    'verify',
+    'finalize',
+  ];
+  out.push(
+    `| size | ${phaseNames.join(' | ')} | runc checkpoint (in checkpoint) | CRIU restore (in restore) | downtime-ms output |`,
+    `|---|${phaseNames.map(() => '---|').join('')}---|---|---|`,
+  );
+  for (const size of settings.sizes) {
+    const a = summary.bySize[size]?.action;
+    if (!a) continue;
+    out.push(
+      `| ${size} MiB | ${phaseNames.map((p) => (a.phasesMs?.[p] !== undefined ? Math.round(a.phasesMs[p]) : '')).join(' | ')} | ${md(a.dumpMs)} | ${md(a.restoreCriuMs)} | ${md(a.reportedDowntimeMs)} |`,
+    );
+  }
+  for (const method of ['seed', 'podman']) {
+    const names = [
+      ...new Set(
+        settings.sizes.flatMap((size) => Object.keys(summary.bySize[size]?.[method]?.stepsMs ?? {})),
+      ),
+    ];
+    if (names.length === 0) continue;
+    out.push('', `${method} steps (median ms):`, '');
+    out.push(`| size | ${names.join(' | ')} |`, `|---|${names.map(() => '---|').join('')}`);
+    for (const size of settings.sizes) {
+      const st = summary.bySize[size]?.[method]?.stepsMs;
+      if (st)
+        out.push(
+          `| ${size} MiB | ${names.map((n) => (st[n] !== undefined ? Math.round(st[n]) : '')).join(' | ')} |`,
+        );
+    }
+  }
+  const floorRows = settings.sizes.filter((size) => summary.bySize[size]?.floor);
+  if (floorRows.length > 0) {
+    out.push(
+      '',
+      'Floor on one host (`docker pause`, `runc checkpoint --leave-running`, `docker start --checkpoint`), median ms:',
+      '',
+    );
+    out.push(
+      '| size | downtime | pause | dump | docker start --checkpoint | of which Docker + containerd copying the images | of which CRIU restore |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const size of floorRows) {
+      const f = summary.bySize[size].floor;
+      out.push(
+        `| ${size} MiB | ${md(f.downtimeMs)} | ${md(f.pauseMs)} | ${md(f.dumpMs)} | ${md(f.restoreMs)} | ${md(f.restorePrepareMs)} | ${md(f.restoreCriuMs)} |`,
+      );
+    }
+  }
+  const tools = Object.entries(summary.transport);
+  if (tools.length > 0) {
+    out.push('', `## Transport alone: ${fmtBytes(settings.transportBytes)} host 1 -> runner -> host 2`, '');
+    out.push('| tool | MB/s (10^6 B/s) | runner peak RSS | runner CPU time |', '|---|---|---|---|');
+    for (const [, t] of tools) {
+      out.push(
+        `| ${cell(t.label)} | ${range(t.MBps, (v) => v.toFixed(1))} | ${range(t.runnerRssKb, mib)} | ${range(t.runnerCpuS, (v) => `${v.toFixed(1)} s`)} |`,
+      );
+    }
+  }
+  out.push('', '## Targets', '', '| target | observed | met |', '|---|---|---|');
+  for (const t of report.targets)
+    out.push(`| ${cell(t.target)} | ${cell(t.observed)} | ${t.met ? 'yes' : '**no**'} |`);
+  out.push('', '## Notes', '');
+  for (const note of report.notes) out.push(`- ${note}`);
+  out.push('', '![chart](latest.svg)', '');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------- chart
+
+const COLORS = { seed: '#d62728', action: '#1f77b4', podman: '#9467bd', floor: '#7f7f7f' };
+const PHASE_COLORS = {
+  connect: '#c7c7c7',
+  preflight: '#9edae5',
+  stage: '#17becf',
+  checkpoint: '#ff7f0e',
+  transfer: '#2ca02c',
+  restore: '#d62728',
+  verify: '#bcbd22',
+  finalize: '#8c564b',
+};
+const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+function logTicks(lo, hi) {
+  const ticks = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (v >= lo / 1.01 && v <= hi * 1.01) ticks.push(v);
+    }
+  }
+  return ticks;
+}
+
+function linePanel(x0, y0, w, h, title, sizes, series) {
+  const parts = [];
+  const values = series.flatMap((sr) => sr.points.flatMap((p) => [p.min, p.max])).filter((v) => v > 0);
+  if (values.length === 0) return '';
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...values)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...values)));
+  const px = (i) => x0 + 50 + (sizes.length === 1 ? (w - 70) / 2 : (i * (w - 90)) / (sizes.length - 1) + 10);
+  const py = (v) =>
+    y0 + h - 30 - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (h - 80);
+  parts.push(
+    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">${esc(title)}</text>`,
+  );
+  parts.push(`<line x1="${x0 + 50}" y1="${y0 + 50}" x2="${x0 + 50}" y2="${y0 + h - 30}" stroke="#333"/>`);
+  parts.push(
+    `<line x1="${x0 + 50}" y1="${y0 + h - 30}" x2="${x0 + w - 10}" y2="${y0 + h - 30}" stroke="#333"/>`,
+  );
+  for (const t of logTicks(lo, hi)) {
+    const y = py(t);
+    parts.push(`<line x1="${x0 + 50}" y1="${y}" x2="${x0 + w - 10}" y2="${y}" stroke="#eee"/>`);
+    parts.push(
+      `<text x="${x0 + 45}" y="${y + 4}" text-anchor="end" font-size="11">${t >= 1 ? t : t.toFixed(1)} s</text>`,
+    );
+  }
+  sizes.forEach((size, i) => {
+    parts.push(
+      `<text x="${px(i)}" y="${y0 + h - 12}" text-anchor="middle" font-size="11">${size} MiB</text>`,
+    );
+  });
+  for (const sr of series) {
+    const pts = sr.points.map((p) => ({ ...p, x: px(sizes.indexOf(p.size)) })).filter((p) => p.median > 0);
+    if (pts.length > 1) {
+      parts.push(
+        `<polyline fill="none" stroke="${sr.color}" stroke-width="2"${sr.dash ? ' stroke-dasharray="5,4"' : ''} points="${pts.map((p) => `${p.x},${py(p.median)}`).join(' ')}"/>`,
+      );
+    }
+    for (const p of pts) {
+      parts.push(`<line x1="${p.x}" y1="${py(p.min)}" x2="${p.x}" y2="${py(p.max)}" stroke="${sr.color}"/>`);
+      parts.push(`<circle cx="${p.x}" cy="${py(p.median)}" r="3.5" fill="${sr.color}"/>`);
+    }
+  }
+  series.forEach((sr, i) => {
+    const lx = x0 + 60 + i * 95;
+    parts.push(
+      `<line x1="${lx}" y1="${y0 + 30}" x2="${lx + 18}" y2="${y0 + 30}" stroke="${sr.color}" stroke-width="2"${sr.dash ? ' stroke-dasharray="5,4"' : ''}/>`,
+    );
+    parts.push(`<text x="${lx + 22}" y="${y0 + 34}" font-size="11">${esc(sr.name)}</text>`);
+  });
+  return parts.join('\n');
+}
+
+function phasePanel(x0, y0, w, sizes, bySize) {
+  const phases = Object.keys(PHASE_COLORS);
+  const rows = sizes.filter((size) => bySize[size]?.action?.phasesMs);
+  if (rows.length === 0) return { svg: '', height: 0 };
+  const totals = rows.map((size) =>
+    phases.reduce((sum, p) => sum + (bySize[size].action.phasesMs[p] ?? 0), 0),
+  );
+  const max = Math.max(...totals);
+  const barW = w - 150;
+  const parts = [
+    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">The action's phases (median; the source is frozen during checkpoint, transfer and restore)</text>`,
+  ];
+  rows.forEach((size, i) => {
+    const y = y0 + 30 + i * 34;
+    parts.push(`<text x="${x0 + 70}" y="${y + 16}" text-anchor="end" font-size="11">${size} MiB</text>`);
+    let x = x0 + 80;
+    for (const p of phases) {
+      const v = bySize[size].action.phasesMs[p] ?? 0;
+      const pw = (v / max) * barW;
+      if (pw <= 0) continue;
+      parts.push(
+        `<rect x="${x}" y="${y}" width="${pw}" height="24" fill="${PHASE_COLORS[p]}"><title>${p}: ${Math.round(v)} ms</title></rect>`,
+      );
+      if (pw > 34) {
+        parts.push(
+          `<text x="${x + pw / 2}" y="${y + 16}" text-anchor="middle" font-size="10">${(v / 1000).toFixed(1)}</text>`,
+        );
+      }
+      x += pw;
+    }
+    parts.push(`<text x="${x + 5}" y="${y + 16}" font-size="11">${(totals[i] / 1000).toFixed(1)} s</text>`);
+  });
+  const ly = y0 + 30 + rows.length * 34 + 6;
+  phases.forEach((p, i) => {
+    const lx = x0 + 80 + i * 100;
+    parts.push(`<rect x="${lx}" y="${ly}" width="12" height="12" fill="${PHASE_COLORS[p]}"/>`);
+    parts.push(`<text x="${lx + 16}" y="${ly + 10}" font-size="11">${p}</text>`);
+  });
+  return { svg: parts.join('\n'), height: rows.length * 34 + 60 };
+}
+
+/** Every run's downtime against the size of its CRIU image (log-log), one colour per way. */
+function scatterPanel(x0, y0, w, h, runs, floors) {
+  const points = [
+    ...runs
+      .filter((r) => !r.error)
+      .map((r) => ({ x: r.checkpointBytes, y: r.downtimeMs, color: COLORS[r.method] })),
+    ...floors.map((f) => ({ x: f.checkpointBytes, y: f.downtimeMs, color: COLORS.floor })),
+  ].filter((p) => p.x > 0 && p.y > 0);
+  if (points.length === 0) return '';
+  const bounds = (vals) => [
+    10 ** Math.floor(Math.log10(Math.min(...vals))),
+    10 ** Math.ceil(Math.log10(Math.max(...vals))),
+  ];
+  const [xlo, xhi] = bounds(points.map((p) => p.x / MIB));
+  const [ylo, yhi] = bounds(points.map((p) => p.y / 1000));
+  const px = (v) =>
+    x0 + 50 + ((Math.log10(v) - Math.log10(xlo)) / (Math.log10(xhi) - Math.log10(xlo))) * (w - 60);
+  const py = (v) =>
+    y0 + h - 30 - ((Math.log10(v) - Math.log10(ylo)) / (Math.log10(yhi) - Math.log10(ylo))) * (h - 80);
+  const parts = [
+    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">Downtime against CRIU image size, every run (log-log)</text>`,
+    `<line x1="${x0 + 50}" y1="${y0 + 50}" x2="${x0 + 50}" y2="${y0 + h - 30}" stroke="#333"/>`,
+    `<line x1="${x0 + 50}" y1="${y0 + h - 30}" x2="${x0 + w - 10}" y2="${y0 + h - 30}" stroke="#333"/>`,
+  ];
+  for (const t of logTicks(ylo, yhi)) {
+    parts.push(`<line x1="${x0 + 50}" y1="${py(t)}" x2="${x0 + w - 10}" y2="${py(t)}" stroke="#eee"/>`);
+    parts.push(
+      `<text x="${x0 + 45}" y="${py(t) + 4}" text-anchor="end" font-size="11">${t >= 1 ? t : t.toFixed(1)} s</text>`,
+    );
+  }
+  for (const t of logTicks(xlo, xhi)) {
+    parts.push(`<text x="${px(t)}" y="${y0 + h - 14}" text-anchor="middle" font-size="11">${t} MiB</text>`);
+  }
+  for (const p of points) {
+    parts.push(
+      `<circle cx="${px(p.x / MIB)}" cy="${py(p.y / 1000)}" r="3.5" fill="${p.color}" fill-opacity="0.75"/>`,
+    );
+  }
+  ['seed', 'action', 'podman', 'floor'].forEach((name, i) => {
+    const lx = x0 + 60 + i * 95;
+    parts.push(`<circle cx="${lx + 6}" cy="${y0 + 30}" r="4" fill="${COLORS[name]}"/>`);
+    parts.push(`<text x="${lx + 14}" y="${y0 + 34}" font-size="11">${name}</text>`);
+  });
+  return parts.join('\n');
+}
+
+/** Median throughput of each transport, with min–max. */
+function transportPanel(x0, y0, w, h, transport, bytes) {
+  const tools = Object.entries(transport);
+  if (tools.length === 0) return '';
+  const max = Math.max(...tools.map(([, t]) => t.MBps.max)) * 1.1;
+  const rowH = Math.min(40, (h - 50) / tools.length);
+  const names = {
+    openssh: 'OpenSSH',
+    action: 'action',
+    'action-nodelay': '+TCP_NODELAY',
+    'action-raw': 'no sha256',
+  };
+  const parts = [
+    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">Transport alone, ${esc(fmtBytes(bytes))} through the runner (MB/s)</text>`,
+  ];
+  tools.forEach(([tool, t], i) => {
+    const y = y0 + 40 + i * rowH;
+    const bw = (t.MBps.median / max) * (w - 170);
+    const color = tool === 'openssh' ? '#555' : COLORS.action;
+    parts.push(
+      `<text x="${x0 + 100}" y="${y + rowH / 2}" text-anchor="end" font-size="11">${esc(names[tool] ?? tool)}</text>`,
+    );
+    parts.push(
+      `<rect x="${x0 + 105}" y="${y + 4}" width="${bw}" height="${rowH - 12}" fill="${color}" fill-opacity="${tool.startsWith('action-') ? 0.45 : 0.9}"/>`,
+    );
+    const lo = x0 + 105 + (t.MBps.min / max) * (w - 170);
+    const hi = x0 + 105 + (t.MBps.max / max) * (w - 170);
+    parts.push(
+      `<line x1="${lo}" y1="${y + rowH / 2 - 2}" x2="${hi}" y2="${y + rowH / 2 - 2}" stroke="#000"/>`,
+    );
+    parts.push(
+      `<text x="${Math.max(hi, x0 + 105 + bw) + 5}" y="${y + rowH / 2}" font-size="11">${t.MBps.median.toFixed(1)}</text>`,
+    );
+  });
+  return parts.join('\n');
+}
+
+function chart(report) {
+  const { sizes } = report.settings;
+  const { bySize } = report.summary;
+  const seriesFor = (key) => [
+    ...METHODS.map((method) => ({
+      name: method,
+      color: COLORS[method],
+      points: sizes
+        .filter((size) => bySize[size]?.[method]?.[key])
+        .map((size) => ({ size, ...bySize[size][method][key] })),
+    })),
+    ...(key === 'downtimeMs'
+      ? [
+          {
+            name: 'floor',
+            color: COLORS.floor,
+            dash: true,
+            points: sizes
+              .filter((size) => bySize[size]?.floor)
+              .map((size) => ({ size, ...bySize[size].floor.downtimeMs })),
+          },
+        ]
+      : []),
+  ];
+  const toSeconds = (series) =>
+    series.map((sr) => ({
+      ...sr,
+      points: sr.points.map((p) => ({
+        size: p.size,
+        median: p.median / 1000,
+        min: p.min / 1000,
+        max: p.max / 1000,
+      })),
+    }));
+  const W = 960;
+  const panelH = 300;
+  const row2 = panelH + 20;
+  const phases = phasePanel(20, row2 + panelH + 30, W - 40, sizes, bySize);
+  const H = row2 + panelH + 40 + phases.height + 40;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    linePanel(
+      10,
+      10,
+      W / 2 - 20,
+      panelH,
+      'Downtime seen by the workload (log scale)',
+      sizes,
+      toSeconds(seriesFor('downtimeMs')),
+    ),
+    linePanel(
+      W / 2 + 10,
+      10,
+      W / 2 - 20,
+      panelH,
+      'Total wall time (log scale)',
+      sizes,
+      toSeconds(seriesFor('totalMs')),
+    ),
+    scatterPanel(10, row2, W / 2 - 20, panelH, report.runs, report.floors),
+    transportPanel(
+      W / 2 + 10,
+      row2,
+      W / 2 - 20,
+      panelH,
+      report.summary.transport,
+      report.settings.transportBytes,
+    ),
+    phases.svg,
+    `<text x="${W - 10}" y="${H - 8}" text-anchor="end" font-size="10" fill="#666">npm run bench, ${esc(report.startedAt)}; dots: median, bars: min–max</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+async function versions(bed, withPodman) {
+  const v = await bed.on(
+    bed.host1,
+    [
+      "docker version --format '{{.Server.Version}}'",
+      ...['containerd', 'runc', 'criu'].map((p) => `dpkg-query -W -f '\${Version}\\n' ${p}`),
+      withPodman ? `${PODMAN} --version | cut -d' ' -f3` : 'echo n/a',
+    ].join('; '),
+  );
+  const [docker, containerd, runc, criu, podman] = v.stdout.trim().split('\n');
+  return { docker, containerd, runc, criu, podman, node: process.version };
+}
+
+function writeResults(report, out) {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.svg'), chart(report));
+  const table = markdown(report);
+  writeFileSync(join(out, 'latest.md'), table);
+  process.stdout.write(`${table}\n`);
+  log(`results: ${relative(ROOT, join(out, 'latest.md'))}, latest.json, latest.svg`);
+}
+
+function ratioLine(report) {
+  const seed = report.summary.bySize[256]?.seed?.downtimeMs?.median;
+  const action = report.summary.bySize[256]?.action?.downtimeMs?.median;
+  return `downtime ratio seed/action at 256 MiB: ${seed && action ? (seed / action).toFixed(2) : 'n/a'}\n`;
+}
+
+async function main() {
+  const opts = options();
+  if (opts.render) {
+    const report = JSON.parse(readFileSync(opts.render, 'utf8'));
+    // Summaries and targets are derived again from the raw runs.
+    report.summary = summarise(report.runs, report.floors, report.transport, report.settings.sizes);
+    report.targets = evaluateTargets(report.summary, report.settings.sizes);
+    writeResults(report, opts.out);
+    process.stdout.write(ratioLine(report));
+    return;
+  }
+  if (process.getuid?.() !== 0) throw new Error('the benchmark drives the test bed and needs root');
+  if (!existsSync(DIST_ENTRY)) throw new Error('dist/index.js is missing: run npm run build first');
+  const withPodman = opts.methods.includes('podman');
+  const bed = new Bed(opts);
+  let interrupted = false;
+  const onSignal = async () => {
+    if (interrupted) return;
+    interrupted = true;
+    log('interrupted: cleaning up');
+    for (const child of children) child.kill('SIGTERM');
+    await bed.down().catch(() => {});
+    process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startedAt = new Date().toISOString();
+  const loadStart = loadavg()[0].toFixed(2);
+  const runs = [];
+  const floors = [];
+  let transport = [];
+  let probeDir;
+  const notes = [];
+  let report;
+  try {
+    await bed.up();
+    if (withPodman) await preparePodman(bed);
+    await prepareImages(bed, withPodman);
+    await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]);
+    const ver = await versions(bed, withPodman);
+    if (opts.transport) probeDir = await buildProbe();
+
+    for (const size of opts.sizes) {
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        // Rotate the order: each way goes first, second and third once every three repetitions.
+        const order = opts.methods.map((_, i) => opts.methods[(i + rep - 1) % opts.methods.length]);
+        for (const [position, method] of order.entries()) {
+          try {
+            runs.push({ ...(await measureWay(bed, method, size, rep, withPodman)), position: position + 1 });
+          } catch (error) {
+            log(`${method} ${size} MiB rep ${rep} failed: ${error.message}`);
+            runs.push({ method, sizeMiB: size, rep, error: error.message });
+            await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]);
+          }
+        }
+        if (opts.floor) {
+          try {
+            floors.push(await measureFloor(bed, size, rep, withPodman));
+          } catch (error) {
+            log(`floor ${size} MiB rep ${rep} failed: ${error.message}`);
+          }
+        }
+      }
+    }
+    if (opts.transport) transport = await measureTransport(bed, probeDir, opts.transportBytes, opts.reps);
+
+    const summary = summarise(runs, floors, transport, opts.sizes);
+    const targets = evaluateTargets(summary, opts.sizes);
+    notes.push(
+      "Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (graphroot /var/lib/docker/podman-storage: the overlay driver refuses the hosts' overlay root), default zstd-compressed export including root file system changes.",
+      "All containers use --network none: Podman's netavark would have to set up bridges and firewall rules in the machine's own network namespace, where the test bed hosts' sshd live; Docker's daemons have their own namespaces. The same flags are used for all three ways.",
+      'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
+      "The workload's memory is one long string of 'x': it compresses to almost nothing, which favours the seed procedure (tar -czf, gzip) and Podman (zstd) in bytes sent. The action sends CRIU's images uncompressed.",
+      "The workload forks for every line (command substitution): depending on the moment of the freeze, CRIU dumps one to three copies of its memory (parent plus forked children), so the CRIU image size varies from run to run for all three ways (see the 'CRIU image' column).",
+      'The workload prints every TICK=10 ms plus the cost of forking a process that holds the value, which grows with the size: the time resolution of the downtime is the median tick shown in latest.json (tickMs).',
+      'Seed and Podman copies go through the runner over one multiplexed OpenSSH connection per host, opened before the timed part; their runner RSS is both control connections plus the largest relay pipeline.',
+      'Total wall time: the action process from start to exit (connect, preflight, stage, verify and finalize included); the seed and Podman scripts from start to exit.',
+      `Bytes between hosts: the action's transferred-bytes output; for seed and Podman, the bytes the relay copied.`,
+    );
+    report = {
+      schema: 1,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine: {
+        cpus: cpus().length,
+        memGiB: Math.round(totalmem() / 1024 ** 3),
+        kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+        loadStart,
+        loadEnd: loadavg()[0].toFixed(2),
+      },
+      versions: ver,
+      settings: {
+        sizes: opts.sizes,
+        reps: opts.reps,
+        quick: opts.quick,
+        methods: opts.methods,
+        tick: TICK,
+        transportBytes: opts.transportBytes,
+        out: relative(ROOT, opts.out),
+        testbed: { state: opts.state, host1: bed.host1, host2: bed.host2 },
+      },
+      summary,
+      targets,
+      notes,
+      runs,
+      floors,
+      transport,
+    };
+    writeResults(report, opts.out);
+  } finally {
+    if (probeDir) rmSync(probeDir, { recursive: true, force: true });
+    if (bed.host1) {
+      await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]).catch(
+        () => {},
+      );
+    }
+    await bed.down();
+  }
+  process.stdout.write(ratioLine(report));
+}
+
+// Only when run, not when imported (for example to reuse a helper).
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((error) => {
+    log(`error: ${error.stack ?? error.message}`);
+    process.exit(1);
+  });
+}
