@@ -60151,6 +60151,10 @@ async function negotiateCodec(ctx) {
 
 
 const POLL_MS = 250;
+/** Line by line, so ^ and $ mean what an operator expects of a log line. */
+function logMatches(logs, pattern) {
+    return logs.split('\n').some((line) => pattern.test(line));
+}
 /** The restored container is running, has not been restarted, and runs the source's first process. */
 function restoredProblems(restored, sourceInit, targetInit) {
     if (!restored)
@@ -60195,7 +60199,7 @@ async function verify(ctx, staged, sourceInit) {
         if (!pattern)
             return {};
         const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
-        if (pattern.test(logs)) {
+        if (logMatches(logs, pattern)) {
             const after = Math.round(ctx.clock() - started);
             ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${after} ms`);
             return { patternSeenAfterMs: after };

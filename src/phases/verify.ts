@@ -10,6 +10,11 @@ export interface VerifyResult {
 
 const POLL_MS = 250;
 
+/** Line by line, so ^ and $ mean what an operator expects of a log line. */
+export function logMatches(logs: string, pattern: RegExp): boolean {
+  return logs.split('\n').some((line) => pattern.test(line));
+}
+
 /** The restored container is running, has not been restarted, and runs the source's first process. */
 export function restoredProblems(
   restored: ContainerInspect | undefined,
@@ -57,7 +62,7 @@ export async function verify(
     if (problems.length > 0) fail(`the restored container is not healthy: ${problems.join('; ')}`);
     if (!pattern) return {};
     const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
-    if (pattern.test(logs)) {
+    if (logMatches(logs, pattern)) {
       const after = Math.round(ctx.clock() - started);
       ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${after} ms`);
       return { patternSeenAfterMs: after };

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ContainerInspect, parseContainerInspect } from '../../src/docker/inspect.js';
 import { restartPolicyText } from '../../src/phases/finalize.js';
-import { restoredProblems } from '../../src/phases/verify.js';
+import { logMatches, restoredProblems } from '../../src/phases/verify.js';
 import { evaluateContainer } from '../../src/policy/container-rules.js';
 
 // A real inspect of the test bed's counter container (Docker 26.1).
@@ -135,5 +135,16 @@ describe('restartPolicyText', () => {
     expect(restartPolicyText(variant((c) => Object.assign(c.HostConfig, { RestartPolicy: policy })))).toBe(
       text,
     );
+  });
+});
+
+describe('logMatches', () => {
+  it.each([
+    ['len 16777216\n319 1795612548324 tok', /^\d+ \d{13} /, true],
+    ['starting\nready to serve', /^ready/, true],
+    ['not ready yet', /^ready/, false],
+    ['', /x/, false],
+  ])('%j against %s -> %s', (logs, pattern, expected) => {
+    expect(logMatches(logs, pattern)).toBe(expected);
   });
 });
