@@ -45,7 +45,7 @@ log "installing docker, containerd, runc, sshd (trixie) and criu (sid)"
 in_root apt-get "${apt_opts[@]}" update
 in_root apt-get "${apt_opts[@]}" install -y \
   docker.io docker-cli containerd runc openssh-server iproute2 iptables procps \
-  busybox-static sudo kmod >/dev/null
+  busybox-static sudo kmod zstd >/dev/null
 in_root apt-get "${apt_opts[@]}" install -y -t sid criu >/dev/null
 in_root apt-get "${apt_opts[@]}" clean
 rm -rf "$tmp"/var/lib/apt/lists/* "$tmp"/etc/ssh/ssh_host_*
