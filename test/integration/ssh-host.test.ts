@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
@@ -12,8 +13,10 @@ import { openHost } from '../../src/host/host-factory.js';
 import { type HostSpec, parseHostSpec } from '../../src/host/host-spec.js';
 import { fingerprint } from '../../src/host/known-hosts.js';
 import { channelEnd, connectSsh, type SshConnectOptions, type SshHost } from '../../src/host/ssh-host.js';
+import { TESTBED_ENV } from '../e2e/testbed.js';
 
-const CLIENT_DIR = '/var/lib/criu-migrate-testbed/client';
+// The same test bed the end-to-end tests use (TESTBED_ENV names its env file).
+const CLIENT_DIR = dirname(TESTBED_ENV);
 const FILES = ['id_ed25519', 'known_hosts', 'env'] as const;
 
 interface Bed {
