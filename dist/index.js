@@ -59808,39 +59808,33 @@ function pipelineStatus(count) {
     return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
 }
 /**
- * Wraps a producer so the host prints the sha256 of what it wrote on stderr,
- * without a temporary copy: tee feeds a fifo that sha256sum reads.
+ * Runs `body` with a fifo that sha256sum reads, so what passes through tee is
+ * hashed without a temporary copy, then prints the sum on stderr and exits
+ * with the pipeline's status.
  */
-function hashedProducer(stages) {
-    const list = typeof stages === 'string' ? [stages] : stages;
+function hashedScript(body, stageCount) {
     return [
         'd=$(mktemp -d) || exit 1',
         'mkfifo "$d/f" || exit 1',
         ': >"$d/rc"',
         'sha256sum <"$d/f" >"$d/sum" & h=$!',
-        `${recordedPipeline(list)} | tee "$d/f"`,
+        body,
         'wait $h',
         `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-        pipelineStatus(list.length),
+        pipelineStatus(stageCount),
         'rm -rf "$d"',
         'exit "$rc"',
     ].join('\n');
 }
-/** The consumer side: hashes what arrived before handing it to the stages. */
+/** The sending side: the host prints the sha256 of what it wrote. */
+function hashedProducer(stages) {
+    const list = typeof stages === 'string' ? [stages] : stages;
+    return hashedScript(`${recordedPipeline(list)} | tee "$d/f"`, list.length);
+}
+/** The receiving side: hashes what arrived before handing it to the stages. */
 function hashedConsumer(stages) {
     const list = typeof stages === 'string' ? [stages] : stages;
-    return [
-        'd=$(mktemp -d) || exit 1',
-        'mkfifo "$d/f" || exit 1',
-        ': >"$d/rc"',
-        'sha256sum <"$d/f" >"$d/sum" & h=$!',
-        `tee "$d/f" | ${recordedPipeline(list)}`,
-        'wait $h',
-        `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-        pipelineStatus(list.length),
-        'rm -rf "$d"',
-        'exit "$rc"',
-    ].join('\n');
+    return hashedScript(`tee "$d/f" | ${recordedPipeline(list)}`, list.length);
 }
 function parseHostSum(stderr) {
     const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);

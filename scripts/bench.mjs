@@ -581,6 +581,8 @@ async function migrateAction(bed, _sizeMiB, name) {
       dumpMs: Number(/dumped in (\d+) ms/.exec(r.stdout)?.[1]) || undefined,
       checkpointStream: rate ? `${rate[1]} in ${rate[2]} s (${rate[3]}/s)` : undefined,
       restoreCriuMs: criuRestore ? Number(criuRestore[1]) * 1000 + Number(criuRestore[2]) : undefined,
+      codec: /streams between the hosts: (?:compressed with )?(\w+)/.exec(r.stdout)?.[1],
+      criuStats: metadata.criu,
     };
   } finally {
     rmSync(temp, { recursive: true, force: true });
@@ -702,15 +704,16 @@ async function measureTransport(bed, probeDir, bytes, reps) {
     openssh: { label: 'OpenSSH: ssh | ssh', fn: openssh },
     action: {
       label: "action's SSH code: streamBetween (sha256 on both hosts and on the runner)",
-      fn: () => probe('relay', false),
-    },
-    'action-nodelay': {
-      label: "diagnostic: streamBetween with TCP_NODELAY on the runner's two sockets (not in dist)",
-      fn: () => probe('relay', true),
+      fn: () => probe('relay', undefined),
     },
     'action-raw': {
       label: "diagnostic: the action's SSH channels piped directly, no sha256 anywhere",
-      fn: () => probe('raw', false),
+      fn: () => probe('raw', undefined),
+    },
+    'action-nagle': {
+      label:
+        "diagnostic: streamBetween with Nagle's algorithm left on (TCP_NODELAY off, as before commit 54c5651)",
+      fn: () => probe('relay', false),
     },
   };
   const order = Object.keys(tools);
@@ -1174,8 +1177,8 @@ function transportPanel(x0, y0, w, h, transport, bytes) {
   const names = {
     openssh: 'OpenSSH',
     action: 'action',
-    'action-nodelay': '+TCP_NODELAY',
     'action-raw': 'no sha256',
+    'action-nagle': 'Nagle on',
   };
   const parts = [
     `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">Transport alone, ${esc(fmtBytes(bytes))} through the runner (MB/s)</text>`,
@@ -1378,11 +1381,13 @@ async function main() {
 
     const summary = summarise(runs, floors, transport, opts.sizes);
     const targets = evaluateTargets(summary, opts.sizes);
+    const codecs = [...new Set(runs.filter((r) => r.method === 'action' && r.codec).map((r) => r.codec))];
     notes.push(
+      `The action ran with default settings (compression: auto); its streams went: ${codecs.join(', ') || 'n/a'}.`,
       "Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (graphroot /var/lib/docker/podman-storage: the overlay driver refuses the hosts' overlay root), default zstd-compressed export including root file system changes.",
       "All containers use --network none: Podman's netavark would have to set up bridges and firewall rules in the machine's own network namespace, where the test bed hosts' sshd live; Docker's daemons have their own namespaces. The same flags are used for all three ways.",
       'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
-      "The workload's memory is one long string of 'x': it compresses to almost nothing, which favours the seed procedure (tar -czf, gzip) and Podman (zstd) in bytes sent. The action sends CRIU's images uncompressed.",
+      "The workload's memory is one long string of 'x': it compresses to almost nothing, so bytes sent by the seed procedure (tar -czf, gzip), Podman (zstd) and the action (compression: auto, zstd -1 when both hosts have it) are far below the memory size; real memory compresses less.",
       "The workload forks for every line (command substitution): depending on the moment of the freeze, CRIU dumps one to three copies of its memory (parent plus forked children), so the CRIU image size varies from run to run for all three ways (see the 'CRIU image' column).",
       'The workload prints every TICK=10 ms plus the cost of forking a process that holds the value, which grows with the size: the time resolution of the downtime is the median tick shown in latest.json (tickMs).',
       'Seed and Podman copies go through the runner over one multiplexed OpenSSH connection per host, opened before the timed part; their runner RSS is both control connections plus the largest relay pipeline.',

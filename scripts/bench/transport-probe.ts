@@ -11,9 +11,10 @@
  *   (sha256 on both hosts and on the runner);
  * mode "raw": the same two SSH channels piped into each other with no
  *   hashing anywhere, to separate the cost of the SSH code from the checks;
- * noDelay true: TCP_NODELAY set on both ssh2 sockets first, a diagnostic of
- *   a possible change to src/host/ssh-host.ts (reaches into SshHost's private
- *   connection, so it may break when that class changes).
+ * noDelay true or false: sets TCP_NODELAY on both ssh2 sockets to that value
+ *   first (src/host/ssh-host.ts turns it on; false shows what that is worth).
+ *   This reaches into SshHost's private connection, so it may break when that
+ *   class changes.
  */
 import '../../src/dirname-shim.js';
 import { readFileSync } from 'node:fs';
@@ -32,12 +33,12 @@ interface ProbeArgs {
   noDelay?: boolean;
 }
 
-/** Diagnostic only: Nagle's algorithm off on the connection under an SshHost. */
-function setNoDelay(host: SshHost): void {
+/** Diagnostic only: Nagle's algorithm on or off on the connection under an SshHost. */
+function setNoDelay(host: SshHost, on: boolean): void {
   const inner = host as unknown as { target?: { client?: { setNoDelay?: (on: boolean) => void } } };
   const client = inner.target?.client;
   if (typeof client?.setNoDelay !== 'function') throw new Error('SshHost no longer exposes its ssh2 client');
-  client.setNoDelay(true);
+  client.setNoDelay(on);
 }
 
 async function open(role: string, destination: string, args: ProbeArgs): Promise<SshHost> {
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     open('target', args.to, args),
   ]);
   try {
-    if (args.noDelay) for (const host of [source, target]) setNoDelay(host);
+    if (args.noDelay !== undefined) for (const host of [source, target]) setNoDelay(host, args.noDelay);
     const produce = `head -c ${args.bytes} /dev/zero`;
     const consume = 'cat >/dev/null';
     const started = performance.now();
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
     }
     const ms = performance.now() - started;
     process.stdout.write(
-      `${JSON.stringify({ mode: args.mode, noDelay: args.noDelay === true, bytes, ms: Math.round(ms), maxRssKb: process.resourceUsage().maxRSS })}\n`,
+      `${JSON.stringify({ mode: args.mode, noDelay: args.noDelay ?? 'as in src', bytes, ms: Math.round(ms), maxRssKb: process.resourceUsage().maxRSS })}\n`,
     );
   } finally {
     await Promise.all([source.close(), target.close()]);

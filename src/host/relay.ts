@@ -46,40 +46,35 @@ function pipelineStatus(count: number): string {
 }
 
 /**
- * Wraps a producer so the host prints the sha256 of what it wrote on stderr,
- * without a temporary copy: tee feeds a fifo that sha256sum reads.
+ * Runs `body` with a fifo that sha256sum reads, so what passes through tee is
+ * hashed without a temporary copy, then prints the sum on stderr and exits
+ * with the pipeline's status.
  */
-export function hashedProducer(stages: string | readonly string[]): string {
-  const list = typeof stages === 'string' ? [stages] : stages;
+function hashedScript(body: string, stageCount: number): string {
   return [
     'd=$(mktemp -d) || exit 1',
     'mkfifo "$d/f" || exit 1',
     ': >"$d/rc"',
     'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `${recordedPipeline(list)} | tee "$d/f"`,
+    body,
     'wait $h',
     `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-    pipelineStatus(list.length),
+    pipelineStatus(stageCount),
     'rm -rf "$d"',
     'exit "$rc"',
   ].join('\n');
 }
 
-/** The consumer side: hashes what arrived before handing it to the stages. */
+/** The sending side: the host prints the sha256 of what it wrote. */
+export function hashedProducer(stages: string | readonly string[]): string {
+  const list = typeof stages === 'string' ? [stages] : stages;
+  return hashedScript(`${recordedPipeline(list)} | tee "$d/f"`, list.length);
+}
+
+/** The receiving side: hashes what arrived before handing it to the stages. */
 export function hashedConsumer(stages: string | readonly string[]): string {
   const list = typeof stages === 'string' ? [stages] : stages;
-  return [
-    'd=$(mktemp -d) || exit 1',
-    'mkfifo "$d/f" || exit 1',
-    ': >"$d/rc"',
-    'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    `tee "$d/f" | ${recordedPipeline(list)}`,
-    'wait $h',
-    `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-    pipelineStatus(list.length),
-    'rm -rf "$d"',
-    'exit "$rc"',
-  ].join('\n');
+  return hashedScript(`tee "$d/f" | ${recordedPipeline(list)}`, list.length);
 }
 
 export function parseHostSum(stderr: string): string | undefined {

@@ -27,7 +27,7 @@ describe('hashed producer and consumer wrappers', () => {
   it('keeps the failure of any stage of a pipeline, not only the last', async () => {
     const first = await from.run(hashedProducer(['printf abc; exit 7', 'cat']));
     expect(first.exitCode).toBe(7);
-    const killed = await from.run(hashedProducer(['printf abc; kill -9 $$', 'cat']));
+    const killed = await from.run(hashedProducer(["sh -c 'printf abc; kill -9 $$'", 'cat']));
     expect(killed.exitCode).not.toBe(0);
     const fine = await from.run(hashedProducer(['printf abc', 'tr a b']));
     expect([fine.exitCode, fine.stdout]).toEqual([0, 'bbc']);
