@@ -52420,7 +52420,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4491);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8528);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4491:
+/***/ 8528:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52439,8 +52439,6 @@ __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run)
 });
 
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -55904,6 +55902,8 @@ function parseKnownHosts(value) {
     return `${text}\n`;
 }
 
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(6760);
 // EXTERNAL MODULE: ./node_modules/shell-quote/index.js
 var shell_quote = __nccwpck_require__(6591);
 ;// CONCATENATED MODULE: ./src/host/host.ts
@@ -61250,6 +61250,89 @@ async function applySudo(host) {
     return withSudo(host);
 }
 
+;// CONCATENATED MODULE: ./src/phases/connect.ts
+
+
+
+
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
+async function connectHosts(settings, log) {
+    const warn = (message) => log.warning(message);
+    if (!settings.target)
+        throw new Error('connectHosts needs a target');
+    const opening = [
+        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
+    ];
+    const [source, target] = await Promise.allSettled(opening);
+    if (source.status === 'rejected' || target.status === 'rejected') {
+        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
+        throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    for (const [host, location] of [
+        [source.value, settings.source],
+        [target.value, settings.target],
+    ]) {
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
+    }
+    return { source: source.value, target: target.value };
+}
+
+;// CONCATENATED MODULE: ./src/modes/migrate.ts
+
+
+
+
+
+
+
+function metadataPath(settings) {
+    const base = process.env.RUNNER_TEMP || process.cwd();
+    return (0,external_node_path_.join)(base, 'criu-migrate', settings.checkpointName, 'metadata.json');
+}
+async function report(settings, metadata) {
+    const path = metadataPath(settings);
+    await writeMetadata(path, metadata);
+    setOutput('status', metadata.run.status);
+    setOutput('checkpoint-name', settings.checkpointName);
+    setOutput('target-container-id', metadata.container.targetId ?? '');
+    setOutput('downtime-ms', metadata.timings.downtimeMs ?? '');
+    setOutput('duration-ms', metadata.timings.durationMs ?? '');
+    setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
+    setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
+    setOutput('metadata-path', path);
+    if (process.env.GITHUB_STEP_SUMMARY)
+        await writeSummary(summary, metadata);
+    if (settings.uploadArtifact) {
+        // The upload itself arrives with the artifacts issue; say so rather than pretend.
+        const why = process.env.ACTIONS_RUNTIME_TOKEN
+            ? 'artifact upload is not built yet'
+            : 'no ACTIONS_RUNTIME_TOKEN';
+        info(`artifact upload skipped (${why}); metadata is at ${path}`);
+    }
+}
+/** Migrate mode: connect, run the phases, report; a failed migration fails the step. */
+async function runMigrateMode(settings, log) {
+    const hosts = [];
+    try {
+        const timer = new PhaseTimer();
+        const startedAt = performance.now();
+        const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
+        hosts.push(connected.source, connected.target);
+        const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
+        await report(settings, outcome.metadata);
+        if (outcome.error)
+            setFailed(outcome.error.describe());
+        else
+            info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
+    }
+    finally {
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/report/preflight-report.ts
 
 
@@ -61499,42 +61582,7 @@ async function runPreflightMode(settings, log) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/phases/connect.ts
-
-
-
-
-/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
-async function connectHosts(settings, log) {
-    const warn = (message) => log.warning(message);
-    if (!settings.target)
-        throw new Error('connectHosts needs a target');
-    const opening = [
-        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-    ];
-    const [source, target] = await Promise.allSettled(opening);
-    if (source.status === 'rejected' || target.status === 'rejected') {
-        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
-        throw source.status === 'rejected' ? source.reason : target.reason;
-    }
-    for (const [host, location] of [
-        [source.value, settings.source],
-        [target.value, settings.target],
-    ]) {
-        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-        const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
-        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
-    }
-    return { source: source.value, target: target.value };
-}
-
 ;// CONCATENATED MODULE: ./src/main.ts
-
-
-
-
-
 
 
 
@@ -61545,64 +61593,28 @@ const log = {
     warning: (message) => warning(message),
     group: (name, fn) => group(name, fn),
 };
-function metadataPath(settings) {
-    const base = process.env.RUNNER_TEMP || process.cwd();
-    return (0,external_node_path_.join)(base, 'criu-migrate', settings.checkpointName, 'metadata.json');
-}
-async function report(settings, metadata) {
-    const path = metadataPath(settings);
-    await writeMetadata(path, metadata);
-    setOutput('status', metadata.run.status);
-    setOutput('checkpoint-name', settings.checkpointName);
-    setOutput('target-container-id', metadata.container.targetId ?? '');
-    setOutput('downtime-ms', metadata.timings.downtimeMs ?? '');
-    setOutput('duration-ms', metadata.timings.durationMs ?? '');
-    setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
-    setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
-    setOutput('metadata-path', path);
-    if (process.env.GITHUB_STEP_SUMMARY)
-        await writeSummary(summary, metadata);
-    if (settings.uploadArtifact) {
-        // The upload itself arrives with the artifacts issue; say so rather than pretend.
-        const why = process.env.ACTIONS_RUNTIME_TOKEN
-            ? 'artifact upload is not built yet'
-            : 'no ACTIONS_RUNTIME_TOKEN';
-        info(`artifact upload skipped (${why}); metadata is at ${path}`);
-    }
-}
-/** Wiring only: inputs, hosts, the chosen mode, outputs. */
+/** Wiring only: inputs, then the chosen mode. */
 async function run() {
-    const hosts = [];
     try {
         const settings = getInputs((name) => getInput(name));
         for (const secret of secretsToMask(settings))
             core_setSecret(secret);
-        if (settings.mode === 'preflight') {
-            await runPreflightMode(settings, log);
-            return;
+        switch (settings.mode) {
+            case 'migrate':
+                await runMigrateMode(settings, log);
+                return;
+            case 'preflight':
+                await runPreflightMode(settings, log);
+                return;
+            default:
+                throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
+                    step: 'inputs',
+                    remedy: 'use mode: migrate or mode: preflight',
+                });
         }
-        if (settings.mode !== 'migrate') {
-            throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
-                step: 'inputs',
-                remedy: 'use mode: migrate',
-            });
-        }
-        const timer = new PhaseTimer();
-        const startedAt = performance.now();
-        const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
-        hosts.push(connected.source, connected.target);
-        const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
-        await report(settings, outcome.metadata);
-        if (outcome.error)
-            setFailed(outcome.error.describe());
-        else
-            info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
     }
     catch (error) {
         setFailed(error instanceof MigrationError ? error.describe() : errorMessage(error));
-    }
-    finally {
-        await Promise.allSettled(hosts.map((host) => host.close()));
     }
 }
 
