@@ -996,6 +996,7 @@ function markdown(report) {
       );
     }
   }
+  out.push('', ...analysis(report));
   out.push('', '## Targets', '', '| target | observed | met |', '|---|---|---|');
   for (const t of report.targets)
     out.push(`| ${cell(t.target)} | ${cell(t.observed)} | ${t.met ? 'yes' : '**no**'} |`);
@@ -1003,6 +1004,121 @@ function markdown(report) {
   for (const note of report.notes) out.push(`- ${note}`);
   out.push('', '![chart](latest.svg)', '');
   return out.join('\n');
+}
+
+/**
+ * Where the frozen time goes, computed from the runs: the action's downtime
+ * split into its phases, and the restore cost per GiB of CRIU image for each
+ * way (the image size varies from run to run, so per-GiB rates compare better).
+ */
+function analysis(report) {
+  const { summary, settings } = report;
+  const lines = ['### Analysis', ''];
+  for (const size of settings.sizes) {
+    const a = summary.bySize[size]?.action;
+    if (!a?.phasesMs) continue;
+    const { checkpoint = 0, transfer = 0, restore = 0 } = a.phasesMs;
+    const frozen = checkpoint + transfer + restore;
+    const pct = (v) => `${Math.round((100 * v) / frozen)}%`;
+    const criu = a.restoreCriuMs?.median;
+    lines.push(
+      `- ${size} MiB, action frozen ${s(frozen)} (medians): checkpoint ${s(checkpoint)} (${pct(checkpoint)}; runc checkpoint ${s(a.dumpMs?.median)}), ` +
+        `transfer ${s(transfer)} (${pct(transfer)}), restore ${s(restore)} (${pct(restore)}` +
+        (criu
+          ? `; CRIU's own restore ${s(criu)}, the rest is \`docker start --checkpoint\` copying the images`
+          : '') +
+        ').',
+    );
+  }
+  const perGiB = (rows, ms) => {
+    const rates = rows
+      .filter((r) => r.checkpointBytes > 0 && ms(r) > 0)
+      .map((r) => ms(r) / (r.checkpointBytes / 1024 ** 3));
+    return rates.length ? spread(rates) : undefined;
+  };
+  const big = (rows) => {
+    const large = rows.filter((r) => r.sizeMiB >= 256);
+    return large.length ? large : rows;
+  };
+  const ok = report.runs.filter((r) => !r.error);
+  const rates = [
+    [
+      'action: restore phase',
+      perGiB(big(ok.filter((r) => r.method === 'action')), (r) => r.phasesMs?.restore),
+    ],
+    ['floor: docker start --checkpoint', perGiB(big(report.floors), (r) => r.restoreMs)],
+    [
+      'seed: docker start --checkpoint',
+      perGiB(big(ok.filter((r) => r.method === 'seed')), (r) => r.stepsMs?.restore),
+    ],
+    [
+      'seed: docker checkpoint create',
+      perGiB(big(ok.filter((r) => r.method === 'seed')), (r) => r.stepsMs?.checkpoint),
+    ],
+    [
+      'podman: container restore --import',
+      perGiB(big(ok.filter((r) => r.method === 'podman')), (r) => r.stepsMs?.restore),
+    ],
+    [
+      'podman: container checkpoint --export',
+      perGiB(big(ok.filter((r) => r.method === 'podman')), (r) => r.stepsMs?.checkpoint),
+    ],
+    [
+      'action: checkpoint + transfer',
+      perGiB(
+        big(ok.filter((r) => r.method === 'action')),
+        (r) => (r.phasesMs?.checkpoint ?? 0) + (r.phasesMs?.transfer ?? 0),
+      ),
+    ],
+  ].filter(([, v]) => v);
+  if (rates.length) {
+    lines.push(
+      '',
+      'Seconds per GiB of CRIU image (runs of 256 MiB and more when there are any; median, min–max):',
+      '',
+      '| step | s/GiB |',
+      '|---|---|',
+      ...rates.map(([name, v]) => `| ${name} | ${range(v, (x) => (x / 1000).toFixed(1))} |`),
+    );
+  }
+  const rate = (name) => rates.find(([n]) => n === name)?.[1]?.median;
+  const largest = [...settings.sizes].reverse().find((size) => summary.bySize[size]?.action?.phasesMs);
+  const phases = largest ? summary.bySize[largest].action.phasesMs : undefined;
+  const frozen = phases ? (phases.checkpoint ?? 0) + (phases.transfer ?? 0) + (phases.restore ?? 0) : 0;
+  if (phases && phases.restore / frozen > 0.5 && rate('action: restore phase')) {
+    const podman = rate('podman: container restore --import');
+    lines.push(
+      '',
+      `- What would close the gap to Podman and to 4x the seed: the action's own frozen work (checkpoint + transfer) is ${(rate('action: checkpoint + transfer') / 1000).toFixed(1)} s/GiB; ` +
+        `\`docker start --checkpoint\` is ${(rate('action: restore phase') / 1000).toFixed(1)} s/GiB (Docker 26 tars the checkpoint directory into containerd's content store, containerd unpacks it into /tmp/ctrd-checkpoint*, then CRIU restores), ` +
+        `against ${podman ? (podman / 1000).toFixed(1) : 'n/a'} s/GiB for Podman's whole restore. ` +
+        'The seed pays the same restore, so the ratio is capped near (seed checkpoint + restore) / restore. Only making Docker copy less closes it: ' +
+        'memory pages left out of the checkpoint directory and served to the restored process afterwards (CRIU lazy pages with a page server on the source); ' +
+        'pre-copy would need mem_dirty_track, which this kernel lacks.',
+    );
+  }
+  const t = summary.transport;
+  if (t.action && t.openssh) {
+    lines.push(
+      '',
+      `- Transport: the action's streamBetween ${t.action.MBps.median.toFixed(1)} MB/s, OpenSSH ${t.openssh.MBps.median.toFixed(1)} MB/s` +
+        (t['action-raw']
+          ? `, the same ssh2 channels without the sha256 wrappers ${t['action-raw'].MBps.median.toFixed(1)} MB/s`
+          : '') +
+        (t['action-nagle']
+          ? `, with Nagle's algorithm on ${t['action-nagle'].MBps.median.toFixed(1)} MB/s`
+          : '') +
+        ". Runner, source and target all share the machine's CPUs here, so work on the hosts (tee, fifo and sha256sum on each end) slows the relay too.",
+    );
+    const raw = t['action-raw']?.MBps.median;
+    if (raw && t.action.MBps.median < 0.8 * t.openssh.MBps.median && raw >= 0.8 * t.openssh.MBps.median) {
+      lines.push(
+        "- What would close the transport gap: the ssh2 code keeps up with OpenSSH; the end-to-end sha256 (a tee into a fifo read by sha256sum on each host, plus the runner's own hash) costs the difference. " +
+          'Compressed streams already carry a checksum that the receiving zstd or gzip verifies, so for them the host-side wrappers could be dropped; for uncompressed streams one hashing pass per host without the extra pipe copies would do.',
+      );
+    }
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------- chart
@@ -1135,7 +1251,10 @@ function scatterPanel(x0, y0, w, h, runs, floors) {
     10 ** Math.floor(Math.log10(Math.min(...vals))),
     10 ** Math.ceil(Math.log10(Math.max(...vals))),
   ];
-  const [xlo, xhi] = bounds(points.map((p) => p.x / MIB));
+  // Image sizes on a log2 axis, ticks every factor of 4 (16 MiB, 64 MiB, 256 MiB, 1 GiB, ...).
+  const xs = points.map((p) => p.x / MIB);
+  const xlo = 4 ** Math.floor(Math.log(Math.min(...xs)) / Math.log(4));
+  const xhi = Math.max(4 ** Math.ceil(Math.log(Math.max(...xs)) / Math.log(4)), xlo * 4);
   const [ylo, yhi] = bounds(points.map((p) => p.y / 1000));
   const px = (v) =>
     x0 + 50 + ((Math.log10(v) - Math.log10(xlo)) / (Math.log10(xhi) - Math.log10(xlo))) * (w - 60);
@@ -1152,8 +1271,9 @@ function scatterPanel(x0, y0, w, h, runs, floors) {
       `<text x="${x0 + 45}" y="${py(t) + 4}" text-anchor="end" font-size="11">${t >= 1 ? t : t.toFixed(1)} s</text>`,
     );
   }
-  for (const t of logTicks(xlo, xhi)) {
-    parts.push(`<text x="${px(t)}" y="${y0 + h - 14}" text-anchor="middle" font-size="11">${t} MiB</text>`);
+  for (let t = xlo; t <= xhi; t *= 4) {
+    const label = t >= 1024 ? `${t / 1024} GiB` : `${t} MiB`;
+    parts.push(`<text x="${px(t)}" y="${y0 + h - 14}" text-anchor="middle" font-size="11">${label}</text>`);
   }
   for (const p of points) {
     parts.push(
@@ -1319,6 +1439,7 @@ async function main() {
     // Summaries and targets are derived again from the raw runs.
     report.summary = summarise(report.runs, report.floors, report.transport, report.settings.sizes);
     report.targets = evaluateTargets(report.summary, report.settings.sizes);
+    report.settings.out = relative(ROOT, opts.out);
     writeResults(report, opts.out);
     process.stdout.write(ratioLine(report));
     return;

@@ -13,7 +13,7 @@ flock 9
 if [ ! -d "$rootfs" ]; then
   log "building the host root file system (cached at $rootfs)"
   # Older keys are of an older recipe; keep them while any test bed host may still use one.
-  if ! pgrep -f "$TESTBED_DIR/host-init.sh" >/dev/null; then
+  if ! pgrep -f "testbed/host-init.sh" >/dev/null; then
     find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
   fi
   bash "$TESTBED_DIR/build-rootfs.sh" "$rootfs"
