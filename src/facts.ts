@@ -67,31 +67,19 @@ export interface RuncFacts {
   error?: string;
 }
 
-export interface DockerFacts {
+export interface DockerFacts extends Partial<Omit<DockerInfoFacts, 'runtimes'>> {
   /** The docker client is installed. */
   present: boolean;
   /** The daemon answered `docker version`. */
   reachable: boolean;
   /** Why it is missing or unreachable. */
   error?: string;
-  serverVersion?: Version;
   apiVersion?: string;
   /** From Server.Components of `docker version`: what the daemon actually uses. */
   containerdVersion?: Version;
   runcVersion?: Version;
-  experimental?: boolean;
-  defaultRuntime?: string;
   /** Names of the configured runtimes ("runc", "io.containerd.runc.v2", ...). */
   runtimes: string[];
-  /** "1" or "2". */
-  cgroupVersion?: string;
-  /** "cgroupfs" or "systemd". */
-  cgroupDriver?: string;
-  /** `docker info` Driver, e.g. "overlay2"; "overlayfs" under the containerd image store. */
-  storageDriver?: string;
-  rootDir?: string;
-  /** The containerd image store (snapshotters) is in use instead of graph drivers. */
-  containerdImageStore?: boolean;
 }
 
 export interface HostFacts {
@@ -246,10 +234,14 @@ export interface DockerInfoFacts {
   experimental?: boolean;
   defaultRuntime?: string;
   runtimes: string[];
+  /** "1" or "2". */
   cgroupVersion?: string;
+  /** "cgroupfs" or "systemd". */
   cgroupDriver?: string;
+  /** `docker info` Driver, e.g. "overlay2"; "overlayfs" under the containerd image store. */
   storageDriver?: string;
   rootDir?: string;
+  /** The containerd image store (snapshotters) is in use instead of graph drivers. */
   containerdImageStore: boolean;
   serverVersion?: Version;
 }

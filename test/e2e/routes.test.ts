@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runProcess } from './process.js';
 import { DIST_ENTRY, parseOutputFile, runAction } from './run-action.js';
 import {
   containerLogs,
@@ -33,27 +33,16 @@ async function expectContinued(from: string, to: string): Promise<void> {
 }
 
 /** Runs a command inside test bed host 1's own mount and UTS namespaces (its "console"). */
-function inHostOne(
+async function inHostOne(
   args: string[],
   env: Record<string, string>,
   input?: Buffer,
 ): Promise<{ code: number; out: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('nsenter', ['-t', String(bed.host1Pid), '-m', '-u', '--', ...args], {
-      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolvePromise({ code: code ?? -1, out }));
-    child.stdin.end(input);
+  const result = await runProcess(['nsenter', '-t', String(bed.host1Pid), '-m', '-u', '--', ...args], {
+    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+    input,
   });
+  return { code: result.code, out: result.stdout + result.stderr };
 }
 
 beforeAll(() => {

@@ -1,6 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import { type ProcessResult, runProcess } from './process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -75,21 +76,8 @@ export async function onHostResult(
   bed: Testbed,
   destination: string,
   command: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('ssh', [...sshArgs(bed, destination), command], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+): Promise<ProcessResult> {
+  return runProcess(['ssh', ...sshArgs(bed, destination), command]);
 }
 
 export interface CounterLine {
