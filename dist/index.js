@@ -52420,7 +52420,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8528);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8135);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8528:
+/***/ 8135:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -55349,9 +55349,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
     }
-    issueCommand('save-state', { name }, toCommandValue(value));
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -55444,6 +55444,8 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'SETTINGS_NOT_CARRIED',
     'MEMORY_LOW',
     'COMPRESSION_UNAVAILABLE',
+    'CANCELLED',
+    'MIGRATION_IN_PROGRESS',
 ]));
 class MigrationError extends Error {
     code;
@@ -55483,6 +55485,30 @@ function asMigrationError(error, code, context = {}) {
     if (error instanceof MigrationError)
         return error;
     return new MigrationError(code, errorMessage(error), { ...context, cause: error });
+}
+/** The same error, naming the step it happened in when it did not say. */
+function inStep(error, step) {
+    if (error.step)
+        return error;
+    return new MigrationError(error.code, error.message, {
+        step,
+        host: error.host,
+        detail: error.detail,
+        remedy: error.remedy,
+        cause: error,
+    });
+}
+/** The same error with a remedy, when it had none. */
+function withRemedy(error, remedy) {
+    if (error.remedy)
+        return error;
+    return new MigrationError(error.code, error.message, {
+        step: error.step,
+        host: error.host,
+        detail: error.detail,
+        remedy,
+        cause: error,
+    });
 }
 
 ;// CONCATENATED MODULE: external "node:fs"
@@ -55573,6 +55599,7 @@ const INPUT_NAMES = [
     'checkpoint-name',
     'verify-log-pattern',
     'verify-timeout',
+    'verify-stable-seconds',
     'source-after',
     'timeout',
     'upload-artifact',
@@ -55582,6 +55609,7 @@ const INPUT_NAMES = [
     'strict',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
+const DEFAULT_VERIFY_STABLE_SECONDS = 5;
 const DEFAULT_TIMEOUT_MINUTES = 30;
 // Node timers overflow past 2^31-1 ms; the run timeout must fit in one.
 const MAX_TIMEOUT_MINUTES = Math.floor((2 ** 31 - 1) / 60_000);
@@ -55634,6 +55662,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const checkpointName = parseCheckpointName(text('checkpoint-name'), container, now);
     const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
     const verifyTimeoutSeconds = parsePositiveInteger('verify-timeout', text('verify-timeout'), DEFAULT_VERIFY_TIMEOUT_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
+    const verifyStableSeconds = parsePositiveInteger('verify-stable-seconds', text('verify-stable-seconds'), DEFAULT_VERIFY_STABLE_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
     const sourceAfter = parseChoice('source-after', text('source-after'), SOURCE_AFTER, 'stop', 'values');
     const timeoutMinutes = parsePositiveInteger('timeout', text('timeout'), DEFAULT_TIMEOUT_MINUTES, 'minutes', MAX_TIMEOUT_MINUTES);
     if (verifyTimeoutSeconds > timeoutMinutes * 60) {
@@ -55643,6 +55672,10 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const artifactName = parseArtifactName(text('artifact-name'), checkpointName);
     const kernelPolicy = parseChoice('kernel-policy', text('kernel-policy'), KERNEL_POLICIES, 'same-minor', 'policies');
     const strict = parseBoolean('strict', text('strict'), false);
+    if (strict && insecureSkipHostKeyCheck && mode !== 'preflight') {
+        // Preflight reports it as a failed check instead, beside everything else it finds.
+        throw invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
+    }
     const compression = parseChoice('compression', text('compression'), COMPRESSIONS, 'auto', 'choices');
     const settings = {
         mode,
@@ -55652,6 +55685,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         sudo,
         checkpointName,
         verifyTimeoutSeconds,
+        verifyStableSeconds,
         sourceAfter,
         timeoutMinutes,
         uploadArtifact,
@@ -55902,15 +55936,21 @@ function parseKnownHosts(value) {
     return `${text}\n`;
 }
 
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(6760);
-// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
-var shell_quote = __nccwpck_require__(6591);
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ./src/host/host.ts
 function describeHost(host) {
     return `${host.role} ${host.address}`;
 }
 
+// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
+var shell_quote = __nccwpck_require__(6591);
 ;// CONCATENATED MODULE: ./src/host/shell.ts
 
 
@@ -55962,6 +56002,1247 @@ function appendNotes(stderr, notes) {
 function oneLine(command) {
     const flat = command.replace(/\s+/g, ' ').trim();
     return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
+;// CONCATENATED MODULE: ./src/host/abortable.ts
+
+
+
+
+/** The environment variable that marks every process one command starts. */
+const TAG_VARIABLE = 'CRIU_MIGRATE_CMD';
+/** The kill script's own limit; it needs about 2 s plus two scans of /proc. */
+const KILL_TIMEOUT_MS = 15_000;
+/** After an abort, how long run() waits for the command and the kill before it rejects anyway. */
+const SETTLE_LIMIT_MS = 20_000;
+const TAG_PATTERN = /^[0-9a-f]{16}$/;
+/** signal.reason when it is a MigrationError, else CANCELLED. */
+function abortReason(signal, host) {
+    if (signal.reason instanceof MigrationError)
+        return signal.reason;
+    return new MigrationError('CANCELLED', 'the run was cancelled', { host: describeHost(host) });
+}
+function newTag() {
+    return (0,external_node_crypto_.randomBytes)(8).toString('hex');
+}
+function checkTag(tag) {
+    if (!TAG_PATTERN.test(tag))
+        throw new TypeError(`a command tag is 16 lowercase hex digits, not "${tag}"`);
+}
+/**
+ * The command with the tag in its environment. The exec makes the shell that
+ * runs the command carry the tag too, so killing by tag also stops the shell
+ * and it cannot go on to the command's next step.
+ */
+function tagCommand(command, tag) {
+    checkTag(tag);
+    return `${TAG_VARIABLE}=${tag}; export ${TAG_VARIABLE}; exec sh -c ${shellQuote([command])}`;
+}
+/**
+ * POSIX sh that stops every process whose environment holds exactly the tag
+ * line: SIGTERM, up to about 2 s to go, then SIGKILL. Exits 1 when some are
+ * still there after that. GNU grep reads all of /proc in one go. It exits 2
+ * both when it lacks -z and when some environ file was unreadable or vanished
+ * (kernel threads, exiting processes), so only when it also fails on a tiny
+ * NUL-separated probe does the slower loop take over.
+ */
+function killByTagScript(tag) {
+    checkTag(tag);
+    return `t='${TAG_VARIABLE}=${tag}'
+tagged() {
+  found=$(grep -l -s -z -x -F -e "$t" /proc/[0-9]*/environ 2>/dev/null)
+  if [ $? -eq 2 ] && [ -z "$found" ] && ! printf '%s\\0' "$t" | grep -q -z -x -F -e "$t" 2>/dev/null; then
+    found=$(for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' 2>/dev/null <"$f" | grep -qx -F -e "$t" && echo "$f"; done)
+  fi
+  for f in $found; do
+    p=\${f#/proc/}; p=\${p%/environ}
+    [ "$p" = "$$" ] || printf '%s ' "$p"
+  done
+}
+if sleep 0.1 2>/dev/null; then nap=0.2 rounds=10; else nap=1 rounds=2; fi
+p=$(tagged)
+[ -n "$p" ] || exit 0
+echo "SIGTERM: $p"
+kill -TERM $p 2>/dev/null
+i=0
+while [ "$i" -lt "$rounds" ]; do
+  sleep "$nap"
+  p=$(tagged)
+  [ -n "$p" ] || exit 0
+  i=$((i + 1))
+done
+echo "SIGKILL: $p"
+kill -KILL $p 2>/dev/null
+sleep "$nap"
+p=$(tagged)
+[ -z "$p" ] || { echo "still running after SIGKILL: $p" >&2; exit 1; }
+`;
+}
+/**
+ * Runs the kill script through `host`, without any signal. Never throws: what
+ * went wrong comes back as text, undefined when all went well.
+ */
+async function killTagged(host, tag) {
+    try {
+        const result = await host.run(killByTagScript(tag), { timeoutMs: KILL_TIMEOUT_MS });
+        if (result.exitCode === 0)
+            return undefined;
+        const output = tailLines(`${result.stdout}${result.stderr}`);
+        return `stopping the command's processes failed (exit ${result.exitCode})${output ? `:\n${output}` : ''}`;
+    }
+    catch (error) {
+        return `stopping the command's processes failed: ${errorMessage(error)}`;
+    }
+}
+/** One signal that aborts when either does; dispose() drops the listeners. */
+function eitherSignal(first, second) {
+    if (second === undefined || second === first)
+        return { signal: first, dispose: () => { } };
+    const both = new AbortController();
+    const abort = () => both.abort();
+    if (first.aborted || second.aborted)
+        both.abort();
+    first.addEventListener('abort', abort, { once: true });
+    second.addEventListener('abort', abort, { once: true });
+    return {
+        signal: both.signal,
+        dispose: () => {
+            first.removeEventListener('abort', abort);
+            second.removeEventListener('abort', abort);
+        },
+    };
+}
+/** Calls `then` once when `signal` aborts (at once when it already has); dispose() drops the listener. */
+function onAbort(signal, then) {
+    if (signal.aborted) {
+        then();
+        return () => { };
+    }
+    signal.addEventListener('abort', then, { once: true });
+    return () => signal.removeEventListener('abort', then);
+}
+function within(promise, ms) {
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), ms);
+        timer.unref();
+        promise.then((value) => {
+            clearTimeout(timer);
+            resolve(value);
+        }, () => {
+            clearTimeout(timer);
+            resolve(undefined);
+        });
+    });
+}
+function withDetail(error, extra) {
+    if (extra === undefined)
+        return error;
+    return new MigrationError(error.code, error.message, {
+        step: error.step,
+        host: error.host,
+        remedy: error.remedy,
+        detail: error.detail ? `${error.detail}\n${extra}` : extra,
+        cause: error.cause ?? error,
+    });
+}
+/**
+ * The same host, with its commands tied to `signal`. Each command is tagged
+ * with a random value in its environment; on abort the host stops the channel
+ * (or the local process group) and a kill script, run through the same host,
+ * stops every process carrying the tag: pipelines, background children and
+ * whatever left the process group, which a channel signal never reaches.
+ * Calls made after the abort reject at once; calls running when it comes
+ * reject with the reason once the kill has finished (or SETTLE_LIMIT_MS passed).
+ * A signal given to one call is honoured too, with the Host contract: that
+ * call resolves with exitCode -1.
+ */
+function bindSignal(host, signal, options = {}) {
+    const reason = () => (options.reason ? options.reason(signal) : abortReason(signal, host));
+    const run = async (command, runOptions = {}) => {
+        if (signal.aborted)
+            throw reason();
+        const timeoutMs = runOptions.timeoutMs ?? options.defaultTimeoutMs;
+        // The call's own signal already aborted: the host answers without starting anything.
+        if (runOptions.signal?.aborted)
+            return host.run(command, { ...runOptions, timeoutMs });
+        const tag = newTag();
+        const stop = eitherSignal(signal, runOptions.signal);
+        let killing;
+        let wake = () => { };
+        const aborted = new Promise((resolve) => {
+            wake = () => resolve(undefined);
+        });
+        const dispose = onAbort(stop.signal, () => {
+            killing = killTagged(host, tag);
+            wake();
+        });
+        try {
+            const running = host
+                .run(tagCommand(command, tag), { ...runOptions, timeoutMs, signal: stop.signal })
+                .then((result) => ({ ok: true, result }), (error) => ({ ok: false, error }));
+            const first = await Promise.race([running, aborted]);
+            if (killing === undefined && first !== undefined) {
+                if (first.ok)
+                    return first.result;
+                throw first.error;
+            }
+            // From the abort on, wait for the command and the kill, but not forever.
+            const settled = await within(Promise.all([running, killing]), SETTLE_LIMIT_MS);
+            const problem = settled === undefined ? 'the command was still being stopped when run() stopped waiting' : settled[1];
+            if (signal.aborted)
+                throw withDetail(reason(), problem);
+            // Only the call's own signal aborted: answer as any aborted run does.
+            const outcome = settled?.[0] ?? {
+                ok: true,
+                result: { exitCode: -1, stdout: '', stderr: '[aborted]\n' },
+            };
+            if (!outcome.ok)
+                throw outcome.error;
+            return { ...outcome.result, stderr: appendNotes(outcome.result.stderr, problem ? [problem] : []) };
+        }
+        finally {
+            dispose();
+            stop.dispose();
+        }
+    };
+    const spawn = async (command, spawnOptions = {}) => {
+        if (signal.aborted)
+            throw reason();
+        const tag = newTag();
+        const stop = eitherSignal(signal, spawnOptions.signal);
+        let killing = false;
+        // Fired, not awaited: `exit` settles when the command has ended.
+        const killRemote = () => {
+            if (killing)
+                return;
+            killing = true;
+            void killTagged(host, tag);
+        };
+        let proc;
+        try {
+            proc = await host.spawn(tagCommand(command, tag), { signal: stop.signal });
+        }
+        catch (error) {
+            stop.dispose();
+            throw error;
+        }
+        const dispose = onAbort(stop.signal, killRemote);
+        const done = () => {
+            dispose();
+            stop.dispose();
+        };
+        proc.exit.then(done, done);
+        return {
+            stdin: proc.stdin,
+            stdout: proc.stdout,
+            stderr: proc.stderr,
+            exit: proc.exit,
+            kill: () => {
+                proc.kill();
+                killRemote();
+            },
+        };
+    };
+    return {
+        role: host.role,
+        address: host.address,
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        run,
+        spawn,
+        close: () => host.close(),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/host/local-host.ts
+
+
+
+
+/** How long a stopped command gets between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 3_000;
+/**
+ * After the shell exits, how long to wait for its output pipes to close.
+ * A background child that inherited them could otherwise hold run() forever.
+ */
+const PIPE_CLOSE_GRACE_MS = 10_000;
+const ABORTED_NOTE = 'aborted';
+/** The runner itself, as a host. Commands run as `sh -c`. */
+class LocalHost {
+    role;
+    address = 'local';
+    pipeCloseGraceMs;
+    constructor(role, options = {}) {
+        this.role = role;
+        this.pipeCloseGraceMs = options.pipeCloseGraceMs ?? PIPE_CLOSE_GRACE_MS;
+    }
+    async run(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ABORTED_NOTE]) };
+        const child = startShell(command);
+        const stdout = [];
+        const stderr = [];
+        child.stdout.on('data', (chunk) => stdout.push(chunk));
+        child.stderr.on('data', (chunk) => stderr.push(chunk));
+        // The command may exit without reading its input; that is not our error.
+        child.stdin.on('error', () => { });
+        // The first of timeout and abort decides the note.
+        let stopped;
+        const stop = (why) => {
+            if (stopped !== undefined || !stopTree(child))
+                return;
+            stopped = why;
+        };
+        let timer;
+        if (options.timeoutMs !== undefined)
+            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+        const onAbort = () => stop('abort');
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const ended = waitForEnd(child, this.pipeCloseGraceMs);
+        child.stdin.end(options.input ?? '');
+        const end = await ended;
+        if (timer)
+            clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const notes = [];
+        let exitCode = end.exitCode ?? -1;
+        if (end.startError)
+            notes.push(`could not start sh: ${end.startError}`);
+        if (stopped === 'timeout') {
+            exitCode = -1;
+            notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
+        }
+        else if (stopped === 'abort') {
+            exitCode = -1;
+            notes.push(ABORTED_NOTE);
+        }
+        else if (end.signal) {
+            notes.push(`killed by signal ${end.signal}`);
+        }
+        return {
+            exitCode,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
+        };
+    }
+    async spawn(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            throw abortReason(signal, this);
+        const child = startShell(command);
+        await new Promise((resolve, reject) => {
+            child.once('spawn', resolve);
+            child.once('error', (error) => reject(new MigrationError('COMMAND_FAILED', `could not start sh on the runner: ${errorMessage(error)}`, {
+                cause: error,
+            })));
+        });
+        const kill = () => {
+            stopTree(child);
+        };
+        signal?.addEventListener('abort', kill, { once: true });
+        // Aborted while the shell was starting.
+        if (signal?.aborted)
+            kill();
+        const exit = new Promise((resolve) => {
+            child.once('close', (code, sig) => {
+                signal?.removeEventListener('abort', kill);
+                resolve({ exitCode: code, signal: sig });
+            });
+        });
+        return {
+            stdin: child.stdin,
+            stdout: child.stdout,
+            stderr: child.stderr,
+            exit,
+            kill,
+        };
+    }
+    async close() { }
+}
+/** Shells whose streams have all closed: their process group id may be reused. */
+const closedShells = new WeakSet();
+function startShell(command) {
+    // Its own process group, so stopping it reaches the whole pipeline it starts.
+    const child = (0,external_node_child_process_namespaceObject.spawn)('sh', ['-c', command], { stdio: 'pipe', detached: true });
+    child.once('close', () => closedShells.add(child));
+    return child;
+}
+function waitForEnd(child, pipeCloseGraceMs) {
+    return new Promise((resolve) => {
+        let pipeTimer;
+        const finish = (end) => {
+            if (pipeTimer)
+                clearTimeout(pipeTimer);
+            resolve(end);
+        };
+        child.once('error', (error) => finish({ exitCode: null, signal: null, startError: errorMessage(error) }));
+        child.once('close', (code, signal) => finish({ exitCode: code, signal }));
+        child.once('exit', (code, signal) => {
+            pipeTimer = setTimeout(() => {
+                child.stdout.destroy();
+                child.stderr.destroy();
+                finish({ exitCode: code, signal });
+            }, pipeCloseGraceMs);
+            pipeTimer.unref();
+        });
+    });
+}
+/**
+ * SIGTERM first: a sudo in the group relays it to the root command it started,
+ * which the runner's user could not signal itself. SIGKILL after a grace period.
+ * False when the shell had already ended, so there was nothing to stop.
+ */
+function stopTree(child) {
+    // The shell may be gone while children it started still hold the pipes, so only closed means done.
+    if (child.pid === undefined || closedShells.has(child))
+        return false;
+    signalGroup(child.pid, 'SIGTERM');
+    const pid = child.pid;
+    const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+    escalate.unref();
+    child.once('close', () => clearTimeout(escalate));
+    return true;
+}
+function signalGroup(pid, signal) {
+    try {
+        process.kill(-pid, signal);
+    }
+    catch {
+        // Already gone, or only processes we may not signal are left.
+    }
+}
+
+// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(5472);
+var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
+;// CONCATENATED MODULE: ./src/host/known-hosts.ts
+
+/**
+ * Parses known_hosts text. Lines that cannot be used (comments, unknown
+ * markers, @cert-authority, bad base64, a key blob that does not carry its
+ * declared type) are skipped: a skipped line can only make a host unknown,
+ * never trusted.
+ */
+function known_hosts_parseKnownHosts(text) {
+    const entries = [];
+    const lines = text.split(/\r?\n/);
+    for (const [index, raw] of lines.entries()) {
+        const entry = parseLine(raw, index + 1);
+        if (entry)
+            entries.push(entry);
+    }
+    return entries;
+}
+function parseLine(raw, line) {
+    const text = raw.trim();
+    if (text === '' || text.startsWith('#'))
+        return undefined;
+    const fields = text.split(/\s+/);
+    let revoked = false;
+    if (fields[0]?.startsWith('@')) {
+        const marker = fields.shift();
+        // Certificate authorities are not supported, so their lines vouch for nothing.
+        if (marker !== '@revoked')
+            return undefined;
+        revoked = true;
+    }
+    const [hostField, keyType, keyText] = fields;
+    if (hostField === undefined || keyType === undefined || keyText === undefined)
+        return undefined;
+    const patterns = parsePatterns(hostField);
+    if (patterns === undefined)
+        return undefined;
+    const key = decodeKey(keyText, keyType);
+    if (key === undefined)
+        return undefined;
+    return { line, revoked, patterns, keyType, key };
+}
+function parsePatterns(field) {
+    const patterns = [];
+    for (const part of field.split(',')) {
+        if (part === '')
+            continue;
+        if (part.startsWith('|')) {
+            const hashed = parseHashed(part);
+            if (hashed === undefined)
+                return undefined;
+            patterns.push(hashed);
+        }
+        else if (part.startsWith('!')) {
+            const pattern = part.slice(1);
+            if (pattern === '')
+                return undefined;
+            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
+        }
+        else {
+            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
+        }
+    }
+    return patterns.length > 0 ? patterns : undefined;
+}
+function parseHashed(part) {
+    const pieces = part.split('|');
+    // "|1|salt|hash" splits into ["", "1", salt, hash].
+    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
+        return undefined;
+    const salt = decodeBase64(pieces[2] ?? '');
+    const hash = decodeBase64(pieces[3] ?? '');
+    if (salt === undefined || hash === undefined || hash.length !== 20)
+        return undefined;
+    return { kind: 'hashed', salt, hash };
+}
+function decodeBase64(text) {
+    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
+        return undefined;
+    const bytes = Buffer.from(text, 'base64');
+    return bytes.length > 0 ? bytes : undefined;
+}
+function decodeKey(text, keyType) {
+    const blob = decodeBase64(text);
+    // The blob starts with its own type name; a disagreement means a corrupt line.
+    if (blob === undefined || keyTypeOf(blob) !== keyType)
+        return undefined;
+    return blob;
+}
+/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
+function knownHostsName(host, port) {
+    const name = host.toLowerCase();
+    return port === 22 ? name : `[${name}]:${port}`;
+}
+function globMatches(pattern, name) {
+    let source = '';
+    for (const char of pattern) {
+        if (char === '*')
+            source += '.*';
+        else if (char === '?')
+            source += '.';
+        else
+            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+    }
+    return new RegExp(`^${source}$`, 'su').test(name);
+}
+function hashedMatches(salt, hash, name) {
+    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
+    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
+}
+/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
+function entryMatchesHost(entry, host, port) {
+    const name = knownHostsName(host, port);
+    let matched = false;
+    for (const pattern of entry.patterns) {
+        if (pattern.kind === 'hashed') {
+            if (hashedMatches(pattern.salt, pattern.hash, name))
+                matched = true;
+        }
+        else if (globMatches(pattern.pattern, name)) {
+            if (pattern.negated)
+                return false;
+            matched = true;
+        }
+    }
+    return matched;
+}
+/** The keys known_hosts allows and revokes for one host and port. */
+function matchHostKeys(entries, host, port) {
+    const allowed = [];
+    const revoked = [];
+    for (const entry of entries) {
+        if (!entryMatchesHost(entry, host, port))
+            continue;
+        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
+        (entry.revoked ? revoked : allowed).push(known);
+    }
+    return { allowed, revoked };
+}
+/** Decides whether the key a server presented may be trusted for host and port. */
+function checkHostKey(entries, host, port, presentedKey) {
+    const { allowed, revoked } = matchHostKeys(entries, host, port);
+    // A revoked key stays refused even when another line also lists it as allowed.
+    if (revoked.some((known) => known.key.equals(presentedKey)))
+        return { ok: false, reason: 'revoked' };
+    if (allowed.some((known) => known.key.equals(presentedKey)))
+        return { ok: true };
+    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
+}
+/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
+function keyTypeOf(blob) {
+    if (blob.length < 4)
+        return undefined;
+    const length = blob.readUInt32BE(0);
+    if (4 + length > blob.length)
+        return undefined;
+    return blob.subarray(4, 4 + length).toString('latin1');
+}
+/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
+function fingerprint(blob) {
+    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+;// CONCATENATED MODULE: ./src/host/ssh-host.ts
+
+
+
+
+
+
+const DEFAULT_READY_TIMEOUT_MS = 20_000;
+const KEEPALIVE_INTERVAL_MS = 10_000;
+const KEEPALIVE_COUNT_MAX = 3;
+/** Between SIGTERM and SIGKILL (and closing the channel) when stopping a command. */
+const ssh_host_KILL_GRACE_MS = 3_000;
+/** Wait this long for an 'exit' that lags behind 'close' before calling the exit status missing. */
+const LATE_EXIT_WAIT_MS = 100;
+const CLOSE_TIMEOUT_MS = 5_000;
+const ssh_host_ABORTED_NOTE = 'aborted';
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Host key algorithm names ssh2 negotiates, per key type as known_hosts writes it. */
+const HOST_KEY_ALGORITHMS = {
+    'ssh-ed25519': ['ssh-ed25519'],
+    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+/** Connects (through the jump host when given) and checks the host keys against known_hosts. */
+async function connectSsh(options) {
+    const privateKey = ssh_host_checkPrivateKey(options);
+    const entries = known_hosts_parseKnownHosts(options.knownHosts);
+    const base = {
+        privateKey,
+        passphrase: options.passphrase,
+        entries,
+        insecure: options.insecureSkipHostKeyCheck,
+        readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+        logger: options.logger,
+    };
+    if (options.jump === undefined) {
+        const target = await openClient({ ...base, role: options.role, spec: options.spec });
+        return new SshHost(options.role, formatHostSpec(options.spec), target);
+    }
+    const jump = await openClient({ ...base, role: 'jump', spec: options.jump });
+    try {
+        const sock = await forwardTo(jump, options.role, options.spec, options.jump);
+        const target = await openClient({
+            ...base,
+            role: options.role,
+            spec: options.spec,
+            sock,
+            via: formatHostSpec(options.jump),
+        });
+        const address = `${formatHostSpec(options.spec)} via ${formatHostSpec(options.jump)}`;
+        return new SshHost(options.role, address, target, jump);
+    }
+    catch (error) {
+        await endClient(jump);
+        throw error;
+    }
+}
+/** One live SSH connection (and its bastion, if any) as a Host. */
+class SshHost {
+    role;
+    address;
+    target;
+    jump;
+    closing = false;
+    lost;
+    channels = new Set();
+    constructor(role, address, target, jump) {
+        this.role = role;
+        this.address = address;
+        this.target = target;
+        this.jump = jump;
+        for (const side of [target, jump]) {
+            side?.client.on('close', () => this.onConnectionClosed(side));
+        }
+    }
+    /** The SHA256 fingerprint of the host key the server presented. */
+    get hostKeyFingerprint() {
+        return this.target.hostKeyFingerprint;
+    }
+    /** Set once the connection dropped without close() being called. */
+    get connectionError() {
+        return this.lost;
+    }
+    async run(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ssh_host_ABORTED_NOTE]) };
+        // Without input, stdin comes from /dev/null on the far side, so the channel
+        // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
+        const quoted = `sh -c ${shellQuote([command])}`;
+        const channel = await this.exec(options.input === undefined ? `${quoted} </dev/null` : quoted);
+        const stdout = [];
+        const stderr = [];
+        // The outcome comes from 'close'; a stream error must not go unhandled.
+        channel.on('error', () => { });
+        channel.on('data', (chunk) => stdout.push(chunk));
+        channel.stderr.on('data', (chunk) => stderr.push(chunk));
+        const ended = channelEnd(channel);
+        if (options.input !== undefined)
+            channel.end(options.input);
+        // The first of timeout and abort decides the note.
+        let stopped;
+        const stop = (why) => {
+            if (stopped !== undefined)
+                return;
+            stopped = why;
+            stopChannel(channel);
+        };
+        let timer;
+        if (options.timeoutMs !== undefined)
+            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+        const onAbort = () => stop('abort');
+        signal?.addEventListener('abort', onAbort, { once: true });
+        // Aborted while the channel was opening.
+        if (signal?.aborted)
+            onAbort();
+        const end = await ended;
+        if (timer)
+            clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (end.exitCode === null && end.signal === null && stopped === undefined && this.lost)
+            throw this.lost;
+        const notes = [];
+        let exitCode = end.exitCode ?? -1;
+        if (stopped === 'timeout') {
+            exitCode = -1;
+            notes.push(`timed out after ${options.timeoutMs} ms and was stopped`);
+        }
+        else if (stopped === 'abort') {
+            exitCode = -1;
+            notes.push(ssh_host_ABORTED_NOTE);
+        }
+        else if (end.signal !== null) {
+            notes.push(`killed by signal ${end.signal}`);
+        }
+        else if (end.exitCode === null) {
+            notes.push('the SSH channel closed without an exit status');
+        }
+        return {
+            exitCode,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
+        };
+    }
+    async spawn(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            throw abortReason(signal, this);
+        const channel = await this.exec(`sh -c ${shellQuote([command])}`);
+        let killed = false;
+        const kill = () => {
+            // A second SIGTERM and grace timer would add nothing.
+            if (killed)
+                return;
+            killed = true;
+            stopChannel(channel);
+            // 'close' only comes once both streams ended; drain what nobody reads any more.
+            drain(channel);
+            drain(channel.stderr);
+        };
+        signal?.addEventListener('abort', kill, { once: true });
+        // Aborted while the channel was opening.
+        if (signal?.aborted)
+            kill();
+        const exit = channelEnd(channel).then((end) => {
+            signal?.removeEventListener('abort', kill);
+            return { exitCode: end.exitCode, signal: end.signal };
+        });
+        return {
+            stdin: channel,
+            stdout: channel,
+            stderr: channel.stderr,
+            exit,
+            kill,
+        };
+    }
+    async close() {
+        if (this.closing)
+            return;
+        this.closing = true;
+        for (const channel of this.channels)
+            channel.close();
+        await endClient(this.target);
+        if (this.jump)
+            await endClient(this.jump);
+    }
+    exec(command) {
+        if (this.lost)
+            return Promise.reject(this.lost);
+        if (this.closing) {
+            return Promise.reject(new MigrationError('SSH_DISCONNECTED', 'the SSH connection was already closed', { host: this.label }));
+        }
+        return new Promise((resolve, reject) => {
+            const opened = (error, channel) => {
+                if (error) {
+                    reject(this.lost ?? this.channelError(error));
+                    return;
+                }
+                this.channels.add(channel);
+                channel.once('close', () => this.channels.delete(channel));
+                resolve(channel);
+            };
+            try {
+                this.target.client.exec(command, opened);
+            }
+            catch (error) {
+                reject(this.lost ?? this.channelError(error));
+            }
+        });
+    }
+    channelError(error) {
+        // ssh2's words for a connection that is going away before 'close' arrives.
+        if (/^(Not connected|No response from server)$/.test(errorMessage(error))) {
+            return new MigrationError('SSH_DISCONNECTED', `the SSH connection is gone: ${errorMessage(error)}`, {
+                host: this.label,
+                cause: error,
+                remedy: 'check the network between the runner and the host, and the host sshd logs',
+            });
+        }
+        return new MigrationError('COMMAND_FAILED', `could not start a command over SSH: ${errorMessage(error)}`, {
+            host: this.label,
+            cause: error,
+            remedy: 'if many commands run at once, raise MaxSessions in the host sshd_config (the default allows 10 per connection)',
+        });
+    }
+    onConnectionClosed(side) {
+        if (this.closing || this.lost)
+            return;
+        const through = side === this.jump ? ` (the connection to jump host ${side.address} closed)` : '';
+        const cause = side.lastError ?? this.target.lastError;
+        const why = cause ? `: ${errorMessage(cause)}` : '';
+        this.lost = new MigrationError('SSH_DISCONNECTED', `the SSH connection closed unexpectedly${through}${why}`, {
+            host: this.label,
+            cause,
+            remedy: 'check the network between the runner and the host, and the host sshd logs',
+        });
+        // Without the bastion the target's tunnel is gone too.
+        if (side === this.jump)
+            this.target.client.end();
+    }
+    get label() {
+        return `${this.role} ${this.address}`;
+    }
+}
+function ssh_host_checkPrivateKey(options) {
+    const host = `${options.role} ${formatHostSpec(options.spec)}`;
+    if (options.privateKey === undefined || options.privateKey.length === 0) {
+        throw new MigrationError('SSH_KEY_MISSING', 'no SSH private key was given', {
+            step: 'connect',
+            host,
+            remedy: 'set the ssh-key input (or ssh-key-path) to the private key authorized on the hosts',
+        });
+    }
+    const parsed = lib_default().utils.parseKey(options.privateKey, options.passphrase);
+    if (parsed instanceof Error) {
+        throw new MigrationError('INPUT_INVALID', `the SSH private key cannot be read: ${parsed.message}`, {
+            step: 'connect',
+            host,
+            remedy: 'give the private key in OpenSSH or PEM format; if it is encrypted, set the passphrase input to its passphrase',
+        });
+    }
+    return options.privateKey;
+}
+function openClient(params) {
+    const { role, spec, logger } = params;
+    const address = formatHostSpec(spec);
+    const host = `${role} ${params.via ? `${address} via ${params.via}` : address}`;
+    const known = matchHostKeys(params.entries, spec.host, spec.port);
+    let verdict;
+    let presented;
+    const verifyHostKey = (key) => {
+        presented = key;
+        if (params.insecure) {
+            verdict = { ok: true };
+            return true;
+        }
+        verdict = checkHostKey(params.entries, spec.host, spec.port, key);
+        logger?.debug(`${host}: host key ${fingerprint(key)} ${verdict.ok ? 'matches known_hosts' : verdict.reason}`);
+        return verdict.ok;
+    };
+    // Offer only the key types known_hosts has for this host, as OpenSSH does, so
+    // a host with several keys is not refused for showing one we do not list.
+    const knownAlgorithms = [...new Set(known.allowed.flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
+    const restricted = !params.insecure && knownAlgorithms.length > 0;
+    const config = {
+        host: spec.host,
+        port: spec.port,
+        username: spec.user,
+        privateKey: params.privateKey,
+        passphrase: params.passphrase,
+        hostVerifier: verifyHostKey,
+        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+        readyTimeout: params.readyTimeoutMs,
+        ...(restricted ? { algorithms: { serverHostKey: knownAlgorithms } } : {}),
+        ...(params.sock ? { sock: params.sock } : {}),
+        ...(logger ? { debug: (message) => logger.debug(`${host}: ${message}`) } : {}),
+    };
+    return new Promise((resolve, reject) => {
+        const client = new (lib_default()).Client();
+        let settled = false;
+        const fail = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            client.removeListener('ready', onReady);
+            // Keep a listener: ssh2 may still emit 'error' while the socket winds down.
+            client.on('error', () => { });
+            client.end();
+            const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
+            reject(connectError(error, context));
+        };
+        const onReady = () => {
+            if (settled)
+                return;
+            settled = true;
+            client.removeListener('error', fail);
+            client.removeListener('close', onEarlyClose);
+            logger?.debug(`${host}: connected`);
+            // Nagle's delay costs the relay about a fifth of its throughput (bench/results).
+            client.setNoDelay(true);
+            const open = {
+                client,
+                role,
+                address,
+                hostKeyFingerprint: presented ? fingerprint(presented) : 'unknown',
+                closed: false,
+            };
+            client.once('close', () => {
+                open.closed = true;
+            });
+            // From now on a dropped connection shows as 'error' then 'close'; 'close'
+            // decides, and an 'error' without a listener would crash the process.
+            client.on('error', (error) => {
+                open.lastError = error;
+            });
+            resolve(open);
+        };
+        const onEarlyClose = () => fail(new Error('the connection closed before SSH was ready'));
+        client.once('ready', onReady);
+        client.on('error', fail);
+        client.once('close', onEarlyClose);
+        try {
+            client.connect(config);
+        }
+        catch (error) {
+            fail(error);
+        }
+    });
+}
+function connectError(error, context) {
+    const { host, spec, verdict, presented } = context;
+    const base = { step: 'connect', host, cause: error };
+    const keyscan = `ssh-keyscan -p ${spec.port} ${spec.host}`;
+    if (verdict && !verdict.ok && presented) {
+        const shown = `${keyTypeOf(presented) ?? 'unknown type'} ${fingerprint(presented)}`;
+        if (verdict.reason === 'unknown') {
+            return new MigrationError('HOST_KEY_UNKNOWN', `no known_hosts line matches this host (it presented ${shown})`, {
+                ...base,
+                remedy: `run \`${keyscan}\` from a trusted network, check the fingerprint, and add the line to the known-hosts input`,
+            });
+        }
+        if (verdict.reason === 'revoked') {
+            return new MigrationError('HOST_KEY_MISMATCH', `the host presented a key marked @revoked in known_hosts (${shown})`, {
+                ...base,
+                remedy: 'this key must not be trusted: find out why the host still uses it before trying again',
+            });
+        }
+        return new MigrationError('HOST_KEY_MISMATCH', `the host presented ${shown}, which differs from its known_hosts key`, {
+            ...base,
+            remedy: `this may be an attack, or the host was reinstalled; once you have verified the new key (\`${keyscan}\`), replace its line in the known-hosts input`,
+        });
+    }
+    const message = errorMessage(error);
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+    const level = typeof error === 'object' && error !== null && 'level' in error ? String(error.level) : undefined;
+    if (context.restricted && /host key/i.test(message) && level === 'handshake') {
+        return new MigrationError('HOST_KEY_MISMATCH', 'the host offers none of the key types known_hosts lists for it', {
+            ...base,
+            remedy: `this may be an attack, or the host was reinstalled; once you have verified its keys (\`${keyscan}\`), update the known-hosts input`,
+        });
+    }
+    if (level === 'client-authentication') {
+        return new MigrationError('SSH_AUTH_FAILED', `the host refused the SSH key for user ${spec.user}`, {
+            ...base,
+            remedy: `check that the public key is in ~${spec.user}/.ssh/authorized_keys on the host, that user ${spec.user} may log in (PermitRootLogin for root), and the key passphrase`,
+        });
+    }
+    if (code !== undefined && UNREACHABLE_CODES.has(code)) {
+        return new MigrationError('SSH_UNREACHABLE', `cannot reach ${spec.host} port ${spec.port}: ${message}`, {
+            ...base,
+            remedy: 'check the address and port, that sshd runs there, and that no firewall blocks the runner',
+        });
+    }
+    if (level === 'client-timeout' || code === 'ETIMEDOUT') {
+        return new MigrationError('SSH_TIMEOUT', `SSH did not become ready in time: ${message}`, {
+            ...base,
+            remedy: 'check that the host is up and that nothing between the runner and it drops packets',
+        });
+    }
+    return new MigrationError('SSH_DISCONNECTED', `the SSH connection failed: ${message}`, {
+        ...base,
+        remedy: 'check the host sshd logs and the network between the runner and the host',
+    });
+}
+/** Opens a TCP tunnel from the bastion to the target's sshd. */
+function forwardTo(jump, role, spec, jumpSpec) {
+    return new Promise((resolve, reject) => {
+        const failed = (error) => {
+            reject(new MigrationError('SSH_UNREACHABLE', `jump host ${formatHostSpec(jumpSpec)} could not open a connection to ${spec.host} port ${spec.port}: ${errorMessage(error)}`, {
+                step: 'connect',
+                host: `${role} ${formatHostSpec(spec)}`,
+                cause: error,
+                remedy: 'check that the jump host can reach the host and port, and that its sshd allows TCP forwarding (AllowTcpForwarding)',
+            }));
+        };
+        try {
+            jump.client.forwardOut('127.0.0.1', 0, spec.host, spec.port, (error, stream) => {
+                if (error)
+                    failed(error);
+                else
+                    resolve(stream);
+            });
+        }
+        catch (error) {
+            failed(error);
+        }
+    });
+}
+/**
+ * Settles on the channel's 'close' with the status from 'exit'. ssh2 normally
+ * emits 'exit' first and repeats the status in 'close', but either may carry
+ * it, and a late 'exit' is still waited for briefly.
+ */
+function channelEnd(channel) {
+    return new Promise((resolve) => {
+        let status;
+        let closed = false;
+        const record = (code, signal) => {
+            if (status)
+                return;
+            if (typeof code === 'number')
+                status = { exitCode: code, signal: null };
+            else if (typeof signal === 'string')
+                status = { exitCode: null, signal: signal.replace(/^(SIG)?/, 'SIG') };
+            if (status && closed)
+                resolve(status);
+        };
+        channel.on('exit', (code, signal) => record(code, signal));
+        channel.once('close', (code, signal) => {
+            closed = true;
+            record(code, signal);
+            if (status) {
+                resolve(status);
+                return;
+            }
+            setTimeout(() => resolve(status ?? { exitCode: null, signal: null }), LATE_EXIT_WAIT_MS).unref();
+        });
+    });
+}
+/**
+ * SIGTERM (which sudo relays), then SIGKILL and closing the channel. ssh2
+ * cannot signal once our side of stdin has ended, so then close at once:
+ * the command loses its pipes and dies on its next read or write.
+ */
+function stopChannel(channel) {
+    if (!channel.writable) {
+        channel.close();
+        return;
+    }
+    trySignal(channel, 'TERM');
+    const escalate = setTimeout(() => {
+        trySignal(channel, 'KILL');
+        channel.close();
+    }, ssh_host_KILL_GRACE_MS);
+    escalate.unref();
+    channel.once('close', () => clearTimeout(escalate));
+}
+function trySignal(channel, signal) {
+    try {
+        channel.signal(signal);
+    }
+    catch {
+        // The channel is already closing.
+    }
+}
+function drain(stream) {
+    stream.on('error', () => { });
+    stream.resume();
+}
+function endClient(open) {
+    const { client } = open;
+    if (open.closed)
+        return Promise.resolve();
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+            client.destroy();
+            resolve();
+        }, CLOSE_TIMEOUT_MS);
+        timer.unref();
+        client.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+        });
+        client.on('error', () => { });
+        client.end();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/sudo.ts
+
+
+
+/** The command text withSudo runs in place of `command`. */
+function sudoCommand(command) {
+    return `sudo -n sh -c ${shellQuote([command])}`;
+}
+/** The same host, with every command run as root through `sudo -n`. */
+function withSudo(host) {
+    return {
+        role: host.role,
+        address: host.address,
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        run: (command, options) => host.run(sudoCommand(command), options),
+        spawn: (command, options) => host.spawn(sudoCommand(command), options),
+        close: () => host.close(),
+    };
+}
+/** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
+async function checkSudo(host) {
+    const result = await host.run('sudo -n true', { timeoutMs: 30_000 });
+    if (result.exitCode === 0)
+        return;
+    const missing = result.exitCode === 127;
+    const stderr = tailLines(result.stderr);
+    throw new MigrationError('SUDO_REFUSED', missing ? 'sudo is not installed' : `sudo -n refused to run a command (exit ${result.exitCode})`, {
+        step: 'connect',
+        host: describeHost(host),
+        detail: stderr === '' ? undefined : stderr,
+        remedy: missing
+            ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
+            : 'allow this user passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or set `sudo: false` and log in as root',
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/host-factory.ts
+
+
+
+/**
+ * Opens one host: the runner itself or an SSH connection. With sudo, commands
+ * go through `sudo -n` unless the login is already root, and a refusal is
+ * found now rather than halfway through a migration.
+ */
+async function openHost(role, location, ssh, sudo, deps = {}) {
+    let host;
+    if (location.kind === 'local') {
+        host = deps.local ? deps.local(role) : new LocalHost(role);
+    }
+    else {
+        const connect = deps.connect ?? connectSsh;
+        const opened = await connect({
+            role,
+            spec: location.spec,
+            privateKey: ssh.privateKey,
+            passphrase: ssh.passphrase,
+            knownHosts: ssh.knownHosts,
+            insecureSkipHostKeyCheck: ssh.insecureSkipHostKeyCheck,
+            jump: ssh.jumpHost,
+            readyTimeoutMs: deps.readyTimeoutMs,
+            logger: deps.logger,
+        });
+        if (ssh.insecureSkipHostKeyCheck) {
+            const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';
+            deps.warn?.(`${role} ${opened.address}: the SSH host key was not checked${key}; anyone between the runner and the host could impersonate it. Provide known-hosts instead of insecure-skip-host-key-check.`);
+        }
+        host = opened;
+    }
+    if (!sudo)
+        return host;
+    try {
+        return await applySudo(host);
+    }
+    catch (error) {
+        await host.close();
+        throw error;
+    }
+}
+async function applySudo(host) {
+    const id = await host.run('id -u', { timeoutMs: 30_000 });
+    // Root needs no sudo, and minimal hosts may not even have it installed.
+    if (id.exitCode === 0 && id.stdout.trim() === '0')
+        return host;
+    await checkSudo(host);
+    return withSudo(host);
+}
+
+;// CONCATENATED MODULE: ./src/host/reconnecting.ts
+
+const ATTEMPTS = 3;
+const BACKOFF_MS = [1_000, 3_000];
+function isConnectionLoss(error) {
+    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
+}
+/**
+ * A host that opens a new connection when the old one dropped, and runs the
+ * command again. Only for commands that are safe to repeat (rollback and
+ * roll-forward steps): a dropped connection must not leave a run half undone.
+ */
+function reconnecting(first, reopen, sleep = defaultSleep) {
+    let current = first;
+    let reopening;
+    async function again(failed) {
+        if (current !== failed)
+            return current;
+        reopening ??= (async () => {
+            await failed.close().catch(() => { });
+            return reopen();
+        })().finally(() => {
+            reopening = undefined;
+        });
+        current = await reopening;
+        return current;
+    }
+    async function attempt(call) {
+        let lastError;
+        for (let i = 0; i < ATTEMPTS; i++) {
+            const host = current;
+            try {
+                return await call(host);
+            }
+            catch (error) {
+                if (!isConnectionLoss(error))
+                    throw error;
+                lastError = error;
+                if (i === ATTEMPTS - 1)
+                    break;
+                await sleep(BACKOFF_MS[i] ?? 3_000);
+                try {
+                    await again(host);
+                }
+                catch (reopenError) {
+                    lastError = reopenError;
+                }
+            }
+        }
+        throw lastError;
+    }
+    return {
+        role: first.role,
+        address: first.address,
+        get hostKeyFingerprint() {
+            return current.hostKeyFingerprint;
+        },
+        run: (command, options) => attempt((host) => host.run(command, options)),
+        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
+        close: async () => {
+            await current.close();
+        },
+    };
+}
+function defaultSleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 ;// CONCATENATED MODULE: ./src/docker/inspect.ts
@@ -56373,14 +57654,13 @@ class DockerCli {
     }
     /** The container, or undefined when the host has none by that name or ID. */
     async inspectContainer(ref, step) {
-        const result = await this.host.run(shellQuote(['docker', 'container', 'inspect', ref]));
+        const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
+        let result = await this.host.run(command);
         if (result.exitCode !== 0) {
             if (/no such (container|object)/i.test(result.stderr))
                 return undefined;
-            await runChecked(this.host, shellQuote(['docker', 'container', 'inspect', ref]), {
-                step,
-                what: `docker inspect of ${ref}`,
-            });
+            // Once more, failing with the step and host named if it fails again.
+            result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
         }
         return parseContainerInspect(result.stdout);
     }
@@ -56404,8 +57684,8 @@ class DockerCli {
     async pause(id, step) {
         await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
     }
-    async unpause(id, step) {
-        await this.docker(['unpause', id], step, 'ROLLBACK_FAILED', 'docker unpause');
+    async unpause(id, step, code = 'COMMAND_FAILED') {
+        await this.docker(['unpause', id], step, code, 'docker unpause');
     }
     async startFromCheckpoint(id, checkpoint, step) {
         await this.docker(['start', '--checkpoint', checkpoint, id], step, 'RESTORE_FAILED', 'docker start --checkpoint');
@@ -56421,14 +57701,33 @@ class DockerCli {
         const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
         await this.docker(['rm', ...flags, id], step);
     }
+    /** docker rm --force; false when there was no such container. */
+    async removeIfPresent(ref, step) {
+        // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
+        if (!(await this.inspectContainer(ref, step)))
+            return false;
+        const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
+            timeoutMs: 120_000,
+        });
+        if (result.exitCode === 0)
+            return true;
+        if (/no such container/i.test(result.stderr))
+            return false;
+        await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
+            step,
+            what: 'docker rm',
+        });
+        return true;
+    }
     async removeImage(id, step) {
         await this.docker(['image', 'rm', id], step);
     }
     async logs(id, step) {
-        const result = await this.host.run(`${shellQuote(['docker', 'logs', id])} 2>&1`);
-        if (result.exitCode !== 0)
-            await this.docker(['logs', id], step);
-        return result.stdout;
+        const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
+        const result = await this.host.run(command);
+        if (result.exitCode === 0)
+            return result.stdout;
+        return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
     }
     /** Command lines of the container's processes, as `docker top` shows them. */
     async processes(id, step) {
@@ -56439,57 +57738,6 @@ class DockerCli {
             .slice(1)
             .map((line) => line.trim().replace(/^\d+\s+/, ''))
             .filter(Boolean);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/migration-state.ts
-
-/**
- * Each migration keeps a small record on both hosts, so a later run (or an
- * operator) can find a migration that stopped half way: which container, which
- * phase, whether the source is frozen. Memory images live beside it only
- * while the migration runs.
- */
-const STATE_ROOT = '/var/lib/criu-migrate';
-function stateDir(checkpointName) {
-    return `${STATE_ROOT}/${checkpointName}`;
-}
-function imagesDir(checkpointName) {
-    return `${stateDir(checkpointName)}/images`;
-}
-function criuWorkDir(checkpointName) {
-    return `${stateDir(checkpointName)}/work`;
-}
-class MigrationJournal {
-    checkpointName;
-    clock;
-    states = new Map();
-    constructor(checkpointName, clock = () => new Date()) {
-        this.checkpointName = checkpointName;
-        this.clock = clock;
-    }
-    /** Merges the patch into the host's record and writes it atomically. */
-    async record(host, role, patch) {
-        const previous = this.states.get(host);
-        const state = {
-            schema: 1,
-            checkpointName: this.checkpointName,
-            role,
-            status: 'running',
-            phase: 'connect',
-            container: '',
-            peer: '',
-            ...previous,
-            ...patch,
-            updatedAt: this.clock().toISOString(),
-        };
-        this.states.set(host, state);
-        const dir = stateDir(this.checkpointName);
-        await runChecked(host, `mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/state.json.new`])} && mv ${shellQuote([`${dir}/state.json.new`, `${dir}/state.json`])}`, {
-            step: patch.phase ?? state.phase,
-            what: 'writing the migration record',
-            options: { input: `${JSON.stringify(state, null, 2)}\n` },
-        });
     }
 }
 
@@ -56578,6 +57826,254 @@ function parseDumpStats(image) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/state/journal.ts
+/**
+ * The undo journal of one run: every side effect is written down (as
+ * "intended") before it is made and marked "done" after, each with enough to
+ * undo it. A "committed" entry is the point of no return: before it a failed
+ * run is rolled back, after it only rolled forward. The same record is kept
+ * in memory, on both hosts and in the runner's saved state for the post step.
+ */
+const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'];
+/** A run whose record is still open: someone has to roll it back or forward. */
+function isUnfinished(record) {
+    return record.status === 'running' || record.status === 'committed';
+}
+function isCommitted(record) {
+    return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
+}
+/** Parses a record read from a host or from saved state; undefined for anything else. */
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
+        return undefined;
+    }
+    if (!RECORD_STATUSES.includes(record.status))
+        return undefined;
+    return record;
+}
+/**
+ * Of the copies found (both hosts, saved state), the one that saw the most:
+ * they are written in the same order, so the longest journal is the newest.
+ */
+function newestRecord(records) {
+    let best;
+    for (const record of records) {
+        if (!record)
+            continue;
+        if (!best) {
+            best = record;
+            continue;
+        }
+        if (record.checkpointName !== best.checkpointName) {
+            // Two different runs: the later one is the open question.
+            if (record.updatedAt > best.updatedAt)
+                best = record;
+            continue;
+        }
+        const seen = (r) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
+        if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
+            best = record;
+        }
+    }
+    return best;
+}
+/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
+class Journal {
+    record;
+    persist;
+    now;
+    seq = 0;
+    constructor(record, persist, now = () => new Date()) {
+        this.record = record;
+        this.persist = persist;
+        this.now = now;
+        this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+    }
+    /** Writes the intent down, makes the change, then marks it done. */
+    async around(action, affected, effect) {
+        const entry = await this.intend(action, affected);
+        const result = await effect();
+        await this.done(entry, affected);
+        return result;
+    }
+    async intend(action, affected) {
+        const [entry] = await this.intendAll([action], affected);
+        return entry;
+    }
+    async done(entry, affected, update) {
+        entry.state = 'done';
+        if (update)
+            entry.action = { ...entry.action, ...update };
+        if (entry.action.kind === 'committed')
+            this.record.status = 'committed';
+        await this.save(affected);
+    }
+    async abandon(entry, affected) {
+        entry.state = 'abandoned';
+        await this.save(affected);
+    }
+    /** Several intents written at once (one round trip in the frozen window). */
+    async intendAll(actions, affected) {
+        const at = this.now().toISOString();
+        const entries = actions.map((action) => ({ seq: ++this.seq, state: 'intended', at, action }));
+        this.record.entries.push(...entries);
+        try {
+            await this.save(affected);
+        }
+        catch (error) {
+            // Not written down where it matters, so not done: nothing to undo for these.
+            for (const entry of entries)
+                entry.state = 'abandoned';
+            throw error;
+        }
+        return entries;
+    }
+    async finish(status, details = {}) {
+        this.record.status = status;
+        if (details.error !== undefined)
+            this.record.error = details.error;
+        if (details.resolvedBy !== undefined)
+            this.record.resolvedBy = details.resolvedBy;
+        await this.save(undefined);
+    }
+    /** Writes the journal as it is now (after changes made to entries directly). */
+    async save(affected = undefined) {
+        this.record.updatedAt = this.now().toISOString();
+        await this.persist(this.record, affected);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/state/host-records.ts
+
+
+/**
+ * What the action keeps on each host, all root-only (0700 directories, 0600 files):
+ *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
+ *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
+ *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ */
+const STATE_ROOT = '/var/lib/criu-migrate';
+const HISTORY_KEEP = 10;
+/** A lock not renewed for this long belongs to a run that is gone. */
+const LOCK_STALE_SECONDS = 90;
+const LOCK_RENEW_MS = 20_000;
+const QUICK_MS = 30_000;
+function containerStateDir(container) {
+    return `${STATE_ROOT}/containers/${container}`;
+}
+function workDir(checkpointName) {
+    return `${STATE_ROOT}/work/${checkpointName}`;
+}
+/** Shell prefix for every command that writes where memory or secrets may land. */
+const PRIVATE = 'umask 077;';
+async function writeRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    await runChecked(host, `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/journal.json.new`])} && mv -f ${shellQuote([`${dir}/journal.json.new`, `${dir}/journal.json`])}`, {
+        step: 'journal',
+        what: 'writing the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/** The open run's journal on this host, if any. */
+async function readRecord(host, container) {
+    const file = `${containerStateDir(container)}/journal.json`;
+    const result = await runChecked(host, `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`, {
+        step: 'journal',
+        what: 'reading the run journal',
+        options: { timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
+}
+/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
+async function archiveRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    const history = `${dir}/history`;
+    await runChecked(host, [
+        PRIVATE,
+        `mkdir -p ${shellQuote([history])}`,
+        `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
+        `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
+        `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
+    ].join(' '), {
+        step: 'journal',
+        what: 'archiving the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/**
+ * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
+ * held learns who holds it and how long ago the holder last renewed it (by the
+ * host's own clock, so runner clocks do not matter).
+ */
+async function tryLock(host, container, owner) {
+    const dir = containerStateDir(container);
+    const lock = `${dir}/lock`;
+    const script = [
+        `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
+        `l=${shellQuote([lock])}`,
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
+        'cat >/dev/null',
+        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+        'echo "held $(( $(date +%s) - m ))"',
+        'cat "$l/owner.json" 2>/dev/null || true',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking the container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    const [first = '', ...rest] = result.stdout.split('\n');
+    if (first.trim() === 'acquired')
+        return { acquired: true };
+    const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+    let held;
+    try {
+        held = JSON.parse(rest.join('\n'));
+    }
+    catch {
+        held = undefined;
+    }
+    return { acquired: false, owner: held, ageSeconds: age };
+}
+/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
+async function takeOverLock(host, container, owner) {
+    const lock = `${containerStateDir(container)}/lock`;
+    const script = [
+        PRIVATE,
+        `l=${shellQuote([lock])}`,
+        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking over a stale container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === 'acquired';
+}
+async function renewLock(host, container, token) {
+    const file = `${containerStateDir(container)}/lock/owner.json`;
+    await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
+        timeoutMs: QUICK_MS,
+    });
+}
+/** Removes the lock only if this run still holds it. */
+async function releaseLock(host, container, token) {
+    const lock = `${containerStateDir(container)}/lock`;
+    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
+}
+
 ;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
 
 
@@ -56586,11 +58082,13 @@ function parseDumpStats(image) {
 
 /** Where Docker's runc keeps container state, newest layouts first. */
 const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
+/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
+const DUMP_TIMEOUT_MS = 10 * 60_000;
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
 async function prepareCheckpoint(ctx, container) {
     const name = ctx.settings.checkpointName;
     const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
-    const found = await ctx.source.run(`${probe} || true`);
+    const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
     const runcRoot = found.stdout.trim().split('\n')[0];
     if (!runcRoot) {
         throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
@@ -56600,8 +58098,11 @@ async function prepareCheckpoint(ctx, container) {
             remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
         });
     }
-    const dirs = { imagesDir: imagesDir(name), workDir: criuWorkDir(name) };
-    await runChecked(ctx.source, `rm -rf ${shellQuote([dirs.imagesDir, dirs.workDir])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])}`, { step: 'checkpoint', what: `preparing ${stateDir(name)}` });
+    const root = workDir(name);
+    const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
+    // Memory images hold every secret the process has: root-only from the first byte.
+    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
+    await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
     return { runcRoot, ...dirs };
 }
 /**
@@ -56611,12 +58112,13 @@ async function prepareCheckpoint(ctx, container) {
  * runc directly takes well under a second here, `docker checkpoint create`
  * several (it copies through containerd's content store).
  */
-async function freezeAndDump(ctx, container, prepared, onFrozen) {
+async function freezeAndDump(ctx, container, prepared) {
+    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
     const frozenAt = ctx.clock();
     await ctx.sourceDocker.pause(container.Id, 'checkpoint');
-    await onFrozen();
+    await ctx.journal.done(paused, 'source');
     const dumpStart = ctx.clock();
-    const dump = await ctx.source.run(shellQuote([
+    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
         'runc',
         '--root',
         prepared.runcRoot,
@@ -56627,7 +58129,7 @@ async function freezeAndDump(ctx, container, prepared, onFrozen) {
         '--work-path',
         prepared.workDir,
         container.Id,
-    ]));
+    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
     const dumpMs = ctx.clock() - dumpStart;
     if (dump.exitCode !== 0) {
         throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
@@ -56639,13 +58141,23 @@ async function freezeAndDump(ctx, container, prepared, onFrozen) {
             remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
         });
     }
-    const size = await runChecked(ctx.source, `du -sb ${shellQuote([prepared.imagesDir])} | cut -f1`, {
-        step: 'checkpoint',
-        what: 'measuring the checkpoint',
-    });
-    const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.workDir}/stats-dump`])}`);
-    const stats = statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
-    return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };
+    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+    const measured = await runChecked(ctx.source, [
+        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
+        'du -sb . | cut -f1',
+        "sha256sum <inventory.img | cut -d' ' -f1",
+        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
+    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
+    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    return {
+        frozenAt,
+        imagesDir: prepared.imagesDir,
+        imagesBytes: Number(bytes.trim()),
+        dumpMs,
+        stats,
+        inventorySha256: inventorySha256.trim(),
+    };
 }
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
 async function criuLogErrors(host, logPath) {
@@ -56653,10 +58165,236 @@ async function criuLogErrors(host, logPath) {
     return result.stdout.trim();
 }
 
+;// CONCATENATED MODULE: ./src/policy/recovery.ts
+
+function compensation(action) {
+    switch (action.kind) {
+        case 'restore-started':
+            return { kind: 'remove-target-container', ref: action.containerId, critical: true };
+        case 'files':
+            return { kind: 'remove-files', side: action.side, paths: action.paths };
+        case 'source-paused':
+            return { kind: 'resume-source', containerId: action.containerId };
+        case 'target-created':
+            return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
+        case 'image-copied':
+            return { kind: 'remove-image', imageId: action.imageId };
+        case 'restore-copies':
+            return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 };
+        default:
+            // Entries after the commit point have no compensation: the run only goes forward from there.
+            return undefined;
+    }
+}
+/**
+ * What to do with a run that stopped half way. Before the commit point every
+ * recorded effect, intended or done, is undone newest first (an intended one
+ * may have happened just before the run died; every compensation is safe to
+ * run for an effect that did not happen). After it, the target is never
+ * touched: the source is retired and the temporary files are removed.
+ */
+function planRecovery(record) {
+    if (record.entries.length === 0)
+        return { direction: 'nothing', steps: [] };
+    if (isCommitted(record)) {
+        const paused = record.entries.find((entry) => entry.action.kind === 'source-paused')?.action;
+        const policy = record.entries.find((entry) => entry.action.kind === 'restart-policy')?.action;
+        const removed = record.entries.some((entry) => entry.action.kind === 'source-removed' && entry.state === 'done');
+        const steps = [];
+        if (paused?.kind === 'source-paused' && !removed) {
+            steps.push({
+                kind: 'retire-source',
+                containerId: paused.containerId,
+                previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
+                remove: record.sourceAfter === 'remove',
+            });
+        }
+        for (const entry of record.entries) {
+            const { action } = entry;
+            if (action.kind === 'files')
+                steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
+            if (action.kind === 'restore-copies') {
+                steps.push({ kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 });
+            }
+        }
+        return { direction: 'roll-forward', steps };
+    }
+    const steps = [];
+    const removing = new Set();
+    for (const entry of [...record.entries].reverse()) {
+        if (entry.state === 'abandoned')
+            continue;
+        const step = compensation(entry.action);
+        if (!step)
+            continue;
+        // restore-started and target-created name the same container: remove it once.
+        if (step.kind === 'remove-target-container') {
+            if (removing.has(step.ref))
+                continue;
+            removing.add(step.ref);
+        }
+        steps.push(step);
+    }
+    return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps };
+}
+
+;// CONCATENATED MODULE: ./src/state/recovery.ts
+
+
+
+
+
+const RETRIES = 3;
+async function withRetries(what, delaysMs = [500, 1500, 4000]) {
+    let lastError;
+    for (let attempt = 0; attempt < RETRIES; attempt++) {
+        try {
+            return await what();
+        }
+        catch (error) {
+            lastError = error;
+            if (attempt < RETRIES - 1)
+                await new Promise((resolve) => setTimeout(resolve, delaysMs[attempt] ?? 1000));
+        }
+    }
+    throw lastError;
+}
+/** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
+function restoreCopiesScript(inventorySha256, dir = '/tmp') {
+    return [
+        `for d in ${shellQuote([dir])}/ctrd-checkpoint*; do`,
+        '  [ -f "$d/inventory.img" ] || continue',
+        `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
+        'done; true',
+    ].join('\n');
+}
+/**
+ * Carries out the recovery plan of a journal: a rollback (newest effect
+ * first, the source resumed only once the target is confirmed gone) or a
+ * roll-forward (the source retired, never the target touched). Every step is
+ * tried; failures are collected, never thrown.
+ */
+async function recover(record, hosts, log) {
+    const plan = planRecovery(record);
+    const outcome = {
+        direction: plan.direction,
+        done: [],
+        problems: [],
+        sourceLeftFrozen: false,
+    };
+    let targetUnconfirmed = false;
+    const docker = { source: new DockerCli(hosts.source), target: new DockerCli(hosts.target) };
+    const hostOf = (side) => hosts[side];
+    for (const step of plan.steps) {
+        try {
+            const said = await runStep(step);
+            if (said) {
+                outcome.done.push(said);
+                log.info(`${plan.direction}: ${said}`);
+            }
+        }
+        catch (error) {
+            const problem = `${describeStep(step)}: ${errorMessage(error)}`;
+            outcome.problems.push(problem);
+            log.warning(`${plan.direction}: ${problem}`);
+            if (step.kind === 'remove-target-container' && step.critical)
+                targetUnconfirmed = true;
+        }
+    }
+    return outcome;
+    async function runStep(step) {
+        switch (step.kind) {
+            case 'remove-target-container': {
+                const removed = await withRetries(() => docker.target.removeIfPresent(step.ref, 'rollback'));
+                const left = await docker.target.inspectContainer(step.ref, 'rollback');
+                if (left)
+                    throw new Error(`container ${step.ref.slice(0, 12)} is still on the target`);
+                return removed ? `removed container ${step.ref.slice(0, 12)} from the target` : undefined;
+            }
+            case 'remove-image': {
+                if ((await docker.target.imageId(step.imageId)) === undefined)
+                    return undefined;
+                const users = await docker.target.containersUsingImage(step.imageId);
+                if (users.length > 0)
+                    return `kept image ${step.imageId.slice(0, 19)}: other containers use it`;
+                await docker.target.removeImage(step.imageId, 'rollback');
+                return `removed image ${step.imageId.slice(0, 19)} this run copied to the target`;
+            }
+            case 'remove-files': {
+                const host = hostOf(step.side);
+                const result = await host.run(`rm -rf -- ${shellQuote(step.paths)}`, { timeoutMs: 120_000 });
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `rm exited ${result.exitCode}`);
+                return undefined;
+            }
+            case 'remove-restore-copies': {
+                const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256), {
+                    timeoutMs: 120_000,
+                });
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+                const removed = result.stdout.split('\n').filter(Boolean);
+                return removed.length > 0 ? `removed containerd's restore copies ${removed.join(', ')}` : undefined;
+            }
+            case 'resume-source': {
+                if (targetUnconfirmed) {
+                    outcome.sourceLeftFrozen = true;
+                    throw new Error('left frozen on purpose: the target container could not be confirmed gone, and two running copies are worse than a pause');
+                }
+                const state = await docker.source.inspectContainer(step.containerId, 'rollback');
+                if (!state)
+                    throw new Error('the source container is gone');
+                if (state.State.Paused) {
+                    await withRetries(() => docker.source.unpause(step.containerId, 'rollback'));
+                    return 'resumed the source container where it was frozen';
+                }
+                if (state.State.Running)
+                    return 'the source container is running (it was not frozen)';
+                throw new Error(`the source container is ${state.State.Status}, not frozen`);
+            }
+            case 'retire-source': {
+                const id = step.containerId;
+                const before = await docker.source.inspectContainer(id, 'finalize');
+                if (!before)
+                    return 'the source container is already gone';
+                if ((before.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
+                    await withRetries(() => docker.source.setRestartPolicy(id, 'no', 'finalize'));
+                }
+                if (before.State.Running) {
+                    // A kill that worked but whose answer was lost fails when retried: the state below decides.
+                    await withRetries(() => docker.source.kill(id, 'finalize')).catch(() => { });
+                }
+                const after = await docker.source.inspectContainer(id, 'finalize');
+                // Paused still counts as running: only a stopped container proves the source is dead.
+                if (after?.State.Running)
+                    throw new Error('the source container is still running after SIGKILL');
+                if (step.remove) {
+                    await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
+                    return 'removed the source container';
+                }
+                return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")`;
+            }
+        }
+    }
+    function describeStep(step) {
+        switch (step.kind) {
+            case 'remove-target-container':
+                return `removing container ${step.ref.slice(0, 12)} from ${describeHost(hosts.target)} (do it by hand: docker rm -f ${step.ref.slice(0, 12)})`;
+            case 'remove-image':
+                return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
+            case 'remove-files':
+                return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
+            case 'remove-restore-copies':
+                return `removing containerd's restore copies on ${describeHost(hosts.target)} (/tmp/ctrd-checkpoint*)`;
+            case 'resume-source':
+                return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
+            case 'retire-source':
+                return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/phases/finalize.ts
-
-
-
 
 function restartPolicyText(container) {
     const policy = container.HostConfig.RestartPolicy;
@@ -56667,50 +58405,30 @@ function restartPolicyText(container) {
         : policy.Name;
 }
 /**
- * The target is verified: retire the frozen source without letting it run
- * again. Its restart policy goes to "no" first (a daemon restart must never
- * bring back a second copy), then SIGKILL ends it while still frozen.
+ * Past the commit point: retire the frozen source without letting it run
+ * again (restart policy "no" first, so a daemon restart never brings back a
+ * second copy, then SIGKILL while still frozen, then remove it if asked) and
+ * remove the memory images. This is the journal's roll-forward, the same a
+ * later run or the post step would do; it uses hosts that a cancellation does
+ * not stop, retries, and never touches the target.
  */
-async function finalize(ctx, container, staged) {
-    const id = container.Id;
+async function finalize(ctx, hosts, container) {
     const sourceRestartPolicy = restartPolicyText(container);
-    if (sourceRestartPolicy !== 'no')
-        await ctx.sourceDocker.setRestartPolicy(id, 'no', 'finalize');
-    await ctx.sourceDocker.kill(id, 'finalize');
-    const after = await ctx.sourceDocker.inspectContainer(id, 'finalize');
-    if (after?.State.Running && !after.State.Paused) {
-        throw new MigrationError('SOURCE_STOP_FAILED', 'the source container is still running after SIGKILL', {
-            step: 'finalize',
-            host: describeHost(ctx.source),
-            remedy: `stop it by hand now (docker kill ${id.slice(0, 12)}): the target already runs the service`,
-        });
+    // The roll-forward is owed whether or not these notes reach the source.
+    const entries = await ctx.journal.intendAll([
+        { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
+        { kind: 'source-stopped', containerId: container.Id },
+        ...(ctx.settings.sourceAfter === 'remove'
+            ? [{ kind: 'source-removed', containerId: container.Id }]
+            : []),
+    ], undefined);
+    const outcome = await recover(ctx.journal.record, hosts, ctx.log);
+    if (outcome.problems.length === 0) {
+        for (const entry of entries)
+            entry.state = 'done';
+        await ctx.journal.save().catch(() => { });
     }
-    let sourceState = 'stopped';
-    if (ctx.settings.sourceAfter === 'remove') {
-        await ctx.sourceDocker.remove(id, 'finalize', { force: true });
-        sourceState = 'removed';
-    }
-    await cleanTemporaryFiles(ctx, staged);
-    ctx.log.info(sourceState === 'stopped'
-        ? `source container kept, stopped, restart policy set to "no" (was "${sourceRestartPolicy}")`
-        : 'source container removed');
-    return { sourceState, sourceRestartPolicy };
-}
-/** The memory images on both hosts: large, and worthless once the target runs. */
-async function cleanTemporaryFiles(ctx, staged) {
-    const name = ctx.settings.checkpointName;
-    const problems = [];
-    const source = await ctx.source.run(`rm -rf ${shellQuote([imagesDir(name), criuWorkDir(name)])}`);
-    if (source.exitCode !== 0)
-        problems.push(`${describeHost(ctx.source)}: ${source.stderr.trim()}`);
-    if (staged) {
-        const target = await ctx.target.run(`rm -rf ${shellQuote([staged.targetCheckpointDir])}`);
-        if (target.exitCode !== 0)
-            problems.push(`${describeHost(ctx.target)}: ${target.stderr.trim()}`);
-    }
-    for (const problem of problems)
-        ctx.log.warning(`could not remove temporary files: ${problem}`);
-    return problems;
+    return { sourceRestartPolicy, leftovers: outcome.problems };
 }
 
 ;// CONCATENATED MODULE: ./src/policy/versions.ts
@@ -58382,8 +60100,29 @@ function buildCreateArgs(inspect, options) {
         add('--storage-opt', `${key}=${value}`);
     if (host.AutoRemove)
         add('--rm');
-    args.push(options.image, ...command.positional);
+    // "--": nothing from the source's inspect can be taken for an option.
+    args.push('--', options.image, ...command.positional);
     return args;
+}
+/**
+ * Takes the --env pairs out of create arguments so they can go through a 0600
+ * env file instead of the command line (process lists, sudo logs). Docker's env
+ * file has no quoting, so a value with a line break stays an argument.
+ */
+function splitEnvArgs(args) {
+    const kept = [];
+    const env = [];
+    const end = args.indexOf('--');
+    for (let i = 0; i < args.length; i++) {
+        const value = args[i + 1];
+        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+            env.push(value);
+            i++;
+            continue;
+        }
+        kept.push(args[i]);
+    }
+    return { args: kept, env };
 }
 /**
  * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
@@ -58456,9 +60195,10 @@ const METADATA_SCHEMA_VERSION = 1;
 /**
  * succeeded: the container runs on the target. refused: stopped before touching
  * the container. rolled-back: failed after the freeze and the source was resumed.
+ * resumed: finished a migration an earlier run left after its target was verified.
  * failed: anything else, including a rollback that did not complete.
  */
-const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'failed']));
+const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
 const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
 /** The error part of the metadata: code, message and where, without causes or log details. */
 function metadataError(error) {
@@ -58557,7 +60297,8 @@ class PhaseTimer {
 const STATUS_LABELS = {
     succeeded: '✅ succeeded',
     refused: '⛔ refused before touching the container',
-    'rolled-back': '↩️ failed, source resumed',
+    'rolled-back': '↩️ failed or cancelled, source resumed',
+    resumed: '🔁 finished a migration an earlier run left',
     failed: '❌ failed',
 };
 const STREAM_LABELS = {
@@ -58604,6 +60345,19 @@ function renderSummaryRows(metadata) {
             .join(' ');
         add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
         add('What to do', error.remedy);
+    }
+    for (const leftover of metadata.leftovers ?? [])
+        add('Left to clean up', leftover);
+    const resumed = metadata.resumed;
+    if (resumed) {
+        const how = resumed.direction === 'roll-forward'
+            ? 'finished (source retired)'
+            : resumed.direction === 'rollback'
+                ? 'rolled back'
+                : 'closed';
+        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
+        for (const problem of resumed.problems)
+            add('Earlier run, not finished', problem);
     }
     return [
         [
@@ -59664,125 +61418,106 @@ async function preflight(ctx) {
 
 
 
-/** `docker start --checkpoint`: CRIU restores the frozen processes inside the staged container. */
-async function restore(ctx, staged) {
+
+const RESTORE_TIMEOUT_MS = 10 * 60_000;
+const CRIU_LOG_LINES = 25;
+// tail -F polls every 50 ms: a failed restore creates and deletes the log within a second.
+/** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
+function restoreLogPaths(dockerRoot, containerId) {
+    return [
+        `${dockerRoot}/containerd/daemon/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
+        `/run/containerd/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
+    ];
+}
+/**
+ * The lines of a CRIU log worth showing: its error lines, then its last lines
+ * (where CRIU stopped; not every cause is logged as an Error).
+ */
+function criuLogExcerpt(log, count = CRIU_LOG_LINES) {
+    const lines = log.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('==>'));
+    const tail = lines.slice(-count);
+    const flagged = lines.filter((line, i) => /\bError\b/.test(line) && i < lines.length - count).slice(-10);
+    return [...flagged, ...(flagged.length > 0 && tail.length > 0 ? ['...'] : []), ...tail].join('\n');
+}
+/**
+ * `docker start --checkpoint`: CRIU restores the frozen processes inside the
+ * staged container. containerd deletes the task's bundle, CRIU's restore.log
+ * with it, when a restore fails, so the log is followed while the restore runs.
+ */
+async function restore(ctx, staged, dumped, dockerRoot) {
     const started = ctx.clock();
-    const before = await containerdCopies(ctx);
-    try {
-        await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
-    }
-    catch (error) {
-        await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
-        const failure = asMigrationError(error, 'RESTORE_FAILED', {
-            step: 'restore',
-            host: describeHost(ctx.target),
-        });
-        throw new MigrationError('RESTORE_FAILED', `the target could not restore the checkpoint: ${failure.message}`, {
-            step: 'restore',
-            host: describeHost(ctx.target),
-            // containerd deletes the task directory, CRIU's restore.log with it, when a restore fails.
-            detail: failure.detail,
-            remedy: "run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions; the source was resumed and nothing was left on the target",
-            cause: error,
-        });
-    }
+    const entries = await ctx.journal.intendAll([
+        { kind: 'restore-copies', inventorySha256: dumped.inventorySha256 },
+        { kind: 'restore-started', containerId: staged.targetContainerId },
+    ], 'target');
+    const starting = entries[1];
+    const follower = await followCriuLog(ctx, restoreLogPaths(dockerRoot, staged.targetContainerId));
+    const result = await ctx.target.run(shellQuote([
+        'docker',
+        'start',
+        '--checkpoint',
+        ctx.settings.checkpointName,
+        '--',
+        staged.targetContainerId,
+    ]), { timeoutMs: RESTORE_TIMEOUT_MS });
     const runningAt = ctx.clock();
-    await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
+    const criuLog = await follower.stop(result.exitCode !== 0);
+    if (result.exitCode !== 0) {
+        // The CLI never reached the daemon: nothing can be running on the target.
+        if (/Cannot connect to the Docker daemon/i.test(result.stderr))
+            await ctx.journal.abandon(starting, 'target');
+        await removeRestoreCopies(ctx, dumped.inventorySha256);
+        const excerpt = criuLogExcerpt(criuLog);
+        throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
+            step: 'restore',
+            host: describeHost(ctx.target),
+            detail: [result.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
+            remedy: "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
+        });
+    }
+    await ctx.journal.done(starting, 'target');
+    await removeRestoreCopies(ctx, dumped.inventorySha256);
     return { restoreMs: runningAt - started, runningAt };
 }
 // containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
-// restore and never removes it: a full copy of the memory image per restore.
-const CONTAINERD_COPY_GLOB = '/tmp/ctrd-checkpoint*';
-async function containerdCopies(ctx) {
-    const listed = await ctx.target.run(`ls -d ${CONTAINERD_COPY_GLOB} 2>/dev/null || true`);
-    return new Set(listed.stdout.split('\n').filter(Boolean));
-}
-/** The copies this restore left, recognised by CRIU's inventory (unique per dump) so another restore's stay. */
-async function ourContainerdCopies(ctx, staged, before) {
-    const fresh = [...(await containerdCopies(ctx))].filter((dir) => !before.has(dir));
-    if (fresh.length === 0)
-        return [];
-    const inventory = `${staged.targetCheckpointDir}/inventory.img`;
-    const script = fresh
-        .map((dir) => `if cmp -s ${shellQuote([`${dir}/inventory.img`, inventory])}; then echo ${shellQuote([dir])}; fi`)
-        .join('\n');
-    const result = await ctx.target.run(script);
-    return result.stdout.split('\n').filter(Boolean);
-}
-async function removeDirs(ctx, dirs) {
-    if (dirs.length === 0)
-        return;
-    const result = await ctx.target.run(`rm -rf ${shellQuote(dirs)}`);
+// restore and never removes it: a full copy of the memory images per restore.
+async function removeRestoreCopies(ctx, inventorySha256) {
+    const result = await ctx.target.run(restoreCopiesScript(inventorySha256), { timeoutMs: 60_000 });
     if (result.exitCode !== 0)
         ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
-
-;// CONCATENATED MODULE: ./src/phases/rollback.ts
-
-
-
-/**
- * Puts things back after a failure: the target container (and an image this
- * run copied) is removed first, then the source is resumed exactly where it
- * was frozen. If the target cannot be confirmed gone after a restore was
- * attempted, the source stays frozen: two live copies are worse than a pause.
- */
-async function rollback(ctx, plan) {
-    const done = [];
-    const problems = [];
-    let targetGone = true;
-    if (plan.targetContainerId) {
-        try {
-            await ctx.targetDocker.remove(plan.targetContainerId, 'rollback', { force: true, volumes: false });
-            done.push(`removed container ${plan.targetContainerId.slice(0, 12)} from the target`);
-        }
-        catch (error) {
-            targetGone = false;
-            problems.push(`target container ${plan.targetContainerId.slice(0, 12)} not removed: ${errorMessage(error)}`);
-        }
+async function followCriuLog(ctx, paths) {
+    let process;
+    try {
+        process = await ctx.target.spawn(`exec tail -q -n +1 -F -s 0.05 ${shellQuote(paths)} 2>/dev/null`);
     }
-    const copiedImage = plan.staged?.imageTransfer ? plan.container?.Image : undefined;
-    if (copiedImage && targetGone) {
-        try {
-            if ((await ctx.targetDocker.containersUsingImage(copiedImage)).length === 0) {
-                await ctx.targetDocker.removeImage(copiedImage, 'rollback');
-                done.push(`removed image ${copiedImage.slice(0, 19)} this run copied to the target`);
-            }
-        }
-        catch (error) {
-            problems.push(`image ${copiedImage.slice(0, 19)} not removed from the target: ${errorMessage(error)}`);
-        }
+    catch (error) {
+        ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
+        return { stop: async () => '' };
     }
-    if (plan.sourcePaused && plan.container) {
-        if (!targetGone && plan.restoreAttempted) {
-            problems.push('the source was left frozen because the target container could not be confirmed gone');
-        }
-        else {
-            try {
-                await ctx.sourceDocker.unpause(plan.container.Id, 'rollback');
-                done.push('resumed the source container where it was frozen');
-            }
-            catch (error) {
-                problems.push(`source not resumed: ${errorMessage(error)}`);
-            }
-        }
-    }
-    problems.push(...(await cleanTemporaryFiles(ctx, plan.staged)));
-    for (const line of done)
-        ctx.log.info(`rollback: ${line}`);
-    if (problems.length > 0) {
-        const id = plan.container?.Id.slice(0, 12) ?? '<container>';
-        throw new MigrationError('ROLLBACK_FAILED', `rollback did not finish: ${problems.join('; ')}`, {
-            step: 'rollback',
-            host: describeHost(ctx.source),
-            remedy: `check both hosts by hand: on the target remove the new container (docker rm -f), then on the source run docker unpause ${id}`,
-        });
-    }
-    return done;
+    const text = collect(process.stdout);
+    process.stdin.end();
+    return {
+        async stop(failed) {
+            // tail reads what was appended before the file went away; give it a moment to catch up.
+            if (failed)
+                await new Promise((resolve) => setTimeout(resolve, 300));
+            process.kill();
+            await Promise.race([process.exit, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+            return text();
+        },
+    };
+}
+/** Keeps the last MiB a stream printed. */
+function collect(stream) {
+    let kept = '';
+    stream.on('data', (chunk) => {
+        kept = (kept + chunk.toString('utf8')).slice(-1024 * 1024);
+    });
+    stream.on('error', () => { });
+    return () => kept;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
@@ -59863,7 +61598,7 @@ function relay_formatBytes(bytes) {
     }
     return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
-function collect(process) {
+function relay_collect(process) {
     let text = '';
     process.stderr.on('data', (chunk) => {
         if (text.length < 1_000_000)
@@ -59892,8 +61627,8 @@ async function streamBetween(from, produce, to, consume, options) {
     }
     // Nothing reads the consumer's stdout; drain it so a chatty command (docker load) cannot stall.
     consumer.stdout.resume();
-    const producerErr = collect(producer);
-    const consumerErr = collect(consumer);
+    const producerErr = relay_collect(producer);
+    const consumerErr = relay_collect(consumer);
     const meter = new Meter();
     const everyMs = (options.progressSeconds ?? 2) * 1000;
     let lastBytes = 0;
@@ -60011,7 +61746,32 @@ function parseCodecs(stdout) {
     return { zstd: found.has('zstd'), gzip: found.has('gzip') };
 }
 
+;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
+const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
+const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
+/**
+ * Values from the source's docker inspect become arguments on the target; a
+ * compromised or odd source must not smuggle options in through them.
+ */
+function inspectShapeProblems(container) {
+    const problems = [];
+    if (!inspect_shape_CONTAINER_ID.test(container.Id))
+        problems.push(`container ID "${container.Id}" is not 64 hex digits`);
+    if (!NAME.test(container.Name))
+        problems.push(`container name "${container.Name}" is not a Docker name`);
+    if (!IMAGE_ID.test(container.Image))
+        problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
+    const ref = container.Config.Image;
+    if (ref !== undefined && (ref.startsWith('-') || /\s/.test(ref))) {
+        problems.push(`image reference "${ref}" starts with "-" or holds white space`);
+    }
+    return problems;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/stage.ts
+
+
 
 
 
@@ -60026,8 +61786,18 @@ function stage_containerName(container) {
  * Everything that does not need the source frozen: the image on the target
  * (copied with docker save | docker load only when the target lacks that
  * image ID) and the target container, created with the source's configuration.
+ * Each is written into the journal before it is made.
  */
-async function stage(ctx, container, targetDockerRoot, onCreated, codec) {
+async function stage(ctx, container, targetDockerRoot, codec) {
+    const problems = inspectShapeProblems(container);
+    if (problems.length > 0) {
+        throw new MigrationError('INPUT_INVALID', `the source's docker inspect has values the action will not pass on`, {
+            step: 'stage',
+            host: describeHost(ctx.source),
+            detail: problems.join('\n'),
+            remedy: 'rename the container or re-tag its image with an ordinary name, then run again',
+        });
+    }
     const imageId = container.Image;
     // Prefer the name the container was created with, when it still means the same image.
     const named = container.Config.Image;
@@ -60038,18 +61808,21 @@ async function stage(ctx, container, targetDockerRoot, onCreated, codec) {
     if (targetImageId === imageId) {
         ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
         if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-            await ctx.target.run(shellQuote(['docker', 'image', 'tag', imageId, imageRef]));
+            await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
+                step: 'stage',
+                what: 'docker image tag',
+            });
         }
     }
     else {
         ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
         const image = withCodec(codec, shellQuote(['docker', 'save', imageRef]), shellQuote(['docker', 'load', '--quiet']));
-        imageTransfer = await streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+        imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
             label: 'image',
             step: 'stage',
             log: ctx.log,
             code: 'IMAGE_TRANSFER_FAILED',
-        });
+        }));
         const loaded = await ctx.targetDocker.imageId(imageId);
         if (loaded !== imageId) {
             throw new MigrationError('IMAGE_TRANSFER_FAILED', `image ${imageRef} did not arrive with ID ${imageId}`, {
@@ -60059,20 +61832,42 @@ async function stage(ctx, container, targetDockerRoot, onCreated, codec) {
             });
         }
     }
-    ctx.checkDeadline('stage');
+    ctx.signal.throwIfAborted();
     const targetName = stage_containerName(container);
     // With the image's own config, settings the container merely inherited are left to the image.
-    const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', container.Image]), {
+    const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
         step: 'stage',
         what: 'docker image inspect',
     });
     const imageConfig = parseImageInspect(image.stdout).Config;
-    const args = buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig });
-    const targetContainerId = await ctx.targetDocker.create(args, 'stage');
-    onCreated(targetContainerId);
-    const created = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
-    const upper = created?.GraphDriver?.Data?.UpperDir;
-    if (!created || !upper) {
+    const { args, env } = splitEnvArgs(buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig }));
+    // The environment often holds secrets: a 0600 file, never the command line.
+    const targetWork = workDir(ctx.settings.checkpointName);
+    const envDir = `${targetWork}/create`;
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
+    const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
+    const result = await runChecked(ctx.target, [
+        `${PRIVATE} d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
+        `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
+        'rm -rf "$d"; exit $s',
+    ].join('\n'), {
+        step: 'stage',
+        code: 'TARGET_CREATE_FAILED',
+        what: 'docker create',
+        options: { input: env.map((line) => `${line}\n`).join(''), timeoutMs: 120_000 },
+    });
+    const targetContainerId = result.stdout.trim().split('\n').pop() ?? '';
+    if (!/^[0-9a-f]{64}$/.test(targetContainerId)) {
+        throw new MigrationError('TARGET_CREATE_FAILED', 'docker create printed no container ID', {
+            step: 'stage',
+            host: describeHost(ctx.target),
+            detail: result.stdout,
+        });
+    }
+    await ctx.journal.done(created, 'target', { containerId: targetContainerId });
+    const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
+    const upper = inspected?.GraphDriver?.Data?.UpperDir;
+    if (!inspected || !upper) {
         throw new MigrationError('TARGET_CREATE_FAILED', 'the target container has no overlay2 upper directory', {
             step: 'stage',
             host: describeHost(ctx.target),
@@ -60091,6 +61886,7 @@ async function stage(ctx, container, targetDockerRoot, onCreated, codec) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/transfer.ts
+
 
 
 
@@ -60117,7 +61913,9 @@ async function moveState(ctx, container, dumped, staged, codec) {
             host: describeHost(ctx.source),
         });
     }
-    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), `mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '-xf', '-'])}`);
+    // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
+    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), `${PRIVATE} mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staged.targetCheckpointDir] }, 'target');
     const layer = withCodec(codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
     const [checkpoint, writableLayer] = await Promise.all([
         streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
@@ -60150,7 +61948,7 @@ function logMatches(logs, pattern) {
     return logs.split('\n').some((line) => pattern.test(line));
 }
 /** The restored container is running, has not been restarted, and runs the source's first process. */
-function restoredProblems(restored, sourceInit, targetInit) {
+function restoredProblems(restored, sourceInit, targetProcesses) {
     if (!restored)
         return ['the container is gone'];
     const problems = [];
@@ -60160,15 +61958,17 @@ function restoredProblems(restored, sourceInit, targetInit) {
         problems.push('it is restarting');
     if ((restored.RestartCount ?? 0) > 0)
         problems.push(`it restarted ${restored.RestartCount} time(s)`);
-    if (sourceInit !== undefined && targetInit !== sourceInit) {
-        problems.push(`its first process is "${targetInit ?? 'none'}", the source's was "${sourceInit}"`);
+    // docker top lists by host PID, which restored processes do not keep: look for it anywhere.
+    if (sourceInit !== undefined && targetProcesses !== undefined && !targetProcesses.includes(sourceInit)) {
+        problems.push(`the source's first process "${sourceInit}" is not among its processes (${targetProcesses.join(', ') || 'none'})`);
     }
     return problems;
 }
 /**
  * Checks the restored container while the source is still frozen, so a
- * failure can still fall back to the source: running, not restarted, the
- * same process continuing, and the operator's log pattern within the timeout.
+ * failure can still fall back to the source: it must stay running, never
+ * restarted, with the source's first process, for the whole stability window,
+ * and show the operator's log pattern within verify-timeout.
  */
 async function verify(ctx, staged, sourceInit) {
     const started = ctx.clock();
@@ -60181,25 +61981,35 @@ async function verify(ctx, staged, sourceInit) {
         });
     };
     const pattern = ctx.settings.verifyLogPattern;
-    const deadline = started + ctx.settings.verifyTimeoutSeconds * 1000;
+    const stableUntil = started + ctx.settings.verifyStableSeconds * 1000;
+    const patternDeadline = started + ctx.settings.verifyTimeoutSeconds * 1000;
+    let patternSeenAfterMs;
     for (;;) {
+        ctx.signal.throwIfAborted();
         const restored = await ctx.targetDocker.inspectContainer(staged.targetContainerId, 'verify');
-        const targetInit = restored?.State.Running
-            ? (await ctx.targetDocker.processes(staged.targetContainerId, 'verify'))[0]
+        const targetProcesses = restored?.State.Running
+            ? await ctx.targetDocker.processes(staged.targetContainerId, 'verify')
             : undefined;
-        const problems = restoredProblems(restored, sourceInit, targetInit);
-        if (problems.length > 0)
-            fail(`the restored container is not healthy: ${problems.join('; ')}`);
-        if (!pattern)
-            return {};
-        const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
-        if (logMatches(logs, pattern)) {
+        const problems = restoredProblems(restored, sourceInit, targetProcesses);
+        if (problems.length > 0) {
             const after = Math.round(ctx.clock() - started);
-            ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${after} ms`);
-            return { patternSeenAfterMs: after };
+            const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify').catch(() => '');
+            fail(`the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`, logs.split('\n').slice(-10).join('\n'));
         }
-        if (ctx.clock() >= deadline) {
-            fail(`/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`, logs.split('\n').slice(-10).join('\n'));
+        if (pattern && patternSeenAfterMs === undefined) {
+            const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
+            if (logMatches(logs, pattern)) {
+                patternSeenAfterMs = Math.round(ctx.clock() - started);
+                ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${patternSeenAfterMs} ms`);
+            }
+            else if (ctx.clock() >= patternDeadline) {
+                fail(`/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`, logs.split('\n').slice(-10).join('\n'));
+            }
+        }
+        const patternDone = !pattern || patternSeenAfterMs !== undefined;
+        if (patternDone && ctx.clock() >= stableUntil) {
+            ctx.log.info(`verify: running, not restarted, same first process for ${Math.round(ctx.clock() - started)} ms`);
+            return patternSeenAfterMs === undefined ? {} : { patternSeenAfterMs };
         }
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
@@ -60218,6 +62028,10 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
+
+const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
+/** Ordinary commands on a host get this long unless they say otherwise. */
+const COMMAND_TIMEOUT_MS = 120_000;
 function hostSummary(host, facts) {
     return {
         address: host.address,
@@ -60231,15 +62045,19 @@ function hostSummary(host, facts) {
 }
 /**
  * One live migration, phase by phase. Nothing before the freeze changes the
- * source; after it, every failure ends in rollback, which resumes the source.
+ * source. Every side effect goes into the journal first; until the target is
+ * verified (the commit point) a failure or cancellation rolls the journal
+ * back, after it the run only rolls forward.
  */
 async function migrate(deps) {
-    const { settings, source, target, log, timer } = deps;
+    const { settings, log, timer, journal, signal } = deps;
     const clock = deps.clock ?? (() => performance.now());
     const now = deps.now ?? (() => new Date());
     const runStart = deps.startedAt ?? clock();
     const startedAt = now().toISOString();
-    const deadline = runStart + settings.timeoutMinutes * 60_000;
+    const raw = deps.recoveryHosts ?? { source: deps.source, target: deps.target };
+    const source = bindSignal(deps.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const target = bindSignal(deps.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
     const ctx = {
         settings,
         source,
@@ -60247,133 +62065,123 @@ async function migrate(deps) {
         sourceDocker: new DockerCli(source),
         targetDocker: new DockerCli(target),
         log,
-        journal: new MigrationJournal(settings.checkpointName, now),
+        journal,
         timer,
         clock,
-        checkDeadline(step) {
-            if (clock() > deadline) {
-                throw new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-                    step,
-                    remedy: 'raise the timeout input, or look at the phase timings for the slow step',
-                });
-            }
-        },
+        signal,
     };
-    const plan = { sourcePaused: false, restoreAttempted: false };
     let facts = {};
     let container;
+    let staged;
     let dumped;
     let moved;
     let downtimeMs;
     let status = 'succeeded';
     let failure;
-    const peer = (host) => (host === source ? target.address : source.address);
-    const record = async (host, role, patch) => {
-        try {
-            await ctx.journal.record(host, role, { peer: peer(host), container: settings.container, ...patch });
-        }
-        catch (error) {
-            log.warning(`could not write the migration record on ${role}: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
-        }
+    let leftovers = [];
+    let phase = 'preflight';
+    const enter = (next) => {
+        phase = next;
     };
     try {
         const checked = await log.group('Preflight: both hosts and the container', () => timer.time('preflight', () => preflight(ctx)));
         facts = { source: checked.source, target: checked.target };
         container = checked.container;
-        plan.container = container;
-        const ids = { sourceContainerId: container.Id };
-        await Promise.all([
-            record(source, 'source', { phase: 'stage', status: 'running', ...ids }),
-            record(target, 'target', { phase: 'stage', status: 'running', ...ids }),
-        ]);
-        ctx.checkDeadline('stage');
+        const found = container;
+        signal.throwIfAborted();
+        enter('stage');
         const codec = await negotiateCodec(ctx);
         const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
-        const staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, checked.container, targetRoot, (id) => {
-            plan.targetContainerId = id;
-        }, codec)));
-        plan.staged = staged;
-        const prepared = await prepareCheckpoint(ctx, checked.container);
-        await record(target, 'target', { phase: 'stage', targetContainerId: staged.targetContainerId });
-        const sourceInit = (await ctx.sourceDocker.processes(container.Id, 'checkpoint'))[0];
-        ctx.checkDeadline('checkpoint');
-        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, checked.container, prepared, async () => {
-            plan.sourcePaused = true;
-            await record(source, 'source', { phase: 'checkpoint', status: 'frozen' });
-        })));
+        staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
+        const ready = staged;
+        enter('checkpoint');
+        const prepared = await prepareCheckpoint(ctx, found);
+        const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
+        signal.throwIfAborted();
+        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared)));
         const stats = dumped.stats;
         const criuSaid = stats?.frozenTimeUs
             ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
             : '';
         log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
-        ctx.checkDeadline('transfer');
+        signal.throwIfAborted();
+        enter('transfer');
         const frozen = dumped;
-        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, checked.container, frozen, staged, codec)));
-        ctx.checkDeadline('restore');
-        plan.restoreAttempted = true;
-        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, staged)));
+        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec)));
+        signal.throwIfAborted();
+        enter('restore');
+        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, frozen, targetRoot)));
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
         log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
-        await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, staged, sourceInit)));
-        await record(target, 'target', { phase: 'verify', status: 'restored' });
-        const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, checked.container, staged)));
-        plan.sourcePaused = false;
-        await Promise.all([
-            record(source, 'source', {
-                phase: 'finalize',
-                status: 'done',
-                sourceRestartPolicy: retired.sourceRestartPolicy,
-            }),
-            record(target, 'target', { phase: 'finalize', status: 'done' }),
-        ]);
+        enter('verify');
+        await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, ready, sourceInit)));
+        // The point of no return: from here on the target is the service.
+        await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, undefined, async () => {
+            signal.throwIfAborted();
+        });
     }
     catch (error) {
-        failure = asMigrationError(error, 'COMMAND_FAILED');
+        failure = withRemedy(inStep(asMigrationError(error, 'COMMAND_FAILED'), phase), ROLLED_BACK_REMEDY);
         log.warning(failure.describe());
-        const touched = plan.sourcePaused || plan.targetContainerId !== undefined;
+    }
+    if (isCommitted(journal.record)) {
+        // Cancelled or not, a verified target is kept and the source retired.
+        failure = undefined;
+        try {
+            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container))));
+            leftovers = retired.leftovers;
+        }
+        catch (error) {
+            leftovers = [`retiring the source: ${asMigrationError(error, 'SOURCE_STOP_FAILED').describe()}`];
+        }
+        // With leftovers the journal stays open (committed): the next run finishes the roll-forward.
+        await journal.finish(leftovers.length === 0 ? 'done' : 'committed').catch(() => { });
+    }
+    else if (failure) {
+        const touched = journal.record.entries.length > 0;
         status = touched ? 'rolled-back' : 'refused';
         if (touched) {
-            try {
-                await log.group('Rollback', () => timer.time('rollback', () => rollback(ctx, plan)));
-                const patch = { status: 'rolled-back', error: `${failure.code}: ${failure.message}` };
-                await Promise.all([record(source, 'source', patch), record(target, 'target', patch)]);
+            const outcome = await log.group('Rollback', () => timer.time('rollback', () => recover(journal.record, raw, log)));
+            const error = `${failure.code}: ${failure.message}`;
+            if (outcome.problems.length === 0) {
+                await journal.finish('rolled-back', { error }).catch(() => { });
             }
-            catch (rollbackError) {
+            else {
                 status = 'failed';
-                const rolled = asMigrationError(rollbackError, 'ROLLBACK_FAILED', { step: 'rollback' });
-                log.warning(rolled.describe());
-                failure = new MigrationError(failure.code, `${failure.message}; then ${rolled.message}`, {
+                // Left open: the next run or the post step tries the rest again.
+                await journal.finish('running', { error }).catch(() => { });
+                failure = new MigrationError(failure.code, `${failure.message}; the rollback did not finish: ${outcome.problems.join('; ')}`, {
                     step: failure.step,
                     host: failure.host,
                     detail: failure.detail,
-                    remedy: rolled.remedy,
+                    remedy: outcome.sourceLeftFrozen
+                        ? 'the source is still frozen because the target container could not be confirmed gone: remove it on the target (docker rm -f), then run this action again or docker unpause the source'
+                        : 'run the action again for this container: it reads the journal on both hosts and finishes the rollback',
                     cause: failure,
                 });
             }
         }
     }
-    finally {
-        timer.endAll();
-    }
+    timer.endAll();
     const streams = {};
     if (moved) {
         streams.checkpoint = { bytes: moved.checkpoint.bytes, sha256: moved.checkpoint.sha256 };
         streams.writableLayer = { bytes: moved.writableLayer.bytes, sha256: moved.writableLayer.sha256 };
     }
-    const imageMove = plan.staged?.imageTransfer;
+    const imageMove = staged?.imageTransfer;
     if (imageMove)
         streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256 };
     const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
     const metadata = {
         schemaVersion: METADATA_SCHEMA_VERSION,
         run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
-        hosts: { source: hostSummary(source, facts.source), target: hostSummary(target, facts.target) },
+        hosts: { source: hostSummary(deps.source, facts.source), target: hostSummary(deps.target, facts.target) },
         container: {
             name: container ? container.Name.replace(/^\//, '') : settings.container,
             sourceId: container?.Id,
-            targetId: status === 'succeeded' ? plan.targetContainerId : undefined,
+            targetId: status === 'succeeded' ? staged?.targetContainerId : undefined,
             imageId: container?.Image,
-            imageRef: plan.staged?.imageRef ?? container?.Config.Image,
+            imageRef: staged?.imageRef ?? container?.Config.Image,
         },
         checkpoint: {
             name: settings.checkpointName,
@@ -60384,874 +62192,17 @@ async function migrate(deps) {
         timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
         criu: dumped?.stats,
         error: failure ? metadataError(failure) : undefined,
+        leftovers: leftovers.length > 0 ? leftovers : undefined,
     };
-    return { status, metadata, error: failure };
+    return { status, metadata, error: failure, leftovers };
 }
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/host/local-host.ts
-
-
-
-/** How long a stopped command gets between SIGTERM and SIGKILL. */
-const KILL_GRACE_MS = 3_000;
-/**
- * After the shell exits, how long to wait for its output pipes to close.
- * A background child that inherited them could otherwise hold run() forever.
- */
-const PIPE_CLOSE_GRACE_MS = 10_000;
-/** The runner itself, as a host. Commands run as `sh -c`. */
-class LocalHost {
-    role;
-    address = 'local';
-    pipeCloseGraceMs;
-    constructor(role, options = {}) {
-        this.role = role;
-        this.pipeCloseGraceMs = options.pipeCloseGraceMs ?? PIPE_CLOSE_GRACE_MS;
-    }
-    async run(command, options = {}) {
-        const child = startShell(command);
-        const stdout = [];
-        const stderr = [];
-        child.stdout.on('data', (chunk) => stdout.push(chunk));
-        child.stderr.on('data', (chunk) => stderr.push(chunk));
-        // The command may exit without reading its input; that is not our error.
-        child.stdin.on('error', () => { });
-        let timedOut = false;
-        let timer;
-        if (options.timeoutMs !== undefined) {
-            timer = setTimeout(() => {
-                timedOut = true;
-                stopTree(child);
-            }, options.timeoutMs);
-        }
-        const ended = waitForEnd(child, this.pipeCloseGraceMs);
-        child.stdin.end(options.input ?? '');
-        const end = await ended;
-        if (timer)
-            clearTimeout(timer);
-        const notes = [];
-        let exitCode = end.exitCode ?? -1;
-        if (end.startError)
-            notes.push(`could not start sh: ${end.startError}`);
-        if (timedOut) {
-            exitCode = -1;
-            notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
-        }
-        else if (end.signal) {
-            notes.push(`killed by signal ${end.signal}`);
-        }
-        return {
-            exitCode,
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
-        };
-    }
-    async spawn(command) {
-        const child = startShell(command);
-        await new Promise((resolve, reject) => {
-            child.once('spawn', resolve);
-            child.once('error', (error) => reject(new MigrationError('COMMAND_FAILED', `could not start sh on the runner: ${errorMessage(error)}`, {
-                cause: error,
-            })));
-        });
-        const exit = new Promise((resolve) => {
-            child.once('close', (code, signal) => resolve({ exitCode: code, signal }));
-        });
-        return {
-            stdin: child.stdin,
-            stdout: child.stdout,
-            stderr: child.stderr,
-            exit,
-            kill: () => stopTree(child),
-        };
-    }
-    async close() { }
-}
-/** Shells whose streams have all closed: their process group id may be reused. */
-const closedShells = new WeakSet();
-function startShell(command) {
-    // Its own process group, so stopping it reaches the whole pipeline it starts.
-    const child = (0,external_node_child_process_namespaceObject.spawn)('sh', ['-c', command], { stdio: 'pipe', detached: true });
-    child.once('close', () => closedShells.add(child));
-    return child;
-}
-function waitForEnd(child, pipeCloseGraceMs) {
-    return new Promise((resolve) => {
-        let pipeTimer;
-        const finish = (end) => {
-            if (pipeTimer)
-                clearTimeout(pipeTimer);
-            resolve(end);
-        };
-        child.once('error', (error) => finish({ exitCode: null, signal: null, startError: errorMessage(error) }));
-        child.once('close', (code, signal) => finish({ exitCode: code, signal }));
-        child.once('exit', (code, signal) => {
-            pipeTimer = setTimeout(() => {
-                child.stdout.destroy();
-                child.stderr.destroy();
-                finish({ exitCode: code, signal });
-            }, pipeCloseGraceMs);
-            pipeTimer.unref();
-        });
-    });
-}
-/**
- * SIGTERM first: a sudo in the group relays it to the root command it started,
- * which the runner's user could not signal itself. SIGKILL after a grace period.
- */
-function stopTree(child) {
-    // The shell may be gone while children it started still hold the pipes, so only closed means done.
-    if (child.pid === undefined || closedShells.has(child))
-        return;
-    signalGroup(child.pid, 'SIGTERM');
-    const pid = child.pid;
-    const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
-    escalate.unref();
-    child.once('close', () => clearTimeout(escalate));
-}
-function signalGroup(pid, signal) {
-    try {
-        process.kill(-pid, signal);
-    }
-    catch {
-        // Already gone, or only processes we may not signal are left.
-    }
-}
-
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(5472);
-var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
-;// CONCATENATED MODULE: ./src/host/known-hosts.ts
-
-/**
- * Parses known_hosts text. Lines that cannot be used (comments, unknown
- * markers, @cert-authority, bad base64, a key blob that does not carry its
- * declared type) are skipped: a skipped line can only make a host unknown,
- * never trusted.
- */
-function known_hosts_parseKnownHosts(text) {
-    const entries = [];
-    const lines = text.split(/\r?\n/);
-    for (const [index, raw] of lines.entries()) {
-        const entry = parseLine(raw, index + 1);
-        if (entry)
-            entries.push(entry);
-    }
-    return entries;
-}
-function parseLine(raw, line) {
-    const text = raw.trim();
-    if (text === '' || text.startsWith('#'))
-        return undefined;
-    const fields = text.split(/\s+/);
-    let revoked = false;
-    if (fields[0]?.startsWith('@')) {
-        const marker = fields.shift();
-        // Certificate authorities are not supported, so their lines vouch for nothing.
-        if (marker !== '@revoked')
-            return undefined;
-        revoked = true;
-    }
-    const [hostField, keyType, keyText] = fields;
-    if (hostField === undefined || keyType === undefined || keyText === undefined)
-        return undefined;
-    const patterns = parsePatterns(hostField);
-    if (patterns === undefined)
-        return undefined;
-    const key = decodeKey(keyText, keyType);
-    if (key === undefined)
-        return undefined;
-    return { line, revoked, patterns, keyType, key };
-}
-function parsePatterns(field) {
-    const patterns = [];
-    for (const part of field.split(',')) {
-        if (part === '')
-            continue;
-        if (part.startsWith('|')) {
-            const hashed = parseHashed(part);
-            if (hashed === undefined)
-                return undefined;
-            patterns.push(hashed);
-        }
-        else if (part.startsWith('!')) {
-            const pattern = part.slice(1);
-            if (pattern === '')
-                return undefined;
-            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
-        }
-        else {
-            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
-        }
-    }
-    return patterns.length > 0 ? patterns : undefined;
-}
-function parseHashed(part) {
-    const pieces = part.split('|');
-    // "|1|salt|hash" splits into ["", "1", salt, hash].
-    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
-        return undefined;
-    const salt = decodeBase64(pieces[2] ?? '');
-    const hash = decodeBase64(pieces[3] ?? '');
-    if (salt === undefined || hash === undefined || hash.length !== 20)
-        return undefined;
-    return { kind: 'hashed', salt, hash };
-}
-function decodeBase64(text) {
-    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
-        return undefined;
-    const bytes = Buffer.from(text, 'base64');
-    return bytes.length > 0 ? bytes : undefined;
-}
-function decodeKey(text, keyType) {
-    const blob = decodeBase64(text);
-    // The blob starts with its own type name; a disagreement means a corrupt line.
-    if (blob === undefined || keyTypeOf(blob) !== keyType)
-        return undefined;
-    return blob;
-}
-/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
-function knownHostsName(host, port) {
-    const name = host.toLowerCase();
-    return port === 22 ? name : `[${name}]:${port}`;
-}
-function globMatches(pattern, name) {
-    let source = '';
-    for (const char of pattern) {
-        if (char === '*')
-            source += '.*';
-        else if (char === '?')
-            source += '.';
-        else
-            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
-    }
-    return new RegExp(`^${source}$`, 'su').test(name);
-}
-function hashedMatches(salt, hash, name) {
-    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
-    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
-}
-/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
-function entryMatchesHost(entry, host, port) {
-    const name = knownHostsName(host, port);
-    let matched = false;
-    for (const pattern of entry.patterns) {
-        if (pattern.kind === 'hashed') {
-            if (hashedMatches(pattern.salt, pattern.hash, name))
-                matched = true;
-        }
-        else if (globMatches(pattern.pattern, name)) {
-            if (pattern.negated)
-                return false;
-            matched = true;
-        }
-    }
-    return matched;
-}
-/** The keys known_hosts allows and revokes for one host and port. */
-function matchHostKeys(entries, host, port) {
-    const allowed = [];
-    const revoked = [];
-    for (const entry of entries) {
-        if (!entryMatchesHost(entry, host, port))
-            continue;
-        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
-        (entry.revoked ? revoked : allowed).push(known);
-    }
-    return { allowed, revoked };
-}
-/** Decides whether the key a server presented may be trusted for host and port. */
-function checkHostKey(entries, host, port, presentedKey) {
-    const { allowed, revoked } = matchHostKeys(entries, host, port);
-    // A revoked key stays refused even when another line also lists it as allowed.
-    if (revoked.some((known) => known.key.equals(presentedKey)))
-        return { ok: false, reason: 'revoked' };
-    if (allowed.some((known) => known.key.equals(presentedKey)))
-        return { ok: true };
-    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
-}
-/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
-function keyTypeOf(blob) {
-    if (blob.length < 4)
-        return undefined;
-    const length = blob.readUInt32BE(0);
-    if (4 + length > blob.length)
-        return undefined;
-    return blob.subarray(4, 4 + length).toString('latin1');
-}
-/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
-function fingerprint(blob) {
-    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
-
-;// CONCATENATED MODULE: ./src/host/ssh-host.ts
-
-
-
-
-
-const DEFAULT_READY_TIMEOUT_MS = 20_000;
-const KEEPALIVE_INTERVAL_MS = 10_000;
-const KEEPALIVE_COUNT_MAX = 3;
-/** Between SIGTERM and SIGKILL (and closing the channel) when stopping a command. */
-const ssh_host_KILL_GRACE_MS = 3_000;
-/** Wait this long for an 'exit' that lags behind 'close' before calling the exit status missing. */
-const LATE_EXIT_WAIT_MS = 100;
-const CLOSE_TIMEOUT_MS = 5_000;
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-/** Host key algorithm names ssh2 negotiates, per key type as known_hosts writes it. */
-const HOST_KEY_ALGORITHMS = {
-    'ssh-ed25519': ['ssh-ed25519'],
-    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
-/** Connects (through the jump host when given) and checks the host keys against known_hosts. */
-async function connectSsh(options) {
-    const privateKey = ssh_host_checkPrivateKey(options);
-    const entries = known_hosts_parseKnownHosts(options.knownHosts);
-    const base = {
-        privateKey,
-        passphrase: options.passphrase,
-        entries,
-        insecure: options.insecureSkipHostKeyCheck,
-        readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-        logger: options.logger,
-    };
-    if (options.jump === undefined) {
-        const target = await openClient({ ...base, role: options.role, spec: options.spec });
-        return new SshHost(options.role, formatHostSpec(options.spec), target);
-    }
-    const jump = await openClient({ ...base, role: 'jump', spec: options.jump });
-    try {
-        const sock = await forwardTo(jump, options.role, options.spec, options.jump);
-        const target = await openClient({
-            ...base,
-            role: options.role,
-            spec: options.spec,
-            sock,
-            via: formatHostSpec(options.jump),
-        });
-        const address = `${formatHostSpec(options.spec)} via ${formatHostSpec(options.jump)}`;
-        return new SshHost(options.role, address, target, jump);
-    }
-    catch (error) {
-        await endClient(jump);
-        throw error;
-    }
-}
-/** One live SSH connection (and its bastion, if any) as a Host. */
-class SshHost {
-    role;
-    address;
-    target;
-    jump;
-    closing = false;
-    lost;
-    channels = new Set();
-    constructor(role, address, target, jump) {
-        this.role = role;
-        this.address = address;
-        this.target = target;
-        this.jump = jump;
-        for (const side of [target, jump]) {
-            side?.client.on('close', () => this.onConnectionClosed(side));
-        }
-    }
-    /** The SHA256 fingerprint of the host key the server presented. */
-    get hostKeyFingerprint() {
-        return this.target.hostKeyFingerprint;
-    }
-    /** Set once the connection dropped without close() being called. */
-    get connectionError() {
-        return this.lost;
-    }
-    async run(command, options = {}) {
-        // Without input, stdin comes from /dev/null on the far side, so the channel
-        // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
-        const quoted = `sh -c ${shellQuote([command])}`;
-        const channel = await this.exec(options.input === undefined ? `${quoted} </dev/null` : quoted);
-        const stdout = [];
-        const stderr = [];
-        // The outcome comes from 'close'; a stream error must not go unhandled.
-        channel.on('error', () => { });
-        channel.on('data', (chunk) => stdout.push(chunk));
-        channel.stderr.on('data', (chunk) => stderr.push(chunk));
-        const ended = channelEnd(channel);
-        if (options.input !== undefined)
-            channel.end(options.input);
-        let timedOut = false;
-        let timer;
-        if (options.timeoutMs !== undefined) {
-            timer = setTimeout(() => {
-                timedOut = true;
-                stopChannel(channel);
-            }, options.timeoutMs);
-        }
-        const end = await ended;
-        if (timer)
-            clearTimeout(timer);
-        if (end.exitCode === null && end.signal === null && !timedOut && this.lost)
-            throw this.lost;
-        const notes = [];
-        let exitCode = end.exitCode ?? -1;
-        if (timedOut) {
-            exitCode = -1;
-            notes.push(`timed out after ${options.timeoutMs} ms and was stopped`);
-        }
-        else if (end.signal !== null) {
-            notes.push(`killed by signal ${end.signal}`);
-        }
-        else if (end.exitCode === null) {
-            notes.push('the SSH channel closed without an exit status');
-        }
-        return {
-            exitCode,
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
-        };
-    }
-    async spawn(command) {
-        const channel = await this.exec(`sh -c ${shellQuote([command])}`);
-        const exit = channelEnd(channel).then((end) => ({ exitCode: end.exitCode, signal: end.signal }));
-        return {
-            stdin: channel,
-            stdout: channel,
-            stderr: channel.stderr,
-            exit,
-            kill: () => {
-                stopChannel(channel);
-                // 'close' only comes once both streams ended; drain what nobody reads any more.
-                drain(channel);
-                drain(channel.stderr);
-            },
-        };
-    }
-    async close() {
-        if (this.closing)
-            return;
-        this.closing = true;
-        for (const channel of this.channels)
-            channel.close();
-        await endClient(this.target);
-        if (this.jump)
-            await endClient(this.jump);
-    }
-    exec(command) {
-        if (this.lost)
-            return Promise.reject(this.lost);
-        if (this.closing) {
-            return Promise.reject(new MigrationError('SSH_DISCONNECTED', 'the SSH connection was already closed', { host: this.label }));
-        }
-        return new Promise((resolve, reject) => {
-            const opened = (error, channel) => {
-                if (error) {
-                    reject(this.lost ?? this.channelError(error));
-                    return;
-                }
-                this.channels.add(channel);
-                channel.once('close', () => this.channels.delete(channel));
-                resolve(channel);
-            };
-            try {
-                this.target.client.exec(command, opened);
-            }
-            catch (error) {
-                reject(this.lost ?? this.channelError(error));
-            }
-        });
-    }
-    channelError(error) {
-        // ssh2's words for a connection that is going away before 'close' arrives.
-        if (/^(Not connected|No response from server)$/.test(errorMessage(error))) {
-            return new MigrationError('SSH_DISCONNECTED', `the SSH connection is gone: ${errorMessage(error)}`, {
-                host: this.label,
-                cause: error,
-                remedy: 'check the network between the runner and the host, and the host sshd logs',
-            });
-        }
-        return new MigrationError('COMMAND_FAILED', `could not start a command over SSH: ${errorMessage(error)}`, {
-            host: this.label,
-            cause: error,
-            remedy: 'if many commands run at once, raise MaxSessions in the host sshd_config (the default allows 10 per connection)',
-        });
-    }
-    onConnectionClosed(side) {
-        if (this.closing || this.lost)
-            return;
-        const through = side === this.jump ? ` (the connection to jump host ${side.address} closed)` : '';
-        const cause = side.lastError ?? this.target.lastError;
-        const why = cause ? `: ${errorMessage(cause)}` : '';
-        this.lost = new MigrationError('SSH_DISCONNECTED', `the SSH connection closed unexpectedly${through}${why}`, {
-            host: this.label,
-            cause,
-            remedy: 'check the network between the runner and the host, and the host sshd logs',
-        });
-        // Without the bastion the target's tunnel is gone too.
-        if (side === this.jump)
-            this.target.client.end();
-    }
-    get label() {
-        return `${this.role} ${this.address}`;
-    }
-}
-function ssh_host_checkPrivateKey(options) {
-    const host = `${options.role} ${formatHostSpec(options.spec)}`;
-    if (options.privateKey === undefined || options.privateKey.length === 0) {
-        throw new MigrationError('SSH_KEY_MISSING', 'no SSH private key was given', {
-            step: 'connect',
-            host,
-            remedy: 'set the ssh-key input (or ssh-key-path) to the private key authorized on the hosts',
-        });
-    }
-    const parsed = lib_default().utils.parseKey(options.privateKey, options.passphrase);
-    if (parsed instanceof Error) {
-        throw new MigrationError('INPUT_INVALID', `the SSH private key cannot be read: ${parsed.message}`, {
-            step: 'connect',
-            host,
-            remedy: 'give the private key in OpenSSH or PEM format; if it is encrypted, set the passphrase input to its passphrase',
-        });
-    }
-    return options.privateKey;
-}
-function openClient(params) {
-    const { role, spec, logger } = params;
-    const address = formatHostSpec(spec);
-    const host = `${role} ${params.via ? `${address} via ${params.via}` : address}`;
-    const known = matchHostKeys(params.entries, spec.host, spec.port);
-    let verdict;
-    let presented;
-    const verifyHostKey = (key) => {
-        presented = key;
-        if (params.insecure) {
-            verdict = { ok: true };
-            return true;
-        }
-        verdict = checkHostKey(params.entries, spec.host, spec.port, key);
-        logger?.debug(`${host}: host key ${fingerprint(key)} ${verdict.ok ? 'matches known_hosts' : verdict.reason}`);
-        return verdict.ok;
-    };
-    // Offer only the key types known_hosts has for this host, as OpenSSH does, so
-    // a host with several keys is not refused for showing one we do not list.
-    const knownAlgorithms = [...new Set(known.allowed.flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
-    const restricted = !params.insecure && knownAlgorithms.length > 0;
-    const config = {
-        host: spec.host,
-        port: spec.port,
-        username: spec.user,
-        privateKey: params.privateKey,
-        passphrase: params.passphrase,
-        hostVerifier: verifyHostKey,
-        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
-        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-        readyTimeout: params.readyTimeoutMs,
-        ...(restricted ? { algorithms: { serverHostKey: knownAlgorithms } } : {}),
-        ...(params.sock ? { sock: params.sock } : {}),
-        ...(logger ? { debug: (message) => logger.debug(`${host}: ${message}`) } : {}),
-    };
-    return new Promise((resolve, reject) => {
-        const client = new (lib_default()).Client();
-        let settled = false;
-        const fail = (error) => {
-            if (settled)
-                return;
-            settled = true;
-            client.removeListener('ready', onReady);
-            // Keep a listener: ssh2 may still emit 'error' while the socket winds down.
-            client.on('error', () => { });
-            client.end();
-            const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
-            reject(connectError(error, context));
-        };
-        const onReady = () => {
-            if (settled)
-                return;
-            settled = true;
-            client.removeListener('error', fail);
-            client.removeListener('close', onEarlyClose);
-            logger?.debug(`${host}: connected`);
-            // Nagle's delay costs the relay about a fifth of its throughput (bench/results).
-            client.setNoDelay(true);
-            const open = {
-                client,
-                role,
-                address,
-                hostKeyFingerprint: presented ? fingerprint(presented) : 'unknown',
-                closed: false,
-            };
-            client.once('close', () => {
-                open.closed = true;
-            });
-            // From now on a dropped connection shows as 'error' then 'close'; 'close'
-            // decides, and an 'error' without a listener would crash the process.
-            client.on('error', (error) => {
-                open.lastError = error;
-            });
-            resolve(open);
-        };
-        const onEarlyClose = () => fail(new Error('the connection closed before SSH was ready'));
-        client.once('ready', onReady);
-        client.on('error', fail);
-        client.once('close', onEarlyClose);
-        try {
-            client.connect(config);
-        }
-        catch (error) {
-            fail(error);
-        }
-    });
-}
-function connectError(error, context) {
-    const { host, spec, verdict, presented } = context;
-    const base = { step: 'connect', host, cause: error };
-    const keyscan = `ssh-keyscan -p ${spec.port} ${spec.host}`;
-    if (verdict && !verdict.ok && presented) {
-        const shown = `${keyTypeOf(presented) ?? 'unknown type'} ${fingerprint(presented)}`;
-        if (verdict.reason === 'unknown') {
-            return new MigrationError('HOST_KEY_UNKNOWN', `no known_hosts line matches this host (it presented ${shown})`, {
-                ...base,
-                remedy: `run \`${keyscan}\` from a trusted network, check the fingerprint, and add the line to the known-hosts input`,
-            });
-        }
-        if (verdict.reason === 'revoked') {
-            return new MigrationError('HOST_KEY_MISMATCH', `the host presented a key marked @revoked in known_hosts (${shown})`, {
-                ...base,
-                remedy: 'this key must not be trusted: find out why the host still uses it before trying again',
-            });
-        }
-        return new MigrationError('HOST_KEY_MISMATCH', `the host presented ${shown}, which differs from its known_hosts key`, {
-            ...base,
-            remedy: `this may be an attack, or the host was reinstalled; once you have verified the new key (\`${keyscan}\`), replace its line in the known-hosts input`,
-        });
-    }
-    const message = errorMessage(error);
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
-    const level = typeof error === 'object' && error !== null && 'level' in error ? String(error.level) : undefined;
-    if (context.restricted && /host key/i.test(message) && level === 'handshake') {
-        return new MigrationError('HOST_KEY_MISMATCH', 'the host offers none of the key types known_hosts lists for it', {
-            ...base,
-            remedy: `this may be an attack, or the host was reinstalled; once you have verified its keys (\`${keyscan}\`), update the known-hosts input`,
-        });
-    }
-    if (level === 'client-authentication') {
-        return new MigrationError('SSH_AUTH_FAILED', `the host refused the SSH key for user ${spec.user}`, {
-            ...base,
-            remedy: `check that the public key is in ~${spec.user}/.ssh/authorized_keys on the host, that user ${spec.user} may log in (PermitRootLogin for root), and the key passphrase`,
-        });
-    }
-    if (code !== undefined && UNREACHABLE_CODES.has(code)) {
-        return new MigrationError('SSH_UNREACHABLE', `cannot reach ${spec.host} port ${spec.port}: ${message}`, {
-            ...base,
-            remedy: 'check the address and port, that sshd runs there, and that no firewall blocks the runner',
-        });
-    }
-    if (level === 'client-timeout' || code === 'ETIMEDOUT') {
-        return new MigrationError('SSH_TIMEOUT', `SSH did not become ready in time: ${message}`, {
-            ...base,
-            remedy: 'check that the host is up and that nothing between the runner and it drops packets',
-        });
-    }
-    return new MigrationError('SSH_DISCONNECTED', `the SSH connection failed: ${message}`, {
-        ...base,
-        remedy: 'check the host sshd logs and the network between the runner and the host',
-    });
-}
-/** Opens a TCP tunnel from the bastion to the target's sshd. */
-function forwardTo(jump, role, spec, jumpSpec) {
-    return new Promise((resolve, reject) => {
-        const failed = (error) => {
-            reject(new MigrationError('SSH_UNREACHABLE', `jump host ${formatHostSpec(jumpSpec)} could not open a connection to ${spec.host} port ${spec.port}: ${errorMessage(error)}`, {
-                step: 'connect',
-                host: `${role} ${formatHostSpec(spec)}`,
-                cause: error,
-                remedy: 'check that the jump host can reach the host and port, and that its sshd allows TCP forwarding (AllowTcpForwarding)',
-            }));
-        };
-        try {
-            jump.client.forwardOut('127.0.0.1', 0, spec.host, spec.port, (error, stream) => {
-                if (error)
-                    failed(error);
-                else
-                    resolve(stream);
-            });
-        }
-        catch (error) {
-            failed(error);
-        }
-    });
-}
-/**
- * Settles on the channel's 'close' with the status from 'exit'. ssh2 normally
- * emits 'exit' first and repeats the status in 'close', but either may carry
- * it, and a late 'exit' is still waited for briefly.
- */
-function channelEnd(channel) {
-    return new Promise((resolve) => {
-        let status;
-        let closed = false;
-        const record = (code, signal) => {
-            if (status)
-                return;
-            if (typeof code === 'number')
-                status = { exitCode: code, signal: null };
-            else if (typeof signal === 'string')
-                status = { exitCode: null, signal: signal.replace(/^(SIG)?/, 'SIG') };
-            if (status && closed)
-                resolve(status);
-        };
-        channel.on('exit', (code, signal) => record(code, signal));
-        channel.once('close', (code, signal) => {
-            closed = true;
-            record(code, signal);
-            if (status) {
-                resolve(status);
-                return;
-            }
-            setTimeout(() => resolve(status ?? { exitCode: null, signal: null }), LATE_EXIT_WAIT_MS).unref();
-        });
-    });
-}
-/**
- * SIGTERM (which sudo relays), then SIGKILL and closing the channel. ssh2
- * cannot signal once our side of stdin has ended, so then close at once:
- * the command loses its pipes and dies on its next read or write.
- */
-function stopChannel(channel) {
-    if (!channel.writable) {
-        channel.close();
-        return;
-    }
-    trySignal(channel, 'TERM');
-    const escalate = setTimeout(() => {
-        trySignal(channel, 'KILL');
-        channel.close();
-    }, ssh_host_KILL_GRACE_MS);
-    escalate.unref();
-    channel.once('close', () => clearTimeout(escalate));
-}
-function trySignal(channel, signal) {
-    try {
-        channel.signal(signal);
-    }
-    catch {
-        // The channel is already closing.
-    }
-}
-function drain(stream) {
-    stream.on('error', () => { });
-    stream.resume();
-}
-function endClient(open) {
-    const { client } = open;
-    if (open.closed)
-        return Promise.resolve();
-    return new Promise((resolve) => {
-        const timer = setTimeout(() => {
-            client.destroy();
-            resolve();
-        }, CLOSE_TIMEOUT_MS);
-        timer.unref();
-        client.once('close', () => {
-            clearTimeout(timer);
-            resolve();
-        });
-        client.on('error', () => { });
-        client.end();
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/sudo.ts
-
-
-
-/** The command text withSudo runs in place of `command`. */
-function sudoCommand(command) {
-    return `sudo -n sh -c ${shellQuote([command])}`;
-}
-/** The same host, with every command run as root through `sudo -n`. */
-function withSudo(host) {
-    return {
-        role: host.role,
-        address: host.address,
-        run: (command, options) => host.run(sudoCommand(command), options),
-        spawn: (command) => host.spawn(sudoCommand(command)),
-        close: () => host.close(),
-    };
-}
-/** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
-async function checkSudo(host) {
-    const result = await host.run('sudo -n true', { timeoutMs: 30_000 });
-    if (result.exitCode === 0)
-        return;
-    const missing = result.exitCode === 127;
-    const stderr = tailLines(result.stderr);
-    throw new MigrationError('SUDO_REFUSED', missing ? 'sudo is not installed' : `sudo -n refused to run a command (exit ${result.exitCode})`, {
-        step: 'connect',
-        host: describeHost(host),
-        detail: stderr === '' ? undefined : stderr,
-        remedy: missing
-            ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
-            : 'allow this user passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or set `sudo: false` and log in as root',
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/host-factory.ts
-
-
-
-/**
- * Opens one host: the runner itself or an SSH connection. With sudo, commands
- * go through `sudo -n` unless the login is already root, and a refusal is
- * found now rather than halfway through a migration.
- */
-async function openHost(role, location, ssh, sudo, deps = {}) {
-    let host;
-    if (location.kind === 'local') {
-        host = deps.local ? deps.local(role) : new LocalHost(role);
-    }
-    else {
-        const connect = deps.connect ?? connectSsh;
-        const opened = await connect({
-            role,
-            spec: location.spec,
-            privateKey: ssh.privateKey,
-            passphrase: ssh.passphrase,
-            knownHosts: ssh.knownHosts,
-            insecureSkipHostKeyCheck: ssh.insecureSkipHostKeyCheck,
-            jump: ssh.jumpHost,
-            readyTimeoutMs: deps.readyTimeoutMs,
-            logger: deps.logger,
-        });
-        if (ssh.insecureSkipHostKeyCheck) {
-            const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';
-            deps.warn?.(`${role} ${opened.address}: the SSH host key was not checked${key}; anyone between the runner and the host could impersonate it. Provide known-hosts instead of insecure-skip-host-key-check.`);
-        }
-        host = opened;
-    }
-    if (!sudo)
-        return host;
-    try {
-        return await applySudo(host);
-    }
-    catch (error) {
-        await host.close();
-        throw error;
-    }
-}
-async function applySudo(host) {
-    const id = await host.run('id -u', { timeoutMs: 30_000 });
-    // Root needs no sudo, and minimal hosts may not even have it installed.
-    if (id.exitCode === 0 && id.stdout.trim() === '0')
-        return host;
-    await checkSudo(host);
-    return withSudo(host);
+function found(container) {
+    if (!container)
+        throw new Error('committed without a container');
+    return container;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/connect.ts
-
 
 
 
@@ -61274,13 +62225,290 @@ async function connectHosts(settings, log) {
         [target.value, settings.target],
     ]) {
         const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-        const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
+        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
         log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
     }
     return { source: source.value, target: target.value };
 }
 
+;// CONCATENATED MODULE: ./src/runtime.ts
+
+
+const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
+function actionsRuntime() {
+    return {
+        log: {
+            info: (message) => info(message),
+            warning: (message) => warning(message),
+            group: (name, fn) => group(name, fn),
+        },
+        saveState: (name, value) => saveState(name, value),
+        getState: (name) => getState(name),
+        onCancel(cancel) {
+            const handler = (signal) => cancel(signal);
+            process.on('SIGINT', handler);
+            process.on('SIGTERM', handler);
+            return () => {
+                process.off('SIGINT', handler);
+                process.off('SIGTERM', handler);
+            };
+        },
+        env: process.env,
+        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/policy/lock.ts
+
+/**
+ * A held lock belongs to a run that is gone when its holder has not renewed
+ * it for LOCK_STALE_SECONDS, or when the holder ran on this very machine
+ * (same boot) and its process no longer exists.
+ */
+function staleLockReason(held, here, staleSeconds = LOCK_STALE_SECONDS) {
+    if (held.ageSeconds > staleSeconds)
+        return `not renewed for ${held.ageSeconds} s`;
+    const owner = held.owner;
+    if (owner &&
+        here.machine !== undefined &&
+        here.bootId !== undefined &&
+        owner.machine === here.machine &&
+        owner.bootId === here.bootId &&
+        !here.isAlive(owner.pid)) {
+        return `its process ${owner.pid} on ${owner.machine} has ended`;
+    }
+    return undefined;
+}
+/** "GitHub run 123 attempt 2 (job migrate), started 2026-11-28T09:00:00Z": for MIGRATION_IN_PROGRESS. */
+function describeOwner(owner) {
+    if (!owner)
+        return 'another run (its owner file is unreadable)';
+    const run = owner.githubRunId
+        ? `GitHub run ${owner.githubRunId}${owner.githubRunAttempt ? ` attempt ${owner.githubRunAttempt}` : ''}${owner.githubJob ? ` (job ${owner.githubJob})` : ''}`
+        : `a run on ${owner.machine ?? 'an unknown machine'} (pid ${owner.pid})`;
+    return `${run}, started ${owner.startedAt}`;
+}
+
+;// CONCATENATED MODULE: ./src/state/guard.ts
+
+
+
+
+
+
+
+
+function runOwner(env, now, token) {
+    let bootId;
+    try {
+        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    }
+    catch {
+        bootId = undefined;
+    }
+    return {
+        token,
+        githubRunId: env.GITHUB_RUN_ID,
+        githubRunAttempt: env.GITHUB_RUN_ATTEMPT,
+        githubJob: env.GITHUB_JOB,
+        runner: env.RUNNER_NAME,
+        machine: (0,external_node_os_namespaceObject.hostname)(),
+        bootId,
+        pid: process.pid,
+        startedAt: now.toISOString(),
+    };
+}
+function thisMachine() {
+    let bootId;
+    try {
+        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    }
+    catch {
+        bootId = undefined;
+    }
+    return {
+        machine: (0,external_node_os_namespaceObject.hostname)(),
+        bootId,
+        isAlive(pid) {
+            try {
+                process.kill(pid, 0);
+                return true;
+            }
+            catch (error) {
+                // EPERM: it exists, it is just not ours.
+                return error.code === 'EPERM';
+            }
+        },
+    };
+}
+/**
+ * One run per container: a lock on the source (the container) and on the
+ * target (the name it will create). A lock held by a live run refuses this one
+ * at once with MIGRATION_IN_PROGRESS; a stale one is taken over only after the
+ * open journals on both hosts have been read and settled by `settle`.
+ */
+async function lockContainer(hosts, container, owner, log, here = thisMachine()) {
+    const held = [];
+    const stale = [];
+    const releaseHeld = () => Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => { });
+    for (const host of [hosts.source, hosts.target]) {
+        let attempt;
+        try {
+            attempt = await tryLock(host, container, owner);
+        }
+        catch (error) {
+            await releaseHeld();
+            throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
+        }
+        if (attempt.acquired) {
+            held.push(host);
+            continue;
+        }
+        const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
+        if (reason === undefined) {
+            await releaseHeld();
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is working on container ${container}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
+                step: 'lock',
+                host: describeHost(host),
+                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
+            });
+        }
+        log.warning(`${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`);
+        stale.push(host);
+    }
+    for (const host of stale) {
+        if (!(await takeOverLock(host, container, owner))) {
+            await releaseHeld();
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on ${container} first`, {
+                step: 'lock',
+                host: describeHost(host),
+                remedy: 'wait for that run to finish, then run again',
+            });
+        }
+        held.push(host);
+    }
+    const renew = setInterval(() => {
+        for (const host of held)
+            renewLock(host, container, owner.token).catch(() => { });
+    }, LOCK_RENEW_MS);
+    renew.unref();
+    return {
+        async release() {
+            clearInterval(renew);
+            await releaseHeld();
+        },
+    };
+}
+/** The hosts as the record saw them: a later run may go the other way between the same two. */
+function hostsFor(record, hosts) {
+    if (record.source === hosts.source.address && record.target === hosts.target.address)
+        return hosts;
+    if (record.source === hosts.target.address && record.target === hosts.source.address) {
+        return { source: hosts.target, target: hosts.source };
+    }
+    return undefined;
+}
+/**
+ * Reads the journals an earlier run left open on either host and settles them:
+ * a run past its commit point is finished (source retired), one before it is
+ * rolled back. Returns what was done, or undefined when nothing was open.
+ */
+async function settleUnfinished(hosts, container, log, extra = undefined) {
+    const reads = await Promise.allSettled([
+        readRecord(hosts.source, container),
+        readRecord(hosts.target, container),
+    ]);
+    for (const [i, read] of reads.entries()) {
+        if (read.status === 'rejected') {
+            log.warning(`could not read the journal on the ${i === 0 ? 'source' : 'target'}: ${errorMessage(read.reason)}`);
+        }
+    }
+    const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
+    const record = newestRecord([...found, extra]);
+    if (!record || !isUnfinished(record))
+        return undefined;
+    const roles = hostsFor(record, hosts);
+    if (!roles) {
+        throw new MigrationError('MIGRATION_IN_PROGRESS', `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`, {
+            step: 'resume',
+            remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
+        });
+    }
+    log.warning(`found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`);
+    const outcome = await recover(record, roles, log);
+    const resumed = {
+        checkpointName: record.checkpointName,
+        direction: outcome.direction,
+        owner: describeOwner(record.owner),
+        done: outcome.done,
+        problems: outcome.problems,
+    };
+    if (outcome.problems.length > 0) {
+        await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
+        throw new MigrationError('ROLLBACK_FAILED', `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`, {
+            step: 'resume',
+            remedy: outcome.sourceLeftFrozen
+                ? 'remove the target container by hand (docker rm -f), then run again'
+                : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
+        });
+    }
+    record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
+    record.resolvedBy = 'a later run';
+    record.updatedAt = new Date().toISOString();
+    const archived = await Promise.allSettled([
+        archiveRecord(roles.source, record),
+        archiveRecord(roles.target, record),
+    ]);
+    for (const result of archived) {
+        if (result.status === 'rejected')
+            log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
+    }
+    return resumed;
+}
+/**
+ * Writes the journal everywhere it lives: the runner's saved state (for the
+ * post step) and both hosts. The host the next change affects must have it
+ * before the change is made; the other host is told when it can be.
+ */
+function journalPersister(hosts, saveState, log) {
+    const warned = new Set();
+    return async (record, affected) => {
+        saveState(record);
+        const sides = ['source', 'target'];
+        const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
+        for (const [i, result] of results.entries()) {
+            const side = sides[i];
+            if (result.status === 'fulfilled')
+                continue;
+            if (side === affected)
+                throw result.reason;
+            if (!warned.has(side)) {
+                warned.add(side);
+                log.warning(`could not write the journal on the ${side}: ${errorMessage(result.reason)}`);
+            }
+        }
+    };
+}
+/** Moves a finished journal into the history on both hosts; failures only warn. */
+async function archiveEverywhere(hosts, record, log) {
+    const results = await Promise.allSettled([
+        archiveRecord(hosts.source, record),
+        archiveRecord(hosts.target, record),
+    ]);
+    for (const result of results) {
+        if (result.status === 'rejected')
+            log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/modes/migrate.ts
+
+
+
+
+
+
+
 
 
 
@@ -61302,6 +62530,7 @@ async function report(settings, metadata) {
     setOutput('duration-ms', metadata.timings.durationMs ?? '');
     setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
     setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
+    setOutput('leftovers', (metadata.leftovers ?? []).join('\n'));
     setOutput('metadata-path', path);
     if (process.env.GITHUB_STEP_SUMMARY)
         await writeSummary(summary, metadata);
@@ -61313,22 +62542,130 @@ async function report(settings, metadata) {
         info(`artifact upload skipped (${why}); metadata is at ${path}`);
     }
 }
-/** Migrate mode: connect, run the phases, report; a failed migration fails the step. */
-async function runMigrateMode(settings, log) {
+/** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
+function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
+    return {
+        schemaVersion: 1,
+        run: {
+            mode: settings.mode,
+            status,
+            startedAt: startedAt.toISOString(),
+            finishedAt: new Date().toISOString(),
+        },
+        hosts: {
+            source: { address: hosts.source?.address ?? 'unknown' },
+            target: hosts.target ? { address: hosts.target.address } : undefined,
+        },
+        container: { name: settings.container },
+        checkpoint: { name: settings.checkpointName, streams: {} },
+        timings: { phasesMs: {}, durationMs: Date.now() - startedAt.getTime() },
+        error: error
+            ? { code: error.code, message: error.message, step: error.step, host: error.host, remedy: error.remedy }
+            : undefined,
+        resumed,
+    };
+}
+/**
+ * Migrate mode: connect, lock the container on both hosts, settle what an
+ * earlier run left, migrate, report. The run's timeout and a cancellation
+ * abort whatever runs on the hosts; the journal then rolls back (or forward).
+ */
+async function runMigrateMode(settings, runtime) {
+    const { log } = runtime;
     const hosts = [];
+    const controller = new AbortController();
+    // Every command in flight listens to it; preflight alone runs dozens at once.
+    (0,external_node_events_.setMaxListeners)(0, controller.signal);
+    const started = new Date();
+    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
+        remedy: 'raise the timeout input, or look at the phase timings for the slow step',
+    })), settings.timeoutMinutes * 60_000);
+    deadline.unref();
+    const stopListening = runtime.onCancel((signal) => {
+        if (controller.signal.aborted)
+            return;
+        log.warning(`received ${signal}: cancelling; whatever runs on the hosts is stopped and the journal settled`);
+        controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`, {
+            remedy: 'nothing to do: the container runs on exactly one host; the summary says which',
+        }));
+    });
+    let locks;
+    const target = settings.target;
+    if (!target)
+        throw new Error('migrate mode needs a target');
     try {
         const timer = new PhaseTimer();
         const startedAt = performance.now();
         const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
         hosts.push(connected.source, connected.target);
-        const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
+        // For the journal, the lock and recovery: a dropped connection is opened again, since
+        // leaving a rollback half done is worse than a few seconds' wait.
+        const warn = (message) => log.warning(message);
+        const durable = {
+            source: reconnecting(connected.source, () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn })),
+            target: reconnecting(connected.target, () => openHost('target', target, settings.ssh, settings.sudo, { warn })),
+        };
+        hosts.push(durable.source, durable.target);
+        const owner = runOwner(runtime.env, started, runtime.newToken());
+        const saveRecord = (record) => runtime.saveState(SAVED.journal, JSON.stringify(record));
+        runtime.saveState(SAVED.container, settings.container);
+        let resumed;
+        try {
+            locks = await lockContainer(durable, settings.container, owner, log);
+            resumed = await settleUnfinished(durable, settings.container, log);
+        }
+        catch (error) {
+            const refused = error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
+            await report(settings, shortMetadata(settings, 'refused', connected, started, refused));
+            setFailed(refused.describe());
+            return;
+        }
+        if (resumed?.direction === 'roll-forward') {
+            // The container already runs on the host the earlier run moved it to: that was the job.
+            log.info(`finished the earlier migration ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
+            await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed));
+            return;
+        }
+        const record = {
+            schema: 2,
+            mode: settings.mode,
+            container: settings.container,
+            checkpointName: settings.checkpointName,
+            source: connected.source.address,
+            target: connected.target.address,
+            sourceAfter: settings.sourceAfter,
+            owner,
+            status: 'running',
+            entries: [],
+            updatedAt: new Date().toISOString(),
+        };
+        const journal = new Journal(record, journalPersister(durable, saveRecord, log));
+        const outcome = await migrate({
+            settings,
+            ...connected,
+            recoveryHosts: durable,
+            log,
+            timer,
+            journal,
+            signal: controller.signal,
+            startedAt,
+        });
+        if (!isUnfinished(journal.record))
+            await archiveEverywhere(durable, journal.record, log);
+        if (resumed)
+            outcome.metadata.resumed = resumed;
         await report(settings, outcome.metadata);
+        for (const leftover of outcome.leftovers)
+            warning(`left to clean up: ${leftover}`);
         if (outcome.error)
             setFailed(outcome.error.describe());
         else
-            info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
+            log.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
     }
     finally {
+        clearTimeout(deadline);
+        stopListening();
+        await locks?.release().catch(() => { });
         await Promise.allSettled(hosts.map((host) => host.close()));
     }
 }
@@ -61582,29 +62919,85 @@ async function runPreflightMode(settings, log) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/post.ts
+
+
+
+
+
+
+/**
+ * The post step: GitHub runs it even when the job was cancelled, after the
+ * main step was killed. If the main step's journal is still open it settles
+ * it (rollback before the commit point, roll-forward after), exactly as a
+ * later run would. It only ever warns: the main step already reported.
+ */
+async function runPost(settings, runtime) {
+    const saved = parseRecord(runtime.getState(SAVED.journal));
+    if (!saved || !isUnfinished(saved)) {
+        runtime.log.info('post: the main step settled its journal; nothing to do');
+        return;
+    }
+    if (!settings.target)
+        return;
+    runtime.log.warning(`post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
+    const hosts = [];
+    try {
+        const connected = await connectHosts(settings, runtime.log);
+        hosts.push(connected.source, connected.target);
+        // The main step's lock carries the same token: taking it is not stealing it.
+        const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
+        const locks = await lockContainer(connected, saved.container, owner, runtime.log);
+        try {
+            const settled = await settleUnfinished(connected, saved.container, runtime.log, saved);
+            if (settled) {
+                const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
+                runtime.log.info(`post: migration ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
+                await summary
+                    .addRaw(`<p>Post step: the cancelled migration ${settled.checkpointName} was ${how}.</p>`, true)
+                    .write()
+                    .catch(() => { });
+            }
+        }
+        finally {
+            await locks.release();
+        }
+    }
+    catch (error) {
+        runtime.log.warning(`post: could not settle the migration: ${errorMessage(error)}; the next run of this action for ${saved.container} will`);
+    }
+    finally {
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
 
 
 
-const log = {
-    info: (message) => info(message),
-    warning: (message) => warning(message),
-    group: (name, fn) => group(name, fn),
-};
-/** Wiring only: inputs, then the chosen mode. */
+
+
+/** Wiring only: inputs, then the chosen mode (or the post step). */
 async function run() {
+    const runtime = actionsRuntime();
+    const isPost = runtime.getState(SAVED.isPost) === 'true';
     try {
         const settings = getInputs((name) => getInput(name));
         for (const secret of secretsToMask(settings))
             core_setSecret(secret);
+        if (isPost) {
+            await runPost(settings, runtime);
+            return;
+        }
+        runtime.saveState(SAVED.isPost, 'true');
         switch (settings.mode) {
             case 'migrate':
-                await runMigrateMode(settings, log);
+                await runMigrateMode(settings, runtime);
                 return;
             case 'preflight':
-                await runPreflightMode(settings, log);
+                await runPreflightMode(settings, runtime.log);
                 return;
             default:
                 throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
@@ -61614,7 +63007,11 @@ async function run() {
         }
     }
     catch (error) {
-        setFailed(error instanceof MigrationError ? error.describe() : errorMessage(error));
+        const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
+        if (isPost)
+            warning(`post: ${message}`);
+        else
+            setFailed(message);
     }
 }
 

@@ -57,6 +57,8 @@ export const ERROR_CODES = [
   'SETTINGS_NOT_CARRIED',
   'MEMORY_LOW',
   'COMPRESSION_UNAVAILABLE',
+  'CANCELLED',
+  'MIGRATION_IN_PROGRESS',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -115,4 +117,28 @@ export function asMigrationError(
 ): MigrationError {
   if (error instanceof MigrationError) return error;
   return new MigrationError(code, errorMessage(error), { ...context, cause: error });
+}
+
+/** The same error, naming the step it happened in when it did not say. */
+export function inStep(error: MigrationError, step: string): MigrationError {
+  if (error.step) return error;
+  return new MigrationError(error.code, error.message, {
+    step,
+    host: error.host,
+    detail: error.detail,
+    remedy: error.remedy,
+    cause: error,
+  });
+}
+
+/** The same error with a remedy, when it had none. */
+export function withRemedy(error: MigrationError, remedy: string): MigrationError {
+  if (error.remedy) return error;
+  return new MigrationError(error.code, error.message, {
+    step: error.step,
+    host: error.host,
+    detail: error.detail,
+    remedy,
+    cause: error,
+  });
 }

@@ -32,6 +32,7 @@ export const INPUT_NAMES = [
   'checkpoint-name',
   'verify-log-pattern',
   'verify-timeout',
+  'verify-stable-seconds',
   'source-after',
   'timeout',
   'upload-artifact',
@@ -44,6 +45,7 @@ export const INPUT_NAMES = [
 export type InputName = (typeof INPUT_NAMES)[number];
 
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
+const DEFAULT_VERIFY_STABLE_SECONDS = 5;
 const DEFAULT_TIMEOUT_MINUTES = 30;
 // Node timers overflow past 2^31-1 ms; the run timeout must fit in one.
 const MAX_TIMEOUT_MINUTES = Math.floor((2 ** 31 - 1) / 60_000);
@@ -137,6 +139,13 @@ export function getInputs(
     'seconds',
     MAX_TIMEOUT_MINUTES * 60,
   );
+  const verifyStableSeconds = parsePositiveInteger(
+    'verify-stable-seconds',
+    text('verify-stable-seconds'),
+    DEFAULT_VERIFY_STABLE_SECONDS,
+    'seconds',
+    MAX_TIMEOUT_MINUTES * 60,
+  );
   const sourceAfter: SourceAfter = parseChoice(
     'source-after',
     text('source-after'),
@@ -169,6 +178,14 @@ export function getInputs(
     'policies',
   );
   const strict = parseBoolean('strict', text('strict'), false);
+  if (strict && insecureSkipHostKeyCheck && mode !== 'preflight') {
+    // Preflight reports it as a failed check instead, beside everything else it finds.
+    throw invalid(
+      'insecure-skip-host-key-check',
+      `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`,
+      "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict",
+    );
+  }
   const compression: Compression = parseChoice(
     'compression',
     text('compression'),
@@ -185,6 +202,7 @@ export function getInputs(
     sudo,
     checkpointName,
     verifyTimeoutSeconds,
+    verifyStableSeconds,
     sourceAfter,
     timeoutMinutes,
     uploadArtifact,

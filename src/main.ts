@@ -3,25 +3,27 @@ import { errorMessage, MigrationError } from './errors.js';
 import { getInputs, secretsToMask } from './inputs.js';
 import { runMigrateMode } from './modes/migrate.js';
 import { runPreflightMode } from './modes/preflight.js';
-import type { Logger } from './phases/context.js';
+import { runPost } from './post.js';
+import { actionsRuntime, SAVED } from './runtime.js';
 
-const log: Logger = {
-  info: (message) => core.info(message),
-  warning: (message) => core.warning(message),
-  group: (name, fn) => core.group(name, fn),
-};
-
-/** Wiring only: inputs, then the chosen mode. */
+/** Wiring only: inputs, then the chosen mode (or the post step). */
 export async function run(): Promise<void> {
+  const runtime = actionsRuntime();
+  const isPost = runtime.getState(SAVED.isPost) === 'true';
   try {
     const settings = getInputs((name) => core.getInput(name));
     for (const secret of secretsToMask(settings)) core.setSecret(secret);
+    if (isPost) {
+      await runPost(settings, runtime);
+      return;
+    }
+    runtime.saveState(SAVED.isPost, 'true');
     switch (settings.mode) {
       case 'migrate':
-        await runMigrateMode(settings, log);
+        await runMigrateMode(settings, runtime);
         return;
       case 'preflight':
-        await runPreflightMode(settings, log);
+        await runPreflightMode(settings, runtime.log);
         return;
       default:
         throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
@@ -30,6 +32,8 @@ export async function run(): Promise<void> {
         });
     }
   } catch (error) {
-    core.setFailed(error instanceof MigrationError ? error.describe() : errorMessage(error));
+    const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
+    if (isPost) core.warning(`post: ${message}`);
+    else core.setFailed(message);
   }
 }

@@ -1,32 +1,45 @@
 import { DockerCli } from './docker/docker-cli.js';
 import type { ContainerInspect } from './docker/inspect.js';
-import { asMigrationError, MigrationError } from './errors.js';
+import { asMigrationError, inStep, MigrationError, withRemedy } from './errors.js';
 import type { HostFacts } from './facts.js';
+import { bindSignal } from './host/abortable.js';
 import type { Host } from './host/host.js';
-import { MigrationJournal } from './migration-state.js';
 import { type CheckpointResult, freezeAndDump, prepareCheckpoint } from './phases/checkpoint.js';
 import type { Logger, MigrationContext } from './phases/context.js';
 import { finalize } from './phases/finalize.js';
 import { preflight } from './phases/preflight.js';
 import { restore } from './phases/restore.js';
-import { type RollbackPlan, rollback } from './phases/rollback.js';
-import { stage } from './phases/stage.js';
+import { type StageResult, stage } from './phases/stage.js';
 import { type MoveResult, moveState, negotiateCodec } from './phases/transfer.js';
 import { verify } from './phases/verify.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from './report/metadata.js';
 import { METADATA_SCHEMA_VERSION, metadataError } from './report/metadata.js';
 import type { PhaseTimer } from './report/timings.js';
 import type { Settings } from './settings.js';
+import { isCommitted, type Journal } from './state/journal.js';
+import { type RecoveryHosts, recover } from './state/recovery.js';
+
+const ROLLED_BACK_REMEDY =
+  'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
+
+/** Ordinary commands on a host get this long unless they say otherwise. */
+export const COMMAND_TIMEOUT_MS = 120_000;
 
 export interface MigrateDeps {
   settings: Settings;
+  /** The hosts as opened; the phases get them bound to `signal`. */
   source: Host;
   target: Host;
+  /** The same hosts for rollback and roll-forward: not bound to the signal, reconnecting when dropped. */
+  recoveryHosts?: RecoveryHosts;
   log: Logger;
   timer: PhaseTimer;
+  journal: Journal;
+  /** Aborted on cancellation or when the run's timeout is spent; its reason is the error to report. */
+  signal: AbortSignal;
   clock?: () => number;
   now?: () => Date;
-  /** When the run started (clock reading), for the overall timeout. */
+  /** When the run started (clock reading). */
   startedAt?: number;
 }
 
@@ -34,6 +47,8 @@ export interface MigrationOutcome {
   status: RunStatus;
   metadata: MigrationMetadata;
   error?: MigrationError;
+  /** Past the commit point: what could not be cleaned up, each with what to do. */
+  leftovers: string[];
 }
 
 function hostSummary(host: Host, facts: HostFacts | undefined): HostSummary {
@@ -50,15 +65,19 @@ function hostSummary(host: Host, facts: HostFacts | undefined): HostSummary {
 
 /**
  * One live migration, phase by phase. Nothing before the freeze changes the
- * source; after it, every failure ends in rollback, which resumes the source.
+ * source. Every side effect goes into the journal first; until the target is
+ * verified (the commit point) a failure or cancellation rolls the journal
+ * back, after it the run only rolls forward.
  */
 export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
-  const { settings, source, target, log, timer } = deps;
+  const { settings, log, timer, journal, signal } = deps;
   const clock = deps.clock ?? (() => performance.now());
   const now = deps.now ?? (() => new Date());
   const runStart = deps.startedAt ?? clock();
   const startedAt = now().toISOString();
-  const deadline = runStart + settings.timeoutMinutes * 60_000;
+  const raw = deps.recoveryHosts ?? { source: deps.source, target: deps.target };
+  const source = bindSignal(deps.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+  const target = bindSignal(deps.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
   const ctx: MigrationContext = {
     settings,
     source,
@@ -66,44 +85,24 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     sourceDocker: new DockerCli(source),
     targetDocker: new DockerCli(target),
     log,
-    journal: new MigrationJournal(settings.checkpointName, now),
+    journal,
     timer,
     clock,
-    checkDeadline(step) {
-      if (clock() > deadline) {
-        throw new MigrationError(
-          'TIMEOUT',
-          `the run took longer than timeout (${settings.timeoutMinutes} min)`,
-          {
-            step,
-            remedy: 'raise the timeout input, or look at the phase timings for the slow step',
-          },
-        );
-      }
-    },
+    signal,
   };
 
-  const plan: RollbackPlan = { sourcePaused: false, restoreAttempted: false };
   let facts: { source?: HostFacts; target?: HostFacts } = {};
   let container: ContainerInspect | undefined;
+  let staged: StageResult | undefined;
   let dumped: CheckpointResult | undefined;
   let moved: MoveResult | undefined;
   let downtimeMs: number | undefined;
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
-  const peer = (host: Host) => (host === source ? target.address : source.address);
-  const record = async (
-    host: Host,
-    role: 'source' | 'target',
-    patch: Parameters<MigrationJournal['record']>[2],
-  ) => {
-    try {
-      await ctx.journal.record(host, role, { peer: peer(host), container: settings.container, ...patch });
-    } catch (error) {
-      log.warning(
-        `could not write the migration record on ${role}: ${asMigrationError(error, 'COMMAND_FAILED').message}`,
-      );
-    }
+  let leftovers: string[] = [];
+  let phase = 'preflight';
+  const enter = (next: string): void => {
+    phase = next;
   };
 
   try {
@@ -112,127 +111,127 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     facts = { source: checked.source, target: checked.target };
     container = checked.container;
-    plan.container = container;
-    const ids = { sourceContainerId: container.Id };
-    await Promise.all([
-      record(source, 'source', { phase: 'stage', status: 'running', ...ids }),
-      record(target, 'target', { phase: 'stage', status: 'running', ...ids }),
-    ]);
-    ctx.checkDeadline('stage');
+    const found = container;
+    signal.throwIfAborted();
 
+    enter('stage');
     const codec = await negotiateCodec(ctx);
     const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
-    const staged = await log.group('Stage: image and container on the target', () =>
-      timer.time('stage', () =>
-        stage(
-          ctx,
-          checked.container,
-          targetRoot,
-          (id) => {
-            plan.targetContainerId = id;
-          },
-          codec,
-        ),
-      ),
+    staged = await log.group('Stage: image and container on the target', () =>
+      timer.time('stage', () => stage(ctx, found, targetRoot, codec)),
     );
-    plan.staged = staged;
-    const prepared = await prepareCheckpoint(ctx, checked.container);
-    await record(target, 'target', { phase: 'stage', targetContainerId: staged.targetContainerId });
-    const sourceInit = (await ctx.sourceDocker.processes(container.Id, 'checkpoint'))[0];
-    ctx.checkDeadline('checkpoint');
+    const ready = staged;
+    enter('checkpoint');
+    const prepared = await prepareCheckpoint(ctx, found);
+    const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
+    signal.throwIfAborted();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
-      timer.time('checkpoint', () =>
-        freezeAndDump(ctx, checked.container, prepared, async () => {
-          plan.sourcePaused = true;
-          await record(source, 'source', { phase: 'checkpoint', status: 'frozen' });
-        }),
-      ),
+      timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared)),
     );
     const stats = dumped.stats;
     const criuSaid = stats?.frozenTimeUs
       ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
       : '';
     log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
-    ctx.checkDeadline('transfer');
+    signal.throwIfAborted();
 
+    enter('transfer');
     const frozen = dumped;
     moved = await log.group('Transfer: checkpoint and writable layer', () =>
-      timer.time('transfer', () => moveState(ctx, checked.container, frozen, staged, codec)),
+      timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec)),
     );
-    ctx.checkDeadline('restore');
+    signal.throwIfAborted();
 
-    plan.restoreAttempted = true;
+    enter('restore');
     const restored = await log.group('Restore on the target', () =>
-      timer.time('restore', () => restore(ctx, staged)),
+      timer.time('restore', () => restore(ctx, ready, frozen, targetRoot)),
     );
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
       `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
     );
 
+    enter('verify');
     await log.group('Verify the restored container', () =>
-      timer.time('verify', () => verify(ctx, staged, sourceInit)),
+      timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
-    await record(target, 'target', { phase: 'verify', status: 'restored' });
-
-    const retired = await log.group('Finalize: retire the source', () =>
-      timer.time('finalize', () => finalize(ctx, checked.container, staged)),
+    // The point of no return: from here on the target is the service.
+    await journal.around(
+      { kind: 'committed', targetContainerId: ready.targetContainerId },
+      undefined,
+      async () => {
+        signal.throwIfAborted();
+      },
     );
-    plan.sourcePaused = false;
-    await Promise.all([
-      record(source, 'source', {
-        phase: 'finalize',
-        status: 'done',
-        sourceRestartPolicy: retired.sourceRestartPolicy,
-      }),
-      record(target, 'target', { phase: 'finalize', status: 'done' }),
-    ]);
   } catch (error) {
-    failure = asMigrationError(error, 'COMMAND_FAILED');
+    failure = withRemedy(inStep(asMigrationError(error, 'COMMAND_FAILED'), phase), ROLLED_BACK_REMEDY);
     log.warning(failure.describe());
-    const touched = plan.sourcePaused || plan.targetContainerId !== undefined;
+  }
+
+  if (isCommitted(journal.record)) {
+    // Cancelled or not, a verified target is kept and the source retired.
+    failure = undefined;
+    try {
+      const retired = await log.group('Finalize: retire the source', () =>
+        timer.time('finalize', () => finalize(ctx, raw, found(container))),
+      );
+      leftovers = retired.leftovers;
+    } catch (error) {
+      leftovers = [`retiring the source: ${asMigrationError(error, 'SOURCE_STOP_FAILED').describe()}`];
+    }
+    // With leftovers the journal stays open (committed): the next run finishes the roll-forward.
+    await journal.finish(leftovers.length === 0 ? 'done' : 'committed').catch(() => {});
+  } else if (failure) {
+    const touched = journal.record.entries.length > 0;
     status = touched ? 'rolled-back' : 'refused';
     if (touched) {
-      try {
-        await log.group('Rollback', () => timer.time('rollback', () => rollback(ctx, plan)));
-        const patch = { status: 'rolled-back' as const, error: `${failure.code}: ${failure.message}` };
-        await Promise.all([record(source, 'source', patch), record(target, 'target', patch)]);
-      } catch (rollbackError) {
+      const outcome = await log.group('Rollback', () =>
+        timer.time('rollback', () => recover(journal.record, raw, log)),
+      );
+      const error = `${failure.code}: ${failure.message}`;
+      if (outcome.problems.length === 0) {
+        await journal.finish('rolled-back', { error }).catch(() => {});
+      } else {
         status = 'failed';
-        const rolled = asMigrationError(rollbackError, 'ROLLBACK_FAILED', { step: 'rollback' });
-        log.warning(rolled.describe());
-        failure = new MigrationError(failure.code, `${failure.message}; then ${rolled.message}`, {
-          step: failure.step,
-          host: failure.host,
-          detail: failure.detail,
-          remedy: rolled.remedy,
-          cause: failure,
-        });
+        // Left open: the next run or the post step tries the rest again.
+        await journal.finish('running', { error }).catch(() => {});
+        failure = new MigrationError(
+          failure.code,
+          `${failure.message}; the rollback did not finish: ${outcome.problems.join('; ')}`,
+          {
+            step: failure.step,
+            host: failure.host,
+            detail: failure.detail,
+            remedy: outcome.sourceLeftFrozen
+              ? 'the source is still frozen because the target container could not be confirmed gone: remove it on the target (docker rm -f), then run this action again or docker unpause the source'
+              : 'run the action again for this container: it reads the journal on both hosts and finishes the rollback',
+            cause: failure,
+          },
+        );
       }
     }
-  } finally {
-    timer.endAll();
   }
+  timer.endAll();
 
   const streams: MigrationMetadata['checkpoint']['streams'] = {};
   if (moved) {
     streams.checkpoint = { bytes: moved.checkpoint.bytes, sha256: moved.checkpoint.sha256 };
     streams.writableLayer = { bytes: moved.writableLayer.bytes, sha256: moved.writableLayer.sha256 };
   }
-  const imageMove = plan.staged?.imageTransfer;
+  const imageMove = staged?.imageTransfer;
   if (imageMove) streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256 };
   const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,
     run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
-    hosts: { source: hostSummary(source, facts.source), target: hostSummary(target, facts.target) },
+    hosts: { source: hostSummary(deps.source, facts.source), target: hostSummary(deps.target, facts.target) },
     container: {
       name: container ? container.Name.replace(/^\//, '') : settings.container,
       sourceId: container?.Id,
-      targetId: status === 'succeeded' ? plan.targetContainerId : undefined,
+      targetId: status === 'succeeded' ? staged?.targetContainerId : undefined,
       imageId: container?.Image,
-      imageRef: plan.staged?.imageRef ?? container?.Config.Image,
+      imageRef: staged?.imageRef ?? container?.Config.Image,
     },
     checkpoint: {
       name: settings.checkpointName,
@@ -243,6 +242,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
     criu: dumped?.stats,
     error: failure ? metadataError(failure) : undefined,
+    leftovers: leftovers.length > 0 ? leftovers : undefined,
   };
-  return { status, metadata, error: failure };
+  return { status, metadata, error: failure, leftovers };
+}
+
+function found(container: ContainerInspect | undefined): ContainerInspect {
+  if (!container) throw new Error('committed without a container');
+  return container;
 }

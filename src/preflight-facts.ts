@@ -8,7 +8,6 @@ import { errorMessage } from './errors.js';
 import { failureText } from './facts.js';
 import type { CommandResult, Host } from './host/host.js';
 import { shellQuote } from './host/shell.js';
-import { STATE_ROOT } from './migration-state.js';
 import {
   type CpuFacts,
   criuErrorLines,
@@ -33,6 +32,7 @@ import {
   type SocketEntry,
   sectionScript,
 } from './preflight-parsers.js';
+import { STATE_ROOT } from './state/host-records.js';
 
 /**
  * What the preflight gate reads besides the host facts of facts.ts: the

@@ -36,6 +36,8 @@ export interface Settings {
   checkpointName: string;
   verifyLogPattern?: RegExp;
   verifyTimeoutSeconds: number;
+  /** How long the restored container must stay up, unrestarted, before the source is retired. */
+  verifyStableSeconds: number;
   sourceAfter: SourceAfter;
   timeoutMinutes: number;
   uploadArtifact: boolean;

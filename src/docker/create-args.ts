@@ -385,8 +385,30 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
   for (const [key, value] of sortedEntries(host.StorageOpt)) add('--storage-opt', `${key}=${value}`);
   if (host.AutoRemove) add('--rm');
 
-  args.push(options.image, ...command.positional);
+  // "--": nothing from the source's inspect can be taken for an option.
+  args.push('--', options.image, ...command.positional);
   return args;
+}
+
+/**
+ * Takes the --env pairs out of create arguments so they can go through a 0600
+ * env file instead of the command line (process lists, sudo logs). Docker's env
+ * file has no quoting, so a value with a line break stays an argument.
+ */
+export function splitEnvArgs(args: readonly string[]): { args: string[]; env: string[] } {
+  const kept: string[] = [];
+  const env: string[] = [];
+  const end = args.indexOf('--');
+  for (let i = 0; i < args.length; i++) {
+    const value = args[i + 1];
+    if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+      env.push(value);
+      i++;
+      continue;
+    }
+    kept.push(args[i] as string);
+  }
+  return { args: kept, env };
 }
 
 /**

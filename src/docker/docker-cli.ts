@@ -14,13 +14,12 @@ export class DockerCli {
 
   /** The container, or undefined when the host has none by that name or ID. */
   async inspectContainer(ref: string, step: string): Promise<ContainerInspect | undefined> {
-    const result = await this.host.run(shellQuote(['docker', 'container', 'inspect', ref]));
+    const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
+    let result = await this.host.run(command);
     if (result.exitCode !== 0) {
       if (/no such (container|object)/i.test(result.stderr)) return undefined;
-      await runChecked(this.host, shellQuote(['docker', 'container', 'inspect', ref]), {
-        step,
-        what: `docker inspect of ${ref}`,
-      });
+      // Once more, failing with the step and host named if it fails again.
+      result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
     }
     return parseContainerInspect(result.stdout);
   }
@@ -50,8 +49,8 @@ export class DockerCli {
     await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
   }
 
-  async unpause(id: string, step: string): Promise<void> {
-    await this.docker(['unpause', id], step, 'ROLLBACK_FAILED', 'docker unpause');
+  async unpause(id: string, step: string, code: ErrorCode = 'COMMAND_FAILED'): Promise<void> {
+    await this.docker(['unpause', id], step, code, 'docker unpause');
   }
 
   async startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void> {
@@ -86,14 +85,31 @@ export class DockerCli {
     await this.docker(['rm', ...flags, id], step);
   }
 
+  /** docker rm --force; false when there was no such container. */
+  async removeIfPresent(ref: string, step: string): Promise<boolean> {
+    // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
+    if (!(await this.inspectContainer(ref, step))) return false;
+    const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
+      timeoutMs: 120_000,
+    });
+    if (result.exitCode === 0) return true;
+    if (/no such container/i.test(result.stderr)) return false;
+    await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
+      step,
+      what: 'docker rm',
+    });
+    return true;
+  }
+
   async removeImage(id: string, step: string): Promise<void> {
     await this.docker(['image', 'rm', id], step);
   }
 
   async logs(id: string, step: string): Promise<string> {
-    const result = await this.host.run(`${shellQuote(['docker', 'logs', id])} 2>&1`);
-    if (result.exitCode !== 0) await this.docker(['logs', id], step);
-    return result.stdout;
+    const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
+    const result = await this.host.run(command);
+    if (result.exitCode === 0) return result.stdout;
+    return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
   }
 
   /** Command lines of the container's processes, as `docker top` shows them. */

@@ -11,6 +11,20 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Kill the command after this long; the result then has exitCode -1. */
   timeoutMs?: number;
+  /**
+   * Stops the command exactly as a timeout would: run() then resolves with
+   * exitCode -1 and an "[aborted]" note in stderr (it does not throw). When
+   * the signal has already aborted, nothing is started.
+   */
+  signal?: AbortSignal;
+}
+
+export interface SpawnOptions {
+  /**
+   * Stops the command as kill() would; `exit` settles once it has ended.
+   * When the signal has already aborted, spawn() rejects without starting it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ProcessExit {
@@ -38,10 +52,15 @@ export interface Host {
   readonly role: string;
   /** Where it is, for messages: "local" or "user@host:port". */
   readonly address: string;
-  /** Runs a command to completion. Never throws for a non-zero exit. */
+  /** SHA256 fingerprint of the SSH host key the host presented; undefined for the runner itself. */
+  readonly hostKeyFingerprint?: string;
+  /**
+   * Runs a command to completion. Never throws for a non-zero exit, a timeout
+   * or an abort (exitCode -1); a lost SSH connection does throw.
+   */
   run(command: string, options?: RunOptions): Promise<CommandResult>;
   /** Starts a command and hands back its streams. */
-  spawn(command: string): Promise<HostProcess>;
+  spawn(command: string, options?: SpawnOptions): Promise<HostProcess>;
   close(): Promise<void>;
 }
 

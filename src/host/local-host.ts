@@ -1,6 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { errorMessage, MigrationError } from '../errors.js';
-import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from './host.js';
+import { abortReason } from './abortable.js';
+import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions, SpawnOptions } from './host.js';
 import { appendNotes } from './shell.js';
 
 /** How long a stopped command gets between SIGTERM and SIGKILL. */
@@ -10,6 +11,7 @@ const KILL_GRACE_MS = 3_000;
  * A background child that inherited them could otherwise hold run() forever.
  */
 const PIPE_CLOSE_GRACE_MS = 10_000;
+const ABORTED_NOTE = 'aborted';
 
 export interface LocalHostOptions {
   pipeCloseGraceMs?: number;
@@ -29,6 +31,8 @@ export class LocalHost implements Host {
   }
 
   async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
+    const { signal } = options;
+    if (signal?.aborted) return { exitCode: -1, stdout: '', stderr: appendNotes('', [ABORTED_NOTE]) };
     const child = startShell(command);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -37,26 +41,32 @@ export class LocalHost implements Host {
     // The command may exit without reading its input; that is not our error.
     child.stdin.on('error', () => {});
 
-    let timedOut = false;
+    // The first of timeout and abort decides the note.
+    let stopped: 'timeout' | 'abort' | undefined;
+    const stop = (why: 'timeout' | 'abort'): void => {
+      if (stopped !== undefined || !stopTree(child)) return;
+      stopped = why;
+    };
     let timer: NodeJS.Timeout | undefined;
-    if (options.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        stopTree(child);
-      }, options.timeoutMs);
-    }
+    if (options.timeoutMs !== undefined) timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+    const onAbort = (): void => stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
 
     const ended = waitForEnd(child, this.pipeCloseGraceMs);
     child.stdin.end(options.input ?? '');
     const end = await ended;
     if (timer) clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
 
     const notes: string[] = [];
     let exitCode = end.exitCode ?? -1;
     if (end.startError) notes.push(`could not start sh: ${end.startError}`);
-    if (timedOut) {
+    if (stopped === 'timeout') {
       exitCode = -1;
       notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
+    } else if (stopped === 'abort') {
+      exitCode = -1;
+      notes.push(ABORTED_NOTE);
     } else if (end.signal) {
       notes.push(`killed by signal ${end.signal}`);
     }
@@ -67,7 +77,9 @@ export class LocalHost implements Host {
     };
   }
 
-  async spawn(command: string): Promise<HostProcess> {
+  async spawn(command: string, options: SpawnOptions = {}): Promise<HostProcess> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal, this);
     const child = startShell(command);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
@@ -79,15 +91,24 @@ export class LocalHost implements Host {
         ),
       );
     });
+    const kill = (): void => {
+      stopTree(child);
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    // Aborted while the shell was starting.
+    if (signal?.aborted) kill();
     const exit = new Promise<ProcessExit>((resolve) => {
-      child.once('close', (code, signal) => resolve({ exitCode: code, signal }));
+      child.once('close', (code, sig) => {
+        signal?.removeEventListener('abort', kill);
+        resolve({ exitCode: code, signal: sig });
+      });
     });
     return {
       stdin: child.stdin,
       stdout: child.stdout,
       stderr: child.stderr,
       exit,
-      kill: () => stopTree(child),
+      kill,
     };
   }
 
@@ -133,15 +154,17 @@ function waitForEnd(child: ChildProcessWithoutNullStreams, pipeCloseGraceMs: num
 /**
  * SIGTERM first: a sudo in the group relays it to the root command it started,
  * which the runner's user could not signal itself. SIGKILL after a grace period.
+ * False when the shell had already ended, so there was nothing to stop.
  */
-function stopTree(child: ChildProcessWithoutNullStreams): void {
+function stopTree(child: ChildProcessWithoutNullStreams): boolean {
   // The shell may be gone while children it started still hold the pipes, so only closed means done.
-  if (child.pid === undefined || closedShells.has(child)) return;
+  if (child.pid === undefined || closedShells.has(child)) return false;
   signalGroup(child.pid, 'SIGTERM');
   const pid = child.pid;
   const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
   escalate.unref();
   child.once('close', () => clearTimeout(escalate));
+  return true;
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
 import ssh2, { type Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { errorMessage, MigrationError } from '../errors.js';
-import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from './host.js';
+import { abortReason } from './abortable.js';
+import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions, SpawnOptions } from './host.js';
 import { formatHostSpec, type HostSpec } from './host-spec.js';
 import {
   checkHostKey,
@@ -41,6 +42,7 @@ const KILL_GRACE_MS = 3_000;
 /** Wait this long for an 'exit' that lags behind 'close' before calling the exit status missing. */
 const LATE_EXIT_WAIT_MS = 100;
 const CLOSE_TIMEOUT_MS = 5_000;
+const ABORTED_NOTE = 'aborted';
 
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -115,6 +117,8 @@ export class SshHost implements Host {
   }
 
   async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
+    const { signal } = options;
+    if (signal?.aborted) return { exitCode: -1, stdout: '', stderr: appendNotes('', [ABORTED_NOTE]) };
     // Without input, stdin comes from /dev/null on the far side, so the channel
     // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
     const quoted = `sh -c ${shellQuote([command])}`;
@@ -128,23 +132,32 @@ export class SshHost implements Host {
     const ended = channelEnd(channel);
     if (options.input !== undefined) channel.end(options.input);
 
-    let timedOut = false;
+    // The first of timeout and abort decides the note.
+    let stopped: 'timeout' | 'abort' | undefined;
+    const stop = (why: 'timeout' | 'abort'): void => {
+      if (stopped !== undefined) return;
+      stopped = why;
+      stopChannel(channel);
+    };
     let timer: NodeJS.Timeout | undefined;
-    if (options.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        stopChannel(channel);
-      }, options.timeoutMs);
-    }
+    if (options.timeoutMs !== undefined) timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+    const onAbort = (): void => stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // Aborted while the channel was opening.
+    if (signal?.aborted) onAbort();
     const end = await ended;
     if (timer) clearTimeout(timer);
-    if (end.exitCode === null && end.signal === null && !timedOut && this.lost) throw this.lost;
+    signal?.removeEventListener('abort', onAbort);
+    if (end.exitCode === null && end.signal === null && stopped === undefined && this.lost) throw this.lost;
 
     const notes: string[] = [];
     let exitCode = end.exitCode ?? -1;
-    if (timedOut) {
+    if (stopped === 'timeout') {
       exitCode = -1;
       notes.push(`timed out after ${options.timeoutMs} ms and was stopped`);
+    } else if (stopped === 'abort') {
+      exitCode = -1;
+      notes.push(ABORTED_NOTE);
     } else if (end.signal !== null) {
       notes.push(`killed by signal ${end.signal}`);
     } else if (end.exitCode === null) {
@@ -157,22 +170,33 @@ export class SshHost implements Host {
     };
   }
 
-  async spawn(command: string): Promise<HostProcess> {
+  async spawn(command: string, options: SpawnOptions = {}): Promise<HostProcess> {
+    const { signal } = options;
+    if (signal?.aborted) throw abortReason(signal, this);
     const channel = await this.exec(`sh -c ${shellQuote([command])}`);
-    const exit = channelEnd(channel).then(
-      (end): ProcessExit => ({ exitCode: end.exitCode, signal: end.signal }),
-    );
+    let killed = false;
+    const kill = (): void => {
+      // A second SIGTERM and grace timer would add nothing.
+      if (killed) return;
+      killed = true;
+      stopChannel(channel);
+      // 'close' only comes once both streams ended; drain what nobody reads any more.
+      drain(channel);
+      drain(channel.stderr);
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    // Aborted while the channel was opening.
+    if (signal?.aborted) kill();
+    const exit = channelEnd(channel).then((end): ProcessExit => {
+      signal?.removeEventListener('abort', kill);
+      return { exitCode: end.exitCode, signal: end.signal };
+    });
     return {
       stdin: channel,
       stdout: channel,
       stderr: channel.stderr,
       exit,
-      kill: () => {
-        stopChannel(channel);
-        // 'close' only comes once both streams ended; drain what nobody reads any more.
-        drain(channel);
-        drain(channel.stderr);
-      },
+      kill,
     };
   }
 

@@ -1,5 +1,12 @@
 import { MigrationError } from '../errors.js';
-import { type CommandResult, describeHost, type Host, type HostProcess, type RunOptions } from './host.js';
+import {
+  type CommandResult,
+  describeHost,
+  type Host,
+  type HostProcess,
+  type RunOptions,
+  type SpawnOptions,
+} from './host.js';
 import { shellQuote, tailLines } from './shell.js';
 
 /** The command text withSudo runs in place of `command`. */
@@ -12,9 +19,11 @@ export function withSudo(host: Host): Host {
   return {
     role: host.role,
     address: host.address,
+    hostKeyFingerprint: host.hostKeyFingerprint,
     run: (command: string, options?: RunOptions): Promise<CommandResult> =>
       host.run(sudoCommand(command), options),
-    spawn: (command: string): Promise<HostProcess> => host.spawn(sudoCommand(command)),
+    spawn: (command: string, options?: SpawnOptions): Promise<HostProcess> =>
+      host.spawn(sudoCommand(command), options),
     close: (): Promise<void> => host.close(),
   };
 }

@@ -1,13 +1,26 @@
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import * as core from '@actions/core';
+import { errorMessage, MigrationError } from '../errors.js';
 import type { Host } from '../host/host.js';
+import { openHost } from '../host/host-factory.js';
+import { reconnecting } from '../host/reconnecting.js';
 import { migrate } from '../migrate.js';
 import { connectHosts } from '../phases/connect.js';
-import type { Logger } from '../phases/context.js';
-import { type MigrationMetadata, writeMetadata } from '../report/metadata.js';
+import { type MigrationMetadata, type ResumedRun, writeMetadata } from '../report/metadata.js';
 import { writeSummary } from '../report/summary.js';
 import { PhaseTimer } from '../report/timings.js';
+import { type Runtime, SAVED } from '../runtime.js';
 import type { Settings } from '../settings.js';
+import {
+  archiveEverywhere,
+  type ContainerLocks,
+  journalPersister,
+  lockContainer,
+  runOwner,
+  settleUnfinished,
+} from '../state/guard.js';
+import { isUnfinished, Journal, type JournalRecord } from '../state/journal.js';
 
 function metadataPath(settings: Settings): string {
   const base = process.env.RUNNER_TEMP || process.cwd();
@@ -24,6 +37,7 @@ async function report(settings: Settings, metadata: MigrationMetadata): Promise<
   core.setOutput('duration-ms', metadata.timings.durationMs ?? '');
   core.setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
   core.setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
+  core.setOutput('leftovers', (metadata.leftovers ?? []).join('\n'));
   core.setOutput('metadata-path', path);
   if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
   if (settings.uploadArtifact) {
@@ -35,9 +49,73 @@ async function report(settings: Settings, metadata: MigrationMetadata): Promise<
   }
 }
 
-/** Migrate mode: connect, run the phases, report; a failed migration fails the step. */
-export async function runMigrateMode(settings: Settings, log: Logger): Promise<void> {
+/** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
+function shortMetadata(
+  settings: Settings,
+  status: MigrationMetadata['run']['status'],
+  hosts: { source?: Host; target?: Host },
+  startedAt: Date,
+  error?: MigrationError,
+  resumed?: ResumedRun,
+): MigrationMetadata {
+  return {
+    schemaVersion: 1,
+    run: {
+      mode: settings.mode,
+      status,
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+    },
+    hosts: {
+      source: { address: hosts.source?.address ?? 'unknown' },
+      target: hosts.target ? { address: hosts.target.address } : undefined,
+    },
+    container: { name: settings.container },
+    checkpoint: { name: settings.checkpointName, streams: {} },
+    timings: { phasesMs: {}, durationMs: Date.now() - startedAt.getTime() },
+    error: error
+      ? { code: error.code, message: error.message, step: error.step, host: error.host, remedy: error.remedy }
+      : undefined,
+    resumed,
+  };
+}
+
+/**
+ * Migrate mode: connect, lock the container on both hosts, settle what an
+ * earlier run left, migrate, report. The run's timeout and a cancellation
+ * abort whatever runs on the hosts; the journal then rolls back (or forward).
+ */
+export async function runMigrateMode(settings: Settings, runtime: Runtime): Promise<void> {
+  const { log } = runtime;
   const hosts: Host[] = [];
+  const controller = new AbortController();
+  // Every command in flight listens to it; preflight alone runs dozens at once.
+  setMaxListeners(0, controller.signal);
+  const started = new Date();
+  const deadline = setTimeout(
+    () =>
+      controller.abort(
+        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
+          remedy: 'raise the timeout input, or look at the phase timings for the slow step',
+        }),
+      ),
+    settings.timeoutMinutes * 60_000,
+  );
+  deadline.unref();
+  const stopListening = runtime.onCancel((signal) => {
+    if (controller.signal.aborted) return;
+    log.warning(
+      `received ${signal}: cancelling; whatever runs on the hosts is stopped and the journal settled`,
+    );
+    controller.abort(
+      new MigrationError('CANCELLED', `the run was cancelled (${signal})`, {
+        remedy: 'nothing to do: the container runs on exactly one host; the summary says which',
+      }),
+    );
+  });
+  let locks: ContainerLocks | undefined;
+  const target = settings.target;
+  if (!target) throw new Error('migrate mode needs a target');
   try {
     const timer = new PhaseTimer();
     const startedAt = performance.now();
@@ -45,14 +123,78 @@ export async function runMigrateMode(settings: Settings, log: Logger): Promise<v
       timer.time('connect', () => connectHosts(settings, log)),
     );
     hosts.push(connected.source, connected.target);
-    const outcome = await migrate({ settings, ...connected, log, timer, startedAt });
+    // For the journal, the lock and recovery: a dropped connection is opened again, since
+    // leaving a rollback half done is worse than a few seconds' wait.
+    const warn = (message: string): void => log.warning(message);
+    const durable = {
+      source: reconnecting(connected.source, () =>
+        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+      ),
+      target: reconnecting(connected.target, () =>
+        openHost('target', target, settings.ssh, settings.sudo, { warn }),
+      ),
+    };
+    hosts.push(durable.source, durable.target);
+    const owner = runOwner(runtime.env, started, runtime.newToken());
+    const saveRecord = (record: JournalRecord): void =>
+      runtime.saveState(SAVED.journal, JSON.stringify(record));
+    runtime.saveState(SAVED.container, settings.container);
+
+    let resumed: ResumedRun | undefined;
+    try {
+      locks = await lockContainer(durable, settings.container, owner, log);
+      resumed = await settleUnfinished(durable, settings.container, log);
+    } catch (error) {
+      const refused =
+        error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
+      await report(settings, shortMetadata(settings, 'refused', connected, started, refused));
+      core.setFailed(refused.describe());
+      return;
+    }
+    if (resumed?.direction === 'roll-forward') {
+      // The container already runs on the host the earlier run moved it to: that was the job.
+      log.info(`finished the earlier migration ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
+      await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed));
+      return;
+    }
+
+    const record: JournalRecord = {
+      schema: 2,
+      mode: settings.mode,
+      container: settings.container,
+      checkpointName: settings.checkpointName,
+      source: connected.source.address,
+      target: connected.target.address,
+      sourceAfter: settings.sourceAfter,
+      owner,
+      status: 'running',
+      entries: [],
+      updatedAt: new Date().toISOString(),
+    };
+    const journal = new Journal(record, journalPersister(durable, saveRecord, log));
+    const outcome = await migrate({
+      settings,
+      ...connected,
+      recoveryHosts: durable,
+      log,
+      timer,
+      journal,
+      signal: controller.signal,
+      startedAt,
+    });
+    if (!isUnfinished(journal.record)) await archiveEverywhere(durable, journal.record, log);
+    if (resumed) outcome.metadata.resumed = resumed;
     await report(settings, outcome.metadata);
+    for (const leftover of outcome.leftovers) core.warning(`left to clean up: ${leftover}`);
     if (outcome.error) core.setFailed(outcome.error.describe());
     else
-      core.info(
+      log.info(
         `migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`,
       );
   } finally {
+    clearTimeout(deadline);
+    stopListening();
+    await locks?.release().catch(() => {});
     await Promise.allSettled(hosts.map((host) => host.close()));
   }
 }

@@ -3,12 +3,15 @@ import type { ContainerInspect } from '../docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
-import { criuWorkDir, imagesDir, stateDir } from '../migration-state.js';
 import type { CriuStats } from '../report/metadata.js';
+import { PRIVATE, workDir } from '../state/host-records.js';
 import type { MigrationContext } from './context.js';
 
 /** Where Docker's runc keeps container state, newest layouts first. */
 export const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'] as const;
+
+/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
+const DUMP_TIMEOUT_MS = 10 * 60_000;
 
 export interface CheckpointResult {
   /** Clock reading when the source was paused: the service is down from here. */
@@ -18,6 +21,8 @@ export interface CheckpointResult {
   dumpMs: number;
   /** CRIU's own statistics from its stats-dump image, when it wrote one. */
   stats?: CriuStats;
+  /** sha256 of CRIU's inventory image: tells containerd's copies of this checkpoint from others. */
+  inventorySha256: string;
 }
 
 export interface PreparedCheckpoint {
@@ -35,7 +40,7 @@ export async function prepareCheckpoint(
   const probe = RUNC_ROOTS.map(
     (root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`,
   ).join(' || ');
-  const found = await ctx.source.run(`${probe} || true`);
+  const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
   const runcRoot = found.stdout.trim().split('\n')[0];
   if (!runcRoot) {
     throw new MigrationError(
@@ -50,11 +55,14 @@ export async function prepareCheckpoint(
       },
     );
   }
-  const dirs = { imagesDir: imagesDir(name), workDir: criuWorkDir(name) };
+  const root = workDir(name);
+  const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
+  // Memory images hold every secret the process has: root-only from the first byte.
+  await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
   await runChecked(
     ctx.source,
-    `rm -rf ${shellQuote([dirs.imagesDir, dirs.workDir])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])}`,
-    { step: 'checkpoint', what: `preparing ${stateDir(name)}` },
+    `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`,
+    { step: 'checkpoint', what: `preparing ${root}` },
   );
   return { runcRoot, ...dirs };
 }
@@ -70,14 +78,14 @@ export async function freezeAndDump(
   ctx: MigrationContext,
   container: ContainerInspect,
   prepared: PreparedCheckpoint,
-  onFrozen: () => Promise<void>,
 ): Promise<CheckpointResult> {
+  const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
   const frozenAt = ctx.clock();
   await ctx.sourceDocker.pause(container.Id, 'checkpoint');
-  await onFrozen();
+  await ctx.journal.done(paused, 'source');
   const dumpStart = ctx.clock();
   const dump = await ctx.source.run(
-    shellQuote([
+    `${PRIVATE} ${shellQuote([
       'runc',
       '--root',
       prepared.runcRoot,
@@ -88,7 +96,8 @@ export async function freezeAndDump(
       '--work-path',
       prepared.workDir,
       container.Id,
-    ]),
+    ])}`,
+    { timeoutMs: DUMP_TIMEOUT_MS },
   );
   const dumpMs = ctx.clock() - dumpStart;
   if (dump.exitCode !== 0) {
@@ -105,14 +114,27 @@ export async function freezeAndDump(
       },
     );
   }
-  const size = await runChecked(ctx.source, `du -sb ${shellQuote([prepared.imagesDir])} | cut -f1`, {
-    step: 'checkpoint',
-    what: 'measuring the checkpoint',
-  });
-  const statsImage = await ctx.source.run(`base64 <${shellQuote([`${prepared.workDir}/stats-dump`])}`);
-  const stats =
-    statsImage.exitCode === 0 ? parseDumpStats(Buffer.from(statsImage.stdout, 'base64')) : undefined;
-  return { frozenAt, imagesDir: prepared.imagesDir, imagesBytes: Number(size.stdout.trim()), dumpMs, stats };
+  // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+  const measured = await runChecked(
+    ctx.source,
+    [
+      `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
+      'du -sb . | cut -f1',
+      "sha256sum <inventory.img | cut -d' ' -f1",
+      `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'),
+    { step: 'checkpoint', what: 'measuring the checkpoint' },
+  );
+  const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
+  const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+  return {
+    frozenAt,
+    imagesDir: prepared.imagesDir,
+    imagesBytes: Number(bytes.trim()),
+    dumpMs,
+    stats,
+    inventorySha256: inventorySha256.trim(),
+  };
 }
 
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */

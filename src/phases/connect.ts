@@ -1,7 +1,6 @@
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
 import { formatHostSpec } from '../host/host-spec.js';
-import { SshHost } from '../host/ssh-host.js';
 import type { Settings } from '../settings.js';
 
 export interface ConnectedHosts {
@@ -33,7 +32,7 @@ export async function connectHosts(
   ] as const) {
     const route =
       location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-    const key = host instanceof SshHost ? `, host key ${host.hostKeyFingerprint}` : '';
+    const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
     log.info(
       `${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`,
     );

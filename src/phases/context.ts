@@ -1,8 +1,8 @@
 import type { DockerCli } from '../docker/docker-cli.js';
 import type { Host } from '../host/host.js';
-import type { MigrationJournal } from '../migration-state.js';
 import type { PhaseTimer } from '../report/timings.js';
 import type { Settings } from '../settings.js';
+import type { Journal } from '../state/journal.js';
 
 /** The part of @actions/core the phases log through; passed in, never imported. */
 export interface Logger {
@@ -14,15 +14,17 @@ export interface Logger {
 /** Everything a phase of one migration works with. */
 export interface MigrationContext {
   settings: Settings;
+  /** Hosts bound to the run's signal: a cancelled or timed-out run kills what they run. */
   source: Host;
   target: Host;
   sourceDocker: DockerCli;
   targetDocker: DockerCli;
   log: Logger;
-  journal: MigrationJournal;
+  /** Every side effect is written here before it is made. */
+  journal: Journal;
   timer: PhaseTimer;
   /** Monotonic milliseconds. */
   clock: () => number;
-  /** Throws TIMEOUT once the run's time budget is spent; called between steps. */
-  checkDeadline(step: string): void;
+  /** Aborted when the run is cancelled or its timeout is spent; the reason is the MigrationError to report. */
+  signal: AbortSignal;
 }

@@ -1,6 +1,10 @@
+import type { Readable } from 'node:stream';
 import { asMigrationError, MigrationError } from '../errors.js';
-import { describeHost } from '../host/host.js';
+import { describeHost, type HostProcess } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
+import type { JournalEntry } from '../state/journal.js';
+import { restoreCopiesScript } from '../state/recovery.js';
+import type { CheckpointResult } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 import type { StageResult } from './stage.js';
 
@@ -10,72 +14,122 @@ export interface RestoreResult {
   runningAt: number;
 }
 
-/** `docker start --checkpoint`: CRIU restores the frozen processes inside the staged container. */
-export async function restore(ctx: MigrationContext, staged: StageResult): Promise<RestoreResult> {
+const RESTORE_TIMEOUT_MS = 10 * 60_000;
+const CRIU_LOG_LINES = 25;
+
+// tail -F polls every 50 ms: a failed restore creates and deletes the log within a second.
+/** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
+export function restoreLogPaths(dockerRoot: string, containerId: string): string[] {
+  return [
+    `${dockerRoot}/containerd/daemon/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
+    `/run/containerd/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
+  ];
+}
+
+/**
+ * The lines of a CRIU log worth showing: its error lines, then its last lines
+ * (where CRIU stopped; not every cause is logged as an Error).
+ */
+export function criuLogExcerpt(log: string, count = CRIU_LOG_LINES): string {
+  const lines = log.split('\n').filter((line) => line.trim() !== '' && !line.startsWith('==>'));
+  const tail = lines.slice(-count);
+  const flagged = lines.filter((line, i) => /\bError\b/.test(line) && i < lines.length - count).slice(-10);
+  return [...flagged, ...(flagged.length > 0 && tail.length > 0 ? ['...'] : []), ...tail].join('\n');
+}
+
+/**
+ * `docker start --checkpoint`: CRIU restores the frozen processes inside the
+ * staged container. containerd deletes the task's bundle, CRIU's restore.log
+ * with it, when a restore fails, so the log is followed while the restore runs.
+ */
+export async function restore(
+  ctx: MigrationContext,
+  staged: StageResult,
+  dumped: CheckpointResult,
+  dockerRoot: string,
+): Promise<RestoreResult> {
   const started = ctx.clock();
-  const before = await containerdCopies(ctx);
-  try {
-    await ctx.targetDocker.startFromCheckpoint(
-      staged.targetContainerId,
+  const entries = await ctx.journal.intendAll(
+    [
+      { kind: 'restore-copies', inventorySha256: dumped.inventorySha256 },
+      { kind: 'restore-started', containerId: staged.targetContainerId },
+    ],
+    'target',
+  );
+  const starting = entries[1] as JournalEntry;
+  const follower = await followCriuLog(ctx, restoreLogPaths(dockerRoot, staged.targetContainerId));
+  const result = await ctx.target.run(
+    shellQuote([
+      'docker',
+      'start',
+      '--checkpoint',
       ctx.settings.checkpointName,
-      'restore',
-    );
-  } catch (error) {
-    await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
-    const failure = asMigrationError(error, 'RESTORE_FAILED', {
+      '--',
+      staged.targetContainerId,
+    ]),
+    { timeoutMs: RESTORE_TIMEOUT_MS },
+  );
+  const runningAt = ctx.clock();
+  const criuLog = await follower.stop(result.exitCode !== 0);
+  if (result.exitCode !== 0) {
+    // The CLI never reached the daemon: nothing can be running on the target.
+    if (/Cannot connect to the Docker daemon/i.test(result.stderr))
+      await ctx.journal.abandon(starting, 'target');
+    await removeRestoreCopies(ctx, dumped.inventorySha256);
+    const excerpt = criuLogExcerpt(criuLog);
+    throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
       step: 'restore',
       host: describeHost(ctx.target),
+      detail: [result.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
+      remedy:
+        "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
     });
-    throw new MigrationError(
-      'RESTORE_FAILED',
-      `the target could not restore the checkpoint: ${failure.message}`,
-      {
-        step: 'restore',
-        host: describeHost(ctx.target),
-        // containerd deletes the task directory, CRIU's restore.log with it, when a restore fails.
-        detail: failure.detail,
-        remedy:
-          "run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions; the source was resumed and nothing was left on the target",
-        cause: error,
-      },
-    );
   }
-  const runningAt = ctx.clock();
-  await removeDirs(ctx, await ourContainerdCopies(ctx, staged, before));
+  await ctx.journal.done(starting, 'target');
+  await removeRestoreCopies(ctx, dumped.inventorySha256);
   return { restoreMs: runningAt - started, runningAt };
 }
 
 // containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
-// restore and never removes it: a full copy of the memory image per restore.
-const CONTAINERD_COPY_GLOB = '/tmp/ctrd-checkpoint*';
-
-async function containerdCopies(ctx: MigrationContext): Promise<Set<string>> {
-  const listed = await ctx.target.run(`ls -d ${CONTAINERD_COPY_GLOB} 2>/dev/null || true`);
-  return new Set(listed.stdout.split('\n').filter(Boolean));
-}
-
-/** The copies this restore left, recognised by CRIU's inventory (unique per dump) so another restore's stay. */
-async function ourContainerdCopies(
-  ctx: MigrationContext,
-  staged: StageResult,
-  before: Set<string>,
-): Promise<string[]> {
-  const fresh = [...(await containerdCopies(ctx))].filter((dir) => !before.has(dir));
-  if (fresh.length === 0) return [];
-  const inventory = `${staged.targetCheckpointDir}/inventory.img`;
-  const script = fresh
-    .map(
-      (dir) =>
-        `if cmp -s ${shellQuote([`${dir}/inventory.img`, inventory])}; then echo ${shellQuote([dir])}; fi`,
-    )
-    .join('\n');
-  const result = await ctx.target.run(script);
-  return result.stdout.split('\n').filter(Boolean);
-}
-
-async function removeDirs(ctx: MigrationContext, dirs: string[]): Promise<void> {
-  if (dirs.length === 0) return;
-  const result = await ctx.target.run(`rm -rf ${shellQuote(dirs)}`);
+// restore and never removes it: a full copy of the memory images per restore.
+async function removeRestoreCopies(ctx: MigrationContext, inventorySha256: string): Promise<void> {
+  const result = await ctx.target.run(restoreCopiesScript(inventorySha256), { timeoutMs: 60_000 });
   if (result.exitCode !== 0)
     ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
+}
+
+interface LogFollower {
+  /** Stops following and returns what was read; after a failure, waits a moment for the last lines. */
+  stop(failed: boolean): Promise<string>;
+}
+
+async function followCriuLog(ctx: MigrationContext, paths: string[]): Promise<LogFollower> {
+  let process: HostProcess;
+  try {
+    process = await ctx.target.spawn(`exec tail -q -n +1 -F -s 0.05 ${shellQuote(paths)} 2>/dev/null`);
+  } catch (error) {
+    ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
+    return { stop: async () => '' };
+  }
+  const text = collect(process.stdout);
+  process.stdin.end();
+  return {
+    async stop(failed) {
+      // tail reads what was appended before the file went away; give it a moment to catch up.
+      if (failed) await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill();
+      await Promise.race([process.exit, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+      return text();
+    },
+  };
+}
+
+/** Keeps the last MiB a stream printed. */
+function collect(stream: Readable): () => string {
+  let kept = '';
+  stream.on('data', (chunk: Buffer) => {
+    kept = (kept + chunk.toString('utf8')).slice(-1024 * 1024);
+  });
+  stream.on('error', () => {});
+  return () => kept;
 }

@@ -1,10 +1,12 @@
-import { buildCreateArgs } from '../docker/create-args.js';
+import { buildCreateArgs, splitEnvArgs } from '../docker/create-args.js';
 import { type ContainerInspect, parseImageInspect } from '../docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { type Codec, withCodec } from '../policy/compression.js';
+import { inspectShapeProblems } from '../policy/inspect-shape.js';
+import { PRIVATE, workDir } from '../state/host-records.js';
 import type { MigrationContext } from './context.js';
 
 export interface StageResult {
@@ -26,14 +28,27 @@ export function containerName(container: ContainerInspect): string {
  * Everything that does not need the source frozen: the image on the target
  * (copied with docker save | docker load only when the target lacks that
  * image ID) and the target container, created with the source's configuration.
+ * Each is written into the journal before it is made.
  */
 export async function stage(
   ctx: MigrationContext,
   container: ContainerInspect,
   targetDockerRoot: string,
-  onCreated: (targetContainerId: string) => void,
   codec: Codec,
 ): Promise<StageResult> {
+  const problems = inspectShapeProblems(container);
+  if (problems.length > 0) {
+    throw new MigrationError(
+      'INPUT_INVALID',
+      `the source's docker inspect has values the action will not pass on`,
+      {
+        step: 'stage',
+        host: describeHost(ctx.source),
+        detail: problems.join('\n'),
+        remedy: 'rename the container or re-tag its image with an ordinary name, then run again',
+      },
+    );
+  }
   const imageId = container.Image;
   // Prefer the name the container was created with, when it still means the same image.
   const named = container.Config.Image;
@@ -45,7 +60,10 @@ export async function stage(
   if (targetImageId === imageId) {
     ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
     if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-      await ctx.target.run(shellQuote(['docker', 'image', 'tag', imageId, imageRef]));
+      await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
+        step: 'stage',
+        what: 'docker image tag',
+      });
     }
   } else {
     ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
@@ -54,12 +72,14 @@ export async function stage(
       shellQuote(['docker', 'save', imageRef]),
       shellQuote(['docker', 'load', '--quiet']),
     );
-    imageTransfer = await streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
-      label: 'image',
-      step: 'stage',
-      log: ctx.log,
-      code: 'IMAGE_TRANSFER_FAILED',
-    });
+    imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
+      streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+        label: 'image',
+        step: 'stage',
+        log: ctx.log,
+        code: 'IMAGE_TRANSFER_FAILED',
+      }),
+    );
     const loaded = await ctx.targetDocker.imageId(imageId);
     if (loaded !== imageId) {
       throw new MigrationError(
@@ -73,21 +93,53 @@ export async function stage(
       );
     }
   }
-  ctx.checkDeadline('stage');
+  ctx.signal.throwIfAborted();
 
   const targetName = containerName(container);
   // With the image's own config, settings the container merely inherited are left to the image.
-  const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', container.Image]), {
-    step: 'stage',
-    what: 'docker image inspect',
-  });
+  const image = await runChecked(
+    ctx.source,
+    shellQuote(['docker', 'image', 'inspect', '--', container.Image]),
+    {
+      step: 'stage',
+      what: 'docker image inspect',
+    },
+  );
   const imageConfig = parseImageInspect(image.stdout).Config;
-  const args = buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig });
-  const targetContainerId = await ctx.targetDocker.create(args, 'stage');
-  onCreated(targetContainerId);
-  const created = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
-  const upper = created?.GraphDriver?.Data?.UpperDir;
-  if (!created || !upper) {
+  const { args, env } = splitEnvArgs(
+    buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig }),
+  );
+  // The environment often holds secrets: a 0600 file, never the command line.
+  const targetWork = workDir(ctx.settings.checkpointName);
+  const envDir = `${targetWork}/create`;
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
+  const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
+  const result = await runChecked(
+    ctx.target,
+    [
+      `${PRIVATE} d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
+      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
+      'rm -rf "$d"; exit $s',
+    ].join('\n'),
+    {
+      step: 'stage',
+      code: 'TARGET_CREATE_FAILED',
+      what: 'docker create',
+      options: { input: env.map((line) => `${line}\n`).join(''), timeoutMs: 120_000 },
+    },
+  );
+  const targetContainerId = result.stdout.trim().split('\n').pop() ?? '';
+  if (!/^[0-9a-f]{64}$/.test(targetContainerId)) {
+    throw new MigrationError('TARGET_CREATE_FAILED', 'docker create printed no container ID', {
+      step: 'stage',
+      host: describeHost(ctx.target),
+      detail: result.stdout,
+    });
+  }
+  await ctx.journal.done(created, 'target', { containerId: targetContainerId });
+  const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
+  const upper = inspected?.GraphDriver?.Data?.UpperDir;
+  if (!inspected || !upper) {
     throw new MigrationError('TARGET_CREATE_FAILED', 'the target container has no overlay2 upper directory', {
       step: 'stage',
       host: describeHost(ctx.target),

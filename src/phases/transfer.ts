@@ -4,6 +4,7 @@ import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { shellQuote } from '../host/shell.js';
 import { CODEC_PROBE, type Codec, chooseCodec, parseCodecs, withCodec } from '../policy/compression.js';
+import { PRIVATE } from '../state/host-records.js';
 import type { CheckpointResult } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 import type { StageResult } from './stage.js';
@@ -45,11 +46,13 @@ export async function moveState(
       },
     );
   }
+  // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
   const images = withCodec(
     codec,
     shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']),
-    `mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '-xf', '-'])}`,
+    `${PRIVATE} mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`,
   );
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staged.targetCheckpointDir] }, 'target');
   const layer = withCodec(
     codec,
     shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']),

@@ -19,23 +19,27 @@ export function logMatches(logs: string, pattern: RegExp): boolean {
 export function restoredProblems(
   restored: ContainerInspect | undefined,
   sourceInit: string | undefined,
-  targetInit: string | undefined,
+  targetProcesses: readonly string[] | undefined,
 ): string[] {
   if (!restored) return ['the container is gone'];
   const problems: string[] = [];
   if (!restored.State.Running) problems.push(`state is ${restored.State.Status}, not running`);
   if (restored.State.Restarting) problems.push('it is restarting');
   if ((restored.RestartCount ?? 0) > 0) problems.push(`it restarted ${restored.RestartCount} time(s)`);
-  if (sourceInit !== undefined && targetInit !== sourceInit) {
-    problems.push(`its first process is "${targetInit ?? 'none'}", the source's was "${sourceInit}"`);
+  // docker top lists by host PID, which restored processes do not keep: look for it anywhere.
+  if (sourceInit !== undefined && targetProcesses !== undefined && !targetProcesses.includes(sourceInit)) {
+    problems.push(
+      `the source's first process "${sourceInit}" is not among its processes (${targetProcesses.join(', ') || 'none'})`,
+    );
   }
   return problems;
 }
 
 /**
  * Checks the restored container while the source is still frozen, so a
- * failure can still fall back to the source: running, not restarted, the
- * same process continuing, and the operator's log pattern within the timeout.
+ * failure can still fall back to the source: it must stay running, never
+ * restarted, with the source's first process, for the whole stability window,
+ * and show the operator's log pattern within verify-timeout.
  */
 export async function verify(
   ctx: MigrationContext,
@@ -52,26 +56,42 @@ export async function verify(
     });
   };
   const pattern = ctx.settings.verifyLogPattern;
-  const deadline = started + ctx.settings.verifyTimeoutSeconds * 1000;
+  const stableUntil = started + ctx.settings.verifyStableSeconds * 1000;
+  const patternDeadline = started + ctx.settings.verifyTimeoutSeconds * 1000;
+  let patternSeenAfterMs: number | undefined;
   for (;;) {
+    ctx.signal.throwIfAborted();
     const restored = await ctx.targetDocker.inspectContainer(staged.targetContainerId, 'verify');
-    const targetInit = restored?.State.Running
-      ? (await ctx.targetDocker.processes(staged.targetContainerId, 'verify'))[0]
+    const targetProcesses = restored?.State.Running
+      ? await ctx.targetDocker.processes(staged.targetContainerId, 'verify')
       : undefined;
-    const problems = restoredProblems(restored, sourceInit, targetInit);
-    if (problems.length > 0) fail(`the restored container is not healthy: ${problems.join('; ')}`);
-    if (!pattern) return {};
-    const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
-    if (logMatches(logs, pattern)) {
+    const problems = restoredProblems(restored, sourceInit, targetProcesses);
+    if (problems.length > 0) {
       const after = Math.round(ctx.clock() - started);
-      ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${after} ms`);
-      return { patternSeenAfterMs: after };
-    }
-    if (ctx.clock() >= deadline) {
+      const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify').catch(() => '');
       fail(
-        `/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`,
+        `the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`,
         logs.split('\n').slice(-10).join('\n'),
       );
+    }
+    if (pattern && patternSeenAfterMs === undefined) {
+      const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
+      if (logMatches(logs, pattern)) {
+        patternSeenAfterMs = Math.round(ctx.clock() - started);
+        ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${patternSeenAfterMs} ms`);
+      } else if (ctx.clock() >= patternDeadline) {
+        fail(
+          `/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`,
+          logs.split('\n').slice(-10).join('\n'),
+        );
+      }
+    }
+    const patternDone = !pattern || patternSeenAfterMs !== undefined;
+    if (patternDone && ctx.clock() >= stableUntil) {
+      ctx.log.info(
+        `verify: running, not restarted, same first process for ${Math.round(ctx.clock() - started)} ms`,
+      );
+      return patternSeenAfterMs === undefined ? {} : { patternSeenAfterMs };
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -11,9 +11,10 @@ export const METADATA_SCHEMA_VERSION = 1;
 /**
  * succeeded: the container runs on the target. refused: stopped before touching
  * the container. rolled-back: failed after the freeze and the source was resumed.
+ * resumed: finished a migration an earlier run left after its target was verified.
  * failed: anything else, including a rollback that did not complete.
  */
-export const RUN_STATUSES = ['succeeded', 'refused', 'rolled-back', 'failed'] as const;
+export const RUN_STATUSES = ['succeeded', 'refused', 'rolled-back', 'resumed', 'failed'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
 export interface HostFacts {
@@ -101,6 +102,18 @@ export interface MigrationMetadata {
   timings: TimingFacts;
   criu?: CriuStats;
   error?: MetadataError;
+  /** After the commit point: what could not be cleaned up, each with what to do. */
+  leftovers?: string[];
+  /** An earlier run's journal this run found open and finished (rolled back or forward). */
+  resumed?: ResumedRun;
+}
+
+export interface ResumedRun {
+  checkpointName: string;
+  direction: 'rollback' | 'roll-forward' | 'nothing';
+  owner: string;
+  done: string[];
+  problems: string[];
 }
 
 /** The error part of the metadata: code, message and where, without causes or log details. */

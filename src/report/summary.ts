@@ -28,7 +28,8 @@ export interface SummaryLike {
 const STATUS_LABELS: Record<RunStatus, string> = {
   succeeded: '✅ succeeded',
   refused: '⛔ refused before touching the container',
-  'rolled-back': '↩️ failed, source resumed',
+  'rolled-back': '↩️ failed or cancelled, source resumed',
+  resumed: '🔁 finished a migration an earlier run left',
   failed: '❌ failed',
 };
 
@@ -87,6 +88,18 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
       .join(' ');
     add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
     add('What to do', error.remedy);
+  }
+  for (const leftover of metadata.leftovers ?? []) add('Left to clean up', leftover);
+  const resumed = metadata.resumed;
+  if (resumed) {
+    const how =
+      resumed.direction === 'roll-forward'
+        ? 'finished (source retired)'
+        : resumed.direction === 'rollback'
+          ? 'rolled back'
+          : 'closed';
+    add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
+    for (const problem of resumed.problems) add('Earlier run, not finished', problem);
   }
 
   return [

@@ -8,7 +8,8 @@ import { pipeline } from 'node:stream/promises';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
-import type { HostProcess } from '../../src/host/host.js';
+import { bindSignal, killByTagScript, tagCommand } from '../../src/host/abortable.js';
+import type { Host, HostProcess } from '../../src/host/host.js';
 import { openHost } from '../../src/host/host-factory.js';
 import { type HostSpec, parseHostSpec } from '../../src/host/host-spec.js';
 import { fingerprint } from '../../src/host/known-hosts.js';
@@ -270,6 +271,150 @@ describe('ssh host against the test bed', () => {
       expect(exit.exitCode === 0).toBe(false);
       const left = await host2.run('pgrep -f "[s]leep 42.5" || true');
       expect(left.stdout.trim()).toBe('');
+    });
+  });
+
+  describe('abort', () => {
+    /** Pids on the host whose environment holds the tag line, read with a fresh command. */
+    const taggedOn = async (host: Host, tag: string): Promise<string[]> => {
+      const result = await host.run(
+        `grep -l -s -z -x -F -e 'CRIU_MIGRATE_CMD=${tag}' /proc/[0-9]*/environ || true`,
+      );
+      return result.stdout.split('\n').filter((line) => line !== '');
+    };
+
+    const waitForTagged = async (host: Host, tag: string, count: number): Promise<void> => {
+      const until = Date.now() + 10_000;
+      while ((await taggedOn(host, tag)).length < count) {
+        if (Date.now() > until) throw new Error(`fewer than ${count} processes carry tag ${tag}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    };
+
+    /** Hands everything to `inner` and keeps the commands, to learn the tag. */
+    const recording = (inner: Host): Host & { commands: string[] } => {
+      const commands: string[] = [];
+      return {
+        role: inner.role,
+        address: inner.address,
+        commands,
+        run: (command, options) => {
+          commands.push(command);
+          return inner.run(command, options);
+        },
+        spawn: (command, options) => {
+          commands.push(command);
+          return inner.spawn(command, options);
+        },
+        close: () => inner.close(),
+      };
+    };
+
+    const tagIn = (command: string | undefined): string => {
+      const tag = /^CRIU_MIGRATE_CMD=([0-9a-f]{16});/.exec(command ?? '')?.[1];
+      if (tag === undefined) throw new Error(`no tag in ${command}`);
+      return tag;
+    };
+
+    it('resolves -1 with an "[aborted]" note when the signal aborts', async () => {
+      const controller = new AbortController();
+      const running = host1.run('echo started; exec sleep 43.5', { signal: controller.signal });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      controller.abort();
+      const result = await running;
+      expect(result).toEqual({ exitCode: -1, stdout: 'started\n', stderr: '[aborted]\n' });
+      const pre = new AbortController();
+      pre.abort();
+      expect(await host1.run('echo never', { signal: pre.signal })).toEqual({
+        exitCode: -1,
+        stdout: '',
+        stderr: '[aborted]\n',
+      });
+      await expect(host1.spawn('echo never', { signal: pre.signal })).rejects.toMatchObject({
+        code: 'CANCELLED',
+      });
+    });
+
+    // A pipeline, plus a sleep that left the process group with setsid.
+    const escaping = `(setsid sleep 300 </dev/null >/dev/null 2>&1 &); sleep 300 | cat`;
+
+    it('a channel signal stops the process group, but not a child that left it', async () => {
+      const tag = '0000000000a1b2c3';
+      const controller = new AbortController();
+      const running = host1.run(tagCommand(escaping, tag), { signal: controller.signal });
+      // The shell, the setsid sleep, sleep and cat.
+      await waitForTagged(host1, tag, 4);
+      controller.abort();
+      expect((await running).exitCode).toBe(-1);
+      try {
+        // sshd (OpenSSH 10) signals the session's process group: only the setsid sleep is left.
+        expect(await taggedOn(host1, tag)).toHaveLength(1);
+      } finally {
+        await host1.run(killByTagScript(tag));
+      }
+      expect(await taggedOn(host1, tag)).toEqual([]);
+    });
+
+    it('through bindSignal, kills every tagged process, those that left the group too', async () => {
+      const inner = recording(host1);
+      const controller = new AbortController();
+      const running = failure(bindSignal(inner, controller.signal).run(escaping));
+      const tag = tagIn(inner.commands[0]);
+      await waitForTagged(host1, tag, 4);
+      const started = Date.now();
+      controller.abort();
+      const error = await running;
+      expect(error.code).toBe('CANCELLED');
+      expect(error.host).toBe(`source root@${bed.host1.host}:22`);
+      expect(error.detail).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(await taggedOn(host1, tag)).toEqual([]);
+    });
+
+    it('stops the shell too, so the command does not go on to its next step', async () => {
+      const inner = recording(host2);
+      const controller = new AbortController();
+      const marker = `/tmp/abort-marker-${Date.now()}`;
+      // With input the channel's stdin has ended, so ssh2 cannot signal at all: only the tag reaches it.
+      // Stderr goes elsewhere, else dash dies of SIGPIPE printing "Terminated" and hides the difference.
+      const running = failure(
+        bindSignal(inner, controller.signal).run(
+          `exec 2>/dev/null; cat >/dev/null; sleep 300; touch ${marker}`,
+          {
+            input: 'x',
+          },
+        ),
+      );
+      const tag = tagIn(inner.commands[0]);
+      await waitForTagged(host2, tag, 1);
+      controller.abort();
+      expect((await running).code).toBe('CANCELLED');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(await taggedOn(host2, tag)).toEqual([]);
+      expect((await host2.run(`test -e ${marker}`)).exitCode).toBe(1);
+    });
+
+    it('kills a spawned pipeline on abort and on kill()', async () => {
+      const inner = recording(host2);
+      const controller = new AbortController();
+      const bound = bindSignal(inner, controller.signal);
+      const first = await bound.spawn('sleep 300 | cat');
+      const second = await bound.spawn('sleep 300 | cat', { signal: new AbortController().signal });
+      const [one, two] = [tagIn(inner.commands[0]), tagIn(inner.commands[1])];
+      await waitForTagged(host2, one, 3);
+      await waitForTagged(host2, two, 3);
+      second.kill();
+      expect((await second.exit).exitCode === 0).toBe(false);
+      controller.abort();
+      first.stdout.resume();
+      first.stderr.resume();
+      expect((await first.exit).exitCode === 0).toBe(false);
+      // The kill script is fired, not awaited, by spawn: give it its two seconds.
+      const until = Date.now() + 10_000;
+      while ((await taggedOn(host2, one)).length + (await taggedOn(host2, two)).length > 0) {
+        if (Date.now() > until) throw new Error('tagged processes are still there');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
     });
   });
 

@@ -34,4 +34,6 @@ unshare -n bash -c 'ip link set lo up; exec dockerd --config-file /etc/docker/da
 echo $! >/run/testbed-dockerd.pid
 
 echo ready >/run/testbed-started
-wait
+# This process is the host's handle (its PID is in the env file): it must outlive the
+# daemons, which tests stop and start again.
+while :; do sleep 3600 || true; done

@@ -94,7 +94,7 @@ describe('restoredProblems', () => {
       'healthy, same first process',
       running,
       'sh /usr/local/bin/testbed-counter',
-      'sh /usr/local/bin/testbed-counter',
+      ['sleep 0.1', 'sh /usr/local/bin/testbed-counter'],
       [],
     ],
     ['gone', undefined, 'x', undefined, ['the container is gone']],
@@ -116,8 +116,8 @@ describe('restoredProblems', () => {
       'a different first process',
       running,
       'sh /usr/local/bin/testbed-counter',
-      'sh',
-      ['its first process is "sh", the source\'s was "sh /usr/local/bin/testbed-counter"'],
+      ['sh'],
+      ['the source\'s first process "sh /usr/local/bin/testbed-counter" is not among its processes (sh)'],
     ],
   ])('%s', (_case, restored, sourceInit, targetInit, problems) => {
     expect(restoredProblems(restored, sourceInit, targetInit)).toEqual(problems);

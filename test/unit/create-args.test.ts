@@ -6,6 +6,7 @@ import {
   formatDuration,
   formatMount,
   formatPublish,
+  splitEnvArgs,
   unsupportedSettings,
 } from '../../src/docker/create-args.js';
 import {
@@ -526,12 +527,16 @@ describe('buildCreateArgs on Docker 26 inspects', () => {
       expect(buildCreateArgs(inspect, { ...base, imageConfig: image })).toEqual([
         '--name',
         `${name}-moved`,
-        ...withImage,
+        ...endOfOptions(withImage, base.image),
       ]);
     });
 
     it('without it, spells everything out', () => {
-      expect(buildCreateArgs(inspect, base)).toEqual(['--name', `${name}-moved`, ...withoutImage]);
+      expect(buildCreateArgs(inspect, base)).toEqual([
+        '--name',
+        `${name}-moved`,
+        ...endOfOptions(withoutImage, base.image),
+      ]);
     });
   });
 
@@ -557,10 +562,17 @@ function edit(config: Partial<ContainerConfig> = {}, host: Partial<HostConfig> =
   return { ...base, Config: { ...base.Config, ...config }, HostConfig: { ...base.HostConfig, ...host } };
 }
 
-/** Everything between the name and the image, with the image config of busybox. */
+/** The expected arguments with the "--" that ends the options in front of the image. */
+function endOfOptions(args: readonly string[], image: string): string[] {
+  const at = args.lastIndexOf(image);
+  return [...args.slice(0, at), '--', ...args.slice(at)];
+}
+
+/** Everything between the name and the "--" before the image, with the image config of busybox. */
 function options(inspect: ContainerInspect, image: ImageConfig = BUSYBOX): string[] {
   const args = buildCreateArgs(inspect, { name: 'x', image: 'IMAGE', imageConfig: image });
-  return args.slice(2, args.indexOf('IMAGE'));
+  expect(args[args.indexOf('IMAGE') - 1]).toBe('--');
+  return args.slice(2, args.indexOf('IMAGE') - 1);
 }
 
 function positional(inspect: ContainerInspect, image?: ImageConfig): string[] {
@@ -950,5 +962,30 @@ describe('unsupportedSettings', () => {
       'HostConfig.VolumesFrom: data:ro (names containers on the source)',
       'HostConfig.Mounts: cluster mount at /csi',
     ]);
+  });
+});
+
+describe('splitEnvArgs', () => {
+  it('moves --env pairs to the env file, keeps the rest and values with line breaks', () => {
+    const args = [
+      '--name',
+      'x',
+      '--env',
+      'A=1',
+      '--label',
+      'l=v',
+      '--env',
+      'B=two\nlines',
+      '--env',
+      'C=',
+      '--',
+      'img',
+      '--env',
+      'D=4',
+    ];
+    expect(splitEnvArgs(args)).toEqual({
+      args: ['--name', 'x', '--label', 'l=v', '--env', 'B=two\nlines', '--', 'img', '--env', 'D=4'],
+      env: ['A=1', 'C='],
+    });
   });
 });

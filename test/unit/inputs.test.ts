@@ -76,6 +76,7 @@ describe('getInputs defaults', () => {
       ssh: { privateKey: KEY, knownHosts: `${KNOWN_HOSTS}\n`, insecureSkipHostKeyCheck: false },
       sudo: false,
       checkpointName: 'web-20260304T050607Z',
+      verifyStableSeconds: 5,
       verifyTimeoutSeconds: 30,
       sourceAfter: 'stop',
       timeoutMinutes: 30,
@@ -558,5 +559,23 @@ describe('action.yml', () => {
       'report-path',
     ]);
     expect(yaml).toMatch(/runs:\n {2}using: node24\n {2}main: dist\/index\.js/);
+  });
+});
+
+describe('strict and insecure-skip-host-key-check', () => {
+  it('refuses the pair in migrate mode', () => {
+    expect(() =>
+      settingsFor({ ...BASE, strict: 'true', 'insecure-skip-host-key-check': 'true', 'known-hosts': '' }),
+    ).toThrow(/insecure-skip-host-key-check: is true, which strict: true does not allow in migrate mode/);
+  });
+  it('leaves it to the gate in preflight mode', () => {
+    const settings = settingsFor({
+      ...BASE,
+      mode: 'preflight',
+      strict: 'true',
+      'insecure-skip-host-key-check': 'true',
+      'known-hosts': '',
+    });
+    expect(settings.ssh.insecureSkipHostKeyCheck).toBe(true);
   });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { getEventListeners } from 'node:events';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -69,6 +70,65 @@ describe('LocalHost.run', () => {
     const result = await quick.run('sleep 3 & echo parent');
     expect(Date.now() - started).toBeLessThan(2_500);
     expect(result).toMatchObject({ exitCode: 0, stdout: 'parent\n' });
+  });
+});
+
+describe('LocalHost with an abort signal', () => {
+  it('starts nothing when the signal has already aborted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aborted-'));
+    try {
+      const controller = new AbortController();
+      controller.abort();
+      const result = await host.run(`touch ${dir}/ran`, { signal: controller.signal });
+      expect(result).toEqual({ exitCode: -1, stdout: '', stderr: '[aborted]\n' });
+      expect(existsSync(join(dir, 'ran'))).toBe(false);
+      const error = await host
+        .spawn(`touch ${dir}/ran`, { signal: controller.signal })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CANCELLED', host: 'source local' });
+      expect(existsSync(join(dir, 'ran'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a running pipeline as a timeout would, and says it was aborted', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 300);
+    const result = await host.run('echo started; sleep 30 | cat; echo never', { signal: controller.signal });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(result).toEqual({ exitCode: -1, stdout: 'started\n', stderr: '[aborted]\n' });
+    expect(getEventListeners(controller.signal, 'abort')).toEqual([]);
+  });
+
+  it('keeps the note of whichever came first, timeout or abort', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 1_000);
+    const result = await host.run('sleep 30', { signal: controller.signal, timeoutMs: 200 });
+    expect(result.exitCode).toBe(-1);
+    expect(result.stderr).toBe('[timed out after 200 ms and was killed]\n');
+  });
+
+  it('changes nothing for a command that ended before the abort, and drops its listener', async () => {
+    const controller = new AbortController();
+    const result = await host.run('echo done; exit 2', { signal: controller.signal });
+    controller.abort();
+    expect(result).toEqual({ exitCode: 2, stdout: 'done\n', stderr: '' });
+    expect(getEventListeners(controller.signal, 'abort')).toEqual([]);
+  });
+
+  it('kills a spawned command on abort as kill() does', async () => {
+    const controller = new AbortController();
+    const proc = await host.spawn('sleep 30 | cat', { signal: controller.signal });
+    proc.stdout.resume();
+    proc.stderr.resume();
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    const started = Date.now();
+    controller.abort();
+    expect(await proc.exit).toEqual({ exitCode: null, signal: 'SIGTERM' });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(getEventListeners(controller.signal, 'abort')).toEqual([]);
   });
 });
 
@@ -207,6 +267,18 @@ describe('withSudo and checkSudo through a stand-in sudo', () => {
     proc.stderr.resume();
     expect(await drainText(proc.stdout)).toBe('spawned\n');
     expect((await proc.exit).exitCode).toBe(0);
+  });
+
+  it('hands the abort signal on through sudo, for run and spawn', async () => {
+    const sudoHost = withSudo(host);
+    const controller = new AbortController();
+    const proc = await sudoHost.spawn('sleep 30', { signal: controller.signal });
+    proc.stdout.resume();
+    proc.stderr.resume();
+    const running = sudoHost.run('sleep 30', { signal: controller.signal });
+    controller.abort();
+    expect((await proc.exit).exitCode).toBeNull();
+    expect(await running).toMatchObject({ exitCode: -1, stderr: '[aborted]\n' });
   });
 
   it('checkSudo passes when sudo -n works and throws SUDO_REFUSED when it does not', async () => {

@@ -141,7 +141,7 @@ describe('renderSummaryRows', () => {
 
   it('shows the error with its code, step, host and remedy, HTML-escaped', () => {
     const rows = table(renderSummaryRows(FAILURE));
-    expect(rows.get('Status')).toBe('↩️ failed, source resumed');
+    expect(rows.get('Status')).toBe('↩️ failed or cancelled, source resumed');
     expect(rows.get('Error')).toBe(
       'RESTORE_FAILED: criu restore failed: &#60;missing pages-1.img&#62; (step restore on target root@[2001:db8::5]:22)',
     );

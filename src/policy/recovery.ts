@@ -1,0 +1,90 @@
+import { isCommitted, type JournalAction, type JournalRecord, type Side } from '../state/journal.js';
+
+/** One step of putting a half-finished run right; the executor lives in state/recovery.ts. */
+export type RecoveryStep =
+  /**
+   * critical: the target may have run the service, so unless it is confirmed
+   * gone the source must stay frozen (two live copies are worse than a pause).
+   */
+  | { kind: 'remove-target-container'; ref: string; critical: boolean }
+  | { kind: 'remove-image'; imageId: string }
+  | { kind: 'remove-files'; side: Side; paths: string[] }
+  | { kind: 'remove-restore-copies'; inventorySha256: string }
+  | { kind: 'resume-source'; containerId: string }
+  /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
+  | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
+
+export interface RecoveryPlan {
+  direction: 'rollback' | 'roll-forward' | 'nothing';
+  steps: RecoveryStep[];
+}
+
+function compensation(action: JournalAction): RecoveryStep | undefined {
+  switch (action.kind) {
+    case 'restore-started':
+      return { kind: 'remove-target-container', ref: action.containerId, critical: true };
+    case 'files':
+      return { kind: 'remove-files', side: action.side, paths: action.paths };
+    case 'source-paused':
+      return { kind: 'resume-source', containerId: action.containerId };
+    case 'target-created':
+      return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
+    case 'image-copied':
+      return { kind: 'remove-image', imageId: action.imageId };
+    case 'restore-copies':
+      return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 };
+    default:
+      // Entries after the commit point have no compensation: the run only goes forward from there.
+      return undefined;
+  }
+}
+
+/**
+ * What to do with a run that stopped half way. Before the commit point every
+ * recorded effect, intended or done, is undone newest first (an intended one
+ * may have happened just before the run died; every compensation is safe to
+ * run for an effect that did not happen). After it, the target is never
+ * touched: the source is retired and the temporary files are removed.
+ */
+export function planRecovery(record: Pick<JournalRecord, 'entries' | 'sourceAfter'>): RecoveryPlan {
+  if (record.entries.length === 0) return { direction: 'nothing', steps: [] };
+  if (isCommitted(record)) {
+    const paused = record.entries.find((entry) => entry.action.kind === 'source-paused')?.action;
+    const policy = record.entries.find((entry) => entry.action.kind === 'restart-policy')?.action;
+    const removed = record.entries.some(
+      (entry) => entry.action.kind === 'source-removed' && entry.state === 'done',
+    );
+    const steps: RecoveryStep[] = [];
+    if (paused?.kind === 'source-paused' && !removed) {
+      steps.push({
+        kind: 'retire-source',
+        containerId: paused.containerId,
+        previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
+        remove: record.sourceAfter === 'remove',
+      });
+    }
+    for (const entry of record.entries) {
+      const { action } = entry;
+      if (action.kind === 'files')
+        steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
+      if (action.kind === 'restore-copies') {
+        steps.push({ kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 });
+      }
+    }
+    return { direction: 'roll-forward', steps };
+  }
+  const steps: RecoveryStep[] = [];
+  const removing = new Set<string>();
+  for (const entry of [...record.entries].reverse()) {
+    if (entry.state === 'abandoned') continue;
+    const step = compensation(entry.action);
+    if (!step) continue;
+    // restore-started and target-created name the same container: remove it once.
+    if (step.kind === 'remove-target-container') {
+      if (removing.has(step.ref)) continue;
+      removing.add(step.ref);
+    }
+    steps.push(step);
+  }
+  return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps };
+}

@@ -1,0 +1,266 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
+import { describeHost, type Host } from '../host/host.js';
+import { describeOwner, type Here, staleLockReason } from '../policy/lock.js';
+import type { ResumedRun } from '../report/metadata.js';
+import {
+  archiveRecord,
+  LOCK_RENEW_MS,
+  readRecord,
+  releaseLock,
+  renewLock,
+  takeOverLock,
+  tryLock,
+  writeRecord,
+} from './host-records.js';
+import { isUnfinished, type JournalRecord, newestRecord, type RunOwner, type Side } from './journal.js';
+import { type RecoveryHosts, type RecoveryLog, recover } from './recovery.js';
+
+export function runOwner(env: NodeJS.ProcessEnv, now: Date, token: string): RunOwner {
+  let bootId: string | undefined;
+  try {
+    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    bootId = undefined;
+  }
+  return {
+    token,
+    githubRunId: env.GITHUB_RUN_ID,
+    githubRunAttempt: env.GITHUB_RUN_ATTEMPT,
+    githubJob: env.GITHUB_JOB,
+    runner: env.RUNNER_NAME,
+    machine: hostname(),
+    bootId,
+    pid: process.pid,
+    startedAt: now.toISOString(),
+  };
+}
+
+export function thisMachine(): Here {
+  let bootId: string | undefined;
+  try {
+    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    bootId = undefined;
+  }
+  return {
+    machine: hostname(),
+    bootId,
+    isAlive(pid) {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        // EPERM: it exists, it is just not ours.
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+  };
+}
+
+export interface ContainerLocks {
+  /** Stops renewing and removes both locks (only if still ours). */
+  release(): Promise<void>;
+}
+
+/**
+ * One run per container: a lock on the source (the container) and on the
+ * target (the name it will create). A lock held by a live run refuses this one
+ * at once with MIGRATION_IN_PROGRESS; a stale one is taken over only after the
+ * open journals on both hosts have been read and settled by `settle`.
+ */
+export async function lockContainer(
+  hosts: RecoveryHosts,
+  container: string,
+  owner: RunOwner,
+  log: RecoveryLog,
+  here: Here = thisMachine(),
+): Promise<ContainerLocks> {
+  const held: Host[] = [];
+  const stale: Host[] = [];
+  const releaseHeld = () =>
+    Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => {});
+  for (const host of [hosts.source, hosts.target]) {
+    let attempt: Awaited<ReturnType<typeof tryLock>>;
+    try {
+      attempt = await tryLock(host, container, owner);
+    } catch (error) {
+      await releaseHeld();
+      throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
+    }
+    if (attempt.acquired) {
+      held.push(host);
+      continue;
+    }
+    const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
+    if (reason === undefined) {
+      await releaseHeld();
+      throw new MigrationError(
+        'MIGRATION_IN_PROGRESS',
+        `another run is working on container ${container}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`,
+        {
+          step: 'lock',
+          host: describeHost(host),
+          remedy:
+            'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
+        },
+      );
+    }
+    log.warning(
+      `${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`,
+    );
+    stale.push(host);
+  }
+  for (const host of stale) {
+    if (!(await takeOverLock(host, container, owner))) {
+      await releaseHeld();
+      throw new MigrationError(
+        'MIGRATION_IN_PROGRESS',
+        `another run took over the lock on ${container} first`,
+        {
+          step: 'lock',
+          host: describeHost(host),
+          remedy: 'wait for that run to finish, then run again',
+        },
+      );
+    }
+    held.push(host);
+  }
+  const renew = setInterval(() => {
+    for (const host of held) renewLock(host, container, owner.token).catch(() => {});
+  }, LOCK_RENEW_MS);
+  renew.unref();
+  return {
+    async release() {
+      clearInterval(renew);
+      await releaseHeld();
+    },
+  };
+}
+
+/** The hosts as the record saw them: a later run may go the other way between the same two. */
+function hostsFor(record: JournalRecord, hosts: RecoveryHosts): RecoveryHosts | undefined {
+  if (record.source === hosts.source.address && record.target === hosts.target.address) return hosts;
+  if (record.source === hosts.target.address && record.target === hosts.source.address) {
+    return { source: hosts.target, target: hosts.source };
+  }
+  return undefined;
+}
+
+/**
+ * Reads the journals an earlier run left open on either host and settles them:
+ * a run past its commit point is finished (source retired), one before it is
+ * rolled back. Returns what was done, or undefined when nothing was open.
+ */
+export async function settleUnfinished(
+  hosts: RecoveryHosts,
+  container: string,
+  log: RecoveryLog,
+  extra: JournalRecord | undefined = undefined,
+): Promise<ResumedRun | undefined> {
+  const reads = await Promise.allSettled([
+    readRecord(hosts.source, container),
+    readRecord(hosts.target, container),
+  ]);
+  for (const [i, read] of reads.entries()) {
+    if (read.status === 'rejected') {
+      log.warning(
+        `could not read the journal on the ${i === 0 ? 'source' : 'target'}: ${errorMessage(read.reason)}`,
+      );
+    }
+  }
+  const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
+  const record = newestRecord([...found, extra]);
+  if (!record || !isUnfinished(record)) return undefined;
+  const roles = hostsFor(record, hosts);
+  if (!roles) {
+    throw new MigrationError(
+      'MIGRATION_IN_PROGRESS',
+      `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`,
+      {
+        step: 'resume',
+        remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
+      },
+    );
+  }
+  log.warning(
+    `found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`,
+  );
+  const outcome = await recover(record, roles, log);
+  const resumed: ResumedRun = {
+    checkpointName: record.checkpointName,
+    direction: outcome.direction,
+    owner: describeOwner(record.owner),
+    done: outcome.done,
+    problems: outcome.problems,
+  };
+  if (outcome.problems.length > 0) {
+    await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
+    throw new MigrationError(
+      'ROLLBACK_FAILED',
+      `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`,
+      {
+        step: 'resume',
+        remedy: outcome.sourceLeftFrozen
+          ? 'remove the target container by hand (docker rm -f), then run again'
+          : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
+      },
+    );
+  }
+  record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
+  record.resolvedBy = 'a later run';
+  record.updatedAt = new Date().toISOString();
+  const archived = await Promise.allSettled([
+    archiveRecord(roles.source, record),
+    archiveRecord(roles.target, record),
+  ]);
+  for (const result of archived) {
+    if (result.status === 'rejected')
+      log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
+  }
+  return resumed;
+}
+
+/**
+ * Writes the journal everywhere it lives: the runner's saved state (for the
+ * post step) and both hosts. The host the next change affects must have it
+ * before the change is made; the other host is told when it can be.
+ */
+export function journalPersister(
+  hosts: RecoveryHosts,
+  saveState: (record: JournalRecord) => void,
+  log: RecoveryLog,
+): (record: JournalRecord, affected: Side | undefined) => Promise<void> {
+  const warned = new Set<Side>();
+  return async (record, affected) => {
+    saveState(record);
+    const sides: Side[] = ['source', 'target'];
+    const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
+    for (const [i, result] of results.entries()) {
+      const side = sides[i] as Side;
+      if (result.status === 'fulfilled') continue;
+      if (side === affected) throw result.reason;
+      if (!warned.has(side)) {
+        warned.add(side);
+        log.warning(`could not write the journal on the ${side}: ${errorMessage(result.reason)}`);
+      }
+    }
+  };
+}
+
+/** Moves a finished journal into the history on both hosts; failures only warn. */
+export async function archiveEverywhere(
+  hosts: RecoveryHosts,
+  record: JournalRecord,
+  log: RecoveryLog,
+): Promise<void> {
+  const results = await Promise.allSettled([
+    archiveRecord(hosts.source, record),
+    archiveRecord(hosts.target, record),
+  ]);
+  for (const result of results) {
+    if (result.status === 'rejected')
+      log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);
+  }
+}

@@ -1,0 +1,150 @@
+import type { Host } from '../host/host.js';
+import { runChecked, shellQuote } from '../host/shell.js';
+import { type JournalRecord, parseRecord, type RunOwner } from './journal.js';
+
+/**
+ * What the action keeps on each host, all root-only (0700 directories, 0600 files):
+ *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
+ *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
+ *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ */
+export const STATE_ROOT = '/var/lib/criu-migrate';
+export const HISTORY_KEEP = 10;
+/** A lock not renewed for this long belongs to a run that is gone. */
+export const LOCK_STALE_SECONDS = 90;
+export const LOCK_RENEW_MS = 20_000;
+
+const QUICK_MS = 30_000;
+
+export function containerStateDir(container: string): string {
+  return `${STATE_ROOT}/containers/${container}`;
+}
+
+export function workDir(checkpointName: string): string {
+  return `${STATE_ROOT}/work/${checkpointName}`;
+}
+
+/** Shell prefix for every command that writes where memory or secrets may land. */
+export const PRIVATE = 'umask 077;';
+
+export async function writeRecord(host: Host, record: JournalRecord): Promise<void> {
+  const dir = containerStateDir(record.container);
+  await runChecked(
+    host,
+    `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/journal.json.new`])} && mv -f ${shellQuote([`${dir}/journal.json.new`, `${dir}/journal.json`])}`,
+    {
+      step: 'journal',
+      what: 'writing the run journal',
+      options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    },
+  );
+}
+
+/** The open run's journal on this host, if any. */
+export async function readRecord(host: Host, container: string): Promise<JournalRecord | undefined> {
+  const file = `${containerStateDir(container)}/journal.json`;
+  const result = await runChecked(
+    host,
+    `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`,
+    {
+      step: 'journal',
+      what: 'reading the run journal',
+      options: { timeoutMs: QUICK_MS },
+    },
+  );
+  return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
+}
+
+/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
+export async function archiveRecord(host: Host, record: JournalRecord): Promise<void> {
+  const dir = containerStateDir(record.container);
+  const history = `${dir}/history`;
+  await runChecked(
+    host,
+    [
+      PRIVATE,
+      `mkdir -p ${shellQuote([history])}`,
+      `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
+      `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
+      `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
+    ].join(' '),
+    {
+      step: 'journal',
+      what: 'archiving the run journal',
+      options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    },
+  );
+}
+
+export type LockAttempt =
+  | { acquired: true }
+  | { acquired: false; owner?: RunOwner; ageSeconds: number; ownerAlive?: boolean };
+
+/**
+ * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
+ * held learns who holds it and how long ago the holder last renewed it (by the
+ * host's own clock, so runner clocks do not matter).
+ */
+export async function tryLock(host: Host, container: string, owner: RunOwner): Promise<LockAttempt> {
+  const dir = containerStateDir(container);
+  const lock = `${dir}/lock`;
+  const script = [
+    `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
+    `l=${shellQuote([lock])}`,
+    'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
+    'cat >/dev/null',
+    'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+    'echo "held $(( $(date +%s) - m ))"',
+    'cat "$l/owner.json" 2>/dev/null || true',
+  ].join('\n');
+  const result = await runChecked(host, script, {
+    step: 'lock',
+    what: 'taking the container lock',
+    options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+  });
+  const [first = '', ...rest] = result.stdout.split('\n');
+  if (first.trim() === 'acquired') return { acquired: true };
+  const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+  let held: RunOwner | undefined;
+  try {
+    held = JSON.parse(rest.join('\n')) as RunOwner;
+  } catch {
+    held = undefined;
+  }
+  return { acquired: false, owner: held, ageSeconds: age };
+}
+
+/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
+export async function takeOverLock(host: Host, container: string, owner: RunOwner): Promise<boolean> {
+  const lock = `${containerStateDir(container)}/lock`;
+  const script = [
+    PRIVATE,
+    `l=${shellQuote([lock])}`,
+    'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
+    'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+  ].join('\n');
+  const result = await runChecked(host, script, {
+    step: 'lock',
+    what: 'taking over a stale container lock',
+    options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+  });
+  return result.stdout.trim() === 'acquired';
+}
+
+export async function renewLock(host: Host, container: string, token: string): Promise<void> {
+  const file = `${containerStateDir(container)}/lock/owner.json`;
+  await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
+    timeoutMs: QUICK_MS,
+  });
+}
+
+/** Removes the lock only if this run still holds it. */
+export async function releaseLock(host: Host, container: string, token: string): Promise<void> {
+  const lock = `${containerStateDir(container)}/lock`;
+  await runChecked(
+    host,
+    `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`,
+    { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } },
+  );
+}

@@ -1,0 +1,198 @@
+/**
+ * The undo journal of one run: every side effect is written down (as
+ * "intended") before it is made and marked "done" after, each with enough to
+ * undo it. A "committed" entry is the point of no return: before it a failed
+ * run is rolled back, after it only rolled forward. The same record is kept
+ * in memory, on both hosts and in the runner's saved state for the post step.
+ */
+
+export type Side = 'source' | 'target';
+
+export type JournalAction =
+  /** An image loaded into the target's Docker that it did not have. */
+  | { kind: 'image-copied'; imageId: string }
+  /** The container created on the target (by name: the ID is known only after). */
+  | { kind: 'target-created'; name: string; containerId?: string }
+  /** Files or directories written on a host (memory images, staged files). */
+  | { kind: 'files'; side: Side; paths: string[] }
+  /** The source frozen with docker pause. */
+  | { kind: 'source-paused'; containerId: string }
+  /** containerd's unpacked copies of the checkpoint on the target, known by CRIU's inventory image. */
+  | { kind: 'restore-copies'; inventorySha256: string }
+  /** docker start --checkpoint on the target: from here the target may run the service. */
+  | { kind: 'restore-started'; containerId: string }
+  /** The target was verified: the point of no return. */
+  | { kind: 'committed'; targetContainerId: string }
+  /** The source's restart policy set to "no" (the previous one is kept for the record). */
+  | { kind: 'restart-policy'; containerId: string; previous: string }
+  /** The source killed while frozen. */
+  | { kind: 'source-stopped'; containerId: string }
+  /** The source container removed (source-after: remove). */
+  | { kind: 'source-removed'; containerId: string };
+
+export interface JournalEntry {
+  seq: number;
+  /** abandoned: known not to have happened (the command never reached its daemon). */
+  state: 'intended' | 'done' | 'abandoned';
+  at: string;
+  action: JournalAction;
+}
+
+/** Who ran it, so a second run can name the first and a stale lock can be recognised. */
+export interface RunOwner {
+  /** Random per run; the post step matches it to its own main step. */
+  token: string;
+  githubRunId?: string;
+  githubRunAttempt?: string;
+  githubJob?: string;
+  runner?: string;
+  /** The machine the action ran on, and its boot, to tell whether the owner process still lives. */
+  machine?: string;
+  bootId?: string;
+  pid: number;
+  startedAt: string;
+}
+
+export const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'] as const;
+export type RecordStatus = (typeof RECORD_STATUSES)[number];
+
+export interface JournalRecord {
+  schema: 2;
+  mode: string;
+  container: string;
+  checkpointName: string;
+  source: string;
+  target: string;
+  sourceAfter: 'stop' | 'remove';
+  owner: RunOwner;
+  status: RecordStatus;
+  entries: JournalEntry[];
+  updatedAt: string;
+  /** What ended the run, "CODE: message". */
+  error?: string;
+  /** How a later run or the post step finished it. */
+  resolvedBy?: string;
+}
+
+/** A run whose record is still open: someone has to roll it back or forward. */
+export function isUnfinished(record: JournalRecord): boolean {
+  return record.status === 'running' || record.status === 'committed';
+}
+
+export function isCommitted(record: Pick<JournalRecord, 'entries'>): boolean {
+  return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
+}
+
+/** Parses a record read from a host or from saved state; undefined for anything else. */
+export function parseRecord(text: string): JournalRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const record = value as Partial<JournalRecord>;
+  if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
+    return undefined;
+  }
+  if (!RECORD_STATUSES.includes(record.status as RecordStatus)) return undefined;
+  return record as JournalRecord;
+}
+
+/**
+ * Of the copies found (both hosts, saved state), the one that saw the most:
+ * they are written in the same order, so the longest journal is the newest.
+ */
+export function newestRecord(records: readonly (JournalRecord | undefined)[]): JournalRecord | undefined {
+  let best: JournalRecord | undefined;
+  for (const record of records) {
+    if (!record) continue;
+    if (!best) {
+      best = record;
+      continue;
+    }
+    if (record.checkpointName !== best.checkpointName) {
+      // Two different runs: the later one is the open question.
+      if (record.updatedAt > best.updatedAt) best = record;
+      continue;
+    }
+    const seen = (r: JournalRecord) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
+    if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
+      best = record;
+    }
+  }
+  return best;
+}
+
+/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
+export class Journal {
+  private seq = 0;
+
+  constructor(
+    readonly record: JournalRecord,
+    private readonly persist: (record: JournalRecord, affected: Side | undefined) => Promise<void>,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+  }
+
+  /** Writes the intent down, makes the change, then marks it done. */
+  async around<T>(action: JournalAction, affected: Side | undefined, effect: () => Promise<T>): Promise<T> {
+    const entry = await this.intend(action, affected);
+    const result = await effect();
+    await this.done(entry, affected);
+    return result;
+  }
+
+  async intend(action: JournalAction, affected: Side | undefined): Promise<JournalEntry> {
+    const [entry] = await this.intendAll([action], affected);
+    return entry as JournalEntry;
+  }
+
+  async done(
+    entry: JournalEntry,
+    affected: Side | undefined,
+    update?: Partial<JournalAction>,
+  ): Promise<void> {
+    entry.state = 'done';
+    if (update) entry.action = { ...entry.action, ...update } as JournalAction;
+    if (entry.action.kind === 'committed') this.record.status = 'committed';
+    await this.save(affected);
+  }
+
+  async abandon(entry: JournalEntry, affected: Side | undefined): Promise<void> {
+    entry.state = 'abandoned';
+    await this.save(affected);
+  }
+
+  /** Several intents written at once (one round trip in the frozen window). */
+  async intendAll(actions: JournalAction[], affected: Side | undefined): Promise<JournalEntry[]> {
+    const at = this.now().toISOString();
+    const entries = actions.map(
+      (action): JournalEntry => ({ seq: ++this.seq, state: 'intended', at, action }),
+    );
+    this.record.entries.push(...entries);
+    try {
+      await this.save(affected);
+    } catch (error) {
+      // Not written down where it matters, so not done: nothing to undo for these.
+      for (const entry of entries) entry.state = 'abandoned';
+      throw error;
+    }
+    return entries;
+  }
+
+  async finish(status: RecordStatus, details: { error?: string; resolvedBy?: string } = {}): Promise<void> {
+    this.record.status = status;
+    if (details.error !== undefined) this.record.error = details.error;
+    if (details.resolvedBy !== undefined) this.record.resolvedBy = details.resolvedBy;
+    await this.save(undefined);
+  }
+
+  /** Writes the journal as it is now (after changes made to entries directly). */
+  async save(affected: Side | undefined = undefined): Promise<void> {
+    this.record.updatedAt = this.now().toISOString();
+    await this.persist(this.record, affected);
+  }
+}

@@ -1,0 +1,178 @@
+import { DockerCli } from '../docker/docker-cli.js';
+import { errorMessage } from '../errors.js';
+import { describeHost, type Host } from '../host/host.js';
+import { shellQuote } from '../host/shell.js';
+import { planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
+import type { JournalRecord, Side } from './journal.js';
+
+export interface RecoveryHosts {
+  source: Host;
+  target: Host;
+}
+
+export interface RecoveryOutcome {
+  direction: RecoveryPlan['direction'];
+  done: string[];
+  /** What could not be done, each with what the operator should do. */
+  problems: string[];
+  /** The source was deliberately left frozen because the target could not be confirmed gone. */
+  sourceLeftFrozen: boolean;
+}
+
+export interface RecoveryLog {
+  info(message: string): void;
+  warning(message: string): void;
+}
+
+const RETRIES = 3;
+
+async function withRetries<T>(
+  what: () => Promise<T>,
+  delaysMs: readonly number[] = [500, 1500, 4000],
+): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < RETRIES; attempt++) {
+    try {
+      return await what();
+    } catch (error) {
+      lastError = error;
+      if (attempt < RETRIES - 1)
+        await new Promise((resolve) => setTimeout(resolve, delaysMs[attempt] ?? 1000));
+    }
+  }
+  throw lastError;
+}
+
+/** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
+export function restoreCopiesScript(inventorySha256: string, dir = '/tmp'): string {
+  return [
+    `for d in ${shellQuote([dir])}/ctrd-checkpoint*; do`,
+    '  [ -f "$d/inventory.img" ] || continue',
+    `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
+    'done; true',
+  ].join('\n');
+}
+
+/**
+ * Carries out the recovery plan of a journal: a rollback (newest effect
+ * first, the source resumed only once the target is confirmed gone) or a
+ * roll-forward (the source retired, never the target touched). Every step is
+ * tried; failures are collected, never thrown.
+ */
+export async function recover(
+  record: Pick<JournalRecord, 'entries' | 'sourceAfter'>,
+  hosts: RecoveryHosts,
+  log: RecoveryLog,
+): Promise<RecoveryOutcome> {
+  const plan = planRecovery(record);
+  const outcome: RecoveryOutcome = {
+    direction: plan.direction,
+    done: [],
+    problems: [],
+    sourceLeftFrozen: false,
+  };
+  let targetUnconfirmed = false;
+  const docker = { source: new DockerCli(hosts.source), target: new DockerCli(hosts.target) };
+  const hostOf = (side: Side): Host => hosts[side];
+
+  for (const step of plan.steps) {
+    try {
+      const said = await runStep(step);
+      if (said) {
+        outcome.done.push(said);
+        log.info(`${plan.direction}: ${said}`);
+      }
+    } catch (error) {
+      const problem = `${describeStep(step)}: ${errorMessage(error)}`;
+      outcome.problems.push(problem);
+      log.warning(`${plan.direction}: ${problem}`);
+      if (step.kind === 'remove-target-container' && step.critical) targetUnconfirmed = true;
+    }
+  }
+  return outcome;
+
+  async function runStep(step: RecoveryStep): Promise<string | undefined> {
+    switch (step.kind) {
+      case 'remove-target-container': {
+        const removed = await withRetries(() => docker.target.removeIfPresent(step.ref, 'rollback'));
+        const left = await docker.target.inspectContainer(step.ref, 'rollback');
+        if (left) throw new Error(`container ${step.ref.slice(0, 12)} is still on the target`);
+        return removed ? `removed container ${step.ref.slice(0, 12)} from the target` : undefined;
+      }
+      case 'remove-image': {
+        if ((await docker.target.imageId(step.imageId)) === undefined) return undefined;
+        const users = await docker.target.containersUsingImage(step.imageId);
+        if (users.length > 0) return `kept image ${step.imageId.slice(0, 19)}: other containers use it`;
+        await docker.target.removeImage(step.imageId, 'rollback');
+        return `removed image ${step.imageId.slice(0, 19)} this run copied to the target`;
+      }
+      case 'remove-files': {
+        const host = hostOf(step.side);
+        const result = await host.run(`rm -rf -- ${shellQuote(step.paths)}`, { timeoutMs: 120_000 });
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `rm exited ${result.exitCode}`);
+        return undefined;
+      }
+      case 'remove-restore-copies': {
+        const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256), {
+          timeoutMs: 120_000,
+        });
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+        const removed = result.stdout.split('\n').filter(Boolean);
+        return removed.length > 0 ? `removed containerd's restore copies ${removed.join(', ')}` : undefined;
+      }
+      case 'resume-source': {
+        if (targetUnconfirmed) {
+          outcome.sourceLeftFrozen = true;
+          throw new Error(
+            'left frozen on purpose: the target container could not be confirmed gone, and two running copies are worse than a pause',
+          );
+        }
+        const state = await docker.source.inspectContainer(step.containerId, 'rollback');
+        if (!state) throw new Error('the source container is gone');
+        if (state.State.Paused) {
+          await withRetries(() => docker.source.unpause(step.containerId, 'rollback'));
+          return 'resumed the source container where it was frozen';
+        }
+        if (state.State.Running) return 'the source container is running (it was not frozen)';
+        throw new Error(`the source container is ${state.State.Status}, not frozen`);
+      }
+      case 'retire-source': {
+        const id = step.containerId;
+        const before = await docker.source.inspectContainer(id, 'finalize');
+        if (!before) return 'the source container is already gone';
+        if ((before.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
+          await withRetries(() => docker.source.setRestartPolicy(id, 'no', 'finalize'));
+        }
+        if (before.State.Running) {
+          // A kill that worked but whose answer was lost fails when retried: the state below decides.
+          await withRetries(() => docker.source.kill(id, 'finalize')).catch(() => {});
+        }
+        const after = await docker.source.inspectContainer(id, 'finalize');
+        // Paused still counts as running: only a stopped container proves the source is dead.
+        if (after?.State.Running) throw new Error('the source container is still running after SIGKILL');
+        if (step.remove) {
+          await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
+          return 'removed the source container';
+        }
+        return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")`;
+      }
+    }
+  }
+
+  function describeStep(step: RecoveryStep): string {
+    switch (step.kind) {
+      case 'remove-target-container':
+        return `removing container ${step.ref.slice(0, 12)} from ${describeHost(hosts.target)} (do it by hand: docker rm -f ${step.ref.slice(0, 12)})`;
+      case 'remove-image':
+        return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
+      case 'remove-files':
+        return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
+      case 'remove-restore-copies':
+        return `removing containerd's restore copies on ${describeHost(hosts.target)} (/tmp/ctrd-checkpoint*)`;
+      case 'resume-source':
+        return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
+      case 'retire-source':
+        return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
+    }
+  }
+}
