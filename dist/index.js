@@ -52420,7 +52420,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(8135);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5942);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52430,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8135:
+/***/ 5942:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -55607,6 +55607,10 @@ const INPUT_NAMES = [
     'kernel-policy',
     'compression',
     'strict',
+    'store-host',
+    'store-path',
+    'retention',
+    'leave-running',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -55632,7 +55636,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const source = parseLocation('source', text('source') || 'local');
     const targetText = text('target');
     const target = targetText === '' ? undefined : parseLocation('target', targetText);
-    if (target === undefined && (mode === 'migrate' || mode === 'preflight')) {
+    if (target === undefined && (mode === 'migrate' || mode === 'preflight' || mode === 'restore')) {
         throw invalid('target', `is required in ${mode} mode`, 'set target to the destination host as [user@]host[:port] (IPv6 in brackets), or local for the runner itself');
     }
     if (target && (mode === 'migrate' || mode === 'preflight') && sameHost(source, target)) {
@@ -55640,7 +55644,10 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     }
     const jumpText = text('jump-host');
     const jumpHost = jumpText === '' ? undefined : parseHostSpec(jumpText, 'jump-host');
-    const sshHosts = [source, target].flatMap((location) => (location?.kind === 'ssh' ? [location.spec] : []));
+    const storeText = text('store-host');
+    const storeHost = storeText === '' ? source : parseLocation('store-host', storeText);
+    const usesStore = mode === 'checkpoint' || mode === 'restore';
+    const sshHosts = [source, target, usesStore ? storeHost : undefined].flatMap((location) => location?.kind === 'ssh' ? [location.spec] : []);
     const needsSsh = sshHosts.length > 0;
     if (jumpHost)
         sshHosts.push(jumpHost);
@@ -55677,16 +55684,19 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         throw invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
     }
     const compression = parseChoice('compression', text('compression'), COMPRESSIONS, 'auto', 'choices');
-    const settings = {
-        mode,
+    const ssh = { knownHosts, insecureSkipHostKeyCheck };
+    if (privateKey !== undefined)
+        ssh.privateKey = privateKey;
+    if (passphrase !== undefined)
+        ssh.passphrase = passphrase;
+    if (jumpHost)
+        ssh.jumpHost = jumpHost;
+    const common = {
         container,
         source,
-        ssh: { knownHosts, insecureSkipHostKeyCheck },
+        ssh,
         sudo,
         checkpointName,
-        verifyTimeoutSeconds,
-        verifyStableSeconds,
-        sourceAfter,
         timeoutMinutes,
         uploadArtifact,
         artifactName,
@@ -55694,17 +55704,57 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         strict,
         compression,
     };
-    if (target)
-        settings.target = target;
-    if (privateKey !== undefined)
-        settings.ssh.privateKey = privateKey;
-    if (passphrase !== undefined)
-        settings.ssh.passphrase = passphrase;
-    if (jumpHost)
-        settings.ssh.jumpHost = jumpHost;
-    if (verifyLogPattern)
-        settings.verifyLogPattern = verifyLogPattern;
-    return settings;
+    const verifying = {
+        verifyTimeoutSeconds,
+        verifyStableSeconds,
+        ...(verifyLogPattern ? { verifyLogPattern } : {}),
+    };
+    const store = { host: storeHost, path: parseStorePath(text('store-path')) };
+    switch (mode) {
+        case 'migrate':
+            return { mode, ...common, ...verifying, target: need(target), sourceAfter };
+        case 'preflight':
+            return { mode, ...common, target: need(target) };
+        case 'checkpoint':
+            return {
+                mode,
+                ...common,
+                store,
+                retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
+                leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
+            };
+        case 'restore': {
+            const settings = { mode, ...common, ...verifying, target: need(target), store };
+            if (text('checkpoint-name') !== '')
+                settings.restoreFrom = checkpointName;
+            return settings;
+        }
+    }
+}
+function need(target) {
+    // getInputs has already refused a missing target for the modes that call this.
+    if (!target)
+        throw new Error('target is required');
+    return target;
+}
+const DEFAULT_STORE_PATH = '/var/lib/criu-migrate/checkpoints';
+const DEFAULT_RETENTION = 3;
+function parseStorePath(value) {
+    if (value === '')
+        return DEFAULT_STORE_PATH;
+    const path = value.replace(/\/+$/, '');
+    if (!path.startsWith('/') || path.split('/').includes('..') || /[\0\n]/.test(path) || path === '') {
+        throw invalid('store-path', `"${value}" is not an absolute path without ".."`, 'set store-path to an absolute directory such as /var/lib/criu-migrate/checkpoints, or leave it empty');
+    }
+    return path;
+}
+function parseCount(input, value, fallback) {
+    if (value === '')
+        return fallback;
+    if (!/^\d+$/.test(value) || Number(value) > 10_000) {
+        throw invalid(input, `"${value}" is not a whole number from 0 to 10000`, `set ${input} to a whole number (0 keeps all), or leave it empty for ${fallback}`);
+    }
+    return Number(value);
 }
 /** Values to hand to core.setSecret. Multi-line secrets are also masked line by line, since logs are. */
 function secretsToMask(settings) {
@@ -56166,7 +56216,11 @@ function bindSignal(host, signal, options = {}) {
         if (runOptions.signal?.aborted)
             return host.run(command, { ...runOptions, timeoutMs });
         const tag = newTag();
-        const stop = eitherSignal(signal, runOptions.signal);
+        // The command's own deadline kills by tag too: a hung runc or CRIU leaves no process behind.
+        const deadline = new AbortController();
+        const timer = timeoutMs === undefined ? undefined : setTimeout(() => deadline.abort(), timeoutMs);
+        const own = eitherSignal(deadline.signal, runOptions.signal);
+        const stop = eitherSignal(signal, own.signal);
         let killing;
         let wake = () => { };
         const aborted = new Promise((resolve) => {
@@ -56178,7 +56232,7 @@ function bindSignal(host, signal, options = {}) {
         });
         try {
             const running = host
-                .run(tagCommand(command, tag), { ...runOptions, timeoutMs, signal: stop.signal })
+                .run(tagCommand(command, tag), { ...runOptions, timeoutMs: undefined, signal: stop.signal })
                 .then((result) => ({ ok: true, result }), (error) => ({ ok: false, error }));
             const first = await Promise.race([running, aborted]);
             if (killing === undefined && first !== undefined) {
@@ -56198,11 +56252,18 @@ function bindSignal(host, signal, options = {}) {
             };
             if (!outcome.ok)
                 throw outcome.error;
-            return { ...outcome.result, stderr: appendNotes(outcome.result.stderr, problem ? [problem] : []) };
+            const notes = [
+                ...(deadline.signal.aborted ? [`timed out after ${timeoutMs} ms and was killed`] : []),
+                ...(problem ? [problem] : []),
+            ];
+            return { ...outcome.result, exitCode: -1, stderr: appendNotes(outcome.result.stderr, notes) };
         }
         finally {
+            if (timer)
+                clearTimeout(timer);
             dispose();
             stop.dispose();
+            own.dispose();
         }
     };
     const spawn = async (command, spawnOptions = {}) => {
@@ -57245,7 +57306,574 @@ function defaultSleep(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-;// CONCATENATED MODULE: ./src/docker/inspect.ts
+;// CONCATENATED MODULE: ./src/phases/connect.ts
+
+
+
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
+async function connectHosts(settings, log) {
+    const warn = (message) => log.warning(message);
+    const opening = [
+        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
+    ];
+    const [source, target] = await Promise.allSettled(opening);
+    if (source.status === 'rejected' || target.status === 'rejected') {
+        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
+        throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    for (const [host, location] of [
+        [source.value, settings.source],
+        [target.value, settings.target],
+    ]) {
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
+    }
+    return { source: source.value, target: target.value };
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: ./src/report/metadata.ts
+
+
+
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+const METADATA_SCHEMA_VERSION = 1;
+/**
+ * succeeded: the container runs on the target. refused: stopped before touching
+ * the container. rolled-back: failed after the freeze and the source was resumed.
+ * resumed: finished a migration an earlier run left after its target was verified.
+ * failed: anything else, including a rollback that did not complete.
+ */
+const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
+const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+/** The error part of the metadata: code, message and where, without causes or log details. */
+function metadataError(error) {
+    if (!(error instanceof MigrationError))
+        return { code: 'UNEXPECTED', message: errorMessage(error) };
+    const result = { code: error.code, message: error.message };
+    if (error.step)
+        result.step = error.step;
+    if (error.host)
+        result.host = error.host;
+    if (error.remedy)
+        result.remedy = error.remedy;
+    return result;
+}
+async function writeMetadata(path, metadata) {
+    await mkdirP((0,external_node_path_.dirname)(path));
+    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
+}
+
+;// CONCATENATED MODULE: ./src/report/timings.ts
+/** Migration phases, in the order a run goes through them. */
+const PHASES = [
+    'connect',
+    'preflight',
+    'stage',
+    'checkpoint',
+    'transfer',
+    'restore',
+    'verify',
+    'finalize',
+    'rollback',
+];
+/**
+ * Wall-clock milliseconds per phase. A phase that runs more than once
+ * accumulates, and phases may overlap (for example two hosts connecting).
+ */
+class PhaseTimer {
+    clock;
+    started = new Map();
+    totals = new Map();
+    constructor(clock = () => performance.now()) {
+        this.clock = clock;
+    }
+    start(phase) {
+        if (this.started.has(phase))
+            throw new Error(`phase ${phase} is already running`);
+        this.started.set(phase, this.clock());
+    }
+    /** Stops a running phase and returns the milliseconds this run of it took. */
+    end(phase) {
+        const began = this.started.get(phase);
+        if (began === undefined)
+            throw new Error(`phase ${phase} was not started`);
+        this.started.delete(phase);
+        const elapsed = Math.max(0, this.clock() - began);
+        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
+        return elapsed;
+    }
+    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
+    async time(phase, fn) {
+        this.start(phase);
+        try {
+            return await fn();
+        }
+        finally {
+            this.end(phase);
+        }
+    }
+    /** Ends every phase still running, so a failed run still reports where its time went. */
+    endAll() {
+        for (const phase of [...this.started.keys()])
+            this.end(phase);
+    }
+    running() {
+        return [...this.started.keys()];
+    }
+    /** Milliseconds recorded so far for a phase (finished runs only). */
+    get(phase) {
+        return this.totals.get(phase);
+    }
+    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
+    toRecord() {
+        const record = {};
+        for (const phase of PHASES) {
+            const total = this.totals.get(phase);
+            if (total !== undefined)
+                record[phase] = Math.round(total);
+        }
+        return record;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+
+const STATUS_LABELS = {
+    succeeded: '✅ succeeded',
+    refused: '⛔ refused before touching the container',
+    'rolled-back': '↩️ failed or cancelled, source resumed',
+    resumed: '🔁 finished a migration an earlier run left',
+    failed: '❌ failed',
+};
+const STREAM_LABELS = {
+    checkpoint: 'checkpoint images',
+    writableLayer: 'writable layer',
+    image: 'image',
+};
+/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
+function renderSummaryRows(metadata) {
+    const rows = [];
+    const add = (label, value) => {
+        if (value !== undefined && value !== '')
+            rows.push([label, value]);
+    };
+    const { run, hosts, container, checkpoint, timings, error } = metadata;
+    add('Status', STATUS_LABELS[run.status]);
+    add('Mode', run.mode);
+    add('Source', summary_describeHost(hosts.source));
+    if (hosts.target)
+        add('Target', summary_describeHost(hosts.target));
+    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
+    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
+    if (container.imageRef || container.imageId) {
+        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
+    }
+    add('Checkpoint', checkpoint.name);
+    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
+    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
+    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : formatBytes(checkpoint.transferredBytes));
+    for (const kind of STREAM_KINDS) {
+        const stream = checkpoint.streams[kind];
+        if (stream)
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
+    }
+    for (const phase of PHASES) {
+        const ms = timings.phasesMs[phase];
+        if (ms !== undefined)
+            add(`Phase: ${phase}`, formatMs(ms));
+    }
+    if (error) {
+        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+            .filter(Boolean)
+            .join(' ');
+        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
+        add('What to do', error.remedy);
+    }
+    for (const leftover of metadata.leftovers ?? [])
+        add('Left to clean up', leftover);
+    const resumed = metadata.resumed;
+    if (resumed) {
+        const how = resumed.direction === 'roll-forward'
+            ? 'finished (source retired)'
+            : resumed.direction === 'rollback'
+                ? 'rolled back'
+                : 'closed';
+        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
+        for (const problem of resumed.problems)
+            add('Earlier run, not finished', problem);
+    }
+    return [
+        [
+            { data: 'Item', header: true },
+            { data: 'Value', header: true },
+        ],
+        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
+    ];
+}
+async function writeSummary(summary, metadata) {
+    summary
+        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
+        .addTable(renderSummaryRows(metadata));
+    if (metadata.timings.downtimeMs !== undefined) {
+        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
+    }
+    await summary.write();
+}
+/** The summary is HTML: messages may hold text such as <none> that must show as written. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function formatMs(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)} ms`;
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(2)} s`;
+    const seconds = Math.round(ms / 1000);
+    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function formatBytes(bytes) {
+    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+    if (bytes < 1024)
+        return `${bytes} B`;
+    let value = bytes;
+    let unit = 'B';
+    for (const next of units) {
+        if (value < 1024)
+            break;
+        value /= 1024;
+        unit = next;
+    }
+    return `${value.toFixed(1)} ${unit}`;
+}
+function shortId(id) {
+    return id.replace(/^sha256:/, '').slice(0, 12);
+}
+function summary_describeHost(host) {
+    const facts = [
+        host.kernel && `kernel ${host.kernel}`,
+        host.arch,
+        host.criu && `CRIU ${host.criu}`,
+        host.docker && `Docker ${host.docker}`,
+        host.containerd && `containerd ${host.containerd}`,
+        host.runc && `runc ${host.runc}`,
+    ].filter(Boolean);
+    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
+}
+
+;// CONCATENATED MODULE: ./src/runtime.ts
+
+
+const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
+function actionsRuntime() {
+    return {
+        log: {
+            info: (message) => info(message),
+            warning: (message) => warning(message),
+            group: (name, fn) => group(name, fn),
+        },
+        saveState: (name, value) => saveState(name, value),
+        getState: (name) => getState(name),
+        onCancel(cancel) {
+            const handler = (signal) => cancel(signal);
+            process.on('SIGINT', handler);
+            process.on('SIGTERM', handler);
+            return () => {
+                process.off('SIGINT', handler);
+                process.off('SIGTERM', handler);
+            };
+        },
+        env: process.env,
+        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/state/journal.ts
+/**
+ * The undo journal of one run: every side effect is written down (as
+ * "intended") before it is made and marked "done" after, each with enough to
+ * undo it. A "committed" entry is the point of no return: before it a failed
+ * run is rolled back, after it only rolled forward. The same record is kept
+ * in memory, on both hosts and in the runner's saved state for the post step.
+ */
+const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'];
+/** A run whose record is still open: someone has to roll it back or forward. */
+function isUnfinished(record) {
+    return record.status === 'running' || record.status === 'committed';
+}
+function isCommitted(record) {
+    return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
+}
+/** Parses a record read from a host or from saved state; undefined for anything else. */
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
+        return undefined;
+    }
+    if (!RECORD_STATUSES.includes(record.status))
+        return undefined;
+    return record;
+}
+/**
+ * Of the copies found (both hosts, saved state), the one that saw the most:
+ * they are written in the same order, so the longest journal is the newest.
+ */
+function newestRecord(records) {
+    let best;
+    for (const record of records) {
+        if (!record)
+            continue;
+        if (!best) {
+            best = record;
+            continue;
+        }
+        if (record.checkpointName !== best.checkpointName) {
+            // Two different runs: the later one is the open question.
+            if (record.updatedAt > best.updatedAt)
+                best = record;
+            continue;
+        }
+        const seen = (r) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
+        if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
+            best = record;
+        }
+    }
+    return best;
+}
+/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
+class Journal {
+    record;
+    persist;
+    now;
+    seq = 0;
+    constructor(record, persist, now = () => new Date()) {
+        this.record = record;
+        this.persist = persist;
+        this.now = now;
+        this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+    }
+    /** Writes the intent down, makes the change, then marks it done. */
+    async around(action, affected, effect) {
+        const entry = await this.intend(action, affected);
+        const result = await effect();
+        await this.done(entry, affected);
+        return result;
+    }
+    async intend(action, affected) {
+        const [entry] = await this.intendAll([action], affected);
+        return entry;
+    }
+    async done(entry, affected, update) {
+        entry.state = 'done';
+        if (update)
+            entry.action = { ...entry.action, ...update };
+        if (entry.action.kind === 'committed')
+            this.record.status = 'committed';
+        await this.save(affected);
+    }
+    async abandon(entry, affected) {
+        entry.state = 'abandoned';
+        await this.save(affected);
+    }
+    /** Several intents written at once (one round trip in the frozen window). */
+    async intendAll(actions, affected) {
+        const at = this.now().toISOString();
+        const entries = actions.map((action) => ({ seq: ++this.seq, state: 'intended', at, action }));
+        this.record.entries.push(...entries);
+        try {
+            await this.save(affected);
+        }
+        catch (error) {
+            // Not written down where it matters, so not done: nothing to undo for these.
+            for (const entry of entries)
+                entry.state = 'abandoned';
+            throw error;
+        }
+        return entries;
+    }
+    async finish(status, details = {}) {
+        this.record.status = status;
+        if (details.error !== undefined)
+            this.record.error = details.error;
+        if (details.resolvedBy !== undefined)
+            this.record.resolvedBy = details.resolvedBy;
+        await this.save(undefined);
+    }
+    /** Writes the journal as it is now (after changes made to entries directly). */
+    async save(affected = undefined) {
+        this.record.updatedAt = this.now().toISOString();
+        await this.persist(this.record, affected);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/state/host-records.ts
+
+
+/**
+ * What the action keeps on each host, all root-only (0700 directories, 0600 files):
+ *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
+ *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
+ *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ */
+const STATE_ROOT = '/var/lib/criu-migrate';
+const HISTORY_KEEP = 10;
+/** A lock not renewed for this long belongs to a run that is gone. */
+const LOCK_STALE_SECONDS = 90;
+const LOCK_RENEW_MS = 20_000;
+const QUICK_MS = 30_000;
+function containerStateDir(container) {
+    return `${STATE_ROOT}/containers/${container}`;
+}
+function workDir(checkpointName) {
+    return `${STATE_ROOT}/work/${checkpointName}`;
+}
+/** Shell prefix for every command that writes where memory or secrets may land. */
+const PRIVATE = 'umask 077;';
+async function writeRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    await runChecked(host, `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/journal.json.new`])} && mv -f ${shellQuote([`${dir}/journal.json.new`, `${dir}/journal.json`])}`, {
+        step: 'journal',
+        what: 'writing the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/** The open run's journal on this host, if any. */
+async function readRecord(host, container) {
+    const file = `${containerStateDir(container)}/journal.json`;
+    const result = await runChecked(host, `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`, {
+        step: 'journal',
+        what: 'reading the run journal',
+        options: { timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
+}
+/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
+async function archiveRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    const history = `${dir}/history`;
+    await runChecked(host, [
+        PRIVATE,
+        `mkdir -p ${shellQuote([history])}`,
+        `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
+        `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
+        `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
+    ].join(' '), {
+        step: 'journal',
+        what: 'archiving the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/**
+ * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
+ * held learns who holds it and how long ago the holder last renewed it (by the
+ * host's own clock, so runner clocks do not matter).
+ */
+async function tryLock(host, container, owner) {
+    const dir = containerStateDir(container);
+    const lock = `${dir}/lock`;
+    const script = [
+        `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
+        `l=${shellQuote([lock])}`,
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
+        'cat >/dev/null',
+        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+        'echo "held $(( $(date +%s) - m ))"',
+        'cat "$l/owner.json" 2>/dev/null || true',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking the container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    const [first = '', ...rest] = result.stdout.split('\n');
+    if (first.trim() === 'acquired')
+        return { acquired: true };
+    const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+    let held;
+    try {
+        held = JSON.parse(rest.join('\n'));
+    }
+    catch {
+        held = undefined;
+    }
+    return { acquired: false, owner: held, ageSeconds: age };
+}
+/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
+async function takeOverLock(host, container, owner) {
+    const lock = `${containerStateDir(container)}/lock`;
+    const script = [
+        PRIVATE,
+        `l=${shellQuote([lock])}`,
+        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking over a stale container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === 'acquired';
+}
+async function renewLock(host, container, token) {
+    const file = `${containerStateDir(container)}/lock/owner.json`;
+    await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
+        timeoutMs: QUICK_MS,
+    });
+}
+/** Removes the lock only if this run still holds it. */
+async function releaseLock(host, container, token) {
+    const lock = `${containerStateDir(container)}/lock`;
+    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
+}
+
+;// CONCATENATED MODULE: ./src/policy/lock.ts
+
+/**
+ * A held lock belongs to a run that is gone when its holder has not renewed
+ * it for LOCK_STALE_SECONDS, or when the holder ran on this very machine
+ * (same boot) and its process no longer exists.
+ */
+function staleLockReason(held, here, staleSeconds = LOCK_STALE_SECONDS) {
+    if (held.ageSeconds > staleSeconds)
+        return `not renewed for ${held.ageSeconds} s`;
+    const owner = held.owner;
+    if (owner &&
+        here.machine !== undefined &&
+        here.bootId !== undefined &&
+        owner.machine === here.machine &&
+        owner.bootId === here.bootId &&
+        !here.isAlive(owner.pid)) {
+        return `its process ${owner.pid} on ${owner.machine} has ended`;
+    }
+    return undefined;
+}
+/** "GitHub run 123 attempt 2 (job migrate), started 2026-11-28T09:00:00Z": for MIGRATION_IN_PROGRESS. */
+function describeOwner(owner) {
+    if (!owner)
+        return 'another run (its owner file is unreadable)';
+    const run = owner.githubRunId
+        ? `GitHub run ${owner.githubRunId}${owner.githubRunAttempt ? ` attempt ${owner.githubRunAttempt}` : ''}${owner.githubJob ? ` (job ${owner.githubJob})` : ''}`
+        : `a run on ${owner.machine ?? 'an unknown machine'} (pid ${owner.pid})`;
+    return `${run}, started ${owner.startedAt}`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
 
 function isObject(value) {
     return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -57639,7 +58267,7 @@ function containerName(inspect) {
     return inspect.Name.replace(/^\//, '');
 }
 
-;// CONCATENATED MODULE: ./src/docker/docker-cli.ts
+;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
 
 
 /** Thin typed wrapper over the `docker` CLI of one host. */
@@ -57739,430 +58367,6 @@ class DockerCli {
             .map((line) => line.trim().replace(/^\d+\s+/, ''))
             .filter(Boolean);
     }
-}
-
-;// CONCATENATED MODULE: ./src/criu-stats.ts
-// CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
-// StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
-// memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
-// pages_written = 7, ... } }. Times are microseconds.
-const IMG_COMMON_MAGIC = 0x54564319;
-const IMG_SERVICE_MAGIC = 0x55105940;
-function readVarint(buf, offset) {
-    let value = 0n;
-    let shift = 0n;
-    let pos = offset;
-    for (;;) {
-        if (pos >= buf.length)
-            throw new RangeError('truncated varint');
-        const byte = buf[pos++];
-        value |= BigInt(byte & 0x7f) << shift;
-        if ((byte & 0x80) === 0)
-            return [value, pos];
-        shift += 7n;
-    }
-}
-/** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
-function decodeMessage(buf) {
-    const fields = new Map();
-    let pos = 0;
-    while (pos < buf.length) {
-        const [key, afterKey] = readVarint(buf, pos);
-        const field = Number(key >> 3n);
-        const wire = Number(key & 7n);
-        if (wire === 0) {
-            const [value, next] = readVarint(buf, afterKey);
-            fields.set(field, value);
-            pos = next;
-        }
-        else if (wire === 2) {
-            const [length, start] = readVarint(buf, afterKey);
-            const end = start + Number(length);
-            fields.set(field, buf.subarray(start, end));
-            pos = end;
-        }
-        else if (wire === 5) {
-            pos = afterKey + 4;
-        }
-        else if (wire === 1) {
-            pos = afterKey + 8;
-        }
-        else {
-            throw new RangeError(`unsupported protobuf wire type ${wire}`);
-        }
-    }
-    return fields;
-}
-/** Decodes a stats-dump image; undefined when it is not one. */
-function parseDumpStats(image) {
-    try {
-        let pos = 0;
-        const first = image.readUInt32LE(pos);
-        if (first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC)
-            pos += 8;
-        else
-            pos += 4;
-        const length = image.readUInt32LE(pos);
-        const entry = decodeMessage(image.subarray(pos + 4, pos + 4 + length));
-        const dump = entry.get(1);
-        if (!(dump instanceof Buffer))
-            return undefined;
-        const fields = decodeMessage(dump);
-        const number = (field) => {
-            const value = fields.get(field);
-            return typeof value === 'bigint' ? Number(value) : undefined;
-        };
-        return {
-            freezingTimeUs: number(1),
-            frozenTimeUs: number(2),
-            memdumpTimeUs: number(3),
-            memwriteTimeUs: number(4),
-            pagesScanned: number(5),
-            pagesWritten: number(7),
-        };
-    }
-    catch {
-        return undefined;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/state/journal.ts
-/**
- * The undo journal of one run: every side effect is written down (as
- * "intended") before it is made and marked "done" after, each with enough to
- * undo it. A "committed" entry is the point of no return: before it a failed
- * run is rolled back, after it only rolled forward. The same record is kept
- * in memory, on both hosts and in the runner's saved state for the post step.
- */
-const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'];
-/** A run whose record is still open: someone has to roll it back or forward. */
-function isUnfinished(record) {
-    return record.status === 'running' || record.status === 'committed';
-}
-function isCommitted(record) {
-    return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
-}
-/** Parses a record read from a host or from saved state; undefined for anything else. */
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const record = value;
-    if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
-        return undefined;
-    }
-    if (!RECORD_STATUSES.includes(record.status))
-        return undefined;
-    return record;
-}
-/**
- * Of the copies found (both hosts, saved state), the one that saw the most:
- * they are written in the same order, so the longest journal is the newest.
- */
-function newestRecord(records) {
-    let best;
-    for (const record of records) {
-        if (!record)
-            continue;
-        if (!best) {
-            best = record;
-            continue;
-        }
-        if (record.checkpointName !== best.checkpointName) {
-            // Two different runs: the later one is the open question.
-            if (record.updatedAt > best.updatedAt)
-                best = record;
-            continue;
-        }
-        const seen = (r) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
-        if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
-            best = record;
-        }
-    }
-    return best;
-}
-/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
-class Journal {
-    record;
-    persist;
-    now;
-    seq = 0;
-    constructor(record, persist, now = () => new Date()) {
-        this.record = record;
-        this.persist = persist;
-        this.now = now;
-        this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
-    }
-    /** Writes the intent down, makes the change, then marks it done. */
-    async around(action, affected, effect) {
-        const entry = await this.intend(action, affected);
-        const result = await effect();
-        await this.done(entry, affected);
-        return result;
-    }
-    async intend(action, affected) {
-        const [entry] = await this.intendAll([action], affected);
-        return entry;
-    }
-    async done(entry, affected, update) {
-        entry.state = 'done';
-        if (update)
-            entry.action = { ...entry.action, ...update };
-        if (entry.action.kind === 'committed')
-            this.record.status = 'committed';
-        await this.save(affected);
-    }
-    async abandon(entry, affected) {
-        entry.state = 'abandoned';
-        await this.save(affected);
-    }
-    /** Several intents written at once (one round trip in the frozen window). */
-    async intendAll(actions, affected) {
-        const at = this.now().toISOString();
-        const entries = actions.map((action) => ({ seq: ++this.seq, state: 'intended', at, action }));
-        this.record.entries.push(...entries);
-        try {
-            await this.save(affected);
-        }
-        catch (error) {
-            // Not written down where it matters, so not done: nothing to undo for these.
-            for (const entry of entries)
-                entry.state = 'abandoned';
-            throw error;
-        }
-        return entries;
-    }
-    async finish(status, details = {}) {
-        this.record.status = status;
-        if (details.error !== undefined)
-            this.record.error = details.error;
-        if (details.resolvedBy !== undefined)
-            this.record.resolvedBy = details.resolvedBy;
-        await this.save(undefined);
-    }
-    /** Writes the journal as it is now (after changes made to entries directly). */
-    async save(affected = undefined) {
-        this.record.updatedAt = this.now().toISOString();
-        await this.persist(this.record, affected);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/state/host-records.ts
-
-
-/**
- * What the action keeps on each host, all root-only (0700 directories, 0600 files):
- *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
- *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
- *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
- *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
- */
-const STATE_ROOT = '/var/lib/criu-migrate';
-const HISTORY_KEEP = 10;
-/** A lock not renewed for this long belongs to a run that is gone. */
-const LOCK_STALE_SECONDS = 90;
-const LOCK_RENEW_MS = 20_000;
-const QUICK_MS = 30_000;
-function containerStateDir(container) {
-    return `${STATE_ROOT}/containers/${container}`;
-}
-function workDir(checkpointName) {
-    return `${STATE_ROOT}/work/${checkpointName}`;
-}
-/** Shell prefix for every command that writes where memory or secrets may land. */
-const PRIVATE = 'umask 077;';
-async function writeRecord(host, record) {
-    const dir = containerStateDir(record.container);
-    await runChecked(host, `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/journal.json.new`])} && mv -f ${shellQuote([`${dir}/journal.json.new`, `${dir}/journal.json`])}`, {
-        step: 'journal',
-        what: 'writing the run journal',
-        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
-    });
-}
-/** The open run's journal on this host, if any. */
-async function readRecord(host, container) {
-    const file = `${containerStateDir(container)}/journal.json`;
-    const result = await runChecked(host, `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`, {
-        step: 'journal',
-        what: 'reading the run journal',
-        options: { timeoutMs: QUICK_MS },
-    });
-    return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
-}
-/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
-async function archiveRecord(host, record) {
-    const dir = containerStateDir(record.container);
-    const history = `${dir}/history`;
-    await runChecked(host, [
-        PRIVATE,
-        `mkdir -p ${shellQuote([history])}`,
-        `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
-        `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
-        `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
-    ].join(' '), {
-        step: 'journal',
-        what: 'archiving the run journal',
-        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
-    });
-}
-/**
- * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
- * held learns who holds it and how long ago the holder last renewed it (by the
- * host's own clock, so runner clocks do not matter).
- */
-async function tryLock(host, container, owner) {
-    const dir = containerStateDir(container);
-    const lock = `${dir}/lock`;
-    const script = [
-        `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
-        `l=${shellQuote([lock])}`,
-        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
-        'cat >/dev/null',
-        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
-        'echo "held $(( $(date +%s) - m ))"',
-        'cat "$l/owner.json" 2>/dev/null || true',
-    ].join('\n');
-    const result = await runChecked(host, script, {
-        step: 'lock',
-        what: 'taking the container lock',
-        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
-    });
-    const [first = '', ...rest] = result.stdout.split('\n');
-    if (first.trim() === 'acquired')
-        return { acquired: true };
-    const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
-    let held;
-    try {
-        held = JSON.parse(rest.join('\n'));
-    }
-    catch {
-        held = undefined;
-    }
-    return { acquired: false, owner: held, ageSeconds: age };
-}
-/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
-async function takeOverLock(host, container, owner) {
-    const lock = `${containerStateDir(container)}/lock`;
-    const script = [
-        PRIVATE,
-        `l=${shellQuote([lock])}`,
-        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
-        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
-    ].join('\n');
-    const result = await runChecked(host, script, {
-        step: 'lock',
-        what: 'taking over a stale container lock',
-        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
-    });
-    return result.stdout.trim() === 'acquired';
-}
-async function renewLock(host, container, token) {
-    const file = `${containerStateDir(container)}/lock/owner.json`;
-    await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
-        timeoutMs: QUICK_MS,
-    });
-}
-/** Removes the lock only if this run still holds it. */
-async function releaseLock(host, container, token) {
-    const lock = `${containerStateDir(container)}/lock`;
-    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
-}
-
-;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
-
-
-
-
-
-/** Where Docker's runc keeps container state, newest layouts first. */
-const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
-/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
-const DUMP_TIMEOUT_MS = 10 * 60_000;
-/** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container) {
-    const name = ctx.settings.checkpointName;
-    const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
-    const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
-    const runcRoot = found.stdout.trim().split('\n')[0];
-    if (!runcRoot) {
-        throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
-            step: 'checkpoint',
-            host: describeHost(ctx.source),
-            detail: `looked in ${RUNC_ROOTS.join(', ')}`,
-            remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
-        });
-    }
-    const root = workDir(name);
-    const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
-    // Memory images hold every secret the process has: root-only from the first byte.
-    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
-    await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
-    return { runcRoot, ...dirs };
-}
-/**
- * Freezes the source and dumps it while leaving it frozen: `docker pause`,
- * then runc's checkpoint with --leave-running on the paused container. On
- * any failure later on, `docker unpause` resumes it exactly where it was.
- * runc directly takes well under a second here, `docker checkpoint create`
- * several (it copies through containerd's content store).
- */
-async function freezeAndDump(ctx, container, prepared) {
-    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
-    const frozenAt = ctx.clock();
-    await ctx.sourceDocker.pause(container.Id, 'checkpoint');
-    await ctx.journal.done(paused, 'source');
-    const dumpStart = ctx.clock();
-    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
-        'runc',
-        '--root',
-        prepared.runcRoot,
-        'checkpoint',
-        '--leave-running',
-        '--image-path',
-        prepared.imagesDir,
-        '--work-path',
-        prepared.workDir,
-        container.Id,
-    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
-    const dumpMs = ctx.clock() - dumpStart;
-    if (dump.exitCode !== 0) {
-        throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
-            step: 'checkpoint',
-            host: describeHost(ctx.source),
-            detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
-                .filter(Boolean)
-                .join('\n'),
-            remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
-        });
-    }
-    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
-    const measured = await runChecked(ctx.source, [
-        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
-        'du -sb . | cut -f1',
-        "sha256sum <inventory.img | cut -d' ' -f1",
-        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
-    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
-    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
-    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
-    return {
-        frozenAt,
-        imagesDir: prepared.imagesDir,
-        imagesBytes: Number(bytes.trim()),
-        dumpMs,
-        stats,
-        inventorySha256: inventorySha256.trim(),
-    };
-}
-/** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
-async function criuLogErrors(host, logPath) {
-    const result = await host.run(`f=${shellQuote([logPath])}; [ -f "$f" ] || exit 0; echo "CRIU log $f:"; (grep -E 'Error|Warn|fail' "$f" || tail -n 20 "$f") | tail -n 15`);
-    return result.stdout.trim();
 }
 
 ;// CONCATENATED MODULE: ./src/policy/recovery.ts
@@ -58394,6 +58598,394 @@ async function recover(record, hosts, log) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/state/guard.ts
+
+
+
+
+
+
+
+
+function runOwner(env, now, token) {
+    let bootId;
+    try {
+        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    }
+    catch {
+        bootId = undefined;
+    }
+    return {
+        token,
+        githubRunId: env.GITHUB_RUN_ID,
+        githubRunAttempt: env.GITHUB_RUN_ATTEMPT,
+        githubJob: env.GITHUB_JOB,
+        runner: env.RUNNER_NAME,
+        machine: (0,external_node_os_namespaceObject.hostname)(),
+        bootId,
+        pid: process.pid,
+        startedAt: now.toISOString(),
+    };
+}
+function thisMachine() {
+    let bootId;
+    try {
+        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    }
+    catch {
+        bootId = undefined;
+    }
+    return {
+        machine: (0,external_node_os_namespaceObject.hostname)(),
+        bootId,
+        isAlive(pid) {
+            try {
+                process.kill(pid, 0);
+                return true;
+            }
+            catch (error) {
+                // EPERM: it exists, it is just not ours.
+                return error.code === 'EPERM';
+            }
+        },
+    };
+}
+/**
+ * One run per container: a lock on the source (the container) and on the
+ * target (the name it will create). A lock held by a live run refuses this one
+ * at once with MIGRATION_IN_PROGRESS; a stale one is taken over only after the
+ * open journals on both hosts have been read and settled by `settle`.
+ */
+async function lockContainer(hosts, container, owner, log, here = thisMachine()) {
+    const held = [];
+    const stale = [];
+    const releaseHeld = () => Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => { });
+    for (const host of [hosts.source, hosts.target]) {
+        let attempt;
+        try {
+            attempt = await tryLock(host, container, owner);
+        }
+        catch (error) {
+            await releaseHeld();
+            throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
+        }
+        if (attempt.acquired) {
+            held.push(host);
+            continue;
+        }
+        const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
+        if (reason === undefined) {
+            await releaseHeld();
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is working on container ${container}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
+                step: 'lock',
+                host: describeHost(host),
+                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
+            });
+        }
+        log.warning(`${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`);
+        stale.push(host);
+    }
+    for (const host of stale) {
+        if (!(await takeOverLock(host, container, owner))) {
+            await releaseHeld();
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on ${container} first`, {
+                step: 'lock',
+                host: describeHost(host),
+                remedy: 'wait for that run to finish, then run again',
+            });
+        }
+        held.push(host);
+    }
+    const renew = setInterval(() => {
+        for (const host of held)
+            renewLock(host, container, owner.token).catch(() => { });
+    }, LOCK_RENEW_MS);
+    renew.unref();
+    return {
+        async release() {
+            clearInterval(renew);
+            await releaseHeld();
+        },
+    };
+}
+/** The hosts as the record saw them: a later run may go the other way between the same two. */
+function hostsFor(record, hosts) {
+    if (record.source === hosts.source.address && record.target === hosts.target.address)
+        return hosts;
+    if (record.source === hosts.target.address && record.target === hosts.source.address) {
+        return { source: hosts.target, target: hosts.source };
+    }
+    return undefined;
+}
+/**
+ * Reads the journals an earlier run left open on either host and settles them:
+ * a run past its commit point is finished (source retired), one before it is
+ * rolled back. Returns what was done, or undefined when nothing was open.
+ */
+async function settleUnfinished(hosts, container, log, extra = undefined) {
+    const reads = await Promise.allSettled([
+        readRecord(hosts.source, container),
+        readRecord(hosts.target, container),
+    ]);
+    for (const [i, read] of reads.entries()) {
+        if (read.status === 'rejected') {
+            log.warning(`could not read the journal on the ${i === 0 ? 'source' : 'target'}: ${errorMessage(read.reason)}`);
+        }
+    }
+    const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
+    const record = newestRecord([...found, extra]);
+    if (!record || !isUnfinished(record))
+        return undefined;
+    const roles = hostsFor(record, hosts);
+    if (!roles) {
+        throw new MigrationError('MIGRATION_IN_PROGRESS', `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`, {
+            step: 'resume',
+            remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
+        });
+    }
+    log.warning(`found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`);
+    const outcome = await recover(record, roles, log);
+    const resumed = {
+        checkpointName: record.checkpointName,
+        direction: outcome.direction,
+        owner: describeOwner(record.owner),
+        done: outcome.done,
+        problems: outcome.problems,
+    };
+    if (outcome.problems.length > 0) {
+        await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
+        throw new MigrationError('ROLLBACK_FAILED', `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`, {
+            step: 'resume',
+            remedy: outcome.sourceLeftFrozen
+                ? 'remove the target container by hand (docker rm -f), then run again'
+                : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
+        });
+    }
+    record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
+    record.resolvedBy = 'a later run';
+    record.updatedAt = new Date().toISOString();
+    const archived = await Promise.allSettled([
+        archiveRecord(roles.source, record),
+        archiveRecord(roles.target, record),
+    ]);
+    for (const result of archived) {
+        if (result.status === 'rejected')
+            log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
+    }
+    return resumed;
+}
+/**
+ * Writes the journal everywhere it lives: the runner's saved state (for the
+ * post step) and both hosts. The host the next change affects must have it
+ * before the change is made; the other host is told when it can be.
+ */
+function journalPersister(hosts, saveState, log) {
+    const warned = new Set();
+    return async (record, affected) => {
+        saveState(record);
+        const sides = ['source', 'target'];
+        const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
+        for (const [i, result] of results.entries()) {
+            const side = sides[i];
+            if (result.status === 'fulfilled')
+                continue;
+            if (side === affected)
+                throw result.reason;
+            if (!warned.has(side)) {
+                warned.add(side);
+                log.warning(`could not write the journal on the ${side}: ${errorMessage(result.reason)}`);
+            }
+        }
+    };
+}
+/** Moves a finished journal into the history on both hosts; failures only warn. */
+async function archiveEverywhere(hosts, record, log) {
+    const results = await Promise.allSettled([
+        archiveRecord(hosts.source, record),
+        archiveRecord(hosts.target, record),
+    ]);
+    for (const result of results) {
+        if (result.status === 'rejected')
+            log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/criu/stats.ts
+// CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
+// StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
+// memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
+// pages_written = 7, ... } }. Times are microseconds.
+const IMG_COMMON_MAGIC = 0x54564319;
+const IMG_SERVICE_MAGIC = 0x55105940;
+function readVarint(buf, offset) {
+    let value = 0n;
+    let shift = 0n;
+    let pos = offset;
+    for (;;) {
+        if (pos >= buf.length)
+            throw new RangeError('truncated varint');
+        const byte = buf[pos++];
+        value |= BigInt(byte & 0x7f) << shift;
+        if ((byte & 0x80) === 0)
+            return [value, pos];
+        shift += 7n;
+    }
+}
+/** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
+function decodeMessage(buf) {
+    const fields = new Map();
+    let pos = 0;
+    while (pos < buf.length) {
+        const [key, afterKey] = readVarint(buf, pos);
+        const field = Number(key >> 3n);
+        const wire = Number(key & 7n);
+        if (wire === 0) {
+            const [value, next] = readVarint(buf, afterKey);
+            fields.set(field, value);
+            pos = next;
+        }
+        else if (wire === 2) {
+            const [length, start] = readVarint(buf, afterKey);
+            const end = start + Number(length);
+            fields.set(field, buf.subarray(start, end));
+            pos = end;
+        }
+        else if (wire === 5) {
+            pos = afterKey + 4;
+        }
+        else if (wire === 1) {
+            pos = afterKey + 8;
+        }
+        else {
+            throw new RangeError(`unsupported protobuf wire type ${wire}`);
+        }
+    }
+    return fields;
+}
+/** Decodes a stats-dump image; undefined when it is not one. */
+function parseDumpStats(image) {
+    try {
+        let pos = 0;
+        const first = image.readUInt32LE(pos);
+        if (first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC)
+            pos += 8;
+        else
+            pos += 4;
+        const length = image.readUInt32LE(pos);
+        const entry = decodeMessage(image.subarray(pos + 4, pos + 4 + length));
+        const dump = entry.get(1);
+        if (!(dump instanceof Buffer))
+            return undefined;
+        const fields = decodeMessage(dump);
+        const number = (field) => {
+            const value = fields.get(field);
+            return typeof value === 'bigint' ? Number(value) : undefined;
+        };
+        return {
+            freezingTimeUs: number(1),
+            frozenTimeUs: number(2),
+            memdumpTimeUs: number(3),
+            memwriteTimeUs: number(4),
+            pagesScanned: number(5),
+            pagesWritten: number(7),
+        };
+    }
+    catch {
+        return undefined;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
+
+
+
+
+
+/** Where Docker's runc keeps container state, newest layouts first. */
+const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
+/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
+const DUMP_TIMEOUT_MS = 10 * 60_000;
+/** Everything that can be done before the freeze: find runc's state, make empty directories. */
+async function prepareCheckpoint(ctx, container) {
+    const name = ctx.settings.checkpointName;
+    const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
+    const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
+    const runcRoot = found.stdout.trim().split('\n')[0];
+    if (!runcRoot) {
+        throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: `looked in ${RUNC_ROOTS.join(', ')}`,
+            remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
+        });
+    }
+    const root = workDir(name);
+    const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
+    // Memory images hold every secret the process has: root-only from the first byte.
+    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
+    await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
+    return { runcRoot, ...dirs };
+}
+/**
+ * Freezes the source and dumps it while leaving it frozen: `docker pause`,
+ * then runc's checkpoint with --leave-running on the paused container. On
+ * any failure later on, `docker unpause` resumes it exactly where it was.
+ * runc directly takes well under a second here, `docker checkpoint create`
+ * several (it copies through containerd's content store).
+ */
+async function freezeAndDump(ctx, container, prepared) {
+    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
+    const frozenAt = ctx.clock();
+    await ctx.sourceDocker.pause(container.Id, 'checkpoint');
+    await ctx.journal.done(paused, 'source');
+    const dumpStart = ctx.clock();
+    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
+        'runc',
+        '--root',
+        prepared.runcRoot,
+        'checkpoint',
+        '--leave-running',
+        '--image-path',
+        prepared.imagesDir,
+        '--work-path',
+        prepared.workDir,
+        container.Id,
+    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
+    const dumpMs = ctx.clock() - dumpStart;
+    if (dump.exitCode !== 0) {
+        throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
+                .filter(Boolean)
+                .join('\n'),
+            remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
+        });
+    }
+    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+    const measured = await runChecked(ctx.source, [
+        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
+        'du -sb . | cut -f1',
+        "sha256sum <inventory.img | cut -d' ' -f1",
+        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
+    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
+    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    return {
+        frozenAt,
+        imagesDir: prepared.imagesDir,
+        imagesBytes: Number(bytes.trim()),
+        dumpMs,
+        stats,
+        inventorySha256: inventorySha256.trim(),
+    };
+}
+/** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
+async function criuLogErrors(host, logPath) {
+    const result = await host.run(`f=${shellQuote([logPath])}; [ -f "$f" ] || exit 0; echo "CRIU log $f:"; (grep -E 'Error|Warn|fail' "$f" || tail -n 20 "$f") | tail -n 15`);
+    return result.stdout.trim();
+}
+
 ;// CONCATENATED MODULE: ./src/phases/finalize.ts
 
 function restartPolicyText(container) {
@@ -58431,348 +59023,7 @@ async function finalize(ctx, hosts, container) {
     return { sourceRestartPolicy, leftovers: outcome.problems };
 }
 
-;// CONCATENATED MODULE: ./src/policy/versions.ts
-// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
-// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
-// here depends on it.
-const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
-/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
-function parseVersion(text) {
-    if (text === undefined)
-        return undefined;
-    const raw = text.trim();
-    const match = VERSION_PATTERN.exec(raw);
-    if (!match)
-        return undefined;
-    const [, major, minor, patch] = match;
-    return {
-        major: Number(major),
-        minor: minor === undefined ? 0 : Number(minor),
-        patch: patch === undefined ? 0 : Number(patch),
-        raw,
-    };
-}
-function toVersion(value) {
-    if (typeof value !== 'string')
-        return value;
-    const parsed = parseVersion(value);
-    // Strings passed here are constants in our own rules, so a bad one is a programming error.
-    if (!parsed)
-        throw new TypeError(`not a version: "${value}"`);
-    return parsed;
-}
-/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
-function compareVersions(a, b) {
-    const x = toVersion(a);
-    const y = toVersion(b);
-    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
-}
-/** True when v is known and at least min; an unknown version is never enough. */
-function atLeast(v, min) {
-    if (v === undefined)
-        return false;
-    const version = typeof v === 'string' ? parseVersion(v) : v;
-    return version !== undefined && compareVersions(version, min) >= 0;
-}
-/** "4.2.1" from the numbers, without the distribution suffix. */
-function formatVersion(v) {
-    return `${v.major}.${v.minor}.${v.patch}`;
-}
-/** "6.18" */
-function majorMinor(v) {
-    return `${v.major}.${v.minor}`;
-}
-
-;// CONCATENATED MODULE: ./src/facts.ts
-
-
-/**
- * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
- * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
- */
-const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
-/** Every command gatherHostFacts runs; all read-only. */
-const FACT_COMMANDS = {
-    kernelRelease: 'uname -r',
-    machine: 'uname -m',
-    criuPath: 'command -v criu',
-    criuVersion: 'criu --version',
-    criuCheck: 'criu check',
-    runcPath: 'command -v runc',
-    runcVersion: 'runc --version',
-    dockerVersion: "docker version --format '{{json .}}'",
-    dockerInfo: "docker info --format '{{json .}}'",
-};
-function criuFeatureCommand(feature) {
-    return `criu check --feature ${feature}`;
-}
-/** `criu check` creates test processes and namespaces: give it longer than a version query. */
-const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
-function facts_isObject(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function stringField(obj, key) {
-    const value = obj[key];
-    return typeof value === 'string' && value !== '' ? value : undefined;
-}
-function boolField(obj, key) {
-    const value = obj[key];
-    if (typeof value === 'boolean')
-        return value;
-    // Server.Components[].Details carries booleans as strings.
-    if (value === 'true')
-        return true;
-    if (value === 'false')
-        return false;
-    return undefined;
-}
-function parseJsonObject(text) {
-    try {
-        const value = JSON.parse(text);
-        return facts_isObject(value) ? value : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-// --- pure parsers --------------------------------------------------------------------------------
-/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
-function isCommandMissing(result) {
-    return result.exitCode === 127 || /command not found/i.test(result.stderr);
-}
-/** One line saying why a command failed, for facts and messages. */
-function failureText(result) {
-    if (result.exitCode === -1)
-        return 'timed out';
-    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
-    return line ?? `exit code ${result.exitCode}`;
-}
-function lastLines(text, count) {
-    const lines = text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-    return lines.slice(-count);
-}
-/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
-function parseCommandPath(result) {
-    if (result.exitCode !== 0)
-        return undefined;
-    const line = result.stdout.split('\n')[0]?.trim() ?? '';
-    return line.startsWith('/') ? line : undefined;
-}
-function parseKernel(release, machine) {
-    const facts = {};
-    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
-    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
-    if (releaseText !== '') {
-        facts.release = releaseText;
-        const version = parseVersion(releaseText);
-        if (version)
-            facts.version = version;
-    }
-    if (archText !== '')
-        facts.arch = archText;
-    const errors = [
-        releaseText === '' && `uname -r: ${failureText(release)}`,
-        archText === '' && `uname -m: ${failureText(machine)}`,
-    ].filter((e) => typeof e === 'string');
-    if (errors.length > 0)
-        facts.error = errors.join('; ');
-    return facts;
-}
-/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
-function parseCriuVersion(stdout) {
-    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
-function parseCriuCheck(result) {
-    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
-    const ok = result.exitCode === 0;
-    const summary = ok
-        ? (tail.at(-1) ?? 'exit code 0')
-        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
-            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
-    return { ok, exitCode: result.exitCode, tail, summary };
-}
-/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
-function parseCriuFeature(result) {
-    if (result.exitCode === 0)
-        return true;
-    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
-}
-/** First line of `runc --version`: "runc version 1.1.15+ds1". */
-function parseRuncVersion(stdout) {
-    const match = /^runc version\s+(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
-function parseDockerVersion(stdout) {
-    const root = parseJsonObject(stdout.trim());
-    const server = root?.Server;
-    if (!facts_isObject(server))
-        return undefined;
-    const facts = {};
-    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
-    const componentVersion = (name) => {
-        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
-        return component ? parseVersion(stringField(component, 'Version')) : undefined;
-    };
-    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
-    if (engine)
-        facts.serverVersion = engine;
-    const api = stringField(server, 'ApiVersion');
-    if (api)
-        facts.apiVersion = api;
-    const containerd = componentVersion('containerd');
-    if (containerd)
-        facts.containerdVersion = containerd;
-    const runc = componentVersion('runc');
-    if (runc)
-        facts.runcVersion = runc;
-    const experimental = boolField(server, 'Experimental');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    return facts;
-}
-/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
-function parseDockerInfo(stdout) {
-    const info = parseJsonObject(stdout.trim());
-    if (!info)
-        return undefined;
-    // Without a daemon the client still prints the structure, with every server field empty.
-    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
-    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
-    if (serverErrors.length > 0 || !serverVersion)
-        return undefined;
-    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
-    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
-    const facts = {
-        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
-        containerdImageStore,
-        serverVersion,
-    };
-    const experimental = boolField(info, 'ExperimentalBuild');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    const defaultRuntime = stringField(info, 'DefaultRuntime');
-    if (defaultRuntime)
-        facts.defaultRuntime = defaultRuntime;
-    const cgroupVersion = stringField(info, 'CgroupVersion');
-    if (cgroupVersion)
-        facts.cgroupVersion = cgroupVersion;
-    const cgroupDriver = stringField(info, 'CgroupDriver');
-    if (cgroupDriver)
-        facts.cgroupDriver = cgroupDriver;
-    const storageDriver = stringField(info, 'Driver');
-    if (storageDriver)
-        facts.storageDriver = storageDriver;
-    const rootDir = stringField(info, 'DockerRootDir');
-    if (rootDir)
-        facts.rootDir = rootDir;
-    return facts;
-}
-/** Combines the two docker queries into DockerFacts. */
-function parseDockerFacts(version, info) {
-    if (isCommandMissing(version)) {
-        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
-    if (!fromVersion) {
-        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
-    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
-    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
-    if (serverVersion)
-        facts.serverVersion = serverVersion;
-    if (fromVersion.apiVersion)
-        facts.apiVersion = fromVersion.apiVersion;
-    if (fromVersion.containerdVersion)
-        facts.containerdVersion = fromVersion.containerdVersion;
-    if (fromVersion.runcVersion)
-        facts.runcVersion = fromVersion.runcVersion;
-    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
-    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    if (!fromInfo) {
-        facts.error = `docker info: ${failureText(info)}`;
-        return facts;
-    }
-    if (fromInfo.defaultRuntime)
-        facts.defaultRuntime = fromInfo.defaultRuntime;
-    if (fromInfo.cgroupVersion)
-        facts.cgroupVersion = fromInfo.cgroupVersion;
-    if (fromInfo.cgroupDriver)
-        facts.cgroupDriver = fromInfo.cgroupDriver;
-    if (fromInfo.storageDriver)
-        facts.storageDriver = fromInfo.storageDriver;
-    if (fromInfo.rootDir)
-        facts.rootDir = fromInfo.rootDir;
-    facts.containerdImageStore = fromInfo.containerdImageStore;
-    return facts;
-}
-// --- gathering -------------------------------------------------------------------------------------
-async function gatherCriu(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
-        return { present: false, features: {}, error };
-    }
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [versionResult, checkResult, ...featureResults] = await Promise.all([
-        host.run(FACT_COMMANDS.criuVersion, quick),
-        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
-        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
-    ]);
-    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
-    const version = parseCriuVersion(versionResult.stdout);
-    if (version)
-        facts.version = version;
-    else
-        facts.error = `criu --version: ${failureText(versionResult)}`;
-    CRIU_FEATURES.forEach((feature, index) => {
-        const result = featureResults[index];
-        const supported = result && parseCriuFeature(result);
-        if (supported !== undefined)
-            facts.features[feature] = supported;
-    });
-    return facts;
-}
-async function gatherRunc(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
-        return { present: false, error };
-    }
-    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
-    const version = parseRuncVersion(result.stdout);
-    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
-}
-/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
-async function gatherHostFacts(host) {
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
-        host.run(FACT_COMMANDS.kernelRelease, quick),
-        host.run(FACT_COMMANDS.machine, quick),
-        host.run(FACT_COMMANDS.criuPath, quick),
-        host.run(FACT_COMMANDS.runcPath, quick),
-        host.run(FACT_COMMANDS.dockerVersion, quick),
-        host.run(FACT_COMMANDS.dockerInfo, quick),
-    ]);
-    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
-    return {
-        host: describeHost(host),
-        kernel: parseKernel(release, machine),
-        criu,
-        runc,
-        docker: parseDockerFacts(dockerVersion, dockerInfo),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/preflight-parsers.ts
+;// CONCATENATED MODULE: ./src/probe/parsers.ts
 /**
  * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
  * Each takes the text a command printed and returns what the rules need; none
@@ -59073,6 +59324,58 @@ function parsePathKinds(text, paths) {
 /** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
 function parseNameList(text) {
     return lines(text);
+}
+
+;// CONCATENATED MODULE: ./src/policy/versions.ts
+// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
+// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
+// here depends on it.
+const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
+/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
+function parseVersion(text) {
+    if (text === undefined)
+        return undefined;
+    const raw = text.trim();
+    const match = VERSION_PATTERN.exec(raw);
+    if (!match)
+        return undefined;
+    const [, major, minor, patch] = match;
+    return {
+        major: Number(major),
+        minor: minor === undefined ? 0 : Number(minor),
+        patch: patch === undefined ? 0 : Number(patch),
+        raw,
+    };
+}
+function toVersion(value) {
+    if (typeof value !== 'string')
+        return value;
+    const parsed = parseVersion(value);
+    // Strings passed here are constants in our own rules, so a bad one is a programming error.
+    if (!parsed)
+        throw new TypeError(`not a version: "${value}"`);
+    return parsed;
+}
+/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
+function compareVersions(a, b) {
+    const x = toVersion(a);
+    const y = toVersion(b);
+    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
+}
+/** True when v is known and at least min; an unknown version is never enough. */
+function atLeast(v, min) {
+    if (v === undefined)
+        return false;
+    const version = typeof v === 'string' ? parseVersion(v) : v;
+    return version !== undefined && compareVersions(version, min) >= 0;
+}
+/** "4.2.1" from the numbers, without the distribution suffix. */
+function formatVersion(v) {
+    return `${v.major}.${v.minor}.${v.patch}`;
+}
+/** "6.18" */
+function majorMinor(v) {
+    return `${v.major}.${v.minor}`;
 }
 
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
@@ -59714,7 +60017,7 @@ function privilegeCheck(role, identity, sudo) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/docker/create-args.ts
+;// CONCATENATED MODULE: ./src/engine/docker/create-args.ts
 
 
 // Docker's defaults, which an inspect shows even when nobody asked for them.
@@ -60183,240 +60486,6 @@ function unsupportedSettings(inspect, imageConfig) {
     return found;
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: ./src/report/metadata.ts
-
-
-
-
-/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
-const METADATA_SCHEMA_VERSION = 1;
-/**
- * succeeded: the container runs on the target. refused: stopped before touching
- * the container. rolled-back: failed after the freeze and the source was resumed.
- * resumed: finished a migration an earlier run left after its target was verified.
- * failed: anything else, including a rollback that did not complete.
- */
-const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
-const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
-/** The error part of the metadata: code, message and where, without causes or log details. */
-function metadataError(error) {
-    if (!(error instanceof MigrationError))
-        return { code: 'UNEXPECTED', message: errorMessage(error) };
-    const result = { code: error.code, message: error.message };
-    if (error.step)
-        result.step = error.step;
-    if (error.host)
-        result.host = error.host;
-    if (error.remedy)
-        result.remedy = error.remedy;
-    return result;
-}
-async function writeMetadata(path, metadata) {
-    await mkdirP((0,external_node_path_.dirname)(path));
-    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
-}
-
-;// CONCATENATED MODULE: ./src/report/timings.ts
-/** Migration phases, in the order a run goes through them. */
-const PHASES = [
-    'connect',
-    'preflight',
-    'stage',
-    'checkpoint',
-    'transfer',
-    'restore',
-    'verify',
-    'finalize',
-    'rollback',
-];
-/**
- * Wall-clock milliseconds per phase. A phase that runs more than once
- * accumulates, and phases may overlap (for example two hosts connecting).
- */
-class PhaseTimer {
-    clock;
-    started = new Map();
-    totals = new Map();
-    constructor(clock = () => performance.now()) {
-        this.clock = clock;
-    }
-    start(phase) {
-        if (this.started.has(phase))
-            throw new Error(`phase ${phase} is already running`);
-        this.started.set(phase, this.clock());
-    }
-    /** Stops a running phase and returns the milliseconds this run of it took. */
-    end(phase) {
-        const began = this.started.get(phase);
-        if (began === undefined)
-            throw new Error(`phase ${phase} was not started`);
-        this.started.delete(phase);
-        const elapsed = Math.max(0, this.clock() - began);
-        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
-        return elapsed;
-    }
-    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
-    async time(phase, fn) {
-        this.start(phase);
-        try {
-            return await fn();
-        }
-        finally {
-            this.end(phase);
-        }
-    }
-    /** Ends every phase still running, so a failed run still reports where its time went. */
-    endAll() {
-        for (const phase of [...this.started.keys()])
-            this.end(phase);
-    }
-    running() {
-        return [...this.started.keys()];
-    }
-    /** Milliseconds recorded so far for a phase (finished runs only). */
-    get(phase) {
-        return this.totals.get(phase);
-    }
-    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
-    toRecord() {
-        const record = {};
-        for (const phase of PHASES) {
-            const total = this.totals.get(phase);
-            if (total !== undefined)
-                record[phase] = Math.round(total);
-        }
-        return record;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/report/summary.ts
-
-
-const STATUS_LABELS = {
-    succeeded: '✅ succeeded',
-    refused: '⛔ refused before touching the container',
-    'rolled-back': '↩️ failed or cancelled, source resumed',
-    resumed: '🔁 finished a migration an earlier run left',
-    failed: '❌ failed',
-};
-const STREAM_LABELS = {
-    checkpoint: 'checkpoint images',
-    writableLayer: 'writable layer',
-    image: 'image',
-};
-/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-function renderSummaryRows(metadata) {
-    const rows = [];
-    const add = (label, value) => {
-        if (value !== undefined && value !== '')
-            rows.push([label, value]);
-    };
-    const { run, hosts, container, checkpoint, timings, error } = metadata;
-    add('Status', STATUS_LABELS[run.status]);
-    add('Mode', run.mode);
-    add('Source', summary_describeHost(hosts.source));
-    if (hosts.target)
-        add('Target', summary_describeHost(hosts.target));
-    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
-    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
-    if (container.imageRef || container.imageId) {
-        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
-    }
-    add('Checkpoint', checkpoint.name);
-    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
-    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
-    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
-    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : formatBytes(checkpoint.transferredBytes));
-    for (const kind of STREAM_KINDS) {
-        const stream = checkpoint.streams[kind];
-        if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
-    }
-    for (const phase of PHASES) {
-        const ms = timings.phasesMs[phase];
-        if (ms !== undefined)
-            add(`Phase: ${phase}`, formatMs(ms));
-    }
-    if (error) {
-        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
-            .filter(Boolean)
-            .join(' ');
-        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
-        add('What to do', error.remedy);
-    }
-    for (const leftover of metadata.leftovers ?? [])
-        add('Left to clean up', leftover);
-    const resumed = metadata.resumed;
-    if (resumed) {
-        const how = resumed.direction === 'roll-forward'
-            ? 'finished (source retired)'
-            : resumed.direction === 'rollback'
-                ? 'rolled back'
-                : 'closed';
-        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
-        for (const problem of resumed.problems)
-            add('Earlier run, not finished', problem);
-    }
-    return [
-        [
-            { data: 'Item', header: true },
-            { data: 'Value', header: true },
-        ],
-        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
-    ];
-}
-async function writeSummary(summary, metadata) {
-    summary
-        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
-        .addTable(renderSummaryRows(metadata));
-    if (metadata.timings.downtimeMs !== undefined) {
-        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
-    }
-    await summary.write();
-}
-/** The summary is HTML: messages may hold text such as <none> that must show as written. */
-function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-function formatMs(ms) {
-    if (ms < 1000)
-        return `${Math.round(ms)} ms`;
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(2)} s`;
-    const seconds = Math.round(ms / 1000);
-    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-}
-function formatBytes(bytes) {
-    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-    if (bytes < 1024)
-        return `${bytes} B`;
-    let value = bytes;
-    let unit = 'B';
-    for (const next of units) {
-        if (value < 1024)
-            break;
-        value /= 1024;
-        unit = next;
-    }
-    return `${value.toFixed(1)} ${unit}`;
-}
-function shortId(id) {
-    return id.replace(/^sha256:/, '').slice(0, 12);
-}
-function summary_describeHost(host) {
-    const facts = [
-        host.kernel && `kernel ${host.kernel}`,
-        host.arch,
-        host.criu && `CRIU ${host.criu}`,
-        host.docker && `Docker ${host.docker}`,
-        host.containerd && `containerd ${host.containerd}`,
-        host.runc && `runc ${host.runc}`,
-    ].filter(Boolean);
-    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
-}
-
 ;// CONCATENATED MODULE: ./src/policy/container-rules.ts
 
 
@@ -60835,7 +60904,7 @@ const CAPACITY_SLACK_BYTES = 64 * 1024 * 1024;
 function withMargin(bytes) {
     return Math.ceil(bytes * CAPACITY_MARGIN) + CAPACITY_SLACK_BYTES;
 }
-function need(parts) {
+function container_rules_need(parts) {
     const known = parts.filter((part) => part[1] !== undefined && part[1] > 0);
     const bytes = known.reduce((sum, [, n]) => sum + n, 0);
     return { bytes, parts: known.map(([label, n]) => `${label} ${formatBytes(n)}`) };
@@ -60881,14 +60950,14 @@ const capacity = ({ container, source, target }) => {
     }
     const layer = ['writable layer', source.writableLayerBytes];
     const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
-    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
+    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, container_rules_need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
     const restoreCopy = ['restore copy of the checkpoint', memory[1]];
     const tmpShared = sameFileSystem(target.dockerRoot, target.restoreTmp);
-    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]), tmpShared
+    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, container_rules_need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]), tmpShared
         ? `the checkpoint, the writable layer and the image, plus the copy containerd makes in ${target.restoreTmp.path} on the same file system`
         : 'the checkpoint, the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
     if (!tmpShared) {
-        checks.push(spaceCheck('target', 'disk space for restore copy', target.restoreTmp, need([restoreCopy]), `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`, `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`));
+        checks.push(spaceCheck('target', 'disk space for restore copy', target.restoreTmp, container_rules_need([restoreCopy]), `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`, `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`));
     }
     const mem = memory[1];
     if (mem !== undefined && mem > 0) {
@@ -60961,7 +61030,296 @@ function evaluateGate(facts, options) {
     ];
 }
 
-;// CONCATENATED MODULE: ./src/preflight-facts.ts
+;// CONCATENATED MODULE: ./src/probe/facts.ts
+
+
+/**
+ * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
+ * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
+ */
+const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
+/** Every command gatherHostFacts runs; all read-only. */
+const FACT_COMMANDS = {
+    kernelRelease: 'uname -r',
+    machine: 'uname -m',
+    criuPath: 'command -v criu',
+    criuVersion: 'criu --version',
+    criuCheck: 'criu check',
+    runcPath: 'command -v runc',
+    runcVersion: 'runc --version',
+    dockerVersion: "docker version --format '{{json .}}'",
+    dockerInfo: "docker info --format '{{json .}}'",
+};
+function criuFeatureCommand(feature) {
+    return `criu check --feature ${feature}`;
+}
+/** `criu check` creates test processes and namespaces: give it longer than a version query. */
+const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
+function facts_isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+function stringField(obj, key) {
+    const value = obj[key];
+    return typeof value === 'string' && value !== '' ? value : undefined;
+}
+function boolField(obj, key) {
+    const value = obj[key];
+    if (typeof value === 'boolean')
+        return value;
+    // Server.Components[].Details carries booleans as strings.
+    if (value === 'true')
+        return true;
+    if (value === 'false')
+        return false;
+    return undefined;
+}
+function parseJsonObject(text) {
+    try {
+        const value = JSON.parse(text);
+        return facts_isObject(value) ? value : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+// --- pure parsers --------------------------------------------------------------------------------
+/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
+function isCommandMissing(result) {
+    return result.exitCode === 127 || /command not found/i.test(result.stderr);
+}
+/** One line saying why a command failed, for facts and messages. */
+function failureText(result) {
+    if (result.exitCode === -1)
+        return 'timed out';
+    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
+    return line ?? `exit code ${result.exitCode}`;
+}
+function lastLines(text, count) {
+    const lines = text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+    return lines.slice(-count);
+}
+/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
+function parseCommandPath(result) {
+    if (result.exitCode !== 0)
+        return undefined;
+    const line = result.stdout.split('\n')[0]?.trim() ?? '';
+    return line.startsWith('/') ? line : undefined;
+}
+function parseKernel(release, machine) {
+    const facts = {};
+    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
+    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
+    if (releaseText !== '') {
+        facts.release = releaseText;
+        const version = parseVersion(releaseText);
+        if (version)
+            facts.version = version;
+    }
+    if (archText !== '')
+        facts.arch = archText;
+    const errors = [
+        releaseText === '' && `uname -r: ${failureText(release)}`,
+        archText === '' && `uname -m: ${failureText(machine)}`,
+    ].filter((e) => typeof e === 'string');
+    if (errors.length > 0)
+        facts.error = errors.join('; ');
+    return facts;
+}
+/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
+function parseCriuVersion(stdout) {
+    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
+function parseCriuCheck(result) {
+    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
+    const ok = result.exitCode === 0;
+    const summary = ok
+        ? (tail.at(-1) ?? 'exit code 0')
+        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
+            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
+    return { ok, exitCode: result.exitCode, tail, summary };
+}
+/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
+function parseCriuFeature(result) {
+    if (result.exitCode === 0)
+        return true;
+    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
+}
+/** First line of `runc --version`: "runc version 1.1.15+ds1". */
+function parseRuncVersion(stdout) {
+    const match = /^runc version\s+(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
+function parseDockerVersion(stdout) {
+    const root = parseJsonObject(stdout.trim());
+    const server = root?.Server;
+    if (!facts_isObject(server))
+        return undefined;
+    const facts = {};
+    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
+    const componentVersion = (name) => {
+        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
+        return component ? parseVersion(stringField(component, 'Version')) : undefined;
+    };
+    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
+    if (engine)
+        facts.serverVersion = engine;
+    const api = stringField(server, 'ApiVersion');
+    if (api)
+        facts.apiVersion = api;
+    const containerd = componentVersion('containerd');
+    if (containerd)
+        facts.containerdVersion = containerd;
+    const runc = componentVersion('runc');
+    if (runc)
+        facts.runcVersion = runc;
+    const experimental = boolField(server, 'Experimental');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    return facts;
+}
+/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
+function parseDockerInfo(stdout) {
+    const info = parseJsonObject(stdout.trim());
+    if (!info)
+        return undefined;
+    // Without a daemon the client still prints the structure, with every server field empty.
+    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
+    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
+    if (serverErrors.length > 0 || !serverVersion)
+        return undefined;
+    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
+    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
+    const facts = {
+        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
+        containerdImageStore,
+        serverVersion,
+    };
+    const experimental = boolField(info, 'ExperimentalBuild');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    const defaultRuntime = stringField(info, 'DefaultRuntime');
+    if (defaultRuntime)
+        facts.defaultRuntime = defaultRuntime;
+    const cgroupVersion = stringField(info, 'CgroupVersion');
+    if (cgroupVersion)
+        facts.cgroupVersion = cgroupVersion;
+    const cgroupDriver = stringField(info, 'CgroupDriver');
+    if (cgroupDriver)
+        facts.cgroupDriver = cgroupDriver;
+    const storageDriver = stringField(info, 'Driver');
+    if (storageDriver)
+        facts.storageDriver = storageDriver;
+    const rootDir = stringField(info, 'DockerRootDir');
+    if (rootDir)
+        facts.rootDir = rootDir;
+    return facts;
+}
+/** Combines the two docker queries into DockerFacts. */
+function parseDockerFacts(version, info) {
+    if (isCommandMissing(version)) {
+        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
+    if (!fromVersion) {
+        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
+    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
+    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
+    if (serverVersion)
+        facts.serverVersion = serverVersion;
+    if (fromVersion.apiVersion)
+        facts.apiVersion = fromVersion.apiVersion;
+    if (fromVersion.containerdVersion)
+        facts.containerdVersion = fromVersion.containerdVersion;
+    if (fromVersion.runcVersion)
+        facts.runcVersion = fromVersion.runcVersion;
+    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
+    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    if (!fromInfo) {
+        facts.error = `docker info: ${failureText(info)}`;
+        return facts;
+    }
+    if (fromInfo.defaultRuntime)
+        facts.defaultRuntime = fromInfo.defaultRuntime;
+    if (fromInfo.cgroupVersion)
+        facts.cgroupVersion = fromInfo.cgroupVersion;
+    if (fromInfo.cgroupDriver)
+        facts.cgroupDriver = fromInfo.cgroupDriver;
+    if (fromInfo.storageDriver)
+        facts.storageDriver = fromInfo.storageDriver;
+    if (fromInfo.rootDir)
+        facts.rootDir = fromInfo.rootDir;
+    facts.containerdImageStore = fromInfo.containerdImageStore;
+    return facts;
+}
+// --- gathering -------------------------------------------------------------------------------------
+async function gatherCriu(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
+        return { present: false, features: {}, error };
+    }
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [versionResult, checkResult, ...featureResults] = await Promise.all([
+        host.run(FACT_COMMANDS.criuVersion, quick),
+        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
+        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
+    ]);
+    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
+    const version = parseCriuVersion(versionResult.stdout);
+    if (version)
+        facts.version = version;
+    else
+        facts.error = `criu --version: ${failureText(versionResult)}`;
+    CRIU_FEATURES.forEach((feature, index) => {
+        const result = featureResults[index];
+        const supported = result && parseCriuFeature(result);
+        if (supported !== undefined)
+            facts.features[feature] = supported;
+    });
+    return facts;
+}
+async function gatherRunc(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
+        return { present: false, error };
+    }
+    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
+    const version = parseRuncVersion(result.stdout);
+    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
+}
+/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
+async function gatherHostFacts(host) {
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
+        host.run(FACT_COMMANDS.kernelRelease, quick),
+        host.run(FACT_COMMANDS.machine, quick),
+        host.run(FACT_COMMANDS.criuPath, quick),
+        host.run(FACT_COMMANDS.runcPath, quick),
+        host.run(FACT_COMMANDS.dockerVersion, quick),
+        host.run(FACT_COMMANDS.dockerInfo, quick),
+    ]);
+    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
+    return {
+        host: describeHost(host),
+        kernel: parseKernel(release, machine),
+        criu,
+        runc,
+        docker: parseDockerFacts(dockerVersion, dockerInfo),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
 
 
 
@@ -61421,7 +61779,6 @@ async function preflight(ctx) {
 
 const RESTORE_TIMEOUT_MS = 10 * 60_000;
 const CRIU_LOG_LINES = 25;
-// tail -F polls every 50 ms: a failed restore creates and deletes the log within a second.
 /** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
 function restoreLogPaths(dockerRoot, containerId) {
     return [
@@ -61486,10 +61843,19 @@ async function removeRestoreCopies(ctx, inventorySha256) {
     if (result.exitCode !== 0)
         ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
+/**
+ * Waits for the first of the paths to appear, then follows the open file (tail -f
+ * follows the descriptor, so it keeps reading after containerd unlinks it). A
+ * failed restore creates and deletes the log within a second: poll every 10 ms.
+ */
+function followScript(paths) {
+    const tests = paths.map((path) => `[ -e ${shellQuote([path])} ] && exec tail -n +1 -f ${shellQuote([path])}`);
+    return `while :; do ${tests.join('; ')}; sleep 0.01; done 2>/dev/null`;
+}
 async function followCriuLog(ctx, paths) {
     let process;
     try {
-        process = await ctx.target.spawn(`exec tail -q -n +1 -F -s 0.05 ${shellQuote(paths)} 2>/dev/null`);
+        process = await ctx.target.spawn(followScript(paths));
     }
     catch (error) {
         ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
@@ -62015,7 +62381,7 @@ async function verify(ctx, staged, sourceInit) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/migrate.ts
+;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
 
 
 
@@ -62121,7 +62487,19 @@ async function migrate(deps) {
         });
     }
     catch (error) {
-        failure = withRemedy(inStep(asMigrationError(error, 'COMMAND_FAILED'), phase), ROLLED_BACK_REMEDY);
+        let caught = asMigrationError(error, 'COMMAND_FAILED');
+        // A cancelled or timed-out run reports that, not the command the abort broke.
+        if (signal.aborted && signal.reason instanceof MigrationError && caught !== signal.reason) {
+            const reason = signal.reason;
+            caught = new MigrationError(reason.code, reason.message, {
+                step: phase,
+                host: caught.host,
+                detail: caught.describe(),
+                remedy: reason.remedy,
+                cause: caught,
+            });
+        }
+        failure = withRemedy(inStep(caught, phase), ROLLED_BACK_REMEDY);
         log.warning(failure.describe());
     }
     if (isCommitted(journal.record)) {
@@ -62202,306 +62580,7 @@ function found(container) {
     return container;
 }
 
-;// CONCATENATED MODULE: ./src/phases/connect.ts
-
-
-
-/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
-async function connectHosts(settings, log) {
-    const warn = (message) => log.warning(message);
-    if (!settings.target)
-        throw new Error('connectHosts needs a target');
-    const opening = [
-        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-    ];
-    const [source, target] = await Promise.allSettled(opening);
-    if (source.status === 'rejected' || target.status === 'rejected') {
-        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
-        throw source.status === 'rejected' ? source.reason : target.reason;
-    }
-    for (const [host, location] of [
-        [source.value, settings.source],
-        [target.value, settings.target],
-    ]) {
-        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
-        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
-    }
-    return { source: source.value, target: target.value };
-}
-
-;// CONCATENATED MODULE: ./src/runtime.ts
-
-
-const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
-function actionsRuntime() {
-    return {
-        log: {
-            info: (message) => info(message),
-            warning: (message) => warning(message),
-            group: (name, fn) => group(name, fn),
-        },
-        saveState: (name, value) => saveState(name, value),
-        getState: (name) => getState(name),
-        onCancel(cancel) {
-            const handler = (signal) => cancel(signal);
-            process.on('SIGINT', handler);
-            process.on('SIGTERM', handler);
-            return () => {
-                process.off('SIGINT', handler);
-                process.off('SIGTERM', handler);
-            };
-        },
-        env: process.env,
-        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/policy/lock.ts
-
-/**
- * A held lock belongs to a run that is gone when its holder has not renewed
- * it for LOCK_STALE_SECONDS, or when the holder ran on this very machine
- * (same boot) and its process no longer exists.
- */
-function staleLockReason(held, here, staleSeconds = LOCK_STALE_SECONDS) {
-    if (held.ageSeconds > staleSeconds)
-        return `not renewed for ${held.ageSeconds} s`;
-    const owner = held.owner;
-    if (owner &&
-        here.machine !== undefined &&
-        here.bootId !== undefined &&
-        owner.machine === here.machine &&
-        owner.bootId === here.bootId &&
-        !here.isAlive(owner.pid)) {
-        return `its process ${owner.pid} on ${owner.machine} has ended`;
-    }
-    return undefined;
-}
-/** "GitHub run 123 attempt 2 (job migrate), started 2026-11-28T09:00:00Z": for MIGRATION_IN_PROGRESS. */
-function describeOwner(owner) {
-    if (!owner)
-        return 'another run (its owner file is unreadable)';
-    const run = owner.githubRunId
-        ? `GitHub run ${owner.githubRunId}${owner.githubRunAttempt ? ` attempt ${owner.githubRunAttempt}` : ''}${owner.githubJob ? ` (job ${owner.githubJob})` : ''}`
-        : `a run on ${owner.machine ?? 'an unknown machine'} (pid ${owner.pid})`;
-    return `${run}, started ${owner.startedAt}`;
-}
-
-;// CONCATENATED MODULE: ./src/state/guard.ts
-
-
-
-
-
-
-
-
-function runOwner(env, now, token) {
-    let bootId;
-    try {
-        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    }
-    catch {
-        bootId = undefined;
-    }
-    return {
-        token,
-        githubRunId: env.GITHUB_RUN_ID,
-        githubRunAttempt: env.GITHUB_RUN_ATTEMPT,
-        githubJob: env.GITHUB_JOB,
-        runner: env.RUNNER_NAME,
-        machine: (0,external_node_os_namespaceObject.hostname)(),
-        bootId,
-        pid: process.pid,
-        startedAt: now.toISOString(),
-    };
-}
-function thisMachine() {
-    let bootId;
-    try {
-        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    }
-    catch {
-        bootId = undefined;
-    }
-    return {
-        machine: (0,external_node_os_namespaceObject.hostname)(),
-        bootId,
-        isAlive(pid) {
-            try {
-                process.kill(pid, 0);
-                return true;
-            }
-            catch (error) {
-                // EPERM: it exists, it is just not ours.
-                return error.code === 'EPERM';
-            }
-        },
-    };
-}
-/**
- * One run per container: a lock on the source (the container) and on the
- * target (the name it will create). A lock held by a live run refuses this one
- * at once with MIGRATION_IN_PROGRESS; a stale one is taken over only after the
- * open journals on both hosts have been read and settled by `settle`.
- */
-async function lockContainer(hosts, container, owner, log, here = thisMachine()) {
-    const held = [];
-    const stale = [];
-    const releaseHeld = () => Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => { });
-    for (const host of [hosts.source, hosts.target]) {
-        let attempt;
-        try {
-            attempt = await tryLock(host, container, owner);
-        }
-        catch (error) {
-            await releaseHeld();
-            throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
-        }
-        if (attempt.acquired) {
-            held.push(host);
-            continue;
-        }
-        const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
-        if (reason === undefined) {
-            await releaseHeld();
-            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is working on container ${container}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
-                step: 'lock',
-                host: describeHost(host),
-                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
-            });
-        }
-        log.warning(`${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`);
-        stale.push(host);
-    }
-    for (const host of stale) {
-        if (!(await takeOverLock(host, container, owner))) {
-            await releaseHeld();
-            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on ${container} first`, {
-                step: 'lock',
-                host: describeHost(host),
-                remedy: 'wait for that run to finish, then run again',
-            });
-        }
-        held.push(host);
-    }
-    const renew = setInterval(() => {
-        for (const host of held)
-            renewLock(host, container, owner.token).catch(() => { });
-    }, LOCK_RENEW_MS);
-    renew.unref();
-    return {
-        async release() {
-            clearInterval(renew);
-            await releaseHeld();
-        },
-    };
-}
-/** The hosts as the record saw them: a later run may go the other way between the same two. */
-function hostsFor(record, hosts) {
-    if (record.source === hosts.source.address && record.target === hosts.target.address)
-        return hosts;
-    if (record.source === hosts.target.address && record.target === hosts.source.address) {
-        return { source: hosts.target, target: hosts.source };
-    }
-    return undefined;
-}
-/**
- * Reads the journals an earlier run left open on either host and settles them:
- * a run past its commit point is finished (source retired), one before it is
- * rolled back. Returns what was done, or undefined when nothing was open.
- */
-async function settleUnfinished(hosts, container, log, extra = undefined) {
-    const reads = await Promise.allSettled([
-        readRecord(hosts.source, container),
-        readRecord(hosts.target, container),
-    ]);
-    for (const [i, read] of reads.entries()) {
-        if (read.status === 'rejected') {
-            log.warning(`could not read the journal on the ${i === 0 ? 'source' : 'target'}: ${errorMessage(read.reason)}`);
-        }
-    }
-    const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
-    const record = newestRecord([...found, extra]);
-    if (!record || !isUnfinished(record))
-        return undefined;
-    const roles = hostsFor(record, hosts);
-    if (!roles) {
-        throw new MigrationError('MIGRATION_IN_PROGRESS', `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`, {
-            step: 'resume',
-            remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
-        });
-    }
-    log.warning(`found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`);
-    const outcome = await recover(record, roles, log);
-    const resumed = {
-        checkpointName: record.checkpointName,
-        direction: outcome.direction,
-        owner: describeOwner(record.owner),
-        done: outcome.done,
-        problems: outcome.problems,
-    };
-    if (outcome.problems.length > 0) {
-        await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
-        throw new MigrationError('ROLLBACK_FAILED', `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`, {
-            step: 'resume',
-            remedy: outcome.sourceLeftFrozen
-                ? 'remove the target container by hand (docker rm -f), then run again'
-                : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
-        });
-    }
-    record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
-    record.resolvedBy = 'a later run';
-    record.updatedAt = new Date().toISOString();
-    const archived = await Promise.allSettled([
-        archiveRecord(roles.source, record),
-        archiveRecord(roles.target, record),
-    ]);
-    for (const result of archived) {
-        if (result.status === 'rejected')
-            log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
-    }
-    return resumed;
-}
-/**
- * Writes the journal everywhere it lives: the runner's saved state (for the
- * post step) and both hosts. The host the next change affects must have it
- * before the change is made; the other host is told when it can be.
- */
-function journalPersister(hosts, saveState, log) {
-    const warned = new Set();
-    return async (record, affected) => {
-        saveState(record);
-        const sides = ['source', 'target'];
-        const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
-        for (const [i, result] of results.entries()) {
-            const side = sides[i];
-            if (result.status === 'fulfilled')
-                continue;
-            if (side === affected)
-                throw result.reason;
-            if (!warned.has(side)) {
-                warned.add(side);
-                log.warning(`could not write the journal on the ${side}: ${errorMessage(result.reason)}`);
-            }
-        }
-    };
-}
-/** Moves a finished journal into the history on both hosts; failures only warn. */
-async function archiveEverywhere(hosts, record, log) {
-    const results = await Promise.allSettled([
-        archiveRecord(hosts.source, record),
-        archiveRecord(hosts.target, record),
-    ]);
-    for (const result of results) {
-        if (result.status === 'rejected')
-            log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/modes/migrate.ts
+;// CONCATENATED MODULE: ./src/modes/migrate/mode.ts
 
 
 
@@ -62938,7 +63017,7 @@ async function runPost(settings, runtime) {
         runtime.log.info('post: the main step settled its journal; nothing to do');
         return;
     }
-    if (!settings.target)
+    if (settings.mode !== 'migrate')
         return;
     runtime.log.warning(`post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
     const hosts = [];

@@ -40,6 +40,10 @@ export const INPUT_NAMES = [
   'kernel-policy',
   'compression',
   'strict',
+  'store-host',
+  'store-path',
+  'retention',
+  'leave-running',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -76,7 +80,7 @@ export function getInputs(
   const source = parseLocation('source', text('source') || 'local');
   const targetText = text('target');
   const target = targetText === '' ? undefined : parseLocation('target', targetText);
-  if (target === undefined && (mode === 'migrate' || mode === 'preflight')) {
+  if (target === undefined && (mode === 'migrate' || mode === 'preflight' || mode === 'restore')) {
     throw invalid(
       'target',
       `is required in ${mode} mode`,
@@ -94,7 +98,12 @@ export function getInputs(
   const jumpText = text('jump-host');
   const jumpHost = jumpText === '' ? undefined : parseHostSpec(jumpText, 'jump-host');
 
-  const sshHosts = [source, target].flatMap((location) => (location?.kind === 'ssh' ? [location.spec] : []));
+  const storeText = text('store-host');
+  const storeHost = storeText === '' ? source : parseLocation('store-host', storeText);
+  const usesStore = mode === 'checkpoint' || mode === 'restore';
+  const sshHosts = [source, target, usesStore ? storeHost : undefined].flatMap((location) =>
+    location?.kind === 'ssh' ? [location.spec] : [],
+  );
   const needsSsh = sshHosts.length > 0;
   if (jumpHost) sshHosts.push(jumpHost);
 
@@ -194,16 +203,16 @@ export function getInputs(
     'choices',
   );
 
-  const settings: Settings = {
-    mode,
+  const ssh: Settings['ssh'] = { knownHosts, insecureSkipHostKeyCheck };
+  if (privateKey !== undefined) ssh.privateKey = privateKey;
+  if (passphrase !== undefined) ssh.passphrase = passphrase;
+  if (jumpHost) ssh.jumpHost = jumpHost;
+  const common = {
     container,
     source,
-    ssh: { knownHosts, insecureSkipHostKeyCheck },
+    ssh,
     sudo,
     checkpointName,
-    verifyTimeoutSeconds,
-    verifyStableSeconds,
-    sourceAfter,
     timeoutMinutes,
     uploadArtifact,
     artifactName,
@@ -211,12 +220,65 @@ export function getInputs(
     strict,
     compression,
   };
-  if (target) settings.target = target;
-  if (privateKey !== undefined) settings.ssh.privateKey = privateKey;
-  if (passphrase !== undefined) settings.ssh.passphrase = passphrase;
-  if (jumpHost) settings.ssh.jumpHost = jumpHost;
-  if (verifyLogPattern) settings.verifyLogPattern = verifyLogPattern;
-  return settings;
+  const verifying = {
+    verifyTimeoutSeconds,
+    verifyStableSeconds,
+    ...(verifyLogPattern ? { verifyLogPattern } : {}),
+  };
+  const store = { host: storeHost, path: parseStorePath(text('store-path')) };
+  switch (mode) {
+    case 'migrate':
+      return { mode, ...common, ...verifying, target: need(target), sourceAfter };
+    case 'preflight':
+      return { mode, ...common, target: need(target) };
+    case 'checkpoint':
+      return {
+        mode,
+        ...common,
+        store,
+        retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
+        leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
+      };
+    case 'restore': {
+      const settings: Settings = { mode, ...common, ...verifying, target: need(target), store };
+      if (text('checkpoint-name') !== '') settings.restoreFrom = checkpointName;
+      return settings;
+    }
+  }
+}
+
+function need(target: HostLocation | undefined): HostLocation {
+  // getInputs has already refused a missing target for the modes that call this.
+  if (!target) throw new Error('target is required');
+  return target;
+}
+
+const DEFAULT_STORE_PATH = '/var/lib/criu-migrate/checkpoints';
+const DEFAULT_RETENTION = 3;
+
+function parseStorePath(value: string): string {
+  if (value === '') return DEFAULT_STORE_PATH;
+  const path = value.replace(/\/+$/, '');
+  if (!path.startsWith('/') || path.split('/').includes('..') || /[\0\n]/.test(path) || path === '') {
+    throw invalid(
+      'store-path',
+      `"${value}" is not an absolute path without ".."`,
+      'set store-path to an absolute directory such as /var/lib/criu-migrate/checkpoints, or leave it empty',
+    );
+  }
+  return path;
+}
+
+function parseCount(input: InputName, value: string, fallback: number): number {
+  if (value === '') return fallback;
+  if (!/^\d+$/.test(value) || Number(value) > 10_000) {
+    throw invalid(
+      input,
+      `"${value}" is not a whole number from 0 to 10000`,
+      `set ${input} to a whole number (0 keeps all), or leave it empty for ${fallback}`,
+    );
+  }
+  return Number(value);
 }
 
 /** Values to hand to core.setSecret. Multi-line secrets are also masked line by line, since logs are. */
@@ -299,7 +361,7 @@ function parseContainer(value: string): string {
   return name;
 }
 
-function parseLocation(input: 'source' | 'target', value: string): HostLocation {
+function parseLocation(input: 'source' | 'target' | 'store-host', value: string): HostLocation {
   if (value.toLowerCase() === 'local') return { kind: 'local' };
   return { kind: 'ssh', spec: parseHostSpec(value, input) };
 }

@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { errorMessage, MigrationError } from './errors.js';
 import { getInputs, secretsToMask } from './inputs.js';
-import { runMigrateMode } from './modes/migrate.js';
+import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runPost } from './post.js';
 import { actionsRuntime, SAVED } from './runtime.js';

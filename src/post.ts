@@ -19,7 +19,7 @@ export async function runPost(settings: Settings, runtime: Runtime): Promise<voi
     runtime.log.info('post: the main step settled its journal; nothing to do');
     return;
   }
-  if (!settings.target) return;
+  if (settings.mode !== 'migrate') return;
   runtime.log.warning(
     `post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`,
   );

@@ -25,25 +25,69 @@ export interface SshSettings {
   jumpHost?: HostSpec;
 }
 
-/** Every input, read and validated once by getInputs(). */
-export interface Settings {
-  mode: Mode;
+/** Where checkpoints are kept: a directory on a host reached like the others (it needs no Docker). */
+export interface StoreSettings {
+  host: HostLocation;
+  /** Absolute path of the store directory on that host. */
+  path: string;
+}
+
+/** What every mode reads. */
+interface CommonSettings {
   container: string;
+  /** The container's host (in restore mode: where it ran, the store's default host). */
   source: HostLocation;
-  target?: HostLocation;
   ssh: SshSettings;
   sudo: boolean;
+  /** Names this run: its work directories, its journal and the checkpoint it writes. */
   checkpointName: string;
-  verifyLogPattern?: RegExp;
-  verifyTimeoutSeconds: number;
-  /** How long the restored container must stay up, unrestarted, before the source is retired. */
-  verifyStableSeconds: number;
-  sourceAfter: SourceAfter;
   timeoutMinutes: number;
   uploadArtifact: boolean;
   artifactName: string;
   kernelPolicy: KernelPolicy;
   strict: boolean;
-  /** How streams between the hosts are compressed; auto means zstd when both hosts have it. */
+  /** How streams between hosts are compressed; auto means zstd when both ends have it. */
   compression: Compression;
 }
+
+/** Checking the restored container before the run commits to it. */
+export interface VerifySettings {
+  verifyLogPattern?: RegExp;
+  verifyTimeoutSeconds: number;
+  /** How long the restored container must stay up, unrestarted, before the run commits. */
+  verifyStableSeconds: number;
+}
+
+export interface MigrateSettings extends CommonSettings, VerifySettings {
+  mode: 'migrate';
+  target: HostLocation;
+  sourceAfter: SourceAfter;
+}
+
+export interface PreflightSettings extends CommonSettings {
+  mode: 'preflight';
+  target: HostLocation;
+}
+
+export interface CheckpointSettings extends CommonSettings {
+  mode: 'checkpoint';
+  store: StoreSettings;
+  /** Newest complete checkpoints of this container to keep; 0 keeps all. */
+  retention: number;
+  /** Resume the container after the dump (true) or stop it (planned shutdown of its host). */
+  leaveRunning: boolean;
+}
+
+export interface RestoreSettings extends CommonSettings, VerifySettings {
+  mode: 'restore';
+  target: HostLocation;
+  store: StoreSettings;
+  /** The checkpoint to restore; undefined means the newest complete one of the container. */
+  restoreFrom?: string;
+}
+
+/** Every input, read and validated once by getInputs(): each mode sees only what it uses. */
+export type Settings = MigrateSettings | PreflightSettings | CheckpointSettings | RestoreSettings;
+
+/** The settings a host connection needs. */
+export type ConnectionSettings = Pick<CommonSettings, 'ssh' | 'sudo'>;

@@ -187,7 +187,11 @@ export function bindSignal(host: Host, signal: AbortSignal, options: BindSignalO
     // The call's own signal already aborted: the host answers without starting anything.
     if (runOptions.signal?.aborted) return host.run(command, { ...runOptions, timeoutMs });
     const tag = newTag();
-    const stop = eitherSignal(signal, runOptions.signal);
+    // The command's own deadline kills by tag too: a hung runc or CRIU leaves no process behind.
+    const deadline = new AbortController();
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => deadline.abort(), timeoutMs);
+    const own = eitherSignal(deadline.signal, runOptions.signal);
+    const stop = eitherSignal(signal, own.signal);
     let killing: Promise<string | undefined> | undefined;
     let wake = (): void => {};
     const aborted = new Promise<undefined>((resolve) => {
@@ -199,7 +203,7 @@ export function bindSignal(host: Host, signal: AbortSignal, options: BindSignalO
     });
     try {
       const running: Promise<Settled> = host
-        .run(tagCommand(command, tag), { ...runOptions, timeoutMs, signal: stop.signal })
+        .run(tagCommand(command, tag), { ...runOptions, timeoutMs: undefined, signal: stop.signal })
         .then(
           (result): Settled => ({ ok: true, result }),
           (error: unknown): Settled => ({ ok: false, error }),
@@ -220,10 +224,16 @@ export function bindSignal(host: Host, signal: AbortSignal, options: BindSignalO
         result: { exitCode: -1, stdout: '', stderr: '[aborted]\n' },
       };
       if (!outcome.ok) throw outcome.error;
-      return { ...outcome.result, stderr: appendNotes(outcome.result.stderr, problem ? [problem] : []) };
+      const notes = [
+        ...(deadline.signal.aborted ? [`timed out after ${timeoutMs} ms and was killed`] : []),
+        ...(problem ? [problem] : []),
+      ];
+      return { ...outcome.result, exitCode: -1, stderr: appendNotes(outcome.result.stderr, notes) };
     } finally {
+      if (timer) clearTimeout(timer);
       dispose();
       stop.dispose();
+      own.dispose();
     }
   };
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import * as core from '@actions/core';
-import { DockerCli } from '../docker/docker-cli.js';
+import { DockerCli } from '../engine/docker/docker-cli.js';
 import { asMigrationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
@@ -19,7 +19,7 @@ import {
   writePreflightReport,
   writePreflightSummary,
 } from '../report/preflight-report.js';
-import type { HostLocation, Settings } from '../settings.js';
+import type { HostLocation, PreflightSettings } from '../settings.js';
 
 const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' } as const;
 
@@ -38,7 +38,11 @@ function describeLocation(location: HostLocation): string {
 }
 
 /** Opens one host and records the facts of connecting, failure included. */
-async function open(settings: Settings, role: 'source' | 'target', location: HostLocation): Promise<Opened> {
+async function open(
+  settings: PreflightSettings,
+  role: 'source' | 'target',
+  location: HostLocation,
+): Promise<Opened> {
   let fingerprint: string | undefined;
   const connect = async (options: SshConnectOptions) => {
     const host = await connectSsh(options);
@@ -91,7 +95,7 @@ async function logReport(log: Logger, report: PreflightReport, checks: readonly 
  * reports every check (log, summary, outputs, file) and fails the step when
  * a check fails (with strict, also on a warning). Changes nothing on either host.
  */
-export async function runPreflightMode(settings: Settings, log: Logger): Promise<PreflightReport> {
+export async function runPreflightMode(settings: PreflightSettings, log: Logger): Promise<PreflightReport> {
   const startedAt = new Date().toISOString();
   const start = performance.now();
   if (!settings.target) throw new Error('preflight needs a target');

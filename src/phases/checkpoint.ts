@@ -1,5 +1,5 @@
-import { parseDumpStats } from '../criu-stats.js';
-import type { ContainerInspect } from '../docker/inspect.js';
+import { parseDumpStats } from '../criu/stats.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';

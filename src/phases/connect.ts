@@ -1,7 +1,7 @@
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
 import { formatHostSpec } from '../host/host-spec.js';
-import type { Settings } from '../settings.js';
+import type { ConnectionSettings, HostLocation } from '../settings.js';
 
 export interface ConnectedHosts {
   source: Host;
@@ -10,11 +10,10 @@ export interface ConnectedHosts {
 
 /** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
 export async function connectHosts(
-  settings: Settings,
+  settings: ConnectionSettings & { source: HostLocation; target: HostLocation },
   log: { info(message: string): void; warning(message: string): void },
 ): Promise<ConnectedHosts> {
   const warn = (message: string): void => log.warning(message);
-  if (!settings.target) throw new Error('connectHosts needs a target');
   const opening = [
     openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
     openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),

@@ -1,7 +1,7 @@
-import type { DockerCli } from '../docker/docker-cli.js';
+import type { DockerCli } from '../engine/docker/docker-cli.js';
 import type { Host } from '../host/host.js';
 import type { PhaseTimer } from '../report/timings.js';
-import type { Settings } from '../settings.js';
+import type { MigrateSettings } from '../settings.js';
 import type { Journal } from '../state/journal.js';
 
 /** The part of @actions/core the phases log through; passed in, never imported. */
@@ -13,7 +13,7 @@ export interface Logger {
 
 /** Everything a phase of one migration works with. */
 export interface MigrationContext {
-  settings: Settings;
+  settings: MigrateSettings;
   /** Hosts bound to the run's signal: a cancelled or timed-out run kills what they run. */
   source: Host;
   target: Host;

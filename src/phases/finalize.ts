@@ -1,4 +1,4 @@
-import type { ContainerInspect } from '../docker/inspect.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import type { JournalEntry } from '../state/journal.js';
 import { type RecoveryHosts, recover } from '../state/recovery.js';
 import type { MigrationContext } from './context.js';

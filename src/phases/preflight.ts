@@ -1,9 +1,10 @@
-import type { ContainerInspect } from '../docker/inspect.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
-import { gatherHostFacts, type HostFacts } from '../facts.js';
 import { blocking, type Check } from '../policy/compatibility.js';
 import { evaluateGate, type GateFacts } from '../policy/gate.js';
-import { compareCpus, probeSource, probeTarget } from '../preflight-facts.js';
+import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
+import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
+import type { Settings } from '../settings.js';
 import type { MigrationContext } from './context.js';
 
 export interface PreflightResult {
@@ -14,10 +15,13 @@ export interface PreflightResult {
 }
 
 /** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
+/** The gate reads only these settings, so every mode that moves a container can run it. */
 export type GateContext = Pick<
   MigrationContext,
-  'settings' | 'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
->;
+  'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
+> & {
+  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict'>;
+};
 
 export interface GateRun {
   facts: GateFacts;

@@ -17,7 +17,6 @@ export interface RestoreResult {
 const RESTORE_TIMEOUT_MS = 10 * 60_000;
 const CRIU_LOG_LINES = 25;
 
-// tail -F polls every 50 ms: a failed restore creates and deletes the log within a second.
 /** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
 export function restoreLogPaths(dockerRoot: string, containerId: string): string[] {
   return [
@@ -98,6 +97,18 @@ async function removeRestoreCopies(ctx: MigrationContext, inventorySha256: strin
     ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
 
+/**
+ * Waits for the first of the paths to appear, then follows the open file (tail -f
+ * follows the descriptor, so it keeps reading after containerd unlinks it). A
+ * failed restore creates and deletes the log within a second: poll every 10 ms.
+ */
+export function followScript(paths: readonly string[]): string {
+  const tests = paths.map(
+    (path) => `[ -e ${shellQuote([path])} ] && exec tail -n +1 -f ${shellQuote([path])}`,
+  );
+  return `while :; do ${tests.join('; ')}; sleep 0.01; done 2>/dev/null`;
+}
+
 interface LogFollower {
   /** Stops following and returns what was read; after a failure, waits a moment for the last lines. */
   stop(failed: boolean): Promise<string>;
@@ -106,7 +117,7 @@ interface LogFollower {
 async function followCriuLog(ctx: MigrationContext, paths: string[]): Promise<LogFollower> {
   let process: HostProcess;
   try {
-    process = await ctx.target.spawn(`exec tail -q -n +1 -F -s 0.05 ${shellQuote(paths)} 2>/dev/null`);
+    process = await ctx.target.spawn(followScript(paths));
   } catch (error) {
     ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
     return { stop: async () => '' };

@@ -1,5 +1,5 @@
-import { buildCreateArgs, splitEnvArgs } from '../docker/create-args.js';
-import { type ContainerInspect, parseImageInspect } from '../docker/inspect.js';
+import { buildCreateArgs, splitEnvArgs } from '../engine/docker/create-args.js';
+import { type ContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';

@@ -1,4 +1,4 @@
-import type { ContainerInspect } from '../docker/inspect.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';

@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors.js';
-import type { Identity } from '../preflight-parsers.js';
+import type { Identity } from '../probe/parsers.js';
 import type { Check } from './compatibility.js';
 
 type Role = 'source' | 'target';

@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../errors.js';
-import type { HostFacts } from '../facts.js';
-import type { CpuComparison } from '../preflight-facts.js';
-import { type CpuFacts, missingFlags } from '../preflight-parsers.js';
+import type { HostFacts } from '../probe/facts.js';
+import { type CpuFacts, missingFlags } from '../probe/parsers.js';
+import type { CpuComparison } from '../probe/preflight-facts.js';
 import type { KernelPolicy } from '../settings.js';
 import { atLeast, compareVersions, majorMinor, type Version } from './versions.js';
 

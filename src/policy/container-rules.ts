@@ -1,6 +1,5 @@
-import { unsupportedSettings } from '../docker/create-args.js';
-import type { ContainerInspect } from '../docker/inspect.js';
-import type { DiskAt, SourceProbe, TargetProbe } from '../preflight-facts.js';
+import { unsupportedSettings } from '../engine/docker/create-args.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import {
   formatAddress,
   isLoopbackIp,
@@ -8,7 +7,8 @@ import {
   type PathKind,
   TCP_ESTABLISHED,
   TCP_LISTEN,
-} from '../preflight-parsers.js';
+} from '../probe/parsers.js';
+import type { DiskAt, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import { formatBytes } from '../report/summary.js';
 import type { Check, CheckHost } from './compatibility.js';
 

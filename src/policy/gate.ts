@@ -1,6 +1,6 @@
-import type { ContainerInspect } from '../docker/inspect.js';
-import type { HostFacts } from '../facts.js';
-import type { CpuComparison, SourceProbe, TargetProbe } from '../preflight-facts.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
+import type { HostFacts } from '../probe/facts.js';
+import type { CpuComparison, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import type { KernelPolicy } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';

@@ -1,4 +1,4 @@
-import type { ContainerInspect } from '../docker/inspect.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 
 const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;

@@ -1,4 +1,4 @@
-import { DockerCli } from '../docker/docker-cli.js';
+import { DockerCli } from '../engine/docker/docker-cli.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';

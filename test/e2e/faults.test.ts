@@ -85,7 +85,7 @@ async function fresh(mb = 16): Promise<string> {
     await onHostResult(
       bed,
       host,
-      `docker rm -f ${name}; rm -rf /var/lib/criu-migrate/containers/${name} /tmp/ctrd-checkpoint*`,
+      `docker rm -f ${name}; rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/* /tmp/ctrd-checkpoint*`,
     );
   }
   await startCounter(bed, bed.host1, name, { mb });

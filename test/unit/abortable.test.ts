@@ -278,14 +278,19 @@ describe('bindSignal with a fake host', () => {
     });
   });
 
-  it('applies the default timeout only to calls that give none', async () => {
+  it('kills a command past its own deadline by tag, the default one when it gives none', async () => {
     const fake = new FakeHost();
-    const bound = bindSignal(fake, new AbortController().signal, { defaultTimeoutMs: 60_000 });
-    await bound.run('a');
-    await bound.run('b', { timeoutMs: 5 });
-    expect(fake.runs.map((call) => call.options?.timeoutMs)).toEqual([60_000, 5]);
-    await bindSignal(fake, new AbortController().signal).run('c');
-    expect(fake.runs[2]?.options?.timeoutMs).toBeUndefined();
+    fake.answer = undefined;
+    const bound = bindSignal(fake, new AbortController().signal, { defaultTimeoutMs: 5 });
+    const defaulted = await bound.run('sleep 300');
+    expect(defaulted.exitCode).toBe(-1);
+    expect(defaulted.stderr).toContain('[timed out after 5 ms and was killed]');
+    const own = await bound.run('sleep 300', { timeoutMs: 10 });
+    expect(own.stderr).toContain('[timed out after 10 ms and was killed]');
+    expect(fake.killRuns).toHaveLength(2);
+    // The inner host gets no timeout of its own: the deadline is kept here.
+    const commands = fake.runs.filter((call) => !call.command.includes('SIGKILL'));
+    expect(commands.map((call) => call.options?.timeoutMs)).toEqual([undefined, undefined]);
   });
 
   it("answers a call's own abort as the Host contract says, after killing by tag", async () => {

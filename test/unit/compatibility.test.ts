@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { CriuFacts, DockerFacts, HostFacts, KernelFacts } from '../../src/facts.js';
 import {
   type Check,
   COMPATIBILITY_RULES,
@@ -10,6 +9,7 @@ import {
   warnings,
 } from '../../src/policy/compatibility.js';
 import { parseVersion, type Version } from '../../src/policy/versions.js';
+import type { CriuFacts, DockerFacts, HostFacts, KernelFacts } from '../../src/probe/facts.js';
 import type { KernelPolicy } from '../../src/settings.js';
 
 function v(text: string): Version {

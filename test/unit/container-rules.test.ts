@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type ContainerInspect, parseContainerInspect } from '../../src/docker/inspect.js';
+import { type ContainerInspect, parseContainerInspect } from '../../src/engine/docker/inspect.js';
 import { restartPolicyText } from '../../src/phases/finalize.js';
 import { logMatches, restoredProblems } from '../../src/phases/verify.js';
 import { evaluateContainer } from '../../src/policy/container-rules.js';

@@ -8,7 +8,7 @@ import {
   formatPublish,
   splitEnvArgs,
   unsupportedSettings,
-} from '../../src/docker/create-args.js';
+} from '../../src/engine/docker/create-args.js';
 import {
   type ContainerConfig,
   type ContainerInspect,
@@ -16,7 +16,7 @@ import {
   type ImageConfig,
   parseContainerInspect,
   parseImageInspect,
-} from '../../src/docker/inspect.js';
+} from '../../src/engine/docker/inspect.js';
 import { MigrationError } from '../../src/errors.js';
 
 function fixture(name: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseDumpStats } from '../../src/criu-stats.js';
+import { parseDumpStats } from '../../src/criu/stats.js';
 
 // stats-dump written by CRIU 4.2.1 (runc checkpoint --leave-running) on the test bed,
 // for the counter workload holding 8 MiB.

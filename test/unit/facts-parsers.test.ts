@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import type { CommandResult, Host } from '../../src/host/host.js';
 import {
   CRIU_FEATURES,
   criuFeatureCommand,
@@ -16,8 +17,7 @@ import {
   parseDockerVersion,
   parseKernel,
   parseRuncVersion,
-} from '../../src/facts.js';
-import type { CommandResult, Host } from '../../src/host/host.js';
+} from '../../src/probe/facts.js';
 
 function fixture(name: string): string {
   return readFileSync(new URL(`../fixtures/facts/${name}`, import.meta.url), 'utf8');

@@ -17,10 +17,10 @@ import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { parse } from 'shell-quote';
 import { MigrationError } from '../../src/errors.js';
-import { FACT_COMMANDS } from '../../src/facts.js';
 import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from '../../src/host/host.js';
 import { CODEC_PROBE } from '../../src/policy/compression.js';
-import { CPUINFO_CHECK_COMMAND, CPUINFO_DUMP_COMMAND } from '../../src/preflight-facts.js';
+import { FACT_COMMANDS } from '../../src/probe/facts.js';
+import { CPUINFO_CHECK_COMMAND, CPUINFO_DUMP_COMMAND } from '../../src/probe/preflight-facts.js';
 
 const fixture = (path: string): string =>
   readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
@@ -623,7 +623,7 @@ export class FakeHost implements Host {
     const stages = stagesOf(inner);
     if (/\| tee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
     else if (/\ntee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
-    else if (/^exec tail /.test(inner)) proc.stdin.resume();
+    else if (/^(exec tail |while :; do \[ -e .*restore\.log \] && exec tail)/.test(inner)) proc.stdin.resume();
     else {
       this.machine.unknown.push(`(spawn) ${inner}`);
       proc.stdin.resume();

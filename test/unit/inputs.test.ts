@@ -4,6 +4,7 @@ import { homedir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { type ErrorCode, MigrationError } from '../../src/errors.js';
 import { getInputs, INPUT_NAMES, secretsToMask } from '../../src/inputs.js';
+import type { MigrateSettings, Settings } from '../../src/settings.js';
 
 const CLOCK = () => new Date('2026-03-04T05:06:07.891Z');
 
@@ -55,6 +56,20 @@ function settingsFor(inputs: Inputs, readFile?: (path: string) => string) {
   return getInputs(reader(inputs), CLOCK, readFile);
 }
 
+/** The settings of a mode that has a target and verification (migrate, the default). */
+function migrateSettings(inputs: Inputs, readFile?: (path: string) => string): MigrateSettings {
+  const settings = settingsFor(inputs, readFile);
+  if (settings.mode !== 'migrate') throw new Error(`expected migrate settings, got ${settings.mode}`);
+  return settings;
+}
+
+/** Settings of any mode with a target. */
+function targeted(inputs: Inputs): Extract<Settings, { target: unknown }> {
+  const settings = settingsFor(inputs);
+  if (!('target' in settings)) throw new Error(`mode ${settings.mode} has no target`);
+  return settings;
+}
+
 function failure(inputs: Inputs, readFile?: (path: string) => string): MigrationError {
   try {
     settingsFor(inputs, readFile);
@@ -67,7 +82,7 @@ function failure(inputs: Inputs, readFile?: (path: string) => string): Migration
 
 describe('getInputs defaults', () => {
   it('fills every default for a minimal migrate run', () => {
-    const settings = settingsFor(BASE);
+    const settings = migrateSettings(BASE);
     expect(settings).toEqual({
       mode: 'migrate',
       container: 'web',
@@ -104,20 +119,20 @@ describe('getInputs defaults', () => {
   it('needs neither key nor known_hosts when no host is reached over SSH', () => {
     const settings = settingsFor({ container: 'web', mode: 'checkpoint' });
     expect(settings.source).toEqual({ kind: 'local' });
-    expect(settings.target).toBeUndefined();
+    expect('target' in settings).toBe(false);
     expect(settings.ssh).toEqual({ knownHosts: '', insecureSkipHostKeyCheck: false });
   });
 
   it('accepts local as target when the source is remote', () => {
-    const settings = settingsFor({ ...BASE, source: 'admin@127.0.0.2', target: 'LOCAL' });
+    const settings = targeted({ ...BASE, source: 'admin@127.0.0.2', target: 'LOCAL' });
     expect(settings.source).toEqual({ kind: 'ssh', spec: { user: 'admin', host: '127.0.0.2', port: 22 } });
     expect(settings.target).toEqual({ kind: 'local' });
   });
 
   it('parses every option that was set', () => {
-    const settings = settingsFor({
+    const settings = migrateSettings({
       ...BASE,
-      mode: ' Preflight ',
+      mode: ' Migrate ',
       source: 'deploy@10.0.0.1:2200',
       'jump-host': 'bastion.example.com',
       'ssh-passphrase': ' secret words ',
@@ -133,7 +148,7 @@ describe('getInputs defaults', () => {
       strict: 'TRUE',
       'insecure-skip-host-key-check': 'false',
     });
-    expect(settings.mode).toBe('preflight');
+    expect(settings.mode).toBe('migrate');
     expect(settings.ssh.jumpHost).toEqual({ user: 'root', host: 'bastion.example.com', port: 22 });
     expect(settings.ssh.passphrase).toBe(' secret words ');
     expect(settings.sudo).toBe(true);
@@ -154,8 +169,52 @@ describe('getInputs defaults', () => {
     expect(settings.ssh.knownHosts).toBe('');
   });
 
-  it.each(['checkpoint', 'restore'])('does not require a target in %s mode', (mode) => {
-    expect(settingsFor({ ...BASE, mode, target: '' }).target).toBeUndefined();
+  it('does not require a target in checkpoint mode, and gives it the store defaults', () => {
+    const settings = settingsFor({ ...BASE, mode: 'checkpoint', target: '' });
+    expect(settings).toMatchObject({
+      mode: 'checkpoint',
+      store: { host: settings.source, path: '/var/lib/criu-migrate/checkpoints' },
+      retention: 3,
+      leaveRunning: true,
+    });
+  });
+
+  it('reads the store, retention and leave-running in checkpoint mode', () => {
+    const settings = settingsFor({
+      ...BASE,
+      mode: 'checkpoint',
+      'store-host': 'backup@10.0.0.9:2222',
+      'store-path': '/srv/checkpoints/',
+      retention: '0',
+      'leave-running': 'false',
+    });
+    expect(settings).toMatchObject({
+      store: {
+        host: { kind: 'ssh', spec: { user: 'backup', host: '10.0.0.9', port: 2222 } },
+        path: '/srv/checkpoints',
+      },
+      retention: 0,
+      leaveRunning: false,
+    });
+  });
+
+  it('restores the newest checkpoint unless one is named', () => {
+    const newest = settingsFor({ ...BASE, mode: 'restore' });
+    expect(newest.mode === 'restore' && newest.restoreFrom).toBeUndefined();
+    const named = settingsFor({ ...BASE, mode: 'restore', 'checkpoint-name': 'web-1' });
+    expect(named.mode === 'restore' && named.restoreFrom).toBe('web-1');
+  });
+
+  it.each([
+    [{ mode: 'restore', target: '' }, /target: is required in restore mode/],
+    [
+      { mode: 'checkpoint', 'store-path': 'relative/dir' },
+      /store-path: "relative\/dir" is not an absolute path/,
+    ],
+    [{ mode: 'checkpoint', 'store-path': '/srv/../etc' }, /is not an absolute path without "\.\."/],
+    [{ mode: 'checkpoint', retention: '-1' }, /retention: "-1" is not a whole number/],
+  ])('refuses %o', (extra, message) => {
+    expect(failure({ ...BASE, ...extra }).message).toMatch(message);
   });
 });
 
@@ -197,7 +256,7 @@ describe('host addresses', () => {
     ['[fe80::1%eth0]', { user: 'root', host: 'fe80::1%eth0', port: 22 }],
     ['host-2.example.com', { user: 'root', host: 'host-2.example.com', port: 22 }],
   ])('target %s', (target, spec) => {
-    expect(settingsFor({ ...BASE, target }).target).toEqual({ kind: 'ssh', spec });
+    expect(targeted({ ...BASE, target }).target).toEqual({ kind: 'ssh', spec });
   });
 
   it('names the IPv6 target in the keyscan advice when known_hosts is missing', () => {
@@ -548,12 +607,16 @@ describe('action.yml', () => {
     const names = [...outputs.matchAll(/^ {2}([a-z-]+):$/gm)].map((m) => m[1]);
     expect(names).toEqual([
       'status',
+      'leftovers',
       'checkpoint-name',
       'target-container-id',
       'downtime-ms',
       'duration-ms',
       'checkpoint-bytes',
       'transferred-bytes',
+      'checkpoint-path',
+      'frozen-ms',
+      'artifact-id',
       'metadata-path',
       'report',
       'report-path',

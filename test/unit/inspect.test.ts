@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { containerName, parseContainerInspect, parseImageInspect } from '../../src/docker/inspect.js';
+import { containerName, parseContainerInspect, parseImageInspect } from '../../src/engine/docker/inspect.js';
 import { MigrationError } from '../../src/errors.js';
 
 function fixture(name: string): string {

@@ -12,11 +12,11 @@
  */
 import { setMaxListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DockerCli } from '../../src/docker/docker-cli.js';
+import { DockerCli } from '../../src/engine/docker/docker-cli.js';
 import { MigrationError } from '../../src/errors.js';
-import { type MigrationOutcome, migrate } from '../../src/migrate.js';
+import { type MigrationOutcome, migrate } from '../../src/modes/migrate/migration.js';
 import { PhaseTimer } from '../../src/report/timings.js';
-import type { Settings, SourceAfter } from '../../src/settings.js';
+import type { MigrateSettings, SourceAfter } from '../../src/settings.js';
 import { journalPersister } from '../../src/state/guard.js';
 import { isCommitted, Journal, type JournalRecord } from '../../src/state/journal.js';
 import {
@@ -32,7 +32,7 @@ import {
 const CHECKPOINT = 'cm-ctr-0001';
 const WORK = '/var/lib/criu-migrate/work';
 
-function settings(sourceAfter: SourceAfter): Settings {
+function settings(sourceAfter: SourceAfter): MigrateSettings {
   return {
     mode: 'migrate',
     container: NAME,

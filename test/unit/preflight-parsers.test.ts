@@ -1,17 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseContainerInspect } from '../../src/docker/inspect.js';
+import { parseContainerInspect } from '../../src/engine/docker/inspect.js';
 import type { CommandResult } from '../../src/host/host.js';
-import {
-  bindSources,
-  readCpuComparison,
-  readDisk,
-  readSourceProbe,
-  readTargetProbe,
-  sourceProbeSections,
-  targetProbeSections,
-} from '../../src/preflight-facts.js';
 import {
   criuErrorLines,
   formatAddress,
@@ -30,7 +21,16 @@ import {
   sectionScript,
   TCP_ESTABLISHED,
   TCP_LISTEN,
-} from '../../src/preflight-parsers.js';
+} from '../../src/probe/parsers.js';
+import {
+  bindSources,
+  readCpuComparison,
+  readDisk,
+  readSourceProbe,
+  readTargetProbe,
+  sourceProbeSections,
+  targetProbeSections,
+} from '../../src/probe/preflight-facts.js';
 
 function fixture(name: string): string {
   return readFileSync(new URL(`../fixtures/preflight/${name}`, import.meta.url), 'utf8');

@@ -1,19 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type ContainerInspect, parseContainerInspect } from '../../src/docker/inspect.js';
+import { type ContainerInspect, parseContainerInspect } from '../../src/engine/docker/inspect.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import type { CommandResult } from '../../src/host/host.js';
+import { type ConnectionFacts, connectionChecks, privilegeCheck } from '../../src/policy/access-rules.js';
+import { blocking, type Check } from '../../src/policy/compatibility.js';
+import { CAPACITY_SLACK_BYTES, withMargin } from '../../src/policy/container-rules.js';
+import { evaluateGate, type GateFacts } from '../../src/policy/gate.js';
 import {
   type HostFacts,
   parseCriuCheck,
   parseCriuVersion,
   parseDockerFacts,
   parseKernel,
-} from '../../src/facts.js';
-import type { CommandResult } from '../../src/host/host.js';
-import { type ConnectionFacts, connectionChecks, privilegeCheck } from '../../src/policy/access-rules.js';
-import { blocking, type Check } from '../../src/policy/compatibility.js';
-import { CAPACITY_SLACK_BYTES, withMargin } from '../../src/policy/container-rules.js';
-import { evaluateGate, type GateFacts } from '../../src/policy/gate.js';
+} from '../../src/probe/facts.js';
+import { parseDf } from '../../src/probe/parsers.js';
 import {
   type CpuComparison,
   readCpuComparison,
@@ -21,8 +22,7 @@ import {
   readTargetProbe,
   type SourceProbe,
   type TargetProbe,
-} from '../../src/preflight-facts.js';
-import { parseDf } from '../../src/preflight-parsers.js';
+} from '../../src/probe/preflight-facts.js';
 
 const read = (path: string) => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
 const ok = (stdout: string): CommandResult => ({ exitCode: 0, stdout, stderr: '' });

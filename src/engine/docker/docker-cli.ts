@@ -1,6 +1,6 @@
-import type { ErrorCode } from '../errors.js';
-import type { Host } from '../host/host.js';
-import { runChecked, shellQuote } from '../host/shell.js';
+import type { ErrorCode } from '../../errors.js';
+import type { Host } from '../../host/host.js';
+import { runChecked, shellQuote } from '../../host/shell.js';
 import { type ContainerInspect, parseContainerInspect } from './inspect.js';
 
 /** Thin typed wrapper over the `docker` CLI of one host. */

@@ -1,5 +1,5 @@
-import { MigrationError } from '../errors.js';
-import { shellQuote } from '../host/shell.js';
+import { MigrationError } from '../../errors.js';
+import { shellQuote } from '../../host/shell.js';
 import type {
   ContainerConfig,
   ContainerInspect,

@@ -1,17 +1,16 @@
 import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import * as core from '@actions/core';
-import { errorMessage, MigrationError } from '../errors.js';
-import type { Host } from '../host/host.js';
-import { openHost } from '../host/host-factory.js';
-import { reconnecting } from '../host/reconnecting.js';
-import { migrate } from '../migrate.js';
-import { connectHosts } from '../phases/connect.js';
-import { type MigrationMetadata, type ResumedRun, writeMetadata } from '../report/metadata.js';
-import { writeSummary } from '../report/summary.js';
-import { PhaseTimer } from '../report/timings.js';
-import { type Runtime, SAVED } from '../runtime.js';
-import type { Settings } from '../settings.js';
+import { errorMessage, MigrationError } from '../../errors.js';
+import type { Host } from '../../host/host.js';
+import { openHost } from '../../host/host-factory.js';
+import { reconnecting } from '../../host/reconnecting.js';
+import { connectHosts } from '../../phases/connect.js';
+import { type MigrationMetadata, type ResumedRun, writeMetadata } from '../../report/metadata.js';
+import { writeSummary } from '../../report/summary.js';
+import { PhaseTimer } from '../../report/timings.js';
+import { type Runtime, SAVED } from '../../runtime.js';
+import type { MigrateSettings } from '../../settings.js';
 import {
   archiveEverywhere,
   type ContainerLocks,
@@ -19,15 +18,16 @@ import {
   lockContainer,
   runOwner,
   settleUnfinished,
-} from '../state/guard.js';
-import { isUnfinished, Journal, type JournalRecord } from '../state/journal.js';
+} from '../../state/guard.js';
+import { isUnfinished, Journal, type JournalRecord } from '../../state/journal.js';
+import { migrate } from './migration.js';
 
-function metadataPath(settings: Settings): string {
+function metadataPath(settings: MigrateSettings): string {
   const base = process.env.RUNNER_TEMP || process.cwd();
   return join(base, 'criu-migrate', settings.checkpointName, 'metadata.json');
 }
 
-async function report(settings: Settings, metadata: MigrationMetadata): Promise<void> {
+async function report(settings: MigrateSettings, metadata: MigrationMetadata): Promise<void> {
   const path = metadataPath(settings);
   await writeMetadata(path, metadata);
   core.setOutput('status', metadata.run.status);
@@ -51,7 +51,7 @@ async function report(settings: Settings, metadata: MigrationMetadata): Promise<
 
 /** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
 function shortMetadata(
-  settings: Settings,
+  settings: MigrateSettings,
   status: MigrationMetadata['run']['status'],
   hosts: { source?: Host; target?: Host },
   startedAt: Date,
@@ -85,7 +85,7 @@ function shortMetadata(
  * earlier run left, migrate, report. The run's timeout and a cancellation
  * abort whatever runs on the hosts; the journal then rolls back (or forward).
  */
-export async function runMigrateMode(settings: Settings, runtime: Runtime): Promise<void> {
+export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime): Promise<void> {
   const { log } = runtime;
   const hosts: Host[] = [];
   const controller = new AbortController();

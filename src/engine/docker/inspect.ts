@@ -1,4 +1,4 @@
-import { MigrationError } from '../errors.js';
+import { MigrationError } from '../../errors.js';
 
 // The subset of `docker container inspect` (API 1.41 to 1.45) the migration reads. Docker
 // prints null for empty lists and maps; the parser turns every null into an absent field.

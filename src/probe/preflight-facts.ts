@@ -3,11 +3,12 @@ import {
   containerName,
   type ImageConfig,
   parseImageInspect,
-} from './docker/inspect.js';
-import { errorMessage } from './errors.js';
+} from '../engine/docker/inspect.js';
+import { errorMessage } from '../errors.js';
+import type { CommandResult, Host } from '../host/host.js';
+import { shellQuote } from '../host/shell.js';
+import { STATE_ROOT } from '../state/host-records.js';
 import { failureText } from './facts.js';
-import type { CommandResult, Host } from './host/host.js';
-import { shellQuote } from './host/shell.js';
 import {
   type CpuFacts,
   criuErrorLines,
@@ -31,8 +32,7 @@ import {
   type SectionOutput,
   type SocketEntry,
   sectionScript,
-} from './preflight-parsers.js';
-import { STATE_ROOT } from './state/host-records.js';
+} from './parsers.js';
 
 /**
  * What the preflight gate reads besides the host facts of facts.ts: the

@@ -1,5 +1,5 @@
-import { type CommandResult, describeHost, type Host } from './host/host.js';
-import { parseVersion, type Version } from './policy/versions.js';
+import { type CommandResult, describeHost, type Host } from '../host/host.js';
+import { parseVersion, type Version } from '../policy/versions.js';
 
 /**
  * CRIU features we record; `criu check --feature <name>` exits 0 when supported.

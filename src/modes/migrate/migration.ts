@@ -1,23 +1,23 @@
-import { DockerCli } from './docker/docker-cli.js';
-import type { ContainerInspect } from './docker/inspect.js';
-import { asMigrationError, inStep, MigrationError, withRemedy } from './errors.js';
-import type { HostFacts } from './facts.js';
-import { bindSignal } from './host/abortable.js';
-import type { Host } from './host/host.js';
-import { type CheckpointResult, freezeAndDump, prepareCheckpoint } from './phases/checkpoint.js';
-import type { Logger, MigrationContext } from './phases/context.js';
-import { finalize } from './phases/finalize.js';
-import { preflight } from './phases/preflight.js';
-import { restore } from './phases/restore.js';
-import { type StageResult, stage } from './phases/stage.js';
-import { type MoveResult, moveState, negotiateCodec } from './phases/transfer.js';
-import { verify } from './phases/verify.js';
-import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from './report/metadata.js';
-import { METADATA_SCHEMA_VERSION, metadataError } from './report/metadata.js';
-import type { PhaseTimer } from './report/timings.js';
-import type { Settings } from './settings.js';
-import { isCommitted, type Journal } from './state/journal.js';
-import { type RecoveryHosts, recover } from './state/recovery.js';
+import { DockerCli } from '../../engine/docker/docker-cli.js';
+import type { ContainerInspect } from '../../engine/docker/inspect.js';
+import { asMigrationError, inStep, MigrationError, withRemedy } from '../../errors.js';
+import { bindSignal } from '../../host/abortable.js';
+import type { Host } from '../../host/host.js';
+import { type CheckpointResult, freezeAndDump, prepareCheckpoint } from '../../phases/checkpoint.js';
+import type { Logger, MigrationContext } from '../../phases/context.js';
+import { finalize } from '../../phases/finalize.js';
+import { preflight } from '../../phases/preflight.js';
+import { restore } from '../../phases/restore.js';
+import { type StageResult, stage } from '../../phases/stage.js';
+import { type MoveResult, moveState, negotiateCodec } from '../../phases/transfer.js';
+import { verify } from '../../phases/verify.js';
+import type { HostFacts } from '../../probe/facts.js';
+import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
+import { METADATA_SCHEMA_VERSION, metadataError } from '../../report/metadata.js';
+import type { PhaseTimer } from '../../report/timings.js';
+import type { MigrateSettings } from '../../settings.js';
+import { isCommitted, type Journal } from '../../state/journal.js';
+import { type RecoveryHosts, recover } from '../../state/recovery.js';
 
 const ROLLED_BACK_REMEDY =
   'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
@@ -26,7 +26,7 @@ const ROLLED_BACK_REMEDY =
 export const COMMAND_TIMEOUT_MS = 120_000;
 
 export interface MigrateDeps {
-  settings: Settings;
+  settings: MigrateSettings;
   /** The hosts as opened; the phases get them bound to `signal`. */
   source: Host;
   target: Host;
@@ -165,7 +165,19 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       },
     );
   } catch (error) {
-    failure = withRemedy(inStep(asMigrationError(error, 'COMMAND_FAILED'), phase), ROLLED_BACK_REMEDY);
+    let caught = asMigrationError(error, 'COMMAND_FAILED');
+    // A cancelled or timed-out run reports that, not the command the abort broke.
+    if (signal.aborted && signal.reason instanceof MigrationError && caught !== signal.reason) {
+      const reason = signal.reason;
+      caught = new MigrationError(reason.code, reason.message, {
+        step: phase,
+        host: caught.host,
+        detail: caught.describe(),
+        remedy: reason.remedy,
+        cause: caught,
+      });
+    }
+    failure = withRemedy(inStep(caught, phase), ROLLED_BACK_REMEDY);
     log.warning(failure.describe());
   }
 

@@ -1,4 +1,4 @@
-import type { CriuStats } from './report/metadata.js';
+import type { CriuStats } from '../report/metadata.js';
 
 // CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
 // StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,

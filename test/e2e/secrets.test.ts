@@ -1,0 +1,118 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installHold, release, removeFaults, waitHeld } from './faults.js';
+import { expectNothingLeft, expectRunningOnlyOn } from './invariants.js';
+import { startAction } from './run-action.js';
+import { loadTestbed, onHost, onHostResult, startCounter, type Testbed } from './testbed.js';
+
+// Memory images and the container's environment are secrets: root-only on
+// disk, never on a command line, never in anything the action writes.
+let bed: Testbed;
+const name = 'e2e-secrets';
+const secret = `s3cret-${Date.now().toString(36)}-value`;
+const passphrase = `pass-${Date.now().toString(36)}-phrase`;
+
+/** "mode type path" for everything under the given paths on a host. */
+async function modes(host: string, paths: string[]): Promise<string[]> {
+  const out = await onHost(bed, host, `find ${paths.join(' ')} -printf '%m %y %p\\n' 2>/dev/null; true`);
+  return out.split('\n').filter(Boolean);
+}
+
+function expectPrivate(listing: string[]): void {
+  expect(listing.length).toBeGreaterThan(0);
+  for (const line of listing) {
+    const [mode, type] = line.split(' ');
+    expect(`${mode} ${type}`, line).toBe(type === 'd' ? '700 d' : '600 f');
+  }
+}
+
+beforeAll(() => {
+  bed = loadTestbed();
+});
+
+afterAll(async () => {
+  await removeFaults(bed);
+  for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
+});
+
+describe('secrets and memory images', () => {
+  it('keeps images 0700/0600, the environment off command lines, and secrets out of every output', async () => {
+    await removeFaults(bed);
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+    await startCounter(bed, bed.host1, name, { mb: 8, extraArgs: `-e API_TOKEN=${secret}` });
+    // The same key, encrypted: the passphrase is a secret too.
+    const dir = mkdtempSync(join(tmpdir(), 'criu-migrate-key-'));
+    const keyPath = join(dir, 'key');
+    execFileSync('cp', [bed.sshKeyPath, keyPath]);
+    execFileSync('ssh-keygen', ['-q', '-p', '-N', passphrase, '-f', keyPath]);
+    const key = readFileSync(keyPath, 'utf8');
+    const keyLine = key.split('\n')[2]!;
+
+    await installHold(bed, bed.host2, 'docker', '*" create --env-file "*', 'create');
+    const running = startAction({
+      container: name,
+      source: bed.host1,
+      target: bed.host2,
+      'ssh-key': key,
+      'ssh-passphrase': passphrase,
+      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      'verify-stable-seconds': '1',
+    });
+    await waitHeld(bed, bed.host2, 'create');
+    // docker create is running now: its command line names a file, not the values.
+    const processes = await onHost(bed, bed.host2, 'ps -eo args');
+    expect(processes).toContain('create --env-file');
+    expect(processes).not.toContain(secret);
+    const envFiles = await modes(bed.host2, ['/var/lib/criu-migrate/work']);
+    expectPrivate(envFiles);
+    expect(envFiles.some((line) => line.endsWith('/create/env'))).toBe(true);
+
+    await installHold(bed, bed.host2, 'docker', '*" start --checkpoint "*', 'restore');
+    await release(bed, bed.host2, 'create');
+    await waitHeld(bed, bed.host2, 'restore');
+    // Mid-run, with the memory images on both hosts.
+    const id = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
+    const sourceImages = await modes(bed.host1, ['/var/lib/criu-migrate/work']);
+    expectPrivate(sourceImages);
+    expect(sourceImages.some((line) => /\/images\/pages-\d+\.img$/.test(line))).toBe(true);
+    const targetImages = await modes(bed.host2, [
+      `/var/lib/docker/containers/${id}/checkpoints`,
+      '/var/lib/criu-migrate/work',
+    ]);
+    expectPrivate(targetImages);
+    expect(targetImages.some((line) => /\/checkpoints\/.*\/pages-\d+\.img$/.test(line))).toBe(true);
+    expect(targetImages.some((line) => line.endsWith('/create/env'))).toBe(false);
+    expectPrivate(await modes(bed.host1, [`/var/lib/criu-migrate/containers/${name}`]));
+    await release(bed, bed.host2, 'restore');
+
+    const run = await running.done;
+    expect(run.exitCode, run.stdout).toBe(0);
+    await expectRunningOnlyOn(bed, bed.host2, name);
+    const env = JSON.parse(await onHost(bed, bed.host2, `docker inspect -f '{{json .Config.Env}}' ${name}`));
+    expect(env).toContain(`API_TOKEN=${secret}`);
+    await expectNothingLeft(bed, name);
+
+    // Everything the action wrote: log (less the runner's own mask commands), outputs, summary,
+    // metadata, saved state, and the journals on both hosts.
+    const written = [
+      run.stdout
+        .split('\n')
+        .filter((line) => !line.startsWith('::add-mask::'))
+        .join('\n'),
+      run.stderr,
+      JSON.stringify(run.outputs),
+      run.summary,
+      readFileSync(run.outputs['metadata-path']!, 'utf8'),
+      JSON.stringify(run.state),
+      await onHost(bed, bed.host1, `cat /var/lib/criu-migrate/containers/${name}/history/*.json`),
+      await onHost(bed, bed.host2, `cat /var/lib/criu-migrate/containers/${name}/history/*.json`),
+    ].join('\n');
+    expect(written.length).toBeGreaterThan(1000);
+    for (const value of [secret, passphrase, keyLine]) expect(written).not.toContain(value);
+    // The masks were asked for.
+    expect(run.stdout).toContain(`::add-mask::${passphrase}`);
+  });
+});
