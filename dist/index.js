@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 6656:
+/***/ 36656:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -21,16 +21,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7703:
+/***/ 87703:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var errors = __nccwpck_require__(6656);
-var types = __nccwpck_require__(254);
+var errors = __nccwpck_require__(36656);
+var types = __nccwpck_require__(30254);
 
-var Reader = __nccwpck_require__(1996);
-var Writer = __nccwpck_require__(9816);
+var Reader = __nccwpck_require__(21996);
+var Writer = __nccwpck_require__(79816);
 
 
 // --- Exports
@@ -55,16 +55,16 @@ for (var e in errors) {
 
 /***/ }),
 
-/***/ 1996:
+/***/ 21996:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
+var assert = __nccwpck_require__(42613);
+var Buffer = (__nccwpck_require__(12803).Buffer);
 
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var ASN1 = __nccwpck_require__(30254);
+var errors = __nccwpck_require__(36656);
 
 
 // --- Globals
@@ -324,7 +324,7 @@ module.exports = Reader;
 
 /***/ }),
 
-/***/ 254:
+/***/ 30254:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -367,15 +367,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9816:
+/***/ 79816:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var assert = __nccwpck_require__(2613);
-var Buffer = (__nccwpck_require__(2803).Buffer);
-var ASN1 = __nccwpck_require__(254);
-var errors = __nccwpck_require__(6656);
+var assert = __nccwpck_require__(42613);
+var Buffer = (__nccwpck_require__(12803).Buffer);
+var ASN1 = __nccwpck_require__(30254);
+var errors = __nccwpck_require__(36656);
 
 
 // --- Globals
@@ -691,7 +691,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 9837:
+/***/ 89837:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -699,7 +699,7 @@ module.exports = Writer;
 // If you have no idea what ASN.1 or BER is, see this:
 // ftp://ftp.rsa.com/pub/pkcs/ascii/layman.asc
 
-var Ber = __nccwpck_require__(7703);
+var Ber = __nccwpck_require__(87703);
 
 
 
@@ -718,12 +718,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 686:
+/***/ 30686:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var crypto_hash_sha512 = (__nccwpck_require__(668).lowlevel).crypto_hash;
+var crypto_hash_sha512 = (__nccwpck_require__(80668).lowlevel).crypto_hash;
 
 /*
  * This file is a 1:1 port from the OpenBSD blowfish.c and bcrypt_pbkdf.c. As a
@@ -1281,26 +1281,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4982:
+/***/ 84982:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const binding = __nccwpck_require__(7318);
+const binding = __nccwpck_require__(87318);
 
 module.exports = binding.getCPUInfo;
 
 
 /***/ }),
 
-/***/ 2803:
+/***/ 12803:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint-disable node/no-deprecated-api */
 
 
 
-var buffer = __nccwpck_require__(181)
+var buffer = __nccwpck_require__(20181)
 var Buffer = buffer.Buffer
 
 var safer = {}
@@ -1377,18 +1377,18 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 6591:
+/***/ 26591:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
 exports.quote = __nccwpck_require__(5335);
-/* unused reexport */ __nccwpck_require__(2696);
+/* unused reexport */ __nccwpck_require__(42696);
 
 
 /***/ }),
 
-/***/ 2696:
+/***/ 42696:
 /***/ ((module) => {
 
 
@@ -1869,7 +1869,7 @@ module.exports = function quote(xs) {
 
 /***/ }),
 
-/***/ 5683:
+/***/ 75683:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -1882,8 +1882,8 @@ const {
 
 const {
   CHANNEL_EXTENDED_DATATYPE: { STDERR },
-} = __nccwpck_require__(4020);
-const { bufferSlice } = __nccwpck_require__(2184);
+} = __nccwpck_require__(44020);
+const { bufferSlice } = __nccwpck_require__(42184);
 
 const PACKET_SIZE = 32 * 1024;
 const MAX_WINDOW = 2 * 1024 * 1024;
@@ -2171,25 +2171,25 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3849:
+/***/ 63849:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Socket } = __nccwpck_require__(9278);
+const { Socket } = __nccwpck_require__(69278);
 const { Duplex } = __nccwpck_require__(2203);
-const { resolve } = __nccwpck_require__(6928);
-const { readFile } = __nccwpck_require__(9896);
-const { execFile, spawn } = __nccwpck_require__(5317);
+const { resolve } = __nccwpck_require__(16928);
+const { readFile } = __nccwpck_require__(79896);
+const { execFile, spawn } = __nccwpck_require__(35317);
 
-const { isParsedKey, parseKey } = __nccwpck_require__(1789);
+const { isParsedKey, parseKey } = __nccwpck_require__(41789);
 
 const {
   makeBufferParser,
   readUInt32BE,
   writeUInt32BE,
   writeUInt32LE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 
 function once(cb) {
   let called = false;
@@ -3301,7 +3301,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6297:
+/***/ 66297:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -3314,10 +3314,10 @@ const {
   createHash,
   getHashes,
   randomFillSync,
-} = __nccwpck_require__(6982);
-const { Socket } = __nccwpck_require__(9278);
-const { lookup: dnsLookup } = __nccwpck_require__(2250);
-const EventEmitter = __nccwpck_require__(4434);
+} = __nccwpck_require__(76982);
+const { Socket } = __nccwpck_require__(69278);
+const { lookup: dnsLookup } = __nccwpck_require__(72250);
+const EventEmitter = __nccwpck_require__(24434);
 const HASHES = getHashes();
 
 const {
@@ -3336,11 +3336,11 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const Protocol = __nccwpck_require__(7841);
-const { parseKey } = __nccwpck_require__(1789);
-const { SFTP } = __nccwpck_require__(4996);
+} = __nccwpck_require__(44020);
+const { init: cryptoInit } = __nccwpck_require__(62888);
+const Protocol = __nccwpck_require__(87841);
+const { parseKey } = __nccwpck_require__(41789);
+const { SFTP } = __nccwpck_require__(44996);
 const {
   bufferCopy,
   makeBufferParser,
@@ -3348,23 +3348,23 @@ const {
   readUInt32BE,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 
-const { AgentContext, createAgent, isAgent } = __nccwpck_require__(3849);
+const { AgentContext, createAgent, isAgent } = __nccwpck_require__(63849);
 const {
   Channel,
   MAX_WINDOW,
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(75683);
 const {
   ChannelManager,
   generateAlgorithmList,
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(82137);
 
 const bufferParser = makeBufferParser();
 const sigParser = makeBufferParser();
@@ -5484,14 +5484,14 @@ module.exports = Client;
 
 /***/ }),
 
-/***/ 137:
+/***/ 40137:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-const { Agent: HttpAgent } = __nccwpck_require__(8611);
-const { Agent: HttpsAgent } = __nccwpck_require__(5692);
-const { connect: tlsConnect } = __nccwpck_require__(4756);
+const { Agent: HttpAgent } = __nccwpck_require__(58611);
+const { Agent: HttpsAgent } = __nccwpck_require__(65692);
+const { connect: tlsConnect } = __nccwpck_require__(64756);
 
 let Client;
 
@@ -5511,7 +5511,7 @@ for (const ctor of [HttpAgent, HttpsAgent]) {
       const dstPort = options.port;
 
       if (Client === undefined)
-        Client = __nccwpck_require__(6297);
+        Client = __nccwpck_require__(66297);
 
       const client = new Client();
       let triedForward = false;
@@ -5575,7 +5575,7 @@ function decorateStream(stream, ctor, options) {
 
 /***/ }),
 
-/***/ 5472:
+/***/ 85472:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5587,30 +5587,30 @@ const {
   CygwinAgent,
   OpenSSHAgent,
   PageantAgent,
-} = __nccwpck_require__(3849);
+} = __nccwpck_require__(63849);
 const {
   SSHTTPAgent: HTTPAgent,
   SSHTTPSAgent: HTTPSAgent,
-} = __nccwpck_require__(137);
-const { parseKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(40137);
+const { parseKey } = __nccwpck_require__(41789);
 const {
   flagsToString,
   OPEN_MODE,
   STATUS_CODE,
   stringToFlags,
-} = __nccwpck_require__(4996);
+} = __nccwpck_require__(44996);
 
 module.exports = {
   AgentProtocol,
   BaseAgent,
   createAgent,
-  Client: __nccwpck_require__(6297),
+  Client: __nccwpck_require__(66297),
   CygwinAgent,
   HTTPAgent,
   HTTPSAgent,
   OpenSSHAgent,
   PageantAgent,
-  Server: __nccwpck_require__(2605),
+  Server: __nccwpck_require__(72605),
   utils: {
     parseKey,
     ...__nccwpck_require__(3489),
@@ -5637,12 +5637,12 @@ const {
   generateKeyPairSync: generateKeyPairSync_,
   getCurves,
   randomBytes,
-} = __nccwpck_require__(6982);
+} = __nccwpck_require__(76982);
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(89837);
+const bcrypt_pbkdf = (__nccwpck_require__(30686).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
+const { CIPHER_INFO } = __nccwpck_require__(62888);
 
 const SALT_LEN = 16;
 const DEFAULT_ROUNDS = 16;
@@ -6215,7 +6215,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7841:
+/***/ 87841:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -6258,9 +6258,9 @@ module.exports = {
 
 
 
-const { inspect } = __nccwpck_require__(9023);
+const { inspect } = __nccwpck_require__(39023);
 
-const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(2888);
+const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(62888);
 const {
   COMPAT_CHECKS,
   DISCONNECT_REASON,
@@ -6268,18 +6268,18 @@ const {
   MESSAGE,
   SIGNALS,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(44020);
 const {
   DEFAULT_KEXINIT_CLIENT,
   DEFAULT_KEXINIT_SERVER,
   KexInit,
   kexinit,
   onKEXPayload,
-} = __nccwpck_require__(4637);
+} = __nccwpck_require__(24637);
 const {
   parseKey,
-} = __nccwpck_require__(1789);
-const MESSAGE_HANDLERS = __nccwpck_require__(9244);
+} = __nccwpck_require__(41789);
+const MESSAGE_HANDLERS = __nccwpck_require__(59244);
 const {
   bufferCopy,
   bufferFill,
@@ -6287,15 +6287,15 @@ const {
   convertSignature,
   sendPacket,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(74592);
 
-const MODULE_VER = (__nccwpck_require__(8342)/* .version */ .rE);
+const MODULE_VER = (__nccwpck_require__(78342)/* .version */ .rE);
 
 const VALID_DISCONNECT_REASONS = new Map(
   Object.values(DISCONNECT_REASON).map((n) => [n, 1])
@@ -8358,19 +8358,19 @@ module.exports = Protocol;
 
 /***/ }),
 
-/***/ 4996:
+/***/ 44996:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const EventEmitter = __nccwpck_require__(4434);
-const fs = __nccwpck_require__(9896);
+const EventEmitter = __nccwpck_require__(24434);
+const fs = __nccwpck_require__(79896);
 const { constants } = fs;
 const {
   Readable: ReadableStream,
   Writable: WritableStream
 } = __nccwpck_require__(2203);
-const { inherits, types: { isDate } } = __nccwpck_require__(9023);
+const { inherits, types: { isDate } } = __nccwpck_require__(39023);
 
 const FastBuffer = Buffer[Symbol.species];
 
@@ -8379,7 +8379,7 @@ const {
   bufferSlice,
   makeBufferParser,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 
 const ATTR = {
   SIZE: 0x00000001,
@@ -11959,7 +11959,7 @@ const {
   ERR_INVALID_ARG_TYPE,
   ERR_OUT_OF_RANGE,
   validateNumber
-} = __nccwpck_require__(3208);
+} = __nccwpck_require__(13208);
 
 const kMinPoolSpace = 128;
 
@@ -12417,19 +12417,19 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4020:
+/***/ 44020:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const crypto = __nccwpck_require__(6982);
+const crypto = __nccwpck_require__(76982);
 
 let cpuInfo;
 try {
-  cpuInfo = __nccwpck_require__(4982)();
+  cpuInfo = __nccwpck_require__(84982)();
 } catch {}
 
-const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(2888);
+const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(62888);
 
 const eddsaSupported = (() => {
   if (typeof crypto.sign === 'function'
@@ -12780,7 +12780,7 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 /***/ }),
 
-/***/ 2888:
+/***/ 62888:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -12793,9 +12793,9 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 const {
   createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual
-} = __nccwpck_require__(6982);
+} = __nccwpck_require__(76982);
 
-const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(2184);
+const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(42184);
 
 const FastBuffer = Buffer[Symbol.species];
 const MAX_SEQNO = 2 ** 32 - 1;
@@ -12812,7 +12812,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(490);
+  binding = __nccwpck_require__(30490);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -14366,7 +14366,7 @@ module.exports = {
     // eslint-disable-next-line no-async-promise-executor
     return new Promise(async (resolve, reject) => {
       try {
-        POLY1305_WASM_MODULE = await __nccwpck_require__(7830)();
+        POLY1305_WASM_MODULE = await __nccwpck_require__(27830)();
         POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
         poly1305_auth = POLY1305_WASM_MODULE.cwrap(
           'poly1305_auth',
@@ -14389,7 +14389,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7830:
+/***/ 27830:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14402,7 +14402,7 @@ function(createPoly1305) {
 
 
 var b;b||(b=typeof createPoly1305 !== 'undefined' ? createPoly1305 : {});var q,r;b.ready=new Promise(function(a,c){q=a;r=c});var u={},w;for(w in b)b.hasOwnProperty(w)&&(u[w]=b[w]);var x="object"===typeof window,y="function"===typeof importScripts,z="object"===typeof process&&"object"===typeof process.versions&&"string"===typeof process.versions.node,B="",C,D,E,F,G;
-if(z)B=y?(__nccwpck_require__(6928).dirname)(B)+"/":__dirname+"/",C=function(a,c){var d=H(a);if(d)return c?d:d.toString();F||(F=__nccwpck_require__(9896));G||(G=__nccwpck_require__(6928));a=G.normalize(a);return F.readFileSync(a,c?null:"utf8")},E=function(a){a=C(a,!0);a.buffer||(a=new Uint8Array(a));assert(a.buffer);return a},D=function(a,c,d){var e=H(a);e&&c(e);F||(F=__nccwpck_require__(9896));G||(G=__nccwpck_require__(6928));a=G.normalize(a);F.readFile(a,function(f,l){f?d(f):c(l.buffer)})},1<process.argv.length&&process.argv[1].replace(/\\/g,"/"),process.argv.slice(2),
+if(z)B=y?(__nccwpck_require__(16928).dirname)(B)+"/":__dirname+"/",C=function(a,c){var d=H(a);if(d)return c?d:d.toString();F||(F=__nccwpck_require__(79896));G||(G=__nccwpck_require__(16928));a=G.normalize(a);return F.readFileSync(a,c?null:"utf8")},E=function(a){a=C(a,!0);a.buffer||(a=new Uint8Array(a));assert(a.buffer);return a},D=function(a,c,d){var e=H(a);e&&c(e);F||(F=__nccwpck_require__(79896));G||(G=__nccwpck_require__(16928));a=G.normalize(a);F.readFile(a,function(f,l){f?d(f):c(l.buffer)})},1<process.argv.length&&process.argv[1].replace(/\\/g,"/"),process.argv.slice(2),
 b.inspect=function(){return"[Emscripten Module object]"};else if(x||y)y?B=self.location.href:"undefined"!==typeof document&&document.currentScript&&(B=document.currentScript.src),_scriptDir&&(B=_scriptDir),0!==B.indexOf("blob:")?B=B.substr(0,B.lastIndexOf("/")+1):B="",C=function(a){try{var c=new XMLHttpRequest;c.open("GET",a,!1);c.send(null);return c.responseText}catch(f){if(a=H(a)){c=[];for(var d=0;d<a.length;d++){var e=a[d];255<e&&(ba&&assert(!1,"Character code "+e+" ("+String.fromCharCode(e)+")  at offset "+
 d+" not in 0x00-0xFF."),e&=255);c.push(String.fromCharCode(e))}return c.join("")}throw f;}},y&&(E=function(a){try{var c=new XMLHttpRequest;c.open("GET",a,!1);c.responseType="arraybuffer";c.send(null);return new Uint8Array(c.response)}catch(d){if(a=H(a))return a;throw d;}}),D=function(a,c,d){var e=new XMLHttpRequest;e.open("GET",a,!0);e.responseType="arraybuffer";e.onload=function(){if(200==e.status||0==e.status&&e.response)c(e.response);else{var f=H(a);f?c(f.buffer):d()}};e.onerror=d;e.send(null)};
 b.print||console.log.bind(console);var I=b.printErr||console.warn.bind(console);for(w in u)u.hasOwnProperty(w)&&(b[w]=u[w]);u=null;var J;b.wasmBinary&&(J=b.wasmBinary);var noExitRuntime=b.noExitRuntime||!0;"object"!==typeof WebAssembly&&K("no native wasm support detected");var L,M=!1;function assert(a,c){a||K("Assertion failed: "+c)}function N(a){var c=b["_"+a];assert(c,"Cannot call unknown function "+a+", make sure it is exported");return c}
@@ -14436,15 +14436,15 @@ else {}
 
 /***/ }),
 
-/***/ 9244:
+/***/ 59244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const MESSAGE_HANDLERS = new Array(256);
 [
-  (__nccwpck_require__(4637).HANDLERS),
-  __nccwpck_require__(9964),
+  (__nccwpck_require__(24637).HANDLERS),
+  __nccwpck_require__(99964),
 ].forEach((handlers) => {
   // eslint-disable-next-line prefer-const
   for (let [type, handler] of Object.entries(handlers)) {
@@ -14459,7 +14459,7 @@ module.exports = MESSAGE_HANDLERS;
 
 /***/ }),
 
-/***/ 9964:
+/***/ 99964:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14470,18 +14470,18 @@ const {
   doFatalError,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 
 const {
   CHANNEL_OPEN_FAILURE,
   COMPAT,
   MESSAGE,
   TERMINAL_MODE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(44020);
 
 const {
   parseKey,
-} = __nccwpck_require__(1789);
+} = __nccwpck_require__(41789);
 
 const TERMINAL_MODE_BY_VALUE =
   Array.from(Object.entries(TERMINAL_MODE))
@@ -15751,7 +15751,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4637:
+/***/ 24637:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -15765,9 +15765,9 @@ const {
   diffieHellman,
   generateKeyPairSync,
   randomFillSync,
-} = __nccwpck_require__(6982);
+} = __nccwpck_require__(76982);
 
-const { Ber } = __nccwpck_require__(9837);
+const { Ber } = __nccwpck_require__(89837);
 
 const {
   COMPAT,
@@ -15779,14 +15779,14 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
-} = __nccwpck_require__(4020);
+} = __nccwpck_require__(44020);
 const {
   CIPHER_INFO,
   createCipher,
   createDecipher,
   MAC_INFO,
-} = __nccwpck_require__(2888);
-const { parseDERKey } = __nccwpck_require__(1789);
+} = __nccwpck_require__(62888);
+const { parseDERKey } = __nccwpck_require__(41789);
 const {
   bufferFill,
   bufferParser,
@@ -15795,13 +15795,13 @@ const {
   FastBuffer,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(4592);
+} = __nccwpck_require__(74592);
 
 let MESSAGE_HANDLERS;
 
@@ -17545,7 +17545,7 @@ function onKEXPayload(state, payload) {
       case MESSAGE.UNIMPLEMENTED:
       case MESSAGE.DEBUG:
         if (!MESSAGE_HANDLERS)
-          MESSAGE_HANDLERS = __nccwpck_require__(9244);
+          MESSAGE_HANDLERS = __nccwpck_require__(59244);
         return MESSAGE_HANDLERS[type](this, payload);
     }
   }
@@ -17553,7 +17553,7 @@ function onKEXPayload(state, payload) {
   switch (type) {
     case MESSAGE.DISCONNECT:
       if (!MESSAGE_HANDLERS)
-        MESSAGE_HANDLERS = __nccwpck_require__(9244);
+        MESSAGE_HANDLERS = __nccwpck_require__(59244);
       return MESSAGE_HANDLERS[type](this, payload);
     case MESSAGE.KEXINIT:
       if (!state.firstPacket) {
@@ -17666,7 +17666,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1789:
+/***/ 41789:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -17685,21 +17685,21 @@ const {
   getCiphers,
   sign: sign_,
   verify: verify_,
-} = __nccwpck_require__(6982);
+} = __nccwpck_require__(76982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(9837);
-const bcrypt_pbkdf = (__nccwpck_require__(686).pbkdf);
+const { Ber } = __nccwpck_require__(89837);
+const bcrypt_pbkdf = (__nccwpck_require__(30686).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(2888);
-const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(4020);
+const { CIPHER_INFO } = __nccwpck_require__(62888);
+const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(44020);
 const {
   bufferSlice,
   makeBufferParser,
   readString,
   readUInt32BE,
   writeUInt32BE,
-} = __nccwpck_require__(2184);
+} = __nccwpck_require__(42184);
 
 const SYM_HASH_ALGO = Symbol('Hash Algorithm');
 const SYM_PRIV_PEM = Symbol('Private key PEM');
@@ -19157,13 +19157,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3208:
+/***/ 13208:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(2613);
-const { inspect } = __nccwpck_require__(9023);
+const assert = __nccwpck_require__(42613);
+const { inspect } = __nccwpck_require__(39023);
 
 // Only use this for integers! Decimal numbers do not work with this function.
 function addNumericalSeparator(val) {
@@ -19279,12 +19279,12 @@ exports.validateNumber = function validateNumber(value, name) {
 
 /***/ }),
 
-/***/ 2184:
+/***/ 42184:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Ber = (__nccwpck_require__(9837).Ber);
+const Ber = (__nccwpck_require__(89837).Ber);
 
 let DISCONNECT_REASON;
 
@@ -19455,7 +19455,7 @@ module.exports = {
   doFatalError: (protocol, msg, level, reason) => {
     let err;
     if (DISCONNECT_REASON === undefined)
-      ({ DISCONNECT_REASON } = __nccwpck_require__(4020));
+      ({ DISCONNECT_REASON } = __nccwpck_require__(44020));
     if (msg instanceof Error) {
       // doFatalError(protocol, err[, reason])
       err = msg;
@@ -19642,12 +19642,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4592:
+/***/ 74592:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kMaxLength } = __nccwpck_require__(181);
+const { kMaxLength } = __nccwpck_require__(20181);
 const {
   createInflate,
   constants: {
@@ -19660,7 +19660,7 @@ const {
     Z_DEFAULT_WINDOWBITS,
     Z_PARTIAL_FLUSH,
   }
-} = __nccwpck_require__(3106);
+} = __nccwpck_require__(43106);
 const ZlibHandle = createInflate()._handle.constructor;
 
 function processCallback() {
@@ -19904,7 +19904,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2605:
+/***/ 72605:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -19914,8 +19914,8 @@ module.exports = {
 //     immediate connection status checking
 
 
-const { Server: netServer } = __nccwpck_require__(9278);
-const EventEmitter = __nccwpck_require__(4434);
+const { Server: netServer } = __nccwpck_require__(69278);
+const EventEmitter = __nccwpck_require__(24434);
 const { listenerCount } = EventEmitter;
 
 const {
@@ -19932,13 +19932,13 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(4020);
-const { init: cryptoInit } = __nccwpck_require__(2888);
-const { KexInit } = __nccwpck_require__(4637);
-const { parseKey } = __nccwpck_require__(1789);
-const Protocol = __nccwpck_require__(7841);
-const { SFTP } = __nccwpck_require__(4996);
-const { writeUInt32BE } = __nccwpck_require__(2184);
+} = __nccwpck_require__(44020);
+const { init: cryptoInit } = __nccwpck_require__(62888);
+const { KexInit } = __nccwpck_require__(24637);
+const { parseKey } = __nccwpck_require__(41789);
+const Protocol = __nccwpck_require__(87841);
+const { SFTP } = __nccwpck_require__(44996);
+const { writeUInt32BE } = __nccwpck_require__(42184);
 
 const {
   Channel,
@@ -19946,7 +19946,7 @@ const {
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(5683);
+} = __nccwpck_require__(75683);
 
 const {
   ChannelManager,
@@ -19954,7 +19954,7 @@ const {
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(2137);
+} = __nccwpck_require__(82137);
 
 const MAX_PENDING_AUTHS = 10;
 
@@ -21291,12 +21291,12 @@ module.exports.IncomingClient = Client;
 
 /***/ }),
 
-/***/ 2137:
+/***/ 82137:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { SFTP } = __nccwpck_require__(4996);
+const { SFTP } = __nccwpck_require__(44996);
 
 const MAX_CHANNEL = 2 ** 32 - 1;
 
@@ -21634,33 +21634,32 @@ module.exports = {
 
 /***/ }),
 
-/***/ 770:
+/***/ 20770:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(218);
+module.exports = __nccwpck_require__(20218);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 20218:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
-var __webpack_unused_export__;
 
 
-var net = __nccwpck_require__(9278);
-var tls = __nccwpck_require__(4756);
-var http = __nccwpck_require__(8611);
-var https = __nccwpck_require__(5692);
-var events = __nccwpck_require__(4434);
-var assert = __nccwpck_require__(2613);
-var util = __nccwpck_require__(9023);
+var net = __nccwpck_require__(69278);
+var tls = __nccwpck_require__(64756);
+var http = __nccwpck_require__(58611);
+var https = __nccwpck_require__(65692);
+var events = __nccwpck_require__(24434);
+var assert = __nccwpck_require__(42613);
+var util = __nccwpck_require__(39023);
 
 
-__webpack_unused_export__ = httpOverHttp;
-__webpack_unused_export__ = httpsOverHttp;
-__webpack_unused_export__ = httpOverHttps;
-__webpack_unused_export__ = httpsOverHttps;
+exports.httpOverHttp = httpOverHttp;
+exports.httpsOverHttp = httpsOverHttp;
+exports.httpOverHttps = httpOverHttps;
+exports.httpsOverHttps = httpsOverHttps;
 
 
 function httpOverHttp(options) {
@@ -21909,12 +21908,12 @@ if (process.env.NODE_DEBUG && /\btunnel\b/.test(process.env.NODE_DEBUG)) {
 } else {
   debug = function() {};
 }
-__webpack_unused_export__ = debug; // for test
+exports.debug = debug; // for test
 
 
 /***/ }),
 
-/***/ 668:
+/***/ 80668:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 (function(nacl) {
@@ -24293,7 +24292,7 @@ nacl.setPRNG = function(fn) {
     });
   } else if (true) {
     // Node.js.
-    crypto = __nccwpck_require__(6982);
+    crypto = __nccwpck_require__(76982);
     if (crypto && crypto.randomBytes) {
       nacl.setPRNG(function(x, n) {
         var i, v = crypto.randomBytes(n);
@@ -24309,60 +24308,59 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 6752:
+/***/ 46752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
+const Client = __nccwpck_require__(23701)
+const Dispatcher = __nccwpck_require__(30883)
+const Pool = __nccwpck_require__(30628)
 const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
+const Agent = __nccwpck_require__(57405)
+const ProxyAgent = __nccwpck_require__(76672)
+const EnvHttpProxyAgent = __nccwpck_require__(53137)
+const RetryAgent = __nccwpck_require__(30050)
+const errors = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
+const api = __nccwpck_require__(56615)
+const buildConnector = __nccwpck_require__(59136)
+const MockClient = __nccwpck_require__(47365)
+const MockAgent = __nccwpck_require__(47501)
+const MockPool = __nccwpck_require__(94004)
+const mockErrors = __nccwpck_require__(52429)
+const RetryHandler = __nccwpck_require__(17816)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(32581)
+const DecoratorHandler = __nccwpck_require__(58155)
 const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(25092)
 
 Object.assign(Dispatcher.prototype, api)
 
-__webpack_unused_export__ = Dispatcher
-__webpack_unused_export__ = Client
-__webpack_unused_export__ = Pool
-__webpack_unused_export__ = BalancedPool
-__webpack_unused_export__ = Agent
-__webpack_unused_export__ = ProxyAgent
-__webpack_unused_export__ = EnvHttpProxyAgent
-__webpack_unused_export__ = RetryAgent
-__webpack_unused_export__ = RetryHandler
+module.exports.Dispatcher = Dispatcher
+module.exports.Client = Client
+module.exports.Pool = Pool
+module.exports.BalancedPool = BalancedPool
+module.exports.Agent = Agent
+module.exports.ProxyAgent = ProxyAgent
+module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent
+module.exports.RetryAgent = RetryAgent
+module.exports.RetryHandler = RetryHandler
 
-__webpack_unused_export__ = DecoratorHandler
-__webpack_unused_export__ = RedirectHandler
-__webpack_unused_export__ = createRedirectInterceptor
-__webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+module.exports.DecoratorHandler = DecoratorHandler
+module.exports.RedirectHandler = RedirectHandler
+module.exports.createRedirectInterceptor = createRedirectInterceptor
+module.exports.interceptors = {
+  redirect: __nccwpck_require__(21514),
+  retry: __nccwpck_require__(92026),
+  dump: __nccwpck_require__(88060),
+  dns: __nccwpck_require__(70379)
 }
 
-__webpack_unused_export__ = buildConnector
-__webpack_unused_export__ = errors
-__webpack_unused_export__ = {
+module.exports.buildConnector = buildConnector
+module.exports.errors = errors
+module.exports.util = {
   parseHeaders: util.parseHeaders,
   headerNameToString: util.headerNameToString
 }
@@ -24416,11 +24414,11 @@ function makeDispatcher (fn) {
   }
 }
 
-__webpack_unused_export__ = setGlobalDispatcher
-__webpack_unused_export__ = getGlobalDispatcher
+module.exports.setGlobalDispatcher = setGlobalDispatcher
+module.exports.getGlobalDispatcher = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
-__webpack_unused_export__ = async function fetch (init, options = undefined) {
+const fetchImpl = (__nccwpck_require__(54398).fetch)
+module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
   } catch (err) {
@@ -24431,66 +24429,66 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
-__webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+module.exports.Headers = __nccwpck_require__(60660).Headers
+module.exports.Response = __nccwpck_require__(99051).Response
+module.exports.Request = __nccwpck_require__(9967).Request
+module.exports.FormData = __nccwpck_require__(35910).FormData
+module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
+module.exports.FileReader = __nccwpck_require__(48355).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(51059)
 
-__webpack_unused_export__ = setGlobalOrigin
-__webpack_unused_export__ = getGlobalOrigin
+module.exports.setGlobalOrigin = setGlobalOrigin
+module.exports.getGlobalOrigin = getGlobalOrigin
 
 const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { kConstruct } = __nccwpck_require__(20109)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
-__webpack_unused_export__ = new CacheStorage(kConstruct)
+module.exports.caches = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(79061)
 
-__webpack_unused_export__ = deleteCookie
-__webpack_unused_export__ = getCookies
-__webpack_unused_export__ = getSetCookies
-__webpack_unused_export__ = setCookie
+module.exports.deleteCookie = deleteCookie
+module.exports.getCookies = getCookies
+module.exports.getSetCookies = getSetCookies
+module.exports.setCookie = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(51900)
 
-__webpack_unused_export__ = parseMIMEType
-__webpack_unused_export__ = serializeAMimeType
+module.exports.parseMIMEType = parseMIMEType
+module.exports.serializeAMimeType = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
-__webpack_unused_export__ = CloseEvent
-__webpack_unused_export__ = ErrorEvent
-__webpack_unused_export__ = MessageEvent
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(15188)
+module.exports.WebSocket = __nccwpck_require__(13726).WebSocket
+module.exports.CloseEvent = CloseEvent
+module.exports.ErrorEvent = ErrorEvent
+module.exports.MessageEvent = MessageEvent
 
-__webpack_unused_export__ = makeDispatcher(api.request)
-__webpack_unused_export__ = makeDispatcher(api.stream)
-__webpack_unused_export__ = makeDispatcher(api.pipeline)
-__webpack_unused_export__ = makeDispatcher(api.connect)
-__webpack_unused_export__ = makeDispatcher(api.upgrade)
+module.exports.request = makeDispatcher(api.request)
+module.exports.stream = makeDispatcher(api.stream)
+module.exports.pipeline = makeDispatcher(api.pipeline)
+module.exports.connect = makeDispatcher(api.connect)
+module.exports.upgrade = makeDispatcher(api.upgrade)
 
-__webpack_unused_export__ = MockClient
-__webpack_unused_export__ = MockPool
-__webpack_unused_export__ = MockAgent
-__webpack_unused_export__ = mockErrors
+module.exports.MockClient = MockClient
+module.exports.MockPool = MockPool
+module.exports.MockAgent = MockAgent
+module.exports.mockErrors = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(21238)
 
-__webpack_unused_export__ = EventSource
+module.exports.EventSource = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 80158:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { RequestAbortedError } = __nccwpck_require__(68707)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -24550,16 +24548,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 34660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(4589)
-const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const assert = __nccwpck_require__(34589)
+const { AsyncResource } = __nccwpck_require__(16698)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(80158)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -24665,7 +24663,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 76862:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24674,16 +24672,16 @@ const {
   Readable,
   Duplex,
   PassThrough
-} = __nccwpck_require__(7075)
+} = __nccwpck_require__(57075)
 const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
-const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
-const assert = __nccwpck_require__(4589)
+const { AsyncResource } = __nccwpck_require__(16698)
+const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const assert = __nccwpck_require__(34589)
 
 const kResume = Symbol('resume')
 
@@ -24923,17 +24921,17 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 14043:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
+const assert = __nccwpck_require__(34589)
+const { Readable } = __nccwpck_require__(49927)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
-const { AsyncResource } = __nccwpck_require__(6698)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(87655)
+const { AsyncResource } = __nccwpck_require__(16698)
 
 class RequestHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -25149,13 +25147,13 @@ module.exports.RequestHandler = RequestHandler
 
 
 
-const assert = __nccwpck_require__(4589)
-const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
+const assert = __nccwpck_require__(34589)
+const { finished, PassThrough } = __nccwpck_require__(57075)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
-const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(87655)
+const { AsyncResource } = __nccwpck_require__(16698)
+const { addSignal, removeSignal } = __nccwpck_require__(80158)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -25371,16 +25369,16 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 61882:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const { AsyncResource } = __nccwpck_require__(6698)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(68707)
+const { AsyncResource } = __nccwpck_require__(16698)
 const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
-const assert = __nccwpck_require__(4589)
+const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const assert = __nccwpck_require__(34589)
 
 class UpgradeHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -25486,30 +25484,30 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 56615:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
+module.exports.request = __nccwpck_require__(14043)
 module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.pipeline = __nccwpck_require__(76862)
+module.exports.upgrade = __nccwpck_require__(61882)
+module.exports.connect = __nccwpck_require__(34660)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 49927:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
 
 
 
-const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
+const assert = __nccwpck_require__(34589)
+const { Readable } = __nccwpck_require__(57075)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
 const { ReadableStreamFrom } = __nccwpck_require__(3440)
 
@@ -25892,15 +25890,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 87655:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const assert = __nccwpck_require__(4589)
+const assert = __nccwpck_require__(34589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(49927)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -25992,16 +25990,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 59136:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const net = __nccwpck_require__(7030)
-const assert = __nccwpck_require__(4589)
+const net = __nccwpck_require__(77030)
+const assert = __nccwpck_require__(34589)
 const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(68707)
+const timers = __nccwpck_require__(96603)
 
 function noop () {}
 
@@ -26086,7 +26084,7 @@ function buildConnector ({ allowH2, maxCachedSessions, socketPath, timeout, sess
     let socket
     if (protocol === 'https:') {
       if (!tls) {
-        tls = __nccwpck_require__(1692)
+        tls = __nccwpck_require__(41692)
       }
       servername = servername || options.servername || util.getServerName(host) || null
 
@@ -26239,7 +26237,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 10735:
 /***/ ((module) => {
 
 
@@ -26364,12 +26362,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 42414:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const diagnosticsChannel = __nccwpck_require__(3053)
-const util = __nccwpck_require__(7975)
+const diagnosticsChannel = __nccwpck_require__(53053)
+const util = __nccwpck_require__(57975)
 
 const undiciDebugLog = util.debuglog('undici')
 const fetchDebuglog = util.debuglog('fetch')
@@ -26573,7 +26571,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 68707:
 /***/ ((module) => {
 
 
@@ -27005,7 +27003,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 44655:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27013,8 +27011,8 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
-const assert = __nccwpck_require__(4589)
+} = __nccwpck_require__(68707)
+const assert = __nccwpck_require__(34589)
 const {
   isValidHTTPToken,
   isValidHeaderValue,
@@ -27029,8 +27027,8 @@ const {
   getServerName,
   normalizedMethodRecords
 } = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+const { channels } = __nccwpck_require__(42414)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(10735)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -27494,7 +27492,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 36443:
 /***/ ((module) => {
 
 module.exports = {
@@ -27568,7 +27566,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 67752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27576,7 +27574,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(10735)
 
 class TstNode {
   /** @type {any} */
@@ -27732,18 +27730,18 @@ module.exports = {
 
 
 
-const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
-const { IncomingMessage } = __nccwpck_require__(7067)
-const stream = __nccwpck_require__(7075)
-const net = __nccwpck_require__(7030)
+const assert = __nccwpck_require__(34589)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(36443)
+const { IncomingMessage } = __nccwpck_require__(37067)
+const stream = __nccwpck_require__(57075)
+const net = __nccwpck_require__(77030)
 const { Blob } = __nccwpck_require__(4573)
-const nodeUtil = __nccwpck_require__(7975)
-const { stringify } = __nccwpck_require__(1792)
-const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const nodeUtil = __nccwpck_require__(57975)
+const { stringify } = __nccwpck_require__(41792)
+const { EventEmitter: EE } = __nccwpck_require__(78474)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(10735)
+const { tree } = __nccwpck_require__(67752)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -28453,18 +28451,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 57405:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(36443)
+const DispatcherBase = __nccwpck_require__(21841)
+const Pool = __nccwpck_require__(30628)
+const Client = __nccwpck_require__(23701)
 const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(25092)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -28601,7 +28599,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 const {
   PoolBase,
   kClients,
@@ -28609,9 +28607,9 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(42128)
+const Pool = __nccwpck_require__(30628)
+const { kUrl, kInterceptors } = __nccwpck_require__(36443)
 const { parseOrigin } = __nccwpck_require__(3440)
 const kFactory = Symbol('factory')
 
@@ -28816,10 +28814,10 @@ module.exports = BalancedPool
 
 /* global WebAssembly */
 
-const assert = __nccwpck_require__(4589)
+const assert = __nccwpck_require__(34589)
 const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const { channels } = __nccwpck_require__(42414)
+const timers = __nccwpck_require__(96603)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -28832,7 +28830,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 const {
   kUrl,
   kReset,
@@ -28865,9 +28863,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(36443)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(52824)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -28879,11 +28877,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(63870) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(53434))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -28891,7 +28889,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(63870))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -29806,7 +29804,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(84492).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -30329,21 +30327,21 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 88788:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(4589)
-const { errorMonitor } = __nccwpck_require__(8474)
-const { pipeline } = __nccwpck_require__(7075)
+const assert = __nccwpck_require__(34589)
+const { errorMonitor } = __nccwpck_require__(78474)
+const { pipeline } = __nccwpck_require__(57075)
 const util = __nccwpck_require__(3440)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 const {
   kUrl,
   kReset,
@@ -30362,7 +30360,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(36443)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -30374,7 +30372,7 @@ let h2ExperimentalWarned = false
 /** @type {import('http2')} */
 let http2
 try {
-  http2 = __nccwpck_require__(2467)
+  http2 = __nccwpck_require__(32467)
 } catch {
   // @ts-ignore
   http2 = { constants: {} }
@@ -30768,7 +30766,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(84492).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -31128,26 +31126,26 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 23701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
 
 
 
-const assert = __nccwpck_require__(4589)
-const net = __nccwpck_require__(7030)
-const http = __nccwpck_require__(7067)
+const assert = __nccwpck_require__(34589)
+const net = __nccwpck_require__(77030)
+const http = __nccwpck_require__(37067)
 const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const { channels } = __nccwpck_require__(42414)
+const Request = __nccwpck_require__(44655)
+const DispatcherBase = __nccwpck_require__(21841)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(68707)
+const buildConnector = __nccwpck_require__(59136)
 const {
   kUrl,
   kServerName,
@@ -31189,9 +31187,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(36443)
 const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+const connectH2 = __nccwpck_require__(88788)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -31499,7 +31497,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(25092)
 
 function onError (client, err) {
   if (
@@ -31759,19 +31757,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 21841:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(30883)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(68707)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(36443)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -31974,11 +31972,11 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 30883:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const EventEmitter = __nccwpck_require__(8474)
+const EventEmitter = __nccwpck_require__(78474)
 
 class Dispatcher extends EventEmitter {
   dispatch () {
@@ -32046,15 +32044,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 53137:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(21841)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(36443)
+const ProxyAgent = __nccwpck_require__(76672)
+const Agent = __nccwpck_require__(57405)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -32213,7 +32211,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 64660:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -32337,15 +32335,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 42128:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(21841)
+const FixedQueue = __nccwpck_require__(64660)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(36443)
+const PoolStats = __nccwpck_require__(43246)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -32538,10 +32536,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 43246:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(36443)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -32579,7 +32577,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 30628:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32590,14 +32588,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(42128)
+const Client = __nccwpck_require__(23701)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(68707)
 const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+const { kUrl, kInterceptors } = __nccwpck_require__(36443)
+const buildConnector = __nccwpck_require__(59136)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -32693,19 +32691,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 76672:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(36443)
+const { URL } = __nccwpck_require__(73136)
+const Agent = __nccwpck_require__(57405)
+const Pool = __nccwpck_require__(30628)
+const DispatcherBase = __nccwpck_require__(21841)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(68707)
+const buildConnector = __nccwpck_require__(59136)
+const Client = __nccwpck_require__(23701)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -32974,13 +32972,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 30050:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(30883)
+const RetryHandler = __nccwpck_require__(17816)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -33016,7 +33014,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 32581:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -33024,8 +33022,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
+const Agent = __nccwpck_require__(57405)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -33055,7 +33053,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 58155:
 /***/ ((module) => {
 
 
@@ -33112,10 +33110,10 @@ module.exports = class DecoratorHandler {
 
 
 const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
-const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const EE = __nccwpck_require__(8474)
+const { kBodyUsed } = __nccwpck_require__(36443)
+const assert = __nccwpck_require__(34589)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
+const EE = __nccwpck_require__(78474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
 
@@ -33345,14 +33343,14 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 17816:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const assert = __nccwpck_require__(4589)
+const assert = __nccwpck_require__(34589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(36443)
+const { RequestRetryError } = __nccwpck_require__(68707)
 const {
   isDisturbed,
   parseHeaders,
@@ -33789,14 +33787,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 70379:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const { isIP } = __nccwpck_require__(7030)
-const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const { isIP } = __nccwpck_require__(77030)
+const { lookup } = __nccwpck_require__(40610)
+const DecoratorHandler = __nccwpck_require__(58155)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(68707)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -34171,14 +34169,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 88060:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(68707)
+const DecoratorHandler = __nccwpck_require__(58155)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -34301,7 +34299,7 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 25092:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34329,7 +34327,7 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 21514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34360,11 +34358,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 92026:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(17816)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -34386,13 +34384,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 52824:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(50172);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -34670,7 +34668,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 63870:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34682,7 +34680,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 53434:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34694,7 +34692,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 50172:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -34715,13 +34713,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 47501:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(36443)
+const Agent = __nccwpck_require__(57405)
 const {
   kAgent,
   kMockAgentSet,
@@ -34732,14 +34730,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(91117)
+const MockClient = __nccwpck_require__(47365)
+const MockPool = __nccwpck_require__(94004)
+const { matchValue, buildMockOptions } = __nccwpck_require__(53397)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(68707)
+const Dispatcher = __nccwpck_require__(30883)
+const Pluralizer = __nccwpck_require__(91529)
+const PendingInterceptorsFormatter = __nccwpck_require__(56142)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -34882,14 +34880,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 47365:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const { promisify } = __nccwpck_require__(57975)
+const Client = __nccwpck_require__(23701)
+const { buildMockDispatch } = __nccwpck_require__(53397)
 const {
   kDispatches,
   kMockAgent,
@@ -34898,10 +34896,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(91117)
+const { MockInterceptor } = __nccwpck_require__(31511)
+const Symbols = __nccwpck_require__(36443)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -34948,12 +34946,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 52429:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(68707)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -34983,12 +34981,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 31511:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(53397)
 const {
   kDispatches,
   kDispatchKey,
@@ -34996,8 +34994,8 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(91117)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
 const { buildURL } = __nccwpck_require__(3440)
 
 /**
@@ -35197,14 +35195,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 94004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const { promisify } = __nccwpck_require__(57975)
+const Pool = __nccwpck_require__(30628)
+const { buildMockDispatch } = __nccwpck_require__(53397)
 const {
   kDispatches,
   kMockAgent,
@@ -35213,10 +35211,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(91117)
+const { MockInterceptor } = __nccwpck_require__(31511)
+const Symbols = __nccwpck_require__(36443)
+const { InvalidArgumentError } = __nccwpck_require__(68707)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -35263,7 +35261,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 91117:
 /***/ ((module) => {
 
 
@@ -35293,26 +35291,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 53397:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(52429)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
+} = __nccwpck_require__(91117)
 const { buildURL } = __nccwpck_require__(3440)
-const { STATUS_CODES } = __nccwpck_require__(7067)
+const { STATUS_CODES } = __nccwpck_require__(37067)
 const {
   types: {
     isPromise
   }
-} = __nccwpck_require__(7975)
+} = __nccwpck_require__(57975)
 
 function matchValue (match, value) {
   if (typeof match === 'string') {
@@ -35667,13 +35665,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 56142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Transform } = __nccwpck_require__(7075)
-const { Console } = __nccwpck_require__(7540)
+const { Transform } = __nccwpck_require__(57075)
+const { Console } = __nccwpck_require__(37540)
 
 const PERSISTENT = process.versions.icu ? '✅' : 'Y '
 const NOT_PERSISTENT = process.versions.icu ? '❌' : 'N '
@@ -35717,7 +35715,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 91529:
 /***/ ((module) => {
 
 
@@ -35753,7 +35751,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 96603:
 /***/ ((module) => {
 
 
@@ -36183,21 +36181,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 89634:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
+const { kConstruct } = __nccwpck_require__(20109)
+const { urlEquals, getFieldValues } = __nccwpck_require__(76798)
 const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
+const { webidl } = __nccwpck_require__(45893)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(99051)
 const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
-const assert = __nccwpck_require__(4589)
+const { kState } = __nccwpck_require__(93627)
+const { fetching } = __nccwpck_require__(54398)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(73168)
+const assert = __nccwpck_require__(34589)
 
 /**
  * @see https://w3c.github.io/ServiceWorker/#dfn-cache-batch-operation
@@ -37054,9 +37052,9 @@ module.exports = {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
+const { kConstruct } = __nccwpck_require__(20109)
+const { Cache } = __nccwpck_require__(89634)
+const { webidl } = __nccwpck_require__(45893)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
 
 class CacheStorage {
@@ -37208,26 +37206,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 20109:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(36443).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 76798:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const assert = __nccwpck_require__(34589)
+const { URLSerializer } = __nccwpck_require__(51900)
+const { isValidHeaderName } = __nccwpck_require__(73168)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -37272,7 +37270,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 71276:
 /***/ ((module) => {
 
 
@@ -37291,15 +37289,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 79061:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(11978)
+const { stringify } = __nccwpck_require__(57797)
+const { webidl } = __nccwpck_require__(45893)
+const { Headers } = __nccwpck_require__(60660)
 
 /**
  * @typedef {Object} Cookie
@@ -37482,15 +37480,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 11978:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
-const assert = __nccwpck_require__(4589)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(71276)
+const { isCTLExcludingHtab } = __nccwpck_require__(57797)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(51900)
+const assert = __nccwpck_require__(34589)
 
 /**
  * @description Parses the field-value attributes of a set-cookie header string.
@@ -37799,7 +37797,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 57797:
 /***/ ((module) => {
 
 
@@ -38158,13 +38156,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 24031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
-const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { Transform } = __nccwpck_require__(57075)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(94811)
 
 /**
  * @type {number[]} BOM
@@ -38739,23 +38737,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 21238:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
+const { pipeline } = __nccwpck_require__(57075)
+const { fetching } = __nccwpck_require__(54398)
 const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
+const { webidl } = __nccwpck_require__(45893)
+const { EventSourceStream } = __nccwpck_require__(24031)
+const { parseMIMEType } = __nccwpck_require__(51900)
+const { createFastMessageEvent } = __nccwpck_require__(15188)
+const { isNetworkError } = __nccwpck_require__(99051)
+const { delay } = __nccwpck_require__(94811)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { environmentSettingsObject } = __nccwpck_require__(73168)
+const { getGlobalDispatcher } = __nccwpck_require__(32581)
 
 let experimentalWarned = false
 
@@ -39229,7 +39227,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 94811:
 /***/ ((module) => {
 
 
@@ -39273,7 +39271,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 84492:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -39288,20 +39286,20 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(73168)
+const { FormData } = __nccwpck_require__(35910)
+const { kState } = __nccwpck_require__(93627)
+const { webidl } = __nccwpck_require__(45893)
 const { Blob } = __nccwpck_require__(4573)
-const assert = __nccwpck_require__(4589)
-const { isErrored, isDisturbed } = __nccwpck_require__(7075)
-const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const assert = __nccwpck_require__(34589)
+const { isErrored, isDisturbed } = __nccwpck_require__(57075)
+const { isArrayBuffer } = __nccwpck_require__(73429)
+const { serializeAMimeType } = __nccwpck_require__(51900)
+const { multipartFormDataParser } = __nccwpck_require__(50116)
 let random
 
 try {
-  const crypto = __nccwpck_require__(7598)
+  const crypto = __nccwpck_require__(77598)
   random = (max) => crypto.randomInt(0, max)
 } catch {
   random = (max) => Math.floor(Math.random(max))
@@ -39940,12 +39938,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 51900:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const assert = __nccwpck_require__(4589)
+const assert = __nccwpck_require__(34589)
 
 const encoder = new TextEncoder()
 
@@ -40691,12 +40689,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 66653:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(36443)
 
 class CompatWeakRef {
   constructor (value) {
@@ -40744,14 +40742,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 27114:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(93627)
+const { webidl } = __nccwpck_require__(45893)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -40877,17 +40875,17 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 50116:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
-const assert = __nccwpck_require__(4589)
+const { utf8DecodeBytes } = __nccwpck_require__(73168)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(51900)
+const { isFileLike } = __nccwpck_require__(27114)
+const { makeEntry } = __nccwpck_require__(35910)
+const assert = __nccwpck_require__(34589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
 const File = globalThis.File ?? NodeFile
@@ -41358,18 +41356,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 35910:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(73168)
+const { kState } = __nccwpck_require__(93627)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { FileLike, isFileLike } = __nccwpck_require__(27114)
+const { webidl } = __nccwpck_require__(45893)
 const { File: NativeFile } = __nccwpck_require__(4573)
-const nodeUtil = __nccwpck_require__(7975)
+const nodeUtil = __nccwpck_require__(57975)
 
 /** @type {globalThis['File']} */
 const File = globalThis.File ?? NativeFile
@@ -41617,7 +41615,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 51059:
 /***/ ((module) => {
 
 
@@ -41664,23 +41662,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 60660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
+const { kConstruct } = __nccwpck_require__(36443)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
-const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(7975)
+} = __nccwpck_require__(73168)
+const { webidl } = __nccwpck_require__(45893)
+const assert = __nccwpck_require__(34589)
+const util = __nccwpck_require__(57975)
 
 const kHeadersMap = Symbol('headers map')
 const kHeadersSortedMap = Symbol('headers map sorted')
@@ -42358,7 +42356,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 54398:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -42371,10 +42369,10 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
+} = __nccwpck_require__(99051)
+const { HeadersList } = __nccwpck_require__(60660)
 const { Request, cloneRequest } = __nccwpck_require__(9967)
-const zlib = __nccwpck_require__(8522)
+const zlib = __nccwpck_require__(38522)
 const {
   bytesMatch,
   makePolicyContainer,
@@ -42409,10 +42407,10 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
-const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+} = __nccwpck_require__(73168)
+const { kState, kDispatcher } = __nccwpck_require__(93627)
+const assert = __nccwpck_require__(34589)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(84492)
 const {
   redirectStatusSet,
   nullBodyStatus,
@@ -42420,13 +42418,13 @@ const {
   requestBodyHeader,
   subresourceSet
 } = __nccwpck_require__(4495)
-const EE = __nccwpck_require__(8474)
-const { Readable, pipeline, finished } = __nccwpck_require__(7075)
+const EE = __nccwpck_require__(78474)
+const { Readable, pipeline, finished } = __nccwpck_require__(57075)
 const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
-const { STATUS_CODES } = __nccwpck_require__(7067)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(51900)
+const { getGlobalDispatcher } = __nccwpck_require__(32581)
+const { webidl } = __nccwpck_require__(45893)
+const { STATUS_CODES } = __nccwpck_require__(37067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
 const defaultUserAgent = typeof __UNDICI_IS_NODE__ !== 'undefined' || typeof esbuildDetection !== 'undefined'
@@ -44642,16 +44640,16 @@ module.exports = {
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(84492)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(60660)
+const { FinalizationRegistry } = __nccwpck_require__(66653)()
 const util = __nccwpck_require__(3440)
-const nodeUtil = __nccwpck_require__(7975)
+const nodeUtil = __nccwpck_require__(57975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(73168)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -44663,12 +44661,12 @@ const {
   requestDuplex
 } = __nccwpck_require__(4495)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
-const assert = __nccwpck_require__(4589)
-const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(93627)
+const { webidl } = __nccwpck_require__(45893)
+const { URLSerializer } = __nccwpck_require__(51900)
+const { kConstruct } = __nccwpck_require__(36443)
+const assert = __nccwpck_require__(34589)
+const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(78474)
 
 const kAbortController = Symbol('abortController')
 
@@ -45679,15 +45677,15 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 99051:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(60660)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(84492)
 const util = __nccwpck_require__(3440)
-const nodeUtil = __nccwpck_require__(7975)
+const nodeUtil = __nccwpck_require__(57975)
 const { kEnumerableProperty } = util
 const {
   isValidReasonPhrase,
@@ -45698,18 +45696,18 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(73168)
 const {
   redirectStatusSet,
   nullBodyStatus
 } = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
-const assert = __nccwpck_require__(4589)
-const { types } = __nccwpck_require__(7975)
+const { kState, kHeaders } = __nccwpck_require__(93627)
+const { webidl } = __nccwpck_require__(45893)
+const { FormData } = __nccwpck_require__(35910)
+const { URLSerializer } = __nccwpck_require__(51900)
+const { kConstruct } = __nccwpck_require__(36443)
+const assert = __nccwpck_require__(34589)
+const { types } = __nccwpck_require__(57975)
 
 const textEncoder = new TextEncoder('utf-8')
 
@@ -46296,7 +46294,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 93627:
 /***/ ((module) => {
 
 
@@ -46312,21 +46310,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 73168:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Transform } = __nccwpck_require__(7075)
-const zlib = __nccwpck_require__(8522)
+const { Transform } = __nccwpck_require__(57075)
+const zlib = __nccwpck_require__(38522)
 const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { getGlobalOrigin } = __nccwpck_require__(51059)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(51900)
 const { performance } = __nccwpck_require__(643)
 const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
-const assert = __nccwpck_require__(4589)
-const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const assert = __nccwpck_require__(34589)
+const { isUint8Array } = __nccwpck_require__(73429)
+const { webidl } = __nccwpck_require__(45893)
 
 let supportedHashes = []
 
@@ -46334,7 +46332,7 @@ let supportedHashes = []
 /** @type {import('crypto')} */
 let crypto
 try {
-  crypto = __nccwpck_require__(7598)
+  crypto = __nccwpck_require__(77598)
   const possibleRelevantHashes = ['sha256', 'sha384', 'sha512']
   supportedHashes = crypto.getHashes().filter((hash) => possibleRelevantHashes.includes(hash))
 /* c8 ignore next 3 */
@@ -47951,13 +47949,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 45893:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { types, inspect } = __nccwpck_require__(7975)
-const { markAsUncloneable } = __nccwpck_require__(5919)
+const { types, inspect } = __nccwpck_require__(57975)
+const { markAsUncloneable } = __nccwpck_require__(75919)
 const { toUSVString } = __nccwpck_require__(3440)
 
 /** @type {import('../../../types/webidl').Webidl} */
@@ -48653,7 +48651,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 22607:
 /***/ ((module) => {
 
 
@@ -48950,7 +48948,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 48355:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -48959,15 +48957,15 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(53610)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(20961)
+const { webidl } = __nccwpck_require__(45893)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
 
 class FileReader extends EventTarget {
@@ -49301,12 +49299,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 88573:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(45893)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -49386,7 +49384,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 20961:
 /***/ ((module) => {
 
 
@@ -49403,7 +49401,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 53610:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -49414,12 +49412,12 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
-const { types } = __nccwpck_require__(7975)
-const { StringDecoder } = __nccwpck_require__(3193)
+} = __nccwpck_require__(20961)
+const { ProgressEvent } = __nccwpck_require__(88573)
+const { getEncoding } = __nccwpck_require__(22607)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(51900)
+const { types } = __nccwpck_require__(57975)
+const { StringDecoder } = __nccwpck_require__(13193)
 const { btoa } = __nccwpck_require__(4573)
 
 /** @type {PropertyDescriptor} */
@@ -49801,32 +49799,32 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 86897:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(20736)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
+} = __nccwpck_require__(61216)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(98625)
+const { channels } = __nccwpck_require__(42414)
+const { CloseEvent } = __nccwpck_require__(15188)
 const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
+const { fetching } = __nccwpck_require__(54398)
+const { Headers, getHeadersList } = __nccwpck_require__(60660)
+const { getDecodeSplit } = __nccwpck_require__(73168)
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
 
 /** @type {import('crypto')} */
 let crypto
 try {
-  crypto = __nccwpck_require__(7598)
+  crypto = __nccwpck_require__(77598)
 /* c8 ignore next 3 */
 } catch {
 
@@ -50179,7 +50177,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 20736:
 /***/ ((module) => {
 
 
@@ -50252,15 +50250,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 15188:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(45893)
 const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
-const { MessagePort } = __nccwpck_require__(5919)
+const { kConstruct } = __nccwpck_require__(36443)
+const { MessagePort } = __nccwpck_require__(75919)
 
 /**
  * @see https://html.spec.whatwg.org/multipage/comms.html#messageevent
@@ -50593,7 +50591,7 @@ module.exports = {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(20736)
 
 const BUFFER_SIZE = 16386
 
@@ -50603,7 +50601,7 @@ let buffer = null
 let bufIdx = BUFFER_SIZE
 
 try {
-  crypto = __nccwpck_require__(7598)
+  crypto = __nccwpck_require__(77598)
 /* c8 ignore next 3 */
 } catch {
   crypto = {
@@ -50691,14 +50689,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 19469:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(38522)
+const { isValidClientWindowBits } = __nccwpck_require__(98625)
+const { MessageSizeExceededError } = __nccwpck_require__(68707)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -50803,16 +50801,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 81652:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Writable } = __nccwpck_require__(7075)
-const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { Writable } = __nccwpck_require__(57075)
+const assert = __nccwpck_require__(34589)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(20736)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(61216)
+const { channels } = __nccwpck_require__(42414)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -50822,11 +50820,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
+} = __nccwpck_require__(98625)
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { closeWebSocketConnection } = __nccwpck_require__(86897)
+const { PerMessageDeflate } = __nccwpck_require__(19469)
+const { MessageSizeExceededError } = __nccwpck_require__(68707)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -51337,14 +51335,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 13900:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { opcodes, sendHints } = __nccwpck_require__(20736)
+const FixedQueue = __nccwpck_require__(64660)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -51448,7 +51446,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 61216:
 /***/ ((module) => {
 
 
@@ -51467,16 +51465,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 98625:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(61216)
+const { states, opcodes } = __nccwpck_require__(20736)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(15188)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(51900)
 
 /* globals Blob */
 
@@ -51796,15 +51794,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 13726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(45893)
+const { URLSerializer } = __nccwpck_require__(51900)
+const { environmentSettingsObject } = __nccwpck_require__(73168)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(20736)
 const {
   kWebSocketURL,
   kReadyState,
@@ -51813,21 +51811,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(61216)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
+} = __nccwpck_require__(98625)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(86897)
+const { ByteParser } = __nccwpck_require__(81652)
 const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { getGlobalDispatcher } = __nccwpck_require__(32581)
+const { types } = __nccwpck_require__(57975)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(15188)
+const { SendQueue } = __nccwpck_require__(13900)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -52398,12 +52396,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6065:
+/***/ 46065:
 /***/ ((__unused_webpack_module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
-/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6760);
+/* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_path__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var node_url__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(3136);
+/* harmony import */ var node_url__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(73136);
 /* harmony import */ var node_url__WEBPACK_IMPORTED_MODULE_1___default = /*#__PURE__*/__nccwpck_require__.n(node_url__WEBPACK_IMPORTED_MODULE_1__);
 // ssh2 loads its poly1305 helper asynchronously through __dirname, which an ESM
 // bundle does not define. This must be the first import of the entry point.
@@ -52415,12 +52413,12 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 /***/ }),
 
-/***/ 9407:
+/***/ 79407:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5942);
+/* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(58923);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52430,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5942:
+/***/ 58923:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52439,2951 +52437,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run)
 });
 
-;// CONCATENATED MODULE: external "os"
-const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
-// We use any as a valid input type
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/**
- * Sanitizes an input into a string so it can be passed into issueCommand safely
- * @param input input to sanitize into a string
- */
-function utils_toCommandValue(input) {
-    if (input === null || input === undefined) {
-        return '';
-    }
-    else if (typeof input === 'string' || input instanceof String) {
-        return input;
-    }
-    return JSON.stringify(input);
-}
-/**
- *
- * @param annotationProperties
- * @returns The command properties to send with the actual annotation command
- * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
- */
-function utils_toCommandProperties(annotationProperties) {
-    if (!Object.keys(annotationProperties).length) {
-        return {};
-    }
-    return {
-        title: annotationProperties.title,
-        file: annotationProperties.file,
-        line: annotationProperties.startLine,
-        endLine: annotationProperties.endLine,
-        col: annotationProperties.startColumn,
-        endColumn: annotationProperties.endColumn
-    };
-}
-//# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
-
-
-/**
- * Issues a command to the GitHub Actions runner
- *
- * @param command - The command name to issue
- * @param properties - Additional properties for the command (key-value pairs)
- * @param message - The message to include with the command
- * @remarks
- * This function outputs a specially formatted string to stdout that the Actions
- * runner interprets as a command. These commands can control workflow behavior,
- * set outputs, create annotations, mask values, and more.
- *
- * Command Format:
- *   ::name key=value,key=value::message
- *
- * @example
- * ```typescript
- * // Issue a warning annotation
- * issueCommand('warning', {}, 'This is a warning message');
- * // Output: ::warning::This is a warning message
- *
- * // Set an environment variable
- * issueCommand('set-env', { name: 'MY_VAR' }, 'some value');
- * // Output: ::set-env name=MY_VAR::some value
- *
- * // Add a secret mask
- * issueCommand('add-mask', {}, 'secretValue123');
- * // Output: ::add-mask::secretValue123
- * ```
- *
- * @internal
- * This is an internal utility function that powers the public API functions
- * such as setSecret, warning, error, and exportVariable.
- */
-function command_issueCommand(command, properties, message) {
-    const cmd = new Command(command, properties, message);
-    process.stdout.write(cmd.toString() + external_os_namespaceObject.EOL);
-}
-function command_issue(name, message = '') {
-    command_issueCommand(name, {}, message);
-}
-const CMD_STRING = '::';
-class Command {
-    constructor(command, properties, message) {
-        if (!command) {
-            command = 'missing.command';
-        }
-        this.command = command;
-        this.properties = properties;
-        this.message = message;
-    }
-    toString() {
-        let cmdStr = CMD_STRING + this.command;
-        if (this.properties && Object.keys(this.properties).length > 0) {
-            cmdStr += ' ';
-            let first = true;
-            for (const key in this.properties) {
-                if (this.properties.hasOwnProperty(key)) {
-                    const val = this.properties[key];
-                    if (val) {
-                        if (first) {
-                            first = false;
-                        }
-                        else {
-                            cmdStr += ',';
-                        }
-                        cmdStr += `${key}=${escapeProperty(val)}`;
-                    }
-                }
-            }
-        }
-        cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
-        return cmdStr;
-    }
-}
-function escapeData(s) {
-    return utils_toCommandValue(s)
-        .replace(/%/g, '%25')
-        .replace(/\r/g, '%0D')
-        .replace(/\n/g, '%0A');
-}
-function escapeProperty(s) {
-    return utils_toCommandValue(s)
-        .replace(/%/g, '%25')
-        .replace(/\r/g, '%0D')
-        .replace(/\n/g, '%0A')
-        .replace(/:/g, '%3A')
-        .replace(/,/g, '%2C');
-}
-//# sourceMappingURL=command.js.map
-// EXTERNAL MODULE: external "crypto"
-var external_crypto_ = __nccwpck_require__(6982);
-// EXTERNAL MODULE: external "fs"
-var external_fs_ = __nccwpck_require__(9896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
-// For internal use, subject to change.
-// We use any as a valid input type
-/* eslint-disable @typescript-eslint/no-explicit-any */
-
-
-
-
-function file_command_issueFileCommand(command, message) {
-    const filePath = process.env[`GITHUB_${command}`];
-    if (!filePath) {
-        throw new Error(`Unable to find environment variable for file command ${command}`);
-    }
-    if (!external_fs_.existsSync(filePath)) {
-        throw new Error(`Missing file at path: ${filePath}`);
-    }
-    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_namespaceObject.EOL}`, {
-        encoding: 'utf8'
-    });
-}
-function file_command_prepareKeyValueMessage(key, value) {
-    const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
-    const convertedValue = utils_toCommandValue(value);
-    // These should realistically never happen, but just in case someone finds a
-    // way to exploit uuid generation let's not allow keys or values that contain
-    // the delimiter.
-    if (key.includes(delimiter)) {
-        throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
-    }
-    if (convertedValue.includes(delimiter)) {
-        throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
-    }
-    return `${key}<<${delimiter}${external_os_namespaceObject.EOL}${convertedValue}${external_os_namespaceObject.EOL}${delimiter}`;
-}
-//# sourceMappingURL=file-command.js.map
-// EXTERNAL MODULE: external "path"
-var external_path_ = __nccwpck_require__(6928);
-// EXTERNAL MODULE: external "http"
-var external_http_ = __nccwpck_require__(8611);
-// EXTERNAL MODULE: external "https"
-var external_https_ = __nccwpck_require__(5692);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
-function getProxyUrl(reqUrl) {
-    const usingSsl = reqUrl.protocol === 'https:';
-    if (checkBypass(reqUrl)) {
-        return undefined;
-    }
-    const proxyVar = (() => {
-        if (usingSsl) {
-            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
-        }
-        else {
-            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
-        }
-    })();
-    if (proxyVar) {
-        try {
-            return new DecodedURL(proxyVar);
-        }
-        catch (_a) {
-            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
-                return new DecodedURL(`http://${proxyVar}`);
-        }
-    }
-    else {
-        return undefined;
-    }
-}
-function checkBypass(reqUrl) {
-    if (!reqUrl.hostname) {
-        return false;
-    }
-    const reqHost = reqUrl.hostname;
-    if (isLoopbackAddress(reqHost)) {
-        return true;
-    }
-    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
-    if (!noProxy) {
-        return false;
-    }
-    // Determine the request port
-    let reqPort;
-    if (reqUrl.port) {
-        reqPort = Number(reqUrl.port);
-    }
-    else if (reqUrl.protocol === 'http:') {
-        reqPort = 80;
-    }
-    else if (reqUrl.protocol === 'https:') {
-        reqPort = 443;
-    }
-    // Format the request hostname and hostname with port
-    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
-    if (typeof reqPort === 'number') {
-        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
-    }
-    // Compare request host against noproxy
-    for (const upperNoProxyItem of noProxy
-        .split(',')
-        .map(x => x.trim().toUpperCase())
-        .filter(x => x)) {
-        if (upperNoProxyItem === '*' ||
-            upperReqHosts.some(x => x === upperNoProxyItem ||
-                x.endsWith(`.${upperNoProxyItem}`) ||
-                (upperNoProxyItem.startsWith('.') &&
-                    x.endsWith(`${upperNoProxyItem}`)))) {
-            return true;
-        }
-    }
-    return false;
-}
-function isLoopbackAddress(host) {
-    const hostLower = host.toLowerCase();
-    return (hostLower === 'localhost' ||
-        hostLower.startsWith('127.') ||
-        hostLower.startsWith('[::1]') ||
-        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
-}
-class DecodedURL extends URL {
-    constructor(url, base) {
-        super(url, base);
-        this._decodedUsername = decodeURIComponent(super.username);
-        this._decodedPassword = decodeURIComponent(super.password);
-    }
-    get username() {
-        return this._decodedUsername;
-    }
-    get password() {
-        return this._decodedPassword;
-    }
-}
-//# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
-/* eslint-disable @typescript-eslint/no-explicit-any */
-var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-
-
-
-var HttpCodes;
-(function (HttpCodes) {
-    HttpCodes[HttpCodes["OK"] = 200] = "OK";
-    HttpCodes[HttpCodes["MultipleChoices"] = 300] = "MultipleChoices";
-    HttpCodes[HttpCodes["MovedPermanently"] = 301] = "MovedPermanently";
-    HttpCodes[HttpCodes["ResourceMoved"] = 302] = "ResourceMoved";
-    HttpCodes[HttpCodes["SeeOther"] = 303] = "SeeOther";
-    HttpCodes[HttpCodes["NotModified"] = 304] = "NotModified";
-    HttpCodes[HttpCodes["UseProxy"] = 305] = "UseProxy";
-    HttpCodes[HttpCodes["SwitchProxy"] = 306] = "SwitchProxy";
-    HttpCodes[HttpCodes["TemporaryRedirect"] = 307] = "TemporaryRedirect";
-    HttpCodes[HttpCodes["PermanentRedirect"] = 308] = "PermanentRedirect";
-    HttpCodes[HttpCodes["BadRequest"] = 400] = "BadRequest";
-    HttpCodes[HttpCodes["Unauthorized"] = 401] = "Unauthorized";
-    HttpCodes[HttpCodes["PaymentRequired"] = 402] = "PaymentRequired";
-    HttpCodes[HttpCodes["Forbidden"] = 403] = "Forbidden";
-    HttpCodes[HttpCodes["NotFound"] = 404] = "NotFound";
-    HttpCodes[HttpCodes["MethodNotAllowed"] = 405] = "MethodNotAllowed";
-    HttpCodes[HttpCodes["NotAcceptable"] = 406] = "NotAcceptable";
-    HttpCodes[HttpCodes["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
-    HttpCodes[HttpCodes["RequestTimeout"] = 408] = "RequestTimeout";
-    HttpCodes[HttpCodes["Conflict"] = 409] = "Conflict";
-    HttpCodes[HttpCodes["Gone"] = 410] = "Gone";
-    HttpCodes[HttpCodes["TooManyRequests"] = 429] = "TooManyRequests";
-    HttpCodes[HttpCodes["InternalServerError"] = 500] = "InternalServerError";
-    HttpCodes[HttpCodes["NotImplemented"] = 501] = "NotImplemented";
-    HttpCodes[HttpCodes["BadGateway"] = 502] = "BadGateway";
-    HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
-    HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
-})(HttpCodes || (HttpCodes = {}));
-var Headers;
-(function (Headers) {
-    Headers["Accept"] = "accept";
-    Headers["ContentType"] = "content-type";
-})(Headers || (Headers = {}));
-var MediaTypes;
-(function (MediaTypes) {
-    MediaTypes["ApplicationJson"] = "application/json";
-})(MediaTypes || (MediaTypes = {}));
-/**
- * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
- * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
- */
-function lib_getProxyUrl(serverUrl) {
-    const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
-    return proxyUrl ? proxyUrl.href : '';
-}
-const HttpRedirectCodes = [
-    HttpCodes.MovedPermanently,
-    HttpCodes.ResourceMoved,
-    HttpCodes.SeeOther,
-    HttpCodes.TemporaryRedirect,
-    HttpCodes.PermanentRedirect
-];
-const HttpResponseRetryCodes = [
-    HttpCodes.BadGateway,
-    HttpCodes.ServiceUnavailable,
-    HttpCodes.GatewayTimeout
-];
-const RetryableHttpVerbs = (/* unused pure expression or super */ null && (['OPTIONS', 'GET', 'DELETE', 'HEAD']));
-const ExponentialBackoffCeiling = 10;
-const ExponentialBackoffTimeSlice = 5;
-class HttpClientError extends Error {
-    constructor(message, statusCode) {
-        super(message);
-        this.name = 'HttpClientError';
-        this.statusCode = statusCode;
-        Object.setPrototypeOf(this, HttpClientError.prototype);
-    }
-}
-class HttpClientResponse {
-    constructor(message) {
-        this.message = message;
-    }
-    readBody() {
-        return __awaiter(this, void 0, void 0, function* () {
-            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
-                let output = Buffer.alloc(0);
-                this.message.on('data', (chunk) => {
-                    output = Buffer.concat([output, chunk]);
-                });
-                this.message.on('end', () => {
-                    resolve(output.toString());
-                });
-            }));
-        });
-    }
-    readBodyBuffer() {
-        return __awaiter(this, void 0, void 0, function* () {
-            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
-                const chunks = [];
-                this.message.on('data', (chunk) => {
-                    chunks.push(chunk);
-                });
-                this.message.on('end', () => {
-                    resolve(Buffer.concat(chunks));
-                });
-            }));
-        });
-    }
-}
-function isHttps(requestUrl) {
-    const parsedUrl = new URL(requestUrl);
-    return parsedUrl.protocol === 'https:';
-}
-class lib_HttpClient {
-    constructor(userAgent, handlers, requestOptions) {
-        this._ignoreSslError = false;
-        this._allowRedirects = true;
-        this._allowRedirectDowngrade = false;
-        this._maxRedirects = 50;
-        this._allowRetries = false;
-        this._maxRetries = 1;
-        this._keepAlive = false;
-        this._disposed = false;
-        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent);
-        this.handlers = handlers || [];
-        this.requestOptions = requestOptions;
-        if (requestOptions) {
-            if (requestOptions.ignoreSslError != null) {
-                this._ignoreSslError = requestOptions.ignoreSslError;
-            }
-            this._socketTimeout = requestOptions.socketTimeout;
-            if (requestOptions.allowRedirects != null) {
-                this._allowRedirects = requestOptions.allowRedirects;
-            }
-            if (requestOptions.allowRedirectDowngrade != null) {
-                this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
-            }
-            if (requestOptions.maxRedirects != null) {
-                this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
-            }
-            if (requestOptions.keepAlive != null) {
-                this._keepAlive = requestOptions.keepAlive;
-            }
-            if (requestOptions.allowRetries != null) {
-                this._allowRetries = requestOptions.allowRetries;
-            }
-            if (requestOptions.maxRetries != null) {
-                this._maxRetries = requestOptions.maxRetries;
-            }
-        }
-    }
-    options(requestUrl, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('OPTIONS', requestUrl, null, additionalHeaders || {});
-        });
-    }
-    get(requestUrl, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('GET', requestUrl, null, additionalHeaders || {});
-        });
-    }
-    del(requestUrl, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('DELETE', requestUrl, null, additionalHeaders || {});
-        });
-    }
-    post(requestUrl, data, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('POST', requestUrl, data, additionalHeaders || {});
-        });
-    }
-    patch(requestUrl, data, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('PATCH', requestUrl, data, additionalHeaders || {});
-        });
-    }
-    put(requestUrl, data, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('PUT', requestUrl, data, additionalHeaders || {});
-        });
-    }
-    head(requestUrl, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request('HEAD', requestUrl, null, additionalHeaders || {});
-        });
-    }
-    sendStream(verb, requestUrl, stream, additionalHeaders) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return this.request(verb, requestUrl, stream, additionalHeaders);
-        });
-    }
-    /**
-     * Gets a typed object from an endpoint
-     * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
-     */
-    getJson(requestUrl_1) {
-        return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            const res = yield this.get(requestUrl, additionalHeaders);
-            return this._processResponse(res, this.requestOptions);
-        });
-    }
-    postJson(requestUrl_1, obj_1) {
-        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-            const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
-                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
-            const res = yield this.post(requestUrl, data, additionalHeaders);
-            return this._processResponse(res, this.requestOptions);
-        });
-    }
-    putJson(requestUrl_1, obj_1) {
-        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-            const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
-                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
-            const res = yield this.put(requestUrl, data, additionalHeaders);
-            return this._processResponse(res, this.requestOptions);
-        });
-    }
-    patchJson(requestUrl_1, obj_1) {
-        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
-            const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
-                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
-            const res = yield this.patch(requestUrl, data, additionalHeaders);
-            return this._processResponse(res, this.requestOptions);
-        });
-    }
-    /**
-     * Makes a raw http request.
-     * All other methods such as get, post, patch, and request ultimately call this.
-     * Prefer get, del, post and patch
-     */
-    request(verb, requestUrl, data, headers) {
-        return __awaiter(this, void 0, void 0, function* () {
-            if (this._disposed) {
-                throw new Error('Client has already been disposed.');
-            }
-            const parsedUrl = new URL(requestUrl);
-            let info = this._prepareRequest(verb, parsedUrl, headers);
-            // Only perform retries on reads since writes may not be idempotent.
-            const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb)
-                ? this._maxRetries + 1
-                : 1;
-            let numTries = 0;
-            let response;
-            do {
-                response = yield this.requestRaw(info, data);
-                // Check if it's an authentication challenge
-                if (response &&
-                    response.message &&
-                    response.message.statusCode === HttpCodes.Unauthorized) {
-                    let authenticationHandler;
-                    for (const handler of this.handlers) {
-                        if (handler.canHandleAuthentication(response)) {
-                            authenticationHandler = handler;
-                            break;
-                        }
-                    }
-                    if (authenticationHandler) {
-                        return authenticationHandler.handleAuthentication(this, info, data);
-                    }
-                    else {
-                        // We have received an unauthorized response but have no handlers to handle it.
-                        // Let the response return to the caller.
-                        return response;
-                    }
-                }
-                let redirectsRemaining = this._maxRedirects;
-                while (response.message.statusCode &&
-                    HttpRedirectCodes.includes(response.message.statusCode) &&
-                    this._allowRedirects &&
-                    redirectsRemaining > 0) {
-                    const redirectUrl = response.message.headers['location'];
-                    if (!redirectUrl) {
-                        // if there's no location to redirect to, we won't
-                        break;
-                    }
-                    const parsedRedirectUrl = new URL(redirectUrl);
-                    if (parsedUrl.protocol === 'https:' &&
-                        parsedUrl.protocol !== parsedRedirectUrl.protocol &&
-                        !this._allowRedirectDowngrade) {
-                        throw new Error('Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.');
-                    }
-                    // we need to finish reading the response before reassigning response
-                    // which will leak the open socket.
-                    yield response.readBody();
-                    // strip authorization header if redirected to a different hostname
-                    if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
-                        for (const header in headers) {
-                            // header names are case insensitive
-                            if (header.toLowerCase() === 'authorization') {
-                                delete headers[header];
-                            }
-                        }
-                    }
-                    // let's make the request with the new redirectUrl
-                    info = this._prepareRequest(verb, parsedRedirectUrl, headers);
-                    response = yield this.requestRaw(info, data);
-                    redirectsRemaining--;
-                }
-                if (!response.message.statusCode ||
-                    !HttpResponseRetryCodes.includes(response.message.statusCode)) {
-                    // If not a retry code, return immediately instead of retrying
-                    return response;
-                }
-                numTries += 1;
-                if (numTries < maxTries) {
-                    yield response.readBody();
-                    yield this._performExponentialBackoff(numTries);
-                }
-            } while (numTries < maxTries);
-            return response;
-        });
-    }
-    /**
-     * Needs to be called if keepAlive is set to true in request options.
-     */
-    dispose() {
-        if (this._agent) {
-            this._agent.destroy();
-        }
-        this._disposed = true;
-    }
-    /**
-     * Raw request.
-     * @param info
-     * @param data
-     */
-    requestRaw(info, data) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return new Promise((resolve, reject) => {
-                function callbackForResult(err, res) {
-                    if (err) {
-                        reject(err);
-                    }
-                    else if (!res) {
-                        // If `err` is not passed, then `res` must be passed.
-                        reject(new Error('Unknown error'));
-                    }
-                    else {
-                        resolve(res);
-                    }
-                }
-                this.requestRawWithCallback(info, data, callbackForResult);
-            });
-        });
-    }
-    /**
-     * Raw request with callback.
-     * @param info
-     * @param data
-     * @param onResult
-     */
-    requestRawWithCallback(info, data, onResult) {
-        if (typeof data === 'string') {
-            if (!info.options.headers) {
-                info.options.headers = {};
-            }
-            info.options.headers['Content-Length'] = Buffer.byteLength(data, 'utf8');
-        }
-        let callbackCalled = false;
-        function handleResult(err, res) {
-            if (!callbackCalled) {
-                callbackCalled = true;
-                onResult(err, res);
-            }
-        }
-        const req = info.httpModule.request(info.options, (msg) => {
-            const res = new HttpClientResponse(msg);
-            handleResult(undefined, res);
-        });
-        let socket;
-        req.on('socket', sock => {
-            socket = sock;
-        });
-        // If we ever get disconnected, we want the socket to timeout eventually
-        req.setTimeout(this._socketTimeout || 3 * 60000, () => {
-            if (socket) {
-                socket.end();
-            }
-            handleResult(new Error(`Request timeout: ${info.options.path}`));
-        });
-        req.on('error', function (err) {
-            // err has statusCode property
-            // res should have headers
-            handleResult(err);
-        });
-        if (data && typeof data === 'string') {
-            req.write(data, 'utf8');
-        }
-        if (data && typeof data !== 'string') {
-            data.on('close', function () {
-                req.end();
-            });
-            data.pipe(req);
-        }
-        else {
-            req.end();
-        }
-    }
-    /**
-     * Gets an http agent. This function is useful when you need an http agent that handles
-     * routing through a proxy server - depending upon the url and proxy environment variables.
-     * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
-     */
-    getAgent(serverUrl) {
-        const parsedUrl = new URL(serverUrl);
-        return this._getAgent(parsedUrl);
-    }
-    getAgentDispatcher(serverUrl) {
-        const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
-        const useProxy = proxyUrl && proxyUrl.hostname;
-        if (!useProxy) {
-            return;
-        }
-        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
-    }
-    _prepareRequest(method, requestUrl, headers) {
-        const info = {};
-        info.parsedUrl = requestUrl;
-        const usingSsl = info.parsedUrl.protocol === 'https:';
-        info.httpModule = usingSsl ? https : http;
-        const defaultPort = usingSsl ? 443 : 80;
-        info.options = {};
-        info.options.host = info.parsedUrl.hostname;
-        info.options.port = info.parsedUrl.port
-            ? parseInt(info.parsedUrl.port)
-            : defaultPort;
-        info.options.path =
-            (info.parsedUrl.pathname || '') + (info.parsedUrl.search || '');
-        info.options.method = method;
-        info.options.headers = this._mergeHeaders(headers);
-        if (this.userAgent != null) {
-            info.options.headers['user-agent'] = this.userAgent;
-        }
-        info.options.agent = this._getAgent(info.parsedUrl);
-        // gives handlers an opportunity to participate
-        if (this.handlers) {
-            for (const handler of this.handlers) {
-                handler.prepareRequest(info.options);
-            }
-        }
-        return info;
-    }
-    _mergeHeaders(headers) {
-        if (this.requestOptions && this.requestOptions.headers) {
-            return Object.assign({}, lowercaseKeys(this.requestOptions.headers), lowercaseKeys(headers || {}));
-        }
-        return lowercaseKeys(headers || {});
-    }
-    /**
-     * Gets an existing header value or returns a default.
-     * Handles converting number header values to strings since HTTP headers must be strings.
-     * Note: This returns string | string[] since some headers can have multiple values.
-     * For headers that must always be a single string (like Content-Type), use the
-     * specialized _getExistingOrDefaultContentTypeHeader method instead.
-     */
-    _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
-        let clientHeader;
-        if (this.requestOptions && this.requestOptions.headers) {
-            const headerValue = lowercaseKeys(this.requestOptions.headers)[header];
-            if (headerValue) {
-                clientHeader =
-                    typeof headerValue === 'number' ? headerValue.toString() : headerValue;
-            }
-        }
-        const additionalValue = additionalHeaders[header];
-        if (additionalValue !== undefined) {
-            return typeof additionalValue === 'number'
-                ? additionalValue.toString()
-                : additionalValue;
-        }
-        if (clientHeader !== undefined) {
-            return clientHeader;
-        }
-        return _default;
-    }
-    /**
-     * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
-     * Always returns a single string (not an array) since Content-Type should be a single value.
-     * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
-     * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
-     * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
-     */
-    _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
-        let clientHeader;
-        if (this.requestOptions && this.requestOptions.headers) {
-            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
-            if (headerValue) {
-                if (typeof headerValue === 'number') {
-                    clientHeader = String(headerValue);
-                }
-                else if (Array.isArray(headerValue)) {
-                    clientHeader = headerValue.join(', ');
-                }
-                else {
-                    clientHeader = headerValue;
-                }
-            }
-        }
-        const additionalValue = additionalHeaders[Headers.ContentType];
-        // Return the first non-undefined value, converting numbers or arrays to strings if necessary
-        if (additionalValue !== undefined) {
-            if (typeof additionalValue === 'number') {
-                return String(additionalValue);
-            }
-            else if (Array.isArray(additionalValue)) {
-                return additionalValue.join(', ');
-            }
-            else {
-                return additionalValue;
-            }
-        }
-        if (clientHeader !== undefined) {
-            return clientHeader;
-        }
-        return _default;
-    }
-    _getAgent(parsedUrl) {
-        let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
-        const useProxy = proxyUrl && proxyUrl.hostname;
-        if (this._keepAlive && useProxy) {
-            agent = this._proxyAgent;
-        }
-        if (!useProxy) {
-            agent = this._agent;
-        }
-        // if agent is already assigned use that agent.
-        if (agent) {
-            return agent;
-        }
-        const usingSsl = parsedUrl.protocol === 'https:';
-        let maxSockets = 100;
-        if (this.requestOptions) {
-            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
-        }
-        // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
-        if (proxyUrl && proxyUrl.hostname) {
-            const agentOptions = {
-                maxSockets,
-                keepAlive: this._keepAlive,
-                proxy: Object.assign(Object.assign({}, ((proxyUrl.username || proxyUrl.password) && {
-                    proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
-                })), { host: proxyUrl.hostname, port: proxyUrl.port })
-            };
-            let tunnelAgent;
-            const overHttps = proxyUrl.protocol === 'https:';
-            if (usingSsl) {
-                tunnelAgent = overHttps ? tunnel.httpsOverHttps : tunnel.httpsOverHttp;
-            }
-            else {
-                tunnelAgent = overHttps ? tunnel.httpOverHttps : tunnel.httpOverHttp;
-            }
-            agent = tunnelAgent(agentOptions);
-            this._proxyAgent = agent;
-        }
-        // if tunneling agent isn't assigned create a new agent
-        if (!agent) {
-            const options = { keepAlive: this._keepAlive, maxSockets };
-            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
-            this._agent = agent;
-        }
-        if (usingSsl && this._ignoreSslError) {
-            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
-            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
-            // we have to cast it to any and change it directly
-            agent.options = Object.assign(agent.options || {}, {
-                rejectUnauthorized: false
-            });
-        }
-        return agent;
-    }
-    _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
-        let proxyAgent;
-        if (this._keepAlive) {
-            proxyAgent = this._proxyAgentDispatcher;
-        }
-        // if agent is already assigned use that agent.
-        if (proxyAgent) {
-            return proxyAgent;
-        }
-        const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
-            token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
-        })));
-        this._proxyAgentDispatcher = proxyAgent;
-        if (usingSsl && this._ignoreSslError) {
-            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
-            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
-            // we have to cast it to any and change it directly
-            proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
-                rejectUnauthorized: false
-            });
-        }
-        return proxyAgent;
-    }
-    _getUserAgentWithOrchestrationId(userAgent) {
-        const baseUserAgent = userAgent || 'actions/http-client';
-        const orchId = process.env['ACTIONS_ORCHESTRATION_ID'];
-        if (orchId) {
-            // Sanitize the orchestration ID to ensure it contains only valid characters
-            // Valid characters: 0-9, a-z, _, -, .
-            const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
-            return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
-        }
-        return baseUserAgent;
-    }
-    _performExponentialBackoff(retryNumber) {
-        return __awaiter(this, void 0, void 0, function* () {
-            retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-            const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-            return new Promise(resolve => setTimeout(() => resolve(), ms));
-        });
-    }
-    _processResponse(res, options) {
-        return __awaiter(this, void 0, void 0, function* () {
-            return new Promise((resolve, reject) => __awaiter(this, void 0, void 0, function* () {
-                const statusCode = res.message.statusCode || 0;
-                const response = {
-                    statusCode,
-                    result: null,
-                    headers: {}
-                };
-                // not found leads to null obj returned
-                if (statusCode === HttpCodes.NotFound) {
-                    resolve(response);
-                }
-                // get the result from the body
-                function dateTimeDeserializer(key, value) {
-                    if (typeof value === 'string') {
-                        const a = new Date(value);
-                        if (!isNaN(a.valueOf())) {
-                            return a;
-                        }
-                    }
-                    return value;
-                }
-                let obj;
-                let contents;
-                try {
-                    contents = yield res.readBody();
-                    if (contents && contents.length > 0) {
-                        if (options && options.deserializeDates) {
-                            obj = JSON.parse(contents, dateTimeDeserializer);
-                        }
-                        else {
-                            obj = JSON.parse(contents);
-                        }
-                        response.result = obj;
-                    }
-                    response.headers = res.message.headers;
-                }
-                catch (err) {
-                    // Invalid resource (contents not json);  leaving result obj null
-                }
-                // note that 3xx redirects are handled by the http layer.
-                if (statusCode > 299) {
-                    let msg;
-                    // if exception/error in body, attempt to get better error
-                    if (obj && obj.message) {
-                        msg = obj.message;
-                    }
-                    else if (contents && contents.length > 0) {
-                        // it may be the case that the exception is in the body message as string
-                        msg = contents;
-                    }
-                    else {
-                        msg = `Failed request: (${statusCode})`;
-                    }
-                    const err = new HttpClientError(msg, statusCode);
-                    err.result = response.result;
-                    reject(err);
-                }
-                else {
-                    resolve(response);
-                }
-            }));
-        });
-    }
-}
-const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
-//# sourceMappingURL=index.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
-var auth_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-class BasicCredentialHandler {
-    constructor(username, password) {
-        this.username = username;
-        this.password = password;
-    }
-    prepareRequest(options) {
-        if (!options.headers) {
-            throw Error('The request has no headers');
-        }
-        options.headers['Authorization'] = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
-    }
-    // This handler cannot handle 401
-    canHandleAuthentication() {
-        return false;
-    }
-    handleAuthentication() {
-        return auth_awaiter(this, void 0, void 0, function* () {
-            throw new Error('not implemented');
-        });
-    }
-}
-class auth_BearerCredentialHandler {
-    constructor(token) {
-        this.token = token;
-    }
-    // currently implements pre-authorization
-    // TODO: support preAuth = false where it hooks on 401
-    prepareRequest(options) {
-        if (!options.headers) {
-            throw Error('The request has no headers');
-        }
-        options.headers['Authorization'] = `Bearer ${this.token}`;
-    }
-    // This handler cannot handle 401
-    canHandleAuthentication() {
-        return false;
-    }
-    handleAuthentication() {
-        return auth_awaiter(this, void 0, void 0, function* () {
-            throw new Error('not implemented');
-        });
-    }
-}
-class PersonalAccessTokenCredentialHandler {
-    constructor(token) {
-        this.token = token;
-    }
-    // currently implements pre-authorization
-    // TODO: support preAuth = false where it hooks on 401
-    prepareRequest(options) {
-        if (!options.headers) {
-            throw Error('The request has no headers');
-        }
-        options.headers['Authorization'] = `Basic ${Buffer.from(`PAT:${this.token}`).toString('base64')}`;
-    }
-    // This handler cannot handle 401
-    canHandleAuthentication() {
-        return false;
-    }
-    handleAuthentication() {
-        return auth_awaiter(this, void 0, void 0, function* () {
-            throw new Error('not implemented');
-        });
-    }
-}
-//# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
-var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-
-class oidc_utils_OidcClient {
-    static createHttpClient(allowRetry = true, maxRetry = 10) {
-        const requestOptions = {
-            allowRetries: allowRetry,
-            maxRetries: maxRetry
-        };
-        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
-    }
-    static getRequestToken() {
-        const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
-        if (!token) {
-            throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_TOKEN env variable');
-        }
-        return token;
-    }
-    static getIDTokenUrl() {
-        const runtimeUrl = process.env['ACTIONS_ID_TOKEN_REQUEST_URL'];
-        if (!runtimeUrl) {
-            throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable');
-        }
-        return runtimeUrl;
-    }
-    static getCall(id_token_url) {
-        return oidc_utils_awaiter(this, void 0, void 0, function* () {
-            var _a;
-            const httpclient = oidc_utils_OidcClient.createHttpClient();
-            const res = yield httpclient
-                .getJson(id_token_url)
-                .catch(error => {
-                throw new Error(`Failed to get ID Token. \n 
-        Error Code : ${error.statusCode}\n 
-        Error Message: ${error.message}`);
-            });
-            const id_token = (_a = res.result) === null || _a === void 0 ? void 0 : _a.value;
-            if (!id_token) {
-                throw new Error('Response json body do not have ID Token field');
-            }
-            return id_token;
-        });
-    }
-    static getIDToken(audience) {
-        return oidc_utils_awaiter(this, void 0, void 0, function* () {
-            try {
-                // New ID Token is requested from action service
-                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
-                if (audience) {
-                    const encodedAudience = encodeURIComponent(audience);
-                    id_token_url = `${id_token_url}&audience=${encodedAudience}`;
-                }
-                debug(`ID token url is ${id_token_url}`);
-                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
-                setSecret(id_token);
-                return id_token;
-            }
-            catch (error) {
-                throw new Error(`Error message: ${error.message}`);
-            }
-        });
-    }
-}
-//# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
-var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-const { access, appendFile, writeFile } = external_fs_.promises;
-const SUMMARY_ENV_VAR = 'GITHUB_STEP_SUMMARY';
-const SUMMARY_DOCS_URL = 'https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary';
-class Summary {
-    constructor() {
-        this._buffer = '';
-    }
-    /**
-     * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
-     * Also checks r/w permissions.
-     *
-     * @returns step summary file path
-     */
-    filePath() {
-        return summary_awaiter(this, void 0, void 0, function* () {
-            if (this._filePath) {
-                return this._filePath;
-            }
-            const pathFromEnv = process.env[SUMMARY_ENV_VAR];
-            if (!pathFromEnv) {
-                throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
-            }
-            try {
-                yield access(pathFromEnv, external_fs_.constants.R_OK | external_fs_.constants.W_OK);
-            }
-            catch (_a) {
-                throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
-            }
-            this._filePath = pathFromEnv;
-            return this._filePath;
-        });
-    }
-    /**
-     * Wraps content in an HTML tag, adding any HTML attributes
-     *
-     * @param {string} tag HTML tag to wrap
-     * @param {string | null} content content within the tag
-     * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
-     *
-     * @returns {string} content wrapped in HTML element
-     */
-    wrap(tag, content, attrs = {}) {
-        const htmlAttrs = Object.entries(attrs)
-            .map(([key, value]) => ` ${key}="${value}"`)
-            .join('');
-        if (!content) {
-            return `<${tag}${htmlAttrs}>`;
-        }
-        return `<${tag}${htmlAttrs}>${content}</${tag}>`;
-    }
-    /**
-     * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
-     *
-     * @param {SummaryWriteOptions} [options] (optional) options for write operation
-     *
-     * @returns {Promise<Summary>} summary instance
-     */
-    write(options) {
-        return summary_awaiter(this, void 0, void 0, function* () {
-            const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
-            const filePath = yield this.filePath();
-            const writeFunc = overwrite ? writeFile : appendFile;
-            yield writeFunc(filePath, this._buffer, { encoding: 'utf8' });
-            return this.emptyBuffer();
-        });
-    }
-    /**
-     * Clears the summary buffer and wipes the summary file
-     *
-     * @returns {Summary} summary instance
-     */
-    clear() {
-        return summary_awaiter(this, void 0, void 0, function* () {
-            return this.emptyBuffer().write({ overwrite: true });
-        });
-    }
-    /**
-     * Returns the current summary buffer as a string
-     *
-     * @returns {string} string of summary buffer
-     */
-    stringify() {
-        return this._buffer;
-    }
-    /**
-     * If the summary buffer is empty
-     *
-     * @returns {boolen} true if the buffer is empty
-     */
-    isEmptyBuffer() {
-        return this._buffer.length === 0;
-    }
-    /**
-     * Resets the summary buffer without writing to summary file
-     *
-     * @returns {Summary} summary instance
-     */
-    emptyBuffer() {
-        this._buffer = '';
-        return this;
-    }
-    /**
-     * Adds raw text to the summary buffer
-     *
-     * @param {string} text content to add
-     * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
-     *
-     * @returns {Summary} summary instance
-     */
-    addRaw(text, addEOL = false) {
-        this._buffer += text;
-        return addEOL ? this.addEOL() : this;
-    }
-    /**
-     * Adds the operating system-specific end-of-line marker to the buffer
-     *
-     * @returns {Summary} summary instance
-     */
-    addEOL() {
-        return this.addRaw(external_os_namespaceObject.EOL);
-    }
-    /**
-     * Adds an HTML codeblock to the summary buffer
-     *
-     * @param {string} code content to render within fenced code block
-     * @param {string} lang (optional) language to syntax highlight code
-     *
-     * @returns {Summary} summary instance
-     */
-    addCodeBlock(code, lang) {
-        const attrs = Object.assign({}, (lang && { lang }));
-        const element = this.wrap('pre', this.wrap('code', code), attrs);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML list to the summary buffer
-     *
-     * @param {string[]} items list of items to render
-     * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
-     *
-     * @returns {Summary} summary instance
-     */
-    addList(items, ordered = false) {
-        const tag = ordered ? 'ol' : 'ul';
-        const listItems = items.map(item => this.wrap('li', item)).join('');
-        const element = this.wrap(tag, listItems);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML table to the summary buffer
-     *
-     * @param {SummaryTableCell[]} rows table rows
-     *
-     * @returns {Summary} summary instance
-     */
-    addTable(rows) {
-        const tableBody = rows
-            .map(row => {
-            const cells = row
-                .map(cell => {
-                if (typeof cell === 'string') {
-                    return this.wrap('td', cell);
-                }
-                const { header, data, colspan, rowspan } = cell;
-                const tag = header ? 'th' : 'td';
-                const attrs = Object.assign(Object.assign({}, (colspan && { colspan })), (rowspan && { rowspan }));
-                return this.wrap(tag, data, attrs);
-            })
-                .join('');
-            return this.wrap('tr', cells);
-        })
-            .join('');
-        const element = this.wrap('table', tableBody);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds a collapsable HTML details element to the summary buffer
-     *
-     * @param {string} label text for the closed state
-     * @param {string} content collapsable content
-     *
-     * @returns {Summary} summary instance
-     */
-    addDetails(label, content) {
-        const element = this.wrap('details', this.wrap('summary', label) + content);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML image tag to the summary buffer
-     *
-     * @param {string} src path to the image you to embed
-     * @param {string} alt text description of the image
-     * @param {SummaryImageOptions} options (optional) addition image attributes
-     *
-     * @returns {Summary} summary instance
-     */
-    addImage(src, alt, options) {
-        const { width, height } = options || {};
-        const attrs = Object.assign(Object.assign({}, (width && { width })), (height && { height }));
-        const element = this.wrap('img', null, Object.assign({ src, alt }, attrs));
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML section heading element
-     *
-     * @param {string} text heading text
-     * @param {number | string} [level=1] (optional) the heading level, default: 1
-     *
-     * @returns {Summary} summary instance
-     */
-    addHeading(text, level) {
-        const tag = `h${level}`;
-        const allowedTag = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].includes(tag)
-            ? tag
-            : 'h1';
-        const element = this.wrap(allowedTag, text);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML thematic break (<hr>) to the summary buffer
-     *
-     * @returns {Summary} summary instance
-     */
-    addSeparator() {
-        const element = this.wrap('hr', null);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML line break (<br>) to the summary buffer
-     *
-     * @returns {Summary} summary instance
-     */
-    addBreak() {
-        const element = this.wrap('br', null);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML blockquote to the summary buffer
-     *
-     * @param {string} text quote text
-     * @param {string} cite (optional) citation url
-     *
-     * @returns {Summary} summary instance
-     */
-    addQuote(text, cite) {
-        const attrs = Object.assign({}, (cite && { cite }));
-        const element = this.wrap('blockquote', text, attrs);
-        return this.addRaw(element).addEOL();
-    }
-    /**
-     * Adds an HTML anchor tag to the summary buffer
-     *
-     * @param {string} text link text/content
-     * @param {string} href hyperlink
-     *
-     * @returns {Summary} summary instance
-     */
-    addLink(text, href) {
-        const element = this.wrap('a', text, { href });
-        return this.addRaw(element).addEOL();
-    }
-}
-const _summary = new Summary();
-/**
- * @deprecated use `core.summary`
- */
-const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary = _summary;
-//# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
-
-/**
- * toPosixPath converts the given path to the posix form. On Windows, \\ will be
- * replaced with /.
- *
- * @param pth. Path to transform.
- * @return string Posix path.
- */
-function toPosixPath(pth) {
-    return pth.replace(/[\\]/g, '/');
-}
-/**
- * toWin32Path converts the given path to the win32 form. On Linux, / will be
- * replaced with \\.
- *
- * @param pth. Path to transform.
- * @return string Win32 path.
- */
-function toWin32Path(pth) {
-    return pth.replace(/[/]/g, '\\');
-}
-/**
- * toPlatformPath converts the given path to a platform-specific path. It does
- * this by replacing instances of / and \ with the platform-specific path
- * separator.
- *
- * @param pth The path to platformize.
- * @return string The platform-specific path.
- */
-function toPlatformPath(pth) {
-    return pth.replace(/[/\\]/g, path.sep);
-}
-//# sourceMappingURL=path-utils.js.map
-// EXTERNAL MODULE: external "string_decoder"
-var external_string_decoder_ = __nccwpck_require__(3193);
-// EXTERNAL MODULE: external "events"
-var external_events_ = __nccwpck_require__(4434);
-// EXTERNAL MODULE: external "child_process"
-var external_child_process_ = __nccwpck_require__(5317);
-// EXTERNAL MODULE: external "assert"
-var external_assert_ = __nccwpck_require__(2613);
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-const { chmod, copyFile, lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_.promises;
-// export const {open} = 'fs'
-const IS_WINDOWS = process.platform === 'win32';
-/**
- * Custom implementation of readlink to ensure Windows junctions
- * maintain trailing backslash for backward compatibility with Node.js < 24
- *
- * In Node.js 20, Windows junctions (directory symlinks) always returned paths
- * with trailing backslashes. Node.js 24 removed this behavior, which breaks
- * code that relied on this format for path operations.
- *
- * This implementation restores the Node 20 behavior by adding a trailing
- * backslash to all junction results on Windows.
- */
-function readlink(fsPath) {
-    return io_util_awaiter(this, void 0, void 0, function* () {
-        const result = yield fs.promises.readlink(fsPath);
-        // On Windows, restore Node 20 behavior: add trailing backslash to all results
-        // since junctions on Windows are always directory links
-        if (IS_WINDOWS && !result.endsWith('\\')) {
-            return `${result}\\`;
-        }
-        return result;
-    });
-}
-// See https://github.com/nodejs/node/blob/d0153aee367422d0858105abec186da4dff0a0c5/deps/uv/include/uv/win.h#L691
-const UV_FS_O_EXLOCK = 0x10000000;
-const READONLY = external_fs_.constants.O_RDONLY;
-function exists(fsPath) {
-    return io_util_awaiter(this, void 0, void 0, function* () {
-        try {
-            yield stat(fsPath);
-        }
-        catch (err) {
-            if (err.code === 'ENOENT') {
-                return false;
-            }
-            throw err;
-        }
-        return true;
-    });
-}
-function isDirectory(fsPath_1) {
-    return io_util_awaiter(this, arguments, void 0, function* (fsPath, useStat = false) {
-        const stats = useStat ? yield stat(fsPath) : yield lstat(fsPath);
-        return stats.isDirectory();
-    });
-}
-/**
- * On OSX/Linux, true if path starts with '/'. On Windows, true for paths like:
- * \, \hello, \\hello\share, C:, and C:\hello (and corresponding alternate separator cases).
- */
-function isRooted(p) {
-    p = normalizeSeparators(p);
-    if (!p) {
-        throw new Error('isRooted() parameter "p" cannot be empty');
-    }
-    if (IS_WINDOWS) {
-        return (p.startsWith('\\') || /^[A-Z]:/i.test(p) // e.g. \ or \hello or \\hello
-        ); // e.g. C: or C:\hello
-    }
-    return p.startsWith('/');
-}
-/**
- * Best effort attempt to determine whether a file exists and is executable.
- * @param filePath    file path to check
- * @param extensions  additional file extensions to try
- * @return if file exists and is executable, returns the file path. otherwise empty string.
- */
-function tryGetExecutablePath(filePath, extensions) {
-    return io_util_awaiter(this, void 0, void 0, function* () {
-        let stats = undefined;
-        try {
-            // test file exists
-            stats = yield stat(filePath);
-        }
-        catch (err) {
-            if (err.code !== 'ENOENT') {
-                // eslint-disable-next-line no-console
-                console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-            }
-        }
-        if (stats && stats.isFile()) {
-            if (IS_WINDOWS) {
-                // on Windows, test for valid extension
-                const upperExt = external_path_.extname(filePath).toUpperCase();
-                if (extensions.some(validExt => validExt.toUpperCase() === upperExt)) {
-                    return filePath;
-                }
-            }
-            else {
-                if (isUnixExecutable(stats)) {
-                    return filePath;
-                }
-            }
-        }
-        // try each extension
-        const originalFilePath = filePath;
-        for (const extension of extensions) {
-            filePath = originalFilePath + extension;
-            stats = undefined;
-            try {
-                stats = yield stat(filePath);
-            }
-            catch (err) {
-                if (err.code !== 'ENOENT') {
-                    // eslint-disable-next-line no-console
-                    console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
-                }
-            }
-            if (stats && stats.isFile()) {
-                if (IS_WINDOWS) {
-                    // preserve the case of the actual file (since an extension was appended)
-                    try {
-                        const directory = external_path_.dirname(filePath);
-                        const upperName = external_path_.basename(filePath).toUpperCase();
-                        for (const actualName of yield readdir(directory)) {
-                            if (upperName === actualName.toUpperCase()) {
-                                filePath = external_path_.join(directory, actualName);
-                                break;
-                            }
-                        }
-                    }
-                    catch (err) {
-                        // eslint-disable-next-line no-console
-                        console.log(`Unexpected error attempting to determine the actual case of the file '${filePath}': ${err}`);
-                    }
-                    return filePath;
-                }
-                else {
-                    if (isUnixExecutable(stats)) {
-                        return filePath;
-                    }
-                }
-            }
-        }
-        return '';
-    });
-}
-function normalizeSeparators(p) {
-    p = p || '';
-    if (IS_WINDOWS) {
-        // convert slashes on Windows
-        p = p.replace(/\//g, '\\');
-        // remove redundant slashes
-        return p.replace(/\\\\+/g, '\\');
-    }
-    // remove redundant slashes
-    return p.replace(/\/\/+/g, '/');
-}
-// on Mac/Linux, test the execute bit
-//     R   W  X  R  W X R W X
-//   256 128 64 32 16 8 4 2 1
-function isUnixExecutable(stats) {
-    return ((stats.mode & 1) > 0 ||
-        ((stats.mode & 8) > 0 &&
-            process.getgid !== undefined &&
-            stats.gid === process.getgid()) ||
-        ((stats.mode & 64) > 0 &&
-            process.getuid !== undefined &&
-            stats.uid === process.getuid()));
-}
-// Get the path of cmd.exe in windows
-function getCmdPath() {
-    var _a;
-    return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
-}
-//# sourceMappingURL=io-util.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io.js
-var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-
-/**
- * Copies a file or folder.
- * Based off of shelljs - https://github.com/shelljs/shelljs/blob/9237f66c52e5daa40458f94f9565e18e8132f5a6/src/cp.js
- *
- * @param     source    source path
- * @param     dest      destination path
- * @param     options   optional. See CopyOptions.
- */
-function cp(source_1, dest_1) {
-    return io_awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
-        const { force, recursive, copySourceDirectory } = readCopyOptions(options);
-        const destStat = (yield ioUtil.exists(dest)) ? yield ioUtil.stat(dest) : null;
-        // Dest is an existing file, but not forcing
-        if (destStat && destStat.isFile() && !force) {
-            return;
-        }
-        // If dest is an existing directory, should copy inside.
-        const newDest = destStat && destStat.isDirectory() && copySourceDirectory
-            ? path.join(dest, path.basename(source))
-            : dest;
-        if (!(yield ioUtil.exists(source))) {
-            throw new Error(`no such file or directory: ${source}`);
-        }
-        const sourceStat = yield ioUtil.stat(source);
-        if (sourceStat.isDirectory()) {
-            if (!recursive) {
-                throw new Error(`Failed to copy. ${source} is a directory, but tried to copy without recursive flag.`);
-            }
-            else {
-                yield cpDirRecursive(source, newDest, 0, force);
-            }
-        }
-        else {
-            if (path.relative(source, newDest) === '') {
-                // a file cannot be copied to itself
-                throw new Error(`'${newDest}' and '${source}' are the same file`);
-            }
-            yield io_copyFile(source, newDest, force);
-        }
-    });
-}
-/**
- * Moves a path.
- *
- * @param     source    source path
- * @param     dest      destination path
- * @param     options   optional. See MoveOptions.
- */
-function mv(source_1, dest_1) {
-    return io_awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
-        if (yield ioUtil.exists(dest)) {
-            let destExists = true;
-            if (yield ioUtil.isDirectory(dest)) {
-                // If dest is directory copy src into dest
-                dest = path.join(dest, path.basename(source));
-                destExists = yield ioUtil.exists(dest);
-            }
-            if (destExists) {
-                if (options.force == null || options.force) {
-                    yield rmRF(dest);
-                }
-                else {
-                    throw new Error('Destination already exists');
-                }
-            }
-        }
-        yield mkdirP(path.dirname(dest));
-        yield ioUtil.rename(source, dest);
-    });
-}
-/**
- * Remove a path recursively with force
- *
- * @param inputPath path to remove
- */
-function rmRF(inputPath) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        if (ioUtil.IS_WINDOWS) {
-            // Check for invalid characters
-            // https://docs.microsoft.com/en-us/windows/win32/fileio/naming-a-file
-            if (/[*"<>|]/.test(inputPath)) {
-                throw new Error('File path must not contain `*`, `"`, `<`, `>` or `|` on Windows');
-            }
-        }
-        try {
-            // note if path does not exist, error is silent
-            yield ioUtil.rm(inputPath, {
-                force: true,
-                maxRetries: 3,
-                recursive: true,
-                retryDelay: 300
-            });
-        }
-        catch (err) {
-            throw new Error(`File was unable to be removed ${err}`);
-        }
-    });
-}
-/**
- * Make a directory.  Creates the full path with folders in between
- * Will throw if it fails
- *
- * @param   fsPath        path to create
- * @returns Promise<void>
- */
-function mkdirP(fsPath) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        (0,external_assert_.ok)(fsPath, 'a path argument must be provided');
-        yield mkdir(fsPath, { recursive: true });
-    });
-}
-/**
- * Returns path of a tool had the tool actually been invoked.  Resolves via paths.
- * If you check and the tool does not exist, it will throw.
- *
- * @param     tool              name of the tool
- * @param     check             whether to check if tool exists
- * @returns   Promise<string>   path to tool
- */
-function which(tool, check) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        if (!tool) {
-            throw new Error("parameter 'tool' is required");
-        }
-        // recursive when check=true
-        if (check) {
-            const result = yield which(tool, false);
-            if (!result) {
-                if (IS_WINDOWS) {
-                    throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also verify the file has a valid extension for an executable file.`);
-                }
-                else {
-                    throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also check the file mode to verify the file is executable.`);
-                }
-            }
-            return result;
-        }
-        const matches = yield findInPath(tool);
-        if (matches && matches.length > 0) {
-            return matches[0];
-        }
-        return '';
-    });
-}
-/**
- * Returns a list of all occurrences of the given tool on the system path.
- *
- * @returns   Promise<string[]>  the paths of the tool
- */
-function findInPath(tool) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        if (!tool) {
-            throw new Error("parameter 'tool' is required");
-        }
-        // build the list of extensions to try
-        const extensions = [];
-        if (IS_WINDOWS && process.env['PATHEXT']) {
-            for (const extension of process.env['PATHEXT'].split(external_path_.delimiter)) {
-                if (extension) {
-                    extensions.push(extension);
-                }
-            }
-        }
-        // if it's rooted, return it if exists. otherwise return empty.
-        if (isRooted(tool)) {
-            const filePath = yield tryGetExecutablePath(tool, extensions);
-            if (filePath) {
-                return [filePath];
-            }
-            return [];
-        }
-        // if any path separators, return empty
-        if (tool.includes(external_path_.sep)) {
-            return [];
-        }
-        // build the list of directories
-        //
-        // Note, technically "where" checks the current directory on Windows. From a toolkit perspective,
-        // it feels like we should not do this. Checking the current directory seems like more of a use
-        // case of a shell, and the which() function exposed by the toolkit should strive for consistency
-        // across platforms.
-        const directories = [];
-        if (process.env.PATH) {
-            for (const p of process.env.PATH.split(external_path_.delimiter)) {
-                if (p) {
-                    directories.push(p);
-                }
-            }
-        }
-        // find all matches
-        const matches = [];
-        for (const directory of directories) {
-            const filePath = yield tryGetExecutablePath(external_path_.join(directory, tool), extensions);
-            if (filePath) {
-                matches.push(filePath);
-            }
-        }
-        return matches;
-    });
-}
-function readCopyOptions(options) {
-    const force = options.force == null ? true : options.force;
-    const recursive = Boolean(options.recursive);
-    const copySourceDirectory = options.copySourceDirectory == null
-        ? true
-        : Boolean(options.copySourceDirectory);
-    return { force, recursive, copySourceDirectory };
-}
-function cpDirRecursive(sourceDir, destDir, currentDepth, force) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        // Ensure there is not a run away recursive copy
-        if (currentDepth >= 255)
-            return;
-        currentDepth++;
-        yield mkdirP(destDir);
-        const files = yield ioUtil.readdir(sourceDir);
-        for (const fileName of files) {
-            const srcFile = `${sourceDir}/${fileName}`;
-            const destFile = `${destDir}/${fileName}`;
-            const srcFileStat = yield ioUtil.lstat(srcFile);
-            if (srcFileStat.isDirectory()) {
-                // Recurse
-                yield cpDirRecursive(srcFile, destFile, currentDepth, force);
-            }
-            else {
-                yield io_copyFile(srcFile, destFile, force);
-            }
-        }
-        // Change the mode for the newly created directory
-        yield ioUtil.chmod(destDir, (yield ioUtil.stat(sourceDir)).mode);
-    });
-}
-// Buffered file copy
-function io_copyFile(srcFile, destFile, force) {
-    return io_awaiter(this, void 0, void 0, function* () {
-        if ((yield ioUtil.lstat(srcFile)).isSymbolicLink()) {
-            // unlink/re-link it
-            try {
-                yield ioUtil.lstat(destFile);
-                yield ioUtil.unlink(destFile);
-            }
-            catch (e) {
-                // Try to override file permission
-                if (e.code === 'EPERM') {
-                    yield ioUtil.chmod(destFile, '0666');
-                    yield ioUtil.unlink(destFile);
-                }
-                // other errors = it doesn't exist, no work to do
-            }
-            // Copy over symlink
-            const symlinkFull = yield ioUtil.readlink(srcFile);
-            yield ioUtil.symlink(symlinkFull, destFile, ioUtil.IS_WINDOWS ? 'junction' : null);
-        }
-        else if (!(yield ioUtil.exists(destFile)) || force) {
-            yield ioUtil.copyFile(srcFile, destFile);
-        }
-    });
-}
-//# sourceMappingURL=io.js.map
-;// CONCATENATED MODULE: external "timers"
-const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
-var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-
-
-
-
-
-/* eslint-disable @typescript-eslint/unbound-method */
-const toolrunner_IS_WINDOWS = process.platform === 'win32';
-/*
- * Class for running command line tools. Handles quoting and arg parsing in a platform agnostic way.
- */
-class ToolRunner extends external_events_.EventEmitter {
-    constructor(toolPath, args, options) {
-        super();
-        if (!toolPath) {
-            throw new Error("Parameter 'toolPath' cannot be null or empty.");
-        }
-        this.toolPath = toolPath;
-        this.args = args || [];
-        this.options = options || {};
-    }
-    _debug(message) {
-        if (this.options.listeners && this.options.listeners.debug) {
-            this.options.listeners.debug(message);
-        }
-    }
-    _getCommandString(options, noPrefix) {
-        const toolPath = this._getSpawnFileName();
-        const args = this._getSpawnArgs(options);
-        let cmd = noPrefix ? '' : '[command]'; // omit prefix when piped to a second tool
-        if (toolrunner_IS_WINDOWS) {
-            // Windows + cmd file
-            if (this._isCmdFile()) {
-                cmd += toolPath;
-                for (const a of args) {
-                    cmd += ` ${a}`;
-                }
-            }
-            // Windows + verbatim
-            else if (options.windowsVerbatimArguments) {
-                cmd += `"${toolPath}"`;
-                for (const a of args) {
-                    cmd += ` ${a}`;
-                }
-            }
-            // Windows (regular)
-            else {
-                cmd += this._windowsQuoteCmdArg(toolPath);
-                for (const a of args) {
-                    cmd += ` ${this._windowsQuoteCmdArg(a)}`;
-                }
-            }
-        }
-        else {
-            // OSX/Linux - this can likely be improved with some form of quoting.
-            // creating processes on Unix is fundamentally different than Windows.
-            // on Unix, execvp() takes an arg array.
-            cmd += toolPath;
-            for (const a of args) {
-                cmd += ` ${a}`;
-            }
-        }
-        return cmd;
-    }
-    _processLineBuffer(data, strBuffer, onLine) {
-        try {
-            let s = strBuffer + data.toString();
-            let n = s.indexOf(external_os_namespaceObject.EOL);
-            while (n > -1) {
-                const line = s.substring(0, n);
-                onLine(line);
-                // the rest of the string ...
-                s = s.substring(n + external_os_namespaceObject.EOL.length);
-                n = s.indexOf(external_os_namespaceObject.EOL);
-            }
-            return s;
-        }
-        catch (err) {
-            // streaming lines to console is best effort.  Don't fail a build.
-            this._debug(`error processing line. Failed with error ${err}`);
-            return '';
-        }
-    }
-    _getSpawnFileName() {
-        if (toolrunner_IS_WINDOWS) {
-            if (this._isCmdFile()) {
-                return process.env['COMSPEC'] || 'cmd.exe';
-            }
-        }
-        return this.toolPath;
-    }
-    _getSpawnArgs(options) {
-        if (toolrunner_IS_WINDOWS) {
-            if (this._isCmdFile()) {
-                let argline = `/D /S /C "${this._windowsQuoteCmdArg(this.toolPath)}`;
-                for (const a of this.args) {
-                    argline += ' ';
-                    argline += options.windowsVerbatimArguments
-                        ? a
-                        : this._windowsQuoteCmdArg(a);
-                }
-                argline += '"';
-                return [argline];
-            }
-        }
-        return this.args;
-    }
-    _endsWith(str, end) {
-        return str.endsWith(end);
-    }
-    _isCmdFile() {
-        const upperToolPath = this.toolPath.toUpperCase();
-        return (this._endsWith(upperToolPath, '.CMD') ||
-            this._endsWith(upperToolPath, '.BAT'));
-    }
-    _windowsQuoteCmdArg(arg) {
-        // for .exe, apply the normal quoting rules that libuv applies
-        if (!this._isCmdFile()) {
-            return this._uvQuoteCmdArg(arg);
-        }
-        // otherwise apply quoting rules specific to the cmd.exe command line parser.
-        // the libuv rules are generic and are not designed specifically for cmd.exe
-        // command line parser.
-        //
-        // for a detailed description of the cmd.exe command line parser, refer to
-        // http://stackoverflow.com/questions/4094699/how-does-the-windows-command-interpreter-cmd-exe-parse-scripts/7970912#7970912
-        // need quotes for empty arg
-        if (!arg) {
-            return '""';
-        }
-        // determine whether the arg needs to be quoted
-        const cmdSpecialChars = [
-            ' ',
-            '\t',
-            '&',
-            '(',
-            ')',
-            '[',
-            ']',
-            '{',
-            '}',
-            '^',
-            '=',
-            ';',
-            '!',
-            "'",
-            '+',
-            ',',
-            '`',
-            '~',
-            '|',
-            '<',
-            '>',
-            '"'
-        ];
-        let needsQuotes = false;
-        for (const char of arg) {
-            if (cmdSpecialChars.some(x => x === char)) {
-                needsQuotes = true;
-                break;
-            }
-        }
-        // short-circuit if quotes not needed
-        if (!needsQuotes) {
-            return arg;
-        }
-        // the following quoting rules are very similar to the rules that by libuv applies.
-        //
-        // 1) wrap the string in quotes
-        //
-        // 2) double-up quotes - i.e. " => ""
-        //
-        //    this is different from the libuv quoting rules. libuv replaces " with \", which unfortunately
-        //    doesn't work well with a cmd.exe command line.
-        //
-        //    note, replacing " with "" also works well if the arg is passed to a downstream .NET console app.
-        //    for example, the command line:
-        //          foo.exe "myarg:""my val"""
-        //    is parsed by a .NET console app into an arg array:
-        //          [ "myarg:\"my val\"" ]
-        //    which is the same end result when applying libuv quoting rules. although the actual
-        //    command line from libuv quoting rules would look like:
-        //          foo.exe "myarg:\"my val\""
-        //
-        // 3) double-up slashes that precede a quote,
-        //    e.g.  hello \world    => "hello \world"
-        //          hello\"world    => "hello\\""world"
-        //          hello\\"world   => "hello\\\\""world"
-        //          hello world\    => "hello world\\"
-        //
-        //    technically this is not required for a cmd.exe command line, or the batch argument parser.
-        //    the reasons for including this as a .cmd quoting rule are:
-        //
-        //    a) this is optimized for the scenario where the argument is passed from the .cmd file to an
-        //       external program. many programs (e.g. .NET console apps) rely on the slash-doubling rule.
-        //
-        //    b) it's what we've been doing previously (by deferring to node default behavior) and we
-        //       haven't heard any complaints about that aspect.
-        //
-        // note, a weakness of the quoting rules chosen here, is that % is not escaped. in fact, % cannot be
-        // escaped when used on the command line directly - even though within a .cmd file % can be escaped
-        // by using %%.
-        //
-        // the saving grace is, on the command line, %var% is left as-is if var is not defined. this contrasts
-        // the line parsing rules within a .cmd file, where if var is not defined it is replaced with nothing.
-        //
-        // one option that was explored was replacing % with ^% - i.e. %var% => ^%var^%. this hack would
-        // often work, since it is unlikely that var^ would exist, and the ^ character is removed when the
-        // variable is used. the problem, however, is that ^ is not removed when %* is used to pass the args
-        // to an external program.
-        //
-        // an unexplored potential solution for the % escaping problem, is to create a wrapper .cmd file.
-        // % can be escaped within a .cmd file.
-        let reverse = '"';
-        let quoteHit = true;
-        for (let i = arg.length; i > 0; i--) {
-            // walk the string in reverse
-            reverse += arg[i - 1];
-            if (quoteHit && arg[i - 1] === '\\') {
-                reverse += '\\'; // double the slash
-            }
-            else if (arg[i - 1] === '"') {
-                quoteHit = true;
-                reverse += '"'; // double the quote
-            }
-            else {
-                quoteHit = false;
-            }
-        }
-        reverse += '"';
-        return reverse.split('').reverse().join('');
-    }
-    _uvQuoteCmdArg(arg) {
-        // Tool runner wraps child_process.spawn() and needs to apply the same quoting as
-        // Node in certain cases where the undocumented spawn option windowsVerbatimArguments
-        // is used.
-        //
-        // Since this function is a port of quote_cmd_arg from Node 4.x (technically, lib UV,
-        // see https://github.com/nodejs/node/blob/v4.x/deps/uv/src/win/process.c for details),
-        // pasting copyright notice from Node within this function:
-        //
-        //      Copyright Joyent, Inc. and other Node contributors. All rights reserved.
-        //
-        //      Permission is hereby granted, free of charge, to any person obtaining a copy
-        //      of this software and associated documentation files (the "Software"), to
-        //      deal in the Software without restriction, including without limitation the
-        //      rights to use, copy, modify, merge, publish, distribute, sublicense, and/or
-        //      sell copies of the Software, and to permit persons to whom the Software is
-        //      furnished to do so, subject to the following conditions:
-        //
-        //      The above copyright notice and this permission notice shall be included in
-        //      all copies or substantial portions of the Software.
-        //
-        //      THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-        //      IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-        //      FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-        //      AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-        //      LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING
-        //      FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS
-        //      IN THE SOFTWARE.
-        if (!arg) {
-            // Need double quotation for empty argument
-            return '""';
-        }
-        if (!arg.includes(' ') && !arg.includes('\t') && !arg.includes('"')) {
-            // No quotation needed
-            return arg;
-        }
-        if (!arg.includes('"') && !arg.includes('\\')) {
-            // No embedded double quotes or backslashes, so I can just wrap
-            // quote marks around the whole thing.
-            return `"${arg}"`;
-        }
-        // Expected input/output:
-        //   input : hello"world
-        //   output: "hello\"world"
-        //   input : hello""world
-        //   output: "hello\"\"world"
-        //   input : hello\world
-        //   output: hello\world
-        //   input : hello\\world
-        //   output: hello\\world
-        //   input : hello\"world
-        //   output: "hello\\\"world"
-        //   input : hello\\"world
-        //   output: "hello\\\\\"world"
-        //   input : hello world\
-        //   output: "hello world\\" - note the comment in libuv actually reads "hello world\"
-        //                             but it appears the comment is wrong, it should be "hello world\\"
-        let reverse = '"';
-        let quoteHit = true;
-        for (let i = arg.length; i > 0; i--) {
-            // walk the string in reverse
-            reverse += arg[i - 1];
-            if (quoteHit && arg[i - 1] === '\\') {
-                reverse += '\\';
-            }
-            else if (arg[i - 1] === '"') {
-                quoteHit = true;
-                reverse += '\\';
-            }
-            else {
-                quoteHit = false;
-            }
-        }
-        reverse += '"';
-        return reverse.split('').reverse().join('');
-    }
-    _cloneExecOptions(options) {
-        options = options || {};
-        const result = {
-            cwd: options.cwd || process.cwd(),
-            env: options.env || process.env,
-            silent: options.silent || false,
-            windowsVerbatimArguments: options.windowsVerbatimArguments || false,
-            failOnStdErr: options.failOnStdErr || false,
-            ignoreReturnCode: options.ignoreReturnCode || false,
-            delay: options.delay || 10000
-        };
-        result.outStream = options.outStream || process.stdout;
-        result.errStream = options.errStream || process.stderr;
-        return result;
-    }
-    _getSpawnOptions(options, toolPath) {
-        options = options || {};
-        const result = {};
-        result.cwd = options.cwd;
-        result.env = options.env;
-        result['windowsVerbatimArguments'] =
-            options.windowsVerbatimArguments || this._isCmdFile();
-        if (options.windowsVerbatimArguments) {
-            result.argv0 = `"${toolPath}"`;
-        }
-        return result;
-    }
-    /**
-     * Exec a tool.
-     * Output will be streamed to the live console.
-     * Returns promise with return code
-     *
-     * @param     tool     path to tool to exec
-     * @param     options  optional exec options.  See ExecOptions
-     * @returns   number
-     */
-    exec() {
-        return toolrunner_awaiter(this, void 0, void 0, function* () {
-            // root the tool path if it is unrooted and contains relative pathing
-            if (!isRooted(this.toolPath) &&
-                (this.toolPath.includes('/') ||
-                    (toolrunner_IS_WINDOWS && this.toolPath.includes('\\')))) {
-                // prefer options.cwd if it is specified, however options.cwd may also need to be rooted
-                this.toolPath = external_path_.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
-            }
-            // if the tool is only a file name, then resolve it from the PATH
-            // otherwise verify it exists (add extension on Windows if necessary)
-            this.toolPath = yield which(this.toolPath, true);
-            return new Promise((resolve, reject) => toolrunner_awaiter(this, void 0, void 0, function* () {
-                this._debug(`exec tool: ${this.toolPath}`);
-                this._debug('arguments:');
-                for (const arg of this.args) {
-                    this._debug(`   ${arg}`);
-                }
-                const optionsNonNull = this._cloneExecOptions(this.options);
-                if (!optionsNonNull.silent && optionsNonNull.outStream) {
-                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_namespaceObject.EOL);
-                }
-                const state = new ExecState(optionsNonNull, this.toolPath);
-                state.on('debug', (message) => {
-                    this._debug(message);
-                });
-                if (this.options.cwd && !(yield exists(this.options.cwd))) {
-                    return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
-                }
-                const fileName = this._getSpawnFileName();
-                const cp = external_child_process_.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
-                let stdbuffer = '';
-                if (cp.stdout) {
-                    cp.stdout.on('data', (data) => {
-                        if (this.options.listeners && this.options.listeners.stdout) {
-                            this.options.listeners.stdout(data);
-                        }
-                        if (!optionsNonNull.silent && optionsNonNull.outStream) {
-                            optionsNonNull.outStream.write(data);
-                        }
-                        stdbuffer = this._processLineBuffer(data, stdbuffer, (line) => {
-                            if (this.options.listeners && this.options.listeners.stdline) {
-                                this.options.listeners.stdline(line);
-                            }
-                        });
-                    });
-                }
-                let errbuffer = '';
-                if (cp.stderr) {
-                    cp.stderr.on('data', (data) => {
-                        state.processStderr = true;
-                        if (this.options.listeners && this.options.listeners.stderr) {
-                            this.options.listeners.stderr(data);
-                        }
-                        if (!optionsNonNull.silent &&
-                            optionsNonNull.errStream &&
-                            optionsNonNull.outStream) {
-                            const s = optionsNonNull.failOnStdErr
-                                ? optionsNonNull.errStream
-                                : optionsNonNull.outStream;
-                            s.write(data);
-                        }
-                        errbuffer = this._processLineBuffer(data, errbuffer, (line) => {
-                            if (this.options.listeners && this.options.listeners.errline) {
-                                this.options.listeners.errline(line);
-                            }
-                        });
-                    });
-                }
-                cp.on('error', (err) => {
-                    state.processError = err.message;
-                    state.processExited = true;
-                    state.processClosed = true;
-                    state.CheckComplete();
-                });
-                cp.on('exit', (code) => {
-                    state.processExitCode = code;
-                    state.processExited = true;
-                    this._debug(`Exit code ${code} received from tool '${this.toolPath}'`);
-                    state.CheckComplete();
-                });
-                cp.on('close', (code) => {
-                    state.processExitCode = code;
-                    state.processExited = true;
-                    state.processClosed = true;
-                    this._debug(`STDIO streams have closed for tool '${this.toolPath}'`);
-                    state.CheckComplete();
-                });
-                state.on('done', (error, exitCode) => {
-                    if (stdbuffer.length > 0) {
-                        this.emit('stdline', stdbuffer);
-                    }
-                    if (errbuffer.length > 0) {
-                        this.emit('errline', errbuffer);
-                    }
-                    cp.removeAllListeners();
-                    if (error) {
-                        reject(error);
-                    }
-                    else {
-                        resolve(exitCode);
-                    }
-                });
-                if (this.options.input) {
-                    if (!cp.stdin) {
-                        throw new Error('child process missing stdin');
-                    }
-                    cp.stdin.end(this.options.input);
-                }
-            }));
-        });
-    }
-}
-/**
- * Convert an arg string to an array of args. Handles escaping
- *
- * @param    argString   string of arguments
- * @returns  string[]    array of arguments
- */
-function argStringToArray(argString) {
-    const args = [];
-    let inQuotes = false;
-    let escaped = false;
-    let arg = '';
-    function append(c) {
-        // we only escape double quotes.
-        if (escaped && c !== '"') {
-            arg += '\\';
-        }
-        arg += c;
-        escaped = false;
-    }
-    for (let i = 0; i < argString.length; i++) {
-        const c = argString.charAt(i);
-        if (c === '"') {
-            if (!escaped) {
-                inQuotes = !inQuotes;
-            }
-            else {
-                append(c);
-            }
-            continue;
-        }
-        if (c === '\\' && escaped) {
-            append(c);
-            continue;
-        }
-        if (c === '\\' && inQuotes) {
-            escaped = true;
-            continue;
-        }
-        if (c === ' ' && !inQuotes) {
-            if (arg.length > 0) {
-                args.push(arg);
-                arg = '';
-            }
-            continue;
-        }
-        append(c);
-    }
-    if (arg.length > 0) {
-        args.push(arg.trim());
-    }
-    return args;
-}
-class ExecState extends external_events_.EventEmitter {
-    constructor(options, toolPath) {
-        super();
-        this.processClosed = false; // tracks whether the process has exited and stdio is closed
-        this.processError = '';
-        this.processExitCode = 0;
-        this.processExited = false; // tracks whether the process has exited
-        this.processStderr = false; // tracks whether stderr was written to
-        this.delay = 10000; // 10 seconds
-        this.done = false;
-        this.timeout = null;
-        if (!toolPath) {
-            throw new Error('toolPath must not be empty');
-        }
-        this.options = options;
-        this.toolPath = toolPath;
-        if (options.delay) {
-            this.delay = options.delay;
-        }
-    }
-    CheckComplete() {
-        if (this.done) {
-            return;
-        }
-        if (this.processClosed) {
-            this._setResult();
-        }
-        else if (this.processExited) {
-            this.timeout = (0,external_timers_namespaceObject.setTimeout)(ExecState.HandleTimeout, this.delay, this);
-        }
-    }
-    _debug(message) {
-        this.emit('debug', message);
-    }
-    _setResult() {
-        // determine whether there is an error
-        let error;
-        if (this.processExited) {
-            if (this.processError) {
-                error = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
-            }
-            else if (this.processExitCode !== 0 && !this.options.ignoreReturnCode) {
-                error = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
-            }
-            else if (this.processStderr && this.options.failOnStdErr) {
-                error = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
-            }
-        }
-        // clear the timeout
-        if (this.timeout) {
-            clearTimeout(this.timeout);
-            this.timeout = null;
-        }
-        this.done = true;
-        this.emit('done', error, this.processExitCode);
-    }
-    static HandleTimeout(state) {
-        if (state.done) {
-            return;
-        }
-        if (!state.processClosed && state.processExited) {
-            const message = `The STDIO streams did not close within ${state.delay / 1000} seconds of the exit event from process '${state.toolPath}'. This may indicate a child process inherited the STDIO streams and has not yet exited.`;
-            state._debug(message);
-        }
-        state._setResult();
-    }
-}
-//# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
-var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-/**
- * Exec a command.
- * Output will be streamed to the live console.
- * Returns promise with return code
- *
- * @param     commandLine        command to execute (can include additional args). Must be correctly escaped.
- * @param     args               optional arguments for tool. Escaping is handled by the lib.
- * @param     options            optional exec options.  See ExecOptions
- * @returns   Promise<number>    exit code
- */
-function exec_exec(commandLine, args, options) {
-    return exec_awaiter(this, void 0, void 0, function* () {
-        const commandArgs = tr.argStringToArray(commandLine);
-        if (commandArgs.length === 0) {
-            throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
-        }
-        // Path to tool to execute should be first arg
-        const toolPath = commandArgs[0];
-        args = commandArgs.slice(1).concat(args || []);
-        const runner = new tr.ToolRunner(toolPath, args, options);
-        return runner.exec();
-    });
-}
-/**
- * Exec a command and get the output.
- * Output will be streamed to the live console.
- * Returns promise with the exit code and collected stdout and stderr
- *
- * @param     commandLine           command to execute (can include additional args). Must be correctly escaped.
- * @param     args                  optional arguments for tool. Escaping is handled by the lib.
- * @param     options               optional exec options.  See ExecOptions
- * @returns   Promise<ExecOutput>   exit code, stdout, and stderr
- */
-function getExecOutput(commandLine, args, options) {
-    return exec_awaiter(this, void 0, void 0, function* () {
-        var _a, _b;
-        let stdout = '';
-        let stderr = '';
-        //Using string decoder covers the case where a mult-byte character is split
-        const stdoutDecoder = new StringDecoder('utf8');
-        const stderrDecoder = new StringDecoder('utf8');
-        const originalStdoutListener = (_a = options === null || options === void 0 ? void 0 : options.listeners) === null || _a === void 0 ? void 0 : _a.stdout;
-        const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
-        const stdErrListener = (data) => {
-            stderr += stderrDecoder.write(data);
-            if (originalStdErrListener) {
-                originalStdErrListener(data);
-            }
-        };
-        const stdOutListener = (data) => {
-            stdout += stdoutDecoder.write(data);
-            if (originalStdoutListener) {
-                originalStdoutListener(data);
-            }
-        };
-        const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
-        const exitCode = yield exec_exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
-        //flush any remaining characters
-        stdout += stdoutDecoder.end();
-        stderr += stderrDecoder.end();
-        return {
-            exitCode,
-            stdout,
-            stderr
-        };
-    });
-}
-//# sourceMappingURL=exec.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
-var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout: version } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
-        silent: true
-    });
-    const { stdout: name } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
-        silent: true
-    });
-    return {
-        name: name.trim(),
-        version: version.trim()
-    };
-});
-const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    var _a, _b, _c, _d;
-    const { stdout } = yield exec.getExecOutput('sw_vers', undefined, {
-        silent: true
-    });
-    const version = (_b = (_a = stdout.match(/ProductVersion:\s*(.+)/)) === null || _a === void 0 ? void 0 : _a[1]) !== null && _b !== void 0 ? _b : '';
-    const name = (_d = (_c = stdout.match(/ProductName:\s*(.+)/)) === null || _c === void 0 ? void 0 : _c[1]) !== null && _d !== void 0 ? _d : '';
-    return {
-        name,
-        version
-    };
-});
-const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
-    const { stdout } = yield exec.getExecOutput('lsb_release', ['-i', '-r', '-s'], {
-        silent: true
-    });
-    const [name, version] = stdout.trim().split('\n');
-    return {
-        name,
-        version
-    };
-});
-const platform = external_os_namespaceObject.platform();
-const arch = external_os_namespaceObject.arch();
-const isWindows = platform === 'win32';
-const isMacOS = platform === 'darwin';
-const isLinux = platform === 'linux';
-function getDetails() {
-    return platform_awaiter(this, void 0, void 0, function* () {
-        return Object.assign(Object.assign({}, (yield (isWindows
-            ? getWindowsInfo()
-            : isMacOS
-                ? getMacOsInfo()
-                : getLinuxInfo()))), { platform,
-            arch,
-            isWindows,
-            isMacOS,
-            isLinux });
-    });
-}
-//# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
-var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
-    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
-    return new (P || (P = Promise))(function (resolve, reject) {
-        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
-        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
-        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
-        step((generator = generator.apply(thisArg, _arguments || [])).next());
-    });
-};
-
-
-
-
-
-
-/**
- * The code to exit an action
- */
-var ExitCode;
-(function (ExitCode) {
-    /**
-     * A code indicating that the action was successful
-     */
-    ExitCode[ExitCode["Success"] = 0] = "Success";
-    /**
-     * A code indicating that the action was a failure
-     */
-    ExitCode[ExitCode["Failure"] = 1] = "Failure";
-})(ExitCode || (ExitCode = {}));
-//-----------------------------------------------------------------------
-// Variables
-//-----------------------------------------------------------------------
-/**
- * Sets env variable for this action and future actions in the job
- * @param name the name of the variable to set
- * @param val the value of the variable. Non-string values will be converted to a string via JSON.stringify
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function exportVariable(name, val) {
-    const convertedVal = toCommandValue(val);
-    process.env[name] = convertedVal;
-    const filePath = process.env['GITHUB_ENV'] || '';
-    if (filePath) {
-        return issueFileCommand('ENV', prepareKeyValueMessage(name, val));
-    }
-    issueCommand('set-env', { name }, convertedVal);
-}
-/**
- * Registers a secret which will get masked from logs
- *
- * @param secret - Value of the secret to be masked
- * @remarks
- * This function instructs the Actions runner to mask the specified value in any
- * logs produced during the workflow run. Once registered, the secret value will
- * be replaced with asterisks (***) whenever it appears in console output, logs,
- * or error messages.
- *
- * This is useful for protecting sensitive information such as:
- * - API keys
- * - Access tokens
- * - Authentication credentials
- * - URL parameters containing signatures (SAS tokens)
- *
- * Note that masking only affects future logs; any previous appearances of the
- * secret in logs before calling this function will remain unmasked.
- *
- * @example
- * ```typescript
- * // Register an API token as a secret
- * const apiToken = "abc123xyz456";
- * setSecret(apiToken);
- *
- * // Now any logs containing this value will show *** instead
- * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
- * ```
- */
-function core_setSecret(secret) {
-    command_issueCommand('add-mask', {}, secret);
-}
-/**
- * Prepends inputPath to the PATH (for this action and future actions)
- * @param inputPath
- */
-function addPath(inputPath) {
-    const filePath = process.env['GITHUB_PATH'] || '';
-    if (filePath) {
-        issueFileCommand('PATH', inputPath);
-    }
-    else {
-        issueCommand('add-path', {}, inputPath);
-    }
-    process.env['PATH'] = `${inputPath}${path.delimiter}${process.env['PATH']}`;
-}
-/**
- * Gets the value of an input.
- * Unless trimWhitespace is set to false in InputOptions, the value is also trimmed.
- * Returns an empty string if the value is not defined.
- *
- * @param     name     name of the input to get
- * @param     options  optional. See InputOptions.
- * @returns   string
- */
-function getInput(name, options) {
-    const val = process.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] || '';
-    if (options && options.required && !val) {
-        throw new Error(`Input required and not supplied: ${name}`);
-    }
-    if (options && options.trimWhitespace === false) {
-        return val;
-    }
-    return val.trim();
-}
-/**
- * Gets the values of an multiline input.  Each value is also trimmed.
- *
- * @param     name     name of the input to get
- * @param     options  optional. See InputOptions.
- * @returns   string[]
- *
- */
-function getMultilineInput(name, options) {
-    const inputs = getInput(name, options)
-        .split('\n')
-        .filter(x => x !== '');
-    if (options && options.trimWhitespace === false) {
-        return inputs;
-    }
-    return inputs.map(input => input.trim());
-}
-/**
- * Gets the input value of the boolean type in the YAML 1.2 "core schema" specification.
- * Support boolean input list: `true | True | TRUE | false | False | FALSE` .
- * The return value is also in boolean type.
- * ref: https://yaml.org/spec/1.2/spec.html#id2804923
- *
- * @param     name     name of the input to get
- * @param     options  optional. See InputOptions.
- * @returns   boolean
- */
-function getBooleanInput(name, options) {
-    const trueValue = ['true', 'True', 'TRUE'];
-    const falseValue = ['false', 'False', 'FALSE'];
-    const val = getInput(name, options);
-    if (trueValue.includes(val))
-        return true;
-    if (falseValue.includes(val))
-        return false;
-    throw new TypeError(`Input does not meet YAML 1.2 "Core Schema" specification: ${name}\n` +
-        `Support boolean input list: \`true | True | TRUE | false | False | FALSE\``);
-}
-/**
- * Sets the value of an output.
- *
- * @param     name     name of the output to set
- * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function setOutput(name, value) {
-    const filePath = process.env['GITHUB_OUTPUT'] || '';
-    if (filePath) {
-        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
-    }
-    process.stdout.write(external_os_namespaceObject.EOL);
-    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
-}
-/**
- * Enables or disables the echoing of commands into stdout for the rest of the step.
- * Echoing is disabled by default if ACTIONS_STEP_DEBUG is not set.
- *
- */
-function setCommandEcho(enabled) {
-    issue('echo', enabled ? 'on' : 'off');
-}
-//-----------------------------------------------------------------------
-// Results
-//-----------------------------------------------------------------------
-/**
- * Sets the action status to failed.
- * When the action exits it will be with an exit code of 1
- * @param message add error issue message
- */
-function setFailed(message) {
-    process.exitCode = ExitCode.Failure;
-    error(message);
-}
-//-----------------------------------------------------------------------
-// Logging Commands
-//-----------------------------------------------------------------------
-/**
- * Gets whether Actions Step Debug is on or not
- */
-function isDebug() {
-    return process.env['RUNNER_DEBUG'] === '1';
-}
-/**
- * Writes debug message to user log
- * @param message debug message
- */
-function core_debug(message) {
-    issueCommand('debug', {}, message);
-}
-/**
- * Adds an error issue
- * @param message error issue message. Errors will be converted to string via toString()
- * @param properties optional properties to add to the annotation.
- */
-function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-/**
- * Adds a warning issue
- * @param message warning issue message. Errors will be converted to string via toString()
- * @param properties optional properties to add to the annotation.
- */
-function warning(message, properties = {}) {
-    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-/**
- * Adds a notice issue
- * @param message notice issue message. Errors will be converted to string via toString()
- * @param properties optional properties to add to the annotation.
- */
-function notice(message, properties = {}) {
-    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
-}
-/**
- * Writes info to log with console.log.
- * @param message info message
- */
-function info(message) {
-    process.stdout.write(message + external_os_namespaceObject.EOL);
-}
-/**
- * Begin an output group.
- *
- * Output until the next `groupEnd` will be foldable in this group
- *
- * @param name The name of the output group
- */
-function startGroup(name) {
-    command_issue('group', name);
-}
-/**
- * End an output group.
- */
-function endGroup() {
-    command_issue('endgroup');
-}
-/**
- * Wrap an asynchronous function call in a group.
- *
- * Returns the same type as the function itself.
- *
- * @param name The name of the group
- * @param fn The function to wrap in the group
- */
-function group(name, fn) {
-    return core_awaiter(this, void 0, void 0, function* () {
-        startGroup(name);
-        let result;
-        try {
-            result = yield fn();
-        }
-        finally {
-            endGroup();
-        }
-        return result;
-    });
-}
-//-----------------------------------------------------------------------
-// Wrapper action state
-//-----------------------------------------------------------------------
-/**
- * Saves state for current action, the state can only be retrieved by this action's post job execution.
- *
- * @param     name     name of the state to store
- * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function saveState(name, value) {
-    const filePath = process.env['GITHUB_STATE'] || '';
-    if (filePath) {
-        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
-    }
-    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
-}
-/**
- * Gets the value of an state set by this action's main execution.
- *
- * @param     name     name of the state to get
- * @returns   string
- */
-function getState(name) {
-    return process.env[`STATE_${name}`] || '';
-}
-function getIDToken(aud) {
-    return core_awaiter(this, void 0, void 0, function* () {
-        return yield OidcClient.getIDToken(aud);
-    });
-}
-/**
- * Summary exports
- */
-
-/**
- * @deprecated use core.summary
- */
-
-/**
- * Path exports
- */
-
-/**
- * Platform utilities exports
- */
-
-//# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 10 modules
+var core = __nccwpck_require__(63955);
 ;// CONCATENATED MODULE: ./src/errors.ts
 // Every refusal and failure carries a stable code: the operators' guide and
 // later runs key on these, so never rename one, only add.
@@ -55511,10 +52566,10 @@ function withRemedy(error, remedy) {
     });
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+// EXTERNAL MODULE: external "node:fs"
+var external_node_fs_ = __nccwpck_require__(73024);
+// EXTERNAL MODULE: external "node:os"
+var external_node_os_ = __nccwpck_require__(48161);
 ;// CONCATENATED MODULE: ./src/host/host-spec.ts
 
 const DEFAULT_SSH_USER = 'root';
@@ -55626,7 +52681,7 @@ function invalid(input, why, remedy) {
     return new MigrationError('INPUT_INVALID', `${input}: ${why}`, { step: 'inputs', remedy });
 }
 /** Reads and validates every input; throws a MigrationError naming the input at the first problem. */
-function getInputs(read, now = () => new Date(), readFile = (path) => (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8')) {
+function getInputs(read, now = () => new Date(), readFile = (path) => (0,external_node_fs_.readFileSync)(path, 'utf8')) {
     const values = new Map(INPUT_NAMES.map((name) => [name, read(name)]));
     // Secrets keep their exact text; everything else is compared trimmed.
     const raw = (name) => values.get(name) ?? '';
@@ -55879,7 +52934,7 @@ function readPrivateKey(keyText, keyPath, passphrase, readFile) {
         return checkPrivateKey(keyText, 'ssh-key', passphrase);
     if (keyPath === '')
         return undefined;
-    const path = keyPath === '~' || keyPath.startsWith('~/') ? (0,external_node_os_namespaceObject.homedir)() + keyPath.slice(1) : keyPath;
+    const path = keyPath === '~' || keyPath.startsWith('~/') ? (0,external_node_os_.homedir)() + keyPath.slice(1) : keyPath;
     let content;
     try {
         content = readFile(path);
@@ -55987,20 +53042,18 @@ function parseKnownHosts(value) {
 }
 
 // EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(8474);
+var external_node_events_ = __nccwpck_require__(78474);
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(6760);
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
+var external_node_path_ = __nccwpck_require__(76760);
+// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
+var shell_quote = __nccwpck_require__(26591);
 ;// CONCATENATED MODULE: ./src/host/host.ts
 function describeHost(host) {
     return `${host.role} ${host.address}`;
 }
 
-// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
-var shell_quote = __nccwpck_require__(6591);
 ;// CONCATENATED MODULE: ./src/host/shell.ts
 
 
@@ -56054,6 +53107,504 @@ function oneLine(command) {
     return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
+
+function isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+function isStringList(value) {
+    return Array.isArray(value) && value.every((v) => typeof v === 'string');
+}
+function isStringLists(value) {
+    return Array.isArray(value) && value.every(isStringList);
+}
+function isStringMap(value) {
+    return isObject(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+class InspectShapeError extends Error {
+}
+function wrong(path, expected) {
+    throw new InspectShapeError(`${path} is not ${expected}`);
+}
+/** Reads typed fields of one JSON object; null and absent both read as undefined. */
+class Fields {
+    obj;
+    path;
+    constructor(obj, path) {
+        this.obj = obj;
+        this.path = path;
+    }
+    at(key) {
+        const value = this.obj[key];
+        return value === null ? undefined : value;
+    }
+    where(key) {
+        return this.path === '' ? key : `${this.path}.${key}`;
+    }
+    string(key) {
+        const value = this.at(key);
+        if (value === undefined || typeof value === 'string')
+            return value;
+        return wrong(this.where(key), 'a string');
+    }
+    requiredString(key) {
+        return this.string(key) ?? wrong(this.where(key), 'a string');
+    }
+    number(key) {
+        const value = this.at(key);
+        if (value === undefined || (typeof value === 'number' && Number.isFinite(value)))
+            return value;
+        return wrong(this.where(key), 'a number');
+    }
+    boolean(key) {
+        const value = this.at(key);
+        if (value === undefined || typeof value === 'boolean')
+            return value;
+        return wrong(this.where(key), 'true or false');
+    }
+    requiredBoolean(key) {
+        return this.boolean(key) ?? wrong(this.where(key), 'true or false');
+    }
+    strings(key) {
+        const value = this.at(key);
+        if (value === undefined || isStringList(value))
+            return value;
+        return wrong(this.where(key), 'a list of strings');
+    }
+    /** Cmd, Entrypoint and Healthcheck.Test: the API takes a single string for them too. */
+    command(key) {
+        const value = this.at(key);
+        return typeof value === 'string' ? [value] : this.strings(key);
+    }
+    stringMap(key) {
+        const value = this.at(key);
+        if (value === undefined)
+            return undefined;
+        if (isStringMap(value))
+            return value;
+        return wrong(this.where(key), 'a map of strings');
+    }
+    /** Maps like ExposedPorts whose values carry nothing: only the keys are kept. */
+    keySet(key) {
+        const value = this.at(key);
+        if (value === undefined)
+            return undefined;
+        if (isObject(value))
+            return Object.fromEntries(Object.keys(value).map((k) => [k, {}]));
+        return wrong(this.where(key), 'a map');
+    }
+    object(key) {
+        const value = this.at(key);
+        if (value === undefined)
+            return undefined;
+        if (isObject(value))
+            return new Fields(value, this.where(key));
+        return wrong(this.where(key), 'an object');
+    }
+    requiredObject(key) {
+        return this.object(key) ?? wrong(this.where(key), 'an object');
+    }
+    objects(key) {
+        const value = this.at(key);
+        if (value === undefined)
+            return undefined;
+        if (!Array.isArray(value))
+            return wrong(this.where(key), 'a list');
+        return value.map((item, i) => {
+            if (!isObject(item))
+                return wrong(`${this.where(key)}[${i}]`, 'an object');
+            return new Fields(item, `${this.where(key)}[${i}]`);
+        });
+    }
+    /** Entries of a map whose values are objects (or null, read as absent). */
+    objectEntries(key) {
+        const value = this.at(key);
+        if (value === undefined)
+            return undefined;
+        if (!isObject(value))
+            return wrong(this.where(key), 'a map');
+        return Object.entries(value).map(([k, v]) => {
+            if (v === null)
+                return [k, undefined];
+            if (!isObject(v))
+                return wrong(`${this.where(key)}.${k}`, 'an object');
+            return [k, new Fields(v, `${this.where(key)}.${k}`)];
+        });
+    }
+    raw(key) {
+        return this.at(key);
+    }
+}
+// --- readers -----------------------------------------------------------------------------------
+function readHealth(f) {
+    if (!f)
+        return undefined;
+    return {
+        Test: f.command('Test'),
+        Interval: f.number('Interval'),
+        Timeout: f.number('Timeout'),
+        StartPeriod: f.number('StartPeriod'),
+        StartInterval: f.number('StartInterval'),
+        Retries: f.number('Retries'),
+    };
+}
+function readImageConfig(f) {
+    return {
+        User: f.string('User'),
+        Env: f.strings('Env'),
+        Cmd: f.command('Cmd'),
+        Entrypoint: f.command('Entrypoint'),
+        WorkingDir: f.string('WorkingDir'),
+        Labels: f.stringMap('Labels'),
+        ExposedPorts: f.keySet('ExposedPorts'),
+        Volumes: f.keySet('Volumes'),
+        StopSignal: f.string('StopSignal'),
+        Healthcheck: readHealth(f.object('Healthcheck')),
+    };
+}
+function readContainerConfig(f) {
+    return {
+        ...readImageConfig(f),
+        ...{
+            Hostname: f.string('Hostname'),
+            Domainname: f.string('Domainname'),
+            StopTimeout: f.number('StopTimeout'),
+            Tty: f.boolean('Tty'),
+            OpenStdin: f.boolean('OpenStdin'),
+            Image: f.string('Image'),
+        },
+    };
+}
+function readMountSpec(f) {
+    const bind = f.object('BindOptions');
+    const volume = f.object('VolumeOptions');
+    const tmpfs = f.object('TmpfsOptions');
+    const driver = volume?.object('DriverConfig');
+    return {
+        Type: f.requiredString('Type'),
+        Source: f.string('Source'),
+        Target: f.requiredString('Target'),
+        ReadOnly: f.boolean('ReadOnly'),
+        BindOptions: bind && {
+            Propagation: bind.string('Propagation'),
+            NonRecursive: bind.boolean('NonRecursive'),
+            CreateMountpoint: bind.boolean('CreateMountpoint'),
+            ReadOnlyNonRecursive: bind.boolean('ReadOnlyNonRecursive'),
+            ReadOnlyForceRecursive: bind.boolean('ReadOnlyForceRecursive'),
+        },
+        VolumeOptions: volume && {
+            NoCopy: volume.boolean('NoCopy'),
+            Labels: volume.stringMap('Labels'),
+            Subpath: volume.string('Subpath'),
+            DriverConfig: driver && { Name: driver.string('Name'), Options: driver.stringMap('Options') },
+        },
+        TmpfsOptions: tmpfs && { SizeBytes: tmpfs.number('SizeBytes'), Mode: tmpfs.number('Mode') },
+    };
+}
+function readPortBindings(f) {
+    const value = f.raw('PortBindings');
+    if (value === undefined)
+        return undefined;
+    if (!isObject(value))
+        return wrong('HostConfig.PortBindings', 'a map');
+    const result = {};
+    for (const [port, list] of Object.entries(value)) {
+        if (list === null) {
+            result[port] = [];
+            continue;
+        }
+        if (!Array.isArray(list))
+            return wrong(`HostConfig.PortBindings.${port}`, 'a list');
+        result[port] = list.map((item, i) => {
+            if (!isObject(item))
+                return wrong(`HostConfig.PortBindings.${port}[${i}]`, 'an object');
+            const b = new Fields(item, `HostConfig.PortBindings.${port}[${i}]`);
+            return { HostIp: b.string('HostIp'), HostPort: b.string('HostPort') };
+        });
+    }
+    return result;
+}
+function readCapabilities(f) {
+    const value = f.raw('Capabilities');
+    if (value === undefined)
+        return undefined;
+    return isStringLists(value) ? value : wrong('HostConfig.DeviceRequests[].Capabilities', 'a list of lists');
+}
+function readHostConfig(f) {
+    const restart = f.object('RestartPolicy');
+    const log = f.object('LogConfig');
+    return {
+        Binds: f.strings('Binds'),
+        Mounts: f.objects('Mounts')?.map(readMountSpec),
+        RestartPolicy: restart && {
+            Name: restart.string('Name') ?? '',
+            MaximumRetryCount: restart.number('MaximumRetryCount') ?? 0,
+        },
+        PortBindings: readPortBindings(f),
+        PublishAllPorts: f.boolean('PublishAllPorts'),
+        NetworkMode: f.string('NetworkMode'),
+        SecurityOpt: f.strings('SecurityOpt'),
+        CapAdd: f.strings('CapAdd'),
+        CapDrop: f.strings('CapDrop'),
+        Privileged: f.boolean('Privileged'),
+        Memory: f.number('Memory'),
+        MemorySwap: f.number('MemorySwap'),
+        MemoryReservation: f.number('MemoryReservation'),
+        MemorySwappiness: f.number('MemorySwappiness'),
+        NanoCpus: f.number('NanoCpus'),
+        CpuShares: f.number('CpuShares'),
+        CpuPeriod: f.number('CpuPeriod'),
+        CpuQuota: f.number('CpuQuota'),
+        CpusetCpus: f.string('CpusetCpus'),
+        CpusetMems: f.string('CpusetMems'),
+        BlkioWeight: f.number('BlkioWeight'),
+        PidsLimit: f.number('PidsLimit'),
+        Ulimits: f.objects('Ulimits')?.map((u) => ({
+            Name: u.requiredString('Name'),
+            Soft: u.number('Soft') ?? 0,
+            Hard: u.number('Hard') ?? 0,
+        })),
+        ShmSize: f.number('ShmSize'),
+        Init: f.boolean('Init'),
+        ReadonlyRootfs: f.boolean('ReadonlyRootfs'),
+        ExtraHosts: f.strings('ExtraHosts'),
+        Dns: f.strings('Dns'),
+        DnsSearch: f.strings('DnsSearch'),
+        DnsOptions: f.strings('DnsOptions'),
+        Sysctls: f.stringMap('Sysctls'),
+        Tmpfs: f.stringMap('Tmpfs'),
+        LogConfig: log && { Type: log.string('Type') ?? '', Config: log.stringMap('Config') },
+        IpcMode: f.string('IpcMode'),
+        PidMode: f.string('PidMode'),
+        UTSMode: f.string('UTSMode'),
+        UsernsMode: f.string('UsernsMode'),
+        CgroupnsMode: f.string('CgroupnsMode'),
+        CgroupParent: f.string('CgroupParent'),
+        Devices: f.objects('Devices')?.map((d) => ({
+            PathOnHost: d.requiredString('PathOnHost'),
+            PathInContainer: d.requiredString('PathInContainer'),
+            CgroupPermissions: d.string('CgroupPermissions'),
+        })),
+        DeviceRequests: f.objects('DeviceRequests')?.map((d) => ({
+            Driver: d.string('Driver'),
+            Count: d.number('Count'),
+            DeviceIDs: d.strings('DeviceIDs'),
+            Capabilities: readCapabilities(d),
+        })),
+        DeviceCgroupRules: f.strings('DeviceCgroupRules'),
+        Runtime: f.string('Runtime'),
+        GroupAdd: f.strings('GroupAdd'),
+        OomKillDisable: f.boolean('OomKillDisable'),
+        OomScoreAdj: f.number('OomScoreAdj'),
+        AutoRemove: f.boolean('AutoRemove'),
+        VolumeDriver: f.string('VolumeDriver'),
+        VolumesFrom: f.strings('VolumesFrom'),
+        Links: f.strings('Links'),
+        StorageOpt: f.stringMap('StorageOpt'),
+    };
+}
+function readMountPoint(f) {
+    return {
+        Type: f.requiredString('Type'),
+        Name: f.string('Name'),
+        Source: f.string('Source') ?? '',
+        Destination: f.requiredString('Destination'),
+        Driver: f.string('Driver'),
+        Mode: f.string('Mode') ?? '',
+        RW: f.requiredBoolean('RW'),
+        Propagation: f.string('Propagation') ?? '',
+    };
+}
+function readEndpoint(f) {
+    if (!f)
+        return {};
+    const ipam = f.object('IPAMConfig');
+    return {
+        Aliases: f.strings('Aliases'),
+        IPAMConfig: ipam && {
+            IPv4Address: ipam.string('IPv4Address'),
+            IPv6Address: ipam.string('IPv6Address'),
+            LinkLocalIPs: ipam.strings('LinkLocalIPs'),
+        },
+        NetworkID: f.string('NetworkID'),
+        IPAddress: f.string('IPAddress'),
+        MacAddress: f.string('MacAddress'),
+        DriverOpts: f.stringMap('DriverOpts'),
+    };
+}
+function readContainer(f) {
+    const id = f.requiredString('Id');
+    const name = f.requiredString('Name');
+    const state = f.requiredObject('State');
+    const graph = f.object('GraphDriver');
+    const networks = f.object('NetworkSettings')?.objectEntries('Networks') ?? [];
+    return {
+        Id: id,
+        Name: name,
+        State: {
+            Status: state.requiredString('Status'),
+            Running: state.requiredBoolean('Running'),
+            Paused: state.requiredBoolean('Paused'),
+            Restarting: state.requiredBoolean('Restarting'),
+            Pid: state.number('Pid'),
+            StartedAt: state.string('StartedAt'),
+        },
+        RestartCount: f.number('RestartCount') ?? 0,
+        Image: f.requiredString('Image'),
+        Config: readContainerConfig(f.requiredObject('Config')),
+        HostConfig: readHostConfig(f.requiredObject('HostConfig')),
+        Mounts: f.objects('Mounts')?.map(readMountPoint) ?? [],
+        NetworkSettings: { Networks: Object.fromEntries(networks.map(([name, ep]) => [name, readEndpoint(ep)])) },
+        GraphDriver: graph && { Name: graph.string('Name') ?? '', Data: graph.stringMap('Data') ?? {} },
+    };
+}
+function parseFirst(json, what, read) {
+    let value;
+    try {
+        value = JSON.parse(json);
+    }
+    catch (error) {
+        throw new MigrationError('COMMAND_FAILED', `${what} did not print JSON`, { cause: error });
+    }
+    // The CLI prints an array even for one object; the API prints the object itself.
+    const first = Array.isArray(value) ? value[0] : value;
+    if (Array.isArray(value) && value.length === 0) {
+        throw new MigrationError('CONTAINER_NOT_FOUND', `${what} printed no object`);
+    }
+    if (!isObject(first))
+        throw new MigrationError('COMMAND_FAILED', `${what} printed no object`);
+    try {
+        return read(new Fields(first, ''));
+    }
+    catch (error) {
+        if (!(error instanceof InspectShapeError))
+            throw error;
+        throw new MigrationError('COMMAND_FAILED', `${what} printed JSON of an unexpected shape: ${error.message}`, {
+            cause: error,
+        });
+    }
+}
+/** Parses `docker container inspect` output (an array of one) into the fields we rely on. */
+function parseContainerInspect(json) {
+    return parseFirst(json, 'docker container inspect', readContainer);
+}
+/** Parses `docker image inspect` output; its Config holds the defaults a container inherits. */
+function parseImageInspect(json) {
+    return parseFirst(json, 'docker image inspect', (f) => ({
+        Id: f.requiredString('Id'),
+        RepoTags: f.strings('RepoTags') ?? [],
+        Config: readImageConfig(f.object('Config') ?? new Fields({}, 'Config')),
+    }));
+}
+/** "web" for Name "/web". */
+function containerName(inspect) {
+    return inspect.Name.replace(/^\//, '');
+}
+
+;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
+
+
+/** Thin typed wrapper over the `docker` CLI of one host. */
+class DockerCli {
+    host;
+    constructor(host) {
+        this.host = host;
+    }
+    async docker(args, step, code, what) {
+        const result = await runChecked(this.host, shellQuote(['docker', ...args]), { step, code, what });
+        return result.stdout;
+    }
+    /** The container, or undefined when the host has none by that name or ID. */
+    async inspectContainer(ref, step) {
+        const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
+        let result = await this.host.run(command);
+        if (result.exitCode !== 0) {
+            if (/no such (container|object)/i.test(result.stderr))
+                return undefined;
+            // Once more, failing with the step and host named if it fails again.
+            result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
+        }
+        return parseContainerInspect(result.stdout);
+    }
+    /** The image's ID, or undefined when the host does not have it. */
+    async imageId(ref) {
+        const result = await this.host.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]));
+        return result.exitCode === 0 ? result.stdout.trim() : undefined;
+    }
+    /** Containers (any state) created from the image. */
+    async containersUsingImage(imageId) {
+        const out = await this.docker(['ps', '-aq', '--no-trunc', '--filter', `ancestor=${imageId}`], 'rollback');
+        return out.split('\n').filter(Boolean);
+    }
+    async create(args, step) {
+        const out = await this.docker(['create', ...args], step, 'TARGET_CREATE_FAILED', 'docker create');
+        const id = out.trim().split('\n').pop() ?? '';
+        if (!/^[0-9a-f]{64}$/.test(id))
+            throw new Error(`docker create printed no container ID: ${out}`);
+        return id;
+    }
+    async pause(id, step) {
+        await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
+    }
+    async unpause(id, step, code = 'COMMAND_FAILED') {
+        await this.docker(['unpause', id], step, code, 'docker unpause');
+    }
+    async startFromCheckpoint(id, checkpoint, step) {
+        await this.docker(['start', '--checkpoint', checkpoint, id], step, 'RESTORE_FAILED', 'docker start --checkpoint');
+    }
+    async setRestartPolicy(id, policy, step) {
+        await this.docker(['update', '--restart', policy, id], step, 'SOURCE_STOP_FAILED', 'docker update --restart');
+    }
+    /** SIGKILL: a frozen container dies without running another instruction. */
+    async kill(id, step) {
+        await this.docker(['kill', '--signal', 'KILL', id], step, 'SOURCE_STOP_FAILED', 'docker kill');
+    }
+    async remove(id, step, options = {}) {
+        const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
+        await this.docker(['rm', ...flags, id], step);
+    }
+    /** docker rm --force; false when there was no such container. */
+    async removeIfPresent(ref, step) {
+        // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
+        if (!(await this.inspectContainer(ref, step)))
+            return false;
+        const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
+            timeoutMs: 120_000,
+        });
+        if (result.exitCode === 0)
+            return true;
+        if (/no such container/i.test(result.stderr))
+            return false;
+        await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
+            step,
+            what: 'docker rm',
+        });
+        return true;
+    }
+    async removeImage(id, step) {
+        await this.docker(['image', 'rm', id], step);
+    }
+    async logs(id, step) {
+        const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
+        const result = await this.host.run(command);
+        if (result.exitCode === 0)
+            return result.stdout;
+        return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
+    }
+    /** Command lines of the container's processes, as `docker top` shows them. */
+    async processes(id, step) {
+        // docker top insists on a PID column; drop it, host PIDs differ between hosts anyway.
+        const out = await this.docker(['top', id, '-o', 'pid,args'], step);
+        return out
+            .split('\n')
+            .slice(1)
+            .map((line) => line.trim().replace(/^\d+\s+/, ''))
+            .filter(Boolean);
+    }
+}
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
 ;// CONCATENATED MODULE: ./src/host/abortable.ts
 
 
@@ -56314,6 +53865,8 @@ function bindSignal(host, signal, options = {}) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: ./src/host/local-host.ts
 
 
@@ -56474,7 +54027,7 @@ function signalGroup(pid, signal) {
 }
 
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(5472);
+var lib = __nccwpck_require__(85472);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
 ;// CONCATENATED MODULE: ./src/host/known-hosts.ts
 
@@ -57238,360 +54791,280 @@ async function applySudo(host) {
     return withSudo(host);
 }
 
-;// CONCATENATED MODULE: ./src/host/reconnecting.ts
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(57075);
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/host/relay.ts
 
-const ATTEMPTS = 3;
-const BACKOFF_MS = [1_000, 3_000];
-function isConnectionLoss(error) {
-    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
+
+
+
+
+
+const SUM_MARK = 'criu-migrate-sha256';
+/**
+ * A pipeline whose every stage's exit status is kept: POSIX sh reports only
+ * the last one, and a failing `tar` in front of `zstd` must not pass for a
+ * good stream. Each stage appends its status to "$d/rc".
+ */
+function recordedPipeline(stages) {
+    return stages.map((stage) => `{ (${stage}); echo $? >>"$d/rc"; }`).join(' | ');
+}
+/** Sets rc to the first failing stage's status, or 1 when a stage never reported (killed). */
+function pipelineStatus(count) {
+    return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
 }
 /**
- * A host that opens a new connection when the old one dropped, and runs the
- * command again. Only for commands that are safe to repeat (rollback and
- * roll-forward steps): a dropped connection must not leave a run half undone.
+ * Runs `body` with a fifo that sha256sum reads, so what passes through tee is
+ * hashed without a temporary copy, then prints the sum on stderr and exits
+ * with the pipeline's status.
  */
-function reconnecting(first, reopen, sleep = defaultSleep) {
-    let current = first;
-    let reopening;
-    async function again(failed) {
-        if (current !== failed)
-            return current;
-        reopening ??= (async () => {
-            await failed.close().catch(() => { });
-            return reopen();
-        })().finally(() => {
-            reopening = undefined;
-        });
-        current = await reopening;
-        return current;
-    }
-    async function attempt(call) {
-        let lastError;
-        for (let i = 0; i < ATTEMPTS; i++) {
-            const host = current;
-            try {
-                return await call(host);
-            }
-            catch (error) {
-                if (!isConnectionLoss(error))
-                    throw error;
-                lastError = error;
-                if (i === ATTEMPTS - 1)
-                    break;
-                await sleep(BACKOFF_MS[i] ?? 3_000);
-                try {
-                    await again(host);
-                }
-                catch (reopenError) {
-                    lastError = reopenError;
-                }
-            }
-        }
-        throw lastError;
-    }
-    return {
-        role: first.role,
-        address: first.address,
-        get hostKeyFingerprint() {
-            return current.hostKeyFingerprint;
-        },
-        run: (command, options) => attempt((host) => host.run(command, options)),
-        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
-        close: async () => {
-            await current.close();
-        },
-    };
-}
-function defaultSleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-;// CONCATENATED MODULE: ./src/phases/connect.ts
-
-
-
-/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
-async function connectHosts(settings, log) {
-    const warn = (message) => log.warning(message);
-    const opening = [
-        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-    ];
-    const [source, target] = await Promise.allSettled(opening);
-    if (source.status === 'rejected' || target.status === 'rejected') {
-        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
-        throw source.status === 'rejected' ? source.reason : target.reason;
-    }
-    for (const [host, location] of [
-        [source.value, settings.source],
-        [target.value, settings.target],
-    ]) {
-        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
-        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
-    }
-    return { source: source.value, target: target.value };
-}
-
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: ./src/report/metadata.ts
-
-
-
-
-/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
-const METADATA_SCHEMA_VERSION = 1;
-/**
- * succeeded: the container runs on the target. refused: stopped before touching
- * the container. rolled-back: failed after the freeze and the source was resumed.
- * resumed: finished a migration an earlier run left after its target was verified.
- * failed: anything else, including a rollback that did not complete.
- */
-const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
-const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
-/** The error part of the metadata: code, message and where, without causes or log details. */
-function metadataError(error) {
-    if (!(error instanceof MigrationError))
-        return { code: 'UNEXPECTED', message: errorMessage(error) };
-    const result = { code: error.code, message: error.message };
-    if (error.step)
-        result.step = error.step;
-    if (error.host)
-        result.host = error.host;
-    if (error.remedy)
-        result.remedy = error.remedy;
-    return result;
-}
-async function writeMetadata(path, metadata) {
-    await mkdirP((0,external_node_path_.dirname)(path));
-    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
-}
-
-;// CONCATENATED MODULE: ./src/report/timings.ts
-/** Migration phases, in the order a run goes through them. */
-const PHASES = [
-    'connect',
-    'preflight',
-    'stage',
-    'checkpoint',
-    'transfer',
-    'restore',
-    'verify',
-    'finalize',
-    'rollback',
-];
-/**
- * Wall-clock milliseconds per phase. A phase that runs more than once
- * accumulates, and phases may overlap (for example two hosts connecting).
- */
-class PhaseTimer {
-    clock;
-    started = new Map();
-    totals = new Map();
-    constructor(clock = () => performance.now()) {
-        this.clock = clock;
-    }
-    start(phase) {
-        if (this.started.has(phase))
-            throw new Error(`phase ${phase} is already running`);
-        this.started.set(phase, this.clock());
-    }
-    /** Stops a running phase and returns the milliseconds this run of it took. */
-    end(phase) {
-        const began = this.started.get(phase);
-        if (began === undefined)
-            throw new Error(`phase ${phase} was not started`);
-        this.started.delete(phase);
-        const elapsed = Math.max(0, this.clock() - began);
-        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
-        return elapsed;
-    }
-    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
-    async time(phase, fn) {
-        this.start(phase);
-        try {
-            return await fn();
-        }
-        finally {
-            this.end(phase);
-        }
-    }
-    /** Ends every phase still running, so a failed run still reports where its time went. */
-    endAll() {
-        for (const phase of [...this.started.keys()])
-            this.end(phase);
-    }
-    running() {
-        return [...this.started.keys()];
-    }
-    /** Milliseconds recorded so far for a phase (finished runs only). */
-    get(phase) {
-        return this.totals.get(phase);
-    }
-    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
-    toRecord() {
-        const record = {};
-        for (const phase of PHASES) {
-            const total = this.totals.get(phase);
-            if (total !== undefined)
-                record[phase] = Math.round(total);
-        }
-        return record;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/report/summary.ts
-
-
-const STATUS_LABELS = {
-    succeeded: '✅ succeeded',
-    refused: '⛔ refused before touching the container',
-    'rolled-back': '↩️ failed or cancelled, source resumed',
-    resumed: '🔁 finished a migration an earlier run left',
-    failed: '❌ failed',
-};
-const STREAM_LABELS = {
-    checkpoint: 'checkpoint images',
-    writableLayer: 'writable layer',
-    image: 'image',
-};
-/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-function renderSummaryRows(metadata) {
-    const rows = [];
-    const add = (label, value) => {
-        if (value !== undefined && value !== '')
-            rows.push([label, value]);
-    };
-    const { run, hosts, container, checkpoint, timings, error } = metadata;
-    add('Status', STATUS_LABELS[run.status]);
-    add('Mode', run.mode);
-    add('Source', summary_describeHost(hosts.source));
-    if (hosts.target)
-        add('Target', summary_describeHost(hosts.target));
-    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
-    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
-    if (container.imageRef || container.imageId) {
-        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
-    }
-    add('Checkpoint', checkpoint.name);
-    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
-    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
-    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
-    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : formatBytes(checkpoint.transferredBytes));
-    for (const kind of STREAM_KINDS) {
-        const stream = checkpoint.streams[kind];
-        if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
-    }
-    for (const phase of PHASES) {
-        const ms = timings.phasesMs[phase];
-        if (ms !== undefined)
-            add(`Phase: ${phase}`, formatMs(ms));
-    }
-    if (error) {
-        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
-            .filter(Boolean)
-            .join(' ');
-        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
-        add('What to do', error.remedy);
-    }
-    for (const leftover of metadata.leftovers ?? [])
-        add('Left to clean up', leftover);
-    const resumed = metadata.resumed;
-    if (resumed) {
-        const how = resumed.direction === 'roll-forward'
-            ? 'finished (source retired)'
-            : resumed.direction === 'rollback'
-                ? 'rolled back'
-                : 'closed';
-        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
-        for (const problem of resumed.problems)
-            add('Earlier run, not finished', problem);
-    }
+function hashedScript(body, stageCount) {
     return [
-        [
-            { data: 'Item', header: true },
-            { data: 'Value', header: true },
-        ],
-        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
-    ];
+        'd=$(mktemp -d) || exit 1',
+        'mkfifo "$d/f" || exit 1',
+        ': >"$d/rc"',
+        'sha256sum <"$d/f" >"$d/sum" & h=$!',
+        body,
+        'wait $h',
+        `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+        pipelineStatus(stageCount),
+        'rm -rf "$d"',
+        'exit "$rc"',
+    ].join('\n');
 }
-async function writeSummary(summary, metadata) {
-    summary
-        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
-        .addTable(renderSummaryRows(metadata));
-    if (metadata.timings.downtimeMs !== undefined) {
-        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
+/** The sending side: the host prints the sha256 of what it wrote. */
+function hashedProducer(stages) {
+    const list = typeof stages === 'string' ? [stages] : stages;
+    return hashedScript(`${recordedPipeline(list)} | tee "$d/f"`, list.length);
+}
+/** The receiving side: hashes what arrived before handing it to the stages. */
+function hashedConsumer(stages) {
+    const list = typeof stages === 'string' ? [stages] : stages;
+    return hashedScript(`tee "$d/f" | ${recordedPipeline(list)}`, list.length);
+}
+function parseHostSum(stderr) {
+    const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
+    return match?.[1];
+}
+/** Counts and hashes the bytes passing through the runner, and reports progress. */
+class Meter extends external_node_stream_.Transform {
+    bytes = 0;
+    hash = (0,external_node_crypto_.createHash)('sha256');
+    _transform(chunk, _encoding, callback) {
+        this.bytes += chunk.length;
+        this.hash.update(chunk);
+        callback(null, chunk);
     }
-    await summary.write();
-}
-/** The summary is HTML: messages may hold text such as <none> that must show as written. */
-function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-function formatMs(ms) {
-    if (ms < 1000)
-        return `${Math.round(ms)} ms`;
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(2)} s`;
-    const seconds = Math.round(ms / 1000);
-    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+    digest() {
+        return this.hash.digest('hex');
+    }
 }
 function formatBytes(bytes) {
-    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-    if (bytes < 1024)
-        return `${bytes} B`;
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
     let value = bytes;
-    let unit = 'B';
-    for (const next of units) {
-        if (value < 1024)
-            break;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
         value /= 1024;
-        unit = next;
+        unit++;
     }
-    return `${value.toFixed(1)} ${unit}`;
+    return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
-function shortId(id) {
-    return id.replace(/^sha256:/, '').slice(0, 12);
+function collect(process) {
+    let text = '';
+    process.stderr.on('data', (chunk) => {
+        if (text.length < 1_000_000)
+            text += chunk.toString();
+    });
+    return () => text;
 }
-function summary_describeHost(host) {
-    const facts = [
-        host.kernel && `kernel ${host.kernel}`,
-        host.arch,
-        host.criu && `CRIU ${host.criu}`,
-        host.docker && `Docker ${host.docker}`,
-        host.containerd && `containerd ${host.containerd}`,
-        host.runc && `runc ${host.runc}`,
-    ].filter(Boolean);
-    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
-}
-
-;// CONCATENATED MODULE: ./src/runtime.ts
-
-
-const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
-function actionsRuntime() {
-    return {
-        log: {
-            info: (message) => info(message),
-            warning: (message) => warning(message),
-            group: (name, fn) => group(name, fn),
-        },
-        saveState: (name, value) => saveState(name, value),
-        getState: (name) => getState(name),
-        onCancel(cancel) {
-            const handler = (signal) => cancel(signal);
-            process.on('SIGINT', handler);
-            process.on('SIGTERM', handler);
-            return () => {
-                process.off('SIGINT', handler);
-                process.off('SIGTERM', handler);
-            };
-        },
-        env: process.env,
-        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+/**
+ * Streams the output of `produce` on one host into `consume` on another,
+ * through the runner: no archive is written on either host, pipeline()
+ * carries backpressure end to end, and the sha256 computed by the source,
+ * the runner and the target must agree.
+ */
+async function streamBetween(from, produce, to, consume, options) {
+    const clock = options.clock ?? (() => performance.now());
+    const code = options.code ?? 'TRANSFER_FAILED';
+    const started = clock();
+    const consumer = await to.spawn(hashedConsumer(consume));
+    let producer;
+    try {
+        producer = await from.spawn(hashedProducer(produce));
+    }
+    catch (error) {
+        consumer.kill();
+        throw error;
+    }
+    // Nothing reads the consumer's stdout; drain it so a chatty command (docker load) cannot stall.
+    consumer.stdout.resume();
+    const producerErr = collect(producer);
+    const consumerErr = collect(consumer);
+    const meter = new Meter();
+    const everyMs = (options.progressSeconds ?? 2) * 1000;
+    let lastBytes = 0;
+    let lastAt = started;
+    const stallMs = (options.stallSeconds ?? 120) * 1000;
+    let stalled = false;
+    let movedAt = started;
+    let movedBytes = 0;
+    const watchdog = setInterval(() => {
+        if (meter.bytes !== movedBytes) {
+            movedBytes = meter.bytes;
+            movedAt = clock();
+        }
+        else if (clock() - movedAt > stallMs) {
+            stalled = true;
+            producer.kill();
+            consumer.kill();
+        }
+    }, Math.min(1000, stallMs));
+    const progress = setInterval(() => {
+        const now = clock();
+        const rate = ((meter.bytes - lastBytes) / Math.max(1, now - lastAt)) * 1000;
+        options.log.info(`${options.label}: ${formatBytes(meter.bytes)} sent, ${formatBytes(rate)}/s`);
+        lastBytes = meter.bytes;
+        lastAt = now;
+    }, everyMs);
+    let streamError;
+    try {
+        await (0,external_node_stream_promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
+    }
+    catch (error) {
+        streamError = error;
+        producer.kill();
+        consumer.kill();
+    }
+    finally {
+        clearInterval(progress);
+        clearInterval(watchdog);
+    }
+    const [producerExit, consumerExit] = await Promise.all([producer.exit, consumer.exit]);
+    const ms = clock() - started;
+    const fail = (host, message, stderr) => {
+        throw new MigrationError(code, `${options.label}: ${message}`, {
+            step: options.step,
+            host: describeHost(host),
+            detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
+        });
     };
+    if (stalled) {
+        throw new MigrationError(code, `${options.label}: no data moved for ${stallMs / 1000} s after ${formatBytes(meter.bytes)}`, {
+            step: options.step,
+            host: `${describeHost(from)} -> ${describeHost(to)}`,
+            remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
+        });
+    }
+    // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
+    if (consumerExit.exitCode !== 0) {
+        fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
+    }
+    if (producerExit.exitCode !== 0) {
+        fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
+    }
+    if (streamError !== undefined)
+        fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
+    const runnerSum = meter.digest();
+    const sourceSum = parseHostSum(producerErr());
+    const targetSum = parseHostSum(consumerErr());
+    if (sourceSum !== runnerSum || targetSum !== runnerSum) {
+        throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`, {
+            step: options.step,
+            host: describeHost(to),
+            detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
+            remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
+        });
+    }
+    const seconds = Math.max(ms, 1) / 1000;
+    options.log.info(`${options.label}: ${formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`);
+    return { label: options.label, bytes: meter.bytes, sha256: runnerSum, ms: Math.round(ms) };
+}
+
+;// CONCATENATED MODULE: ./src/criu/stats.ts
+// CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
+// StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
+// memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
+// pages_written = 7, ... } }. Times are microseconds.
+const IMG_COMMON_MAGIC = 0x54564319;
+const IMG_SERVICE_MAGIC = 0x55105940;
+function readVarint(buf, offset) {
+    let value = 0n;
+    let shift = 0n;
+    let pos = offset;
+    for (;;) {
+        if (pos >= buf.length)
+            throw new RangeError('truncated varint');
+        const byte = buf[pos++];
+        value |= BigInt(byte & 0x7f) << shift;
+        if ((byte & 0x80) === 0)
+            return [value, pos];
+        shift += 7n;
+    }
+}
+/** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
+function decodeMessage(buf) {
+    const fields = new Map();
+    let pos = 0;
+    while (pos < buf.length) {
+        const [key, afterKey] = readVarint(buf, pos);
+        const field = Number(key >> 3n);
+        const wire = Number(key & 7n);
+        if (wire === 0) {
+            const [value, next] = readVarint(buf, afterKey);
+            fields.set(field, value);
+            pos = next;
+        }
+        else if (wire === 2) {
+            const [length, start] = readVarint(buf, afterKey);
+            const end = start + Number(length);
+            fields.set(field, buf.subarray(start, end));
+            pos = end;
+        }
+        else if (wire === 5) {
+            pos = afterKey + 4;
+        }
+        else if (wire === 1) {
+            pos = afterKey + 8;
+        }
+        else {
+            throw new RangeError(`unsupported protobuf wire type ${wire}`);
+        }
+    }
+    return fields;
+}
+/** Decodes a stats-dump image; undefined when it is not one. */
+function parseDumpStats(image) {
+    try {
+        let pos = 0;
+        const first = image.readUInt32LE(pos);
+        if (first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC)
+            pos += 8;
+        else
+            pos += 4;
+        const length = image.readUInt32LE(pos);
+        const entry = decodeMessage(image.subarray(pos + 4, pos + 4 + length));
+        const dump = entry.get(1);
+        if (!(dump instanceof Buffer))
+            return undefined;
+        const fields = decodeMessage(dump);
+        const number = (field) => {
+            const value = fields.get(field);
+            return typeof value === 'bigint' ? Number(value) : undefined;
+        };
+        return {
+            freezingTimeUs: number(1),
+            frozenTimeUs: number(2),
+            memdumpTimeUs: number(3),
+            memwriteTimeUs: number(4),
+            pagesScanned: number(5),
+            pagesWritten: number(7),
+        };
+    }
+    catch {
+        return undefined;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/state/journal.ts
@@ -57842,6 +55315,952 @@ async function releaseLock(host, container, token) {
     await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
 }
 
+;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
+
+
+
+
+
+/** Where Docker's runc keeps container state, newest layouts first. */
+const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
+/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
+const DUMP_TIMEOUT_MS = 10 * 60_000;
+/** Everything that can be done before the freeze: find runc's state, make empty directories. */
+async function prepareCheckpoint(ctx, container) {
+    const name = ctx.settings.checkpointName;
+    const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
+    const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
+    const runcRoot = found.stdout.trim().split('\n')[0];
+    if (!runcRoot) {
+        throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: `looked in ${RUNC_ROOTS.join(', ')}`,
+            remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
+        });
+    }
+    const root = workDir(name);
+    const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
+    // Memory images hold every secret the process has: root-only from the first byte.
+    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
+    await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
+    return { runcRoot, ...dirs };
+}
+/**
+ * Freezes the source and dumps it while leaving it frozen: `docker pause`,
+ * then runc's checkpoint with --leave-running on the paused container. On
+ * any failure later on, `docker unpause` resumes it exactly where it was.
+ * runc directly takes well under a second here, `docker checkpoint create`
+ * several (it copies through containerd's content store).
+ */
+async function freezeAndDump(ctx, container, prepared) {
+    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
+    const frozenAt = ctx.clock();
+    await ctx.sourceDocker.pause(container.Id, 'checkpoint');
+    await ctx.journal.done(paused, 'source');
+    const dumpStart = ctx.clock();
+    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
+        'runc',
+        '--root',
+        prepared.runcRoot,
+        'checkpoint',
+        '--leave-running',
+        '--image-path',
+        prepared.imagesDir,
+        '--work-path',
+        prepared.workDir,
+        container.Id,
+    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
+    const dumpMs = ctx.clock() - dumpStart;
+    if (dump.exitCode !== 0) {
+        throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
+                .filter(Boolean)
+                .join('\n'),
+            remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
+        });
+    }
+    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+    const measured = await runChecked(ctx.source, [
+        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
+        'du -sb . | cut -f1',
+        "sha256sum <inventory.img | cut -d' ' -f1",
+        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
+    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
+    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    return {
+        frozenAt,
+        imagesDir: prepared.imagesDir,
+        imagesBytes: Number(bytes.trim()),
+        dumpMs,
+        stats,
+        inventorySha256: inventorySha256.trim(),
+    };
+}
+/** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
+async function criuLogErrors(host, logPath) {
+    const result = await host.run(`f=${shellQuote([logPath])}; [ -f "$f" ] || exit 0; echo "CRIU log $f:"; (grep -E 'Error|Warn|fail' "$f" || tail -n 20 "$f") | tail -n 15`);
+    return result.stdout.trim();
+}
+
+;// CONCATENATED MODULE: ./src/policy/compression.ts
+
+// zstd -1 keeps up with the SSH relay even on incompressible memory, and
+// shrinks zero and repeated pages, which most dumps are full of.
+const COMMANDS = {
+    zstd: { compress: 'zstd -1 -T0 -q -c', decompress: 'zstd -d -q -c' },
+    gzip: { compress: 'gzip -1 -c', decompress: 'gzip -d -c' },
+};
+/** The codec both hosts can run for the requested setting; refuses an explicit one a host lacks. */
+function chooseCodec(setting, source, target) {
+    if (setting === 'none')
+        return 'none';
+    if (setting === 'auto')
+        return source.zstd && target.zstd ? 'zstd' : 'none';
+    const missing = [!source[setting] && 'source', !target[setting] && 'target'].filter(Boolean);
+    if (missing.length > 0) {
+        throw new MigrationError('COMPRESSION_UNAVAILABLE', `compression: ${setting} is not installed on the ${missing.join(' and ')}`, {
+            step: 'stage',
+            remedy: `install ${setting} on both hosts, or set compression to auto or none`,
+        });
+    }
+    return setting;
+}
+/** Pipeline stages for a producer and a consumer whose bytes travel compressed. */
+function withCodec(codec, produce, consume) {
+    if (codec === 'none')
+        return { produce: [produce], consume: [consume] };
+    const { compress, decompress } = COMMANDS[codec];
+    return { produce: [produce, compress], consume: [decompress, consume] };
+}
+/** The shell probe whose output parseCodecs reads. */
+const CODEC_PROBE = 'for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; true';
+function parseCodecs(stdout) {
+    const found = new Set(stdout.split('\n').map((line) => line.trim()));
+    return { zstd: found.has('zstd'), gzip: found.has('gzip') };
+}
+
+;// CONCATENATED MODULE: ./src/phases/transfer.ts
+
+
+
+
+
+
+// GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
+const LAYER_TAR = [
+    '--numeric-owner',
+    '--xattrs',
+    '--xattrs-include=trusted.*',
+    '--xattrs-include=security.*',
+];
+/**
+ * Moves the frozen state: CRIU's images into the target container's
+ * checkpoint directory (the only place `docker start --checkpoint` reads),
+ * and the source's writable layer into the target's upper directory. Both
+ * streams run at once; the image layers never travel again.
+ */
+async function moveState(ctx, container, dumped, staged, codec) {
+    const sourceUpper = container.GraphDriver?.Data?.UpperDir;
+    if (!sourceUpper) {
+        throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the source container has no overlay2 upper directory', {
+            step: 'transfer',
+            host: describeHost(ctx.source),
+        });
+    }
+    // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
+    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), `${PRIVATE} mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staged.targetCheckpointDir] }, 'target');
+    const layer = withCodec(codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
+    const [checkpoint, writableLayer] = await Promise.all([
+        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+            label: 'checkpoint',
+            step: 'transfer',
+            log: ctx.log,
+        }),
+        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+            label: 'writable layer',
+            step: 'transfer',
+            log: ctx.log,
+        }),
+    ]);
+    return { checkpoint, writableLayer };
+}
+/** Which compression both hosts can run, decided before the freeze. */
+async function negotiateCodec(ctx) {
+    const [source, target] = await Promise.all([ctx.source.run(CODEC_PROBE), ctx.target.run(CODEC_PROBE)]);
+    const codec = chooseCodec(ctx.settings.compression, parseCodecs(source.stdout), parseCodecs(target.stdout));
+    ctx.log.info(`streams between the hosts: ${codec === 'none' ? 'uncompressed' : `compressed with ${codec}`}`);
+    return codec;
+}
+
+;// CONCATENATED MODULE: ./src/policy/versions.ts
+// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
+// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
+// here depends on it.
+const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
+/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
+function parseVersion(text) {
+    if (text === undefined)
+        return undefined;
+    const raw = text.trim();
+    const match = VERSION_PATTERN.exec(raw);
+    if (!match)
+        return undefined;
+    const [, major, minor, patch] = match;
+    return {
+        major: Number(major),
+        minor: minor === undefined ? 0 : Number(minor),
+        patch: patch === undefined ? 0 : Number(patch),
+        raw,
+    };
+}
+function toVersion(value) {
+    if (typeof value !== 'string')
+        return value;
+    const parsed = parseVersion(value);
+    // Strings passed here are constants in our own rules, so a bad one is a programming error.
+    if (!parsed)
+        throw new TypeError(`not a version: "${value}"`);
+    return parsed;
+}
+/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
+function compareVersions(a, b) {
+    const x = toVersion(a);
+    const y = toVersion(b);
+    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
+}
+/** True when v is known and at least min; an unknown version is never enough. */
+function atLeast(v, min) {
+    if (v === undefined)
+        return false;
+    const version = typeof v === 'string' ? parseVersion(v) : v;
+    return version !== undefined && compareVersions(version, min) >= 0;
+}
+/** "4.2.1" from the numbers, without the distribution suffix. */
+function formatVersion(v) {
+    return `${v.major}.${v.minor}.${v.patch}`;
+}
+/** "6.18" */
+function majorMinor(v) {
+    return `${v.major}.${v.minor}`;
+}
+
+;// CONCATENATED MODULE: ./src/probe/facts.ts
+
+
+/**
+ * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
+ * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
+ */
+const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
+/** Every command gatherHostFacts runs; all read-only. */
+const FACT_COMMANDS = {
+    kernelRelease: 'uname -r',
+    machine: 'uname -m',
+    criuPath: 'command -v criu',
+    criuVersion: 'criu --version',
+    criuCheck: 'criu check',
+    runcPath: 'command -v runc',
+    runcVersion: 'runc --version',
+    dockerVersion: "docker version --format '{{json .}}'",
+    dockerInfo: "docker info --format '{{json .}}'",
+};
+function criuFeatureCommand(feature) {
+    return `criu check --feature ${feature}`;
+}
+/** `criu check` creates test processes and namespaces: give it longer than a version query. */
+const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
+function facts_isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+function stringField(obj, key) {
+    const value = obj[key];
+    return typeof value === 'string' && value !== '' ? value : undefined;
+}
+function boolField(obj, key) {
+    const value = obj[key];
+    if (typeof value === 'boolean')
+        return value;
+    // Server.Components[].Details carries booleans as strings.
+    if (value === 'true')
+        return true;
+    if (value === 'false')
+        return false;
+    return undefined;
+}
+function parseJsonObject(text) {
+    try {
+        const value = JSON.parse(text);
+        return facts_isObject(value) ? value : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+// --- pure parsers --------------------------------------------------------------------------------
+/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
+function isCommandMissing(result) {
+    return result.exitCode === 127 || /command not found/i.test(result.stderr);
+}
+/** One line saying why a command failed, for facts and messages. */
+function failureText(result) {
+    if (result.exitCode === -1)
+        return 'timed out';
+    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
+    return line ?? `exit code ${result.exitCode}`;
+}
+function lastLines(text, count) {
+    const lines = text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+    return lines.slice(-count);
+}
+/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
+function parseCommandPath(result) {
+    if (result.exitCode !== 0)
+        return undefined;
+    const line = result.stdout.split('\n')[0]?.trim() ?? '';
+    return line.startsWith('/') ? line : undefined;
+}
+function parseKernel(release, machine) {
+    const facts = {};
+    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
+    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
+    if (releaseText !== '') {
+        facts.release = releaseText;
+        const version = parseVersion(releaseText);
+        if (version)
+            facts.version = version;
+    }
+    if (archText !== '')
+        facts.arch = archText;
+    const errors = [
+        releaseText === '' && `uname -r: ${failureText(release)}`,
+        archText === '' && `uname -m: ${failureText(machine)}`,
+    ].filter((e) => typeof e === 'string');
+    if (errors.length > 0)
+        facts.error = errors.join('; ');
+    return facts;
+}
+/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
+function parseCriuVersion(stdout) {
+    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
+function parseCriuCheck(result) {
+    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
+    const ok = result.exitCode === 0;
+    const summary = ok
+        ? (tail.at(-1) ?? 'exit code 0')
+        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
+            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
+    return { ok, exitCode: result.exitCode, tail, summary };
+}
+/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
+function parseCriuFeature(result) {
+    if (result.exitCode === 0)
+        return true;
+    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
+}
+/** First line of `runc --version`: "runc version 1.1.15+ds1". */
+function parseRuncVersion(stdout) {
+    const match = /^runc version\s+(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
+function parseDockerVersion(stdout) {
+    const root = parseJsonObject(stdout.trim());
+    const server = root?.Server;
+    if (!facts_isObject(server))
+        return undefined;
+    const facts = {};
+    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
+    const componentVersion = (name) => {
+        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
+        return component ? parseVersion(stringField(component, 'Version')) : undefined;
+    };
+    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
+    if (engine)
+        facts.serverVersion = engine;
+    const api = stringField(server, 'ApiVersion');
+    if (api)
+        facts.apiVersion = api;
+    const containerd = componentVersion('containerd');
+    if (containerd)
+        facts.containerdVersion = containerd;
+    const runc = componentVersion('runc');
+    if (runc)
+        facts.runcVersion = runc;
+    const experimental = boolField(server, 'Experimental');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    return facts;
+}
+/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
+function parseDockerInfo(stdout) {
+    const info = parseJsonObject(stdout.trim());
+    if (!info)
+        return undefined;
+    // Without a daemon the client still prints the structure, with every server field empty.
+    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
+    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
+    if (serverErrors.length > 0 || !serverVersion)
+        return undefined;
+    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
+    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
+    const facts = {
+        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
+        containerdImageStore,
+        serverVersion,
+    };
+    const experimental = boolField(info, 'ExperimentalBuild');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    const defaultRuntime = stringField(info, 'DefaultRuntime');
+    if (defaultRuntime)
+        facts.defaultRuntime = defaultRuntime;
+    const cgroupVersion = stringField(info, 'CgroupVersion');
+    if (cgroupVersion)
+        facts.cgroupVersion = cgroupVersion;
+    const cgroupDriver = stringField(info, 'CgroupDriver');
+    if (cgroupDriver)
+        facts.cgroupDriver = cgroupDriver;
+    const storageDriver = stringField(info, 'Driver');
+    if (storageDriver)
+        facts.storageDriver = storageDriver;
+    const rootDir = stringField(info, 'DockerRootDir');
+    if (rootDir)
+        facts.rootDir = rootDir;
+    return facts;
+}
+/** Combines the two docker queries into DockerFacts. */
+function parseDockerFacts(version, info) {
+    if (isCommandMissing(version)) {
+        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
+    if (!fromVersion) {
+        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
+    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
+    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
+    if (serverVersion)
+        facts.serverVersion = serverVersion;
+    if (fromVersion.apiVersion)
+        facts.apiVersion = fromVersion.apiVersion;
+    if (fromVersion.containerdVersion)
+        facts.containerdVersion = fromVersion.containerdVersion;
+    if (fromVersion.runcVersion)
+        facts.runcVersion = fromVersion.runcVersion;
+    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
+    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    if (!fromInfo) {
+        facts.error = `docker info: ${failureText(info)}`;
+        return facts;
+    }
+    if (fromInfo.defaultRuntime)
+        facts.defaultRuntime = fromInfo.defaultRuntime;
+    if (fromInfo.cgroupVersion)
+        facts.cgroupVersion = fromInfo.cgroupVersion;
+    if (fromInfo.cgroupDriver)
+        facts.cgroupDriver = fromInfo.cgroupDriver;
+    if (fromInfo.storageDriver)
+        facts.storageDriver = fromInfo.storageDriver;
+    if (fromInfo.rootDir)
+        facts.rootDir = fromInfo.rootDir;
+    facts.containerdImageStore = fromInfo.containerdImageStore;
+    return facts;
+}
+// --- gathering -------------------------------------------------------------------------------------
+async function gatherCriu(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
+        return { present: false, features: {}, error };
+    }
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [versionResult, checkResult, ...featureResults] = await Promise.all([
+        host.run(FACT_COMMANDS.criuVersion, quick),
+        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
+        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
+    ]);
+    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
+    const version = parseCriuVersion(versionResult.stdout);
+    if (version)
+        facts.version = version;
+    else
+        facts.error = `criu --version: ${failureText(versionResult)}`;
+    CRIU_FEATURES.forEach((feature, index) => {
+        const result = featureResults[index];
+        const supported = result && parseCriuFeature(result);
+        if (supported !== undefined)
+            facts.features[feature] = supported;
+    });
+    return facts;
+}
+async function gatherRunc(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
+        return { present: false, error };
+    }
+    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
+    const version = parseRuncVersion(result.stdout);
+    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
+}
+/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
+async function gatherHostFacts(host) {
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
+        host.run(FACT_COMMANDS.kernelRelease, quick),
+        host.run(FACT_COMMANDS.machine, quick),
+        host.run(FACT_COMMANDS.criuPath, quick),
+        host.run(FACT_COMMANDS.runcPath, quick),
+        host.run(FACT_COMMANDS.dockerVersion, quick),
+        host.run(FACT_COMMANDS.dockerInfo, quick),
+    ]);
+    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
+    return {
+        host: describeHost(host),
+        kernel: parseKernel(release, machine),
+        criu,
+        runc,
+        docker: parseDockerFacts(dockerVersion, dockerInfo),
+    };
+}
+
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(88701);
+;// CONCATENATED MODULE: ./src/report/metadata.ts
+
+
+
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+const METADATA_SCHEMA_VERSION = 1;
+/**
+ * succeeded: the container runs on the target. refused: stopped before touching
+ * the container. rolled-back: failed after the freeze and the source was resumed.
+ * resumed: finished a migration an earlier run left after its target was verified.
+ * failed: anything else, including a rollback that did not complete.
+ */
+const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
+const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+/** The error part of the metadata: code, message and where, without causes or log details. */
+function metadataError(error) {
+    if (!(error instanceof MigrationError))
+        return { code: 'UNEXPECTED', message: errorMessage(error) };
+    const result = { code: error.code, message: error.message };
+    if (error.step)
+        result.step = error.step;
+    if (error.host)
+        result.host = error.host;
+    if (error.remedy)
+        result.remedy = error.remedy;
+    return result;
+}
+async function writeMetadata(path, metadata) {
+    await (0,io/* mkdirP */.U$)((0,external_node_path_.dirname)(path));
+    await (0,promises_.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
+}
+
+;// CONCATENATED MODULE: ./src/report/artifact.ts
+
+const NO_TOKEN_REASON = 'no ACTIONS_RUNTIME_TOKEN (not running on a GitHub runner, or the job has no artifact permission)';
+const GHES_REASON = 'GitHub Enterprise Server does not support this artifact API (@actions/artifact v2+); ' +
+    'the metadata stays on the runner';
+/** The characters @actions/artifact refuses in an artifact name, with the words it uses for them. */
+const FORBIDDEN_NAME_CHARACTERS = [
+    ['"', 'double quote "'],
+    [':', 'colon :'],
+    ['<', 'less than <'],
+    ['>', 'greater than >'],
+    ['|', 'vertical bar |'],
+    ['*', 'asterisk *'],
+    ['?', 'question mark ?'],
+    ['\r', 'carriage return \\r'],
+    ['\n', 'line feed \\n'],
+    ['\\', 'backslash \\'],
+    ['/', 'forward slash /'],
+];
+/** Why the artifact service would refuse this name, or undefined when it would accept it. */
+function artifactNameProblem(name) {
+    if (name === '')
+        return 'the artifact name is empty';
+    for (const [character, words] of FORBIDDEN_NAME_CHARACTERS) {
+        if (name.includes(character))
+            return `the artifact name ${JSON.stringify(name)} contains a ${words}`;
+    }
+    return undefined;
+}
+/**
+ * The library's own test (isGhes in @actions/artifact): an unset or empty
+ * GITHUB_SERVER_URL means github.com; github.com, *.ghe.com and *.localhost are
+ * GitHub's cloud; any other host is GitHub Enterprise Server.
+ */
+function serverUrlProblem(serverUrl) {
+    if (!serverUrl)
+        return undefined;
+    let hostname;
+    try {
+        hostname = new URL(serverUrl).hostname.trimEnd().toLowerCase();
+    }
+    catch {
+        return `GITHUB_SERVER_URL is not a URL: ${JSON.stringify(serverUrl)}`;
+    }
+    if (hostname === 'github.com' || hostname.endsWith('.ghe.com') || hostname.endsWith('.localhost')) {
+        return undefined;
+    }
+    return `${GHES_REASON} (GITHUB_SERVER_URL is ${serverUrl})`;
+}
+async function defaultUpload(name, files, root, options) {
+    // Loaded on first use: the library and the Azure SDK behind it cost start-up
+    // time on every run, and most code paths never upload.
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    return new DefaultArtifactClient().uploadArtifact(name, files, root, options);
+}
+/**
+ * Uploads the run's files as one zipped workflow artifact. Never throws: every
+ * problem comes back as { uploaded: false, reason } for the caller to report as a
+ * warning, since an artifact problem must not fail a migration.
+ */
+async function uploadRunArtifact(request, deps) {
+    const nameProblem = artifactNameProblem(request.name);
+    if (nameProblem)
+        return { uploaded: false, reason: nameProblem };
+    if (request.files.length === 0)
+        return { uploaded: false, reason: 'no files to upload' };
+    const { retentionDays } = request;
+    if (retentionDays !== undefined && !(Number.isInteger(retentionDays) && retentionDays >= 1)) {
+        return {
+            uploaded: false,
+            reason: `retention days must be a whole number of at least 1, not ${retentionDays}`,
+        };
+    }
+    // Checked here so that the library is not called when it can only fail. For
+    // Enterprise Server it would also print its own warning annotation before
+    // throwing GHESNotSupportedError, on top of the caller's warning.
+    if (!deps.env.ACTIONS_RUNTIME_TOKEN)
+        return { uploaded: false, reason: NO_TOKEN_REASON };
+    const serverProblem = serverUrlProblem(deps.env.GITHUB_SERVER_URL);
+    if (serverProblem)
+        return { uploaded: false, reason: serverProblem };
+    if (!deps.env.ACTIONS_RESULTS_URL) {
+        return {
+            uploaded: false,
+            reason: 'no ACTIONS_RESULTS_URL (the runner did not say where the artifact service is)',
+        };
+    }
+    const upload = deps.upload ?? defaultUpload;
+    const options = retentionDays === undefined ? {} : { retentionDays };
+    let response;
+    try {
+        response = await upload(request.name, request.files, request.rootDirectory, options);
+    }
+    catch (error) {
+        return { uploaded: false, reason: `upload failed: ${errorMessage(error)}` };
+    }
+    if (response.id === undefined) {
+        return { uploaded: false, reason: 'upload failed: the artifact service returned no artifact id' };
+    }
+    const outcome = { uploaded: true, id: response.id, size: response.size ?? 0 };
+    if (response.digest)
+        outcome.digest = response.digest;
+    return outcome;
+}
+
+;// CONCATENATED MODULE: ./src/report/timings.ts
+/** Migration phases, in the order a run goes through them. */
+const PHASES = [
+    'connect',
+    'preflight',
+    'stage',
+    'checkpoint',
+    'transfer',
+    'restore',
+    'verify',
+    'finalize',
+    'rollback',
+];
+/**
+ * Wall-clock milliseconds per phase. A phase that runs more than once
+ * accumulates, and phases may overlap (for example two hosts connecting).
+ */
+class PhaseTimer {
+    clock;
+    started = new Map();
+    totals = new Map();
+    constructor(clock = () => performance.now()) {
+        this.clock = clock;
+    }
+    start(phase) {
+        if (this.started.has(phase))
+            throw new Error(`phase ${phase} is already running`);
+        this.started.set(phase, this.clock());
+    }
+    /** Stops a running phase and returns the milliseconds this run of it took. */
+    end(phase) {
+        const began = this.started.get(phase);
+        if (began === undefined)
+            throw new Error(`phase ${phase} was not started`);
+        this.started.delete(phase);
+        const elapsed = Math.max(0, this.clock() - began);
+        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
+        return elapsed;
+    }
+    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
+    async time(phase, fn) {
+        this.start(phase);
+        try {
+            return await fn();
+        }
+        finally {
+            this.end(phase);
+        }
+    }
+    /** Ends every phase still running, so a failed run still reports where its time went. */
+    endAll() {
+        for (const phase of [...this.started.keys()])
+            this.end(phase);
+    }
+    running() {
+        return [...this.started.keys()];
+    }
+    /** Milliseconds recorded so far for a phase (finished runs only). */
+    get(phase) {
+        return this.totals.get(phase);
+    }
+    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
+    toRecord() {
+        const record = {};
+        for (const phase of PHASES) {
+            const total = this.totals.get(phase);
+            if (total !== undefined)
+                record[phase] = Math.round(total);
+        }
+        return record;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+
+const STATUS_LABELS = {
+    succeeded: '✅ succeeded',
+    refused: '⛔ refused before touching the container',
+    'rolled-back': '↩️ failed or cancelled, source resumed',
+    resumed: '🔁 finished a migration an earlier run left',
+    failed: '❌ failed',
+};
+const STREAM_LABELS = {
+    checkpoint: 'checkpoint images',
+    writableLayer: 'writable layer',
+    image: 'image',
+};
+/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
+function renderSummaryRows(metadata) {
+    const rows = [];
+    const add = (label, value) => {
+        if (value !== undefined && value !== '')
+            rows.push([label, value]);
+    };
+    const { run, hosts, container, checkpoint, timings, error } = metadata;
+    add('Status', STATUS_LABELS[run.status]);
+    add('Mode', run.mode);
+    add('Source', summary_describeHost(hosts.source));
+    if (hosts.target)
+        add('Target', summary_describeHost(hosts.target));
+    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
+    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
+    if (container.imageRef || container.imageId) {
+        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
+    }
+    add('Checkpoint', checkpoint.name);
+    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
+    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
+    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
+    for (const kind of STREAM_KINDS) {
+        const stream = checkpoint.streams[kind];
+        if (stream)
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
+    }
+    for (const phase of PHASES) {
+        const ms = timings.phasesMs[phase];
+        if (ms !== undefined)
+            add(`Phase: ${phase}`, formatMs(ms));
+    }
+    if (error) {
+        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+            .filter(Boolean)
+            .join(' ');
+        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
+        add('What to do', error.remedy);
+    }
+    for (const leftover of metadata.leftovers ?? [])
+        add('Left to clean up', leftover);
+    const resumed = metadata.resumed;
+    if (resumed) {
+        const how = resumed.direction === 'roll-forward'
+            ? 'finished (source retired)'
+            : resumed.direction === 'rollback'
+                ? 'rolled back'
+                : 'closed';
+        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
+        for (const problem of resumed.problems)
+            add('Earlier run, not finished', problem);
+    }
+    return [
+        [
+            { data: 'Item', header: true },
+            { data: 'Value', header: true },
+        ],
+        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
+    ];
+}
+async function writeSummary(summary, metadata) {
+    summary
+        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
+        .addTable(renderSummaryRows(metadata));
+    if (metadata.timings.downtimeMs !== undefined) {
+        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
+    }
+    await summary.write();
+}
+/** The summary is HTML: messages may hold text such as <none> that must show as written. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function formatMs(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)} ms`;
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(2)} s`;
+    const seconds = Math.round(ms / 1000);
+    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function summary_formatBytes(bytes) {
+    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+    if (bytes < 1024)
+        return `${bytes} B`;
+    let value = bytes;
+    let unit = 'B';
+    for (const next of units) {
+        if (value < 1024)
+            break;
+        value /= 1024;
+        unit = next;
+    }
+    return `${value.toFixed(1)} ${unit}`;
+}
+function shortId(id) {
+    return id.replace(/^sha256:/, '').slice(0, 12);
+}
+function summary_describeHost(host) {
+    const facts = [
+        host.kernel && `kernel ${host.kernel}`,
+        host.arch,
+        host.criu && `CRIU ${host.criu}`,
+        host.docker && `Docker ${host.docker}`,
+        host.containerd && `containerd ${host.containerd}`,
+        host.runc && `runc ${host.runc}`,
+    ].filter(Boolean);
+    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
+}
+
+;// CONCATENATED MODULE: ./src/report/publish.ts
+
+
+
+
+
+
+/** Where a run's records go on the runner. */
+function recordsDir(env, checkpointName) {
+    return (0,external_node_path_.join)(env.RUNNER_TEMP || process.cwd(), 'criu-migrate', checkpointName);
+}
+/**
+ * The one way every mode reports: metadata.json, outputs, the job summary and
+ * the workflow artifact. An artifact that cannot be uploaded is a warning,
+ * never a failed run.
+ */
+async function publish(publication) {
+    const { metadata, env } = publication;
+    const dir = recordsDir(env, publication.checkpointName);
+    const path = (0,external_node_path_.join)(dir, 'metadata.json');
+    await writeMetadata(path, metadata);
+    const files = [path];
+    for (const extra of publication.files ?? []) {
+        const copy = (0,external_node_path_.join)(dir, (0,external_node_path_.basename)(extra));
+        if (copy !== extra)
+            await (0,promises_.copyFile)(extra, copy);
+        files.push(copy);
+    }
+    const outputs = {
+        status: metadata.run.status,
+        'checkpoint-name': publication.checkpointName,
+        'duration-ms': metadata.timings.durationMs,
+        'metadata-path': path,
+        ...publication.outputs,
+    };
+    let artifactId = '';
+    if (publication.uploadArtifact) {
+        const outcome = await uploadRunArtifact({ name: publication.artifactName, files, rootDirectory: dir }, { env });
+        if (outcome.uploaded) {
+            artifactId = String(outcome.id);
+            publication.log.info(`uploaded artifact ${publication.artifactName} (id ${outcome.id}, ${outcome.size} bytes)`);
+        }
+        else if (outcome.reason.startsWith('no ACTIONS_RUNTIME_TOKEN')) {
+            publication.log.info(`artifact upload skipped: ${outcome.reason}; the records are in ${dir}`);
+        }
+        else {
+            publication.log.warning(`artifact upload skipped: ${outcome.reason}; the records are in ${dir}`);
+        }
+    }
+    outputs['artifact-id'] = artifactId;
+    for (const [name, value] of Object.entries(outputs))
+        core/* setOutput */.uH(name, value ?? '');
+    if (env.GITHUB_STEP_SUMMARY)
+        await writeSummary(core/* summary */.z, metadata);
+}
+
+;// CONCATENATED MODULE: ./src/runtime.ts
+
+
+const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
+function actionsRuntime() {
+    return {
+        log: {
+            info: (message) => core/* info */.pq(message),
+            warning: (message) => core/* warning */.$e(message),
+            group: (name, fn) => core/* group */.Os(name, fn),
+        },
+        saveState: (name, value) => core/* saveState */.LZ(name, value),
+        getState: (name) => core/* getState */.Gu(name),
+        onCancel(cancel) {
+            const handler = (signal) => cancel(signal);
+            process.on('SIGINT', handler);
+            process.on('SIGTERM', handler);
+            return () => {
+                process.off('SIGINT', handler);
+                process.off('SIGTERM', handler);
+            };
+        },
+        env: process.env,
+        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+        fail: (message) => core/* setFailed */.C1(message),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/policy/lock.ts
 
 /**
@@ -57871,502 +56290,6 @@ function describeOwner(owner) {
         ? `GitHub run ${owner.githubRunId}${owner.githubRunAttempt ? ` attempt ${owner.githubRunAttempt}` : ''}${owner.githubJob ? ` (job ${owner.githubJob})` : ''}`
         : `a run on ${owner.machine ?? 'an unknown machine'} (pid ${owner.pid})`;
     return `${run}, started ${owner.startedAt}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
-
-function isObject(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function isStringList(value) {
-    return Array.isArray(value) && value.every((v) => typeof v === 'string');
-}
-function isStringLists(value) {
-    return Array.isArray(value) && value.every(isStringList);
-}
-function isStringMap(value) {
-    return isObject(value) && Object.values(value).every((v) => typeof v === 'string');
-}
-class InspectShapeError extends Error {
-}
-function wrong(path, expected) {
-    throw new InspectShapeError(`${path} is not ${expected}`);
-}
-/** Reads typed fields of one JSON object; null and absent both read as undefined. */
-class Fields {
-    obj;
-    path;
-    constructor(obj, path) {
-        this.obj = obj;
-        this.path = path;
-    }
-    at(key) {
-        const value = this.obj[key];
-        return value === null ? undefined : value;
-    }
-    where(key) {
-        return this.path === '' ? key : `${this.path}.${key}`;
-    }
-    string(key) {
-        const value = this.at(key);
-        if (value === undefined || typeof value === 'string')
-            return value;
-        return wrong(this.where(key), 'a string');
-    }
-    requiredString(key) {
-        return this.string(key) ?? wrong(this.where(key), 'a string');
-    }
-    number(key) {
-        const value = this.at(key);
-        if (value === undefined || (typeof value === 'number' && Number.isFinite(value)))
-            return value;
-        return wrong(this.where(key), 'a number');
-    }
-    boolean(key) {
-        const value = this.at(key);
-        if (value === undefined || typeof value === 'boolean')
-            return value;
-        return wrong(this.where(key), 'true or false');
-    }
-    requiredBoolean(key) {
-        return this.boolean(key) ?? wrong(this.where(key), 'true or false');
-    }
-    strings(key) {
-        const value = this.at(key);
-        if (value === undefined || isStringList(value))
-            return value;
-        return wrong(this.where(key), 'a list of strings');
-    }
-    /** Cmd, Entrypoint and Healthcheck.Test: the API takes a single string for them too. */
-    command(key) {
-        const value = this.at(key);
-        return typeof value === 'string' ? [value] : this.strings(key);
-    }
-    stringMap(key) {
-        const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (isStringMap(value))
-            return value;
-        return wrong(this.where(key), 'a map of strings');
-    }
-    /** Maps like ExposedPorts whose values carry nothing: only the keys are kept. */
-    keySet(key) {
-        const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (isObject(value))
-            return Object.fromEntries(Object.keys(value).map((k) => [k, {}]));
-        return wrong(this.where(key), 'a map');
-    }
-    object(key) {
-        const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (isObject(value))
-            return new Fields(value, this.where(key));
-        return wrong(this.where(key), 'an object');
-    }
-    requiredObject(key) {
-        return this.object(key) ?? wrong(this.where(key), 'an object');
-    }
-    objects(key) {
-        const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (!Array.isArray(value))
-            return wrong(this.where(key), 'a list');
-        return value.map((item, i) => {
-            if (!isObject(item))
-                return wrong(`${this.where(key)}[${i}]`, 'an object');
-            return new Fields(item, `${this.where(key)}[${i}]`);
-        });
-    }
-    /** Entries of a map whose values are objects (or null, read as absent). */
-    objectEntries(key) {
-        const value = this.at(key);
-        if (value === undefined)
-            return undefined;
-        if (!isObject(value))
-            return wrong(this.where(key), 'a map');
-        return Object.entries(value).map(([k, v]) => {
-            if (v === null)
-                return [k, undefined];
-            if (!isObject(v))
-                return wrong(`${this.where(key)}.${k}`, 'an object');
-            return [k, new Fields(v, `${this.where(key)}.${k}`)];
-        });
-    }
-    raw(key) {
-        return this.at(key);
-    }
-}
-// --- readers -----------------------------------------------------------------------------------
-function readHealth(f) {
-    if (!f)
-        return undefined;
-    return {
-        Test: f.command('Test'),
-        Interval: f.number('Interval'),
-        Timeout: f.number('Timeout'),
-        StartPeriod: f.number('StartPeriod'),
-        StartInterval: f.number('StartInterval'),
-        Retries: f.number('Retries'),
-    };
-}
-function readImageConfig(f) {
-    return {
-        User: f.string('User'),
-        Env: f.strings('Env'),
-        Cmd: f.command('Cmd'),
-        Entrypoint: f.command('Entrypoint'),
-        WorkingDir: f.string('WorkingDir'),
-        Labels: f.stringMap('Labels'),
-        ExposedPorts: f.keySet('ExposedPorts'),
-        Volumes: f.keySet('Volumes'),
-        StopSignal: f.string('StopSignal'),
-        Healthcheck: readHealth(f.object('Healthcheck')),
-    };
-}
-function readContainerConfig(f) {
-    return {
-        ...readImageConfig(f),
-        ...{
-            Hostname: f.string('Hostname'),
-            Domainname: f.string('Domainname'),
-            StopTimeout: f.number('StopTimeout'),
-            Tty: f.boolean('Tty'),
-            OpenStdin: f.boolean('OpenStdin'),
-            Image: f.string('Image'),
-        },
-    };
-}
-function readMountSpec(f) {
-    const bind = f.object('BindOptions');
-    const volume = f.object('VolumeOptions');
-    const tmpfs = f.object('TmpfsOptions');
-    const driver = volume?.object('DriverConfig');
-    return {
-        Type: f.requiredString('Type'),
-        Source: f.string('Source'),
-        Target: f.requiredString('Target'),
-        ReadOnly: f.boolean('ReadOnly'),
-        BindOptions: bind && {
-            Propagation: bind.string('Propagation'),
-            NonRecursive: bind.boolean('NonRecursive'),
-            CreateMountpoint: bind.boolean('CreateMountpoint'),
-            ReadOnlyNonRecursive: bind.boolean('ReadOnlyNonRecursive'),
-            ReadOnlyForceRecursive: bind.boolean('ReadOnlyForceRecursive'),
-        },
-        VolumeOptions: volume && {
-            NoCopy: volume.boolean('NoCopy'),
-            Labels: volume.stringMap('Labels'),
-            Subpath: volume.string('Subpath'),
-            DriverConfig: driver && { Name: driver.string('Name'), Options: driver.stringMap('Options') },
-        },
-        TmpfsOptions: tmpfs && { SizeBytes: tmpfs.number('SizeBytes'), Mode: tmpfs.number('Mode') },
-    };
-}
-function readPortBindings(f) {
-    const value = f.raw('PortBindings');
-    if (value === undefined)
-        return undefined;
-    if (!isObject(value))
-        return wrong('HostConfig.PortBindings', 'a map');
-    const result = {};
-    for (const [port, list] of Object.entries(value)) {
-        if (list === null) {
-            result[port] = [];
-            continue;
-        }
-        if (!Array.isArray(list))
-            return wrong(`HostConfig.PortBindings.${port}`, 'a list');
-        result[port] = list.map((item, i) => {
-            if (!isObject(item))
-                return wrong(`HostConfig.PortBindings.${port}[${i}]`, 'an object');
-            const b = new Fields(item, `HostConfig.PortBindings.${port}[${i}]`);
-            return { HostIp: b.string('HostIp'), HostPort: b.string('HostPort') };
-        });
-    }
-    return result;
-}
-function readCapabilities(f) {
-    const value = f.raw('Capabilities');
-    if (value === undefined)
-        return undefined;
-    return isStringLists(value) ? value : wrong('HostConfig.DeviceRequests[].Capabilities', 'a list of lists');
-}
-function readHostConfig(f) {
-    const restart = f.object('RestartPolicy');
-    const log = f.object('LogConfig');
-    return {
-        Binds: f.strings('Binds'),
-        Mounts: f.objects('Mounts')?.map(readMountSpec),
-        RestartPolicy: restart && {
-            Name: restart.string('Name') ?? '',
-            MaximumRetryCount: restart.number('MaximumRetryCount') ?? 0,
-        },
-        PortBindings: readPortBindings(f),
-        PublishAllPorts: f.boolean('PublishAllPorts'),
-        NetworkMode: f.string('NetworkMode'),
-        SecurityOpt: f.strings('SecurityOpt'),
-        CapAdd: f.strings('CapAdd'),
-        CapDrop: f.strings('CapDrop'),
-        Privileged: f.boolean('Privileged'),
-        Memory: f.number('Memory'),
-        MemorySwap: f.number('MemorySwap'),
-        MemoryReservation: f.number('MemoryReservation'),
-        MemorySwappiness: f.number('MemorySwappiness'),
-        NanoCpus: f.number('NanoCpus'),
-        CpuShares: f.number('CpuShares'),
-        CpuPeriod: f.number('CpuPeriod'),
-        CpuQuota: f.number('CpuQuota'),
-        CpusetCpus: f.string('CpusetCpus'),
-        CpusetMems: f.string('CpusetMems'),
-        BlkioWeight: f.number('BlkioWeight'),
-        PidsLimit: f.number('PidsLimit'),
-        Ulimits: f.objects('Ulimits')?.map((u) => ({
-            Name: u.requiredString('Name'),
-            Soft: u.number('Soft') ?? 0,
-            Hard: u.number('Hard') ?? 0,
-        })),
-        ShmSize: f.number('ShmSize'),
-        Init: f.boolean('Init'),
-        ReadonlyRootfs: f.boolean('ReadonlyRootfs'),
-        ExtraHosts: f.strings('ExtraHosts'),
-        Dns: f.strings('Dns'),
-        DnsSearch: f.strings('DnsSearch'),
-        DnsOptions: f.strings('DnsOptions'),
-        Sysctls: f.stringMap('Sysctls'),
-        Tmpfs: f.stringMap('Tmpfs'),
-        LogConfig: log && { Type: log.string('Type') ?? '', Config: log.stringMap('Config') },
-        IpcMode: f.string('IpcMode'),
-        PidMode: f.string('PidMode'),
-        UTSMode: f.string('UTSMode'),
-        UsernsMode: f.string('UsernsMode'),
-        CgroupnsMode: f.string('CgroupnsMode'),
-        CgroupParent: f.string('CgroupParent'),
-        Devices: f.objects('Devices')?.map((d) => ({
-            PathOnHost: d.requiredString('PathOnHost'),
-            PathInContainer: d.requiredString('PathInContainer'),
-            CgroupPermissions: d.string('CgroupPermissions'),
-        })),
-        DeviceRequests: f.objects('DeviceRequests')?.map((d) => ({
-            Driver: d.string('Driver'),
-            Count: d.number('Count'),
-            DeviceIDs: d.strings('DeviceIDs'),
-            Capabilities: readCapabilities(d),
-        })),
-        DeviceCgroupRules: f.strings('DeviceCgroupRules'),
-        Runtime: f.string('Runtime'),
-        GroupAdd: f.strings('GroupAdd'),
-        OomKillDisable: f.boolean('OomKillDisable'),
-        OomScoreAdj: f.number('OomScoreAdj'),
-        AutoRemove: f.boolean('AutoRemove'),
-        VolumeDriver: f.string('VolumeDriver'),
-        VolumesFrom: f.strings('VolumesFrom'),
-        Links: f.strings('Links'),
-        StorageOpt: f.stringMap('StorageOpt'),
-    };
-}
-function readMountPoint(f) {
-    return {
-        Type: f.requiredString('Type'),
-        Name: f.string('Name'),
-        Source: f.string('Source') ?? '',
-        Destination: f.requiredString('Destination'),
-        Driver: f.string('Driver'),
-        Mode: f.string('Mode') ?? '',
-        RW: f.requiredBoolean('RW'),
-        Propagation: f.string('Propagation') ?? '',
-    };
-}
-function readEndpoint(f) {
-    if (!f)
-        return {};
-    const ipam = f.object('IPAMConfig');
-    return {
-        Aliases: f.strings('Aliases'),
-        IPAMConfig: ipam && {
-            IPv4Address: ipam.string('IPv4Address'),
-            IPv6Address: ipam.string('IPv6Address'),
-            LinkLocalIPs: ipam.strings('LinkLocalIPs'),
-        },
-        NetworkID: f.string('NetworkID'),
-        IPAddress: f.string('IPAddress'),
-        MacAddress: f.string('MacAddress'),
-        DriverOpts: f.stringMap('DriverOpts'),
-    };
-}
-function readContainer(f) {
-    const id = f.requiredString('Id');
-    const name = f.requiredString('Name');
-    const state = f.requiredObject('State');
-    const graph = f.object('GraphDriver');
-    const networks = f.object('NetworkSettings')?.objectEntries('Networks') ?? [];
-    return {
-        Id: id,
-        Name: name,
-        State: {
-            Status: state.requiredString('Status'),
-            Running: state.requiredBoolean('Running'),
-            Paused: state.requiredBoolean('Paused'),
-            Restarting: state.requiredBoolean('Restarting'),
-            Pid: state.number('Pid'),
-            StartedAt: state.string('StartedAt'),
-        },
-        RestartCount: f.number('RestartCount') ?? 0,
-        Image: f.requiredString('Image'),
-        Config: readContainerConfig(f.requiredObject('Config')),
-        HostConfig: readHostConfig(f.requiredObject('HostConfig')),
-        Mounts: f.objects('Mounts')?.map(readMountPoint) ?? [],
-        NetworkSettings: { Networks: Object.fromEntries(networks.map(([name, ep]) => [name, readEndpoint(ep)])) },
-        GraphDriver: graph && { Name: graph.string('Name') ?? '', Data: graph.stringMap('Data') ?? {} },
-    };
-}
-function parseFirst(json, what, read) {
-    let value;
-    try {
-        value = JSON.parse(json);
-    }
-    catch (error) {
-        throw new MigrationError('COMMAND_FAILED', `${what} did not print JSON`, { cause: error });
-    }
-    // The CLI prints an array even for one object; the API prints the object itself.
-    const first = Array.isArray(value) ? value[0] : value;
-    if (Array.isArray(value) && value.length === 0) {
-        throw new MigrationError('CONTAINER_NOT_FOUND', `${what} printed no object`);
-    }
-    if (!isObject(first))
-        throw new MigrationError('COMMAND_FAILED', `${what} printed no object`);
-    try {
-        return read(new Fields(first, ''));
-    }
-    catch (error) {
-        if (!(error instanceof InspectShapeError))
-            throw error;
-        throw new MigrationError('COMMAND_FAILED', `${what} printed JSON of an unexpected shape: ${error.message}`, {
-            cause: error,
-        });
-    }
-}
-/** Parses `docker container inspect` output (an array of one) into the fields we rely on. */
-function parseContainerInspect(json) {
-    return parseFirst(json, 'docker container inspect', readContainer);
-}
-/** Parses `docker image inspect` output; its Config holds the defaults a container inherits. */
-function parseImageInspect(json) {
-    return parseFirst(json, 'docker image inspect', (f) => ({
-        Id: f.requiredString('Id'),
-        RepoTags: f.strings('RepoTags') ?? [],
-        Config: readImageConfig(f.object('Config') ?? new Fields({}, 'Config')),
-    }));
-}
-/** "web" for Name "/web". */
-function containerName(inspect) {
-    return inspect.Name.replace(/^\//, '');
-}
-
-;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
-
-
-/** Thin typed wrapper over the `docker` CLI of one host. */
-class DockerCli {
-    host;
-    constructor(host) {
-        this.host = host;
-    }
-    async docker(args, step, code, what) {
-        const result = await runChecked(this.host, shellQuote(['docker', ...args]), { step, code, what });
-        return result.stdout;
-    }
-    /** The container, or undefined when the host has none by that name or ID. */
-    async inspectContainer(ref, step) {
-        const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
-        let result = await this.host.run(command);
-        if (result.exitCode !== 0) {
-            if (/no such (container|object)/i.test(result.stderr))
-                return undefined;
-            // Once more, failing with the step and host named if it fails again.
-            result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
-        }
-        return parseContainerInspect(result.stdout);
-    }
-    /** The image's ID, or undefined when the host does not have it. */
-    async imageId(ref) {
-        const result = await this.host.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]));
-        return result.exitCode === 0 ? result.stdout.trim() : undefined;
-    }
-    /** Containers (any state) created from the image. */
-    async containersUsingImage(imageId) {
-        const out = await this.docker(['ps', '-aq', '--no-trunc', '--filter', `ancestor=${imageId}`], 'rollback');
-        return out.split('\n').filter(Boolean);
-    }
-    async create(args, step) {
-        const out = await this.docker(['create', ...args], step, 'TARGET_CREATE_FAILED', 'docker create');
-        const id = out.trim().split('\n').pop() ?? '';
-        if (!/^[0-9a-f]{64}$/.test(id))
-            throw new Error(`docker create printed no container ID: ${out}`);
-        return id;
-    }
-    async pause(id, step) {
-        await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
-    }
-    async unpause(id, step, code = 'COMMAND_FAILED') {
-        await this.docker(['unpause', id], step, code, 'docker unpause');
-    }
-    async startFromCheckpoint(id, checkpoint, step) {
-        await this.docker(['start', '--checkpoint', checkpoint, id], step, 'RESTORE_FAILED', 'docker start --checkpoint');
-    }
-    async setRestartPolicy(id, policy, step) {
-        await this.docker(['update', '--restart', policy, id], step, 'SOURCE_STOP_FAILED', 'docker update --restart');
-    }
-    /** SIGKILL: a frozen container dies without running another instruction. */
-    async kill(id, step) {
-        await this.docker(['kill', '--signal', 'KILL', id], step, 'SOURCE_STOP_FAILED', 'docker kill');
-    }
-    async remove(id, step, options = {}) {
-        const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
-        await this.docker(['rm', ...flags, id], step);
-    }
-    /** docker rm --force; false when there was no such container. */
-    async removeIfPresent(ref, step) {
-        // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
-        if (!(await this.inspectContainer(ref, step)))
-            return false;
-        const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
-            timeoutMs: 120_000,
-        });
-        if (result.exitCode === 0)
-            return true;
-        if (/no such container/i.test(result.stderr))
-            return false;
-        await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
-            step,
-            what: 'docker rm',
-        });
-        return true;
-    }
-    async removeImage(id, step) {
-        await this.docker(['image', 'rm', id], step);
-    }
-    async logs(id, step) {
-        const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
-        const result = await this.host.run(command);
-        if (result.exitCode === 0)
-            return result.stdout;
-        return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
-    }
-    /** Command lines of the container's processes, as `docker top` shows them. */
-    async processes(id, step) {
-        // docker top insists on a PID column; drop it, host PIDs differ between hosts anyway.
-        const out = await this.docker(['top', id, '-o', 'pid,args'], step);
-        return out
-            .split('\n')
-            .slice(1)
-            .map((line) => line.trim().replace(/^\d+\s+/, ''))
-            .filter(Boolean);
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/policy/recovery.ts
@@ -58405,7 +56328,7 @@ function planRecovery(record) {
         const policy = record.entries.find((entry) => entry.action.kind === 'restart-policy')?.action;
         const removed = record.entries.some((entry) => entry.action.kind === 'source-removed' && entry.state === 'done');
         const steps = [];
-        if (paused?.kind === 'source-paused' && !removed) {
+        if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
             steps.push({
                 kind: 'retire-source',
                 containerId: paused.containerId,
@@ -58610,7 +56533,7 @@ async function recover(record, hosts, log) {
 function runOwner(env, now, token) {
     let bootId;
     try {
-        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+        bootId = (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     }
     catch {
         bootId = undefined;
@@ -58621,7 +56544,7 @@ function runOwner(env, now, token) {
         githubRunAttempt: env.GITHUB_RUN_ATTEMPT,
         githubJob: env.GITHUB_JOB,
         runner: env.RUNNER_NAME,
-        machine: (0,external_node_os_namespaceObject.hostname)(),
+        machine: (0,external_node_os_.hostname)(),
         bootId,
         pid: process.pid,
         startedAt: now.toISOString(),
@@ -58630,13 +56553,13 @@ function runOwner(env, now, token) {
 function thisMachine() {
     let bootId;
     try {
-        bootId = (0,external_node_fs_namespaceObject.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+        bootId = (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     }
     catch {
         bootId = undefined;
     }
     return {
-        machine: (0,external_node_os_namespaceObject.hostname)(),
+        machine: (0,external_node_os_.hostname)(),
         bootId,
         isAlive(pid) {
             try {
@@ -58660,7 +56583,7 @@ async function lockContainer(hosts, container, owner, log, here = thisMachine())
     const held = [];
     const stale = [];
     const releaseHeld = () => Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => { });
-    for (const host of [hosts.source, hosts.target]) {
+    for (const host of new Set(hosts)) {
         let attempt;
         try {
             attempt = await tryLock(host, container, owner);
@@ -58810,180 +56733,587 @@ async function archiveEverywhere(hosts, record, log) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/criu/stats.ts
-// CRIU's stats-dump image: magic numbers, then one length-prefixed protobuf
-// StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
-// memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
-// pages_written = 7, ... } }. Times are microseconds.
-const IMG_COMMON_MAGIC = 0x54564319;
-const IMG_SERVICE_MAGIC = 0x55105940;
-function readVarint(buf, offset) {
-    let value = 0n;
-    let shift = 0n;
-    let pos = offset;
-    for (;;) {
-        if (pos >= buf.length)
-            throw new RangeError('truncated varint');
-        const byte = buf[pos++];
-        value |= BigInt(byte & 0x7f) << shift;
-        if ((byte & 0x80) === 0)
-            return [value, pos];
-        shift += 7n;
-    }
+;// CONCATENATED MODULE: ./src/state/store.ts
+
+/**
+ * The checkpoint store, a directory on any host with sh, tar and sha256sum:
+ *   <store>/<container>/<name>/            one complete checkpoint (only complete ones have this name)
+ *       manifest.json                      what is in it, with the sha256 and size of every file
+ *       criu/                              CRIU's images
+ *       cpu/cpuinfo.img                    the source's CPU, for `criu cpuinfo check` on a target
+ *       layer.tar                          the container's writable layer (GNU tar, xattrs, whiteouts)
+ *       config.json                        docker inspect of the container and its image's config
+ *   <store>/<container>/.<name>.partial/   being written; never listed, removed when a run fails
+ *   <store>/images/<image id>.tar          docker save of an image, once per image ID
+ */
+const MANIFEST_SCHEMA = 1;
+function containerDir(store, container) {
+    return `${store}/${container}`;
 }
-/** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
-function decodeMessage(buf) {
-    const fields = new Map();
-    let pos = 0;
-    while (pos < buf.length) {
-        const [key, afterKey] = readVarint(buf, pos);
-        const field = Number(key >> 3n);
-        const wire = Number(key & 7n);
-        if (wire === 0) {
-            const [value, next] = readVarint(buf, afterKey);
-            fields.set(field, value);
-            pos = next;
-        }
-        else if (wire === 2) {
-            const [length, start] = readVarint(buf, afterKey);
-            const end = start + Number(length);
-            fields.set(field, buf.subarray(start, end));
-            pos = end;
-        }
-        else if (wire === 5) {
-            pos = afterKey + 4;
-        }
-        else if (wire === 1) {
-            pos = afterKey + 8;
-        }
-        else {
-            throw new RangeError(`unsupported protobuf wire type ${wire}`);
-        }
-    }
-    return fields;
+function checkpointDir(store, container, name) {
+    return `${containerDir(store, container)}/${name}`;
 }
-/** Decodes a stats-dump image; undefined when it is not one. */
-function parseDumpStats(image) {
+function partialDir(store, container, name) {
+    return `${containerDir(store, container)}/.${name}.partial`;
+}
+function imagePath(imageId) {
+    return `images/${imageId.replace(/^sha256:/, '')}.tar`;
+}
+const store_QUICK_MS = 60_000;
+const HASH_MS = 30 * 60_000;
+/** Size and sha256 of every file under a directory (paths relative to it), computed on its host. */
+async function digestFiles(host, dir, step) {
+    const result = await runChecked(host, `cd ${shellQuote([dir])} && find . -type f ! -name manifest.json -printf '%s %P\\n' | while read -r size path; do printf '%s %s ' "$size" "$(sha256sum <"$path" | cut -d' ' -f1)"; printf '%s\\n' "$path"; done`, { step, what: `hashing the files in ${dir}`, options: { timeoutMs: HASH_MS } });
+    return parseDigests(result.stdout);
+}
+function parseDigests(text) {
+    const files = [];
+    for (const line of text.split('\n')) {
+        const match = /^(\d+) ([0-9a-f]{64}) (.+)$/.exec(line);
+        if (match)
+            files.push({ bytes: Number(match[1]), sha256: match[2], path: match[3] });
+    }
+    return files.sort((a, b) => a.path.localeCompare(b.path));
+}
+function parseManifest(text) {
     try {
-        let pos = 0;
-        const first = image.readUInt32LE(pos);
-        if (first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC)
-            pos += 8;
-        else
-            pos += 4;
-        const length = image.readUInt32LE(pos);
-        const entry = decodeMessage(image.subarray(pos + 4, pos + 4 + length));
-        const dump = entry.get(1);
-        if (!(dump instanceof Buffer))
+        const value = JSON.parse(text);
+        if (value.schema !== MANIFEST_SCHEMA || typeof value.name !== 'string' || !Array.isArray(value.files))
             return undefined;
-        const fields = decodeMessage(dump);
-        const number = (field) => {
-            const value = fields.get(field);
-            return typeof value === 'bigint' ? Number(value) : undefined;
-        };
-        return {
-            freezingTimeUs: number(1),
-            frozenTimeUs: number(2),
-            memdumpTimeUs: number(3),
-            memwriteTimeUs: number(4),
-            pagesScanned: number(5),
-            pagesWritten: number(7),
-        };
+        return value;
     }
     catch {
         return undefined;
     }
 }
+/** The complete checkpoints of a container in the store, newest first. */
+async function listCheckpoints(host, store, container) {
+    const dir = containerDir(store, container);
+    const result = await runChecked(host, `for f in ${shellQuote([dir])}/*/manifest.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'listing the checkpoints in the store', options: { timeoutMs: store_QUICK_MS } });
+    return newestFirst(result.stdout
+        .split('\n\u001e\n')
+        .map((text) => (text.trim() === '' ? undefined : parseManifest(text)))
+        .filter((manifest) => manifest !== undefined));
+}
+function newestFirst(manifests) {
+    return [...manifests].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+}
+/** Which checkpoints retention removes: all but the newest `keep` (0 keeps all). */
+function retentionPlan(manifests, keep) {
+    if (keep === 0)
+        return [];
+    return newestFirst(manifests).slice(keep);
+}
+/** Image files no kept checkpoint of any container refers to. */
+function unusedImages(imageFiles, kept) {
+    const used = new Set(kept.map((manifest) => manifest.image.path));
+    return imageFiles.filter((path) => !used.has(path));
+}
+/** Every manifest in the store, of every container (for the image garbage collection). */
+async function allManifests(host, store) {
+    const result = await runChecked(host, `for f in ${shellQuote([store])}/*/*/manifest.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'reading the store', options: { timeoutMs: store_QUICK_MS } });
+    return result.stdout
+        .split('\n\u001e\n')
+        .map((text) => (text.trim() === '' ? undefined : parseManifest(text)))
+        .filter((manifest) => manifest !== undefined);
+}
 
-;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
+;// CONCATENATED MODULE: ./src/modes/checkpoint.ts
 
 
 
 
 
-/** Where Docker's runc keeps container state, newest layouts first. */
-const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
-/** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
-const DUMP_TIMEOUT_MS = 10 * 60_000;
-/** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container) {
-    const name = ctx.settings.checkpointName;
-    const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
-    const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
-    const runcRoot = found.stdout.trim().split('\n')[0];
-    if (!runcRoot) {
-        throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
-            step: 'checkpoint',
-            host: describeHost(ctx.source),
-            detail: `looked in ${RUNC_ROOTS.join(', ')}`,
-            remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
-        });
-    }
-    const root = workDir(name);
-    const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
-    // Memory images hold every secret the process has: root-only from the first byte.
-    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
-    await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
-    return { runcRoot, ...dirs };
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const COMMAND_TIMEOUT_MS = 120_000;
+function sameLocation(a, b) {
+    if (a.kind === 'local' || b.kind === 'local')
+        return a.kind === b.kind;
+    return a.spec.host === b.spec.host && a.spec.port === b.spec.port && a.spec.user === b.spec.user;
 }
 /**
- * Freezes the source and dumps it while leaving it frozen: `docker pause`,
- * then runc's checkpoint with --leave-running on the paused container. On
- * any failure later on, `docker unpause` resumes it exactly where it was.
- * runc directly takes well under a second here, `docker checkpoint create`
- * several (it copies through containerd's content store).
+ * Checkpoint mode: freeze the container only for the dump (resumed before
+ * anything is copied, unless leave-running is false), then write a complete,
+ * self-contained checkpoint into the store under a temporary name and rename
+ * it when every file is there and hashed. Retention runs after.
  */
-async function freezeAndDump(ctx, container, prepared) {
-    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
-    const frozenAt = ctx.clock();
-    await ctx.sourceDocker.pause(container.Id, 'checkpoint');
-    await ctx.journal.done(paused, 'source');
-    const dumpStart = ctx.clock();
-    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
-        'runc',
-        '--root',
-        prepared.runcRoot,
-        'checkpoint',
-        '--leave-running',
-        '--image-path',
-        prepared.imagesDir,
-        '--work-path',
-        prepared.workDir,
-        container.Id,
-    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
-    const dumpMs = ctx.clock() - dumpStart;
-    if (dump.exitCode !== 0) {
-        throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
+async function runCheckpointMode(settings, runtime) {
+    const { log } = runtime;
+    const started = new Date();
+    const startedAt = performance.now();
+    const timer = new PhaseTimer();
+    const controller = new AbortController();
+    (0,external_node_events_.setMaxListeners)(0, controller.signal);
+    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
+        remedy: 'raise the timeout input',
+    })), settings.timeoutMinutes * 60_000);
+    deadline.unref();
+    const stopListening = runtime.onCancel((signal) => {
+        if (!controller.signal.aborted) {
+            controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
+        }
+    });
+    const hosts = [];
+    let status = 'succeeded';
+    let failure;
+    let manifest;
+    let manifestFile;
+    let frozenMs;
+    let path;
+    let store;
+    let source;
+    let releaseLocks;
+    try {
+        const warn = (message) => log.warning(message);
+        source = await timer.time('connect', () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
+        hosts.push(source);
+        store = sameLocation(settings.source, settings.store.host)
+            ? source
+            : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
+        hosts.push(store);
+        for (const host of new Set(hosts)) {
+            log.info(`${describeHost(host)}: connected${host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : ''}`);
+        }
+        const owner = runOwner(runtime.env, started, runtime.newToken());
+        const both = { source, target: store };
+        const locks = await lockContainer([source], settings.container, owner, log);
+        releaseLocks = () => locks.release();
+        await settleUnfinished(both, settings.container, log);
+        const record = {
+            schema: 2,
+            mode: 'checkpoint',
+            container: settings.container,
+            checkpointName: settings.checkpointName,
+            source: source.address,
+            target: store.address,
+            sourceAfter: 'stop',
+            retireSource: !settings.leaveRunning,
+            owner,
+            status: 'running',
+            entries: [],
+            updatedAt: new Date().toISOString(),
+        };
+        const journal = new Journal(record, journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
+        const bound = {
+            source: bindSignal(source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+            store: bindSignal(store, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+        };
+        const ctx = {
+            settings,
+            source: bound.source,
+            target: bound.store,
+            sourceDocker: new DockerCli(bound.source),
+            targetDocker: new DockerCli(bound.store),
+            log,
+            journal,
+            timer,
+            clock: () => performance.now(),
+            signal: controller.signal,
+        };
+        try {
+            manifest = await checkpointInto(ctx, (ms) => {
+                frozenMs = ms;
+            });
+            path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
+        }
+        catch (error) {
+            failure = inStep(asMigrationError(error, 'CHECKPOINT_FAILED'), 'checkpoint');
+            if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
+                const reason = controller.signal.reason;
+                failure = new MigrationError(reason.code, reason.message, {
+                    step: failure.step,
+                    detail: failure.describe(),
+                    remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
+                });
+            }
+            log.warning(failure.describe());
+        }
+        // Commit point passed: the roll-forward (stop the source if asked, remove the work files); else roll back.
+        const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () => recover(record, both, log));
+        if (isCommitted(record)) {
+            await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => { });
+            for (const problem of outcome.problems)
+                log.warning(`left to clean up: ${problem}`);
+        }
+        else {
+            status = record.entries.length > 0 ? 'rolled-back' : 'refused';
+            await journal
+                .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
+                error: failure ? `${failure.code}: ${failure.message}` : undefined,
+            })
+                .catch(() => { });
+            if (outcome.problems.length > 0)
+                status = 'failed';
+        }
+        if (record.status !== 'running' && record.status !== 'committed')
+            await archiveEverywhere(both, record, log);
+        if (manifest) {
+            await log.group('Retention', () => applyRetention(bound.store, settings, log));
+            manifestFile = (0,external_node_path_.join)(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+        status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+    }
+    finally {
+        clearTimeout(deadline);
+        stopListening();
+    }
+    try {
+        timer.endAll();
+        const metadata = {
+            schemaVersion: METADATA_SCHEMA_VERSION,
+            run: {
+                mode: 'checkpoint',
+                status,
+                startedAt: started.toISOString(),
+                finishedAt: new Date().toISOString(),
+            },
+            hosts: {
+                source: { address: source?.address ?? 'unknown', ...manifest?.versions },
+                target: store ? { address: store.address } : undefined,
+            },
+            container: {
+                name: settings.container,
+                sourceId: manifest?.container.id,
+                imageId: manifest?.container.imageId,
+                imageRef: manifest?.container.imageRef,
+            },
+            checkpoint: {
+                name: settings.checkpointName,
+                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+                streams: {},
+            },
+            timings: {
+                phasesMs: timer.toRecord(),
+                downtimeMs: frozenMs,
+                durationMs: Math.round(performance.now() - startedAt),
+            },
+            error: failure
+                ? {
+                    code: failure.code,
+                    message: failure.message,
+                    step: failure.step,
+                    host: failure.host,
+                    remedy: failure.remedy,
+                }
+                : undefined,
+        };
+        if (manifest && manifestFile)
+            await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 }).catch(async () => {
+                const { mkdir } = await Promise.resolve(/* import() */).then(__nccwpck_require__.t.bind(__nccwpck_require__, 51455, 23));
+                await mkdir(recordsDir(runtime.env, settings.checkpointName), { recursive: true });
+                await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+            });
+        await publish({
+            ...settings,
+            metadata,
+            env: runtime.env,
+            log,
+            files: manifest && manifestFile ? [manifestFile] : [],
+            outputs: {
+                'checkpoint-path': path ?? '',
+                'checkpoint-bytes': metadata.checkpoint.bytes,
+                'frozen-ms': frozenMs,
+            },
+        });
+        if (failure)
+            runtime.fail(failure.describe());
+        else
+            log.info(`checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`);
+    }
+    finally {
+        await releaseLocks?.().catch(() => { });
+        await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
+    }
+}
+/** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
+async function checkpointInto(ctx, onFrozen) {
+    const { settings, log, timer } = ctx;
+    const store = settings.store.path;
+    const container = await ctx.sourceDocker.inspectContainer(settings.container, 'checkpoint');
+    if (!container) {
+        throw new MigrationError('CONTAINER_NOT_FOUND', `no container ${settings.container} on the source`, {
             step: 'checkpoint',
             host: describeHost(ctx.source),
-            detail: [tailLines(dump.stderr, 5), await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`)]
-                .filter(Boolean)
-                .join('\n'),
-            remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
+            remedy: 'check the container input and the source host',
         });
     }
-    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
-    const measured = await runChecked(ctx.source, [
-        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
-        'du -sb . | cut -f1',
-        "sha256sum <inventory.img | cut -d' ' -f1",
-        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
-    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
-    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
-    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    if (!container.State.Running || container.State.Paused) {
+        throw new MigrationError('CONTAINER_NOT_RUNNING', `container ${settings.container} is ${container.State.Status}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            remedy: 'checkpoint a running container',
+        });
+    }
+    const upper = container.GraphDriver?.Data?.UpperDir;
+    if (!upper) {
+        throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the container has no overlay2 upper directory', {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            remedy: 'use the overlay2 storage driver',
+        });
+    }
+    const final = checkpointDir(store, settings.container, settings.checkpointName);
+    const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
+    if (exists.exitCode === 0) {
+        throw new MigrationError('INPUT_INVALID', `the store already has a checkpoint ${settings.checkpointName} of ${settings.container}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.target),
+            remedy: 'choose another checkpoint-name, or leave it empty for <container>-<UTC timestamp>',
+        });
+    }
+    const [facts, imageInspect, codec] = await Promise.all([
+        gatherHostFacts(ctx.source),
+        runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
+            step: 'checkpoint',
+            what: 'docker image inspect',
+        }),
+        negotiateCodec(ctx),
+    ]);
+    const imageConfig = parseImageInspect(imageInspect.stdout).Config;
+    const imageRef = container.Config.Image ?? container.Image;
+    // Before the freeze: work directory, CPU description, the store's partial directory.
+    const prepared = await prepareCheckpoint(ctx, container);
+    const cpuDir = prepared.imagesDir.replace(/\/images$/, '/cpu');
+    await runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([cpuDir])} && criu cpuinfo dump -D ${shellQuote([cpuDir])}`, {
+        step: 'checkpoint',
+        what: 'criu cpuinfo dump',
+    });
+    const partial = partialDir(store, settings.container, settings.checkpointName);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [partial] }, 'target');
+    await runChecked(ctx.target, `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([partial, `${store}/images`])}`, {
+        step: 'checkpoint',
+        what: `preparing ${partial} in the store`,
+    });
+    const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)));
+    if (settings.leaveRunning) {
+        await ctx.sourceDocker.unpause(container.Id, 'checkpoint', 'CHECKPOINT_FAILED');
+    }
+    const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
+    onFrozen(frozenMs);
+    log.info(settings.leaveRunning
+        ? `checkpoint: ${dumped.imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
+        : `checkpoint: ${dumped.imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`);
+    // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
+    const image = imagePath(container.Image);
+    const haveImage = (await ctx.target.run(`[ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]`)).exitCode === 0;
+    const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
+    if (!haveImage)
+        await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
+    const workRoot = prepared.imagesDir.replace(/\/images$/, '');
+    const criu = withCodec(codec, shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']), `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`);
+    const layer = withCodec(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']), `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`);
+    const saved = withCodec(codec, shellQuote(['docker', 'save', container.Image]), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
+    const streamOptions = (label) => ({ label, step: 'store', log });
+    const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => Promise.all([
+        streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
+        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
+        haveImage
+            ? undefined
+            : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
+    ])));
+    const imageStream = streams[2];
+    if (imageStream) {
+        // The stream's checksum is of what travelled (maybe compressed): hash the file as stored.
+        await runChecked(ctx.target, [
+            PRIVATE,
+            `t=${shellQuote([imageTemp])};`,
+            `printf '%s %s\\n' "$(stat -c %s "$t")" "$(sha256sum <"$t" | cut -d' ' -f1)" >"$t.sha256"`,
+            `&& mv "$t.sha256" ${shellQuote([`${store}/${image}.sha256`])} && mv "$t" ${shellQuote([`${store}/${image}`])}`,
+        ].join(' '), { step: 'store', what: 'keeping the image in the store', options: { timeoutMs: 30 * 60_000 } });
+    }
+    const imageSum = await runChecked(ctx.target, `cat ${shellQuote([`${store}/${image}.sha256`])}`, {
+        step: 'store',
+        what: "reading the image's checksum",
+    });
+    const [imageBytes = '0', imageSha = ''] = imageSum.stdout.trim().split(' ');
+    await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
+        step: 'store',
+        what: 'writing the container configuration',
+        options: { input: `${JSON.stringify({ container, imageConfig }, null, 2)}\n` },
+    });
+    const files = await digestFiles(ctx.target, partial, 'store');
+    const manifest = {
+        schema: 1,
+        name: settings.checkpointName,
+        container: {
+            name: container.Name.replace(/^\//, ''),
+            id: container.Id,
+            imageId: container.Image,
+            imageRef,
+        },
+        createdAt: new Date().toISOString(),
+        versions: {
+            kernel: facts.kernel.release,
+            arch: facts.kernel.arch,
+            criu: facts.criu.version?.raw,
+            docker: facts.docker.serverVersion?.raw,
+            containerd: facts.docker.containerdVersion?.raw,
+            runc: facts.docker.runcVersion?.raw ?? facts.runc.version?.raw,
+        },
+        source: ctx.source.address,
+        frozenMs,
+        phasesMs: timer.toRecord(),
+        files,
+        image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+    };
+    // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
+    await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
+        await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])}`, {
+            step: 'store',
+            what: 'completing the checkpoint',
+            options: { input: `${JSON.stringify(manifest, null, 2)}\n` },
+        });
+    });
+    return manifest;
+}
+/** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */
+async function applyRetention(store, settings, log) {
+    try {
+        const mine = await listCheckpoints(store, settings.store.path, settings.container);
+        const old = retentionPlan(mine, settings.retention);
+        for (const manifest of old) {
+            await runChecked(store, `rm -rf -- ${shellQuote([checkpointDir(settings.store.path, settings.container, manifest.name)])}`, {
+                step: 'retention',
+                what: `removing checkpoint ${manifest.name}`,
+            });
+            log.info(`retention: removed checkpoint ${manifest.name} (keeping the newest ${settings.retention})`);
+        }
+        const kept = await allManifests(store, settings.store.path);
+        const listed = await runChecked(store, `cd ${shellQuote([`${settings.store.path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`, {
+            step: 'retention',
+            what: 'listing the stored images',
+        });
+        const files = listed.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((file) => `images/${file}`);
+        for (const unused of unusedImages(files, kept)) {
+            await runChecked(store, `rm -f -- ${shellQuote([`${settings.store.path}/${unused}`, `${settings.store.path}/${unused}.sha256`])}`, {
+                step: 'retention',
+                what: `removing image ${unused}`,
+            });
+            log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
+        }
+    }
+    catch (error) {
+        log.warning(`retention did not finish: ${errorMessage(error)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/host/reconnecting.ts
+
+const ATTEMPTS = 3;
+const BACKOFF_MS = [1_000, 3_000];
+function isConnectionLoss(error) {
+    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
+}
+/**
+ * A host that opens a new connection when the old one dropped, and runs the
+ * command again. Only for commands that are safe to repeat (rollback and
+ * roll-forward steps): a dropped connection must not leave a run half undone.
+ */
+function reconnecting(first, reopen, sleep = defaultSleep) {
+    let current = first;
+    let reopening;
+    async function again(failed) {
+        if (current !== failed)
+            return current;
+        reopening ??= (async () => {
+            await failed.close().catch(() => { });
+            return reopen();
+        })().finally(() => {
+            reopening = undefined;
+        });
+        current = await reopening;
+        return current;
+    }
+    async function attempt(call) {
+        let lastError;
+        for (let i = 0; i < ATTEMPTS; i++) {
+            const host = current;
+            try {
+                return await call(host);
+            }
+            catch (error) {
+                if (!isConnectionLoss(error))
+                    throw error;
+                lastError = error;
+                if (i === ATTEMPTS - 1)
+                    break;
+                await sleep(BACKOFF_MS[i] ?? 3_000);
+                try {
+                    await again(host);
+                }
+                catch (reopenError) {
+                    lastError = reopenError;
+                }
+            }
+        }
+        throw lastError;
+    }
     return {
-        frozenAt,
-        imagesDir: prepared.imagesDir,
-        imagesBytes: Number(bytes.trim()),
-        dumpMs,
-        stats,
-        inventorySha256: inventorySha256.trim(),
+        role: first.role,
+        address: first.address,
+        get hostKeyFingerprint() {
+            return current.hostKeyFingerprint;
+        },
+        run: (command, options) => attempt((host) => host.run(command, options)),
+        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
+        close: async () => {
+            await current.close();
+        },
     };
 }
-/** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
-async function criuLogErrors(host, logPath) {
-    const result = await host.run(`f=${shellQuote([logPath])}; [ -f "$f" ] || exit 0; echo "CRIU log $f:"; (grep -E 'Error|Warn|fail' "$f" || tail -n 20 "$f") | tail -n 15`);
-    return result.stdout.trim();
+function defaultSleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+;// CONCATENATED MODULE: ./src/phases/connect.ts
+
+
+
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
+async function connectHosts(settings, log) {
+    const warn = (message) => log.warning(message);
+    const opening = [
+        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
+    ];
+    const [source, target] = await Promise.allSettled(opening);
+    if (source.status === 'rejected' || target.status === 'rejected') {
+        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
+        throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    for (const [host, location] of [
+        [source.value, settings.source],
+        [target.value, settings.target],
+    ]) {
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
+    }
+    return { source: source.value, target: target.value };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/finalize.ts
@@ -59324,58 +57654,6 @@ function parsePathKinds(text, paths) {
 /** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
 function parseNameList(text) {
     return lines(text);
-}
-
-;// CONCATENATED MODULE: ./src/policy/versions.ts
-// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
-// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
-// here depends on it.
-const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
-/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
-function parseVersion(text) {
-    if (text === undefined)
-        return undefined;
-    const raw = text.trim();
-    const match = VERSION_PATTERN.exec(raw);
-    if (!match)
-        return undefined;
-    const [, major, minor, patch] = match;
-    return {
-        major: Number(major),
-        minor: minor === undefined ? 0 : Number(minor),
-        patch: patch === undefined ? 0 : Number(patch),
-        raw,
-    };
-}
-function toVersion(value) {
-    if (typeof value !== 'string')
-        return value;
-    const parsed = parseVersion(value);
-    // Strings passed here are constants in our own rules, so a bad one is a programming error.
-    if (!parsed)
-        throw new TypeError(`not a version: "${value}"`);
-    return parsed;
-}
-/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
-function compareVersions(a, b) {
-    const x = toVersion(a);
-    const y = toVersion(b);
-    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
-}
-/** True when v is known and at least min; an unknown version is never enough. */
-function atLeast(v, min) {
-    if (v === undefined)
-        return false;
-    const version = typeof v === 'string' ? parseVersion(v) : v;
-    return version !== undefined && compareVersions(version, min) >= 0;
-}
-/** "4.2.1" from the numbers, without the distribution suffix. */
-function formatVersion(v) {
-    return `${v.major}.${v.minor}.${v.patch}`;
-}
-/** "6.18" */
-function majorMinor(v) {
-    return `${v.major}.${v.minor}`;
 }
 
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
@@ -60907,12 +59185,12 @@ function withMargin(bytes) {
 function container_rules_need(parts) {
     const known = parts.filter((part) => part[1] !== undefined && part[1] > 0);
     const bytes = known.reduce((sum, [, n]) => sum + n, 0);
-    return { bytes, parts: known.map(([label, n]) => `${label} ${formatBytes(n)}`) };
+    return { bytes, parts: known.map(([label, n]) => `${label} ${summary_formatBytes(n)}`) };
 }
 function spaceCheck(host, name, at, wanted, why, remedy) {
     const required = withMargin(wanted.bytes);
     const basis = wanted.parts.length > 0 ? wanted.parts.join(' + ') : 'nothing measured';
-    const expected = `at least ${formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
+    const expected = `at least ${summary_formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${summary_formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
     const where = at.measured === at.path ? at.path : `${at.path} (measured at ${at.measured})`;
     if (!at.disk) {
         return {
@@ -60925,7 +59203,7 @@ function spaceCheck(host, name, at, wanted, why, remedy) {
             code: UNREADABLE,
         };
     }
-    const observed = `${formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
+    const observed = `${summary_formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
     if (at.disk.availableBytes >= required)
         return { host, name, status: 'pass', observed, expected };
     return { host, name, status: 'fail', observed, expected, remedy, code: 'DISK_SPACE_LOW' };
@@ -60961,12 +59239,12 @@ const capacity = ({ container, source, target }) => {
     }
     const mem = memory[1];
     if (mem !== undefined && mem > 0) {
-        const expected = `MemAvailable at least ${formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
+        const expected = `MemAvailable at least ${summary_formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
         if (target.memAvailableBytes === undefined) {
             checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
         }
         else {
-            const observed = `${formatBytes(target.memAvailableBytes)} available; the container uses ${formatBytes(mem)}`;
+            const observed = `${summary_formatBytes(target.memAvailableBytes)} available; the container uses ${summary_formatBytes(mem)}`;
             checks.push(target.memAvailableBytes >= mem * 1.1
                 ? { host: 'target', name: 'memory on target', status: 'pass', observed, expected }
                 : {
@@ -61028,295 +59306,6 @@ function evaluateGate(facts, options) {
             ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
             : []),
     ];
-}
-
-;// CONCATENATED MODULE: ./src/probe/facts.ts
-
-
-/**
- * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
- * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
- */
-const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
-/** Every command gatherHostFacts runs; all read-only. */
-const FACT_COMMANDS = {
-    kernelRelease: 'uname -r',
-    machine: 'uname -m',
-    criuPath: 'command -v criu',
-    criuVersion: 'criu --version',
-    criuCheck: 'criu check',
-    runcPath: 'command -v runc',
-    runcVersion: 'runc --version',
-    dockerVersion: "docker version --format '{{json .}}'",
-    dockerInfo: "docker info --format '{{json .}}'",
-};
-function criuFeatureCommand(feature) {
-    return `criu check --feature ${feature}`;
-}
-/** `criu check` creates test processes and namespaces: give it longer than a version query. */
-const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
-function facts_isObject(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function stringField(obj, key) {
-    const value = obj[key];
-    return typeof value === 'string' && value !== '' ? value : undefined;
-}
-function boolField(obj, key) {
-    const value = obj[key];
-    if (typeof value === 'boolean')
-        return value;
-    // Server.Components[].Details carries booleans as strings.
-    if (value === 'true')
-        return true;
-    if (value === 'false')
-        return false;
-    return undefined;
-}
-function parseJsonObject(text) {
-    try {
-        const value = JSON.parse(text);
-        return facts_isObject(value) ? value : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-// --- pure parsers --------------------------------------------------------------------------------
-/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
-function isCommandMissing(result) {
-    return result.exitCode === 127 || /command not found/i.test(result.stderr);
-}
-/** One line saying why a command failed, for facts and messages. */
-function failureText(result) {
-    if (result.exitCode === -1)
-        return 'timed out';
-    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
-    return line ?? `exit code ${result.exitCode}`;
-}
-function lastLines(text, count) {
-    const lines = text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-    return lines.slice(-count);
-}
-/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
-function parseCommandPath(result) {
-    if (result.exitCode !== 0)
-        return undefined;
-    const line = result.stdout.split('\n')[0]?.trim() ?? '';
-    return line.startsWith('/') ? line : undefined;
-}
-function parseKernel(release, machine) {
-    const facts = {};
-    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
-    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
-    if (releaseText !== '') {
-        facts.release = releaseText;
-        const version = parseVersion(releaseText);
-        if (version)
-            facts.version = version;
-    }
-    if (archText !== '')
-        facts.arch = archText;
-    const errors = [
-        releaseText === '' && `uname -r: ${failureText(release)}`,
-        archText === '' && `uname -m: ${failureText(machine)}`,
-    ].filter((e) => typeof e === 'string');
-    if (errors.length > 0)
-        facts.error = errors.join('; ');
-    return facts;
-}
-/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
-function parseCriuVersion(stdout) {
-    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
-function parseCriuCheck(result) {
-    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
-    const ok = result.exitCode === 0;
-    const summary = ok
-        ? (tail.at(-1) ?? 'exit code 0')
-        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
-            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
-    return { ok, exitCode: result.exitCode, tail, summary };
-}
-/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
-function parseCriuFeature(result) {
-    if (result.exitCode === 0)
-        return true;
-    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
-}
-/** First line of `runc --version`: "runc version 1.1.15+ds1". */
-function parseRuncVersion(stdout) {
-    const match = /^runc version\s+(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
-function parseDockerVersion(stdout) {
-    const root = parseJsonObject(stdout.trim());
-    const server = root?.Server;
-    if (!facts_isObject(server))
-        return undefined;
-    const facts = {};
-    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
-    const componentVersion = (name) => {
-        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
-        return component ? parseVersion(stringField(component, 'Version')) : undefined;
-    };
-    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
-    if (engine)
-        facts.serverVersion = engine;
-    const api = stringField(server, 'ApiVersion');
-    if (api)
-        facts.apiVersion = api;
-    const containerd = componentVersion('containerd');
-    if (containerd)
-        facts.containerdVersion = containerd;
-    const runc = componentVersion('runc');
-    if (runc)
-        facts.runcVersion = runc;
-    const experimental = boolField(server, 'Experimental');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    return facts;
-}
-/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
-function parseDockerInfo(stdout) {
-    const info = parseJsonObject(stdout.trim());
-    if (!info)
-        return undefined;
-    // Without a daemon the client still prints the structure, with every server field empty.
-    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
-    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
-    if (serverErrors.length > 0 || !serverVersion)
-        return undefined;
-    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
-    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
-    const facts = {
-        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
-        containerdImageStore,
-        serverVersion,
-    };
-    const experimental = boolField(info, 'ExperimentalBuild');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    const defaultRuntime = stringField(info, 'DefaultRuntime');
-    if (defaultRuntime)
-        facts.defaultRuntime = defaultRuntime;
-    const cgroupVersion = stringField(info, 'CgroupVersion');
-    if (cgroupVersion)
-        facts.cgroupVersion = cgroupVersion;
-    const cgroupDriver = stringField(info, 'CgroupDriver');
-    if (cgroupDriver)
-        facts.cgroupDriver = cgroupDriver;
-    const storageDriver = stringField(info, 'Driver');
-    if (storageDriver)
-        facts.storageDriver = storageDriver;
-    const rootDir = stringField(info, 'DockerRootDir');
-    if (rootDir)
-        facts.rootDir = rootDir;
-    return facts;
-}
-/** Combines the two docker queries into DockerFacts. */
-function parseDockerFacts(version, info) {
-    if (isCommandMissing(version)) {
-        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
-    if (!fromVersion) {
-        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
-    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
-    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
-    if (serverVersion)
-        facts.serverVersion = serverVersion;
-    if (fromVersion.apiVersion)
-        facts.apiVersion = fromVersion.apiVersion;
-    if (fromVersion.containerdVersion)
-        facts.containerdVersion = fromVersion.containerdVersion;
-    if (fromVersion.runcVersion)
-        facts.runcVersion = fromVersion.runcVersion;
-    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
-    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    if (!fromInfo) {
-        facts.error = `docker info: ${failureText(info)}`;
-        return facts;
-    }
-    if (fromInfo.defaultRuntime)
-        facts.defaultRuntime = fromInfo.defaultRuntime;
-    if (fromInfo.cgroupVersion)
-        facts.cgroupVersion = fromInfo.cgroupVersion;
-    if (fromInfo.cgroupDriver)
-        facts.cgroupDriver = fromInfo.cgroupDriver;
-    if (fromInfo.storageDriver)
-        facts.storageDriver = fromInfo.storageDriver;
-    if (fromInfo.rootDir)
-        facts.rootDir = fromInfo.rootDir;
-    facts.containerdImageStore = fromInfo.containerdImageStore;
-    return facts;
-}
-// --- gathering -------------------------------------------------------------------------------------
-async function gatherCriu(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
-        return { present: false, features: {}, error };
-    }
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [versionResult, checkResult, ...featureResults] = await Promise.all([
-        host.run(FACT_COMMANDS.criuVersion, quick),
-        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
-        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
-    ]);
-    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
-    const version = parseCriuVersion(versionResult.stdout);
-    if (version)
-        facts.version = version;
-    else
-        facts.error = `criu --version: ${failureText(versionResult)}`;
-    CRIU_FEATURES.forEach((feature, index) => {
-        const result = featureResults[index];
-        const supported = result && parseCriuFeature(result);
-        if (supported !== undefined)
-            facts.features[feature] = supported;
-    });
-    return facts;
-}
-async function gatherRunc(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
-        return { present: false, error };
-    }
-    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
-    const version = parseRuncVersion(result.stdout);
-    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
-}
-/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
-async function gatherHostFacts(host) {
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
-        host.run(FACT_COMMANDS.kernelRelease, quick),
-        host.run(FACT_COMMANDS.machine, quick),
-        host.run(FACT_COMMANDS.criuPath, quick),
-        host.run(FACT_COMMANDS.runcPath, quick),
-        host.run(FACT_COMMANDS.dockerVersion, quick),
-        host.run(FACT_COMMANDS.dockerInfo, quick),
-    ]);
-    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
-    return {
-        host: describeHost(host),
-        kernel: parseKernel(release, machine),
-        criu,
-        runc,
-        docker: parseDockerFacts(dockerVersion, dockerInfo),
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
@@ -61861,7 +59850,7 @@ async function followCriuLog(ctx, paths) {
         ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
         return { stop: async () => '' };
     }
-    const text = collect(process.stdout);
+    const text = restore_collect(process.stdout);
     process.stdin.end();
     return {
         async stop(failed) {
@@ -61875,241 +59864,13 @@ async function followCriuLog(ctx, paths) {
     };
 }
 /** Keeps the last MiB a stream printed. */
-function collect(stream) {
+function restore_collect(stream) {
     let kept = '';
     stream.on('data', (chunk) => {
         kept = (kept + chunk.toString('utf8')).slice(-1024 * 1024);
     });
     stream.on('error', () => { });
     return () => kept;
-}
-
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./src/host/relay.ts
-
-
-
-
-
-
-const SUM_MARK = 'criu-migrate-sha256';
-/**
- * A pipeline whose every stage's exit status is kept: POSIX sh reports only
- * the last one, and a failing `tar` in front of `zstd` must not pass for a
- * good stream. Each stage appends its status to "$d/rc".
- */
-function recordedPipeline(stages) {
-    return stages.map((stage) => `{ (${stage}); echo $? >>"$d/rc"; }`).join(' | ');
-}
-/** Sets rc to the first failing stage's status, or 1 when a stage never reported (killed). */
-function pipelineStatus(count) {
-    return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
-}
-/**
- * Runs `body` with a fifo that sha256sum reads, so what passes through tee is
- * hashed without a temporary copy, then prints the sum on stderr and exits
- * with the pipeline's status.
- */
-function hashedScript(body, stageCount) {
-    return [
-        'd=$(mktemp -d) || exit 1',
-        'mkfifo "$d/f" || exit 1',
-        ': >"$d/rc"',
-        'sha256sum <"$d/f" >"$d/sum" & h=$!',
-        body,
-        'wait $h',
-        `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
-        pipelineStatus(stageCount),
-        'rm -rf "$d"',
-        'exit "$rc"',
-    ].join('\n');
-}
-/** The sending side: the host prints the sha256 of what it wrote. */
-function hashedProducer(stages) {
-    const list = typeof stages === 'string' ? [stages] : stages;
-    return hashedScript(`${recordedPipeline(list)} | tee "$d/f"`, list.length);
-}
-/** The receiving side: hashes what arrived before handing it to the stages. */
-function hashedConsumer(stages) {
-    const list = typeof stages === 'string' ? [stages] : stages;
-    return hashedScript(`tee "$d/f" | ${recordedPipeline(list)}`, list.length);
-}
-function parseHostSum(stderr) {
-    const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
-    return match?.[1];
-}
-/** Counts and hashes the bytes passing through the runner, and reports progress. */
-class Meter extends external_node_stream_.Transform {
-    bytes = 0;
-    hash = (0,external_node_crypto_.createHash)('sha256');
-    _transform(chunk, _encoding, callback) {
-        this.bytes += chunk.length;
-        this.hash.update(chunk);
-        callback(null, chunk);
-    }
-    digest() {
-        return this.hash.digest('hex');
-    }
-}
-function relay_formatBytes(bytes) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let value = bytes;
-    let unit = 0;
-    while (value >= 1024 && unit < units.length - 1) {
-        value /= 1024;
-        unit++;
-    }
-    return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-function relay_collect(process) {
-    let text = '';
-    process.stderr.on('data', (chunk) => {
-        if (text.length < 1_000_000)
-            text += chunk.toString();
-    });
-    return () => text;
-}
-/**
- * Streams the output of `produce` on one host into `consume` on another,
- * through the runner: no archive is written on either host, pipeline()
- * carries backpressure end to end, and the sha256 computed by the source,
- * the runner and the target must agree.
- */
-async function streamBetween(from, produce, to, consume, options) {
-    const clock = options.clock ?? (() => performance.now());
-    const code = options.code ?? 'TRANSFER_FAILED';
-    const started = clock();
-    const consumer = await to.spawn(hashedConsumer(consume));
-    let producer;
-    try {
-        producer = await from.spawn(hashedProducer(produce));
-    }
-    catch (error) {
-        consumer.kill();
-        throw error;
-    }
-    // Nothing reads the consumer's stdout; drain it so a chatty command (docker load) cannot stall.
-    consumer.stdout.resume();
-    const producerErr = relay_collect(producer);
-    const consumerErr = relay_collect(consumer);
-    const meter = new Meter();
-    const everyMs = (options.progressSeconds ?? 2) * 1000;
-    let lastBytes = 0;
-    let lastAt = started;
-    const stallMs = (options.stallSeconds ?? 120) * 1000;
-    let stalled = false;
-    let movedAt = started;
-    let movedBytes = 0;
-    const watchdog = setInterval(() => {
-        if (meter.bytes !== movedBytes) {
-            movedBytes = meter.bytes;
-            movedAt = clock();
-        }
-        else if (clock() - movedAt > stallMs) {
-            stalled = true;
-            producer.kill();
-            consumer.kill();
-        }
-    }, Math.min(1000, stallMs));
-    const progress = setInterval(() => {
-        const now = clock();
-        const rate = ((meter.bytes - lastBytes) / Math.max(1, now - lastAt)) * 1000;
-        options.log.info(`${options.label}: ${relay_formatBytes(meter.bytes)} sent, ${relay_formatBytes(rate)}/s`);
-        lastBytes = meter.bytes;
-        lastAt = now;
-    }, everyMs);
-    let streamError;
-    try {
-        await (0,external_node_stream_promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
-    }
-    catch (error) {
-        streamError = error;
-        producer.kill();
-        consumer.kill();
-    }
-    finally {
-        clearInterval(progress);
-        clearInterval(watchdog);
-    }
-    const [producerExit, consumerExit] = await Promise.all([producer.exit, consumer.exit]);
-    const ms = clock() - started;
-    const fail = (host, message, stderr) => {
-        throw new MigrationError(code, `${options.label}: ${message}`, {
-            step: options.step,
-            host: describeHost(host),
-            detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
-        });
-    };
-    if (stalled) {
-        throw new MigrationError(code, `${options.label}: no data moved for ${stallMs / 1000} s after ${relay_formatBytes(meter.bytes)}`, {
-            step: options.step,
-            host: `${describeHost(from)} -> ${describeHost(to)}`,
-            remedy: 'check both hosts are up and reachable from the runner, then run the migration again',
-        });
-    }
-    // The receiver first: when it fails, the sender is stopped by us and its exit says nothing.
-    if (consumerExit.exitCode !== 0) {
-        fail(to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
-    }
-    if (producerExit.exitCode !== 0) {
-        fail(from, `the sending command failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
-    }
-    if (streamError !== undefined)
-        fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
-    const runnerSum = meter.digest();
-    const sourceSum = parseHostSum(producerErr());
-    const targetSum = parseHostSum(consumerErr());
-    if (sourceSum !== runnerSum || targetSum !== runnerSum) {
-        throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${relay_formatBytes(meter.bytes)}`, {
-            step: options.step,
-            host: describeHost(to),
-            detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
-            remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
-        });
-    }
-    const seconds = Math.max(ms, 1) / 1000;
-    options.log.info(`${options.label}: ${relay_formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${relay_formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`);
-    return { label: options.label, bytes: meter.bytes, sha256: runnerSum, ms: Math.round(ms) };
-}
-
-;// CONCATENATED MODULE: ./src/policy/compression.ts
-
-// zstd -1 keeps up with the SSH relay even on incompressible memory, and
-// shrinks zero and repeated pages, which most dumps are full of.
-const COMMANDS = {
-    zstd: { compress: 'zstd -1 -T0 -q -c', decompress: 'zstd -d -q -c' },
-    gzip: { compress: 'gzip -1 -c', decompress: 'gzip -d -c' },
-};
-/** The codec both hosts can run for the requested setting; refuses an explicit one a host lacks. */
-function chooseCodec(setting, source, target) {
-    if (setting === 'none')
-        return 'none';
-    if (setting === 'auto')
-        return source.zstd && target.zstd ? 'zstd' : 'none';
-    const missing = [!source[setting] && 'source', !target[setting] && 'target'].filter(Boolean);
-    if (missing.length > 0) {
-        throw new MigrationError('COMPRESSION_UNAVAILABLE', `compression: ${setting} is not installed on the ${missing.join(' and ')}`, {
-            step: 'stage',
-            remedy: `install ${setting} on both hosts, or set compression to auto or none`,
-        });
-    }
-    return setting;
-}
-/** Pipeline stages for a producer and a consumer whose bytes travel compressed. */
-function withCodec(codec, produce, consume) {
-    if (codec === 'none')
-        return { produce: [produce], consume: [consume] };
-    const { compress, decompress } = COMMANDS[codec];
-    return { produce: [produce, compress], consume: [decompress, consume] };
-}
-/** The shell probe whose output parseCodecs reads. */
-const CODEC_PROBE = 'for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; true';
-function parseCodecs(stdout) {
-    const found = new Set(stdout.split('\n').map((line) => line.trim()));
-    return { zstd: found.has('zstd'), gzip: found.has('gzip') };
 }
 
 ;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
@@ -62199,14 +59960,26 @@ async function stage(ctx, container, targetDockerRoot, codec) {
         }
     }
     ctx.signal.throwIfAborted();
-    const targetName = stage_containerName(container);
     // With the image's own config, settings the container merely inherited are left to the image.
     const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
         step: 'stage',
         what: 'docker image inspect',
     });
     const imageConfig = parseImageInspect(image.stdout).Config;
-    const { args, env } = splitEnvArgs(buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig }));
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
+    return { imageRef, imageTransfer, ...created };
+}
+/**
+ * Creates the container on the target with the source's configuration, its
+ * environment through a 0600 file; journalled before it is made.
+ */
+async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot) {
+    const targetName = stage_containerName(container);
+    const { args, env } = splitEnvArgs(buildCreateArgs(container, {
+        name: targetName,
+        image: imageRef,
+        ...(imageConfig ? { imageConfig } : {}),
+    }));
     // The environment often holds secrets: a 0600 file, never the command line.
     const targetWork = workDir(ctx.settings.checkpointName);
     const envDir = `${targetWork}/create`;
@@ -62242,67 +60015,11 @@ async function stage(ctx, container, targetDockerRoot, codec) {
     }
     ctx.log.info(`created ${targetName} (${targetContainerId.slice(0, 12)}) on the target from ${imageRef}`);
     return {
-        imageRef,
-        imageTransfer,
         targetContainerId,
         targetName,
         targetUpperDir: upper,
         targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
     };
-}
-
-;// CONCATENATED MODULE: ./src/phases/transfer.ts
-
-
-
-
-
-
-// GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
-const LAYER_TAR = [
-    '--numeric-owner',
-    '--xattrs',
-    '--xattrs-include=trusted.*',
-    '--xattrs-include=security.*',
-];
-/**
- * Moves the frozen state: CRIU's images into the target container's
- * checkpoint directory (the only place `docker start --checkpoint` reads),
- * and the source's writable layer into the target's upper directory. Both
- * streams run at once; the image layers never travel again.
- */
-async function moveState(ctx, container, dumped, staged, codec) {
-    const sourceUpper = container.GraphDriver?.Data?.UpperDir;
-    if (!sourceUpper) {
-        throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the source container has no overlay2 upper directory', {
-            step: 'transfer',
-            host: describeHost(ctx.source),
-        });
-    }
-    // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
-    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), `${PRIVATE} mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staged.targetCheckpointDir] }, 'target');
-    const layer = withCodec(codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
-    const [checkpoint, writableLayer] = await Promise.all([
-        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
-            label: 'checkpoint',
-            step: 'transfer',
-            log: ctx.log,
-        }),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-            label: 'writable layer',
-            step: 'transfer',
-            log: ctx.log,
-        }),
-    ]);
-    return { checkpoint, writableLayer };
-}
-/** Which compression both hosts can run, decided before the freeze. */
-async function negotiateCodec(ctx) {
-    const [source, target] = await Promise.all([ctx.source.run(CODEC_PROBE), ctx.target.run(CODEC_PROBE)]);
-    const codec = chooseCodec(ctx.settings.compression, parseCodecs(source.stdout), parseCodecs(target.stdout));
-    ctx.log.info(`streams between the hosts: ${codec === 'none' ? 'uncompressed' : `compressed with ${codec}`}`);
-    return codec;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/verify.ts
@@ -62397,7 +60114,7 @@ async function verify(ctx, staged, sourceInit) {
 
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
-const COMMAND_TIMEOUT_MS = 120_000;
+const migration_COMMAND_TIMEOUT_MS = 120_000;
 function hostSummary(host, facts) {
     return {
         address: host.address,
@@ -62422,8 +60139,8 @@ async function migrate(deps) {
     const runStart = deps.startedAt ?? clock();
     const startedAt = now().toISOString();
     const raw = deps.recoveryHosts ?? { source: deps.source, target: deps.target };
-    const source = bindSignal(deps.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const target = bindSignal(deps.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const source = bindSignal(deps.source, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS });
+    const target = bindSignal(deps.target, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS });
     const ctx = {
         settings,
         source,
@@ -62595,31 +60312,20 @@ function found(container) {
 
 
 
-function metadataPath(settings) {
-    const base = process.env.RUNNER_TEMP || process.cwd();
-    return (0,external_node_path_.join)(base, 'criu-migrate', settings.checkpointName, 'metadata.json');
-}
-async function report(settings, metadata) {
-    const path = metadataPath(settings);
-    await writeMetadata(path, metadata);
-    setOutput('status', metadata.run.status);
-    setOutput('checkpoint-name', settings.checkpointName);
-    setOutput('target-container-id', metadata.container.targetId ?? '');
-    setOutput('downtime-ms', metadata.timings.downtimeMs ?? '');
-    setOutput('duration-ms', metadata.timings.durationMs ?? '');
-    setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
-    setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
-    setOutput('leftovers', (metadata.leftovers ?? []).join('\n'));
-    setOutput('metadata-path', path);
-    if (process.env.GITHUB_STEP_SUMMARY)
-        await writeSummary(summary, metadata);
-    if (settings.uploadArtifact) {
-        // The upload itself arrives with the artifacts issue; say so rather than pretend.
-        const why = process.env.ACTIONS_RUNTIME_TOKEN
-            ? 'artifact upload is not built yet'
-            : 'no ACTIONS_RUNTIME_TOKEN';
-        info(`artifact upload skipped (${why}); metadata is at ${path}`);
-    }
+async function report(settings, metadata, env, log) {
+    await publish({
+        ...settings,
+        metadata,
+        env,
+        log,
+        outputs: {
+            'target-container-id': metadata.container.targetId ?? '',
+            'downtime-ms': metadata.timings.downtimeMs,
+            'checkpoint-bytes': metadata.checkpoint.bytes,
+            'transferred-bytes': metadata.checkpoint.transferredBytes ?? 0,
+            leftovers: (metadata.leftovers ?? []).join('\n'),
+        },
+    });
 }
 /** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
 function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
@@ -62675,7 +60381,7 @@ async function runMigrateMode(settings, runtime) {
     try {
         const timer = new PhaseTimer();
         const startedAt = performance.now();
-        const connected = await group('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
+        const connected = await core/* group */.Os('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
         hosts.push(connected.source, connected.target);
         // For the journal, the lock and recovery: a dropped connection is opened again, since
         // leaving a rollback half done is worse than a few seconds' wait.
@@ -62690,19 +60396,19 @@ async function runMigrateMode(settings, runtime) {
         runtime.saveState(SAVED.container, settings.container);
         let resumed;
         try {
-            locks = await lockContainer(durable, settings.container, owner, log);
+            locks = await lockContainer([durable.source, durable.target], settings.container, owner, log);
             resumed = await settleUnfinished(durable, settings.container, log);
         }
         catch (error) {
             const refused = error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
-            await report(settings, shortMetadata(settings, 'refused', connected, started, refused));
-            setFailed(refused.describe());
+            await report(settings, shortMetadata(settings, 'refused', connected, started, refused), runtime.env, log);
+            core/* setFailed */.C1(refused.describe());
             return;
         }
         if (resumed?.direction === 'roll-forward') {
             // The container already runs on the host the earlier run moved it to: that was the job.
             log.info(`finished the earlier migration ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
-            await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed));
+            await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed), runtime.env, log);
             return;
         }
         const record = {
@@ -62733,11 +60439,11 @@ async function runMigrateMode(settings, runtime) {
             await archiveEverywhere(durable, journal.record, log);
         if (resumed)
             outcome.metadata.resumed = resumed;
-        await report(settings, outcome.metadata);
+        await report(settings, outcome.metadata, runtime.env, log);
         for (const leftover of outcome.leftovers)
-            warning(`left to clean up: ${leftover}`);
+            core/* warning */.$e(`left to clean up: ${leftover}`);
         if (outcome.error)
-            setFailed(outcome.error.describe());
+            core/* setFailed */.C1(outcome.error.describe());
         else
             log.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
     }
@@ -62858,8 +60564,8 @@ async function writePreflightSummary(summary, report) {
     await summary.write();
 }
 async function writePreflightReport(path, report) {
-    await mkdirP((0,external_node_path_.dirname)(path));
-    await (0,promises_namespaceObject.writeFile)(path, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
+    await (0,io/* mkdirP */.U$)((0,external_node_path_.dirname)(path));
+    await (0,promises_.writeFile)(path, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/modes/preflight.ts
@@ -62980,16 +60686,16 @@ async function runPreflightMode(settings, log) {
         await logReport(log, report, checks);
         const path = preflightReportPath();
         await writePreflightReport(path, report);
-        setOutput('status', report.result === 'passed' ? 'succeeded' : 'refused');
-        setOutput('report', JSON.stringify(report));
-        setOutput('report-path', path);
-        setOutput('duration-ms', report.durationMs);
+        core/* setOutput */.uH('status', report.result === 'passed' ? 'succeeded' : 'refused');
+        core/* setOutput */.uH('report', JSON.stringify(report));
+        core/* setOutput */.uH('report-path', path);
+        core/* setOutput */.uH('duration-ms', report.durationMs);
         if (process.env.GITHUB_STEP_SUMMARY)
-            await writePreflightSummary(summary, report);
+            await writePreflightSummary(core/* summary */.z, report);
         if (report.result === 'passed')
             log.info(verdictLine(report));
         else
-            setFailed(failureMessage(report));
+            core/* setFailed */.C1(failureMessage(report));
         log.info(`preflight report: ${path}`);
         return report;
     }
@@ -63017,22 +60723,23 @@ async function runPost(settings, runtime) {
         runtime.log.info('post: the main step settled its journal; nothing to do');
         return;
     }
-    if (settings.mode !== 'migrate')
+    const locations = journalHosts(settings);
+    if (!locations)
         return;
     runtime.log.warning(`post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
     const hosts = [];
     try {
-        const connected = await connectHosts(settings, runtime.log);
+        const connected = await connectHosts({ ...settings, ...locations }, runtime.log);
         hosts.push(connected.source, connected.target);
         // The main step's lock carries the same token: taking it is not stealing it.
         const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-        const locks = await lockContainer(connected, saved.container, owner, runtime.log);
+        const locks = await lockContainer([connected.source, connected.target], saved.container, owner, runtime.log);
         try {
             const settled = await settleUnfinished(connected, saved.container, runtime.log, saved);
             if (settled) {
                 const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
                 runtime.log.info(`post: migration ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
-                await summary
+                await core/* summary */.z
                     .addRaw(`<p>Post step: the cancelled migration ${settled.checkpointName} was ${how}.</p>`, true)
                     .write()
                     .catch(() => { });
@@ -63049,8 +60756,22 @@ async function runPost(settings, runtime) {
         await Promise.allSettled(hosts.map((host) => host.close()));
     }
 }
+/** The two hosts a mode's journal names as its source and target. */
+function journalHosts(settings) {
+    switch (settings.mode) {
+        case 'migrate':
+            return { source: settings.source, target: settings.target };
+        case 'checkpoint':
+            return { source: settings.source, target: settings.store.host };
+        case 'restore':
+            return { source: settings.store.host, target: settings.target };
+        case 'preflight':
+            return undefined;
+    }
+}
 
 ;// CONCATENATED MODULE: ./src/main.ts
+
 
 
 
@@ -63063,9 +60784,9 @@ async function run() {
     const runtime = actionsRuntime();
     const isPost = runtime.getState(SAVED.isPost) === 'true';
     try {
-        const settings = getInputs((name) => getInput(name));
+        const settings = getInputs((name) => core/* getInput */.V4(name));
         for (const secret of secretsToMask(settings))
-            core_setSecret(secret);
+            core/* setSecret */.Pq(secret);
         if (isPost) {
             await runPost(settings, runtime);
             return;
@@ -63078,26 +60799,29 @@ async function run() {
             case 'preflight':
                 await runPreflightMode(settings, runtime.log);
                 return;
-            default:
-                throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
+            case 'checkpoint':
+                await runCheckpointMode(settings, runtime);
+                return;
+            case 'restore':
+                throw new MigrationError('MODE_NOT_IMPLEMENTED', 'mode "restore" is not available yet', {
                     step: 'inputs',
-                    remedy: 'use mode: migrate or mode: preflight',
+                    remedy: 'use mode: migrate, preflight or checkpoint',
                 });
         }
     }
     catch (error) {
         const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
         if (isPost)
-            warning(`post: ${message}`);
+            core/* warning */.$e(`post: ${message}`);
         else
-            setFailed(message);
+            core/* setFailed */.C1(message);
     }
 }
 
 
 /***/ }),
 
-/***/ 7318:
+/***/ 87318:
 /***/ ((module) => {
 
 module.exports = eval("require")("../build/Release/cpufeatures.node");
@@ -63105,7 +60829,7 @@ module.exports = eval("require")("../build/Release/cpufeatures.node");
 
 /***/ }),
 
-/***/ 490:
+/***/ 30490:
 /***/ ((module) => {
 
 module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
@@ -63113,84 +60837,98 @@ module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
 
 /***/ }),
 
-/***/ 2613:
+/***/ 42613:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("assert");
 
 /***/ }),
 
-/***/ 181:
+/***/ 20181:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("buffer");
 
 /***/ }),
 
-/***/ 5317:
+/***/ 35317:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 
 /***/ }),
 
-/***/ 6982:
+/***/ 49140:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("constants");
+
+/***/ }),
+
+/***/ 76982:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 
 /***/ }),
 
-/***/ 2250:
+/***/ 72250:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("dns");
 
 /***/ }),
 
-/***/ 4434:
+/***/ 24434:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("events");
 
 /***/ }),
 
-/***/ 9896:
+/***/ 79896:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
 
 /***/ }),
 
-/***/ 8611:
+/***/ 91943:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs/promises");
+
+/***/ }),
+
+/***/ 58611:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("http");
 
 /***/ }),
 
-/***/ 5692:
+/***/ 65692:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("https");
 
 /***/ }),
 
-/***/ 9278:
+/***/ 69278:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("net");
 
 /***/ }),
 
-/***/ 4589:
+/***/ 34589:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:assert");
 
 /***/ }),
 
-/***/ 6698:
+/***/ 16698:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:async_hooks");
@@ -63204,63 +60942,98 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:buffer"
 
 /***/ }),
 
-/***/ 7540:
+/***/ 37540:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:console");
 
 /***/ }),
 
-/***/ 7598:
+/***/ 77598:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 
 /***/ }),
 
-/***/ 3053:
+/***/ 53053:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:diagnostics_channel");
 
 /***/ }),
 
-/***/ 610:
+/***/ 40610:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:dns");
 
 /***/ }),
 
-/***/ 8474:
+/***/ 78474:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:events");
 
 /***/ }),
 
-/***/ 7067:
+/***/ 73024:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+
+/***/ }),
+
+/***/ 51455:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+
+/***/ }),
+
+/***/ 37067:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http");
 
 /***/ }),
 
-/***/ 2467:
+/***/ 32467:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:http2");
 
 /***/ }),
 
-/***/ 7030:
+/***/ 44708:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+
+/***/ }),
+
+/***/ 98995:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+
+/***/ }),
+
+/***/ 77030:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:net");
 
 /***/ }),
 
-/***/ 6760:
+/***/ 48161:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+
+/***/ }),
+
+/***/ 76760:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
@@ -63274,63 +61047,84 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:perf_ho
 
 /***/ }),
 
-/***/ 1792:
+/***/ 1708:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:process");
+
+/***/ }),
+
+/***/ 41792:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:querystring");
 
 /***/ }),
 
-/***/ 7075:
+/***/ 57075:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 
 /***/ }),
 
-/***/ 1692:
+/***/ 46193:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:string_decoder");
+
+/***/ }),
+
+/***/ 41692:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:tls");
 
 /***/ }),
 
-/***/ 3136:
+/***/ 73136:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:url");
 
 /***/ }),
 
-/***/ 7975:
+/***/ 57975:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 
 /***/ }),
 
-/***/ 3429:
+/***/ 73429:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util/types");
 
 /***/ }),
 
-/***/ 5919:
+/***/ 75919:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:worker_threads");
 
 /***/ }),
 
-/***/ 8522:
+/***/ 38522:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
 
 /***/ }),
 
-/***/ 6928:
+/***/ 70857:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
+
+/***/ }),
+
+/***/ 16928:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
@@ -63344,35 +61138,3079 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("stream");
 
 /***/ }),
 
-/***/ 3193:
+/***/ 13193:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
 
 /***/ }),
 
-/***/ 4756:
+/***/ 64756:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tls");
 
 /***/ }),
 
-/***/ 9023:
+/***/ 52018:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("tty");
+
+/***/ }),
+
+/***/ 87016:
+/***/ ((module) => {
+
+module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("url");
+
+/***/ }),
+
+/***/ 39023:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 
 /***/ }),
 
-/***/ 3106:
+/***/ 43106:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 8342:
+/***/ 63955:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Yz: () => (/* binding */ core_debug),
+  z3: () => (/* binding */ error),
+  V4: () => (/* binding */ getInput),
+  Gu: () => (/* binding */ getState),
+  Os: () => (/* binding */ group),
+  pq: () => (/* binding */ info),
+  LZ: () => (/* binding */ saveState),
+  C1: () => (/* binding */ setFailed),
+  uH: () => (/* binding */ setOutput),
+  Pq: () => (/* binding */ core_setSecret),
+  z: () => (/* reexport */ summary),
+  $e: () => (/* binding */ warning)
+});
+
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
+
+// EXTERNAL MODULE: external "os"
+var external_os_ = __nccwpck_require__(70857);
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+// We use any as a valid input type
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * Sanitizes an input into a string so it can be passed into issueCommand safely
+ * @param input input to sanitize into a string
+ */
+function utils_toCommandValue(input) {
+    if (input === null || input === undefined) {
+        return '';
+    }
+    else if (typeof input === 'string' || input instanceof String) {
+        return input;
+    }
+    return JSON.stringify(input);
+}
+/**
+ *
+ * @param annotationProperties
+ * @returns The command properties to send with the actual annotation command
+ * See IssueCommandProperties: https://github.com/actions/runner/blob/main/src/Runner.Worker/ActionCommandManager.cs#L646
+ */
+function utils_toCommandProperties(annotationProperties) {
+    if (!Object.keys(annotationProperties).length) {
+        return {};
+    }
+    return {
+        title: annotationProperties.title,
+        file: annotationProperties.file,
+        line: annotationProperties.startLine,
+        endLine: annotationProperties.endLine,
+        col: annotationProperties.startColumn,
+        endColumn: annotationProperties.endColumn
+    };
+}
+//# sourceMappingURL=utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+
+
+/**
+ * Issues a command to the GitHub Actions runner
+ *
+ * @param command - The command name to issue
+ * @param properties - Additional properties for the command (key-value pairs)
+ * @param message - The message to include with the command
+ * @remarks
+ * This function outputs a specially formatted string to stdout that the Actions
+ * runner interprets as a command. These commands can control workflow behavior,
+ * set outputs, create annotations, mask values, and more.
+ *
+ * Command Format:
+ *   ::name key=value,key=value::message
+ *
+ * @example
+ * ```typescript
+ * // Issue a warning annotation
+ * issueCommand('warning', {}, 'This is a warning message');
+ * // Output: ::warning::This is a warning message
+ *
+ * // Set an environment variable
+ * issueCommand('set-env', { name: 'MY_VAR' }, 'some value');
+ * // Output: ::set-env name=MY_VAR::some value
+ *
+ * // Add a secret mask
+ * issueCommand('add-mask', {}, 'secretValue123');
+ * // Output: ::add-mask::secretValue123
+ * ```
+ *
+ * @internal
+ * This is an internal utility function that powers the public API functions
+ * such as setSecret, warning, error, and exportVariable.
+ */
+function command_issueCommand(command, properties, message) {
+    const cmd = new Command(command, properties, message);
+    process.stdout.write(cmd.toString() + external_os_.EOL);
+}
+function command_issue(name, message = '') {
+    command_issueCommand(name, {}, message);
+}
+const CMD_STRING = '::';
+class Command {
+    constructor(command, properties, message) {
+        if (!command) {
+            command = 'missing.command';
+        }
+        this.command = command;
+        this.properties = properties;
+        this.message = message;
+    }
+    toString() {
+        let cmdStr = CMD_STRING + this.command;
+        if (this.properties && Object.keys(this.properties).length > 0) {
+            cmdStr += ' ';
+            let first = true;
+            for (const key in this.properties) {
+                if (this.properties.hasOwnProperty(key)) {
+                    const val = this.properties[key];
+                    if (val) {
+                        if (first) {
+                            first = false;
+                        }
+                        else {
+                            cmdStr += ',';
+                        }
+                        cmdStr += `${key}=${escapeProperty(val)}`;
+                    }
+                }
+            }
+        }
+        cmdStr += `${CMD_STRING}${escapeData(this.message)}`;
+        return cmdStr;
+    }
+}
+function escapeData(s) {
+    return utils_toCommandValue(s)
+        .replace(/%/g, '%25')
+        .replace(/\r/g, '%0D')
+        .replace(/\n/g, '%0A');
+}
+function escapeProperty(s) {
+    return utils_toCommandValue(s)
+        .replace(/%/g, '%25')
+        .replace(/\r/g, '%0D')
+        .replace(/\n/g, '%0A')
+        .replace(/:/g, '%3A')
+        .replace(/,/g, '%2C');
+}
+//# sourceMappingURL=command.js.map
+// EXTERNAL MODULE: external "crypto"
+var external_crypto_ = __nccwpck_require__(76982);
+// EXTERNAL MODULE: external "fs"
+var external_fs_ = __nccwpck_require__(79896);
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+// For internal use, subject to change.
+// We use any as a valid input type
+/* eslint-disable @typescript-eslint/no-explicit-any */
+
+
+
+
+function file_command_issueFileCommand(command, message) {
+    const filePath = process.env[`GITHUB_${command}`];
+    if (!filePath) {
+        throw new Error(`Unable to find environment variable for file command ${command}`);
+    }
+    if (!external_fs_.existsSync(filePath)) {
+        throw new Error(`Missing file at path: ${filePath}`);
+    }
+    external_fs_.appendFileSync(filePath, `${utils_toCommandValue(message)}${external_os_.EOL}`, {
+        encoding: 'utf8'
+    });
+}
+function file_command_prepareKeyValueMessage(key, value) {
+    const delimiter = `ghadelimiter_${external_crypto_.randomUUID()}`;
+    const convertedValue = utils_toCommandValue(value);
+    // These should realistically never happen, but just in case someone finds a
+    // way to exploit uuid generation let's not allow keys or values that contain
+    // the delimiter.
+    if (key.includes(delimiter)) {
+        throw new Error(`Unexpected input: name should not contain the delimiter "${delimiter}"`);
+    }
+    if (convertedValue.includes(delimiter)) {
+        throw new Error(`Unexpected input: value should not contain the delimiter "${delimiter}"`);
+    }
+    return `${key}<<${delimiter}${external_os_.EOL}${convertedValue}${external_os_.EOL}${delimiter}`;
+}
+//# sourceMappingURL=file-command.js.map
+// EXTERNAL MODULE: external "path"
+var external_path_ = __nccwpck_require__(16928);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(44942);
+// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/auth.js
+var auth = __nccwpck_require__(92145);
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+class oidc_utils_OidcClient {
+    static createHttpClient(allowRetry = true, maxRetry = 10) {
+        const requestOptions = {
+            allowRetries: allowRetry,
+            maxRetries: maxRetry
+        };
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
+    }
+    static getRequestToken() {
+        const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
+        if (!token) {
+            throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_TOKEN env variable');
+        }
+        return token;
+    }
+    static getIDTokenUrl() {
+        const runtimeUrl = process.env['ACTIONS_ID_TOKEN_REQUEST_URL'];
+        if (!runtimeUrl) {
+            throw new Error('Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable');
+        }
+        return runtimeUrl;
+    }
+    static getCall(id_token_url) {
+        return __awaiter(this, void 0, void 0, function* () {
+            var _a;
+            const httpclient = oidc_utils_OidcClient.createHttpClient();
+            const res = yield httpclient
+                .getJson(id_token_url)
+                .catch(error => {
+                throw new Error(`Failed to get ID Token. \n 
+        Error Code : ${error.statusCode}\n 
+        Error Message: ${error.message}`);
+            });
+            const id_token = (_a = res.result) === null || _a === void 0 ? void 0 : _a.value;
+            if (!id_token) {
+                throw new Error('Response json body do not have ID Token field');
+            }
+            return id_token;
+        });
+    }
+    static getIDToken(audience) {
+        return __awaiter(this, void 0, void 0, function* () {
+            try {
+                // New ID Token is requested from action service
+                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
+                if (audience) {
+                    const encodedAudience = encodeURIComponent(audience);
+                    id_token_url = `${id_token_url}&audience=${encodedAudience}`;
+                }
+                debug(`ID token url is ${id_token_url}`);
+                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
+                setSecret(id_token);
+                return id_token;
+            }
+            catch (error) {
+                throw new Error(`Error message: ${error.message}`);
+            }
+        });
+    }
+}
+//# sourceMappingURL=oidc-utils.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+const { access, appendFile, writeFile } = external_fs_.promises;
+const SUMMARY_ENV_VAR = 'GITHUB_STEP_SUMMARY';
+const SUMMARY_DOCS_URL = 'https://docs.github.com/actions/using-workflows/workflow-commands-for-github-actions#adding-a-job-summary';
+class Summary {
+    constructor() {
+        this._buffer = '';
+    }
+    /**
+     * Finds the summary file path from the environment, rejects if env var is not found or file does not exist
+     * Also checks r/w permissions.
+     *
+     * @returns step summary file path
+     */
+    filePath() {
+        return summary_awaiter(this, void 0, void 0, function* () {
+            if (this._filePath) {
+                return this._filePath;
+            }
+            const pathFromEnv = process.env[SUMMARY_ENV_VAR];
+            if (!pathFromEnv) {
+                throw new Error(`Unable to find environment variable for $${SUMMARY_ENV_VAR}. Check if your runtime environment supports job summaries.`);
+            }
+            try {
+                yield access(pathFromEnv, external_fs_.constants.R_OK | external_fs_.constants.W_OK);
+            }
+            catch (_a) {
+                throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
+            }
+            this._filePath = pathFromEnv;
+            return this._filePath;
+        });
+    }
+    /**
+     * Wraps content in an HTML tag, adding any HTML attributes
+     *
+     * @param {string} tag HTML tag to wrap
+     * @param {string | null} content content within the tag
+     * @param {[attribute: string]: string} attrs key-value list of HTML attributes to add
+     *
+     * @returns {string} content wrapped in HTML element
+     */
+    wrap(tag, content, attrs = {}) {
+        const htmlAttrs = Object.entries(attrs)
+            .map(([key, value]) => ` ${key}="${value}"`)
+            .join('');
+        if (!content) {
+            return `<${tag}${htmlAttrs}>`;
+        }
+        return `<${tag}${htmlAttrs}>${content}</${tag}>`;
+    }
+    /**
+     * Writes text in the buffer to the summary buffer file and empties buffer. Will append by default.
+     *
+     * @param {SummaryWriteOptions} [options] (optional) options for write operation
+     *
+     * @returns {Promise<Summary>} summary instance
+     */
+    write(options) {
+        return summary_awaiter(this, void 0, void 0, function* () {
+            const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
+            const filePath = yield this.filePath();
+            const writeFunc = overwrite ? writeFile : appendFile;
+            yield writeFunc(filePath, this._buffer, { encoding: 'utf8' });
+            return this.emptyBuffer();
+        });
+    }
+    /**
+     * Clears the summary buffer and wipes the summary file
+     *
+     * @returns {Summary} summary instance
+     */
+    clear() {
+        return summary_awaiter(this, void 0, void 0, function* () {
+            return this.emptyBuffer().write({ overwrite: true });
+        });
+    }
+    /**
+     * Returns the current summary buffer as a string
+     *
+     * @returns {string} string of summary buffer
+     */
+    stringify() {
+        return this._buffer;
+    }
+    /**
+     * If the summary buffer is empty
+     *
+     * @returns {boolen} true if the buffer is empty
+     */
+    isEmptyBuffer() {
+        return this._buffer.length === 0;
+    }
+    /**
+     * Resets the summary buffer without writing to summary file
+     *
+     * @returns {Summary} summary instance
+     */
+    emptyBuffer() {
+        this._buffer = '';
+        return this;
+    }
+    /**
+     * Adds raw text to the summary buffer
+     *
+     * @param {string} text content to add
+     * @param {boolean} [addEOL=false] (optional) append an EOL to the raw text (default: false)
+     *
+     * @returns {Summary} summary instance
+     */
+    addRaw(text, addEOL = false) {
+        this._buffer += text;
+        return addEOL ? this.addEOL() : this;
+    }
+    /**
+     * Adds the operating system-specific end-of-line marker to the buffer
+     *
+     * @returns {Summary} summary instance
+     */
+    addEOL() {
+        return this.addRaw(external_os_.EOL);
+    }
+    /**
+     * Adds an HTML codeblock to the summary buffer
+     *
+     * @param {string} code content to render within fenced code block
+     * @param {string} lang (optional) language to syntax highlight code
+     *
+     * @returns {Summary} summary instance
+     */
+    addCodeBlock(code, lang) {
+        const attrs = Object.assign({}, (lang && { lang }));
+        const element = this.wrap('pre', this.wrap('code', code), attrs);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML list to the summary buffer
+     *
+     * @param {string[]} items list of items to render
+     * @param {boolean} [ordered=false] (optional) if the rendered list should be ordered or not (default: false)
+     *
+     * @returns {Summary} summary instance
+     */
+    addList(items, ordered = false) {
+        const tag = ordered ? 'ol' : 'ul';
+        const listItems = items.map(item => this.wrap('li', item)).join('');
+        const element = this.wrap(tag, listItems);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML table to the summary buffer
+     *
+     * @param {SummaryTableCell[]} rows table rows
+     *
+     * @returns {Summary} summary instance
+     */
+    addTable(rows) {
+        const tableBody = rows
+            .map(row => {
+            const cells = row
+                .map(cell => {
+                if (typeof cell === 'string') {
+                    return this.wrap('td', cell);
+                }
+                const { header, data, colspan, rowspan } = cell;
+                const tag = header ? 'th' : 'td';
+                const attrs = Object.assign(Object.assign({}, (colspan && { colspan })), (rowspan && { rowspan }));
+                return this.wrap(tag, data, attrs);
+            })
+                .join('');
+            return this.wrap('tr', cells);
+        })
+            .join('');
+        const element = this.wrap('table', tableBody);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds a collapsable HTML details element to the summary buffer
+     *
+     * @param {string} label text for the closed state
+     * @param {string} content collapsable content
+     *
+     * @returns {Summary} summary instance
+     */
+    addDetails(label, content) {
+        const element = this.wrap('details', this.wrap('summary', label) + content);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML image tag to the summary buffer
+     *
+     * @param {string} src path to the image you to embed
+     * @param {string} alt text description of the image
+     * @param {SummaryImageOptions} options (optional) addition image attributes
+     *
+     * @returns {Summary} summary instance
+     */
+    addImage(src, alt, options) {
+        const { width, height } = options || {};
+        const attrs = Object.assign(Object.assign({}, (width && { width })), (height && { height }));
+        const element = this.wrap('img', null, Object.assign({ src, alt }, attrs));
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML section heading element
+     *
+     * @param {string} text heading text
+     * @param {number | string} [level=1] (optional) the heading level, default: 1
+     *
+     * @returns {Summary} summary instance
+     */
+    addHeading(text, level) {
+        const tag = `h${level}`;
+        const allowedTag = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'].includes(tag)
+            ? tag
+            : 'h1';
+        const element = this.wrap(allowedTag, text);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML thematic break (<hr>) to the summary buffer
+     *
+     * @returns {Summary} summary instance
+     */
+    addSeparator() {
+        const element = this.wrap('hr', null);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML line break (<br>) to the summary buffer
+     *
+     * @returns {Summary} summary instance
+     */
+    addBreak() {
+        const element = this.wrap('br', null);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML blockquote to the summary buffer
+     *
+     * @param {string} text quote text
+     * @param {string} cite (optional) citation url
+     *
+     * @returns {Summary} summary instance
+     */
+    addQuote(text, cite) {
+        const attrs = Object.assign({}, (cite && { cite }));
+        const element = this.wrap('blockquote', text, attrs);
+        return this.addRaw(element).addEOL();
+    }
+    /**
+     * Adds an HTML anchor tag to the summary buffer
+     *
+     * @param {string} text link text/content
+     * @param {string} href hyperlink
+     *
+     * @returns {Summary} summary instance
+     */
+    addLink(text, href) {
+        const element = this.wrap('a', text, { href });
+        return this.addRaw(element).addEOL();
+    }
+}
+const _summary = new Summary();
+/**
+ * @deprecated use `core.summary`
+ */
+const markdownSummary = (/* unused pure expression or super */ null && (_summary));
+const summary = _summary;
+//# sourceMappingURL=summary.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+
+/**
+ * toPosixPath converts the given path to the posix form. On Windows, \\ will be
+ * replaced with /.
+ *
+ * @param pth. Path to transform.
+ * @return string Posix path.
+ */
+function toPosixPath(pth) {
+    return pth.replace(/[\\]/g, '/');
+}
+/**
+ * toWin32Path converts the given path to the win32 form. On Linux, / will be
+ * replaced with \\.
+ *
+ * @param pth. Path to transform.
+ * @return string Win32 path.
+ */
+function toWin32Path(pth) {
+    return pth.replace(/[/]/g, '\\');
+}
+/**
+ * toPlatformPath converts the given path to a platform-specific path. It does
+ * this by replacing instances of / and \ with the platform-specific path
+ * separator.
+ *
+ * @param pth The path to platformize.
+ * @return string The platform-specific path.
+ */
+function toPlatformPath(pth) {
+    return pth.replace(/[/\\]/g, path.sep);
+}
+//# sourceMappingURL=path-utils.js.map
+// EXTERNAL MODULE: external "string_decoder"
+var external_string_decoder_ = __nccwpck_require__(13193);
+// EXTERNAL MODULE: external "events"
+var external_events_ = __nccwpck_require__(24434);
+// EXTERNAL MODULE: external "child_process"
+var external_child_process_ = __nccwpck_require__(35317);
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(88701);
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(90);
+;// CONCATENATED MODULE: external "timers"
+const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
+;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+
+
+
+
+/* eslint-disable @typescript-eslint/unbound-method */
+const IS_WINDOWS = process.platform === 'win32';
+/*
+ * Class for running command line tools. Handles quoting and arg parsing in a platform agnostic way.
+ */
+class ToolRunner extends external_events_.EventEmitter {
+    constructor(toolPath, args, options) {
+        super();
+        if (!toolPath) {
+            throw new Error("Parameter 'toolPath' cannot be null or empty.");
+        }
+        this.toolPath = toolPath;
+        this.args = args || [];
+        this.options = options || {};
+    }
+    _debug(message) {
+        if (this.options.listeners && this.options.listeners.debug) {
+            this.options.listeners.debug(message);
+        }
+    }
+    _getCommandString(options, noPrefix) {
+        const toolPath = this._getSpawnFileName();
+        const args = this._getSpawnArgs(options);
+        let cmd = noPrefix ? '' : '[command]'; // omit prefix when piped to a second tool
+        if (IS_WINDOWS) {
+            // Windows + cmd file
+            if (this._isCmdFile()) {
+                cmd += toolPath;
+                for (const a of args) {
+                    cmd += ` ${a}`;
+                }
+            }
+            // Windows + verbatim
+            else if (options.windowsVerbatimArguments) {
+                cmd += `"${toolPath}"`;
+                for (const a of args) {
+                    cmd += ` ${a}`;
+                }
+            }
+            // Windows (regular)
+            else {
+                cmd += this._windowsQuoteCmdArg(toolPath);
+                for (const a of args) {
+                    cmd += ` ${this._windowsQuoteCmdArg(a)}`;
+                }
+            }
+        }
+        else {
+            // OSX/Linux - this can likely be improved with some form of quoting.
+            // creating processes on Unix is fundamentally different than Windows.
+            // on Unix, execvp() takes an arg array.
+            cmd += toolPath;
+            for (const a of args) {
+                cmd += ` ${a}`;
+            }
+        }
+        return cmd;
+    }
+    _processLineBuffer(data, strBuffer, onLine) {
+        try {
+            let s = strBuffer + data.toString();
+            let n = s.indexOf(external_os_.EOL);
+            while (n > -1) {
+                const line = s.substring(0, n);
+                onLine(line);
+                // the rest of the string ...
+                s = s.substring(n + external_os_.EOL.length);
+                n = s.indexOf(external_os_.EOL);
+            }
+            return s;
+        }
+        catch (err) {
+            // streaming lines to console is best effort.  Don't fail a build.
+            this._debug(`error processing line. Failed with error ${err}`);
+            return '';
+        }
+    }
+    _getSpawnFileName() {
+        if (IS_WINDOWS) {
+            if (this._isCmdFile()) {
+                return process.env['COMSPEC'] || 'cmd.exe';
+            }
+        }
+        return this.toolPath;
+    }
+    _getSpawnArgs(options) {
+        if (IS_WINDOWS) {
+            if (this._isCmdFile()) {
+                let argline = `/D /S /C "${this._windowsQuoteCmdArg(this.toolPath)}`;
+                for (const a of this.args) {
+                    argline += ' ';
+                    argline += options.windowsVerbatimArguments
+                        ? a
+                        : this._windowsQuoteCmdArg(a);
+                }
+                argline += '"';
+                return [argline];
+            }
+        }
+        return this.args;
+    }
+    _endsWith(str, end) {
+        return str.endsWith(end);
+    }
+    _isCmdFile() {
+        const upperToolPath = this.toolPath.toUpperCase();
+        return (this._endsWith(upperToolPath, '.CMD') ||
+            this._endsWith(upperToolPath, '.BAT'));
+    }
+    _windowsQuoteCmdArg(arg) {
+        // for .exe, apply the normal quoting rules that libuv applies
+        if (!this._isCmdFile()) {
+            return this._uvQuoteCmdArg(arg);
+        }
+        // otherwise apply quoting rules specific to the cmd.exe command line parser.
+        // the libuv rules are generic and are not designed specifically for cmd.exe
+        // command line parser.
+        //
+        // for a detailed description of the cmd.exe command line parser, refer to
+        // http://stackoverflow.com/questions/4094699/how-does-the-windows-command-interpreter-cmd-exe-parse-scripts/7970912#7970912
+        // need quotes for empty arg
+        if (!arg) {
+            return '""';
+        }
+        // determine whether the arg needs to be quoted
+        const cmdSpecialChars = [
+            ' ',
+            '\t',
+            '&',
+            '(',
+            ')',
+            '[',
+            ']',
+            '{',
+            '}',
+            '^',
+            '=',
+            ';',
+            '!',
+            "'",
+            '+',
+            ',',
+            '`',
+            '~',
+            '|',
+            '<',
+            '>',
+            '"'
+        ];
+        let needsQuotes = false;
+        for (const char of arg) {
+            if (cmdSpecialChars.some(x => x === char)) {
+                needsQuotes = true;
+                break;
+            }
+        }
+        // short-circuit if quotes not needed
+        if (!needsQuotes) {
+            return arg;
+        }
+        // the following quoting rules are very similar to the rules that by libuv applies.
+        //
+        // 1) wrap the string in quotes
+        //
+        // 2) double-up quotes - i.e. " => ""
+        //
+        //    this is different from the libuv quoting rules. libuv replaces " with \", which unfortunately
+        //    doesn't work well with a cmd.exe command line.
+        //
+        //    note, replacing " with "" also works well if the arg is passed to a downstream .NET console app.
+        //    for example, the command line:
+        //          foo.exe "myarg:""my val"""
+        //    is parsed by a .NET console app into an arg array:
+        //          [ "myarg:\"my val\"" ]
+        //    which is the same end result when applying libuv quoting rules. although the actual
+        //    command line from libuv quoting rules would look like:
+        //          foo.exe "myarg:\"my val\""
+        //
+        // 3) double-up slashes that precede a quote,
+        //    e.g.  hello \world    => "hello \world"
+        //          hello\"world    => "hello\\""world"
+        //          hello\\"world   => "hello\\\\""world"
+        //          hello world\    => "hello world\\"
+        //
+        //    technically this is not required for a cmd.exe command line, or the batch argument parser.
+        //    the reasons for including this as a .cmd quoting rule are:
+        //
+        //    a) this is optimized for the scenario where the argument is passed from the .cmd file to an
+        //       external program. many programs (e.g. .NET console apps) rely on the slash-doubling rule.
+        //
+        //    b) it's what we've been doing previously (by deferring to node default behavior) and we
+        //       haven't heard any complaints about that aspect.
+        //
+        // note, a weakness of the quoting rules chosen here, is that % is not escaped. in fact, % cannot be
+        // escaped when used on the command line directly - even though within a .cmd file % can be escaped
+        // by using %%.
+        //
+        // the saving grace is, on the command line, %var% is left as-is if var is not defined. this contrasts
+        // the line parsing rules within a .cmd file, where if var is not defined it is replaced with nothing.
+        //
+        // one option that was explored was replacing % with ^% - i.e. %var% => ^%var^%. this hack would
+        // often work, since it is unlikely that var^ would exist, and the ^ character is removed when the
+        // variable is used. the problem, however, is that ^ is not removed when %* is used to pass the args
+        // to an external program.
+        //
+        // an unexplored potential solution for the % escaping problem, is to create a wrapper .cmd file.
+        // % can be escaped within a .cmd file.
+        let reverse = '"';
+        let quoteHit = true;
+        for (let i = arg.length; i > 0; i--) {
+            // walk the string in reverse
+            reverse += arg[i - 1];
+            if (quoteHit && arg[i - 1] === '\\') {
+                reverse += '\\'; // double the slash
+            }
+            else if (arg[i - 1] === '"') {
+                quoteHit = true;
+                reverse += '"'; // double the quote
+            }
+            else {
+                quoteHit = false;
+            }
+        }
+        reverse += '"';
+        return reverse.split('').reverse().join('');
+    }
+    _uvQuoteCmdArg(arg) {
+        // Tool runner wraps child_process.spawn() and needs to apply the same quoting as
+        // Node in certain cases where the undocumented spawn option windowsVerbatimArguments
+        // is used.
+        //
+        // Since this function is a port of quote_cmd_arg from Node 4.x (technically, lib UV,
+        // see https://github.com/nodejs/node/blob/v4.x/deps/uv/src/win/process.c for details),
+        // pasting copyright notice from Node within this function:
+        //
+        //      Copyright Joyent, Inc. and other Node contributors. All rights reserved.
+        //
+        //      Permission is hereby granted, free of charge, to any person obtaining a copy
+        //      of this software and associated documentation files (the "Software"), to
+        //      deal in the Software without restriction, including without limitation the
+        //      rights to use, copy, modify, merge, publish, distribute, sublicense, and/or
+        //      sell copies of the Software, and to permit persons to whom the Software is
+        //      furnished to do so, subject to the following conditions:
+        //
+        //      The above copyright notice and this permission notice shall be included in
+        //      all copies or substantial portions of the Software.
+        //
+        //      THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+        //      IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+        //      FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+        //      AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+        //      LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING
+        //      FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS
+        //      IN THE SOFTWARE.
+        if (!arg) {
+            // Need double quotation for empty argument
+            return '""';
+        }
+        if (!arg.includes(' ') && !arg.includes('\t') && !arg.includes('"')) {
+            // No quotation needed
+            return arg;
+        }
+        if (!arg.includes('"') && !arg.includes('\\')) {
+            // No embedded double quotes or backslashes, so I can just wrap
+            // quote marks around the whole thing.
+            return `"${arg}"`;
+        }
+        // Expected input/output:
+        //   input : hello"world
+        //   output: "hello\"world"
+        //   input : hello""world
+        //   output: "hello\"\"world"
+        //   input : hello\world
+        //   output: hello\world
+        //   input : hello\\world
+        //   output: hello\\world
+        //   input : hello\"world
+        //   output: "hello\\\"world"
+        //   input : hello\\"world
+        //   output: "hello\\\\\"world"
+        //   input : hello world\
+        //   output: "hello world\\" - note the comment in libuv actually reads "hello world\"
+        //                             but it appears the comment is wrong, it should be "hello world\\"
+        let reverse = '"';
+        let quoteHit = true;
+        for (let i = arg.length; i > 0; i--) {
+            // walk the string in reverse
+            reverse += arg[i - 1];
+            if (quoteHit && arg[i - 1] === '\\') {
+                reverse += '\\';
+            }
+            else if (arg[i - 1] === '"') {
+                quoteHit = true;
+                reverse += '\\';
+            }
+            else {
+                quoteHit = false;
+            }
+        }
+        reverse += '"';
+        return reverse.split('').reverse().join('');
+    }
+    _cloneExecOptions(options) {
+        options = options || {};
+        const result = {
+            cwd: options.cwd || process.cwd(),
+            env: options.env || process.env,
+            silent: options.silent || false,
+            windowsVerbatimArguments: options.windowsVerbatimArguments || false,
+            failOnStdErr: options.failOnStdErr || false,
+            ignoreReturnCode: options.ignoreReturnCode || false,
+            delay: options.delay || 10000
+        };
+        result.outStream = options.outStream || process.stdout;
+        result.errStream = options.errStream || process.stderr;
+        return result;
+    }
+    _getSpawnOptions(options, toolPath) {
+        options = options || {};
+        const result = {};
+        result.cwd = options.cwd;
+        result.env = options.env;
+        result['windowsVerbatimArguments'] =
+            options.windowsVerbatimArguments || this._isCmdFile();
+        if (options.windowsVerbatimArguments) {
+            result.argv0 = `"${toolPath}"`;
+        }
+        return result;
+    }
+    /**
+     * Exec a tool.
+     * Output will be streamed to the live console.
+     * Returns promise with return code
+     *
+     * @param     tool     path to tool to exec
+     * @param     options  optional exec options.  See ExecOptions
+     * @returns   number
+     */
+    exec() {
+        return toolrunner_awaiter(this, void 0, void 0, function* () {
+            // root the tool path if it is unrooted and contains relative pathing
+            if (!io_util/* isRooted */.Qh(this.toolPath) &&
+                (this.toolPath.includes('/') ||
+                    (IS_WINDOWS && this.toolPath.includes('\\')))) {
+                // prefer options.cwd if it is specified, however options.cwd may also need to be rooted
+                this.toolPath = external_path_.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
+            }
+            // if the tool is only a file name, then resolve it from the PATH
+            // otherwise verify it exists (add extension on Windows if necessary)
+            this.toolPath = yield io/* which */.K7(this.toolPath, true);
+            return new Promise((resolve, reject) => toolrunner_awaiter(this, void 0, void 0, function* () {
+                this._debug(`exec tool: ${this.toolPath}`);
+                this._debug('arguments:');
+                for (const arg of this.args) {
+                    this._debug(`   ${arg}`);
+                }
+                const optionsNonNull = this._cloneExecOptions(this.options);
+                if (!optionsNonNull.silent && optionsNonNull.outStream) {
+                    optionsNonNull.outStream.write(this._getCommandString(optionsNonNull) + external_os_.EOL);
+                }
+                const state = new ExecState(optionsNonNull, this.toolPath);
+                state.on('debug', (message) => {
+                    this._debug(message);
+                });
+                if (this.options.cwd && !(yield io_util/* exists */.t2(this.options.cwd))) {
+                    return reject(new Error(`The cwd: ${this.options.cwd} does not exist!`));
+                }
+                const fileName = this._getSpawnFileName();
+                const cp = external_child_process_.spawn(fileName, this._getSpawnArgs(optionsNonNull), this._getSpawnOptions(this.options, fileName));
+                let stdbuffer = '';
+                if (cp.stdout) {
+                    cp.stdout.on('data', (data) => {
+                        if (this.options.listeners && this.options.listeners.stdout) {
+                            this.options.listeners.stdout(data);
+                        }
+                        if (!optionsNonNull.silent && optionsNonNull.outStream) {
+                            optionsNonNull.outStream.write(data);
+                        }
+                        stdbuffer = this._processLineBuffer(data, stdbuffer, (line) => {
+                            if (this.options.listeners && this.options.listeners.stdline) {
+                                this.options.listeners.stdline(line);
+                            }
+                        });
+                    });
+                }
+                let errbuffer = '';
+                if (cp.stderr) {
+                    cp.stderr.on('data', (data) => {
+                        state.processStderr = true;
+                        if (this.options.listeners && this.options.listeners.stderr) {
+                            this.options.listeners.stderr(data);
+                        }
+                        if (!optionsNonNull.silent &&
+                            optionsNonNull.errStream &&
+                            optionsNonNull.outStream) {
+                            const s = optionsNonNull.failOnStdErr
+                                ? optionsNonNull.errStream
+                                : optionsNonNull.outStream;
+                            s.write(data);
+                        }
+                        errbuffer = this._processLineBuffer(data, errbuffer, (line) => {
+                            if (this.options.listeners && this.options.listeners.errline) {
+                                this.options.listeners.errline(line);
+                            }
+                        });
+                    });
+                }
+                cp.on('error', (err) => {
+                    state.processError = err.message;
+                    state.processExited = true;
+                    state.processClosed = true;
+                    state.CheckComplete();
+                });
+                cp.on('exit', (code) => {
+                    state.processExitCode = code;
+                    state.processExited = true;
+                    this._debug(`Exit code ${code} received from tool '${this.toolPath}'`);
+                    state.CheckComplete();
+                });
+                cp.on('close', (code) => {
+                    state.processExitCode = code;
+                    state.processExited = true;
+                    state.processClosed = true;
+                    this._debug(`STDIO streams have closed for tool '${this.toolPath}'`);
+                    state.CheckComplete();
+                });
+                state.on('done', (error, exitCode) => {
+                    if (stdbuffer.length > 0) {
+                        this.emit('stdline', stdbuffer);
+                    }
+                    if (errbuffer.length > 0) {
+                        this.emit('errline', errbuffer);
+                    }
+                    cp.removeAllListeners();
+                    if (error) {
+                        reject(error);
+                    }
+                    else {
+                        resolve(exitCode);
+                    }
+                });
+                if (this.options.input) {
+                    if (!cp.stdin) {
+                        throw new Error('child process missing stdin');
+                    }
+                    cp.stdin.end(this.options.input);
+                }
+            }));
+        });
+    }
+}
+/**
+ * Convert an arg string to an array of args. Handles escaping
+ *
+ * @param    argString   string of arguments
+ * @returns  string[]    array of arguments
+ */
+function argStringToArray(argString) {
+    const args = [];
+    let inQuotes = false;
+    let escaped = false;
+    let arg = '';
+    function append(c) {
+        // we only escape double quotes.
+        if (escaped && c !== '"') {
+            arg += '\\';
+        }
+        arg += c;
+        escaped = false;
+    }
+    for (let i = 0; i < argString.length; i++) {
+        const c = argString.charAt(i);
+        if (c === '"') {
+            if (!escaped) {
+                inQuotes = !inQuotes;
+            }
+            else {
+                append(c);
+            }
+            continue;
+        }
+        if (c === '\\' && escaped) {
+            append(c);
+            continue;
+        }
+        if (c === '\\' && inQuotes) {
+            escaped = true;
+            continue;
+        }
+        if (c === ' ' && !inQuotes) {
+            if (arg.length > 0) {
+                args.push(arg);
+                arg = '';
+            }
+            continue;
+        }
+        append(c);
+    }
+    if (arg.length > 0) {
+        args.push(arg.trim());
+    }
+    return args;
+}
+class ExecState extends external_events_.EventEmitter {
+    constructor(options, toolPath) {
+        super();
+        this.processClosed = false; // tracks whether the process has exited and stdio is closed
+        this.processError = '';
+        this.processExitCode = 0;
+        this.processExited = false; // tracks whether the process has exited
+        this.processStderr = false; // tracks whether stderr was written to
+        this.delay = 10000; // 10 seconds
+        this.done = false;
+        this.timeout = null;
+        if (!toolPath) {
+            throw new Error('toolPath must not be empty');
+        }
+        this.options = options;
+        this.toolPath = toolPath;
+        if (options.delay) {
+            this.delay = options.delay;
+        }
+    }
+    CheckComplete() {
+        if (this.done) {
+            return;
+        }
+        if (this.processClosed) {
+            this._setResult();
+        }
+        else if (this.processExited) {
+            this.timeout = (0,external_timers_namespaceObject.setTimeout)(ExecState.HandleTimeout, this.delay, this);
+        }
+    }
+    _debug(message) {
+        this.emit('debug', message);
+    }
+    _setResult() {
+        // determine whether there is an error
+        let error;
+        if (this.processExited) {
+            if (this.processError) {
+                error = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
+            }
+            else if (this.processExitCode !== 0 && !this.options.ignoreReturnCode) {
+                error = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
+            }
+            else if (this.processStderr && this.options.failOnStdErr) {
+                error = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
+            }
+        }
+        // clear the timeout
+        if (this.timeout) {
+            clearTimeout(this.timeout);
+            this.timeout = null;
+        }
+        this.done = true;
+        this.emit('done', error, this.processExitCode);
+    }
+    static HandleTimeout(state) {
+        if (state.done) {
+            return;
+        }
+        if (!state.processClosed && state.processExited) {
+            const message = `The STDIO streams did not close within ${state.delay / 1000} seconds of the exit event from process '${state.toolPath}'. This may indicate a child process inherited the STDIO streams and has not yet exited.`;
+            state._debug(message);
+        }
+        state._setResult();
+    }
+}
+//# sourceMappingURL=toolrunner.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+/**
+ * Exec a command.
+ * Output will be streamed to the live console.
+ * Returns promise with return code
+ *
+ * @param     commandLine        command to execute (can include additional args). Must be correctly escaped.
+ * @param     args               optional arguments for tool. Escaping is handled by the lib.
+ * @param     options            optional exec options.  See ExecOptions
+ * @returns   Promise<number>    exit code
+ */
+function exec_exec(commandLine, args, options) {
+    return exec_awaiter(this, void 0, void 0, function* () {
+        const commandArgs = tr.argStringToArray(commandLine);
+        if (commandArgs.length === 0) {
+            throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
+        }
+        // Path to tool to execute should be first arg
+        const toolPath = commandArgs[0];
+        args = commandArgs.slice(1).concat(args || []);
+        const runner = new tr.ToolRunner(toolPath, args, options);
+        return runner.exec();
+    });
+}
+/**
+ * Exec a command and get the output.
+ * Output will be streamed to the live console.
+ * Returns promise with the exit code and collected stdout and stderr
+ *
+ * @param     commandLine           command to execute (can include additional args). Must be correctly escaped.
+ * @param     args                  optional arguments for tool. Escaping is handled by the lib.
+ * @param     options               optional exec options.  See ExecOptions
+ * @returns   Promise<ExecOutput>   exit code, stdout, and stderr
+ */
+function getExecOutput(commandLine, args, options) {
+    return exec_awaiter(this, void 0, void 0, function* () {
+        var _a, _b;
+        let stdout = '';
+        let stderr = '';
+        //Using string decoder covers the case where a mult-byte character is split
+        const stdoutDecoder = new StringDecoder('utf8');
+        const stderrDecoder = new StringDecoder('utf8');
+        const originalStdoutListener = (_a = options === null || options === void 0 ? void 0 : options.listeners) === null || _a === void 0 ? void 0 : _a.stdout;
+        const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
+        const stdErrListener = (data) => {
+            stderr += stderrDecoder.write(data);
+            if (originalStdErrListener) {
+                originalStdErrListener(data);
+            }
+        };
+        const stdOutListener = (data) => {
+            stdout += stdoutDecoder.write(data);
+            if (originalStdoutListener) {
+                originalStdoutListener(data);
+            }
+        };
+        const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
+        const exitCode = yield exec_exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
+        //flush any remaining characters
+        stdout += stdoutDecoder.end();
+        stderr += stderrDecoder.end();
+        return {
+            exitCode,
+            stdout,
+            stderr
+        };
+    });
+}
+//# sourceMappingURL=exec.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+const getWindowsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
+    const { stdout: version } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', undefined, {
+        silent: true
+    });
+    const { stdout: name } = yield exec.getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', undefined, {
+        silent: true
+    });
+    return {
+        name: name.trim(),
+        version: version.trim()
+    };
+});
+const getMacOsInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
+    var _a, _b, _c, _d;
+    const { stdout } = yield exec.getExecOutput('sw_vers', undefined, {
+        silent: true
+    });
+    const version = (_b = (_a = stdout.match(/ProductVersion:\s*(.+)/)) === null || _a === void 0 ? void 0 : _a[1]) !== null && _b !== void 0 ? _b : '';
+    const name = (_d = (_c = stdout.match(/ProductName:\s*(.+)/)) === null || _c === void 0 ? void 0 : _c[1]) !== null && _d !== void 0 ? _d : '';
+    return {
+        name,
+        version
+    };
+});
+const getLinuxInfo = () => platform_awaiter(void 0, void 0, void 0, function* () {
+    const { stdout } = yield exec.getExecOutput('lsb_release', ['-i', '-r', '-s'], {
+        silent: true
+    });
+    const [name, version] = stdout.trim().split('\n');
+    return {
+        name,
+        version
+    };
+});
+const platform = external_os_.platform();
+const arch = external_os_.arch();
+const isWindows = platform === 'win32';
+const isMacOS = platform === 'darwin';
+const isLinux = platform === 'linux';
+function getDetails() {
+    return platform_awaiter(this, void 0, void 0, function* () {
+        return Object.assign(Object.assign({}, (yield (isWindows
+            ? getWindowsInfo()
+            : isMacOS
+                ? getMacOsInfo()
+                : getLinuxInfo()))), { platform,
+            arch,
+            isWindows,
+            isMacOS,
+            isLinux });
+    });
+}
+//# sourceMappingURL=platform.js.map
+;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+
+
+
+/**
+ * The code to exit an action
+ */
+var ExitCode;
+(function (ExitCode) {
+    /**
+     * A code indicating that the action was successful
+     */
+    ExitCode[ExitCode["Success"] = 0] = "Success";
+    /**
+     * A code indicating that the action was a failure
+     */
+    ExitCode[ExitCode["Failure"] = 1] = "Failure";
+})(ExitCode || (ExitCode = {}));
+//-----------------------------------------------------------------------
+// Variables
+//-----------------------------------------------------------------------
+/**
+ * Sets env variable for this action and future actions in the job
+ * @param name the name of the variable to set
+ * @param val the value of the variable. Non-string values will be converted to a string via JSON.stringify
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function exportVariable(name, val) {
+    const convertedVal = toCommandValue(val);
+    process.env[name] = convertedVal;
+    const filePath = process.env['GITHUB_ENV'] || '';
+    if (filePath) {
+        return issueFileCommand('ENV', prepareKeyValueMessage(name, val));
+    }
+    issueCommand('set-env', { name }, convertedVal);
+}
+/**
+ * Registers a secret which will get masked from logs
+ *
+ * @param secret - Value of the secret to be masked
+ * @remarks
+ * This function instructs the Actions runner to mask the specified value in any
+ * logs produced during the workflow run. Once registered, the secret value will
+ * be replaced with asterisks (***) whenever it appears in console output, logs,
+ * or error messages.
+ *
+ * This is useful for protecting sensitive information such as:
+ * - API keys
+ * - Access tokens
+ * - Authentication credentials
+ * - URL parameters containing signatures (SAS tokens)
+ *
+ * Note that masking only affects future logs; any previous appearances of the
+ * secret in logs before calling this function will remain unmasked.
+ *
+ * @example
+ * ```typescript
+ * // Register an API token as a secret
+ * const apiToken = "abc123xyz456";
+ * setSecret(apiToken);
+ *
+ * // Now any logs containing this value will show *** instead
+ * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
+ * ```
+ */
+function core_setSecret(secret) {
+    command_issueCommand('add-mask', {}, secret);
+}
+/**
+ * Prepends inputPath to the PATH (for this action and future actions)
+ * @param inputPath
+ */
+function addPath(inputPath) {
+    const filePath = process.env['GITHUB_PATH'] || '';
+    if (filePath) {
+        issueFileCommand('PATH', inputPath);
+    }
+    else {
+        issueCommand('add-path', {}, inputPath);
+    }
+    process.env['PATH'] = `${inputPath}${path.delimiter}${process.env['PATH']}`;
+}
+/**
+ * Gets the value of an input.
+ * Unless trimWhitespace is set to false in InputOptions, the value is also trimmed.
+ * Returns an empty string if the value is not defined.
+ *
+ * @param     name     name of the input to get
+ * @param     options  optional. See InputOptions.
+ * @returns   string
+ */
+function getInput(name, options) {
+    const val = process.env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] || '';
+    if (options && options.required && !val) {
+        throw new Error(`Input required and not supplied: ${name}`);
+    }
+    if (options && options.trimWhitespace === false) {
+        return val;
+    }
+    return val.trim();
+}
+/**
+ * Gets the values of an multiline input.  Each value is also trimmed.
+ *
+ * @param     name     name of the input to get
+ * @param     options  optional. See InputOptions.
+ * @returns   string[]
+ *
+ */
+function getMultilineInput(name, options) {
+    const inputs = getInput(name, options)
+        .split('\n')
+        .filter(x => x !== '');
+    if (options && options.trimWhitespace === false) {
+        return inputs;
+    }
+    return inputs.map(input => input.trim());
+}
+/**
+ * Gets the input value of the boolean type in the YAML 1.2 "core schema" specification.
+ * Support boolean input list: `true | True | TRUE | false | False | FALSE` .
+ * The return value is also in boolean type.
+ * ref: https://yaml.org/spec/1.2/spec.html#id2804923
+ *
+ * @param     name     name of the input to get
+ * @param     options  optional. See InputOptions.
+ * @returns   boolean
+ */
+function getBooleanInput(name, options) {
+    const trueValue = ['true', 'True', 'TRUE'];
+    const falseValue = ['false', 'False', 'FALSE'];
+    const val = getInput(name, options);
+    if (trueValue.includes(val))
+        return true;
+    if (falseValue.includes(val))
+        return false;
+    throw new TypeError(`Input does not meet YAML 1.2 "Core Schema" specification: ${name}\n` +
+        `Support boolean input list: \`true | True | TRUE | false | False | FALSE\``);
+}
+/**
+ * Sets the value of an output.
+ *
+ * @param     name     name of the output to set
+ * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function setOutput(name, value) {
+    const filePath = process.env['GITHUB_OUTPUT'] || '';
+    if (filePath) {
+        return file_command_issueFileCommand('OUTPUT', file_command_prepareKeyValueMessage(name, value));
+    }
+    process.stdout.write(external_os_.EOL);
+    command_issueCommand('set-output', { name }, utils_toCommandValue(value));
+}
+/**
+ * Enables or disables the echoing of commands into stdout for the rest of the step.
+ * Echoing is disabled by default if ACTIONS_STEP_DEBUG is not set.
+ *
+ */
+function setCommandEcho(enabled) {
+    issue('echo', enabled ? 'on' : 'off');
+}
+//-----------------------------------------------------------------------
+// Results
+//-----------------------------------------------------------------------
+/**
+ * Sets the action status to failed.
+ * When the action exits it will be with an exit code of 1
+ * @param message add error issue message
+ */
+function setFailed(message) {
+    process.exitCode = ExitCode.Failure;
+    error(message);
+}
+//-----------------------------------------------------------------------
+// Logging Commands
+//-----------------------------------------------------------------------
+/**
+ * Gets whether Actions Step Debug is on or not
+ */
+function isDebug() {
+    return process.env['RUNNER_DEBUG'] === '1';
+}
+/**
+ * Writes debug message to user log
+ * @param message debug message
+ */
+function core_debug(message) {
+    command_issueCommand('debug', {}, message);
+}
+/**
+ * Adds an error issue
+ * @param message error issue message. Errors will be converted to string via toString()
+ * @param properties optional properties to add to the annotation.
+ */
+function error(message, properties = {}) {
+    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+/**
+ * Adds a warning issue
+ * @param message warning issue message. Errors will be converted to string via toString()
+ * @param properties optional properties to add to the annotation.
+ */
+function warning(message, properties = {}) {
+    command_issueCommand('warning', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+/**
+ * Adds a notice issue
+ * @param message notice issue message. Errors will be converted to string via toString()
+ * @param properties optional properties to add to the annotation.
+ */
+function notice(message, properties = {}) {
+    issueCommand('notice', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
+/**
+ * Writes info to log with console.log.
+ * @param message info message
+ */
+function info(message) {
+    process.stdout.write(message + external_os_.EOL);
+}
+/**
+ * Begin an output group.
+ *
+ * Output until the next `groupEnd` will be foldable in this group
+ *
+ * @param name The name of the output group
+ */
+function startGroup(name) {
+    command_issue('group', name);
+}
+/**
+ * End an output group.
+ */
+function endGroup() {
+    command_issue('endgroup');
+}
+/**
+ * Wrap an asynchronous function call in a group.
+ *
+ * Returns the same type as the function itself.
+ *
+ * @param name The name of the group
+ * @param fn The function to wrap in the group
+ */
+function group(name, fn) {
+    return core_awaiter(this, void 0, void 0, function* () {
+        startGroup(name);
+        let result;
+        try {
+            result = yield fn();
+        }
+        finally {
+            endGroup();
+        }
+        return result;
+    });
+}
+//-----------------------------------------------------------------------
+// Wrapper action state
+//-----------------------------------------------------------------------
+/**
+ * Saves state for current action, the state can only be retrieved by this action's post job execution.
+ *
+ * @param     name     name of the state to store
+ * @param     value    value to store. Non-string values will be converted to a string via JSON.stringify
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function saveState(name, value) {
+    const filePath = process.env['GITHUB_STATE'] || '';
+    if (filePath) {
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
+    }
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
+}
+/**
+ * Gets the value of an state set by this action's main execution.
+ *
+ * @param     name     name of the state to get
+ * @returns   string
+ */
+function getState(name) {
+    return process.env[`STATE_${name}`] || '';
+}
+function getIDToken(aud) {
+    return core_awaiter(this, void 0, void 0, function* () {
+        return yield OidcClient.getIDToken(aud);
+    });
+}
+/**
+ * Summary exports
+ */
+
+/**
+ * @deprecated use core.summary
+ */
+
+/**
+ * Path exports
+ */
+
+/**
+ * Platform utilities exports
+ */
+
+//# sourceMappingURL=core.js.map
+
+/***/ }),
+
+/***/ 92145:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   tZ: () => (/* binding */ BearerCredentialHandler)
+/* harmony export */ });
+/* unused harmony exports BasicCredentialHandler, PersonalAccessTokenCredentialHandler */
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+class BasicCredentialHandler {
+    constructor(username, password) {
+        this.username = username;
+        this.password = password;
+    }
+    prepareRequest(options) {
+        if (!options.headers) {
+            throw Error('The request has no headers');
+        }
+        options.headers['Authorization'] = `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
+    }
+    // This handler cannot handle 401
+    canHandleAuthentication() {
+        return false;
+    }
+    handleAuthentication() {
+        return __awaiter(this, void 0, void 0, function* () {
+            throw new Error('not implemented');
+        });
+    }
+}
+class BearerCredentialHandler {
+    constructor(token) {
+        this.token = token;
+    }
+    // currently implements pre-authorization
+    // TODO: support preAuth = false where it hooks on 401
+    prepareRequest(options) {
+        if (!options.headers) {
+            throw Error('The request has no headers');
+        }
+        options.headers['Authorization'] = `Bearer ${this.token}`;
+    }
+    // This handler cannot handle 401
+    canHandleAuthentication() {
+        return false;
+    }
+    handleAuthentication() {
+        return __awaiter(this, void 0, void 0, function* () {
+            throw new Error('not implemented');
+        });
+    }
+}
+class PersonalAccessTokenCredentialHandler {
+    constructor(token) {
+        this.token = token;
+    }
+    // currently implements pre-authorization
+    // TODO: support preAuth = false where it hooks on 401
+    prepareRequest(options) {
+        if (!options.headers) {
+            throw Error('The request has no headers');
+        }
+        options.headers['Authorization'] = `Basic ${Buffer.from(`PAT:${this.token}`).toString('base64')}`;
+    }
+    // This handler cannot handle 401
+    canHandleAuthentication() {
+        return false;
+    }
+    handleAuthentication() {
+        return __awaiter(this, void 0, void 0, function* () {
+            throw new Error('not implemented');
+        });
+    }
+}
+//# sourceMappingURL=auth.js.map
+
+/***/ }),
+
+/***/ 44942:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  Qq: () => (/* binding */ HttpClient),
+  Hv: () => (/* binding */ HttpCodes)
+});
+
+// UNUSED EXPORTS: Headers, HttpClientError, HttpClientResponse, MediaTypes, getProxyUrl, isHttps
+
+// EXTERNAL MODULE: external "http"
+var external_http_ = __nccwpck_require__(58611);
+var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_http_, 2);
+// EXTERNAL MODULE: external "https"
+var external_https_ = __nccwpck_require__(65692);
+var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
+;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+function getProxyUrl(reqUrl) {
+    const usingSsl = reqUrl.protocol === 'https:';
+    if (checkBypass(reqUrl)) {
+        return undefined;
+    }
+    const proxyVar = (() => {
+        if (usingSsl) {
+            return process.env['https_proxy'] || process.env['HTTPS_PROXY'];
+        }
+        else {
+            return process.env['http_proxy'] || process.env['HTTP_PROXY'];
+        }
+    })();
+    if (proxyVar) {
+        try {
+            return new DecodedURL(proxyVar);
+        }
+        catch (_a) {
+            if (!proxyVar.startsWith('http://') && !proxyVar.startsWith('https://'))
+                return new DecodedURL(`http://${proxyVar}`);
+        }
+    }
+    else {
+        return undefined;
+    }
+}
+function checkBypass(reqUrl) {
+    if (!reqUrl.hostname) {
+        return false;
+    }
+    const reqHost = reqUrl.hostname;
+    if (isLoopbackAddress(reqHost)) {
+        return true;
+    }
+    const noProxy = process.env['no_proxy'] || process.env['NO_PROXY'] || '';
+    if (!noProxy) {
+        return false;
+    }
+    // Determine the request port
+    let reqPort;
+    if (reqUrl.port) {
+        reqPort = Number(reqUrl.port);
+    }
+    else if (reqUrl.protocol === 'http:') {
+        reqPort = 80;
+    }
+    else if (reqUrl.protocol === 'https:') {
+        reqPort = 443;
+    }
+    // Format the request hostname and hostname with port
+    const upperReqHosts = [reqUrl.hostname.toUpperCase()];
+    if (typeof reqPort === 'number') {
+        upperReqHosts.push(`${upperReqHosts[0]}:${reqPort}`);
+    }
+    // Compare request host against noproxy
+    for (const upperNoProxyItem of noProxy
+        .split(',')
+        .map(x => x.trim().toUpperCase())
+        .filter(x => x)) {
+        if (upperNoProxyItem === '*' ||
+            upperReqHosts.some(x => x === upperNoProxyItem ||
+                x.endsWith(`.${upperNoProxyItem}`) ||
+                (upperNoProxyItem.startsWith('.') &&
+                    x.endsWith(`${upperNoProxyItem}`)))) {
+            return true;
+        }
+    }
+    return false;
+}
+function isLoopbackAddress(host) {
+    const hostLower = host.toLowerCase();
+    return (hostLower === 'localhost' ||
+        hostLower.startsWith('127.') ||
+        hostLower.startsWith('[::1]') ||
+        hostLower.startsWith('[0:0:0:0:0:0:0:1]'));
+}
+class DecodedURL extends URL {
+    constructor(url, base) {
+        super(url, base);
+        this._decodedUsername = decodeURIComponent(super.username);
+        this._decodedPassword = decodeURIComponent(super.password);
+    }
+    get username() {
+        return this._decodedUsername;
+    }
+    get password() {
+        return this._decodedPassword;
+    }
+}
+//# sourceMappingURL=proxy.js.map
+// EXTERNAL MODULE: ./node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(20770);
+// EXTERNAL MODULE: ./node_modules/undici/index.js
+var undici = __nccwpck_require__(46752);
+;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+/* eslint-disable @typescript-eslint/no-explicit-any */
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+
+
+var HttpCodes;
+(function (HttpCodes) {
+    HttpCodes[HttpCodes["OK"] = 200] = "OK";
+    HttpCodes[HttpCodes["MultipleChoices"] = 300] = "MultipleChoices";
+    HttpCodes[HttpCodes["MovedPermanently"] = 301] = "MovedPermanently";
+    HttpCodes[HttpCodes["ResourceMoved"] = 302] = "ResourceMoved";
+    HttpCodes[HttpCodes["SeeOther"] = 303] = "SeeOther";
+    HttpCodes[HttpCodes["NotModified"] = 304] = "NotModified";
+    HttpCodes[HttpCodes["UseProxy"] = 305] = "UseProxy";
+    HttpCodes[HttpCodes["SwitchProxy"] = 306] = "SwitchProxy";
+    HttpCodes[HttpCodes["TemporaryRedirect"] = 307] = "TemporaryRedirect";
+    HttpCodes[HttpCodes["PermanentRedirect"] = 308] = "PermanentRedirect";
+    HttpCodes[HttpCodes["BadRequest"] = 400] = "BadRequest";
+    HttpCodes[HttpCodes["Unauthorized"] = 401] = "Unauthorized";
+    HttpCodes[HttpCodes["PaymentRequired"] = 402] = "PaymentRequired";
+    HttpCodes[HttpCodes["Forbidden"] = 403] = "Forbidden";
+    HttpCodes[HttpCodes["NotFound"] = 404] = "NotFound";
+    HttpCodes[HttpCodes["MethodNotAllowed"] = 405] = "MethodNotAllowed";
+    HttpCodes[HttpCodes["NotAcceptable"] = 406] = "NotAcceptable";
+    HttpCodes[HttpCodes["ProxyAuthenticationRequired"] = 407] = "ProxyAuthenticationRequired";
+    HttpCodes[HttpCodes["RequestTimeout"] = 408] = "RequestTimeout";
+    HttpCodes[HttpCodes["Conflict"] = 409] = "Conflict";
+    HttpCodes[HttpCodes["Gone"] = 410] = "Gone";
+    HttpCodes[HttpCodes["TooManyRequests"] = 429] = "TooManyRequests";
+    HttpCodes[HttpCodes["InternalServerError"] = 500] = "InternalServerError";
+    HttpCodes[HttpCodes["NotImplemented"] = 501] = "NotImplemented";
+    HttpCodes[HttpCodes["BadGateway"] = 502] = "BadGateway";
+    HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
+    HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
+})(HttpCodes || (HttpCodes = {}));
+var Headers;
+(function (Headers) {
+    Headers["Accept"] = "accept";
+    Headers["ContentType"] = "content-type";
+})(Headers || (Headers = {}));
+var MediaTypes;
+(function (MediaTypes) {
+    MediaTypes["ApplicationJson"] = "application/json";
+})(MediaTypes || (MediaTypes = {}));
+/**
+ * Returns the proxy URL, depending upon the supplied url and proxy environment variables.
+ * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+ */
+function lib_getProxyUrl(serverUrl) {
+    const proxyUrl = pm.getProxyUrl(new URL(serverUrl));
+    return proxyUrl ? proxyUrl.href : '';
+}
+const HttpRedirectCodes = [
+    HttpCodes.MovedPermanently,
+    HttpCodes.ResourceMoved,
+    HttpCodes.SeeOther,
+    HttpCodes.TemporaryRedirect,
+    HttpCodes.PermanentRedirect
+];
+const HttpResponseRetryCodes = [
+    HttpCodes.BadGateway,
+    HttpCodes.ServiceUnavailable,
+    HttpCodes.GatewayTimeout
+];
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
+const ExponentialBackoffCeiling = 10;
+const ExponentialBackoffTimeSlice = 5;
+class HttpClientError extends Error {
+    constructor(message, statusCode) {
+        super(message);
+        this.name = 'HttpClientError';
+        this.statusCode = statusCode;
+        Object.setPrototypeOf(this, HttpClientError.prototype);
+    }
+}
+class HttpClientResponse {
+    constructor(message) {
+        this.message = message;
+    }
+    readBody() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                let output = Buffer.alloc(0);
+                this.message.on('data', (chunk) => {
+                    output = Buffer.concat([output, chunk]);
+                });
+                this.message.on('end', () => {
+                    resolve(output.toString());
+                });
+            }));
+        });
+    }
+    readBodyBuffer() {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve) => __awaiter(this, void 0, void 0, function* () {
+                const chunks = [];
+                this.message.on('data', (chunk) => {
+                    chunks.push(chunk);
+                });
+                this.message.on('end', () => {
+                    resolve(Buffer.concat(chunks));
+                });
+            }));
+        });
+    }
+}
+function isHttps(requestUrl) {
+    const parsedUrl = new URL(requestUrl);
+    return parsedUrl.protocol === 'https:';
+}
+class HttpClient {
+    constructor(userAgent, handlers, requestOptions) {
+        this._ignoreSslError = false;
+        this._allowRedirects = true;
+        this._allowRedirectDowngrade = false;
+        this._maxRedirects = 50;
+        this._allowRetries = false;
+        this._maxRetries = 1;
+        this._keepAlive = false;
+        this._disposed = false;
+        this.userAgent = this._getUserAgentWithOrchestrationId(userAgent);
+        this.handlers = handlers || [];
+        this.requestOptions = requestOptions;
+        if (requestOptions) {
+            if (requestOptions.ignoreSslError != null) {
+                this._ignoreSslError = requestOptions.ignoreSslError;
+            }
+            this._socketTimeout = requestOptions.socketTimeout;
+            if (requestOptions.allowRedirects != null) {
+                this._allowRedirects = requestOptions.allowRedirects;
+            }
+            if (requestOptions.allowRedirectDowngrade != null) {
+                this._allowRedirectDowngrade = requestOptions.allowRedirectDowngrade;
+            }
+            if (requestOptions.maxRedirects != null) {
+                this._maxRedirects = Math.max(requestOptions.maxRedirects, 0);
+            }
+            if (requestOptions.keepAlive != null) {
+                this._keepAlive = requestOptions.keepAlive;
+            }
+            if (requestOptions.allowRetries != null) {
+                this._allowRetries = requestOptions.allowRetries;
+            }
+            if (requestOptions.maxRetries != null) {
+                this._maxRetries = requestOptions.maxRetries;
+            }
+        }
+    }
+    options(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('OPTIONS', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    get(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('GET', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    del(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('DELETE', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    post(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('POST', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    patch(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PATCH', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    put(requestUrl, data, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('PUT', requestUrl, data, additionalHeaders || {});
+        });
+    }
+    head(requestUrl, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request('HEAD', requestUrl, null, additionalHeaders || {});
+        });
+    }
+    sendStream(verb, requestUrl, stream, additionalHeaders) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return this.request(verb, requestUrl, stream, additionalHeaders);
+        });
+    }
+    /**
+     * Gets a typed object from an endpoint
+     * Be aware that not found returns a null.  Other errors (4xx, 5xx) reject the promise
+     */
+    getJson(requestUrl_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            const res = yield this.get(requestUrl, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    postJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.post(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    putJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.put(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    patchJson(requestUrl_1, obj_1) {
+        return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
+            const data = JSON.stringify(obj, null, 2);
+            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[Headers.ContentType] =
+                this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
+            const res = yield this.patch(requestUrl, data, additionalHeaders);
+            return this._processResponse(res, this.requestOptions);
+        });
+    }
+    /**
+     * Makes a raw http request.
+     * All other methods such as get, post, patch, and request ultimately call this.
+     * Prefer get, del, post and patch
+     */
+    request(verb, requestUrl, data, headers) {
+        return __awaiter(this, void 0, void 0, function* () {
+            if (this._disposed) {
+                throw new Error('Client has already been disposed.');
+            }
+            const parsedUrl = new URL(requestUrl);
+            let info = this._prepareRequest(verb, parsedUrl, headers);
+            // Only perform retries on reads since writes may not be idempotent.
+            const maxTries = this._allowRetries && RetryableHttpVerbs.includes(verb)
+                ? this._maxRetries + 1
+                : 1;
+            let numTries = 0;
+            let response;
+            do {
+                response = yield this.requestRaw(info, data);
+                // Check if it's an authentication challenge
+                if (response &&
+                    response.message &&
+                    response.message.statusCode === HttpCodes.Unauthorized) {
+                    let authenticationHandler;
+                    for (const handler of this.handlers) {
+                        if (handler.canHandleAuthentication(response)) {
+                            authenticationHandler = handler;
+                            break;
+                        }
+                    }
+                    if (authenticationHandler) {
+                        return authenticationHandler.handleAuthentication(this, info, data);
+                    }
+                    else {
+                        // We have received an unauthorized response but have no handlers to handle it.
+                        // Let the response return to the caller.
+                        return response;
+                    }
+                }
+                let redirectsRemaining = this._maxRedirects;
+                while (response.message.statusCode &&
+                    HttpRedirectCodes.includes(response.message.statusCode) &&
+                    this._allowRedirects &&
+                    redirectsRemaining > 0) {
+                    const redirectUrl = response.message.headers['location'];
+                    if (!redirectUrl) {
+                        // if there's no location to redirect to, we won't
+                        break;
+                    }
+                    const parsedRedirectUrl = new URL(redirectUrl);
+                    if (parsedUrl.protocol === 'https:' &&
+                        parsedUrl.protocol !== parsedRedirectUrl.protocol &&
+                        !this._allowRedirectDowngrade) {
+                        throw new Error('Redirect from HTTPS to HTTP protocol. This downgrade is not allowed for security reasons. If you want to allow this behavior, set the allowRedirectDowngrade option to true.');
+                    }
+                    // we need to finish reading the response before reassigning response
+                    // which will leak the open socket.
+                    yield response.readBody();
+                    // strip authorization header if redirected to a different hostname
+                    if (parsedRedirectUrl.hostname !== parsedUrl.hostname) {
+                        for (const header in headers) {
+                            // header names are case insensitive
+                            if (header.toLowerCase() === 'authorization') {
+                                delete headers[header];
+                            }
+                        }
+                    }
+                    // let's make the request with the new redirectUrl
+                    info = this._prepareRequest(verb, parsedRedirectUrl, headers);
+                    response = yield this.requestRaw(info, data);
+                    redirectsRemaining--;
+                }
+                if (!response.message.statusCode ||
+                    !HttpResponseRetryCodes.includes(response.message.statusCode)) {
+                    // If not a retry code, return immediately instead of retrying
+                    return response;
+                }
+                numTries += 1;
+                if (numTries < maxTries) {
+                    yield response.readBody();
+                    yield this._performExponentialBackoff(numTries);
+                }
+            } while (numTries < maxTries);
+            return response;
+        });
+    }
+    /**
+     * Needs to be called if keepAlive is set to true in request options.
+     */
+    dispose() {
+        if (this._agent) {
+            this._agent.destroy();
+        }
+        this._disposed = true;
+    }
+    /**
+     * Raw request.
+     * @param info
+     * @param data
+     */
+    requestRaw(info, data) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => {
+                function callbackForResult(err, res) {
+                    if (err) {
+                        reject(err);
+                    }
+                    else if (!res) {
+                        // If `err` is not passed, then `res` must be passed.
+                        reject(new Error('Unknown error'));
+                    }
+                    else {
+                        resolve(res);
+                    }
+                }
+                this.requestRawWithCallback(info, data, callbackForResult);
+            });
+        });
+    }
+    /**
+     * Raw request with callback.
+     * @param info
+     * @param data
+     * @param onResult
+     */
+    requestRawWithCallback(info, data, onResult) {
+        if (typeof data === 'string') {
+            if (!info.options.headers) {
+                info.options.headers = {};
+            }
+            info.options.headers['Content-Length'] = Buffer.byteLength(data, 'utf8');
+        }
+        let callbackCalled = false;
+        function handleResult(err, res) {
+            if (!callbackCalled) {
+                callbackCalled = true;
+                onResult(err, res);
+            }
+        }
+        const req = info.httpModule.request(info.options, (msg) => {
+            const res = new HttpClientResponse(msg);
+            handleResult(undefined, res);
+        });
+        let socket;
+        req.on('socket', sock => {
+            socket = sock;
+        });
+        // If we ever get disconnected, we want the socket to timeout eventually
+        req.setTimeout(this._socketTimeout || 3 * 60000, () => {
+            if (socket) {
+                socket.end();
+            }
+            handleResult(new Error(`Request timeout: ${info.options.path}`));
+        });
+        req.on('error', function (err) {
+            // err has statusCode property
+            // res should have headers
+            handleResult(err);
+        });
+        if (data && typeof data === 'string') {
+            req.write(data, 'utf8');
+        }
+        if (data && typeof data !== 'string') {
+            data.on('close', function () {
+                req.end();
+            });
+            data.pipe(req);
+        }
+        else {
+            req.end();
+        }
+    }
+    /**
+     * Gets an http agent. This function is useful when you need an http agent that handles
+     * routing through a proxy server - depending upon the url and proxy environment variables.
+     * @param serverUrl  The server URL where the request will be sent. For example, https://api.github.com
+     */
+    getAgent(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        return this._getAgent(parsedUrl);
+    }
+    getAgentDispatcher(serverUrl) {
+        const parsedUrl = new URL(serverUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (!useProxy) {
+            return;
+        }
+        return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
+    }
+    _prepareRequest(method, requestUrl, headers) {
+        const info = {};
+        info.parsedUrl = requestUrl;
+        const usingSsl = info.parsedUrl.protocol === 'https:';
+        info.httpModule = usingSsl ? external_https_namespaceObject : external_http_namespaceObject;
+        const defaultPort = usingSsl ? 443 : 80;
+        info.options = {};
+        info.options.host = info.parsedUrl.hostname;
+        info.options.port = info.parsedUrl.port
+            ? parseInt(info.parsedUrl.port)
+            : defaultPort;
+        info.options.path =
+            (info.parsedUrl.pathname || '') + (info.parsedUrl.search || '');
+        info.options.method = method;
+        info.options.headers = this._mergeHeaders(headers);
+        if (this.userAgent != null) {
+            info.options.headers['user-agent'] = this.userAgent;
+        }
+        info.options.agent = this._getAgent(info.parsedUrl);
+        // gives handlers an opportunity to participate
+        if (this.handlers) {
+            for (const handler of this.handlers) {
+                handler.prepareRequest(info.options);
+            }
+        }
+        return info;
+    }
+    _mergeHeaders(headers) {
+        if (this.requestOptions && this.requestOptions.headers) {
+            return Object.assign({}, lowercaseKeys(this.requestOptions.headers), lowercaseKeys(headers || {}));
+        }
+        return lowercaseKeys(headers || {});
+    }
+    /**
+     * Gets an existing header value or returns a default.
+     * Handles converting number header values to strings since HTTP headers must be strings.
+     * Note: This returns string | string[] since some headers can have multiple values.
+     * For headers that must always be a single string (like Content-Type), use the
+     * specialized _getExistingOrDefaultContentTypeHeader method instead.
+     */
+    _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[header];
+            if (headerValue) {
+                clientHeader =
+                    typeof headerValue === 'number' ? headerValue.toString() : headerValue;
+            }
+        }
+        const additionalValue = additionalHeaders[header];
+        if (additionalValue !== undefined) {
+            return typeof additionalValue === 'number'
+                ? additionalValue.toString()
+                : additionalValue;
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    /**
+     * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
+     * Always returns a single string (not an array) since Content-Type should be a single value.
+     * Converts arrays to comma-separated strings and numbers to strings to ensure type safety.
+     * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
+     * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
+     */
+    _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+        let clientHeader;
+        if (this.requestOptions && this.requestOptions.headers) {
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
+            if (headerValue) {
+                if (typeof headerValue === 'number') {
+                    clientHeader = String(headerValue);
+                }
+                else if (Array.isArray(headerValue)) {
+                    clientHeader = headerValue.join(', ');
+                }
+                else {
+                    clientHeader = headerValue;
+                }
+            }
+        }
+        const additionalValue = additionalHeaders[Headers.ContentType];
+        // Return the first non-undefined value, converting numbers or arrays to strings if necessary
+        if (additionalValue !== undefined) {
+            if (typeof additionalValue === 'number') {
+                return String(additionalValue);
+            }
+            else if (Array.isArray(additionalValue)) {
+                return additionalValue.join(', ');
+            }
+            else {
+                return additionalValue;
+            }
+        }
+        if (clientHeader !== undefined) {
+            return clientHeader;
+        }
+        return _default;
+    }
+    _getAgent(parsedUrl) {
+        let agent;
+        const proxyUrl = getProxyUrl(parsedUrl);
+        const useProxy = proxyUrl && proxyUrl.hostname;
+        if (this._keepAlive && useProxy) {
+            agent = this._proxyAgent;
+        }
+        if (!useProxy) {
+            agent = this._agent;
+        }
+        // if agent is already assigned use that agent.
+        if (agent) {
+            return agent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        let maxSockets = 100;
+        if (this.requestOptions) {
+            maxSockets = this.requestOptions.maxSockets || external_http_.globalAgent.maxSockets;
+        }
+        // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
+        if (proxyUrl && proxyUrl.hostname) {
+            const agentOptions = {
+                maxSockets,
+                keepAlive: this._keepAlive,
+                proxy: Object.assign(Object.assign({}, ((proxyUrl.username || proxyUrl.password) && {
+                    proxyAuth: `${proxyUrl.username}:${proxyUrl.password}`
+                })), { host: proxyUrl.hostname, port: proxyUrl.port })
+            };
+            let tunnelAgent;
+            const overHttps = proxyUrl.protocol === 'https:';
+            if (usingSsl) {
+                tunnelAgent = overHttps ? tunnel.httpsOverHttps : tunnel.httpsOverHttp;
+            }
+            else {
+                tunnelAgent = overHttps ? tunnel.httpOverHttps : tunnel.httpOverHttp;
+            }
+            agent = tunnelAgent(agentOptions);
+            this._proxyAgent = agent;
+        }
+        // if tunneling agent isn't assigned create a new agent
+        if (!agent) {
+            const options = { keepAlive: this._keepAlive, maxSockets };
+            agent = usingSsl ? new external_https_.Agent(options) : new external_http_.Agent(options);
+            this._agent = agent;
+        }
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            agent.options = Object.assign(agent.options || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return agent;
+    }
+    _getProxyAgentDispatcher(parsedUrl, proxyUrl) {
+        let proxyAgent;
+        if (this._keepAlive) {
+            proxyAgent = this._proxyAgentDispatcher;
+        }
+        // if agent is already assigned use that agent.
+        if (proxyAgent) {
+            return proxyAgent;
+        }
+        const usingSsl = parsedUrl.protocol === 'https:';
+        proxyAgent = new undici.ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+            token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
+        })));
+        this._proxyAgentDispatcher = proxyAgent;
+        if (usingSsl && this._ignoreSslError) {
+            // we don't want to set NODE_TLS_REJECT_UNAUTHORIZED=0 since that will affect request for entire process
+            // http.RequestOptions doesn't expose a way to modify RequestOptions.agent.options
+            // we have to cast it to any and change it directly
+            proxyAgent.options = Object.assign(proxyAgent.options.requestTls || {}, {
+                rejectUnauthorized: false
+            });
+        }
+        return proxyAgent;
+    }
+    _getUserAgentWithOrchestrationId(userAgent) {
+        const baseUserAgent = userAgent || 'actions/http-client';
+        const orchId = process.env['ACTIONS_ORCHESTRATION_ID'];
+        if (orchId) {
+            // Sanitize the orchestration ID to ensure it contains only valid characters
+            // Valid characters: 0-9, a-z, _, -, .
+            const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, '_');
+            return `${baseUserAgent} actions_orchestration_id/${sanitizedId}`;
+        }
+        return baseUserAgent;
+    }
+    _performExponentialBackoff(retryNumber) {
+        return __awaiter(this, void 0, void 0, function* () {
+            retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
+            const ms = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+            return new Promise(resolve => setTimeout(() => resolve(), ms));
+        });
+    }
+    _processResponse(res, options) {
+        return __awaiter(this, void 0, void 0, function* () {
+            return new Promise((resolve, reject) => __awaiter(this, void 0, void 0, function* () {
+                const statusCode = res.message.statusCode || 0;
+                const response = {
+                    statusCode,
+                    result: null,
+                    headers: {}
+                };
+                // not found leads to null obj returned
+                if (statusCode === HttpCodes.NotFound) {
+                    resolve(response);
+                }
+                // get the result from the body
+                function dateTimeDeserializer(key, value) {
+                    if (typeof value === 'string') {
+                        const a = new Date(value);
+                        if (!isNaN(a.valueOf())) {
+                            return a;
+                        }
+                    }
+                    return value;
+                }
+                let obj;
+                let contents;
+                try {
+                    contents = yield res.readBody();
+                    if (contents && contents.length > 0) {
+                        if (options && options.deserializeDates) {
+                            obj = JSON.parse(contents, dateTimeDeserializer);
+                        }
+                        else {
+                            obj = JSON.parse(contents);
+                        }
+                        response.result = obj;
+                    }
+                    response.headers = res.message.headers;
+                }
+                catch (err) {
+                    // Invalid resource (contents not json);  leaving result obj null
+                }
+                // note that 3xx redirects are handled by the http layer.
+                if (statusCode > 299) {
+                    let msg;
+                    // if exception/error in body, attempt to get better error
+                    if (obj && obj.message) {
+                        msg = obj.message;
+                    }
+                    else if (contents && contents.length > 0) {
+                        // it may be the case that the exception is in the body message as string
+                        msg = contents;
+                    }
+                    else {
+                        msg = `Failed request: (${statusCode})`;
+                    }
+                    const err = new HttpClientError(msg, statusCode);
+                    err.result = response.result;
+                    reject(err);
+                }
+                else {
+                    resolve(response);
+                }
+            }));
+        });
+    }
+}
+const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
+//# sourceMappingURL=index.js.map
+
+/***/ }),
+
+/***/ 90:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   Ck: () => (/* binding */ mkdir),
+/* harmony export */   H8: () => (/* binding */ IS_WINDOWS),
+/* harmony export */   Qh: () => (/* binding */ isRooted),
+/* harmony export */   t2: () => (/* binding */ exists),
+/* harmony export */   vr: () => (/* binding */ tryGetExecutablePath)
+/* harmony export */ });
+/* unused harmony exports chmod, copyFile, lstat, open, readdir, rename, rm, rmdir, stat, symlink, unlink, readlink, UV_FS_O_EXLOCK, READONLY, isDirectory, getCmdPath */
+/* harmony import */ var fs__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(79896);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+const { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs__WEBPACK_IMPORTED_MODULE_0__.promises;
+// export const {open} = 'fs'
+const IS_WINDOWS = process.platform === 'win32';
+/**
+ * Custom implementation of readlink to ensure Windows junctions
+ * maintain trailing backslash for backward compatibility with Node.js < 24
+ *
+ * In Node.js 20, Windows junctions (directory symlinks) always returned paths
+ * with trailing backslashes. Node.js 24 removed this behavior, which breaks
+ * code that relied on this format for path operations.
+ *
+ * This implementation restores the Node 20 behavior by adding a trailing
+ * backslash to all junction results on Windows.
+ */
+function readlink(fsPath) {
+    return __awaiter(this, void 0, void 0, function* () {
+        const result = yield fs.promises.readlink(fsPath);
+        // On Windows, restore Node 20 behavior: add trailing backslash to all results
+        // since junctions on Windows are always directory links
+        if (IS_WINDOWS && !result.endsWith('\\')) {
+            return `${result}\\`;
+        }
+        return result;
+    });
+}
+// See https://github.com/nodejs/node/blob/d0153aee367422d0858105abec186da4dff0a0c5/deps/uv/include/uv/win.h#L691
+const UV_FS_O_EXLOCK = 0x10000000;
+const READONLY = fs__WEBPACK_IMPORTED_MODULE_0__.constants.O_RDONLY;
+function exists(fsPath) {
+    return __awaiter(this, void 0, void 0, function* () {
+        try {
+            yield stat(fsPath);
+        }
+        catch (err) {
+            if (err.code === 'ENOENT') {
+                return false;
+            }
+            throw err;
+        }
+        return true;
+    });
+}
+function isDirectory(fsPath_1) {
+    return __awaiter(this, arguments, void 0, function* (fsPath, useStat = false) {
+        const stats = useStat ? yield stat(fsPath) : yield lstat(fsPath);
+        return stats.isDirectory();
+    });
+}
+/**
+ * On OSX/Linux, true if path starts with '/'. On Windows, true for paths like:
+ * \, \hello, \\hello\share, C:, and C:\hello (and corresponding alternate separator cases).
+ */
+function isRooted(p) {
+    p = normalizeSeparators(p);
+    if (!p) {
+        throw new Error('isRooted() parameter "p" cannot be empty');
+    }
+    if (IS_WINDOWS) {
+        return (p.startsWith('\\') || /^[A-Z]:/i.test(p) // e.g. \ or \hello or \\hello
+        ); // e.g. C: or C:\hello
+    }
+    return p.startsWith('/');
+}
+/**
+ * Best effort attempt to determine whether a file exists and is executable.
+ * @param filePath    file path to check
+ * @param extensions  additional file extensions to try
+ * @return if file exists and is executable, returns the file path. otherwise empty string.
+ */
+function tryGetExecutablePath(filePath, extensions) {
+    return __awaiter(this, void 0, void 0, function* () {
+        let stats = undefined;
+        try {
+            // test file exists
+            stats = yield stat(filePath);
+        }
+        catch (err) {
+            if (err.code !== 'ENOENT') {
+                // eslint-disable-next-line no-console
+                console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
+            }
+        }
+        if (stats && stats.isFile()) {
+            if (IS_WINDOWS) {
+                // on Windows, test for valid extension
+                const upperExt = path__WEBPACK_IMPORTED_MODULE_1__.extname(filePath).toUpperCase();
+                if (extensions.some(validExt => validExt.toUpperCase() === upperExt)) {
+                    return filePath;
+                }
+            }
+            else {
+                if (isUnixExecutable(stats)) {
+                    return filePath;
+                }
+            }
+        }
+        // try each extension
+        const originalFilePath = filePath;
+        for (const extension of extensions) {
+            filePath = originalFilePath + extension;
+            stats = undefined;
+            try {
+                stats = yield stat(filePath);
+            }
+            catch (err) {
+                if (err.code !== 'ENOENT') {
+                    // eslint-disable-next-line no-console
+                    console.log(`Unexpected error attempting to determine if executable file exists '${filePath}': ${err}`);
+                }
+            }
+            if (stats && stats.isFile()) {
+                if (IS_WINDOWS) {
+                    // preserve the case of the actual file (since an extension was appended)
+                    try {
+                        const directory = path__WEBPACK_IMPORTED_MODULE_1__.dirname(filePath);
+                        const upperName = path__WEBPACK_IMPORTED_MODULE_1__.basename(filePath).toUpperCase();
+                        for (const actualName of yield readdir(directory)) {
+                            if (upperName === actualName.toUpperCase()) {
+                                filePath = path__WEBPACK_IMPORTED_MODULE_1__.join(directory, actualName);
+                                break;
+                            }
+                        }
+                    }
+                    catch (err) {
+                        // eslint-disable-next-line no-console
+                        console.log(`Unexpected error attempting to determine the actual case of the file '${filePath}': ${err}`);
+                    }
+                    return filePath;
+                }
+                else {
+                    if (isUnixExecutable(stats)) {
+                        return filePath;
+                    }
+                }
+            }
+        }
+        return '';
+    });
+}
+function normalizeSeparators(p) {
+    p = p || '';
+    if (IS_WINDOWS) {
+        // convert slashes on Windows
+        p = p.replace(/\//g, '\\');
+        // remove redundant slashes
+        return p.replace(/\\\\+/g, '\\');
+    }
+    // remove redundant slashes
+    return p.replace(/\/\/+/g, '/');
+}
+// on Mac/Linux, test the execute bit
+//     R   W  X  R  W X R W X
+//   256 128 64 32 16 8 4 2 1
+function isUnixExecutable(stats) {
+    return ((stats.mode & 1) > 0 ||
+        ((stats.mode & 8) > 0 &&
+            process.getgid !== undefined &&
+            stats.gid === process.getgid()) ||
+        ((stats.mode & 64) > 0 &&
+            process.getuid !== undefined &&
+            stats.uid === process.getuid()));
+}
+// Get the path of cmd.exe in windows
+function getCmdPath() {
+    var _a;
+    return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
+}
+//# sourceMappingURL=io-util.js.map
+
+/***/ }),
+
+/***/ 88701:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   K7: () => (/* binding */ which),
+/* harmony export */   U$: () => (/* binding */ mkdirP)
+/* harmony export */ });
+/* unused harmony exports cp, mv, rmRF, findInPath */
+/* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(42613);
+/* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
+    function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
+    return new (P || (P = Promise))(function (resolve, reject) {
+        function fulfilled(value) { try { step(generator.next(value)); } catch (e) { reject(e); } }
+        function rejected(value) { try { step(generator["throw"](value)); } catch (e) { reject(e); } }
+        function step(result) { result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected); }
+        step((generator = generator.apply(thisArg, _arguments || [])).next());
+    });
+};
+
+
+
+/**
+ * Copies a file or folder.
+ * Based off of shelljs - https://github.com/shelljs/shelljs/blob/9237f66c52e5daa40458f94f9565e18e8132f5a6/src/cp.js
+ *
+ * @param     source    source path
+ * @param     dest      destination path
+ * @param     options   optional. See CopyOptions.
+ */
+function cp(source_1, dest_1) {
+    return __awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
+        const { force, recursive, copySourceDirectory } = readCopyOptions(options);
+        const destStat = (yield ioUtil.exists(dest)) ? yield ioUtil.stat(dest) : null;
+        // Dest is an existing file, but not forcing
+        if (destStat && destStat.isFile() && !force) {
+            return;
+        }
+        // If dest is an existing directory, should copy inside.
+        const newDest = destStat && destStat.isDirectory() && copySourceDirectory
+            ? path.join(dest, path.basename(source))
+            : dest;
+        if (!(yield ioUtil.exists(source))) {
+            throw new Error(`no such file or directory: ${source}`);
+        }
+        const sourceStat = yield ioUtil.stat(source);
+        if (sourceStat.isDirectory()) {
+            if (!recursive) {
+                throw new Error(`Failed to copy. ${source} is a directory, but tried to copy without recursive flag.`);
+            }
+            else {
+                yield cpDirRecursive(source, newDest, 0, force);
+            }
+        }
+        else {
+            if (path.relative(source, newDest) === '') {
+                // a file cannot be copied to itself
+                throw new Error(`'${newDest}' and '${source}' are the same file`);
+            }
+            yield copyFile(source, newDest, force);
+        }
+    });
+}
+/**
+ * Moves a path.
+ *
+ * @param     source    source path
+ * @param     dest      destination path
+ * @param     options   optional. See MoveOptions.
+ */
+function mv(source_1, dest_1) {
+    return __awaiter(this, arguments, void 0, function* (source, dest, options = {}) {
+        if (yield ioUtil.exists(dest)) {
+            let destExists = true;
+            if (yield ioUtil.isDirectory(dest)) {
+                // If dest is directory copy src into dest
+                dest = path.join(dest, path.basename(source));
+                destExists = yield ioUtil.exists(dest);
+            }
+            if (destExists) {
+                if (options.force == null || options.force) {
+                    yield rmRF(dest);
+                }
+                else {
+                    throw new Error('Destination already exists');
+                }
+            }
+        }
+        yield mkdirP(path.dirname(dest));
+        yield ioUtil.rename(source, dest);
+    });
+}
+/**
+ * Remove a path recursively with force
+ *
+ * @param inputPath path to remove
+ */
+function rmRF(inputPath) {
+    return __awaiter(this, void 0, void 0, function* () {
+        if (ioUtil.IS_WINDOWS) {
+            // Check for invalid characters
+            // https://docs.microsoft.com/en-us/windows/win32/fileio/naming-a-file
+            if (/[*"<>|]/.test(inputPath)) {
+                throw new Error('File path must not contain `*`, `"`, `<`, `>` or `|` on Windows');
+            }
+        }
+        try {
+            // note if path does not exist, error is silent
+            yield ioUtil.rm(inputPath, {
+                force: true,
+                maxRetries: 3,
+                recursive: true,
+                retryDelay: 300
+            });
+        }
+        catch (err) {
+            throw new Error(`File was unable to be removed ${err}`);
+        }
+    });
+}
+/**
+ * Make a directory.  Creates the full path with folders in between
+ * Will throw if it fails
+ *
+ * @param   fsPath        path to create
+ * @returns Promise<void>
+ */
+function mkdirP(fsPath) {
+    return __awaiter(this, void 0, void 0, function* () {
+        (0,assert__WEBPACK_IMPORTED_MODULE_0__.ok)(fsPath, 'a path argument must be provided');
+        yield _io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .mkdir */ .Ck(fsPath, { recursive: true });
+    });
+}
+/**
+ * Returns path of a tool had the tool actually been invoked.  Resolves via paths.
+ * If you check and the tool does not exist, it will throw.
+ *
+ * @param     tool              name of the tool
+ * @param     check             whether to check if tool exists
+ * @returns   Promise<string>   path to tool
+ */
+function which(tool, check) {
+    return __awaiter(this, void 0, void 0, function* () {
+        if (!tool) {
+            throw new Error("parameter 'tool' is required");
+        }
+        // recursive when check=true
+        if (check) {
+            const result = yield which(tool, false);
+            if (!result) {
+                if (_io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .IS_WINDOWS */ .H8) {
+                    throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also verify the file has a valid extension for an executable file.`);
+                }
+                else {
+                    throw new Error(`Unable to locate executable file: ${tool}. Please verify either the file path exists or the file can be found within a directory specified by the PATH environment variable. Also check the file mode to verify the file is executable.`);
+                }
+            }
+            return result;
+        }
+        const matches = yield findInPath(tool);
+        if (matches && matches.length > 0) {
+            return matches[0];
+        }
+        return '';
+    });
+}
+/**
+ * Returns a list of all occurrences of the given tool on the system path.
+ *
+ * @returns   Promise<string[]>  the paths of the tool
+ */
+function findInPath(tool) {
+    return __awaiter(this, void 0, void 0, function* () {
+        if (!tool) {
+            throw new Error("parameter 'tool' is required");
+        }
+        // build the list of extensions to try
+        const extensions = [];
+        if (_io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .IS_WINDOWS */ .H8 && process.env['PATHEXT']) {
+            for (const extension of process.env['PATHEXT'].split(path__WEBPACK_IMPORTED_MODULE_1__.delimiter)) {
+                if (extension) {
+                    extensions.push(extension);
+                }
+            }
+        }
+        // if it's rooted, return it if exists. otherwise return empty.
+        if (_io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .isRooted */ .Qh(tool)) {
+            const filePath = yield _io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .tryGetExecutablePath */ .vr(tool, extensions);
+            if (filePath) {
+                return [filePath];
+            }
+            return [];
+        }
+        // if any path separators, return empty
+        if (tool.includes(path__WEBPACK_IMPORTED_MODULE_1__.sep)) {
+            return [];
+        }
+        // build the list of directories
+        //
+        // Note, technically "where" checks the current directory on Windows. From a toolkit perspective,
+        // it feels like we should not do this. Checking the current directory seems like more of a use
+        // case of a shell, and the which() function exposed by the toolkit should strive for consistency
+        // across platforms.
+        const directories = [];
+        if (process.env.PATH) {
+            for (const p of process.env.PATH.split(path__WEBPACK_IMPORTED_MODULE_1__.delimiter)) {
+                if (p) {
+                    directories.push(p);
+                }
+            }
+        }
+        // find all matches
+        const matches = [];
+        for (const directory of directories) {
+            const filePath = yield _io_util_js__WEBPACK_IMPORTED_MODULE_2__/* .tryGetExecutablePath */ .vr(path__WEBPACK_IMPORTED_MODULE_1__.join(directory, tool), extensions);
+            if (filePath) {
+                matches.push(filePath);
+            }
+        }
+        return matches;
+    });
+}
+function readCopyOptions(options) {
+    const force = options.force == null ? true : options.force;
+    const recursive = Boolean(options.recursive);
+    const copySourceDirectory = options.copySourceDirectory == null
+        ? true
+        : Boolean(options.copySourceDirectory);
+    return { force, recursive, copySourceDirectory };
+}
+function cpDirRecursive(sourceDir, destDir, currentDepth, force) {
+    return __awaiter(this, void 0, void 0, function* () {
+        // Ensure there is not a run away recursive copy
+        if (currentDepth >= 255)
+            return;
+        currentDepth++;
+        yield mkdirP(destDir);
+        const files = yield ioUtil.readdir(sourceDir);
+        for (const fileName of files) {
+            const srcFile = `${sourceDir}/${fileName}`;
+            const destFile = `${destDir}/${fileName}`;
+            const srcFileStat = yield ioUtil.lstat(srcFile);
+            if (srcFileStat.isDirectory()) {
+                // Recurse
+                yield cpDirRecursive(srcFile, destFile, currentDepth, force);
+            }
+            else {
+                yield copyFile(srcFile, destFile, force);
+            }
+        }
+        // Change the mode for the newly created directory
+        yield ioUtil.chmod(destDir, (yield ioUtil.stat(sourceDir)).mode);
+    });
+}
+// Buffered file copy
+function copyFile(srcFile, destFile, force) {
+    return __awaiter(this, void 0, void 0, function* () {
+        if ((yield ioUtil.lstat(srcFile)).isSymbolicLink()) {
+            // unlink/re-link it
+            try {
+                yield ioUtil.lstat(destFile);
+                yield ioUtil.unlink(destFile);
+            }
+            catch (e) {
+                // Try to override file permission
+                if (e.code === 'EPERM') {
+                    yield ioUtil.chmod(destFile, '0666');
+                    yield ioUtil.unlink(destFile);
+                }
+                // other errors = it doesn't exist, no work to do
+            }
+            // Copy over symlink
+            const symlinkFull = yield ioUtil.readlink(srcFile);
+            yield ioUtil.symlink(symlinkFull, destFile, ioUtil.IS_WINDOWS ? 'junction' : null);
+        }
+        else if (!(yield ioUtil.exists(destFile)) || force) {
+            yield ioUtil.copyFile(srcFile, destFile);
+        }
+    });
+}
+//# sourceMappingURL=io.js.map
+
+/***/ }),
+
+/***/ 78342:
 /***/ ((module) => {
 
 module.exports = {"rE":"1.17.0"};
@@ -63393,23 +64231,29 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	}
 /******/ 	// Create a new module (and put it into the cache)
 /******/ 	var module = __webpack_module_cache__[moduleId] = {
-/******/ 		// no module.id needed
-/******/ 		// no module.loaded needed
+/******/ 		id: moduleId,
+/******/ 		loaded: false,
 /******/ 		exports: {}
 /******/ 	};
 /******/ 
 /******/ 	// Execute the module function
 /******/ 	var threw = true;
 /******/ 	try {
-/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 		__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
 /******/ 		threw = false;
 /******/ 	} finally {
 /******/ 		if(threw) delete __webpack_module_cache__[moduleId];
 /******/ 	}
 /******/ 
+/******/ 	// Flag the module as loaded
+/******/ 	module.loaded = true;
+/******/ 
 /******/ 	// Return the exports of the module
 /******/ 	return module.exports;
 /******/ }
+/******/ 
+/******/ // expose the modules object (__webpack_modules__)
+/******/ __nccwpck_require__.m = __webpack_modules__;
 /******/ 
 /************************************************************************/
 /******/ /* webpack/runtime/asset-relocator-loader */
@@ -63496,6 +64340,36 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/create fake namespace object */
+/******/ (() => {
+/******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 	var leafPrototypes;
+/******/ 	// create a fake namespace object
+/******/ 	// mode & 1: value is a module id, require it
+/******/ 	// mode & 2: merge all properties of value into the ns
+/******/ 	// mode & 4: return value when already ns object
+/******/ 	// mode & 16: return value when it's Promise-like
+/******/ 	// mode & 8|1: behave like require
+/******/ 	__nccwpck_require__.t = function(value, mode) {
+/******/ 		if(mode & 1) value = this(value);
+/******/ 		if(mode & 8) return value;
+/******/ 		if(typeof value === 'object' && value) {
+/******/ 			if((mode & 4) && value.__esModule) return value;
+/******/ 			if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 		}
+/******/ 		var ns = Object.create(null);
+/******/ 		__nccwpck_require__.r(ns);
+/******/ 		var def = {};
+/******/ 		leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 		for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 			Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 		}
+/******/ 		def['default'] = () => (value);
+/******/ 		__nccwpck_require__.d(ns, def);
+/******/ 		return ns;
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/define property getters */
 /******/ (() => {
 /******/ 	// define getter functions for harmony exports
@@ -63508,9 +64382,114 @@ module.exports = {"rE":"1.17.0"};
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/ensure chunk */
+/******/ (() => {
+/******/ 	__nccwpck_require__.f = {};
+/******/ 	// This file contains only the entry chunk.
+/******/ 	// The chunk loading function for additional chunks
+/******/ 	__nccwpck_require__.e = (chunkId) => {
+/******/ 		return Promise.all(Object.keys(__nccwpck_require__.f).reduce((promises, key) => {
+/******/ 			__nccwpck_require__.f[key](chunkId, promises);
+/******/ 			return promises;
+/******/ 		}, []));
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/get javascript chunk filename */
+/******/ (() => {
+/******/ 	// This function allow to reference async chunks
+/******/ 	__nccwpck_require__.u = (chunkId) => {
+/******/ 		// return url for filenames based on template
+/******/ 		return "" + chunkId + ".index.js";
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/hasOwnProperty shorthand */
 /******/ (() => {
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/make namespace object */
+/******/ (() => {
+/******/ 	// define __esModule on exports
+/******/ 	__nccwpck_require__.r = (exports) => {
+/******/ 		if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 			Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 		}
+/******/ 		Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/node module decorator */
+/******/ (() => {
+/******/ 	__nccwpck_require__.nmd = (module) => {
+/******/ 		module.paths = [];
+/******/ 		if (!module.children) module.children = [];
+/******/ 		return module;
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/import chunk loading */
+/******/ (() => {
+/******/ 	// no baseURI
+/******/ 	
+/******/ 	// object to store loaded and loading chunks
+/******/ 	// undefined = chunk not loaded, null = chunk preloaded/prefetched
+/******/ 	// [resolve, Promise] = chunk loading, 0 = chunk loaded
+/******/ 	var installedChunks = {
+/******/ 		792: 0
+/******/ 	};
+/******/ 	
+/******/ 	var installChunk = (data) => {
+/******/ 		var {ids, modules, runtime} = data;
+/******/ 		// add "modules" to the modules object,
+/******/ 		// then flag all "ids" as loaded and fire callback
+/******/ 		var moduleId, chunkId, i = 0;
+/******/ 		for(moduleId in modules) {
+/******/ 			if(__nccwpck_require__.o(modules, moduleId)) {
+/******/ 				__nccwpck_require__.m[moduleId] = modules[moduleId];
+/******/ 			}
+/******/ 		}
+/******/ 		if(runtime) runtime(__nccwpck_require__);
+/******/ 		for(;i < ids.length; i++) {
+/******/ 			chunkId = ids[i];
+/******/ 			if(__nccwpck_require__.o(installedChunks, chunkId) && installedChunks[chunkId]) {
+/******/ 				installedChunks[chunkId][0]();
+/******/ 			}
+/******/ 			installedChunks[ids[i]] = 0;
+/******/ 		}
+/******/ 	
+/******/ 	}
+/******/ 	
+/******/ 	__nccwpck_require__.f.j = (chunkId, promises) => {
+/******/ 			// import() chunk loading for javascript
+/******/ 			var installedChunkData = __nccwpck_require__.o(installedChunks, chunkId) ? installedChunks[chunkId] : undefined;
+/******/ 			if(installedChunkData !== 0) { // 0 means "already installed".
+/******/ 	
+/******/ 				// a Promise means "currently loading".
+/******/ 				if(installedChunkData) {
+/******/ 					promises.push(installedChunkData[1]);
+/******/ 				} else {
+/******/ 					if(true) { // all chunks have JS
+/******/ 						// setup Promise in chunk cache
+/******/ 						var promise = import("./" + __nccwpck_require__.u(chunkId)).then(installChunk, (e) => {
+/******/ 							if(installedChunks[chunkId] !== 0) installedChunks[chunkId] = undefined;
+/******/ 							throw e;
+/******/ 						});
+/******/ 						var promise = Promise.race([promise, new Promise((resolve) => (installedChunkData = installedChunks[chunkId] = [resolve]))])
+/******/ 						promises.push(installedChunkData[1] = promise);
+/******/ 					}
+/******/ 				}
+/******/ 			}
+/******/ 	};
+/******/ 	
+/******/ 	// no prefetching
+/******/ 	
+/******/ 	// no preloaded
+/******/ 	
+/******/ 	// no external install chunk
+/******/ 	
+/******/ 	// no on chunks loaded
 /******/ })();
 /******/ 
 /************************************************************************/
@@ -63518,6 +64497,6 @@ module.exports = {"rE":"1.17.0"};
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(9407);
+/******/ var __webpack_exports__ = __nccwpck_require__(79407);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

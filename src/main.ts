@@ -1,6 +1,7 @@
 import * as core from '@actions/core';
 import { errorMessage, MigrationError } from './errors.js';
 import { getInputs, secretsToMask } from './inputs.js';
+import { runCheckpointMode } from './modes/checkpoint.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runPost } from './post.js';
@@ -25,10 +26,13 @@ export async function run(): Promise<void> {
       case 'preflight':
         await runPreflightMode(settings, runtime.log);
         return;
-      default:
-        throw new MigrationError('MODE_NOT_IMPLEMENTED', `mode "${settings.mode}" is not available yet`, {
+      case 'checkpoint':
+        await runCheckpointMode(settings, runtime);
+        return;
+      case 'restore':
+        throw new MigrationError('MODE_NOT_IMPLEMENTED', 'mode "restore" is not available yet', {
           step: 'inputs',
-          remedy: 'use mode: migrate or mode: preflight',
+          remedy: 'use mode: migrate, preflight or checkpoint',
         });
     }
   } catch (error) {

@@ -3,7 +3,7 @@ import { errorMessage } from './errors.js';
 import type { Host } from './host/host.js';
 import { connectHosts } from './phases/connect.js';
 import { type Runtime, SAVED } from './runtime.js';
-import type { Settings } from './settings.js';
+import type { HostLocation, Settings } from './settings.js';
 import { lockContainer, runOwner, settleUnfinished } from './state/guard.js';
 import { isUnfinished, parseRecord } from './state/journal.js';
 
@@ -19,17 +19,23 @@ export async function runPost(settings: Settings, runtime: Runtime): Promise<voi
     runtime.log.info('post: the main step settled its journal; nothing to do');
     return;
   }
-  if (settings.mode !== 'migrate') return;
+  const locations = journalHosts(settings);
+  if (!locations) return;
   runtime.log.warning(
     `post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`,
   );
   const hosts: Host[] = [];
   try {
-    const connected = await connectHosts(settings, runtime.log);
+    const connected = await connectHosts({ ...settings, ...locations }, runtime.log);
     hosts.push(connected.source, connected.target);
     // The main step's lock carries the same token: taking it is not stealing it.
     const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-    const locks = await lockContainer(connected, saved.container, owner, runtime.log);
+    const locks = await lockContainer(
+      [connected.source, connected.target],
+      saved.container,
+      owner,
+      runtime.log,
+    );
     try {
       const settled = await settleUnfinished(connected, saved.container, runtime.log, saved);
       if (settled) {
@@ -50,5 +56,19 @@ export async function runPost(settings: Settings, runtime: Runtime): Promise<voi
     );
   } finally {
     await Promise.allSettled(hosts.map((host) => host.close()));
+  }
+}
+
+/** The two hosts a mode's journal names as its source and target. */
+export function journalHosts(settings: Settings): { source: HostLocation; target: HostLocation } | undefined {
+  switch (settings.mode) {
+    case 'migrate':
+      return { source: settings.source, target: settings.target };
+    case 'checkpoint':
+      return { source: settings.source, target: settings.store.host };
+    case 'restore':
+      return { source: settings.store.host, target: settings.target };
+    case 'preflight':
+      return undefined;
   }
 }

@@ -15,6 +15,8 @@ export interface Runtime {
   onCancel(cancel: (signal: string) => void): () => void;
   env: NodeJS.ProcessEnv;
   newToken(): string;
+  /** Marks the step failed with this message. */
+  fail(message: string): void;
 }
 
 export const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' } as const;
@@ -39,5 +41,6 @@ export function actionsRuntime(): Runtime {
     },
     env: process.env,
     newToken: () => randomBytes(12).toString('hex'),
+    fail: (message) => core.setFailed(message),
   };
 }

@@ -5,7 +5,7 @@ import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
 import type { CriuStats } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
-import type { MigrationContext } from './context.js';
+import type { Named, RunContext } from './context.js';
 
 /** Where Docker's runc keeps container state, newest layouts first. */
 export const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'] as const;
@@ -33,7 +33,7 @@ export interface PreparedCheckpoint {
 
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
 export async function prepareCheckpoint(
-  ctx: MigrationContext,
+  ctx: RunContext<Named>,
   container: ContainerInspect,
 ): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
@@ -75,7 +75,7 @@ export async function prepareCheckpoint(
  * several (it copies through containerd's content store).
  */
 export async function freezeAndDump(
-  ctx: MigrationContext,
+  ctx: RunContext<Named>,
   container: ContainerInspect,
   prepared: PreparedCheckpoint,
 ): Promise<CheckpointResult> {

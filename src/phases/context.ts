@@ -11,9 +11,9 @@ export interface Logger {
   group<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
-/** Everything a phase of one migration works with. */
-export interface MigrationContext {
-  settings: MigrateSettings;
+/** Everything a phase of one run works with; `S` is as much of the settings as the phase reads. */
+export interface RunContext<S = MigrateSettings> {
+  settings: S;
   /** Hosts bound to the run's signal: a cancelled or timed-out run kills what they run. */
   source: Host;
   target: Host;
@@ -27,4 +27,12 @@ export interface MigrationContext {
   clock: () => number;
   /** Aborted when the run is cancelled or its timeout is spent; the reason is the MigrationError to report. */
   signal: AbortSignal;
+}
+
+/** A migration's context: every phase can be handed it. */
+export type MigrationContext = RunContext<MigrateSettings>;
+
+/** Settings of a run that writes checkpoint images under its name. */
+export interface Named {
+  checkpointName: string;
 }

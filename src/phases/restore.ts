@@ -5,7 +5,7 @@ import { shellQuote } from '../host/shell.js';
 import type { JournalEntry } from '../state/journal.js';
 import { restoreCopiesScript } from '../state/recovery.js';
 import type { CheckpointResult } from './checkpoint.js';
-import type { MigrationContext } from './context.js';
+import type { Named, RunContext } from './context.js';
 import type { StageResult } from './stage.js';
 
 export interface RestoreResult {
@@ -42,9 +42,9 @@ export function criuLogExcerpt(log: string, count = CRIU_LOG_LINES): string {
  * with it, when a restore fails, so the log is followed while the restore runs.
  */
 export async function restore(
-  ctx: MigrationContext,
-  staged: StageResult,
-  dumped: CheckpointResult,
+  ctx: RunContext<Named>,
+  staged: Pick<StageResult, 'targetContainerId'>,
+  dumped: Pick<CheckpointResult, 'inventorySha256'>,
   dockerRoot: string,
 ): Promise<RestoreResult> {
   const started = ctx.clock();
@@ -91,7 +91,7 @@ export async function restore(
 
 // containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
 // restore and never removes it: a full copy of the memory images per restore.
-async function removeRestoreCopies(ctx: MigrationContext, inventorySha256: string): Promise<void> {
+async function removeRestoreCopies(ctx: RunContext<Named>, inventorySha256: string): Promise<void> {
   const result = await ctx.target.run(restoreCopiesScript(inventorySha256), { timeoutMs: 60_000 });
   if (result.exitCode !== 0)
     ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
@@ -114,7 +114,7 @@ interface LogFollower {
   stop(failed: boolean): Promise<string>;
 }
 
-async function followCriuLog(ctx: MigrationContext, paths: string[]): Promise<LogFollower> {
+async function followCriuLog(ctx: RunContext<Named>, paths: string[]): Promise<LogFollower> {
   let process: HostProcess;
   try {
     process = await ctx.target.spawn(followScript(paths));

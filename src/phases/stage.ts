@@ -1,5 +1,5 @@
 import { buildCreateArgs, splitEnvArgs } from '../engine/docker/create-args.js';
-import { type ContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { type ContainerInspect, type ImageConfig, parseImageInspect } from '../engine/docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
@@ -7,7 +7,7 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import { type Codec, withCodec } from '../policy/compression.js';
 import { inspectShapeProblems } from '../policy/inspect-shape.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
-import type { MigrationContext } from './context.js';
+import type { MigrationContext, Named, RunContext } from './context.js';
 
 export interface StageResult {
   /** The image reference the target container was created from. */
@@ -95,7 +95,6 @@ export async function stage(
   }
   ctx.signal.throwIfAborted();
 
-  const targetName = containerName(container);
   // With the image's own config, settings the container merely inherited are left to the image.
   const image = await runChecked(
     ctx.source,
@@ -106,8 +105,35 @@ export async function stage(
     },
   );
   const imageConfig = parseImageInspect(image.stdout).Config;
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
+  return { imageRef, imageTransfer, ...created };
+}
+
+export interface CreatedTarget {
+  targetContainerId: string;
+  targetName: string;
+  targetUpperDir: string;
+  targetCheckpointDir: string;
+}
+
+/**
+ * Creates the container on the target with the source's configuration, its
+ * environment through a 0600 file; journalled before it is made.
+ */
+export async function createTargetContainer(
+  ctx: RunContext<Named>,
+  container: ContainerInspect,
+  imageRef: string,
+  imageConfig: ImageConfig | undefined,
+  targetDockerRoot: string,
+): Promise<CreatedTarget> {
+  const targetName = containerName(container);
   const { args, env } = splitEnvArgs(
-    buildCreateArgs(container, { name: targetName, image: imageRef, imageConfig }),
+    buildCreateArgs(container, {
+      name: targetName,
+      image: imageRef,
+      ...(imageConfig ? { imageConfig } : {}),
+    }),
   );
   // The environment often holds secrets: a 0600 file, never the command line.
   const targetWork = workDir(ctx.settings.checkpointName);
@@ -148,8 +174,6 @@ export async function stage(
   }
   ctx.log.info(`created ${targetName} (${targetContainerId.slice(0, 12)}) on the target from ${imageRef}`);
   return {
-    imageRef,
-    imageTransfer,
     targetContainerId,
     targetName,
     targetUpperDir: upper,

@@ -4,9 +4,10 @@ import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { shellQuote } from '../host/shell.js';
 import { CODEC_PROBE, type Codec, chooseCodec, parseCodecs, withCodec } from '../policy/compression.js';
+import type { Compression } from '../settings.js';
 import { PRIVATE } from '../state/host-records.js';
 import type { CheckpointResult } from './checkpoint.js';
-import type { MigrationContext } from './context.js';
+import type { RunContext } from './context.js';
 import type { StageResult } from './stage.js';
 
 export interface MoveResult {
@@ -15,7 +16,7 @@ export interface MoveResult {
 }
 
 // GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
-const LAYER_TAR = [
+export const LAYER_TAR = [
   '--numeric-owner',
   '--xattrs',
   '--xattrs-include=trusted.*',
@@ -29,7 +30,7 @@ const LAYER_TAR = [
  * streams run at once; the image layers never travel again.
  */
 export async function moveState(
-  ctx: MigrationContext,
+  ctx: RunContext<unknown>,
   container: ContainerInspect,
   dumped: CheckpointResult,
   staged: StageResult,
@@ -74,7 +75,7 @@ export async function moveState(
 }
 
 /** Which compression both hosts can run, decided before the freeze. */
-export async function negotiateCodec(ctx: MigrationContext): Promise<Codec> {
+export async function negotiateCodec(ctx: RunContext<{ compression: Compression }>): Promise<Codec> {
   const [source, target] = await Promise.all([ctx.source.run(CODEC_PROBE), ctx.target.run(CODEC_PROBE)]);
   const codec = chooseCodec(ctx.settings.compression, parseCodecs(source.stdout), parseCodecs(target.stdout));
   ctx.log.info(

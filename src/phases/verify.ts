@@ -1,7 +1,8 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
-import type { MigrationContext } from './context.js';
+import type { VerifySettings } from '../settings.js';
+import type { RunContext } from './context.js';
 import type { StageResult } from './stage.js';
 
 export interface VerifyResult {
@@ -42,8 +43,8 @@ export function restoredProblems(
  * and show the operator's log pattern within verify-timeout.
  */
 export async function verify(
-  ctx: MigrationContext,
-  staged: StageResult,
+  ctx: RunContext<VerifySettings>,
+  staged: Pick<StageResult, 'targetContainerId'>,
   sourceInit: string | undefined,
 ): Promise<VerifyResult> {
   const started = ctx.clock();

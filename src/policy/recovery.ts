@@ -46,7 +46,9 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
  * run for an effect that did not happen). After it, the target is never
  * touched: the source is retired and the temporary files are removed.
  */
-export function planRecovery(record: Pick<JournalRecord, 'entries' | 'sourceAfter'>): RecoveryPlan {
+export function planRecovery(
+  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'>,
+): RecoveryPlan {
   if (record.entries.length === 0) return { direction: 'nothing', steps: [] };
   if (isCommitted(record)) {
     const paused = record.entries.find((entry) => entry.action.kind === 'source-paused')?.action;
@@ -55,7 +57,7 @@ export function planRecovery(record: Pick<JournalRecord, 'entries' | 'sourceAfte
       (entry) => entry.action.kind === 'source-removed' && entry.state === 'done',
     );
     const steps: RecoveryStep[] = [];
-    if (paused?.kind === 'source-paused' && !removed) {
+    if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
       steps.push({
         kind: 'retire-source',
         containerId: paused.containerId,

@@ -107,8 +107,9 @@ export async function uploadRunArtifact(
     };
   }
 
-  // Checked here so that the library is not called when it can only fail: it
-  // would print its own warning annotation before throwing.
+  // Checked here so that the library is not called when it can only fail. For
+  // Enterprise Server it would also print its own warning annotation before
+  // throwing GHESNotSupportedError, on top of the caller's warning.
   if (!deps.env.ACTIONS_RUNTIME_TOKEN) return { uploaded: false, reason: NO_TOKEN_REASON };
   const serverProblem = serverUrlProblem(deps.env.GITHUB_SERVER_URL);
   if (serverProblem) return { uploaded: false, reason: serverProblem };

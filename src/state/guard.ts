@@ -71,7 +71,7 @@ export interface ContainerLocks {
  * open journals on both hosts have been read and settled by `settle`.
  */
 export async function lockContainer(
-  hosts: RecoveryHosts,
+  hosts: readonly Host[],
   container: string,
   owner: RunOwner,
   log: RecoveryLog,
@@ -81,7 +81,7 @@ export async function lockContainer(
   const stale: Host[] = [];
   const releaseHeld = () =>
     Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => {});
-  for (const host of [hosts.source, hosts.target]) {
+  for (const host of new Set(hosts)) {
     let attempt: Awaited<ReturnType<typeof tryLock>>;
     try {
       attempt = await tryLock(host, container, owner);

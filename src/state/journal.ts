@@ -21,8 +21,8 @@ export type JournalAction =
   | { kind: 'restore-copies'; inventorySha256: string }
   /** docker start --checkpoint on the target: from here the target may run the service. */
   | { kind: 'restore-started'; containerId: string }
-  /** The target was verified: the point of no return. */
-  | { kind: 'committed'; targetContainerId: string }
+  /** The point of no return: the target verified, or the checkpoint complete in the store. */
+  | { kind: 'committed'; targetContainerId?: string; checkpoint?: string }
   /** The source's restart policy set to "no" (the previous one is kept for the record). */
   | { kind: 'restart-policy'; containerId: string; previous: string }
   /** The source killed while frozen. */
@@ -64,6 +64,8 @@ export interface JournalRecord {
   source: string;
   target: string;
   sourceAfter: 'stop' | 'remove';
+  /** Past the commit point, whether the source container is retired (migrate: always; checkpoint: leave-running false). */
+  retireSource?: boolean;
   owner: RunOwner;
   status: RecordStatus;
   entries: JournalEntry[];

@@ -60,7 +60,7 @@ export function restoreCopiesScript(inventorySha256: string, dir = '/tmp'): stri
  * tried; failures are collected, never thrown.
  */
 export async function recover(
-  record: Pick<JournalRecord, 'entries' | 'sourceAfter'>,
+  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'>,
   hosts: RecoveryHosts,
   log: RecoveryLog,
 ): Promise<RecoveryOutcome> {

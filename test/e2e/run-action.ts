@@ -47,6 +47,8 @@ export interface RunOptions {
   /** Saved state handed to the step as STATE_* variables, as the runner does for a post step. */
   state?: Record<string, string>;
   runId?: string;
+  /** More environment, as the runner would set it (ACTIONS_RUNTIME_TOKEN, ...). */
+  env?: Record<string, string>;
 }
 
 interface StepFiles {
@@ -80,6 +82,7 @@ function prepareStep(inputs: Record<string, string>, options: RunOptions): StepF
   };
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
   for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
+  Object.assign(env, options.env);
   const command = options.command ?? [process.execPath, options.entry ?? DIST_ENTRY];
   return { runnerTemp, env, command, outputFile, summaryFile, stateFile };
 }

@@ -17,7 +17,7 @@ import {
 /** Azurite's well-known development account (public, documented by Microsoft; not a secret). */
 export const DEV_ACCOUNT = 'devstoreaccount1';
 export const DEV_ACCOUNT_KEY =
-  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFr/KBHBeksoGMGw==';
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 const SERVICE_PATH = '/twirp/github.actions.results.api.v1.ArtifactService/';
 const MAX_BODY_BYTES = 1024 * 1024;

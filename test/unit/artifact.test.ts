@@ -68,12 +68,7 @@ const CASES: Case[] = [
   {
     title: 'GitHub Enterprise Server: skipped, library not called',
     env: { ...RUNNER_ENV, GITHUB_SERVER_URL: 'https://github.example.com' },
-    outcome: {
-      uploaded: false,
-      reason: new RegExp(
-        `^${escape(GHES_REASON)} \\(GITHUB_SERVER_URL is https://github\\.example\\.com\\)$`,
-      ),
-    },
+    outcome: { uploaded: false, reason: `${GHES_REASON} (GITHUB_SERVER_URL is https://github.example.com)` },
     called: false,
   },
   {
@@ -190,10 +185,6 @@ const CASES: Case[] = [
     called: true,
   },
 ];
-
-function escape(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 describe('uploadRunArtifact', () => {
   it.each(CASES)('$title', async ({ request, env, upload, outcome, called }) => {

@@ -623,7 +623,8 @@ export class FakeHost implements Host {
     const stages = stagesOf(inner);
     if (/\| tee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
     else if (/\ntee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
-    else if (/^(exec tail |while :; do \[ -e .*restore\.log \] && exec tail)/.test(inner)) proc.stdin.resume();
+    else if (/^(exec tail |while :; do \[ -e .*restore\.log \] && exec tail)/.test(inner))
+      proc.stdin.resume();
     else {
       this.machine.unknown.push(`(spawn) ${inner}`);
       proc.stdin.resume();

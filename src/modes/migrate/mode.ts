@@ -7,7 +7,7 @@ import { openHost } from '../../host/host-factory.js';
 import { reconnecting } from '../../host/reconnecting.js';
 import { connectHosts } from '../../phases/connect.js';
 import { type MigrationMetadata, type ResumedRun, writeMetadata } from '../../report/metadata.js';
-import { writeSummary } from '../../report/summary.js';
+import { publish } from '../../report/publish.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { type Runtime, SAVED } from '../../runtime.js';
 import type { MigrateSettings } from '../../settings.js';
@@ -22,31 +22,25 @@ import {
 import { isUnfinished, Journal, type JournalRecord } from '../../state/journal.js';
 import { migrate } from './migration.js';
 
-function metadataPath(settings: MigrateSettings): string {
-  const base = process.env.RUNNER_TEMP || process.cwd();
-  return join(base, 'criu-migrate', settings.checkpointName, 'metadata.json');
-}
-
-async function report(settings: MigrateSettings, metadata: MigrationMetadata): Promise<void> {
-  const path = metadataPath(settings);
-  await writeMetadata(path, metadata);
-  core.setOutput('status', metadata.run.status);
-  core.setOutput('checkpoint-name', settings.checkpointName);
-  core.setOutput('target-container-id', metadata.container.targetId ?? '');
-  core.setOutput('downtime-ms', metadata.timings.downtimeMs ?? '');
-  core.setOutput('duration-ms', metadata.timings.durationMs ?? '');
-  core.setOutput('checkpoint-bytes', metadata.checkpoint.bytes ?? '');
-  core.setOutput('transferred-bytes', metadata.checkpoint.transferredBytes ?? 0);
-  core.setOutput('leftovers', (metadata.leftovers ?? []).join('\n'));
-  core.setOutput('metadata-path', path);
-  if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
-  if (settings.uploadArtifact) {
-    // The upload itself arrives with the artifacts issue; say so rather than pretend.
-    const why = process.env.ACTIONS_RUNTIME_TOKEN
-      ? 'artifact upload is not built yet'
-      : 'no ACTIONS_RUNTIME_TOKEN';
-    core.info(`artifact upload skipped (${why}); metadata is at ${path}`);
-  }
+async function report(
+  settings: MigrateSettings,
+  metadata: MigrationMetadata,
+  env: NodeJS.ProcessEnv,
+  log: Runtime['log'],
+): Promise<void> {
+  await publish({
+    ...settings,
+    metadata,
+    env,
+    log,
+    outputs: {
+      'target-container-id': metadata.container.targetId ?? '',
+      'downtime-ms': metadata.timings.downtimeMs,
+      'checkpoint-bytes': metadata.checkpoint.bytes,
+      'transferred-bytes': metadata.checkpoint.transferredBytes ?? 0,
+      leftovers: (metadata.leftovers ?? []).join('\n'),
+    },
+  });
 }
 
 /** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
@@ -142,19 +136,29 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
 
     let resumed: ResumedRun | undefined;
     try {
-      locks = await lockContainer(durable, settings.container, owner, log);
+      locks = await lockContainer([durable.source, durable.target], settings.container, owner, log);
       resumed = await settleUnfinished(durable, settings.container, log);
     } catch (error) {
       const refused =
         error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
-      await report(settings, shortMetadata(settings, 'refused', connected, started, refused));
+      await report(
+        settings,
+        shortMetadata(settings, 'refused', connected, started, refused),
+        runtime.env,
+        log,
+      );
       core.setFailed(refused.describe());
       return;
     }
     if (resumed?.direction === 'roll-forward') {
       // The container already runs on the host the earlier run moved it to: that was the job.
       log.info(`finished the earlier migration ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
-      await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed));
+      await report(
+        settings,
+        shortMetadata(settings, 'resumed', connected, started, undefined, resumed),
+        runtime.env,
+        log,
+      );
       return;
     }
 
@@ -184,7 +188,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
     });
     if (!isUnfinished(journal.record)) await archiveEverywhere(durable, journal.record, log);
     if (resumed) outcome.metadata.resumed = resumed;
-    await report(settings, outcome.metadata);
+    await report(settings, outcome.metadata, runtime.env, log);
     for (const leftover of outcome.leftovers) core.warning(`left to clean up: ${leftover}`);
     if (outcome.error) core.setFailed(outcome.error.describe());
     else

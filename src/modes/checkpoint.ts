@@ -1,0 +1,507 @@
+import { setMaxListeners } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DockerCli } from '../engine/docker/docker-cli.js';
+import { type ContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { asMigrationError, errorMessage, inStep, MigrationError } from '../errors.js';
+import { bindSignal } from '../host/abortable.js';
+import { describeHost, type Host } from '../host/host.js';
+import { openHost } from '../host/host-factory.js';
+import { streamBetween } from '../host/relay.js';
+import { runChecked, shellQuote } from '../host/shell.js';
+import { freezeAndDump, prepareCheckpoint } from '../phases/checkpoint.js';
+import type { RunContext } from '../phases/context.js';
+import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
+import { withCodec } from '../policy/compression.js';
+import { gatherHostFacts } from '../probe/facts.js';
+import { METADATA_SCHEMA_VERSION, type MigrationMetadata, type RunStatus } from '../report/metadata.js';
+import { publish, recordsDir } from '../report/publish.js';
+import { PhaseTimer } from '../report/timings.js';
+import { type Runtime, SAVED } from '../runtime.js';
+import type { CheckpointSettings, HostLocation } from '../settings.js';
+import {
+  archiveEverywhere,
+  journalPersister,
+  lockContainer,
+  runOwner,
+  settleUnfinished,
+} from '../state/guard.js';
+import { PRIVATE } from '../state/host-records.js';
+import { isCommitted, Journal, type JournalRecord } from '../state/journal.js';
+import { recover } from '../state/recovery.js';
+import {
+  allManifests,
+  type CheckpointManifest,
+  checkpointDir,
+  digestFiles,
+  imagePath,
+  listCheckpoints,
+  partialDir,
+  retentionPlan,
+  unusedImages,
+} from '../state/store.js';
+
+const COMMAND_TIMEOUT_MS = 120_000;
+
+function sameLocation(a: HostLocation, b: HostLocation): boolean {
+  if (a.kind === 'local' || b.kind === 'local') return a.kind === b.kind;
+  return a.spec.host === b.spec.host && a.spec.port === b.spec.port && a.spec.user === b.spec.user;
+}
+
+/**
+ * Checkpoint mode: freeze the container only for the dump (resumed before
+ * anything is copied, unless leave-running is false), then write a complete,
+ * self-contained checkpoint into the store under a temporary name and rename
+ * it when every file is there and hashed. Retention runs after.
+ */
+export async function runCheckpointMode(settings: CheckpointSettings, runtime: Runtime): Promise<void> {
+  const { log } = runtime;
+  const started = new Date();
+  const startedAt = performance.now();
+  const timer = new PhaseTimer();
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  const deadline = setTimeout(
+    () =>
+      controller.abort(
+        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
+          remedy: 'raise the timeout input',
+        }),
+      ),
+    settings.timeoutMinutes * 60_000,
+  );
+  deadline.unref();
+  const stopListening = runtime.onCancel((signal) => {
+    if (!controller.signal.aborted) {
+      controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
+    }
+  });
+  const hosts: Host[] = [];
+  let status: RunStatus = 'succeeded';
+  let failure: MigrationError | undefined;
+  let manifest: CheckpointManifest | undefined;
+  let manifestFile: string | undefined;
+  let frozenMs: number | undefined;
+  let path: string | undefined;
+  let store: Host | undefined;
+  let source: Host | undefined;
+  let releaseLocks: (() => Promise<void>) | undefined;
+  try {
+    const warn = (message: string): void => log.warning(message);
+    source = await timer.time('connect', () =>
+      openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+    );
+    hosts.push(source);
+    store = sameLocation(settings.source, settings.store.host)
+      ? source
+      : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
+    hosts.push(store);
+    for (const host of new Set(hosts)) {
+      log.info(
+        `${describeHost(host)}: connected${host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : ''}`,
+      );
+    }
+    const owner = runOwner(runtime.env, started, runtime.newToken());
+    const both = { source, target: store };
+    const locks = await lockContainer([source], settings.container, owner, log);
+    releaseLocks = () => locks.release();
+    await settleUnfinished(both, settings.container, log);
+
+    const record: JournalRecord = {
+      schema: 2,
+      mode: 'checkpoint',
+      container: settings.container,
+      checkpointName: settings.checkpointName,
+      source: source.address,
+      target: store.address,
+      sourceAfter: 'stop',
+      retireSource: !settings.leaveRunning,
+      owner,
+      status: 'running',
+      entries: [],
+      updatedAt: new Date().toISOString(),
+    };
+    const journal = new Journal(
+      record,
+      journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
+    );
+    const bound = {
+      source: bindSignal(source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+      store: bindSignal(store, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+    };
+    const ctx: RunContext<CheckpointSettings> = {
+      settings,
+      source: bound.source,
+      target: bound.store,
+      sourceDocker: new DockerCli(bound.source),
+      targetDocker: new DockerCli(bound.store),
+      log,
+      journal,
+      timer,
+      clock: () => performance.now(),
+      signal: controller.signal,
+    };
+    try {
+      manifest = await checkpointInto(ctx, (ms) => {
+        frozenMs = ms;
+      });
+      path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
+    } catch (error) {
+      failure = inStep(asMigrationError(error, 'CHECKPOINT_FAILED'), 'checkpoint');
+      if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
+        const reason = controller.signal.reason;
+        failure = new MigrationError(reason.code, reason.message, {
+          step: failure.step,
+          detail: failure.describe(),
+          remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
+        });
+      }
+      log.warning(failure.describe());
+    }
+    // Commit point passed: the roll-forward (stop the source if asked, remove the work files); else roll back.
+    const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () =>
+      recover(record, both, log),
+    );
+    if (isCommitted(record)) {
+      await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => {});
+      for (const problem of outcome.problems) log.warning(`left to clean up: ${problem}`);
+    } else {
+      status = record.entries.length > 0 ? 'rolled-back' : 'refused';
+      await journal
+        .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
+          error: failure ? `${failure.code}: ${failure.message}` : undefined,
+        })
+        .catch(() => {});
+      if (outcome.problems.length > 0) status = 'failed';
+    }
+    if (record.status !== 'running' && record.status !== 'committed')
+      await archiveEverywhere(both, record, log);
+    if (manifest) {
+      await log.group('Retention', () => applyRetention(bound.store, settings, log));
+      manifestFile = join(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
+    }
+  } catch (error) {
+    failure = asMigrationError(error, 'COMMAND_FAILED');
+    status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+  } finally {
+    clearTimeout(deadline);
+    stopListening();
+  }
+  try {
+    timer.endAll();
+    const metadata: MigrationMetadata = {
+      schemaVersion: METADATA_SCHEMA_VERSION,
+      run: {
+        mode: 'checkpoint',
+        status,
+        startedAt: started.toISOString(),
+        finishedAt: new Date().toISOString(),
+      },
+      hosts: {
+        source: { address: source?.address ?? 'unknown', ...manifest?.versions },
+        target: store ? { address: store.address } : undefined,
+      },
+      container: {
+        name: settings.container,
+        sourceId: manifest?.container.id,
+        imageId: manifest?.container.imageId,
+        imageRef: manifest?.container.imageRef,
+      },
+      checkpoint: {
+        name: settings.checkpointName,
+        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+        streams: {},
+      },
+      timings: {
+        phasesMs: timer.toRecord(),
+        downtimeMs: frozenMs,
+        durationMs: Math.round(performance.now() - startedAt),
+      },
+      error: failure
+        ? {
+            code: failure.code,
+            message: failure.message,
+            step: failure.step,
+            host: failure.host,
+            remedy: failure.remedy,
+          }
+        : undefined,
+    };
+    if (manifest && manifestFile)
+      await writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 }).catch(
+        async () => {
+          const { mkdir } = await import('node:fs/promises');
+          await mkdir(recordsDir(runtime.env, settings.checkpointName), { recursive: true });
+          await writeFile(manifestFile as string, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+        },
+      );
+    await publish({
+      ...settings,
+      metadata,
+      env: runtime.env,
+      log,
+      files: manifest && manifestFile ? [manifestFile] : [],
+      outputs: {
+        'checkpoint-path': path ?? '',
+        'checkpoint-bytes': metadata.checkpoint.bytes,
+        'frozen-ms': frozenMs,
+      },
+    });
+    if (failure) runtime.fail(failure.describe());
+    else
+      log.info(
+        `checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`,
+      );
+  } finally {
+    await releaseLocks?.().catch(() => {});
+    await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
+  }
+}
+
+/** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
+async function checkpointInto(
+  ctx: RunContext<CheckpointSettings>,
+  onFrozen: (ms: number) => void,
+): Promise<CheckpointManifest> {
+  const { settings, log, timer } = ctx;
+  const store = settings.store.path;
+  const container = await ctx.sourceDocker.inspectContainer(settings.container, 'checkpoint');
+  if (!container) {
+    throw new MigrationError('CONTAINER_NOT_FOUND', `no container ${settings.container} on the source`, {
+      step: 'checkpoint',
+      host: describeHost(ctx.source),
+      remedy: 'check the container input and the source host',
+    });
+  }
+  if (!container.State.Running || container.State.Paused) {
+    throw new MigrationError(
+      'CONTAINER_NOT_RUNNING',
+      `container ${settings.container} is ${container.State.Status}`,
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.source),
+        remedy: 'checkpoint a running container',
+      },
+    );
+  }
+  const upper = container.GraphDriver?.Data?.UpperDir;
+  if (!upper) {
+    throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the container has no overlay2 upper directory', {
+      step: 'checkpoint',
+      host: describeHost(ctx.source),
+      remedy: 'use the overlay2 storage driver',
+    });
+  }
+  const final = checkpointDir(store, settings.container, settings.checkpointName);
+  const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
+  if (exists.exitCode === 0) {
+    throw new MigrationError(
+      'INPUT_INVALID',
+      `the store already has a checkpoint ${settings.checkpointName} of ${settings.container}`,
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.target),
+        remedy: 'choose another checkpoint-name, or leave it empty for <container>-<UTC timestamp>',
+      },
+    );
+  }
+  const [facts, imageInspect, codec] = await Promise.all([
+    gatherHostFacts(ctx.source),
+    runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
+      step: 'checkpoint',
+      what: 'docker image inspect',
+    }),
+    negotiateCodec(ctx),
+  ]);
+  const imageConfig = parseImageInspect(imageInspect.stdout).Config;
+  const imageRef = container.Config.Image ?? container.Image;
+
+  // Before the freeze: work directory, CPU description, the store's partial directory.
+  const prepared = await prepareCheckpoint(ctx, container);
+  const cpuDir = prepared.imagesDir.replace(/\/images$/, '/cpu');
+  await runChecked(
+    ctx.source,
+    `${PRIVATE} mkdir -p ${shellQuote([cpuDir])} && criu cpuinfo dump -D ${shellQuote([cpuDir])}`,
+    {
+      step: 'checkpoint',
+      what: 'criu cpuinfo dump',
+    },
+  );
+  const partial = partialDir(store, settings.container, settings.checkpointName);
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [partial] }, 'target');
+  await runChecked(
+    ctx.target,
+    `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([partial, `${store}/images`])}`,
+    {
+      step: 'checkpoint',
+      what: `preparing ${partial} in the store`,
+    },
+  );
+
+  const dumped = await log.group('Checkpoint: freeze and dump', () =>
+    timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)),
+  );
+  if (settings.leaveRunning) {
+    await ctx.sourceDocker.unpause(container.Id, 'checkpoint', 'CHECKPOINT_FAILED');
+  }
+  const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
+  onFrozen(frozenMs);
+  log.info(
+    settings.leaveRunning
+      ? `checkpoint: ${dumped.imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
+      : `checkpoint: ${dumped.imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`,
+  );
+
+  // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
+  const image = imagePath(container.Image);
+  const haveImage =
+    (
+      await ctx.target.run(
+        `[ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]`,
+      )
+    ).exitCode === 0;
+  const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
+  if (!haveImage) await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
+  const workRoot = prepared.imagesDir.replace(/\/images$/, '');
+  const criu = withCodec(
+    codec,
+    shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']),
+    `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`,
+  );
+  const layer = withCodec(
+    codec,
+    shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']),
+    `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`,
+  );
+  const saved = withCodec(
+    codec,
+    shellQuote(['docker', 'save', container.Image]),
+    `${PRIVATE} cat >${shellQuote([imageTemp])}`,
+  );
+  const streamOptions = (label: string) => ({ label, step: 'store', log });
+  const streams = await log.group('Store: write the checkpoint', () =>
+    timer.time('transfer', () =>
+      Promise.all([
+        streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
+        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
+        haveImage
+          ? undefined
+          : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
+      ]),
+    ),
+  );
+  const imageStream = streams[2];
+  if (imageStream) {
+    // The stream's checksum is of what travelled (maybe compressed): hash the file as stored.
+    await runChecked(
+      ctx.target,
+      [
+        PRIVATE,
+        `t=${shellQuote([imageTemp])};`,
+        `printf '%s %s\\n' "$(stat -c %s "$t")" "$(sha256sum <"$t" | cut -d' ' -f1)" >"$t.sha256"`,
+        `&& mv "$t.sha256" ${shellQuote([`${store}/${image}.sha256`])} && mv "$t" ${shellQuote([`${store}/${image}`])}`,
+      ].join(' '),
+      { step: 'store', what: 'keeping the image in the store', options: { timeoutMs: 30 * 60_000 } },
+    );
+  }
+  const imageSum = await runChecked(ctx.target, `cat ${shellQuote([`${store}/${image}.sha256`])}`, {
+    step: 'store',
+    what: "reading the image's checksum",
+  });
+  const [imageBytes = '0', imageSha = ''] = imageSum.stdout.trim().split(' ');
+  await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
+    step: 'store',
+    what: 'writing the container configuration',
+    options: { input: `${JSON.stringify({ container, imageConfig }, null, 2)}\n` },
+  });
+
+  const files = await digestFiles(ctx.target, partial, 'store');
+  const manifest: CheckpointManifest = {
+    schema: 1,
+    name: settings.checkpointName,
+    container: {
+      name: container.Name.replace(/^\//, ''),
+      id: container.Id,
+      imageId: container.Image,
+      imageRef,
+    },
+    createdAt: new Date().toISOString(),
+    versions: {
+      kernel: facts.kernel.release,
+      arch: facts.kernel.arch,
+      criu: facts.criu.version?.raw,
+      docker: facts.docker.serverVersion?.raw,
+      containerd: facts.docker.containerdVersion?.raw,
+      runc: facts.docker.runcVersion?.raw ?? facts.runc.version?.raw,
+    },
+    source: ctx.source.address,
+    frozenMs,
+    phasesMs: timer.toRecord(),
+    files,
+    image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+  };
+  // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
+  await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
+    await runChecked(
+      ctx.target,
+      `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])}`,
+      {
+        step: 'store',
+        what: 'completing the checkpoint',
+        options: { input: `${JSON.stringify(manifest, null, 2)}\n` },
+      },
+    );
+  });
+  return manifest;
+}
+
+/** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */
+async function applyRetention(
+  store: Host,
+  settings: CheckpointSettings,
+  log: { info(m: string): void; warning(m: string): void },
+): Promise<void> {
+  try {
+    const mine = await listCheckpoints(store, settings.store.path, settings.container);
+    const old = retentionPlan(mine, settings.retention);
+    for (const manifest of old) {
+      await runChecked(
+        store,
+        `rm -rf -- ${shellQuote([checkpointDir(settings.store.path, settings.container, manifest.name)])}`,
+        {
+          step: 'retention',
+          what: `removing checkpoint ${manifest.name}`,
+        },
+      );
+      log.info(`retention: removed checkpoint ${manifest.name} (keeping the newest ${settings.retention})`);
+    }
+    const kept = await allManifests(store, settings.store.path);
+    const listed = await runChecked(
+      store,
+      `cd ${shellQuote([`${settings.store.path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`,
+      {
+        step: 'retention',
+        what: 'listing the stored images',
+      },
+    );
+    const files = listed.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((file) => `images/${file}`);
+    for (const unused of unusedImages(files, kept)) {
+      await runChecked(
+        store,
+        `rm -f -- ${shellQuote([`${settings.store.path}/${unused}`, `${settings.store.path}/${unused}.sha256`])}`,
+        {
+          step: 'retention',
+          what: `removing image ${unused}`,
+        },
+      );
+      log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
+    }
+  } catch (error) {
+    log.warning(`retention did not finish: ${errorMessage(error)}`);
+  }
+}
+
+export type { ContainerInspect };

@@ -1,0 +1,69 @@
+import { copyFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import * as core from '@actions/core';
+import { uploadRunArtifact } from './artifact.js';
+import { type MigrationMetadata, writeMetadata } from './metadata.js';
+import { writeSummary } from './summary.js';
+
+export interface Publication {
+  checkpointName: string;
+  uploadArtifact: boolean;
+  artifactName: string;
+  metadata: MigrationMetadata;
+  /** Mode-specific outputs besides the common ones. */
+  outputs?: Record<string, string | number | undefined>;
+  /** Small files for the artifact beside metadata.json (a checkpoint manifest): never memory pages. */
+  files?: string[];
+  log: { info(message: string): void; warning(message: string): void };
+  env: NodeJS.ProcessEnv;
+}
+
+/** Where a run's records go on the runner. */
+export function recordsDir(env: NodeJS.ProcessEnv, checkpointName: string): string {
+  return join(env.RUNNER_TEMP || process.cwd(), 'criu-migrate', checkpointName);
+}
+
+/**
+ * The one way every mode reports: metadata.json, outputs, the job summary and
+ * the workflow artifact. An artifact that cannot be uploaded is a warning,
+ * never a failed run.
+ */
+export async function publish(publication: Publication): Promise<void> {
+  const { metadata, env } = publication;
+  const dir = recordsDir(env, publication.checkpointName);
+  const path = join(dir, 'metadata.json');
+  await writeMetadata(path, metadata);
+  const files = [path];
+  for (const extra of publication.files ?? []) {
+    const copy = join(dir, basename(extra));
+    if (copy !== extra) await copyFile(extra, copy);
+    files.push(copy);
+  }
+  const outputs: Record<string, string | number | undefined> = {
+    status: metadata.run.status,
+    'checkpoint-name': publication.checkpointName,
+    'duration-ms': metadata.timings.durationMs,
+    'metadata-path': path,
+    ...publication.outputs,
+  };
+  let artifactId = '';
+  if (publication.uploadArtifact) {
+    const outcome = await uploadRunArtifact(
+      { name: publication.artifactName, files, rootDirectory: dir },
+      { env },
+    );
+    if (outcome.uploaded) {
+      artifactId = String(outcome.id);
+      publication.log.info(
+        `uploaded artifact ${publication.artifactName} (id ${outcome.id}, ${outcome.size} bytes)`,
+      );
+    } else if (outcome.reason.startsWith('no ACTIONS_RUNTIME_TOKEN')) {
+      publication.log.info(`artifact upload skipped: ${outcome.reason}; the records are in ${dir}`);
+    } else {
+      publication.log.warning(`artifact upload skipped: ${outcome.reason}; the records are in ${dir}`);
+    }
+  }
+  outputs['artifact-id'] = artifactId;
+  for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value ?? '');
+  if (env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
+}

@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installHold, release, removeFaults, waitHeld } from './faults.js';
+import { containerState, expectCounterContinued } from './invariants.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
+import { loadTestbed, onHost, onHostResult, startCounter, type Testbed } from './testbed.js';
+
+// Scheduled checkpoints: the container keeps running (frozen only for the dump),
+// the checkpoint lands complete on another host, retention keeps the newest.
+let bed: Testbed;
+const name = 'e2e-ckpt';
+const store = '/var/lib/criu-migrate-e2e-store';
+
+function inputs(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    mode: 'checkpoint',
+    container: name,
+    source: bed.host1,
+    'store-host': bed.host2,
+    'store-path': store,
+    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...extra,
+  };
+}
+
+async function storeListing(): Promise<string[]> {
+  const out = await onHost(
+    bed,
+    bed.host2,
+    `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 2 | sort; true`,
+  );
+  return out.split('\n').filter(Boolean);
+}
+
+beforeAll(async () => {
+  bed = loadTestbed();
+  await removeFaults(bed);
+  await onHostResult(bed, bed.host2, `rm -rf ${store}`);
+  await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+  await onHostResult(
+    bed,
+    bed.host1,
+    `rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/*`,
+  );
+  await startCounter(bed, bed.host1, name, { mb: 16 });
+});
+
+afterAll(async () => {
+  await removeFaults(bed);
+  await onHostResult(bed, bed.host1, `docker rm -f ${name}`);
+  await onHostResult(bed, bed.host2, `rm -rf ${store}`);
+});
+
+describe('checkpoint mode', () => {
+  it('writes a complete, verifiable checkpoint to another host while the container runs on', async () => {
+    const run = await runAction(inputs({ 'checkpoint-name': 'ckpt-1' }));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.outputs['checkpoint-name']).toBe('ckpt-1');
+    expect(run.outputs['checkpoint-path']).toBe(`${store}/${name}/ckpt-1`);
+    expect(Number(run.outputs['checkpoint-bytes'])).toBeGreaterThan(16 * 1024 * 1024);
+    expect(Number(run.outputs['frozen-ms'])).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/the container was frozen for \d+ ms and runs on/);
+
+    // Still running on its host, same process, never restarted.
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host1, name);
+
+    // Every file the manifest lists is there with its size and sha256; nothing half written.
+    const manifest = JSON.parse(await onHost(bed, bed.host2, `cat ${store}/${name}/ckpt-1/manifest.json`));
+    expect(manifest).toMatchObject({ schema: 1, name: 'ckpt-1', container: { name } });
+    expect(manifest.versions.criu).toMatch(/^4\./);
+    const paths = manifest.files.map((file: { path: string }) => file.path);
+    expect(paths).toEqual(
+      expect.arrayContaining(['config.json', 'cpu/cpuinfo.img', 'layer.tar', 'criu/inventory.img']),
+    );
+    expect(paths.some((path: string) => /^criu\/pages-\d+\.img$/.test(path))).toBe(true);
+    const check = manifest.files
+      .map((file: { path: string; sha256: string }) => `${file.sha256}  ${file.path}`)
+      .join('\n');
+    await onHost(
+      bed,
+      bed.host2,
+      `cd ${store}/${name}/ckpt-1 && printf '%s\\n' '${check}' | sha256sum -c --quiet`,
+    );
+    await onHost(
+      bed,
+      bed.host2,
+      `cd ${store} && echo '${manifest.image.sha256}  ${manifest.image.path}' | sha256sum -c --quiet`,
+    );
+    expect((await storeListing()).filter((entry) => entry.includes('.partial'))).toEqual([]);
+    // Root only: the images hold all of the process's memory.
+    expect(await onHost(bed, bed.host2, `find ${store}/${name} -perm /077 | wc -l`)).toBe('0\n');
+    // Nothing left on the source.
+    expect(await onHost(bed, bed.host1, 'ls -A /var/lib/criu-migrate/work; true')).toBe('');
+  });
+
+  it('keeps the newest checkpoints per retention, and the image once', async () => {
+    for (const next of ['ckpt-2', 'ckpt-3']) {
+      const run = await runAction(inputs({ 'checkpoint-name': next, retention: '2' }));
+      expect(run.exitCode, run.stdout).toBe(0);
+      expect(run.stdout).not.toContain('target lacks image');
+    }
+    const listing = await storeListing();
+    expect(listing.filter((entry) => entry.startsWith(`./${name}/`))).toEqual([
+      `./${name}/ckpt-2`,
+      `./${name}/ckpt-3`,
+    ]);
+    expect(listing.filter((entry) => /^\.\/images\/.*\.tar$/.test(entry))).toHaveLength(1);
+  });
+
+  it('a checkpoint cancelled while it is written is removed, never listed, and the container runs on', async () => {
+    await installHold(bed, bed.host2, 'tar', '*".partial"*', 'ckpt-cancel');
+    const running = startAction(inputs({ 'checkpoint-name': 'ckpt-cancelled', retention: '0' }));
+    await waitHeld(bed, bed.host2, 'ckpt-cancel');
+    expect((await storeListing()).some((entry) => entry.includes('.ckpt-cancelled.partial'))).toBe(true);
+    const cancelled = running.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await release(bed, bed.host2, 'ckpt-cancel');
+    const main = await cancelled;
+    expect(main.outputs.status, main.stdout).toBe('rolled-back');
+    expect(main.stdout).toMatch(/CANCELLED/);
+    const post = await runPostStep(inputs(), main);
+    expect(post.exitCode).toBe(0);
+    expect((await storeListing()).filter((entry) => entry.includes('cancelled'))).toEqual([]);
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host1, name);
+    expect(await onHost(bed, bed.host1, 'ls -A /var/lib/criu-migrate/work; true')).toBe('');
+  });
+
+  it('leave-running: false stops the container once the checkpoint is complete', async () => {
+    const run = await runAction(
+      inputs({ 'checkpoint-name': 'ckpt-last', 'leave-running': 'false', retention: '0' }),
+    );
+    expect(run.exitCode, run.stdout).toBe(0);
+    const state = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${name}`))[0];
+    expect(state.State).toMatchObject({ Running: false, Paused: false });
+    expect(state.HostConfig.RestartPolicy.Name).toBe('no');
+    expect(await onHost(bed, bed.host2, `test -f ${store}/${name}/ckpt-last/manifest.json && echo ok`)).toBe(
+      'ok\n',
+    );
+  });
+});
