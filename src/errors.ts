@@ -59,6 +59,7 @@ export const ERROR_CODES = [
   'COMPRESSION_UNAVAILABLE',
   'CANCELLED',
   'MIGRATION_IN_PROGRESS',
+  'CHECKPOINT_NOT_FOUND',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

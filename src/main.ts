@@ -4,6 +4,7 @@ import { getInputs, secretsToMask } from './inputs.js';
 import { runCheckpointMode } from './modes/checkpoint.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
+import { runRestoreMode } from './modes/restore.js';
 import { runPost } from './post.js';
 import { actionsRuntime, SAVED } from './runtime.js';
 
@@ -30,10 +31,8 @@ export async function run(): Promise<void> {
         await runCheckpointMode(settings, runtime);
         return;
       case 'restore':
-        throw new MigrationError('MODE_NOT_IMPLEMENTED', 'mode "restore" is not available yet', {
-          step: 'inputs',
-          remedy: 'use mode: migrate, preflight or checkpoint',
-        });
+        await runRestoreMode(settings, runtime);
+        return;
     }
   } catch (error) {
     const message = error instanceof MigrationError ? error.describe() : errorMessage(error);

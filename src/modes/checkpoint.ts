@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerCli } from '../engine/docker/docker-cli.js';
-import { type ContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { asMigrationError, errorMessage, inStep, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -38,6 +38,7 @@ import {
   listCheckpoints,
   partialDir,
   retentionPlan,
+  type StoredConfig,
   unusedImages,
 } from '../state/store.js';
 
@@ -313,7 +314,6 @@ async function checkpointInto(
     }),
     negotiateCodec(ctx),
   ]);
-  const imageConfig = parseImageInspect(imageInspect.stdout).Config;
   const imageRef = container.Config.Image ?? container.Image;
 
   // Before the freeze: work directory, CPU description, the store's partial directory.
@@ -409,10 +409,23 @@ async function checkpointInto(
     what: "reading the image's checksum",
   });
   const [imageBytes = '0', imageSha = ''] = imageSum.stdout.trim().split(' ');
+  // docker inspect as Docker printed it, so a restore parses it as it would a live container.
+  const rawContainer = await runChecked(
+    ctx.source,
+    shellQuote(['docker', 'container', 'inspect', '--', container.Id]),
+    {
+      step: 'store',
+      what: 'docker container inspect',
+    },
+  );
+  const config: StoredConfig = {
+    container: (JSON.parse(rawContainer.stdout) as unknown[])[0],
+    image: (JSON.parse(imageInspect.stdout) as unknown[])[0],
+  };
   await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
     step: 'store',
     what: 'writing the container configuration',
-    options: { input: `${JSON.stringify({ container, imageConfig }, null, 2)}\n` },
+    options: { input: `${JSON.stringify(config, null, 2)}\n` },
   });
 
   const files = await digestFiles(ctx.target, partial, 'store');

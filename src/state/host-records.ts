@@ -32,7 +32,8 @@ export async function writeRecord(host: Host, record: JournalRecord): Promise<vo
   const dir = containerStateDir(record.container);
   await runChecked(
     host,
-    `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${dir}/journal.json.new`])} && mv -f ${shellQuote([`${dir}/journal.json.new`, `${dir}/journal.json`])}`,
+    // $$: source and target may be one host (restore onto the store's host), writing at once.
+    `${PRIVATE} d=${shellQuote([dir])}; mkdir -p "$d" && cat >"$d/journal.json.$$.new" && mv -f "$d/journal.json.$$.new" "$d/journal.json"`,
     {
       step: 'journal',
       what: 'writing the run journal',

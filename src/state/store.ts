@@ -42,6 +42,12 @@ export interface CheckpointManifest {
   image: StoredFile;
 }
 
+/** config.json: docker inspect of the container and of its image, as Docker printed them. */
+export interface StoredConfig {
+  container: unknown;
+  image: unknown;
+}
+
 export function containerDir(store: string, container: string): string {
   return `${store}/${container}`;
 }

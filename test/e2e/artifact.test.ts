@@ -38,6 +38,8 @@ let azurite: Azurite | undefined;
 let service: ResultsService | undefined;
 /** The environment a runner gives a job that may upload artifacts. */
 let artifactEnv: Record<string, string>;
+/** RUNNER_TEMP of each run, removed at the end. */
+const runnerTemps: string[] = [];
 
 function hostInputs(): Record<string, string> {
   return {
@@ -71,8 +73,10 @@ async function runBounded(inputs: Record<string, string>, options: RunOptions = 
   clearTimeout(timer);
   if (first === 'late') {
     const cancelled = await running.cancel();
+    runnerTemps.push(cancelled.runnerTemp);
     throw new Error(`the action ran longer than ${RUN_BOUND_MS} ms; its output:\n${cancelled.stdout}`);
   }
+  runnerTemps.push(first.runnerTemp);
   console.log(`${inputs.mode} run of ${inputs.container}: ${Math.round(performance.now() - started)} ms`);
   return first;
 }
@@ -172,7 +176,7 @@ afterAll(async () => {
   }
   await service?.close();
   if (azurite) await stopProcess(azurite.child);
-  if (work) await rm(work, { recursive: true, force: true });
+  for (const dir of [work, ...runnerTemps]) if (dir) await rm(dir, { recursive: true, force: true });
 }, 120_000);
 
 describe('the bundled action uploads its records as a workflow artifact', () => {

@@ -1,12 +1,11 @@
 import { setMaxListeners } from 'node:events';
-import { join } from 'node:path';
 import * as core from '@actions/core';
 import { errorMessage, MigrationError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
 import { openHost } from '../../host/host-factory.js';
 import { reconnecting } from '../../host/reconnecting.js';
 import { connectHosts } from '../../phases/connect.js';
-import { type MigrationMetadata, type ResumedRun, writeMetadata } from '../../report/metadata.js';
+import type { MigrationMetadata, ResumedRun } from '../../report/metadata.js';
 import { publish } from '../../report/publish.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { type Runtime, SAVED } from '../../runtime.js';

@@ -1,0 +1,436 @@
+import { setMaxListeners } from 'node:events';
+import { DockerCli } from '../engine/docker/docker-cli.js';
+import { parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { asMigrationError, inStep, MigrationError, withRemedy } from '../errors.js';
+import { bindSignal } from '../host/abortable.js';
+import { describeHost, type Host } from '../host/host.js';
+import { openHost } from '../host/host-factory.js';
+import { reconnecting } from '../host/reconnecting.js';
+import { streamBetween } from '../host/relay.js';
+import { runChecked, shellQuote } from '../host/shell.js';
+import { connectHosts } from '../phases/connect.js';
+import type { RunContext } from '../phases/context.js';
+import { restore } from '../phases/restore.js';
+import { createTargetContainer } from '../phases/stage.js';
+import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
+import { verify } from '../phases/verify.js';
+import { withCodec } from '../policy/compression.js';
+import { gatherHostFacts } from '../probe/facts.js';
+import {
+  METADATA_SCHEMA_VERSION,
+  type MigrationMetadata,
+  type ResumedRun,
+  type RunStatus,
+} from '../report/metadata.js';
+import { publish } from '../report/publish.js';
+import { PhaseTimer } from '../report/timings.js';
+import { type Runtime, SAVED } from '../runtime.js';
+import type { RestoreSettings } from '../settings.js';
+import {
+  archiveEverywhere,
+  journalPersister,
+  lockContainer,
+  runOwner,
+  settleUnfinished,
+} from '../state/guard.js';
+import { PRIVATE, workDir } from '../state/host-records.js';
+import { isCommitted, isUnfinished, Journal, type JournalRecord } from '../state/journal.js';
+import { type RecoveryHosts, recover } from '../state/recovery.js';
+import {
+  type CheckpointManifest,
+  checkpointDir,
+  listCheckpoints,
+  type StoredConfig,
+} from '../state/store.js';
+
+const COMMAND_TIMEOUT_MS = 120_000;
+
+/**
+ * Restore mode: bring a stored checkpoint back as a running container on the
+ * target, without its original host. Every file is checked against the
+ * manifest before the target is touched; what the run creates is journalled
+ * and removed again if the restore or its verification fails.
+ */
+export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime): Promise<void> {
+  const { log } = runtime;
+  const started = new Date();
+  const startedAt = performance.now();
+  const timer = new PhaseTimer();
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  const deadline = setTimeout(
+    () =>
+      controller.abort(
+        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
+          remedy: 'raise the timeout input',
+        }),
+      ),
+    settings.timeoutMinutes * 60_000,
+  );
+  deadline.unref();
+  const stopListening = runtime.onCancel((signal) => {
+    if (!controller.signal.aborted) {
+      controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
+    }
+  });
+  const hosts: Host[] = [];
+  let status: RunStatus = 'succeeded';
+  let failure: MigrationError | undefined;
+  let manifest: CheckpointManifest | undefined;
+  let targetId: string | undefined;
+  let restoreMs: number | undefined;
+  let releaseLocks: (() => Promise<void>) | undefined;
+  let resumed: ResumedRun | undefined;
+  const addresses = { store: '', target: '' };
+  try {
+    const connected = await timer.time('connect', () =>
+      connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log),
+    );
+    hosts.push(connected.source, connected.target);
+    addresses.store = connected.source.address;
+    addresses.target = connected.target.address;
+    const warn = (message: string): void => log.warning(message);
+    const durable: RecoveryHosts = {
+      source: reconnecting(connected.source, () =>
+        openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn }),
+      ),
+      target: reconnecting(connected.target, () =>
+        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
+      ),
+    };
+    hosts.push(durable.source, durable.target);
+    const owner = runOwner(runtime.env, started, runtime.newToken());
+    const locks = await lockContainer([durable.target], settings.container, owner, log);
+    releaseLocks = () => locks.release();
+    resumed = await settleUnfinished(durable, settings.container, log);
+
+    const record: JournalRecord = {
+      schema: 2,
+      mode: 'restore',
+      container: settings.container,
+      checkpointName: settings.checkpointName,
+      source: connected.source.address,
+      target: connected.target.address,
+      sourceAfter: 'stop',
+      retireSource: false,
+      owner,
+      status: 'running',
+      entries: [],
+      updatedAt: new Date().toISOString(),
+    };
+    const journal = new Journal(
+      record,
+      journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
+    );
+    const store = bindSignal(connected.source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const target = bindSignal(connected.target, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const ctx: RunContext<RestoreSettings> = {
+      settings,
+      source: store,
+      target,
+      sourceDocker: new DockerCli(store),
+      targetDocker: new DockerCli(target),
+      log,
+      journal,
+      timer,
+      clock: () => performance.now(),
+      signal: controller.signal,
+    };
+    try {
+      const result = await restoreFromStore(ctx, (found) => {
+        manifest = found;
+      });
+      targetId = result.targetContainerId;
+      restoreMs = result.restoreMs;
+    } catch (error) {
+      let caught = asMigrationError(error, 'RESTORE_FAILED');
+      if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
+        const reason = controller.signal.reason;
+        caught = new MigrationError(reason.code, reason.message, {
+          step: caught.step,
+          detail: caught.describe(),
+        });
+      }
+      failure = withRemedy(
+        inStep(caught, 'restore'),
+        'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
+      );
+      log.warning(failure.describe());
+    }
+    const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () =>
+      recover(record, durable, log),
+    );
+    if (isCommitted(record)) {
+      await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => {});
+      for (const problem of outcome.problems) log.warning(`left to clean up: ${problem}`);
+    } else {
+      status = record.entries.length > 0 ? 'rolled-back' : 'refused';
+      if (outcome.problems.length > 0) status = 'failed';
+      await journal
+        .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
+          error: failure ? `${failure.code}: ${failure.message}` : undefined,
+        })
+        .catch(() => {});
+    }
+    if (!isUnfinished(record)) await archiveEverywhere(durable, record, log);
+  } catch (error) {
+    failure = asMigrationError(error, 'COMMAND_FAILED');
+    status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+    log.warning(failure.describe());
+  } finally {
+    clearTimeout(deadline);
+    stopListening();
+  }
+  try {
+    timer.endAll();
+    const metadata: MigrationMetadata = {
+      schemaVersion: METADATA_SCHEMA_VERSION,
+      run: {
+        mode: 'restore',
+        status,
+        startedAt: started.toISOString(),
+        finishedAt: new Date().toISOString(),
+      },
+      hosts: {
+        source: { address: addresses.store || 'unknown' },
+        target: { address: addresses.target || 'unknown' },
+      },
+      container: {
+        name: settings.container,
+        sourceId: manifest?.container.id,
+        targetId: status === 'succeeded' ? targetId : undefined,
+        imageId: manifest?.container.imageId,
+        imageRef: manifest?.container.imageRef,
+      },
+      checkpoint: {
+        name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
+        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+        streams: {},
+      },
+      timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
+      error: failure
+        ? {
+            code: failure.code,
+            message: failure.message,
+            step: failure.step,
+            host: failure.host,
+            remedy: failure.remedy,
+          }
+        : undefined,
+      resumed,
+    };
+    await publish({
+      ...settings,
+      metadata,
+      env: runtime.env,
+      log,
+      outputs: {
+        'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
+        'checkpoint-path': manifest
+          ? checkpointDir(settings.store.path, settings.container, manifest.name)
+          : '',
+        'checkpoint-bytes': metadata.checkpoint.bytes,
+        'target-container-id': metadata.container.targetId ?? '',
+      },
+    });
+    if (failure) runtime.fail(failure.describe());
+    else
+      log.info(
+        `restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`,
+      );
+  } finally {
+    await releaseLocks?.().catch(() => {});
+    await Promise.allSettled(hosts.map((host) => host.close()));
+  }
+}
+
+/** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
+async function restoreFromStore(
+  ctx: RunContext<RestoreSettings>,
+  onFound: (manifest: CheckpointManifest) => void,
+): Promise<{ targetContainerId: string; restoreMs: number }> {
+  const { settings, log, timer } = ctx;
+  const storePath = settings.store.path;
+  const manifests = await listCheckpoints(ctx.source, storePath, settings.container);
+  const manifest = settings.restoreFrom
+    ? manifests.find((found) => found.name === settings.restoreFrom)
+    : manifests[0];
+  if (!manifest) {
+    throw new MigrationError(
+      'CHECKPOINT_NOT_FOUND',
+      settings.restoreFrom
+        ? `the store has no complete checkpoint ${settings.restoreFrom} of ${settings.container}`
+        : `the store has no complete checkpoint of ${settings.container}`,
+      {
+        step: 'restore',
+        host: describeHost(ctx.source),
+        detail:
+          manifests.length > 0
+            ? `complete checkpoints: ${manifests.map((m) => m.name).join(', ')}`
+            : undefined,
+        remedy: `check store-host, store-path (${storePath}) and container; take one with mode: checkpoint`,
+      },
+    );
+  }
+  onFound(manifest);
+  const dir = checkpointDir(storePath, settings.container, manifest.name);
+  log.info(`restoring checkpoint ${manifest.name} (taken ${manifest.createdAt} on ${manifest.source})`);
+
+  // Every file as the manifest says, before anything touches the target.
+  const sums = [
+    ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
+    `${manifest.image.sha256}  ${storePath}/${manifest.image.path}`,
+  ];
+  const checked = await ctx.source.run(`sha256sum -c --quiet`, {
+    input: `${sums.join('\n')}\n`,
+    timeoutMs: 30 * 60_000,
+  });
+  if (checked.exitCode !== 0) {
+    throw new MigrationError(
+      'CHECKSUM_MISMATCH',
+      `checkpoint ${manifest.name} in the store does not match its manifest`,
+      {
+        step: 'restore',
+        host: describeHost(ctx.source),
+        detail: `${checked.stdout}${checked.stderr}`.trim(),
+        remedy: 'restore an older checkpoint (checkpoint-name), or take a new one; the store copy is damaged',
+      },
+    );
+  }
+  const inventory = manifest.files.find((file) => file.path === 'criu/inventory.img');
+  if (!inventory)
+    throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
+      step: 'restore',
+    });
+
+  const [facts, codec, configText] = await Promise.all([
+    gatherHostFacts(ctx.target),
+    negotiateCodec(ctx),
+    runChecked(ctx.source, `cat ${shellQuote([`${dir}/config.json`])}`, {
+      step: 'restore',
+      what: 'reading the stored configuration',
+    }),
+  ]);
+  const stored = JSON.parse(configText.stdout) as StoredConfig;
+  const container = parseContainerInspect(JSON.stringify([stored.container]));
+  const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
+  const name = container.Name.replace(/^\//, '');
+  if (await ctx.targetDocker.inspectContainer(name, 'restore')) {
+    throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name}`, {
+      step: 'restore',
+      host: describeHost(ctx.target),
+      remedy: `remove or rename it on the target (docker rm ${name}), then run again`,
+    });
+  }
+  if (facts.docker.experimental === false) {
+    throw new MigrationError(
+      'DOCKER_NOT_EXPERIMENTAL',
+      'Docker on the target runs without experimental mode',
+      {
+        step: 'restore',
+        host: describeHost(ctx.target),
+        remedy: 'set "experimental": true in /etc/docker/daemon.json on the target and restart dockerd',
+      },
+    );
+  }
+  if (manifest.versions.kernel && facts.kernel.release && manifest.versions.kernel !== facts.kernel.release) {
+    log.warning(
+      `the checkpoint was taken on kernel ${manifest.versions.kernel}; the target runs ${facts.kernel.release}`,
+    );
+  }
+
+  // The CPU the checkpoint was taken on, checked by the target's CRIU.
+  const work = workDir(settings.checkpointName);
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
+  await streamBetween(
+    ctx.source,
+    shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']),
+    ctx.target,
+    `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`,
+    { label: 'cpu description', step: 'restore', log },
+  );
+  const cpu = await ctx.target.run(`criu cpuinfo check -D ${shellQuote([`${work}/cpu`])}`);
+  if (cpu.exitCode !== 0) {
+    throw new MigrationError(
+      'CPU_INCOMPATIBLE',
+      "the target's CPU lacks features the checkpoint's processes use",
+      {
+        step: 'restore',
+        host: describeHost(ctx.target),
+        detail: `${cpu.stdout}${cpu.stderr}`.trim(),
+        remedy: 'restore on a host with the same or a newer CPU model',
+      },
+    );
+  }
+
+  // The image, when the target lacks it: from the store, once per image ID.
+  const imageId = manifest.container.imageId;
+  if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
+    const load = withCodec(
+      codec,
+      shellQuote(['cat', `${storePath}/${manifest.image.path}`]),
+      shellQuote(['docker', 'load', '--quiet']),
+    );
+    await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
+      timer.time('stage', () =>
+        streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
+          label: 'image',
+          step: 'restore',
+          log,
+          code: 'IMAGE_TRANSFER_FAILED',
+        }),
+      ),
+    );
+  }
+  const imageRef = manifest.container.imageRef;
+  if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
+    await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
+      step: 'restore',
+      what: 'docker image tag',
+    });
+  }
+  const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
+
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [created.targetCheckpointDir] }, 'target');
+  const images = withCodec(
+    codec,
+    shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']),
+    `${PRIVATE} mkdir -p ${shellQuote([created.targetCheckpointDir])} && ${shellQuote(['tar', '-C', created.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`,
+  );
+  const layer = withCodec(
+    codec,
+    shellQuote(['cat', `${dir}/layer.tar`]),
+    shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
+  );
+  await log.group('Transfer: checkpoint and writable layer from the store', () =>
+    timer.time('transfer', () =>
+      Promise.all([
+        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+          label: 'checkpoint',
+          step: 'transfer',
+          log,
+        }),
+        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+          label: 'writable layer',
+          step: 'transfer',
+          log,
+        }),
+      ]),
+    ),
+  );
+  const restored = await log.group('Restore on the target', () =>
+    timer.time('restore', () => restore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot)),
+  );
+  await log.group('Verify the restored container', () =>
+    timer.time('verify', () => verify(ctx, created, undefined)),
+  );
+  await ctx.journal.around(
+    { kind: 'committed', targetContainerId: created.targetContainerId },
+    undefined,
+    async () => {
+      ctx.signal.throwIfAborted();
+    },
+  );
+  return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs };
+}
