@@ -226,11 +226,11 @@ export class FakeMachine {
   }
 
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
-    // The journal: umask 077; mkdir -p DIR && cat >DIR/journal.json.new && mv -f NEW DIR/journal.json
+    // The journal: umask 077; d=DIR; mkdir -p "$d" && cat >"$d/journal.json.$$.new" && mv -f NEW "$d/journal.json"
     [
-      /^umask 077; mkdir -p (\S+) && cat >\S+ && mv -f \S+ (\S+)$/,
+      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >\S+ && mv -f \S+ "\$d\/journal\.json"$/,
       (m, input) => {
-        const file = unquoteWord(m[2] ?? '');
+        const file = `${unquoteWord(m[1] ?? '')}/journal.json`;
         this.add(file);
         this.contents.set(file, input);
         return ok();

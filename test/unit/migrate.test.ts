@@ -312,7 +312,7 @@ describe('migrate() on fake hosts', () => {
       /^docker start --checkpoint /,
       /^docker update --restart no /,
       /^docker kill --signal KILL /,
-      /journal\.json\.new/,
+      /journal\.json\.\$\$\.new/,
     ]) {
       expect(
         commands.some((c) => pattern.test(c)),
