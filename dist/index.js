@@ -52667,6 +52667,8 @@ const INPUT_NAMES = [
     'store-path',
     'retention',
     'leave-running',
+    'replace',
+    'artifact-retention-days',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -52747,7 +52749,13 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         ssh.passphrase = passphrase;
     if (jumpHost)
         ssh.jumpHost = jumpHost;
+    const retentionDays = text('artifact-retention-days');
     const common = {
+        ...(retentionDays === ''
+            ? {}
+            : {
+                artifactRetentionDays: parsePositiveInteger('artifact-retention-days', retentionDays, 90, 'days', 90),
+            }),
         container,
         source,
         ssh,
@@ -52780,7 +52788,14 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
             };
         case 'restore': {
-            const settings = { mode, ...common, ...verifying, target: need(target), store };
+            const settings = {
+                mode,
+                ...common,
+                ...verifying,
+                target: need(target),
+                store,
+                replace: parseBoolean('replace', text('replace'), false),
+            };
             if (text('checkpoint-name') !== '')
                 settings.restoreFrom = checkpointName;
             return settings;
@@ -56064,6 +56079,12 @@ const STATUS_LABELS = {
     resumed: '🔁 finished a migration an earlier run left',
     failed: '❌ failed',
 };
+const HEADINGS = {
+    migrate: 'Container migration',
+    preflight: 'Migration preflight',
+    checkpoint: 'Container checkpoint',
+    restore: 'Container restore',
+};
 const STREAM_LABELS = {
     checkpoint: 'checkpoint images',
     writableLayer: 'writable layer',
@@ -56095,7 +56116,7 @@ function renderSummaryRows(metadata) {
     for (const kind of STREAM_KINDS) {
         const stream = checkpoint.streams[kind];
         if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`);
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
     }
     for (const phase of PHASES) {
         const ms = timings.phasesMs[phase];
@@ -56111,6 +56132,8 @@ function renderSummaryRows(metadata) {
     }
     for (const leftover of metadata.leftovers ?? [])
         add('Left to clean up', leftover);
+    if (metadata.storedCheckpoints)
+        add('Checkpoints in the store', metadata.storedCheckpoints.join(', ') || 'none');
     const resumed = metadata.resumed;
     if (resumed) {
         const how = resumed.direction === 'roll-forward'
@@ -56132,7 +56155,7 @@ function renderSummaryRows(metadata) {
 }
 async function writeSummary(summary, metadata) {
     summary
-        .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
+        .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
         .addTable(renderSummaryRows(metadata));
     if (metadata.timings.downtimeMs !== undefined) {
         summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
@@ -56202,6 +56225,11 @@ async function publish(publication) {
     const path = (0,external_node_path_.join)(dir, 'metadata.json');
     await writeMetadata(path, metadata);
     const files = [path];
+    for (const note of publication.notes ?? []) {
+        const file = (0,external_node_path_.join)(dir, note.file);
+        await (0,promises_.writeFile)(file, note.text.endsWith('\n') ? note.text : `${note.text}\n`, { mode: 0o600 });
+        files.push(file);
+    }
     for (const extra of publication.files ?? []) {
         const copy = (0,external_node_path_.join)(dir, (0,external_node_path_.basename)(extra));
         if (copy !== extra)
@@ -56217,7 +56245,12 @@ async function publish(publication) {
     };
     let artifactId = '';
     if (publication.uploadArtifact) {
-        const outcome = await uploadRunArtifact({ name: publication.artifactName, files, rootDirectory: dir }, { env });
+        const outcome = await uploadRunArtifact({
+            name: publication.artifactName,
+            files,
+            rootDirectory: dir,
+            ...(publication.artifactRetentionDays ? { retentionDays: publication.artifactRetentionDays } : {}),
+        }, { env });
         if (outcome.uploaded) {
             artifactId = String(outcome.id);
             publication.log.info(`uploaded artifact ${publication.artifactName} (id ${outcome.id}, ${outcome.size} bytes)`);
@@ -56234,6 +56267,14 @@ async function publish(publication) {
         core/* setOutput */.uH(name, value ?? '');
     if (env.GITHUB_STEP_SUMMARY)
         await writeSummary(core/* summary */.z, metadata);
+}
+/** CRIU's own lines of a failed dump or restore, for the artifact. */
+function criuNotes(error) {
+    if (!error?.detail || (error.code !== 'CHECKPOINT_FAILED' && error.code !== 'RESTORE_FAILED'))
+        return [];
+    return [
+        { file: error.code === 'CHECKPOINT_FAILED' ? 'criu-dump.log' : 'criu-restore.log', text: error.detail },
+    ];
 }
 
 ;// CONCATENATED MODULE: ./src/runtime.ts
@@ -56879,6 +56920,7 @@ async function runCheckpointMode(settings, runtime) {
     let manifest;
     let manifestFile;
     let frozenMs;
+    let storedCheckpoints;
     let path;
     let store;
     let source;
@@ -56968,7 +57010,7 @@ async function runCheckpointMode(settings, runtime) {
         if (record.status !== 'running' && record.status !== 'committed')
             await archiveEverywhere(both, record, log);
         if (manifest) {
-            await log.group('Retention', () => applyRetention(bound.store, settings, log));
+            storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
             manifestFile = (0,external_node_path_.join)(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
         }
     }
@@ -57010,6 +57052,7 @@ async function runCheckpointMode(settings, runtime) {
                 downtimeMs: frozenMs,
                 durationMs: Math.round(performance.now() - startedAt),
             },
+            storedCheckpoints,
             error: failure
                 ? {
                     code: failure.code,
@@ -57029,6 +57072,7 @@ async function runCheckpointMode(settings, runtime) {
         await publish({
             ...settings,
             metadata,
+            notes: criuNotes(failure),
             env: runtime.env,
             log,
             files: manifest && manifestFile ? [manifestFile] : [],
@@ -57225,9 +57269,11 @@ async function applyRetention(store, settings, log) {
             });
             log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
         }
+        return (await listCheckpoints(store, settings.store.path, settings.container)).map((manifest) => manifest.name);
     }
     catch (error) {
         log.warning(`retention did not finish: ${errorMessage(error)}`);
+        return undefined;
     }
 }
 
@@ -60270,12 +60316,20 @@ async function migrate(deps) {
     timer.endAll();
     const streams = {};
     if (moved) {
-        streams.checkpoint = { bytes: moved.checkpoint.bytes, sha256: moved.checkpoint.sha256 };
-        streams.writableLayer = { bytes: moved.writableLayer.bytes, sha256: moved.writableLayer.sha256 };
+        streams.checkpoint = {
+            bytes: moved.checkpoint.bytes,
+            sha256: moved.checkpoint.sha256,
+            ms: Math.round(moved.checkpoint.ms),
+        };
+        streams.writableLayer = {
+            bytes: moved.writableLayer.bytes,
+            sha256: moved.writableLayer.sha256,
+            ms: Math.round(moved.writableLayer.ms),
+        };
     }
     const imageMove = staged?.imageTransfer;
     if (imageMove)
-        streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256 };
+        streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
     const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
     const metadata = {
         schemaVersion: METADATA_SCHEMA_VERSION,
@@ -60320,10 +60374,11 @@ function found(container) {
 
 
 
-async function report(settings, metadata, env, log) {
+async function report(settings, metadata, env, log, error) {
     await publish({
         ...settings,
         metadata,
+        notes: criuNotes(error),
         env,
         log,
         outputs: {
@@ -60447,7 +60502,7 @@ async function runMigrateMode(settings, runtime) {
             await archiveEverywhere(durable, journal.record, log);
         if (resumed)
             outcome.metadata.resumed = resumed;
-        await report(settings, outcome.metadata, runtime.env, log);
+        await report(settings, outcome.metadata, runtime.env, log, outcome.error);
         for (const leftover of outcome.leftovers)
             core/* warning */.$e(`left to clean up: ${leftover}`);
         if (outcome.error)
@@ -60587,6 +60642,7 @@ async function writePreflightReport(path, report) {
 
 
 
+
 const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
 function preflightReportPath() {
     const base = process.env.RUNNER_TEMP || process.cwd();
@@ -60698,6 +60754,7 @@ async function runPreflightMode(settings, log) {
         core/* setOutput */.uH('report', JSON.stringify(report));
         core/* setOutput */.uH('report-path', path);
         core/* setOutput */.uH('duration-ms', report.durationMs);
+        core/* setOutput */.uH('artifact-id', await uploadReport(settings, path, log));
         if (process.env.GITHUB_STEP_SUMMARY)
             await writePreflightSummary(core/* summary */.z, report);
         if (report.result === 'passed')
@@ -60710,6 +60767,26 @@ async function runPreflightMode(settings, log) {
     finally {
         await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
     }
+}
+/** The report as the run's artifact; the artifact ID, or '' when it was not uploaded. */
+async function uploadReport(settings, path, log) {
+    if (!settings.uploadArtifact)
+        return '';
+    const outcome = await uploadRunArtifact({
+        name: settings.artifactName,
+        files: [path],
+        rootDirectory: (0,external_node_path_.dirname)(path),
+        ...(settings.artifactRetentionDays ? { retentionDays: settings.artifactRetentionDays } : {}),
+    }, { env: process.env });
+    if (outcome.uploaded) {
+        log.info(`uploaded artifact ${settings.artifactName} (id ${outcome.id})`);
+        return String(outcome.id);
+    }
+    if (outcome.reason.startsWith('no ACTIONS_RUNTIME_TOKEN'))
+        log.info(`artifact upload skipped: ${outcome.reason}`);
+    else
+        log.warning(`artifact upload skipped: ${outcome.reason}`);
+    return '';
 }
 
 ;// CONCATENATED MODULE: ./src/modes/restore.ts
@@ -60903,6 +60980,7 @@ async function runRestoreMode(settings, runtime) {
         await publish({
             ...settings,
             metadata,
+            notes: criuNotes(failure),
             env: runtime.env,
             log,
             outputs: {
@@ -60981,12 +61059,21 @@ async function restoreFromStore(ctx, onFound) {
     const container = parseContainerInspect(JSON.stringify([stored.container]));
     const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
     const name = container.Name.replace(/^\//, '');
-    if (await ctx.targetDocker.inspectContainer(name, 'restore')) {
-        throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name}`, {
-            step: 'restore',
-            host: describeHost(ctx.target),
-            remedy: `remove or rename it on the target (docker rm ${name}), then run again`,
-        });
+    const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
+    if (existing) {
+        // A running one may be the service itself: never replaced; a stopped one only when asked.
+        const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
+        if (running || !settings.replace) {
+            throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`, {
+                step: 'restore',
+                host: describeHost(ctx.target),
+                remedy: running
+                    ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
+                    : `set replace: true to remove it (for good) before the restore, or remove it yourself (docker rm ${name})`,
+            });
+        }
+        await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
+        log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
     }
     if (facts.docker.experimental === false) {
         throw new MigrationError('DOCKER_NOT_EXPERIMENTAL', 'Docker on the target runs without experimental mode', {

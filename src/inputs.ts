@@ -44,6 +44,8 @@ export const INPUT_NAMES = [
   'store-path',
   'retention',
   'leave-running',
+  'replace',
+  'artifact-retention-days',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -207,7 +209,19 @@ export function getInputs(
   if (privateKey !== undefined) ssh.privateKey = privateKey;
   if (passphrase !== undefined) ssh.passphrase = passphrase;
   if (jumpHost) ssh.jumpHost = jumpHost;
+  const retentionDays = text('artifact-retention-days');
   const common = {
+    ...(retentionDays === ''
+      ? {}
+      : {
+          artifactRetentionDays: parsePositiveInteger(
+            'artifact-retention-days',
+            retentionDays,
+            90,
+            'days',
+            90,
+          ),
+        }),
     container,
     source,
     ssh,
@@ -240,7 +254,14 @@ export function getInputs(
         leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
       };
     case 'restore': {
-      const settings: Settings = { mode, ...common, ...verifying, target: need(target), store };
+      const settings: Settings = {
+        mode,
+        ...common,
+        ...verifying,
+        target: need(target),
+        store,
+        replace: parseBoolean('replace', text('replace'), false),
+      };
       if (text('checkpoint-name') !== '') settings.restoreFrom = checkpointName;
       return settings;
     }

@@ -44,6 +44,8 @@ interface CommonSettings {
   timeoutMinutes: number;
   uploadArtifact: boolean;
   artifactName: string;
+  /** Days the artifact is kept; the repository's setting when undefined. */
+  artifactRetentionDays?: number;
   kernelPolicy: KernelPolicy;
   strict: boolean;
   /** How streams between hosts are compressed; auto means zstd when both ends have it. */
@@ -84,6 +86,8 @@ export interface RestoreSettings extends CommonSettings, VerifySettings {
   store: StoreSettings;
   /** The checkpoint to restore; undefined means the newest complete one of the container. */
   restoreFrom?: string;
+  /** Remove a stopped container of the same name on the target first (a running one is always refused). */
+  replace: boolean;
 }
 
 /** Every input, read and validated once by getInputs(): each mode sees only what it uses. */

@@ -15,7 +15,7 @@ import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
 import { withCodec } from '../policy/compression.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import { METADATA_SCHEMA_VERSION, type MigrationMetadata, type RunStatus } from '../report/metadata.js';
-import { publish, recordsDir } from '../report/publish.js';
+import { criuNotes, publish, recordsDir } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { CheckpointSettings, HostLocation } from '../settings.js';
@@ -83,6 +83,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
   let manifest: CheckpointManifest | undefined;
   let manifestFile: string | undefined;
   let frozenMs: number | undefined;
+  let storedCheckpoints: string[] | undefined;
   let path: string | undefined;
   let store: Host | undefined;
   let source: Host | undefined;
@@ -178,7 +179,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     if (record.status !== 'running' && record.status !== 'committed')
       await archiveEverywhere(both, record, log);
     if (manifest) {
-      await log.group('Retention', () => applyRetention(bound.store, settings, log));
+      storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
       manifestFile = join(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
     }
   } catch (error) {
@@ -218,6 +219,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         downtimeMs: frozenMs,
         durationMs: Math.round(performance.now() - startedAt),
       },
+      storedCheckpoints,
       error: failure
         ? {
             code: failure.code,
@@ -239,6 +241,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     await publish({
       ...settings,
       metadata,
+      notes: criuNotes(failure),
       env: runtime.env,
       log,
       files: manifest && manifestFile ? [manifestFile] : [],
@@ -473,7 +476,7 @@ async function applyRetention(
   store: Host,
   settings: CheckpointSettings,
   log: { info(m: string): void; warning(m: string): void },
-): Promise<void> {
+): Promise<string[] | undefined> {
   try {
     const mine = await listCheckpoints(store, settings.store.path, settings.container);
     const old = retentionPlan(mine, settings.retention);
@@ -512,8 +515,12 @@ async function applyRetention(
       );
       log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
     }
+    return (await listCheckpoints(store, settings.store.path, settings.container)).map(
+      (manifest) => manifest.name,
+    );
   } catch (error) {
     log.warning(`retention did not finish: ${errorMessage(error)}`);
+    return undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as core from '@actions/core';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { asMigrationError } from '../errors.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../phases/context.js';
 import { formatCheck, runGate } from '../phases/preflight.js';
 import { type ConnectionFacts, connectionChecks } from '../policy/access-rules.js';
 import type { Check } from '../policy/compatibility.js';
+import { uploadRunArtifact } from '../report/artifact.js';
 import {
   buildPreflightReport,
   failureMessage,
@@ -137,6 +138,7 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
     core.setOutput('report', JSON.stringify(report));
     core.setOutput('report-path', path);
     core.setOutput('duration-ms', report.durationMs);
+    core.setOutput('artifact-id', await uploadReport(settings, path, log));
     if (process.env.GITHUB_STEP_SUMMARY) await writePreflightSummary(core.summary, report);
     if (report.result === 'passed') log.info(verdictLine(report));
     else core.setFailed(failureMessage(report));
@@ -145,4 +147,26 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
   } finally {
     await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
   }
+}
+
+/** The report as the run's artifact; the artifact ID, or '' when it was not uploaded. */
+async function uploadReport(settings: PreflightSettings, path: string, log: Logger): Promise<string> {
+  if (!settings.uploadArtifact) return '';
+  const outcome = await uploadRunArtifact(
+    {
+      name: settings.artifactName,
+      files: [path],
+      rootDirectory: dirname(path),
+      ...(settings.artifactRetentionDays ? { retentionDays: settings.artifactRetentionDays } : {}),
+    },
+    { env: process.env },
+  );
+  if (outcome.uploaded) {
+    log.info(`uploaded artifact ${settings.artifactName} (id ${outcome.id})`);
+    return String(outcome.id);
+  }
+  if (outcome.reason.startsWith('no ACTIONS_RUNTIME_TOKEN'))
+    log.info(`artifact upload skipped: ${outcome.reason}`);
+  else log.warning(`artifact upload skipped: ${outcome.reason}`);
+  return '';
 }

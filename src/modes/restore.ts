@@ -22,7 +22,7 @@ import {
   type ResumedRun,
   type RunStatus,
 } from '../report/metadata.js';
-import { publish } from '../report/publish.js';
+import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { RestoreSettings } from '../settings.js';
@@ -222,6 +222,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
     await publish({
       ...settings,
       metadata,
+      notes: criuNotes(failure),
       env: runtime.env,
       log,
       outputs: {
@@ -315,12 +316,25 @@ async function restoreFromStore(
   const container = parseContainerInspect(JSON.stringify([stored.container]));
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
   const name = container.Name.replace(/^\//, '');
-  if (await ctx.targetDocker.inspectContainer(name, 'restore')) {
-    throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name}`, {
-      step: 'restore',
-      host: describeHost(ctx.target),
-      remedy: `remove or rename it on the target (docker rm ${name}), then run again`,
-    });
+  const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
+  if (existing) {
+    // A running one may be the service itself: never replaced; a stopped one only when asked.
+    const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
+    if (running || !settings.replace) {
+      throw new MigrationError(
+        'TARGET_NAME_TAKEN',
+        `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`,
+        {
+          step: 'restore',
+          host: describeHost(ctx.target),
+          remedy: running
+            ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
+            : `set replace: true to remove it (for good) before the restore, or remove it yourself (docker rm ${name})`,
+        },
+      );
+    }
+    await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
+    log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
   }
   if (facts.docker.experimental === false) {
     throw new MigrationError(

@@ -44,6 +44,8 @@ export interface StreamDigest {
   bytes: number;
   /** Hex sha256, computed on both ends and found equal. */
   sha256: string;
+  /** How long the stream took. */
+  ms?: number;
 }
 
 export interface CheckpointFacts {
@@ -106,6 +108,8 @@ export interface MigrationMetadata {
   leftovers?: string[];
   /** An earlier run's journal this run found open and finished (rolled back or forward). */
   resumed?: ResumedRun;
+  /** Checkpoint mode: the container's complete checkpoints in the store after retention, newest first. */
+  storedCheckpoints?: string[];
 }
 
 export interface ResumedRun {

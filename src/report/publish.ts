@@ -1,4 +1,4 @@
-import { copyFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import * as core from '@actions/core';
 import { uploadRunArtifact } from './artifact.js';
@@ -9,11 +9,14 @@ export interface Publication {
   checkpointName: string;
   uploadArtifact: boolean;
   artifactName: string;
+  artifactRetentionDays?: number;
   metadata: MigrationMetadata;
   /** Mode-specific outputs besides the common ones. */
   outputs?: Record<string, string | number | undefined>;
   /** Small files for the artifact beside metadata.json (a checkpoint manifest): never memory pages. */
   files?: string[];
+  /** Text files to write beside metadata.json and upload with it (CRIU's log lines of a failure). */
+  notes?: { file: string; text: string }[];
   log: { info(message: string): void; warning(message: string): void };
   env: NodeJS.ProcessEnv;
 }
@@ -34,6 +37,11 @@ export async function publish(publication: Publication): Promise<void> {
   const path = join(dir, 'metadata.json');
   await writeMetadata(path, metadata);
   const files = [path];
+  for (const note of publication.notes ?? []) {
+    const file = join(dir, note.file);
+    await writeFile(file, note.text.endsWith('\n') ? note.text : `${note.text}\n`, { mode: 0o600 });
+    files.push(file);
+  }
   for (const extra of publication.files ?? []) {
     const copy = join(dir, basename(extra));
     if (copy !== extra) await copyFile(extra, copy);
@@ -49,7 +57,12 @@ export async function publish(publication: Publication): Promise<void> {
   let artifactId = '';
   if (publication.uploadArtifact) {
     const outcome = await uploadRunArtifact(
-      { name: publication.artifactName, files, rootDirectory: dir },
+      {
+        name: publication.artifactName,
+        files,
+        rootDirectory: dir,
+        ...(publication.artifactRetentionDays ? { retentionDays: publication.artifactRetentionDays } : {}),
+      },
       { env },
     );
     if (outcome.uploaded) {
@@ -66,4 +79,14 @@ export async function publish(publication: Publication): Promise<void> {
   outputs['artifact-id'] = artifactId;
   for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value ?? '');
   if (env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
+}
+
+/** CRIU's own lines of a failed dump or restore, for the artifact. */
+export function criuNotes(
+  error: { code: string; detail?: string } | undefined,
+): { file: string; text: string }[] {
+  if (!error?.detail || (error.code !== 'CHECKPOINT_FAILED' && error.code !== 'RESTORE_FAILED')) return [];
+  return [
+    { file: error.code === 'CHECKPOINT_FAILED' ? 'criu-dump.log' : 'criu-restore.log', text: error.detail },
+  ];
 }

@@ -33,6 +33,13 @@ const STATUS_LABELS: Record<RunStatus, string> = {
   failed: '❌ failed',
 };
 
+const HEADINGS: Record<MigrationMetadata['run']['mode'], string> = {
+  migrate: 'Container migration',
+  preflight: 'Migration preflight',
+  checkpoint: 'Container checkpoint',
+  restore: 'Container restore',
+};
+
 const STREAM_LABELS: Record<StreamKind, string> = {
   checkpoint: 'checkpoint images',
   writableLayer: 'writable layer',
@@ -75,7 +82,7 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     if (stream)
       add(
         `Stream: ${STREAM_LABELS[kind]}`,
-        `${formatBytes(stream.bytes)}, sha256 ${stream.sha256.slice(0, 16)}…`,
+        `${formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`,
       );
   }
   for (const phase of PHASES) {
@@ -90,6 +97,8 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     add('What to do', error.remedy);
   }
   for (const leftover of metadata.leftovers ?? []) add('Left to clean up', leftover);
+  if (metadata.storedCheckpoints)
+    add('Checkpoints in the store', metadata.storedCheckpoints.join(', ') || 'none');
   const resumed = metadata.resumed;
   if (resumed) {
     const how =
@@ -113,7 +122,7 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
 
 export async function writeSummary(summary: SummaryLike, metadata: MigrationMetadata): Promise<void> {
   summary
-    .addHeading(`Container migration: ${escapeHtml(metadata.container.name)}`, 2)
+    .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
     .addTable(renderSummaryRows(metadata));
   if (metadata.timings.downtimeMs !== undefined) {
     summary.addRaw(

@@ -146,4 +146,39 @@ describe('restore mode', () => {
     );
     expect(run.stdout).toMatch(/complete checkpoints: (rs-bad, rs-1|rs-1, rs-bad)/);
   });
+
+  it('refuses a running container of that name even with replace, and replaces a stopped one when asked', async () => {
+    const inputs = {
+      ...common(),
+      mode: 'restore',
+      source: bed.host1,
+      'store-host': bed.host2,
+      target: bed.host2,
+      'checkpoint-name': 'rs-1',
+      'verify-stable-seconds': '1',
+    };
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+    await onHost(bed, bed.host2, `docker run -d --name ${name} ${bed.image} sleep 600`);
+    const running = await runAction({ ...inputs, replace: 'true' });
+    expect(running.exitCode).toBe(1);
+    expect(running.stdout).toMatch(
+      /TARGET_NAME_TAKEN: the target already has a container named e2e-restore \(running\)/,
+    );
+    const before = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true });
+
+    await onHost(bed, bed.host2, `docker stop -t 1 ${name}`);
+    const refused = await runAction(inputs);
+    expect(refused.stdout).toMatch(
+      /TARGET_NAME_TAKEN: the target already has a container named e2e-restore \(exited\)/,
+    );
+    expect(refused.stdout).toContain('set replace: true');
+    const replaced = await runAction({ ...inputs, replace: 'true' });
+    expect(replaced.exitCode, replaced.stdout).toBe(0);
+    expect(replaced.stdout).toContain('replace: removed the stopped container e2e-restore');
+    const after = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
+    expect(after).not.toBe(before);
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    expect(parseCounter(await containerLogs(bed, bed.host2, name)).length).toBeGreaterThan(0);
+  });
 });

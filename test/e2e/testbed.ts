@@ -10,8 +10,11 @@ export const TESTBED_ENV = process.env.TESTBED_ENV ?? '/var/lib/criu-migrate-tes
 export interface Testbed {
   host1: string;
   host2: string;
+  /** Checkpoint store: sshd only, no dockerd; what runs there may rely on sh, tar and sha256sum only. */
+  host3: string;
   host1Pid: number;
   host2Pid: number;
+  host3Pid: number;
   sshKeyPath: string;
   knownHostsPath: string;
   image: string;
@@ -34,8 +37,10 @@ export function loadTestbed(): Testbed {
   return {
     host1: need('TESTBED_HOST1'),
     host2: need('TESTBED_HOST2'),
+    host3: need('TESTBED_HOST3'),
     host1Pid: Number(need('TESTBED_HOST1_PID')),
     host2Pid: Number(need('TESTBED_HOST2_PID')),
+    host3Pid: Number(need('TESTBED_HOST3_PID')),
     sshKeyPath: need('TESTBED_SSH_KEY'),
     knownHostsPath: need('TESTBED_KNOWN_HOSTS'),
     image: need('TESTBED_IMAGE'),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops exactly what up.sh started: every process in each host's mount
-# namespace (dockerd first, so it can stop its containers), then the host.
+# namespace (dockerd first, so it can stop its containers; the store host has
+# none), then the host.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ns_members() { local ns=$1 p; for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"; done; return 0; }
@@ -27,7 +28,7 @@ stop_host() {
   rm -f "$dir/pid"
 }
 
-for n in 1 2; do stop_host "$n"; done
+for n in $TESTBED_HOSTS; do stop_host "$n"; done
 # Containers' cgroups outlive a killed daemon on cgroup v1; remove the empty ones.
 find /sys/fs/cgroup/*/docker -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
 log "test bed down"

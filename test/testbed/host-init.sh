@@ -3,14 +3,16 @@
 # builds the host's root (overlay on the shared trixie root), pivots into it,
 # then starts sshd (machine network, own loopback address) and dockerd (own
 # network namespace) and waits. Killing this host's processes removes its mounts.
+# Role "store" (6th argument): sshd only, no dockerd and no /var/lib/docker bind.
 set -euo pipefail
-n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5
+n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5 role=${6:-docker}
+case $role in docker | store) ;; *) echo "host-init: unknown role $role" >&2; exit 2 ;; esac
 merged=$hostdir/merged
 
 mount --make-rprivate /
 mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$hostdir/upper,workdir=$hostdir/work" "$merged"
 # overlay2 refuses an overlay root as its backing store: Docker gets real ext4.
-mount --bind "$hostdir/docker" "$merged/var/lib/docker"
+[ "$role" = store ] || mount --bind "$hostdir/docker" "$merged/var/lib/docker"
 mount -t proc proc "$merged/proc"
 mount --rbind /sys "$merged/sys"
 mount --rbind /dev "$merged/dev"
@@ -30,8 +32,10 @@ ln -sfn /run /var/run 2>/dev/null || true
 /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config -o "ListenAddress=$addr:$port" >/var/log/testbed-sshd.log 2>&1 &
 echo $! >/run/testbed-sshd.pid
 
-unshare -n bash -c 'ip link set lo up; exec dockerd --config-file /etc/docker/daemon.json' >/var/log/testbed-dockerd.log 2>&1 </dev/null &
-echo $! >/run/testbed-dockerd.pid
+if [ "$role" = docker ]; then
+  unshare -n bash -c 'ip link set lo up; exec dockerd --config-file /etc/docker/daemon.json' >/var/log/testbed-dockerd.log 2>&1 </dev/null &
+  echo $! >/run/testbed-dockerd.pid
+fi
 
 echo ready >/run/testbed-started
 # This process is the host's handle (its PID is in the env file): it must outlive the

@@ -6,6 +6,11 @@ TESTBED_CACHE=${TESTBED_CACHE:-/var/cache/criu-migrate-testbed}
 TESTBED_STATE=${TESTBED_STATE:-/var/lib/criu-migrate-testbed}
 TESTBED_HOST1_ADDR=${TESTBED_HOST1_ADDR:-127.0.0.2}
 TESTBED_HOST2_ADDR=${TESTBED_HOST2_ADDR:-127.0.0.3}
+# Host 3 is a checkpoint store (sshd only). Its default follows host 2 (127.0.0.3 -> .4),
+# so a second bed started with other addresses (the bench's .6/.7 -> .8) never takes ours.
+if [ -z "${TESTBED_HOST3_ADDR:-}" ]; then
+  TESTBED_HOST3_ADDR=${TESTBED_HOST2_ADDR%.*}.$((${TESTBED_HOST2_ADDR##*.} + 1))
+fi
 TESTBED_SSH_PORT=${TESTBED_SSH_PORT:-22}
 # Everything a runner needs to reach the hosts: client key, known_hosts, env file.
 TESTBED_OUT=${TESTBED_OUT:-$TESTBED_STATE/client}
@@ -33,5 +38,8 @@ debian_mirror() {
   echo "${uri%/}"
 }
 
-host_addr() { if [ "$1" = 1 ]; then echo "$TESTBED_HOST1_ADDR"; else echo "$TESTBED_HOST2_ADDR"; fi; }
+TESTBED_HOSTS="1 2 3"
+host_addr() { case $1 in 1) echo "$TESTBED_HOST1_ADDR" ;; 2) echo "$TESTBED_HOST2_ADDR" ;; 3) echo "$TESTBED_HOST3_ADDR" ;; esac; }
+# docker: sshd and dockerd; store: sshd only (a checkpoint store needs sh, tar and sha256sum).
+host_role() { if [ "$1" = 3 ]; then echo store; else echo docker; fi; }
 host_dir() { echo "$TESTBED_STATE/host$1"; }

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Brings up two test bed hosts, each with its own root, sshd and dockerd.
+# Brings up three test bed hosts, each with its own root and sshd: hosts 1 and 2
+# also run dockerd; host 3 is a checkpoint store with sshd only.
 # Idempotent: hosts already up are left as they are.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [ "$(id -u)" = 0 ] || die "the test bed needs root"
+# Two sshds cannot share an address, and a derived host 3 address can run past .255.
+[ "$(printf '%s\n' "$TESTBED_HOST1_ADDR" "$TESTBED_HOST2_ADDR" "$TESTBED_HOST3_ADDR" | sort -u | wc -l)" = 3 ] \
+  || die "host addresses must differ: $TESTBED_HOST1_ADDR $TESTBED_HOST2_ADDR $TESTBED_HOST3_ADDR"
+[[ $TESTBED_HOST3_ADDR =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ "${TESTBED_HOST3_ADDR##*.}" -le 255 ] \
+  || die "TESTBED_HOST3_ADDR=$TESTBED_HOST3_ADDR is not an address: set it"
 t0=$SECONDS
 rootfs=$(rootfs_dir)
 mkdir -p "$TESTBED_CACHE"
@@ -35,11 +41,14 @@ in_host() { local n=$1; shift; nsenter -t "$(host_pid "$n")" -m -u -- "$@"; }
 prepare_host() {
   local n=$1 dir addr
   dir=$(host_dir "$n"); addr=$(host_addr "$n")
-  mkdir -p "$dir"/{upper,work,merged,docker}
+  mkdir -p "$dir"/{upper,work,merged}
+  # Only a docker host gets the ext4 directory bound on /var/lib/docker.
+  [ "$(host_role "$n")" = store ] || mkdir -p "$dir/docker"
   # A root changed since the upper layer was made would mix two recipes.
   if [ "$(cat "$dir/rootfs" 2>/dev/null)" != "$rootfs" ]; then
     rm -rf "$dir/upper" "$dir/work" "$dir/docker"
-    mkdir -p "$dir"/{upper,work,docker}
+    mkdir -p "$dir"/{upper,work}
+    [ "$(host_role "$n")" = store ] || mkdir -p "$dir/docker"
     echo "$rootfs" >"$dir/rootfs"
   fi
   local up=$dir/upper
@@ -63,6 +72,7 @@ Subsystem sftp internal-sftp
 CFG
   install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$up/root/.ssh/authorized_keys"
   chmod 700 "$up/root/.ssh"
+  [ "$(host_role "$n")" = docker ] || return 0
   cat >"$up/etc/docker/daemon.json" <<CFG
 {
   "experimental": true,
@@ -77,15 +87,27 @@ start_host() {
   local n=$1 dir addr
   dir=$(host_dir "$n"); addr=$(host_addr "$n")
   if host_pid "$n" >/dev/null; then log "host$n already up (pid $(host_pid "$n"))"; return; fi
-  log "starting host$n on $addr:$TESTBED_SSH_PORT"
+  log "starting host$n ($(host_role "$n")) on $addr:$TESTBED_SSH_PORT"
   # setsid: the host must not belong to the caller's session or inherit its descriptors.
-  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$rootfs" "$dir" "$addr" "$TESTBED_SSH_PORT" \
+  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$rootfs" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" \
     </dev/null >"$dir/init.log" 2>&1 &
   echo $! >"$dir/pid"
 }
 
 wait_host() {
-  local n=$1 i
+  local n=$1 i addr
+  if [ "$(host_role "$n")" = store ]; then
+    # No dockerd here: ready once its own sshd is alive and accepts connections.
+    addr=$(host_addr "$n")
+    for i in $(seq 1 40); do
+      if host_pid "$n" >/dev/null && in_host "$n" sh -c 'kill -0 "$(cat /run/testbed-sshd.pid)"' 2>/dev/null \
+        && (exec 3<>"/dev/tcp/$addr/$TESTBED_SSH_PORT") 2>/dev/null; then return 0; fi
+      host_pid "$n" >/dev/null || { cat "$(host_dir "$n")/init.log" >&2; die "host$n exited during start"; }
+      sleep 0.25
+    done
+    in_host "$n" tail -n 30 /var/log/testbed-sshd.log >&2 || true
+    die "host$n: sshd did not listen on $addr:$TESTBED_SSH_PORT within 10 s"
+  fi
   for i in $(seq 1 120); do
     if host_pid "$n" >/dev/null && in_host "$n" docker version >/dev/null 2>&1; then return 0; fi
     host_pid "$n" >/dev/null || { cat "$(host_dir "$n")/init.log" >&2; die "host$n exited during start"; }
@@ -108,12 +130,12 @@ load_image() {
   rm -rf "$d"
 }
 
-for n in 1 2; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
-for n in 1 2; do wait_host "$n"; done
+for n in $TESTBED_HOSTS; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
+for n in $TESTBED_HOSTS; do wait_host "$n"; done
 load_image 1
 
 : >"$TESTBED_OUT/known_hosts.tmp"
-for n in 1 2; do
+for n in $TESTBED_HOSTS; do
   addr=$(host_addr "$n"); dir=$(host_dir "$n")
   hostpat=$addr; [ "$TESTBED_SSH_PORT" = 22 ] || hostpat="[$addr]:$TESTBED_SSH_PORT"
   for type in ed25519 ecdsa; do
@@ -124,14 +146,16 @@ mv "$TESTBED_OUT/known_hosts.tmp" "$TESTBED_OUT/known_hosts"
 cat >"$TESTBED_OUT/env" <<ENV
 TESTBED_HOST1=root@$TESTBED_HOST1_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST2=root@$TESTBED_HOST2_ADDR:$TESTBED_SSH_PORT
+TESTBED_HOST3=root@$TESTBED_HOST3_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST1_PID=$(host_pid 1)
 TESTBED_HOST2_PID=$(host_pid 2)
+TESTBED_HOST3_PID=$(host_pid 3)
 TESTBED_SSH_KEY=$TESTBED_OUT/id_ed25519
 TESTBED_KNOWN_HOSTS=$TESTBED_OUT/known_hosts
 TESTBED_IMAGE=testbed/busybox:1
 ENV
 # Prove the way in works the way the action will use it.
-for n in 1 2; do
+for n in $TESTBED_HOSTS; do
   ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
     -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "root@$(host_addr "$n")" true \
     || die "host$n: ssh login failed"

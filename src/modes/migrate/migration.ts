@@ -228,11 +228,20 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
   const streams: MigrationMetadata['checkpoint']['streams'] = {};
   if (moved) {
-    streams.checkpoint = { bytes: moved.checkpoint.bytes, sha256: moved.checkpoint.sha256 };
-    streams.writableLayer = { bytes: moved.writableLayer.bytes, sha256: moved.writableLayer.sha256 };
+    streams.checkpoint = {
+      bytes: moved.checkpoint.bytes,
+      sha256: moved.checkpoint.sha256,
+      ms: Math.round(moved.checkpoint.ms),
+    };
+    streams.writableLayer = {
+      bytes: moved.writableLayer.bytes,
+      sha256: moved.writableLayer.sha256,
+      ms: Math.round(moved.writableLayer.ms),
+    };
   }
   const imageMove = staged?.imageTransfer;
-  if (imageMove) streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256 };
+  if (imageMove)
+    streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
   const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,

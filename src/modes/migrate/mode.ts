@@ -6,7 +6,7 @@ import { openHost } from '../../host/host-factory.js';
 import { reconnecting } from '../../host/reconnecting.js';
 import { connectHosts } from '../../phases/connect.js';
 import type { MigrationMetadata, ResumedRun } from '../../report/metadata.js';
-import { publish } from '../../report/publish.js';
+import { criuNotes, publish } from '../../report/publish.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { type Runtime, SAVED } from '../../runtime.js';
 import type { MigrateSettings } from '../../settings.js';
@@ -26,10 +26,12 @@ async function report(
   metadata: MigrationMetadata,
   env: NodeJS.ProcessEnv,
   log: Runtime['log'],
+  error?: MigrationError,
 ): Promise<void> {
   await publish({
     ...settings,
     metadata,
+    notes: criuNotes(error),
     env,
     log,
     outputs: {
@@ -187,7 +189,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
     });
     if (!isUnfinished(journal.record)) await archiveEverywhere(durable, journal.record, log);
     if (resumed) outcome.metadata.resumed = resumed;
-    await report(settings, outcome.metadata, runtime.env, log);
+    await report(settings, outcome.metadata, runtime.env, log, outcome.error);
     for (const leftover of outcome.leftovers) core.warning(`left to clean up: ${leftover}`);
     if (outcome.error) core.setFailed(outcome.error.describe());
     else

@@ -1,0 +1,128 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseDocument } from 'yaml';
+
+// The copyable workflows in examples/workflows must keep matching action.yml while
+// its inputs and outputs change: every step that uses this action is checked against it.
+
+const ROOT = new URL('../../', import.meta.url);
+const EXAMPLES_DIR = new URL('examples/workflows/', ROOT);
+const THIS_ACTION = /criu-container-migrate@/;
+
+const EXAMPLES: { file: string; modes: string[] }[] = [
+  { file: 'migrate.yml', modes: ['migrate'] },
+  { file: 'checkpoint.yml', modes: ['checkpoint'] },
+  { file: 'restore.yml', modes: ['restore'] },
+  { file: 'cutover-gate.yml', modes: ['preflight', 'migrate'] },
+];
+
+type Mapping = Record<string, unknown>;
+
+function isMapping(value: unknown): value is Mapping {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses as YAML 1.2 (so `on` stays a key, not the boolean YAML 1.1 makes of it); any error or warning throws. */
+function loadYaml(url: URL): unknown {
+  const doc = parseDocument(readFileSync(url, 'utf8'), { prettyErrors: true, uniqueKeys: true });
+  const problems = [...doc.errors, ...doc.warnings].map((problem) => problem.message);
+  if (problems.length > 0) throw new Error(`${url.pathname}:\n${problems.join('\n')}`);
+  return doc.toJS();
+}
+
+function mapping(value: unknown, what: string): Mapping {
+  if (!isMapping(value)) throw new Error(`${what} is not a mapping`);
+  return value;
+}
+
+const action = mapping(loadYaml(new URL('action.yml', ROOT)), 'action.yml');
+const inputs = mapping(action.inputs, 'action.yml inputs');
+const outputs = mapping(action.outputs, 'action.yml outputs');
+const requiredInputs = Object.keys(inputs).filter((name) => {
+  const required = mapping(inputs[name], `input ${name}`).required;
+  return required === true || required === 'true';
+});
+const defaultMode = String(mapping(inputs.mode, 'input mode').default);
+
+interface ActionStep {
+  where: string;
+  id: string | undefined;
+  with: Mapping;
+}
+
+function loadWorkflow(file: string): Mapping {
+  return mapping(loadYaml(new URL(file, EXAMPLES_DIR)), file);
+}
+
+/** Every step, in every job, whose uses: is this action. */
+function actionSteps(workflow: Mapping): ActionStep[] {
+  return Object.entries(mapping(workflow.jobs, 'jobs')).flatMap(([jobId, job]) => {
+    const steps = mapping(job, `job ${jobId}`).steps;
+    if (!Array.isArray(steps)) return [];
+    return steps.flatMap((step: unknown, index) => {
+      if (!isMapping(step) || typeof step.uses !== 'string' || !THIS_ACTION.test(step.uses)) return [];
+      const id = typeof step.id === 'string' ? step.id : undefined;
+      return [{ where: `${jobId}.steps[${index}]`, id, with: isMapping(step.with) ? step.with : {} }];
+    });
+  });
+}
+
+describe('action.yml', () => {
+  it('declares inputs, among them required ones, and outputs', () => {
+    expect(Object.keys(inputs).length).toBeGreaterThan(0);
+    expect(requiredInputs.length).toBeGreaterThan(0);
+    expect(Object.keys(outputs).length).toBeGreaterThan(0);
+  });
+});
+
+describe('examples/workflows', () => {
+  it('holds exactly the examples listed here, so a new one is checked too', () => {
+    const found = readdirSync(EXAMPLES_DIR).filter((name) => /\.ya?ml$/.test(name));
+    expect(found.sort()).toEqual(EXAMPLES.map(({ file }) => file).sort());
+  });
+
+  it.each(EXAMPLES)('$file exists', ({ file }) => {
+    expect(existsSync(new URL(file, EXAMPLES_DIR))).toBe(true);
+  });
+
+  it.each(EXAMPLES)('$file parses as a workflow with on and jobs, each job with steps', ({ file }) => {
+    const workflow = loadWorkflow(file);
+    expect(workflow).toHaveProperty('on');
+    expect(workflow.on).toBeTruthy();
+    const jobs = mapping(workflow.jobs, `${file} jobs`);
+    expect(Object.keys(jobs).length).toBeGreaterThan(0);
+    for (const [jobId, job] of Object.entries(jobs)) {
+      const { steps } = mapping(job, `${file} job ${jobId}`);
+      expect(Array.isArray(steps) && steps.length > 0, `${file}: job ${jobId} has no steps`).toBe(true);
+    }
+  });
+
+  it.each(EXAMPLES)('$file uses the action in modes $modes', ({ file, modes }) => {
+    const used = actionSteps(loadWorkflow(file)).map((step) => String(step.with.mode ?? defaultMode));
+    expect(used).toEqual(modes);
+  });
+
+  it.each(EXAMPLES)('$file passes the action only inputs action.yml declares', ({ file }) => {
+    for (const step of actionSteps(loadWorkflow(file))) {
+      const undeclared = Object.keys(step.with).filter((key) => !Object.hasOwn(inputs, key));
+      expect(undeclared, `${file} ${step.where}: inputs not in action.yml`).toEqual([]);
+    }
+  });
+
+  it.each(EXAMPLES)('$file gives the action every required input', ({ file }) => {
+    for (const step of actionSteps(loadWorkflow(file))) {
+      const missing = requiredInputs.filter((name) => step.with[name] == null || step.with[name] === '');
+      expect(missing, `${file} ${step.where}: required inputs not given`).toEqual([]);
+    }
+  });
+
+  it.each(EXAMPLES)('$file reads only outputs action.yml declares', ({ file }) => {
+    const ids = new Set(actionSteps(loadWorkflow(file)).flatMap((step) => (step.id ? [step.id] : [])));
+    const text = readFileSync(new URL(file, EXAMPLES_DIR), 'utf8');
+    const read = [...text.matchAll(/steps\.([\w-]+)\.outputs\.([\w-]+)/g)].filter(([, id]) =>
+      ids.has(id ?? ''),
+    );
+    const undeclared = read.map(([, , name]) => name ?? '').filter((name) => !Object.hasOwn(outputs, name));
+    expect(undeclared, `${file}: outputs not in action.yml`).toEqual([]);
+  });
+});
