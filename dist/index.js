@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(56003);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(20720);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 56003:
+/***/ 20720:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53063,13 +53063,13 @@ var external_node_events_ = __nccwpck_require__(78474);
 var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
-// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
-var shell_quote = __nccwpck_require__(26591);
 ;// CONCATENATED MODULE: ./src/host/host.ts
 function describeHost(host) {
     return `${host.role} ${host.address}`;
 }
 
+// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
+var shell_quote = __nccwpck_require__(26591);
 ;// CONCATENATED MODULE: ./src/host/shell.ts
 
 
@@ -53121,6 +53121,45 @@ function appendNotes(stderr, notes) {
 function oneLine(command) {
     const flat = command.replace(/\s+/g, ' ').trim();
     return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
+;// CONCATENATED MODULE: ./src/engine/engine.ts
+
+/**
+ * A command of the container engine that failed. The engine knows only the
+ * command and its answer; the phase that called it knows what it means and
+ * maps it to a stable code with `as()`.
+ */
+class EngineError extends MigrationError {
+    command;
+    exitCode;
+    stderr;
+    constructor(command, exitCode, stderr, message, context) {
+        super('COMMAND_FAILED', message, { ...context, detail: stderr.trim() || undefined });
+        this.command = command;
+        this.exitCode = exitCode;
+        this.stderr = stderr;
+        this.name = 'EngineError';
+    }
+    /** The same failure under the code of the step that met it. */
+    as(code, remedy) {
+        return new MigrationError(code, this.message, {
+            step: this.step,
+            host: this.host,
+            detail: this.detail,
+            remedy: remedy ?? this.remedy,
+            cause: this,
+        });
+    }
+}
+/** Runs an engine call and gives its failure the caller's code; other errors pass through. */
+async function mapped(call, code, remedy) {
+    try {
+        return await call;
+    }
+    catch (error) {
+        throw error instanceof EngineError ? error.as(code, remedy) : error;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
@@ -53520,25 +53559,47 @@ function containerName(inspect) {
 ;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
 
 
-/** Thin typed wrapper over the `docker` CLI of one host. */
+
+
+/** Docker's and containerd's places on a host that the action relies on. */
+const DOCKER_LAYOUT = {
+    /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
+    taskBundles: (root) => [
+        `${root}/containerd/daemon/io.containerd.runtime.v2.task/moby`,
+        '/run/containerd/io.containerd.runtime.v2.task/moby',
+    ],
+    /** Where Docker's runc keeps container state, newest layouts first. */
+    runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
+};
+const DOCKER_TIMEOUT_MS = 120_000;
+/** Thin typed wrapper over the `docker` CLI of one host; every failure is an EngineError. */
 class DockerCli {
     host;
     constructor(host) {
         this.host = host;
     }
-    async docker(args, step, code, what) {
-        const result = await runChecked(this.host, shellQuote(['docker', ...args]), { step, code, what });
-        return result.stdout;
+    async exec(command, step, what, options = {}) {
+        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS, ...options });
+        if (result.exitCode === 0)
+            return result.stdout;
+        const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
+        throw new EngineError(command, result.exitCode, result.stderr || result.stdout, `${what} failed: ${status}`, {
+            step,
+            host: describeHost(this.host),
+        });
+    }
+    docker(args, step, what = `docker ${args[0]}`) {
+        return this.exec(shellQuote(['docker', ...args]), step, what);
     }
     /** The container, or undefined when the host has none by that name or ID. */
     async inspectContainer(ref, step) {
         const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
-        let result = await this.host.run(command);
+        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS });
         if (result.exitCode !== 0) {
             if (/no such (container|object)/i.test(result.stderr))
                 return undefined;
             // Once more, failing with the step and host named if it fails again.
-            result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
+            return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
         }
         return parseContainerInspect(result.stdout);
     }
@@ -53552,28 +53613,65 @@ class DockerCli {
         const out = await this.docker(['ps', '-aq', '--no-trunc', '--filter', `ancestor=${imageId}`], 'rollback');
         return out.split('\n').filter(Boolean);
     }
-    async create(args, step) {
-        const out = await this.docker(['create', ...args], step, 'TARGET_CREATE_FAILED', 'docker create');
+    async inspectContainerRaw(ref, step) {
+        const out = await this.docker(['container', 'inspect', '--', ref], step, 'docker container inspect');
+        return JSON.parse(out)[0];
+    }
+    async imageConfig(imageId, step) {
+        const out = await this.docker(['image', 'inspect', '--', imageId], step, 'docker image inspect');
+        return { config: parseImageInspect(out).Config, raw: JSON.parse(out)[0] };
+    }
+    async tagImage(imageId, ref, step) {
+        await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
+    }
+    async createWithEnvFile(args, env, envDir, step) {
+        const command = [
+            `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
+            `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
+            'rm -rf "$d"; exit $s',
+        ].join('\n');
+        const out = await this.exec(command, step, 'docker create', {
+            input: env.map((line) => `${line}\n`).join(''),
+        });
         const id = out.trim().split('\n').pop() ?? '';
-        if (!/^[0-9a-f]{64}$/.test(id))
-            throw new Error(`docker create printed no container ID: ${out}`);
+        if (!/^[0-9a-f]{64}$/.test(id)) {
+            throw new EngineError(command, 0, out, 'docker create printed no container ID', {
+                step,
+                host: describeHost(this.host),
+            });
+        }
         return id;
     }
     async pause(id, step) {
-        await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
+        await this.docker(['pause', id], step);
     }
-    async unpause(id, step, code = 'COMMAND_FAILED') {
-        await this.docker(['unpause', id], step, code, 'docker unpause');
+    async unpause(id, step) {
+        await this.docker(['unpause', id], step);
     }
     async startFromCheckpoint(id, checkpoint, step) {
-        await this.docker(['start', '--checkpoint', checkpoint, id], step, 'RESTORE_FAILED', 'docker start --checkpoint');
+        await this.exec(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]), step, 'docker start --checkpoint', {
+            timeoutMs: 10 * 60_000,
+        });
     }
     async setRestartPolicy(id, policy, step) {
-        await this.docker(['update', '--restart', policy, id], step, 'SOURCE_STOP_FAILED', 'docker update --restart');
+        await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
     }
     /** SIGKILL: a frozen container dies without running another instruction. */
     async kill(id, step) {
-        await this.docker(['kill', '--signal', 'KILL', id], step, 'SOURCE_STOP_FAILED', 'docker kill');
+        await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
+    }
+    saveImageCommand(ref) {
+        return shellQuote(['docker', 'save', ref]);
+    }
+    loadImageCommand() {
+        return shellQuote(['docker', 'load', '--quiet']);
+    }
+    checkpointDir(root, containerId, checkpoint) {
+        // moby#37344: docker start --checkpoint-dir is refused, so only this place works.
+        return `${root}/containers/${containerId}/checkpoints/${checkpoint}`;
+    }
+    restoreLogPaths(root, containerId) {
+        return DOCKER_LAYOUT.taskBundles(root).map((dir) => `${dir}/${containerId}/restore.log`);
     }
     async remove(id, step, options = {}) {
         const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
@@ -53591,10 +53689,7 @@ class DockerCli {
             return true;
         if (/no such container/i.test(result.stderr))
             return false;
-        await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
-            step,
-            what: 'docker rm',
-        });
+        await this.exec(shellQuote(['docker', 'rm', '--force', '--', ref]), step, 'docker rm');
         return true;
     }
     async removeImage(id, step) {
@@ -53605,7 +53700,7 @@ class DockerCli {
         const result = await this.host.run(command);
         if (result.exitCode === 0)
             return result.stdout;
-        return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
+        return this.exec(command, step, 'docker logs');
     }
     /** Command lines of the container's processes, as `docker top` shows them. */
     async processes(id, step) {
@@ -55339,21 +55434,23 @@ async function releaseLock(host, container, token) {
 
 
 
-/** Where Docker's runc keeps container state, newest layouts first. */
-const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'];
+
+
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
 async function prepareCheckpoint(ctx, container) {
     const name = ctx.settings.checkpointName;
-    const probe = RUNC_ROOTS.map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`).join(' || ');
+    const probe = DOCKER_LAYOUT.runcRoots
+        .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
+        .join(' || ');
     const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
     const runcRoot = found.stdout.trim().split('\n')[0];
     if (!runcRoot) {
         throw new MigrationError('RUNTIME_UNSUPPORTED', `runc has no state for container ${container.Id.slice(0, 12)}`, {
             step: 'checkpoint',
             host: describeHost(ctx.source),
-            detail: `looked in ${RUNC_ROOTS.join(', ')}`,
+            detail: `looked in ${DOCKER_LAYOUT.runcRoots.join(', ')}`,
             remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
         });
     }
@@ -55374,7 +55471,7 @@ async function prepareCheckpoint(ctx, container) {
 async function freezeAndDump(ctx, container, prepared) {
     const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
     const frozenAt = ctx.clock();
-    await ctx.sourceDocker.pause(container.Id, 'checkpoint');
+    await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     await ctx.journal.done(paused, 'source');
     const dumpStart = ctx.clock();
     const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
@@ -56886,6 +56983,7 @@ async function allManifests(host, store) {
 
 
 
+
 const COMMAND_TIMEOUT_MS = 120_000;
 function sameLocation(a, b) {
     if (a.kind === 'local' || b.kind === 'local')
@@ -57130,10 +57228,7 @@ async function checkpointInto(ctx, onFrozen) {
     }
     const [facts, imageInspect, codec] = await Promise.all([
         gatherHostFacts(ctx.source),
-        runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
-            step: 'checkpoint',
-            what: 'docker image inspect',
-        }),
+        ctx.sourceDocker.imageConfig(container.Image, 'checkpoint'),
         negotiateCodec(ctx),
     ]);
     const imageRef = container.Config.Image ?? container.Image;
@@ -57152,7 +57247,7 @@ async function checkpointInto(ctx, onFrozen) {
     });
     const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)));
     if (settings.leaveRunning) {
-        await ctx.sourceDocker.unpause(container.Id, 'checkpoint', 'CHECKPOINT_FAILED');
+        await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     }
     const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
     onFrozen(frozenMs);
@@ -57168,7 +57263,7 @@ async function checkpointInto(ctx, onFrozen) {
     const workRoot = prepared.imagesDir.replace(/\/images$/, '');
     const criu = withCodec(codec, shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']), `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`);
     const layer = withCodec(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']), `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`);
-    const saved = withCodec(codec, shellQuote(['docker', 'save', container.Image]), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
+    const saved = withCodec(codec, ctx.sourceDocker.saveImageCommand(container.Image), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
     const streamOptions = (label) => ({ label, step: 'store', log });
     const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => Promise.all([
         streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
@@ -57193,13 +57288,9 @@ async function checkpointInto(ctx, onFrozen) {
     });
     const [imageBytes = '0', imageSha = ''] = imageSum.stdout.trim().split(' ');
     // docker inspect as Docker printed it, so a restore parses it as it would a live container.
-    const rawContainer = await runChecked(ctx.source, shellQuote(['docker', 'container', 'inspect', '--', container.Id]), {
-        step: 'store',
-        what: 'docker container inspect',
-    });
     const config = {
-        container: JSON.parse(rawContainer.stdout)[0],
-        image: JSON.parse(imageInspect.stdout)[0],
+        container: await ctx.sourceDocker.inspectContainerRaw(container.Id, 'store'),
+        image: imageInspect.raw,
     };
     await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
         step: 'store',
@@ -59822,15 +59913,8 @@ async function preflight(ctx) {
 
 
 
-const RESTORE_TIMEOUT_MS = 10 * 60_000;
+
 const CRIU_LOG_LINES = 25;
-/** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
-function restoreLogPaths(dockerRoot, containerId) {
-    return [
-        `${dockerRoot}/containerd/daemon/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
-        `/run/containerd/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
-    ];
-}
 /**
  * The lines of a CRIU log worth showing: its error lines, then its last lines
  * (where CRIU stopped; not every cause is logged as an Error).
@@ -59853,27 +59937,30 @@ async function restore(ctx, staged, dumped, dockerRoot) {
         { kind: 'restore-started', containerId: staged.targetContainerId },
     ], 'target');
     const starting = entries[1];
-    const follower = await followCriuLog(ctx, restoreLogPaths(dockerRoot, staged.targetContainerId));
-    const result = await ctx.target.run(shellQuote([
-        'docker',
-        'start',
-        '--checkpoint',
-        ctx.settings.checkpointName,
-        '--',
-        staged.targetContainerId,
-    ]), { timeoutMs: RESTORE_TIMEOUT_MS });
+    const follower = await followCriuLog(ctx, ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId));
+    let failed;
+    try {
+        await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
+    }
+    catch (error) {
+        if (!(error instanceof EngineError)) {
+            await follower.stop(true);
+            throw error;
+        }
+        failed = error;
+    }
     const runningAt = ctx.clock();
-    const criuLog = await follower.stop(result.exitCode !== 0);
-    if (result.exitCode !== 0) {
+    const criuLog = await follower.stop(failed !== undefined);
+    if (failed) {
         // The CLI never reached the daemon: nothing can be running on the target.
-        if (/Cannot connect to the Docker daemon/i.test(result.stderr))
+        if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
             await ctx.journal.abandon(starting, 'target');
         await removeRestoreCopies(ctx, dumped.inventorySha256);
         const excerpt = criuLogExcerpt(criuLog);
         throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
             step: 'restore',
             host: describeHost(ctx.target),
-            detail: [result.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
+            detail: [failed.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
             remedy: "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
         });
     }
@@ -59961,7 +60048,6 @@ function inspectShapeProblems(container) {
 
 
 
-
 function stage_containerName(container) {
     return container.Name.replace(/^\//, '');
 }
@@ -59991,15 +60077,12 @@ async function stage(ctx, container, targetDockerRoot, codec) {
     if (targetImageId === imageId) {
         ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
         if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-            await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
-                step: 'stage',
-                what: 'docker image tag',
-            });
+            await ctx.targetDocker.tagImage(imageId, imageRef, 'stage');
         }
     }
     else {
         ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
-        const image = withCodec(codec, shellQuote(['docker', 'save', imageRef]), shellQuote(['docker', 'load', '--quiet']));
+        const image = withCodec(codec, ctx.sourceDocker.saveImageCommand(imageRef), ctx.targetDocker.loadImageCommand());
         imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
             label: 'image',
             step: 'stage',
@@ -60017,11 +60100,7 @@ async function stage(ctx, container, targetDockerRoot, codec) {
     }
     ctx.signal.throwIfAborted();
     // With the image's own config, settings the container merely inherited are left to the image.
-    const image = await runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
-        step: 'stage',
-        what: 'docker image inspect',
-    });
-    const imageConfig = parseImageInspect(image.stdout).Config;
+    const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
     return { imageRef, imageTransfer, ...created };
 }
@@ -60041,24 +60120,7 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
     const envDir = `${targetWork}/create`;
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
     const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
-    const result = await runChecked(ctx.target, [
-        `${PRIVATE} d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-        `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
-        'rm -rf "$d"; exit $s',
-    ].join('\n'), {
-        step: 'stage',
-        code: 'TARGET_CREATE_FAILED',
-        what: 'docker create',
-        options: { input: env.map((line) => `${line}\n`).join(''), timeoutMs: 120_000 },
-    });
-    const targetContainerId = result.stdout.trim().split('\n').pop() ?? '';
-    if (!/^[0-9a-f]{64}$/.test(targetContainerId)) {
-        throw new MigrationError('TARGET_CREATE_FAILED', 'docker create printed no container ID', {
-            step: 'stage',
-            host: describeHost(ctx.target),
-            detail: result.stdout,
-        });
-    }
+    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'), 'TARGET_CREATE_FAILED');
     await ctx.journal.done(created, 'target', { containerId: targetContainerId });
     const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
     const upper = inspected?.GraphDriver?.Data?.UpperDir;
@@ -60074,7 +60136,7 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
         targetContainerId,
         targetName,
         targetUpperDir: upper,
-        targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
+        targetCheckpointDir: ctx.targetDocker.checkpointDir(targetDockerRoot, targetContainerId, ctx.settings.checkpointName),
     };
 }
 
@@ -61101,7 +61163,7 @@ async function restoreFromStore(ctx, onFound) {
     // The image, when the target lacks it: from the store, once per image ID.
     const imageId = manifest.container.imageId;
     if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
-        const load = withCodec(codec, shellQuote(['cat', `${storePath}/${manifest.image.path}`]), shellQuote(['docker', 'load', '--quiet']));
+        const load = withCodec(codec, shellQuote(['cat', `${storePath}/${manifest.image.path}`]), ctx.targetDocker.loadImageCommand());
         await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => timer.time('stage', () => streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
             label: 'image',
             step: 'restore',
@@ -61111,10 +61173,7 @@ async function restoreFromStore(ctx, onFound) {
     }
     const imageRef = manifest.container.imageRef;
     if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-        await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
-            step: 'restore',
-            what: 'docker image tag',
-        });
+        await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
     }
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);

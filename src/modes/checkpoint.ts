@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { mapped } from '../engine/engine.js';
 import { asMigrationError, errorMessage, inStep, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -311,10 +312,7 @@ async function checkpointInto(
   }
   const [facts, imageInspect, codec] = await Promise.all([
     gatherHostFacts(ctx.source),
-    runChecked(ctx.source, shellQuote(['docker', 'image', 'inspect', '--', container.Image]), {
-      step: 'checkpoint',
-      what: 'docker image inspect',
-    }),
+    ctx.sourceDocker.imageConfig(container.Image, 'checkpoint'),
     negotiateCodec(ctx),
   ]);
   const imageRef = container.Config.Image ?? container.Image;
@@ -345,7 +343,7 @@ async function checkpointInto(
     timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)),
   );
   if (settings.leaveRunning) {
-    await ctx.sourceDocker.unpause(container.Id, 'checkpoint', 'CHECKPOINT_FAILED');
+    await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   }
   const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
   onFrozen(frozenMs);
@@ -378,7 +376,7 @@ async function checkpointInto(
   );
   const saved = withCodec(
     codec,
-    shellQuote(['docker', 'save', container.Image]),
+    ctx.sourceDocker.saveImageCommand(container.Image),
     `${PRIVATE} cat >${shellQuote([imageTemp])}`,
   );
   const streamOptions = (label: string) => ({ label, step: 'store', log });
@@ -413,17 +411,9 @@ async function checkpointInto(
   });
   const [imageBytes = '0', imageSha = ''] = imageSum.stdout.trim().split(' ');
   // docker inspect as Docker printed it, so a restore parses it as it would a live container.
-  const rawContainer = await runChecked(
-    ctx.source,
-    shellQuote(['docker', 'container', 'inspect', '--', container.Id]),
-    {
-      step: 'store',
-      what: 'docker container inspect',
-    },
-  );
   const config: StoredConfig = {
-    container: (JSON.parse(rawContainer.stdout) as unknown[])[0],
-    image: (JSON.parse(imageInspect.stdout) as unknown[])[0],
+    container: await ctx.sourceDocker.inspectContainerRaw(container.Id, 'store'),
+    image: imageInspect.raw,
   };
   await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
     step: 'store',

@@ -383,7 +383,7 @@ async function restoreFromStore(
     const load = withCodec(
       codec,
       shellQuote(['cat', `${storePath}/${manifest.image.path}`]),
-      shellQuote(['docker', 'load', '--quiet']),
+      ctx.targetDocker.loadImageCommand(),
     );
     await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
       timer.time('stage', () =>
@@ -398,10 +398,7 @@ async function restoreFromStore(
   }
   const imageRef = manifest.container.imageRef;
   if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-    await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
-      step: 'restore',
-      what: 'docker image tag',
-    });
+    await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
   }
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);

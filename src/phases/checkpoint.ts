@@ -1,14 +1,13 @@
 import { parseDumpStats } from '../criu/stats.js';
+import { DOCKER_LAYOUT } from '../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
 import type { CriuStats } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import type { Named, RunContext } from './context.js';
-
-/** Where Docker's runc keeps container state, newest layouts first. */
-export const RUNC_ROOTS = ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'] as const;
 
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
@@ -37,9 +36,11 @@ export async function prepareCheckpoint(
   container: ContainerInspect,
 ): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
-  const probe = RUNC_ROOTS.map(
-    (root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`,
-  ).join(' || ');
+  const probe = DOCKER_LAYOUT.runcRoots
+    .map(
+      (root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`,
+    )
+    .join(' || ');
   const found = await ctx.source.run(`${probe} || true`, { timeoutMs: 30_000 });
   const runcRoot = found.stdout.trim().split('\n')[0];
   if (!runcRoot) {
@@ -49,7 +50,7 @@ export async function prepareCheckpoint(
       {
         step: 'checkpoint',
         host: describeHost(ctx.source),
-        detail: `looked in ${RUNC_ROOTS.join(', ')}`,
+        detail: `looked in ${DOCKER_LAYOUT.runcRoots.join(', ')}`,
         remedy:
           'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
       },
@@ -81,7 +82,7 @@ export async function freezeAndDump(
 ): Promise<CheckpointResult> {
   const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
   const frozenAt = ctx.clock();
-  await ctx.sourceDocker.pause(container.Id, 'checkpoint');
+  await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   await ctx.journal.done(paused, 'source');
   const dumpStart = ctx.clock();
   const dump = await ctx.source.run(

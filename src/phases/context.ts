@@ -1,4 +1,4 @@
-import type { DockerCli } from '../engine/docker/docker-cli.js';
+import type { ContainerEngine } from '../engine/engine.js';
 import type { Host } from '../host/host.js';
 import type { PhaseTimer } from '../report/timings.js';
 import type { MigrateSettings } from '../settings.js';
@@ -17,8 +17,8 @@ export interface RunContext<S = MigrateSettings> {
   /** Hosts bound to the run's signal: a cancelled or timed-out run kills what they run. */
   source: Host;
   target: Host;
-  sourceDocker: DockerCli;
-  targetDocker: DockerCli;
+  sourceDocker: ContainerEngine;
+  targetDocker: ContainerEngine;
   log: Logger;
   /** Every side effect is written here before it is made. */
   journal: Journal;

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { EngineError } from '../engine/engine.js';
 import { asMigrationError, MigrationError } from '../errors.js';
 import { describeHost, type HostProcess } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
@@ -14,16 +15,7 @@ export interface RestoreResult {
   runningAt: number;
 }
 
-const RESTORE_TIMEOUT_MS = 10 * 60_000;
 const CRIU_LOG_LINES = 25;
-
-/** Where containerd's runc shim keeps a task's bundle (and CRIU's restore.log in it) for Docker's containers. */
-export function restoreLogPaths(dockerRoot: string, containerId: string): string[] {
-  return [
-    `${dockerRoot}/containerd/daemon/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
-    `/run/containerd/io.containerd.runtime.v2.task/moby/${containerId}/restore.log`,
-  ];
-}
 
 /**
  * The lines of a CRIU log worth showing: its error lines, then its last lines
@@ -56,30 +48,36 @@ export async function restore(
     'target',
   );
   const starting = entries[1] as JournalEntry;
-  const follower = await followCriuLog(ctx, restoreLogPaths(dockerRoot, staged.targetContainerId));
-  const result = await ctx.target.run(
-    shellQuote([
-      'docker',
-      'start',
-      '--checkpoint',
-      ctx.settings.checkpointName,
-      '--',
-      staged.targetContainerId,
-    ]),
-    { timeoutMs: RESTORE_TIMEOUT_MS },
+  const follower = await followCriuLog(
+    ctx,
+    ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
   );
+  let failed: EngineError | undefined;
+  try {
+    await ctx.targetDocker.startFromCheckpoint(
+      staged.targetContainerId,
+      ctx.settings.checkpointName,
+      'restore',
+    );
+  } catch (error) {
+    if (!(error instanceof EngineError)) {
+      await follower.stop(true);
+      throw error;
+    }
+    failed = error;
+  }
   const runningAt = ctx.clock();
-  const criuLog = await follower.stop(result.exitCode !== 0);
-  if (result.exitCode !== 0) {
+  const criuLog = await follower.stop(failed !== undefined);
+  if (failed) {
     // The CLI never reached the daemon: nothing can be running on the target.
-    if (/Cannot connect to the Docker daemon/i.test(result.stderr))
+    if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
       await ctx.journal.abandon(starting, 'target');
     await removeRestoreCopies(ctx, dumped.inventorySha256);
     const excerpt = criuLogExcerpt(criuLog);
     throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
       step: 'restore',
       host: describeHost(ctx.target),
-      detail: [result.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
+      detail: [failed.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
       remedy:
         "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
     });

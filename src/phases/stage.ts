@@ -1,12 +1,12 @@
 import { buildCreateArgs, splitEnvArgs } from '../engine/docker/create-args.js';
-import { type ContainerInspect, type ImageConfig, parseImageInspect } from '../engine/docker/inspect.js';
+import type { ContainerInspect, ImageConfig } from '../engine/docker/inspect.js';
+import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
-import { runChecked, shellQuote } from '../host/shell.js';
 import { type Codec, withCodec } from '../policy/compression.js';
 import { inspectShapeProblems } from '../policy/inspect-shape.js';
-import { PRIVATE, workDir } from '../state/host-records.js';
+import { workDir } from '../state/host-records.js';
 import type { MigrationContext, Named, RunContext } from './context.js';
 
 export interface StageResult {
@@ -60,17 +60,14 @@ export async function stage(
   if (targetImageId === imageId) {
     ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
     if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-      await runChecked(ctx.target, shellQuote(['docker', 'image', 'tag', imageId, imageRef]), {
-        step: 'stage',
-        what: 'docker image tag',
-      });
+      await ctx.targetDocker.tagImage(imageId, imageRef, 'stage');
     }
   } else {
     ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
     const image = withCodec(
       codec,
-      shellQuote(['docker', 'save', imageRef]),
-      shellQuote(['docker', 'load', '--quiet']),
+      ctx.sourceDocker.saveImageCommand(imageRef),
+      ctx.targetDocker.loadImageCommand(),
     );
     imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
       streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
@@ -96,15 +93,7 @@ export async function stage(
   ctx.signal.throwIfAborted();
 
   // With the image's own config, settings the container merely inherited are left to the image.
-  const image = await runChecked(
-    ctx.source,
-    shellQuote(['docker', 'image', 'inspect', '--', container.Image]),
-    {
-      step: 'stage',
-      what: 'docker image inspect',
-    },
-  );
-  const imageConfig = parseImageInspect(image.stdout).Config;
+  const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
   return { imageRef, imageTransfer, ...created };
 }
@@ -140,28 +129,10 @@ export async function createTargetContainer(
   const envDir = `${targetWork}/create`;
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
   const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
-  const result = await runChecked(
-    ctx.target,
-    [
-      `${PRIVATE} d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
-      'rm -rf "$d"; exit $s',
-    ].join('\n'),
-    {
-      step: 'stage',
-      code: 'TARGET_CREATE_FAILED',
-      what: 'docker create',
-      options: { input: env.map((line) => `${line}\n`).join(''), timeoutMs: 120_000 },
-    },
+  const targetContainerId = await mapped(
+    ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'),
+    'TARGET_CREATE_FAILED',
   );
-  const targetContainerId = result.stdout.trim().split('\n').pop() ?? '';
-  if (!/^[0-9a-f]{64}$/.test(targetContainerId)) {
-    throw new MigrationError('TARGET_CREATE_FAILED', 'docker create printed no container ID', {
-      step: 'stage',
-      host: describeHost(ctx.target),
-      detail: result.stdout,
-    });
-  }
   await ctx.journal.done(created, 'target', { containerId: targetContainerId });
   const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
   const upper = inspected?.GraphDriver?.Data?.UpperDir;
@@ -177,6 +148,10 @@ export async function createTargetContainer(
     targetContainerId,
     targetName,
     targetUpperDir: upper,
-    targetCheckpointDir: `${targetDockerRoot}/containers/${targetContainerId}/checkpoints/${ctx.settings.checkpointName}`,
+    targetCheckpointDir: ctx.targetDocker.checkpointDir(
+      targetDockerRoot,
+      targetContainerId,
+      ctx.settings.checkpointName,
+    ),
   };
 }

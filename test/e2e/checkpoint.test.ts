@@ -3,10 +3,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, release, removeFaults, waitHeld } from './faults.js';
 import { containerState, expectCounterContinued } from './invariants.js';
 import { runAction, runPostStep, startAction } from './run-action.js';
-import { loadTestbed, onHost, onHostResult, startCounter, type Testbed } from './testbed.js';
+import {
+  containerLogs,
+  loadTestbed,
+  onHost,
+  onHostResult,
+  parseCounter,
+  startCounter,
+  type Testbed,
+} from './testbed.js';
 
 // Scheduled checkpoints: the container keeps running (frozen only for the dump),
-// the checkpoint lands complete on another host, retention keeps the newest.
+// the checkpoint lands complete on the store host (host 3: sshd, tar, sha256sum,
+// no Docker), retention keeps the newest; restore brings them back elsewhere.
 let bed: Testbed;
 const name = 'e2e-ckpt';
 const store = '/var/lib/criu-migrate-e2e-store';
@@ -16,7 +25,7 @@ function inputs(extra: Record<string, string> = {}): Record<string, string> {
     mode: 'checkpoint',
     container: name,
     source: bed.host1,
-    'store-host': bed.host2,
+    'store-host': bed.host3,
     'store-path': store,
     'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
     'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
@@ -27,7 +36,7 @@ function inputs(extra: Record<string, string> = {}): Record<string, string> {
 async function storeListing(): Promise<string[]> {
   const out = await onHost(
     bed,
-    bed.host2,
+    bed.host3,
     `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 2 | sort; true`,
   );
   return out.split('\n').filter(Boolean);
@@ -36,7 +45,7 @@ async function storeListing(): Promise<string[]> {
 beforeAll(async () => {
   bed = loadTestbed();
   await removeFaults(bed);
-  await onHostResult(bed, bed.host2, `rm -rf ${store}`);
+  await onHostResult(bed, bed.host3, `rm -rf ${store}`);
   await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
   await onHostResult(
     bed,
@@ -49,7 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await removeFaults(bed);
   await onHostResult(bed, bed.host1, `docker rm -f ${name}`);
-  await onHostResult(bed, bed.host2, `rm -rf ${store}`);
+  await onHostResult(bed, bed.host3, `rm -rf ${store}`);
 });
 
 describe('checkpoint mode', () => {
@@ -68,7 +77,7 @@ describe('checkpoint mode', () => {
     await expectCounterContinued(bed, bed.host1, name);
 
     // Every file the manifest lists is there with its size and sha256; nothing half written.
-    const manifest = JSON.parse(await onHost(bed, bed.host2, `cat ${store}/${name}/ckpt-1/manifest.json`));
+    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${store}/${name}/ckpt-1/manifest.json`));
     expect(manifest).toMatchObject({ schema: 1, name: 'ckpt-1', container: { name } });
     expect(manifest.versions.criu).toMatch(/^4\./);
     const paths = manifest.files.map((file: { path: string }) => file.path);
@@ -81,17 +90,17 @@ describe('checkpoint mode', () => {
       .join('\n');
     await onHost(
       bed,
-      bed.host2,
+      bed.host3,
       `cd ${store}/${name}/ckpt-1 && printf '%s\\n' '${check}' | sha256sum -c --quiet`,
     );
     await onHost(
       bed,
-      bed.host2,
+      bed.host3,
       `cd ${store} && echo '${manifest.image.sha256}  ${manifest.image.path}' | sha256sum -c --quiet`,
     );
     expect((await storeListing()).filter((entry) => entry.includes('.partial'))).toEqual([]);
     // Root only: the images hold all of the process's memory.
-    expect(await onHost(bed, bed.host2, `find ${store}/${name} -perm /077 | wc -l`)).toBe('0\n');
+    expect(await onHost(bed, bed.host3, `find ${store}/${name} -perm /077 | wc -l`)).toBe('0\n');
     // Nothing left on the source.
     expect(await onHost(bed, bed.host1, 'ls -A /var/lib/criu-migrate/work; true')).toBe('');
   });
@@ -100,7 +109,9 @@ describe('checkpoint mode', () => {
     for (const next of ['ckpt-2', 'ckpt-3']) {
       const run = await runAction(inputs({ 'checkpoint-name': next, retention: '2' }));
       expect(run.exitCode, run.stdout).toBe(0);
-      expect(run.stdout).not.toContain('target lacks image');
+      expect(Number(run.outputs['frozen-ms'])).toBeGreaterThan(0);
+      expect(run.summary).toContain('Checkpoints in the store');
+      await expectCounterContinued(bed, bed.host1, name);
     }
     const listing = await storeListing();
     expect(listing.filter((entry) => entry.startsWith(`./${name}/`))).toEqual([
@@ -111,13 +122,13 @@ describe('checkpoint mode', () => {
   });
 
   it('a checkpoint cancelled while it is written is removed, never listed, and the container runs on', async () => {
-    await installHold(bed, bed.host2, 'tar', '*".partial"*', 'ckpt-cancel');
+    await installHold(bed, bed.host3, 'tar', '*".partial"*', 'ckpt-cancel');
     const running = startAction(inputs({ 'checkpoint-name': 'ckpt-cancelled', retention: '0' }));
-    await waitHeld(bed, bed.host2, 'ckpt-cancel');
+    await waitHeld(bed, bed.host3, 'ckpt-cancel');
     expect((await storeListing()).some((entry) => entry.includes('.ckpt-cancelled.partial'))).toBe(true);
     const cancelled = running.cancel();
     await new Promise((resolve) => setTimeout(resolve, 500));
-    await release(bed, bed.host2, 'ckpt-cancel');
+    await release(bed, bed.host3, 'ckpt-cancel');
     const main = await cancelled;
     expect(main.outputs.status, main.stdout).toBe('rolled-back');
     expect(main.stdout).toMatch(/CANCELLED/);
@@ -137,8 +148,43 @@ describe('checkpoint mode', () => {
     const state = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${name}`))[0];
     expect(state.State).toMatchObject({ Running: false, Paused: false });
     expect(state.HostConfig.RestartPolicy.Name).toBe('no');
-    expect(await onHost(bed, bed.host2, `test -f ${store}/${name}/ckpt-last/manifest.json && echo ok`)).toBe(
+    expect(await onHost(bed, bed.host3, `test -f ${store}/${name}/ckpt-last/manifest.json && echo ok`)).toBe(
       'ok\n',
     );
+  });
+
+  it('restores the newest checkpoint onto a rebuilt host 1, and an older one onto host 2', async () => {
+    const logsAtLast = parseCounter(await containerLogs(bed, bed.host1, name));
+    // Host 1 "rebuilt": neither the container nor its image is there any more.
+    await onHost(bed, bed.host1, `docker rm -f ${name}`);
+    await onHostResult(
+      bed,
+      bed.host1,
+      `docker ps -aq --filter ancestor=${bed.image} | xargs -r docker rm -f; docker rmi ${bed.image}`,
+    );
+    const restoreInputs = (target: string, extra: Record<string, string> = {}) => ({
+      ...inputs(),
+      mode: 'restore',
+      target,
+      'verify-stable-seconds': '1',
+      ...extra,
+    });
+    const latest = await runAction(restoreInputs(bed.host1));
+    expect(latest.exitCode, latest.stdout).toBe(0);
+    expect(latest.outputs['checkpoint-name']).toBe('ckpt-last');
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    await new Promise((resolve) => setTimeout(resolve, 800));
+    const resumed = parseCounter(await containerLogs(bed, bed.host1, name));
+    // The restored process goes on from the last checkpoint's count, with the same token.
+    expect(resumed[0]!.token).toBe(logsAtLast[0]!.token);
+    expect(resumed[0]!.n).toBe(logsAtLast.at(-1)!.n + 1);
+    const inspect = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${name}`))[0];
+    expect(inspect.Config.Image).toBe(bed.image);
+
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+    const older = await runAction(restoreInputs(bed.host2, { 'checkpoint-name': 'ckpt-2' }));
+    expect(older.exitCode, older.stdout).toBe(0);
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
   });
 });

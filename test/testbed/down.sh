@@ -14,11 +14,13 @@ stop_host() {
   ns=$(readlink "/proc/$pid/ns/mnt")
   [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] || die "host$n pid $pid shares our mount namespace; refusing to kill it"
   log "stopping host$n (pid $pid)"
-  nsenter -t "$pid" -m -- sh -c 'kill -TERM $(cat /run/testbed-dockerd.pid) 2>/dev/null' || true
-  for i in $(seq 1 40); do
-    nsenter -t "$pid" -m -- sh -c 'kill -0 $(cat /run/testbed-dockerd.pid) 2>/dev/null' || break
-    sleep 0.5
-  done
+  if [ "$(host_role "$n")" = docker ]; then
+    nsenter -t "$pid" -m -- sh -c 'kill -TERM $(cat /run/testbed-dockerd.pid) 2>/dev/null' || true
+    for i in $(seq 1 40); do
+      nsenter -t "$pid" -m -- sh -c 'kill -0 $(cat /run/testbed-dockerd.pid) 2>/dev/null' || break
+      sleep 0.5
+    done
+  fi
   for sig in TERM KILL; do
     # shellcheck disable=SC2046
     kill -s "$sig" $(ns_members "$ns") 2>/dev/null || true

@@ -1,25 +1,58 @@
-import type { ErrorCode } from '../../errors.js';
-import type { Host } from '../../host/host.js';
-import { runChecked, shellQuote } from '../../host/shell.js';
-import { type ContainerInspect, parseContainerInspect } from './inspect.js';
+import { describeHost, type Host, type RunOptions } from '../../host/host.js';
+import { shellQuote } from '../../host/shell.js';
+import { type ContainerEngine, EngineError } from '../engine.js';
+import {
+  type ContainerInspect,
+  type ImageConfig,
+  parseContainerInspect,
+  parseImageInspect,
+} from './inspect.js';
 
-/** Thin typed wrapper over the `docker` CLI of one host. */
-export class DockerCli {
+/** Docker's and containerd's places on a host that the action relies on. */
+export const DOCKER_LAYOUT = {
+  /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
+  taskBundles: (root: string) => [
+    `${root}/containerd/daemon/io.containerd.runtime.v2.task/moby`,
+    '/run/containerd/io.containerd.runtime.v2.task/moby',
+  ],
+  /** Where Docker's runc keeps container state, newest layouts first. */
+  runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
+} as const;
+
+const DOCKER_TIMEOUT_MS = 120_000;
+
+/** Thin typed wrapper over the `docker` CLI of one host; every failure is an EngineError. */
+export class DockerCli implements ContainerEngine {
   constructor(readonly host: Host) {}
 
-  private async docker(args: string[], step: string, code?: ErrorCode, what?: string): Promise<string> {
-    const result = await runChecked(this.host, shellQuote(['docker', ...args]), { step, code, what });
-    return result.stdout;
+  private async exec(command: string, step: string, what: string, options: RunOptions = {}): Promise<string> {
+    const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS, ...options });
+    if (result.exitCode === 0) return result.stdout;
+    const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
+    throw new EngineError(
+      command,
+      result.exitCode,
+      result.stderr || result.stdout,
+      `${what} failed: ${status}`,
+      {
+        step,
+        host: describeHost(this.host),
+      },
+    );
+  }
+
+  private docker(args: string[], step: string, what = `docker ${args[0]}`): Promise<string> {
+    return this.exec(shellQuote(['docker', ...args]), step, what);
   }
 
   /** The container, or undefined when the host has none by that name or ID. */
   async inspectContainer(ref: string, step: string): Promise<ContainerInspect | undefined> {
     const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
-    let result = await this.host.run(command);
+    const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS });
     if (result.exitCode !== 0) {
       if (/no such (container|object)/i.test(result.stderr)) return undefined;
       // Once more, failing with the step and host named if it fails again.
-      result = await runChecked(this.host, command, { step, what: `docker inspect of ${ref}` });
+      return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
     }
     return parseContainerInspect(result.stdout);
   }
@@ -38,42 +71,85 @@ export class DockerCli {
     return out.split('\n').filter(Boolean);
   }
 
-  async create(args: string[], step: string): Promise<string> {
-    const out = await this.docker(['create', ...args], step, 'TARGET_CREATE_FAILED', 'docker create');
+  async inspectContainerRaw(ref: string, step: string): Promise<unknown> {
+    const out = await this.docker(['container', 'inspect', '--', ref], step, 'docker container inspect');
+    return (JSON.parse(out) as unknown[])[0];
+  }
+
+  async imageConfig(
+    imageId: string,
+    step: string,
+  ): Promise<{ config: ImageConfig | undefined; raw: unknown }> {
+    const out = await this.docker(['image', 'inspect', '--', imageId], step, 'docker image inspect');
+    return { config: parseImageInspect(out).Config, raw: (JSON.parse(out) as unknown[])[0] };
+  }
+
+  async tagImage(imageId: string, ref: string, step: string): Promise<void> {
+    await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
+  }
+
+  async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
+    const command = [
+      `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
+      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
+      'rm -rf "$d"; exit $s',
+    ].join('\n');
+    const out = await this.exec(command, step, 'docker create', {
+      input: env.map((line) => `${line}\n`).join(''),
+    });
     const id = out.trim().split('\n').pop() ?? '';
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`docker create printed no container ID: ${out}`);
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      throw new EngineError(command, 0, out, 'docker create printed no container ID', {
+        step,
+        host: describeHost(this.host),
+      });
+    }
     return id;
   }
 
   async pause(id: string, step: string): Promise<void> {
-    await this.docker(['pause', id], step, 'CHECKPOINT_FAILED', 'docker pause');
+    await this.docker(['pause', id], step);
   }
 
-  async unpause(id: string, step: string, code: ErrorCode = 'COMMAND_FAILED'): Promise<void> {
-    await this.docker(['unpause', id], step, code, 'docker unpause');
+  async unpause(id: string, step: string): Promise<void> {
+    await this.docker(['unpause', id], step);
   }
 
   async startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void> {
-    await this.docker(
-      ['start', '--checkpoint', checkpoint, id],
+    await this.exec(
+      shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]),
       step,
-      'RESTORE_FAILED',
       'docker start --checkpoint',
+      {
+        timeoutMs: 10 * 60_000,
+      },
     );
   }
 
   async setRestartPolicy(id: string, policy: string, step: string): Promise<void> {
-    await this.docker(
-      ['update', '--restart', policy, id],
-      step,
-      'SOURCE_STOP_FAILED',
-      'docker update --restart',
-    );
+    await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
   }
 
   /** SIGKILL: a frozen container dies without running another instruction. */
   async kill(id: string, step: string): Promise<void> {
-    await this.docker(['kill', '--signal', 'KILL', id], step, 'SOURCE_STOP_FAILED', 'docker kill');
+    await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
+  }
+
+  saveImageCommand(ref: string): string {
+    return shellQuote(['docker', 'save', ref]);
+  }
+
+  loadImageCommand(): string {
+    return shellQuote(['docker', 'load', '--quiet']);
+  }
+
+  checkpointDir(root: string, containerId: string, checkpoint: string): string {
+    // moby#37344: docker start --checkpoint-dir is refused, so only this place works.
+    return `${root}/containers/${containerId}/checkpoints/${checkpoint}`;
+  }
+
+  restoreLogPaths(root: string, containerId: string): string[] {
+    return DOCKER_LAYOUT.taskBundles(root).map((dir) => `${dir}/${containerId}/restore.log`);
   }
 
   async remove(
@@ -94,10 +170,7 @@ export class DockerCli {
     });
     if (result.exitCode === 0) return true;
     if (/no such container/i.test(result.stderr)) return false;
-    await runChecked(this.host, shellQuote(['docker', 'rm', '--force', '--', ref]), {
-      step,
-      what: 'docker rm',
-    });
+    await this.exec(shellQuote(['docker', 'rm', '--force', '--', ref]), step, 'docker rm');
     return true;
   }
 
@@ -109,7 +182,7 @@ export class DockerCli {
     const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
     const result = await this.host.run(command);
     if (result.exitCode === 0) return result.stdout;
-    return (await runChecked(this.host, command, { step, what: 'docker logs' })).stdout;
+    return this.exec(command, step, 'docker logs');
   }
 
   /** Command lines of the container's processes, as `docker top` shows them. */
