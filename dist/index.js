@@ -60878,6 +60878,8 @@ async function uploadReport(settings, path, log) {
 
 
 
+
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -61137,11 +61139,22 @@ async function restoreFromStore(ctx, onFound) {
         await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
         log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
     }
-    if (facts.docker.experimental === false) {
-        throw new MigrationError('DOCKER_NOT_EXPERIMENTAL', 'Docker on the target runs without experimental mode', {
-            step: 'restore',
+    // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
+    const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
+    for (const check of checks) {
+        if (check.status === 'warn')
+            log.warning(formatCheck(check));
+        else
+            log.info(formatCheck(check));
+    }
+    const stopping = blocking(checks, settings.strict);
+    const first = stopping[0];
+    if (first) {
+        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot restore: ${first.name}: ${first.observed}`, {
+            step: 'preflight',
             host: describeHost(ctx.target),
-            remedy: 'set "experimental": true in /etc/docker/daemon.json on the target and restart dockerd',
+            detail: stopping.map(formatCheck).join('\n'),
+            remedy: first.remedy,
         });
     }
     if (manifest.versions.kernel && facts.kernel.release && manifest.versions.kernel !== facts.kernel.release) {

@@ -12,18 +12,31 @@
  * and the transport alone (1 GiB through the runner: the action's SSH code,
  * compiled from scripts/bench/transport-probe.ts, against OpenSSH ssh | ssh).
  *
- * Writes bench/results/latest.{md,json,svg}. The last line printed is
+ * The modes section measures the checkpoint and restore modes on host 1 alone,
+ * with an incompressible workload (scripts/bench/counter-random.sh: MB MiB of
+ * random bytes, a loop that never forks): mode checkpoint into a store on host 1
+ * (its frozen-ms output against the dump itself, `docker pause` + `runc checkpoint`
+ * timed on the host by floor.sh on the same container), then the container is
+ * removed and mode restore brings the checkpoint back onto host 1 (its restore
+ * phase against CRIU's own restore time from that restore's restore.log).
+ *
+ * Writes bench/results/latest.{md,json,svg} (modes.{md,json} with --only-modes).
+ * The last two lines printed are
+ *   checkpoint freeze ratio at 256 MiB: X.XX; restore ratio at 256 MiB: X.XX
  *   downtime ratio seed/action at 256 MiB: X.XX
  *
  * Options:
  *   --sizes 64,256,1024   workload sizes in MiB (default 64,256,1024)
  *   --skip-1g             leave out sizes of 1024 MiB and more
  *   --reps N              repetitions per size and way (default 3)
- *   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport
+ *   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport (modes included)
  *   --methods a,b         subset of seed,action,podman
  *   --transport-mib N     size of the transport stream (default 1024)
  *   --no-transport        skip the transport measurement
  *   --no-floor            skip the floor measurement
+ *   --no-modes            skip the checkpoint and restore modes section
+ *   --only-modes          only the modes section (no ways, floor or transport); writes
+ *                         modes.{md,json} of --out and leaves latest.* alone
  *   --out DIR             results directory (default bench/results)
  *   --render FILE         no measuring: rewrite latest.md and latest.svg of --out from a
  *                         results JSON (for example bench/results/latest.json)
@@ -31,11 +44,15 @@
  *   BENCH_TESTBED_STATE   state directory (default /var/lib/criu-migrate-testbed-bench)
  *   BENCH_HOST1_ADDR      host 1 loopback address (default 127.0.0.6)
  *   BENCH_HOST2_ADDR      host 2 loopback address (default 127.0.0.7)
+ *   BENCH_HOST3_ADDR      host 3 (checkpoint store, sshd only) loopback address, for a
+ *                         test bed that starts one (default 127.0.0.8); the bench's own
+ *                         modes section keeps its store on host 1
  * The bed is brought up if it is not, and brought down again at the end in
  * that case. Podman is installed into the bench hosts (apt, once; the hosts'
  * upper layers keep it) when missing.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -71,6 +88,8 @@ function options() {
       'transport-mib': { type: 'string' },
       'no-transport': { type: 'boolean', default: false },
       'no-floor': { type: 'boolean', default: false },
+      'no-modes': { type: 'boolean', default: false },
+      'only-modes': { type: 'boolean', default: false },
       out: { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -99,20 +118,36 @@ function options() {
       throw new Error(`${name} must be a 127.0.0.0/8 address`);
     return value;
   };
+  if (values['only-modes'] && values['no-modes'])
+    throw new Error('--only-modes and --no-modes exclude each other');
+  const hosts = [
+    addr('BENCH_HOST1_ADDR', '127.0.0.6'),
+    addr('BENCH_HOST2_ADDR', '127.0.0.7'),
+    addr('BENCH_HOST3_ADDR', '127.0.0.8'),
+  ];
+  // Each host runs its own sshd on port 22 of its address: they must differ.
+  if (new Set(hosts).size !== hosts.length)
+    throw new Error(
+      `BENCH_HOST1_ADDR, BENCH_HOST2_ADDR and BENCH_HOST3_ADDR must differ: ${hosts.join(' ')}`,
+    );
+  const onlyModes = values['only-modes'];
   return {
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
     reps: positive(values.reps ?? (values.quick ? '1' : '3'), '--reps'),
     quick: values.quick,
-    methods,
+    methods: onlyModes ? [] : methods,
     transportBytes:
       positive(values['transport-mib'] ?? (values.quick ? '256' : '1024'), '--transport-mib') * MIB,
-    transport: !values['no-transport'],
-    floor: !values['no-floor'],
+    transport: !values['no-transport'] && !onlyModes,
+    floor: !values['no-floor'] && !onlyModes,
+    modes: !values['no-modes'],
+    onlyModes,
     out: resolve(ROOT, values.out ?? 'bench/results'),
     render: values.render ? resolve(values.render) : undefined,
     state: process.env.BENCH_TESTBED_STATE ?? '/var/lib/criu-migrate-testbed-bench',
-    host1Addr: addr('BENCH_HOST1_ADDR', '127.0.0.6'),
-    host2Addr: addr('BENCH_HOST2_ADDR', '127.0.0.7'),
+    host1Addr: hosts[0],
+    host2Addr: hosts[1],
+    host3Addr: hosts[2],
   };
 }
 
@@ -200,7 +235,10 @@ class Bed {
       TESTBED_STATE: opts.state,
       TESTBED_HOST1_ADDR: opts.host1Addr,
       TESTBED_HOST2_ADDR: opts.host2Addr,
+      // up.sh may start a third host (a checkpoint store): it gets its own address, never the e2e bed's.
+      TESTBED_HOST3_ADDR: opts.host3Addr,
     };
+    this.wantsHost3 = readFileSync(join(TESTBED, 'lib.sh'), 'utf8').includes('TESTBED_HOST3_ADDR');
     this.ctl = mkdtempSync(join(tmpdir(), 'bench-ctl-'));
     this.masters = [];
   }
@@ -213,6 +251,13 @@ class Bed {
       if (eq > 0) vars[line.slice(0, eq)] = line.slice(eq + 1);
     }
     return vars;
+  }
+
+  /** Whether the bed's host 3 is missing although up.sh would start one (a bed from before host 3). */
+  host3Missing() {
+    if (!this.wantsHost3) return false;
+    const pid = this.readEnv()?.TESTBED_HOST3_PID;
+    return !pid || !existsSync(`/proc/${pid}`);
   }
 
   async isUp() {
@@ -244,9 +289,19 @@ class Bed {
   async up() {
     if (await this.isUp()) {
       log(`test bed already up (${this.opts.state}); it stays up`);
+      if (this.host3Missing()) {
+        // up.sh leaves running hosts alone and starts the missing one.
+        log(`starting the bed's host 3 (${this.opts.host3Addr}), which up.sh now expects`);
+        await check('bash', [join(TESTBED, 'up.sh')], {
+          env: this.testbedEnv,
+          timeoutMs: 1_800_000,
+          echo: true,
+        });
+        if (!(await this.isUp())) throw new Error('the test bed is not up after starting host 3');
+      }
     } else {
       log(
-        `bringing the bench test bed up (${this.opts.state}, ${this.opts.host1Addr}/${this.opts.host2Addr})`,
+        `bringing the bench test bed up (${this.opts.state}, ${this.opts.host1Addr}/${this.opts.host2Addr}${this.wantsHost3 ? `/${this.opts.host3Addr}` : ''})`,
       );
       this.broughtUp = true;
       await check('bash', [join(TESTBED, 'up.sh')], {
@@ -376,7 +431,8 @@ async function cleanHost(bed, host, withPodman) {
       withPodman
         ? `${list[1]} | PODMAN_IGNORE_CGROUPSV1_WARNING=1 xargs -r podman rm -f -t 0 >/dev/null 2>&1`
         : 'true',
-      'rm -rf /tmp/checkpoint1.tar.gz /tmp/myapp-fs.tar.gz /tmp/bench-*.tar.zst /tmp/ctrd-checkpoint* /var/lib/criu-migrate/bench-*',
+      // The action's records of bench containers too (journal, lock, history, work files).
+      'rm -rf /tmp/checkpoint1.tar.gz /tmp/myapp-fs.tar.gz /tmp/bench-*.tar.zst /tmp/ctrd-checkpoint* /var/lib/criu-migrate/bench-* /var/lib/criu-migrate/containers/bench-* /var/lib/criu-migrate/work/bench-*',
       'sync',
       // Whatever is left over now would run beside the next measurement.
       `{ ${list.join('; ')}; } 2>/dev/null`,
@@ -409,11 +465,25 @@ function parseCounter(text) {
   return lines;
 }
 
-async function startWorkload(bed, runtime, host, name, sizeMiB) {
+const shQuote = (text) => `'${text.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The modes section's workload: scripts/bench/counter-random.sh as `sh -c` (the
+ * image only has counter.sh), comments and blank lines left out of the command.
+ */
+function randomCounterCommand() {
+  const script = readFileSync(join(BENCH_SCRIPTS, 'counter-random.sh'), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.trimStart().startsWith('#'))
+    .join('\n');
+  return `sh -c ${shQuote(script)}`;
+}
+
+async function startWorkload(bed, runtime, host, name, sizeMiB, command = 'testbed-counter') {
   const cli = runtime === 'docker' ? 'docker' : PODMAN;
   await bed.must(
     host,
-    `${cli} run -d --name ${name} ${runOptions(sizeMiB, runtime)} ${IMAGE} testbed-counter >/dev/null`,
+    `${cli} run -d --name ${name} ${runOptions(sizeMiB, runtime)} ${IMAGE} ${command} >/dev/null`,
   );
   // Building the value takes a while (about 80 s for 1 GiB with busybox on 2 cores).
   const deadline = Date.now() + 60_000 + sizeMiB * 300;
@@ -529,7 +599,12 @@ function parseOutputs(text) {
   return outputs;
 }
 
-async function migrateAction(bed, _sizeMiB, name) {
+/**
+ * Runs the bundled action (dist/index.js) as the runner would, with these
+ * inputs besides the connection ones; returns its outputs, metadata, log and
+ * the node process's peak RSS and CPU time.
+ */
+async function runAction(bed, inputs) {
   const temp = mkdtempSync(join(tmpdir(), 'bench-runner-'));
   try {
     const outputFile = join(temp, 'github_output');
@@ -545,13 +620,9 @@ async function migrateAction(bed, _sizeMiB, name) {
       GITHUB_ACTIONS: 'true',
       GITHUB_RUN_ID: '1',
       GITHUB_WORKSPACE: temp,
-      // Default settings: only what the action needs to know.
-      INPUT_MODE: 'migrate',
-      INPUT_CONTAINER: name,
-      INPUT_SOURCE: bed.host1,
-      INPUT_TARGET: bed.host2,
       'INPUT_SSH-KEY': readFileSync(bed.key, 'utf8'),
       'INPUT_KNOWN-HOSTS': readFileSync(bed.knownHosts, 'utf8'),
+      ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
     };
     // /usr/bin/time reports the node process's own peak resident set.
     const r = await run('/usr/bin/time', ['-f', TIME_FORMAT, '-o', rssFile, process.execPath, DIST_ENTRY], {
@@ -560,33 +631,52 @@ async function migrateAction(bed, _sizeMiB, name) {
     });
     const outputs = parseOutputs(readFileSync(outputFile, 'utf8'));
     if (r.code !== 0 || outputs.status !== 'succeeded') {
-      throw new Error(`action ended ${outputs.status ?? `with exit ${r.code}`}: ${r.stdout.slice(-1500)}`);
+      throw new Error(
+        `action (mode ${inputs.mode}) ended ${outputs.status ?? `with exit ${r.code}`}: ${r.stdout.slice(-1500)}`,
+      );
     }
     const metadata = JSON.parse(readFileSync(outputs['metadata-path'], 'utf8'));
-    const rate = /checkpoint: ([\d.]+ \w+) in ([\d.]+) s \(([\d.]+ \w+)\/s\)/.exec(r.stdout);
-    // CRIU's own share of the restore, from the restore log the target's containerd keeps.
-    const criu = await bed.on(
-      bed.host2,
-      `tail -n1 /var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/${outputs['target-container-id']}/restore.log 2>/dev/null`,
-    );
-    const criuRestore = /^\((\d+)\.(\d{3})/.exec(criu.stdout);
-    return {
-      totalMs: Math.round(r.ms),
-      bytes: Number(outputs['transferred-bytes']),
-      runnerRssKb: readTime(rssFile).rssKb,
-      runnerCpuS: readTime(rssFile).cpuS,
-      checkpointBytes: Number(outputs['checkpoint-bytes']),
-      reportedDowntimeMs: Number(outputs['downtime-ms']),
-      phasesMs: metadata.timings.phasesMs,
-      dumpMs: Number(/dumped in (\d+) ms/.exec(r.stdout)?.[1]) || undefined,
-      checkpointStream: rate ? `${rate[1]} in ${rate[2]} s (${rate[3]}/s)` : undefined,
-      restoreCriuMs: criuRestore ? Number(criuRestore[1]) * 1000 + Number(criuRestore[2]) : undefined,
-      codec: /streams between the hosts: (?:compressed with )?(\w+)/.exec(r.stdout)?.[1],
-      criuStats: metadata.criu,
-    };
+    return { r, outputs, metadata, time: readTime(rssFile) };
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
+}
+
+/** CRIU's own restore time: the last timestamp of the restore.log containerd keeps for a container. */
+async function criuRestoreMs(bed, host, containerId) {
+  const criu = await bed.on(
+    host,
+    `tail -n1 /var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/${containerId}/restore.log 2>/dev/null`,
+  );
+  const m = /^\((\d+)\.(\d{3})/.exec(criu.stdout);
+  return m ? Number(m[1]) * 1000 + Number(m[2]) : undefined;
+}
+
+async function migrateAction(bed, _sizeMiB, name) {
+  // Default settings: only what the action needs to know.
+  const { r, outputs, metadata, time } = await runAction(bed, {
+    mode: 'migrate',
+    container: name,
+    source: bed.host1,
+    target: bed.host2,
+  });
+  const rate = /checkpoint: ([\d.]+ \w+) in ([\d.]+) s \(([\d.]+ \w+)\/s\)/.exec(r.stdout);
+  // CRIU's own share of the restore, from the restore log the target's containerd keeps.
+  const restoreCriuMs = await criuRestoreMs(bed, bed.host2, outputs['target-container-id']);
+  return {
+    totalMs: Math.round(r.ms),
+    bytes: Number(outputs['transferred-bytes']),
+    runnerRssKb: time.rssKb,
+    runnerCpuS: time.cpuS,
+    checkpointBytes: Number(outputs['checkpoint-bytes']),
+    reportedDowntimeMs: Number(outputs['downtime-ms']),
+    phasesMs: metadata.timings.phasesMs,
+    dumpMs: Number(/dumped in (\d+) ms/.exec(r.stdout)?.[1]) || undefined,
+    checkpointStream: rate ? `${rate[1]} in ${rate[2]} s (${rate[3]}/s)` : undefined,
+    restoreCriuMs,
+    codec: /streams between the hosts: (?:compressed with )?(\w+)/.exec(r.stdout)?.[1],
+    criuStats: metadata.criu,
+  };
 }
 
 async function measureWay(bed, method, sizeMiB, rep, withPodman) {
@@ -607,17 +697,26 @@ async function measureWay(bed, method, sizeMiB, rep, withPodman) {
   return { method, sizeMiB, rep, ...seen, ...result };
 }
 
-async function measureFloor(bed, sizeMiB, rep, withPodman) {
-  const name = `bench-floor-${sizeMiB}m-${rep}`;
-  await cleanHost(bed, bed.host1, withPodman);
-  await startWorkload(bed, 'docker', bed.host1, name, sizeMiB);
-  log(`floor ${sizeMiB} MiB rep ${rep}: dump and restore on host 1`);
+/**
+ * scripts/bench/floor.sh on host 1: `docker pause` NAME, `runc checkpoint
+ * --leave-running` into a new container NAME-restored, `docker start --checkpoint`
+ * of that one. NAME is left paused. Returns its "key value" results.
+ */
+async function runFloorScript(bed, sizeMiB, name) {
   const r = await run('bash', [join(BENCH_SCRIPTS, 'floor.sh'), bed.host1, name, `${name}-restored`], {
     env: bed.scriptEnv({ BENCH_CREATE_OPTS: runOptions(sizeMiB, 'docker'), BENCH_IMAGE: IMAGE }),
     timeoutMs: 1_800_000,
   });
   if (r.code !== 0) throw new Error(`floor failed: ${r.stderr.slice(-800)}`);
-  const kv = keyValues(r.stdout);
+  return keyValues(r.stdout);
+}
+
+async function measureFloor(bed, sizeMiB, rep, withPodman) {
+  const name = `bench-floor-${sizeMiB}m-${rep}`;
+  await cleanHost(bed, bed.host1, withPodman);
+  await startWorkload(bed, 'docker', bed.host1, name, sizeMiB);
+  log(`floor ${sizeMiB} MiB rep ${rep}: dump and restore on host 1`);
+  const kv = await runFloorScript(bed, sizeMiB, name);
   const logs = await workloadLogs(
     bed,
     'docker',
@@ -640,6 +739,182 @@ async function measureFloor(bed, sizeMiB, rep, withPodman) {
     restoreCriuMs: kv.restore_criu_ms,
     checkpointBytes: kv.checkpoint_bytes,
   };
+}
+
+// ---------------------------------------------------------------- checkpoint and restore modes
+
+/** Where the modes section keeps its checkpoints, on host 1 (cleanHost removes it). */
+const MODES_STORE = '/var/lib/criu-migrate/bench-store';
+
+/**
+ * The largest gap between consecutive lines of a workload log among those that
+ * overlap [fromMs, toMs] (epoch ms, the runner's clock: the hosts share it).
+ */
+function gapWithin(text, fromMs, toMs) {
+  const lines = parseCounter(text);
+  let gap;
+  for (let i = 1; i < lines.length; i++) {
+    if (lines[i].ms < fromMs || lines[i - 1].ms > toMs) continue;
+    const d = lines[i].ms - lines[i - 1].ms;
+    if (gap === undefined || d > gap.ms) gap = { ms: d, after: lines[i] };
+  }
+  return gap;
+}
+
+/** Waits until a container has printed `count` counter lines past the last one seen now. */
+async function moreLines(bed, host, name, count = 10) {
+  const before = parseCounter((await bed.on(host, logsCommand('docker', name))).stdout).at(-1)?.n ?? 0;
+  for (let i = 0; i < 120; i++) {
+    const text = (await bed.on(host, logsCommand('docker', name))).stdout;
+    if (parseCounter(text).filter((l) => l.n > before).length >= count) return text;
+    await sleep(250);
+  }
+  throw new Error(`${name} printed no new lines`);
+}
+
+/** scripts/bench/dump.sh: pause, runc checkpoint --leave-running, unpause, each timed on the host. */
+async function runDumpScript(bed, name) {
+  const r = await run('bash', [join(BENCH_SCRIPTS, 'dump.sh'), bed.host1, name], {
+    env: bed.scriptEnv(),
+    timeoutMs: 1_800_000,
+  });
+  if (r.code !== 0) throw new Error(`dump.sh failed: ${r.stderr.slice(-800)}`);
+  return keyValues(r.stdout);
+}
+
+/**
+ * One repetition of the modes section on host 1, with the incompressible
+ * workload: the dump itself (scripts/bench/dump.sh), mode checkpoint into a
+ * store on host 1, the dump itself again (so the reference brackets the
+ * action's dump in time), then scripts/bench/floor.sh for a `docker start
+ * --checkpoint` done by hand; then the container is removed and mode restore
+ * brings the stored checkpoint back onto host 1.
+ */
+async function measureModes(bed, sizeMiB, rep) {
+  const host = bed.host1;
+  const name = `bench-modes-${sizeMiB}m-${rep}`;
+  const checkpointName = `${name}-ckpt`;
+  await cleanHost(bed, host, false);
+  await startWorkload(bed, 'docker', host, name, sizeMiB, randomCounterCommand());
+  const result = { sizeMiB, rep, dumps: [] };
+  const referenceDump = async () => {
+    // Dirty pages of the step before are written out first, not during this one.
+    await bed.must(host, 'sync');
+    const kv = await runDumpScript(bed, name);
+    result.dumps.push({
+      pauseMs: kv.pause_ms,
+      runcCheckpointMs: kv.dump_ms,
+      unpauseMs: kv.unpause_ms,
+      criuDumpMs: kv.criu_dump_ms,
+      bytes: kv.checkpoint_bytes,
+    });
+    await moreLines(bed, host, name);
+  };
+
+  log(
+    `modes ${sizeMiB} MiB rep ${rep}: the dump itself (dump.sh: docker pause, runc checkpoint, docker unpause)`,
+  );
+  await referenceDump();
+  log(`modes ${sizeMiB} MiB rep ${rep}: mode checkpoint into ${host}:${MODES_STORE}`);
+  await bed.must(host, 'sync');
+  const fromMs = Date.now();
+  const checkpoint = await runAction(bed, {
+    mode: 'checkpoint',
+    container: name,
+    source: host,
+    'store-host': host,
+    'store-path': MODES_STORE,
+    'checkpoint-name': checkpointName,
+  });
+  const toMs = Date.now();
+  // dockerd's own record of the freeze: its pause and unpause events, without the commands' SSH round trips.
+  const events = await bed.on(
+    host,
+    `docker events --since ${(fromMs / 1000).toFixed(3)} --until ${(toMs / 1000 + 1).toFixed(3)} --filter container=${name} --filter event=pause --filter event=unpause --format '{{.TimeNano}} {{.Action}}'`,
+    { timeoutMs: 30_000 },
+  );
+  const eventAt = (action) => {
+    const m = new RegExp(`^(\\d+) ${action}$`, 'm').exec(events.stdout);
+    return m ? Number(BigInt(m[1]) / 1000n) / 1000 : undefined;
+  };
+  result.eventsFrozenMs = Math.round(eventAt('unpause') - eventAt('pause')) || undefined;
+  const criuBytes = await bed.on(
+    host,
+    `du -sb ${shQuote(`${checkpoint.outputs['checkpoint-path']}/criu`)} | cut -f1`,
+  );
+  Object.assign(result, {
+    frozenMs: Number(checkpoint.outputs['frozen-ms']),
+    checkpointPhasesMs: checkpoint.metadata.timings.phasesMs,
+    checkpointDurationMs: checkpoint.metadata.timings.durationMs,
+    checkpointWallMs: Math.round(checkpoint.r.ms),
+    checkpointBytes: Number(checkpoint.outputs['checkpoint-bytes']),
+    criuImageBytes: Number(criuBytes.stdout.trim()) || undefined,
+  });
+  const afterCheckpoint = await moreLines(bed, host, name);
+  const freeze = gapWithin(afterCheckpoint, fromMs, toMs);
+  result.workloadFrozenMs = freeze?.ms;
+  result.tickMs = analyse(afterCheckpoint, '').tickMs;
+  log(`modes ${sizeMiB} MiB rep ${rep}: the dump itself again`);
+  await referenceDump();
+  const dumps = result.dumps;
+  const mean = (f) => dumps.reduce((sum, d) => sum + f(d), 0) / dumps.length;
+  Object.assign(result, {
+    pauseMs: mean((d) => d.pauseMs),
+    runcCheckpointMs: mean((d) => d.runcCheckpointMs),
+    unpauseMs: mean((d) => d.unpauseMs),
+    dumpMs: mean((d) => d.pauseMs + d.runcCheckpointMs),
+    criuDumpMs: mean((d) => d.criuDumpMs),
+    dumpBytes: mean((d) => d.bytes),
+  });
+
+  log(`modes ${sizeMiB} MiB rep ${rep}: floor.sh (a docker start --checkpoint on host 1, by hand)`);
+  await bed.must(host, 'sync');
+  const kv = await runFloorScript(bed, sizeMiB, name);
+  Object.assign(result, {
+    floorDumpMs: kv.pause_ms + kv.dump_ms,
+    floorRestoreMs: kv.restore_ms,
+    floorRestorePrepareMs: kv.restore_prepare_ms,
+    floorRestoreCriuMs: kv.restore_criu_ms,
+  });
+  await bed.must(host, `docker rm -f ${name}-restored >/dev/null`);
+
+  await bed.must(host, `docker rm -f ${name} >/dev/null && sync`);
+
+  log(`modes ${sizeMiB} MiB rep ${rep}: mode restore from ${host}:${MODES_STORE} onto ${host}`);
+  const { r, outputs, metadata } = await runAction(bed, {
+    mode: 'restore',
+    container: name,
+    target: host,
+    'store-host': host,
+    'store-path': MODES_STORE,
+    'checkpoint-name': checkpointName,
+  });
+  const restoreCriuMs = await criuRestoreMs(bed, host, outputs['target-container-id']);
+  const restoredText = await moreLines(bed, host, name);
+  const first = parseCounter(restoredText)[0];
+  Object.assign(result, {
+    restorePhasesMs: metadata.timings.phasesMs,
+    restoreDurationMs: metadata.timings.durationMs,
+    restoreWallMs: Math.round(r.ms),
+    restoreCriuMs,
+    // The restored copy prints first the line the source printed first after the action's freeze.
+    continued: Boolean(first && freeze && first.n === freeze.after.n && first.token === freeze.after.token),
+    restoredTickMs: analyse('', restoredText).tickMs,
+    resumedAt: first ? `${first.n} ${first.token}` : undefined,
+    expectedAt: freeze ? `${freeze.after.n} ${freeze.after.token}` : undefined,
+  });
+  result.freezeRatio = result.frozenMs / result.dumpMs;
+  result.freezeRatioPhase = result.frozenMs / result.checkpointPhasesMs?.checkpoint;
+  result.restoreRatio = result.restorePhasesMs?.restore / restoreCriuMs;
+  result.restoreRunRatio = result.restoreDurationMs / restoreCriuMs;
+  if (!result.continued) log(`warning: ${name} restored from the store did not continue where it was dumped`);
+  log(
+    `modes ${sizeMiB} MiB rep ${rep}: frozen ${result.frozenMs} ms vs pause + runc checkpoint ${Math.round(result.dumpMs)} ms ` +
+      `(${result.freezeRatio.toFixed(2)}x); restore phase ${Math.round(result.restorePhasesMs?.restore)} ms vs CRIU ${restoreCriuMs} ms ` +
+      `(${result.restoreRatio.toFixed(2)}x)`,
+  );
+  await cleanHost(bed, host, false);
+  return result;
 }
 
 // ---------------------------------------------------------------- transport
@@ -751,10 +1026,54 @@ function push(groups, key, value) {
   groups[key].push(value);
 }
 
-function summarise(runs, floors, transport, sizes) {
+/** Keys of a modes run summarised per size (median, min, max, n). */
+const MODES_KEYS = [
+  'frozenMs',
+  'workloadFrozenMs',
+  'eventsFrozenMs',
+  'unpauseMs',
+  'pauseMs',
+  'runcCheckpointMs',
+  'dumpMs',
+  'freezeRatio',
+  'freezeRatioPhase',
+  'checkpointDurationMs',
+  'criuImageBytes',
+  'criuDumpMs',
+  'floorDumpMs',
+  'dumpBytes',
+  'restoreCriuMs',
+  'restoreRatio',
+  'restoreDurationMs',
+  'restoreRunRatio',
+  'floorRestoreMs',
+  'floorRestorePrepareMs',
+  'floorRestoreCriuMs',
+];
+
+function summariseModes(modes, size) {
+  const ms = modes.filter((m) => m.sizeMiB === size && !m.error);
+  if (ms.length === 0) return undefined;
+  const entry = Object.fromEntries(MODES_KEYS.map((k) => [k, spread(ms.map((m) => m[k]))]));
+  for (const [key, field] of [
+    ['checkpointPhasesMs', 'checkpointPhasesMs'],
+    ['restorePhasesMs', 'restorePhasesMs'],
+  ]) {
+    const phases = {};
+    for (const m of ms) for (const [k, v] of Object.entries(m[field] ?? {})) push(phases, k, v);
+    entry[key] = Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, spread(v)]));
+  }
+  entry.continued = ms.every((m) => m.continued);
+  entry.failed = modes.filter((m) => m.sizeMiB === size && m.error).length;
+  return entry;
+}
+
+function summarise(runs, floors, transport, sizes, modes = []) {
   const bySize = {};
   for (const size of sizes) {
     const entry = {};
+    const m = summariseModes(modes, size);
+    if (m) entry.modes = m;
     for (const method of METHODS) {
       const rs = runs.filter((r) => r.sizeMiB === size && r.method === method && !r.error);
       if (rs.length === 0) continue;
@@ -816,6 +1135,21 @@ function evaluateTargets(summary, sizes) {
   const targets = [];
   const at = (size, method, key) => summary.bySize[size]?.[method]?.[key]?.median;
   const ref = sizes.includes(256) ? 256 : sizes[sizes.length - 1];
+  const modes = summary.bySize[ref]?.modes;
+  if (modes?.freezeRatio) {
+    targets.push({
+      target: `checkpoint mode: frozen for at most 1.2x the dump itself (pause + runc checkpoint) at ${ref} MiB`,
+      observed: `frozen-ms ${s(modes.frozenMs.median)} vs pause + runc checkpoint ${s(modes.dumpMs.median)}: ${range(modes.freezeRatio, (v) => `${v.toFixed(2)}x`)} (per-repetition ratios)`,
+      met: modes.freezeRatio.median <= 1.2,
+    });
+  }
+  if (modes?.restoreRatio) {
+    targets.push({
+      target: `restore mode from a store on the same host: at most 1.5x CRIU's own restore time at ${ref} MiB`,
+      observed: `restore phase ${s(modes.restorePhasesMs?.restore?.median)} vs CRIU ${s(modes.restoreCriuMs.median)}: ${range(modes.restoreRatio, (v) => `${v.toFixed(2)}x`)} (per-repetition ratios)`,
+      met: modes.restoreRatio.median <= 1.5,
+    });
+  }
   const seed = at(ref, 'seed', 'downtimeMs');
   const action = at(ref, 'action', 'downtimeMs');
   if (seed && action) {
@@ -899,7 +1233,10 @@ function markdown(report) {
     `Run ${report.startedAt} on ${report.machine.cpus} CPUs, ${report.machine.memGiB} GiB RAM, kernel ${report.machine.kernel}; ` +
       `Docker ${report.versions.docker}, containerd ${report.versions.containerd}, runc ${report.versions.runc}, ` +
       `CRIU ${report.versions.criu}, Podman ${report.versions.podman}, Node ${report.versions.node}. ` +
-      `${settings.reps} repetition(s) per size and way, order rotated each repetition. Load average at start ${report.machine.loadStart}, at end ${report.machine.loadEnd}.`,
+      `${settings.reps} repetition(s) per size and way, order rotated each repetition. Load average at start ${report.machine.loadStart}, at end ${report.machine.loadEnd}` +
+      (report.machine.loadSamples?.length
+        ? `, during the run ${loadRange(report.machine.loadSamples)}.`
+        : '.'),
     '',
     `Workload: test/testbed/workload/counter.sh with TICK=${TICK} and MB = size, container with \`--network none --security-opt seccomp=unconfined\` for all three ways. ` +
       'Downtime is what the workload saw: the largest gap between consecutive timestamps of its combined source and target logs. ' +
@@ -986,6 +1323,8 @@ function markdown(report) {
       );
     }
   }
+  const modes = modesSection(report);
+  if (modes.length > 0) out.push('', ...modes);
   const tools = Object.entries(summary.transport);
   if (tools.length > 0) {
     out.push('', `## Transport alone: ${fmtBytes(settings.transportBytes)} host 1 -> runner -> host 2`, '');
@@ -1004,6 +1343,117 @@ function markdown(report) {
   for (const note of report.notes) out.push(`- ${note}`);
   out.push('', '![chart](latest.svg)', '');
   return out.join('\n');
+}
+
+/** The checkpoint and restore modes section: tables, where the time goes, and how it was measured. */
+function modesSection(report) {
+  const { summary, settings } = report;
+  const rows = settings.sizes.filter((size) => summary.bySize[size]?.modes);
+  if (rows.length === 0) return [];
+  const ms = (sp) => range(sp, (v) => `${Math.round(v)}`);
+  const x = (sp) => range(sp, (v) => `${v.toFixed(2)}x`);
+  const out = ['## Checkpoint and restore modes (store on the same host)', ''];
+  out.push(
+    'Host 1 alone, workload scripts/bench/counter-random.sh (MB MiB of random bytes, incompressible; a loop that never forks, so every dump holds one copy). ' +
+      'Per repetition, on one running container: the dump itself by scripts/bench/dump.sh (`docker pause`, `runc checkpoint --leave-running` into /var/lib/criu-migrate, `docker unpause`, each timed on the host, no SSH round trip inside), ' +
+      'mode checkpoint into a store on host 1 (`store-host` = `source` = host 1, default settings otherwise: compression auto, leave-running true), the dump itself again ' +
+      "(the reference is the mean of the two, which bracket the action's dump in time), then scripts/bench/floor.sh (a `docker start --checkpoint` by hand, for comparison); " +
+      'then the container is removed and mode restore brings the stored checkpoint back onto host 1. ' +
+      'Ratios are per repetition, then median (min–max); times in ms, median (min–max).',
+    '',
+    '| size | frozen-ms output | paused per dockerd (pause to unpause event) | freeze seen by the workload | dump itself: pause + runc checkpoint | of which pause | freeze ratio (frozen-ms / dump) | checkpoint phase (action timer) | frozen-ms / checkpoint phase | whole checkpoint run | CRIU image (action / dump.sh) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const size of rows) {
+    const m = summary.bySize[size].modes;
+    out.push(
+      `| ${size} MiB${m.failed ? ` (${m.failed} failed)` : ''} | ${ms(m.frozenMs)} | ${ms(m.eventsFrozenMs)} | ${ms(m.workloadFrozenMs)} | ${ms(m.dumpMs)} | ${ms(m.pauseMs)} | **${x(m.freezeRatio)}** | ${ms(m.checkpointPhasesMs?.checkpoint)} | ${x(m.freezeRatioPhase)} | ${ms(m.checkpointDurationMs)} | ${m.criuImageBytes ? fmtBytes(m.criuImageBytes.median) : 'n/a'} / ${m.dumpBytes ? fmtBytes(m.dumpBytes.median) : 'n/a'} |`,
+    );
+  }
+  out.push(
+    '',
+    "| size | restore phase | CRIU's own restore (restore.log of that restore) | restore ratio (phase / CRIU) | whole restore run | run / CRIU | transfer from the store | verify | floor.sh: docker start --checkpoint | of which Docker + containerd copying | of which CRIU | restored copy continued |",
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  );
+  for (const size of rows) {
+    const m = summary.bySize[size].modes;
+    const p = m.restorePhasesMs ?? {};
+    out.push(
+      `| ${size} MiB | ${ms(p.restore)} | ${ms(m.restoreCriuMs)} | **${x(m.restoreRatio)}** | ${ms(m.restoreDurationMs)} | ${x(m.restoreRunRatio)} | ${ms(p.transfer)} | ${ms(p.verify)} | ${ms(m.floorRestoreMs)} | ${ms(m.floorRestorePrepareMs)} | ${ms(m.floorRestoreCriuMs)} | ${m.continued ? 'yes' : '**no**'} |`,
+    );
+  }
+  out.push('', '### Where the time goes', '');
+  for (const size of rows) {
+    const m = summary.bySize[size].modes;
+    const med = (sp) => sp?.median;
+    const frozen = med(m.frozenMs);
+    const dump = med(m.dumpMs);
+    const phase = med(m.checkpointPhasesMs?.checkpoint);
+    const restore = med(m.restorePhasesMs?.restore);
+    const criu = med(m.restoreCriuMs);
+    const start = med(m.floorRestoreMs);
+    const copy = med(m.floorRestorePrepareMs);
+    const events = med(m.eventsFrozenMs);
+    const runc = med(m.runcCheckpointMs);
+    out.push(
+      `- ${size} MiB, freeze: frozen-ms ${s(frozen)} against the dump itself ${s(dump)} (pause ${s(med(m.pauseMs))}, runc checkpoint ${s(runc)}, of which CRIU's own dump ${s(med(m.criuDumpMs))}; medians)` +
+        (frozen > dump ? `, ${s(frozen - dump)} more. ` : '. ') +
+        (events
+          ? `dockerd had the container paused for ${s(events)} (its pause and unpause events): runc checkpoint about ${s(runc)} of it, the other ${s(events - runc)} the action's own steps between pause and unpause ` +
+            '(the journal write that records the pause, the SSH round trips of runc checkpoint and of one measuring command (du, sha256 of the inventory, CRIU stats), and the unpause command until dockerd acts); ' +
+            `the remaining ${s(frozen - events)} of frozen-ms are the \`docker pause\` command until dockerd paused plus the \`docker unpause\` command after it. `
+          : '') +
+        `The action's checkpoint phase measured ${s(phase)} (pause to measured, no unpause), and the workload itself saw a gap of ${s(med(m.workloadFrozenMs))}.`,
+    );
+    out.push(
+      `- ${size} MiB, restore: restore phase ${s(restore)} against CRIU's own ${s(criu)}: ${s(restore - criu)} is not CRIU. ` +
+        (start
+          ? `The same restore done by hand (floor.sh's \`docker start --checkpoint\` on the same host) takes ${s(start)}, of which ${s(copy)} is Docker and containerd copying the checkpoint (Docker 26 tars the checkpoint directory into containerd's content store, containerd unpacks it into /tmp/ctrd-checkpoint*) before CRIU starts, and ${s(med(m.floorRestoreCriuMs))} CRIU; ` +
+            `so \`docker start --checkpoint\` alone is ${(start / med(m.floorRestoreCriuMs)).toFixed(2)}x CRIU, and the action's restore phase is ${(restore / start).toFixed(2)}x that \`docker start --checkpoint\`.`
+          : 'No floor.sh restore to compare with.'),
+    );
+    const rp = m.restorePhasesMs ?? {};
+    const run = med(m.restoreDurationMs);
+    const timed = ['connect', 'stage', 'transfer', 'restore', 'verify'].reduce(
+      (sum, k) => sum + (med(rp[k]) ?? 0),
+      0,
+    );
+    out.push(
+      `- ${size} MiB, the whole restore run: ${s(run)} = connect ${s(med(rp.connect))}` +
+        (rp.stage ? ` + image ${s(med(rp.stage))}` : '') +
+        ` + transfer from the store ${s(med(rp.transfer))} (the store is on the same host, yet the images go tar | zstd | SSH | runner | SSH | zstd -d | tar) + restore ${s(restore)} + verify ${s(med(rp.verify))} (verify-stable-seconds) + ${s(run - timed)} untimed (reading the store, sha256 of every file against the manifest, CPU check, creating the container).`,
+    );
+  }
+  return out;
+}
+
+/** modes.md: the modes section alone (--only-modes). */
+function modesMarkdown(report) {
+  const out = ['# Benchmark: checkpoint and restore modes', ''];
+  out.push(
+    `Run ${report.startedAt} on ${report.machine.cpus} CPUs, ${report.machine.memGiB} GiB RAM, kernel ${report.machine.kernel}; ` +
+      `Docker ${report.versions.docker}, containerd ${report.versions.containerd}, runc ${report.versions.runc}, ` +
+      `CRIU ${report.versions.criu}, Node ${report.versions.node}; dist/index.js sha256 ${report.dist?.sha256?.slice(0, 16) ?? 'n/a'}. ` +
+      `${report.settings.reps} repetition(s) per size. Load average (1 min) at start ${report.machine.loadStart}, at end ${report.machine.loadEnd}` +
+      (report.machine.loadSamples?.length
+        ? `, during the run ${loadRange(report.machine.loadSamples)}`
+        : '') +
+      '; other test beds may run on the same machine.',
+    '',
+    ...modesSection(report),
+  );
+  out.push('', '## Targets', '', '| target | observed | met |', '|---|---|---|');
+  for (const t of report.targets)
+    out.push(`| ${cell(t.target)} | ${cell(t.observed)} | ${t.met ? 'yes' : '**no**'} |`);
+  out.push('', '## Notes', '');
+  for (const note of report.notes) out.push(`- ${note}`);
+  out.push('');
+  return out.join('\n');
+}
+
+function loadRange(samples) {
+  const v = samples.map((x) => x.load1);
+  return `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)} (median ${median(v).toFixed(2)})`;
 }
 
 /**
@@ -1418,12 +1868,27 @@ async function versions(bed, withPodman) {
 
 function writeResults(report, out) {
   mkdirSync(out, { recursive: true });
+  if (report.settings.onlyModes) {
+    // A part of the benchmark: latest.* stay the last full run's.
+    writeFileSync(join(out, 'modes.json'), `${JSON.stringify(report, null, 2)}\n`);
+    const table = modesMarkdown(report);
+    writeFileSync(join(out, 'modes.md'), table);
+    process.stdout.write(`${table}\n`);
+    log(`results: ${relative(ROOT, join(out, 'modes.md'))}, modes.json`);
+    return;
+  }
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(join(out, 'latest.svg'), chart(report));
   const table = markdown(report);
   writeFileSync(join(out, 'latest.md'), table);
   process.stdout.write(`${table}\n`);
   log(`results: ${relative(ROOT, join(out, 'latest.md'))}, latest.json, latest.svg`);
+}
+
+function modesRatioLine(report) {
+  const m = report.summary.bySize[256]?.modes;
+  const f = (sp) => (sp ? sp.median.toFixed(2) : 'n/a');
+  return `checkpoint freeze ratio at 256 MiB: ${f(m?.freezeRatio)}; restore ratio at 256 MiB: ${f(m?.restoreRatio)}\n`;
 }
 
 function ratioLine(report) {
@@ -1437,10 +1902,20 @@ async function main() {
   if (opts.render) {
     const report = JSON.parse(readFileSync(opts.render, 'utf8'));
     // Summaries and targets are derived again from the raw runs.
-    report.summary = summarise(report.runs, report.floors, report.transport, report.settings.sizes);
+    report.summary = summarise(
+      report.runs,
+      report.floors,
+      report.transport,
+      report.settings.sizes,
+      report.modes ?? [],
+    );
     report.targets = evaluateTargets(report.summary, report.settings.sizes);
+    // How the modes section measures is this script's to say: its notes are written again.
+    if (report.modes?.length)
+      report.notes = [...MODES_NOTES, ...report.notes.filter((n) => !n.startsWith('Modes section:'))];
     report.settings.out = relative(ROOT, opts.out);
     writeResults(report, opts.out);
+    if (report.modes?.length) process.stdout.write(modesRatioLine(report));
     process.stdout.write(ratioLine(report));
     return;
   }
@@ -1462,8 +1937,17 @@ async function main() {
 
   const startedAt = new Date().toISOString();
   const loadStart = loadavg()[0].toFixed(2);
+  // Other test beds may share the machine: the load is sampled all along.
+  const loadSamples = [];
+  const sampleLoad = () =>
+    loadSamples.push({ at: new Date().toISOString(), load1: Number(loadavg()[0].toFixed(2)) });
+  sampleLoad();
+  const sampler = setInterval(sampleLoad, 30_000);
+  sampler.unref();
+  const distSha256 = createHash('sha256').update(readFileSync(DIST_ENTRY)).digest('hex');
   const runs = [];
   const floors = [];
+  const modes = [];
   let transport = [];
   let probeDir;
   const notes = [];
@@ -1471,7 +1955,8 @@ async function main() {
   try {
     await bed.up();
     if (withPodman) await preparePodman(bed);
-    await prepareImages(bed, withPodman);
+    // Host 2 needs the image only for the migrations.
+    if (!opts.onlyModes) await prepareImages(bed, withPodman);
     await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]);
     const ver = await versions(bed, withPodman);
     if (opts.transport) probeDir = await buildProbe();
@@ -1496,25 +1981,38 @@ async function main() {
             log(`floor ${size} MiB rep ${rep} failed: ${error.message}`);
           }
         }
+        if (opts.modes) {
+          try {
+            modes.push(await measureModes(bed, size, rep));
+          } catch (error) {
+            log(`modes ${size} MiB rep ${rep} failed: ${error.message}`);
+            modes.push({ sizeMiB: size, rep, error: error.message });
+            await cleanHost(bed, bed.host1, withPodman);
+          }
+        }
       }
     }
     if (opts.transport) transport = await measureTransport(bed, probeDir, opts.transportBytes, opts.reps);
 
-    const summary = summarise(runs, floors, transport, opts.sizes);
+    clearInterval(sampler);
+    sampleLoad();
+    const summary = summarise(runs, floors, transport, opts.sizes, modes);
     const targets = evaluateTargets(summary, opts.sizes);
     const codecs = [...new Set(runs.filter((r) => r.method === 'action' && r.codec).map((r) => r.codec))];
-    notes.push(
-      `The action ran with default settings (compression: auto); its streams went: ${codecs.join(', ') || 'n/a'}.`,
-      "Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (graphroot /var/lib/docker/podman-storage: the overlay driver refuses the hosts' overlay root), default zstd-compressed export including root file system changes.",
-      "All containers use --network none: Podman's netavark would have to set up bridges and firewall rules in the machine's own network namespace, where the test bed hosts' sshd live; Docker's daemons have their own namespaces. The same flags are used for all three ways.",
-      'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
-      "The workload's memory is one long string of 'x': it compresses to almost nothing, so bytes sent by the seed procedure (tar -czf, gzip), Podman (zstd) and the action (compression: auto, zstd -1 when both hosts have it) are far below the memory size; real memory compresses less.",
-      "The workload forks for every line (command substitution): depending on the moment of the freeze, CRIU dumps one to three copies of its memory (parent plus forked children), so the CRIU image size varies from run to run for all three ways (see the 'CRIU image' column).",
-      'The workload prints every TICK=10 ms plus the cost of forking a process that holds the value, which grows with the size: the time resolution of the downtime is the median tick shown in latest.json (tickMs).',
-      'Seed and Podman copies go through the runner over one multiplexed OpenSSH connection per host, opened before the timed part; their runner RSS is both control connections plus the largest relay pipeline.',
-      'Total wall time: the action process from start to exit (connect, preflight, stage, verify and finalize included); the seed and Podman scripts from start to exit.',
-      `Bytes between hosts: the action's transferred-bytes output; for seed and Podman, the bytes the relay copied.`,
-    );
+    if (opts.modes) notes.push(...MODES_NOTES);
+    if (!opts.onlyModes)
+      notes.push(
+        `The action ran with default settings (compression: auto); its streams went: ${codecs.join(', ') || 'n/a'}.`,
+        "Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (graphroot /var/lib/docker/podman-storage: the overlay driver refuses the hosts' overlay root), default zstd-compressed export including root file system changes.",
+        "All containers use --network none: Podman's netavark would have to set up bridges and firewall rules in the machine's own network namespace, where the test bed hosts' sshd live; Docker's daemons have their own namespaces. The same flags are used for all three ways.",
+        'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
+        "The workload's memory is one long string of 'x': it compresses to almost nothing, so bytes sent by the seed procedure (tar -czf, gzip), Podman (zstd) and the action (compression: auto, zstd -1 when both hosts have it) are far below the memory size; real memory compresses less.",
+        "The workload forks for every line (command substitution): depending on the moment of the freeze, CRIU dumps one to three copies of its memory (parent plus forked children), so the CRIU image size varies from run to run for all three ways (see the 'CRIU image' column).",
+        'The workload prints every TICK=10 ms plus the cost of forking a process that holds the value, which grows with the size: the time resolution of the downtime is the median tick shown in latest.json (tickMs).',
+        'Seed and Podman copies go through the runner over one multiplexed OpenSSH connection per host, opened before the timed part; their runner RSS is both control connections plus the largest relay pipeline.',
+        'Total wall time: the action process from start to exit (connect, preflight, stage, verify and finalize included); the seed and Podman scripts from start to exit.',
+        `Bytes between hosts: the action's transferred-bytes output; for seed and Podman, the bytes the relay copied.`,
+      );
     report = {
       schema: 1,
       startedAt,
@@ -1525,17 +2023,23 @@ async function main() {
         kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
         loadStart,
         loadEnd: loadavg()[0].toFixed(2),
+        loadSamples,
       },
       versions: ver,
+      dist: { sha256: distSha256, changedDuringRun: distChanged(distSha256) },
       settings: {
         sizes: opts.sizes,
         reps: opts.reps,
         quick: opts.quick,
         methods: opts.methods,
+        floor: opts.floor,
+        transport: opts.transport,
+        modes: opts.modes,
+        onlyModes: opts.onlyModes,
         tick: TICK,
         transportBytes: opts.transportBytes,
         out: relative(ROOT, opts.out),
-        testbed: { state: opts.state, host1: bed.host1, host2: bed.host2 },
+        testbed: { state: opts.state, host1: bed.host1, host2: bed.host2, host3Addr: opts.host3Addr },
       },
       summary,
       targets,
@@ -1543,6 +2047,7 @@ async function main() {
       runs,
       floors,
       transport,
+      modes,
     };
     writeResults(report, opts.out);
   } finally {
@@ -1552,10 +2057,26 @@ async function main() {
         () => {},
       );
     }
+    clearInterval(sampler);
     await bed.down();
   }
+  if (opts.modes) process.stdout.write(modesRatioLine(report));
   process.stdout.write(ratioLine(report));
 }
+
+function distChanged(sha256) {
+  const now = createHash('sha256').update(readFileSync(DIST_ENTRY)).digest('hex');
+  if (now !== sha256) log('warning: dist/index.js changed during the run; the runs may mix two builds');
+  return now !== sha256;
+}
+
+const MODES_NOTES = [
+  "Modes section: the dump itself is timed by scripts/bench/dump.sh on the host (date +%s%3N around `docker pause`, around `runc checkpoint --leave-running` into /var/lib/criu-migrate, where the action's work directory is, and around `docker unpause`: the same commands and flags as the action's freeze, no SSH round trip inside), twice per repetition on the same container, right before and right after the action's checkpoint; the reference is the mean of the two. It is the most direct measure of pause + runc checkpoint: the action's checkpoint-mode log and metadata have no separate dump time (the `dumped in X ms` line is migrate mode's), and its timings.phasesMs.checkpoint also holds the journal write, SSH round trips and the measuring command it runs while frozen (shown beside it).",
+  "Modes section: 'paused per dockerd' is the time between the container's pause and unpause events (docker events on host 1) during the action's checkpoint run; the freeze seen by the workload is the largest gap between its lines in that run (10 ms ticks).",
+  "Modes section: CRIU's own restore time is the last timestamp of the restore.log that containerd keeps for the restored container (the same source as the floor's and the migrate runs' CRIU restore column), read for the very restore the ratio is about. floor.sh (`docker pause`, `runc checkpoint --leave-running` into a new container's checkpoints directory, `docker start --checkpoint`) runs on the same container after the second reference dump, only to show what `docker start --checkpoint` costs by hand.",
+  'Modes section: restore mode runs with default settings (verify-stable-seconds 5, so the whole restore run includes 5 s of watching the restored container).',
+  'Modes section: busybox `sleep` ends early when CRIU dumps it with --leave-running (seen on this bed), so counter-random.sh keeps its pipe open with a loop of sleeps; the restored copy and the source tick every 10 ms (tickMs, restoredTickMs in the JSON).',
+];
 
 // Only when run, not when imported (for example to reuse a helper).
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -7,6 +7,9 @@
 # forks for every line, so a dump catches one to three copies of its memory):
 # the clock is /proc/uptime read by a redirect, the tick a `read -t` on a pipe
 # nobody writes to. A dump therefore holds one copy of MB MiB, every time.
+# The pipe's writer is a loop of sleeps, not one long sleep: busybox sleep ends
+# early when CRIU dumps it (--leave-running), and a closed pipe would turn the
+# tick into a busy loop.
 #
 # busybox sh, run as: sh -c "$(cat counter-random.sh)" inside testbed/busybox:1.
 mb=${MB:-16}
@@ -16,7 +19,7 @@ token=$(cat /proc/sys/kernel/random/uuid)
 now=$(adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d%03d", s, u / 1000}')
 read -r up _ </proc/uptime
 boot=$((now - ${up%.*}${up#*.} * 10))
-sleep 2147483647 | {
+{ while :; do sleep 3600; done; } | {
   big=$(head -c $((mb * 1048576)) /dev/urandom | tr -d '\000')
   echo "start $token len ${#big} random"
   n=0

@@ -10,10 +10,12 @@ import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
+import { formatCheck } from '../phases/preflight.js';
 import { restore } from '../phases/restore.js';
 import { createTargetContainer } from '../phases/stage.js';
 import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
 import { verify } from '../phases/verify.js';
+import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
 import { withCodec } from '../policy/compression.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import {
@@ -336,14 +338,26 @@ async function restoreFromStore(
     await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
     log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
   }
-  if (facts.docker.experimental === false) {
+  // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
+  const checks = evaluateCompatibility(
+    { source: facts, target: facts },
+    { kernelPolicy: settings.kernelPolicy },
+  ).filter((check) => check.host === 'target');
+  for (const check of checks) {
+    if (check.status === 'warn') log.warning(formatCheck(check));
+    else log.info(formatCheck(check));
+  }
+  const stopping = blocking(checks, settings.strict);
+  const first = stopping[0];
+  if (first) {
     throw new MigrationError(
-      'DOCKER_NOT_EXPERIMENTAL',
-      'Docker on the target runs without experimental mode',
+      first.code ?? 'PREFLIGHT_FAILED',
+      `the target cannot restore: ${first.name}: ${first.observed}`,
       {
-        step: 'restore',
+        step: 'preflight',
         host: describeHost(ctx.target),
-        remedy: 'set "experimental": true in /etc/docker/daemon.json on the target and restart dockerd',
+        detail: stopping.map(formatCheck).join('\n'),
+        remedy: first.remedy,
       },
     );
   }

@@ -124,7 +124,7 @@ describe('checkpoint mode', () => {
   it('a checkpoint cancelled while it is written is removed, never listed, and the container runs on', async () => {
     await installHold(bed, bed.host3, 'tar', '*".partial"*', 'ckpt-cancel');
     const running = startAction(inputs({ 'checkpoint-name': 'ckpt-cancelled', retention: '0' }));
-    await waitHeld(bed, bed.host3, 'ckpt-cancel');
+    await waitHeld(bed, bed.host3, 'ckpt-cancel', 60_000, running);
     expect((await storeListing()).some((entry) => entry.includes('.ckpt-cancelled.partial'))).toBe(true);
     const cancelled = running.cancel();
     await new Promise((resolve) => setTimeout(resolve, 500));

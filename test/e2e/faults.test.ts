@@ -97,7 +97,7 @@ describe('fault matrix', () => {
     const imagesBefore = await fresh();
     await installHold(bed, bed.host2, 'tar', '*"/checkpoints/"*', 'dockerd');
     const running = startAction(inputs());
-    await waitHeld(bed, bed.host2, 'dockerd');
+    await waitHeld(bed, bed.host2, 'dockerd', 60_000, running);
     await daemon('stop', 'dockerd', bed.host2Pid);
     await release(bed, bed.host2, 'dockerd');
     const run = await running.done;
@@ -127,7 +127,7 @@ describe('fault matrix', () => {
     const imagesBefore = await fresh();
     await installHold(bed, bed.host2, 'tar', '*"/checkpoints/"*', 'drop');
     const running = startAction(inputs());
-    await waitHeld(bed, bed.host2, 'drop');
+    await waitHeld(bed, bed.host2, 'drop', 60_000, running);
     await daemon('kill-sessions', 'sshd', bed.host2Pid);
     await release(bed, bed.host2, 'drop');
     const run = await running.done;
@@ -140,7 +140,7 @@ describe('fault matrix', () => {
     const imagesBefore = await fresh(32);
     await installHold(bed, bed.host2, 'tar', '*"/checkpoints/"*', 'full');
     const running = startAction(inputs());
-    await waitHeld(bed, bed.host2, 'full');
+    await waitHeld(bed, bed.host2, 'full', 60_000, running);
     // The checkpoint lands on a 2 MiB file system: the receiving tar runs out of space for real.
     const id = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
     await onHost(
@@ -277,7 +277,7 @@ exec /usr/sbin/criu "$@"
     await fresh();
     await installHold(bed, bed.host2, 'tar', '*"/checkpoints/"*', 'sigkill');
     const running = startAction(inputs());
-    await waitHeld(bed, bed.host2, 'sigkill');
+    await waitHeld(bed, bed.host2, 'sigkill', 60_000, running);
     await running.kill();
     await release(bed, bed.host2, 'sigkill');
     expect((await containerState(bed, bed.host1, name))?.Paused).toBe(true);
@@ -300,7 +300,7 @@ exec /usr/sbin/criu "$@"
     await installHold(bed, bed.host1, 'docker', '*" kill --signal KILL "*', 'lost');
     const running = startAction(inputs());
     try {
-      await waitHeld(bed, bed.host1, 'lost');
+      await waitHeld(bed, bed.host1, 'lost', 60_000, running);
       // No new connections, then the open ones dropped: the runner is cut off from both hosts.
       await Promise.all([daemon('cut', 'sshd', bed.host1Pid), daemon('cut', 'sshd', bed.host2Pid)]);
       const run = await running.done;
@@ -392,7 +392,7 @@ describe('7. cancellation in every phase, then the post step', () => {
       const tag = `cancel-${point.phase}`;
       await installHold(bed, point.host(), point.program, point.glob, tag);
       const running = startAction(inputs());
-      await waitHeld(bed, point.host(), tag);
+      await waitHeld(bed, point.host(), tag, 60_000, running);
       const cancelled = running.cancel();
       await new Promise((r) => setTimeout(r, 1000));
       await release(bed, point.host(), tag);

@@ -52,9 +52,20 @@ export async function installWrapper(
   await onHost(bed, host, `cat >${path} <<'EOF'\n${script}EOF\nchmod +x ${path}`);
 }
 
-export async function waitHeld(bed: Testbed, host: string, tag: string, timeoutMs = 60_000): Promise<void> {
+export async function waitHeld(
+  bed: Testbed,
+  host: string,
+  tag: string,
+  timeoutMs = 60_000,
+  running?: { done: Promise<{ stdout: string }> },
+): Promise<void> {
   const until = Date.now() + timeoutMs;
+  let ended: string | undefined;
+  running?.done.then((run) => {
+    ended = run.stdout;
+  });
   for (;;) {
+    if (ended !== undefined) throw new Error(`the run ended before reaching hold ${tag}:\n${ended}`);
     const result = await onHostResult(bed, host, `test -e /tmp/e2e-held-${tag}`);
     if (result.code === 0) return;
     if (Date.now() > until) throw new Error(`hold ${tag} on ${host} was not reached within ${timeoutMs} ms`);

@@ -61,7 +61,7 @@ describe('secrets and memory images', () => {
       'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
       'verify-stable-seconds': '1',
     });
-    await waitHeld(bed, bed.host2, 'create');
+    await waitHeld(bed, bed.host2, 'create', 60_000, running);
     // docker create is running now: its command line names a file, not the values.
     const processes = await onHost(bed, bed.host2, 'ps -eo args');
     expect(processes).toContain('create --env-file');
@@ -72,7 +72,7 @@ describe('secrets and memory images', () => {
 
     await installHold(bed, bed.host2, 'docker', '*" start --checkpoint "*', 'restore');
     await release(bed, bed.host2, 'create');
-    await waitHeld(bed, bed.host2, 'restore');
+    await waitHeld(bed, bed.host2, 'restore', 60_000, running);
     // Mid-run, with the memory images on both hosts.
     const id = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
     const sourceImages = await modes(bed.host1, ['/var/lib/criu-migrate/work']);

@@ -27,6 +27,12 @@ exec nsenter -t "$pid" -m -u -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/
 set -euo pipefail
 pidfile=/run/testbed-$DAEMON.pid
 old=$(cat "$pidfile" 2>/dev/null || true)
+# The pid file can be stale (a start whose bind failed): find this host's sshd listener by its mount namespace.
+if [ "$DAEMON" = sshd ] && { [ -z "$old" ] || ! kill -0 "$old" 2>/dev/null; }; then
+  old=$(for p in $(pgrep -f '^sshd: /usr/sbin/sshd' || true); do
+    [ "$(readlink "/proc/$p/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ] && echo "$p"
+  done | head -n 1) || true
+fi
 case "$ACTION" in
   stop)
     [ -n "$old" ] && kill -0 "$old" 2>/dev/null || exit 0
@@ -45,6 +51,7 @@ case "$ACTION" in
     [ -z "$monitors$users" ] || kill -KILL $monitors $users 2>/dev/null || true
     if [ "$ACTION" = cut ]; then kill -KILL "$old"; rm -f "$pidfile"; fi ;;
   start)
+    if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then echo "$old" >"$pidfile"; exit 0; fi
     setsid /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config -o "ListenAddress=$ADDR:$PORT" \
       >>/var/log/testbed-sshd.log 2>&1 </dev/null &
     echo $! >"$pidfile"
