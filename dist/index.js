@@ -55468,11 +55468,14 @@ async function prepareCheckpoint(ctx, container) {
  * runc directly takes well under a second here, `docker checkpoint create`
  * several (it copies through containerd's content store).
  */
-async function freezeAndDump(ctx, container, prepared) {
+async function freezeAndDump(ctx, container, prepared, 
+/** Runs as soon as runc has written the images (checkpoint mode resumes the container here). */
+afterDump = async () => { }) {
     const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
     const frozenAt = ctx.clock();
     await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
-    await ctx.journal.done(paused, 'source');
+    // Not written again while frozen: an intended pause is undone the same way as a done one.
+    paused.state = 'done';
     const dumpStart = ctx.clock();
     const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
         'runc',
@@ -55497,7 +55500,9 @@ async function freezeAndDump(ctx, container, prepared) {
             remedy: 'read the CRIU lines above; `criu check` on the source shows missing kernel features',
         });
     }
-    // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+    await afterDump();
+    // One round trip: size, inventory checksum and CRIU's statistics.
+    const frozenFor = ctx.clock() - frozenAt;
     const measured = await runChecked(ctx.source, [
         `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
         'du -sb . | cut -f1',
@@ -55508,6 +55513,7 @@ async function freezeAndDump(ctx, container, prepared) {
     const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
     return {
         frozenAt,
+        frozenFor,
         imagesDir: prepared.imagesDir,
         imagesBytes: Number(bytes.trim()),
         dumpMs,
@@ -57245,11 +57251,13 @@ async function checkpointInto(ctx, onFrozen) {
         step: 'checkpoint',
         what: `preparing ${partial} in the store`,
     });
-    const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)));
-    if (settings.leaveRunning) {
-        await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
-    }
-    const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
+    const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared, async () => {
+        // Resumed as soon as the images are written: measuring and copying them needs no freeze.
+        if (settings.leaveRunning) {
+            await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+        }
+    })));
+    const frozenMs = Math.round(settings.leaveRunning ? dumped.frozenFor : ctx.clock() - dumped.frozenAt);
     onFrozen(frozenMs);
     log.info(settings.leaveRunning
         ? `checkpoint: ${dumped.imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`

@@ -16,9 +16,11 @@
  * with an incompressible workload (scripts/bench/counter-random.sh: MB MiB of
  * random bytes, a loop that never forks): mode checkpoint into a store on host 1
  * (its frozen-ms output against the dump itself, `docker pause` + `runc checkpoint`
- * timed on the host by floor.sh on the same container), then the container is
- * removed and mode restore brings the checkpoint back onto host 1 (its restore
- * phase against CRIU's own restore time from that restore's restore.log).
+ * timed on the host by scripts/bench/dump.sh on the same container just before and
+ * just after), then the container is removed and mode restore brings the
+ * checkpoint back onto host 1 (its restore phase against CRIU's own restore time
+ * from that restore's restore.log). floor.sh adds a `docker start --checkpoint`
+ * by hand for comparison. It runs after the floor in each repetition.
  *
  * Writes bench/results/latest.{md,json,svg} (modes.{md,json} with --only-modes).
  * The last two lines printed are
@@ -39,7 +41,8 @@
  *                         modes.{md,json} of --out and leaves latest.* alone
  *   --out DIR             results directory (default bench/results)
  *   --render FILE         no measuring: rewrite latest.md and latest.svg of --out from a
- *                         results JSON (for example bench/results/latest.json)
+ *                         results JSON (for example bench/results/latest.json; a
+ *                         modes.json rewrites modes.md)
  * Environment (the bench's own test bed, separate from the e2e one):
  *   BENCH_TESTBED_STATE   state directory (default /var/lib/criu-migrate-testbed-bench)
  *   BENCH_HOST1_ADDR      host 1 loopback address (default 127.0.0.6)
@@ -53,9 +56,9 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -63,6 +66,12 @@ const ROOT = resolve(import.meta.dirname, '..');
 const BENCH_SCRIPTS = join(ROOT, 'scripts/bench');
 const TESTBED = join(ROOT, 'test/testbed');
 const DIST_ENTRY = join(ROOT, 'dist/index.js');
+/**
+ * What the runs execute: a copy of dist/ taken when the bench starts, so a
+ * rebuild of dist/ during a run (ncc empties the directory first) neither
+ * breaks a run nor mixes two builds in one report.
+ */
+let actionEntry = DIST_ENTRY;
 const IMAGE = 'testbed/busybox:1';
 const TICK = '0.01';
 const MIB = 1024 * 1024;
@@ -625,7 +634,7 @@ async function runAction(bed, inputs) {
       ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
     };
     // /usr/bin/time reports the node process's own peak resident set.
-    const r = await run('/usr/bin/time', ['-f', TIME_FORMAT, '-o', rssFile, process.execPath, DIST_ENTRY], {
+    const r = await run('/usr/bin/time', ['-f', TIME_FORMAT, '-o', rssFile, process.execPath, actionEntry], {
       env,
       timeoutMs: 1_800_000,
     });
@@ -1232,7 +1241,8 @@ function markdown(report) {
   out.push(
     `Run ${report.startedAt} on ${report.machine.cpus} CPUs, ${report.machine.memGiB} GiB RAM, kernel ${report.machine.kernel}; ` +
       `Docker ${report.versions.docker}, containerd ${report.versions.containerd}, runc ${report.versions.runc}, ` +
-      `CRIU ${report.versions.criu}, Podman ${report.versions.podman}, Node ${report.versions.node}. ` +
+      `CRIU ${report.versions.criu}, Podman ${report.versions.podman}, Node ${report.versions.node}` +
+      (report.dist?.sha256 ? `; dist/index.js sha256 ${report.dist.sha256.slice(0, 16)}. ` : '. ') +
       `${settings.reps} repetition(s) per size and way, order rotated each repetition. Load average at start ${report.machine.loadStart}, at end ${report.machine.loadEnd}` +
       (report.machine.loadSamples?.length
         ? `, during the run ${loadRange(report.machine.loadSamples)}.`
@@ -1944,7 +1954,11 @@ async function main() {
   sampleLoad();
   const sampler = setInterval(sampleLoad, 30_000);
   sampler.unref();
-  const distSha256 = createHash('sha256').update(readFileSync(DIST_ENTRY)).digest('hex');
+  const distCopy = mkdtempSync(join(tmpdir(), 'bench-dist-'));
+  cpSync(dirname(DIST_ENTRY), distCopy, { recursive: true });
+  actionEntry = join(distCopy, 'index.js');
+  const distSha256 = createHash('sha256').update(readFileSync(actionEntry)).digest('hex');
+  log(`running a copy of dist/ (index.js sha256 ${distSha256.slice(0, 16)}) from ${distCopy}`);
   const runs = [];
   const floors = [];
   const modes = [];
@@ -2052,6 +2066,7 @@ async function main() {
     writeResults(report, opts.out);
   } finally {
     if (probeDir) rmSync(probeDir, { recursive: true, force: true });
+    rmSync(distCopy, { recursive: true, force: true });
     if (bed.host1) {
       await Promise.all([cleanHost(bed, bed.host1, withPodman), cleanHost(bed, bed.host2, withPodman)]).catch(
         () => {},
@@ -2064,9 +2079,16 @@ async function main() {
   process.stdout.write(ratioLine(report));
 }
 
+/** Whether the repository's dist/index.js is another build now than the copy the runs used. */
 function distChanged(sha256) {
-  const now = createHash('sha256').update(readFileSync(DIST_ENTRY)).digest('hex');
-  if (now !== sha256) log('warning: dist/index.js changed during the run; the runs may mix two builds');
+  let now;
+  try {
+    now = createHash('sha256').update(readFileSync(DIST_ENTRY)).digest('hex');
+  } catch {
+    now = undefined;
+  }
+  if (now !== sha256)
+    log('note: dist/index.js changed during the run; the runs used the copy taken at the start');
   return now !== sha256;
 }
 

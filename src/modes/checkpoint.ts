@@ -340,12 +340,16 @@ async function checkpointInto(
   );
 
   const dumped = await log.group('Checkpoint: freeze and dump', () =>
-    timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared)),
+    timer.time('checkpoint', () =>
+      freezeAndDump(ctx, container, prepared, async () => {
+        // Resumed as soon as the images are written: measuring and copying them needs no freeze.
+        if (settings.leaveRunning) {
+          await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+        }
+      }),
+    ),
   );
-  if (settings.leaveRunning) {
-    await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
-  }
-  const frozenMs = Math.round(ctx.clock() - dumped.frozenAt);
+  const frozenMs = Math.round(settings.leaveRunning ? dumped.frozenFor : ctx.clock() - dumped.frozenAt);
   onFrozen(frozenMs);
   log.info(
     settings.leaveRunning

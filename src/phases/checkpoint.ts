@@ -15,6 +15,8 @@ const DUMP_TIMEOUT_MS = 10 * 60_000;
 export interface CheckpointResult {
   /** Clock reading when the source was paused: the service is down from here. */
   frozenAt: number;
+  /** Milliseconds from the pause to the end of afterDump (checkpoint mode: until the container runs again). */
+  frozenFor: number;
   imagesDir: string;
   imagesBytes: number;
   dumpMs: number;
@@ -79,11 +81,14 @@ export async function freezeAndDump(
   ctx: RunContext<Named>,
   container: ContainerInspect,
   prepared: PreparedCheckpoint,
+  /** Runs as soon as runc has written the images (checkpoint mode resumes the container here). */
+  afterDump: () => Promise<void> = async () => {},
 ): Promise<CheckpointResult> {
   const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
   const frozenAt = ctx.clock();
   await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
-  await ctx.journal.done(paused, 'source');
+  // Not written again while frozen: an intended pause is undone the same way as a done one.
+  paused.state = 'done';
   const dumpStart = ctx.clock();
   const dump = await ctx.source.run(
     `${PRIVATE} ${shellQuote([
@@ -115,7 +120,9 @@ export async function freezeAndDump(
       },
     );
   }
-  // One round trip while frozen: size, inventory checksum and CRIU's statistics.
+  await afterDump();
+  // One round trip: size, inventory checksum and CRIU's statistics.
+  const frozenFor = ctx.clock() - frozenAt;
   const measured = await runChecked(
     ctx.source,
     [
@@ -130,6 +137,7 @@ export async function freezeAndDump(
   const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
   return {
     frozenAt,
+    frozenFor,
     imagesDir: prepared.imagesDir,
     imagesBytes: Number(bytes.trim()),
     dumpMs,
