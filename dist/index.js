@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(20720);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(48683);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 20720:
+/***/ 48683:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53057,8 +53057,6 @@ function parseKnownHosts(value) {
     return `${text}\n`;
 }
 
-// EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(78474);
 // EXTERNAL MODULE: external "node:fs/promises"
 var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
@@ -56678,13 +56676,7 @@ async function recover(record, hosts, log) {
 
 
 function runOwner(env, now, token) {
-    let bootId;
-    try {
-        bootId = (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    }
-    catch {
-        bootId = undefined;
-    }
+    const bootId = readBootId();
     return {
         token,
         githubRunId: env.GITHUB_RUN_ID,
@@ -56697,17 +56689,19 @@ function runOwner(env, now, token) {
         startedAt: now.toISOString(),
     };
 }
-function thisMachine() {
-    let bootId;
+/** This boot of this machine: a PID is only meaningful within it. */
+function readBootId() {
     try {
-        bootId = (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+        return (0,external_node_fs_.readFileSync)('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     }
     catch {
-        bootId = undefined;
+        return undefined;
     }
+}
+function thisMachine() {
     return {
         machine: (0,external_node_os_.hostname)(),
-        bootId,
+        bootId: readBootId(),
         isAlive(pid) {
             try {
                 process.kill(pid, 0);
@@ -56965,8 +56959,85 @@ async function allManifests(host, store) {
         .filter((manifest) => manifest !== undefined);
 }
 
-;// CONCATENATED MODULE: ./src/modes/checkpoint.ts
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(78474);
+;// CONCATENATED MODULE: ./src/modes/run-control.ts
 
+
+
+
+
+function startRunControl(timeoutMinutes, runtime) {
+    const controller = new AbortController();
+    // Every command in flight listens to it; preflight alone runs dozens at once.
+    (0,external_node_events_.setMaxListeners)(0, controller.signal);
+    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${timeoutMinutes} min)`, {
+        remedy: 'raise the timeout input, or look at the phase timings for the slow step',
+    })), timeoutMinutes * 60_000);
+    deadline.unref();
+    const stopListening = runtime.onCancel((signal) => {
+        if (controller.signal.aborted)
+            return;
+        runtime.log.warning(`received ${signal}: cancelling; whatever runs on the hosts is stopped and the journal settled`);
+        controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`, {
+            remedy: 'nothing to do: what the run had changed was put back; the summary says what',
+        }));
+    });
+    return {
+        signal: controller.signal,
+        close() {
+            clearTimeout(deadline);
+            stopListening();
+        },
+    };
+}
+/**
+ * The error a failed step reports: a cancellation or timeout is reported as
+ * such (with what it broke as detail), and every error names its step.
+ */
+function failureOf(error, signal, step, code, remedy) {
+    let caught = asMigrationError(error, code);
+    if (signal.aborted && signal.reason instanceof MigrationError && caught !== signal.reason) {
+        const reason = signal.reason;
+        caught = new MigrationError(reason.code, reason.message, {
+            step: caught.step ?? step,
+            host: caught.host,
+            detail: caught.describe(),
+            remedy: reason.remedy,
+            cause: caught,
+        });
+    }
+    return withRemedy(inStep(caught, step), remedy);
+}
+/**
+ * After the work of a run: roll the journal forward past its commit point,
+ * else back; close it (kept open when something could not be done, so the
+ * next run finishes it) and archive it when closed.
+ */
+async function settleRun(journal, hosts, log, failure) {
+    const record = journal.record;
+    const committed = isCommitted(record);
+    const outcome = await log.group(committed ? 'Finish' : 'Rollback', () => recover(record, hosts, log));
+    let status;
+    if (committed) {
+        status = 'succeeded';
+        await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => { });
+        for (const problem of outcome.problems)
+            log.warning(`left to clean up: ${problem}`);
+    }
+    else {
+        status = outcome.problems.length > 0 ? 'failed' : record.entries.length > 0 ? 'rolled-back' : 'refused';
+        const error = failure ? `${failure.code}: ${failure.message}` : undefined;
+        await journal
+            .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', { error })
+            .catch(() => { });
+    }
+    if (!isUnfinished(record))
+        await archiveEverywhere(hosts, record, log);
+    return { status, problems: outcome.problems };
+}
+
+;// CONCATENATED MODULE: ./src/modes/checkpoint.ts
 
 
 
@@ -57007,17 +57078,7 @@ async function runCheckpointMode(settings, runtime) {
     const started = new Date();
     const startedAt = performance.now();
     const timer = new PhaseTimer();
-    const controller = new AbortController();
-    (0,external_node_events_.setMaxListeners)(0, controller.signal);
-    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-        remedy: 'raise the timeout input',
-    })), settings.timeoutMinutes * 60_000);
-    deadline.unref();
-    const stopListening = runtime.onCancel((signal) => {
-        if (!controller.signal.aborted) {
-            controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
-        }
-    });
+    const control = startRunControl(settings.timeoutMinutes, runtime);
     const hosts = [];
     let status = 'succeeded';
     let failure;
@@ -57061,8 +57122,8 @@ async function runCheckpointMode(settings, runtime) {
         };
         const journal = new Journal(record, journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
         const bound = {
-            source: bindSignal(source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-            store: bindSignal(store, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+            source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+            store: bindSignal(store, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
         };
         const ctx = {
             settings,
@@ -57074,7 +57135,7 @@ async function runCheckpointMode(settings, runtime) {
             journal,
             timer,
             clock: () => performance.now(),
-            signal: controller.signal,
+            signal: control.signal,
         };
         try {
             manifest = await checkpointInto(ctx, (ms) => {
@@ -57083,36 +57144,10 @@ async function runCheckpointMode(settings, runtime) {
             path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
         }
         catch (error) {
-            failure = inStep(asMigrationError(error, 'CHECKPOINT_FAILED'), 'checkpoint');
-            if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
-                const reason = controller.signal.reason;
-                failure = new MigrationError(reason.code, reason.message, {
-                    step: failure.step,
-                    detail: failure.describe(),
-                    remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
-                });
-            }
+            failure = failureOf(error, control.signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: the container was resumed and the partial checkpoint removed');
             log.warning(failure.describe());
         }
-        // Commit point passed: the roll-forward (stop the source if asked, remove the work files); else roll back.
-        const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () => recover(record, both, log));
-        if (isCommitted(record)) {
-            await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => { });
-            for (const problem of outcome.problems)
-                log.warning(`left to clean up: ${problem}`);
-        }
-        else {
-            status = record.entries.length > 0 ? 'rolled-back' : 'refused';
-            await journal
-                .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
-                error: failure ? `${failure.code}: ${failure.message}` : undefined,
-            })
-                .catch(() => { });
-            if (outcome.problems.length > 0)
-                status = 'failed';
-        }
-        if (record.status !== 'running' && record.status !== 'committed')
-            await archiveEverywhere(both, record, log);
+        ({ status } = await settleRun(journal, both, log, failure));
         if (manifest) {
             storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
             manifestFile = (0,external_node_path_.join)(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
@@ -57123,8 +57158,7 @@ async function runCheckpointMode(settings, runtime) {
         status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
     }
     finally {
-        clearTimeout(deadline);
-        stopListening();
+        control.close();
     }
     try {
         timer.endAll();
@@ -60238,6 +60272,7 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
+
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
 const migration_COMMAND_TIMEOUT_MS = 120_000;
@@ -60330,19 +60365,7 @@ async function migrate(deps) {
         });
     }
     catch (error) {
-        let caught = asMigrationError(error, 'COMMAND_FAILED');
-        // A cancelled or timed-out run reports that, not the command the abort broke.
-        if (signal.aborted && signal.reason instanceof MigrationError && caught !== signal.reason) {
-            const reason = signal.reason;
-            caught = new MigrationError(reason.code, reason.message, {
-                step: phase,
-                host: caught.host,
-                detail: caught.describe(),
-                remedy: reason.remedy,
-                cause: caught,
-            });
-        }
-        failure = withRemedy(inStep(caught, phase), ROLLED_BACK_REMEDY);
+        failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
         log.warning(failure.describe());
     }
     if (isCommitted(journal.record)) {
@@ -60491,26 +60514,10 @@ function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
 async function runMigrateMode(settings, runtime) {
     const { log } = runtime;
     const hosts = [];
-    const controller = new AbortController();
-    // Every command in flight listens to it; preflight alone runs dozens at once.
-    (0,external_node_events_.setMaxListeners)(0, controller.signal);
     const started = new Date();
-    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-        remedy: 'raise the timeout input, or look at the phase timings for the slow step',
-    })), settings.timeoutMinutes * 60_000);
-    deadline.unref();
-    const stopListening = runtime.onCancel((signal) => {
-        if (controller.signal.aborted)
-            return;
-        log.warning(`received ${signal}: cancelling; whatever runs on the hosts is stopped and the journal settled`);
-        controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`, {
-            remedy: 'nothing to do: the container runs on exactly one host; the summary says which',
-        }));
-    });
+    const control = startRunControl(settings.timeoutMinutes, runtime);
     let locks;
     const target = settings.target;
-    if (!target)
-        throw new Error('migrate mode needs a target');
     try {
         const timer = new PhaseTimer();
         const startedAt = performance.now();
@@ -60565,7 +60572,7 @@ async function runMigrateMode(settings, runtime) {
             log,
             timer,
             journal,
-            signal: controller.signal,
+            signal: control.signal,
             startedAt,
         });
         if (!isUnfinished(journal.record))
@@ -60581,8 +60588,7 @@ async function runMigrateMode(settings, runtime) {
             log.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
     }
     finally {
-        clearTimeout(deadline);
-        stopListening();
+        control.close();
         await locks?.release().catch(() => { });
         await Promise.allSettled(hosts.map((host) => host.close()));
     }
@@ -60887,7 +60893,6 @@ async function uploadReport(settings, path, log) {
 
 
 
-
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -60900,17 +60905,7 @@ async function runRestoreMode(settings, runtime) {
     const started = new Date();
     const startedAt = performance.now();
     const timer = new PhaseTimer();
-    const controller = new AbortController();
-    (0,external_node_events_.setMaxListeners)(0, controller.signal);
-    const deadline = setTimeout(() => controller.abort(new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-        remedy: 'raise the timeout input',
-    })), settings.timeoutMinutes * 60_000);
-    deadline.unref();
-    const stopListening = runtime.onCancel((signal) => {
-        if (!controller.signal.aborted) {
-            controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
-        }
-    });
+    const control = startRunControl(settings.timeoutMinutes, runtime);
     const hosts = [];
     let status = 'succeeded';
     let failure;
@@ -60950,8 +60945,8 @@ async function runRestoreMode(settings, runtime) {
             updatedAt: new Date().toISOString(),
         };
         const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
-        const store = bindSignal(connected.source, controller.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-        const target = bindSignal(connected.target, controller.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
         const ctx = {
             settings,
             source: store,
@@ -60962,7 +60957,7 @@ async function runRestoreMode(settings, runtime) {
             journal,
             timer,
             clock: () => performance.now(),
-            signal: controller.signal,
+            signal: control.signal,
         };
         try {
             const result = await restoreFromStore(ctx, (found) => {
@@ -60972,35 +60967,10 @@ async function runRestoreMode(settings, runtime) {
             restoreMs = result.restoreMs;
         }
         catch (error) {
-            let caught = asMigrationError(error, 'RESTORE_FAILED');
-            if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
-                const reason = controller.signal.reason;
-                caught = new MigrationError(reason.code, reason.message, {
-                    step: caught.step,
-                    detail: caught.describe(),
-                });
-            }
-            failure = withRemedy(inStep(caught, 'restore'), 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
+            failure = failureOf(error, control.signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
             log.warning(failure.describe());
         }
-        const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () => recover(record, durable, log));
-        if (isCommitted(record)) {
-            await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => { });
-            for (const problem of outcome.problems)
-                log.warning(`left to clean up: ${problem}`);
-        }
-        else {
-            status = record.entries.length > 0 ? 'rolled-back' : 'refused';
-            if (outcome.problems.length > 0)
-                status = 'failed';
-            await journal
-                .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
-                error: failure ? `${failure.code}: ${failure.message}` : undefined,
-            })
-                .catch(() => { });
-        }
-        if (!isUnfinished(record))
-            await archiveEverywhere(durable, record, log);
+        ({ status } = await settleRun(journal, durable, log, failure));
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
@@ -61008,8 +60978,7 @@ async function runRestoreMode(settings, runtime) {
         log.warning(failure.describe());
     }
     finally {
-        clearTimeout(deadline);
-        stopListening();
+        control.close();
     }
     try {
         timer.endAll();

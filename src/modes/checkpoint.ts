@@ -1,10 +1,9 @@
-import { setMaxListeners } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { mapped } from '../engine/engine.js';
-import { asMigrationError, errorMessage, inStep, MigrationError } from '../errors.js';
+import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
@@ -20,16 +19,9 @@ import { criuNotes, publish, recordsDir } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { CheckpointSettings, HostLocation } from '../settings.js';
-import {
-  archiveEverywhere,
-  journalPersister,
-  lockContainer,
-  runOwner,
-  settleUnfinished,
-} from '../state/guard.js';
+import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
-import { isCommitted, Journal, type JournalRecord } from '../state/journal.js';
-import { recover } from '../state/recovery.js';
+import { Journal, type JournalRecord } from '../state/journal.js';
 import {
   allManifests,
   type CheckpointManifest,
@@ -42,6 +34,7 @@ import {
   type StoredConfig,
   unusedImages,
 } from '../state/store.js';
+import { failureOf, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -61,23 +54,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
   const started = new Date();
   const startedAt = performance.now();
   const timer = new PhaseTimer();
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  const deadline = setTimeout(
-    () =>
-      controller.abort(
-        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-          remedy: 'raise the timeout input',
-        }),
-      ),
-    settings.timeoutMinutes * 60_000,
-  );
-  deadline.unref();
-  const stopListening = runtime.onCancel((signal) => {
-    if (!controller.signal.aborted) {
-      controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
-    }
-  });
+  const control = startRunControl(settings.timeoutMinutes, runtime);
   const hosts: Host[] = [];
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
@@ -129,8 +106,8 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
     );
     const bound = {
-      source: bindSignal(source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-      store: bindSignal(store, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+      source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+      store: bindSignal(store, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
     };
     const ctx: RunContext<CheckpointSettings> = {
       settings,
@@ -142,7 +119,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       journal,
       timer,
       clock: () => performance.now(),
-      signal: controller.signal,
+      signal: control.signal,
     };
     try {
       manifest = await checkpointInto(ctx, (ms) => {
@@ -150,35 +127,16 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       });
       path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
     } catch (error) {
-      failure = inStep(asMigrationError(error, 'CHECKPOINT_FAILED'), 'checkpoint');
-      if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
-        const reason = controller.signal.reason;
-        failure = new MigrationError(reason.code, reason.message, {
-          step: failure.step,
-          detail: failure.describe(),
-          remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
-        });
-      }
+      failure = failureOf(
+        error,
+        control.signal,
+        'checkpoint',
+        'CHECKPOINT_FAILED',
+        'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
+      );
       log.warning(failure.describe());
     }
-    // Commit point passed: the roll-forward (stop the source if asked, remove the work files); else roll back.
-    const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () =>
-      recover(record, both, log),
-    );
-    if (isCommitted(record)) {
-      await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => {});
-      for (const problem of outcome.problems) log.warning(`left to clean up: ${problem}`);
-    } else {
-      status = record.entries.length > 0 ? 'rolled-back' : 'refused';
-      await journal
-        .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
-          error: failure ? `${failure.code}: ${failure.message}` : undefined,
-        })
-        .catch(() => {});
-      if (outcome.problems.length > 0) status = 'failed';
-    }
-    if (record.status !== 'running' && record.status !== 'committed')
-      await archiveEverywhere(both, record, log);
+    ({ status } = await settleRun(journal, both, log, failure));
     if (manifest) {
       storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
       manifestFile = join(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
@@ -187,8 +145,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     failure = asMigrationError(error, 'COMMAND_FAILED');
     status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
   } finally {
-    clearTimeout(deadline);
-    stopListening();
+    control.close();
   }
   try {
     timer.endAll();

@@ -1,7 +1,6 @@
-import { setMaxListeners } from 'node:events';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
-import { asMigrationError, inStep, MigrationError, withRemedy } from '../errors.js';
+import { asMigrationError, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
@@ -28,22 +27,17 @@ import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { RestoreSettings } from '../settings.js';
-import {
-  archiveEverywhere,
-  journalPersister,
-  lockContainer,
-  runOwner,
-  settleUnfinished,
-} from '../state/guard.js';
+import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
-import { isCommitted, isUnfinished, Journal, type JournalRecord } from '../state/journal.js';
-import { type RecoveryHosts, recover } from '../state/recovery.js';
+import { Journal, type JournalRecord } from '../state/journal.js';
+import type { RecoveryHosts } from '../state/recovery.js';
 import {
   type CheckpointManifest,
   checkpointDir,
   listCheckpoints,
   type StoredConfig,
 } from '../state/store.js';
+import { failureOf, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -58,23 +52,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   const started = new Date();
   const startedAt = performance.now();
   const timer = new PhaseTimer();
-  const controller = new AbortController();
-  setMaxListeners(0, controller.signal);
-  const deadline = setTimeout(
-    () =>
-      controller.abort(
-        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-          remedy: 'raise the timeout input',
-        }),
-      ),
-    settings.timeoutMinutes * 60_000,
-  );
-  deadline.unref();
-  const stopListening = runtime.onCancel((signal) => {
-    if (!controller.signal.aborted) {
-      controller.abort(new MigrationError('CANCELLED', `the run was cancelled (${signal})`));
-    }
-  });
+  const control = startRunControl(settings.timeoutMinutes, runtime);
   const hosts: Host[] = [];
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
@@ -124,8 +102,8 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       record,
       journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
     );
-    const store = bindSignal(connected.source, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const target = bindSignal(connected.target, controller.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
     const ctx: RunContext<RestoreSettings> = {
       settings,
       source: store,
@@ -136,7 +114,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       journal,
       timer,
       clock: () => performance.now(),
-      signal: controller.signal,
+      signal: control.signal,
     };
     try {
       const result = await restoreFromStore(ctx, (found) => {
@@ -145,43 +123,22 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       targetId = result.targetContainerId;
       restoreMs = result.restoreMs;
     } catch (error) {
-      let caught = asMigrationError(error, 'RESTORE_FAILED');
-      if (controller.signal.aborted && controller.signal.reason instanceof MigrationError) {
-        const reason = controller.signal.reason;
-        caught = new MigrationError(reason.code, reason.message, {
-          step: caught.step,
-          detail: caught.describe(),
-        });
-      }
-      failure = withRemedy(
-        inStep(caught, 'restore'),
+      failure = failureOf(
+        error,
+        control.signal,
+        'restore',
+        'RESTORE_FAILED',
         'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
       );
       log.warning(failure.describe());
     }
-    const outcome = await log.group(isCommitted(record) ? 'Finish' : 'Rollback', () =>
-      recover(record, durable, log),
-    );
-    if (isCommitted(record)) {
-      await journal.finish(outcome.problems.length === 0 ? 'done' : 'committed').catch(() => {});
-      for (const problem of outcome.problems) log.warning(`left to clean up: ${problem}`);
-    } else {
-      status = record.entries.length > 0 ? 'rolled-back' : 'refused';
-      if (outcome.problems.length > 0) status = 'failed';
-      await journal
-        .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', {
-          error: failure ? `${failure.code}: ${failure.message}` : undefined,
-        })
-        .catch(() => {});
-    }
-    if (!isUnfinished(record)) await archiveEverywhere(durable, record, log);
+    ({ status } = await settleRun(journal, durable, log, failure));
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
     status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
     log.warning(failure.describe());
   } finally {
-    clearTimeout(deadline);
-    stopListening();
+    control.close();
   }
   try {
     timer.endAll();

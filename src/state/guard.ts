@@ -18,12 +18,7 @@ import { isUnfinished, type JournalRecord, newestRecord, type RunOwner, type Sid
 import { type RecoveryHosts, type RecoveryLog, recover } from './recovery.js';
 
 export function runOwner(env: NodeJS.ProcessEnv, now: Date, token: string): RunOwner {
-  let bootId: string | undefined;
-  try {
-    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    bootId = undefined;
-  }
+  const bootId = readBootId();
   return {
     token,
     githubRunId: env.GITHUB_RUN_ID,
@@ -37,16 +32,19 @@ export function runOwner(env: NodeJS.ProcessEnv, now: Date, token: string): RunO
   };
 }
 
-export function thisMachine(): Here {
-  let bootId: string | undefined;
+/** This boot of this machine: a PID is only meaningful within it. */
+function readBootId(): string | undefined {
   try {
-    bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   } catch {
-    bootId = undefined;
+    return undefined;
   }
+}
+
+export function thisMachine(): Here {
   return {
     machine: hostname(),
-    bootId,
+    bootId: readBootId(),
     isAlive(pid) {
       try {
         process.kill(pid, 0);

@@ -1,6 +1,6 @@
 import { DockerCli } from '../../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../../engine/docker/inspect.js';
-import { asMigrationError, inStep, MigrationError, withRemedy } from '../../errors.js';
+import { asMigrationError, MigrationError } from '../../errors.js';
 import { bindSignal } from '../../host/abortable.js';
 import type { Host } from '../../host/host.js';
 import { type CheckpointResult, freezeAndDump, prepareCheckpoint } from '../../phases/checkpoint.js';
@@ -18,6 +18,7 @@ import type { PhaseTimer } from '../../report/timings.js';
 import type { MigrateSettings } from '../../settings.js';
 import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
+import { failureOf } from '../run-control.js';
 
 const ROLLED_BACK_REMEDY =
   'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
@@ -165,19 +166,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       },
     );
   } catch (error) {
-    let caught = asMigrationError(error, 'COMMAND_FAILED');
-    // A cancelled or timed-out run reports that, not the command the abort broke.
-    if (signal.aborted && signal.reason instanceof MigrationError && caught !== signal.reason) {
-      const reason = signal.reason;
-      caught = new MigrationError(reason.code, reason.message, {
-        step: phase,
-        host: caught.host,
-        detail: caught.describe(),
-        remedy: reason.remedy,
-        cause: caught,
-      });
-    }
-    failure = withRemedy(inStep(caught, phase), ROLLED_BACK_REMEDY);
+    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
     log.warning(failure.describe());
   }
 

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import * as core from '@actions/core';
 import { errorMessage, MigrationError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
@@ -19,6 +18,7 @@ import {
   settleUnfinished,
 } from '../../state/guard.js';
 import { isUnfinished, Journal, type JournalRecord } from '../../state/journal.js';
+import { startRunControl } from '../run-control.js';
 import { migrate } from './migration.js';
 
 async function report(
@@ -83,34 +83,10 @@ function shortMetadata(
 export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime): Promise<void> {
   const { log } = runtime;
   const hosts: Host[] = [];
-  const controller = new AbortController();
-  // Every command in flight listens to it; preflight alone runs dozens at once.
-  setMaxListeners(0, controller.signal);
   const started = new Date();
-  const deadline = setTimeout(
-    () =>
-      controller.abort(
-        new MigrationError('TIMEOUT', `the run took longer than timeout (${settings.timeoutMinutes} min)`, {
-          remedy: 'raise the timeout input, or look at the phase timings for the slow step',
-        }),
-      ),
-    settings.timeoutMinutes * 60_000,
-  );
-  deadline.unref();
-  const stopListening = runtime.onCancel((signal) => {
-    if (controller.signal.aborted) return;
-    log.warning(
-      `received ${signal}: cancelling; whatever runs on the hosts is stopped and the journal settled`,
-    );
-    controller.abort(
-      new MigrationError('CANCELLED', `the run was cancelled (${signal})`, {
-        remedy: 'nothing to do: the container runs on exactly one host; the summary says which',
-      }),
-    );
-  });
+  const control = startRunControl(settings.timeoutMinutes, runtime);
   let locks: ContainerLocks | undefined;
   const target = settings.target;
-  if (!target) throw new Error('migrate mode needs a target');
   try {
     const timer = new PhaseTimer();
     const startedAt = performance.now();
@@ -184,7 +160,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
       log,
       timer,
       journal,
-      signal: controller.signal,
+      signal: control.signal,
       startedAt,
     });
     if (!isUnfinished(journal.record)) await archiveEverywhere(durable, journal.record, log);
@@ -197,8 +173,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
         `migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`,
       );
   } finally {
-    clearTimeout(deadline);
-    stopListening();
+    control.close();
     await locks?.release().catch(() => {});
     await Promise.allSettled(hosts.map((host) => host.close()));
   }
