@@ -57201,12 +57201,10 @@ async function runCheckpointMode(settings, runtime) {
                 }
                 : undefined,
         };
-        if (manifest && manifestFile)
-            await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 }).catch(async () => {
-                const { mkdir } = await Promise.resolve(/* import() */).then(__nccwpck_require__.t.bind(__nccwpck_require__, 51455, 23));
-                await mkdir(recordsDir(runtime.env, settings.checkpointName), { recursive: true });
-                await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-            });
+        if (manifest && manifestFile) {
+            await (0,promises_.mkdir)((0,external_node_path_.dirname)(manifestFile), { recursive: true });
+            await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+        }
         await publish({
             ...settings,
             metadata,

@@ -1,7 +1,6 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { DockerCli } from '../engine/docker/docker-cli.js';
-import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { mapped } from '../engine/engine.js';
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -188,14 +187,10 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
           }
         : undefined,
     };
-    if (manifest && manifestFile)
-      await writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 }).catch(
-        async () => {
-          const { mkdir } = await import('node:fs/promises');
-          await mkdir(recordsDir(runtime.env, settings.checkpointName), { recursive: true });
-          await writeFile(manifestFile as string, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-        },
-      );
+    if (manifest && manifestFile) {
+      await mkdir(dirname(manifestFile), { recursive: true });
+      await writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
+    }
     await publish({
       ...settings,
       metadata,
@@ -474,5 +469,3 @@ async function applyRetention(
     return undefined;
   }
 }
-
-export type { ContainerInspect };
