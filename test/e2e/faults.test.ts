@@ -144,7 +144,7 @@ describe('fault matrix', () => {
     await onHost(
       bed,
       bed.host2,
-      `mkdir -p ${work} && (mountpoint -q ${work} || mount -t tmpfs -o size=2m,mode=0700 tmpfs ${work})`,
+      `(umask 077; mkdir -p ${work}) && (mountpoint -q ${work} || mount -t tmpfs -o size=2m,mode=0700 tmpfs ${work})`,
     );
     let run: ActionRun;
     try {
