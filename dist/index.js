@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(48683);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70069);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 48683:
+/***/ 70069:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53568,6 +53568,10 @@ const DOCKER_LAYOUT = {
     ],
     /** Where Docker's runc keeps container state, newest layouts first. */
     runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
+    /** The config dockerd starts its own containerd with (when it manages one). */
+    managedContainerdConfig: '/var/run/docker/containerd/containerd.toml',
+    /** containerd 1.7 unpacks a checkpoint for a restore into <its TMPDIR>/ctrd-checkpoint*, never removed. */
+    restoreUnpackGlob: 'ctrd-checkpoint*',
 };
 const DOCKER_TIMEOUT_MS = 120_000;
 /** Thin typed wrapper over the `docker` CLI of one host; every failure is an EngineError. */
@@ -55525,6 +55529,111 @@ async function criuLogErrors(host, logPath) {
     return result.stdout.trim();
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/staged-pages.ts
+
+
+function components(path) {
+    return path.split('/').filter((part) => part !== '' && part !== '.');
+}
+/**
+ * The link target, for a link in <containerdTmp>/ctrd-checkpointXXXX/, that
+ * reaches stagedFile: one '..' per component of containerdTmp plus one for the
+ * unpack directory, then stagedFile from the root. containerdTmp must be a
+ * physical path (no symlinks): '..' walks the real parent.
+ */
+function relativeLink(containerdTmp, stagedFile) {
+    if (!containerdTmp.startsWith('/') || !stagedFile.startsWith('/'))
+        throw new Error(`relativeLink needs absolute paths: ${containerdTmp}, ${stagedFile}`);
+    const tmp = components(containerdTmp);
+    const file = components(stagedFile);
+    if (tmp.includes('..') || file.includes('..') || file.length === 0)
+        throw new Error(`relativeLink needs normalised paths: ${containerdTmp}, ${stagedFile}`);
+    return [...Array(tmp.length + 1).fill('..'), ...file].join('/');
+}
+/**
+ * Prints "ok <docker|system> <pid> <physical TMPDIR>" for the containerd that
+ * serves this host's dockerd, or "none <reason>". Hosts may share a PID
+ * namespace (several daemons on one machine): only a containerd in this
+ * shell's mount namespace counts, Docker's own (child of dockerd or started
+ * with Docker's config) before a system one.
+ */
+function containerdTmpScript() {
+    const config = DOCKER_LAYOUT.managedContainerdConfig;
+    return [
+        'me=$(readlink /proc/self/ns/mnt) || { echo "none cannot read this shell\'s mount namespace"; exit 0; }',
+        'docker=; system=',
+        'for d in /proc/[0-9]*; do',
+        '  [ "$(cat "$d/comm" 2>/dev/null)" = containerd ] || continue',
+        '  [ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$me" ] || continue',
+        '  pp=$(cut -d" " -f4 "$d/stat" 2>/dev/null)',
+        `  if [ "$(cat "/proc/$pp/comm" 2>/dev/null)" = dockerd ] || tr '\\0' ' ' <"$d/cmdline" 2>/dev/null | grep -qF -- ${shellQuote([config])}; then docker=$d; break; fi`,
+        '  [ -n "$system" ] || system=$d',
+        'done',
+        'if [ -n "$docker" ]; then d=$docker; k=docker; elif [ -n "$system" ]; then d=$system; k=system; else echo "none no containerd process in this host\'s mount namespace"; exit 0; fi',
+        'pid=$(basename "$d")',
+        `e=$(tr '\\0' '\\n' <"$d/environ") || { echo "none cannot read the environment of containerd $pid"; exit 0; }`,
+        't=$(printf "%s\\n" "$e" | sed -n "s/^TMPDIR=//p" | tail -n 1)',
+        '[ -n "$t" ] || t=/tmp',
+        'r=$(cd -P "$t" 2>/dev/null && pwd -P) || { echo "none containerd\'s TMPDIR $t is not a directory"; exit 0; }',
+        'echo "ok $k $pid $r"',
+    ].join('\n');
+}
+function parseContainerdTmp(stdout, exitCode) {
+    const line = stdout.trim();
+    const ok = /^ok (docker|system) (\d+) (\/[^\n]*)$/.exec(line);
+    if (exitCode === 0 && ok) {
+        return { found: true, kind: ok[1], pid: Number(ok[2]), dir: ok[3] };
+    }
+    const none = /^none (.+)$/.exec(line);
+    if (exitCode === 0 && none)
+        return { found: false, reason: none[1] };
+    return {
+        found: false,
+        reason: `the probe for containerd's TMPDIR answered ${JSON.stringify(line.slice(0, 200))} (exit ${exitCode})`,
+    };
+}
+/**
+ * One command on the target: Docker's checkpoint directory from the staged
+ * images, small files copied, each pages-*.img a relative link into the
+ * staging directory. First checks that the link, followed from a directory
+ * where containerd unpacks, reaches the staging directory; when it does not,
+ * moves every image into the checkpoint directory (the full copy) instead.
+ * Prints "staged-pages" or "full-copy <reason>".
+ */
+function stagedCheckpointScript(stagingDir, checkpointDir, containerdTmp) {
+    const prefix = relativeLink(containerdTmp, stagingDir);
+    // From <tmp> itself the unpack directory's own '..' is not needed.
+    const fromTmp = prefix.slice('../'.length);
+    return [
+        `s=${shellQuote([stagingDir])}; c=${shellQuote([checkpointDir])}; t=${shellQuote([containerdTmp])}; p=${shellQuote([prefix])}`,
+        'mkdir -p "$c" || exit 1',
+        `got=$(cd -P "$t" 2>/dev/null && cd -P ${shellQuote([fromTmp])} 2>/dev/null && pwd -P); want=$(cd -P "$s" && pwd -P) || exit 1`,
+        'if [ "$got" != "$want" ]; then',
+        '  for f in "$s"/* "$s"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue; mv -f -- "$f" "$c/" || exit 1; done',
+        '  echo "full-copy a link from $t/ctrd-checkpoint*/ would not reach $s (reached $got)"; exit 0',
+        'fi',
+        'for f in "$s"/* "$s"/.[!.]*; do',
+        '  [ -e "$f" ] || [ -L "$f" ] || continue',
+        '  n=$(basename "$f")',
+        '  case $n in',
+        '    pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
+        '    *) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
+        '  esac',
+        'done',
+        'echo staged-pages',
+    ].join('\n');
+}
+function parseStagedCheckpoint(stdout) {
+    const line = stdout.trim().split('\n').pop() ?? '';
+    if (line === 'staged-pages')
+        return { path: 'staged-pages' };
+    const full = /^full-copy (.+)$/.exec(line);
+    return full ? { path: 'full-copy', reason: full[1] } : undefined;
+}
+function describeRestorePath(path) {
+    return path.path === 'staged-pages' ? 'staged pages' : `full copy (${path.reason})`;
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compression.ts
 
 // zstd -1 keeps up with the SSH relay even on incompressible memory, and
@@ -55569,6 +55678,7 @@ function parseCodecs(stdout) {
 
 
 
+
 // GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
 const LAYER_TAR = [
     '--numeric-owner',
@@ -55577,12 +55687,12 @@ const LAYER_TAR = [
     '--xattrs-include=security.*',
 ];
 /**
- * Moves the frozen state: CRIU's images into the target container's
- * checkpoint directory (the only place `docker start --checkpoint` reads),
- * and the source's writable layer into the target's upper directory. Both
- * streams run at once; the image layers never travel again.
+ * Moves the frozen state: CRIU's images to the target (staged beside Docker's
+ * checkpoint directory, or into it; see receiveCheckpoint), and the source's
+ * writable layer into the target's upper directory. Both streams run at once;
+ * the image layers never travel again.
  */
-async function moveState(ctx, container, dumped, staged, codec) {
+async function moveState(ctx, container, dumped, staged, codec, containerd) {
     const sourceUpper = container.GraphDriver?.Data?.UpperDir;
     if (!sourceUpper) {
         throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the source container has no overlay2 upper directory', {
@@ -55590,9 +55700,8 @@ async function moveState(ctx, container, dumped, staged, codec) {
             host: describeHost(ctx.source),
         });
     }
-    // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
-    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), `${PRIVATE} mkdir -p ${shellQuote([staged.targetCheckpointDir])} && ${shellQuote(['tar', '-C', staged.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staged.targetCheckpointDir] }, 'target');
+    const receiving = await receiveCheckpoint(ctx, containerd, staged.targetCheckpointDir);
+    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), receiving.consume);
     const layer = withCodec(codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
     const [checkpoint, writableLayer] = await Promise.all([
         streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
@@ -55606,7 +55715,66 @@ async function moveState(ctx, container, dumped, staged, codec) {
             log: ctx.log,
         }),
     ]);
-    return { checkpoint, writableLayer };
+    return { checkpoint, writableLayer, restorePath: await receiving.finish() };
+}
+/** Where the images are staged on the target, inside the run's work directory. */
+function stagingDir(checkpointName) {
+    return `${workDir(checkpointName)}/staged`;
+}
+/**
+ * The target's side of the images stream, journalled. With containerd's
+ * TMPDIR known, the images land in the staging directory and Docker's
+ * checkpoint directory gets copies of the small ones and relative links for
+ * the pages, so `docker start --checkpoint` copies only a few KiB. Without
+ * it they land in the checkpoint directory itself (the full copy).
+ */
+async function receiveCheckpoint(ctx, containerd, checkpointDir) {
+    // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
+    const extractInto = (dir) => `${PRIVATE} mkdir -p ${shellQuote([dir])} && ${shellQuote(['tar', '-C', dir, '--no-same-permissions', '-xf', '-'])}`;
+    if (!containerd.found) {
+        await ctx.journal.intend({ kind: 'files', side: 'target', paths: [checkpointDir] }, 'target');
+        return {
+            consume: extractInto(checkpointDir),
+            finish: async () => announce(ctx, { path: 'full-copy', reason: containerd.reason }),
+        };
+    }
+    const staging = stagingDir(ctx.settings.checkpointName);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staging, checkpointDir] }, 'target');
+    return {
+        consume: extractInto(staging),
+        finish: async () => {
+            const result = await runChecked(ctx.target, `${PRIVATE} ${stagedCheckpointScript(staging, checkpointDir, containerd.dir)}`, {
+                step: 'transfer',
+                what: "building Docker's checkpoint directory from the staged images",
+                code: 'TRANSFER_FAILED',
+                options: { timeoutMs: 120_000 },
+            });
+            const path = parseStagedCheckpoint(result.stdout) ?? {
+                path: 'full-copy',
+                reason: `unexpected answer ${JSON.stringify(result.stdout.trim().slice(0, 200))}`,
+            };
+            return announce(ctx, path);
+        },
+    };
+}
+function announce(ctx, path) {
+    const said = `restore path: ${describeRestorePath(path)}`;
+    if (path.path === 'staged-pages')
+        ctx.log.info(said);
+    else
+        ctx.log.warning(`${said}; docker start --checkpoint copies every page twice before CRIU runs`);
+    return path;
+}
+/**
+ * Before the freeze: which TMPDIR the target's containerd unpacks checkpoints
+ * into, so the pages can be linked from there.
+ */
+async function probeContainerdTmp(ctx) {
+    const result = await ctx.target.run(containerdTmpScript(), { timeoutMs: 30_000 });
+    const found = parseContainerdTmp(result.stdout, result.exitCode);
+    if (found.found)
+        ctx.log.info(`containerd on the target (${found.kind}, pid ${found.pid}) unpacks checkpoints into ${found.dir}: the pages will be staged and linked`);
+    return found;
 }
 /** Which compression both hosts can run, decided before the freeze. */
 async function negotiateCodec(ctx) {
@@ -55974,6 +56142,11 @@ const METADATA_SCHEMA_VERSION = 1;
  */
 const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
 const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+function restorePathFacts(path) {
+    return path.path === 'full-copy'
+        ? { restorePath: path.path, restorePathReason: path.reason }
+        : { restorePath: path.path };
+}
 /** The error part of the metadata: code, message and where, without causes or log details. */
 function metadataError(error) {
     if (!(error instanceof MigrationError))
@@ -56210,6 +56383,10 @@ function renderSummaryRows(metadata) {
         add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
     }
     add('Checkpoint', checkpoint.name);
+    if (checkpoint.restorePath)
+        add('Restore path', checkpoint.restorePath === 'staged-pages'
+            ? 'staged pages (containerd copied only the small images)'
+            : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`);
     add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
     add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
     add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
@@ -56452,7 +56629,7 @@ function compensation(action) {
         case 'image-copied':
             return { kind: 'remove-image', imageId: action.imageId };
         case 'restore-copies':
-            return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 };
+            return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256, dir: action.dir };
         default:
             // Entries after the commit point have no compensation: the run only goes forward from there.
             return undefined;
@@ -56486,7 +56663,11 @@ function planRecovery(record) {
             if (action.kind === 'files')
                 steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
             if (action.kind === 'restore-copies') {
-                steps.push({ kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 });
+                steps.push({
+                    kind: 'remove-restore-copies',
+                    inventorySha256: action.inventorySha256,
+                    dir: action.dir,
+                });
             }
         }
         return { direction: 'roll-forward', steps };
@@ -56534,7 +56715,7 @@ async function withRetries(what, delaysMs = [500, 1500, 4000]) {
 /** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
 function restoreCopiesScript(inventorySha256, dir = '/tmp') {
     return [
-        `for d in ${shellQuote([dir])}/ctrd-checkpoint*; do`,
+        `for d in ${shellQuote([dir])}/${DOCKER_LAYOUT.restoreUnpackGlob}; do`,
         '  [ -f "$d/inventory.img" ] || continue',
         `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
         'done; true',
@@ -56600,7 +56781,7 @@ async function recover(record, hosts, log) {
                 return undefined;
             }
             case 'remove-restore-copies': {
-                const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256), {
+                const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256, step.dir), {
                     timeoutMs: 120_000,
                 });
                 if (result.exitCode !== 0)
@@ -56657,7 +56838,7 @@ async function recover(record, hosts, log) {
             case 'remove-files':
                 return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
             case 'remove-restore-copies':
-                return `removing containerd's restore copies on ${describeHost(hosts.target)} (/tmp/ctrd-checkpoint*)`;
+                return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
             case 'resume-source':
                 return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
             case 'retire-source':
@@ -59970,10 +60151,16 @@ function criuLogExcerpt(log, count = CRIU_LOG_LINES) {
  * staged container. containerd deletes the task's bundle, CRIU's restore.log
  * with it, when a restore fails, so the log is followed while the restore runs.
  */
-async function restore(ctx, staged, dumped, dockerRoot) {
+async function restore(ctx, staged, dumped, dockerRoot, 
+/** containerd's TMPDIR on the target when known: where its restore copies land. */
+unpackDir) {
     const started = ctx.clock();
     const entries = await ctx.journal.intendAll([
-        { kind: 'restore-copies', inventorySha256: dumped.inventorySha256 },
+        {
+            kind: 'restore-copies',
+            inventorySha256: dumped.inventorySha256,
+            ...(unpackDir ? { dir: unpackDir } : {}),
+        },
         { kind: 'restore-started', containerId: staged.targetContainerId },
     ], 'target');
     const starting = entries[1];
@@ -59995,7 +60182,7 @@ async function restore(ctx, staged, dumped, dockerRoot) {
         // The CLI never reached the daemon: nothing can be running on the target.
         if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
             await ctx.journal.abandon(starting, 'target');
-        await removeRestoreCopies(ctx, dumped.inventorySha256);
+        await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
         const excerpt = criuLogExcerpt(criuLog);
         throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
             step: 'restore',
@@ -60005,13 +60192,13 @@ async function restore(ctx, staged, dumped, dockerRoot) {
         });
     }
     await ctx.journal.done(starting, 'target');
-    await removeRestoreCopies(ctx, dumped.inventorySha256);
+    await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
     return { restoreMs: runningAt - started, runningAt };
 }
-// containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
-// restore and never removes it: a full copy of the memory images per restore.
-async function removeRestoreCopies(ctx, inventorySha256) {
-    const result = await ctx.target.run(restoreCopiesScript(inventorySha256), { timeoutMs: 60_000 });
+// containerd 1.7 unpacks the checkpoint into <TMPDIR>/ctrd-checkpoint* for the restore and never
+// removes it: a full copy of the memory images per restore, or a few KiB when the pages were linked.
+async function removeRestoreCopies(ctx, inventorySha256, unpackDir) {
+    const result = await ctx.target.run(restoreCopiesScript(inventorySha256, unpackDir), { timeoutMs: 60_000 });
     if (result.exitCode !== 0)
         ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
@@ -60333,6 +60520,8 @@ async function migrate(deps) {
         signal.throwIfAborted();
         enter('stage');
         const codec = await negotiateCodec(ctx);
+        const containerd = await probeContainerdTmp(ctx);
+        const unpackDir = containerd.found ? containerd.dir : undefined;
         const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
         staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
         const ready = staged;
@@ -60349,10 +60538,10 @@ async function migrate(deps) {
         signal.throwIfAborted();
         enter('transfer');
         const frozen = dumped;
-        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec)));
+        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec, containerd)));
         signal.throwIfAborted();
         enter('restore');
-        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, frozen, targetRoot)));
+        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, frozen, targetRoot, unpackDir)));
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
         log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
         enter('verify');
@@ -60438,6 +60627,7 @@ async function migrate(deps) {
             bytes: dumped?.imagesBytes,
             transferredBytes: transferredBytes || undefined,
             streams,
+            ...(moved ? restorePathFacts(moved.restorePath) : {}),
         },
         timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
         criu: dumped?.stats,
@@ -60910,6 +61100,7 @@ async function runRestoreMode(settings, runtime) {
     let manifest;
     let targetId;
     let restoreMs;
+    let restorePath;
     let releaseLocks;
     let resumed;
     const addresses = { store: '', target: '' };
@@ -60963,6 +61154,7 @@ async function runRestoreMode(settings, runtime) {
             });
             targetId = result.targetContainerId;
             restoreMs = result.restoreMs;
+            restorePath = result.restorePath;
         }
         catch (error) {
             failure = failureOf(error, control.signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
@@ -61003,6 +61195,7 @@ async function runRestoreMode(settings, runtime) {
                 name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
                 bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
                 streams: {},
+                ...(restorePath ? restorePathFacts(restorePath) : {}),
             },
             timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
             error: failure
@@ -61086,13 +61279,14 @@ async function restoreFromStore(ctx, onFound) {
         throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
             step: 'restore',
         });
-    const [facts, codec, configText] = await Promise.all([
+    const [facts, codec, configText, containerd] = await Promise.all([
         gatherHostFacts(ctx.target),
         negotiateCodec(ctx),
         runChecked(ctx.source, `cat ${shellQuote([`${dir}/config.json`])}`, {
             step: 'restore',
             what: 'reading the stored configuration',
         }),
+        probeContainerdTmp(ctx),
     ]);
     const stored = JSON.parse(configText.stdout);
     const container = parseContainerInspect(JSON.stringify([stored.container]));
@@ -61165,27 +61359,30 @@ async function restoreFromStore(ctx, onFound) {
     }
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [created.targetCheckpointDir] }, 'target');
-    const images = withCodec(codec, shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']), `${PRIVATE} mkdir -p ${shellQuote([created.targetCheckpointDir])} && ${shellQuote(['tar', '-C', created.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`);
+    const receiving = await receiveCheckpoint(ctx, containerd, created.targetCheckpointDir);
+    const images = withCodec(codec, shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']), receiving.consume);
     const layer = withCodec(codec, shellQuote(['cat', `${dir}/layer.tar`]), shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
-    await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', () => Promise.all([
-        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
-            label: 'checkpoint',
-            step: 'transfer',
-            log,
-        }),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-            label: 'writable layer',
-            step: 'transfer',
-            log,
-        }),
-    ])));
-    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot)));
+    const restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
+        await Promise.all([
+            streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+                label: 'checkpoint',
+                step: 'transfer',
+                log,
+            }),
+            streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+                label: 'writable layer',
+                step: 'transfer',
+                log,
+            }),
+        ]);
+        return receiving.finish();
+    }));
+    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, containerd.found ? containerd.dir : undefined)));
     await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
     await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
         ctx.signal.throwIfAborted();
     });
-    return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs };
+    return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
 }
 
 ;// CONCATENATED MODULE: ./src/post.ts

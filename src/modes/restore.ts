@@ -1,5 +1,6 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { asMigrationError, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -12,7 +13,7 @@ import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { restore } from '../phases/restore.js';
 import { createTargetContainer } from '../phases/stage.js';
-import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
+import { LAYER_TAR, negotiateCodec, probeContainerdTmp, receiveCheckpoint } from '../phases/transfer.js';
 import { verify } from '../phases/verify.js';
 import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
 import { withCodec } from '../policy/compression.js';
@@ -22,6 +23,7 @@ import {
   type MigrationMetadata,
   type ResumedRun,
   type RunStatus,
+  restorePathFacts,
 } from '../report/metadata.js';
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
@@ -59,6 +61,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   let manifest: CheckpointManifest | undefined;
   let targetId: string | undefined;
   let restoreMs: number | undefined;
+  let restorePath: RestorePath | undefined;
   let releaseLocks: (() => Promise<void>) | undefined;
   let resumed: ResumedRun | undefined;
   const addresses = { store: '', target: '' };
@@ -122,6 +125,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       });
       targetId = result.targetContainerId;
       restoreMs = result.restoreMs;
+      restorePath = result.restorePath;
     } catch (error) {
       failure = failureOf(
         error,
@@ -165,6 +169,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
         name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
         bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
         streams: {},
+        ...(restorePath ? restorePathFacts(restorePath) : {}),
       },
       timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
       error: failure
@@ -208,7 +213,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
 async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
   onFound: (manifest: CheckpointManifest) => void,
-): Promise<{ targetContainerId: string; restoreMs: number }> {
+): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
   const storePath = settings.store.path;
   const manifests = await listCheckpoints(ctx.source, storePath, settings.container);
@@ -263,13 +268,14 @@ async function restoreFromStore(
       step: 'restore',
     });
 
-  const [facts, codec, configText] = await Promise.all([
+  const [facts, codec, configText, containerd] = await Promise.all([
     gatherHostFacts(ctx.target),
     negotiateCodec(ctx),
     runChecked(ctx.source, `cat ${shellQuote([`${dir}/config.json`])}`, {
       step: 'restore',
       what: 'reading the stored configuration',
     }),
+    probeContainerdTmp(ctx),
   ]);
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
@@ -374,20 +380,20 @@ async function restoreFromStore(
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
 
-  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [created.targetCheckpointDir] }, 'target');
+  const receiving = await receiveCheckpoint(ctx, containerd, created.targetCheckpointDir);
   const images = withCodec(
     codec,
     shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']),
-    `${PRIVATE} mkdir -p ${shellQuote([created.targetCheckpointDir])} && ${shellQuote(['tar', '-C', created.targetCheckpointDir, '--no-same-permissions', '-xf', '-'])}`,
+    receiving.consume,
   );
   const layer = withCodec(
     codec,
     shellQuote(['cat', `${dir}/layer.tar`]),
     shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
   );
-  await log.group('Transfer: checkpoint and writable layer from the store', () =>
-    timer.time('transfer', () =>
-      Promise.all([
+  const restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () =>
+    timer.time('transfer', async () => {
+      await Promise.all([
         streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
           label: 'checkpoint',
           step: 'transfer',
@@ -398,11 +404,20 @@ async function restoreFromStore(
           step: 'transfer',
           log,
         }),
-      ]),
-    ),
+      ]);
+      return receiving.finish();
+    }),
   );
   const restored = await log.group('Restore on the target', () =>
-    timer.time('restore', () => restore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot)),
+    timer.time('restore', () =>
+      restore(
+        ctx,
+        created,
+        { inventorySha256: inventory.sha256 },
+        dockerRoot,
+        containerd.found ? containerd.dir : undefined,
+      ),
+    ),
   );
   await log.group('Verify the restored container', () =>
     timer.time('verify', () => verify(ctx, created, undefined)),
@@ -414,5 +429,5 @@ async function restoreFromStore(
       ctx.signal.throwIfAborted();
     },
   );
-  return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs };
+  return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
 }

@@ -38,11 +38,17 @@ export async function restore(
   staged: Pick<StageResult, 'targetContainerId'>,
   dumped: Pick<CheckpointResult, 'inventorySha256'>,
   dockerRoot: string,
+  /** containerd's TMPDIR on the target when known: where its restore copies land. */
+  unpackDir?: string,
 ): Promise<RestoreResult> {
   const started = ctx.clock();
   const entries = await ctx.journal.intendAll(
     [
-      { kind: 'restore-copies', inventorySha256: dumped.inventorySha256 },
+      {
+        kind: 'restore-copies',
+        inventorySha256: dumped.inventorySha256,
+        ...(unpackDir ? { dir: unpackDir } : {}),
+      },
       { kind: 'restore-started', containerId: staged.targetContainerId },
     ],
     'target',
@@ -72,7 +78,7 @@ export async function restore(
     // The CLI never reached the daemon: nothing can be running on the target.
     if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
       await ctx.journal.abandon(starting, 'target');
-    await removeRestoreCopies(ctx, dumped.inventorySha256);
+    await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
     const excerpt = criuLogExcerpt(criuLog);
     throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
       step: 'restore',
@@ -83,14 +89,18 @@ export async function restore(
     });
   }
   await ctx.journal.done(starting, 'target');
-  await removeRestoreCopies(ctx, dumped.inventorySha256);
+  await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
   return { restoreMs: runningAt - started, runningAt };
 }
 
-// containerd 1.7 unpacks the checkpoint into /tmp/ctrd-checkpoint* for the
-// restore and never removes it: a full copy of the memory images per restore.
-async function removeRestoreCopies(ctx: RunContext<Named>, inventorySha256: string): Promise<void> {
-  const result = await ctx.target.run(restoreCopiesScript(inventorySha256), { timeoutMs: 60_000 });
+// containerd 1.7 unpacks the checkpoint into <TMPDIR>/ctrd-checkpoint* for the restore and never
+// removes it: a full copy of the memory images per restore, or a few KiB when the pages were linked.
+async function removeRestoreCopies(
+  ctx: RunContext<Named>,
+  inventorySha256: string,
+  unpackDir: string | undefined,
+): Promise<void> {
+  const result = await ctx.target.run(restoreCopiesScript(inventorySha256, unpackDir), { timeoutMs: 60_000 });
   if (result.exitCode !== 0)
     ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }

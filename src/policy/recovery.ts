@@ -9,7 +9,7 @@ export type RecoveryStep =
   | { kind: 'remove-target-container'; ref: string; critical: boolean }
   | { kind: 'remove-image'; imageId: string }
   | { kind: 'remove-files'; side: Side; paths: string[] }
-  | { kind: 'remove-restore-copies'; inventorySha256: string }
+  | { kind: 'remove-restore-copies'; inventorySha256: string; dir?: string }
   | { kind: 'resume-source'; containerId: string }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
   | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
@@ -32,7 +32,7 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
     case 'image-copied':
       return { kind: 'remove-image', imageId: action.imageId };
     case 'restore-copies':
-      return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 };
+      return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256, dir: action.dir };
     default:
       // Entries after the commit point have no compensation: the run only goes forward from there.
       return undefined;
@@ -70,7 +70,11 @@ export function planRecovery(
       if (action.kind === 'files')
         steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
       if (action.kind === 'restore-copies') {
-        steps.push({ kind: 'remove-restore-copies', inventorySha256: action.inventorySha256 });
+        steps.push({
+          kind: 'remove-restore-copies',
+          inventorySha256: action.inventorySha256,
+          dir: action.dir,
+        });
       }
     }
     return { direction: 'roll-forward', steps };

@@ -56,6 +56,23 @@ export interface CheckpointFacts {
   transferredBytes?: number;
   /** One entry per stream that was sent; image only when the target lacked it. */
   streams: Partial<Record<StreamKind, StreamDigest>>;
+  /**
+   * How Docker's checkpoint directory was built on the target: pages staged
+   * and linked (containerd copies only the small images), or every image in
+   * it (containerd copies the pages twice before CRIU runs), with the reason.
+   */
+  restorePath?: RestorePathKind;
+  restorePathReason?: string;
+}
+
+export type RestorePathKind = 'staged-pages' | 'full-copy';
+
+export function restorePathFacts(
+  path: { path: 'staged-pages' } | { path: 'full-copy'; reason: string },
+): Pick<CheckpointFacts, 'restorePath' | 'restorePathReason'> {
+  return path.path === 'full-copy'
+    ? { restorePath: path.path, restorePathReason: path.reason }
+    : { restorePath: path.path };
 }
 
 export interface TimingFacts {

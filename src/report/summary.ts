@@ -70,6 +70,13 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     );
   }
   add('Checkpoint', checkpoint.name);
+  if (checkpoint.restorePath)
+    add(
+      'Restore path',
+      checkpoint.restorePath === 'staged-pages'
+        ? 'staged pages (containerd copied only the small images)'
+        : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`,
+    );
   add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
   add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
   add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));

@@ -18,7 +18,8 @@ export type JournalAction =
   /** The source frozen with docker pause. */
   | { kind: 'source-paused'; containerId: string }
   /** containerd's unpacked copies of the checkpoint on the target, known by CRIU's inventory image. */
-  | { kind: 'restore-copies'; inventorySha256: string }
+  /** dir: containerd's TMPDIR on the target, where it unpacks checkpoints (/tmp when absent). */
+  | { kind: 'restore-copies'; inventorySha256: string; dir?: string }
   /** docker start --checkpoint on the target: from here the target may run the service. */
   | { kind: 'restore-started'; containerId: string }
   /** The point of no return: the target verified, or the checkpoint complete in the store. */

@@ -1,4 +1,4 @@
-import { DockerCli } from '../engine/docker/docker-cli.js';
+import { DOCKER_LAYOUT, DockerCli } from '../engine/docker/docker-cli.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
@@ -46,7 +46,7 @@ async function withRetries<T>(
 /** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
 export function restoreCopiesScript(inventorySha256: string, dir = '/tmp'): string {
   return [
-    `for d in ${shellQuote([dir])}/ctrd-checkpoint*; do`,
+    `for d in ${shellQuote([dir])}/${DOCKER_LAYOUT.restoreUnpackGlob}; do`,
     '  [ -f "$d/inventory.img" ] || continue',
     `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
     'done; true',
@@ -113,7 +113,7 @@ export async function recover(
         return undefined;
       }
       case 'remove-restore-copies': {
-        const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256), {
+        const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256, step.dir), {
           timeoutMs: 120_000,
         });
         if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
@@ -168,7 +168,7 @@ export async function recover(
       case 'remove-files':
         return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
       case 'remove-restore-copies':
-        return `removing containerd's restore copies on ${describeHost(hosts.target)} (/tmp/ctrd-checkpoint*)`;
+        return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
       case 'resume-source':
         return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
       case 'retire-source':

@@ -14,6 +14,9 @@ const REAL: Record<string, string> = {
   tee: '/usr/bin/tee',
 };
 
+/** Hold glob for the target's receiving tar: it extracts the images into the run's staging directory. */
+export const RECEIVING_TAR = '*"/staged --no-same-permissions -xf "*';
+
 /**
  * A hold point: the program, when called with arguments matching `glob` (a sh
  * case pattern over " $* "), waits until the test releases it (at most 60 s),

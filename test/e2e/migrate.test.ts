@@ -119,6 +119,11 @@ describe('migrate mode on the two-host test bed', () => {
     expect(metadata.criu.frozenTimeUs).toBeGreaterThan(0);
     expect(run.summary).toContain(name);
     expect(run.summary).toMatch(/succeeded/);
+    // The pages were staged and linked: containerd copied only the small images before CRIU ran.
+    expect(run.stdout).toContain('restore path: staged pages');
+    expect(metadata.checkpoint.restorePath).toBe('staged-pages');
+    expect(metadata.checkpoint.restorePathReason).toBeUndefined();
+    expect(run.summary).toMatch(/Restore path.*staged pages/);
 
     // Nothing left behind; the journal went into the history on both hosts.
     await expectNothingLeft(bed, name);
@@ -135,6 +140,8 @@ describe('migrate mode on the two-host test bed', () => {
     expect(back.exitCode, back.stdout).toBe(0);
     expect(back.outputs.status).toBe('succeeded');
     expect(back.stdout).toContain('target already has image');
+    expect(back.stdout).toContain('restore path: staged pages');
+    await expectNothingLeft(bed, name);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const hostTwoLines = parseCounter(await containerLogs(bed, bed.host2, name));
     const backLines = parseCounter(await containerLogs(bed, bed.host1, name));

@@ -73,6 +73,10 @@ describe('restore mode', () => {
     expect(run.outputs.status).toBe('succeeded');
     expect(run.outputs['checkpoint-name']).toBe('rs-1');
     expect(run.stdout).toContain('restoring checkpoint rs-1');
+    expect(run.stdout).toContain('restore path: staged pages');
+    expect(JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8')).checkpoint.restorePath).toBe(
+      'staged-pages',
+    );
     expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
     const inspect = JSON.parse(await onHost(bed, bed.host2, `docker inspect ${name}`))[0];
     expect(inspect.Id).toBe(run.outputs['target-container-id']);

@@ -115,6 +115,9 @@ export class FakeMachine {
   private created = 0;
   private restoreCopies = 0;
 
+  /** What the probe for containerd's TMPDIR prints on this host. */
+  containerdProbe = 'ok docker 4242 /tmp\n';
+
   constructor(readonly role: 'source' | 'target') {}
 
   container(ref: string): FakeContainer | undefined {
@@ -328,6 +331,20 @@ export class FakeMachine {
           upperDir: `${DOCKER_ROOT}/overlay2/${sha256(`layer ${id}`)}/diff`,
         });
         return ok(`${id}\n`);
+      },
+    ],
+    // Which TMPDIR the target's containerd unpacks checkpoints into.
+    [/^me=\$\(readlink \/proc\/self\/ns\/mnt\)/, () => ok(this.containerdProbe)],
+    // Docker's checkpoint directory built from the staged images (the fake has no links: it copies).
+    [
+      /^umask 077; s=(\S+); c=(\S+); t=\S+; p=\S+\n/,
+      (m) => {
+        const staged = unquoteWord(m[1] ?? '');
+        const dir = unquoteWord(m[2] ?? '');
+        if (!this.exists(staged)) return failed(`cd: can't cd to ${staged}`, 2);
+        this.add(dir);
+        for (const path of this.under(staged)) this.add(`${dir}${path.slice(staged.length)}`);
+        return ok('staged-pages\n');
       },
     ],
     // containerd's unpacked copies of a checkpoint (all made by this fake carry INVENTORY_SHA)

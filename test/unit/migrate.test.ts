@@ -98,12 +98,17 @@ interface Run {
   log: string[];
 }
 
-async function runMigration(fault?: Fault, sourceAfter: SourceAfter = 'stop'): Promise<Run> {
+async function runMigration(
+  fault?: Fault,
+  sourceAfter: SourceAfter = 'stop',
+  prepare?: (world: FakeWorld) => void,
+): Promise<Run> {
   const controller = new AbortController();
   setMaxListeners(0, controller.signal);
   const world = new FakeWorld(fault, () =>
     controller.abort(new MigrationError('CANCELLED', 'the run was cancelled (test)')),
   );
+  prepare?.(world);
   const lines: string[] = [];
   const log = {
     info: (message: string) => lines.push(message),
@@ -304,6 +309,13 @@ describe('migrate() on fake hosts', () => {
       'source-stopped done',
     ]);
     expect(endStateProblems(run)).toEqual([]);
+    expect(outcome.metadata.checkpoint.restorePath).toBe('staged-pages');
+    expect(run.log).toContain('restore path: staged pages');
+    expect(journal.record.entries.map((e) => e.action)).toContainEqual({
+      kind: 'restore-copies',
+      inventorySha256: expect.any(String),
+      dir: '/tmp',
+    });
     // The run went through the steps the cases below break one by one.
     const commands = happy.map((c) => c.command);
     for (const pattern of [
@@ -319,6 +331,22 @@ describe('migrate() on fake hosts', () => {
         String(pattern),
       ).toBe(true);
     }
+  });
+
+  it("copies every image into Docker's checkpoint directory when containerd's TMPDIR is unknown", async () => {
+    const run = await runMigration(undefined, 'stop', (world) => {
+      world.target.machine.containerdProbe = 'none cannot read the environment of containerd 4242\n';
+    });
+    expect(run.outcome.status).toBe('succeeded');
+    expect(run.outcome.metadata.checkpoint).toMatchObject({
+      restorePath: 'full-copy',
+      restorePathReason: 'cannot read the environment of containerd 4242',
+    });
+    expect(run.log.join('\n')).toMatch(
+      /warning: restore path: full copy \(cannot read the environment of containerd 4242\)/,
+    );
+    expect(run.world.issued.some((c) => c.command.includes('/staged'))).toBe(false);
+    expect(endStateProblems(run)).toEqual([]);
   });
 
   it('removes the source container when source-after is remove', async () => {

@@ -139,6 +139,26 @@ describe('renderSummaryRows', () => {
     expect(rows.has('Error')).toBe(false);
   });
 
+  it('shows which restore path the target took, and why when it was the full copy', () => {
+    expect(table(renderSummaryRows(SUCCESS)).has('Restore path')).toBe(false);
+    const staged = {
+      ...SUCCESS,
+      checkpoint: { ...SUCCESS.checkpoint, restorePath: 'staged-pages' as const },
+    };
+    expect(table(renderSummaryRows(staged)).get('Restore path')).toMatch(/^staged pages/);
+    const full = {
+      ...SUCCESS,
+      checkpoint: {
+        ...SUCCESS.checkpoint,
+        restorePath: 'full-copy' as const,
+        restorePathReason: 'cannot read the environment of containerd 42',
+      },
+    };
+    expect(table(renderSummaryRows(full)).get('Restore path')).toBe(
+      'full copy (cannot read the environment of containerd 42)',
+    );
+  });
+
   it('shows the error with its code, step, host and remedy, HTML-escaped', () => {
     const rows = table(renderSummaryRows(FAILURE));
     expect(rows.get('Status')).toBe('↩️ failed or cancelled, source resumed');

@@ -17,6 +17,10 @@ export const DOCKER_LAYOUT = {
   ],
   /** Where Docker's runc keeps container state, newest layouts first. */
   runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
+  /** The config dockerd starts its own containerd with (when it manages one). */
+  managedContainerdConfig: '/var/run/docker/containerd/containerd.toml',
+  /** containerd 1.7 unpacks a checkpoint for a restore into <its TMPDIR>/ctrd-checkpoint*, never removed. */
+  restoreUnpackGlob: 'ctrd-checkpoint*',
 } as const;
 
 const DOCKER_TIMEOUT_MS = 120_000;

@@ -9,11 +9,11 @@ import { finalize } from '../../phases/finalize.js';
 import { preflight } from '../../phases/preflight.js';
 import { restore } from '../../phases/restore.js';
 import { type StageResult, stage } from '../../phases/stage.js';
-import { type MoveResult, moveState, negotiateCodec } from '../../phases/transfer.js';
+import { type MoveResult, moveState, negotiateCodec, probeContainerdTmp } from '../../phases/transfer.js';
 import { verify } from '../../phases/verify.js';
 import type { HostFacts } from '../../probe/facts.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
-import { METADATA_SCHEMA_VERSION, metadataError } from '../../report/metadata.js';
+import { METADATA_SCHEMA_VERSION, metadataError, restorePathFacts } from '../../report/metadata.js';
 import type { PhaseTimer } from '../../report/timings.js';
 import type { MigrateSettings } from '../../settings.js';
 import { isCommitted, type Journal } from '../../state/journal.js';
@@ -117,6 +117,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
     enter('stage');
     const codec = await negotiateCodec(ctx);
+    const containerd = await probeContainerdTmp(ctx);
+    const unpackDir = containerd.found ? containerd.dir : undefined;
     const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
     staged = await log.group('Stage: image and container on the target', () =>
       timer.time('stage', () => stage(ctx, found, targetRoot, codec)),
@@ -140,13 +142,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     enter('transfer');
     const frozen = dumped;
     moved = await log.group('Transfer: checkpoint and writable layer', () =>
-      timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec)),
+      timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec, containerd)),
     );
     signal.throwIfAborted();
 
     enter('restore');
     const restored = await log.group('Restore on the target', () =>
-      timer.time('restore', () => restore(ctx, ready, frozen, targetRoot)),
+      timer.time('restore', () => restore(ctx, ready, frozen, targetRoot, unpackDir)),
     );
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
@@ -248,6 +250,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       bytes: dumped?.imagesBytes,
       transferredBytes: transferredBytes || undefined,
       streams,
+      ...(moved ? restorePathFacts(moved.restorePath) : {}),
     },
     timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
     criu: dumped?.stats,
