@@ -57372,15 +57372,7 @@ async function runCheckpointMode(settings, runtime) {
                 durationMs: Math.round(performance.now() - startedAt),
             },
             storedCheckpoints,
-            error: failure
-                ? {
-                    code: failure.code,
-                    message: failure.message,
-                    step: failure.step,
-                    host: failure.host,
-                    remedy: failure.remedy,
-                }
-                : undefined,
+            error: failure ? metadataError(failure) : undefined,
         };
         if (manifest && manifestFile) {
             await (0,promises_.mkdir)((0,external_node_path_.dirname)(manifestFile), { recursive: true });
@@ -60655,6 +60647,7 @@ function found(container) {
 
 
 
+
 async function report(settings, metadata, env, log, error) {
     await publish({
         ...settings,
@@ -60688,9 +60681,7 @@ function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
         container: { name: settings.container },
         checkpoint: { name: settings.checkpointName, streams: {} },
         timings: { phasesMs: {}, durationMs: Date.now() - startedAt.getTime() },
-        error: error
-            ? { code: error.code, message: error.message, step: error.step, host: error.host, remedy: error.remedy }
-            : undefined,
+        error: error ? metadataError(error) : undefined,
         resumed,
     };
 }
@@ -61198,15 +61189,7 @@ async function runRestoreMode(settings, runtime) {
                 ...(restorePath ? restorePathFacts(restorePath) : {}),
             },
             timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-            error: failure
-                ? {
-                    code: failure.code,
-                    message: failure.message,
-                    step: failure.step,
-                    host: failure.host,
-                    remedy: failure.remedy,
-                }
-                : undefined,
+            error: failure ? metadataError(failure) : undefined,
             resumed,
         };
         await publish({

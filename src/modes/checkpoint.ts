@@ -13,7 +13,12 @@ import type { RunContext } from '../phases/context.js';
 import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
 import { withCodec } from '../policy/compression.js';
 import { gatherHostFacts } from '../probe/facts.js';
-import { METADATA_SCHEMA_VERSION, type MigrationMetadata, type RunStatus } from '../report/metadata.js';
+import {
+  METADATA_SCHEMA_VERSION,
+  type MigrationMetadata,
+  metadataError,
+  type RunStatus,
+} from '../report/metadata.js';
 import { criuNotes, publish, recordsDir } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
@@ -177,15 +182,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         durationMs: Math.round(performance.now() - startedAt),
       },
       storedCheckpoints,
-      error: failure
-        ? {
-            code: failure.code,
-            message: failure.message,
-            step: failure.step,
-            host: failure.host,
-            remedy: failure.remedy,
-          }
-        : undefined,
+      error: failure ? metadataError(failure) : undefined,
     };
     if (manifest && manifestFile) {
       await mkdir(dirname(manifestFile), { recursive: true });

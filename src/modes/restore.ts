@@ -21,6 +21,7 @@ import { gatherHostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
   type MigrationMetadata,
+  metadataError,
   type ResumedRun,
   type RunStatus,
   restorePathFacts,
@@ -172,15 +173,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
         ...(restorePath ? restorePathFacts(restorePath) : {}),
       },
       timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-      error: failure
-        ? {
-            code: failure.code,
-            message: failure.message,
-            step: failure.step,
-            host: failure.host,
-            remedy: failure.remedy,
-          }
-        : undefined,
+      error: failure ? metadataError(failure) : undefined,
       resumed,
     };
     await publish({

@@ -4,7 +4,7 @@ import type { Host } from '../../host/host.js';
 import { openHost } from '../../host/host-factory.js';
 import { reconnecting } from '../../host/reconnecting.js';
 import { connectHosts } from '../../phases/connect.js';
-import type { MigrationMetadata, ResumedRun } from '../../report/metadata.js';
+import { type MigrationMetadata, metadataError, type ResumedRun } from '../../report/metadata.js';
 import { criuNotes, publish } from '../../report/publish.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { type Runtime, SAVED } from '../../runtime.js';
@@ -68,9 +68,7 @@ function shortMetadata(
     container: { name: settings.container },
     checkpoint: { name: settings.checkpointName, streams: {} },
     timings: { phasesMs: {}, durationMs: Date.now() - startedAt.getTime() },
-    error: error
-      ? { code: error.code, message: error.message, step: error.step, host: error.host, remedy: error.remedy }
-      : undefined,
+    error: error ? metadataError(error) : undefined,
     resumed,
   };
 }
