@@ -80,9 +80,9 @@ export async function release(bed: Testbed, host: string, tag: string): Promise<
   await onHost(bed, host, `touch /tmp/e2e-release-${tag}`);
 }
 
-/** Removes every wrapper and hold marker a fault test may have left on either host. */
+/** Removes every wrapper and hold marker a fault test may have left on any host (they outlive the bed's /tmp). */
 export async function removeFaults(bed: Testbed): Promise<void> {
-  for (const host of [bed.host1, bed.host2]) {
+  for (const host of [bed.host1, bed.host2, bed.host3]) {
     await onHostResult(
       bed,
       host,
