@@ -53057,10 +53057,6 @@ function parseKnownHosts(value) {
     return `${text}\n`;
 }
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(51455);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
 ;// CONCATENATED MODULE: ./src/host/host.ts
 function describeHost(host) {
     return `${host.role} ${host.address}`;
@@ -54907,7 +54903,7 @@ async function applySudo(host) {
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(57075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 ;// CONCATENATED MODULE: ./src/host/relay.ts
 
 
@@ -55043,7 +55039,7 @@ async function streamBetween(from, produce, to, consume, options) {
     }, everyMs);
     let streamError;
     try {
-        await (0,external_node_stream_promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
+        await (0,promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
     }
     catch (error) {
         streamError = error;
@@ -56125,6 +56121,10 @@ async function gatherHostFacts(host) {
     };
 }
 
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
 // EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
 var io = __nccwpck_require__(88701);
 ;// CONCATENATED MODULE: ./src/report/metadata.ts
@@ -56507,12 +56507,6 @@ async function publish(publication) {
         const file = (0,external_node_path_.join)(dir, note.file);
         await (0,promises_.writeFile)(file, note.text.endsWith('\n') ? note.text : `${note.text}\n`, { mode: 0o600 });
         files.push(file);
-    }
-    for (const extra of publication.files ?? []) {
-        const copy = (0,external_node_path_.join)(dir, (0,external_node_path_.basename)(extra));
-        if (copy !== extra)
-            await (0,promises_.copyFile)(extra, copy);
-        files.push(copy);
     }
     const outputs = {
         status: metadata.run.status,
@@ -57240,8 +57234,6 @@ async function settleRun(journal, hosts, log, failure) {
 
 
 
-
-
 const COMMAND_TIMEOUT_MS = 120_000;
 function sameLocation(a, b) {
     if (a.kind === 'local' || b.kind === 'local')
@@ -57264,7 +57256,6 @@ async function runCheckpointMode(settings, runtime) {
     let status = 'succeeded';
     let failure;
     let manifest;
-    let manifestFile;
     let frozenMs;
     let storedCheckpoints;
     let path;
@@ -57331,7 +57322,6 @@ async function runCheckpointMode(settings, runtime) {
         ({ status } = await settleRun(journal, both, log, failure));
         if (manifest) {
             storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
-            manifestFile = (0,external_node_path_.join)(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
         }
     }
     catch (error) {
@@ -57374,17 +57364,15 @@ async function runCheckpointMode(settings, runtime) {
             storedCheckpoints,
             error: failure ? metadataError(failure) : undefined,
         };
-        if (manifest && manifestFile) {
-            await (0,promises_.mkdir)((0,external_node_path_.dirname)(manifestFile), { recursive: true });
-            await (0,promises_.writeFile)(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-        }
         await publish({
             ...settings,
             metadata,
-            notes: criuNotes(failure),
+            notes: [
+                ...criuNotes(failure),
+                ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
+            ],
             env: runtime.env,
             log,
-            files: manifest && manifestFile ? [manifestFile] : [],
             outputs: {
                 'checkpoint-path': path ?? '',
                 'checkpoint-bytes': metadata.checkpoint.bytes,

@@ -1,5 +1,3 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { mapped } from '../engine/engine.js';
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
@@ -19,7 +17,7 @@ import {
   metadataError,
   type RunStatus,
 } from '../report/metadata.js';
-import { criuNotes, publish, recordsDir } from '../report/publish.js';
+import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { CheckpointSettings, HostLocation } from '../settings.js';
@@ -63,7 +61,6 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
   let manifest: CheckpointManifest | undefined;
-  let manifestFile: string | undefined;
   let frozenMs: number | undefined;
   let storedCheckpoints: string[] | undefined;
   let path: string | undefined;
@@ -143,7 +140,6 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     ({ status } = await settleRun(journal, both, log, failure));
     if (manifest) {
       storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
-      manifestFile = join(recordsDir(runtime.env, settings.checkpointName), 'manifest.json');
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
@@ -184,17 +180,15 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       storedCheckpoints,
       error: failure ? metadataError(failure) : undefined,
     };
-    if (manifest && manifestFile) {
-      await mkdir(dirname(manifestFile), { recursive: true });
-      await writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
-    }
     await publish({
       ...settings,
       metadata,
-      notes: criuNotes(failure),
+      notes: [
+        ...criuNotes(failure),
+        ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
+      ],
       env: runtime.env,
       log,
-      files: manifest && manifestFile ? [manifestFile] : [],
       outputs: {
         'checkpoint-path': path ?? '',
         'checkpoint-bytes': metadata.checkpoint.bytes,

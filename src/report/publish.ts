@@ -1,5 +1,5 @@
-import { copyFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as core from '@actions/core';
 import { uploadRunArtifact } from './artifact.js';
 import { type MigrationMetadata, writeMetadata } from './metadata.js';
@@ -13,9 +13,7 @@ export interface Publication {
   metadata: MigrationMetadata;
   /** Mode-specific outputs besides the common ones. */
   outputs?: Record<string, string | number | undefined>;
-  /** Small files for the artifact beside metadata.json (a checkpoint manifest): never memory pages. */
-  files?: string[];
-  /** Text files to write beside metadata.json and upload with it (CRIU's log lines of a failure). */
+  /** Small text files to write beside metadata.json and upload with it (the checkpoint manifest, CRIU's log lines of a failure); never memory pages. */
   notes?: { file: string; text: string }[];
   log: { info(message: string): void; warning(message: string): void };
   env: NodeJS.ProcessEnv;
@@ -41,11 +39,6 @@ export async function publish(publication: Publication): Promise<void> {
     const file = join(dir, note.file);
     await writeFile(file, note.text.endsWith('\n') ? note.text : `${note.text}\n`, { mode: 0o600 });
     files.push(file);
-  }
-  for (const extra of publication.files ?? []) {
-    const copy = join(dir, basename(extra));
-    if (copy !== extra) await copyFile(extra, copy);
-    files.push(copy);
   }
   const outputs: Record<string, string | number | undefined> = {
     status: metadata.run.status,
