@@ -52566,6 +52566,21 @@ function withRemedy(error, remedy) {
         cause: error,
     });
 }
+/**
+ * Promise.all that waits for every promise before it throws the first
+ * rejection: a rollback must not start while a sibling is still making the
+ * side effect it is about to undo.
+ */
+async function allSettledOrThrow(promises) {
+    const results = await Promise.allSettled([...promises]);
+    const values = [];
+    for (const result of results) {
+        if (result.status === 'rejected')
+            throw result.reason;
+        values.push(result.value);
+    }
+    return values;
+}
 
 // EXTERNAL MODULE: external "node:fs"
 var external_node_fs_ = __nccwpck_require__(73024);
@@ -54910,8 +54925,9 @@ const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.ur
 
 
 
-
 const SUM_MARK = 'criu-migrate-sha256';
+/** A stage that prints `${NOTE_MARK} <text>` on stderr hands <text> back to the caller. */
+const NOTE_MARK = 'criu-migrate-note';
 /**
  * A pipeline whose every stage's exit status is kept: POSIX sh reports only
  * the last one, and a failing `tar` in front of `zstd` must not pass for a
@@ -54953,21 +54969,19 @@ function hashedConsumer(stages) {
     const list = typeof stages === 'string' ? [stages] : stages;
     return hashedScript(`tee "$d/f" | ${recordedPipeline(list)}`, list.length);
 }
+function parseNotes(stderr) {
+    return [...stderr.matchAll(new RegExp(`^${NOTE_MARK} (.*)$`, 'gm'))].map((match) => match[1] ?? '');
+}
 function parseHostSum(stderr) {
     const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
     return match?.[1];
 }
-/** Counts and hashes the bytes passing through the runner, and reports progress. */
+/** Counts the bytes passing through the runner; the hosts hash them (see streamBetween). */
 class Meter extends external_node_stream_.Transform {
     bytes = 0;
-    hash = (0,external_node_crypto_.createHash)('sha256');
     _transform(chunk, _encoding, callback) {
         this.bytes += chunk.length;
-        this.hash.update(chunk);
         callback(null, chunk);
-    }
-    digest() {
-        return this.hash.digest('hex');
     }
 }
 function formatBytes(bytes) {
@@ -54991,8 +55005,11 @@ function collect(process) {
 /**
  * Streams the output of `produce` on one host into `consume` on another,
  * through the runner: no archive is written on either host, pipeline()
- * carries backpressure end to end, and the sha256 computed by the source,
- * the runner and the target must agree.
+ * carries backpressure end to end, and the sha256 the source computed of
+ * what it sent must equal the one the target computed of what it received.
+ * One hash per host, none on the runner: a third pass there cost more
+ * throughput than it adds (SSH already authenticates every packet), and the
+ * two ends agreeing covers the runner's relay too.
  */
 async function streamBetween(from, produce, to, consume, options) {
     const clock = options.clock ?? (() => performance.now());
@@ -55056,7 +55073,7 @@ async function streamBetween(from, produce, to, consume, options) {
         throw new MigrationError(code, `${options.label}: ${message}`, {
             step: options.step,
             host: describeHost(host),
-            detail: tailLines(stderr.replace(new RegExp(`^${SUM_MARK} .*$`, 'm'), '')) || undefined,
+            detail: tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}) .*$`, 'gm'), '')) || undefined,
         });
     };
     if (stalled) {
@@ -55075,20 +55092,25 @@ async function streamBetween(from, produce, to, consume, options) {
     }
     if (streamError !== undefined)
         fail(from, `the stream broke: ${errorMessage(streamError)}`, producerErr());
-    const runnerSum = meter.digest();
     const sourceSum = parseHostSum(producerErr());
     const targetSum = parseHostSum(consumerErr());
-    if (sourceSum !== runnerSum || targetSum !== runnerSum) {
+    if (sourceSum === undefined || sourceSum !== targetSum) {
         throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(meter.bytes)}`, {
             step: options.step,
             host: describeHost(to),
-            detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nseen by the runner: ${runnerSum}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}`,
+            detail: `sent by ${describeHost(from)}: ${sourceSum ?? 'none'}\nreceived by ${describeHost(to)}: ${targetSum ?? 'none'}\n${formatBytes(meter.bytes)} passed the runner`,
             remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
         });
     }
     const seconds = Math.max(ms, 1) / 1000;
-    options.log.info(`${options.label}: ${formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${formatBytes(meter.bytes / seconds)}/s), sha256 ${runnerSum.slice(0, 16)}… verified on both hosts`);
-    return { label: options.label, bytes: meter.bytes, sha256: runnerSum, ms: Math.round(ms) };
+    options.log.info(`${options.label}: ${formatBytes(meter.bytes)} in ${seconds.toFixed(2)} s (${formatBytes(meter.bytes / seconds)}/s), sha256 ${sourceSum.slice(0, 16)}… the same on both hosts`);
+    return {
+        label: options.label,
+        bytes: meter.bytes,
+        sha256: sourceSum,
+        ms: Math.round(ms),
+        notes: [...parseNotes(producerErr()), ...parseNotes(consumerErr())],
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/criu/stats.ts
@@ -55176,6 +55198,103 @@ function parseDumpStats(image) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/policy/compression.ts
+
+// zstd -1 shrinks zero and repeated pages fast; whether a stream is worth it
+// at all is decided per stream from a sample (streamCodec).
+const COMMANDS = {
+    zstd: { compress: 'zstd -1 -T0 -q -c', decompress: 'zstd -d -q -c' },
+    gzip: { compress: 'gzip -1 -c', decompress: 'gzip -d -c' },
+};
+/** The codec both hosts can run for the requested setting; refuses an explicit one a host lacks. */
+function chooseCodec(setting, source, target) {
+    if (setting === 'none')
+        return 'none';
+    if (setting === 'auto')
+        return source.zstd && target.zstd ? 'zstd' : 'none';
+    const missing = [!source[setting] && 'source', !target[setting] && 'target'].filter(Boolean);
+    if (missing.length > 0) {
+        throw new MigrationError('COMPRESSION_UNAVAILABLE', `compression: ${setting} is not installed on the ${missing.join(' and ')}`, {
+            step: 'stage',
+            remedy: `install ${setting} on both hosts, or set compression to auto or none`,
+        });
+    }
+    return setting;
+}
+/** Pipeline stages for a producer and a consumer whose bytes travel compressed. */
+function withCodec(codec, produce, consume) {
+    if (codec === 'none')
+        return { produce: [produce], consume: [consume] };
+    const { compress, decompress } = COMMANDS[codec];
+    return { produce: [produce, compress], consume: [decompress, consume] };
+}
+/** The shell probe whose output parseCodecs reads. */
+const CODEC_PROBE = 'for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; true';
+function parseCodecs(stdout) {
+    const found = new Set(stdout.split('\n').map((line) => line.trim()));
+    return { zstd: found.has('zstd'), gzip: found.has('gzip') };
+}
+/** A stream travels compressed only when a sample of it shrinks below this share of its size. */
+const WORTH_COMPRESSING = 0.9;
+/**
+ * The codec one stream travels with: the negotiated one, unless (with
+ * compression: auto) a sample of its data shows compressing would save too little to pay for the CPU it
+ * takes on both hosts (random memory, encrypted or already compressed files).
+ */
+function streamCodec(setting, negotiated, sample) {
+    if (negotiated === 'none')
+        return { codec: 'none', reason: 'no compression' };
+    if (setting !== 'auto')
+        return { codec: negotiated, reason: `compression: ${setting} is set` };
+    if (!sample || sample.bytes === 0)
+        return { codec: negotiated, reason: 'no sample' };
+    const ratio = sample.compressed / sample.bytes;
+    const percent = `${Math.round(ratio * 100)}%`;
+    return ratio < WORTH_COMPRESSING
+        ? { codec: negotiated, reason: `a sample compressed to ${percent}` }
+        : { codec: 'none', reason: `a sample compressed only to ${percent}: sent raw` };
+}
+const SAMPLE_MARK = 'criu-migrate-sample';
+const CHUNK = 262_144;
+/**
+ * Shell that prints `criu-migrate-sample <bytes> <compressed>` for up to 2 MiB
+ * read from each of the four largest files matching `glob` in the current
+ * directory (eight 256 KiB chunks spread over a large file), compressed with
+ * the codec's own command. Prints nothing for `none`.
+ */
+function sampleFilesScript(codec, glob) {
+    if (codec === 'none')
+        return 'true';
+    const read = [
+        `for f in $(ls -S ${glob} 2>/dev/null | head -n 4); do`,
+        '  s=$(stat -c %s -- "$f") || continue',
+        `  n=$((s / ${CHUNK}))`,
+        `  if [ "$n" -le 8 ]; then head -c ${CHUNK * 8} -- "$f"; continue; fi`,
+        `  k=0; while [ "$k" -lt 8 ]; do dd if="$f" bs=${CHUNK} skip=$((k * n / 8)) count=1 2>/dev/null; k=$((k + 1)); done`,
+        'done',
+    ].join('\n');
+    return sampleScript(codec, `{\n${read}\n}`);
+}
+/** The same for the first 4 MiB a command writes. */
+function sampleCommandScript(codec, command) {
+    if (codec === 'none')
+        return 'true';
+    return sampleScript(codec, `{ { ${command}; } 2>/dev/null | head -c ${CHUNK * 16}; }`);
+}
+function sampleScript(codec, producer) {
+    const { compress } = COMMANDS[codec];
+    return [
+        `criu_migrate_sample() ${producer}`,
+        `printf '${SAMPLE_MARK} %s %s\\n' "$(criu_migrate_sample | wc -c)" "$(criu_migrate_sample | ${compress} | wc -c)"`,
+    ].join('\n');
+}
+function parseSample(stdout) {
+    const match = new RegExp(`^${SAMPLE_MARK} (\\d+) (\\d+)$`, 'm').exec(stdout);
+    if (!match)
+        return undefined;
+    return { bytes: Number(match[1]), compressed: Number(match[2]) };
+}
+
 ;// CONCATENATED MODULE: ./src/state/journal.ts
 /**
  * The undo journal of one run: every side effect is written down (as
@@ -55243,6 +55362,7 @@ class Journal {
     persist;
     now;
     seq = 0;
+    writing = Promise.resolve();
     constructor(record, persist, now = () => new Date()) {
         this.record = record;
         this.persist = persist;
@@ -55298,8 +55418,14 @@ class Journal {
     }
     /** Writes the journal as it is now (after changes made to entries directly). */
     async save(affected = undefined) {
-        this.record.updatedAt = this.now().toISOString();
-        await this.persist(this.record, affected);
+        // One write at a time, each of the whole record as it is when its turn
+        // comes: two intents made at once cannot leave the older copy on a host.
+        const turn = this.writing.then(() => {
+            this.record.updatedAt = this.now().toISOString();
+            return this.persist(this.record, affected);
+        });
+        this.writing = turn.catch(() => { });
+        await turn;
     }
 }
 
@@ -55434,6 +55560,7 @@ async function releaseLock(host, container, token) {
 
 
 
+
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
@@ -55468,25 +55595,35 @@ async function prepareCheckpoint(ctx, container) {
  */
 async function freezeAndDump(ctx, container, prepared, 
 /** Runs as soon as runc has written the images (checkpoint mode resumes the container here). */
-afterDump = async () => { }) {
+afterDump = async () => { }, 
+/** The codec the pages may travel with: a sample of them is compressed in the same command. */
+sampleCodec = 'none') {
     const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
     const frozenAt = ctx.clock();
     await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     // Not written again while frozen: an intended pause is undone the same way as a done one.
     paused.state = 'done';
     const dumpStart = ctx.clock();
-    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
-        'runc',
-        '--root',
-        prepared.runcRoot,
-        'checkpoint',
-        '--leave-running',
-        '--image-path',
-        prepared.imagesDir,
-        '--work-path',
-        prepared.workDir,
-        container.Id,
-    ])}`, { timeoutMs: DUMP_TIMEOUT_MS });
+    // One command while frozen: the dump, then (only when it succeeded) what the
+    // transfer and the restore need from it; nothing else runs until after the restore.
+    const images = shellQuote([prepared.imagesDir]);
+    const dump = await ctx.source.run([
+        `${PRIVATE} ${shellQuote([
+            'runc',
+            '--root',
+            prepared.runcRoot,
+            'checkpoint',
+            '--leave-running',
+            '--image-path',
+            prepared.imagesDir,
+            '--work-path',
+            prepared.workDir,
+            container.Id,
+        ])} || exit $?`,
+        `cd ${images} || exit 1`,
+        `printf '${INVENTORY_MARK} %s\\n' "$(sha256sum <inventory.img | cut -d' ' -f1)"`,
+        sampleFilesScript(sampleCodec, "'pages-'*.img"),
+    ].join('\n'), { timeoutMs: DUMP_TIMEOUT_MS });
     const dumpMs = ctx.clock() - dumpStart;
     if (dump.exitCode !== 0) {
         throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not dump container ${container.Name.replace(/^\//, '')}`, {
@@ -55499,25 +55636,37 @@ afterDump = async () => { }) {
         });
     }
     await afterDump();
-    // One round trip: size, inventory checksum and CRIU's statistics.
     const frozenFor = ctx.clock() - frozenAt;
-    const measured = await runChecked(ctx.source, [
-        `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
-        'du -sb . | cut -f1',
-        "sha256sum <inventory.img | cut -d' ' -f1",
-        `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
-    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
-    const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
-    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    const inventorySha256 = new RegExp(`^${INVENTORY_MARK} ([0-9a-f]{64})$`, 'm').exec(dump.stdout)?.[1];
+    if (!inventorySha256) {
+        throw new MigrationError('CHECKPOINT_FAILED', 'the dump wrote no readable inventory image', {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: tailLines(`${dump.stdout}\n${dump.stderr}`, 5),
+            remedy: 'read the CRIU log in the work directory on the source; `criu check` shows missing features',
+        });
+    }
     return {
         frozenAt,
         frozenFor,
         imagesDir: prepared.imagesDir,
-        imagesBytes: Number(bytes.trim()),
+        workDir: prepared.workDir,
         dumpMs,
-        stats,
-        inventorySha256: inventorySha256.trim(),
+        inventorySha256,
+        pagesSample: parseSample(dump.stdout),
     };
+}
+const INVENTORY_MARK = 'criu-migrate-inventory';
+/** Size and CRIU's statistics of a dump, in one round trip; run after the frozen window. */
+async function measureCheckpoint(ctx, dumped) {
+    const measured = await runChecked(ctx.source, [
+        `cd ${shellQuote([dumped.imagesDir])} || exit 1`,
+        'du -sb . | cut -f1',
+        `base64 -w0 <${shellQuote([`${dumped.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'), { step: 'checkpoint', what: 'measuring the checkpoint' });
+    const [bytes = '', statsText = ''] = measured.stdout.split('\n');
+    const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+    return { imagesBytes: Number(bytes.trim()), stats };
 }
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */
 async function criuLogErrors(host, logPath) {
@@ -55528,6 +55677,17 @@ async function criuLogErrors(host, logPath) {
 ;// CONCATENATED MODULE: ./src/engine/docker/staged-pages.ts
 
 
+/**
+ * `docker start --checkpoint` copies the checkpoint directory into containerd's
+ * content store and unpacks it again into <containerd TMPDIR>/ctrd-checkpoint*
+ * before CRIU runs: two copies of the memory pages inside the frozen window.
+ * When the checkpoint directory holds the small images and relative symlinks
+ * for pages-*.img, only the links are copied and CRIU reads the pages where
+ * they were staged. Absolute links fail: CRIU opens the pages after entering
+ * the container's root; a relative link resolves from the unpack directory.
+ */
+/** The file in Docker's checkpoint directory that names the run; containerd's copies carry it too. */
+const RESTORE_MARKER_FILE = 'criu-migrate.id';
 function components(path) {
     return path.split('/').filter((part) => part !== '' && part !== '.');
 }
@@ -55612,8 +55772,8 @@ function stagedCheckpointScript(stagingDir, checkpointDir, containerdTmp) {
         '  [ -e "$f" ] || [ -L "$f" ] || continue',
         '  n=$(basename "$f")',
         '  case $n in',
-        '    pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
-        '    *) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
+        '    (pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
+        '    (*) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
         '  esac',
         'done',
         'echo staged-pages',
@@ -55628,43 +55788,6 @@ function parseStagedCheckpoint(stdout) {
 }
 function describeRestorePath(path) {
     return path.path === 'staged-pages' ? 'staged pages' : `full copy (${path.reason})`;
-}
-
-;// CONCATENATED MODULE: ./src/policy/compression.ts
-
-// zstd -1 keeps up with the SSH relay even on incompressible memory, and
-// shrinks zero and repeated pages, which most dumps are full of.
-const COMMANDS = {
-    zstd: { compress: 'zstd -1 -T0 -q -c', decompress: 'zstd -d -q -c' },
-    gzip: { compress: 'gzip -1 -c', decompress: 'gzip -d -c' },
-};
-/** The codec both hosts can run for the requested setting; refuses an explicit one a host lacks. */
-function chooseCodec(setting, source, target) {
-    if (setting === 'none')
-        return 'none';
-    if (setting === 'auto')
-        return source.zstd && target.zstd ? 'zstd' : 'none';
-    const missing = [!source[setting] && 'source', !target[setting] && 'target'].filter(Boolean);
-    if (missing.length > 0) {
-        throw new MigrationError('COMPRESSION_UNAVAILABLE', `compression: ${setting} is not installed on the ${missing.join(' and ')}`, {
-            step: 'stage',
-            remedy: `install ${setting} on both hosts, or set compression to auto or none`,
-        });
-    }
-    return setting;
-}
-/** Pipeline stages for a producer and a consumer whose bytes travel compressed. */
-function withCodec(codec, produce, consume) {
-    if (codec === 'none')
-        return { produce: [produce], consume: [consume] };
-    const { compress, decompress } = COMMANDS[codec];
-    return { produce: [produce, compress], consume: [decompress, consume] };
-}
-/** The shell probe whose output parseCodecs reads. */
-const CODEC_PROBE = 'for c in zstd gzip; do command -v "$c" >/dev/null 2>&1 && echo "$c"; done; true';
-function parseCodecs(stdout) {
-    const found = new Set(stdout.split('\n').map((line) => line.trim()));
-    return { zstd: found.has('zstd'), gzip: found.has('gzip') };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/transfer.ts
@@ -55683,23 +55806,53 @@ const LAYER_TAR = [
     '--xattrs-include=security.*',
 ];
 /**
- * Moves the frozen state: CRIU's images to the target (staged beside Docker's
- * checkpoint directory, or into it; see receiveCheckpoint), and the source's
- * writable layer into the target's upper directory. Both streams run at once;
- * the image layers never travel again.
+ * Records of 256 KiB instead of tar's 10 KiB: a 256 MiB dump moves in a
+ * thousand writes, not 26,000, each of which wakes the next stage of the pipe.
  */
-async function moveState(ctx, container, dumped, staged, codec, containerd) {
-    const sourceUpper = container.GraphDriver?.Data?.UpperDir;
-    if (!sourceUpper) {
+const TAR_RECORD = ['-b', '512'];
+/**
+ * Before the freeze: the codec for the writable layer (from a sample of it),
+ * the journal entry and staging directory for the images on the target.
+ */
+async function planTransfer(ctx, container, staged, codec, containerd, marker) {
+    const upper = sourceUpperDir(ctx, container);
+    const [layerCodec, receiver] = await allSettledOrThrow([
+        sampleLayer(ctx, upper, codec),
+        receiveCheckpoint(ctx, containerd, staged.targetCheckpointDir, marker),
+    ]);
+    return { codec, layerCodec, receiver };
+}
+function sourceUpperDir(ctx, container) {
+    const upper = container.GraphDriver?.Data?.UpperDir;
+    if (!upper) {
         throw new MigrationError('STORAGE_DRIVER_UNSUPPORTED', 'the source container has no overlay2 upper directory', {
             step: 'transfer',
             host: describeHost(ctx.source),
         });
     }
-    const receiving = await receiveCheckpoint(ctx, containerd, staged.targetCheckpointDir);
-    const images = withCodec(codec, shellQuote(['tar', '-C', dumped.imagesDir, '-cf', '-', '.']), receiving.consume);
-    const layer = withCodec(codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
-    const [checkpoint, writableLayer] = await Promise.all([
+    return upper;
+}
+/** The writable layer's codec from its first 4 MiB as tar would send them; it changes little while frozen. */
+async function sampleLayer(ctx, upper, codec) {
+    if (ctx.settings.compression !== 'auto' || codec === 'none')
+        return streamCodec(ctx.settings.compression, codec, undefined);
+    const result = await ctx.source.run(sampleCommandScript(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.'])), { timeoutMs: 60_000 });
+    return streamCodec(ctx.settings.compression, codec, parseSample(result.stdout));
+}
+/**
+ * Moves the frozen state: CRIU's images to the target (staged beside Docker's
+ * checkpoint directory, or into it; see receiveCheckpoint), and the source's
+ * writable layer into the target's upper directory. Both streams run at once;
+ * the image layers never travel again. Nothing else runs on the hosts here:
+ * the plan was made before the freeze.
+ */
+async function moveState(ctx, container, dumped, staged, plan) {
+    const sourceUpper = sourceUpperDir(ctx, container);
+    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
+    ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
+    const images = withCodec(pagesCodec.codec, shellQuote(['tar', '-C', dumped.imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume);
+    const layer = withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']));
+    const [checkpoint, writableLayer] = await allSettledOrThrow([
         streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
             label: 'checkpoint',
             step: 'transfer',
@@ -55711,43 +55864,63 @@ async function moveState(ctx, container, dumped, staged, codec, containerd) {
             log: ctx.log,
         }),
     ]);
-    return { checkpoint, writableLayer, restorePath: await receiving.finish() };
+    return {
+        checkpoint,
+        writableLayer,
+        restorePath: plan.receiver.restorePath(checkpoint.notes),
+        codecs: { checkpoint: pagesCodec, writableLayer: plan.layerCodec },
+    };
 }
 /** Where the images are staged on the target, inside the run's work directory. */
 function stagingDir(checkpointName) {
     return `${workDir(checkpointName)}/staged`;
 }
+const PATH_NOTE = 'restore-path';
 /**
- * The target's side of the images stream, journalled. With containerd's
- * TMPDIR known, the images land in the staging directory and Docker's
- * checkpoint directory gets copies of the small ones and relative links for
- * the pages, so `docker start --checkpoint` copies only a few KiB. Without
- * it they land in the checkpoint directory itself (the full copy).
+ * The target's side of the images stream, journalled and its directories made
+ * before the freeze. With containerd's TMPDIR known, the images land in the
+ * staging directory and Docker's checkpoint directory gets copies of the
+ * small ones and relative links for the pages, so `docker start --checkpoint`
+ * copies only a few KiB. Without it they land in the checkpoint directory
+ * itself (the full copy). `marker` names the run in a file of the checkpoint
+ * directory, so containerd's copies can be found before the images exist.
  */
-async function receiveCheckpoint(ctx, containerd, checkpointDir) {
+async function receiveCheckpoint(ctx, containerd, checkpointDir, marker) {
     // Root-only on the target too: umask 077 and tar told not to restore the source's modes.
-    const extractInto = (dir) => `${PRIVATE} mkdir -p ${shellQuote([dir])} && ${shellQuote(['tar', '-C', dir, '--no-same-permissions', '-xf', '-'])}`;
+    const extractInto = (dir) => `${PRIVATE} ${shellQuote(['tar', '-C', dir, ...TAR_RECORD, '--no-same-permissions', '-xf', '-'])}`;
+    const markIt = marker
+        ? ` && printf '%s\\n' ${shellQuote([marker])} >${shellQuote([`${checkpointDir}/${RESTORE_MARKER_FILE}`])}`
+        : '';
+    const report = (said) => `printf '${NOTE_MARK} ${PATH_NOTE} %s\\n' ${said} >&2`;
+    const dirs = containerd.found ? [stagingDir(ctx.settings.checkpointName), checkpointDir] : [checkpointDir];
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: dirs }, 'target');
+    await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote(dirs)}`, {
+        step: 'stage',
+        what: 'making the directories for the checkpoint on the target',
+        code: 'TRANSFER_FAILED',
+    });
     if (!containerd.found) {
-        await ctx.journal.intend({ kind: 'files', side: 'target', paths: [checkpointDir] }, 'target');
+        const reason = containerd.reason;
         return {
-            consume: extractInto(checkpointDir),
-            finish: async () => announce(ctx, { path: 'full-copy', reason: containerd.reason }),
+            consume: `${extractInto(checkpointDir)}${markIt}`,
+            restorePath: () => announce(ctx, { path: 'full-copy', reason }),
         };
     }
     const staging = stagingDir(ctx.settings.checkpointName);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [staging, checkpointDir] }, 'target');
     return {
-        consume: extractInto(staging),
-        finish: async () => {
-            const result = await runChecked(ctx.target, `${PRIVATE} ${stagedCheckpointScript(staging, checkpointDir, containerd.dir)}`, {
-                step: 'transfer',
-                what: "building Docker's checkpoint directory from the staged images",
-                code: 'TRANSFER_FAILED',
-                options: { timeoutMs: 120_000 },
-            });
-            const path = parseStagedCheckpoint(result.stdout) ?? {
+        consume: [
+            `${extractInto(staging)} || exit $?`,
+            `r=$(${stagedCheckpointScript(staging, checkpointDir, containerd.dir)}) || exit 1`,
+            `${report('"$r"')}${markIt}`,
+        ].join('\n'),
+        restorePath: (notes) => {
+            const said = notes
+                .filter((note) => note.startsWith(`${PATH_NOTE} `))
+                .map((note) => note.slice(PATH_NOTE.length + 1))
+                .pop();
+            const path = (said !== undefined ? parseStagedCheckpoint(said) : undefined) ?? {
                 path: 'full-copy',
-                reason: `unexpected answer ${JSON.stringify(result.stdout.trim().slice(0, 200))}`,
+                reason: `unexpected answer ${JSON.stringify((said ?? '').slice(0, 200))}`,
             };
             return announce(ctx, path);
         },
@@ -56394,7 +56567,7 @@ function renderSummaryRows(metadata) {
     for (const kind of STREAM_KINDS) {
         const stream = checkpoint.streams[kind];
         if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
     }
     for (const phase of PHASES) {
         const ms = timings.phasesMs[phase];
@@ -56623,11 +56796,15 @@ function compensation(action) {
         case 'image-copied':
             return { kind: 'remove-image', imageId: action.imageId };
         case 'restore-copies':
-            return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256, dir: action.dir };
+            return restoreCopiesStep(action);
         default:
             // Entries after the commit point have no compensation: the run only goes forward from there.
             return undefined;
     }
+}
+function restoreCopiesStep(action) {
+    const { kind: _kind, ...rest } = action;
+    return { kind: 'remove-restore-copies', ...rest };
 }
 /**
  * What to do with a run that stopped half way. Before the commit point every
@@ -56657,11 +56834,7 @@ function planRecovery(record) {
             if (action.kind === 'files')
                 steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
             if (action.kind === 'restore-copies') {
-                steps.push({
-                    kind: 'remove-restore-copies',
-                    inventorySha256: action.inventorySha256,
-                    dir: action.dir,
-                });
+                steps.push(restoreCopiesStep(action));
             }
         }
         return { direction: 'roll-forward', steps };
@@ -56682,10 +56855,26 @@ function planRecovery(record) {
         }
         steps.push(step);
     }
-    return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps };
+    return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps: resumeAfterRemovals(steps) };
+}
+/**
+ * The source resumes only after every target container it could clash with
+ * is removed, whatever order their entries were written in (the restore's
+ * intents are written before the pause).
+ */
+function resumeAfterRemovals(steps) {
+    const lastRemoval = steps.map((step) => step.kind).lastIndexOf('remove-target-container');
+    const firstResume = steps.findIndex((step) => step.kind === 'resume-source');
+    if (firstResume < 0 || lastRemoval < firstResume)
+        return steps;
+    const resumes = steps.filter((step) => step.kind === 'resume-source');
+    const rest = steps.filter((step) => step.kind !== 'resume-source');
+    const at = rest.map((step) => step.kind).lastIndexOf('remove-target-container') + 1;
+    return [...rest.slice(0, at), ...resumes, ...rest.slice(at)];
 }
 
 ;// CONCATENATED MODULE: ./src/state/recovery.ts
+
 
 
 
@@ -56707,11 +56896,17 @@ async function withRetries(what, delaysMs = [500, 1500, 4000]) {
     throw lastError;
 }
 /** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
-function restoreCopiesScript(inventorySha256, dir = '/tmp') {
+function restoreCopiesScript(key, dir = '/tmp') {
+    const tests = [];
+    if (key.marker)
+        tests.push(`[ "$(cat "$d/${RESTORE_MARKER_FILE}" 2>/dev/null)" = ${shellQuote([key.marker])} ]`);
+    if (key.inventorySha256)
+        tests.push(`{ [ -f "$d/inventory.img" ] && [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([key.inventorySha256])} ]; }`);
+    if (tests.length === 0)
+        return 'true';
     return [
         `for d in ${shellQuote([dir])}/${DOCKER_LAYOUT.restoreUnpackGlob}; do`,
-        '  [ -f "$d/inventory.img" ] || continue',
-        `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
+        `  { ${tests.join(' || ')}; } && rm -rf -- "$d" && echo "$d"`,
         'done; true',
     ].join('\n');
 }
@@ -56775,7 +56970,7 @@ async function recover(record, hosts, log) {
                 return undefined;
             }
             case 'remove-restore-copies': {
-                const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256, step.dir), {
+                const result = await hosts.target.run(restoreCopiesScript(step, step.dir), {
                     timeoutMs: 120_000,
                 });
                 if (result.exitCode !== 0)
@@ -57449,12 +57644,13 @@ async function checkpointInto(ctx, onFrozen) {
         if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
         }
-    })));
+    }, codec)));
     const frozenMs = Math.round(settings.leaveRunning ? dumped.frozenFor : ctx.clock() - dumped.frozenAt);
     onFrozen(frozenMs);
+    const { imagesBytes } = await measureCheckpoint(ctx, dumped);
     log.info(settings.leaveRunning
-        ? `checkpoint: ${dumped.imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
-        : `checkpoint: ${dumped.imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`);
+        ? `checkpoint: ${imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
+        : `checkpoint: ${imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`);
     // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
     const image = imagePath(container.Image);
     const haveImage = (await ctx.target.run(`[ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]`)).exitCode === 0;
@@ -57462,11 +57658,13 @@ async function checkpointInto(ctx, onFrozen) {
     if (!haveImage)
         await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
     const workRoot = prepared.imagesDir.replace(/\/images$/, '');
-    const criu = withCodec(codec, shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']), `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`);
+    const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);
+    log.info(`checkpoint stream: ${criuCodec.codec === 'none' ? 'raw' : criuCodec.codec} (${criuCodec.reason})`);
+    const criu = withCodec(criuCodec.codec, shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']), `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`);
     const layer = withCodec(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']), `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`);
     const saved = withCodec(codec, ctx.sourceDocker.saveImageCommand(container.Image), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
     const streamOptions = (label) => ({ label, step: 'store', log });
-    const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => Promise.all([
+    const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => allSettledOrThrow([
         streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
         streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
         haveImage
@@ -59577,13 +59775,14 @@ const capacity = ({ container, source, target }) => {
     const layer = ['writable layer', source.writableLayerBytes];
     const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
     checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, container_rules_need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
-    const restoreCopy = ['restore copy of the checkpoint', memory[1]];
-    const tmpShared = sameFileSystem(target.dockerRoot, target.restoreTmp);
-    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, container_rules_need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]), tmpShared
-        ? `the checkpoint, the writable layer and the image, plus the copy containerd makes in ${target.restoreTmp.path} on the same file system`
-        : 'the checkpoint, the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
-    if (!tmpShared) {
-        checks.push(spaceCheck('target', 'disk space for restore copy', target.restoreTmp, container_rules_need([restoreCopy]), `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`, `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`));
+    // The pages are staged in the action's work directory and Docker's checkpoint
+    // directory only links to them, so containerd's restore copy is a few KiB.
+    const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);
+    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, container_rules_need(stagedWithDocker ? [memory, layer, image] : [layer, image]), stagedWithDocker
+        ? `the checkpoint staged in ${target.stateDir.path}, the writable layer and the image (one file system)`
+        : 'the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
+    if (!stagedWithDocker) {
+        checks.push(spaceCheck('target', 'disk space for staged checkpoint', target.stateDir, container_rules_need([memory]), `the checkpoint images staged in ${target.stateDir.path} (Docker's checkpoint directory links to them)`, `free space on the file system holding ${target.stateDir.path} on the target, or mount a larger one there`));
     }
     const mem = memory[1];
     if (mem !== undefined && mem > 0) {
@@ -59744,6 +59943,7 @@ function targetProbeSections(container) {
     const sections = [
         ...HOST_SECTIONS,
         { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
+        { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) },
     ];
     if (!container)
         return sections;
@@ -59926,6 +60126,7 @@ function readTargetProbe(result, container, dockerRoot) {
         ...readHost(reader),
         dockerRoot,
         restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
+        stateDir: reader.disk('state_df', STATE_ROOT),
         bindKinds: {},
         unreadable: reader.unreadable,
     };
@@ -60127,24 +60328,29 @@ function criuLogExcerpt(log, count = CRIU_LOG_LINES) {
     return [...flagged, ...(flagged.length > 0 && tail.length > 0 ? ['...'] : []), ...tail].join('\n');
 }
 /**
+ * Before the freeze: the journal entries for the restore (containerd's copies
+ * are found by `key`, known before the images exist) and a follower of CRIU's
+ * restore log, waiting for its cue. Nothing of this runs while frozen.
+ */
+async function prepareRestore(ctx, staged, key, dockerRoot, 
+/** containerd's TMPDIR on the target when known: where its restore copies land. */
+unpackDir) {
+    const entries = await ctx.journal.intendAll([
+        { kind: 'restore-copies', ...key, ...(unpackDir ? { dir: unpackDir } : {}) },
+        { kind: 'restore-started', containerId: staged.targetContainerId },
+    ], 'target');
+    const follower = await followCriuLog(ctx, ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId));
+    return { starting: entries[1], follower, key, ...(unpackDir ? { unpackDir } : {}) };
+}
+/**
  * `docker start --checkpoint`: CRIU restores the frozen processes inside the
  * staged container. containerd deletes the task's bundle, CRIU's restore.log
  * with it, when a restore fails, so the log is followed while the restore runs.
  */
-async function restore(ctx, staged, dumped, dockerRoot, 
-/** containerd's TMPDIR on the target when known: where its restore copies land. */
-unpackDir) {
+async function restore(ctx, staged, prepared) {
     const started = ctx.clock();
-    const entries = await ctx.journal.intendAll([
-        {
-            kind: 'restore-copies',
-            inventorySha256: dumped.inventorySha256,
-            ...(unpackDir ? { dir: unpackDir } : {}),
-        },
-        { kind: 'restore-started', containerId: staged.targetContainerId },
-    ], 'target');
-    const starting = entries[1];
-    const follower = await followCriuLog(ctx, ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId));
+    const { starting, follower, key, unpackDir } = prepared;
+    follower.begin();
     let failed;
     try {
         await ctx.targetDocker.startFromCheckpoint(staged.targetContainerId, ctx.settings.checkpointName, 'restore');
@@ -60162,7 +60368,7 @@ unpackDir) {
         // The CLI never reached the daemon: nothing can be running on the target.
         if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
             await ctx.journal.abandon(starting, 'target');
-        await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
+        await removeRestoreCopies(ctx, key, unpackDir);
         const excerpt = criuLogExcerpt(criuLog);
         throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
             step: 'restore',
@@ -60172,24 +60378,28 @@ unpackDir) {
         });
     }
     await ctx.journal.done(starting, 'target');
-    await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
+    await removeRestoreCopies(ctx, key, unpackDir);
     return { restoreMs: runningAt - started, runningAt };
 }
 // containerd 1.7 unpacks the checkpoint into <TMPDIR>/ctrd-checkpoint* for the restore and never
 // removes it: a full copy of the memory images per restore, or a few KiB when the pages were linked.
-async function removeRestoreCopies(ctx, inventorySha256, unpackDir) {
-    const result = await ctx.target.run(restoreCopiesScript(inventorySha256, unpackDir), { timeoutMs: 60_000 });
+async function removeRestoreCopies(ctx, key, unpackDir) {
+    const result = await ctx.target.run(restoreCopiesScript(key, unpackDir), { timeoutMs: 60_000 });
     if (result.exitCode !== 0)
         ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
+/** Polls of 10 ms after the cue before the follower gives up waiting for the log (3 minutes). */
+const FOLLOW_POLLS = 18_000;
 /**
- * Waits for the first of the paths to appear, then follows the open file (tail -f
- * follows the descriptor, so it keeps reading after containerd unlinks it). A
- * failed restore creates and deletes the log within a second: poll every 10 ms.
+ * Waits for its cue (end of its standard input), then for the first of the
+ * paths to appear, then follows the open file (tail -f follows the
+ * descriptor, so it keeps reading after containerd unlinks it). A failed
+ * restore creates and deletes the log within a second: poll every 10 ms,
+ * but only from the cue on, and never forever.
  */
 function followScript(paths) {
     const tests = paths.map((path) => `[ -e ${shellQuote([path])} ] && exec tail -n +1 -f ${shellQuote([path])}`);
-    return `while :; do ${tests.join('; ')}; sleep 0.01; done 2>/dev/null`;
+    return `cat >/dev/null; i=0; while [ "$i" -lt ${FOLLOW_POLLS} ]; do ${tests.join('; ')}; sleep 0.01; i=$((i + 1)); done 2>/dev/null`;
 }
 async function followCriuLog(ctx, paths) {
     let process;
@@ -60198,11 +60408,14 @@ async function followCriuLog(ctx, paths) {
     }
     catch (error) {
         ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
-        return { stop: async () => '' };
+        return { begin: () => { }, stop: async () => '' };
     }
     const text = restore_collect(process.stdout);
-    process.stdin.end();
+    process.stdin.on('error', () => { });
     return {
+        begin() {
+            process.stdin.end();
+        },
         async stop(failed) {
             // tail reads what was appended before the file went away; give it a moment to catch up.
             if (failed)
@@ -60484,6 +60697,8 @@ async function migrate(deps) {
     let staged;
     let dumped;
     let moved;
+    let measure;
+    let follower;
     let downtimeMs;
     let status = 'succeeded';
     let failure;
@@ -60506,24 +60721,38 @@ async function migrate(deps) {
         staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
         const ready = staged;
         enter('checkpoint');
-        const prepared = await prepareCheckpoint(ctx, found);
-        const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
+        // Everything the frozen window needs is prepared here, so it holds only
+        // the pause, the dump, the bytes and the restore.
+        // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
+        const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
+        const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
+            prepareCheckpoint(ctx, found),
+            ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
+            planTransfer(ctx, found, ready, codec, containerd, marker),
+            prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
+                follower = prepared.follower;
+                return prepared;
+            }),
+        ]);
         signal.throwIfAborted();
-        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared)));
-        const stats = dumped.stats;
-        const criuSaid = stats?.frozenTimeUs
-            ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
-            : '';
-        log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
+        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared, undefined, codec)));
         signal.throwIfAborted();
         enter('transfer');
         const frozen = dumped;
-        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec, containerd)));
+        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, plan)));
         signal.throwIfAborted();
         enter('restore');
-        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, frozen, targetRoot, unpackDir)));
+        const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, restoring)));
+        follower = undefined;
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
         log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
+        // Measured only now: nothing that can wait ran while the service was down.
+        measure = await measureCheckpoint(ctx, frozen);
+        const stats = measure.stats;
+        const criuSaid = stats?.frozenTimeUs
+            ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
+            : '';
+        log.info(`checkpoint: ${measure.imagesBytes} bytes dumped in ${Math.round(frozen.dumpMs)} ms${criuSaid}`);
         enter('verify');
         await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, ready, sourceInit)));
         // The point of no return: from here on the target is the service.
@@ -60535,6 +60764,8 @@ async function migrate(deps) {
         failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
         log.warning(failure.describe());
     }
+    // A follower that never got its cue (the run failed before the restore).
+    await follower?.stop(false).catch(() => '');
     if (isCommitted(journal.record)) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
@@ -60580,11 +60811,15 @@ async function migrate(deps) {
             bytes: moved.checkpoint.bytes,
             sha256: moved.checkpoint.sha256,
             ms: Math.round(moved.checkpoint.ms),
+            codec: moved.codecs.checkpoint.codec,
+            codecReason: moved.codecs.checkpoint.reason,
         };
         streams.writableLayer = {
             bytes: moved.writableLayer.bytes,
             sha256: moved.writableLayer.sha256,
             ms: Math.round(moved.writableLayer.ms),
+            codec: moved.codecs.writableLayer.codec,
+            codecReason: moved.codecs.writableLayer.reason,
         };
     }
     const imageMove = staged?.imageTransfer;
@@ -60604,13 +60839,13 @@ async function migrate(deps) {
         },
         checkpoint: {
             name: settings.checkpointName,
-            bytes: dumped?.imagesBytes,
+            bytes: measure?.imagesBytes,
             transferredBytes: transferredBytes || undefined,
             streams,
             ...(moved ? restorePathFacts(moved.restorePath) : {}),
         },
         timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
-        criu: dumped?.stats,
+        criu: measure?.stats,
         error: failure ? metadataError(failure) : undefined,
         leftovers: leftovers.length > 0 ? leftovers : undefined,
     };
@@ -61330,25 +61565,40 @@ async function restoreFromStore(ctx, onFound) {
     }
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
-    const receiving = await receiveCheckpoint(ctx, containerd, created.targetCheckpointDir);
-    const images = withCodec(codec, shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']), receiving.consume);
+    const unpackDir = containerd.found ? containerd.dir : undefined;
+    const [receiving, restoring] = await allSettledOrThrow([
+        receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
+        prepareRestore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, unpackDir),
+    ]);
+    // Stored pages are raw: a sample says whether compressing them on the way is worth it.
+    const sampled = await ctx.source.run(`cd ${shellQuote([`${dir}/criu`])} && { ${sampleFilesScript(codec, "'pages-'*.img")}; }`, { timeoutMs: 60_000 });
+    const imagesCodec = streamCodec(settings.compression, codec, parseSample(sampled.stdout));
+    log.info(`checkpoint stream: ${imagesCodec.codec === 'none' ? 'raw' : imagesCodec.codec} (${imagesCodec.reason})`);
+    const images = withCodec(imagesCodec.codec, shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']), receiving.consume);
     const layer = withCodec(codec, shellQuote(['cat', `${dir}/layer.tar`]), shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
-    const restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
-        await Promise.all([
-            streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
-                label: 'checkpoint',
-                step: 'transfer',
-                log,
-            }),
-            streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-                label: 'writable layer',
-                step: 'transfer',
-                log,
-            }),
-        ]);
-        return receiving.finish();
-    }));
-    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, containerd.found ? containerd.dir : undefined)));
+    let restorePath;
+    try {
+        restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
+            const [checkpoint] = await allSettledOrThrow([
+                streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+                    label: 'checkpoint',
+                    step: 'transfer',
+                    log,
+                }),
+                streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+                    label: 'writable layer',
+                    step: 'transfer',
+                    log,
+                }),
+            ]);
+            return receiving.restorePath(checkpoint.notes);
+        }));
+    }
+    catch (error) {
+        await restoring.follower.stop(false).catch(() => '');
+        throw error;
+    }
+    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, restoring)));
     await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
     await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
         ctx.signal.throwIfAborted();

@@ -143,3 +143,22 @@ export function withRemedy(error: MigrationError, remedy: string): MigrationErro
     cause: error,
   });
 }
+
+/**
+ * Promise.all that waits for every promise before it throws the first
+ * rejection: a rollback must not start while a sibling is still making the
+ * side effect it is about to undo.
+ */
+export async function allSettledOrThrow<T extends readonly unknown[] | []>(
+  promises: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results: readonly PromiseSettledResult<unknown>[] = await Promise.allSettled([...promises]);
+  const values: unknown[] = [];
+  for (const result of results) {
+    if (result.status === 'rejected') throw result.reason;
+    values.push(result.value);
+  }
+  return values as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}

@@ -1,15 +1,15 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { mapped } from '../engine/engine.js';
-import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
+import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
-import { freezeAndDump, prepareCheckpoint } from '../phases/checkpoint.js';
+import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
 import type { RunContext } from '../phases/context.js';
 import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
-import { withCodec } from '../policy/compression.js';
+import { streamCodec, withCodec } from '../policy/compression.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
@@ -284,20 +284,27 @@ async function checkpointInto(
 
   const dumped = await log.group('Checkpoint: freeze and dump', () =>
     timer.time('checkpoint', () =>
-      freezeAndDump(ctx, container, prepared, async () => {
-        // Resumed as soon as the images are written: measuring and copying them needs no freeze.
-        if (settings.leaveRunning) {
-          await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
-        }
-      }),
+      freezeAndDump(
+        ctx,
+        container,
+        prepared,
+        async () => {
+          // Resumed as soon as the images are written: measuring and copying them needs no freeze.
+          if (settings.leaveRunning) {
+            await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+          }
+        },
+        codec,
+      ),
     ),
   );
   const frozenMs = Math.round(settings.leaveRunning ? dumped.frozenFor : ctx.clock() - dumped.frozenAt);
   onFrozen(frozenMs);
+  const { imagesBytes } = await measureCheckpoint(ctx, dumped);
   log.info(
     settings.leaveRunning
-      ? `checkpoint: ${dumped.imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
-      : `checkpoint: ${dumped.imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`,
+      ? `checkpoint: ${imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
+      : `checkpoint: ${imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`,
   );
 
   // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
@@ -311,8 +318,12 @@ async function checkpointInto(
   const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
   if (!haveImage) await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
   const workRoot = prepared.imagesDir.replace(/\/images$/, '');
+  const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);
+  log.info(
+    `checkpoint stream: ${criuCodec.codec === 'none' ? 'raw' : criuCodec.codec} (${criuCodec.reason})`,
+  );
   const criu = withCodec(
-    codec,
+    criuCodec.codec,
     shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']),
     `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`,
   );
@@ -329,7 +340,7 @@ async function checkpointInto(
   const streamOptions = (label: string) => ({ label, step: 'store', log });
   const streams = await log.group('Store: write the checkpoint', () =>
     timer.time('transfer', () =>
-      Promise.all([
+      allSettledOrThrow([
         streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
         streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
         haveImage

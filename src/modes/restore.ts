@@ -1,7 +1,7 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
-import { asMigrationError, MigrationError } from '../errors.js';
+import { allSettledOrThrow, asMigrationError, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
@@ -11,12 +11,18 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import { connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
-import { restore } from '../phases/restore.js';
+import { prepareRestore, restore } from '../phases/restore.js';
 import { createTargetContainer } from '../phases/stage.js';
-import { LAYER_TAR, negotiateCodec, probeContainerdTmp, receiveCheckpoint } from '../phases/transfer.js';
+import {
+  LAYER_TAR,
+  negotiateCodec,
+  probeContainerdTmp,
+  receiveCheckpoint,
+  TAR_RECORD,
+} from '../phases/transfer.js';
 import { verify } from '../phases/verify.js';
 import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
-import { withCodec } from '../policy/compression.js';
+import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
@@ -373,10 +379,23 @@ async function restoreFromStore(
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
 
-  const receiving = await receiveCheckpoint(ctx, containerd, created.targetCheckpointDir);
+  const unpackDir = containerd.found ? containerd.dir : undefined;
+  const [receiving, restoring] = await allSettledOrThrow([
+    receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
+    prepareRestore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, unpackDir),
+  ]);
+  // Stored pages are raw: a sample says whether compressing them on the way is worth it.
+  const sampled = await ctx.source.run(
+    `cd ${shellQuote([`${dir}/criu`])} && { ${sampleFilesScript(codec, "'pages-'*.img")}; }`,
+    { timeoutMs: 60_000 },
+  );
+  const imagesCodec = streamCodec(settings.compression, codec, parseSample(sampled.stdout));
+  log.info(
+    `checkpoint stream: ${imagesCodec.codec === 'none' ? 'raw' : imagesCodec.codec} (${imagesCodec.reason})`,
+  );
   const images = withCodec(
-    codec,
-    shellQuote(['tar', '-C', `${dir}/criu`, '-cf', '-', '.']),
+    imagesCodec.codec,
+    shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']),
     receiving.consume,
   );
   const layer = withCodec(
@@ -384,33 +403,31 @@ async function restoreFromStore(
     shellQuote(['cat', `${dir}/layer.tar`]),
     shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
   );
-  const restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () =>
-    timer.time('transfer', async () => {
-      await Promise.all([
-        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
-          label: 'checkpoint',
-          step: 'transfer',
-          log,
-        }),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-          label: 'writable layer',
-          step: 'transfer',
-          log,
-        }),
-      ]);
-      return receiving.finish();
-    }),
-  );
+  let restorePath: RestorePath;
+  try {
+    restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () =>
+      timer.time('transfer', async () => {
+        const [checkpoint] = await allSettledOrThrow([
+          streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+            label: 'checkpoint',
+            step: 'transfer',
+            log,
+          }),
+          streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+            label: 'writable layer',
+            step: 'transfer',
+            log,
+          }),
+        ]);
+        return receiving.restorePath(checkpoint.notes);
+      }),
+    );
+  } catch (error) {
+    await restoring.follower.stop(false).catch(() => '');
+    throw error;
+  }
   const restored = await log.group('Restore on the target', () =>
-    timer.time('restore', () =>
-      restore(
-        ctx,
-        created,
-        { inventorySha256: inventory.sha256 },
-        dockerRoot,
-        containerd.found ? containerd.dir : undefined,
-      ),
-    ),
+    timer.time('restore', () => restore(ctx, created, restoring)),
   );
   await log.group('Verify the restored container', () =>
     timer.time('verify', () => verify(ctx, created, undefined)),

@@ -5,6 +5,7 @@ import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
+import { type Codec, type CompressionSample, parseSample, sampleFilesScript } from '../policy/compression.js';
 import type { CriuStats } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import type { Named, RunContext } from './context.js';
@@ -18,12 +19,18 @@ export interface CheckpointResult {
   /** Milliseconds from the pause to the end of afterDump (checkpoint mode: until the container runs again). */
   frozenFor: number;
   imagesDir: string;
-  imagesBytes: number;
+  workDir: string;
   dumpMs: number;
-  /** CRIU's own statistics from its stats-dump image, when it wrote one. */
-  stats?: CriuStats;
   /** sha256 of CRIU's inventory image: tells containerd's copies of this checkpoint from others. */
   inventorySha256: string;
+  /** How well a sample of the memory pages compressed, when a codec was offered. */
+  pagesSample?: CompressionSample;
+}
+
+/** What is measured of a dump once nothing waits for it: size and CRIU's statistics. */
+export interface CheckpointMeasure {
+  imagesBytes: number;
+  stats?: CriuStats;
 }
 
 export interface PreparedCheckpoint {
@@ -83,6 +90,8 @@ export async function freezeAndDump(
   prepared: PreparedCheckpoint,
   /** Runs as soon as runc has written the images (checkpoint mode resumes the container here). */
   afterDump: () => Promise<void> = async () => {},
+  /** The codec the pages may travel with: a sample of them is compressed in the same command. */
+  sampleCodec: Codec = 'none',
 ): Promise<CheckpointResult> {
   const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
   const frozenAt = ctx.clock();
@@ -90,19 +99,27 @@ export async function freezeAndDump(
   // Not written again while frozen: an intended pause is undone the same way as a done one.
   paused.state = 'done';
   const dumpStart = ctx.clock();
+  // One command while frozen: the dump, then (only when it succeeded) what the
+  // transfer and the restore need from it; nothing else runs until after the restore.
+  const images = shellQuote([prepared.imagesDir]);
   const dump = await ctx.source.run(
-    `${PRIVATE} ${shellQuote([
-      'runc',
-      '--root',
-      prepared.runcRoot,
-      'checkpoint',
-      '--leave-running',
-      '--image-path',
-      prepared.imagesDir,
-      '--work-path',
-      prepared.workDir,
-      container.Id,
-    ])}`,
+    [
+      `${PRIVATE} ${shellQuote([
+        'runc',
+        '--root',
+        prepared.runcRoot,
+        'checkpoint',
+        '--leave-running',
+        '--image-path',
+        prepared.imagesDir,
+        '--work-path',
+        prepared.workDir,
+        container.Id,
+      ])} || exit $?`,
+      `cd ${images} || exit 1`,
+      `printf '${INVENTORY_MARK} %s\\n' "$(sha256sum <inventory.img | cut -d' ' -f1)"`,
+      sampleFilesScript(sampleCodec, "'pages-'*.img"),
+    ].join('\n'),
     { timeoutMs: DUMP_TIMEOUT_MS },
   );
   const dumpMs = ctx.clock() - dumpStart;
@@ -121,29 +138,46 @@ export async function freezeAndDump(
     );
   }
   await afterDump();
-  // One round trip: size, inventory checksum and CRIU's statistics.
   const frozenFor = ctx.clock() - frozenAt;
-  const measured = await runChecked(
-    ctx.source,
-    [
-      `cd ${shellQuote([prepared.imagesDir])} || exit 1`,
-      'du -sb . | cut -f1',
-      "sha256sum <inventory.img | cut -d' ' -f1",
-      `base64 -w0 <${shellQuote([`${prepared.workDir}/stats-dump`])} 2>/dev/null; true`,
-    ].join('\n'),
-    { step: 'checkpoint', what: 'measuring the checkpoint' },
-  );
-  const [bytes = '', inventorySha256 = '', statsText = ''] = measured.stdout.split('\n');
-  const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+  const inventorySha256 = new RegExp(`^${INVENTORY_MARK} ([0-9a-f]{64})$`, 'm').exec(dump.stdout)?.[1];
+  if (!inventorySha256) {
+    throw new MigrationError('CHECKPOINT_FAILED', 'the dump wrote no readable inventory image', {
+      step: 'checkpoint',
+      host: describeHost(ctx.source),
+      detail: tailLines(`${dump.stdout}\n${dump.stderr}`, 5),
+      remedy: 'read the CRIU log in the work directory on the source; `criu check` shows missing features',
+    });
+  }
   return {
     frozenAt,
     frozenFor,
     imagesDir: prepared.imagesDir,
-    imagesBytes: Number(bytes.trim()),
+    workDir: prepared.workDir,
     dumpMs,
-    stats,
-    inventorySha256: inventorySha256.trim(),
+    inventorySha256,
+    pagesSample: parseSample(dump.stdout),
   };
+}
+
+const INVENTORY_MARK = 'criu-migrate-inventory';
+
+/** Size and CRIU's statistics of a dump, in one round trip; run after the frozen window. */
+export async function measureCheckpoint(
+  ctx: RunContext<unknown>,
+  dumped: Pick<CheckpointResult, 'imagesDir' | 'workDir'>,
+): Promise<CheckpointMeasure> {
+  const measured = await runChecked(
+    ctx.source,
+    [
+      `cd ${shellQuote([dumped.imagesDir])} || exit 1`,
+      'du -sb . | cut -f1',
+      `base64 -w0 <${shellQuote([`${dumped.workDir}/stats-dump`])} 2>/dev/null; true`,
+    ].join('\n'),
+    { step: 'checkpoint', what: 'measuring the checkpoint' },
+  );
+  const [bytes = '', statsText = ''] = measured.stdout.split('\n');
+  const stats = statsText.trim() !== '' ? parseDumpStats(Buffer.from(statsText.trim(), 'base64')) : undefined;
+  return { imagesBytes: Number(bytes.trim()), stats };
 }
 
 /** The error lines of a CRIU log (or its tail when none says Error), for failure messages. */

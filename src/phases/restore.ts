@@ -3,9 +3,8 @@ import { EngineError } from '../engine/engine.js';
 import { asMigrationError, MigrationError } from '../errors.js';
 import { describeHost, type HostProcess } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
-import type { JournalEntry } from '../state/journal.js';
+import type { JournalEntry, RestoreCopiesKey } from '../state/journal.js';
 import { restoreCopiesScript } from '../state/recovery.js';
-import type { CheckpointResult } from './checkpoint.js';
 import type { Named, RunContext } from './context.js';
 import type { StageResult } from './stage.js';
 
@@ -28,6 +27,41 @@ export function criuLogExcerpt(log: string, count = CRIU_LOG_LINES): string {
   return [...flagged, ...(flagged.length > 0 && tail.length > 0 ? ['...'] : []), ...tail].join('\n');
 }
 
+/** What restore() needs that is set up before the freeze: journal entries and the log follower. */
+export interface PreparedRestore {
+  starting: JournalEntry;
+  follower: LogFollower;
+  key: RestoreCopiesKey;
+  unpackDir?: string;
+}
+
+/**
+ * Before the freeze: the journal entries for the restore (containerd's copies
+ * are found by `key`, known before the images exist) and a follower of CRIU's
+ * restore log, waiting for its cue. Nothing of this runs while frozen.
+ */
+export async function prepareRestore(
+  ctx: RunContext<Named>,
+  staged: Pick<StageResult, 'targetContainerId'>,
+  key: RestoreCopiesKey,
+  dockerRoot: string,
+  /** containerd's TMPDIR on the target when known: where its restore copies land. */
+  unpackDir?: string,
+): Promise<PreparedRestore> {
+  const entries = await ctx.journal.intendAll(
+    [
+      { kind: 'restore-copies', ...key, ...(unpackDir ? { dir: unpackDir } : {}) },
+      { kind: 'restore-started', containerId: staged.targetContainerId },
+    ],
+    'target',
+  );
+  const follower = await followCriuLog(
+    ctx,
+    ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
+  );
+  return { starting: entries[1] as JournalEntry, follower, key, ...(unpackDir ? { unpackDir } : {}) };
+}
+
 /**
  * `docker start --checkpoint`: CRIU restores the frozen processes inside the
  * staged container. containerd deletes the task's bundle, CRIU's restore.log
@@ -36,28 +70,11 @@ export function criuLogExcerpt(log: string, count = CRIU_LOG_LINES): string {
 export async function restore(
   ctx: RunContext<Named>,
   staged: Pick<StageResult, 'targetContainerId'>,
-  dumped: Pick<CheckpointResult, 'inventorySha256'>,
-  dockerRoot: string,
-  /** containerd's TMPDIR on the target when known: where its restore copies land. */
-  unpackDir?: string,
+  prepared: PreparedRestore,
 ): Promise<RestoreResult> {
   const started = ctx.clock();
-  const entries = await ctx.journal.intendAll(
-    [
-      {
-        kind: 'restore-copies',
-        inventorySha256: dumped.inventorySha256,
-        ...(unpackDir ? { dir: unpackDir } : {}),
-      },
-      { kind: 'restore-started', containerId: staged.targetContainerId },
-    ],
-    'target',
-  );
-  const starting = entries[1] as JournalEntry;
-  const follower = await followCriuLog(
-    ctx,
-    ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
-  );
+  const { starting, follower, key, unpackDir } = prepared;
+  follower.begin();
   let failed: EngineError | undefined;
   try {
     await ctx.targetDocker.startFromCheckpoint(
@@ -78,7 +95,7 @@ export async function restore(
     // The CLI never reached the daemon: nothing can be running on the target.
     if (/Cannot connect to the Docker daemon/i.test(failed.stderr))
       await ctx.journal.abandon(starting, 'target');
-    await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
+    await removeRestoreCopies(ctx, key, unpackDir);
     const excerpt = criuLogExcerpt(criuLog);
     throw new MigrationError('RESTORE_FAILED', 'the target could not restore the checkpoint', {
       step: 'restore',
@@ -89,7 +106,7 @@ export async function restore(
     });
   }
   await ctx.journal.done(starting, 'target');
-  await removeRestoreCopies(ctx, dumped.inventorySha256, unpackDir);
+  await removeRestoreCopies(ctx, key, unpackDir);
   return { restoreMs: runningAt - started, runningAt };
 }
 
@@ -97,27 +114,34 @@ export async function restore(
 // removes it: a full copy of the memory images per restore, or a few KiB when the pages were linked.
 async function removeRestoreCopies(
   ctx: RunContext<Named>,
-  inventorySha256: string,
+  key: RestoreCopiesKey,
   unpackDir: string | undefined,
 ): Promise<void> {
-  const result = await ctx.target.run(restoreCopiesScript(inventorySha256, unpackDir), { timeoutMs: 60_000 });
+  const result = await ctx.target.run(restoreCopiesScript(key, unpackDir), { timeoutMs: 60_000 });
   if (result.exitCode !== 0)
     ctx.log.warning(`could not remove containerd's copy of the checkpoint: ${result.stderr.trim()}`);
 }
 
+/** Polls of 10 ms after the cue before the follower gives up waiting for the log (3 minutes). */
+const FOLLOW_POLLS = 18_000;
+
 /**
- * Waits for the first of the paths to appear, then follows the open file (tail -f
- * follows the descriptor, so it keeps reading after containerd unlinks it). A
- * failed restore creates and deletes the log within a second: poll every 10 ms.
+ * Waits for its cue (end of its standard input), then for the first of the
+ * paths to appear, then follows the open file (tail -f follows the
+ * descriptor, so it keeps reading after containerd unlinks it). A failed
+ * restore creates and deletes the log within a second: poll every 10 ms,
+ * but only from the cue on, and never forever.
  */
 export function followScript(paths: readonly string[]): string {
   const tests = paths.map(
     (path) => `[ -e ${shellQuote([path])} ] && exec tail -n +1 -f ${shellQuote([path])}`,
   );
-  return `while :; do ${tests.join('; ')}; sleep 0.01; done 2>/dev/null`;
+  return `cat >/dev/null; i=0; while [ "$i" -lt ${FOLLOW_POLLS} ]; do ${tests.join('; ')}; sleep 0.01; i=$((i + 1)); done 2>/dev/null`;
 }
 
-interface LogFollower {
+export interface LogFollower {
+  /** The cue: start looking for the log now (the restore is about to start). */
+  begin(): void;
   /** Stops following and returns what was read; after a failure, waits a moment for the last lines. */
   stop(failed: boolean): Promise<string>;
 }
@@ -128,11 +152,14 @@ async function followCriuLog(ctx: RunContext<Named>, paths: string[]): Promise<L
     process = await ctx.target.spawn(followScript(paths));
   } catch (error) {
     ctx.log.warning(`cannot follow CRIU's restore log: ${asMigrationError(error, 'COMMAND_FAILED').message}`);
-    return { stop: async () => '' };
+    return { begin: () => {}, stop: async () => '' };
   }
   const text = collect(process.stdout);
-  process.stdin.end();
+  process.stdin.on('error', () => {});
   return {
+    begin() {
+      process.stdin.end();
+    },
     async stop(failed) {
       // tail reads what was appended before the file went away; give it a moment to catch up.
       if (failed) await new Promise((resolve) => setTimeout(resolve, 300));

@@ -579,29 +579,30 @@ export const capacity: PlacementRule = ({ container, source, target }) => {
       `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`,
     ),
   );
-  const restoreCopy: [string, number | undefined] = ['restore copy of the checkpoint', memory[1]];
-  const tmpShared = sameFileSystem(target.dockerRoot, target.restoreTmp);
+  // The pages are staged in the action's work directory and Docker's checkpoint
+  // directory only links to them, so containerd's restore copy is a few KiB.
+  const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);
   checks.push(
     spaceCheck(
       'target',
       'disk space on docker root',
       target.dockerRoot,
-      need(tmpShared ? [memory, layer, image, restoreCopy] : [memory, layer, image]),
-      tmpShared
-        ? `the checkpoint, the writable layer and the image, plus the copy containerd makes in ${target.restoreTmp.path} on the same file system`
-        : 'the checkpoint, the writable layer and the image',
+      need(stagedWithDocker ? [memory, layer, image] : [layer, image]),
+      stagedWithDocker
+        ? `the checkpoint staged in ${target.stateDir.path}, the writable layer and the image (one file system)`
+        : 'the writable layer and the image',
       `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`,
     ),
   );
-  if (!tmpShared) {
+  if (!stagedWithDocker) {
     checks.push(
       spaceCheck(
         'target',
-        'disk space for restore copy',
-        target.restoreTmp,
-        need([restoreCopy]),
-        `the copy of the checkpoint containerd unpacks into ${target.restoreTmp.path} when restoring`,
-        `free space in ${target.restoreTmp.path} on the target (or give containerd a larger TMPDIR)`,
+        'disk space for staged checkpoint',
+        target.stateDir,
+        need([memory]),
+        `the checkpoint images staged in ${target.stateDir.path} (Docker's checkpoint directory links to them)`,
+        `free space on the file system holding ${target.stateDir.path} on the target, or mount a larger one there`,
       ),
     );
   }

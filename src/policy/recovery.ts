@@ -1,4 +1,10 @@
-import { isCommitted, type JournalAction, type JournalRecord, type Side } from '../state/journal.js';
+import {
+  isCommitted,
+  type JournalAction,
+  type JournalRecord,
+  type RestoreCopiesKey,
+  type Side,
+} from '../state/journal.js';
 
 /** One step of putting a half-finished run right; the executor lives in state/recovery.ts. */
 export type RecoveryStep =
@@ -9,7 +15,7 @@ export type RecoveryStep =
   | { kind: 'remove-target-container'; ref: string; critical: boolean }
   | { kind: 'remove-image'; imageId: string }
   | { kind: 'remove-files'; side: Side; paths: string[] }
-  | { kind: 'remove-restore-copies'; inventorySha256: string; dir?: string }
+  | ({ kind: 'remove-restore-copies'; dir?: string } & RestoreCopiesKey)
   | { kind: 'resume-source'; containerId: string }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
   | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
@@ -32,11 +38,16 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
     case 'image-copied':
       return { kind: 'remove-image', imageId: action.imageId };
     case 'restore-copies':
-      return { kind: 'remove-restore-copies', inventorySha256: action.inventorySha256, dir: action.dir };
+      return restoreCopiesStep(action);
     default:
       // Entries after the commit point have no compensation: the run only goes forward from there.
       return undefined;
   }
+}
+
+function restoreCopiesStep(action: Extract<JournalAction, { kind: 'restore-copies' }>): RecoveryStep {
+  const { kind: _kind, ...rest } = action;
+  return { kind: 'remove-restore-copies', ...rest };
 }
 
 /**
@@ -70,11 +81,7 @@ export function planRecovery(
       if (action.kind === 'files')
         steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
       if (action.kind === 'restore-copies') {
-        steps.push({
-          kind: 'remove-restore-copies',
-          inventorySha256: action.inventorySha256,
-          dir: action.dir,
-        });
+        steps.push(restoreCopiesStep(action));
       }
     }
     return { direction: 'roll-forward', steps };
@@ -92,5 +99,20 @@ export function planRecovery(
     }
     steps.push(step);
   }
-  return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps };
+  return { direction: steps.length > 0 ? 'rollback' : 'nothing', steps: resumeAfterRemovals(steps) };
+}
+
+/**
+ * The source resumes only after every target container it could clash with
+ * is removed, whatever order their entries were written in (the restore's
+ * intents are written before the pause).
+ */
+function resumeAfterRemovals(steps: RecoveryStep[]): RecoveryStep[] {
+  const lastRemoval = steps.map((step) => step.kind).lastIndexOf('remove-target-container');
+  const firstResume = steps.findIndex((step) => step.kind === 'resume-source');
+  if (firstResume < 0 || lastRemoval < firstResume) return steps;
+  const resumes = steps.filter((step) => step.kind === 'resume-source');
+  const rest = steps.filter((step) => step.kind !== 'resume-source');
+  const at = rest.map((step) => step.kind).lastIndexOf('remove-target-container') + 1;
+  return [...rest.slice(0, at), ...resumes, ...rest.slice(at)];
 }

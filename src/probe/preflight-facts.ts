@@ -81,6 +81,8 @@ export interface SourceProbe extends HostProbe {
 export interface TargetProbe extends HostProbe {
   dockerRoot: DiskAt;
   restoreTmp: DiskAt;
+  /** Where the checkpoint's pages are staged on the target (the action's work directory). */
+  stateDir: DiskAt;
   /** Sockets in dockerd's network namespace, where published ports are bound. */
   listeners?: { tcp: SocketEntry[]; udp: SocketEntry[] };
   /** Ports published by the target's running containers. */
@@ -187,6 +189,7 @@ export function targetProbeSections(container: ContainerInspect | undefined): Se
   const sections: SectionCommand[] = [
     ...HOST_SECTIONS,
     { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
+    { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) },
   ];
   if (!container) return sections;
   if (hasPublishedPorts(container)) {
@@ -377,6 +380,7 @@ export function readTargetProbe(
     ...readHost(reader),
     dockerRoot,
     restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
+    stateDir: reader.disk('state_df', STATE_ROOT),
     bindKinds: {},
     unreadable: reader.unreadable,
   };

@@ -46,6 +46,9 @@ export interface StreamDigest {
   sha256: string;
   /** How long the stream took. */
   ms?: number;
+  /** How it travelled between the hosts ('none': raw), and why (compression: auto samples each stream). */
+  codec?: 'zstd' | 'gzip' | 'none';
+  codecReason?: string;
 }
 
 export interface CheckpointFacts {

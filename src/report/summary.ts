@@ -89,7 +89,7 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     if (stream)
       add(
         `Stream: ${STREAM_LABELS[kind]}`,
-        `${formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`,
+        `${formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`,
       );
   }
   for (const phase of PHASES) {

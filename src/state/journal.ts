@@ -6,6 +6,12 @@
  * in memory, on both hosts and in the runner's saved state for the post step.
  */
 
+/** How containerd's copies of one checkpoint are told from others. */
+export interface RestoreCopiesKey {
+  inventorySha256?: string;
+  marker?: string;
+}
+
 export type Side = 'source' | 'target';
 
 export type JournalAction =
@@ -17,9 +23,13 @@ export type JournalAction =
   | { kind: 'files'; side: Side; paths: string[] }
   /** The source frozen with docker pause. */
   | { kind: 'source-paused'; containerId: string }
-  /** containerd's unpacked copies of the checkpoint on the target, known by CRIU's inventory image. */
-  /** dir: containerd's TMPDIR on the target, where it unpacks checkpoints (/tmp when absent). */
-  | { kind: 'restore-copies'; inventorySha256: string; dir?: string }
+  /**
+   * containerd's unpacked copies of the checkpoint on the target, known by the
+   * run's marker file in them (written before the freeze) or, in journals of
+   * restore mode and older runs, by the sha256 of CRIU's inventory image.
+   * dir: containerd's TMPDIR on the target, where it unpacks checkpoints (/tmp when absent).
+   */
+  | ({ kind: 'restore-copies'; dir?: string } & RestoreCopiesKey)
   /** docker start --checkpoint on the target: from here the target may run the service. */
   | { kind: 'restore-started'; containerId: string }
   /** The point of no return: the target verified, or the checkpoint complete in the store. */
@@ -131,6 +141,7 @@ export function newestRecord(records: readonly (JournalRecord | undefined)[]): J
 /** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
 export class Journal {
   private seq = 0;
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly record: JournalRecord,
@@ -195,7 +206,13 @@ export class Journal {
 
   /** Writes the journal as it is now (after changes made to entries directly). */
   async save(affected: Side | undefined = undefined): Promise<void> {
-    this.record.updatedAt = this.now().toISOString();
-    await this.persist(this.record, affected);
+    // One write at a time, each of the whole record as it is when its turn
+    // comes: two intents made at once cannot leave the older copy on a host.
+    const turn = this.writing.then(() => {
+      this.record.updatedAt = this.now().toISOString();
+      return this.persist(this.record, affected);
+    });
+    this.writing = turn.catch(() => {});
+    await turn;
   }
 }

@@ -1,9 +1,10 @@
 import { DOCKER_LAYOUT, DockerCli } from '../engine/docker/docker-cli.js';
+import { RESTORE_MARKER_FILE } from '../engine/docker/staged-pages.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
 import { planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
-import type { JournalRecord, Side } from './journal.js';
+import type { JournalRecord, RestoreCopiesKey, Side } from './journal.js';
 
 export interface RecoveryHosts {
   source: Host;
@@ -44,11 +45,18 @@ async function withRetries<T>(
 }
 
 /** containerd's unpacked copies of one checkpoint, recognised by the sha256 of CRIU's inventory image. */
-export function restoreCopiesScript(inventorySha256: string, dir = '/tmp'): string {
+export function restoreCopiesScript(key: RestoreCopiesKey, dir = '/tmp'): string {
+  const tests: string[] = [];
+  if (key.marker)
+    tests.push(`[ "$(cat "$d/${RESTORE_MARKER_FILE}" 2>/dev/null)" = ${shellQuote([key.marker])} ]`);
+  if (key.inventorySha256)
+    tests.push(
+      `{ [ -f "$d/inventory.img" ] && [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([key.inventorySha256])} ]; }`,
+    );
+  if (tests.length === 0) return 'true';
   return [
     `for d in ${shellQuote([dir])}/${DOCKER_LAYOUT.restoreUnpackGlob}; do`,
-    '  [ -f "$d/inventory.img" ] || continue',
-    `  [ "$(sha256sum <"$d/inventory.img" | cut -d' ' -f1)" = ${shellQuote([inventorySha256])} ] && rm -rf -- "$d" && echo "$d"`,
+    `  { ${tests.join(' || ')}; } && rm -rf -- "$d" && echo "$d"`,
     'done; true',
   ].join('\n');
 }
@@ -113,7 +121,7 @@ export async function recover(
         return undefined;
       }
       case 'remove-restore-copies': {
-        const result = await hosts.target.run(restoreCopiesScript(step.inventorySha256, step.dir), {
+        const result = await hosts.target.run(restoreCopiesScript(step, step.dir), {
           timeoutMs: 120_000,
         });
         if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);

@@ -15,7 +15,7 @@ const REAL: Record<string, string> = {
 };
 
 /** Hold glob for the target's receiving tar: it extracts the images into the run's staging directory. */
-export const RECEIVING_TAR = '*"/staged --no-same-permissions -xf "*';
+export const RECEIVING_TAR = '*"/staged "*" --no-same-permissions -xf "*';
 
 /**
  * A hold point: the program, when called with arguments matching `glob` (a sh

@@ -213,7 +213,7 @@ export class FakeMachine {
     if (fact) return fact();
     if (command === CPUINFO_DUMP_COMMAND) return ok(fixture('preflight/cpuinfo-dump.b64'));
     if (command === CPUINFO_CHECK_COMMAND) return ok();
-    if (command === CODEC_PROBE) return ok('gzip\n');
+    if (command === CODEC_PROBE) return ok('zstd\ngzip\n');
     for (const [pattern, answer] of this.rules) {
       const match = pattern.exec(command);
       if (match) return answer(match, input);
@@ -288,7 +288,7 @@ export class FakeMachine {
       },
     ],
     [
-      /^umask 077; runc --root \S+ checkpoint --leave-running --image-path (\S+) --work-path (\S+) ([0-9a-f]{64})$/,
+      /^umask 077; runc --root \S+ checkpoint --leave-running --image-path (\S+) --work-path (\S+) ([0-9a-f]{64}) \|\| exit \$\?\n/,
       (m) => {
         const c = this.container(m[3] ?? '');
         const images = unquoteWord(m[1] ?? '');
@@ -297,13 +297,16 @@ export class FakeMachine {
         if (!this.exists(images)) return failed(`${images}: No such file or directory`);
         for (const file of ['inventory.img', 'pages-1.img', 'core-1.img']) this.add(`${images}/${file}`);
         this.add(`${unquoteWord(m[2] ?? '')}/dump.log`);
-        return ok();
+        // The fake's pages are random: a sample that does not compress.
+        const sample = /criu-migrate-sample/.test(m.input ?? '')
+          ? 'criu-migrate-sample 2097152 2097215\n'
+          : '';
+        return ok(`criu-migrate-inventory ${INVENTORY_SHA}\n${sample}`);
       },
     ],
     [
       /^cd (\S+) \|\| exit 1\ndu -sb \./,
-      (m) =>
-        this.exists(unquoteWord(m[1] ?? '')) ? ok(`40960\n${INVENTORY_SHA}\n\n`) : failed("cd: can't cd"),
+      (m) => (this.exists(unquoteWord(m[1] ?? '')) ? ok('40960\n\n') : failed("cd: can't cd")),
     ],
     [/^f=\S+; \[ -f "\$f" \] \|\| exit 0;/, () => ok()],
     // The target container, created from a script that keeps the environment in a file.
@@ -337,7 +340,7 @@ export class FakeMachine {
     [/^me=\$\(readlink \/proc\/self\/ns\/mnt\)/, () => ok(this.containerdProbe)],
     // Docker's checkpoint directory built from the staged images (the fake has no links: it copies).
     [
-      /^umask 077; s=(\S+); c=(\S+); t=\S+; p=\S+\n/,
+      /^(?:umask 077; )?s=(\S+); c=(\S+); t=\S+; p=\S+\n/,
       (m) => {
         const staged = unquoteWord(m[1] ?? '');
         const dir = unquoteWord(m[2] ?? '');
@@ -357,6 +360,16 @@ export class FakeMachine {
       },
     ],
     [/^rm -rf -- (.+)$/, (m) => this.rmrf(words(m[1] ?? ''))],
+    // The writable layer's compression sample, before the freeze: text compresses.
+    [/^criu_migrate_sample\(\) \{ \{ tar -C \S+ /, () => ok('criu-migrate-sample 4096 1024\n')],
+    // The directories the checkpoint is received into, made before the freeze.
+    [
+      /^umask 077; mkdir -p ((?:\S+ ?)+)$/,
+      (m) => {
+        for (const path of words(m[1] ?? '')) this.add(path);
+        return ok();
+      },
+    ],
     [/^docker logs (\S+) 2>&1$/, () => ok(`${INIT} 1\n${INIT} 2\n`)],
     // bindSignal's kill-by-tag script: nothing of ours is left running to kill.
     [/^t='CRIU_MIGRATE_CMD=/, () => ok()],
@@ -503,7 +516,38 @@ export class FakeMachine {
   }
 
   /** A consumer stage: `mkdir -p` happens when it starts, the rest when its input has ended. */
-  consume(stage: string): { start(): void; finish(payload: Payload | undefined): string | undefined } {
+  consume(stage: string): {
+    start(): void;
+    finish(payload: Payload | undefined): string | undefined;
+    said(): string;
+  } {
+    // The images' receiver: extract, build Docker's checkpoint directory, mark it, report the path.
+    const receiver =
+      /^umask 077; (tar -C \S+ .*-xf -) \|\| exit \$\?\nr=\$\(([\s\S]*)\) \|\| exit 1\nprintf '(\S+) restore-path %s\\n' "\$r" >&2(?: && printf '%s\\n' (\S+) >(\S+))?$/.exec(
+        stage,
+      );
+    const direct = /^umask 077; (tar -C \S+ .*-xf -)(?: && printf '%s\\n' (\S+) >(\S+))?$/.exec(stage);
+    if (receiver || direct) {
+      const extract = this.consume((receiver?.[1] ?? direct?.[1]) as string);
+      const marker = receiver ? receiver[4] : direct?.[2];
+      const markerFile = receiver ? receiver[5] : direct?.[3];
+      let note = '';
+      return {
+        start: () => extract.start(),
+        finish: (payload) => {
+          const error = extract.finish(payload);
+          if (error) return error;
+          if (receiver) {
+            const built = this.execute(receiver[2] ?? '');
+            if (built.exitCode !== 0) return built.stderr || 'building the checkpoint directory failed';
+            note = `${receiver[3]} restore-path ${built.stdout.trim()}\n`;
+          }
+          if (marker && markerFile) this.add(unquoteWord(markerFile));
+          return undefined;
+        },
+        said: () => note,
+      };
+    }
     const mkdir = /^umask 077; mkdir -p (\S+) && /.exec(stage);
     const tar = /tar -C (\S+) .*-xp?f -$/.exec(stage);
     return {
@@ -527,6 +571,7 @@ export class FakeMachine {
         }
         return `fake: unknown consumer ${stage}`;
       },
+      said: () => '',
     };
   }
 }
@@ -640,7 +685,9 @@ export class FakeHost implements Host {
     const stages = stagesOf(inner);
     if (/\| tee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
     else if (/\ntee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
-    else if (/^(exec tail |while :; do \[ -e .*restore\.log \] && exec tail)/.test(inner))
+    else if (
+      /^cat >\/dev\/null; i=0; while \[ "\$i" -lt \d+ \]; do \[ -e .*restore\.log \] && exec tail/.test(inner)
+    )
       proc.stdin.resume();
     else {
       this.machine.unknown.push(`(spawn) ${inner}`);
@@ -674,7 +721,10 @@ export class FakeHost implements Host {
         payload = undefined;
       }
       const error = this.machine.connected ? stage.finish(payload) : 'connection lost';
-      proc.end({ exitCode: error ? 2 : 0, signal: null }, `${error ? `${error}\n` : ''}${sumLine(data)}`);
+      proc.end(
+        { exitCode: error ? 2 : 0, signal: null },
+        `${error ? `${error}\n` : ''}${stage.said()}${sumLine(data)}`,
+      );
     });
   }
 

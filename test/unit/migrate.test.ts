@@ -50,7 +50,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     artifactName: 'criu-migrate',
     kernelPolicy: 'same-minor',
     strict: false,
-    compression: 'none',
+    compression: 'auto',
   };
 }
 
@@ -295,15 +295,18 @@ describe('migrate() on fake hosts', () => {
       expect(machine.journal()?.status, machine.role).toBe('done');
     }
     expect(journal.record.status).toBe('done');
-    expect(journal.record.entries.map((e) => `${e.action.kind} ${e.state}`)).toEqual([
-      'image-copied done',
+    const kinds = journal.record.entries.map((e) => `${e.action.kind} ${e.state}`);
+    expect(kinds.slice(0, 3)).toEqual(['image-copied done', 'files intended', 'target-created done']);
+    // Everything the frozen window needs is written down before the pause, nothing between it and the commit.
+    const paused = kinds.indexOf('source-paused done');
+    expect(kinds.slice(3, paused).sort()).toEqual([
       'files intended',
-      'target-created done',
-      'files intended',
-      'source-paused done',
       'files intended',
       'restore-copies intended',
       'restore-started done',
+    ]);
+    expect(kinds.slice(paused)).toEqual([
+      'source-paused done',
       'committed done',
       'restart-policy done',
       'source-stopped done',
@@ -311,11 +314,35 @@ describe('migrate() on fake hosts', () => {
     expect(endStateProblems(run)).toEqual([]);
     expect(outcome.metadata.checkpoint.restorePath).toBe('staged-pages');
     expect(run.log).toContain('restore path: staged pages');
+    // compression: auto, both hosts have zstd: the random pages travel raw, the layer's text compressed.
+    expect(outcome.metadata.checkpoint.streams.checkpoint).toMatchObject({
+      codec: 'none',
+      codecReason: expect.stringMatching(/sent raw/),
+    });
+    expect(outcome.metadata.checkpoint.streams.writableLayer).toMatchObject({ codec: 'zstd' });
     expect(journal.record.entries.map((e) => e.action)).toContainEqual({
       kind: 'restore-copies',
-      inventorySha256: expect.any(String),
+      marker: `${outcome.metadata.container.targetId}/cm-ctr-0001`,
       dir: '/tmp',
     });
+    // While frozen the hosts run only the pause, the dump, the two streams and the restore.
+    const frozen = happy.slice(
+      happy.findIndex((c) => /^docker pause /.test(c.command)),
+      happy.findIndex((c) => /^docker start --checkpoint /.test(c.command)) + 1,
+    );
+    expect(frozen.map((c) => `${c.host} ${c.kind}`)).toEqual([
+      'source run',
+      'source run',
+      'target spawn',
+      'target spawn',
+      'source spawn',
+      'source spawn',
+      'target run',
+    ]);
+    expect(frozen[1]?.command).toMatch(/runc --root \S+ checkpoint --leave-running/);
+    expect(frozen.filter((c) => c.kind === 'spawn').every((c) => /criu-migrate-sha256/.test(c.command))).toBe(
+      true,
+    );
     // The run went through the steps the cases below break one by one.
     const commands = happy.map((c) => c.command);
     for (const pattern of [

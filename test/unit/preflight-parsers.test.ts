@@ -327,6 +327,7 @@ describe('reading the probes', () => {
       'cpuinfo',
       'meminfo',
       'tmp_df',
+      'state_df',
       'image',
       'name',
     ]);

@@ -144,7 +144,7 @@ describe('evaluateGate on the test bed pair', () => {
       'container name free',
       'disk space for checkpoint',
       'disk space on docker root',
-      'disk space for restore copy',
+      'disk space for staged checkpoint',
       'memory on target',
     ]) {
       expect(names, name).toContain(name);
@@ -410,12 +410,14 @@ const CASES: Case[] = [
     mentions: /image \(not on the target yet\) 1\.9 MiB/,
   },
   {
-    title: '/tmp on the Docker root file system: one check for both',
+    title: 'pages staged on the Docker root file system: one check for both',
     facts: () =>
       tweak((f) =>
-        Object.assign(f.targetProbe, { restoreTmp: { ...dockerRoot, path: '/tmp', measured: '/tmp' } }),
+        Object.assign(f.targetProbe, {
+          stateDir: { ...dockerRoot, path: '/var/lib/criu-migrate', measured: '/var/lib' },
+        }),
       ),
-    name: 'disk space for restore copy',
+    name: 'disk space for staged checkpoint',
     host: 'target',
     status: 'absent',
   },
@@ -655,14 +657,24 @@ describe('capacity arithmetic', () => {
     expect(withMargin(100 * 1024 * 1024)).toBe(125 * 1024 * 1024 + CAPACITY_SLACK_BYTES);
   });
 
-  it('counts the checkpoint, the writable layer and the restore copy when /tmp shares the Docker root', () => {
+  it('counts the staged checkpoint with the writable layer when both share the Docker root', () => {
     const facts = tweak((f) =>
-      Object.assign(f.targetProbe, { restoreTmp: { ...dockerRoot, path: '/tmp', measured: '/tmp' } }),
+      Object.assign(f.targetProbe, {
+        stateDir: { ...dockerRoot, path: '/var/lib/criu-migrate', measured: '/var/lib' },
+      }),
     );
     const check = evaluate(facts).find((c) => c.name === 'disk space on docker root');
-    expect(check?.expected).toMatch(
-      /memory 8\.7 MiB \+ writable layer 16\.0 KiB \+ restore copy of the checkpoint 8\.7 MiB/,
-    );
+    expect(check?.expected).toMatch(/memory 8\.7 MiB \+ writable layer 16\.0 KiB/);
+    expect(check?.expected).not.toMatch(/restore copy/);
+  });
+
+  it("asks room for the staged pages where they are staged, not in containerd's TMPDIR", () => {
+    const checks = evaluate(tweak(() => {}));
+    const staged = checks.find((c) => c.name === 'disk space for staged checkpoint');
+    expect(staged?.expected).toMatch(/memory 8\.7 MiB/);
+    expect(staged?.observed).toMatch(/\/var\/lib\/criu-migrate/);
+    expect(checks.find((c) => c.name === 'disk space on docker root')?.expected).not.toMatch(/memory/);
+    expect(checks.map((c) => c.name)).not.toContain('disk space for restore copy');
   });
 });
 

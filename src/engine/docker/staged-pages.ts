@@ -11,6 +11,9 @@ import { DOCKER_LAYOUT } from './docker-cli.js';
  * the container's root; a relative link resolves from the unpack directory.
  */
 
+/** The file in Docker's checkpoint directory that names the run; containerd's copies carry it too. */
+export const RESTORE_MARKER_FILE = 'criu-migrate.id';
+
 /** How the target restores: which path, and why when it is the slow one. */
 export type RestorePath = { path: 'staged-pages' } | { path: 'full-copy'; reason: string };
 
@@ -110,8 +113,8 @@ export function stagedCheckpointScript(
     '  [ -e "$f" ] || [ -L "$f" ] || continue',
     '  n=$(basename "$f")',
     '  case $n in',
-    '    pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
-    '    *) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
+    '    (pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
+    '    (*) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
     '  esac',
     'done',
     'echo staged-pages',

@@ -1,15 +1,27 @@
 import { DockerCli } from '../../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../../engine/docker/inspect.js';
-import { asMigrationError, MigrationError } from '../../errors.js';
+import { allSettledOrThrow, asMigrationError, MigrationError } from '../../errors.js';
 import { bindSignal } from '../../host/abortable.js';
 import type { Host } from '../../host/host.js';
-import { type CheckpointResult, freezeAndDump, prepareCheckpoint } from '../../phases/checkpoint.js';
+import {
+  type CheckpointMeasure,
+  type CheckpointResult,
+  freezeAndDump,
+  measureCheckpoint,
+  prepareCheckpoint,
+} from '../../phases/checkpoint.js';
 import type { Logger, MigrationContext } from '../../phases/context.js';
 import { finalize } from '../../phases/finalize.js';
 import { preflight } from '../../phases/preflight.js';
-import { restore } from '../../phases/restore.js';
+import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
 import { type StageResult, stage } from '../../phases/stage.js';
-import { type MoveResult, moveState, negotiateCodec, probeContainerdTmp } from '../../phases/transfer.js';
+import {
+  type MoveResult,
+  moveState,
+  negotiateCodec,
+  planTransfer,
+  probeContainerdTmp,
+} from '../../phases/transfer.js';
 import { verify } from '../../phases/verify.js';
 import type { HostFacts } from '../../probe/facts.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
@@ -97,6 +109,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let staged: StageResult | undefined;
   let dumped: CheckpointResult | undefined;
   let moved: MoveResult | undefined;
+  let measure: CheckpointMeasure | undefined;
+  let follower: LogFollower | undefined;
   let downtimeMs: number | undefined;
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
@@ -125,35 +139,49 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     const ready = staged;
     enter('checkpoint');
-    const prepared = await prepareCheckpoint(ctx, found);
-    const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
+    // Everything the frozen window needs is prepared here, so it holds only
+    // the pause, the dump, the bytes and the restore.
+    // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
+    const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
+    const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
+      prepareCheckpoint(ctx, found),
+      ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
+      planTransfer(ctx, found, ready, codec, containerd, marker),
+      prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
+        follower = prepared.follower;
+        return prepared;
+      }),
+    ]);
     signal.throwIfAborted();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
-      timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared)),
+      timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared, undefined, codec)),
     );
-    const stats = dumped.stats;
-    const criuSaid = stats?.frozenTimeUs
-      ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
-      : '';
-    log.info(`checkpoint: ${dumped.imagesBytes} bytes dumped in ${Math.round(dumped.dumpMs)} ms${criuSaid}`);
     signal.throwIfAborted();
 
     enter('transfer');
     const frozen = dumped;
     moved = await log.group('Transfer: checkpoint and writable layer', () =>
-      timer.time('transfer', () => moveState(ctx, found, frozen, ready, codec, containerd)),
+      timer.time('transfer', () => moveState(ctx, found, frozen, ready, plan)),
     );
     signal.throwIfAborted();
 
     enter('restore');
     const restored = await log.group('Restore on the target', () =>
-      timer.time('restore', () => restore(ctx, ready, frozen, targetRoot, unpackDir)),
+      timer.time('restore', () => restore(ctx, ready, restoring)),
     );
+    follower = undefined;
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
       `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
     );
+    // Measured only now: nothing that can wait ran while the service was down.
+    measure = await measureCheckpoint(ctx, frozen);
+    const stats = measure.stats;
+    const criuSaid = stats?.frozenTimeUs
+      ? ` (CRIU: frozen ${Math.round(stats.frozenTimeUs / 1000)} ms, memory dump ${Math.round((stats.memdumpTimeUs ?? 0) / 1000)} ms, ${stats.pagesWritten ?? 0} pages written)`
+      : '';
+    log.info(`checkpoint: ${measure.imagesBytes} bytes dumped in ${Math.round(frozen.dumpMs)} ms${criuSaid}`);
 
     enter('verify');
     await log.group('Verify the restored container', () =>
@@ -171,6 +199,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
     log.warning(failure.describe());
   }
+  // A follower that never got its cue (the run failed before the restore).
+  await follower?.stop(false).catch(() => '');
 
   if (isCommitted(journal.record)) {
     // Cancelled or not, a verified target is kept and the source retired.
@@ -223,11 +253,15 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       bytes: moved.checkpoint.bytes,
       sha256: moved.checkpoint.sha256,
       ms: Math.round(moved.checkpoint.ms),
+      codec: moved.codecs.checkpoint.codec,
+      codecReason: moved.codecs.checkpoint.reason,
     };
     streams.writableLayer = {
       bytes: moved.writableLayer.bytes,
       sha256: moved.writableLayer.sha256,
       ms: Math.round(moved.writableLayer.ms),
+      codec: moved.codecs.writableLayer.codec,
+      codecReason: moved.codecs.writableLayer.reason,
     };
   }
   const imageMove = staged?.imageTransfer;
@@ -247,13 +281,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     },
     checkpoint: {
       name: settings.checkpointName,
-      bytes: dumped?.imagesBytes,
+      bytes: measure?.imagesBytes,
       transferredBytes: transferredBytes || undefined,
       streams,
       ...(moved ? restorePathFacts(moved.restorePath) : {}),
     },
     timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
-    criu: dumped?.stats,
+    criu: measure?.stats,
     error: failure ? metadataError(failure) : undefined,
     leftovers: leftovers.length > 0 ? leftovers : undefined,
   };
