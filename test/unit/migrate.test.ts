@@ -51,6 +51,8 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     kernelPolicy: 'same-minor',
     strict: false,
     compression: 'none',
+    volumePrecopy: true,
+    volumeReplace: false,
   };
 }
 
