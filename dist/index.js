@@ -56651,7 +56651,12 @@ function compensation(action) {
         case 'volume-created':
             return { kind: 'remove-volume', name: action.name };
         case 'volume-replaced':
-            return { kind: 'restore-volume', name: action.name, mountpoint: action.mountpoint, aside: action.aside };
+            return {
+                kind: 'restore-volume',
+                name: action.name,
+                mountpoint: action.mountpoint,
+                aside: action.aside,
+            };
         default:
             // Entries after the commit point have no compensation: the run only goes forward from there.
             return undefined;
@@ -56838,13 +56843,14 @@ async function recover(record, hosts, log) {
                 return `put back the old contents of volume ${step.name} on the target`;
             }
             case 'remove-source-volumes': {
-                const result = await hosts.source.run(step.names
-                    .map((name) => {
-                    const q = shellQuote([name]);
-                    return `if docker volume inspect ${q} >/dev/null 2>&1; then docker volume rm ${q} || r=1; fi`;
-                })
-                    .concat('exit ${r:-0}')
-                    .join('\n'), { timeoutMs: 120_000 });
+                const result = await hosts.source.run([
+                    'r=0',
+                    ...step.names.map((name) => {
+                        const q = shellQuote([name]);
+                        return `if docker volume inspect ${q} >/dev/null 2>&1; then docker volume rm ${q} || r=1; fi`;
+                    }),
+                    'exit "$r"',
+                ].join('\n'), { timeoutMs: 120_000 });
                 if (result.exitCode !== 0)
                     throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
                 return `removed volumes ${step.names.join(', ')} from the source`;

@@ -53,23 +53,24 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
   const targetFacts = gatherHostFacts(ctx.target);
   // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
   // ask many questions each, in one channel, so the gate stays under that.
-  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] = await Promise.all([
-    gatherHostFacts(ctx.source),
-    targetFacts,
-    inspected,
-    inspected.then(({ container }) => probeSource(ctx.source, container)),
-    inspected.then(({ container }) =>
-      probeTarget(
-        ctx.target,
-        container,
-        targetFacts.then((facts) => facts.docker.rootDir),
+  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] =
+    await Promise.all([
+      gatherHostFacts(ctx.source),
+      targetFacts,
+      inspected,
+      inspected.then(({ container }) => probeSource(ctx.source, container)),
+      inspected.then(({ container }) =>
+        probeTarget(
+          ctx.target,
+          container,
+          targetFacts.then((facts) => facts.docker.rootDir),
+        ),
       ),
-    ),
-    compareCpus(ctx.source, ctx.target),
-    inspected.then(({ container }) =>
-      container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined,
-    ),
-  ]);
+      compareCpus(ctx.source, ctx.target),
+      inspected.then(({ container }) =>
+        container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined,
+      ),
+    ]);
   const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
   if (container) facts.container = container;

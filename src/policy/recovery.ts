@@ -42,7 +42,12 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
     case 'volume-created':
       return { kind: 'remove-volume', name: action.name };
     case 'volume-replaced':
-      return { kind: 'restore-volume', name: action.name, mountpoint: action.mountpoint, aside: action.aside };
+      return {
+        kind: 'restore-volume',
+        name: action.name,
+        mountpoint: action.mountpoint,
+        aside: action.aside,
+      };
     default:
       // Entries after the commit point have no compensation: the run only goes forward from there.
       return undefined;

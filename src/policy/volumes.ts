@@ -106,7 +106,9 @@ export function evaluateVolumes(
       });
       continue;
     }
-    const others = source.users.filter((user) => user.id !== container.Id && !container.Id.startsWith(user.id));
+    const others = source.users.filter(
+      (user) => user.id !== container.Id && !container.Id.startsWith(user.id),
+    );
     if (others.length > 0) {
       const names = others.map((user) => user.name).join(', ');
       checks.push({

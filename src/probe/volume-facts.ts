@@ -1,6 +1,11 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import type { Host } from '../host/host.js';
-import { movedVolumeNames, parseVolumeProbes, type VolumeFacts, volumeProbeScript } from '../policy/volumes.js';
+import {
+  movedVolumeNames,
+  parseVolumeProbes,
+  type VolumeFacts,
+  volumeProbeScript,
+} from '../policy/volumes.js';
 
 /** Reads, on both hosts at once, the volumes the container would take along; read-only. */
 export async function gatherVolumeFacts(

@@ -142,13 +142,14 @@ export async function recover(
       }
       case 'remove-source-volumes': {
         const result = await hosts.source.run(
-          step.names
-            .map((name) => {
+          [
+            'r=0',
+            ...step.names.map((name) => {
               const q = shellQuote([name]);
               return `if docker volume inspect ${q} >/dev/null 2>&1; then docker volume rm ${q} || r=1; fi`;
-            })
-            .concat('exit ${r:-0}')
-            .join('\n'),
+            }),
+            'exit "$r"',
+          ].join('\n'),
           { timeoutMs: 120_000 },
         );
         if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);

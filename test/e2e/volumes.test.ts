@@ -3,14 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState, expectNothingLeft } from './invariants.js';
 import { type ActionRun, runAction, startAction } from './run-action.js';
-import {
-  containerLogs,
-  loadTestbed,
-  onHost,
-  onHostResult,
-  type Testbed,
-  waitForLog,
-} from './testbed.js';
+import { containerLogs, loadTestbed, onHost, onHostResult, type Testbed, waitForLog } from './testbed.js';
 
 let bed: Testbed;
 
@@ -177,14 +170,16 @@ describe('named volumes move with their container', () => {
     expect(Number(sparse?.[2])).toBeLessThan(1000);
 
     // Created with the source's labels; listed in the metadata with both passes.
-    const labels = JSON.parse(await onHost(bed, bed.host2, `docker volume inspect --format '{{json .Labels}}' ${volume}`));
+    const labels = JSON.parse(
+      await onHost(bed, bed.host2, `docker volume inspect --format '{{json .Labels}}' ${volume}`),
+    );
     expect(labels).toEqual({ purpose: 'e2e', team: 'storage' });
     const meta = metadataOf(run);
     const moved = meta.volumes?.find((v) => v.name === volume);
     expect(moved).toMatchObject({ target: 'created', contentsMoved: true });
     expect(moved?.passes.map((p) => p.pass)).toEqual(['bulk', 'frozen']);
     expect(moved?.sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(moved?.passes[1]!.bytes).toBeLessThan(moved!.passes[0]!.bytes);
+    expect(moved?.passes[1]?.bytes).toBeLessThan(moved?.passes[0]?.bytes ?? 0);
     expect(run.summary).toContain(`Volume: ${volume}`);
     await expectNothingLeft(bed, name);
     await clean([name], [volume]);
@@ -210,7 +205,9 @@ describe('named volumes move with their container', () => {
     expect(refused.stdout).toContain('VOLUME_TARGET_NOT_EMPTY');
     expect(refused.stdout).toContain(`"${volume}" exists on the target with other contents`);
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
-    expect(await onHost(bed, bed.host2, `cat '${await mountpoint(bed.host2, volume)}/other'`)).toBe('theirs\n');
+    expect(await onHost(bed, bed.host2, `cat '${await mountpoint(bed.host2, volume)}/other'`)).toBe(
+      'theirs\n',
+    );
 
     // With volume-replace, a fault in the frozen pass: the rollback gives the target its contents back.
     await installWrapper(
@@ -310,9 +307,10 @@ exec /usr/bin/tar "$@"
     // The source went on where it was frozen.
     const before = (await containerLogs(bed, bed.host1, name)).match(/tick \d+/g)?.length ?? 0;
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect((await containerLogs(bed, bed.host1, name)).match(/tick \d+/g)?.length ?? 0).toBeGreaterThan(before);
+    expect((await containerLogs(bed, bed.host1, name)).match(/tick \d+/g)?.length ?? 0).toBeGreaterThan(
+      before,
+    );
     await expectNothingLeft(bed, name);
     await clean([name], [volume]);
   });
 });
-
