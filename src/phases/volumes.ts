@@ -11,6 +11,7 @@ import {
 } from '../policy/volumes.js';
 import type { VolumeFacts, VolumePassFacts } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
+import type { StoredVolume } from '../state/store.js';
 import type { Named, RunContext } from './context.js';
 
 /** The volumes of one run, as prepared on the target, with what each pass moved. */
@@ -88,25 +89,48 @@ export async function prepareTargetVolumes(
     }
     moving.push({ plan, targetMountpoint: await mountpointOf(ctx, plan.name), passes: [] });
   }
-  if (moving.some((volume) => volume.plan.copyContents)) {
-    const dir = snapshotDir(ctx.settings.checkpointName);
-    await ctx.journal.around({ kind: 'files', side: 'source', paths: [dir] }, 'source', () =>
-      runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([dir])}`, {
-        step: 'volumes',
-        what: 'creating the directory of the volume snapshots',
-        code: 'VOLUME_TRANSFER_FAILED',
-      }),
-    );
-  }
   return moving;
 }
 
+/** Makes the source's directory of tar snapshot files, journalled (removed when the run ends). */
+export async function prepareSnapshots(ctx: RunContext<Named>): Promise<void> {
+  const dir = snapshotDir(ctx.settings.checkpointName);
+  await ctx.journal.around({ kind: 'files', side: 'source', paths: [dir] }, 'source', () =>
+    runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([dir])}`, {
+      step: 'volumes',
+      what: 'creating the directory of the volume snapshots',
+      code: 'VOLUME_TRANSFER_FAILED',
+    }),
+  );
+}
+
 /**
- * One pass over every moved volume, streamed through the runner like the
- * checkpoint. The bulk pass runs while the container still writes; the frozen
- * pass sends what changed since (new, changed and deleted files), or
- * everything when there was no bulk pass.
+ * One pass of one volume from the source, streamed through the runner like
+ * the checkpoint into `consume` on `to`. The bulk pass runs while the
+ * container still writes; the frozen pass sends what changed since (new,
+ * changed and deleted files), or everything when there was no bulk pass.
  */
+async function passVolume(
+  ctx: RunContext<Named>,
+  name: string,
+  mountpoint: string,
+  to: RunContext['target'],
+  consume: string,
+  codec: Codec,
+  pass: VolumePassFacts['pass'],
+): Promise<VolumePassFacts> {
+  const snapshot = snapshotFile(ctx.settings.checkpointName, name);
+  const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
+  const result = await streamBetween(ctx.source, stages.produce, to, stages.consume, {
+    label: `volume ${name} (${pass})`,
+    step: 'volumes',
+    log: ctx.log,
+    code: 'VOLUME_TRANSFER_FAILED',
+  });
+  return { pass, bytes: result.bytes, sha256: result.sha256, ms: Math.round(result.ms) };
+}
+
+/** One pass over every moved volume into the target's volumes. */
 export async function sendVolumes(
   ctx: RunContext<Named>,
   volumes: readonly MovingVolume[],
@@ -115,19 +139,42 @@ export async function sendVolumes(
 ): Promise<void> {
   for (const volume of volumes) {
     if (!volume.plan.copyContents) continue;
-    const snapshot = snapshotFile(ctx.settings.checkpointName, volume.plan.name);
-    const stages = withCodec(
-      codec,
-      volumeSendCommand(volume.plan.source.mountpoint, snapshot, pass === 'bulk'),
-      volumeReceiveCommand(volume.targetMountpoint),
+    const consume = volumeReceiveCommand(volume.targetMountpoint);
+    volume.passes.push(
+      await passVolume(
+        ctx,
+        volume.plan.name,
+        volume.plan.source.mountpoint,
+        ctx.target,
+        consume,
+        codec,
+        pass,
+      ),
     );
-    const result = await streamBetween(ctx.source, stages.produce, ctx.target, stages.consume, {
-      label: `volume ${volume.plan.name} (${pass})`,
-      step: 'volumes',
-      log: ctx.log,
-      code: 'VOLUME_TRANSFER_FAILED',
-    });
-    volume.passes.push({ pass, bytes: result.bytes, sha256: result.sha256, ms: Math.round(result.ms) });
+  }
+}
+
+/** Where a stored volume's pass lands in the checkpoint directory. */
+export function storedArchive(name: string, pass: VolumePassFacts['pass']): string {
+  return `volumes/${name}/${pass}.tar`;
+}
+
+/** One pass over every moved volume into files of the checkpoint being written (`dir` on the store). */
+export async function storeVolumes(
+  ctx: RunContext<Named>,
+  volumes: readonly StoredVolume[],
+  dir: string,
+  codec: Codec,
+  pass: VolumePassFacts['pass'],
+): Promise<void> {
+  for (const volume of volumes) {
+    if (!volume.contentsMoved) continue;
+    const file = `${dir}/${storedArchive(volume.name, pass)}`;
+    const consume = `${PRIVATE} mkdir -p ${shellQuote([`${dir}/volumes/${volume.name}`])} && cat >${shellQuote([file])}`;
+    volume.passes.push(
+      await passVolume(ctx, volume.name, volume.info.mountpoint, ctx.target, consume, codec, pass),
+    );
+    volume.archives.push(storedArchive(volume.name, pass));
   }
 }
 
@@ -144,4 +191,40 @@ export function volumeFacts(volumes: readonly MovingVolume[]): VolumeFacts[] {
       ...(last ? { sha256: last.sha256 } : {}),
     };
   });
+}
+
+/**
+ * Restore mode: fills the target's volumes (prepared by prepareTargetVolumes)
+ * from a stored checkpoint, each pass's archive in the order it was taken.
+ */
+export async function restoreStoredVolumes(
+  ctx: RunContext<Named>,
+  moving: readonly MovingVolume[],
+  stored: readonly StoredVolume[],
+  checkpointDir: string,
+  codec: Codec,
+): Promise<void> {
+  for (const volume of moving) {
+    const kept = stored.find((entry) => entry.name === volume.plan.name);
+    if (!kept?.contentsMoved) continue;
+    for (const archive of kept.archives) {
+      const stages = withCodec(
+        codec,
+        shellQuote(['cat', `${checkpointDir}/${archive}`]),
+        volumeReceiveCommand(volume.targetMountpoint),
+      );
+      const result = await streamBetween(ctx.source, stages.produce, ctx.target, stages.consume, {
+        label: `volume ${kept.name} (${archive.replace(/^.*\//, '').replace(/\.tar$/, '')})`,
+        step: 'volumes',
+        log: ctx.log,
+        code: 'VOLUME_TRANSFER_FAILED',
+      });
+      volume.passes.push({
+        pass: archive.endsWith('/bulk.tar') ? 'bulk' : 'frozen',
+        bytes: result.bytes,
+        sha256: result.sha256,
+        ms: Math.round(result.ms),
+      });
+    }
+  }
 }

@@ -83,6 +83,42 @@ function hasOptions(info: VolumeInfo): boolean {
   return Object.keys(info.options).length > 0;
 }
 
+/**
+ * The source side of one moved volume: unreadable, or mounted by another
+ * container (two writers cannot be moved consistently). Undefined when fine.
+ */
+export function sourceVolumeCheck(
+  container: ContainerInspect,
+  name: string,
+  source: VolumeProbe | undefined,
+  unreadable: string | undefined,
+): Check | undefined {
+  const check = `volume ${name}`;
+  if (!source?.info) {
+    return {
+      host: 'source',
+      name: check,
+      status: 'warn',
+      observed: `could not be read (${unreadable ?? 'docker volume inspect'})`,
+      expected: 'the volume readable on the source',
+      remedy: 'see the preflight log for the command that failed on this host',
+      code: 'FACT_UNREADABLE',
+    };
+  }
+  const others = source.users.filter((user) => user.id !== container.Id && !container.Id.startsWith(user.id));
+  if (others.length === 0) return undefined;
+  const names = others.map((user) => user.name).join(', ');
+  return {
+    host: 'source',
+    name: check,
+    status: 'fail',
+    observed: `also mounted by ${others.length === 1 ? 'container' : 'containers'} ${names} on the source`,
+    expected: `"${name}" used only by ${container.Name.replace(/^\//, '')} (two writers cannot be moved consistently)`,
+    remedy: `stop ${names} (or move them off the volume) before migrating, or migrate them together one after another with the volume stopped`,
+    code: 'VOLUME_SHARED',
+  };
+}
+
 /** The gate's checks for the volumes that move; pure. */
 export function evaluateVolumes(
   container: ContainerInspect,
@@ -94,32 +130,9 @@ export function evaluateVolumes(
     const source = facts.source.find((probe) => probe.name === name);
     const target = facts.target.find((probe) => probe.name === name);
     const check = `volume ${name}`;
-    if (!source?.info) {
-      checks.push({
-        host: 'source',
-        name: check,
-        status: 'warn',
-        observed: `could not be read (${facts.unreadable.source ?? 'docker volume inspect'})`,
-        expected: 'the volume readable on the source',
-        remedy: 'see the preflight log for the command that failed on this host',
-        code: 'FACT_UNREADABLE',
-      });
-      continue;
-    }
-    const others = source.users.filter(
-      (user) => user.id !== container.Id && !container.Id.startsWith(user.id),
-    );
-    if (others.length > 0) {
-      const names = others.map((user) => user.name).join(', ');
-      checks.push({
-        host: 'source',
-        name: check,
-        status: 'fail',
-        observed: `also mounted by ${others.length === 1 ? 'container' : 'containers'} ${names} on the source`,
-        expected: `"${name}" used only by ${container.Name.replace(/^\//, '')} (two writers cannot be moved consistently)`,
-        remedy: `stop ${names} (or move them off the volume) before migrating, or migrate them together one after another with the volume stopped`,
-        code: 'VOLUME_SHARED',
-      });
+    const refused = sourceVolumeCheck(container, name, source, facts.unreadable.source);
+    if (refused || !source?.info) {
+      if (refused) checks.push(refused);
       continue;
     }
     if (!target) {

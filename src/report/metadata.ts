@@ -108,8 +108,8 @@ export interface VolumeFacts {
   name: string;
   /** Bytes under the source's mount point when the run looked (du -sb). */
   sizeBytes?: number;
-  /** created: made on the target by this run; replaced: the target's volume got the source's contents. */
-  target: 'created' | 'replaced';
+  /** created: made on the target by this run; replaced: the target's volume got the source's contents; stored: kept with a checkpoint. */
+  target: 'created' | 'replaced' | 'stored';
   /** False for a volume with driver options: it was created, its data stays where the options point. */
   contentsMoved: boolean;
   passes: VolumePassFacts[];

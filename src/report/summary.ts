@@ -99,7 +99,11 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     add(
       `Volume: ${volume.name}`,
       [
-        `${volume.target === 'created' ? 'created on the target' : 'replaced on the target'}`,
+        {
+          created: 'created on the target',
+          replaced: 'replaced on the target',
+          stored: 'kept with the checkpoint',
+        }[volume.target],
         volume.sizeBytes === undefined ? undefined : `size ${formatBytes(volume.sizeBytes)}`,
         volume.contentsMoved ? passes : 'contents not moved (driver options)',
         volume.sha256 ? `sha256 ${volume.sha256.slice(0, 16)}…` : undefined,

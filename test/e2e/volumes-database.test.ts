@@ -137,4 +137,83 @@ describe('a database on a named volume moves with its container', () => {
     await expectNothingLeft(bed, name);
     await clean(name, volume);
   });
+
+  it('the same database checkpointed into the store with its volume (leave-running: false), restored onto the other host; retention removes the stored volume', async () => {
+    const name = 'e2e-redis-ckpt';
+    const volume = 'e2e-redis-ckpt-data';
+    const store = '/var/lib/criu-migrate-e2e-volume-store';
+    await clean(name, volume);
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    await startDatabase(bed.host1, name, volume);
+    const common = {
+      container: name,
+      'store-host': bed.host3,
+      'store-path': store,
+      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      timeout: '15',
+    };
+
+    const checkpoint = await runAction({
+      ...common,
+      mode: 'checkpoint',
+      source: bed.host1,
+      'checkpoint-name': 'db-1',
+      'leave-running': 'false',
+      retention: '1',
+    });
+    expect(checkpoint.exitCode, checkpoint.stdout).toBe(0);
+    const stored = await onHost(bed, bed.host3, `cd ${store}/${name}/db-1 && find volumes -type f | sort`);
+    expect(stored.split('\n').filter(Boolean)).toEqual([
+      `volumes/${volume}/bulk.tar`,
+      `volumes/${volume}/frozen.tar`,
+    ]);
+    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${store}/${name}/db-1/manifest.json`));
+    expect(manifest.volumes[0]).toMatchObject({ name: volume, contentsMoved: true });
+    expect(manifest.files.map((f: { path: string }) => f.path)).toContain(`volumes/${volume}/frozen.tar`);
+    const checkpointMeta = JSON.parse(readFileSync(checkpoint.outputs['metadata-path']!, 'utf8'));
+    expect(checkpointMeta.volumes[0]).toMatchObject({ name: volume, target: 'stored' });
+    // Stopped once the checkpoint was complete: every write it acknowledged is in the checkpoint.
+    const acknowledged = committed(await containerLogs(bed, bed.host1, name));
+    expect(acknowledged.length).toBeGreaterThan(20);
+
+    const restored = await runAction({
+      ...common,
+      mode: 'restore',
+      target: bed.host2,
+      'verify-log-pattern': '^committed \\d+',
+      'verify-timeout': '30',
+    });
+    expect(restored.exitCode, restored.stdout).toBe(0);
+    await waitForLog(bed, bed.host2, name, /^committed \d+$/m, 30_000);
+    const first = committed(await containerLogs(bed, bed.host2, name));
+    expect(first[0]).toBe((acknowledged.at(-1) ?? 0) + 1);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const logs = await containerLogs(bed, bed.host2, name);
+    expect(logs).not.toMatch(/^failed /m);
+    const later = committed(logs);
+    expect(later.length).toBeGreaterThan(first.length);
+    const have = await storedOn(bed.host2, name);
+    expect([...acknowledged, ...later].filter((id) => !have.has(id))).toEqual([]);
+    await expectNoRecovery(bed.host2, name);
+    const restoreMeta = JSON.parse(readFileSync(restored.outputs['metadata-path']!, 'utf8'));
+    expect(restoreMeta.volumes[0]).toMatchObject({ name: volume, target: 'created', contentsMoved: true });
+    expect(restoreMeta.volumes[0].passes.map((p: { pass: string }) => p.pass)).toEqual(['bulk', 'frozen']);
+
+    // A second checkpoint with retention 1: the first one goes, its volume archives with it.
+    await onHost(bed, bed.host2, `docker rm -f ${name} >/dev/null`);
+    await onHost(bed, bed.host1, `docker rm -f ${name} >/dev/null; docker volume rm ${volume} >/dev/null`);
+    await startDatabase(bed.host1, name, volume);
+    const second = await runAction({
+      ...common,
+      mode: 'checkpoint',
+      source: bed.host1,
+      'checkpoint-name': 'db-2',
+      retention: '1',
+    });
+    expect(second.exitCode, second.stdout).toBe(0);
+    expect(await onHost(bed, bed.host3, `ls ${store}/${name}`)).toBe('db-2\n');
+    await clean(name, volume);
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+  });
 });

@@ -11,7 +11,13 @@ import { restore } from '../../phases/restore.js';
 import { type StageResult, stage } from '../../phases/stage.js';
 import { type MoveResult, moveState, negotiateCodec, probeContainerdTmp } from '../../phases/transfer.js';
 import { verify } from '../../phases/verify.js';
-import { type MovingVolume, prepareTargetVolumes, sendVolumes, volumeFacts } from '../../phases/volumes.js';
+import {
+  type MovingVolume,
+  prepareSnapshots,
+  prepareTargetVolumes,
+  sendVolumes,
+  volumeFacts,
+} from '../../phases/volumes.js';
 import { planVolumes } from '../../policy/volumes.js';
 import type { HostFacts } from '../../probe/facts.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
@@ -128,7 +134,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       enter('volumes');
       // Before the container is created there, or docker create would make them empty.
       volumes = await log.group('Volumes: prepare them on the target', () =>
-        timer.time('volumes', () => prepareTargetVolumes(ctx, volumePlans)),
+        timer.time('volumes', async () => {
+          const prepared = await prepareTargetVolumes(ctx, volumePlans);
+          if (prepared.some((volume) => volume.plan.copyContents)) await prepareSnapshots(ctx);
+          return prepared;
+        }),
       );
       if (settings.volumePrecopy) {
         const moving = volumes;
