@@ -313,4 +313,36 @@ exec /usr/bin/tar "$@"
     await expectNothingLeft(bed, name);
     await clean([name], [volume]);
   });
+
+  it('volume-precopy: false copies the whole volume while frozen; source-after: remove takes the moved volume off the source', async () => {
+    const name = 'e2e-vol-remove';
+    const volume = 'e2e-vol-remove';
+    await clean([name], [volume]);
+    await onHost(
+      bed,
+      bed.host1,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 2000000 /dev/urandom >/data/blob; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'`,
+    );
+    await waitForLog(bed, bed.host1, name, /tick 3\b/);
+    const sum = async (host: string) =>
+      onHost(bed, host, `sha256sum '${await mountpoint(host, volume)}/blob' | cut -c1-64`);
+    const before = await sum(bed.host1);
+    const run = await runAction(
+      inputs(bed.host1, bed.host2, name, {
+        'verify-log-pattern': '^tick ',
+        'volume-precopy': 'false',
+        'source-after': 'remove',
+      }),
+    );
+    expect(run.exitCode, run.stdout).toBe(0);
+    const moved = metadataOf(run).volumes?.[0];
+    expect(moved?.passes.map((p) => p.pass)).toEqual(['frozen']);
+    expect(moved?.passes[0]?.bytes).toBeGreaterThan(2_000_000);
+    expect(await sum(bed.host2)).toBe(before);
+    expect(run.stdout).toContain(`removed volumes ${volume} from the source`);
+    expect((await onHostResult(bed, bed.host1, `docker volume inspect ${volume}`)).code).not.toBe(0);
+    expect((await onHostResult(bed, bed.host1, `docker inspect ${name}`)).code).not.toBe(0);
+    await expectNothingLeft(bed, name);
+    await clean([name], [volume]);
+  });
 });
