@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70069);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(93366);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 70069:
+/***/ 93366:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52502,6 +52502,10 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'CANCELLED',
     'MIGRATION_IN_PROGRESS',
     'CHECKPOINT_NOT_FOUND',
+    // Named volumes that move with the container.
+    'VOLUME_SHARED',
+    'VOLUME_TARGET_NOT_EMPTY',
+    'VOLUME_TRANSFER_FAILED',
 ]));
 class MigrationError extends Error {
     code;
@@ -52684,6 +52688,8 @@ const INPUT_NAMES = [
     'leave-running',
     'replace',
     'artifact-retention-days',
+    'volume-precopy',
+    'volume-replace',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -52782,6 +52788,8 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         kernelPolicy,
         strict,
         compression,
+        volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
+        volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
     };
     const verifying = {
         verifyTimeoutSeconds,
@@ -55953,6 +55961,467 @@ async function negotiateCodec(ctx) {
     return codec;
 }
 
+;// CONCATENATED MODULE: ./src/policy/volumes.ts
+
+const ANONYMOUS = /^[0-9a-f]{64}$/;
+/** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
+function isNamedVolume(container, volume) {
+    if (!ANONYMOUS.test(volume))
+        return true;
+    const host = container.HostConfig;
+    return ((host.Binds ?? []).some((bind) => bind.split(':')[0] === volume) ||
+        (host.Mounts ?? []).some((mount) => mount.Source === volume));
+}
+/** The named volumes of the `local` driver the container mounts: the ones that move with it. */
+function movedVolumeNames(container) {
+    const names = container.Mounts.filter((mount) => mount.Type === 'volume' &&
+        mount.Name &&
+        (mount.Driver ?? 'local') === 'local' &&
+        isNamedVolume(container, mount.Name)).map((mount) => mount.Name ?? '');
+    return [...new Set(names)].sort();
+}
+function hasOptions(info) {
+    return Object.keys(info.options).length > 0;
+}
+/**
+ * The source side of one moved volume: unreadable, or mounted by another
+ * container (two writers cannot be moved consistently). Undefined when fine.
+ */
+function sourceVolumeCheck(container, name, source, unreadable) {
+    const check = `volume ${name}`;
+    if (!source?.info) {
+        return {
+            host: 'source',
+            name: check,
+            status: 'warn',
+            observed: `could not be read (${unreadable ?? 'docker volume inspect'})`,
+            expected: 'the volume readable on the source',
+            remedy: 'see the preflight log for the command that failed on this host',
+            code: 'FACT_UNREADABLE',
+        };
+    }
+    const others = source.users.filter((user) => user.id !== container.Id && !container.Id.startsWith(user.id));
+    if (others.length === 0)
+        return undefined;
+    const names = others.map((user) => user.name).join(', ');
+    return {
+        host: 'source',
+        name: check,
+        status: 'fail',
+        observed: `also mounted by ${others.length === 1 ? 'container' : 'containers'} ${names} on the source`,
+        expected: `"${name}" used only by ${container.Name.replace(/^\//, '')} (two writers cannot be moved consistently)`,
+        remedy: `stop ${names} (or move them off the volume) before migrating, or migrate them together one after another with the volume stopped`,
+        code: 'VOLUME_SHARED',
+    };
+}
+/** The gate's checks for the volumes that move; pure. */
+function evaluateVolumes(container, facts, options) {
+    const checks = [];
+    for (const name of movedVolumeNames(container)) {
+        const source = facts.source.find((probe) => probe.name === name);
+        const target = facts.target.find((probe) => probe.name === name);
+        const check = `volume ${name}`;
+        const refused = sourceVolumeCheck(container, name, source, facts.unreadable.source);
+        if (refused || !source?.info) {
+            if (refused)
+                checks.push(refused);
+            continue;
+        }
+        if (!target) {
+            checks.push({
+                host: 'target',
+                name: check,
+                status: 'warn',
+                observed: `could not be read (${facts.unreadable.target ?? 'docker volume inspect'})`,
+                expected: `no volume "${name}" on the target, or an empty one`,
+                remedy: 'see the preflight log for the command that failed on this host',
+                code: 'FACT_UNREADABLE',
+            });
+            continue;
+        }
+        const size = source.sizeBytes === undefined ? '' : ` (${source.sizeBytes} bytes)`;
+        const copied = hasOptions(source.info)
+            ? 'created with the same driver options; its data stays where the options point'
+            : `its contents${size} copied`;
+        if (!target.info) {
+            checks.push({
+                host: 'target',
+                name: check,
+                status: hasOptions(source.info) ? 'warn' : 'pass',
+                observed: `not on the target: created there, ${copied}`,
+                expected: `no volume "${name}" on the target, or an empty one`,
+                ...(hasOptions(source.info)
+                    ? {
+                        remedy: `make sure what the options of "${name}" name (${Object.entries(source.info.options)
+                            .map(([key, value]) => `${key}=${value}`)
+                            .join(', ')}) is reachable from the target`,
+                        code: 'VOLUME_MISSING',
+                    }
+                    : {}),
+            });
+            continue;
+        }
+        if (target.info.driver !== 'local') {
+            checks.push({
+                host: 'target',
+                name: check,
+                status: 'fail',
+                observed: `"${name}" exists on the target with driver ${target.info.driver}`,
+                expected: `no volume "${name}" on the target, or an empty local one`,
+                remedy: `remove or rename the target's volume "${name}" (docker volume rm ${name}) and run again`,
+                code: 'VOLUME_TARGET_NOT_EMPTY',
+            });
+            continue;
+        }
+        if (target.users.length > 0) {
+            checks.push({
+                host: 'target',
+                name: check,
+                status: 'fail',
+                observed: `"${name}" exists on the target and is used by ${target.users.map((user) => user.name).join(', ')}`,
+                expected: `no volume "${name}" on the target, or one no container uses`,
+                remedy: `remove the target's containers using "${name}", or migrate to another host`,
+                code: 'VOLUME_TARGET_NOT_EMPTY',
+            });
+            continue;
+        }
+        if (target.hasContent && !options.replace) {
+            checks.push({
+                host: 'target',
+                name: check,
+                status: 'fail',
+                observed: `"${name}" exists on the target with other contents`,
+                expected: `no volume "${name}" on the target, or an empty one`,
+                remedy: `set volume-replace: true to replace the target's "${name}" with the source's contents (the old contents are kept until the run succeeds, then removed), or remove it on the target (docker volume rm ${name})`,
+                code: 'VOLUME_TARGET_NOT_EMPTY',
+            });
+            continue;
+        }
+        checks.push({
+            host: 'target',
+            name: check,
+            status: target.hasContent ? 'warn' : 'pass',
+            observed: target.hasContent
+                ? `"${name}" exists on the target with other contents: replaced (volume-replace: true)`
+                : `"${name}" exists empty on the target: filled, ${copied}`,
+            expected: `no volume "${name}" on the target, or an empty one`,
+            ...(target.hasContent
+                ? {
+                    remedy: 'set volume-replace: false to keep the target volume',
+                    code: 'VOLUME_TARGET_NOT_EMPTY',
+                }
+                : {}),
+        });
+    }
+    return checks;
+}
+/**
+ * What to do with each moved volume, once the gate has passed (which it only
+ * does when every volume was readable and none is refused).
+ */
+function planVolumes(container, facts) {
+    const plans = [];
+    for (const name of movedVolumeNames(container)) {
+        const source = facts.source.find((probe) => probe.name === name);
+        const target = facts.target.find((probe) => probe.name === name);
+        if (!source?.info)
+            continue;
+        plans.push({
+            name,
+            source: source.info,
+            ...(source.sizeBytes === undefined ? {} : { sizeBytes: source.sizeBytes }),
+            target: target?.info
+                ? { action: 'replace', mountpoint: target.info.mountpoint, hadContent: target.hasContent }
+                : { action: 'create' },
+            copyContents: !hasOptions(source.info),
+        });
+    }
+    return plans;
+}
+const MARK = '@@criu-migrate-volume';
+/** One shell command that prints what parseVolumeProbes reads, for each volume named. */
+function volumeProbeScript(names) {
+    return names
+        .map((name) => {
+        const q = shellQuote([name]);
+        return [
+            `printf '${MARK} %s\\n' ${q}`,
+            `printf '${MARK}-inspect\\n'; docker volume inspect --format '{{json .}}' ${q} 2>/dev/null`,
+            `printf '${MARK}-users\\n'; docker ps --filter volume=${q} --format '{{.ID}} {{.Names}}' 2>/dev/null`,
+            `mp=$(docker volume inspect --format '{{.Mountpoint}}' ${q} 2>/dev/null)`,
+            `printf '${MARK}-size\\n'; [ -n "$mp" ] && [ -d "$mp" ] && du -sb "$mp" 2>/dev/null | cut -f1`,
+            `printf '${MARK}-entry\\n'; [ -n "$mp" ] && [ -d "$mp" ] && find "$mp" -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1`,
+        ].join('\n');
+    })
+        .concat('true')
+        .join('\n');
+}
+function stringMap(value) {
+    if (typeof value !== 'object' || value === null)
+        return {};
+    const out = {};
+    for (const [key, entry] of Object.entries(value))
+        if (typeof entry === 'string')
+            out[key] = entry;
+    return out;
+}
+/** Parses one `docker volume inspect --format '{{json .}}'` line. */
+function parseVolumeInfo(line) {
+    let value;
+    try {
+        value = JSON.parse(line);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (typeof record.Name !== 'string' || typeof record.Mountpoint !== 'string')
+        return undefined;
+    return {
+        name: record.Name,
+        driver: typeof record.Driver === 'string' ? record.Driver : 'local',
+        mountpoint: record.Mountpoint,
+        options: stringMap(record.Options),
+        labels: stringMap(record.Labels),
+    };
+}
+/** Parses the output of volumeProbeScript. */
+function parseVolumeProbes(stdout) {
+    const probes = [];
+    let current;
+    let section = '';
+    for (const raw of stdout.split('\n')) {
+        const line = raw.trimEnd();
+        if (line.startsWith(`${MARK} `)) {
+            current = { name: line.slice(MARK.length + 1), users: [], hasContent: false };
+            probes.push(current);
+            section = '';
+            continue;
+        }
+        if (line.startsWith(`${MARK}-`)) {
+            section = line.slice(MARK.length + 1);
+            continue;
+        }
+        if (!current || line === '')
+            continue;
+        if (section === 'inspect') {
+            const info = parseVolumeInfo(line);
+            if (info)
+                current.info = info;
+        }
+        else if (section === 'users') {
+            const [id, name] = line.split(' ');
+            if (id && name)
+                current.users.push({ id, name });
+        }
+        else if (section === 'size' && /^\d+$/.test(line)) {
+            current.sizeBytes = Number(line);
+        }
+        else if (section === 'entry') {
+            current.hasContent = true;
+        }
+    }
+    return probes;
+}
+// GNU tar: everything a volume's files carry. --listed-incremental makes the
+// second pass send only what changed since the first, and deletions; extracting
+// with --listed-incremental=/dev/null applies those deletions.
+const VOLUME_TAR = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls'];
+/**
+ * The sending tar of one pass. The bulk pass reads a volume the container is
+ * still writing: tar's "file changed as we read it" (exit 1) is expected there,
+ * and the frozen pass sends those files again.
+ */
+function volumeSendCommand(mountpoint, snapshot, live) {
+    const tar = shellQuote([
+        'tar',
+        '-C',
+        mountpoint,
+        `--listed-incremental=${snapshot}`,
+        ...VOLUME_TAR,
+        '--sparse',
+        ...(live ? ['--warning=no-file-changed', '--warning=no-file-removed', '--warning=no-file-shrank'] : []),
+        '-cf',
+        '-',
+        '.',
+    ]);
+    return live ? `${tar}; s=$?; [ "$s" -eq 1 ] && s=0; exit "$s"` : tar;
+}
+/** The receiving tar: extracts into the target volume, deleting what the source deleted. */
+function volumeReceiveCommand(mountpoint) {
+    return shellQuote([
+        'tar',
+        '-C',
+        mountpoint,
+        '--listed-incremental=/dev/null',
+        ...VOLUME_TAR,
+        '--same-owner',
+        '-xpf',
+        '-',
+    ]);
+}
+/** `docker volume create` arguments for a volume like the source's. */
+function volumeCreateArgs(info) {
+    const args = ['volume', 'create', '--driver', info.driver];
+    for (const [key, value] of Object.entries(info.options).sort())
+        args.push('--opt', `${key}=${value}`);
+    for (const [key, value] of Object.entries(info.labels).sort())
+        args.push('--label', `${key}=${value}`);
+    args.push(info.name);
+    return args;
+}
+/** Where a replaced volume's old contents wait until the run commits (beside its _data). */
+function asideDir(mountpoint, checkpointName) {
+    return `${mountpoint.replace(/\/+$/, '')}.criu-migrate-${checkpointName}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/volumes.ts
+
+
+
+
+
+
+/** The source's tar snapshot files (--listed-incremental) of one run; beside the work directory, which the checkpoint recreates. */
+function snapshotDir(checkpointName) {
+    return `${workDir(checkpointName)}.volumes`;
+}
+function snapshotFile(checkpointName, volume) {
+    return `${snapshotDir(checkpointName)}/${volume}.snar`;
+}
+async function mountpointOf(ctx, name) {
+    const result = await runChecked(ctx.target, `docker volume inspect --format '{{.Mountpoint}}' ${shellQuote([name])}`, { step: 'volumes', what: `reading where volume ${name} lives`, code: 'VOLUME_TRANSFER_FAILED' });
+    const mountpoint = result.stdout.trim();
+    if (!mountpoint.startsWith('/'))
+        throw new MigrationError('VOLUME_TRANSFER_FAILED', `volume ${name} has no mount point on the target`, {
+            step: 'volumes',
+        });
+    return mountpoint;
+}
+/**
+ * Before the container is created on the target: each moved volume is created
+ * there like the source's (journalled, so a rollback removes it), or an
+ * existing one has its contents set aside (put back on rollback).
+ */
+async function prepareTargetVolumes(ctx, plans) {
+    const moving = [];
+    for (const plan of plans) {
+        if (plan.target.action === 'create') {
+            await ctx.journal.around({ kind: 'volume-created', name: plan.name }, 'target', () => runChecked(ctx.target, shellQuote(['docker', ...volumeCreateArgs(plan.source)]), {
+                step: 'volumes',
+                what: `creating volume ${plan.name} on the target`,
+                code: 'VOLUME_TRANSFER_FAILED',
+            }));
+            ctx.log.info(`volume ${plan.name}: created on the target`);
+        }
+        else if (plan.copyContents) {
+            const mountpoint = plan.target.mountpoint;
+            const aside = asideDir(mountpoint, ctx.settings.checkpointName);
+            const [mp, old] = [shellQuote([mountpoint]), shellQuote([aside])];
+            await ctx.journal.around({ kind: 'volume-replaced', name: plan.name, mountpoint, aside }, 'target', () => runChecked(ctx.target, `mv -- ${mp} ${old} && mkdir -- ${mp} && chown --reference=${old} ${mp} && chmod --reference=${old} ${mp}`, {
+                step: 'volumes',
+                what: `setting aside the contents of volume ${plan.name} on the target`,
+                code: 'VOLUME_TRANSFER_FAILED',
+            }));
+            ctx.log.info(`volume ${plan.name}: ${plan.target.hadContent ? 'old contents set aside until the run succeeds' : 'exists empty on the target'}`);
+        }
+        moving.push({ plan, targetMountpoint: await mountpointOf(ctx, plan.name), passes: [] });
+    }
+    return moving;
+}
+/** Makes the source's directory of tar snapshot files, journalled (removed when the run ends). */
+async function prepareSnapshots(ctx) {
+    const dir = snapshotDir(ctx.settings.checkpointName);
+    await ctx.journal.around({ kind: 'files', side: 'source', paths: [dir] }, 'source', () => runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([dir])}`, {
+        step: 'volumes',
+        what: 'creating the directory of the volume snapshots',
+        code: 'VOLUME_TRANSFER_FAILED',
+    }));
+}
+/**
+ * One pass of one volume from the source, streamed through the runner like
+ * the checkpoint into `consume` on `to`. The bulk pass runs while the
+ * container still writes; the frozen pass sends what changed since (new,
+ * changed and deleted files), or everything when there was no bulk pass.
+ */
+async function passVolume(ctx, name, mountpoint, to, consume, codec, pass) {
+    const snapshot = snapshotFile(ctx.settings.checkpointName, name);
+    const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
+    const result = await streamBetween(ctx.source, stages.produce, to, stages.consume, {
+        label: `volume ${name} (${pass})`,
+        step: 'volumes',
+        log: ctx.log,
+        code: 'VOLUME_TRANSFER_FAILED',
+    });
+    return { pass, bytes: result.bytes, sha256: result.sha256, ms: Math.round(result.ms) };
+}
+/** One pass over every moved volume into the target's volumes. */
+async function sendVolumes(ctx, volumes, codec, pass) {
+    for (const volume of volumes) {
+        if (!volume.plan.copyContents)
+            continue;
+        const consume = volumeReceiveCommand(volume.targetMountpoint);
+        volume.passes.push(await passVolume(ctx, volume.plan.name, volume.plan.source.mountpoint, ctx.target, consume, codec, pass));
+    }
+}
+/** Where a stored volume's pass lands in the checkpoint directory. */
+function storedArchive(name, pass) {
+    return `volumes/${name}/${pass}.tar`;
+}
+/** One pass over every moved volume into files of the checkpoint being written (`dir` on the store). */
+async function storeVolumes(ctx, volumes, dir, codec, pass) {
+    for (const volume of volumes) {
+        if (!volume.contentsMoved)
+            continue;
+        const file = `${dir}/${storedArchive(volume.name, pass)}`;
+        const consume = `${PRIVATE} mkdir -p ${shellQuote([`${dir}/volumes/${volume.name}`])} && cat >${shellQuote([file])}`;
+        volume.passes.push(await passVolume(ctx, volume.name, volume.info.mountpoint, ctx.target, consume, codec, pass));
+        volume.archives.push(storedArchive(volume.name, pass));
+    }
+}
+/** What the metadata says of the volumes. */
+function volumeFacts(volumes) {
+    return volumes.map((volume) => {
+        const last = volume.passes.at(-1);
+        return {
+            name: volume.plan.name,
+            ...(volume.plan.sizeBytes === undefined ? {} : { sizeBytes: volume.plan.sizeBytes }),
+            target: volume.plan.target.action === 'create' ? 'created' : 'replaced',
+            contentsMoved: volume.plan.copyContents && volume.passes.some((p) => p.pass === 'frozen'),
+            passes: volume.passes,
+            ...(last ? { sha256: last.sha256 } : {}),
+        };
+    });
+}
+/**
+ * Restore mode: fills the target's volumes (prepared by prepareTargetVolumes)
+ * from a stored checkpoint, each pass's archive in the order it was taken.
+ */
+async function restoreStoredVolumes(ctx, moving, stored, checkpointDir, codec) {
+    for (const volume of moving) {
+        const kept = stored.find((entry) => entry.name === volume.plan.name);
+        if (!kept?.contentsMoved)
+            continue;
+        for (const archive of kept.archives) {
+            const stages = withCodec(codec, shellQuote(['cat', `${checkpointDir}/${archive}`]), volumeReceiveCommand(volume.targetMountpoint));
+            const result = await streamBetween(ctx.source, stages.produce, ctx.target, stages.consume, {
+                label: `volume ${kept.name} (${archive.replace(/^.*\//, '').replace(/\.tar$/, '')})`,
+                step: 'volumes',
+                log: ctx.log,
+                code: 'VOLUME_TRANSFER_FAILED',
+            });
+            volume.passes.push({
+                pass: archive.endsWith('/bulk.tar') ? 'bulk' : 'frozen',
+                bytes: result.bytes,
+                sha256: result.sha256,
+                ms: Math.round(result.ms),
+            });
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/policy/versions.ts
 // Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
 // (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
@@ -56448,9 +56917,12 @@ async function uploadRunArtifact(request, deps) {
 const PHASES = [
     'connect',
     'preflight',
+    'volumes',
+    'volume-bulk',
     'stage',
     'checkpoint',
     'transfer',
+    'volume-frozen',
     'restore',
     'verify',
     'finalize',
@@ -56568,6 +57040,23 @@ function renderSummaryRows(metadata) {
         const stream = checkpoint.streams[kind];
         if (stream)
             add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
+    }
+    for (const volume of metadata.volumes ?? []) {
+        const passes = volume.passes
+            .map((pass) => `${pass.pass} ${summary_formatBytes(pass.bytes)} in ${formatMs(pass.ms)}`)
+            .join(', ');
+        add(`Volume: ${volume.name}`, [
+            {
+                created: 'created on the target',
+                replaced: 'replaced on the target',
+                stored: 'kept with the checkpoint',
+            }[volume.target],
+            volume.sizeBytes === undefined ? undefined : `size ${summary_formatBytes(volume.sizeBytes)}`,
+            volume.contentsMoved ? passes : 'contents not moved (driver options)',
+            volume.sha256 ? `sha256 ${volume.sha256.slice(0, 16)}…` : undefined,
+        ]
+            .filter(Boolean)
+            .join('; '));
     }
     for (const phase of PHASES) {
         const ms = timings.phasesMs[phase];
@@ -56797,6 +57286,15 @@ function compensation(action) {
             return { kind: 'remove-image', imageId: action.imageId };
         case 'restore-copies':
             return restoreCopiesStep(action);
+        case 'volume-created':
+            return { kind: 'remove-volume', name: action.name };
+        case 'volume-replaced':
+            return {
+                kind: 'restore-volume',
+                name: action.name,
+                mountpoint: action.mountpoint,
+                aside: action.aside,
+            };
         default:
             // Entries after the commit point have no compensation: the run only goes forward from there.
             return undefined;
@@ -56829,8 +57327,16 @@ function planRecovery(record) {
                 remove: record.sourceAfter === 'remove',
             });
         }
+        const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');
+        if (volumesGone?.action.kind === 'source-volumes-removed' &&
+            volumesGone.state !== 'done' &&
+            record.sourceAfter === 'remove') {
+            steps.push({ kind: 'remove-source-volumes', names: volumesGone.action.names });
+        }
         for (const entry of record.entries) {
             const { action } = entry;
+            if (action.kind === 'volume-replaced')
+                steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
             if (action.kind === 'files')
                 steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
             if (action.kind === 'restore-copies') {
@@ -56978,6 +57484,37 @@ async function recover(record, hosts, log) {
                 const removed = result.stdout.split('\n').filter(Boolean);
                 return removed.length > 0 ? `removed containerd's restore copies ${removed.join(', ')}` : undefined;
             }
+            case 'remove-volume': {
+                const q = shellQuote([step.name]);
+                const result = await hosts.target.run(`docker volume inspect ${q} >/dev/null 2>&1 || exit 3; docker volume rm ${q}`, { timeoutMs: 120_000 });
+                if (result.exitCode === 3)
+                    return undefined;
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+                return `removed volume ${step.name} this run created on the target`;
+            }
+            case 'restore-volume': {
+                const [mp, aside] = [shellQuote([step.mountpoint]), shellQuote([step.aside])];
+                const result = await hosts.target.run(`[ -d ${aside} ] || exit 3; rm -rf -- ${mp} && mv -- ${aside} ${mp}`, { timeoutMs: 120_000 });
+                if (result.exitCode === 3)
+                    return undefined;
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+                return `put back the old contents of volume ${step.name} on the target`;
+            }
+            case 'remove-source-volumes': {
+                const result = await hosts.source.run([
+                    'r=0',
+                    ...step.names.map((name) => {
+                        const q = shellQuote([name]);
+                        return `if docker volume inspect ${q} >/dev/null 2>&1; then docker volume rm ${q} || r=1; fi`;
+                    }),
+                    'exit "$r"',
+                ].join('\n'), { timeoutMs: 120_000 });
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+                return `removed volumes ${step.names.join(', ')} from the source`;
+            }
             case 'resume-source': {
                 if (targetUnconfirmed) {
                     outcome.sourceLeftFrozen = true;
@@ -57028,6 +57565,12 @@ async function recover(record, hosts, log) {
                 return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
             case 'remove-restore-copies':
                 return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
+            case 'remove-volume':
+                return `removing volume ${step.name} from ${describeHost(hosts.target)} (do it by hand: docker volume rm ${step.name})`;
+            case 'restore-volume':
+                return `putting back the old contents of volume ${step.name} on ${describeHost(hosts.target)} (do it by hand: rm -rf ${step.mountpoint} && mv ${step.aside} ${step.mountpoint})`;
+            case 'remove-source-volumes':
+                return `removing volumes from ${describeHost(hosts.source)} (do it by hand: docker volume rm ${step.names.join(' ')})`;
             case 'resume-source':
                 return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
             case 'retire-source':
@@ -57254,6 +57797,8 @@ async function archiveEverywhere(hosts, record, log) {
  *       cpu/cpuinfo.img                    the source's CPU, for `criu cpuinfo check` on a target
  *       layer.tar                          the container's writable layer (GNU tar, xattrs, whiteouts)
  *       config.json                        docker inspect of the container and its image's config
+ *       volumes/<volume>/bulk.tar          a named volume before the freeze (GNU tar, --listed-incremental)
+ *       volumes/<volume>/frozen.tar        what changed in it up to the freeze (or all of it)
  *   <store>/<container>/.<name>.partial/   being written; never listed, removed when a run fails
  *   <store>/images/<image id>.tar          docker save of an image, once per image ID
  */
@@ -57429,6 +57974,8 @@ async function settleRun(journal, hosts, log, failure) {
 
 
 
+
+
 const COMMAND_TIMEOUT_MS = 120_000;
 function sameLocation(a, b) {
     if (a.kind === 'local' || b.kind === 'local')
@@ -57557,6 +58104,7 @@ async function runCheckpointMode(settings, runtime) {
                 durationMs: Math.round(performance.now() - startedAt),
             },
             storedCheckpoints,
+            ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
             error: failure ? metadataError(failure) : undefined,
         };
         await publish({
@@ -57611,6 +58159,7 @@ async function checkpointInto(ctx, onFrozen) {
             remedy: 'use the overlay2 storage driver',
         });
     }
+    const volumes = await volumesToStore(ctx, container);
     const final = checkpointDir(store, settings.container, settings.checkpointName);
     const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
     if (exists.exitCode === 0) {
@@ -57639,7 +58188,17 @@ async function checkpointInto(ctx, onFrozen) {
         step: 'checkpoint',
         what: `preparing ${partial} in the store`,
     });
+    if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
+        await prepareSnapshots(ctx);
+        if (settings.volumePrecopy) {
+            await log.group('Volumes: store the bulk while the container runs', () => timer.time('volume-bulk', () => storeVolumes(ctx, volumes, partial, codec, 'bulk')));
+        }
+    }
     const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared, async () => {
+        // The volumes as they are at the freeze: only what changed since the bulk pass, still frozen.
+        if (volumes.length > 0) {
+            await timer.time('volume-frozen', () => storeVolumes(ctx, volumes, partial, codec, 'frozen'));
+        }
         // Resumed as soon as the images are written: measuring and copying them needs no freeze.
         if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
@@ -57720,6 +58279,7 @@ async function checkpointInto(ctx, onFrozen) {
         phasesMs: timer.toRecord(),
         files,
         image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+        ...(volumes.length > 0 ? { volumes } : {}),
     };
     // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
     await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
@@ -57730,6 +58290,46 @@ async function checkpointInto(ctx, onFrozen) {
         });
     });
     return manifest;
+}
+/** The metadata's view of the volumes kept with a checkpoint. */
+function storedVolumeFacts(volumes) {
+    return volumes.map((volume) => ({
+        name: volume.name,
+        ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
+        target: 'stored',
+        contentsMoved: volume.contentsMoved,
+        passes: volume.passes,
+        ...(volume.passes.at(-1) ? { sha256: volume.passes.at(-1)?.sha256 } : {}),
+    }));
+}
+/**
+ * The named volumes the container mounts, read on the source: refused when
+ * another container mounts one too (two writers), or when one cannot be read.
+ */
+async function volumesToStore(ctx, container) {
+    const names = movedVolumeNames(container);
+    if (names.length === 0)
+        return [];
+    const probed = await ctx.source.run(volumeProbeScript(names), { timeoutMs: COMMAND_TIMEOUT_MS });
+    const probes = probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [];
+    const unreadable = probed.exitCode === 0 ? undefined : probed.stderr.trim() || `exit ${probed.exitCode}`;
+    const stored = [];
+    for (const name of names) {
+        const probe = probes.find((found) => found.name === name);
+        const refused = sourceVolumeCheck(container, name, probe, unreadable);
+        if (refused || !probe?.info) {
+            throw new MigrationError(refused?.code ?? 'FACT_UNREADABLE', `checkpoint refused before touching the container: [source] volume ${name}: ${refused?.observed ?? 'not found'}`, { step: 'preflight', host: describeHost(ctx.source), remedy: refused?.remedy });
+        }
+        stored.push({
+            name,
+            info: probe.info,
+            ...(probe.sizeBytes === undefined ? {} : { sizeBytes: probe.sizeBytes }),
+            contentsMoved: Object.keys(probe.info.options).length === 0,
+            archives: [],
+            passes: [],
+        });
+    }
+    return stored;
 }
 /** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */
 async function applyRetention(store, settings, log) {
@@ -57880,7 +58480,9 @@ function restartPolicyText(container) {
  * later run or the post step would do; it uses hosts that a cancellation does
  * not stop, retries, and never touches the target.
  */
-async function finalize(ctx, hosts, container) {
+async function finalize(ctx, hosts, container, 
+/** Named volumes the run moved: with source-after: remove they leave the source too. */
+volumeNames = []) {
     const sourceRestartPolicy = restartPolicyText(container);
     // The roll-forward is owed whether or not these notes reach the source.
     const entries = await ctx.journal.intendAll([
@@ -57888,6 +58490,9 @@ async function finalize(ctx, hosts, container) {
         { kind: 'source-stopped', containerId: container.Id },
         ...(ctx.settings.sourceAfter === 'remove'
             ? [{ kind: 'source-removed', containerId: container.Id }]
+            : []),
+        ...(ctx.settings.sourceAfter === 'remove' && volumeNames.length > 0
+            ? [{ kind: 'source-volumes-removed', names: [...volumeNames] }]
             : []),
     ], undefined);
     const outcome = await recover(ctx.journal.record, hosts, ctx.log);
@@ -59314,6 +59919,7 @@ function unsupportedSettings(inspect, imageConfig) {
 
 
 
+
 /** Pure rules about the container itself; the host rules live in compatibility.ts. */
 function evaluateContainer(facts) {
     const { container, ref } = facts;
@@ -59613,15 +60219,8 @@ const bindMounts = ({ container, source, target }) => container.Mounts.filter((m
         expected,
     };
 });
-/** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
-function isNamedVolume(container, volume) {
-    if (!/^[0-9a-f]{64}$/.test(volume))
-        return true;
-    const host = container.HostConfig;
-    return ((host.Binds ?? []).some((bind) => bind.split(':')[0] === volume) ||
-        (host.Mounts ?? []).some((mount) => mount.Source === volume));
-}
-const volumes = ({ container, target }) => container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name).map((mount) => {
+/** Volumes that do not move (other drivers, anonymous ones); the moved ones are checked in volumes.ts. */
+const volumes = ({ container, target }) => container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name && !movedVolumeNames(container).includes(mount.Name)).map((mount) => {
     const volume = mount.Name ?? '';
     const named = isNamedVolume(container, volume);
     const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;
@@ -59827,6 +60426,7 @@ function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
 
 
 
+
 /** Every check of the gate, in report order; pure. */
 function evaluateGate(facts, options) {
     const { sourceProbe, targetProbe, container } = facts;
@@ -59851,6 +60451,9 @@ function evaluateGate(facts, options) {
         ...evaluateContainer(containerFacts),
         ...(container && sourceProbe && targetProbe
             ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+            : []),
+        ...(container && facts.volumes
+            ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
             : []),
     ];
 }
@@ -60243,7 +60846,32 @@ async function compareCpus(source, target) {
     return readCpuComparison(dump, check);
 }
 
+;// CONCATENATED MODULE: ./src/probe/volume-facts.ts
+
+/** Reads, on both hosts at once, the volumes the container would take along; read-only. */
+async function gatherVolumeFacts(source, target, container) {
+    const names = movedVolumeNames(container);
+    if (names.length === 0)
+        return undefined;
+    const script = volumeProbeScript(names);
+    const facts = { source: [], target: [], unreadable: {} };
+    const [fromSource, fromTarget] = await Promise.all([
+        source.run(script, { timeoutMs: 120_000 }),
+        target.run(script, { timeoutMs: 120_000 }),
+    ]);
+    if (fromSource.exitCode === 0)
+        facts.source = parseVolumeProbes(fromSource.stdout);
+    else
+        facts.unreadable.source = fromSource.stderr.trim() || `exit ${fromSource.exitCode}`;
+    if (fromTarget.exitCode === 0)
+        facts.target = parseVolumeProbes(fromTarget.stdout);
+    else
+        facts.unreadable.target = fromTarget.stderr.trim() || `exit ${fromTarget.exitCode}`;
+    return facts;
+}
+
 ;// CONCATENATED MODULE: ./src/phases/preflight.ts
+
 
 
 
@@ -60266,18 +60894,21 @@ async function gatherGateFacts(ctx) {
     const targetFacts = gatherHostFacts(ctx.target);
     // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
     // ask many questions each, in one channel, so the gate stays under that.
-    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu] = await Promise.all([
+    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] = await Promise.all([
         gatherHostFacts(ctx.source),
         targetFacts,
         inspected,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
         inspected.then(({ container }) => probeTarget(ctx.target, container, targetFacts.then((facts) => facts.docker.rootDir))),
         compareCpus(ctx.source, ctx.target),
+        inspected.then(({ container }) => container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined),
     ]);
     const targetNameTaken = container ? targetProbe.nameTaken : false;
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
     if (container)
         facts.container = container;
+    if (volumes)
+        facts.volumes = volumes;
     if (inspectError !== undefined)
         facts.inspectError = inspectError;
     return facts;
@@ -60285,7 +60916,11 @@ async function gatherGateFacts(ctx) {
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
 async function runGate(ctx) {
     const facts = await gatherGateFacts(ctx);
-    const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+    const checks = evaluateGate(facts, {
+        kernelPolicy: ctx.settings.kernelPolicy,
+        sudo: ctx.settings.sudo,
+        volumeReplace: ctx.settings.volumeReplace,
+    });
     return { facts, checks };
 }
 /**
@@ -60307,7 +60942,13 @@ async function preflight(ctx) {
         const strict = ctx.settings.strict && failed.some((check) => check.status === 'warn');
         throw new MigrationError(first?.code ?? 'PREFLIGHT_FAILED', `migration refused before touching the container${strict ? ' (strict: warnings count)' : ''}: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') });
     }
-    return { source: facts.source, target: facts.target, container, checks };
+    return {
+        source: facts.source,
+        target: facts.target,
+        container,
+        checks,
+        ...(facts.volumes ? { volumes: facts.volumes } : {}),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/restore.ts
@@ -60651,6 +61292,8 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
+
+
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
 const migration_COMMAND_TIMEOUT_MS = 120_000;
@@ -60699,6 +61342,7 @@ async function migrate(deps) {
     let moved;
     let measure;
     let follower;
+    let volumes = [];
     let downtimeMs;
     let status = 'succeeded';
     let failure;
@@ -60718,6 +61362,22 @@ async function migrate(deps) {
         const containerd = await probeContainerdTmp(ctx);
         const unpackDir = containerd.found ? containerd.dir : undefined;
         const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
+        const volumePlans = checked.volumes ? planVolumes(found, checked.volumes) : [];
+        if (volumePlans.length > 0) {
+            enter('volumes');
+            // Before the container is created there, or docker create would make them empty.
+            volumes = await log.group('Volumes: prepare them on the target', () => timer.time('volumes', async () => {
+                const prepared = await prepareTargetVolumes(ctx, volumePlans);
+                if (prepared.some((volume) => volume.plan.copyContents))
+                    await prepareSnapshots(ctx);
+                return prepared;
+            }));
+            if (settings.volumePrecopy) {
+                const moving = volumes;
+                await log.group('Volumes: copy the bulk while the container runs', () => timer.time('volume-bulk', () => sendVolumes(ctx, moving, codec, 'bulk')));
+            }
+            enter('stage');
+        }
         staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
         const ready = staged;
         enter('checkpoint');
@@ -60739,7 +61399,17 @@ async function migrate(deps) {
         signal.throwIfAborted();
         enter('transfer');
         const frozen = dumped;
-        moved = await log.group('Transfer: checkpoint and writable layer', () => timer.time('transfer', () => moveState(ctx, found, frozen, ready, plan)));
+        const moving = volumes;
+        moved = await log.group('Transfer: checkpoint, writable layer and volumes', () => timer.time('transfer', async () => {
+            // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
+            const [state] = await allSettledOrThrow([
+                moveState(ctx, found, frozen, ready, plan),
+                moving.length > 0
+                    ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
+                    : Promise.resolve(undefined),
+            ]);
+            return state;
+        }));
         signal.throwIfAborted();
         enter('restore');
         const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, restoring)));
@@ -60770,7 +61440,7 @@ async function migrate(deps) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
         try {
-            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container))));
+            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container), volumes.map((volume) => volume.plan.name))));
             leftovers = retired.leftovers;
         }
         catch (error) {
@@ -60825,7 +61495,8 @@ async function migrate(deps) {
     const imageMove = staged?.imageTransfer;
     if (imageMove)
         streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
-    const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
+    const volumeBytes = volumes.reduce((sum, volume) => sum + volume.passes.reduce((bytes, pass) => bytes + pass.bytes, 0), 0);
+    const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
     const metadata = {
         schemaVersion: METADATA_SCHEMA_VERSION,
         run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
@@ -60846,6 +61517,7 @@ async function migrate(deps) {
         },
         timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
         criu: measure?.stats,
+        ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
         error: failure ? metadataError(failure) : undefined,
         leftovers: leftovers.length > 0 ? leftovers : undefined,
     };
@@ -61295,6 +61967,8 @@ async function uploadReport(settings, path, log) {
 
 
 
+
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -61317,6 +61991,7 @@ async function runRestoreMode(settings, runtime) {
     let restorePath;
     let releaseLocks;
     let resumed;
+    let volumes = [];
     const addresses = { store: '', target: '' };
     try {
         const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
@@ -61365,6 +62040,8 @@ async function runRestoreMode(settings, runtime) {
         try {
             const result = await restoreFromStore(ctx, (found) => {
                 manifest = found;
+            }, (prepared) => {
+                volumes = prepared;
             });
             targetId = result.targetContainerId;
             restoreMs = result.restoreMs;
@@ -61412,6 +62089,7 @@ async function runRestoreMode(settings, runtime) {
                 ...(restorePath ? restorePathFacts(restorePath) : {}),
             },
             timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
+            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
             error: failure ? metadataError(failure) : undefined,
             resumed,
         };
@@ -61441,7 +62119,7 @@ async function runRestoreMode(settings, runtime) {
     }
 }
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
-async function restoreFromStore(ctx, onFound) {
+async function restoreFromStore(ctx, onFound, onVolumes) {
     const { settings, log, timer } = ctx;
     const storePath = settings.store.path;
     const manifests = await listCheckpoints(ctx.source, storePath, settings.container);
@@ -61564,7 +62242,16 @@ async function restoreFromStore(ctx, onFound) {
         await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
     }
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+    // Before the container is created there, or docker create would make them empty.
+    const storedVolumes = manifest.volumes ?? [];
+    const volumes = storedVolumes.length > 0
+        ? await log.group('Volumes: prepare them on the target', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)))
+        : [];
+    onVolumes(volumes);
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
+    if (volumes.length > 0) {
+        await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
+    }
     const unpackDir = containerd.found ? containerd.dir : undefined;
     const [receiving, restoring] = await allSettledOrThrow([
         receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
@@ -61604,6 +62291,45 @@ async function restoreFromStore(ctx, onFound) {
         ctx.signal.throwIfAborted();
     });
     return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+/**
+ * The target's side of the stored volumes, as migrate's gate judges it: a
+ * volume of the same name with other contents is refused unless
+ * volume-replace; then each is created (or its contents set aside), journalled.
+ */
+async function prepareVolumesForRestore(ctx, container, stored) {
+    const probed = await ctx.target.run(volumeProbeScript(stored.map((volume) => volume.name)), {
+        timeoutMs: restore_COMMAND_TIMEOUT_MS,
+    });
+    const facts = {
+        source: stored.map((volume) => ({
+            name: volume.name,
+            info: volume.info,
+            users: [],
+            ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
+            hasContent: true,
+        })),
+        target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
+        unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
+    };
+    const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+    for (const check of checks) {
+        if (check.status === 'warn')
+            ctx.log.warning(formatCheck(check));
+        else
+            ctx.log.info(formatCheck(check));
+    }
+    const stopping = blocking(checks, ctx.settings.strict);
+    const first = stopping[0];
+    if (first) {
+        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot take ${first.name}: ${first.observed}`, {
+            step: 'preflight',
+            host: describeHost(ctx.target),
+            detail: stopping.map(formatCheck).join('\n'),
+            remedy: first.remedy,
+        });
+    }
+    return prepareTargetVolumes(ctx, planVolumes(container, facts));
 }
 
 ;// CONCATENATED MODULE: ./src/post.ts

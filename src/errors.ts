@@ -60,6 +60,10 @@ export const ERROR_CODES = [
   'CANCELLED',
   'MIGRATION_IN_PROGRESS',
   'CHECKPOINT_NOT_FOUND',
+  // Named volumes that move with the container.
+  'VOLUME_SHARED',
+  'VOLUME_TARGET_NOT_EMPTY',
+  'VOLUME_TRANSFER_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -46,6 +46,8 @@ export const INPUT_NAMES = [
   'leave-running',
   'replace',
   'artifact-retention-days',
+  'volume-precopy',
+  'volume-replace',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -233,6 +235,8 @@ export function getInputs(
     kernelPolicy,
     strict,
     compression,
+    volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
+    volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
   };
   const verifying = {
     verifyTimeoutSeconds,

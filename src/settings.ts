@@ -50,6 +50,10 @@ interface CommonSettings {
   strict: boolean;
   /** How streams between hosts are compressed; auto means zstd when both ends have it. */
   compression: Compression;
+  /** Copy named volumes' bulk while the container runs, then only the changes while frozen. */
+  volumePrecopy: boolean;
+  /** Replace a target volume of the same name that holds other contents (refused otherwise). */
+  volumeReplace: boolean;
 }
 
 /** Checking the restored container before the run commits to it. */

@@ -1,4 +1,5 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
+import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { mapped } from '../engine/engine.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -9,13 +10,21 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
 import type { RunContext } from '../phases/context.js';
 import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
+import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
+import {
+  movedVolumeNames,
+  parseVolumeProbes,
+  sourceVolumeCheck,
+  volumeProbeScript,
+} from '../policy/volumes.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
   type MigrationMetadata,
   metadataError,
   type RunStatus,
+  type VolumeFacts,
 } from '../report/metadata.js';
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
@@ -34,6 +43,7 @@ import {
   partialDir,
   retentionPlan,
   type StoredConfig,
+  type StoredVolume,
   unusedImages,
 } from '../state/store.js';
 import { failureOf, settleRun, startRunControl } from './run-control.js';
@@ -178,6 +188,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         durationMs: Math.round(performance.now() - startedAt),
       },
       storedCheckpoints,
+      ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
       error: failure ? metadataError(failure) : undefined,
     };
     await publish({
@@ -240,6 +251,7 @@ async function checkpointInto(
       remedy: 'use the overlay2 storage driver',
     });
   }
+  const volumes = await volumesToStore(ctx, container);
   const final = checkpointDir(store, settings.container, settings.checkpointName);
   const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
   if (exists.exitCode === 0) {
@@ -282,6 +294,15 @@ async function checkpointInto(
     },
   );
 
+  if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
+    await prepareSnapshots(ctx);
+    if (settings.volumePrecopy) {
+      await log.group('Volumes: store the bulk while the container runs', () =>
+        timer.time('volume-bulk', () => storeVolumes(ctx, volumes, partial, codec, 'bulk')),
+      );
+    }
+  }
+
   const dumped = await log.group('Checkpoint: freeze and dump', () =>
     timer.time('checkpoint', () =>
       freezeAndDump(
@@ -289,6 +310,10 @@ async function checkpointInto(
         container,
         prepared,
         async () => {
+          // The volumes as they are at the freeze: only what changed since the bulk pass, still frozen.
+          if (volumes.length > 0) {
+            await timer.time('volume-frozen', () => storeVolumes(ctx, volumes, partial, codec, 'frozen'));
+          }
           // Resumed as soon as the images are written: measuring and copying them needs no freeze.
           if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
@@ -403,6 +428,7 @@ async function checkpointInto(
     phasesMs: timer.toRecord(),
     files,
     image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+    ...(volumes.length > 0 ? { volumes } : {}),
   };
   // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
   await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
@@ -417,6 +443,54 @@ async function checkpointInto(
     );
   });
   return manifest;
+}
+
+/** The metadata's view of the volumes kept with a checkpoint. */
+export function storedVolumeFacts(volumes: readonly StoredVolume[]): VolumeFacts[] {
+  return volumes.map((volume) => ({
+    name: volume.name,
+    ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
+    target: 'stored',
+    contentsMoved: volume.contentsMoved,
+    passes: volume.passes,
+    ...(volume.passes.at(-1) ? { sha256: volume.passes.at(-1)?.sha256 } : {}),
+  }));
+}
+
+/**
+ * The named volumes the container mounts, read on the source: refused when
+ * another container mounts one too (two writers), or when one cannot be read.
+ */
+async function volumesToStore(
+  ctx: RunContext<CheckpointSettings>,
+  container: ContainerInspect,
+): Promise<StoredVolume[]> {
+  const names = movedVolumeNames(container);
+  if (names.length === 0) return [];
+  const probed = await ctx.source.run(volumeProbeScript(names), { timeoutMs: COMMAND_TIMEOUT_MS });
+  const probes = probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [];
+  const unreadable = probed.exitCode === 0 ? undefined : probed.stderr.trim() || `exit ${probed.exitCode}`;
+  const stored: StoredVolume[] = [];
+  for (const name of names) {
+    const probe = probes.find((found) => found.name === name);
+    const refused = sourceVolumeCheck(container, name, probe, unreadable);
+    if (refused || !probe?.info) {
+      throw new MigrationError(
+        refused?.code ?? 'FACT_UNREADABLE',
+        `checkpoint refused before touching the container: [source] volume ${name}: ${refused?.observed ?? 'not found'}`,
+        { step: 'preflight', host: describeHost(ctx.source), remedy: refused?.remedy },
+      );
+    }
+    stored.push({
+      name,
+      info: probe.info,
+      ...(probe.sizeBytes === undefined ? {} : { sizeBytes: probe.sizeBytes }),
+      contentsMoved: Object.keys(probe.info.options).length === 0,
+      archives: [],
+      passes: [],
+    });
+  }
+  return stored;
 }
 
 /** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */

@@ -1,5 +1,5 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
-import { parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -21,8 +21,21 @@ import {
   TAR_RECORD,
 } from '../phases/transfer.js';
 import { verify } from '../phases/verify.js';
+import {
+  type MovingVolume,
+  prepareTargetVolumes,
+  restoreStoredVolumes,
+  volumeFacts,
+} from '../phases/volumes.js';
 import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
+import {
+  evaluateVolumes,
+  parseVolumeProbes,
+  planVolumes,
+  type VolumeFacts,
+  volumeProbeScript,
+} from '../policy/volumes.js';
 import { gatherHostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
@@ -45,6 +58,7 @@ import {
   checkpointDir,
   listCheckpoints,
   type StoredConfig,
+  type StoredVolume,
 } from '../state/store.js';
 import { failureOf, settleRun, startRunControl } from './run-control.js';
 
@@ -71,6 +85,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   let restorePath: RestorePath | undefined;
   let releaseLocks: (() => Promise<void>) | undefined;
   let resumed: ResumedRun | undefined;
+  let volumes: MovingVolume[] = [];
   const addresses = { store: '', target: '' };
   try {
     const connected = await timer.time('connect', () =>
@@ -127,9 +142,15 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       signal: control.signal,
     };
     try {
-      const result = await restoreFromStore(ctx, (found) => {
-        manifest = found;
-      });
+      const result = await restoreFromStore(
+        ctx,
+        (found) => {
+          manifest = found;
+        },
+        (prepared) => {
+          volumes = prepared;
+        },
+      );
       targetId = result.targetContainerId;
       restoreMs = result.restoreMs;
       restorePath = result.restorePath;
@@ -179,6 +200,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
         ...(restorePath ? restorePathFacts(restorePath) : {}),
       },
       timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
+      ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
       error: failure ? metadataError(failure) : undefined,
       resumed,
     };
@@ -212,6 +234,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
 async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
   onFound: (manifest: CheckpointManifest) => void,
+  onVolumes: (volumes: MovingVolume[]) => void,
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
   const storePath = settings.store.path;
@@ -377,7 +400,21 @@ async function restoreFromStore(
     await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
   }
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+  // Before the container is created there, or docker create would make them empty.
+  const storedVolumes = manifest.volumes ?? [];
+  const volumes =
+    storedVolumes.length > 0
+      ? await log.group('Volumes: prepare them on the target', () =>
+          timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)),
+        )
+      : [];
+  onVolumes(volumes);
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
+  if (volumes.length > 0) {
+    await log.group('Volumes: contents from the store', () =>
+      timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
+    );
+  }
 
   const unpackDir = containerd.found ? containerd.dir : undefined;
   const [receiving, restoring] = await allSettledOrThrow([
@@ -440,4 +477,50 @@ async function restoreFromStore(
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+
+/**
+ * The target's side of the stored volumes, as migrate's gate judges it: a
+ * volume of the same name with other contents is refused unless
+ * volume-replace; then each is created (or its contents set aside), journalled.
+ */
+async function prepareVolumesForRestore(
+  ctx: RunContext<RestoreSettings>,
+  container: ContainerInspect,
+  stored: readonly StoredVolume[],
+): Promise<MovingVolume[]> {
+  const probed = await ctx.target.run(volumeProbeScript(stored.map((volume) => volume.name)), {
+    timeoutMs: COMMAND_TIMEOUT_MS,
+  });
+  const facts: VolumeFacts = {
+    source: stored.map((volume) => ({
+      name: volume.name,
+      info: volume.info,
+      users: [],
+      ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
+      hasContent: true,
+    })),
+    target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
+    unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
+  };
+  const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+  for (const check of checks) {
+    if (check.status === 'warn') ctx.log.warning(formatCheck(check));
+    else ctx.log.info(formatCheck(check));
+  }
+  const stopping = blocking(checks, ctx.settings.strict);
+  const first = stopping[0];
+  if (first) {
+    throw new MigrationError(
+      first.code ?? 'PREFLIGHT_FAILED',
+      `the target cannot take ${first.name}: ${first.observed}`,
+      {
+        step: 'preflight',
+        host: describeHost(ctx.target),
+        detail: stopping.map(formatCheck).join('\n'),
+        remedy: first.remedy,
+      },
+    );
+  }
+  return prepareTargetVolumes(ctx, planVolumes(container, facts));
 }

@@ -29,6 +29,8 @@ export async function finalize(
   ctx: MigrationContext,
   hosts: RecoveryHosts,
   container: ContainerInspect,
+  /** Named volumes the run moved: with source-after: remove they leave the source too. */
+  volumeNames: readonly string[] = [],
 ): Promise<FinalizeResult> {
   const sourceRestartPolicy = restartPolicyText(container);
   // The roll-forward is owed whether or not these notes reach the source.
@@ -38,6 +40,9 @@ export async function finalize(
       { kind: 'source-stopped', containerId: container.Id },
       ...(ctx.settings.sourceAfter === 'remove'
         ? [{ kind: 'source-removed' as const, containerId: container.Id }]
+        : []),
+      ...(ctx.settings.sourceAfter === 'remove' && volumeNames.length > 0
+        ? [{ kind: 'source-volumes-removed' as const, names: [...volumeNames] }]
         : []),
     ],
     undefined,

@@ -2,8 +2,10 @@ import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
 import { evaluateGate, type GateFacts } from '../policy/gate.js';
+import type { VolumeFacts } from '../policy/volumes.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
+import { gatherVolumeFacts } from '../probe/volume-facts.js';
 import type { Settings } from '../settings.js';
 import type { MigrationContext } from './context.js';
 
@@ -12,6 +14,8 @@ export interface PreflightResult {
   target: HostFacts;
   container: ContainerInspect;
   checks: Check[];
+  /** The volumes that move with the container, when it mounts any. */
+  volumes?: VolumeFacts;
 }
 
 /** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
@@ -20,7 +24,7 @@ export type GateContext = Pick<
   MigrationContext,
   'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
 > & {
-  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict'>;
+  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict' | 'volumeReplace'>;
 };
 
 export interface GateRun {
@@ -49,23 +53,28 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
   const targetFacts = gatherHostFacts(ctx.target);
   // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
   // ask many questions each, in one channel, so the gate stays under that.
-  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu] = await Promise.all([
-    gatherHostFacts(ctx.source),
-    targetFacts,
-    inspected,
-    inspected.then(({ container }) => probeSource(ctx.source, container)),
-    inspected.then(({ container }) =>
-      probeTarget(
-        ctx.target,
-        container,
-        targetFacts.then((facts) => facts.docker.rootDir),
+  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] =
+    await Promise.all([
+      gatherHostFacts(ctx.source),
+      targetFacts,
+      inspected,
+      inspected.then(({ container }) => probeSource(ctx.source, container)),
+      inspected.then(({ container }) =>
+        probeTarget(
+          ctx.target,
+          container,
+          targetFacts.then((facts) => facts.docker.rootDir),
+        ),
       ),
-    ),
-    compareCpus(ctx.source, ctx.target),
-  ]);
+      compareCpus(ctx.source, ctx.target),
+      inspected.then(({ container }) =>
+        container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined,
+      ),
+    ]);
   const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
   if (container) facts.container = container;
+  if (volumes) facts.volumes = volumes;
   if (inspectError !== undefined) facts.inspectError = inspectError;
   return facts;
 }
@@ -73,7 +82,11 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
 export async function runGate(ctx: GateContext): Promise<GateRun> {
   const facts = await gatherGateFacts(ctx);
-  const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+  const checks = evaluateGate(facts, {
+    kernelPolicy: ctx.settings.kernelPolicy,
+    sudo: ctx.settings.sudo,
+    volumeReplace: ctx.settings.volumeReplace,
+  });
   return { facts, checks };
 }
 
@@ -98,5 +111,11 @@ export async function preflight(ctx: GateContext): Promise<PreflightResult> {
       { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') },
     );
   }
-  return { source: facts.source, target: facts.target, container, checks };
+  return {
+    source: facts.source,
+    target: facts.target,
+    container,
+    checks,
+    ...(facts.volumes ? { volumes: facts.volumes } : {}),
+  };
 }

@@ -11,6 +11,7 @@ import {
 import type { DiskAt, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import { formatBytes } from '../report/summary.js';
 import type { Check, CheckHost } from './compatibility.js';
+import { isNamedVolume, movedVolumeNames } from './volumes.js';
 
 export interface ContainerFactsForRules {
   /** What the user asked for (name or ID). */
@@ -367,18 +368,11 @@ export const bindMounts: PlacementRule = ({ container, source, target }) =>
     } satisfies Check;
   });
 
-/** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
-function isNamedVolume(container: ContainerInspect, volume: string): boolean {
-  if (!/^[0-9a-f]{64}$/.test(volume)) return true;
-  const host = container.HostConfig;
-  return (
-    (host.Binds ?? []).some((bind) => bind.split(':')[0] === volume) ||
-    (host.Mounts ?? []).some((mount) => mount.Source === volume)
-  );
-}
-
+/** Volumes that do not move (other drivers, anonymous ones); the moved ones are checked in volumes.ts. */
 export const volumes: PlacementRule = ({ container, target }) =>
-  container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name).map((mount) => {
+  container.Mounts.filter(
+    (mount) => mount.Type === 'volume' && mount.Name && !movedVolumeNames(container).includes(mount.Name),
+  ).map((mount) => {
     const volume = mount.Name ?? '';
     const named = isNamedVolume(container, volume);
     const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;

@@ -5,6 +5,7 @@ import type { KernelPolicy } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';
 import { evaluateContainer, evaluatePlacement } from './container-rules.js';
+import { evaluateVolumes, type VolumeFacts } from './volumes.js';
 
 /** Everything the preflight gate gathered from both hosts. */
 export interface GateFacts {
@@ -19,11 +20,15 @@ export interface GateFacts {
   sourceProbe?: SourceProbe;
   targetProbe?: TargetProbe;
   cpu?: CpuComparison;
+  /** The named volumes that move with the container. */
+  volumes?: VolumeFacts;
 }
 
 export interface GateOptions {
   kernelPolicy: KernelPolicy;
   sudo: boolean;
+  /** volume-replace: a target volume with other contents may be replaced. */
+  volumeReplace: boolean;
 }
 
 /** Every check of the gate, in report order; pure. */
@@ -53,6 +58,9 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
     ...evaluateContainer(containerFacts),
     ...(container && sourceProbe && targetProbe
       ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+      : []),
+    ...(container && facts.volumes
+      ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
       : []),
   ];
 }

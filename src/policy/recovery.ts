@@ -17,6 +17,12 @@ export type RecoveryStep =
   | { kind: 'remove-files'; side: Side; paths: string[] }
   | ({ kind: 'remove-restore-copies'; dir?: string } & RestoreCopiesKey)
   | { kind: 'resume-source'; containerId: string }
+  /** A volume this run created on the target. */
+  | { kind: 'remove-volume'; name: string }
+  /** A replaced target volume gets its old contents back. */
+  | { kind: 'restore-volume'; name: string; mountpoint: string; aside: string }
+  /** Roll forward with source-after: remove: the moved volumes leave the source with its container. */
+  | { kind: 'remove-source-volumes'; names: string[] }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
   | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
 
@@ -39,6 +45,15 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
       return { kind: 'remove-image', imageId: action.imageId };
     case 'restore-copies':
       return restoreCopiesStep(action);
+    case 'volume-created':
+      return { kind: 'remove-volume', name: action.name };
+    case 'volume-replaced':
+      return {
+        kind: 'restore-volume',
+        name: action.name,
+        mountpoint: action.mountpoint,
+        aside: action.aside,
+      };
     default:
       // Entries after the commit point have no compensation: the run only goes forward from there.
       return undefined;
@@ -76,8 +91,18 @@ export function planRecovery(
         remove: record.sourceAfter === 'remove',
       });
     }
+    const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');
+    if (
+      volumesGone?.action.kind === 'source-volumes-removed' &&
+      volumesGone.state !== 'done' &&
+      record.sourceAfter === 'remove'
+    ) {
+      steps.push({ kind: 'remove-source-volumes', names: volumesGone.action.names });
+    }
     for (const entry of record.entries) {
       const { action } = entry;
+      if (action.kind === 'volume-replaced')
+        steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
       if (action.kind === 'files')
         steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
       if (action.kind === 'restore-copies') {

@@ -97,6 +97,29 @@ export interface CriuStats {
   pagesRestored?: number;
 }
 
+/** One pass of a volume's contents between the hosts. */
+export interface VolumePassFacts {
+  /** bulk: while the container ran; frozen: the changes (or everything) while it was frozen. */
+  pass: 'bulk' | 'frozen';
+  bytes: number;
+  sha256: string;
+  ms: number;
+}
+
+/** A named volume that moved with the container. */
+export interface VolumeFacts {
+  name: string;
+  /** Bytes under the source's mount point when the run looked (du -sb). */
+  sizeBytes?: number;
+  /** created: made on the target by this run; replaced: the target's volume got the source's contents; stored: kept with a checkpoint. */
+  target: 'created' | 'replaced' | 'stored';
+  /** False for a volume with driver options: it was created, its data stays where the options point. */
+  contentsMoved: boolean;
+  passes: VolumePassFacts[];
+  /** sha256 of the last stream (the frozen pass), checked on both hosts. */
+  sha256?: string;
+}
+
 export interface MetadataError {
   code: ErrorCode | 'UNEXPECTED';
   message: string;
@@ -128,6 +151,8 @@ export interface MigrationMetadata {
   leftovers?: string[];
   /** An earlier run's journal this run found open and finished (rolled back or forward). */
   resumed?: ResumedRun;
+  /** Named volumes that moved with the container. */
+  volumes?: VolumeFacts[];
   /** Checkpoint mode: the container's complete checkpoints in the store after retention, newest first. */
   storedCheckpoints?: string[];
 }

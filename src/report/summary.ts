@@ -92,6 +92,26 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
         `${formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`,
       );
   }
+  for (const volume of metadata.volumes ?? []) {
+    const passes = volume.passes
+      .map((pass) => `${pass.pass} ${formatBytes(pass.bytes)} in ${formatMs(pass.ms)}`)
+      .join(', ');
+    add(
+      `Volume: ${volume.name}`,
+      [
+        {
+          created: 'created on the target',
+          replaced: 'replaced on the target',
+          stored: 'kept with the checkpoint',
+        }[volume.target],
+        volume.sizeBytes === undefined ? undefined : `size ${formatBytes(volume.sizeBytes)}`,
+        volume.contentsMoved ? passes : 'contents not moved (driver options)',
+        volume.sha256 ? `sha256 ${volume.sha256.slice(0, 16)}…` : undefined,
+      ]
+        .filter(Boolean)
+        .join('; '),
+    );
+  }
   for (const phase of PHASES) {
     const ms = timings.phasesMs[phase];
     if (ms !== undefined) add(`Phase: ${phase}`, formatMs(ms));

@@ -2,9 +2,12 @@
 export const PHASES = [
   'connect',
   'preflight',
+  'volumes',
+  'volume-bulk',
   'stage',
   'checkpoint',
   'transfer',
+  'volume-frozen',
   'restore',
   'verify',
   'finalize',

@@ -39,7 +39,13 @@ export type JournalAction =
   /** The source killed while frozen. */
   | { kind: 'source-stopped'; containerId: string }
   /** The source container removed (source-after: remove). */
-  | { kind: 'source-removed'; containerId: string };
+  | { kind: 'source-removed'; containerId: string }
+  /** A named volume created on the target for the container's data. */
+  | { kind: 'volume-created'; name: string }
+  /** A target volume that existed: its old contents moved aside (put back on rollback, removed after the commit). */
+  | { kind: 'volume-replaced'; name: string; mountpoint: string; aside: string }
+  /** The moved volumes removed from the source after the commit (source-after: remove). */
+  | { kind: 'source-volumes-removed'; names: string[] };
 
 export interface JournalEntry {
   seq: number;

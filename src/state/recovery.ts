@@ -128,6 +128,41 @@ export async function recover(
         const removed = result.stdout.split('\n').filter(Boolean);
         return removed.length > 0 ? `removed containerd's restore copies ${removed.join(', ')}` : undefined;
       }
+      case 'remove-volume': {
+        const q = shellQuote([step.name]);
+        const result = await hosts.target.run(
+          `docker volume inspect ${q} >/dev/null 2>&1 || exit 3; docker volume rm ${q}`,
+          { timeoutMs: 120_000 },
+        );
+        if (result.exitCode === 3) return undefined;
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+        return `removed volume ${step.name} this run created on the target`;
+      }
+      case 'restore-volume': {
+        const [mp, aside] = [shellQuote([step.mountpoint]), shellQuote([step.aside])];
+        const result = await hosts.target.run(
+          `[ -d ${aside} ] || exit 3; rm -rf -- ${mp} && mv -- ${aside} ${mp}`,
+          { timeoutMs: 120_000 },
+        );
+        if (result.exitCode === 3) return undefined;
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+        return `put back the old contents of volume ${step.name} on the target`;
+      }
+      case 'remove-source-volumes': {
+        const result = await hosts.source.run(
+          [
+            'r=0',
+            ...step.names.map((name) => {
+              const q = shellQuote([name]);
+              return `if docker volume inspect ${q} >/dev/null 2>&1; then docker volume rm ${q} || r=1; fi`;
+            }),
+            'exit "$r"',
+          ].join('\n'),
+          { timeoutMs: 120_000 },
+        );
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
+        return `removed volumes ${step.names.join(', ')} from the source`;
+      }
       case 'resume-source': {
         if (targetUnconfirmed) {
           outcome.sourceLeftFrozen = true;
@@ -177,6 +212,12 @@ export async function recover(
         return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
       case 'remove-restore-copies':
         return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
+      case 'remove-volume':
+        return `removing volume ${step.name} from ${describeHost(hosts.target)} (do it by hand: docker volume rm ${step.name})`;
+      case 'restore-volume':
+        return `putting back the old contents of volume ${step.name} on ${describeHost(hosts.target)} (do it by hand: rm -rf ${step.mountpoint} && mv ${step.aside} ${step.mountpoint})`;
+      case 'remove-source-volumes':
+        return `removing volumes from ${describeHost(hosts.source)} (do it by hand: docker volume rm ${step.names.join(' ')})`;
       case 'resume-source':
         return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
       case 'retire-source':

@@ -1,5 +1,7 @@
 import type { Host } from '../host/host.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import type { VolumeInfo } from '../policy/volumes.js';
+import type { VolumePassFacts } from '../report/metadata.js';
 
 /**
  * The checkpoint store, a directory on any host with sh, tar and sha256sum:
@@ -9,6 +11,8 @@ import { runChecked, shellQuote } from '../host/shell.js';
  *       cpu/cpuinfo.img                    the source's CPU, for `criu cpuinfo check` on a target
  *       layer.tar                          the container's writable layer (GNU tar, xattrs, whiteouts)
  *       config.json                        docker inspect of the container and its image's config
+ *       volumes/<volume>/bulk.tar          a named volume before the freeze (GNU tar, --listed-incremental)
+ *       volumes/<volume>/frozen.tar        what changed in it up to the freeze (or all of it)
  *   <store>/<container>/.<name>.partial/   being written; never listed, removed when a run fails
  *   <store>/images/<image id>.tar          docker save of an image, once per image ID
  */
@@ -40,6 +44,20 @@ export interface CheckpointManifest {
   phasesMs: Record<string, number>;
   files: StoredFile[];
   image: StoredFile;
+  /** Named volumes kept with the checkpoint (absent in checkpoints taken before volumes moved). */
+  volumes?: StoredVolume[];
+}
+
+/** A volume as a checkpoint keeps it: its description and one archive per pass, extracted in order. */
+export interface StoredVolume {
+  name: string;
+  info: VolumeInfo;
+  sizeBytes?: number;
+  /** False for a volume with driver options: only its description is kept. */
+  contentsMoved: boolean;
+  /** Relative to the checkpoint directory, in the order they are extracted. */
+  archives: string[];
+  passes: VolumePassFacts[];
 }
 
 /** config.json: docker inspect of the container and of its image, as Docker printed them. */

@@ -149,3 +149,41 @@ export async function waitForLog(
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
 }
+
+const PACKAGE_IMAGE_SCRIPT = new URL('../testbed/package-image.sh', import.meta.url).pathname;
+
+/** The image of real services (Debian packages) the tests use: postgresql and redis-server in one. */
+export const SERVICES_IMAGE = { tag: 'testbed/services:1', packages: ['postgresql', 'redis-server'] };
+
+/**
+ * Makes sure a host has an image built from Debian packages: builds it once
+ * (cached, under a lock, by test/testbed/package-image.sh) and `docker load`s
+ * it on the host when the host lacks it.
+ */
+export async function ensurePackageImage(
+  bed: Testbed,
+  destination: string,
+  image: { tag: string; packages: readonly string[] } = SERVICES_IMAGE,
+): Promise<void> {
+  if ((await onHostResult(bed, destination, `docker image inspect ${image.tag} >/dev/null`)).code === 0)
+    return;
+  const { stdout } = await execFileAsync('bash', [PACKAGE_IMAGE_SCRIPT, image.tag, ...image.packages], {
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 15 * 60_000,
+  });
+  const tar = stdout.trim().split('\n').pop() ?? '';
+  if (!existsSync(tar)) throw new Error(`package-image.sh printed no image archive: ${stdout}`);
+  const { spawn } = await import('node:child_process');
+  const { createReadStream } = await import('node:fs');
+  const load = spawn('ssh', [...sshArgs(bed, destination), 'docker load'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  load.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  createReadStream(tar).pipe(load.stdin);
+  const code = await new Promise<number | null>((resolve) => load.on('close', resolve));
+  if (code !== 0)
+    throw new Error(`docker load of ${image.tag} on ${destination} failed (${code}): ${stderr}`);
+}

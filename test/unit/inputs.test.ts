@@ -100,6 +100,8 @@ describe('getInputs defaults', () => {
       kernelPolicy: 'same-minor',
       strict: false,
       compression: 'auto',
+      volumePrecopy: true,
+      volumeReplace: false,
     });
     expect(settings.verifyLogPattern).toBeUndefined();
     expect(settings.ssh.passphrase).toBeUndefined();

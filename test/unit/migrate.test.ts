@@ -51,6 +51,8 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     kernelPolicy: 'same-minor',
     strict: false,
     compression: 'auto',
+    volumePrecopy: true,
+    volumeReplace: false,
   };
 }
 

@@ -86,11 +86,30 @@ function healthy(): GateFacts {
     sourceProbe: source,
     targetProbe: target,
     cpu: samecpu,
+    volumes: {
+      source: [
+        {
+          name: 'pfvol',
+          info: {
+            name: 'pfvol',
+            driver: 'local',
+            mountpoint: '/var/lib/docker/volumes/pfvol/_data',
+            options: {},
+            labels: {},
+          },
+          users: [{ id: pfWeb.Id.slice(0, 12), name: 'pf-web' }],
+          sizeBytes: 4096,
+          hasContent: true,
+        },
+      ],
+      target: [{ name: 'pfvol', users: [], hasContent: false }],
+      unreadable: {},
+    },
   };
 }
 
 function evaluate(facts: GateFacts, sudo = false): Check[] {
-  return evaluateGate(facts, { kernelPolicy: 'same-minor', sudo });
+  return evaluateGate(facts, { kernelPolicy: 'same-minor', sudo, volumeReplace: false });
 }
 
 function docker26(name: string): ContainerInspect {
@@ -254,13 +273,37 @@ const CASES: Case[] = [
     mentions: /a file on the target but a directory on the source/,
   },
   {
-    title: 'named volume missing on the target',
-    facts: () => tweak((f) => Object.assign(f.targetProbe, { volumes: capturedTarget.volumes })),
+    title: 'named volume with other contents on the target',
+    facts: () =>
+      tweak((f) => {
+        const target = f.volumes?.target[0];
+        if (!target) throw new Error('no target volume');
+        target.info = {
+          name: 'pfvol',
+          driver: 'local',
+          mountpoint: '/var/lib/docker/volumes/pfvol/_data',
+          options: {},
+          labels: {},
+        };
+        target.hasContent = true;
+      }),
     name: 'volume pfvol',
     host: 'target',
     status: 'fail',
-    code: 'VOLUME_MISSING',
-    mentions: /docker volume create pfvol/,
+    code: 'VOLUME_TARGET_NOT_EMPTY',
+    mentions: /"pfvol" exists on the target with other contents/,
+  },
+  {
+    title: 'named volume also mounted by another running container on the source',
+    facts: () =>
+      tweak((f) => {
+        f.volumes?.source[0]?.users.push({ id: 'abcdef012345', name: 'pf-peer' });
+      }),
+    name: 'volume pfvol',
+    host: 'source',
+    status: 'fail',
+    code: 'VOLUME_SHARED',
+    mentions: /also mounted by container pf-peer on the source/,
   },
   {
     title: 'anonymous volume (image VOLUME) missing on the target only warns',

@@ -316,3 +316,32 @@ describe('metadata', () => {
     });
   });
 });
+
+describe('volumes in the summary', () => {
+  it('lists each volume with its size, the bytes of each pass and the last stream sha256', () => {
+    const rows = renderSummaryRows({
+      ...SUCCESS,
+      volumes: [
+        {
+          name: 'pgdata',
+          sizeBytes: 2 * 1024 ** 3,
+          target: 'created',
+          contentsMoved: true,
+          passes: [
+            { pass: 'bulk', bytes: 2 * 1024 ** 3, sha256: '1'.repeat(64), ms: 20_000 },
+            { pass: 'frozen', bytes: 10 * 1024 ** 2, sha256: '2'.repeat(64), ms: 300 },
+          ],
+          sha256: '2'.repeat(64),
+        },
+        { name: 'nfs', target: 'stored', contentsMoved: false, passes: [] },
+      ],
+    });
+    const text = rows.map((row) =>
+      row.map((cell) => (typeof cell === 'string' ? cell : cell.data)).join(' | '),
+    );
+    expect(text).toContain(
+      `Volume: pgdata | created on the target; size 2.0 GiB; bulk 2.0 GiB in ${formatMs(20_000)}, frozen 10.0 MiB in ${formatMs(300)}; sha256 2222222222222222…`,
+    );
+    expect(text).toContain('Volume: nfs | kept with the checkpoint; contents not moved (driver options)');
+  });
+});

@@ -23,6 +23,14 @@ import {
   probeContainerdTmp,
 } from '../../phases/transfer.js';
 import { verify } from '../../phases/verify.js';
+import {
+  type MovingVolume,
+  prepareSnapshots,
+  prepareTargetVolumes,
+  sendVolumes,
+  volumeFacts,
+} from '../../phases/volumes.js';
+import { planVolumes } from '../../policy/volumes.js';
 import type { HostFacts } from '../../probe/facts.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
 import { METADATA_SCHEMA_VERSION, metadataError, restorePathFacts } from '../../report/metadata.js';
@@ -111,6 +119,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let moved: MoveResult | undefined;
   let measure: CheckpointMeasure | undefined;
   let follower: LogFollower | undefined;
+  let volumes: MovingVolume[] = [];
   let downtimeMs: number | undefined;
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
@@ -134,6 +143,25 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const containerd = await probeContainerdTmp(ctx);
     const unpackDir = containerd.found ? containerd.dir : undefined;
     const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
+    const volumePlans = checked.volumes ? planVolumes(found, checked.volumes) : [];
+    if (volumePlans.length > 0) {
+      enter('volumes');
+      // Before the container is created there, or docker create would make them empty.
+      volumes = await log.group('Volumes: prepare them on the target', () =>
+        timer.time('volumes', async () => {
+          const prepared = await prepareTargetVolumes(ctx, volumePlans);
+          if (prepared.some((volume) => volume.plan.copyContents)) await prepareSnapshots(ctx);
+          return prepared;
+        }),
+      );
+      if (settings.volumePrecopy) {
+        const moving = volumes;
+        await log.group('Volumes: copy the bulk while the container runs', () =>
+          timer.time('volume-bulk', () => sendVolumes(ctx, moving, codec, 'bulk')),
+        );
+      }
+      enter('stage');
+    }
     staged = await log.group('Stage: image and container on the target', () =>
       timer.time('stage', () => stage(ctx, found, targetRoot, codec)),
     );
@@ -161,8 +189,18 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
     enter('transfer');
     const frozen = dumped;
-    moved = await log.group('Transfer: checkpoint and writable layer', () =>
-      timer.time('transfer', () => moveState(ctx, found, frozen, ready, plan)),
+    const moving = volumes;
+    moved = await log.group('Transfer: checkpoint, writable layer and volumes', () =>
+      timer.time('transfer', async () => {
+        // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
+        const [state] = await allSettledOrThrow([
+          moveState(ctx, found, frozen, ready, plan),
+          moving.length > 0
+            ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
+            : Promise.resolve(undefined),
+        ]);
+        return state;
+      }),
     );
     signal.throwIfAborted();
 
@@ -207,7 +245,14 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     failure = undefined;
     try {
       const retired = await log.group('Finalize: retire the source', () =>
-        timer.time('finalize', () => finalize(ctx, raw, found(container))),
+        timer.time('finalize', () =>
+          finalize(
+            ctx,
+            raw,
+            found(container),
+            volumes.map((volume) => volume.plan.name),
+          ),
+        ),
       );
       leftovers = retired.leftovers;
     } catch (error) {
@@ -267,7 +312,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   const imageMove = staged?.imageTransfer;
   if (imageMove)
     streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
-  const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0);
+  const volumeBytes = volumes.reduce(
+    (sum, volume) => sum + volume.passes.reduce((bytes, pass) => bytes + pass.bytes, 0),
+    0,
+  );
+  const transferredBytes =
+    Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,
     run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
@@ -288,6 +338,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     },
     timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
     criu: measure?.stats,
+    ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
     error: failure ? metadataError(failure) : undefined,
     leftovers: leftovers.length > 0 ? leftovers : undefined,
   };
