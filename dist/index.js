@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 36656:
+/***/ 86400:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -21,16 +21,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 87703:
+/***/ 38951:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
-var errors = __nccwpck_require__(36656);
-var types = __nccwpck_require__(30254);
+var errors = __nccwpck_require__(86400);
+var types = __nccwpck_require__(10590);
 
-var Reader = __nccwpck_require__(21996);
-var Writer = __nccwpck_require__(79816);
+var Reader = __nccwpck_require__(20924);
+var Writer = __nccwpck_require__(67544);
 
 
 // --- Exports
@@ -55,16 +55,16 @@ for (var e in errors) {
 
 /***/ }),
 
-/***/ 21996:
+/***/ 20924:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(42613);
-var Buffer = (__nccwpck_require__(12803).Buffer);
+var Buffer = (__nccwpck_require__(59027).Buffer);
 
-var ASN1 = __nccwpck_require__(30254);
-var errors = __nccwpck_require__(36656);
+var ASN1 = __nccwpck_require__(10590);
+var errors = __nccwpck_require__(86400);
 
 
 // --- Globals
@@ -324,7 +324,7 @@ module.exports = Reader;
 
 /***/ }),
 
-/***/ 30254:
+/***/ 10590:
 /***/ ((module) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -367,15 +367,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 79816:
+/***/ 67544:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
 
 var assert = __nccwpck_require__(42613);
-var Buffer = (__nccwpck_require__(12803).Buffer);
-var ASN1 = __nccwpck_require__(30254);
-var errors = __nccwpck_require__(36656);
+var Buffer = (__nccwpck_require__(59027).Buffer);
+var ASN1 = __nccwpck_require__(10590);
+var errors = __nccwpck_require__(86400);
 
 
 // --- Globals
@@ -691,7 +691,7 @@ module.exports = Writer;
 
 /***/ }),
 
-/***/ 89837:
+/***/ 12733:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Copyright 2011 Mark Cavage <mcavage@gmail.com> All rights reserved.
@@ -699,7 +699,7 @@ module.exports = Writer;
 // If you have no idea what ASN.1 or BER is, see this:
 // ftp://ftp.rsa.com/pub/pkcs/ascii/layman.asc
 
-var Ber = __nccwpck_require__(87703);
+var Ber = __nccwpck_require__(38951);
 
 
 
@@ -718,12 +718,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 30686:
+/***/ 16046:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-var crypto_hash_sha512 = (__nccwpck_require__(80668).lowlevel).crypto_hash;
+var crypto_hash_sha512 = (__nccwpck_require__(78156).lowlevel).crypto_hash;
 
 /*
  * This file is a 1:1 port from the OpenBSD blowfish.c and bcrypt_pbkdf.c. As a
@@ -1281,19 +1281,19 @@ module.exports = {
 
 /***/ }),
 
-/***/ 84982:
+/***/ 28198:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const binding = __nccwpck_require__(87318);
+const binding = __nccwpck_require__(31284);
 
 module.exports = binding.getCPUInfo;
 
 
 /***/ }),
 
-/***/ 12803:
+/***/ 59027:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* eslint-disable node/no-deprecated-api */
@@ -1377,18 +1377,18 @@ module.exports = safer
 
 /***/ }),
 
-/***/ 26591:
+/***/ 74703:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 
-exports.quote = __nccwpck_require__(5335);
-/* unused reexport */ __nccwpck_require__(42696);
+exports.quote = __nccwpck_require__(33063);
+/* unused reexport */ __nccwpck_require__(9016);
 
 
 /***/ }),
 
-/***/ 42696:
+/***/ 9016:
 /***/ ((module) => {
 
 
@@ -1777,7 +1777,7 @@ module.exports = function parse(s, env, opts) {
 
 /***/ }),
 
-/***/ 5335:
+/***/ 33063:
 /***/ ((module) => {
 
 
@@ -1869,7 +1869,7 @@ module.exports = function quote(xs) {
 
 /***/ }),
 
-/***/ 75683:
+/***/ 79379:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -1882,8 +1882,8 @@ const {
 
 const {
   CHANNEL_EXTENDED_DATATYPE: { STDERR },
-} = __nccwpck_require__(44020);
-const { bufferSlice } = __nccwpck_require__(42184);
+} = __nccwpck_require__(59044);
+const { bufferSlice } = __nccwpck_require__(64408);
 
 const PACKET_SIZE = 32 * 1024;
 const MAX_WINDOW = 2 * 1024 * 1024;
@@ -2171,7 +2171,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 63849:
+/***/ 54969:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2182,14 +2182,14 @@ const { resolve } = __nccwpck_require__(16928);
 const { readFile } = __nccwpck_require__(79896);
 const { execFile, spawn } = __nccwpck_require__(35317);
 
-const { isParsedKey, parseKey } = __nccwpck_require__(41789);
+const { isParsedKey, parseKey } = __nccwpck_require__(17517);
 
 const {
   makeBufferParser,
   readUInt32BE,
   writeUInt32BE,
   writeUInt32LE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 
 function once(cb) {
   let called = false;
@@ -3301,7 +3301,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 66297:
+/***/ 49353:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -3336,11 +3336,11 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(44020);
-const { init: cryptoInit } = __nccwpck_require__(62888);
-const Protocol = __nccwpck_require__(87841);
-const { parseKey } = __nccwpck_require__(41789);
-const { SFTP } = __nccwpck_require__(44996);
+} = __nccwpck_require__(59044);
+const { init: cryptoInit } = __nccwpck_require__(20408);
+const Protocol = __nccwpck_require__(33393);
+const { parseKey } = __nccwpck_require__(17517);
+const { SFTP } = __nccwpck_require__(37396);
 const {
   bufferCopy,
   makeBufferParser,
@@ -3348,23 +3348,23 @@ const {
   readUInt32BE,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 
-const { AgentContext, createAgent, isAgent } = __nccwpck_require__(63849);
+const { AgentContext, createAgent, isAgent } = __nccwpck_require__(54969);
 const {
   Channel,
   MAX_WINDOW,
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(75683);
+} = __nccwpck_require__(79379);
 const {
   ChannelManager,
   generateAlgorithmList,
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(82137);
+} = __nccwpck_require__(61289);
 
 const bufferParser = makeBufferParser();
 const sigParser = makeBufferParser();
@@ -5484,7 +5484,7 @@ module.exports = Client;
 
 /***/ }),
 
-/***/ 40137:
+/***/ 12729:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -5511,7 +5511,7 @@ for (const ctor of [HttpAgent, HttpsAgent]) {
       const dstPort = options.port;
 
       if (Client === undefined)
-        Client = __nccwpck_require__(66297);
+        Client = __nccwpck_require__(49353);
 
       const client = new Client();
       let triedForward = false;
@@ -5575,7 +5575,7 @@ function decorateStream(stream, ctor, options) {
 
 /***/ }),
 
-/***/ 85472:
+/***/ 33328:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5587,33 +5587,33 @@ const {
   CygwinAgent,
   OpenSSHAgent,
   PageantAgent,
-} = __nccwpck_require__(63849);
+} = __nccwpck_require__(54969);
 const {
   SSHTTPAgent: HTTPAgent,
   SSHTTPSAgent: HTTPSAgent,
-} = __nccwpck_require__(40137);
-const { parseKey } = __nccwpck_require__(41789);
+} = __nccwpck_require__(12729);
+const { parseKey } = __nccwpck_require__(17517);
 const {
   flagsToString,
   OPEN_MODE,
   STATUS_CODE,
   stringToFlags,
-} = __nccwpck_require__(44996);
+} = __nccwpck_require__(37396);
 
 module.exports = {
   AgentProtocol,
   BaseAgent,
   createAgent,
-  Client: __nccwpck_require__(66297),
+  Client: __nccwpck_require__(49353),
   CygwinAgent,
   HTTPAgent,
   HTTPSAgent,
   OpenSSHAgent,
   PageantAgent,
-  Server: __nccwpck_require__(72605),
+  Server: __nccwpck_require__(33389),
   utils: {
     parseKey,
-    ...__nccwpck_require__(3489),
+    ...__nccwpck_require__(12113),
     sftp: {
       flagsToString,
       OPEN_MODE,
@@ -5626,7 +5626,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3489:
+/***/ 12113:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5639,10 +5639,10 @@ const {
   randomBytes,
 } = __nccwpck_require__(76982);
 
-const { Ber } = __nccwpck_require__(89837);
-const bcrypt_pbkdf = (__nccwpck_require__(30686).pbkdf);
+const { Ber } = __nccwpck_require__(12733);
+const bcrypt_pbkdf = (__nccwpck_require__(16046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(62888);
+const { CIPHER_INFO } = __nccwpck_require__(20408);
 
 const SALT_LEN = 16;
 const DEFAULT_ROUNDS = 16;
@@ -6215,7 +6215,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 87841:
+/***/ 33393:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /*
@@ -6260,7 +6260,7 @@ module.exports = {
 
 const { inspect } = __nccwpck_require__(39023);
 
-const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(62888);
+const { bindingAvailable, NullCipher, NullDecipher } = __nccwpck_require__(20408);
 const {
   COMPAT_CHECKS,
   DISCONNECT_REASON,
@@ -6268,18 +6268,18 @@ const {
   MESSAGE,
   SIGNALS,
   TERMINAL_MODE,
-} = __nccwpck_require__(44020);
+} = __nccwpck_require__(59044);
 const {
   DEFAULT_KEXINIT_CLIENT,
   DEFAULT_KEXINIT_SERVER,
   KexInit,
   kexinit,
   onKEXPayload,
-} = __nccwpck_require__(24637);
+} = __nccwpck_require__(90797);
 const {
   parseKey,
-} = __nccwpck_require__(41789);
-const MESSAGE_HANDLERS = __nccwpck_require__(59244);
+} = __nccwpck_require__(17517);
+const MESSAGE_HANDLERS = __nccwpck_require__(76316);
 const {
   bufferCopy,
   bufferFill,
@@ -6287,15 +6287,15 @@ const {
   convertSignature,
   sendPacket,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(74592);
+} = __nccwpck_require__(52752);
 
-const MODULE_VER = (__nccwpck_require__(78342)/* .version */ .rE);
+const MODULE_VER = (__nccwpck_require__(65856)/* .version */ .rE);
 
 const VALID_DISCONNECT_REASONS = new Map(
   Object.values(DISCONNECT_REASON).map((n) => [n, 1])
@@ -8358,7 +8358,7 @@ module.exports = Protocol;
 
 /***/ }),
 
-/***/ 44996:
+/***/ 37396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8379,7 +8379,7 @@ const {
   bufferSlice,
   makeBufferParser,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 
 const ATTR = {
   SIZE: 0x00000001,
@@ -11959,7 +11959,7 @@ const {
   ERR_INVALID_ARG_TYPE,
   ERR_OUT_OF_RANGE,
   validateNumber
-} = __nccwpck_require__(13208);
+} = __nccwpck_require__(96200);
 
 const kMinPoolSpace = 128;
 
@@ -12417,7 +12417,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 44020:
+/***/ 59044:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -12426,10 +12426,10 @@ const crypto = __nccwpck_require__(76982);
 
 let cpuInfo;
 try {
-  cpuInfo = __nccwpck_require__(84982)();
+  cpuInfo = __nccwpck_require__(28198)();
 } catch {}
 
-const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(62888);
+const { bindingAvailable, CIPHER_INFO, MAC_INFO } = __nccwpck_require__(20408);
 
 const eddsaSupported = (() => {
   if (typeof crypto.sign === 'function'
@@ -12780,7 +12780,7 @@ module.exports.DISCONNECT_REASON_BY_VALUE =
 
 /***/ }),
 
-/***/ 62888:
+/***/ 20408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -12795,7 +12795,7 @@ const {
   createCipheriv, createDecipheriv, createHmac, randomFillSync, timingSafeEqual
 } = __nccwpck_require__(76982);
 
-const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(42184);
+const { readUInt32BE, writeUInt32BE } = __nccwpck_require__(64408);
 
 const FastBuffer = Buffer[Symbol.species];
 const MAX_SEQNO = 2 ** 32 - 1;
@@ -12812,7 +12812,7 @@ let AESGCMDecipher;
 let ChaChaPolyDecipher;
 let GenericDecipher;
 try {
-  binding = __nccwpck_require__(30490);
+  binding = __nccwpck_require__(67168);
   ({ AESGCMCipher, ChaChaPolyCipher, GenericCipher,
      AESGCMDecipher, ChaChaPolyDecipher, GenericDecipher } = binding);
 } catch {}
@@ -14366,7 +14366,7 @@ module.exports = {
     // eslint-disable-next-line no-async-promise-executor
     return new Promise(async (resolve, reject) => {
       try {
-        POLY1305_WASM_MODULE = await __nccwpck_require__(27830)();
+        POLY1305_WASM_MODULE = await __nccwpck_require__(51878)();
         POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
         poly1305_auth = POLY1305_WASM_MODULE.cwrap(
           'poly1305_auth',
@@ -14389,7 +14389,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 27830:
+/***/ 51878:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14436,15 +14436,15 @@ else {}
 
 /***/ }),
 
-/***/ 59244:
+/***/ 76316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const MESSAGE_HANDLERS = new Array(256);
 [
-  (__nccwpck_require__(24637).HANDLERS),
-  __nccwpck_require__(99964),
+  (__nccwpck_require__(90797).HANDLERS),
+  __nccwpck_require__(28268),
 ].forEach((handlers) => {
   // eslint-disable-next-line prefer-const
   for (let [type, handler] of Object.entries(handlers)) {
@@ -14459,7 +14459,7 @@ module.exports = MESSAGE_HANDLERS;
 
 /***/ }),
 
-/***/ 99964:
+/***/ 28268:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14470,18 +14470,18 @@ const {
   doFatalError,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 
 const {
   CHANNEL_OPEN_FAILURE,
   COMPAT,
   MESSAGE,
   TERMINAL_MODE,
-} = __nccwpck_require__(44020);
+} = __nccwpck_require__(59044);
 
 const {
   parseKey,
-} = __nccwpck_require__(41789);
+} = __nccwpck_require__(17517);
 
 const TERMINAL_MODE_BY_VALUE =
   Array.from(Object.entries(TERMINAL_MODE))
@@ -15751,7 +15751,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 24637:
+/***/ 90797:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -15767,7 +15767,7 @@ const {
   randomFillSync,
 } = __nccwpck_require__(76982);
 
-const { Ber } = __nccwpck_require__(89837);
+const { Ber } = __nccwpck_require__(12733);
 
 const {
   COMPAT,
@@ -15779,14 +15779,14 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
-} = __nccwpck_require__(44020);
+} = __nccwpck_require__(59044);
 const {
   CIPHER_INFO,
   createCipher,
   createDecipher,
   MAC_INFO,
-} = __nccwpck_require__(62888);
-const { parseDERKey } = __nccwpck_require__(41789);
+} = __nccwpck_require__(20408);
+const { parseDERKey } = __nccwpck_require__(17517);
 const {
   bufferFill,
   bufferParser,
@@ -15795,13 +15795,13 @@ const {
   FastBuffer,
   sigSSHToASN1,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 const {
   PacketReader,
   PacketWriter,
   ZlibPacketReader,
   ZlibPacketWriter,
-} = __nccwpck_require__(74592);
+} = __nccwpck_require__(52752);
 
 let MESSAGE_HANDLERS;
 
@@ -17545,7 +17545,7 @@ function onKEXPayload(state, payload) {
       case MESSAGE.UNIMPLEMENTED:
       case MESSAGE.DEBUG:
         if (!MESSAGE_HANDLERS)
-          MESSAGE_HANDLERS = __nccwpck_require__(59244);
+          MESSAGE_HANDLERS = __nccwpck_require__(76316);
         return MESSAGE_HANDLERS[type](this, payload);
     }
   }
@@ -17553,7 +17553,7 @@ function onKEXPayload(state, payload) {
   switch (type) {
     case MESSAGE.DISCONNECT:
       if (!MESSAGE_HANDLERS)
-        MESSAGE_HANDLERS = __nccwpck_require__(59244);
+        MESSAGE_HANDLERS = __nccwpck_require__(76316);
       return MESSAGE_HANDLERS[type](this, payload);
     case MESSAGE.KEXINIT:
       if (!state.firstPacket) {
@@ -17666,7 +17666,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 41789:
+/***/ 17517:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -17688,18 +17688,18 @@ const {
 } = __nccwpck_require__(76982);
 const supportedOpenSSLCiphers = getCiphers();
 
-const { Ber } = __nccwpck_require__(89837);
-const bcrypt_pbkdf = (__nccwpck_require__(30686).pbkdf);
+const { Ber } = __nccwpck_require__(12733);
+const bcrypt_pbkdf = (__nccwpck_require__(16046).pbkdf);
 
-const { CIPHER_INFO } = __nccwpck_require__(62888);
-const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(44020);
+const { CIPHER_INFO } = __nccwpck_require__(20408);
+const { eddsaSupported, SUPPORTED_CIPHER } = __nccwpck_require__(59044);
 const {
   bufferSlice,
   makeBufferParser,
   readString,
   readUInt32BE,
   writeUInt32BE,
-} = __nccwpck_require__(42184);
+} = __nccwpck_require__(64408);
 
 const SYM_HASH_ALGO = Symbol('Hash Algorithm');
 const SYM_PRIV_PEM = Symbol('Private key PEM');
@@ -19157,7 +19157,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 13208:
+/***/ 96200:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -19279,12 +19279,12 @@ exports.validateNumber = function validateNumber(value, name) {
 
 /***/ }),
 
-/***/ 42184:
+/***/ 64408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Ber = (__nccwpck_require__(89837).Ber);
+const Ber = (__nccwpck_require__(12733).Ber);
 
 let DISCONNECT_REASON;
 
@@ -19455,7 +19455,7 @@ module.exports = {
   doFatalError: (protocol, msg, level, reason) => {
     let err;
     if (DISCONNECT_REASON === undefined)
-      ({ DISCONNECT_REASON } = __nccwpck_require__(44020));
+      ({ DISCONNECT_REASON } = __nccwpck_require__(59044));
     if (msg instanceof Error) {
       // doFatalError(protocol, err[, reason])
       err = msg;
@@ -19642,7 +19642,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 74592:
+/***/ 52752:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19904,7 +19904,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 72605:
+/***/ 33389:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // TODO:
@@ -19932,13 +19932,13 @@ const {
   SUPPORTED_KEX,
   SUPPORTED_MAC,
   SUPPORTED_SERVER_HOST_KEY,
-} = __nccwpck_require__(44020);
-const { init: cryptoInit } = __nccwpck_require__(62888);
-const { KexInit } = __nccwpck_require__(24637);
-const { parseKey } = __nccwpck_require__(41789);
-const Protocol = __nccwpck_require__(87841);
-const { SFTP } = __nccwpck_require__(44996);
-const { writeUInt32BE } = __nccwpck_require__(42184);
+} = __nccwpck_require__(59044);
+const { init: cryptoInit } = __nccwpck_require__(20408);
+const { KexInit } = __nccwpck_require__(90797);
+const { parseKey } = __nccwpck_require__(17517);
+const Protocol = __nccwpck_require__(33393);
+const { SFTP } = __nccwpck_require__(37396);
+const { writeUInt32BE } = __nccwpck_require__(64408);
 
 const {
   Channel,
@@ -19946,7 +19946,7 @@ const {
   PACKET_SIZE,
   windowAdjust,
   WINDOW_THRESHOLD,
-} = __nccwpck_require__(75683);
+} = __nccwpck_require__(79379);
 
 const {
   ChannelManager,
@@ -19954,7 +19954,7 @@ const {
   isWritable,
   onChannelOpenFailure,
   onCHANNEL_CLOSE,
-} = __nccwpck_require__(82137);
+} = __nccwpck_require__(61289);
 
 const MAX_PENDING_AUTHS = 10;
 
@@ -21291,12 +21291,12 @@ module.exports.IncomingClient = Client;
 
 /***/ }),
 
-/***/ 82137:
+/***/ 61289:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { SFTP } = __nccwpck_require__(44996);
+const { SFTP } = __nccwpck_require__(37396);
 
 const MAX_CHANNEL = 2 ** 32 - 1;
 
@@ -21634,15 +21634,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 20770:
+/***/ 58482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(20218);
+module.exports = __nccwpck_require__(29290);
 
 
 /***/ }),
 
-/***/ 20218:
+/***/ 29290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -21913,7 +21913,7 @@ exports.debug = debug; // for test
 
 /***/ }),
 
-/***/ 80668:
+/***/ 78156:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 (function(nacl) {
@@ -24308,33 +24308,33 @@ nacl.setPRNG = function(fn) {
 
 /***/ }),
 
-/***/ 46752:
+/***/ 42480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Client = __nccwpck_require__(23701)
-const Dispatcher = __nccwpck_require__(30883)
-const Pool = __nccwpck_require__(30628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(57405)
-const ProxyAgent = __nccwpck_require__(76672)
-const EnvHttpProxyAgent = __nccwpck_require__(53137)
-const RetryAgent = __nccwpck_require__(30050)
-const errors = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(81285)
+const Dispatcher = __nccwpck_require__(97939)
+const Pool = __nccwpck_require__(92244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(58285)
+const ProxyAgent = __nccwpck_require__(39920)
+const EnvHttpProxyAgent = __nccwpck_require__(40929)
+const RetryAgent = __nccwpck_require__(71346)
+const errors = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(56615)
-const buildConnector = __nccwpck_require__(59136)
-const MockClient = __nccwpck_require__(47365)
-const MockAgent = __nccwpck_require__(47501)
-const MockPool = __nccwpck_require__(94004)
-const mockErrors = __nccwpck_require__(52429)
-const RetryHandler = __nccwpck_require__(17816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(32581)
-const DecoratorHandler = __nccwpck_require__(58155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(25092)
+const api = __nccwpck_require__(88567)
+const buildConnector = __nccwpck_require__(32784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(45220)
+const mockErrors = __nccwpck_require__(49917)
+const RetryHandler = __nccwpck_require__(45640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(78421)
+const DecoratorHandler = __nccwpck_require__(80091)
+const RedirectHandler = __nccwpck_require__(67970)
+const createRedirectInterceptor = __nccwpck_require__(66036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -24352,10 +24352,10 @@ module.exports.DecoratorHandler = DecoratorHandler
 module.exports.RedirectHandler = RedirectHandler
 module.exports.createRedirectInterceptor = createRedirectInterceptor
 module.exports.interceptors = {
-  redirect: __nccwpck_require__(21514),
-  retry: __nccwpck_require__(92026),
-  dump: __nccwpck_require__(88060),
-  dns: __nccwpck_require__(70379)
+  redirect: __nccwpck_require__(20730),
+  retry: __nccwpck_require__(74346),
+  dump: __nccwpck_require__(78412),
+  dns: __nccwpck_require__(48731)
 }
 
 module.exports.buildConnector = buildConnector
@@ -24417,7 +24417,7 @@ function makeDispatcher (fn) {
 module.exports.setGlobalDispatcher = setGlobalDispatcher
 module.exports.getGlobalDispatcher = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(54398).fetch)
+const fetchImpl = (__nccwpck_require__(58702).fetch)
 module.exports.fetch = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -24429,39 +24429,39 @@ module.exports.fetch = async function fetch (init, options = undefined) {
     throw err
   }
 }
-module.exports.Headers = __nccwpck_require__(60660).Headers
-module.exports.Response = __nccwpck_require__(99051).Response
-module.exports.Request = __nccwpck_require__(9967).Request
-module.exports.FormData = __nccwpck_require__(35910).FormData
+module.exports.Headers = __nccwpck_require__(75524).Headers
+module.exports.Response = __nccwpck_require__(70715).Response
+module.exports.Request = __nccwpck_require__(30175).Request
+module.exports.FormData = __nccwpck_require__(41142).FormData
 module.exports.File = globalThis.File ?? (__nccwpck_require__(4573).File)
-module.exports.FileReader = __nccwpck_require__(48355).FileReader
+module.exports.FileReader = __nccwpck_require__(54848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(51059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(30179)
 
 module.exports.setGlobalOrigin = setGlobalOrigin
 module.exports.getGlobalOrigin = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(20109)
+const { CacheStorage } = __nccwpck_require__(15965)
+const { kConstruct } = __nccwpck_require__(40061)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 module.exports.caches = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(79061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(16933)
 
 module.exports.deleteCookie = deleteCookie
 module.exports.getCookies = getCookies
 module.exports.getSetCookies = getSetCookies
 module.exports.setCookie = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(51900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(57708)
 
 module.exports.parseMIMEType = parseMIMEType
 module.exports.serializeAMimeType = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(15188)
-module.exports.WebSocket = __nccwpck_require__(13726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(77316)
+module.exports.WebSocket = __nccwpck_require__(71886).WebSocket
 module.exports.CloseEvent = CloseEvent
 module.exports.ErrorEvent = ErrorEvent
 module.exports.MessageEvent = MessageEvent
@@ -24477,18 +24477,18 @@ module.exports.MockPool = MockPool
 module.exports.MockAgent = MockAgent
 module.exports.mockErrors = mockErrors
 
-const { EventSource } = __nccwpck_require__(21238)
+const { EventSource } = __nccwpck_require__(61670)
 
 module.exports.EventSource = EventSource
 
 
 /***/ }),
 
-/***/ 80158:
+/***/ 90670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(68707)
+const { addAbortListener } = __nccwpck_require__(84640)
+const { RequestAbortedError } = __nccwpck_require__(44627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -24548,16 +24548,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 34660:
+/***/ 42004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(34589)
 const { AsyncResource } = __nccwpck_require__(16698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
+const { addSignal, removeSignal } = __nccwpck_require__(90670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -24663,7 +24663,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 76862:
+/***/ 65646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24677,10 +24677,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
 const { AsyncResource } = __nccwpck_require__(16698)
-const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const { addSignal, removeSignal } = __nccwpck_require__(90670)
 const assert = __nccwpck_require__(34589)
 
 const kResume = Symbol('resume')
@@ -24921,16 +24921,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 14043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(34589)
-const { Readable } = __nccwpck_require__(49927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(87655)
+const { Readable } = __nccwpck_require__(80471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(32247)
 const { AsyncResource } = __nccwpck_require__(16698)
 
 class RequestHandler extends AsyncResource {
@@ -25142,18 +25142,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 29656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(34589)
 const { finished, PassThrough } = __nccwpck_require__(57075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(87655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(32247)
 const { AsyncResource } = __nccwpck_require__(16698)
-const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const { addSignal, removeSignal } = __nccwpck_require__(90670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -25369,15 +25369,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 61882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(68707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(44627)
 const { AsyncResource } = __nccwpck_require__(16698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(80158)
+const util = __nccwpck_require__(84640)
+const { addSignal, removeSignal } = __nccwpck_require__(90670)
 const assert = __nccwpck_require__(34589)
 
 class UpgradeHandler extends AsyncResource {
@@ -25484,21 +25484,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 56615:
+/***/ 88567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(14043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(76862)
-module.exports.upgrade = __nccwpck_require__(61882)
-module.exports.connect = __nccwpck_require__(34660)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(29656)
+module.exports.pipeline = __nccwpck_require__(65646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(42004)
 
 
 /***/ }),
 
-/***/ 49927:
+/***/ 80471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -25507,9 +25507,9 @@ module.exports.connect = __nccwpck_require__(34660)
 
 const assert = __nccwpck_require__(34589)
 const { Readable } = __nccwpck_require__(57075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
+const { ReadableStreamFrom } = __nccwpck_require__(84640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -25890,15 +25890,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 87655:
+/***/ 32247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(34589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(68707)
+} = __nccwpck_require__(44627)
 
-const { chunksDecode } = __nccwpck_require__(49927)
+const { chunksDecode } = __nccwpck_require__(80471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -25990,16 +25990,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 59136:
+/***/ 32784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(77030)
 const assert = __nccwpck_require__(34589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(68707)
-const timers = __nccwpck_require__(96603)
+const util = __nccwpck_require__(84640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(44627)
+const timers = __nccwpck_require__(91275)
 
 function noop () {}
 
@@ -26237,7 +26237,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 10735:
+/***/ 22303:
 /***/ ((module) => {
 
 
@@ -26362,7 +26362,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 42414:
+/***/ 53374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -26571,7 +26571,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 68707:
+/***/ 44627:
 /***/ ((module) => {
 
 
@@ -27003,7 +27003,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 44655:
+/***/ 37311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27011,7 +27011,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(68707)
+} = __nccwpck_require__(44627)
 const assert = __nccwpck_require__(34589)
 const {
   isValidHTTPToken,
@@ -27026,9 +27026,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(42414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(10735)
+} = __nccwpck_require__(84640)
+const { channels } = __nccwpck_require__(53374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(22303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -27492,7 +27492,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 36443:
+/***/ 64043:
 /***/ ((module) => {
 
 module.exports = {
@@ -27566,7 +27566,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 67752:
+/***/ 84152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27574,7 +27574,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(10735)
+} = __nccwpck_require__(22303)
 
 class TstNode {
   /** @type {any} */
@@ -27725,13 +27725,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 84640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(34589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(36443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(64043)
 const { IncomingMessage } = __nccwpck_require__(37067)
 const stream = __nccwpck_require__(57075)
 const net = __nccwpck_require__(77030)
@@ -27739,9 +27739,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(57975)
 const { stringify } = __nccwpck_require__(41792)
 const { EventEmitter: EE } = __nccwpck_require__(78474)
-const { InvalidArgumentError } = __nccwpck_require__(68707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(10735)
-const { tree } = __nccwpck_require__(67752)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(22303)
+const { tree } = __nccwpck_require__(84152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -28451,18 +28451,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 57405:
+/***/ 58285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(68707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(36443)
-const DispatcherBase = __nccwpck_require__(21841)
-const Pool = __nccwpck_require__(30628)
-const Client = __nccwpck_require__(23701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(25092)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(64043)
+const DispatcherBase = __nccwpck_require__(19265)
+const Pool = __nccwpck_require__(92244)
+const Client = __nccwpck_require__(81285)
+const util = __nccwpck_require__(84640)
+const createRedirectInterceptor = __nccwpck_require__(66036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -28591,7 +28591,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28599,7 +28599,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(68707)
+} = __nccwpck_require__(44627)
 const {
   PoolBase,
   kClients,
@@ -28607,10 +28607,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(42128)
-const Pool = __nccwpck_require__(30628)
-const { kUrl, kInterceptors } = __nccwpck_require__(36443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(73856)
+const Pool = __nccwpck_require__(92244)
+const { kUrl, kInterceptors } = __nccwpck_require__(64043)
+const { parseOrigin } = __nccwpck_require__(84640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -28807,7 +28807,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 29133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -28815,9 +28815,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(34589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(42414)
-const timers = __nccwpck_require__(96603)
+const util = __nccwpck_require__(84640)
+const { channels } = __nccwpck_require__(53374)
+const timers = __nccwpck_require__(91275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -28830,7 +28830,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(68707)
+} = __nccwpck_require__(44627)
 const {
   kUrl,
   kReset,
@@ -28863,9 +28863,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(36443)
+} = __nccwpck_require__(64043)
 
-const constants = __nccwpck_require__(52824)
+const constants = __nccwpck_require__(80776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -28877,11 +28877,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(63870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(53434))
+    mod = await WebAssembly.compile(__nccwpck_require__(88586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -28889,7 +28889,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(63870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -29804,7 +29804,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(84492).extractBody)
+      extractBody = (__nccwpck_require__(46396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -30327,7 +30327,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 88788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -30335,13 +30335,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(34589)
 const { errorMonitor } = __nccwpck_require__(78474)
 const { pipeline } = __nccwpck_require__(57075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(84640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(68707)
+} = __nccwpck_require__(44627)
 const {
   kUrl,
   kReset,
@@ -30360,7 +30360,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(36443)
+} = __nccwpck_require__(64043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -30766,7 +30766,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(84492).extractBody)
+    extractBody ??= (__nccwpck_require__(46396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -31126,7 +31126,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 23701:
+/***/ 81285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -31136,16 +31136,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(34589)
 const net = __nccwpck_require__(77030)
 const http = __nccwpck_require__(37067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(42414)
-const Request = __nccwpck_require__(44655)
-const DispatcherBase = __nccwpck_require__(21841)
+const util = __nccwpck_require__(84640)
+const { channels } = __nccwpck_require__(53374)
+const Request = __nccwpck_require__(37311)
+const DispatcherBase = __nccwpck_require__(19265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(68707)
-const buildConnector = __nccwpck_require__(59136)
+} = __nccwpck_require__(44627)
+const buildConnector = __nccwpck_require__(32784)
 const {
   kUrl,
   kServerName,
@@ -31187,9 +31187,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(36443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(88788)
+} = __nccwpck_require__(64043)
+const connectH1 = __nccwpck_require__(29133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -31497,7 +31497,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(25092)
+const createRedirectInterceptor = __nccwpck_require__(66036)
 
 function onError (client, err) {
   if (
@@ -31757,19 +31757,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 21841:
+/***/ 19265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(30883)
+const Dispatcher = __nccwpck_require__(97939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(68707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(36443)
+} = __nccwpck_require__(44627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(64043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -31972,7 +31972,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 30883:
+/***/ 97939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32044,15 +32044,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 53137:
+/***/ 40929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(21841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(36443)
-const ProxyAgent = __nccwpck_require__(76672)
-const Agent = __nccwpck_require__(57405)
+const DispatcherBase = __nccwpck_require__(19265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(64043)
+const ProxyAgent = __nccwpck_require__(39920)
+const Agent = __nccwpck_require__(58285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -32211,7 +32211,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 64660:
+/***/ 95844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -32335,15 +32335,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 42128:
+/***/ 73856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(21841)
-const FixedQueue = __nccwpck_require__(64660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(36443)
-const PoolStats = __nccwpck_require__(43246)
+const DispatcherBase = __nccwpck_require__(19265)
+const FixedQueue = __nccwpck_require__(95844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(64043)
+const PoolStats = __nccwpck_require__(15710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -32536,10 +32536,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 43246:
+/***/ 15710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(36443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(64043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -32577,7 +32577,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 30628:
+/***/ 92244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -32588,14 +32588,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(42128)
-const Client = __nccwpck_require__(23701)
+} = __nccwpck_require__(73856)
+const Client = __nccwpck_require__(81285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(68707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(36443)
-const buildConnector = __nccwpck_require__(59136)
+} = __nccwpck_require__(44627)
+const util = __nccwpck_require__(84640)
+const { kUrl, kInterceptors } = __nccwpck_require__(64043)
+const buildConnector = __nccwpck_require__(32784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -32691,19 +32691,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 76672:
+/***/ 39920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(36443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(64043)
 const { URL } = __nccwpck_require__(73136)
-const Agent = __nccwpck_require__(57405)
-const Pool = __nccwpck_require__(30628)
-const DispatcherBase = __nccwpck_require__(21841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(68707)
-const buildConnector = __nccwpck_require__(59136)
-const Client = __nccwpck_require__(23701)
+const Agent = __nccwpck_require__(58285)
+const Pool = __nccwpck_require__(92244)
+const DispatcherBase = __nccwpck_require__(19265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(44627)
+const buildConnector = __nccwpck_require__(32784)
+const Client = __nccwpck_require__(81285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -32972,13 +32972,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 30050:
+/***/ 71346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(30883)
-const RetryHandler = __nccwpck_require__(17816)
+const Dispatcher = __nccwpck_require__(97939)
+const RetryHandler = __nccwpck_require__(45640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -33014,7 +33014,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 32581:
+/***/ 78421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -33022,8 +33022,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(68707)
-const Agent = __nccwpck_require__(57405)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
+const Agent = __nccwpck_require__(58285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -33053,7 +33053,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 58155:
+/***/ 80091:
 /***/ ((module) => {
 
 
@@ -33104,15 +33104,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 67970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(36443)
+const util = __nccwpck_require__(84640)
+const { kBodyUsed } = __nccwpck_require__(64043)
 const assert = __nccwpck_require__(34589)
-const { InvalidArgumentError } = __nccwpck_require__(68707)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
 const EE = __nccwpck_require__(78474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -33343,20 +33343,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 17816:
+/***/ 45640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(34589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(36443)
-const { RequestRetryError } = __nccwpck_require__(68707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(64043)
+const { RequestRetryError } = __nccwpck_require__(44627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(84640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -33787,14 +33787,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 70379:
+/***/ 48731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(77030)
 const { lookup } = __nccwpck_require__(40610)
-const DecoratorHandler = __nccwpck_require__(58155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(68707)
+const DecoratorHandler = __nccwpck_require__(80091)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(44627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -34169,14 +34169,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 88060:
+/***/ 78412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(68707)
-const DecoratorHandler = __nccwpck_require__(58155)
+const util = __nccwpck_require__(84640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(44627)
+const DecoratorHandler = __nccwpck_require__(80091)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -34299,12 +34299,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 25092:
+/***/ 66036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(67970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -34327,11 +34327,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 21514:
+/***/ 20730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(67970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -34358,11 +34358,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 92026:
+/***/ 74346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(17816)
+const RetryHandler = __nccwpck_require__(45640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -34384,13 +34384,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 52824:
+/***/ 80776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(50172);
+const utils_1 = __nccwpck_require__(11308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -34668,7 +34668,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 63870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34680,7 +34680,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 53434:
+/***/ 88586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -34692,7 +34692,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 50172:
+/***/ 11308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -34713,13 +34713,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 47501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(36443)
-const Agent = __nccwpck_require__(57405)
+const { kClients } = __nccwpck_require__(64043)
+const Agent = __nccwpck_require__(58285)
 const {
   kAgent,
   kMockAgentSet,
@@ -34730,14 +34730,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(91117)
-const MockClient = __nccwpck_require__(47365)
-const MockPool = __nccwpck_require__(94004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(53397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(68707)
-const Dispatcher = __nccwpck_require__(30883)
-const Pluralizer = __nccwpck_require__(91529)
-const PendingInterceptorsFormatter = __nccwpck_require__(56142)
+} = __nccwpck_require__(90941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(45220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(58981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(44627)
+const Dispatcher = __nccwpck_require__(97939)
+const Pluralizer = __nccwpck_require__(43289)
+const PendingInterceptorsFormatter = __nccwpck_require__(81726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -34880,14 +34880,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 47365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(57975)
-const Client = __nccwpck_require__(23701)
-const { buildMockDispatch } = __nccwpck_require__(53397)
+const Client = __nccwpck_require__(81285)
+const { buildMockDispatch } = __nccwpck_require__(58981)
 const {
   kDispatches,
   kMockAgent,
@@ -34896,10 +34896,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(91117)
-const { MockInterceptor } = __nccwpck_require__(31511)
-const Symbols = __nccwpck_require__(36443)
-const { InvalidArgumentError } = __nccwpck_require__(68707)
+} = __nccwpck_require__(90941)
+const { MockInterceptor } = __nccwpck_require__(35015)
+const Symbols = __nccwpck_require__(64043)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -34946,12 +34946,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 52429:
+/***/ 49917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(68707)
+const { UndiciError } = __nccwpck_require__(44627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -34981,12 +34981,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 31511:
+/***/ 35015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(53397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(58981)
 const {
   kDispatches,
   kDispatchKey,
@@ -34994,9 +34994,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(91117)
-const { InvalidArgumentError } = __nccwpck_require__(68707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(90941)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
+const { buildURL } = __nccwpck_require__(84640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -35195,14 +35195,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 94004:
+/***/ 45220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(57975)
-const Pool = __nccwpck_require__(30628)
-const { buildMockDispatch } = __nccwpck_require__(53397)
+const Pool = __nccwpck_require__(92244)
+const { buildMockDispatch } = __nccwpck_require__(58981)
 const {
   kDispatches,
   kMockAgent,
@@ -35211,10 +35211,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(91117)
-const { MockInterceptor } = __nccwpck_require__(31511)
-const Symbols = __nccwpck_require__(36443)
-const { InvalidArgumentError } = __nccwpck_require__(68707)
+} = __nccwpck_require__(90941)
+const { MockInterceptor } = __nccwpck_require__(35015)
+const Symbols = __nccwpck_require__(64043)
+const { InvalidArgumentError } = __nccwpck_require__(44627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -35261,7 +35261,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 91117:
+/***/ 90941:
 /***/ ((module) => {
 
 
@@ -35291,20 +35291,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 53397:
+/***/ 58981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(52429)
+const { MockNotMatchedError } = __nccwpck_require__(49917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(91117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(90941)
+const { buildURL } = __nccwpck_require__(84640)
 const { STATUS_CODES } = __nccwpck_require__(37067)
 const {
   types: {
@@ -35665,7 +35665,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 56142:
+/***/ 81726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -35715,7 +35715,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 91529:
+/***/ 43289:
 /***/ ((module) => {
 
 
@@ -35751,7 +35751,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 96603:
+/***/ 91275:
 /***/ ((module) => {
 
 
@@ -36181,20 +36181,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 89634:
+/***/ 78514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(20109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(76798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(45893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(99051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(93627)
-const { fetching } = __nccwpck_require__(54398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(73168)
+const { kConstruct } = __nccwpck_require__(40061)
+const { urlEquals, getFieldValues } = __nccwpck_require__(16814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(84640)
+const { webidl } = __nccwpck_require__(15701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(70715)
+const { Request, fromInnerRequest } = __nccwpck_require__(30175)
+const { kState } = __nccwpck_require__(61995)
+const { fetching } = __nccwpck_require__(58702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(19520)
 const assert = __nccwpck_require__(34589)
 
 /**
@@ -37047,15 +37047,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 15965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(20109)
-const { Cache } = __nccwpck_require__(89634)
-const { webidl } = __nccwpck_require__(45893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(40061)
+const { Cache } = __nccwpck_require__(78514)
+const { webidl } = __nccwpck_require__(15701)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
 
 class CacheStorage {
   /**
@@ -37206,26 +37206,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 20109:
+/***/ 40061:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(36443).kConstruct)
+  kConstruct: (__nccwpck_require__(64043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 76798:
+/***/ 16814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(34589)
-const { URLSerializer } = __nccwpck_require__(51900)
-const { isValidHeaderName } = __nccwpck_require__(73168)
+const { URLSerializer } = __nccwpck_require__(57708)
+const { isValidHeaderName } = __nccwpck_require__(19520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -37270,7 +37270,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 71276:
+/***/ 33404:
 /***/ ((module) => {
 
 
@@ -37289,15 +37289,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 79061:
+/***/ 16933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(11978)
-const { stringify } = __nccwpck_require__(57797)
-const { webidl } = __nccwpck_require__(45893)
-const { Headers } = __nccwpck_require__(60660)
+const { parseSetCookie } = __nccwpck_require__(58906)
+const { stringify } = __nccwpck_require__(41077)
+const { webidl } = __nccwpck_require__(15701)
+const { Headers } = __nccwpck_require__(75524)
 
 /**
  * @typedef {Object} Cookie
@@ -37480,14 +37480,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 11978:
+/***/ 58906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(71276)
-const { isCTLExcludingHtab } = __nccwpck_require__(57797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(51900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(33404)
+const { isCTLExcludingHtab } = __nccwpck_require__(41077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(57708)
 const assert = __nccwpck_require__(34589)
 
 /**
@@ -37797,7 +37797,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 57797:
+/***/ 41077:
 /***/ ((module) => {
 
 
@@ -38156,13 +38156,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 24031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(57075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(94811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(63691)
 
 /**
  * @type {number[]} BOM
@@ -38737,23 +38737,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 21238:
+/***/ 61670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(57075)
-const { fetching } = __nccwpck_require__(54398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(45893)
-const { EventSourceStream } = __nccwpck_require__(24031)
-const { parseMIMEType } = __nccwpck_require__(51900)
-const { createFastMessageEvent } = __nccwpck_require__(15188)
-const { isNetworkError } = __nccwpck_require__(99051)
-const { delay } = __nccwpck_require__(94811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(73168)
-const { getGlobalDispatcher } = __nccwpck_require__(32581)
+const { fetching } = __nccwpck_require__(58702)
+const { makeRequest } = __nccwpck_require__(30175)
+const { webidl } = __nccwpck_require__(15701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(57708)
+const { createFastMessageEvent } = __nccwpck_require__(77316)
+const { isNetworkError } = __nccwpck_require__(70715)
+const { delay } = __nccwpck_require__(63691)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
+const { environmentSettingsObject } = __nccwpck_require__(19520)
+const { getGlobalDispatcher } = __nccwpck_require__(78421)
 
 let experimentalWarned = false
 
@@ -39227,7 +39227,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 94811:
+/***/ 63691:
 /***/ ((module) => {
 
 
@@ -39271,12 +39271,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 84492:
+/***/ 46396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(84640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -39286,16 +39286,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(73168)
-const { FormData } = __nccwpck_require__(35910)
-const { kState } = __nccwpck_require__(93627)
-const { webidl } = __nccwpck_require__(45893)
+} = __nccwpck_require__(19520)
+const { FormData } = __nccwpck_require__(41142)
+const { kState } = __nccwpck_require__(61995)
+const { webidl } = __nccwpck_require__(15701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(34589)
 const { isErrored, isDisturbed } = __nccwpck_require__(57075)
 const { isArrayBuffer } = __nccwpck_require__(73429)
-const { serializeAMimeType } = __nccwpck_require__(51900)
-const { multipartFormDataParser } = __nccwpck_require__(50116)
+const { serializeAMimeType } = __nccwpck_require__(57708)
+const { multipartFormDataParser } = __nccwpck_require__(23028)
 let random
 
 try {
@@ -39807,7 +39807,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 27775:
 /***/ ((module) => {
 
 
@@ -39938,7 +39938,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 51900:
+/***/ 57708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -40689,12 +40689,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 66653:
+/***/ 69197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(36443)
+const { kConnected, kSize } = __nccwpck_require__(64043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -40742,14 +40742,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 27114:
+/***/ 92538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(93627)
-const { webidl } = __nccwpck_require__(45893)
+const { kState } = __nccwpck_require__(61995)
+const { webidl } = __nccwpck_require__(15701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -40875,16 +40875,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 50116:
+/***/ 23028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(73168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(51900)
-const { isFileLike } = __nccwpck_require__(27114)
-const { makeEntry } = __nccwpck_require__(35910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(84640)
+const { utf8DecodeBytes } = __nccwpck_require__(19520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(57708)
+const { isFileLike } = __nccwpck_require__(92538)
+const { makeEntry } = __nccwpck_require__(41142)
 const assert = __nccwpck_require__(34589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -41356,16 +41356,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 35910:
+/***/ 41142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(73168)
-const { kState } = __nccwpck_require__(93627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(27114)
-const { webidl } = __nccwpck_require__(45893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(19520)
+const { kState } = __nccwpck_require__(61995)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
+const { FileLike, isFileLike } = __nccwpck_require__(92538)
+const { webidl } = __nccwpck_require__(15701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(57975)
 
@@ -41615,7 +41615,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 51059:
+/***/ 30179:
 /***/ ((module) => {
 
 
@@ -41662,21 +41662,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 60660:
+/***/ 75524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(36443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(64043)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(73168)
-const { webidl } = __nccwpck_require__(45893)
+} = __nccwpck_require__(19520)
+const { webidl } = __nccwpck_require__(15701)
 const assert = __nccwpck_require__(34589)
 const util = __nccwpck_require__(57975)
 
@@ -42356,7 +42356,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 54398:
+/***/ 58702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -42369,9 +42369,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(99051)
-const { HeadersList } = __nccwpck_require__(60660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(70715)
+const { HeadersList } = __nccwpck_require__(75524)
+const { Request, cloneRequest } = __nccwpck_require__(30175)
 const zlib = __nccwpck_require__(38522)
 const {
   bytesMatch,
@@ -42407,23 +42407,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(73168)
-const { kState, kDispatcher } = __nccwpck_require__(93627)
+} = __nccwpck_require__(19520)
+const { kState, kDispatcher } = __nccwpck_require__(61995)
 const assert = __nccwpck_require__(34589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(84492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(46396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(27775)
 const EE = __nccwpck_require__(78474)
 const { Readable, pipeline, finished } = __nccwpck_require__(57075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(51900)
-const { getGlobalDispatcher } = __nccwpck_require__(32581)
-const { webidl } = __nccwpck_require__(45893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(84640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(57708)
+const { getGlobalDispatcher } = __nccwpck_require__(78421)
+const { webidl } = __nccwpck_require__(15701)
 const { STATUS_CODES } = __nccwpck_require__(37067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -44633,23 +44633,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 30175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(84492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(60660)
-const { FinalizationRegistry } = __nccwpck_require__(66653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(46396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(75524)
+const { FinalizationRegistry } = __nccwpck_require__(69197)()
+const util = __nccwpck_require__(84640)
 const nodeUtil = __nccwpck_require__(57975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(73168)
+} = __nccwpck_require__(19520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -44659,12 +44659,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(27775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(93627)
-const { webidl } = __nccwpck_require__(45893)
-const { URLSerializer } = __nccwpck_require__(51900)
-const { kConstruct } = __nccwpck_require__(36443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(61995)
+const { webidl } = __nccwpck_require__(15701)
+const { URLSerializer } = __nccwpck_require__(57708)
+const { kConstruct } = __nccwpck_require__(64043)
 const assert = __nccwpck_require__(34589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(78474)
 
@@ -45677,14 +45677,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 99051:
+/***/ 70715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(60660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(84492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(75524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(46396)
+const util = __nccwpck_require__(84640)
 const nodeUtil = __nccwpck_require__(57975)
 const { kEnumerableProperty } = util
 const {
@@ -45696,16 +45696,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(73168)
+} = __nccwpck_require__(19520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(93627)
-const { webidl } = __nccwpck_require__(45893)
-const { FormData } = __nccwpck_require__(35910)
-const { URLSerializer } = __nccwpck_require__(51900)
-const { kConstruct } = __nccwpck_require__(36443)
+} = __nccwpck_require__(27775)
+const { kState, kHeaders } = __nccwpck_require__(61995)
+const { webidl } = __nccwpck_require__(15701)
+const { FormData } = __nccwpck_require__(41142)
+const { URLSerializer } = __nccwpck_require__(57708)
+const { kConstruct } = __nccwpck_require__(64043)
 const assert = __nccwpck_require__(34589)
 const { types } = __nccwpck_require__(57975)
 
@@ -46294,7 +46294,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 93627:
+/***/ 61995:
 /***/ ((module) => {
 
 
@@ -46310,21 +46310,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 73168:
+/***/ 19520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(57075)
 const zlib = __nccwpck_require__(38522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(51059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(51900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(27775)
+const { getGlobalOrigin } = __nccwpck_require__(30179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(57708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(84640)
 const assert = __nccwpck_require__(34589)
 const { isUint8Array } = __nccwpck_require__(73429)
-const { webidl } = __nccwpck_require__(45893)
+const { webidl } = __nccwpck_require__(15701)
 
 let supportedHashes = []
 
@@ -47949,14 +47949,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 45893:
+/***/ 15701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(57975)
 const { markAsUncloneable } = __nccwpck_require__(75919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(84640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -48651,7 +48651,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 22607:
+/***/ 92927:
 /***/ ((module) => {
 
 
@@ -48948,7 +48948,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 48355:
+/***/ 54848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -48957,16 +48957,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(53610)
+} = __nccwpck_require__(20410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(20961)
-const { webidl } = __nccwpck_require__(45893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(14929)
+const { webidl } = __nccwpck_require__(15701)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -49299,12 +49299,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 88573:
+/***/ 45549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(45893)
+const { webidl } = __nccwpck_require__(15701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -49384,7 +49384,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 20961:
+/***/ 14929:
 /***/ ((module) => {
 
 
@@ -49401,7 +49401,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 53610:
+/***/ 20410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -49412,10 +49412,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(20961)
-const { ProgressEvent } = __nccwpck_require__(88573)
-const { getEncoding } = __nccwpck_require__(22607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(51900)
+} = __nccwpck_require__(14929)
+const { ProgressEvent } = __nccwpck_require__(45549)
+const { getEncoding } = __nccwpck_require__(92927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(57708)
 const { types } = __nccwpck_require__(57975)
 const { StringDecoder } = __nccwpck_require__(13193)
 const { btoa } = __nccwpck_require__(4573)
@@ -49799,27 +49799,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 86897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(20736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(26096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(61216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(98625)
-const { channels } = __nccwpck_require__(42414)
-const { CloseEvent } = __nccwpck_require__(15188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(54398)
-const { Headers, getHeadersList } = __nccwpck_require__(60660)
-const { getDecodeSplit } = __nccwpck_require__(73168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(90032)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(31025)
+const { channels } = __nccwpck_require__(53374)
+const { CloseEvent } = __nccwpck_require__(77316)
+const { makeRequest } = __nccwpck_require__(30175)
+const { fetching } = __nccwpck_require__(58702)
+const { Headers, getHeadersList } = __nccwpck_require__(75524)
+const { getDecodeSplit } = __nccwpck_require__(19520)
+const { WebsocketFrameSend } = __nccwpck_require__(89104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -50177,7 +50177,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 20736:
+/***/ 26096:
 /***/ ((module) => {
 
 
@@ -50250,14 +50250,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 15188:
+/***/ 77316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(45893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(36443)
+const { webidl } = __nccwpck_require__(15701)
+const { kEnumerableProperty } = __nccwpck_require__(84640)
+const { kConstruct } = __nccwpck_require__(64043)
 const { MessagePort } = __nccwpck_require__(75919)
 
 /**
@@ -50586,12 +50586,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 89104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(20736)
+const { maxUnsigned16Bit } = __nccwpck_require__(26096)
 
 const BUFFER_SIZE = 16386
 
@@ -50689,14 +50689,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 19469:
+/***/ 31869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(38522)
-const { isValidClientWindowBits } = __nccwpck_require__(98625)
-const { MessageSizeExceededError } = __nccwpck_require__(68707)
+const { isValidClientWindowBits } = __nccwpck_require__(31025)
+const { MessageSizeExceededError } = __nccwpck_require__(44627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -50801,16 +50801,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 81652:
+/***/ 99332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(57075)
 const assert = __nccwpck_require__(34589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(20736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(61216)
-const { channels } = __nccwpck_require__(42414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(26096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(90032)
+const { channels } = __nccwpck_require__(53374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -50820,11 +50820,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(98625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(86897)
-const { PerMessageDeflate } = __nccwpck_require__(19469)
-const { MessageSizeExceededError } = __nccwpck_require__(68707)
+} = __nccwpck_require__(31025)
+const { WebsocketFrameSend } = __nccwpck_require__(89104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(31869)
+const { MessageSizeExceededError } = __nccwpck_require__(44627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -51335,14 +51335,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 13900:
+/***/ 59388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(20736)
-const FixedQueue = __nccwpck_require__(64660)
+const { WebsocketFrameSend } = __nccwpck_require__(89104)
+const { opcodes, sendHints } = __nccwpck_require__(26096)
+const FixedQueue = __nccwpck_require__(95844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -51446,7 +51446,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 61216:
+/***/ 90032:
 /***/ ((module) => {
 
 
@@ -51465,16 +51465,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 98625:
+/***/ 31025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(61216)
-const { states, opcodes } = __nccwpck_require__(20736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(15188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(90032)
+const { states, opcodes } = __nccwpck_require__(26096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(77316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(51900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(57708)
 
 /* globals Blob */
 
@@ -51794,15 +51794,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 13726:
+/***/ 71886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(45893)
-const { URLSerializer } = __nccwpck_require__(51900)
-const { environmentSettingsObject } = __nccwpck_require__(73168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(20736)
+const { webidl } = __nccwpck_require__(15701)
+const { URLSerializer } = __nccwpck_require__(57708)
+const { environmentSettingsObject } = __nccwpck_require__(19520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(26096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -51811,21 +51811,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(61216)
+} = __nccwpck_require__(90032)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(98625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(86897)
-const { ByteParser } = __nccwpck_require__(81652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(32581)
+} = __nccwpck_require__(31025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(99332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(84640)
+const { getGlobalDispatcher } = __nccwpck_require__(78421)
 const { types } = __nccwpck_require__(57975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(15188)
-const { SendQueue } = __nccwpck_require__(13900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(77316)
+const { SendQueue } = __nccwpck_require__(59388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -52396,7 +52396,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 46065:
+/***/ 8675:
 /***/ ((__unused_webpack_module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 /* harmony import */ var node_path__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(76760);
@@ -52413,12 +52413,12 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 /***/ }),
 
-/***/ 79407:
+/***/ 40629:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(70069);
+/* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8675);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(89876);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 70069:
+/***/ 89876:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52437,8 +52437,8 @@ __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run)
 });
 
-// EXTERNAL MODULE: ./node_modules/@actions/core/lib/core.js + 10 modules
-var core = __nccwpck_require__(63955);
+// EXTERNAL MODULE: ../main/node_modules/@actions/core/lib/core.js + 10 modules
+var core = __nccwpck_require__(49283);
 ;// CONCATENATED MODULE: ./src/errors.ts
 // Every refusal and failure carries a stable code: the operators' guide and
 // later runs key on these, so never rename one, only add.
@@ -52502,6 +52502,10 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'CANCELLED',
     'MIGRATION_IN_PROGRESS',
     'CHECKPOINT_NOT_FOUND',
+    // Docker 28/29 targets: the network holder's program exists for some architectures only,
+    // and the holder container itself can fail to come up.
+    'NETWORK_HOLDER_UNSUPPORTED',
+    'NETWORK_HOLDER_FAILED',
 ]));
 class MigrationError extends Error {
     code;
@@ -52669,6 +52673,7 @@ const INPUT_NAMES = [
     'leave-running',
     'replace',
     'artifact-retention-days',
+    'docker28-network-holder',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -52741,6 +52746,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         // Preflight reports it as a failed check instead, beside everything else it finds.
         throw invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
     }
+    const networkHolder = parseBoolean('docker28-network-holder', text('docker28-network-holder'), false);
     const compression = parseChoice('compression', text('compression'), COMPRESSIONS, 'auto', 'choices');
     const ssh = { knownHosts, insecureSkipHostKeyCheck };
     if (privateKey !== undefined)
@@ -52767,6 +52773,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         kernelPolicy,
         strict,
         compression,
+        networkHolder,
     };
     const verifying = {
         verifyTimeoutSeconds,
@@ -53062,8 +53069,8 @@ function describeHost(host) {
     return `${host.role} ${host.address}`;
 }
 
-// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
-var shell_quote = __nccwpck_require__(26591);
+// EXTERNAL MODULE: ../main/node_modules/shell-quote/index.js
+var shell_quote = __nccwpck_require__(74703);
 ;// CONCATENATED MODULE: ./src/host/shell.ts
 
 
@@ -53640,6 +53647,18 @@ class DockerCli {
         }
         return id;
     }
+    async createAndStart(args, step) {
+        const out = await this.docker(['create', ...args], step, 'docker create');
+        const id = out.trim().split('\n').pop() ?? '';
+        if (!/^[0-9a-f]{64}$/.test(id)) {
+            throw new EngineError(shellQuote(['docker', 'create', ...args]), 0, out, 'docker create printed no container ID', {
+                step,
+                host: describeHost(this.host),
+            });
+        }
+        await this.docker(['start', id], step, 'docker start');
+        return id;
+    }
     async pause(id, step) {
         await this.docker(['pause', id], step);
     }
@@ -54135,8 +54154,8 @@ function signalGroup(pid, signal) {
     }
 }
 
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(85472);
+// EXTERNAL MODULE: ../main/node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(33328);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
 ;// CONCATENATED MODULE: ./src/host/known-hosts.ts
 
@@ -55436,8 +55455,17 @@ async function releaseLock(host, container, token) {
 
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
+/**
+ * The CRIU configuration that leaves the container's network namespace out of the dump:
+ * restored into a network holder's namespace, it must be marked external when dumped.
+ */
+function externalNetnsConfig(inode) {
+    return `external net[${inode}]:extRootNetNS\n`;
+}
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container) {
+async function prepareCheckpoint(ctx, container, 
+/** Mark the container's own network namespace external (it is restored into a holder's). */
+options = {}) {
     const name = ctx.settings.checkpointName;
     const probe = DOCKER_LAYOUT.runcRoots
         .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
@@ -55457,7 +55485,23 @@ async function prepareCheckpoint(ctx, container) {
     // Memory images hold every secret the process has: root-only from the first byte.
     await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
     await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
-    return { runcRoot, ...dirs };
+    if (!options.externalNetns)
+        return { runcRoot, ...dirs };
+    const pid = container.State.Pid;
+    const inode = pid
+        ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
+        : '';
+    if (!/^\d+$/.test(inode)) {
+        throw new MigrationError('CHECKPOINT_FAILED', `could not read the network namespace of container ${container.Id.slice(0, 12)}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: `stat -L -c %i /proc/${pid ?? '?'}/ns/net gave "${inode}"`,
+            remedy: 'make sure the container is running, then run again',
+        });
+    }
+    const criuConfig = `${root}/criu-dump.conf`;
+    await runChecked(ctx.source, `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`, { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' });
+    return { runcRoot, ...dirs, criuConfig };
 }
 /**
  * Freezes the source and dumps it while leaving it frozen: `docker pause`,
@@ -55475,7 +55519,9 @@ afterDump = async () => { }) {
     // Not written again while frozen: an intended pause is undone the same way as a done one.
     paused.state = 'done';
     const dumpStart = ctx.clock();
-    const dump = await ctx.source.run(`${PRIVATE} ${shellQuote([
+    // runc hands its environment to CRIU: that is how the dump gets the configuration.
+    const criuEnv = prepared.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([prepared.criuConfig])} ` : '';
+    const dump = await ctx.source.run(`${PRIVATE} ${criuEnv}${shellQuote([
         'runc',
         '--root',
         prepared.runcRoot,
@@ -56125,8 +56171,8 @@ async function gatherHostFacts(host) {
 var promises_ = __nccwpck_require__(51455);
 // EXTERNAL MODULE: external "node:path"
 var external_node_path_ = __nccwpck_require__(76760);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(88701);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(86413);
 ;// CONCATENATED MODULE: ./src/report/metadata.ts
 
 
@@ -56217,7 +56263,7 @@ function serverUrlProblem(serverUrl) {
 async function defaultUpload(name, files, root, options) {
     // Loaded on first use: the library and the Azure SDK behind it cost start-up
     // time on every run, and most code paths never upload.
-    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 584).then(__nccwpck_require__.bind(__nccwpck_require__, 20584));
+    const { DefaultArtifactClient } = await __nccwpck_require__.e(/* import() */ 616).then(__nccwpck_require__.bind(__nccwpck_require__, 10616));
     return new DefaultArtifactClient().uploadArtifact(name, files, root, options);
 }
 /**
@@ -56619,6 +56665,7 @@ function compensation(action) {
         case 'source-paused':
             return { kind: 'resume-source', containerId: action.containerId };
         case 'target-created':
+        case 'holder-created':
             return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
         case 'image-copied':
             return { kind: 'remove-image', imageId: action.imageId };
@@ -56643,6 +56690,7 @@ function planRecovery(record) {
         const paused = record.entries.find((entry) => entry.action.kind === 'source-paused')?.action;
         const policy = record.entries.find((entry) => entry.action.kind === 'restart-policy')?.action;
         const removed = record.entries.some((entry) => entry.action.kind === 'source-removed' && entry.state === 'done');
+        const holder = record.entries.find((entry) => entry.action.kind === 'source-holder')?.action;
         const steps = [];
         if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
             steps.push({
@@ -56650,6 +56698,7 @@ function planRecovery(record) {
                 containerId: paused.containerId,
                 previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
                 remove: record.sourceAfter === 'remove',
+                ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
             });
         }
         for (const entry of record.entries) {
@@ -56817,11 +56866,28 @@ async function recover(record, hosts, log) {
                     throw new Error('the source container is still running after SIGKILL');
                 if (step.remove) {
                     await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
-                    return 'removed the source container';
+                    const holderSaid = step.holderId ? await retireHolder(step.holderId, true) : '';
+                    return `removed the source container${holderSaid}`;
                 }
-                return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")`;
+                const holderSaid = step.holderId ? await retireHolder(step.holderId, false) : '';
+                return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
             }
         }
+    }
+    /** The source's network holder goes the way of its container: stopped for good, or removed. */
+    async function retireHolder(holderId, remove) {
+        const holder = await docker.source.inspectContainer(holderId, 'finalize');
+        if (!holder)
+            return '';
+        if ((holder.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no')
+            await withRetries(() => docker.source.setRestartPolicy(holderId, 'no', 'finalize'));
+        if (remove) {
+            await withRetries(() => docker.source.removeIfPresent(holderId, 'finalize'));
+            return ' and its network holder';
+        }
+        if (holder.State.Running)
+            await withRetries(() => docker.source.kill(holderId, 'finalize')).catch(() => { });
+        return '; its network holder stopped too';
     }
     function describeStep(step) {
         switch (step.kind) {
@@ -57682,10 +57748,13 @@ function restartPolicyText(container) {
  * later run or the post step would do; it uses hosts that a cancellation does
  * not stop, retries, and never touches the target.
  */
-async function finalize(ctx, hosts, container) {
+async function finalize(ctx, hosts, container, 
+/** The network holder the source container joins: retired with it. */
+sourceHolder) {
     const sourceRestartPolicy = restartPolicyText(container);
     // The roll-forward is owed whether or not these notes reach the source.
     const entries = await ctx.journal.intendAll([
+        ...(sourceHolder ? [{ kind: 'source-holder', containerId: sourceHolder.Id }] : []),
         { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
         { kind: 'source-stopped', containerId: container.Id },
         ...(ctx.settings.sourceAfter === 'remove'
@@ -58004,7 +58073,172 @@ function parseNameList(text) {
     return lines(text);
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/net-holder.ts
+
+/**
+ * The network holder: a container on a Docker 28/29 target that owns the migrated
+ * container's network namespace (networks, aliases, addresses, published ports), so the
+ * restored container can join it (`--network container:<holder>`) instead of having the
+ * daemon attach a namespace by PID (moby#50750, containerd#12141).
+ *
+ * Its only process must never exit and must assume nothing about the app's image (a scratch
+ * image has no shell and no sleep). The action makes its own one-file image on the target
+ * with `docker import`: a static ELF executable of 129 bytes that calls pause(2) in a loop.
+ * Written out here byte by byte rather than shipped as a binary, so a reviewer can read all
+ * of it: nothing is downloaded and nothing of the host is copied into it.
+ */
+const HOLDER_IMAGE = 'criu-migrate/netholder:1';
+/** On the holder: the name of the container it holds the network for. */
+const HOLDER_LABEL = 'io.github.criu-migrate.network-holder-for';
+/** Machine architectures (uname -m) the holder program exists for. */
+const HOLDER_ARCHES = ['x86_64'];
+function holderName(app) {
+    return `${app}-netholder`;
+}
+const LOAD_ADDRESS = 0x400000n;
+const ELF_HEADER_SIZE = 64;
+const PROGRAM_HEADER_SIZE = 56;
+// x86_64: 0: mov eax, 34 (pause); 5: syscall; 7: jmp 0. A signal without a handler is ignored by
+// PID 1 of a PID namespace, so only SIGKILL ends it: the holder is created with --stop-signal KILL.
+const X86_64_PAUSE_LOOP = [0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
+const EM_X86_64 = 0x3e;
+/** The holder's program: an ELF64 executable with one loadable segment, code right after the headers. */
+function pauseProgram(arch) {
+    if (arch !== 'x86_64')
+        return undefined;
+    const code = Buffer.from(X86_64_PAUSE_LOOP);
+    const codeOffset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE;
+    const size = codeOffset + code.length;
+    const elf = Buffer.alloc(size);
+    // e_ident: magic, 64-bit, little endian, version 1, System V ABI.
+    elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
+    elf.writeUInt16LE(2, 16); // e_type: ET_EXEC
+    elf.writeUInt16LE(EM_X86_64, 18); // e_machine
+    elf.writeUInt32LE(1, 20); // e_version
+    elf.writeBigUInt64LE(LOAD_ADDRESS + BigInt(codeOffset), 24); // e_entry
+    elf.writeBigUInt64LE(BigInt(ELF_HEADER_SIZE), 32); // e_phoff
+    elf.writeBigUInt64LE(0n, 40); // e_shoff: no sections
+    elf.writeUInt32LE(0, 48); // e_flags
+    elf.writeUInt16LE(ELF_HEADER_SIZE, 52); // e_ehsize
+    elf.writeUInt16LE(PROGRAM_HEADER_SIZE, 54); // e_phentsize
+    elf.writeUInt16LE(1, 56); // e_phnum
+    elf.writeUInt16LE(0, 58); // e_shentsize
+    elf.writeUInt16LE(0, 60); // e_shnum
+    elf.writeUInt16LE(0, 62); // e_shstrndx
+    const ph = ELF_HEADER_SIZE;
+    elf.writeUInt32LE(1, ph); // p_type: PT_LOAD
+    elf.writeUInt32LE(5, ph + 4); // p_flags: read + execute
+    elf.writeBigUInt64LE(0n, ph + 8); // p_offset: the whole file
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 16); // p_vaddr
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 24); // p_paddr
+    elf.writeBigUInt64LE(BigInt(size), ph + 32); // p_filesz
+    elf.writeBigUInt64LE(BigInt(size), ph + 40); // p_memsz
+    elf.writeBigUInt64LE(0x1000n, ph + 48); // p_align
+    code.copy(elf, codeOffset);
+    return elf;
+}
+/**
+ * Shell text that makes HOLDER_IMAGE on a host that lacks it: the program as /pause in a
+ * one-file tar, `docker import`ed with it as the entrypoint. Needs base64, tar and mktemp.
+ */
+function holderImageScript(arch) {
+    const program = pauseProgram(arch);
+    if (!program)
+        return undefined;
+    const image = shellQuote([HOLDER_IMAGE]);
+    return [
+        `docker image inspect ${image} >/dev/null 2>&1 && exit 0`,
+        'd=$(mktemp -d) || exit 1',
+        `echo ${program.toString('base64')} | base64 -d >"$d/pause" && chmod 755 "$d/pause" || { rm -rf "$d"; exit 1; }`,
+        `tar -C "$d" -c pause | docker import --change 'ENTRYPOINT ["/pause"]' - ${image} >/dev/null; s=$?`,
+        'rm -rf "$d"; exit $s',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/policy/network-route.ts
+
+/** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
+const FIRST_BROKEN_DOCKER_MAJOR = 28;
+const UPSTREAM_ISSUES = 'moby#50750, containerd#12141';
+const HOLDER_INPUT = 'docker28-network-holder';
+function restoresOwnNetns(docker) {
+    return docker === undefined || docker.major < FIRST_BROKEN_DOCKER_MAJOR;
+}
+/** The holder an earlier migration made, when `mode` is container:<it> and it carries our label. */
+function isNetworkHolder(holder, app) {
+    return holder?.Config.Labels?.[HOLDER_LABEL] === app;
+}
+const NAME = 'network route';
+/** Pure: which route the container's network takes to the target, as a gate check. */
+function decideNetworkRoute(facts) {
+    const { networkMode: mode, targetDocker } = facts;
+    const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
+    const expected = 'a route the target can restore: host network, or its own network namespace on Docker before 28, or through a network holder';
+    const holderCheck = (observed) => {
+        const arch = facts.targetArch;
+        if (arch !== undefined && !HOLDER_ARCHES.includes(arch)) {
+            return {
+                check: {
+                    host: 'target',
+                    name: NAME,
+                    status: 'fail',
+                    observed: `${observed}, but the target is ${arch}`,
+                    expected,
+                    remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only: run the container on the host network, or run Docker 26/27 on the target`,
+                    code: 'NETWORK_HOLDER_UNSUPPORTED',
+                },
+            };
+        }
+        return { route: 'holder', check: { host: 'target', name: NAME, status: 'pass', observed, expected } };
+    };
+    if (mode === 'host') {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: NAME,
+                status: 'pass',
+                observed: `host network: restored directly on ${docker}`,
+                expected,
+            },
+        };
+    }
+    if (facts.sourceHolder) {
+        const holder = facts.sourceHolder.Name.replace(/^\//, '');
+        return holderCheck(`joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`);
+    }
+    if (restoresOwnNetns(targetDocker)) {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: NAME,
+                status: 'pass',
+                observed: `${mode} network: restored directly on ${docker}`,
+                expected,
+            },
+        };
+    }
+    if (facts.holderAllowed) {
+        return holderCheck(`${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`);
+    }
+    return {
+        check: {
+            host: 'target',
+            name: NAME,
+            status: 'fail',
+            observed: `${mode} network (its own network namespace) onto ${docker}`,
+            expected,
+            remedy: facts.holderUnavailable
+                ? `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and ${facts.holderUnavailable}: restore onto a host with Docker 26/27, or checkpoint a container that runs with --network host`
+                : `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"). Either set ${HOLDER_INPUT}: true (a small holder container then owns the network, ports and aliases on the target, and the container joins it as --network container:<name>-netholder), or run the container with --network host, or run Docker 26/27 on the target`,
+            code: 'DOCKER_RESTORE_BROKEN',
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
+
 
 
 /** Lifts a rule about one host into a rule about both. */
@@ -58236,7 +58470,7 @@ const dockerExperimental = withDaemon(({ docker }, role) => {
         code: 'DOCKER_NOT_EXPERIMENTAL',
     };
 });
-const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; not 28.x or 29.x';
+const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; 28.x with containerd 2.1 and runc 1.3 (verified: host network directly, other networks through a network holder)';
 const dockerCanRestore = withDaemon(({ docker }, role) => {
     const name = 'docker restore';
     const version = docker.serverVersion;
@@ -58258,18 +58492,13 @@ const dockerCanRestore = withDaemon(({ docker }, role) => {
         };
     }
     if (version.major === 28 || version.major === 29) {
-        const why = 'Docker 28.x and 29.x cannot restore checkpoints of containers with their own network namespace (moby#50750, containerd#12141)';
+        // Which containers it can restore depends on their network: the network route check decides.
         return {
             host: role,
             name,
-            // Only the target restores; on the source it matters for migrating back.
-            status: role === 'target' ? 'fail' : 'warn',
-            observed,
+            status: 'pass',
+            observed: `${observed} (restores containers with their own network namespace only through a network holder: ${UPSTREAM_ISSUES})`,
             expected: WORKING_DOCKER,
-            remedy: role === 'target'
-                ? `install Docker 26.1 (docker.io, containerd 1.7 and runc 1.1 from Debian trixie) on the target: ${why}`
-                : `${why}; this host could not be the target of a migration back`,
-            code: 'DOCKER_RESTORE_BROKEN',
         };
     }
     if (version.major === 26 || version.major === 27) {
@@ -58840,6 +59069,77 @@ function healthArgs(health, image) {
         args.push('--health-retries', String(health.Retries));
     return args;
 }
+/** Exposed and published ports; the ports the image exposes itself are left to it. */
+function portArgs(inspect, image) {
+    const args = [];
+    const bindings = inspect.HostConfig.PortBindings ?? {};
+    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
+    for (const port of exposed) {
+        const published = (bindings[port]?.length ?? 0) > 0;
+        if (!published && !(port in (image?.ExposedPorts ?? {})))
+            args.push('--expose', port);
+    }
+    for (const port of Object.keys(bindings).sort()) {
+        for (const binding of bindings[port] ?? [])
+            args.push('-p', formatPublish(port, binding));
+    }
+    if (inspect.HostConfig.PublishAllPorts)
+        args.push('-P');
+    return args;
+}
+/** The primary network with its aliases and addresses, and the DNS settings. */
+function networkArgs(inspect, name, extraAliases = []) {
+    const args = [];
+    const host = inspect.HostConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    const each = (flag, values) => {
+        for (const value of values ?? [])
+            args.push(flag, value);
+    };
+    if (networkMode === 'host' || networkMode === 'none')
+        args.push('--network', networkMode);
+    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
+        args.push('--network', networkMode);
+        const aliases = userAliases(inspect, networkMode, name);
+        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
+        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
+        if (ipam?.IPv4Address)
+            args.push('--ip', ipam.IPv4Address);
+        if (ipam?.IPv6Address)
+            args.push('--ip6', ipam.IPv6Address);
+        each('--link-local-ip', ipam?.LinkLocalIPs);
+    }
+    each('--dns', host.Dns);
+    each('--dns-search', host.DnsSearch);
+    each('--dns-option', host.DnsOptions);
+    each('--add-host', host.ExtraHosts);
+    return args;
+}
+/**
+ * `docker create` arguments of a network holder: everything about the network of `owner`
+ * (the app container itself, or on a later move the holder it joins), the app's restart
+ * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
+ * but a pause loop.
+ */
+function buildHolderArgs(owner, app, options) {
+    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
+    const config = owner.Config;
+    const mode = owner.HostConfig.NetworkMode ?? 'default';
+    if (config.Hostname && mode !== 'host')
+        args.push('--hostname', config.Hostname);
+    if (config.Domainname)
+        args.push('--domainname', config.Domainname);
+    args.push(...portArgs(owner, undefined));
+    args.push(...networkArgs(owner, options.name, [options.app]));
+    const restart = app.HostConfig.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
+    args.push('--stop-signal', 'SIGKILL', options.image);
+    return args;
+}
 /**
  * The arguments after `docker create` that give a container on another host the source
  * container's configuration: options, then the image, then the command. Values that are
@@ -58855,6 +59155,9 @@ function buildCreateArgs(inspect, options) {
         ['IpcMode', host.IpcMode],
         ['PidMode', host.PidMode],
     ]) {
+        // A network holder's namespace is replaced by the holder given in the options.
+        if (setting === 'NetworkMode' && options.networkContainer)
+            continue;
         if (mode && sharesNamespace(mode))
             throw namespaceError(`HostConfig.${setting}`, mode);
     }
@@ -58872,11 +59175,14 @@ function buildCreateArgs(inspect, options) {
     // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
     // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
     // With the host's UTS namespace Docker fills in the target host's own name.
+    const holder = options.networkContainer;
     const hostUts = networkMode === 'host' || host.UTSMode === 'host';
-    if (config.Hostname && !hostUts)
-        add('--hostname', config.Hostname);
-    if (config.Domainname)
-        add('--domainname', config.Domainname);
+    if (!holder) {
+        if (config.Hostname && !hostUts)
+            add('--hostname', config.Hostname);
+        if (config.Domainname)
+            add('--domainname', config.Domainname);
+    }
     if (config.User && config.User !== image?.User)
         add('--user', config.User);
     if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
@@ -58893,19 +59199,8 @@ function buildCreateArgs(inspect, options) {
         add('-t');
     if (config.OpenStdin)
         add('-i');
-    const bindings = host.PortBindings ?? {};
-    const exposed = Object.keys(config.ExposedPorts ?? {}).sort();
-    for (const port of exposed) {
-        const published = (bindings[port]?.length ?? 0) > 0;
-        if (!published && !(port in (image?.ExposedPorts ?? {})))
-            add('--expose', port);
-    }
-    for (const port of Object.keys(bindings).sort()) {
-        for (const binding of bindings[port] ?? [])
-            add('-p', formatPublish(port, binding));
-    }
-    if (host.PublishAllPorts)
-        add('-P');
+    if (!holder)
+        args.push(...portArgs(inspect, image));
     const restart = host.RestartPolicy;
     if (restart && restart.Name !== '' && restart.Name !== 'no') {
         const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
@@ -58928,22 +59223,10 @@ function buildCreateArgs(inspect, options) {
         add('--volume-driver', host.VolumeDriver);
     for (const [path, opts] of sortedEntries(host.Tmpfs))
         add('--tmpfs', opts ? `${path}:${opts}` : path);
-    if (networkMode === 'host' || networkMode === 'none')
-        add('--network', networkMode);
-    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
-        add('--network', networkMode);
-        addEach('--network-alias', userAliases(inspect, networkMode, options.name));
-        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-        if (ipam?.IPv4Address)
-            add('--ip', ipam.IPv4Address);
-        if (ipam?.IPv6Address)
-            add('--ip6', ipam.IPv6Address);
-        addEach('--link-local-ip', ipam?.LinkLocalIPs);
-    }
-    addEach('--dns', host.Dns);
-    addEach('--dns-search', host.DnsSearch);
-    addEach('--dns-option', host.DnsOptions);
-    addEach('--add-host', host.ExtraHosts);
+    if (holder)
+        add('--network', `container:${holder}`);
+    else
+        args.push(...networkArgs(inspect, options.name));
     if (host.Privileged)
         add('--privileged');
     addEach('--cap-add', host.CapAdd);
@@ -59225,11 +59508,24 @@ function sharedNamespace(mode) {
     return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
 }
 const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
-const networkMode = ({ container }) => {
+const networkMode = ({ container, sourceHolder }) => {
     const mode = container.HostConfig.NetworkMode || 'default';
     const name = 'network mode';
     const expected = 'bridge, none or a user-defined network (its own network namespace)';
     const other = sharedNamespace(mode);
+    if (other !== undefined && sourceHolder) {
+        const holder = sourceHolder.Name.replace(/^\//, '');
+        const owned = sourceHolder.HostConfig.NetworkMode || 'default';
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'pass',
+                observed: `${owned}, held by network holder ${holder}`,
+                expected,
+            },
+        ];
+    }
     if (other !== undefined) {
         return [
             {
@@ -59280,8 +59576,8 @@ const sharedNamespaces = ({ container }) => {
         },
     ];
 };
-const networkOnTarget = ({ container, target }) => {
-    const mode = container.HostConfig.NetworkMode || 'default';
+const networkOnTarget = ({ container, target, sourceHolder }) => {
+    const mode = (sourceHolder ?? container).HostConfig.NetworkMode || 'default';
     if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
         return [];
     const name = 'network on target';
@@ -59628,6 +59924,32 @@ function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
 
 
 
+
+/** The source's network holder, when the container joins one an earlier migration made. */
+function ownHolder(facts) {
+    const { container, sourceHolder } = facts;
+    if (!container || !sourceHolder)
+        return undefined;
+    const mode = container.HostConfig.NetworkMode ?? '';
+    const joined = mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
+    return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
+        ? sourceHolder
+        : undefined;
+}
+/** The route check, or none when there is no container to route. */
+function networkRouteFor(facts, options) {
+    const { container } = facts;
+    if (!container)
+        return undefined;
+    const holder = ownHolder(facts);
+    return decideNetworkRoute({
+        networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(holder ? { sourceHolder: holder } : {}),
+        ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
+        ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
+        holderAllowed: options.holderAllowed,
+    });
+}
 /** Every check of the gate, in report order; pure. */
 function evaluateGate(facts, options) {
     const { sourceProbe, targetProbe, container } = facts;
@@ -59640,6 +59962,8 @@ function evaluateGate(facts, options) {
         ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
         ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
     };
+    const route = networkRouteFor(facts, options);
+    const holder = ownHolder(facts);
     const containerFacts = {
         ref: facts.ref,
         container,
@@ -59650,8 +59974,14 @@ function evaluateGate(facts, options) {
         ...privileges,
         ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
         ...evaluateContainer(containerFacts),
+        ...(route && facts.target.docker.reachable ? [route.check] : []),
         ...(container && sourceProbe && targetProbe
-            ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+            ? evaluatePlacement({
+                container,
+                source: sourceProbe,
+                target: targetProbe,
+                ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+            })
             : []),
     ];
 }
@@ -60075,6 +60405,13 @@ async function gatherGateFacts(ctx) {
     ]);
     const targetNameTaken = container ? targetProbe.nameTaken : false;
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
+    // Joined to another container's network: it may be the holder an earlier migration made.
+    const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+    if (joined) {
+        const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+        if (holder)
+            facts.sourceHolder = holder;
+    }
     if (container)
         facts.container = container;
     if (inspectError !== undefined)
@@ -60084,7 +60421,11 @@ async function gatherGateFacts(ctx) {
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
 async function runGate(ctx) {
     const facts = await gatherGateFacts(ctx);
-    const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+    const checks = evaluateGate(facts, {
+        kernelPolicy: ctx.settings.kernelPolicy,
+        sudo: ctx.settings.sudo,
+        holderAllowed: ctx.settings.networkHolder,
+    });
     return { facts, checks };
 }
 /**
@@ -60106,7 +60447,18 @@ async function preflight(ctx) {
         const strict = ctx.settings.strict && failed.some((check) => check.status === 'warn');
         throw new MigrationError(first?.code ?? 'PREFLIGHT_FAILED', `migration refused before touching the container${strict ? ' (strict: warnings count)' : ''}: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') });
     }
-    return { source: facts.source, target: facts.target, container, checks };
+    const route = networkRouteFor(facts, { holderAllowed: ctx.settings.networkHolder })?.route;
+    if (!route)
+        throw new Error('the gate passed without a network route');
+    const holder = ownHolder(facts);
+    return {
+        source: facts.source,
+        target: facts.target,
+        container,
+        checks,
+        route,
+        ...(holder ? { sourceHolder: holder } : {}),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/restore.ts
@@ -60224,7 +60576,7 @@ function restore_collect(stream) {
 }
 
 ;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
-const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
 /**
@@ -60235,7 +60587,7 @@ function inspectShapeProblems(container) {
     const problems = [];
     if (!inspect_shape_CONTAINER_ID.test(container.Id))
         problems.push(`container ID "${container.Id}" is not 64 hex digits`);
-    if (!NAME.test(container.Name))
+    if (!inspect_shape_NAME.test(container.Name))
         problems.push(`container name "${container.Name}" is not a Docker name`);
     if (!IMAGE_ID.test(container.Image))
         problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
@@ -60255,6 +60607,8 @@ function inspectShapeProblems(container) {
 
 
 
+
+
 function stage_containerName(container) {
     return container.Name.replace(/^\//, '');
 }
@@ -60264,7 +60618,7 @@ function stage_containerName(container) {
  * image ID) and the target container, created with the source's configuration.
  * Each is written into the journal before it is made.
  */
-async function stage(ctx, container, targetDockerRoot, codec) {
+async function stage(ctx, container, targetDockerRoot, codec, network = { route: 'direct' }) {
     const problems = inspectShapeProblems(container);
     if (problems.length > 0) {
         throw new MigrationError('INPUT_INVALID', `the source's docker inspect has values the action will not pass on`, {
@@ -60308,19 +60662,58 @@ async function stage(ctx, container, targetDockerRoot, codec) {
     ctx.signal.throwIfAborted();
     // With the image's own config, settings the container merely inherited are left to the image.
     const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
-    return { imageRef, imageTransfer, ...created };
+    const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
+    ctx.signal.throwIfAborted();
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, holder);
+    return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
+}
+/**
+ * The network holder on the target, created and started before the container that will
+ * join it: its image made on the target if missing, then the container (journalled first, so
+ * a rollback removes it). Its network settings are the source container's, or on a later
+ * move those of the holder the source container joins.
+ */
+async function createHolder(ctx, container, network) {
+    const app = stage_containerName(container);
+    const name = holderName(app);
+    const arch = network.targetArch ?? 'unknown';
+    const script = holderImageScript(arch);
+    const fail = (message, detail, remedy) => new MigrationError('NETWORK_HOLDER_FAILED', message, {
+        step: 'stage',
+        host: describeHost(ctx.target),
+        ...(detail ? { detail } : {}),
+        remedy: remedy ??
+            'read the docker error above; the holder needs the network, addresses and published ports the container had on the source to be free on the target',
+    });
+    if (!script)
+        throw fail(`no network holder program for ${arch}`, undefined, 'see NETWORK_HOLDER_UNSUPPORTED');
+    const made = await ctx.target.run(script, { timeoutMs: 120_000 });
+    if (made.exitCode !== 0)
+        throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
+    if (await ctx.targetDocker.inspectContainer(name, 'stage')) {
+        throw fail(`the target already has a container named ${name}`, undefined, `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`);
+    }
+    const owner = network.sourceHolder ?? container;
+    const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
+    const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
+    const id = await mapped(ctx.targetDocker.createAndStart(args, 'stage'), 'NETWORK_HOLDER_FAILED');
+    await ctx.journal.done(created, 'target', { containerId: id });
+    ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
+    return name;
 }
 /**
  * Creates the container on the target with the source's configuration, its
  * environment through a 0600 file; journalled before it is made.
  */
-async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot) {
+async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, 
+/** Join this network holder's namespace instead of recreating the network. */
+networkContainer) {
     const targetName = stage_containerName(container);
     const { args, env } = splitEnvArgs(buildCreateArgs(container, {
         name: targetName,
         image: imageRef,
         ...(imageConfig ? { imageConfig } : {}),
+        ...(networkContainer ? { networkContainer } : {}),
     }));
     // The environment often holds secrets: a 0600 file, never the command line.
     const targetWork = workDir(ctx.settings.checkpointName);
@@ -60481,6 +60874,7 @@ async function migrate(deps) {
     };
     let facts = {};
     let container;
+    let sourceHolder;
     let staged;
     let dumped;
     let moved;
@@ -60496,6 +60890,7 @@ async function migrate(deps) {
         const checked = await log.group('Preflight: both hosts and the container', () => timer.time('preflight', () => preflight(ctx)));
         facts = { source: checked.source, target: checked.target };
         container = checked.container;
+        sourceHolder = checked.sourceHolder;
         const found = container;
         signal.throwIfAborted();
         enter('stage');
@@ -60503,10 +60898,18 @@ async function migrate(deps) {
         const containerd = await probeContainerdTmp(ctx);
         const unpackDir = containerd.found ? containerd.dir : undefined;
         const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
-        staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
+        staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec, {
+            route: checked.route,
+            ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
+            ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+        })));
         const ready = staged;
         enter('checkpoint');
-        const prepared = await prepareCheckpoint(ctx, found);
+        // Into a holder's namespace: the container's own one stays out of the dump. One that joins
+        // a holder already is runc's external namespace, which runc marks itself.
+        const prepared = await prepareCheckpoint(ctx, found, {
+            externalNetns: checked.route === 'holder' && !checked.sourceHolder,
+        });
         const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
         signal.throwIfAborted();
         dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared)));
@@ -60539,7 +60942,7 @@ async function migrate(deps) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
         try {
-            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container))));
+            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container), sourceHolder)));
             leftovers = retired.leftovers;
         }
         catch (error) {
@@ -61060,6 +61463,7 @@ async function uploadReport(settings, path, log) {
 
 
 
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -61281,6 +61685,14 @@ async function restoreFromStore(ctx, onFound) {
     }
     // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
     const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
+    // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
+    const route = decideNetworkRoute({
+        networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
+        holderAllowed: false,
+        holderUnavailable: 'restore mode makes no network holder',
+    });
+    checks.push(route.check);
     for (const check of checks) {
         if (check.status === 'warn')
             log.warning(formatCheck(check));
@@ -61472,7 +61884,7 @@ async function run() {
 
 /***/ }),
 
-/***/ 87318:
+/***/ 31284:
 /***/ ((module) => {
 
 module.exports = eval("require")("../build/Release/cpufeatures.node");
@@ -61480,7 +61892,7 @@ module.exports = eval("require")("../build/Release/cpufeatures.node");
 
 /***/ }),
 
-/***/ 30490:
+/***/ 67168:
 /***/ ((module) => {
 
 module.exports = eval("require")("./crypto/build/Release/sshcrypto.node");
@@ -61831,7 +62243,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("zlib");
 
 /***/ }),
 
-/***/ 63955:
+/***/ 49283:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -61855,7 +62267,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(70857);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -61891,7 +62303,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -61987,7 +62399,7 @@ function escapeProperty(s) {
 var external_crypto_ = __nccwpck_require__(76982);
 // EXTERNAL MODULE: external "fs"
 var external_fs_ = __nccwpck_require__(79896);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -62024,11 +62436,11 @@ function file_command_prepareKeyValueMessage(key, value) {
 //# sourceMappingURL=file-command.js.map
 // EXTERNAL MODULE: external "path"
 var external_path_ = __nccwpck_require__(16928);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/index.js + 1 modules
-var lib = __nccwpck_require__(44942);
-// EXTERNAL MODULE: ./node_modules/@actions/http-client/lib/auth.js
-var auth = __nccwpck_require__(92145);
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/index.js + 1 modules
+var lib = __nccwpck_require__(15326);
+// EXTERNAL MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
+var auth = __nccwpck_require__(63873);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -62102,7 +62514,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -62383,7 +62795,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -62423,13 +62835,13 @@ var external_string_decoder_ = __nccwpck_require__(13193);
 var external_events_ = __nccwpck_require__(24434);
 // EXTERNAL MODULE: external "child_process"
 var external_child_process_ = __nccwpck_require__(35317);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(88701);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io-util.js
-var io_util = __nccwpck_require__(90);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(86413);
+// EXTERNAL MODULE: ../main/node_modules/@actions/io/lib/io-util.js
+var io_util = __nccwpck_require__(50378);
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -63017,7 +63429,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -63097,7 +63509,7 @@ function getExecOutput(commandLine, args, options) {
     });
 }
 //# sourceMappingURL=exec.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -63162,7 +63574,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -63483,7 +63895,7 @@ function getIDToken(aud) {
 
 /***/ }),
 
-/***/ 92145:
+/***/ 63873:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -63568,7 +63980,7 @@ class PersonalAccessTokenCredentialHandler {
 
 /***/ }),
 
-/***/ 44942:
+/***/ 15326:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -63586,7 +63998,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(65692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -63677,11 +64089,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(20770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(46752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(58482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(42480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -64381,7 +64793,7 @@ const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCa
 
 /***/ }),
 
-/***/ 90:
+/***/ 50378:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -64576,7 +64988,7 @@ function getCmdPath() {
 
 /***/ }),
 
-/***/ 88701:
+/***/ 86413:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -64586,7 +64998,7 @@ function getCmdPath() {
 /* unused harmony exports cp, mv, rmRF, findInPath */
 /* harmony import */ var assert__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(42613);
 /* harmony import */ var path__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(16928);
-/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(90);
+/* harmony import */ var _io_util_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(50378);
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -64861,7 +65273,7 @@ function copyFile(srcFile, destFile, force) {
 
 /***/ }),
 
-/***/ 78342:
+/***/ 65856:
 /***/ ((module) => {
 
 module.exports = {"rE":"1.17.0"};
@@ -65148,6 +65560,6 @@ module.exports = {"rE":"1.17.0"};
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(79407);
+/******/ var __webpack_exports__ = __nccwpck_require__(40629);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

@@ -46,6 +46,7 @@ export const INPUT_NAMES = [
   'leave-running',
   'replace',
   'artifact-retention-days',
+  'docker28-network-holder',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -197,6 +198,7 @@ export function getInputs(
       "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict",
     );
   }
+  const networkHolder = parseBoolean('docker28-network-holder', text('docker28-network-holder'), false);
   const compression: Compression = parseChoice(
     'compression',
     text('compression'),
@@ -233,6 +235,7 @@ export function getInputs(
     kernelPolicy,
     strict,
     compression,
+    networkHolder,
   };
   const verifying = {
     verifyTimeoutSeconds,

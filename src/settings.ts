@@ -50,6 +50,8 @@ interface CommonSettings {
   strict: boolean;
   /** How streams between hosts are compressed; auto means zstd when both ends have it. */
   compression: Compression;
+  /** docker28-network-holder: bridge and user networks onto Docker 28/29 through a network holder. */
+  networkHolder: boolean;
 }
 
 /** Checking the restored container before the run commits to it. */

@@ -29,11 +29,14 @@ export async function finalize(
   ctx: MigrationContext,
   hosts: RecoveryHosts,
   container: ContainerInspect,
+  /** The network holder the source container joins: retired with it. */
+  sourceHolder?: ContainerInspect,
 ): Promise<FinalizeResult> {
   const sourceRestartPolicy = restartPolicyText(container);
   // The roll-forward is owed whether or not these notes reach the source.
   const entries: JournalEntry[] = await ctx.journal.intendAll(
     [
+      ...(sourceHolder ? [{ kind: 'source-holder' as const, containerId: sourceHolder.Id }] : []),
       { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
       { kind: 'source-stopped', containerId: container.Id },
       ...(ctx.settings.sourceAfter === 'remove'

@@ -1,7 +1,8 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
-import { evaluateGate, type GateFacts } from '../policy/gate.js';
+import { evaluateGate, type GateFacts, networkRouteFor, ownHolder } from '../policy/gate.js';
+import type { NetworkRoute } from '../policy/network-route.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
 import type { Settings } from '../settings.js';
@@ -12,6 +13,10 @@ export interface PreflightResult {
   target: HostFacts;
   container: ContainerInspect;
   checks: Check[];
+  /** How the container's network reaches the target. */
+  route: NetworkRoute;
+  /** The network holder the source container joins, when an earlier migration made one. */
+  sourceHolder?: ContainerInspect;
 }
 
 /** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
@@ -20,7 +25,7 @@ export type GateContext = Pick<
   MigrationContext,
   'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
 > & {
-  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict'>;
+  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict' | 'networkHolder'>;
 };
 
 export interface GateRun {
@@ -65,6 +70,12 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
   ]);
   const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
+  // Joined to another container's network: it may be the holder an earlier migration made.
+  const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+  if (joined) {
+    const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+    if (holder) facts.sourceHolder = holder;
+  }
   if (container) facts.container = container;
   if (inspectError !== undefined) facts.inspectError = inspectError;
   return facts;
@@ -73,7 +84,11 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
 export async function runGate(ctx: GateContext): Promise<GateRun> {
   const facts = await gatherGateFacts(ctx);
-  const checks = evaluateGate(facts, { kernelPolicy: ctx.settings.kernelPolicy, sudo: ctx.settings.sudo });
+  const checks = evaluateGate(facts, {
+    kernelPolicy: ctx.settings.kernelPolicy,
+    sudo: ctx.settings.sudo,
+    holderAllowed: ctx.settings.networkHolder,
+  });
   return { facts, checks };
 }
 
@@ -98,5 +113,15 @@ export async function preflight(ctx: GateContext): Promise<PreflightResult> {
       { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') },
     );
   }
-  return { source: facts.source, target: facts.target, container, checks };
+  const route = networkRouteFor(facts, { holderAllowed: ctx.settings.networkHolder })?.route;
+  if (!route) throw new Error('the gate passed without a network route');
+  const holder = ownHolder(facts);
+  return {
+    source: facts.source,
+    target: facts.target,
+    container,
+    checks,
+    route,
+    ...(holder ? { sourceHolder: holder } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import type { KernelPolicy } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';
 import { evaluateContainer, evaluatePlacement } from './container-rules.js';
+import { decideNetworkRoute, isNetworkHolder } from './network-route.js';
 
 /** Everything the preflight gate gathered from both hosts. */
 export interface GateFacts {
@@ -19,11 +20,43 @@ export interface GateFacts {
   sourceProbe?: SourceProbe;
   targetProbe?: TargetProbe;
   cpu?: CpuComparison;
+  /** The network holder the source container joins (container:<it>), from an earlier migration. */
+  sourceHolder?: ContainerInspect;
 }
 
 export interface GateOptions {
   kernelPolicy: KernelPolicy;
   sudo: boolean;
+  /** The docker28-network-holder input: bridge and user networks onto Docker 28/29 through a holder. */
+  holderAllowed: boolean;
+}
+
+/** The source's network holder, when the container joins one an earlier migration made. */
+export function ownHolder(
+  facts: Pick<GateFacts, 'container' | 'sourceHolder'>,
+): ContainerInspect | undefined {
+  const { container, sourceHolder } = facts;
+  if (!container || !sourceHolder) return undefined;
+  const mode = container.HostConfig.NetworkMode ?? '';
+  const joined =
+    mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
+  return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
+    ? sourceHolder
+    : undefined;
+}
+
+/** The route check, or none when there is no container to route. */
+export function networkRouteFor(facts: GateFacts, options: Pick<GateOptions, 'holderAllowed'>) {
+  const { container } = facts;
+  if (!container) return undefined;
+  const holder = ownHolder(facts);
+  return decideNetworkRoute({
+    networkMode: container.HostConfig.NetworkMode || 'default',
+    ...(holder ? { sourceHolder: holder } : {}),
+    ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
+    ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
+    holderAllowed: options.holderAllowed,
+  });
 }
 
 /** Every check of the gate, in report order; pure. */
@@ -38,6 +71,8 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
     ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
     ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
   };
+  const route = networkRouteFor(facts, options);
+  const holder = ownHolder(facts);
   const containerFacts = {
     ref: facts.ref,
     container,
@@ -51,8 +86,14 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
       { kernelPolicy: options.kernelPolicy },
     ),
     ...evaluateContainer(containerFacts),
+    ...(route && facts.target.docker.reachable ? [route.check] : []),
     ...(container && sourceProbe && targetProbe
-      ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+      ? evaluatePlacement({
+          container,
+          source: sourceProbe,
+          target: targetProbe,
+          ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+        })
       : []),
   ];
 }

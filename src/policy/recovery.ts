@@ -12,7 +12,14 @@ export type RecoveryStep =
   | { kind: 'remove-restore-copies'; inventorySha256: string; dir?: string }
   | { kind: 'resume-source'; containerId: string }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
-  | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
+  | {
+      kind: 'retire-source';
+      containerId: string;
+      previousPolicy?: string;
+      remove: boolean;
+      /** Its network holder, stopped (or removed) with it. */
+      holderId?: string;
+    };
 
 export interface RecoveryPlan {
   direction: 'rollback' | 'roll-forward' | 'nothing';
@@ -28,6 +35,7 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
     case 'source-paused':
       return { kind: 'resume-source', containerId: action.containerId };
     case 'target-created':
+    case 'holder-created':
       return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
     case 'image-copied':
       return { kind: 'remove-image', imageId: action.imageId };
@@ -56,6 +64,7 @@ export function planRecovery(
     const removed = record.entries.some(
       (entry) => entry.action.kind === 'source-removed' && entry.state === 'done',
     );
+    const holder = record.entries.find((entry) => entry.action.kind === 'source-holder')?.action;
     const steps: RecoveryStep[] = [];
     if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
       steps.push({
@@ -63,6 +72,7 @@ export function planRecovery(
         containerId: paused.containerId,
         previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
         remove: record.sourceAfter === 'remove',
+        ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
       });
     }
     for (const entry of record.entries) {

@@ -100,6 +100,7 @@ describe('getInputs defaults', () => {
       kernelPolicy: 'same-minor',
       strict: false,
       compression: 'auto',
+      networkHolder: false,
     });
     expect(settings.verifyLogPattern).toBeUndefined();
     expect(settings.ssh.passphrase).toBeUndefined();
@@ -581,7 +582,7 @@ describe('action.yml', () => {
   const declared = new Map<string, string | undefined>();
   let current = '';
   for (const line of section.split('\n')) {
-    const name = /^ {2}([a-z-]+):$/.exec(line);
+    const name = /^ {2}([a-z0-9-]+):$/.exec(line);
     if (name?.[1]) {
       current = name[1];
       declared.set(current, undefined);

@@ -51,6 +51,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     kernelPolicy: 'same-minor',
     strict: false,
     compression: 'none',
+    networkHolder: false,
   };
 }
 

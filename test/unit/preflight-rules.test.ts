@@ -90,7 +90,7 @@ function healthy(): GateFacts {
 }
 
 function evaluate(facts: GateFacts, sudo = false): Check[] {
-  return evaluateGate(facts, { kernelPolicy: 'same-minor', sudo });
+  return evaluateGate(facts, { kernelPolicy: 'same-minor', sudo, holderAllowed: false });
 }
 
 function docker26(name: string): ContainerInspect {

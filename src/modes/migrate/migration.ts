@@ -94,6 +94,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
   let facts: { source?: HostFacts; target?: HostFacts } = {};
   let container: ContainerInspect | undefined;
+  let sourceHolder: ContainerInspect | undefined;
   let staged: StageResult | undefined;
   let dumped: CheckpointResult | undefined;
   let moved: MoveResult | undefined;
@@ -112,6 +113,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     facts = { source: checked.source, target: checked.target };
     container = checked.container;
+    sourceHolder = checked.sourceHolder;
     const found = container;
     signal.throwIfAborted();
 
@@ -121,11 +123,21 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const unpackDir = containerd.found ? containerd.dir : undefined;
     const targetRoot = checked.target.docker.rootDir ?? '/var/lib/docker';
     staged = await log.group('Stage: image and container on the target', () =>
-      timer.time('stage', () => stage(ctx, found, targetRoot, codec)),
+      timer.time('stage', () =>
+        stage(ctx, found, targetRoot, codec, {
+          route: checked.route,
+          ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
+          ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+        }),
+      ),
     );
     const ready = staged;
     enter('checkpoint');
-    const prepared = await prepareCheckpoint(ctx, found);
+    // Into a holder's namespace: the container's own one stays out of the dump. One that joins
+    // a holder already is runc's external namespace, which runc marks itself.
+    const prepared = await prepareCheckpoint(ctx, found, {
+      externalNetns: checked.route === 'holder' && !checked.sourceHolder,
+    });
     const sourceInit = (await ctx.sourceDocker.processes(found.Id, 'checkpoint'))[0];
     signal.throwIfAborted();
 
@@ -177,7 +189,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     failure = undefined;
     try {
       const retired = await log.group('Finalize: retire the source', () =>
-        timer.time('finalize', () => finalize(ctx, raw, found(container))),
+        timer.time('finalize', () => finalize(ctx, raw, found(container), sourceHolder)),
       );
       leftovers = retired.leftovers;
     } catch (error) {
