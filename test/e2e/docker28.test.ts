@@ -17,37 +17,27 @@ import {
   waitForLog,
 } from './testbed.js';
 
-// The variant bed: host 1 Docker 26.1 (trixie root), host 2 Docker 28.5 / containerd 2.1 /
-// runc 1.3 (sid root), host 3 the store. Its own state directory and addresses, so it runs
-// beside the default bed; CI takes it down in .ci/run's trap as well.
+// The variant bed (test/testbed/sid-bed.sh): host 1 Docker 26.1 (trixie root), host 2
+// Docker 28.5 / containerd 2.1 / runc 1.3 (sid root), host 3 the store. Its own state and
+// addresses, so it runs beside the default bed; .ci/run also takes it down in its trap.
 const root = resolve(import.meta.dirname, '../..');
-const state = process.env.TESTBED_SID_STATE ?? '/var/lib/criu-migrate-testbed-sid';
-const bedEnv: Record<string, string> = {
-  TESTBED_STATE: state,
-  TESTBED_HOST1_ADDR: process.env.TESTBED_SID_HOST1_ADDR ?? '127.0.28.2',
-  TESTBED_HOST2_ADDR: process.env.TESTBED_SID_HOST2_ADDR ?? '127.0.28.3',
-  TESTBED_HOST3_ADDR: process.env.TESTBED_SID_HOST3_ADDR ?? '127.0.28.4',
-  TESTBED_HOST2_ROOT: 'sid',
-};
-const envFile = `${state}/client/env`;
+const sidBed = (action: 'up' | 'down' | 'env') =>
+  execFileSync('bash', [resolve(root, 'test/testbed/sid-bed.sh'), action], {
+    stdio: action === 'env' ? ['ignore', 'pipe', 'inherit'] : 'inherit',
+    encoding: 'utf8',
+  });
+const envFile = String(sidBed('env')).trim();
 let startedHere = false;
 let bed: Testbed;
 
-function script(name: string): void {
-  execFileSync('bash', [resolve(root, 'test/testbed', name)], {
-    stdio: 'inherit',
-    env: { ...process.env, ...bedEnv },
-  });
-}
-
 beforeAll(() => {
   startedHere = !hostsRunning(envFile);
-  if (startedHere) script('up.sh');
+  if (startedHere) sidBed('up');
   bed = loadTestbed(envFile);
 });
 
 afterAll(() => {
-  if (startedHere && !process.env.TESTBED_KEEP) script('down.sh');
+  if (startedHere && !process.env.TESTBED_KEEP) sidBed('down');
 });
 
 function inputs(source: string, target: string, container: string, extra: Record<string, string> = {}) {
@@ -82,8 +72,13 @@ async function expectContinued(from: string, to: string, name: string): Promise<
 }
 
 async function clean(name: string): Promise<void> {
-  for (const host of [bed.host1, bed.host2])
-    await onHostResult(bed, host, `docker rm -f ${name} ${name}-netholder`);
+  for (const host of [bed.host1, bed.host2]) {
+    await onHostResult(
+      bed,
+      host,
+      `docker rm -f ${name} ${name}-netholder; rm -rf /var/lib/criu-migrate/containers/${name}`,
+    );
+  }
 }
 
 describe('Docker 28 target (variant bed: host 1 Docker 26.1, host 2 Docker 28.5)', () => {
@@ -196,6 +191,98 @@ describe('Docker 28 target (variant bed: host 1 Docker 26.1, host 2 Docker 28.5)
     expect((await inspect(bed.host2, holder)).HostConfig!.RestartPolicy).toMatchObject({ Name: 'no' });
     expect((await inspect(bed.host1, holder)).State).toMatchObject({ Running: true });
     await expectNothingLeft(bed, name);
+    await clean(name);
+  });
+
+  it('a holder that cannot be made is rolled back: source resumed, target clean', async () => {
+    const name = 'd28-taken';
+    const holder = `${name}-netholder`;
+    await clean(name);
+    await startCounter(bed, bed.host1, name);
+    // Someone else's container already has the holder's name on the target.
+    await onHost(bed, bed.host2, `docker create --name ${holder} ${'criu-migrate/netholder:1'}`);
+    const run = await runAction(inputs(bed.host1, bed.host2, name, { 'docker28-network-holder': 'true' }));
+    expect(run.exitCode).not.toBe(0);
+    const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+    expect(metadata.error).toMatchObject({ code: 'NETWORK_HOLDER_FAILED', step: 'stage' });
+    expect(metadata.error.remedy).toContain(`docker rm -f ${holder}`);
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host1, name);
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    // Not ours: left alone.
+    expect(await containerState(bed, bed.host2, holder)).toMatchObject({ Status: 'created' });
+    await expectNothingLeft(bed, name);
+    await clean(name);
+  });
+
+  it('restore mode onto Docker 28 refuses a bridge checkpoint before creating anything', async () => {
+    const name = 'd28-restore';
+    const store = '/var/lib/criu-migrate-e2e-d28-store';
+    await clean(name);
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    await startCounter(bed, bed.host1, name);
+    const common = {
+      container: name,
+      'store-host': bed.host3,
+      'store-path': store,
+      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    };
+    const taken = await runAction({
+      ...common,
+      mode: 'checkpoint',
+      source: bed.host1,
+      'checkpoint-name': 'd28-1',
+    });
+    expect(taken.exitCode, taken.stdout).toBe(0);
+    const run = await runAction({ ...common, mode: 'restore', source: bed.host1, target: bed.host2 });
+    expect(run.exitCode).not.toBe(0);
+    const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+    expect(metadata.error.code).toBe('DOCKER_RESTORE_BROKEN');
+    expect(metadata.error.remedy).toContain('restore mode makes no network holder');
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    await clean(name);
+  });
+
+  it("Docker's containerd image store on the target is refused by the gate", async () => {
+    const name = 'd28-snapshotter';
+    await clean(name);
+    await startCounter(bed, bed.host1, name, { extraArgs: '--network host' });
+    const daemonJson = '/etc/docker/daemon.json';
+    const restart = () =>
+      execFileSync('bash', [resolve(root, 'test/testbed/restart-dockerd.sh'), String(bed.host2Pid)], {
+        stdio: 'inherit',
+      });
+    // Docker 29's default on new installs; 28 has it behind a feature flag.
+    await onHost(
+      bed,
+      bed.host2,
+      `cp ${daemonJson} ${daemonJson}.orig && sed -i 's/"storage-driver": "overlay2",/"features": {"containerd-snapshotter": true},/' ${daemonJson}`,
+    );
+    try {
+      restart();
+      expect(await onHost(bed, bed.host2, `docker info --format '{{json .DriverStatus}}'`)).toContain(
+        'io.containerd.snapshotter.v1',
+      );
+      const run = await runAction({ ...inputs(bed.host1, bed.host2, name), mode: 'preflight' });
+      const report = JSON.parse(readFileSync(run.outputs['report-path']!, 'utf8'));
+      const storage = report.checks.find(
+        (check: { host: string; name: string }) => check.host === 'target' && check.name === 'docker storage',
+      );
+      expect(storage).toMatchObject({ status: 'fail', code: 'STORAGE_DRIVER_UNSUPPORTED' });
+      expect(storage.observed).toContain('containerd image store');
+      expect(storage.remedy).toContain('containerd-snapshotter');
+      // And migrate mode stops at the gate with it, before the source is touched.
+      const moved = await runAction(inputs(bed.host1, bed.host2, name));
+      expect(moved.exitCode).not.toBe(0);
+      const metadata = JSON.parse(readFileSync(moved.outputs['metadata-path']!, 'utf8'));
+      expect(metadata.error).toMatchObject({ code: 'STORAGE_DRIVER_UNSUPPORTED', step: 'preflight' });
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    } finally {
+      await onHost(bed, bed.host2, `mv ${daemonJson}.orig ${daemonJson}`);
+      restart();
+    }
     await clean(name);
   });
 });
