@@ -59936,6 +59936,23 @@ function ownHolder(facts) {
         ? sourceHolder
         : undefined;
 }
+/**
+ * The container as the target must take it: joined to a holder, its published ports are
+ * the holder's (the holder goes along and publishes them on the target).
+ */
+function withHolderPorts(container, holder) {
+    if (!holder)
+        return container;
+    const ports = holder.HostConfig;
+    return {
+        ...container,
+        HostConfig: {
+            ...container.HostConfig,
+            ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
+            ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
+        },
+    };
+}
 /** The route check, or none when there is no container to route. */
 function networkRouteFor(facts, options) {
     const { container } = facts;
@@ -59977,7 +59994,7 @@ function evaluateGate(facts, options) {
         ...(route && facts.target.docker.reachable ? [route.check] : []),
         ...(container && sourceProbe && targetProbe
             ? evaluatePlacement({
-                container,
+                container: withHolderPorts(container, holder),
                 source: sourceProbe,
                 target: targetProbe,
                 ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
@@ -60393,29 +60410,34 @@ async function gatherGateFacts(ctx) {
     const ref = ctx.settings.container;
     const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then((container) => ({ container, inspectError: undefined }), (error) => ({ container: undefined, inspectError: errorMessage(error) }));
     const targetFacts = gatherHostFacts(ctx.target);
+    // Joined to another container's network: it may be the holder an earlier migration made,
+    // whose ports the target must have free.
+    const holderOf = inspected.then(async ({ container }) => {
+        const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+        if (!container || !joined)
+            return undefined;
+        const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+        return ownHolder({ container, sourceHolder: holder }) ? holder : undefined;
+    });
     // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
     // ask many questions each, in one channel, so the gate stays under that.
-    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu] = await Promise.all([
+    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, sourceHolder] = await Promise.all([
         gatherHostFacts(ctx.source),
         targetFacts,
         inspected,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
-        inspected.then(({ container }) => probeTarget(ctx.target, container, targetFacts.then((facts) => facts.docker.rootDir))),
+        Promise.all([inspected, holderOf]).then(([{ container }, holder]) => probeTarget(ctx.target, container && withHolderPorts(container, holder), targetFacts.then((facts) => facts.docker.rootDir))),
         compareCpus(ctx.source, ctx.target),
+        holderOf,
     ]);
     const targetNameTaken = container ? targetProbe.nameTaken : false;
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
-    // Joined to another container's network: it may be the holder an earlier migration made.
-    const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
-    if (joined) {
-        const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
-        if (holder)
-            facts.sourceHolder = holder;
-    }
     if (container)
         facts.container = container;
     if (inspectError !== undefined)
         facts.inspectError = inspectError;
+    if (sourceHolder)
+        facts.sourceHolder = sourceHolder;
     return facts;
 }
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */

@@ -1,7 +1,7 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
-import { evaluateGate, type GateFacts, networkRouteFor, ownHolder } from '../policy/gate.js';
+import { evaluateGate, type GateFacts, networkRouteFor, ownHolder, withHolderPorts } from '../policy/gate.js';
 import type { NetworkRoute } from '../policy/network-route.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
@@ -52,32 +52,37 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
     (error: unknown) => ({ container: undefined, inspectError: errorMessage(error) }),
   );
   const targetFacts = gatherHostFacts(ctx.target);
+  // Joined to another container's network: it may be the holder an earlier migration made,
+  // whose ports the target must have free.
+  const holderOf = inspected.then(async ({ container }) => {
+    const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+    if (!container || !joined) return undefined;
+    const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+    return ownHolder({ container, sourceHolder: holder }) ? holder : undefined;
+  });
   // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
   // ask many questions each, in one channel, so the gate stays under that.
-  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu] = await Promise.all([
-    gatherHostFacts(ctx.source),
-    targetFacts,
-    inspected,
-    inspected.then(({ container }) => probeSource(ctx.source, container)),
-    inspected.then(({ container }) =>
-      probeTarget(
-        ctx.target,
-        container,
-        targetFacts.then((facts) => facts.docker.rootDir),
+  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, sourceHolder] =
+    await Promise.all([
+      gatherHostFacts(ctx.source),
+      targetFacts,
+      inspected,
+      inspected.then(({ container }) => probeSource(ctx.source, container)),
+      Promise.all([inspected, holderOf]).then(([{ container }, holder]) =>
+        probeTarget(
+          ctx.target,
+          container && withHolderPorts(container, holder),
+          targetFacts.then((facts) => facts.docker.rootDir),
+        ),
       ),
-    ),
-    compareCpus(ctx.source, ctx.target),
-  ]);
+      compareCpus(ctx.source, ctx.target),
+      holderOf,
+    ]);
   const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
-  // Joined to another container's network: it may be the holder an earlier migration made.
-  const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
-  if (joined) {
-    const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
-    if (holder) facts.sourceHolder = holder;
-  }
   if (container) facts.container = container;
   if (inspectError !== undefined) facts.inspectError = inspectError;
+  if (sourceHolder) facts.sourceHolder = sourceHolder;
   return facts;
 }
 

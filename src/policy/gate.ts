@@ -45,6 +45,26 @@ export function ownHolder(
     : undefined;
 }
 
+/**
+ * The container as the target must take it: joined to a holder, its published ports are
+ * the holder's (the holder goes along and publishes them on the target).
+ */
+export function withHolderPorts(
+  container: ContainerInspect,
+  holder: ContainerInspect | undefined,
+): ContainerInspect {
+  if (!holder) return container;
+  const ports = holder.HostConfig;
+  return {
+    ...container,
+    HostConfig: {
+      ...container.HostConfig,
+      ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
+      ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
+    },
+  };
+}
+
 /** The route check, or none when there is no container to route. */
 export function networkRouteFor(facts: GateFacts, options: Pick<GateOptions, 'holderAllowed'>) {
   const { container } = facts;
@@ -89,7 +109,7 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
     ...(route && facts.target.docker.reachable ? [route.check] : []),
     ...(container && sourceProbe && targetProbe
       ? evaluatePlacement({
-          container,
+          container: withHolderPorts(container, holder),
           source: sourceProbe,
           target: targetProbe,
           ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),

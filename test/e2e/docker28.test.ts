@@ -183,6 +183,8 @@ describe('Docker 28 target (variant bed: host 1 Docker 26.1, host 2 Docker 28.5)
     await onHost(bed, bed.host1, `docker rm ${name}`);
     const back = await runAction(inputs(bed.host2, bed.host1, name));
     expect(back.exitCode, back.stdout).toBe(0);
+    // The gate checked the holder's published port on the way back, not the container's none.
+    expect(back.stdout).toMatch(/published ports: [^\n]*18080[^\n]* free/);
     await expectContinued(bed.host2, bed.host1, name);
     expect(await page(bed.host1)).toContain(`page-of-${name}`);
     expect((await inspect(bed.host1, name)).HostConfig!.NetworkMode).toMatch(/^container:/);

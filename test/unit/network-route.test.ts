@@ -9,6 +9,7 @@ import {
   pauseProgram,
 } from '../../src/engine/docker/net-holder.js';
 import type { ErrorCode } from '../../src/errors.js';
+import { withHolderPorts } from '../../src/policy/gate.js';
 import {
   decideNetworkRoute,
   type NetworkRoute,
@@ -208,6 +209,19 @@ describe('network holder', () => {
     expect(buildCreateArgs(joined, { name: 'web', image: 'x', networkContainer: 'web-netholder' })).toContain(
       'container:web-netholder',
     );
+  });
+});
+
+describe('withHolderPorts', () => {
+  it('gives a container joined to its holder the ports the holder publishes', () => {
+    const joined: ContainerInspect = {
+      ...web,
+      HostConfig: { ...web.HostConfig, NetworkMode: 'container:x', PortBindings: {}, PublishAllPorts: false },
+    };
+    const holder = holderOf('web');
+    expect(withHolderPorts(joined, holder).HostConfig.PortBindings).toEqual(web.HostConfig.PortBindings);
+    expect(withHolderPorts(joined, holder).HostConfig.NetworkMode).toBe('container:x');
+    expect(withHolderPorts(joined, undefined)).toBe(joined);
   });
 });
 
