@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(93366);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(92233);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 93366:
+/***/ 92233:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52506,6 +52506,10 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'VOLUME_SHARED',
     'VOLUME_TARGET_NOT_EMPTY',
     'VOLUME_TRANSFER_FAILED',
+    // Docker 28/29 targets: the network holder's program exists for some architectures only,
+    // and the holder container itself can fail to come up.
+    'NETWORK_HOLDER_UNSUPPORTED',
+    'NETWORK_HOLDER_FAILED',
 ]));
 class MigrationError extends Error {
     code;
@@ -52690,6 +52694,7 @@ const INPUT_NAMES = [
     'artifact-retention-days',
     'volume-precopy',
     'volume-replace',
+    'docker28-network-holder',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -52762,6 +52767,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         // Preflight reports it as a failed check instead, beside everything else it finds.
         throw invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
     }
+    const networkHolder = parseBoolean('docker28-network-holder', text('docker28-network-holder'), false);
     const compression = parseChoice('compression', text('compression'), COMPRESSIONS, 'auto', 'choices');
     const ssh = { knownHosts, insecureSkipHostKeyCheck };
     if (privateKey !== undefined)
@@ -52790,6 +52796,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         compression,
         volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
         volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
+        networkHolder,
     };
     const verifying = {
         verifyTimeoutSeconds,
@@ -53661,6 +53668,18 @@ class DockerCli {
                 host: describeHost(this.host),
             });
         }
+        return id;
+    }
+    async createAndStart(args, step) {
+        const out = await this.docker(['create', ...args], step, 'docker create');
+        const id = out.trim().split('\n').pop() ?? '';
+        if (!/^[0-9a-f]{64}$/.test(id)) {
+            throw new EngineError(shellQuote(['docker', 'create', ...args]), 0, out, 'docker create printed no container ID', {
+                step,
+                host: describeHost(this.host),
+            });
+        }
+        await this.docker(['start', id], step, 'docker start');
         return id;
     }
     async pause(id, step) {
@@ -55571,8 +55590,17 @@ async function releaseLock(host, container, token) {
 
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
+/**
+ * The CRIU configuration that leaves the container's network namespace out of the dump:
+ * restored into a network holder's namespace, it must be marked external when dumped.
+ */
+function externalNetnsConfig(inode) {
+    return `external net[${inode}]:extRootNetNS\n`;
+}
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container) {
+async function prepareCheckpoint(ctx, container, 
+/** Mark the container's own network namespace external (it is restored into a holder's). */
+options = {}) {
     const name = ctx.settings.checkpointName;
     const probe = DOCKER_LAYOUT.runcRoots
         .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
@@ -55592,7 +55620,23 @@ async function prepareCheckpoint(ctx, container) {
     // Memory images hold every secret the process has: root-only from the first byte.
     await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
     await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
-    return { runcRoot, ...dirs };
+    if (!options.externalNetns)
+        return { runcRoot, ...dirs };
+    const pid = container.State.Pid;
+    const inode = pid
+        ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
+        : '';
+    if (!/^\d+$/.test(inode)) {
+        throw new MigrationError('CHECKPOINT_FAILED', `could not read the network namespace of container ${container.Id.slice(0, 12)}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: `stat -L -c %i /proc/${pid ?? '?'}/ns/net gave "${inode}"`,
+            remedy: 'make sure the container is running, then run again',
+        });
+    }
+    const criuConfig = `${root}/criu-dump.conf`;
+    await runChecked(ctx.source, `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`, { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' });
+    return { runcRoot, ...dirs, criuConfig };
 }
 /**
  * Freezes the source and dumps it while leaving it frozen: `docker pause`,
@@ -55614,9 +55658,11 @@ sampleCodec = 'none') {
     const dumpStart = ctx.clock();
     // One command while frozen: the dump, then (only when it succeeded) what the
     // transfer and the restore need from it; nothing else runs until after the restore.
+    // runc hands its environment to CRIU: that is how the dump gets the configuration.
+    const criuEnv = prepared.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([prepared.criuConfig])} ` : '';
     const images = shellQuote([prepared.imagesDir]);
     const dump = await ctx.source.run([
-        `${PRIVATE} ${shellQuote([
+        `${PRIVATE} ${criuEnv}${shellQuote([
             'runc',
             '--root',
             prepared.runcRoot,
@@ -57281,6 +57327,7 @@ function compensation(action) {
         case 'source-paused':
             return { kind: 'resume-source', containerId: action.containerId };
         case 'target-created':
+        case 'holder-created':
             return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
         case 'image-copied':
             return { kind: 'remove-image', imageId: action.imageId };
@@ -57318,6 +57365,7 @@ function planRecovery(record) {
         const paused = record.entries.find((entry) => entry.action.kind === 'source-paused')?.action;
         const policy = record.entries.find((entry) => entry.action.kind === 'restart-policy')?.action;
         const removed = record.entries.some((entry) => entry.action.kind === 'source-removed' && entry.state === 'done');
+        const holder = record.entries.find((entry) => entry.action.kind === 'source-holder')?.action;
         const steps = [];
         if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
             steps.push({
@@ -57325,6 +57373,7 @@ function planRecovery(record) {
                 containerId: paused.containerId,
                 previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
                 remove: record.sourceAfter === 'remove',
+                ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
             });
         }
         const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');
@@ -57549,11 +57598,28 @@ async function recover(record, hosts, log) {
                     throw new Error('the source container is still running after SIGKILL');
                 if (step.remove) {
                     await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
-                    return 'removed the source container';
+                    const holderSaid = step.holderId ? await retireHolder(step.holderId, true) : '';
+                    return `removed the source container${holderSaid}`;
                 }
-                return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")`;
+                const holderSaid = step.holderId ? await retireHolder(step.holderId, false) : '';
+                return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
             }
         }
+    }
+    /** The source's network holder goes the way of its container: stopped for good, or removed. */
+    async function retireHolder(holderId, remove) {
+        const holder = await docker.source.inspectContainer(holderId, 'finalize');
+        if (!holder)
+            return '';
+        if ((holder.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no')
+            await withRetries(() => docker.source.setRestartPolicy(holderId, 'no', 'finalize'));
+        if (remove) {
+            await withRetries(() => docker.source.removeIfPresent(holderId, 'finalize'));
+            return ' and its network holder';
+        }
+        if (holder.State.Running)
+            await withRetries(() => docker.source.kill(holderId, 'finalize')).catch(() => { });
+        return '; its network holder stopped too';
     }
     function describeStep(step) {
         switch (step.kind) {
@@ -58482,10 +58548,13 @@ function restartPolicyText(container) {
  */
 async function finalize(ctx, hosts, container, 
 /** Named volumes the run moved: with source-after: remove they leave the source too. */
-volumeNames = []) {
+volumeNames = [], 
+/** The network holder the source container joins: retired with it. */
+sourceHolder) {
     const sourceRestartPolicy = restartPolicyText(container);
     // The roll-forward is owed whether or not these notes reach the source.
     const entries = await ctx.journal.intendAll([
+        ...(sourceHolder ? [{ kind: 'source-holder', containerId: sourceHolder.Id }] : []),
         { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
         { kind: 'source-stopped', containerId: container.Id },
         ...(ctx.settings.sourceAfter === 'remove'
@@ -58807,7 +58876,172 @@ function parseNameList(text) {
     return lines(text);
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/net-holder.ts
+
+/**
+ * The network holder: a container on a Docker 28/29 target that owns the migrated
+ * container's network namespace (networks, aliases, addresses, published ports), so the
+ * restored container can join it (`--network container:<holder>`) instead of having the
+ * daemon attach a namespace by PID (moby#50750, containerd#12141).
+ *
+ * Its only process must never exit and must assume nothing about the app's image (a scratch
+ * image has no shell and no sleep). The action makes its own one-file image on the target
+ * with `docker import`: a static ELF executable of 129 bytes that calls pause(2) in a loop.
+ * Written out here byte by byte rather than shipped as a binary, so a reviewer can read all
+ * of it: nothing is downloaded and nothing of the host is copied into it.
+ */
+const HOLDER_IMAGE = 'criu-migrate/netholder:1';
+/** On the holder: the name of the container it holds the network for. */
+const HOLDER_LABEL = 'io.github.criu-migrate.network-holder-for';
+/** Machine architectures (uname -m) the holder program exists for. */
+const HOLDER_ARCHES = ['x86_64'];
+function holderName(app) {
+    return `${app}-netholder`;
+}
+const LOAD_ADDRESS = 0x400000n;
+const ELF_HEADER_SIZE = 64;
+const PROGRAM_HEADER_SIZE = 56;
+// x86_64: 0: mov eax, 34 (pause); 5: syscall; 7: jmp 0. A signal without a handler is ignored by
+// PID 1 of a PID namespace, so only SIGKILL ends it: the holder is created with --stop-signal KILL.
+const X86_64_PAUSE_LOOP = [0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
+const EM_X86_64 = 0x3e;
+/** The holder's program: an ELF64 executable with one loadable segment, code right after the headers. */
+function pauseProgram(arch) {
+    if (arch !== 'x86_64')
+        return undefined;
+    const code = Buffer.from(X86_64_PAUSE_LOOP);
+    const codeOffset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE;
+    const size = codeOffset + code.length;
+    const elf = Buffer.alloc(size);
+    // e_ident: magic, 64-bit, little endian, version 1, System V ABI.
+    elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
+    elf.writeUInt16LE(2, 16); // e_type: ET_EXEC
+    elf.writeUInt16LE(EM_X86_64, 18); // e_machine
+    elf.writeUInt32LE(1, 20); // e_version
+    elf.writeBigUInt64LE(LOAD_ADDRESS + BigInt(codeOffset), 24); // e_entry
+    elf.writeBigUInt64LE(BigInt(ELF_HEADER_SIZE), 32); // e_phoff
+    elf.writeBigUInt64LE(0n, 40); // e_shoff: no sections
+    elf.writeUInt32LE(0, 48); // e_flags
+    elf.writeUInt16LE(ELF_HEADER_SIZE, 52); // e_ehsize
+    elf.writeUInt16LE(PROGRAM_HEADER_SIZE, 54); // e_phentsize
+    elf.writeUInt16LE(1, 56); // e_phnum
+    elf.writeUInt16LE(0, 58); // e_shentsize
+    elf.writeUInt16LE(0, 60); // e_shnum
+    elf.writeUInt16LE(0, 62); // e_shstrndx
+    const ph = ELF_HEADER_SIZE;
+    elf.writeUInt32LE(1, ph); // p_type: PT_LOAD
+    elf.writeUInt32LE(5, ph + 4); // p_flags: read + execute
+    elf.writeBigUInt64LE(0n, ph + 8); // p_offset: the whole file
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 16); // p_vaddr
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 24); // p_paddr
+    elf.writeBigUInt64LE(BigInt(size), ph + 32); // p_filesz
+    elf.writeBigUInt64LE(BigInt(size), ph + 40); // p_memsz
+    elf.writeBigUInt64LE(0x1000n, ph + 48); // p_align
+    code.copy(elf, codeOffset);
+    return elf;
+}
+/**
+ * Shell text that makes HOLDER_IMAGE on a host that lacks it: the program as /pause in a
+ * one-file tar, `docker import`ed with it as the entrypoint. Needs base64, tar and mktemp.
+ */
+function holderImageScript(arch) {
+    const program = pauseProgram(arch);
+    if (!program)
+        return undefined;
+    const image = shellQuote([HOLDER_IMAGE]);
+    return [
+        `docker image inspect ${image} >/dev/null 2>&1 && exit 0`,
+        'd=$(mktemp -d) || exit 1',
+        `echo ${program.toString('base64')} | base64 -d >"$d/pause" && chmod 755 "$d/pause" || { rm -rf "$d"; exit 1; }`,
+        `tar -C "$d" -c pause | docker import --change 'ENTRYPOINT ["/pause"]' - ${image} >/dev/null; s=$?`,
+        'rm -rf "$d"; exit $s',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/policy/network-route.ts
+
+/** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
+const FIRST_BROKEN_DOCKER_MAJOR = 28;
+const UPSTREAM_ISSUES = 'moby#50750, containerd#12141';
+const HOLDER_INPUT = 'docker28-network-holder';
+function restoresOwnNetns(docker) {
+    return docker === undefined || docker.major < FIRST_BROKEN_DOCKER_MAJOR;
+}
+/** The holder an earlier migration made, when `mode` is container:<it> and it carries our label. */
+function isNetworkHolder(holder, app) {
+    return holder?.Config.Labels?.[HOLDER_LABEL] === app;
+}
+const NAME = 'network route';
+/** Pure: which route the container's network takes to the target, as a gate check. */
+function decideNetworkRoute(facts) {
+    const { networkMode: mode, targetDocker } = facts;
+    const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
+    const expected = 'a route the target can restore: host network, or its own network namespace on Docker before 28, or through a network holder';
+    const holderCheck = (observed) => {
+        const arch = facts.targetArch;
+        if (arch !== undefined && !HOLDER_ARCHES.includes(arch)) {
+            return {
+                check: {
+                    host: 'target',
+                    name: NAME,
+                    status: 'fail',
+                    observed: `${observed}, but the target is ${arch}`,
+                    expected,
+                    remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only: run the container on the host network, or run Docker 26/27 on the target`,
+                    code: 'NETWORK_HOLDER_UNSUPPORTED',
+                },
+            };
+        }
+        return { route: 'holder', check: { host: 'target', name: NAME, status: 'pass', observed, expected } };
+    };
+    if (mode === 'host') {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: NAME,
+                status: 'pass',
+                observed: `host network: restored directly on ${docker}`,
+                expected,
+            },
+        };
+    }
+    if (facts.sourceHolder) {
+        const holder = facts.sourceHolder.Name.replace(/^\//, '');
+        return holderCheck(`joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`);
+    }
+    if (restoresOwnNetns(targetDocker)) {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: NAME,
+                status: 'pass',
+                observed: `${mode} network: restored directly on ${docker}`,
+                expected,
+            },
+        };
+    }
+    if (facts.holderAllowed) {
+        return holderCheck(`${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`);
+    }
+    return {
+        check: {
+            host: 'target',
+            name: NAME,
+            status: 'fail',
+            observed: `${mode} network (its own network namespace) onto ${docker}`,
+            expected,
+            remedy: facts.holderUnavailable
+                ? `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and ${facts.holderUnavailable}: restore onto a host with Docker 26/27, or checkpoint a container that runs with --network host`
+                : `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"). Either set ${HOLDER_INPUT}: true (a small holder container then owns the network, ports and aliases on the target, and the container joins it as --network container:<name>-netholder), or run the container with --network host, or run Docker 26/27 on the target`,
+            code: 'DOCKER_RESTORE_BROKEN',
+        },
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
+
 
 
 /** Lifts a rule about one host into a rule about both. */
@@ -59039,7 +59273,7 @@ const dockerExperimental = withDaemon(({ docker }, role) => {
         code: 'DOCKER_NOT_EXPERIMENTAL',
     };
 });
-const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; not 28.x or 29.x';
+const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; 28.x with containerd 2.1 and runc 1.3 (verified: host network directly, other networks through a network holder)';
 const dockerCanRestore = withDaemon(({ docker }, role) => {
     const name = 'docker restore';
     const version = docker.serverVersion;
@@ -59061,18 +59295,13 @@ const dockerCanRestore = withDaemon(({ docker }, role) => {
         };
     }
     if (version.major === 28 || version.major === 29) {
-        const why = 'Docker 28.x and 29.x cannot restore checkpoints of containers with their own network namespace (moby#50750, containerd#12141)';
+        // Which containers it can restore depends on their network: the network route check decides.
         return {
             host: role,
             name,
-            // Only the target restores; on the source it matters for migrating back.
-            status: role === 'target' ? 'fail' : 'warn',
-            observed,
+            status: 'pass',
+            observed: `${observed} (restores containers with their own network namespace only through a network holder: ${UPSTREAM_ISSUES})`,
             expected: WORKING_DOCKER,
-            remedy: role === 'target'
-                ? `install Docker 26.1 (docker.io, containerd 1.7 and runc 1.1 from Debian trixie) on the target: ${why}`
-                : `${why}; this host could not be the target of a migration back`,
-            code: 'DOCKER_RESTORE_BROKEN',
         };
     }
     if (version.major === 26 || version.major === 27) {
@@ -59643,6 +59872,77 @@ function healthArgs(health, image) {
         args.push('--health-retries', String(health.Retries));
     return args;
 }
+/** Exposed and published ports; the ports the image exposes itself are left to it. */
+function portArgs(inspect, image) {
+    const args = [];
+    const bindings = inspect.HostConfig.PortBindings ?? {};
+    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
+    for (const port of exposed) {
+        const published = (bindings[port]?.length ?? 0) > 0;
+        if (!published && !(port in (image?.ExposedPorts ?? {})))
+            args.push('--expose', port);
+    }
+    for (const port of Object.keys(bindings).sort()) {
+        for (const binding of bindings[port] ?? [])
+            args.push('-p', formatPublish(port, binding));
+    }
+    if (inspect.HostConfig.PublishAllPorts)
+        args.push('-P');
+    return args;
+}
+/** The primary network with its aliases and addresses, and the DNS settings. */
+function networkArgs(inspect, name, extraAliases = []) {
+    const args = [];
+    const host = inspect.HostConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    const each = (flag, values) => {
+        for (const value of values ?? [])
+            args.push(flag, value);
+    };
+    if (networkMode === 'host' || networkMode === 'none')
+        args.push('--network', networkMode);
+    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
+        args.push('--network', networkMode);
+        const aliases = userAliases(inspect, networkMode, name);
+        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
+        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
+        if (ipam?.IPv4Address)
+            args.push('--ip', ipam.IPv4Address);
+        if (ipam?.IPv6Address)
+            args.push('--ip6', ipam.IPv6Address);
+        each('--link-local-ip', ipam?.LinkLocalIPs);
+    }
+    each('--dns', host.Dns);
+    each('--dns-search', host.DnsSearch);
+    each('--dns-option', host.DnsOptions);
+    each('--add-host', host.ExtraHosts);
+    return args;
+}
+/**
+ * `docker create` arguments of a network holder: everything about the network of `owner`
+ * (the app container itself, or on a later move the holder it joins), the app's restart
+ * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
+ * but a pause loop.
+ */
+function buildHolderArgs(owner, app, options) {
+    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
+    const config = owner.Config;
+    const mode = owner.HostConfig.NetworkMode ?? 'default';
+    if (config.Hostname && mode !== 'host')
+        args.push('--hostname', config.Hostname);
+    if (config.Domainname)
+        args.push('--domainname', config.Domainname);
+    args.push(...portArgs(owner, undefined));
+    args.push(...networkArgs(owner, options.name, [options.app]));
+    const restart = app.HostConfig.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
+    args.push('--stop-signal', 'SIGKILL', options.image);
+    return args;
+}
 /**
  * The arguments after `docker create` that give a container on another host the source
  * container's configuration: options, then the image, then the command. Values that are
@@ -59658,6 +59958,9 @@ function buildCreateArgs(inspect, options) {
         ['IpcMode', host.IpcMode],
         ['PidMode', host.PidMode],
     ]) {
+        // A network holder's namespace is replaced by the holder given in the options.
+        if (setting === 'NetworkMode' && options.networkContainer)
+            continue;
         if (mode && sharesNamespace(mode))
             throw namespaceError(`HostConfig.${setting}`, mode);
     }
@@ -59675,11 +59978,14 @@ function buildCreateArgs(inspect, options) {
     // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
     // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
     // With the host's UTS namespace Docker fills in the target host's own name.
+    const holder = options.networkContainer;
     const hostUts = networkMode === 'host' || host.UTSMode === 'host';
-    if (config.Hostname && !hostUts)
-        add('--hostname', config.Hostname);
-    if (config.Domainname)
-        add('--domainname', config.Domainname);
+    if (!holder) {
+        if (config.Hostname && !hostUts)
+            add('--hostname', config.Hostname);
+        if (config.Domainname)
+            add('--domainname', config.Domainname);
+    }
     if (config.User && config.User !== image?.User)
         add('--user', config.User);
     if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
@@ -59696,19 +60002,8 @@ function buildCreateArgs(inspect, options) {
         add('-t');
     if (config.OpenStdin)
         add('-i');
-    const bindings = host.PortBindings ?? {};
-    const exposed = Object.keys(config.ExposedPorts ?? {}).sort();
-    for (const port of exposed) {
-        const published = (bindings[port]?.length ?? 0) > 0;
-        if (!published && !(port in (image?.ExposedPorts ?? {})))
-            add('--expose', port);
-    }
-    for (const port of Object.keys(bindings).sort()) {
-        for (const binding of bindings[port] ?? [])
-            add('-p', formatPublish(port, binding));
-    }
-    if (host.PublishAllPorts)
-        add('-P');
+    if (!holder)
+        args.push(...portArgs(inspect, image));
     const restart = host.RestartPolicy;
     if (restart && restart.Name !== '' && restart.Name !== 'no') {
         const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
@@ -59731,22 +60026,10 @@ function buildCreateArgs(inspect, options) {
         add('--volume-driver', host.VolumeDriver);
     for (const [path, opts] of sortedEntries(host.Tmpfs))
         add('--tmpfs', opts ? `${path}:${opts}` : path);
-    if (networkMode === 'host' || networkMode === 'none')
-        add('--network', networkMode);
-    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
-        add('--network', networkMode);
-        addEach('--network-alias', userAliases(inspect, networkMode, options.name));
-        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-        if (ipam?.IPv4Address)
-            add('--ip', ipam.IPv4Address);
-        if (ipam?.IPv6Address)
-            add('--ip6', ipam.IPv6Address);
-        addEach('--link-local-ip', ipam?.LinkLocalIPs);
-    }
-    addEach('--dns', host.Dns);
-    addEach('--dns-search', host.DnsSearch);
-    addEach('--dns-option', host.DnsOptions);
-    addEach('--add-host', host.ExtraHosts);
+    if (holder)
+        add('--network', `container:${holder}`);
+    else
+        args.push(...networkArgs(inspect, options.name));
     if (host.Privileged)
         add('--privileged');
     addEach('--cap-add', host.CapAdd);
@@ -60029,11 +60312,24 @@ function sharedNamespace(mode) {
     return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
 }
 const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
-const networkMode = ({ container }) => {
+const networkMode = ({ container, sourceHolder }) => {
     const mode = container.HostConfig.NetworkMode || 'default';
     const name = 'network mode';
     const expected = 'bridge, none or a user-defined network (its own network namespace)';
     const other = sharedNamespace(mode);
+    if (other !== undefined && sourceHolder) {
+        const holder = sourceHolder.Name.replace(/^\//, '');
+        const owned = sourceHolder.HostConfig.NetworkMode || 'default';
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'pass',
+                observed: `${owned}, held by network holder ${holder}`,
+                expected,
+            },
+        ];
+    }
     if (other !== undefined) {
         return [
             {
@@ -60084,8 +60380,8 @@ const sharedNamespaces = ({ container }) => {
         },
     ];
 };
-const networkOnTarget = ({ container, target }) => {
-    const mode = container.HostConfig.NetworkMode || 'default';
+const networkOnTarget = ({ container, target, sourceHolder }) => {
+    const mode = (sourceHolder ?? container).HostConfig.NetworkMode || 'default';
     if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
         return [];
     const name = 'network on target';
@@ -60427,6 +60723,49 @@ function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
 
 
 
+
+/** The source's network holder, when the container joins one an earlier migration made. */
+function ownHolder(facts) {
+    const { container, sourceHolder } = facts;
+    if (!container || !sourceHolder)
+        return undefined;
+    const mode = container.HostConfig.NetworkMode ?? '';
+    const joined = mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
+    return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
+        ? sourceHolder
+        : undefined;
+}
+/**
+ * The container as the target must take it: joined to a holder, its published ports are
+ * the holder's (the holder goes along and publishes them on the target).
+ */
+function withHolderPorts(container, holder) {
+    if (!holder)
+        return container;
+    const ports = holder.HostConfig;
+    return {
+        ...container,
+        HostConfig: {
+            ...container.HostConfig,
+            ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
+            ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
+        },
+    };
+}
+/** The route check, or none when there is no container to route. */
+function networkRouteFor(facts, options) {
+    const { container } = facts;
+    if (!container)
+        return undefined;
+    const holder = ownHolder(facts);
+    return decideNetworkRoute({
+        networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(holder ? { sourceHolder: holder } : {}),
+        ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
+        ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
+        holderAllowed: options.holderAllowed,
+    });
+}
 /** Every check of the gate, in report order; pure. */
 function evaluateGate(facts, options) {
     const { sourceProbe, targetProbe, container } = facts;
@@ -60439,6 +60778,8 @@ function evaluateGate(facts, options) {
         ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
         ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
     };
+    const route = networkRouteFor(facts, options);
+    const holder = ownHolder(facts);
     const containerFacts = {
         ref: facts.ref,
         container,
@@ -60449,8 +60790,14 @@ function evaluateGate(facts, options) {
         ...privileges,
         ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
         ...evaluateContainer(containerFacts),
+        ...(route && facts.target.docker.reachable ? [route.check] : []),
         ...(container && sourceProbe && targetProbe
-            ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+            ? evaluatePlacement({
+                container: withHolderPorts(container, holder),
+                source: sourceProbe,
+                target: targetProbe,
+                ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+            })
             : []),
         ...(container && facts.volumes
             ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
@@ -60892,16 +61239,26 @@ async function gatherGateFacts(ctx) {
     const ref = ctx.settings.container;
     const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then((container) => ({ container, inspectError: undefined }), (error) => ({ container: undefined, inspectError: errorMessage(error) }));
     const targetFacts = gatherHostFacts(ctx.target);
+    // Joined to another container's network: it may be the holder an earlier migration made,
+    // whose ports the target must have free.
+    const holderOf = inspected.then(async ({ container }) => {
+        const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+        if (!container || !joined)
+            return undefined;
+        const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+        return ownHolder({ container, sourceHolder: holder }) ? holder : undefined;
+    });
     // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
     // ask many questions each, in one channel, so the gate stays under that.
-    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] = await Promise.all([
+    const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes, sourceHolder] = await Promise.all([
         gatherHostFacts(ctx.source),
         targetFacts,
         inspected,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
-        inspected.then(({ container }) => probeTarget(ctx.target, container, targetFacts.then((facts) => facts.docker.rootDir))),
+        Promise.all([inspected, holderOf]).then(([{ container }, holder]) => probeTarget(ctx.target, container && withHolderPorts(container, holder), targetFacts.then((facts) => facts.docker.rootDir))),
         compareCpus(ctx.source, ctx.target),
         inspected.then(({ container }) => container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined),
+        holderOf,
     ]);
     const targetNameTaken = container ? targetProbe.nameTaken : false;
     const facts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
@@ -60911,6 +61268,8 @@ async function gatherGateFacts(ctx) {
         facts.volumes = volumes;
     if (inspectError !== undefined)
         facts.inspectError = inspectError;
+    if (sourceHolder)
+        facts.sourceHolder = sourceHolder;
     return facts;
 }
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
@@ -60920,6 +61279,7 @@ async function runGate(ctx) {
         kernelPolicy: ctx.settings.kernelPolicy,
         sudo: ctx.settings.sudo,
         volumeReplace: ctx.settings.volumeReplace,
+        holderAllowed: ctx.settings.networkHolder,
     });
     return { facts, checks };
 }
@@ -60942,12 +61302,18 @@ async function preflight(ctx) {
         const strict = ctx.settings.strict && failed.some((check) => check.status === 'warn');
         throw new MigrationError(first?.code ?? 'PREFLIGHT_FAILED', `migration refused before touching the container${strict ? ' (strict: warnings count)' : ''}: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') });
     }
+    const route = networkRouteFor(facts, { holderAllowed: ctx.settings.networkHolder })?.route;
+    if (!route)
+        throw new Error('the gate passed without a network route');
+    const holder = ownHolder(facts);
     return {
         source: facts.source,
         target: facts.target,
         container,
         checks,
         ...(facts.volumes ? { volumes: facts.volumes } : {}),
+        route,
+        ...(holder ? { sourceHolder: holder } : {}),
     };
 }
 
@@ -61078,7 +61444,7 @@ function restore_collect(stream) {
 }
 
 ;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
-const NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
 const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
 /**
@@ -61089,7 +61455,7 @@ function inspectShapeProblems(container) {
     const problems = [];
     if (!inspect_shape_CONTAINER_ID.test(container.Id))
         problems.push(`container ID "${container.Id}" is not 64 hex digits`);
-    if (!NAME.test(container.Name))
+    if (!inspect_shape_NAME.test(container.Name))
         problems.push(`container name "${container.Name}" is not a Docker name`);
     if (!IMAGE_ID.test(container.Image))
         problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
@@ -61109,6 +61475,8 @@ function inspectShapeProblems(container) {
 
 
 
+
+
 function stage_containerName(container) {
     return container.Name.replace(/^\//, '');
 }
@@ -61118,7 +61486,7 @@ function stage_containerName(container) {
  * image ID) and the target container, created with the source's configuration.
  * Each is written into the journal before it is made.
  */
-async function stage(ctx, container, targetDockerRoot, codec) {
+async function stage(ctx, container, targetDockerRoot, codec, network = { route: 'direct' }) {
     const problems = inspectShapeProblems(container);
     if (problems.length > 0) {
         throw new MigrationError('INPUT_INVALID', `the source's docker inspect has values the action will not pass on`, {
@@ -61162,19 +61530,58 @@ async function stage(ctx, container, targetDockerRoot, codec) {
     ctx.signal.throwIfAborted();
     // With the image's own config, settings the container merely inherited are left to the image.
     const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
-    return { imageRef, imageTransfer, ...created };
+    const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
+    ctx.signal.throwIfAborted();
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, holder);
+    return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
+}
+/**
+ * The network holder on the target, created and started before the container that will
+ * join it: its image made on the target if missing, then the container (journalled first, so
+ * a rollback removes it). Its network settings are the source container's, or on a later
+ * move those of the holder the source container joins.
+ */
+async function createHolder(ctx, container, network) {
+    const app = stage_containerName(container);
+    const name = holderName(app);
+    const arch = network.targetArch ?? 'unknown';
+    const script = holderImageScript(arch);
+    const fail = (message, detail, remedy) => new MigrationError('NETWORK_HOLDER_FAILED', message, {
+        step: 'stage',
+        host: describeHost(ctx.target),
+        ...(detail ? { detail } : {}),
+        remedy: remedy ??
+            'read the docker error above; the holder needs the network, addresses and published ports the container had on the source to be free on the target',
+    });
+    if (!script)
+        throw fail(`no network holder program for ${arch}`, undefined, 'see NETWORK_HOLDER_UNSUPPORTED');
+    const made = await ctx.target.run(script, { timeoutMs: 120_000 });
+    if (made.exitCode !== 0)
+        throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
+    if (await ctx.targetDocker.inspectContainer(name, 'stage')) {
+        throw fail(`the target already has a container named ${name}`, undefined, `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`);
+    }
+    const owner = network.sourceHolder ?? container;
+    const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
+    const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
+    const id = await mapped(ctx.targetDocker.createAndStart(args, 'stage'), 'NETWORK_HOLDER_FAILED');
+    await ctx.journal.done(created, 'target', { containerId: id });
+    ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
+    return name;
 }
 /**
  * Creates the container on the target with the source's configuration, its
  * environment through a 0600 file; journalled before it is made.
  */
-async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot) {
+async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, 
+/** Join this network holder's namespace instead of recreating the network. */
+networkContainer) {
     const targetName = stage_containerName(container);
     const { args, env } = splitEnvArgs(buildCreateArgs(container, {
         name: targetName,
         image: imageRef,
         ...(imageConfig ? { imageConfig } : {}),
+        ...(networkContainer ? { networkContainer } : {}),
     }));
     // The environment often holds secrets: a 0600 file, never the command line.
     const targetWork = workDir(ctx.settings.checkpointName);
@@ -61337,6 +61744,7 @@ async function migrate(deps) {
     };
     let facts = {};
     let container;
+    let sourceHolder;
     let staged;
     let dumped;
     let moved;
@@ -61355,6 +61763,7 @@ async function migrate(deps) {
         const checked = await log.group('Preflight: both hosts and the container', () => timer.time('preflight', () => preflight(ctx)));
         facts = { source: checked.source, target: checked.target };
         container = checked.container;
+        sourceHolder = checked.sourceHolder;
         const found = container;
         signal.throwIfAborted();
         enter('stage');
@@ -61378,7 +61787,11 @@ async function migrate(deps) {
             }
             enter('stage');
         }
-        staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec)));
+        staged = await log.group('Stage: image and container on the target', () => timer.time('stage', () => stage(ctx, found, targetRoot, codec, {
+            route: checked.route,
+            ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
+            ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+        })));
         const ready = staged;
         enter('checkpoint');
         // Everything the frozen window needs is prepared here, so it holds only
@@ -61386,7 +61799,9 @@ async function migrate(deps) {
         // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
         const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
         const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
-            prepareCheckpoint(ctx, found),
+            // Into a holder's namespace: the container's own one stays out of the dump. One that joins
+            // a holder already is runc's external namespace, which runc marks itself.
+            prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
             ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
             planTransfer(ctx, found, ready, codec, containerd, marker),
             prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
@@ -61440,7 +61855,7 @@ async function migrate(deps) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
         try {
-            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container), volumes.map((volume) => volume.plan.name))));
+            const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container), volumes.map((volume) => volume.plan.name), sourceHolder)));
             leftovers = retired.leftovers;
         }
         catch (error) {
@@ -61969,6 +62384,7 @@ async function uploadReport(settings, path, log) {
 
 
 
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -62194,6 +62610,14 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     }
     // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
     const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
+    // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
+    const route = decideNetworkRoute({
+        networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
+        holderAllowed: false,
+        holderUnavailable: 'restore mode makes no network holder',
+    });
+    checks.push(route.check);
     for (const check of checks) {
         if (check.status === 'warn')
             log.warning(formatCheck(check));

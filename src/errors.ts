@@ -64,6 +64,10 @@ export const ERROR_CODES = [
   'VOLUME_SHARED',
   'VOLUME_TARGET_NOT_EMPTY',
   'VOLUME_TRANSFER_FAILED',
+  // Docker 28/29 targets: the network holder's program exists for some architectures only,
+  // and the holder container itself can fail to come up.
+  'NETWORK_HOLDER_UNSUPPORTED',
+  'NETWORK_HOLDER_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

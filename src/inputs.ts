@@ -48,6 +48,7 @@ export const INPUT_NAMES = [
   'artifact-retention-days',
   'volume-precopy',
   'volume-replace',
+  'docker28-network-holder',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -199,6 +200,7 @@ export function getInputs(
       "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict",
     );
   }
+  const networkHolder = parseBoolean('docker28-network-holder', text('docker28-network-holder'), false);
   const compression: Compression = parseChoice(
     'compression',
     text('compression'),
@@ -237,6 +239,7 @@ export function getInputs(
     compression,
     volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
     volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
+    networkHolder,
   };
   const verifying = {
     verifyTimeoutSeconds,

@@ -54,6 +54,8 @@ interface CommonSettings {
   volumePrecopy: boolean;
   /** Replace a target volume of the same name that holds other contents (refused otherwise). */
   volumeReplace: boolean;
+  /** docker28-network-holder: bridge and user networks onto Docker 28/29 through a network holder. */
+  networkHolder: boolean;
 }
 
 /** Checking the restored container before the run commits to it. */

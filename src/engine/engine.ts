@@ -53,6 +53,8 @@ export interface ContainerEngine {
   containersUsingImage(imageId: string): Promise<string[]>;
   /** Creates a container; `env` (KEY=value lines) goes through a 0600 file in `envDir`, never the command line. */
   createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string>;
+  /** Creates and starts a container with no environment; prints nothing it is given. */
+  createAndStart(args: string[], step: string): Promise<string>;
   pause(id: string, step: string): Promise<void>;
   unpause(id: string, step: string): Promise<void>;
   startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void>;

@@ -29,6 +29,7 @@ import {
 } from '../phases/volumes.js';
 import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
+import { decideNetworkRoute } from '../policy/network-route.js';
 import {
   evaluateVolumes,
   parseVolumeProbes,
@@ -328,6 +329,14 @@ async function restoreFromStore(
     { source: facts, target: facts },
     { kernelPolicy: settings.kernelPolicy },
   ).filter((check) => check.host === 'target');
+  // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
+  const route = decideNetworkRoute({
+    networkMode: container.HostConfig.NetworkMode || 'default',
+    ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
+    holderAllowed: false,
+    holderUnavailable: 'restore mode makes no network holder',
+  });
+  checks.push(route.check);
   for (const check of checks) {
     if (check.status === 'warn') log.warning(formatCheck(check));
     else log.info(formatCheck(check));

@@ -37,12 +37,24 @@ export interface PreparedCheckpoint {
   runcRoot: string;
   imagesDir: string;
   workDir: string;
+  /** A CRIU configuration file for the dump (runc passes CRIU_CONFIG_FILE on to CRIU). */
+  criuConfig?: string;
+}
+
+/**
+ * The CRIU configuration that leaves the container's network namespace out of the dump:
+ * restored into a network holder's namespace, it must be marked external when dumped.
+ */
+export function externalNetnsConfig(inode: string): string {
+  return `external net[${inode}]:extRootNetNS\n`;
 }
 
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
 export async function prepareCheckpoint(
   ctx: RunContext<Named>,
   container: ContainerInspect,
+  /** Mark the container's own network namespace external (it is restored into a holder's). */
+  options: { externalNetns?: boolean } = {},
 ): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
   const probe = DOCKER_LAYOUT.runcRoots
@@ -74,7 +86,30 @@ export async function prepareCheckpoint(
     `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`,
     { step: 'checkpoint', what: `preparing ${root}` },
   );
-  return { runcRoot, ...dirs };
+  if (!options.externalNetns) return { runcRoot, ...dirs };
+  const pid = container.State.Pid;
+  const inode = pid
+    ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
+    : '';
+  if (!/^\d+$/.test(inode)) {
+    throw new MigrationError(
+      'CHECKPOINT_FAILED',
+      `could not read the network namespace of container ${container.Id.slice(0, 12)}`,
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.source),
+        detail: `stat -L -c %i /proc/${pid ?? '?'}/ns/net gave "${inode}"`,
+        remedy: 'make sure the container is running, then run again',
+      },
+    );
+  }
+  const criuConfig = `${root}/criu-dump.conf`;
+  await runChecked(
+    ctx.source,
+    `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`,
+    { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' },
+  );
+  return { runcRoot, ...dirs, criuConfig };
 }
 
 /**
@@ -101,10 +136,12 @@ export async function freezeAndDump(
   const dumpStart = ctx.clock();
   // One command while frozen: the dump, then (only when it succeeded) what the
   // transfer and the restore need from it; nothing else runs until after the restore.
+  // runc hands its environment to CRIU: that is how the dump gets the configuration.
+  const criuEnv = prepared.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([prepared.criuConfig])} ` : '';
   const images = shellQuote([prepared.imagesDir]);
   const dump = await ctx.source.run(
     [
-      `${PRIVATE} ${shellQuote([
+      `${PRIVATE} ${criuEnv}${shellQuote([
         'runc',
         '--root',
         prepared.runcRoot,

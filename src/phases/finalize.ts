@@ -31,11 +31,14 @@ export async function finalize(
   container: ContainerInspect,
   /** Named volumes the run moved: with source-after: remove they leave the source too. */
   volumeNames: readonly string[] = [],
+  /** The network holder the source container joins: retired with it. */
+  sourceHolder?: ContainerInspect,
 ): Promise<FinalizeResult> {
   const sourceRestartPolicy = restartPolicyText(container);
   // The roll-forward is owed whether or not these notes reach the source.
   const entries: JournalEntry[] = await ctx.journal.intendAll(
     [
+      ...(sourceHolder ? [{ kind: 'source-holder' as const, containerId: sourceHolder.Id }] : []),
       { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
       { kind: 'source-stopped', containerId: container.Id },
       ...(ctx.settings.sourceAfter === 'remove'

@@ -1,7 +1,8 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
-import { evaluateGate, type GateFacts } from '../policy/gate.js';
+import { evaluateGate, type GateFacts, networkRouteFor, ownHolder, withHolderPorts } from '../policy/gate.js';
+import type { NetworkRoute } from '../policy/network-route.js';
 import type { VolumeFacts } from '../policy/volumes.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
@@ -16,15 +17,21 @@ export interface PreflightResult {
   checks: Check[];
   /** The volumes that move with the container, when it mounts any. */
   volumes?: VolumeFacts;
+  /** How the container's network reaches the target. */
+  route: NetworkRoute;
+  /** The network holder the source container joins, when an earlier migration made one. */
+  sourceHolder?: ContainerInspect;
 }
 
 /** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
-/** The gate reads only these settings, so every mode that moves a container can run it. */
 export type GateContext = Pick<
   MigrationContext,
   'source' | 'target' | 'sourceDocker' | 'targetDocker' | 'log'
 > & {
-  settings: Pick<Settings, 'container' | 'kernelPolicy' | 'sudo' | 'strict' | 'volumeReplace'>;
+  settings: Pick<
+    Settings,
+    'container' | 'kernelPolicy' | 'sudo' | 'strict' | 'volumeReplace' | 'networkHolder'
+  >;
 };
 
 export interface GateRun {
@@ -51,18 +58,26 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
     (error: unknown) => ({ container: undefined, inspectError: errorMessage(error) }),
   );
   const targetFacts = gatherHostFacts(ctx.target);
+  // Joined to another container's network: it may be the holder an earlier migration made,
+  // whose ports the target must have free.
+  const holderOf = inspected.then(async ({ container }) => {
+    const joined = container?.HostConfig.NetworkMode?.match(/^container:(.+)$/)?.[1];
+    if (!container || !joined) return undefined;
+    const holder = await ctx.sourceDocker.inspectContainer(joined, 'preflight').catch(() => undefined);
+    return ownHolder({ container, sourceHolder: holder }) ? holder : undefined;
+  });
   // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
   // ask many questions each, in one channel, so the gate stays under that.
-  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes] =
+  const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes, sourceHolder] =
     await Promise.all([
       gatherHostFacts(ctx.source),
       targetFacts,
       inspected,
       inspected.then(({ container }) => probeSource(ctx.source, container)),
-      inspected.then(({ container }) =>
+      Promise.all([inspected, holderOf]).then(([{ container }, holder]) =>
         probeTarget(
           ctx.target,
-          container,
+          container && withHolderPorts(container, holder),
           targetFacts.then((facts) => facts.docker.rootDir),
         ),
       ),
@@ -70,12 +85,14 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
       inspected.then(({ container }) =>
         container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined,
       ),
+      holderOf,
     ]);
   const targetNameTaken = container ? targetProbe.nameTaken : false;
   const facts: GateFacts = { ref, source, target, targetNameTaken, sourceProbe, targetProbe, cpu };
   if (container) facts.container = container;
   if (volumes) facts.volumes = volumes;
   if (inspectError !== undefined) facts.inspectError = inspectError;
+  if (sourceHolder) facts.sourceHolder = sourceHolder;
   return facts;
 }
 
@@ -86,6 +103,7 @@ export async function runGate(ctx: GateContext): Promise<GateRun> {
     kernelPolicy: ctx.settings.kernelPolicy,
     sudo: ctx.settings.sudo,
     volumeReplace: ctx.settings.volumeReplace,
+    holderAllowed: ctx.settings.networkHolder,
   });
   return { facts, checks };
 }
@@ -111,11 +129,16 @@ export async function preflight(ctx: GateContext): Promise<PreflightResult> {
       { step: 'preflight', remedy: first?.remedy, detail: failed.map(formatCheck).join('\n') },
     );
   }
+  const route = networkRouteFor(facts, { holderAllowed: ctx.settings.networkHolder })?.route;
+  if (!route) throw new Error('the gate passed without a network route');
+  const holder = ownHolder(facts);
   return {
     source: facts.source,
     target: facts.target,
     container,
     checks,
     ...(facts.volumes ? { volumes: facts.volumes } : {}),
+    route,
+    ...(holder ? { sourceHolder: holder } : {}),
   };
 }

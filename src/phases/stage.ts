@@ -1,11 +1,14 @@
-import { buildCreateArgs, splitEnvArgs } from '../engine/docker/create-args.js';
+import { buildCreateArgs, buildHolderArgs, splitEnvArgs } from '../engine/docker/create-args.js';
 import type { ContainerInspect, ImageConfig } from '../engine/docker/inspect.js';
+import { HOLDER_IMAGE, HOLDER_LABEL, holderImageScript, holderName } from '../engine/docker/net-holder.js';
 import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
+import { tailLines } from '../host/shell.js';
 import { type Codec, withCodec } from '../policy/compression.js';
 import { inspectShapeProblems } from '../policy/inspect-shape.js';
+import type { NetworkRoute } from '../policy/network-route.js';
 import { workDir } from '../state/host-records.js';
 import type { MigrationContext, Named, RunContext } from './context.js';
 
@@ -18,6 +21,15 @@ export interface StageResult {
   targetName: string;
   targetUpperDir: string;
   targetCheckpointDir: string;
+}
+
+/** How the target container gets its network (see policy/network-route.ts). */
+export interface NetworkPlan {
+  route: NetworkRoute;
+  /** The network holder the source container joins, when an earlier migration made one. */
+  sourceHolder?: ContainerInspect;
+  /** uname -m of the target, for the holder's program. */
+  targetArch?: string;
 }
 
 export function containerName(container: ContainerInspect): string {
@@ -35,6 +47,7 @@ export async function stage(
   container: ContainerInspect,
   targetDockerRoot: string,
   codec: Codec,
+  network: NetworkPlan = { route: 'direct' },
 ): Promise<StageResult> {
   const problems = inspectShapeProblems(container);
   if (problems.length > 0) {
@@ -94,8 +107,62 @@ export async function stage(
 
   // With the image's own config, settings the container merely inherited are left to the image.
   const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
-  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot);
-  return { imageRef, imageTransfer, ...created };
+  const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
+  ctx.signal.throwIfAborted();
+  const created = await createTargetContainer(
+    ctx,
+    container,
+    imageRef,
+    imageConfig,
+    targetDockerRoot,
+    holder,
+  );
+  return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
+}
+
+/**
+ * The network holder on the target, created and started before the container that will
+ * join it: its image made on the target if missing, then the container (journalled first, so
+ * a rollback removes it). Its network settings are the source container's, or on a later
+ * move those of the holder the source container joins.
+ */
+async function createHolder(
+  ctx: MigrationContext,
+  container: ContainerInspect,
+  network: NetworkPlan,
+): Promise<string> {
+  const app = containerName(container);
+  const name = holderName(app);
+  const arch = network.targetArch ?? 'unknown';
+  const script = holderImageScript(arch);
+  const fail = (message: string, detail?: string, remedy?: string): MigrationError =>
+    new MigrationError('NETWORK_HOLDER_FAILED', message, {
+      step: 'stage',
+      host: describeHost(ctx.target),
+      ...(detail ? { detail } : {}),
+      remedy:
+        remedy ??
+        'read the docker error above; the holder needs the network, addresses and published ports the container had on the source to be free on the target',
+    });
+  if (!script)
+    throw fail(`no network holder program for ${arch}`, undefined, 'see NETWORK_HOLDER_UNSUPPORTED');
+  const made = await ctx.target.run(script, { timeoutMs: 120_000 });
+  if (made.exitCode !== 0)
+    throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
+  if (await ctx.targetDocker.inspectContainer(name, 'stage')) {
+    throw fail(
+      `the target already has a container named ${name}`,
+      undefined,
+      `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`,
+    );
+  }
+  const owner = network.sourceHolder ?? container;
+  const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
+  const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
+  const id = await mapped(ctx.targetDocker.createAndStart(args, 'stage'), 'NETWORK_HOLDER_FAILED');
+  await ctx.journal.done(created, 'target', { containerId: id });
+  ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
+  return name;
 }
 
 export interface CreatedTarget {
@@ -115,6 +182,8 @@ export async function createTargetContainer(
   imageRef: string,
   imageConfig: ImageConfig | undefined,
   targetDockerRoot: string,
+  /** Join this network holder's namespace instead of recreating the network. */
+  networkContainer?: string,
 ): Promise<CreatedTarget> {
   const targetName = containerName(container);
   const { args, env } = splitEnvArgs(
@@ -122,6 +191,7 @@ export async function createTargetContainer(
       name: targetName,
       image: imageRef,
       ...(imageConfig ? { imageConfig } : {}),
+      ...(networkContainer ? { networkContainer } : {}),
     }),
   );
   // The environment often holds secrets: a 0600 file, never the command line.

@@ -3,6 +3,7 @@ import type { HostFacts } from '../probe/facts.js';
 import { type CpuFacts, missingFlags } from '../probe/parsers.js';
 import type { CpuComparison } from '../probe/preflight-facts.js';
 import type { KernelPolicy } from '../settings.js';
+import { UPSTREAM_ISSUES } from './network-route.js';
 import { atLeast, compareVersions, majorMinor, type Version } from './versions.js';
 
 export type CheckHost = 'source' | 'target' | 'both';
@@ -283,7 +284,7 @@ export const dockerExperimental = withDaemon(({ docker }, role) => {
 });
 
 const WORKING_DOCKER =
-  'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; not 28.x or 29.x';
+  'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; 28.x with containerd 2.1 and runc 1.3 (verified: host network directly, other networks through a network holder)';
 
 export const dockerCanRestore = withDaemon(({ docker }, role) => {
   const name = 'docker restore';
@@ -306,20 +307,13 @@ export const dockerCanRestore = withDaemon(({ docker }, role) => {
     };
   }
   if (version.major === 28 || version.major === 29) {
-    const why =
-      'Docker 28.x and 29.x cannot restore checkpoints of containers with their own network namespace (moby#50750, containerd#12141)';
+    // Which containers it can restore depends on their network: the network route check decides.
     return {
       host: role,
       name,
-      // Only the target restores; on the source it matters for migrating back.
-      status: role === 'target' ? 'fail' : 'warn',
-      observed,
+      status: 'pass',
+      observed: `${observed} (restores containers with their own network namespace only through a network holder: ${UPSTREAM_ISSUES})`,
       expected: WORKING_DOCKER,
-      remedy:
-        role === 'target'
-          ? `install Docker 26.1 (docker.io, containerd 1.7 and runc 1.1 from Debian trixie) on the target: ${why}`
-          : `${why}; this host could not be the target of a migration back`,
-      code: 'DOCKER_RESTORE_BROKEN',
     };
   }
   if (version.major === 26 || version.major === 27) {

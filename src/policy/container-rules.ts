@@ -125,6 +125,8 @@ export function evaluateContainer(facts: ContainerFactsForRules): Check[] {
 /** What the placement and capacity rules read: the container and both hosts' probes. */
 export interface PlacementFacts {
   container: ContainerInspect;
+  /** The network holder the container joins (an earlier migration's), when the route takes it along. */
+  sourceHolder?: ContainerInspect;
   source: SourceProbe;
   target: TargetProbe;
 }
@@ -151,11 +153,24 @@ function sharedNamespace(mode: string | undefined): string | undefined {
 
 const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
 
-export const networkMode: PlacementRule = ({ container }) => {
+export const networkMode: PlacementRule = ({ container, sourceHolder }) => {
   const mode = container.HostConfig.NetworkMode || 'default';
   const name = 'network mode';
   const expected = 'bridge, none or a user-defined network (its own network namespace)';
   const other = sharedNamespace(mode);
+  if (other !== undefined && sourceHolder) {
+    const holder = sourceHolder.Name.replace(/^\//, '');
+    const owned = sourceHolder.HostConfig.NetworkMode || 'default';
+    return [
+      {
+        host: 'source',
+        name,
+        status: 'pass',
+        observed: `${owned}, held by network holder ${holder}`,
+        expected,
+      },
+    ];
+  }
   if (other !== undefined) {
     return [
       {
@@ -209,8 +224,8 @@ export const sharedNamespaces: PlacementRule = ({ container }) => {
   ];
 };
 
-export const networkOnTarget: PlacementRule = ({ container, target }) => {
-  const mode = container.HostConfig.NetworkMode || 'default';
+export const networkOnTarget: PlacementRule = ({ container, target, sourceHolder }) => {
+  const mode = (sourceHolder ?? container).HostConfig.NetworkMode || 'default';
   if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
     return [];
   const name = 'network on target';

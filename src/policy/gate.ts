@@ -5,6 +5,7 @@ import type { KernelPolicy } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';
 import { evaluateContainer, evaluatePlacement } from './container-rules.js';
+import { decideNetworkRoute, isNetworkHolder } from './network-route.js';
 import { evaluateVolumes, type VolumeFacts } from './volumes.js';
 
 /** Everything the preflight gate gathered from both hosts. */
@@ -22,6 +23,8 @@ export interface GateFacts {
   cpu?: CpuComparison;
   /** The named volumes that move with the container. */
   volumes?: VolumeFacts;
+  /** The network holder the source container joins (container:<it>), from an earlier migration. */
+  sourceHolder?: ContainerInspect;
 }
 
 export interface GateOptions {
@@ -29,6 +32,56 @@ export interface GateOptions {
   sudo: boolean;
   /** volume-replace: a target volume with other contents may be replaced. */
   volumeReplace: boolean;
+  /** The docker28-network-holder input: bridge and user networks onto Docker 28/29 through a holder. */
+  holderAllowed: boolean;
+}
+
+/** The source's network holder, when the container joins one an earlier migration made. */
+export function ownHolder(
+  facts: Pick<GateFacts, 'container' | 'sourceHolder'>,
+): ContainerInspect | undefined {
+  const { container, sourceHolder } = facts;
+  if (!container || !sourceHolder) return undefined;
+  const mode = container.HostConfig.NetworkMode ?? '';
+  const joined =
+    mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
+  return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
+    ? sourceHolder
+    : undefined;
+}
+
+/**
+ * The container as the target must take it: joined to a holder, its published ports are
+ * the holder's (the holder goes along and publishes them on the target).
+ */
+export function withHolderPorts(
+  container: ContainerInspect,
+  holder: ContainerInspect | undefined,
+): ContainerInspect {
+  if (!holder) return container;
+  const ports = holder.HostConfig;
+  return {
+    ...container,
+    HostConfig: {
+      ...container.HostConfig,
+      ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
+      ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
+    },
+  };
+}
+
+/** The route check, or none when there is no container to route. */
+export function networkRouteFor(facts: GateFacts, options: Pick<GateOptions, 'holderAllowed'>) {
+  const { container } = facts;
+  if (!container) return undefined;
+  const holder = ownHolder(facts);
+  return decideNetworkRoute({
+    networkMode: container.HostConfig.NetworkMode || 'default',
+    ...(holder ? { sourceHolder: holder } : {}),
+    ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
+    ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
+    holderAllowed: options.holderAllowed,
+  });
 }
 
 /** Every check of the gate, in report order; pure. */
@@ -43,6 +96,8 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
     ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
     ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
   };
+  const route = networkRouteFor(facts, options);
+  const holder = ownHolder(facts);
   const containerFacts = {
     ref: facts.ref,
     container,
@@ -56,8 +111,14 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
       { kernelPolicy: options.kernelPolicy },
     ),
     ...evaluateContainer(containerFacts),
+    ...(route && facts.target.docker.reachable ? [route.check] : []),
     ...(container && sourceProbe && targetProbe
-      ? evaluatePlacement({ container, source: sourceProbe, target: targetProbe })
+      ? evaluatePlacement({
+          container: withHolderPorts(container, holder),
+          source: sourceProbe,
+          target: targetProbe,
+          ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+        })
       : []),
     ...(container && facts.volumes
       ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })

@@ -24,7 +24,14 @@ export type RecoveryStep =
   /** Roll forward with source-after: remove: the moved volumes leave the source with its container. */
   | { kind: 'remove-source-volumes'; names: string[] }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
-  | { kind: 'retire-source'; containerId: string; previousPolicy?: string; remove: boolean };
+  | {
+      kind: 'retire-source';
+      containerId: string;
+      previousPolicy?: string;
+      remove: boolean;
+      /** Its network holder, stopped (or removed) with it. */
+      holderId?: string;
+    };
 
 export interface RecoveryPlan {
   direction: 'rollback' | 'roll-forward' | 'nothing';
@@ -40,6 +47,7 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
     case 'source-paused':
       return { kind: 'resume-source', containerId: action.containerId };
     case 'target-created':
+    case 'holder-created':
       return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
     case 'image-copied':
       return { kind: 'remove-image', imageId: action.imageId };
@@ -82,6 +90,7 @@ export function planRecovery(
     const removed = record.entries.some(
       (entry) => entry.action.kind === 'source-removed' && entry.state === 'done',
     );
+    const holder = record.entries.find((entry) => entry.action.kind === 'source-holder')?.action;
     const steps: RecoveryStep[] = [];
     if (paused?.kind === 'source-paused' && !removed && record.retireSource !== false) {
       steps.push({
@@ -89,6 +98,7 @@ export function planRecovery(
         containerId: paused.containerId,
         previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
         remove: record.sourceAfter === 'remove',
+        ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
       });
     }
     const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');

@@ -21,6 +21,10 @@ export type JournalAction =
   | { kind: 'target-created'; name: string; containerId?: string }
   /** Files or directories written on a host (memory images, staged files). */
   | { kind: 'files'; side: Side; paths: string[] }
+  /** A network holder created on the target (Docker 28/29: the restored container joins its network). */
+  | { kind: 'holder-created'; name: string; containerId?: string }
+  /** The network holder the source container joins: retired with it past the commit point. */
+  | { kind: 'source-holder'; containerId: string }
   /** The source frozen with docker pause. */
   | { kind: 'source-paused'; containerId: string }
   /**

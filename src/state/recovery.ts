@@ -195,11 +195,28 @@ export async function recover(
         if (after?.State.Running) throw new Error('the source container is still running after SIGKILL');
         if (step.remove) {
           await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
-          return 'removed the source container';
+          const holderSaid = step.holderId ? await retireHolder(step.holderId, true) : '';
+          return `removed the source container${holderSaid}`;
         }
-        return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")`;
+        const holderSaid = step.holderId ? await retireHolder(step.holderId, false) : '';
+        return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
       }
     }
+  }
+
+  /** The source's network holder goes the way of its container: stopped for good, or removed. */
+  async function retireHolder(holderId: string, remove: boolean): Promise<string> {
+    const holder = await docker.source.inspectContainer(holderId, 'finalize');
+    if (!holder) return '';
+    if ((holder.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no')
+      await withRetries(() => docker.source.setRestartPolicy(holderId, 'no', 'finalize'));
+    if (remove) {
+      await withRetries(() => docker.source.removeIfPresent(holderId, 'finalize'));
+      return ' and its network holder';
+    }
+    if (holder.State.Running)
+      await withRetries(() => docker.source.kill(holderId, 'finalize')).catch(() => {});
+    return '; its network holder stopped too';
   }
 
   function describeStep(step: RecoveryStep): string {

@@ -6,9 +6,10 @@ import { TESTBED_ENV } from './testbed.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
-function hostsRunning(): boolean {
-  if (!existsSync(TESTBED_ENV)) return false;
-  const pids = [...readFileSync(TESTBED_ENV, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) =>
+/** Every host of the bed whose env file is `envFile` is alive. */
+export function hostsRunning(envFile = TESTBED_ENV): boolean {
+  if (!existsSync(envFile)) return false;
+  const pids = [...readFileSync(envFile, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) =>
     Number(m[1]),
   );
   return (

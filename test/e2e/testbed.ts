@@ -20,18 +20,19 @@ export interface Testbed {
   image: string;
 }
 
-export function loadTestbed(): Testbed {
-  if (!existsSync(TESTBED_ENV)) {
-    throw new Error(`test bed not found (${TESTBED_ENV}): run \`npm run testbed:up\` as root first`);
+/** The bed whose env file is `envFile` (up.sh writes it); the default bed's unless told. */
+export function loadTestbed(envFile = TESTBED_ENV): Testbed {
+  if (!existsSync(envFile)) {
+    throw new Error(`test bed not found (${envFile}): run \`npm run testbed:up\` as root first`);
   }
   const vars = new Map<string, string>();
-  for (const line of readFileSync(TESTBED_ENV, 'utf8').split('\n')) {
+  for (const line of readFileSync(envFile, 'utf8').split('\n')) {
     const eq = line.indexOf('=');
     if (eq > 0) vars.set(line.slice(0, eq), line.slice(eq + 1));
   }
   const need = (name: string): string => {
     const value = vars.get(name);
-    if (!value) throw new Error(`${TESTBED_ENV} has no ${name}`);
+    if (!value) throw new Error(`${envFile} has no ${name}`);
     return value;
   };
   return {

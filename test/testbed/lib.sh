@@ -18,9 +18,27 @@ TESTBED_OUT=${TESTBED_OUT:-$TESTBED_STATE/client}
 log() { printf '[testbed %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# The root file system is keyed by the script that builds it, so a changed recipe rebuilds.
-rootfs_key() { sha256sum "$TESTBED_DIR/build-rootfs.sh" | cut -c1-16; }
-rootfs_dir() { echo "$TESTBED_CACHE/rootfs-$(rootfs_key)"; }
+# The root file system is keyed by the scripts that build it, so a changed recipe rebuilds.
+# Variants: trixie (Docker 26.1, the default of every host) and sid (Docker 28.x, built
+# on top of the trixie root), chosen per host with TESTBED_HOSTn_ROOT.
+rootfs_key() {
+  case ${1:-trixie} in
+    trixie) sha256sum "$TESTBED_DIR/build-rootfs.sh" | cut -c1-16 ;;
+    sid) cat "$TESTBED_DIR/build-rootfs.sh" "$TESTBED_DIR/build-rootfs-sid.sh" | sha256sum | cut -c1-16 ;;
+    *) die "unknown root variant $1 (trixie or sid)" ;;
+  esac
+}
+rootfs_dir() {
+  case ${1:-trixie} in
+    trixie) echo "$TESTBED_CACHE/rootfs-$(rootfs_key trixie)" ;;
+    *) echo "$TESTBED_CACHE/rootfs-$1-$(rootfs_key "$1")" ;;
+  esac
+}
+host_root() {
+  local v
+  case $1 in 1) v=${TESTBED_HOST1_ROOT:-trixie} ;; 2) v=${TESTBED_HOST2_ROOT:-trixie} ;; 3) v=${TESTBED_HOST3_ROOT:-trixie} ;; esac
+  case $v in trixie | sid) echo "$v" ;; *) die "TESTBED_HOST$1_ROOT=$v: use trixie or sid" ;; esac
+}
 
 # The Debian mirror this machine already uses (never hard-coded).
 debian_mirror() {

@@ -11,21 +11,33 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $TESTBED_HOST3_ADDR =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ "${TESTBED_HOST3_ADDR##*.}" -le 255 ] \
   || die "TESTBED_HOST3_ADDR=$TESTBED_HOST3_ADDR is not an address: set it"
 t0=$SECONDS
-rootfs=$(rootfs_dir)
 mkdir -p "$TESTBED_CACHE"
 # Two beds starting at once must not build the same root twice.
 exec 9>"$TESTBED_CACHE/.build.lock"
 flock 9
-if [ ! -d "$rootfs" ]; then
-  log "building the host root file system (cached at $rootfs)"
-  # Older keys are of an older recipe; keep them while any test bed host may still use one.
+# Builds (or reuses) the cached root of one variant. Older keys are of an older recipe:
+# removed, only of the same variant, while no test bed host may still use one.
+ensure_root() {
+  local variant=$1 dir
+  dir=$(rootfs_dir "$variant")
+  if [ -d "$dir" ]; then log "using cached $variant root file system $dir"; return; fi
+  log "building the $variant host root file system (cached at $dir)"
   if ! pgrep -f "testbed/host-init.sh" >/dev/null; then
-    find "$TESTBED_CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "$(basename "$rootfs")" -exec rm -rf {} + 2>/dev/null || true
+    local pattern='rootfs-*' skip='rootfs-*-*'
+    [ "$variant" = trixie ] || { pattern="rootfs-$variant-*"; skip=; }
+    find "$TESTBED_CACHE" -maxdepth 1 -name "$pattern" ! -name "$(basename "$dir")" ${skip:+! -name "$skip"} \
+      ! -name '*.tmp.*' -exec rm -rf {} + 2>/dev/null || true
   fi
-  bash "$TESTBED_DIR/build-rootfs.sh" "$rootfs"
-else
-  log "using cached root file system $rootfs"
-fi
+  case $variant in
+    trixie) bash "$TESTBED_DIR/build-rootfs.sh" "$dir" ;;
+    *) bash "$TESTBED_DIR/build-rootfs-$variant.sh" "$(rootfs_dir trixie)" "$dir" ;;
+  esac
+}
+# The trixie root is always there: host 1's default, the busybox of the test image, and
+# the base of every other variant.
+ensure_root trixie
+for n in $TESTBED_HOSTS; do [ "$(host_root "$n")" = trixie ] || ensure_root "$(host_root "$n")"; done
+rootfs=$(rootfs_dir trixie)
 flock -u 9
 for tool in ssh ssh-keygen nsenter unshare; do
   command -v "$tool" >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client util-linux >/dev/null; break; }
@@ -39,17 +51,17 @@ host_pid() { local f; f="$(host_dir "$1")/pid"; [ -f "$f" ] && kill -0 "$(cat "$
 in_host() { local n=$1; shift; nsenter -t "$(host_pid "$n")" -m -u -- "$@"; }
 
 prepare_host() {
-  local n=$1 dir addr
-  dir=$(host_dir "$n"); addr=$(host_addr "$n")
+  local n=$1 dir addr root
+  dir=$(host_dir "$n"); addr=$(host_addr "$n"); root=$(rootfs_dir "$(host_root "$n")")
   mkdir -p "$dir"/{upper,work,merged}
   # Only a docker host gets the ext4 directory bound on /var/lib/docker.
   [ "$(host_role "$n")" = store ] || mkdir -p "$dir/docker"
   # A root changed since the upper layer was made would mix two recipes.
-  if [ "$(cat "$dir/rootfs" 2>/dev/null)" != "$rootfs" ]; then
+  if [ "$(cat "$dir/rootfs" 2>/dev/null)" != "$root" ]; then
     rm -rf "$dir/upper" "$dir/work" "$dir/docker"
     mkdir -p "$dir"/{upper,work}
     [ "$(host_role "$n")" = store ] || mkdir -p "$dir/docker"
-    echo "$rootfs" >"$dir/rootfs"
+    echo "$root" >"$dir/rootfs"
   fi
   local up=$dir/upper
   mkdir -p "$up/var/lib/docker" "$up/etc/ssh" "$up/root/.ssh" "$up/etc/docker" "$up/usr/local/bin"
@@ -87,9 +99,9 @@ start_host() {
   local n=$1 dir addr
   dir=$(host_dir "$n"); addr=$(host_addr "$n")
   if host_pid "$n" >/dev/null; then log "host$n already up (pid $(host_pid "$n"))"; return; fi
-  log "starting host$n ($(host_role "$n")) on $addr:$TESTBED_SSH_PORT"
+  log "starting host$n ($(host_role "$n"), $(host_root "$n") root) on $addr:$TESTBED_SSH_PORT"
   # setsid: the host must not belong to the caller's session or inherit its descriptors.
-  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$rootfs" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" \
+  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$(rootfs_dir "$(host_root "$n")")" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" \
     </dev/null >"$dir/init.log" 2>&1 &
   echo $! >"$dir/pid"
 }

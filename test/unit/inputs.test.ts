@@ -102,6 +102,7 @@ describe('getInputs defaults', () => {
       compression: 'auto',
       volumePrecopy: true,
       volumeReplace: false,
+      networkHolder: false,
     });
     expect(settings.verifyLogPattern).toBeUndefined();
     expect(settings.ssh.passphrase).toBeUndefined();
@@ -583,7 +584,7 @@ describe('action.yml', () => {
   const declared = new Map<string, string | undefined>();
   let current = '';
   for (const line of section.split('\n')) {
-    const name = /^ {2}([a-z-]+):$/.exec(line);
+    const name = /^ {2}([a-z0-9-]+):$/.exec(line);
     if (name?.[1]) {
       current = name[1];
       declared.set(current, undefined);

@@ -53,6 +53,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     compression: 'auto',
     volumePrecopy: true,
     volumeReplace: false,
+    networkHolder: false,
   };
 }
 

@@ -109,7 +109,12 @@ function healthy(): GateFacts {
 }
 
 function evaluate(facts: GateFacts, sudo = false): Check[] {
-  return evaluateGate(facts, { kernelPolicy: 'same-minor', sudo, volumeReplace: false });
+  return evaluateGate(facts, {
+    kernelPolicy: 'same-minor',
+    sudo,
+    volumeReplace: false,
+    holderAllowed: false,
+  });
 }
 
 function docker26(name: string): ContainerInspect {

@@ -20,6 +20,11 @@ export interface CreateArgsOptions {
    * which creates the same container with a longer command line.
    */
   imageConfig?: ImageConfig;
+  /**
+   * Join this container's network namespace (a network holder) instead of recreating the
+   * network: the hostname, ports, networks, aliases and DNS settings are the holder's then.
+   */
+  networkContainer?: string;
 }
 
 // Docker's defaults, which an inspect shows even when nobody asked for them.
@@ -220,6 +225,88 @@ function healthArgs(health: HealthConfig | undefined, image: ImageConfig | undef
   return args;
 }
 
+/** Exposed and published ports; the ports the image exposes itself are left to it. */
+function portArgs(inspect: ContainerInspect, image: ImageConfig | undefined): string[] {
+  const args: string[] = [];
+  const bindings = inspect.HostConfig.PortBindings ?? {};
+  const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
+  for (const port of exposed) {
+    const published = (bindings[port]?.length ?? 0) > 0;
+    if (!published && !(port in (image?.ExposedPorts ?? {}))) args.push('--expose', port);
+  }
+  for (const port of Object.keys(bindings).sort()) {
+    for (const binding of bindings[port] ?? []) args.push('-p', formatPublish(port, binding));
+  }
+  if (inspect.HostConfig.PublishAllPorts) args.push('-P');
+  return args;
+}
+
+/** The primary network with its aliases and addresses, and the DNS settings. */
+function networkArgs(
+  inspect: ContainerInspect,
+  name: string,
+  extraAliases: readonly string[] = [],
+): string[] {
+  const args: string[] = [];
+  const host = inspect.HostConfig;
+  const networkMode = host.NetworkMode ?? 'default';
+  const each = (flag: string, values: readonly string[] | undefined) => {
+    for (const value of values ?? []) args.push(flag, value);
+  };
+  if (networkMode === 'host' || networkMode === 'none') args.push('--network', networkMode);
+  else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
+    args.push('--network', networkMode);
+    const aliases = userAliases(inspect, networkMode, name);
+    each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
+    const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
+    if (ipam?.IPv4Address) args.push('--ip', ipam.IPv4Address);
+    if (ipam?.IPv6Address) args.push('--ip6', ipam.IPv6Address);
+    each('--link-local-ip', ipam?.LinkLocalIPs);
+  }
+  each('--dns', host.Dns);
+  each('--dns-search', host.DnsSearch);
+  each('--dns-option', host.DnsOptions);
+  each('--add-host', host.ExtraHosts);
+  return args;
+}
+
+export interface HolderArgsOptions {
+  /** The holder's name on the target. */
+  name: string;
+  /** The container it holds the network for (its name is an alias on user networks). */
+  app: string;
+  image: string;
+  label: string;
+}
+
+/**
+ * `docker create` arguments of a network holder: everything about the network of `owner`
+ * (the app container itself, or on a later move the holder it joins), the app's restart
+ * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
+ * but a pause loop.
+ */
+export function buildHolderArgs(
+  owner: ContainerInspect,
+  app: ContainerInspect,
+  options: HolderArgsOptions,
+): string[] {
+  const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
+  const config = owner.Config;
+  const mode = owner.HostConfig.NetworkMode ?? 'default';
+  if (config.Hostname && mode !== 'host') args.push('--hostname', config.Hostname);
+  if (config.Domainname) args.push('--domainname', config.Domainname);
+  args.push(...portArgs(owner, undefined));
+  args.push(...networkArgs(owner, options.name, [options.app]));
+  const restart = app.HostConfig.RestartPolicy;
+  if (restart && restart.Name !== '' && restart.Name !== 'no') {
+    const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+    args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+  }
+  // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
+  args.push('--stop-signal', 'SIGKILL', options.image);
+  return args;
+}
+
 /**
  * The arguments after `docker create` that give a container on another host the source
  * container's configuration: options, then the image, then the command. Values that are
@@ -235,6 +322,8 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
     ['IpcMode', host.IpcMode],
     ['PidMode', host.PidMode],
   ] as const) {
+    // A network holder's namespace is replaced by the holder given in the options.
+    if (setting === 'NetworkMode' && options.networkContainer) continue;
     if (mode && sharesNamespace(mode)) throw namespaceError(`HostConfig.${setting}`, mode);
   }
 
@@ -250,9 +339,12 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
   // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
   // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
   // With the host's UTS namespace Docker fills in the target host's own name.
+  const holder = options.networkContainer;
   const hostUts = networkMode === 'host' || host.UTSMode === 'host';
-  if (config.Hostname && !hostUts) add('--hostname', config.Hostname);
-  if (config.Domainname) add('--domainname', config.Domainname);
+  if (!holder) {
+    if (config.Hostname && !hostUts) add('--hostname', config.Hostname);
+    if (config.Domainname) add('--domainname', config.Domainname);
+  }
   if (config.User && config.User !== image?.User) add('--user', config.User);
   if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir) add('--workdir', config.WorkingDir);
 
@@ -270,16 +362,7 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
   if (config.Tty) add('-t');
   if (config.OpenStdin) add('-i');
 
-  const bindings = host.PortBindings ?? {};
-  const exposed = Object.keys(config.ExposedPorts ?? {}).sort();
-  for (const port of exposed) {
-    const published = (bindings[port]?.length ?? 0) > 0;
-    if (!published && !(port in (image?.ExposedPorts ?? {}))) add('--expose', port);
-  }
-  for (const port of Object.keys(bindings).sort()) {
-    for (const binding of bindings[port] ?? []) add('-p', formatPublish(port, binding));
-  }
-  if (host.PublishAllPorts) add('-P');
+  if (!holder) args.push(...portArgs(inspect, image));
 
   const restart = host.RestartPolicy;
   if (restart && restart.Name !== '' && restart.Name !== 'no') {
@@ -301,19 +384,8 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
   if (host.VolumeDriver) add('--volume-driver', host.VolumeDriver);
   for (const [path, opts] of sortedEntries(host.Tmpfs)) add('--tmpfs', opts ? `${path}:${opts}` : path);
 
-  if (networkMode === 'host' || networkMode === 'none') add('--network', networkMode);
-  else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
-    add('--network', networkMode);
-    addEach('--network-alias', userAliases(inspect, networkMode, options.name));
-    const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-    if (ipam?.IPv4Address) add('--ip', ipam.IPv4Address);
-    if (ipam?.IPv6Address) add('--ip6', ipam.IPv6Address);
-    addEach('--link-local-ip', ipam?.LinkLocalIPs);
-  }
-  addEach('--dns', host.Dns);
-  addEach('--dns-search', host.DnsSearch);
-  addEach('--dns-option', host.DnsOptions);
-  addEach('--add-host', host.ExtraHosts);
+  if (holder) add('--network', `container:${holder}`);
+  else args.push(...networkArgs(inspect, options.name));
 
   if (host.Privileged) add('--privileged');
   addEach('--cap-add', host.CapAdd);

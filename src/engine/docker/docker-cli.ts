@@ -111,6 +111,25 @@ export class DockerCli implements ContainerEngine {
     return id;
   }
 
+  async createAndStart(args: string[], step: string): Promise<string> {
+    const out = await this.docker(['create', ...args], step, 'docker create');
+    const id = out.trim().split('\n').pop() ?? '';
+    if (!/^[0-9a-f]{64}$/.test(id)) {
+      throw new EngineError(
+        shellQuote(['docker', 'create', ...args]),
+        0,
+        out,
+        'docker create printed no container ID',
+        {
+          step,
+          host: describeHost(this.host),
+        },
+      );
+    }
+    await this.docker(['start', id], step, 'docker start');
+    return id;
+  }
+
   async pause(id: string, step: string): Promise<void> {
     await this.docker(['pause', id], step);
   }

@@ -114,6 +114,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
   let facts: { source?: HostFacts; target?: HostFacts } = {};
   let container: ContainerInspect | undefined;
+  let sourceHolder: ContainerInspect | undefined;
   let staged: StageResult | undefined;
   let dumped: CheckpointResult | undefined;
   let moved: MoveResult | undefined;
@@ -135,6 +136,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     facts = { source: checked.source, target: checked.target };
     container = checked.container;
+    sourceHolder = checked.sourceHolder;
     const found = container;
     signal.throwIfAborted();
 
@@ -163,7 +165,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       enter('stage');
     }
     staged = await log.group('Stage: image and container on the target', () =>
-      timer.time('stage', () => stage(ctx, found, targetRoot, codec)),
+      timer.time('stage', () =>
+        stage(ctx, found, targetRoot, codec, {
+          route: checked.route,
+          ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
+          ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+        }),
+      ),
     );
     const ready = staged;
     enter('checkpoint');
@@ -172,7 +180,9 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
     const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
     const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
-      prepareCheckpoint(ctx, found),
+      // Into a holder's namespace: the container's own one stays out of the dump. One that joins
+      // a holder already is runc's external namespace, which runc marks itself.
+      prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
       ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
       planTransfer(ctx, found, ready, codec, containerd, marker),
       prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
@@ -251,6 +261,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
             raw,
             found(container),
             volumes.map((volume) => volume.plan.name),
+            sourceHolder,
           ),
         ),
       );

@@ -1,0 +1,121 @@
+import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { HOLDER_ARCHES, HOLDER_LABEL } from '../engine/docker/net-holder.js';
+import type { Check } from './compatibility.js';
+import type { Version } from './versions.js';
+
+/**
+ * How the container's network reaches the target.
+ * - direct: the target container is created with the source's network settings, as always.
+ * - holder: a network holder container on the target owns the network, and the container
+ *   joins its namespace (`--network container:<holder>`); the dump marks the namespace
+ *   external so CRIU leaves it to the restore.
+ */
+export type NetworkRoute = 'direct' | 'holder';
+
+/** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
+export const FIRST_BROKEN_DOCKER_MAJOR = 28;
+export const UPSTREAM_ISSUES = 'moby#50750, containerd#12141';
+export const HOLDER_INPUT = 'docker28-network-holder';
+
+export interface NetworkRouteFacts {
+  /** HostConfig.NetworkMode of the source container. */
+  networkMode: string;
+  /** Set when the source container joins a network holder an earlier migration made. */
+  sourceHolder?: ContainerInspect;
+  targetDocker?: Version;
+  /** uname -m of the target. */
+  targetArch?: string;
+  /** The operator's opt-in (the docker28-network-holder input). */
+  holderAllowed: boolean;
+  /** Set by modes that cannot make a holder (restore from a store): why, for the remedy. */
+  holderUnavailable?: string;
+}
+
+export interface RouteDecision {
+  route?: NetworkRoute;
+  check: Check;
+}
+
+export function restoresOwnNetns(docker: Version | undefined): boolean {
+  return docker === undefined || docker.major < FIRST_BROKEN_DOCKER_MAJOR;
+}
+
+/** The holder an earlier migration made, when `mode` is container:<it> and it carries our label. */
+export function isNetworkHolder(holder: ContainerInspect | undefined, app: string): boolean {
+  return holder?.Config.Labels?.[HOLDER_LABEL] === app;
+}
+
+const NAME = 'network route';
+
+/** Pure: which route the container's network takes to the target, as a gate check. */
+export function decideNetworkRoute(facts: NetworkRouteFacts): RouteDecision {
+  const { networkMode: mode, targetDocker } = facts;
+  const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
+  const expected =
+    'a route the target can restore: host network, or its own network namespace on Docker before 28, or through a network holder';
+  const holderCheck = (observed: string): RouteDecision => {
+    const arch = facts.targetArch;
+    if (arch !== undefined && !(HOLDER_ARCHES as readonly string[]).includes(arch)) {
+      return {
+        check: {
+          host: 'target',
+          name: NAME,
+          status: 'fail',
+          observed: `${observed}, but the target is ${arch}`,
+          expected,
+          remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only: run the container on the host network, or run Docker 26/27 on the target`,
+          code: 'NETWORK_HOLDER_UNSUPPORTED',
+        },
+      };
+    }
+    return { route: 'holder', check: { host: 'target', name: NAME, status: 'pass', observed, expected } };
+  };
+  if (mode === 'host') {
+    return {
+      route: 'direct',
+      check: {
+        host: 'target',
+        name: NAME,
+        status: 'pass',
+        observed: `host network: restored directly on ${docker}`,
+        expected,
+      },
+    };
+  }
+  if (facts.sourceHolder) {
+    const holder = facts.sourceHolder.Name.replace(/^\//, '');
+    return holderCheck(
+      `joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`,
+    );
+  }
+  if (restoresOwnNetns(targetDocker)) {
+    return {
+      route: 'direct',
+      check: {
+        host: 'target',
+        name: NAME,
+        status: 'pass',
+        observed: `${mode} network: restored directly on ${docker}`,
+        expected,
+      },
+    };
+  }
+  if (facts.holderAllowed) {
+    return holderCheck(
+      `${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`,
+    );
+  }
+  return {
+    check: {
+      host: 'target',
+      name: NAME,
+      status: 'fail',
+      observed: `${mode} network (its own network namespace) onto ${docker}`,
+      expected,
+      remedy: facts.holderUnavailable
+        ? `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and ${facts.holderUnavailable}: restore onto a host with Docker 26/27, or checkpoint a container that runs with --network host`
+        : `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"). Either set ${HOLDER_INPUT}: true (a small holder container then owns the network, ports and aliases on the target, and the container joins it as --network container:<name>-netholder), or run the container with --network host, or run Docker 26/27 on the target`,
+      code: 'DOCKER_RESTORE_BROKEN',
+    },
+  };
+}
