@@ -72,6 +72,7 @@ Subsystem sftp internal-sftp
 CFG
   install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$up/root/.ssh/authorized_keys"
   chmod 700 "$up/root/.ssh"
+  add_sudo_user "$n" "$up"
   [ "$(host_role "$n")" = docker ] || return 0
   cat >"$up/etc/docker/daemon.json" <<CFG
 {
@@ -81,6 +82,30 @@ CFG
   "log-driver": "json-file"
 }
 CFG
+}
+
+# A login without root: the runner's key, and exactly the sudoers rule the docs give for
+# `sudo: true` (examples/sudoers/criu-migrate), nothing else.
+TESTBED_SUDO_USER=migrator
+TESTBED_SUDO_UID=1500
+add_sudo_user() {
+  local n=$1 up=$2 home=$2/home/$TESTBED_SUDO_USER f
+  for f in passwd group shadow; do
+    [ -f "$up/etc/$f" ] || cp -p "$rootfs/etc/$f" "$up/etc/$f"
+  done
+  grep -q "^$TESTBED_SUDO_USER:" "$up/etc/passwd" || {
+    echo "$TESTBED_SUDO_USER:x:$TESTBED_SUDO_UID:$TESTBED_SUDO_UID::/home/$TESTBED_SUDO_USER:/bin/sh" >>"$up/etc/passwd"
+    echo "$TESTBED_SUDO_USER:x:$TESTBED_SUDO_UID:" >>"$up/etc/group"
+    # "*": no password, yet not locked ("!" would make sshd refuse the key).
+    echo "$TESTBED_SUDO_USER:*:20000:0:99999:7:::" >>"$up/etc/shadow"
+  }
+  mkdir -p "$home/.ssh" "$up/etc/sudoers.d"
+  install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$home/.ssh/authorized_keys"
+  chmod 700 "$home/.ssh"
+  chown -R "$TESTBED_SUDO_UID:$TESTBED_SUDO_UID" "$home"
+  install -m 440 -o root -g root "$TESTBED_DIR/../../examples/sudoers/criu-migrate" "$up/etc/sudoers.d/criu-migrate"
+  # sudo looks its host name up; without this it warns on every command.
+  printf '127.0.0.1 localhost\n127.0.1.1 host%s\n' "$n" >"$up/etc/hosts"
 }
 
 start_host() {
@@ -147,6 +172,7 @@ cat >"$TESTBED_OUT/env" <<ENV
 TESTBED_HOST1=root@$TESTBED_HOST1_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST2=root@$TESTBED_HOST2_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST3=root@$TESTBED_HOST3_ADDR:$TESTBED_SSH_PORT
+TESTBED_SUDO_USER=$TESTBED_SUDO_USER
 TESTBED_HOST1_PID=$(host_pid 1)
 TESTBED_HOST2_PID=$(host_pid 2)
 TESTBED_HOST3_PID=$(host_pid 3)
@@ -159,5 +185,8 @@ for n in $TESTBED_HOSTS; do
   ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
     -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "root@$(host_addr "$n")" true \
     || die "host$n: ssh login failed"
+  ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
+    -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "$TESTBED_SUDO_USER@$(host_addr "$n")" 'sudo -n sh -c "id -u"' | grep -qx 0 \
+    || die "host$n: $TESTBED_SUDO_USER cannot sudo sh -c"
 done
 log "test bed up in $((SECONDS - t0)) s: $TESTBED_OUT/env"

@@ -309,7 +309,7 @@ describe('openHost', () => {
       run: async (command: string): Promise<CommandResult> => {
         commands.push(command);
         if (command === 'id -u') return { exitCode: 0, stdout: `${uid}\n`, stderr: '' };
-        if (command === 'sudo -n true') {
+        if (command === 'sudo -n sh -c true') {
           return sudoWorks
             ? { exitCode: 0, stdout: '', stderr: '' }
             : { exitCode: 1, stdout: '', stderr: 'sudo: a password is required\n' };
@@ -341,7 +341,7 @@ describe('openHost', () => {
     const fake = scriptedHost('1001', true);
     const opened = await openHost('source', { kind: 'local' }, ssh, true, { local: () => fake });
     await opened.run('docker ps');
-    expect(fake.commands).toEqual(['id -u', 'sudo -n true', `sudo -n sh -c 'docker ps'`]);
+    expect(fake.commands).toEqual(['id -u', 'sudo -n sh -c true', `sudo -n sh -c 'docker ps'`]);
   });
 
   it('closes the host and throws SUDO_REFUSED when sudo is refused', async () => {
