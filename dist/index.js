@@ -56444,6 +56444,18 @@ async function writeSummary(summary, metadata) {
     await summary.write();
 }
 /** The summary is HTML: messages may hold text such as <none> that must show as written. */
+/** The summary of a run that stopped before any mode could report (inputs, connecting). */
+async function writeFailureSummary(summary, error) {
+    const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+        .filter(Boolean)
+        .join(' ');
+    summary
+        .addHeading('CRIU migration: refused', 2)
+        .addRaw(`<p>⛔ <code>${escapeHtml(error.code)}</code>: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
+    if (error.remedy)
+        summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
+    await summary.write();
+}
 function escapeHtml(text) {
     return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -56516,6 +56528,7 @@ async function publish(publication) {
         'checkpoint-name': publication.checkpointName,
         'duration-ms': metadata.timings.durationMs,
         'metadata-path': path,
+        'error-code': metadata.error?.code ?? '',
         ...publication.outputs,
     };
     let artifactId = '';
@@ -60999,6 +61012,7 @@ async function runPreflightMode(settings, log) {
         core/* setOutput */.uH('status', report.result === 'passed' ? 'succeeded' : 'refused');
         core/* setOutput */.uH('report', JSON.stringify(report));
         core/* setOutput */.uH('report-path', path);
+        core/* setOutput */.uH('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
         core/* setOutput */.uH('duration-ms', report.durationMs);
         core/* setOutput */.uH('artifact-id', await uploadReport(settings, path, log));
         if (process.env.GITHUB_STEP_SUMMARY)
@@ -61435,6 +61449,8 @@ function journalHosts(settings) {
 
 
 
+
+
 /** Wiring only: inputs, then the chosen mode (or the post step). */
 async function run() {
     const runtime = actionsRuntime();
@@ -61465,10 +61481,16 @@ async function run() {
     }
     catch (error) {
         const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
-        if (isPost)
+        if (isPost) {
             core/* warning */.$e(`post: ${message}`);
-        else
-            core/* setFailed */.C1(message);
+            return;
+        }
+        // Inputs and connections fail before any mode reports: the code still reaches the output.
+        const failure = metadataError(error);
+        core/* setOutput */.uH('error-code', failure.code);
+        core/* setFailed */.C1(message);
+        if (process.env.GITHUB_STEP_SUMMARY)
+            await writeFailureSummary(core/* summary */.z, failure).catch(() => { });
     }
 }
 
