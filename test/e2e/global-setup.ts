@@ -8,9 +8,10 @@ const root = resolve(import.meta.dirname, '../..');
 
 function hostsRunning(): boolean {
   if (!existsSync(TESTBED_ENV)) return false;
-  const pids = [...readFileSync(TESTBED_ENV, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) =>
-    Number(m[1]),
-  );
+  const env = readFileSync(TESTBED_ENV, 'utf8');
+  // A bed from before the non-root login: up.sh adds it to the running hosts.
+  if (!/^TESTBED_SUDO_USER=/m.test(env)) return false;
+  const pids = [...env.matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) => Number(m[1]));
   return (
     // Two docker hosts and the checkpoint store; an older bed without the store is brought up again.
     pids.length === 3 &&

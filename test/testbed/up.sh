@@ -72,7 +72,6 @@ Subsystem sftp internal-sftp
 CFG
   install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$up/root/.ssh/authorized_keys"
   chmod 700 "$up/root/.ssh"
-  add_sudo_user "$n" "$up"
   [ "$(host_role "$n")" = docker ] || return 0
   cat >"$up/etc/docker/daemon.json" <<CFG
 {
@@ -85,27 +84,29 @@ CFG
 }
 
 # A login without root: the runner's key, and exactly the sudoers rule the docs give for
-# `sudo: true` (examples/sudoers/criu-migrate), nothing else.
+# `sudo: true` (examples/sudoers/criu-migrate), nothing else. Done inside the running host, so a
+# bed started before this existed gets it too.
 TESTBED_SUDO_USER=migrator
 TESTBED_SUDO_UID=1500
 add_sudo_user() {
-  local n=$1 up=$2 home=$2/home/$TESTBED_SUDO_USER f
-  for f in passwd group shadow; do
-    [ -f "$up/etc/$f" ] || cp -p "$rootfs/etc/$f" "$up/etc/$f"
-  done
-  grep -q "^$TESTBED_SUDO_USER:" "$up/etc/passwd" || {
-    echo "$TESTBED_SUDO_USER:x:$TESTBED_SUDO_UID:$TESTBED_SUDO_UID::/home/$TESTBED_SUDO_USER:/bin/sh" >>"$up/etc/passwd"
-    echo "$TESTBED_SUDO_USER:x:$TESTBED_SUDO_UID:" >>"$up/etc/group"
-    # "*": no password, yet not locked ("!" would make sshd refuse the key).
-    echo "$TESTBED_SUDO_USER:*:20000:0:99999:7:::" >>"$up/etc/shadow"
-  }
-  mkdir -p "$home/.ssh" "$up/etc/sudoers.d"
-  install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$home/.ssh/authorized_keys"
-  chmod 700 "$home/.ssh"
-  chown -R "$TESTBED_SUDO_UID:$TESTBED_SUDO_UID" "$home"
-  install -m 440 -o root -g root "$TESTBED_DIR/../../examples/sudoers/criu-migrate" "$up/etc/sudoers.d/criu-migrate"
-  # sudo looks its host name up; without this it warns on every command.
-  printf '127.0.0.1 localhost\n127.0.1.1 host%s\n' "$n" >"$up/etc/hosts"
+  local n=$1 u=$TESTBED_SUDO_USER
+  in_host "$n" sh -c "
+    set -e
+    grep -q '^$u:' /etc/passwd || {
+      echo '$u:x:$TESTBED_SUDO_UID:$TESTBED_SUDO_UID::/home/$u:/bin/sh' >>/etc/passwd
+      echo '$u:x:$TESTBED_SUDO_UID:' >>/etc/group
+      # '*': no password, yet not locked ('!' would make sshd refuse the key).
+      echo '$u:*:20000:0:99999:7:::' >>/etc/shadow
+    }
+    mkdir -p /home/$u/.ssh && chmod 700 /home/$u/.ssh
+    cat >/home/$u/.ssh/authorized_keys && chmod 600 /home/$u/.ssh/authorized_keys
+    chown -R $TESTBED_SUDO_UID:$TESTBED_SUDO_UID /home/$u
+    # sudo looks its host name up; without this it warns on every command.
+    printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n' \"\$(hostname)\" >/etc/hosts
+  " <"$TESTBED_OUT/id_ed25519.pub"
+  in_host "$n" sh -c "cat >/etc/sudoers.d/.criu-migrate.new && chmod 440 /etc/sudoers.d/.criu-migrate.new \
+    && visudo -cqf /etc/sudoers.d/.criu-migrate.new && mv -f /etc/sudoers.d/.criu-migrate.new /etc/sudoers.d/criu-migrate" \
+    <"$TESTBED_DIR/../../examples/sudoers/criu-migrate"
 }
 
 start_host() {
@@ -156,7 +157,7 @@ load_image() {
 }
 
 for n in $TESTBED_HOSTS; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
-for n in $TESTBED_HOSTS; do wait_host "$n"; done
+for n in $TESTBED_HOSTS; do wait_host "$n"; add_sudo_user "$n"; done
 load_image 1
 
 : >"$TESTBED_OUT/known_hosts.tmp"

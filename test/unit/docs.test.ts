@@ -20,7 +20,10 @@ function sourceFiles(dir: string): string[] {
 }
 
 const SRC = new URL('src/', ROOT).pathname;
-const sources = sourceFiles(SRC).map((path) => ({ path: path.slice(SRC.length), text: readFileSync(path, 'utf8') }));
+const sources = sourceFiles(SRC).map((path) => ({
+  path: path.slice(SRC.length),
+  text: readFileSync(path, 'utf8'),
+}));
 
 /** Codes of ERROR_CODES that some source file besides errors.ts names, plus `code: 'X'` literals outside it (UNEXPECTED). */
 function emittedCodes(): { emitted: Set<string>; reserved: string[] } {
@@ -48,7 +51,8 @@ function catalogue(): { entries: CatalogueEntry[]; reserved: string[] } {
     .split(/^### /m)
     .slice(1)
     .map((section) => {
-      const code = /^`([A-Z][A-Z0-9_]+)`/.exec(section)?.[1] ?? `(unreadable heading: ${section.split('\n')[0]})`;
+      const code =
+        /^`([A-Z][A-Z0-9_]+)`/.exec(section)?.[1] ?? `(unreadable heading: ${section.split('\n')[0]})`;
       return { code, body: section.slice(section.indexOf('\n') + 1) };
     });
   const reserved = [...reservedPart.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1] ?? '');
@@ -81,7 +85,10 @@ describe('docs/errors.md', () => {
 
   it('gives each code once, with its cause, what was observed against what was expected, and the remedy', () => {
     const seen = entries.map((entry) => entry.code);
-    expect(seen.filter((code, i) => seen.indexOf(code) !== i), 'codes explained twice').toEqual([]);
+    expect(
+      seen.filter((code, i) => seen.indexOf(code) !== i),
+      'codes explained twice',
+    ).toEqual([]);
     for (const { code, body } of entries) {
       for (const label of ['Cause', 'Observed / expected', 'Remedy']) {
         expect(body, `${code} has no "- **${label}**: <text>" line`).toMatch(
@@ -131,15 +138,21 @@ function tableAfter(heading: string): { names: string[]; cells: string[] }[] {
 describe('README inputs and outputs', () => {
   const inputRows = tableAfter('### Inputs');
   const outputRows = tableAfter('### Outputs');
-  const readmeInputs = new Map(inputRows.flatMap((row) => row.names.map((name) => [name, row.cells[0] ?? ''])));
+  const readmeInputs = new Map(
+    inputRows.flatMap((row) => row.names.map((name) => [name, row.cells[0] ?? ''])),
+  );
   const readmeOutputs = new Set(outputRows.flatMap((row) => row.names));
 
   it('lists every input of action.yml and no other', () => {
     const declared = Object.keys(action.inputs);
-    expect(declared.filter((name) => !readmeInputs.has(name)), 'inputs missing from the README table').toEqual([]);
-    expect([...readmeInputs.keys()].filter((name) => !declared.includes(name)), 'README inputs not in action.yml').toEqual(
-      [],
-    );
+    expect(
+      declared.filter((name) => !readmeInputs.has(name)),
+      'inputs missing from the README table',
+    ).toEqual([]);
+    expect(
+      [...readmeInputs.keys()].filter((name) => !declared.includes(name)),
+      'README inputs not in action.yml',
+    ).toEqual([]);
   });
 
   it("gives action.yml's default of each input, and none where action.yml has none", () => {
@@ -156,16 +169,29 @@ describe('README inputs and outputs', () => {
 
   it('lists every output of action.yml and no other', () => {
     const declared = Object.keys(action.outputs);
-    expect(declared.filter((name) => !readmeOutputs.has(name)), 'outputs missing from the README table').toEqual([]);
-    expect([...readmeOutputs].filter((name) => !declared.includes(name)), 'README outputs not in action.yml').toEqual(
-      [],
-    );
+    expect(
+      declared.filter((name) => !readmeOutputs.has(name)),
+      'outputs missing from the README table',
+    ).toEqual([]);
+    expect(
+      [...readmeOutputs].filter((name) => !declared.includes(name)),
+      'README outputs not in action.yml',
+    ).toEqual([]);
   });
 
   it('quotes each example workflow step as it is in examples/workflows', () => {
     const section = readme.slice(readme.indexOf('### Example workflows'), readme.indexOf('### Inputs'));
-    const quoted = [...section.matchAll(/\(\[`([a-z-]+\.yml)`\]\(examples\/workflows\/\1\)[^\n]*\n\n```yaml\n([\s\S]*?)```/g)];
-    expect(quoted.map((m) => m[1]).sort()).toEqual(['checkpoint.yml', 'cutover-gate.yml', 'migrate.yml', 'restore.yml']);
+    const quoted = [
+      ...section.matchAll(
+        /\(\[`([a-z-]+\.yml)`\]\(examples\/workflows\/\1\)[^\n]*\n\n```yaml\n([\s\S]*?)```/g,
+      ),
+    ];
+    expect(quoted.map((m) => m[1]).sort()).toEqual([
+      'checkpoint.yml',
+      'cutover-gate.yml',
+      'migrate.yml',
+      'restore.yml',
+    ]);
     for (const [, file = '', block = ''] of quoted) {
       expect(read(`examples/workflows/${file}`), `README's excerpt of ${file}`).toContain(block);
     }
