@@ -54855,6 +54855,8 @@ async function checkSudo(host) {
 
 
 
+
+
 /**
  * Opens one host: the runner itself or an SSH connection. With sudo, commands
  * go through `sudo -n` unless the login is already root, and a refusal is
@@ -54901,6 +54903,23 @@ async function applySudo(host) {
         return host;
     await checkSudo(host);
     return withSudo(host);
+}
+/**
+ * CRIU, runc and Docker's data need root. A non-root SSH login without sudo would first fail
+ * deep in the run ("Permission denied" at the container lock): say so right after connecting.
+ */
+async function requireRoot(host, location, sudo) {
+    if (sudo || location.kind !== 'ssh' || location.spec.user === 'root')
+        return;
+    const id = await host.run('id -u', { timeoutMs: 30_000 });
+    const uid = id.stdout.trim();
+    if (id.exitCode === 0 && uid === '0')
+        return;
+    throw new MigrationError('NOT_ROOT', `${location.spec.user} is not root (uid ${uid || 'unknown'}) and sudo is false`, {
+        step: 'connect',
+        host: describeHost(host),
+        remedy: 'log in as root, or set sudo: true with the sudoers rule of docs/hosts.md for this user',
+    });
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -57158,6 +57177,9 @@ var external_node_events_ = __nccwpck_require__(78474);
 
 
 
+/** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
+/** Failures met before anything was touched: the run is refused, not failed. */
+const REFUSALS = new Set(['MIGRATION_IN_PROGRESS', 'NOT_ROOT']);
 function startRunControl(timeoutMinutes, runtime) {
     const controller = new AbortController();
     // Every command in flight listens to it; preflight alone runs dozens at once.
@@ -57282,6 +57304,7 @@ async function runCheckpointMode(settings, runtime) {
         const warn = (message) => log.warning(message);
         source = await timer.time('connect', () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
         hosts.push(source);
+        await requireRoot(source, settings.source, settings.sudo);
         store = sameLocation(settings.source, settings.store.host)
             ? source
             : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
@@ -57342,7 +57365,7 @@ async function runCheckpointMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
     }
     finally {
         control.close();
@@ -60706,6 +60729,8 @@ async function runMigrateMode(settings, runtime) {
         const startedAt = performance.now();
         const connected = await core/* group */.Os('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
         hosts.push(connected.source, connected.target);
+        await requireRoot(connected.source, settings.source, settings.sudo);
+        await requireRoot(connected.target, target, settings.sudo);
         // For the journal, the lock and recovery: a dropped connection is opened again, since
         // leaving a rollback half done is worse than a few seconds' wait.
         const warn = (message) => log.warning(message);
@@ -61103,6 +61128,7 @@ async function runRestoreMode(settings, runtime) {
     try {
         const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
         hosts.push(connected.source, connected.target);
+        await requireRoot(connected.target, settings.target, settings.sudo);
         addresses.store = connected.source.address;
         addresses.target = connected.target.address;
         const warn = (message) => log.warning(message);
@@ -61160,7 +61186,7 @@ async function runRestoreMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
         log.warning(failure.describe());
     }
     finally {

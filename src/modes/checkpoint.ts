@@ -3,7 +3,7 @@ import { mapped } from '../engine/engine.js';
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
-import { openHost } from '../host/host-factory.js';
+import { openHost, requireRoot } from '../host/host-factory.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, prepareCheckpoint } from '../phases/checkpoint.js';
@@ -36,7 +36,7 @@ import {
   type StoredConfig,
   unusedImages,
 } from '../state/store.js';
-import { failureOf, settleRun, startRunControl } from './run-control.js';
+import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -73,6 +73,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
     );
     hosts.push(source);
+    await requireRoot(source, settings.source, settings.sudo);
     store = sameLocation(settings.source, settings.store.host)
       ? source
       : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
@@ -143,7 +144,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
   } finally {
     control.close();
   }

@@ -55,4 +55,33 @@ describe('error-code', () => {
     expect(annotations(run.stdout)[0]).toMatch(/NOT_ROOT: \[source\] runs as root: migrator \(uid 1500\)/);
     expect(run.summary).toMatch(/NOT_ROOT: log in as root, or set sudo: true/);
   });
+
+  it('refuses a non-root login without sudo right after connecting, in every mode that changes hosts', async () => {
+    const migrator = (destination: string): string => destination.replace(/^[^@]+@/, 'migrator@');
+    const key = readFileSync(bed.sshKeyPath, 'utf8');
+    const knownHosts = readFileSync(bed.knownHostsPath, 'utf8');
+    const runs = {
+      migrate: { source: migrator(bed.host1), target: bed.host2 },
+      checkpoint: { source: migrator(bed.host1), 'store-host': bed.host3 },
+      restore: { target: migrator(bed.host2), 'store-host': bed.host3 },
+    };
+    for (const [mode, hosts] of Object.entries(runs)) {
+      const run = await runAction({
+        mode,
+        container: 'e2e-error-code',
+        ...hosts,
+        'ssh-key': key,
+        'known-hosts': knownHosts,
+        'upload-artifact': 'false',
+      });
+      expect(run.exitCode, `${mode}: ${run.stdout}`).not.toBe(0);
+      expect(run.outputs['error-code'], mode).toBe('NOT_ROOT');
+      expect(annotations(run.stdout)[0], mode).toMatch(
+        /^::error::NOT_ROOT: migrator is not root \(uid 1500\) and sudo is false/,
+      );
+      expect(run.summary, mode).toMatch(/NOT_ROOT/);
+      // Nothing was written as the login: it never got as far as the lock.
+      expect(run.stdout, mode).not.toMatch(/Permission denied/);
+    }
+  });
 });
