@@ -54858,7 +54858,10 @@ function endClient(open) {
 
 
 
-/** The command text withSudo runs in place of `command`. */
+/**
+ * The command text withSudo runs in place of `command`. Always this one form, so a
+ * sudoers rule for `sh -c *` (docs/hosts.md) covers every command, the probe included.
+ */
 function sudoCommand(command) {
     return `sudo -n sh -c ${shellQuote([command])}`;
 }
@@ -54875,7 +54878,7 @@ function withSudo(host) {
 }
 /** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
 async function checkSudo(host) {
-    const result = await host.run('sudo -n true', { timeoutMs: 30_000 });
+    const result = await host.run(sudoCommand('true'), { timeoutMs: 30_000 });
     if (result.exitCode === 0)
         return;
     const missing = result.exitCode === 127;
@@ -54886,11 +54889,13 @@ async function checkSudo(host) {
         detail: stderr === '' ? undefined : stderr,
         remedy: missing
             ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
-            : 'allow this user passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or set `sudo: false` and log in as root',
+            : 'allow this user `sudo -n sh -c` without a password (the rule in docs/hosts.md, in /etc/sudoers.d), or set `sudo: false` and log in as root',
     });
 }
 
 ;// CONCATENATED MODULE: ./src/host/host-factory.ts
+
+
 
 
 
@@ -54940,6 +54945,23 @@ async function applySudo(host) {
         return host;
     await checkSudo(host);
     return withSudo(host);
+}
+/**
+ * CRIU, runc and Docker's data need root. A non-root SSH login without sudo would first fail
+ * deep in the run ("Permission denied" at the container lock): say so right after connecting.
+ */
+async function requireRoot(host, location, sudo) {
+    if (sudo || location.kind !== 'ssh' || location.spec.user === 'root')
+        return;
+    const id = await host.run('id -u', { timeoutMs: 30_000 });
+    const uid = id.stdout.trim();
+    if (id.exitCode === 0 && uid === '0')
+        return;
+    throw new MigrationError('NOT_ROOT', `${location.spec.user} is not root (uid ${uid || 'unknown'}) and sudo is false`, {
+        step: 'connect',
+        host: describeHost(host),
+        remedy: 'log in as root, or set sudo: true with the sudoers rule of docs/hosts.md for this user',
+    });
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -57149,6 +57171,18 @@ async function writeSummary(summary, metadata) {
     await summary.write();
 }
 /** The summary is HTML: messages may hold text such as <none> that must show as written. */
+/** The summary of a run that stopped before any mode could report (inputs, connecting). */
+async function writeFailureSummary(summary, error) {
+    const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+        .filter(Boolean)
+        .join(' ');
+    summary
+        .addHeading('CRIU migration: refused', 2)
+        .addRaw(`<p>⛔ <code>${escapeHtml(error.code)}</code>: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
+    if (error.remedy)
+        summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
+    await summary.write();
+}
 function escapeHtml(text) {
     return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -57221,6 +57255,7 @@ async function publish(publication) {
         'checkpoint-name': publication.checkpointName,
         'duration-ms': metadata.timings.durationMs,
         'metadata-path': path,
+        'error-code': metadata.error?.code ?? '',
         ...publication.outputs,
     };
     let artifactId = '';
@@ -57948,6 +57983,9 @@ var external_node_events_ = __nccwpck_require__(78474);
 
 
 
+/** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
+/** Failures met before anything was touched: the run is refused, not failed. */
+const REFUSALS = new Set(['MIGRATION_IN_PROGRESS', 'NOT_ROOT']);
 function startRunControl(timeoutMinutes, runtime) {
     const controller = new AbortController();
     // Every command in flight listens to it; preflight alone runs dozens at once.
@@ -58074,6 +58112,7 @@ async function runCheckpointMode(settings, runtime) {
         const warn = (message) => log.warning(message);
         source = await timer.time('connect', () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
         hosts.push(source);
+        await requireRoot(source, settings.source, settings.sudo);
         store = sameLocation(settings.source, settings.store.host)
             ? source
             : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
@@ -58134,7 +58173,7 @@ async function runCheckpointMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
     }
     finally {
         control.close();
@@ -60582,10 +60621,12 @@ const tcpConnections = ({ container, source }) => {
         {
             host: 'source',
             name,
-            status: 'warn',
+            // runc checkpoint runs without --tcp-established, so CRIU refuses to dump such a socket
+            // ("Connected TCP socket"): refused here rather than after a freeze that must roll back.
+            status: 'fail',
             observed: `${outside.length} established: ${shown}${more}${insideText}`,
             expected,
-            remedy: 'these connections will be reset by the move (the peers keep talking to the source address); drain them first, or make sure the clients reconnect',
+            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): CRIU cannot dump a TCP connection to a peer outside the container, and the peer stays behind on the source anyway',
             code: 'TCP_CONNECTIONS_OPEN',
         },
     ];
@@ -62012,6 +62053,8 @@ async function runMigrateMode(settings, runtime) {
         const startedAt = performance.now();
         const connected = await core/* group */.Os('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
         hosts.push(connected.source, connected.target);
+        await requireRoot(connected.source, settings.source, settings.sudo);
+        await requireRoot(connected.target, target, settings.sudo);
         // For the journal, the lock and recovery: a dropped connection is opened again, since
         // leaving a rollback half done is worse than a few seconds' wait.
         const warn = (message) => log.warning(message);
@@ -62318,6 +62361,7 @@ async function runPreflightMode(settings, log) {
         core/* setOutput */.uH('status', report.result === 'passed' ? 'succeeded' : 'refused');
         core/* setOutput */.uH('report', JSON.stringify(report));
         core/* setOutput */.uH('report-path', path);
+        core/* setOutput */.uH('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
         core/* setOutput */.uH('duration-ms', report.durationMs);
         core/* setOutput */.uH('artifact-id', await uploadReport(settings, path, log));
         if (process.env.GITHUB_STEP_SUMMARY)
@@ -62412,6 +62456,7 @@ async function runRestoreMode(settings, runtime) {
     try {
         const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
         hosts.push(connected.source, connected.target);
+        await requireRoot(connected.target, settings.target, settings.sudo);
         addresses.store = connected.source.address;
         addresses.target = connected.target.address;
         const warn = (message) => log.warning(message);
@@ -62471,7 +62516,7 @@ async function runRestoreMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
         log.warning(failure.describe());
     }
     finally {
@@ -62832,6 +62877,8 @@ function journalHosts(settings) {
 
 
 
+
+
 /** Wiring only: inputs, then the chosen mode (or the post step). */
 async function run() {
     const runtime = actionsRuntime();
@@ -62862,10 +62909,16 @@ async function run() {
     }
     catch (error) {
         const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
-        if (isPost)
+        if (isPost) {
             core/* warning */.$e(`post: ${message}`);
-        else
-            core/* setFailed */.C1(message);
+            return;
+        }
+        // Inputs and connections fail before any mode reports: the code still reaches the output.
+        const failure = metadataError(error);
+        core/* setOutput */.uH('error-code', failure.code);
+        core/* setFailed */.C1(message);
+        if (process.env.GITHUB_STEP_SUMMARY)
+            await writeFailureSummary(core/* summary */.z, failure).catch(() => { });
     }
 }
 

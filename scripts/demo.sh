@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash test/testbed/up.sh
+# The bed up.sh just wrote (TESTBED_STATE / TESTBED_OUT choose another one, as for up.sh).
 # shellcheck disable=SC1091
-source /var/lib/criu-migrate-testbed/client/env
+source "${TESTBED_OUT:-${TESTBED_STATE:-/var/lib/criu-migrate-testbed}/client}/env"
 ssh_to() { local dest=$1; shift; ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_KNOWN_HOSTS" -i "$TESTBED_SSH_KEY" -p "${dest##*:}" "${dest%:*}" "$@"; }
 
 name=demo-counter

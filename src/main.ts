@@ -6,6 +6,8 @@ import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runRestoreMode } from './modes/restore.js';
 import { runPost } from './post.js';
+import { metadataError } from './report/metadata.js';
+import { writeFailureSummary } from './report/summary.js';
 import { actionsRuntime, SAVED } from './runtime.js';
 
 /** Wiring only: inputs, then the chosen mode (or the post step). */
@@ -36,7 +38,14 @@ export async function run(): Promise<void> {
     }
   } catch (error) {
     const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
-    if (isPost) core.warning(`post: ${message}`);
-    else core.setFailed(message);
+    if (isPost) {
+      core.warning(`post: ${message}`);
+      return;
+    }
+    // Inputs and connections fail before any mode reports: the code still reaches the output.
+    const failure = metadataError(error);
+    core.setOutput('error-code', failure.code);
+    core.setFailed(message);
+    if (process.env.GITHUB_STEP_SUMMARY) await writeFailureSummary(core.summary, failure).catch(() => {});
   }
 }

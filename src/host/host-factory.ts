@@ -1,5 +1,6 @@
+import { MigrationError } from '../errors.js';
 import type { HostLocation, SshSettings } from '../settings.js';
-import type { Host } from './host.js';
+import { describeHost, type Host } from './host.js';
 import { LocalHost } from './local-host.js';
 import { connectSsh, type SshConnectOptions, type SshLogger } from './ssh-host.js';
 import { checkSudo, withSudo } from './sudo.js';
@@ -65,4 +66,24 @@ async function applySudo(host: Host): Promise<Host> {
   if (id.exitCode === 0 && id.stdout.trim() === '0') return host;
   await checkSudo(host);
   return withSudo(host);
+}
+
+/**
+ * CRIU, runc and Docker's data need root. A non-root SSH login without sudo would first fail
+ * deep in the run ("Permission denied" at the container lock): say so right after connecting.
+ */
+export async function requireRoot(host: Host, location: HostLocation, sudo: boolean): Promise<void> {
+  if (sudo || location.kind !== 'ssh' || location.spec.user === 'root') return;
+  const id = await host.run('id -u', { timeoutMs: 30_000 });
+  const uid = id.stdout.trim();
+  if (id.exitCode === 0 && uid === '0') return;
+  throw new MigrationError(
+    'NOT_ROOT',
+    `${location.spec.user} is not root (uid ${uid || 'unknown'}) and sudo is false`,
+    {
+      step: 'connect',
+      host: describeHost(host),
+      remedy: 'log in as root, or set sudo: true with the sudoers rule of docs/hosts.md for this user',
+    },
+  );
 }

@@ -9,7 +9,10 @@ import {
 } from './host.js';
 import { shellQuote, tailLines } from './shell.js';
 
-/** The command text withSudo runs in place of `command`. */
+/**
+ * The command text withSudo runs in place of `command`. Always this one form, so a
+ * sudoers rule for `sh -c *` (docs/hosts.md) covers every command, the probe included.
+ */
 export function sudoCommand(command: string): string {
   return `sudo -n sh -c ${shellQuote([command])}`;
 }
@@ -30,7 +33,7 @@ export function withSudo(host: Host): Host {
 
 /** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
 export async function checkSudo(host: Host): Promise<void> {
-  const result = await host.run('sudo -n true', { timeoutMs: 30_000 });
+  const result = await host.run(sudoCommand('true'), { timeoutMs: 30_000 });
   if (result.exitCode === 0) return;
   const missing = result.exitCode === 127;
   const stderr = tailLines(result.stderr);
@@ -43,7 +46,7 @@ export async function checkSudo(host: Host): Promise<void> {
       detail: stderr === '' ? undefined : stderr,
       remedy: missing
         ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
-        : 'allow this user passwordless sudo (a NOPASSWD rule in /etc/sudoers.d), or set `sudo: false` and log in as root',
+        : 'allow this user `sudo -n sh -c` without a password (the rule in docs/hosts.md, in /etc/sudoers.d), or set `sudo: false` and log in as root',
     },
   );
 }

@@ -4,7 +4,7 @@ import { mapped } from '../engine/engine.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
-import { openHost } from '../host/host-factory.js';
+import { openHost, requireRoot } from '../host/host-factory.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
@@ -46,7 +46,7 @@ import {
   type StoredVolume,
   unusedImages,
 } from '../state/store.js';
-import { failureOf, settleRun, startRunControl } from './run-control.js';
+import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -83,6 +83,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
     );
     hosts.push(source);
+    await requireRoot(source, settings.source, settings.sudo);
     store = sameLocation(settings.source, settings.store.host)
       ? source
       : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
@@ -153,7 +154,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
   } finally {
     control.close();
   }

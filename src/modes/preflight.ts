@@ -137,6 +137,7 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
     core.setOutput('status', report.result === 'passed' ? 'succeeded' : 'refused');
     core.setOutput('report', JSON.stringify(report));
     core.setOutput('report-path', path);
+    core.setOutput('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
     core.setOutput('duration-ms', report.durationMs);
     core.setOutput('artifact-id', await uploadReport(settings, path, log));
     if (process.env.GITHUB_STEP_SUMMARY) await writePreflightSummary(core.summary, report);

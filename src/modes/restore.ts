@@ -4,7 +4,7 @@ import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
-import { openHost } from '../host/host-factory.js';
+import { openHost, requireRoot } from '../host/host-factory.js';
 import { reconnecting } from '../host/reconnecting.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
@@ -61,7 +61,7 @@ import {
   type StoredConfig,
   type StoredVolume,
 } from '../state/store.js';
-import { failureOf, settleRun, startRunControl } from './run-control.js';
+import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -93,6 +93,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log),
     );
     hosts.push(connected.source, connected.target);
+    await requireRoot(connected.target, settings.target, settings.sudo);
     addresses.store = connected.source.address;
     addresses.target = connected.target.address;
     const warn = (message: string): void => log.warning(message);
@@ -168,7 +169,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
     ({ status } = await settleRun(journal, durable, log, failure));
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = failure.code === 'MIGRATION_IN_PROGRESS' ? 'refused' : 'failed';
+    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
     log.warning(failure.describe());
   } finally {
     control.close();

@@ -7,6 +7,9 @@ import { isCommitted, isUnfinished, type Journal } from '../state/journal.js';
 import { type RecoveryHosts, type RecoveryLog, recover } from '../state/recovery.js';
 
 /** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
+/** Failures met before anything was touched: the run is refused, not failed. */
+export const REFUSALS: ReadonlySet<string> = new Set(['MIGRATION_IN_PROGRESS', 'NOT_ROOT']);
+
 export interface RunControl {
   signal: AbortSignal;
   /** Stops the timer and the signal handlers. */

@@ -456,11 +456,13 @@ export const tcpConnections: PlacementRule = ({ container, source }) => {
     {
       host: 'source',
       name,
-      status: 'warn',
+      // runc checkpoint runs without --tcp-established, so CRIU refuses to dump such a socket
+      // ("Connected TCP socket"): refused here rather than after a freeze that must roll back.
+      status: 'fail',
       observed: `${outside.length} established: ${shown}${more}${insideText}`,
       expected,
       remedy:
-        'these connections will be reset by the move (the peers keep talking to the source address); drain them first, or make sure the clients reconnect',
+        'close these connections first (stop or drain the peers, or have the program reconnect later): CRIU cannot dump a TCP connection to a peer outside the container, and the peer stays behind on the source anyway',
       code: 'TCP_CONNECTIONS_OPEN',
     },
   ];

@@ -45,6 +45,7 @@ export async function publish(publication: Publication): Promise<void> {
     'checkpoint-name': publication.checkpointName,
     'duration-ms': metadata.timings.durationMs,
     'metadata-path': path,
+    'error-code': metadata.error?.code ?? '',
     ...publication.outputs,
   };
   let artifactId = '';

@@ -1,5 +1,6 @@
 import {
   type HostFacts,
+  type MetadataError,
   type MigrationMetadata,
   type RunStatus,
   STREAM_KINDS,
@@ -161,6 +162,21 @@ export async function writeSummary(summary: SummaryLike, metadata: MigrationMeta
 }
 
 /** The summary is HTML: messages may hold text such as <none> that must show as written. */
+/** The summary of a run that stopped before any mode could report (inputs, connecting). */
+export async function writeFailureSummary(summary: SummaryLike, error: MetadataError): Promise<void> {
+  const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+    .filter(Boolean)
+    .join(' ');
+  summary
+    .addHeading('CRIU migration: refused', 2)
+    .addRaw(
+      `<p>⛔ <code>${escapeHtml(error.code)}</code>: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`,
+      true,
+    );
+  if (error.remedy) summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
+  await summary.write();
+}
+
 export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

@@ -9,9 +9,10 @@ const root = resolve(import.meta.dirname, '../..');
 /** Every host of the bed whose env file is `envFile` is alive. */
 export function hostsRunning(envFile = TESTBED_ENV): boolean {
   if (!existsSync(envFile)) return false;
-  const pids = [...readFileSync(envFile, 'utf8').matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) =>
-    Number(m[1]),
-  );
+  const env = readFileSync(envFile, 'utf8');
+  // A bed from before the non-root login: up.sh adds it to the running hosts.
+  if (!/^TESTBED_SUDO_USER=/m.test(env)) return false;
+  const pids = [...env.matchAll(/^TESTBED_HOST\d_PID=(\d+)$/gm)].map((m) => Number(m[1]));
   return (
     // Two docker hosts and the checkpoint store; an older bed without the store is brought up again.
     pids.length === 3 &&

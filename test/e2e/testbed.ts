@@ -5,7 +5,10 @@ import { type ProcessResult, runProcess } from './process.js';
 
 const execFileAsync = promisify(execFile);
 
-export const TESTBED_ENV = process.env.TESTBED_ENV ?? '/var/lib/criu-migrate-testbed/client/env';
+/** The env file up.sh writes: the same variables choose it (TESTBED_OUT, else TESTBED_STATE/client). */
+export const TESTBED_ENV =
+  process.env.TESTBED_ENV ??
+  `${process.env.TESTBED_OUT ?? `${process.env.TESTBED_STATE ?? '/var/lib/criu-migrate-testbed'}/client`}/env`;
 
 export interface Testbed {
   host1: string;

@@ -95,6 +95,32 @@ CFG
 CFG
 }
 
+# A login without root: the runner's key, and exactly the sudoers rule the docs give for
+# `sudo: true` (examples/sudoers/criu-migrate), nothing else. Done inside the running host, so a
+# bed started before this existed gets it too.
+TESTBED_SUDO_USER=migrator
+TESTBED_SUDO_UID=1500
+add_sudo_user() {
+  local n=$1 u=$TESTBED_SUDO_USER
+  in_host "$n" sh -c "
+    set -e
+    grep -q '^$u:' /etc/passwd || {
+      echo '$u:x:$TESTBED_SUDO_UID:$TESTBED_SUDO_UID::/home/$u:/bin/sh' >>/etc/passwd
+      echo '$u:x:$TESTBED_SUDO_UID:' >>/etc/group
+      # '*': no password, yet not locked ('!' would make sshd refuse the key).
+      echo '$u:*:20000:0:99999:7:::' >>/etc/shadow
+    }
+    mkdir -p /home/$u/.ssh && chmod 700 /home/$u/.ssh
+    cat >/home/$u/.ssh/authorized_keys && chmod 600 /home/$u/.ssh/authorized_keys
+    chown -R $TESTBED_SUDO_UID:$TESTBED_SUDO_UID /home/$u
+    # sudo looks its host name up; without this it warns on every command.
+    printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n' \"\$(hostname)\" >/etc/hosts
+  " <"$TESTBED_OUT/id_ed25519.pub"
+  in_host "$n" sh -c "cat >/etc/sudoers.d/.criu-migrate.new && chmod 440 /etc/sudoers.d/.criu-migrate.new \
+    && visudo -cqf /etc/sudoers.d/.criu-migrate.new && mv -f /etc/sudoers.d/.criu-migrate.new /etc/sudoers.d/criu-migrate" \
+    <"$TESTBED_DIR/../../examples/sudoers/criu-migrate"
+}
+
 start_host() {
   local n=$1 dir addr
   dir=$(host_dir "$n"); addr=$(host_addr "$n")
@@ -143,7 +169,7 @@ load_image() {
 }
 
 for n in $TESTBED_HOSTS; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
-for n in $TESTBED_HOSTS; do wait_host "$n"; done
+for n in $TESTBED_HOSTS; do wait_host "$n"; add_sudo_user "$n"; done
 load_image 1
 
 : >"$TESTBED_OUT/known_hosts.tmp"
@@ -159,6 +185,7 @@ cat >"$TESTBED_OUT/env" <<ENV
 TESTBED_HOST1=root@$TESTBED_HOST1_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST2=root@$TESTBED_HOST2_ADDR:$TESTBED_SSH_PORT
 TESTBED_HOST3=root@$TESTBED_HOST3_ADDR:$TESTBED_SSH_PORT
+TESTBED_SUDO_USER=$TESTBED_SUDO_USER
 TESTBED_HOST1_PID=$(host_pid 1)
 TESTBED_HOST2_PID=$(host_pid 2)
 TESTBED_HOST3_PID=$(host_pid 3)
@@ -171,5 +198,8 @@ for n in $TESTBED_HOSTS; do
   ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
     -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "root@$(host_addr "$n")" true \
     || die "host$n: ssh login failed"
+  ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \
+    -i "$TESTBED_OUT/id_ed25519" -p "$TESTBED_SSH_PORT" "$TESTBED_SUDO_USER@$(host_addr "$n")" 'sudo -n sh -c "id -u"' | grep -qx 0 \
+    || die "host$n: $TESTBED_SUDO_USER cannot sudo sh -c"
 done
 log "test bed up in $((SECONDS - t0)) s: $TESTBED_OUT/env"

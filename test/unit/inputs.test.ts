@@ -611,6 +611,7 @@ describe('action.yml', () => {
     expect(names).toEqual([
       'status',
       'leftovers',
+      'error-code',
       'checkpoint-name',
       'target-container-id',
       'downtime-ms',

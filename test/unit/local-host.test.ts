@@ -8,10 +8,10 @@ import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
 import type { CommandResult, Host } from '../../src/host/host.js';
-import { openHost } from '../../src/host/host-factory.js';
+import { openHost, requireRoot } from '../../src/host/host-factory.js';
 import { LocalHost } from '../../src/host/local-host.js';
 import { checkSudo, sudoCommand, withSudo } from '../../src/host/sudo.js';
-import type { SshSettings } from '../../src/settings.js';
+import type { HostLocation, SshSettings } from '../../src/settings.js';
 
 const host = new LocalHost('source');
 
@@ -309,7 +309,7 @@ describe('openHost', () => {
       run: async (command: string): Promise<CommandResult> => {
         commands.push(command);
         if (command === 'id -u') return { exitCode: 0, stdout: `${uid}\n`, stderr: '' };
-        if (command === 'sudo -n true') {
+        if (command === 'sudo -n sh -c true') {
           return sudoWorks
             ? { exitCode: 0, stdout: '', stderr: '' }
             : { exitCode: 1, stdout: '', stderr: 'sudo: a password is required\n' };
@@ -341,7 +341,7 @@ describe('openHost', () => {
     const fake = scriptedHost('1001', true);
     const opened = await openHost('source', { kind: 'local' }, ssh, true, { local: () => fake });
     await opened.run('docker ps');
-    expect(fake.commands).toEqual(['id -u', 'sudo -n true', `sudo -n sh -c 'docker ps'`]);
+    expect(fake.commands).toEqual(['id -u', 'sudo -n sh -c true', `sudo -n sh -c 'docker ps'`]);
   });
 
   it('closes the host and throws SUDO_REFUSED when sudo is refused', async () => {
@@ -391,5 +391,43 @@ describe('openHost', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('SHA256:abc');
     expect(warnings[0]).toContain('target root@10.0.0.3:22');
+  });
+});
+
+describe('requireRoot', () => {
+  const ssh = (user: string): HostLocation => ({ kind: 'ssh', spec: { user, host: '10.0.0.3', port: 22 } });
+  function idHost(uid: string): Host & { commands: string[] } {
+    const commands: string[] = [];
+    return {
+      role: 'source',
+      address: 'deploy@10.0.0.3:22',
+      commands,
+      run: async (command: string): Promise<CommandResult> => {
+        commands.push(command);
+        return { exitCode: 0, stdout: `${uid}\n`, stderr: '' };
+      },
+      spawn: () => Promise.reject(new Error('not used')),
+      close: async () => {},
+    };
+  }
+
+  it('asks nothing of a root login, of sudo, or of the runner', async () => {
+    for (const [location, sudo] of [
+      [ssh('root'), false],
+      [ssh('deploy'), true],
+      [{ kind: 'local' }, false],
+    ] as const) {
+      const host = idHost('1000');
+      await requireRoot(host, location, sudo);
+      expect(host.commands).toEqual([]);
+    }
+  });
+
+  it('refuses a non-root login without sudo with NOT_ROOT, and accepts one that is uid 0', async () => {
+    await expect(requireRoot(idHost('1000'), ssh('deploy'), false)).rejects.toMatchObject({
+      code: 'NOT_ROOT',
+      step: 'connect',
+    });
+    await expect(requireRoot(idHost('0'), ssh('toor'), false)).resolves.toBeUndefined();
   });
 });

@@ -333,7 +333,7 @@ const CASES: Case[] = [
     facts: () => tweak((f) => Object.assign(f.sourceProbe, { tcp: capturedSource.tcp })),
     name: 'tcp connections',
     host: 'source',
-    status: 'warn',
+    status: 'fail',
     code: 'TCP_CONNECTIONS_OPEN',
     mentions: /1 established: 172\.17\.0\.2:57528 ↔ 172\.17\.0\.3:9000; 2 over loopback/,
   },
@@ -727,10 +727,22 @@ describe('capacity arithmetic', () => {
 });
 
 describe('blocking', () => {
-  const checks = evaluate(tweak((f) => Object.assign(f.sourceProbe, { tcp: capturedSource.tcp })));
+  // Warnings only: an anonymous volume the target lacks (Docker creates it empty there), and a
+  // named volume whose facts could not be read.
+  const checks = evaluate(
+    tweak((f) => {
+      const web = docker26('inspect-web.json');
+      f.container.Mounts = web.Mounts;
+      f.container.HostConfig.Binds = web.HostConfig.Binds;
+      f.container.HostConfig.Mounts = web.HostConfig.Mounts;
+      f.targetProbe.volumes = ['webdata'];
+      f.targetProbe.bindKinds = { '/srv/www': 'directory', '/srv/conf': 'directory' };
+      f.sourceProbe.bindKinds = { '/srv/www': 'directory', '/srv/conf': 'directory' };
+    }),
+  );
   it('lets warnings through unless strict', () => {
     expect(blocking(checks, false)).toEqual([]);
-    expect(blocking(checks, true).map((c) => c.code)).toEqual(['TCP_CONNECTIONS_OPEN']);
+    expect(blocking(checks, true).map((c) => c.code)).toEqual(['VOLUME_MISSING', 'FACT_UNREADABLE']);
   });
 });
 

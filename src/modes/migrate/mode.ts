@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { errorMessage, MigrationError } from '../../errors.js';
 import type { Host } from '../../host/host.js';
-import { openHost } from '../../host/host-factory.js';
+import { openHost, requireRoot } from '../../host/host-factory.js';
 import { reconnecting } from '../../host/reconnecting.js';
 import { connectHosts } from '../../phases/connect.js';
 import { type MigrationMetadata, metadataError, type ResumedRun } from '../../report/metadata.js';
@@ -92,6 +92,8 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
       timer.time('connect', () => connectHosts(settings, log)),
     );
     hosts.push(connected.source, connected.target);
+    await requireRoot(connected.source, settings.source, settings.sudo);
+    await requireRoot(connected.target, target, settings.sudo);
     // For the journal, the lock and recovery: a dropped connection is opened again, since
     // leaving a rollback half done is worse than a few seconds' wait.
     const warn = (message: string): void => log.warning(message);
