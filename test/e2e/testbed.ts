@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { type ProcessResult, runProcess } from './process.js';
+import { type ProcessOptions, type ProcessResult, runProcess } from './process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -18,20 +18,22 @@ export interface Testbed {
   sshKeyPath: string;
   knownHostsPath: string;
   image: string;
+  /** An OpenSSH control socket directory: commands reuse one connection per host (the benchmark's). */
+  controlDir?: string;
 }
 
-export function loadTestbed(): Testbed {
-  if (!existsSync(TESTBED_ENV)) {
-    throw new Error(`test bed not found (${TESTBED_ENV}): run \`npm run testbed:up\` as root first`);
+export function loadTestbed(envFile: string = TESTBED_ENV): Testbed {
+  if (!existsSync(envFile)) {
+    throw new Error(`test bed not found (${envFile}): run \`npm run testbed:up\` as root first`);
   }
   const vars = new Map<string, string>();
-  for (const line of readFileSync(TESTBED_ENV, 'utf8').split('\n')) {
+  for (const line of readFileSync(envFile, 'utf8').split('\n')) {
     const eq = line.indexOf('=');
     if (eq > 0) vars.set(line.slice(0, eq), line.slice(eq + 1));
   }
   const need = (name: string): string => {
     const value = vars.get(name);
-    if (!value) throw new Error(`${TESTBED_ENV} has no ${name}`);
+    if (!value) throw new Error(`${envFile} has no ${name}`);
     return value;
   };
   return {
@@ -48,7 +50,7 @@ export function loadTestbed(): Testbed {
 }
 
 /** "root@127.0.0.2:22" -> ssh arguments. */
-function sshArgs(bed: Testbed, destination: string): string[] {
+export function sshArgs(bed: Testbed, destination: string): string[] {
   const match = /^(.+)@(.+):(\d+)$/.exec(destination);
   if (!match) throw new Error(`bad destination ${destination}`);
   return [
@@ -60,6 +62,9 @@ function sshArgs(bed: Testbed, destination: string): string[] {
     'StrictHostKeyChecking=yes',
     '-i',
     bed.sshKeyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    ...(bed.controlDir ? ['-o', `ControlPath=${bed.controlDir}/%C`, '-o', 'ControlMaster=no'] : []),
     '-p',
     match[3]!,
     `${match[1]}@${match[2]}`,
@@ -81,8 +86,9 @@ export async function onHostResult(
   bed: Testbed,
   destination: string,
   command: string,
+  options: ProcessOptions = {},
 ): Promise<ProcessResult> {
-  return runProcess(['ssh', ...sshArgs(bed, destination), command]);
+  return runProcess(['ssh', ...sshArgs(bed, destination), command], options);
 }
 
 export interface CounterLine {
@@ -112,18 +118,31 @@ export async function containerLogs(bed: Testbed, destination: string, name: str
   return onHost(bed, destination, `docker logs ${name} 2>&1`);
 }
 
+/** What the counter's memory holds (test/testbed/workload/counter.sh): incompressible, text-like, or one repeated byte. */
+export const MEMORY_PATTERNS = ['random', 'text', 'zeros'] as const;
+export type MemoryPattern = (typeof MEMORY_PATTERNS)[number];
+
+/** TESTBED_PATTERN runs the suite's counters with another pattern; counter.sh's own default otherwise. */
+function defaultPattern(): MemoryPattern {
+  const value = process.env.TESTBED_PATTERN ?? 'random';
+  const pattern = MEMORY_PATTERNS.find((p) => p === value);
+  if (!pattern) throw new Error(`TESTBED_PATTERN must be one of ${MEMORY_PATTERNS.join(', ')}, not ${value}`);
+  return pattern;
+}
+
 /** Starts the counter workload on a host and waits until it has printed a few lines. */
 export async function startCounter(
   bed: Testbed,
   destination: string,
   name: string,
-  options: { mb?: number; extraArgs?: string } = {},
+  options: { mb?: number; extraArgs?: string; pattern?: MemoryPattern } = {},
 ): Promise<void> {
   await onHostResult(bed, destination, `docker rm -f ${name}`);
+  const pattern = options.pattern ?? defaultPattern();
   await onHost(
     bed,
     destination,
-    `docker run -d --name ${name} -e MB=${options.mb ?? 16} ${options.extraArgs ?? ''} ${bed.image} testbed-counter`,
+    `docker run -d --name ${name} -e MB=${options.mb ?? 16} -e PATTERN=${pattern} ${options.extraArgs ?? ''} ${bed.image} testbed-counter`,
   );
   for (let i = 0; i < 100; i++) {
     if (parseCounter(await containerLogs(bed, destination, name)).length >= 5) return;
@@ -148,4 +167,42 @@ export async function waitForLog(
       throw new Error(`${name} on ${destination}: ${pattern} not in its logs after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 300));
   }
+}
+
+const PACKAGE_IMAGE_SCRIPT = new URL('../testbed/package-image.sh', import.meta.url).pathname;
+
+/** The image of real services (Debian packages) the tests use: postgresql and redis-server in one. */
+export const SERVICES_IMAGE = { tag: 'testbed/services:1', packages: ['postgresql', 'redis-server'] };
+
+/**
+ * Makes sure a host has an image built from Debian packages: builds it once
+ * (cached, under a lock, by test/testbed/package-image.sh) and `docker load`s
+ * it on the host when the host lacks it.
+ */
+export async function ensurePackageImage(
+  bed: Testbed,
+  destination: string,
+  image: { tag: string; packages: readonly string[] } = SERVICES_IMAGE,
+): Promise<void> {
+  if ((await onHostResult(bed, destination, `docker image inspect ${image.tag} >/dev/null`)).code === 0)
+    return;
+  const { stdout } = await execFileAsync('bash', [PACKAGE_IMAGE_SCRIPT, image.tag, ...image.packages], {
+    maxBuffer: 16 * 1024 * 1024,
+    timeout: 15 * 60_000,
+  });
+  const tar = stdout.trim().split('\n').pop() ?? '';
+  if (!existsSync(tar)) throw new Error(`package-image.sh printed no image archive: ${stdout}`);
+  const { spawn } = await import('node:child_process');
+  const { createReadStream } = await import('node:fs');
+  const load = spawn('ssh', [...sshArgs(bed, destination), 'docker load'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  load.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  createReadStream(tar).pipe(load.stdin);
+  const code = await new Promise<number | null>((resolve) => load.on('close', resolve));
+  if (code !== 0)
+    throw new Error(`docker load of ${image.tag} on ${destination} failed (${code}): ${stderr}`);
 }
