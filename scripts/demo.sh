@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Demo: bring the two-host test bed up, start a counter with 64 MiB of state on
 # host 1, migrate it to host 2 with the bundled action (dist/index.js, run the
-# way a runner runs it), and show what happened.
+# way a runner runs it), and show what happened. PATTERN=random|text|zeros picks
+# what the counter's memory holds (test/testbed/workload/counter.sh; default random).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash test/testbed/up.sh
@@ -11,7 +12,7 @@ source "${TESTBED_OUT:-${TESTBED_STATE:-/var/lib/criu-migrate-testbed}/client}/e
 ssh_to() { local dest=$1; shift; ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_KNOWN_HOSTS" -i "$TESTBED_SSH_KEY" -p "${dest##*:}" "${dest%:*}" "$@"; }
 
 name=demo-counter
-ssh_to "$TESTBED_HOST1" "docker rm -f $name >/dev/null 2>&1; docker run -d --name $name -e MB=64 --label demo=yes --restart unless-stopped $TESTBED_IMAGE testbed-counter >/dev/null"
+ssh_to "$TESTBED_HOST1" "docker rm -f $name >/dev/null 2>&1; docker run -d --name $name -e MB=64 -e PATTERN=${PATTERN:-random} --label demo=yes --restart unless-stopped $TESTBED_IMAGE testbed-counter >/dev/null"
 ssh_to "$TESTBED_HOST2" "docker rm -f $name >/dev/null 2>&1 || true"
 sleep 3
 echo "== before: $name on host 1"

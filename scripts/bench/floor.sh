@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# The floor: CRIU dump and restore of a running container on ONE host, no
-# transfer, the way the action does it (src/phases/checkpoint.ts, stage.ts,
-# restore.ts): a second container is created with the same configuration
-# first, then `docker pause`, `runc checkpoint --leave-running` straight into
-# that container's checkpoint directory, and `docker start --checkpoint`.
+# The floor's measured parts: CRIU dump and the staged restore of a running
+# container on ONE host, no transfer, the way the action does them
+# (src/phases/checkpoint.ts, src/engine/docker/staged-pages.ts): a second
+# container is created with the same configuration first, then `docker pause`,
+# `runc checkpoint --leave-running` into that container's checkpoint
+# directory; the pages-*.img are moved to a staging directory and replaced by
+# RELATIVE symlinks, resolved from the directory containerd unpacks the
+# checkpoint into (<containerd's TMPDIR>/ctrd-checkpoint*); then
+# `docker start --checkpoint`. The bench adds the transfer at the OpenSSH
+# relay's measured speed (scripts/bench/stats.ts, floorOf).
 #
 # Usage: floor.sh HOST NAME NEWNAME   (NAME runs the workload; NEWNAME is free)
-# Environment: BENCH_SSH_KEY, BENCH_KNOWN_HOSTS, BENCH_CREATE_OPTS, BENCH_COMMAND, BENCH_IMAGE.
+# Environment: BENCH_SSH_KEY, BENCH_KNOWN_HOSTS, BENCH_CREATE_OPTS, BENCH_COMMAND, BENCH_IMAGE,
+#   BENCH_CTRD_TMP (containerd's physical TMPDIR on HOST, as the action reads it).
 # Prints "key value" lines: pause_ms, dump_ms, restore_ms, checkpoint_bytes,
-# and where the restore went: restore_prepare_ms (docker and containerd copying
-# the checkpoint until /tmp/ctrd-checkpoint* is complete), restore_criu_ms
-# (CRIU's own restore, from its restore.log).
+# staged_pages (how many page images were linked), restore_criu_ms (CRIU's own
+# restore, from its restore.log).
 BENCH_WHAT=floor
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 host=${1:?host} name=${2:?container} new=${3:?name for the restored container}
+tmp=${BENCH_CTRD_TMP:?containerd TMPDIR}
+# One '..' per component of containerd's TMPDIR, plus one for ctrd-checkpoint*.
+up=..
+for part in $(printf '%s' "$tmp" | tr '/' ' '); do up="../$up"; done
 open_master "$host"
 # One remote script, so no SSH round trip is inside the measured times.
 on "$host" "set -e
@@ -23,27 +32,36 @@ id=\$(docker inspect --format='{{.Id}}' $name)
 root=\$(for r in /run/docker/runtime-runc/moby /var/run/docker/runtime-runc/moby; do [ -f \$r/\$id/state.json ] && echo \$r && break; done)
 newid=\$(docker create --name $new ${BENCH_CREATE_OPTS:-} ${BENCH_IMAGE:?} ${BENCH_COMMAND:-})
 cp=/var/lib/docker/containers/\$newid/checkpoints/floor
+mkdir -p /var/lib/criu-migrate
+stage=\$(mktemp -d /var/lib/docker/bench-floor-stage.XXXXXX)
 work=\$(mktemp -d /var/tmp/floor-work.XXXXXX)
 mkdir -p \$cp
-ls -d /tmp/ctrd-checkpoint* 2>/dev/null | sort >\$work/before || true
 t0=\$(ms)
 docker pause $name >/dev/null
 t1=\$(ms)
 runc --root \$root checkpoint --leave-running --image-path \$cp --work-path \$work \$id
 t2=\$(ms)
-docker start --checkpoint floor $new >/dev/null
+bytes=\$(du -sb \$cp | cut -f1)
+s0=\$(ms)
+n=0
+for f in \$cp/pages-*.img; do
+  [ -e \"\$f\" ] || continue
+  b=\$(basename \$f)
+  mv \$f \$stage/\$b
+  ln -s $up/\${stage#/}/\$b \$f
+  n=\$((n + 1))
+done
 t3=\$(ms)
+docker start --checkpoint floor $new >/dev/null
+t4=\$(ms)
 echo pause_ms \$((t1 - t0))
 echo dump_ms \$((t2 - t1))
-echo restore_ms \$((t3 - t2))
-echo checkpoint_bytes \$(du -sb \$cp | cut -f1)
-copy=\$(ls -d /tmp/ctrd-checkpoint* 2>/dev/null | sort | comm -13 \$work/before - | head -n1)
-if [ -n \"\$copy\" ]; then
-  echo restore_prepare_ms \$((\$(date -r \$copy +%s%3N) - t2))
-  rm -rf \$copy
-fi
-log=\$(ls -t /var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/\$newid/restore.log 2>/dev/null | head -n1)
-if [ -n \"\$log\" ]; then
+echo stage_ms \$((t3 - s0))
+echo restore_ms \$((t4 - t3))
+echo staged_pages \$n
+echo checkpoint_bytes \$bytes
+log=/var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/\$newid/restore.log
+if [ -f \$log ]; then
   echo restore_criu_ms \$(tail -n1 \$log | sed -n 's/^(\\([0-9]*\\)\\.\\([0-9]\\{3\\}\\).*/\\1\\2/p' | sed 's/^0*//')
 fi
-rm -rf \$work"
+rm -rf \$work \$stage $tmp/ctrd-checkpoint*"

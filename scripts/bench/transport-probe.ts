@@ -2,7 +2,7 @@
  * Benchmark helper, not part of the action: streams N bytes from one host to
  * another through this process with the action's own SSH code
  * (src/host/ssh-host.ts and streamBetween from src/host/relay.ts), and prints
- * one JSON line with what it measured. scripts/bench.mjs compiles it with ncc
+ * one JSON line with what it measured. scripts/bench/ways/transport.ts compiles it with ncc
  * into a temporary directory; it never goes into dist/.
  *
  * Usage: node probe.js '{"from":"root@127.0.0.6:22","to":"root@127.0.0.7:22",

@@ -15,6 +15,8 @@ export interface ActionRun {
   runnerTemp: string;
   /** What the main step saved for its post step (GITHUB_STATE). */
   state: Record<string, string>;
+  /** Wall-clock milliseconds of the step, node start to exit. */
+  ms: number;
 }
 
 /** Parses GITHUB_OUTPUT as the runner writes it: `name<<DELIM`, value lines, `DELIM`. */
@@ -49,6 +51,8 @@ export interface RunOptions {
   runId?: string;
   /** More environment, as the runner would set it (ACTIONS_RUNTIME_TOKEN, ...). */
   env?: Record<string, string>;
+  /** Kills the step after this long (the benchmark's bound). */
+  timeoutMs?: number;
 }
 
 interface StepFiles {
@@ -87,8 +91,12 @@ function prepareStep(inputs: Record<string, string>, options: RunOptions): StepF
   return { runnerTemp, env, command, outputFile, summaryFile, stateFile };
 }
 
-function collectStep(files: StepFiles, result: { code: number; stdout: string; stderr: string }): ActionRun {
+function collectStep(
+  files: StepFiles,
+  result: { code: number; stdout: string; stderr: string; ms: number },
+): ActionRun {
   return {
+    ms: result.ms,
     exitCode: result.code,
     stdout: result.stdout,
     stderr: result.stderr,
@@ -109,7 +117,10 @@ export async function runAction(
   options: RunOptions = {},
 ): Promise<ActionRun> {
   const files = prepareStep(inputs, options);
-  return collectStep(files, await runProcess(files.command, { env: files.env }));
+  return collectStep(
+    files,
+    await runProcess(files.command, { env: files.env, timeoutMs: options.timeoutMs }),
+  );
 }
 
 /** A main step in flight, which a test can cancel the way the runner does. */
@@ -124,6 +135,7 @@ export interface RunningAction {
 
 export function startAction(inputs: Record<string, string>, options: RunOptions = {}): RunningAction {
   const files = prepareStep(inputs, options);
+  const started = performance.now();
   const child = spawn(files.command[0]!, files.command.slice(1), {
     env: files.env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -139,7 +151,9 @@ export function startAction(inputs: Record<string, string>, options: RunOptions 
   const exited = new Promise<number>((resolve) =>
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : -1))),
   );
-  const done = exited.then((code) => collectStep(files, { code, stdout, stderr }));
+  const done = exited.then((code) =>
+    collectStep(files, { code, stdout, stderr, ms: performance.now() - started }),
+  );
   const within = (ms: number) =>
     Promise.race([
       exited.then(() => true),

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { type ProcessResult, runProcess } from './process.js';
+import { type ProcessOptions, type ProcessResult, runProcess } from './process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -21,6 +21,8 @@ export interface Testbed {
   sshKeyPath: string;
   knownHostsPath: string;
   image: string;
+  /** An OpenSSH control socket directory: commands reuse one connection per host (the benchmark's). */
+  controlDir?: string;
 }
 
 /** The bed whose env file is `envFile` (up.sh writes it); the default bed's unless told. */
@@ -52,7 +54,7 @@ export function loadTestbed(envFile = TESTBED_ENV): Testbed {
 }
 
 /** "root@127.0.0.2:22" -> ssh arguments. */
-function sshArgs(bed: Testbed, destination: string): string[] {
+export function sshArgs(bed: Testbed, destination: string): string[] {
   const match = /^(.+)@(.+):(\d+)$/.exec(destination);
   if (!match) throw new Error(`bad destination ${destination}`);
   return [
@@ -64,6 +66,9 @@ function sshArgs(bed: Testbed, destination: string): string[] {
     'StrictHostKeyChecking=yes',
     '-i',
     bed.sshKeyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    ...(bed.controlDir ? ['-o', `ControlPath=${bed.controlDir}/%C`, '-o', 'ControlMaster=no'] : []),
     '-p',
     match[3]!,
     `${match[1]}@${match[2]}`,
@@ -85,8 +90,9 @@ export async function onHostResult(
   bed: Testbed,
   destination: string,
   command: string,
+  options: ProcessOptions = {},
 ): Promise<ProcessResult> {
-  return runProcess(['ssh', ...sshArgs(bed, destination), command]);
+  return runProcess(['ssh', ...sshArgs(bed, destination), command], options);
 }
 
 export interface CounterLine {
@@ -116,18 +122,31 @@ export async function containerLogs(bed: Testbed, destination: string, name: str
   return onHost(bed, destination, `docker logs ${name} 2>&1`);
 }
 
+/** What the counter's memory holds (test/testbed/workload/counter.sh): incompressible, text-like, or one repeated byte. */
+export const MEMORY_PATTERNS = ['random', 'text', 'zeros'] as const;
+export type MemoryPattern = (typeof MEMORY_PATTERNS)[number];
+
+/** TESTBED_PATTERN runs the suite's counters with another pattern; counter.sh's own default otherwise. */
+function defaultPattern(): MemoryPattern {
+  const value = process.env.TESTBED_PATTERN ?? 'random';
+  const pattern = MEMORY_PATTERNS.find((p) => p === value);
+  if (!pattern) throw new Error(`TESTBED_PATTERN must be one of ${MEMORY_PATTERNS.join(', ')}, not ${value}`);
+  return pattern;
+}
+
 /** Starts the counter workload on a host and waits until it has printed a few lines. */
 export async function startCounter(
   bed: Testbed,
   destination: string,
   name: string,
-  options: { mb?: number; extraArgs?: string } = {},
+  options: { mb?: number; extraArgs?: string; pattern?: MemoryPattern } = {},
 ): Promise<void> {
   await onHostResult(bed, destination, `docker rm -f ${name}`);
+  const pattern = options.pattern ?? defaultPattern();
   await onHost(
     bed,
     destination,
-    `docker run -d --name ${name} -e MB=${options.mb ?? 16} ${options.extraArgs ?? ''} ${bed.image} testbed-counter`,
+    `docker run -d --name ${name} -e MB=${options.mb ?? 16} -e PATTERN=${pattern} ${options.extraArgs ?? ''} ${bed.image} testbed-counter`,
   );
   for (let i = 0; i < 100; i++) {
     if (parseCounter(await containerLogs(bed, destination, name)).length >= 5) return;

@@ -156,15 +156,17 @@ wait_host() {
 }
 
 load_image() {
-  local n=$1 d
-  if in_host "$n" docker image inspect testbed/busybox:1 >/dev/null 2>&1; then return; fi
+  local n=$1 d workload
+  # Labelled with the workload's hash: a bed brought up again after counter.sh changed gets the new one.
+  workload=$(sha256sum "$TESTBED_DIR/workload/counter.sh" | cut -c1-16)
+  if [ "$(in_host "$n" docker image inspect --format '{{index .Config.Labels "testbed.workload"}}' testbed/busybox:1 2>/dev/null)" = "$workload" ]; then return; fi
   log "host$n: importing testbed/busybox:1 (busybox of the host root plus the workload)"
   d=$(mktemp -d)
   mkdir -p "$d/bin" "$d/tmp" "$d/etc" "$d/usr/local/bin"
   cp "$rootfs/bin/busybox" "$d/bin/busybox"
   for a in $("$d/bin/busybox" --list); do [ -e "$d/bin/$a" ] || ln -s busybox "$d/bin/$a"; done
   install -m 755 "$TESTBED_DIR/workload/counter.sh" "$d/usr/local/bin/testbed-counter"
-  tar -C "$d" -c . | in_host "$n" docker import --change 'CMD ["sh"]' --change 'ENV PATH=/usr/local/bin:/bin' - testbed/busybox:1 >/dev/null
+  tar -C "$d" -c . | in_host "$n" docker import --change 'CMD ["sh"]' --change 'ENV PATH=/usr/local/bin:/bin' --change "LABEL testbed.workload=$workload" - testbed/busybox:1 >/dev/null
   rm -rf "$d"
 }
 

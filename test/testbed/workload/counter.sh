@@ -3,16 +3,65 @@
 #   <n> <epoch-ms> <token>
 # and every 50 lines "len <bytes>" of a value of MB MiB held in memory. A restored
 # process continues n and keeps its token; a restarted one starts again at 1.
+#
+# PATTERN says what the MB MiB are (exactly MB * 1048576 bytes in every case):
+#   random  bytes from /dev/urandom (NUL and newline mapped to \001: a shell string
+#           cannot hold NUL, and $(...) drops trailing newlines): incompressible.
+#           The default, and what every headline figure of the benchmark uses.
+#   text    random letters from a 16-character alphabet (4 bits per byte):
+#           compressors halve it, about what they do with real text.
+#   zeros   one repeated byte ("0": NUL cannot live in a shell string):
+#           compresses to almost nothing, like untouched memory.
+#
+# The process holding the value never forks, so a dump holds one copy of it
+# every time (a fork per line would leave one to three copies in a dump,
+# depending on the moment of the freeze). A small ticker process beside it
+# reads the wall clock every TICK (busybox date has no %N; adjtimex reads the
+# clock to the microsecond) and hands each timestamp over a pipe; the holder
+# numbers and prints them with builtins only. The ticker starts once the value
+# is built (a ready file), so no stale timestamps queue up in the pipe. The
+# wall clock, not /proc/uptime: a restored process may see another boot time.
 mb=${MB:-16}
 tick=${TICK:-0.1}
+pattern=${PATTERN:-random}
+bytes=$((mb * 1048576))
+case $pattern in
+random | text | zeros) ;;
+*)
+  echo "PATTERN must be random, text or zeros, not $pattern" >&2
+  exit 2
+  ;;
+esac
 token=$(cat /proc/sys/kernel/random/uuid)
-big=$(head -c $((mb * 1048576)) /dev/zero | tr '\0' x)
-echo "start $token len ${#big}"
-n=0
-while :; do
-  n=$((n + 1))
-  # busybox date has no %N; adjtimex reads the clock to the microsecond.
-  echo "$n $(adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d%03d", s, u / 1000}') $token"
-  [ $((n % 50)) -ne 0 ] || echo "len ${#big}"
-  sleep "$tick"
-done
+ready=/tmp/testbed-counter-ready.$$
+rm -f "$ready"
+{
+  while [ ! -e "$ready" ]; do sleep 0.05; done
+  while :; do
+    adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d%03d\n", s, u / 1000}'
+    sleep "$tick"
+  done
+} | {
+  case $pattern in
+  random) big=$(head -c $bytes /dev/urandom | tr '\000\n' '\001\001') ;;
+  text)
+    alphabet='etaoin shrdlucmf'
+    map=
+    i=0
+    while [ $i -lt 16 ]; do
+      map=$map$alphabet
+      i=$((i + 1))
+    done
+    big=$(head -c $bytes /dev/urandom | tr '\000-\377' "$map")
+    ;;
+  zeros) big=$(head -c $bytes /dev/zero | tr '\000' 0) ;;
+  esac
+  echo "start $token len ${#big} $pattern"
+  : >"$ready"
+  n=0
+  while read -r ms; do
+    n=$((n + 1))
+    echo "$n $ms $token"
+    [ $((n % 50)) -ne 0 ] || echo "len ${#big}"
+  done
+}

@@ -1,0 +1,296 @@
+/**
+ * npm run bench [-- options]: see USAGE in options.ts. scripts/bench/run.sh
+ * compiles this with tsc into bench/tmp/ and runs it with Node 20.
+ */
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { BenchBed, log } from './bed.js';
+import { type Options, parseOptions, USAGE } from './options.js';
+import { modesLine, ratioLine } from './render/final-line.js';
+import { markdown } from './render/markdown.js';
+import { chart } from './render/svg.js';
+import type { FloorRun, MigrationRun, ModesRun, Report, TransportRun } from './report.js';
+import { evaluateTargets, summarise } from './stats.js';
+import { floor } from './ways/floor.js';
+import { copyImage } from './ways/images.js';
+import { counterMigration, MIGRATIONS } from './ways/migrate.js';
+import { modes } from './ways/modes.js';
+import { redis } from './ways/redis.js';
+import { buildProbe, transport } from './ways/transport.js';
+import { type BenchContext, cleanHost, IMAGE, PODMAN, TICK } from './ways/way.js';
+
+const ROOT = resolve(process.env.BENCH_ROOT ?? process.cwd());
+const DIST_ENTRY = join(ROOT, 'dist/index.js');
+
+/** Podman's graph root: its overlay driver refuses the hosts' overlay root, so real ext4. */
+const PODMAN_STORAGE_CONF = `[storage]
+driver = "overlay"
+runroot = "/run/containers/storage"
+graphroot = "/var/lib/docker/podman-storage"
+`;
+
+async function preparePodman(ctx: BenchContext): Promise<void> {
+  const { bed } = ctx;
+  for (const host of [bed.host1, bed.host2]) {
+    if ((await bed.on(host, 'command -v podman >/dev/null')).code !== 0) {
+      log(`${host}: installing podman into the bench host (apt, once; its upper layer keeps it)`);
+      await bed.must(
+        host,
+        'export DEBIAN_FRONTEND=noninteractive; apt-get -qq -o Acquire::Check-Valid-Until=false update && apt-get install -y -qq --no-install-recommends podman >/dev/null',
+        { timeoutMs: 900_000 },
+      );
+    }
+    if ((await bed.on(host, 'cat /etc/containers/storage.conf 2>/dev/null')).stdout !== PODMAN_STORAGE_CONF) {
+      await bed.must(
+        host,
+        'mkdir -p /etc/containers /var/lib/docker/podman-storage && cat >/etc/containers/storage.conf && rm -rf /run/containers/storage',
+        {
+          input: PODMAN_STORAGE_CONF,
+        },
+      );
+    }
+  }
+}
+
+async function versions(ctx: BenchContext, withPodman: boolean): Promise<Record<string, string>> {
+  const v = await ctx.bed.on(
+    ctx.bed.host1,
+    [
+      "docker version --format '{{.Server.Version}}'",
+      ...['containerd', 'runc', 'criu'].map((p) => `dpkg-query -W -f '\${Version}\\n' ${p}`),
+      withPodman ? `${PODMAN} --version | cut -d' ' -f3` : 'echo n/a',
+    ].join('; '),
+  );
+  const [docker = '?', containerd = '?', runc = '?', criu = '?', podman = '?'] = v.stdout.trim().split('\n');
+  return { docker, containerd, runc, criu, podman, node: process.version };
+}
+
+function notes(report: Report, runs: MigrationRun[]): string[] {
+  const codecs = [...new Set(runs.filter((r) => r.method === 'action' && r.codec).map((r) => r.codec))];
+  const paths = [
+    ...new Set(runs.filter((r) => r.method === 'action' && r.restorePath).map((r) => r.restorePath)),
+  ];
+  return [
+    `Memory pattern ${report.settings.pattern} (test/testbed/workload/counter.sh): random is incompressible (urandom bytes, NUL and newline mapped to \\001), text is random letters of a 16-character alphabet (compressors halve it), zeros is one repeated byte. The loop never forks, so a dump holds one copy of the memory.`,
+    `The action ran with default settings (compression: auto); codec per its metadata JSON: ${codecs.join('; ') || 'not recorded by this build of the action'}; restore path: ${paths.join(', ') || 'n/a'}.`,
+    "The action's times are read from the metadata JSON it writes (outputs.metadata-path): timings.phasesMs, timings.downtimeMs, checkpoint.bytes and transferredBytes, criu.frozenTimeUs (CRIU's own dump time); CRIU's restore time from the restore.log containerd keeps.",
+    "Runner peak RSS: the action's node process (/usr/bin/time around it); for seed and Podman, both OpenSSH control connections plus the largest relay pipeline.",
+    'The floor is computed per repetition: floor.sh\'s pause + dump + staged restore on host 1, plus the CRIU image\'s bytes at the median OpenSSH relay speed of the transport section ("transfer at the relay speed").',
+    'Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (/var/lib/docker/podman-storage), default zstd-compressed export including root file system changes. All containers use --network none.',
+    'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
+    "Total wall time: the action process from start to exit; the seed and Podman scripts from start to exit. Bytes between hosts: the action's checkpoint.transferredBytes; for seed and Podman, the bytes the relay copied.",
+    `The workload prints every TICK=${TICK} s; its clock is /proc/uptime (10 ms resolution) added to the epoch read at start, so downtimes are good to about 10 ms.`,
+  ];
+}
+
+function writeResults(report: Report, out: string): void {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(out, 'latest.svg'), chart(report));
+  const table = markdown(report);
+  writeFileSync(join(out, 'latest.md'), table);
+  process.stdout.write(`${table}\n`);
+  log(`results: ${relative(ROOT, join(out, 'latest.md'))}, latest.json, latest.svg`);
+}
+
+function finish(report: Report): void {
+  if (report.modes.length > 0) process.stdout.write(`${modesLine(report.summary)}\n`);
+  process.stdout.write(`${ratioLine(report.summary)}\n`);
+}
+
+async function measure(opts: Options): Promise<Report> {
+  if (process.getuid?.() !== 0) throw new Error('the benchmark drives the test bed and needs root');
+  if (!existsSync(DIST_ENTRY)) throw new Error('dist/index.js is missing: run npm run build first');
+  const withPodman = opts.methods.includes('podman');
+  const bed = new BenchBed(opts, join(ROOT, 'test/testbed'));
+  const distCopy = mkdtempSync(join(tmpdir(), 'bench-dist-'));
+  cpSync(dirname(DIST_ENTRY), distCopy, { recursive: true });
+  const ctx: BenchContext = { bed, opts, root: ROOT, actionEntry: join(distCopy, 'index.js') };
+  const distSha256 = createHash('sha256').update(readFileSync(ctx.actionEntry)).digest('hex');
+  log(`running a copy of dist/ (index.js sha256 ${distSha256.slice(0, 16)}) from ${distCopy}`);
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) return;
+    interrupted = true;
+    log('interrupted: cleaning up');
+    void bed.down().finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const startedAt = new Date().toISOString();
+  const loadStart = loadavg()[0]!.toFixed(2);
+  const loadSamples: Report['machine']['loadSamples'] = [];
+  const sampleLoad = () =>
+    loadSamples.push({ at: new Date().toISOString(), load1: Number(loadavg()[0]!.toFixed(2)) });
+  sampleLoad();
+  const sampler = setInterval(sampleLoad, 30_000);
+  sampler.unref();
+  const runs: MigrationRun[] = [];
+  const floors: FloorRun[] = [];
+  const modesRuns: ModesRun[] = [];
+  const transportRuns: TransportRun[] = [];
+  let probeDir: string | undefined;
+  try {
+    await bed.up();
+    if (withPodman) await preparePodman(ctx);
+    await copyImage(ctx, IMAGE, withPodman);
+    await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
+    const ver = await versions(ctx, withPodman);
+    if (opts.transport) probeDir = await buildProbe(ctx);
+    const ways = opts.methods.map((m) => counterMigration(MIGRATIONS[m]));
+    const clean = () => Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]).catch(() => {});
+    for (const size of opts.sizes) {
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        // Each way goes first, second and third once every three repetitions.
+        const order = ways.map((_, i) => ways[(i + rep - 1) % ways.length]!);
+        for (const [position, way] of order.entries()) {
+          try {
+            runs.push({ ...(await way.measure(ctx, size, rep)), position: position + 1 });
+          } catch (error) {
+            log(`${way.name} ${size} MiB rep ${rep} failed: ${(error as Error).message}`);
+            runs.push({
+              method: MIGRATIONS[way.name as keyof typeof MIGRATIONS].way,
+              sizeMiB: size,
+              rep,
+              error: (error as Error).message,
+            });
+            await clean();
+          }
+        }
+        if (opts.floor) {
+          try {
+            floors.push(await floor.measure(ctx, size, rep));
+          } catch (error) {
+            log(`floor ${size} MiB rep ${rep} failed: ${(error as Error).message}`);
+            await clean();
+          }
+        }
+        if (opts.modes) {
+          try {
+            modesRuns.push(await modes.measure(ctx, size, rep));
+          } catch (error) {
+            log(`modes ${size} MiB rep ${rep} failed: ${(error as Error).message}`);
+            modesRuns.push({ sizeMiB: size, rep, error: (error as Error).message });
+            await clean();
+          }
+        }
+      }
+    }
+    if (probeDir) {
+      const way = transport(probeDir);
+      for (let rep = 1; rep <= opts.reps; rep++) transportRuns.push(...(await way.measure(ctx, 0, rep)));
+    }
+    if (opts.redis) {
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const m of opts.methods) {
+          try {
+            runs.push(await redis(MIGRATIONS[m]).measure(ctx, opts.redisMiB, rep));
+          } catch (error) {
+            log(`redis ${m} rep ${rep} failed: ${(error as Error).message}`);
+            runs.push({
+              method: m,
+              workload: 'redis',
+              sizeMiB: opts.redisMiB,
+              rep,
+              error: (error as Error).message,
+            });
+            await clean();
+          }
+        }
+      }
+    }
+    clearInterval(sampler);
+    sampleLoad();
+    const summary = summarise(runs, floors, transportRuns, modesRuns, opts.sizes);
+    const report: Report = {
+      schema: 2,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine: {
+        cpus: cpus().length,
+        memGiB: Math.round(totalmem() / 1024 ** 3),
+        kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+        loadStart,
+        loadEnd: loadavg()[0]!.toFixed(2),
+        loadSamples,
+      },
+      versions: ver,
+      dist: { sha256: distSha256, changedDuringRun: distSha(DIST_ENTRY) !== distSha256 },
+      settings: {
+        sizes: opts.sizes,
+        reps: opts.reps,
+        quick: opts.quick,
+        methods: opts.methods,
+        pattern: opts.pattern,
+        floor: opts.floor,
+        transport: opts.transport,
+        modes: opts.modes,
+        redis: opts.redis,
+        redisMiB: opts.redisMiB,
+        tick: TICK,
+        transportBytes: opts.transportBytes,
+        out: relative(ROOT, resolve(ROOT, opts.out)),
+        testbed: { state: opts.state, host1: bed.host1, host2: bed.host2 },
+      },
+      summary,
+      targets: evaluateTargets(summary, opts.sizes),
+      notes: [],
+      runs,
+      floors,
+      transport: transportRuns,
+      modes: modesRuns,
+    };
+    report.notes = notes(report, runs);
+    return report;
+  } finally {
+    clearInterval(sampler);
+    if (probeDir) rmSync(probeDir, { recursive: true, force: true });
+    rmSync(distCopy, { recursive: true, force: true });
+    await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]).catch(() => {});
+    await bed.down();
+  }
+}
+
+function distSha(path: string): string | undefined {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2), process.env);
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const out = resolve(ROOT, opts.out);
+  if (opts.render) {
+    const report = JSON.parse(readFileSync(resolve(ROOT, opts.render), 'utf8')) as Report;
+    if (report.schema !== 2)
+      throw new Error(`${opts.render}: results of schema ${report.schema}; this bench renders schema 2`);
+    // Summaries and targets are derived again from the raw runs.
+    report.summary = summarise(
+      report.runs,
+      report.floors,
+      report.transport,
+      report.modes,
+      report.settings.sizes,
+    );
+    report.targets = evaluateTargets(report.summary, report.settings.sizes);
+    writeResults(report, out);
+    finish(report);
+    return;
+  }
+  const report = await measure(opts);
+  writeResults(report, out);
+  finish(report);
+}
+
+main().catch((error: unknown) => {
+  log(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exit(1);
+});

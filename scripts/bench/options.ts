@@ -1,0 +1,127 @@
+/** Command line and environment of `npm run bench`; pure, so the unit tests can drive it. */
+import { parseArgs } from 'node:util';
+import { MEMORY_PATTERNS, type MemoryPattern, MIGRATION_WAYS, type MigrationWay } from './report.js';
+
+export const USAGE = `npm run bench [-- options]
+
+Migrates the counter workload (test/testbed/workload/counter.sh, TICK=0.01, MB MiB of
+memory of PATTERN) from host 1 to host 2 of the bench's own test bed by every way, in
+rotating order each repetition: seed (the seed article's procedure), action (dist/, default
+settings), podman (checkpoint --export / restore --import). Then per size the floor
+(scripts/bench/floor.sh) and the checkpoint/restore modes on host 1, then the transport
+alone (OpenSSH ssh | ssh against the action's SSH code), then redis-server with a data set.
+
+Options:
+  --sizes 64,256,1024   workload sizes in MiB (default 64,256,1024)
+  --skip-1g             leave out sizes of 1024 MiB and more
+  --reps N              repetitions per size and way (default 3)
+  --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport, 64 MiB redis
+  --methods a,b         subset of seed,action,podman
+  --pattern P           random (default: incompressible), text or zeros
+  --transport-mib N     size of the transport stream (default 1024)
+  --redis-mib N         redis data set in MiB of random values (default 256)
+  --no-transport, --no-floor, --no-modes, --no-redis   leave that part out
+  --out DIR             results directory (default bench/results)
+  --render FILE         no measuring: write latest.md and latest.svg of --out again from a results JSON
+Environment (the bench's own test bed):
+  BENCH_TESTBED_STATE   state directory (default /var/lib/criu-migrate-testbed-bench)
+  BENCH_HOST1_ADDR, BENCH_HOST2_ADDR, BENCH_HOST3_ADDR   loopback addresses (127.0.0.6, .7, .8)
+The last two lines printed are
+  checkpoint freeze ratio at 256 MiB: X.XX; restore ratio at 256 MiB: X.XX
+  downtime ratio seed/action at 256 MiB: X.XX; podman/action: Y.YY
+`;
+
+export interface Options {
+  sizes: number[];
+  reps: number;
+  quick: boolean;
+  methods: MigrationWay[];
+  pattern: MemoryPattern;
+  transportBytes: number;
+  redisMiB: number;
+  transport: boolean;
+  floor: boolean;
+  modes: boolean;
+  redis: boolean;
+  out: string;
+  render: string | undefined;
+  help: boolean;
+  state: string;
+  hostAddrs: [string, string, string];
+}
+
+const MIB = 1024 * 1024;
+
+function positive(text: string, name: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, not "${text}"`);
+  return n;
+}
+
+/** The bench never talks to anything but its loopback test bed. */
+function loopback(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const value = env[name] ?? fallback;
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(value))
+    throw new Error(`${name} must be a 127.0.0.0/8 address, not ${value}`);
+  return value;
+}
+
+export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      sizes: { type: 'string' },
+      'skip-1g': { type: 'boolean', default: false },
+      reps: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      methods: { type: 'string' },
+      pattern: { type: 'string' },
+      'transport-mib': { type: 'string' },
+      'redis-mib': { type: 'string' },
+      'no-transport': { type: 'boolean', default: false },
+      'no-floor': { type: 'boolean', default: false },
+      'no-modes': { type: 'boolean', default: false },
+      'no-redis': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      render: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const quick = values.quick ?? false;
+  let sizes = (values.sizes ?? (quick ? '64' : '64,256,1024')).split(',').map((s) => positive(s, '--sizes'));
+  if (values['skip-1g']) sizes = sizes.filter((s) => s < 1024);
+  const methods = (values.methods ?? MIGRATION_WAYS.join(',')).split(',').map((m) => {
+    const way = MIGRATION_WAYS.find((w) => w === m);
+    if (!way) throw new Error(`unknown way ${m}: one of ${MIGRATION_WAYS.join(', ')}`);
+    return way;
+  });
+  const patternText = values.pattern ?? 'random';
+  const pattern = MEMORY_PATTERNS.find((p) => p === patternText);
+  if (!pattern) throw new Error(`--pattern must be one of ${MEMORY_PATTERNS.join(', ')}, not ${patternText}`);
+  const hostAddrs: [string, string, string] = [
+    loopback(env, 'BENCH_HOST1_ADDR', '127.0.0.6'),
+    loopback(env, 'BENCH_HOST2_ADDR', '127.0.0.7'),
+    loopback(env, 'BENCH_HOST3_ADDR', '127.0.0.8'),
+  ];
+  // Each host runs its own sshd on port 22 of its address.
+  if (new Set(hostAddrs).size !== 3)
+    throw new Error(`the bench hosts' addresses must differ: ${hostAddrs.join(' ')}`);
+  return {
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    reps: positive(values.reps ?? (quick ? '1' : '3'), '--reps'),
+    quick,
+    methods,
+    pattern,
+    transportBytes: positive(values['transport-mib'] ?? (quick ? '256' : '1024'), '--transport-mib') * MIB,
+    redisMiB: positive(values['redis-mib'] ?? (quick ? '64' : '256'), '--redis-mib'),
+    transport: !values['no-transport'],
+    floor: !values['no-floor'],
+    modes: !values['no-modes'],
+    redis: !values['no-redis'],
+    out: values.out ?? 'bench/results',
+    render: values.render,
+    help: values.help ?? false,
+    state: env.BENCH_TESTBED_STATE ?? '/var/lib/criu-migrate-testbed-bench',
+    hostAddrs,
+  };
+}

@@ -1,0 +1,205 @@
+/** The benchmark's results file (bench/results/latest.json): raw runs, their summary, targets, notes. */
+
+export const MIGRATION_WAYS = ['seed', 'action', 'podman'] as const;
+export type MigrationWay = (typeof MIGRATION_WAYS)[number];
+export const MEMORY_PATTERNS = ['random', 'text', 'zeros'] as const;
+export type MemoryPattern = (typeof MEMORY_PATTERNS)[number];
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/** One migration of the counter workload (or of the redis service) by one way. */
+export interface MigrationRun {
+  method: MigrationWay;
+  /** "counter" (the workload of MB MiB) or "redis" (the real service). */
+  workload?: 'counter' | 'redis';
+  sizeMiB: number;
+  rep: number;
+  position?: number;
+  error?: string;
+  /** The largest gap in the workload's combined logs; for redis, the longest run of failed pings. */
+  downtimeMs?: number;
+  boundaryGapMs?: number;
+  continued?: boolean;
+  tickMs?: number;
+  totalMs?: number;
+  bytes?: number;
+  runnerRssKb?: number;
+  runnerCpuS?: number;
+  checkpointBytes?: number;
+  stepsMs?: Record<string, number>;
+  /** Action only: from its metadata JSON. */
+  reportedDowntimeMs?: number;
+  phasesMs?: Record<string, number>;
+  dumpMs?: number;
+  restoreCriuMs?: number;
+  codec?: string;
+  restorePath?: string;
+  criuStats?: Record<string, number>;
+  /** Redis only: whether the process survived (same run_id) and the data set came along (same DBSIZE). */
+  redis?: { runIdKept: boolean; keysBefore: number; keysAfter: number };
+}
+
+/** The floor's measured parts on one host; the transfer part is added from the transport measurement. */
+export interface FloorRun {
+  sizeMiB: number;
+  rep: number;
+  pauseMs?: number;
+  dumpMs?: number;
+  /** `docker start --checkpoint` with the page images staged outside the checkpoint directory. */
+  restoreMs?: number;
+  restoreCriuMs?: number;
+  checkpointBytes?: number;
+  /** The gap the workload saw on one host (dump then staged restore, no transfer). */
+  oneHostDowntimeMs?: number;
+  tickMs?: number;
+}
+
+export interface TransportRun {
+  tool: string;
+  label: string;
+  rep: number;
+  ms: number;
+  bytes: number;
+  MBps: number;
+  runnerRssKb: number;
+  runnerCpuS: number;
+}
+
+/** One repetition of the checkpoint and restore modes section on host 1. */
+export interface ModesRun {
+  sizeMiB: number;
+  rep: number;
+  error?: string;
+  frozenMs?: number;
+  workloadFrozenMs?: number;
+  eventsFrozenMs?: number;
+  pauseMs?: number;
+  runcCheckpointMs?: number;
+  unpauseMs?: number;
+  dumpMs?: number;
+  criuDumpMs?: number;
+  dumpBytes?: number;
+  checkpointPhasesMs?: Record<string, number>;
+  checkpointDurationMs?: number;
+  checkpointBytes?: number;
+  restorePhasesMs?: Record<string, number>;
+  restoreDurationMs?: number;
+  restoreCriuMs?: number;
+  freezeRatio?: number;
+  restoreRatio?: number;
+  continued?: boolean;
+  tickMs?: number;
+}
+
+export interface WaySummary {
+  downtimeMs?: Spread;
+  totalMs?: Spread;
+  bytes?: Spread;
+  runnerRssKb?: Spread;
+  checkpointBytes?: Spread;
+  continued: boolean;
+  failed: number;
+  phasesMs?: Record<string, number>;
+  stepsMs?: Record<string, number>;
+  dumpMs?: Spread;
+  restoreCriuMs?: Spread;
+  reportedDowntimeMs?: Spread;
+}
+
+/** The floor at one size: its parts (medians) and their sum, per repetition then median. */
+export interface FloorSummary {
+  pauseMs?: Spread;
+  dumpMs?: Spread;
+  restoreMs?: Spread;
+  restoreCriuMs?: Spread;
+  checkpointBytes?: Spread;
+  /** checkpointBytes at the OpenSSH relay's median speed. */
+  transferMs?: Spread;
+  /** pause + dump + transfer + staged restore. */
+  floorMs?: Spread;
+  oneHostDowntimeMs?: Spread;
+}
+
+export interface ModesSummary {
+  frozenMs?: Spread;
+  dumpMs?: Spread;
+  freezeRatio?: Spread;
+  restoreCriuMs?: Spread;
+  restoreRatio?: Spread;
+  restorePhaseMs?: Spread;
+  checkpointPhaseMs?: Spread;
+  workloadFrozenMs?: Spread;
+  eventsFrozenMs?: Spread;
+  continued: boolean;
+  failed: number;
+}
+
+export interface SizeSummary {
+  ways: Partial<Record<MigrationWay, WaySummary>>;
+  floor?: FloorSummary;
+  modes?: ModesSummary;
+}
+
+export interface TransportSummary {
+  label: string;
+  MBps: Spread;
+  runnerRssKb?: Spread;
+  runnerCpuS?: Spread;
+}
+
+export interface Summary {
+  bySize: Record<string, SizeSummary>;
+  transport: Record<string, TransportSummary>;
+  /** The redis service, per way (one size: the data set). */
+  redis: Partial<Record<MigrationWay, WaySummary & { runIdKept: boolean; keysKept: boolean }>>;
+}
+
+export interface Target {
+  target: string;
+  observed: string;
+  met: boolean | undefined;
+}
+
+export interface Report {
+  schema: 2;
+  startedAt: string;
+  finishedAt: string;
+  machine: {
+    cpus: number;
+    memGiB: number;
+    kernel: string;
+    loadStart: string;
+    loadEnd: string;
+    loadSamples: { at: string; load1: number }[];
+  };
+  versions: Record<string, string>;
+  dist: { sha256: string; changedDuringRun: boolean };
+  settings: {
+    sizes: number[];
+    reps: number;
+    quick: boolean;
+    methods: MigrationWay[];
+    pattern: MemoryPattern;
+    floor: boolean;
+    transport: boolean;
+    modes: boolean;
+    redis: boolean;
+    redisMiB: number;
+    tick: string;
+    transportBytes: number;
+    out: string;
+    testbed: Record<string, string>;
+  };
+  summary: Summary;
+  targets: Target[];
+  notes: string[];
+  runs: MigrationRun[];
+  floors: FloorRun[];
+  transport: TransportRun[];
+  modes: ModesRun[];
+}

@@ -1,0 +1,38 @@
+/** A migration way on the counter workload: start it on host 1, move it, read what the workload saw. */
+import { parseCounter } from '../../../test/e2e/testbed.js';
+import type { MigrationRun } from '../report.js';
+import { analyseDowntime } from '../stats.js';
+import { action } from './action.js';
+import { podman } from './podman.js';
+import { seed } from './seed.js';
+import { bothLogs, cleanHost, counterSpec, log, type Migration, startCounter, type Way } from './way.js';
+
+export const MIGRATIONS = { seed, action, podman } as const;
+
+export function counterMigration(migration: Migration): Way<MigrationRun> {
+  return {
+    name: migration.way,
+    async measure(ctx, size, rep) {
+      const { bed } = ctx;
+      const spec = counterSpec(ctx, `bench-${migration.way}-${size}m-${rep}`, size, migration.runtime);
+      await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
+      await startCounter(ctx, migration.runtime, bed.host1, spec, size);
+      log(`${migration.way} ${size} MiB rep ${rep}: migrating`);
+      const moved = await migration.move(ctx, spec);
+      const where = { name: spec.name };
+      const logs = await bothLogs(
+        ctx,
+        migration.runtime,
+        { host: bed.host1, ...where },
+        { host: bed.host2, ...where },
+      );
+      const seen = analyseDowntime(parseCounter(logs.sourceText), parseCounter(logs.targetText));
+      if (!seen.continued) log(`warning: ${spec.name} did not continue where it stopped on host 1`);
+      log(
+        `${migration.way} ${size} MiB rep ${rep}: down ${seen.downtimeMs} ms, total ${moved.totalMs} ms, ${moved.bytes ?? 'n/a'} bytes sent`,
+      );
+      await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
+      return { method: migration.way, workload: 'counter', sizeMiB: size, rep, ...seen, ...moved };
+    },
+  };
+}

@@ -1,0 +1,313 @@
+import { describe, expect, it } from 'vitest';
+import { parseOptions } from '../../scripts/bench/options.js';
+import type { FloorRun, MigrationRun, Summary, TransportRun } from '../../scripts/bench/report.js';
+import {
+  analyseDowntime,
+  evaluateTargets,
+  floorOf,
+  gapWithin,
+  median,
+  spread,
+  summarise,
+} from '../../scripts/bench/stats.js';
+import type { CounterLine } from '../../test/e2e/testbed.js';
+
+const token = '0b4e3f5a-1111-2222-3333-444455556666';
+const other = '99999999-1111-2222-3333-444455556666';
+const lines = (pairs: [number, number][], t = token): CounterLine[] =>
+  pairs.map(([n, ms]) => ({ n, ms, token: t }));
+
+describe('median and spread', () => {
+  it.each([
+    { values: [], median: undefined },
+    { values: [5], median: 5 },
+    { values: [3, 1, 2], median: 2 },
+    { values: [4, 1, 3, 2], median: 2.5 },
+    { values: [1, Number.NaN, undefined, 3], median: 2 },
+  ])('median of $values is $median', ({ values, median: want }) => {
+    expect(median(values)).toBe(want);
+  });
+
+  it('spread gives median, min, max and how many values counted', () => {
+    expect(spread([10, 30, 20, undefined])).toEqual({ median: 20, min: 10, max: 30, n: 3 });
+    expect(spread([])).toBeUndefined();
+  });
+});
+
+describe('analyseDowntime', () => {
+  it.each([
+    {
+      name: 'a restored process continues: next number, same token',
+      source: lines([
+        [1, 1000],
+        [2, 1010],
+        [3, 1020],
+      ]),
+      target: lines([
+        [4, 3020],
+        [5, 3030],
+      ]),
+      want: { downtimeMs: 2000, boundaryGapMs: 2000, continued: true, tickMs: 10 },
+    },
+    {
+      name: 'a restarted process starts again at 1 with a new token',
+      source: lines([
+        [1, 1000],
+        [2, 1010],
+      ]),
+      target: lines(
+        [
+          [1, 5000],
+          [2, 5010],
+        ],
+        other,
+      ),
+      want: { continued: false, boundaryGapMs: undefined },
+    },
+    {
+      name: "Podman's restored log repeats the source's lines: deduplicated by number",
+      source: lines([
+        [1, 1000],
+        [2, 1010],
+      ]),
+      target: lines([
+        [1, 1000],
+        [2, 1010],
+        [3, 1510],
+        [4, 1520],
+      ]),
+      want: { downtimeMs: 500, continued: true },
+    },
+    {
+      name: 'a skipped number is not a continuation',
+      source: lines([
+        [1, 1000],
+        [2, 1010],
+      ]),
+      target: lines([[4, 1300]]),
+      want: { continued: false, downtimeMs: 290 },
+    },
+  ])('$name', ({ source, target, want }) => {
+    expect(analyseDowntime(source, target)).toMatchObject(want);
+  });
+});
+
+describe('gapWithin', () => {
+  const ls = lines([
+    [1, 100],
+    [2, 110],
+    [3, 900],
+    [4, 910],
+    [5, 5000],
+  ]);
+  it.each([
+    { from: 105, to: 905, want: { ms: 790, n: 3 } },
+    { from: 0, to: 5000, want: { ms: 4090, n: 5 } },
+    { from: 6000, to: 7000, want: undefined },
+  ])('largest gap overlapping [$from, $to]', ({ from, to, want }) => {
+    const gap = gapWithin(ls, from, to);
+    expect(gap ? { ms: gap.ms, n: gap.after.n } : undefined).toEqual(want);
+  });
+});
+
+describe('floorOf: pause + dump + bytes at the relay speed + staged restore', () => {
+  const run: FloorRun = {
+    sizeMiB: 256,
+    rep: 1,
+    pauseMs: 50,
+    dumpMs: 1500,
+    restoreMs: 600,
+    checkpointBytes: 268_435_456,
+  };
+  it.each([
+    // 268435456 B at 128 MB/s = 2097.152 ms.
+    { name: 'all parts measured', run, relay: 128, want: 50 + 1500 + 2097.152 + 600 },
+    { name: 'no transport measured', run, relay: undefined, want: undefined },
+    { name: 'a zero speed is no speed', run, relay: 0, want: undefined },
+    { name: 'no restore measured', run: { ...run, restoreMs: undefined }, relay: 128, want: undefined },
+  ])('$name', ({ run: r, relay, want }) => {
+    const got = floorOf(r, relay);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toBeCloseTo(want, 6);
+  });
+});
+
+function way(
+  method: MigrationRun['method'],
+  sizeMiB: number,
+  downtimeMs: number,
+  extra: Partial<MigrationRun> = {},
+): MigrationRun {
+  return { method, sizeMiB, rep: 1, downtimeMs, continued: true, ...extra };
+}
+const relay = (MBps: number): TransportRun => ({
+  tool: 'openssh',
+  label: 'OpenSSH',
+  rep: 1,
+  ms: 1000,
+  bytes: MBps * 1e6,
+  MBps,
+  runnerRssKb: 1,
+  runnerCpuS: 1,
+});
+const streamed = (MBps: number): TransportRun => ({ ...relay(MBps), tool: 'action', label: 'action' });
+
+describe('summarise and evaluateTargets', () => {
+  const floors: FloorRun[] = [
+    { sizeMiB: 256, rep: 1, pauseMs: 0, dumpMs: 1000, restoreMs: 1000, checkpointBytes: 100e6 },
+  ];
+  const summaryOf = (
+    runs: MigrationRun[],
+    transport: TransportRun[] = [relay(100), streamed(120)],
+  ): Summary => summarise(runs, floors, transport, [], [64, 256, 1024]);
+
+  it('computes the floor with the median OpenSSH speed: 1 s + 1 s + 100 MB at 100 MB/s', () => {
+    expect(summaryOf([]).bySize['256']?.floor?.floorMs?.median).toBe(3000);
+  });
+
+  it('keeps redis runs out of the per-size table and checks run_id and DBSIZE', () => {
+    const s = summaryOf([
+      way('action', 256, 3000),
+      way('action', 64, 100, {
+        workload: 'redis',
+        redis: { runIdKept: true, keysBefore: 10, keysAfter: 10 },
+      }),
+      way('seed', 64, 900, { workload: 'redis', redis: { runIdKept: false, keysBefore: 10, keysAfter: 10 } }),
+    ]);
+    expect(s.bySize['64']?.ways.action).toBeUndefined();
+    expect(s.redis.action).toMatchObject({ runIdKept: true, keysKept: true });
+    expect(s.redis.seed).toMatchObject({ runIdKept: false, keysKept: true });
+  });
+
+  const targetCases: {
+    name: string;
+    runs: MigrationRun[];
+    transport?: TransportRun[];
+    target: RegExp;
+    met: boolean | undefined;
+  }[] = [
+    {
+      name: 'at the floor times 1.2 exactly: met',
+      runs: [way('action', 256, 3600)],
+      target: /1\.2x the floor/,
+      met: true,
+    },
+    {
+      name: 'just above 1.2x the floor: missed',
+      runs: [way('action', 256, 3601)],
+      target: /1\.2x the floor/,
+      met: false,
+    },
+    {
+      name: 'no 256 MiB run: not measured',
+      runs: [way('action', 64, 100)],
+      target: /1\.2x the floor/,
+      met: undefined,
+    },
+    {
+      name: 'seed 5x: met',
+      runs: [way('action', 256, 2000), way('seed', 256, 10_000)],
+      target: /5x shorter than the seed/,
+      met: true,
+    },
+    {
+      name: 'seed 4.9x: missed',
+      runs: [way('action', 256, 2000), way('seed', 256, 9_800)],
+      target: /5x shorter than the seed/,
+      met: false,
+    },
+    {
+      name: 'podman slower at 64 MiB: met',
+      runs: [way('action', 64, 500), way('podman', 64, 600)],
+      target: /Podman's export\/copy\/import at 64 MiB/,
+      met: true,
+    },
+    {
+      name: 'podman equal at 1 GiB: missed',
+      runs: [way('action', 1024, 600), way('podman', 1024, 600)],
+      target: /at 1024 MiB/,
+      met: false,
+    },
+    {
+      name: 'under half of podman at 1 GiB: met',
+      runs: [way('action', 1024, 299), way('podman', 1024, 600)],
+      target: /under half/,
+      met: true,
+    },
+    {
+      name: 'half of podman at 1 GiB: missed',
+      runs: [way('action', 1024, 300), way('podman', 1024, 600)],
+      target: /under half/,
+      met: false,
+    },
+    { name: 'transport 1.2x the relay: met', runs: [], target: /transport at least 1\.0x/, met: true },
+    {
+      name: 'transport 0.9x the relay: missed',
+      runs: [],
+      transport: [relay(100), streamed(90)],
+      target: /transport at least 1\.0x/,
+      met: false,
+    },
+    {
+      name: 'no transport: not measured',
+      runs: [],
+      transport: [],
+      target: /transport at least 1\.0x/,
+      met: undefined,
+    },
+    {
+      name: 'runner RSS growing by 20 MiB: flat',
+      runs: [way('action', 64, 1, { runnerRssKb: 80_000 }), way('action', 1024, 1, { runnerRssKb: 100_480 })],
+      target: /runner memory flat/,
+      met: true,
+    },
+    {
+      name: 'runner RSS growing with the container: missed',
+      runs: [
+        way('action', 64, 1, { runnerRssKb: 80_000 }),
+        way('action', 1024, 1, { runnerRssKb: 1_080_000 }),
+      ],
+      target: /runner memory flat/,
+      met: false,
+    },
+  ];
+  it.each(targetCases)('$name', ({ runs, transport, target, met }) => {
+    const targets = evaluateTargets(summaryOf(runs, transport), [64, 256, 1024]);
+    const found = targets.filter((t) => target.test(t.target));
+    expect(found).toHaveLength(1);
+    expect(found[0]?.met).toBe(met);
+  });
+});
+
+describe('parseOptions', () => {
+  it.each([
+    {
+      args: [],
+      want: {
+        sizes: [64, 256, 1024],
+        reps: 3,
+        pattern: 'random',
+        redisMiB: 256,
+        transportBytes: 1024 * 1024 * 1024,
+      },
+    },
+    { args: ['--quick'], want: { sizes: [64], reps: 1, transportBytes: 256 * 1024 * 1024, redisMiB: 64 } },
+    { args: ['--sizes', '1024,64,64', '--skip-1g'], want: { sizes: [64] } },
+    {
+      args: ['--pattern', 'zeros', '--methods', 'action,podman', '--no-redis'],
+      want: { pattern: 'zeros', methods: ['action', 'podman'], redis: false },
+    },
+  ])('$args', ({ args, want }) => {
+    expect(parseOptions(args, {})).toMatchObject(want);
+  });
+
+  it.each([
+    { args: ['--pattern', 'ones'], env: {}, error: /--pattern must be one of random, text, zeros/ },
+    { args: ['--methods', 'scp'], env: {}, error: /unknown way scp/ },
+    { args: ['--reps', '0'], env: {}, error: /--reps must be a positive integer/ },
+    { args: [], env: { BENCH_HOST1_ADDR: '10.0.0.1' }, error: /127\.0\.0\.0\/8/ },
+    { args: [], env: { BENCH_HOST2_ADDR: '127.0.0.6' }, error: /must differ/ },
+  ])('refuses $args $env', ({ args, env, error }) => {
+    expect(() => parseOptions(args, env)).toThrow(error);
+  });
+});
