@@ -61,10 +61,14 @@ async function versions(ctx: BenchContext, withPodman: boolean): Promise<Record<
       "docker version --format '{{.Server.Version}}'",
       ...['containerd', 'runc', 'criu'].map((p) => `dpkg-query -W -f '\${Version}\\n' ${p}`),
       withPodman ? `${PODMAN} --version | cut -d' ' -f3` : 'echo n/a',
+      // Pre-copy (criu pre-dump) needs the kernel's soft-dirty tracking.
+      'criu check --feature mem_dirty_track >/dev/null 2>&1 && echo yes || echo no',
     ].join('; '),
   );
-  const [docker = '?', containerd = '?', runc = '?', criu = '?', podman = '?'] = v.stdout.trim().split('\n');
-  return { docker, containerd, runc, criu, podman, node: process.version };
+  const [docker = '?', containerd = '?', runc = '?', criu = '?', podman = '?', dirtyTrack = '?'] = v.stdout
+    .trim()
+    .split('\n');
+  return { docker, containerd, runc, criu, podman, node: process.version, memDirtyTrack: dirtyTrack };
 }
 
 function notes(report: Report, runs: MigrationRun[]): string[] {
@@ -81,6 +85,7 @@ function notes(report: Report, runs: MigrationRun[]): string[] {
     'Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (/var/lib/docker/podman-storage), default zstd-compressed export including root file system changes. All containers use --network none.',
     'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
     "Total wall time: the action process from start to exit; the seed and Podman scripts from start to exit. Bytes between hosts: the action's checkpoint.transferredBytes; for seed and Podman, the bytes the relay copied.",
+    `Pre-copy: not applied: the action dumps once while frozen; criu pre-dump needs mem_dirty_track, which these hosts report as "${report.versions.memDirtyTrack ?? 'not read'}". CRIU's page server (dumping and sending at once) is not used by the action either.`,
     `The workload prints every TICK=${TICK} s; its clock is /proc/uptime (10 ms resolution) added to the epoch read at start, so downtimes are good to about 10 ms.`,
   ];
 }

@@ -68,7 +68,7 @@ run_once() {
   clean
   mkdir -p "$step"
   on "$TESTBED_HOST1" "docker volume create $volume >/dev/null && mp=\$(docker volume inspect -f '{{.Mountpoint}}' $volume) && cp $seed/part-*.bin \"\$mp\"/ && sync"
-  on "$TESTBED_HOST1" "docker run -d --name $name -v $volume:/data $TESTBED_IMAGE sh -c 'i=0; while :; do i=\$((i+1)); echo \"tick \$i\"; sleep 0.1; done' >/dev/null"
+  on "$TESTBED_HOST1" "docker run -d --name $name -v $volume:/data $TESTBED_IMAGE sh -c 'i=0; while [ \$i -lt 100000 ]; do i=\$((i+1)); echo \"tick \$i\"; sleep 0.1; done' >/dev/null"
   sleep 1
   : >"$step/output" && : >"$step/summary" && : >"$step/state"
   env -i PATH="$PATH" HOME="$HOME" GITHUB_OUTPUT="$step/output" GITHUB_STEP_SUMMARY="$step/summary" \

@@ -70,36 +70,18 @@ export function decideNetworkRoute(facts: NetworkRouteFacts): RouteDecision {
     }
     return { route: 'holder', check: { host: 'target', name: NAME, status: 'pass', observed, expected } };
   };
-  if (mode === 'host') {
-    return {
-      route: 'direct',
-      check: {
-        host: 'target',
-        name: NAME,
-        status: 'pass',
-        observed: `host network: restored directly on ${docker}`,
-        expected,
-      },
-    };
-  }
+  const direct = (observed: string): RouteDecision => ({
+    route: 'direct',
+    check: { host: 'target', name: NAME, status: 'pass', observed, expected },
+  });
+  if (mode === 'host') return direct(`host network: restored directly on ${docker}`);
   if (facts.sourceHolder) {
     const holder = facts.sourceHolder.Name.replace(/^\//, '');
     return holderCheck(
       `joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`,
     );
   }
-  if (restoresOwnNetns(targetDocker)) {
-    return {
-      route: 'direct',
-      check: {
-        host: 'target',
-        name: NAME,
-        status: 'pass',
-        observed: `${mode} network: restored directly on ${docker}`,
-        expected,
-      },
-    };
-  }
+  if (restoresOwnNetns(targetDocker)) return direct(`${mode} network: restored directly on ${docker}`);
   if (facts.holderAllowed) {
     return holderCheck(
       `${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`,

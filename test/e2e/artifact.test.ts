@@ -15,7 +15,7 @@ import {
 import { type ResultsService, startResultsService } from '../integration/results-service.js';
 import { containerState } from './invariants.js';
 import { type ActionRun, type RunOptions, startAction } from './run-action.js';
-import { loadTestbed, onHost, onHostResult, startCounter, type Testbed } from './testbed.js';
+import { loadTestbed, onHost, onHostResult, sshInputs, startCounter, type Testbed } from './testbed.js';
 
 // The bundled action uploads its records for real: the runner's artifact
 // environment points at a fake results service and an Azurite blob store on
@@ -43,8 +43,7 @@ const runnerTemps: string[] = [];
 
 function hostInputs(): Record<string, string> {
   return {
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     timeout: '3',
   };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, release, removeFaults, waitHeld } from './faults.js';
 import { containerState, expectCounterContinued } from './invariants.js';
@@ -9,6 +8,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
 } from './testbed.js';
@@ -27,8 +27,7 @@ function inputs(extra: Record<string, string> = {}): Record<string, string> {
     source: bed.host1,
     'store-host': bed.host3,
     'store-path': store,
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     ...extra,
   };
 }

@@ -12,6 +12,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
   waitForLog,
@@ -46,8 +47,7 @@ function inputs(source: string, target: string, container: string, extra: Record
     container,
     source,
     target,
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     'verify-log-pattern': '^\\d+ \\d{13} ',
     'verify-timeout': '20',
     timeout: '10',
@@ -227,8 +227,7 @@ describe('Docker 28 target (variant bed: host 1 Docker 26.1, host 2 Docker 28.5)
       container: name,
       'store-host': bed.host3,
       'store-path': store,
-      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      ...sshInputs(bed),
     };
     const taken = await runAction({
       ...common,

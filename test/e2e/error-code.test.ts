@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runAction } from './run-action.js';
-import { loadTestbed, type Testbed } from './testbed.js';
+import { loadTestbed, sshInputs, type Testbed } from './testbed.js';
 
 // The stable code of a refusal reaches the three places an operator looks: the error
 // annotation, the job summary and the error-code output (docs/errors.md explains each code).
@@ -45,8 +45,7 @@ describe('error-code', () => {
       container: 'e2e-error-code',
       source: bed.host1.replace(/^[^@]+@/, 'migrator@'),
       target: bed.host2,
-      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      ...sshInputs(bed),
       'upload-artifact': 'false',
     });
     expect(run.exitCode).not.toBe(0);

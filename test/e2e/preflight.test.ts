@@ -12,6 +12,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
 } from './testbed.js';
@@ -69,8 +70,7 @@ function inputs(overrides: Record<string, string> = {}): Record<string, string> 
     container: name,
     source: bed.host1,
     target: bed.host2,
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     ...overrides,
   };
 }

@@ -8,6 +8,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
   waitForLog,
@@ -23,8 +24,7 @@ function common(): Record<string, string> {
   return {
     container: name,
     'store-path': store,
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
   waitForLog,
@@ -19,8 +20,7 @@ const name = 'e2e-routes';
 
 function credentials(): Record<string, string> {
   return {
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
 } from './testbed.js';
@@ -51,8 +52,7 @@ function common(): Record<string, string> {
   return {
     container: name,
     sudo: 'true',
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     timeout: '10',
   };
 }

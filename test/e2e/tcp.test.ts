@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerState, expectCounterContinued } from './invariants.js';
 import { runAction } from './run-action.js';
-import { loadTestbed, onHost, onHostResult, parseCounter, type Testbed } from './testbed.js';
+import { loadTestbed, onHost, onHostResult, parseCounter, sshInputs, type Testbed } from './testbed.js';
 
 // A TCP connection to a peer outside the container cannot move: runc checkpoint runs without
 // --tcp-established, so CRIU refuses the dump ("Connected TCP socket"). The gate refuses such a
@@ -50,8 +49,7 @@ describe('a container with a TCP connection to an outside peer', () => {
       container: name,
       source: bed.host1,
       target: bed.host2,
-      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      ...sshInputs(bed),
       'upload-artifact': 'false',
     });
     expect(run.exitCode).not.toBe(0);

@@ -210,3 +210,11 @@ export async function ensurePackageImage(
   if (code !== 0)
     throw new Error(`docker load of ${image.tag} on ${destination} failed (${code}): ${stderr}`);
 }
+
+/** The key and host keys every run against the bed passes, as action inputs. */
+export function sshInputs(bed: Testbed): { 'ssh-key': string; 'known-hosts': string } {
+  return {
+    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+  };
+}

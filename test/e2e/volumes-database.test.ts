@@ -9,6 +9,7 @@ import {
   onHost,
   onHostResult,
   SERVICES_IMAGE,
+  sshInputs,
   type Testbed,
   waitForLog,
 } from './testbed.js';
@@ -42,7 +43,7 @@ for n in $(seq 1 100); do redis-cli -s /tmp/redis.sock ping >/dev/null 2>&1 && b
 i=$(redis-cli -s /tmp/redis.sock llen committed)
 echo ready
 set +e
-while :; do
+while [ "$i" -lt 100000 ]; do
   i=$((i + 1))
   if [ "$(redis-cli -s /tmp/redis.sock rpush committed "$i" 2>/dev/null)" -gt 0 ] 2>/dev/null; then echo "committed $i"; else echo "failed $i"; fi
   sleep 0.03
@@ -105,8 +106,7 @@ describe('a database on a named volume moves with its container', () => {
       container: name,
       source: bed.host1,
       target: bed.host2,
-      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      ...sshInputs(bed),
       'verify-log-pattern': '^committed \\d+',
       'verify-timeout': '30',
       timeout: '15',
@@ -149,8 +149,7 @@ describe('a database on a named volume moves with its container', () => {
       container: name,
       'store-host': bed.host3,
       'store-path': store,
-      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      ...sshInputs(bed),
       timeout: '15',
     };
 

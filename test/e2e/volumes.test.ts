@@ -3,7 +3,15 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState, expectNothingLeft } from './invariants.js';
 import { type ActionRun, runAction, startAction } from './run-action.js';
-import { containerLogs, loadTestbed, onHost, onHostResult, type Testbed, waitForLog } from './testbed.js';
+import {
+  containerLogs,
+  loadTestbed,
+  onHost,
+  onHostResult,
+  sshInputs,
+  type Testbed,
+  waitForLog,
+} from './testbed.js';
 
 let bed: Testbed;
 
@@ -21,8 +29,7 @@ function inputs(source: string, target: string, container: string, more: Record<
     container,
     source,
     target,
-    'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
-    'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+    ...sshInputs(bed),
     'verify-timeout': '30',
     timeout: '10',
     ...more,
@@ -126,7 +133,7 @@ describe('named volumes move with their container', () => {
     await onHost(
       bed,
       bed.host1,
-      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'`,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'`,
     );
     await waitForLog(bed, bed.host1, name, /tick 3\b/);
 
@@ -195,7 +202,7 @@ describe('named volumes move with their container', () => {
     await onHost(
       bed,
       bed.host1,
-      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'echo mine >/data/mine; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'`,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'echo mine >/data/mine; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'`,
     );
     await waitForLog(bed, bed.host1, name, /tick 2\b/);
 
@@ -257,7 +264,7 @@ exec /usr/bin/tar "$@"
       await onHost(
         bed,
         bed.host1,
-        `docker run -d --name ${container} -v ${volume}:/data ${bed.image} sh -c 'while :; do echo tick; sleep 1; done'`,
+        `docker run -d --name ${container} -v ${volume}:/data ${bed.image} sh -c 'for n in $(seq 1 3600); do echo tick; sleep 1; done'`,
       );
     }
     const run = await runAction(inputs(bed.host1, bed.host2, name));
@@ -277,7 +284,7 @@ exec /usr/bin/tar "$@"
     await onHost(
       bed,
       bed.host1,
-      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 1000000 /dev/urandom >/data/blob; i=0; while :; do i=$((i+1)); echo "$i" >>/data/log; echo "tick $i"; sleep 0.1; done'`,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 1000000 /dev/urandom >/data/blob; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "$i" >>/data/log; echo "tick $i"; sleep 0.1; done'`,
     );
     await waitForLog(bed, bed.host1, name, /tick 3\b/);
     // The sending tar of the frozen pass (the source's second volume tar) fails for real.
@@ -321,7 +328,7 @@ exec /usr/bin/tar "$@"
     await onHost(
       bed,
       bed.host1,
-      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 2000000 /dev/urandom >/data/blob; i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'`,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 2000000 /dev/urandom >/data/blob; i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'`,
     );
     await waitForLog(bed, bed.host1, name, /tick 3\b/);
     const sum = async (host: string) =>
