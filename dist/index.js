@@ -55025,6 +55025,8 @@ function parseHostSum(stderr) {
     const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
     return match?.[1];
 }
+/** How long a stream may still be finishing after its receiving command has exited. */
+const RECEIVER_GONE_GRACE_MS = 2_000;
 /** Counts the bytes passing through the runner; the hosts hash them (see streamBetween). */
 class Meter extends external_node_stream_.Transform {
     bytes = 0;
@@ -55104,6 +55106,19 @@ async function streamBetween(from, produce, to, consume, options) {
         lastAt = now;
     }, everyMs);
     let streamError;
+    let flowing = true;
+    // ssh2 never calls back a write that waits for window space once the channel has closed
+    // (ssh2#1508): a receiver killed while the sender was ahead of it would leave the pipeline
+    // pending for ever. When the receiver has ended and the pipeline has not, end it.
+    let receiverGone;
+    void consumer.exit.then(() => {
+        if (!flowing)
+            return;
+        receiverGone = setTimeout(() => {
+            if (flowing)
+                meter.destroy(new Error('the receiving command ended before the stream did'));
+        }, RECEIVER_GONE_GRACE_MS);
+    });
     try {
         await (0,promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
     }
@@ -55113,6 +55128,12 @@ async function streamBetween(from, produce, to, consume, options) {
         consumer.kill();
     }
     finally {
+        flowing = false;
+        clearTimeout(receiverGone);
+        // pipeline() pauses the sender's stream when it unpipes it after an error, and an ssh2
+        // channel reports its exit only once its output was read to the end: keep reading.
+        producer.stdout.on('error', () => { });
+        producer.stdout.resume();
         clearInterval(progress);
         clearInterval(watchdog);
     }

@@ -89,6 +89,9 @@ export function parseHostSum(stderr: string): string | undefined {
   return match?.[1];
 }
 
+/** How long a stream may still be finishing after its receiving command has exited. */
+const RECEIVER_GONE_GRACE_MS = 2_000;
+
 /** Counts the bytes passing through the runner; the hosts hash them (see streamBetween). */
 class Meter extends Transform {
   bytes = 0;
@@ -179,6 +182,17 @@ export async function streamBetween(
   }, everyMs);
 
   let streamError: unknown;
+  let flowing = true;
+  // ssh2 never calls back a write that waits for window space once the channel has closed
+  // (ssh2#1508): a receiver killed while the sender was ahead of it would leave the pipeline
+  // pending for ever. When the receiver has ended and the pipeline has not, end it.
+  let receiverGone: NodeJS.Timeout | undefined;
+  void consumer.exit.then(() => {
+    if (!flowing) return;
+    receiverGone = setTimeout(() => {
+      if (flowing) meter.destroy(new Error('the receiving command ended before the stream did'));
+    }, RECEIVER_GONE_GRACE_MS);
+  });
   try {
     await pipeline(producer.stdout, meter, consumer.stdin);
   } catch (error) {
@@ -186,6 +200,12 @@ export async function streamBetween(
     producer.kill();
     consumer.kill();
   } finally {
+    flowing = false;
+    clearTimeout(receiverGone);
+    // pipeline() pauses the sender's stream when it unpipes it after an error, and an ssh2
+    // channel reports its exit only once its output was read to the end: keep reading.
+    producer.stdout.on('error', () => {});
+    producer.stdout.resume();
     clearInterval(progress);
     clearInterval(watchdog);
   }

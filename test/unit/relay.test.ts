@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
 import type { Host } from '../../src/host/host.js';
@@ -115,6 +116,82 @@ describe('streamBetween', () => {
       /sent by .*: [0-9a-f]{64}\nreceived by .*: [0-9a-f]{64}/,
     );
   });
+  it('ends a stream whose receiver exited while writes waited for it (ssh2 drops their callbacks)', async () => {
+    // Like an ssh2 channel closed while its window was full: the parked write is never called back.
+    let ended!: (exit: { exitCode: number | null; signal: string | null }) => void;
+    const receiver: Host = {
+      role: 'target',
+      address: 'fake',
+      run: () => Promise.reject(new Error('not used')),
+      spawn: async () => ({
+        stdin: new Writable({ highWaterMark: 1024, write: () => {} }),
+        stdout: Readable.from([]),
+        stderr: Readable.from([]),
+        exit: new Promise((resolve) => {
+          ended = resolve;
+        }),
+        kill: () => {},
+      }),
+      close: async () => {},
+    };
+    const moving = streamBetween(from, 'head -c 1000000 /dev/zero', receiver, 'ignored', {
+      label: 'x',
+      step: 'transfer',
+      log,
+    }).catch((caught: unknown) => caught);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    ended({ exitCode: null, signal: 'SIGTERM' });
+    const error = await moving;
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).message).toMatch(/receiving command failed \(exit SIGTERM\)/);
+  });
+
+  it('settles when the receiver fails, though the sender (like an ssh2 channel) reports its exit only once its output was read to the end', async () => {
+    let open = true;
+    const output = new Readable({
+      read() {
+        setImmediate(() => {
+          if (open) this.push(Buffer.alloc(65536));
+        });
+      },
+    });
+    // ssh2's destroy() only asks the remote side to close; the stream itself lives on.
+    const remoteClose = (): void => {
+      setTimeout(() => {
+        if (!open) return;
+        open = false;
+        output.push(null);
+      }, 50);
+    };
+    output.destroy = () => {
+      remoteClose();
+      return output;
+    };
+    const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
+      output.once('end', () => resolve({ exitCode: null, signal: 'SIGTERM' })),
+    );
+    const sender: Host = {
+      role: 'source',
+      address: 'fake',
+      run: () => Promise.reject(new Error('not used')),
+      spawn: async () => ({
+        stdin: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        stdout: output,
+        stderr: Readable.from([]),
+        exit,
+        // The remote side closes: the end of the data, behind whatever is still buffered.
+        kill: remoteClose,
+      }),
+      close: async () => {},
+    };
+    const error = await streamBetween(sender, 'ignored', to, 'head -c 10 >/dev/null; exit 5', {
+      label: 'x',
+      step: 'transfer',
+      log,
+    }).catch((caught: unknown) => caught);
+    expect((error as MigrationError).message).toMatch(/receiving command failed \(exit 5\)/);
+  });
+
   it('gives up on a stream that stops moving', async () => {
     const error = await streamBetween(from, 'printf start; sleep 30', to, 'cat >/dev/null', {
       label: 'x',
