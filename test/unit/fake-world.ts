@@ -442,7 +442,9 @@ export class FakeMachine {
         if (!top) return noSuch(rest[0] ?? '');
         if (top.status !== 'running' && top.status !== 'paused')
           return failed(`Error response from daemon: container ${rest[0]} is not running`);
-        return ok(`PID                 COMMAND\n15906               ${INIT}\n`);
+        return ok(
+          `PID                 PPID                COMMAND\n15906               15880               ${INIT}\n`,
+        );
       }
       case 'pause':
         if (!c) return noSuch(ref);

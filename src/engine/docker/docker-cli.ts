@@ -209,13 +209,27 @@ export class DockerCli implements ContainerEngine {
   }
 
   /** Command lines of the container's processes, as `docker top` shows them. */
+  /** The command lines of the container's processes, its init first. */
   async processes(id: string, step: string): Promise<string[]> {
-    // docker top insists on a PID column; drop it, host PIDs differ between hosts anyway.
-    const out = await this.docker(['top', id, '-o', 'pid,args'], step);
-    return out
-      .split('\n')
-      .slice(1)
-      .map((line) => line.trim().replace(/^\d+\s+/, ''))
-      .filter(Boolean);
+    const out = await this.docker(['top', id, '-o', 'pid,ppid,args'], step);
+    return initFirst(out);
   }
+}
+
+/**
+ * `docker top` lines (pid, ppid, args) as command lines, the container's init
+ * first: the one whose parent is outside the container. PIDs are not an order
+ * (they wrap), and host PIDs differ between hosts, so they are dropped.
+ */
+export function initFirst(top: string): string[] {
+  const rows = top
+    .split('\n')
+    .slice(1)
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map(([, pid, ppid, args]) => ({ pid: pid ?? '', ppid: ppid ?? '', args: (args ?? '').trim() }));
+  const pids = new Set(rows.map((row) => row.pid));
+  const roots = rows.filter((row) => !pids.has(row.ppid));
+  const rest = rows.filter((row) => pids.has(row.ppid));
+  return [...roots, ...rest].map((row) => row.args).filter(Boolean);
 }
