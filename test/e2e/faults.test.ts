@@ -160,17 +160,18 @@ describe('fault matrix', () => {
 
   it('4. a corrupted checkpoint stream is detected before restore and never restored', async () => {
     const imagesBefore = await fresh();
-    // One byte changed as the checkpoint enters the target (after the source hashed it).
+    // One byte changed as the checkpoint enters the target (after the source hashed it), in
+    // front of the perl that feeds the target's hash.
     await installWrapper(
       bed,
       bed.host2,
-      '/usr/local/bin/tee',
+      '/usr/local/bin/perl',
       `#!/bin/sh
 if [ -e /tmp/e2e-corrupt ] && tr '\\0' ' ' </proc/$PPID/cmdline | grep -q '/criu-migrate/work/.*/staged'; then
-  { head -c 400000; head -c 1 >/dev/null; printf Z; cat; } | /usr/bin/tee "$@"
+  { head -c 400000; head -c 1 >/dev/null; printf Z; cat; } | /usr/bin/perl "$@"
   exit $?
 fi
-exec /usr/bin/tee "$@"
+exec /usr/bin/perl "$@"
 `,
     );
     await onHost(bed, bed.host2, 'touch /tmp/e2e-corrupt');

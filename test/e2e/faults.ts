@@ -12,6 +12,7 @@ const REAL: Record<string, string> = {
   tar: '/usr/bin/tar',
   runc: '/usr/sbin/runc',
   tee: '/usr/bin/tee',
+  perl: '/usr/bin/perl',
 };
 
 /** Hold glob for the target's receiving tar: it extracts the images into the run's staging directory. */

@@ -685,8 +685,8 @@ export class FakeHost implements Host {
       return proc;
     }
     const stages = stagesOf(inner);
-    if (/\| tee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
-    else if (/\ntee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
+    if (/\| hashtee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
+    else if (/\nhashtee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
     else if (
       /^cat >\/dev\/null; i=0; while \[ "\$i" -lt \d+ \]; do \[ -e .*restore\.log \] && exec tail/.test(inner)
     )

@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
@@ -40,6 +44,35 @@ describe('hashed producer and consumer wrappers', () => {
     const result = await to.run(hashedConsumer('wc -c'), { input: 'abc' });
     expect(result.stdout.trim()).toBe('3');
     expect(parseHostSum(result.stderr)).toBe(createHash('sha256').update('abc').digest('hex'));
+  });
+});
+
+describe('the copy that feeds the hash', () => {
+  const big = 'head -c 3145728 /dev/urandom | tee "$t/sent"';
+  const sumOf = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+  it.each([
+    ['perl, in 1 MiB chunks', ''],
+    ['tee, where perl is missing', 'PATH=$t/bin'],
+  ])('hashes a stream larger than a pipe with %s', async (_name, path) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hashtee-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      for (const tool of ['mktemp', 'mkfifo', 'sha256sum', 'tee', 'cut', 'rm', 'cat', 'head'])
+        symlinkSync(
+          execFileSync('sh', ['-c', `command -v ${tool}`])
+            .toString()
+            .trim(),
+          join(dir, 'bin', tool),
+        );
+      const script = `t=${dir}\n${path}\n${hashedConsumer('cat >"$t/got"')}`;
+      const result = await to.run(`t=${dir}; ${big} | { ${script}\n}`);
+      expect(result.exitCode).toBe(0);
+      expect(parseHostSum(result.stderr)).toBe(sumOf(join(dir, 'sent')));
+      expect(sumOf(join(dir, 'got'))).toBe(sumOf(join(dir, 'sent')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

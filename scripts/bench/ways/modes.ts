@@ -28,12 +28,15 @@ async function lines(ctx: BenchContext, host: string, name: string): Promise<Cou
   return parseCounter((await ctx.bed.on(host, logsCommand('docker', name))).stdout);
 }
 
-/** Waits until a container printed `count` lines past the last one now; returns all its lines. */
+/**
+ * Waits until a container printed `count` lines stamped after this call (not
+ * merely past the last one now: see bothLogs on the ticker's backlog); returns all its lines.
+ */
 async function moreLines(ctx: BenchContext, host: string, name: string, count = 10): Promise<CounterLine[]> {
-  const before = (await lines(ctx, host, name)).at(-1)?.n ?? 0;
-  for (let i = 0; i < 120; i++) {
+  const now = Date.now();
+  for (let i = 0; i < 240; i++) {
     const all = await lines(ctx, host, name);
-    if (all.filter((l) => l.n > before).length >= count) return all;
+    if (all.filter((l) => l.ms > now).length >= count) return all;
     await sleep(250);
   }
   throw new Error(`${name} printed no new lines`);
@@ -132,12 +135,18 @@ export const modes: Way<ModesRun> = {
       restoreCriuMs: restoreCriu,
       freezeRatio: dumpMs ? frozenMs / dumpMs : undefined,
       restoreRatio: restorePhase !== undefined && restoreCriu ? restorePhase / restoreCriu : undefined,
-      // The restored copy prints first the line the source printed first after the action's freeze.
-      continued: Boolean(first && freeze && first.n === freeze.after.n && first.token === freeze.after.token),
+      // The restored copy goes on from the checkpoint: the source's token, and a line number
+      // no later than the source's first after the freeze (earlier when the ticker's backlog
+      // was captured with it); a restart would have a new token and start at 1.
+      continued: Boolean(
+        first && freeze && first.token === freeze.after.token && first.n > 1 && first.n <= freeze.after.n,
+      ),
       tickMs: analyseDowntime(afterCheckpoint, []).tickMs,
     };
     if (!result.continued)
-      log(`warning: ${name} restored from the store did not continue where it was dumped`);
+      log(
+        `warning: ${name} restored from the store did not continue where it was dumped (first line ${first?.n} ${first?.token}, source's first after the freeze ${freeze?.after.n} ${freeze?.after.token})`,
+      );
     log(
       `modes ${size} MiB rep ${rep}: freeze ratio ${result.freezeRatio?.toFixed(2)}, restore ratio ${result.restoreRatio?.toFixed(2)}`,
     );

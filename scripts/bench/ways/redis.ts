@@ -142,12 +142,13 @@ export function redis(migration: Migration): Way<MigrationRun> {
       const ping = pinger(ctx, runtime, spec.name);
       const moving = (async () => {
         const moved = await migration.move(ctx, spec);
-        for (
-          let i = 0;
-          (await bed.on(bed.host2, exec(runtime, spec.name, 'redis-cli PING'))).code !== 0;
-          i++
-        ) {
-          if (i > 100) throw new Error('the moved redis-server did not answer');
+        for (let i = 0; ; i++) {
+          const pong = await bed.on(bed.host2, exec(runtime, spec.name, 'redis-cli PING'));
+          if (pong.code === 0) break;
+          if (i > 100)
+            throw new Error(
+              `the moved redis-server did not answer: ${`${pong.stdout}${pong.stderr}`.trim().slice(-400)}`,
+            );
           await sleep(100);
         }
         await sleep(500);

@@ -127,22 +127,30 @@ export async function startCounter(
   }
 }
 
-/** Waits until the restored copy printed a few lines of its own, then reads both logs. */
+/**
+ * Waits until the restored copy printed lines stamped after this call, then
+ * reads both logs. Lines past the source's last are not enough: the ticker's
+ * pipe holds a backlog of old timestamps when the holder runs behind (a 1 GiB
+ * `${#big}` every 50 lines takes longer than a tick), and a restored copy
+ * prints that backlog first, so its first lines hide the gap.
+ */
 export async function bothLogs(
   ctx: BenchContext,
   runtime: Runtime,
   source: { host: string; name: string },
   target: { host: string; name: string },
 ): Promise<{ sourceText: string; targetText: string }> {
+  const now = Date.now();
   const sourceText = (await ctx.bed.on(source.host, logsCommand(runtime, source.name))).stdout;
   const lastN = parseCounter(sourceText).at(-1)?.n ?? 0;
   let targetText = '';
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 240; i++) {
     targetText = (await ctx.bed.on(target.host, logsCommand(runtime, target.name))).stdout;
-    if (parseCounter(targetText).filter((l) => l.n > lastN).length >= 10) break;
+    const fresh = parseCounter(targetText).filter((l) => l.n > lastN && l.ms > now);
+    if (fresh.length >= 10) return { sourceText, targetText };
     await sleep(500);
   }
-  return { sourceText, targetText };
+  throw new Error(`${target.name} on ${target.host} printed no lines stamped after its migration`);
 }
 
 /** Removes everything a bench run leaves on a host, and fails if anything is left. */
