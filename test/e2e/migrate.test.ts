@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { expectNothingLeft, lastRecord } from './invariants.js';
 import { runAction } from './run-action.js';
 import {
+  checkCounterMemory,
   containerLogs,
   largestGapMs,
   loadTestbed,
@@ -12,7 +13,6 @@ import {
   sshInputs,
   startCounter,
   type Testbed,
-  waitForLog,
 } from './testbed.js';
 
 let bed: Testbed;
@@ -150,7 +150,7 @@ describe('migrate mode on the two-host test bed', () => {
     expect(backLines[0]!.token).toBe(last.token);
     expect(backLines[0]!.n).toBe(hostTwoLines.at(-1)!.n + 1);
     // The 64 MiB value held in memory came along intact.
-    await waitForLog(bed, bed.host1, name, /^len 67108864$/m);
+    await checkCounterMemory(bed, bed.host1, name, 67108864);
     await onHostResult(bed, bed.host1, `docker rm -f ${name}`);
     await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
   });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerState } from './invariants.js';
 import { runAction } from './run-action.js';
 import {
+  checkCounterMemory,
   containerLogs,
   loadTestbed,
   onHost,
@@ -11,7 +12,6 @@ import {
   sshInputs,
   startCounter,
   type Testbed,
-  waitForLog,
 } from './testbed.js';
 
 // After a crash: the container's host is gone, its checkpoint is in a store on
@@ -93,7 +93,7 @@ describe('restore mode', () => {
     lines.forEach((line, i) => {
       expect(line.n).toBe(lines[0]!.n + i);
     });
-    await waitForLog(bed, bed.host2, name, /^len 16777216$/m);
+    await checkCounterMemory(bed, bed.host2, name, 16777216);
     // Nothing of the run left on the target.
     expect(
       await onHost(

@@ -129,10 +129,10 @@ export async function startCounter(
 
 /**
  * Waits until the restored copy printed lines stamped after this call, then
- * reads both logs. Lines past the source's last are not enough: the ticker's
- * pipe holds a backlog of old timestamps when the holder runs behind (a 1 GiB
- * `${#big}` every 50 lines takes longer than a tick), and a restored copy
- * prints that backlog first, so its first lines hide the gap.
+ * reads both logs. Lines past the source's last are not enough: whenever the
+ * holder runs behind the ticker (as it did while counter.sh still read its
+ * whole value on a timer), the pipe holds a backlog of old timestamps, and a
+ * restored copy prints that backlog first, so its first lines hide the gap.
  */
 export async function bothLogs(
   ctx: BenchContext,

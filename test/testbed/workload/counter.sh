@@ -1,8 +1,15 @@
 #!/bin/sh
 # Test bed workload with observable in-memory state. Every TICK seconds it prints
 #   <n> <epoch-ms> <token>
-# and every 50 lines "len <bytes>" of a value of MB MiB held in memory. A restored
-# process continues n and keeps its token; a restarted one starts again at 1.
+# holding a value of MB MiB in memory. A restored process continues n and keeps
+# its token; a restarted one starts again at 1.
+#
+# Memory check on request: when /tmp/testbed-counter-check holds a line it has
+# not seen yet (docker exec NAME sh -c 'date +%s%N >/tmp/testbed-counter-check'),
+# it prints "len <bytes>" of the value once. Only on request: busybox ash copies
+# the value to expand ${#big}, so a check on a timer made the process hold
+# between one and two copies at any moment (a dump of MB=256 weighed 300 to
+# 500 MiB, at random) and kept it busy copying most of the time.
 #
 # PATTERN says what the MB MiB are (exactly MB * 1048576 bytes in every case):
 #   random  bytes from /dev/urandom (NUL and newline mapped to \001: a shell string
@@ -59,9 +66,15 @@ rm -f "$ready"
   echo "start $token len ${#big} $pattern"
   : >"$ready"
   n=0
+  check=/tmp/testbed-counter-check
+  seen=
   while read -r ms; do
     n=$((n + 1))
     echo "$n $ms $token"
-    [ $((n % 50)) -ne 0 ] || echo "len ${#big}"
+    [ -s "$check" ] || continue
+    read -r want <"$check"
+    [ "$want" != "$seen" ] || continue
+    seen=$want
+    echo "len ${#big}"
   done
 }
