@@ -77,7 +77,7 @@ function notes(report: Report, runs: MigrationRun[]): string[] {
     ...new Set(runs.filter((r) => r.method === 'action' && r.restorePath).map((r) => r.restorePath)),
   ];
   return [
-    `Memory pattern ${report.settings.pattern} (test/testbed/workload/counter.sh): random is incompressible (urandom bytes, NUL and newline mapped to \\001), text is random letters of a 16-character alphabet (compressors halve it), zeros is one repeated byte. The loop never forks, so a dump holds one copy of the memory.`,
+    `Memory pattern ${report.settings.pattern} (test/testbed/workload/counter.sh): random is incompressible (urandom bytes, NUL and newline mapped to \\001), text is random letters of a 16-character alphabet (compressors halve it), zeros is one repeated byte. The loop never forks and reads the value only when a test asks (a check on a timer copied it: busybox ash expands \${#big} by copying), so a dump holds one copy of the memory.`,
     `The action ran with default settings (compression: auto); codec per its metadata JSON: ${codecs.join('; ') || 'not recorded by this build of the action'}; restore path: ${paths.join(', ') || 'n/a'}.`,
     "The action's times are read from the metadata JSON it writes (outputs.metadata-path): timings.phasesMs, timings.downtimeMs, checkpoint.bytes and transferredBytes, criu.frozenTimeUs (CRIU's own dump time); CRIU's restore time from the restore.log containerd keeps.",
     "Runner peak RSS: the action's node process (/usr/bin/time around it); for seed and Podman, both OpenSSH control connections plus the largest relay pipeline.",
@@ -86,7 +86,7 @@ function notes(report: Report, runs: MigrationRun[]): string[] {
     'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
     "Total wall time: the action process from start to exit; the seed and Podman scripts from start to exit. Bytes between hosts: the action's checkpoint.transferredBytes; for seed and Podman, the bytes the relay copied.",
     `Pre-copy: not applied: the action dumps once while frozen; criu pre-dump needs mem_dirty_track, which these hosts report as "${report.versions.memDirtyTrack ?? 'not read'}". CRIU's page server (dumping and sending at once) is not used by the action either.`,
-    `The workload prints every TICK=${TICK} s; its clock is /proc/uptime (10 ms resolution) added to the epoch read at start, so downtimes are good to about 10 ms.`,
+    `The workload prints every TICK=${TICK} s; each line carries the wall clock read by a ticker beside it (adjtimex, to the microsecond, printed in ms), so downtimes are good to about one tick.`,
   ];
 }
 
