@@ -173,9 +173,6 @@ export async function waitForLog(
   }
 }
 
-const PACKAGE_IMAGE_SCRIPT = new URL('../testbed/package-image.sh', import.meta.url).pathname;
-
-/** The image of real services (Debian packages) the tests use: postgresql and redis-server in one. */
 /**
  * Asks a running counter to read its whole value once (counter.sh's memory
  * check) and waits for the answer: proof that the memory came along intact.
@@ -190,6 +187,9 @@ export async function checkCounterMemory(
   await waitForLog(bed, destination, name, new RegExp(`^len ${bytes}$`, 'm'), 60_000);
 }
 
+const PACKAGE_IMAGE_SCRIPT = new URL('../testbed/package-image.sh', import.meta.url).pathname;
+
+/** The image of real services (Debian packages) the tests use: postgresql and redis-server in one. */
 export const SERVICES_IMAGE = { tag: 'testbed/services:1', packages: ['postgresql', 'redis-server'] };
 
 /**
