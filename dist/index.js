@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(92233);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(65435);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 92233:
+/***/ 65435:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52510,6 +52510,8 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     // and the holder container itself can fail to come up.
     'NETWORK_HOLDER_UNSUPPORTED',
     'NETWORK_HOLDER_FAILED',
+    // cgroup v2 targets whose runc and Docker give CRIU no way into the new container's cgroup.
+    'CGROUP2_RESTORE_UNSUPPORTED',
 ]));
 class MigrationError extends Error {
     code;
@@ -53185,6 +53187,14 @@ async function mapped(call, code, remedy) {
         throw error instanceof EngineError ? error.as(code, remedy) : error;
     }
 }
+/**
+ * The container's init first: the one whose parent is outside the container.
+ * PIDs are not an order (they wrap), and host PIDs differ between hosts.
+ */
+function engine_initFirstRows(rows) {
+    const pids = new Set(rows.map((row) => row.pid));
+    return [...rows.filter((row) => !pids.has(row.ppid)), ...rows.filter((row) => pids.has(row.ppid))];
+}
 
 ;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
 
@@ -53742,29 +53752,28 @@ class DockerCli {
             return result.stdout;
         return this.exec(command, step, 'docker logs');
     }
-    /** Command lines of the container's processes, as `docker top` shows them. */
     /** The command lines of the container's processes, its init first. */
     async processes(id, step) {
-        const out = await this.docker(['top', id, '-o', 'pid,ppid,args'], step);
-        return initFirst(out);
+        return engine_initFirstRows(await this.processTable(id, step)).map((row) => row.args);
+    }
+    /** The container's processes as `docker top` lists them: those in its cgroup, by host PID. */
+    async processTable(id, step) {
+        return parseTop(await this.docker(['top', id, '-o', 'pid,ppid,args'], step));
     }
 }
-/**
- * `docker top` lines (pid, ppid, args) as command lines, the container's init
- * first: the one whose parent is outside the container. PIDs are not an order
- * (they wrap), and host PIDs differ between hosts, so they are dropped.
- */
-function initFirst(top) {
-    const rows = top
+/** `docker top -o pid,ppid,args` lines; the header and anything unparsable are dropped. */
+function parseTop(top) {
+    return top
         .split('\n')
         .slice(1)
         .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
         .filter((match) => match !== null)
-        .map(([, pid, ppid, args]) => ({ pid: pid ?? '', ppid: ppid ?? '', args: (args ?? '').trim() }));
-    const pids = new Set(rows.map((row) => row.pid));
-    const roots = rows.filter((row) => !pids.has(row.ppid));
-    const rest = rows.filter((row) => pids.has(row.ppid));
-    return [...roots, ...rest].map((row) => row.args).filter(Boolean);
+        .map(([, pid, ppid, args]) => ({ pid: Number(pid), ppid: Number(ppid), args: (args ?? '').trim() }))
+        .filter((row) => row.args !== '');
+}
+/** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
+function initFirst(top) {
+    return initFirstRows(parseTop(top)).map((row) => row.args);
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -55545,6 +55554,8 @@ class Journal {
  *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
  *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
+ *                                                          (its org.criu.config annotation): kept with it
  */
 const STATE_ROOT = '/var/lib/criu-migrate';
 const HISTORY_KEEP = 10;
@@ -55557,6 +55568,10 @@ function containerStateDir(container) {
 }
 function workDir(checkpointName) {
     return `${STATE_ROOT}/work/${checkpointName}`;
+}
+/** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
+function restoreConfigPath(checkpointName) {
+    return `${STATE_ROOT}/criu/${checkpointName}.conf`;
 }
 /** Shell prefix for every command that writes where memory or secrets may land. */
 const PRIVATE = 'umask 077;';
@@ -57417,6 +57432,8 @@ function compensation(action) {
             return { kind: 'remove-target-container', ref: action.containerId, critical: true };
         case 'files':
             return { kind: 'remove-files', side: action.side, paths: action.paths };
+        case 'restore-config':
+            return { kind: 'remove-files', side: 'target', paths: [action.path] };
         case 'source-paused':
             return { kind: 'resume-source', containerId: action.containerId };
         case 'target-created':
@@ -58973,6 +58990,110 @@ function parseNameList(text) {
     return lines(text);
 }
 
+;// CONCATENATED MODULE: ./src/policy/criu-config.ts
+
+/**
+ * The CRIU configuration a restored container gets through its
+ * `org.criu.config` annotation (runc hands that file to CRIU on restore and on
+ * every later checkpoint). One file per restore, written by phases/criu-config.ts;
+ * what goes into it is decided here.
+ */
+/** runc 1.2 tells CRIU the new container's cgroup on cgroup v2 itself (runc#3447, runc#3546). */
+const RUNC_SETS_CGROUP2_ROOT = '1.2';
+/** Docker API of the first release whose `docker create` takes `--annotation` (Docker 24). */
+const DOCKER_API_WITH_ANNOTATIONS = '1.43';
+function restoreFactsOf(docker) {
+    return {
+        ...(docker.cgroupVersion ? { cgroupVersion: docker.cgroupVersion } : {}),
+        ...(docker.cgroupDriver ? { cgroupDriver: docker.cgroupDriver } : {}),
+        ...(docker.runcVersion ? { runcVersion: docker.runcVersion } : {}),
+        ...(docker.apiVersion ? { apiVersion: docker.apiVersion } : {}),
+    };
+}
+/** Whether a restore on this target needs the annotation's file, and for what. */
+function planRestoreConfig(target) {
+    if (target.cgroupVersion !== '2')
+        return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+    if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
+        return {
+            cgroupRoot: false,
+            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+        };
+    return {
+        cgroupRoot: true,
+        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+    };
+}
+/** The annotation route needs `docker create --annotation` and a driver whose paths we know. */
+function restoreRouteProblem(target, plan) {
+    if (!plan.cgroupRoot)
+        return undefined;
+    const remedy = `use runc ${RUNC_SETS_CGROUP2_ROOT} or newer on the target (Debian sid's runc 1.3 works), or Docker 24 or newer with the cgroupfs or systemd driver (Debian trixie's Docker 26.1 with runc 1.1 works)`;
+    if (!target.apiVersion || !atLeast(target.apiVersion, DOCKER_API_WITH_ANNOTATIONS)) {
+        return {
+            code: 'CGROUP2_RESTORE_UNSUPPORTED',
+            observed: `Docker API ${target.apiVersion ?? 'unknown'} has no container annotations, and runc ${target.runcVersion?.raw ?? 'unknown'} would restore the process outside its container on cgroup v2`,
+            remedy,
+        };
+    }
+    if (target.cgroupDriver !== 'cgroupfs' && target.cgroupDriver !== 'systemd') {
+        return {
+            code: 'CGROUP2_RESTORE_UNSUPPORTED',
+            observed: `cgroup driver ${target.cgroupDriver ?? 'unknown'}: the new container's cgroup path is not known before it starts`,
+            remedy,
+        };
+    }
+    return undefined;
+}
+/**
+ * The container's cgroup as the target's cgroup namespace shows it, the way
+ * Docker names it: `<parent>/<id>` with cgroupfs (parent /docker), and
+ * `<slices>/docker-<id>.scope` with systemd (parent system.slice, where a
+ * slice "a-b.slice" lives in /a.slice/a-b.slice).
+ */
+function containerCgroupPath(driver, containerId, cgroupParent) {
+    if (driver === 'systemd') {
+        const slice = cgroupParent && cgroupParent !== '' ? cgroupParent : 'system.slice';
+        return `${sliceDirs(slice)}/docker-${containerId}.scope`;
+    }
+    const parent = cgroupParent && cgroupParent !== '' ? cgroupParent : '/docker';
+    return `${parent.startsWith('/') ? '' : '/'}${parent.replace(/\/+$/, '')}/${containerId}`;
+}
+/** "a-b.slice" -> "/a.slice/a-b.slice"; "-.slice" is the root. */
+function sliceDirs(slice) {
+    const name = slice.replace(/\.slice$/, '');
+    if (name === '-' || name === '')
+        return '';
+    const parts = name.split('-');
+    const dirs = [];
+    for (let i = 1; i <= parts.length; i++)
+        dirs.push(`${parts.slice(0, i).join('-')}.slice`);
+    return `/${dirs.join('/')}`;
+}
+/**
+ * The lines of the file for a restore. The empty controller name before the
+ * colon limits the rewrite to the cgroup2 hierarchy (CRIU names that one ""):
+ * without it every hierarchy, v1 ones too, would be rewritten.
+ */
+function restoreConfigLines(plan, cgroupPath) {
+    const lines = [];
+    if (plan.cgroupRoot && cgroupPath)
+        lines.push(`cgroup-root :${cgroupPath}`);
+    return lines;
+}
+/**
+ * What stays in the file once the container runs: only what is still true of
+ * it for its next checkpoint or restore (its own cgroup); options of one move
+ * (a lazy-pages restore, say) must not reach the next dump.
+ */
+function lastingConfigLines(lines) {
+    return lines.filter((line) => line.startsWith('cgroup-root '));
+}
+/** A cgroup path the action writes into a CRIU option: nothing a line break or a space could split. */
+function safeCgroupPath(path) {
+    return /^(\/[A-Za-z0-9_.@:-]+)+$/.test(path);
+}
+
 ;// CONCATENATED MODULE: ./src/engine/docker/net-holder.ts
 
 /**
@@ -59122,6 +59243,7 @@ function decideNetworkRoute(facts) {
 }
 
 ;// CONCATENATED MODULE: ./src/policy/compatibility.ts
+
 
 
 
@@ -59472,26 +59594,68 @@ const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
     return check('warn', 'the kernels differ only below major.minor; usually fine, but they are not identical');
 };
 const cgroupVersionsMatch = ({ source, target }) => {
-    const a = source.docker.cgroupVersion;
-    const b = target.docker.cgroupVersion;
-    if (a === undefined || b === undefined)
-        return [];
-    const observed = `source cgroup v${a}, target cgroup v${b}`;
+    const check = cgroupVersionCheck(source.docker.cgroupVersion, target.docker.cgroupVersion);
+    return check ? [check] : [];
+};
+/**
+ * A checkpoint does not restore across cgroup versions (verified both ways: v1 -> v2 fails on
+ * the v1 cgroup mounts or lands in the wrong cgroups, v2 -> v1 fails writing devices.allow).
+ * Shared by the gate and by restore mode, which knows the source's version from the manifest.
+ */
+function cgroupVersionCheck(source, target, sourceLabel = 'source') {
+    if (source === undefined || target === undefined)
+        return undefined;
+    const observed = `${sourceLabel} cgroup v${source}, target cgroup v${target}`;
     const expected = 'the same cgroup version on both hosts';
-    if (a === b)
-        return [{ host: 'both', name: 'cgroup versions', status: 'pass', observed, expected }];
+    if (source === target)
+        return { host: 'both', name: 'cgroup versions', status: 'pass', observed, expected };
+    return {
+        host: 'both',
+        name: 'cgroup versions',
+        status: 'fail',
+        observed,
+        expected,
+        remedy: `choose a target that runs cgroup v${source} like the ${sourceLabel}: CRIU restores the cgroups it recorded, and a checkpoint taken on cgroup v${source} does not restore on cgroup v${target}`,
+        code: 'CGROUP_MISMATCH',
+    };
+}
+/**
+ * How a restored process gets into its new container's cgroup on each host: reported for
+ * both (cgroup version, driver, runc's behaviour), refused only where the restore happens.
+ */
+const cgroupRestoreRoute = (pair) => ['source', 'target'].flatMap((role) => {
+    const { docker } = pair[role];
+    if (!docker.reachable || docker.cgroupVersion === undefined)
+        return [];
+    const facts = restoreFactsOf(docker);
+    const plan = planRestoreConfig(facts);
+    const problem = restoreRouteProblem(facts, plan);
+    const observed = `cgroup v${docker.cgroupVersion}, ${docker.cgroupDriver ?? 'unknown'} driver, runc ${show(docker.runcVersion)}`;
+    const expected = 'a restore that puts the process into its new container';
+    if (problem && role === 'target') {
+        return [
+            {
+                host: role,
+                name: 'cgroup restore route',
+                status: 'fail',
+                observed: `${observed}: ${problem.observed}`,
+                expected,
+                remedy: problem.remedy,
+                code: problem.code,
+            },
+        ];
+    }
+    const said = problem ? `as a target it could not: ${problem.observed}` : plan.reason;
     return [
         {
-            host: 'both',
-            name: 'cgroup versions',
-            status: 'warn',
-            observed,
+            host: role,
+            name: 'cgroup restore route',
+            status: 'pass',
+            observed: `${observed}: ${said}`,
             expected,
-            remedy: "run both hosts with the same cgroup version: CRIU records the container's cgroups and may fail to restore them into the other hierarchy",
-            code: 'CGROUP_MISMATCH',
         },
     ];
-};
+});
 const architecturesMatch = ({ source, target }) => {
     const a = source.kernel.arch;
     const b = target.kernel.arch;
@@ -59630,6 +59794,7 @@ const COMPATIBILITY_RULES = [
     dockerStorageDriver,
     kernelsMatch,
     cgroupVersionsMatch,
+    cgroupRestoreRoute,
     architecturesMatch,
     cpuCompatible,
 ];
@@ -60052,6 +60217,8 @@ function buildCreateArgs(inspect, options) {
         else
             args.push(flag, String(value));
     };
+    for (const [key, value] of Object.entries(options.annotations ?? {}))
+        add('--annotation', `${key}=${value}`);
     const addEach = (flag, values) => {
         for (const value of values ?? [])
             add(flag, value);
@@ -61526,6 +61693,74 @@ function restore_collect(stream) {
     return () => kept;
 }
 
+;// CONCATENATED MODULE: ./src/phases/restore-config.ts
+
+
+
+
+
+/** runc reads this annotation of the container and hands the file to CRIU. */
+const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
+/**
+ * Before `docker create`: when the target needs it, an empty file whose path
+ * the container's annotation will name (journalled: a rollback removes it).
+ * Undefined when runc on the target needs no help.
+ */
+async function prepareRestoreConfig(ctx, target) {
+    const plan = planRestoreConfig(target);
+    if (!plan.cgroupRoot)
+        return undefined;
+    const path = restoreConfigPath(ctx.settings.checkpointName);
+    await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
+    await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([dirOf(path)])} && : >${shellQuote([path])}`, {
+        step: 'stage',
+        what: "writing the restore's CRIU configuration file",
+    });
+    ctx.log.info(`restore configuration ${path}: ${plan.reason}`);
+    return { path, plan, driver: target.cgroupDriver ?? 'cgroupfs', lines: [] };
+}
+/** After `docker create`: the lines for the container that now has an ID. */
+async function writeRestoreConfig(ctx, file, containerId, cgroupParent) {
+    const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
+    if (!safeCgroupPath(cgroup)) {
+        throw new MigrationError('INPUT_INVALID', `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`, {
+            step: 'stage',
+            host: describeHost(ctx.target),
+            remedy: "give the container a plain cgroup parent (letters, digits, '-', '_', '.') or none",
+        });
+    }
+    file.lines = restoreConfigLines(file.plan, cgroup);
+    await writeLines(ctx, file.path, file.lines);
+}
+/**
+ * Once the restored container is verified: the file keeps only what stays true
+ * of the container (runc reads it again for its next checkpoint). A failure here
+ * costs nothing yet, so it only warns.
+ */
+async function settleRestoreConfig(ctx, file) {
+    if (!file)
+        return;
+    const lasting = lastingConfigLines(file.lines);
+    if (lasting.length === file.lines.length)
+        return;
+    try {
+        await writeLines(ctx, file.path, lasting);
+    }
+    catch (error) {
+        ctx.log.warning(`could not trim the restore configuration ${file.path}: ${String(error)}`);
+    }
+}
+async function writeLines(ctx, path, lines) {
+    await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${path}.new`])} && mv -f ${shellQuote([`${path}.new`, path])}`, {
+        step: 'stage',
+        what: "writing the restore's CRIU configuration file",
+        options: { input: lines.map((line) => `${line}\n`).join('') },
+    });
+}
+function dirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+
 ;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
 const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
@@ -61550,6 +61785,7 @@ function inspectShapeProblems(container) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/stage.ts
+
 
 
 
@@ -61615,7 +61851,10 @@ async function stage(ctx, container, targetDockerRoot, codec, network = { route:
     const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
     const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
     ctx.signal.throwIfAborted();
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, holder);
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
+        ...(holder ? { networkContainer: holder } : {}),
+        ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+    });
     return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
 /**
@@ -61656,15 +61895,16 @@ async function createHolder(ctx, container, network) {
  * Creates the container on the target with the source's configuration, its
  * environment through a 0600 file; journalled before it is made.
  */
-async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, 
-/** Join this network holder's namespace instead of recreating the network. */
-networkContainer) {
+async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, options = {}) {
+    const { networkContainer, restoreFacts } = options;
     const targetName = stage_containerName(container);
+    const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
     const { args, env } = splitEnvArgs(buildCreateArgs(container, {
         name: targetName,
         image: imageRef,
         ...(imageConfig ? { imageConfig } : {}),
         ...(networkContainer ? { networkContainer } : {}),
+        ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
     }));
     // The environment often holds secrets: a 0600 file, never the command line.
     const targetWork = workDir(ctx.settings.checkpointName);
@@ -61673,6 +61913,9 @@ networkContainer) {
     const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
     const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'), 'TARGET_CREATE_FAILED');
     await ctx.journal.done(created, 'target', { containerId: targetContainerId });
+    if (restoreConfig) {
+        await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
+    }
     const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
     const upper = inspected?.GraphDriver?.Data?.UpperDir;
     if (!inspected || !upper) {
@@ -61688,10 +61931,12 @@ networkContainer) {
         targetName,
         targetUpperDir: upper,
         targetCheckpointDir: ctx.targetDocker.checkpointDir(targetDockerRoot, targetContainerId, ctx.settings.checkpointName),
+        ...(restoreConfig ? { restoreConfig } : {}),
     };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/verify.ts
+
 
 
 const POLL_MS = 250;
@@ -61699,8 +61944,12 @@ const POLL_MS = 250;
 function logMatches(logs, pattern) {
     return logs.split('\n').some((line) => pattern.test(line));
 }
-/** The restored container is running, has not been restarted, and runs the source's first process. */
-function restoredProblems(restored, sourceInit, targetProcesses) {
+/**
+ * The restored container is running, has not been restarted, its main process
+ * is inside it (in its cgroup, where `docker top` looks: a restore can land the
+ * process elsewhere, out of Docker's reach), and it runs the source's first process.
+ */
+function restoredProblems(restored, sourceInit, table) {
     if (!restored)
         return ['the container is gone'];
     const problems = [];
@@ -61710,11 +61959,30 @@ function restoredProblems(restored, sourceInit, targetProcesses) {
         problems.push('it is restarting');
     if ((restored.RestartCount ?? 0) > 0)
         problems.push(`it restarted ${restored.RestartCount} time(s)`);
-    // docker top lists by host PID, which restored processes do not keep: look for it anywhere.
-    if (sourceInit !== undefined && targetProcesses !== undefined && !targetProcesses.includes(sourceInit)) {
-        problems.push(`the source's first process "${sourceInit}" is not among its processes (${targetProcesses.join(', ') || 'none'})`);
+    if (table === undefined)
+        return problems;
+    const mainPid = restored.State.Pid;
+    if (mainPid !== undefined && mainPid > 0 && !table.some((row) => row.pid === mainPid)) {
+        problems.push(`its main process (pid ${mainPid}) is not inside the container: the container's cgroup holds ${table.length === 0 ? 'no process' : `only pids ${table.map((row) => row.pid).join(', ')}`}`);
+    }
+    // docker top lists by host PID, which restored processes do not keep: look for it by command.
+    const commands = engine_initFirstRows(table).map((row) => row.args);
+    if (sourceInit !== undefined && !commands.includes(sourceInit)) {
+        problems.push(`the source's first process "${sourceInit}" is not among its processes (${commands.join(', ') || 'none'})`);
     }
     return problems;
+}
+/** Where a process is, for a report: its /proc/<pid>/cgroup lines, or why they could not be read. */
+async function cgroupOf(ctx, pid) {
+    if (pid === undefined || pid <= 0)
+        return '';
+    const read = await ctx.target.run(`cat /proc/${pid}/cgroup`, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (read?.exitCode !== 0)
+        return '';
+    const lines = read.stdout.trim().split('\n');
+    // The cgroup2 line ("0::/path") says it all where there is one.
+    const unified = lines.filter((line) => line.startsWith('0::'));
+    return `/proc/${pid}/cgroup on the target: ${(unified.length > 0 ? unified : lines).join('; ')}`;
 }
 /**
  * Checks the restored container while the source is still frozen, so a
@@ -61739,14 +62007,15 @@ async function verify(ctx, staged, sourceInit) {
     for (;;) {
         ctx.signal.throwIfAborted();
         const restored = await ctx.targetDocker.inspectContainer(staged.targetContainerId, 'verify');
-        const targetProcesses = restored?.State.Running
-            ? await ctx.targetDocker.processes(staged.targetContainerId, 'verify')
+        const table = restored?.State.Running
+            ? await ctx.targetDocker.processTable(staged.targetContainerId, 'verify')
             : undefined;
-        const problems = restoredProblems(restored, sourceInit, targetProcesses);
+        const problems = restoredProblems(restored, sourceInit, table);
         if (problems.length > 0) {
             const after = Math.round(ctx.clock() - started);
             const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify').catch(() => '');
-            fail(`the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`, logs.split('\n').slice(-10).join('\n'));
+            const where = await cgroupOf(ctx, restored?.State.Pid);
+            fail(`the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`, [where, logs.split('\n').slice(-10).join('\n')].filter(Boolean).join('\n'));
         }
         if (pattern && patternSeenAfterMs === undefined) {
             const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
@@ -61760,7 +62029,7 @@ async function verify(ctx, staged, sourceInit) {
         }
         const patternDone = !pattern || patternSeenAfterMs !== undefined;
         if (patternDone && ctx.clock() >= stableUntil) {
-            ctx.log.info(`verify: running, not restarted, same first process for ${Math.round(ctx.clock() - started)} ms`);
+            ctx.log.info(`verify: running, not restarted, main process inside the container, same first process for ${Math.round(ctx.clock() - started)} ms`);
             return patternSeenAfterMs === undefined ? {} : { patternSeenAfterMs };
         }
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -61768,6 +62037,8 @@ async function verify(ctx, staged, sourceInit) {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
+
+
 
 
 
@@ -61874,6 +62145,7 @@ async function migrate(deps) {
             route: checked.route,
             ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
             ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+            restoreFacts: restoreFactsOf(checked.target.docker),
         })));
         const ready = staged;
         enter('checkpoint');
@@ -61923,6 +62195,7 @@ async function migrate(deps) {
         log.info(`checkpoint: ${measure.imagesBytes} bytes dumped in ${Math.round(frozen.dumpMs)} ms${criuSaid}`);
         enter('verify');
         await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, ready, sourceInit)));
+        await settleRestoreConfig(ctx, ready.restoreConfig);
         // The point of no return: from here on the target is the service.
         await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, undefined, async () => {
             signal.throwIfAborted();
@@ -62471,6 +62744,8 @@ async function uploadReport(settings, path, log) {
 
 
 
+
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -62759,7 +63034,9 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         ? await log.group('Volumes: prepare them on the target', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)))
         : [];
     onVolumes(volumes);
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
+        restoreFacts: restoreFactsOf(facts.docker),
+    });
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
     }
@@ -62798,6 +63075,7 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     }
     const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, restoring)));
     await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
+    await settleRestoreConfig(ctx, created.restoreConfig);
     await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
         ctx.signal.throwIfAborted();
     });

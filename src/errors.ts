@@ -68,6 +68,8 @@ export const ERROR_CODES = [
   // and the holder container itself can fail to come up.
   'NETWORK_HOLDER_UNSUPPORTED',
   'NETWORK_HOLDER_FAILED',
+  // cgroup v2 targets whose runc and Docker give CRIU no way into the new container's cgroup.
+  'CGROUP2_RESTORE_UNSUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

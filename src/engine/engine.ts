@@ -39,6 +39,22 @@ export async function mapped<T>(call: Promise<T>, code: MigrationError['code'], 
   }
 }
 
+/** One process of a container as the engine lists it (host PIDs). */
+export interface ProcessRow {
+  pid: number;
+  ppid: number;
+  args: string;
+}
+
+/**
+ * The container's init first: the one whose parent is outside the container.
+ * PIDs are not an order (they wrap), and host PIDs differ between hosts.
+ */
+export function initFirstRows(rows: readonly ProcessRow[]): ProcessRow[] {
+  const pids = new Set(rows.map((row) => row.pid));
+  return [...rows.filter((row) => !pids.has(row.ppid)), ...rows.filter((row) => pids.has(row.ppid))];
+}
+
 /**
  * What the action needs of a container engine on one host. Docker today
  * (engine/docker); another engine (Podman) implements the same.
@@ -65,6 +81,8 @@ export interface ContainerEngine {
   removeImage(id: string, step: string): Promise<void>;
   logs(id: string, step: string): Promise<string>;
   processes(id: string, step: string): Promise<string[]>;
+  /** The processes in the container's cgroup, by host PID. */
+  processTable(id: string, step: string): Promise<ProcessRow[]>;
   /** Shell commands for streams: an image written to stdout, and read from stdin. */
   saveImageCommand(ref: string): string;
   loadImageCommand(): string;

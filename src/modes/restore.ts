@@ -12,6 +12,7 @@ import { connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
+import { settleRestoreConfig } from '../phases/restore-config.js';
 import { createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
@@ -29,6 +30,7 @@ import {
 } from '../phases/volumes.js';
 import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
+import { restoreFactsOf } from '../policy/criu-config.js';
 import { decideNetworkRoute } from '../policy/network-route.js';
 import {
   evaluateVolumes,
@@ -419,7 +421,9 @@ async function restoreFromStore(
         )
       : [];
   onVolumes(volumes);
-  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot);
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
+    restoreFacts: restoreFactsOf(facts.docker),
+  });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>
       timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
@@ -479,6 +483,7 @@ async function restoreFromStore(
   await log.group('Verify the restored container', () =>
     timer.time('verify', () => verify(ctx, created, undefined)),
   );
+  await settleRestoreConfig(ctx, created.restoreConfig);
   await ctx.journal.around(
     { kind: 'committed', targetContainerId: created.targetContainerId },
     undefined,

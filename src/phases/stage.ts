@@ -7,10 +7,17 @@ import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
 import { tailLines } from '../host/shell.js';
 import { type Codec, withCodec } from '../policy/compression.js';
+import type { RestoreHostFacts } from '../policy/criu-config.js';
 import { inspectShapeProblems } from '../policy/inspect-shape.js';
 import type { NetworkRoute } from '../policy/network-route.js';
 import { workDir } from '../state/host-records.js';
 import type { MigrationContext, Named, RunContext } from './context.js';
+import {
+  CRIU_CONFIG_ANNOTATION,
+  prepareRestoreConfig,
+  type RestoreConfigFile,
+  writeRestoreConfig,
+} from './restore-config.js';
 
 export interface StageResult {
   /** The image reference the target container was created from. */
@@ -21,6 +28,7 @@ export interface StageResult {
   targetName: string;
   targetUpperDir: string;
   targetCheckpointDir: string;
+  restoreConfig?: RestoreConfigFile;
 }
 
 /** How the target container gets its network (see policy/network-route.ts). */
@@ -30,6 +38,8 @@ export interface NetworkPlan {
   sourceHolder?: ContainerInspect;
   /** uname -m of the target, for the holder's program. */
   targetArch?: string;
+  /** The target's cgroups and runc, for the restore's CRIU configuration. */
+  restoreFacts?: RestoreHostFacts;
 }
 
 export function containerName(container: ContainerInspect): string {
@@ -109,14 +119,10 @@ export async function stage(
   const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
   const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
   ctx.signal.throwIfAborted();
-  const created = await createTargetContainer(
-    ctx,
-    container,
-    imageRef,
-    imageConfig,
-    targetDockerRoot,
-    holder,
-  );
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
+    ...(holder ? { networkContainer: holder } : {}),
+    ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+  });
   return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
 
@@ -170,6 +176,15 @@ export interface CreatedTarget {
   targetName: string;
   targetUpperDir: string;
   targetCheckpointDir: string;
+  /** The CRIU configuration the container's annotation names, when the target needs one. */
+  restoreConfig?: RestoreConfigFile;
+}
+
+export interface CreateTargetOptions {
+  /** Join this network holder's namespace instead of recreating the network. */
+  networkContainer?: string;
+  /** What the target says of its cgroups and runc: decides whether the restore needs a CRIU configuration. */
+  restoreFacts?: RestoreHostFacts;
 }
 
 /**
@@ -182,16 +197,18 @@ export async function createTargetContainer(
   imageRef: string,
   imageConfig: ImageConfig | undefined,
   targetDockerRoot: string,
-  /** Join this network holder's namespace instead of recreating the network. */
-  networkContainer?: string,
+  options: CreateTargetOptions = {},
 ): Promise<CreatedTarget> {
+  const { networkContainer, restoreFacts } = options;
   const targetName = containerName(container);
+  const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
   const { args, env } = splitEnvArgs(
     buildCreateArgs(container, {
       name: targetName,
       image: imageRef,
       ...(imageConfig ? { imageConfig } : {}),
       ...(networkContainer ? { networkContainer } : {}),
+      ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
     }),
   );
   // The environment often holds secrets: a 0600 file, never the command line.
@@ -204,6 +221,9 @@ export async function createTargetContainer(
     'TARGET_CREATE_FAILED',
   );
   await ctx.journal.done(created, 'target', { containerId: targetContainerId });
+  if (restoreConfig) {
+    await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
+  }
   const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
   const upper = inspected?.GraphDriver?.Data?.UpperDir;
   if (!inspected || !upper) {
@@ -223,5 +243,6 @@ export async function createTargetContainer(
       targetContainerId,
       ctx.settings.checkpointName,
     ),
+    ...(restoreConfig ? { restoreConfig } : {}),
   };
 }

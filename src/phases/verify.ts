@@ -1,4 +1,5 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { initFirstRows, type ProcessRow } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import type { VerifySettings } from '../settings.js';
@@ -16,24 +17,47 @@ export function logMatches(logs: string, pattern: RegExp): boolean {
   return logs.split('\n').some((line) => pattern.test(line));
 }
 
-/** The restored container is running, has not been restarted, and runs the source's first process. */
+/**
+ * The restored container is running, has not been restarted, its main process
+ * is inside it (in its cgroup, where `docker top` looks: a restore can land the
+ * process elsewhere, out of Docker's reach), and it runs the source's first process.
+ */
 export function restoredProblems(
   restored: ContainerInspect | undefined,
   sourceInit: string | undefined,
-  targetProcesses: readonly string[] | undefined,
+  table: readonly ProcessRow[] | undefined,
 ): string[] {
   if (!restored) return ['the container is gone'];
   const problems: string[] = [];
   if (!restored.State.Running) problems.push(`state is ${restored.State.Status}, not running`);
   if (restored.State.Restarting) problems.push('it is restarting');
   if ((restored.RestartCount ?? 0) > 0) problems.push(`it restarted ${restored.RestartCount} time(s)`);
-  // docker top lists by host PID, which restored processes do not keep: look for it anywhere.
-  if (sourceInit !== undefined && targetProcesses !== undefined && !targetProcesses.includes(sourceInit)) {
+  if (table === undefined) return problems;
+  const mainPid = restored.State.Pid;
+  if (mainPid !== undefined && mainPid > 0 && !table.some((row) => row.pid === mainPid)) {
     problems.push(
-      `the source's first process "${sourceInit}" is not among its processes (${targetProcesses.join(', ') || 'none'})`,
+      `its main process (pid ${mainPid}) is not inside the container: the container's cgroup holds ${table.length === 0 ? 'no process' : `only pids ${table.map((row) => row.pid).join(', ')}`}`,
+    );
+  }
+  // docker top lists by host PID, which restored processes do not keep: look for it by command.
+  const commands = initFirstRows(table).map((row) => row.args);
+  if (sourceInit !== undefined && !commands.includes(sourceInit)) {
+    problems.push(
+      `the source's first process "${sourceInit}" is not among its processes (${commands.join(', ') || 'none'})`,
     );
   }
   return problems;
+}
+
+/** Where a process is, for a report: its /proc/<pid>/cgroup lines, or why they could not be read. */
+async function cgroupOf(ctx: RunContext<VerifySettings>, pid: number | undefined): Promise<string> {
+  if (pid === undefined || pid <= 0) return '';
+  const read = await ctx.target.run(`cat /proc/${pid}/cgroup`, { timeoutMs: 10_000 }).catch(() => undefined);
+  if (read?.exitCode !== 0) return '';
+  const lines = read.stdout.trim().split('\n');
+  // The cgroup2 line ("0::/path") says it all where there is one.
+  const unified = lines.filter((line) => line.startsWith('0::'));
+  return `/proc/${pid}/cgroup on the target: ${(unified.length > 0 ? unified : lines).join('; ')}`;
 }
 
 /**
@@ -63,16 +87,17 @@ export async function verify(
   for (;;) {
     ctx.signal.throwIfAborted();
     const restored = await ctx.targetDocker.inspectContainer(staged.targetContainerId, 'verify');
-    const targetProcesses = restored?.State.Running
-      ? await ctx.targetDocker.processes(staged.targetContainerId, 'verify')
+    const table = restored?.State.Running
+      ? await ctx.targetDocker.processTable(staged.targetContainerId, 'verify')
       : undefined;
-    const problems = restoredProblems(restored, sourceInit, targetProcesses);
+    const problems = restoredProblems(restored, sourceInit, table);
     if (problems.length > 0) {
       const after = Math.round(ctx.clock() - started);
       const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify').catch(() => '');
+      const where = await cgroupOf(ctx, restored?.State.Pid);
       fail(
         `the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`,
-        logs.split('\n').slice(-10).join('\n'),
+        [where, logs.split('\n').slice(-10).join('\n')].filter(Boolean).join('\n'),
       );
     }
     if (pattern && patternSeenAfterMs === undefined) {
@@ -90,7 +115,7 @@ export async function verify(
     const patternDone = !pattern || patternSeenAfterMs !== undefined;
     if (patternDone && ctx.clock() >= stableUntil) {
       ctx.log.info(
-        `verify: running, not restarted, same first process for ${Math.round(ctx.clock() - started)} ms`,
+        `verify: running, not restarted, main process inside the container, same first process for ${Math.round(ctx.clock() - started)} ms`,
       );
       return patternSeenAfterMs === undefined ? {} : { patternSeenAfterMs };
     }

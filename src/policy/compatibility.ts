@@ -3,6 +3,7 @@ import type { HostFacts } from '../probe/facts.js';
 import { type CpuFacts, missingFlags } from '../probe/parsers.js';
 import type { CpuComparison } from '../probe/preflight-facts.js';
 import type { KernelPolicy } from '../settings.js';
+import { planRestoreConfig, restoreFactsOf, restoreRouteProblem } from './criu-config.js';
 import { UPSTREAM_ISSUES } from './network-route.js';
 import { atLeast, compareVersions, majorMinor, type Version } from './versions.js';
 
@@ -404,25 +405,72 @@ export const kernelsMatch: CompatibilityRule = ({ source, target }, { kernelPoli
 };
 
 export const cgroupVersionsMatch: CompatibilityRule = ({ source, target }) => {
-  const a = source.docker.cgroupVersion;
-  const b = target.docker.cgroupVersion;
-  if (a === undefined || b === undefined) return [];
-  const observed = `source cgroup v${a}, target cgroup v${b}`;
-  const expected = 'the same cgroup version on both hosts';
-  if (a === b) return [{ host: 'both', name: 'cgroup versions', status: 'pass', observed, expected }];
-  return [
-    {
-      host: 'both',
-      name: 'cgroup versions',
-      status: 'warn',
-      observed,
-      expected,
-      remedy:
-        "run both hosts with the same cgroup version: CRIU records the container's cgroups and may fail to restore them into the other hierarchy",
-      code: 'CGROUP_MISMATCH',
-    },
-  ];
+  const check = cgroupVersionCheck(source.docker.cgroupVersion, target.docker.cgroupVersion);
+  return check ? [check] : [];
 };
+
+/**
+ * A checkpoint does not restore across cgroup versions (verified both ways: v1 -> v2 fails on
+ * the v1 cgroup mounts or lands in the wrong cgroups, v2 -> v1 fails writing devices.allow).
+ * Shared by the gate and by restore mode, which knows the source's version from the manifest.
+ */
+export function cgroupVersionCheck(
+  source: string | undefined,
+  target: string | undefined,
+  sourceLabel = 'source',
+): Check | undefined {
+  if (source === undefined || target === undefined) return undefined;
+  const observed = `${sourceLabel} cgroup v${source}, target cgroup v${target}`;
+  const expected = 'the same cgroup version on both hosts';
+  if (source === target) return { host: 'both', name: 'cgroup versions', status: 'pass', observed, expected };
+  return {
+    host: 'both',
+    name: 'cgroup versions',
+    status: 'fail',
+    observed,
+    expected,
+    remedy: `choose a target that runs cgroup v${source} like the ${sourceLabel}: CRIU restores the cgroups it recorded, and a checkpoint taken on cgroup v${source} does not restore on cgroup v${target}`,
+    code: 'CGROUP_MISMATCH',
+  };
+}
+
+/**
+ * How a restored process gets into its new container's cgroup on each host: reported for
+ * both (cgroup version, driver, runc's behaviour), refused only where the restore happens.
+ */
+export const cgroupRestoreRoute: CompatibilityRule = (pair) =>
+  (['source', 'target'] as const).flatMap((role): Check[] => {
+    const { docker } = pair[role];
+    if (!docker.reachable || docker.cgroupVersion === undefined) return [];
+    const facts = restoreFactsOf(docker);
+    const plan = planRestoreConfig(facts);
+    const problem = restoreRouteProblem(facts, plan);
+    const observed = `cgroup v${docker.cgroupVersion}, ${docker.cgroupDriver ?? 'unknown'} driver, runc ${show(docker.runcVersion)}`;
+    const expected = 'a restore that puts the process into its new container';
+    if (problem && role === 'target') {
+      return [
+        {
+          host: role,
+          name: 'cgroup restore route',
+          status: 'fail',
+          observed: `${observed}: ${problem.observed}`,
+          expected,
+          remedy: problem.remedy,
+          code: problem.code,
+        },
+      ];
+    }
+    const said = problem ? `as a target it could not: ${problem.observed}` : plan.reason;
+    return [
+      {
+        host: role,
+        name: 'cgroup restore route',
+        status: 'pass',
+        observed: `${observed}: ${said}`,
+        expected,
+      },
+    ];
+  });
 
 export const architecturesMatch: CompatibilityRule = ({ source, target }) => {
   const a = source.kernel.arch;
@@ -567,6 +615,7 @@ export const COMPATIBILITY_RULES: readonly CompatibilityRule[] = [
   dockerStorageDriver,
   kernelsMatch,
   cgroupVersionsMatch,
+  cgroupRestoreRoute,
   architecturesMatch,
   cpuCompatible,
 ];

@@ -44,6 +44,8 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
       return { kind: 'remove-target-container', ref: action.containerId, critical: true };
     case 'files':
       return { kind: 'remove-files', side: action.side, paths: action.paths };
+    case 'restore-config':
+      return { kind: 'remove-files', side: 'target', paths: [action.path] };
     case 'source-paused':
       return { kind: 'resume-source', containerId: action.containerId };
     case 'target-created':

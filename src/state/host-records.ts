@@ -8,6 +8,8 @@ import { type JournalRecord, parseRecord, type RunOwner } from './journal.js';
  *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
  *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
+ *                                                          (its org.criu.config annotation): kept with it
  */
 export const STATE_ROOT = '/var/lib/criu-migrate';
 export const HISTORY_KEEP = 10;
@@ -23,6 +25,11 @@ export function containerStateDir(container: string): string {
 
 export function workDir(checkpointName: string): string {
   return `${STATE_ROOT}/work/${checkpointName}`;
+}
+
+/** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
+export function restoreConfigPath(checkpointName: string): string {
+  return `${STATE_ROOT}/criu/${checkpointName}.conf`;
 }
 
 /** Shell prefix for every command that writes where memory or secrets may land. */

@@ -21,6 +21,8 @@ export type JournalAction =
   | { kind: 'target-created'; name: string; containerId?: string }
   /** Files or directories written on a host (memory images, staged files). */
   | { kind: 'files'; side: Side; paths: string[] }
+  /** The CRIU configuration file of the restored container: removed on rollback, kept with it after the commit. */
+  | { kind: 'restore-config'; path: string }
   /** A network holder created on the target (Docker 28/29: the restored container joins its network). */
   | { kind: 'holder-created'; name: string; containerId?: string }
   /** The network holder the source container joins: retired with it past the commit point. */

@@ -23,6 +23,22 @@ export interface Testbed {
   image: string;
   /** An OpenSSH control socket directory: commands reuse one connection per host (the benchmark's). */
   controlDir?: string;
+  /** Every host of the bed by number (variant beds have more than three), as up.sh describes it. */
+  hosts: Map<number, BedHost>;
+}
+
+export interface BedHost {
+  destination: string;
+  pid: number;
+  /** up.sh's words: role, root, cgroup version, init ("docker trixie cgroup-v2 systemd"). */
+  kind: string;
+}
+
+/** Host n of the bed; fails when the bed has no such host. */
+export function bedHost(bed: Testbed, n: number): BedHost {
+  const host = bed.hosts.get(n);
+  if (!host) throw new Error(`the test bed has no host ${n}`);
+  return host;
 }
 
 /** The bed whose env file is `envFile` (up.sh writes it); the default bed's unless told. */
@@ -40,7 +56,18 @@ export function loadTestbed(envFile = TESTBED_ENV): Testbed {
     if (!value) throw new Error(`${envFile} has no ${name}`);
     return value;
   };
+  const hosts = new Map<number, BedHost>();
+  for (const [key, value] of vars) {
+    const match = /^TESTBED_HOST(\d+)$/.exec(key);
+    if (!match) continue;
+    hosts.set(Number(match[1]), {
+      destination: value,
+      pid: Number(need(`TESTBED_HOST${match[1]}_PID`)),
+      kind: vars.get(`TESTBED_HOST${match[1]}_KIND`) ?? '',
+    });
+  }
   return {
+    hosts,
     host1: need('TESTBED_HOST1'),
     host2: need('TESTBED_HOST2'),
     host3: need('TESTBED_HOST3'),

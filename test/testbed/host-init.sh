@@ -4,9 +4,12 @@
 # then starts sshd (machine network, own loopback address) and dockerd (own
 # network namespace) and waits. Killing this host's processes removes its mounts.
 # Role "store" (6th argument): sshd only, no dockerd and no /var/lib/docker bind.
+# Cgroup "v2" (7th argument): started by up.sh inside a cgroup namespace of its own (unshare -C),
+# so the cgroup2 hierarchy mounted here shows only this host's subtree.
 set -euo pipefail
-n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5 role=${6:-docker}
+n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5 role=${6:-docker} cgroup=${7:-v1}
 case $role in docker | store) ;; *) echo "host-init: unknown role $role" >&2; exit 2 ;; esac
+case $cgroup in v1 | v2) ;; *) echo "host-init: unknown cgroup version $cgroup" >&2; exit 2 ;; esac
 merged=$hostdir/merged
 
 mount --make-rprivate /
@@ -15,6 +18,11 @@ mount -t overlay overlay -o "lowerdir=$rootfs,upperdir=$hostdir/upper,workdir=$h
 [ "$role" = store ] || mount --bind "$hostdir/docker" "$merged/var/lib/docker"
 mount -t proc proc "$merged/proc"
 mount --rbind /sys "$merged/sys"
+# Never touch the machine's own hierarchies: only this mount namespace's view changes.
+if [ "$cgroup" = v2 ]; then
+  umount -l "$merged/sys/fs/cgroup"
+  mount -t cgroup2 cgroup2 "$merged/sys/fs/cgroup"
+fi
 mount --rbind /dev "$merged/dev"
 mount -t tmpfs -o mode=755 tmpfs "$merged/run"
 mount -t tmpfs -o mode=1777 tmpfs "$merged/tmp"

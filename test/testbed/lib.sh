@@ -34,10 +34,24 @@ rootfs_dir() {
     *) echo "$TESTBED_CACHE/rootfs-$1-$(rootfs_key "$1")" ;;
   esac
 }
+# Per host n: TESTBED_HOSTn_ROOT (trixie|sid), _ROLE (docker|store), _CGROUP (v1|v2),
+# _INIT (shell|systemd; systemd needs v2), _ADDR. Defaults: the three hosts of the default bed.
+host_setting() { local v="TESTBED_HOST$1_$2"; echo "${!v:-$3}"; }
 host_root() {
   local v
-  case $1 in 1) v=${TESTBED_HOST1_ROOT:-trixie} ;; 2) v=${TESTBED_HOST2_ROOT:-trixie} ;; 3) v=${TESTBED_HOST3_ROOT:-trixie} ;; esac
+  v=$(host_setting "$1" ROOT trixie)
   case $v in trixie | sid) echo "$v" ;; *) die "TESTBED_HOST$1_ROOT=$v: use trixie or sid" ;; esac
+}
+host_cgroup() {
+  local v
+  v=$(host_setting "$1" CGROUP v1)
+  case $v in v1 | v2) echo "$v" ;; *) die "TESTBED_HOST$1_CGROUP=$v: use v1 or v2" ;; esac
+}
+host_init() {
+  local v
+  v=$(host_setting "$1" INIT shell)
+  case $v in shell) echo shell ;; systemd) [ "$(host_cgroup "$1")" = v2 ] || die "host$1: systemd needs TESTBED_HOST$1_CGROUP=v2"; echo systemd ;;
+    *) die "TESTBED_HOST$1_INIT=$v: use shell or systemd" ;; esac
 }
 
 # The Debian mirror this machine already uses (never hard-coded).
@@ -56,8 +70,21 @@ debian_mirror() {
   echo "${uri%/}"
 }
 
-TESTBED_HOSTS="1 2 3"
-host_addr() { case $1 in 1) echo "$TESTBED_HOST1_ADDR" ;; 2) echo "$TESTBED_HOST2_ADDR" ;; 3) echo "$TESTBED_HOST3_ADDR" ;; esac; }
+TESTBED_HOSTS=${TESTBED_HOSTS:-1 2 3}
+host_addr() {
+  local v
+  v=$(host_setting "$1" ADDR)
+  [ -n "$v" ] || die "TESTBED_HOST$1_ADDR is not set"
+  echo "$v"
+}
 # docker: sshd and dockerd; store: sshd only (a checkpoint store needs sh, tar and sha256sum).
-host_role() { if [ "$1" = 3 ]; then echo store; else echo docker; fi; }
+host_role() {
+  local d=docker
+  [ "$1" = 3 ] && d=store
+  host_setting "$1" ROLE "$d"
+}
 host_dir() { echo "$TESTBED_STATE/host$1"; }
+# A cgroup v2 host lives in a directory of its own in the machine's cgroup2 hierarchy (named
+# after its address, so two beds never share one); its cgroup namespace is rooted there.
+TESTBED_CGROUP2=${TESTBED_CGROUP2:-/sys/fs/cgroup/unified}
+host_cgroup_dir() { echo "$TESTBED_CGROUP2/testbed-$(host_addr "$1")"; }

@@ -85,14 +85,65 @@ CFG
   install -m 600 "$TESTBED_OUT/id_ed25519.pub" "$up/root/.ssh/authorized_keys"
   chmod 700 "$up/root/.ssh"
   [ "$(host_role "$n")" = docker ] || return 0
+  # cgroup v2 hosts name their driver: systemd where systemd is PID 1 (Docker's default there).
+  local driver= opts=
+  [ "$(host_cgroup "$n")" = v1 ] || driver=cgroupfs
+  [ "$(host_init "$n")" = shell ] || driver=systemd
+  [ -z "$driver" ] || opts="\"exec-opts\": [\"native.cgroupdriver=$driver\"],"
   cat >"$up/etc/docker/daemon.json" <<CFG
 {
   "experimental": true,
   "storage-driver": "overlay2",
   "data-root": "/var/lib/docker",
+  $opts
   "log-driver": "json-file"
 }
 CFG
+  [ "$(host_init "$n")" = systemd ] && prepare_systemd "$n"
+  return 0
+}
+
+# What a host that boots systemd needs before boot: its name and machine ID, sshd on its own
+# address, containerd and dockerd in a network namespace of their own, and every unit that
+# would touch the machine (consoles, sysctl, modules, time, clock, fstrim, ...) masked.
+prepare_systemd() {
+  local n=$1 up addr unit
+  up=$(host_dir "$n")/upper; addr=$(host_addr "$n")
+  echo "host$n" >"$up/etc/hostname"
+  [ -s "$up/etc/machine-id" ] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$up/etc/machine-id"
+  echo "ListenAddress $addr:$TESTBED_SSH_PORT" >>"$up/etc/ssh/sshd_config"
+  mkdir -p "$up/etc/systemd/system/containerd.service.d" "$up/etc/systemd/system/docker.service.d"
+  for unit in getty@.service serial-getty@.service console-getty.service getty.target \
+    systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
+    systemd-modules-load.service kmod-static-nodes.service systemd-tmpfiles-setup-dev.service \
+    systemd-tmpfiles-setup-dev-early.service systemd-timesyncd.service apparmor.service systemd-pstore.service \
+    systemd-random-seed.service systemd-remount-fs.service systemd-hwdb-update.service sys-kernel-config.mount \
+    sys-kernel-debug.mount sys-kernel-tracing.mount sys-fs-fuse-connections.mount dev-hugepages.mount \
+    dev-mqueue.mount systemd-firstboot.service systemd-logind.service apt-daily.timer apt-daily-upgrade.timer \
+    dpkg-db-backup.timer fstrim.timer e2scrub_all.timer e2scrub_reap.service sshd-keygen.service \
+    systemd-udevd.service systemd-udev-trigger.service systemd-networkd.service; do
+    ln -sfn /dev/null "$up/etc/systemd/system/$unit"
+  done
+  cat >"$up/etc/systemd/system/testbed-netns.service" <<'UNIT'
+[Unit]
+Description=Network namespace of the test bed host's containerd and dockerd
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'ip netns add tbdocker && ip -n tbdocker link set lo up'
+ExecStop=/bin/ip netns delete tbdocker
+UNIT
+  local dropin
+  for dropin in containerd docker; do
+    cat >"$up/etc/systemd/system/$dropin.service.d/testbed.conf" <<'UNIT'
+[Unit]
+Requires=testbed-netns.service
+After=testbed-netns.service
+[Service]
+NetworkNamespacePath=/run/netns/tbdocker
+PrivateMounts=no
+UNIT
+  done
 }
 
 # A login without root: the runner's key, and exactly the sudoers rule the docs give for
@@ -125,11 +176,37 @@ start_host() {
   local n=$1 dir addr
   dir=$(host_dir "$n"); addr=$(host_addr "$n")
   if host_pid "$n" >/dev/null; then log "host$n already up (pid $(host_pid "$n"))"; return; fi
-  log "starting host$n ($(host_role "$n"), $(host_root "$n") root) on $addr:$TESTBED_SSH_PORT"
+  local cgroup init root cg
+  cgroup=$(host_cgroup "$n"); init=$(host_init "$n"); root=$(rootfs_dir "$(host_root "$n")")
+  log "starting host$n ($(host_role "$n"), $(host_root "$n") root, cgroup $cgroup, $init) on $addr:$TESTBED_SSH_PORT"
+  rm -f "$dir/pid.outer"
   # setsid: the host must not belong to the caller's session or inherit its descriptors.
-  setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$(rootfs_dir "$(host_root "$n")")" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" \
-    </dev/null >"$dir/init.log" 2>&1 &
-  echo $! >"$dir/pid"
+  case $cgroup:$init in
+    v1:shell)
+      setsid unshare -m -u --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$root" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" \
+        </dev/null >"$dir/init.log" 2>&1 &
+      echo $! >"$dir/pid" ;;
+    v2:shell)
+      # Into a directory of its own first: the new cgroup namespace is rooted where it stands.
+      cg=$(host_cgroup_dir "$n"); mkdir -p "$cg"
+      setsid bash -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' _ "$cg" \
+        unshare -m -u -C --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$root" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" v2 \
+        </dev/null >"$dir/init.log" 2>&1 &
+      echo $! >"$dir/pid" ;;
+    v2:systemd)
+      cg=$(host_cgroup_dir "$n"); mkdir -p "$cg/host"
+      setsid bash -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' _ "$cg/host" \
+        unshare -m -u -C -p -f --propagation private bash "$TESTBED_DIR/host-init-systemd.sh" "$n" "$root" "$dir" \
+        </dev/null >"$dir/init.log" 2>&1 &
+      local outer=$! child= i
+      for i in $(seq 1 40); do child=$(pgrep -P "$outer" | head -n 1) && [ -n "$child" ] && break; sleep 0.25; done
+      [ -n "$child" ] || { cat "$dir/init.log" >&2; die "host$n: systemd did not start"; }
+      echo "$outer" >"$dir/pid.outer"
+      # The host's handle is its systemd (nsenter needs a process inside); the outer unshare
+      # moves up so the namespace's root cgroup holds only systemd's own.
+      echo "$child" >"$dir/pid"
+      echo "$outer" >"$cg/cgroup.procs" ;;
+  esac
 }
 
 wait_host() {
@@ -172,7 +249,8 @@ load_image() {
 
 for n in $TESTBED_HOSTS; do host_pid "$n" >/dev/null || prepare_host "$n"; start_host "$n"; done
 for n in $TESTBED_HOSTS; do wait_host "$n"; add_sudo_user "$n"; done
-load_image 1
+# Hosts a test starts its containers on; the others get the image by migration.
+for n in ${TESTBED_IMAGE_HOSTS:-1}; do load_image "$n"; done
 
 : >"$TESTBED_OUT/known_hosts.tmp"
 for n in $TESTBED_HOSTS; do
@@ -183,18 +261,18 @@ for n in $TESTBED_HOSTS; do
   done
 done
 mv "$TESTBED_OUT/known_hosts.tmp" "$TESTBED_OUT/known_hosts"
-cat >"$TESTBED_OUT/env" <<ENV
-TESTBED_HOST1=root@$TESTBED_HOST1_ADDR:$TESTBED_SSH_PORT
-TESTBED_HOST2=root@$TESTBED_HOST2_ADDR:$TESTBED_SSH_PORT
-TESTBED_HOST3=root@$TESTBED_HOST3_ADDR:$TESTBED_SSH_PORT
-TESTBED_SUDO_USER=$TESTBED_SUDO_USER
-TESTBED_HOST1_PID=$(host_pid 1)
-TESTBED_HOST2_PID=$(host_pid 2)
-TESTBED_HOST3_PID=$(host_pid 3)
-TESTBED_SSH_KEY=$TESTBED_OUT/id_ed25519
-TESTBED_KNOWN_HOSTS=$TESTBED_OUT/known_hosts
-TESTBED_IMAGE=testbed/busybox:1
-ENV
+{
+  for n in $TESTBED_HOSTS; do echo "TESTBED_HOST$n=root@$(host_addr "$n"):$TESTBED_SSH_PORT"; done
+  echo "TESTBED_SUDO_USER=$TESTBED_SUDO_USER"
+  for n in $TESTBED_HOSTS; do
+    echo "TESTBED_HOST${n}_PID=$(host_pid "$n")"
+    echo "TESTBED_HOST${n}_KIND=$(host_role "$n") $(host_root "$n") cgroup-$(host_cgroup "$n") $(host_init "$n")"
+  done
+  echo "TESTBED_SSH_KEY=$TESTBED_OUT/id_ed25519"
+  echo "TESTBED_KNOWN_HOSTS=$TESTBED_OUT/known_hosts"
+  echo "TESTBED_IMAGE=testbed/busybox:1"
+} >"$TESTBED_OUT/env.tmp"
+mv "$TESTBED_OUT/env.tmp" "$TESTBED_OUT/env"
 # Prove the way in works the way the action will use it.
 for n in $TESTBED_HOSTS; do
   ssh -o BatchMode=yes -o UserKnownHostsFile="$TESTBED_OUT/known_hosts" -o StrictHostKeyChecking=yes \

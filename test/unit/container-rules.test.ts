@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ContainerInspect, parseContainerInspect } from '../../src/engine/docker/inspect.js';
+import type { ProcessRow } from '../../src/engine/engine.js';
 import { restartPolicyText } from '../../src/phases/finalize.js';
 import { logMatches, restoredProblems } from '../../src/phases/verify.js';
 import { evaluateContainer } from '../../src/policy/container-rules.js';
@@ -87,14 +88,26 @@ describe('evaluateContainer', () => {
 
 describe('restoredProblems', () => {
   const running = variant((c) =>
-    Object.assign(c.State, { Running: true, Paused: false, Restarting: false, Status: 'running' }),
+    Object.assign(c.State, { Running: true, Paused: false, Restarting: false, Status: 'running', Pid: 4100 }),
   );
-  it.each([
+  // docker top rows: the init (parent outside the container) and a child of it.
+  const rows = (init: string, initPid = 4100): ProcessRow[] => [
+    { pid: 4107, ppid: initPid, args: 'sleep 0.1' },
+    { pid: initPid, ppid: 4000, args: init },
+  ];
+  it.each<[string, ContainerInspect | undefined, string | undefined, ProcessRow[] | undefined, string[]]>([
     [
       'healthy, same first process',
       running,
       'sh /usr/local/bin/testbed-counter',
-      ['sleep 0.1', 'sh /usr/local/bin/testbed-counter'],
+      rows('sh /usr/local/bin/testbed-counter'),
+      [],
+    ],
+    [
+      'healthy, no source to compare with (restore mode)',
+      running,
+      undefined,
+      rows('sh /usr/local/bin/testbed-counter'),
       [],
     ],
     ['gone', undefined, 'x', undefined, ['the container is gone']],
@@ -116,11 +129,28 @@ describe('restoredProblems', () => {
       'a different first process',
       running,
       'sh /usr/local/bin/testbed-counter',
-      ['sh'],
+      [{ pid: 4100, ppid: 4000, args: 'sh' }],
       ['the source\'s first process "sh /usr/local/bin/testbed-counter" is not among its processes (sh)'],
     ],
-  ])('%s', (_case, restored, sourceInit, targetInit, problems) => {
-    expect(restoredProblems(restored, sourceInit, targetInit)).toEqual(problems);
+    [
+      // cgroup v2 with runc 1.1 and no cgroup root for CRIU: the process runs, outside the container.
+      'restored outside its cgroup (restore mode: no source to compare with)',
+      running,
+      undefined,
+      [],
+      ["its main process (pid 4100) is not inside the container: the container's cgroup holds no process"],
+    ],
+    [
+      'main process missing while others are there',
+      running,
+      undefined,
+      [{ pid: 4107, ppid: 4000, args: 'sleep 0.1' }],
+      [
+        "its main process (pid 4100) is not inside the container: the container's cgroup holds only pids 4107",
+      ],
+    ],
+  ])('%s', (_case, restored, sourceInit, table, problems) => {
+    expect(restoredProblems(restored, sourceInit, table)).toEqual(problems);
   });
 });
 

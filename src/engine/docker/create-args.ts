@@ -25,6 +25,8 @@ export interface CreateArgsOptions {
    * network: the hostname, ports, networks, aliases and DNS settings are the holder's then.
    */
   networkContainer?: string;
+  /** OCI annotations for the runtime (the restore's CRIU configuration file: org.criu.config). */
+  annotations?: Readonly<Record<string, string>>;
 }
 
 // Docker's defaults, which an inspect shows even when nobody asked for them.
@@ -332,6 +334,8 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
     if (value === undefined) args.push(flag);
     else args.push(flag, String(value));
   };
+  for (const [key, value] of Object.entries(options.annotations ?? {}))
+    add('--annotation', `${key}=${value}`);
   const addEach = (flag: string, values: readonly string[] | undefined) => {
     for (const value of values ?? []) add(flag, value);
   };

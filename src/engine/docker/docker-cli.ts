@@ -1,6 +1,6 @@
 import { describeHost, type Host, type RunOptions } from '../../host/host.js';
 import { shellQuote } from '../../host/shell.js';
-import { type ContainerEngine, EngineError } from '../engine.js';
+import { type ContainerEngine, EngineError, initFirstRows, type ProcessRow } from '../engine.js';
 import {
   type ContainerInspect,
   type ImageConfig,
@@ -208,28 +208,29 @@ export class DockerCli implements ContainerEngine {
     return this.exec(command, step, 'docker logs');
   }
 
-  /** Command lines of the container's processes, as `docker top` shows them. */
   /** The command lines of the container's processes, its init first. */
   async processes(id: string, step: string): Promise<string[]> {
-    const out = await this.docker(['top', id, '-o', 'pid,ppid,args'], step);
-    return initFirst(out);
+    return initFirstRows(await this.processTable(id, step)).map((row) => row.args);
+  }
+
+  /** The container's processes as `docker top` lists them: those in its cgroup, by host PID. */
+  async processTable(id: string, step: string): Promise<ProcessRow[]> {
+    return parseTop(await this.docker(['top', id, '-o', 'pid,ppid,args'], step));
   }
 }
 
-/**
- * `docker top` lines (pid, ppid, args) as command lines, the container's init
- * first: the one whose parent is outside the container. PIDs are not an order
- * (they wrap), and host PIDs differ between hosts, so they are dropped.
- */
-export function initFirst(top: string): string[] {
-  const rows = top
+/** `docker top -o pid,ppid,args` lines; the header and anything unparsable are dropped. */
+export function parseTop(top: string): ProcessRow[] {
+  return top
     .split('\n')
     .slice(1)
     .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
     .filter((match): match is RegExpExecArray => match !== null)
-    .map(([, pid, ppid, args]) => ({ pid: pid ?? '', ppid: ppid ?? '', args: (args ?? '').trim() }));
-  const pids = new Set(rows.map((row) => row.pid));
-  const roots = rows.filter((row) => !pids.has(row.ppid));
-  const rest = rows.filter((row) => pids.has(row.ppid));
-  return [...roots, ...rest].map((row) => row.args).filter(Boolean);
+    .map(([, pid, ppid, args]) => ({ pid: Number(pid), ppid: Number(ppid), args: (args ?? '').trim() }))
+    .filter((row) => row.args !== '');
+}
+
+/** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
+export function initFirst(top: string): string[] {
+  return initFirstRows(parseTop(top)).map((row) => row.args);
 }

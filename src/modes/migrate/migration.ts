@@ -14,6 +14,7 @@ import type { Logger, MigrationContext } from '../../phases/context.js';
 import { finalize } from '../../phases/finalize.js';
 import { preflight } from '../../phases/preflight.js';
 import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
+import { settleRestoreConfig } from '../../phases/restore-config.js';
 import { type StageResult, stage } from '../../phases/stage.js';
 import {
   type MoveResult,
@@ -30,6 +31,7 @@ import {
   sendVolumes,
   volumeFacts,
 } from '../../phases/volumes.js';
+import { restoreFactsOf } from '../../policy/criu-config.js';
 import { planVolumes } from '../../policy/volumes.js';
 import type { HostFacts } from '../../probe/facts.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
@@ -170,6 +172,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
           route: checked.route,
           ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
           ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
+          restoreFacts: restoreFactsOf(checked.target.docker),
         }),
       ),
     );
@@ -235,6 +238,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     await log.group('Verify the restored container', () =>
       timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
+    await settleRestoreConfig(ctx, ready.restoreConfig);
     // The point of no return: from here on the target is the service.
     await journal.around(
       { kind: 'committed', targetContainerId: ready.targetContainerId },

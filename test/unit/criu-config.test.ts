@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import {
+  containerCgroupPath,
+  lastingConfigLines,
+  planRestoreConfig,
+  restoreConfigLines,
+  restoreRouteProblem,
+  safeCgroupPath,
+} from '../../src/policy/criu-config.js';
+import { parseVersion, type Version } from '../../src/policy/versions.js';
+
+function v(text: string): Version {
+  const parsed = parseVersion(text);
+  if (!parsed) throw new Error(`bad test version ${text}`);
+  return parsed;
+}
+
+const ID = 'a'.repeat(64);
+
+describe('containerCgroupPath', () => {
+  it.each([
+    ['cgroupfs', undefined, `/docker/${ID}`],
+    ['cgroupfs', '', `/docker/${ID}`],
+    ['cgroupfs', '/batch', `/batch/${ID}`],
+    ['cgroupfs', 'batch/', `/batch/${ID}`],
+    ['systemd', undefined, `/system.slice/docker-${ID}.scope`],
+    ['systemd', 'batch.slice', `/batch.slice/docker-${ID}.scope`],
+    ['systemd', 'team-batch.slice', `/team.slice/team-batch.slice/docker-${ID}.scope`],
+    ['systemd', '-.slice', `/docker-${ID}.scope`],
+  ])('%s with parent %j -> %s', (driver, parent, path) => {
+    expect(containerCgroupPath(driver, ID, parent)).toBe(path);
+    expect(safeCgroupPath(path)).toBe(true);
+  });
+});
+
+describe('planRestoreConfig', () => {
+  it('asks for the cgroup root on cgroup v2 with runc 1.1 only', () => {
+    expect(planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.1.15+ds1') }).cgroupRoot).toBe(true);
+    expect(planRestoreConfig({ cgroupVersion: '2' }).cgroupRoot).toBe(true);
+    expect(planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.2.0') }).cgroupRoot).toBe(false);
+    expect(planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.3.6+ds1') }).cgroupRoot).toBe(false);
+    expect(planRestoreConfig({ cgroupVersion: '1', runcVersion: v('1.1.15') }).cgroupRoot).toBe(false);
+  });
+
+  it('writes the line with an empty controller name, so only the cgroup2 hierarchy is rewritten', () => {
+    const plan = planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.1.15') });
+    expect(restoreConfigLines(plan, `/docker/${ID}`)).toEqual([`cgroup-root :/docker/${ID}`]);
+    const none = planRestoreConfig({ cgroupVersion: '1' });
+    expect(restoreConfigLines(none, `/docker/${ID}`)).toEqual([]);
+  });
+
+  it('keeps only what stays true of the container after the move', () => {
+    expect(lastingConfigLines([`cgroup-root :/docker/${ID}`, 'tcp-established', 'lazy-pages'])).toEqual([
+      `cgroup-root :/docker/${ID}`,
+    ]);
+  });
+});
+
+describe('restoreRouteProblem', () => {
+  const plan = planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.1.15') });
+  it('needs annotations (Docker API 1.43) and a known driver', () => {
+    expect(
+      restoreRouteProblem({ cgroupVersion: '2', apiVersion: '1.45', cgroupDriver: 'cgroupfs' }, plan),
+    ).toBeUndefined();
+    expect(
+      restoreRouteProblem({ cgroupVersion: '2', apiVersion: '1.43', cgroupDriver: 'systemd' }, plan),
+    ).toBeUndefined();
+    expect(
+      restoreRouteProblem({ cgroupVersion: '2', apiVersion: '1.41', cgroupDriver: 'cgroupfs' }, plan)?.code,
+    ).toBe('CGROUP2_RESTORE_UNSUPPORTED');
+    expect(restoreRouteProblem({ cgroupVersion: '2', cgroupDriver: 'cgroupfs' }, plan)?.code).toBe(
+      'CGROUP2_RESTORE_UNSUPPORTED',
+    );
+    expect(restoreRouteProblem({ cgroupVersion: '2', apiVersion: '1.45' }, plan)?.observed).toMatch(
+      /driver unknown/,
+    );
+  });
+});
+
+describe('safeCgroupPath', () => {
+  it.each(['', 'docker/x', '/docker/a b', '/docker/a\nlazy-pages', '/docker//x'])('refuses %j', (path) => {
+    expect(safeCgroupPath(path)).toBe(false);
+  });
+});
