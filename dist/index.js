@@ -58453,6 +58453,8 @@ async function checkpointInto(ctx, onFrozen) {
             docker: facts.docker.serverVersion?.raw,
             containerd: facts.docker.containerdVersion?.raw,
             runc: facts.docker.runcVersion?.raw ?? facts.runc.version?.raw,
+            ...(facts.docker.cgroupVersion ? { cgroupVersion: facts.docker.cgroupVersion } : {}),
+            ...(facts.docker.cgroupDriver ? { cgroupDriver: facts.docker.cgroupDriver } : {}),
         },
         source: ctx.source.address,
         frozenMs,
@@ -62980,6 +62982,7 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         holderUnavailable: 'restore mode makes no network holder',
     });
     checks.push(route.check);
+    checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
     for (const check of checks) {
         if (check.status === 'warn')
             log.warning(formatCheck(check));
@@ -63080,6 +63083,21 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         ctx.signal.throwIfAborted();
     });
     return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+/** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
+function storedCgroupCheck(manifest, target) {
+    const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
+    if (recorded)
+        return recorded;
+    return {
+        host: 'both',
+        name: 'cgroup versions',
+        status: 'warn',
+        observed: `checkpoint cgroup version not recorded (taken before it was), target cgroup v${target ?? 'unknown'}`,
+        expected: 'the same cgroup version as the host the checkpoint was taken on',
+        remedy: 'make sure the target runs the cgroup version of the host the checkpoint was taken on: a checkpoint does not restore across cgroup versions',
+        code: 'FACT_UNREADABLE',
+    };
 }
 /**
  * The target's side of the stored volumes, as migrate's gate judges it: a

@@ -423,6 +423,8 @@ async function checkpointInto(
       docker: facts.docker.serverVersion?.raw,
       containerd: facts.docker.containerdVersion?.raw,
       runc: facts.docker.runcVersion?.raw ?? facts.runc.version?.raw,
+      ...(facts.docker.cgroupVersion ? { cgroupVersion: facts.docker.cgroupVersion } : {}),
+      ...(facts.docker.cgroupDriver ? { cgroupDriver: facts.docker.cgroupDriver } : {}),
     },
     source: ctx.source.address,
     frozenMs,

@@ -28,7 +28,7 @@ import {
   restoreStoredVolumes,
   volumeFacts,
 } from '../phases/volumes.js';
-import { blocking, evaluateCompatibility } from '../policy/compatibility.js';
+import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
 import { decideNetworkRoute } from '../policy/network-route.js';
@@ -340,6 +340,7 @@ async function restoreFromStore(
     holderUnavailable: 'restore mode makes no network holder',
   });
   checks.push(route.check);
+  checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
   for (const check of checks) {
     if (check.status === 'warn') log.warning(formatCheck(check));
     else log.info(formatCheck(check));
@@ -492,6 +493,22 @@ async function restoreFromStore(
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+
+/** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
+function storedCgroupCheck(manifest: CheckpointManifest, target: string | undefined): Check {
+  const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
+  if (recorded) return recorded;
+  return {
+    host: 'both',
+    name: 'cgroup versions',
+    status: 'warn',
+    observed: `checkpoint cgroup version not recorded (taken before it was), target cgroup v${target ?? 'unknown'}`,
+    expected: 'the same cgroup version as the host the checkpoint was taken on',
+    remedy:
+      'make sure the target runs the cgroup version of the host the checkpoint was taken on: a checkpoint does not restore across cgroup versions',
+    code: 'FACT_UNREADABLE',
+  };
 }
 
 /**

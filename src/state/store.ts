@@ -38,6 +38,9 @@ export interface CheckpointManifest {
     containerd?: string;
     runc?: string;
     arch?: string;
+    /** "1" or "2": a checkpoint restores only on a host of the same cgroup version. */
+    cgroupVersion?: string;
+    cgroupDriver?: string;
   };
   source: string;
   frozenMs: number;
