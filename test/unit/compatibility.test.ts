@@ -497,7 +497,10 @@ const CASES: Case[] = [
   },
   {
     title: 'cgroup v1 target: runc handles it',
-    facts: pair({ docker: { cgroupVersion: '1' } }, { docker: { cgroupVersion: '1', cgroupDriver: 'cgroupfs' } }),
+    facts: pair(
+      { docker: { cgroupVersion: '1' } },
+      { docker: { cgroupVersion: '1', cgroupDriver: 'cgroupfs' } },
+    ),
     name: 'cgroup restore route',
     host: 'target',
     status: 'pass',
