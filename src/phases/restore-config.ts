@@ -13,9 +13,6 @@ import {
 import { PRIVATE, restoreConfigPath } from '../state/host-records.js';
 import type { Named, RunContext } from './context.js';
 
-/** runc reads this annotation of the container and hands the file to CRIU. */
-export const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
-
 /** The restore's CRIU configuration file on the target, from before `docker create` on. */
 export interface RestoreConfigFile {
   path: string;

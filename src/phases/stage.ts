@@ -1,4 +1,9 @@
-import { buildCreateArgs, buildHolderArgs, splitEnvArgs } from '../engine/docker/create-args.js';
+import {
+  buildCreateArgs,
+  buildHolderArgs,
+  CRIU_CONFIG_ANNOTATION,
+  splitEnvArgs,
+} from '../engine/docker/create-args.js';
 import type { ContainerInspect, ImageConfig } from '../engine/docker/inspect.js';
 import { HOLDER_IMAGE, HOLDER_LABEL, holderImageScript, holderName } from '../engine/docker/net-holder.js';
 import { mapped } from '../engine/engine.js';
@@ -13,7 +18,6 @@ import type { NetworkRoute } from '../policy/network-route.js';
 import { workDir } from '../state/host-records.js';
 import type { MigrationContext, Named, RunContext } from './context.js';
 import {
-  CRIU_CONFIG_ANNOTATION,
   prepareRestoreConfig,
   type RestoreConfigFile,
   writeRestoreConfig,

@@ -1,9 +1,11 @@
+import { CRIU_CONFIG_ANNOTATION } from '../engine/docker/create-args.js';
 import { DOCKER_LAYOUT, DockerCli } from '../engine/docker/docker-cli.js';
 import { RESTORE_MARKER_FILE } from '../engine/docker/staged-pages.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
 import { planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
+import { isRestoreConfigPath } from './host-records.js';
 import type { JournalRecord, RestoreCopiesKey, Side } from './journal.js';
 
 export interface RecoveryHosts {
@@ -196,12 +198,20 @@ export async function recover(
         if (step.remove) {
           await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
           const holderSaid = step.holderId ? await retireHolder(step.holderId, true) : '';
+          await removeRestoreConfig(before.HostConfig.Annotations?.[CRIU_CONFIG_ANNOTATION]);
           return `removed the source container${holderSaid}`;
         }
         const holderSaid = step.holderId ? await retireHolder(step.holderId, false) : '';
         return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
       }
     }
+  }
+
+  /** The CRIU configuration an earlier restore gave the removed source (ours only), which nothing reads any more. */
+  async function removeRestoreConfig(path: string | undefined): Promise<void> {
+    if (!path || !isRestoreConfigPath(path)) return;
+    const removed = await hosts.source.run(`rm -f ${shellQuote([path])}`, { timeoutMs: 30_000 });
+    if (removed.exitCode !== 0) log.warning(`could not remove ${path} on the source: ${removed.stderr.trim()}`);
   }
 
   /** The source's network holder goes the way of its container: stopped for good, or removed. */

@@ -1,15 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostsRunning } from './global-setup.js';
+import { variantBed } from './global-setup.js';
 import { containerState, expectCounterContinued, expectNothingLeft } from './invariants.js';
 import { type ActionRun, runAction } from './run-action.js';
 import {
   bedHost,
   checkCounterMemory,
   containerLogs,
-  loadTestbed,
   onHost,
   onHostResult,
   parseCounter,
@@ -22,26 +19,17 @@ import {
 // hosts 1, 2 trixie (Docker 26.1, runc 1.1) cgroupfs driver; 3 the store; 4, 5 the same
 // stack booting systemd with Docker's systemd driver; 6, 7 sid (Docker 28.5, runc 1.3);
 // 8 trixie on cgroup v1. .ci/run takes it down in its trap.
-const root = resolve(import.meta.dirname, '../..');
-const v2Bed = (action: 'up' | 'down' | 'env') =>
-  execFileSync('bash', [resolve(root, 'test/testbed/cgroup2-bed.sh'), action], {
-    stdio: action === 'env' ? ['ignore', 'pipe', 'inherit'] : 'inherit',
-    encoding: 'utf8',
-  });
-const envFile = String(v2Bed('env')).trim();
-let startedHere = false;
+const v2Bed = variantBed('cgroup2-bed.sh');
 let bed: Testbed;
 const MB = 24;
 const store = '/var/lib/criu-migrate-e2e-v2-store';
 
 beforeAll(() => {
-  startedHere = !hostsRunning(envFile);
-  if (startedHere) v2Bed('up');
-  bed = loadTestbed(envFile);
+  bed = v2Bed.up();
 });
 
 afterAll(() => {
-  if (startedHere && !process.env.TESTBED_KEEP) v2Bed('down');
+  v2Bed.down();
 });
 
 const at = (n: number): string => bedHost(bed, n).destination;
@@ -150,10 +138,20 @@ describe('cgroup v2 hosts', () => {
     expect(conf).toBe(`cgroup-root :/docker/${id}`);
     await expectNothingLeft(pair(1, 2), name);
 
+    const confPath = (
+      await onHost(
+        bed,
+        at(2),
+        `docker inspect --format '{{index .HostConfig.Annotations "org.criu.config"}}' ${name}`,
+      )
+    ).trim();
     await onHost(bed, at(1), `docker rm ${name}`);
-    const back = await runAction(migrateInputs(2, 1, name));
+    // Back, removing the source: its CRIU configuration file goes with it.
+    const back = await runAction(migrateInputs(2, 1, name, { 'source-after': 'remove' }));
     expect(back.exitCode, back.stdout).toBe(0);
     expect(back.outputs.status).toBe('succeeded');
+    expect(await containerState(bed, at(2), name)).toBeUndefined();
+    expect((await onHostResult(bed, at(2), `test -e ${confPath}`)).code).toBe(1);
     await expectInsideContainer(1, name, cgroupfsPath);
     await checkCounterMemory(bed, at(1), name, MB * 1024 * 1024);
     await expectNothingLeft(pair(1, 2), name);

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DIST_ENTRY } from './run-action.js';
-import { TESTBED_ENV } from './testbed.js';
+import { loadTestbed, TESTBED_ENV, type Testbed } from './testbed.js';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -38,5 +38,31 @@ export default function setup(): () => void {
     if (startedHere && !process.env.TESTBED_KEEP) {
       execFileSync('bash', [resolve(root, 'test/testbed/down.sh')], { stdio: 'inherit' });
     }
+  };
+}
+
+/**
+ * A variant bed of its own script (test/testbed/<script> up|down|env), for one test file:
+ * `up()` in beforeAll starts it unless it runs already, `down()` in afterAll stops only
+ * what `up()` started (and nothing with TESTBED_KEEP).
+ */
+export function variantBed(script: string): { envFile: string; up(): Testbed; down(): void } {
+  const run = (action: 'up' | 'down' | 'env') =>
+    execFileSync('bash', [resolve(root, 'test/testbed', script), action], {
+      stdio: action === 'env' ? ['ignore', 'pipe', 'inherit'] : 'inherit',
+      encoding: 'utf8',
+    });
+  const envFile = String(run('env')).trim();
+  let startedHere = false;
+  return {
+    envFile,
+    up() {
+      startedHere = !hostsRunning(envFile);
+      if (startedHere) run('up');
+      return loadTestbed(envFile);
+    },
+    down() {
+      if (startedHere && !process.env.TESTBED_KEEP) run('down');
+    },
   };
 }

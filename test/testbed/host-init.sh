@@ -6,8 +6,11 @@
 # Role "store" (6th argument): sshd only, no dockerd and no /var/lib/docker bind.
 # Cgroup "v2" (7th argument): started by up.sh inside a cgroup namespace of its own (unshare -C),
 # so the cgroup2 hierarchy mounted here shows only this host's subtree.
+# Init "systemd" (8th argument, v2 only): started as PID 1 of its own PID namespace, the host
+# becomes systemd, which starts sshd (ListenAddress in sshd_config) and, through units up.sh
+# wrote, containerd and dockerd in a network namespace of their own. SIGRTMIN+4 powers it off.
 set -euo pipefail
-n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5 role=${6:-docker} cgroup=${7:-v1}
+n=$1 rootfs=$2 hostdir=$3 addr=$4 port=$5 role=${6:-docker} cgroup=${7:-v1} init=${8:-shell}
 case $role in docker | store) ;; *) echo "host-init: unknown role $role" >&2; exit 2 ;; esac
 case $cgroup in v1 | v2) ;; *) echo "host-init: unknown cgroup version $cgroup" >&2; exit 2 ;; esac
 merged=$hostdir/merged
@@ -33,6 +36,7 @@ pivot_root . .oldroot
 cd /
 umount -l /.oldroot
 hostname "host$n"
+[ "$init" = systemd ] && exec env -i container=other TERM=dumb /lib/systemd/systemd --log-target=journal-or-kmsg --show-status=no
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /run/sshd /var/run
 ln -sfn /run /var/run 2>/dev/null || true

@@ -196,7 +196,7 @@ start_host() {
     v2:systemd)
       cg=$(host_cgroup_dir "$n"); mkdir -p "$cg/host"
       setsid bash -c 'echo $$ >"$1/cgroup.procs"; shift; exec "$@"' _ "$cg/host" \
-        unshare -m -u -C -p -f --propagation private bash "$TESTBED_DIR/host-init-systemd.sh" "$n" "$root" "$dir" \
+        unshare -m -u -C -p -f --propagation private bash "$TESTBED_DIR/host-init.sh" "$n" "$root" "$dir" "$addr" "$TESTBED_SSH_PORT" "$(host_role "$n")" v2 systemd \
         </dev/null >"$dir/init.log" 2>&1 &
       local outer=$! child= i
       for i in $(seq 1 40); do child=$(pgrep -P "$outer" | head -n 1) && [ -n "$child" ] && break; sleep 0.25; done

@@ -989,3 +989,30 @@ describe('splitEnvArgs', () => {
     });
   });
 });
+
+describe('annotations', () => {
+  const annotated = (annotations: Record<string, string>): ContainerInspect => {
+    const base = container('testbed-counter');
+    return { ...base, HostConfig: { ...base.HostConfig, Annotations: annotations } };
+  };
+  const flags = (args: string[]): string[] =>
+    args.flatMap((arg, i) => (args[i - 1] === '--annotation' ? [arg] : []));
+
+  it("carries the container's own and drops the source's CRIU configuration file", () => {
+    const inspect = annotated({
+      'team.owner': 'batch',
+      'org.criu.config': '/var/lib/criu-migrate/criu/x.conf',
+    });
+    expect(flags(buildCreateArgs(inspect, { name: 'c', image: 'i' }))).toEqual(['team.owner=batch']);
+  });
+
+  it('gives the target its own CRIU configuration file when the restore needs one', () => {
+    const inspect = annotated({ 'org.criu.config': '/var/lib/criu-migrate/criu/old.conf' });
+    const args = buildCreateArgs(inspect, {
+      name: 'c',
+      image: 'i',
+      annotations: { 'org.criu.config': '/var/lib/criu-migrate/criu/new.conf' },
+    });
+    expect(flags(args)).toEqual(['org.criu.config=/var/lib/criu-migrate/criu/new.conf']);
+  });
+});

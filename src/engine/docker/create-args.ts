@@ -9,6 +9,9 @@ import type {
   PortBinding,
 } from './inspect.js';
 
+/** runc reads this annotation of a container and hands the file it names to CRIU. */
+export const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
+
 export interface CreateArgsOptions {
   /** Name of the container to create. */
   name: string;
@@ -334,8 +337,11 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
     if (value === undefined) args.push(flag);
     else args.push(flag, String(value));
   };
-  for (const [key, value] of Object.entries(options.annotations ?? {}))
-    add('--annotation', `${key}=${value}`);
+  // The container's own annotations travel; org.criu.config names a file on the source, so
+  // the target gets its own (or none) from the options.
+  const annotations: Record<string, string> = { ...host.Annotations, ...options.annotations };
+  if (!options.annotations?.[CRIU_CONFIG_ANNOTATION]) delete annotations[CRIU_CONFIG_ANNOTATION];
+  for (const [key, value] of Object.entries(annotations)) add('--annotation', `${key}=${value}`);
   const addEach = (flag: string, values: readonly string[] | undefined) => {
     for (const value of values ?? []) add(flag, value);
   };

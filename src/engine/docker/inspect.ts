@@ -160,6 +160,8 @@ export interface HostConfig {
   UsernsMode?: string;
   CgroupnsMode?: string;
   CgroupParent?: string;
+  /** OCI annotations for the runtime (org.criu.config: the file runc hands CRIU). */
+  Annotations?: Record<string, string>;
   Devices?: DeviceMapping[];
   DeviceRequests?: DeviceRequest[];
   DeviceCgroupRules?: string[];
@@ -509,6 +511,7 @@ function readHostConfig(f: Fields): HostConfig {
     UsernsMode: f.string('UsernsMode'),
     CgroupnsMode: f.string('CgroupnsMode'),
     CgroupParent: f.string('CgroupParent'),
+    Annotations: f.stringMap('Annotations'),
     Devices: f.objects('Devices')?.map((d) => ({
       PathOnHost: d.requiredString('PathOnHost'),
       PathInContainer: d.requiredString('PathInContainer'),
