@@ -70,6 +70,9 @@ export const ERROR_CODES = [
   'NETWORK_HOLDER_FAILED',
   // cgroup v2 targets whose runc and Docker give CRIU no way into the new container's cgroup.
   'CGROUP2_RESTORE_UNSUPPORTED',
+  // docker exec sessions: not dumped; one holding a connection to the container's own processes stops the dump.
+  'EXEC_PROCESSES_LEFT',
+  'EXEC_SESSION_CONNECTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,16 +1,17 @@
 import { unsupportedSettings } from '../engine/docker/create-args.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
+import type { ProcessRow } from '../engine/engine.js';
 import {
   formatAddress,
-  isLoopbackIp,
   isWildcardIp,
   type PathKind,
-  TCP_ESTABLISHED,
+  type SocketEntry,
   TCP_LISTEN,
 } from '../probe/parsers.js';
 import type { DiskAt, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import { formatBytes } from '../report/summary.js';
 import type { Check, CheckHost } from './compatibility.js';
+import { classifyConnections, execHeldConnections, execProcesses } from './connections.js';
 import { isNamedVolume, movedVolumeNames } from './volumes.js';
 
 export interface ContainerFactsForRules {
@@ -435,38 +436,88 @@ export const tcpConnections: PlacementRule = ({ container, source }) => {
   const expected = 'no established TCP connection to peers outside the container';
   if (!source.tcp)
     return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
-  const established = source.tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
-  // Both ends inside the container (loopback) move together; the others have a peer that stays behind.
-  const outside = established.filter(
-    (entry) => !(isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip)),
-  );
-  const inside = established.length - outside.length;
-  const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
+  const { inside, outside } = classifyConnections(source.tcp);
+  const insideText =
+    inside.length > 0
+      ? `; ${inside.length} over loopback inside the container, moved established (CRIU tcp-established)`
+      : '';
+  const checks: Check[] = [];
   if (outside.length === 0) {
-    return [
-      { host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected },
-    ];
-  }
-  const shown = outside
-    .slice(0, 5)
-    .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-    .join(', ');
-  const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
-  return [
-    {
+    checks.push({
       host: 'source',
       name,
-      // runc checkpoint runs without --tcp-established, so CRIU refuses to dump such a socket
-      // ("Connected TCP socket"): refused here rather than after a freeze that must roll back.
+      status: 'pass',
+      observed: `none to outside peers${insideText}`,
+      expected,
+    });
+  } else {
+    const shown = outside
+      .slice(0, 5)
+      .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+      .join(', ');
+    const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
+    checks.push({
+      host: 'source',
+      name,
+      // The peer stays behind on the source: refused here rather than after a freeze.
       status: 'fail',
       observed: `${outside.length} established: ${shown}${more}${insideText}`,
       expected,
       remedy:
-        'close these connections first (stop or drain the peers, or have the program reconnect later): CRIU cannot dump a TCP connection to a peer outside the container, and the peer stays behind on the source anyway',
+        'close these connections first (stop or drain the peers, or have the program reconnect later): a TCP connection to a peer outside the container cannot follow it, the peer stays behind on the source',
       code: 'TCP_CONNECTIONS_OPEN',
+    });
+  }
+  return [...checks, ...execChecks(container, source, inside)];
+};
+
+/** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
+function execChecks(
+  container: ContainerInspect,
+  source: SourceProbe,
+  inside: readonly SocketEntry[],
+): Check[] {
+  if (!source.processes) return [];
+  const exec = execProcesses(container.State.Pid, source.processes);
+  const name = 'docker exec processes';
+  const expected = "every process a descendant of the container's first process";
+  if (exec.length === 0) return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
+  const describe = (row: ProcessRow): string => `pid ${row.pid} "${row.args}"`;
+  const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
+  if (held.length > 0) {
+    const shown = held
+      .slice(0, 5)
+      .map(
+        ({ process, entry }) =>
+          `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`,
+      )
+      .join(', ');
+    return [
+      {
+        host: 'source',
+        name,
+        status: 'fail',
+        observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
+        expected,
+        remedy:
+          "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
+        code: 'EXEC_SESSION_CONNECTED',
+      },
+    ];
+  }
+  return [
+    {
+      host: 'source',
+      name,
+      status: 'warn',
+      observed: `${exec.length} started by docker exec, which will not move (they end with the source): ${exec.slice(0, 5).map(describe).join(', ')}`,
+      expected,
+      remedy:
+        'end those docker exec sessions first if they matter, or start them again on the target afterwards',
+      code: 'EXEC_PROCESSES_LEFT',
     },
   ];
-};
+}
 
 // Settings with a check of their own above.
 const COVERED_SETTINGS = [

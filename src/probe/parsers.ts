@@ -94,6 +94,8 @@ export interface SocketEntry {
   remote: SocketAddress;
   /** The kernel's state number: 0x01 established, 0x0A listen (TCP); 0x07 for bound UDP. */
   state: number;
+  /** The socket's inode: which process holds it (/proc/<pid>/fd links to socket:[inode]). */
+  inode?: number;
 }
 
 export const TCP_ESTABLISHED = 0x01;
@@ -154,7 +156,13 @@ export function parseProcNet(text: string): SocketEntry[] {
     const remote = decodeAddress(fields[2] ?? '');
     const state = fields[3];
     if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state)) continue;
-    entries.push({ local, remote, state: Number.parseInt(state, 16) });
+    const inode = Number(fields[9]);
+    entries.push({
+      local,
+      remote,
+      state: Number.parseInt(state, 16),
+      ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
+    });
   }
   return entries;
 }
@@ -378,4 +386,18 @@ export function parsePathKinds(text: string, paths: readonly string[]): Map<stri
 /** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
 export function parseNameList(text: string): string[] {
   return lines(text);
+}
+
+/** One process of a container and the sockets it holds ("<pid> <inode>" lines of the socket probe). */
+export interface SocketOwner {
+  pid: number;
+  inode: number;
+}
+
+/** Lines "<pid> <inode>"; anything else is skipped. */
+export function parseSocketOwners(text: string): SocketOwner[] {
+  return lines(text)
+    .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
 }

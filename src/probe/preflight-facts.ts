@@ -1,9 +1,11 @@
+import { parseTop } from '../engine/docker/docker-cli.js';
 import {
   type ContainerInspect,
   containerName,
   type ImageConfig,
   parseImageInspect,
 } from '../engine/docker/inspect.js';
+import type { ProcessRow } from '../engine/engine.js';
 import { errorMessage } from '../errors.js';
 import type { CommandResult, Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
@@ -28,9 +30,11 @@ import {
   parsePathKinds,
   parseProcNet,
   parseSections,
+  parseSocketOwners,
   type SectionCommand,
   type SectionOutput,
   type SocketEntry,
+  type SocketOwner,
   sectionScript,
 } from './parsers.js';
 
@@ -70,6 +74,10 @@ export interface SourceProbe extends HostProbe {
   memory?: MemoryUse;
   /** TCP sockets of the container's network namespace (all states). */
   tcp?: SocketEntry[];
+  /** The processes in the container's cgroup (docker top), by host PID. */
+  processes?: ProcessRow[];
+  /** Which of those processes holds which socket. */
+  socketOwners?: SocketOwner[];
   writableLayerBytes?: number;
   imageBytes?: number;
   imageConfig?: ImageConfig;
@@ -142,6 +150,17 @@ function memoryCommand(pid: number, id: string): string {
   ].join('\n');
 }
 
+/** "<pid> <inode>" for every socket a process of the container holds. */
+export function socketOwnersCommand(containerId: string): string {
+  return [
+    `for p in $(${shellQuote(['docker', 'top', containerId, '-o', 'pid'])} | tail -n +2); do`,
+    '  for f in /proc/$p/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue',
+    `    case $l in 'socket:['*) i=\${l#socket:[}; echo "$p \${i%]}" ;; esac`,
+    '  done',
+    'done',
+  ].join('\n');
+}
+
 export function bindSources(container: ContainerInspect | undefined): string[] {
   const sources = (container?.Mounts ?? [])
     .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
@@ -157,6 +176,8 @@ export function sourceProbeSections(container: ContainerInspect | undefined): Se
     sections.push(
       { name: 'memory', command: memoryCommand(pid, container.Id) },
       { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` },
+      { name: 'procs', command: shellQuote(['docker', 'top', container.Id, '-o', 'pid,ppid,args']) },
+      { name: 'sockets', command: socketOwnersCommand(container.Id) },
     );
   }
   const upper = container.GraphDriver?.Data?.UpperDir;
@@ -346,6 +367,14 @@ export function readSourceProbe(result: CommandResult, container: ContainerInspe
     // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
     const tcp = reader.table('tcp');
     if (tcp) probe.tcp = tcp;
+  }
+  if (asked.has('procs')) {
+    const processes = reader.parse('procs', (text) => (/\bPID\b/.test(text) ? parseTop(text) : undefined));
+    if (processes) probe.processes = processes;
+  }
+  if (asked.has('sockets')) {
+    const owners = reader.parse('sockets', parseSocketOwners);
+    if (owners) probe.socketOwners = owners;
   }
   if (asked.has('upper')) {
     const upper = reader.parse('upper', parseDuKib);

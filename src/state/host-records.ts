@@ -34,7 +34,9 @@ export function restoreConfigPath(checkpointName: string): string {
 
 /** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
 export function isRestoreConfigPath(path: string): boolean {
-  return /^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..');
+  return (
+    /^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..')
+  );
 }
 
 /** Shell prefix for every command that writes where memory or secrets may land. */

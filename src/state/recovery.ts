@@ -211,7 +211,8 @@ export async function recover(
   async function removeRestoreConfig(path: string | undefined): Promise<void> {
     if (!path || !isRestoreConfigPath(path)) return;
     const removed = await hosts.source.run(`rm -f ${shellQuote([path])}`, { timeoutMs: 30_000 });
-    if (removed.exitCode !== 0) log.warning(`could not remove ${path} on the source: ${removed.stderr.trim()}`);
+    if (removed.exitCode !== 0)
+      log.warning(`could not remove ${path} on the source: ${removed.stderr.trim()}`);
   }
 
   /** The source's network holder goes the way of its container: stopped for good, or removed. */

@@ -242,6 +242,8 @@ export class FakeMachine {
     // The preflight probes: one script of sections, each answered on its own.
     [/criu-migrate-probe\.XXXXXX/, (m) => this.sections(m.input)],
     [/^id -u; id -un;/, () => ok('0\nroot\n\n')],
+    // Which process holds which socket: the fake container's init holds none.
+    [/^for p in \$\(docker top \S+ -o pid \| tail -n \+2\); do\n/, () => ok()],
     [
       /\/proc\/cpuinfo/,
       () => ok('model name\t: AMD EPYC\nflags\t\t: fpu vme de pse tsc msr sse sse2 avx2\n'),
