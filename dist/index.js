@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(65435);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(37515);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 65435:
+/***/ 37515:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52512,6 +52512,9 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     'NETWORK_HOLDER_FAILED',
     // cgroup v2 targets whose runc and Docker give CRIU no way into the new container's cgroup.
     'CGROUP2_RESTORE_UNSUPPORTED',
+    // docker exec sessions: not dumped; one holding a connection to the container's own processes stops the dump.
+    'EXEC_PROCESSES_LEFT',
+    'EXEC_SESSION_CONNECTED',
 ]));
 class MigrationError extends Error {
     code;
@@ -52704,6 +52707,7 @@ const DEFAULT_TIMEOUT_MINUTES = 30;
 // Node timers overflow past 2^31-1 ms; the run timeout must fit in one.
 const MAX_TIMEOUT_MINUTES = Math.floor((2 ** 31 - 1) / 60_000);
 const CHECKPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const LATEST = 'latest';
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
 const CONTAINER_ID = /^[0-9a-f]{1,64}$/;
 // Characters the artifact service rejects in names.
@@ -52752,7 +52756,13 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         throw invalid('known-hosts', `is empty, but the host keys of ${sshHosts.map(formatHostSpec).join(', ')} must be verified before connecting`, `collect the host keys from a network you trust (${scans}), check their fingerprints, and pass the lines in known-hosts (for example from a secret); insecure-skip-host-key-check: true is only for throwaway labs`);
     }
     const sudo = parseBoolean('sudo', text('sudo'), false);
-    const checkpointName = parseCheckpointName(text('checkpoint-name'), container, now);
+    // "latest" asks restore mode for the newest complete checkpoint, so no checkpoint may carry that name.
+    const named = text('checkpoint-name');
+    const restoreLatest = mode === 'restore' && named === LATEST;
+    if (mode === 'checkpoint' && named === LATEST) {
+        throw invalid('checkpoint-name', `"${LATEST}" is reserved: restore mode reads it as the newest checkpoint`, 'choose another name, or leave it empty for <container>-<UTC timestamp>');
+    }
+    const checkpointName = parseCheckpointName(restoreLatest ? '' : named, container, now);
     const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
     const verifyTimeoutSeconds = parsePositiveInteger('verify-timeout', text('verify-timeout'), DEFAULT_VERIFY_TIMEOUT_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
     const verifyStableSeconds = parsePositiveInteger('verify-stable-seconds', text('verify-stable-seconds'), DEFAULT_VERIFY_STABLE_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
@@ -52828,7 +52838,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 store,
                 replace: parseBoolean('replace', text('replace'), false),
             };
-            if (text('checkpoint-name') !== '')
+            if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
             return settings;
         }
@@ -53469,6 +53479,7 @@ function readHostConfig(f) {
         UsernsMode: f.string('UsernsMode'),
         CgroupnsMode: f.string('CgroupnsMode'),
         CgroupParent: f.string('CgroupParent'),
+        Annotations: f.stringMap('Annotations'),
         Devices: f.objects('Devices')?.map((d) => ({
             PathOnHost: d.requiredString('PathOnHost'),
             PathInContainer: d.requiredString('PathInContainer'),
@@ -55411,6 +55422,372 @@ function parseSample(stdout) {
     return { bytes: Number(match[1]), compressed: Number(match[2]) };
 }
 
+;// CONCATENATED MODULE: ./src/probe/parsers.ts
+/**
+ * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
+ * Each takes the text a command printed and returns what the rules need; none
+ * does I/O, and each tolerates lines it does not know.
+ */
+const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
+/**
+ * One shell script answering several read-only questions over one SSH channel.
+ * The commands run at the same time, each into a file of a temporary directory
+ * the script removes; then their outputs are printed in order, framed by markers.
+ */
+function sectionScript(sections) {
+    for (const { name } of sections) {
+        if (!SECTION_NAME.test(name))
+            throw new TypeError(`bad section name ${name}`);
+    }
+    const start = sections.map(({ command }, i) => `{ ( ${command}
+) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
+    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
+    return [
+        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
+        `trap 'rm -rf "$d"' EXIT`,
+        ...start,
+        'wait',
+        ...print,
+    ].join('\n');
+}
+/** Splits sectionScript output back into its sections; a section cut short is left out. */
+function parseSections(stdout) {
+    const sections = new Map();
+    let current;
+    for (const line of stdout.split('\n')) {
+        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
+        if (begin) {
+            current = { name: begin[1] ?? '', lines: [] };
+            continue;
+        }
+        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
+        if (end && current && end[1] === current.name) {
+            // sectionScript echoes one newline before the marker: an empty last line is that echo.
+            if (current.lines.at(-1) === '')
+                current.lines.pop();
+            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
+            current = undefined;
+            continue;
+        }
+        current?.lines.push(line);
+    }
+    return sections;
+}
+function numberOrUndefined(text) {
+    if (text === undefined || !/^\d+$/.test(text.trim()))
+        return undefined;
+    return Number(text.trim());
+}
+function lines(text) {
+    return text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+}
+const TCP_ESTABLISHED = 0x01;
+const TCP_LISTEN = 0x0a;
+/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
+function decodeIp(hex) {
+    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
+        return undefined;
+    const bytes = [];
+    for (let word = 0; word < hex.length; word += 8) {
+        for (let i = 6; i >= 0; i -= 2)
+            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
+    }
+    if (bytes.length === 4)
+        return bytes.join('.');
+    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
+    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+        return bytes.slice(12).join('.');
+    }
+    const groups = [];
+    for (let i = 0; i < 16; i += 2)
+        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+    return compressIpv6(groups);
+}
+function compressIpv6(groups) {
+    // Longest run of zero groups becomes "::".
+    let best = -1;
+    let bestLength = 0;
+    for (let i = 0; i < groups.length;) {
+        if (groups[i] !== '0') {
+            i++;
+            continue;
+        }
+        let j = i;
+        while (j < groups.length && groups[j] === '0')
+            j++;
+        if (j - i > bestLength && j - i > 1) {
+            best = i;
+            bestLength = j - i;
+        }
+        i = j;
+    }
+    if (best < 0)
+        return groups.join(':');
+    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
+}
+function decodeAddress(field) {
+    const [hexIp, hexPort] = field.split(':');
+    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
+        return undefined;
+    const ip = decodeIp(hexIp);
+    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
+}
+/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
+function parseProcNet(text) {
+    const entries = [];
+    for (const line of lines(text)) {
+        const fields = line.split(/\s+/);
+        if (!/^\d+:$/.test(fields[0] ?? ''))
+            continue;
+        const local = decodeAddress(fields[1] ?? '');
+        const remote = decodeAddress(fields[2] ?? '');
+        const state = fields[3];
+        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
+            continue;
+        const inode = Number(fields[9]);
+        entries.push({
+            local,
+            remote,
+            state: Number.parseInt(state, 16),
+            ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
+        });
+    }
+    return entries;
+}
+function formatAddress(address) {
+    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
+}
+function isWildcardIp(ip) {
+    return ip === '' || ip === '0.0.0.0' || ip === '::';
+}
+function isLoopbackIp(ip) {
+    return ip.startsWith('127.') || ip === '::1';
+}
+/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
+function parseDf(text) {
+    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
+    for (const row of rows) {
+        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
+        if (match) {
+            return {
+                filesystem: match[1] ?? '',
+                sizeBytes: Number(match[2]) * 1024,
+                availableBytes: Number(match[4]) * 1024,
+                mountedOn: match[5] ?? '',
+            };
+        }
+    }
+    return undefined;
+}
+/** `du -skx DIR`: "<KiB>\t<dir>". */
+function parseDuKib(text) {
+    const match = /^(\d+)\s/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** MemAvailable from /proc/meminfo lines, in bytes. */
+function parseMemAvailable(text) {
+    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
+function parseIdentity(text) {
+    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
+    const uid = numberOrUndefined(uidLine);
+    if (uid === undefined)
+        return undefined;
+    const identity = { uid, user: userLine || String(uid) };
+    if (sudoLine)
+        identity.sudoUser = sudoLine;
+    return identity;
+}
+/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
+function parseCpuinfo(text) {
+    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
+    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
+    if (flags === undefined && model === undefined)
+        return undefined;
+    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
+    if (model)
+        facts.model = model;
+    return facts;
+}
+/** Flags the source has and the target lacks, in the source's order. */
+function missingFlags(source, target) {
+    const there = new Set(target);
+    return source.filter((flag) => !there.has(flag));
+}
+/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
+function criuErrorLines(text) {
+    const found = [];
+    for (const line of lines(text)) {
+        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
+        if (/^Error\b/.test(bare) && !found.includes(bare))
+            found.push(bare);
+    }
+    return found;
+}
+const SIZE_UNITS = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 1024,
+    MIB: 1024 ** 2,
+    GIB: 1024 ** 3,
+    TIB: 1024 ** 4,
+};
+/** "9.715MiB" or "1.2GB" as docker prints sizes. */
+function parseDockerSize(text) {
+    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
+    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
+    if (!match || unit === undefined)
+        return undefined;
+    const value = Number(match[1]);
+    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
+}
+/**
+ * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
+ * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
+ */
+function parseMemoryProbe(text) {
+    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
+    if (stats?.[1]) {
+        const bytes = parseDockerSize(stats[1]);
+        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
+    }
+    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
+    if (!version)
+        return undefined;
+    const values = new Map();
+    for (const line of lines(text)) {
+        const [key, value] = line.split(/\s+/);
+        const n = numberOrUndefined(value);
+        if (key && n !== undefined)
+            values.set(key, n);
+    }
+    const sum = (...keys) => {
+        const found = keys.map((key) => values.get(key));
+        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
+    };
+    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
+    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
+    if (dumped !== undefined) {
+        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
+        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+    }
+    const usage = values.get('usage_bytes');
+    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
+}
+/**
+ * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
+ * Ports that are only exposed ("80/tcp") are not published and are skipped.
+ */
+function parseDockerPsPorts(text) {
+    const found = [];
+    for (const line of text.split('\n')) {
+        const tab = line.indexOf('\t');
+        if (tab < 0)
+            continue;
+        const container = line.slice(0, tab).trim();
+        for (const item of line.slice(tab + 1).split(',')) {
+            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
+            if (!match)
+                continue;
+            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+            const firstPort = Number(match[2]);
+            found.push({
+                container,
+                hostIp,
+                firstPort,
+                lastPort: match[3] ? Number(match[3]) : firstPort,
+                proto: match[4] ?? 'tcp',
+            });
+        }
+    }
+    return found;
+}
+/** One line per path, in the order asked: "d", "f" or "-". */
+function parsePathKinds(text, paths) {
+    const answers = text.split('\n').map((line) => line.trim());
+    const kinds = new Map();
+    paths.forEach((path, i) => {
+        const answer = answers[i];
+        if (answer === 'd')
+            kinds.set(path, 'directory');
+        else if (answer === 'f')
+            kinds.set(path, 'file');
+        else if (answer === '-')
+            kinds.set(path, 'missing');
+    });
+    return kinds;
+}
+/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
+function parseNameList(text) {
+    return lines(text);
+}
+/** Lines "<pid> <inode>"; anything else is skipped. */
+function parseSocketOwners(text) {
+    return lines(text)
+        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
+        .filter((match) => match !== null)
+        .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
+}
+
+;// CONCATENATED MODULE: ./src/policy/connections.ts
+
+function classifyConnections(tcp) {
+    const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
+    const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
+    return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
+}
+/** Whether a dump of these connections must keep them established (there are some, all inside). */
+function dumpsEstablished(tcp) {
+    if (!tcp)
+        return false;
+    const { inside, outside } = classifyConnections(tcp);
+    return inside.length > 0 && outside.length === 0;
+}
+/**
+ * The container's processes that CRIU does not dump: those that are not the
+ * init's descendants (started by `docker exec`). They end with the source.
+ */
+function execProcesses(initPid, table) {
+    if (initPid === undefined || initPid <= 0)
+        return [];
+    const inTree = new Set([initPid]);
+    // Parents may be listed after their children: repeat until nothing joins.
+    for (let grew = true; grew;) {
+        grew = false;
+        for (const row of table) {
+            if (!inTree.has(row.pid) && inTree.has(row.ppid)) {
+                inTree.add(row.pid);
+                grew = true;
+            }
+        }
+    }
+    return table.filter((row) => !inTree.has(row.pid));
+}
+function execHeldConnections(inside, owners, exec) {
+    const held = [];
+    for (const entry of inside) {
+        if (entry.inode === undefined)
+            continue;
+        for (const owner of owners) {
+            if (owner.inode !== entry.inode)
+                continue;
+            const process = exec.find((row) => row.pid === owner.pid);
+            if (process)
+                held.push({ process, entry });
+        }
+    }
+    return held;
+}
+
 ;// CONCATENATED MODULE: ./src/state/journal.ts
 /**
  * The undo journal of one run: every side effect is written down (as
@@ -55573,6 +55950,10 @@ function workDir(checkpointName) {
 function restoreConfigPath(checkpointName) {
     return `${STATE_ROOT}/criu/${checkpointName}.conf`;
 }
+/** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
+function isRestoreConfigPath(path) {
+    return (/^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..'));
+}
 /** Shell prefix for every command that writes where memory or secrets may land. */
 const PRIVATE = 'umask 077;';
 async function writeRecord(host, record) {
@@ -55683,6 +56064,8 @@ async function releaseLock(host, container, token) {
 
 
 
+
+
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
 /**
@@ -55693,9 +56076,7 @@ function externalNetnsConfig(inode) {
     return `external net[${inode}]:extRootNetNS\n`;
 }
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container, 
-/** Mark the container's own network namespace external (it is restored into a holder's). */
-options = {}) {
+async function prepareCheckpoint(ctx, container, options = {}) {
     const name = ctx.settings.checkpointName;
     const probe = DOCKER_LAYOUT.runcRoots
         .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
@@ -55715,8 +56096,9 @@ options = {}) {
     // Memory images hold every secret the process has: root-only from the first byte.
     await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
     await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
+    const tcpEstablished = options.tcpEstablished ?? (await readTcpEstablished(ctx, container));
     if (!options.externalNetns)
-        return { runcRoot, ...dirs };
+        return { runcRoot, ...dirs, tcpEstablished };
     const pid = container.State.Pid;
     const inode = pid
         ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
@@ -55731,7 +56113,20 @@ options = {}) {
     }
     const criuConfig = `${root}/criu-dump.conf`;
     await runChecked(ctx.source, `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`, { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' });
-    return { runcRoot, ...dirs, criuConfig };
+    return { runcRoot, ...dirs, criuConfig, tcpEstablished };
+}
+/** The container's own connections, read where no gate ran: dumped established when all are inside it. */
+async function readTcpEstablished(ctx, container) {
+    const pid = container.State.Pid;
+    if (!pid)
+        return false;
+    const read = await ctx.source.run(`cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6 2>/dev/null`, {
+        timeoutMs: 30_000,
+    });
+    const established = dumpsEstablished(parseProcNet(read.stdout));
+    if (established)
+        ctx.log.info('connections over loopback inside the container: dumped and restored established');
+    return established;
 }
 /**
  * Freezes the source and dumps it while leaving it frozen: `docker pause`,
@@ -55763,6 +56158,7 @@ sampleCodec = 'none') {
             prepared.runcRoot,
             'checkpoint',
             '--leave-running',
+            ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
             '--image-path',
             prepared.imagesDir,
             '--work-path',
@@ -57424,6 +57820,538 @@ function describeOwner(owner) {
     return `${run}, started ${owner.startedAt}`;
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/create-args.ts
+
+
+/** runc reads this annotation of a container and hands the file it names to CRIU. */
+const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
+// Docker's defaults, which an inspect shows even when nobody asked for them.
+const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+const DEFAULT_NETWORK_MODES = new Set(['', 'default', 'bridge']);
+const DEFAULT_IPC_MODES = new Set(['', 'private']);
+const DEFAULT_LOG_DRIVER = 'json-file';
+const DEFAULT_RUNTIME = 'runc';
+const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
+function sameList(a, b) {
+    const x = a ?? [];
+    const y = b ?? [];
+    return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+function sortedEntries(map) {
+    return Object.entries(map ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+function sharesNamespace(mode) {
+    return mode?.startsWith('container:') ?? false;
+}
+/** "30s", "1500ms": Go duration text for a nanosecond count, as --health-* flags take it. */
+function formatDuration(nanoseconds) {
+    const units = [
+        [1e9, 's'],
+        [1e6, 'ms'],
+        [1e3, 'us'],
+    ];
+    for (const [size, unit] of units) {
+        if (nanoseconds % size === 0)
+            return `${nanoseconds / size}${unit}`;
+    }
+    return `${nanoseconds}ns`;
+}
+/** "1.5" for 1500000000 NanoCpus. */
+function formatCpus(nanoCpus) {
+    return String(nanoCpus / 1e9);
+}
+/** One -p value: [ip:][hostPort:]containerPort[/proto], IPv6 hosts in brackets. */
+function formatPublish(port, binding) {
+    const [containerPort, proto = 'tcp'] = port.split('/');
+    const target = proto === 'tcp' ? `${containerPort}` : `${containerPort}/${proto}`;
+    const ip = binding.HostIp ?? '';
+    const hostPort = binding.HostPort ?? '';
+    if (ip === '')
+        return hostPort === '' ? target : `${hostPort}:${target}`;
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    return `${host}:${hostPort}:${target}`;
+}
+/** A --mount value is CSV: quote fields holding commas or quotes. */
+function csvField(field) {
+    return /[",\n]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
+}
+const RECURSIVE_MODES = [
+    ['NonRecursive', 'disabled'],
+    ['ReadOnlyNonRecursive', 'writable'],
+    ['ReadOnlyForceRecursive', 'readonly'],
+];
+/** The --mount value for one HostConfig.Mounts entry; undefined for types the CLI cannot create. */
+function formatMount(mount) {
+    if (mount.Type !== 'bind' && mount.Type !== 'volume' && mount.Type !== 'tmpfs')
+        return undefined;
+    const fields = [`type=${mount.Type}`];
+    if (mount.Source)
+        fields.push(`source=${mount.Source}`);
+    fields.push(`target=${mount.Target}`);
+    if (mount.ReadOnly)
+        fields.push('readonly');
+    const bind = mount.BindOptions;
+    if (mount.Type === 'bind' && bind) {
+        if (bind.Propagation)
+            fields.push(`bind-propagation=${bind.Propagation}`);
+        const recursive = RECURSIVE_MODES.find(([key]) => bind[key] === true);
+        if (recursive)
+            fields.push(`bind-recursive=${recursive[1]}`);
+    }
+    const volume = mount.VolumeOptions;
+    if (mount.Type === 'volume' && volume) {
+        if (volume.NoCopy)
+            fields.push('volume-nocopy');
+        if (volume.Subpath)
+            fields.push(`volume-subpath=${volume.Subpath}`);
+        if (volume.DriverConfig?.Name)
+            fields.push(`volume-driver=${volume.DriverConfig.Name}`);
+        for (const [key, value] of sortedEntries(volume.DriverConfig?.Options))
+            fields.push(`volume-opt=${key}=${value}`);
+        for (const [key, value] of sortedEntries(volume.Labels))
+            fields.push(`volume-label=${key}=${value}`);
+    }
+    const tmpfs = mount.TmpfsOptions;
+    if (mount.Type === 'tmpfs' && tmpfs) {
+        if (tmpfs.SizeBytes)
+            fields.push(`tmpfs-size=${tmpfs.SizeBytes}`);
+        if (tmpfs.Mode)
+            fields.push(`tmpfs-mode=${tmpfs.Mode.toString(8)}`);
+    }
+    return fields.map(csvField).join(',');
+}
+/** Container paths that Binds and Mounts already cover (an anonymous -v there would clash). */
+function mountedPaths(inspect) {
+    const paths = new Set();
+    for (const bind of inspect.HostConfig.Binds ?? []) {
+        const target = bind.split(':')[1];
+        if (target)
+            paths.add(target);
+    }
+    for (const mount of inspect.HostConfig.Mounts ?? [])
+        paths.add(mount.Target);
+    for (const path of Object.keys(inspect.HostConfig.Tmpfs ?? {}))
+        paths.add(path);
+    return paths;
+}
+function isInlineSeccompProfile(option) {
+    // The CLI reads a profile file and stores its JSON; passing that back would be read as a file name.
+    return /^seccomp[=:]\s*\{/.test(option);
+}
+/** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
+function extraNetworks(inspect) {
+    const primary = inspect.HostConfig.NetworkMode ?? 'default';
+    // Joined to another container's namespace, the endpoints listed are that container's.
+    if (sharesNamespace(primary))
+        return [];
+    return Object.keys(inspect.NetworkSettings.Networks).filter((name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)));
+}
+function userAliases(inspect, network, newName) {
+    const shortId = inspect.Id.slice(0, 12);
+    // Docker before API 1.45 listed the short ID among the aliases itself; the new name is automatic.
+    return (inspect.NetworkSettings.Networks[network]?.Aliases ?? []).filter((alias) => alias !== shortId && alias !== inspect.Id && alias !== newName);
+}
+function namespaceError(setting, mode) {
+    return new MigrationError('CONTAINER_SHARES_NAMESPACE', `${setting} is "${mode}": the container shares another container's namespace`, {
+        remedy: "a container that joins another container's namespace cannot move on its own; recreate it with its own namespace first",
+    });
+}
+/**
+ * Entrypoint and Cmd as flags and positional arguments. `--entrypoint` takes one word, so the
+ * rest of a longer entrypoint goes in front of Cmd: the process gets the same argv.
+ */
+function commandParts(config, image) {
+    // Docker turns an explicit empty entrypoint ([""]) into none when it creates the container.
+    const given = config.Entrypoint ?? [];
+    const entrypoint = given.length === 1 && given[0] === '' ? [] : given;
+    const cmd = config.Cmd ?? [];
+    if (image) {
+        const imageEntrypoint = image.Entrypoint ?? [];
+        if (sameList(entrypoint, imageEntrypoint)) {
+            if (sameList(cmd, image.Cmd))
+                return { flags: [], positional: [] };
+            // An empty Cmd here would let Docker take the image's; only an explicit entrypoint prevents that.
+            if (cmd.length > 0)
+                return { flags: [], positional: cmd };
+        }
+    }
+    const [first, ...rest] = entrypoint;
+    // Without one, an explicit empty entrypoint keeps an image ENTRYPOINT from coming back.
+    if (first === undefined)
+        return { flags: ['--entrypoint', ''], positional: cmd };
+    return { flags: ['--entrypoint', first], positional: [...rest, ...cmd] };
+}
+function sameHealth(a, b) {
+    if (!a || !b)
+        return a === b;
+    return (sameList(a.Test, b.Test) &&
+        (a.Interval ?? 0) === (b.Interval ?? 0) &&
+        (a.Timeout ?? 0) === (b.Timeout ?? 0) &&
+        (a.StartPeriod ?? 0) === (b.StartPeriod ?? 0) &&
+        (a.StartInterval ?? 0) === (b.StartInterval ?? 0) &&
+        (a.Retries ?? 0) === (b.Retries ?? 0));
+}
+function healthArgs(health, image) {
+    if (!health || (image && sameHealth(health, image.Healthcheck)))
+        return [];
+    const test = health.Test ?? [];
+    if (test[0] === 'NONE')
+        return ['--no-healthcheck'];
+    const args = [];
+    if (test[0] === 'CMD-SHELL' && test[1] !== undefined)
+        args.push('--health-cmd', test[1]);
+    // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
+    // the closest; not known, it most likely is the image's, which comes back by itself.
+    else if (test[0] === 'CMD' && test.length > 1 && image)
+        args.push('--health-cmd', shellQuote(test.slice(1)));
+    else if (test.length > 0)
+        return [];
+    const durations = [
+        ['--health-interval', health.Interval],
+        ['--health-timeout', health.Timeout],
+        ['--health-start-period', health.StartPeriod],
+        ['--health-start-interval', health.StartInterval],
+    ];
+    for (const [flag, value] of durations)
+        if (value)
+            args.push(flag, formatDuration(value));
+    if (health.Retries)
+        args.push('--health-retries', String(health.Retries));
+    return args;
+}
+/** Exposed and published ports; the ports the image exposes itself are left to it. */
+function portArgs(inspect, image) {
+    const args = [];
+    const bindings = inspect.HostConfig.PortBindings ?? {};
+    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
+    for (const port of exposed) {
+        const published = (bindings[port]?.length ?? 0) > 0;
+        if (!published && !(port in (image?.ExposedPorts ?? {})))
+            args.push('--expose', port);
+    }
+    for (const port of Object.keys(bindings).sort()) {
+        for (const binding of bindings[port] ?? [])
+            args.push('-p', formatPublish(port, binding));
+    }
+    if (inspect.HostConfig.PublishAllPorts)
+        args.push('-P');
+    return args;
+}
+/** The primary network with its aliases and addresses, and the DNS settings. */
+function networkArgs(inspect, name, extraAliases = []) {
+    const args = [];
+    const host = inspect.HostConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    const each = (flag, values) => {
+        for (const value of values ?? [])
+            args.push(flag, value);
+    };
+    if (networkMode === 'host' || networkMode === 'none')
+        args.push('--network', networkMode);
+    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
+        args.push('--network', networkMode);
+        const aliases = userAliases(inspect, networkMode, name);
+        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
+        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
+        if (ipam?.IPv4Address)
+            args.push('--ip', ipam.IPv4Address);
+        if (ipam?.IPv6Address)
+            args.push('--ip6', ipam.IPv6Address);
+        each('--link-local-ip', ipam?.LinkLocalIPs);
+    }
+    each('--dns', host.Dns);
+    each('--dns-search', host.DnsSearch);
+    each('--dns-option', host.DnsOptions);
+    each('--add-host', host.ExtraHosts);
+    return args;
+}
+/**
+ * `docker create` arguments of a network holder: everything about the network of `owner`
+ * (the app container itself, or on a later move the holder it joins), the app's restart
+ * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
+ * but a pause loop.
+ */
+function buildHolderArgs(owner, app, options) {
+    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
+    const config = owner.Config;
+    const mode = owner.HostConfig.NetworkMode ?? 'default';
+    if (config.Hostname && mode !== 'host')
+        args.push('--hostname', config.Hostname);
+    if (config.Domainname)
+        args.push('--domainname', config.Domainname);
+    args.push(...portArgs(owner, undefined));
+    args.push(...networkArgs(owner, options.name, [options.app]));
+    const restart = app.HostConfig.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
+    args.push('--stop-signal', 'SIGKILL', options.image);
+    return args;
+}
+/**
+ * The arguments after `docker create` that give a container on another host the source
+ * container's configuration: options, then the image, then the command. Values that are
+ * Docker's defaults are left out. Throws CONTAINER_SHARES_NAMESPACE for container: modes.
+ */
+function buildCreateArgs(inspect, options) {
+    const config = inspect.Config;
+    const host = inspect.HostConfig;
+    const image = options.imageConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    for (const [setting, mode] of [
+        ['NetworkMode', networkMode],
+        ['IpcMode', host.IpcMode],
+        ['PidMode', host.PidMode],
+    ]) {
+        // A network holder's namespace is replaced by the holder given in the options.
+        if (setting === 'NetworkMode' && options.networkContainer)
+            continue;
+        if (mode && sharesNamespace(mode))
+            throw namespaceError(`HostConfig.${setting}`, mode);
+    }
+    const args = ['--name', options.name];
+    const add = (flag, value) => {
+        if (value === undefined)
+            args.push(flag);
+        else
+            args.push(flag, String(value));
+    };
+    // The container's own annotations travel; org.criu.config names a file on the source, so
+    // the target gets its own (or none) from the options.
+    const annotations = { ...host.Annotations, ...options.annotations };
+    if (!options.annotations?.[CRIU_CONFIG_ANNOTATION])
+        delete annotations[CRIU_CONFIG_ANNOTATION];
+    for (const [key, value] of Object.entries(annotations))
+        add('--annotation', `${key}=${value}`);
+    const addEach = (flag, values) => {
+        for (const value of values ?? [])
+            add(flag, value);
+    };
+    // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
+    // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
+    // With the host's UTS namespace Docker fills in the target host's own name.
+    const holder = options.networkContainer;
+    const hostUts = networkMode === 'host' || host.UTSMode === 'host';
+    if (!holder) {
+        if (config.Hostname && !hostUts)
+            add('--hostname', config.Hostname);
+        if (config.Domainname)
+            add('--domainname', config.Domainname);
+    }
+    if (config.User && config.User !== image?.User)
+        add('--user', config.User);
+    if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
+        add('--workdir', config.WorkingDir);
+    const imageEnv = new Set(image?.Env ?? []);
+    addEach('--env', (config.Env ?? []).filter((entry) => !imageEnv.has(entry)));
+    for (const [key, value] of sortedEntries(config.Labels)) {
+        if (image?.Labels?.[key] !== value)
+            add('--label', `${key}=${value}`);
+    }
+    const command = commandParts(config, image);
+    args.push(...command.flags);
+    if (config.Tty)
+        add('-t');
+    if (config.OpenStdin)
+        add('-i');
+    if (!holder)
+        args.push(...portArgs(inspect, image));
+    const restart = host.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        add('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Binds keep the user's -v text, options included (ro, z/Z, propagation, nocopy).
+    addEach('-v', host.Binds);
+    for (const mount of host.Mounts ?? []) {
+        const value = formatMount(mount);
+        if (value !== undefined)
+            add('--mount', value);
+    }
+    const covered = mountedPaths(inspect);
+    for (const path of Object.keys(config.Volumes ?? {}).sort()) {
+        // Image VOLUMEs come back by themselves; the others were anonymous -v /path.
+        if (!covered.has(path) && !(path in (image?.Volumes ?? {})))
+            add('-v', path);
+    }
+    if (host.VolumeDriver)
+        add('--volume-driver', host.VolumeDriver);
+    for (const [path, opts] of sortedEntries(host.Tmpfs))
+        add('--tmpfs', opts ? `${path}:${opts}` : path);
+    if (holder)
+        add('--network', `container:${holder}`);
+    else
+        args.push(...networkArgs(inspect, options.name));
+    if (host.Privileged)
+        add('--privileged');
+    addEach('--cap-add', host.CapAdd);
+    addEach('--cap-drop', host.CapDrop);
+    addEach('--security-opt', (host.SecurityOpt ?? []).filter((option) => !isInlineSeccompProfile(option)));
+    if (host.UsernsMode)
+        add('--userns', host.UsernsMode);
+    if (host.Memory)
+        add('--memory', host.Memory);
+    // Docker stores twice the memory limit as the swap limit when none was given.
+    if (host.MemorySwap && !(host.Memory && host.MemorySwap === host.Memory * 2))
+        add('--memory-swap', host.MemorySwap);
+    if (host.MemoryReservation)
+        add('--memory-reservation', host.MemoryReservation);
+    if (host.MemorySwappiness !== undefined && host.MemorySwappiness >= 0) {
+        add('--memory-swappiness', host.MemorySwappiness);
+    }
+    if (host.NanoCpus)
+        add('--cpus', formatCpus(host.NanoCpus));
+    if (host.CpuShares)
+        add('--cpu-shares', host.CpuShares);
+    if (host.CpuPeriod)
+        add('--cpu-period', host.CpuPeriod);
+    if (host.CpuQuota)
+        add('--cpu-quota', host.CpuQuota);
+    if (host.CpusetCpus)
+        add('--cpuset-cpus', host.CpusetCpus);
+    if (host.CpusetMems)
+        add('--cpuset-mems', host.CpusetMems);
+    if (host.BlkioWeight)
+        add('--blkio-weight', host.BlkioWeight);
+    if (host.PidsLimit)
+        add('--pids-limit', host.PidsLimit > 0 ? host.PidsLimit : -1);
+    for (const ulimit of host.Ulimits ?? []) {
+        add('--ulimit', `${ulimit.Name}=${ulimit.Soft === ulimit.Hard ? ulimit.Soft : `${ulimit.Soft}:${ulimit.Hard}`}`);
+    }
+    if (host.ShmSize && host.ShmSize !== DEFAULT_SHM_SIZE)
+        add('--shm-size', host.ShmSize);
+    if (host.OomKillDisable)
+        add('--oom-kill-disable');
+    if (host.OomScoreAdj)
+        add('--oom-score-adj', host.OomScoreAdj);
+    if (host.CgroupParent)
+        add('--cgroup-parent', host.CgroupParent);
+    if (host.Init === true)
+        add('--init');
+    // false differs from absent when the daemon runs with "init": true.
+    if (host.Init === false)
+        add('--init=false');
+    if (host.ReadonlyRootfs)
+        add('--read-only');
+    for (const [key, value] of sortedEntries(host.Sysctls))
+        add('--sysctl', `${key}=${value}`);
+    const log = host.LogConfig;
+    const logOptions = sortedEntries(log?.Config);
+    if (log?.Type && (log.Type !== DEFAULT_LOG_DRIVER || logOptions.length > 0))
+        add('--log-driver', log.Type);
+    for (const [key, value] of logOptions)
+        add('--log-opt', `${key}=${value}`);
+    if (host.IpcMode && !DEFAULT_IPC_MODES.has(host.IpcMode))
+        add('--ipc', host.IpcMode);
+    if (host.PidMode)
+        add('--pid', host.PidMode);
+    if (host.UTSMode)
+        add('--uts', host.UTSMode);
+    // Its default follows the host's cgroup version; CRIU must find the same arrangement it dumped.
+    if (host.CgroupnsMode)
+        add('--cgroupns', host.CgroupnsMode);
+    if (config.StopSignal && config.StopSignal !== image?.StopSignal)
+        add('--stop-signal', config.StopSignal);
+    if (config.StopTimeout !== undefined)
+        add('--stop-timeout', config.StopTimeout);
+    args.push(...healthArgs(config.Healthcheck, image));
+    if (host.Runtime && host.Runtime !== DEFAULT_RUNTIME)
+        add('--runtime', host.Runtime);
+    addEach('--group-add', host.GroupAdd);
+    for (const device of host.Devices ?? []) {
+        const permissions = device.CgroupPermissions && device.CgroupPermissions !== DEFAULT_DEVICE_PERMISSIONS;
+        add('--device', `${device.PathOnHost}:${device.PathInContainer}${permissions ? `:${device.CgroupPermissions}` : ''}`);
+    }
+    addEach('--device-cgroup-rule', host.DeviceCgroupRules);
+    for (const [key, value] of sortedEntries(host.StorageOpt))
+        add('--storage-opt', `${key}=${value}`);
+    if (host.AutoRemove)
+        add('--rm');
+    // "--": nothing from the source's inspect can be taken for an option.
+    args.push('--', options.image, ...command.positional);
+    return args;
+}
+/**
+ * Takes the --env pairs out of create arguments so they can go through a 0600
+ * env file instead of the command line (process lists, sudo logs). Docker's env
+ * file has no quoting, so a value with a line break stays an argument.
+ */
+function splitEnvArgs(args) {
+    const kept = [];
+    const env = [];
+    const end = args.indexOf('--');
+    for (let i = 0; i < args.length; i++) {
+        const value = args[i + 1];
+        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+            env.push(value);
+            i++;
+            continue;
+        }
+        kept.push(args[i]);
+    }
+    return { args: kept, env };
+}
+/**
+ * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
+ * cannot be migrated, one line each ("HostConfig.Devices: /dev/fuse ..."). Empty when none.
+ */
+function unsupportedSettings(inspect, imageConfig) {
+    const host = inspect.HostConfig;
+    const found = [];
+    const devices = host.Devices ?? [];
+    if (devices.length > 0) {
+        found.push(`HostConfig.Devices: ${devices.map((d) => d.PathOnHost).join(', ')} (device state cannot be checkpointed)`);
+    }
+    const requests = host.DeviceRequests ?? [];
+    if (requests.length > 0) {
+        const what = requests
+            .map((r) => r.Driver || (r.Capabilities ?? []).flat().join('+') || 'device')
+            .join(', ');
+        found.push(`HostConfig.DeviceRequests: ${what} (GPU and other device requests cannot be checkpointed)`);
+    }
+    for (const [setting, mode] of [
+        ['NetworkMode', host.NetworkMode],
+        ['IpcMode', host.IpcMode],
+        ['PidMode', host.PidMode],
+    ]) {
+        if (mode && sharesNamespace(mode))
+            found.push(`HostConfig.${setting}: ${mode} (shares another container's namespace)`);
+    }
+    if (host.IpcMode === 'host')
+        found.push("HostConfig.IpcMode: host (the host's IPC namespace cannot be checkpointed)");
+    if (host.PidMode === 'host')
+        found.push("HostConfig.PidMode: host (the host's PID namespace cannot be checkpointed)");
+    if ((host.Links ?? []).length > 0) {
+        found.push(`HostConfig.Links: ${(host.Links ?? []).join(', ')} (legacy links name containers on the source)`);
+    }
+    if ((host.VolumesFrom ?? []).length > 0) {
+        found.push(`HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`);
+    }
+    const extra = extraNetworks(inspect);
+    if (extra.length > 0) {
+        found.push(`NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`);
+    }
+    for (const option of host.SecurityOpt ?? []) {
+        if (isInlineSeccompProfile(option))
+            found.push('HostConfig.SecurityOpt: an inline seccomp profile (the CLI only takes a file)');
+    }
+    for (const mount of host.Mounts ?? []) {
+        if (formatMount(mount) === undefined)
+            found.push(`HostConfig.Mounts: ${mount.Type} mount at ${mount.Target}`);
+    }
+    const health = inspect.Config.Healthcheck;
+    const test = health?.Test ?? [];
+    if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
+        const outcome = imageConfig
+            ? 'recreated in the shell form, which needs /bin/sh in the image'
+            : "left to the image's HEALTHCHECK";
+        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
+    }
+    return found;
+}
+
 ;// CONCATENATED MODULE: ./src/policy/recovery.ts
 
 function compensation(action) {
@@ -57539,6 +58467,8 @@ function resumeAfterRemovals(steps) {
 }
 
 ;// CONCATENATED MODULE: ./src/state/recovery.ts
+
+
 
 
 
@@ -57709,12 +58639,21 @@ async function recover(record, hosts, log) {
                 if (step.remove) {
                     await withRetries(() => docker.source.remove(id, 'finalize', { force: true }));
                     const holderSaid = step.holderId ? await retireHolder(step.holderId, true) : '';
+                    await removeRestoreConfig(before.HostConfig.Annotations?.[CRIU_CONFIG_ANNOTATION]);
                     return `removed the source container${holderSaid}`;
                 }
                 const holderSaid = step.holderId ? await retireHolder(step.holderId, false) : '';
                 return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
             }
         }
+    }
+    /** The CRIU configuration an earlier restore gave the removed source (ours only), which nothing reads any more. */
+    async function removeRestoreConfig(path) {
+        if (!path || !isRestoreConfigPath(path))
+            return;
+        const removed = await hosts.source.run(`rm -f ${shellQuote([path])}`, { timeoutMs: 30_000 });
+        if (removed.exitCode !== 0)
+            log.warning(`could not remove ${path} on the source: ${removed.stderr.trim()}`);
     }
     /** The source's network holder goes the way of its container: stopped for good, or removed. */
     async function retireHolder(holderId, remove) {
@@ -58457,6 +59396,7 @@ async function checkpointInto(ctx, onFrozen) {
             ...(facts.docker.cgroupDriver ? { cgroupDriver: facts.docker.cgroupDriver } : {}),
         },
         source: ctx.source.address,
+        ...(prepared.tcpEstablished ? { dump: { tcpEstablished: true } } : {}),
         frozenMs,
         phasesMs: timer.toRecord(),
         files,
@@ -58689,309 +59629,6 @@ sourceHolder) {
     return { sourceRestartPolicy, leftovers: outcome.problems };
 }
 
-;// CONCATENATED MODULE: ./src/probe/parsers.ts
-/**
- * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
- * Each takes the text a command printed and returns what the rules need; none
- * does I/O, and each tolerates lines it does not know.
- */
-const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
-/**
- * One shell script answering several read-only questions over one SSH channel.
- * The commands run at the same time, each into a file of a temporary directory
- * the script removes; then their outputs are printed in order, framed by markers.
- */
-function sectionScript(sections) {
-    for (const { name } of sections) {
-        if (!SECTION_NAME.test(name))
-            throw new TypeError(`bad section name ${name}`);
-    }
-    const start = sections.map(({ command }, i) => `{ ( ${command}
-) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
-    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
-    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
-    return [
-        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
-        `trap 'rm -rf "$d"' EXIT`,
-        ...start,
-        'wait',
-        ...print,
-    ].join('\n');
-}
-/** Splits sectionScript output back into its sections; a section cut short is left out. */
-function parseSections(stdout) {
-    const sections = new Map();
-    let current;
-    for (const line of stdout.split('\n')) {
-        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
-        if (begin) {
-            current = { name: begin[1] ?? '', lines: [] };
-            continue;
-        }
-        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
-        if (end && current && end[1] === current.name) {
-            // sectionScript echoes one newline before the marker: an empty last line is that echo.
-            if (current.lines.at(-1) === '')
-                current.lines.pop();
-            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
-            current = undefined;
-            continue;
-        }
-        current?.lines.push(line);
-    }
-    return sections;
-}
-function numberOrUndefined(text) {
-    if (text === undefined || !/^\d+$/.test(text.trim()))
-        return undefined;
-    return Number(text.trim());
-}
-function lines(text) {
-    return text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-}
-const TCP_ESTABLISHED = 0x01;
-const TCP_LISTEN = 0x0a;
-/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
-function decodeIp(hex) {
-    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
-        return undefined;
-    const bytes = [];
-    for (let word = 0; word < hex.length; word += 8) {
-        for (let i = 6; i >= 0; i -= 2)
-            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
-    }
-    if (bytes.length === 4)
-        return bytes.join('.');
-    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
-    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-        return bytes.slice(12).join('.');
-    }
-    const groups = [];
-    for (let i = 0; i < 16; i += 2)
-        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
-    return compressIpv6(groups);
-}
-function compressIpv6(groups) {
-    // Longest run of zero groups becomes "::".
-    let best = -1;
-    let bestLength = 0;
-    for (let i = 0; i < groups.length;) {
-        if (groups[i] !== '0') {
-            i++;
-            continue;
-        }
-        let j = i;
-        while (j < groups.length && groups[j] === '0')
-            j++;
-        if (j - i > bestLength && j - i > 1) {
-            best = i;
-            bestLength = j - i;
-        }
-        i = j;
-    }
-    if (best < 0)
-        return groups.join(':');
-    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
-}
-function decodeAddress(field) {
-    const [hexIp, hexPort] = field.split(':');
-    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
-        return undefined;
-    const ip = decodeIp(hexIp);
-    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
-}
-/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
-function parseProcNet(text) {
-    const entries = [];
-    for (const line of lines(text)) {
-        const fields = line.split(/\s+/);
-        if (!/^\d+:$/.test(fields[0] ?? ''))
-            continue;
-        const local = decodeAddress(fields[1] ?? '');
-        const remote = decodeAddress(fields[2] ?? '');
-        const state = fields[3];
-        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
-            continue;
-        entries.push({ local, remote, state: Number.parseInt(state, 16) });
-    }
-    return entries;
-}
-function formatAddress(address) {
-    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
-}
-function isWildcardIp(ip) {
-    return ip === '' || ip === '0.0.0.0' || ip === '::';
-}
-function isLoopbackIp(ip) {
-    return ip.startsWith('127.') || ip === '::1';
-}
-/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
-function parseDf(text) {
-    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
-    for (const row of rows) {
-        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
-        if (match) {
-            return {
-                filesystem: match[1] ?? '',
-                sizeBytes: Number(match[2]) * 1024,
-                availableBytes: Number(match[4]) * 1024,
-                mountedOn: match[5] ?? '',
-            };
-        }
-    }
-    return undefined;
-}
-/** `du -skx DIR`: "<KiB>\t<dir>". */
-function parseDuKib(text) {
-    const match = /^(\d+)\s/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** MemAvailable from /proc/meminfo lines, in bytes. */
-function parseMemAvailable(text) {
-    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
-function parseIdentity(text) {
-    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
-    const uid = numberOrUndefined(uidLine);
-    if (uid === undefined)
-        return undefined;
-    const identity = { uid, user: userLine || String(uid) };
-    if (sudoLine)
-        identity.sudoUser = sudoLine;
-    return identity;
-}
-/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
-function parseCpuinfo(text) {
-    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
-    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
-    if (flags === undefined && model === undefined)
-        return undefined;
-    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
-    if (model)
-        facts.model = model;
-    return facts;
-}
-/** Flags the source has and the target lacks, in the source's order. */
-function missingFlags(source, target) {
-    const there = new Set(target);
-    return source.filter((flag) => !there.has(flag));
-}
-/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
-function criuErrorLines(text) {
-    const found = [];
-    for (const line of lines(text)) {
-        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
-        if (/^Error\b/.test(bare) && !found.includes(bare))
-            found.push(bare);
-    }
-    return found;
-}
-const SIZE_UNITS = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 1024,
-    MIB: 1024 ** 2,
-    GIB: 1024 ** 3,
-    TIB: 1024 ** 4,
-};
-/** "9.715MiB" or "1.2GB" as docker prints sizes. */
-function parseDockerSize(text) {
-    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
-    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
-    if (!match || unit === undefined)
-        return undefined;
-    const value = Number(match[1]);
-    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
-}
-/**
- * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
- * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
- */
-function parseMemoryProbe(text) {
-    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
-    if (stats?.[1]) {
-        const bytes = parseDockerSize(stats[1]);
-        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
-    }
-    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
-    if (!version)
-        return undefined;
-    const values = new Map();
-    for (const line of lines(text)) {
-        const [key, value] = line.split(/\s+/);
-        const n = numberOrUndefined(value);
-        if (key && n !== undefined)
-            values.set(key, n);
-    }
-    const sum = (...keys) => {
-        const found = keys.map((key) => values.get(key));
-        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
-    };
-    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
-    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
-    if (dumped !== undefined) {
-        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
-        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
-    }
-    const usage = values.get('usage_bytes');
-    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
-}
-/**
- * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
- * Ports that are only exposed ("80/tcp") are not published and are skipped.
- */
-function parseDockerPsPorts(text) {
-    const found = [];
-    for (const line of text.split('\n')) {
-        const tab = line.indexOf('\t');
-        if (tab < 0)
-            continue;
-        const container = line.slice(0, tab).trim();
-        for (const item of line.slice(tab + 1).split(',')) {
-            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
-            if (!match)
-                continue;
-            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
-            const firstPort = Number(match[2]);
-            found.push({
-                container,
-                hostIp,
-                firstPort,
-                lastPort: match[3] ? Number(match[3]) : firstPort,
-                proto: match[4] ?? 'tcp',
-            });
-        }
-    }
-    return found;
-}
-/** One line per path, in the order asked: "d", "f" or "-". */
-function parsePathKinds(text, paths) {
-    const answers = text.split('\n').map((line) => line.trim());
-    const kinds = new Map();
-    paths.forEach((path, i) => {
-        const answer = answers[i];
-        if (answer === 'd')
-            kinds.set(path, 'directory');
-        else if (answer === 'f')
-            kinds.set(path, 'file');
-        else if (answer === '-')
-            kinds.set(path, 'missing');
-    });
-    return kinds;
-}
-/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
-function parseNameList(text) {
-    return lines(text);
-}
-
 ;// CONCATENATED MODULE: ./src/policy/criu-config.ts
 
 /**
@@ -59013,18 +59650,32 @@ function restoreFactsOf(docker) {
     };
 }
 /** Whether a restore on this target needs the annotation's file, and for what. */
-function planRestoreConfig(target) {
+function planRestoreConfig(target, checkpoint = {}) {
+    const tcpEstablished = checkpoint.tcpEstablished === true;
+    const tcp = tcpEstablished
+        ? '; the connections inside the container are restored established (tcp-established)'
+        : '';
     if (target.cgroupVersion !== '2')
-        return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+        return {
+            cgroupRoot: false,
+            tcpEstablished,
+            reason: `cgroup v1: runc restores into the new container itself${tcp}`,
+        };
     if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
         return {
             cgroupRoot: false,
-            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+            tcpEstablished,
+            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself${tcp}`,
         };
     return {
         cgroupRoot: true,
-        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+        tcpEstablished,
+        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file${tcp}`,
     };
+}
+/** Whether the restore needs the annotation's file at all. */
+function needsRestoreConfig(plan) {
+    return plan.cgroupRoot || plan.tcpEstablished;
 }
 /** The annotation route needs `docker create --annotation` and a driver whose paths we know. */
 function restoreRouteProblem(target, plan) {
@@ -59033,14 +59684,12 @@ function restoreRouteProblem(target, plan) {
     const remedy = `use runc ${RUNC_SETS_CGROUP2_ROOT} or newer on the target (Debian sid's runc 1.3 works), or Docker 24 or newer with the cgroupfs or systemd driver (Debian trixie's Docker 26.1 with runc 1.1 works)`;
     if (!target.apiVersion || !atLeast(target.apiVersion, DOCKER_API_WITH_ANNOTATIONS)) {
         return {
-            code: 'CGROUP2_RESTORE_UNSUPPORTED',
             observed: `Docker API ${target.apiVersion ?? 'unknown'} has no container annotations, and runc ${target.runcVersion?.raw ?? 'unknown'} would restore the process outside its container on cgroup v2`,
             remedy,
         };
     }
     if (target.cgroupDriver !== 'cgroupfs' && target.cgroupDriver !== 'systemd') {
         return {
-            code: 'CGROUP2_RESTORE_UNSUPPORTED',
             observed: `cgroup driver ${target.cgroupDriver ?? 'unknown'}: the new container's cgroup path is not known before it starts`,
             remedy,
         };
@@ -59081,6 +59730,8 @@ function restoreConfigLines(plan, cgroupPath) {
     const lines = [];
     if (plan.cgroupRoot && cgroupPath)
         lines.push(`cgroup-root :${cgroupPath}`);
+    if (plan.tcpEstablished)
+        lines.push('tcp-established');
     return lines;
 }
 /**
@@ -59643,7 +60294,7 @@ const cgroupRestoreRoute = (pair) => ['source', 'target'].flatMap((role) => {
                 observed: `${observed}: ${problem.observed}`,
                 expected,
                 remedy: problem.remedy,
-                code: problem.code,
+                code: 'CGROUP2_RESTORE_UNSUPPORTED',
             },
         ];
     }
@@ -59923,532 +60574,8 @@ function privilegeCheck(role, identity, sudo) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/engine/docker/create-args.ts
-
-
-// Docker's defaults, which an inspect shows even when nobody asked for them.
-const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
-const DEFAULT_NETWORK_MODES = new Set(['', 'default', 'bridge']);
-const DEFAULT_IPC_MODES = new Set(['', 'private']);
-const DEFAULT_LOG_DRIVER = 'json-file';
-const DEFAULT_RUNTIME = 'runc';
-const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
-function sameList(a, b) {
-    const x = a ?? [];
-    const y = b ?? [];
-    return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-function sortedEntries(map) {
-    return Object.entries(map ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-}
-function sharesNamespace(mode) {
-    return mode?.startsWith('container:') ?? false;
-}
-/** "30s", "1500ms": Go duration text for a nanosecond count, as --health-* flags take it. */
-function formatDuration(nanoseconds) {
-    const units = [
-        [1e9, 's'],
-        [1e6, 'ms'],
-        [1e3, 'us'],
-    ];
-    for (const [size, unit] of units) {
-        if (nanoseconds % size === 0)
-            return `${nanoseconds / size}${unit}`;
-    }
-    return `${nanoseconds}ns`;
-}
-/** "1.5" for 1500000000 NanoCpus. */
-function formatCpus(nanoCpus) {
-    return String(nanoCpus / 1e9);
-}
-/** One -p value: [ip:][hostPort:]containerPort[/proto], IPv6 hosts in brackets. */
-function formatPublish(port, binding) {
-    const [containerPort, proto = 'tcp'] = port.split('/');
-    const target = proto === 'tcp' ? `${containerPort}` : `${containerPort}/${proto}`;
-    const ip = binding.HostIp ?? '';
-    const hostPort = binding.HostPort ?? '';
-    if (ip === '')
-        return hostPort === '' ? target : `${hostPort}:${target}`;
-    const host = ip.includes(':') ? `[${ip}]` : ip;
-    return `${host}:${hostPort}:${target}`;
-}
-/** A --mount value is CSV: quote fields holding commas or quotes. */
-function csvField(field) {
-    return /[",\n]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
-}
-const RECURSIVE_MODES = [
-    ['NonRecursive', 'disabled'],
-    ['ReadOnlyNonRecursive', 'writable'],
-    ['ReadOnlyForceRecursive', 'readonly'],
-];
-/** The --mount value for one HostConfig.Mounts entry; undefined for types the CLI cannot create. */
-function formatMount(mount) {
-    if (mount.Type !== 'bind' && mount.Type !== 'volume' && mount.Type !== 'tmpfs')
-        return undefined;
-    const fields = [`type=${mount.Type}`];
-    if (mount.Source)
-        fields.push(`source=${mount.Source}`);
-    fields.push(`target=${mount.Target}`);
-    if (mount.ReadOnly)
-        fields.push('readonly');
-    const bind = mount.BindOptions;
-    if (mount.Type === 'bind' && bind) {
-        if (bind.Propagation)
-            fields.push(`bind-propagation=${bind.Propagation}`);
-        const recursive = RECURSIVE_MODES.find(([key]) => bind[key] === true);
-        if (recursive)
-            fields.push(`bind-recursive=${recursive[1]}`);
-    }
-    const volume = mount.VolumeOptions;
-    if (mount.Type === 'volume' && volume) {
-        if (volume.NoCopy)
-            fields.push('volume-nocopy');
-        if (volume.Subpath)
-            fields.push(`volume-subpath=${volume.Subpath}`);
-        if (volume.DriverConfig?.Name)
-            fields.push(`volume-driver=${volume.DriverConfig.Name}`);
-        for (const [key, value] of sortedEntries(volume.DriverConfig?.Options))
-            fields.push(`volume-opt=${key}=${value}`);
-        for (const [key, value] of sortedEntries(volume.Labels))
-            fields.push(`volume-label=${key}=${value}`);
-    }
-    const tmpfs = mount.TmpfsOptions;
-    if (mount.Type === 'tmpfs' && tmpfs) {
-        if (tmpfs.SizeBytes)
-            fields.push(`tmpfs-size=${tmpfs.SizeBytes}`);
-        if (tmpfs.Mode)
-            fields.push(`tmpfs-mode=${tmpfs.Mode.toString(8)}`);
-    }
-    return fields.map(csvField).join(',');
-}
-/** Container paths that Binds and Mounts already cover (an anonymous -v there would clash). */
-function mountedPaths(inspect) {
-    const paths = new Set();
-    for (const bind of inspect.HostConfig.Binds ?? []) {
-        const target = bind.split(':')[1];
-        if (target)
-            paths.add(target);
-    }
-    for (const mount of inspect.HostConfig.Mounts ?? [])
-        paths.add(mount.Target);
-    for (const path of Object.keys(inspect.HostConfig.Tmpfs ?? {}))
-        paths.add(path);
-    return paths;
-}
-function isInlineSeccompProfile(option) {
-    // The CLI reads a profile file and stores its JSON; passing that back would be read as a file name.
-    return /^seccomp[=:]\s*\{/.test(option);
-}
-/** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
-function extraNetworks(inspect) {
-    const primary = inspect.HostConfig.NetworkMode ?? 'default';
-    // Joined to another container's namespace, the endpoints listed are that container's.
-    if (sharesNamespace(primary))
-        return [];
-    return Object.keys(inspect.NetworkSettings.Networks).filter((name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)));
-}
-function userAliases(inspect, network, newName) {
-    const shortId = inspect.Id.slice(0, 12);
-    // Docker before API 1.45 listed the short ID among the aliases itself; the new name is automatic.
-    return (inspect.NetworkSettings.Networks[network]?.Aliases ?? []).filter((alias) => alias !== shortId && alias !== inspect.Id && alias !== newName);
-}
-function namespaceError(setting, mode) {
-    return new MigrationError('CONTAINER_SHARES_NAMESPACE', `${setting} is "${mode}": the container shares another container's namespace`, {
-        remedy: "a container that joins another container's namespace cannot move on its own; recreate it with its own namespace first",
-    });
-}
-/**
- * Entrypoint and Cmd as flags and positional arguments. `--entrypoint` takes one word, so the
- * rest of a longer entrypoint goes in front of Cmd: the process gets the same argv.
- */
-function commandParts(config, image) {
-    // Docker turns an explicit empty entrypoint ([""]) into none when it creates the container.
-    const given = config.Entrypoint ?? [];
-    const entrypoint = given.length === 1 && given[0] === '' ? [] : given;
-    const cmd = config.Cmd ?? [];
-    if (image) {
-        const imageEntrypoint = image.Entrypoint ?? [];
-        if (sameList(entrypoint, imageEntrypoint)) {
-            if (sameList(cmd, image.Cmd))
-                return { flags: [], positional: [] };
-            // An empty Cmd here would let Docker take the image's; only an explicit entrypoint prevents that.
-            if (cmd.length > 0)
-                return { flags: [], positional: cmd };
-        }
-    }
-    const [first, ...rest] = entrypoint;
-    // Without one, an explicit empty entrypoint keeps an image ENTRYPOINT from coming back.
-    if (first === undefined)
-        return { flags: ['--entrypoint', ''], positional: cmd };
-    return { flags: ['--entrypoint', first], positional: [...rest, ...cmd] };
-}
-function sameHealth(a, b) {
-    if (!a || !b)
-        return a === b;
-    return (sameList(a.Test, b.Test) &&
-        (a.Interval ?? 0) === (b.Interval ?? 0) &&
-        (a.Timeout ?? 0) === (b.Timeout ?? 0) &&
-        (a.StartPeriod ?? 0) === (b.StartPeriod ?? 0) &&
-        (a.StartInterval ?? 0) === (b.StartInterval ?? 0) &&
-        (a.Retries ?? 0) === (b.Retries ?? 0));
-}
-function healthArgs(health, image) {
-    if (!health || (image && sameHealth(health, image.Healthcheck)))
-        return [];
-    const test = health.Test ?? [];
-    if (test[0] === 'NONE')
-        return ['--no-healthcheck'];
-    const args = [];
-    if (test[0] === 'CMD-SHELL' && test[1] !== undefined)
-        args.push('--health-cmd', test[1]);
-    // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
-    // the closest; not known, it most likely is the image's, which comes back by itself.
-    else if (test[0] === 'CMD' && test.length > 1 && image)
-        args.push('--health-cmd', shellQuote(test.slice(1)));
-    else if (test.length > 0)
-        return [];
-    const durations = [
-        ['--health-interval', health.Interval],
-        ['--health-timeout', health.Timeout],
-        ['--health-start-period', health.StartPeriod],
-        ['--health-start-interval', health.StartInterval],
-    ];
-    for (const [flag, value] of durations)
-        if (value)
-            args.push(flag, formatDuration(value));
-    if (health.Retries)
-        args.push('--health-retries', String(health.Retries));
-    return args;
-}
-/** Exposed and published ports; the ports the image exposes itself are left to it. */
-function portArgs(inspect, image) {
-    const args = [];
-    const bindings = inspect.HostConfig.PortBindings ?? {};
-    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
-    for (const port of exposed) {
-        const published = (bindings[port]?.length ?? 0) > 0;
-        if (!published && !(port in (image?.ExposedPorts ?? {})))
-            args.push('--expose', port);
-    }
-    for (const port of Object.keys(bindings).sort()) {
-        for (const binding of bindings[port] ?? [])
-            args.push('-p', formatPublish(port, binding));
-    }
-    if (inspect.HostConfig.PublishAllPorts)
-        args.push('-P');
-    return args;
-}
-/** The primary network with its aliases and addresses, and the DNS settings. */
-function networkArgs(inspect, name, extraAliases = []) {
-    const args = [];
-    const host = inspect.HostConfig;
-    const networkMode = host.NetworkMode ?? 'default';
-    const each = (flag, values) => {
-        for (const value of values ?? [])
-            args.push(flag, value);
-    };
-    if (networkMode === 'host' || networkMode === 'none')
-        args.push('--network', networkMode);
-    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
-        args.push('--network', networkMode);
-        const aliases = userAliases(inspect, networkMode, name);
-        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
-        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-        if (ipam?.IPv4Address)
-            args.push('--ip', ipam.IPv4Address);
-        if (ipam?.IPv6Address)
-            args.push('--ip6', ipam.IPv6Address);
-        each('--link-local-ip', ipam?.LinkLocalIPs);
-    }
-    each('--dns', host.Dns);
-    each('--dns-search', host.DnsSearch);
-    each('--dns-option', host.DnsOptions);
-    each('--add-host', host.ExtraHosts);
-    return args;
-}
-/**
- * `docker create` arguments of a network holder: everything about the network of `owner`
- * (the app container itself, or on a later move the holder it joins), the app's restart
- * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
- * but a pause loop.
- */
-function buildHolderArgs(owner, app, options) {
-    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
-    const config = owner.Config;
-    const mode = owner.HostConfig.NetworkMode ?? 'default';
-    if (config.Hostname && mode !== 'host')
-        args.push('--hostname', config.Hostname);
-    if (config.Domainname)
-        args.push('--domainname', config.Domainname);
-    args.push(...portArgs(owner, undefined));
-    args.push(...networkArgs(owner, options.name, [options.app]));
-    const restart = app.HostConfig.RestartPolicy;
-    if (restart && restart.Name !== '' && restart.Name !== 'no') {
-        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
-        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
-    }
-    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
-    args.push('--stop-signal', 'SIGKILL', options.image);
-    return args;
-}
-/**
- * The arguments after `docker create` that give a container on another host the source
- * container's configuration: options, then the image, then the command. Values that are
- * Docker's defaults are left out. Throws CONTAINER_SHARES_NAMESPACE for container: modes.
- */
-function buildCreateArgs(inspect, options) {
-    const config = inspect.Config;
-    const host = inspect.HostConfig;
-    const image = options.imageConfig;
-    const networkMode = host.NetworkMode ?? 'default';
-    for (const [setting, mode] of [
-        ['NetworkMode', networkMode],
-        ['IpcMode', host.IpcMode],
-        ['PidMode', host.PidMode],
-    ]) {
-        // A network holder's namespace is replaced by the holder given in the options.
-        if (setting === 'NetworkMode' && options.networkContainer)
-            continue;
-        if (mode && sharesNamespace(mode))
-            throw namespaceError(`HostConfig.${setting}`, mode);
-    }
-    const args = ['--name', options.name];
-    const add = (flag, value) => {
-        if (value === undefined)
-            args.push(flag);
-        else
-            args.push(flag, String(value));
-    };
-    for (const [key, value] of Object.entries(options.annotations ?? {}))
-        add('--annotation', `${key}=${value}`);
-    const addEach = (flag, values) => {
-        for (const value of values ?? [])
-            add(flag, value);
-    };
-    // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
-    // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
-    // With the host's UTS namespace Docker fills in the target host's own name.
-    const holder = options.networkContainer;
-    const hostUts = networkMode === 'host' || host.UTSMode === 'host';
-    if (!holder) {
-        if (config.Hostname && !hostUts)
-            add('--hostname', config.Hostname);
-        if (config.Domainname)
-            add('--domainname', config.Domainname);
-    }
-    if (config.User && config.User !== image?.User)
-        add('--user', config.User);
-    if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
-        add('--workdir', config.WorkingDir);
-    const imageEnv = new Set(image?.Env ?? []);
-    addEach('--env', (config.Env ?? []).filter((entry) => !imageEnv.has(entry)));
-    for (const [key, value] of sortedEntries(config.Labels)) {
-        if (image?.Labels?.[key] !== value)
-            add('--label', `${key}=${value}`);
-    }
-    const command = commandParts(config, image);
-    args.push(...command.flags);
-    if (config.Tty)
-        add('-t');
-    if (config.OpenStdin)
-        add('-i');
-    if (!holder)
-        args.push(...portArgs(inspect, image));
-    const restart = host.RestartPolicy;
-    if (restart && restart.Name !== '' && restart.Name !== 'no') {
-        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
-        add('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
-    }
-    // Binds keep the user's -v text, options included (ro, z/Z, propagation, nocopy).
-    addEach('-v', host.Binds);
-    for (const mount of host.Mounts ?? []) {
-        const value = formatMount(mount);
-        if (value !== undefined)
-            add('--mount', value);
-    }
-    const covered = mountedPaths(inspect);
-    for (const path of Object.keys(config.Volumes ?? {}).sort()) {
-        // Image VOLUMEs come back by themselves; the others were anonymous -v /path.
-        if (!covered.has(path) && !(path in (image?.Volumes ?? {})))
-            add('-v', path);
-    }
-    if (host.VolumeDriver)
-        add('--volume-driver', host.VolumeDriver);
-    for (const [path, opts] of sortedEntries(host.Tmpfs))
-        add('--tmpfs', opts ? `${path}:${opts}` : path);
-    if (holder)
-        add('--network', `container:${holder}`);
-    else
-        args.push(...networkArgs(inspect, options.name));
-    if (host.Privileged)
-        add('--privileged');
-    addEach('--cap-add', host.CapAdd);
-    addEach('--cap-drop', host.CapDrop);
-    addEach('--security-opt', (host.SecurityOpt ?? []).filter((option) => !isInlineSeccompProfile(option)));
-    if (host.UsernsMode)
-        add('--userns', host.UsernsMode);
-    if (host.Memory)
-        add('--memory', host.Memory);
-    // Docker stores twice the memory limit as the swap limit when none was given.
-    if (host.MemorySwap && !(host.Memory && host.MemorySwap === host.Memory * 2))
-        add('--memory-swap', host.MemorySwap);
-    if (host.MemoryReservation)
-        add('--memory-reservation', host.MemoryReservation);
-    if (host.MemorySwappiness !== undefined && host.MemorySwappiness >= 0) {
-        add('--memory-swappiness', host.MemorySwappiness);
-    }
-    if (host.NanoCpus)
-        add('--cpus', formatCpus(host.NanoCpus));
-    if (host.CpuShares)
-        add('--cpu-shares', host.CpuShares);
-    if (host.CpuPeriod)
-        add('--cpu-period', host.CpuPeriod);
-    if (host.CpuQuota)
-        add('--cpu-quota', host.CpuQuota);
-    if (host.CpusetCpus)
-        add('--cpuset-cpus', host.CpusetCpus);
-    if (host.CpusetMems)
-        add('--cpuset-mems', host.CpusetMems);
-    if (host.BlkioWeight)
-        add('--blkio-weight', host.BlkioWeight);
-    if (host.PidsLimit)
-        add('--pids-limit', host.PidsLimit > 0 ? host.PidsLimit : -1);
-    for (const ulimit of host.Ulimits ?? []) {
-        add('--ulimit', `${ulimit.Name}=${ulimit.Soft === ulimit.Hard ? ulimit.Soft : `${ulimit.Soft}:${ulimit.Hard}`}`);
-    }
-    if (host.ShmSize && host.ShmSize !== DEFAULT_SHM_SIZE)
-        add('--shm-size', host.ShmSize);
-    if (host.OomKillDisable)
-        add('--oom-kill-disable');
-    if (host.OomScoreAdj)
-        add('--oom-score-adj', host.OomScoreAdj);
-    if (host.CgroupParent)
-        add('--cgroup-parent', host.CgroupParent);
-    if (host.Init === true)
-        add('--init');
-    // false differs from absent when the daemon runs with "init": true.
-    if (host.Init === false)
-        add('--init=false');
-    if (host.ReadonlyRootfs)
-        add('--read-only');
-    for (const [key, value] of sortedEntries(host.Sysctls))
-        add('--sysctl', `${key}=${value}`);
-    const log = host.LogConfig;
-    const logOptions = sortedEntries(log?.Config);
-    if (log?.Type && (log.Type !== DEFAULT_LOG_DRIVER || logOptions.length > 0))
-        add('--log-driver', log.Type);
-    for (const [key, value] of logOptions)
-        add('--log-opt', `${key}=${value}`);
-    if (host.IpcMode && !DEFAULT_IPC_MODES.has(host.IpcMode))
-        add('--ipc', host.IpcMode);
-    if (host.PidMode)
-        add('--pid', host.PidMode);
-    if (host.UTSMode)
-        add('--uts', host.UTSMode);
-    // Its default follows the host's cgroup version; CRIU must find the same arrangement it dumped.
-    if (host.CgroupnsMode)
-        add('--cgroupns', host.CgroupnsMode);
-    if (config.StopSignal && config.StopSignal !== image?.StopSignal)
-        add('--stop-signal', config.StopSignal);
-    if (config.StopTimeout !== undefined)
-        add('--stop-timeout', config.StopTimeout);
-    args.push(...healthArgs(config.Healthcheck, image));
-    if (host.Runtime && host.Runtime !== DEFAULT_RUNTIME)
-        add('--runtime', host.Runtime);
-    addEach('--group-add', host.GroupAdd);
-    for (const device of host.Devices ?? []) {
-        const permissions = device.CgroupPermissions && device.CgroupPermissions !== DEFAULT_DEVICE_PERMISSIONS;
-        add('--device', `${device.PathOnHost}:${device.PathInContainer}${permissions ? `:${device.CgroupPermissions}` : ''}`);
-    }
-    addEach('--device-cgroup-rule', host.DeviceCgroupRules);
-    for (const [key, value] of sortedEntries(host.StorageOpt))
-        add('--storage-opt', `${key}=${value}`);
-    if (host.AutoRemove)
-        add('--rm');
-    // "--": nothing from the source's inspect can be taken for an option.
-    args.push('--', options.image, ...command.positional);
-    return args;
-}
-/**
- * Takes the --env pairs out of create arguments so they can go through a 0600
- * env file instead of the command line (process lists, sudo logs). Docker's env
- * file has no quoting, so a value with a line break stays an argument.
- */
-function splitEnvArgs(args) {
-    const kept = [];
-    const env = [];
-    const end = args.indexOf('--');
-    for (let i = 0; i < args.length; i++) {
-        const value = args[i + 1];
-        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
-            env.push(value);
-            i++;
-            continue;
-        }
-        kept.push(args[i]);
-    }
-    return { args: kept, env };
-}
-/**
- * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
- * cannot be migrated, one line each ("HostConfig.Devices: /dev/fuse ..."). Empty when none.
- */
-function unsupportedSettings(inspect, imageConfig) {
-    const host = inspect.HostConfig;
-    const found = [];
-    const devices = host.Devices ?? [];
-    if (devices.length > 0) {
-        found.push(`HostConfig.Devices: ${devices.map((d) => d.PathOnHost).join(', ')} (device state cannot be checkpointed)`);
-    }
-    const requests = host.DeviceRequests ?? [];
-    if (requests.length > 0) {
-        const what = requests
-            .map((r) => r.Driver || (r.Capabilities ?? []).flat().join('+') || 'device')
-            .join(', ');
-        found.push(`HostConfig.DeviceRequests: ${what} (GPU and other device requests cannot be checkpointed)`);
-    }
-    for (const [setting, mode] of [
-        ['NetworkMode', host.NetworkMode],
-        ['IpcMode', host.IpcMode],
-        ['PidMode', host.PidMode],
-    ]) {
-        if (mode && sharesNamespace(mode))
-            found.push(`HostConfig.${setting}: ${mode} (shares another container's namespace)`);
-    }
-    if (host.IpcMode === 'host')
-        found.push("HostConfig.IpcMode: host (the host's IPC namespace cannot be checkpointed)");
-    if (host.PidMode === 'host')
-        found.push("HostConfig.PidMode: host (the host's PID namespace cannot be checkpointed)");
-    if ((host.Links ?? []).length > 0) {
-        found.push(`HostConfig.Links: ${(host.Links ?? []).join(', ')} (legacy links name containers on the source)`);
-    }
-    if ((host.VolumesFrom ?? []).length > 0) {
-        found.push(`HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`);
-    }
-    const extra = extraNetworks(inspect);
-    if (extra.length > 0) {
-        found.push(`NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`);
-    }
-    for (const option of host.SecurityOpt ?? []) {
-        if (isInlineSeccompProfile(option))
-            found.push('HostConfig.SecurityOpt: an inline seccomp profile (the CLI only takes a file)');
-    }
-    for (const mount of host.Mounts ?? []) {
-        if (formatMount(mount) === undefined)
-            found.push(`HostConfig.Mounts: ${mount.Type} mount at ${mount.Target}`);
-    }
-    const health = inspect.Config.Healthcheck;
-    const test = health?.Test ?? [];
-    if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
-        const outcome = imageConfig
-            ? 'recreated in the shell form, which needs /bin/sh in the image'
-            : "left to the image's HEALTHCHECK";
-        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
-    }
-    return found;
-}
-
 ;// CONCATENATED MODULE: ./src/policy/container-rules.ts
+
 
 
 
@@ -60813,35 +60940,79 @@ const tcpConnections = ({ container, source }) => {
     const expected = 'no established TCP connection to peers outside the container';
     if (!source.tcp)
         return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
-    const established = source.tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
-    // Both ends inside the container (loopback) move together; the others have a peer that stays behind.
-    const outside = established.filter((entry) => !(isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip)));
-    const inside = established.length - outside.length;
-    const insideText = inside > 0 ? `; ${inside} over loopback inside the container, which move with it` : '';
+    const { inside, outside } = classifyConnections(source.tcp);
+    const insideText = inside.length > 0
+        ? `; ${inside.length} over loopback inside the container, moved established (CRIU tcp-established)`
+        : '';
+    const checks = [];
     if (outside.length === 0) {
+        checks.push({
+            host: 'source',
+            name,
+            status: 'pass',
+            observed: `none to outside peers${insideText}`,
+            expected,
+        });
+    }
+    else {
+        const shown = outside
+            .slice(0, 5)
+            .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+            .join(', ');
+        const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
+        checks.push({
+            host: 'source',
+            name,
+            // The peer stays behind on the source: refused here rather than after a freeze.
+            status: 'fail',
+            observed: `${outside.length} established: ${shown}${more}${insideText}`,
+            expected,
+            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): a TCP connection to a peer outside the container cannot follow it, the peer stays behind on the source',
+            code: 'TCP_CONNECTIONS_OPEN',
+        });
+    }
+    return [...checks, ...execChecks(container, source, inside)];
+};
+/** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
+function execChecks(container, source, inside) {
+    if (!source.processes)
+        return [];
+    const exec = execProcesses(container.State.Pid, source.processes);
+    const name = 'docker exec processes';
+    const expected = "every process a descendant of the container's first process";
+    if (exec.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
+    const describe = (row) => `pid ${row.pid} "${row.args}"`;
+    const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
+    if (held.length > 0) {
+        const shown = held
+            .slice(0, 5)
+            .map(({ process, entry }) => `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+            .join(', ');
         return [
-            { host: 'source', name, status: 'pass', observed: `none to outside peers${insideText}`, expected },
+            {
+                host: 'source',
+                name,
+                status: 'fail',
+                observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
+                expected,
+                remedy: "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
+                code: 'EXEC_SESSION_CONNECTED',
+            },
         ];
     }
-    const shown = outside
-        .slice(0, 5)
-        .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-        .join(', ');
-    const more = outside.length > 5 ? ` and ${outside.length - 5} more` : '';
     return [
         {
             host: 'source',
             name,
-            // runc checkpoint runs without --tcp-established, so CRIU refuses to dump such a socket
-            // ("Connected TCP socket"): refused here rather than after a freeze that must roll back.
-            status: 'fail',
-            observed: `${outside.length} established: ${shown}${more}${insideText}`,
+            status: 'warn',
+            observed: `${exec.length} started by docker exec, which will not move (they end with the source): ${exec.slice(0, 5).map(describe).join(', ')}`,
             expected,
-            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): CRIU cannot dump a TCP connection to a peer outside the container, and the peer stays behind on the source anyway',
-            code: 'TCP_CONNECTIONS_OPEN',
+            remedy: 'end those docker exec sessions first if they matter, or start them again on the target afterwards',
+            code: 'EXEC_PROCESSES_LEFT',
         },
     ];
-};
+}
 // Settings with a check of their own above.
 const COVERED_SETTINGS = [
     'HostConfig.Devices',
@@ -61064,6 +61235,7 @@ function evaluateGate(facts, options) {
 
 
 
+
 /**
  * What the preflight gate reads besides the host facts of facts.ts: the
  * container's size and connections on the source, and on the target whether
@@ -61105,6 +61277,16 @@ function memoryCommand(pid, id) {
         'fi',
     ].join('\n');
 }
+/** "<pid> <inode>" for every socket a process of the container holds. */
+function socketOwnersCommand(containerId) {
+    return [
+        `for p in $(${shellQuote(['docker', 'top', containerId, '-o', 'pid'])} | tail -n +2); do`,
+        '  for f in /proc/$p/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue',
+        `    case $l in 'socket:['*) i=\${l#socket:[}; echo "$p \${i%]}" ;; esac`,
+        '  done',
+        'done',
+    ].join('\n');
+}
 function bindSources(container) {
     const sources = (container?.Mounts ?? [])
         .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
@@ -61117,7 +61299,7 @@ function sourceProbeSections(container) {
         return sections;
     const pid = container.State.Pid ?? 0;
     if (container.State.Running && pid > 0) {
-        sections.push({ name: 'memory', command: memoryCommand(pid, container.Id) }, { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` });
+        sections.push({ name: 'memory', command: memoryCommand(pid, container.Id) }, { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` }, { name: 'procs', command: shellQuote(['docker', 'top', container.Id, '-o', 'pid,ppid,args']) }, { name: 'sockets', command: socketOwnersCommand(container.Id) });
     }
     const upper = container.GraphDriver?.Data?.UpperDir;
     if (upper)
@@ -61295,6 +61477,16 @@ function readSourceProbe(result, container) {
         const tcp = reader.table('tcp');
         if (tcp)
             probe.tcp = tcp;
+    }
+    if (asked.has('procs')) {
+        const processes = reader.parse('procs', (text) => (/\bPID\b/.test(text) ? parseTop(text) : undefined));
+        if (processes)
+            probe.processes = processes;
+    }
+    if (asked.has('sockets')) {
+        const owners = reader.parse('sockets', parseSocketOwners);
+        if (owners)
+            probe.socketOwners = owners;
     }
     if (asked.has('upper')) {
         const upper = reader.parse('upper', parseDuKib);
@@ -61476,6 +61668,7 @@ async function gatherVolumeFacts(source, target, container) {
 
 
 
+
 function formatCheck(check) {
     const mark = check.status === 'pass' ? 'ok  ' : check.status === 'warn' ? 'WARN' : 'FAIL';
     const code = check.status !== 'pass' && check.code ? ` [${check.code}]` : '';
@@ -61566,6 +61759,7 @@ async function preflight(ctx) {
         ...(facts.volumes ? { volumes: facts.volumes } : {}),
         route,
         ...(holder ? { sourceHolder: holder } : {}),
+        tcpEstablished: dumpsEstablished(facts.sourceProbe?.tcp),
     };
 }
 
@@ -61701,16 +61895,14 @@ function restore_collect(stream) {
 
 
 
-/** runc reads this annotation of the container and hands the file to CRIU. */
-const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
 /**
  * Before `docker create`: when the target needs it, an empty file whose path
  * the container's annotation will name (journalled: a rollback removes it).
  * Undefined when runc on the target needs no help.
  */
-async function prepareRestoreConfig(ctx, target) {
-    const plan = planRestoreConfig(target);
-    if (!plan.cgroupRoot)
+async function prepareRestoreConfig(ctx, target, checkpoint = {}) {
+    const plan = planRestoreConfig(target, checkpoint);
+    if (!needsRestoreConfig(plan))
         return undefined;
     const path = restoreConfigPath(ctx.settings.checkpointName);
     await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
@@ -61856,6 +62048,7 @@ async function stage(ctx, container, targetDockerRoot, codec, network = { route:
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
         ...(holder ? { networkContainer: holder } : {}),
         ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+        ...(network.tcpEstablished ? { tcpEstablished: true } : {}),
     });
     return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
@@ -61900,7 +62093,9 @@ async function createHolder(ctx, container, network) {
 async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, options = {}) {
     const { networkContainer, restoreFacts } = options;
     const targetName = stage_containerName(container);
-    const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
+    const restoreConfig = restoreFacts
+        ? await prepareRestoreConfig(ctx, restoreFacts, { tcpEstablished: options.tcpEstablished === true })
+        : undefined;
     const { args, env } = splitEnvArgs(buildCreateArgs(container, {
         name: targetName,
         image: imageRef,
@@ -62148,6 +62343,7 @@ async function migrate(deps) {
             ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
             ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
             restoreFacts: restoreFactsOf(checked.target.docker),
+            tcpEstablished: checked.tcpEstablished,
         })));
         const ready = staged;
         enter('checkpoint');
@@ -62158,7 +62354,10 @@ async function migrate(deps) {
         const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
             // Into a holder's namespace: the container's own one stays out of the dump. One that joins
             // a holder already is runc's external namespace, which runc marks itself.
-            prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
+            prepareCheckpoint(ctx, found, {
+                externalNetns: checked.route === 'holder' && !checked.sourceHolder,
+                tcpEstablished: checked.tcpEstablished,
+            }),
             ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
             planTransfer(ctx, found, ready, codec, containerd, marker),
             prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
@@ -63039,6 +63238,7 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     onVolumes(volumes);
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
         restoreFacts: restoreFactsOf(facts.docker),
+        ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
     });
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));

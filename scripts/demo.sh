@@ -25,7 +25,7 @@ env -i PATH="$PATH" HOME="$HOME" RUNNER_TEMP="$work" GITHUB_OUTPUT="$work/output
   INPUT_MODE=migrate INPUT_CONTAINER=$name INPUT_SOURCE="$TESTBED_HOST1" INPUT_TARGET="$TESTBED_HOST2" \
   INPUT_SSH-KEY-PATH="$TESTBED_SSH_KEY" INPUT_KNOWN-HOSTS="$(cat "$TESTBED_KNOWN_HOSTS")" \
   INPUT_VERIFY-LOG-PATTERN='^[0-9]+ ' INPUT_VERIFY-TIMEOUT=20 \
-  node dist/index.js
+  "${ACTION_NODE:-node}" dist/index.js
 sleep 1
 echo "== after: last lines on host 1, first lines on host 2 (same token, next number)"
 ssh_to "$TESTBED_HOST1" "docker logs $name 2>&1 | tail -n 2; docker inspect -f 'host 1: {{.State.Status}}, restart policy {{.HostConfig.RestartPolicy.Name}}' $name"

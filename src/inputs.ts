@@ -59,6 +59,7 @@ const DEFAULT_TIMEOUT_MINUTES = 30;
 // Node timers overflow past 2^31-1 ms; the run timeout must fit in one.
 const MAX_TIMEOUT_MINUTES = Math.floor((2 ** 31 - 1) / 60_000);
 const CHECKPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const LATEST = 'latest';
 const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
 const CONTAINER_ID = /^[0-9a-f]{1,64}$/;
 // Characters the artifact service rejects in names.
@@ -143,7 +144,17 @@ export function getInputs(
 
   const sudo = parseBoolean('sudo', text('sudo'), false);
 
-  const checkpointName = parseCheckpointName(text('checkpoint-name'), container, now);
+  // "latest" asks restore mode for the newest complete checkpoint, so no checkpoint may carry that name.
+  const named = text('checkpoint-name');
+  const restoreLatest = mode === 'restore' && named === LATEST;
+  if (mode === 'checkpoint' && named === LATEST) {
+    throw invalid(
+      'checkpoint-name',
+      `"${LATEST}" is reserved: restore mode reads it as the newest checkpoint`,
+      'choose another name, or leave it empty for <container>-<UTC timestamp>',
+    );
+  }
+  const checkpointName = parseCheckpointName(restoreLatest ? '' : named, container, now);
 
   const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
   const verifyTimeoutSeconds = parsePositiveInteger(
@@ -269,7 +280,7 @@ export function getInputs(
         store,
         replace: parseBoolean('replace', text('replace'), false),
       };
-      if (text('checkpoint-name') !== '') settings.restoreFrom = checkpointName;
+      if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
       return settings;
     }
   }

@@ -456,7 +456,7 @@ export const cgroupRestoreRoute: CompatibilityRule = (pair) =>
           observed: `${observed}: ${problem.observed}`,
           expected,
           remedy: problem.remedy,
-          code: problem.code,
+          code: 'CGROUP2_RESTORE_UNSUPPORTED',
         },
       ];
     }

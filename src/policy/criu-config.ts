@@ -1,4 +1,3 @@
-import type { ErrorCode } from '../errors.js';
 import type { DockerFacts } from '../probe/facts.js';
 import { atLeast, type Version } from './versions.js';
 
@@ -75,9 +74,8 @@ export function needsRestoreConfig(plan: RestoreConfigPlan): boolean {
   return plan.cgroupRoot || plan.tcpEstablished;
 }
 
-/** A cgroup restore route the target cannot take, as a gate check would name it. */
+/** Why the target cannot take the cgroup restore route (the gate's check gives it its code). */
 export interface RestoreRouteProblem {
-  code: ErrorCode;
   observed: string;
   remedy: string;
 }
@@ -91,14 +89,12 @@ export function restoreRouteProblem(
   const remedy = `use runc ${RUNC_SETS_CGROUP2_ROOT} or newer on the target (Debian sid's runc 1.3 works), or Docker 24 or newer with the cgroupfs or systemd driver (Debian trixie's Docker 26.1 with runc 1.1 works)`;
   if (!target.apiVersion || !atLeast(target.apiVersion, DOCKER_API_WITH_ANNOTATIONS)) {
     return {
-      code: 'CGROUP2_RESTORE_UNSUPPORTED',
       observed: `Docker API ${target.apiVersion ?? 'unknown'} has no container annotations, and runc ${target.runcVersion?.raw ?? 'unknown'} would restore the process outside its container on cgroup v2`,
       remedy,
     };
   }
   if (target.cgroupDriver !== 'cgroupfs' && target.cgroupDriver !== 'systemd') {
     return {
-      code: 'CGROUP2_RESTORE_UNSUPPORTED',
       observed: `cgroup driver ${target.cgroupDriver ?? 'unknown'}: the new container's cgroup path is not known before it starts`,
       remedy,
     };

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DIST_ENTRY } from './run-action.js';
+import { ACTION_NODE, DIST_ENTRY } from './run-action.js';
 import { loadTestbed, TESTBED_ENV, type Testbed } from './testbed.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -32,6 +32,14 @@ export function hostsRunning(envFile = TESTBED_ENV): boolean {
 /** Brings the test bed up when it is not, and takes down only what it brought up. */
 export default function setup(): () => void {
   if (!existsSync(DIST_ENTRY)) throw new Error(`${DIST_ENTRY} is missing: run npm run build`);
+  const version = execFileSync(ACTION_NODE, ['--version'], { encoding: 'utf8' }).trim();
+  const from = process.env.ACTION_NODE
+    ? 'ACTION_NODE'
+    : 'the Node running the tests; set ACTION_NODE for another';
+  console.log(`e2e: the bundled action runs under Node ${version} (${ACTION_NODE}, ${from})`);
+  if (!version.startsWith('v24.')) {
+    console.log('e2e: action.yml declares node24; results under another major may differ from a runner');
+  }
   const startedHere = !hostsRunning();
   if (startedHere) execFileSync('bash', [resolve(root, 'test/testbed/up.sh')], { stdio: 'inherit' });
   return () => {

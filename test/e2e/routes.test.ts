@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runProcess } from './process.js';
-import { DIST_ENTRY, parseOutputFile, runAction } from './run-action.js';
+import { ACTION_NODE, DIST_ENTRY, parseOutputFile, runAction } from './run-action.js';
 import {
   containerLogs,
   loadTestbed,
@@ -102,7 +102,7 @@ describe('other routes to the hosts', () => {
     const node = await inHostOne(
       ['sh', '-c', 'cat >/usr/local/bin/node && chmod 755 /usr/local/bin/node'],
       {},
-      readFileSync(process.execPath),
+      readFileSync(ACTION_NODE),
     );
     expect(node.code, node.out).toBe(0);
     const bundle = await inHostOne(

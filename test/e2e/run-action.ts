@@ -6,6 +6,12 @@ import { runProcess } from './process.js';
 
 export const DIST_ENTRY = resolve(import.meta.dirname, '../../dist/index.js');
 
+/**
+ * The Node that runs the bundle: ACTION_NODE when set (.ci/run points it at a Node 24, the
+ * runtime action.yml declares), else the Node running the tests.
+ */
+export const ACTION_NODE = process.env.ACTION_NODE || process.execPath;
+
 export interface ActionRun {
   exitCode: number;
   stdout: string;
@@ -87,7 +93,7 @@ function prepareStep(inputs: Record<string, string>, options: RunOptions): StepF
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
   for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
   Object.assign(env, options.env);
-  const command = options.command ?? [process.execPath, options.entry ?? DIST_ENTRY];
+  const command = options.command ?? [ACTION_NODE, options.entry ?? DIST_ENTRY];
   return { runnerTemp, env, command, outputFile, summaryFile, stateFile };
 }
 

@@ -54,9 +54,14 @@ host_init() {
     *) die "TESTBED_HOST$1_INIT=$v: use shell or systemd" ;; esac
 }
 
-# The Debian mirror this machine already uses (never hard-coded).
+# The Debian mirror this machine already uses (never hard-coded), or TESTBED_DEBIAN_MIRROR
+# where its apt sources name none (CI feeds it from a repository variable).
 debian_mirror() {
   local uri
+  if [ -n "${TESTBED_DEBIAN_MIRROR:-}" ]; then
+    echo "${TESTBED_DEBIAN_MIRROR%/}"
+    return
+  fi
   uri=$(awk '
     /^URIs:/ { u=$2 }
     /^Suites:/ { for (i=2;i<=NF;i++) if ($i !~ /-(security|updates|backports)$/) s=1 }
@@ -66,7 +71,7 @@ debian_mirror() {
   if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
     uri=$(awk '$1=="deb" && $2 !~ /^\[/ && $2 ~ /\/debian\/?$/ {print $2; exit} $1=="deb" && $2 ~ /^\[/ && $3 ~ /\/debian\/?$/ {print $3; exit}' /etc/apt/sources.list)
   fi
-  [ -n "$uri" ] || die "cannot find a Debian mirror in this machine's apt sources"
+  [ -n "$uri" ] || die "cannot find a Debian mirror in this machine's apt sources: set TESTBED_DEBIAN_MIRROR to one (the URL that ends in /debian)"
   echo "${uri%/}"
 }
 

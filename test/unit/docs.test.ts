@@ -204,3 +204,228 @@ describe('docs/hosts.md', () => {
     expect(read('docs/hosts.md')).toContain(`\`\`\`\n${rule}\`\`\``);
   });
 });
+
+// --- What the docs say a code is, against what the rules make of it --------------------------
+
+/** For each code a rule under src/policy gives a check: the statuses ('warn', 'fail') it can have. */
+function ruleStatuses(): Map<string, Set<string>> {
+  const statuses = new Map<string, Set<string>>();
+  for (const { path, text } of sources.filter((file) => file.path.startsWith('policy/'))) {
+    for (const match of text.matchAll(/code: '([A-Z][A-Z0-9_]+)'/g)) {
+      // The nearest status before the code belongs to the same check object.
+      const at = text.lastIndexOf('status:', match.index);
+      if (at < 0) throw new Error(`${path}: no status before code ${match[1]}`);
+      const expression = text.slice(at, text.indexOf(',\n', at));
+      const found = statuses.get(match[1] ?? '') ?? new Set<string>();
+      for (const literal of expression.matchAll(/'(warn|fail)'/g)) found.add(literal[1] ?? '');
+      statuses.set(match[1] ?? '', found);
+    }
+  }
+  return statuses;
+}
+
+describe('warnings and failures', () => {
+  const statuses = ruleStatuses();
+  const { entries } = catalogue();
+  const headings = read('docs/errors.md')
+    .split('\n')
+    .filter((line) => line.startsWith('### `'));
+  const markedWarning = new Set(
+    headings.flatMap((line) =>
+      /\(warning\)\s*$/.test(line) ? [/`([A-Z0-9_]+)`/.exec(line)?.[1] ?? ''] : [],
+    ),
+  );
+
+  it('finds the checks of the rules', () => {
+    expect(statuses.get('TCP_CONNECTIONS_OPEN')).toEqual(new Set(['fail']));
+    expect(statuses.get('MEMORY_LOW')).toEqual(new Set(['warn']));
+  });
+
+  it('marks a code "(warning)" in docs/errors.md exactly when the rules can only warn with it, or can warn', () => {
+    for (const code of markedWarning) {
+      expect(statuses.get(code)?.has('warn'), `${code} is marked (warning) but no rule warns with it`).toBe(
+        true,
+      );
+    }
+    for (const [code, found] of statuses) {
+      if (found.size === 1 && found.has('warn')) {
+        expect(markedWarning.has(code), `${code} only ever warns: mark its heading "(warning)"`).toBe(true);
+      }
+      if (found.size === 1 && found.has('fail')) {
+        expect(markedWarning.has(code), `${code} always fails: its heading must not say "(warning)"`).toBe(
+          false,
+        );
+      }
+    }
+    expect(entries.length).toBeGreaterThan(0);
+  });
+
+  const texts = [
+    { file: 'README.md', text: readme },
+    { file: 'docs/hosts.md', text: read('docs/hosts.md') },
+    ...readdirSync(new URL('examples/workflows/', ROOT)).map((name) => ({
+      file: `examples/workflows/${name}`,
+      text: read(`examples/workflows/${name}`),
+    })),
+  ];
+
+  it('calls a code a warning only where the rules warn with it, and a failure only where they fail', () => {
+    for (const { file, text } of texts) {
+      const warned = [
+        ...text.matchAll(/`([A-Z][A-Z0-9_]+)`(?: warns|, a warning)/g),
+        ...text.matchAll(/the warning `([A-Z][A-Z0-9_]+)`/g),
+      ];
+      for (const [, code = ''] of warned) {
+        expect(
+          statuses.get(code)?.has('warn'),
+          `${file} calls ${code} a warning; the rules never warn with it`,
+        ).toBe(true);
+      }
+      const failed = [
+        ...text.matchAll(/`([A-Z][A-Z0-9_]+)`, a failure/g),
+        ...text.matchAll(/fails with `([A-Z][A-Z0-9_]+)`/g),
+      ];
+      for (const [, code = ''] of failed) {
+        expect(
+          statuses.get(code)?.has('fail'),
+          `${file} calls ${code} a failure; the rules never fail with it`,
+        ).toBe(true);
+      }
+    }
+  });
+
+  it('never calls open TCP connections a warning (the gate refuses them)', () => {
+    expect(statuses.get('TCP_CONNECTIONS_OPEN')?.has('warn')).toBe(false);
+    for (const { file, text } of texts) {
+      for (const line of text.split('\n')) {
+        if (/TCP connection/i.test(line) && /warn/i.test(line) && !/`[A-Z_]+` warns/.test(line)) {
+          throw new Error(`${file} calls TCP connections a warning: "${line.trim()}"`);
+        }
+      }
+    }
+  });
+});
+
+describe('docs/errors.md covers ERROR_CODES', () => {
+  it('has an entry, or a Reserved mention, for every declared code', () => {
+    const { entries, reserved } = catalogue();
+    const covered = new Set([...entries.map((entry) => entry.code), ...reserved]);
+    expect(ERROR_CODES.filter((code) => !covered.has(code))).toEqual([]);
+  });
+
+  it('calls Docker 27 unverified wherever it names it', () => {
+    for (const { code, body } of catalogue().entries) {
+      if (/\b27\.x\b|26\/27|Docker 27\b/.test(body)) {
+        expect(body, `${code} names Docker 27; nothing verifies it`).toMatch(/unverified/);
+      }
+    }
+  });
+});
+
+// --- action.yml descriptions against src/inputs.ts -------------------------------------------
+
+interface InputSpec {
+  description?: string;
+  default?: string;
+}
+const inputSpecs = action.inputs as Record<string, InputSpec>;
+const inputsSource = sources.find((file) => file.path === 'inputs.ts')?.text ?? '';
+
+describe('action.yml descriptions', () => {
+  it('names every mode that requires target', () => {
+    const condition = /if \(target === undefined && \(([^)]*)\)\)/.exec(inputsSource)?.[1] ?? '';
+    const modes = [...condition.matchAll(/mode === '(\w+)'/g)].map((m) => m[1] ?? '');
+    expect(modes.length, 'src/inputs.ts: the target requirement was not found').toBeGreaterThan(0);
+    for (const mode of modes) expect(inputSpecs.target?.description).toContain(mode);
+  });
+
+  it('says known-hosts covers every host the action contacts', () => {
+    for (const host of ['source', 'target', 'store host', 'jump host']) {
+      expect(inputSpecs['known-hosts']?.description).toContain(host);
+    }
+  });
+
+  it('gives the unit of every number input src/inputs.ts reads with one', () => {
+    const units = [
+      ...inputsSource.matchAll(/parsePositiveInteger\(\s*'([a-z-]+)',[^;]*?'(seconds|minutes|days)'/g),
+    ].map((m) => [m[1] ?? '', m[2] ?? ''] as const);
+    expect(units.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['timeout', 'verify-timeout', 'verify-stable-seconds']),
+    );
+    for (const [name, unit] of units) {
+      expect(inputSpecs[name]?.description?.toLowerCase(), `${name} is in ${unit}`).toContain(unit);
+      const row = readme.split('\n').find((line) => line.startsWith(`| \`${name}\` |`)) ?? '';
+      expect(row.toLowerCase(), `README's row of ${name} gives no unit`).toMatch(
+        new RegExp(unit === 'days' ? 'days' : unit),
+      );
+    }
+  });
+
+  it('says what checkpoint-name: latest means in restore mode', () => {
+    expect(inputsSource).toMatch(/const LATEST = 'latest'/);
+    expect(inputSpecs['checkpoint-name']?.description).toMatch(/latest/);
+    const row = readme.split('\n').find((line) => line.startsWith('| `checkpoint-name` |')) ?? '';
+    expect(row).toMatch(/`latest`/);
+  });
+});
+
+// --- README against the examples, package.json and docs ---------------------------------------
+
+describe('README', () => {
+  const examples = readdirSync(new URL('examples/workflows/', ROOT))
+    .map((name) => read(`examples/workflows/${name}`))
+    .join('\n');
+
+  it('uses the secrets and variables the examples use', () => {
+    const names = (text: string) =>
+      new Set([...text.matchAll(/\b(secrets|vars)\.([A-Z0-9_]+)/g)].map((m) => m[0]));
+    const inExamples = names(examples);
+    expect([...names(readme)].filter((name) => !inExamples.has(name))).toEqual([]);
+    for (const name of [...inExamples].filter(
+      (name) => name.startsWith('vars.') || name.startsWith('secrets.'),
+    )) {
+      const bare = name.slice(name.indexOf('.') + 1);
+      expect(readme, `README does not name ${bare}, which the examples read`).toContain(`\`${bare}\``);
+    }
+  });
+
+  it('names the action by its repository path and advises pinning a commit SHA', () => {
+    const uses = [...`${readme}\n${examples}`.matchAll(/uses: (\S*criu-container-migrate\S*)/g)].map(
+      (m) => m[1],
+    );
+    expect(uses.length).toBeGreaterThan(0);
+    // The README's pinning advice shows a placeholder: @<40-character commit SHA>.
+    for (const ref of uses) expect(ref).toMatch(/^OWNER\/criu-container-migrate@(v0|<\S*)$/);
+    expect(readme).toMatch(/pin a full commit SHA/);
+  });
+
+  it('says only one pending run per concurrency group is kept', () => {
+    expect(readme).toMatch(/only one pending\s+run per group/);
+  });
+
+  it('lists only dependencies src/ imports', () => {
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
+    // Static imports and the lazy import() of @actions/artifact alike.
+    const imported = (name: string) =>
+      sources.some(({ text }) => text.includes(`from '${name}`) || text.includes(`import('${name}`));
+    const unused = Object.keys(pkg.dependencies).filter((name) => !imported(name));
+    expect(unused, 'dependencies no file under src/ imports: drop them (README, Dependencies)').toEqual([]);
+  });
+
+  it('links SECURITY.md and CHANGELOG.md, which exist', () => {
+    for (const file of ['SECURITY.md', 'CHANGELOG.md']) {
+      expect(readme).toContain(`(${file})`);
+      expect(read(file).length).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('docs/hosts.md on volumes', () => {
+  it('says local named volumes move with the container, and only other drivers must exist', () => {
+    const hosts = read('docs/hosts.md');
+    const paragraph = hosts.split('\n\n').find((p) => p.includes('`VOLUME_MISSING`')) ?? '';
+    expect(paragraph).toMatch(/other than `local`/);
+    expect(paragraph).toMatch(/move with the container/);
+    expect(hosts).not.toMatch(/named volumes with\s+their data/);
+  });
+});

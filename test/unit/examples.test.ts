@@ -126,3 +126,75 @@ describe('examples/workflows', () => {
     expect(undeclared, `${file}: outputs not in action.yml`).toEqual([]);
   });
 });
+
+// --- What the examples must do beyond matching action.yml --------------------------------------
+
+interface Step {
+  id?: string;
+  if?: string;
+  uses?: string;
+  env?: Mapping;
+  run?: string;
+}
+
+function allSteps(workflow: Mapping): { jobId: string; job: Mapping; steps: Step[] }[] {
+  return Object.entries(mapping(workflow.jobs, 'jobs')).map(([jobId, job]) => {
+    const spec = mapping(job, `job ${jobId}`);
+    const steps = Array.isArray(spec.steps) ? spec.steps.filter(isMapping).map((step) => step as Step) : [];
+    return { jobId, job: spec, steps };
+  });
+}
+
+describe('examples/workflows in real use', () => {
+  it.each(EXAMPLES)('$file names the action OWNER/criu-container-migrate@v0', ({ file }) => {
+    for (const { steps } of allSteps(loadWorkflow(file))) {
+      for (const step of steps.filter((s) => typeof s.uses === 'string' && THIS_ACTION.test(s.uses))) {
+        expect(step.uses).toBe('OWNER/criu-container-migrate@v0');
+      }
+    }
+  });
+
+  it.each(EXAMPLES)(
+    '$file reports status, error-code and the summary link when the action step fails',
+    ({ file }) => {
+      for (const { jobId, steps } of allSteps(loadWorkflow(file))) {
+        for (const action of steps.filter((s) => typeof s.uses === 'string' && THIS_ACTION.test(s.uses))) {
+          expect(action.id, `${file} ${jobId}: the action step needs an id`).toBeTruthy();
+          const report = steps.find(
+            (s) =>
+              typeof s.if === 'string' && s.if.includes('failure()') && s.if.includes(`steps.${action.id}.`),
+          );
+          expect(report, `${file} ${jobId}: no failure step for ${action.id}`).toBeDefined();
+          const text = JSON.stringify(report);
+          expect(text).toContain(`steps.${action.id}.outputs.status`);
+          expect(text).toContain(`steps.${action.id}.outputs.error-code`);
+          expect(text).toContain('github.run_id');
+        }
+      }
+    },
+  );
+
+  it('checkpoint.yml passes artifact-id on as a job output', () => {
+    const [job] = allSteps(loadWorkflow('checkpoint.yml'));
+    const outputs = mapping(job?.job.outputs, 'checkpoint job outputs');
+    expect(String(outputs['artifact-id'])).toMatch(/^\$\{\{ steps\.dump\.outputs\.artifact-id \}\}$/);
+  });
+
+  it.each(EXAMPLES)('$file never cancels a run in progress, and says one pending run is kept', ({ file }) => {
+    const concurrency = mapping(loadWorkflow(file).concurrency, `${file} concurrency`);
+    expect(concurrency['cancel-in-progress']).toBe(false);
+    expect(readFileSync(new URL(file, EXAMPLES_DIR), 'utf8')).toMatch(/one pending run per\s+(#\s*)?group/);
+  });
+
+  it('keeps the hourly checkpoint out of the group where migrations queue', () => {
+    const group = (file: string) => String(mapping(loadWorkflow(file).concurrency, file).group);
+    const prefix = (value: string) => value.slice(0, value.indexOf('${{'));
+    const checkpoint = prefix(group('checkpoint.yml'));
+    for (const file of ['migrate.yml', 'restore.yml', 'cutover-gate.yml']) {
+      expect(prefix(group(file)), `${file} and migrate.yml queue in one group`).toBe(
+        prefix(group('migrate.yml')),
+      );
+      expect(checkpoint, `checkpoint.yml shares ${file}'s group`).not.toBe(prefix(group(file)));
+    }
+  });
+});

@@ -208,6 +208,21 @@ describe('getInputs defaults', () => {
     expect(named.mode === 'restore' && named.restoreFrom).toBe('web-1');
   });
 
+  it('reads checkpoint-name: latest in restore mode as the newest checkpoint', () => {
+    const latest = settingsFor({ ...BASE, mode: 'restore', 'checkpoint-name': 'latest' });
+    const newest = settingsFor({ ...BASE, mode: 'restore' });
+    expect(latest.mode === 'restore' && latest.restoreFrom).toBeUndefined();
+    // Its work directory and artifact are named as for an empty checkpoint-name.
+    expect(latest.checkpointName).toBe(newest.checkpointName);
+    expect(latest.artifactName).toBe(newest.artifactName);
+  });
+
+  it('refuses a checkpoint named latest, which restore mode could not name', () => {
+    expect(() => settingsFor({ ...BASE, mode: 'checkpoint', 'checkpoint-name': 'latest' })).toThrow(
+      /checkpoint-name: "latest" is reserved/,
+    );
+  });
+
   it.each([
     [{ mode: 'restore', target: '' }, /target: is required in restore mode/],
     [
