@@ -424,7 +424,6 @@ async function restoreFromStore(
   onVolumes(volumes);
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
-    ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
   });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>

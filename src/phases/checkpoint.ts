@@ -6,8 +6,6 @@ import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote, tailLines } from '../host/shell.js';
 import { type Codec, type CompressionSample, parseSample, sampleFilesScript } from '../policy/compression.js';
-import { dumpsEstablished } from '../policy/connections.js';
-import { parseProcNet } from '../probe/parsers.js';
 import type { CriuStats } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import type { Named, RunContext } from './context.js';
@@ -41,8 +39,6 @@ export interface PreparedCheckpoint {
   workDir: string;
   /** A CRIU configuration file for the dump (runc passes CRIU_CONFIG_FILE on to CRIU). */
   criuConfig?: string;
-  /** Connections inside the container are dumped established (runc checkpoint --tcp-established). */
-  tcpEstablished: boolean;
 }
 
 /**
@@ -57,12 +53,8 @@ export function externalNetnsConfig(inode: string): string {
 export async function prepareCheckpoint(
   ctx: RunContext<Named>,
   container: ContainerInspect,
-  options: {
-    /** Mark the container's own network namespace external (it is restored into a holder's). */
-    externalNetns?: boolean;
-    /** What the gate saw of its connections; without a gate (checkpoint mode) they are read here. */
-    tcpEstablished?: boolean;
-  } = {},
+  /** Mark the container's own network namespace external (it is restored into a holder's). */
+  options: { externalNetns?: boolean } = {},
 ): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
   const probe = DOCKER_LAYOUT.runcRoots
@@ -94,8 +86,7 @@ export async function prepareCheckpoint(
     `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`,
     { step: 'checkpoint', what: `preparing ${root}` },
   );
-  const tcpEstablished = options.tcpEstablished ?? (await readTcpEstablished(ctx, container));
-  if (!options.externalNetns) return { runcRoot, ...dirs, tcpEstablished };
+  if (!options.externalNetns) return { runcRoot, ...dirs };
   const pid = container.State.Pid;
   const inode = pid
     ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
@@ -118,20 +109,7 @@ export async function prepareCheckpoint(
     `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`,
     { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' },
   );
-  return { runcRoot, ...dirs, criuConfig, tcpEstablished };
-}
-
-/** The container's own connections, read where no gate ran: dumped established when all are inside it. */
-async function readTcpEstablished(ctx: RunContext<Named>, container: ContainerInspect): Promise<boolean> {
-  const pid = container.State.Pid;
-  if (!pid) return false;
-  const read = await ctx.source.run(`cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6 2>/dev/null`, {
-    timeoutMs: 30_000,
-  });
-  const established = dumpsEstablished(parseProcNet(read.stdout));
-  if (established)
-    ctx.log.info('connections over loopback inside the container: dumped and restored established');
-  return established;
+  return { runcRoot, ...dirs, criuConfig };
 }
 
 /**
@@ -169,7 +147,6 @@ export async function freezeAndDump(
         prepared.runcRoot,
         'checkpoint',
         '--leave-running',
-        ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
         '--image-path',
         prepared.imagesDir,
         '--work-path',

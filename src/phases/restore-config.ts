@@ -4,7 +4,6 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import {
   containerCgroupPath,
   lastingConfigLines,
-  needsRestoreConfig,
   planRestoreConfig,
   type RestoreConfigPlan,
   type RestoreHostFacts,
@@ -30,10 +29,9 @@ export interface RestoreConfigFile {
 export async function prepareRestoreConfig(
   ctx: RunContext<Named>,
   target: RestoreHostFacts,
-  checkpoint: { tcpEstablished?: boolean } = {},
 ): Promise<RestoreConfigFile | undefined> {
-  const plan = planRestoreConfig(target, checkpoint);
-  if (!needsRestoreConfig(plan)) return undefined;
+  const plan = planRestoreConfig(target);
+  if (!plan.cgroupRoot) return undefined;
   const path = restoreConfigPath(ctx.settings.checkpointName);
   await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
   await runChecked(

@@ -2,10 +2,8 @@ import type { ProcessRow } from '../engine/engine.js';
 import { isLoopbackIp, type SocketEntry, type SocketOwner, TCP_ESTABLISHED } from '../probe/parsers.js';
 
 /**
- * TCP connections of a container as CRIU sees them. Both ends over loopback
- * live in the container's own network namespace, so they move with it when
- * CRIU dumps and restores them established (`--tcp-established` on the dump,
- * `tcp-established` in the restore's configuration); a peer outside stays behind.
+ * TCP connections of a container: both ends over loopback live in the
+ * container's own network namespace; a peer outside stays behind on the source.
  */
 export interface Connections {
   inside: SocketEntry[];
@@ -16,13 +14,6 @@ export function classifyConnections(tcp: readonly SocketEntry[]): Connections {
   const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
   const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
   return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
-}
-
-/** Whether a dump of these connections must keep them established (there are some, all inside). */
-export function dumpsEstablished(tcp: readonly SocketEntry[] | undefined): boolean {
-  if (!tcp) return false;
-  const { inside, outside } = classifyConnections(tcp);
-  return inside.length > 0 && outside.length === 0;
 }
 
 /**

@@ -43,8 +43,6 @@ export interface CheckpointManifest {
     cgroupDriver?: string;
   };
   source: string;
-  /** How CRIU dumped it, which its restore must match (absent in older checkpoints: nothing special). */
-  dump?: { tcpEstablished: boolean };
   frozenMs: number;
   phasesMs: Record<string, number>;
   files: StoredFile[];

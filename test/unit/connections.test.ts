@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ProcessRow } from '../../src/engine/engine.js';
-import {
-  classifyConnections,
-  dumpsEstablished,
-  execHeldConnections,
-  execProcesses,
-} from '../../src/policy/connections.js';
+import { classifyConnections, execHeldConnections, execProcesses } from '../../src/policy/connections.js';
 import { parseProcNet, parseSocketOwners } from '../../src/probe/parsers.js';
 
 // A service on 7000 and a client connected to it over loopback (the IPv4 and the IPv4-mapped
@@ -26,16 +21,6 @@ describe('classifyConnections', () => {
     const { inside, outside } = classifyConnections(parseProcNet(TCP));
     expect(inside.map((entry) => entry.inode)).toEqual([608585, 607712]);
     expect(outside.map((entry) => entry.inode)).toEqual([323987]);
-  });
-
-  it('dumps established only when there are connections and all are inside', () => {
-    expect(dumpsEstablished(parseProcNet(TCP))).toBe(false);
-    const insideOnly = TCP.split('\n')
-      .filter((line) => !line.includes('020011AC'))
-      .join('\n');
-    expect(dumpsEstablished(parseProcNet(insideOnly))).toBe(true);
-    expect(dumpsEstablished([])).toBe(false);
-    expect(dumpsEstablished(undefined)).toBe(false);
   });
 });
 

@@ -71,7 +71,8 @@ const samecpu = readCpuComparison(
 /** The captured pair with what the target lacked put in place: a migration that can work. */
 function healthy(): GateFacts {
   const source: SourceProbe = structuredClone(capturedSource);
-  source.tcp = (source.tcp ?? []).filter((entry) => entry.remote.ip.startsWith('127.'));
+  // No established connection at all (the captured container had one outside and one inside).
+  source.tcp = (source.tcp ?? []).filter((entry) => entry.state !== 0x01);
   const target: TargetProbe = structuredClone(capturedTarget);
   target.bindKinds = { '/srv/data': 'directory' };
   target.volumes = ['pfvol'];
@@ -335,7 +336,55 @@ const CASES: Case[] = [
     host: 'source',
     status: 'fail',
     code: 'TCP_CONNECTIONS_OPEN',
-    mentions: /1 established: 172\.17\.0\.2:57528 ↔ 172\.17\.0\.3:9000; 2 over loopback/,
+    mentions:
+      /1 to outside peers: 172\.17\.0\.2:57528 ↔ 172\.17\.0\.3:9000; 2 over loopback inside the container/,
+  },
+  {
+    title: 'a connection over loopback inside the container: refused too (reset after a restore)',
+    facts: () =>
+      tweak((f) =>
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp?.filter((entry) => entry.remote.ip.startsWith('127.')),
+        }),
+      ),
+    name: 'tcp connections',
+    host: 'source',
+    status: 'fail',
+    code: 'TCP_CONNECTIONS_OPEN',
+    mentions: /^2 over loopback inside the container: 127\.0\.0\.1:52882 ↔ 127\.0\.0\.1:7000/,
+  },
+  {
+    title: 'a docker exec session without connections: named, it will not move',
+    facts: () =>
+      tweak((f) =>
+        Object.assign(f.sourceProbe, {
+          processes: [...(f.sourceProbe?.processes ?? []), { pid: 17000, ppid: 15500, args: 'sleep 600' }],
+        }),
+      ),
+    name: 'docker exec processes',
+    host: 'source',
+    status: 'warn',
+    code: 'EXEC_PROCESSES_LEFT',
+    mentions: /1 started by docker exec, which will not move[^\n]*pid 17000 "sleep 600"/,
+  },
+  {
+    title: 'a docker exec session holding a connection to the container',
+    facts: () =>
+      tweak((f) =>
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp,
+          processes: [
+            ...(capturedSource.processes ?? []),
+            { pid: 17000, ppid: 15500, args: 'nc 127.0.0.1 7000' },
+          ],
+          socketOwners: [{ pid: 17000, inode: 173758 }],
+        }),
+      ),
+    name: 'docker exec processes',
+    host: 'source',
+    status: 'fail',
+    code: 'EXEC_SESSION_CONNECTED',
+    mentions: /pid 17000 "nc 127\.0\.0\.1 7000" holds 127\.0\.0\.1:52882 ↔ 127\.0\.0\.1:7000/,
   },
   {
     title: 'container not running: no connection check, memory counted as none',
