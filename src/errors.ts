@@ -68,6 +68,9 @@ export const ERROR_CODES = [
   // and the holder container itself can fail to come up.
   'NETWORK_HOLDER_UNSUPPORTED',
   'NETWORK_HOLDER_FAILED',
+  // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
+  'CHECKPOINT_INCONSISTENT',
+  'SERIES_AMBIGUOUS',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
