@@ -282,7 +282,15 @@ async function restoreFromStore(
       {
         step: 'restore',
         host: describeHost(ctx.source),
-        detail: resolved.known.length > 0 ? resolved.known.map(describeSeries).join('\n') : undefined,
+        detail:
+          resolved.known.length > 0
+            ? resolved.known
+                .map(
+                  (series) =>
+                    `${describeSeries(series)}: complete checkpoints: ${series.checkpoints.map((entry) => entry.manifest.name).join(', ')}`,
+                )
+                .join('\n')
+            : undefined,
         remedy: `check store-host, store-path (${storePath}), container and series; take one with mode: checkpoint`,
       },
     );
