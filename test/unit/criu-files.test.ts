@@ -8,6 +8,7 @@ import {
   rootMountIds,
   storedSizes,
 } from '../../src/criu/files.js';
+import { restoreRemedy } from '../../src/phases/restore.js';
 
 // A real dump from the test bed (CRIU 4.2.1): busybox sh holding /data/log open with
 // `exec 3>>` (write-only, append) and /data/db with `exec 4<>` (read-write), both in
@@ -68,5 +69,16 @@ describe("CRIU's record of open files", () => {
 
   it('reads names with spaces from a tar listing', () => {
     expect(storedSizes(['-rw-r--r-- 0/0 5 2026-12-06 20:00 ./a b/c d\n']).get('/a b/c d')).toBe(5);
+  });
+});
+
+describe('restore remedies', () => {
+  it('a bad size points at the writable layer, anything else at criu check', () => {
+    expect(
+      restoreRemedy('(00.12) 1: Error (criu/files-reg.c:2175): File data/db has bad size 2484 (expect 2420)'),
+    ).toMatch(
+      /^the file data\/db in the container's writable layer has 2484 bytes, the process had it at 2420/,
+    );
+    expect(restoreRemedy('Error (criu/cr-restore.c:2331): Restoring FAILED.')).toMatch(/criu check/);
   });
 });
