@@ -545,7 +545,8 @@ async function checkpointInto(
   await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
     await runChecked(
       ctx.target,
-      `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && rm -f ${shellQuote([`${partial}/${IMAGE_REF_FILE}`])} && mv -T ${shellQuote([partial, final])}`,
+      // image.ref goes only once the manifest names the image where collection looks.
+      `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])} && rm -f ${shellQuote([`${final}/${IMAGE_REF_FILE}`])}`,
       {
         step: 'store',
         what: 'completing the checkpoint',
