@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(37515);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(14011);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 37515:
+/***/ 14011:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52515,6 +52515,9 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     // docker exec sessions: not dumped; one holding a connection to the container's own processes stops the dump.
     'EXEC_PROCESSES_LEFT',
     'EXEC_SESSION_CONNECTED',
+    // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
+    'CHECKPOINT_INCONSISTENT',
+    'SERIES_AMBIGUOUS',
 ]));
 class MigrationError extends Error {
     code;
@@ -52661,7 +52664,639 @@ const SOURCE_AFTER = ['stop', 'remove'];
 const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
 const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
 
+// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
+var shell_quote = __nccwpck_require__(26591);
+;// CONCATENATED MODULE: ./src/host/host.ts
+function describeHost(host) {
+    return `${host.role} ${host.address}`;
+}
+
+;// CONCATENATED MODULE: ./src/host/shell.ts
+
+
+
+/**
+ * Joins arguments into POSIX sh words. shell-quote's output only uses single
+ * quotes, double quotes with backslashes before " \ $ `, and backslashes
+ * before single characters outside quotes: all plain POSIX sh (the unit test
+ * round-trips odd strings through /bin/sh to keep it that way).
+ */
+function shellQuote(args) {
+    for (const arg of args) {
+        // A NUL byte cannot travel in an argument vector; sh would cut the word.
+        if (arg.includes('\0'))
+            throw new TypeError('shell arguments cannot contain NUL bytes');
+    }
+    return (0,shell_quote.quote)([...args]);
+}
+const STDERR_TAIL_LINES = 20;
+/** The last lines of command output, for an error message. */
+function tailLines(text, count = STDERR_TAIL_LINES) {
+    const lines = text.replace(/\s+$/, '').split('\n');
+    return lines.slice(-count).join('\n');
+}
+/** Runs a command and throws a MigrationError naming the step and host unless it exits 0. */
+async function runChecked(host, command, context) {
+    const result = await host.run(command, context.options);
+    if (result.exitCode === 0)
+        return result;
+    const what = context.what ?? `command \`${oneLine(command)}\``;
+    const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
+    const stderr = tailLines(result.stderr);
+    const stdout = stderr === '' ? tailLines(result.stdout) : '';
+    const detail = stderr !== '' ? stderr : stdout !== '' ? stdout : undefined;
+    throw new MigrationError(context.code ?? 'COMMAND_FAILED', `${what} failed: ${status}`, {
+        step: context.step,
+        host: describeHost(host),
+        detail,
+        remedy: context.remedy,
+    });
+}
+/** Adds bracketed notes (timeouts, signals) after a command's stderr. */
+function appendNotes(stderr, notes) {
+    if (notes.length === 0)
+        return stderr;
+    const separator = stderr === '' || stderr.endsWith('\n') ? '' : '\n';
+    return `${stderr}${separator}${notes.map((note) => `[${note}]`).join('\n')}\n`;
+}
+function oneLine(command) {
+    const flat = command.replace(/\s+/g, ' ').trim();
+    return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
+;// CONCATENATED MODULE: ./src/state/journal.ts
+/**
+ * The undo journal of one run: every side effect is written down (as
+ * "intended") before it is made and marked "done" after, each with enough to
+ * undo it. A "committed" entry is the point of no return: before it a failed
+ * run is rolled back, after it only rolled forward. The same record is kept
+ * in memory, on both hosts and in the runner's saved state for the post step.
+ */
+const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'];
+/** A run whose record is still open: someone has to roll it back or forward. */
+function isUnfinished(record) {
+    return record.status === 'running' || record.status === 'committed';
+}
+function isCommitted(record) {
+    return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
+}
+/** Parses a record read from a host or from saved state; undefined for anything else. */
+function parseRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
+        return undefined;
+    }
+    if (!RECORD_STATUSES.includes(record.status))
+        return undefined;
+    return record;
+}
+/**
+ * Of the copies found (both hosts, saved state), the one that saw the most:
+ * they are written in the same order, so the longest journal is the newest.
+ */
+function newestRecord(records) {
+    let best;
+    for (const record of records) {
+        if (!record)
+            continue;
+        if (!best) {
+            best = record;
+            continue;
+        }
+        if (record.checkpointName !== best.checkpointName) {
+            // Two different runs: the later one is the open question.
+            if (record.updatedAt > best.updatedAt)
+                best = record;
+            continue;
+        }
+        const seen = (r) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
+        if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
+            best = record;
+        }
+    }
+    return best;
+}
+/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
+class Journal {
+    record;
+    persist;
+    now;
+    seq = 0;
+    writing = Promise.resolve();
+    constructor(record, persist, now = () => new Date()) {
+        this.record = record;
+        this.persist = persist;
+        this.now = now;
+        this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
+    }
+    /** Writes the intent down, makes the change, then marks it done. */
+    async around(action, affected, effect) {
+        const entry = await this.intend(action, affected);
+        const result = await effect();
+        await this.done(entry, affected);
+        return result;
+    }
+    async intend(action, affected) {
+        const [entry] = await this.intendAll([action], affected);
+        return entry;
+    }
+    async done(entry, affected, update) {
+        entry.state = 'done';
+        if (update)
+            entry.action = { ...entry.action, ...update };
+        if (entry.action.kind === 'committed')
+            this.record.status = 'committed';
+        await this.save(affected);
+    }
+    async abandon(entry, affected) {
+        entry.state = 'abandoned';
+        await this.save(affected);
+    }
+    /** Several intents written at once (one round trip in the frozen window). */
+    async intendAll(actions, affected) {
+        const at = this.now().toISOString();
+        const entries = actions.map((action) => ({ seq: ++this.seq, state: 'intended', at, action }));
+        this.record.entries.push(...entries);
+        try {
+            await this.save(affected);
+        }
+        catch (error) {
+            // Not written down where it matters, so not done: nothing to undo for these.
+            for (const entry of entries)
+                entry.state = 'abandoned';
+            throw error;
+        }
+        return entries;
+    }
+    async finish(status, details = {}) {
+        this.record.status = status;
+        if (details.error !== undefined)
+            this.record.error = details.error;
+        if (details.resolvedBy !== undefined)
+            this.record.resolvedBy = details.resolvedBy;
+        await this.save(undefined);
+    }
+    /** Writes the journal as it is now (after changes made to entries directly). */
+    async save(affected = undefined) {
+        // One write at a time, each of the whole record as it is when its turn
+        // comes: two intents made at once cannot leave the older copy on a host.
+        const turn = this.writing.then(() => {
+            this.record.updatedAt = this.now().toISOString();
+            return this.persist(this.record, affected);
+        });
+        this.writing = turn.catch(() => { });
+        await turn;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/state/host-records.ts
+
+
+/**
+ * What the action keeps on each host, all root-only (0700 directories, 0600 files):
+ *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
+ *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
+ *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
+ *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
+ *                                                          (its org.criu.config annotation): kept with it
+ */
+const STATE_ROOT = '/var/lib/criu-migrate';
+const HISTORY_KEEP = 10;
+/** A lock not renewed for this long belongs to a run that is gone. */
+const LOCK_STALE_SECONDS = 90;
+const LOCK_RENEW_MS = 20_000;
+const QUICK_MS = 30_000;
+function containerStateDir(container) {
+    return `${STATE_ROOT}/containers/${container}`;
+}
+function workDir(checkpointName) {
+    return `${STATE_ROOT}/work/${checkpointName}`;
+}
+/** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
+function restoreConfigPath(checkpointName) {
+    return `${STATE_ROOT}/criu/${checkpointName}.conf`;
+}
+/** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
+function isRestoreConfigPath(path) {
+    return (/^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..'));
+}
+/** Shell prefix for every command that writes where memory or secrets may land. */
+const PRIVATE = 'umask 077;';
+async function writeRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    await runChecked(host, 
+    // $$: source and target may be one host (restore onto the store's host), writing at once.
+    `${PRIVATE} d=${shellQuote([dir])}; mkdir -p "$d" && cat >"$d/journal.json.$$.new" && mv -f "$d/journal.json.$$.new" "$d/journal.json"`, {
+        step: 'journal',
+        what: 'writing the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/** The open run's journal on this host, if any. */
+async function readRecord(host, container) {
+    const file = `${containerStateDir(container)}/journal.json`;
+    const result = await runChecked(host, `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`, {
+        step: 'journal',
+        what: 'reading the run journal',
+        options: { timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
+}
+/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
+async function archiveRecord(host, record) {
+    const dir = containerStateDir(record.container);
+    const history = `${dir}/history`;
+    await runChecked(host, [
+        PRIVATE,
+        `mkdir -p ${shellQuote([history])}`,
+        `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
+        `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
+        `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
+    ].join(' '), {
+        step: 'journal',
+        what: 'archiving the run journal',
+        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
+    });
+}
+/**
+ * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
+ * held learns who holds it and how long ago the holder last renewed it (by the
+ * host's own clock, so runner clocks do not matter).
+ */
+async function tryLock(host, container, owner) {
+    return tryLockAt(host, containerLock(container), owner);
+}
+function containerLock(container) {
+    return `${containerStateDir(container)}/lock`;
+}
+/** tryLock for any lock directory (a store's series lock too). */
+async function tryLockAt(host, lock, owner) {
+    const dir = lock.replace(/\/[^/]+$/, '');
+    const script = [
+        `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
+        `l=${shellQuote([lock])}`,
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
+        'cat >/dev/null',
+        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+        'echo "held $(( $(date +%s) - m ))"',
+        'cat "$l/owner.json" 2>/dev/null || true',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking the container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    const [first = '', ...rest] = result.stdout.split('\n');
+    if (first.trim() === 'acquired')
+        return { acquired: true };
+    const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+    let held;
+    try {
+        held = JSON.parse(rest.join('\n'));
+    }
+    catch {
+        held = undefined;
+    }
+    return { acquired: false, owner: held, ageSeconds: age };
+}
+/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
+async function takeOverLock(host, container, owner) {
+    return takeOverLockAt(host, containerLock(container), owner);
+}
+async function takeOverLockAt(host, lock, owner) {
+    const script = [
+        PRIVATE,
+        `l=${shellQuote([lock])}`,
+        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
+        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'lock',
+        what: 'taking over a stale container lock',
+        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === 'acquired';
+}
+async function renewLock(host, container, token) {
+    await renewLockAt(host, containerLock(container), token);
+}
+async function renewLockAt(host, lock, token) {
+    const file = `${lock}/owner.json`;
+    await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
+        timeoutMs: QUICK_MS,
+    });
+}
+/** Removes the lock only if this run still holds it. */
+async function releaseLock(host, container, token) {
+    await releaseLockAt(host, containerLock(container), token);
+}
+async function releaseLockAt(host, lock, token) {
+    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
+}
+
+;// CONCATENATED MODULE: ./src/state/store.ts
+
+/**
+ * The checkpoint store, a directory on any host with sh, tar and sha256sum:
+ *   <store>/<container>/<series>/series.json        which container started the series, and where
+ *   <store>/<container>/<series>/<name>/            one complete checkpoint (only complete ones have this name)
+ *       manifest.json                              what is in it, with the sha256 and size of every file
+ *       criu/                                      CRIU's images
+ *       cpu/cpuinfo.img                            the source's CPU, for `criu cpuinfo check` on a target
+ *       layer/bulk.tar, layer/frozen.tar           the writable layer: before the freeze, then what changed up
+ *                                                  to it (GNU tar --listed-incremental, xattrs, whiteouts)
+ *       config.json                                docker inspect of the container and its image's config
+ *       volumes/<volume>/bulk.tar                  a named volume before the freeze (GNU tar, --listed-incremental)
+ *       volumes/<volume>/frozen.tar                what changed in it up to the freeze (or all of it)
+ *   <store>/<container>/<series>/.<name>.partial/   being written; never listed; image.ref names the image it uses
+ *   <store>/<container>/<series>/.lock/             held by the one run writing into the series
+ *   <store>/images/<image id>.tar                  docker save of an image, once per image ID
+ *   <store>/images/.lock/                          held while an image is looked for, added or collected
+ * A series is one container's checkpoints, across its migrations: its ID is
+ * the short ID of the container it started with (see state/series.ts).
+ * Stores written before series existed keep checkpoints at <store>/<container>/<name>/
+ * (one layer.tar): read where they are, moved into their series by the next checkpoint run.
+ */
+const MANIFEST_SCHEMA = 1;
+function containerDir(store, container) {
+    return `${store}/${container}`;
+}
+function seriesDir(store, container, series) {
+    return `${containerDir(store, container)}/${series}`;
+}
+function checkpointDir(store, container, series, name) {
+    return `${seriesDir(store, container, series)}/${name}`;
+}
+function partialDir(store, container, series, name) {
+    return `${seriesDir(store, container, series)}/.${name}.partial`;
+}
+/** Where a store written before series existed keeps a checkpoint. */
+function legacyCheckpointDir(store, container, name) {
+    return `${containerDir(store, container)}/${name}`;
+}
+/** In a partial checkpoint: the image it uses, written before the image is looked for (collection keeps it). */
+const IMAGE_REF_FILE = 'image.ref';
+function imagePath(imageId) {
+    return `images/${imageId.replace(/^sha256:/, '')}.tar`;
+}
+const store_QUICK_MS = 60_000;
+const HASH_MS = 30 * 60_000;
+/** Size and sha256 of every file under a directory (paths relative to it), computed on its host. */
+async function digestFiles(host, dir, step) {
+    const result = await runChecked(host, `cd ${shellQuote([dir])} && find . -type f ! -name manifest.json -printf '%s %P\\n' | while read -r size path; do printf '%s %s ' "$size" "$(sha256sum <"$path" | cut -d' ' -f1)"; printf '%s\\n' "$path"; done`, { step, what: `hashing the files in ${dir}`, options: { timeoutMs: HASH_MS } });
+    return parseDigests(result.stdout);
+}
+function parseDigests(text) {
+    const files = [];
+    for (const line of text.split('\n')) {
+        const match = /^(\d+) ([0-9a-f]{64}) (.+)$/.exec(line);
+        if (match)
+            files.push({ bytes: Number(match[1]), sha256: match[2], path: match[3] });
+    }
+    return files.sort((a, b) => a.path.localeCompare(b.path));
+}
+function parseManifest(text) {
+    try {
+        const value = JSON.parse(text);
+        if (value.schema !== MANIFEST_SCHEMA || typeof value.name !== 'string' || !Array.isArray(value.files))
+            return undefined;
+        return value;
+    }
+    catch {
+        return undefined;
+    }
+}
+const RECORD_SEPARATOR = '\n\u001e\n';
+/**
+ * Every complete checkpoint of a container name in the store, in every series
+ * and at the layout from before series, newest first. A legacy checkpoint's
+ * series is its container's (the series its container would have started).
+ */
+async function listStoredCheckpoints(host, store, container) {
+    const dir = containerDir(store, container);
+    const result = await runChecked(host, `for f in ${shellQuote([dir])}/*/*/manifest.json ${shellQuote([dir])}/*/manifest.json; do [ -f "$f" ] || continue; printf '%s\\n' "$f"; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'listing the checkpoints in the store', options: { timeoutMs: store_QUICK_MS } });
+    return parseStoredListing(result.stdout, dir);
+}
+/** Parses listStoredCheckpoints' output: for each manifest, its path on one line, then its text. */
+function parseStoredListing(text, dir) {
+    const found = [];
+    for (const record of text.split(RECORD_SEPARATOR)) {
+        const newline = record.indexOf('\n');
+        if (newline < 0)
+            continue;
+        const path = record.slice(0, newline).trim();
+        const manifest = parseManifest(record.slice(newline + 1));
+        if (!manifest || !path.startsWith(`${dir}/`))
+            continue;
+        const parts = path.slice(dir.length + 1).split('/');
+        if (parts.length === 3) {
+            found.push({
+                manifest,
+                series: parts[0],
+                dir: `${dir}/${parts[0]}/${parts[1]}`,
+                legacy: false,
+            });
+        }
+        else if (parts.length === 2) {
+            found.push({
+                manifest,
+                series: seriesOfContainer(manifest.container.id),
+                dir: `${dir}/${parts[0]}`,
+                legacy: true,
+            });
+        }
+    }
+    return newestFirstStored(found);
+}
+/** The series a container starts: its short ID, as Docker prints it. */
+function seriesOfContainer(containerId) {
+    return containerId.replace(/^sha256:/, '').slice(0, 12);
+}
+function newestFirstStored(stored) {
+    const order = newestFirst(stored.map((entry) => entry.manifest));
+    return [...stored].sort((a, b) => order.indexOf(a.manifest) - order.indexOf(b.manifest));
+}
+function newestFirst(manifests) {
+    return [...manifests].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+}
+/** Which checkpoints retention removes: all but the newest `keep` (0 keeps all). */
+function retentionPlan(manifests, keep) {
+    if (keep === 0)
+        return [];
+    return newestFirst(manifests).slice(keep);
+}
+/** Image files neither a complete checkpoint nor one being written refers to. */
+function unusedImages(imageFiles, referred) {
+    const used = new Set(referred);
+    return imageFiles.filter((path) => !used.has(path));
+}
+/**
+ * Every image the store's checkpoints refer to, complete (any layout) or being
+ * written (their image.ref): what image collection must keep.
+ */
+async function imagesReferred(host, store) {
+    const q = shellQuote([store]);
+    const result = await runChecked(host, [
+        `for f in ${q}/*/*/*/manifest.json ${q}/*/*/manifest.json; do [ -f "$f" ] || continue; printf 'M\\n'; cat "$f"; printf '\\n\\036\\n'; done`,
+        `for f in ${q}/*/*/.*.partial/${IMAGE_REF_FILE} ${q}/*/.*.partial/${IMAGE_REF_FILE}; do [ -f "$f" ] || continue; printf 'R\\n'; cat "$f"; printf '\\n\\036\\n'; done`,
+    ].join('\n'), { step: 'store', what: 'reading which images the store uses', options: { timeoutMs: store_QUICK_MS } });
+    return parseReferred(result.stdout);
+}
+function parseReferred(text) {
+    const referred = new Set();
+    for (const record of text.split(RECORD_SEPARATOR)) {
+        const trimmed = record.replace(/^\n+/, '');
+        if (trimmed.startsWith('M\n')) {
+            const manifest = parseManifest(trimmed.slice(2));
+            if (manifest)
+                referred.add(manifest.image.path);
+        }
+        else if (trimmed.startsWith('R\n')) {
+            const ref = trimmed.slice(2).trim();
+            if (ref !== '')
+                referred.add(ref);
+        }
+    }
+    return [...referred];
+}
+/** Shell that takes a directory lock (mkdir), waiting at most a minute (exit 75); one older than 10 minutes is stale. */
+function acquireDirLockScript(lockDir) {
+    return [
+        `l=${shellQuote([lockDir])}; i=0`,
+        'while ! mkdir "$l" 2>/dev/null; do',
+        '  if [ -n "$(find "$l" -maxdepth 0 -mmin +10 2>/dev/null)" ]; then rmdir "$l" 2>/dev/null; fi',
+        '  i=$((i + 1)); [ "$i" -le 600 ] || { echo "lock $l held for over a minute" >&2; exit 75; }',
+        '  sleep 0.1',
+        'done',
+    ].join('\n');
+}
+/** Shell that runs `body` while holding a directory lock. */
+function underDirLock(lockDir, body) {
+    return `${acquireDirLockScript(lockDir)}\n( ${body} ); r=$?; rmdir "$l"; exit "$r"`;
+}
+
+;// CONCATENATED MODULE: ./src/state/series.ts
+
+
+
+/**
+ * A checkpoint series belongs to one container, not to a name: two hosts may
+ * each run a "web", and their checkpoints must never mix. Its ID is the short
+ * ID of the container it started with. The container keeps it across moves in
+ * a file the action keeps on its host, keyed by container ID, so the
+ * container's configuration is never changed (a label would be):
+ *   /var/lib/criu-migrate/series/<full container id>.json
+ * Migrate and restore mode write it for the container they create, with the
+ * series of the container it continues.
+ */
+const SERIES_ROOT = `${STATE_ROOT}/series`;
+function seriesFile(containerId) {
+    return `${SERIES_ROOT}/${containerId}.json`;
+}
+function parseSeriesRecord(text) {
+    try {
+        const value = JSON.parse(text);
+        if (typeof value.series !== 'string' || !SERIES_ID.test(value.series))
+            return undefined;
+        if (typeof value.containerId !== 'string')
+            return undefined;
+        return value;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** What a series ID may look like: it becomes a directory name in the store. */
+const SERIES_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** The series of a container on its host: the recorded one, else the one it starts (its short ID). */
+async function readSeries(host, containerId) {
+    const result = await host.run(`cat ${shellQuote([seriesFile(containerId)])} 2>/dev/null; true`, {
+        timeoutMs: 30_000,
+    });
+    const record = parseSeriesRecord(result.stdout);
+    if (record && record.containerId === containerId)
+        return { series: record.series, recorded: true };
+    return { series: seriesOfContainer(containerId), recorded: false };
+}
+async function writeSeries(host, record) {
+    await runChecked(host, `${PRIVATE} mkdir -p ${shellQuote([SERIES_ROOT])} && f=${shellQuote([seriesFile(record.containerId)])} && cat >"$f.new" && mv -f "$f.new" "$f"`, {
+        step: 'series',
+        what: 'recording the checkpoint series of the container',
+        options: { input: `${JSON.stringify(record)}\n`, timeoutMs: 30_000 },
+    });
+}
+function groupSeries(stored) {
+    const bySeries = new Map();
+    for (const entry of newestFirstStored([...stored])) {
+        const list = bySeries.get(entry.series) ?? [];
+        list.push(entry);
+        bySeries.set(entry.series, list);
+    }
+    return [...bySeries.entries()].map(([id, checkpoints]) => ({ id, checkpoints }));
+}
+function newest(series) {
+    return series.checkpoints[0];
+}
+function oldest(series) {
+    return series.checkpoints.at(-1);
+}
+/**
+ * A series is superseded when another began on the host its newest checkpoint
+ * came from after that checkpoint: a host has one container of a name at a
+ * time, so the older container was replaced there (docker compose recreating
+ * it, for example) and cannot be the one wanted.
+ */
+function supersededBy(series, all) {
+    const last = newest(series).manifest;
+    return all.find((other) => other.id !== series.id &&
+        newest(other).manifest.source === last.source &&
+        oldest(other).manifest.createdAt > last.createdAt);
+}
+/**
+ * Which stored checkpoint a restore means: the one named (in the series if
+ * given), else the newest of the only series (given, or left once superseded
+ * series are set aside). Never a guess between two live containers' series.
+ */
+function resolveCheckpoint(stored, wanted) {
+    const all = groupSeries(stored);
+    const inSeries = wanted.series ? all.filter((series) => series.id === wanted.series) : all;
+    if (wanted.name) {
+        const named = inSeries.filter((series) => series.checkpoints.some((entry) => entry.manifest.name === wanted.name));
+        if (named.length > 1)
+            return { kind: 'ambiguous', candidates: named };
+        const checkpoint = named[0]?.checkpoints.find((entry) => entry.manifest.name === wanted.name);
+        return checkpoint ? { kind: 'found', checkpoint, superseded: [] } : { kind: 'none', known: all };
+    }
+    if (inSeries.length === 0)
+        return { kind: 'none', known: all };
+    const live = wanted.series ? inSeries : inSeries.filter((series) => !supersededBy(series, inSeries));
+    if (live.length !== 1)
+        return { kind: 'ambiguous', candidates: live.length > 1 ? live : inSeries };
+    const only = live[0];
+    return {
+        kind: 'found',
+        checkpoint: newest(only),
+        superseded: inSeries.filter((series) => series !== only),
+    };
+}
+/** One line per series for messages: how to tell them apart, and how to pick one. */
+function describeSeries(series) {
+    const last = newest(series).manifest;
+    return `series ${series.id}: container ${last.container.id.slice(0, 12)}, newest ${last.name} taken ${last.createdAt} on ${last.source} (${series.checkpoints.length} checkpoint${series.checkpoints.length === 1 ? '' : 's'})`;
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
+
 
 
 
@@ -52700,6 +53335,7 @@ const INPUT_NAMES = [
     'volume-precopy',
     'volume-replace',
     'docker28-network-holder',
+    'series',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -52840,6 +53476,13 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
             };
             if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
+            const series = text('series');
+            if (series !== '') {
+                if (!SERIES_ID.test(series)) {
+                    throw invalid('series', `"${series}" is not a series ID`, 'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it');
+                }
+                settings.series = series;
+            }
             return settings;
         }
     }
@@ -52948,9 +53591,10 @@ function describeSshHosts(source, target) {
 }
 function parseCheckpointName(value, container, now) {
     if (value === '') {
+        // Milliseconds: two runs in one second (two hosts, one store) still get two names.
         const stamp = now()
             .toISOString()
-            .replace(/\.\d+Z$/, 'Z')
+            .replace(/\.(\d+)Z$/, '$1Z')
             .replace(/[-:]/g, '');
         const suffix = `-${stamp}`;
         const base = container.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128 - suffix.length);
@@ -53097,66 +53741,6 @@ function parseKnownHosts(value) {
         }
     });
     return `${text}\n`;
-}
-
-;// CONCATENATED MODULE: ./src/host/host.ts
-function describeHost(host) {
-    return `${host.role} ${host.address}`;
-}
-
-// EXTERNAL MODULE: ./node_modules/shell-quote/index.js
-var shell_quote = __nccwpck_require__(26591);
-;// CONCATENATED MODULE: ./src/host/shell.ts
-
-
-
-/**
- * Joins arguments into POSIX sh words. shell-quote's output only uses single
- * quotes, double quotes with backslashes before " \ $ `, and backslashes
- * before single characters outside quotes: all plain POSIX sh (the unit test
- * round-trips odd strings through /bin/sh to keep it that way).
- */
-function shellQuote(args) {
-    for (const arg of args) {
-        // A NUL byte cannot travel in an argument vector; sh would cut the word.
-        if (arg.includes('\0'))
-            throw new TypeError('shell arguments cannot contain NUL bytes');
-    }
-    return (0,shell_quote.quote)([...args]);
-}
-const STDERR_TAIL_LINES = 20;
-/** The last lines of command output, for an error message. */
-function tailLines(text, count = STDERR_TAIL_LINES) {
-    const lines = text.replace(/\s+$/, '').split('\n');
-    return lines.slice(-count).join('\n');
-}
-/** Runs a command and throws a MigrationError naming the step and host unless it exits 0. */
-async function runChecked(host, command, context) {
-    const result = await host.run(command, context.options);
-    if (result.exitCode === 0)
-        return result;
-    const what = context.what ?? `command \`${oneLine(command)}\``;
-    const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
-    const stderr = tailLines(result.stderr);
-    const stdout = stderr === '' ? tailLines(result.stdout) : '';
-    const detail = stderr !== '' ? stderr : stdout !== '' ? stdout : undefined;
-    throw new MigrationError(context.code ?? 'COMMAND_FAILED', `${what} failed: ${status}`, {
-        step: context.step,
-        host: describeHost(host),
-        detail,
-        remedy: context.remedy,
-    });
-}
-/** Adds bracketed notes (timeouts, signals) after a command's stderr. */
-function appendNotes(stderr, notes) {
-    if (notes.length === 0)
-        return stderr;
-    const separator = stderr === '' || stderr.endsWith('\n') ? '' : '\n';
-    return `${stderr}${separator}${notes.map((note) => `[${note}]`).join('\n')}\n`;
-}
-function oneLine(command) {
-    const flat = command.replace(/\s+/g, ' ').trim();
-    return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
 }
 
 ;// CONCATENATED MODULE: ./src/engine/engine.ts
@@ -53737,6 +54321,9 @@ class DockerCli {
     async remove(id, step, options = {}) {
         const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
         await this.docker(['rm', ...flags, id], step);
+    }
+    async rename(id, name, step) {
+        await this.docker(['rename', id, name], step);
     }
     /** docker rm --force; false when there was no such container. */
     async removeIfPresent(ref, step) {
@@ -55422,273 +56009,6 @@ function parseSample(stdout) {
     return { bytes: Number(match[1]), compressed: Number(match[2]) };
 }
 
-;// CONCATENATED MODULE: ./src/state/journal.ts
-/**
- * The undo journal of one run: every side effect is written down (as
- * "intended") before it is made and marked "done" after, each with enough to
- * undo it. A "committed" entry is the point of no return: before it a failed
- * run is rolled back, after it only rolled forward. The same record is kept
- * in memory, on both hosts and in the runner's saved state for the post step.
- */
-const RECORD_STATUSES = ['running', 'committed', 'done', 'rolled-back', 'failed'];
-/** A run whose record is still open: someone has to roll it back or forward. */
-function isUnfinished(record) {
-    return record.status === 'running' || record.status === 'committed';
-}
-function isCommitted(record) {
-    return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
-}
-/** Parses a record read from a host or from saved state; undefined for anything else. */
-function parseRecord(text) {
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch {
-        return undefined;
-    }
-    if (typeof value !== 'object' || value === null)
-        return undefined;
-    const record = value;
-    if (record.schema !== 2 || !Array.isArray(record.entries) || typeof record.checkpointName !== 'string') {
-        return undefined;
-    }
-    if (!RECORD_STATUSES.includes(record.status))
-        return undefined;
-    return record;
-}
-/**
- * Of the copies found (both hosts, saved state), the one that saw the most:
- * they are written in the same order, so the longest journal is the newest.
- */
-function newestRecord(records) {
-    let best;
-    for (const record of records) {
-        if (!record)
-            continue;
-        if (!best) {
-            best = record;
-            continue;
-        }
-        if (record.checkpointName !== best.checkpointName) {
-            // Two different runs: the later one is the open question.
-            if (record.updatedAt > best.updatedAt)
-                best = record;
-            continue;
-        }
-        const seen = (r) => r.entries.reduce((n, e) => n + (e.state === 'done' ? 2 : 1), 0);
-        if (seen(record) > seen(best) || (seen(record) === seen(best) && record.updatedAt > best.updatedAt)) {
-            best = record;
-        }
-    }
-    return best;
-}
-/** The in-memory journal; `persist` writes it everywhere it lives before the caller goes on. */
-class Journal {
-    record;
-    persist;
-    now;
-    seq = 0;
-    writing = Promise.resolve();
-    constructor(record, persist, now = () => new Date()) {
-        this.record = record;
-        this.persist = persist;
-        this.now = now;
-        this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
-    }
-    /** Writes the intent down, makes the change, then marks it done. */
-    async around(action, affected, effect) {
-        const entry = await this.intend(action, affected);
-        const result = await effect();
-        await this.done(entry, affected);
-        return result;
-    }
-    async intend(action, affected) {
-        const [entry] = await this.intendAll([action], affected);
-        return entry;
-    }
-    async done(entry, affected, update) {
-        entry.state = 'done';
-        if (update)
-            entry.action = { ...entry.action, ...update };
-        if (entry.action.kind === 'committed')
-            this.record.status = 'committed';
-        await this.save(affected);
-    }
-    async abandon(entry, affected) {
-        entry.state = 'abandoned';
-        await this.save(affected);
-    }
-    /** Several intents written at once (one round trip in the frozen window). */
-    async intendAll(actions, affected) {
-        const at = this.now().toISOString();
-        const entries = actions.map((action) => ({ seq: ++this.seq, state: 'intended', at, action }));
-        this.record.entries.push(...entries);
-        try {
-            await this.save(affected);
-        }
-        catch (error) {
-            // Not written down where it matters, so not done: nothing to undo for these.
-            for (const entry of entries)
-                entry.state = 'abandoned';
-            throw error;
-        }
-        return entries;
-    }
-    async finish(status, details = {}) {
-        this.record.status = status;
-        if (details.error !== undefined)
-            this.record.error = details.error;
-        if (details.resolvedBy !== undefined)
-            this.record.resolvedBy = details.resolvedBy;
-        await this.save(undefined);
-    }
-    /** Writes the journal as it is now (after changes made to entries directly). */
-    async save(affected = undefined) {
-        // One write at a time, each of the whole record as it is when its turn
-        // comes: two intents made at once cannot leave the older copy on a host.
-        const turn = this.writing.then(() => {
-            this.record.updatedAt = this.now().toISOString();
-            return this.persist(this.record, affected);
-        });
-        this.writing = turn.catch(() => { });
-        await turn;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/state/host-records.ts
-
-
-/**
- * What the action keeps on each host, all root-only (0700 directories, 0600 files):
- *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
- *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
- *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
- *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
- *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
- *                                                          (its org.criu.config annotation): kept with it
- */
-const STATE_ROOT = '/var/lib/criu-migrate';
-const HISTORY_KEEP = 10;
-/** A lock not renewed for this long belongs to a run that is gone. */
-const LOCK_STALE_SECONDS = 90;
-const LOCK_RENEW_MS = 20_000;
-const QUICK_MS = 30_000;
-function containerStateDir(container) {
-    return `${STATE_ROOT}/containers/${container}`;
-}
-function workDir(checkpointName) {
-    return `${STATE_ROOT}/work/${checkpointName}`;
-}
-/** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
-function restoreConfigPath(checkpointName) {
-    return `${STATE_ROOT}/criu/${checkpointName}.conf`;
-}
-/** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
-function isRestoreConfigPath(path) {
-    return (/^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..'));
-}
-/** Shell prefix for every command that writes where memory or secrets may land. */
-const PRIVATE = 'umask 077;';
-async function writeRecord(host, record) {
-    const dir = containerStateDir(record.container);
-    await runChecked(host, 
-    // $$: source and target may be one host (restore onto the store's host), writing at once.
-    `${PRIVATE} d=${shellQuote([dir])}; mkdir -p "$d" && cat >"$d/journal.json.$$.new" && mv -f "$d/journal.json.$$.new" "$d/journal.json"`, {
-        step: 'journal',
-        what: 'writing the run journal',
-        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
-    });
-}
-/** The open run's journal on this host, if any. */
-async function readRecord(host, container) {
-    const file = `${containerStateDir(container)}/journal.json`;
-    const result = await runChecked(host, `if [ -f ${shellQuote([file])} ]; then cat ${shellQuote([file])}; fi`, {
-        step: 'journal',
-        what: 'reading the run journal',
-        options: { timeoutMs: QUICK_MS },
-    });
-    return result.stdout.trim() === '' ? undefined : parseRecord(result.stdout);
-}
-/** Moves a finished run's journal into the history and keeps only the newest HISTORY_KEEP there. */
-async function archiveRecord(host, record) {
-    const dir = containerStateDir(record.container);
-    const history = `${dir}/history`;
-    await runChecked(host, [
-        PRIVATE,
-        `mkdir -p ${shellQuote([history])}`,
-        `&& cat >${shellQuote([`${history}/${record.checkpointName}.json`])}`,
-        `&& rm -f ${shellQuote([`${dir}/journal.json`])}`,
-        `&& cd ${shellQuote([history])} && ls -1t | tail -n +${HISTORY_KEEP + 1} | xargs -r rm -f --`,
-    ].join(' '), {
-        step: 'journal',
-        what: 'archiving the run journal',
-        options: { input: `${JSON.stringify(record, null, 2)}\n`, timeoutMs: QUICK_MS },
-    });
-}
-/**
- * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
- * held learns who holds it and how long ago the holder last renewed it (by the
- * host's own clock, so runner clocks do not matter).
- */
-async function tryLock(host, container, owner) {
-    const dir = containerStateDir(container);
-    const lock = `${dir}/lock`;
-    const script = [
-        `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
-        `l=${shellQuote([lock])}`,
-        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
-        'cat >/dev/null',
-        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
-        'echo "held $(( $(date +%s) - m ))"',
-        'cat "$l/owner.json" 2>/dev/null || true',
-    ].join('\n');
-    const result = await runChecked(host, script, {
-        step: 'lock',
-        what: 'taking the container lock',
-        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
-    });
-    const [first = '', ...rest] = result.stdout.split('\n');
-    if (first.trim() === 'acquired')
-        return { acquired: true };
-    const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
-    let held;
-    try {
-        held = JSON.parse(rest.join('\n'));
-    }
-    catch {
-        held = undefined;
-    }
-    return { acquired: false, owner: held, ageSeconds: age };
-}
-/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
-async function takeOverLock(host, container, owner) {
-    const lock = `${containerStateDir(container)}/lock`;
-    const script = [
-        PRIVATE,
-        `l=${shellQuote([lock])}`,
-        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
-        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
-    ].join('\n');
-    const result = await runChecked(host, script, {
-        step: 'lock',
-        what: 'taking over a stale container lock',
-        options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
-    });
-    return result.stdout.trim() === 'acquired';
-}
-async function renewLock(host, container, token) {
-    const file = `${containerStateDir(container)}/lock/owner.json`;
-    await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
-        timeoutMs: QUICK_MS,
-    });
-}
-/** Removes the lock only if this run still holds it. */
-async function releaseLock(host, container, token) {
-    const lock = `${containerStateDir(container)}/lock`;
-    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
-}
-
 ;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
 
 
@@ -55974,6 +56294,29 @@ const LAYER_TAR = [
  * thousand writes, not 26,000, each of which wakes the next stage of the pipe.
  */
 const TAR_RECORD = ['-b', '512'];
+/**
+ * One pass of the writable layer (GNU tar --listed-incremental): the bulk while
+ * the container runs (files changing under tar are expected there, exit 1),
+ * then, frozen, only what changed since, deletions included.
+ */
+function layerSendCommand(upper, snapshot, live) {
+    const tar = shellQuote([
+        'tar',
+        '-C',
+        upper,
+        `--listed-incremental=${snapshot}`,
+        ...LAYER_TAR,
+        ...(live ? ['--warning=no-file-changed', '--warning=no-file-removed', '--warning=no-file-shrank'] : []),
+        '-cf',
+        '-',
+        '.',
+    ]);
+    return live ? `${tar}; s=$?; [ "$s" -eq 1 ] && s=0; exit "$s"` : tar;
+}
+/** Extracts one layer pass into a new container's upper directory, deleting what the source deleted. */
+function layerReceiveCommand(upper) {
+    return shellQuote(['tar', '-C', upper, '--listed-incremental=/dev/null', ...LAYER_TAR, '-xpf', '-']);
+}
 /**
  * Before the freeze: the codec for the writable layer (from a sample of it),
  * the journal entry and staging directory for the images on the target.
@@ -57075,10 +57418,13 @@ const PHASES = [
     'preflight',
     'volumes',
     'volume-bulk',
+    'layer-bulk',
     'stage',
     'checkpoint',
     'transfer',
     'volume-frozen',
+    'layer-frozen',
+    'prove',
     'restore',
     'verify',
     'finalize',
@@ -57992,6 +58338,8 @@ function compensation(action) {
             return restoreCopiesStep(action);
         case 'volume-created':
             return { kind: 'remove-volume', name: action.name };
+        case 'namesake-aside':
+            return { kind: 'restore-namesake', containerId: action.containerId, name: action.name };
         case 'volume-replaced':
             return {
                 kind: 'restore-volume',
@@ -58041,6 +58389,8 @@ function planRecovery(record) {
         }
         for (const entry of record.entries) {
             const { action } = entry;
+            if (action.kind === 'namesake-aside' && entry.state !== 'abandoned')
+                steps.push({ kind: 'remove-namesake', containerId: action.containerId, name: action.name });
             if (action.kind === 'volume-replaced')
                 steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
             if (action.kind === 'files')
@@ -58210,6 +58560,22 @@ async function recover(record, hosts, log) {
                     throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
                 return `put back the old contents of volume ${step.name} on the target`;
             }
+            case 'restore-namesake': {
+                const aside = await docker.target.inspectContainer(step.containerId, 'rollback');
+                if (!aside)
+                    throw new Error(`the replaced container ${step.containerId.slice(0, 12)} is gone`);
+                if (aside.Name.replace(/^\//, '') === step.name)
+                    return undefined;
+                // The restored container is removed first (newest first): the name is free again.
+                await docker.target.rename(step.containerId, step.name, 'rollback');
+                return `put back the stopped container ${step.name} (${step.containerId.slice(0, 12)}) on the target`;
+            }
+            case 'remove-namesake': {
+                const removed = await withRetries(() => docker.target.removeIfPresent(step.containerId, 'finalize'));
+                return removed
+                    ? `removed the replaced container ${step.name} (${step.containerId.slice(0, 12)}) from the target`
+                    : undefined;
+            }
             case 'remove-source-volumes': {
                 const result = await hosts.source.run([
                     'r=0',
@@ -58303,6 +58669,10 @@ async function recover(record, hosts, log) {
                 return `removing volume ${step.name} from ${describeHost(hosts.target)} (do it by hand: docker volume rm ${step.name})`;
             case 'restore-volume':
                 return `putting back the old contents of volume ${step.name} on ${describeHost(hosts.target)} (do it by hand: rm -rf ${step.mountpoint} && mv ${step.aside} ${step.mountpoint})`;
+            case 'restore-namesake':
+                return `renaming the replaced container back on ${describeHost(hosts.target)} (do it by hand: docker rename ${step.containerId.slice(0, 12)} ${step.name})`;
+            case 'remove-namesake':
+                return `removing the replaced container on ${describeHost(hosts.target)} (do it by hand: docker rm ${step.containerId.slice(0, 12)})`;
             case 'remove-source-volumes':
                 return `removing volumes from ${describeHost(hosts.source)} (do it by hand: docker volume rm ${step.names.join(' ')})`;
             case 'resume-source':
@@ -58322,6 +58692,7 @@ async function recover(record, hosts, log) {
 
 
 
+const BOTH_SIDES = ['source', 'target'];
 function runOwner(env, now, token) {
     const bootId = readBootId();
     return {
@@ -58419,6 +58790,43 @@ async function lockContainer(hosts, container, owner, log, here = thisMachine())
         },
     };
 }
+/**
+ * The lock of one checkpoint series in a store: one run writes into a series
+ * at a time (its retention included); runs of other series go on beside it.
+ */
+async function lockSeries(store, lock, series, owner, log, here = thisMachine()) {
+    const attempt = await tryLockAt(store, lock, owner).catch((error) => {
+        throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(store) });
+    });
+    if (!attempt.acquired) {
+        const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
+        if (reason === undefined) {
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is writing into checkpoint series ${series}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
+                step: 'lock',
+                host: describeHost(store),
+                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue',
+            });
+        }
+        log.warning(`${describeHost(store)}: the lock on series ${series} belongs to a run that is gone (${reason}); taking it over`);
+        if (!(await takeOverLockAt(store, lock, owner))) {
+            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on series ${series} first`, {
+                step: 'lock',
+                host: describeHost(store),
+                remedy: 'wait for that run to finish, then run again',
+            });
+        }
+    }
+    const renew = setInterval(() => {
+        renewLockAt(store, lock, owner.token).catch(() => { });
+    }, LOCK_RENEW_MS);
+    renew.unref();
+    return {
+        async release() {
+            clearInterval(renew);
+            await releaseLockAt(store, lock, owner.token);
+        },
+    };
+}
 /** The hosts as the record saw them: a later run may go the other way between the same two. */
 function hostsFor(record, hosts) {
     if (record.source === hosts.source.address && record.target === hosts.target.address)
@@ -58433,11 +58841,10 @@ function hostsFor(record, hosts) {
  * a run past its commit point is finished (source retired), one before it is
  * rolled back. Returns what was done, or undefined when nothing was open.
  */
-async function settleUnfinished(hosts, container, log, extra = undefined) {
-    const reads = await Promise.allSettled([
-        readRecord(hosts.source, container),
-        readRecord(hosts.target, container),
-    ]);
+async function settleUnfinished(hosts, container, log, extra = undefined, 
+/** Where the mode keeps its journal (checkpoint mode: the source only, never the shared store host). */
+sides = BOTH_SIDES) {
+    const reads = await Promise.allSettled(BOTH_SIDES.map((side) => sides.includes(side) ? readRecord(hosts[side], container) : Promise.resolve(undefined)));
     for (const [i, read] of reads.entries()) {
         if (read.status === 'rejected') {
             log.warning(`could not read the journal on the ${i === 0 ? 'source' : 'target'}: ${errorMessage(read.reason)}`);
@@ -58464,7 +58871,7 @@ async function settleUnfinished(hosts, container, log, extra = undefined) {
         problems: outcome.problems,
     };
     if (outcome.problems.length > 0) {
-        await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
+        await Promise.allSettled(sides.map((side) => writeRecord(roles[side], record)));
         throw new MigrationError('ROLLBACK_FAILED', `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`, {
             step: 'resume',
             remedy: outcome.sourceLeftFrozen
@@ -58475,10 +58882,7 @@ async function settleUnfinished(hosts, container, log, extra = undefined) {
     record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
     record.resolvedBy = 'a later run';
     record.updatedAt = new Date().toISOString();
-    const archived = await Promise.allSettled([
-        archiveRecord(roles.source, record),
-        archiveRecord(roles.target, record),
-    ]);
+    const archived = await Promise.allSettled(sides.map((side) => archiveRecord(roles[side], record)));
     for (const result of archived) {
         if (result.status === 'rejected')
             log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
@@ -58490,11 +58894,10 @@ async function settleUnfinished(hosts, container, log, extra = undefined) {
  * post step) and both hosts. The host the next change affects must have it
  * before the change is made; the other host is told when it can be.
  */
-function journalPersister(hosts, saveState, log) {
+function journalPersister(hosts, saveState, log, sides = BOTH_SIDES) {
     const warned = new Set();
     return async (record, affected) => {
         saveState(record);
-        const sides = ['source', 'target'];
         const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
         for (const [i, result] of results.entries()) {
             const side = sides[i];
@@ -58510,102 +58913,194 @@ function journalPersister(hosts, saveState, log) {
     };
 }
 /** Moves a finished journal into the history on both hosts; failures only warn. */
-async function archiveEverywhere(hosts, record, log) {
-    const results = await Promise.allSettled([
-        archiveRecord(hosts.source, record),
-        archiveRecord(hosts.target, record),
-    ]);
+async function archiveEverywhere(hosts, record, log, sides = BOTH_SIDES) {
+    const results = await Promise.allSettled(sides.map((side) => archiveRecord(hosts[side], record)));
     for (const result of results) {
         if (result.status === 'rejected')
             log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);
     }
 }
 
-;// CONCATENATED MODULE: ./src/state/store.ts
+;// CONCATENATED MODULE: ./src/criu/files.ts
 
-/**
- * The checkpoint store, a directory on any host with sh, tar and sha256sum:
- *   <store>/<container>/<name>/            one complete checkpoint (only complete ones have this name)
- *       manifest.json                      what is in it, with the sha256 and size of every file
- *       criu/                              CRIU's images
- *       cpu/cpuinfo.img                    the source's CPU, for `criu cpuinfo check` on a target
- *       layer.tar                          the container's writable layer (GNU tar, xattrs, whiteouts)
- *       config.json                        docker inspect of the container and its image's config
- *       volumes/<volume>/bulk.tar          a named volume before the freeze (GNU tar, --listed-incremental)
- *       volumes/<volume>/frozen.tar        what changed in it up to the freeze (or all of it)
- *   <store>/<container>/.<name>.partial/   being written; never listed, removed when a run fails
- *   <store>/images/<image id>.tar          docker save of an image, once per image ID
- */
-const MANIFEST_SCHEMA = 1;
-function containerDir(store, container) {
-    return `${store}/${container}`;
+// What CRIU recorded of the regular files the processes have open, read from
+// its images without crit (not installed on hosts as a rule):
+//   files.img: file_entry { type = 1 (REG = 1), id = 2, reg = 3: reg_file_entry {
+//     flags = 2, pos = 3, name = 6, mnt_id = 7 (sint32), size = 8 } }
+//   mountpoints-<n>.img: mnt_entry { mnt_id = 2, mountpoint = 7 }
+// CRIU compares `size` with the file at restore ("File ... has bad size"); it
+// records none for descriptors opened write-only with O_APPEND (log files).
+const REG = 1n;
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_APPEND = 0o2000;
+/** The length-prefixed entries of a CRIU image after its magic numbers. */
+function entries(image) {
+    let pos = 0;
+    const first = image.readUInt32LE(pos);
+    pos += first === IMG_COMMON_MAGIC || first === IMG_SERVICE_MAGIC ? 8 : 4;
+    const found = [];
+    // Bounded by the image's length: every pass moves on by at least 4 bytes.
+    while (pos + 4 <= image.length) {
+        const length = image.readUInt32LE(pos);
+        const end = pos + 4 + length;
+        if (end > image.length)
+            throw new RangeError('truncated CRIU image entry');
+        found.push(image.subarray(pos + 4, end));
+        pos = end;
+    }
+    return found;
 }
-function checkpointDir(store, container, name) {
-    return `${containerDir(store, container)}/${name}`;
+function num(value) {
+    return typeof value === 'bigint' ? Number(value) : undefined;
 }
-function partialDir(store, container, name) {
-    return `${containerDir(store, container)}/.${name}.partial`;
+function zigzag(value) {
+    return (value >>> 1) ^ -(value & 1);
 }
-function imagePath(imageId) {
-    return `images/${imageId.replace(/^sha256:/, '')}.tar`;
-}
-const store_QUICK_MS = 60_000;
-const HASH_MS = 30 * 60_000;
-/** Size and sha256 of every file under a directory (paths relative to it), computed on its host. */
-async function digestFiles(host, dir, step) {
-    const result = await runChecked(host, `cd ${shellQuote([dir])} && find . -type f ! -name manifest.json -printf '%s %P\\n' | while read -r size path; do printf '%s %s ' "$size" "$(sha256sum <"$path" | cut -d' ' -f1)"; printf '%s\\n' "$path"; done`, { step, what: `hashing the files in ${dir}`, options: { timeoutMs: HASH_MS } });
-    return parseDigests(result.stdout);
-}
-function parseDigests(text) {
+/** The regular files of a files.img. */
+function parseRegularFiles(image) {
     const files = [];
-    for (const line of text.split('\n')) {
-        const match = /^(\d+) ([0-9a-f]{64}) (.+)$/.exec(line);
-        if (match)
-            files.push({ bytes: Number(match[1]), sha256: match[2], path: match[3] });
+    for (const entry of entries(image)) {
+        const fields = decodeMessage(entry);
+        if (fields.get(1) !== REG)
+            continue;
+        const reg = fields.get(3);
+        if (!(reg instanceof Buffer))
+            continue;
+        const r = decodeMessage(reg);
+        const name = r.get(6);
+        if (!(name instanceof Buffer))
+            continue;
+        const size = num(r.get(8));
+        files.push({
+            path: name.toString('utf8'),
+            mntId: zigzag(num(r.get(7)) ?? 1),
+            flags: num(r.get(2)) ?? 0,
+            pos: num(r.get(3)) ?? 0,
+            ...(size === undefined ? {} : { size }),
+        });
     }
-    return files.sort((a, b) => a.path.localeCompare(b.path));
+    return files;
 }
-function parseManifest(text) {
-    try {
-        const value = JSON.parse(text);
-        if (value.schema !== MANIFEST_SCHEMA || typeof value.name !== 'string' || !Array.isArray(value.files))
-            return undefined;
-        return value;
+/** The mount IDs mounted on "/" in a mountpoints image: the container's root file system. */
+function rootMountIds(image) {
+    const ids = [];
+    for (const entry of entries(image)) {
+        const fields = decodeMessage(entry);
+        const mountpoint = fields.get(7);
+        const id = num(fields.get(2));
+        if (mountpoint instanceof Buffer && mountpoint.toString('utf8') === '/' && id !== undefined)
+            ids.push(id);
     }
-    catch {
-        return undefined;
+    return ids;
+}
+function isAppendOnly(flags) {
+    return (flags & O_ACCMODE) === O_WRONLY && (flags & O_APPEND) !== 0;
+}
+function layerExpectations(files, rootIds) {
+    const byPath = new Map();
+    for (const file of files) {
+        if (!rootIds.includes(file.mntId) || file.path.endsWith(' (deleted)'))
+            continue;
+        const found = byPath.get(file.path) ?? { path: file.path };
+        if (file.size !== undefined)
+            found.criuSize = file.size;
+        if (isAppendOnly(file.flags))
+            found.appendOffset = Math.max(found.appendOffset ?? 0, file.pos);
+        byPath.set(file.path, found);
     }
+    return [...byPath.values()].sort((a, b) => a.path.localeCompare(b.path));
 }
-/** The complete checkpoints of a container in the store, newest first. */
-async function listCheckpoints(host, store, container) {
-    const dir = containerDir(store, container);
-    const result = await runChecked(host, `for f in ${shellQuote([dir])}/*/manifest.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'listing the checkpoints in the store', options: { timeoutMs: store_QUICK_MS } });
-    return newestFirst(result.stdout
-        .split('\n\u001e\n')
-        .map((text) => (text.trim() === '' ? undefined : parseManifest(text)))
-        .filter((manifest) => manifest !== undefined));
+/**
+ * The regular files in `tar -tv --numeric-owner` listings of archives
+ * extracted in order (a later archive's entry wins), by path from the root
+ * ("./data/x" -> "/data/x").
+ */
+function storedSizes(listings) {
+    const sizes = new Map();
+    for (const listing of listings) {
+        for (const line of listing.split('\n')) {
+            const match = /^-\S*\s+\S+\s+(\d+)\s+\S+\s+\S+\s(.+)$/.exec(line);
+            if (!match)
+                continue;
+            const path = `/${match[2].replace(/^\.?\//, '')}`;
+            sizes.set(path, Number(match[1]));
+        }
+    }
+    return sizes;
 }
-function newestFirst(manifests) {
-    return [...manifests].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+/**
+ * Files whose stored size disagrees with the freeze: CRIU's size must match
+ * exactly (or the restore fails); an append-only file must hold at least what
+ * the process wrote through its descriptor (less means writes were lost).
+ */
+function layerMismatches(expected, stored) {
+    const wrong = [];
+    for (const file of expected) {
+        const bytes = stored.get(file.path);
+        if (bytes === undefined)
+            continue;
+        if (file.criuSize !== undefined && bytes !== file.criuSize)
+            wrong.push({ path: file.path, expected: `${file.criuSize} bytes (CRIU)`, stored: bytes });
+        else if (file.appendOffset !== undefined && bytes < file.appendOffset)
+            wrong.push({
+                path: file.path,
+                expected: `at least ${file.appendOffset} bytes (appended)`,
+                stored: bytes,
+            });
+    }
+    return wrong;
 }
-/** Which checkpoints retention removes: all but the newest `keep` (0 keeps all). */
-function retentionPlan(manifests, keep) {
-    if (keep === 0)
+
+;// CONCATENATED MODULE: ./src/modes/checkpoint-proof.ts
+
+
+
+
+const checkpoint_proof_MARK = '\u001e';
+/**
+ * Proves a checkpoint's layer restorable before the run calls it complete:
+ * the regular files the processes hold open on the container's root file
+ * system, as CRIU recorded them (files.img, mountpoints-*.img), against the
+ * sizes in the layer archives as stored. A file CRIU sized must match to the
+ * byte (CRIU refuses the restore otherwise: "has bad size"); an append-only
+ * file must hold at least what its descriptor wrote. Returns what was checked.
+ */
+async function proveLayer(ctx, imagesDir, partial, archives) {
+    const images = await runChecked(ctx.source, `cd ${shellQuote([imagesDir])} && base64 -w0 files.img && printf '\\n' && for f in mountpoints-*.img; do [ -f "$f" ] && base64 -w0 "$f" && printf '\\n'; done; true`, { step: 'prove', what: "reading CRIU's record of the open files" });
+    const [filesText = '', ...mountTexts] = images.stdout.split('\n').filter((line) => line.trim() !== '');
+    const open = parseRegularFiles(Buffer.from(filesText, 'base64'));
+    const roots = mountTexts.flatMap((text) => rootMountIds(Buffer.from(text, 'base64')));
+    const expected = layerExpectations(open, roots);
+    if (expected.length === 0)
         return [];
-    return newestFirst(manifests).slice(keep);
-}
-/** Image files no kept checkpoint of any container refers to. */
-function unusedImages(imageFiles, kept) {
-    const used = new Set(kept.map((manifest) => manifest.image.path));
-    return imageFiles.filter((path) => !used.has(path));
-}
-/** Every manifest in the store, of every container (for the image garbage collection). */
-async function allManifests(host, store) {
-    const result = await runChecked(host, `for f in ${shellQuote([store])}/*/*/manifest.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'reading the store', options: { timeoutMs: store_QUICK_MS } });
-    return result.stdout
-        .split('\n\u001e\n')
-        .map((text) => (text.trim() === '' ? undefined : parseManifest(text)))
-        .filter((manifest) => manifest !== undefined);
+    const listing = await runChecked(ctx.target, archives
+        .map((archive) => `tar --numeric-owner -tvf ${shellQuote([`${partial}/${archive}`])} && printf '${checkpoint_proof_MARK}\\n'`)
+        .join(' && '), { step: 'prove', what: 'listing the stored layer', options: { timeoutMs: 30 * 60_000 } });
+    const stored = storedSizes(listing.stdout.split(`${checkpoint_proof_MARK}\n`));
+    const checked = expected.map((file) => {
+        const bytes = stored.get(file.path);
+        return {
+            path: file.path,
+            ...(file.criuSize === undefined ? {} : { criuSize: file.criuSize }),
+            ...(file.appendOffset === undefined ? {} : { appendOffset: file.appendOffset }),
+            ...(bytes === undefined ? {} : { storedBytes: bytes }),
+        };
+    });
+    const wrong = layerMismatches(expected, stored);
+    if (wrong.length > 0) {
+        throw new MigrationError('CHECKPOINT_INCONSISTENT', `the stored writable layer disagrees with the dump for ${wrong.length} open file(s): a restore would fail or run on files that disagree with the process's memory`, {
+            step: 'prove',
+            host: describeHost(ctx.target),
+            detail: wrong
+                .map((file) => `${file.path}: stored ${file.stored} bytes, expected ${file.expected}`)
+                .join('\n'),
+            remedy: 'something changed the layer between the freeze and its copy; run the checkpoint again (the layer is copied frozen) and make sure nothing outside the container writes into it',
+        });
+    }
+    const inLayer = checked.filter((file) => file.storedBytes !== undefined).length;
+    ctx.log.info(`stored layer agrees with the dump: ${inLayer} open file(s) of the layer checked, ${checked.length - inLayer} unchanged from the image`);
+    return checked;
 }
 
 // EXTERNAL MODULE: external "node:events"
@@ -58666,7 +59161,7 @@ function failureOf(error, signal, step, code, remedy) {
  * else back; close it (kept open when something could not be done, so the
  * next run finishes it) and archive it when closed.
  */
-async function settleRun(journal, hosts, log, failure) {
+async function settleRun(journal, hosts, log, failure, sides) {
     const record = journal.record;
     const committed = isCommitted(record);
     const outcome = await log.group(committed ? 'Finish' : 'Rollback', () => recover(record, hosts, log));
@@ -58685,7 +59180,7 @@ async function settleRun(journal, hosts, log, failure) {
             .catch(() => { });
     }
     if (!isUnfinished(record))
-        await archiveEverywhere(hosts, record, log);
+        await archiveEverywhere(hosts, record, log, sides);
     return { status, problems: outcome.problems };
 }
 
@@ -58713,7 +59208,11 @@ async function settleRun(journal, hosts, log, failure) {
 
 
 
+
+
 const COMMAND_TIMEOUT_MS = 120_000;
+/** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
+const JOURNAL_SIDES = ['source'];
 function sameLocation(a, b) {
     if (a.kind === 'local' || b.kind === 'local')
         return a.kind === b.kind;
@@ -58741,6 +59240,7 @@ async function runCheckpointMode(settings, runtime) {
     let store;
     let source;
     let releaseLocks;
+    const held = {};
     try {
         const warn = (message) => log.warning(message);
         source = await timer.time('connect', () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
@@ -58757,7 +59257,7 @@ async function runCheckpointMode(settings, runtime) {
         const both = { source, target: store };
         const locks = await lockContainer([source], settings.container, owner, log);
         releaseLocks = () => locks.release();
-        await settleUnfinished(both, settings.container, log);
+        await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
         const record = {
             schema: 2,
             mode: 'checkpoint',
@@ -58772,7 +59272,7 @@ async function runCheckpointMode(settings, runtime) {
             entries: [],
             updatedAt: new Date().toISOString(),
         };
-        const journal = new Journal(record, journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
+        const journal = new Journal(record, journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log, JOURNAL_SIDES));
         const bound = {
             source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
             store: bindSignal(store, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
@@ -58790,18 +59290,21 @@ async function runCheckpointMode(settings, runtime) {
             signal: control.signal,
         };
         try {
-            manifest = await checkpointInto(ctx, (ms) => {
+            manifest = await checkpointInto(ctx, owner, (ms) => {
                 frozenMs = ms;
+            }, (series) => {
+                held.series = series;
             });
-            path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
+            path = checkpointDir(settings.store.path, settings.container, manifest.series ?? '', settings.checkpointName);
         }
         catch (error) {
             failure = failureOf(error, control.signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: the container was resumed and the partial checkpoint removed');
             log.warning(failure.describe());
         }
-        ({ status } = await settleRun(journal, both, log, failure));
-        if (manifest) {
-            storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
+        ({ status } = await settleRun(journal, both, log, failure, JOURNAL_SIDES));
+        const seriesId = manifest?.series;
+        if (seriesId) {
+            storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, seriesId, log));
         }
     }
     catch (error) {
@@ -58858,6 +59361,7 @@ async function runCheckpointMode(settings, runtime) {
                 'checkpoint-path': path ?? '',
                 'checkpoint-bytes': metadata.checkpoint.bytes,
                 'frozen-ms': frozenMs,
+                series: manifest?.series ?? held.series?.id ?? '',
             },
         });
         if (failure)
@@ -58866,12 +59370,13 @@ async function runCheckpointMode(settings, runtime) {
             log.info(`checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`);
     }
     finally {
+        await held.series?.release().catch(() => { });
         await releaseLocks?.().catch(() => { });
         await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
     }
 }
 /** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
-async function checkpointInto(ctx, onFrozen) {
+async function checkpointInto(ctx, owner, onFrozen, onSeries) {
     const { settings, log, timer } = ctx;
     const store = settings.store.path;
     const container = await ctx.sourceDocker.inspectContainer(settings.container, 'checkpoint');
@@ -58898,10 +59403,31 @@ async function checkpointInto(ctx, onFrozen) {
         });
     }
     const volumes = await volumesToStore(ctx, container);
-    const final = checkpointDir(store, settings.container, settings.checkpointName);
+    // The series: the container's own, whatever its name; one run writes into it at a time.
+    const found = await readSeries(ctx.source, container.Id);
+    if (!found.recorded) {
+        await writeSeries(ctx.source, {
+            series: found.series,
+            containerId: container.Id,
+            via: 'checkpoint',
+            at: new Date().toISOString(),
+        });
+    }
+    const series = found.series;
+    const home = seriesDir(store, settings.container, series);
+    await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([home, `${store}/images`])}`, {
+        step: 'store',
+        what: `preparing series ${series} in the store`,
+    });
+    const lock = await lockSeries(ctx.target, `${home}/.lock`, series, owner, log);
+    onSeries({ id: series, release: () => lock.release() });
+    log.info(`checkpoint series ${series} (${found.recorded ? 'recorded for this container' : 'started by this container'})`);
+    await adoptLegacyCheckpoints(ctx.target, store, settings.container, log);
+    await writeSeriesRecord(ctx, home, series, container.Id);
+    const final = checkpointDir(store, settings.container, series, settings.checkpointName);
     const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
     if (exists.exitCode === 0) {
-        throw new MigrationError('INPUT_INVALID', `the store already has a checkpoint ${settings.checkpointName} of ${settings.container}`, {
+        throw new MigrationError('INPUT_INVALID', `the store already has a checkpoint ${settings.checkpointName} in series ${series} of ${settings.container}`, {
             step: 'checkpoint',
             host: describeHost(ctx.target),
             remedy: 'choose another checkpoint-name, or leave it empty for <container>-<UTC timestamp>',
@@ -58915,29 +59441,45 @@ async function checkpointInto(ctx, onFrozen) {
     const imageRef = container.Config.Image ?? container.Image;
     // Before the freeze: work directory, CPU description, the store's partial directory.
     const prepared = await prepareCheckpoint(ctx, container);
-    const cpuDir = prepared.imagesDir.replace(/\/images$/, '/cpu');
+    const workRoot = prepared.imagesDir.replace(/\/images$/, '');
+    const cpuDir = `${workRoot}/cpu`;
     await runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([cpuDir])} && criu cpuinfo dump -D ${shellQuote([cpuDir])}`, {
         step: 'checkpoint',
         what: 'criu cpuinfo dump',
     });
-    const partial = partialDir(store, settings.container, settings.checkpointName);
+    const partial = partialDir(store, settings.container, series, settings.checkpointName);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [partial] }, 'target');
-    await runChecked(ctx.target, `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([partial, `${store}/images`])}`, {
+    await runChecked(ctx.target, `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([`${partial}/layer`])}`, {
         step: 'checkpoint',
         what: `preparing ${partial} in the store`,
     });
+    // Named before it is looked for, under the images lock: collection by another run keeps it from here on.
+    const image = imagePath(container.Image);
+    const lookedFor = await runChecked(ctx.target, underDirLock(`${store}/images/.lock`, `${PRIVATE} printf '%s\\n' ${shellQuote([image])} >${shellQuote([`${partial}/${IMAGE_REF_FILE}`])} && if [ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]; then echo have; else echo missing; fi`), { step: 'store', what: 'looking for the image in the store' });
+    const haveImage = lookedFor.stdout.trim() === 'have';
     if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
         await prepareSnapshots(ctx);
         if (settings.volumePrecopy) {
             await log.group('Volumes: store the bulk while the container runs', () => timer.time('volume-bulk', () => storeVolumes(ctx, volumes, partial, codec, 'bulk')));
         }
     }
+    // The writable layer's bulk while the container runs; only what changes after is copied frozen.
+    const layerSnapshot = `${workRoot}/layer.snar`;
+    const layerFrozen = `${workRoot}/layer-frozen.tar`;
+    const bulk = withCodec(codec, `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, true)}`, `${PRIVATE} cat >${shellQuote([`${partial}/layer/bulk.tar`])}`);
+    await log.group('Writable layer: store the bulk while the container runs', () => timer.time('layer-bulk', () => streamBetween(ctx.source, bulk.produce, ctx.target, bulk.consume, {
+        label: 'writable layer (bulk)',
+        step: 'store',
+        log,
+    })));
     const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared, async () => {
         // The volumes as they are at the freeze: only what changed since the bulk pass, still frozen.
         if (volumes.length > 0) {
             await timer.time('volume-frozen', () => storeVolumes(ctx, volumes, partial, codec, 'frozen'));
         }
-        // Resumed as soon as the images are written: measuring and copying them needs no freeze.
+        // The layer as the dump saw it: what changed since the bulk, into a local file, still frozen.
+        await timer.time('layer-frozen', () => runChecked(ctx.source, `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, false)} >${shellQuote([layerFrozen])}`, { step: 'checkpoint', what: 'copying the writable layer at the freeze' }));
+        // Resumed as soon as the images and the layer are written: measuring and copying them needs no freeze.
         if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
         }
@@ -58948,22 +59490,19 @@ async function checkpointInto(ctx, onFrozen) {
     log.info(settings.leaveRunning
         ? `checkpoint: ${imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
         : `checkpoint: ${imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`);
-    // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
-    const image = imagePath(container.Image);
-    const haveImage = (await ctx.target.run(`[ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]`)).exitCode === 0;
+    // Into the store: CRIU images and CPU, the layer as frozen, the image once per image ID.
     const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
     if (!haveImage)
         await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
-    const workRoot = prepared.imagesDir.replace(/\/images$/, '');
     const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);
     log.info(`checkpoint stream: ${criuCodec.codec === 'none' ? 'raw' : criuCodec.codec} (${criuCodec.reason})`);
     const criu = withCodec(criuCodec.codec, shellQuote(['tar', '-C', workRoot, '-cf', '-', 'images', 'cpu']), `${PRIVATE} ${shellQuote(['tar', '-C', partial, '--no-same-permissions', '-xf', '-'])} && mv ${shellQuote([`${partial}/images`, `${partial}/criu`])}`);
-    const layer = withCodec(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']), `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`);
+    const layer = withCodec(codec, shellQuote(['cat', layerFrozen]), `${PRIVATE} cat >${shellQuote([`${partial}/layer/frozen.tar`])}`);
     const saved = withCodec(codec, ctx.sourceDocker.saveImageCommand(container.Image), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
     const streamOptions = (label) => ({ label, step: 'store', log });
     const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => allSettledOrThrow([
         streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
+        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer (frozen)')),
         haveImage
             ? undefined
             : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
@@ -58993,7 +59532,10 @@ async function checkpointInto(ctx, onFrozen) {
         what: 'writing the container configuration',
         options: { input: `${JSON.stringify(config, null, 2)}\n` },
     });
-    const files = await digestFiles(ctx.target, partial, 'store');
+    const layerArchives = ['layer/bulk.tar', 'layer/frozen.tar'];
+    // The proof: the stored layer holds every open file as CRIU will expect it at restore.
+    const openFiles = await log.group('Check the stored layer against the dump', () => timer.time('prove', () => proveLayer(ctx, dumped.imagesDir, partial, layerArchives)));
+    const files = (await digestFiles(ctx.target, partial, 'store')).filter((file) => file.path !== IMAGE_REF_FILE);
     const manifest = {
         schema: 1,
         name: settings.checkpointName,
@@ -59003,6 +59545,7 @@ async function checkpointInto(ctx, onFrozen) {
             imageId: container.Image,
             imageRef,
         },
+        series,
         createdAt: new Date().toISOString(),
         versions: {
             kernel: facts.kernel.release,
@@ -59019,17 +59562,50 @@ async function checkpointInto(ctx, onFrozen) {
         phasesMs: timer.toRecord(),
         files,
         image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+        layer: { archives: layerArchives },
+        openFiles,
         ...(volumes.length > 0 ? { volumes } : {}),
     };
     // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
     await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
-        await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])}`, {
+        await runChecked(ctx.target, 
+        // image.ref goes only once the manifest names the image where collection looks.
+        `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])} && rm -f ${shellQuote([`${final}/${IMAGE_REF_FILE}`])}`, {
             step: 'store',
             what: 'completing the checkpoint',
             options: { input: `${JSON.stringify(manifest, null, 2)}\n` },
         });
     });
     return manifest;
+}
+/** series.json: which container started the series, on which host (written once). */
+async function writeSeriesRecord(ctx, home, series, containerId) {
+    const text = JSON.stringify({
+        series,
+        container: ctx.settings.container,
+        startedBy: containerId,
+        startedOn: ctx.source.address,
+        at: new Date().toISOString(),
+    });
+    await runChecked(ctx.target, `${PRIVATE} f=${shellQuote([`${home}/series.json`])}; [ -s "$f" ] || { cat >"$f.new" && mv -f "$f.new" "$f"; }`, { step: 'store', what: 'describing the series in the store', options: { input: `${text}\n` } });
+}
+/**
+ * First touch of a store written before series: the name's checkpoints move
+ * into the series of the container that took them (its short ID), one rename each.
+ */
+async function adoptLegacyCheckpoints(store, path, container, log) {
+    const legacy = (await listStoredCheckpoints(store, path, container)).filter((entry) => entry.legacy);
+    if (legacy.length === 0)
+        return;
+    const moves = legacy.map((entry) => {
+        const to = checkpointDir(path, container, entry.series, entry.manifest.name);
+        return `mkdir -p ${shellQuote([seriesDir(path, container, entry.series)])} && { [ -e ${shellQuote([to])} ] || mv -T ${shellQuote([entry.dir, to])} 2>/dev/null || [ ! -e ${shellQuote([entry.dir])} ]; }`;
+    });
+    await runChecked(store, `${PRIVATE} ${moves.join(' && ')}`, {
+        step: 'store',
+        what: 'moving checkpoints of the layout before series into their series',
+    });
+    log.info(`store: moved ${legacy.length} checkpoint(s) of ${container} from the layout before series into series ${[...new Set(legacy.map((entry) => entry.series))].join(', ')} (by the container that took them)`);
 }
 /** The metadata's view of the volumes kept with a checkpoint. */
 function storedVolumeFacts(volumes) {
@@ -59071,39 +59647,61 @@ async function volumesToStore(ctx, container) {
     }
     return stored;
 }
-/** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */
-async function applyRetention(store, settings, log) {
+/**
+ * Keeps the newest `retention` complete checkpoints of this series (other
+ * series, other hosts' containers of the same name included, are not this
+ * run's to count), removes partial checkpoints of the series left by runs
+ * that are gone (this run holds the series lock), then the images that no
+ * checkpoint, complete or being written, refers to (under the images lock).
+ */
+async function applyRetention(store, settings, series, log) {
+    const path = settings.store.path;
     try {
-        const mine = await listCheckpoints(store, settings.store.path, settings.container);
-        const old = retentionPlan(mine, settings.retention);
+        const mine = (await listStoredCheckpoints(store, path, settings.container)).filter((entry) => entry.series === series && !entry.legacy);
+        const old = retentionPlan(mine.map((entry) => entry.manifest), settings.retention);
         for (const manifest of old) {
-            await runChecked(store, `rm -rf -- ${shellQuote([checkpointDir(settings.store.path, settings.container, manifest.name)])}`, {
-                step: 'retention',
-                what: `removing checkpoint ${manifest.name}`,
-            });
-            log.info(`retention: removed checkpoint ${manifest.name} (keeping the newest ${settings.retention})`);
+            await runChecked(store, `rm -rf -- ${shellQuote([checkpointDir(path, settings.container, series, manifest.name)])}`, { step: 'retention', what: `removing checkpoint ${manifest.name}` });
+            log.info(`retention: removed checkpoint ${manifest.name} of series ${series} (keeping the newest ${settings.retention})`);
         }
-        const kept = await allManifests(store, settings.store.path);
-        const listed = await runChecked(store, `cd ${shellQuote([`${settings.store.path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`, {
-            step: 'retention',
-            what: 'listing the stored images',
-        });
-        const files = listed.stdout
-            .split('\n')
-            .filter(Boolean)
-            .map((file) => `images/${file}`);
-        for (const unused of unusedImages(files, kept)) {
-            await runChecked(store, `rm -f -- ${shellQuote([`${settings.store.path}/${unused}`, `${settings.store.path}/${unused}.sha256`])}`, {
-                step: 'retention',
-                what: `removing image ${unused}`,
-            });
-            log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
+        const home = seriesDir(path, settings.container, series);
+        const leftovers = await runChecked(store, `for d in ${shellQuote([home])}/.*.partial; do [ -d "$d" ] || continue; rm -rf -- "$d" && echo "$d"; done; true`, { step: 'retention', what: 'removing partial checkpoints of runs that are gone' });
+        for (const gone of leftovers.stdout.split('\n').filter(Boolean)) {
+            log.info(`retention: removed ${gone}, left by a run that did not finish`);
         }
-        return (await listCheckpoints(store, settings.store.path, settings.container)).map((manifest) => manifest.name);
+        await collectImages(store, path, log);
+        return (await listStoredCheckpoints(store, path, settings.container))
+            .filter((entry) => entry.series === series)
+            .map((entry) => entry.manifest.name);
     }
     catch (error) {
         log.warning(`retention did not finish: ${errorMessage(error)}`);
         return undefined;
+    }
+}
+/** Image collection, holding the images lock so no run can decide an image is there while it goes. */
+async function collectImages(store, path, log) {
+    const lock = `${path}/images/.lock`;
+    await runChecked(store, acquireDirLockScript(lock), {
+        step: 'retention',
+        what: 'taking the images lock',
+    });
+    try {
+        const referred = await imagesReferred(store, path);
+        const listed = await runChecked(store, `cd ${shellQuote([`${path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`, { step: 'retention', what: 'listing the stored images' });
+        const files = listed.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((file) => `images/${file}`);
+        for (const unused of unusedImages(files, referred)) {
+            await runChecked(store, `rm -f -- ${shellQuote([`${path}/${unused}`, `${path}/${unused}.sha256`])}`, {
+                step: 'retention',
+                what: `removing image ${unused}`,
+            });
+            log.info(`retention: removed ${unused}, which no checkpoint uses`);
+        }
+    }
+    finally {
+        await store.run(`rmdir ${shellQuote([lock])} 2>/dev/null; true`, { timeoutMs: 30_000 });
     }
 }
 
@@ -61782,12 +62380,24 @@ async function restore(ctx, staged, prepared) {
             step: 'restore',
             host: describeHost(ctx.target),
             detail: [failed.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
-            remedy: "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
+            remedy: restoreRemedy(`${failed.stderr}\n${criuLog}`),
         });
     }
     await ctx.journal.done(starting, 'target');
     await removeRestoreCopies(ctx, key, unpackDir);
     return { restoreMs: runningAt - started, runningAt };
+}
+/**
+ * What to do about a failed restore, from what CRIU said: a file of the layer
+ * with another size than at the dump is not a host problem, the checkpoint's
+ * layer disagrees with its memory images.
+ */
+function restoreRemedy(said) {
+    const badSize = /File (\S+) has bad size (\d+) \(expect (\d+)\)/.exec(said);
+    if (badSize) {
+        return `the file ${badSize[1]} in the container's writable layer has ${badSize[2]} bytes, the process had it at ${badSize[3]}: the layer was copied after the processes wrote to it again (checkpoints taken before the layer was copied at the freeze), or something changed it since; restore an older or a newer checkpoint (taken with a version that checks the layer against the dump), and keep writes out of the layer between checkpoint and restore`;
+    }
+    return "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions";
 }
 // containerd 1.7 unpacks the checkpoint into <TMPDIR>/ctrd-checkpoint* for the restore and never
 // removes it: a full copy of the memory images per restore, or a few KiB when the pages were linked.
@@ -62204,6 +62814,7 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
+
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
 const migration_COMMAND_TIMEOUT_MS = 120_000;
@@ -62359,6 +62970,10 @@ async function migrate(deps) {
     if (isCommitted(journal.record)) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
+        const committed = journal.record.entries.find((entry) => entry.action.kind === 'committed')?.action;
+        if (container && committed?.kind === 'committed' && committed.targetContainerId) {
+            await carrySeries(raw, container.Id, committed.targetContainerId, log);
+        }
         try {
             const retired = await log.group('Finalize: retire the source', () => timer.time('finalize', () => finalize(ctx, raw, found(container), volumes.map((volume) => volume.plan.name), sourceHolder)));
             leftovers = retired.leftovers;
@@ -62447,6 +63062,26 @@ function found(container) {
     if (!container)
         throw new Error('committed without a container');
     return container;
+}
+/**
+ * The moved container continues the source container's checkpoint series:
+ * its next checkpoint, on its new host, joins the same series in the store.
+ */
+async function carrySeries(hosts, sourceId, targetId, log) {
+    try {
+        const { series } = await readSeries(hosts.source, sourceId);
+        await writeSeries(hosts.target, {
+            series,
+            containerId: targetId,
+            from: sourceId,
+            via: 'migrate',
+            at: new Date().toISOString(),
+        });
+        log.info(`checkpoint series ${series} carried over to the moved container ${targetId.slice(0, 12)}`);
+    }
+    catch (error) {
+        log.warning(`could not carry checkpoint series over to ${targetId.slice(0, 12)}: ${error instanceof Error ? error.message : String(error)}; its next checkpoint starts a new series`);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/modes/migrate/mode.ts
@@ -62895,6 +63530,7 @@ async function uploadReport(settings, path, log) {
 
 
 
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -62912,6 +63548,7 @@ async function runRestoreMode(settings, runtime) {
     let status = 'succeeded';
     let failure;
     let manifest;
+    let chosen;
     let targetId;
     let restoreMs;
     let restorePath;
@@ -62966,7 +63603,8 @@ async function runRestoreMode(settings, runtime) {
         };
         try {
             const result = await restoreFromStore(ctx, (found) => {
-                manifest = found;
+                chosen = found;
+                manifest = found.manifest;
             }, (prepared) => {
                 volumes = prepared;
             });
@@ -62979,6 +63617,17 @@ async function runRestoreMode(settings, runtime) {
             log.warning(failure.describe());
         }
         ({ status } = await settleRun(journal, durable, log, failure));
+        if (status === 'succeeded' && targetId && manifest) {
+            // The restored container continues the checkpoint's series: its next checkpoint joins it.
+            const series = manifest.series ?? seriesOfContainer(manifest.container.id);
+            await writeSeries(durable.target, {
+                series,
+                containerId: targetId,
+                from: manifest.container.id,
+                via: 'restore',
+                at: new Date().toISOString(),
+            }).catch((error) => log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`));
+        }
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
@@ -63028,9 +63677,8 @@ async function runRestoreMode(settings, runtime) {
             log,
             outputs: {
                 'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-                'checkpoint-path': manifest
-                    ? checkpointDir(settings.store.path, settings.container, manifest.name)
-                    : '',
+                'checkpoint-path': chosen?.dir ?? '',
+                series: chosen?.series ?? '',
                 'checkpoint-bytes': metadata.checkpoint.bytes,
                 'target-container-id': metadata.container.targetId ?? '',
             },
@@ -63049,25 +63697,42 @@ async function runRestoreMode(settings, runtime) {
 async function restoreFromStore(ctx, onFound, onVolumes) {
     const { settings, log, timer } = ctx;
     const storePath = settings.store.path;
-    const manifests = await listCheckpoints(ctx.source, storePath, settings.container);
-    const manifest = settings.restoreFrom
-        ? manifests.find((found) => found.name === settings.restoreFrom)
-        : manifests[0];
-    if (!manifest) {
-        throw new MigrationError('CHECKPOINT_NOT_FOUND', settings.restoreFrom
-            ? `the store has no complete checkpoint ${settings.restoreFrom} of ${settings.container}`
-            : `the store has no complete checkpoint of ${settings.container}`, {
+    const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
+    const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
+    if (resolved.kind === 'ambiguous') {
+        throw new MigrationError('SERIES_AMBIGUOUS', `${resolved.candidates.length} checkpoint series in the store are named ${settings.container}${settings.restoreFrom ? ` and hold a checkpoint ${settings.restoreFrom}` : ''}: different containers, maybe on different hosts`, {
             step: 'restore',
             host: describeHost(ctx.source),
-            detail: manifests.length > 0
-                ? `complete checkpoints: ${manifests.map((m) => m.name).join(', ')}`
-                : undefined,
-            remedy: `check store-host, store-path (${storePath}) and container; take one with mode: checkpoint`,
+            detail: resolved.candidates.map(describeSeries).join('\n'),
+            remedy: `choose one with the series input (series: ${resolved.candidates[0]?.id ?? '<id>'})`,
         });
     }
-    onFound(manifest);
-    const dir = checkpointDir(storePath, settings.container, manifest.name);
-    log.info(`restoring checkpoint ${manifest.name} (taken ${manifest.createdAt} on ${manifest.source})`);
+    if (resolved.kind === 'none') {
+        const wanted = [
+            settings.restoreFrom ? `checkpoint ${settings.restoreFrom}` : 'checkpoint',
+            settings.series ? ` in series ${settings.series}` : '',
+        ].join('');
+        throw new MigrationError('CHECKPOINT_NOT_FOUND', `the store has no complete ${wanted} of ${settings.container}`, {
+            step: 'restore',
+            host: describeHost(ctx.source),
+            detail: resolved.known.length > 0
+                ? resolved.known
+                    .map((series) => `${describeSeries(series)}: complete checkpoints: ${series.checkpoints.map((entry) => entry.manifest.name).join(', ')}`)
+                    .join('\n')
+                : undefined,
+            remedy: `check store-host, store-path (${storePath}), container and series; take one with mode: checkpoint`,
+        });
+    }
+    for (const other of resolved.superseded) {
+        log.info(`not ${describeSeries(other)}: a later series began on the same host, so that container was replaced`);
+    }
+    const found = resolved.checkpoint;
+    const manifest = found.manifest;
+    onFound(found);
+    const dir = found.dir;
+    if (found.legacy)
+        log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
+    log.info(`restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`);
     // Every file as the manifest says, before anything touches the target.
     const sums = [
         ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
@@ -63113,11 +63778,9 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
                 host: describeHost(ctx.target),
                 remedy: running
                     ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
-                    : `set replace: true to remove it (for good) before the restore, or remove it yourself (docker rm ${name})`,
+                    : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
             });
         }
-        await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
-        log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
     }
     // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
     const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
@@ -63184,6 +63847,12 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         ? await log.group('Volumes: prepare them on the target', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)))
         : [];
     onVolumes(volumes);
+    if (existing) {
+        // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
+        const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
+        await ctx.journal.around({ kind: 'namesake-aside', containerId: existing.Id, name, aside }, 'target', () => ctx.targetDocker.rename(existing.Id, aside, 'restore'));
+        log.info(`replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`);
+    }
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
         restoreFacts: restoreFactsOf(facts.docker),
     });
@@ -63200,7 +63869,19 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     const imagesCodec = streamCodec(settings.compression, codec, parseSample(sampled.stdout));
     log.info(`checkpoint stream: ${imagesCodec.codec === 'none' ? 'raw' : imagesCodec.codec} (${imagesCodec.reason})`);
     const images = withCodec(imagesCodec.codec, shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']), receiving.consume);
-    const layer = withCodec(codec, shellQuote(['cat', `${dir}/layer.tar`]), shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']));
+    // Checkpoints with series store the layer in passes, extracted in order; older ones one layer.tar.
+    const layerPasses = (manifest.layer?.archives ?? ['layer.tar']).map((archive) => withCodec(codec, shellQuote(['cat', `${dir}/${archive}`]), manifest.layer
+        ? layerReceiveCommand(created.targetUpperDir)
+        : shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-'])));
+    const sendLayer = async () => {
+        for (const [i, layer] of layerPasses.entries()) {
+            await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+                label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
+                step: 'transfer',
+                log,
+            });
+        }
+    };
     let restorePath;
     try {
         restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
@@ -63210,11 +63891,7 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
                     step: 'transfer',
                     log,
                 }),
-                streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-                    label: 'writable layer',
-                    step: 'transfer',
-                    log,
-                }),
+                sendLayer(),
             ]);
             return receiving.restorePath(checkpoint.notes);
         }));
@@ -63315,9 +63992,11 @@ async function runPost(settings, runtime) {
         hosts.push(connected.source, connected.target);
         // The main step's lock carries the same token: taking it is not stealing it.
         const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-        const locks = await lockContainer([connected.source, connected.target], saved.container, owner, runtime.log);
+        // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
+        const sides = settings.mode === 'checkpoint' ? ['source'] : ['source', 'target'];
+        const locks = await lockContainer(sides.map((side) => connected[side]), saved.container, owner, runtime.log);
         try {
-            const settled = await settleUnfinished(connected, saved.container, runtime.log, saved);
+            const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, sides);
             if (settled) {
                 const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
                 runtime.log.info(`post: migration ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);

@@ -13,6 +13,7 @@ import {
   SOURCE_AFTER,
   type SourceAfter,
 } from './settings.js';
+import { SERIES_ID } from './state/series.js';
 
 export type InputReader = (name: string) => string;
 
@@ -49,6 +50,7 @@ export const INPUT_NAMES = [
   'volume-precopy',
   'volume-replace',
   'docker28-network-holder',
+  'series',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -281,6 +283,17 @@ export function getInputs(
         replace: parseBoolean('replace', text('replace'), false),
       };
       if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
+      const series = text('series');
+      if (series !== '') {
+        if (!SERIES_ID.test(series)) {
+          throw invalid(
+            'series',
+            `"${series}" is not a series ID`,
+            'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it',
+          );
+        }
+        settings.series = series;
+      }
       return settings;
     }
   }
@@ -419,9 +432,10 @@ function describeSshHosts(source: HostLocation, target: HostLocation | undefined
 
 function parseCheckpointName(value: string, container: string, now: () => Date): string {
   if (value === '') {
+    // Milliseconds: two runs in one second (two hosts, one store) still get two names.
     const stamp = now()
       .toISOString()
-      .replace(/\.\d+Z$/, 'Z')
+      .replace(/\.(\d+)Z$/, '$1Z')
       .replace(/[-:]/g, '');
     const suffix = `-${stamp}`;
     const base = container.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 128 - suffix.length);

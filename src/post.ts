@@ -5,7 +5,7 @@ import { connectHosts } from './phases/connect.js';
 import { type Runtime, SAVED } from './runtime.js';
 import type { HostLocation, Settings } from './settings.js';
 import { lockContainer, runOwner, settleUnfinished } from './state/guard.js';
-import { isUnfinished, parseRecord } from './state/journal.js';
+import { isUnfinished, parseRecord, type Side } from './state/journal.js';
 
 /**
  * The post step: GitHub runs it even when the job was cancelled, after the
@@ -30,14 +30,16 @@ export async function runPost(settings: Settings, runtime: Runtime): Promise<voi
     hosts.push(connected.source, connected.target);
     // The main step's lock carries the same token: taking it is not stealing it.
     const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
+    // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
+    const sides: Side[] = settings.mode === 'checkpoint' ? ['source'] : ['source', 'target'];
     const locks = await lockContainer(
-      [connected.source, connected.target],
+      sides.map((side) => connected[side]),
       saved.container,
       owner,
       runtime.log,
     );
     try {
-      const settled = await settleUnfinished(connected, saved.container, runtime.log, saved);
+      const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, sides);
       if (settled) {
         const how =
           settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';

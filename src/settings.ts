@@ -92,6 +92,8 @@ export interface RestoreSettings extends CommonSettings, VerifySettings {
   store: StoreSettings;
   /** The checkpoint to restore; undefined means the newest complete one of the container. */
   restoreFrom?: string;
+  /** The checkpoint series to restore from, when several containers' series share the name. */
+  series?: string;
   /** Remove a stopped container of the same name on the target first (a running one is always refused). */
   replace: boolean;
 }

@@ -4,10 +4,10 @@ import type { CriuStats } from '../report/metadata.js';
 // StatsEntry { dump = 1: DumpStatsEntry { freezing_time = 1, frozen_time = 2,
 // memdump_time = 3, memwrite_time = 4, pages_scanned = 5, pages_skipped_parent = 6,
 // pages_written = 7, ... } }. Times are microseconds.
-const IMG_COMMON_MAGIC = 0x54564319;
-const IMG_SERVICE_MAGIC = 0x55105940;
+export const IMG_COMMON_MAGIC = 0x54564319;
+export const IMG_SERVICE_MAGIC = 0x55105940;
 
-type Fields = Map<number, bigint | Buffer>;
+export type Fields = Map<number, bigint | Buffer>;
 
 function readVarint(buf: Buffer, offset: number): [bigint, number] {
   let value = 0n;
@@ -23,7 +23,7 @@ function readVarint(buf: Buffer, offset: number): [bigint, number] {
 }
 
 /** The fields of one protobuf message that CRIU's stats use: varints and nested messages. */
-function decodeMessage(buf: Buffer): Fields {
+export function decodeMessage(buf: Buffer): Fields {
   const fields: Fields = new Map();
   let pos = 0;
   while (pos < buf.length) {

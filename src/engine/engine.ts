@@ -77,6 +77,7 @@ export interface ContainerEngine {
   setRestartPolicy(id: string, policy: string, step: string): Promise<void>;
   kill(id: string, step: string): Promise<void>;
   remove(id: string, step: string, options?: { force?: boolean; volumes?: boolean }): Promise<void>;
+  rename(id: string, name: string, step: string): Promise<void>;
   removeIfPresent(ref: string, step: string): Promise<boolean>;
   removeImage(id: string, step: string): Promise<void>;
   logs(id: string, step: string): Promise<string>;

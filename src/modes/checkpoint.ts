@@ -9,7 +9,7 @@ import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
 import type { RunContext } from '../phases/context.js';
-import { LAYER_TAR, negotiateCodec } from '../phases/transfer.js';
+import { layerSendCommand, negotiateCodec } from '../phases/transfer.js';
 import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
 import {
@@ -30,25 +30,40 @@ import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import type { CheckpointSettings, HostLocation } from '../settings.js';
-import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
+import { journalPersister, lockContainer, lockSeries, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
-import { Journal, type JournalRecord } from '../state/journal.js';
+import { Journal, type JournalRecord, type RunOwner, type Side } from '../state/journal.js';
+import { readSeries, writeSeries } from '../state/series.js';
 import {
-  allManifests,
+  acquireDirLockScript,
   type CheckpointManifest,
   checkpointDir,
   digestFiles,
+  IMAGE_REF_FILE,
   imagePath,
-  listCheckpoints,
+  imagesReferred,
+  listStoredCheckpoints,
+  type OpenFileCheck,
   partialDir,
   retentionPlan,
   type StoredConfig,
   type StoredVolume,
+  seriesDir,
+  underDirLock,
   unusedImages,
 } from '../state/store.js';
+import { proveLayer } from './checkpoint-proof.js';
 import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
+/** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
+const JOURNAL_SIDES: readonly Side[] = ['source'];
+
+/** The series the run writes into, and its lock (held until retention has run). */
+interface SeriesHeld {
+  id: string;
+  release(): Promise<void>;
+}
 
 function sameLocation(a: HostLocation, b: HostLocation): boolean {
   if (a.kind === 'local' || b.kind === 'local') return a.kind === b.kind;
@@ -77,6 +92,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
   let store: Host | undefined;
   let source: Host | undefined;
   let releaseLocks: (() => Promise<void>) | undefined;
+  const held: { series?: SeriesHeld } = {};
   try {
     const warn = (message: string): void => log.warning(message);
     source = await timer.time('connect', () =>
@@ -97,7 +113,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     const both = { source, target: store };
     const locks = await lockContainer([source], settings.container, owner, log);
     releaseLocks = () => locks.release();
-    await settleUnfinished(both, settings.container, log);
+    await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
 
     const record: JournalRecord = {
       schema: 2,
@@ -115,7 +131,12 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     };
     const journal = new Journal(
       record,
-      journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
+      journalPersister(
+        both,
+        (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)),
+        log,
+        JOURNAL_SIDES,
+      ),
     );
     const bound = {
       source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
@@ -134,10 +155,22 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       signal: control.signal,
     };
     try {
-      manifest = await checkpointInto(ctx, (ms) => {
-        frozenMs = ms;
-      });
-      path = checkpointDir(settings.store.path, settings.container, settings.checkpointName);
+      manifest = await checkpointInto(
+        ctx,
+        owner,
+        (ms) => {
+          frozenMs = ms;
+        },
+        (series) => {
+          held.series = series;
+        },
+      );
+      path = checkpointDir(
+        settings.store.path,
+        settings.container,
+        manifest.series ?? '',
+        settings.checkpointName,
+      );
     } catch (error) {
       failure = failureOf(
         error,
@@ -148,9 +181,12 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       );
       log.warning(failure.describe());
     }
-    ({ status } = await settleRun(journal, both, log, failure));
-    if (manifest) {
-      storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, log));
+    ({ status } = await settleRun(journal, both, log, failure, JOURNAL_SIDES));
+    const seriesId = manifest?.series;
+    if (seriesId) {
+      storedCheckpoints = await log.group('Retention', () =>
+        applyRetention(bound.store, settings, seriesId, log),
+      );
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
@@ -205,6 +241,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         'checkpoint-path': path ?? '',
         'checkpoint-bytes': metadata.checkpoint.bytes,
         'frozen-ms': frozenMs,
+        series: manifest?.series ?? held.series?.id ?? '',
       },
     });
     if (failure) runtime.fail(failure.describe());
@@ -213,6 +250,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         `checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`,
       );
   } finally {
+    await held.series?.release().catch(() => {});
     await releaseLocks?.().catch(() => {});
     await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
   }
@@ -221,7 +259,9 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
 /** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
 async function checkpointInto(
   ctx: RunContext<CheckpointSettings>,
+  owner: RunOwner,
   onFrozen: (ms: number) => void,
+  onSeries: (series: SeriesHeld) => void,
 ): Promise<CheckpointManifest> {
   const { settings, log, timer } = ctx;
   const store = settings.store.path;
@@ -253,12 +293,37 @@ async function checkpointInto(
     });
   }
   const volumes = await volumesToStore(ctx, container);
-  const final = checkpointDir(store, settings.container, settings.checkpointName);
+
+  // The series: the container's own, whatever its name; one run writes into it at a time.
+  const found = await readSeries(ctx.source, container.Id);
+  if (!found.recorded) {
+    await writeSeries(ctx.source, {
+      series: found.series,
+      containerId: container.Id,
+      via: 'checkpoint',
+      at: new Date().toISOString(),
+    });
+  }
+  const series = found.series;
+  const home = seriesDir(store, settings.container, series);
+  await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([home, `${store}/images`])}`, {
+    step: 'store',
+    what: `preparing series ${series} in the store`,
+  });
+  const lock = await lockSeries(ctx.target, `${home}/.lock`, series, owner, log);
+  onSeries({ id: series, release: () => lock.release() });
+  log.info(
+    `checkpoint series ${series} (${found.recorded ? 'recorded for this container' : 'started by this container'})`,
+  );
+  await adoptLegacyCheckpoints(ctx.target, store, settings.container, log);
+  await writeSeriesRecord(ctx, home, series, container.Id);
+
+  const final = checkpointDir(store, settings.container, series, settings.checkpointName);
   const exists = await ctx.target.run(`[ -e ${shellQuote([final])} ]`);
   if (exists.exitCode === 0) {
     throw new MigrationError(
       'INPUT_INVALID',
-      `the store already has a checkpoint ${settings.checkpointName} of ${settings.container}`,
+      `the store already has a checkpoint ${settings.checkpointName} in series ${series} of ${settings.container}`,
       {
         step: 'checkpoint',
         host: describeHost(ctx.target),
@@ -275,7 +340,8 @@ async function checkpointInto(
 
   // Before the freeze: work directory, CPU description, the store's partial directory.
   const prepared = await prepareCheckpoint(ctx, container);
-  const cpuDir = prepared.imagesDir.replace(/\/images$/, '/cpu');
+  const workRoot = prepared.imagesDir.replace(/\/images$/, '');
+  const cpuDir = `${workRoot}/cpu`;
   await runChecked(
     ctx.source,
     `${PRIVATE} mkdir -p ${shellQuote([cpuDir])} && criu cpuinfo dump -D ${shellQuote([cpuDir])}`,
@@ -284,16 +350,27 @@ async function checkpointInto(
       what: 'criu cpuinfo dump',
     },
   );
-  const partial = partialDir(store, settings.container, settings.checkpointName);
+  const partial = partialDir(store, settings.container, series, settings.checkpointName);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [partial] }, 'target');
   await runChecked(
     ctx.target,
-    `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([partial, `${store}/images`])}`,
+    `${PRIVATE} rm -rf ${shellQuote([partial])} && mkdir -p ${shellQuote([`${partial}/layer`])}`,
     {
       step: 'checkpoint',
       what: `preparing ${partial} in the store`,
     },
   );
+  // Named before it is looked for, under the images lock: collection by another run keeps it from here on.
+  const image = imagePath(container.Image);
+  const lookedFor = await runChecked(
+    ctx.target,
+    underDirLock(
+      `${store}/images/.lock`,
+      `${PRIVATE} printf '%s\\n' ${shellQuote([image])} >${shellQuote([`${partial}/${IMAGE_REF_FILE}`])} && if [ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]; then echo have; else echo missing; fi`,
+    ),
+    { step: 'store', what: 'looking for the image in the store' },
+  );
+  const haveImage = lookedFor.stdout.trim() === 'have';
 
   if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
     await prepareSnapshots(ctx);
@@ -303,6 +380,23 @@ async function checkpointInto(
       );
     }
   }
+  // The writable layer's bulk while the container runs; only what changes after is copied frozen.
+  const layerSnapshot = `${workRoot}/layer.snar`;
+  const layerFrozen = `${workRoot}/layer-frozen.tar`;
+  const bulk = withCodec(
+    codec,
+    `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, true)}`,
+    `${PRIVATE} cat >${shellQuote([`${partial}/layer/bulk.tar`])}`,
+  );
+  await log.group('Writable layer: store the bulk while the container runs', () =>
+    timer.time('layer-bulk', () =>
+      streamBetween(ctx.source, bulk.produce, ctx.target, bulk.consume, {
+        label: 'writable layer (bulk)',
+        step: 'store',
+        log,
+      }),
+    ),
+  );
 
   const dumped = await log.group('Checkpoint: freeze and dump', () =>
     timer.time('checkpoint', () =>
@@ -315,7 +409,15 @@ async function checkpointInto(
           if (volumes.length > 0) {
             await timer.time('volume-frozen', () => storeVolumes(ctx, volumes, partial, codec, 'frozen'));
           }
-          // Resumed as soon as the images are written: measuring and copying them needs no freeze.
+          // The layer as the dump saw it: what changed since the bulk, into a local file, still frozen.
+          await timer.time('layer-frozen', () =>
+            runChecked(
+              ctx.source,
+              `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, false)} >${shellQuote([layerFrozen])}`,
+              { step: 'checkpoint', what: 'copying the writable layer at the freeze' },
+            ),
+          );
+          // Resumed as soon as the images and the layer are written: measuring and copying them needs no freeze.
           if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
           }
@@ -333,17 +435,9 @@ async function checkpointInto(
       : `checkpoint: ${imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`,
   );
 
-  // Into the store: CRIU images and CPU, the writable layer, the image once per image ID.
-  const image = imagePath(container.Image);
-  const haveImage =
-    (
-      await ctx.target.run(
-        `[ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]`,
-      )
-    ).exitCode === 0;
+  // Into the store: CRIU images and CPU, the layer as frozen, the image once per image ID.
   const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
   if (!haveImage) await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
-  const workRoot = prepared.imagesDir.replace(/\/images$/, '');
   const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);
   log.info(
     `checkpoint stream: ${criuCodec.codec === 'none' ? 'raw' : criuCodec.codec} (${criuCodec.reason})`,
@@ -355,8 +449,8 @@ async function checkpointInto(
   );
   const layer = withCodec(
     codec,
-    shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.']),
-    `${PRIVATE} cat >${shellQuote([`${partial}/layer.tar`])}`,
+    shellQuote(['cat', layerFrozen]),
+    `${PRIVATE} cat >${shellQuote([`${partial}/layer/frozen.tar`])}`,
   );
   const saved = withCodec(
     codec,
@@ -368,7 +462,13 @@ async function checkpointInto(
     timer.time('transfer', () =>
       allSettledOrThrow([
         streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer')),
+        streamBetween(
+          ctx.source,
+          layer.produce,
+          ctx.target,
+          layer.consume,
+          streamOptions('writable layer (frozen)'),
+        ),
         haveImage
           ? undefined
           : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
@@ -404,8 +504,15 @@ async function checkpointInto(
     what: 'writing the container configuration',
     options: { input: `${JSON.stringify(config, null, 2)}\n` },
   });
+  const layerArchives = ['layer/bulk.tar', 'layer/frozen.tar'];
+  // The proof: the stored layer holds every open file as CRIU will expect it at restore.
+  const openFiles: OpenFileCheck[] = await log.group('Check the stored layer against the dump', () =>
+    timer.time('prove', () => proveLayer(ctx, dumped.imagesDir, partial, layerArchives)),
+  );
 
-  const files = await digestFiles(ctx.target, partial, 'store');
+  const files = (await digestFiles(ctx.target, partial, 'store')).filter(
+    (file) => file.path !== IMAGE_REF_FILE,
+  );
   const manifest: CheckpointManifest = {
     schema: 1,
     name: settings.checkpointName,
@@ -415,6 +522,7 @@ async function checkpointInto(
       imageId: container.Image,
       imageRef,
     },
+    series,
     createdAt: new Date().toISOString(),
     versions: {
       kernel: facts.kernel.release,
@@ -431,13 +539,16 @@ async function checkpointInto(
     phasesMs: timer.toRecord(),
     files,
     image: { path: image, bytes: Number(imageBytes), sha256: imageSha },
+    layer: { archives: layerArchives },
+    openFiles,
     ...(volumes.length > 0 ? { volumes } : {}),
   };
   // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
   await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
     await runChecked(
       ctx.target,
-      `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])}`,
+      // image.ref goes only once the manifest names the image where collection looks.
+      `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])} && rm -f ${shellQuote([`${final}/${IMAGE_REF_FILE}`])}`,
       {
         step: 'store',
         what: 'completing the checkpoint',
@@ -446,6 +557,52 @@ async function checkpointInto(
     );
   });
   return manifest;
+}
+
+/** series.json: which container started the series, on which host (written once). */
+async function writeSeriesRecord(
+  ctx: RunContext<CheckpointSettings>,
+  home: string,
+  series: string,
+  containerId: string,
+): Promise<void> {
+  const text = JSON.stringify({
+    series,
+    container: ctx.settings.container,
+    startedBy: containerId,
+    startedOn: ctx.source.address,
+    at: new Date().toISOString(),
+  });
+  await runChecked(
+    ctx.target,
+    `${PRIVATE} f=${shellQuote([`${home}/series.json`])}; [ -s "$f" ] || { cat >"$f.new" && mv -f "$f.new" "$f"; }`,
+    { step: 'store', what: 'describing the series in the store', options: { input: `${text}\n` } },
+  );
+}
+
+/**
+ * First touch of a store written before series: the name's checkpoints move
+ * into the series of the container that took them (its short ID), one rename each.
+ */
+async function adoptLegacyCheckpoints(
+  store: Host,
+  path: string,
+  container: string,
+  log: { info(m: string): void },
+): Promise<void> {
+  const legacy = (await listStoredCheckpoints(store, path, container)).filter((entry) => entry.legacy);
+  if (legacy.length === 0) return;
+  const moves = legacy.map((entry) => {
+    const to = checkpointDir(path, container, entry.series, entry.manifest.name);
+    return `mkdir -p ${shellQuote([seriesDir(path, container, entry.series)])} && { [ -e ${shellQuote([to])} ] || mv -T ${shellQuote([entry.dir, to])} 2>/dev/null || [ ! -e ${shellQuote([entry.dir])} ]; }`;
+  });
+  await runChecked(store, `${PRIVATE} ${moves.join(' && ')}`, {
+    step: 'store',
+    what: 'moving checkpoints of the layout before series into their series',
+  });
+  log.info(
+    `store: moved ${legacy.length} checkpoint(s) of ${container} from the layout before series into series ${[...new Set(legacy.map((entry) => entry.series))].join(', ')} (by the container that took them)`,
+  );
 }
 
 /** The metadata's view of the volumes kept with a checkpoint. */
@@ -496,55 +653,83 @@ async function volumesToStore(
   return stored;
 }
 
-/** Keeps the newest `retention` complete checkpoints of the container, and the images they use. */
+/**
+ * Keeps the newest `retention` complete checkpoints of this series (other
+ * series, other hosts' containers of the same name included, are not this
+ * run's to count), removes partial checkpoints of the series left by runs
+ * that are gone (this run holds the series lock), then the images that no
+ * checkpoint, complete or being written, refers to (under the images lock).
+ */
 async function applyRetention(
   store: Host,
   settings: CheckpointSettings,
+  series: string,
   log: { info(m: string): void; warning(m: string): void },
 ): Promise<string[] | undefined> {
+  const path = settings.store.path;
   try {
-    const mine = await listCheckpoints(store, settings.store.path, settings.container);
-    const old = retentionPlan(mine, settings.retention);
+    const mine = (await listStoredCheckpoints(store, path, settings.container)).filter(
+      (entry) => entry.series === series && !entry.legacy,
+    );
+    const old = retentionPlan(
+      mine.map((entry) => entry.manifest),
+      settings.retention,
+    );
     for (const manifest of old) {
       await runChecked(
         store,
-        `rm -rf -- ${shellQuote([checkpointDir(settings.store.path, settings.container, manifest.name)])}`,
-        {
-          step: 'retention',
-          what: `removing checkpoint ${manifest.name}`,
-        },
+        `rm -rf -- ${shellQuote([checkpointDir(path, settings.container, series, manifest.name)])}`,
+        { step: 'retention', what: `removing checkpoint ${manifest.name}` },
       );
-      log.info(`retention: removed checkpoint ${manifest.name} (keeping the newest ${settings.retention})`);
+      log.info(
+        `retention: removed checkpoint ${manifest.name} of series ${series} (keeping the newest ${settings.retention})`,
+      );
     }
-    const kept = await allManifests(store, settings.store.path);
+    const home = seriesDir(path, settings.container, series);
+    const leftovers = await runChecked(
+      store,
+      `for d in ${shellQuote([home])}/.*.partial; do [ -d "$d" ] || continue; rm -rf -- "$d" && echo "$d"; done; true`,
+      { step: 'retention', what: 'removing partial checkpoints of runs that are gone' },
+    );
+    for (const gone of leftovers.stdout.split('\n').filter(Boolean)) {
+      log.info(`retention: removed ${gone}, left by a run that did not finish`);
+    }
+    await collectImages(store, path, log);
+    return (await listStoredCheckpoints(store, path, settings.container))
+      .filter((entry) => entry.series === series)
+      .map((entry) => entry.manifest.name);
+  } catch (error) {
+    log.warning(`retention did not finish: ${errorMessage(error)}`);
+    return undefined;
+  }
+}
+
+/** Image collection, holding the images lock so no run can decide an image is there while it goes. */
+async function collectImages(store: Host, path: string, log: { info(m: string): void }): Promise<void> {
+  const lock = `${path}/images/.lock`;
+  await runChecked(store, acquireDirLockScript(lock), {
+    step: 'retention',
+    what: 'taking the images lock',
+  });
+  try {
+    const referred = await imagesReferred(store, path);
     const listed = await runChecked(
       store,
-      `cd ${shellQuote([`${settings.store.path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`,
-      {
-        step: 'retention',
-        what: 'listing the stored images',
-      },
+      `cd ${shellQuote([`${path}/images`])} && ls -1 -- *.tar 2>/dev/null; true`,
+      { step: 'retention', what: 'listing the stored images' },
     );
     const files = listed.stdout
       .split('\n')
       .filter(Boolean)
       .map((file) => `images/${file}`);
-    for (const unused of unusedImages(files, kept)) {
-      await runChecked(
-        store,
-        `rm -f -- ${shellQuote([`${settings.store.path}/${unused}`, `${settings.store.path}/${unused}.sha256`])}`,
-        {
-          step: 'retention',
-          what: `removing image ${unused}`,
-        },
-      );
-      log.info(`retention: removed ${unused}, which no kept checkpoint uses`);
+    for (const unused of unusedImages(files, referred)) {
+      await runChecked(store, `rm -f -- ${shellQuote([`${path}/${unused}`, `${path}/${unused}.sha256`])}`, {
+        step: 'retention',
+        what: `removing image ${unused}`,
+      });
+      log.info(`retention: removed ${unused}, which no checkpoint uses`);
     }
-    return (await listCheckpoints(store, settings.store.path, settings.container)).map(
-      (manifest) => manifest.name,
-    );
-  } catch (error) {
-    log.warning(`retention did not finish: ${errorMessage(error)}`);
-    return undefined;
+  } finally {
+    await store.run(`rmdir ${shellQuote([lock])} 2>/dev/null; true`, { timeoutMs: 30_000 });
   }
 }

@@ -1,7 +1,7 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
-import { allSettledOrThrow, asMigrationError, MigrationError } from '../errors.js';
+import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost, requireRoot } from '../host/host-factory.js';
@@ -16,6 +16,7 @@ import { settleRestoreConfig } from '../phases/restore-config.js';
 import { createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
+  layerReceiveCommand,
   negotiateCodec,
   probeContainerdTmp,
   receiveCheckpoint,
@@ -56,12 +57,14 @@ import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../
 import { PRIVATE, workDir } from '../state/host-records.js';
 import { Journal, type JournalRecord } from '../state/journal.js';
 import type { RecoveryHosts } from '../state/recovery.js';
+import { describeSeries, resolveCheckpoint, writeSeries } from '../state/series.js';
 import {
   type CheckpointManifest,
-  checkpointDir,
-  listCheckpoints,
+  listStoredCheckpoints,
+  type StoredCheckpoint,
   type StoredConfig,
   type StoredVolume,
+  seriesOfContainer,
 } from '../state/store.js';
 import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
@@ -83,6 +86,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
   let manifest: CheckpointManifest | undefined;
+  let chosen: StoredCheckpoint | undefined;
   let targetId: string | undefined;
   let restoreMs: number | undefined;
   let restorePath: RestorePath | undefined;
@@ -149,7 +153,8 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       const result = await restoreFromStore(
         ctx,
         (found) => {
-          manifest = found;
+          chosen = found;
+          manifest = found.manifest;
         },
         (prepared) => {
           volumes = prepared;
@@ -169,6 +174,19 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       log.warning(failure.describe());
     }
     ({ status } = await settleRun(journal, durable, log, failure));
+    if (status === 'succeeded' && targetId && manifest) {
+      // The restored container continues the checkpoint's series: its next checkpoint joins it.
+      const series = manifest.series ?? seriesOfContainer(manifest.container.id);
+      await writeSeries(durable.target, {
+        series,
+        containerId: targetId,
+        from: manifest.container.id,
+        via: 'restore',
+        at: new Date().toISOString(),
+      }).catch((error: unknown) =>
+        log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`),
+      );
+    }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
     status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
@@ -216,9 +234,8 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
       log,
       outputs: {
         'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-        'checkpoint-path': manifest
-          ? checkpointDir(settings.store.path, settings.container, manifest.name)
-          : '',
+        'checkpoint-path': chosen?.dir ?? '',
+        series: chosen?.series ?? '',
         'checkpoint-bytes': metadata.checkpoint.bytes,
         'target-container-id': metadata.container.targetId ?? '',
       },
@@ -237,35 +254,63 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
-  onFound: (manifest: CheckpointManifest) => void,
+  onFound: (found: StoredCheckpoint) => void,
   onVolumes: (volumes: MovingVolume[]) => void,
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
   const storePath = settings.store.path;
-  const manifests = await listCheckpoints(ctx.source, storePath, settings.container);
-  const manifest = settings.restoreFrom
-    ? manifests.find((found) => found.name === settings.restoreFrom)
-    : manifests[0];
-  if (!manifest) {
+  const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
+  const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
+  if (resolved.kind === 'ambiguous') {
+    throw new MigrationError(
+      'SERIES_AMBIGUOUS',
+      `${resolved.candidates.length} checkpoint series in the store are named ${settings.container}${settings.restoreFrom ? ` and hold a checkpoint ${settings.restoreFrom}` : ''}: different containers, maybe on different hosts`,
+      {
+        step: 'restore',
+        host: describeHost(ctx.source),
+        detail: resolved.candidates.map(describeSeries).join('\n'),
+        remedy: `choose one with the series input (series: ${resolved.candidates[0]?.id ?? '<id>'})`,
+      },
+    );
+  }
+  if (resolved.kind === 'none') {
+    const wanted = [
+      settings.restoreFrom ? `checkpoint ${settings.restoreFrom}` : 'checkpoint',
+      settings.series ? ` in series ${settings.series}` : '',
+    ].join('');
     throw new MigrationError(
       'CHECKPOINT_NOT_FOUND',
-      settings.restoreFrom
-        ? `the store has no complete checkpoint ${settings.restoreFrom} of ${settings.container}`
-        : `the store has no complete checkpoint of ${settings.container}`,
+      `the store has no complete ${wanted} of ${settings.container}`,
       {
         step: 'restore',
         host: describeHost(ctx.source),
         detail:
-          manifests.length > 0
-            ? `complete checkpoints: ${manifests.map((m) => m.name).join(', ')}`
+          resolved.known.length > 0
+            ? resolved.known
+                .map(
+                  (series) =>
+                    `${describeSeries(series)}: complete checkpoints: ${series.checkpoints.map((entry) => entry.manifest.name).join(', ')}`,
+                )
+                .join('\n')
             : undefined,
-        remedy: `check store-host, store-path (${storePath}) and container; take one with mode: checkpoint`,
+        remedy: `check store-host, store-path (${storePath}), container and series; take one with mode: checkpoint`,
       },
     );
   }
-  onFound(manifest);
-  const dir = checkpointDir(storePath, settings.container, manifest.name);
-  log.info(`restoring checkpoint ${manifest.name} (taken ${manifest.createdAt} on ${manifest.source})`);
+  for (const other of resolved.superseded) {
+    log.info(
+      `not ${describeSeries(other)}: a later series began on the same host, so that container was replaced`,
+    );
+  }
+  const found = resolved.checkpoint;
+  const manifest = found.manifest;
+  onFound(found);
+  const dir = found.dir;
+  if (found.legacy)
+    log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
+  log.info(
+    `restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`,
+  );
 
   // Every file as the manifest says, before anything touches the target.
   const sums = [
@@ -320,12 +365,10 @@ async function restoreFromStore(
           host: describeHost(ctx.target),
           remedy: running
             ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
-            : `set replace: true to remove it (for good) before the restore, or remove it yourself (docker rm ${name})`,
+            : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
         },
       );
     }
-    await ctx.targetDocker.remove(existing.Id, 'restore', { force: true });
-    log.info(`replace: removed the stopped container ${name} (${existing.Id.slice(0, 12)}) from the target`);
   }
   // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
   const checks = evaluateCompatibility(
@@ -422,6 +465,18 @@ async function restoreFromStore(
         )
       : [];
   onVolumes(volumes);
+  if (existing) {
+    // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
+    const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
+    await ctx.journal.around(
+      { kind: 'namesake-aside', containerId: existing.Id, name, aside },
+      'target',
+      () => ctx.targetDocker.rename(existing.Id, aside, 'restore'),
+    );
+    log.info(
+      `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
+    );
+  }
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
   });
@@ -450,11 +505,25 @@ async function restoreFromStore(
     shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']),
     receiving.consume,
   );
-  const layer = withCodec(
-    codec,
-    shellQuote(['cat', `${dir}/layer.tar`]),
-    shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
+  // Checkpoints with series store the layer in passes, extracted in order; older ones one layer.tar.
+  const layerPasses = (manifest.layer?.archives ?? ['layer.tar']).map((archive) =>
+    withCodec(
+      codec,
+      shellQuote(['cat', `${dir}/${archive}`]),
+      manifest.layer
+        ? layerReceiveCommand(created.targetUpperDir)
+        : shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-']),
+    ),
   );
+  const sendLayer = async () => {
+    for (const [i, layer] of layerPasses.entries()) {
+      await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+        label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
+        step: 'transfer',
+        log,
+      });
+    }
+  };
   let restorePath: RestorePath;
   try {
     restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () =>
@@ -465,11 +534,7 @@ async function restoreFromStore(
             step: 'transfer',
             log,
           }),
-          streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-            label: 'writable layer',
-            step: 'transfer',
-            log,
-          }),
+          sendLayer(),
         ]);
         return receiving.restorePath(checkpoint.notes);
       }),

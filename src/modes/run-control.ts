@@ -3,7 +3,7 @@ import { asMigrationError, inStep, MigrationError, withRemedy } from '../errors.
 import type { RunStatus } from '../report/metadata.js';
 import type { Runtime } from '../runtime.js';
 import { archiveEverywhere } from '../state/guard.js';
-import { isCommitted, isUnfinished, type Journal } from '../state/journal.js';
+import { isCommitted, isUnfinished, type Journal, type Side } from '../state/journal.js';
 import { type RecoveryHosts, type RecoveryLog, recover } from '../state/recovery.js';
 
 /** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
@@ -85,6 +85,7 @@ export async function settleRun(
   hosts: RecoveryHosts,
   log: RecoveryLog & { group<T>(name: string, fn: () => Promise<T>): Promise<T> },
   failure: MigrationError | undefined,
+  sides?: readonly Side[],
 ): Promise<{ status: RunStatus; problems: string[] }> {
   const record = journal.record;
   const committed = isCommitted(record);
@@ -101,6 +102,6 @@ export async function settleRun(
       .finish(outcome.problems.length === 0 ? 'rolled-back' : 'running', { error })
       .catch(() => {});
   }
-  if (!isUnfinished(record)) await archiveEverywhere(hosts, record, log);
+  if (!isUnfinished(record)) await archiveEverywhere(hosts, record, log, sides);
   return { status, problems: outcome.problems };
 }

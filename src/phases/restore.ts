@@ -101,13 +101,25 @@ export async function restore(
       step: 'restore',
       host: describeHost(ctx.target),
       detail: [failed.stderr.trim(), excerpt && `CRIU restore log:\n${excerpt}`].filter(Boolean).join('\n'),
-      remedy:
-        "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions",
+      remedy: restoreRemedy(`${failed.stderr}\n${criuLog}`),
     });
   }
   await ctx.journal.done(starting, 'target');
   await removeRestoreCopies(ctx, key, unpackDir);
   return { restoreMs: runningAt - started, runningAt };
+}
+
+/**
+ * What to do about a failed restore, from what CRIU said: a file of the layer
+ * with another size than at the dump is not a host problem, the checkpoint's
+ * layer disagrees with its memory images.
+ */
+export function restoreRemedy(said: string): string {
+  const badSize = /File (\S+) has bad size (\d+) \(expect (\d+)\)/.exec(said);
+  if (badSize) {
+    return `the file ${badSize[1]} in the container's writable layer has ${badSize[2]} bytes, the process had it at ${badSize[3]}: the layer was copied after the processes wrote to it again (checkpoints taken before the layer was copied at the freeze), or something changed it since; restore an older or a newer checkpoint (taken with a version that checks the layer against the dump), and keep writes out of the layer between checkpoint and restore`;
+  }
+  return "read the CRIU lines above; run `criu check` on the target and compare both hosts' kernel, CRIU and runc versions";
 }
 
 // containerd 1.7 unpacks the checkpoint into <TMPDIR>/ctrd-checkpoint* for the restore and never

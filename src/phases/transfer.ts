@@ -52,6 +52,31 @@ export const LAYER_TAR = [
  */
 export const TAR_RECORD = ['-b', '512'];
 
+/**
+ * One pass of the writable layer (GNU tar --listed-incremental): the bulk while
+ * the container runs (files changing under tar are expected there, exit 1),
+ * then, frozen, only what changed since, deletions included.
+ */
+export function layerSendCommand(upper: string, snapshot: string, live: boolean): string {
+  const tar = shellQuote([
+    'tar',
+    '-C',
+    upper,
+    `--listed-incremental=${snapshot}`,
+    ...LAYER_TAR,
+    ...(live ? ['--warning=no-file-changed', '--warning=no-file-removed', '--warning=no-file-shrank'] : []),
+    '-cf',
+    '-',
+    '.',
+  ]);
+  return live ? `${tar}; s=$?; [ "$s" -eq 1 ] && s=0; exit "$s"` : tar;
+}
+
+/** Extracts one layer pass into a new container's upper directory, deleting what the source deleted. */
+export function layerReceiveCommand(upper: string): string {
+  return shellQuote(['tar', '-C', upper, '--listed-incremental=/dev/null', ...LAYER_TAR, '-xpf', '-']);
+}
+
 /** Everything the transfer needs that is decided before the freeze. */
 export interface TransferPlan {
   codec: Codec;

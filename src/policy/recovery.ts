@@ -21,6 +21,10 @@ export type RecoveryStep =
   | { kind: 'remove-volume'; name: string }
   /** A replaced target volume gets its old contents back. */
   | { kind: 'restore-volume'; name: string; mountpoint: string; aside: string }
+  /** The target's stopped namesake gets its name back (rollback). */
+  | { kind: 'restore-namesake'; containerId: string; name: string }
+  /** The target's stopped namesake, replaced by the restored container, is removed (roll forward). */
+  | { kind: 'remove-namesake'; containerId: string; name: string }
   /** Roll forward with source-after: remove: the moved volumes leave the source with its container. */
   | { kind: 'remove-source-volumes'; names: string[] }
   /** Roll forward: restart policy "no", SIGKILL, check it is dead, remove it if asked. */
@@ -57,6 +61,8 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
       return restoreCopiesStep(action);
     case 'volume-created':
       return { kind: 'remove-volume', name: action.name };
+    case 'namesake-aside':
+      return { kind: 'restore-namesake', containerId: action.containerId, name: action.name };
     case 'volume-replaced':
       return {
         kind: 'restore-volume',
@@ -113,6 +119,8 @@ export function planRecovery(
     }
     for (const entry of record.entries) {
       const { action } = entry;
+      if (action.kind === 'namesake-aside' && entry.state !== 'abandoned')
+        steps.push({ kind: 'remove-namesake', containerId: action.containerId, name: action.name });
       if (action.kind === 'volume-replaced')
         steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
       if (action.kind === 'files')

@@ -9,13 +9,19 @@ import {
   LOCK_RENEW_MS,
   readRecord,
   releaseLock,
+  releaseLockAt,
   renewLock,
+  renewLockAt,
   takeOverLock,
+  takeOverLockAt,
   tryLock,
+  tryLockAt,
   writeRecord,
 } from './host-records.js';
 import { isUnfinished, type JournalRecord, newestRecord, type RunOwner, type Side } from './journal.js';
 import { type RecoveryHosts, type RecoveryLog, recover } from './recovery.js';
+
+export const BOTH_SIDES: readonly Side[] = ['source', 'target'];
 
 export function runOwner(env: NodeJS.ProcessEnv, now: Date, token: string): RunOwner {
   const bootId = readBootId();
@@ -137,6 +143,62 @@ export async function lockContainer(
   };
 }
 
+/**
+ * The lock of one checkpoint series in a store: one run writes into a series
+ * at a time (its retention included); runs of other series go on beside it.
+ */
+export async function lockSeries(
+  store: Host,
+  lock: string,
+  series: string,
+  owner: RunOwner,
+  log: RecoveryLog,
+  here: Here = thisMachine(),
+): Promise<ContainerLocks> {
+  const attempt = await tryLockAt(store, lock, owner).catch((error: unknown) => {
+    throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(store) });
+  });
+  if (!attempt.acquired) {
+    const reason = attempt.owner?.token === owner.token ? 'it is this run' : staleLockReason(attempt, here);
+    if (reason === undefined) {
+      throw new MigrationError(
+        'MIGRATION_IN_PROGRESS',
+        `another run is writing into checkpoint series ${series}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`,
+        {
+          step: 'lock',
+          host: describeHost(store),
+          remedy:
+            'wait for that run to finish; give the workflow a concurrency group per container so runs queue',
+        },
+      );
+    }
+    log.warning(
+      `${describeHost(store)}: the lock on series ${series} belongs to a run that is gone (${reason}); taking it over`,
+    );
+    if (!(await takeOverLockAt(store, lock, owner))) {
+      throw new MigrationError(
+        'MIGRATION_IN_PROGRESS',
+        `another run took over the lock on series ${series} first`,
+        {
+          step: 'lock',
+          host: describeHost(store),
+          remedy: 'wait for that run to finish, then run again',
+        },
+      );
+    }
+  }
+  const renew = setInterval(() => {
+    renewLockAt(store, lock, owner.token).catch(() => {});
+  }, LOCK_RENEW_MS);
+  renew.unref();
+  return {
+    async release() {
+      clearInterval(renew);
+      await releaseLockAt(store, lock, owner.token);
+    },
+  };
+}
+
 /** The hosts as the record saw them: a later run may go the other way between the same two. */
 function hostsFor(record: JournalRecord, hosts: RecoveryHosts): RecoveryHosts | undefined {
   if (record.source === hosts.source.address && record.target === hosts.target.address) return hosts;
@@ -156,11 +218,14 @@ export async function settleUnfinished(
   container: string,
   log: RecoveryLog,
   extra: JournalRecord | undefined = undefined,
+  /** Where the mode keeps its journal (checkpoint mode: the source only, never the shared store host). */
+  sides: readonly Side[] = BOTH_SIDES,
 ): Promise<ResumedRun | undefined> {
-  const reads = await Promise.allSettled([
-    readRecord(hosts.source, container),
-    readRecord(hosts.target, container),
-  ]);
+  const reads = await Promise.allSettled(
+    BOTH_SIDES.map((side) =>
+      sides.includes(side) ? readRecord(hosts[side], container) : Promise.resolve(undefined),
+    ),
+  );
   for (const [i, read] of reads.entries()) {
     if (read.status === 'rejected') {
       log.warning(
@@ -194,7 +259,7 @@ export async function settleUnfinished(
     problems: outcome.problems,
   };
   if (outcome.problems.length > 0) {
-    await Promise.allSettled([writeRecord(roles.source, record), writeRecord(roles.target, record)]);
+    await Promise.allSettled(sides.map((side) => writeRecord(roles[side], record)));
     throw new MigrationError(
       'ROLLBACK_FAILED',
       `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`,
@@ -209,10 +274,7 @@ export async function settleUnfinished(
   record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
   record.resolvedBy = 'a later run';
   record.updatedAt = new Date().toISOString();
-  const archived = await Promise.allSettled([
-    archiveRecord(roles.source, record),
-    archiveRecord(roles.target, record),
-  ]);
+  const archived = await Promise.allSettled(sides.map((side) => archiveRecord(roles[side], record)));
   for (const result of archived) {
     if (result.status === 'rejected')
       log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
@@ -229,11 +291,11 @@ export function journalPersister(
   hosts: RecoveryHosts,
   saveState: (record: JournalRecord) => void,
   log: RecoveryLog,
+  sides: readonly Side[] = BOTH_SIDES,
 ): (record: JournalRecord, affected: Side | undefined) => Promise<void> {
   const warned = new Set<Side>();
   return async (record, affected) => {
     saveState(record);
-    const sides: Side[] = ['source', 'target'];
     const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
     for (const [i, result] of results.entries()) {
       const side = sides[i] as Side;
@@ -252,11 +314,9 @@ export async function archiveEverywhere(
   hosts: RecoveryHosts,
   record: JournalRecord,
   log: RecoveryLog,
+  sides: readonly Side[] = BOTH_SIDES,
 ): Promise<void> {
-  const results = await Promise.allSettled([
-    archiveRecord(hosts.source, record),
-    archiveRecord(hosts.target, record),
-  ]);
+  const results = await Promise.allSettled(sides.map((side) => archiveRecord(hosts[side], record)));
   for (const result of results) {
     if (result.status === 'rejected')
       log.warning(`could not archive the journal: ${errorMessage(result.reason)}`);

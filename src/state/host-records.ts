@@ -102,8 +102,16 @@ export type LockAttempt =
  * host's own clock, so runner clocks do not matter).
  */
 export async function tryLock(host: Host, container: string, owner: RunOwner): Promise<LockAttempt> {
-  const dir = containerStateDir(container);
-  const lock = `${dir}/lock`;
+  return tryLockAt(host, containerLock(container), owner);
+}
+
+function containerLock(container: string): string {
+  return `${containerStateDir(container)}/lock`;
+}
+
+/** tryLock for any lock directory (a store's series lock too). */
+export async function tryLockAt(host: Host, lock: string, owner: RunOwner): Promise<LockAttempt> {
+  const dir = lock.replace(/\/[^/]+$/, '');
   const script = [
     `${PRIVATE} mkdir -p ${shellQuote([dir])} || exit 1`,
     `l=${shellQuote([lock])}`,
@@ -132,7 +140,10 @@ export async function tryLock(host: Host, container: string, owner: RunOwner): P
 
 /** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
 export async function takeOverLock(host: Host, container: string, owner: RunOwner): Promise<boolean> {
-  const lock = `${containerStateDir(container)}/lock`;
+  return takeOverLockAt(host, containerLock(container), owner);
+}
+
+export async function takeOverLockAt(host: Host, lock: string, owner: RunOwner): Promise<boolean> {
   const script = [
     PRIVATE,
     `l=${shellQuote([lock])}`,
@@ -148,7 +159,11 @@ export async function takeOverLock(host: Host, container: string, owner: RunOwne
 }
 
 export async function renewLock(host: Host, container: string, token: string): Promise<void> {
-  const file = `${containerStateDir(container)}/lock/owner.json`;
+  await renewLockAt(host, containerLock(container), token);
+}
+
+export async function renewLockAt(host: Host, lock: string, token: string): Promise<void> {
+  const file = `${lock}/owner.json`;
   await host.run(`grep -q ${shellQuote([token])} ${shellQuote([file])} && touch ${shellQuote([file])}`, {
     timeoutMs: QUICK_MS,
   });
@@ -156,7 +171,10 @@ export async function renewLock(host: Host, container: string, token: string): P
 
 /** Removes the lock only if this run still holds it. */
 export async function releaseLock(host: Host, container: string, token: string): Promise<void> {
-  const lock = `${containerStateDir(container)}/lock`;
+  await releaseLockAt(host, containerLock(container), token);
+}
+
+export async function releaseLockAt(host: Host, lock: string, token: string): Promise<void> {
   await runChecked(
     host,
     `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`,

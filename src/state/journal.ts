@@ -50,6 +50,11 @@ export type JournalAction =
   | { kind: 'volume-created'; name: string }
   /** A target volume that existed: its old contents moved aside (put back on rollback, removed after the commit). */
   | { kind: 'volume-replaced'; name: string; mountpoint: string; aside: string }
+  /**
+   * Restore with replace: the stopped container of the same name renamed out of the way
+   * (put back on rollback, removed after the commit).
+   */
+  | { kind: 'namesake-aside'; containerId: string; name: string; aside: string }
   /** The moved volumes removed from the source after the commit (source-after: remove). */
   | { kind: 'source-volumes-removed'; names: string[] };
 

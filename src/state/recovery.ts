@@ -150,6 +150,20 @@ export async function recover(
         if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
         return `put back the old contents of volume ${step.name} on the target`;
       }
+      case 'restore-namesake': {
+        const aside = await docker.target.inspectContainer(step.containerId, 'rollback');
+        if (!aside) throw new Error(`the replaced container ${step.containerId.slice(0, 12)} is gone`);
+        if (aside.Name.replace(/^\//, '') === step.name) return undefined;
+        // The restored container is removed first (newest first): the name is free again.
+        await docker.target.rename(step.containerId, step.name, 'rollback');
+        return `put back the stopped container ${step.name} (${step.containerId.slice(0, 12)}) on the target`;
+      }
+      case 'remove-namesake': {
+        const removed = await withRetries(() => docker.target.removeIfPresent(step.containerId, 'finalize'));
+        return removed
+          ? `removed the replaced container ${step.name} (${step.containerId.slice(0, 12)}) from the target`
+          : undefined;
+      }
       case 'remove-source-volumes': {
         const result = await hosts.source.run(
           [
@@ -244,6 +258,10 @@ export async function recover(
         return `removing volume ${step.name} from ${describeHost(hosts.target)} (do it by hand: docker volume rm ${step.name})`;
       case 'restore-volume':
         return `putting back the old contents of volume ${step.name} on ${describeHost(hosts.target)} (do it by hand: rm -rf ${step.mountpoint} && mv ${step.aside} ${step.mountpoint})`;
+      case 'restore-namesake':
+        return `renaming the replaced container back on ${describeHost(hosts.target)} (do it by hand: docker rename ${step.containerId.slice(0, 12)} ${step.name})`;
+      case 'remove-namesake':
+        return `removing the replaced container on ${describeHost(hosts.target)} (do it by hand: docker rm ${step.containerId.slice(0, 12)})`;
       case 'remove-source-volumes':
         return `removing volumes from ${describeHost(hosts.source)} (do it by hand: docker volume rm ${step.names.join(' ')})`;
       case 'resume-source':

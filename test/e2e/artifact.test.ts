@@ -216,7 +216,10 @@ describe('the bundled action uploads its records as a workflow artifact', () => 
     // The store has the memory pages; the artifact only lists them.
     expect(files.some((file) => /pages.*\.img$/.test(file.path))).toBe(true);
     // And the manifest uploaded is the one the store's checkpoint holds.
-    expect(run.outputs['checkpoint-path']).toBe(`${STORE}/${CHECKPOINTED}/${checkpointName}`);
+    expect(run.outputs['checkpoint-path']).toBe(
+      `${STORE}/${CHECKPOINTED}/${run.outputs.series}/${checkpointName}`,
+    );
+    expect(manifest.series).toBe(run.outputs.series);
     const stored = JSON.parse(
       await onHost(bed, bed.host2, `cat ${run.outputs['checkpoint-path']}/manifest.json`),
     );

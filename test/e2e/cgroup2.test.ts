@@ -196,7 +196,9 @@ describe('cgroup v2 hosts', () => {
     });
     expect(taken.exitCode, taken.stdout).toBe(0);
     expect(taken.outputs.status).toBe('succeeded');
-    const manifest = JSON.parse(await onHost(bed, at(3), `cat ${store}/${name}/v2-ck/manifest.json`));
+    const manifest = JSON.parse(
+      await onHost(bed, at(3), `cat ${taken.outputs['checkpoint-path']}/manifest.json`),
+    );
     expect(manifest.versions).toMatchObject({ cgroupVersion: '2', cgroupDriver: 'cgroupfs' });
     await onHost(bed, at(1), `docker rm -f ${name}`);
 

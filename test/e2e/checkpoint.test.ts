@@ -17,6 +17,7 @@ import {
 // the checkpoint lands complete on the store host (host 3: sshd, tar, sha256sum,
 // no Docker), retention keeps the newest; restore brings them back elsewhere.
 let bed: Testbed;
+let series = '';
 const name = 'e2e-ckpt';
 const store = '/var/lib/criu-migrate-e2e-store';
 
@@ -36,7 +37,7 @@ async function storeListing(): Promise<string[]> {
   const out = await onHost(
     bed,
     bed.host3,
-    `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 2 | sort; true`,
+    `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 3 ! -name series.json ! -name .lock | sort; true`,
   );
   return out.split('\n').filter(Boolean);
 }
@@ -66,7 +67,11 @@ describe('checkpoint mode', () => {
     expect(run.exitCode, run.stdout).toBe(0);
     expect(run.outputs.status).toBe('succeeded');
     expect(run.outputs['checkpoint-name']).toBe('ckpt-1');
-    expect(run.outputs['checkpoint-path']).toBe(`${store}/${name}/ckpt-1`);
+    // The container's own series: the short ID of the container it started with.
+    const id = (await onHost(bed, bed.host1, `docker inspect -f '{{.Id}}' ${name}`)).trim();
+    expect(run.outputs.series).toBe(id.slice(0, 12));
+    series = run.outputs.series!;
+    expect(run.outputs['checkpoint-path']).toBe(`${store}/${name}/${series}/ckpt-1`);
     expect(Number(run.outputs['checkpoint-bytes'])).toBeGreaterThan(16 * 1024 * 1024);
     expect(Number(run.outputs['frozen-ms'])).toBeGreaterThan(0);
     expect(run.stdout).toMatch(/the container was frozen for \d+ ms and runs on/);
@@ -76,12 +81,20 @@ describe('checkpoint mode', () => {
     await expectCounterContinued(bed, bed.host1, name);
 
     // Every file the manifest lists is there with its size and sha256; nothing half written.
-    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${store}/${name}/ckpt-1/manifest.json`));
-    expect(manifest).toMatchObject({ schema: 1, name: 'ckpt-1', container: { name } });
+    const manifest = JSON.parse(
+      await onHost(bed, bed.host3, `cat ${store}/${name}/${series}/ckpt-1/manifest.json`),
+    );
+    expect(manifest).toMatchObject({ schema: 1, name: 'ckpt-1', container: { name }, series });
     expect(manifest.versions.criu).toMatch(/^4\./);
     const paths = manifest.files.map((file: { path: string }) => file.path);
     expect(paths).toEqual(
-      expect.arrayContaining(['config.json', 'cpu/cpuinfo.img', 'layer.tar', 'criu/inventory.img']),
+      expect.arrayContaining([
+        'config.json',
+        'cpu/cpuinfo.img',
+        'layer/bulk.tar',
+        'layer/frozen.tar',
+        'criu/inventory.img',
+      ]),
     );
     expect(paths.some((path: string) => /^criu\/pages-\d+\.img$/.test(path))).toBe(true);
     const check = manifest.files
@@ -90,7 +103,7 @@ describe('checkpoint mode', () => {
     await onHost(
       bed,
       bed.host3,
-      `cd ${store}/${name}/ckpt-1 && printf '%s\\n' '${check}' | sha256sum -c --quiet`,
+      `cd ${store}/${name}/${series}/ckpt-1 && printf '%s\\n' '${check}' | sha256sum -c --quiet`,
     );
     await onHost(
       bed,
@@ -114,8 +127,9 @@ describe('checkpoint mode', () => {
     }
     const listing = await storeListing();
     expect(listing.filter((entry) => entry.startsWith(`./${name}/`))).toEqual([
-      `./${name}/ckpt-2`,
-      `./${name}/ckpt-3`,
+      `./${name}/${series}`,
+      `./${name}/${series}/ckpt-2`,
+      `./${name}/${series}/ckpt-3`,
     ]);
     expect(listing.filter((entry) => /^\.\/images\/.*\.tar$/.test(entry))).toHaveLength(1);
   });
@@ -147,9 +161,9 @@ describe('checkpoint mode', () => {
     const state = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${name}`))[0];
     expect(state.State).toMatchObject({ Running: false, Paused: false });
     expect(state.HostConfig.RestartPolicy.Name).toBe('no');
-    expect(await onHost(bed, bed.host3, `test -f ${store}/${name}/ckpt-last/manifest.json && echo ok`)).toBe(
-      'ok\n',
-    );
+    expect(
+      await onHost(bed, bed.host3, `test -f ${store}/${name}/${series}/ckpt-last/manifest.json && echo ok`),
+    ).toBe('ok\n');
   });
 
   it('restores the newest checkpoint onto a rebuilt host 1, and an older one onto host 2', async () => {

@@ -117,7 +117,7 @@ describe('restore mode', () => {
     await onHost(
       bed,
       bed.host2,
-      `cp -a ${store}/${name}/rs-1 ${store}/${name}/rs-bad && sed -i 's/"name": "rs-1"/"name": "rs-bad"/' ${store}/${name}/rs-bad/manifest.json && f=$(ls ${store}/${name}/rs-bad/criu/pages-*.img | head -n 1) && printf Z | dd of="$f" bs=1 seek=4096 conv=notrunc 2>/dev/null`,
+      `s=$(dirname "$(dirname ${store}/${name}/*/rs-1/manifest.json)") && cp -a "$s/rs-1" "$s/rs-bad" && sed -i 's/"name": "rs-1"/"name": "rs-bad"/' "$s/rs-bad/manifest.json" && f=$(ls "$s"/rs-bad/criu/pages-*.img | head -n 1) && printf Z | dd of="$f" bs=1 seek=4096 conv=notrunc 2>/dev/null`,
     );
     const run = await runAction({
       ...common(),
@@ -179,7 +179,8 @@ describe('restore mode', () => {
     expect(refused.stdout).toContain('set replace: true');
     const replaced = await runAction({ ...inputs, replace: 'true' });
     expect(replaced.exitCode, replaced.stdout).toBe(0);
-    expect(replaced.stdout).toContain('replace: removed the stopped container e2e-restore');
+    expect(replaced.stdout).toMatch(/replace: the stopped container e2e-restore \([0-9a-f]{12}\) is renamed/);
+    expect(replaced.stdout).toMatch(/removed the replaced container e2e-restore/);
     const after = (await onHost(bed, bed.host2, `docker inspect -f '{{.Id}}' ${name}`)).trim();
     expect(after).not.toBe(before);
     expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });

@@ -172,15 +172,17 @@ describe('hosts without root logins (sudo: true)', () => {
     });
     expect(run.exitCode, run.stdout).toBe(0);
     expect(run.outputs.status).toBe('succeeded');
-    expect(run.outputs['checkpoint-path']).toBe(`${store}/${name}/sudo-1`);
+    const dir = `${store}/${name}/${run.outputs.series}/sudo-1`;
+    expect(run.outputs.series).toMatch(/^[0-9a-f]{12}$/);
+    expect(run.outputs['checkpoint-path']).toBe(dir);
     expectFingerprintLogged(run.stdout, 'source', bed.host2);
     expectFingerprintLogged(run.stdout, 'store', bed.host3);
     expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
     // Complete, root-only, and unreadable to the login that asked for it.
-    expect(await onHost(bed, bed.host3, `stat -c "%U %a" ${store}/${name}/sudo-1`)).toBe('root 700\n');
-    const peek = await onHostResult(bed, asUser(bed.host3), `ls ${store}/${name}/sudo-1`);
+    expect(await onHost(bed, bed.host3, `stat -c "%U %a" ${dir}`)).toBe('root 700\n');
+    const peek = await onHostResult(bed, asUser(bed.host3), `ls ${dir}`);
     expect(peek.code).not.toBe(0);
-    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${store}/${name}/sudo-1/manifest.json`));
+    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${dir}/manifest.json`));
     expect(manifest).toHaveProperty('files');
   });
 });

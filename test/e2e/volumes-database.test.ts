@@ -162,12 +162,14 @@ describe('a database on a named volume moves with its container', () => {
       retention: '1',
     });
     expect(checkpoint.exitCode, checkpoint.stdout).toBe(0);
-    const stored = await onHost(bed, bed.host3, `cd ${store}/${name}/db-1 && find volumes -type f | sort`);
+    const dir = checkpoint.outputs['checkpoint-path']!;
+    expect(dir).toBe(`${store}/${name}/${checkpoint.outputs.series}/db-1`);
+    const stored = await onHost(bed, bed.host3, `cd ${dir} && find volumes -type f | sort`);
     expect(stored.split('\n').filter(Boolean)).toEqual([
       `volumes/${volume}/bulk.tar`,
       `volumes/${volume}/frozen.tar`,
     ]);
-    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${store}/${name}/db-1/manifest.json`));
+    const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${dir}/manifest.json`));
     expect(manifest.volumes[0]).toMatchObject({ name: volume, contentsMoved: true });
     expect(manifest.files.map((f: { path: string }) => f.path)).toContain(`volumes/${volume}/frozen.tar`);
     const checkpointMeta = JSON.parse(readFileSync(checkpoint.outputs['metadata-path']!, 'utf8'));
@@ -199,19 +201,23 @@ describe('a database on a named volume moves with its container', () => {
     expect(restoreMeta.volumes[0]).toMatchObject({ name: volume, target: 'created', contentsMoved: true });
     expect(restoreMeta.volumes[0].passes.map((p: { pass: string }) => p.pass)).toEqual(['bulk', 'frozen']);
 
-    // A second checkpoint with retention 1: the first one goes, its volume archives with it.
-    await onHost(bed, bed.host2, `docker rm -f ${name} >/dev/null`);
-    await onHost(bed, bed.host1, `docker rm -f ${name} >/dev/null; docker volume rm ${volume} >/dev/null`);
-    await startDatabase(bed.host1, name, volume);
+    // The restored container continues the series: its checkpoint with retention 1 replaces the
+    // first one, whose volume archives go with it.
     const second = await runAction({
       ...common,
       mode: 'checkpoint',
-      source: bed.host1,
+      source: bed.host2,
       'checkpoint-name': 'db-2',
       retention: '1',
     });
     expect(second.exitCode, second.stdout).toBe(0);
-    expect(await onHost(bed, bed.host3, `ls ${store}/${name}`)).toBe('db-2\n');
+    expect(second.outputs.series).toBe(checkpoint.outputs.series);
+    expect(await onHost(bed, bed.host3, `ls ${store}/${name}/${checkpoint.outputs.series}`)).toBe(
+      'db-2\nseries.json\n',
+    );
+    expect(
+      await onHost(bed, bed.host3, `find ${store}/${name} -name bulk.tar -path '*volumes*' | wc -l`),
+    ).toBe('1\n');
     await clean(name, volume);
     await onHostResult(bed, bed.host3, `rm -rf ${store}`);
   });

@@ -153,7 +153,12 @@ export class FakeMachine {
       `${DOCKER_ROOT}/containers/${c.id}`,
     ]);
     return [...this.paths]
-      .filter((p) => !this.baseline.has(p) && !p.startsWith('/var/lib/criu-migrate/containers/'))
+      .filter(
+        (p) =>
+          !this.baseline.has(p) &&
+          !p.startsWith('/var/lib/criu-migrate/containers/') &&
+          !p.startsWith('/var/lib/criu-migrate/series'),
+      )
       .filter(
         (p) => !live.some((dir) => p === dir || (p.startsWith(`${dir}/`) && !p.includes('/checkpoints/'))),
       )
@@ -234,6 +239,20 @@ export class FakeMachine {
       /^umask 077; d=(\S+); mkdir -p "\$d" && cat >\S+ && mv -f \S+ "\$d\/journal\.json"$/,
       (m, input) => {
         const file = `${unquoteWord(m[1] ?? '')}/journal.json`;
+        this.add(file);
+        this.contents.set(file, input);
+        return ok();
+      },
+    ],
+    // The container's checkpoint series, kept by the action per container ID.
+    [
+      /^cat (\/var\/lib\/criu-migrate\/series\/[0-9a-f]+\.json) 2>\/dev\/null; true$/,
+      (m) => ok(this.contents.get(m[1] ?? '') ?? ''),
+    ],
+    [
+      /^umask 077; mkdir -p \/var\/lib\/criu-migrate\/series && f=(\S+) && cat >"\$f\.new" && mv -f "\$f\.new" "\$f"$/,
+      (m, input) => {
+        const file = unquoteWord(m[1] ?? '');
         this.add(file);
         this.contents.set(file, input);
         return ok();

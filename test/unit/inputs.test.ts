@@ -90,13 +90,13 @@ describe('getInputs defaults', () => {
       target: { kind: 'ssh', spec: { user: 'root', host: '127.0.0.3', port: 2222 } },
       ssh: { privateKey: KEY, knownHosts: `${KNOWN_HOSTS}\n`, insecureSkipHostKeyCheck: false },
       sudo: false,
-      checkpointName: 'web-20260304T050607Z',
+      checkpointName: 'web-20260304T050607891Z',
       verifyStableSeconds: 5,
       verifyTimeoutSeconds: 30,
       sourceAfter: 'stop',
       timeoutMinutes: 30,
       uploadArtifact: true,
-      artifactName: 'criu-migration-web-20260304T050607Z',
+      artifactName: 'criu-migration-web-20260304T050607891Z',
       kernelPolicy: 'same-minor',
       strict: false,
       compression: 'auto',
@@ -238,10 +238,10 @@ describe('getInputs defaults', () => {
 
 describe('checkpoint name', () => {
   it.each([
-    ['web', 'web-20260304T050607Z'],
-    ['/web', 'web-20260304T050607Z'],
-    ['my_app.v2', 'my_app.v2-20260304T050607Z'],
-    ['3f2a9c', '3f2a9c-20260304T050607Z'],
+    ['web', 'web-20260304T050607891Z'],
+    ['/web', 'web-20260304T050607891Z'],
+    ['my_app.v2', 'my_app.v2-20260304T050607891Z'],
+    ['3f2a9c', '3f2a9c-20260304T050607891Z'],
   ])('defaults to <container>-<UTC timestamp> for %s', (container, expected) => {
     const name = settingsFor({ ...BASE, container }).checkpointName;
     expect(name).toBe(expected);
@@ -252,12 +252,12 @@ describe('checkpoint name', () => {
     const container = `a${'b'.repeat(200)}`;
     const name = settingsFor({ ...BASE, container }).checkpointName;
     expect(name).toHaveLength(128);
-    expect(name.endsWith('-20260304T050607Z')).toBe(true);
+    expect(name.endsWith('-20260304T050607891Z')).toBe(true);
   });
 
   it('uses the clock at call time, in UTC', () => {
     const settings = getInputs(reader(BASE), () => new Date(Date.UTC(2030, 11, 31, 23, 59, 59)));
-    expect(settings.checkpointName).toBe('web-20301231T235959Z');
+    expect(settings.checkpointName).toBe('web-20301231T235959000Z');
   });
 
   it('accepts a 128-character name', () => {
@@ -635,6 +635,7 @@ describe('action.yml', () => {
       'transferred-bytes',
       'checkpoint-path',
       'frozen-ms',
+      'series',
       'artifact-id',
       'metadata-path',
       'report',

@@ -48,3 +48,45 @@ describe('planRecovery: rollback order', () => {
     expect(plan.steps.map((step) => step.kind)).toEqual(['remove-target-container', 'resume-source']);
   });
 });
+
+describe('planRecovery: a replaced namesake', () => {
+  const aside: JournalAction = {
+    kind: 'namesake-aside',
+    containerId: 'old1',
+    name: 'web',
+    aside: 'web-replaced-r1',
+  };
+
+  it('gets its name back after the restored container is removed, on rollback', () => {
+    const plan = planRecovery({
+      entries: [
+        entry(1, { kind: 'files', side: 'target', paths: ['/w'] }, 'done'),
+        entry(2, aside, 'done'),
+        entry(3, { kind: 'target-created', name: 'web', containerId: 'new1' }, 'done'),
+      ],
+      sourceAfter: 'stop',
+    });
+    expect(plan.direction).toBe('rollback');
+    expect(plan.steps.map((step) => step.kind)).toEqual([
+      'remove-target-container',
+      'restore-namesake',
+      'remove-files',
+    ]);
+    expect(plan.steps[1]).toEqual({ kind: 'restore-namesake', containerId: 'old1', name: 'web' });
+  });
+
+  it('is removed past the commit point, never touched when its rename was abandoned', () => {
+    const committed = (state: JournalEntry['state']) =>
+      planRecovery({
+        entries: [
+          entry(1, aside, state),
+          entry(2, { kind: 'restore-started', containerId: 'new1' }, 'done'),
+          entry(3, { kind: 'committed', targetContainerId: 'new1' }, 'done'),
+        ],
+        sourceAfter: 'stop',
+        retireSource: false,
+      });
+    expect(committed('done').steps).toEqual([{ kind: 'remove-namesake', containerId: 'old1', name: 'web' }]);
+    expect(committed('abandoned').steps).toEqual([]);
+  });
+});

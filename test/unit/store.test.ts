@@ -3,11 +3,15 @@ import {
   type CheckpointManifest,
   checkpointDir,
   imagePath,
+  legacyCheckpointDir,
   newestFirst,
   parseDigests,
   parseManifest,
+  parseReferred,
+  parseStoredListing,
   partialDir,
   retentionPlan,
+  seriesOfContainer,
   unusedImages,
 } from '../../src/state/store.js';
 
@@ -28,8 +32,9 @@ function manifest(name: string, createdAt: string, image = 'images/aaa.tar'): Ch
 
 describe('checkpoint store', () => {
   it('names complete and partial checkpoints apart, and images by ID', () => {
-    expect(checkpointDir('/s', 'web', 'n1')).toBe('/s/web/n1');
-    expect(partialDir('/s', 'web', 'n1')).toBe('/s/web/.n1.partial');
+    expect(checkpointDir('/s', 'web', '0123456789ab', 'n1')).toBe('/s/web/0123456789ab/n1');
+    expect(partialDir('/s', 'web', '0123456789ab', 'n1')).toBe('/s/web/0123456789ab/.n1.partial');
+    expect(legacyCheckpointDir('/s', 'web', 'n1')).toBe('/s/web/n1');
     expect(imagePath(`sha256:${'f'.repeat(64)}`)).toBe(`images/${'f'.repeat(64)}.tar`);
   });
 
@@ -56,11 +61,38 @@ describe('checkpoint store', () => {
     ).toEqual(['c', 'b', 'a']);
   });
 
-  it('keeps images any kept checkpoint of any container uses', () => {
-    const kept = [manifest('a', 'x', 'images/one.tar'), manifest('b', 'y', 'images/two.tar')];
-    expect(unusedImages(['images/one.tar', 'images/two.tar', 'images/three.tar'], kept)).toEqual([
+  it('keeps images a complete or an in-progress checkpoint refers to', () => {
+    const listing = [
+      `M\n${JSON.stringify(manifest('a', 'x', 'images/one.tar'))}`,
+      'R\nimages/two.tar',
+      `M\n${JSON.stringify(manifest('b', 'y', 'images/one.tar'))}`,
+      'M\nnot a manifest',
+      'R\n',
+    ].join('\n\u001e\n');
+    const referred = parseReferred(`${listing}\n\u001e\n`);
+    expect(referred.sort()).toEqual(['images/one.tar', 'images/two.tar']);
+    expect(unusedImages(['images/one.tar', 'images/two.tar', 'images/three.tar'], referred)).toEqual([
       'images/three.tar',
     ]);
+  });
+
+  it("lists checkpoints by series, and those of the layout before series in their container's series", () => {
+    const a = { ...manifest('n1', '2026-01-01T00:00:00Z'), series: 'aaaaaaaaaaaa' };
+    const b = { ...manifest('n2', '2026-01-02T00:00:00Z'), series: 'bbbbbbbbbbbb' };
+    const old = manifest('n0', '2025-12-31T00:00:00Z');
+    const text = [
+      `/s/web/aaaaaaaaaaaa/n1/manifest.json\n${JSON.stringify(a)}`,
+      `/s/web/bbbbbbbbbbbb/n2/manifest.json\n${JSON.stringify(b)}`,
+      `/s/web/n0/manifest.json\n${JSON.stringify(old)}`,
+      `/s/other/x/manifest.json\n${JSON.stringify(old)}`,
+    ].join('\n\u001e\n');
+    const found = parseStoredListing(`${text}\n\u001e\n`, '/s/web');
+    expect(found.map((entry) => [entry.manifest.name, entry.series, entry.dir, entry.legacy])).toEqual([
+      ['n2', 'bbbbbbbbbbbb', '/s/web/bbbbbbbbbbbb/n2', false],
+      ['n1', 'aaaaaaaaaaaa', '/s/web/aaaaaaaaaaaa/n1', false],
+      ['n0', 'cccccccccccc', '/s/web/n0', true],
+    ]);
+    expect(seriesOfContainer(`sha256:${'f'.repeat(64)}`)).toBe('ffffffffffff');
   });
 
   it('parses size, sha256 and path lines, paths with spaces too', () => {

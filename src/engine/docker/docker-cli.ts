@@ -184,6 +184,10 @@ export class DockerCli implements ContainerEngine {
     await this.docker(['rm', ...flags, id], step);
   }
 
+  async rename(id: string, name: string, step: string): Promise<void> {
+    await this.docker(['rename', id, name], step);
+  }
+
   /** docker rm --force; false when there was no such container. */
   async removeIfPresent(ref: string, step: string): Promise<boolean> {
     // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.

@@ -40,6 +40,7 @@ import type { PhaseTimer } from '../../report/timings.js';
 import type { MigrateSettings } from '../../settings.js';
 import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
+import { readSeries, writeSeries } from '../../state/series.js';
 import { failureOf } from '../run-control.js';
 
 const ROLLED_BACK_REMEDY =
@@ -257,6 +258,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   if (isCommitted(journal.record)) {
     // Cancelled or not, a verified target is kept and the source retired.
     failure = undefined;
+    const committed = journal.record.entries.find((entry) => entry.action.kind === 'committed')?.action;
+    if (container && committed?.kind === 'committed' && committed.targetContainerId) {
+      await carrySeries(raw, container.Id, committed.targetContainerId, log);
+    }
     try {
       const retired = await log.group('Finalize: retire the source', () =>
         timer.time('finalize', () =>
@@ -363,4 +368,31 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 function found(container: ContainerInspect | undefined): ContainerInspect {
   if (!container) throw new Error('committed without a container');
   return container;
+}
+
+/**
+ * The moved container continues the source container's checkpoint series:
+ * its next checkpoint, on its new host, joins the same series in the store.
+ */
+async function carrySeries(
+  hosts: RecoveryHosts,
+  sourceId: string,
+  targetId: string,
+  log: Logger,
+): Promise<void> {
+  try {
+    const { series } = await readSeries(hosts.source, sourceId);
+    await writeSeries(hosts.target, {
+      series,
+      containerId: targetId,
+      from: sourceId,
+      via: 'migrate',
+      at: new Date().toISOString(),
+    });
+    log.info(`checkpoint series ${series} carried over to the moved container ${targetId.slice(0, 12)}`);
+  } catch (error) {
+    log.warning(
+      `could not carry checkpoint series over to ${targetId.slice(0, 12)}: ${error instanceof Error ? error.message : String(error)}; its next checkpoint starts a new series`,
+    );
+  }
 }
