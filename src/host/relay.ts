@@ -204,6 +204,17 @@ export async function streamBetween(
 
   let streamError: unknown;
   let flowing = true;
+  // The stream is over at its first error. Node 20's pipeline() settled then; Node 24's settles
+  // only once every stream has ended or closed, and the sender's ssh2 channel ends only once its
+  // output was read to the end, which pipeline() has just paused (the finally below resumes it):
+  // waiting for pipeline() alone would wait for ever.
+  let broke: (error: unknown) => void = () => {};
+  const broken = new Promise<never>((_resolve, reject) => {
+    broke = reject;
+  });
+  // An error after a good end must not surface as an unhandled rejection.
+  broken.catch(() => {});
+  for (const stream of [producer.stdout, meter, consumer.stdin]) stream.once('error', broke);
   // ssh2 never calls back a write that waits for window space once the channel has closed
   // (ssh2#1508): a receiver killed while the sender was ahead of it would leave the pipeline
   // pending for ever. When the receiver has ended and the pipeline has not, end it.
@@ -211,11 +222,18 @@ export async function streamBetween(
   void consumer.exit.then(() => {
     if (!flowing) return;
     receiverGone = setTimeout(() => {
-      if (flowing) meter.destroy(new Error('the receiving command ended before the stream did'));
+      if (!flowing) return;
+      const gone = new Error('the receiving command ended before the stream did');
+      // The meter may have closed already, its data handed to the parked write: then it emits nothing.
+      broke(gone);
+      meter.destroy(gone);
     }, RECEIVER_GONE_GRACE_MS);
   });
+  const piped = pipeline(producer.stdout, meter, consumer.stdin);
+  // Settles late, or never, once `broken` has decided.
+  piped.catch(() => {});
   try {
-    await pipeline(producer.stdout, meter, consumer.stdin);
+    await Promise.race([piped, broken]);
   } catch (error) {
     streamError = error;
     producer.kill();

@@ -225,6 +225,75 @@ describe('streamBetween', () => {
     expect((error as MigrationError).message).toMatch(/receiving command failed \(exit 5\)/);
   });
 
+  it('settles when a cancel kills both ends while the sender is held back (Node 24 pipeline)', async () => {
+    // The sender as an ssh2 channel: destroy() only asks the remote side to close, and the channel
+    // ends, then reports its exit, only once its buffered output was read.
+    let sending = true;
+    const output = new Readable({
+      highWaterMark: 65536,
+      read() {
+        setImmediate(() => {
+          if (sending) this.push(Buffer.alloc(65536));
+        });
+      },
+    });
+    const remoteClose = (): void => {
+      if (!sending) return;
+      sending = false;
+      setTimeout(() => output.push(null), 50);
+    };
+    output.destroy = () => {
+      remoteClose();
+      return output;
+    };
+    const senderExit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
+      output.once('end', () => resolve({ exitCode: null, signal: 'SIGTERM' })),
+    );
+    const sender: Host = {
+      role: 'source',
+      address: 'fake',
+      run: () => Promise.reject(new Error('not used')),
+      spawn: async () => ({
+        stdin: new Writable({ write: (_chunk, _encoding, done) => done() }),
+        stdout: output,
+        stderr: Readable.from([]),
+        exit: senderExit,
+        kill: remoteClose,
+      }),
+      close: async () => {},
+    };
+    // The receiver as a held ssh2 channel: its window is full, so the write is parked, and once
+    // the channel has closed it is never called back (ssh2#1508).
+    let receiverKilled!: () => void;
+    const receiver: Host = {
+      role: 'target',
+      address: 'fake',
+      run: () => Promise.reject(new Error('not used')),
+      spawn: async () => ({
+        stdin: new Writable({ highWaterMark: 65536, write: () => {} }),
+        stdout: Readable.from([]),
+        stderr: Readable.from([]),
+        exit: new Promise((resolve) => {
+          receiverKilled = () => resolve({ exitCode: null, signal: 'SIGTERM' });
+        }),
+        kill: () => receiverKilled(),
+      }),
+      close: async () => {},
+    };
+    const moving = streamBetween(sender, 'ignored', receiver, 'ignored', {
+      label: 'x',
+      step: 'transfer',
+      log,
+    }).catch((caught: unknown) => caught);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The cancel: both commands are stopped on their hosts.
+    remoteClose();
+    receiverKilled();
+    const error = await moving;
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).message).toMatch(/receiving command failed \(exit SIGTERM\)/);
+  });
+
   it('gives up on a stream that stops moving', async () => {
     const error = await streamBetween(from, 'printf start; sleep 30', to, 'cat >/dev/null', {
       label: 'x',
