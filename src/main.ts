@@ -5,17 +5,21 @@ import { runCheckpointMode } from './modes/checkpoint.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runRestoreMode } from './modes/restore.js';
+import { earlyRun } from './modes/run-control.js';
 import { runPost } from './post.js';
+import { withErrorLink } from './report/error-docs.js';
 import { metadataError } from './report/metadata.js';
 import { writeFailureSummary } from './report/summary.js';
 import { actionsRuntime, SAVED } from './runtime.js';
+import type { Settings } from './settings.js';
 
 /** Wiring only: inputs, then the chosen mode (or the post step). */
 export async function run(): Promise<void> {
   const runtime = actionsRuntime();
   const isPost = runtime.getState(SAVED.isPost) === 'true';
+  let settings: Settings | undefined;
   try {
-    const settings = getInputs((name) => core.getInput(name));
+    settings = getInputs((name) => core.getInput(name));
     for (const secret of secretsToMask(settings)) core.setSecret(secret);
     if (isPost) {
       await runPost(settings, runtime);
@@ -45,7 +49,14 @@ export async function run(): Promise<void> {
     // Inputs and connections fail before any mode reports: the code still reaches the output.
     const failure = metadataError(error);
     core.setOutput('error-code', failure.code);
-    core.setFailed(message);
-    if (process.env.GITHUB_STEP_SUMMARY) await writeFailureSummary(core.summary, failure).catch(() => {});
+    core.setFailed(withErrorLink(message, failure.code, process.env));
+    if (process.env.GITHUB_STEP_SUMMARY) {
+      await writeFailureSummary(
+        core.summary,
+        failure,
+        earlyRun(settings, failure, core.getInput('mode')),
+        process.env,
+      ).catch(() => {});
+    }
   }
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as core from '@actions/core';
+import type { MigrationError } from './errors.js';
 import type { Logger } from './phases/context.js';
+import { failureAnnotation } from './report/error-docs.js';
 
 /**
  * The runner as the modes see it: logging, outputs, saved state for the post
@@ -15,8 +17,8 @@ export interface Runtime {
   onCancel(cancel: (signal: string) => void): () => void;
   env: NodeJS.ProcessEnv;
   newToken(): string;
-  /** Marks the step failed with this message. */
-  fail(message: string): void;
+  /** Marks the step failed with the error's annotation (which links its code to docs/errors.md). */
+  fail(error: MigrationError): void;
 }
 
 export const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' } as const;
@@ -41,6 +43,6 @@ export function actionsRuntime(): Runtime {
     },
     env: process.env,
     newToken: () => randomBytes(12).toString('hex'),
-    fail: (message) => core.setFailed(message),
+    fail: (error) => core.setFailed(failureAnnotation(error, process.env)),
   };
 }

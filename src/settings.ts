@@ -1,4 +1,4 @@
-import type { HostSpec } from './host/host-spec.js';
+import { formatHostSpec, type HostSpec } from './host/host-spec.js';
 
 export const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'] as const;
 export type Mode = (typeof MODES)[number];
@@ -14,6 +14,11 @@ export type KernelPolicy = (typeof KERNEL_POLICIES)[number];
 
 /** Where a host is: the runner itself, or over SSH. */
 export type HostLocation = { kind: 'local' } | { kind: 'ssh'; spec: HostSpec };
+
+/** A host as the inputs named it, for reports written before (or without) connecting. */
+export function describeLocation(location: HostLocation): string {
+  return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
+}
 
 export interface SshSettings {
   /** Private key text (from ssh-key, or read from ssh-key-path). */

@@ -29,7 +29,7 @@ import {
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
-import type { CheckpointSettings, HostLocation } from '../settings.js';
+import { type CheckpointSettings, describeLocation, type HostLocation } from '../settings.js';
 import { journalPersister, lockContainer, lockSeries, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
 import { Journal, type JournalRecord, type RunOwner, type Side } from '../state/journal.js';
@@ -205,8 +205,9 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         finishedAt: new Date().toISOString(),
       },
       hosts: {
-        source: { address: source?.address ?? 'unknown', ...manifest?.versions },
-        target: store ? { address: store.address } : undefined,
+        // Named even when connecting failed: the summary says which host the run was for.
+        source: { address: source?.address ?? describeLocation(settings.source), ...manifest?.versions },
+        target: { address: store?.address ?? describeLocation(settings.store.host) },
       },
       container: {
         name: settings.container,
@@ -244,7 +245,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
         series: manifest?.series ?? held.series?.id ?? '',
       },
     });
-    if (failure) runtime.fail(failure.describe());
+    if (failure) runtime.fail(failure);
     else
       log.info(
         `checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`,

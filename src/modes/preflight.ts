@@ -20,7 +20,7 @@ import {
   writePreflightReport,
   writePreflightSummary,
 } from '../report/preflight-report.js';
-import type { HostLocation, PreflightSettings } from '../settings.js';
+import { describeLocation, type HostLocation, type PreflightSettings } from '../settings.js';
 
 const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' } as const;
 
@@ -32,10 +32,6 @@ export function preflightReportPath(): string {
 interface Opened {
   connection: ConnectionFacts;
   host?: Host;
-}
-
-function describeLocation(location: HostLocation): string {
-  return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
 }
 
 /** Opens one host and records the facts of connecting, failure included. */
@@ -140,9 +136,9 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
     core.setOutput('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
     core.setOutput('duration-ms', report.durationMs);
     core.setOutput('artifact-id', await uploadReport(settings, path, log));
-    if (process.env.GITHUB_STEP_SUMMARY) await writePreflightSummary(core.summary, report);
+    if (process.env.GITHUB_STEP_SUMMARY) await writePreflightSummary(core.summary, report, process.env);
     if (report.result === 'passed') log.info(verdictLine(report));
-    else core.setFailed(failureMessage(report));
+    else core.setFailed(failureMessage(report, process.env));
     log.info(`preflight report: ${path}`);
     return report;
   } finally {

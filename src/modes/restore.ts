@@ -52,7 +52,7 @@ import {
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
-import type { RestoreSettings } from '../settings.js';
+import { describeLocation, type RestoreSettings } from '../settings.js';
 import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import { Journal, type JournalRecord } from '../state/journal.js';
@@ -205,8 +205,8 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
         finishedAt: new Date().toISOString(),
       },
       hosts: {
-        source: { address: addresses.store || 'unknown' },
-        target: { address: addresses.target || 'unknown' },
+        source: { address: addresses.store || describeLocation(settings.store.host) },
+        target: { address: addresses.target || describeLocation(settings.target) },
       },
       container: {
         name: settings.container,
@@ -240,7 +240,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
         'target-container-id': metadata.container.targetId ?? '',
       },
     });
-    if (failure) runtime.fail(failure.describe());
+    if (failure) runtime.fail(failure);
     else
       log.info(
         `restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`,

@@ -1,15 +1,78 @@
 import { setMaxListeners } from 'node:events';
 import { asMigrationError, inStep, MigrationError, withRemedy } from '../errors.js';
 import type { RunStatus } from '../report/metadata.js';
+import type { EarlyRun } from '../report/summary.js';
 import type { Runtime } from '../runtime.js';
+import { describeLocation, type HostLocation, MODES, type Mode } from '../settings.js';
 import { archiveEverywhere } from '../state/guard.js';
 import { isCommitted, isUnfinished, type Journal, type Side } from '../state/journal.js';
 import { type RecoveryHosts, type RecoveryLog, recover } from '../state/recovery.js';
 
-/** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
 /** Failures met before anything was touched: the run is refused, not failed. */
 export const REFUSALS: ReadonlySet<string> = new Set(['MIGRATION_IN_PROGRESS', 'NOT_ROOT']);
 
+/**
+ * Codes of the failures that stop a run before its mode has touched anything:
+ * the inputs, connecting and logging in, then the refusals above. An error
+ * with another code that escapes a mode may have come after changes.
+ */
+const BEFORE_ANY_CHANGE: ReadonlySet<string> = new Set([
+  ...REFUSALS,
+  'INPUT_INVALID',
+  'SSH_KEY_MISSING',
+  'HOST_KEY_UNKNOWN',
+  'HOST_KEY_MISMATCH',
+  'HOST_KEY_UNVERIFIED',
+  'SSH_UNREACHABLE',
+  'SSH_TIMEOUT',
+  'SSH_AUTH_FAILED',
+  'SUDO_REFUSED',
+]);
+
+/** How a run that ended before its mode reported is called: refused when nothing was touched. */
+export function earlyOutcome(error: { code: string; step?: string }): 'refused' | 'failed' {
+  return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' ? 'refused' : 'failed';
+}
+
+/** The settings an early failure's summary names; every mode's settings have this shape. */
+export interface EarlySettings {
+  mode: Mode;
+  container: string;
+  source: HostLocation;
+  target?: HostLocation;
+  store?: { host: HostLocation };
+}
+
+/**
+ * What the summary of a run that stopped before its mode reported can say: the
+ * mode, the outcome and the hosts the inputs named. Without settings (the inputs
+ * did not parse) the raw mode input may still name the mode.
+ */
+export function earlyRun(
+  settings: EarlySettings | undefined,
+  failure: { code: string; step?: string },
+  rawMode: string,
+): EarlyRun {
+  const outcome = earlyOutcome(failure);
+  if (!settings) {
+    const mode = rawMode.trim() || 'migrate';
+    return { outcome, ...(isMode(mode) ? { mode } : {}) };
+  }
+  return {
+    mode: settings.mode,
+    outcome,
+    container: settings.container,
+    source: describeLocation(settings.source),
+    ...(settings.target ? { target: describeLocation(settings.target) } : {}),
+    ...(settings.store ? { store: describeLocation(settings.store.host) } : {}),
+  };
+}
+
+function isMode(value: string): value is Mode {
+  return (MODES as readonly string[]).includes(value);
+}
+
+/** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
 export interface RunControl {
   signal: AbortSignal;
   /** Stops the timer and the signal handlers. */

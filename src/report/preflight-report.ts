@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { mkdirP } from '@actions/io';
 import type { ErrorCode } from '../errors.js';
 import type { Check, CheckHost, CheckStatus } from '../policy/compatibility.js';
+import { codeLinkHtml, type DocsEnv, errorDocUrl } from './error-docs.js';
 import { escapeHtml, formatMs, type SummaryLike, type SummaryRow } from './summary.js';
 
 /** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
@@ -121,11 +122,11 @@ export function verdictLine(report: PreflightReport): string {
 }
 
 /** The message the step fails with: each blocking check on a line, with its remedy. */
-export function failureMessage(report: PreflightReport): string {
+export function failureMessage(report: PreflightReport, env: DocsEnv = {}): string {
   const blocking = report.checks.filter((check) => isBlocking(check, report.strict));
   const lines = blocking.map(
     (check) =>
-      `${check.code}: [${check.host}] ${check.name}: ${check.observed}${check.remedy ? `\n  What to do: ${check.remedy}` : ''}`,
+      `${check.code}: [${check.host}] ${check.name}: ${check.observed}${check.remedy ? `\n  What to do: ${check.remedy}` : ''}${check.code ? `\n  About ${check.code}: ${errorDocUrl(check.code, env)}` : ''}`,
   );
   return [verdictLine(report), ...lines].join('\n');
 }
@@ -134,7 +135,7 @@ const STATUS_ICONS: Record<CheckStatus, string> = { pass: '✅ pass', warn: '⚠
 const STATUS_RANK: Record<CheckStatus, number> = { fail: 0, warn: 1, pass: 2 };
 
 /** Summary table: failures first, then warnings, then passes; HTML-escaped. */
-export function renderPreflightRows(report: PreflightReport): SummaryRow[] {
+export function renderPreflightRows(report: PreflightReport, env: DocsEnv = {}): SummaryRow[] {
   const header: SummaryRow = ['Status', 'Host', 'Check', 'Observed', 'Expected', 'Remedy'].map((data) => ({
     data,
     header: true,
@@ -150,17 +151,23 @@ export function renderPreflightRows(report: PreflightReport): SummaryRow[] {
     escapeHtml(check.observed),
     escapeHtml(check.expected),
     // @actions/core writes an empty cell as an unclosed <td>: give it text.
-    check.status === 'pass' ? '—' : escapeHtml(`${check.code ? `${check.code}: ` : ''}${check.remedy ?? ''}`),
+    check.status === 'pass'
+      ? '—'
+      : `${check.code ? `${codeLinkHtml(check.code, env)}: ` : ''}${escapeHtml(check.remedy ?? '')}`,
   ]);
   return [header, ...rows];
 }
 
-export async function writePreflightSummary(summary: SummaryLike, report: PreflightReport): Promise<void> {
+export async function writePreflightSummary(
+  summary: SummaryLike,
+  report: PreflightReport,
+  env: DocsEnv = {},
+): Promise<void> {
   const title = `Preflight: ${escapeHtml(report.container)} from ${escapeHtml(report.hosts.source)} to ${escapeHtml(report.hosts.target)}`;
   summary
     .addHeading(title, 2)
     .addRaw(`<p>${report.result === 'passed' ? '✅' : '⛔'} ${escapeHtml(verdictLine(report))}</p>`, true)
-    .addTable(renderPreflightRows(report));
+    .addTable(renderPreflightRows(report, env));
   await summary.write();
 }
 

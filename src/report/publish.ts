@@ -72,7 +72,7 @@ export async function publish(publication: Publication): Promise<void> {
   }
   outputs['artifact-id'] = artifactId;
   for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value ?? '');
-  if (env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata);
+  if (env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata, env);
 }
 
 /** CRIU's own lines of a failed dump or restore, for the artifact. */

@@ -1,3 +1,5 @@
+import { codeLinkHtml, type DocsEnv } from './error-docs.js';
+import { escapeHtml } from './html.js';
 import {
   type HostFacts,
   type MetadataError,
@@ -26,6 +28,8 @@ export interface SummaryLike {
   write(): Promise<unknown>;
 }
 
+export { escapeHtml };
+
 const STATUS_LABELS: Record<RunStatus, string> = {
   succeeded: '✅ succeeded',
   refused: '⛔ refused before touching the container',
@@ -41,6 +45,22 @@ const HEADINGS: Record<MigrationMetadata['run']['mode'], string> = {
   restore: 'Container restore',
 };
 
+/** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
+const HOST_LABELS: Record<MigrationMetadata['run']['mode'], { source: string; target: string }> = {
+  migrate: { source: 'Source', target: 'Target' },
+  preflight: { source: 'Source', target: 'Target' },
+  checkpoint: { source: 'Source', target: 'Store' },
+  restore: { source: 'Store', target: 'Target' },
+};
+
+/** Nouns for a heading: "CRIU checkpoint failed". */
+const RUN_NOUNS: Record<MigrationMetadata['run']['mode'], string> = {
+  migrate: 'migration',
+  preflight: 'preflight',
+  checkpoint: 'checkpoint',
+  restore: 'restore',
+};
+
 const STREAM_LABELS: Record<StreamKind, string> = {
   checkpoint: 'checkpoint images',
   writableLayer: 'writable layer',
@@ -48,17 +68,19 @@ const STREAM_LABELS: Record<StreamKind, string> = {
 };
 
 /** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
-  const rows: [string, string][] = [];
+export function renderSummaryRows(metadata: MigrationMetadata, env: DocsEnv = {}): SummaryRow[] {
+  // Values are text, escaped at the end; the error row alone is built as HTML (its code is a link).
+  const rows: [string, string, 'text' | 'html'][] = [];
   const add = (label: string, value: string | undefined): void => {
-    if (value !== undefined && value !== '') rows.push([label, value]);
+    if (value !== undefined && value !== '') rows.push([label, value, 'text']);
   };
   const { run, hosts, container, checkpoint, timings, error } = metadata;
 
   add('Status', STATUS_LABELS[run.status]);
   add('Mode', run.mode);
-  add('Source', describeHost(hosts.source));
-  if (hosts.target) add('Target', describeHost(hosts.target));
+  const labels = HOST_LABELS[run.mode];
+  add(labels.source, describeHost(hosts.source));
+  if (hosts.target) add(labels.target, describeHost(hosts.target));
   const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
   add(
     'Container',
@@ -121,7 +143,11 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
     const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
       .filter(Boolean)
       .join(' ');
-    add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
+    rows.push([
+      'Error',
+      `${codeLinkHtml(error.code, env)}: ${escapeHtml(`${error.message}${where ? ` (${where})` : ''}`)}`,
+      'html',
+    ]);
     add('What to do', error.remedy);
   }
   for (const leftover of metadata.leftovers ?? []) add('Left to clean up', leftover);
@@ -144,14 +170,18 @@ export function renderSummaryRows(metadata: MigrationMetadata): SummaryRow[] {
       { data: 'Item', header: true },
       { data: 'Value', header: true },
     ],
-    ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
+    ...rows.map(([label, value, kind]) => [escapeHtml(label), kind === 'html' ? value : escapeHtml(value)]),
   ];
 }
 
-export async function writeSummary(summary: SummaryLike, metadata: MigrationMetadata): Promise<void> {
+export async function writeSummary(
+  summary: SummaryLike,
+  metadata: MigrationMetadata,
+  env: DocsEnv = {},
+): Promise<void> {
   summary
     .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
-    .addTable(renderSummaryRows(metadata));
+    .addTable(renderSummaryRows(metadata, env));
   if (metadata.timings.downtimeMs !== undefined) {
     summary.addRaw(
       '<p>Downtime runs from freezing the container on the source to it running on the target.</p>',
@@ -161,24 +191,48 @@ export async function writeSummary(summary: SummaryLike, metadata: MigrationMeta
   await summary.write();
 }
 
-/** The summary is HTML: messages may hold text such as <none> that must show as written. */
+/** What is known of a run that stopped before its mode could report. */
+export interface EarlyRun {
+  /** The mode asked for; undefined when the mode input itself was not one. */
+  mode?: MigrationMetadata['run']['mode'];
+  /** refused: nothing was touched (inputs, connecting, the lock); failed: anything else. */
+  outcome: 'refused' | 'failed';
+  container?: string;
+  /** The hosts as the inputs named them. */
+  source?: string;
+  target?: string;
+  store?: string;
+}
+
 /** The summary of a run that stopped before any mode could report (inputs, connecting). */
-export async function writeFailureSummary(summary: SummaryLike, error: MetadataError): Promise<void> {
+export async function writeFailureSummary(
+  summary: SummaryLike,
+  error: MetadataError,
+  run: EarlyRun,
+  env: DocsEnv = {},
+): Promise<void> {
   const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
     .filter(Boolean)
     .join(' ');
+  const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
+  const hosts: [string, string | undefined][] = run.mode
+    ? [
+        [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
+        [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
+      ]
+    : [];
+  const facts = [['Mode', run.mode], ['Container', run.container], ...hosts].flatMap(([label, value]) =>
+    value ? [`${label}: ${escapeHtml(value)}`] : [],
+  );
   summary
-    .addHeading('CRIU migration: refused', 2)
+    .addHeading(`CRIU ${noun} ${run.outcome}`, 2)
     .addRaw(
-      `<p>⛔ <code>${escapeHtml(error.code)}</code>: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`,
+      `<p>${run.outcome === 'refused' ? '⛔' : '❌'} ${codeLinkHtml(error.code, env)}: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`,
       true,
     );
+  if (facts.length > 0) summary.addRaw(`<p>${facts.join('<br>')}</p>`, true);
   if (error.remedy) summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
   await summary.write();
-}
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 export function formatMs(ms: number): string {

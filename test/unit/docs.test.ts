@@ -115,6 +115,8 @@ interface ActionYml {
 
 const action = parse(read('action.yml')) as ActionYml;
 const readme = read('README.md');
+/** Where README's internals went: the phases and the journal, the benchmark, the test beds. */
+const MOVED_DOCS = ['docs/internals.md', 'docs/benchmark.md', 'docs/testbed.md'];
 
 /** The rows of the first table after a heading: first cell's backticked names, and the other cells. */
 function tableAfter(heading: string): { names: string[]; cells: string[] }[] {
@@ -263,6 +265,8 @@ describe('warnings and failures', () => {
   const texts = [
     { file: 'README.md', text: readme },
     { file: 'docs/hosts.md', text: read('docs/hosts.md') },
+    // Internals moved out of README: what they say about codes is held to the rules all the same.
+    ...MOVED_DOCS.map((file) => ({ file, text: read(file) })),
     ...readdirSync(new URL('examples/workflows/', ROOT)).map((name) => ({
       file: `examples/workflows/${name}`,
       text: read(`examples/workflows/${name}`),
@@ -427,5 +431,53 @@ describe('docs/hosts.md on volumes', () => {
     expect(paragraph).toMatch(/other than `local`/);
     expect(paragraph).toMatch(/move with the container/);
     expect(hosts).not.toMatch(/named volumes with\s+their data/);
+  });
+});
+
+describe('README for a newcomer', () => {
+  const headings = readme.split('\n').filter((line) => /^##? /.test(line));
+  const at = (heading: string) => headings.indexOf(heading);
+
+  it('starts with what the action does, then the workflow quick start, then the developer commands', () => {
+    expect(readme.slice(0, readme.indexOf('\n## '))).toMatch(
+      /GitHub Action that moves a \*\*running\*\* Docker/,
+    );
+    expect(headings[1]).toBe('## Quick start');
+    expect(at('## For developers')).toBe(2);
+    const quick = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('## For developers'));
+    // Host preparation in three steps pointing at docs/hosts.md, then the uses: block.
+    const steps = quick.split('\n').filter((line) => /^\d\. /.test(line));
+    expect(steps.map((line) => line.slice(0, 2))).toEqual(['1.', '2.', '3.']);
+    const stepsText = quick.slice(quick.indexOf('1. '), quick.indexOf('```yaml'));
+    expect(stepsText.match(/\(docs\/hosts\.md[#)]/g)?.length ?? 0).toBeGreaterThanOrEqual(3);
+    expect(quick.indexOf('```yaml')).toBeGreaterThan(quick.indexOf('3. '));
+    expect(quick).toMatch(/uses: OWNER\/criu-container-migrate@v0/);
+    const developers = readme.slice(
+      readme.indexOf('## For developers'),
+      readme.indexOf('\n## ', readme.indexOf('## For developers') + 1),
+    );
+    expect(developers).toContain('npm ci && npm run demo');
+    expect(developers).toContain('npm test');
+  });
+
+  it('keeps "What it does not do" and the compatibility table, and links the internals that moved out', () => {
+    expect(at('## What it does not do')).toBeGreaterThan(0);
+    expect(at('## Compatibility')).toBeGreaterThan(0);
+    for (const heading of [
+      '## How a migration runs',
+      '## Benchmark',
+      '### The test bed',
+      '### Never two copies, never none',
+    ]) {
+      expect(at(heading), `${heading} belongs in docs/, not README`).toBe(-1);
+    }
+    for (const file of MOVED_DOCS) {
+      expect(readme, `README links ${file}`).toContain(`](${file})`);
+      expect(read(file).length).toBeGreaterThan(0);
+    }
+    expect(read('docs/internals.md')).toMatch(/undo journal/);
+    expect(read('docs/internals.md')).toMatch(/^## How a migration runs$/m);
+    expect(read('docs/benchmark.md')).toMatch(/downtime ratio seed\/action/);
+    expect(read('docs/testbed.md')).toMatch(/TESTBED_HOST1_ADDR/);
   });
 });

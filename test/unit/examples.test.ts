@@ -198,3 +198,32 @@ describe('examples/workflows in real use', () => {
     }
   });
 });
+
+describe('examples/workflows and docs/security.md', () => {
+  const security = readFileSync(new URL('docs/security.md', ROOT), 'utf8');
+  const section = security.slice(security.indexOf('## Where the key is kept'));
+  const paragraph = section.split('\n\n')[1] ?? '';
+  const environment = /the environment `([A-Za-z0-9_.-]+)`/.exec(paragraph)?.[1];
+  const secrets = [...paragraph.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1] ?? '');
+
+  it('names the environment that holds the secrets, and the secrets', () => {
+    expect(environment, 'docs/security.md: "Where the key is kept" names no environment').toBeTruthy();
+    expect(secrets).toContain('MIGRATE_SSH_KEY');
+  });
+
+  it.each(EXAMPLES)('$file reads those secrets only from jobs with that environment', ({ file }) => {
+    let readers = 0;
+    for (const { jobId, job, steps } of allSteps(loadWorkflow(file))) {
+      const text = JSON.stringify(steps);
+      const read = secrets.filter((name) => text.includes(`secrets.${name}`));
+      if (read.length === 0) continue;
+      readers += 1;
+      const named = isMapping(job.environment) ? job.environment.name : job.environment;
+      expect(
+        named,
+        `${file}: job ${jobId} reads ${read.join(', ')} without environment: ${environment}`,
+      ).toBe(environment);
+    }
+    expect(readers, `${file}: no job reads the key`).toBeGreaterThan(0);
+  });
+});

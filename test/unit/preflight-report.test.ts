@@ -162,7 +162,16 @@ describe('texts', () => {
       'preflight failed: 1 passed, 1 warning, 1 failed in 1.23 s; CRIU_MISSING',
       'CRIU_MISSING: [target] criu installed: not found (criu not found in PATH)',
       '  What to do: install CRIU 4.2 or later',
+      '  About CRIU_MISSING: docs/errors.md#criu_missing',
     ]);
+    const linked = failureMessage(report([PASS, WARN, FAIL]), {
+      GITHUB_SERVER_URL: 'https://github.example.com',
+      GITHUB_ACTION_REPOSITORY: 'acme/criu-container-migrate',
+      GITHUB_ACTION_REF: 'v0',
+    });
+    expect(linked).toContain(
+      'About CRIU_MISSING: https://github.example.com/acme/criu-container-migrate/blob/v0/docs/errors.md#criu_missing',
+    );
   });
 });
 
@@ -173,7 +182,9 @@ describe('summary', () => {
       ['Status', 'Host', 'Check', 'Observed', 'Expected', 'Remedy'].map((data) => ({ data, header: true })),
     );
     expect(rows.slice(1).map((row) => row[0])).toEqual(['❌ fail', '⚠️ warn', '✅ pass', '✅ pass']);
-    expect(rows[1]?.[5]).toBe('CRIU_MISSING: install CRIU 4.2 or later');
+    expect(rows[1]?.[5]).toBe(
+      '<a href="docs/errors.md#criu_missing"><code>CRIU_MISSING</code></a>: install CRIU 4.2 or later',
+    );
     expect(rows[3]?.[5]).toBe('—');
     expect(rows[4]?.[4]).toBe('the same major.minor &#60;policy&#62;');
   });

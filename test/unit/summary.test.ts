@@ -4,16 +4,24 @@ import { join } from 'node:path';
 import type { summary as coreSummary } from '@actions/core';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
-import { type MigrationMetadata, metadataError, writeMetadata } from '../../src/report/metadata.js';
+import { earlyRun } from '../../src/modes/run-control.js';
+import {
+  type MetadataError,
+  type MigrationMetadata,
+  metadataError,
+  writeMetadata,
+} from '../../src/report/metadata.js';
 import {
   formatBytes,
   formatMs,
   renderSummaryRows,
   type SummaryLike,
   type SummaryRow,
+  writeFailureSummary,
   writeSummary,
 } from '../../src/report/summary.js';
 import { PhaseTimer } from '../../src/report/timings.js';
+import type { HostLocation } from '../../src/settings.js';
 
 const SUCCESS: MigrationMetadata = {
   schemaVersion: 1,
@@ -163,7 +171,7 @@ describe('renderSummaryRows', () => {
     const rows = table(renderSummaryRows(FAILURE));
     expect(rows.get('Status')).toBe('↩️ failed or cancelled, source resumed');
     expect(rows.get('Error')).toBe(
-      'RESTORE_FAILED: criu restore failed: &#60;missing pages-1.img&#62; (step restore on target root@[2001:db8::5]:22)',
+      '<a href="docs/errors.md#restore_failed"><code>RESTORE_FAILED</code></a>: criu restore failed: &#60;missing pages-1.img&#62; (step restore on target root@[2001:db8::5]:22)',
     );
     expect(rows.get('What to do')).toBe(
       'read the CRIU log lines above &#38; check the target has the same files',
@@ -343,5 +351,119 @@ describe('volumes in the summary', () => {
       `Volume: pgdata | created on the target; size 2.0 GiB; bulk 2.0 GiB in ${formatMs(20_000)}, frozen 10.0 MiB in ${formatMs(300)}; sha256 2222222222222222…`,
     );
     expect(text).toContain('Volume: nfs | kept with the checkpoint; contents not moved (driver options)');
+  });
+});
+
+describe('hosts by mode', () => {
+  it('calls the second host the store in checkpoint mode, and the first the store in restore mode', () => {
+    const checkpoint = table(renderSummaryRows({ ...SUCCESS, run: { ...SUCCESS.run, mode: 'checkpoint' } }));
+    expect(checkpoint.get('Source')).toMatch(/^root@127\.0\.0\.2:22 /);
+    expect(checkpoint.get('Store')).toBe('root@[2001:db8::5]:22 (kernel 6.18.0)');
+    expect(checkpoint.has('Target')).toBe(false);
+    const restore = table(renderSummaryRows({ ...SUCCESS, run: { ...SUCCESS.run, mode: 'restore' } }));
+    expect(restore.get('Store')).toMatch(/^root@127\.0\.0\.2:22 /);
+    expect(restore.get('Target')).toBe('root@[2001:db8::5]:22 (kernel 6.18.0)');
+    expect(restore.has('Source')).toBe(false);
+  });
+
+  it("links the error's code to docs/errors.md at the action's ref", () => {
+    const rows = table(
+      renderSummaryRows(FAILURE, {
+        GITHUB_SERVER_URL: 'https://github.example.com',
+        GITHUB_ACTION_REPOSITORY: 'acme/criu-container-migrate',
+        GITHUB_ACTION_REF: 'v0.1.0',
+      }),
+    );
+    expect(rows.get('Error')).toMatch(
+      /^<a href="https:\/\/github\.example\.com\/acme\/criu-container-migrate\/blob\/v0\.1\.0\/docs\/errors\.md#restore_failed"><code>RESTORE_FAILED<\/code><\/a>: /,
+    );
+  });
+});
+
+describe('writeFailureSummary', () => {
+  const ssh = (host: string): HostLocation => ({ kind: 'ssh', spec: { user: 'root', host, port: 22 } });
+  const texts = (fake: FakeSummary): string[] => fake.calls.map(([, args]) => String(args[0]));
+
+  it('names checkpoint mode, its outcome, its source and its store', async () => {
+    const fake = new FakeSummary();
+    const error: MetadataError = { code: 'COMMAND_FAILED', message: 'writing metadata.json: disk full' };
+    const run = earlyRun(
+      { mode: 'checkpoint', container: 'db', source: ssh('10.0.0.1'), store: { host: ssh('10.0.0.9') } },
+      error,
+      'checkpoint',
+    );
+    await writeFailureSummary(fake, error, run);
+    const [heading, message, facts] = texts(fake);
+    expect(heading).toBe('CRIU checkpoint failed');
+    expect(message).toBe(
+      '<p>❌ <a href="docs/errors.md#command_failed"><code>COMMAND_FAILED</code></a>: writing metadata.json: disk full</p>',
+    );
+    expect(facts).toBe(
+      '<p>Mode: checkpoint<br>Container: db<br>Source: root@10.0.0.1:22<br>Store: root@10.0.0.9:22</p>',
+    );
+    expect(fake.written).toBe(1);
+  });
+
+  it('says a restore that could not connect was refused, naming the store and the target', async () => {
+    const fake = new FakeSummary();
+    const error: MetadataError = {
+      code: 'SSH_UNREACHABLE',
+      message: 'connect ECONNREFUSED',
+      step: 'connect',
+      host: 'target root@10.0.0.2:22',
+      remedy: 'check the address',
+    };
+    const run = earlyRun(
+      {
+        mode: 'restore',
+        container: 'db',
+        source: ssh('10.0.0.1'),
+        target: ssh('10.0.0.2'),
+        store: { host: ssh('10.0.0.9') },
+      },
+      error,
+      'restore',
+    );
+    await writeFailureSummary(fake, error, run);
+    const [heading, message, facts, remedy] = texts(fake);
+    expect(heading).toBe('CRIU restore refused');
+    expect(message).toMatch(/^<p>⛔ <a href="docs\/errors\.md#ssh_unreachable">/);
+    expect(message).toContain('(step connect on target root@10.0.0.2:22)');
+    expect(facts).toBe(
+      '<p>Mode: restore<br>Container: db<br>Store: root@10.0.0.9:22<br>Target: root@10.0.0.2:22</p>',
+    );
+    expect(remedy).toBe('<p>What to do: check the address</p>');
+  });
+
+  it('names the mode from the raw input when the inputs did not parse, and nothing else', async () => {
+    const error: MetadataError = {
+      code: 'INPUT_INVALID',
+      message: 'store-host: "a b" is not [user@]host[:port]',
+    };
+    for (const [raw, heading] of [
+      ['restore', 'CRIU restore refused'],
+      ['', 'CRIU migration refused'],
+      ['checkpoint ', 'CRIU checkpoint refused'],
+      ['teleport', 'CRIU run refused'],
+    ] as const) {
+      const fake = new FakeSummary();
+      await writeFailureSummary(fake, error, earlyRun(undefined, error, raw));
+      expect(texts(fake)[0], raw).toBe(heading);
+      const facts = texts(fake).find((text) => text.includes('Mode: '));
+      expect(facts, raw).toBe(raw === 'teleport' ? undefined : `<p>Mode: ${raw.trim() || 'migrate'}</p>`);
+    }
+  });
+
+  it('calls a migrate-mode failure after connecting a failure, not a refusal', () => {
+    const settings = { mode: 'migrate' as const, container: 'web', source: ssh('a'), target: ssh('b') };
+    expect(earlyRun(settings, { code: 'NOT_ROOT' }, 'migrate').outcome).toBe('refused');
+    expect(earlyRun(settings, { code: 'MIGRATION_IN_PROGRESS' }, 'migrate').outcome).toBe('refused');
+    expect(earlyRun(settings, { code: 'SSH_DISCONNECTED', step: 'connect' }, 'migrate').outcome).toBe(
+      'refused',
+    );
+    expect(earlyRun(settings, { code: 'SSH_DISCONNECTED', step: 'finalize' }, 'migrate').outcome).toBe(
+      'failed',
+    );
+    expect(earlyRun(settings, { code: 'UNEXPECTED' }, 'migrate').outcome).toBe('failed');
   });
 });

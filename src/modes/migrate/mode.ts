@@ -8,7 +8,7 @@ import { type MigrationMetadata, metadataError, type ResumedRun } from '../../re
 import { criuNotes, publish } from '../../report/publish.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { type Runtime, SAVED } from '../../runtime.js';
-import type { MigrateSettings } from '../../settings.js';
+import { describeLocation, type MigrateSettings } from '../../settings.js';
 import {
   archiveEverywhere,
   type ContainerLocks,
@@ -62,8 +62,8 @@ function shortMetadata(
       finishedAt: new Date().toISOString(),
     },
     hosts: {
-      source: { address: hosts.source?.address ?? 'unknown' },
-      target: hosts.target ? { address: hosts.target.address } : undefined,
+      source: { address: hosts.source?.address ?? describeLocation(settings.source) },
+      target: { address: hosts.target?.address ?? describeLocation(settings.target) },
     },
     container: { name: settings.container },
     checkpoint: { name: settings.checkpointName, streams: {} },
@@ -124,7 +124,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
         runtime.env,
         log,
       );
-      core.setFailed(refused.describe());
+      runtime.fail(refused);
       return;
     }
     if (resumed?.direction === 'roll-forward') {
@@ -167,7 +167,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
     if (resumed) outcome.metadata.resumed = resumed;
     await report(settings, outcome.metadata, runtime.env, log, outcome.error);
     for (const leftover of outcome.leftovers) core.warning(`left to clean up: ${leftover}`);
-    if (outcome.error) core.setFailed(outcome.error.describe());
+    if (outcome.error) runtime.fail(outcome.error);
     else
       log.info(
         `migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`,
