@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(14011);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83857);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 14011:
+/***/ 83857:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52442,7 +52442,7 @@ var core = __nccwpck_require__(63955);
 ;// CONCATENATED MODULE: ./src/errors.ts
 // Every refusal and failure carries a stable code: the operators' guide and
 // later runs key on these, so never rename one, only add.
-const ERROR_CODES = (/* unused pure expression or super */ null && ([
+const ERROR_CODES = [
     'INPUT_INVALID',
     'SSH_KEY_MISSING',
     'HOST_KEY_UNKNOWN',
@@ -52518,7 +52518,7 @@ const ERROR_CODES = (/* unused pure expression or super */ null && ([
     // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
     'CHECKPOINT_INCONSISTENT',
     'SERIES_AMBIGUOUS',
-]));
+];
 class MigrationError extends Error {
     code;
     step;
@@ -52659,10 +52659,15 @@ function formatHostSpec(spec) {
 }
 
 ;// CONCATENATED MODULE: ./src/settings.ts
+
 const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'];
 const SOURCE_AFTER = ['stop', 'remove'];
 const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
 const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
+/** A host as the inputs named it, for reports written before (or without) connecting. */
+function describeLocation(location) {
+    return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
+}
 
 // EXTERNAL MODULE: ./node_modules/shell-quote/index.js
 var shell_quote = __nccwpck_require__(26591);
@@ -55746,6 +55751,18 @@ async function streamBetween(from, produce, to, consume, options) {
     }, everyMs);
     let streamError;
     let flowing = true;
+    // The stream is over at its first error. Node 20's pipeline() settled then; Node 24's settles
+    // only once every stream has ended or closed, and the sender's ssh2 channel ends only once its
+    // output was read to the end, which pipeline() has just paused (the finally below resumes it):
+    // waiting for pipeline() alone would wait for ever.
+    let broke = () => { };
+    const broken = new Promise((_resolve, reject) => {
+        broke = reject;
+    });
+    // An error after a good end must not surface as an unhandled rejection.
+    broken.catch(() => { });
+    for (const stream of [producer.stdout, meter, consumer.stdin])
+        stream.once('error', broke);
     // ssh2 never calls back a write that waits for window space once the channel has closed
     // (ssh2#1508): a receiver killed while the sender was ahead of it would leave the pipeline
     // pending for ever. When the receiver has ended and the pipeline has not, end it.
@@ -55754,12 +55771,19 @@ async function streamBetween(from, produce, to, consume, options) {
         if (!flowing)
             return;
         receiverGone = setTimeout(() => {
-            if (flowing)
-                meter.destroy(new Error('the receiving command ended before the stream did'));
+            if (!flowing)
+                return;
+            const gone = new Error('the receiving command ended before the stream did');
+            // The meter may have closed already, its data handed to the parked write: then it emits nothing.
+            broke(gone);
+            meter.destroy(gone);
         }, RECEIVER_GONE_GRACE_MS);
     });
+    const piped = (0,promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
+    // Settles late, or never, once `broken` has decided.
+    piped.catch(() => { });
     try {
-        await (0,promises_namespaceObject.pipeline)(producer.stdout, meter, consumer.stdin);
+        await Promise.race([piped, broken]);
     }
     catch (error) {
         streamError = error;
@@ -57411,6 +57435,69 @@ async function uploadRunArtifact(request, deps) {
     return outcome;
 }
 
+;// CONCATENATED MODULE: ./src/report/html.ts
+/** The job summary is HTML: messages may hold text such as <none> that must show as written. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+;// CONCATENATED MODULE: ./src/report/error-docs.ts
+
+
+/**
+ * Codes whose heading in docs/errors.md ends in "(warning)": GitHub's anchor of
+ * "### `MEMORY_LOW` (warning)" is `memory_low-warning`. A unit test keeps this
+ * set equal to the headings.
+ */
+const WARNING_HEADINGS = new Set([
+    'HOST_KEY_UNVERIFIED',
+    'CPU_FEATURES_DIFFER',
+    'DOCKER_UNTESTED',
+    'FACT_UNREADABLE',
+    'NETWORK_MODE_HOST',
+    'EXEC_PROCESSES_LEFT',
+    'SETTINGS_NOT_CARRIED',
+    'MEMORY_LOW',
+]);
+/** The anchor GitHub gives the code's heading in docs/errors.md. */
+function errorAnchor(code) {
+    return `${code.toLowerCase()}${WARNING_HEADINGS.has(code) ? '-warning' : ''}`;
+}
+/**
+ * Where the code is explained: docs/errors.md at the action's own ref when the
+ * runner says which repository and ref the action came from (GITHUB_REPOSITORY
+ * would be the calling workflow's repository, which has no such file), else a
+ * path relative to the action's repository.
+ */
+function errorDocUrl(code, env) {
+    const anchor = `docs/errors.md#${errorAnchor(code)}`;
+    const server = env.GITHUB_SERVER_URL?.replace(/\/+$/, '');
+    const repository = env.GITHUB_ACTION_REPOSITORY;
+    const ref = env.GITHUB_ACTION_REF;
+    if (!server || !repository || !ref)
+        return anchor;
+    return `${server}/${repository}/blob/${encodeURIComponent(ref).replace(/%2F/g, '/')}/${anchor}`;
+}
+const DOCUMENTED = new Set(ERROR_CODES);
+/** Whether docs/errors.md has an entry for the code (UNEXPECTED, for one, has none). */
+function isDocumented(code) {
+    return code !== undefined && DOCUMENTED.has(code);
+}
+/** A message with a last line saying where its code is explained, when it has one. */
+function withErrorLink(message, code, env) {
+    return isDocumented(code) ? `${message}\nAbout ${code}: ${errorDocUrl(code, env)}` : message;
+}
+/** The text of a failed step's error annotation: the error, then where its code is explained. */
+function failureAnnotation(error, env) {
+    return withErrorLink(error.describe(), error.code, env);
+}
+/** The code as HTML for the job summary: a link to its entry, or the escaped code. */
+function codeLinkHtml(code, env) {
+    if (!isDocumented(code))
+        return `<code>${escapeHtml(code)}</code>`;
+    return `<a href="${escapeHtml(errorDocUrl(code, env))}"><code>${escapeHtml(code)}</code></a>`;
+}
+
 ;// CONCATENATED MODULE: ./src/report/timings.ts
 /** Migration phases, in the order a run goes through them. */
 const PHASES = [
@@ -57493,6 +57580,9 @@ class PhaseTimer {
 ;// CONCATENATED MODULE: ./src/report/summary.ts
 
 
+
+
+
 const STATUS_LABELS = {
     succeeded: '✅ succeeded',
     refused: '⛔ refused before touching the container',
@@ -57506,24 +57596,40 @@ const HEADINGS = {
     checkpoint: 'Container checkpoint',
     restore: 'Container restore',
 };
+/** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
+const HOST_LABELS = {
+    migrate: { source: 'Source', target: 'Target' },
+    preflight: { source: 'Source', target: 'Target' },
+    checkpoint: { source: 'Source', target: 'Store' },
+    restore: { source: 'Store', target: 'Target' },
+};
+/** Nouns for a heading: "CRIU checkpoint failed". */
+const RUN_NOUNS = {
+    migrate: 'migration',
+    preflight: 'preflight',
+    checkpoint: 'checkpoint',
+    restore: 'restore',
+};
 const STREAM_LABELS = {
     checkpoint: 'checkpoint images',
     writableLayer: 'writable layer',
     image: 'image',
 };
 /** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-function renderSummaryRows(metadata) {
+function renderSummaryRows(metadata, env = {}) {
+    // Values are text, escaped at the end; the error row alone is built as HTML (its code is a link).
     const rows = [];
     const add = (label, value) => {
         if (value !== undefined && value !== '')
-            rows.push([label, value]);
+            rows.push([label, value, 'text']);
     };
     const { run, hosts, container, checkpoint, timings, error } = metadata;
     add('Status', STATUS_LABELS[run.status]);
     add('Mode', run.mode);
-    add('Source', summary_describeHost(hosts.source));
+    const labels = HOST_LABELS[run.mode];
+    add(labels.source, summary_describeHost(hosts.source));
     if (hosts.target)
-        add('Target', summary_describeHost(hosts.target));
+        add(labels.target, summary_describeHost(hosts.target));
     const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
     add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
     if (container.imageRef || container.imageId) {
@@ -57569,7 +57675,11 @@ function renderSummaryRows(metadata) {
         const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
             .filter(Boolean)
             .join(' ');
-        add('Error', `${error.code}: ${error.message}${where ? ` (${where})` : ''}`);
+        rows.push([
+            'Error',
+            `${codeLinkHtml(error.code, env)}: ${escapeHtml(`${error.message}${where ? ` (${where})` : ''}`)}`,
+            'html',
+        ]);
         add('What to do', error.remedy);
     }
     for (const leftover of metadata.leftovers ?? [])
@@ -57592,33 +57702,39 @@ function renderSummaryRows(metadata) {
             { data: 'Item', header: true },
             { data: 'Value', header: true },
         ],
-        ...rows.map(([label, value]) => [escapeHtml(label), escapeHtml(value)]),
+        ...rows.map(([label, value, kind]) => [escapeHtml(label), kind === 'html' ? value : escapeHtml(value)]),
     ];
 }
-async function writeSummary(summary, metadata) {
+async function writeSummary(summary, metadata, env = {}) {
     summary
         .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
-        .addTable(renderSummaryRows(metadata));
+        .addTable(renderSummaryRows(metadata, env));
     if (metadata.timings.downtimeMs !== undefined) {
         summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
     }
     await summary.write();
 }
-/** The summary is HTML: messages may hold text such as <none> that must show as written. */
 /** The summary of a run that stopped before any mode could report (inputs, connecting). */
-async function writeFailureSummary(summary, error) {
+async function writeFailureSummary(summary, error, run, env = {}) {
     const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
         .filter(Boolean)
         .join(' ');
+    const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
+    const hosts = run.mode
+        ? [
+            [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
+            [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
+        ]
+        : [];
+    const facts = [['Mode', run.mode], ['Container', run.container], ...hosts].flatMap(([label, value]) => value ? [`${label}: ${escapeHtml(value)}`] : []);
     summary
-        .addHeading('CRIU migration: refused', 2)
-        .addRaw(`<p>⛔ <code>${escapeHtml(error.code)}</code>: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
+        .addHeading(`CRIU ${noun} ${run.outcome}`, 2)
+        .addRaw(`<p>${run.outcome === 'refused' ? '⛔' : '❌'} ${codeLinkHtml(error.code, env)}: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
+    if (facts.length > 0)
+        summary.addRaw(`<p>${facts.join('<br>')}</p>`, true);
     if (error.remedy)
         summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
     await summary.write();
-}
-function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 function formatMs(ms) {
     if (ms < 1000)
@@ -57715,7 +57831,7 @@ async function publish(publication) {
     for (const [name, value] of Object.entries(outputs))
         core/* setOutput */.uH(name, value ?? '');
     if (env.GITHUB_STEP_SUMMARY)
-        await writeSummary(core/* summary */.z, metadata);
+        await writeSummary(core/* summary */.z, metadata, env);
 }
 /** CRIU's own lines of a failed dump or restore, for the artifact. */
 function criuNotes(error) {
@@ -57727,6 +57843,7 @@ function criuNotes(error) {
 }
 
 ;// CONCATENATED MODULE: ./src/runtime.ts
+
 
 
 const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
@@ -57750,7 +57867,7 @@ function actionsRuntime() {
         },
         env: process.env,
         newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
-        fail: (message) => core/* setFailed */.C1(message),
+        fail: (error) => core/* setFailed */.C1(failureAnnotation(error, process.env)),
     };
 }
 
@@ -59111,9 +59228,53 @@ var external_node_events_ = __nccwpck_require__(78474);
 
 
 
-/** A run's one abort signal: its timeout (a hard limit) and the runner's cancellation. */
+
 /** Failures met before anything was touched: the run is refused, not failed. */
 const REFUSALS = new Set(['MIGRATION_IN_PROGRESS', 'NOT_ROOT']);
+/**
+ * Codes of the failures that stop a run before its mode has touched anything:
+ * the inputs, connecting and logging in, then the refusals above. An error
+ * with another code that escapes a mode may have come after changes.
+ */
+const BEFORE_ANY_CHANGE = new Set([
+    ...REFUSALS,
+    'INPUT_INVALID',
+    'SSH_KEY_MISSING',
+    'HOST_KEY_UNKNOWN',
+    'HOST_KEY_MISMATCH',
+    'HOST_KEY_UNVERIFIED',
+    'SSH_UNREACHABLE',
+    'SSH_TIMEOUT',
+    'SSH_AUTH_FAILED',
+    'SUDO_REFUSED',
+]);
+/** How a run that ended before its mode reported is called: refused when nothing was touched. */
+function earlyOutcome(error) {
+    return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' ? 'refused' : 'failed';
+}
+/**
+ * What the summary of a run that stopped before its mode reported can say: the
+ * mode, the outcome and the hosts the inputs named. Without settings (the inputs
+ * did not parse) the raw mode input may still name the mode.
+ */
+function earlyRun(settings, failure, rawMode) {
+    const outcome = earlyOutcome(failure);
+    if (!settings) {
+        const mode = rawMode.trim() || 'migrate';
+        return { outcome, ...(isMode(mode) ? { mode } : {}) };
+    }
+    return {
+        mode: settings.mode,
+        outcome,
+        container: settings.container,
+        source: describeLocation(settings.source),
+        ...(settings.target ? { target: describeLocation(settings.target) } : {}),
+        ...(settings.store ? { store: describeLocation(settings.store.host) } : {}),
+    };
+}
+function isMode(value) {
+    return MODES.includes(value);
+}
 function startRunControl(timeoutMinutes, runtime) {
     const controller = new AbortController();
     // Every command in flight listens to it; preflight alone runs dozens at once.
@@ -59185,6 +59346,7 @@ async function settleRun(journal, hosts, log, failure, sides) {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/checkpoint.ts
+
 
 
 
@@ -59325,8 +59487,9 @@ async function runCheckpointMode(settings, runtime) {
                 finishedAt: new Date().toISOString(),
             },
             hosts: {
-                source: { address: source?.address ?? 'unknown', ...manifest?.versions },
-                target: store ? { address: store.address } : undefined,
+                // Named even when connecting failed: the summary says which host the run was for.
+                source: { address: source?.address ?? describeLocation(settings.source), ...manifest?.versions },
+                target: { address: store?.address ?? describeLocation(settings.store.host) },
             },
             container: {
                 name: settings.container,
@@ -59365,7 +59528,7 @@ async function runCheckpointMode(settings, runtime) {
             },
         });
         if (failure)
-            runtime.fail(failure.describe());
+            runtime.fail(failure);
         else
             log.info(`checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`);
     }
@@ -63098,6 +63261,7 @@ async function carrySeries(hosts, sourceId, targetId, log) {
 
 
 
+
 async function report(settings, metadata, env, log, error) {
     await publish({
         ...settings,
@@ -63125,8 +63289,8 @@ function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
             finishedAt: new Date().toISOString(),
         },
         hosts: {
-            source: { address: hosts.source?.address ?? 'unknown' },
-            target: hosts.target ? { address: hosts.target.address } : undefined,
+            source: { address: hosts.source?.address ?? describeLocation(settings.source) },
+            target: { address: hosts.target?.address ?? describeLocation(settings.target) },
         },
         container: { name: settings.container },
         checkpoint: { name: settings.checkpointName, streams: {} },
@@ -63173,7 +63337,7 @@ async function runMigrateMode(settings, runtime) {
         catch (error) {
             const refused = error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
             await report(settings, shortMetadata(settings, 'refused', connected, started, refused), runtime.env, log);
-            core/* setFailed */.C1(refused.describe());
+            runtime.fail(refused);
             return;
         }
         if (resumed?.direction === 'roll-forward') {
@@ -63214,7 +63378,7 @@ async function runMigrateMode(settings, runtime) {
         for (const leftover of outcome.leftovers)
             core/* warning */.$e(`left to clean up: ${leftover}`);
         if (outcome.error)
-            core/* setFailed */.C1(outcome.error.describe());
+            runtime.fail(outcome.error);
         else
             log.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
     }
@@ -63226,6 +63390,7 @@ async function runMigrateMode(settings, runtime) {
 }
 
 ;// CONCATENATED MODULE: ./src/report/preflight-report.ts
+
 
 
 
@@ -63297,15 +63462,15 @@ function verdictLine(report) {
     return `preflight failed: ${tally} ${time}${strictNote}; ${report.blockingCodes.join(', ')}`;
 }
 /** The message the step fails with: each blocking check on a line, with its remedy. */
-function failureMessage(report) {
+function failureMessage(report, env = {}) {
     const blocking = report.checks.filter((check) => isBlocking(check, report.strict));
-    const lines = blocking.map((check) => `${check.code}: [${check.host}] ${check.name}: ${check.observed}${check.remedy ? `\n  What to do: ${check.remedy}` : ''}`);
+    const lines = blocking.map((check) => `${check.code}: [${check.host}] ${check.name}: ${check.observed}${check.remedy ? `\n  What to do: ${check.remedy}` : ''}${check.code ? `\n  About ${check.code}: ${errorDocUrl(check.code, env)}` : ''}`);
     return [verdictLine(report), ...lines].join('\n');
 }
 const STATUS_ICONS = { pass: '✅ pass', warn: '⚠️ warn', fail: '❌ fail' };
 const STATUS_RANK = { fail: 0, warn: 1, pass: 2 };
 /** Summary table: failures first, then warnings, then passes; HTML-escaped. */
-function renderPreflightRows(report) {
+function renderPreflightRows(report, env = {}) {
     const header = ['Status', 'Host', 'Check', 'Observed', 'Expected', 'Remedy'].map((data) => ({
         data,
         header: true,
@@ -63321,16 +63486,18 @@ function renderPreflightRows(report) {
         escapeHtml(check.observed),
         escapeHtml(check.expected),
         // @actions/core writes an empty cell as an unclosed <td>: give it text.
-        check.status === 'pass' ? '—' : escapeHtml(`${check.code ? `${check.code}: ` : ''}${check.remedy ?? ''}`),
+        check.status === 'pass'
+            ? '—'
+            : `${check.code ? `${codeLinkHtml(check.code, env)}: ` : ''}${escapeHtml(check.remedy ?? '')}`,
     ]);
     return [header, ...rows];
 }
-async function writePreflightSummary(summary, report) {
+async function writePreflightSummary(summary, report, env = {}) {
     const title = `Preflight: ${escapeHtml(report.container)} from ${escapeHtml(report.hosts.source)} to ${escapeHtml(report.hosts.target)}`;
     summary
         .addHeading(title, 2)
         .addRaw(`<p>${report.result === 'passed' ? '✅' : '⛔'} ${escapeHtml(verdictLine(report))}</p>`, true)
-        .addTable(renderPreflightRows(report));
+        .addTable(renderPreflightRows(report, env));
     await summary.write();
 }
 async function writePreflightReport(path, report) {
@@ -63350,13 +63517,11 @@ async function writePreflightReport(path, report) {
 
 
 
-const HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
+
+const preflight_HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
 function preflightReportPath() {
     const base = process.env.RUNNER_TEMP || process.cwd();
     return (0,external_node_path_.join)(base, 'criu-migrate', 'preflight-report.json');
-}
-function describeLocation(location) {
-    return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
 }
 /** Opens one host and records the facts of connecting, failure included. */
 async function preflight_open(settings, role, location) {
@@ -63400,7 +63565,7 @@ async function logReport(log, report, checks) {
         const counts = { pass: 0, warn: 0, fail: 0 };
         for (const check of list)
             counts[check.status]++;
-        const where = host === 'both' ? HOST_LABELS.both : `${HOST_LABELS[host]} ${report.hosts[host]}`;
+        const where = host === 'both' ? preflight_HOST_LABELS.both : `${preflight_HOST_LABELS[host]} ${report.hosts[host]}`;
         const title = `Preflight: ${where}: ${counts.fail} failed, ${counts.warn} warnings, ${counts.pass} passed`;
         await log.group(title, async () => {
             for (const check of list) {
@@ -63464,11 +63629,11 @@ async function runPreflightMode(settings, log) {
         core/* setOutput */.uH('duration-ms', report.durationMs);
         core/* setOutput */.uH('artifact-id', await uploadReport(settings, path, log));
         if (process.env.GITHUB_STEP_SUMMARY)
-            await writePreflightSummary(core/* summary */.z, report);
+            await writePreflightSummary(core/* summary */.z, report, process.env);
         if (report.result === 'passed')
             log.info(verdictLine(report));
         else
-            core/* setFailed */.C1(failureMessage(report));
+            core/* setFailed */.C1(failureMessage(report, process.env));
         log.info(`preflight report: ${path}`);
         return report;
     }
@@ -63498,6 +63663,7 @@ async function uploadReport(settings, path, log) {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/restore.ts
+
 
 
 
@@ -63648,8 +63814,8 @@ async function runRestoreMode(settings, runtime) {
                 finishedAt: new Date().toISOString(),
             },
             hosts: {
-                source: { address: addresses.store || 'unknown' },
-                target: { address: addresses.target || 'unknown' },
+                source: { address: addresses.store || describeLocation(settings.store.host) },
+                target: { address: addresses.target || describeLocation(settings.target) },
             },
             container: {
                 name: settings.container,
@@ -63684,7 +63850,7 @@ async function runRestoreMode(settings, runtime) {
             },
         });
         if (failure)
-            runtime.fail(failure.describe());
+            runtime.fail(failure);
         else
             log.info(`restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`);
     }
@@ -64043,12 +64209,15 @@ function journalHosts(settings) {
 
 
 
+
+
 /** Wiring only: inputs, then the chosen mode (or the post step). */
 async function run() {
     const runtime = actionsRuntime();
     const isPost = runtime.getState(SAVED.isPost) === 'true';
+    let settings;
     try {
-        const settings = getInputs((name) => core/* getInput */.V4(name));
+        settings = getInputs((name) => core/* getInput */.V4(name));
         for (const secret of secretsToMask(settings))
             core/* setSecret */.Pq(secret);
         if (isPost) {
@@ -64080,9 +64249,10 @@ async function run() {
         // Inputs and connections fail before any mode reports: the code still reaches the output.
         const failure = metadataError(error);
         core/* setOutput */.uH('error-code', failure.code);
-        core/* setFailed */.C1(message);
-        if (process.env.GITHUB_STEP_SUMMARY)
-            await writeFailureSummary(core/* summary */.z, failure).catch(() => { });
+        core/* setFailed */.C1(withErrorLink(message, failure.code, process.env));
+        if (process.env.GITHUB_STEP_SUMMARY) {
+            await writeFailureSummary(core/* summary */.z, failure, earlyRun(settings, failure, core/* getInput */.V4('mode')), process.env).catch(() => { });
+        }
     }
 }
 

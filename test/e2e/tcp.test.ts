@@ -56,7 +56,7 @@ describe('a container with a TCP connection to an outside peer', () => {
     expect(run.outputs.status).toBe('refused');
     expect(run.outputs['error-code']).toBe('TCP_CONNECTIONS_OPEN');
     expect(run.stdout).toMatch(
-      /tcp connections: 1 established: 172\.\d+\.\d+\.\d+:\d+ ↔ 172\.\d+\.\d+\.\d+:9000/,
+      /tcp connections: 1 to outside peers: 172\.\d+\.\d+\.\d+:\d+ ↔ 172\.\d+\.\d+\.\d+:9000/,
     );
     expect(run.stdout).not.toMatch(/source-paused|CHECKPOINT_FAILED/);
     // Untouched: still running on host 1, the same process, nothing created on host 2.
