@@ -52,7 +52,7 @@ describe('error-code', () => {
     expect(run.outputs.status).toBe('refused');
     expect(run.outputs['error-code']).toBe('NOT_ROOT');
     expect(annotations(run.stdout)[0]).toMatch(/NOT_ROOT: \[source\] runs as root: migrator \(uid 1500\)/);
-    expect(run.summary).toMatch(/NOT_ROOT: log in as root, or set sudo: true/);
+    expect(run.summary).toMatch(/<code>NOT_ROOT<\/code><\/a>: log in as root, or set sudo: true/);
   });
 
   it('refuses a non-root login without sudo right after connecting, in every mode that changes hosts', async () => {
