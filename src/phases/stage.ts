@@ -31,8 +31,8 @@ export interface StageResult {
   restoreConfig?: RestoreConfigFile;
 }
 
-/** How the target container gets its network (see policy/network-route.ts). */
-export interface NetworkPlan {
+/** How the target container is made: its network route (policy/network-route.ts) and what its restore needs. */
+export interface TargetPlan {
   route: NetworkRoute;
   /** The network holder the source container joins, when an earlier migration made one. */
   sourceHolder?: ContainerInspect;
@@ -57,7 +57,7 @@ export async function stage(
   container: ContainerInspect,
   targetDockerRoot: string,
   codec: Codec,
-  network: NetworkPlan = { route: 'direct' },
+  network: TargetPlan = { route: 'direct' },
 ): Promise<StageResult> {
   const problems = inspectShapeProblems(container);
   if (problems.length > 0) {
@@ -135,7 +135,7 @@ export async function stage(
 async function createHolder(
   ctx: MigrationContext,
   container: ContainerInspect,
-  network: NetworkPlan,
+  network: TargetPlan,
 ): Promise<string> {
   const app = containerName(container);
   const name = holderName(app);

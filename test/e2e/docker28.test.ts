@@ -2,13 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostsRunning } from './global-setup.js';
+import { variantBed } from './global-setup.js';
 import { containerState, expectCounterContinued, expectNothingLeft } from './invariants.js';
 import { runAction } from './run-action.js';
 import {
   containerLogs,
   largestGapMs,
-  loadTestbed,
   onHost,
   onHostResult,
   parseCounter,
@@ -22,23 +21,15 @@ import {
 // Docker 28.5 / containerd 2.1 / runc 1.3 (sid root), host 3 the store. Its own state and
 // addresses, so it runs beside the default bed; .ci/run also takes it down in its trap.
 const root = resolve(import.meta.dirname, '../..');
-const sidBed = (action: 'up' | 'down' | 'env') =>
-  execFileSync('bash', [resolve(root, 'test/testbed/sid-bed.sh'), action], {
-    stdio: action === 'env' ? ['ignore', 'pipe', 'inherit'] : 'inherit',
-    encoding: 'utf8',
-  });
-const envFile = String(sidBed('env')).trim();
-let startedHere = false;
+const sidBed = variantBed('sid-bed.sh');
 let bed: Testbed;
 
 beforeAll(() => {
-  startedHere = !hostsRunning(envFile);
-  if (startedHere) sidBed('up');
-  bed = loadTestbed(envFile);
+  bed = sidBed.up();
 });
 
 afterAll(() => {
-  if (startedHere && !process.env.TESTBED_KEEP) sidBed('down');
+  sidBed.down();
 });
 
 function inputs(source: string, target: string, container: string, extra: Record<string, string> = {}) {

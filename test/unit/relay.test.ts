@@ -19,6 +19,50 @@ const log = {
 const from = new LocalHost('source');
 const to = new LocalHost('target');
 
+/**
+ * A sender shaped like an ssh2 channel: it sends for ever; destroy() (and kill) only ask the
+ * remote side to close, and the channel ends, then reports its exit, only once its buffered
+ * output was read.
+ */
+function ssh2LikeSender(options: { highWaterMark?: number } = {}): { host: Host; remoteClose: () => void } {
+  let sending = true;
+  const output = new Readable({
+    ...options,
+    read() {
+      setImmediate(() => {
+        if (sending) this.push(Buffer.alloc(65536));
+      });
+    },
+  });
+  // The remote side closes: the end of the data, behind whatever is still buffered.
+  const remoteClose = (): void => {
+    if (!sending) return;
+    sending = false;
+    setTimeout(() => output.push(null), 50);
+  };
+  output.destroy = () => {
+    remoteClose();
+    return output;
+  };
+  const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
+    output.once('end', () => resolve({ exitCode: null, signal: 'SIGTERM' })),
+  );
+  const host: Host = {
+    role: 'source',
+    address: 'fake',
+    run: () => Promise.reject(new Error('not used')),
+    spawn: async () => ({
+      stdin: new Writable({ write: (_chunk, _encoding, done) => done() }),
+      stdout: output,
+      stderr: Readable.from([]),
+      exit,
+      kill: remoteClose,
+    }),
+    close: async () => {},
+  };
+  return { host, remoteClose };
+}
+
 describe('hashed producer and consumer wrappers', () => {
   it('prints the sha256 of what the producer wrote and keeps its exit status', async () => {
     const ok = await from.run(hashedProducer('printf hello'));
@@ -180,43 +224,7 @@ describe('streamBetween', () => {
   });
 
   it('settles when the receiver fails, though the sender (like an ssh2 channel) reports its exit only once its output was read to the end', async () => {
-    let open = true;
-    const output = new Readable({
-      read() {
-        setImmediate(() => {
-          if (open) this.push(Buffer.alloc(65536));
-        });
-      },
-    });
-    // ssh2's destroy() only asks the remote side to close; the stream itself lives on.
-    const remoteClose = (): void => {
-      setTimeout(() => {
-        if (!open) return;
-        open = false;
-        output.push(null);
-      }, 50);
-    };
-    output.destroy = () => {
-      remoteClose();
-      return output;
-    };
-    const exit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
-      output.once('end', () => resolve({ exitCode: null, signal: 'SIGTERM' })),
-    );
-    const sender: Host = {
-      role: 'source',
-      address: 'fake',
-      run: () => Promise.reject(new Error('not used')),
-      spawn: async () => ({
-        stdin: new Writable({ write: (_chunk, _encoding, done) => done() }),
-        stdout: output,
-        stderr: Readable.from([]),
-        exit,
-        // The remote side closes: the end of the data, behind whatever is still buffered.
-        kill: remoteClose,
-      }),
-      close: async () => {},
-    };
+    const { host: sender } = ssh2LikeSender();
     const error = await streamBetween(sender, 'ignored', to, 'head -c 10 >/dev/null; exit 5', {
       label: 'x',
       step: 'transfer',
@@ -226,42 +234,7 @@ describe('streamBetween', () => {
   });
 
   it('settles when a cancel kills both ends while the sender is held back (Node 24 pipeline)', async () => {
-    // The sender as an ssh2 channel: destroy() only asks the remote side to close, and the channel
-    // ends, then reports its exit, only once its buffered output was read.
-    let sending = true;
-    const output = new Readable({
-      highWaterMark: 65536,
-      read() {
-        setImmediate(() => {
-          if (sending) this.push(Buffer.alloc(65536));
-        });
-      },
-    });
-    const remoteClose = (): void => {
-      if (!sending) return;
-      sending = false;
-      setTimeout(() => output.push(null), 50);
-    };
-    output.destroy = () => {
-      remoteClose();
-      return output;
-    };
-    const senderExit = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
-      output.once('end', () => resolve({ exitCode: null, signal: 'SIGTERM' })),
-    );
-    const sender: Host = {
-      role: 'source',
-      address: 'fake',
-      run: () => Promise.reject(new Error('not used')),
-      spawn: async () => ({
-        stdin: new Writable({ write: (_chunk, _encoding, done) => done() }),
-        stdout: output,
-        stderr: Readable.from([]),
-        exit: senderExit,
-        kill: remoteClose,
-      }),
-      close: async () => {},
-    };
+    const { host: sender, remoteClose } = ssh2LikeSender({ highWaterMark: 65536 });
     // The receiver as a held ssh2 channel: its window is full, so the write is parked, and once
     // the channel has closed it is never called back (ssh2#1508).
     let receiverKilled!: () => void;
