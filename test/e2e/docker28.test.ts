@@ -3,7 +3,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { variantBed } from './global-setup.js';
-import { containerState, expectCounterContinued, expectNothingLeft } from './invariants.js';
+import {
+  containerState,
+  expectCounterContinued,
+  expectNothingLeft,
+  expectResumedAfter,
+} from './invariants.js';
 import { runAction } from './run-action.js';
 import {
   containerLogs,
@@ -53,11 +58,9 @@ async function inspect(host: string, name: string): Promise<Record<string, Recor
 /** Source's last line and target's first: the same process (token), the next number. */
 async function expectContinued(from: string, to: string, name: string): Promise<number> {
   const sourceLines = parseCounter(await containerLogs(bed, from, name));
-  await waitForLog(bed, to, name, /^\d+ \d{13} /m);
+  await waitForLog(bed, to, name, /^\d+ \d{13} .*\n\d+ \d{13} /m);
   const targetLines = parseCounter(await containerLogs(bed, to, name));
-  const last = sourceLines.at(-1)!;
-  expect(targetLines[0]!.token).toBe(last.token);
-  expect(targetLines[0]!.n).toBe(last.n + 1);
+  expectResumedAfter(sourceLines.at(-1)!, targetLines);
   await expectCounterContinued(bed, to, name);
   return largestGapMs([...sourceLines, ...targetLines]);
 }

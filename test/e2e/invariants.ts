@@ -1,5 +1,12 @@
 import { expect } from 'vitest';
-import { containerLogs, onHost, onHostResult, parseCounter, type Testbed } from './testbed.js';
+import {
+  type CounterLine,
+  containerLogs,
+  onHost,
+  onHostResult,
+  parseCounter,
+  type Testbed,
+} from './testbed.js';
 
 /** The container's state on a host, or undefined when it has none by that name. */
 export async function containerState(
@@ -31,6 +38,24 @@ export async function expectCounterContinued(bed: Testbed, where: string, name: 
   after.forEach((line, i) => {
     expect(line.n).toBe(after[0]!.n + i);
   });
+}
+
+/**
+ * The restored process goes on from the last line seen before the freeze: same token, next
+ * number. CRIU saves what sat unread in the stdout pipe at the freeze and writes it back on
+ * restore, while the source's log reader may already have read it, so the boundary line can
+ * show on both sides: then it is that very line (same number and timestamp), followed by the next.
+ */
+export function expectResumedAfter(last: CounterLine, restored: CounterLine[]): void {
+  const first = restored[0];
+  expect(first, 'the restored container printed no counter line').toBeDefined();
+  expect(first!.token).toBe(last.token);
+  if (first!.n === last.n) {
+    expect(first!.ms, 'a repeated number must be the replayed pipe line, not a rerun').toBe(last.ms);
+    expect(restored[1]?.n).toBe(last.n + 1);
+  } else {
+    expect(first!.n).toBe(last.n + 1);
+  }
 }
 
 /**
