@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83857);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74666);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 83857:
+/***/ 74666:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -55589,6 +55589,74 @@ async function requireRoot(host, location, sudo) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/host/reconnecting.ts
+
+const ATTEMPTS = 3;
+const BACKOFF_MS = [1_000, 3_000];
+function isConnectionLoss(error) {
+    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
+}
+/**
+ * A host that opens a new connection when the old one dropped, and runs the
+ * command again. Only for commands that are safe to repeat (rollback and
+ * roll-forward steps): a dropped connection must not leave a run half undone.
+ */
+function reconnecting(first, reopen, sleep = defaultSleep) {
+    let current = first;
+    let reopening;
+    async function again(failed) {
+        if (current !== failed)
+            return current;
+        reopening ??= (async () => {
+            await failed.close().catch(() => { });
+            return reopen();
+        })().finally(() => {
+            reopening = undefined;
+        });
+        current = await reopening;
+        return current;
+    }
+    async function attempt(call) {
+        let lastError;
+        for (let i = 0; i < ATTEMPTS; i++) {
+            const host = current;
+            try {
+                return await call(host);
+            }
+            catch (error) {
+                if (!isConnectionLoss(error))
+                    throw error;
+                lastError = error;
+                if (i === ATTEMPTS - 1)
+                    break;
+                await sleep(BACKOFF_MS[i] ?? 3_000);
+                try {
+                    await again(host);
+                }
+                catch (reopenError) {
+                    lastError = reopenError;
+                }
+            }
+        }
+        throw lastError;
+    }
+    return {
+        role: first.role,
+        address: first.address,
+        get hostKeyFingerprint() {
+            return current.hostKeyFingerprint;
+        },
+        run: (command, options) => attempt((host) => host.run(command, options)),
+        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
+        close: async () => {
+            await current.close();
+        },
+    };
+}
+function defaultSleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(57075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
@@ -57780,6 +57848,7 @@ function summary_describeHost(host) {
 
 
 
+
 /** Where a run's records go on the runner. */
 function recordsDir(env, checkpointName) {
     return (0,external_node_path_.join)(env.RUNNER_TEMP || process.cwd(), 'criu-migrate', checkpointName);
@@ -57833,6 +57902,54 @@ async function publish(publication) {
     if (env.GITHUB_STEP_SUMMARY)
         await writeSummary(core/* summary */.z, metadata, env);
 }
+/**
+ * The report of a run that stopped before its mode could report (inputs, connecting,
+ * logging in): the same outputs every run sets, metadata.json, the annotation and the
+ * summary. Never uploads: nothing happened worth an artifact.
+ */
+async function publishEarlyFailure(failure) {
+    const { env, run } = failure;
+    const finished = new Date();
+    const metadata = {
+        schemaVersion: METADATA_SCHEMA_VERSION,
+        run: {
+            mode: run.mode ?? 'migrate',
+            status: run.outcome,
+            startedAt: failure.startedAt.toISOString(),
+            finishedAt: finished.toISOString(),
+        },
+        hosts: {
+            source: { address: (run.mode === 'restore' ? run.store : run.source) ?? '' },
+            ...(run.target ? { target: { address: run.target } } : {}),
+        },
+        container: { name: run.container ?? '' },
+        checkpoint: { name: failure.checkpointName, streams: {} },
+        timings: { phasesMs: {}, durationMs: finished.getTime() - failure.startedAt.getTime() },
+        error: failure.error,
+    };
+    let path = '';
+    try {
+        path = (0,external_node_path_.join)(recordsDir(env, failure.checkpointName), 'metadata.json');
+        await writeMetadata(path, metadata);
+    }
+    catch {
+        path = '';
+    }
+    const outputs = {
+        status: run.outcome,
+        'error-code': failure.error.code,
+        'duration-ms': metadata.timings.durationMs,
+        'metadata-path': path,
+        'checkpoint-name': failure.checkpointName,
+        'artifact-id': '',
+    };
+    for (const [name, value] of Object.entries(outputs))
+        core/* setOutput */.uH(name, value ?? '');
+    core/* setFailed */.C1(withErrorLink(failure.message, failure.error.code, env));
+    if (env.GITHUB_STEP_SUMMARY) {
+        await writeFailureSummary(core/* summary */.z, failure.error, run, env).catch(() => { });
+    }
+}
 /** CRIU's own lines of a failed dump or restore, for the artifact. */
 function criuNotes(error) {
     if (!error?.detail || (error.code !== 'CHECKPOINT_FAILED' && error.code !== 'RESTORE_FAILED'))
@@ -57842,11 +57959,100 @@ function criuNotes(error) {
     ];
 }
 
+;// CONCATENATED MODULE: ./src/state/post-state.ts
+
+
+
+/** The names under which the main step saves state for its post step. */
+const SAVED = {
+    /** Saved first thing: whatever happens next, the second run of the entry point is the post step. */
+    isPost: 'isPost',
+    journal: 'journal',
+    container: 'container',
+    /** The post plan (JSON): everything the post step needs but the secrets. */
+    post: 'post',
+};
+/** Pure: the plan of a mode that keeps a journal; undefined for modes with nothing to settle. */
+function planPost(settings) {
+    const common = {
+        mode: settings.mode,
+        container: settings.container,
+        sudo: settings.sudo,
+        knownHosts: settings.ssh.knownHosts,
+        insecureSkipHostKeyCheck: settings.ssh.insecureSkipHostKeyCheck,
+        ...(settings.ssh.jumpHost ? { jumpHost: settings.ssh.jumpHost } : {}),
+    };
+    switch (settings.mode) {
+        case 'migrate':
+            return { ...common, source: settings.source, target: settings.target, sides: ['source', 'target'] };
+        // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
+        case 'checkpoint':
+            return { ...common, source: settings.source, target: settings.store.host, sides: ['source'] };
+        case 'restore':
+            return { ...common, source: settings.store.host, target: settings.target, sides: ['source', 'target'] };
+        case 'preflight':
+            return undefined;
+    }
+}
+/** Saves the post plan, and the secrets in a 0600 file in a 0700 directory under RUNNER_TEMP. */
+function savePostPlan(settings, runtime) {
+    const plan = planPost(settings);
+    if (!plan)
+        return;
+    const secrets = {
+        ...(settings.ssh.privateKey ? { privateKey: settings.ssh.privateKey } : {}),
+        ...(settings.ssh.passphrase ? { passphrase: settings.ssh.passphrase } : {}),
+    };
+    if (secrets.privateKey || secrets.passphrase) {
+        const dir = (0,external_node_path_.join)(runtime.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), `criu-migrate-post-${runtime.newToken()}`);
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true, mode: 0o700 });
+        plan.secretFile = (0,external_node_path_.join)(dir, 'ssh.json');
+        (0,external_node_fs_.writeFileSync)(plan.secretFile, JSON.stringify(secrets), { mode: 0o600, flag: 'wx' });
+    }
+    runtime.saveState(SAVED.post, JSON.stringify(plan));
+}
+/** The main step's post plan, with its connection settings; undefined when it saved none. */
+function loadPostPlan(runtime) {
+    const text = runtime.getState(SAVED.post);
+    if (!text)
+        return undefined;
+    const plan = JSON.parse(text);
+    let secrets = {};
+    if (plan.secretFile) {
+        try {
+            secrets = JSON.parse((0,external_node_fs_.readFileSync)(plan.secretFile, 'utf8'));
+        }
+        catch {
+            // Removed by someone else: connecting then fails and says so.
+        }
+    }
+    return {
+        plan,
+        connection: {
+            sudo: plan.sudo,
+            ssh: {
+                knownHosts: plan.knownHosts,
+                insecureSkipHostKeyCheck: plan.insecureSkipHostKeyCheck,
+                ...(plan.jumpHost ? { jumpHost: plan.jumpHost } : {}),
+                ...(secrets.privateKey ? { privateKey: secrets.privateKey } : {}),
+                ...(secrets.passphrase ? { passphrase: secrets.passphrase } : {}),
+            },
+        },
+        secrets: [secrets.privateKey, secrets.passphrase].filter((value) => Boolean(value)),
+    };
+}
+/** Removes the secret file's directory; the post step calls it whatever happened. */
+function forgetPostSecrets(plan) {
+    if (!plan.secretFile)
+        return;
+    (0,external_node_fs_.rmSync)((0,external_node_path_.join)(plan.secretFile, '..'), { recursive: true, force: true });
+}
+
 ;// CONCATENATED MODULE: ./src/runtime.ts
 
 
 
-const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' };
+
 function actionsRuntime() {
     return {
         log: {
@@ -59372,6 +59578,7 @@ async function settleRun(journal, hosts, log, failure, sides) {
 
 
 
+
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
 const JOURNAL_SIDES = ['source'];
@@ -59416,8 +59623,17 @@ async function runCheckpointMode(settings, runtime) {
             log.info(`${describeHost(host)}: connected${host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : ''}`);
         }
         const owner = runOwner(runtime.env, started, runtime.newToken());
-        const both = { source, target: store };
-        const locks = await lockContainer([source], settings.container, owner, log);
+        // The journal, the lock and settling reopen a dropped connection: a connection lost during
+        // the freeze must not leave the container paused until some later run.
+        const durableSource = reconnecting(source, () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
+        const both = {
+            source: durableSource,
+            target: store === source
+                ? durableSource
+                : reconnecting(store, () => openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn })),
+        };
+        hosts.push(both.source, both.target);
+        const locks = await lockContainer([both.source], settings.container, owner, log);
         releaseLocks = () => locks.release();
         await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
         const record = {
@@ -59471,7 +59687,7 @@ async function runCheckpointMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        status = earlyOutcome(failure);
     }
     finally {
         control.close();
@@ -59866,74 +60082,6 @@ async function collectImages(store, path, log) {
     finally {
         await store.run(`rmdir ${shellQuote([lock])} 2>/dev/null; true`, { timeoutMs: 30_000 });
     }
-}
-
-;// CONCATENATED MODULE: ./src/host/reconnecting.ts
-
-const ATTEMPTS = 3;
-const BACKOFF_MS = [1_000, 3_000];
-function isConnectionLoss(error) {
-    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
-}
-/**
- * A host that opens a new connection when the old one dropped, and runs the
- * command again. Only for commands that are safe to repeat (rollback and
- * roll-forward steps): a dropped connection must not leave a run half undone.
- */
-function reconnecting(first, reopen, sleep = defaultSleep) {
-    let current = first;
-    let reopening;
-    async function again(failed) {
-        if (current !== failed)
-            return current;
-        reopening ??= (async () => {
-            await failed.close().catch(() => { });
-            return reopen();
-        })().finally(() => {
-            reopening = undefined;
-        });
-        current = await reopening;
-        return current;
-    }
-    async function attempt(call) {
-        let lastError;
-        for (let i = 0; i < ATTEMPTS; i++) {
-            const host = current;
-            try {
-                return await call(host);
-            }
-            catch (error) {
-                if (!isConnectionLoss(error))
-                    throw error;
-                lastError = error;
-                if (i === ATTEMPTS - 1)
-                    break;
-                await sleep(BACKOFF_MS[i] ?? 3_000);
-                try {
-                    await again(host);
-                }
-                catch (reopenError) {
-                    lastError = reopenError;
-                }
-            }
-        }
-        throw lastError;
-    }
-    return {
-        role: first.role,
-        address: first.address,
-        get hostKeyFingerprint() {
-            return current.hostKeyFingerprint;
-        },
-        run: (command, options) => attempt((host) => host.run(command, options)),
-        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
-        close: async () => {
-            await current.close();
-        },
-    };
-}
-function defaultSleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 ;// CONCATENATED MODULE: ./src/phases/connect.ts
@@ -63625,6 +63773,8 @@ async function runPreflightMode(settings, log) {
         core/* setOutput */.uH('status', report.result === 'passed' ? 'succeeded' : 'refused');
         core/* setOutput */.uH('report', JSON.stringify(report));
         core/* setOutput */.uH('report-path', path);
+        // The report is this mode's record of the run: where every mode names its metadata.
+        core/* setOutput */.uH('metadata-path', path);
         core/* setOutput */.uH('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
         core/* setOutput */.uH('duration-ms', report.durationMs);
         core/* setOutput */.uH('artifact-id', await uploadReport(settings, path, log));
@@ -63797,7 +63947,7 @@ async function runRestoreMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        status = earlyOutcome(failure);
         log.warning(failure.describe());
     }
     finally {
@@ -64136,38 +64286,48 @@ async function prepareVolumesForRestore(ctx, container, stored) {
 
 
 
+
 /**
  * The post step: GitHub runs it even when the job was cancelled, after the
  * main step was killed. If the main step's journal is still open it settles
  * it (rollback before the commit point, roll-forward after), exactly as a
- * later run would. It only ever warns: the main step already reported.
+ * later run would. It stands on what the main step saved, never on the inputs
+ * (a later step may have removed the key file they name), and only ever warns:
+ * the main step already reported.
  */
-async function runPost(settings, runtime) {
-    const saved = parseRecord(runtime.getState(SAVED.journal));
-    if (!saved || !isUnfinished(saved)) {
-        runtime.log.info('post: the main step settled its journal; nothing to do');
-        return;
+async function runPost(runtime) {
+    const loaded = loadPostPlan(runtime);
+    try {
+        const saved = parseRecord(runtime.getState(SAVED.journal));
+        if (!loaded || !saved || !isUnfinished(saved)) {
+            runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
+            return;
+        }
+        for (const secret of loaded.secrets)
+            core/* setSecret */.Pq(secret);
+        runtime.log.warning(`post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
+        await settle(loaded, saved, runtime);
     }
-    const locations = journalHosts(settings);
-    if (!locations)
-        return;
-    runtime.log.warning(`post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
+    finally {
+        if (loaded)
+            forgetPostSecrets(loaded.plan);
+    }
+}
+async function settle({ plan, connection }, saved, runtime) {
     const hosts = [];
     try {
-        const connected = await connectHosts({ ...settings, ...locations }, runtime.log);
+        const connected = await connectHosts({ ...connection, source: plan.source, target: plan.target }, runtime.log);
         hosts.push(connected.source, connected.target);
         // The main step's lock carries the same token: taking it is not stealing it.
         const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-        // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
-        const sides = settings.mode === 'checkpoint' ? ['source'] : ['source', 'target'];
-        const locks = await lockContainer(sides.map((side) => connected[side]), saved.container, owner, runtime.log);
+        const locks = await lockContainer(plan.sides.map((side) => connected[side]), saved.container, owner, runtime.log);
         try {
-            const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, sides);
+            const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, plan.sides);
             if (settled) {
                 const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
-                runtime.log.info(`post: migration ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
+                runtime.log.info(`post: run ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
                 await core/* summary */.z
-                    .addRaw(`<p>Post step: the cancelled migration ${settled.checkpointName} was ${how}.</p>`, true)
+                    .addRaw(`<p>Post step: the cancelled run ${settled.checkpointName} was ${how}.</p>`, true)
                     .write()
                     .catch(() => { });
             }
@@ -64177,23 +64337,10 @@ async function runPost(settings, runtime) {
         }
     }
     catch (error) {
-        runtime.log.warning(`post: could not settle the migration: ${errorMessage(error)}; the next run of this action for ${saved.container} will`);
+        runtime.log.warning(`post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${saved.container} will`);
     }
     finally {
         await Promise.allSettled(hosts.map((host) => host.close()));
-    }
-}
-/** The two hosts a mode's journal names as its source and target. */
-function journalHosts(settings) {
-    switch (settings.mode) {
-        case 'migrate':
-            return { source: settings.source, target: settings.target };
-        case 'checkpoint':
-            return { source: settings.source, target: settings.store.host };
-        case 'restore':
-            return { source: settings.store.host, target: settings.target };
-        case 'preflight':
-            return undefined;
     }
 }
 
@@ -64211,20 +64358,22 @@ function journalHosts(settings) {
 
 
 
-/** Wiring only: inputs, then the chosen mode (or the post step). */
+/** Wiring only: the post step, or inputs then the chosen mode. */
 async function run() {
     const runtime = actionsRuntime();
-    const isPost = runtime.getState(SAVED.isPost) === 'true';
+    if (runtime.getState(SAVED.isPost) === 'true') {
+        await runPost(runtime).catch((error) => core/* warning */.$e(`post: ${errorMessage(error)}`));
+        return;
+    }
+    // First: after any failure below, the post step must know it is the post step.
+    runtime.saveState(SAVED.isPost, 'true');
+    const startedAt = new Date();
     let settings;
     try {
         settings = getInputs((name) => core/* getInput */.V4(name));
         for (const secret of secretsToMask(settings))
             core/* setSecret */.Pq(secret);
-        if (isPost) {
-            await runPost(settings, runtime);
-            return;
-        }
-        runtime.saveState(SAVED.isPost, 'true');
+        savePostPlan(settings, runtime);
         switch (settings.mode) {
             case 'migrate':
                 await runMigrateMode(settings, runtime);
@@ -64241,18 +64390,16 @@ async function run() {
         }
     }
     catch (error) {
-        const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
-        if (isPost) {
-            core/* warning */.$e(`post: ${message}`);
-            return;
-        }
-        // Inputs and connections fail before any mode reports: the code still reaches the output.
+        // Inputs and connections fail before any mode reports: every output is still set.
         const failure = metadataError(error);
-        core/* setOutput */.uH('error-code', failure.code);
-        core/* setFailed */.C1(withErrorLink(message, failure.code, process.env));
-        if (process.env.GITHUB_STEP_SUMMARY) {
-            await writeFailureSummary(core/* summary */.z, failure, earlyRun(settings, failure, core/* getInput */.V4('mode')), process.env).catch(() => { });
-        }
+        await publishEarlyFailure({
+            error: failure,
+            message: error instanceof MigrationError ? error.describe() : errorMessage(error),
+            run: earlyRun(settings, failure, core/* getInput */.V4('mode')),
+            checkpointName: settings?.checkpointName ?? `failed-${startedAt.getTime()}`,
+            startedAt,
+            env: process.env,
+        });
     }
 }
 

@@ -7,25 +7,27 @@ import { runPreflightMode } from './modes/preflight.js';
 import { runRestoreMode } from './modes/restore.js';
 import { earlyRun } from './modes/run-control.js';
 import { runPost } from './post.js';
-import { withErrorLink } from './report/error-docs.js';
 import { metadataError } from './report/metadata.js';
-import { writeFailureSummary } from './report/summary.js';
+import { publishEarlyFailure } from './report/publish.js';
 import { actionsRuntime, SAVED } from './runtime.js';
 import type { Settings } from './settings.js';
+import { savePostPlan } from './state/post-state.js';
 
-/** Wiring only: inputs, then the chosen mode (or the post step). */
+/** Wiring only: the post step, or inputs then the chosen mode. */
 export async function run(): Promise<void> {
   const runtime = actionsRuntime();
-  const isPost = runtime.getState(SAVED.isPost) === 'true';
+  if (runtime.getState(SAVED.isPost) === 'true') {
+    await runPost(runtime).catch((error: unknown) => core.warning(`post: ${errorMessage(error)}`));
+    return;
+  }
+  // First: after any failure below, the post step must know it is the post step.
+  runtime.saveState(SAVED.isPost, 'true');
+  const startedAt = new Date();
   let settings: Settings | undefined;
   try {
     settings = getInputs((name) => core.getInput(name));
     for (const secret of secretsToMask(settings)) core.setSecret(secret);
-    if (isPost) {
-      await runPost(settings, runtime);
-      return;
-    }
-    runtime.saveState(SAVED.isPost, 'true');
+    savePostPlan(settings, runtime);
     switch (settings.mode) {
       case 'migrate':
         await runMigrateMode(settings, runtime);
@@ -41,22 +43,15 @@ export async function run(): Promise<void> {
         return;
     }
   } catch (error) {
-    const message = error instanceof MigrationError ? error.describe() : errorMessage(error);
-    if (isPost) {
-      core.warning(`post: ${message}`);
-      return;
-    }
-    // Inputs and connections fail before any mode reports: the code still reaches the output.
+    // Inputs and connections fail before any mode reports: every output is still set.
     const failure = metadataError(error);
-    core.setOutput('error-code', failure.code);
-    core.setFailed(withErrorLink(message, failure.code, process.env));
-    if (process.env.GITHUB_STEP_SUMMARY) {
-      await writeFailureSummary(
-        core.summary,
-        failure,
-        earlyRun(settings, failure, core.getInput('mode')),
-        process.env,
-      ).catch(() => {});
-    }
+    await publishEarlyFailure({
+      error: failure,
+      message: error instanceof MigrationError ? error.describe() : errorMessage(error),
+      run: earlyRun(settings, failure, core.getInput('mode')),
+      checkpointName: settings?.checkpointName ?? `failed-${startedAt.getTime()}`,
+      startedAt,
+      env: process.env,
+    });
   }
 }

@@ -3,49 +3,64 @@ import { errorMessage } from './errors.js';
 import type { Host } from './host/host.js';
 import { connectHosts } from './phases/connect.js';
 import { type Runtime, SAVED } from './runtime.js';
-import type { HostLocation, Settings } from './settings.js';
 import { lockContainer, runOwner, settleUnfinished } from './state/guard.js';
-import { isUnfinished, parseRecord, type Side } from './state/journal.js';
+import { isUnfinished, parseRecord } from './state/journal.js';
+import { forgetPostSecrets, type LoadedPostPlan, loadPostPlan } from './state/post-state.js';
 
 /**
  * The post step: GitHub runs it even when the job was cancelled, after the
  * main step was killed. If the main step's journal is still open it settles
  * it (rollback before the commit point, roll-forward after), exactly as a
- * later run would. It only ever warns: the main step already reported.
+ * later run would. It stands on what the main step saved, never on the inputs
+ * (a later step may have removed the key file they name), and only ever warns:
+ * the main step already reported.
  */
-export async function runPost(settings: Settings, runtime: Runtime): Promise<void> {
-  const saved = parseRecord(runtime.getState(SAVED.journal));
-  if (!saved || !isUnfinished(saved)) {
-    runtime.log.info('post: the main step settled its journal; nothing to do');
-    return;
+export async function runPost(runtime: Runtime): Promise<void> {
+  const loaded = loadPostPlan(runtime);
+  try {
+    const saved = parseRecord(runtime.getState(SAVED.journal));
+    if (!loaded || !saved || !isUnfinished(saved)) {
+      runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
+      return;
+    }
+    for (const secret of loaded.secrets) core.setSecret(secret);
+    runtime.log.warning(
+      `post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} unfinished (cancelled or killed); settling it now`,
+    );
+    await settle(loaded, saved, runtime);
+  } finally {
+    if (loaded) forgetPostSecrets(loaded.plan);
   }
-  const locations = journalHosts(settings);
-  if (!locations) return;
-  runtime.log.warning(
-    `post: the main step left the migration ${saved.checkpointName} unfinished (cancelled or killed); settling it now`,
-  );
+}
+
+async function settle(
+  { plan, connection }: LoadedPostPlan,
+  saved: NonNullable<ReturnType<typeof parseRecord>>,
+  runtime: Runtime,
+): Promise<void> {
   const hosts: Host[] = [];
   try {
-    const connected = await connectHosts({ ...settings, ...locations }, runtime.log);
+    const connected = await connectHosts(
+      { ...connection, source: plan.source, target: plan.target },
+      runtime.log,
+    );
     hosts.push(connected.source, connected.target);
     // The main step's lock carries the same token: taking it is not stealing it.
     const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-    // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
-    const sides: Side[] = settings.mode === 'checkpoint' ? ['source'] : ['source', 'target'];
     const locks = await lockContainer(
-      sides.map((side) => connected[side]),
+      plan.sides.map((side) => connected[side]),
       saved.container,
       owner,
       runtime.log,
     );
     try {
-      const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, sides);
+      const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, plan.sides);
       if (settled) {
         const how =
           settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
-        runtime.log.info(`post: migration ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
+        runtime.log.info(`post: run ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
         await core.summary
-          .addRaw(`<p>Post step: the cancelled migration ${settled.checkpointName} was ${how}.</p>`, true)
+          .addRaw(`<p>Post step: the cancelled run ${settled.checkpointName} was ${how}.</p>`, true)
           .write()
           .catch(() => {});
       }
@@ -54,23 +69,9 @@ export async function runPost(settings: Settings, runtime: Runtime): Promise<voi
     }
   } catch (error) {
     runtime.log.warning(
-      `post: could not settle the migration: ${errorMessage(error)}; the next run of this action for ${saved.container} will`,
+      `post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${saved.container} will`,
     );
   } finally {
     await Promise.allSettled(hosts.map((host) => host.close()));
-  }
-}
-
-/** The two hosts a mode's journal names as its source and target. */
-export function journalHosts(settings: Settings): { source: HostLocation; target: HostLocation } | undefined {
-  switch (settings.mode) {
-    case 'migrate':
-      return { source: settings.source, target: settings.target };
-    case 'checkpoint':
-      return { source: settings.source, target: settings.store.host };
-    case 'restore':
-      return { source: settings.store.host, target: settings.target };
-    case 'preflight':
-      return undefined;
   }
 }

@@ -21,7 +21,7 @@ export interface Runtime {
   fail(error: MigrationError): void;
 }
 
-export const SAVED = { isPost: 'isPost', journal: 'journal', container: 'container' } as const;
+export { SAVED } from './state/post-state.js';
 
 export function actionsRuntime(): Runtime {
   return {

@@ -5,6 +5,7 @@ import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } fro
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost, requireRoot } from '../host/host-factory.js';
+import { reconnecting } from '../host/reconnecting.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
@@ -53,7 +54,7 @@ import {
   unusedImages,
 } from '../state/store.js';
 import { proveLayer } from './checkpoint-proof.js';
-import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
+import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
@@ -110,8 +111,22 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
       );
     }
     const owner = runOwner(runtime.env, started, runtime.newToken());
-    const both = { source, target: store };
-    const locks = await lockContainer([source], settings.container, owner, log);
+    // The journal, the lock and settling reopen a dropped connection: a connection lost during
+    // the freeze must not leave the container paused until some later run.
+    const durableSource = reconnecting(source, () =>
+      openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+    );
+    const both = {
+      source: durableSource,
+      target:
+        store === source
+          ? durableSource
+          : reconnecting(store, () =>
+              openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn }),
+            ),
+    };
+    hosts.push(both.source, both.target);
+    const locks = await lockContainer([both.source], settings.container, owner, log);
     releaseLocks = () => locks.release();
     await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
 
@@ -190,7 +205,7 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+    status = earlyOutcome(failure);
   } finally {
     control.close();
   }

@@ -133,6 +133,8 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
     core.setOutput('status', report.result === 'passed' ? 'succeeded' : 'refused');
     core.setOutput('report', JSON.stringify(report));
     core.setOutput('report-path', path);
+    // The report is this mode's record of the run: where every mode names its metadata.
+    core.setOutput('metadata-path', path);
     core.setOutput('error-code', report.result === 'passed' ? '' : (report.blockingCodes[0] ?? ''));
     core.setOutput('duration-ms', report.durationMs);
     core.setOutput('artifact-id', await uploadReport(settings, path, log));

@@ -2,8 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as core from '@actions/core';
 import { uploadRunArtifact } from './artifact.js';
-import { type MigrationMetadata, writeMetadata } from './metadata.js';
-import { writeSummary } from './summary.js';
+import { withErrorLink } from './error-docs.js';
+import {
+  METADATA_SCHEMA_VERSION,
+  type MetadataError,
+  type MigrationMetadata,
+  writeMetadata,
+} from './metadata.js';
+import { type EarlyRun, writeFailureSummary, writeSummary } from './summary.js';
 
 export interface Publication {
   checkpointName: string;
@@ -73,6 +79,64 @@ export async function publish(publication: Publication): Promise<void> {
   outputs['artifact-id'] = artifactId;
   for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value ?? '');
   if (env.GITHUB_STEP_SUMMARY) await writeSummary(core.summary, metadata, env);
+}
+
+export interface EarlyFailure {
+  error: MetadataError;
+  /** The error as the annotation shows it (message, where, what to do). */
+  message: string;
+  run: EarlyRun;
+  /** Names the records directory; a fresh name when the inputs did not parse. */
+  checkpointName: string;
+  startedAt: Date;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * The report of a run that stopped before its mode could report (inputs, connecting,
+ * logging in): the same outputs every run sets, metadata.json, the annotation and the
+ * summary. Never uploads: nothing happened worth an artifact.
+ */
+export async function publishEarlyFailure(failure: EarlyFailure): Promise<void> {
+  const { env, run } = failure;
+  const finished = new Date();
+  const metadata: MigrationMetadata = {
+    schemaVersion: METADATA_SCHEMA_VERSION,
+    run: {
+      mode: run.mode ?? 'migrate',
+      status: run.outcome,
+      startedAt: failure.startedAt.toISOString(),
+      finishedAt: finished.toISOString(),
+    },
+    hosts: {
+      source: { address: (run.mode === 'restore' ? run.store : run.source) ?? '' },
+      ...(run.target ? { target: { address: run.target } } : {}),
+    },
+    container: { name: run.container ?? '' },
+    checkpoint: { name: failure.checkpointName, streams: {} },
+    timings: { phasesMs: {}, durationMs: finished.getTime() - failure.startedAt.getTime() },
+    error: failure.error,
+  };
+  let path = '';
+  try {
+    path = join(recordsDir(env, failure.checkpointName), 'metadata.json');
+    await writeMetadata(path, metadata);
+  } catch {
+    path = '';
+  }
+  const outputs: Record<string, string | number | undefined> = {
+    status: run.outcome,
+    'error-code': failure.error.code,
+    'duration-ms': metadata.timings.durationMs,
+    'metadata-path': path,
+    'checkpoint-name': failure.checkpointName,
+    'artifact-id': '',
+  };
+  for (const [name, value] of Object.entries(outputs)) core.setOutput(name, value ?? '');
+  core.setFailed(withErrorLink(failure.message, failure.error.code, env));
+  if (env.GITHUB_STEP_SUMMARY) {
+    await writeFailureSummary(core.summary, failure.error, run, env).catch(() => {});
+  }
 }
 
 /** CRIU's own lines of a failed dump or restore, for the artifact. */

@@ -183,7 +183,7 @@ export function startAction(inputs: Record<string, string>, options: RunOptions 
   };
 }
 
-/** The post step, as the runner starts it after the main step (cancelled or not), with the saved state. */
+/** The post step, as the runner starts it after the main step (cancelled or not): its saved state, the same RUNNER_TEMP. */
 export function runPostStep(inputs: Record<string, string>, main: ActionRun): Promise<ActionRun> {
-  return runAction(inputs, { state: main.state });
+  return runAction(inputs, { state: main.state, runnerTemp: main.runnerTemp });
 }
