@@ -8,6 +8,9 @@ export default defineConfig({
   test: {
     include: ['test/unit/**/*.test.ts'],
     environment: 'node',
+    // A bound, not a speed target: the tests that run git or spawn processes need more than
+    // vitest's 5 s default on a busy two-core machine.
+    testTimeout: 30_000,
     reporters: jsonDir ? ['default', 'json'] : ['default'],
     outputFile: jsonDir ? { json: join(jsonDir, 'unit.json') } : {},
   },

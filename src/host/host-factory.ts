@@ -42,6 +42,7 @@ export async function openHost(
       jump: ssh.jumpHost,
       readyTimeoutMs: deps.readyTimeoutMs,
       logger: deps.logger,
+      ...(deps.warn ? { onRetry: deps.warn } : {}),
     });
     if (ssh.insecureSkipHostKeyCheck) {
       const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';

@@ -32,6 +32,35 @@ export interface SshConnectOptions {
   jump?: HostSpec;
   readyTimeoutMs?: number;
   logger?: SshLogger;
+  /** Told when a connection sshd dropped before the handshake is tried again. */
+  onRetry?: (message: string) => void;
+  /** Stand-in for tests. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * A connection sshd closed before the SSH handshake: what its MaxStartups limit does to
+ * connections beyond ten unauthenticated ones, as when a matrix starts many runs at once.
+ */
+export class StartupDropped extends MigrationError {}
+
+/** How often, and for how long, a connection dropped before the handshake is tried again. */
+export const STARTUP_RETRY = { attempts: 6, withinMs: 60_000, firstMs: 500, maxMs: 8_000 } as const;
+
+/** Pure: the wait before attempt `attempt + 1`, doubling, with jitter so runs started together spread out. */
+export function startupRetryDelay(attempt: number, random: number): number {
+  const base = Math.min(STARTUP_RETRY.firstMs * 2 ** (attempt - 1), STARTUP_RETRY.maxMs);
+  return Math.round(base * (0.5 + random));
+}
+
+/** Pure: the error of a connection that ended before the server showed its host key, as sshd drops one. */
+export function isStartupDrop(error: unknown, keyPresented: boolean): boolean {
+  if (keyPresented) return false;
+  const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+  return (
+    code === 'ECONNRESET' ||
+    /before handshake|closed before SSH was ready|ECONNRESET/i.test(errorMessage(error))
+  );
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
@@ -67,6 +96,8 @@ export async function connectSsh(options: SshConnectOptions): Promise<SshHost> {
     readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
     logger: options.logger,
   };
+  const openClient = (params: ClientParams): Promise<OpenClient> =>
+    openClientRetrying(params, options.onRetry, options.sleep ?? delay);
   if (options.jump === undefined) {
     const target = await openClient({ ...base, role: options.role, spec: options.spec });
     return new SshHost(options.role, formatHostSpec(options.spec), target);
@@ -320,6 +351,32 @@ function checkPrivateKey(options: SshConnectOptions): Buffer | string {
   return options.privateKey;
 }
 
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Opens a client, trying again (bounded, jittered) while sshd drops the connection before the handshake. */
+async function openClientRetrying(
+  params: ClientParams,
+  onRetry: ((message: string) => void) | undefined,
+  sleep: (ms: number) => Promise<void>,
+): Promise<OpenClient> {
+  const started = Date.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openClient(params);
+    } catch (error) {
+      const wait = startupRetryDelay(attempt, Math.random());
+      const more = attempt < STARTUP_RETRY.attempts && Date.now() - started + wait <= STARTUP_RETRY.withinMs;
+      if (!(error instanceof StartupDropped) || !more) throw error;
+      onRetry?.(
+        `${params.role} ${formatHostSpec(params.spec)}: sshd closed the connection before the SSH handshake (its MaxStartups limit, with many runs at once?); trying again in ${wait} ms (attempt ${attempt + 1} of ${STARTUP_RETRY.attempts}). docs/hosts.md says how to raise the limit.`,
+      );
+      await sleep(wait);
+    }
+  }
+}
+
 function openClient(params: ClientParams): Promise<OpenClient> {
   const { role, spec, logger } = params;
   const address = formatHostSpec(spec);
@@ -372,7 +429,17 @@ function openClient(params: ClientParams): Promise<OpenClient> {
       client.on('error', () => {});
       client.end();
       const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
-      reject(connectError(error, context));
+      const described = connectError(error, context);
+      reject(
+        described.code === 'SSH_DISCONNECTED' && isStartupDrop(error, presented !== undefined)
+          ? new StartupDropped(described.code, described.message, {
+              step: described.step,
+              host: described.host,
+              remedy: `${described.remedy ?? ''}; with many runs at once, raise sshd's MaxStartups (docs/hosts.md)`,
+              cause: error,
+            })
+          : described,
+      );
     };
     const onReady = (): void => {
       if (settled) return;

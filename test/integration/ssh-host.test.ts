@@ -90,6 +90,38 @@ async function startRelay(to: HostSpec): Promise<{ port: number; server: Server;
   };
 }
 
+/** A relay that closes its first `drops` connections at once, as sshd does beyond MaxStartups. */
+async function startDroppingRelay(
+  to: HostSpec,
+  drops: number,
+): Promise<{ port: number; close(): void; accepted(): number }> {
+  const relay = await startRelay(to);
+  let accepted = 0;
+  const server = createServer((inbound) => {
+    accepted++;
+    if (accepted <= drops) {
+      inbound.destroy();
+      return;
+    }
+    const outbound = tcpConnect(relay.port, '127.0.0.1');
+    inbound.on('error', () => {});
+    outbound.on('error', () => {});
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('relay has no port');
+  return {
+    port: address.port,
+    accepted: () => accepted,
+    close: () => {
+      relay.cut();
+      relay.server.close();
+      server.close();
+    },
+  };
+}
+
 /** The known_hosts lines of one test bed host, rewritten for another name. */
 function linesFor(knownHosts: string, host: string, as: string): string {
   return knownHosts
@@ -601,6 +633,61 @@ describe('ssh host against the test bed', () => {
       } finally {
         for (const socket of held) socket.destroy();
         silent.close();
+      }
+    });
+
+    it('tries again, bounded and saying so, while sshd drops connections before the handshake', async () => {
+      const relay = await startDroppingRelay(bed.host1, 3);
+      const notes: string[] = [];
+      const waits: number[] = [];
+      try {
+        const spec = { user: 'root', host: '127.0.0.1', port: relay.port };
+        const host = await connectSsh(
+          options(spec, {
+            knownHosts: linesFor(bed.knownHosts, bed.host1.host, `[127.0.0.1]:${relay.port}`),
+            onRetry: (message) => notes.push(message),
+            sleep: async (ms) => {
+              waits.push(ms);
+            },
+          }),
+        );
+        opened.push(host);
+        expect((await host.run('echo through')).stdout).toBe('through\n');
+        expect(relay.accepted()).toBe(4);
+        expect(notes).toHaveLength(3);
+        expect(notes[0]).toMatch(
+          /source root@127\.0\.0\.1:\d+: sshd closed the connection before the SSH handshake/,
+        );
+        expect(notes[0]).toMatch(/MaxStartups/);
+        expect(notes[2]).toMatch(/attempt 4 of 6/);
+        // Doubling from 0.5 s, each with jitter of -50 % to +50 %.
+        expect(waits[0]).toBeGreaterThanOrEqual(250);
+        expect(waits[0]).toBeLessThanOrEqual(750);
+        expect(waits[2]).toBeGreaterThanOrEqual(1000);
+        expect(waits[2]).toBeLessThanOrEqual(3000);
+      } finally {
+        relay.close();
+      }
+    });
+
+    it('gives up after six drops with SSH_DISCONNECTED and the MaxStartups remedy', async () => {
+      const relay = await startDroppingRelay(bed.host1, 100);
+      const notes: string[] = [];
+      try {
+        const error = await failure(
+          connectSsh(
+            options(
+              { user: 'root', host: '127.0.0.1', port: relay.port },
+              { onRetry: (message) => notes.push(message), sleep: async () => {} },
+            ),
+          ),
+        );
+        expect(error.code).toBe('SSH_DISCONNECTED');
+        expect(error.remedy).toMatch(/MaxStartups \(docs\/hosts\.md\)/);
+        expect(relay.accepted()).toBe(6);
+        expect(notes).toHaveLength(5);
+      } finally {
+        relay.close();
       }
     });
 
