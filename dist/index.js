@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(74666);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(63883);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 74666:
+/***/ 63883:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52518,6 +52518,8 @@ const ERROR_CODES = [
     // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
     'CHECKPOINT_INCONSISTENT',
     'SERIES_AMBIGUOUS',
+    // A selection's compose project: it can only move as one unit, which is not built yet.
+    'COMPOSE_UNIT_UNSUPPORTED',
 ];
 class MigrationError extends Error {
     code;
@@ -52658,17 +52660,6 @@ function formatHostSpec(spec) {
     return `${spec.user}@${host}:${spec.port}`;
 }
 
-;// CONCATENATED MODULE: ./src/settings.ts
-
-const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'];
-const SOURCE_AFTER = ['stop', 'remove'];
-const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
-const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
-/** A host as the inputs named it, for reports written before (or without) connecting. */
-function describeLocation(location) {
-    return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
-}
-
 // EXTERNAL MODULE: ./node_modules/shell-quote/index.js
 var shell_quote = __nccwpck_require__(26591);
 ;// CONCATENATED MODULE: ./src/host/host.ts
@@ -52727,6 +52718,231 @@ function appendNotes(stderr, notes) {
 function oneLine(command) {
     const flat = command.replace(/\s+/g, ' ').trim();
     return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
+;// CONCATENATED MODULE: ./src/engine/docker/net-holder.ts
+
+/**
+ * The network holder: a container on a Docker 28/29 target that owns the migrated
+ * container's network namespace (networks, aliases, addresses, published ports), so the
+ * restored container can join it (`--network container:<holder>`) instead of having the
+ * daemon attach a namespace by PID (moby#50750, containerd#12141).
+ *
+ * Its only process must never exit and must assume nothing about the app's image (a scratch
+ * image has no shell and no sleep). The action makes its own one-file image on the target
+ * with `docker import`: a static ELF executable of 129 bytes that calls pause(2) in a loop.
+ * Written out here byte by byte rather than shipped as a binary, so a reviewer can read all
+ * of it: nothing is downloaded and nothing of the host is copied into it.
+ */
+const HOLDER_IMAGE = 'criu-migrate/netholder:1';
+/** On the holder: the name of the container it holds the network for. */
+const HOLDER_LABEL = 'io.github.criu-migrate.network-holder-for';
+/** Machine architectures (uname -m) the holder program exists for. */
+const HOLDER_ARCHES = ['x86_64'];
+function holderName(app) {
+    return `${app}-netholder`;
+}
+const LOAD_ADDRESS = 0x400000n;
+const ELF_HEADER_SIZE = 64;
+const PROGRAM_HEADER_SIZE = 56;
+// x86_64: 0: mov eax, 34 (pause); 5: syscall; 7: jmp 0. A signal without a handler is ignored by
+// PID 1 of a PID namespace, so only SIGKILL ends it: the holder is created with --stop-signal KILL.
+const X86_64_PAUSE_LOOP = [0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
+const EM_X86_64 = 0x3e;
+/** The holder's program: an ELF64 executable with one loadable segment, code right after the headers. */
+function pauseProgram(arch) {
+    if (arch !== 'x86_64')
+        return undefined;
+    const code = Buffer.from(X86_64_PAUSE_LOOP);
+    const codeOffset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE;
+    const size = codeOffset + code.length;
+    const elf = Buffer.alloc(size);
+    // e_ident: magic, 64-bit, little endian, version 1, System V ABI.
+    elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
+    elf.writeUInt16LE(2, 16); // e_type: ET_EXEC
+    elf.writeUInt16LE(EM_X86_64, 18); // e_machine
+    elf.writeUInt32LE(1, 20); // e_version
+    elf.writeBigUInt64LE(LOAD_ADDRESS + BigInt(codeOffset), 24); // e_entry
+    elf.writeBigUInt64LE(BigInt(ELF_HEADER_SIZE), 32); // e_phoff
+    elf.writeBigUInt64LE(0n, 40); // e_shoff: no sections
+    elf.writeUInt32LE(0, 48); // e_flags
+    elf.writeUInt16LE(ELF_HEADER_SIZE, 52); // e_ehsize
+    elf.writeUInt16LE(PROGRAM_HEADER_SIZE, 54); // e_phentsize
+    elf.writeUInt16LE(1, 56); // e_phnum
+    elf.writeUInt16LE(0, 58); // e_shentsize
+    elf.writeUInt16LE(0, 60); // e_shnum
+    elf.writeUInt16LE(0, 62); // e_shstrndx
+    const ph = ELF_HEADER_SIZE;
+    elf.writeUInt32LE(1, ph); // p_type: PT_LOAD
+    elf.writeUInt32LE(5, ph + 4); // p_flags: read + execute
+    elf.writeBigUInt64LE(0n, ph + 8); // p_offset: the whole file
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 16); // p_vaddr
+    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 24); // p_paddr
+    elf.writeBigUInt64LE(BigInt(size), ph + 32); // p_filesz
+    elf.writeBigUInt64LE(BigInt(size), ph + 40); // p_memsz
+    elf.writeBigUInt64LE(0x1000n, ph + 48); // p_align
+    code.copy(elf, codeOffset);
+    return elf;
+}
+/**
+ * Shell text that makes HOLDER_IMAGE on a host that lacks it: the program as /pause in a
+ * one-file tar, `docker import`ed with it as the entrypoint. Needs base64, tar and mktemp.
+ */
+function holderImageScript(arch) {
+    const program = pauseProgram(arch);
+    if (!program)
+        return undefined;
+    const image = shellQuote([HOLDER_IMAGE]);
+    return [
+        `docker image inspect ${image} >/dev/null 2>&1 && exit 0`,
+        'd=$(mktemp -d) || exit 1',
+        `echo ${program.toString('base64')} | base64 -d >"$d/pause" && chmod 755 "$d/pause" || { rm -rf "$d"; exit 1; }`,
+        `tar -C "$d" -c pause | docker import --change 'ENTRYPOINT ["/pause"]' - ${image} >/dev/null; s=$?`,
+        'rm -rf "$d"; exit $s',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/policy/selection.ts
+
+
+/** The label Docker Compose puts on every container of a project. */
+const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
+const COMPOSE_SERVICE_LABEL = 'com.docker.compose.service';
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_.\-/]*$/;
+function invalid(value, why) {
+    return new MigrationError('INPUT_INVALID', `selection: "${value}" ${why}`, {
+        step: 'inputs',
+        remedy: 'write selection as all, compose=<project>, label=<key> or label=<key>=<value>, or container names separated by commas or new lines',
+    });
+}
+/** Parses the selection input: `all`, `compose=<project>`, `label=<key>[=<value>]`, or names. */
+function parseSelection(text) {
+    const value = text.trim();
+    if (value === 'all')
+        return { kind: 'all' };
+    if (value.startsWith('compose=')) {
+        const project = value.slice('compose='.length);
+        if (!NAME.test(project))
+            throw invalid(value, 'names no valid compose project');
+        return { kind: 'compose', project };
+    }
+    if (value.startsWith('label=')) {
+        const rest = value.slice('label='.length);
+        const at = rest.indexOf('=');
+        const key = at < 0 ? rest : rest.slice(0, at);
+        if (!LABEL_KEY.test(key))
+            throw invalid(value, 'names no valid label key');
+        return at < 0 ? { kind: 'label', key } : { kind: 'label', key, value: rest.slice(at + 1) };
+    }
+    const names = value.split(/[\s,]+/).filter(Boolean);
+    if (names.length === 0)
+        throw invalid(value, 'is empty');
+    const bad = names.find((name) => !NAME.test(name));
+    if (bad !== undefined)
+        throw invalid(value, `has "${bad}", which is not a container name`);
+    return { kind: 'names', names: [...new Set(names)] };
+}
+function describeSelection(selection) {
+    switch (selection.kind) {
+        case 'all':
+            return 'every running container';
+        case 'compose':
+            return `compose project ${selection.project}`;
+        case 'label':
+            return `containers labelled ${selection.key}${selection.value === undefined ? '' : `=${selection.value}`}`;
+        case 'names':
+            return selection.names.join(', ');
+    }
+}
+function containerNameOf(container) {
+    return container.Name.replace(/^\//, '');
+}
+function projectOf(container) {
+    return container.Config.Labels?.[COMPOSE_PROJECT_LABEL] || undefined;
+}
+function matches(container, selection) {
+    const labels = container.Config.Labels ?? {};
+    switch (selection.kind) {
+        case 'all':
+            return true;
+        case 'compose':
+            return labels[COMPOSE_PROJECT_LABEL] === selection.project;
+        case 'label':
+            return selection.value === undefined
+                ? selection.key in labels
+                : labels[selection.key] === selection.value;
+        case 'names':
+            return selection.names.some((name) => name === containerNameOf(container) || (name.length >= 12 && container.Id.startsWith(name)));
+    }
+}
+/** Pure: why a container must not move, or undefined when it may. */
+function exclusion(container, ownContainerId) {
+    if (ownContainerId !== undefined && container.Id.startsWith(ownContainerId)) {
+        return "the runner's own container: a run cannot move the runner it runs on";
+    }
+    if (container.Config.Labels?.[HOLDER_LABEL] !== undefined) {
+        return 'a network holder of this action: it moves with the container that joins it';
+    }
+    if (!container.State.Running)
+        return `not running (${container.State.Status})`;
+    if (container.State.Paused)
+        return 'paused: unpause it first, or it stays';
+    return undefined;
+}
+/**
+ * Pure: the units a selection names on a host. A compose project is one unit of all its
+ * running containers, even when the selection named only some of them; every other
+ * container is a unit of its own. What must not move is left out, with the reason.
+ */
+function resolveUnits(all, selection, options = {}) {
+    const picked = all.filter((container) => matches(container, selection));
+    const missing = selection.kind === 'names'
+        ? selection.names.filter((name) => !picked.some((container) => matches(container, { kind: 'names', names: [name] })))
+        : [];
+    const projects = new Set(picked.map(projectOf).filter((project) => project !== undefined));
+    const candidates = [
+        ...picked.filter((container) => projectOf(container) === undefined),
+        ...all.filter((container) => {
+            const project = projectOf(container);
+            return project !== undefined && projects.has(project);
+        }),
+    ];
+    const leftOut = [];
+    const byProject = new Map();
+    const units = [];
+    for (const container of candidates) {
+        const reason = exclusion(container, options.ownContainerId);
+        if (reason) {
+            leftOut.push({ container: containerNameOf(container), reason });
+            continue;
+        }
+        const project = projectOf(container);
+        if (project === undefined) {
+            units.push({ name: containerNameOf(container), kind: 'container', members: [container] });
+        }
+        else {
+            byProject.set(project, [...(byProject.get(project) ?? []), container]);
+        }
+    }
+    for (const [project, members] of byProject) {
+        members.sort((a, b) => containerNameOf(a).localeCompare(containerNameOf(b)));
+        units.push({ name: `compose:${project}`, kind: 'compose', members });
+    }
+    units.sort((a, b) => a.name.localeCompare(b.name));
+    leftOut.sort((a, b) => a.container.localeCompare(b.container));
+    return { units, leftOut, missing };
+}
+
+;// CONCATENATED MODULE: ./src/settings.ts
+
+const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'];
+const SOURCE_AFTER = ['stop', 'remove'];
+const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
+const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
+/** A host as the inputs named it, for reports written before (or without) connecting. */
+function describeLocation(location) {
+    return location.kind === 'local' ? 'local' : formatHostSpec(location.spec);
 }
 
 ;// CONCATENATED MODULE: ./src/state/journal.ts
@@ -53307,6 +53523,7 @@ function describeSeries(series) {
 
 
 
+
 /** Every input action.yml declares; each is read exactly once. */
 const INPUT_NAMES = [
     'mode',
@@ -53341,6 +53558,7 @@ const INPUT_NAMES = [
     'volume-replace',
     'docker28-network-holder',
     'series',
+    'selection',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -53353,7 +53571,7 @@ const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]+$/;
 const CONTAINER_ID = /^[0-9a-f]{1,64}$/;
 // Characters the artifact service rejects in names.
 const ARTIFACT_NAME_FORBIDDEN = /[":<>|*?\\/\r\n]/;
-function invalid(input, why, remedy) {
+function inputs_invalid(input, why, remedy) {
     return new MigrationError('INPUT_INVALID', `${input}: ${why}`, { step: 'inputs', remedy });
 }
 /** Reads and validates every input; throws a MigrationError naming the input at the first problem. */
@@ -53363,15 +53581,24 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const raw = (name) => values.get(name) ?? '';
     const text = (name) => raw(name).trim();
     const mode = parseChoice('mode', text('mode'), MODES, 'migrate', 'modes');
-    const container = parseContainer(text('container'));
+    const selectionText = text('selection');
+    const selection = selectionText === '' ? undefined : parseSelection(selectionText);
+    if (selection && mode !== 'preflight') {
+        throw inputs_invalid('selection', `works in preflight mode only, not in ${mode} mode`, 'gate the selection with mode: preflight, then move each unit of its matrix output in a run of its own (examples/workflows/evacuate.yml)');
+    }
+    if (selection && text('container') !== '') {
+        throw inputs_invalid('selection', 'and container are both set', 'set one: container for one container, selection for several');
+    }
+    // A selection's records are named after the selection, not one container.
+    const container = selection ? 'selection' : parseContainer(text('container'));
     const source = parseLocation('source', text('source') || 'local');
     const targetText = text('target');
     const target = targetText === '' ? undefined : parseLocation('target', targetText);
     if (target === undefined && (mode === 'migrate' || mode === 'preflight' || mode === 'restore')) {
-        throw invalid('target', `is required in ${mode} mode`, 'set target to the destination host as [user@]host[:port] (IPv6 in brackets), or local for the runner itself');
+        throw inputs_invalid('target', `is required in ${mode} mode`, 'set target to the destination host as [user@]host[:port] (IPv6 in brackets), or local for the runner itself');
     }
     if (target && (mode === 'migrate' || mode === 'preflight') && sameHost(source, target)) {
-        throw invalid('target', `"${targetText}" is the same host as source; a container cannot be migrated onto the Docker daemon it runs on`, 'point target at a different host than source');
+        throw inputs_invalid('target', `"${targetText}" is the same host as source; a container cannot be migrated onto the Docker daemon it runs on`, 'point target at a different host than source');
     }
     const jumpText = text('jump-host');
     const jumpHost = jumpText === '' ? undefined : parseHostSpec(jumpText, 'jump-host');
@@ -53394,14 +53621,14 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const knownHosts = parseKnownHosts(raw('known-hosts'));
     if (needsSsh && knownHosts === '' && !insecureSkipHostKeyCheck) {
         const scans = sshHosts.map((spec) => `ssh-keyscan -p ${spec.port} ${spec.host}`).join('; ');
-        throw invalid('known-hosts', `is empty, but the host keys of ${sshHosts.map(formatHostSpec).join(', ')} must be verified before connecting`, `collect the host keys from a network you trust (${scans}), check their fingerprints, and pass the lines in known-hosts (for example from a secret); insecure-skip-host-key-check: true is only for throwaway labs`);
+        throw inputs_invalid('known-hosts', `is empty, but the host keys of ${sshHosts.map(formatHostSpec).join(', ')} must be verified before connecting`, `collect the host keys from a network you trust (${scans}), check their fingerprints, and pass the lines in known-hosts (for example from a secret); insecure-skip-host-key-check: true is only for throwaway labs`);
     }
     const sudo = parseBoolean('sudo', text('sudo'), false);
     // "latest" asks restore mode for the newest complete checkpoint, so no checkpoint may carry that name.
     const named = text('checkpoint-name');
     const restoreLatest = mode === 'restore' && named === LATEST;
     if (mode === 'checkpoint' && named === LATEST) {
-        throw invalid('checkpoint-name', `"${LATEST}" is reserved: restore mode reads it as the newest checkpoint`, 'choose another name, or leave it empty for <container>-<UTC timestamp>');
+        throw inputs_invalid('checkpoint-name', `"${LATEST}" is reserved: restore mode reads it as the newest checkpoint`, 'choose another name, or leave it empty for <container>-<UTC timestamp>');
     }
     const checkpointName = parseCheckpointName(restoreLatest ? '' : named, container, now);
     const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
@@ -53410,7 +53637,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const sourceAfter = parseChoice('source-after', text('source-after'), SOURCE_AFTER, 'stop', 'values');
     const timeoutMinutes = parsePositiveInteger('timeout', text('timeout'), DEFAULT_TIMEOUT_MINUTES, 'minutes', MAX_TIMEOUT_MINUTES);
     if (verifyTimeoutSeconds > timeoutMinutes * 60) {
-        throw invalid('verify-timeout', `${verifyTimeoutSeconds} seconds is longer than the whole run may take (timeout: ${timeoutMinutes} minutes)`, 'lower verify-timeout or raise timeout');
+        throw inputs_invalid('verify-timeout', `${verifyTimeoutSeconds} seconds is longer than the whole run may take (timeout: ${timeoutMinutes} minutes)`, 'lower verify-timeout or raise timeout');
     }
     const uploadArtifact = parseBoolean('upload-artifact', text('upload-artifact'), true);
     const artifactName = parseArtifactName(text('artifact-name'), checkpointName);
@@ -53418,7 +53645,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const strict = parseBoolean('strict', text('strict'), false);
     if (strict && insecureSkipHostKeyCheck && mode !== 'preflight') {
         // Preflight reports it as a failed check instead, beside everything else it finds.
-        throw invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
+        throw inputs_invalid('insecure-skip-host-key-check', `is true, which strict: true does not allow in ${mode} mode: the container's memory would go to hosts whose identity was never checked`, "pass the hosts' known_hosts lines in known-hosts and set insecure-skip-host-key-check: false, or drop strict");
     }
     const networkHolder = parseBoolean('docker28-network-holder', text('docker28-network-holder'), false);
     const compression = parseChoice('compression', text('compression'), COMPRESSIONS, 'auto', 'choices');
@@ -53461,7 +53688,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         case 'migrate':
             return { mode, ...common, ...verifying, target: need(target), sourceAfter };
         case 'preflight':
-            return { mode, ...common, target: need(target) };
+            return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
         case 'checkpoint':
             return {
                 mode,
@@ -53484,7 +53711,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
             const series = text('series');
             if (series !== '') {
                 if (!SERIES_ID.test(series)) {
-                    throw invalid('series', `"${series}" is not a series ID`, 'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it');
+                    throw inputs_invalid('series', `"${series}" is not a series ID`, 'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it');
                 }
                 settings.series = series;
             }
@@ -53505,7 +53732,7 @@ function parseStorePath(value) {
         return DEFAULT_STORE_PATH;
     const path = value.replace(/\/+$/, '');
     if (!path.startsWith('/') || path.split('/').includes('..') || /[\0\n]/.test(path) || path === '') {
-        throw invalid('store-path', `"${value}" is not an absolute path without ".."`, 'set store-path to an absolute directory such as /var/lib/criu-migrate/checkpoints, or leave it empty');
+        throw inputs_invalid('store-path', `"${value}" is not an absolute path without ".."`, 'set store-path to an absolute directory such as /var/lib/criu-migrate/checkpoints, or leave it empty');
     }
     return path;
 }
@@ -53513,7 +53740,7 @@ function parseCount(input, value, fallback) {
     if (value === '')
         return fallback;
     if (!/^\d+$/.test(value) || Number(value) > 10_000) {
-        throw invalid(input, `"${value}" is not a whole number from 0 to 10000`, `set ${input} to a whole number (0 keeps all), or leave it empty for ${fallback}`);
+        throw inputs_invalid(input, `"${value}" is not a whole number from 0 to 10000`, `set ${input} to a whole number (0 keeps all), or leave it empty for ${fallback}`);
     }
     return Number(value);
 }
@@ -53539,7 +53766,7 @@ function parseChoice(input, value, allowed, fallback, noun) {
     const lower = value.toLowerCase();
     const found = allowed.find((choice) => choice === lower);
     if (found === undefined) {
-        throw invalid(input, `"${value}" is not one of the valid ${noun}: ${allowed.join(', ')}`, `set ${input} to one of ${allowed.join(', ')}, or leave it empty for ${fallback}`);
+        throw inputs_invalid(input, `"${value}" is not one of the valid ${noun}: ${allowed.join(', ')}`, `set ${input} to one of ${allowed.join(', ')}, or leave it empty for ${fallback}`);
     }
     return found;
 }
@@ -53551,28 +53778,28 @@ function parseBoolean(input, value, fallback) {
         return true;
     if (lower === 'false' || lower === 'no')
         return false;
-    throw invalid(input, `"${value}" is not a boolean`, `set ${input} to true or false (yes and no also work)`);
+    throw inputs_invalid(input, `"${value}" is not a boolean`, `set ${input} to true or false (yes and no also work)`);
 }
 function parsePositiveInteger(input, value, fallback, unit, max) {
     if (value === '')
         return fallback;
     const remedy = `set ${input} to a whole number of ${unit} from 1 to ${max}, or leave it empty for ${fallback}`;
     if (!/^\d+$/.test(value) || Number(value) < 1) {
-        throw invalid(input, `"${value}" is not a whole number of ${unit} (1 or more)`, remedy);
+        throw inputs_invalid(input, `"${value}" is not a whole number of ${unit} (1 or more)`, remedy);
     }
     const n = Number(value);
     if (n > max)
-        throw invalid(input, `${value} ${unit} is more than the maximum of ${max}`, remedy);
+        throw inputs_invalid(input, `${value} ${unit} is more than the maximum of ${max}`, remedy);
     return n;
 }
 function parseContainer(value) {
     if (value === '') {
-        throw invalid('container', 'is required', 'set container to the name or ID of the running container on the source host');
+        throw inputs_invalid('container', 'is required', 'set container to the name or ID of the running container on the source host');
     }
     // docker inspect reports names with a leading slash; accept that form too.
     const name = value.startsWith('/') ? value.slice(1) : value;
     if (!CONTAINER_NAME.test(name) && !CONTAINER_ID.test(name)) {
-        throw invalid('container', `"${value}" is neither a Docker container name nor an ID`, 'use the name or ID shown by docker ps: names are letters, digits, "_", "." and "-", starting with a letter or digit; IDs are hexadecimal');
+        throw inputs_invalid('container', `"${value}" is neither a Docker container name nor an ID`, 'use the name or ID shown by docker ps: names are letters, digits, "_", "." and "-", starting with a letter or digit; IDs are hexadecimal');
     }
     return name;
 }
@@ -53609,7 +53836,7 @@ function parseCheckpointName(value, container, now) {
         const why = /[/\\]/.test(value)
             ? `"${value}" is a path; it must be a bare name`
             : `"${value}" is not a valid name`;
-        throw invalid('checkpoint-name', why, 'use 1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit, or leave it empty for <container>-<UTC timestamp>');
+        throw inputs_invalid('checkpoint-name', why, 'use 1 to 128 letters, digits, ".", "_" or "-", starting with a letter or digit, or leave it empty for <container>-<UTC timestamp>');
     }
     return value;
 }
@@ -53617,7 +53844,7 @@ function parseArtifactName(value, checkpointName) {
     if (value === '')
         return `criu-migration-${checkpointName}`;
     if (ARTIFACT_NAME_FORBIDDEN.test(value)) {
-        throw invalid('artifact-name', `"${value}" contains a character artifact names cannot have (one of " : < > | * ? \\ / or a line break)`, 'remove those characters, or leave artifact-name empty for criu-migration-<checkpoint-name>');
+        throw inputs_invalid('artifact-name', `"${value}" contains a character artifact names cannot have (one of " : < > | * ? \\ / or a line break)`, 'remove those characters, or leave artifact-name empty for criu-migration-<checkpoint-name>');
     }
     return value;
 }
@@ -53629,13 +53856,13 @@ function parsePattern(value) {
     }
     catch (error) {
         const why = error instanceof Error ? error.message : String(error);
-        throw invalid('verify-log-pattern', `is not a valid JavaScript regular expression: ${why}`, 'fix the expression (escape literal characters such as ( [ . * + ? with a backslash), or leave it empty to skip the log check');
+        throw inputs_invalid('verify-log-pattern', `is not a valid JavaScript regular expression: ${why}`, 'fix the expression (escape literal characters such as ( [ . * + ? with a backslash), or leave it empty to skip the log check');
     }
 }
 function readPrivateKey(keyText, keyPath, passphrase, readFile) {
     const hasText = keyText.trim() !== '';
     if (hasText && keyPath !== '') {
-        throw invalid('ssh-key-path', 'is set together with ssh-key; only one key can be used', 'keep either ssh-key (the key text) or ssh-key-path (a file on the runner), not both');
+        throw inputs_invalid('ssh-key-path', 'is set together with ssh-key; only one key can be used', 'keep either ssh-key (the key text) or ssh-key-path (a file on the runner), not both');
     }
     if (hasText)
         return checkPrivateKey(keyText, 'ssh-key', passphrase);
@@ -53648,10 +53875,10 @@ function readPrivateKey(keyText, keyPath, passphrase, readFile) {
     }
     catch (error) {
         const why = error instanceof Error ? error.message : String(error);
-        throw invalid('ssh-key-path', `cannot read "${keyPath}": ${why}`, 'give the path of a readable private key file on the runner (write it in an earlier step), or pass the key text in ssh-key');
+        throw inputs_invalid('ssh-key-path', `cannot read "${keyPath}": ${why}`, 'give the path of a readable private key file on the runner (write it in an earlier step), or pass the key text in ssh-key');
     }
     if (content.trim() === '') {
-        throw invalid('ssh-key-path', `"${keyPath}" is empty`, 'write the private key into that file first, or pass the key text in ssh-key');
+        throw inputs_invalid('ssh-key-path', `"${keyPath}" is empty`, 'write the private key into that file first, or pass the key text in ssh-key');
     }
     return checkPrivateKey(content, 'ssh-key-path', passphrase);
 }
@@ -53659,7 +53886,7 @@ const PEM_PRIVATE_KEY = /^-----BEGIN (OPENSSH|RSA|EC|DSA) PRIVATE KEY-----\n([\s
 /** Structural check only (the key is parsed when connecting); never echoes key text. */
 function checkPrivateKey(content, input, passphrase) {
     const key = content.replace(/\r\n?/g, '\n').trim();
-    const bad = (why, remedy) => invalid(input, why, remedy);
+    const bad = (why, remedy) => inputs_invalid(input, why, remedy);
     const generate = 'create a key with ssh-keygen -t ed25519 and authorize its .pub on the hosts';
     if (!key.includes('\n') && key.includes('\\n')) {
         throw bad('holds literal "\\n" sequences instead of line breaks', 'store the key file as it is, with its real line breaks (for example gh secret set SSH_KEY < ~/.ssh/id_ed25519)');
@@ -53704,7 +53931,7 @@ function checkPrivateKey(content, input, passphrase) {
     return `${key}\n`;
 }
 function failNoPassphrase(input) {
-    throw invalid('ssh-passphrase', `the key in ${input} is encrypted, but ssh-passphrase is empty`, 'pass the key passphrase in ssh-passphrase (from a secret), or use a key without one');
+    throw inputs_invalid('ssh-passphrase', `the key in ${input} is encrypted, but ssh-passphrase is empty`, 'pass the key passphrase in ssh-passphrase (from a secret), or use a key without one');
 }
 /** Cipher name from an openssh-key-v1 body, or undefined if the body is not one. */
 function openSshCipher(body) {
@@ -53736,13 +53963,13 @@ function parseKnownHosts(value) {
             fields.shift();
         const where = `line ${index + 1}`;
         if (fields.length === 1 && /[/~]/.test(entry)) {
-            throw invalid('known-hosts', `${where} looks like a file path; known-hosts takes the lines themselves`, 'pass the content of the file, for example from secrets.KNOWN_HOSTS');
+            throw inputs_invalid('known-hosts', `${where} looks like a file path; known-hosts takes the lines themselves`, 'pass the content of the file, for example from secrets.KNOWN_HOSTS');
         }
         if (KEY_TYPE.test(fields[0] ?? '') && KNOWN_HOSTS_KEY.test(fields[1] ?? '')) {
-            throw invalid('known-hosts', `${where} is a bare public key without the host it belongs to`, 'put the host first ("host key-type base64-key"), as ssh-keyscan -p PORT HOST prints it');
+            throw inputs_invalid('known-hosts', `${where} is a bare public key without the host it belongs to`, 'put the host first ("host key-type base64-key"), as ssh-keyscan -p PORT HOST prints it');
         }
         if (fields.length < 3 || !KEY_TYPE.test(fields[1] ?? '') || !KNOWN_HOSTS_KEY.test(fields[2] ?? '')) {
-            throw invalid('known-hosts', `${where} is not a known_hosts entry`, remedy);
+            throw inputs_invalid('known-hosts', `${where} is not a known_hosts entry`, remedy);
         }
     });
     return `${text}\n`;
@@ -54177,6 +54404,21 @@ function parseFirst(json, what, read) {
 function parseContainerInspect(json) {
     return parseFirst(json, 'docker container inspect', readContainer);
 }
+/** Parses `docker container inspect` of several containers: every object, in order. */
+function parseContainerInspectList(json) {
+    let value;
+    try {
+        value = JSON.parse(json);
+    }
+    catch (error) {
+        throw new MigrationError('COMMAND_FAILED', 'docker container inspect did not print JSON', {
+            cause: error,
+        });
+    }
+    if (!Array.isArray(value))
+        throw new MigrationError('COMMAND_FAILED', 'docker container inspect printed no list');
+    return value.map((item) => parseFirst(JSON.stringify([item]), 'docker container inspect', readContainer));
+}
 /** Parses `docker image inspect` output; its Config holds the defaults a container inherits. */
 function parseImageInspect(json) {
     return parseFirst(json, 'docker image inspect', (f) => ({
@@ -54240,6 +54482,14 @@ class DockerCli {
             return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
         }
         return parseContainerInspect(result.stdout);
+    }
+    /** Every container of the host, in any state (one inspect for all). */
+    async listContainers(step) {
+        const ids = (await this.docker(['ps', '-aq', '--no-trunc'], step)).split('\n').filter(Boolean);
+        if (ids.length === 0)
+            return [];
+        const out = await this.docker(['container', 'inspect', '--', ...ids], step, 'docker container inspect');
+        return parseContainerInspectList(out);
     }
     /** The image's ID, or undefined when the host does not have it. */
     async imageId(ref) {
@@ -54975,6 +55225,27 @@ function fingerprint(blob) {
 
 
 
+/**
+ * A connection sshd closed before the SSH handshake: what its MaxStartups limit does to
+ * connections beyond ten unauthenticated ones, as when a matrix starts many runs at once.
+ */
+class StartupDropped extends MigrationError {
+}
+/** How often, and for how long, a connection dropped before the handshake is tried again. */
+const STARTUP_RETRY = { attempts: 6, withinMs: 60_000, firstMs: 500, maxMs: 8_000 };
+/** Pure: the wait before attempt `attempt + 1`, doubling, with jitter so runs started together spread out. */
+function startupRetryDelay(attempt, random) {
+    const base = Math.min(STARTUP_RETRY.firstMs * 2 ** (attempt - 1), STARTUP_RETRY.maxMs);
+    return Math.round(base * (0.5 + random));
+}
+/** Pure: the error of a connection that ended before the server showed its host key, as sshd drops one. */
+function isStartupDrop(error, keyPresented) {
+    if (keyPresented)
+        return false;
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+    return (code === 'ECONNRESET' ||
+        /before handshake|closed before SSH was ready|ECONNRESET/i.test(errorMessage(error)));
+}
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
 const KEEPALIVE_INTERVAL_MS = 10_000;
 const KEEPALIVE_COUNT_MAX = 3;
@@ -55005,6 +55276,7 @@ async function connectSsh(options) {
         readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         logger: options.logger,
     };
+    const openClient = (params) => openClientRetrying(params, options.onRetry, options.sleep ?? delay);
     if (options.jump === undefined) {
         const target = await openClient({ ...base, role: options.role, spec: options.spec });
         return new SshHost(options.role, formatHostSpec(options.spec), target);
@@ -55233,6 +55505,26 @@ function ssh_host_checkPrivateKey(options) {
     }
     return options.privateKey;
 }
+function delay(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/** Opens a client, trying again (bounded, jittered) while sshd drops the connection before the handshake. */
+async function openClientRetrying(params, onRetry, sleep) {
+    const started = Date.now();
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await openClient(params);
+        }
+        catch (error) {
+            const wait = startupRetryDelay(attempt, Math.random());
+            const more = attempt < STARTUP_RETRY.attempts && Date.now() - started + wait <= STARTUP_RETRY.withinMs;
+            if (!(error instanceof StartupDropped) || !more)
+                throw error;
+            onRetry?.(`${params.role} ${formatHostSpec(params.spec)}: sshd closed the connection before the SSH handshake (its MaxStartups limit, with many runs at once?); trying again in ${wait} ms (attempt ${attempt + 1} of ${STARTUP_RETRY.attempts}). docs/hosts.md says how to raise the limit.`);
+            await sleep(wait);
+        }
+    }
+}
 function openClient(params) {
     const { role, spec, logger } = params;
     const address = formatHostSpec(spec);
@@ -55280,7 +55572,15 @@ function openClient(params) {
             client.on('error', () => { });
             client.end();
             const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
-            reject(connectError(error, context));
+            const described = connectError(error, context);
+            reject(described.code === 'SSH_DISCONNECTED' && isStartupDrop(error, presented !== undefined)
+                ? new StartupDropped(described.code, described.message, {
+                    step: described.step,
+                    host: described.host,
+                    remedy: `${described.remedy ?? ''}; with many runs at once, raise sshd's MaxStartups (docs/hosts.md)`,
+                    cause: error,
+                })
+                : described);
         };
         const onReady = () => {
             if (settled)
@@ -55546,6 +55846,7 @@ async function openHost(role, location, ssh, sudo, deps = {}) {
             jump: ssh.jumpHost,
             readyTimeoutMs: deps.readyTimeoutMs,
             logger: deps.logger,
+            ...(deps.warn ? { onRetry: deps.warn } : {}),
         });
         if (ssh.insecureSkipHostKeyCheck) {
             const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';
@@ -60574,88 +60875,6 @@ function safeCgroupPath(path) {
     return /^(\/[A-Za-z0-9_.@:-]+)+$/.test(path);
 }
 
-;// CONCATENATED MODULE: ./src/engine/docker/net-holder.ts
-
-/**
- * The network holder: a container on a Docker 28/29 target that owns the migrated
- * container's network namespace (networks, aliases, addresses, published ports), so the
- * restored container can join it (`--network container:<holder>`) instead of having the
- * daemon attach a namespace by PID (moby#50750, containerd#12141).
- *
- * Its only process must never exit and must assume nothing about the app's image (a scratch
- * image has no shell and no sleep). The action makes its own one-file image on the target
- * with `docker import`: a static ELF executable of 129 bytes that calls pause(2) in a loop.
- * Written out here byte by byte rather than shipped as a binary, so a reviewer can read all
- * of it: nothing is downloaded and nothing of the host is copied into it.
- */
-const HOLDER_IMAGE = 'criu-migrate/netholder:1';
-/** On the holder: the name of the container it holds the network for. */
-const HOLDER_LABEL = 'io.github.criu-migrate.network-holder-for';
-/** Machine architectures (uname -m) the holder program exists for. */
-const HOLDER_ARCHES = ['x86_64'];
-function holderName(app) {
-    return `${app}-netholder`;
-}
-const LOAD_ADDRESS = 0x400000n;
-const ELF_HEADER_SIZE = 64;
-const PROGRAM_HEADER_SIZE = 56;
-// x86_64: 0: mov eax, 34 (pause); 5: syscall; 7: jmp 0. A signal without a handler is ignored by
-// PID 1 of a PID namespace, so only SIGKILL ends it: the holder is created with --stop-signal KILL.
-const X86_64_PAUSE_LOOP = [0xb8, 0x22, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7];
-const EM_X86_64 = 0x3e;
-/** The holder's program: an ELF64 executable with one loadable segment, code right after the headers. */
-function pauseProgram(arch) {
-    if (arch !== 'x86_64')
-        return undefined;
-    const code = Buffer.from(X86_64_PAUSE_LOOP);
-    const codeOffset = ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE;
-    const size = codeOffset + code.length;
-    const elf = Buffer.alloc(size);
-    // e_ident: magic, 64-bit, little endian, version 1, System V ABI.
-    elf.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0], 0);
-    elf.writeUInt16LE(2, 16); // e_type: ET_EXEC
-    elf.writeUInt16LE(EM_X86_64, 18); // e_machine
-    elf.writeUInt32LE(1, 20); // e_version
-    elf.writeBigUInt64LE(LOAD_ADDRESS + BigInt(codeOffset), 24); // e_entry
-    elf.writeBigUInt64LE(BigInt(ELF_HEADER_SIZE), 32); // e_phoff
-    elf.writeBigUInt64LE(0n, 40); // e_shoff: no sections
-    elf.writeUInt32LE(0, 48); // e_flags
-    elf.writeUInt16LE(ELF_HEADER_SIZE, 52); // e_ehsize
-    elf.writeUInt16LE(PROGRAM_HEADER_SIZE, 54); // e_phentsize
-    elf.writeUInt16LE(1, 56); // e_phnum
-    elf.writeUInt16LE(0, 58); // e_shentsize
-    elf.writeUInt16LE(0, 60); // e_shnum
-    elf.writeUInt16LE(0, 62); // e_shstrndx
-    const ph = ELF_HEADER_SIZE;
-    elf.writeUInt32LE(1, ph); // p_type: PT_LOAD
-    elf.writeUInt32LE(5, ph + 4); // p_flags: read + execute
-    elf.writeBigUInt64LE(0n, ph + 8); // p_offset: the whole file
-    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 16); // p_vaddr
-    elf.writeBigUInt64LE(LOAD_ADDRESS, ph + 24); // p_paddr
-    elf.writeBigUInt64LE(BigInt(size), ph + 32); // p_filesz
-    elf.writeBigUInt64LE(BigInt(size), ph + 40); // p_memsz
-    elf.writeBigUInt64LE(0x1000n, ph + 48); // p_align
-    code.copy(elf, codeOffset);
-    return elf;
-}
-/**
- * Shell text that makes HOLDER_IMAGE on a host that lacks it: the program as /pause in a
- * one-file tar, `docker import`ed with it as the entrypoint. Needs base64, tar and mktemp.
- */
-function holderImageScript(arch) {
-    const program = pauseProgram(arch);
-    if (!program)
-        return undefined;
-    const image = shellQuote([HOLDER_IMAGE]);
-    return [
-        `docker image inspect ${image} >/dev/null 2>&1 && exit 0`,
-        'd=$(mktemp -d) || exit 1',
-        `echo ${program.toString('base64')} | base64 -d >"$d/pause" && chmod 755 "$d/pause" || { rm -rf "$d"; exit 1; }`,
-        `tar -C "$d" -c pause | docker import --change 'ENTRYPOINT ["/pause"]' - ${image} >/dev/null; s=$?`,
-        'rm -rf "$d"; exit $s',
-    ].join('\n');
-}
-
 ;// CONCATENATED MODULE: ./src/policy/network-route.ts
 
 /** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
@@ -60669,7 +60888,7 @@ function restoresOwnNetns(docker) {
 function isNetworkHolder(holder, app) {
     return holder?.Config.Labels?.[HOLDER_LABEL] === app;
 }
-const NAME = 'network route';
+const network_route_NAME = 'network route';
 /** Pure: which route the container's network takes to the target, as a gate check. */
 function decideNetworkRoute(facts) {
     const { networkMode: mode, targetDocker } = facts;
@@ -60681,7 +60900,7 @@ function decideNetworkRoute(facts) {
             return {
                 check: {
                     host: 'target',
-                    name: NAME,
+                    name: network_route_NAME,
                     status: 'fail',
                     observed: `${observed}, but the target is ${arch}`,
                     expected,
@@ -60690,11 +60909,11 @@ function decideNetworkRoute(facts) {
                 },
             };
         }
-        return { route: 'holder', check: { host: 'target', name: NAME, status: 'pass', observed, expected } };
+        return { route: 'holder', check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected } };
     };
     const direct = (observed) => ({
         route: 'direct',
-        check: { host: 'target', name: NAME, status: 'pass', observed, expected },
+        check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected },
     });
     if (mode === 'host')
         return direct(`host network: restored directly on ${docker}`);
@@ -60710,7 +60929,7 @@ function decideNetworkRoute(facts) {
     return {
         check: {
             host: 'target',
-            name: NAME,
+            name: network_route_NAME,
             status: 'fail',
             observed: `${mode} network (its own network namespace) onto ${docker}`,
             expected,
@@ -62534,6 +62753,13 @@ async function gatherVolumeFacts(source, target, container) {
 
 
 
+function gatherSharedHostFacts(ctx) {
+    return {
+        source: gatherHostFacts(ctx.source),
+        target: gatherHostFacts(ctx.target),
+        cpu: compareCpus(ctx.source, ctx.target),
+    };
+}
 function formatCheck(check) {
     const mark = check.status === 'pass' ? 'ok  ' : check.status === 'warn' ? 'WARN' : 'FAIL';
     const code = check.status !== 'pass' && check.code ? ` [${check.code}]` : '';
@@ -62545,10 +62771,10 @@ function formatCheck(check) {
  * container's size and connections, the target's room for it, and CRIU's CPU
  * comparison (in a temporary directory it removes).
  */
-async function gatherGateFacts(ctx) {
+async function gatherGateFacts(ctx, shared) {
     const ref = ctx.settings.container;
     const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then((container) => ({ container, inspectError: undefined }), (error) => ({ container: undefined, inspectError: errorMessage(error) }));
-    const targetFacts = gatherHostFacts(ctx.target);
+    const targetFacts = shared?.target ?? gatherHostFacts(ctx.target);
     // Joined to another container's network: it may be the holder an earlier migration made,
     // whose ports the target must have free.
     const holderOf = inspected.then(async ({ container }) => {
@@ -62561,12 +62787,12 @@ async function gatherGateFacts(ctx) {
     // Each host.run is an SSH channel, and sshd allows 10 at once by default: the probes
     // ask many questions each, in one channel, so the gate stays under that.
     const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes, sourceHolder] = await Promise.all([
-        gatherHostFacts(ctx.source),
+        shared?.source ?? gatherHostFacts(ctx.source),
         targetFacts,
         inspected,
         inspected.then(({ container }) => probeSource(ctx.source, container)),
         Promise.all([inspected, holderOf]).then(([{ container }, holder]) => probeTarget(ctx.target, container && withHolderPorts(container, holder), targetFacts.then((facts) => facts.docker.rootDir))),
-        compareCpus(ctx.source, ctx.target),
+        shared?.cpu ?? compareCpus(ctx.source, ctx.target),
         inspected.then(({ container }) => container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined),
         holderOf,
     ]);
@@ -62583,8 +62809,8 @@ async function gatherGateFacts(ctx) {
     return facts;
 }
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
-async function runGate(ctx) {
-    const facts = await gatherGateFacts(ctx);
+async function runGate(ctx, shared) {
+    const facts = await gatherGateFacts(ctx, shared);
     const checks = evaluateGate(facts, {
         kernelPolicy: ctx.settings.kernelPolicy,
         sudo: ctx.settings.sudo,
@@ -63812,6 +64038,301 @@ async function uploadReport(settings, path, log) {
     return '';
 }
 
+;// CONCATENATED MODULE: ./src/report/selection-report.ts
+
+
+
+
+const SELECTION_REPORT_SCHEMA_VERSION = 1;
+function at(bytes, speed) {
+    if (bytes === undefined || !speed || speed.bytes <= 0)
+        return undefined;
+    return Math.round((bytes * speed.ms) / speed.bytes);
+}
+/** Pure: the cutover gate's report over the units of a selection. */
+function buildSelectionReport(input) {
+    const units = input.units.map((unit) => {
+        const stopping = blocking(unit.checks, input.strict);
+        const frozen = at(unit.memoryBytes, input.speed);
+        const total = at(unit.memoryBytes === undefined ? undefined : unit.memoryBytes + (unit.layerBytes ?? 0), input.speed);
+        return {
+            unit: unit.name,
+            kind: unit.kind,
+            containers: unit.containers,
+            result: stopping.length === 0 ? 'movable' : 'blocked',
+            blockingCodes: [...new Set(stopping.map((check) => check.code ?? 'PREFLIGHT_FAILED'))],
+            ...(unit.memoryBytes !== undefined ? { memoryBytes: unit.memoryBytes } : {}),
+            ...(unit.layerBytes !== undefined ? { layerBytes: unit.layerBytes } : {}),
+            ...(frozen !== undefined ? { estimatedFrozenMs: frozen } : {}),
+            ...(total !== undefined ? { estimatedTotalMs: total } : {}),
+            problems: unit.checks
+                .filter((check) => check.status !== 'pass')
+                .map((check) => ({ id: checkId(check.name), ...check })),
+        };
+    });
+    const blocked = units.filter((unit) => unit.result === 'blocked');
+    const movable = units.length - blocked.length;
+    const sum = (pick) => units.reduce((total, unit) => total + (pick(unit) ?? 0), 0);
+    const estimates = units.map((unit) => unit.estimatedTotalMs);
+    const blockingCodes = [...new Set(blocked.flatMap((unit) => unit.blockingCodes))];
+    const failed = movable === 0 || (input.strict && blocked.length > 0) || input.missing.length > 0;
+    return {
+        schemaVersion: SELECTION_REPORT_SCHEMA_VERSION,
+        result: failed ? 'failed' : 'passed',
+        strict: input.strict,
+        selection: input.selection,
+        hosts: { source: input.source, target: input.target },
+        startedAt: input.startedAt,
+        durationMs: Math.round(input.durationMs),
+        ...(input.speed
+            ? {
+                streamSpeed: {
+                    ...input.speed,
+                    bytesPerSecond: Math.round((input.speed.bytes * 1000) / Math.max(input.speed.ms, 1)),
+                },
+            }
+            : {}),
+        units,
+        leftOut: input.leftOut,
+        missing: input.missing,
+        totals: {
+            units: units.length,
+            movable,
+            blocked: blocked.length,
+            memoryBytes: sum((unit) => unit.memoryBytes),
+            layerBytes: sum((unit) => unit.layerBytes),
+            ...(estimates.every((ms) => ms !== undefined) && units.length > 0
+                ? { estimatedTotalMs: sum((unit) => unit.estimatedTotalMs) }
+                : {}),
+        },
+        blockingCodes,
+    };
+}
+/** The units that may move, for `strategy.matrix` (`fromJSON`): one job per container. */
+function selectionMatrix(report) {
+    return {
+        include: report.units
+            .filter((unit) => unit.result === 'movable')
+            .flatMap((unit) => unit.containers.map((container) => ({ unit: unit.unit, container }))),
+    };
+}
+function selectionVerdict(report) {
+    const { totals } = report;
+    const head = `${totals.movable} of ${totals.units} units may move from ${report.hosts.source} to ${report.hosts.target}`;
+    const blocked = totals.blocked > 0
+        ? `; blocked: ${report.units
+            .filter((u) => u.result === 'blocked')
+            .map((u) => `${u.unit} (${u.blockingCodes.join(', ')})`)
+            .join('; ')}`
+        : '';
+    const missing = report.missing.length > 0 ? `; not on the source: ${report.missing.join(', ')}` : '';
+    const strict = report.strict && totals.blocked > 0 ? ' (strict: every unit must pass)' : '';
+    return `${head}${blocked}${missing}${strict}`;
+}
+function renderSelectionRows(report, env = {}) {
+    const header = [
+        'Unit',
+        'Containers',
+        'Verdict',
+        'What blocks it',
+        'Memory',
+        'Layer',
+        'Est. frozen copy',
+        'Est. move',
+    ].map((data) => ({ data, header: true }));
+    const rows = report.units.map((unit) => {
+        const stops = unit.problems.filter((check) => unit.blockingCodes.includes(check.code ?? 'PREFLIGHT_FAILED'));
+        return [
+            escapeHtml(unit.unit),
+            escapeHtml(unit.containers.join(', ')),
+            unit.result === 'movable' ? '✅ movable' : '⛔ blocked',
+            stops.length === 0
+                ? '—'
+                : stops
+                    .map((check) => `${check.code ? `${codeLinkHtml(check.code, env)}: ` : ''}${escapeHtml(check.observed)}`)
+                    .join('<br>'),
+            unit.memoryBytes === undefined ? '?' : summary_formatBytes(unit.memoryBytes),
+            unit.layerBytes === undefined ? '?' : summary_formatBytes(unit.layerBytes),
+            unit.estimatedFrozenMs === undefined ? '?' : formatMs(unit.estimatedFrozenMs),
+            unit.estimatedTotalMs === undefined ? '?' : formatMs(unit.estimatedTotalMs),
+        ];
+    });
+    const { totals } = report;
+    const total = [
+        '<b>Total</b>',
+        `${totals.units} units`,
+        `${totals.movable} movable, ${totals.blocked} blocked`,
+        '—',
+        summary_formatBytes(totals.memoryBytes),
+        summary_formatBytes(totals.layerBytes),
+        '—',
+        totals.estimatedTotalMs === undefined ? '?' : formatMs(totals.estimatedTotalMs),
+    ];
+    return [header, ...rows, total];
+}
+async function writeSelectionSummary(summary, report, env = {}) {
+    const speed = report.streamSpeed
+        ? `Measured stream speed: ${summary_formatBytes(report.streamSpeed.bytesPerSecond)}/s (${summary_formatBytes(report.streamSpeed.bytes)} of random data in ${formatMs(report.streamSpeed.ms)}). Estimates are memory (and layer) at that speed; the dump, the restore and the image are not counted.`
+        : 'The stream speed could not be measured: no estimates.';
+    summary
+        .addHeading(`Cutover gate: ${escapeHtml(report.selection)} from ${escapeHtml(report.hosts.source)} to ${escapeHtml(report.hosts.target)}`, 2)
+        .addRaw(`<p>${report.result === 'passed' ? '✅' : '⛔'} ${escapeHtml(selectionVerdict(report))}</p>`, true)
+        .addTable(renderSelectionRows(report, env))
+        .addRaw(`<p>${escapeHtml(speed)}</p>`, true);
+    if (report.leftOut.length > 0) {
+        summary.addRaw(`<p>Left out: ${report.leftOut.map((left) => `${escapeHtml(left.container)} (${escapeHtml(left.reason)})`).join('; ')}</p>`, true);
+    }
+    await summary.write();
+}
+
+;// CONCATENATED MODULE: ./src/modes/preflight-selection.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Random, so compression cannot flatter the measured speed. */
+const SPEED_SAMPLE_BYTES = 64 * 1024 * 1024;
+/** The runner's own container, when the runner runs on the source in a container (Docker sets its hostname to the short ID). */
+function ownContainerId(settings, env) {
+    const hostname = env.HOSTNAME ?? '';
+    return settings.source.kind === 'local' && /^[0-9a-f]{12}$/.test(hostname) ? hostname : undefined;
+}
+/** One stream of random data from the source to the target, through the same relay a migration uses. */
+async function measureSpeed(source, target, log) {
+    try {
+        const result = await streamBetween(source, `head -c ${SPEED_SAMPLE_BYTES} /dev/urandom`, target, 'cat >/dev/null', {
+            label: 'stream speed sample',
+            step: 'preflight',
+            log,
+        });
+        return { bytes: result.bytes, ms: result.ms };
+    }
+    catch (error) {
+        log.warning(`could not measure the stream speed between the hosts: ${errorMessage(error)}; no estimates`);
+        return undefined;
+    }
+}
+/** A compose project moves only as one unit, which this action does not do yet. */
+function composeCheck(unit) {
+    return {
+        host: 'source',
+        name: 'compose project as one unit',
+        status: 'fail',
+        observed: `${unit.name}: ${unit.members.map(containerNameOf).join(', ')}`,
+        expected: 'a container outside any compose project',
+        remedy: 'this action moves one container per run; a compose project moved member by member would freeze its services at different instants and lose its project network on the target. Move it another way for now.',
+        code: 'COMPOSE_UNIT_UNSUPPORTED',
+    };
+}
+/**
+ * Preflight over a selection: the hosts once, then every unit of the selection through the
+ * same gate a migration runs, a measured stream speed for the estimates, one report, and a
+ * matrix of the units that may move. Changes nothing on either host.
+ */
+async function runSelectionPreflight(settings, log, env) {
+    const startedAt = new Date();
+    const start = performance.now();
+    const hosts = await connectHosts(settings, log);
+    try {
+        await requireRoot(hosts.source, settings.source, settings.sudo);
+        await requireRoot(hosts.target, settings.target, settings.sudo);
+        const sourceDocker = new DockerCli(hosts.source);
+        const targetDocker = new DockerCli(hosts.target);
+        const ownId = ownContainerId(settings, env);
+        const resolved = resolveUnits(await sourceDocker.listContainers('preflight'), settings.selection, {
+            ...(ownId ? { ownContainerId: ownId } : {}),
+        });
+        log.info(`selection ${describeSelection(settings.selection)}: ${resolved.units.length} units (${resolved.units.map((unit) => unit.name).join(', ') || 'none'}), ${resolved.leftOut.length} left out`);
+        for (const left of resolved.leftOut)
+            log.info(`left out: ${left.container}: ${left.reason}`);
+        const shared = gatherSharedHostFacts(hosts);
+        const speed = await log.group('Stream speed between the hosts', () => measureSpeed(hosts.source, hosts.target, log));
+        const units = [];
+        for (const unit of resolved.units) {
+            const input = await log.group(`Unit ${unit.name}`, async () => {
+                const checks = unit.kind === 'compose' ? [composeCheck(unit)] : [];
+                let memoryBytes = 0;
+                let layerBytes = 0;
+                let sized = true;
+                for (const member of unit.members) {
+                    const name = containerNameOf(member);
+                    const gate = await runGate({ settings: { ...settings, container: member.Id }, ...hosts, sourceDocker, targetDocker, log }, shared);
+                    for (const check of gate.checks) {
+                        const named = unit.kind === 'compose' ? { ...check, name: `${name}: ${check.name}` } : check;
+                        checks.push(named);
+                        if (check.status !== 'pass')
+                            log.info(formatCheck(named));
+                    }
+                    const memory = gate.facts.sourceProbe?.memory?.bytes;
+                    const layer = gate.facts.sourceProbe?.writableLayerBytes;
+                    if (memory === undefined || layer === undefined)
+                        sized = false;
+                    memoryBytes += memory ?? 0;
+                    layerBytes += layer ?? 0;
+                }
+                return {
+                    name: unit.name,
+                    kind: unit.kind,
+                    containers: unit.members.map(containerNameOf),
+                    checks,
+                    ...(sized ? { memoryBytes, layerBytes } : {}),
+                };
+            });
+            units.push(input);
+        }
+        const report = buildSelectionReport({
+            selection: describeSelection(settings.selection),
+            strict: settings.strict,
+            source: hosts.source.address,
+            target: hosts.target.address,
+            startedAt: startedAt.toISOString(),
+            durationMs: performance.now() - start,
+            ...(speed ? { speed } : {}),
+            units,
+            leftOut: resolved.leftOut,
+            missing: resolved.missing,
+        });
+        const path = (0,external_node_path_.join)(env.RUNNER_TEMP || process.cwd(), 'criu-migrate', 'selection-report.json');
+        await (0,io/* mkdirP */.U$)((0,external_node_path_.dirname)(path));
+        await (0,promises_.writeFile)(path, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
+        const outputs = {
+            status: report.result === 'passed' ? 'succeeded' : 'refused',
+            report: JSON.stringify(report),
+            'report-path': path,
+            'metadata-path': path,
+            matrix: JSON.stringify(selectionMatrix(report)),
+            'error-code': report.result === 'passed'
+                ? ''
+                : (report.blockingCodes[0] ??
+                    (report.missing.length > 0 ? 'CONTAINER_NOT_FOUND' : 'PREFLIGHT_FAILED')),
+            'duration-ms': report.durationMs,
+            'artifact-id': await uploadReport(settings, path, log),
+        };
+        for (const [name, value] of Object.entries(outputs))
+            core/* setOutput */.uH(name, value);
+        if (env.GITHUB_STEP_SUMMARY)
+            await writeSelectionSummary(core/* summary */.z, report, env);
+        if (report.result === 'passed')
+            log.info(selectionVerdict(report));
+        else
+            core/* setFailed */.C1(`${outputs['error-code']}: ${selectionVerdict(report)}`);
+        log.info(`selection report: ${path}`);
+        return report;
+    }
+    finally {
+        await Promise.allSettled([hosts.source.close(), hosts.target.close()]);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/modes/restore.ts
 
 
@@ -64358,6 +64879,7 @@ async function settle({ plan, connection }, saved, runtime) {
 
 
 
+
 /** Wiring only: the post step, or inputs then the chosen mode. */
 async function run() {
     const runtime = actionsRuntime();
@@ -64379,7 +64901,10 @@ async function run() {
                 await runMigrateMode(settings, runtime);
                 return;
             case 'preflight':
-                await runPreflightMode(settings, runtime.log);
+                if (settings.selection)
+                    await runSelectionPreflight({ ...settings, selection: settings.selection }, runtime.log, process.env);
+                else
+                    await runPreflightMode(settings, runtime.log);
                 return;
             case 'checkpoint':
                 await runCheckpointMode(settings, runtime);

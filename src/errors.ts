@@ -76,6 +76,8 @@ export const ERROR_CODES = [
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',
+  // A selection's compose project: it can only move as one unit, which is not built yet.
+  'COMPOSE_UNIT_UNSUPPORTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { MigrationError } from './errors.js';
 import { formatHostSpec, parseHostSpec } from './host/host-spec.js';
+import { parseSelection } from './policy/selection.js';
 import {
   COMPRESSIONS,
   type Compression,
@@ -51,6 +52,7 @@ export const INPUT_NAMES = [
   'volume-replace',
   'docker28-network-holder',
   'series',
+  'selection',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -84,7 +86,24 @@ export function getInputs(
 
   const mode = parseChoice('mode', text('mode'), MODES, 'migrate', 'modes');
 
-  const container = parseContainer(text('container'));
+  const selectionText = text('selection');
+  const selection = selectionText === '' ? undefined : parseSelection(selectionText);
+  if (selection && mode !== 'preflight') {
+    throw invalid(
+      'selection',
+      `works in preflight mode only, not in ${mode} mode`,
+      'gate the selection with mode: preflight, then move each unit of its matrix output in a run of its own (examples/workflows/evacuate.yml)',
+    );
+  }
+  if (selection && text('container') !== '') {
+    throw invalid(
+      'selection',
+      'and container are both set',
+      'set one: container for one container, selection for several',
+    );
+  }
+  // A selection's records are named after the selection, not one container.
+  const container = selection ? 'selection' : parseContainer(text('container'));
   const source = parseLocation('source', text('source') || 'local');
   const targetText = text('target');
   const target = targetText === '' ? undefined : parseLocation('target', targetText);
@@ -264,7 +283,7 @@ export function getInputs(
     case 'migrate':
       return { mode, ...common, ...verifying, target: need(target), sourceAfter };
     case 'preflight':
-      return { mode, ...common, target: need(target) };
+      return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
     case 'checkpoint':
       return {
         mode,

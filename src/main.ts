@@ -4,6 +4,7 @@ import { getInputs, secretsToMask } from './inputs.js';
 import { runCheckpointMode } from './modes/checkpoint.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
+import { runSelectionPreflight } from './modes/preflight-selection.js';
 import { runRestoreMode } from './modes/restore.js';
 import { earlyRun } from './modes/run-control.js';
 import { runPost } from './post.js';
@@ -33,7 +34,13 @@ export async function run(): Promise<void> {
         await runMigrateMode(settings, runtime);
         return;
       case 'preflight':
-        await runPreflightMode(settings, runtime.log);
+        if (settings.selection)
+          await runSelectionPreflight(
+            { ...settings, selection: settings.selection },
+            runtime.log,
+            process.env,
+          );
+        else await runPreflightMode(settings, runtime.log);
         return;
       case 'checkpoint':
         await runCheckpointMode(settings, runtime);

@@ -1,4 +1,5 @@
 import { formatHostSpec, type HostSpec } from './host/host-spec.js';
+import type { Selection } from './policy/selection.js';
 
 export const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'] as const;
 export type Mode = (typeof MODES)[number];
@@ -80,6 +81,8 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
 export interface PreflightSettings extends CommonSettings {
   mode: 'preflight';
   target: HostLocation;
+  /** Several containers of the source, gated unit by unit (container is then "selection"). */
+  selection?: Selection;
 }
 
 export interface CheckpointSettings extends CommonSettings {

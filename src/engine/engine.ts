@@ -61,6 +61,8 @@ export function initFirstRows(rows: readonly ProcessRow[]): ProcessRow[] {
  */
 export interface ContainerEngine {
   inspectContainer(ref: string, step: string): Promise<ContainerInspect | undefined>;
+  /** Every container of the host, in any state. */
+  listContainers(step: string): Promise<ContainerInspect[]>;
   /** Raw inspect output as the engine printed it, for storing with a checkpoint. */
   inspectContainerRaw(ref: string, step: string): Promise<unknown>;
   imageId(ref: string): Promise<string | undefined>;

@@ -149,7 +149,7 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
 }
 
 /** The report as the run's artifact; the artifact ID, or '' when it was not uploaded. */
-async function uploadReport(settings: PreflightSettings, path: string, log: Logger): Promise<string> {
+export async function uploadReport(settings: PreflightSettings, path: string, log: Logger): Promise<string> {
   if (!settings.uploadArtifact) return '';
   const outcome = await uploadRunArtifact(
     {

@@ -34,6 +34,21 @@ export type GateContext = Pick<
   >;
 };
 
+/** Facts of the two hosts, gathered once and shared by the gates of several containers. */
+export interface SharedHostFacts {
+  source: Promise<HostFacts>;
+  target: Promise<HostFacts>;
+  cpu: ReturnType<typeof compareCpus>;
+}
+
+export function gatherSharedHostFacts(ctx: Pick<GateContext, 'source' | 'target'>): SharedHostFacts {
+  return {
+    source: gatherHostFacts(ctx.source),
+    target: gatherHostFacts(ctx.target),
+    cpu: compareCpus(ctx.source, ctx.target),
+  };
+}
+
 export interface GateRun {
   facts: GateFacts;
   checks: Check[];
@@ -51,13 +66,13 @@ export function formatCheck(check: Check): string {
  * container's size and connections, the target's room for it, and CRIU's CPU
  * comparison (in a temporary directory it removes).
  */
-export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
+export async function gatherGateFacts(ctx: GateContext, shared?: SharedHostFacts): Promise<GateFacts> {
   const ref = ctx.settings.container;
   const inspected = ctx.sourceDocker.inspectContainer(ref, 'preflight').then(
     (container) => ({ container, inspectError: undefined }),
     (error: unknown) => ({ container: undefined, inspectError: errorMessage(error) }),
   );
-  const targetFacts = gatherHostFacts(ctx.target);
+  const targetFacts = shared?.target ?? gatherHostFacts(ctx.target);
   // Joined to another container's network: it may be the holder an earlier migration made,
   // whose ports the target must have free.
   const holderOf = inspected.then(async ({ container }) => {
@@ -70,7 +85,7 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
   // ask many questions each, in one channel, so the gate stays under that.
   const [source, target, { container, inspectError }, sourceProbe, targetProbe, cpu, volumes, sourceHolder] =
     await Promise.all([
-      gatherHostFacts(ctx.source),
+      shared?.source ?? gatherHostFacts(ctx.source),
       targetFacts,
       inspected,
       inspected.then(({ container }) => probeSource(ctx.source, container)),
@@ -81,7 +96,7 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
           targetFacts.then((facts) => facts.docker.rootDir),
         ),
       ),
-      compareCpus(ctx.source, ctx.target),
+      shared?.cpu ?? compareCpus(ctx.source, ctx.target),
       inspected.then(({ container }) =>
         container ? gatherVolumeFacts(ctx.source, ctx.target, container) : undefined,
       ),
@@ -97,8 +112,8 @@ export async function gatherGateFacts(ctx: GateContext): Promise<GateFacts> {
 }
 
 /** Gathers and evaluates; never throws for a failed check (preflight mode reports them all). */
-export async function runGate(ctx: GateContext): Promise<GateRun> {
-  const facts = await gatherGateFacts(ctx);
+export async function runGate(ctx: GateContext, shared?: SharedHostFacts): Promise<GateRun> {
+  const facts = await gatherGateFacts(ctx, shared);
   const checks = evaluateGate(facts, {
     kernelPolicy: ctx.settings.kernelPolicy,
     sudo: ctx.settings.sudo,

@@ -41,11 +41,11 @@ mount --rbind /dev "$tmp/dev"
 in_root() { chroot "$tmp" env DEBIAN_FRONTEND=noninteractive LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 apt_opts=(-o Acquire::Check-Valid-Until=false -o APT::Install-Recommends=false -o Dpkg::Use-Pty=0 -qq)
 
-log "installing docker, containerd, runc, sshd (trixie) and criu (sid)"
+log "installing docker, docker-compose, containerd, runc, sshd (trixie) and criu (sid)"
 in_root apt-get "${apt_opts[@]}" update
 in_root apt-get "${apt_opts[@]}" install -y \
   docker.io docker-cli containerd runc openssh-server iproute2 iptables procps \
-  busybox-static sudo kmod zstd >/dev/null
+  busybox-static sudo kmod zstd docker-compose >/dev/null
 in_root apt-get "${apt_opts[@]}" install -y -t sid criu >/dev/null
 in_root apt-get "${apt_opts[@]}" clean
 rm -rf "$tmp"/var/lib/apt/lists/* "$tmp"/etc/ssh/ssh_host_*

@@ -640,8 +640,25 @@ describe('action.yml', () => {
       'metadata-path',
       'report',
       'report-path',
+      'matrix',
     ]);
     expect(yaml).toMatch(/runs:\n {2}using: node24\n {2}main: dist\/index\.js/);
+  });
+});
+
+describe('selection', () => {
+  it('names several containers in preflight mode, in place of container', () => {
+    const settings = settingsFor({ ...BASE, container: '', mode: 'preflight', selection: 'compose=shop' });
+    expect(settings.mode === 'preflight' && settings.selection).toEqual({ kind: 'compose', project: 'shop' });
+    expect(settings.container).toBe('selection');
+  });
+  it('is refused beside container, and in the modes that move one container', () => {
+    expect(() => settingsFor({ ...BASE, mode: 'preflight', selection: 'all' })).toThrow(
+      /selection: and container are both set/,
+    );
+    expect(() => settingsFor({ ...BASE, container: '', selection: 'all' })).toThrow(
+      /selection: works in preflight mode only, not in migrate mode/,
+    );
   });
 });
 

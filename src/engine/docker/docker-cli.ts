@@ -5,6 +5,7 @@ import {
   type ContainerInspect,
   type ImageConfig,
   parseContainerInspect,
+  parseContainerInspectList,
   parseImageInspect,
 } from './inspect.js';
 
@@ -59,6 +60,14 @@ export class DockerCli implements ContainerEngine {
       return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
     }
     return parseContainerInspect(result.stdout);
+  }
+
+  /** Every container of the host, in any state (one inspect for all). */
+  async listContainers(step: string): Promise<ContainerInspect[]> {
+    const ids = (await this.docker(['ps', '-aq', '--no-trunc'], step)).split('\n').filter(Boolean);
+    if (ids.length === 0) return [];
+    const out = await this.docker(['container', 'inspect', '--', ...ids], step, 'docker container inspect');
+    return parseContainerInspectList(out);
   }
 
   /** The image's ID, or undefined when the host does not have it. */

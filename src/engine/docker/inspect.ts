@@ -625,6 +625,21 @@ export function parseContainerInspect(json: string): ContainerInspect {
   return parseFirst(json, 'docker container inspect', readContainer);
 }
 
+/** Parses `docker container inspect` of several containers: every object, in order. */
+export function parseContainerInspectList(json: string): ContainerInspect[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    throw new MigrationError('COMMAND_FAILED', 'docker container inspect did not print JSON', {
+      cause: error,
+    });
+  }
+  if (!Array.isArray(value))
+    throw new MigrationError('COMMAND_FAILED', 'docker container inspect printed no list');
+  return value.map((item) => parseFirst(JSON.stringify([item]), 'docker container inspect', readContainer));
+}
+
 /** Parses `docker image inspect` output; its Config holds the defaults a container inherits. */
 export function parseImageInspect(json: string): ImageInspect {
   return parseFirst(json, 'docker image inspect', (f) => ({
