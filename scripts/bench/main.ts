@@ -107,14 +107,15 @@ function finish(report: Report): void {
 
 async function measure(opts: Options): Promise<Report> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark drives the test bed and needs root');
-  if (!existsSync(DIST_ENTRY)) throw new Error('dist/index.js is missing: run npm run build first');
+  const distEntry = opts.dist ? join(resolve(opts.dist), 'index.js') : DIST_ENTRY;
+  if (!existsSync(distEntry)) throw new Error(`${distEntry} is missing: run npm run build first`);
   const withPodman = opts.methods.includes('podman');
   const bed = new BenchBed(opts, join(ROOT, 'test/testbed'));
   const distCopy = mkdtempSync(join(tmpdir(), 'bench-dist-'));
-  cpSync(dirname(DIST_ENTRY), distCopy, { recursive: true });
+  cpSync(dirname(distEntry), distCopy, { recursive: true });
   const ctx: BenchContext = { bed, opts, root: ROOT, actionEntry: join(distCopy, 'index.js') };
   const distSha256 = createHash('sha256').update(readFileSync(ctx.actionEntry)).digest('hex');
-  log(`running a copy of dist/ (index.js sha256 ${distSha256.slice(0, 16)}) from ${distCopy}`);
+  log(`running a copy of ${distEntry} (sha256 ${distSha256.slice(0, 16)}) from ${distCopy}`);
   let interrupted = false;
   const onSignal = () => {
     if (interrupted) return;
@@ -222,7 +223,7 @@ async function measure(opts: Options): Promise<Report> {
         loadSamples,
       },
       versions: ver,
-      dist: { sha256: distSha256, changedDuringRun: distSha(DIST_ENTRY) !== distSha256 },
+      dist: { sha256: distSha256, changedDuringRun: distSha(distEntry) !== distSha256 },
       settings: {
         sizes: opts.sizes,
         reps: opts.reps,

@@ -16,10 +16,13 @@ Options:
   --skip-1g             leave out sizes of 1024 MiB and more
   --reps N              repetitions per size and way (default 3)
   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport, 64 MiB redis
-  --methods a,b         subset of seed,action,podman
+  --methods a,b         subset of seed,action,podman (none: only the floor and the modes)
   --pattern P           random (default: incompressible), text or zeros
   --transport-mib N     size of the transport stream (default 1024)
   --redis-mib N         redis data set in MiB of random values (default 256)
+  --layer-mib N         modes: write N MiB of random data into the container's writable layer
+                        before the checkpoint (default 0: the counter's small layer)
+  --dist DIR            run the action bundle in DIR (another build's dist/) instead of dist/
   --no-transport, --no-floor, --no-modes, --no-redis   leave that part out
   --out DIR             results directory (default bench/results)
   --render FILE         no measuring: write latest.md and latest.svg of --out again from a results JSON
@@ -39,6 +42,9 @@ export interface Options {
   pattern: MemoryPattern;
   transportBytes: number;
   redisMiB: number;
+  layerMiB: number;
+  /** The bundle directory the action runs from; dist/ of the repository when undefined. */
+  dist: string | undefined;
   transport: boolean;
   floor: boolean;
   modes: boolean;
@@ -78,6 +84,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
       pattern: { type: 'string' },
       'transport-mib': { type: 'string' },
       'redis-mib': { type: 'string' },
+      'layer-mib': { type: 'string' },
+      dist: { type: 'string' },
       'no-transport': { type: 'boolean', default: false },
       'no-floor': { type: 'boolean', default: false },
       'no-modes': { type: 'boolean', default: false },
@@ -90,7 +98,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
   const quick = values.quick ?? false;
   let sizes = (values.sizes ?? (quick ? '64' : '64,256,1024')).split(',').map((s) => positive(s, '--sizes'));
   if (values['skip-1g']) sizes = sizes.filter((s) => s < 1024);
-  const methods = (values.methods ?? MIGRATION_WAYS.join(',')).split(',').map((m) => {
+  const methodsText = values.methods ?? MIGRATION_WAYS.join(',');
+  const methods = (methodsText === 'none' ? [] : methodsText.split(',')).map((m) => {
     const way = MIGRATION_WAYS.find((w) => w === m);
     if (!way) throw new Error(`unknown way ${m}: one of ${MIGRATION_WAYS.join(', ')}`);
     return way;
@@ -114,6 +123,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     pattern,
     transportBytes: positive(values['transport-mib'] ?? (quick ? '256' : '1024'), '--transport-mib') * MIB,
     redisMiB: positive(values['redis-mib'] ?? (quick ? '64' : '256'), '--redis-mib'),
+    layerMiB: values['layer-mib'] === undefined ? 0 : positive(values['layer-mib'], '--layer-mib'),
+    dist: values.dist,
     transport: !values['no-transport'],
     floor: !values['no-floor'],
     modes: !values['no-modes'],

@@ -73,6 +73,8 @@ export interface TransportRun {
 /** One repetition of the checkpoint and restore modes section on host 1. */
 export interface ModesRun {
   sizeMiB: number;
+  /** Random data written into the writable layer before the checkpoint (--layer-mib). */
+  layerMiB?: number;
   rep: number;
   error?: string;
   frozenMs?: number;

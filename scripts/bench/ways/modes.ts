@@ -67,6 +67,16 @@ export const modes: Way<ModesRun> = {
     const checkpointName = `${name}-ckpt`;
     await cleanHost(ctx, host);
     await startCounter(ctx, 'docker', host, spec, size);
+    const layerMiB = ctx.opts.layerMiB;
+    if (layerMiB > 0) {
+      // Random, so no compression flatters it; written before the dumps, so all runs see the same layer.
+      log(`modes ${size} MiB rep ${rep}: ${layerMiB} MiB of random data into the writable layer`);
+      await ctx.bed.must(
+        host,
+        `docker exec ${name} sh -c 'head -c ${layerMiB * 1024 * 1024} /dev/urandom >/var/tmp/bench-layer' && sync`,
+        { timeoutMs: 600_000 },
+      );
+    }
     log(`modes ${size} MiB rep ${rep}: the dump itself (dump.sh)`);
     const dumps = [await referenceDump(ctx, name)];
     log(`modes ${size} MiB rep ${rep}: mode checkpoint into ${host}:${MODES_STORE}`);
@@ -116,6 +126,7 @@ export const modes: Way<ModesRun> = {
     const restorePhase = restore.metadata.timings.phasesMs.restore;
     const result: ModesRun = {
       sizeMiB: size,
+      layerMiB,
       rep,
       frozenMs,
       workloadFrozenMs: freeze?.ms,
