@@ -76,6 +76,9 @@ export const ERROR_CODES = [
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',
+  // Restore mode: a checkpoint's network route (manifest) that the target cannot take.
+  'CHECKPOINT_DIRECT_ONLY',
+  'CHECKPOINT_NEEDS_HOLDER',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
