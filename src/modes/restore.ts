@@ -1,5 +1,6 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { holderName } from '../engine/docker/net-holder.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -13,7 +14,7 @@ import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
 import { settleRestoreConfig } from '../phases/restore-config.js';
-import { createTargetContainer } from '../phases/stage.js';
+import { createHolder, createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
   layerReceiveCommand,
@@ -32,7 +33,7 @@ import {
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
-import { decideNetworkRoute } from '../policy/network-route.js';
+import { decideRestoreRoute } from '../policy/network-route.js';
 import {
   evaluateVolumes,
   parseVolumeProbes,
@@ -350,6 +351,8 @@ async function restoreFromStore(
   ]);
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
+  // The holder the container joined when it was checkpointed: the new holder takes its network.
+  const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
   const name = container.Name.replace(/^\//, '');
   const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
@@ -375,14 +378,17 @@ async function restoreFromStore(
     { source: facts, target: facts },
     { kernelPolicy: settings.kernelPolicy },
   ).filter((check) => check.host === 'target');
-  // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
-  const route = decideNetworkRoute({
+  // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
+  const route = decideRestoreRoute({
     networkMode: container.HostConfig.NetworkMode || 'default',
+    ...(manifest.network ? { recorded: manifest.network.route } : {}),
     ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
-    holderAllowed: false,
-    holderUnavailable: 'restore mode makes no network holder',
+    ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+    holderAllowed: settings.networkHolder,
+    app: name,
   });
   checks.push(route.check);
+  if (route.route === 'holder') checks.push(await holderNameCheck(ctx, name));
   checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
   for (const check of checks) {
     if (check.status === 'warn') log.warning(formatCheck(check));
@@ -477,8 +483,22 @@ async function restoreFromStore(
       `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
     );
   }
+  // Through a holder: it owns the network on the target, the container joins its namespace.
+  const holder =
+    route.route === 'holder'
+      ? await createHolder(
+          ctx,
+          container,
+          {
+            ...(sourceHolder ? { sourceHolder } : {}),
+            ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+          },
+          'restore',
+        )
+      : undefined;
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
+    ...(holder ? { networkContainer: holder } : {}),
   });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>
@@ -558,6 +578,26 @@ async function restoreFromStore(
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+
+/** A holder's name taken on the target stops the restore at the gate, before anything is made. */
+async function holderNameCheck(ctx: RunContext<RestoreSettings>, app: string): Promise<Check> {
+  const name = holderName(app);
+  const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
+  const observed = taken ? `a container named ${name} exists (${taken.State.Status})` : `${name} is free`;
+  const check: Check = {
+    host: 'target',
+    name: 'network holder name',
+    status: taken ? 'fail' : 'pass',
+    observed,
+    expected: `no container named ${name} on the target`,
+  };
+  if (!taken) return check;
+  return {
+    ...check,
+    remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
+    code: 'NETWORK_HOLDER_FAILED',
+  };
 }
 
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
