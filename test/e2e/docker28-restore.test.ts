@@ -180,6 +180,57 @@ describe('restore mode onto Docker 28 through a network holder (variant bed)', (
     expect(await hostSnapshot(bed.host1)).toBe(before);
   });
 
+  it('a checkpoint from before routes were recorded counts as direct: refused on 28, restored directly on 26', async () => {
+    // direct-1 as an older run wrote it: no network in its manifest (not one of the hashed files).
+    const { network: _recorded, ...older } = await manifestOf('direct-1');
+    const written = await onHostResult(
+      bed,
+      bed.host3,
+      `for d in ${store}/${name}/*/direct-1; do cat >"$d/manifest.json"; done`,
+      { input: `${JSON.stringify(older, null, 2)}\n` },
+    );
+    expect(written.code).toBe(0);
+    const legacy = await manifestOf('direct-1');
+    expect(legacy.network).toBeUndefined();
+    const before = await hostSnapshot(bed.host2);
+    const refused = await runAction(restoreInputs(bed.host2, { 'checkpoint-name': 'direct-1' }));
+    expect(refused.outputs.status).toBe('refused');
+    expect(metadataOf(refused).error).toMatchObject({ code: 'CHECKPOINT_DIRECT_ONLY' });
+    expect(refused.stdout).toContain('before routes were recorded');
+    expect(await hostSnapshot(bed.host2)).toBe(before);
+
+    const direct = await runAction(restoreInputs(bed.host1, { 'checkpoint-name': 'direct-1' }));
+    expect(direct.exitCode, direct.stdout).toBe(0);
+    expect(direct.stdout).toContain('restored directly');
+    const app = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${name}`))[0];
+    expect(app.HostConfig.NetworkMode).toBe('bridge');
+    expect(await containerState(bed, bed.host1, holder)).toBeUndefined();
+    expect(await page(bed.host1)).toContain(`page-of-${name}`);
+    await expectCounterContinued(bed, bed.host1, name);
+    await checkCounterMemory(bed, bed.host1, name, MB * 1048576);
+    await expectNothingLeft(bed, name);
+    await onHost(bed, bed.host1, `docker rm -f ${name}`);
+  });
+
+  it('a container named like the holder on the target refuses the restore before anything is touched', async () => {
+    await onHost(bed, bed.host2, `docker create --name ${holder} ${bed.image} true`);
+    try {
+      const before = await hostSnapshot(bed.host2);
+      const run = await runAction(
+        restoreInputs(bed.host2, { 'checkpoint-name': 'hold-1', 'docker28-network-holder': 'true' }),
+      );
+      expect(run.outputs.status).toBe('refused');
+      const error = metadataOf(run).error!;
+      expect(error).toMatchObject({ code: 'NETWORK_HOLDER_FAILED', step: 'preflight' });
+      expect(error.remedy).toContain(`docker rm -f ${holder}`);
+      expect(await hostSnapshot(bed.host2)).toBe(before);
+      // Not ours: left alone.
+      expect(await containerState(bed, bed.host2, holder)).toMatchObject({ Status: 'created' });
+    } finally {
+      await onHost(bed, bed.host2, `docker rm -f ${holder}`);
+    }
+  });
+
   it('a failure after the holder was made rolls it back with the container', async () => {
     // A real failure past the holder: the restored container never prints what verify waits for.
     const run = await runAction(
@@ -233,5 +284,85 @@ describe('restore mode onto Docker 28 through a network holder (variant bed)', (
     expect(app.HostConfig.NetworkMode).toMatch(/^container:/);
     expect(await page(bed.host1)).toContain(`page-of-${name}`);
     await expectNothingLeft(bed, name);
+    await clean();
+  });
+
+  it('a container that joins a holder on Docker 28 is checkpointed for a holder and restored onto 26 through one', async () => {
+    const joined = 'd28j';
+    const joinedHolder = `${joined}-netholder`;
+    const port = PORT + 1;
+    const wipe = async () => {
+      for (const host of [bed.host1, bed.host2]) {
+        await onHostResult(
+          bed,
+          host,
+          `docker rm -f ${joined} ${joinedHolder}; rm -rf /var/lib/criu-migrate/containers/${joined}`,
+        );
+      }
+    };
+    await wipe();
+    try {
+      await onHost(
+        bed,
+        bed.host1,
+        `docker run -d --name ${joined} -p ${port}:8080 -e MB=${MB} ${bed.image} sh -c 'echo page-of-${joined} >/tmp/index.html; httpd -p 8080 -h /tmp; exec testbed-counter'`,
+      );
+      await waitForLog(bed, bed.host1, joined, /^5 \d{13} /m);
+      // Onto Docker 28 by migrate, through a holder: there it joins <name>-netholder.
+      const moved = await runAction({
+        mode: 'migrate',
+        container: joined,
+        source: bed.host1,
+        target: bed.host2,
+        ...sshInputs(bed),
+        'docker28-network-holder': 'true',
+        'verify-log-pattern': '^\\d+ \\d{13} ',
+        timeout: '10',
+      });
+      expect(moved.exitCode, moved.stdout).toBe(0);
+      await onHost(bed, bed.host1, `docker rm ${joined}`);
+
+      // Checkpointed there without the input: joined to a holder, it is dumped for one anyway.
+      const taken = await runAction({
+        ...common({ mode: 'checkpoint', source: bed.host2, 'checkpoint-name': 'joined-1' }),
+        container: joined,
+      });
+      expect(taken.exitCode, taken.stdout).toBe(0);
+      expect(taken.stdout).toContain(`network route: holder (joins network holder ${joinedHolder})`);
+      const token = parseCounter(await containerLogs(bed, bed.host2, joined)).at(-1)!.token;
+      const manifest = JSON.parse(
+        await onHost(bed, bed.host3, `cat ${store}/${joined}/*/joined-1/manifest.json`),
+      );
+      expect(manifest.network).toMatchObject({
+        route: 'holder',
+        mode: expect.stringMatching(/^container:/),
+        holder: { network: 'bridge', ports: [`${port}:8080`], sourceHolder: joinedHolder },
+      });
+      // Docker 28 host "dies".
+      await onHost(bed, bed.host2, `docker rm -f ${joined} ${joinedHolder}`);
+
+      const run = await runAction({
+        ...restoreInputs(bed.host1, { 'checkpoint-name': 'joined-1', 'docker28-network-holder': 'true' }),
+        container: joined,
+      });
+      expect(run.exitCode, run.stdout).toBe(0);
+      const lines = parseCounter(await containerLogs(bed, bed.host1, joined));
+      expect(lines[0]!.token).toBe(token);
+      await expectCounterContinued(bed, bed.host1, joined);
+      await checkCounterMemory(bed, bed.host1, joined, MB * 1048576);
+      // The new holder on Docker 26 took the old holder's network and port.
+      const held = JSON.parse(await onHost(bed, bed.host1, `docker inspect ${joinedHolder}`))[0];
+      expect(held.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: '', HostPort: String(port) }] });
+      expect(
+        await onHost(
+          bed,
+          bed.host1,
+          `nsenter -t "$(cat /run/testbed-dockerd.pid)" -n busybox wget -q -T 5 -O - http://127.0.0.1:${port}/`,
+        ),
+      ).toContain(`page-of-${joined}`);
+      await expectNothingLeft(bed, joined);
+    } finally {
+      await wipe();
+    }
   });
 });
