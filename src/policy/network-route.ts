@@ -235,3 +235,28 @@ export function decideRestoreRoute(facts: RestoreRouteFacts): RouteDecision {
     },
   };
 }
+
+/**
+ * Pure: whether a holder already on the target owns the network a checkpoint needs (network,
+ * addresses, published ports, aliases other than the names Docker adds itself), so the restored
+ * container can join it. Hostname and which holder it was on the source do not matter to it.
+ */
+export function sameHolderNetwork(
+  present: HolderNeeds,
+  wanted: HolderNeeds,
+  ownNames: readonly string[],
+): boolean {
+  const aliases = (needs: HolderNeeds) =>
+    needs.aliases
+      .filter((alias) => !ownNames.includes(alias))
+      .sort()
+      .join('\n');
+  const ports = (needs: HolderNeeds) => [...needs.ports].sort().join('\n');
+  return (
+    present.network === wanted.network &&
+    present.ipv4Address === wanted.ipv4Address &&
+    present.ipv6Address === wanted.ipv6Address &&
+    ports(present) === ports(wanted) &&
+    aliases(present) === aliases(wanted)
+  );
+}

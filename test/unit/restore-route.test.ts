@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { holderNeeds } from '../../src/engine/docker/create-args.js';
 import { type ContainerInspect, parseContainerInspect } from '../../src/engine/docker/inspect.js';
-import { HOLDER_LABEL } from '../../src/engine/docker/net-holder.js';
+import { HOLDER_LABEL, type HolderNeeds } from '../../src/engine/docker/net-holder.js';
 import type { ErrorCode } from '../../src/errors.js';
 import {
   checkpointRoute,
   decideRestoreRoute,
   type NetworkRoute,
   type RestoreRouteFacts,
+  sameHolderNetwork,
 } from '../../src/policy/network-route.js';
 import { parseVersion } from '../../src/policy/versions.js';
 
@@ -199,5 +200,38 @@ describe('holderNeeds: what the manifest says a holder must own', () => {
     const needs = holderNeeds(holder, app);
     expect(needs.sourceHolder).toBe('web-netholder');
     expect(needs.ports).toEqual(holderNeeds(web, web).ports);
+  });
+});
+
+describe('sameHolderNetwork: can a replaced container hand its holder on', () => {
+  const wanted: HolderNeeds = {
+    network: 'appnet',
+    aliases: ['api', 'web'],
+    ipv4Address: '10.5.0.9',
+    ports: ['8081:80', '127.0.0.1:8443:443'],
+    hostname: 'abc',
+  };
+  const own = ['web', 'web-netholder'];
+
+  it('the same network, addresses, ports and aliases: yes, whatever the order, hostname or source holder', () => {
+    const present: HolderNeeds = {
+      ...wanted,
+      aliases: ['web-netholder', 'api'],
+      ports: ['127.0.0.1:8443:443', '8081:80'],
+      hostname: 'other',
+      sourceHolder: 'web-netholder',
+    };
+    expect(sameHolderNetwork(present, wanted, own)).toBe(true);
+  });
+
+  it.each([
+    ['another network', { network: 'bridge' }],
+    ['another address', { ipv4Address: '10.5.0.10' }],
+    ['an IPv6 address it lacks', { ipv6Address: 'fd00::9' }],
+    ['another published port', { ports: ['8082:80', '127.0.0.1:8443:443'] }],
+    ['a port fewer', { ports: ['8081:80'] }],
+    ['another alias', { aliases: ['db', 'web'] }],
+  ] as [string, Partial<HolderNeeds>][])('%s: no', (_title, change) => {
+    expect(sameHolderNetwork({ ...wanted, ...change }, wanted, own)).toBe(false);
   });
 });
