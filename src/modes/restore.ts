@@ -1,6 +1,7 @@
+import { holderNeeds } from '../engine/docker/create-args.js';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
-import { holderName } from '../engine/docker/net-holder.js';
+import { type HolderNeeds, holderName } from '../engine/docker/net-holder.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -33,7 +34,7 @@ import {
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
-import { decideRestoreRoute } from '../policy/network-route.js';
+import { decideRestoreRoute, isNetworkHolder, sameHolderNetwork } from '../policy/network-route.js';
 import {
   evaluateVolumes,
   parseVolumeProbes,
@@ -388,7 +389,11 @@ async function restoreFromStore(
     app: name,
   });
   checks.push(route.check);
-  if (route.route === 'holder') checks.push(await holderNameCheck(ctx, name));
+  const onTarget =
+    route.route === 'holder'
+      ? await holderOnTarget(ctx, name, existing, manifest.network?.holder)
+      : undefined;
+  if (onTarget) checks.push(onTarget.check);
   checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
   for (const check of checks) {
     if (check.status === 'warn') log.warning(formatCheck(check));
@@ -484,9 +489,12 @@ async function restoreFromStore(
     );
   }
   // Through a holder: it owns the network on the target, the container joins its namespace.
+  if (onTarget?.reuse)
+    log.info(`network holder ${onTarget.reuse} of the replaced container stays: the restored one joins it`);
   const holder =
     route.route === 'holder'
-      ? await createHolder(
+      ? (onTarget?.reuse ??
+        (await createHolder(
           ctx,
           container,
           {
@@ -494,7 +502,7 @@ async function restoreFromStore(
             ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
           },
           'restore',
-        )
+        )))
       : undefined;
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
@@ -580,23 +588,62 @@ async function restoreFromStore(
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
 }
 
-/** A holder's name taken on the target stops the restore at the gate, before anything is made. */
-async function holderNameCheck(ctx: RunContext<RestoreSettings>, app: string): Promise<Check> {
+/**
+ * The holder's name on the target: free, or (replace: true) the running holder the stopped
+ * namesake joins, when it owns the network the checkpoint needs: the restored container joins
+ * it and it stays when the namesake goes. Anything else stops the restore at the gate.
+ */
+async function holderOnTarget(
+  ctx: RunContext<RestoreSettings>,
+  app: string,
+  namesake: ContainerInspect | undefined,
+  wanted: HolderNeeds | undefined,
+): Promise<{ check: Check; reuse?: string }> {
   const name = holderName(app);
   const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
-  const observed = taken ? `a container named ${name} exists (${taken.State.Status})` : `${name} is free`;
   const check: Check = {
     host: 'target',
     name: 'network holder name',
-    status: taken ? 'fail' : 'pass',
-    observed,
-    expected: `no container named ${name} on the target`,
+    status: 'pass',
+    observed: `${name} is free`,
+    expected: `no container named ${name} on the target, or with replace: true the running holder of the stopped ${app} with the network the checkpoint needs`,
   };
-  if (!taken) return check;
+  if (!taken) return { check };
+  const mode = namesake?.HostConfig.NetworkMode ?? '';
+  const joinedByNamesake =
+    ctx.settings.replace &&
+    (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
+    isNetworkHolder(taken, app) &&
+    taken.State.Running;
+  if (joinedByNamesake && namesake && wanted) {
+    const present = holderNeeds(taken, namesake);
+    if (sameHolderNetwork(present, wanted, [app, name])) {
+      return {
+        check: {
+          ...check,
+          observed: `${name} runs for the stopped ${app} being replaced and owns the network this checkpoint needs: the restored container joins it`,
+        },
+        reuse: name,
+      };
+    }
+    return {
+      check: {
+        ...check,
+        status: 'fail',
+        observed: `${name}, the holder of the stopped ${app}, owns another network than the checkpoint needs (${present.network} ${present.ports.join(' ')} against ${wanted.network} ${wanted.ports.join(' ')})`,
+        remedy: `remove the stopped ${app} and then its holder on the target (docker rm ${app} && docker rm -f ${name}) if they may go, or restore onto another host`,
+        code: 'NETWORK_HOLDER_FAILED',
+      },
+    };
+  }
   return {
-    ...check,
-    remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
-    code: 'NETWORK_HOLDER_FAILED',
+    check: {
+      ...check,
+      status: 'fail',
+      observed: `a container named ${name} exists (${taken.State.Status})`,
+      remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
+      code: 'NETWORK_HOLDER_FAILED',
+    },
   };
 }
 

@@ -273,6 +273,61 @@ describe('restore mode onto Docker 28 through a network holder (variant bed)', (
     await expectNothingLeft(bed, name);
   });
 
+  it("replace: true on Docker 28: the restored container joins the stopped namesake's holder, which stays", async () => {
+    const before = JSON.parse(await onHost(bed, bed.host2, `docker inspect ${holder}`))[0];
+    const replaced = JSON.parse(await onHost(bed, bed.host2, `docker inspect ${name}`))[0];
+    await onHost(bed, bed.host2, `docker stop ${name}`);
+    const run = await runAction(
+      restoreInputs(bed.host2, {
+        'checkpoint-name': 'hold-1',
+        'docker28-network-holder': 'true',
+        replace: 'true',
+      }),
+    );
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.stdout).toContain(`network holder ${holder} of the replaced container stays`);
+    const app = JSON.parse(await onHost(bed, bed.host2, `docker inspect ${name}`))[0];
+    expect(app.Id).not.toBe(replaced.Id);
+    expect(app.HostConfig.NetworkMode).toMatch(new RegExp(`^container:(${before.Id}|${holder})$`));
+    // The same holder, never restarted; the namesake went at the commit.
+    const after = JSON.parse(await onHost(bed, bed.host2, `docker inspect ${holder}`))[0];
+    expect(after.Id).toBe(before.Id);
+    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    expect(await onHost(bed, bed.host2, `docker ps -aq --no-trunc | grep -c . || true`)).toBe('2\n');
+    await expectSameProcess(bed.host2);
+    expect(await page(bed.host2)).toContain(`page-of-${name}`);
+    await expectNothingLeft(bed, name);
+  });
+
+  it("replace: true with a namesake's holder that owns another network: refused before anything is touched", async () => {
+    await onHost(bed, bed.host2, `docker rm -f ${name} ${holder}`);
+    // A holder of ours for the name, publishing another port, and a stopped namesake joined to it.
+    await onHost(
+      bed,
+      bed.host2,
+      `docker run -d --name ${holder} --label io.github.criu-migrate.network-holder-for=${name} -p ${PORT + 9}:8080 ${bed.image} sleep 100000 && docker create --name ${name} --network container:${holder} ${bed.image} true`,
+    );
+    try {
+      const before = await hostSnapshot(bed.host2);
+      const run = await runAction(
+        restoreInputs(bed.host2, {
+          'checkpoint-name': 'hold-1',
+          'docker28-network-holder': 'true',
+          replace: 'true',
+        }),
+      );
+      expect(run.outputs.status).toBe('refused');
+      const error = metadataOf(run).error!;
+      expect(error).toMatchObject({ code: 'NETWORK_HOLDER_FAILED', step: 'preflight' });
+      expect(error.message).toContain('owns another network than the checkpoint needs');
+      expect(error.remedy).toContain(`docker rm -f ${holder}`);
+      expect(await hostSnapshot(bed.host2)).toBe(before);
+      expect(await containerState(bed, bed.host2, name)).toMatchObject({ Status: 'created' });
+    } finally {
+      await onHost(bed, bed.host2, `docker rm -f ${name} ${holder}`);
+    }
+  });
+
   it('the same checkpoint restores onto Docker 26 through a holder as well', async () => {
     const run = await runAction(
       restoreInputs(bed.host1, { 'checkpoint-name': 'hold-1', 'docker28-network-holder': 'true' }),
