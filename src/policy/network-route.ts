@@ -128,6 +128,8 @@ export function checkpointRoute(facts: {
 }): NetworkRoute {
   if (facts.networkMode === 'host') return 'direct';
   if (facts.joinsHolder) return 'holder';
+  // Another container's namespace is not the container's to leave out (restore refuses it anyway).
+  if (facts.networkMode.startsWith('container:')) return 'direct';
   return facts.holderAllowed ? 'holder' : 'direct';
 }
 

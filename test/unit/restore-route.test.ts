@@ -30,6 +30,8 @@ describe('checkpointRoute: what a checkpoint is dumped for', () => {
     { mode: 'host', joinsHolder: false, holderAllowed: false, route: 'direct' },
     // Joined to a holder, the namespace is already external: a holder is needed whatever the input.
     { mode: 'container:web-netholder', joinsHolder: true, holderAllowed: false, route: 'holder' },
+    // Another container's namespace (not a holder of ours): nothing to leave out for a holder.
+    { mode: 'container:sidecar', joinsHolder: false, holderAllowed: true, route: 'direct' },
   ] as const)('$mode, joins a holder: $joinsHolder, opt-in: $holderAllowed -> $route', (c) => {
     expect(
       checkpointRoute({ networkMode: c.mode, joinsHolder: c.joinsHolder, holderAllowed: c.holderAllowed }),
