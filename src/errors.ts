@@ -78,6 +78,9 @@ export const ERROR_CODES = [
   'SERIES_AMBIGUOUS',
   // A selection's compose project: it can only move as one unit, which is not built yet.
   'COMPOSE_UNIT_UNSUPPORTED',
+  // Restore mode: a checkpoint's network route (manifest) that the target cannot take.
+  'CHECKPOINT_DIRECT_ONLY',
+  'CHECKPOINT_NEEDS_HOLDER',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

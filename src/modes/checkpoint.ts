@@ -1,5 +1,6 @@
+import { holderNeeds } from '../engine/docker/create-args.js';
 import { DockerCli } from '../engine/docker/docker-cli.js';
-import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { type ContainerInspect, containerName } from '../engine/docker/inspect.js';
 import { mapped } from '../engine/engine.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -13,6 +14,8 @@ import type { RunContext } from '../phases/context.js';
 import { layerSendCommand, negotiateCodec } from '../phases/transfer.js';
 import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
+import { ownHolder } from '../policy/gate.js';
+import { checkpointRoute, HOLDER_INPUT, type NetworkRoute } from '../policy/network-route.js';
 import {
   movedVolumeNames,
   parseVolumeProbes,
@@ -354,8 +357,14 @@ async function checkpointInto(
   ]);
   const imageRef = container.Config.Image ?? container.Image;
 
+  // The network route the checkpoint is made for: recorded in the manifest, decided by restore's gate.
+  const { route, sourceHolder } = await networkRouteOf(ctx, container);
   // Before the freeze: work directory, CPU description, the store's partial directory.
-  const prepared = await prepareCheckpoint(ctx, container);
+  // Dumped for a holder: the container's own namespace stays out of the dump (one that joins a
+  // holder already is runc's external namespace, which runc marks itself).
+  const prepared = await prepareCheckpoint(ctx, container, {
+    externalNetns: route === 'holder' && !sourceHolder,
+  });
   const workRoot = prepared.imagesDir.replace(/\/images$/, '');
   const cpuDir = `${workRoot}/cpu`;
   await runChecked(
@@ -514,6 +523,7 @@ async function checkpointInto(
   const config: StoredConfig = {
     container: await ctx.sourceDocker.inspectContainerRaw(container.Id, 'store'),
     image: imageInspect.raw,
+    ...(sourceHolder ? { holder: await ctx.sourceDocker.inspectContainerRaw(sourceHolder.Id, 'store') } : {}),
   };
   await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
     step: 'store',
@@ -558,6 +568,11 @@ async function checkpointInto(
     layer: { archives: layerArchives },
     openFiles,
     ...(volumes.length > 0 ? { volumes } : {}),
+    network: {
+      route,
+      mode: container.HostConfig.NetworkMode || 'default',
+      ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
+    },
   };
   // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
   await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
@@ -573,6 +588,36 @@ async function checkpointInto(
     );
   });
   return manifest;
+}
+
+/**
+ * The route the checkpoint is dumped for (policy/network-route.ts checkpointRoute): holder when
+ * the container joins a holder an earlier migration made, or when docker28-network-holder asks
+ * for it; direct otherwise. Logged, so the run says which targets the checkpoint can go to.
+ */
+async function networkRouteOf(
+  ctx: RunContext<CheckpointSettings>,
+  container: ContainerInspect,
+): Promise<{ route: NetworkRoute; sourceHolder?: ContainerInspect }> {
+  const mode = container.HostConfig.NetworkMode || 'default';
+  const joined = mode.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+  const candidate = joined
+    ? await ctx.sourceDocker.inspectContainer(joined, 'checkpoint').catch(() => undefined)
+    : undefined;
+  const sourceHolder = ownHolder({ container, sourceHolder: candidate });
+  const route = checkpointRoute({
+    networkMode: mode,
+    joinsHolder: sourceHolder !== undefined,
+    holderAllowed: ctx.settings.networkHolder,
+  });
+  ctx.log.info(
+    mode === 'host'
+      ? 'network route: host network, restores onto any Docker version'
+      : route === 'holder'
+        ? `network route: holder (${sourceHolder ? `joins network holder ${containerName(sourceHolder)}` : `${HOLDER_INPUT}: true`}): the network namespace stays out of the dump; restores through a network holder on any Docker version (restore with ${HOLDER_INPUT}: true)`
+        : `network route: direct (${mode} network, its namespace in the dump): restores onto Docker before 28 only; set ${HOLDER_INPUT}: true for checkpoints that restore onto Docker 28/29`,
+  );
+  return { route, ...(sourceHolder ? { sourceHolder } : {}) };
 }
 
 /** series.json: which container started the series, on which host (written once). */

@@ -1,5 +1,7 @@
+import { holderNeeds } from '../engine/docker/create-args.js';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
+import { type HolderNeeds, holderName } from '../engine/docker/net-holder.js';
 import type { RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
@@ -13,7 +15,7 @@ import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
 import { settleRestoreConfig } from '../phases/restore-config.js';
-import { createTargetContainer } from '../phases/stage.js';
+import { createHolder, createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
   layerReceiveCommand,
@@ -32,7 +34,7 @@ import {
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
-import { decideNetworkRoute } from '../policy/network-route.js';
+import { decideRestoreRoute, isNetworkHolder, sameHolderNetwork } from '../policy/network-route.js';
 import {
   evaluateVolumes,
   parseVolumeProbes,
@@ -350,6 +352,8 @@ async function restoreFromStore(
   ]);
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
+  // The holder the container joined when it was checkpointed: the new holder takes its network.
+  const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
   const name = container.Name.replace(/^\//, '');
   const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
@@ -375,14 +379,21 @@ async function restoreFromStore(
     { source: facts, target: facts },
     { kernelPolicy: settings.kernelPolicy },
   ).filter((check) => check.host === 'target');
-  // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
-  const route = decideNetworkRoute({
+  // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
+  const route = decideRestoreRoute({
     networkMode: container.HostConfig.NetworkMode || 'default',
+    ...(manifest.network ? { recorded: manifest.network.route } : {}),
     ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
-    holderAllowed: false,
-    holderUnavailable: 'restore mode makes no network holder',
+    ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+    holderAllowed: settings.networkHolder,
+    app: name,
   });
   checks.push(route.check);
+  const onTarget =
+    route.route === 'holder'
+      ? await holderOnTarget(ctx, name, existing, manifest.network?.holder)
+      : undefined;
+  if (onTarget) checks.push(onTarget.check);
   checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
   for (const check of checks) {
     if (check.status === 'warn') log.warning(formatCheck(check));
@@ -477,8 +488,25 @@ async function restoreFromStore(
       `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
     );
   }
+  // Through a holder: it owns the network on the target, the container joins its namespace.
+  if (onTarget?.reuse)
+    log.info(`network holder ${onTarget.reuse} of the replaced container stays: the restored one joins it`);
+  const holder =
+    route.route === 'holder'
+      ? (onTarget?.reuse ??
+        (await createHolder(
+          ctx,
+          container,
+          {
+            ...(sourceHolder ? { sourceHolder } : {}),
+            ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+          },
+          'restore',
+        )))
+      : undefined;
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
+    ...(holder ? { networkContainer: holder } : {}),
   });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>
@@ -558,6 +586,65 @@ async function restoreFromStore(
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+
+/**
+ * The holder's name on the target: free, or (replace: true) the running holder the stopped
+ * namesake joins, when it owns the network the checkpoint needs: the restored container joins
+ * it and it stays when the namesake goes. Anything else stops the restore at the gate.
+ */
+async function holderOnTarget(
+  ctx: RunContext<RestoreSettings>,
+  app: string,
+  namesake: ContainerInspect | undefined,
+  wanted: HolderNeeds | undefined,
+): Promise<{ check: Check; reuse?: string }> {
+  const name = holderName(app);
+  const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
+  const check: Check = {
+    host: 'target',
+    name: 'network holder name',
+    status: 'pass',
+    observed: `${name} is free`,
+    expected: `no container named ${name} on the target, or with replace: true the running holder of the stopped ${app} with the network the checkpoint needs`,
+  };
+  if (!taken) return { check };
+  const mode = namesake?.HostConfig.NetworkMode ?? '';
+  const joinedByNamesake =
+    ctx.settings.replace &&
+    (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
+    isNetworkHolder(taken, app) &&
+    taken.State.Running;
+  if (joinedByNamesake && namesake && wanted) {
+    const present = holderNeeds(taken, namesake);
+    if (sameHolderNetwork(present, wanted, [app, name])) {
+      return {
+        check: {
+          ...check,
+          observed: `${name} runs for the stopped ${app} being replaced and owns the network this checkpoint needs: the restored container joins it`,
+        },
+        reuse: name,
+      };
+    }
+    return {
+      check: {
+        ...check,
+        status: 'fail',
+        observed: `${name}, the holder of the stopped ${app}, owns another network than the checkpoint needs (${present.network} ${present.ports.join(' ')} against ${wanted.network} ${wanted.ports.join(' ')})`,
+        remedy: `remove the stopped ${app} and then its holder on the target (docker rm ${app} && docker rm -f ${name}) if they may go, or restore onto another host`,
+        code: 'NETWORK_HOLDER_FAILED',
+      },
+    };
+  }
+  return {
+    check: {
+      ...check,
+      status: 'fail',
+      observed: `a container named ${name} exists (${taken.State.Status})`,
+      remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
+      code: 'NETWORK_HOLDER_FAILED',
+    },
+  };
 }
 
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */

@@ -130,12 +130,13 @@ export async function stage(
  * The network holder on the target, created and started before the container that will
  * join it: its image made on the target if missing, then the container (journalled first, so
  * a rollback removes it). Its network settings are the source container's, or on a later
- * move those of the holder the source container joins.
+ * move those of the holder the source container joins. Migrate's stage and restore mode use it.
  */
-async function createHolder(
-  ctx: MigrationContext,
+export async function createHolder(
+  ctx: RunContext<Named>,
   container: ContainerInspect,
-  network: TargetPlan,
+  network: Pick<TargetPlan, 'sourceHolder' | 'targetArch'>,
+  step = 'stage',
 ): Promise<string> {
   const app = containerName(container);
   const name = holderName(app);
@@ -143,7 +144,7 @@ async function createHolder(
   const script = holderImageScript(arch);
   const fail = (message: string, detail?: string, remedy?: string): MigrationError =>
     new MigrationError('NETWORK_HOLDER_FAILED', message, {
-      step: 'stage',
+      step,
       host: describeHost(ctx.target),
       ...(detail ? { detail } : {}),
       remedy:
@@ -155,7 +156,7 @@ async function createHolder(
   const made = await ctx.target.run(script, { timeoutMs: 120_000 });
   if (made.exitCode !== 0)
     throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
-  if (await ctx.targetDocker.inspectContainer(name, 'stage')) {
+  if (await ctx.targetDocker.inspectContainer(name, step)) {
     throw fail(
       `the target already has a container named ${name}`,
       undefined,
@@ -165,7 +166,7 @@ async function createHolder(
   const owner = network.sourceHolder ?? container;
   const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
   const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
-  const id = await mapped(ctx.targetDocker.createAndStart(args, 'stage'), 'NETWORK_HOLDER_FAILED');
+  const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
   await ctx.journal.done(created, 'target', { containerId: id });
   ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
   return name;

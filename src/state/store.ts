@@ -1,5 +1,6 @@
 import type { Host } from '../host/host.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import type { CheckpointNetwork } from '../policy/network-route.js';
 import type { VolumeInfo } from '../policy/volumes.js';
 import type { VolumePassFacts } from '../report/metadata.js';
 
@@ -63,6 +64,8 @@ export interface CheckpointManifest {
   layer?: { archives: string[] };
   /** Regular files of the layer the processes had open, as CRIU recorded them and as stored. */
   openFiles?: OpenFileCheck[];
+  /** The targets the checkpoint can go to (absent in checkpoints taken before it was recorded: direct). */
+  network?: CheckpointNetwork;
 }
 
 /** One open file of the layer: what CRIU expects of it at restore, and what the stored layer holds. */
@@ -92,6 +95,8 @@ export interface StoredVolume {
 export interface StoredConfig {
   container: unknown;
   image: unknown;
+  /** docker inspect of the network holder the container joined, when it joined one. */
+  holder?: unknown;
 }
 
 export function containerDir(store: string, container: string): string {

@@ -8,6 +8,7 @@ import type {
   MountSpec,
   PortBinding,
 } from './inspect.js';
+import type { HolderNeeds } from './net-holder.js';
 
 /** runc reads this annotation of a container and hands the file it names to CRIU. */
 export const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
@@ -558,4 +559,30 @@ export function unsupportedSettings(inspect: ContainerInspect, imageConfig?: Ima
     found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
   }
   return found;
+}
+
+/**
+ * What a network holder made from `owner` owns (the same inspect fields buildHolderArgs
+ * reads), for a checkpoint's manifest: network, aliases, addresses, published ports, hostname.
+ */
+export function holderNeeds(owner: ContainerInspect, app: ContainerInspect): HolderNeeds {
+  const mode = owner.HostConfig.NetworkMode || 'default';
+  const network = DEFAULT_NETWORK_MODES.has(mode) ? 'bridge' : mode;
+  const appName = app.Name.replace(/^\//, '');
+  const ipam = owner.NetworkSettings.Networks[network]?.IPAMConfig;
+  const ports = Object.keys(owner.HostConfig.PortBindings ?? {})
+    .sort()
+    .flatMap((port) => (owner.HostConfig.PortBindings?.[port] ?? []).map((b) => formatPublish(port, b)));
+  // As buildHolderArgs: on a user network the holder answers to the app's aliases and its name.
+  const userNetwork = !DEFAULT_NETWORK_MODES.has(mode) && mode !== 'none';
+  const aliases = userNetwork ? userAliases(owner, network, '') : [];
+  return {
+    network,
+    aliases: userNetwork && !aliases.includes(appName) ? [...aliases, appName] : aliases,
+    ...(ipam?.IPv4Address ? { ipv4Address: ipam.IPv4Address } : {}),
+    ...(ipam?.IPv6Address ? { ipv6Address: ipam.IPv6Address } : {}),
+    ports,
+    ...(owner.Config.Hostname ? { hostname: owner.Config.Hostname } : {}),
+    ...(owner !== app ? { sourceHolder: owner.Name.replace(/^\//, '') } : {}),
+  };
 }

@@ -19,6 +19,20 @@ export const HOLDER_LABEL = 'io.github.criu-migrate.network-holder-for';
 /** Machine architectures (uname -m) the holder program exists for. */
 export const HOLDER_ARCHES = ['x86_64'] as const;
 
+/** A holder's network as the inspect describes it, for the manifest and `list`. */
+export interface HolderNeeds {
+  /** The network the holder joins (bridge, a user network, none). */
+  network: string;
+  aliases: string[];
+  ipv4Address?: string;
+  ipv6Address?: string;
+  /** Published ports as `[ip:]hostPort:containerPort/proto`. */
+  ports: string[];
+  hostname?: string;
+  /** The holder the container joined on the source, when it already ran through one. */
+  sourceHolder?: string;
+}
+
 export function holderName(app: string): string {
   return `${app}-netholder`;
 }
