@@ -52520,6 +52520,9 @@ const ERROR_CODES = [
     'SERIES_AMBIGUOUS',
     // A selection's compose project: it can only move as one unit, which is not built yet.
     'COMPOSE_UNIT_UNSUPPORTED',
+    // Restore mode: a checkpoint's network route (manifest) that the target cannot take.
+    'CHECKPOINT_DIRECT_ONLY',
+    'CHECKPOINT_NEEDS_HOLDER',
 ];
 class MigrationError extends Error {
     code;
@@ -53973,6 +53976,563 @@ function parseKnownHosts(value) {
         }
     });
     return `${text}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/engine/docker/create-args.ts
+
+
+/** runc reads this annotation of a container and hands the file it names to CRIU. */
+const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
+// Docker's defaults, which an inspect shows even when nobody asked for them.
+const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
+const DEFAULT_NETWORK_MODES = new Set(['', 'default', 'bridge']);
+const DEFAULT_IPC_MODES = new Set(['', 'private']);
+const DEFAULT_LOG_DRIVER = 'json-file';
+const DEFAULT_RUNTIME = 'runc';
+const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
+function sameList(a, b) {
+    const x = a ?? [];
+    const y = b ?? [];
+    return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+function sortedEntries(map) {
+    return Object.entries(map ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+function sharesNamespace(mode) {
+    return mode?.startsWith('container:') ?? false;
+}
+/** "30s", "1500ms": Go duration text for a nanosecond count, as --health-* flags take it. */
+function formatDuration(nanoseconds) {
+    const units = [
+        [1e9, 's'],
+        [1e6, 'ms'],
+        [1e3, 'us'],
+    ];
+    for (const [size, unit] of units) {
+        if (nanoseconds % size === 0)
+            return `${nanoseconds / size}${unit}`;
+    }
+    return `${nanoseconds}ns`;
+}
+/** "1.5" for 1500000000 NanoCpus. */
+function formatCpus(nanoCpus) {
+    return String(nanoCpus / 1e9);
+}
+/** One -p value: [ip:][hostPort:]containerPort[/proto], IPv6 hosts in brackets. */
+function formatPublish(port, binding) {
+    const [containerPort, proto = 'tcp'] = port.split('/');
+    const target = proto === 'tcp' ? `${containerPort}` : `${containerPort}/${proto}`;
+    const ip = binding.HostIp ?? '';
+    const hostPort = binding.HostPort ?? '';
+    if (ip === '')
+        return hostPort === '' ? target : `${hostPort}:${target}`;
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    return `${host}:${hostPort}:${target}`;
+}
+/** A --mount value is CSV: quote fields holding commas or quotes. */
+function csvField(field) {
+    return /[",\n]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
+}
+const RECURSIVE_MODES = [
+    ['NonRecursive', 'disabled'],
+    ['ReadOnlyNonRecursive', 'writable'],
+    ['ReadOnlyForceRecursive', 'readonly'],
+];
+/** The --mount value for one HostConfig.Mounts entry; undefined for types the CLI cannot create. */
+function formatMount(mount) {
+    if (mount.Type !== 'bind' && mount.Type !== 'volume' && mount.Type !== 'tmpfs')
+        return undefined;
+    const fields = [`type=${mount.Type}`];
+    if (mount.Source)
+        fields.push(`source=${mount.Source}`);
+    fields.push(`target=${mount.Target}`);
+    if (mount.ReadOnly)
+        fields.push('readonly');
+    const bind = mount.BindOptions;
+    if (mount.Type === 'bind' && bind) {
+        if (bind.Propagation)
+            fields.push(`bind-propagation=${bind.Propagation}`);
+        const recursive = RECURSIVE_MODES.find(([key]) => bind[key] === true);
+        if (recursive)
+            fields.push(`bind-recursive=${recursive[1]}`);
+    }
+    const volume = mount.VolumeOptions;
+    if (mount.Type === 'volume' && volume) {
+        if (volume.NoCopy)
+            fields.push('volume-nocopy');
+        if (volume.Subpath)
+            fields.push(`volume-subpath=${volume.Subpath}`);
+        if (volume.DriverConfig?.Name)
+            fields.push(`volume-driver=${volume.DriverConfig.Name}`);
+        for (const [key, value] of sortedEntries(volume.DriverConfig?.Options))
+            fields.push(`volume-opt=${key}=${value}`);
+        for (const [key, value] of sortedEntries(volume.Labels))
+            fields.push(`volume-label=${key}=${value}`);
+    }
+    const tmpfs = mount.TmpfsOptions;
+    if (mount.Type === 'tmpfs' && tmpfs) {
+        if (tmpfs.SizeBytes)
+            fields.push(`tmpfs-size=${tmpfs.SizeBytes}`);
+        if (tmpfs.Mode)
+            fields.push(`tmpfs-mode=${tmpfs.Mode.toString(8)}`);
+    }
+    return fields.map(csvField).join(',');
+}
+/** Container paths that Binds and Mounts already cover (an anonymous -v there would clash). */
+function mountedPaths(inspect) {
+    const paths = new Set();
+    for (const bind of inspect.HostConfig.Binds ?? []) {
+        const target = bind.split(':')[1];
+        if (target)
+            paths.add(target);
+    }
+    for (const mount of inspect.HostConfig.Mounts ?? [])
+        paths.add(mount.Target);
+    for (const path of Object.keys(inspect.HostConfig.Tmpfs ?? {}))
+        paths.add(path);
+    return paths;
+}
+function isInlineSeccompProfile(option) {
+    // The CLI reads a profile file and stores its JSON; passing that back would be read as a file name.
+    return /^seccomp[=:]\s*\{/.test(option);
+}
+/** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
+function extraNetworks(inspect) {
+    const primary = inspect.HostConfig.NetworkMode ?? 'default';
+    // Joined to another container's namespace, the endpoints listed are that container's.
+    if (sharesNamespace(primary))
+        return [];
+    return Object.keys(inspect.NetworkSettings.Networks).filter((name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)));
+}
+function userAliases(inspect, network, newName) {
+    const shortId = inspect.Id.slice(0, 12);
+    // Docker before API 1.45 listed the short ID among the aliases itself; the new name is automatic.
+    return (inspect.NetworkSettings.Networks[network]?.Aliases ?? []).filter((alias) => alias !== shortId && alias !== inspect.Id && alias !== newName);
+}
+function namespaceError(setting, mode) {
+    return new MigrationError('CONTAINER_SHARES_NAMESPACE', `${setting} is "${mode}": the container shares another container's namespace`, {
+        remedy: "a container that joins another container's namespace cannot move on its own; recreate it with its own namespace first",
+    });
+}
+/**
+ * Entrypoint and Cmd as flags and positional arguments. `--entrypoint` takes one word, so the
+ * rest of a longer entrypoint goes in front of Cmd: the process gets the same argv.
+ */
+function commandParts(config, image) {
+    // Docker turns an explicit empty entrypoint ([""]) into none when it creates the container.
+    const given = config.Entrypoint ?? [];
+    const entrypoint = given.length === 1 && given[0] === '' ? [] : given;
+    const cmd = config.Cmd ?? [];
+    if (image) {
+        const imageEntrypoint = image.Entrypoint ?? [];
+        if (sameList(entrypoint, imageEntrypoint)) {
+            if (sameList(cmd, image.Cmd))
+                return { flags: [], positional: [] };
+            // An empty Cmd here would let Docker take the image's; only an explicit entrypoint prevents that.
+            if (cmd.length > 0)
+                return { flags: [], positional: cmd };
+        }
+    }
+    const [first, ...rest] = entrypoint;
+    // Without one, an explicit empty entrypoint keeps an image ENTRYPOINT from coming back.
+    if (first === undefined)
+        return { flags: ['--entrypoint', ''], positional: cmd };
+    return { flags: ['--entrypoint', first], positional: [...rest, ...cmd] };
+}
+function sameHealth(a, b) {
+    if (!a || !b)
+        return a === b;
+    return (sameList(a.Test, b.Test) &&
+        (a.Interval ?? 0) === (b.Interval ?? 0) &&
+        (a.Timeout ?? 0) === (b.Timeout ?? 0) &&
+        (a.StartPeriod ?? 0) === (b.StartPeriod ?? 0) &&
+        (a.StartInterval ?? 0) === (b.StartInterval ?? 0) &&
+        (a.Retries ?? 0) === (b.Retries ?? 0));
+}
+function healthArgs(health, image) {
+    if (!health || (image && sameHealth(health, image.Healthcheck)))
+        return [];
+    const test = health.Test ?? [];
+    if (test[0] === 'NONE')
+        return ['--no-healthcheck'];
+    const args = [];
+    if (test[0] === 'CMD-SHELL' && test[1] !== undefined)
+        args.push('--health-cmd', test[1]);
+    // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
+    // the closest; not known, it most likely is the image's, which comes back by itself.
+    else if (test[0] === 'CMD' && test.length > 1 && image)
+        args.push('--health-cmd', shellQuote(test.slice(1)));
+    else if (test.length > 0)
+        return [];
+    const durations = [
+        ['--health-interval', health.Interval],
+        ['--health-timeout', health.Timeout],
+        ['--health-start-period', health.StartPeriod],
+        ['--health-start-interval', health.StartInterval],
+    ];
+    for (const [flag, value] of durations)
+        if (value)
+            args.push(flag, formatDuration(value));
+    if (health.Retries)
+        args.push('--health-retries', String(health.Retries));
+    return args;
+}
+/** Exposed and published ports; the ports the image exposes itself are left to it. */
+function portArgs(inspect, image) {
+    const args = [];
+    const bindings = inspect.HostConfig.PortBindings ?? {};
+    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
+    for (const port of exposed) {
+        const published = (bindings[port]?.length ?? 0) > 0;
+        if (!published && !(port in (image?.ExposedPorts ?? {})))
+            args.push('--expose', port);
+    }
+    for (const port of Object.keys(bindings).sort()) {
+        for (const binding of bindings[port] ?? [])
+            args.push('-p', formatPublish(port, binding));
+    }
+    if (inspect.HostConfig.PublishAllPorts)
+        args.push('-P');
+    return args;
+}
+/** The primary network with its aliases and addresses, and the DNS settings. */
+function networkArgs(inspect, name, extraAliases = []) {
+    const args = [];
+    const host = inspect.HostConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    const each = (flag, values) => {
+        for (const value of values ?? [])
+            args.push(flag, value);
+    };
+    if (networkMode === 'host' || networkMode === 'none')
+        args.push('--network', networkMode);
+    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
+        args.push('--network', networkMode);
+        const aliases = userAliases(inspect, networkMode, name);
+        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
+        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
+        if (ipam?.IPv4Address)
+            args.push('--ip', ipam.IPv4Address);
+        if (ipam?.IPv6Address)
+            args.push('--ip6', ipam.IPv6Address);
+        each('--link-local-ip', ipam?.LinkLocalIPs);
+    }
+    each('--dns', host.Dns);
+    each('--dns-search', host.DnsSearch);
+    each('--dns-option', host.DnsOptions);
+    each('--add-host', host.ExtraHosts);
+    return args;
+}
+/**
+ * `docker create` arguments of a network holder: everything about the network of `owner`
+ * (the app container itself, or on a later move the holder it joins), the app's restart
+ * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
+ * but a pause loop.
+ */
+function buildHolderArgs(owner, app, options) {
+    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
+    const config = owner.Config;
+    const mode = owner.HostConfig.NetworkMode ?? 'default';
+    if (config.Hostname && mode !== 'host')
+        args.push('--hostname', config.Hostname);
+    if (config.Domainname)
+        args.push('--domainname', config.Domainname);
+    args.push(...portArgs(owner, undefined));
+    args.push(...networkArgs(owner, options.name, [options.app]));
+    const restart = app.HostConfig.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
+    args.push('--stop-signal', 'SIGKILL', options.image);
+    return args;
+}
+/**
+ * The arguments after `docker create` that give a container on another host the source
+ * container's configuration: options, then the image, then the command. Values that are
+ * Docker's defaults are left out. Throws CONTAINER_SHARES_NAMESPACE for container: modes.
+ */
+function buildCreateArgs(inspect, options) {
+    const config = inspect.Config;
+    const host = inspect.HostConfig;
+    const image = options.imageConfig;
+    const networkMode = host.NetworkMode ?? 'default';
+    for (const [setting, mode] of [
+        ['NetworkMode', networkMode],
+        ['IpcMode', host.IpcMode],
+        ['PidMode', host.PidMode],
+    ]) {
+        // A network holder's namespace is replaced by the holder given in the options.
+        if (setting === 'NetworkMode' && options.networkContainer)
+            continue;
+        if (mode && sharesNamespace(mode))
+            throw namespaceError(`HostConfig.${setting}`, mode);
+    }
+    const args = ['--name', options.name];
+    const add = (flag, value) => {
+        if (value === undefined)
+            args.push(flag);
+        else
+            args.push(flag, String(value));
+    };
+    // The container's own annotations travel; org.criu.config names a file on the source, so
+    // the target gets its own (or none) from the options.
+    const annotations = { ...host.Annotations, ...options.annotations };
+    if (!options.annotations?.[CRIU_CONFIG_ANNOTATION])
+        delete annotations[CRIU_CONFIG_ANNOTATION];
+    for (const [key, value] of Object.entries(annotations))
+        add('--annotation', `${key}=${value}`);
+    const addEach = (flag, values) => {
+        for (const value of values ?? [])
+            add(flag, value);
+    };
+    // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
+    // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
+    // With the host's UTS namespace Docker fills in the target host's own name.
+    const holder = options.networkContainer;
+    const hostUts = networkMode === 'host' || host.UTSMode === 'host';
+    if (!holder) {
+        if (config.Hostname && !hostUts)
+            add('--hostname', config.Hostname);
+        if (config.Domainname)
+            add('--domainname', config.Domainname);
+    }
+    if (config.User && config.User !== image?.User)
+        add('--user', config.User);
+    if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
+        add('--workdir', config.WorkingDir);
+    const imageEnv = new Set(image?.Env ?? []);
+    addEach('--env', (config.Env ?? []).filter((entry) => !imageEnv.has(entry)));
+    for (const [key, value] of sortedEntries(config.Labels)) {
+        if (image?.Labels?.[key] !== value)
+            add('--label', `${key}=${value}`);
+    }
+    const command = commandParts(config, image);
+    args.push(...command.flags);
+    if (config.Tty)
+        add('-t');
+    if (config.OpenStdin)
+        add('-i');
+    if (!holder)
+        args.push(...portArgs(inspect, image));
+    const restart = host.RestartPolicy;
+    if (restart && restart.Name !== '' && restart.Name !== 'no') {
+        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
+        add('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
+    }
+    // Binds keep the user's -v text, options included (ro, z/Z, propagation, nocopy).
+    addEach('-v', host.Binds);
+    for (const mount of host.Mounts ?? []) {
+        const value = formatMount(mount);
+        if (value !== undefined)
+            add('--mount', value);
+    }
+    const covered = mountedPaths(inspect);
+    for (const path of Object.keys(config.Volumes ?? {}).sort()) {
+        // Image VOLUMEs come back by themselves; the others were anonymous -v /path.
+        if (!covered.has(path) && !(path in (image?.Volumes ?? {})))
+            add('-v', path);
+    }
+    if (host.VolumeDriver)
+        add('--volume-driver', host.VolumeDriver);
+    for (const [path, opts] of sortedEntries(host.Tmpfs))
+        add('--tmpfs', opts ? `${path}:${opts}` : path);
+    if (holder)
+        add('--network', `container:${holder}`);
+    else
+        args.push(...networkArgs(inspect, options.name));
+    if (host.Privileged)
+        add('--privileged');
+    addEach('--cap-add', host.CapAdd);
+    addEach('--cap-drop', host.CapDrop);
+    addEach('--security-opt', (host.SecurityOpt ?? []).filter((option) => !isInlineSeccompProfile(option)));
+    if (host.UsernsMode)
+        add('--userns', host.UsernsMode);
+    if (host.Memory)
+        add('--memory', host.Memory);
+    // Docker stores twice the memory limit as the swap limit when none was given.
+    if (host.MemorySwap && !(host.Memory && host.MemorySwap === host.Memory * 2))
+        add('--memory-swap', host.MemorySwap);
+    if (host.MemoryReservation)
+        add('--memory-reservation', host.MemoryReservation);
+    if (host.MemorySwappiness !== undefined && host.MemorySwappiness >= 0) {
+        add('--memory-swappiness', host.MemorySwappiness);
+    }
+    if (host.NanoCpus)
+        add('--cpus', formatCpus(host.NanoCpus));
+    if (host.CpuShares)
+        add('--cpu-shares', host.CpuShares);
+    if (host.CpuPeriod)
+        add('--cpu-period', host.CpuPeriod);
+    if (host.CpuQuota)
+        add('--cpu-quota', host.CpuQuota);
+    if (host.CpusetCpus)
+        add('--cpuset-cpus', host.CpusetCpus);
+    if (host.CpusetMems)
+        add('--cpuset-mems', host.CpusetMems);
+    if (host.BlkioWeight)
+        add('--blkio-weight', host.BlkioWeight);
+    if (host.PidsLimit)
+        add('--pids-limit', host.PidsLimit > 0 ? host.PidsLimit : -1);
+    for (const ulimit of host.Ulimits ?? []) {
+        add('--ulimit', `${ulimit.Name}=${ulimit.Soft === ulimit.Hard ? ulimit.Soft : `${ulimit.Soft}:${ulimit.Hard}`}`);
+    }
+    if (host.ShmSize && host.ShmSize !== DEFAULT_SHM_SIZE)
+        add('--shm-size', host.ShmSize);
+    if (host.OomKillDisable)
+        add('--oom-kill-disable');
+    if (host.OomScoreAdj)
+        add('--oom-score-adj', host.OomScoreAdj);
+    if (host.CgroupParent)
+        add('--cgroup-parent', host.CgroupParent);
+    if (host.Init === true)
+        add('--init');
+    // false differs from absent when the daemon runs with "init": true.
+    if (host.Init === false)
+        add('--init=false');
+    if (host.ReadonlyRootfs)
+        add('--read-only');
+    for (const [key, value] of sortedEntries(host.Sysctls))
+        add('--sysctl', `${key}=${value}`);
+    const log = host.LogConfig;
+    const logOptions = sortedEntries(log?.Config);
+    if (log?.Type && (log.Type !== DEFAULT_LOG_DRIVER || logOptions.length > 0))
+        add('--log-driver', log.Type);
+    for (const [key, value] of logOptions)
+        add('--log-opt', `${key}=${value}`);
+    if (host.IpcMode && !DEFAULT_IPC_MODES.has(host.IpcMode))
+        add('--ipc', host.IpcMode);
+    if (host.PidMode)
+        add('--pid', host.PidMode);
+    if (host.UTSMode)
+        add('--uts', host.UTSMode);
+    // Its default follows the host's cgroup version; CRIU must find the same arrangement it dumped.
+    if (host.CgroupnsMode)
+        add('--cgroupns', host.CgroupnsMode);
+    if (config.StopSignal && config.StopSignal !== image?.StopSignal)
+        add('--stop-signal', config.StopSignal);
+    if (config.StopTimeout !== undefined)
+        add('--stop-timeout', config.StopTimeout);
+    args.push(...healthArgs(config.Healthcheck, image));
+    if (host.Runtime && host.Runtime !== DEFAULT_RUNTIME)
+        add('--runtime', host.Runtime);
+    addEach('--group-add', host.GroupAdd);
+    for (const device of host.Devices ?? []) {
+        const permissions = device.CgroupPermissions && device.CgroupPermissions !== DEFAULT_DEVICE_PERMISSIONS;
+        add('--device', `${device.PathOnHost}:${device.PathInContainer}${permissions ? `:${device.CgroupPermissions}` : ''}`);
+    }
+    addEach('--device-cgroup-rule', host.DeviceCgroupRules);
+    for (const [key, value] of sortedEntries(host.StorageOpt))
+        add('--storage-opt', `${key}=${value}`);
+    if (host.AutoRemove)
+        add('--rm');
+    // "--": nothing from the source's inspect can be taken for an option.
+    args.push('--', options.image, ...command.positional);
+    return args;
+}
+/**
+ * Takes the --env pairs out of create arguments so they can go through a 0600
+ * env file instead of the command line (process lists, sudo logs). Docker's env
+ * file has no quoting, so a value with a line break stays an argument.
+ */
+function splitEnvArgs(args) {
+    const kept = [];
+    const env = [];
+    const end = args.indexOf('--');
+    for (let i = 0; i < args.length; i++) {
+        const value = args[i + 1];
+        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+            env.push(value);
+            i++;
+            continue;
+        }
+        kept.push(args[i]);
+    }
+    return { args: kept, env };
+}
+/**
+ * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
+ * cannot be migrated, one line each ("HostConfig.Devices: /dev/fuse ..."). Empty when none.
+ */
+function unsupportedSettings(inspect, imageConfig) {
+    const host = inspect.HostConfig;
+    const found = [];
+    const devices = host.Devices ?? [];
+    if (devices.length > 0) {
+        found.push(`HostConfig.Devices: ${devices.map((d) => d.PathOnHost).join(', ')} (device state cannot be checkpointed)`);
+    }
+    const requests = host.DeviceRequests ?? [];
+    if (requests.length > 0) {
+        const what = requests
+            .map((r) => r.Driver || (r.Capabilities ?? []).flat().join('+') || 'device')
+            .join(', ');
+        found.push(`HostConfig.DeviceRequests: ${what} (GPU and other device requests cannot be checkpointed)`);
+    }
+    for (const [setting, mode] of [
+        ['NetworkMode', host.NetworkMode],
+        ['IpcMode', host.IpcMode],
+        ['PidMode', host.PidMode],
+    ]) {
+        if (mode && sharesNamespace(mode))
+            found.push(`HostConfig.${setting}: ${mode} (shares another container's namespace)`);
+    }
+    if (host.IpcMode === 'host')
+        found.push("HostConfig.IpcMode: host (the host's IPC namespace cannot be checkpointed)");
+    if (host.PidMode === 'host')
+        found.push("HostConfig.PidMode: host (the host's PID namespace cannot be checkpointed)");
+    if ((host.Links ?? []).length > 0) {
+        found.push(`HostConfig.Links: ${(host.Links ?? []).join(', ')} (legacy links name containers on the source)`);
+    }
+    if ((host.VolumesFrom ?? []).length > 0) {
+        found.push(`HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`);
+    }
+    const extra = extraNetworks(inspect);
+    if (extra.length > 0) {
+        found.push(`NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`);
+    }
+    for (const option of host.SecurityOpt ?? []) {
+        if (isInlineSeccompProfile(option))
+            found.push('HostConfig.SecurityOpt: an inline seccomp profile (the CLI only takes a file)');
+    }
+    for (const mount of host.Mounts ?? []) {
+        if (formatMount(mount) === undefined)
+            found.push(`HostConfig.Mounts: ${mount.Type} mount at ${mount.Target}`);
+    }
+    const health = inspect.Config.Healthcheck;
+    const test = health?.Test ?? [];
+    if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
+        const outcome = imageConfig
+            ? 'recreated in the shell form, which needs /bin/sh in the image'
+            : "left to the image's HEALTHCHECK";
+        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
+    }
+    return found;
+}
+/**
+ * What a network holder made from `owner` owns (the same inspect fields buildHolderArgs
+ * reads), for a checkpoint's manifest: network, aliases, addresses, published ports, hostname.
+ */
+function holderNeeds(owner, app) {
+    const mode = owner.HostConfig.NetworkMode || 'default';
+    const network = DEFAULT_NETWORK_MODES.has(mode) ? 'bridge' : mode;
+    const appName = app.Name.replace(/^\//, '');
+    const ipam = owner.NetworkSettings.Networks[network]?.IPAMConfig;
+    const ports = Object.keys(owner.HostConfig.PortBindings ?? {})
+        .sort()
+        .flatMap((port) => (owner.HostConfig.PortBindings?.[port] ?? []).map((b) => formatPublish(port, b)));
+    // As buildHolderArgs: on a user network the holder answers to the app's aliases and its name.
+    const userNetwork = !DEFAULT_NETWORK_MODES.has(mode) && mode !== 'none';
+    const aliases = userNetwork ? userAliases(owner, network, '') : [];
+    return {
+        network,
+        aliases: userNetwork && !aliases.includes(appName) ? [...aliases, appName] : aliases,
+        ...(ipam?.IPv4Address ? { ipv4Address: ipam.IPv4Address } : {}),
+        ...(ipam?.IPv6Address ? { ipv6Address: ipam.IPv6Address } : {}),
+        ports,
+        ...(owner.Config.Hostname ? { hostname: owner.Config.Hostname } : {}),
+        ...(owner !== app ? { sourceHolder: owner.Name.replace(/^\//, '') } : {}),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/engine/engine.ts
@@ -57314,6 +57874,431 @@ async function restoreStoredVolumes(ctx, moving, stored, checkpointDir, codec) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/policy/access-rules.ts
+const SSH_EXPECTED = 'reachable, key accepted, host key matching known-hosts';
+function connectionChecks(facts) {
+    const { role } = facts;
+    if (facts.kind === 'local') {
+        const local = {
+            host: role,
+            name: 'connection',
+            status: facts.connected ? 'pass' : 'fail',
+            observed: facts.connected ? "the runner's own machine (no SSH)" : (facts.error?.message ?? 'failed'),
+            expected: 'commands run on the runner',
+        };
+        if (!facts.connected) {
+            local.code = facts.error?.code ?? 'COMMAND_FAILED';
+            if (facts.error?.remedy)
+                local.remedy = facts.error.remedy;
+        }
+        return [local, ...sudoChecks(facts)];
+    }
+    const via = facts.jumpHost ? ` via jump host ${facts.jumpHost}` : '';
+    const sshFailed = !facts.connected && facts.error?.code !== 'SUDO_REFUSED';
+    if (sshFailed) {
+        return [
+            {
+                host: role,
+                name: 'ssh',
+                status: 'fail',
+                observed: `${facts.address}${via}: ${facts.error?.message ?? 'could not connect'}`,
+                expected: SSH_EXPECTED,
+                remedy: facts.error?.remedy ?? 'check the address, the key and known-hosts',
+                code: facts.error?.code ?? 'SSH_UNREACHABLE',
+            },
+        ];
+    }
+    const key = facts.hostKeyFingerprint ? ` ${facts.hostKeyFingerprint}` : '';
+    const ssh = facts.hostKeyVerified
+        ? {
+            host: role,
+            name: 'ssh',
+            status: 'pass',
+            observed: `${facts.address}${via}: connected, key accepted, host key${key} matches known-hosts`,
+            expected: SSH_EXPECTED,
+        }
+        : {
+            host: role,
+            name: 'ssh',
+            status: 'warn',
+            observed: `${facts.address}${via}: connected, key accepted, host key${key} NOT verified (insecure-skip-host-key-check)`,
+            expected: SSH_EXPECTED,
+            remedy: `pass the host's known_hosts lines in known-hosts (ssh-keyscan from a network you trust, fingerprints checked) and drop insecure-skip-host-key-check`,
+            code: 'HOST_KEY_UNVERIFIED',
+        };
+    return [ssh, ...sudoChecks(facts)];
+}
+function sudoChecks(facts) {
+    if (!facts.sudo)
+        return [];
+    const expected = 'sudo -n runs commands without a password (not needed when logged in as root)';
+    if (facts.error?.code === 'SUDO_REFUSED') {
+        return [
+            {
+                host: facts.role,
+                name: 'sudo',
+                status: 'fail',
+                observed: facts.error.message,
+                expected,
+                remedy: facts.error.remedy ?? 'allow this user passwordless sudo, or log in as root',
+                code: 'SUDO_REFUSED',
+            },
+        ];
+    }
+    if (!facts.connected)
+        return [];
+    return [{ host: facts.role, name: 'sudo', status: 'pass', observed: 'sudo -n works', expected }];
+}
+/** CRIU, runc and Docker's data directory need root: as the login or through sudo. */
+function privilegeCheck(role, identity, sudo) {
+    const name = 'runs as root';
+    const expected = 'uid 0 (log in as root, or set sudo: true)';
+    if (!identity) {
+        return {
+            host: role,
+            name,
+            status: 'warn',
+            observed: 'could not read id -u',
+            expected,
+            remedy: 'see the preflight log for the command that failed on this host',
+            code: 'FACT_UNREADABLE',
+        };
+    }
+    if (identity.uid === 0) {
+        const how = identity.sudoUser
+            ? `root through sudo from ${identity.sudoUser}`
+            : `${identity.user} (uid 0)`;
+        return { host: role, name, status: 'pass', observed: how, expected };
+    }
+    return {
+        host: role,
+        name,
+        status: 'fail',
+        observed: `${identity.user} (uid ${identity.uid})`,
+        expected,
+        remedy: sudo
+            ? 'sudo did not make the commands run as root: check the sudoers rule'
+            : 'log in as root, or set sudo: true with passwordless sudo for this user',
+        code: 'NOT_ROOT',
+    };
+}
+
+;// CONCATENATED MODULE: ./src/probe/parsers.ts
+/**
+ * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
+ * Each takes the text a command printed and returns what the rules need; none
+ * does I/O, and each tolerates lines it does not know.
+ */
+const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
+/**
+ * One shell script answering several read-only questions over one SSH channel.
+ * The commands run at the same time, each into a file of a temporary directory
+ * the script removes; then their outputs are printed in order, framed by markers.
+ */
+function sectionScript(sections) {
+    for (const { name } of sections) {
+        if (!SECTION_NAME.test(name))
+            throw new TypeError(`bad section name ${name}`);
+    }
+    const start = sections.map(({ command }, i) => `{ ( ${command}
+) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
+    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
+    return [
+        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
+        `trap 'rm -rf "$d"' EXIT`,
+        ...start,
+        'wait',
+        ...print,
+    ].join('\n');
+}
+/** Splits sectionScript output back into its sections; a section cut short is left out. */
+function parseSections(stdout) {
+    const sections = new Map();
+    let current;
+    for (const line of stdout.split('\n')) {
+        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
+        if (begin) {
+            current = { name: begin[1] ?? '', lines: [] };
+            continue;
+        }
+        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
+        if (end && current && end[1] === current.name) {
+            // sectionScript echoes one newline before the marker: an empty last line is that echo.
+            if (current.lines.at(-1) === '')
+                current.lines.pop();
+            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
+            current = undefined;
+            continue;
+        }
+        current?.lines.push(line);
+    }
+    return sections;
+}
+function numberOrUndefined(text) {
+    if (text === undefined || !/^\d+$/.test(text.trim()))
+        return undefined;
+    return Number(text.trim());
+}
+function lines(text) {
+    return text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+}
+const TCP_ESTABLISHED = 0x01;
+const TCP_LISTEN = 0x0a;
+/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
+function decodeIp(hex) {
+    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
+        return undefined;
+    const bytes = [];
+    for (let word = 0; word < hex.length; word += 8) {
+        for (let i = 6; i >= 0; i -= 2)
+            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
+    }
+    if (bytes.length === 4)
+        return bytes.join('.');
+    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
+    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+        return bytes.slice(12).join('.');
+    }
+    const groups = [];
+    for (let i = 0; i < 16; i += 2)
+        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+    return compressIpv6(groups);
+}
+function compressIpv6(groups) {
+    // Longest run of zero groups becomes "::".
+    let best = -1;
+    let bestLength = 0;
+    for (let i = 0; i < groups.length;) {
+        if (groups[i] !== '0') {
+            i++;
+            continue;
+        }
+        let j = i;
+        while (j < groups.length && groups[j] === '0')
+            j++;
+        if (j - i > bestLength && j - i > 1) {
+            best = i;
+            bestLength = j - i;
+        }
+        i = j;
+    }
+    if (best < 0)
+        return groups.join(':');
+    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
+}
+function decodeAddress(field) {
+    const [hexIp, hexPort] = field.split(':');
+    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
+        return undefined;
+    const ip = decodeIp(hexIp);
+    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
+}
+/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
+function parseProcNet(text) {
+    const entries = [];
+    for (const line of lines(text)) {
+        const fields = line.split(/\s+/);
+        if (!/^\d+:$/.test(fields[0] ?? ''))
+            continue;
+        const local = decodeAddress(fields[1] ?? '');
+        const remote = decodeAddress(fields[2] ?? '');
+        const state = fields[3];
+        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
+            continue;
+        const inode = Number(fields[9]);
+        entries.push({
+            local,
+            remote,
+            state: Number.parseInt(state, 16),
+            ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
+        });
+    }
+    return entries;
+}
+function formatAddress(address) {
+    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
+}
+function isWildcardIp(ip) {
+    return ip === '' || ip === '0.0.0.0' || ip === '::';
+}
+function isLoopbackIp(ip) {
+    return ip.startsWith('127.') || ip === '::1';
+}
+/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
+function parseDf(text) {
+    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
+    for (const row of rows) {
+        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
+        if (match) {
+            return {
+                filesystem: match[1] ?? '',
+                sizeBytes: Number(match[2]) * 1024,
+                availableBytes: Number(match[4]) * 1024,
+                mountedOn: match[5] ?? '',
+            };
+        }
+    }
+    return undefined;
+}
+/** `du -skx DIR`: "<KiB>\t<dir>". */
+function parseDuKib(text) {
+    const match = /^(\d+)\s/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** MemAvailable from /proc/meminfo lines, in bytes. */
+function parseMemAvailable(text) {
+    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
+function parseIdentity(text) {
+    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
+    const uid = numberOrUndefined(uidLine);
+    if (uid === undefined)
+        return undefined;
+    const identity = { uid, user: userLine || String(uid) };
+    if (sudoLine)
+        identity.sudoUser = sudoLine;
+    return identity;
+}
+/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
+function parseCpuinfo(text) {
+    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
+    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
+    if (flags === undefined && model === undefined)
+        return undefined;
+    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
+    if (model)
+        facts.model = model;
+    return facts;
+}
+/** Flags the source has and the target lacks, in the source's order. */
+function missingFlags(source, target) {
+    const there = new Set(target);
+    return source.filter((flag) => !there.has(flag));
+}
+/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
+function criuErrorLines(text) {
+    const found = [];
+    for (const line of lines(text)) {
+        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
+        if (/^Error\b/.test(bare) && !found.includes(bare))
+            found.push(bare);
+    }
+    return found;
+}
+const SIZE_UNITS = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 1024,
+    MIB: 1024 ** 2,
+    GIB: 1024 ** 3,
+    TIB: 1024 ** 4,
+};
+/** "9.715MiB" or "1.2GB" as docker prints sizes. */
+function parseDockerSize(text) {
+    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
+    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
+    if (!match || unit === undefined)
+        return undefined;
+    const value = Number(match[1]);
+    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
+}
+/**
+ * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
+ * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
+ */
+function parseMemoryProbe(text) {
+    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
+    if (stats?.[1]) {
+        const bytes = parseDockerSize(stats[1]);
+        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
+    }
+    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
+    if (!version)
+        return undefined;
+    const values = new Map();
+    for (const line of lines(text)) {
+        const [key, value] = line.split(/\s+/);
+        const n = numberOrUndefined(value);
+        if (key && n !== undefined)
+            values.set(key, n);
+    }
+    const sum = (...keys) => {
+        const found = keys.map((key) => values.get(key));
+        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
+    };
+    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
+    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
+    if (dumped !== undefined) {
+        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
+        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+    }
+    const usage = values.get('usage_bytes');
+    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
+}
+/**
+ * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
+ * Ports that are only exposed ("80/tcp") are not published and are skipped.
+ */
+function parseDockerPsPorts(text) {
+    const found = [];
+    for (const line of text.split('\n')) {
+        const tab = line.indexOf('\t');
+        if (tab < 0)
+            continue;
+        const container = line.slice(0, tab).trim();
+        for (const item of line.slice(tab + 1).split(',')) {
+            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
+            if (!match)
+                continue;
+            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+            const firstPort = Number(match[2]);
+            found.push({
+                container,
+                hostIp,
+                firstPort,
+                lastPort: match[3] ? Number(match[3]) : firstPort,
+                proto: match[4] ?? 'tcp',
+            });
+        }
+    }
+    return found;
+}
+/** One line per path, in the order asked: "d", "f" or "-". */
+function parsePathKinds(text, paths) {
+    const answers = text.split('\n').map((line) => line.trim());
+    const kinds = new Map();
+    paths.forEach((path, i) => {
+        const answer = answers[i];
+        if (answer === 'd')
+            kinds.set(path, 'directory');
+        else if (answer === 'f')
+            kinds.set(path, 'file');
+        else if (answer === '-')
+            kinds.set(path, 'missing');
+    });
+    return kinds;
+}
+/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
+function parseNameList(text) {
+    return lines(text);
+}
+/** Lines "<pid> <inode>"; anything else is skipped. */
+function parseSocketOwners(text) {
+    return lines(text)
+        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
+        .filter((match) => match !== null)
+        .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
+}
+
 ;// CONCATENATED MODULE: ./src/policy/versions.ts
 // Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
 // (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
@@ -57364,6 +58349,1941 @@ function formatVersion(v) {
 /** "6.18" */
 function majorMinor(v) {
     return `${v.major}.${v.minor}`;
+}
+
+;// CONCATENATED MODULE: ./src/policy/criu-config.ts
+
+/**
+ * The CRIU configuration a restored container gets through its
+ * `org.criu.config` annotation (runc hands that file to CRIU on restore and on
+ * every later checkpoint). One file per restore, written by phases/criu-config.ts;
+ * what goes into it is decided here.
+ */
+/** runc 1.2 tells CRIU the new container's cgroup on cgroup v2 itself (runc#3447, runc#3546). */
+const RUNC_SETS_CGROUP2_ROOT = '1.2';
+/** Docker API of the first release whose `docker create` takes `--annotation` (Docker 24). */
+const DOCKER_API_WITH_ANNOTATIONS = '1.43';
+function restoreFactsOf(docker) {
+    return {
+        ...(docker.cgroupVersion ? { cgroupVersion: docker.cgroupVersion } : {}),
+        ...(docker.cgroupDriver ? { cgroupDriver: docker.cgroupDriver } : {}),
+        ...(docker.runcVersion ? { runcVersion: docker.runcVersion } : {}),
+        ...(docker.apiVersion ? { apiVersion: docker.apiVersion } : {}),
+    };
+}
+/** Whether a restore on this target needs the annotation's file, and for what. */
+function planRestoreConfig(target) {
+    if (target.cgroupVersion !== '2')
+        return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+    if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
+        return {
+            cgroupRoot: false,
+            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+        };
+    return {
+        cgroupRoot: true,
+        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+    };
+}
+/** The annotation route needs `docker create --annotation` and a driver whose paths we know. */
+function restoreRouteProblem(target, plan) {
+    if (!plan.cgroupRoot)
+        return undefined;
+    const remedy = `use runc ${RUNC_SETS_CGROUP2_ROOT} or newer on the target (Debian sid's runc 1.3 works), or Docker 24 or newer with the cgroupfs or systemd driver (Debian trixie's Docker 26.1 with runc 1.1 works)`;
+    if (!target.apiVersion || !atLeast(target.apiVersion, DOCKER_API_WITH_ANNOTATIONS)) {
+        return {
+            observed: `Docker API ${target.apiVersion ?? 'unknown'} has no container annotations, and runc ${target.runcVersion?.raw ?? 'unknown'} would restore the process outside its container on cgroup v2`,
+            remedy,
+        };
+    }
+    if (target.cgroupDriver !== 'cgroupfs' && target.cgroupDriver !== 'systemd') {
+        return {
+            observed: `cgroup driver ${target.cgroupDriver ?? 'unknown'}: the new container's cgroup path is not known before it starts`,
+            remedy,
+        };
+    }
+    return undefined;
+}
+/**
+ * The container's cgroup as the target's cgroup namespace shows it, the way
+ * Docker names it: `<parent>/<id>` with cgroupfs (parent /docker), and
+ * `<slices>/docker-<id>.scope` with systemd (parent system.slice, where a
+ * slice "a-b.slice" lives in /a.slice/a-b.slice).
+ */
+function containerCgroupPath(driver, containerId, cgroupParent) {
+    if (driver === 'systemd') {
+        const slice = cgroupParent && cgroupParent !== '' ? cgroupParent : 'system.slice';
+        return `${sliceDirs(slice)}/docker-${containerId}.scope`;
+    }
+    const parent = cgroupParent && cgroupParent !== '' ? cgroupParent : '/docker';
+    return `${parent.startsWith('/') ? '' : '/'}${parent.replace(/\/+$/, '')}/${containerId}`;
+}
+/** "a-b.slice" -> "/a.slice/a-b.slice"; "-.slice" is the root. */
+function sliceDirs(slice) {
+    const name = slice.replace(/\.slice$/, '');
+    if (name === '-' || name === '')
+        return '';
+    const parts = name.split('-');
+    const dirs = [];
+    for (let i = 1; i <= parts.length; i++)
+        dirs.push(`${parts.slice(0, i).join('-')}.slice`);
+    return `/${dirs.join('/')}`;
+}
+/**
+ * The lines of the file for a restore. The empty controller name before the
+ * colon limits the rewrite to the cgroup2 hierarchy (CRIU names that one ""):
+ * without it every hierarchy, v1 ones too, would be rewritten.
+ */
+function restoreConfigLines(plan, cgroupPath) {
+    const lines = [];
+    if (plan.cgroupRoot && cgroupPath)
+        lines.push(`cgroup-root :${cgroupPath}`);
+    return lines;
+}
+/**
+ * What stays in the file once the container runs: only what is still true of
+ * it for its next checkpoint or restore (its own cgroup); options of one move
+ * (a lazy-pages restore, say) must not reach the next dump.
+ */
+function lastingConfigLines(lines) {
+    return lines.filter((line) => line.startsWith('cgroup-root '));
+}
+/** A cgroup path the action writes into a CRIU option: nothing a line break or a space could split. */
+function safeCgroupPath(path) {
+    return /^(\/[A-Za-z0-9_.@:-]+)+$/.test(path);
+}
+
+;// CONCATENATED MODULE: ./src/policy/network-route.ts
+
+/** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
+const FIRST_BROKEN_DOCKER_MAJOR = 28;
+const UPSTREAM_ISSUES = 'moby#50750, containerd#12141';
+const HOLDER_INPUT = 'docker28-network-holder';
+function restoresOwnNetns(docker) {
+    return docker === undefined || docker.major < FIRST_BROKEN_DOCKER_MAJOR;
+}
+/** The holder an earlier migration made, when `mode` is container:<it> and it carries our label. */
+function isNetworkHolder(holder, app) {
+    return holder?.Config.Labels?.[HOLDER_LABEL] === app;
+}
+const network_route_NAME = 'network route';
+/** Pure: which route the container's network takes to the target, as a gate check. */
+function decideNetworkRoute(facts) {
+    const { networkMode: mode, targetDocker } = facts;
+    const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
+    const expected = 'a route the target can restore: host network, or its own network namespace on Docker before 28, or through a network holder';
+    const holderCheck = (observed) => {
+        const arch = facts.targetArch;
+        if (arch !== undefined && !HOLDER_ARCHES.includes(arch)) {
+            return {
+                check: {
+                    host: 'target',
+                    name: network_route_NAME,
+                    status: 'fail',
+                    observed: `${observed}, but the target is ${arch}`,
+                    expected,
+                    remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only: run the container on the host network, or run Docker 26/27 on the target`,
+                    code: 'NETWORK_HOLDER_UNSUPPORTED',
+                },
+            };
+        }
+        return { route: 'holder', check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected } };
+    };
+    const direct = (observed) => ({
+        route: 'direct',
+        check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected },
+    });
+    if (mode === 'host')
+        return direct(`host network: restored directly on ${docker}`);
+    if (facts.sourceHolder) {
+        const holder = facts.sourceHolder.Name.replace(/^\//, '');
+        return holderCheck(`joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`);
+    }
+    if (restoresOwnNetns(targetDocker))
+        return direct(`${mode} network: restored directly on ${docker}`);
+    if (facts.holderAllowed) {
+        return holderCheck(`${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`);
+    }
+    return {
+        check: {
+            host: 'target',
+            name: network_route_NAME,
+            status: 'fail',
+            observed: `${mode} network (its own network namespace) onto ${docker}`,
+            expected,
+            remedy: facts.holderUnavailable
+                ? `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and ${facts.holderUnavailable}: restore onto a host with Docker 26/27, or checkpoint a container that runs with --network host`
+                : `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"). Either set ${HOLDER_INPUT}: true (a small holder container then owns the network, ports and aliases on the target, and the container joins it as --network container:<name>-netholder), or run the container with --network host, or run Docker 26/27 on the target`,
+            code: 'DOCKER_RESTORE_BROKEN',
+        },
+    };
+}
+/**
+ * Pure: the route a checkpoint records, from the container's network and the opt-in.
+ * A container that joins a holder already has an external namespace (runc marks it);
+ * one with its own namespace is dumped for a holder only when the operator asked.
+ */
+function checkpointRoute(facts) {
+    if (facts.networkMode === 'host')
+        return 'direct';
+    if (facts.joinsHolder)
+        return 'holder';
+    // Another container's namespace is not the container's to leave out (restore refuses it anyway).
+    if (facts.networkMode.startsWith('container:'))
+        return 'direct';
+    return facts.holderAllowed ? 'holder' : 'direct';
+}
+/** The Docker versions a direct checkpoint restores on, for messages. */
+const DIRECT_TARGETS = `Docker 26/27 (before ${FIRST_BROKEN_DOCKER_MAJOR})`;
+/**
+ * Pure: restore mode's network route for a stored checkpoint onto a target, as a gate check.
+ * A direct dump holds the namespace itself: only a daemon before 28 restores it. A holder
+ * dump left it out: only a holder's namespace can take it, on any Docker version.
+ */
+function decideRestoreRoute(facts) {
+    const { networkMode: mode, targetDocker, app } = facts;
+    const recorded = facts.recorded ?? 'direct';
+    const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
+    const expected = `a checkpoint this target can restore: host network; a direct checkpoint onto ${DIRECT_TARGETS}; a holder checkpoint with ${HOLDER_INPUT}: true`;
+    const kind = facts.recorded
+        ? `a ${recorded} checkpoint`
+        : 'a checkpoint from before routes were recorded (direct)';
+    if (mode === 'host') {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: network_route_NAME,
+                status: 'pass',
+                observed: `host network: restored directly on ${docker}`,
+                expected,
+            },
+        };
+    }
+    if (recorded === 'holder') {
+        if (!facts.holderAllowed) {
+            return {
+                check: {
+                    host: 'target',
+                    name: network_route_NAME,
+                    status: 'fail',
+                    observed: `${kind} (its network namespace was left out of the dump for a network holder) onto ${docker} without ${HOLDER_INPUT}`,
+                    expected,
+                    remedy: `this checkpoint restores only through a network holder, on any Docker version: run the restore with ${HOLDER_INPUT}: true (a holder container ${holderName(app)} then owns the network on the target)`,
+                    code: 'CHECKPOINT_NEEDS_HOLDER',
+                },
+            };
+        }
+        const arch = facts.targetArch;
+        if (arch !== undefined && !HOLDER_ARCHES.includes(arch)) {
+            return {
+                check: {
+                    host: 'target',
+                    name: network_route_NAME,
+                    status: 'fail',
+                    observed: `${kind} onto a ${arch} target`,
+                    expected,
+                    remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only, and this checkpoint restores only through a holder: restore onto an ${HOLDER_ARCHES.join('/')} host`,
+                    code: 'NETWORK_HOLDER_UNSUPPORTED',
+                },
+            };
+        }
+        return {
+            route: 'holder',
+            check: {
+                host: 'target',
+                name: network_route_NAME,
+                status: 'pass',
+                observed: `${kind} (${mode} network) onto ${docker}: through network holder ${holderName(app)}`,
+                expected,
+            },
+        };
+    }
+    if (restoresOwnNetns(targetDocker)) {
+        return {
+            route: 'direct',
+            check: {
+                host: 'target',
+                name: network_route_NAME,
+                status: 'pass',
+                observed: `${kind} (${mode} network) onto ${docker}: restored directly`,
+                expected,
+            },
+        };
+    }
+    return {
+        check: {
+            host: 'target',
+            name: network_route_NAME,
+            status: 'fail',
+            observed: `${kind} (${mode} network, its network namespace in the dump) onto ${docker}`,
+            expected,
+            remedy: `this checkpoint can go to ${DIRECT_TARGETS} only: ${docker} cannot restore a network namespace from a dump (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and restored into a holder its processes would run in an empty namespace without the network. Restore it onto a host with Docker 26/27; take future checkpoints with ${HOLDER_INPUT}: true so they restore through a holder on any Docker version`,
+            code: 'CHECKPOINT_DIRECT_ONLY',
+        },
+    };
+}
+/**
+ * Pure: whether a holder already on the target owns the network a checkpoint needs (network,
+ * addresses, published ports, aliases other than the names Docker adds itself), so the restored
+ * container can join it. Hostname and which holder it was on the source do not matter to it.
+ */
+function sameHolderNetwork(present, wanted, ownNames) {
+    const aliases = (needs) => needs.aliases
+        .filter((alias) => !ownNames.includes(alias))
+        .sort()
+        .join('\n');
+    const ports = (needs) => [...needs.ports].sort().join('\n');
+    return (present.network === wanted.network &&
+        present.ipv4Address === wanted.ipv4Address &&
+        present.ipv6Address === wanted.ipv6Address &&
+        ports(present) === ports(wanted) &&
+        aliases(present) === aliases(wanted));
+}
+
+;// CONCATENATED MODULE: ./src/policy/compatibility.ts
+
+
+
+
+/** Lifts a rule about one host into a rule about both. */
+function eachHost(rule) {
+    return (pair) => {
+        const checks = [];
+        for (const role of ['source', 'target']) {
+            const check = rule(pair[role], role);
+            if (check)
+                checks.push(check);
+        }
+        return checks;
+    };
+}
+function show(version) {
+    return version?.raw ?? 'unknown';
+}
+// Kernel 6.13 split the vvar area; CRIU older than 4.1 fails with "Unexpected rt vDSO area bounds".
+const VDSO_SPLIT_KERNEL = '6.13';
+const CRIU_FOR_NEW_VDSO = '4.1';
+// CRIU 4.2 detects VMs whose hardware breakpoints do not work; older ones hang in the parasite there.
+const CRIU_FOR_BROKEN_BREAKPOINTS = '4.2';
+const INSTALL_CRIU = 'install CRIU 4.2 or later on this host (Debian: criu from sid/unstable or a newer suite; or build it from criu.org) and make sure root finds it in PATH';
+// --- CRIU --------------------------------------------------------------------------------------
+const criuInstalled = eachHost((facts, role) => {
+    const { criu } = facts;
+    if (criu.present) {
+        return {
+            host: role,
+            name: 'criu installed',
+            status: 'pass',
+            observed: `${criu.path ?? 'criu'} ${show(criu.version)}`,
+            expected: 'criu in PATH',
+        };
+    }
+    return {
+        host: role,
+        name: 'criu installed',
+        status: 'fail',
+        observed: `not found${criu.error ? ` (${criu.error})` : ''}`,
+        expected: 'criu in PATH',
+        remedy: INSTALL_CRIU,
+        code: 'CRIU_MISSING',
+    };
+});
+const criuKnowsKernelVdso = eachHost((facts, role) => {
+    const { criu, kernel } = facts;
+    if (!criu.present)
+        return undefined;
+    const name = 'criu vs kernel vDSO';
+    const expected = `criu >= ${CRIU_FOR_NEW_VDSO} on kernels >= ${VDSO_SPLIT_KERNEL}`;
+    const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
+    if (!kernel.version || !criu.version) {
+        return {
+            host: role,
+            name,
+            status: 'warn',
+            observed,
+            expected,
+            remedy: 'could not read the versions; see the facts',
+            code: 'FACT_UNREADABLE',
+        };
+    }
+    if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_NEW_VDSO)) {
+        return { host: role, name, status: 'pass', observed, expected };
+    }
+    return {
+        host: role,
+        name,
+        status: 'fail',
+        observed,
+        expected,
+        remedy: `${INSTALL_CRIU}: kernels from ${VDSO_SPLIT_KERNEL} lay out the vDSO differently and older CRIU fails with "Unexpected rt vDSO area bounds"`,
+        code: 'CRIU_TOO_OLD',
+    };
+});
+const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
+    const { criu, kernel } = facts;
+    if (!criu.present || !criu.version)
+        return undefined;
+    // Too old for the vDSO as well: that rule already failed with the same remedy.
+    if (kernel.version &&
+        atLeast(kernel.version, VDSO_SPLIT_KERNEL) &&
+        !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
+        return undefined;
+    const name = 'criu hardware breakpoints';
+    const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
+    const working = criu.features.breakpoints;
+    if (working !== undefined) {
+        // CRIU 4.2 and later answer `criu check --feature breakpoints`: no need to guess.
+        const observed = `hardware breakpoints ${working ? 'work' : 'do not work'}, criu ${show(criu.version)}`;
+        const expected = `working hardware breakpoints, or criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS}`;
+        if (working || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS))
+            return { host: role, name, status: 'pass', observed, expected };
+        return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+    }
+    if (!kernel.version)
+        return undefined;
+    const expected = `criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS} on kernels >= ${VDSO_SPLIT_KERNEL}`;
+    const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
+    // An older CRIU cannot tell whether hardware breakpoints work (they do not in many VMs),
+    // so on the kernels where 4.2 is available at all we ask for it.
+    if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS)) {
+        return { host: role, name, status: 'pass', observed, expected };
+    }
+    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
+});
+/** What `criu check --feature` said; informational, since no pre-dump or lazy pages are used. */
+const criuFeatures = eachHost((facts, role) => {
+    const known = Object.entries(facts.criu.features);
+    if (!facts.criu.present || known.length === 0)
+        return undefined;
+    return {
+        host: role,
+        name: 'criu features',
+        status: 'pass',
+        observed: known.map(([feature, on]) => `${feature} ${on ? 'yes' : 'no'}`).join(', '),
+        expected: 'informational: the migration needs none of them (no pre-dump, which needs mem_dirty_track; no lazy pages, which need uffd-noncoop)',
+    };
+});
+const criuCheckPasses = eachHost((facts, role) => {
+    const { criu } = facts;
+    if (!criu.present || !criu.check)
+        return undefined;
+    const { check } = criu;
+    if (check.ok) {
+        return {
+            host: role,
+            name: 'criu check',
+            status: 'pass',
+            observed: check.summary,
+            expected: 'criu check exits 0',
+        };
+    }
+    return {
+        host: role,
+        name: 'criu check',
+        status: 'fail',
+        observed: `exit ${check.exitCode}: ${check.summary}`,
+        expected: 'criu check exits 0',
+        remedy: 'run `criu check` as root on this host and fix what it reports (kernel options, permissions, a too old CRIU)',
+        code: 'CRIU_CHECK_FAILED',
+    };
+});
+const criuTargetNotOlder = ({ source, target }) => {
+    const from = source.criu.version;
+    const to = target.criu.version;
+    if (!source.criu.present || !target.criu.present || !from || !to)
+        return [];
+    const observed = `source ${from.raw}, target ${to.raw}`;
+    const expected = "target CRIU at least the source's";
+    if (compareVersions(to, from) >= 0)
+        return [{ host: 'both', name: 'criu versions', status: 'pass', observed, expected }];
+    return [
+        {
+            host: 'both',
+            name: 'criu versions',
+            status: 'fail',
+            observed,
+            expected,
+            remedy: `upgrade CRIU on the target to ${from.raw} or later: an older CRIU may not read images written by a newer one`,
+            code: 'CRIU_TARGET_OLDER',
+        },
+    ];
+};
+// --- Docker ------------------------------------------------------------------------------------
+const dockerReachable = eachHost((facts, role) => {
+    const { docker } = facts;
+    const expected = 'docker CLI and a running dockerd';
+    if (!docker.present) {
+        return {
+            host: role,
+            name: 'docker',
+            status: 'fail',
+            observed: `docker not found${docker.error ? ` (${docker.error})` : ''}`,
+            expected,
+            remedy: 'install Docker Engine and its CLI (26.1 is verified: docker.io from Debian trixie)',
+            code: 'DOCKER_MISSING',
+        };
+    }
+    if (!docker.reachable) {
+        return {
+            host: role,
+            name: 'docker',
+            status: 'fail',
+            observed: `daemon not reachable${docker.error ? `: ${docker.error}` : ''}`,
+            expected,
+            remedy: 'start dockerd and let the SSH user use it (log in as root, or set sudo: true)',
+            code: 'DOCKER_MISSING',
+        };
+    }
+    const api = docker.apiVersion ? ` (API ${docker.apiVersion})` : '';
+    return {
+        host: role,
+        name: 'docker',
+        status: 'pass',
+        observed: `Docker ${show(docker.serverVersion)}${api}`,
+        expected,
+    };
+});
+/** Rules about a daemon only make sense when it answered; dockerReachable reports the rest. */
+function withDaemon(rule) {
+    return eachHost((facts, role) => (facts.docker.reachable ? rule(facts, role) : undefined));
+}
+const dockerExperimental = withDaemon(({ docker }, role) => {
+    const name = 'docker experimental';
+    const expected = 'experimental: true (docker start --checkpoint needs it)';
+    const remedy = 'set "experimental": true in /etc/docker/daemon.json and restart dockerd';
+    if (docker.experimental === true)
+        return { host: role, name, status: 'pass', observed: 'on', expected };
+    if (docker.experimental === undefined) {
+        return {
+            host: role,
+            name,
+            status: 'warn',
+            observed: 'unknown (docker info unreadable)',
+            expected,
+            remedy,
+            code: 'FACT_UNREADABLE',
+        };
+    }
+    return {
+        host: role,
+        name,
+        status: 'fail',
+        observed: 'off',
+        expected,
+        remedy,
+        code: 'DOCKER_NOT_EXPERIMENTAL',
+    };
+});
+const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; 28.x with containerd 2.1 and runc 1.3 (verified: host network directly, other networks through a network holder)';
+const dockerCanRestore = withDaemon(({ docker }, role) => {
+    const name = 'docker restore';
+    const version = docker.serverVersion;
+    const parts = [
+        `Docker ${show(version)}`,
+        docker.containerdVersion && `containerd ${docker.containerdVersion.raw}`,
+        docker.runcVersion && `runc ${docker.runcVersion.raw}`,
+    ].filter((p) => typeof p === 'string');
+    const observed = parts.join(', ');
+    if (!version) {
+        return {
+            host: role,
+            name,
+            status: 'warn',
+            observed,
+            expected: WORKING_DOCKER,
+            remedy: 'could not read the Docker version',
+            code: 'FACT_UNREADABLE',
+        };
+    }
+    if (version.major === 28 || version.major === 29) {
+        // Which containers it can restore depends on their network: the network route check decides.
+        return {
+            host: role,
+            name,
+            status: 'pass',
+            observed: `${observed} (restores containers with their own network namespace only through a network holder: ${UPSTREAM_ISSUES})`,
+            expected: WORKING_DOCKER,
+        };
+    }
+    if (version.major === 26 || version.major === 27) {
+        return { host: role, name, status: 'pass', observed, expected: WORKING_DOCKER };
+    }
+    return {
+        host: role,
+        name,
+        status: 'warn',
+        observed,
+        expected: WORKING_DOCKER,
+        remedy: `checkpoint and restore are not verified with Docker ${version.major}.x; 26.1 is`,
+        code: 'DOCKER_UNTESTED',
+    };
+});
+const dockerDefaultRuntime = withDaemon(({ docker }, role) => {
+    const observed = docker.defaultRuntime ?? 'unknown';
+    const expected = 'runc';
+    const name = 'docker default runtime';
+    if (docker.defaultRuntime === 'runc')
+        return { host: role, name, status: 'pass', observed, expected };
+    const remedy = 'set "default-runtime": "runc" in /etc/docker/daemon.json and restart dockerd: the migration calls runc checkpoint directly, so other runtimes (crun, kata, gVisor) cannot be checkpointed';
+    if (docker.defaultRuntime === undefined)
+        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
+    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'RUNTIME_UNSUPPORTED' };
+});
+const dockerStorageDriver = withDaemon(({ docker }, role) => {
+    const name = 'docker storage';
+    const expected = 'overlay2 graph driver (not the containerd image store)';
+    const why = 'the writable layer is moved from its overlay2 upper directory';
+    if (docker.containerdImageStore) {
+        return {
+            host: role,
+            name,
+            status: 'fail',
+            observed: `containerd image store (${docker.storageDriver ?? 'snapshotter'})`,
+            expected,
+            remedy: `turn the containerd image store off ("features": {"containerd-snapshotter": false} in /etc/docker/daemon.json) and use overlay2: ${why}`,
+            code: 'STORAGE_DRIVER_UNSUPPORTED',
+        };
+    }
+    const observed = docker.storageDriver ?? 'unknown';
+    if (docker.storageDriver === 'overlay2')
+        return { host: role, name, status: 'pass', observed, expected };
+    const remedy = `set "storage-driver": "overlay2" in /etc/docker/daemon.json and restart dockerd: ${why}`;
+    if (docker.storageDriver === undefined)
+        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
+    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'STORAGE_DRIVER_UNSUPPORTED' };
+});
+// --- both hosts --------------------------------------------------------------------------------
+const UNREADABLE_KERNELS = 'could not read both kernel releases';
+const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
+    const a = source.kernel;
+    const b = target.kernel;
+    const observed = `source ${a.release ?? 'unknown'}, target ${b.release ?? 'unknown'}`;
+    const name = 'kernel versions';
+    const expectedByPolicy = {
+        'same-minor': 'the same major.minor (kernel-policy: same-minor)',
+        exact: 'the same release (kernel-policy: exact)',
+        any: 'any (kernel-policy: any)',
+    };
+    const expected = expectedByPolicy[kernelPolicy];
+    const check = (status, remedy) => [
+        {
+            host: 'both',
+            name,
+            status,
+            observed,
+            expected,
+            ...(remedy ? { remedy } : {}),
+            ...(status === 'pass'
+                ? {}
+                : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
+        },
+    ];
+    if (kernelPolicy === 'any')
+        return check('pass');
+    const remedy = 'run both hosts on the same kernel, or set kernel-policy to accept the difference (same-minor, any): CRIU restores only what the target kernel supports';
+    if (!a.release || !b.release || !a.version || !b.version)
+        return check('warn', UNREADABLE_KERNELS);
+    if (a.release === b.release)
+        return check('pass');
+    if (kernelPolicy === 'exact')
+        return check('fail', remedy);
+    if (majorMinor(a.version) !== majorMinor(b.version))
+        return check('fail', remedy);
+    return check('warn', 'the kernels differ only below major.minor; usually fine, but they are not identical');
+};
+const cgroupVersionsMatch = ({ source, target }) => {
+    const check = cgroupVersionCheck(source.docker.cgroupVersion, target.docker.cgroupVersion);
+    return check ? [check] : [];
+};
+/**
+ * A checkpoint does not restore across cgroup versions (verified both ways: v1 -> v2 fails on
+ * the v1 cgroup mounts or lands in the wrong cgroups, v2 -> v1 fails writing devices.allow).
+ * Shared by the gate and by restore mode, which knows the source's version from the manifest.
+ */
+function cgroupVersionCheck(source, target, sourceLabel = 'source') {
+    if (source === undefined || target === undefined)
+        return undefined;
+    const observed = `${sourceLabel} cgroup v${source}, target cgroup v${target}`;
+    const expected = 'the same cgroup version on both hosts';
+    if (source === target)
+        return { host: 'both', name: 'cgroup versions', status: 'pass', observed, expected };
+    return {
+        host: 'both',
+        name: 'cgroup versions',
+        status: 'fail',
+        observed,
+        expected,
+        remedy: `choose a target that runs cgroup v${source} like the ${sourceLabel}: CRIU restores the cgroups it recorded, and a checkpoint taken on cgroup v${source} does not restore on cgroup v${target}`,
+        code: 'CGROUP_MISMATCH',
+    };
+}
+/**
+ * How a restored process gets into its new container's cgroup on each host: reported for
+ * both (cgroup version, driver, runc's behaviour), refused only where the restore happens.
+ */
+const cgroupRestoreRoute = (pair) => ['source', 'target'].flatMap((role) => {
+    const { docker } = pair[role];
+    if (!docker.reachable || docker.cgroupVersion === undefined)
+        return [];
+    const facts = restoreFactsOf(docker);
+    const plan = planRestoreConfig(facts);
+    const problem = restoreRouteProblem(facts, plan);
+    const observed = `cgroup v${docker.cgroupVersion}, ${docker.cgroupDriver ?? 'unknown'} driver, runc ${show(docker.runcVersion)}`;
+    const expected = 'a restore that puts the process into its new container';
+    if (problem && role === 'target') {
+        return [
+            {
+                host: role,
+                name: 'cgroup restore route',
+                status: 'fail',
+                observed: `${observed}: ${problem.observed}`,
+                expected,
+                remedy: problem.remedy,
+                code: 'CGROUP2_RESTORE_UNSUPPORTED',
+            },
+        ];
+    }
+    const said = problem ? `as a target it could not: ${problem.observed}` : plan.reason;
+    return [
+        {
+            host: role,
+            name: 'cgroup restore route',
+            status: 'pass',
+            observed: `${observed}: ${said}`,
+            expected,
+        },
+    ];
+});
+const architecturesMatch = ({ source, target }) => {
+    const a = source.kernel.arch;
+    const b = target.kernel.arch;
+    if (a === undefined || b === undefined)
+        return [];
+    const observed = `source ${a}, target ${b}`;
+    const expected = 'the same machine architecture';
+    if (a === b)
+        return [{ host: 'both', name: 'cpu architecture', status: 'pass', observed, expected }];
+    return [
+        {
+            host: 'both',
+            name: 'cpu architecture',
+            status: 'fail',
+            observed,
+            expected,
+            remedy: 'migrate only between hosts of the same architecture: a process image holds machine code',
+            code: 'CPU_INCOMPATIBLE',
+        },
+    ];
+};
+const CPU_REMEDY = 'migrate between hosts whose CPUs offer the same features (the same model, or in VMs the same CPU model or baseline for both guests): a restored process keeps using the instructions it found at start';
+/** Feature names, shortened for a one-line message. */
+function listFlags(flags, max = 12) {
+    if (flags.length <= max)
+        return flags.join(', ');
+    return `${flags.slice(0, max).join(', ')} and ${flags.length - max} more`;
+}
+/**
+ * `criu cpuinfo check` on the target of the image `criu cpuinfo dump` wrote on
+ * the source (CRIU's own test, the one a restore makes), explained with the
+ * /proc/cpuinfo flags the source has and the target lacks.
+ */
+const cpuCompatible = ({ source, target, cpu }) => {
+    const comparison = cpu?.comparison;
+    // Without CRIU on both hosts there is nothing to compare; criu installed says so.
+    if (!comparison || !source.criu.present || !target.criu.present)
+        return [];
+    const name = 'cpu compatibility';
+    const expected = "criu cpuinfo check on the target accepts the source's CPU";
+    const missing = cpu?.source && cpu.target && cpu.source.flags.length > 0 && cpu.target.flags.length > 0
+        ? missingFlags(cpu.source.flags, cpu.target.flags)
+        : undefined;
+    const models = [cpu?.source?.model, cpu?.target?.model];
+    const modelText = models[0] && models[1]
+        ? models[0] === models[1]
+            ? `both ${models[0]}`
+            : `source ${models[0]}, target ${models[1]}`
+        : undefined;
+    if (!comparison.dumped) {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'warn',
+                observed: `criu cpuinfo dump failed: ${comparison.dumpError ?? 'no image'}`,
+                expected,
+                remedy: 'run `criu cpuinfo dump -D /tmp/x` as root on the source to see why',
+                code: 'FACT_UNREADABLE',
+            },
+        ];
+    }
+    if (comparison.checkExitCode === undefined)
+        return [];
+    // CRIU that fails without naming the CPU (a broken or stub criu) says nothing about the CPUs;
+    // the criu check rule reports that CRIU.
+    if (comparison.checkExitCode !== 0 &&
+        !comparison.checkErrors.some((line) => /\bcpu\b|fpu|xsave/i.test(line))) {
+        return [
+            {
+                host: 'target',
+                name,
+                status: 'warn',
+                observed: `criu cpuinfo check failed without a CPU verdict: ${comparison.checkErrors.join('; ') || comparison.checkMessage || `exit code ${comparison.checkExitCode}`}`,
+                expected,
+                remedy: 'make `criu check` pass on the target first, then run the gate again',
+                code: 'FACT_UNREADABLE',
+            },
+        ];
+    }
+    if (comparison.checkExitCode !== 0) {
+        const why = comparison.checkErrors.join('; ') || `exit code ${comparison.checkExitCode}`;
+        const lacks = missing === undefined
+            ? ''
+            : missing.length > 0
+                ? `; the target lacks ${listFlags(missing)}`
+                : '; /proc/cpuinfo shows no flag the target lacks, so the difference is in what CRIU compares beyond the flags (xsave layout, vendor)';
+        return [
+            {
+                host: 'both',
+                name,
+                status: 'fail',
+                observed: `criu cpuinfo check failed: ${why}${lacks}${modelText ? ` (${modelText})` : ''}`,
+                expected,
+                remedy: CPU_REMEDY,
+                code: 'CPU_INCOMPATIBLE',
+            },
+        ];
+    }
+    if (missing && missing.length > 0) {
+        return [
+            {
+                host: 'both',
+                name,
+                status: 'warn',
+                observed: `criu cpuinfo check passed, but the target lacks ${listFlags(missing)}${modelText ? ` (${modelText})` : ''}`,
+                expected: `${expected}, and every CPU flag of the source on the target`,
+                remedy: `${CPU_REMEDY}; CRIU checks only part of the flags, so a program that uses one of these may crash after the move`,
+                code: 'CPU_FEATURES_DIFFER',
+            },
+        ];
+    }
+    const same = missing ? '; no CPU flag of the source is missing on the target' : '';
+    return [
+        {
+            host: 'both',
+            name,
+            status: 'pass',
+            observed: `criu cpuinfo check passed${same}${modelText ? ` (${modelText})` : ''}`,
+            expected,
+        },
+    ];
+};
+/** Every host rule, in report order. Adding a rule is adding it here. */
+const COMPATIBILITY_RULES = [
+    criuInstalled,
+    criuKnowsKernelVdso,
+    criuSurvivesBrokenBreakpoints,
+    criuCheckPasses,
+    criuFeatures,
+    criuTargetNotOlder,
+    dockerReachable,
+    dockerExperimental,
+    dockerCanRestore,
+    dockerDefaultRuntime,
+    dockerStorageDriver,
+    kernelsMatch,
+    cgroupVersionsMatch,
+    cgroupRestoreRoute,
+    architecturesMatch,
+    cpuCompatible,
+];
+function evaluateCompatibility(facts, options = { kernelPolicy: 'same-minor' }, rules = COMPATIBILITY_RULES) {
+    return rules.flatMap((rule) => rule(facts, options));
+}
+function failures(checks) {
+    return checks.filter((check) => check.status === 'fail');
+}
+function warnings(checks) {
+    return checks.filter((check) => check.status === 'warn');
+}
+/** The checks that stop the gate: failures, and with strict also warnings. */
+function blocking(checks, strict) {
+    return checks.filter((check) => check.status === 'fail' || (strict && check.status === 'warn'));
+}
+
+;// CONCATENATED MODULE: ./src/report/html.ts
+/** The job summary is HTML: messages may hold text such as <none> that must show as written. */
+function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+;// CONCATENATED MODULE: ./src/report/error-docs.ts
+
+
+/**
+ * Codes whose heading in docs/errors.md ends in "(warning)": GitHub's anchor of
+ * "### `MEMORY_LOW` (warning)" is `memory_low-warning`. A unit test keeps this
+ * set equal to the headings.
+ */
+const WARNING_HEADINGS = new Set([
+    'HOST_KEY_UNVERIFIED',
+    'CPU_FEATURES_DIFFER',
+    'DOCKER_UNTESTED',
+    'FACT_UNREADABLE',
+    'NETWORK_MODE_HOST',
+    'EXEC_PROCESSES_LEFT',
+    'SETTINGS_NOT_CARRIED',
+    'MEMORY_LOW',
+]);
+/** The anchor GitHub gives the code's heading in docs/errors.md. */
+function errorAnchor(code) {
+    return `${code.toLowerCase()}${WARNING_HEADINGS.has(code) ? '-warning' : ''}`;
+}
+/**
+ * Where the code is explained: docs/errors.md at the action's own ref when the
+ * runner says which repository and ref the action came from (GITHUB_REPOSITORY
+ * would be the calling workflow's repository, which has no such file), else a
+ * path relative to the action's repository.
+ */
+function errorDocUrl(code, env) {
+    const anchor = `docs/errors.md#${errorAnchor(code)}`;
+    const server = env.GITHUB_SERVER_URL?.replace(/\/+$/, '');
+    const repository = env.GITHUB_ACTION_REPOSITORY;
+    const ref = env.GITHUB_ACTION_REF;
+    if (!server || !repository || !ref)
+        return anchor;
+    return `${server}/${repository}/blob/${encodeURIComponent(ref).replace(/%2F/g, '/')}/${anchor}`;
+}
+const DOCUMENTED = new Set(ERROR_CODES);
+/** Whether docs/errors.md has an entry for the code (UNEXPECTED, for one, has none). */
+function isDocumented(code) {
+    return code !== undefined && DOCUMENTED.has(code);
+}
+/** A message with a last line saying where its code is explained, when it has one. */
+function withErrorLink(message, code, env) {
+    return isDocumented(code) ? `${message}\nAbout ${code}: ${errorDocUrl(code, env)}` : message;
+}
+/** The text of a failed step's error annotation: the error, then where its code is explained. */
+function failureAnnotation(error, env) {
+    return withErrorLink(error.describe(), error.code, env);
+}
+/** The code as HTML for the job summary: a link to its entry, or the escaped code. */
+function codeLinkHtml(code, env) {
+    if (!isDocumented(code))
+        return `<code>${escapeHtml(code)}</code>`;
+    return `<a href="${escapeHtml(errorDocUrl(code, env))}"><code>${escapeHtml(code)}</code></a>`;
+}
+
+// EXTERNAL MODULE: external "node:fs/promises"
+var promises_ = __nccwpck_require__(51455);
+// EXTERNAL MODULE: external "node:path"
+var external_node_path_ = __nccwpck_require__(76760);
+// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
+var io = __nccwpck_require__(88701);
+;// CONCATENATED MODULE: ./src/report/metadata.ts
+
+
+
+
+/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
+const METADATA_SCHEMA_VERSION = 1;
+/**
+ * succeeded: the container runs on the target. refused: stopped before touching
+ * the container. rolled-back: failed after the freeze and the source was resumed.
+ * resumed: finished a migration an earlier run left after its target was verified.
+ * failed: anything else, including a rollback that did not complete.
+ */
+const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
+const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+function restorePathFacts(path) {
+    return path.path === 'full-copy'
+        ? { restorePath: path.path, restorePathReason: path.reason }
+        : { restorePath: path.path };
+}
+/** The error part of the metadata: code, message and where, without causes or log details. */
+function metadataError(error) {
+    if (!(error instanceof MigrationError))
+        return { code: 'UNEXPECTED', message: errorMessage(error) };
+    const result = { code: error.code, message: error.message };
+    if (error.step)
+        result.step = error.step;
+    if (error.host)
+        result.host = error.host;
+    if (error.remedy)
+        result.remedy = error.remedy;
+    return result;
+}
+async function writeMetadata(path, metadata) {
+    await (0,io/* mkdirP */.U$)((0,external_node_path_.dirname)(path));
+    await (0,promises_.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
+}
+
+;// CONCATENATED MODULE: ./src/report/timings.ts
+/** Migration phases, in the order a run goes through them. */
+const PHASES = [
+    'connect',
+    'preflight',
+    'volumes',
+    'volume-bulk',
+    'layer-bulk',
+    'stage',
+    'checkpoint',
+    'transfer',
+    'volume-frozen',
+    'layer-frozen',
+    'prove',
+    'restore',
+    'verify',
+    'finalize',
+    'rollback',
+];
+/**
+ * Wall-clock milliseconds per phase. A phase that runs more than once
+ * accumulates, and phases may overlap (for example two hosts connecting).
+ */
+class PhaseTimer {
+    clock;
+    started = new Map();
+    totals = new Map();
+    constructor(clock = () => performance.now()) {
+        this.clock = clock;
+    }
+    start(phase) {
+        if (this.started.has(phase))
+            throw new Error(`phase ${phase} is already running`);
+        this.started.set(phase, this.clock());
+    }
+    /** Stops a running phase and returns the milliseconds this run of it took. */
+    end(phase) {
+        const began = this.started.get(phase);
+        if (began === undefined)
+            throw new Error(`phase ${phase} was not started`);
+        this.started.delete(phase);
+        const elapsed = Math.max(0, this.clock() - began);
+        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
+        return elapsed;
+    }
+    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
+    async time(phase, fn) {
+        this.start(phase);
+        try {
+            return await fn();
+        }
+        finally {
+            this.end(phase);
+        }
+    }
+    /** Ends every phase still running, so a failed run still reports where its time went. */
+    endAll() {
+        for (const phase of [...this.started.keys()])
+            this.end(phase);
+    }
+    running() {
+        return [...this.started.keys()];
+    }
+    /** Milliseconds recorded so far for a phase (finished runs only). */
+    get(phase) {
+        return this.totals.get(phase);
+    }
+    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
+    toRecord() {
+        const record = {};
+        for (const phase of PHASES) {
+            const total = this.totals.get(phase);
+            if (total !== undefined)
+                record[phase] = Math.round(total);
+        }
+        return record;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+
+
+
+
+
+const STATUS_LABELS = {
+    succeeded: '✅ succeeded',
+    refused: '⛔ refused before touching the container',
+    'rolled-back': '↩️ failed or cancelled, source resumed',
+    resumed: '🔁 finished a migration an earlier run left',
+    failed: '❌ failed',
+};
+const HEADINGS = {
+    migrate: 'Container migration',
+    preflight: 'Migration preflight',
+    checkpoint: 'Container checkpoint',
+    restore: 'Container restore',
+};
+/** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
+const HOST_LABELS = {
+    migrate: { source: 'Source', target: 'Target' },
+    preflight: { source: 'Source', target: 'Target' },
+    checkpoint: { source: 'Source', target: 'Store' },
+    restore: { source: 'Store', target: 'Target' },
+};
+/** Nouns for a heading: "CRIU checkpoint failed". */
+const RUN_NOUNS = {
+    migrate: 'migration',
+    preflight: 'preflight',
+    checkpoint: 'checkpoint',
+    restore: 'restore',
+};
+const STREAM_LABELS = {
+    checkpoint: 'checkpoint images',
+    writableLayer: 'writable layer',
+    image: 'image',
+};
+/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
+function renderSummaryRows(metadata, env = {}) {
+    // Values are text, escaped at the end; the error row alone is built as HTML (its code is a link).
+    const rows = [];
+    const add = (label, value) => {
+        if (value !== undefined && value !== '')
+            rows.push([label, value, 'text']);
+    };
+    const { run, hosts, container, checkpoint, timings, error } = metadata;
+    add('Status', STATUS_LABELS[run.status]);
+    add('Mode', run.mode);
+    const labels = HOST_LABELS[run.mode];
+    add(labels.source, summary_describeHost(hosts.source));
+    if (hosts.target)
+        add(labels.target, summary_describeHost(hosts.target));
+    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
+    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
+    if (container.imageRef || container.imageId) {
+        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
+    }
+    add('Checkpoint', checkpoint.name);
+    if (checkpoint.restorePath)
+        add('Restore path', checkpoint.restorePath === 'staged-pages'
+            ? 'staged pages (containerd copied only the small images)'
+            : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`);
+    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
+    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
+    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
+    for (const kind of STREAM_KINDS) {
+        const stream = checkpoint.streams[kind];
+        if (stream)
+            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
+    }
+    for (const volume of metadata.volumes ?? []) {
+        const passes = volume.passes
+            .map((pass) => `${pass.pass} ${summary_formatBytes(pass.bytes)} in ${formatMs(pass.ms)}`)
+            .join(', ');
+        add(`Volume: ${volume.name}`, [
+            {
+                created: 'created on the target',
+                replaced: 'replaced on the target',
+                stored: 'kept with the checkpoint',
+            }[volume.target],
+            volume.sizeBytes === undefined ? undefined : `size ${summary_formatBytes(volume.sizeBytes)}`,
+            volume.contentsMoved ? passes : 'contents not moved (driver options)',
+            volume.sha256 ? `sha256 ${volume.sha256.slice(0, 16)}…` : undefined,
+        ]
+            .filter(Boolean)
+            .join('; '));
+    }
+    for (const phase of PHASES) {
+        const ms = timings.phasesMs[phase];
+        if (ms !== undefined)
+            add(`Phase: ${phase}`, formatMs(ms));
+    }
+    if (error) {
+        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+            .filter(Boolean)
+            .join(' ');
+        rows.push([
+            'Error',
+            `${codeLinkHtml(error.code, env)}: ${escapeHtml(`${error.message}${where ? ` (${where})` : ''}`)}`,
+            'html',
+        ]);
+        add('What to do', error.remedy);
+    }
+    for (const leftover of metadata.leftovers ?? [])
+        add('Left to clean up', leftover);
+    if (metadata.storedCheckpoints)
+        add('Checkpoints in the store', metadata.storedCheckpoints.join(', ') || 'none');
+    const resumed = metadata.resumed;
+    if (resumed) {
+        const how = resumed.direction === 'roll-forward'
+            ? 'finished (source retired)'
+            : resumed.direction === 'rollback'
+                ? 'rolled back'
+                : 'closed';
+        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
+        for (const problem of resumed.problems)
+            add('Earlier run, not finished', problem);
+    }
+    return [
+        [
+            { data: 'Item', header: true },
+            { data: 'Value', header: true },
+        ],
+        ...rows.map(([label, value, kind]) => [escapeHtml(label), kind === 'html' ? value : escapeHtml(value)]),
+    ];
+}
+async function writeSummary(summary, metadata, env = {}) {
+    summary
+        .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
+        .addTable(renderSummaryRows(metadata, env));
+    if (metadata.timings.downtimeMs !== undefined) {
+        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
+    }
+    await summary.write();
+}
+/** The summary of a run that stopped before any mode could report (inputs, connecting). */
+async function writeFailureSummary(summary, error, run, env = {}) {
+    const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
+        .filter(Boolean)
+        .join(' ');
+    const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
+    const hosts = run.mode
+        ? [
+            [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
+            [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
+        ]
+        : [];
+    const facts = [['Mode', run.mode], ['Container', run.container], ...hosts].flatMap(([label, value]) => value ? [`${label}: ${escapeHtml(value)}`] : []);
+    summary
+        .addHeading(`CRIU ${noun} ${run.outcome}`, 2)
+        .addRaw(`<p>${run.outcome === 'refused' ? '⛔' : '❌'} ${codeLinkHtml(error.code, env)}: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
+    if (facts.length > 0)
+        summary.addRaw(`<p>${facts.join('<br>')}</p>`, true);
+    if (error.remedy)
+        summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
+    await summary.write();
+}
+function formatMs(ms) {
+    if (ms < 1000)
+        return `${Math.round(ms)} ms`;
+    if (ms < 60_000)
+        return `${(ms / 1000).toFixed(2)} s`;
+    const seconds = Math.round(ms / 1000);
+    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+function summary_formatBytes(bytes) {
+    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+    if (bytes < 1024)
+        return `${bytes} B`;
+    let value = bytes;
+    let unit = 'B';
+    for (const next of units) {
+        if (value < 1024)
+            break;
+        value /= 1024;
+        unit = next;
+    }
+    return `${value.toFixed(1)} ${unit}`;
+}
+function shortId(id) {
+    return id.replace(/^sha256:/, '').slice(0, 12);
+}
+function summary_describeHost(host) {
+    const facts = [
+        host.kernel && `kernel ${host.kernel}`,
+        host.arch,
+        host.criu && `CRIU ${host.criu}`,
+        host.docker && `Docker ${host.docker}`,
+        host.containerd && `containerd ${host.containerd}`,
+        host.runc && `runc ${host.runc}`,
+    ].filter(Boolean);
+    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
+}
+
+;// CONCATENATED MODULE: ./src/policy/connections.ts
+
+function classifyConnections(tcp) {
+    const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
+    const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
+    return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
+}
+/**
+ * The container's processes that CRIU does not dump: those that are not the
+ * init's descendants (started by `docker exec`). They end with the source.
+ */
+function execProcesses(initPid, table) {
+    if (initPid === undefined || initPid <= 0)
+        return [];
+    const inTree = new Set([initPid]);
+    // Parents may be listed after their children: repeat until nothing joins.
+    for (let grew = true; grew;) {
+        grew = false;
+        for (const row of table) {
+            if (!inTree.has(row.pid) && inTree.has(row.ppid)) {
+                inTree.add(row.pid);
+                grew = true;
+            }
+        }
+    }
+    return table.filter((row) => !inTree.has(row.pid));
+}
+function execHeldConnections(inside, owners, exec) {
+    const held = [];
+    for (const entry of inside) {
+        if (entry.inode === undefined)
+            continue;
+        for (const owner of owners) {
+            if (owner.inode !== entry.inode)
+                continue;
+            const process = exec.find((row) => row.pid === owner.pid);
+            if (process)
+                held.push({ process, entry });
+        }
+    }
+    return held;
+}
+
+;// CONCATENATED MODULE: ./src/policy/container-rules.ts
+
+
+
+
+
+/** Pure rules about the container itself; the host rules live in compatibility.ts. */
+function evaluateContainer(facts) {
+    const { container, ref } = facts;
+    if (!container && facts.inspectError !== undefined) {
+        return [
+            {
+                host: 'source',
+                name: 'container exists',
+                status: 'fail',
+                observed: `could not inspect "${ref}": ${facts.inspectError}`,
+                expected: 'a running container',
+                remedy: 'make the source Docker daemon answer (see the docker check), then run again',
+                code: 'COMMAND_FAILED',
+            },
+        ];
+    }
+    if (!container) {
+        return [
+            {
+                host: 'source',
+                name: 'container exists',
+                status: 'fail',
+                observed: `no container "${ref}"`,
+                expected: 'a running container',
+                remedy: 'check the container input: `docker ps` on the source lists the names',
+                code: 'CONTAINER_NOT_FOUND',
+            },
+        ];
+    }
+    const name = container.Name.replace(/^\//, '');
+    const state = container.State.Paused ? 'paused' : (container.State.Status ?? 'unknown');
+    const checks = [
+        {
+            host: 'source',
+            name: 'container running',
+            status: container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
+            observed: state,
+            expected: 'running (not paused, not restarting)',
+            remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
+            code: 'CONTAINER_NOT_RUNNING',
+        },
+        facts.targetNameTaken === undefined
+            ? {
+                host: 'target',
+                name: 'container name free',
+                status: 'warn',
+                observed: 'could not ask the target (docker container inspect failed)',
+                expected: 'no container of that name on the target',
+                remedy: 'see the docker check of the target',
+                code: 'FACT_UNREADABLE',
+            }
+            : {
+                host: 'target',
+                name: 'container name free',
+                status: facts.targetNameTaken ? 'fail' : 'pass',
+                observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
+                expected: 'no container of that name on the target',
+                remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
+                code: 'TARGET_NAME_TAKEN',
+            },
+    ];
+    const runtime = container.HostConfig.Runtime || 'runc';
+    checks.push({
+        host: 'source',
+        name: 'container runtime',
+        status: runtime === 'runc' ? 'pass' : 'fail',
+        observed: runtime,
+        expected: 'runc',
+        remedy: 'recreate the container with --runtime runc: the checkpoint is taken with runc',
+        code: 'RUNTIME_UNSUPPORTED',
+    });
+    const driver = container.GraphDriver?.Name ?? 'unknown';
+    checks.push({
+        host: 'source',
+        name: 'container storage',
+        status: driver === 'overlay2' && container.GraphDriver?.Data?.UpperDir ? 'pass' : 'fail',
+        observed: driver,
+        expected: 'overlay2 with an upper directory',
+        remedy: 'use the overlay2 storage driver: the writable layer is moved from its upper directory',
+        code: 'STORAGE_DRIVER_UNSUPPORTED',
+    });
+    const devices = (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
+    checks.push({
+        host: 'source',
+        name: 'devices attached',
+        status: devices === 0 ? 'pass' : 'fail',
+        observed: devices === 0 ? 'none' : `${devices} device(s) or GPU request(s)`,
+        expected: 'none',
+        remedy: 'CRIU cannot move device or GPU state; stop using the device or migrate the job another way',
+        code: 'CONTAINER_HAS_DEVICES',
+    });
+    return checks;
+}
+const UNREADABLE = 'FACT_UNREADABLE';
+function unreadable(host, name, expected, what) {
+    return {
+        host,
+        name,
+        status: 'warn',
+        observed: `could not be read (${what})`,
+        expected,
+        remedy: 'see the preflight log for the command that failed on this host',
+        code: UNREADABLE,
+    };
+}
+function sharedNamespace(mode) {
+    return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+}
+const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
+const networkMode = ({ container, sourceHolder }) => {
+    const mode = container.HostConfig.NetworkMode || 'default';
+    const name = 'network mode';
+    const expected = 'bridge, none or a user-defined network (its own network namespace)';
+    const other = sharedNamespace(mode);
+    if (other !== undefined && sourceHolder) {
+        const holder = sourceHolder.Name.replace(/^\//, '');
+        const owned = sourceHolder.HostConfig.NetworkMode || 'default';
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'pass',
+                observed: `${owned}, held by network holder ${holder}`,
+                expected,
+            },
+        ];
+    }
+    if (other !== undefined) {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'fail',
+                observed: `${mode} (uses the network namespace of container ${other})`,
+                expected,
+                remedy: `recreate the container with its own network (for example a user-defined network that ${other} also joins): a namespace that belongs to another container does not move with this one`,
+                code: 'CONTAINER_SHARES_NAMESPACE',
+            },
+        ];
+    }
+    if (mode === 'host') {
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'warn',
+                observed: "host (the host's network namespace)",
+                expected,
+                remedy: "after the move it sees the target's interfaces and addresses: sockets bound to addresses only the source has cannot be restored, and its ports must be free on the target; prefer a bridge or user-defined network",
+                code: 'NETWORK_MODE_HOST',
+            },
+        ];
+    }
+    return [{ host: 'source', name, status: 'pass', observed: mode, expected }];
+};
+const sharedNamespaces = ({ container }) => {
+    const host = container.HostConfig;
+    const shared = [
+        ['ipc', host.IpcMode],
+        ['pid', host.PidMode],
+    ].filter(([, mode]) => mode === 'host' || sharedNamespace(mode) !== undefined);
+    const name = 'ipc and pid namespaces';
+    const expected = 'its own (not host, not container:<name>)';
+    if (shared.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'fail',
+            observed: shared.map(([kind, mode]) => `${kind} ${mode}`).join(', '),
+            expected,
+            remedy: "recreate the container without --ipc/--pid host or container:<name>: CRIU can only move namespaces the container owns, not the host's or another container's",
+            code: 'CONTAINER_SHARES_NAMESPACE',
+        },
+    ];
+};
+const networkOnTarget = ({ container, target, sourceHolder }) => {
+    const mode = (sourceHolder ?? container).HostConfig.NetworkMode || 'default';
+    if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
+        return [];
+    const name = 'network on target';
+    const expected = `network "${mode}" exists on the target`;
+    if (!target.networks)
+        return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
+    if (target.networks.includes(mode))
+        return [{ host: 'target', name, status: 'pass', observed: `"${mode}" exists`, expected }];
+    return [
+        {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `no network "${mode}" (the target has ${target.networks.join(', ') || 'none'})`,
+            expected,
+            remedy: `create it on the target first with the same driver and options as on the source (docker network inspect ${mode} there; docker network create ... ${mode})`,
+            code: 'NETWORK_MISSING',
+        },
+    ];
+};
+function wantedPorts(container) {
+    const wanted = [];
+    for (const [port, bindings] of Object.entries(container.HostConfig.PortBindings ?? {})) {
+        const proto = port.split('/')[1] ?? 'tcp';
+        for (const binding of bindings) {
+            const match = /^(\d+)(?:-(\d+))?$/.exec(binding.HostPort ?? '');
+            // No host port (or 0): Docker picks a free one on the target.
+            if (!match || Number(match[1]) === 0)
+                continue;
+            const first = Number(match[1]);
+            const hostIp = binding.HostIp ?? '';
+            const where = hostIp === '' ? '' : hostIp.includes(':') ? `[${hostIp}]:` : `${hostIp}:`;
+            wanted.push({
+                label: `${where}${binding.HostPort}/${proto}`,
+                hostIp,
+                first,
+                last: match[2] ? Number(match[2]) : first,
+                proto,
+            });
+        }
+    }
+    return wanted;
+}
+function ipsOverlap(a, b) {
+    return isWildcardIp(a) || isWildcardIp(b) || a === b;
+}
+const publishedPorts = ({ container, target }) => {
+    const wanted = wantedPorts(container);
+    const name = 'published ports';
+    const expected = 'every published host port free on the target';
+    if (wanted.length === 0)
+        return [{ host: 'target', name, status: 'pass', observed: 'no published host ports', expected }];
+    if (!target.listeners && !target.published) {
+        return [
+            unreadable('target', name, expected, target.unreadable.listen_tcp ?? target.unreadable.published ?? 'listening sockets'),
+        ];
+    }
+    const conflicts = [];
+    for (const want of wanted) {
+        const inRange = (port) => port >= want.first && port <= want.last;
+        const table = want.proto === 'udp' ? target.listeners?.udp : target.listeners?.tcp;
+        const sockets = (table ?? []).filter((entry) => (want.proto === 'udp' || entry.state === TCP_LISTEN) &&
+            inRange(entry.local.port) &&
+            ipsOverlap(want.hostIp, entry.local.ip));
+        const users = (target.published ?? []).filter((p) => p.proto === want.proto &&
+            p.firstPort <= want.last &&
+            p.lastPort >= want.first &&
+            ipsOverlap(want.hostIp, p.hostIp));
+        const by = [
+            ...new Set([
+                ...users.map((p) => `container ${p.container}`),
+                ...sockets.map((entry) => `a socket on ${formatAddress(entry.local)}`),
+            ]),
+        ];
+        if (by.length > 0)
+            conflicts.push(`${want.label} (taken by ${by.join(', ')})`);
+    }
+    const list = wanted.map((want) => want.label).join(', ');
+    if (conflicts.length === 0) {
+        const partial = !target.listeners ? ' (listening sockets unreadable; checked other containers only)' : '';
+        return [{ host: 'target', name, status: 'pass', observed: `${list} free${partial}`, expected }];
+    }
+    return [
+        {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `in use on the target: ${conflicts.join('; ')}`,
+            expected,
+            remedy: 'stop what listens on those ports on the target (docker ps there; ss -ltnup), or publish the container on other ports',
+            code: 'PORT_IN_USE',
+        },
+    ];
+};
+const KIND_TEXT = { directory: 'a directory', file: 'a file', missing: 'missing' };
+const bindMounts = ({ container, source, target }) => container.Mounts.filter((mount) => mount.Type === 'bind' && mount.Source !== '').map((mount) => {
+    const name = `bind mount ${mount.Destination}`;
+    const sourceKind = source.bindKinds[mount.Source];
+    const targetKind = target.bindKinds[mount.Source];
+    const expected = `${mount.Source} exists on the target${sourceKind && sourceKind !== 'missing' ? ` as ${KIND_TEXT[sourceKind]}` : ''}`;
+    if (!targetKind)
+        return unreadable('target', name, expected, target.unreadable.binds ?? 'test -e');
+    const remedy = `create ${mount.Source} on the target with the content the container expects (for example rsync -a from the source, or the same shared file system mounted there): a bind mount's content does not move with the container`;
+    if (targetKind === 'missing') {
+        return {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `${mount.Source} does not exist on the target`,
+            expected,
+            remedy,
+            code: 'MOUNT_SOURCE_MISSING',
+        };
+    }
+    if (sourceKind && sourceKind !== 'missing' && sourceKind !== targetKind) {
+        return {
+            host: 'target',
+            name,
+            status: 'fail',
+            observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target but ${KIND_TEXT[sourceKind]} on the source`,
+            expected,
+            remedy,
+            code: 'MOUNT_SOURCE_MISSING',
+        };
+    }
+    return {
+        host: 'target',
+        name,
+        status: 'pass',
+        observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target`,
+        expected,
+    };
+});
+/** Volumes that do not move (other drivers, anonymous ones); the moved ones are checked in volumes.ts. */
+const volumes = ({ container, target }) => container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name && !movedVolumeNames(container).includes(mount.Name)).map((mount) => {
+    const volume = mount.Name ?? '';
+    const named = isNamedVolume(container, volume);
+    const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;
+    const expected = named
+        ? `volume "${volume}" exists on the target`
+        : 'informational: Docker creates it empty on the target';
+    if (!target.volumes)
+        return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
+    const present = target.volumes.includes(volume);
+    if (present) {
+        return {
+            host: 'target',
+            name,
+            status: 'pass',
+            observed: `"${volume}" exists on the target (the migration does not copy volume content)`,
+            expected,
+        };
+    }
+    if (!named) {
+        return {
+            host: 'target',
+            name,
+            status: 'warn',
+            observed: `created empty on the target; its content (${mount.Destination}) stays on the source`,
+            expected,
+            remedy: 'if the container keeps data there, use a named volume and copy it to the target before migrating',
+            code: 'VOLUME_MISSING',
+        };
+    }
+    return {
+        host: 'target',
+        name,
+        status: 'fail',
+        observed: `no volume "${volume}" on the target`,
+        expected,
+        remedy: `create it on the target and copy its data first (docker volume create ${mount.Driver && mount.Driver !== 'local' ? `--driver ${mount.Driver} ` : ''}${volume}, then copy the content, for example with a helper container and tar over ssh): volume content does not move with the container`,
+        code: 'VOLUME_MISSING',
+    };
+});
+const tcpConnections = ({ container, source }) => {
+    if (!container.State.Running)
+        return [];
+    const name = 'tcp connections';
+    const expected = 'no established TCP connection';
+    if (!source.tcp)
+        return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
+    const { inside, outside } = classifyConnections(source.tcp);
+    const checks = [];
+    if (outside.length === 0 && inside.length === 0) {
+        checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
+    }
+    else {
+        const show = (list) => `${list
+            .slice(0, 5)
+            .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+            .join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
+        const parts = [
+            ...(outside.length > 0 ? [`${outside.length} to outside peers: ${show(outside)}`] : []),
+            ...(inside.length > 0 ? [`${inside.length} over loopback inside the container: ${show(inside)}`] : []),
+        ];
+        checks.push({
+            host: 'source',
+            name,
+            // Refused here rather than after a freeze that must roll back: runc checkpoint runs without
+            // --tcp-established, so CRIU refuses the dump; with it, a restored loopback pair was reset
+            // right after the restore on the test bed, which would report a move that broke the service.
+            status: 'fail',
+            observed: parts.join('; '),
+            expected,
+            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): a peer outside the container stays behind on the source, and connections inside it do not survive a move yet',
+            code: 'TCP_CONNECTIONS_OPEN',
+        });
+    }
+    return [...checks, ...execChecks(container, source, inside)];
+};
+/** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
+function execChecks(container, source, inside) {
+    if (!source.processes)
+        return [];
+    const exec = execProcesses(container.State.Pid, source.processes);
+    const name = 'docker exec processes';
+    const expected = "every process a descendant of the container's first process";
+    if (exec.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
+    const describe = (row) => `pid ${row.pid} "${row.args}"`;
+    const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
+    if (held.length > 0) {
+        const shown = held
+            .slice(0, 5)
+            .map(({ process, entry }) => `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+            .join(', ');
+        return [
+            {
+                host: 'source',
+                name,
+                status: 'fail',
+                observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
+                expected,
+                remedy: "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
+                code: 'EXEC_SESSION_CONNECTED',
+            },
+        ];
+    }
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'warn',
+            observed: `${exec.length} started by docker exec, which will not move (they end with the source): ${exec.slice(0, 5).map(describe).join(', ')}`,
+            expected,
+            remedy: 'end those docker exec sessions first if they matter, or start them again on the target afterwards',
+            code: 'EXEC_PROCESSES_LEFT',
+        },
+    ];
+}
+// Settings with a check of their own above.
+const COVERED_SETTINGS = [
+    'HostConfig.Devices',
+    'HostConfig.DeviceRequests',
+    'HostConfig.NetworkMode',
+    'HostConfig.IpcMode',
+    'HostConfig.PidMode',
+];
+const settingsCarried = ({ container, source }) => {
+    const found = unsupportedSettings(container, source.imageConfig).filter((line) => !COVERED_SETTINGS.some((prefix) => line.startsWith(`${prefix}:`)));
+    const name = 'container settings';
+    const expected = 'every setting can be recreated on the target by docker create';
+    if (found.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'all can be recreated', expected }];
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'warn',
+            observed: found.join('; '),
+            expected,
+            remedy: 'these settings are not recreated exactly on the target: change them on the source first, or check the target container after the move',
+            code: 'SETTINGS_NOT_CARRIED',
+        },
+    ];
+};
+// --- capacity --------------------------------------------------------------------------------
+/** Room asked for beyond the estimate: images carry some overhead, and the disk must not fill up. */
+const CAPACITY_MARGIN = 1.25;
+const CAPACITY_SLACK_BYTES = 64 * 1024 * 1024;
+function withMargin(bytes) {
+    return Math.ceil(bytes * CAPACITY_MARGIN) + CAPACITY_SLACK_BYTES;
+}
+function container_rules_need(parts) {
+    const known = parts.filter((part) => part[1] !== undefined && part[1] > 0);
+    const bytes = known.reduce((sum, [, n]) => sum + n, 0);
+    return { bytes, parts: known.map(([label, n]) => `${label} ${summary_formatBytes(n)}`) };
+}
+function spaceCheck(host, name, at, wanted, why, remedy) {
+    const required = withMargin(wanted.bytes);
+    const basis = wanted.parts.length > 0 ? wanted.parts.join(' + ') : 'nothing measured';
+    const expected = `at least ${summary_formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${summary_formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
+    const where = at.measured === at.path ? at.path : `${at.path} (measured at ${at.measured})`;
+    if (!at.disk) {
+        return {
+            host,
+            name,
+            status: 'warn',
+            observed: `free space at ${where} could not be read`,
+            expected,
+            remedy: 'see the preflight log for the df that failed',
+            code: UNREADABLE,
+        };
+    }
+    const observed = `${summary_formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
+    if (at.disk.availableBytes >= required)
+        return { host, name, status: 'pass', observed, expected };
+    return { host, name, status: 'fail', observed, expected, remedy, code: 'DISK_SPACE_LOW' };
+}
+function sameFileSystem(a, b) {
+    return (a.disk !== undefined &&
+        b.disk !== undefined &&
+        a.disk.mountedOn === b.disk.mountedOn &&
+        a.disk.filesystem === b.disk.filesystem);
+}
+/** The container's memory as far as a checkpoint holds it; 0 when it is not running. */
+function memoryNeed(container, source) {
+    if (!container.State.Running)
+        return ['memory (not running)', 0];
+    return ['memory', source.memory?.bytes];
+}
+const capacity = ({ container, source, target }) => {
+    const checks = [];
+    const memory = memoryNeed(container, source);
+    if (container.State.Running && !source.memory) {
+        checks.push(unreadable('source', 'container memory', "the container's memory use (cgroup memory.stat or docker stats)", source.unreadable.memory ?? 'cgroup'));
+    }
+    const layer = ['writable layer', source.writableLayerBytes];
+    const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
+    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, container_rules_need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
+    // The pages are staged in the action's work directory and Docker's checkpoint
+    // directory only links to them, so containerd's restore copy is a few KiB.
+    const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);
+    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, container_rules_need(stagedWithDocker ? [memory, layer, image] : [layer, image]), stagedWithDocker
+        ? `the checkpoint staged in ${target.stateDir.path}, the writable layer and the image (one file system)`
+        : 'the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
+    if (!stagedWithDocker) {
+        checks.push(spaceCheck('target', 'disk space for staged checkpoint', target.stateDir, container_rules_need([memory]), `the checkpoint images staged in ${target.stateDir.path} (Docker's checkpoint directory links to them)`, `free space on the file system holding ${target.stateDir.path} on the target, or mount a larger one there`));
+    }
+    const mem = memory[1];
+    if (mem !== undefined && mem > 0) {
+        const expected = `MemAvailable at least ${summary_formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
+        if (target.memAvailableBytes === undefined) {
+            checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
+        }
+        else {
+            const observed = `${summary_formatBytes(target.memAvailableBytes)} available; the container uses ${summary_formatBytes(mem)}`;
+            checks.push(target.memAvailableBytes >= mem * 1.1
+                ? { host: 'target', name: 'memory on target', status: 'pass', observed, expected }
+                : {
+                    host: 'target',
+                    name: 'memory on target',
+                    status: 'warn',
+                    observed,
+                    expected,
+                    remedy: 'free memory on the target first: the restored container may be killed by the OOM killer or push other workloads out',
+                    code: 'MEMORY_LOW',
+                });
+        }
+    }
+    return checks;
+};
+/** Rules that need the preflight probes, in report order. */
+const PLACEMENT_RULES = [
+    networkMode,
+    sharedNamespaces,
+    networkOnTarget,
+    publishedPorts,
+    bindMounts,
+    volumes,
+    tcpConnections,
+    settingsCarried,
+    capacity,
+];
+function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
+    return rules.flatMap((rule) => rule(facts));
+}
+
+;// CONCATENATED MODULE: ./src/policy/gate.ts
+
+
+
+
+
+/** The source's network holder, when the container joins one an earlier migration made. */
+function ownHolder(facts) {
+    const { container, sourceHolder } = facts;
+    if (!container || !sourceHolder)
+        return undefined;
+    const mode = container.HostConfig.NetworkMode ?? '';
+    const joined = mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
+    return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
+        ? sourceHolder
+        : undefined;
+}
+/**
+ * The container as the target must take it: joined to a holder, its published ports are
+ * the holder's (the holder goes along and publishes them on the target).
+ */
+function withHolderPorts(container, holder) {
+    if (!holder)
+        return container;
+    const ports = holder.HostConfig;
+    return {
+        ...container,
+        HostConfig: {
+            ...container.HostConfig,
+            ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
+            ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
+        },
+    };
+}
+/** The route check, or none when there is no container to route. */
+function networkRouteFor(facts, options) {
+    const { container } = facts;
+    if (!container)
+        return undefined;
+    const holder = ownHolder(facts);
+    return decideNetworkRoute({
+        networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(holder ? { sourceHolder: holder } : {}),
+        ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
+        ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
+        holderAllowed: options.holderAllowed,
+    });
+}
+/** Every check of the gate, in report order; pure. */
+function evaluateGate(facts, options) {
+    const { sourceProbe, targetProbe, container } = facts;
+    const privileges = [
+        ...(sourceProbe ? [privilegeCheck('source', sourceProbe.identity, options.sudo)] : []),
+        ...(targetProbe ? [privilegeCheck('target', targetProbe.identity, options.sudo)] : []),
+    ];
+    const cpu = {
+        ...(facts.cpu ? { comparison: facts.cpu } : {}),
+        ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
+        ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
+    };
+    const route = networkRouteFor(facts, options);
+    const holder = ownHolder(facts);
+    const containerFacts = {
+        ref: facts.ref,
+        container,
+        targetNameTaken: facts.targetNameTaken,
+        ...(facts.inspectError !== undefined ? { inspectError: facts.inspectError } : {}),
+    };
+    return [
+        ...privileges,
+        ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
+        ...evaluateContainer(containerFacts),
+        ...(route && facts.target.docker.reachable ? [route.check] : []),
+        ...(container && sourceProbe && targetProbe
+            ? evaluatePlacement({
+                container: withHolderPorts(container, holder),
+                source: sourceProbe,
+                target: targetProbe,
+                ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+            })
+            : []),
+        ...(container && facts.volumes
+            ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
+            : []),
+    ];
 }
 
 ;// CONCATENATED MODULE: ./src/probe/facts.ts
@@ -57655,50 +60575,6 @@ async function gatherHostFacts(host) {
     };
 }
 
-// EXTERNAL MODULE: external "node:fs/promises"
-var promises_ = __nccwpck_require__(51455);
-// EXTERNAL MODULE: external "node:path"
-var external_node_path_ = __nccwpck_require__(76760);
-// EXTERNAL MODULE: ./node_modules/@actions/io/lib/io.js
-var io = __nccwpck_require__(88701);
-;// CONCATENATED MODULE: ./src/report/metadata.ts
-
-
-
-
-/** Bump when a field changes meaning or is removed; adding optional fields keeps the version. */
-const METADATA_SCHEMA_VERSION = 1;
-/**
- * succeeded: the container runs on the target. refused: stopped before touching
- * the container. rolled-back: failed after the freeze and the source was resumed.
- * resumed: finished a migration an earlier run left after its target was verified.
- * failed: anything else, including a rollback that did not complete.
- */
-const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
-const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
-function restorePathFacts(path) {
-    return path.path === 'full-copy'
-        ? { restorePath: path.path, restorePathReason: path.reason }
-        : { restorePath: path.path };
-}
-/** The error part of the metadata: code, message and where, without causes or log details. */
-function metadataError(error) {
-    if (!(error instanceof MigrationError))
-        return { code: 'UNEXPECTED', message: errorMessage(error) };
-    const result = { code: error.code, message: error.message };
-    if (error.step)
-        result.step = error.step;
-    if (error.host)
-        result.host = error.host;
-    if (error.remedy)
-        result.remedy = error.remedy;
-    return result;
-}
-async function writeMetadata(path, metadata) {
-    await (0,io/* mkdirP */.U$)((0,external_node_path_.dirname)(path));
-    await (0,promises_.writeFile)(path, `${JSON.stringify(metadata, null, 2)}\n`, 'utf8');
-}
-
 ;// CONCATENATED MODULE: ./src/report/artifact.ts
 
 const NO_TOKEN_REASON = 'no ACTIONS_RUNTIME_TOKEN (not running on a GitHub runner, or the job has no artifact permission)';
@@ -57802,344 +60678,6 @@ async function uploadRunArtifact(request, deps) {
     if (response.digest)
         outcome.digest = response.digest;
     return outcome;
-}
-
-;// CONCATENATED MODULE: ./src/report/html.ts
-/** The job summary is HTML: messages may hold text such as <none> that must show as written. */
-function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-;// CONCATENATED MODULE: ./src/report/error-docs.ts
-
-
-/**
- * Codes whose heading in docs/errors.md ends in "(warning)": GitHub's anchor of
- * "### `MEMORY_LOW` (warning)" is `memory_low-warning`. A unit test keeps this
- * set equal to the headings.
- */
-const WARNING_HEADINGS = new Set([
-    'HOST_KEY_UNVERIFIED',
-    'CPU_FEATURES_DIFFER',
-    'DOCKER_UNTESTED',
-    'FACT_UNREADABLE',
-    'NETWORK_MODE_HOST',
-    'EXEC_PROCESSES_LEFT',
-    'SETTINGS_NOT_CARRIED',
-    'MEMORY_LOW',
-]);
-/** The anchor GitHub gives the code's heading in docs/errors.md. */
-function errorAnchor(code) {
-    return `${code.toLowerCase()}${WARNING_HEADINGS.has(code) ? '-warning' : ''}`;
-}
-/**
- * Where the code is explained: docs/errors.md at the action's own ref when the
- * runner says which repository and ref the action came from (GITHUB_REPOSITORY
- * would be the calling workflow's repository, which has no such file), else a
- * path relative to the action's repository.
- */
-function errorDocUrl(code, env) {
-    const anchor = `docs/errors.md#${errorAnchor(code)}`;
-    const server = env.GITHUB_SERVER_URL?.replace(/\/+$/, '');
-    const repository = env.GITHUB_ACTION_REPOSITORY;
-    const ref = env.GITHUB_ACTION_REF;
-    if (!server || !repository || !ref)
-        return anchor;
-    return `${server}/${repository}/blob/${encodeURIComponent(ref).replace(/%2F/g, '/')}/${anchor}`;
-}
-const DOCUMENTED = new Set(ERROR_CODES);
-/** Whether docs/errors.md has an entry for the code (UNEXPECTED, for one, has none). */
-function isDocumented(code) {
-    return code !== undefined && DOCUMENTED.has(code);
-}
-/** A message with a last line saying where its code is explained, when it has one. */
-function withErrorLink(message, code, env) {
-    return isDocumented(code) ? `${message}\nAbout ${code}: ${errorDocUrl(code, env)}` : message;
-}
-/** The text of a failed step's error annotation: the error, then where its code is explained. */
-function failureAnnotation(error, env) {
-    return withErrorLink(error.describe(), error.code, env);
-}
-/** The code as HTML for the job summary: a link to its entry, or the escaped code. */
-function codeLinkHtml(code, env) {
-    if (!isDocumented(code))
-        return `<code>${escapeHtml(code)}</code>`;
-    return `<a href="${escapeHtml(errorDocUrl(code, env))}"><code>${escapeHtml(code)}</code></a>`;
-}
-
-;// CONCATENATED MODULE: ./src/report/timings.ts
-/** Migration phases, in the order a run goes through them. */
-const PHASES = [
-    'connect',
-    'preflight',
-    'volumes',
-    'volume-bulk',
-    'layer-bulk',
-    'stage',
-    'checkpoint',
-    'transfer',
-    'volume-frozen',
-    'layer-frozen',
-    'prove',
-    'restore',
-    'verify',
-    'finalize',
-    'rollback',
-];
-/**
- * Wall-clock milliseconds per phase. A phase that runs more than once
- * accumulates, and phases may overlap (for example two hosts connecting).
- */
-class PhaseTimer {
-    clock;
-    started = new Map();
-    totals = new Map();
-    constructor(clock = () => performance.now()) {
-        this.clock = clock;
-    }
-    start(phase) {
-        if (this.started.has(phase))
-            throw new Error(`phase ${phase} is already running`);
-        this.started.set(phase, this.clock());
-    }
-    /** Stops a running phase and returns the milliseconds this run of it took. */
-    end(phase) {
-        const began = this.started.get(phase);
-        if (began === undefined)
-            throw new Error(`phase ${phase} was not started`);
-        this.started.delete(phase);
-        const elapsed = Math.max(0, this.clock() - began);
-        this.totals.set(phase, (this.totals.get(phase) ?? 0) + elapsed);
-        return elapsed;
-    }
-    /** Runs fn as the given phase; the time is recorded whether fn succeeds or throws. */
-    async time(phase, fn) {
-        this.start(phase);
-        try {
-            return await fn();
-        }
-        finally {
-            this.end(phase);
-        }
-    }
-    /** Ends every phase still running, so a failed run still reports where its time went. */
-    endAll() {
-        for (const phase of [...this.started.keys()])
-            this.end(phase);
-    }
-    running() {
-        return [...this.started.keys()];
-    }
-    /** Milliseconds recorded so far for a phase (finished runs only). */
-    get(phase) {
-        return this.totals.get(phase);
-    }
-    /** Whole milliseconds per phase, in phase order; phases that never ran are left out. */
-    toRecord() {
-        const record = {};
-        for (const phase of PHASES) {
-            const total = this.totals.get(phase);
-            if (total !== undefined)
-                record[phase] = Math.round(total);
-        }
-        return record;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/report/summary.ts
-
-
-
-
-
-const STATUS_LABELS = {
-    succeeded: '✅ succeeded',
-    refused: '⛔ refused before touching the container',
-    'rolled-back': '↩️ failed or cancelled, source resumed',
-    resumed: '🔁 finished a migration an earlier run left',
-    failed: '❌ failed',
-};
-const HEADINGS = {
-    migrate: 'Container migration',
-    preflight: 'Migration preflight',
-    checkpoint: 'Container checkpoint',
-    restore: 'Container restore',
-};
-/** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
-const HOST_LABELS = {
-    migrate: { source: 'Source', target: 'Target' },
-    preflight: { source: 'Source', target: 'Target' },
-    checkpoint: { source: 'Source', target: 'Store' },
-    restore: { source: 'Store', target: 'Target' },
-};
-/** Nouns for a heading: "CRIU checkpoint failed". */
-const RUN_NOUNS = {
-    migrate: 'migration',
-    preflight: 'preflight',
-    checkpoint: 'checkpoint',
-    restore: 'restore',
-};
-const STREAM_LABELS = {
-    checkpoint: 'checkpoint images',
-    writableLayer: 'writable layer',
-    image: 'image',
-};
-/** Table rows (a header row, then label and value) describing one run. Cell text is HTML-escaped. */
-function renderSummaryRows(metadata, env = {}) {
-    // Values are text, escaped at the end; the error row alone is built as HTML (its code is a link).
-    const rows = [];
-    const add = (label, value) => {
-        if (value !== undefined && value !== '')
-            rows.push([label, value, 'text']);
-    };
-    const { run, hosts, container, checkpoint, timings, error } = metadata;
-    add('Status', STATUS_LABELS[run.status]);
-    add('Mode', run.mode);
-    const labels = HOST_LABELS[run.mode];
-    add(labels.source, summary_describeHost(hosts.source));
-    if (hosts.target)
-        add(labels.target, summary_describeHost(hosts.target));
-    const ids = [container.sourceId, container.targetId].map((id) => (id ? shortId(id) : '?'));
-    add('Container', container.sourceId || container.targetId ? `${container.name} (${ids.join(' → ')})` : container.name);
-    if (container.imageRef || container.imageId) {
-        add('Image', [container.imageRef, container.imageId && shortId(container.imageId)].filter(Boolean).join(' '));
-    }
-    add('Checkpoint', checkpoint.name);
-    if (checkpoint.restorePath)
-        add('Restore path', checkpoint.restorePath === 'staged-pages'
-            ? 'staged pages (containerd copied only the small images)'
-            : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`);
-    add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
-    add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
-    add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
-    add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
-    for (const kind of STREAM_KINDS) {
-        const stream = checkpoint.streams[kind];
-        if (stream)
-            add(`Stream: ${STREAM_LABELS[kind]}`, `${summary_formatBytes(stream.bytes)}${stream.ms ? ` in ${formatMs(stream.ms)} (${summary_formatBytes((stream.bytes * 1000) / Math.max(stream.ms, 1))}/s)` : ''}${stream.codec ? `, ${stream.codec === 'none' ? 'raw' : stream.codec}` : ''}, sha256 ${stream.sha256.slice(0, 16)}…`);
-    }
-    for (const volume of metadata.volumes ?? []) {
-        const passes = volume.passes
-            .map((pass) => `${pass.pass} ${summary_formatBytes(pass.bytes)} in ${formatMs(pass.ms)}`)
-            .join(', ');
-        add(`Volume: ${volume.name}`, [
-            {
-                created: 'created on the target',
-                replaced: 'replaced on the target',
-                stored: 'kept with the checkpoint',
-            }[volume.target],
-            volume.sizeBytes === undefined ? undefined : `size ${summary_formatBytes(volume.sizeBytes)}`,
-            volume.contentsMoved ? passes : 'contents not moved (driver options)',
-            volume.sha256 ? `sha256 ${volume.sha256.slice(0, 16)}…` : undefined,
-        ]
-            .filter(Boolean)
-            .join('; '));
-    }
-    for (const phase of PHASES) {
-        const ms = timings.phasesMs[phase];
-        if (ms !== undefined)
-            add(`Phase: ${phase}`, formatMs(ms));
-    }
-    if (error) {
-        const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
-            .filter(Boolean)
-            .join(' ');
-        rows.push([
-            'Error',
-            `${codeLinkHtml(error.code, env)}: ${escapeHtml(`${error.message}${where ? ` (${where})` : ''}`)}`,
-            'html',
-        ]);
-        add('What to do', error.remedy);
-    }
-    for (const leftover of metadata.leftovers ?? [])
-        add('Left to clean up', leftover);
-    if (metadata.storedCheckpoints)
-        add('Checkpoints in the store', metadata.storedCheckpoints.join(', ') || 'none');
-    const resumed = metadata.resumed;
-    if (resumed) {
-        const how = resumed.direction === 'roll-forward'
-            ? 'finished (source retired)'
-            : resumed.direction === 'rollback'
-                ? 'rolled back'
-                : 'closed';
-        add('Earlier run', `${resumed.checkpointName} by ${resumed.owner}: ${how}`);
-        for (const problem of resumed.problems)
-            add('Earlier run, not finished', problem);
-    }
-    return [
-        [
-            { data: 'Item', header: true },
-            { data: 'Value', header: true },
-        ],
-        ...rows.map(([label, value, kind]) => [escapeHtml(label), kind === 'html' ? value : escapeHtml(value)]),
-    ];
-}
-async function writeSummary(summary, metadata, env = {}) {
-    summary
-        .addHeading(`${HEADINGS[metadata.run.mode]}: ${escapeHtml(metadata.container.name)}`, 2)
-        .addTable(renderSummaryRows(metadata, env));
-    if (metadata.timings.downtimeMs !== undefined) {
-        summary.addRaw('<p>Downtime runs from freezing the container on the source to it running on the target.</p>', true);
-    }
-    await summary.write();
-}
-/** The summary of a run that stopped before any mode could report (inputs, connecting). */
-async function writeFailureSummary(summary, error, run, env = {}) {
-    const where = [error.step && `step ${error.step}`, error.host && `on ${error.host}`]
-        .filter(Boolean)
-        .join(' ');
-    const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
-    const hosts = run.mode
-        ? [
-            [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
-            [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
-        ]
-        : [];
-    const facts = [['Mode', run.mode], ['Container', run.container], ...hosts].flatMap(([label, value]) => value ? [`${label}: ${escapeHtml(value)}`] : []);
-    summary
-        .addHeading(`CRIU ${noun} ${run.outcome}`, 2)
-        .addRaw(`<p>${run.outcome === 'refused' ? '⛔' : '❌'} ${codeLinkHtml(error.code, env)}: ${escapeHtml(error.message)}${where ? ` (${escapeHtml(where)})` : ''}</p>`, true);
-    if (facts.length > 0)
-        summary.addRaw(`<p>${facts.join('<br>')}</p>`, true);
-    if (error.remedy)
-        summary.addRaw(`<p>What to do: ${escapeHtml(error.remedy)}</p>`, true);
-    await summary.write();
-}
-function formatMs(ms) {
-    if (ms < 1000)
-        return `${Math.round(ms)} ms`;
-    if (ms < 60_000)
-        return `${(ms / 1000).toFixed(2)} s`;
-    const seconds = Math.round(ms / 1000);
-    return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
-}
-function summary_formatBytes(bytes) {
-    const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-    if (bytes < 1024)
-        return `${bytes} B`;
-    let value = bytes;
-    let unit = 'B';
-    for (const next of units) {
-        if (value < 1024)
-            break;
-        value /= 1024;
-        unit = next;
-    }
-    return `${value.toFixed(1)} ${unit}`;
-}
-function shortId(id) {
-    return id.replace(/^sha256:/, '').slice(0, 12);
-}
-function summary_describeHost(host) {
-    const facts = [
-        host.kernel && `kernel ${host.kernel}`,
-        host.arch,
-        host.criu && `CRIU ${host.criu}`,
-        host.docker && `Docker ${host.docker}`,
-        host.containerd && `containerd ${host.containerd}`,
-        host.runc && `runc ${host.runc}`,
-    ].filter(Boolean);
-    return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/publish.ts
@@ -58407,538 +60945,6 @@ function describeOwner(owner) {
         ? `GitHub run ${owner.githubRunId}${owner.githubRunAttempt ? ` attempt ${owner.githubRunAttempt}` : ''}${owner.githubJob ? ` (job ${owner.githubJob})` : ''}`
         : `a run on ${owner.machine ?? 'an unknown machine'} (pid ${owner.pid})`;
     return `${run}, started ${owner.startedAt}`;
-}
-
-;// CONCATENATED MODULE: ./src/engine/docker/create-args.ts
-
-
-/** runc reads this annotation of a container and hands the file it names to CRIU. */
-const CRIU_CONFIG_ANNOTATION = 'org.criu.config';
-// Docker's defaults, which an inspect shows even when nobody asked for them.
-const DEFAULT_SHM_SIZE = 64 * 1024 * 1024;
-const DEFAULT_NETWORK_MODES = new Set(['', 'default', 'bridge']);
-const DEFAULT_IPC_MODES = new Set(['', 'private']);
-const DEFAULT_LOG_DRIVER = 'json-file';
-const DEFAULT_RUNTIME = 'runc';
-const DEFAULT_DEVICE_PERMISSIONS = 'rwm';
-function sameList(a, b) {
-    const x = a ?? [];
-    const y = b ?? [];
-    return x.length === y.length && x.every((v, i) => v === y[i]);
-}
-function sortedEntries(map) {
-    return Object.entries(map ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-}
-function sharesNamespace(mode) {
-    return mode?.startsWith('container:') ?? false;
-}
-/** "30s", "1500ms": Go duration text for a nanosecond count, as --health-* flags take it. */
-function formatDuration(nanoseconds) {
-    const units = [
-        [1e9, 's'],
-        [1e6, 'ms'],
-        [1e3, 'us'],
-    ];
-    for (const [size, unit] of units) {
-        if (nanoseconds % size === 0)
-            return `${nanoseconds / size}${unit}`;
-    }
-    return `${nanoseconds}ns`;
-}
-/** "1.5" for 1500000000 NanoCpus. */
-function formatCpus(nanoCpus) {
-    return String(nanoCpus / 1e9);
-}
-/** One -p value: [ip:][hostPort:]containerPort[/proto], IPv6 hosts in brackets. */
-function formatPublish(port, binding) {
-    const [containerPort, proto = 'tcp'] = port.split('/');
-    const target = proto === 'tcp' ? `${containerPort}` : `${containerPort}/${proto}`;
-    const ip = binding.HostIp ?? '';
-    const hostPort = binding.HostPort ?? '';
-    if (ip === '')
-        return hostPort === '' ? target : `${hostPort}:${target}`;
-    const host = ip.includes(':') ? `[${ip}]` : ip;
-    return `${host}:${hostPort}:${target}`;
-}
-/** A --mount value is CSV: quote fields holding commas or quotes. */
-function csvField(field) {
-    return /[",\n]/.test(field) ? `"${field.replaceAll('"', '""')}"` : field;
-}
-const RECURSIVE_MODES = [
-    ['NonRecursive', 'disabled'],
-    ['ReadOnlyNonRecursive', 'writable'],
-    ['ReadOnlyForceRecursive', 'readonly'],
-];
-/** The --mount value for one HostConfig.Mounts entry; undefined for types the CLI cannot create. */
-function formatMount(mount) {
-    if (mount.Type !== 'bind' && mount.Type !== 'volume' && mount.Type !== 'tmpfs')
-        return undefined;
-    const fields = [`type=${mount.Type}`];
-    if (mount.Source)
-        fields.push(`source=${mount.Source}`);
-    fields.push(`target=${mount.Target}`);
-    if (mount.ReadOnly)
-        fields.push('readonly');
-    const bind = mount.BindOptions;
-    if (mount.Type === 'bind' && bind) {
-        if (bind.Propagation)
-            fields.push(`bind-propagation=${bind.Propagation}`);
-        const recursive = RECURSIVE_MODES.find(([key]) => bind[key] === true);
-        if (recursive)
-            fields.push(`bind-recursive=${recursive[1]}`);
-    }
-    const volume = mount.VolumeOptions;
-    if (mount.Type === 'volume' && volume) {
-        if (volume.NoCopy)
-            fields.push('volume-nocopy');
-        if (volume.Subpath)
-            fields.push(`volume-subpath=${volume.Subpath}`);
-        if (volume.DriverConfig?.Name)
-            fields.push(`volume-driver=${volume.DriverConfig.Name}`);
-        for (const [key, value] of sortedEntries(volume.DriverConfig?.Options))
-            fields.push(`volume-opt=${key}=${value}`);
-        for (const [key, value] of sortedEntries(volume.Labels))
-            fields.push(`volume-label=${key}=${value}`);
-    }
-    const tmpfs = mount.TmpfsOptions;
-    if (mount.Type === 'tmpfs' && tmpfs) {
-        if (tmpfs.SizeBytes)
-            fields.push(`tmpfs-size=${tmpfs.SizeBytes}`);
-        if (tmpfs.Mode)
-            fields.push(`tmpfs-mode=${tmpfs.Mode.toString(8)}`);
-    }
-    return fields.map(csvField).join(',');
-}
-/** Container paths that Binds and Mounts already cover (an anonymous -v there would clash). */
-function mountedPaths(inspect) {
-    const paths = new Set();
-    for (const bind of inspect.HostConfig.Binds ?? []) {
-        const target = bind.split(':')[1];
-        if (target)
-            paths.add(target);
-    }
-    for (const mount of inspect.HostConfig.Mounts ?? [])
-        paths.add(mount.Target);
-    for (const path of Object.keys(inspect.HostConfig.Tmpfs ?? {}))
-        paths.add(path);
-    return paths;
-}
-function isInlineSeccompProfile(option) {
-    // The CLI reads a profile file and stores its JSON; passing that back would be read as a file name.
-    return /^seccomp[=:]\s*\{/.test(option);
-}
-/** Networks besides the primary one (NetworkMode), which `docker network connect` added. */
-function extraNetworks(inspect) {
-    const primary = inspect.HostConfig.NetworkMode ?? 'default';
-    // Joined to another container's namespace, the endpoints listed are that container's.
-    if (sharesNamespace(primary))
-        return [];
-    return Object.keys(inspect.NetworkSettings.Networks).filter((name) => name !== primary && !(DEFAULT_NETWORK_MODES.has(primary) && DEFAULT_NETWORK_MODES.has(name)));
-}
-function userAliases(inspect, network, newName) {
-    const shortId = inspect.Id.slice(0, 12);
-    // Docker before API 1.45 listed the short ID among the aliases itself; the new name is automatic.
-    return (inspect.NetworkSettings.Networks[network]?.Aliases ?? []).filter((alias) => alias !== shortId && alias !== inspect.Id && alias !== newName);
-}
-function namespaceError(setting, mode) {
-    return new MigrationError('CONTAINER_SHARES_NAMESPACE', `${setting} is "${mode}": the container shares another container's namespace`, {
-        remedy: "a container that joins another container's namespace cannot move on its own; recreate it with its own namespace first",
-    });
-}
-/**
- * Entrypoint and Cmd as flags and positional arguments. `--entrypoint` takes one word, so the
- * rest of a longer entrypoint goes in front of Cmd: the process gets the same argv.
- */
-function commandParts(config, image) {
-    // Docker turns an explicit empty entrypoint ([""]) into none when it creates the container.
-    const given = config.Entrypoint ?? [];
-    const entrypoint = given.length === 1 && given[0] === '' ? [] : given;
-    const cmd = config.Cmd ?? [];
-    if (image) {
-        const imageEntrypoint = image.Entrypoint ?? [];
-        if (sameList(entrypoint, imageEntrypoint)) {
-            if (sameList(cmd, image.Cmd))
-                return { flags: [], positional: [] };
-            // An empty Cmd here would let Docker take the image's; only an explicit entrypoint prevents that.
-            if (cmd.length > 0)
-                return { flags: [], positional: cmd };
-        }
-    }
-    const [first, ...rest] = entrypoint;
-    // Without one, an explicit empty entrypoint keeps an image ENTRYPOINT from coming back.
-    if (first === undefined)
-        return { flags: ['--entrypoint', ''], positional: cmd };
-    return { flags: ['--entrypoint', first], positional: [...rest, ...cmd] };
-}
-function sameHealth(a, b) {
-    if (!a || !b)
-        return a === b;
-    return (sameList(a.Test, b.Test) &&
-        (a.Interval ?? 0) === (b.Interval ?? 0) &&
-        (a.Timeout ?? 0) === (b.Timeout ?? 0) &&
-        (a.StartPeriod ?? 0) === (b.StartPeriod ?? 0) &&
-        (a.StartInterval ?? 0) === (b.StartInterval ?? 0) &&
-        (a.Retries ?? 0) === (b.Retries ?? 0));
-}
-function healthArgs(health, image) {
-    if (!health || (image && sameHealth(health, image.Healthcheck)))
-        return [];
-    const test = health.Test ?? [];
-    if (test[0] === 'NONE')
-        return ['--no-healthcheck'];
-    const args = [];
-    if (test[0] === 'CMD-SHELL' && test[1] !== undefined)
-        args.push('--health-cmd', test[1]);
-    // The CLI has no flag for the exec form. Known to differ from the image's, the shell form is
-    // the closest; not known, it most likely is the image's, which comes back by itself.
-    else if (test[0] === 'CMD' && test.length > 1 && image)
-        args.push('--health-cmd', shellQuote(test.slice(1)));
-    else if (test.length > 0)
-        return [];
-    const durations = [
-        ['--health-interval', health.Interval],
-        ['--health-timeout', health.Timeout],
-        ['--health-start-period', health.StartPeriod],
-        ['--health-start-interval', health.StartInterval],
-    ];
-    for (const [flag, value] of durations)
-        if (value)
-            args.push(flag, formatDuration(value));
-    if (health.Retries)
-        args.push('--health-retries', String(health.Retries));
-    return args;
-}
-/** Exposed and published ports; the ports the image exposes itself are left to it. */
-function portArgs(inspect, image) {
-    const args = [];
-    const bindings = inspect.HostConfig.PortBindings ?? {};
-    const exposed = Object.keys(inspect.Config.ExposedPorts ?? {}).sort();
-    for (const port of exposed) {
-        const published = (bindings[port]?.length ?? 0) > 0;
-        if (!published && !(port in (image?.ExposedPorts ?? {})))
-            args.push('--expose', port);
-    }
-    for (const port of Object.keys(bindings).sort()) {
-        for (const binding of bindings[port] ?? [])
-            args.push('-p', formatPublish(port, binding));
-    }
-    if (inspect.HostConfig.PublishAllPorts)
-        args.push('-P');
-    return args;
-}
-/** The primary network with its aliases and addresses, and the DNS settings. */
-function networkArgs(inspect, name, extraAliases = []) {
-    const args = [];
-    const host = inspect.HostConfig;
-    const networkMode = host.NetworkMode ?? 'default';
-    const each = (flag, values) => {
-        for (const value of values ?? [])
-            args.push(flag, value);
-    };
-    if (networkMode === 'host' || networkMode === 'none')
-        args.push('--network', networkMode);
-    else if (!DEFAULT_NETWORK_MODES.has(networkMode)) {
-        args.push('--network', networkMode);
-        const aliases = userAliases(inspect, networkMode, name);
-        each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
-        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-        if (ipam?.IPv4Address)
-            args.push('--ip', ipam.IPv4Address);
-        if (ipam?.IPv6Address)
-            args.push('--ip6', ipam.IPv6Address);
-        each('--link-local-ip', ipam?.LinkLocalIPs);
-    }
-    each('--dns', host.Dns);
-    each('--dns-search', host.DnsSearch);
-    each('--dns-option', host.DnsOptions);
-    each('--add-host', host.ExtraHosts);
-    return args;
-}
-/**
- * `docker create` arguments of a network holder: everything about the network of `owner`
- * (the app container itself, or on a later move the holder it joins), the app's restart
- * policy, and the holder's own program. No environment, mounts or limits: it runs nothing
- * but a pause loop.
- */
-function buildHolderArgs(owner, app, options) {
-    const args = ['--name', options.name, '--label', `${options.label}=${options.app}`];
-    const config = owner.Config;
-    const mode = owner.HostConfig.NetworkMode ?? 'default';
-    if (config.Hostname && mode !== 'host')
-        args.push('--hostname', config.Hostname);
-    if (config.Domainname)
-        args.push('--domainname', config.Domainname);
-    args.push(...portArgs(owner, undefined));
-    args.push(...networkArgs(owner, options.name, [options.app]));
-    const restart = app.HostConfig.RestartPolicy;
-    if (restart && restart.Name !== '' && restart.Name !== 'no') {
-        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
-        args.push('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
-    }
-    // Its program ignores every signal but SIGKILL (PID 1 without handlers): stop it with that.
-    args.push('--stop-signal', 'SIGKILL', options.image);
-    return args;
-}
-/**
- * The arguments after `docker create` that give a container on another host the source
- * container's configuration: options, then the image, then the command. Values that are
- * Docker's defaults are left out. Throws CONTAINER_SHARES_NAMESPACE for container: modes.
- */
-function buildCreateArgs(inspect, options) {
-    const config = inspect.Config;
-    const host = inspect.HostConfig;
-    const image = options.imageConfig;
-    const networkMode = host.NetworkMode ?? 'default';
-    for (const [setting, mode] of [
-        ['NetworkMode', networkMode],
-        ['IpcMode', host.IpcMode],
-        ['PidMode', host.PidMode],
-    ]) {
-        // A network holder's namespace is replaced by the holder given in the options.
-        if (setting === 'NetworkMode' && options.networkContainer)
-            continue;
-        if (mode && sharesNamespace(mode))
-            throw namespaceError(`HostConfig.${setting}`, mode);
-    }
-    const args = ['--name', options.name];
-    const add = (flag, value) => {
-        if (value === undefined)
-            args.push(flag);
-        else
-            args.push(flag, String(value));
-    };
-    // The container's own annotations travel; org.criu.config names a file on the source, so
-    // the target gets its own (or none) from the options.
-    const annotations = { ...host.Annotations, ...options.annotations };
-    if (!options.annotations?.[CRIU_CONFIG_ANNOTATION])
-        delete annotations[CRIU_CONFIG_ANNOTATION];
-    for (const [key, value] of Object.entries(annotations))
-        add('--annotation', `${key}=${value}`);
-    const addEach = (flag, values) => {
-        for (const value of values ?? [])
-            add(flag, value);
-    };
-    // The restored process keeps the source's UTS name (CRIU restores it), so the files Docker
-    // writes (/etc/hostname, /etc/hosts) must say the same, even for an ID-derived default.
-    // With the host's UTS namespace Docker fills in the target host's own name.
-    const holder = options.networkContainer;
-    const hostUts = networkMode === 'host' || host.UTSMode === 'host';
-    if (!holder) {
-        if (config.Hostname && !hostUts)
-            add('--hostname', config.Hostname);
-        if (config.Domainname)
-            add('--domainname', config.Domainname);
-    }
-    if (config.User && config.User !== image?.User)
-        add('--user', config.User);
-    if (config.WorkingDir && config.WorkingDir !== image?.WorkingDir)
-        add('--workdir', config.WorkingDir);
-    const imageEnv = new Set(image?.Env ?? []);
-    addEach('--env', (config.Env ?? []).filter((entry) => !imageEnv.has(entry)));
-    for (const [key, value] of sortedEntries(config.Labels)) {
-        if (image?.Labels?.[key] !== value)
-            add('--label', `${key}=${value}`);
-    }
-    const command = commandParts(config, image);
-    args.push(...command.flags);
-    if (config.Tty)
-        add('-t');
-    if (config.OpenStdin)
-        add('-i');
-    if (!holder)
-        args.push(...portArgs(inspect, image));
-    const restart = host.RestartPolicy;
-    if (restart && restart.Name !== '' && restart.Name !== 'no') {
-        const retries = restart.Name === 'on-failure' && restart.MaximumRetryCount > 0;
-        add('--restart', retries ? `on-failure:${restart.MaximumRetryCount}` : restart.Name);
-    }
-    // Binds keep the user's -v text, options included (ro, z/Z, propagation, nocopy).
-    addEach('-v', host.Binds);
-    for (const mount of host.Mounts ?? []) {
-        const value = formatMount(mount);
-        if (value !== undefined)
-            add('--mount', value);
-    }
-    const covered = mountedPaths(inspect);
-    for (const path of Object.keys(config.Volumes ?? {}).sort()) {
-        // Image VOLUMEs come back by themselves; the others were anonymous -v /path.
-        if (!covered.has(path) && !(path in (image?.Volumes ?? {})))
-            add('-v', path);
-    }
-    if (host.VolumeDriver)
-        add('--volume-driver', host.VolumeDriver);
-    for (const [path, opts] of sortedEntries(host.Tmpfs))
-        add('--tmpfs', opts ? `${path}:${opts}` : path);
-    if (holder)
-        add('--network', `container:${holder}`);
-    else
-        args.push(...networkArgs(inspect, options.name));
-    if (host.Privileged)
-        add('--privileged');
-    addEach('--cap-add', host.CapAdd);
-    addEach('--cap-drop', host.CapDrop);
-    addEach('--security-opt', (host.SecurityOpt ?? []).filter((option) => !isInlineSeccompProfile(option)));
-    if (host.UsernsMode)
-        add('--userns', host.UsernsMode);
-    if (host.Memory)
-        add('--memory', host.Memory);
-    // Docker stores twice the memory limit as the swap limit when none was given.
-    if (host.MemorySwap && !(host.Memory && host.MemorySwap === host.Memory * 2))
-        add('--memory-swap', host.MemorySwap);
-    if (host.MemoryReservation)
-        add('--memory-reservation', host.MemoryReservation);
-    if (host.MemorySwappiness !== undefined && host.MemorySwappiness >= 0) {
-        add('--memory-swappiness', host.MemorySwappiness);
-    }
-    if (host.NanoCpus)
-        add('--cpus', formatCpus(host.NanoCpus));
-    if (host.CpuShares)
-        add('--cpu-shares', host.CpuShares);
-    if (host.CpuPeriod)
-        add('--cpu-period', host.CpuPeriod);
-    if (host.CpuQuota)
-        add('--cpu-quota', host.CpuQuota);
-    if (host.CpusetCpus)
-        add('--cpuset-cpus', host.CpusetCpus);
-    if (host.CpusetMems)
-        add('--cpuset-mems', host.CpusetMems);
-    if (host.BlkioWeight)
-        add('--blkio-weight', host.BlkioWeight);
-    if (host.PidsLimit)
-        add('--pids-limit', host.PidsLimit > 0 ? host.PidsLimit : -1);
-    for (const ulimit of host.Ulimits ?? []) {
-        add('--ulimit', `${ulimit.Name}=${ulimit.Soft === ulimit.Hard ? ulimit.Soft : `${ulimit.Soft}:${ulimit.Hard}`}`);
-    }
-    if (host.ShmSize && host.ShmSize !== DEFAULT_SHM_SIZE)
-        add('--shm-size', host.ShmSize);
-    if (host.OomKillDisable)
-        add('--oom-kill-disable');
-    if (host.OomScoreAdj)
-        add('--oom-score-adj', host.OomScoreAdj);
-    if (host.CgroupParent)
-        add('--cgroup-parent', host.CgroupParent);
-    if (host.Init === true)
-        add('--init');
-    // false differs from absent when the daemon runs with "init": true.
-    if (host.Init === false)
-        add('--init=false');
-    if (host.ReadonlyRootfs)
-        add('--read-only');
-    for (const [key, value] of sortedEntries(host.Sysctls))
-        add('--sysctl', `${key}=${value}`);
-    const log = host.LogConfig;
-    const logOptions = sortedEntries(log?.Config);
-    if (log?.Type && (log.Type !== DEFAULT_LOG_DRIVER || logOptions.length > 0))
-        add('--log-driver', log.Type);
-    for (const [key, value] of logOptions)
-        add('--log-opt', `${key}=${value}`);
-    if (host.IpcMode && !DEFAULT_IPC_MODES.has(host.IpcMode))
-        add('--ipc', host.IpcMode);
-    if (host.PidMode)
-        add('--pid', host.PidMode);
-    if (host.UTSMode)
-        add('--uts', host.UTSMode);
-    // Its default follows the host's cgroup version; CRIU must find the same arrangement it dumped.
-    if (host.CgroupnsMode)
-        add('--cgroupns', host.CgroupnsMode);
-    if (config.StopSignal && config.StopSignal !== image?.StopSignal)
-        add('--stop-signal', config.StopSignal);
-    if (config.StopTimeout !== undefined)
-        add('--stop-timeout', config.StopTimeout);
-    args.push(...healthArgs(config.Healthcheck, image));
-    if (host.Runtime && host.Runtime !== DEFAULT_RUNTIME)
-        add('--runtime', host.Runtime);
-    addEach('--group-add', host.GroupAdd);
-    for (const device of host.Devices ?? []) {
-        const permissions = device.CgroupPermissions && device.CgroupPermissions !== DEFAULT_DEVICE_PERMISSIONS;
-        add('--device', `${device.PathOnHost}:${device.PathInContainer}${permissions ? `:${device.CgroupPermissions}` : ''}`);
-    }
-    addEach('--device-cgroup-rule', host.DeviceCgroupRules);
-    for (const [key, value] of sortedEntries(host.StorageOpt))
-        add('--storage-opt', `${key}=${value}`);
-    if (host.AutoRemove)
-        add('--rm');
-    // "--": nothing from the source's inspect can be taken for an option.
-    args.push('--', options.image, ...command.positional);
-    return args;
-}
-/**
- * Takes the --env pairs out of create arguments so they can go through a 0600
- * env file instead of the command line (process lists, sudo logs). Docker's env
- * file has no quoting, so a value with a line break stays an argument.
- */
-function splitEnvArgs(args) {
-    const kept = [];
-    const env = [];
-    const end = args.indexOf('--');
-    for (let i = 0; i < args.length; i++) {
-        const value = args[i + 1];
-        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
-            env.push(value);
-            i++;
-            continue;
-        }
-        kept.push(args[i]);
-    }
-    return { args: kept, env };
-}
-/**
- * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
- * cannot be migrated, one line each ("HostConfig.Devices: /dev/fuse ..."). Empty when none.
- */
-function unsupportedSettings(inspect, imageConfig) {
-    const host = inspect.HostConfig;
-    const found = [];
-    const devices = host.Devices ?? [];
-    if (devices.length > 0) {
-        found.push(`HostConfig.Devices: ${devices.map((d) => d.PathOnHost).join(', ')} (device state cannot be checkpointed)`);
-    }
-    const requests = host.DeviceRequests ?? [];
-    if (requests.length > 0) {
-        const what = requests
-            .map((r) => r.Driver || (r.Capabilities ?? []).flat().join('+') || 'device')
-            .join(', ');
-        found.push(`HostConfig.DeviceRequests: ${what} (GPU and other device requests cannot be checkpointed)`);
-    }
-    for (const [setting, mode] of [
-        ['NetworkMode', host.NetworkMode],
-        ['IpcMode', host.IpcMode],
-        ['PidMode', host.PidMode],
-    ]) {
-        if (mode && sharesNamespace(mode))
-            found.push(`HostConfig.${setting}: ${mode} (shares another container's namespace)`);
-    }
-    if (host.IpcMode === 'host')
-        found.push("HostConfig.IpcMode: host (the host's IPC namespace cannot be checkpointed)");
-    if (host.PidMode === 'host')
-        found.push("HostConfig.PidMode: host (the host's PID namespace cannot be checkpointed)");
-    if ((host.Links ?? []).length > 0) {
-        found.push(`HostConfig.Links: ${(host.Links ?? []).join(', ')} (legacy links name containers on the source)`);
-    }
-    if ((host.VolumesFrom ?? []).length > 0) {
-        found.push(`HostConfig.VolumesFrom: ${(host.VolumesFrom ?? []).join(', ')} (names containers on the source)`);
-    }
-    const extra = extraNetworks(inspect);
-    if (extra.length > 0) {
-        found.push(`NetworkSettings.Networks: ${extra.join(', ')} (connected after creation; only ${host.NetworkMode ?? 'default'} is recreated)`);
-    }
-    for (const option of host.SecurityOpt ?? []) {
-        if (isInlineSeccompProfile(option))
-            found.push('HostConfig.SecurityOpt: an inline seccomp profile (the CLI only takes a file)');
-    }
-    for (const mount of host.Mounts ?? []) {
-        if (formatMount(mount) === undefined)
-            found.push(`HostConfig.Mounts: ${mount.Type} mount at ${mount.Target}`);
-    }
-    const health = inspect.Config.Healthcheck;
-    const test = health?.Test ?? [];
-    if (test[0] === 'CMD' && !(imageConfig && sameHealth(health, imageConfig.Healthcheck))) {
-        const outcome = imageConfig
-            ? 'recreated in the shell form, which needs /bin/sh in the image'
-            : "left to the image's HEALTHCHECK";
-        found.push(`Config.Healthcheck: exec form ${JSON.stringify(test)} (no docker create flag; ${outcome})`);
-    }
-    return found;
 }
 
 ;// CONCATENATED MODULE: ./src/policy/recovery.ts
@@ -59880,6 +61886,10 @@ async function settleRun(journal, hosts, log, failure, sides) {
 
 
 
+
+
+
+
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
 const JOURNAL_SIDES = ['source'];
@@ -60119,8 +62129,14 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
         negotiateCodec(ctx),
     ]);
     const imageRef = container.Config.Image ?? container.Image;
+    // The network route the checkpoint is made for: recorded in the manifest, decided by restore's gate.
+    const { route, sourceHolder } = await networkRouteOf(ctx, container);
     // Before the freeze: work directory, CPU description, the store's partial directory.
-    const prepared = await prepareCheckpoint(ctx, container);
+    // Dumped for a holder: the container's own namespace stays out of the dump (one that joins a
+    // holder already is runc's external namespace, which runc marks itself).
+    const prepared = await prepareCheckpoint(ctx, container, {
+        externalNetns: route === 'holder' && !sourceHolder,
+    });
     const workRoot = prepared.imagesDir.replace(/\/images$/, '');
     const cpuDir = `${workRoot}/cpu`;
     await runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([cpuDir])} && criu cpuinfo dump -D ${shellQuote([cpuDir])}`, {
@@ -60206,6 +62222,7 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
     const config = {
         container: await ctx.sourceDocker.inspectContainerRaw(container.Id, 'store'),
         image: imageInspect.raw,
+        ...(sourceHolder ? { holder: await ctx.sourceDocker.inspectContainerRaw(sourceHolder.Id, 'store') } : {}),
     };
     await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${partial}/config.json`])}`, {
         step: 'store',
@@ -60245,6 +62262,11 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
         layer: { archives: layerArchives },
         openFiles,
         ...(volumes.length > 0 ? { volumes } : {}),
+        network: {
+            route,
+            mode: container.HostConfig.NetworkMode || 'default',
+            ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
+        },
     };
     // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
     await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
@@ -60257,6 +62279,30 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
         });
     });
     return manifest;
+}
+/**
+ * The route the checkpoint is dumped for (policy/network-route.ts checkpointRoute): holder when
+ * the container joins a holder an earlier migration made, or when docker28-network-holder asks
+ * for it; direct otherwise. Logged, so the run says which targets the checkpoint can go to.
+ */
+async function networkRouteOf(ctx, container) {
+    const mode = container.HostConfig.NetworkMode || 'default';
+    const joined = mode.startsWith('container:') ? mode.slice('container:'.length) : undefined;
+    const candidate = joined
+        ? await ctx.sourceDocker.inspectContainer(joined, 'checkpoint').catch(() => undefined)
+        : undefined;
+    const sourceHolder = ownHolder({ container, sourceHolder: candidate });
+    const route = checkpointRoute({
+        networkMode: mode,
+        joinsHolder: sourceHolder !== undefined,
+        holderAllowed: ctx.settings.networkHolder,
+    });
+    ctx.log.info(mode === 'host'
+        ? 'network route: host network, restores onto any Docker version'
+        : route === 'holder'
+            ? `network route: holder (${sourceHolder ? `joins network holder ${containerName(sourceHolder)}` : `${HOLDER_INPUT}: true`}): the network namespace stays out of the dump; restores through a network holder on any Docker version (restore with ${HOLDER_INPUT}: true)`
+            : `network route: direct (${mode} network, its namespace in the dump): restores onto Docker before 28 only; set ${HOLDER_INPUT}: true for checkpoints that restore onto Docker 28/29`);
+    return { route, ...(sourceHolder ? { sourceHolder } : {}) };
 }
 /** series.json: which container started the series, on which host (written once). */
 async function writeSeriesRecord(ctx, home, series, containerId) {
@@ -60455,1862 +62501,6 @@ sourceHolder) {
         await ctx.journal.save().catch(() => { });
     }
     return { sourceRestartPolicy, leftovers: outcome.problems };
-}
-
-;// CONCATENATED MODULE: ./src/probe/parsers.ts
-/**
- * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
- * Each takes the text a command printed and returns what the rules need; none
- * does I/O, and each tolerates lines it does not know.
- */
-const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
-/**
- * One shell script answering several read-only questions over one SSH channel.
- * The commands run at the same time, each into a file of a temporary directory
- * the script removes; then their outputs are printed in order, framed by markers.
- */
-function sectionScript(sections) {
-    for (const { name } of sections) {
-        if (!SECTION_NAME.test(name))
-            throw new TypeError(`bad section name ${name}`);
-    }
-    const start = sections.map(({ command }, i) => `{ ( ${command}
-) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
-    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
-    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
-    return [
-        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
-        `trap 'rm -rf "$d"' EXIT`,
-        ...start,
-        'wait',
-        ...print,
-    ].join('\n');
-}
-/** Splits sectionScript output back into its sections; a section cut short is left out. */
-function parseSections(stdout) {
-    const sections = new Map();
-    let current;
-    for (const line of stdout.split('\n')) {
-        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
-        if (begin) {
-            current = { name: begin[1] ?? '', lines: [] };
-            continue;
-        }
-        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
-        if (end && current && end[1] === current.name) {
-            // sectionScript echoes one newline before the marker: an empty last line is that echo.
-            if (current.lines.at(-1) === '')
-                current.lines.pop();
-            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
-            current = undefined;
-            continue;
-        }
-        current?.lines.push(line);
-    }
-    return sections;
-}
-function numberOrUndefined(text) {
-    if (text === undefined || !/^\d+$/.test(text.trim()))
-        return undefined;
-    return Number(text.trim());
-}
-function lines(text) {
-    return text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-}
-const TCP_ESTABLISHED = 0x01;
-const TCP_LISTEN = 0x0a;
-/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
-function decodeIp(hex) {
-    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
-        return undefined;
-    const bytes = [];
-    for (let word = 0; word < hex.length; word += 8) {
-        for (let i = 6; i >= 0; i -= 2)
-            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
-    }
-    if (bytes.length === 4)
-        return bytes.join('.');
-    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
-    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-        return bytes.slice(12).join('.');
-    }
-    const groups = [];
-    for (let i = 0; i < 16; i += 2)
-        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
-    return compressIpv6(groups);
-}
-function compressIpv6(groups) {
-    // Longest run of zero groups becomes "::".
-    let best = -1;
-    let bestLength = 0;
-    for (let i = 0; i < groups.length;) {
-        if (groups[i] !== '0') {
-            i++;
-            continue;
-        }
-        let j = i;
-        while (j < groups.length && groups[j] === '0')
-            j++;
-        if (j - i > bestLength && j - i > 1) {
-            best = i;
-            bestLength = j - i;
-        }
-        i = j;
-    }
-    if (best < 0)
-        return groups.join(':');
-    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
-}
-function decodeAddress(field) {
-    const [hexIp, hexPort] = field.split(':');
-    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
-        return undefined;
-    const ip = decodeIp(hexIp);
-    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
-}
-/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
-function parseProcNet(text) {
-    const entries = [];
-    for (const line of lines(text)) {
-        const fields = line.split(/\s+/);
-        if (!/^\d+:$/.test(fields[0] ?? ''))
-            continue;
-        const local = decodeAddress(fields[1] ?? '');
-        const remote = decodeAddress(fields[2] ?? '');
-        const state = fields[3];
-        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
-            continue;
-        const inode = Number(fields[9]);
-        entries.push({
-            local,
-            remote,
-            state: Number.parseInt(state, 16),
-            ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
-        });
-    }
-    return entries;
-}
-function formatAddress(address) {
-    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
-}
-function isWildcardIp(ip) {
-    return ip === '' || ip === '0.0.0.0' || ip === '::';
-}
-function isLoopbackIp(ip) {
-    return ip.startsWith('127.') || ip === '::1';
-}
-/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
-function parseDf(text) {
-    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
-    for (const row of rows) {
-        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
-        if (match) {
-            return {
-                filesystem: match[1] ?? '',
-                sizeBytes: Number(match[2]) * 1024,
-                availableBytes: Number(match[4]) * 1024,
-                mountedOn: match[5] ?? '',
-            };
-        }
-    }
-    return undefined;
-}
-/** `du -skx DIR`: "<KiB>\t<dir>". */
-function parseDuKib(text) {
-    const match = /^(\d+)\s/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** MemAvailable from /proc/meminfo lines, in bytes. */
-function parseMemAvailable(text) {
-    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
-function parseIdentity(text) {
-    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
-    const uid = numberOrUndefined(uidLine);
-    if (uid === undefined)
-        return undefined;
-    const identity = { uid, user: userLine || String(uid) };
-    if (sudoLine)
-        identity.sudoUser = sudoLine;
-    return identity;
-}
-/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
-function parseCpuinfo(text) {
-    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
-    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
-    if (flags === undefined && model === undefined)
-        return undefined;
-    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
-    if (model)
-        facts.model = model;
-    return facts;
-}
-/** Flags the source has and the target lacks, in the source's order. */
-function missingFlags(source, target) {
-    const there = new Set(target);
-    return source.filter((flag) => !there.has(flag));
-}
-/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
-function criuErrorLines(text) {
-    const found = [];
-    for (const line of lines(text)) {
-        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
-        if (/^Error\b/.test(bare) && !found.includes(bare))
-            found.push(bare);
-    }
-    return found;
-}
-const SIZE_UNITS = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 1024,
-    MIB: 1024 ** 2,
-    GIB: 1024 ** 3,
-    TIB: 1024 ** 4,
-};
-/** "9.715MiB" or "1.2GB" as docker prints sizes. */
-function parseDockerSize(text) {
-    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
-    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
-    if (!match || unit === undefined)
-        return undefined;
-    const value = Number(match[1]);
-    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
-}
-/**
- * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
- * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
- */
-function parseMemoryProbe(text) {
-    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
-    if (stats?.[1]) {
-        const bytes = parseDockerSize(stats[1]);
-        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
-    }
-    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
-    if (!version)
-        return undefined;
-    const values = new Map();
-    for (const line of lines(text)) {
-        const [key, value] = line.split(/\s+/);
-        const n = numberOrUndefined(value);
-        if (key && n !== undefined)
-            values.set(key, n);
-    }
-    const sum = (...keys) => {
-        const found = keys.map((key) => values.get(key));
-        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
-    };
-    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
-    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
-    if (dumped !== undefined) {
-        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
-        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
-    }
-    const usage = values.get('usage_bytes');
-    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
-}
-/**
- * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
- * Ports that are only exposed ("80/tcp") are not published and are skipped.
- */
-function parseDockerPsPorts(text) {
-    const found = [];
-    for (const line of text.split('\n')) {
-        const tab = line.indexOf('\t');
-        if (tab < 0)
-            continue;
-        const container = line.slice(0, tab).trim();
-        for (const item of line.slice(tab + 1).split(',')) {
-            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
-            if (!match)
-                continue;
-            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
-            const firstPort = Number(match[2]);
-            found.push({
-                container,
-                hostIp,
-                firstPort,
-                lastPort: match[3] ? Number(match[3]) : firstPort,
-                proto: match[4] ?? 'tcp',
-            });
-        }
-    }
-    return found;
-}
-/** One line per path, in the order asked: "d", "f" or "-". */
-function parsePathKinds(text, paths) {
-    const answers = text.split('\n').map((line) => line.trim());
-    const kinds = new Map();
-    paths.forEach((path, i) => {
-        const answer = answers[i];
-        if (answer === 'd')
-            kinds.set(path, 'directory');
-        else if (answer === 'f')
-            kinds.set(path, 'file');
-        else if (answer === '-')
-            kinds.set(path, 'missing');
-    });
-    return kinds;
-}
-/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
-function parseNameList(text) {
-    return lines(text);
-}
-/** Lines "<pid> <inode>"; anything else is skipped. */
-function parseSocketOwners(text) {
-    return lines(text)
-        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
-        .filter((match) => match !== null)
-        .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
-}
-
-;// CONCATENATED MODULE: ./src/policy/criu-config.ts
-
-/**
- * The CRIU configuration a restored container gets through its
- * `org.criu.config` annotation (runc hands that file to CRIU on restore and on
- * every later checkpoint). One file per restore, written by phases/criu-config.ts;
- * what goes into it is decided here.
- */
-/** runc 1.2 tells CRIU the new container's cgroup on cgroup v2 itself (runc#3447, runc#3546). */
-const RUNC_SETS_CGROUP2_ROOT = '1.2';
-/** Docker API of the first release whose `docker create` takes `--annotation` (Docker 24). */
-const DOCKER_API_WITH_ANNOTATIONS = '1.43';
-function restoreFactsOf(docker) {
-    return {
-        ...(docker.cgroupVersion ? { cgroupVersion: docker.cgroupVersion } : {}),
-        ...(docker.cgroupDriver ? { cgroupDriver: docker.cgroupDriver } : {}),
-        ...(docker.runcVersion ? { runcVersion: docker.runcVersion } : {}),
-        ...(docker.apiVersion ? { apiVersion: docker.apiVersion } : {}),
-    };
-}
-/** Whether a restore on this target needs the annotation's file, and for what. */
-function planRestoreConfig(target) {
-    if (target.cgroupVersion !== '2')
-        return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
-    if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
-        return {
-            cgroupRoot: false,
-            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
-        };
-    return {
-        cgroupRoot: true,
-        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
-    };
-}
-/** The annotation route needs `docker create --annotation` and a driver whose paths we know. */
-function restoreRouteProblem(target, plan) {
-    if (!plan.cgroupRoot)
-        return undefined;
-    const remedy = `use runc ${RUNC_SETS_CGROUP2_ROOT} or newer on the target (Debian sid's runc 1.3 works), or Docker 24 or newer with the cgroupfs or systemd driver (Debian trixie's Docker 26.1 with runc 1.1 works)`;
-    if (!target.apiVersion || !atLeast(target.apiVersion, DOCKER_API_WITH_ANNOTATIONS)) {
-        return {
-            observed: `Docker API ${target.apiVersion ?? 'unknown'} has no container annotations, and runc ${target.runcVersion?.raw ?? 'unknown'} would restore the process outside its container on cgroup v2`,
-            remedy,
-        };
-    }
-    if (target.cgroupDriver !== 'cgroupfs' && target.cgroupDriver !== 'systemd') {
-        return {
-            observed: `cgroup driver ${target.cgroupDriver ?? 'unknown'}: the new container's cgroup path is not known before it starts`,
-            remedy,
-        };
-    }
-    return undefined;
-}
-/**
- * The container's cgroup as the target's cgroup namespace shows it, the way
- * Docker names it: `<parent>/<id>` with cgroupfs (parent /docker), and
- * `<slices>/docker-<id>.scope` with systemd (parent system.slice, where a
- * slice "a-b.slice" lives in /a.slice/a-b.slice).
- */
-function containerCgroupPath(driver, containerId, cgroupParent) {
-    if (driver === 'systemd') {
-        const slice = cgroupParent && cgroupParent !== '' ? cgroupParent : 'system.slice';
-        return `${sliceDirs(slice)}/docker-${containerId}.scope`;
-    }
-    const parent = cgroupParent && cgroupParent !== '' ? cgroupParent : '/docker';
-    return `${parent.startsWith('/') ? '' : '/'}${parent.replace(/\/+$/, '')}/${containerId}`;
-}
-/** "a-b.slice" -> "/a.slice/a-b.slice"; "-.slice" is the root. */
-function sliceDirs(slice) {
-    const name = slice.replace(/\.slice$/, '');
-    if (name === '-' || name === '')
-        return '';
-    const parts = name.split('-');
-    const dirs = [];
-    for (let i = 1; i <= parts.length; i++)
-        dirs.push(`${parts.slice(0, i).join('-')}.slice`);
-    return `/${dirs.join('/')}`;
-}
-/**
- * The lines of the file for a restore. The empty controller name before the
- * colon limits the rewrite to the cgroup2 hierarchy (CRIU names that one ""):
- * without it every hierarchy, v1 ones too, would be rewritten.
- */
-function restoreConfigLines(plan, cgroupPath) {
-    const lines = [];
-    if (plan.cgroupRoot && cgroupPath)
-        lines.push(`cgroup-root :${cgroupPath}`);
-    return lines;
-}
-/**
- * What stays in the file once the container runs: only what is still true of
- * it for its next checkpoint or restore (its own cgroup); options of one move
- * (a lazy-pages restore, say) must not reach the next dump.
- */
-function lastingConfigLines(lines) {
-    return lines.filter((line) => line.startsWith('cgroup-root '));
-}
-/** A cgroup path the action writes into a CRIU option: nothing a line break or a space could split. */
-function safeCgroupPath(path) {
-    return /^(\/[A-Za-z0-9_.@:-]+)+$/.test(path);
-}
-
-;// CONCATENATED MODULE: ./src/policy/network-route.ts
-
-/** From 28.0 the daemon attaches a restored task's network namespace by PID before it has one. */
-const FIRST_BROKEN_DOCKER_MAJOR = 28;
-const UPSTREAM_ISSUES = 'moby#50750, containerd#12141';
-const HOLDER_INPUT = 'docker28-network-holder';
-function restoresOwnNetns(docker) {
-    return docker === undefined || docker.major < FIRST_BROKEN_DOCKER_MAJOR;
-}
-/** The holder an earlier migration made, when `mode` is container:<it> and it carries our label. */
-function isNetworkHolder(holder, app) {
-    return holder?.Config.Labels?.[HOLDER_LABEL] === app;
-}
-const network_route_NAME = 'network route';
-/** Pure: which route the container's network takes to the target, as a gate check. */
-function decideNetworkRoute(facts) {
-    const { networkMode: mode, targetDocker } = facts;
-    const docker = targetDocker ? `Docker ${targetDocker.raw}` : 'Docker (version unknown)';
-    const expected = 'a route the target can restore: host network, or its own network namespace on Docker before 28, or through a network holder';
-    const holderCheck = (observed) => {
-        const arch = facts.targetArch;
-        if (arch !== undefined && !HOLDER_ARCHES.includes(arch)) {
-            return {
-                check: {
-                    host: 'target',
-                    name: network_route_NAME,
-                    status: 'fail',
-                    observed: `${observed}, but the target is ${arch}`,
-                    expected,
-                    remedy: `the network holder's program exists for ${HOLDER_ARCHES.join(', ')} only: run the container on the host network, or run Docker 26/27 on the target`,
-                    code: 'NETWORK_HOLDER_UNSUPPORTED',
-                },
-            };
-        }
-        return { route: 'holder', check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected } };
-    };
-    const direct = (observed) => ({
-        route: 'direct',
-        check: { host: 'target', name: network_route_NAME, status: 'pass', observed, expected },
-    });
-    if (mode === 'host')
-        return direct(`host network: restored directly on ${docker}`);
-    if (facts.sourceHolder) {
-        const holder = facts.sourceHolder.Name.replace(/^\//, '');
-        return holderCheck(`joins network holder ${holder} on the source: a holder goes along to ${docker} (the namespace is already external)`);
-    }
-    if (restoresOwnNetns(targetDocker))
-        return direct(`${mode} network: restored directly on ${docker}`);
-    if (facts.holderAllowed) {
-        return holderCheck(`${mode} network on ${docker}: through a network holder (${HOLDER_INPUT}: true); the container's NetworkMode on the target becomes container:<holder>`);
-    }
-    return {
-        check: {
-            host: 'target',
-            name: network_route_NAME,
-            status: 'fail',
-            observed: `${mode} network (its own network namespace) onto ${docker}`,
-            expected,
-            remedy: facts.holderUnavailable
-                ? `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"), and ${facts.holderUnavailable}: restore onto a host with Docker 26/27, or checkpoint a container that runs with --network host`
-                : `${docker} cannot restore a container with its own network namespace (${UPSTREAM_ISSUES}: "bind-mount /proc/0/ns/net"). Either set ${HOLDER_INPUT}: true (a small holder container then owns the network, ports and aliases on the target, and the container joins it as --network container:<name>-netholder), or run the container with --network host, or run Docker 26/27 on the target`,
-            code: 'DOCKER_RESTORE_BROKEN',
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/policy/compatibility.ts
-
-
-
-
-/** Lifts a rule about one host into a rule about both. */
-function eachHost(rule) {
-    return (pair) => {
-        const checks = [];
-        for (const role of ['source', 'target']) {
-            const check = rule(pair[role], role);
-            if (check)
-                checks.push(check);
-        }
-        return checks;
-    };
-}
-function show(version) {
-    return version?.raw ?? 'unknown';
-}
-// Kernel 6.13 split the vvar area; CRIU older than 4.1 fails with "Unexpected rt vDSO area bounds".
-const VDSO_SPLIT_KERNEL = '6.13';
-const CRIU_FOR_NEW_VDSO = '4.1';
-// CRIU 4.2 detects VMs whose hardware breakpoints do not work; older ones hang in the parasite there.
-const CRIU_FOR_BROKEN_BREAKPOINTS = '4.2';
-const INSTALL_CRIU = 'install CRIU 4.2 or later on this host (Debian: criu from sid/unstable or a newer suite; or build it from criu.org) and make sure root finds it in PATH';
-// --- CRIU --------------------------------------------------------------------------------------
-const criuInstalled = eachHost((facts, role) => {
-    const { criu } = facts;
-    if (criu.present) {
-        return {
-            host: role,
-            name: 'criu installed',
-            status: 'pass',
-            observed: `${criu.path ?? 'criu'} ${show(criu.version)}`,
-            expected: 'criu in PATH',
-        };
-    }
-    return {
-        host: role,
-        name: 'criu installed',
-        status: 'fail',
-        observed: `not found${criu.error ? ` (${criu.error})` : ''}`,
-        expected: 'criu in PATH',
-        remedy: INSTALL_CRIU,
-        code: 'CRIU_MISSING',
-    };
-});
-const criuKnowsKernelVdso = eachHost((facts, role) => {
-    const { criu, kernel } = facts;
-    if (!criu.present)
-        return undefined;
-    const name = 'criu vs kernel vDSO';
-    const expected = `criu >= ${CRIU_FOR_NEW_VDSO} on kernels >= ${VDSO_SPLIT_KERNEL}`;
-    const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
-    if (!kernel.version || !criu.version) {
-        return {
-            host: role,
-            name,
-            status: 'warn',
-            observed,
-            expected,
-            remedy: 'could not read the versions; see the facts',
-            code: 'FACT_UNREADABLE',
-        };
-    }
-    if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_NEW_VDSO)) {
-        return { host: role, name, status: 'pass', observed, expected };
-    }
-    return {
-        host: role,
-        name,
-        status: 'fail',
-        observed,
-        expected,
-        remedy: `${INSTALL_CRIU}: kernels from ${VDSO_SPLIT_KERNEL} lay out the vDSO differently and older CRIU fails with "Unexpected rt vDSO area bounds"`,
-        code: 'CRIU_TOO_OLD',
-    };
-});
-const criuSurvivesBrokenBreakpoints = eachHost((facts, role) => {
-    const { criu, kernel } = facts;
-    if (!criu.present || !criu.version)
-        return undefined;
-    // Too old for the vDSO as well: that rule already failed with the same remedy.
-    if (kernel.version &&
-        atLeast(kernel.version, VDSO_SPLIT_KERNEL) &&
-        !atLeast(criu.version, CRIU_FOR_NEW_VDSO))
-        return undefined;
-    const name = 'criu hardware breakpoints';
-    const remedy = `${INSTALL_CRIU}: in virtual machines where hardware breakpoints do not work, CRIU before ${CRIU_FOR_BROKEN_BREAKPOINTS} hangs inside the parasite during the dump (${CRIU_FOR_BROKEN_BREAKPOINTS} detects this)`;
-    const working = criu.features.breakpoints;
-    if (working !== undefined) {
-        // CRIU 4.2 and later answer `criu check --feature breakpoints`: no need to guess.
-        const observed = `hardware breakpoints ${working ? 'work' : 'do not work'}, criu ${show(criu.version)}`;
-        const expected = `working hardware breakpoints, or criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS}`;
-        if (working || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS))
-            return { host: role, name, status: 'pass', observed, expected };
-        return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
-    }
-    if (!kernel.version)
-        return undefined;
-    const expected = `criu >= ${CRIU_FOR_BROKEN_BREAKPOINTS} on kernels >= ${VDSO_SPLIT_KERNEL}`;
-    const observed = `kernel ${kernel.release ?? 'unknown'}, criu ${show(criu.version)}`;
-    // An older CRIU cannot tell whether hardware breakpoints work (they do not in many VMs),
-    // so on the kernels where 4.2 is available at all we ask for it.
-    if (!atLeast(kernel.version, VDSO_SPLIT_KERNEL) || atLeast(criu.version, CRIU_FOR_BROKEN_BREAKPOINTS)) {
-        return { host: role, name, status: 'pass', observed, expected };
-    }
-    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'CRIU_TOO_OLD' };
-});
-/** What `criu check --feature` said; informational, since no pre-dump or lazy pages are used. */
-const criuFeatures = eachHost((facts, role) => {
-    const known = Object.entries(facts.criu.features);
-    if (!facts.criu.present || known.length === 0)
-        return undefined;
-    return {
-        host: role,
-        name: 'criu features',
-        status: 'pass',
-        observed: known.map(([feature, on]) => `${feature} ${on ? 'yes' : 'no'}`).join(', '),
-        expected: 'informational: the migration needs none of them (no pre-dump, which needs mem_dirty_track; no lazy pages, which need uffd-noncoop)',
-    };
-});
-const criuCheckPasses = eachHost((facts, role) => {
-    const { criu } = facts;
-    if (!criu.present || !criu.check)
-        return undefined;
-    const { check } = criu;
-    if (check.ok) {
-        return {
-            host: role,
-            name: 'criu check',
-            status: 'pass',
-            observed: check.summary,
-            expected: 'criu check exits 0',
-        };
-    }
-    return {
-        host: role,
-        name: 'criu check',
-        status: 'fail',
-        observed: `exit ${check.exitCode}: ${check.summary}`,
-        expected: 'criu check exits 0',
-        remedy: 'run `criu check` as root on this host and fix what it reports (kernel options, permissions, a too old CRIU)',
-        code: 'CRIU_CHECK_FAILED',
-    };
-});
-const criuTargetNotOlder = ({ source, target }) => {
-    const from = source.criu.version;
-    const to = target.criu.version;
-    if (!source.criu.present || !target.criu.present || !from || !to)
-        return [];
-    const observed = `source ${from.raw}, target ${to.raw}`;
-    const expected = "target CRIU at least the source's";
-    if (compareVersions(to, from) >= 0)
-        return [{ host: 'both', name: 'criu versions', status: 'pass', observed, expected }];
-    return [
-        {
-            host: 'both',
-            name: 'criu versions',
-            status: 'fail',
-            observed,
-            expected,
-            remedy: `upgrade CRIU on the target to ${from.raw} or later: an older CRIU may not read images written by a newer one`,
-            code: 'CRIU_TARGET_OLDER',
-        },
-    ];
-};
-// --- Docker ------------------------------------------------------------------------------------
-const dockerReachable = eachHost((facts, role) => {
-    const { docker } = facts;
-    const expected = 'docker CLI and a running dockerd';
-    if (!docker.present) {
-        return {
-            host: role,
-            name: 'docker',
-            status: 'fail',
-            observed: `docker not found${docker.error ? ` (${docker.error})` : ''}`,
-            expected,
-            remedy: 'install Docker Engine and its CLI (26.1 is verified: docker.io from Debian trixie)',
-            code: 'DOCKER_MISSING',
-        };
-    }
-    if (!docker.reachable) {
-        return {
-            host: role,
-            name: 'docker',
-            status: 'fail',
-            observed: `daemon not reachable${docker.error ? `: ${docker.error}` : ''}`,
-            expected,
-            remedy: 'start dockerd and let the SSH user use it (log in as root, or set sudo: true)',
-            code: 'DOCKER_MISSING',
-        };
-    }
-    const api = docker.apiVersion ? ` (API ${docker.apiVersion})` : '';
-    return {
-        host: role,
-        name: 'docker',
-        status: 'pass',
-        observed: `Docker ${show(docker.serverVersion)}${api}`,
-        expected,
-    };
-});
-/** Rules about a daemon only make sense when it answered; dockerReachable reports the rest. */
-function withDaemon(rule) {
-    return eachHost((facts, role) => (facts.docker.reachable ? rule(facts, role) : undefined));
-}
-const dockerExperimental = withDaemon(({ docker }, role) => {
-    const name = 'docker experimental';
-    const expected = 'experimental: true (docker start --checkpoint needs it)';
-    const remedy = 'set "experimental": true in /etc/docker/daemon.json and restart dockerd';
-    if (docker.experimental === true)
-        return { host: role, name, status: 'pass', observed: 'on', expected };
-    if (docker.experimental === undefined) {
-        return {
-            host: role,
-            name,
-            status: 'warn',
-            observed: 'unknown (docker info unreadable)',
-            expected,
-            remedy,
-            code: 'FACT_UNREADABLE',
-        };
-    }
-    return {
-        host: role,
-        name,
-        status: 'fail',
-        observed: 'off',
-        expected,
-        remedy,
-        code: 'DOCKER_NOT_EXPERIMENTAL',
-    };
-});
-const WORKING_DOCKER = 'Docker 26.1 with containerd 1.7 and runc 1.1 (verified), 27.x likely; 28.x with containerd 2.1 and runc 1.3 (verified: host network directly, other networks through a network holder)';
-const dockerCanRestore = withDaemon(({ docker }, role) => {
-    const name = 'docker restore';
-    const version = docker.serverVersion;
-    const parts = [
-        `Docker ${show(version)}`,
-        docker.containerdVersion && `containerd ${docker.containerdVersion.raw}`,
-        docker.runcVersion && `runc ${docker.runcVersion.raw}`,
-    ].filter((p) => typeof p === 'string');
-    const observed = parts.join(', ');
-    if (!version) {
-        return {
-            host: role,
-            name,
-            status: 'warn',
-            observed,
-            expected: WORKING_DOCKER,
-            remedy: 'could not read the Docker version',
-            code: 'FACT_UNREADABLE',
-        };
-    }
-    if (version.major === 28 || version.major === 29) {
-        // Which containers it can restore depends on their network: the network route check decides.
-        return {
-            host: role,
-            name,
-            status: 'pass',
-            observed: `${observed} (restores containers with their own network namespace only through a network holder: ${UPSTREAM_ISSUES})`,
-            expected: WORKING_DOCKER,
-        };
-    }
-    if (version.major === 26 || version.major === 27) {
-        return { host: role, name, status: 'pass', observed, expected: WORKING_DOCKER };
-    }
-    return {
-        host: role,
-        name,
-        status: 'warn',
-        observed,
-        expected: WORKING_DOCKER,
-        remedy: `checkpoint and restore are not verified with Docker ${version.major}.x; 26.1 is`,
-        code: 'DOCKER_UNTESTED',
-    };
-});
-const dockerDefaultRuntime = withDaemon(({ docker }, role) => {
-    const observed = docker.defaultRuntime ?? 'unknown';
-    const expected = 'runc';
-    const name = 'docker default runtime';
-    if (docker.defaultRuntime === 'runc')
-        return { host: role, name, status: 'pass', observed, expected };
-    const remedy = 'set "default-runtime": "runc" in /etc/docker/daemon.json and restart dockerd: the migration calls runc checkpoint directly, so other runtimes (crun, kata, gVisor) cannot be checkpointed';
-    if (docker.defaultRuntime === undefined)
-        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
-    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'RUNTIME_UNSUPPORTED' };
-});
-const dockerStorageDriver = withDaemon(({ docker }, role) => {
-    const name = 'docker storage';
-    const expected = 'overlay2 graph driver (not the containerd image store)';
-    const why = 'the writable layer is moved from its overlay2 upper directory';
-    if (docker.containerdImageStore) {
-        return {
-            host: role,
-            name,
-            status: 'fail',
-            observed: `containerd image store (${docker.storageDriver ?? 'snapshotter'})`,
-            expected,
-            remedy: `turn the containerd image store off ("features": {"containerd-snapshotter": false} in /etc/docker/daemon.json) and use overlay2: ${why}`,
-            code: 'STORAGE_DRIVER_UNSUPPORTED',
-        };
-    }
-    const observed = docker.storageDriver ?? 'unknown';
-    if (docker.storageDriver === 'overlay2')
-        return { host: role, name, status: 'pass', observed, expected };
-    const remedy = `set "storage-driver": "overlay2" in /etc/docker/daemon.json and restart dockerd: ${why}`;
-    if (docker.storageDriver === undefined)
-        return { host: role, name, status: 'warn', observed, expected, remedy, code: 'FACT_UNREADABLE' };
-    return { host: role, name, status: 'fail', observed, expected, remedy, code: 'STORAGE_DRIVER_UNSUPPORTED' };
-});
-// --- both hosts --------------------------------------------------------------------------------
-const UNREADABLE_KERNELS = 'could not read both kernel releases';
-const kernelsMatch = ({ source, target }, { kernelPolicy }) => {
-    const a = source.kernel;
-    const b = target.kernel;
-    const observed = `source ${a.release ?? 'unknown'}, target ${b.release ?? 'unknown'}`;
-    const name = 'kernel versions';
-    const expectedByPolicy = {
-        'same-minor': 'the same major.minor (kernel-policy: same-minor)',
-        exact: 'the same release (kernel-policy: exact)',
-        any: 'any (kernel-policy: any)',
-    };
-    const expected = expectedByPolicy[kernelPolicy];
-    const check = (status, remedy) => [
-        {
-            host: 'both',
-            name,
-            status,
-            observed,
-            expected,
-            ...(remedy ? { remedy } : {}),
-            ...(status === 'pass'
-                ? {}
-                : { code: remedy === UNREADABLE_KERNELS ? 'FACT_UNREADABLE' : 'KERNEL_MISMATCH' }),
-        },
-    ];
-    if (kernelPolicy === 'any')
-        return check('pass');
-    const remedy = 'run both hosts on the same kernel, or set kernel-policy to accept the difference (same-minor, any): CRIU restores only what the target kernel supports';
-    if (!a.release || !b.release || !a.version || !b.version)
-        return check('warn', UNREADABLE_KERNELS);
-    if (a.release === b.release)
-        return check('pass');
-    if (kernelPolicy === 'exact')
-        return check('fail', remedy);
-    if (majorMinor(a.version) !== majorMinor(b.version))
-        return check('fail', remedy);
-    return check('warn', 'the kernels differ only below major.minor; usually fine, but they are not identical');
-};
-const cgroupVersionsMatch = ({ source, target }) => {
-    const check = cgroupVersionCheck(source.docker.cgroupVersion, target.docker.cgroupVersion);
-    return check ? [check] : [];
-};
-/**
- * A checkpoint does not restore across cgroup versions (verified both ways: v1 -> v2 fails on
- * the v1 cgroup mounts or lands in the wrong cgroups, v2 -> v1 fails writing devices.allow).
- * Shared by the gate and by restore mode, which knows the source's version from the manifest.
- */
-function cgroupVersionCheck(source, target, sourceLabel = 'source') {
-    if (source === undefined || target === undefined)
-        return undefined;
-    const observed = `${sourceLabel} cgroup v${source}, target cgroup v${target}`;
-    const expected = 'the same cgroup version on both hosts';
-    if (source === target)
-        return { host: 'both', name: 'cgroup versions', status: 'pass', observed, expected };
-    return {
-        host: 'both',
-        name: 'cgroup versions',
-        status: 'fail',
-        observed,
-        expected,
-        remedy: `choose a target that runs cgroup v${source} like the ${sourceLabel}: CRIU restores the cgroups it recorded, and a checkpoint taken on cgroup v${source} does not restore on cgroup v${target}`,
-        code: 'CGROUP_MISMATCH',
-    };
-}
-/**
- * How a restored process gets into its new container's cgroup on each host: reported for
- * both (cgroup version, driver, runc's behaviour), refused only where the restore happens.
- */
-const cgroupRestoreRoute = (pair) => ['source', 'target'].flatMap((role) => {
-    const { docker } = pair[role];
-    if (!docker.reachable || docker.cgroupVersion === undefined)
-        return [];
-    const facts = restoreFactsOf(docker);
-    const plan = planRestoreConfig(facts);
-    const problem = restoreRouteProblem(facts, plan);
-    const observed = `cgroup v${docker.cgroupVersion}, ${docker.cgroupDriver ?? 'unknown'} driver, runc ${show(docker.runcVersion)}`;
-    const expected = 'a restore that puts the process into its new container';
-    if (problem && role === 'target') {
-        return [
-            {
-                host: role,
-                name: 'cgroup restore route',
-                status: 'fail',
-                observed: `${observed}: ${problem.observed}`,
-                expected,
-                remedy: problem.remedy,
-                code: 'CGROUP2_RESTORE_UNSUPPORTED',
-            },
-        ];
-    }
-    const said = problem ? `as a target it could not: ${problem.observed}` : plan.reason;
-    return [
-        {
-            host: role,
-            name: 'cgroup restore route',
-            status: 'pass',
-            observed: `${observed}: ${said}`,
-            expected,
-        },
-    ];
-});
-const architecturesMatch = ({ source, target }) => {
-    const a = source.kernel.arch;
-    const b = target.kernel.arch;
-    if (a === undefined || b === undefined)
-        return [];
-    const observed = `source ${a}, target ${b}`;
-    const expected = 'the same machine architecture';
-    if (a === b)
-        return [{ host: 'both', name: 'cpu architecture', status: 'pass', observed, expected }];
-    return [
-        {
-            host: 'both',
-            name: 'cpu architecture',
-            status: 'fail',
-            observed,
-            expected,
-            remedy: 'migrate only between hosts of the same architecture: a process image holds machine code',
-            code: 'CPU_INCOMPATIBLE',
-        },
-    ];
-};
-const CPU_REMEDY = 'migrate between hosts whose CPUs offer the same features (the same model, or in VMs the same CPU model or baseline for both guests): a restored process keeps using the instructions it found at start';
-/** Feature names, shortened for a one-line message. */
-function listFlags(flags, max = 12) {
-    if (flags.length <= max)
-        return flags.join(', ');
-    return `${flags.slice(0, max).join(', ')} and ${flags.length - max} more`;
-}
-/**
- * `criu cpuinfo check` on the target of the image `criu cpuinfo dump` wrote on
- * the source (CRIU's own test, the one a restore makes), explained with the
- * /proc/cpuinfo flags the source has and the target lacks.
- */
-const cpuCompatible = ({ source, target, cpu }) => {
-    const comparison = cpu?.comparison;
-    // Without CRIU on both hosts there is nothing to compare; criu installed says so.
-    if (!comparison || !source.criu.present || !target.criu.present)
-        return [];
-    const name = 'cpu compatibility';
-    const expected = "criu cpuinfo check on the target accepts the source's CPU";
-    const missing = cpu?.source && cpu.target && cpu.source.flags.length > 0 && cpu.target.flags.length > 0
-        ? missingFlags(cpu.source.flags, cpu.target.flags)
-        : undefined;
-    const models = [cpu?.source?.model, cpu?.target?.model];
-    const modelText = models[0] && models[1]
-        ? models[0] === models[1]
-            ? `both ${models[0]}`
-            : `source ${models[0]}, target ${models[1]}`
-        : undefined;
-    if (!comparison.dumped) {
-        return [
-            {
-                host: 'source',
-                name,
-                status: 'warn',
-                observed: `criu cpuinfo dump failed: ${comparison.dumpError ?? 'no image'}`,
-                expected,
-                remedy: 'run `criu cpuinfo dump -D /tmp/x` as root on the source to see why',
-                code: 'FACT_UNREADABLE',
-            },
-        ];
-    }
-    if (comparison.checkExitCode === undefined)
-        return [];
-    // CRIU that fails without naming the CPU (a broken or stub criu) says nothing about the CPUs;
-    // the criu check rule reports that CRIU.
-    if (comparison.checkExitCode !== 0 &&
-        !comparison.checkErrors.some((line) => /\bcpu\b|fpu|xsave/i.test(line))) {
-        return [
-            {
-                host: 'target',
-                name,
-                status: 'warn',
-                observed: `criu cpuinfo check failed without a CPU verdict: ${comparison.checkErrors.join('; ') || comparison.checkMessage || `exit code ${comparison.checkExitCode}`}`,
-                expected,
-                remedy: 'make `criu check` pass on the target first, then run the gate again',
-                code: 'FACT_UNREADABLE',
-            },
-        ];
-    }
-    if (comparison.checkExitCode !== 0) {
-        const why = comparison.checkErrors.join('; ') || `exit code ${comparison.checkExitCode}`;
-        const lacks = missing === undefined
-            ? ''
-            : missing.length > 0
-                ? `; the target lacks ${listFlags(missing)}`
-                : '; /proc/cpuinfo shows no flag the target lacks, so the difference is in what CRIU compares beyond the flags (xsave layout, vendor)';
-        return [
-            {
-                host: 'both',
-                name,
-                status: 'fail',
-                observed: `criu cpuinfo check failed: ${why}${lacks}${modelText ? ` (${modelText})` : ''}`,
-                expected,
-                remedy: CPU_REMEDY,
-                code: 'CPU_INCOMPATIBLE',
-            },
-        ];
-    }
-    if (missing && missing.length > 0) {
-        return [
-            {
-                host: 'both',
-                name,
-                status: 'warn',
-                observed: `criu cpuinfo check passed, but the target lacks ${listFlags(missing)}${modelText ? ` (${modelText})` : ''}`,
-                expected: `${expected}, and every CPU flag of the source on the target`,
-                remedy: `${CPU_REMEDY}; CRIU checks only part of the flags, so a program that uses one of these may crash after the move`,
-                code: 'CPU_FEATURES_DIFFER',
-            },
-        ];
-    }
-    const same = missing ? '; no CPU flag of the source is missing on the target' : '';
-    return [
-        {
-            host: 'both',
-            name,
-            status: 'pass',
-            observed: `criu cpuinfo check passed${same}${modelText ? ` (${modelText})` : ''}`,
-            expected,
-        },
-    ];
-};
-/** Every host rule, in report order. Adding a rule is adding it here. */
-const COMPATIBILITY_RULES = [
-    criuInstalled,
-    criuKnowsKernelVdso,
-    criuSurvivesBrokenBreakpoints,
-    criuCheckPasses,
-    criuFeatures,
-    criuTargetNotOlder,
-    dockerReachable,
-    dockerExperimental,
-    dockerCanRestore,
-    dockerDefaultRuntime,
-    dockerStorageDriver,
-    kernelsMatch,
-    cgroupVersionsMatch,
-    cgroupRestoreRoute,
-    architecturesMatch,
-    cpuCompatible,
-];
-function evaluateCompatibility(facts, options = { kernelPolicy: 'same-minor' }, rules = COMPATIBILITY_RULES) {
-    return rules.flatMap((rule) => rule(facts, options));
-}
-function failures(checks) {
-    return checks.filter((check) => check.status === 'fail');
-}
-function warnings(checks) {
-    return checks.filter((check) => check.status === 'warn');
-}
-/** The checks that stop the gate: failures, and with strict also warnings. */
-function blocking(checks, strict) {
-    return checks.filter((check) => check.status === 'fail' || (strict && check.status === 'warn'));
-}
-
-;// CONCATENATED MODULE: ./src/policy/access-rules.ts
-const SSH_EXPECTED = 'reachable, key accepted, host key matching known-hosts';
-function connectionChecks(facts) {
-    const { role } = facts;
-    if (facts.kind === 'local') {
-        const local = {
-            host: role,
-            name: 'connection',
-            status: facts.connected ? 'pass' : 'fail',
-            observed: facts.connected ? "the runner's own machine (no SSH)" : (facts.error?.message ?? 'failed'),
-            expected: 'commands run on the runner',
-        };
-        if (!facts.connected) {
-            local.code = facts.error?.code ?? 'COMMAND_FAILED';
-            if (facts.error?.remedy)
-                local.remedy = facts.error.remedy;
-        }
-        return [local, ...sudoChecks(facts)];
-    }
-    const via = facts.jumpHost ? ` via jump host ${facts.jumpHost}` : '';
-    const sshFailed = !facts.connected && facts.error?.code !== 'SUDO_REFUSED';
-    if (sshFailed) {
-        return [
-            {
-                host: role,
-                name: 'ssh',
-                status: 'fail',
-                observed: `${facts.address}${via}: ${facts.error?.message ?? 'could not connect'}`,
-                expected: SSH_EXPECTED,
-                remedy: facts.error?.remedy ?? 'check the address, the key and known-hosts',
-                code: facts.error?.code ?? 'SSH_UNREACHABLE',
-            },
-        ];
-    }
-    const key = facts.hostKeyFingerprint ? ` ${facts.hostKeyFingerprint}` : '';
-    const ssh = facts.hostKeyVerified
-        ? {
-            host: role,
-            name: 'ssh',
-            status: 'pass',
-            observed: `${facts.address}${via}: connected, key accepted, host key${key} matches known-hosts`,
-            expected: SSH_EXPECTED,
-        }
-        : {
-            host: role,
-            name: 'ssh',
-            status: 'warn',
-            observed: `${facts.address}${via}: connected, key accepted, host key${key} NOT verified (insecure-skip-host-key-check)`,
-            expected: SSH_EXPECTED,
-            remedy: `pass the host's known_hosts lines in known-hosts (ssh-keyscan from a network you trust, fingerprints checked) and drop insecure-skip-host-key-check`,
-            code: 'HOST_KEY_UNVERIFIED',
-        };
-    return [ssh, ...sudoChecks(facts)];
-}
-function sudoChecks(facts) {
-    if (!facts.sudo)
-        return [];
-    const expected = 'sudo -n runs commands without a password (not needed when logged in as root)';
-    if (facts.error?.code === 'SUDO_REFUSED') {
-        return [
-            {
-                host: facts.role,
-                name: 'sudo',
-                status: 'fail',
-                observed: facts.error.message,
-                expected,
-                remedy: facts.error.remedy ?? 'allow this user passwordless sudo, or log in as root',
-                code: 'SUDO_REFUSED',
-            },
-        ];
-    }
-    if (!facts.connected)
-        return [];
-    return [{ host: facts.role, name: 'sudo', status: 'pass', observed: 'sudo -n works', expected }];
-}
-/** CRIU, runc and Docker's data directory need root: as the login or through sudo. */
-function privilegeCheck(role, identity, sudo) {
-    const name = 'runs as root';
-    const expected = 'uid 0 (log in as root, or set sudo: true)';
-    if (!identity) {
-        return {
-            host: role,
-            name,
-            status: 'warn',
-            observed: 'could not read id -u',
-            expected,
-            remedy: 'see the preflight log for the command that failed on this host',
-            code: 'FACT_UNREADABLE',
-        };
-    }
-    if (identity.uid === 0) {
-        const how = identity.sudoUser
-            ? `root through sudo from ${identity.sudoUser}`
-            : `${identity.user} (uid 0)`;
-        return { host: role, name, status: 'pass', observed: how, expected };
-    }
-    return {
-        host: role,
-        name,
-        status: 'fail',
-        observed: `${identity.user} (uid ${identity.uid})`,
-        expected,
-        remedy: sudo
-            ? 'sudo did not make the commands run as root: check the sudoers rule'
-            : 'log in as root, or set sudo: true with passwordless sudo for this user',
-        code: 'NOT_ROOT',
-    };
-}
-
-;// CONCATENATED MODULE: ./src/policy/connections.ts
-
-function classifyConnections(tcp) {
-    const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
-    const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
-    return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
-}
-/**
- * The container's processes that CRIU does not dump: those that are not the
- * init's descendants (started by `docker exec`). They end with the source.
- */
-function execProcesses(initPid, table) {
-    if (initPid === undefined || initPid <= 0)
-        return [];
-    const inTree = new Set([initPid]);
-    // Parents may be listed after their children: repeat until nothing joins.
-    for (let grew = true; grew;) {
-        grew = false;
-        for (const row of table) {
-            if (!inTree.has(row.pid) && inTree.has(row.ppid)) {
-                inTree.add(row.pid);
-                grew = true;
-            }
-        }
-    }
-    return table.filter((row) => !inTree.has(row.pid));
-}
-function execHeldConnections(inside, owners, exec) {
-    const held = [];
-    for (const entry of inside) {
-        if (entry.inode === undefined)
-            continue;
-        for (const owner of owners) {
-            if (owner.inode !== entry.inode)
-                continue;
-            const process = exec.find((row) => row.pid === owner.pid);
-            if (process)
-                held.push({ process, entry });
-        }
-    }
-    return held;
-}
-
-;// CONCATENATED MODULE: ./src/policy/container-rules.ts
-
-
-
-
-
-/** Pure rules about the container itself; the host rules live in compatibility.ts. */
-function evaluateContainer(facts) {
-    const { container, ref } = facts;
-    if (!container && facts.inspectError !== undefined) {
-        return [
-            {
-                host: 'source',
-                name: 'container exists',
-                status: 'fail',
-                observed: `could not inspect "${ref}": ${facts.inspectError}`,
-                expected: 'a running container',
-                remedy: 'make the source Docker daemon answer (see the docker check), then run again',
-                code: 'COMMAND_FAILED',
-            },
-        ];
-    }
-    if (!container) {
-        return [
-            {
-                host: 'source',
-                name: 'container exists',
-                status: 'fail',
-                observed: `no container "${ref}"`,
-                expected: 'a running container',
-                remedy: 'check the container input: `docker ps` on the source lists the names',
-                code: 'CONTAINER_NOT_FOUND',
-            },
-        ];
-    }
-    const name = container.Name.replace(/^\//, '');
-    const state = container.State.Paused ? 'paused' : (container.State.Status ?? 'unknown');
-    const checks = [
-        {
-            host: 'source',
-            name: 'container running',
-            status: container.State.Running && !container.State.Paused && !container.State.Restarting ? 'pass' : 'fail',
-            observed: state,
-            expected: 'running (not paused, not restarting)',
-            remedy: `start or unpause ${name} on the source first; a paused container may be another migration in progress`,
-            code: 'CONTAINER_NOT_RUNNING',
-        },
-        facts.targetNameTaken === undefined
-            ? {
-                host: 'target',
-                name: 'container name free',
-                status: 'warn',
-                observed: 'could not ask the target (docker container inspect failed)',
-                expected: 'no container of that name on the target',
-                remedy: 'see the docker check of the target',
-                code: 'FACT_UNREADABLE',
-            }
-            : {
-                host: 'target',
-                name: 'container name free',
-                status: facts.targetNameTaken ? 'fail' : 'pass',
-                observed: facts.targetNameTaken ? `"${name}" exists` : `"${name}" is free`,
-                expected: 'no container of that name on the target',
-                remedy: `remove or rename the target's container "${name}" (docker rm / docker rename)`,
-                code: 'TARGET_NAME_TAKEN',
-            },
-    ];
-    const runtime = container.HostConfig.Runtime || 'runc';
-    checks.push({
-        host: 'source',
-        name: 'container runtime',
-        status: runtime === 'runc' ? 'pass' : 'fail',
-        observed: runtime,
-        expected: 'runc',
-        remedy: 'recreate the container with --runtime runc: the checkpoint is taken with runc',
-        code: 'RUNTIME_UNSUPPORTED',
-    });
-    const driver = container.GraphDriver?.Name ?? 'unknown';
-    checks.push({
-        host: 'source',
-        name: 'container storage',
-        status: driver === 'overlay2' && container.GraphDriver?.Data?.UpperDir ? 'pass' : 'fail',
-        observed: driver,
-        expected: 'overlay2 with an upper directory',
-        remedy: 'use the overlay2 storage driver: the writable layer is moved from its upper directory',
-        code: 'STORAGE_DRIVER_UNSUPPORTED',
-    });
-    const devices = (container.HostConfig.Devices?.length ?? 0) + (container.HostConfig.DeviceRequests?.length ?? 0);
-    checks.push({
-        host: 'source',
-        name: 'devices attached',
-        status: devices === 0 ? 'pass' : 'fail',
-        observed: devices === 0 ? 'none' : `${devices} device(s) or GPU request(s)`,
-        expected: 'none',
-        remedy: 'CRIU cannot move device or GPU state; stop using the device or migrate the job another way',
-        code: 'CONTAINER_HAS_DEVICES',
-    });
-    return checks;
-}
-const UNREADABLE = 'FACT_UNREADABLE';
-function unreadable(host, name, expected, what) {
-    return {
-        host,
-        name,
-        status: 'warn',
-        observed: `could not be read (${what})`,
-        expected,
-        remedy: 'see the preflight log for the command that failed on this host',
-        code: UNREADABLE,
-    };
-}
-function sharedNamespace(mode) {
-    return mode?.startsWith('container:') ? mode.slice('container:'.length) : undefined;
-}
-const DEFAULT_NETWORKS = new Set(['', 'default', 'bridge']);
-const networkMode = ({ container, sourceHolder }) => {
-    const mode = container.HostConfig.NetworkMode || 'default';
-    const name = 'network mode';
-    const expected = 'bridge, none or a user-defined network (its own network namespace)';
-    const other = sharedNamespace(mode);
-    if (other !== undefined && sourceHolder) {
-        const holder = sourceHolder.Name.replace(/^\//, '');
-        const owned = sourceHolder.HostConfig.NetworkMode || 'default';
-        return [
-            {
-                host: 'source',
-                name,
-                status: 'pass',
-                observed: `${owned}, held by network holder ${holder}`,
-                expected,
-            },
-        ];
-    }
-    if (other !== undefined) {
-        return [
-            {
-                host: 'source',
-                name,
-                status: 'fail',
-                observed: `${mode} (uses the network namespace of container ${other})`,
-                expected,
-                remedy: `recreate the container with its own network (for example a user-defined network that ${other} also joins): a namespace that belongs to another container does not move with this one`,
-                code: 'CONTAINER_SHARES_NAMESPACE',
-            },
-        ];
-    }
-    if (mode === 'host') {
-        return [
-            {
-                host: 'source',
-                name,
-                status: 'warn',
-                observed: "host (the host's network namespace)",
-                expected,
-                remedy: "after the move it sees the target's interfaces and addresses: sockets bound to addresses only the source has cannot be restored, and its ports must be free on the target; prefer a bridge or user-defined network",
-                code: 'NETWORK_MODE_HOST',
-            },
-        ];
-    }
-    return [{ host: 'source', name, status: 'pass', observed: mode, expected }];
-};
-const sharedNamespaces = ({ container }) => {
-    const host = container.HostConfig;
-    const shared = [
-        ['ipc', host.IpcMode],
-        ['pid', host.PidMode],
-    ].filter(([, mode]) => mode === 'host' || sharedNamespace(mode) !== undefined);
-    const name = 'ipc and pid namespaces';
-    const expected = 'its own (not host, not container:<name>)';
-    if (shared.length === 0)
-        return [{ host: 'source', name, status: 'pass', observed: 'its own', expected }];
-    return [
-        {
-            host: 'source',
-            name,
-            status: 'fail',
-            observed: shared.map(([kind, mode]) => `${kind} ${mode}`).join(', '),
-            expected,
-            remedy: "recreate the container without --ipc/--pid host or container:<name>: CRIU can only move namespaces the container owns, not the host's or another container's",
-            code: 'CONTAINER_SHARES_NAMESPACE',
-        },
-    ];
-};
-const networkOnTarget = ({ container, target, sourceHolder }) => {
-    const mode = (sourceHolder ?? container).HostConfig.NetworkMode || 'default';
-    if (DEFAULT_NETWORKS.has(mode) || mode === 'host' || mode === 'none' || sharedNamespace(mode) !== undefined)
-        return [];
-    const name = 'network on target';
-    const expected = `network "${mode}" exists on the target`;
-    if (!target.networks)
-        return [unreadable('target', name, expected, target.unreadable.networks ?? 'docker network ls')];
-    if (target.networks.includes(mode))
-        return [{ host: 'target', name, status: 'pass', observed: `"${mode}" exists`, expected }];
-    return [
-        {
-            host: 'target',
-            name,
-            status: 'fail',
-            observed: `no network "${mode}" (the target has ${target.networks.join(', ') || 'none'})`,
-            expected,
-            remedy: `create it on the target first with the same driver and options as on the source (docker network inspect ${mode} there; docker network create ... ${mode})`,
-            code: 'NETWORK_MISSING',
-        },
-    ];
-};
-function wantedPorts(container) {
-    const wanted = [];
-    for (const [port, bindings] of Object.entries(container.HostConfig.PortBindings ?? {})) {
-        const proto = port.split('/')[1] ?? 'tcp';
-        for (const binding of bindings) {
-            const match = /^(\d+)(?:-(\d+))?$/.exec(binding.HostPort ?? '');
-            // No host port (or 0): Docker picks a free one on the target.
-            if (!match || Number(match[1]) === 0)
-                continue;
-            const first = Number(match[1]);
-            const hostIp = binding.HostIp ?? '';
-            const where = hostIp === '' ? '' : hostIp.includes(':') ? `[${hostIp}]:` : `${hostIp}:`;
-            wanted.push({
-                label: `${where}${binding.HostPort}/${proto}`,
-                hostIp,
-                first,
-                last: match[2] ? Number(match[2]) : first,
-                proto,
-            });
-        }
-    }
-    return wanted;
-}
-function ipsOverlap(a, b) {
-    return isWildcardIp(a) || isWildcardIp(b) || a === b;
-}
-const publishedPorts = ({ container, target }) => {
-    const wanted = wantedPorts(container);
-    const name = 'published ports';
-    const expected = 'every published host port free on the target';
-    if (wanted.length === 0)
-        return [{ host: 'target', name, status: 'pass', observed: 'no published host ports', expected }];
-    if (!target.listeners && !target.published) {
-        return [
-            unreadable('target', name, expected, target.unreadable.listen_tcp ?? target.unreadable.published ?? 'listening sockets'),
-        ];
-    }
-    const conflicts = [];
-    for (const want of wanted) {
-        const inRange = (port) => port >= want.first && port <= want.last;
-        const table = want.proto === 'udp' ? target.listeners?.udp : target.listeners?.tcp;
-        const sockets = (table ?? []).filter((entry) => (want.proto === 'udp' || entry.state === TCP_LISTEN) &&
-            inRange(entry.local.port) &&
-            ipsOverlap(want.hostIp, entry.local.ip));
-        const users = (target.published ?? []).filter((p) => p.proto === want.proto &&
-            p.firstPort <= want.last &&
-            p.lastPort >= want.first &&
-            ipsOverlap(want.hostIp, p.hostIp));
-        const by = [
-            ...new Set([
-                ...users.map((p) => `container ${p.container}`),
-                ...sockets.map((entry) => `a socket on ${formatAddress(entry.local)}`),
-            ]),
-        ];
-        if (by.length > 0)
-            conflicts.push(`${want.label} (taken by ${by.join(', ')})`);
-    }
-    const list = wanted.map((want) => want.label).join(', ');
-    if (conflicts.length === 0) {
-        const partial = !target.listeners ? ' (listening sockets unreadable; checked other containers only)' : '';
-        return [{ host: 'target', name, status: 'pass', observed: `${list} free${partial}`, expected }];
-    }
-    return [
-        {
-            host: 'target',
-            name,
-            status: 'fail',
-            observed: `in use on the target: ${conflicts.join('; ')}`,
-            expected,
-            remedy: 'stop what listens on those ports on the target (docker ps there; ss -ltnup), or publish the container on other ports',
-            code: 'PORT_IN_USE',
-        },
-    ];
-};
-const KIND_TEXT = { directory: 'a directory', file: 'a file', missing: 'missing' };
-const bindMounts = ({ container, source, target }) => container.Mounts.filter((mount) => mount.Type === 'bind' && mount.Source !== '').map((mount) => {
-    const name = `bind mount ${mount.Destination}`;
-    const sourceKind = source.bindKinds[mount.Source];
-    const targetKind = target.bindKinds[mount.Source];
-    const expected = `${mount.Source} exists on the target${sourceKind && sourceKind !== 'missing' ? ` as ${KIND_TEXT[sourceKind]}` : ''}`;
-    if (!targetKind)
-        return unreadable('target', name, expected, target.unreadable.binds ?? 'test -e');
-    const remedy = `create ${mount.Source} on the target with the content the container expects (for example rsync -a from the source, or the same shared file system mounted there): a bind mount's content does not move with the container`;
-    if (targetKind === 'missing') {
-        return {
-            host: 'target',
-            name,
-            status: 'fail',
-            observed: `${mount.Source} does not exist on the target`,
-            expected,
-            remedy,
-            code: 'MOUNT_SOURCE_MISSING',
-        };
-    }
-    if (sourceKind && sourceKind !== 'missing' && sourceKind !== targetKind) {
-        return {
-            host: 'target',
-            name,
-            status: 'fail',
-            observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target but ${KIND_TEXT[sourceKind]} on the source`,
-            expected,
-            remedy,
-            code: 'MOUNT_SOURCE_MISSING',
-        };
-    }
-    return {
-        host: 'target',
-        name,
-        status: 'pass',
-        observed: `${mount.Source} is ${KIND_TEXT[targetKind]} on the target`,
-        expected,
-    };
-});
-/** Volumes that do not move (other drivers, anonymous ones); the moved ones are checked in volumes.ts. */
-const volumes = ({ container, target }) => container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name && !movedVolumeNames(container).includes(mount.Name)).map((mount) => {
-    const volume = mount.Name ?? '';
-    const named = isNamedVolume(container, volume);
-    const name = named ? `volume ${volume}` : `anonymous volume ${mount.Destination}`;
-    const expected = named
-        ? `volume "${volume}" exists on the target`
-        : 'informational: Docker creates it empty on the target';
-    if (!target.volumes)
-        return unreadable('target', name, expected, target.unreadable.volumes ?? 'docker volume ls');
-    const present = target.volumes.includes(volume);
-    if (present) {
-        return {
-            host: 'target',
-            name,
-            status: 'pass',
-            observed: `"${volume}" exists on the target (the migration does not copy volume content)`,
-            expected,
-        };
-    }
-    if (!named) {
-        return {
-            host: 'target',
-            name,
-            status: 'warn',
-            observed: `created empty on the target; its content (${mount.Destination}) stays on the source`,
-            expected,
-            remedy: 'if the container keeps data there, use a named volume and copy it to the target before migrating',
-            code: 'VOLUME_MISSING',
-        };
-    }
-    return {
-        host: 'target',
-        name,
-        status: 'fail',
-        observed: `no volume "${volume}" on the target`,
-        expected,
-        remedy: `create it on the target and copy its data first (docker volume create ${mount.Driver && mount.Driver !== 'local' ? `--driver ${mount.Driver} ` : ''}${volume}, then copy the content, for example with a helper container and tar over ssh): volume content does not move with the container`,
-        code: 'VOLUME_MISSING',
-    };
-});
-const tcpConnections = ({ container, source }) => {
-    if (!container.State.Running)
-        return [];
-    const name = 'tcp connections';
-    const expected = 'no established TCP connection';
-    if (!source.tcp)
-        return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
-    const { inside, outside } = classifyConnections(source.tcp);
-    const checks = [];
-    if (outside.length === 0 && inside.length === 0) {
-        checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
-    }
-    else {
-        const show = (list) => `${list
-            .slice(0, 5)
-            .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-            .join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
-        const parts = [
-            ...(outside.length > 0 ? [`${outside.length} to outside peers: ${show(outside)}`] : []),
-            ...(inside.length > 0 ? [`${inside.length} over loopback inside the container: ${show(inside)}`] : []),
-        ];
-        checks.push({
-            host: 'source',
-            name,
-            // Refused here rather than after a freeze that must roll back: runc checkpoint runs without
-            // --tcp-established, so CRIU refuses the dump; with it, a restored loopback pair was reset
-            // right after the restore on the test bed, which would report a move that broke the service.
-            status: 'fail',
-            observed: parts.join('; '),
-            expected,
-            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): a peer outside the container stays behind on the source, and connections inside it do not survive a move yet',
-            code: 'TCP_CONNECTIONS_OPEN',
-        });
-    }
-    return [...checks, ...execChecks(container, source, inside)];
-};
-/** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
-function execChecks(container, source, inside) {
-    if (!source.processes)
-        return [];
-    const exec = execProcesses(container.State.Pid, source.processes);
-    const name = 'docker exec processes';
-    const expected = "every process a descendant of the container's first process";
-    if (exec.length === 0)
-        return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
-    const describe = (row) => `pid ${row.pid} "${row.args}"`;
-    const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
-    if (held.length > 0) {
-        const shown = held
-            .slice(0, 5)
-            .map(({ process, entry }) => `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-            .join(', ');
-        return [
-            {
-                host: 'source',
-                name,
-                status: 'fail',
-                observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
-                expected,
-                remedy: "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
-                code: 'EXEC_SESSION_CONNECTED',
-            },
-        ];
-    }
-    return [
-        {
-            host: 'source',
-            name,
-            status: 'warn',
-            observed: `${exec.length} started by docker exec, which will not move (they end with the source): ${exec.slice(0, 5).map(describe).join(', ')}`,
-            expected,
-            remedy: 'end those docker exec sessions first if they matter, or start them again on the target afterwards',
-            code: 'EXEC_PROCESSES_LEFT',
-        },
-    ];
-}
-// Settings with a check of their own above.
-const COVERED_SETTINGS = [
-    'HostConfig.Devices',
-    'HostConfig.DeviceRequests',
-    'HostConfig.NetworkMode',
-    'HostConfig.IpcMode',
-    'HostConfig.PidMode',
-];
-const settingsCarried = ({ container, source }) => {
-    const found = unsupportedSettings(container, source.imageConfig).filter((line) => !COVERED_SETTINGS.some((prefix) => line.startsWith(`${prefix}:`)));
-    const name = 'container settings';
-    const expected = 'every setting can be recreated on the target by docker create';
-    if (found.length === 0)
-        return [{ host: 'source', name, status: 'pass', observed: 'all can be recreated', expected }];
-    return [
-        {
-            host: 'source',
-            name,
-            status: 'warn',
-            observed: found.join('; '),
-            expected,
-            remedy: 'these settings are not recreated exactly on the target: change them on the source first, or check the target container after the move',
-            code: 'SETTINGS_NOT_CARRIED',
-        },
-    ];
-};
-// --- capacity --------------------------------------------------------------------------------
-/** Room asked for beyond the estimate: images carry some overhead, and the disk must not fill up. */
-const CAPACITY_MARGIN = 1.25;
-const CAPACITY_SLACK_BYTES = 64 * 1024 * 1024;
-function withMargin(bytes) {
-    return Math.ceil(bytes * CAPACITY_MARGIN) + CAPACITY_SLACK_BYTES;
-}
-function container_rules_need(parts) {
-    const known = parts.filter((part) => part[1] !== undefined && part[1] > 0);
-    const bytes = known.reduce((sum, [, n]) => sum + n, 0);
-    return { bytes, parts: known.map(([label, n]) => `${label} ${summary_formatBytes(n)}`) };
-}
-function spaceCheck(host, name, at, wanted, why, remedy) {
-    const required = withMargin(wanted.bytes);
-    const basis = wanted.parts.length > 0 ? wanted.parts.join(' + ') : 'nothing measured';
-    const expected = `at least ${summary_formatBytes(required)} free (${basis}, × ${CAPACITY_MARGIN} + ${summary_formatBytes(CAPACITY_SLACK_BYTES)}) for ${why}`;
-    const where = at.measured === at.path ? at.path : `${at.path} (measured at ${at.measured})`;
-    if (!at.disk) {
-        return {
-            host,
-            name,
-            status: 'warn',
-            observed: `free space at ${where} could not be read`,
-            expected,
-            remedy: 'see the preflight log for the df that failed',
-            code: UNREADABLE,
-        };
-    }
-    const observed = `${summary_formatBytes(at.disk.availableBytes)} free on ${at.disk.mountedOn} (${at.disk.filesystem}) for ${where}`;
-    if (at.disk.availableBytes >= required)
-        return { host, name, status: 'pass', observed, expected };
-    return { host, name, status: 'fail', observed, expected, remedy, code: 'DISK_SPACE_LOW' };
-}
-function sameFileSystem(a, b) {
-    return (a.disk !== undefined &&
-        b.disk !== undefined &&
-        a.disk.mountedOn === b.disk.mountedOn &&
-        a.disk.filesystem === b.disk.filesystem);
-}
-/** The container's memory as far as a checkpoint holds it; 0 when it is not running. */
-function memoryNeed(container, source) {
-    if (!container.State.Running)
-        return ['memory (not running)', 0];
-    return ['memory', source.memory?.bytes];
-}
-const capacity = ({ container, source, target }) => {
-    const checks = [];
-    const memory = memoryNeed(container, source);
-    if (container.State.Running && !source.memory) {
-        checks.push(unreadable('source', 'container memory', "the container's memory use (cgroup memory.stat or docker stats)", source.unreadable.memory ?? 'cgroup'));
-    }
-    const layer = ['writable layer', source.writableLayerBytes];
-    const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
-    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, container_rules_need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
-    // The pages are staged in the action's work directory and Docker's checkpoint
-    // directory only links to them, so containerd's restore copy is a few KiB.
-    const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);
-    checks.push(spaceCheck('target', 'disk space on docker root', target.dockerRoot, container_rules_need(stagedWithDocker ? [memory, layer, image] : [layer, image]), stagedWithDocker
-        ? `the checkpoint staged in ${target.stateDir.path}, the writable layer and the image (one file system)`
-        : 'the writable layer and the image', `free space in ${target.dockerRoot.path} on the target (docker system prune removes unused images and containers), or move Docker's data-root to a larger disk`));
-    if (!stagedWithDocker) {
-        checks.push(spaceCheck('target', 'disk space for staged checkpoint', target.stateDir, container_rules_need([memory]), `the checkpoint images staged in ${target.stateDir.path} (Docker's checkpoint directory links to them)`, `free space on the file system holding ${target.stateDir.path} on the target, or mount a larger one there`));
-    }
-    const mem = memory[1];
-    if (mem !== undefined && mem > 0) {
-        const expected = `MemAvailable at least ${summary_formatBytes(Math.ceil(mem * 1.1))} (the container's memory + 10 %)`;
-        if (target.memAvailableBytes === undefined) {
-            checks.push(unreadable('target', 'memory on target', expected, target.unreadable.meminfo ?? '/proc/meminfo'));
-        }
-        else {
-            const observed = `${summary_formatBytes(target.memAvailableBytes)} available; the container uses ${summary_formatBytes(mem)}`;
-            checks.push(target.memAvailableBytes >= mem * 1.1
-                ? { host: 'target', name: 'memory on target', status: 'pass', observed, expected }
-                : {
-                    host: 'target',
-                    name: 'memory on target',
-                    status: 'warn',
-                    observed,
-                    expected,
-                    remedy: 'free memory on the target first: the restored container may be killed by the OOM killer or push other workloads out',
-                    code: 'MEMORY_LOW',
-                });
-        }
-    }
-    return checks;
-};
-/** Rules that need the preflight probes, in report order. */
-const PLACEMENT_RULES = [
-    networkMode,
-    sharedNamespaces,
-    networkOnTarget,
-    publishedPorts,
-    bindMounts,
-    volumes,
-    tcpConnections,
-    settingsCarried,
-    capacity,
-];
-function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
-    return rules.flatMap((rule) => rule(facts));
-}
-
-;// CONCATENATED MODULE: ./src/policy/gate.ts
-
-
-
-
-
-/** The source's network holder, when the container joins one an earlier migration made. */
-function ownHolder(facts) {
-    const { container, sourceHolder } = facts;
-    if (!container || !sourceHolder)
-        return undefined;
-    const mode = container.HostConfig.NetworkMode ?? '';
-    const joined = mode === `container:${sourceHolder.Id}` || mode === `container:${sourceHolder.Name.replace(/^\//, '')}`;
-    return joined && isNetworkHolder(sourceHolder, container.Name.replace(/^\//, ''))
-        ? sourceHolder
-        : undefined;
-}
-/**
- * The container as the target must take it: joined to a holder, its published ports are
- * the holder's (the holder goes along and publishes them on the target).
- */
-function withHolderPorts(container, holder) {
-    if (!holder)
-        return container;
-    const ports = holder.HostConfig;
-    return {
-        ...container,
-        HostConfig: {
-            ...container.HostConfig,
-            ...(ports.PortBindings ? { PortBindings: ports.PortBindings } : {}),
-            ...(ports.PublishAllPorts !== undefined ? { PublishAllPorts: ports.PublishAllPorts } : {}),
-        },
-    };
-}
-/** The route check, or none when there is no container to route. */
-function networkRouteFor(facts, options) {
-    const { container } = facts;
-    if (!container)
-        return undefined;
-    const holder = ownHolder(facts);
-    return decideNetworkRoute({
-        networkMode: container.HostConfig.NetworkMode || 'default',
-        ...(holder ? { sourceHolder: holder } : {}),
-        ...(facts.target.docker.serverVersion ? { targetDocker: facts.target.docker.serverVersion } : {}),
-        ...(facts.target.kernel.arch ? { targetArch: facts.target.kernel.arch } : {}),
-        holderAllowed: options.holderAllowed,
-    });
-}
-/** Every check of the gate, in report order; pure. */
-function evaluateGate(facts, options) {
-    const { sourceProbe, targetProbe, container } = facts;
-    const privileges = [
-        ...(sourceProbe ? [privilegeCheck('source', sourceProbe.identity, options.sudo)] : []),
-        ...(targetProbe ? [privilegeCheck('target', targetProbe.identity, options.sudo)] : []),
-    ];
-    const cpu = {
-        ...(facts.cpu ? { comparison: facts.cpu } : {}),
-        ...(sourceProbe?.cpu ? { source: sourceProbe.cpu } : {}),
-        ...(targetProbe?.cpu ? { target: targetProbe.cpu } : {}),
-    };
-    const route = networkRouteFor(facts, options);
-    const holder = ownHolder(facts);
-    const containerFacts = {
-        ref: facts.ref,
-        container,
-        targetNameTaken: facts.targetNameTaken,
-        ...(facts.inspectError !== undefined ? { inspectError: facts.inspectError } : {}),
-    };
-    return [
-        ...privileges,
-        ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
-        ...evaluateContainer(containerFacts),
-        ...(route && facts.target.docker.reachable ? [route.check] : []),
-        ...(container && sourceProbe && targetProbe
-            ? evaluatePlacement({
-                container: withHolderPorts(container, holder),
-                source: sourceProbe,
-                target: targetProbe,
-                ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
-            })
-            : []),
-        ...(container && facts.volumes
-            ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
-            : []),
-    ];
 }
 
 ;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
@@ -63157,15 +63347,15 @@ async function stage(ctx, container, targetDockerRoot, codec, network = { route:
  * The network holder on the target, created and started before the container that will
  * join it: its image made on the target if missing, then the container (journalled first, so
  * a rollback removes it). Its network settings are the source container's, or on a later
- * move those of the holder the source container joins.
+ * move those of the holder the source container joins. Migrate's stage and restore mode use it.
  */
-async function createHolder(ctx, container, network) {
+async function createHolder(ctx, container, network, step = 'stage') {
     const app = stage_containerName(container);
     const name = holderName(app);
     const arch = network.targetArch ?? 'unknown';
     const script = holderImageScript(arch);
     const fail = (message, detail, remedy) => new MigrationError('NETWORK_HOLDER_FAILED', message, {
-        step: 'stage',
+        step,
         host: describeHost(ctx.target),
         ...(detail ? { detail } : {}),
         remedy: remedy ??
@@ -63176,13 +63366,13 @@ async function createHolder(ctx, container, network) {
     const made = await ctx.target.run(script, { timeoutMs: 120_000 });
     if (made.exitCode !== 0)
         throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
-    if (await ctx.targetDocker.inspectContainer(name, 'stage')) {
+    if (await ctx.targetDocker.inspectContainer(name, step)) {
         throw fail(`the target already has a container named ${name}`, undefined, `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`);
     }
     const owner = network.sourceHolder ?? container;
     const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
     const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
-    const id = await mapped(ctx.targetDocker.createAndStart(args, 'stage'), 'NETWORK_HOLDER_FAILED');
+    const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
     await ctx.journal.done(created, 'target', { containerId: id });
     ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
     return name;
@@ -64368,6 +64558,8 @@ async function runSelectionPreflight(settings, log, env) {
 
 
 
+
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -64603,6 +64795,8 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     ]);
     const stored = JSON.parse(configText.stdout);
     const container = parseContainerInspect(JSON.stringify([stored.container]));
+    // The holder the container joined when it was checkpointed: the new holder takes its network.
+    const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
     const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
     const name = container.Name.replace(/^\//, '');
     const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
@@ -64621,14 +64815,21 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     }
     // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
     const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
-    // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
-    const route = decideNetworkRoute({
+    // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
+    const route = decideRestoreRoute({
         networkMode: container.HostConfig.NetworkMode || 'default',
+        ...(manifest.network ? { recorded: manifest.network.route } : {}),
         ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
-        holderAllowed: false,
-        holderUnavailable: 'restore mode makes no network holder',
+        ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+        holderAllowed: settings.networkHolder,
+        app: name,
     });
     checks.push(route.check);
+    const onTarget = route.route === 'holder'
+        ? await holderOnTarget(ctx, name, existing, manifest.network?.holder)
+        : undefined;
+    if (onTarget)
+        checks.push(onTarget.check);
     checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
     for (const check of checks) {
         if (check.status === 'warn')
@@ -64690,8 +64891,19 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         await ctx.journal.around({ kind: 'namesake-aside', containerId: existing.Id, name, aside }, 'target', () => ctx.targetDocker.rename(existing.Id, aside, 'restore'));
         log.info(`replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`);
     }
+    // Through a holder: it owns the network on the target, the container joins its namespace.
+    if (onTarget?.reuse)
+        log.info(`network holder ${onTarget.reuse} of the replaced container stays: the restored one joins it`);
+    const holder = route.route === 'holder'
+        ? (onTarget?.reuse ??
+            (await createHolder(ctx, container, {
+                ...(sourceHolder ? { sourceHolder } : {}),
+                ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+            }, 'restore')))
+        : undefined;
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
         restoreFacts: restoreFactsOf(facts.docker),
+        ...(holder ? { networkContainer: holder } : {}),
     });
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
@@ -64744,6 +64956,59 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
         ctx.signal.throwIfAborted();
     });
     return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+/**
+ * The holder's name on the target: free, or (replace: true) the running holder the stopped
+ * namesake joins, when it owns the network the checkpoint needs: the restored container joins
+ * it and it stays when the namesake goes. Anything else stops the restore at the gate.
+ */
+async function holderOnTarget(ctx, app, namesake, wanted) {
+    const name = holderName(app);
+    const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
+    const check = {
+        host: 'target',
+        name: 'network holder name',
+        status: 'pass',
+        observed: `${name} is free`,
+        expected: `no container named ${name} on the target, or with replace: true the running holder of the stopped ${app} with the network the checkpoint needs`,
+    };
+    if (!taken)
+        return { check };
+    const mode = namesake?.HostConfig.NetworkMode ?? '';
+    const joinedByNamesake = ctx.settings.replace &&
+        (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
+        isNetworkHolder(taken, app) &&
+        taken.State.Running;
+    if (joinedByNamesake && namesake && wanted) {
+        const present = holderNeeds(taken, namesake);
+        if (sameHolderNetwork(present, wanted, [app, name])) {
+            return {
+                check: {
+                    ...check,
+                    observed: `${name} runs for the stopped ${app} being replaced and owns the network this checkpoint needs: the restored container joins it`,
+                },
+                reuse: name,
+            };
+        }
+        return {
+            check: {
+                ...check,
+                status: 'fail',
+                observed: `${name}, the holder of the stopped ${app}, owns another network than the checkpoint needs (${present.network} ${present.ports.join(' ')} against ${wanted.network} ${wanted.ports.join(' ')})`,
+                remedy: `remove the stopped ${app} and then its holder on the target (docker rm ${app} && docker rm -f ${name}) if they may go, or restore onto another host`,
+                code: 'NETWORK_HOLDER_FAILED',
+            },
+        };
+    }
+    return {
+        check: {
+            ...check,
+            status: 'fail',
+            observed: `a container named ${name} exists (${taken.State.Status})`,
+            remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
+            code: 'NETWORK_HOLDER_FAILED',
+        },
+    };
 }
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
 function storedCgroupCheck(manifest, target) {
