@@ -73,7 +73,7 @@ export const modes: Way<ModesRun> = {
       log(`modes ${size} MiB rep ${rep}: ${layerMiB} MiB of random data into the writable layer`);
       await ctx.bed.must(
         host,
-        `docker exec ${name} sh -c 'head -c ${layerMiB * 1024 * 1024} /dev/urandom >/var/tmp/bench-layer' && sync`,
+        `docker exec ${name} sh -c 'head -c ${layerMiB * 1024 * 1024} /dev/urandom >/bench-layer' && sync`,
         { timeoutMs: 600_000 },
       );
     }
