@@ -1,6 +1,6 @@
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
-import type { RestorePath } from '../engine/docker/staged-pages.js';
+import type { ContainerdTmp, RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -13,7 +13,7 @@ import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
 import { settleRestoreConfig } from '../phases/restore-config.js';
-import { createTargetContainer } from '../phases/stage.js';
+import { type CreatedTarget, createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
   layerReceiveCommand,
@@ -30,7 +30,7 @@ import {
   volumeFacts,
 } from '../phases/volumes.js';
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
-import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
+import { type Codec, parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
 import { decideNetworkRoute } from '../policy/network-route.js';
 import {
@@ -40,7 +40,7 @@ import {
   type VolumeFacts,
   volumeProbeScript,
 } from '../policy/volumes.js';
-import { gatherHostFacts } from '../probe/facts.js';
+import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
   type MigrationMetadata,
@@ -63,6 +63,7 @@ import {
   listStoredCheckpoints,
   type StoredCheckpoint,
   type StoredConfig,
+  type StoredFile,
   type StoredVolume,
   seriesOfContainer,
 } from '../state/store.js';
@@ -251,6 +252,9 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   }
 }
 
+/** Settings of the modes that bring a stored checkpoint back. */
+export type FromStoreSettings = RestoreSettings;
+
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
@@ -258,6 +262,84 @@ async function restoreFromStore(
   onVolumes: (volumes: MovingVolume[]) => void,
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
+  const found = await findStoredCheckpoint(ctx);
+  const manifest = found.manifest;
+  onFound(found);
+  const dir = found.dir;
+  const inventory = await checkStoredFiles(ctx, found);
+  const { facts, codec, container, imageConfig, containerd } = await readRestoreInputs(ctx, dir);
+  const name = container.Name.replace(/^\//, '');
+  const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
+  if (existing) {
+    // A running one may be the service itself: never replaced; a stopped one only when asked.
+    const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
+    if (running || !settings.replace) {
+      throw new MigrationError(
+        'TARGET_NAME_TAKEN',
+        `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`,
+        {
+          step: 'restore',
+          host: describeHost(ctx.target),
+          remedy: running
+            ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
+            : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
+        },
+      );
+    }
+  }
+  gateTarget(ctx, facts, manifest, container.HostConfig.NetworkMode || 'default');
+  await checkStoredCpu(ctx, dir);
+  const imageRef = await loadStoredImage(ctx, manifest, codec);
+  const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+  // Before the container is created there, or docker create would make them empty.
+  const storedVolumes = manifest.volumes ?? [];
+  const volumes =
+    storedVolumes.length > 0
+      ? await log.group('Volumes: prepare them on the target', () =>
+          timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)),
+        )
+      : [];
+  onVolumes(volumes);
+  if (existing) {
+    // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
+    const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
+    await ctx.journal.around(
+      { kind: 'namesake-aside', containerId: existing.Id, name, aside },
+      'target',
+      () => ctx.targetDocker.rename(existing.Id, aside, 'restore'),
+    );
+    log.info(
+      `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
+    );
+  }
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
+    restoreFacts: restoreFactsOf(facts.docker),
+  });
+  if (volumes.length > 0) {
+    await log.group('Volumes: contents from the store', () =>
+      timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
+    );
+  }
+  const { restoreMs, restorePath } = await restoreAndVerify(ctx, found, created, {
+    containerd,
+    codec,
+    inventorySha256: inventory.sha256,
+    dockerRoot,
+  });
+  await settleRestoreConfig(ctx, created.restoreConfig);
+  await ctx.journal.around(
+    { kind: 'committed', targetContainerId: created.targetContainerId },
+    undefined,
+    async () => {
+      ctx.signal.throwIfAborted();
+    },
+  );
+  return { targetContainerId: created.targetContainerId, restoreMs, restorePath };
+}
+
+/** The checkpoint the settings mean (named, in a series, or the newest), or a coded refusal listing what the store has. */
+export async function findStoredCheckpoint(ctx: RunContext<FromStoreSettings>): Promise<StoredCheckpoint> {
+  const { settings, log } = ctx;
   const storePath = settings.store.path;
   const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
   const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
@@ -304,15 +386,22 @@ async function restoreFromStore(
   }
   const found = resolved.checkpoint;
   const manifest = found.manifest;
-  onFound(found);
   const dir = found.dir;
   if (found.legacy)
     log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
   log.info(
     `restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`,
   );
+  return found;
+}
 
-  // Every file as the manifest says, before anything touches the target.
+/** Every file as the manifest says, before anything touches the target; returns CRIU's inventory entry. */
+export async function checkStoredFiles(
+  ctx: RunContext<FromStoreSettings>,
+  found: StoredCheckpoint,
+): Promise<StoredFile> {
+  const { manifest, dir } = found;
+  const storePath = ctx.settings.store.path;
   const sums = [
     ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
     `${manifest.image.sha256}  ${storePath}/${manifest.image.path}`,
@@ -338,7 +427,11 @@ async function restoreFromStore(
     throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
       step: 'restore',
     });
+  return inventory;
+}
 
+/** The target's facts, the stream codec, the stored configuration and containerd's unpack directory. */
+export async function readRestoreInputs(ctx: RunContext<FromStoreSettings>, dir: string) {
   const [facts, codec, configText, containerd] = await Promise.all([
     gatherHostFacts(ctx.target),
     negotiateCodec(ctx),
@@ -351,25 +444,16 @@ async function restoreFromStore(
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
-  const name = container.Name.replace(/^\//, '');
-  const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
-  if (existing) {
-    // A running one may be the service itself: never replaced; a stopped one only when asked.
-    const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
-    if (running || !settings.replace) {
-      throw new MigrationError(
-        'TARGET_NAME_TAKEN',
-        `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`,
-        {
-          step: 'restore',
-          host: describeHost(ctx.target),
-          remedy: running
-            ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
-            : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
-        },
-      );
-    }
-  }
+  return { facts, codec, container, imageConfig, containerd };
+}
+/** The host rules of migrate's gate on the target, the network route and the cgroup version; throws the first blocking one. */
+export function gateTarget(
+  ctx: RunContext<FromStoreSettings>,
+  facts: HostFacts,
+  manifest: CheckpointManifest,
+  networkMode: string,
+): void {
+  const { settings, log } = ctx;
   // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
   const checks = evaluateCompatibility(
     { source: facts, target: facts },
@@ -377,7 +461,7 @@ async function restoreFromStore(
   ).filter((check) => check.host === 'target');
   // Docker 28/29 cannot restore a checkpoint's own network namespace; restore mode makes no holder.
   const route = decideNetworkRoute({
-    networkMode: container.HostConfig.NetworkMode || 'default',
+    networkMode,
     ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
     holderAllowed: false,
     holderUnavailable: 'restore mode makes no network holder',
@@ -407,8 +491,11 @@ async function restoreFromStore(
       `the checkpoint was taken on kernel ${manifest.versions.kernel}; the target runs ${facts.kernel.release}`,
     );
   }
+}
 
-  // The CPU the checkpoint was taken on, checked by the target's CRIU.
+/** The CPU the checkpoint was taken on, checked by the target's CRIU (in the run's work directory, journalled). */
+export async function checkStoredCpu(ctx: RunContext<FromStoreSettings>, dir: string): Promise<void> {
+  const { settings, log } = ctx;
   const work = workDir(settings.checkpointName);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
   await streamBetween(
@@ -431,8 +518,16 @@ async function restoreFromStore(
       },
     );
   }
+}
 
-  // The image, when the target lacks it: from the store, once per image ID.
+/** The image, when the target lacks it: from the store, once per image ID (journalled); returns the reference to create from. */
+export async function loadStoredImage(
+  ctx: RunContext<FromStoreSettings>,
+  manifest: CheckpointManifest,
+  codec: Codec,
+): Promise<string> {
+  const { log, timer } = ctx;
+  const storePath = ctx.settings.store.path;
   const imageId = manifest.container.imageId;
   if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
     const load = withCodec(
@@ -455,41 +550,26 @@ async function restoreFromStore(
   if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
     await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
   }
-  const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
-  // Before the container is created there, or docker create would make them empty.
-  const storedVolumes = manifest.volumes ?? [];
-  const volumes =
-    storedVolumes.length > 0
-      ? await log.group('Volumes: prepare them on the target', () =>
-          timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)),
-        )
-      : [];
-  onVolumes(volumes);
-  if (existing) {
-    // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
-    const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
-    await ctx.journal.around(
-      { kind: 'namesake-aside', containerId: existing.Id, name, aside },
-      'target',
-      () => ctx.targetDocker.rename(existing.Id, aside, 'restore'),
-    );
-    log.info(
-      `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
-    );
-  }
-  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
-    restoreFacts: restoreFactsOf(facts.docker),
-  });
-  if (volumes.length > 0) {
-    await log.group('Volumes: contents from the store', () =>
-      timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
-    );
-  }
+  return imageRef;
+}
 
+/**
+ * The stored CRIU images and writable layer into the created container, then
+ * docker start --checkpoint and verify: returns once the container is verified.
+ */
+export async function restoreAndVerify(
+  ctx: RunContext<FromStoreSettings>,
+  found: StoredCheckpoint,
+  created: CreatedTarget,
+  inputs: { containerd: ContainerdTmp; codec: Codec; inventorySha256: string; dockerRoot: string },
+): Promise<{ restoreMs: number; restorePath: RestorePath }> {
+  const { settings, log, timer } = ctx;
+  const { manifest, dir } = found;
+  const { containerd, codec, inventorySha256: inventory, dockerRoot } = inputs;
   const unpackDir = containerd.found ? containerd.dir : undefined;
   const [receiving, restoring] = await allSettledOrThrow([
     receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
-    prepareRestore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, unpackDir),
+    prepareRestore(ctx, created, { inventorySha256: inventory }, dockerRoot, unpackDir),
   ]);
   // Stored pages are raw: a sample says whether compressing them on the way is worth it.
   const sampled = await ctx.source.run(
@@ -549,15 +629,7 @@ async function restoreFromStore(
   await log.group('Verify the restored container', () =>
     timer.time('verify', () => verify(ctx, created, undefined)),
   );
-  await settleRestoreConfig(ctx, created.restoreConfig);
-  await ctx.journal.around(
-    { kind: 'committed', targetContainerId: created.targetContainerId },
-    undefined,
-    async () => {
-      ctx.signal.throwIfAborted();
-    },
-  );
-  return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+  return { restoreMs: restored.restoreMs, restorePath };
 }
 
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
@@ -581,8 +653,8 @@ function storedCgroupCheck(manifest: CheckpointManifest, target: string | undefi
  * volume of the same name with other contents is refused unless
  * volume-replace; then each is created (or its contents set aside), journalled.
  */
-async function prepareVolumesForRestore(
-  ctx: RunContext<RestoreSettings>,
+export async function prepareVolumesForRestore(
+  ctx: RunContext<FromStoreSettings>,
   container: ContainerInspect,
   stored: readonly StoredVolume[],
 ): Promise<MovingVolume[]> {
