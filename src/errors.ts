@@ -76,6 +76,10 @@ export const ERROR_CODES = [
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',
+  // Restore drills: the checkpoint did not restore; a checkpoint that cannot be drilled in isolation.
+  'CHECKPOINT_NOT_RESTORABLE',
+  'DRILL_NEEDS_NETWORK',
+  'DRILL_MOUNT_NOT_COPIED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -69,8 +69,10 @@ export function journalHosts(settings: Settings): { source: HostLocation; target
     case 'checkpoint':
       return { source: settings.source, target: settings.store.host };
     case 'restore':
+    case 'drill':
       return { source: settings.store.host, target: settings.target };
     case 'preflight':
+    case 'list':
       return undefined;
   }
 }

@@ -52,7 +52,7 @@ import {
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
-import { describeLocation, type RestoreSettings } from '../settings.js';
+import { type DrillSettings, describeLocation, type RestoreSettings } from '../settings.js';
 import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import { Journal, type JournalRecord } from '../state/journal.js';
@@ -252,8 +252,8 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   }
 }
 
-/** Settings of the modes that bring a stored checkpoint back. */
-export type FromStoreSettings = RestoreSettings;
+/** Settings of the modes that bring a stored checkpoint back (restore, drill). */
+export type FromStoreSettings = RestoreSettings | DrillSettings;
 
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(

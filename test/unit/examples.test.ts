@@ -14,6 +14,7 @@ const EXAMPLES: { file: string; modes: string[] }[] = [
   { file: 'checkpoint.yml', modes: ['checkpoint'] },
   { file: 'restore.yml', modes: ['restore'] },
   { file: 'cutover-gate.yml', modes: ['preflight', 'migrate'] },
+  { file: 'restore-drill.yml', modes: ['drill', 'list'] },
 ];
 
 type Mapping = Record<string, unknown>;
@@ -38,10 +39,15 @@ function mapping(value: unknown, what: string): Mapping {
 const action = mapping(loadYaml(new URL('action.yml', ROOT)), 'action.yml');
 const inputs = mapping(action.inputs, 'action.yml inputs');
 const outputs = mapping(action.outputs, 'action.yml outputs');
-const requiredInputs = Object.keys(inputs).filter((name) => {
-  const required = mapping(inputs[name], `input ${name}`).required;
-  return required === true || required === 'true';
-});
+// container is required in every mode but list (which lists the whole store without one);
+// the examples name it in every step.
+const requiredInputs = [
+  'container',
+  ...Object.keys(inputs).filter((name) => {
+    const required = mapping(inputs[name], `input ${name}`).required;
+    return name !== 'container' && (required === true || required === 'true');
+  }),
+];
 const defaultMode = String(mapping(inputs.mode, 'input mode').default);
 
 interface ActionStep {
