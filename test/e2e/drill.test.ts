@@ -314,6 +314,52 @@ describe('a drill cut short', () => {
   }, 300_000);
 });
 
+describe('a drill and the hourly checkpoint at once', () => {
+  const other = 'e2e-drl-ret';
+  const data = 'e2e-drlret';
+
+  afterAll(async () => {
+    await removeFaults(bed);
+    await onHostResult(
+      bed,
+      bed.host1,
+      `docker rm -f ${other}; docker volume rm ${data}; rm -rf /var/lib/criu-migrate/containers/${other} /var/lib/criu-migrate/containers/${other}-drill`,
+    );
+  });
+
+  it('never blocks the checkpoint, and a checkpoint retention removed under it is unknown, not false', async () => {
+    await startCounter(bed, bed.host1, other, { mb: 4, extraArgs: `-v ${data}:/data` });
+    const first = await runAction(
+      inputs({ container: other, mode: 'checkpoint', source: bed.host1, retention: '0' }),
+    );
+    expect(first.exitCode, first.stdout).toBe(0);
+    await installHold(bed, bed.host1, 'tar', `*"/volumes/${data}-drill-"*`, 'drill-ret');
+    const drilling = startAction(inputs({ container: other, mode: 'drill', target: bed.host1 }));
+    await waitHeld(bed, bed.host1, 'drill-ret', 60_000, drilling);
+    // The next checkpoint, with retention 1, while the drill holds the older one open.
+    const next = await runAction(
+      inputs({ container: other, mode: 'checkpoint', source: bed.host1, retention: '1' }),
+    );
+    expect(next.exitCode, next.stdout).toBe(0);
+    expect(
+      (await onHostResult(bed, bed.host3, `test -e ${first.outputs['checkpoint-path']}`)).code,
+      'retention removed the drilled checkpoint',
+    ).not.toBe(0);
+    await release(bed, bed.host1, 'drill-ret');
+    const run = await drilling.done;
+    expect(run.exitCode).not.toBe(0);
+    expect(run.outputs.restorable, run.stdout).toBe('unknown');
+    expect(run.outputs['restorable-reason']).toMatch(/^the checkpoint left the store during the drill/);
+    expect(run.outputs['error-code']).not.toBe('CHECKPOINT_NOT_RESTORABLE');
+    await removeFaults(bed);
+    await expectDrillGone(bed.host1, `${other}-drill`);
+    // Nothing recorded for it, and the new checkpoint is untouched by the drill.
+    expect(
+      await onHost(bed, bed.host3, `ls -A ${next.outputs['checkpoint-path']} | grep -c drill || true`),
+    ).toBe('0\n');
+  }, 300_000);
+});
+
 describe('a checkpoint that cannot be drilled in isolation', () => {
   const others = { bind: 'e2e-drl-bind', host: 'e2e-drl-host' };
 
