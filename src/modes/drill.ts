@@ -258,7 +258,7 @@ export async function runDrillMode(settings: DrillSettings, runtime: Runtime): P
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = REFUSALS.has(failure.code) || failure.code.startsWith('DRILL_') ? 'refused' : 'failed';
+    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
     reason = `${failure.code}: ${failure.message}`;
     log.warning(failure.describe());
   } finally {
