@@ -289,6 +289,29 @@ describe('a drill cut short', () => {
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
   }, 300_000);
 
+  it('killed outright: its post step removes what it left', async () => {
+    await installHold(bed, bed.host1, 'tar', HOLD, 'drill-kill-post');
+    const running = startAction(inputs({ mode: 'drill', target: bed.host1, 'checkpoint-name': 'dr-1' }));
+    await waitHeld(bed, bed.host1, 'drill-kill-post', 60_000, running);
+    const main = await running.kill();
+    await release(bed, bed.host1, 'drill-kill-post');
+    await removeFaults(bed);
+    expect(
+      await onHost(
+        bed,
+        bed.host1,
+        `docker ps -a --format '{{.Names}}' --filter label=org.criu-migrate.drill`,
+      ),
+    ).toMatch(/^e2e-drill-drill-[0-9a-f]{8}\n$/);
+    const post = await runPostStep(
+      inputs({ mode: 'drill', target: bed.host1, 'checkpoint-name': 'dr-1' }),
+      main,
+    );
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(/post: the main step left .* unfinished/);
+    await expectDrillGone(bed.host1);
+  }, 300_000);
+
   it('killed outright (no post step): the next drill removes what it left, then drills', async () => {
     await installHold(bed, bed.host1, 'tar', HOLD, 'drill-kill');
     const running = startAction(inputs({ mode: 'drill', target: bed.host1, 'checkpoint-name': 'dr-1' }));
