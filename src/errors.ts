@@ -81,6 +81,10 @@ export const ERROR_CODES = [
   // Restore mode: a checkpoint's network route (manifest) that the target cannot take.
   'CHECKPOINT_DIRECT_ONLY',
   'CHECKPOINT_NEEDS_HOLDER',
+  // Restore drills: the checkpoint did not restore; a checkpoint that cannot be drilled in isolation.
+  'CHECKPOINT_NOT_RESTORABLE',
+  'DRILL_NEEDS_NETWORK',
+  'DRILL_MOUNT_NOT_COPIED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

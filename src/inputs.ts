@@ -103,11 +103,19 @@ export function getInputs(
     );
   }
   // A selection's records are named after the selection, not one container.
-  const container = selection ? 'selection' : parseContainer(text('container'));
+  // List mode reads the whole store when no container is named.
+  const container = selection
+    ? 'selection'
+    : mode === 'list' && text('container') === ''
+      ? ''
+      : parseContainer(text('container'));
   const source = parseLocation('source', text('source') || 'local');
   const targetText = text('target');
   const target = targetText === '' ? undefined : parseLocation('target', targetText);
-  if (target === undefined && (mode === 'migrate' || mode === 'preflight' || mode === 'restore')) {
+  if (
+    target === undefined &&
+    (mode === 'migrate' || mode === 'preflight' || mode === 'restore' || mode === 'drill')
+  ) {
     throw invalid(
       'target',
       `is required in ${mode} mode`,
@@ -127,7 +135,7 @@ export function getInputs(
 
   const storeText = text('store-host');
   const storeHost = storeText === '' ? source : parseLocation('store-host', storeText);
-  const usesStore = mode === 'checkpoint' || mode === 'restore';
+  const usesStore = mode === 'checkpoint' || mode === 'restore' || mode === 'drill' || mode === 'list';
   const sshHosts = [source, target, usesStore ? storeHost : undefined].flatMap((location) =>
     location?.kind === 'ssh' ? [location.spec] : [],
   );
@@ -167,7 +175,7 @@ export function getInputs(
 
   // "latest" asks restore mode for the newest complete checkpoint, so no checkpoint may carry that name.
   const named = text('checkpoint-name');
-  const restoreLatest = mode === 'restore' && named === LATEST;
+  const restoreLatest = (mode === 'restore' || mode === 'drill') && named === LATEST;
   if (mode === 'checkpoint' && named === LATEST) {
     throw invalid(
       'checkpoint-name',
@@ -175,7 +183,11 @@ export function getInputs(
       'choose another name, or leave it empty for <container>-<UTC timestamp>',
     );
   }
-  const checkpointName = parseCheckpointName(restoreLatest ? '' : named, container, now);
+  const checkpointName = parseCheckpointName(
+    restoreLatest || mode === 'list' ? '' : named,
+    container || 'store',
+    now,
+  );
 
   const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
   const verifyTimeoutSeconds = parsePositiveInteger(
@@ -302,20 +314,34 @@ export function getInputs(
         replace: parseBoolean('replace', text('replace'), false),
       };
       if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
-      const series = text('series');
-      if (series !== '') {
-        if (!SERIES_ID.test(series)) {
-          throw invalid(
-            'series',
-            `"${series}" is not a series ID`,
-            'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it',
-          );
-        }
-        settings.series = series;
-      }
+      const series = parseSeries(text('series'));
+      if (series) settings.series = series;
       return settings;
     }
+    case 'drill': {
+      const settings: Settings = { mode, ...common, ...verifying, target: need(target), store };
+      if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
+      const series = parseSeries(text('series'));
+      if (series) settings.series = series;
+      return settings;
+    }
+    case 'list': {
+      const series = parseSeries(text('series'));
+      return { mode, ...common, store, ...(series ? { series } : {}) };
+    }
   }
+}
+
+function parseSeries(series: string): string | undefined {
+  if (series === '') return undefined;
+  if (!SERIES_ID.test(series)) {
+    throw invalid(
+      'series',
+      `"${series}" is not a series ID`,
+      'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it',
+    );
+  }
+  return series;
 }
 
 function need(target: HostLocation | undefined): HostLocation {

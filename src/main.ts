@@ -2,6 +2,8 @@ import * as core from '@actions/core';
 import { errorMessage, MigrationError } from './errors.js';
 import { getInputs, secretsToMask } from './inputs.js';
 import { runCheckpointMode } from './modes/checkpoint.js';
+import { runDrillMode } from './modes/drill.js';
+import { runListMode } from './modes/list.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runSelectionPreflight } from './modes/preflight-selection.js';
@@ -47,6 +49,12 @@ export async function run(): Promise<void> {
         return;
       case 'restore':
         await runRestoreMode(settings, runtime);
+        return;
+      case 'drill':
+        await runDrillMode(settings, runtime);
+        return;
+      case 'list':
+        await runListMode(settings, runtime);
         return;
     }
   } catch (error) {

@@ -1,7 +1,7 @@
 import { formatHostSpec, type HostSpec } from './host/host-spec.js';
 import type { Selection } from './policy/selection.js';
 
-export const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'] as const;
+export const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const SOURCE_AFTER = ['stop', 'remove'] as const;
@@ -106,8 +106,35 @@ export interface RestoreSettings extends CommonSettings, VerifySettings {
   replace: boolean;
 }
 
+/**
+ * Restore drill: a stored checkpoint restored as a throw-away copy (own name, no network, copies
+ * of its volumes) on the target, verified for the stability window, then removed with all it made.
+ */
+export interface DrillSettings extends CommonSettings, VerifySettings {
+  mode: 'drill';
+  target: HostLocation;
+  store: StoreSettings;
+  /** The checkpoint to drill; undefined means the newest complete one of the container. */
+  restoreFrom?: string;
+  series?: string;
+}
+
+/** Read-only listing of the store: one container's series (by name, or one series), or every container's. */
+export interface ListSettings extends CommonSettings {
+  mode: 'list';
+  store: StoreSettings;
+  /** Empty container: every container in the store. */
+  series?: string;
+}
+
 /** Every input, read and validated once by getInputs(): each mode sees only what it uses. */
-export type Settings = MigrateSettings | PreflightSettings | CheckpointSettings | RestoreSettings;
+export type Settings =
+  | MigrateSettings
+  | PreflightSettings
+  | CheckpointSettings
+  | RestoreSettings
+  | DrillSettings
+  | ListSettings;
 
 /** The settings a host connection needs. */
 export type ConnectionSettings = Pick<CommonSettings, 'ssh' | 'sudo'>;

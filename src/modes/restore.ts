@@ -2,7 +2,7 @@ import { holderNeeds } from '../engine/docker/create-args.js';
 import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import { type HolderNeeds, holderName } from '../engine/docker/net-holder.js';
-import type { RestorePath } from '../engine/docker/staged-pages.js';
+import type { ContainerdTmp, RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -15,7 +15,7 @@ import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
 import { settleRestoreConfig } from '../phases/restore-config.js';
-import { createHolder, createTargetContainer } from '../phases/stage.js';
+import { type CreatedTarget, createHolder, createTargetContainer } from '../phases/stage.js';
 import {
   LAYER_TAR,
   layerReceiveCommand,
@@ -32,9 +32,14 @@ import {
   volumeFacts,
 } from '../phases/volumes.js';
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
-import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
+import { type Codec, parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
-import { decideRestoreRoute, isNetworkHolder, sameHolderNetwork } from '../policy/network-route.js';
+import {
+  decideRestoreRoute,
+  isNetworkHolder,
+  type NetworkRoute,
+  sameHolderNetwork,
+} from '../policy/network-route.js';
 import {
   evaluateVolumes,
   parseVolumeProbes,
@@ -42,7 +47,7 @@ import {
   type VolumeFacts,
   volumeProbeScript,
 } from '../policy/volumes.js';
-import { gatherHostFacts } from '../probe/facts.js';
+import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import {
   METADATA_SCHEMA_VERSION,
   type MigrationMetadata,
@@ -54,7 +59,7 @@ import {
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
-import { describeLocation, type RestoreSettings } from '../settings.js';
+import { type DrillSettings, describeLocation, type RestoreSettings } from '../settings.js';
 import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
 import { Journal, type JournalRecord } from '../state/journal.js';
@@ -65,10 +70,11 @@ import {
   listStoredCheckpoints,
   type StoredCheckpoint,
   type StoredConfig,
+  type StoredFile,
   type StoredVolume,
   seriesOfContainer,
 } from '../state/store.js';
-import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
+import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -191,7 +197,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = earlyOutcome(failure);
+    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
     log.warning(failure.describe());
   } finally {
     control.close();
@@ -253,6 +259,9 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
   }
 }
 
+/** Settings of the modes that bring a stored checkpoint back (restore, drill). */
+export type FromStoreSettings = RestoreSettings | DrillSettings;
+
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
@@ -260,6 +269,109 @@ async function restoreFromStore(
   onVolumes: (volumes: MovingVolume[]) => void,
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
+  const found = await findStoredCheckpoint(ctx);
+  const manifest = found.manifest;
+  onFound(found);
+  const dir = found.dir;
+  const inventory = await checkStoredFiles(ctx, found);
+  const { facts, codec, container, imageConfig, containerd, sourceHolder } = await readRestoreInputs(
+    ctx,
+    dir,
+  );
+  const name = container.Name.replace(/^\//, '');
+  const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
+  if (existing) {
+    // A running one may be the service itself: never replaced; a stopped one only when asked.
+    const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
+    if (running || !settings.replace) {
+      throw new MigrationError(
+        'TARGET_NAME_TAKEN',
+        `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`,
+        {
+          step: 'restore',
+          host: describeHost(ctx.target),
+          remedy: running
+            ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
+            : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
+        },
+      );
+    }
+  }
+  const gate = await gateTarget(ctx, facts, manifest, {
+    mode: container.HostConfig.NetworkMode || 'default',
+    app: name,
+    ...(existing ? { existing } : {}),
+    holderAllowed: settings.networkHolder,
+  });
+  await checkStoredCpu(ctx, dir);
+  const imageRef = await loadStoredImage(ctx, manifest, codec);
+  const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+  // Before the container is created there, or docker create would make them empty.
+  const storedVolumes = manifest.volumes ?? [];
+  const volumes =
+    storedVolumes.length > 0
+      ? await log.group('Volumes: prepare them on the target', () =>
+          timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)),
+        )
+      : [];
+  onVolumes(volumes);
+  if (existing) {
+    // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
+    const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
+    await ctx.journal.around(
+      { kind: 'namesake-aside', containerId: existing.Id, name, aside },
+      'target',
+      () => ctx.targetDocker.rename(existing.Id, aside, 'restore'),
+    );
+    log.info(
+      `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
+    );
+  }
+  // Through a holder: it owns the network on the target, the container joins its namespace.
+  if (gate.reuseHolder)
+    log.info(`network holder ${gate.reuseHolder} of the replaced container stays: the restored one joins it`);
+  const holder =
+    gate.route === 'holder'
+      ? (gate.reuseHolder ??
+        (await createHolder(
+          ctx,
+          container,
+          {
+            ...(sourceHolder ? { sourceHolder } : {}),
+            ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+          },
+          'restore',
+        )))
+      : undefined;
+  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
+    restoreFacts: restoreFactsOf(facts.docker),
+    ...(holder ? { networkContainer: holder } : {}),
+  });
+  if (volumes.length > 0) {
+    await log.group('Volumes: contents from the store', () =>
+      timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
+    );
+  }
+  const { restoreMs, restorePath } = await restoreAndVerify(ctx, found, created, {
+    containerd,
+    codec,
+    inventorySha256: inventory.sha256,
+    dockerRoot,
+  });
+  await settleRestoreConfig(ctx, created.restoreConfig);
+  await ctx.journal.around(
+    { kind: 'committed', targetContainerId: created.targetContainerId },
+    undefined,
+    async () => {
+      ctx.signal.throwIfAborted();
+    },
+  );
+  return { targetContainerId: created.targetContainerId, restoreMs, restorePath };
+}
+
+/** The checkpoint the settings mean (named, in a series, or the newest), or a coded refusal listing what the store has. */
+export async function findStoredCheckpoint(ctx: RunContext<FromStoreSettings>): Promise<StoredCheckpoint> {
+  const { settings, log } = ctx;
   const storePath = settings.store.path;
   const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
   const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
@@ -306,15 +418,22 @@ async function restoreFromStore(
   }
   const found = resolved.checkpoint;
   const manifest = found.manifest;
-  onFound(found);
   const dir = found.dir;
   if (found.legacy)
     log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
   log.info(
     `restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`,
   );
+  return found;
+}
 
-  // Every file as the manifest says, before anything touches the target.
+/** Every file as the manifest says, before anything touches the target; returns CRIU's inventory entry. */
+export async function checkStoredFiles(
+  ctx: RunContext<FromStoreSettings>,
+  found: StoredCheckpoint,
+): Promise<StoredFile> {
+  const { manifest, dir } = found;
+  const storePath = ctx.settings.store.path;
   const sums = [
     ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
     `${manifest.image.sha256}  ${storePath}/${manifest.image.path}`,
@@ -340,7 +459,11 @@ async function restoreFromStore(
     throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
       step: 'restore',
     });
+  return inventory;
+}
 
+/** The target's facts, the stream codec, the stored configuration and containerd's unpack directory. */
+export async function readRestoreInputs(ctx: RunContext<FromStoreSettings>, dir: string) {
   const [facts, codec, configText, containerd] = await Promise.all([
     gatherHostFacts(ctx.target),
     negotiateCodec(ctx),
@@ -355,25 +478,24 @@ async function restoreFromStore(
   // The holder the container joined when it was checkpointed: the new holder takes its network.
   const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
-  const name = container.Name.replace(/^\//, '');
-  const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
-  if (existing) {
-    // A running one may be the service itself: never replaced; a stopped one only when asked.
-    const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
-    if (running || !settings.replace) {
-      throw new MigrationError(
-        'TARGET_NAME_TAKEN',
-        `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`,
-        {
-          step: 'restore',
-          host: describeHost(ctx.target),
-          remedy: running
-            ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
-            : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
-        },
-      );
-    }
-  }
+  return { facts, codec, container, imageConfig, containerd, ...(sourceHolder ? { sourceHolder } : {}) };
+}
+/** The host rules of migrate's gate on the target, the network route and the cgroup version; throws the first blocking one. */
+export async function gateTarget(
+  ctx: RunContext<FromStoreSettings>,
+  facts: HostFacts,
+  manifest: CheckpointManifest,
+  network: {
+    mode: string;
+    /** The container's name: the holder's is derived from it. */
+    app: string;
+    /** The stopped namesake a replace will set aside, whose holder may stay. */
+    existing?: ContainerInspect;
+    /** Whether this run may make a network holder (drills never do). */
+    holderAllowed: boolean;
+  },
+): Promise<{ route?: NetworkRoute; reuseHolder?: string }> {
+  const { settings, log } = ctx;
   // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
   const checks = evaluateCompatibility(
     { source: facts, target: facts },
@@ -381,17 +503,17 @@ async function restoreFromStore(
   ).filter((check) => check.host === 'target');
   // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
   const route = decideRestoreRoute({
-    networkMode: container.HostConfig.NetworkMode || 'default',
+    networkMode: network.mode,
     ...(manifest.network ? { recorded: manifest.network.route } : {}),
     ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
     ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
-    holderAllowed: settings.networkHolder,
-    app: name,
+    holderAllowed: network.holderAllowed,
+    app: network.app,
   });
   checks.push(route.check);
   const onTarget =
     route.route === 'holder'
-      ? await holderOnTarget(ctx, name, existing, manifest.network?.holder)
+      ? await holderOnTarget(ctx, network.app, network.existing, manifest.network?.holder)
       : undefined;
   if (onTarget) checks.push(onTarget.check);
   checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
@@ -418,8 +540,15 @@ async function restoreFromStore(
       `the checkpoint was taken on kernel ${manifest.versions.kernel}; the target runs ${facts.kernel.release}`,
     );
   }
+  return {
+    ...(route.route ? { route: route.route } : {}),
+    ...(onTarget?.reuse ? { reuseHolder: onTarget.reuse } : {}),
+  };
+}
 
-  // The CPU the checkpoint was taken on, checked by the target's CRIU.
+/** The CPU the checkpoint was taken on, checked by the target's CRIU (in the run's work directory, journalled). */
+export async function checkStoredCpu(ctx: RunContext<FromStoreSettings>, dir: string): Promise<void> {
+  const { settings, log } = ctx;
   const work = workDir(settings.checkpointName);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
   await streamBetween(
@@ -442,8 +571,16 @@ async function restoreFromStore(
       },
     );
   }
+}
 
-  // The image, when the target lacks it: from the store, once per image ID.
+/** The image, when the target lacks it: from the store, once per image ID (journalled); returns the reference to create from. */
+export async function loadStoredImage(
+  ctx: RunContext<FromStoreSettings>,
+  manifest: CheckpointManifest,
+  codec: Codec,
+): Promise<string> {
+  const { log, timer } = ctx;
+  const storePath = ctx.settings.store.path;
   const imageId = manifest.container.imageId;
   if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
     const load = withCodec(
@@ -466,58 +603,26 @@ async function restoreFromStore(
   if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
     await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
   }
-  const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
-  // Before the container is created there, or docker create would make them empty.
-  const storedVolumes = manifest.volumes ?? [];
-  const volumes =
-    storedVolumes.length > 0
-      ? await log.group('Volumes: prepare them on the target', () =>
-          timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)),
-        )
-      : [];
-  onVolumes(volumes);
-  if (existing) {
-    // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
-    const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
-    await ctx.journal.around(
-      { kind: 'namesake-aside', containerId: existing.Id, name, aside },
-      'target',
-      () => ctx.targetDocker.rename(existing.Id, aside, 'restore'),
-    );
-    log.info(
-      `replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`,
-    );
-  }
-  // Through a holder: it owns the network on the target, the container joins its namespace.
-  if (onTarget?.reuse)
-    log.info(`network holder ${onTarget.reuse} of the replaced container stays: the restored one joins it`);
-  const holder =
-    route.route === 'holder'
-      ? (onTarget?.reuse ??
-        (await createHolder(
-          ctx,
-          container,
-          {
-            ...(sourceHolder ? { sourceHolder } : {}),
-            ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
-          },
-          'restore',
-        )))
-      : undefined;
-  const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
-    restoreFacts: restoreFactsOf(facts.docker),
-    ...(holder ? { networkContainer: holder } : {}),
-  });
-  if (volumes.length > 0) {
-    await log.group('Volumes: contents from the store', () =>
-      timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
-    );
-  }
+  return imageRef;
+}
 
+/**
+ * The stored CRIU images and writable layer into the created container, then
+ * docker start --checkpoint and verify: returns once the container is verified.
+ */
+export async function restoreAndVerify(
+  ctx: RunContext<FromStoreSettings>,
+  found: StoredCheckpoint,
+  created: CreatedTarget,
+  inputs: { containerd: ContainerdTmp; codec: Codec; inventorySha256: string; dockerRoot: string },
+): Promise<{ restoreMs: number; restorePath: RestorePath }> {
+  const { settings, log, timer } = ctx;
+  const { manifest, dir } = found;
+  const { containerd, codec, inventorySha256: inventory, dockerRoot } = inputs;
   const unpackDir = containerd.found ? containerd.dir : undefined;
   const [receiving, restoring] = await allSettledOrThrow([
     receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
-    prepareRestore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, unpackDir),
+    prepareRestore(ctx, created, { inventorySha256: inventory }, dockerRoot, unpackDir),
   ]);
   // Stored pages are raw: a sample says whether compressing them on the way is worth it.
   const sampled = await ctx.source.run(
@@ -577,15 +682,7 @@ async function restoreFromStore(
   await log.group('Verify the restored container', () =>
     timer.time('verify', () => verify(ctx, created, undefined)),
   );
-  await settleRestoreConfig(ctx, created.restoreConfig);
-  await ctx.journal.around(
-    { kind: 'committed', targetContainerId: created.targetContainerId },
-    undefined,
-    async () => {
-      ctx.signal.throwIfAborted();
-    },
-  );
-  return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+  return { restoreMs: restored.restoreMs, restorePath };
 }
 
 /**
@@ -594,7 +691,7 @@ async function restoreFromStore(
  * it and it stays when the namesake goes. Anything else stops the restore at the gate.
  */
 async function holderOnTarget(
-  ctx: RunContext<RestoreSettings>,
+  ctx: RunContext<FromStoreSettings>,
   app: string,
   namesake: ContainerInspect | undefined,
   wanted: HolderNeeds | undefined,
@@ -610,8 +707,8 @@ async function holderOnTarget(
   };
   if (!taken) return { check };
   const mode = namesake?.HostConfig.NetworkMode ?? '';
+  // A namesake is only passed on with replace: true (the restore refused it otherwise).
   const joinedByNamesake =
-    ctx.settings.replace &&
     (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
     isNetworkHolder(taken, app) &&
     taken.State.Running;
@@ -668,8 +765,8 @@ function storedCgroupCheck(manifest: CheckpointManifest, target: string | undefi
  * volume of the same name with other contents is refused unless
  * volume-replace; then each is created (or its contents set aside), journalled.
  */
-async function prepareVolumesForRestore(
-  ctx: RunContext<RestoreSettings>,
+export async function prepareVolumesForRestore(
+  ctx: RunContext<FromStoreSettings>,
   container: ContainerInspect,
   stored: readonly StoredVolume[],
 ): Promise<MovingVolume[]> {

@@ -155,6 +155,26 @@ export interface MigrationMetadata {
   volumes?: VolumeFacts[];
   /** Checkpoint mode: the container's complete checkpoints in the store after retention, newest first. */
   storedCheckpoints?: string[];
+  /** Drill mode: what the drill found. */
+  drill?: DrillFacts;
+}
+
+/** A restore drill's result. */
+export interface DrillFacts {
+  /** "true", "false" (the checkpoint's fault) or "unknown" (the drill could not tell). */
+  restorable: 'true' | 'false' | 'unknown';
+  /** Why not, "CODE: message". */
+  reason?: string;
+  /** The throw-away copy's name (removed again). */
+  copy?: string;
+  /** Its first process (docker top), and how many lines it logged after the restore (never their text). */
+  firstProcess?: string;
+  logLines?: number;
+  /** How long it was watched running (verify-stable-seconds and the log pattern). */
+  watchedMs?: number;
+  series?: string;
+  /** Whether the result was written next to the checkpoint in the store. */
+  recorded?: boolean;
 }
 
 export interface ResumedRun {

@@ -43,6 +43,8 @@ const HEADINGS: Record<MigrationMetadata['run']['mode'], string> = {
   preflight: 'Migration preflight',
   checkpoint: 'Container checkpoint',
   restore: 'Container restore',
+  drill: 'Restore drill',
+  list: 'Checkpoint store',
 };
 
 /** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
@@ -51,6 +53,8 @@ const HOST_LABELS: Record<MigrationMetadata['run']['mode'], { source: string; ta
   preflight: { source: 'Source', target: 'Target' },
   checkpoint: { source: 'Source', target: 'Store' },
   restore: { source: 'Store', target: 'Target' },
+  drill: { source: 'Store', target: 'Drill host' },
+  list: { source: 'Store', target: 'Store' },
 };
 
 /** Nouns for a heading: "CRIU checkpoint failed". */
@@ -59,7 +63,12 @@ const RUN_NOUNS: Record<MigrationMetadata['run']['mode'], string> = {
   preflight: 'preflight',
   checkpoint: 'checkpoint',
   restore: 'restore',
+  drill: 'restore drill',
+  list: 'store listing',
 };
+
+/** Modes whose first host is the store. */
+const FROM_STORE: ReadonlySet<string> = new Set(['restore', 'drill', 'list']);
 
 const STREAM_LABELS: Record<StreamKind, string> = {
   checkpoint: 'checkpoint images',
@@ -150,6 +159,31 @@ export function renderSummaryRows(metadata: MigrationMetadata, env: DocsEnv = {}
     ]);
     add('What to do', error.remedy);
   }
+  const drill = metadata.drill;
+  if (drill) {
+    add(
+      'Restorable',
+      { true: '✅ true', false: '❌ false', unknown: '❔ unknown (the drill could not tell)' }[
+        drill.restorable
+      ] + (drill.reason ? `: ${drill.reason}` : ''),
+    );
+    add('Series', drill.series);
+    if (drill.copy)
+      add(
+        'Drill copy',
+        [
+          `${drill.copy}: ran`,
+          drill.watchedMs === undefined ? undefined : `watched ${formatMs(drill.watchedMs)}`,
+          drill.firstProcess ? `first process ${drill.firstProcess}` : undefined,
+          drill.logLines === undefined ? undefined : `${drill.logLines} log lines after the restore`,
+          'removed',
+        ]
+          .filter(Boolean)
+          .join(', '),
+      );
+    if (drill.recorded !== undefined)
+      add('Recorded in the store', drill.recorded ? 'yes (drill.json next to the checkpoint)' : 'no');
+  }
   for (const leftover of metadata.leftovers ?? []) add('Left to clean up', leftover);
   if (metadata.storedCheckpoints)
     add('Checkpoints in the store', metadata.storedCheckpoints.join(', ') || 'none');
@@ -217,7 +251,7 @@ export async function writeFailureSummary(
   const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
   const hosts: [string, string | undefined][] = run.mode
     ? [
-        [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
+        [HOST_LABELS[run.mode].source, FROM_STORE.has(run.mode) ? run.store : run.source],
         [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
       ]
     : [];

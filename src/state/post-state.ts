@@ -59,8 +59,10 @@ export function planPost(settings: Settings): Omit<PostPlan, 'secretFile'> | und
     case 'checkpoint':
       return { ...common, source: settings.source, target: settings.store.host, sides: ['source'] };
     case 'restore':
+    case 'drill':
       return { ...common, source: settings.store.host, target: settings.target, sides: ['source', 'target'] };
     case 'preflight':
+    case 'list':
       return undefined;
   }
 }

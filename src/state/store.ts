@@ -225,7 +225,7 @@ export function seriesOfContainer(containerId: string): string {
   return containerId.replace(/^sha256:/, '').slice(0, 12);
 }
 
-export function newestFirstStored(stored: StoredCheckpoint[]): StoredCheckpoint[] {
+export function newestFirstStored<T extends StoredCheckpoint>(stored: T[]): T[] {
   const order = newestFirst(stored.map((entry) => entry.manifest));
   return [...stored].sort((a, b) => order.indexOf(a.manifest) - order.indexOf(b.manifest));
 }

@@ -337,7 +337,7 @@ const inputsSource = sources.find((file) => file.path === 'inputs.ts')?.text ?? 
 
 describe('action.yml descriptions', () => {
   it('names every mode that requires target', () => {
-    const condition = /if \(target === undefined && \(([^)]*)\)\)/.exec(inputsSource)?.[1] ?? '';
+    const condition = /if \(\s*target === undefined &&\s*\(([^)]*)\)\s*\)/.exec(inputsSource)?.[1] ?? '';
     const modes = [...condition.matchAll(/mode === '(\w+)'/g)].map((m) => m[1] ?? '');
     expect(modes.length, 'src/inputs.ts: the target requirement was not found').toBeGreaterThan(0);
     for (const mode of modes) expect(inputSpecs.target?.description).toContain(mode);

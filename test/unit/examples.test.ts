@@ -15,6 +15,7 @@ const EXAMPLES: { file: string; modes: string[] }[] = [
   { file: 'restore.yml', modes: ['restore'] },
   { file: 'cutover-gate.yml', modes: ['preflight', 'migrate'] },
   { file: 'evacuate.yml', modes: ['preflight', 'migrate', 'preflight'] },
+  { file: 'restore-drill.yml', modes: ['drill', 'list'] },
 ];
 
 type Mapping = Record<string, unknown>;
@@ -44,7 +45,8 @@ const requiredInputs = Object.keys(inputs).filter((name) => {
   return required === true || required === 'true';
 });
 const defaultMode = String(mapping(inputs.mode, 'input mode').default);
-// Required by the action itself, not by action.yml: container, unless selection names several.
+// Required by the action itself, not by action.yml: container, unless selection names several
+// (preflight) or the whole store is listed (list mode; the examples name it there too).
 const requiredUnless: Record<string, string> = { container: 'selection' };
 
 interface ActionStep {

@@ -236,6 +236,59 @@ describe('getInputs defaults', () => {
   });
 });
 
+describe('drill and list modes', () => {
+  it('drills the newest checkpoint, a named one or one of a series, on a target, from the store', () => {
+    const drill = settingsFor({
+      ...BASE,
+      mode: 'drill',
+      'store-host': 'backup@10.0.0.9',
+      'verify-stable-seconds': '60',
+    });
+    expect(drill).toMatchObject({
+      mode: 'drill',
+      container: 'web',
+      target: { kind: 'ssh', spec: { user: 'root', host: '127.0.0.3', port: 2222 } },
+      store: { host: { kind: 'ssh', spec: { user: 'backup', host: '10.0.0.9' } } },
+      verifyStableSeconds: 60,
+    });
+    expect(drill.mode === 'drill' && drill.restoreFrom).toBeUndefined();
+    const named = settingsFor({ ...BASE, mode: 'drill', 'checkpoint-name': 'web-1', series: 'abc123' });
+    expect(named).toMatchObject({ restoreFrom: 'web-1', series: 'abc123' });
+    const latest = settingsFor({ ...BASE, mode: 'drill', 'checkpoint-name': 'latest' });
+    expect(latest.mode === 'drill' && latest.restoreFrom).toBeUndefined();
+  });
+
+  it('needs a target to drill on', () => {
+    expect(failure({ ...BASE, mode: 'drill', target: '' }).message).toMatch(
+      /target: is required in drill mode/,
+    );
+  });
+
+  it('lists one container, one series, or with no container every one', () => {
+    expect(settingsFor({ ...BASE, mode: 'list', 'store-host': 'backup@10.0.0.9' })).toMatchObject({
+      mode: 'list',
+      container: 'web',
+    });
+    const all = settingsFor({
+      ...BASE,
+      mode: 'list',
+      container: '',
+      target: '',
+      'store-host': 'backup@10.0.0.9',
+    });
+    expect(all).toMatchObject({ mode: 'list', container: '' });
+    expect(all.checkpointName).toMatch(/^store-\d{8}T\d{9}Z$/);
+    expect(settingsFor({ ...BASE, mode: 'list', series: 'abc123' })).toMatchObject({ series: 'abc123' });
+    expect(failure({ ...BASE, mode: 'list', series: '../x' }).message).toMatch(
+      /series: "\.\.\/x" is not a series ID/,
+    );
+  });
+
+  it('still requires a container in every other mode', () => {
+    expect(failure({ ...BASE, mode: 'drill', container: '' }).message).toMatch(/container: is required/);
+  });
+});
+
 describe('checkpoint name', () => {
   it.each([
     ['web', 'web-20260304T050607891Z'],
@@ -636,6 +689,10 @@ describe('action.yml', () => {
       'checkpoint-path',
       'frozen-ms',
       'series',
+      'restorable',
+      'restorable-reason',
+      'drill-container',
+      'listing',
       'artifact-id',
       'metadata-path',
       'report',

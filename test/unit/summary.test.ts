@@ -354,6 +354,38 @@ describe('volumes in the summary', () => {
   });
 });
 
+describe('drill in the summary', () => {
+  const drill = (facts: NonNullable<MigrationMetadata['drill']>) =>
+    table(renderSummaryRows({ ...SUCCESS, run: { ...SUCCESS.run, mode: 'drill' }, drill: facts }));
+
+  it('says restorable, the copy and what it did, and never its log lines', () => {
+    const rows = drill({
+      restorable: 'true',
+      copy: 'web-drill-ab12cd34',
+      series: 'a59fd1db4de3',
+      firstProcess: '/bin/sh /usr/local/bin/testbed-counter',
+      logLines: 33,
+      watchedMs: 3200,
+      recorded: true,
+    });
+    expect(rows.get('Restorable')).toBe('✅ true');
+    expect(rows.get('Drill host')).toBe('root@[2001:db8::5]:22 (kernel 6.18.0)');
+    expect(rows.get('Drill copy')).toBe(
+      'web-drill-ab12cd34: ran, watched 3.20 s, first process /bin/sh /usr/local/bin/testbed-counter, 33 log lines after the restore, removed',
+    );
+    expect(rows.get('Recorded in the store')).toBe('yes (drill.json next to the checkpoint)');
+  });
+
+  it('gives the reason when not restorable or unknown', () => {
+    expect(drill({ restorable: 'false', reason: 'CHECKSUM_MISMATCH: damaged' }).get('Restorable')).toBe(
+      '❌ false: CHECKSUM_MISMATCH: damaged',
+    );
+    expect(drill({ restorable: 'unknown', reason: 'CANCELLED: stop' }).get('Restorable')).toBe(
+      '❔ unknown (the drill could not tell): CANCELLED: stop',
+    );
+  });
+});
+
 describe('hosts by mode', () => {
   it('calls the second host the store in checkpoint mode, and the first the store in restore mode', () => {
     const checkpoint = table(renderSummaryRows({ ...SUCCESS, run: { ...SUCCESS.run, mode: 'checkpoint' } }));
