@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(63883);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2243);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 63883:
+/***/ 2243:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52523,6 +52523,10 @@ const ERROR_CODES = [
     // Restore mode: a checkpoint's network route (manifest) that the target cannot take.
     'CHECKPOINT_DIRECT_ONLY',
     'CHECKPOINT_NEEDS_HOLDER',
+    // Restore drills: the checkpoint did not restore; a checkpoint that cannot be drilled in isolation.
+    'CHECKPOINT_NOT_RESTORABLE',
+    'DRILL_NEEDS_NETWORK',
+    'DRILL_MOUNT_NOT_COPIED',
 ];
 class MigrationError extends Error {
     code;
@@ -52939,7 +52943,7 @@ function resolveUnits(all, selection, options = {}) {
 
 ;// CONCATENATED MODULE: ./src/settings.ts
 
-const MODES = ['migrate', 'preflight', 'checkpoint', 'restore'];
+const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list'];
 const SOURCE_AFTER = ['stop', 'remove'];
 const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
 const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
@@ -53593,11 +53597,17 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         throw inputs_invalid('selection', 'and container are both set', 'set one: container for one container, selection for several');
     }
     // A selection's records are named after the selection, not one container.
-    const container = selection ? 'selection' : parseContainer(text('container'));
+    // List mode reads the whole store when no container is named.
+    const container = selection
+        ? 'selection'
+        : mode === 'list' && text('container') === ''
+            ? ''
+            : parseContainer(text('container'));
     const source = parseLocation('source', text('source') || 'local');
     const targetText = text('target');
     const target = targetText === '' ? undefined : parseLocation('target', targetText);
-    if (target === undefined && (mode === 'migrate' || mode === 'preflight' || mode === 'restore')) {
+    if (target === undefined &&
+        (mode === 'migrate' || mode === 'preflight' || mode === 'restore' || mode === 'drill')) {
         throw inputs_invalid('target', `is required in ${mode} mode`, 'set target to the destination host as [user@]host[:port] (IPv6 in brackets), or local for the runner itself');
     }
     if (target && (mode === 'migrate' || mode === 'preflight') && sameHost(source, target)) {
@@ -53607,7 +53617,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const jumpHost = jumpText === '' ? undefined : parseHostSpec(jumpText, 'jump-host');
     const storeText = text('store-host');
     const storeHost = storeText === '' ? source : parseLocation('store-host', storeText);
-    const usesStore = mode === 'checkpoint' || mode === 'restore';
+    const usesStore = mode === 'checkpoint' || mode === 'restore' || mode === 'drill' || mode === 'list';
     const sshHosts = [source, target, usesStore ? storeHost : undefined].flatMap((location) => location?.kind === 'ssh' ? [location.spec] : []);
     const needsSsh = sshHosts.length > 0;
     if (jumpHost)
@@ -53629,11 +53639,11 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const sudo = parseBoolean('sudo', text('sudo'), false);
     // "latest" asks restore mode for the newest complete checkpoint, so no checkpoint may carry that name.
     const named = text('checkpoint-name');
-    const restoreLatest = mode === 'restore' && named === LATEST;
+    const restoreLatest = (mode === 'restore' || mode === 'drill') && named === LATEST;
     if (mode === 'checkpoint' && named === LATEST) {
         throw inputs_invalid('checkpoint-name', `"${LATEST}" is reserved: restore mode reads it as the newest checkpoint`, 'choose another name, or leave it empty for <container>-<UTC timestamp>');
     }
-    const checkpointName = parseCheckpointName(restoreLatest ? '' : named, container, now);
+    const checkpointName = parseCheckpointName(restoreLatest || mode === 'list' ? '' : named, container || 'store', now);
     const verifyLogPattern = parsePattern(raw('verify-log-pattern'));
     const verifyTimeoutSeconds = parsePositiveInteger('verify-timeout', text('verify-timeout'), DEFAULT_VERIFY_TIMEOUT_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
     const verifyStableSeconds = parsePositiveInteger('verify-stable-seconds', text('verify-stable-seconds'), DEFAULT_VERIFY_STABLE_SECONDS, 'seconds', MAX_TIMEOUT_MINUTES * 60);
@@ -53711,16 +53721,33 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
             };
             if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
-            const series = text('series');
-            if (series !== '') {
-                if (!SERIES_ID.test(series)) {
-                    throw inputs_invalid('series', `"${series}" is not a series ID`, 'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it');
-                }
+            const series = parseSeries(text('series'));
+            if (series)
                 settings.series = series;
-            }
             return settings;
         }
+        case 'drill': {
+            const settings = { mode, ...common, ...verifying, target: need(target), store };
+            if (named !== '' && !restoreLatest)
+                settings.restoreFrom = checkpointName;
+            const series = parseSeries(text('series'));
+            if (series)
+                settings.series = series;
+            return settings;
+        }
+        case 'list': {
+            const series = parseSeries(text('series'));
+            return { mode, ...common, store, ...(series ? { series } : {}) };
+        }
     }
+}
+function parseSeries(series) {
+    if (series === '')
+        return undefined;
+    if (!SERIES_ID.test(series)) {
+        throw inputs_invalid('series', `"${series}" is not a series ID`, 'use the ID a checkpoint run printed (its series output), for example the 12-character short ID of the container that started it');
+    }
+    return series;
 }
 function need(target) {
     // getInputs has already refused a missing target for the modes that call this.
@@ -59415,6 +59442,8 @@ const HEADINGS = {
     preflight: 'Migration preflight',
     checkpoint: 'Container checkpoint',
     restore: 'Container restore',
+    drill: 'Restore drill',
+    list: 'Checkpoint store',
 };
 /** What each mode's two hosts are: restore reads from the store, checkpoint writes into it. */
 const HOST_LABELS = {
@@ -59422,6 +59451,8 @@ const HOST_LABELS = {
     preflight: { source: 'Source', target: 'Target' },
     checkpoint: { source: 'Source', target: 'Store' },
     restore: { source: 'Store', target: 'Target' },
+    drill: { source: 'Store', target: 'Drill host' },
+    list: { source: 'Store', target: 'Store' },
 };
 /** Nouns for a heading: "CRIU checkpoint failed". */
 const RUN_NOUNS = {
@@ -59429,7 +59460,11 @@ const RUN_NOUNS = {
     preflight: 'preflight',
     checkpoint: 'checkpoint',
     restore: 'restore',
+    drill: 'restore drill',
+    list: 'store listing',
 };
+/** Modes whose first host is the store. */
+const FROM_STORE = new Set(['restore', 'drill', 'list']);
 const STREAM_LABELS = {
     checkpoint: 'checkpoint images',
     writableLayer: 'writable layer',
@@ -59502,6 +59537,23 @@ function renderSummaryRows(metadata, env = {}) {
         ]);
         add('What to do', error.remedy);
     }
+    const drill = metadata.drill;
+    if (drill) {
+        add('Restorable', { true: '✅ true', false: '❌ false', unknown: '❔ unknown (the drill could not tell)' }[drill.restorable] + (drill.reason ? `: ${drill.reason}` : ''));
+        add('Series', drill.series);
+        if (drill.copy)
+            add('Drill copy', [
+                `${drill.copy}: ran`,
+                drill.watchedMs === undefined ? undefined : `watched ${formatMs(drill.watchedMs)}`,
+                drill.firstProcess ? `first process ${drill.firstProcess}` : undefined,
+                drill.logLines === undefined ? undefined : `${drill.logLines} log lines after the restore`,
+                'removed',
+            ]
+                .filter(Boolean)
+                .join(', '));
+        if (drill.recorded !== undefined)
+            add('Recorded in the store', drill.recorded ? 'yes (drill.json next to the checkpoint)' : 'no');
+    }
     for (const leftover of metadata.leftovers ?? [])
         add('Left to clean up', leftover);
     if (metadata.storedCheckpoints)
@@ -59542,7 +59594,7 @@ async function writeFailureSummary(summary, error, run, env = {}) {
     const noun = run.mode ? RUN_NOUNS[run.mode] : 'run';
     const hosts = run.mode
         ? [
-            [HOST_LABELS[run.mode].source, run.mode === 'restore' ? run.store : run.source],
+            [HOST_LABELS[run.mode].source, FROM_STORE.has(run.mode) ? run.store : run.source],
             [HOST_LABELS[run.mode].target, run.mode === 'checkpoint' ? run.store : run.target],
         ]
         : [];
@@ -60828,8 +60880,10 @@ function planPost(settings) {
         case 'checkpoint':
             return { ...common, source: settings.source, target: settings.store.host, sides: ['source'] };
         case 'restore':
+        case 'drill':
             return { ...common, source: settings.store.host, target: settings.target, sides: ['source', 'target'] };
         case 'preflight':
+        case 'list':
             return undefined;
     }
 }
@@ -62458,49 +62512,588 @@ async function connectHosts(settings, log) {
     return { source: source.value, target: target.value };
 }
 
-;// CONCATENATED MODULE: ./src/phases/finalize.ts
+;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
+const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
+const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
+/**
+ * Values from the source's docker inspect become arguments on the target; a
+ * compromised or odd source must not smuggle options in through them.
+ */
+function inspectShapeProblems(container) {
+    const problems = [];
+    if (!inspect_shape_CONTAINER_ID.test(container.Id))
+        problems.push(`container ID "${container.Id}" is not 64 hex digits`);
+    if (!inspect_shape_NAME.test(container.Name))
+        problems.push(`container name "${container.Name}" is not a Docker name`);
+    if (!IMAGE_ID.test(container.Image))
+        problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
+    const ref = container.Config.Image;
+    if (ref !== undefined && (ref.startsWith('-') || /\s/.test(ref))) {
+        problems.push(`image reference "${ref}" starts with "-" or holds white space`);
+    }
+    return problems;
+}
 
-function restartPolicyText(container) {
-    const policy = container.HostConfig.RestartPolicy;
-    if (!policy?.Name)
-        return 'no';
-    return policy.Name === 'on-failure' && policy.MaximumRetryCount
-        ? `on-failure:${policy.MaximumRetryCount}`
-        : policy.Name;
+;// CONCATENATED MODULE: ./src/phases/restore-config.ts
+
+
+
+
+
+/**
+ * Before `docker create`: when the target needs it, an empty file whose path
+ * the container's annotation will name (journalled: a rollback removes it).
+ * Undefined when runc on the target needs no help.
+ */
+async function prepareRestoreConfig(ctx, target) {
+    const plan = planRestoreConfig(target);
+    if (!plan.cgroupRoot)
+        return undefined;
+    const path = restoreConfigPath(ctx.settings.checkpointName);
+    await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
+    await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([dirOf(path)])} && : >${shellQuote([path])}`, {
+        step: 'stage',
+        what: "writing the restore's CRIU configuration file",
+    });
+    ctx.log.info(`restore configuration ${path}: ${plan.reason}`);
+    return { path, plan, driver: target.cgroupDriver ?? 'cgroupfs', lines: [] };
+}
+/** After `docker create`: the lines for the container that now has an ID. */
+async function writeRestoreConfig(ctx, file, containerId, cgroupParent) {
+    const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
+    if (!safeCgroupPath(cgroup)) {
+        throw new MigrationError('INPUT_INVALID', `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`, {
+            step: 'stage',
+            host: describeHost(ctx.target),
+            remedy: "give the container a plain cgroup parent (letters, digits, '-', '_', '.') or none",
+        });
+    }
+    file.lines = restoreConfigLines(file.plan, cgroup);
+    await writeLines(ctx, file.path, file.lines);
 }
 /**
- * Past the commit point: retire the frozen source without letting it run
- * again (restart policy "no" first, so a daemon restart never brings back a
- * second copy, then SIGKILL while still frozen, then remove it if asked) and
- * remove the memory images. This is the journal's roll-forward, the same a
- * later run or the post step would do; it uses hosts that a cancellation does
- * not stop, retries, and never touches the target.
+ * Once the restored container is verified: the file keeps only what stays true
+ * of the container (runc reads it again for its next checkpoint). A failure here
+ * costs nothing yet, so it only warns.
  */
-async function finalize(ctx, hosts, container, 
-/** Named volumes the run moved: with source-after: remove they leave the source too. */
-volumeNames = [], 
-/** The network holder the source container joins: retired with it. */
-sourceHolder) {
-    const sourceRestartPolicy = restartPolicyText(container);
-    // The roll-forward is owed whether or not these notes reach the source.
-    const entries = await ctx.journal.intendAll([
-        ...(sourceHolder ? [{ kind: 'source-holder', containerId: sourceHolder.Id }] : []),
-        { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
-        { kind: 'source-stopped', containerId: container.Id },
-        ...(ctx.settings.sourceAfter === 'remove'
-            ? [{ kind: 'source-removed', containerId: container.Id }]
-            : []),
-        ...(ctx.settings.sourceAfter === 'remove' && volumeNames.length > 0
-            ? [{ kind: 'source-volumes-removed', names: [...volumeNames] }]
-            : []),
-    ], undefined);
-    const outcome = await recover(ctx.journal.record, hosts, ctx.log);
-    if (outcome.problems.length === 0) {
-        for (const entry of entries)
-            entry.state = 'done';
-        await ctx.journal.save().catch(() => { });
+async function settleRestoreConfig(ctx, file) {
+    if (!file)
+        return;
+    const lasting = lastingConfigLines(file.lines);
+    if (lasting.length === file.lines.length)
+        return;
+    try {
+        await writeLines(ctx, file.path, lasting);
     }
-    return { sourceRestartPolicy, leftovers: outcome.problems };
+    catch (error) {
+        ctx.log.warning(`could not trim the restore configuration ${file.path}: ${String(error)}`);
+    }
+}
+async function writeLines(ctx, path, lines) {
+    await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${path}.new`])} && mv -f ${shellQuote([`${path}.new`, path])}`, {
+        step: 'stage',
+        what: "writing the restore's CRIU configuration file",
+        options: { input: lines.map((line) => `${line}\n`).join('') },
+    });
+}
+function dirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+
+;// CONCATENATED MODULE: ./src/phases/stage.ts
+
+
+
+
+
+
+
+
+
+
+
+function stage_containerName(container) {
+    return container.Name.replace(/^\//, '');
+}
+/**
+ * Everything that does not need the source frozen: the image on the target
+ * (copied with docker save | docker load only when the target lacks that
+ * image ID) and the target container, created with the source's configuration.
+ * Each is written into the journal before it is made.
+ */
+async function stage(ctx, container, targetDockerRoot, codec, network = { route: 'direct' }) {
+    const problems = inspectShapeProblems(container);
+    if (problems.length > 0) {
+        throw new MigrationError('INPUT_INVALID', `the source's docker inspect has values the action will not pass on`, {
+            step: 'stage',
+            host: describeHost(ctx.source),
+            detail: problems.join('\n'),
+            remedy: 'rename the container or re-tag its image with an ordinary name, then run again',
+        });
+    }
+    const imageId = container.Image;
+    // Prefer the name the container was created with, when it still means the same image.
+    const named = container.Config.Image;
+    const namedId = named && named !== imageId ? await ctx.sourceDocker.imageId(named) : undefined;
+    const imageRef = namedId === imageId && named ? named : imageId;
+    let imageTransfer;
+    const targetImageId = await ctx.targetDocker.imageId(imageId);
+    if (targetImageId === imageId) {
+        ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
+        if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
+            await ctx.targetDocker.tagImage(imageId, imageRef, 'stage');
+        }
+    }
+    else {
+        ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
+        const image = withCodec(codec, ctx.sourceDocker.saveImageCommand(imageRef), ctx.targetDocker.loadImageCommand());
+        imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+            label: 'image',
+            step: 'stage',
+            log: ctx.log,
+            code: 'IMAGE_TRANSFER_FAILED',
+        }));
+        const loaded = await ctx.targetDocker.imageId(imageId);
+        if (loaded !== imageId) {
+            throw new MigrationError('IMAGE_TRANSFER_FAILED', `image ${imageRef} did not arrive with ID ${imageId}`, {
+                step: 'stage',
+                host: describeHost(ctx.target),
+                detail: `the target reports ${loaded ?? 'no such image'}`,
+            });
+        }
+    }
+    ctx.signal.throwIfAborted();
+    // With the image's own config, settings the container merely inherited are left to the image.
+    const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
+    const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
+    ctx.signal.throwIfAborted();
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
+        ...(holder ? { networkContainer: holder } : {}),
+        ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+    });
+    return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
+}
+/**
+ * The network holder on the target, created and started before the container that will
+ * join it: its image made on the target if missing, then the container (journalled first, so
+ * a rollback removes it). Its network settings are the source container's, or on a later
+ * move those of the holder the source container joins. Migrate's stage and restore mode use it.
+ */
+async function createHolder(ctx, container, network, step = 'stage') {
+    const app = stage_containerName(container);
+    const name = holderName(app);
+    const arch = network.targetArch ?? 'unknown';
+    const script = holderImageScript(arch);
+    const fail = (message, detail, remedy) => new MigrationError('NETWORK_HOLDER_FAILED', message, {
+        step,
+        host: describeHost(ctx.target),
+        ...(detail ? { detail } : {}),
+        remedy: remedy ??
+            'read the docker error above; the holder needs the network, addresses and published ports the container had on the source to be free on the target',
+    });
+    if (!script)
+        throw fail(`no network holder program for ${arch}`, undefined, 'see NETWORK_HOLDER_UNSUPPORTED');
+    const made = await ctx.target.run(script, { timeoutMs: 120_000 });
+    if (made.exitCode !== 0)
+        throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
+    if (await ctx.targetDocker.inspectContainer(name, step)) {
+        throw fail(`the target already has a container named ${name}`, undefined, `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`);
+    }
+    const owner = network.sourceHolder ?? container;
+    const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
+    const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
+    const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
+    await ctx.journal.done(created, 'target', { containerId: id });
+    ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
+    return name;
+}
+/**
+ * Creates the container on the target with the source's configuration, its
+ * environment through a 0600 file; journalled before it is made.
+ */
+async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, options = {}) {
+    const { networkContainer, restoreFacts } = options;
+    const targetName = stage_containerName(container);
+    const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
+    const { args, env } = splitEnvArgs(buildCreateArgs(container, {
+        name: targetName,
+        image: imageRef,
+        ...(imageConfig ? { imageConfig } : {}),
+        ...(networkContainer ? { networkContainer } : {}),
+        ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
+    }));
+    // The environment often holds secrets: a 0600 file, never the command line.
+    const targetWork = workDir(ctx.settings.checkpointName);
+    const envDir = `${targetWork}/create`;
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
+    const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
+    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'), 'TARGET_CREATE_FAILED');
+    await ctx.journal.done(created, 'target', { containerId: targetContainerId });
+    if (restoreConfig) {
+        await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
+    }
+    const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
+    const upper = inspected?.GraphDriver?.Data?.UpperDir;
+    if (!inspected || !upper) {
+        throw new MigrationError('TARGET_CREATE_FAILED', 'the target container has no overlay2 upper directory', {
+            step: 'stage',
+            host: describeHost(ctx.target),
+            remedy: 'use the overlay2 storage driver on the target',
+        });
+    }
+    ctx.log.info(`created ${targetName} (${targetContainerId.slice(0, 12)}) on the target from ${imageRef}`);
+    return {
+        targetContainerId,
+        targetName,
+        targetUpperDir: upper,
+        targetCheckpointDir: ctx.targetDocker.checkpointDir(targetDockerRoot, targetContainerId, ctx.settings.checkpointName),
+        ...(restoreConfig ? { restoreConfig } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/policy/drill.ts
+
+/**
+ * Restore drills: a stored checkpoint restored as a throw-away copy, so a
+ * checkpoint is known to restore before it is needed. The copy must never
+ * reach what the original reaches: no network, no published ports, no restart
+ * policy, and copies of its volumes instead of the volumes themselves.
+ */
+/** Every container and volume a drill makes carries this label, valued with the drill's ID. */
+const DRILL_LABEL = 'org.criu-migrate.drill';
+/** The container the drill copies, and the checkpoint it came from. */
+const DRILL_OF_LABEL = 'org.criu-migrate.drill-of';
+const DRILL_CHECKPOINT_LABEL = 'org.criu-migrate.drill-checkpoint';
+/** The file next to a checkpoint in the store that holds its newest drill's result. */
+const DRILL_RECORD_FILE = 'drill.json';
+const NAME_LIMIT = 200;
+/** Eight hex characters of the run's random token: names the drill's container and volumes. */
+function drillId(token) {
+    const hex = token.toLowerCase().replace(/[^0-9a-f]/g, '');
+    return `${hex}00000000`.slice(0, 8);
+}
+function drillName(container, id) {
+    const suffix = `-drill-${id}`;
+    return `${container.slice(0, NAME_LIMIT - suffix.length)}${suffix}`;
+}
+function drillVolumeName(volume, id) {
+    const suffix = `-drill-${id}`;
+    return `${volume.slice(0, NAME_LIMIT - suffix.length)}${suffix}`;
+}
+/**
+ * Where a drill keeps its journal and lock on the hosts: one key per container
+ * (not per drill), so the next drill of that container finds and settles a
+ * cancelled one, and never the original container's journal.
+ */
+function drillJournalKey(container) {
+    return `${container.slice(0, NAME_LIMIT - 6)}-drill`;
+}
+function bindSource(bind) {
+    return bind.split(':')[0] ?? '';
+}
+/**
+ * What keeps a checkpoint from being drilled without touching the original:
+ * the host's network (its sockets would land in the original's ports), bind
+ * mounts (their source is the original's data), volumes whose contents are not
+ * in the store (other drivers, driver options: the copy would use the same data)
+ * and volumes taken from another container.
+ */
+function drillObstacles(container, stored) {
+    const obstacles = [];
+    const host = container.HostConfig;
+    if ((host.NetworkMode ?? 'default') === 'host') {
+        obstacles.push({
+            errorCode: 'DRILL_NEEDS_NETWORK',
+            problem: "it uses the host's network: restored without a network its sockets would not be where they were, and restored with it they would take the original's ports",
+        });
+    }
+    const copied = new Set(stored.filter((volume) => volume.contentsMoved).map((volume) => volume.name));
+    const keptWithoutContents = new Set(stored.filter((volume) => !volume.contentsMoved).map((volume) => volume.name));
+    for (const mount of container.Mounts) {
+        if (mount.Type === 'bind') {
+            obstacles.push({
+                errorCode: 'DRILL_MOUNT_NOT_COPIED',
+                problem: `bind mount ${mount.Source} at ${mount.Destination}: its contents are not in the store, and the copy must not use the original's files`,
+            });
+        }
+        else if (mount.Type === 'volume' && mount.Name && !copied.has(mount.Name)) {
+            if (keptWithoutContents.has(mount.Name)) {
+                obstacles.push({
+                    errorCode: 'DRILL_MOUNT_NOT_COPIED',
+                    problem: `volume ${mount.Name} at ${mount.Destination} has driver options: its data lives where they point, so a copy would use the original's data`,
+                });
+            }
+            else if (isNamed(container, mount.Name)) {
+                obstacles.push({
+                    errorCode: 'DRILL_MOUNT_NOT_COPIED',
+                    problem: `volume ${mount.Name} at ${mount.Destination} (driver ${mount.Driver ?? 'local'}) is not kept in the store`,
+                });
+            }
+        }
+    }
+    for (const from of host.VolumesFrom ?? []) {
+        obstacles.push({
+            errorCode: 'DRILL_MOUNT_NOT_COPIED',
+            problem: `it mounts the volumes of container ${from}`,
+        });
+    }
+    return obstacles;
+}
+/** Named in -v/--mount, rather than an anonymous volume Docker makes afresh for the copy. */
+function isNamed(container, name) {
+    if (!/^[0-9a-f]{64}$/.test(name))
+        return true;
+    const host = container.HostConfig;
+    return ((host.Binds ?? []).some((bind) => bindSource(bind) === name) ||
+        (host.Mounts ?? []).some((mount) => mount.Source === name));
+}
+/**
+ * The stored container's configuration, turned into the drill's copy: its own
+ * name, network none (no ports, aliases, DNS or links), restart policy no, the
+ * drill's labels, and each stored volume replaced by its throw-away copy.
+ * Callers check drillObstacles first: bind mounts are left as they are here.
+ */
+function drillInspect(container, drill) {
+    const original = container.Name.replace(/^\//, '');
+    const rename = (name) => drillVolumeName(name, drill.id);
+    const named = (name) => isNamed(container, name);
+    const binds = (container.HostConfig.Binds ?? []).map((bind) => {
+        const source = bindSource(bind);
+        if (source === '' || source.startsWith('/') || !named(source))
+            return bind;
+        return `${rename(source)}${bind.slice(source.length)}`;
+    });
+    const mounts = (container.HostConfig.Mounts ?? []).map((mount) => mount.Type === 'volume' && mount.Source ? { ...mount, Source: rename(mount.Source) } : mount);
+    for (const anonymous of anonymousVolumeMounts(container, drill.id)) {
+        mounts.push({ Type: 'volume', Source: anonymous.name, Target: anonymous.destination });
+    }
+    return {
+        ...container,
+        Name: `/${drillName(original, drill.id)}`,
+        Config: {
+            ...container.Config,
+            ExposedPorts: {},
+            Labels: {
+                ...container.Config.Labels,
+                [DRILL_LABEL]: drill.id,
+                [DRILL_OF_LABEL]: original,
+                [DRILL_CHECKPOINT_LABEL]: drill.checkpoint,
+            },
+        },
+        HostConfig: {
+            ...container.HostConfig,
+            NetworkMode: 'none',
+            PortBindings: {},
+            PublishAllPorts: false,
+            RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+            AutoRemove: false,
+            Dns: [],
+            DnsSearch: [],
+            DnsOptions: [],
+            ExtraHosts: [],
+            Links: [],
+            Binds: binds,
+            Mounts: mounts,
+        },
+        Mounts: container.Mounts.map((mount) => mount.Type === 'volume' && mount.Name && named(mount.Name)
+            ? { ...mount, Name: rename(mount.Name) }
+            : mount),
+        NetworkSettings: { Networks: {} },
+    };
+}
+/** The stored volumes as the drill's copies: renamed and labelled, their archives still the stored ones. */
+function drillVolumes(stored, drill) {
+    return stored.map((volume) => {
+        const info = {
+            ...volume.info,
+            name: drillVolumeName(volume.name, drill.id),
+            labels: { ...volume.info.labels, [DRILL_LABEL]: drill.id },
+        };
+        return { ...volume, name: info.name, info };
+    });
+}
+/**
+ * The codes whose failure in a drill is the checkpoint's: its files differ
+ * from the manifest, CRIU could not restore it, or it did not stay up.
+ * Everything else (connections, the drill host's own checks, cancellation)
+ * says nothing about the checkpoint.
+ */
+const CHECKPOINT_FAULTS = new Set([
+    'CHECKSUM_MISMATCH',
+    'RESTORE_FAILED',
+    'VERIFY_FAILED',
+    'CHECKPOINT_NOT_FOUND',
+    'IMAGE_TRANSFER_FAILED',
+    'VOLUME_TRANSFER_FAILED',
+    'TRANSFER_FAILED',
+]);
+/**
+ * CRIU's words when a socket cannot get its address back: the checkpoint had
+ * an address only its network gave it (an IP of its own, not 0.0.0.0).
+ */
+const NEEDS_NETWORK = /Can't bind inet socket|Cannot assign requested address|Can't restore (?:ipv[46] )?(?:addr|route|link)|Can't dump .*netns/i;
+/** How a drill's failure reads: the checkpoint's fault, the missing network's, or neither known. */
+function judgeDrillFailure(failure) {
+    const text = `${failure.message}\n${failure.detail ?? ''}`;
+    if (failure.code === 'RESTORE_FAILED' && NEEDS_NETWORK.test(text)) {
+        return { verdict: 'unknown', needsNetwork: true };
+    }
+    if (failure.code === 'CHECKPOINT_NOT_FOUND' && !/has no CRIU inventory/.test(failure.message)) {
+        // Not found at all is the inputs' matter, not the checkpoint's.
+        return { verdict: 'unknown', needsNetwork: false };
+    }
+    return { verdict: CHECKPOINT_FAULTS.has(failure.code) ? 'false' : 'unknown', needsNetwork: false };
+}
+function parseDrillRecord(text) {
+    try {
+        const value = JSON.parse(text);
+        if (value.schema !== 1 || typeof value.restorable !== 'boolean' || typeof value.at !== 'string')
+            return undefined;
+        return value;
+    }
+    catch {
+        return undefined;
+    }
+}
+/**
+ * The container's anonymous volumes, each replaced by a named volume of the
+ * drill: Docker fills it from the image as it would an anonymous one, and the
+ * drill's journal can remove it (removing a container leaves anonymous volumes).
+ */
+function anonymousVolumeMounts(container, id) {
+    const original = container.Name.replace(/^\//, '');
+    return container.Mounts.filter((mount) => mount.Type === 'volume' && mount.Name !== undefined && !isNamed(container, mount.Name)).map((mount, i) => ({
+        name: drillVolumeName(`${original}-anon${i + 1}`, id),
+        destination: mount.Destination,
+        label: `${DRILL_LABEL}=${id}`,
+    }));
+}
+/** Shell listing what a drill left on its host: its labelled containers and volumes, and the given paths. */
+function drillLeftoversScript(id, paths) {
+    const filter = shellQuote([`label=${DRILL_LABEL}=${id}`]);
+    return [
+        `docker ps -aq --no-trunc --filter ${filter} | sed 's/^/container /'`,
+        `docker volume ls -q --filter ${filter} | sed 's/^/volume /'`,
+        ...paths.map((path) => `[ ! -e ${shellQuote([path])} ] || echo ${shellQuote([`files ${path}`])}`),
+        'true',
+    ].join('\n');
+}
+/** Each leftover with the command that removes it by hand. */
+function parseDrillLeftovers(stdout) {
+    const left = [];
+    for (const line of stdout.split('\n')) {
+        const [kind, ...rest] = line.trim().split(' ');
+        const what = rest.join(' ');
+        if (what === '')
+            continue;
+        if (kind === 'container')
+            left.push(`drill container ${what.slice(0, 12)}: docker rm -f ${what}`);
+        else if (kind === 'volume')
+            left.push(`drill volume ${what}: docker volume rm ${what}`);
+        else if (kind === 'files')
+            left.push(`drill files ${what}: rm -rf -- ${what}`);
+    }
+    return left;
+}
+
+;// CONCATENATED MODULE: ./src/state/store-listing.ts
+
+
+
+
+const SEPARATOR = '\n\u001e\n';
+/**
+ * Every complete checkpoint in the store (of one container name, or of all),
+ * with each one's drill.json. Reads only: no lock, nothing written.
+ */
+async function listStore(host, store, container) {
+    const names = container ? shellQuote([container]) : '*';
+    const script = [
+        `cd ${shellQuote([store])} 2>/dev/null || exit 0`,
+        `for f in ${names}/*/*/manifest.json ${names}/*/manifest.json; do`,
+        '  [ -f "$f" ] || continue',
+        `  printf 'M %s\\n' "$f"; cat "$f"; printf '\\n\\036\\n'`,
+        `  d="\${f%/manifest.json}/${DRILL_RECORD_FILE}"`,
+        `  if [ -f "$d" ]; then printf 'D %s\\n' "$d"; cat "$d"; printf '\\n\\036\\n'; fi`,
+        'done',
+    ].join('\n');
+    const result = await runChecked(host, script, {
+        step: 'list',
+        what: 'reading the manifests in the store',
+        options: { timeoutMs: 120_000 },
+    });
+    return parseStoreListing(result.stdout, store);
+}
+/**
+ * Parses listStore's output (paths relative to the store): M records are
+ * manifests, D records the drill result next to the manifest before them.
+ */
+function parseStoreListing(text, store) {
+    const found = [];
+    const drills = new Map();
+    for (const record of text.split(SEPARATOR)) {
+        const trimmed = record.replace(/^\n+/, '');
+        const newline = trimmed.indexOf('\n');
+        if (newline < 0)
+            continue;
+        const head = trimmed.slice(0, newline);
+        const body = trimmed.slice(newline + 1);
+        const path = head.slice(2);
+        const parts = path.split('/');
+        if (head.startsWith('D ')) {
+            const drill = parseDrillRecord(body);
+            if (drill)
+                drills.set(parts.slice(0, -1).join('/'), drill);
+            continue;
+        }
+        if (!head.startsWith('M '))
+            continue;
+        const manifest = parseManifest(body);
+        if (!manifest || parts.some((part) => part === '' || part === '..'))
+            continue;
+        const stored = parts[0];
+        if (parts.length === 4) {
+            found.push({
+                manifest,
+                stored,
+                series: parts[1],
+                dir: `${store}/${parts.slice(0, 3).join('/')}`,
+                legacy: false,
+            });
+        }
+        else if (parts.length === 3) {
+            found.push({
+                manifest,
+                stored,
+                series: seriesOfContainer(manifest.container.id),
+                dir: `${store}/${parts.slice(0, 2).join('/')}`,
+                legacy: true,
+            });
+        }
+    }
+    for (const entry of found) {
+        const drill = drills.get(entry.dir.slice(store.length + 1));
+        if (drill)
+            entry.drill = drill;
+    }
+    return newestFirstStored(found);
+}
+/**
+ * Records a drill's result next to its checkpoint, replacing an older one in
+ * one rename. The checkpoint's own files and manifest are not touched, and no
+ * series lock is taken: a checkpoint removed by retention meanwhile is no error
+ * (false comes back, and the caller says so).
+ */
+async function writeDrillRecord(host, dir, record) {
+    const file = `${dir}/${DRILL_RECORD_FILE}`;
+    const temporary = `${dir}/.${DRILL_RECORD_FILE}.${record.id}`;
+    const result = await host.run(`${PRIVATE} [ -d ${shellQuote([dir])} ] || exit 3; cat >${shellQuote([temporary])} && mv -f ${shellQuote([temporary, file])}`, { input: `${JSON.stringify(record)}\n`, timeoutMs: 60_000 });
+    if (result.exitCode === 3)
+        return false;
+    if (result.exitCode !== 0)
+        throw new Error(result.stderr.trim() || `exit ${result.exitCode}`);
+    return true;
 }
 
 ;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
@@ -63181,246 +63774,6 @@ function restore_collect(stream) {
     return () => kept;
 }
 
-;// CONCATENATED MODULE: ./src/phases/restore-config.ts
-
-
-
-
-
-/**
- * Before `docker create`: when the target needs it, an empty file whose path
- * the container's annotation will name (journalled: a rollback removes it).
- * Undefined when runc on the target needs no help.
- */
-async function prepareRestoreConfig(ctx, target) {
-    const plan = planRestoreConfig(target);
-    if (!plan.cgroupRoot)
-        return undefined;
-    const path = restoreConfigPath(ctx.settings.checkpointName);
-    await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
-    await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([dirOf(path)])} && : >${shellQuote([path])}`, {
-        step: 'stage',
-        what: "writing the restore's CRIU configuration file",
-    });
-    ctx.log.info(`restore configuration ${path}: ${plan.reason}`);
-    return { path, plan, driver: target.cgroupDriver ?? 'cgroupfs', lines: [] };
-}
-/** After `docker create`: the lines for the container that now has an ID. */
-async function writeRestoreConfig(ctx, file, containerId, cgroupParent) {
-    const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
-    if (!safeCgroupPath(cgroup)) {
-        throw new MigrationError('INPUT_INVALID', `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`, {
-            step: 'stage',
-            host: describeHost(ctx.target),
-            remedy: "give the container a plain cgroup parent (letters, digits, '-', '_', '.') or none",
-        });
-    }
-    file.lines = restoreConfigLines(file.plan, cgroup);
-    await writeLines(ctx, file.path, file.lines);
-}
-/**
- * Once the restored container is verified: the file keeps only what stays true
- * of the container (runc reads it again for its next checkpoint). A failure here
- * costs nothing yet, so it only warns.
- */
-async function settleRestoreConfig(ctx, file) {
-    if (!file)
-        return;
-    const lasting = lastingConfigLines(file.lines);
-    if (lasting.length === file.lines.length)
-        return;
-    try {
-        await writeLines(ctx, file.path, lasting);
-    }
-    catch (error) {
-        ctx.log.warning(`could not trim the restore configuration ${file.path}: ${String(error)}`);
-    }
-}
-async function writeLines(ctx, path, lines) {
-    await runChecked(ctx.target, `${PRIVATE} cat >${shellQuote([`${path}.new`])} && mv -f ${shellQuote([`${path}.new`, path])}`, {
-        step: 'stage',
-        what: "writing the restore's CRIU configuration file",
-        options: { input: lines.map((line) => `${line}\n`).join('') },
-    });
-}
-function dirOf(path) {
-    return path.slice(0, path.lastIndexOf('/'));
-}
-
-;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
-const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
-const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
-/**
- * Values from the source's docker inspect become arguments on the target; a
- * compromised or odd source must not smuggle options in through them.
- */
-function inspectShapeProblems(container) {
-    const problems = [];
-    if (!inspect_shape_CONTAINER_ID.test(container.Id))
-        problems.push(`container ID "${container.Id}" is not 64 hex digits`);
-    if (!inspect_shape_NAME.test(container.Name))
-        problems.push(`container name "${container.Name}" is not a Docker name`);
-    if (!IMAGE_ID.test(container.Image))
-        problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
-    const ref = container.Config.Image;
-    if (ref !== undefined && (ref.startsWith('-') || /\s/.test(ref))) {
-        problems.push(`image reference "${ref}" starts with "-" or holds white space`);
-    }
-    return problems;
-}
-
-;// CONCATENATED MODULE: ./src/phases/stage.ts
-
-
-
-
-
-
-
-
-
-
-
-function stage_containerName(container) {
-    return container.Name.replace(/^\//, '');
-}
-/**
- * Everything that does not need the source frozen: the image on the target
- * (copied with docker save | docker load only when the target lacks that
- * image ID) and the target container, created with the source's configuration.
- * Each is written into the journal before it is made.
- */
-async function stage(ctx, container, targetDockerRoot, codec, network = { route: 'direct' }) {
-    const problems = inspectShapeProblems(container);
-    if (problems.length > 0) {
-        throw new MigrationError('INPUT_INVALID', `the source's docker inspect has values the action will not pass on`, {
-            step: 'stage',
-            host: describeHost(ctx.source),
-            detail: problems.join('\n'),
-            remedy: 'rename the container or re-tag its image with an ordinary name, then run again',
-        });
-    }
-    const imageId = container.Image;
-    // Prefer the name the container was created with, when it still means the same image.
-    const named = container.Config.Image;
-    const namedId = named && named !== imageId ? await ctx.sourceDocker.imageId(named) : undefined;
-    const imageRef = namedId === imageId && named ? named : imageId;
-    let imageTransfer;
-    const targetImageId = await ctx.targetDocker.imageId(imageId);
-    if (targetImageId === imageId) {
-        ctx.log.info(`target already has image ${imageId.slice(0, 19)}; not copying it`);
-        if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-            await ctx.targetDocker.tagImage(imageId, imageRef, 'stage');
-        }
-    }
-    else {
-        ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
-        const image = withCodec(codec, ctx.sourceDocker.saveImageCommand(imageRef), ctx.targetDocker.loadImageCommand());
-        imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
-            label: 'image',
-            step: 'stage',
-            log: ctx.log,
-            code: 'IMAGE_TRANSFER_FAILED',
-        }));
-        const loaded = await ctx.targetDocker.imageId(imageId);
-        if (loaded !== imageId) {
-            throw new MigrationError('IMAGE_TRANSFER_FAILED', `image ${imageRef} did not arrive with ID ${imageId}`, {
-                step: 'stage',
-                host: describeHost(ctx.target),
-                detail: `the target reports ${loaded ?? 'no such image'}`,
-            });
-        }
-    }
-    ctx.signal.throwIfAborted();
-    // With the image's own config, settings the container merely inherited are left to the image.
-    const imageConfig = (await ctx.sourceDocker.imageConfig(container.Image, 'stage')).config;
-    const holder = network.route === 'holder' ? await createHolder(ctx, container, network) : undefined;
-    ctx.signal.throwIfAborted();
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
-        ...(holder ? { networkContainer: holder } : {}),
-        ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
-    });
-    return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
-}
-/**
- * The network holder on the target, created and started before the container that will
- * join it: its image made on the target if missing, then the container (journalled first, so
- * a rollback removes it). Its network settings are the source container's, or on a later
- * move those of the holder the source container joins. Migrate's stage and restore mode use it.
- */
-async function createHolder(ctx, container, network, step = 'stage') {
-    const app = stage_containerName(container);
-    const name = holderName(app);
-    const arch = network.targetArch ?? 'unknown';
-    const script = holderImageScript(arch);
-    const fail = (message, detail, remedy) => new MigrationError('NETWORK_HOLDER_FAILED', message, {
-        step,
-        host: describeHost(ctx.target),
-        ...(detail ? { detail } : {}),
-        remedy: remedy ??
-            'read the docker error above; the holder needs the network, addresses and published ports the container had on the source to be free on the target',
-    });
-    if (!script)
-        throw fail(`no network holder program for ${arch}`, undefined, 'see NETWORK_HOLDER_UNSUPPORTED');
-    const made = await ctx.target.run(script, { timeoutMs: 120_000 });
-    if (made.exitCode !== 0)
-        throw fail(`could not make the network holder image ${HOLDER_IMAGE}`, tailLines(made.stderr, 5));
-    if (await ctx.targetDocker.inspectContainer(name, step)) {
-        throw fail(`the target already has a container named ${name}`, undefined, `remove it on the target (docker rm -f ${name}) if it is a leftover, or rename the container: the network holder of ${app} takes that name`);
-    }
-    const owner = network.sourceHolder ?? container;
-    const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
-    const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
-    const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
-    await ctx.journal.done(created, 'target', { containerId: id });
-    ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
-    return name;
-}
-/**
- * Creates the container on the target with the source's configuration, its
- * environment through a 0600 file; journalled before it is made.
- */
-async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, options = {}) {
-    const { networkContainer, restoreFacts } = options;
-    const targetName = stage_containerName(container);
-    const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
-    const { args, env } = splitEnvArgs(buildCreateArgs(container, {
-        name: targetName,
-        image: imageRef,
-        ...(imageConfig ? { imageConfig } : {}),
-        ...(networkContainer ? { networkContainer } : {}),
-        ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
-    }));
-    // The environment often holds secrets: a 0600 file, never the command line.
-    const targetWork = workDir(ctx.settings.checkpointName);
-    const envDir = `${targetWork}/create`;
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
-    const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
-    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'), 'TARGET_CREATE_FAILED');
-    await ctx.journal.done(created, 'target', { containerId: targetContainerId });
-    if (restoreConfig) {
-        await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
-    }
-    const inspected = await ctx.targetDocker.inspectContainer(targetContainerId, 'stage');
-    const upper = inspected?.GraphDriver?.Data?.UpperDir;
-    if (!inspected || !upper) {
-        throw new MigrationError('TARGET_CREATE_FAILED', 'the target container has no overlay2 upper directory', {
-            step: 'stage',
-            host: describeHost(ctx.target),
-            remedy: 'use the overlay2 storage driver on the target',
-        });
-    }
-    ctx.log.info(`created ${targetName} (${targetContainerId.slice(0, 12)}) on the target from ${imageRef}`);
-    return {
-        targetContainerId,
-        targetName,
-        targetUpperDir: upper,
-        targetCheckpointDir: ctx.targetDocker.checkpointDir(targetDockerRoot, targetContainerId, ctx.settings.checkpointName),
-        ...(restoreConfig ? { restoreConfig } : {}),
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/phases/verify.ts
 
 
@@ -63520,6 +63873,1189 @@ async function verify(ctx, staged, sourceInit) {
         }
         await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
+}
+
+;// CONCATENATED MODULE: ./src/modes/restore.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const restore_COMMAND_TIMEOUT_MS = 120_000;
+/**
+ * Restore mode: bring a stored checkpoint back as a running container on the
+ * target, without its original host. Every file is checked against the
+ * manifest before the target is touched; what the run creates is journalled
+ * and removed again if the restore or its verification fails.
+ */
+async function runRestoreMode(settings, runtime) {
+    const { log } = runtime;
+    const started = new Date();
+    const startedAt = performance.now();
+    const timer = new PhaseTimer();
+    const control = startRunControl(settings.timeoutMinutes, runtime);
+    const hosts = [];
+    let status = 'succeeded';
+    let failure;
+    let manifest;
+    let chosen;
+    let targetId;
+    let restoreMs;
+    let restorePath;
+    let releaseLocks;
+    let resumed;
+    let volumes = [];
+    const addresses = { store: '', target: '' };
+    try {
+        const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
+        hosts.push(connected.source, connected.target);
+        await requireRoot(connected.target, settings.target, settings.sudo);
+        addresses.store = connected.source.address;
+        addresses.target = connected.target.address;
+        const warn = (message) => log.warning(message);
+        const durable = {
+            source: reconnecting(connected.source, () => openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn })),
+            target: reconnecting(connected.target, () => openHost('target', settings.target, settings.ssh, settings.sudo, { warn })),
+        };
+        hosts.push(durable.source, durable.target);
+        const owner = runOwner(runtime.env, started, runtime.newToken());
+        const locks = await lockContainer([durable.target], settings.container, owner, log);
+        releaseLocks = () => locks.release();
+        resumed = await settleUnfinished(durable, settings.container, log);
+        const record = {
+            schema: 2,
+            mode: 'restore',
+            container: settings.container,
+            checkpointName: settings.checkpointName,
+            source: connected.source.address,
+            target: connected.target.address,
+            sourceAfter: 'stop',
+            retireSource: false,
+            owner,
+            status: 'running',
+            entries: [],
+            updatedAt: new Date().toISOString(),
+        };
+        const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
+        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+        const ctx = {
+            settings,
+            source: store,
+            target,
+            sourceDocker: new DockerCli(store),
+            targetDocker: new DockerCli(target),
+            log,
+            journal,
+            timer,
+            clock: () => performance.now(),
+            signal: control.signal,
+        };
+        try {
+            const result = await restoreFromStore(ctx, (found) => {
+                chosen = found;
+                manifest = found.manifest;
+            }, (prepared) => {
+                volumes = prepared;
+            });
+            targetId = result.targetContainerId;
+            restoreMs = result.restoreMs;
+            restorePath = result.restorePath;
+        }
+        catch (error) {
+            failure = failureOf(error, control.signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
+            log.warning(failure.describe());
+        }
+        ({ status } = await settleRun(journal, durable, log, failure));
+        if (status === 'succeeded' && targetId && manifest) {
+            // The restored container continues the checkpoint's series: its next checkpoint joins it.
+            const series = manifest.series ?? seriesOfContainer(manifest.container.id);
+            await writeSeries(durable.target, {
+                series,
+                containerId: targetId,
+                from: manifest.container.id,
+                via: 'restore',
+                at: new Date().toISOString(),
+            }).catch((error) => log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`));
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        log.warning(failure.describe());
+    }
+    finally {
+        control.close();
+    }
+    try {
+        timer.endAll();
+        const metadata = {
+            schemaVersion: METADATA_SCHEMA_VERSION,
+            run: {
+                mode: 'restore',
+                status,
+                startedAt: started.toISOString(),
+                finishedAt: new Date().toISOString(),
+            },
+            hosts: {
+                source: { address: addresses.store || describeLocation(settings.store.host) },
+                target: { address: addresses.target || describeLocation(settings.target) },
+            },
+            container: {
+                name: settings.container,
+                sourceId: manifest?.container.id,
+                targetId: status === 'succeeded' ? targetId : undefined,
+                imageId: manifest?.container.imageId,
+                imageRef: manifest?.container.imageRef,
+            },
+            checkpoint: {
+                name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
+                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+                streams: {},
+                ...(restorePath ? restorePathFacts(restorePath) : {}),
+            },
+            timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
+            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+            error: failure ? metadataError(failure) : undefined,
+            resumed,
+        };
+        await publish({
+            ...settings,
+            metadata,
+            notes: criuNotes(failure),
+            env: runtime.env,
+            log,
+            outputs: {
+                'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
+                'checkpoint-path': chosen?.dir ?? '',
+                series: chosen?.series ?? '',
+                'checkpoint-bytes': metadata.checkpoint.bytes,
+                'target-container-id': metadata.container.targetId ?? '',
+            },
+        });
+        if (failure)
+            runtime.fail(failure);
+        else
+            log.info(`restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`);
+    }
+    finally {
+        await releaseLocks?.().catch(() => { });
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
+}
+/** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
+async function restoreFromStore(ctx, onFound, onVolumes) {
+    const { settings, log, timer } = ctx;
+    const found = await findStoredCheckpoint(ctx);
+    const manifest = found.manifest;
+    onFound(found);
+    const dir = found.dir;
+    const inventory = await checkStoredFiles(ctx, found);
+    const { facts, codec, container, imageConfig, containerd, sourceHolder } = await readRestoreInputs(ctx, dir);
+    const name = container.Name.replace(/^\//, '');
+    const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
+    if (existing) {
+        // A running one may be the service itself: never replaced; a stopped one only when asked.
+        const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
+        if (running || !settings.replace) {
+            throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`, {
+                step: 'restore',
+                host: describeHost(ctx.target),
+                remedy: running
+                    ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
+                    : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
+            });
+        }
+    }
+    const gate = await gateTarget(ctx, facts, manifest, {
+        mode: container.HostConfig.NetworkMode || 'default',
+        app: name,
+        ...(existing ? { existing } : {}),
+        holderAllowed: settings.networkHolder,
+    });
+    await checkStoredCpu(ctx, dir);
+    const imageRef = await loadStoredImage(ctx, manifest, codec);
+    const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+    // Before the container is created there, or docker create would make them empty.
+    const storedVolumes = manifest.volumes ?? [];
+    const volumes = storedVolumes.length > 0
+        ? await log.group('Volumes: prepare them on the target', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)))
+        : [];
+    onVolumes(volumes);
+    if (existing) {
+        // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
+        const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
+        await ctx.journal.around({ kind: 'namesake-aside', containerId: existing.Id, name, aside }, 'target', () => ctx.targetDocker.rename(existing.Id, aside, 'restore'));
+        log.info(`replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`);
+    }
+    // Through a holder: it owns the network on the target, the container joins its namespace.
+    if (gate.reuseHolder)
+        log.info(`network holder ${gate.reuseHolder} of the replaced container stays: the restored one joins it`);
+    const holder = gate.route === 'holder'
+        ? (gate.reuseHolder ??
+            (await createHolder(ctx, container, {
+                ...(sourceHolder ? { sourceHolder } : {}),
+                ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+            }, 'restore')))
+        : undefined;
+    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
+        restoreFacts: restoreFactsOf(facts.docker),
+        ...(holder ? { networkContainer: holder } : {}),
+    });
+    if (volumes.length > 0) {
+        await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
+    }
+    const { restoreMs, restorePath } = await restoreAndVerify(ctx, found, created, {
+        containerd,
+        codec,
+        inventorySha256: inventory.sha256,
+        dockerRoot,
+    });
+    await settleRestoreConfig(ctx, created.restoreConfig);
+    await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
+        ctx.signal.throwIfAborted();
+    });
+    return { targetContainerId: created.targetContainerId, restoreMs, restorePath };
+}
+/** The checkpoint the settings mean (named, in a series, or the newest), or a coded refusal listing what the store has. */
+async function findStoredCheckpoint(ctx) {
+    const { settings, log } = ctx;
+    const storePath = settings.store.path;
+    const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
+    const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
+    if (resolved.kind === 'ambiguous') {
+        throw new MigrationError('SERIES_AMBIGUOUS', `${resolved.candidates.length} checkpoint series in the store are named ${settings.container}${settings.restoreFrom ? ` and hold a checkpoint ${settings.restoreFrom}` : ''}: different containers, maybe on different hosts`, {
+            step: 'restore',
+            host: describeHost(ctx.source),
+            detail: resolved.candidates.map(describeSeries).join('\n'),
+            remedy: `choose one with the series input (series: ${resolved.candidates[0]?.id ?? '<id>'})`,
+        });
+    }
+    if (resolved.kind === 'none') {
+        const wanted = [
+            settings.restoreFrom ? `checkpoint ${settings.restoreFrom}` : 'checkpoint',
+            settings.series ? ` in series ${settings.series}` : '',
+        ].join('');
+        throw new MigrationError('CHECKPOINT_NOT_FOUND', `the store has no complete ${wanted} of ${settings.container}`, {
+            step: 'restore',
+            host: describeHost(ctx.source),
+            detail: resolved.known.length > 0
+                ? resolved.known
+                    .map((series) => `${describeSeries(series)}: complete checkpoints: ${series.checkpoints.map((entry) => entry.manifest.name).join(', ')}`)
+                    .join('\n')
+                : undefined,
+            remedy: `check store-host, store-path (${storePath}), container and series; take one with mode: checkpoint`,
+        });
+    }
+    for (const other of resolved.superseded) {
+        log.info(`not ${describeSeries(other)}: a later series began on the same host, so that container was replaced`);
+    }
+    const found = resolved.checkpoint;
+    const manifest = found.manifest;
+    const dir = found.dir;
+    if (found.legacy)
+        log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
+    log.info(`restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`);
+    return found;
+}
+/** Every file as the manifest says, before anything touches the target; returns CRIU's inventory entry. */
+async function checkStoredFiles(ctx, found) {
+    const { manifest, dir } = found;
+    const storePath = ctx.settings.store.path;
+    const sums = [
+        ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
+        `${manifest.image.sha256}  ${storePath}/${manifest.image.path}`,
+    ];
+    const checked = await ctx.source.run(`sha256sum -c --quiet`, {
+        input: `${sums.join('\n')}\n`,
+        timeoutMs: 30 * 60_000,
+    });
+    if (checked.exitCode !== 0) {
+        throw new MigrationError('CHECKSUM_MISMATCH', `checkpoint ${manifest.name} in the store does not match its manifest`, {
+            step: 'restore',
+            host: describeHost(ctx.source),
+            detail: `${checked.stdout}${checked.stderr}`.trim(),
+            remedy: 'restore an older checkpoint (checkpoint-name), or take a new one; the store copy is damaged',
+        });
+    }
+    const inventory = manifest.files.find((file) => file.path === 'criu/inventory.img');
+    if (!inventory)
+        throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
+            step: 'restore',
+        });
+    return inventory;
+}
+/** The target's facts, the stream codec, the stored configuration and containerd's unpack directory. */
+async function readRestoreInputs(ctx, dir) {
+    const [facts, codec, configText, containerd] = await Promise.all([
+        gatherHostFacts(ctx.target),
+        negotiateCodec(ctx),
+        runChecked(ctx.source, `cat ${shellQuote([`${dir}/config.json`])}`, {
+            step: 'restore',
+            what: 'reading the stored configuration',
+        }),
+        probeContainerdTmp(ctx),
+    ]);
+    const stored = JSON.parse(configText.stdout);
+    const container = parseContainerInspect(JSON.stringify([stored.container]));
+    // The holder the container joined when it was checkpointed: the new holder takes its network.
+    const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
+    const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
+    return { facts, codec, container, imageConfig, containerd, ...(sourceHolder ? { sourceHolder } : {}) };
+}
+/** The host rules of migrate's gate on the target, the network route and the cgroup version; throws the first blocking one. */
+async function gateTarget(ctx, facts, manifest, network) {
+    const { settings, log } = ctx;
+    // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
+    const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
+    // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
+    const route = decideRestoreRoute({
+        networkMode: network.mode,
+        ...(manifest.network ? { recorded: manifest.network.route } : {}),
+        ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
+        ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
+        holderAllowed: network.holderAllowed,
+        app: network.app,
+    });
+    checks.push(route.check);
+    const onTarget = route.route === 'holder'
+        ? await holderOnTarget(ctx, network.app, network.existing, manifest.network?.holder)
+        : undefined;
+    if (onTarget)
+        checks.push(onTarget.check);
+    checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
+    for (const check of checks) {
+        if (check.status === 'warn')
+            log.warning(formatCheck(check));
+        else
+            log.info(formatCheck(check));
+    }
+    const stopping = blocking(checks, settings.strict);
+    const first = stopping[0];
+    if (first) {
+        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot restore: ${first.name}: ${first.observed}`, {
+            step: 'preflight',
+            host: describeHost(ctx.target),
+            detail: stopping.map(formatCheck).join('\n'),
+            remedy: first.remedy,
+        });
+    }
+    if (manifest.versions.kernel && facts.kernel.release && manifest.versions.kernel !== facts.kernel.release) {
+        log.warning(`the checkpoint was taken on kernel ${manifest.versions.kernel}; the target runs ${facts.kernel.release}`);
+    }
+    return {
+        ...(route.route ? { route: route.route } : {}),
+        ...(onTarget?.reuse ? { reuseHolder: onTarget.reuse } : {}),
+    };
+}
+/** The CPU the checkpoint was taken on, checked by the target's CRIU (in the run's work directory, journalled). */
+async function checkStoredCpu(ctx, dir) {
+    const { settings, log } = ctx;
+    const work = workDir(settings.checkpointName);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
+    await streamBetween(ctx.source, shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']), ctx.target, `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`, { label: 'cpu description', step: 'restore', log });
+    const cpu = await ctx.target.run(`criu cpuinfo check -D ${shellQuote([`${work}/cpu`])}`);
+    if (cpu.exitCode !== 0) {
+        throw new MigrationError('CPU_INCOMPATIBLE', "the target's CPU lacks features the checkpoint's processes use", {
+            step: 'restore',
+            host: describeHost(ctx.target),
+            detail: `${cpu.stdout}${cpu.stderr}`.trim(),
+            remedy: 'restore on a host with the same or a newer CPU model',
+        });
+    }
+}
+/** The image, when the target lacks it: from the store, once per image ID (journalled); returns the reference to create from. */
+async function loadStoredImage(ctx, manifest, codec) {
+    const { log, timer } = ctx;
+    const storePath = ctx.settings.store.path;
+    const imageId = manifest.container.imageId;
+    if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
+        const load = withCodec(codec, shellQuote(['cat', `${storePath}/${manifest.image.path}`]), ctx.targetDocker.loadImageCommand());
+        await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => timer.time('stage', () => streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
+            label: 'image',
+            step: 'restore',
+            log,
+            code: 'IMAGE_TRANSFER_FAILED',
+        })));
+    }
+    const imageRef = manifest.container.imageRef;
+    if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
+        await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
+    }
+    return imageRef;
+}
+/**
+ * The stored CRIU images and writable layer into the created container, then
+ * docker start --checkpoint and verify: returns once the container is verified.
+ */
+async function restoreAndVerify(ctx, found, created, inputs) {
+    const { settings, log, timer } = ctx;
+    const { manifest, dir } = found;
+    const { containerd, codec, inventorySha256: inventory, dockerRoot } = inputs;
+    const unpackDir = containerd.found ? containerd.dir : undefined;
+    const [receiving, restoring] = await allSettledOrThrow([
+        receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
+        prepareRestore(ctx, created, { inventorySha256: inventory }, dockerRoot, unpackDir),
+    ]);
+    // Stored pages are raw: a sample says whether compressing them on the way is worth it.
+    const sampled = await ctx.source.run(`cd ${shellQuote([`${dir}/criu`])} && { ${sampleFilesScript(codec, "'pages-'*.img")}; }`, { timeoutMs: 60_000 });
+    const imagesCodec = streamCodec(settings.compression, codec, parseSample(sampled.stdout));
+    log.info(`checkpoint stream: ${imagesCodec.codec === 'none' ? 'raw' : imagesCodec.codec} (${imagesCodec.reason})`);
+    const images = withCodec(imagesCodec.codec, shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']), receiving.consume);
+    // Checkpoints with series store the layer in passes, extracted in order; older ones one layer.tar.
+    const layerPasses = (manifest.layer?.archives ?? ['layer.tar']).map((archive) => withCodec(codec, shellQuote(['cat', `${dir}/${archive}`]), manifest.layer
+        ? layerReceiveCommand(created.targetUpperDir)
+        : shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-'])));
+    const sendLayer = async () => {
+        for (const [i, layer] of layerPasses.entries()) {
+            await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+                label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
+                step: 'transfer',
+                log,
+            });
+        }
+    };
+    let restorePath;
+    try {
+        restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
+            const [checkpoint] = await allSettledOrThrow([
+                streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+                    label: 'checkpoint',
+                    step: 'transfer',
+                    log,
+                }),
+                sendLayer(),
+            ]);
+            return receiving.restorePath(checkpoint.notes);
+        }));
+    }
+    catch (error) {
+        await restoring.follower.stop(false).catch(() => '');
+        throw error;
+    }
+    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, restoring)));
+    await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
+    return { restoreMs: restored.restoreMs, restorePath };
+}
+/**
+ * The holder's name on the target: free, or (replace: true) the running holder the stopped
+ * namesake joins, when it owns the network the checkpoint needs: the restored container joins
+ * it and it stays when the namesake goes. Anything else stops the restore at the gate.
+ */
+async function holderOnTarget(ctx, app, namesake, wanted) {
+    const name = holderName(app);
+    const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
+    const check = {
+        host: 'target',
+        name: 'network holder name',
+        status: 'pass',
+        observed: `${name} is free`,
+        expected: `no container named ${name} on the target, or with replace: true the running holder of the stopped ${app} with the network the checkpoint needs`,
+    };
+    if (!taken)
+        return { check };
+    const mode = namesake?.HostConfig.NetworkMode ?? '';
+    // A namesake is only passed on with replace: true (the restore refused it otherwise).
+    const joinedByNamesake = (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
+        isNetworkHolder(taken, app) &&
+        taken.State.Running;
+    if (joinedByNamesake && namesake && wanted) {
+        const present = holderNeeds(taken, namesake);
+        if (sameHolderNetwork(present, wanted, [app, name])) {
+            return {
+                check: {
+                    ...check,
+                    observed: `${name} runs for the stopped ${app} being replaced and owns the network this checkpoint needs: the restored container joins it`,
+                },
+                reuse: name,
+            };
+        }
+        return {
+            check: {
+                ...check,
+                status: 'fail',
+                observed: `${name}, the holder of the stopped ${app}, owns another network than the checkpoint needs (${present.network} ${present.ports.join(' ')} against ${wanted.network} ${wanted.ports.join(' ')})`,
+                remedy: `remove the stopped ${app} and then its holder on the target (docker rm ${app} && docker rm -f ${name}) if they may go, or restore onto another host`,
+                code: 'NETWORK_HOLDER_FAILED',
+            },
+        };
+    }
+    return {
+        check: {
+            ...check,
+            status: 'fail',
+            observed: `a container named ${name} exists (${taken.State.Status})`,
+            remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
+            code: 'NETWORK_HOLDER_FAILED',
+        },
+    };
+}
+/** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
+function storedCgroupCheck(manifest, target) {
+    const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
+    if (recorded)
+        return recorded;
+    return {
+        host: 'both',
+        name: 'cgroup versions',
+        status: 'warn',
+        observed: `checkpoint cgroup version not recorded (taken before it was), target cgroup v${target ?? 'unknown'}`,
+        expected: 'the same cgroup version as the host the checkpoint was taken on',
+        remedy: 'make sure the target runs the cgroup version of the host the checkpoint was taken on: a checkpoint does not restore across cgroup versions',
+        code: 'FACT_UNREADABLE',
+    };
+}
+/**
+ * The target's side of the stored volumes, as migrate's gate judges it: a
+ * volume of the same name with other contents is refused unless
+ * volume-replace; then each is created (or its contents set aside), journalled.
+ */
+async function prepareVolumesForRestore(ctx, container, stored) {
+    const probed = await ctx.target.run(volumeProbeScript(stored.map((volume) => volume.name)), {
+        timeoutMs: restore_COMMAND_TIMEOUT_MS,
+    });
+    const facts = {
+        source: stored.map((volume) => ({
+            name: volume.name,
+            info: volume.info,
+            users: [],
+            ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
+            hasContent: true,
+        })),
+        target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
+        unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
+    };
+    const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+    for (const check of checks) {
+        if (check.status === 'warn')
+            ctx.log.warning(formatCheck(check));
+        else
+            ctx.log.info(formatCheck(check));
+    }
+    const stopping = blocking(checks, ctx.settings.strict);
+    const first = stopping[0];
+    if (first) {
+        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot take ${first.name}: ${first.observed}`, {
+            step: 'preflight',
+            host: describeHost(ctx.target),
+            detail: stopping.map(formatCheck).join('\n'),
+            remedy: first.remedy,
+        });
+    }
+    return prepareTargetVolumes(ctx, planVolumes(container, facts));
+}
+
+;// CONCATENATED MODULE: ./src/modes/drill.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const drill_COMMAND_TIMEOUT_MS = 120_000;
+const LOG_TAIL_LINES = 5;
+/**
+ * Drill mode: proves a stored checkpoint restorable without touching the
+ * service. The checkpoint is restored as a throw-away copy on the target (its
+ * own name, network none, no ports, no restart policy, copies of its volumes),
+ * verified like restore mode verifies, then removed with everything it made by
+ * rolling its journal back, which a cancelled drill's post step or the next
+ * drill also does. The result goes to the outputs, the summary and the store.
+ */
+async function runDrillMode(settings, runtime) {
+    const { log } = runtime;
+    const started = new Date();
+    const startedAt = performance.now();
+    const timer = new PhaseTimer();
+    const control = startRunControl(settings.timeoutMinutes, runtime);
+    const id = drillId(runtime.newToken());
+    const key = drillJournalKey(settings.container);
+    const hosts = [];
+    let status = 'succeeded';
+    let failure;
+    let chosen;
+    let evidence;
+    let verdict = 'unknown';
+    let reason = '';
+    let recorded;
+    let leftovers = [];
+    let volumes = [];
+    let releaseLocks;
+    let resumed;
+    const addresses = { store: '', target: '' };
+    try {
+        const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
+        hosts.push(connected.source, connected.target);
+        await requireRoot(connected.target, settings.target, settings.sudo);
+        addresses.store = connected.source.address;
+        addresses.target = connected.target.address;
+        const warn = (message) => log.warning(message);
+        const durable = {
+            source: reconnecting(connected.source, () => openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn })),
+            target: reconnecting(connected.target, () => openHost('target', settings.target, settings.ssh, settings.sudo, { warn })),
+        };
+        hosts.push(durable.source, durable.target);
+        const owner = runOwner(runtime.env, started, runtime.newToken());
+        // The drill's own key: never the original container's lock or journal, which it must not block.
+        const locks = await lockContainer([durable.target], key, owner, log);
+        releaseLocks = () => locks.release();
+        resumed = await settleUnfinished(durable, key, log);
+        const record = {
+            schema: 2,
+            mode: 'drill',
+            container: key,
+            checkpointName: settings.checkpointName,
+            source: connected.source.address,
+            target: connected.target.address,
+            sourceAfter: 'stop',
+            retireSource: false,
+            owner,
+            status: 'running',
+            entries: [],
+            updatedAt: new Date().toISOString(),
+        };
+        const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
+        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: drill_COMMAND_TIMEOUT_MS });
+        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: drill_COMMAND_TIMEOUT_MS });
+        const ctx = {
+            settings,
+            source: store,
+            target,
+            sourceDocker: new DockerCli(store),
+            targetDocker: new DockerCli(target),
+            log,
+            journal,
+            timer,
+            clock: () => performance.now(),
+            signal: control.signal,
+        };
+        let caught;
+        try {
+            evidence = await drill(ctx, id, (found) => {
+                chosen = found;
+            }, (prepared) => {
+                volumes = prepared;
+            });
+        }
+        catch (error) {
+            caught = failureOf(error, control.signal, 'drill', 'RESTORE_FAILED', 'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched');
+            log.warning(caught.describe());
+        }
+        // Passed or not, the copy goes: the drill never commits, its whole journal is rolled back.
+        const settled = await settleRun(journal, durable, log, caught);
+        const remaining = await findLeftovers(durable.target, id, settings.checkpointName).catch((error) => [`could not check what the drill left: ${errorMessage(error)}`]);
+        leftovers = [...settled.problems, ...remaining];
+        if (!caught && evidence) {
+            verdict = 'true';
+            status = leftovers.length === 0 ? 'succeeded' : 'failed';
+            if (leftovers.length > 0) {
+                failure = new MigrationError('ROLLBACK_FAILED', 'the checkpoint restored and stayed up, but the drill could not remove everything it made', {
+                    step: 'cleanup',
+                    host: describeHost(connected.target),
+                    detail: leftovers.join('\n'),
+                    remedy: 'remove what the leftovers output lists on the drill host (everything the drill made carries the label org.criu-migrate.drill), or run the drill again: it settles the earlier one first',
+                });
+            }
+        }
+        else if (caught) {
+            ({ status } = settled);
+            const judged = judgeDrillFailure(caught);
+            const gone = judged.verdict === 'false' && chosen ? !(await stillStored(durable.source, chosen)) : false;
+            verdict = gone ? 'unknown' : judged.verdict;
+            reason = `${caught.code}: ${caught.message}`;
+            if (gone) {
+                reason = `the checkpoint left the store during the drill (retention of a newer checkpoint?); ${reason}`;
+                failure = caught;
+            }
+            else if (judged.needsNetwork) {
+                failure = new MigrationError('DRILL_NEEDS_NETWORK', 'the checkpoint could not be drilled without a network: its sockets need an address only its own network gave them', {
+                    step: 'restore',
+                    host: caught.host,
+                    detail: caught.detail ?? caught.message,
+                    remedy: 'a drill never gives the copy a network (it could reach what the original reaches); prove this checkpoint with a restore on a spare host instead, or have the service bind to 0.0.0.0 instead of its own address',
+                    cause: caught,
+                });
+            }
+            else if (verdict === 'false') {
+                failure = new MigrationError('CHECKPOINT_NOT_RESTORABLE', `checkpoint ${chosen?.manifest.name ?? ''} is not restorable: ${caught.code}: ${caught.message}`, {
+                    step: caught.step,
+                    host: caught.host,
+                    detail: caught.detail,
+                    remedy: 'do not count on this checkpoint: take a new checkpoint now and drill it; until then the newest checkpoint whose drill passed (mode: list) is the one to restore. The cause above says what failed',
+                    cause: caught,
+                });
+            }
+            else {
+                failure = caught;
+            }
+        }
+        if (chosen && verdict !== 'unknown') {
+            const result = {
+                schema: 1,
+                restorable: verdict === 'true',
+                ...(reason ? { reason } : {}),
+                at: new Date().toISOString(),
+                host: connected.target.address,
+                id,
+                ...(evidence?.verifyMs === undefined ? {} : { stableMs: evidence.verifyMs }),
+                ...(runtime.env.GITHUB_RUN_ID ? { githubRunId: runtime.env.GITHUB_RUN_ID } : {}),
+            };
+            recorded = await writeDrillRecord(durable.source, chosen.dir, result).catch((error) => {
+                log.warning(`could not record the drill's result in the store: ${errorMessage(error)}`);
+                return false;
+            });
+            if (recorded)
+                log.info(`drill result recorded in the store: ${chosen.dir}/drill.json`);
+            else
+                log.warning(`drill result not recorded: ${chosen.dir} is no longer in the store`);
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        reason = `${failure.code}: ${failure.message}`;
+        log.warning(failure.describe());
+    }
+    finally {
+        control.close();
+    }
+    try {
+        timer.endAll();
+        const manifest = chosen?.manifest;
+        const drillFacts = {
+            restorable: verdict,
+            ...(reason ? { reason } : {}),
+            ...(evidence
+                ? {
+                    copy: evidence.name,
+                    logLines: evidence.logLines,
+                    ...(evidence.firstProcess ? { firstProcess: evidence.firstProcess } : {}),
+                    ...(evidence.verifyMs === undefined ? {} : { watchedMs: evidence.verifyMs }),
+                }
+                : {}),
+            ...(chosen ? { series: chosen.series } : {}),
+            ...(recorded === undefined ? {} : { recorded }),
+        };
+        const metadata = {
+            schemaVersion: METADATA_SCHEMA_VERSION,
+            run: { mode: 'drill', status, startedAt: started.toISOString(), finishedAt: new Date().toISOString() },
+            hosts: {
+                source: { address: addresses.store || describeLocation(settings.store.host) },
+                target: { address: addresses.target || describeLocation(settings.target) },
+            },
+            container: {
+                name: settings.container,
+                sourceId: manifest?.container.id,
+                imageId: manifest?.container.imageId,
+                imageRef: manifest?.container.imageRef,
+            },
+            checkpoint: {
+                name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
+                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+                streams: {},
+            },
+            timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
+            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+            ...(leftovers.length > 0 ? { leftovers } : {}),
+            drill: drillFacts,
+            error: failure ? metadataError(failure) : undefined,
+            resumed,
+        };
+        await publish({
+            ...settings,
+            metadata,
+            notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
+            env: runtime.env,
+            log,
+            outputs: {
+                'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
+                'checkpoint-path': chosen?.dir ?? '',
+                series: chosen?.series ?? '',
+                'checkpoint-bytes': metadata.checkpoint.bytes,
+                restorable: verdict,
+                'restorable-reason': reason,
+                'drill-container': evidence?.name ?? '',
+                leftovers: leftovers.join('\n'),
+            },
+        });
+        if (failure)
+            runtime.fail(failure);
+        else
+            log.info(`drill passed: checkpoint ${manifest?.name} restores on ${addresses.target}; the copy was removed`);
+    }
+    finally {
+        await releaseLocks?.().catch(() => { });
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
+}
+/** The checkpoint's manifest is still in the store (retention may remove a checkpoint under a running drill). */
+async function stillStored(store, found) {
+    const result = await store.run(`test -f ${shellQuote([`${found.dir}/manifest.json`])}`, {
+        timeoutMs: 30_000,
+    });
+    return result.exitCode === 0;
+}
+/** What the drill left on its host after the rollback: containers and volumes with its label, its work files. */
+async function findLeftovers(target, id, checkpointName) {
+    const result = await runChecked(target, drillLeftoversScript(id, [workDir(checkpointName)]), {
+        step: 'cleanup',
+        what: 'looking for what the drill left',
+        options: { timeoutMs: drill_COMMAND_TIMEOUT_MS },
+    });
+    return parseDrillLeftovers(result.stdout);
+}
+/** The drill itself: find, check and restore the checkpoint as the copy, verify it, read its evidence. */
+async function drill(ctx, id, onFound, onVolumes) {
+    const { log, timer } = ctx;
+    const found = await findStoredCheckpoint(ctx);
+    onFound(found);
+    const { manifest, dir } = found;
+    const { facts, codec, container, imageConfig, containerd } = await readRestoreInputs(ctx, dir);
+    // Before any check that touches the target: a checkpoint that cannot be drilled in isolation says so.
+    const obstacles = drillObstacles(container, manifest.volumes ?? []);
+    const first = obstacles[0];
+    if (first) {
+        throw new MigrationError(first.errorCode, `checkpoint ${manifest.name} cannot be drilled without touching what the original uses: ${first.problem}`, {
+            step: 'preflight',
+            detail: obstacles.map((obstacle) => `${obstacle.errorCode}: ${obstacle.problem}`).join('\n'),
+            remedy: first.errorCode === 'DRILL_NEEDS_NETWORK'
+                ? 'prove this checkpoint with a restore on a spare host instead; a drill never gives the copy a network'
+                : 'keep the data in named local volumes (they are stored with the checkpoint and drilled as copies), or prove this checkpoint with a restore on a spare host',
+        });
+    }
+    const inventory = await checkStoredFiles(ctx, found);
+    const identity = { id, checkpoint: manifest.name };
+    const copy = drillInspect(container, identity);
+    const name = drillName(container.Name.replace(/^\//, ''), id);
+    log.info(`drill ${id}: the copy is ${name} on ${describeHost(ctx.target)}: network none, no published ports, restart policy no, volumes as copies`);
+    if (await ctx.targetDocker.inspectContainer(name, 'drill')) {
+        throw new MigrationError('TARGET_NAME_TAKEN', `the drill host already has a container named ${name}`, {
+            step: 'drill',
+            host: describeHost(ctx.target),
+            remedy: `run the drill again (each drill picks a new name), or remove ${name} if it is a leftover`,
+        });
+    }
+    // The copy has no network: the gate judges its network, not the original's.
+    await gateTarget(ctx, facts, manifest, {
+        mode: 'none',
+        app: container.Name.replace(/^\//, ''),
+        holderAllowed: false,
+    });
+    await checkStoredCpu(ctx, dir);
+    const imageRef = await loadStoredImage(ctx, manifest, codec);
+    const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
+    const stored = drillVolumes(manifest.volumes ?? [], identity);
+    const volumes = stored.length > 0
+        ? await log.group('Volumes: throw-away copies on the drill host', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, copy, stored)))
+        : [];
+    onVolumes(volumes);
+    // An image VOLUME would get an anonymous volume that removing the container leaves: a named, journalled one instead.
+    for (const mount of anonymousVolumeMounts(container, id)) {
+        await ctx.journal.around({ kind: 'volume-created', name: mount.name }, 'target', () => runChecked(ctx.target, shellQuote(['docker', 'volume', 'create', '--label', `${mount.label}`, mount.name]), {
+            step: 'volumes',
+            what: `creating volume ${mount.name} for ${mount.destination}`,
+            code: 'VOLUME_TRANSFER_FAILED',
+        }));
+    }
+    const created = await createTargetContainer(ctx, copy, imageRef, imageConfig, dockerRoot, {
+        restoreFacts: restoreFactsOf(facts.docker),
+    });
+    if (volumes.length > 0) {
+        await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, stored, dir, codec)));
+    }
+    await restoreAndVerify(ctx, found, created, {
+        containerd,
+        codec,
+        inventorySha256: inventory.sha256,
+        dockerRoot,
+    });
+    const [logs, table] = await Promise.all([
+        ctx.targetDocker.logs(created.targetContainerId, 'drill').catch(() => ''),
+        ctx.targetDocker.processTable(created.targetContainerId, 'drill').catch(() => []),
+    ]);
+    const lines = logs.trimEnd() === '' ? [] : logs.trimEnd().split('\n');
+    const firstProcess = engine_initFirstRows(table)[0]?.args;
+    // In the step's log only, as verify does on a failure: the artifact and summary never hold container logs.
+    log.info(`drill ${id}: ${name} ran and stayed up (first process: ${firstProcess ?? 'unknown'}); its last log lines:\n${lines.slice(-LOG_TAIL_LINES).join('\n')}`);
+    const verifyMs = timer.toRecord().verify;
+    return {
+        name,
+        containerId: created.targetContainerId,
+        logLines: lines.length,
+        ...(firstProcess ? { firstProcess } : {}),
+        ...(verifyMs === undefined ? {} : { verifyMs: Math.round(verifyMs) }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/report/store-listing.ts
+
+
+function buildListing(found, store) {
+    const bySeries = new Map();
+    for (const entry of found) {
+        const key = `${entry.stored}\u0000${entry.series}`;
+        let series = bySeries.get(key);
+        if (!series) {
+            series = { container: entry.stored, id: entry.series, checkpoints: [] };
+            bySeries.set(key, series);
+        }
+        series.checkpoints.push(listingCheckpoint(entry));
+    }
+    const series = [...bySeries.values()];
+    for (const one of series)
+        one.checkpoints.sort(store_listing_newestFirst);
+    series.sort((a, b) => a.container.localeCompare(b.container) ||
+        store_listing_newestFirst(a.checkpoints[0], b.checkpoints[0]));
+    return { store, series };
+}
+function store_listing_newestFirst(a, b) {
+    return b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name);
+}
+function listingCheckpoint(entry) {
+    const { manifest } = entry;
+    const drill = entry.drill;
+    return {
+        name: manifest.name,
+        createdAt: manifest.createdAt,
+        source: manifest.source,
+        containerId: manifest.container.id,
+        bytes: manifest.files.reduce((sum, file) => sum + file.bytes, 0),
+        imageBytes: manifest.image.bytes,
+        frozenMs: manifest.frozenMs,
+        image: { id: manifest.container.imageId, ref: manifest.container.imageRef },
+        versions: {
+            criu: manifest.versions.criu ?? null,
+            kernel: manifest.versions.kernel ?? null,
+            docker: manifest.versions.docker ?? null,
+        },
+        path: entry.dir,
+        legacy: entry.legacy,
+        drill: drill
+            ? { restorable: drill.restorable, at: drill.at, reason: drill.reason ?? null, host: drill.host }
+            : null,
+    };
+}
+const HEADER = [
+    'Container',
+    'Series',
+    'Checkpoint',
+    'Taken (UTC)',
+    'Source host',
+    'Container ID',
+    'Size',
+    'Frozen',
+    'Image',
+    'CRIU',
+    'Kernel',
+    'Docker',
+    'Drill',
+];
+/** The drill column: passed or failed, and when. */
+function drillCell(drill) {
+    if (!drill)
+        return 'never drilled';
+    const when = drill.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    return drill.restorable
+        ? `✅ passed ${when}`
+        : `❌ failed ${when}: ${drill.reason ?? 'no reason recorded'}`;
+}
+/** The job summary table: a header row, then one row per checkpoint. Cell text is HTML-escaped. */
+function listingRows(listing) {
+    const rows = [HEADER.map((data) => ({ data, header: true }))];
+    for (const series of listing.series) {
+        for (const checkpoint of series.checkpoints) {
+            rows.push([
+                series.container,
+                series.id,
+                checkpoint.name,
+                checkpoint.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+                checkpoint.source,
+                checkpoint.containerId.slice(0, 12),
+                summary_formatBytes(checkpoint.bytes),
+                formatMs(checkpoint.frozenMs),
+                checkpoint.image.ref === checkpoint.image.id
+                    ? checkpoint.image.id.replace(/^sha256:/, '').slice(0, 12)
+                    : checkpoint.image.ref,
+                checkpoint.versions.criu ?? '?',
+                checkpoint.versions.kernel ?? '?',
+                checkpoint.versions.docker ?? '?',
+                drillCell(checkpoint.drill),
+            ].map(escapeHtml));
+        }
+    }
+    return rows;
+}
+/** One line per series for the log. */
+function listingLines(listing) {
+    return listing.series.map((series) => {
+        const newest = series.checkpoints[0];
+        return `${series.container} series ${series.id}: ${series.checkpoints.length} checkpoint(s)${newest ? `, newest ${newest.name} (${newest.createdAt}, ${drillCell(newest.drill)})` : ''}`;
+    });
+}
+
+;// CONCATENATED MODULE: ./src/modes/list.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * List mode: the store's series and checkpoints (of one container, one series
+ * or all) as a job summary table and one JSON output. Reads manifests and
+ * drill results only: it takes no lock and writes nothing on the store host.
+ */
+async function runListMode(settings, runtime) {
+    const { log } = runtime;
+    const startedAt = performance.now();
+    let host;
+    try {
+        host = await openHost('store', settings.store.host, settings.ssh, settings.sudo, {
+            warn: (message) => log.warning(message),
+        });
+        log.info(`${describeHost(host)}: connected; reading ${settings.store.path}`);
+        const found = await listStore(host, settings.store.path, settings.container || undefined);
+        const wanted = settings.series ? found.filter((entry) => entry.series === settings.series) : found;
+        const listing = buildListing(wanted, { host: host.address, path: settings.store.path });
+        const what = [
+            settings.container ? `container ${settings.container}` : 'every container',
+            settings.series ? `series ${settings.series}` : '',
+        ]
+            .filter(Boolean)
+            .join(', ');
+        const count = listing.series.reduce((sum, series) => sum + series.checkpoints.length, 0);
+        log.info(`${count} complete checkpoint(s) in ${listing.series.length} series (${what})`);
+        for (const line of listingLines(listing))
+            log.info(line);
+        core/* setOutput */.uH('listing', JSON.stringify(listing));
+        core/* setOutput */.uH('status', 'succeeded');
+        core/* setOutput */.uH('error-code', '');
+        core/* setOutput */.uH('duration-ms', Math.round(performance.now() - startedAt));
+        if (runtime.env.GITHUB_STEP_SUMMARY) {
+            const summary = core/* summary */.z.addHeading(`Checkpoint store: ${escapeHtml(settings.store.path)} on ${escapeHtml(host.address)}`, 2);
+            if (count === 0)
+                summary.addRaw(`<p>No complete checkpoints (${escapeHtml(what)}).</p>`, true);
+            else
+                summary.addTable(listingRows(listing));
+            await summary.write();
+        }
+    }
+    catch (error) {
+        const failure = asMigrationError(error, 'COMMAND_FAILED', { step: 'list' });
+        core/* setOutput */.uH('status', 'failed');
+        core/* setOutput */.uH('error-code', failure.code);
+        core/* setOutput */.uH('duration-ms', Math.round(performance.now() - startedAt));
+        core/* setFailed */.C1(withErrorLink(failure.describe(), failure.code, runtime.env));
+        if (runtime.env.GITHUB_STEP_SUMMARY) {
+            await writeFailureSummary(core/* summary */.z, metadataError(failure), {
+                mode: 'list',
+                outcome: 'failed',
+                container: settings.container || '(all)',
+                store: describeLocation(settings.store.host),
+            }, runtime.env).catch(() => { });
+        }
+    }
+    finally {
+        await host?.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/phases/finalize.ts
+
+function restartPolicyText(container) {
+    const policy = container.HostConfig.RestartPolicy;
+    if (!policy?.Name)
+        return 'no';
+    return policy.Name === 'on-failure' && policy.MaximumRetryCount
+        ? `on-failure:${policy.MaximumRetryCount}`
+        : policy.Name;
+}
+/**
+ * Past the commit point: retire the frozen source without letting it run
+ * again (restart policy "no" first, so a daemon restart never brings back a
+ * second copy, then SIGKILL while still frozen, then remove it if asked) and
+ * remove the memory images. This is the journal's roll-forward, the same a
+ * later run or the post step would do; it uses hosts that a cancellation does
+ * not stop, retries, and never touches the target.
+ */
+async function finalize(ctx, hosts, container, 
+/** Named volumes the run moved: with source-after: remove they leave the source too. */
+volumeNames = [], 
+/** The network holder the source container joins: retired with it. */
+sourceHolder) {
+    const sourceRestartPolicy = restartPolicyText(container);
+    // The roll-forward is owed whether or not these notes reach the source.
+    const entries = await ctx.journal.intendAll([
+        ...(sourceHolder ? [{ kind: 'source-holder', containerId: sourceHolder.Id }] : []),
+        { kind: 'restart-policy', containerId: container.Id, previous: sourceRestartPolicy },
+        { kind: 'source-stopped', containerId: container.Id },
+        ...(ctx.settings.sourceAfter === 'remove'
+            ? [{ kind: 'source-removed', containerId: container.Id }]
+            : []),
+        ...(ctx.settings.sourceAfter === 'remove' && volumeNames.length > 0
+            ? [{ kind: 'source-volumes-removed', names: [...volumeNames] }]
+            : []),
+    ], undefined);
+    const outcome = await recover(ctx.journal.record, hosts, ctx.log);
+    if (outcome.problems.length === 0) {
+        for (const entry of entries)
+            entry.state = 'done';
+        await ctx.journal.save().catch(() => { });
+    }
+    return { sourceRestartPolicy, leftovers: outcome.problems };
 }
 
 ;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
@@ -64523,548 +66059,6 @@ async function runSelectionPreflight(settings, log, env) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/modes/restore.ts
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-const restore_COMMAND_TIMEOUT_MS = 120_000;
-/**
- * Restore mode: bring a stored checkpoint back as a running container on the
- * target, without its original host. Every file is checked against the
- * manifest before the target is touched; what the run creates is journalled
- * and removed again if the restore or its verification fails.
- */
-async function runRestoreMode(settings, runtime) {
-    const { log } = runtime;
-    const started = new Date();
-    const startedAt = performance.now();
-    const timer = new PhaseTimer();
-    const control = startRunControl(settings.timeoutMinutes, runtime);
-    const hosts = [];
-    let status = 'succeeded';
-    let failure;
-    let manifest;
-    let chosen;
-    let targetId;
-    let restoreMs;
-    let restorePath;
-    let releaseLocks;
-    let resumed;
-    let volumes = [];
-    const addresses = { store: '', target: '' };
-    try {
-        const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
-        hosts.push(connected.source, connected.target);
-        await requireRoot(connected.target, settings.target, settings.sudo);
-        addresses.store = connected.source.address;
-        addresses.target = connected.target.address;
-        const warn = (message) => log.warning(message);
-        const durable = {
-            source: reconnecting(connected.source, () => openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn })),
-            target: reconnecting(connected.target, () => openHost('target', settings.target, settings.ssh, settings.sudo, { warn })),
-        };
-        hosts.push(durable.source, durable.target);
-        const owner = runOwner(runtime.env, started, runtime.newToken());
-        const locks = await lockContainer([durable.target], settings.container, owner, log);
-        releaseLocks = () => locks.release();
-        resumed = await settleUnfinished(durable, settings.container, log);
-        const record = {
-            schema: 2,
-            mode: 'restore',
-            container: settings.container,
-            checkpointName: settings.checkpointName,
-            source: connected.source.address,
-            target: connected.target.address,
-            sourceAfter: 'stop',
-            retireSource: false,
-            owner,
-            status: 'running',
-            entries: [],
-            updatedAt: new Date().toISOString(),
-        };
-        const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
-        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-        const ctx = {
-            settings,
-            source: store,
-            target,
-            sourceDocker: new DockerCli(store),
-            targetDocker: new DockerCli(target),
-            log,
-            journal,
-            timer,
-            clock: () => performance.now(),
-            signal: control.signal,
-        };
-        try {
-            const result = await restoreFromStore(ctx, (found) => {
-                chosen = found;
-                manifest = found.manifest;
-            }, (prepared) => {
-                volumes = prepared;
-            });
-            targetId = result.targetContainerId;
-            restoreMs = result.restoreMs;
-            restorePath = result.restorePath;
-        }
-        catch (error) {
-            failure = failureOf(error, control.signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
-            log.warning(failure.describe());
-        }
-        ({ status } = await settleRun(journal, durable, log, failure));
-        if (status === 'succeeded' && targetId && manifest) {
-            // The restored container continues the checkpoint's series: its next checkpoint joins it.
-            const series = manifest.series ?? seriesOfContainer(manifest.container.id);
-            await writeSeries(durable.target, {
-                series,
-                containerId: targetId,
-                from: manifest.container.id,
-                via: 'restore',
-                at: new Date().toISOString(),
-            }).catch((error) => log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`));
-        }
-    }
-    catch (error) {
-        failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = earlyOutcome(failure);
-        log.warning(failure.describe());
-    }
-    finally {
-        control.close();
-    }
-    try {
-        timer.endAll();
-        const metadata = {
-            schemaVersion: METADATA_SCHEMA_VERSION,
-            run: {
-                mode: 'restore',
-                status,
-                startedAt: started.toISOString(),
-                finishedAt: new Date().toISOString(),
-            },
-            hosts: {
-                source: { address: addresses.store || describeLocation(settings.store.host) },
-                target: { address: addresses.target || describeLocation(settings.target) },
-            },
-            container: {
-                name: settings.container,
-                sourceId: manifest?.container.id,
-                targetId: status === 'succeeded' ? targetId : undefined,
-                imageId: manifest?.container.imageId,
-                imageRef: manifest?.container.imageRef,
-            },
-            checkpoint: {
-                name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
-                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-                streams: {},
-                ...(restorePath ? restorePathFacts(restorePath) : {}),
-            },
-            timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
-            error: failure ? metadataError(failure) : undefined,
-            resumed,
-        };
-        await publish({
-            ...settings,
-            metadata,
-            notes: criuNotes(failure),
-            env: runtime.env,
-            log,
-            outputs: {
-                'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-                'checkpoint-path': chosen?.dir ?? '',
-                series: chosen?.series ?? '',
-                'checkpoint-bytes': metadata.checkpoint.bytes,
-                'target-container-id': metadata.container.targetId ?? '',
-            },
-        });
-        if (failure)
-            runtime.fail(failure);
-        else
-            log.info(`restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`);
-    }
-    finally {
-        await releaseLocks?.().catch(() => { });
-        await Promise.allSettled(hosts.map((host) => host.close()));
-    }
-}
-/** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
-async function restoreFromStore(ctx, onFound, onVolumes) {
-    const { settings, log, timer } = ctx;
-    const storePath = settings.store.path;
-    const inStore = await listStoredCheckpoints(ctx.source, storePath, settings.container);
-    const resolved = resolveCheckpoint(inStore, { series: settings.series, name: settings.restoreFrom });
-    if (resolved.kind === 'ambiguous') {
-        throw new MigrationError('SERIES_AMBIGUOUS', `${resolved.candidates.length} checkpoint series in the store are named ${settings.container}${settings.restoreFrom ? ` and hold a checkpoint ${settings.restoreFrom}` : ''}: different containers, maybe on different hosts`, {
-            step: 'restore',
-            host: describeHost(ctx.source),
-            detail: resolved.candidates.map(describeSeries).join('\n'),
-            remedy: `choose one with the series input (series: ${resolved.candidates[0]?.id ?? '<id>'})`,
-        });
-    }
-    if (resolved.kind === 'none') {
-        const wanted = [
-            settings.restoreFrom ? `checkpoint ${settings.restoreFrom}` : 'checkpoint',
-            settings.series ? ` in series ${settings.series}` : '',
-        ].join('');
-        throw new MigrationError('CHECKPOINT_NOT_FOUND', `the store has no complete ${wanted} of ${settings.container}`, {
-            step: 'restore',
-            host: describeHost(ctx.source),
-            detail: resolved.known.length > 0
-                ? resolved.known
-                    .map((series) => `${describeSeries(series)}: complete checkpoints: ${series.checkpoints.map((entry) => entry.manifest.name).join(', ')}`)
-                    .join('\n')
-                : undefined,
-            remedy: `check store-host, store-path (${storePath}), container and series; take one with mode: checkpoint`,
-        });
-    }
-    for (const other of resolved.superseded) {
-        log.info(`not ${describeSeries(other)}: a later series began on the same host, so that container was replaced`);
-    }
-    const found = resolved.checkpoint;
-    const manifest = found.manifest;
-    onFound(found);
-    const dir = found.dir;
-    if (found.legacy)
-        log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
-    log.info(`restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`);
-    // Every file as the manifest says, before anything touches the target.
-    const sums = [
-        ...manifest.files.map((file) => `${file.sha256}  ${dir}/${file.path}`),
-        `${manifest.image.sha256}  ${storePath}/${manifest.image.path}`,
-    ];
-    const checked = await ctx.source.run(`sha256sum -c --quiet`, {
-        input: `${sums.join('\n')}\n`,
-        timeoutMs: 30 * 60_000,
-    });
-    if (checked.exitCode !== 0) {
-        throw new MigrationError('CHECKSUM_MISMATCH', `checkpoint ${manifest.name} in the store does not match its manifest`, {
-            step: 'restore',
-            host: describeHost(ctx.source),
-            detail: `${checked.stdout}${checked.stderr}`.trim(),
-            remedy: 'restore an older checkpoint (checkpoint-name), or take a new one; the store copy is damaged',
-        });
-    }
-    const inventory = manifest.files.find((file) => file.path === 'criu/inventory.img');
-    if (!inventory)
-        throw new MigrationError('CHECKPOINT_NOT_FOUND', `checkpoint ${manifest.name} has no CRIU inventory`, {
-            step: 'restore',
-        });
-    const [facts, codec, configText, containerd] = await Promise.all([
-        gatherHostFacts(ctx.target),
-        negotiateCodec(ctx),
-        runChecked(ctx.source, `cat ${shellQuote([`${dir}/config.json`])}`, {
-            step: 'restore',
-            what: 'reading the stored configuration',
-        }),
-        probeContainerdTmp(ctx),
-    ]);
-    const stored = JSON.parse(configText.stdout);
-    const container = parseContainerInspect(JSON.stringify([stored.container]));
-    // The holder the container joined when it was checkpointed: the new holder takes its network.
-    const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
-    const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
-    const name = container.Name.replace(/^\//, '');
-    const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
-    if (existing) {
-        // A running one may be the service itself: never replaced; a stopped one only when asked.
-        const running = existing.State.Running || existing.State.Paused || existing.State.Restarting;
-        if (running || !settings.replace) {
-            throw new MigrationError('TARGET_NAME_TAKEN', `the target already has a container named ${name} (${running ? 'running' : existing.State.Status})`, {
-                step: 'restore',
-                host: describeHost(ctx.target),
-                remedy: running
-                    ? `stop it first if the checkpoint should replace it (docker stop ${name}), then run again with replace: true`
-                    : `set replace: true to replace it once the restore has succeeded, or remove it yourself (docker rm ${name})`,
-            });
-        }
-    }
-    // The host rules of migrate's gate, on the target (CRIU, its kernel and features, Docker).
-    const checks = evaluateCompatibility({ source: facts, target: facts }, { kernelPolicy: settings.kernelPolicy }).filter((check) => check.host === 'target');
-    // The manifest says which targets the dump can go to; the target's Docker and the opt-in decide.
-    const route = decideRestoreRoute({
-        networkMode: container.HostConfig.NetworkMode || 'default',
-        ...(manifest.network ? { recorded: manifest.network.route } : {}),
-        ...(facts.docker.serverVersion ? { targetDocker: facts.docker.serverVersion } : {}),
-        ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
-        holderAllowed: settings.networkHolder,
-        app: name,
-    });
-    checks.push(route.check);
-    const onTarget = route.route === 'holder'
-        ? await holderOnTarget(ctx, name, existing, manifest.network?.holder)
-        : undefined;
-    if (onTarget)
-        checks.push(onTarget.check);
-    checks.push(storedCgroupCheck(manifest, facts.docker.cgroupVersion));
-    for (const check of checks) {
-        if (check.status === 'warn')
-            log.warning(formatCheck(check));
-        else
-            log.info(formatCheck(check));
-    }
-    const stopping = blocking(checks, settings.strict);
-    const first = stopping[0];
-    if (first) {
-        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot restore: ${first.name}: ${first.observed}`, {
-            step: 'preflight',
-            host: describeHost(ctx.target),
-            detail: stopping.map(formatCheck).join('\n'),
-            remedy: first.remedy,
-        });
-    }
-    if (manifest.versions.kernel && facts.kernel.release && manifest.versions.kernel !== facts.kernel.release) {
-        log.warning(`the checkpoint was taken on kernel ${manifest.versions.kernel}; the target runs ${facts.kernel.release}`);
-    }
-    // The CPU the checkpoint was taken on, checked by the target's CRIU.
-    const work = workDir(settings.checkpointName);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
-    await streamBetween(ctx.source, shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']), ctx.target, `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`, { label: 'cpu description', step: 'restore', log });
-    const cpu = await ctx.target.run(`criu cpuinfo check -D ${shellQuote([`${work}/cpu`])}`);
-    if (cpu.exitCode !== 0) {
-        throw new MigrationError('CPU_INCOMPATIBLE', "the target's CPU lacks features the checkpoint's processes use", {
-            step: 'restore',
-            host: describeHost(ctx.target),
-            detail: `${cpu.stdout}${cpu.stderr}`.trim(),
-            remedy: 'restore on a host with the same or a newer CPU model',
-        });
-    }
-    // The image, when the target lacks it: from the store, once per image ID.
-    const imageId = manifest.container.imageId;
-    if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
-        const load = withCodec(codec, shellQuote(['cat', `${storePath}/${manifest.image.path}`]), ctx.targetDocker.loadImageCommand());
-        await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => timer.time('stage', () => streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
-            label: 'image',
-            step: 'restore',
-            log,
-            code: 'IMAGE_TRANSFER_FAILED',
-        })));
-    }
-    const imageRef = manifest.container.imageRef;
-    if (imageRef !== imageId && (await ctx.targetDocker.imageId(imageRef)) !== imageId) {
-        await ctx.targetDocker.tagImage(imageId, imageRef, 'restore');
-    }
-    const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
-    // Before the container is created there, or docker create would make them empty.
-    const storedVolumes = manifest.volumes ?? [];
-    const volumes = storedVolumes.length > 0
-        ? await log.group('Volumes: prepare them on the target', () => timer.time('volumes', () => prepareVolumesForRestore(ctx, container, storedVolumes)))
-        : [];
-    onVolumes(volumes);
-    if (existing) {
-        // Every check passed: the namesake only steps aside; removed at the commit, put back by a rollback.
-        const aside = `${name}-replaced-${settings.checkpointName}`.slice(0, 200);
-        await ctx.journal.around({ kind: 'namesake-aside', containerId: existing.Id, name, aside }, 'target', () => ctx.targetDocker.rename(existing.Id, aside, 'restore'));
-        log.info(`replace: the stopped container ${name} (${existing.Id.slice(0, 12)}) is renamed ${aside} until the restore is verified`);
-    }
-    // Through a holder: it owns the network on the target, the container joins its namespace.
-    if (onTarget?.reuse)
-        log.info(`network holder ${onTarget.reuse} of the replaced container stays: the restored one joins it`);
-    const holder = route.route === 'holder'
-        ? (onTarget?.reuse ??
-            (await createHolder(ctx, container, {
-                ...(sourceHolder ? { sourceHolder } : {}),
-                ...(facts.kernel.arch ? { targetArch: facts.kernel.arch } : {}),
-            }, 'restore')))
-        : undefined;
-    const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
-        restoreFacts: restoreFactsOf(facts.docker),
-        ...(holder ? { networkContainer: holder } : {}),
-    });
-    if (volumes.length > 0) {
-        await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
-    }
-    const unpackDir = containerd.found ? containerd.dir : undefined;
-    const [receiving, restoring] = await allSettledOrThrow([
-        receiveCheckpoint(ctx, containerd, created.targetCheckpointDir),
-        prepareRestore(ctx, created, { inventorySha256: inventory.sha256 }, dockerRoot, unpackDir),
-    ]);
-    // Stored pages are raw: a sample says whether compressing them on the way is worth it.
-    const sampled = await ctx.source.run(`cd ${shellQuote([`${dir}/criu`])} && { ${sampleFilesScript(codec, "'pages-'*.img")}; }`, { timeoutMs: 60_000 });
-    const imagesCodec = streamCodec(settings.compression, codec, parseSample(sampled.stdout));
-    log.info(`checkpoint stream: ${imagesCodec.codec === 'none' ? 'raw' : imagesCodec.codec} (${imagesCodec.reason})`);
-    const images = withCodec(imagesCodec.codec, shellQuote(['tar', '-C', `${dir}/criu`, ...TAR_RECORD, '-cf', '-', '.']), receiving.consume);
-    // Checkpoints with series store the layer in passes, extracted in order; older ones one layer.tar.
-    const layerPasses = (manifest.layer?.archives ?? ['layer.tar']).map((archive) => withCodec(codec, shellQuote(['cat', `${dir}/${archive}`]), manifest.layer
-        ? layerReceiveCommand(created.targetUpperDir)
-        : shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-'])));
-    const sendLayer = async () => {
-        for (const [i, layer] of layerPasses.entries()) {
-            await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
-                label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
-                step: 'transfer',
-                log,
-            });
-        }
-    };
-    let restorePath;
-    try {
-        restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
-            const [checkpoint] = await allSettledOrThrow([
-                streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
-                    label: 'checkpoint',
-                    step: 'transfer',
-                    log,
-                }),
-                sendLayer(),
-            ]);
-            return receiving.restorePath(checkpoint.notes);
-        }));
-    }
-    catch (error) {
-        await restoring.follower.stop(false).catch(() => '');
-        throw error;
-    }
-    const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, restoring)));
-    await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
-    await settleRestoreConfig(ctx, created.restoreConfig);
-    await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
-        ctx.signal.throwIfAborted();
-    });
-    return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
-}
-/**
- * The holder's name on the target: free, or (replace: true) the running holder the stopped
- * namesake joins, when it owns the network the checkpoint needs: the restored container joins
- * it and it stays when the namesake goes. Anything else stops the restore at the gate.
- */
-async function holderOnTarget(ctx, app, namesake, wanted) {
-    const name = holderName(app);
-    const taken = await ctx.targetDocker.inspectContainer(name, 'preflight');
-    const check = {
-        host: 'target',
-        name: 'network holder name',
-        status: 'pass',
-        observed: `${name} is free`,
-        expected: `no container named ${name} on the target, or with replace: true the running holder of the stopped ${app} with the network the checkpoint needs`,
-    };
-    if (!taken)
-        return { check };
-    const mode = namesake?.HostConfig.NetworkMode ?? '';
-    const joinedByNamesake = ctx.settings.replace &&
-        (mode === `container:${taken.Id}` || mode === `container:${name}`) &&
-        isNetworkHolder(taken, app) &&
-        taken.State.Running;
-    if (joinedByNamesake && namesake && wanted) {
-        const present = holderNeeds(taken, namesake);
-        if (sameHolderNetwork(present, wanted, [app, name])) {
-            return {
-                check: {
-                    ...check,
-                    observed: `${name} runs for the stopped ${app} being replaced and owns the network this checkpoint needs: the restored container joins it`,
-                },
-                reuse: name,
-            };
-        }
-        return {
-            check: {
-                ...check,
-                status: 'fail',
-                observed: `${name}, the holder of the stopped ${app}, owns another network than the checkpoint needs (${present.network} ${present.ports.join(' ')} against ${wanted.network} ${wanted.ports.join(' ')})`,
-                remedy: `remove the stopped ${app} and then its holder on the target (docker rm ${app} && docker rm -f ${name}) if they may go, or restore onto another host`,
-                code: 'NETWORK_HOLDER_FAILED',
-            },
-        };
-    }
-    return {
-        check: {
-            ...check,
-            status: 'fail',
-            observed: `a container named ${name} exists (${taken.State.Status})`,
-            remedy: `remove it on the target (docker rm -f ${name}) if it is a leftover, or restore onto another host: the network holder of ${app} takes that name`,
-            code: 'NETWORK_HOLDER_FAILED',
-        },
-    };
-}
-/** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
-function storedCgroupCheck(manifest, target) {
-    const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
-    if (recorded)
-        return recorded;
-    return {
-        host: 'both',
-        name: 'cgroup versions',
-        status: 'warn',
-        observed: `checkpoint cgroup version not recorded (taken before it was), target cgroup v${target ?? 'unknown'}`,
-        expected: 'the same cgroup version as the host the checkpoint was taken on',
-        remedy: 'make sure the target runs the cgroup version of the host the checkpoint was taken on: a checkpoint does not restore across cgroup versions',
-        code: 'FACT_UNREADABLE',
-    };
-}
-/**
- * The target's side of the stored volumes, as migrate's gate judges it: a
- * volume of the same name with other contents is refused unless
- * volume-replace; then each is created (or its contents set aside), journalled.
- */
-async function prepareVolumesForRestore(ctx, container, stored) {
-    const probed = await ctx.target.run(volumeProbeScript(stored.map((volume) => volume.name)), {
-        timeoutMs: restore_COMMAND_TIMEOUT_MS,
-    });
-    const facts = {
-        source: stored.map((volume) => ({
-            name: volume.name,
-            info: volume.info,
-            users: [],
-            ...(volume.sizeBytes === undefined ? {} : { sizeBytes: volume.sizeBytes }),
-            hasContent: true,
-        })),
-        target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
-        unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
-    };
-    const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
-    for (const check of checks) {
-        if (check.status === 'warn')
-            ctx.log.warning(formatCheck(check));
-        else
-            ctx.log.info(formatCheck(check));
-    }
-    const stopping = blocking(checks, ctx.settings.strict);
-    const first = stopping[0];
-    if (first) {
-        throw new MigrationError(first.code ?? 'PREFLIGHT_FAILED', `the target cannot take ${first.name}: ${first.observed}`, {
-            step: 'preflight',
-            host: describeHost(ctx.target),
-            detail: stopping.map(formatCheck).join('\n'),
-            remedy: first.remedy,
-        });
-    }
-    return prepareTargetVolumes(ctx, planVolumes(container, facts));
-}
-
 ;// CONCATENATED MODULE: ./src/post.ts
 
 
@@ -65145,6 +66139,8 @@ async function settle({ plan, connection }, saved, runtime) {
 
 
 
+
+
 /** Wiring only: the post step, or inputs then the chosen mode. */
 async function run() {
     const runtime = actionsRuntime();
@@ -65176,6 +66172,12 @@ async function run() {
                 return;
             case 'restore':
                 await runRestoreMode(settings, runtime);
+                return;
+            case 'drill':
+                await runDrillMode(settings, runtime);
+                return;
+            case 'list':
+                await runListMode(settings, runtime);
                 return;
         }
     }
