@@ -53,7 +53,7 @@ import {
   readRestoreInputs,
   restoreAndVerify,
 } from './restore.js';
-import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
+import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 const LOG_TAIL_LINES = 5;
@@ -258,7 +258,7 @@ export async function runDrillMode(settings: DrillSettings, runtime: Runtime): P
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+    status = earlyOutcome(failure);
     reason = `${failure.code}: ${failure.message}`;
     log.warning(failure.describe());
   } finally {

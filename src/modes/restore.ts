@@ -74,7 +74,7 @@ import {
   type StoredVolume,
   seriesOfContainer,
 } from '../state/store.js';
-import { failureOf, REFUSALS, settleRun, startRunControl } from './run-control.js';
+import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -197,7 +197,7 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+    status = earlyOutcome(failure);
     log.warning(failure.describe());
   } finally {
     control.close();
