@@ -1,6 +1,7 @@
 import { describeHost, type Host, type RunOptions } from '../../host/host.js';
 import { shellQuote } from '../../host/shell.js';
 import { type ContainerEngine, EngineError, initFirstRows, type ProcessRow } from '../engine.js';
+import { encodeEnvEntries, envFileCreateScript } from './create-args.js';
 import {
   type ContainerInspect,
   type ImageConfig,
@@ -93,13 +94,9 @@ export class DockerCli implements ContainerEngine {
   }
 
   async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
-    const command = [
-      `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
-      'rm -rf "$d"; exit $s',
-    ].join('\n');
+    const command = envFileCreateScript(envDir, args);
     const out = await this.exec(command, step, 'docker create', {
-      input: env.map((line) => `${line}\n`).join(''),
+      input: encodeEnvEntries(env),
     });
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
