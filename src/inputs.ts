@@ -34,6 +34,7 @@ export const INPUT_NAMES = [
   'verify-log-pattern',
   'verify-timeout',
   'verify-stable-seconds',
+  'verify-show-logs',
   'source-after',
   'timeout',
   'upload-artifact',
@@ -257,6 +258,7 @@ export function getInputs(
   const verifying = {
     verifyTimeoutSeconds,
     verifyStableSeconds,
+    verifyShowLogs: parseBoolean('verify-show-logs', text('verify-show-logs'), false),
     ...(verifyLogPattern ? { verifyLogPattern } : {}),
   };
   const store = { host: storeHost, path: parseStorePath(text('store-path')) };

@@ -69,6 +69,8 @@ export interface VerifySettings {
   verifyTimeoutSeconds: number;
   /** How long the restored container must stay up, unrestarted, before the run commits. */
   verifyStableSeconds: number;
+  /** Print the restored container's last log lines into the job log when verification fails. */
+  verifyShowLogs: boolean;
 }
 
 export interface MigrateSettings extends CommonSettings, VerifySettings {
