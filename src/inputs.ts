@@ -50,6 +50,7 @@ export const INPUT_NAMES = [
   'artifact-retention-days',
   'volume-precopy',
   'volume-replace',
+  'volume-use-target-options',
   'docker28-network-holder',
   'series',
 ] as const;
@@ -253,6 +254,11 @@ export function getInputs(
     compression,
     volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
     volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
+    volumeUseTargetOptions: parseBoolean(
+      'volume-use-target-options',
+      text('volume-use-target-options'),
+      false,
+    ),
     networkHolder,
   };
   const verifying = {

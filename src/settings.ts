@@ -59,6 +59,8 @@ interface CommonSettings {
   volumePrecopy: boolean;
   /** Replace a target volume of the same name that holds other contents (refused otherwise). */
   volumeReplace: boolean;
+  /** A target volume with driver options (NFS, o=bind) is used as it is instead of refused. */
+  volumeUseTargetOptions: boolean;
   /** docker28-network-holder: bridge and user networks onto Docker 28/29 through a network holder. */
   networkHolder: boolean;
 }

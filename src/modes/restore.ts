@@ -600,7 +600,10 @@ async function prepareVolumesForRestore(
     target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
     unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
   };
-  const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+  const checks = evaluateVolumes(container, facts, {
+    replace: ctx.settings.volumeReplace,
+    useTargetOptions: ctx.settings.volumeUseTargetOptions,
+  });
   for (const check of checks) {
     if (check.status === 'warn') ctx.log.warning(formatCheck(check));
     else ctx.log.info(formatCheck(check));

@@ -32,6 +32,8 @@ export interface GateOptions {
   sudo: boolean;
   /** volume-replace: a target volume with other contents may be replaced. */
   volumeReplace: boolean;
+  /** volume-use-target-options: a target volume with driver options is used as it is. */
+  volumeUseTargetOptions: boolean;
   /** The docker28-network-holder input: bridge and user networks onto Docker 28/29 through a holder. */
   holderAllowed: boolean;
 }
@@ -121,7 +123,10 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
         })
       : []),
     ...(container && facts.volumes
-      ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
+      ? evaluateVolumes(container, facts.volumes, {
+          replace: options.volumeReplace,
+          useTargetOptions: options.volumeUseTargetOptions,
+        })
       : []),
   ];
 }

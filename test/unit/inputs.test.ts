@@ -103,6 +103,7 @@ describe('getInputs defaults', () => {
       compression: 'auto',
       volumePrecopy: true,
       volumeReplace: false,
+      volumeUseTargetOptions: false,
       networkHolder: false,
     });
     expect(settings.verifyLogPattern).toBeUndefined();

@@ -54,6 +54,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     compression: 'auto',
     volumePrecopy: true,
     volumeReplace: false,
+    volumeUseTargetOptions: false,
     networkHolder: false,
   };
 }
