@@ -12,6 +12,7 @@ import type { RunContext } from '../phases/context.js';
 import { layerSendCommand, negotiateCodec } from '../phases/transfer.js';
 import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
+import { inspectShapeProblems, shapeCheck, volumeShapeProblems } from '../policy/inspect-shape.js';
 import {
   movedVolumeNames,
   parseVolumeProbes,
@@ -294,6 +295,25 @@ async function checkpointInto(
     });
   }
   const volumes = await volumesToStore(ctx, container);
+  // These become paths on the store host and the source: refused before anything is touched.
+  const unsafe = shapeCheck(
+    [
+      ...inspectShapeProblems(container),
+      ...volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)),
+    ],
+    "the source's docker inspect",
+  );
+  if (unsafe) {
+    throw new MigrationError(
+      'UNSAFE_VALUE',
+      `checkpoint refused before touching the container: ${unsafe.observed}`,
+      {
+        step: 'preflight',
+        host: describeHost(ctx.source),
+        remedy: unsafe.remedy,
+      },
+    );
+  }
 
   // The series: the container's own, whatever its name; one run writes into it at a time.
   const found = await readSeries(ctx.source, container.Id);

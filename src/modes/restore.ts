@@ -32,6 +32,7 @@ import {
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
+import { inspectShapeProblems, manifestShapeProblems } from '../policy/inspect-shape.js';
 import { decideNetworkRoute } from '../policy/network-route.js';
 import {
   evaluateVolumes,
@@ -60,6 +61,7 @@ import type { RecoveryHosts } from '../state/recovery.js';
 import { describeSeries, resolveCheckpoint, writeSeries } from '../state/series.js';
 import {
   type CheckpointManifest,
+  imagePath,
   listStoredCheckpoints,
   type StoredCheckpoint,
   type StoredConfig,
@@ -306,6 +308,8 @@ async function restoreFromStore(
   const manifest = found.manifest;
   onFound(found);
   const dir = found.dir;
+  // Anyone who can write to the store writes these: checked before they become paths anywhere.
+  refuseUnsafe(ctx, manifestShapeProblems(manifest, imagePath), `the manifest of ${dir}`);
   if (found.legacy)
     log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
   log.info(
@@ -350,6 +354,7 @@ async function restoreFromStore(
   ]);
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
+  refuseUnsafe(ctx, inspectShapeProblems(container), `${dir}/config.json`);
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
   const name = container.Name.replace(/^\//, '');
   const existing = await ctx.targetDocker.inspectContainer(name, 'restore');
@@ -558,6 +563,18 @@ async function restoreFromStore(
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs: restored.restoreMs, restorePath };
+}
+
+/** UNSAFE_VALUE, before anything is touched, when a stored value has a shape the action will not use. */
+function refuseUnsafe(ctx: RunContext<RestoreSettings>, problems: readonly string[], where: string): void {
+  if (problems.length === 0) return;
+  throw new MigrationError('UNSAFE_VALUE', `${where} in the store holds values the action will not use`, {
+    step: 'restore',
+    host: describeHost(ctx.source),
+    detail: problems.join('\n'),
+    remedy:
+      'the store was written by something other than this action, or changed since: restore another checkpoint (checkpoint-name), and find out who can write to the store',
+  });
 }
 
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
