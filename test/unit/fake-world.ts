@@ -261,6 +261,8 @@ export class FakeMachine {
     // The preflight probes: one script of sections, each answered on its own.
     [/criu-migrate-probe\.XXXXXX/, (m) => this.sections(m.input)],
     [/^id -u; id -un;/, () => ok('0\nroot\n\n')],
+    // The host's clock, read before a pause (a checkpoint roll-forward asks Docker's events from there).
+    [/^date \+%s\.%N$/, () => ok('1765000000.123456789\n')],
     // Which process holds which socket: the fake container's init holds none.
     [/^for p in \$\(docker top \S+ -o pid \| tail -n \+2\); do\n/, () => ok()],
     [

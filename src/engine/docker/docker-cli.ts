@@ -127,6 +127,20 @@ export class DockerCli implements ContainerEngine {
     return id;
   }
 
+  /**
+   * The container's pause and unpause events from `since` (the host's clock, seconds since
+   * the epoch) until now, oldest first, as the daemon still remembers them.
+   */
+  async pauseEvents(id: string, since: string, step: string): Promise<string[]> {
+    const out = await this.exec(
+      `${shellQuote(['docker', 'events', '--since', since, '--filter', `container=${id}`, '--filter', 'event=pause', '--filter', 'event=unpause', '--format', '{{.Action}}'])} --until "$(date +%s.%N)"`,
+      step,
+      'docker events',
+      { timeoutMs: 30_000 },
+    );
+    return out.split('\n').filter(Boolean);
+  }
+
   async pause(id: string, step: string): Promise<void> {
     await this.docker(['pause', id], step);
   }
