@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   buildCreateArgs,
-  encodeEnvEntries,
-  envFileCreateScript,
+  envFileCreate,
   formatCpus,
   formatDuration,
   formatMount,
@@ -995,7 +994,7 @@ describe('splitEnvArgs', () => {
   });
 });
 
-describe('envFileCreateScript', () => {
+describe('envFileCreate', () => {
   // A fake docker on PATH records what it was given: its arguments, the env file and its environment.
   const pem = `-----BEGIN KEY-----\nab'"$(touch /tmp/nope) \\n\r\n-----END KEY-----\n`;
   const run = (env: string[]) => {
@@ -1012,14 +1011,11 @@ describe('envFileCreateScript', () => {
       ].join('\n'),
       { mode: 0o755 },
     );
-    const result = spawnSync(
-      'sh',
-      ['-c', envFileCreateScript(`${dir}/work/create`, ['--name', 'x', '--', 'img'])],
-      {
-        input: encodeEnvEntries(env),
-        env: { PATH: `${dir}:${process.env.PATH ?? ''}` },
-      },
-    );
+    const { command, input } = envFileCreate(`${dir}/work/create`, ['--name', 'x', '--', 'img'], env);
+    const result = spawnSync('sh', ['-c', command], {
+      input,
+      env: { PATH: `${dir}:${process.env.PATH ?? ''}` },
+    });
     return { dir, result, read: (name: string) => readFileSync(join(dir, name), 'utf8') };
   };
 
@@ -1035,12 +1031,21 @@ describe('envFileCreateScript', () => {
     expect(existsSync(join(dir, 'work/create'))).toBe(false);
   });
 
+  it('needs no perl when no value has a line break', () => {
+    const { result, read, dir } = run(['A=1', 'B=two words']);
+    expect(result.status, result.stderr.toString()).toBe(0);
+    expect(envFileCreate('/d', ['--', 'img'], ['A=1']).command).not.toContain('perl');
+    expect(read('envfile')).toBe('A=1\nB=two words\n');
+    expect(existsSync(join(dir, 'work/create'))).toBe(false);
+  });
+
   it('removes the file when docker create fails', () => {
     const { dir, result } = run(['A=1']);
     expect(result.status).toBe(0);
     writeFileSync(join(dir, 'docker'), '#!/bin/sh\necho no >&2\nexit 3\n', { mode: 0o755 });
-    const failed = spawnSync('sh', ['-c', envFileCreateScript(`${dir}/work/create`, ['--', 'img'])], {
-      input: encodeEnvEntries(['A=1']),
+    const { command, input } = envFileCreate(`${dir}/work/create`, ['--', 'img'], [`PEM_KEY=${pem}`]);
+    const failed = spawnSync('sh', ['-c', command], {
+      input,
       env: { PATH: `${dir}:${process.env.PATH ?? ''}` },
     });
     expect(failed.status).toBe(3);

@@ -334,7 +334,7 @@ export class FakeMachine {
     [/^f=\S+; \[ -f "\$f" \] \|\| exit 0;/, () => ok()],
     // The target container, created from a script that keeps the environment in a file.
     [
-      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/entries" \|\| \{ rm -rf "\$d"; exit 1; \}\nperl -e '[^']*' "\$d" docker create --env-file "\$d\/env" (.*); s=\$\?\n/,
+      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/(?:entries|env)" \|\| \{ rm -rf "\$d"; exit 1; \}\n(?:perl -e '[^']*' "\$d" )?docker create --env-file "\$d\/env" (.*); s=\$\?\n/,
       (m) => {
         const args = words(m[2] ?? '');
         const name = args[args.indexOf('--name') + 1] ?? '';

@@ -475,7 +475,7 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
 /**
  * Takes every --env pair out of create arguments so that all of them go
  * through a 0600 file instead of the command line (process lists, sudo logs),
- * values with line breaks included (see envFileCreateScript).
+ * values with line breaks included (see envFileCreate).
  */
 export function splitEnvArgs(args: readonly string[]): { args: string[]; env: string[] } {
   const kept: string[] = [];
@@ -493,16 +493,12 @@ export function splitEnvArgs(args: readonly string[]): { args: string[]; env: st
   return { args: kept, env };
 }
 
-/** The environment as the create script reads it on its stdin: NUL-separated NAME=value records. */
-export function encodeEnvEntries(env: readonly string[]): string {
-  return env.map((entry) => `${entry}\0`).join('');
-}
-
 // Docker's env file is line based and has no quoting, but a line that is only a
 // name takes that variable's value from the docker CLI's own environment. So a
 // value with a line break is put into the CLI's environment (readable by root
 // only, in /proc/<pid>/environ), never into an argument. perl is essential on
-// Debian and Ubuntu, and sets any name, which sh's export cannot.
+// Debian and Ubuntu, and sets any name, which sh's export cannot; it is needed
+// only when such a value exists.
 const ENV_SPLITTER = [
   'my $d = shift @ARGV;',
   'open(my $in, "<", "$d/entries") or exit 125;',
@@ -521,16 +517,26 @@ const ENV_SPLITTER = [
 
 /**
  * The shell script that creates a container with `args` (after `docker
- * create`) and the environment it reads on stdin (encodeEnvEntries): the
- * records land in a 0600 file under `envDir`, which is removed whatever
- * docker create says.
+ * create`) and `env`, and what it reads on stdin: the environment lands in a
+ * 0600 file under `envDir`, which is removed whatever docker create says.
  */
-export function envFileCreateScript(envDir: string, args: readonly string[]): string {
-  return [
-    `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/entries" || { rm -rf "$d"; exit 1; }`,
-    `${shellQuote(['perl', '-e', ENV_SPLITTER])} "$d" ${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`,
-    'rm -rf "$d"; exit $s',
-  ].join('\n');
+export function envFileCreate(
+  envDir: string,
+  args: readonly string[],
+  env: readonly string[],
+): { command: string; input: string } {
+  const multiLine = env.some((entry) => /[\r\n]/.test(entry));
+  const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`;
+  const start = `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/${multiLine ? 'entries' : 'env'}" || { rm -rf "$d"; exit 1; }`;
+  return {
+    command: [
+      start,
+      // NUL-separated records for perl; plain lines otherwise.
+      multiLine ? `${shellQuote(['perl', '-e', ENV_SPLITTER])} "$d" ${create}` : create,
+      'rm -rf "$d"; exit $s',
+    ].join('\n'),
+    input: env.map((entry) => `${entry}${multiLine ? '\0' : '\n'}`).join(''),
+  };
 }
 
 /**

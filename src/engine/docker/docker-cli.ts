@@ -1,7 +1,7 @@
 import { describeHost, type Host, type RunOptions } from '../../host/host.js';
 import { shellQuote } from '../../host/shell.js';
 import { type ContainerEngine, EngineError, initFirstRows, type ProcessRow } from '../engine.js';
-import { encodeEnvEntries, envFileCreateScript } from './create-args.js';
+import { envFileCreate } from './create-args.js';
 import {
   type ContainerInspect,
   type ImageConfig,
@@ -94,10 +94,8 @@ export class DockerCli implements ContainerEngine {
   }
 
   async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
-    const command = envFileCreateScript(envDir, args);
-    const out = await this.exec(command, step, 'docker create', {
-      input: encodeEnvEntries(env),
-    });
+    const { command, input } = envFileCreate(envDir, args, env);
+    const out = await this.exec(command, step, 'docker create', { input });
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
       throw new EngineError(command, 0, out, 'docker create printed no container ID', {
