@@ -11,6 +11,18 @@ let bed: Testbed;
 const name = 'e2e-ckpt-unpaused';
 const store = '/var/lib/criu-migrate-e2e-unpaused-store';
 
+// The roll-forward's SIGKILL is held, then never carried out: the run dies there.
+const KILL_NEVER_RUNS = `#!/bin/sh
+case " $* " in
+  *" kill --signal KILL "*)
+    touch /tmp/e2e-held-ckptkill
+    i=0
+    while [ ! -e /tmp/e2e-release-ckptkill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    exit 1 ;;
+esac
+exec /usr/bin/docker "$@"
+`;
+
 function inputs(extra: Record<string, string>): Record<string, string> {
   return {
     mode: 'checkpoint',
@@ -39,22 +51,7 @@ afterAll(async () => {
 
 describe("checkpoint mode's roll-forward", () => {
   it('leaves a container running that an operator resumed after the run died past its commit', async () => {
-    // The roll-forward's SIGKILL is held, then never carried out: the run dies there.
-    await installWrapper(
-      bed,
-      bed.host1,
-      '/usr/local/bin/docker',
-      `#!/bin/sh
-case " $* " in
-  *" kill --signal KILL "*)
-    touch /tmp/e2e-held-ckptkill
-    i=0
-    while [ ! -e /tmp/e2e-release-ckptkill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-    exit 1 ;;
-esac
-exec /usr/bin/docker "$@"
-`,
-    );
+    await installWrapper(bed, bed.host1, '/usr/local/bin/docker', KILL_NEVER_RUNS);
     await onHost(bed, bed.host1, 'rm -f /tmp/e2e-held-ckptkill /tmp/e2e-release-ckptkill');
     const first = startAction(inputs({ 'checkpoint-name': 'unpaused-1', 'leave-running': 'false' }));
     await waitHeld(bed, bed.host1, 'ckptkill', 120_000, first);
@@ -87,6 +84,31 @@ exec /usr/bin/docker "$@"
       (await onHostResult(bed, bed.host1, `test -e /var/lib/criu-migrate/containers/${name}/journal.json`))
         .code,
     ).not.toBe(0);
+  });
+
+  it('leaves a container paused that someone resumed and paused again: nothing proves it the frozen copy', async () => {
+    await startCounter(bed, bed.host1, name, { mb: 8 });
+    await installWrapper(bed, bed.host1, '/usr/local/bin/docker', KILL_NEVER_RUNS);
+    await onHost(bed, bed.host1, 'rm -f /tmp/e2e-held-ckptkill /tmp/e2e-release-ckptkill');
+    const first = startAction(inputs({ 'checkpoint-name': 'unpaused-4', 'leave-running': 'false' }));
+    await waitHeld(bed, bed.host1, 'ckptkill', 120_000, first);
+    await first.kill();
+    await release(bed, bed.host1, 'ckptkill');
+    await removeFaults(bed);
+    // Resumed (it ran), then paused again by hand: the same state as the run left, another history.
+    await onHost(bed, bed.host1, `docker unpause ${name} && sleep 1 && docker pause ${name}`);
+
+    const next = await runAction(inputs({ 'checkpoint-name': 'unpaused-5' }));
+    expect(next.stdout).toContain(
+      'left the container paused: nothing proves it is still the copy this run froze',
+    );
+    expect(next.stdout).toContain('events since the freeze: pause, unpause, pause');
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: true });
+    // A paused container is not checkpointed either: refused, nothing done to it.
+    expect(next.outputs['error-code']).toBe('CONTAINER_NOT_RUNNING');
+    expect(next.outputs.status).toBe('refused');
+    await onHost(bed, bed.host1, `docker unpause ${name}`);
+    await expectCounterContinued(bed, bed.host1, name);
   });
 
   it('still stops the container it proves frozen (leave-running: false, nothing in between)', async () => {
