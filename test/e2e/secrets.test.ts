@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { expectNothingLeft, expectRunningOnlyOn } from './invariants.js';
-import { startAction } from './run-action.js';
+import { runAction, startAction } from './run-action.js';
 import {
   containerLogs,
   loadTestbed,
   onHost,
   onHostResult,
   parseCounter,
+  sshInputs,
   startCounter,
   type Testbed,
 } from './testbed.js';
@@ -24,6 +25,10 @@ const secret = `s3cret-${Date.now().toString(36)}-value`;
 const passphrase = `pass-${Date.now().toString(36)}-phrase`;
 const pemName = 'e2e-secrets-pem';
 const ARGV_LOG = '/tmp/e2e-docker-argv.log';
+const SUDO_LOG = '/var/log/e2e-sudo.log';
+// sudo's own log of every command it runs, unwrapped, for the duration of one test.
+const SUDO_LOG_DEFAULTS = [`Defaults logfile=${SUDO_LOG}`, 'Defaults loglinelen=0'];
+const shellWords = (lines: string[]): string => lines.map((line) => `'${line}'`).join(' ');
 // Lines of a multi-line secret, each one recognisable on its own.
 const pemLines = [0, 1, 2].map((i) => `pem${i}-${Date.now().toString(36)}-Zm9vYmFy'"$(id)`);
 
@@ -206,5 +211,43 @@ exec /usr/bin/docker "$@"
     const entries = Buffer.from(environ, 'base64').toString('utf8').split('\0');
     expect(entries).toContain(`PEM_KEY=${pem}`);
     await expectNothingLeft(bed, pemName);
+  });
+
+  it("keeps the multi-line secret out of sudo's log too, when the hosts are reached through sudo", async () => {
+    // Run after the test above: the container with the secret runs on host 2 and goes back to
+    // host 1, where its stopped source is removed first.
+    await onHost(bed, bed.host1, `docker rm -f ${pemName}`);
+    const pem = `-----BEGIN TEST KEY-----\n${pemLines.join('\n')}\r\n-----END TEST KEY-----\n`;
+    await onHost(
+      bed,
+      bed.host1,
+      `printf '%s\\n' ${shellWords(SUDO_LOG_DEFAULTS)} >>/etc/sudoers && visudo -c >/dev/null && rm -f ${SUDO_LOG}`,
+    );
+    try {
+      const run = await runAction({
+        container: pemName,
+        source: bed.host2.replace(/^[^@]+@/, 'migrator@'),
+        target: bed.host1.replace(/^[^@]+@/, 'migrator@'),
+        sudo: 'true',
+        ...sshInputs(bed),
+        'verify-stable-seconds': '1',
+      });
+      expect(run.exitCode, run.stdout).toBe(0);
+      await expectRunningOnlyOn(bed, bed.host1, pemName);
+      const log = await onHost(bed, bed.host1, `cat ${SUDO_LOG}`);
+      // sudo logged every command, docker create's among them, with its whole script.
+      expect(log).toContain('docker create --env-file');
+      for (const line of pemLines) expect(log).not.toContain(line);
+      const env = JSON.parse(
+        await onHost(bed, bed.host1, `docker inspect -f '{{json .Config.Env}}' ${pemName}`),
+      );
+      expect(env).toContain(`PEM_KEY=${pem}`);
+    } finally {
+      await onHost(
+        bed,
+        bed.host1,
+        `grep -vxF ${SUDO_LOG_DEFAULTS.map((line) => `-e '${line}'`).join(' ')} /etc/sudoers >/tmp/e2e-sudoers; cat /tmp/e2e-sudoers >/etc/sudoers; rm -f /tmp/e2e-sudoers ${SUDO_LOG}`,
+      );
+    }
   });
 });
