@@ -11,6 +11,7 @@ let bed: Testbed;
 const name = 'e2e-vopt';
 const volume = 'e2e-vopt-data';
 const device = '/srv/e2e-vopt';
+const store = '/var/lib/criu-migrate-e2e-vopt-store';
 
 /** What the target's bound directory and the volume's own _data directory hold. */
 async function targetListing(): Promise<string> {
@@ -25,6 +26,7 @@ async function clean(): Promise<void> {
   for (const host of [bed.host1, bed.host2]) {
     await onHostResult(bed, host, `docker rm -f ${name}; docker volume rm ${volume}; rm -rf ${device}`);
   }
+  await onHostResult(bed, bed.host3, `rm -rf ${store}`);
 }
 
 beforeAll(async () => {
@@ -69,6 +71,46 @@ describe('a target volume with driver options', () => {
     expect(await containerState(bed, bed.host2, name)).toBeUndefined();
     expect(await targetListing()).toBe(before);
     await expectNothingLeft(bed, name);
+  });
+
+  it('in restore mode: refused (rolled back, nothing left), and used as it is with the input', async () => {
+    const taken = await runAction({
+      container: name,
+      mode: 'checkpoint',
+      source: bed.host1,
+      'store-host': bed.host3,
+      'store-path': store,
+      ...sshInputs(bed),
+    });
+    expect(taken.exitCode, taken.stdout).toBe(0);
+    const restore = (more: Record<string, string> = {}) =>
+      runAction({
+        container: name,
+        mode: 'restore',
+        source: bed.host1,
+        'store-host': bed.host3,
+        'store-path': store,
+        target: bed.host2,
+        ...sshInputs(bed),
+        'verify-stable-seconds': '1',
+        ...more,
+      });
+    const refused = await restore();
+    expect(refused.exitCode, refused.stdout).not.toBe(0);
+    expect(refused.outputs['error-code']).toBe('VOLUME_TARGET_HAS_OPTIONS');
+    // The CPU check and the image came first: undone, and nothing was written into the volume.
+    expect(refused.outputs.status).toBe('rolled-back');
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await targetListing()).toBe('on-target\n---\n');
+    await expectNothingLeft(bed, name);
+
+    const used = await restore({ 'volume-use-target-options': 'true' });
+    expect(used.exitCode, used.stdout).toBe(0);
+    expect(await onHost(bed, bed.host2, `docker exec ${name} ls -A /data`)).toBe('on-target\n');
+    // The stored volume's contents went nowhere on the target.
+    expect(await targetListing()).toBe('on-target\n---\non-target\n');
+    await onHost(bed, bed.host2, `docker rm -f ${name}`);
+    expect(await targetListing()).toBe('on-target\n---\n');
   });
 
   it('is used as it is, nothing copied into it, with volume-use-target-options: true', async () => {
