@@ -64,6 +64,10 @@ export const ERROR_CODES = [
   'VOLUME_SHARED',
   'VOLUME_TARGET_NOT_EMPTY',
   'VOLUME_TRANSFER_FAILED',
+  // A target volume with driver options (o=bind, NFS): its _data is not what the container sees.
+  'VOLUME_TARGET_HAS_OPTIONS',
+  // A name or path read from a host (docker inspect, a stored manifest) of a shape the action will not use.
+  'UNSAFE_VALUE',
   // Docker 28/29 targets: the network holder's program exists for some architectures only,
   // and the holder container itself can fail to come up.
   'NETWORK_HOLDER_UNSUPPORTED',

@@ -35,6 +35,7 @@ export const INPUT_NAMES = [
   'verify-log-pattern',
   'verify-timeout',
   'verify-stable-seconds',
+  'verify-show-logs',
   'source-after',
   'timeout',
   'upload-artifact',
@@ -50,6 +51,7 @@ export const INPUT_NAMES = [
   'artifact-retention-days',
   'volume-precopy',
   'volume-replace',
+  'volume-use-target-options',
   'docker28-network-holder',
   'series',
   'selection',
@@ -283,11 +285,17 @@ export function getInputs(
     compression,
     volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
     volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
+    volumeUseTargetOptions: parseBoolean(
+      'volume-use-target-options',
+      text('volume-use-target-options'),
+      false,
+    ),
     networkHolder,
   };
   const verifying = {
     verifyTimeoutSeconds,
     verifyStableSeconds,
+    verifyShowLogs: parseBoolean('verify-show-logs', text('verify-show-logs'), false),
     ...(verifyLogPattern ? { verifyLogPattern } : {}),
   };
   const store = { host: storeHost, path: parseStorePath(text('store-path')) };

@@ -60,6 +60,8 @@ interface CommonSettings {
   volumePrecopy: boolean;
   /** Replace a target volume of the same name that holds other contents (refused otherwise). */
   volumeReplace: boolean;
+  /** A target volume with driver options (NFS, o=bind) is used as it is instead of refused. */
+  volumeUseTargetOptions: boolean;
   /** docker28-network-holder: bridge and user networks onto Docker 28/29 through a network holder. */
   networkHolder: boolean;
 }
@@ -70,6 +72,8 @@ export interface VerifySettings {
   verifyTimeoutSeconds: number;
   /** How long the restored container must stay up, unrestarted, before the run commits. */
   verifyStableSeconds: number;
+  /** Print the restored container's last log lines into the job log when verification fails. */
+  verifyShowLogs: boolean;
 }
 
 export interface MigrateSettings extends CommonSettings, VerifySettings {

@@ -15,6 +15,7 @@ import { layerSendCommand, negotiateCodec } from '../phases/transfer.js';
 import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
 import { ownHolder } from '../policy/gate.js';
+import { inspectShapeProblems, shapeCheck, volumeShapeProblems } from '../policy/inspect-shape.js';
 import { checkpointRoute, HOLDER_INPUT, type NetworkRoute } from '../policy/network-route.js';
 import {
   movedVolumeNames,
@@ -311,7 +312,13 @@ async function checkpointInto(
       remedy: 'use the overlay2 storage driver',
     });
   }
+  // These become paths on the store host and the source: refused before anything is touched.
+  refuseUnsafe(ctx, inspectShapeProblems(container));
   const volumes = await volumesToStore(ctx, container);
+  refuseUnsafe(
+    ctx,
+    volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)),
+  );
 
   // The series: the container's own, whatever its name; one run writes into it at a time.
   const found = await readSeries(ctx.source, container.Id);
@@ -676,6 +683,21 @@ export function storedVolumeFacts(volumes: readonly StoredVolume[]): VolumeFacts
     passes: volume.passes,
     ...(volume.passes.at(-1) ? { sha256: volume.passes.at(-1)?.sha256 } : {}),
   }));
+}
+
+/** UNSAFE_VALUE when the source's inspects hold a name or path of a shape the action will not use. */
+function refuseUnsafe(ctx: RunContext<CheckpointSettings>, problems: readonly string[]): void {
+  const unsafe = shapeCheck(problems, "the source's docker inspect");
+  if (!unsafe) return;
+  throw new MigrationError(
+    'UNSAFE_VALUE',
+    `checkpoint refused before touching the container: ${unsafe.observed}`,
+    {
+      step: 'preflight',
+      host: describeHost(ctx.source),
+      remedy: unsafe.remedy,
+    },
+  );
 }
 
 /**

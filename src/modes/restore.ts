@@ -34,6 +34,7 @@ import {
 import { blocking, type Check, cgroupVersionCheck, evaluateCompatibility } from '../policy/compatibility.js';
 import { type Codec, parseSample, sampleFilesScript, streamCodec, withCodec } from '../policy/compression.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
+import { inspectShapeProblems, manifestShapeProblems } from '../policy/inspect-shape.js';
 import {
   decideRestoreRoute,
   isNetworkHolder,
@@ -67,6 +68,7 @@ import type { RecoveryHosts } from '../state/recovery.js';
 import { describeSeries, resolveCheckpoint, writeSeries } from '../state/series.js';
 import {
   type CheckpointManifest,
+  imagePath,
   listStoredCheckpoints,
   type StoredCheckpoint,
   type StoredConfig,
@@ -419,6 +421,8 @@ export async function findStoredCheckpoint(ctx: RunContext<FromStoreSettings>): 
   const found = resolved.checkpoint;
   const manifest = found.manifest;
   const dir = found.dir;
+  // Anyone who can write to the store writes these: checked before they become paths anywhere.
+  refuseUnsafe(ctx, manifestShapeProblems(manifest, imagePath), `the manifest of ${dir}`);
   if (found.legacy)
     log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
   log.info(
@@ -475,6 +479,7 @@ export async function readRestoreInputs(ctx: RunContext<FromStoreSettings>, dir:
   ]);
   const stored = JSON.parse(configText.stdout) as StoredConfig;
   const container = parseContainerInspect(JSON.stringify([stored.container]));
+  refuseUnsafe(ctx, inspectShapeProblems(container), `${dir}/config.json`);
   // The holder the container joined when it was checkpointed: the new holder takes its network.
   const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
   const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
@@ -744,6 +749,18 @@ async function holderOnTarget(
   };
 }
 
+/** UNSAFE_VALUE, before anything is touched, when a stored value has a shape the action will not use. */
+function refuseUnsafe(ctx: RunContext<FromStoreSettings>, problems: readonly string[], where: string): void {
+  if (problems.length === 0) return;
+  throw new MigrationError('UNSAFE_VALUE', `${where} in the store holds values the action will not use`, {
+    step: 'restore',
+    host: describeHost(ctx.source),
+    detail: problems.join('\n'),
+    remedy:
+      'the store was written by something other than this action, or changed since: restore another checkpoint (checkpoint-name), and find out who can write to the store',
+  });
+}
+
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
 function storedCgroupCheck(manifest: CheckpointManifest, target: string | undefined): Check {
   const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
@@ -784,7 +801,10 @@ export async function prepareVolumesForRestore(
     target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
     unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
   };
-  const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+  const checks = evaluateVolumes(container, facts, {
+    replace: ctx.settings.volumeReplace,
+    useTargetOptions: ctx.settings.volumeUseTargetOptions,
+  });
   for (const check of checks) {
     if (check.status === 'warn') ctx.log.warning(formatCheck(check));
     else ctx.log.info(formatCheck(check));

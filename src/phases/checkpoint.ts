@@ -128,7 +128,17 @@ export async function freezeAndDump(
   /** The codec the pages may travel with: a sample of them is compressed in the same command. */
   sampleCodec: Codec = 'none',
 ): Promise<CheckpointResult> {
-  const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
+  // The source's own clock: a later roll-forward asks its Docker whether anyone resumed the container since.
+  const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
+  const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
+  const paused = await ctx.journal.intend(
+    {
+      kind: 'source-paused',
+      containerId: container.Id,
+      ...(/^\d+\.\d+$/.test(since) ? { since } : {}),
+    },
+    'source',
+  );
   const frozenAt = ctx.clock();
   await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   // Not written again while frozen: an intended pause is undone the same way as a done one.

@@ -30,7 +30,13 @@ export type GateContext = Pick<
 > & {
   settings: Pick<
     Settings,
-    'container' | 'kernelPolicy' | 'sudo' | 'strict' | 'volumeReplace' | 'networkHolder'
+    | 'container'
+    | 'kernelPolicy'
+    | 'sudo'
+    | 'strict'
+    | 'volumeReplace'
+    | 'volumeUseTargetOptions'
+    | 'networkHolder'
   >;
 };
 
@@ -118,6 +124,7 @@ export async function runGate(ctx: GateContext, shared?: SharedHostFacts): Promi
     kernelPolicy: ctx.settings.kernelPolicy,
     sudo: ctx.settings.sudo,
     volumeReplace: ctx.settings.volumeReplace,
+    volumeUseTargetOptions: ctx.settings.volumeUseTargetOptions,
     holderAllowed: ctx.settings.networkHolder,
   });
   return { facts, checks };

@@ -12,6 +12,17 @@ export interface VerifyResult {
 
 const POLL_MS = 250;
 
+/**
+ * The container's last log lines for a VERIFY_FAILED detail, which goes into the job log
+ * (public on public repositories): only when the operator allowed it; never into the artifact.
+ */
+export function logTail(logs: string, show: boolean): string {
+  if (!show) {
+    return "the container's log lines are not shown (verify-show-logs: false): set verify-show-logs: true to print its last 10 lines into the job log";
+  }
+  return logs.split('\n').slice(-10).join('\n');
+}
+
 /** Line by line, so ^ and $ mean what an operator expects of a log line. */
 export function logMatches(logs: string, pattern: RegExp): boolean {
   return logs.split('\n').some((line) => pattern.test(line));
@@ -77,7 +88,9 @@ export async function verify(
       step: 'verify',
       host: describeHost(ctx.target),
       detail,
-      remedy: "the source was resumed; look at the target container's logs from this run and at the pattern",
+      remedy: ctx.settings.verifyShowLogs
+        ? "the source was resumed; read the restored container's last log lines above and check the pattern"
+        : 'the source was resumed; to see why the restored container failed, run again with verify-show-logs: true (prints its last log lines into the job log), and check the pattern',
     });
   };
   const pattern = ctx.settings.verifyLogPattern;
@@ -97,7 +110,7 @@ export async function verify(
       const where = await cgroupOf(ctx, restored?.State.Pid);
       fail(
         `the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`,
-        [where, logs.split('\n').slice(-10).join('\n')].filter(Boolean).join('\n'),
+        [where, logTail(logs, ctx.settings.verifyShowLogs)].filter(Boolean).join('\n'),
       );
     }
     if (pattern && patternSeenAfterMs === undefined) {
@@ -108,7 +121,7 @@ export async function verify(
       } else if (ctx.clock() >= patternDeadline) {
         fail(
           `/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`,
-          logs.split('\n').slice(-10).join('\n'),
+          logTail(logs, ctx.settings.verifyShowLogs),
         );
       }
     }

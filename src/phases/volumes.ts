@@ -206,7 +206,8 @@ export async function restoreStoredVolumes(
 ): Promise<void> {
   for (const volume of moving) {
     const kept = stored.find((entry) => entry.name === volume.plan.name);
-    if (!kept?.contentsMoved) continue;
+    // Not into a target volume with driver options (used as it is): its _data is not what the container sees.
+    if (!kept?.contentsMoved || !volume.plan.copyContents) continue;
     for (const archive of kept.archives) {
       const stages = withCodec(
         codec,

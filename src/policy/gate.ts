@@ -5,6 +5,7 @@ import type { KernelPolicy } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';
 import { evaluateContainer, evaluatePlacement } from './container-rules.js';
+import { inspectShapeProblems, shapeCheck, volumeShapeProblems } from './inspect-shape.js';
 import { decideNetworkRoute, isNetworkHolder } from './network-route.js';
 import { evaluateVolumes, type VolumeFacts } from './volumes.js';
 
@@ -32,6 +33,8 @@ export interface GateOptions {
   sudo: boolean;
   /** volume-replace: a target volume with other contents may be replaced. */
   volumeReplace: boolean;
+  /** volume-use-target-options: a target volume with driver options is used as it is. */
+  volumeUseTargetOptions: boolean;
   /** The docker28-network-holder input: bridge and user networks onto Docker 28/29 through a holder. */
   holderAllowed: boolean;
 }
@@ -104,8 +107,21 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
     targetNameTaken: facts.targetNameTaken,
     ...(facts.inspectError !== undefined ? { inspectError: facts.inspectError } : {}),
   };
+  // Before any of it becomes a path or an argument on a host.
+  const shape = container
+    ? shapeCheck(
+        [
+          ...inspectShapeProblems(container),
+          ...(facts.volumes?.source ?? []).flatMap((probe) =>
+            probe.info ? volumeShapeProblems(probe.name, probe.info) : [],
+          ),
+        ],
+        "the source's docker inspect",
+      )
+    : undefined;
   return [
     ...privileges,
+    ...(shape ? [shape] : []),
     ...evaluateCompatibility(
       { source: facts.source, target: facts.target, cpu },
       { kernelPolicy: options.kernelPolicy },
@@ -121,7 +137,10 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
         })
       : []),
     ...(container && facts.volumes
-      ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
+      ? evaluateVolumes(container, facts.volumes, {
+          replace: options.volumeReplace,
+          useTargetOptions: options.volumeUseTargetOptions,
+        })
       : []),
   ];
 }

@@ -35,7 +35,32 @@ export type RecoveryStep =
       remove: boolean;
       /** Its network holder, stopped (or removed) with it. */
       holderId?: string;
+      /**
+       * Checkpoint mode: the container is not the service's old copy but the service itself, so
+       * it is stopped only when it is proven still frozen by this run since this time (the
+       * source's clock); one that runs again, or cannot be proven, is left as it is.
+       */
+      onlyFrozenSince?: string;
     };
+
+/** What a checkpoint run's roll-forward may do with the container it froze. */
+export type FrozenCopyVerdict = 'stop' | 'running-again' | 'unproven';
+
+/**
+ * Whether the container is still the copy this run froze: paused now, and Docker's
+ * events since just before the freeze show a pause and no unpause (the events are
+ * undefined when they could not be read, or no time was recorded). A daemon restart
+ * forgets its events: that is unproven, never a licence to kill.
+ */
+export function frozenCopyVerdict(
+  state: { running: boolean; paused: boolean },
+  events: readonly string[] | undefined,
+): FrozenCopyVerdict {
+  if (state.running && !state.paused) return 'running-again';
+  if (!state.paused) return 'stop';
+  if (!events || events.includes('unpause') || !events.includes('pause')) return 'unproven';
+  return 'stop';
+}
 
 export interface RecoveryPlan {
   direction: 'rollback' | 'roll-forward' | 'nothing';
@@ -89,7 +114,7 @@ function restoreCopiesStep(action: Extract<JournalAction, { kind: 'restore-copie
  * touched: the source is retired and the temporary files are removed.
  */
 export function planRecovery(
-  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'>,
+  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'> & { mode?: JournalRecord['mode'] },
 ): RecoveryPlan {
   if (record.entries.length === 0) return { direction: 'nothing', steps: [] };
   if (isCommitted(record)) {
@@ -107,6 +132,8 @@ export function planRecovery(
         previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
         remove: record.sourceAfter === 'remove',
         ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
+        // An unknown time still asks for proof: nothing can prove such a copy frozen.
+        ...(record.mode === 'checkpoint' ? { onlyFrozenSince: paused.since ?? '' } : {}),
       });
     }
     const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');

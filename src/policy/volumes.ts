@@ -34,6 +34,14 @@ export interface VolumeFacts {
 export interface VolumeOptions {
   /** volume-replace: a target volume of the same name with other contents may be emptied and refilled. */
   replace: boolean;
+  /** volume-use-target-options: a target volume with driver options is used as it is, nothing copied into it. */
+  useTargetOptions: boolean;
+}
+
+function describeOptions(info: VolumeInfo): string {
+  return Object.entries(info.options)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(', ');
 }
 
 /** What the run does with one volume on the target. */
@@ -160,9 +168,7 @@ export function evaluateVolumes(
         expected: `no volume "${name}" on the target, or an empty one`,
         ...(hasOptions(source.info)
           ? {
-              remedy: `make sure what the options of "${name}" name (${Object.entries(source.info.options)
-                .map(([key, value]) => `${key}=${value}`)
-                .join(', ')}) is reachable from the target`,
+              remedy: `make sure what the options of "${name}" name (${describeOptions(source.info)}) is reachable from the target`,
               code: 'VOLUME_MISSING' as const,
             }
           : {}),
@@ -190,6 +196,23 @@ export function evaluateVolumes(
         expected: `no volume "${name}" on the target, or one no container uses`,
         remedy: `remove the target's containers using "${name}", or migrate to another host`,
         code: 'VOLUME_TARGET_NOT_EMPTY',
+      });
+      continue;
+    }
+    if (hasOptions(target.info) && !hasOptions(source.info)) {
+      // Mounted, such a volume shows what its options point to; a copy into _data would be hidden.
+      checks.push({
+        host: 'target',
+        name: check,
+        status: options.useTargetOptions ? 'warn' : 'fail',
+        observed: options.useTargetOptions
+          ? `"${name}" exists on the target with driver options (${describeOptions(target.info)}): used as it is, nothing copied into it (volume-use-target-options: true)`
+          : `"${name}" exists on the target with driver options (${describeOptions(target.info)}): the container would see what they point to, not the copied contents`,
+        expected: `no volume "${name}" on the target, or a plain local one (no driver options)`,
+        remedy: options.useTargetOptions
+          ? `make sure what the options point to holds the data the container expects, or set volume-use-target-options: false`
+          : `remove it on the target (docker volume rm ${name}) so the run creates a plain one and copies the data, or set volume-use-target-options: true if what its options point to already holds the data (nothing is copied then)`,
+        code: 'VOLUME_TARGET_HAS_OPTIONS',
       });
       continue;
     }
@@ -241,7 +264,8 @@ export function planVolumes(container: ContainerInspect, facts: VolumeFacts): Vo
       target: target?.info
         ? { action: 'replace', mountpoint: target.info.mountpoint, hadContent: target.hasContent }
         : { action: 'create' },
-      copyContents: !hasOptions(source.info),
+      // A target volume with options is used as it is (the gate refuses it unless allowed).
+      copyContents: !hasOptions(source.info) && !(target?.info && hasOptions(target.info)),
     });
   }
   return plans;

@@ -27,8 +27,11 @@ export type JournalAction =
   | { kind: 'holder-created'; name: string; containerId?: string }
   /** The network holder the source container joins: retired with it past the commit point. */
   | { kind: 'source-holder'; containerId: string }
-  /** The source frozen with docker pause. */
-  | { kind: 'source-paused'; containerId: string }
+  /**
+   * The source frozen with docker pause. since: the source's clock just before the pause
+   * (seconds since the epoch), from where Docker's events tell whether anyone resumed it.
+   */
+  | { kind: 'source-paused'; containerId: string; since?: string }
   /**
    * containerd's unpacked copies of the checkpoint on the target, known by the
    * run's marker file in them (written before the freeze) or, in journals of

@@ -4,7 +4,7 @@ import { RESTORE_MARKER_FILE } from '../engine/docker/staged-pages.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
-import { planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
+import { frozenCopyVerdict, planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
 import { isRestoreConfigPath } from './host-records.js';
 import type { JournalRecord, RestoreCopiesKey, Side } from './journal.js';
 
@@ -70,7 +70,7 @@ export function restoreCopiesScript(key: RestoreCopiesKey, dir = '/tmp'): string
  * tried; failures are collected, never thrown.
  */
 export async function recover(
-  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'>,
+  record: Pick<JournalRecord, 'entries' | 'sourceAfter' | 'retireSource'> & { mode?: JournalRecord['mode'] },
   hosts: RecoveryHosts,
   log: RecoveryLog,
 ): Promise<RecoveryOutcome> {
@@ -199,6 +199,10 @@ export async function recover(
         const id = step.containerId;
         const before = await docker.source.inspectContainer(id, 'finalize');
         if (!before) return 'the source container is already gone';
+        if (step.onlyFrozenSince !== undefined) {
+          const left = await leftAsItIs(step.onlyFrozenSince, id, before.State);
+          if (left) return left;
+        }
         if ((before.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
           await withRetries(() => docker.source.setRestartPolicy(id, 'no', 'finalize'));
         }
@@ -219,6 +223,32 @@ export async function recover(
         return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
       }
     }
+  }
+
+  /**
+   * Checkpoint mode's roll-forward: a container that runs again (an operator resumed it), or
+   * that cannot be proven still frozen by this run, is not stopped; what is said, if so.
+   */
+  async function leftAsItIs(
+    since: string,
+    id: string,
+    state: { Running: boolean; Paused: boolean },
+  ): Promise<string | undefined> {
+    const events =
+      since === '' || !state.Paused
+        ? undefined
+        : await docker.source.pauseEvents(id, since, 'finalize').catch((error: unknown) => {
+            log.warning(`could not read Docker's events of ${id.slice(0, 12)}: ${errorMessage(error)}`);
+            return undefined;
+          });
+    const verdict = frozenCopyVerdict({ running: state.Running, paused: state.Paused }, events);
+    if (verdict === 'stop') return undefined;
+    const said =
+      verdict === 'running-again'
+        ? `left the container running: it runs again since the checkpoint's freeze (someone resumed it), and a checkpoint run never stops a running container (stop it yourself if it should: docker stop ${id.slice(0, 12)})`
+        : `left the container paused: nothing proves it is still the copy this run froze (${events === undefined ? "Docker's events since the freeze could not be read" : `events since the freeze: ${events.join(', ') || 'none'}`}); docker unpause ${id.slice(0, 12)} to resume it, or docker kill ${id.slice(0, 12)} if it should stop`;
+    log.warning(said);
+    return said;
   }
 
   /** The CRIU configuration an earlier restore gave the removed source (ours only), which nothing reads any more. */

@@ -3,10 +3,19 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installHold, release, removeFaults, waitHeld } from './faults.js';
+import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { expectNothingLeft, expectRunningOnlyOn } from './invariants.js';
-import { startAction } from './run-action.js';
-import { loadTestbed, onHost, onHostResult, startCounter, type Testbed } from './testbed.js';
+import { runAction, startAction } from './run-action.js';
+import {
+  containerLogs,
+  loadTestbed,
+  onHost,
+  onHostResult,
+  parseCounter,
+  sshInputs,
+  startCounter,
+  type Testbed,
+} from './testbed.js';
 
 // Memory images and the container's environment are secrets: root-only on
 // disk, never on a command line, never in anything the action writes.
@@ -14,6 +23,14 @@ let bed: Testbed;
 const name = 'e2e-secrets';
 const secret = `s3cret-${Date.now().toString(36)}-value`;
 const passphrase = `pass-${Date.now().toString(36)}-phrase`;
+const pemName = 'e2e-secrets-pem';
+const ARGV_LOG = '/tmp/e2e-docker-argv.log';
+const SUDO_LOG = '/var/log/e2e-sudo.log';
+// sudo's own log of every command it runs, unwrapped, for the duration of one test.
+const SUDO_LOG_DEFAULTS = [`Defaults logfile=${SUDO_LOG}`, 'Defaults loglinelen=0'];
+const shellWords = (lines: string[]): string => lines.map((line) => `'${line}'`).join(' ');
+// Lines of a multi-line secret, each one recognisable on its own.
+const pemLines = [0, 1, 2].map((i) => `pem${i}-${Date.now().toString(36)}-Zm9vYmFy'"$(id)`);
 
 /** "mode type path" for everything under the given paths on a host. */
 async function modes(host: string, paths: string[]): Promise<string[]> {
@@ -37,7 +54,9 @@ beforeAll(() => {
 
 afterAll(async () => {
   await removeFaults(bed);
-  for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
+  for (const host of [bed.host1, bed.host2]) {
+    await onHostResult(bed, host, `docker rm -f ${name} ${pemName}; rm -f ${ARGV_LOG} /tmp/e2e-pem`);
+  }
 });
 
 describe('secrets and memory images', () => {
@@ -118,5 +137,117 @@ describe('secrets and memory images', () => {
     for (const value of [secret, passphrase, keyLine]) expect(written).not.toContain(value);
     // The masks were asked for.
     expect(run.stdout).toContain(`::add-mask::${passphrase}`);
+  });
+
+  it('carries a multi-line secret to docker create off every command line, and intact into the restored process', async () => {
+    await removeFaults(bed);
+    await onHostResult(bed, bed.host2, `docker rm -f ${pemName}; rm -f ${ARGV_LOG}`);
+    // Quotes, a shell substitution and a CR LF: all must arrive as they were, nothing run.
+    const pem = `-----BEGIN TEST KEY-----\n${pemLines.join('\n')}\r\n-----END TEST KEY-----\n`;
+    await onHost(
+      bed,
+      bed.host1,
+      [
+        `docker rm -f ${pemName} >/dev/null 2>&1`,
+        `printf %s ${Buffer.from(pem).toString('base64')} | base64 -d >/tmp/e2e-pem`,
+        'v="$(cat /tmp/e2e-pem; printf x)"',
+        `docker run -d --name ${pemName} -e MB=8 -e "PEM_KEY=\${v%x}" ${bed.image} testbed-counter`,
+      ].join('\n'),
+    );
+    for (let i = 0; i < 100 && parseCounter(await containerLogs(bed, bed.host1, pemName)).length < 5; i++)
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    // Every docker call on the target logged with its arguments; docker create held so ps sees it.
+    await installWrapper(
+      bed,
+      bed.host2,
+      '/usr/local/bin/docker',
+      `#!/bin/sh
+printf '%s\\n' "$*" >>${ARGV_LOG}
+case " $* " in
+  *" create --env-file "*)
+    touch /tmp/e2e-held-pemcreate
+    i=0
+    while [ ! -e /tmp/e2e-release-pemcreate ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done ;;
+esac
+exec /usr/bin/docker "$@"
+`,
+    );
+    await onHost(bed, bed.host2, 'rm -f /tmp/e2e-held-pemcreate /tmp/e2e-release-pemcreate');
+    const running = startAction({
+      container: pemName,
+      source: bed.host1,
+      target: bed.host2,
+      'ssh-key': readFileSync(bed.sshKeyPath, 'utf8'),
+      'known-hosts': readFileSync(bed.knownHostsPath, 'utf8'),
+      'verify-stable-seconds': '1',
+    });
+    await waitHeld(bed, bed.host2, 'pemcreate', 60_000, running);
+    const processes = await onHost(bed, bed.host2, 'ps -eo args');
+    expect(processes).toContain('create --env-file');
+    // The value is in the held docker's environment (root only), not in any argument.
+    const held = await onHost(
+      bed,
+      bed.host2,
+      `for p in $(pgrep -f 'create --env-file'); do tr '\\0' '\\n' </proc/$p/environ | grep -c '^PEM_KEY=' || true; done`,
+    );
+    expect(held.split('\n').some((count) => Number(count) > 0)).toBe(true);
+    await release(bed, bed.host2, 'pemcreate');
+    const run = await running.done;
+    expect(run.exitCode, run.stdout).toBe(0);
+    await expectRunningOnlyOn(bed, bed.host2, pemName);
+
+    const argv = await onHost(bed, bed.host2, `cat ${ARGV_LOG}`);
+    expect(argv).toContain('create --env-file');
+    for (const line of pemLines) {
+      expect(processes).not.toContain(line);
+      expect(argv).not.toContain(line);
+    }
+    // Byte for byte: what Docker stored, and the restored process's own environment.
+    const env = JSON.parse(
+      await onHost(bed, bed.host2, `docker inspect -f '{{json .Config.Env}}' ${pemName}`),
+    );
+    expect(env).toContain(`PEM_KEY=${pem}`);
+    const environ = await onHost(bed, bed.host2, `docker exec ${pemName} cat /proc/1/environ | base64 -w0`);
+    const entries = Buffer.from(environ, 'base64').toString('utf8').split('\0');
+    expect(entries).toContain(`PEM_KEY=${pem}`);
+    await expectNothingLeft(bed, pemName);
+  });
+
+  it("keeps the multi-line secret out of sudo's log too, when the hosts are reached through sudo", async () => {
+    // Run after the test above: the container with the secret runs on host 2 and goes back to
+    // host 1, where its stopped source is removed first.
+    await onHost(bed, bed.host1, `docker rm -f ${pemName}`);
+    const pem = `-----BEGIN TEST KEY-----\n${pemLines.join('\n')}\r\n-----END TEST KEY-----\n`;
+    await onHost(
+      bed,
+      bed.host1,
+      `printf '%s\\n' ${shellWords(SUDO_LOG_DEFAULTS)} >>/etc/sudoers && visudo -c >/dev/null && rm -f ${SUDO_LOG}`,
+    );
+    try {
+      const run = await runAction({
+        container: pemName,
+        source: bed.host2.replace(/^[^@]+@/, 'migrator@'),
+        target: bed.host1.replace(/^[^@]+@/, 'migrator@'),
+        sudo: 'true',
+        ...sshInputs(bed),
+        'verify-stable-seconds': '1',
+      });
+      expect(run.exitCode, run.stdout).toBe(0);
+      await expectRunningOnlyOn(bed, bed.host1, pemName);
+      const log = await onHost(bed, bed.host1, `cat ${SUDO_LOG}`);
+      // sudo logged every command, docker create's among them, with its whole script.
+      expect(log).toContain('docker create --env-file');
+      for (const line of pemLines) expect(log).not.toContain(line);
+      const env = JSON.parse(
+        await onHost(bed, bed.host1, `docker inspect -f '{{json .Config.Env}}' ${pemName}`),
+      );
+      expect(env).toContain(`PEM_KEY=${pem}`);
+    } finally {
+      await onHost(
+        bed,
+        bed.host1,
+        `grep -vxF ${SUDO_LOG_DEFAULTS.map((line) => `-e '${line}'`).join(' ')} /etc/sudoers >/tmp/e2e-sudoers; cat /tmp/e2e-sudoers >/etc/sudoers; rm -f /tmp/e2e-sudoers ${SUDO_LOG}`,
+      );
+    }
   });
 });

@@ -1,7 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   buildCreateArgs,
+  envFileCreate,
   formatCpus,
   formatDuration,
   formatMount,
@@ -966,7 +970,7 @@ describe('unsupportedSettings', () => {
 });
 
 describe('splitEnvArgs', () => {
-  it('moves --env pairs to the env file, keeps the rest and values with line breaks', () => {
+  it('moves every --env pair to the env file, line breaks included, and keeps the rest', () => {
     const args = [
       '--name',
       'x',
@@ -984,9 +988,68 @@ describe('splitEnvArgs', () => {
       'D=4',
     ];
     expect(splitEnvArgs(args)).toEqual({
-      args: ['--name', 'x', '--label', 'l=v', '--env', 'B=two\nlines', '--', 'img', '--env', 'D=4'],
-      env: ['A=1', 'C='],
+      args: ['--name', 'x', '--label', 'l=v', '--', 'img', '--env', 'D=4'],
+      env: ['A=1', 'B=two\nlines', 'C='],
     });
+  });
+});
+
+describe('envFileCreate', () => {
+  // A fake docker on PATH records what it was given: its arguments, the env file and its environment.
+  const pem = `-----BEGIN KEY-----\nab'"$(touch /tmp/nope) \\n\r\n-----END KEY-----\n`;
+  const run = (env: string[]) => {
+    const dir = mkdtempSync(join(tmpdir(), 'env-create-'));
+    writeFileSync(
+      join(dir, 'docker'),
+      [
+        '#!/bin/sh',
+        `printf '%s\\n' "$*" >${dir}/argv`,
+        `cp "$3" ${dir}/envfile`,
+        `stat -c %a "$3" >${dir}/mode`,
+        `printenv PEM_KEY >${dir}/pem`,
+        'echo 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const { command, input } = envFileCreate(`${dir}/work/create`, ['--name', 'x', '--', 'img'], env);
+    const result = spawnSync('sh', ['-c', command], {
+      input,
+      env: { PATH: `${dir}:${process.env.PATH ?? ''}` },
+    });
+    return { dir, result, read: (name: string) => readFileSync(join(dir, name), 'utf8') };
+  };
+
+  it('carries single-line values in the 0600 file and multi-line ones in the CLI environment, never as arguments', () => {
+    const { dir, result, read } = run(['A=1', `PEM_KEY=${pem}`, 'C=', 'odd name.x=v w']);
+    expect(result.status, result.stderr.toString()).toBe(0);
+    expect(read('argv')).toBe(`create --env-file ${dir}/work/create/env --name x -- img\n`);
+    expect(read('envfile')).toBe('A=1\nPEM_KEY\nC=\nodd name.x=v w\n');
+    expect(read('mode')).toBe('600\n');
+    // printenv adds one line break of its own.
+    expect(read('pem')).toBe(`${pem}\n`);
+    // Removed once docker create returned.
+    expect(existsSync(join(dir, 'work/create'))).toBe(false);
+  });
+
+  it('needs no perl when no value has a line break', () => {
+    const { result, read, dir } = run(['A=1', 'B=two words']);
+    expect(result.status, result.stderr.toString()).toBe(0);
+    expect(envFileCreate('/d', ['--', 'img'], ['A=1']).command).not.toContain('perl');
+    expect(read('envfile')).toBe('A=1\nB=two words\n');
+    expect(existsSync(join(dir, 'work/create'))).toBe(false);
+  });
+
+  it('removes the file when docker create fails', () => {
+    const { dir, result } = run(['A=1']);
+    expect(result.status).toBe(0);
+    writeFileSync(join(dir, 'docker'), '#!/bin/sh\necho no >&2\nexit 3\n', { mode: 0o755 });
+    const { command, input } = envFileCreate(`${dir}/work/create`, ['--', 'img'], [`PEM_KEY=${pem}`]);
+    const failed = spawnSync('sh', ['-c', command], {
+      input,
+      env: { PATH: `${dir}:${process.env.PATH ?? ''}` },
+    });
+    expect(failed.status).toBe(3);
+    expect(existsSync(join(dir, 'work/create'))).toBe(false);
   });
 });
 

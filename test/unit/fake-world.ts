@@ -261,6 +261,8 @@ export class FakeMachine {
     // The preflight probes: one script of sections, each answered on its own.
     [/criu-migrate-probe\.XXXXXX/, (m) => this.sections(m.input)],
     [/^id -u; id -un;/, () => ok('0\nroot\n\n')],
+    // The host's clock, read before a pause (a checkpoint roll-forward asks Docker's events from there).
+    [/^date \+%s\.%N$/, () => ok('1765000000.123456789\n')],
     // Which process holds which socket: the fake container's init holds none.
     [/^for p in \$\(docker top \S+ -o pid \| tail -n \+2\); do\n/, () => ok()],
     [
@@ -332,7 +334,7 @@ export class FakeMachine {
     [/^f=\S+; \[ -f "\$f" \] \|\| exit 0;/, () => ok()],
     // The target container, created from a script that keeps the environment in a file.
     [
-      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/env" \|\| exit 1\ndocker create --env-file "\$d\/env" (.*); s=\$\?\n/,
+      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/(?:entries|env)" \|\| \{ rm -rf "\$d"; exit 1; \}\n(?:perl -e '[^']*' "\$d" )?docker create --env-file "\$d\/env" (.*); s=\$\?\n/,
       (m) => {
         const args = words(m[2] ?? '');
         const name = args[args.indexOf('--name') + 1] ?? '';

@@ -92,6 +92,7 @@ describe('getInputs defaults', () => {
       sudo: false,
       checkpointName: 'web-20260304T050607891Z',
       verifyStableSeconds: 5,
+      verifyShowLogs: false,
       verifyTimeoutSeconds: 30,
       sourceAfter: 'stop',
       timeoutMinutes: 30,
@@ -102,6 +103,7 @@ describe('getInputs defaults', () => {
       compression: 'auto',
       volumePrecopy: true,
       volumeReplace: false,
+      volumeUseTargetOptions: false,
       networkHolder: false,
     });
     expect(settings.verifyLogPattern).toBeUndefined();

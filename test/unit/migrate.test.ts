@@ -44,6 +44,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     verifyTimeoutSeconds: 30,
     // One look at the restored container: the fake's state does not change by itself.
     verifyStableSeconds: 0,
+    verifyShowLogs: false,
     sourceAfter,
     timeoutMinutes: 30,
     uploadArtifact: false,
@@ -53,6 +54,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     compression: 'auto',
     volumePrecopy: true,
     volumeReplace: false,
+    volumeUseTargetOptions: false,
     networkHolder: false,
   };
 }

@@ -114,6 +114,7 @@ function evaluate(facts: GateFacts, sudo = false): Check[] {
     kernelPolicy: 'same-minor',
     sudo,
     volumeReplace: false,
+    volumeUseTargetOptions: false,
     holderAllowed: false,
   });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRecovery } from '../../src/policy/recovery.js';
+import { frozenCopyVerdict, planRecovery } from '../../src/policy/recovery.js';
 import type { JournalAction, JournalEntry } from '../../src/state/journal.js';
 
 const entry = (
@@ -88,5 +88,44 @@ describe('planRecovery: a replaced namesake', () => {
       });
     expect(committed('done').steps).toEqual([{ kind: 'remove-namesake', containerId: 'old1', name: 'web' }]);
     expect(committed('abandoned').steps).toEqual([]);
+  });
+});
+
+describe("checkpoint mode's roll-forward", () => {
+  const committed = (mode: string, since?: string) =>
+    planRecovery({
+      mode,
+      sourceAfter: 'stop',
+      retireSource: true,
+      entries: [
+        entry(1, { kind: 'source-paused', containerId: 'c1', ...(since ? { since } : {}) }, 'done'),
+        entry(2, { kind: 'committed', checkpoint: '/store/c/s/n' }, 'done'),
+      ],
+    });
+
+  it('stops the container only once proven frozen since the pause; migrate retires as before', () => {
+    expect(committed('checkpoint', '1765000000.5').steps[0]).toEqual({
+      kind: 'retire-source',
+      containerId: 'c1',
+      remove: false,
+      onlyFrozenSince: '1765000000.5',
+    });
+    // A journal without the time still asks for proof, which then cannot be given.
+    expect(committed('checkpoint').steps[0]).toMatchObject({ onlyFrozenSince: '' });
+    expect(committed('migrate', '1765000000.5').steps[0]).not.toHaveProperty('onlyFrozenSince');
+  });
+
+  it('never stops one that runs again, nor one it cannot prove frozen', () => {
+    const paused = { running: true, paused: true };
+    expect(frozenCopyVerdict({ running: true, paused: false }, ['pause', 'unpause'])).toBe('running-again');
+    expect(frozenCopyVerdict({ running: true, paused: false }, undefined)).toBe('running-again');
+    expect(frozenCopyVerdict(paused, ['pause'])).toBe('stop');
+    // Resumed and paused again by someone: the process ran in between.
+    expect(frozenCopyVerdict(paused, ['pause', 'unpause', 'pause'])).toBe('unproven');
+    // The daemon forgot (restarted) or the events could not be read.
+    expect(frozenCopyVerdict(paused, [])).toBe('unproven');
+    expect(frozenCopyVerdict(paused, undefined)).toBe('unproven');
+    // Already stopped: nothing runs that could be lost.
+    expect(frozenCopyVerdict({ running: false, paused: false }, undefined)).toBe('stop');
   });
 });

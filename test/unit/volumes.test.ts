@@ -107,7 +107,7 @@ describe('parseVolumeProbes on what Docker 26 printed', () => {
 describe('evaluateVolumes', () => {
   const ctr = container([{ name: 'data' }]);
   const check = (target: VolumeFacts['target'], replace = false, source?: VolumeFacts['source']) =>
-    evaluateVolumes(ctr, facts(target, source), { replace });
+    evaluateVolumes(ctr, facts(target, source), { replace, useTargetOptions: false });
 
   it('passes a volume the target lacks: it is created and filled', () => {
     const [result] = check([{ name: 'data', users: [], hasContent: false }]);
@@ -175,11 +175,30 @@ describe('evaluateVolumes', () => {
     expect(result?.remedy).toContain('type=nfs');
   });
 
+  it('refuses a target volume with driver options where plain contents would be copied, unless allowed', () => {
+    const bound = [
+      {
+        name: 'data',
+        info: info('data', { options: { type: 'none', o: 'bind', device: '/srv/data' } }),
+        users: [],
+        hasContent: false,
+      },
+    ];
+    const [refused] = check(bound);
+    expect(refused).toMatchObject({ status: 'fail', host: 'target', code: 'VOLUME_TARGET_HAS_OPTIONS' });
+    expect(refused?.observed).toContain('o=bind');
+    expect(refused?.remedy).toContain('docker volume rm data');
+    expect(refused?.remedy).toContain('volume-use-target-options: true');
+    const [allowed] = evaluateVolumes(ctr, facts(bound), { replace: false, useTargetOptions: true });
+    expect(allowed).toMatchObject({ status: 'warn', code: 'VOLUME_TARGET_HAS_OPTIONS' });
+    expect(allowed?.observed).toContain('used as it is, nothing copied');
+  });
+
   it('says when a host could not be read', () => {
     const checks = evaluateVolumes(
       ctr,
       { source: [], target: [], unreadable: { source: 'permission denied' } },
-      { replace: false },
+      { replace: false, useTargetOptions: false },
     );
     expect(checks).toEqual([
       expect.objectContaining({ status: 'warn', code: 'FACT_UNREADABLE', host: 'source' }),
@@ -217,6 +236,25 @@ describe('planVolumes', () => {
         copyContents: false,
       },
     ]);
+  });
+});
+
+describe('planVolumes with a target volume that has driver options', () => {
+  it('copies nothing into it', () => {
+    const ctr = container([{ name: 'data' }]);
+    const [plan] = planVolumes(ctr, {
+      source: [{ name: 'data', info: info('data'), users: [], sizeBytes: 5, hasContent: true }],
+      target: [
+        {
+          name: 'data',
+          info: info('data', { options: { type: 'nfs', o: 'addr=10.0.0.1', device: ':/export' } }),
+          users: [],
+          hasContent: false,
+        },
+      ],
+      unreadable: {},
+    });
+    expect(plan).toMatchObject({ name: 'data', target: { action: 'replace' }, copyContents: false });
   });
 });
 

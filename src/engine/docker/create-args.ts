@@ -474,9 +474,9 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
 }
 
 /**
- * Takes the --env pairs out of create arguments so they can go through a 0600
- * env file instead of the command line (process lists, sudo logs). Docker's env
- * file has no quoting, so a value with a line break stays an argument.
+ * Takes every --env pair out of create arguments so that all of them go
+ * through a 0600 file instead of the command line (process lists, sudo logs),
+ * values with line breaks included (see envFileCreate).
  */
 export function splitEnvArgs(args: readonly string[]): { args: string[]; env: string[] } {
   const kept: string[] = [];
@@ -484,7 +484,7 @@ export function splitEnvArgs(args: readonly string[]): { args: string[]; env: st
   const end = args.indexOf('--');
   for (let i = 0; i < args.length; i++) {
     const value = args[i + 1];
-    if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+    if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined) {
       env.push(value);
       i++;
       continue;
@@ -492,6 +492,52 @@ export function splitEnvArgs(args: readonly string[]): { args: string[]; env: st
     kept.push(args[i] as string);
   }
   return { args: kept, env };
+}
+
+// Docker's env file is line based and has no quoting, but a line that is only a
+// name takes that variable's value from the docker CLI's own environment. So a
+// value with a line break is put into the CLI's environment (readable by root
+// only, in /proc/<pid>/environ), never into an argument. perl is essential on
+// Debian and Ubuntu, and sets any name, which sh's export cannot; it is needed
+// only when such a value exists.
+const ENV_SPLITTER = [
+  'my $d = shift @ARGV;',
+  'open(my $in, "<", "$d/entries") or exit 125;',
+  'open(my $out, ">", "$d/env") or exit 125;',
+  'local $/ = "\\0";',
+  'while (my $e = <$in>) {',
+  '  chomp $e;',
+  '  my ($k, $v) = split /=/, $e, 2;',
+  '  next unless defined $v && $k ne "";',
+  '  if ($v =~ /[\\r\\n]/) { $ENV{$k} = $v; print $out "$k\\n" } else { print $out "$e\\n" }',
+  '}',
+  'close $out or exit 125;',
+  'unlink "$d/entries";',
+  'exec { $ARGV[0] } @ARGV or exit 127;',
+].join(' ');
+
+/**
+ * The shell script that creates a container with `args` (after `docker
+ * create`) and `env`, and what it reads on stdin: the environment lands in a
+ * 0600 file under `envDir`, which is removed whatever docker create says.
+ */
+export function envFileCreate(
+  envDir: string,
+  args: readonly string[],
+  env: readonly string[],
+): { command: string; input: string } {
+  const multiLine = env.some((entry) => /[\r\n]/.test(entry));
+  const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`;
+  const start = `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/${multiLine ? 'entries' : 'env'}" || { rm -rf "$d"; exit 1; }`;
+  return {
+    command: [
+      start,
+      // NUL-separated records for perl; plain lines otherwise.
+      multiLine ? `${shellQuote(['perl', '-e', ENV_SPLITTER])} "$d" ${create}` : create,
+      'rm -rf "$d"; exit $s',
+    ].join('\n'),
+    input: env.map((entry) => `${entry}${multiLine ? '\0' : '\n'}`).join(''),
+  };
 }
 
 /**

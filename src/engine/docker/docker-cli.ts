@@ -1,6 +1,7 @@
 import { describeHost, type Host, type RunOptions } from '../../host/host.js';
 import { shellQuote } from '../../host/shell.js';
 import { type ContainerEngine, EngineError, initFirstRows, type ProcessRow } from '../engine.js';
+import { envFileCreate } from './create-args.js';
 import {
   type ContainerInspect,
   type ImageConfig,
@@ -102,14 +103,8 @@ export class DockerCli implements ContainerEngine {
   }
 
   async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
-    const command = [
-      `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
-      'rm -rf "$d"; exit $s',
-    ].join('\n');
-    const out = await this.exec(command, step, 'docker create', {
-      input: env.map((line) => `${line}\n`).join(''),
-    });
+    const { command, input } = envFileCreate(envDir, args, env);
+    const out = await this.exec(command, step, 'docker create', { input });
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
       throw new EngineError(command, 0, out, 'docker create printed no container ID', {
@@ -137,6 +132,20 @@ export class DockerCli implements ContainerEngine {
     }
     await this.docker(['start', id], step, 'docker start');
     return id;
+  }
+
+  /**
+   * The container's pause and unpause events from `since` (the host's clock, seconds since
+   * the epoch) until now, oldest first, as the daemon still remembers them.
+   */
+  async pauseEvents(id: string, since: string, step: string): Promise<string[]> {
+    const out = await this.exec(
+      `${shellQuote(['docker', 'events', '--since', since, '--filter', `container=${id}`, '--filter', 'event=pause', '--filter', 'event=unpause', '--format', '{{.Action}}'])} --until "$(date +%s.%N)"`,
+      step,
+      'docker events',
+      { timeoutMs: 30_000 },
+    );
+    return out.split('\n').filter(Boolean);
   }
 
   async pause(id: string, step: string): Promise<void> {
