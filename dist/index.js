@@ -52506,6 +52506,10 @@ const ERROR_CODES = [
     'VOLUME_SHARED',
     'VOLUME_TARGET_NOT_EMPTY',
     'VOLUME_TRANSFER_FAILED',
+    // A target volume with driver options (o=bind, NFS): its _data is not what the container sees.
+    'VOLUME_TARGET_HAS_OPTIONS',
+    // A name or path read from a host (docker inspect, a stored manifest) of a shape the action will not use.
+    'UNSAFE_VALUE',
     // Docker 28/29 targets: the network holder's program exists for some architectures only,
     // and the holder container itself can fail to come up.
     'NETWORK_HOLDER_UNSUPPORTED',
@@ -53548,6 +53552,7 @@ const INPUT_NAMES = [
     'verify-log-pattern',
     'verify-timeout',
     'verify-stable-seconds',
+    'verify-show-logs',
     'source-after',
     'timeout',
     'upload-artifact',
@@ -53563,6 +53568,7 @@ const INPUT_NAMES = [
     'artifact-retention-days',
     'volume-precopy',
     'volume-replace',
+    'volume-use-target-options',
     'docker28-network-holder',
     'series',
     'selection',
@@ -53689,11 +53695,13 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
         compression,
         volumePrecopy: parseBoolean('volume-precopy', text('volume-precopy'), true),
         volumeReplace: parseBoolean('volume-replace', text('volume-replace'), false),
+        volumeUseTargetOptions: parseBoolean('volume-use-target-options', text('volume-use-target-options'), false),
         networkHolder,
     };
     const verifying = {
         verifyTimeoutSeconds,
         verifyStableSeconds,
+        verifyShowLogs: parseBoolean('verify-show-logs', text('verify-show-logs'), false),
         ...(verifyLogPattern ? { verifyLogPattern } : {}),
     };
     const store = { host: storeHost, path: parseStorePath(text('store-path')) };
@@ -54459,9 +54467,9 @@ function buildCreateArgs(inspect, options) {
     return args;
 }
 /**
- * Takes the --env pairs out of create arguments so they can go through a 0600
- * env file instead of the command line (process lists, sudo logs). Docker's env
- * file has no quoting, so a value with a line break stays an argument.
+ * Takes every --env pair out of create arguments so that all of them go
+ * through a 0600 file instead of the command line (process lists, sudo logs),
+ * values with line breaks included (see envFileCreate).
  */
 function splitEnvArgs(args) {
     const kept = [];
@@ -54469,7 +54477,7 @@ function splitEnvArgs(args) {
     const end = args.indexOf('--');
     for (let i = 0; i < args.length; i++) {
         const value = args[i + 1];
-        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined && !/[\r\n]/.test(value)) {
+        if ((end === -1 || i < end) && args[i] === '--env' && value !== undefined) {
             env.push(value);
             i++;
             continue;
@@ -54477,6 +54485,46 @@ function splitEnvArgs(args) {
         kept.push(args[i]);
     }
     return { args: kept, env };
+}
+// Docker's env file is line based and has no quoting, but a line that is only a
+// name takes that variable's value from the docker CLI's own environment. So a
+// value with a line break is put into the CLI's environment (readable by root
+// only, in /proc/<pid>/environ), never into an argument. perl is essential on
+// Debian and Ubuntu, and sets any name, which sh's export cannot; it is needed
+// only when such a value exists.
+const ENV_SPLITTER = [
+    'my $d = shift @ARGV;',
+    'open(my $in, "<", "$d/entries") or exit 125;',
+    'open(my $out, ">", "$d/env") or exit 125;',
+    'local $/ = "\\0";',
+    'while (my $e = <$in>) {',
+    '  chomp $e;',
+    '  my ($k, $v) = split /=/, $e, 2;',
+    '  next unless defined $v && $k ne "";',
+    '  if ($v =~ /[\\r\\n]/) { $ENV{$k} = $v; print $out "$k\\n" } else { print $out "$e\\n" }',
+    '}',
+    'close $out or exit 125;',
+    'unlink "$d/entries";',
+    'exec { $ARGV[0] } @ARGV or exit 127;',
+].join(' ');
+/**
+ * The shell script that creates a container with `args` (after `docker
+ * create`) and `env`, and what it reads on stdin: the environment lands in a
+ * 0600 file under `envDir`, which is removed whatever docker create says.
+ */
+function envFileCreate(envDir, args, env) {
+    const multiLine = env.some((entry) => /[\r\n]/.test(entry));
+    const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`;
+    const start = `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/${multiLine ? 'entries' : 'env'}" || { rm -rf "$d"; exit 1; }`;
+    return {
+        command: [
+            start,
+            // NUL-separated records for perl; plain lines otherwise.
+            multiLine ? `${shellQuote(['perl', '-e', ENV_SPLITTER])} "$d" ${create}` : create,
+            'rm -rf "$d"; exit $s',
+        ].join('\n'),
+        input: env.map((entry) => `${entry}${multiLine ? '\0' : '\n'}`).join(''),
+    };
 }
 /**
  * Non-default settings of the source container that buildCreateArgs cannot reproduce or that
@@ -55024,6 +55072,7 @@ function containerName(inspect) {
 
 
 
+
 /** Docker's and containerd's places on a host that the action relies on. */
 const DOCKER_LAYOUT = {
     /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
@@ -55100,14 +55149,8 @@ class DockerCli {
         await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
     }
     async createWithEnvFile(args, env, envDir, step) {
-        const command = [
-            `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-            `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
-            'rm -rf "$d"; exit $s',
-        ].join('\n');
-        const out = await this.exec(command, step, 'docker create', {
-            input: env.map((line) => `${line}\n`).join(''),
-        });
+        const { command, input } = envFileCreate(envDir, args, env);
+        const out = await this.exec(command, step, 'docker create', { input });
         const id = out.trim().split('\n').pop() ?? '';
         if (!/^[0-9a-f]{64}$/.test(id)) {
             throw new EngineError(command, 0, out, 'docker create printed no container ID', {
@@ -55128,6 +55171,14 @@ class DockerCli {
         }
         await this.docker(['start', id], step, 'docker start');
         return id;
+    }
+    /**
+     * The container's pause and unpause events from `since` (the host's clock, seconds since
+     * the epoch) until now, oldest first, as the daemon still remembers them.
+     */
+    async pauseEvents(id, since, step) {
+        const out = await this.exec(`${shellQuote(['docker', 'events', '--since', since, '--filter', `container=${id}`, '--filter', 'event=pause', '--filter', 'event=unpause', '--format', '{{.Action}}'])} --until "$(date +%s.%N)"`, step, 'docker events', { timeoutMs: 30_000 });
+        return out.split('\n').filter(Boolean);
     }
     async pause(id, step) {
         await this.docker(['pause', id], step);
@@ -57060,7 +57111,14 @@ async function freezeAndDump(ctx, container, prepared,
 afterDump = async () => { }, 
 /** The codec the pages may travel with: a sample of them is compressed in the same command. */
 sampleCodec = 'none') {
-    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id }, 'source');
+    // The source's own clock: a later roll-forward asks its Docker whether anyone resumed the container since.
+    const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
+    const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
+    const paused = await ctx.journal.intend({
+        kind: 'source-paused',
+        containerId: container.Id,
+        ...(/^\d+\.\d+$/.test(since) ? { since } : {}),
+    }, 'source');
     const frozenAt = ctx.clock();
     await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     // Not written again while frozen: an intended pause is undone the same way as a done one.
@@ -57442,6 +57500,11 @@ async function negotiateCodec(ctx) {
 
 ;// CONCATENATED MODULE: ./src/policy/volumes.ts
 
+function describeOptions(info) {
+    return Object.entries(info.options)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(', ');
+}
 const ANONYMOUS = /^[0-9a-f]{64}$/;
 /** Named by the user (in -v/--mount), not the anonymous one Docker made for an image VOLUME. */
 function isNamedVolume(container, volume) {
@@ -57531,9 +57594,7 @@ function evaluateVolumes(container, facts, options) {
                 expected: `no volume "${name}" on the target, or an empty one`,
                 ...(hasOptions(source.info)
                     ? {
-                        remedy: `make sure what the options of "${name}" name (${Object.entries(source.info.options)
-                            .map(([key, value]) => `${key}=${value}`)
-                            .join(', ')}) is reachable from the target`,
+                        remedy: `make sure what the options of "${name}" name (${describeOptions(source.info)}) is reachable from the target`,
                         code: 'VOLUME_MISSING',
                     }
                     : {}),
@@ -57561,6 +57622,23 @@ function evaluateVolumes(container, facts, options) {
                 expected: `no volume "${name}" on the target, or one no container uses`,
                 remedy: `remove the target's containers using "${name}", or migrate to another host`,
                 code: 'VOLUME_TARGET_NOT_EMPTY',
+            });
+            continue;
+        }
+        if (hasOptions(target.info) && !hasOptions(source.info)) {
+            // Mounted, such a volume shows what its options point to; a copy into _data would be hidden.
+            checks.push({
+                host: 'target',
+                name: check,
+                status: options.useTargetOptions ? 'warn' : 'fail',
+                observed: options.useTargetOptions
+                    ? `"${name}" exists on the target with driver options (${describeOptions(target.info)}): used as it is, nothing copied into it (volume-use-target-options: true)`
+                    : `"${name}" exists on the target with driver options (${describeOptions(target.info)}): the container would see what they point to, not the copied contents`,
+                expected: `no volume "${name}" on the target, or a plain local one (no driver options)`,
+                remedy: options.useTargetOptions
+                    ? `make sure what the options point to holds the data the container expects, or set volume-use-target-options: false`
+                    : `remove it on the target (docker volume rm ${name}) so the run creates a plain one and copies the data, or set volume-use-target-options: true if what its options point to already holds the data (nothing is copied then)`,
+                code: 'VOLUME_TARGET_HAS_OPTIONS',
             });
             continue;
         }
@@ -57612,7 +57690,8 @@ function planVolumes(container, facts) {
             target: target?.info
                 ? { action: 'replace', mountpoint: target.info.mountpoint, hadContent: target.hasContent }
                 : { action: 'create' },
-            copyContents: !hasOptions(source.info),
+            // A target volume with options is used as it is (the gate refuses it unless allowed).
+            copyContents: !hasOptions(source.info) && !(target?.info && hasOptions(target.info)),
         });
     }
     return plans;
@@ -57881,7 +57960,8 @@ function volumeFacts(volumes) {
 async function restoreStoredVolumes(ctx, moving, stored, checkpointDir, codec) {
     for (const volume of moving) {
         const kept = stored.find((entry) => entry.name === volume.plan.name);
-        if (!kept?.contentsMoved)
+        // Not into a target volume with driver options (used as it is): its _data is not what the container sees.
+        if (!kept?.contentsMoved || !volume.plan.copyContents)
             continue;
         for (const archive of kept.archives) {
             const stages = withCodec(codec, shellQuote(['cat', `${checkpointDir}/${archive}`]), volumeReceiveCommand(volume.targetMountpoint));
@@ -60251,7 +60331,142 @@ function evaluatePlacement(facts, rules = PLACEMENT_RULES) {
     return rules.flatMap((rule) => rule(facts));
 }
 
+;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
+const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
+const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
+/** Docker's own rule for names of local volumes (anonymous ones are 64 hex digits, which fit). */
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const VOLUME_DRIVER = /^[a-zA-Z0-9][a-zA-Z0-9_.:/-]*$/;
+/** The shapes of checkpoint-name and series (inputs.ts, state/series.ts). */
+const inspect_shape_CHECKPOINT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const SERIES = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const FILE_SEGMENT = /^[A-Za-z0-9_.+-]+$/;
+const LAYER_ARCHIVES = new Set(['layer/bulk.tar', 'layer/frozen.tar']);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** An absolute path without ".." or "." segments or control characters; undefined when fine. */
+function absolutePathProblem(what, path) {
+    if (!path.startsWith('/') ||
+        CONTROL.test(path) ||
+        path.split('/').some((part) => part === '..' || part === '.'))
+        return `${what} "${JSON.stringify(path).slice(1, -1)}" is not a plain absolute path`;
+    return undefined;
+}
+/** A path relative to a directory that stays inside it: plain segments only. */
+function relativePathProblem(what, path) {
+    const parts = path.split('/');
+    if (path === '' || parts.some((part) => part === '.' || part === '..' || !FILE_SEGMENT.test(part)))
+        return `${what} "${JSON.stringify(path).slice(1, -1)}" is not a plain relative path`;
+    return undefined;
+}
+function volumeNameProblem(what, name) {
+    if (name === undefined || !VOLUME_NAME.test(name))
+        return `${what} "${JSON.stringify(name ?? '').slice(1, -1)}" is not a Docker volume name`;
+    return undefined;
+}
+/**
+ * Values from the source's docker inspect become arguments and paths on the
+ * target, the store and the source itself; a compromised or odd source must
+ * not smuggle options or other paths in through them.
+ */
+function inspectShapeProblems(container) {
+    const problems = [];
+    if (!inspect_shape_CONTAINER_ID.test(container.Id))
+        problems.push(`container ID "${container.Id}" is not 64 hex digits`);
+    if (!inspect_shape_NAME.test(container.Name))
+        problems.push(`container name "${container.Name}" is not a Docker name`);
+    if (!IMAGE_ID.test(container.Image))
+        problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
+    const ref = container.Config.Image;
+    if (ref !== undefined && (ref.startsWith('-') || /\s/.test(ref) || CONTROL.test(ref))) {
+        problems.push(`image reference "${ref}" starts with "-" or holds white space`);
+    }
+    const upper = container.GraphDriver?.Data?.UpperDir;
+    if (upper !== undefined)
+        problems.push(...[absolutePathProblem('writable layer', upper)].filter(isText));
+    for (const mount of container.Mounts ?? []) {
+        problems.push(...[
+            absolutePathProblem('mount destination', mount.Destination),
+            mount.Type === 'volume' ? volumeNameProblem('volume', mount.Name) : undefined,
+            mount.Type === 'bind' ? absolutePathProblem('bind mount source', mount.Source) : undefined,
+        ].filter(isText));
+    }
+    return problems;
+}
+/** The gate's check of what the source's inspects say, when anything has an unexpected shape. */
+function shapeCheck(problems, what) {
+    if (problems.length === 0)
+        return undefined;
+    return {
+        host: 'source',
+        name: what,
+        status: 'fail',
+        observed: problems.join('; '),
+        expected: 'names, IDs and paths of the shapes Docker and this action give them',
+        remedy: 'these values become paths and arguments on the hosts: rename what is named above (container, volume, image tag) with an ordinary name, or find out who changed it',
+        code: 'UNSAFE_VALUE',
+    };
+}
+/** What `docker volume inspect` said of a volume that moves: its mount point becomes a path there. */
+function volumeShapeProblems(name, info) {
+    return [
+        volumeNameProblem('volume', info.name),
+        info.name === name ? undefined : `volume "${name}" is described as "${info.name}"`,
+        VOLUME_DRIVER.test(info.driver) ? undefined : `volume driver "${info.driver}" is not a driver name`,
+        absolutePathProblem(`mount point of volume ${name}`, info.mountpoint),
+    ].filter(isText);
+}
+/**
+ * A manifest read from the store: every name and path it holds has the shape
+ * the checkpoint run writes (a store someone else can write to must not turn
+ * a restore into reads or writes elsewhere).
+ */
+function manifestShapeProblems(manifest, imagePath) {
+    const problems = [];
+    const add = (problem) => {
+        if (problem)
+            problems.push(problem);
+    };
+    if (!inspect_shape_CHECKPOINT_NAME.test(manifest.name))
+        add(`checkpoint name "${manifest.name}" is not a checkpoint name`);
+    if (manifest.series !== undefined && !SERIES.test(manifest.series))
+        add(`series "${manifest.series}" is not a series ID`);
+    const { id, imageId, imageRef } = manifest.container;
+    if (!inspect_shape_CONTAINER_ID.test(id))
+        add(`container ID "${id}" is not 64 hex digits`);
+    if (!IMAGE_ID.test(imageId))
+        add(`image ID "${imageId}" is not sha256:<64 hex digits>`);
+    else if (manifest.image.path !== imagePath(imageId))
+        add(`image file "${manifest.image.path}" is not ${imagePath(imageId)}`);
+    if (imageRef.startsWith('-') || /\s/.test(imageRef) || CONTROL.test(imageRef))
+        add(`image reference "${imageRef}" starts with "-" or holds white space`);
+    for (const file of manifest.files)
+        add(relativePathProblem('file', file.path));
+    for (const archive of manifest.layer?.archives ?? []) {
+        if (!LAYER_ARCHIVES.has(archive))
+            add(`layer archive "${archive}" is not layer/bulk.tar or layer/frozen.tar`);
+    }
+    for (const volume of manifest.volumes ?? []) {
+        const named = volumeNameProblem('volume', volume.name);
+        add(named);
+        if (named)
+            continue;
+        for (const problem of volumeShapeProblems(volume.name, volume.info))
+            add(problem);
+        for (const archive of volume.archives) {
+            if (archive !== `volumes/${volume.name}/bulk.tar` && archive !== `volumes/${volume.name}/frozen.tar`)
+                add(`archive "${archive}" of volume ${volume.name} is not volumes/${volume.name}/(bulk|frozen).tar`);
+        }
+    }
+    return problems;
+}
+function isText(value) {
+    return value !== undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/policy/gate.ts
+
 
 
 
@@ -60319,8 +60534,16 @@ function evaluateGate(facts, options) {
         targetNameTaken: facts.targetNameTaken,
         ...(facts.inspectError !== undefined ? { inspectError: facts.inspectError } : {}),
     };
+    // Before any of it becomes a path or an argument on a host.
+    const shape = container
+        ? shapeCheck([
+            ...inspectShapeProblems(container),
+            ...(facts.volumes?.source ?? []).flatMap((probe) => probe.info ? volumeShapeProblems(probe.name, probe.info) : []),
+        ], "the source's docker inspect")
+        : undefined;
     return [
         ...privileges,
+        ...(shape ? [shape] : []),
         ...evaluateCompatibility({ source: facts.source, target: facts.target, cpu }, { kernelPolicy: options.kernelPolicy }),
         ...evaluateContainer(containerFacts),
         ...(route && facts.target.docker.reachable ? [route.check] : []),
@@ -60333,7 +60556,10 @@ function evaluateGate(facts, options) {
             })
             : []),
         ...(container && facts.volumes
-            ? evaluateVolumes(container, facts.volumes, { replace: options.volumeReplace })
+            ? evaluateVolumes(container, facts.volumes, {
+                replace: options.volumeReplace,
+                useTargetOptions: options.volumeUseTargetOptions,
+            })
             : []),
     ];
 }
@@ -61003,6 +61229,21 @@ function describeOwner(owner) {
 
 ;// CONCATENATED MODULE: ./src/policy/recovery.ts
 
+/**
+ * Whether the container is still the copy this run froze: paused now, and Docker's
+ * events since just before the freeze show a pause and no unpause (the events are
+ * undefined when they could not be read, or no time was recorded). A daemon restart
+ * forgets its events: that is unproven, never a licence to kill.
+ */
+function frozenCopyVerdict(state, events) {
+    if (state.running && !state.paused)
+        return 'running-again';
+    if (!state.paused)
+        return 'stop';
+    if (!events || events.includes('unpause') || !events.includes('pause'))
+        return 'unproven';
+    return 'stop';
+}
 function compensation(action) {
     switch (action.kind) {
         case 'restore-started':
@@ -61063,6 +61304,8 @@ function planRecovery(record) {
                 previousPolicy: policy?.kind === 'restart-policy' ? policy.previous : undefined,
                 remove: record.sourceAfter === 'remove',
                 ...(holder?.kind === 'source-holder' ? { holderId: holder.containerId } : {}),
+                // An unknown time still asks for proof: nothing can prove such a copy frozen.
+                ...(record.mode === 'checkpoint' ? { onlyFrozenSince: paused.since ?? '' } : {}),
             });
         }
         const volumesGone = record.entries.find((entry) => entry.action.kind === 'source-volumes-removed');
@@ -61294,6 +61537,11 @@ async function recover(record, hosts, log) {
                 const before = await docker.source.inspectContainer(id, 'finalize');
                 if (!before)
                     return 'the source container is already gone';
+                if (step.onlyFrozenSince !== undefined) {
+                    const left = await leftAsItIs(step.onlyFrozenSince, id, before.State);
+                    if (left)
+                        return left;
+                }
                 if ((before.HostConfig.RestartPolicy?.Name ?? 'no') !== 'no') {
                     await withRetries(() => docker.source.setRestartPolicy(id, 'no', 'finalize'));
                 }
@@ -61315,6 +61563,26 @@ async function recover(record, hosts, log) {
                 return `source container stopped, restart policy "no" (was "${step.previousPolicy ?? before.HostConfig.RestartPolicy?.Name ?? 'no'}")${holderSaid}`;
             }
         }
+    }
+    /**
+     * Checkpoint mode's roll-forward: a container that runs again (an operator resumed it), or
+     * that cannot be proven still frozen by this run, is not stopped; what is said, if so.
+     */
+    async function leftAsItIs(since, id, state) {
+        const events = since === '' || !state.Paused
+            ? undefined
+            : await docker.source.pauseEvents(id, since, 'finalize').catch((error) => {
+                log.warning(`could not read Docker's events of ${id.slice(0, 12)}: ${errorMessage(error)}`);
+                return undefined;
+            });
+        const verdict = frozenCopyVerdict({ running: state.Running, paused: state.Paused }, events);
+        if (verdict === 'stop')
+            return undefined;
+        const said = verdict === 'running-again'
+            ? `left the container running: it runs again since the checkpoint's freeze (someone resumed it), and a checkpoint run never stops a running container (stop it yourself if it should: docker stop ${id.slice(0, 12)})`
+            : `left the container paused: nothing proves it is still the copy this run froze (${events === undefined ? "Docker's events since the freeze could not be read" : `events since the freeze: ${events.join(', ') || 'none'}`}); docker unpause ${id.slice(0, 12)} to resume it, or docker kill ${id.slice(0, 12)} if it should stop`;
+        log.warning(said);
+        return said;
     }
     /** The CRIU configuration an earlier restore gave the removed source (ours only), which nothing reads any more. */
     async function removeRestoreConfig(path) {
@@ -61944,6 +62212,7 @@ async function settleRun(journal, hosts, log, failure, sides) {
 
 
 
+
 const COMMAND_TIMEOUT_MS = 120_000;
 /** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
 const JOURNAL_SIDES = ['source'];
@@ -62146,7 +62415,10 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
             remedy: 'use the overlay2 storage driver',
         });
     }
+    // These become paths on the store host and the source: refused before anything is touched.
+    refuseUnsafe(ctx, inspectShapeProblems(container));
     const volumes = await volumesToStore(ctx, container);
+    refuseUnsafe(ctx, volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)));
     // The series: the container's own, whatever its name; one run writes into it at a time.
     const found = await readSeries(ctx.source, container.Id);
     if (!found.recorded) {
@@ -62398,6 +62670,17 @@ function storedVolumeFacts(volumes) {
         ...(volume.passes.at(-1) ? { sha256: volume.passes.at(-1)?.sha256 } : {}),
     }));
 }
+/** UNSAFE_VALUE when the source's inspects hold a name or path of a shape the action will not use. */
+function refuseUnsafe(ctx, problems) {
+    const unsafe = shapeCheck(problems, "the source's docker inspect");
+    if (!unsafe)
+        return;
+    throw new MigrationError('UNSAFE_VALUE', `checkpoint refused before touching the container: ${unsafe.observed}`, {
+        step: 'preflight',
+        host: describeHost(ctx.source),
+        remedy: unsafe.remedy,
+    });
+}
 /**
  * The named volumes the container mounts, read on the source: refused when
  * another container mounts one too (two writers), or when one cannot be read.
@@ -62510,29 +62793,6 @@ async function connectHosts(settings, log) {
         log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
     }
     return { source: source.value, target: target.value };
-}
-
-;// CONCATENATED MODULE: ./src/policy/inspect-shape.ts
-const inspect_shape_NAME = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-const IMAGE_ID = /^sha256:[0-9a-f]{64}$/;
-const inspect_shape_CONTAINER_ID = /^[0-9a-f]{64}$/;
-/**
- * Values from the source's docker inspect become arguments on the target; a
- * compromised or odd source must not smuggle options in through them.
- */
-function inspectShapeProblems(container) {
-    const problems = [];
-    if (!inspect_shape_CONTAINER_ID.test(container.Id))
-        problems.push(`container ID "${container.Id}" is not 64 hex digits`);
-    if (!inspect_shape_NAME.test(container.Name))
-        problems.push(`container name "${container.Name}" is not a Docker name`);
-    if (!IMAGE_ID.test(container.Image))
-        problems.push(`image ID "${container.Image}" is not sha256:<64 hex digits>`);
-    const ref = container.Config.Image;
-    if (ref !== undefined && (ref.startsWith('-') || /\s/.test(ref))) {
-        problems.push(`image reference "${ref}" starts with "-" or holds white space`);
-    }
-    return problems;
 }
 
 ;// CONCATENATED MODULE: ./src/phases/restore-config.ts
@@ -63598,6 +63858,7 @@ async function runGate(ctx, shared) {
         kernelPolicy: ctx.settings.kernelPolicy,
         sudo: ctx.settings.sudo,
         volumeReplace: ctx.settings.volumeReplace,
+        volumeUseTargetOptions: ctx.settings.volumeUseTargetOptions,
         holderAllowed: ctx.settings.networkHolder,
     });
     return { facts, checks };
@@ -63779,6 +64040,16 @@ function restore_collect(stream) {
 
 
 const POLL_MS = 250;
+/**
+ * The container's last log lines for a VERIFY_FAILED detail, which goes into the job log
+ * (public on public repositories): only when the operator allowed it; never into the artifact.
+ */
+function logTail(logs, show) {
+    if (!show) {
+        return "the container's log lines are not shown (verify-show-logs: false): set verify-show-logs: true to print its last 10 lines into the job log";
+    }
+    return logs.split('\n').slice(-10).join('\n');
+}
 /** Line by line, so ^ and $ mean what an operator expects of a log line. */
 function logMatches(logs, pattern) {
     return logs.split('\n').some((line) => pattern.test(line));
@@ -63836,7 +64107,9 @@ async function verify(ctx, staged, sourceInit) {
             step: 'verify',
             host: describeHost(ctx.target),
             detail,
-            remedy: "the source was resumed; look at the target container's logs from this run and at the pattern",
+            remedy: ctx.settings.verifyShowLogs
+                ? "the source was resumed; read the restored container's last log lines above and check the pattern"
+                : 'the source was resumed; to see why the restored container failed, run again with verify-show-logs: true (prints its last log lines into the job log), and check the pattern',
         });
     };
     const pattern = ctx.settings.verifyLogPattern;
@@ -63854,7 +64127,7 @@ async function verify(ctx, staged, sourceInit) {
             const after = Math.round(ctx.clock() - started);
             const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify').catch(() => '');
             const where = await cgroupOf(ctx, restored?.State.Pid);
-            fail(`the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`, [where, logs.split('\n').slice(-10).join('\n')].filter(Boolean).join('\n'));
+            fail(`the restored container is not healthy ${after} ms after the restore: ${problems.join('; ')}`, [where, logTail(logs, ctx.settings.verifyShowLogs)].filter(Boolean).join('\n'));
         }
         if (pattern && patternSeenAfterMs === undefined) {
             const logs = await ctx.targetDocker.logs(staged.targetContainerId, 'verify');
@@ -63863,7 +64136,7 @@ async function verify(ctx, staged, sourceInit) {
                 ctx.log.info(`verify: /${pattern.source}/ seen in the target's logs after ${patternSeenAfterMs} ms`);
             }
             else if (ctx.clock() >= patternDeadline) {
-                fail(`/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`, logs.split('\n').slice(-10).join('\n'));
+                fail(`/${pattern.source}/ did not appear in the target's logs within ${ctx.settings.verifyTimeoutSeconds} s`, logTail(logs, ctx.settings.verifyShowLogs));
             }
         }
         const patternDone = !pattern || patternSeenAfterMs !== undefined;
@@ -63876,6 +64149,7 @@ async function verify(ctx, staged, sourceInit) {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/restore.ts
+
 
 
 
@@ -64012,7 +64286,7 @@ async function runRestoreMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        status = earlyOutcome(failure);
         log.warning(failure.describe());
     }
     finally {
@@ -64184,6 +64458,8 @@ async function findStoredCheckpoint(ctx) {
     const found = resolved.checkpoint;
     const manifest = found.manifest;
     const dir = found.dir;
+    // Anyone who can write to the store writes these: checked before they become paths anywhere.
+    restore_refuseUnsafe(ctx, manifestShapeProblems(manifest, imagePath), `the manifest of ${dir}`);
     if (found.legacy)
         log.info(`checkpoint ${manifest.name} is stored at the layout from before series (${dir})`);
     log.info(`restoring checkpoint ${manifest.name} of series ${found.series} (taken ${manifest.createdAt} on ${manifest.source})`);
@@ -64229,6 +64505,7 @@ async function readRestoreInputs(ctx, dir) {
     ]);
     const stored = JSON.parse(configText.stdout);
     const container = parseContainerInspect(JSON.stringify([stored.container]));
+    restore_refuseUnsafe(ctx, inspectShapeProblems(container), `${dir}/config.json`);
     // The holder the container joined when it was checkpointed: the new holder takes its network.
     const sourceHolder = stored.holder ? parseContainerInspect(JSON.stringify([stored.holder])) : undefined;
     const imageConfig = parseImageInspect(JSON.stringify([stored.image])).Config;
@@ -64421,6 +64698,17 @@ async function holderOnTarget(ctx, app, namesake, wanted) {
         },
     };
 }
+/** UNSAFE_VALUE, before anything is touched, when a stored value has a shape the action will not use. */
+function restore_refuseUnsafe(ctx, problems, where) {
+    if (problems.length === 0)
+        return;
+    throw new MigrationError('UNSAFE_VALUE', `${where} in the store holds values the action will not use`, {
+        step: 'restore',
+        host: describeHost(ctx.source),
+        detail: problems.join('\n'),
+        remedy: 'the store was written by something other than this action, or changed since: restore another checkpoint (checkpoint-name), and find out who can write to the store',
+    });
+}
 /** The checkpoint's cgroup version against the target's; a checkpoint from before it was recorded only warns. */
 function storedCgroupCheck(manifest, target) {
     const recorded = cgroupVersionCheck(manifest.versions.cgroupVersion, target, 'checkpoint');
@@ -64456,7 +64744,10 @@ async function prepareVolumesForRestore(ctx, container, stored) {
         target: probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [],
         unreadable: probed.exitCode === 0 ? {} : { target: probed.stderr.trim() || `exit ${probed.exitCode}` },
     };
-    const checks = evaluateVolumes(container, facts, { replace: ctx.settings.volumeReplace });
+    const checks = evaluateVolumes(container, facts, {
+        replace: ctx.settings.volumeReplace,
+        useTargetOptions: ctx.settings.volumeUseTargetOptions,
+    });
     for (const check of checks) {
         if (check.status === 'warn')
             ctx.log.warning(formatCheck(check));
@@ -64661,7 +64952,7 @@ async function runDrillMode(settings, runtime) {
     }
     catch (error) {
         failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = REFUSALS.has(failure.code) ? 'refused' : 'failed';
+        status = earlyOutcome(failure);
         reason = `${failure.code}: ${failure.message}`;
         log.warning(failure.describe());
     }
