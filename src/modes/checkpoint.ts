@@ -30,7 +30,14 @@ import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import { type CheckpointSettings, describeLocation, type HostLocation } from '../settings.js';
-import { journalPersister, lockContainer, lockSeries, runOwner, settleUnfinished } from '../state/guard.js';
+import {
+  containerKey,
+  journalPersister,
+  lockContainer,
+  lockSeries,
+  runOwner,
+  settleUnfinished,
+} from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
 import { Journal, type JournalRecord, type RunOwner, type Side } from '../state/journal.js';
 import { readSeries, writeSeries } from '../state/series.js';
@@ -111,14 +118,15 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
     }
     const owner = runOwner(runtime.env, started, runtime.newToken());
     const both = { source, target: store };
-    const locks = await lockContainer([source], settings.container, owner, log);
+    const key = await containerKey(source, settings.container);
+    const locks = await lockContainer([source], key, owner, log);
     releaseLocks = () => locks.release();
-    await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
+    await settleUnfinished(both, key, log, undefined, JOURNAL_SIDES);
 
     const record: JournalRecord = {
       schema: 2,
       mode: 'checkpoint',
-      container: settings.container,
+      container: key,
       checkpointName: settings.checkpointName,
       source: source.address,
       target: store.address,

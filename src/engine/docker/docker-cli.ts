@@ -92,10 +92,22 @@ export class DockerCli implements ContainerEngine {
     await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
   }
 
-  async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
+  /**
+   * cidFile: docker create writes the new container's ID there the moment the daemon made
+   * it (and removes the file when it made nothing), so a rollback can tell its own container
+   * from another of the same name.
+   */
+  async createWithEnvFile(
+    args: string[],
+    env: string[],
+    envDir: string,
+    step: string,
+    cidFile?: string,
+  ): Promise<string> {
+    const cid = cidFile ? `${shellQuote(['--cidfile', cidFile])} ` : '';
     const command = [
       `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote(args)}; s=$?`,
+      `${shellQuote(['docker', 'create'])} ${cid}--env-file "$d/env" ${shellQuote(args)}; s=$?`,
       'rm -rf "$d"; exit $s',
     ].join('\n');
     const out = await this.exec(command, step, 'docker create', {
@@ -111,8 +123,14 @@ export class DockerCli implements ContainerEngine {
     return id;
   }
 
-  async createAndStart(args: string[], step: string): Promise<string> {
-    const out = await this.docker(['create', ...args], step, 'docker create');
+  async createAndStart(args: string[], step: string, cidFile?: string): Promise<string> {
+    const out = cidFile
+      ? await this.exec(
+          `umask 077; mkdir -p ${shellQuote([cidFile.replace(/\/[^/]*$/, '')])} && ${shellQuote(['docker', 'create', '--cidfile', cidFile, ...args])}`,
+          step,
+          'docker create',
+        )
+      : await this.docker(['create', ...args], step, 'docker create');
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
       throw new EngineError(

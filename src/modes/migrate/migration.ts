@@ -240,10 +240,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
     await settleRestoreConfig(ctx, ready.restoreConfig);
-    // The point of no return: from here on the target is the service.
+    // The point of no return: from here on the target is the service. It must reach a
+    // host's journal, or the source is not killed (a later run would not know of it).
     await journal.around(
       { kind: 'committed', targetContainerId: ready.targetContainerId },
-      undefined,
+      'any-host',
       async () => {
         signal.throwIfAborted();
       },
@@ -280,6 +281,16 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     }
     // With leftovers the journal stays open (committed): the next run finishes the roll-forward.
     await journal.finish(leftovers.length === 0 ? 'done' : 'committed').catch(() => {});
+  } else if (failure?.code === 'COMMIT_NOT_DURABLE') {
+    // Both copies stay: the verified target runs, the source stays frozen. Closed in the
+    // saved state so the post step leaves them be; the hosts keep the open journal.
+    status = 'failed';
+    log.warning(
+      `the target ${staged?.targetContainerId.slice(0, 12) ?? ''} runs the service; the source ${container?.Id.slice(0, 12) ?? ''} was left frozen, not killed`,
+    );
+    await journal
+      .finish('failed', { error: `${failure.code}: ${failure.message}` }, 'runner-only')
+      .catch(() => {});
   } else if (failure) {
     const touched = journal.record.entries.length > 0;
     status = touched ? 'rolled-back' : 'refused';
