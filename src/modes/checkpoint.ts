@@ -552,8 +552,9 @@ async function checkpointInto(
     openFiles,
     ...(volumes.length > 0 ? { volumes } : {}),
   };
-  // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
-  await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
+  // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point,
+  // and it must reach the source's journal before leave-running: false may kill the container.
+  await ctx.journal.around({ kind: 'committed', checkpoint: final }, 'any-host', async () => {
     await runChecked(
       ctx.target,
       // image.ref goes only once the manifest names the image where collection looks.

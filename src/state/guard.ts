@@ -361,11 +361,8 @@ export function journalPersister(
         throw new MigrationError(
           'COMMIT_NOT_DURABLE',
           'the commit point could not be written to the journal on any host',
-          {
-            step: 'commit',
-            detail: failed.map((reason) => errorMessage(reason)).join('\n'),
-            remedy: COMMIT_REMEDY,
-          },
+          // The remedy is the mode's: what it leaves behind differs.
+          { step: 'commit', detail: failed.map((reason) => errorMessage(reason)).join('\n') },
         );
       }
       saveState(record);
@@ -382,7 +379,7 @@ export function journalPersister(
   };
 }
 
-/** What to do when the commit point reached no host (the run left both copies: target running, source frozen). */
+/** Migrate mode, when the commit point reached no host (the run left both copies: target running, source frozen). */
 export const COMMIT_REMEDY =
   'nothing is lost: the verified target runs and the source is still frozen (paused), not killed. Fix what kept the journal from being written under /var/lib/criu-migrate on both hosts (disk space, permissions; the detail says). Then either keep the target: on the source run docker update --restart no <source container> && docker kill <source container>, and remove /var/lib/criu-migrate/containers/<container>/journal.json on both hosts; or go back to the source: run this action again, which rolls the unfinished run back (removes the target, resumes the source where it was frozen; what the target did since is lost)';
 

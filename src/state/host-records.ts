@@ -117,13 +117,13 @@ function containerLock(container: string): string {
 
 /**
  * Shell function `fp`: the holder of lock "$l" as it is now. The owner file's
- * time changes with every renewal and its hash with every new owner, so an
+ * time (to the nanosecond) changes with every renewal and its hash with every new owner, so an
  * unchanged fingerprint means the same holder, not renewed since.
  */
 const FINGERPRINT = [
   'fp() {',
-  '  if [ -f "$l/owner.json" ]; then echo "$(stat -c %Y "$l/owner.json") $(sha256sum <"$l/owner.json" | cut -c1-64)"',
-  '  elif [ -d "$l" ]; then echo "empty $(stat -c %Y "$l")"',
+  '  if [ -f "$l/owner.json" ]; then echo "$(stat -c %y "$l/owner.json") $(sha256sum <"$l/owner.json" | cut -c1-64)"',
+  '  elif [ -d "$l" ]; then echo "empty $(stat -c %y "$l")"',
   '  else echo none; fi',
   '}',
 ].join('\n');

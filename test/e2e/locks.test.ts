@@ -22,6 +22,17 @@ const lockDir = `/var/lib/criu-migrate/containers/${name}/lock`;
 /** Held while a run waits at docker create on the target (stage). */
 const CREATE = '*" --env-file "*';
 
+/** A cat that fails every journal write carrying the commit point (the journal's own writes only). */
+const FAIL_COMMIT = `#!/bin/sh
+if [ $# -eq 0 ] && tr '\\0' ' ' </proc/$PPID/cmdline 2>/dev/null | grep -q 'journal\\.json'; then
+  t=$(mktemp) || exit 1
+  /usr/bin/cat >"$t"
+  if grep -q '"kind": "committed"' "$t"; then rm -f "$t"; echo "e2e: injected journal write failure" >&2; exit 1; fi
+  /usr/bin/cat "$t"; s=$?; rm -f "$t"; exit $s
+fi
+exec /usr/bin/cat "$@"
+`;
+
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
   return {
     container: name,
@@ -224,17 +235,8 @@ describe('the commit point', () => {
   it('commit writes failing on every host: the source is not killed, the report says so', async () => {
     await fresh();
     // Every journal write that carries the commit point fails, on both hosts.
-    const failCommit = `#!/bin/sh
-if [ $# -eq 0 ] && tr '\\0' ' ' </proc/$PPID/cmdline 2>/dev/null | grep -q 'journal\\.json'; then
-  t=$(mktemp) || exit 1
-  /usr/bin/cat >"$t"
-  if grep -q '"kind": "committed"' "$t"; then rm -f "$t"; echo "e2e: injected journal write failure" >&2; exit 1; fi
-  /usr/bin/cat "$t"; s=$?; rm -f "$t"; exit $s
-fi
-exec /usr/bin/cat "$@"
-`;
     for (const host of [bed.host1, bed.host2])
-      await installWrapper(bed, host, '/usr/local/bin/cat', failCommit);
+      await installWrapper(bed, host, '/usr/local/bin/cat', FAIL_COMMIT);
     const run = await runAction(inputs());
     expect(run.outputs.status, run.stdout).toBe('failed');
     expect(run.outputs['error-code']).toBe('COMMIT_NOT_DURABLE');
@@ -265,6 +267,39 @@ exec /usr/bin/cat "$@"
     await expectRunningOnlyOn(bed, bed.host2, name);
     await expectCounterContinued(bed, bed.host2, name);
     await expectNothingLeft(bed, name);
+  });
+});
+
+describe('the commit point of checkpoint mode', () => {
+  it('with leave-running false and the commit write failing, the container is resumed, not killed', async () => {
+    await removeFaults(bed);
+    await onHostResult(
+      bed,
+      bed.host1,
+      `docker rm -f ${ckpt}; rm -rf /var/lib/criu-migrate/containers/${ckpt}`,
+    );
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    await startCounter(bed, bed.host1, ckpt, { mb: 8 });
+    // Checkpoint mode keeps its journal on the source only.
+    await installWrapper(bed, bed.host1, '/usr/local/bin/cat', FAIL_COMMIT);
+    const run = await runAction({
+      mode: 'checkpoint',
+      container: ckpt,
+      source: bed.host1,
+      'store-host': bed.host3,
+      'store-path': store,
+      'leave-running': 'false',
+      ...sshInputs(bed),
+    });
+    expect(run.outputs['error-code'], run.stdout).toBe('COMMIT_NOT_DURABLE');
+    expect(run.outputs.status).toBe('rolled-back');
+    expect(run.stdout).toMatch(
+      /COMMIT_NOT_DURABLE: the commit point could not be written to the journal on any host/,
+    );
+    expect(run.stdout).not.toMatch(/source container stopped/);
+    await onHost(bed, bed.host1, 'rm -f /usr/local/bin/cat');
+    expect(await containerState(bed, bed.host1, ckpt)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host1, ckpt);
   });
 });
 

@@ -334,7 +334,7 @@ export class FakeMachine {
     [/^f=\S+; \[ -f "\$f" \] \|\| exit 0;/, () => ok()],
     // The target container, created from a script that keeps the environment in a file.
     [
-      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/env" \|\| exit 1\ndocker create (?:--cidfile (\S+) )?--env-file "\$d\/env" (.*); s=\$\?\n/,
+      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/env" \|\| exit 1\ndocker create --env-file "\$d\/env" (?:--cidfile (\S+) )?(.*); s=\$\?\n/,
       (m) => {
         const args = words(m[3] ?? '');
         const cidFile = m[2] ? unquoteWord(m[2]) : undefined;

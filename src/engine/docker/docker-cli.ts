@@ -104,10 +104,10 @@ export class DockerCli implements ContainerEngine {
     step: string,
     cidFile?: string,
   ): Promise<string> {
-    const cid = cidFile ? `${shellQuote(['--cidfile', cidFile])} ` : '';
+    const cid = cidFile ? ` ${shellQuote(['--cidfile', cidFile])}` : '';
     const command = [
       `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/env" || exit 1`,
-      `${shellQuote(['docker', 'create'])} ${cid}--env-file "$d/env" ${shellQuote(args)}; s=$?`,
+      `${shellQuote(['docker', 'create', '--env-file'])} "$d/env"${cid} ${shellQuote(args)}; s=$?`,
       'rm -rf "$d"; exit $s',
     ].join('\n');
     const out = await this.exec(command, step, 'docker create', {

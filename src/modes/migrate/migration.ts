@@ -38,6 +38,7 @@ import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../
 import { METADATA_SCHEMA_VERSION, metadataError, restorePathFacts } from '../../report/metadata.js';
 import type { PhaseTimer } from '../../report/timings.js';
 import type { MigrateSettings } from '../../settings.js';
+import { COMMIT_REMEDY } from '../../state/guard.js';
 import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
 import { readSeries, writeSeries } from '../../state/series.js';
@@ -250,7 +251,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       },
     );
   } catch (error) {
-    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
+    const remedy =
+      asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
+        ? COMMIT_REMEDY
+        : ROLLED_BACK_REMEDY;
+    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
