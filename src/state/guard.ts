@@ -310,10 +310,10 @@ export async function settleUnfinished(
       `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`,
       {
         step: 'resume',
-        remedy: outcome.sourceLeftFrozen
-          ? 'remove the target container by hand (docker rm -f), then run again'
-          : outcome.targetKept
-            ? `the target container runs and the source cannot take over again: it may be the only copy of the service. Check it; to keep it, remove ${containerStateDir(container)}/journal.json on both hosts by hand`
+        remedy: outcome.targetKept
+          ? `the target container runs and the source cannot take over again: it may be the only copy of the service. Check it; to keep it, remove ${containerStateDir(container)}/journal.json on both hosts by hand`
+          : outcome.sourceLeftFrozen
+            ? 'remove the target container by hand (docker rm -f), then run again'
             : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
       },
     );

@@ -6,6 +6,7 @@ import { type JournalRecord, parseRecord, type RunOwner } from './journal.js';
  * What the action keeps on each host, all root-only (0700 directories, 0600 files):
  *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
  *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/lock.guard     flock file: one takeover or release of lock/ at a time
  *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
  *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container

@@ -101,7 +101,9 @@ export async function recover(
       const problem = `${describeStep(step)}: ${errorMessage(error)}`;
       outcome.problems.push(problem);
       log.warning(`${plan.direction}: ${problem}`);
-      if (step.kind === 'remove-target-container' && step.critical) targetUnconfirmed = true;
+      // A target kept on purpose is no reason to keep the source frozen: it cannot resume anyway.
+      if (step.kind === 'remove-target-container' && step.critical && !outcome.targetKept)
+        targetUnconfirmed = true;
     }
   }
   return outcome;

@@ -270,6 +270,42 @@ describe('the commit point', () => {
   });
 });
 
+describe('a rollback checks the source can resume before it removes a running target', () => {
+  it('the source removed while the target runs unverified: the next run keeps the target', async () => {
+    await fresh();
+    // Killed while verifying: the restored target runs, the journal is short of the commit point.
+    await installHold(bed, bed.host2, 'docker', '*" top "*', 'guard');
+    const killed = startAction(inputs());
+    await waitHeld(bed, bed.host2, 'guard', 60_000, killed);
+    await killed.kill();
+    await release(bed, bed.host2, 'guard');
+    await removeFaults(bed);
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    // The frozen source goes (an operator, a cleanup job): the target is now the only copy.
+    await onHost(bed, bed.host1, `docker rm -f ${name}`);
+    const next = await runAction(inputs());
+    expect(next.outputs.status, next.stdout).toBe('refused');
+    expect(next.outputs['error-code']).toBe('ROLLBACK_FAILED');
+    expect(next.stdout).toMatch(
+      /kept it: it runs, and the source container \w{12} is gone, so it cannot take over/,
+    );
+    expect(next.stdout).toMatch(/it may be the only copy of the service/);
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host2, name);
+    // The journal stays open on the hosts for whoever decides.
+    expect(await onHost(bed, bed.host2, `ls /var/lib/criu-migrate/containers/${name}`)).toContain(
+      'journal.json',
+    );
+    for (const host of [bed.host1, bed.host2]) {
+      await onHost(
+        bed,
+        host,
+        `docker rm -f ${name} >/dev/null 2>&1; rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/${name}-*`,
+      );
+    }
+  });
+});
+
 describe('the commit point of checkpoint mode', () => {
   it('with leave-running false and the commit write failing, the container is resumed, not killed', async () => {
     await removeFaults(bed);

@@ -63,6 +63,7 @@ describe('recover: a running target is removed only when the source can take ove
     expect(outcome.problems.join('\n')).toMatch(
       /kept it: it runs, and the source container \w{12} is exited/,
     );
+    expect(outcome.sourceLeftFrozen).toBe(false);
     expect(w.target.machine.container(TARGET_ID)?.status).toBe('running');
   });
 
@@ -70,6 +71,9 @@ describe('recover: a running target is removed only when the source can take ove
     const w = world('gone', 'running');
     const outcome = await recover({ entries: restored, sourceAfter: 'stop' }, w, logger());
     expect(outcome.targetKept).toBe(true);
+    expect(outcome.sourceGone).toBe(true);
+    expect(outcome.sourceLeftFrozen).toBe(false);
+    expect(outcome.problems).toHaveLength(1);
     expect(w.target.machine.container(TARGET_ID)?.status).toBe('running');
   });
 
