@@ -77,6 +77,8 @@ export const ERROR_CODES = [
   // docker exec sessions: not dumped; one holding a connection to the container's own processes stops the dump.
   'EXEC_PROCESSES_LEFT',
   'EXEC_SESSION_CONNECTED',
+  // The commit point reached no host's journal: the verified target runs, the source stays frozen.
+  'COMMIT_NOT_DURABLE',
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',

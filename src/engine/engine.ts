@@ -69,10 +69,19 @@ export interface ContainerEngine {
   imageConfig(imageId: string, step: string): Promise<{ config: ImageConfig | undefined; raw: unknown }>;
   tagImage(imageId: string, ref: string, step: string): Promise<void>;
   containersUsingImage(imageId: string): Promise<string[]>;
-  /** Creates a container; `env` (KEY=value lines) goes through a 0600 file in `envDir`, never the command line. */
-  createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string>;
+  /**
+   * Creates a container; `env` (KEY=value lines) goes through a 0600 file in `envDir`, never the
+   * command line. `cidFile` receives the new ID as soon as the engine made the container.
+   */
+  createWithEnvFile(
+    args: string[],
+    env: string[],
+    envDir: string,
+    step: string,
+    cidFile?: string,
+  ): Promise<string>;
   /** Creates and starts a container with no environment; prints nothing it is given. */
-  createAndStart(args: string[], step: string): Promise<string>;
+  createAndStart(args: string[], step: string, cidFile?: string): Promise<string>;
   pause(id: string, step: string): Promise<void>;
   unpause(id: string, step: string): Promise<void>;
   startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void>;

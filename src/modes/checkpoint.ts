@@ -35,7 +35,14 @@ import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import { type CheckpointSettings, describeLocation, type HostLocation } from '../settings.js';
-import { journalPersister, lockContainer, lockSeries, runOwner, settleUnfinished } from '../state/guard.js';
+import {
+  containerKey,
+  journalPersister,
+  lockContainer,
+  lockSeries,
+  runOwner,
+  settleUnfinished,
+} from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
 import { Journal, type JournalRecord, type RunOwner, type Side } from '../state/journal.js';
 import { readSeries, writeSeries } from '../state/series.js';
@@ -130,14 +137,15 @@ export async function runCheckpointMode(settings: CheckpointSettings, runtime: R
             ),
     };
     hosts.push(both.source, both.target);
-    const locks = await lockContainer([both.source], settings.container, owner, log);
+    const key = await containerKey(source, settings.container);
+    const locks = await lockContainer([both.source], key, owner, log);
     releaseLocks = () => locks.release();
-    await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
+    await settleUnfinished(both, key, log, undefined, JOURNAL_SIDES);
 
     const record: JournalRecord = {
       schema: 2,
       mode: 'checkpoint',
-      container: settings.container,
+      container: key,
       checkpointName: settings.checkpointName,
       source: source.address,
       target: store.address,
@@ -581,8 +589,9 @@ async function checkpointInto(
       ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
     },
   };
-  // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
-  await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
+  // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point,
+  // and it must reach the source's journal before leave-running: false may kill the container.
+  await ctx.journal.around({ kind: 'committed', checkpoint: final }, 'any-host', async () => {
     await runChecked(
       ctx.target,
       // image.ref goes only once the manifest names the image where collection looks.

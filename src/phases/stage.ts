@@ -165,8 +165,11 @@ export async function createHolder(
   }
   const owner = network.sourceHolder ?? container;
   const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
-  const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
-  const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
+  const targetWork = workDir(ctx.settings.checkpointName);
+  const cidFile = `${targetWork}/holder.cid`;
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
+  const created = await ctx.journal.intend({ kind: 'holder-created', name, cidFile }, 'target');
+  const id = await mapped(ctx.targetDocker.createAndStart(args, step, cidFile), 'NETWORK_HOLDER_FAILED');
   await ctx.journal.done(created, 'target', { containerId: id });
   ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
   return name;
@@ -215,10 +218,12 @@ export async function createTargetContainer(
   // The environment often holds secrets: a 0600 file, never the command line.
   const targetWork = workDir(ctx.settings.checkpointName);
   const envDir = `${targetWork}/create`;
+  // Where docker create writes the ID: until it is journalled, the only proof the container is ours.
+  const cidFile = `${targetWork}/target.cid`;
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
-  const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
+  const created = await ctx.journal.intend({ kind: 'target-created', name: targetName, cidFile }, 'target');
   const targetContainerId = await mapped(
-    ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'),
+    ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile),
     'TARGET_CREATE_FAILED',
   );
   await ctx.journal.done(created, 'target', { containerId: targetContainerId });

@@ -9,14 +9,18 @@ export interface LockHolderView {
 export interface Here {
   machine?: string;
   bootId?: string;
-  /** Whether a process of this machine is alive. */
+  /** This process's PID namespace ("pid:[4026531836]"): a PID means something only inside it. */
+  pidNs?: string;
+  /** Whether a process of this machine (in our PID namespace) is alive. */
   isAlive(pid: number): boolean;
 }
 
 /**
  * A held lock belongs to a run that is gone when its holder has not renewed
  * it for LOCK_STALE_SECONDS, or when the holder ran on this very machine
- * (same boot) and its process no longer exists.
+ * (same boot, same PID namespace) and its process no longer exists. A runner
+ * in a container may share the machine's name and boot ID but not its PIDs:
+ * without a matching PID namespace only the age counts.
  */
 export function staleLockReason(
   held: LockHolderView,
@@ -31,6 +35,8 @@ export function staleLockReason(
     here.bootId !== undefined &&
     owner.machine === here.machine &&
     owner.bootId === here.bootId &&
+    here.pidNs !== undefined &&
+    owner.pidNs === here.pidNs &&
     !here.isAlive(owner.pid)
   ) {
     return `its process ${owner.pid} on ${owner.machine} has ended`;

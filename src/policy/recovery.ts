@@ -13,6 +13,11 @@ export type RecoveryStep =
    * gone the source must stay frozen (two live copies are worse than a pause).
    */
   | { kind: 'remove-target-container'; ref: string; critical: boolean }
+  /**
+   * A container whose create was journalled but whose ID never reached the journal:
+   * removed only by the ID docker create wrote into cidFile, never by its name.
+   */
+  | { kind: 'remove-created-container'; name: string; cidFile?: string }
   | { kind: 'remove-image'; imageId: string }
   | { kind: 'remove-files'; side: Side; paths: string[] }
   | ({ kind: 'remove-restore-copies'; dir?: string } & RestoreCopiesKey)
@@ -79,7 +84,13 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
       return { kind: 'resume-source', containerId: action.containerId };
     case 'target-created':
     case 'holder-created':
-      return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
+      return action.containerId
+        ? { kind: 'remove-target-container', ref: action.containerId, critical: false }
+        : {
+            kind: 'remove-created-container',
+            name: action.name,
+            ...(action.cidFile ? { cidFile: action.cidFile } : {}),
+          };
     case 'image-copied':
       return { kind: 'remove-image', imageId: action.imageId };
     case 'restore-copies':
@@ -180,11 +191,15 @@ export function planRecovery(
  * intents are written before the pause).
  */
 function resumeAfterRemovals(steps: RecoveryStep[]): RecoveryStep[] {
-  const lastRemoval = steps.map((step) => step.kind).lastIndexOf('remove-target-container');
+  const lastRemovalIn = (list: RecoveryStep[]): number =>
+    list.findLastIndex(
+      (step) => step.kind === 'remove-target-container' || step.kind === 'remove-created-container',
+    );
+  const lastRemoval = lastRemovalIn(steps);
   const firstResume = steps.findIndex((step) => step.kind === 'resume-source');
   if (firstResume < 0 || lastRemoval < firstResume) return steps;
   const resumes = steps.filter((step) => step.kind === 'resume-source');
   const rest = steps.filter((step) => step.kind !== 'resume-source');
-  const at = rest.map((step) => step.kind).lastIndexOf('remove-target-container') + 1;
+  const at = lastRemovalIn(rest) + 1;
   return [...rest.slice(0, at), ...resumes, ...rest.slice(at)];
 }

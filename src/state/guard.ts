@@ -1,12 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
+import { shellQuote } from '../host/shell.js';
 import { describeOwner, type Here, staleLockReason } from '../policy/lock.js';
 import type { ResumedRun } from '../report/metadata.js';
 import {
   archiveRecord,
+  containerStateDir,
   LOCK_RENEW_MS,
+  LOCK_STALE_SECONDS,
   readRecord,
   releaseLock,
   releaseLockAt,
@@ -18,8 +21,19 @@ import {
   tryLockAt,
   writeRecord,
 } from './host-records.js';
-import { isUnfinished, type JournalRecord, newestRecord, type RunOwner, type Side } from './journal.js';
+import {
+  type Affected,
+  isUnfinished,
+  type JournalRecord,
+  newestRecord,
+  type RunOwner,
+  type Side,
+} from './journal.js';
 import { type RecoveryHosts, type RecoveryLog, recover } from './recovery.js';
+
+function containerLockPath(container: string): string {
+  return `${containerStateDir(container)}/lock`;
+}
 
 export const BOTH_SIDES: readonly Side[] = ['source', 'target'];
 
@@ -33,6 +47,7 @@ export function runOwner(env: NodeJS.ProcessEnv, now: Date, token: string): RunO
     runner: env.RUNNER_NAME,
     machine: hostname(),
     bootId,
+    pidNs: readPidNs(),
     pid: process.pid,
     startedAt: now.toISOString(),
   };
@@ -47,10 +62,20 @@ function readBootId(): string | undefined {
   }
 }
 
+/** The PID namespace this process lives in: a PID names the same process only inside it. */
+function readPidNs(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
 export function thisMachine(): Here {
   return {
     machine: hostname(),
     bootId: readBootId(),
+    pidNs: readPidNs(),
     isAlive(pid) {
       try {
         process.kill(pid, 0);
@@ -82,7 +107,7 @@ export async function lockContainer(
   here: Here = thisMachine(),
 ): Promise<ContainerLocks> {
   const held: Host[] = [];
-  const stale: Host[] = [];
+  const stale: { host: Host; fingerprint: string }[] = [];
   const releaseHeld = () =>
     Promise.allSettled(held.map((host) => releaseLock(host, container, owner.token))).then(() => {});
   for (const host of new Set(hosts)) {
@@ -106,28 +131,26 @@ export async function lockContainer(
         {
           step: 'lock',
           host: describeHost(host),
-          remedy:
-            'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
+          remedy: inProgressRemedy(containerLockPath(container)),
         },
       );
     }
     log.warning(
       `${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`,
     );
-    stale.push(host);
+    stale.push({ host, fingerprint: attempt.fingerprint });
   }
-  for (const host of stale) {
-    if (!(await takeOverLock(host, container, owner))) {
+  for (const { host, fingerprint } of stale) {
+    let taken: Awaited<ReturnType<typeof takeOverLock>>;
+    try {
+      taken = await takeOverLock(host, container, owner, fingerprint);
+    } catch (error) {
       await releaseHeld();
-      throw new MigrationError(
-        'MIGRATION_IN_PROGRESS',
-        `another run took over the lock on ${container} first`,
-        {
-          step: 'lock',
-          host: describeHost(host),
-          remedy: 'wait for that run to finish, then run again',
-        },
-      );
+      throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
+    }
+    if (taken !== 'acquired') {
+      await releaseHeld();
+      throw takenMeanwhile(`container ${container}`, host, containerLockPath(container));
     }
     held.push(host);
   }
@@ -167,25 +190,17 @@ export async function lockSeries(
         {
           step: 'lock',
           host: describeHost(store),
-          remedy:
-            'wait for that run to finish; give the workflow a concurrency group per container so runs queue',
+          remedy: inProgressRemedy(lock),
         },
       );
     }
     log.warning(
       `${describeHost(store)}: the lock on series ${series} belongs to a run that is gone (${reason}); taking it over`,
     );
-    if (!(await takeOverLockAt(store, lock, owner))) {
-      throw new MigrationError(
-        'MIGRATION_IN_PROGRESS',
-        `another run took over the lock on series ${series} first`,
-        {
-          step: 'lock',
-          host: describeHost(store),
-          remedy: 'wait for that run to finish, then run again',
-        },
-      );
-    }
+    const taken = await takeOverLockAt(store, lock, owner, attempt.fingerprint).catch((error: unknown) => {
+      throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(store) });
+    });
+    if (taken !== 'acquired') throw takenMeanwhile(`series ${series}`, store, lock);
   }
   const renew = setInterval(() => {
     renewLockAt(store, lock, owner.token).catch(() => {});
@@ -197,6 +212,36 @@ export async function lockSeries(
       await releaseLockAt(store, lock, owner.token);
     },
   };
+}
+
+function inProgressRemedy(lockPath: string): string {
+  return `wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding. A lock whose run is gone is taken over once it is ${LOCK_STALE_SECONDS} s old (a run in another PID namespace, such as a runner in a container, is judged by age only). If you are sure no run is working on it, remove it by hand on that host (rm -rf ${lockPath}), then run again: the next run reads the journal first`;
+}
+
+/** A stale lock someone else renewed or took between our look and our takeover. */
+function takenMeanwhile(what: string, host: Host, lockPath: string): MigrationError {
+  return new MigrationError(
+    'MIGRATION_IN_PROGRESS',
+    `the lock on ${what} looked stale, but another run renewed or took it over first`,
+    { step: 'lock', host: describeHost(host), remedy: inProgressRemedy(lockPath) },
+  );
+}
+
+/**
+ * The key a container's lock and journal are kept under: its name as the
+ * source's Docker knows it, whether the input gave the name, the ID or a
+ * prefix of it, so that runs given either exclude each other. Falls back to
+ * the input when the source does not know the container (an earlier run may
+ * have moved or removed it; preflight then says so).
+ */
+export async function containerKey(source: Host, input: string): Promise<string> {
+  const result = await source
+    .run(`docker inspect --type container --format '{{.Name}}' -- ${shellQuote([input])}`, {
+      timeoutMs: 30_000,
+    })
+    .catch(() => undefined);
+  const name = result?.exitCode === 0 ? result.stdout.trim().replace(/^\//, '') : '';
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) ? name : input;
 }
 
 /** The hosts as the record saw them: a later run may go the other way between the same two. */
@@ -265,14 +310,24 @@ export async function settleUnfinished(
       `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`,
       {
         step: 'resume',
-        remedy: outcome.sourceLeftFrozen
-          ? 'remove the target container by hand (docker rm -f), then run again'
-          : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
+        remedy: outcome.targetKept
+          ? `the target container runs and the source cannot take over again: it may be the only copy of the service. Check it; to keep it, remove ${containerStateDir(container)}/journal.json on both hosts by hand`
+          : outcome.sourceLeftFrozen
+            ? 'remove the target container by hand (docker rm -f), then run again'
+            : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
       },
     );
   }
+  if (outcome.sourceGone) {
+    // Nothing was left to resume: settling it is moot, and it must not block this run.
+    log.warning(
+      `the earlier run ${record.checkpointName} of ${container} is moot: its source container was removed since; its journal is archived`,
+    );
+  }
   record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
-  record.resolvedBy = 'a later run';
+  record.resolvedBy = outcome.sourceGone
+    ? 'a later run (moot: the source container was gone)'
+    : 'a later run';
   record.updatedAt = new Date().toISOString();
   const archived = await Promise.allSettled(sides.map((side) => archiveRecord(roles[side], record)));
   for (const result of archived) {
@@ -292,11 +347,26 @@ export function journalPersister(
   saveState: (record: JournalRecord) => void,
   log: RecoveryLog,
   sides: readonly Side[] = BOTH_SIDES,
-): (record: JournalRecord, affected: Side | undefined) => Promise<void> {
+): (record: JournalRecord, affected: Affected) => Promise<void> {
   const warned = new Set<Side>();
   return async (record, affected) => {
-    saveState(record);
+    // The commit point goes to the runner's saved state only once a host holds it: the post step
+    // must not finish a commit that a later run, reading only the hosts, would not see.
+    if (affected !== 'any-host') saveState(record);
+    if (affected === 'runner-only') return;
     const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
+    if (affected === 'any-host') {
+      const failed = results.flatMap((result) => (result.status === 'rejected' ? [result.reason] : []));
+      if (failed.length === results.length) {
+        throw new MigrationError(
+          'COMMIT_NOT_DURABLE',
+          'the commit point could not be written to the journal on any host',
+          // The remedy is the mode's: what it leaves behind differs.
+          { step: 'commit', detail: failed.map((reason) => errorMessage(reason)).join('\n') },
+        );
+      }
+      saveState(record);
+    }
     for (const [i, result] of results.entries()) {
       const side = sides[i] as Side;
       if (result.status === 'fulfilled') continue;
@@ -308,6 +378,10 @@ export function journalPersister(
     }
   };
 }
+
+/** Migrate mode, when the commit point reached no host (the run left both copies: target running, source frozen). */
+export const COMMIT_REMEDY =
+  'nothing is lost: the verified target runs and the source is still frozen (paused), not killed. Fix what kept the journal from being written under /var/lib/criu-migrate on both hosts (disk space, permissions; the detail says). Then either keep the target: on the source run docker update --restart no <source container> && docker kill <source container>, and remove /var/lib/criu-migrate/containers/<container>/journal.json on both hosts; or go back to the source: run this action again, which rolls the unfinished run back (removes the target, resumes the source where it was frozen; what the target did since is lost)';
 
 /** Moves a finished journal into the history on both hosts; failures only warn. */
 export async function archiveEverywhere(

@@ -6,6 +6,7 @@ import { type JournalRecord, parseRecord, type RunOwner } from './journal.js';
  * What the action keeps on each host, all root-only (0700 directories, 0600 files):
  *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
  *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/lock.guard     flock file: one takeover or release of lock/ at a time
  *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
  *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
@@ -94,7 +95,13 @@ export async function archiveRecord(host: Host, record: JournalRecord): Promise<
 
 export type LockAttempt =
   | { acquired: true }
-  | { acquired: false; owner?: RunOwner; ageSeconds: number; ownerAlive?: boolean };
+  | {
+      acquired: false;
+      owner?: RunOwner;
+      ageSeconds: number;
+      /** The holder as found (owner file's time and hash): a takeover replaces only this very holder. */
+      fingerprint: string;
+    };
 
 /**
  * mkdir is atomic: the run that creates lock/ holds it. A run that finds it
@@ -109,6 +116,31 @@ function containerLock(container: string): string {
   return `${containerStateDir(container)}/lock`;
 }
 
+/**
+ * Shell function `fp`: the holder of lock "$l" as it is now. The owner file's
+ * time (to the nanosecond) changes with every renewal and its hash with every new owner, so an
+ * unchanged fingerprint means the same holder, not renewed since.
+ */
+const FINGERPRINT = [
+  'fp() {',
+  '  if [ -f "$l/owner.json" ]; then echo "$(stat -c %y "$l/owner.json") $(sha256sum <"$l/owner.json" | cut -c1-64)"',
+  '  elif [ -d "$l" ]; then echo "empty $(stat -c %y "$l")"',
+  '  else echo none; fi',
+  '}',
+].join('\n');
+
+/**
+ * Serialises takeovers and releases of one lock: a file beside the lock
+ * directory, held with flock(1) for the one script that checks and replaces.
+ */
+function underLockGuard(lock: string): string {
+  return [
+    `${PRIVATE} l=${shellQuote([lock])}`,
+    'exec 9>>"$l.guard" || exit 1',
+    'flock -w 20 9 || { echo "timed out waiting for $l.guard" >&2; exit 1; }',
+  ].join('\n');
+}
+
 /** tryLock for any lock directory (a store's series lock too). */
 export async function tryLockAt(host: Host, lock: string, owner: RunOwner): Promise<LockAttempt> {
   const dir = lock.replace(/\/[^/]+$/, '');
@@ -117,8 +149,11 @@ export async function tryLockAt(host: Host, lock: string, owner: RunOwner): Prom
     `l=${shellQuote([lock])}`,
     'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
     'cat >/dev/null',
-    'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+    FINGERPRINT,
+    'f=$(fp)',
+    'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l" 2>/dev/null || date +%s)',
     'echo "held $(( $(date +%s) - m ))"',
+    'echo "fp $f"',
     'cat "$l/owner.json" 2>/dev/null || true',
   ].join('\n');
   const result = await runChecked(host, script, {
@@ -126,36 +161,57 @@ export async function tryLockAt(host: Host, lock: string, owner: RunOwner): Prom
     what: 'taking the container lock',
     options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
   });
-  const [first = '', ...rest] = result.stdout.split('\n');
+  const [first = '', second = '', ...rest] = result.stdout.split('\n');
   if (first.trim() === 'acquired') return { acquired: true };
   const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+  const fingerprint = /^fp (.*)$/.exec(second.trim())?.[1] ?? '';
   let held: RunOwner | undefined;
   try {
     held = JSON.parse(rest.join('\n')) as RunOwner;
   } catch {
     held = undefined;
   }
-  return { acquired: false, owner: held, ageSeconds: age };
+  return { acquired: false, owner: held, ageSeconds: age, fingerprint };
 }
 
-/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
-export async function takeOverLock(host: Host, container: string, owner: RunOwner): Promise<boolean> {
-  return takeOverLockAt(host, containerLock(container), owner);
+export type TakeOver = 'acquired' | 'changed' | 'lost';
+
+/**
+ * Replaces a stale lock by this run's, but only the holder judged stale: in one
+ * script under the lock's guard, the holder is compared with the fingerprint
+ * read then, and replaced only when it is the same and not renewed since. Two
+ * runs that judged the same holder stale cannot both win: the second finds the
+ * first one's owner file. "changed": someone renewed or took it meanwhile;
+ * "lost": a fresh run made the directory between the removal and ours.
+ */
+export async function takeOverLock(
+  host: Host,
+  container: string,
+  owner: RunOwner,
+  fingerprint: string,
+): Promise<TakeOver> {
+  return takeOverLockAt(host, containerLock(container), owner, fingerprint);
 }
 
-export async function takeOverLockAt(host: Host, lock: string, owner: RunOwner): Promise<boolean> {
+export async function takeOverLockAt(
+  host: Host,
+  lock: string,
+  owner: RunOwner,
+  fingerprint: string,
+): Promise<TakeOver> {
   const script = [
-    PRIVATE,
-    `l=${shellQuote([lock])}`,
-    'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
-    'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+    underLockGuard(lock),
+    FINGERPRINT,
+    `if [ "$(fp)" != ${shellQuote([fingerprint])} ]; then cat >/dev/null; echo changed; exit 0; fi`,
+    'if rm -rf "$l" && mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; echo lost; fi',
   ].join('\n');
   const result = await runChecked(host, script, {
     step: 'lock',
     what: 'taking over a stale container lock',
     options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
   });
-  return result.stdout.trim() === 'acquired';
+  const said = result.stdout.trim();
+  return said === 'acquired' || said === 'changed' ? said : 'lost';
 }
 
 export async function renewLock(host: Host, container: string, token: string): Promise<void> {
@@ -177,7 +233,8 @@ export async function releaseLock(host: Host, container: string, token: string):
 export async function releaseLockAt(host: Host, lock: string, token: string): Promise<void> {
   await runChecked(
     host,
-    `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`,
+    // Under the guard: a takeover cannot slip in between the check and the removal.
+    `${underLockGuard(lock)}\nif grep -q ${shellQuote([token])} "$l/owner.json" 2>/dev/null; then rm -rf "$l"; fi`,
     { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } },
   );
 }

@@ -14,17 +14,29 @@ export interface RestoreCopiesKey {
 
 export type Side = 'source' | 'target';
 
+/**
+ * Which host must hold a journal write before the run goes on: the side the next change
+ * affects, any one host (the commit point: a later run reads only the hosts), or none.
+ * 'runner-only': the runner's saved state alone, never the hosts (what the post step should
+ * leave be, while the hosts keep the open journal for a later run).
+ */
+export type Affected = Side | 'any-host' | 'runner-only' | undefined;
+
 export type JournalAction =
   /** An image loaded into the target's Docker that it did not have. */
   | { kind: 'image-copied'; imageId: string }
-  /** The container created on the target (by name: the ID is known only after). */
-  | { kind: 'target-created'; name: string; containerId?: string }
+  /**
+   * The container created on the target. Its ID is known only after; until then the file
+   * docker create --cidfile writes it to tells whether this run made it (never the name:
+   * someone else may own a container of that name).
+   */
+  | { kind: 'target-created'; name: string; containerId?: string; cidFile?: string }
   /** Files or directories written on a host (memory images, staged files). */
   | { kind: 'files'; side: Side; paths: string[] }
   /** The CRIU configuration file of the restored container: removed on rollback, kept with it after the commit. */
   | { kind: 'restore-config'; path: string }
   /** A network holder created on the target (Docker 28/29: the restored container joins its network). */
-  | { kind: 'holder-created'; name: string; containerId?: string }
+  | { kind: 'holder-created'; name: string; containerId?: string; cidFile?: string }
   /** The network holder the source container joins: retired with it past the commit point. */
   | { kind: 'source-holder'; containerId: string }
   /**
@@ -80,6 +92,8 @@ export interface RunOwner {
   /** The machine the action ran on, and its boot, to tell whether the owner process still lives. */
   machine?: string;
   bootId?: string;
+  /** Its PID namespace (readlink /proc/self/ns/pid): the PID is judged only by a run in the same one. */
+  pidNs?: string;
   pid: number;
   startedAt: string;
 }
@@ -165,43 +179,49 @@ export class Journal {
 
   constructor(
     readonly record: JournalRecord,
-    private readonly persist: (record: JournalRecord, affected: Side | undefined) => Promise<void>,
+    private readonly persist: (record: JournalRecord, affected: Affected) => Promise<void>,
     private readonly now: () => Date = () => new Date(),
   ) {
     this.seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0);
   }
 
   /** Writes the intent down, makes the change, then marks it done. */
-  async around<T>(action: JournalAction, affected: Side | undefined, effect: () => Promise<T>): Promise<T> {
+  async around<T>(action: JournalAction, affected: Affected, effect: () => Promise<T>): Promise<T> {
     const entry = await this.intend(action, affected);
     const result = await effect();
     await this.done(entry, affected);
     return result;
   }
 
-  async intend(action: JournalAction, affected: Side | undefined): Promise<JournalEntry> {
+  async intend(action: JournalAction, affected: Affected): Promise<JournalEntry> {
     const [entry] = await this.intendAll([action], affected);
     return entry as JournalEntry;
   }
 
-  async done(
-    entry: JournalEntry,
-    affected: Side | undefined,
-    update?: Partial<JournalAction>,
-  ): Promise<void> {
+  async done(entry: JournalEntry, affected: Affected, update?: Partial<JournalAction>): Promise<void> {
+    const before = { state: entry.state, status: this.record.status };
     entry.state = 'done';
     if (update) entry.action = { ...entry.action, ...update } as JournalAction;
     if (entry.action.kind === 'committed') this.record.status = 'committed';
-    await this.save(affected);
+    try {
+      await this.save(affected);
+    } catch (error) {
+      // A commit no host holds is no commit: a later run would read it as not made.
+      if (entry.action.kind === 'committed') {
+        entry.state = before.state;
+        this.record.status = before.status;
+      }
+      throw error;
+    }
   }
 
-  async abandon(entry: JournalEntry, affected: Side | undefined): Promise<void> {
+  async abandon(entry: JournalEntry, affected: Affected): Promise<void> {
     entry.state = 'abandoned';
     await this.save(affected);
   }
 
   /** Several intents written at once (one round trip in the frozen window). */
-  async intendAll(actions: JournalAction[], affected: Side | undefined): Promise<JournalEntry[]> {
+  async intendAll(actions: JournalAction[], affected: Affected): Promise<JournalEntry[]> {
     const at = this.now().toISOString();
     const entries = actions.map(
       (action): JournalEntry => ({ seq: ++this.seq, state: 'intended', at, action }),
@@ -217,15 +237,19 @@ export class Journal {
     return entries;
   }
 
-  async finish(status: RecordStatus, details: { error?: string; resolvedBy?: string } = {}): Promise<void> {
+  async finish(
+    status: RecordStatus,
+    details: { error?: string; resolvedBy?: string } = {},
+    where: Affected = undefined,
+  ): Promise<void> {
     this.record.status = status;
     if (details.error !== undefined) this.record.error = details.error;
     if (details.resolvedBy !== undefined) this.record.resolvedBy = details.resolvedBy;
-    await this.save(undefined);
+    await this.save(where);
   }
 
   /** Writes the journal as it is now (after changes made to entries directly). */
-  async save(affected: Side | undefined = undefined): Promise<void> {
+  async save(affected: Affected = undefined): Promise<void> {
     // One write at a time, each of the whole record as it is when its turn
     // comes: two intents made at once cannot leave the older copy on a host.
     const turn = this.writing.then(() => {

@@ -20,6 +20,10 @@ export interface RecoveryOutcome {
   problems: string[];
   /** The source was deliberately left frozen because the target could not be confirmed gone. */
   sourceLeftFrozen: boolean;
+  /** A running target was kept because the source could not be resumed in its place. */
+  targetKept?: boolean;
+  /** The source container was removed by someone: there was nothing to resume. */
+  sourceGone?: boolean;
 }
 
 export interface RecoveryLog {
@@ -84,6 +88,7 @@ export async function recover(
   let targetUnconfirmed = false;
   const docker = { source: new DockerCli(hosts.source), target: new DockerCli(hosts.target) };
   const hostOf = (side: Side): Host => hosts[side];
+  const resumeStep = plan.steps.find((step) => step.kind === 'resume-source');
 
   for (const step of plan.steps) {
     try {
@@ -96,18 +101,63 @@ export async function recover(
       const problem = `${describeStep(step)}: ${errorMessage(error)}`;
       outcome.problems.push(problem);
       log.warning(`${plan.direction}: ${problem}`);
-      if (step.kind === 'remove-target-container' && step.critical) targetUnconfirmed = true;
+      // A target kept on purpose is no reason to keep the source frozen: it cannot resume anyway.
+      if (step.kind === 'remove-target-container' && step.critical && !outcome.targetKept)
+        targetUnconfirmed = true;
     }
   }
   return outcome;
 
+  /**
+   * A running target may be the only copy of the service (its source killed after a commit
+   * this journal never saw): it is removed only when the source can take over again.
+   */
+  async function sourceCanResume(ref: string): Promise<void> {
+    if (resumeStep?.kind !== 'resume-source') return;
+    const target = await docker.target.inspectContainer(ref, 'rollback');
+    if (!target?.State.Running) return;
+    const source = await docker.source.inspectContainer(resumeStep.containerId, 'rollback');
+    if (source && (source.State.Paused || source.State.Running)) return;
+    outcome.targetKept = true;
+    throw new Error(
+      `kept it: it runs, and the source container ${resumeStep.containerId.slice(0, 12)} ${source ? `is ${source.State.Status}` : 'is gone'}, so it cannot take over; the target may be the only copy of the service`,
+    );
+  }
+
+  /** The ID docker create --cidfile wrote: empty when it made nothing, missing when it never ran. */
+  async function createdId(cidFile: string | undefined): Promise<string | undefined> {
+    if (!cidFile) return undefined;
+    const read = await hosts.target.run(`cat -- ${shellQuote([cidFile])} 2>/dev/null; true`, {
+      timeoutMs: 30_000,
+    });
+    const id = read.stdout.trim();
+    return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+  }
+
   async function runStep(step: RecoveryStep): Promise<string | undefined> {
     switch (step.kind) {
       case 'remove-target-container': {
+        if (step.critical) await sourceCanResume(step.ref);
         const removed = await withRetries(() => docker.target.removeIfPresent(step.ref, 'rollback'));
         const left = await docker.target.inspectContainer(step.ref, 'rollback');
         if (left) throw new Error(`container ${step.ref.slice(0, 12)} is still on the target`);
         return removed ? `removed container ${step.ref.slice(0, 12)} from the target` : undefined;
+      }
+      case 'remove-created-container': {
+        const id = await createdId(step.cidFile);
+        if (!id) {
+          // No ID: this run made nothing, or cannot tell. A container of that name may be someone else's.
+          const there = await docker.target.inspectContainer(step.name, 'rollback');
+          if (!there) return undefined;
+          log.warning(
+            `${plan.direction}: left container ${step.name} (${there.Id.slice(0, 12)}) on the target alone: nothing says this run made it`,
+          );
+          return `left container ${step.name} on the target alone (not made by this run)`;
+        }
+        const removed = await withRetries(() => docker.target.removeIfPresent(id, 'rollback'));
+        if (await docker.target.inspectContainer(id, 'rollback'))
+          throw new Error(`container ${id.slice(0, 12)} is still on the target`);
+        return removed ? `removed container ${id.slice(0, 12)} from the target` : undefined;
       }
       case 'remove-image': {
         if ((await docker.target.imageId(step.imageId)) === undefined) return undefined;
@@ -187,7 +237,14 @@ export async function recover(
           );
         }
         const state = await docker.source.inspectContainer(step.containerId, 'rollback');
-        if (!state) throw new Error('the source container is gone');
+        if (!state) {
+          // Removed by someone since: nothing is left to resume, and nothing to wait for.
+          outcome.sourceGone = true;
+          log.warning(
+            `${plan.direction}: the source container ${step.containerId.slice(0, 12)} is gone (removed since): nothing to resume`,
+          );
+          return 'the source container is gone: nothing to resume';
+        }
         if (state.State.Paused) {
           await withRetries(() => docker.source.unpause(step.containerId, 'rollback'));
           return 'resumed the source container where it was frozen';
@@ -278,6 +335,8 @@ export async function recover(
     switch (step.kind) {
       case 'remove-target-container':
         return `removing container ${step.ref.slice(0, 12)} from ${describeHost(hosts.target)} (do it by hand: docker rm -f ${step.ref.slice(0, 12)})`;
+      case 'remove-created-container':
+        return `removing the container this run created on ${describeHost(hosts.target)} (${step.cidFile ? `its ID is in ${step.cidFile}; ` : ''}check docker ps -a --filter name=${step.name} and remove it by hand only if it is a leftover of this run)`;
       case 'remove-image':
         return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
       case 'remove-files':

@@ -18,6 +18,7 @@ import type { VolumePassFacts } from '../report/metadata.js';
  *       volumes/<volume>/frozen.tar                what changed in it up to the freeze (or all of it)
  *   <store>/<container>/<series>/.<name>.partial/   being written; never listed; image.ref names the image it uses
  *   <store>/<container>/<series>/.lock/             held by the one run writing into the series
+ *   <store>/<container>/<series>/.lock.guard        flock file: one takeover or release of .lock at a time
  *   <store>/images/<image id>.tar                  docker save of an image, once per image ID
  *   <store>/images/.lock/                          held while an image is looked for, added or collected
  * A series is one container's checkpoints, across its migrations: its ID is

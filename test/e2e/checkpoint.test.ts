@@ -37,7 +37,7 @@ async function storeListing(): Promise<string[]> {
   const out = await onHost(
     bed,
     bed.host3,
-    `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 3 ! -name series.json ! -name .lock | sort; true`,
+    `cd ${store} 2>/dev/null && find . -mindepth 1 -maxdepth 3 ! -name series.json ! -name .lock ! -name .lock.guard | sort; true`,
   );
   return out.split('\n').filter(Boolean);
 }

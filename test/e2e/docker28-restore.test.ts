@@ -213,7 +213,12 @@ describe('restore mode onto Docker 28 through a network holder (variant bed)', (
   });
 
   it('a container named like the holder on the target refuses the restore before anything is touched', async () => {
-    await onHost(bed, bed.host2, `docker create --name ${holder} ${bed.image} true`);
+    // An empty image of its own: the bed's image is on host 2 only after an earlier restore loaded it.
+    await onHost(
+      bed,
+      bed.host2,
+      `tar -cf - -T /dev/null | docker import - e2e/empty:1 >/dev/null && docker create --name ${holder} e2e/empty:1 true`,
+    );
     try {
       const before = await hostSnapshot(bed.host2);
       const run = await runAction(
@@ -227,7 +232,7 @@ describe('restore mode onto Docker 28 through a network holder (variant bed)', (
       // Not ours: left alone.
       expect(await containerState(bed, bed.host2, holder)).toMatchObject({ Status: 'created' });
     } finally {
-      await onHost(bed, bed.host2, `docker rm -f ${holder}`);
+      await onHost(bed, bed.host2, `docker rm -f ${holder} && docker rmi e2e/empty:1`);
     }
   });
 

@@ -244,6 +244,8 @@ export class FakeMachine {
         return ok();
       },
     ],
+    // The ID docker create --cidfile wrote (rollback of a create whose ID the journal lacks).
+    [/^cat -- (\S+) 2>\/dev\/null; true$/, (m) => ok(this.contents.get(unquoteWord(m[1] ?? '')) ?? '')],
     // The container's checkpoint series, kept by the action per container ID.
     [
       /^cat (\/var\/lib\/criu-migrate\/series\/[0-9a-f]+\.json) 2>\/dev\/null; true$/,
@@ -334,9 +336,10 @@ export class FakeMachine {
     [/^f=\S+; \[ -f "\$f" \] \|\| exit 0;/, () => ok()],
     // The target container, created from a script that keeps the environment in a file.
     [
-      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/(?:entries|env)" \|\| \{ rm -rf "\$d"; exit 1; \}\n(?:perl -e '[^']*' "\$d" )?docker create --env-file "\$d\/env" (.*); s=\$\?\n/,
+      /^umask 077; d=(\S+); mkdir -p "\$d" && cat >"\$d\/(?:entries|env)" \|\| \{ rm -rf "\$d"; exit 1; \}\n(?:perl -e '[^']*' "\$d" )?docker create --env-file "\$d\/env" (?:--cidfile (\S+) )?(.*); s=\$\?\n/,
       (m) => {
-        const args = words(m[2] ?? '');
+        const args = words(m[3] ?? '');
+        const cidFile = m[2] ? unquoteWord(m[2]) : undefined;
         const name = args[args.indexOf('--name') + 1] ?? '';
         const imageRef = args[args.indexOf('--') + 1] ?? '';
         const image = this.imageOf(imageRef);
@@ -356,6 +359,10 @@ export class FakeMachine {
           restartPolicy: restart,
           upperDir: `${DOCKER_ROOT}/overlay2/${sha256(`layer ${id}`)}/diff`,
         });
+        if (cidFile) {
+          this.add(cidFile);
+          this.contents.set(cidFile, id);
+        }
         return ok(`${id}\n`);
       },
     ],

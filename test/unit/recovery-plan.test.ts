@@ -42,10 +42,40 @@ describe('planRecovery: rollback order', () => {
       sourceAfter: 'stop',
       entries: [
         entry(1, { kind: 'source-paused', containerId: 'source1' }, 'done'),
-        entry(2, { kind: 'target-created', name: 'app' }),
+        entry(2, { kind: 'target-created', name: 'app', cidFile: '/w/target.cid' }),
       ],
     });
-    expect(plan.steps.map((step) => step.kind)).toEqual(['remove-target-container', 'resume-source']);
+    expect(plan.steps.map((step) => step.kind)).toEqual(['remove-created-container', 'resume-source']);
+  });
+});
+
+describe('planRecovery: a container whose ID the journal never got', () => {
+  it('is removed by the ID docker create wrote, never by its name', () => {
+    const plan = planRecovery({
+      sourceAfter: 'stop',
+      entries: [entry(1, { kind: 'target-created', name: 'app', cidFile: '/w/target.cid' })],
+    });
+    expect(plan.steps).toEqual([{ kind: 'remove-created-container', name: 'app', cidFile: '/w/target.cid' }]);
+    expect(JSON.stringify(plan.steps)).not.toContain('"ref":"app"');
+  });
+
+  it('an older journal without a cidfile gets no removal by name either', () => {
+    const plan = planRecovery({
+      sourceAfter: 'stop',
+      entries: [entry(1, { kind: 'holder-created', name: 'app-net' })],
+    });
+    expect(plan.steps).toEqual([{ kind: 'remove-created-container', name: 'app-net' }]);
+  });
+
+  it('a create whose ID was journalled is removed by that ID, once', () => {
+    const plan = planRecovery({
+      sourceAfter: 'stop',
+      entries: [
+        entry(1, { kind: 'target-created', name: 'app', containerId: 'id1', cidFile: '/w/t.cid' }, 'done'),
+        entry(2, { kind: 'restore-started', containerId: 'id1' }),
+      ],
+    });
+    expect(plan.steps).toEqual([{ kind: 'remove-target-container', ref: 'id1', critical: true }]);
   });
 });
 

@@ -525,9 +525,12 @@ export function envFileCreate(
   envDir: string,
   args: readonly string[],
   env: readonly string[],
+  /** Where docker create writes the new container's ID (after --env-file: the faults' hold globs expect that order). */
+  cidFile?: string,
 ): { command: string; input: string } {
   const multiLine = env.some((entry) => /[\r\n]/.test(entry));
-  const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`;
+  const cid = cidFile ? ` ${shellQuote(['--cidfile', cidFile])}` : '';
+  const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env"${cid} ${shellQuote([...args])}; s=$?`;
   const start = `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/${multiLine ? 'entries' : 'env'}" || { rm -rf "$d"; exit 1; }`;
   return {
     command: [

@@ -102,8 +102,19 @@ export class DockerCli implements ContainerEngine {
     await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
   }
 
-  async createWithEnvFile(args: string[], env: string[], envDir: string, step: string): Promise<string> {
-    const { command, input } = envFileCreate(envDir, args, env);
+  /**
+   * cidFile: docker create writes the new container's ID there the moment the daemon made
+   * it (and removes the file when it made nothing), so a rollback can tell its own container
+   * from another of the same name.
+   */
+  async createWithEnvFile(
+    args: string[],
+    env: string[],
+    envDir: string,
+    step: string,
+    cidFile?: string,
+  ): Promise<string> {
+    const { command, input } = envFileCreate(envDir, args, env, cidFile);
     const out = await this.exec(command, step, 'docker create', { input });
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
@@ -115,8 +126,14 @@ export class DockerCli implements ContainerEngine {
     return id;
   }
 
-  async createAndStart(args: string[], step: string): Promise<string> {
-    const out = await this.docker(['create', ...args], step, 'docker create');
+  async createAndStart(args: string[], step: string, cidFile?: string): Promise<string> {
+    const out = cidFile
+      ? await this.exec(
+          `umask 077; mkdir -p ${shellQuote([cidFile.replace(/\/[^/]*$/, '')])} && ${shellQuote(['docker', 'create', '--cidfile', cidFile, ...args])}`,
+          step,
+          'docker create',
+        )
+      : await this.docker(['create', ...args], step, 'docker create');
     const id = out.trim().split('\n').pop() ?? '';
     if (!/^[0-9a-f]{64}$/.test(id)) {
       throw new EngineError(

@@ -38,6 +38,7 @@ import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../
 import { METADATA_SCHEMA_VERSION, metadataError, restorePathFacts } from '../../report/metadata.js';
 import type { PhaseTimer } from '../../report/timings.js';
 import type { MigrateSettings } from '../../settings.js';
+import { COMMIT_REMEDY } from '../../state/guard.js';
 import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
 import { readSeries, writeSeries } from '../../state/series.js';
@@ -240,16 +241,21 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
     await settleRestoreConfig(ctx, ready.restoreConfig);
-    // The point of no return: from here on the target is the service.
+    // The point of no return: from here on the target is the service. It must reach a
+    // host's journal, or the source is not killed (a later run would not know of it).
     await journal.around(
       { kind: 'committed', targetContainerId: ready.targetContainerId },
-      undefined,
+      'any-host',
       async () => {
         signal.throwIfAborted();
       },
     );
   } catch (error) {
-    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
+    const remedy =
+      asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
+        ? COMMIT_REMEDY
+        : ROLLED_BACK_REMEDY;
+    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
@@ -280,6 +286,16 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     }
     // With leftovers the journal stays open (committed): the next run finishes the roll-forward.
     await journal.finish(leftovers.length === 0 ? 'done' : 'committed').catch(() => {});
+  } else if (failure?.code === 'COMMIT_NOT_DURABLE') {
+    // Both copies stay: the verified target runs, the source stays frozen. Closed in the
+    // saved state so the post step leaves them be; the hosts keep the open journal.
+    status = 'failed';
+    log.warning(
+      `the target ${staged?.targetContainerId.slice(0, 12) ?? ''} runs the service; the source ${container?.Id.slice(0, 12) ?? ''} was left frozen, not killed`,
+    );
+    await journal
+      .finish('failed', { error: `${failure.code}: ${failure.message}` }, 'runner-only')
+      .catch(() => {});
   } else if (failure) {
     const touched = journal.record.entries.length > 0;
     status = touched ? 'rolled-back' : 'refused';

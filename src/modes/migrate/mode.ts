@@ -12,6 +12,7 @@ import { describeLocation, type MigrateSettings } from '../../settings.js';
 import {
   archiveEverywhere,
   type ContainerLocks,
+  containerKey,
   journalPersister,
   lockContainer,
   runOwner,
@@ -109,12 +110,14 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
     const owner = runOwner(runtime.env, started, runtime.newToken());
     const saveRecord = (record: JournalRecord): void =>
       runtime.saveState(SAVED.journal, JSON.stringify(record));
-    runtime.saveState(SAVED.container, settings.container);
+    // Lock and journal under the container's name, whether the input gave its name or ID.
+    const key = await containerKey(durable.source, settings.container);
+    runtime.saveState(SAVED.container, key);
 
     let resumed: ResumedRun | undefined;
     try {
-      locks = await lockContainer([durable.source, durable.target], settings.container, owner, log);
-      resumed = await settleUnfinished(durable, settings.container, log);
+      locks = await lockContainer([durable.source, durable.target], key, owner, log);
+      resumed = await settleUnfinished(durable, key, log);
     } catch (error) {
       const refused =
         error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
@@ -142,7 +145,7 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
     const record: JournalRecord = {
       schema: 2,
       mode: settings.mode,
-      container: settings.container,
+      container: key,
       checkpointName: settings.checkpointName,
       source: connected.source.address,
       target: connected.target.address,
@@ -163,7 +166,9 @@ export async function runMigrateMode(settings: MigrateSettings, runtime: Runtime
       signal: control.signal,
       startedAt,
     });
-    if (!isUnfinished(journal.record)) await archiveEverywhere(durable, journal.record, log);
+    // A commit no host holds: the hosts keep their open journal for the run that settles it.
+    if (!isUnfinished(journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
+      await archiveEverywhere(durable, journal.record, log);
     if (resumed) outcome.metadata.resumed = resumed;
     await report(settings, outcome.metadata, runtime.env, log, outcome.error);
     for (const leftover of outcome.leftovers) core.warning(`left to clean up: ${leftover}`);
