@@ -52519,6 +52519,8 @@ const ERROR_CODES = [
     // docker exec sessions: not dumped; one holding a connection to the container's own processes stops the dump.
     'EXEC_PROCESSES_LEFT',
     'EXEC_SESSION_CONNECTED',
+    // The commit point reached no host's journal: the verified target runs, the source stays frozen.
+    'COMMIT_NOT_DURABLE',
     // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
     'CHECKPOINT_INCONSISTENT',
     'SERIES_AMBIGUOUS',
@@ -53042,12 +53044,23 @@ class Journal {
         return entry;
     }
     async done(entry, affected, update) {
+        const before = { state: entry.state, status: this.record.status };
         entry.state = 'done';
         if (update)
             entry.action = { ...entry.action, ...update };
         if (entry.action.kind === 'committed')
             this.record.status = 'committed';
-        await this.save(affected);
+        try {
+            await this.save(affected);
+        }
+        catch (error) {
+            // A commit no host holds is no commit: a later run would read it as not made.
+            if (entry.action.kind === 'committed') {
+                entry.state = before.state;
+                this.record.status = before.status;
+            }
+            throw error;
+        }
     }
     async abandon(entry, affected) {
         entry.state = 'abandoned';
@@ -53069,13 +53082,13 @@ class Journal {
         }
         return entries;
     }
-    async finish(status, details = {}) {
+    async finish(status, details = {}, where = undefined) {
         this.record.status = status;
         if (details.error !== undefined)
             this.record.error = details.error;
         if (details.resolvedBy !== undefined)
             this.record.resolvedBy = details.resolvedBy;
-        await this.save(undefined);
+        await this.save(where);
     }
     /** Writes the journal as it is now (after changes made to entries directly). */
     async save(affected = undefined) {
@@ -53097,6 +53110,7 @@ class Journal {
  * What the action keeps on each host, all root-only (0700 directories, 0600 files):
  *   /var/lib/criu-migrate/containers/<name>/journal.json   the open run's journal
  *   /var/lib/criu-migrate/containers/<name>/lock/          held while a run works on that container
+ *   /var/lib/criu-migrate/containers/<name>/lock.guard     flock file: one takeover or release of lock/ at a time
  *   /var/lib/criu-migrate/containers/<name>/history/       the last HISTORY_KEEP finished runs
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
  *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
@@ -53171,6 +53185,29 @@ async function tryLock(host, container, owner) {
 function containerLock(container) {
     return `${containerStateDir(container)}/lock`;
 }
+/**
+ * Shell function `fp`: the holder of lock "$l" as it is now. The owner file's
+ * time (to the nanosecond) changes with every renewal and its hash with every new owner, so an
+ * unchanged fingerprint means the same holder, not renewed since.
+ */
+const FINGERPRINT = [
+    'fp() {',
+    '  if [ -f "$l/owner.json" ]; then echo "$(stat -c %y "$l/owner.json") $(sha256sum <"$l/owner.json" | cut -c1-64)"',
+    '  elif [ -d "$l" ]; then echo "empty $(stat -c %y "$l")"',
+    '  else echo none; fi',
+    '}',
+].join('\n');
+/**
+ * Serialises takeovers and releases of one lock: a file beside the lock
+ * directory, held with flock(1) for the one script that checks and replaces.
+ */
+function underLockGuard(lock) {
+    return [
+        `${PRIVATE} l=${shellQuote([lock])}`,
+        'exec 9>>"$l.guard" || exit 1',
+        'flock -w 20 9 || { echo "timed out waiting for $l.guard" >&2; exit 1; }',
+    ].join('\n');
+}
 /** tryLock for any lock directory (a store's series lock too). */
 async function tryLockAt(host, lock, owner) {
     const dir = lock.replace(/\/[^/]+$/, '');
@@ -53179,8 +53216,11 @@ async function tryLockAt(host, lock, owner) {
         `l=${shellQuote([lock])}`,
         'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; exit; fi',
         'cat >/dev/null',
-        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l")',
+        FINGERPRINT,
+        'f=$(fp)',
+        'm=$(stat -c %Y "$l/owner.json" 2>/dev/null || stat -c %Y "$l" 2>/dev/null || date +%s)',
         'echo "held $(( $(date +%s) - m ))"',
+        'echo "fp $f"',
         'cat "$l/owner.json" 2>/dev/null || true',
     ].join('\n');
     const result = await runChecked(host, script, {
@@ -53188,10 +53228,11 @@ async function tryLockAt(host, lock, owner) {
         what: 'taking the container lock',
         options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
     });
-    const [first = '', ...rest] = result.stdout.split('\n');
+    const [first = '', second = '', ...rest] = result.stdout.split('\n');
     if (first.trim() === 'acquired')
         return { acquired: true };
     const age = Number(/^held (-?\d+)/.exec(first.trim())?.[1] ?? '0');
+    const fingerprint = /^fp (.*)$/.exec(second.trim())?.[1] ?? '';
     let held;
     try {
         held = JSON.parse(rest.join('\n'));
@@ -53199,25 +53240,33 @@ async function tryLockAt(host, lock, owner) {
     catch {
         held = undefined;
     }
-    return { acquired: false, owner: held, ageSeconds: age };
+    return { acquired: false, owner: held, ageSeconds: age, fingerprint };
 }
-/** Replaces a stale lock by this run's; atomic against another run doing the same (rename). */
-async function takeOverLock(host, container, owner) {
-    return takeOverLockAt(host, containerLock(container), owner);
+/**
+ * Replaces a stale lock by this run's, but only the holder judged stale: in one
+ * script under the lock's guard, the holder is compared with the fingerprint
+ * read then, and replaced only when it is the same and not renewed since. Two
+ * runs that judged the same holder stale cannot both win: the second finds the
+ * first one's owner file. "changed": someone renewed or took it meanwhile;
+ * "lost": a fresh run made the directory between the removal and ours.
+ */
+async function takeOverLock(host, container, owner, fingerprint) {
+    return takeOverLockAt(host, containerLock(container), owner, fingerprint);
 }
-async function takeOverLockAt(host, lock, owner) {
+async function takeOverLockAt(host, lock, owner, fingerprint) {
     const script = [
-        PRIVATE,
-        `l=${shellQuote([lock])}`,
-        'mv "$l" "$l.stale.$$" 2>/dev/null && rm -rf "$l.stale.$$"',
-        'if mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; fi',
+        underLockGuard(lock),
+        FINGERPRINT,
+        `if [ "$(fp)" != ${shellQuote([fingerprint])} ]; then cat >/dev/null; echo changed; exit 0; fi`,
+        'if rm -rf "$l" && mkdir "$l" 2>/dev/null; then cat >"$l/owner.json" && echo acquired; else cat >/dev/null; echo lost; fi',
     ].join('\n');
     const result = await runChecked(host, script, {
         step: 'lock',
         what: 'taking over a stale container lock',
         options: { input: JSON.stringify(owner), timeoutMs: QUICK_MS },
     });
-    return result.stdout.trim() === 'acquired';
+    const said = result.stdout.trim();
+    return said === 'acquired' || said === 'changed' ? said : 'lost';
 }
 async function renewLock(host, container, token) {
     await renewLockAt(host, containerLock(container), token);
@@ -53233,7 +53282,9 @@ async function releaseLock(host, container, token) {
     await releaseLockAt(host, containerLock(container), token);
 }
 async function releaseLockAt(host, lock, token) {
-    await runChecked(host, `if grep -q ${shellQuote([token])} ${shellQuote([`${lock}/owner.json`])} 2>/dev/null; then rm -rf ${shellQuote([lock])}; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
+    await runChecked(host, 
+    // Under the guard: a takeover cannot slip in between the check and the removal.
+    `${underLockGuard(lock)}\nif grep -q ${shellQuote([token])} "$l/owner.json" 2>/dev/null; then rm -rf "$l"; fi`, { step: 'lock', what: 'releasing the container lock', options: { timeoutMs: QUICK_MS } });
 }
 
 ;// CONCATENATED MODULE: ./src/state/store.ts
@@ -53252,6 +53303,7 @@ async function releaseLockAt(host, lock, token) {
  *       volumes/<volume>/frozen.tar                what changed in it up to the freeze (or all of it)
  *   <store>/<container>/<series>/.<name>.partial/   being written; never listed; image.ref names the image it uses
  *   <store>/<container>/<series>/.lock/             held by the one run writing into the series
+ *   <store>/<container>/<series>/.lock.guard        flock file: one takeover or release of .lock at a time
  *   <store>/images/<image id>.tar                  docker save of an image, once per image ID
  *   <store>/images/.lock/                          held while an image is looked for, added or collected
  * A series is one container's checkpoints, across its migrations: its ID is
@@ -54512,9 +54564,12 @@ const ENV_SPLITTER = [
  * create`) and `env`, and what it reads on stdin: the environment lands in a
  * 0600 file under `envDir`, which is removed whatever docker create says.
  */
-function envFileCreate(envDir, args, env) {
+function envFileCreate(envDir, args, env, 
+/** Where docker create writes the new container's ID (after --env-file: the faults' hold globs expect that order). */
+cidFile) {
     const multiLine = env.some((entry) => /[\r\n]/.test(entry));
-    const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env" ${shellQuote([...args])}; s=$?`;
+    const cid = cidFile ? ` ${shellQuote(['--cidfile', cidFile])}` : '';
+    const create = `${shellQuote(['docker', 'create', '--env-file'])} "$d/env"${cid} ${shellQuote([...args])}; s=$?`;
     const start = `umask 077; d=${shellQuote([envDir])}; mkdir -p "$d" && cat >"$d/${multiLine ? 'entries' : 'env'}" || { rm -rf "$d"; exit 1; }`;
     return {
         command: [
@@ -55148,8 +55203,13 @@ class DockerCli {
     async tagImage(imageId, ref, step) {
         await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
     }
-    async createWithEnvFile(args, env, envDir, step) {
-        const { command, input } = envFileCreate(envDir, args, env);
+    /**
+     * cidFile: docker create writes the new container's ID there the moment the daemon made
+     * it (and removes the file when it made nothing), so a rollback can tell its own container
+     * from another of the same name.
+     */
+    async createWithEnvFile(args, env, envDir, step, cidFile) {
+        const { command, input } = envFileCreate(envDir, args, env, cidFile);
         const out = await this.exec(command, step, 'docker create', { input });
         const id = out.trim().split('\n').pop() ?? '';
         if (!/^[0-9a-f]{64}$/.test(id)) {
@@ -55160,8 +55220,10 @@ class DockerCli {
         }
         return id;
     }
-    async createAndStart(args, step) {
-        const out = await this.docker(['create', ...args], step, 'docker create');
+    async createAndStart(args, step, cidFile) {
+        const out = cidFile
+            ? await this.exec(`umask 077; mkdir -p ${shellQuote([cidFile.replace(/\/[^/]*$/, '')])} && ${shellQuote(['docker', 'create', '--cidfile', cidFile, ...args])}`, step, 'docker create')
+            : await this.docker(['create', ...args], step, 'docker create');
         const id = out.trim().split('\n').pop() ?? '';
         if (!/^[0-9a-f]{64}$/.test(id)) {
             throw new EngineError(shellQuote(['docker', 'create', ...args]), 0, out, 'docker create printed no container ID', {
@@ -61201,7 +61263,9 @@ function actionsRuntime() {
 /**
  * A held lock belongs to a run that is gone when its holder has not renewed
  * it for LOCK_STALE_SECONDS, or when the holder ran on this very machine
- * (same boot) and its process no longer exists.
+ * (same boot, same PID namespace) and its process no longer exists. A runner
+ * in a container may share the machine's name and boot ID but not its PIDs:
+ * without a matching PID namespace only the age counts.
  */
 function staleLockReason(held, here, staleSeconds = LOCK_STALE_SECONDS) {
     if (held.ageSeconds > staleSeconds)
@@ -61212,6 +61276,8 @@ function staleLockReason(held, here, staleSeconds = LOCK_STALE_SECONDS) {
         here.bootId !== undefined &&
         owner.machine === here.machine &&
         owner.bootId === here.bootId &&
+        here.pidNs !== undefined &&
+        owner.pidNs === here.pidNs &&
         !here.isAlive(owner.pid)) {
         return `its process ${owner.pid} on ${owner.machine} has ended`;
     }
@@ -61256,7 +61322,13 @@ function compensation(action) {
             return { kind: 'resume-source', containerId: action.containerId };
         case 'target-created':
         case 'holder-created':
-            return { kind: 'remove-target-container', ref: action.containerId ?? action.name, critical: false };
+            return action.containerId
+                ? { kind: 'remove-target-container', ref: action.containerId, critical: false }
+                : {
+                    kind: 'remove-created-container',
+                    name: action.name,
+                    ...(action.cidFile ? { cidFile: action.cidFile } : {}),
+                };
         case 'image-copied':
             return { kind: 'remove-image', imageId: action.imageId };
         case 'restore-copies':
@@ -61352,13 +61424,14 @@ function planRecovery(record) {
  * intents are written before the pause).
  */
 function resumeAfterRemovals(steps) {
-    const lastRemoval = steps.map((step) => step.kind).lastIndexOf('remove-target-container');
+    const lastRemovalIn = (list) => list.findLastIndex((step) => step.kind === 'remove-target-container' || step.kind === 'remove-created-container');
+    const lastRemoval = lastRemovalIn(steps);
     const firstResume = steps.findIndex((step) => step.kind === 'resume-source');
     if (firstResume < 0 || lastRemoval < firstResume)
         return steps;
     const resumes = steps.filter((step) => step.kind === 'resume-source');
     const rest = steps.filter((step) => step.kind !== 'resume-source');
-    const at = rest.map((step) => step.kind).lastIndexOf('remove-target-container') + 1;
+    const at = lastRemovalIn(rest) + 1;
     return [...rest.slice(0, at), ...resumes, ...rest.slice(at)];
 }
 
@@ -61418,6 +61491,7 @@ async function recover(record, hosts, log) {
     let targetUnconfirmed = false;
     const docker = { source: new DockerCli(hosts.source), target: new DockerCli(hosts.target) };
     const hostOf = (side) => hosts[side];
+    const resumeStep = plan.steps.find((step) => step.kind === 'resume-source');
     for (const step of plan.steps) {
         try {
             const said = await runStep(step);
@@ -61430,19 +61504,63 @@ async function recover(record, hosts, log) {
             const problem = `${describeStep(step)}: ${errorMessage(error)}`;
             outcome.problems.push(problem);
             log.warning(`${plan.direction}: ${problem}`);
-            if (step.kind === 'remove-target-container' && step.critical)
+            // A target kept on purpose is no reason to keep the source frozen: it cannot resume anyway.
+            if (step.kind === 'remove-target-container' && step.critical && !outcome.targetKept)
                 targetUnconfirmed = true;
         }
     }
     return outcome;
+    /**
+     * A running target may be the only copy of the service (its source killed after a commit
+     * this journal never saw): it is removed only when the source can take over again.
+     */
+    async function sourceCanResume(ref) {
+        if (resumeStep?.kind !== 'resume-source')
+            return;
+        const target = await docker.target.inspectContainer(ref, 'rollback');
+        if (!target?.State.Running)
+            return;
+        const source = await docker.source.inspectContainer(resumeStep.containerId, 'rollback');
+        if (source && (source.State.Paused || source.State.Running))
+            return;
+        outcome.targetKept = true;
+        throw new Error(`kept it: it runs, and the source container ${resumeStep.containerId.slice(0, 12)} ${source ? `is ${source.State.Status}` : 'is gone'}, so it cannot take over; the target may be the only copy of the service`);
+    }
+    /** The ID docker create --cidfile wrote: empty when it made nothing, missing when it never ran. */
+    async function createdId(cidFile) {
+        if (!cidFile)
+            return undefined;
+        const read = await hosts.target.run(`cat -- ${shellQuote([cidFile])} 2>/dev/null; true`, {
+            timeoutMs: 30_000,
+        });
+        const id = read.stdout.trim();
+        return /^[0-9a-f]{64}$/.test(id) ? id : undefined;
+    }
     async function runStep(step) {
         switch (step.kind) {
             case 'remove-target-container': {
+                if (step.critical)
+                    await sourceCanResume(step.ref);
                 const removed = await withRetries(() => docker.target.removeIfPresent(step.ref, 'rollback'));
                 const left = await docker.target.inspectContainer(step.ref, 'rollback');
                 if (left)
                     throw new Error(`container ${step.ref.slice(0, 12)} is still on the target`);
                 return removed ? `removed container ${step.ref.slice(0, 12)} from the target` : undefined;
+            }
+            case 'remove-created-container': {
+                const id = await createdId(step.cidFile);
+                if (!id) {
+                    // No ID: this run made nothing, or cannot tell. A container of that name may be someone else's.
+                    const there = await docker.target.inspectContainer(step.name, 'rollback');
+                    if (!there)
+                        return undefined;
+                    log.warning(`${plan.direction}: left container ${step.name} (${there.Id.slice(0, 12)}) on the target alone: nothing says this run made it`);
+                    return `left container ${step.name} on the target alone (not made by this run)`;
+                }
+                const removed = await withRetries(() => docker.target.removeIfPresent(id, 'rollback'));
+                if (await docker.target.inspectContainer(id, 'rollback'))
+                    throw new Error(`container ${id.slice(0, 12)} is still on the target`);
+                return removed ? `removed container ${id.slice(0, 12)} from the target` : undefined;
             }
             case 'remove-image': {
                 if ((await docker.target.imageId(step.imageId)) === undefined)
@@ -61522,8 +61640,12 @@ async function recover(record, hosts, log) {
                     throw new Error('left frozen on purpose: the target container could not be confirmed gone, and two running copies are worse than a pause');
                 }
                 const state = await docker.source.inspectContainer(step.containerId, 'rollback');
-                if (!state)
-                    throw new Error('the source container is gone');
+                if (!state) {
+                    // Removed by someone since: nothing is left to resume, and nothing to wait for.
+                    outcome.sourceGone = true;
+                    log.warning(`${plan.direction}: the source container ${step.containerId.slice(0, 12)} is gone (removed since): nothing to resume`);
+                    return 'the source container is gone: nothing to resume';
+                }
                 if (state.State.Paused) {
                     await withRetries(() => docker.source.unpause(step.containerId, 'rollback'));
                     return 'resumed the source container where it was frozen';
@@ -61611,6 +61733,8 @@ async function recover(record, hosts, log) {
         switch (step.kind) {
             case 'remove-target-container':
                 return `removing container ${step.ref.slice(0, 12)} from ${describeHost(hosts.target)} (do it by hand: docker rm -f ${step.ref.slice(0, 12)})`;
+            case 'remove-created-container':
+                return `removing the container this run created on ${describeHost(hosts.target)} (${step.cidFile ? `its ID is in ${step.cidFile}; ` : ''}check docker ps -a --filter name=${step.name} and remove it by hand only if it is a leftover of this run)`;
             case 'remove-image':
                 return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
             case 'remove-files':
@@ -61644,6 +61768,10 @@ async function recover(record, hosts, log) {
 
 
 
+
+function containerLockPath(container) {
+    return `${containerStateDir(container)}/lock`;
+}
 const BOTH_SIDES = ['source', 'target'];
 function runOwner(env, now, token) {
     const bootId = readBootId();
@@ -61655,6 +61783,7 @@ function runOwner(env, now, token) {
         runner: env.RUNNER_NAME,
         machine: (0,external_node_os_.hostname)(),
         bootId,
+        pidNs: readPidNs(),
         pid: process.pid,
         startedAt: now.toISOString(),
     };
@@ -61668,10 +61797,20 @@ function readBootId() {
         return undefined;
     }
 }
+/** The PID namespace this process lives in: a PID names the same process only inside it. */
+function readPidNs() {
+    try {
+        return (0,external_node_fs_.readlinkSync)('/proc/self/ns/pid');
+    }
+    catch {
+        return undefined;
+    }
+}
 function thisMachine() {
     return {
         machine: (0,external_node_os_.hostname)(),
         bootId: readBootId(),
+        pidNs: readPidNs(),
         isAlive(pid) {
             try {
                 process.kill(pid, 0);
@@ -61713,20 +61852,24 @@ async function lockContainer(hosts, container, owner, log, here = thisMachine())
             throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is working on container ${container}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
                 step: 'lock',
                 host: describeHost(host),
-                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding',
+                remedy: inProgressRemedy(containerLockPath(container)),
             });
         }
         log.warning(`${describeHost(host)}: the lock on ${container} belongs to ${describeOwner(attempt.owner)}, which is gone (${reason}); taking it over after reading its journal`);
-        stale.push(host);
+        stale.push({ host, fingerprint: attempt.fingerprint });
     }
-    for (const host of stale) {
-        if (!(await takeOverLock(host, container, owner))) {
+    for (const { host, fingerprint } of stale) {
+        let taken;
+        try {
+            taken = await takeOverLock(host, container, owner, fingerprint);
+        }
+        catch (error) {
             await releaseHeld();
-            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on ${container} first`, {
-                step: 'lock',
-                host: describeHost(host),
-                remedy: 'wait for that run to finish, then run again',
-            });
+            throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(host) });
+        }
+        if (taken !== 'acquired') {
+            await releaseHeld();
+            throw takenMeanwhile(`container ${container}`, host, containerLockPath(container));
         }
         held.push(host);
     }
@@ -61756,17 +61899,15 @@ async function lockSeries(store, lock, series, owner, log, here = thisMachine())
             throw new MigrationError('MIGRATION_IN_PROGRESS', `another run is writing into checkpoint series ${series}: ${describeOwner(attempt.owner)}, last renewed ${attempt.ageSeconds} s ago`, {
                 step: 'lock',
                 host: describeHost(store),
-                remedy: 'wait for that run to finish; give the workflow a concurrency group per container so runs queue',
+                remedy: inProgressRemedy(lock),
             });
         }
         log.warning(`${describeHost(store)}: the lock on series ${series} belongs to a run that is gone (${reason}); taking it over`);
-        if (!(await takeOverLockAt(store, lock, owner))) {
-            throw new MigrationError('MIGRATION_IN_PROGRESS', `another run took over the lock on series ${series} first`, {
-                step: 'lock',
-                host: describeHost(store),
-                remedy: 'wait for that run to finish, then run again',
-            });
-        }
+        const taken = await takeOverLockAt(store, lock, owner, attempt.fingerprint).catch((error) => {
+            throw asMigrationError(error, 'COMMAND_FAILED', { step: 'lock', host: describeHost(store) });
+        });
+        if (taken !== 'acquired')
+            throw takenMeanwhile(`series ${series}`, store, lock);
     }
     const renew = setInterval(() => {
         renewLockAt(store, lock, owner.token).catch(() => { });
@@ -61778,6 +61919,29 @@ async function lockSeries(store, lock, series, owner, log, here = thisMachine())
             await releaseLockAt(store, lock, owner.token);
         },
     };
+}
+function inProgressRemedy(lockPath) {
+    return `wait for that run to finish; give the workflow a concurrency group per container so runs queue instead of colliding. A lock whose run is gone is taken over once it is ${LOCK_STALE_SECONDS} s old (a run in another PID namespace, such as a runner in a container, is judged by age only). If you are sure no run is working on it, remove it by hand on that host (rm -rf ${lockPath}), then run again: the next run reads the journal first`;
+}
+/** A stale lock someone else renewed or took between our look and our takeover. */
+function takenMeanwhile(what, host, lockPath) {
+    return new MigrationError('MIGRATION_IN_PROGRESS', `the lock on ${what} looked stale, but another run renewed or took it over first`, { step: 'lock', host: describeHost(host), remedy: inProgressRemedy(lockPath) });
+}
+/**
+ * The key a container's lock and journal are kept under: its name as the
+ * source's Docker knows it, whether the input gave the name, the ID or a
+ * prefix of it, so that runs given either exclude each other. Falls back to
+ * the input when the source does not know the container (an earlier run may
+ * have moved or removed it; preflight then says so).
+ */
+async function containerKey(source, input) {
+    const result = await source
+        .run(`docker inspect --type container --format '{{.Name}}' -- ${shellQuote([input])}`, {
+        timeoutMs: 30_000,
+    })
+        .catch(() => undefined);
+    const name = result?.exitCode === 0 ? result.stdout.trim().replace(/^\//, '') : '';
+    return /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name) ? name : input;
 }
 /** The hosts as the record saw them: a later run may go the other way between the same two. */
 function hostsFor(record, hosts) {
@@ -61826,13 +61990,21 @@ sides = BOTH_SIDES) {
         await Promise.allSettled(sides.map((side) => writeRecord(roles[side], record)));
         throw new MigrationError('ROLLBACK_FAILED', `could not finish the earlier run ${record.checkpointName}: ${outcome.problems.join('; ')}`, {
             step: 'resume',
-            remedy: outcome.sourceLeftFrozen
-                ? 'remove the target container by hand (docker rm -f), then run again'
-                : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
+            remedy: outcome.targetKept
+                ? `the target container runs and the source cannot take over again: it may be the only copy of the service. Check it; to keep it, remove ${containerStateDir(container)}/journal.json on both hosts by hand`
+                : outcome.sourceLeftFrozen
+                    ? 'remove the target container by hand (docker rm -f), then run again'
+                    : 'fix what the lines above name, then run again; the journal stays on the hosts until it is settled',
         });
     }
+    if (outcome.sourceGone) {
+        // Nothing was left to resume: settling it is moot, and it must not block this run.
+        log.warning(`the earlier run ${record.checkpointName} of ${container} is moot: its source container was removed since; its journal is archived`);
+    }
     record.status = outcome.direction === 'roll-forward' ? 'done' : 'rolled-back';
-    record.resolvedBy = 'a later run';
+    record.resolvedBy = outcome.sourceGone
+        ? 'a later run (moot: the source container was gone)'
+        : 'a later run';
     record.updatedAt = new Date().toISOString();
     const archived = await Promise.allSettled(sides.map((side) => archiveRecord(roles[side], record)));
     for (const result of archived) {
@@ -61849,8 +62021,22 @@ sides = BOTH_SIDES) {
 function journalPersister(hosts, saveState, log, sides = BOTH_SIDES) {
     const warned = new Set();
     return async (record, affected) => {
-        saveState(record);
+        // The commit point goes to the runner's saved state only once a host holds it: the post step
+        // must not finish a commit that a later run, reading only the hosts, would not see.
+        if (affected !== 'any-host')
+            saveState(record);
+        if (affected === 'runner-only')
+            return;
         const results = await Promise.allSettled(sides.map((side) => writeRecord(hosts[side], record)));
+        if (affected === 'any-host') {
+            const failed = results.flatMap((result) => (result.status === 'rejected' ? [result.reason] : []));
+            if (failed.length === results.length) {
+                throw new MigrationError('COMMIT_NOT_DURABLE', 'the commit point could not be written to the journal on any host', 
+                // The remedy is the mode's: what it leaves behind differs.
+                { step: 'commit', detail: failed.map((reason) => errorMessage(reason)).join('\n') });
+            }
+            saveState(record);
+        }
         for (const [i, result] of results.entries()) {
             const side = sides[i];
             if (result.status === 'fulfilled')
@@ -61864,6 +62050,8 @@ function journalPersister(hosts, saveState, log, sides = BOTH_SIDES) {
         }
     };
 }
+/** Migrate mode, when the commit point reached no host (the run left both copies: target running, source frozen). */
+const COMMIT_REMEDY = 'nothing is lost: the verified target runs and the source is still frozen (paused), not killed. Fix what kept the journal from being written under /var/lib/criu-migrate on both hosts (disk space, permissions; the detail says). Then either keep the target: on the source run docker update --restart no <source container> && docker kill <source container>, and remove /var/lib/criu-migrate/containers/<container>/journal.json on both hosts; or go back to the source: run this action again, which rolls the unfinished run back (removes the target, resumes the source where it was frozen; what the target did since is lost)';
 /** Moves a finished journal into the history on both hosts; failures only warn. */
 async function archiveEverywhere(hosts, record, log, sides = BOTH_SIDES) {
     const results = await Promise.allSettled(sides.map((side) => archiveRecord(hosts[side], record)));
@@ -62267,13 +62455,14 @@ async function runCheckpointMode(settings, runtime) {
                 : reconnecting(store, () => openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn })),
         };
         hosts.push(both.source, both.target);
-        const locks = await lockContainer([both.source], settings.container, owner, log);
+        const key = await containerKey(source, settings.container);
+        const locks = await lockContainer([both.source], key, owner, log);
         releaseLocks = () => locks.release();
-        await settleUnfinished(both, settings.container, log, undefined, JOURNAL_SIDES);
+        await settleUnfinished(both, key, log, undefined, JOURNAL_SIDES);
         const record = {
             schema: 2,
             mode: 'checkpoint',
-            container: settings.container,
+            container: key,
             checkpointName: settings.checkpointName,
             source: source.address,
             target: store.address,
@@ -62594,8 +62783,9 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
             ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
         },
     };
-    // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point.
-    await ctx.journal.around({ kind: 'committed', checkpoint: final }, undefined, async () => {
+    // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point,
+    // and it must reach the source's journal before leave-running: false may kill the container.
+    await ctx.journal.around({ kind: 'committed', checkpoint: final }, 'any-host', async () => {
         await runChecked(ctx.target, 
         // image.ref goes only once the manifest names the image where collection looks.
         `${PRIVATE} cat >${shellQuote([`${partial}/manifest.json`])} && mv -T ${shellQuote([partial, final])} && rm -f ${shellQuote([`${final}/${IMAGE_REF_FILE}`])}`, {
@@ -62962,8 +63152,11 @@ async function createHolder(ctx, container, network, step = 'stage') {
     }
     const owner = network.sourceHolder ?? container;
     const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
-    const created = await ctx.journal.intend({ kind: 'holder-created', name }, 'target');
-    const id = await mapped(ctx.targetDocker.createAndStart(args, step), 'NETWORK_HOLDER_FAILED');
+    const targetWork = workDir(ctx.settings.checkpointName);
+    const cidFile = `${targetWork}/holder.cid`;
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
+    const created = await ctx.journal.intend({ kind: 'holder-created', name, cidFile }, 'target');
+    const id = await mapped(ctx.targetDocker.createAndStart(args, step, cidFile), 'NETWORK_HOLDER_FAILED');
     await ctx.journal.done(created, 'target', { containerId: id });
     ctx.log.info(`network holder ${name} (${id.slice(0, 12)}) owns the network on the target`);
     return name;
@@ -62986,9 +63179,11 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
     // The environment often holds secrets: a 0600 file, never the command line.
     const targetWork = workDir(ctx.settings.checkpointName);
     const envDir = `${targetWork}/create`;
+    // Where docker create writes the ID: until it is journalled, the only proof the container is ours.
+    const cidFile = `${targetWork}/target.cid`;
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
-    const created = await ctx.journal.intend({ kind: 'target-created', name: targetName }, 'target');
-    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage'), 'TARGET_CREATE_FAILED');
+    const created = await ctx.journal.intend({ kind: 'target-created', name: targetName, cidFile }, 'target');
+    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile), 'TARGET_CREATE_FAILED');
     await ctx.journal.done(created, 'target', { containerId: targetContainerId });
     if (restoreConfig) {
         await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
@@ -65369,6 +65564,7 @@ sourceHolder) {
 
 
 
+
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
 const migration_COMMAND_TIMEOUT_MS = 120_000;
@@ -65510,13 +65706,17 @@ async function migrate(deps) {
         enter('verify');
         await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, ready, sourceInit)));
         await settleRestoreConfig(ctx, ready.restoreConfig);
-        // The point of no return: from here on the target is the service.
-        await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, undefined, async () => {
+        // The point of no return: from here on the target is the service. It must reach a
+        // host's journal, or the source is not killed (a later run would not know of it).
+        await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, 'any-host', async () => {
             signal.throwIfAborted();
         });
     }
     catch (error) {
-        failure = failureOf(error, signal, phase, 'COMMAND_FAILED', ROLLED_BACK_REMEDY);
+        const remedy = asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
+            ? COMMIT_REMEDY
+            : ROLLED_BACK_REMEDY;
+        failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
         log.warning(failure.describe());
     }
     // A follower that never got its cue (the run failed before the restore).
@@ -65537,6 +65737,15 @@ async function migrate(deps) {
         }
         // With leftovers the journal stays open (committed): the next run finishes the roll-forward.
         await journal.finish(leftovers.length === 0 ? 'done' : 'committed').catch(() => { });
+    }
+    else if (failure?.code === 'COMMIT_NOT_DURABLE') {
+        // Both copies stay: the verified target runs, the source stays frozen. Closed in the
+        // saved state so the post step leaves them be; the hosts keep the open journal.
+        status = 'failed';
+        log.warning(`the target ${staged?.targetContainerId.slice(0, 12) ?? ''} runs the service; the source ${container?.Id.slice(0, 12) ?? ''} was left frozen, not killed`);
+        await journal
+            .finish('failed', { error: `${failure.code}: ${failure.message}` }, 'runner-only')
+            .catch(() => { });
     }
     else if (failure) {
         const touched = journal.record.entries.length > 0;
@@ -65719,11 +65928,13 @@ async function runMigrateMode(settings, runtime) {
         hosts.push(durable.source, durable.target);
         const owner = runOwner(runtime.env, started, runtime.newToken());
         const saveRecord = (record) => runtime.saveState(SAVED.journal, JSON.stringify(record));
-        runtime.saveState(SAVED.container, settings.container);
+        // Lock and journal under the container's name, whether the input gave its name or ID.
+        const key = await containerKey(durable.source, settings.container);
+        runtime.saveState(SAVED.container, key);
         let resumed;
         try {
-            locks = await lockContainer([durable.source, durable.target], settings.container, owner, log);
-            resumed = await settleUnfinished(durable, settings.container, log);
+            locks = await lockContainer([durable.source, durable.target], key, owner, log);
+            resumed = await settleUnfinished(durable, key, log);
         }
         catch (error) {
             const refused = error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
@@ -65740,7 +65951,7 @@ async function runMigrateMode(settings, runtime) {
         const record = {
             schema: 2,
             mode: settings.mode,
-            container: settings.container,
+            container: key,
             checkpointName: settings.checkpointName,
             source: connected.source.address,
             target: connected.target.address,
@@ -65761,7 +65972,8 @@ async function runMigrateMode(settings, runtime) {
             signal: control.signal,
             startedAt,
         });
-        if (!isUnfinished(journal.record))
+        // A commit no host holds: the hosts keep their open journal for the run that settles it.
+        if (!isUnfinished(journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
             await archiveEverywhere(durable, journal.record, log);
         if (resumed)
             outcome.metadata.resumed = resumed;

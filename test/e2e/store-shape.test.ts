@@ -22,7 +22,8 @@ async function snapshot(): Promise<string[]> {
     onHost(
       bed,
       bed.host2,
-      `docker ps -a --format '{{.Names}}'; docker volume ls -q; find /var/lib/criu-migrate -path '*/history' -prune -o -print 2>/dev/null | sort; ls -A /tmp`,
+      // The run's record of itself (its history directory, made on first use) is not the target's state.
+      `docker ps -a --format '{{.Names}}'; docker volume ls -q; find /var/lib/criu-migrate -path '*/history' -prune -o -print 2>/dev/null | grep -vx '/var/lib/criu-migrate/containers/${name}' | sort; ls -A /tmp`,
     ),
   ]);
 }
