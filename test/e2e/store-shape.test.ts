@@ -22,8 +22,9 @@ async function snapshot(): Promise<string[]> {
     onHost(
       bed,
       bed.host2,
-      // The run's record of itself (its history directory, made on first use) is not the target's state.
-      `docker ps -a --format '{{.Names}}'; docker volume ls -q; find /var/lib/criu-migrate -path '*/history' -prune -o -print 2>/dev/null | grep -vx '/var/lib/criu-migrate/containers/${name}' | sort; ls -A /tmp`,
+      // The run's records of itself (its history, made on first use, and the lock's guard file,
+      // which stays so that flock always locks one file) are not the target's state.
+      `docker ps -a --format '{{.Names}}'; docker volume ls -q; find /var/lib/criu-migrate -path '*/history' -prune -o -print 2>/dev/null | grep -vx -e '/var/lib/criu-migrate/containers/${name}' -e '/var/lib/criu-migrate/containers/${name}/lock.guard' | sort; ls -A /tmp`,
     ),
   ]);
 }
