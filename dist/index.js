@@ -64422,35 +64422,15 @@ async function runRestoreMode(settings, runtime) {
         const locks = await lockContainer([durable.target], settings.container, owner, log);
         releaseLocks = () => locks.release();
         resumed = await settleUnfinished(durable, settings.container, log);
-        const record = {
-            schema: 2,
-            mode: 'restore',
-            container: settings.container,
-            checkpointName: settings.checkpointName,
-            source: connected.source.address,
-            target: connected.target.address,
-            sourceAfter: 'stop',
-            retireSource: false,
+        const ctx = storeRunContext(settings, settings.container, {
+            connected,
+            durable,
             owner,
-            status: 'running',
-            entries: [],
-            updatedAt: new Date().toISOString(),
-        };
-        const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
-        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-        const ctx = {
-            settings,
-            source: store,
-            target,
-            sourceDocker: new DockerCli(store),
-            targetDocker: new DockerCli(target),
-            log,
-            journal,
+            runtime,
             timer,
-            clock: () => performance.now(),
             signal: control.signal,
-        };
+        });
+        const { journal } = ctx;
         try {
             const result = await restoreFromStore(ctx, (found) => {
                 chosen = found;
@@ -64542,6 +64522,42 @@ async function runRestoreMode(settings, runtime) {
         await releaseLocks?.().catch(() => { });
         await Promise.allSettled(hosts.map((host) => host.close()));
     }
+}
+/**
+ * The journal and run context of a run that reads the store (restore, drill): journalled on
+ * both hosts and in the runner's state under `key`; commands bound to the run's signal.
+ */
+function storeRunContext(settings, key, run) {
+    const { connected, durable, runtime, signal } = run;
+    const record = {
+        schema: 2,
+        mode: settings.mode,
+        container: key,
+        checkpointName: settings.checkpointName,
+        source: connected.source.address,
+        target: connected.target.address,
+        sourceAfter: 'stop',
+        retireSource: false,
+        owner: run.owner,
+        status: 'running',
+        entries: [],
+        updatedAt: new Date().toISOString(),
+    };
+    const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), runtime.log));
+    const store = bindSignal(connected.source, signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+    const target = bindSignal(connected.target, signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+    return {
+        settings,
+        source: store,
+        target,
+        sourceDocker: new DockerCli(store),
+        targetDocker: new DockerCli(target),
+        log: runtime.log,
+        journal,
+        timer: run.timer,
+        clock: () => performance.now(),
+        signal,
+    };
 }
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(ctx, onFound, onVolumes) {
@@ -64983,10 +64999,6 @@ async function prepareVolumesForRestore(ctx, container, stored) {
 
 
 
-
-
-
-
 const drill_COMMAND_TIMEOUT_MS = 120_000;
 const LOG_TAIL_LINES = 5;
 /**
@@ -65035,35 +65047,15 @@ async function runDrillMode(settings, runtime) {
         const locks = await lockContainer([durable.target], key, owner, log);
         releaseLocks = () => locks.release();
         resumed = await settleUnfinished(durable, key, log);
-        const record = {
-            schema: 2,
-            mode: 'drill',
-            container: key,
-            checkpointName: settings.checkpointName,
-            source: connected.source.address,
-            target: connected.target.address,
-            sourceAfter: 'stop',
-            retireSource: false,
+        const ctx = storeRunContext(settings, key, {
+            connected,
+            durable,
             owner,
-            status: 'running',
-            entries: [],
-            updatedAt: new Date().toISOString(),
-        };
-        const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log));
-        const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: drill_COMMAND_TIMEOUT_MS });
-        const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: drill_COMMAND_TIMEOUT_MS });
-        const ctx = {
-            settings,
-            source: store,
-            target,
-            sourceDocker: new DockerCli(store),
-            targetDocker: new DockerCli(target),
-            log,
-            journal,
+            runtime,
             timer,
-            clock: () => performance.now(),
             signal: control.signal,
-        };
+        });
+        const { journal } = ctx;
         let caught;
         try {
             evidence = await drill(ctx, id, (found) => {

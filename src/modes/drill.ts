@@ -1,7 +1,5 @@
-import { DockerCli } from '../engine/docker/docker-cli.js';
 import { initFirstRows } from '../engine/engine.js';
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
-import { bindSignal } from '../host/abortable.js';
 import { describeHost, type Host } from '../host/host.js';
 import { openHost, requireRoot } from '../host/host-factory.js';
 import { reconnecting } from '../host/reconnecting.js';
@@ -35,11 +33,10 @@ import {
 } from '../report/metadata.js';
 import { criuNotes, publish } from '../report/publish.js';
 import { PhaseTimer } from '../report/timings.js';
-import { type Runtime, SAVED } from '../runtime.js';
+import type { Runtime } from '../runtime.js';
 import { type DrillSettings, describeLocation } from '../settings.js';
-import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
+import { lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { workDir } from '../state/host-records.js';
-import { Journal, type JournalRecord } from '../state/journal.js';
 import type { RecoveryHosts } from '../state/recovery.js';
 import type { StoredCheckpoint } from '../state/store.js';
 import { writeDrillRecord } from '../state/store-listing.js';
@@ -52,6 +49,7 @@ import {
   prepareVolumesForRestore,
   readRestoreInputs,
   restoreAndVerify,
+  storeRunContext,
 } from './restore.js';
 import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
 
@@ -122,38 +120,15 @@ export async function runDrillMode(settings: DrillSettings, runtime: Runtime): P
     releaseLocks = () => locks.release();
     resumed = await settleUnfinished(durable, key, log);
 
-    const record: JournalRecord = {
-      schema: 2,
-      mode: 'drill',
-      container: key,
-      checkpointName: settings.checkpointName,
-      source: connected.source.address,
-      target: connected.target.address,
-      sourceAfter: 'stop',
-      retireSource: false,
+    const ctx = storeRunContext(settings, key, {
+      connected,
+      durable,
       owner,
-      status: 'running',
-      entries: [],
-      updatedAt: new Date().toISOString(),
-    };
-    const journal = new Journal(
-      record,
-      journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
-    );
-    const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const ctx: RunContext<DrillSettings> = {
-      settings,
-      source: store,
-      target,
-      sourceDocker: new DockerCli(store),
-      targetDocker: new DockerCli(target),
-      log,
-      journal,
+      runtime,
       timer,
-      clock: () => performance.now(),
       signal: control.signal,
-    };
+    });
+    const { journal } = ctx;
     let caught: MigrationError | undefined;
     try {
       evidence = await drill(

@@ -10,7 +10,7 @@ import { openHost, requireRoot } from '../host/host-factory.js';
 import { reconnecting } from '../host/reconnecting.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
-import { connectHosts } from '../phases/connect.js';
+import { type ConnectedHosts, connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
@@ -63,7 +63,7 @@ import { type Runtime, SAVED } from '../runtime.js';
 import { type DrillSettings, describeLocation, type RestoreSettings } from '../settings.js';
 import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
-import { Journal, type JournalRecord } from '../state/journal.js';
+import { Journal, type JournalRecord, type RunOwner } from '../state/journal.js';
 import type { RecoveryHosts } from '../state/recovery.js';
 import { describeSeries, resolveCheckpoint, writeSeries } from '../state/series.js';
 import {
@@ -127,38 +127,15 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
     releaseLocks = () => locks.release();
     resumed = await settleUnfinished(durable, settings.container, log);
 
-    const record: JournalRecord = {
-      schema: 2,
-      mode: 'restore',
-      container: settings.container,
-      checkpointName: settings.checkpointName,
-      source: connected.source.address,
-      target: connected.target.address,
-      sourceAfter: 'stop',
-      retireSource: false,
+    const ctx = storeRunContext(settings, settings.container, {
+      connected,
+      durable,
       owner,
-      status: 'running',
-      entries: [],
-      updatedAt: new Date().toISOString(),
-    };
-    const journal = new Journal(
-      record,
-      journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log),
-    );
-    const store = bindSignal(connected.source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const target = bindSignal(connected.target, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-    const ctx: RunContext<RestoreSettings> = {
-      settings,
-      source: store,
-      target,
-      sourceDocker: new DockerCli(store),
-      targetDocker: new DockerCli(target),
-      log,
-      journal,
+      runtime,
       timer,
-      clock: () => performance.now(),
       signal: control.signal,
-    };
+    });
+    const { journal } = ctx;
     try {
       const result = await restoreFromStore(
         ctx,
@@ -263,6 +240,61 @@ export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime
 
 /** Settings of the modes that bring a stored checkpoint back (restore, drill). */
 export type FromStoreSettings = RestoreSettings | DrillSettings;
+
+/**
+ * The journal and run context of a run that reads the store (restore, drill): journalled on
+ * both hosts and in the runner's state under `key`; commands bound to the run's signal.
+ */
+export function storeRunContext<S extends FromStoreSettings>(
+  settings: S,
+  key: string,
+  run: {
+    connected: ConnectedHosts;
+    durable: RecoveryHosts;
+    owner: RunOwner;
+    runtime: Runtime;
+    timer: PhaseTimer;
+    signal: AbortSignal;
+  },
+): RunContext<S> {
+  const { connected, durable, runtime, signal } = run;
+  const record: JournalRecord = {
+    schema: 2,
+    mode: settings.mode,
+    container: key,
+    checkpointName: settings.checkpointName,
+    source: connected.source.address,
+    target: connected.target.address,
+    sourceAfter: 'stop',
+    retireSource: false,
+    owner: run.owner,
+    status: 'running',
+    entries: [],
+    updatedAt: new Date().toISOString(),
+  };
+  const journal = new Journal(
+    record,
+    journalPersister(
+      durable,
+      (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)),
+      runtime.log,
+    ),
+  );
+  const store = bindSignal(connected.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+  const target = bindSignal(connected.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+  return {
+    settings,
+    source: store,
+    target,
+    sourceDocker: new DockerCli(store),
+    targetDocker: new DockerCli(target),
+    log: runtime.log,
+    journal,
+    timer: run.timer,
+    clock: () => performance.now(),
+    signal,
+  };
+}
 
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
 async function restoreFromStore(
