@@ -48,7 +48,7 @@ async function settle(
     // The main step's lock carries the same token: taking it is not stealing it.
     const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
     const locks = await lockContainer(
-      plan.sides.map((side) => connected[side]),
+      plan.lockSides.map((side) => connected[side]),
       saved.container,
       owner,
       runtime.log,

@@ -1,12 +1,8 @@
 import { holderNeeds } from '../engine/docker/create-args.js';
-import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, containerName } from '../engine/docker/inspect.js';
 import { mapped } from '../engine/engine.js';
-import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
-import { bindSignal } from '../host/abortable.js';
+import { allSettledOrThrow, errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
-import { openHost, requireRoot } from '../host/host-factory.js';
-import { reconnecting } from '../host/reconnecting.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
@@ -24,27 +20,13 @@ import {
   volumeProbeScript,
 } from '../policy/volumes.js';
 import { gatherHostFacts } from '../probe/facts.js';
-import {
-  METADATA_SCHEMA_VERSION,
-  type MigrationMetadata,
-  metadataError,
-  type RunStatus,
-  type VolumeFacts,
-} from '../report/metadata.js';
-import { criuNotes, publish } from '../report/publish.js';
-import { PhaseTimer } from '../report/timings.js';
-import { type Runtime, SAVED } from '../runtime.js';
-import { type CheckpointSettings, describeLocation, type HostLocation } from '../settings.js';
-import {
-  containerKey,
-  journalPersister,
-  lockContainer,
-  lockSeries,
-  runOwner,
-  settleUnfinished,
-} from '../state/guard.js';
+import type { VolumeFacts } from '../report/metadata.js';
+import { criuNotes } from '../report/publish.js';
+import type { Runtime } from '../runtime.js';
+import type { CheckpointSettings } from '../settings.js';
+import { lockSeries } from '../state/guard.js';
 import { PRIVATE } from '../state/host-records.js';
-import { Journal, type JournalRecord, type RunOwner, type Side } from '../state/journal.js';
+import type { RunOwner } from '../state/journal.js';
 import { readSeries, writeSeries } from '../state/series.js';
 import {
   acquireDirLockScript,
@@ -65,11 +47,9 @@ import {
   unusedImages,
 } from '../state/store.js';
 import { proveLayer } from './checkpoint-proof.js';
-import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
+import { runMetadata, runSession, type SessionDeps } from './session.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
-/** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
-const JOURNAL_SIDES: readonly Side[] = ['source'];
 
 /** The series the run writes into, and its lock (held until retention has run). */
 interface SeriesHeld {
@@ -77,211 +57,100 @@ interface SeriesHeld {
   release(): Promise<void>;
 }
 
-function sameLocation(a: HostLocation, b: HostLocation): boolean {
-  if (a.kind === 'local' || b.kind === 'local') return a.kind === b.kind;
-  return a.spec.host === b.spec.host && a.spec.port === b.spec.port && a.spec.user === b.spec.user;
-}
-
 /**
  * Checkpoint mode: freeze the container only for the dump (resumed before
  * anything is copied, unless leave-running is false), then write a complete,
  * self-contained checkpoint into the store under a temporary name and rename
- * it when every file is there and hashed. Retention runs after.
+ * it when every file is there and hashed. Retention runs after. The run's
+ * lifecycle is session.ts's: the journal and lock live on the source only.
  */
-export async function runCheckpointMode(settings: CheckpointSettings, runtime: Runtime): Promise<void> {
+export async function runCheckpointMode(
+  settings: CheckpointSettings,
+  runtime: Runtime,
+  deps: Omit<SessionDeps, 'runtime'> = {},
+): Promise<void> {
   const { log } = runtime;
-  const started = new Date();
-  const startedAt = performance.now();
-  const timer = new PhaseTimer();
-  const control = startRunControl(settings.timeoutMinutes, runtime);
-  const hosts: Host[] = [];
-  let status: RunStatus = 'succeeded';
-  let failure: MigrationError | undefined;
   let manifest: CheckpointManifest | undefined;
   let frozenMs: number | undefined;
   let storedCheckpoints: string[] | undefined;
-  let path: string | undefined;
-  let store: Host | undefined;
-  let source: Host | undefined;
-  let releaseLocks: (() => Promise<void>) | undefined;
-  const held: { series?: SeriesHeld } = {};
-  try {
-    const warn = (message: string): void => log.warning(message);
-    source = await timer.time('connect', () =>
-      openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-    );
-    hosts.push(source);
-    await requireRoot(source, settings.source, settings.sudo);
-    store = sameLocation(settings.source, settings.store.host)
-      ? source
-      : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
-    hosts.push(store);
-    for (const host of new Set(hosts)) {
-      log.info(
-        `${describeHost(host)}: connected${host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : ''}`,
-      );
-    }
-    const owner = runOwner(runtime.env, started, runtime.newToken());
-    // The journal, the lock and settling reopen a dropped connection: a connection lost during
-    // the freeze must not leave the container paused until some later run.
-    const durableSource = reconnecting(source, () =>
-      openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-    );
-    const both = {
-      source: durableSource,
-      target:
-        store === source
-          ? durableSource
-          : reconnecting(store, () =>
-              openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn }),
-            ),
-    };
-    hosts.push(both.source, both.target);
-    const key = await containerKey(source, settings.container);
-    const locks = await lockContainer([both.source], key, owner, log);
-    releaseLocks = () => locks.release();
-    await settleUnfinished(both, key, log, undefined, JOURNAL_SIDES);
-
-    const record: JournalRecord = {
-      schema: 2,
-      mode: 'checkpoint',
-      container: key,
-      checkpointName: settings.checkpointName,
-      source: source.address,
-      target: store.address,
-      sourceAfter: 'stop',
-      retireSource: !settings.leaveRunning,
-      owner,
-      status: 'running',
-      entries: [],
-      updatedAt: new Date().toISOString(),
-    };
-    const journal = new Journal(
-      record,
-      journalPersister(
-        both,
-        (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)),
-        log,
-        JOURNAL_SIDES,
-      ),
-    );
-    const bound = {
-      source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-      store: bindSignal(store, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-    };
-    const ctx: RunContext<CheckpointSettings> = {
+  let series: SeriesHeld | undefined;
+  // Store paths and retention go by the container's name, whether the input gave its name or ID.
+  let named = settings;
+  await runSession<CheckpointSettings, CheckpointManifest>(
+    {
       settings,
-      source: bound.source,
-      target: bound.store,
-      sourceDocker: new DockerCli(bound.source),
-      targetDocker: new DockerCli(bound.store),
-      log,
-      journal,
-      timer,
-      clock: () => performance.now(),
-      signal: control.signal,
-    };
-    try {
-      manifest = await checkpointInto(
-        ctx,
-        owner,
-        (ms) => {
-          frozenMs = ms;
-        },
-        (series) => {
-          held.series = series;
-        },
-      );
-      path = checkpointDir(
-        settings.store.path,
-        settings.container,
-        manifest.series ?? '',
-        settings.checkpointName,
-      );
-    } catch (error) {
-      failure = failureOf(
-        error,
-        control.signal,
-        'checkpoint',
-        'CHECKPOINT_FAILED',
-        'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
-      );
-      log.warning(failure.describe());
-    }
-    ({ status } = await settleRun(journal, both, log, failure, JOURNAL_SIDES));
-    const seriesId = manifest?.series;
-    if (seriesId) {
-      storedCheckpoints = await log.group('Retention', () =>
-        applyRetention(bound.store, settings, seriesId, log),
-      );
-    }
-  } catch (error) {
-    failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = earlyOutcome(failure);
-  } finally {
-    control.close();
-  }
-  try {
-    timer.endAll();
-    const metadata: MigrationMetadata = {
-      schemaVersion: METADATA_SCHEMA_VERSION,
-      run: {
-        mode: 'checkpoint',
-        status,
-        startedAt: started.toISOString(),
-        finishedAt: new Date().toISOString(),
+      record: { sourceAfter: 'stop', retireSource: !settings.leaveRunning },
+      failure: {
+        step: 'checkpoint',
+        code: 'CHECKPOINT_FAILED',
+        remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
       },
-      hosts: {
-        // Named even when connecting failed: the summary says which host the run was for.
-        source: { address: source?.address ?? describeLocation(settings.source), ...manifest?.versions },
-        target: { address: store?.address ?? describeLocation(settings.store.host) },
+      work: async (session) => {
+        named = { ...settings, container: session.key };
+        const ctx: RunContext<CheckpointSettings> = { ...session.ctx, settings: named };
+        manifest = await checkpointInto(
+          ctx,
+          session.owner,
+          (ms) => {
+            frozenMs = ms;
+          },
+          (held) => {
+            series = held;
+            session.defer(() => held.release());
+          },
+        );
+        return manifest;
       },
-      container: {
-        name: settings.container,
-        sourceId: manifest?.container.id,
-        imageId: manifest?.container.imageId,
-        imageRef: manifest?.container.imageRef,
+      afterSettle: async (session, settled) => {
+        const seriesId = settled.result?.series;
+        if (seriesId) {
+          storedCheckpoints = await log.group('Retention', () =>
+            applyRetention(session.ctx.target, named, seriesId, log),
+          );
+        }
+        return {};
       },
-      checkpoint: {
-        name: settings.checkpointName,
-        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-        streams: {},
+      report: (end) => {
+        const path = manifest
+          ? checkpointDir(named.store.path, named.container, manifest.series ?? '', settings.checkpointName)
+          : undefined;
+        const metadata = runMetadata('checkpoint', end, {
+          container: {
+            name: named.container,
+            sourceId: manifest?.container.id,
+            imageId: manifest?.container.imageId,
+            imageRef: manifest?.container.imageRef,
+          },
+          checkpoint: {
+            name: settings.checkpointName,
+            bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+            streams: {},
+          },
+          timings: { downtimeMs: frozenMs },
+          storedCheckpoints,
+          ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
+        });
+        // The checkpoint's versions describe its source host.
+        if (manifest) metadata.hosts.source = { ...metadata.hosts.source, ...manifest.versions };
+        return {
+          metadata,
+          notes: [
+            ...criuNotes(end.failure),
+            ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
+          ],
+          outputs: {
+            'checkpoint-path': path ?? '',
+            'checkpoint-bytes': metadata.checkpoint.bytes,
+            'frozen-ms': frozenMs,
+            series: manifest?.series ?? series?.id ?? '',
+          },
+        };
       },
-      timings: {
-        phasesMs: timer.toRecord(),
-        downtimeMs: frozenMs,
-        durationMs: Math.round(performance.now() - startedAt),
-      },
-      storedCheckpoints,
-      ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
-      error: failure ? metadataError(failure) : undefined,
-    };
-    await publish({
-      ...settings,
-      metadata,
-      notes: [
-        ...criuNotes(failure),
-        ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
-      ],
-      env: runtime.env,
-      log,
-      outputs: {
-        'checkpoint-path': path ?? '',
-        'checkpoint-bytes': metadata.checkpoint.bytes,
-        'frozen-ms': frozenMs,
-        series: manifest?.series ?? held.series?.id ?? '',
-      },
-    });
-    if (failure) runtime.fail(failure);
-    else
-      log.info(
-        `checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`,
-      );
-  } finally {
-    await held.series?.release().catch(() => {});
-    await releaseLocks?.().catch(() => {});
-    await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
-  }
+      success: (end) =>
+        `checkpoint ${settings.checkpointName} written to ${end.addresses.target}:${manifest ? checkpointDir(named.store.path, named.container, manifest.series ?? '', settings.checkpointName) : ''}; frozen for ${frozenMs} ms`,
+    },
+    { runtime, ...deps },
+  );
 }
 
 /** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */

@@ -1,10 +1,7 @@
 import { initFirstRows } from '../engine/engine.js';
-import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
+import { errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
-import { openHost, requireRoot } from '../host/host-factory.js';
-import { reconnecting } from '../host/reconnecting.js';
 import { runChecked, shellQuote } from '../host/shell.js';
-import { connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
 import { createTargetContainer } from '../phases/stage.js';
 import { type MovingVolume, restoreStoredVolumes, volumeFacts } from '../phases/volumes.js';
@@ -23,21 +20,11 @@ import {
   judgeDrillFailure,
   parseDrillLeftovers,
 } from '../policy/drill.js';
-import {
-  type DrillFacts,
-  METADATA_SCHEMA_VERSION,
-  type MigrationMetadata,
-  metadataError,
-  type ResumedRun,
-  type RunStatus,
-} from '../report/metadata.js';
-import { criuNotes, publish } from '../report/publish.js';
-import { PhaseTimer } from '../report/timings.js';
+import type { DrillFacts, RunStatus } from '../report/metadata.js';
+import { criuNotes } from '../report/publish.js';
 import type { Runtime } from '../runtime.js';
-import { type DrillSettings, describeLocation } from '../settings.js';
-import { lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
+import type { DrillSettings } from '../settings.js';
 import { workDir } from '../state/host-records.js';
-import type { RecoveryHosts } from '../state/recovery.js';
 import type { StoredCheckpoint } from '../state/store.js';
 import { writeDrillRecord } from '../state/store-listing.js';
 import {
@@ -49,9 +36,11 @@ import {
   prepareVolumesForRestore,
   readRestoreInputs,
   restoreAndVerify,
-  storeRunContext,
+  storedCheckpointFacts,
+  storedContainerFacts,
+  storedOutputs,
 } from './restore.js';
-import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
+import { runMetadata, runSession, type SessionDeps, type Settled } from './session.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 const LOG_TAIL_LINES = 5;
@@ -75,238 +64,201 @@ interface DrillEvidence {
  * rolling its journal back, which a cancelled drill's post step or the next
  * drill also does. The result goes to the outputs, the summary and the store.
  */
-export async function runDrillMode(settings: DrillSettings, runtime: Runtime): Promise<void> {
+export async function runDrillMode(
+  settings: DrillSettings,
+  runtime: Runtime,
+  deps: Omit<SessionDeps, 'runtime'> = {},
+): Promise<void> {
   const { log } = runtime;
-  const started = new Date();
-  const startedAt = performance.now();
-  const timer = new PhaseTimer();
-  const control = startRunControl(settings.timeoutMinutes, runtime);
   const id = drillId(runtime.newToken());
-  const key = drillJournalKey(settings.container);
-  const hosts: Host[] = [];
-  let status: RunStatus = 'succeeded';
-  let failure: MigrationError | undefined;
   let chosen: StoredCheckpoint | undefined;
-  let evidence: DrillEvidence | undefined;
   let verdict: DrillVerdict = 'unknown';
   let reason = '';
   let recorded: boolean | undefined;
   let leftovers: string[] = [];
   let volumes: MovingVolume[] = [];
-  let releaseLocks: (() => Promise<void>) | undefined;
-  let resumed: ResumedRun | undefined;
-  const addresses = { store: '', target: '' };
-  try {
-    const connected = await timer.time('connect', () =>
-      connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log),
-    );
-    hosts.push(connected.source, connected.target);
-    await requireRoot(connected.target, settings.target, settings.sudo);
-    addresses.store = connected.source.address;
-    addresses.target = connected.target.address;
-    const warn = (message: string): void => log.warning(message);
-    const durable: RecoveryHosts = {
-      source: reconnecting(connected.source, () =>
-        openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn }),
-      ),
-      target: reconnecting(connected.target, () =>
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-      ),
-    };
-    hosts.push(durable.source, durable.target);
-    const owner = runOwner(runtime.env, started, runtime.newToken());
-    // The drill's own key: never the original container's lock or journal, which it must not block.
-    const locks = await lockContainer([durable.target], key, owner, log);
-    releaseLocks = () => locks.release();
-    resumed = await settleUnfinished(durable, key, log);
+  await runSession<DrillSettings, DrillEvidence>(
+    {
+      settings,
+      // The drill's own key: never the original container's lock or journal, which it must not block.
+      key: async () => drillJournalKey(settings.container),
+      record: { sourceAfter: 'stop', retireSource: false },
+      failure: {
+        step: 'drill',
+        code: 'RESTORE_FAILED',
+        remedy:
+          'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched',
+      },
+      work: (session) =>
+        drill(
+          session.ctx,
+          id,
+          (found) => {
+            chosen = found;
+          },
+          (prepared) => {
+            volumes = prepared;
+          },
+        ),
+      // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
+      afterSettle: async (session, settled) => {
+        const remaining = await findLeftovers(session.durable.target, id, settings.checkpointName).catch(
+          (error: unknown) => [`could not check what the drill left: ${errorMessage(error)}`],
+        );
+        leftovers = [...settled.problems, ...remaining];
+        const judged = await judgeDrill(session.durable, settled, leftovers, chosen);
+        verdict = judged.verdict;
+        reason = judged.reason;
+        if (chosen && verdict !== 'unknown') {
+          const result: DrillRecord = {
+            schema: 1,
+            restorable: verdict === 'true',
+            ...(reason ? { reason } : {}),
+            at: new Date().toISOString(),
+            host: session.opened.target.address,
+            id,
+            ...(settled.result?.verifyMs === undefined ? {} : { stableMs: settled.result.verifyMs }),
+            ...(runtime.env.GITHUB_RUN_ID ? { githubRunId: runtime.env.GITHUB_RUN_ID } : {}),
+          };
+          recorded = await writeDrillRecord(session.durable.source, chosen.dir, result).catch(
+            (error: unknown) => {
+              log.warning(`could not record the drill's result in the store: ${errorMessage(error)}`);
+              return false;
+            },
+          );
+          if (recorded) log.info(`drill result recorded in the store: ${chosen.dir}/drill.json`);
+          else log.warning(`drill result not recorded: ${chosen.dir} is no longer in the store`);
+        }
+        return { status: judged.status, failure: judged.failure };
+      },
+      report: (end) => {
+        if (!reason && end.failure) reason = `${end.failure.code}: ${end.failure.message}`;
+        const _manifest = chosen?.manifest;
+        const evidence = end.result;
+        const drillFacts: DrillFacts = {
+          restorable: verdict,
+          ...(reason ? { reason } : {}),
+          ...(evidence
+            ? {
+                copy: evidence.name,
+                logLines: evidence.logLines,
+                ...(evidence.firstProcess ? { firstProcess: evidence.firstProcess } : {}),
+                ...(evidence.verifyMs === undefined ? {} : { watchedMs: evidence.verifyMs }),
+              }
+            : {}),
+          ...(chosen ? { series: chosen.series } : {}),
+          ...(recorded === undefined ? {} : { recorded }),
+        };
+        const failure = end.failure;
+        return {
+          metadata: runMetadata('drill', end, {
+            container: storedContainerFacts(settings, chosen?.manifest),
+            checkpoint: storedCheckpointFacts(settings, chosen?.manifest),
+            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+            ...(leftovers.length > 0 ? { leftovers } : {}),
+            drill: drillFacts,
+          }),
+          notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
+          outputs: {
+            ...storedOutputs(settings, chosen),
+            restorable: verdict,
+            'restorable-reason': reason,
+            'drill-container': evidence?.name ?? '',
+            leftovers: leftovers.join('\n'),
+          },
+        };
+      },
+      success: (end) =>
+        `drill passed: checkpoint ${chosen?.manifest.name} restores on ${end.addresses.target}; the copy was removed`,
+    },
+    { runtime, ...deps },
+  );
+}
 
-    const ctx = storeRunContext(settings, key, {
-      connected,
-      durable,
-      owner,
-      runtime,
-      timer,
-      signal: control.signal,
-    });
-    const { journal } = ctx;
-    let caught: MigrationError | undefined;
-    try {
-      evidence = await drill(
-        ctx,
-        id,
-        (found) => {
-          chosen = found;
+/**
+ * The drill's verdict from how its work and rollback ended: restorable when the copy came up,
+ * not restorable when the restore itself failed on the checkpoint, unknown when the drill could
+ * not tell (the checkpoint left the store, the copy needs a network).
+ */
+async function judgeDrill(
+  hosts: { source: Host; target: Host },
+  settled: Settled<DrillEvidence>,
+  leftovers: readonly string[],
+  chosen: StoredCheckpoint | undefined,
+): Promise<{ verdict: DrillVerdict; reason: string; status: RunStatus; failure?: MigrationError }> {
+  const caught = settled.failure;
+  if (!caught && settled.result) {
+    if (leftovers.length === 0) return { verdict: 'true', reason: '', status: 'succeeded' };
+    return {
+      verdict: 'true',
+      reason: '',
+      status: 'failed',
+      failure: new MigrationError(
+        'ROLLBACK_FAILED',
+        'the checkpoint restored and stayed up, but the drill could not remove everything it made',
+        {
+          step: 'cleanup',
+          host: describeHost(hosts.target),
+          detail: leftovers.join('\n'),
+          remedy:
+            'remove what the leftovers output lists on the drill host (everything the drill made carries the label org.criu-migrate.drill), or run the drill again: it settles the earlier one first',
         },
-        (prepared) => {
-          volumes = prepared;
+      ),
+    };
+  }
+  if (!caught) return { verdict: 'unknown', reason: '', status: settled.status };
+  const judged = judgeDrillFailure(caught);
+  const gone = judged.verdict === 'false' && chosen ? !(await stillStored(hosts.source, chosen)) : false;
+  const verdict: DrillVerdict = gone ? 'unknown' : judged.verdict;
+  const reason = `${caught.code}: ${caught.message}`;
+  const status = settled.status;
+  if (gone) {
+    return {
+      verdict,
+      reason: `the checkpoint left the store during the drill (retention of a newer checkpoint?); ${reason}`,
+      status,
+      failure: caught,
+    };
+  }
+  if (judged.needsNetwork) {
+    return {
+      verdict,
+      reason,
+      status,
+      failure: new MigrationError(
+        'DRILL_NEEDS_NETWORK',
+        'the checkpoint could not be drilled without a network: its sockets need an address only its own network gave them',
+        {
+          step: 'restore',
+          host: caught.host,
+          detail: caught.detail ?? caught.message,
+          remedy:
+            'a drill never gives the copy a network (it could reach what the original reaches); prove this checkpoint with a restore on a spare host instead, or have the service bind to 0.0.0.0 instead of its own address',
+          cause: caught,
         },
-      );
-    } catch (error) {
-      caught = failureOf(
-        error,
-        control.signal,
-        'drill',
-        'RESTORE_FAILED',
-        'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched',
-      );
-      log.warning(caught.describe());
-    }
-    // Passed or not, the copy goes: the drill never commits, its whole journal is rolled back.
-    const settled = await settleRun(journal, durable, log, caught);
-    const remaining = await findLeftovers(durable.target, id, settings.checkpointName).catch(
-      (error: unknown) => [`could not check what the drill left: ${errorMessage(error)}`],
-    );
-    leftovers = [...settled.problems, ...remaining];
-    if (!caught && evidence) {
-      verdict = 'true';
-      status = leftovers.length === 0 ? 'succeeded' : 'failed';
-      if (leftovers.length > 0) {
-        failure = new MigrationError(
-          'ROLLBACK_FAILED',
-          'the checkpoint restored and stayed up, but the drill could not remove everything it made',
-          {
-            step: 'cleanup',
-            host: describeHost(connected.target),
-            detail: leftovers.join('\n'),
-            remedy:
-              'remove what the leftovers output lists on the drill host (everything the drill made carries the label org.criu-migrate.drill), or run the drill again: it settles the earlier one first',
-          },
-        );
-      }
-    } else if (caught) {
-      ({ status } = settled);
-      const judged = judgeDrillFailure(caught);
-      const gone =
-        judged.verdict === 'false' && chosen ? !(await stillStored(durable.source, chosen)) : false;
-      verdict = gone ? 'unknown' : judged.verdict;
-      reason = `${caught.code}: ${caught.message}`;
-      if (gone) {
-        reason = `the checkpoint left the store during the drill (retention of a newer checkpoint?); ${reason}`;
-        failure = caught;
-      } else if (judged.needsNetwork) {
-        failure = new MigrationError(
-          'DRILL_NEEDS_NETWORK',
-          'the checkpoint could not be drilled without a network: its sockets need an address only its own network gave them',
-          {
-            step: 'restore',
-            host: caught.host,
-            detail: caught.detail ?? caught.message,
-            remedy:
-              'a drill never gives the copy a network (it could reach what the original reaches); prove this checkpoint with a restore on a spare host instead, or have the service bind to 0.0.0.0 instead of its own address',
-            cause: caught,
-          },
-        );
-      } else if (verdict === 'false') {
-        failure = new MigrationError(
-          'CHECKPOINT_NOT_RESTORABLE',
-          `checkpoint ${chosen?.manifest.name ?? ''} is not restorable: ${caught.code}: ${caught.message}`,
-          {
-            step: caught.step,
-            host: caught.host,
-            detail: caught.detail,
-            remedy:
-              'do not count on this checkpoint: take a new checkpoint now and drill it; until then the newest checkpoint whose drill passed (mode: list) is the one to restore. The cause above says what failed',
-            cause: caught,
-          },
-        );
-      } else {
-        failure = caught;
-      }
-    }
-    if (chosen && verdict !== 'unknown') {
-      const result: DrillRecord = {
-        schema: 1,
-        restorable: verdict === 'true',
-        ...(reason ? { reason } : {}),
-        at: new Date().toISOString(),
-        host: connected.target.address,
-        id,
-        ...(evidence?.verifyMs === undefined ? {} : { stableMs: evidence.verifyMs }),
-        ...(runtime.env.GITHUB_RUN_ID ? { githubRunId: runtime.env.GITHUB_RUN_ID } : {}),
-      };
-      recorded = await writeDrillRecord(durable.source, chosen.dir, result).catch((error: unknown) => {
-        log.warning(`could not record the drill's result in the store: ${errorMessage(error)}`);
-        return false;
-      });
-      if (recorded) log.info(`drill result recorded in the store: ${chosen.dir}/drill.json`);
-      else log.warning(`drill result not recorded: ${chosen.dir} is no longer in the store`);
-    }
-  } catch (error) {
-    failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = earlyOutcome(failure);
-    reason = `${failure.code}: ${failure.message}`;
-    log.warning(failure.describe());
-  } finally {
-    control.close();
-  }
-  try {
-    timer.endAll();
-    const manifest = chosen?.manifest;
-    const drillFacts: DrillFacts = {
-      restorable: verdict,
-      ...(reason ? { reason } : {}),
-      ...(evidence
-        ? {
-            copy: evidence.name,
-            logLines: evidence.logLines,
-            ...(evidence.firstProcess ? { firstProcess: evidence.firstProcess } : {}),
-            ...(evidence.verifyMs === undefined ? {} : { watchedMs: evidence.verifyMs }),
-          }
-        : {}),
-      ...(chosen ? { series: chosen.series } : {}),
-      ...(recorded === undefined ? {} : { recorded }),
+      ),
     };
-    const metadata: MigrationMetadata = {
-      schemaVersion: METADATA_SCHEMA_VERSION,
-      run: { mode: 'drill', status, startedAt: started.toISOString(), finishedAt: new Date().toISOString() },
-      hosts: {
-        source: { address: addresses.store || describeLocation(settings.store.host) },
-        target: { address: addresses.target || describeLocation(settings.target) },
-      },
-      container: {
-        name: settings.container,
-        sourceId: manifest?.container.id,
-        imageId: manifest?.container.imageId,
-        imageRef: manifest?.container.imageRef,
-      },
-      checkpoint: {
-        name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
-        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-        streams: {},
-      },
-      timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-      ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
-      ...(leftovers.length > 0 ? { leftovers } : {}),
-      drill: drillFacts,
-      error: failure ? metadataError(failure) : undefined,
-      resumed,
-    };
-    await publish({
-      ...settings,
-      metadata,
-      notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
-      env: runtime.env,
-      log,
-      outputs: {
-        'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-        'checkpoint-path': chosen?.dir ?? '',
-        series: chosen?.series ?? '',
-        'checkpoint-bytes': metadata.checkpoint.bytes,
-        restorable: verdict,
-        'restorable-reason': reason,
-        'drill-container': evidence?.name ?? '',
-        leftovers: leftovers.join('\n'),
-      },
-    });
-    if (failure) runtime.fail(failure);
-    else
-      log.info(
-        `drill passed: checkpoint ${manifest?.name} restores on ${addresses.target}; the copy was removed`,
-      );
-  } finally {
-    await releaseLocks?.().catch(() => {});
-    await Promise.allSettled(hosts.map((host) => host.close()));
   }
+  if (verdict === 'false') {
+    return {
+      verdict,
+      reason,
+      status,
+      failure: new MigrationError(
+        'CHECKPOINT_NOT_RESTORABLE',
+        `checkpoint ${chosen?.manifest.name ?? ''} is not restorable: ${caught.code}: ${caught.message}`,
+        {
+          step: caught.step,
+          host: caught.host,
+          detail: caught.detail,
+          remedy:
+            'do not count on this checkpoint: take a new checkpoint now and drill it; until then the newest checkpoint whose drill passed (mode: list) is the one to restore. The cause above says what failed',
+          cause: caught,
+        },
+      ),
+    };
+  }
+  return { verdict, reason, status, failure: caught };
 }
 
 /** The checkpoint's manifest is still in the store (retention may remove a checkpoint under a running drill). */

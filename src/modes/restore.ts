@@ -1,16 +1,11 @@
 import { holderNeeds } from '../engine/docker/create-args.js';
-import { DockerCli } from '../engine/docker/docker-cli.js';
 import { type ContainerInspect, parseContainerInspect, parseImageInspect } from '../engine/docker/inspect.js';
 import { type HolderNeeds, holderName } from '../engine/docker/net-holder.js';
 import type { ContainerdTmp, RestorePath } from '../engine/docker/staged-pages.js';
-import { allSettledOrThrow, asMigrationError, errorMessage, MigrationError } from '../errors.js';
-import { bindSignal } from '../host/abortable.js';
-import { describeHost, type Host } from '../host/host.js';
-import { openHost, requireRoot } from '../host/host-factory.js';
-import { reconnecting } from '../host/reconnecting.js';
+import { allSettledOrThrow, errorMessage, MigrationError } from '../errors.js';
+import { describeHost } from '../host/host.js';
 import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
-import { type ConnectedHosts, connectHosts } from '../phases/connect.js';
 import type { RunContext } from '../phases/context.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
@@ -49,22 +44,10 @@ import {
   volumeProbeScript,
 } from '../policy/volumes.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
-import {
-  METADATA_SCHEMA_VERSION,
-  type MigrationMetadata,
-  metadataError,
-  type ResumedRun,
-  type RunStatus,
-  restorePathFacts,
-} from '../report/metadata.js';
-import { criuNotes, publish } from '../report/publish.js';
-import { PhaseTimer } from '../report/timings.js';
-import { type Runtime, SAVED } from '../runtime.js';
-import { type DrillSettings, describeLocation, type RestoreSettings } from '../settings.js';
-import { journalPersister, lockContainer, runOwner, settleUnfinished } from '../state/guard.js';
+import { type MigrationMetadata, restorePathFacts } from '../report/metadata.js';
+import type { Runtime } from '../runtime.js';
+import type { DrillSettings, RestoreSettings } from '../settings.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
-import { Journal, type JournalRecord, type RunOwner } from '../state/journal.js';
-import type { RecoveryHosts } from '../state/recovery.js';
 import { describeSeries, resolveCheckpoint, writeSeries } from '../state/series.js';
 import {
   type CheckpointManifest,
@@ -76,7 +59,7 @@ import {
   type StoredVolume,
   seriesOfContainer,
 } from '../state/store.js';
-import { earlyOutcome, failureOf, settleRun, startRunControl } from './run-control.js';
+import { runMetadata, runSession, type SessionDeps } from './session.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
@@ -84,215 +67,123 @@ const COMMAND_TIMEOUT_MS = 120_000;
  * Restore mode: bring a stored checkpoint back as a running container on the
  * target, without its original host. Every file is checked against the
  * manifest before the target is touched; what the run creates is journalled
- * and removed again if the restore or its verification fails.
+ * and removed again if the restore or its verification fails. The run's
+ * lifecycle is session.ts's: locked on the target, journalled on both hosts.
  */
-export async function runRestoreMode(settings: RestoreSettings, runtime: Runtime): Promise<void> {
+export async function runRestoreMode(
+  settings: RestoreSettings,
+  runtime: Runtime,
+  deps: Omit<SessionDeps, 'runtime'> = {},
+): Promise<void> {
   const { log } = runtime;
-  const started = new Date();
-  const startedAt = performance.now();
-  const timer = new PhaseTimer();
-  const control = startRunControl(settings.timeoutMinutes, runtime);
-  const hosts: Host[] = [];
-  let status: RunStatus = 'succeeded';
-  let failure: MigrationError | undefined;
   let manifest: CheckpointManifest | undefined;
   let chosen: StoredCheckpoint | undefined;
-  let targetId: string | undefined;
-  let restoreMs: number | undefined;
-  let restorePath: RestorePath | undefined;
-  let releaseLocks: (() => Promise<void>) | undefined;
-  let resumed: ResumedRun | undefined;
   let volumes: MovingVolume[] = [];
-  const addresses = { store: '', target: '' };
-  try {
-    const connected = await timer.time('connect', () =>
-      connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log),
-    );
-    hosts.push(connected.source, connected.target);
-    await requireRoot(connected.target, settings.target, settings.sudo);
-    addresses.store = connected.source.address;
-    addresses.target = connected.target.address;
-    const warn = (message: string): void => log.warning(message);
-    const durable: RecoveryHosts = {
-      source: reconnecting(connected.source, () =>
-        openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn }),
-      ),
-      target: reconnecting(connected.target, () =>
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-      ),
-    };
-    hosts.push(durable.source, durable.target);
-    const owner = runOwner(runtime.env, started, runtime.newToken());
-    const locks = await lockContainer([durable.target], settings.container, owner, log);
-    releaseLocks = () => locks.release();
-    resumed = await settleUnfinished(durable, settings.container, log);
-
-    const ctx = storeRunContext(settings, settings.container, {
-      connected,
-      durable,
-      owner,
-      runtime,
-      timer,
-      signal: control.signal,
-    });
-    const { journal } = ctx;
-    try {
-      const result = await restoreFromStore(
-        ctx,
-        (found) => {
-          chosen = found;
-          manifest = found.manifest;
-        },
-        (prepared) => {
-          volumes = prepared;
-        },
-      );
-      targetId = result.targetContainerId;
-      restoreMs = result.restoreMs;
-      restorePath = result.restorePath;
-    } catch (error) {
-      failure = failureOf(
-        error,
-        control.signal,
-        'restore',
-        'RESTORE_FAILED',
-        'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
-      );
-      log.warning(failure.describe());
-    }
-    ({ status } = await settleRun(journal, durable, log, failure));
-    if (status === 'succeeded' && targetId && manifest) {
-      // The restored container continues the checkpoint's series: its next checkpoint joins it.
-      const series = manifest.series ?? seriesOfContainer(manifest.container.id);
-      await writeSeries(durable.target, {
-        series,
-        containerId: targetId,
-        from: manifest.container.id,
-        via: 'restore',
-        at: new Date().toISOString(),
-      }).catch((error: unknown) =>
-        log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`),
-      );
-    }
-  } catch (error) {
-    failure = asMigrationError(error, 'COMMAND_FAILED');
-    status = earlyOutcome(failure);
-    log.warning(failure.describe());
-  } finally {
-    control.close();
-  }
-  try {
-    timer.endAll();
-    const metadata: MigrationMetadata = {
-      schemaVersion: METADATA_SCHEMA_VERSION,
-      run: {
-        mode: 'restore',
-        status,
-        startedAt: started.toISOString(),
-        finishedAt: new Date().toISOString(),
+  type Restored = Awaited<ReturnType<typeof restoreFromStore>>;
+  await runSession<RestoreSettings, Restored>(
+    {
+      settings,
+      record: { sourceAfter: 'stop', retireSource: false },
+      failure: {
+        step: 'restore',
+        code: 'RESTORE_FAILED',
+        remedy:
+          'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
       },
-      hosts: {
-        source: { address: addresses.store || describeLocation(settings.store.host) },
-        target: { address: addresses.target || describeLocation(settings.target) },
+      work: (session) =>
+        restoreFromStore(
+          session.ctx,
+          (found) => {
+            chosen = found;
+            manifest = found.manifest;
+          },
+          (prepared) => {
+            volumes = prepared;
+          },
+        ),
+      afterSettle: async (session, settled) => {
+        const targetId = settled.result?.targetContainerId;
+        if (settled.status !== 'succeeded' || !targetId || !manifest) return {};
+        // The restored container continues the checkpoint's series: its next checkpoint joins it.
+        const series = manifest.series ?? seriesOfContainer(manifest.container.id);
+        await writeSeries(session.durable.target, {
+          series,
+          containerId: targetId,
+          from: manifest.container.id,
+          via: 'restore',
+          at: new Date().toISOString(),
+        }).catch((error: unknown) =>
+          log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`),
+        );
+        return {};
       },
-      container: {
-        name: settings.container,
-        sourceId: manifest?.container.id,
-        targetId: status === 'succeeded' ? targetId : undefined,
-        imageId: manifest?.container.imageId,
-        imageRef: manifest?.container.imageRef,
+      report: (end) => {
+        const restorePath = end.result?.restorePath;
+        const metadata = runMetadata('restore', end, {
+          container: {
+            ...storedContainerFacts(settings, manifest),
+            targetId: end.status === 'succeeded' ? end.result?.targetContainerId : undefined,
+          },
+          checkpoint: {
+            ...storedCheckpointFacts(settings, manifest),
+            ...(restorePath ? restorePathFacts(restorePath) : {}),
+          },
+          ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+        });
+        return {
+          metadata,
+          outputs: {
+            ...storedOutputs(settings, chosen),
+            'target-container-id': metadata.container.targetId ?? '',
+          },
+        };
       },
-      checkpoint: {
-        name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
-        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-        streams: {},
-        ...(restorePath ? restorePathFacts(restorePath) : {}),
-      },
-      timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-      ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
-      error: failure ? metadataError(failure) : undefined,
-      resumed,
-    };
-    await publish({
-      ...settings,
-      metadata,
-      notes: criuNotes(failure),
-      env: runtime.env,
-      log,
-      outputs: {
-        'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-        'checkpoint-path': chosen?.dir ?? '',
-        series: chosen?.series ?? '',
-        'checkpoint-bytes': metadata.checkpoint.bytes,
-        'target-container-id': metadata.container.targetId ?? '',
-      },
-    });
-    if (failure) runtime.fail(failure);
-    else
-      log.info(
-        `restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`,
-      );
-  } finally {
-    await releaseLocks?.().catch(() => {});
-    await Promise.allSettled(hosts.map((host) => host.close()));
-  }
+      success: (end) =>
+        `restored ${settings.container} from ${manifest?.name} on ${end.addresses.target} in ${Math.round(end.result?.restoreMs ?? 0)} ms`,
+    },
+    { runtime, ...deps },
+  );
 }
 
 /** Settings of the modes that bring a stored checkpoint back (restore, drill). */
 export type FromStoreSettings = RestoreSettings | DrillSettings;
 
-/**
- * The journal and run context of a run that reads the store (restore, drill): journalled on
- * both hosts and in the runner's state under `key`; commands bound to the run's signal.
- */
-export function storeRunContext<S extends FromStoreSettings>(
-  settings: S,
-  key: string,
-  run: {
-    connected: ConnectedHosts;
-    durable: RecoveryHosts;
-    owner: RunOwner;
-    runtime: Runtime;
-    timer: PhaseTimer;
-    signal: AbortSignal;
-  },
-): RunContext<S> {
-  const { connected, durable, runtime, signal } = run;
-  const record: JournalRecord = {
-    schema: 2,
-    mode: settings.mode,
-    container: key,
-    checkpointName: settings.checkpointName,
-    source: connected.source.address,
-    target: connected.target.address,
-    sourceAfter: 'stop',
-    retireSource: false,
-    owner: run.owner,
-    status: 'running',
-    entries: [],
-    updatedAt: new Date().toISOString(),
-  };
-  const journal = new Journal(
-    record,
-    journalPersister(
-      durable,
-      (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)),
-      runtime.log,
-    ),
-  );
-  const store = bindSignal(connected.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-  const target = bindSignal(connected.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+/** The container a stored checkpoint was taken of, for a restore's or drill's metadata. */
+export function storedContainerFacts(
+  settings: FromStoreSettings,
+  manifest: CheckpointManifest | undefined,
+): MigrationMetadata['container'] {
   return {
-    settings,
-    source: store,
-    target,
-    sourceDocker: new DockerCli(store),
-    targetDocker: new DockerCli(target),
-    log: runtime.log,
-    journal,
-    timer: run.timer,
-    clock: () => performance.now(),
-    signal,
+    name: settings.container,
+    sourceId: manifest?.container.id,
+    imageId: manifest?.container.imageId,
+    imageRef: manifest?.container.imageRef,
+  };
+}
+
+/** The stored checkpoint a restore or drill used (or was asked for), for its metadata. */
+export function storedCheckpointFacts(
+  settings: FromStoreSettings,
+  manifest: CheckpointManifest | undefined,
+): MigrationMetadata['checkpoint'] {
+  return {
+    name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
+    bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+    streams: {},
+  };
+}
+
+/** The outputs that name the stored checkpoint a restore or drill used. */
+export function storedOutputs(
+  settings: FromStoreSettings,
+  chosen: StoredCheckpoint | undefined,
+): Record<string, string | number | undefined> {
+  const manifest = chosen?.manifest;
+  return {
+    'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
+    'checkpoint-path': chosen?.dir ?? '',
+    series: chosen?.series ?? '',
+    'checkpoint-bytes': storedCheckpointFacts(settings, manifest).bytes,
   };
 }
 

@@ -31,7 +31,9 @@ const BEFORE_ANY_CHANGE: ReadonlySet<string> = new Set([
 
 /** How a run that ended before its mode reported is called: refused when nothing was touched. */
 export function earlyOutcome(error: { code: string; step?: string }): 'refused' | 'failed' {
-  return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' ? 'refused' : 'failed';
+  return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' || error.step === 'lock'
+    ? 'refused'
+    : 'failed';
 }
 
 /** The settings an early failure's summary names; every mode's settings have this shape. */

@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HostSpec } from '../host/host-spec.js';
+import { runHostsOf } from '../modes/run-hosts.js';
 import type { Runtime } from '../runtime.js';
 import type { ConnectionSettings, HostLocation, Mode, Settings } from '../settings.js';
 import type { Side } from './journal.js';
@@ -27,8 +28,10 @@ export interface PostPlan {
   /** The hosts the journal names as its source and target. */
   source: HostLocation;
   target: HostLocation;
-  /** Where the mode keeps its journal and lock. */
+  /** Where the mode keeps its journal. */
   sides: Side[];
+  /** Where the mode takes the container's lock. */
+  lockSides: Side[];
   sudo: boolean;
   knownHosts: string;
   insecureSkipHostKeyCheck: boolean;
@@ -52,19 +55,15 @@ export function planPost(settings: Settings): Omit<PostPlan, 'secretFile'> | und
     insecureSkipHostKeyCheck: settings.ssh.insecureSkipHostKeyCheck,
     ...(settings.ssh.jumpHost ? { jumpHost: settings.ssh.jumpHost } : {}),
   };
-  switch (settings.mode) {
-    case 'migrate':
-      return { ...common, source: settings.source, target: settings.target, sides: ['source', 'target'] };
-    // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
-    case 'checkpoint':
-      return { ...common, source: settings.source, target: settings.store.host, sides: ['source'] };
-    case 'restore':
-    case 'drill':
-      return { ...common, source: settings.store.host, target: settings.target, sides: ['source', 'target'] };
-    case 'preflight':
-    case 'list':
-      return undefined;
-  }
+  if (settings.mode === 'preflight' || settings.mode === 'list') return undefined;
+  const hosts = runHostsOf(settings);
+  return {
+    ...common,
+    source: hosts.source.location,
+    target: hosts.target.location,
+    sides: [...hosts.journal],
+    lockSides: [...hosts.lock],
+  };
 }
 
 /** Saves the post plan, and the secrets in a 0600 file in a 0700 directory under RUNNER_TEMP. */

@@ -32,10 +32,11 @@ describe('error-code', () => {
       'upload-artifact': 'false',
     });
     expect(run.exitCode).not.toBe(0);
+    expect(run.outputs.status).toBe('refused');
     expect(run.outputs['error-code']).toBe('HOST_KEY_UNKNOWN');
     expect(annotations(run.stdout)[0]).toMatch(/^::error::HOST_KEY_UNKNOWN: /);
     expect(run.summary).toMatch(/<code>HOST_KEY_UNKNOWN<\/code>/);
-    expect(run.summary).toMatch(/What to do: run `ssh-keyscan/);
+    expect(run.summary).toMatch(/What to do(?::|<\/td><td>) run `ssh-keyscan/);
   });
 
   it('names a failed preflight check in the annotation, summary and output', async () => {

@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { parse } from 'shell-quote';
+import { vi } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
 import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from '../../src/host/host.js';
 import { CODEC_PROBE } from '../../src/policy/compression.js';
@@ -33,6 +34,8 @@ export const NAME = 'ctr';
 export const INVENTORY_SHA = 'f'.repeat(64);
 const DOCKER_ROOT = '/var/lib/docker';
 const INIT = 'testbed-counter';
+/** A CRIU image with its two magic numbers and no entries. */
+const EMPTY_CRIU_IMAGE = Buffer.from([0x19, 0x43, 0x56, 0x54, 0, 0, 0, 0]).toString('base64');
 
 export type FaultKind = 'fail' | 'drop' | 'drop-after' | 'timeout' | 'cancel';
 export interface Fault {
@@ -94,8 +97,10 @@ function words(command: string): string[] {
 
 /** A tar stream between the fake hosts: the files it holds, relative to the directory packed. */
 interface Payload {
-  kind: 'tar' | 'image';
+  kind: 'tar' | 'image' | 'file';
   files?: string[];
+  /** A single file's text (`cat FILE`). */
+  text?: string;
   imageId?: string;
   tags?: string[];
 }
@@ -140,6 +145,20 @@ export class FakeMachine {
 
   exists(path: string): boolean {
     return this.paths.has(path);
+  }
+
+  /** mv -T: the path and everything under it, with their contents. */
+  rename(from: string, to: string): void {
+    for (const p of [...this.paths])
+      if (p === from || p.startsWith(`${from}/`)) {
+        this.paths.delete(p);
+        this.add(to + p.slice(from.length));
+      }
+    for (const [p, text] of [...this.contents.entries()])
+      if (p === from || p.startsWith(`${from}/`)) {
+        this.contents.delete(p);
+        this.contents.set(to + p.slice(from.length), text);
+      }
   }
 
   under(prefix: string): string[] {
@@ -234,6 +253,275 @@ export class FakeMachine {
   }
 
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
+    // The lock and journal key: the container's name (guard.ts containerKey).
+    [
+      /^docker inspect --type container --format '\{\{\.Name\}\}' -- (\S+)$/,
+      (m) => {
+        const c = this.container(unquoteWord(m[1] ?? ''));
+        return c ? ok(`/${c.name}\n`) : failed(`Error: No such object: ${m[1]}`);
+      },
+    ],
+    [/^if \[ -f (\S+) \]; then cat \1; fi$/, (m) => ok(this.contents.get(unquoteWord(m[1] ?? '')) ?? '')],
+    [/^\[ -e (\S+) \]$/, (m) => (this.exists(unquoteWord(m[1] ?? '')) ? ok() : failed('', 1))],
+    [/^test -f (\S+)$/, (m) => (this.contents.has(unquoteWord(m[1] ?? '')) ? ok() : failed('', 1))],
+    // A file written once (the store's series.json).
+    [
+      /^umask 077; f=(\S+); \[ -s "\$f" \] \|\| \{ cat >"\$f\.new" && mv -f "\$f\.new" "\$f"; \}$/,
+      (m, input) => {
+        const file = unquoteWord(m[1] ?? '');
+        if (!this.contents.has(file)) {
+          this.add(file);
+          this.contents.set(file, input);
+        }
+        return ok();
+      },
+    ],
+    // The store's manifests (store.ts listStoredCheckpoints).
+    [
+      /^for f in (\S+)\/\*\/\*\/manifest\.json \S+; do \[ -f "\$f" \] \|\| continue; printf '%s\\n' "\$f"; cat "\$f"; printf '\\n\\036\\n'; done$/,
+      (m) => {
+        const home = unquoteWord(m[1] ?? '');
+        const found = [...this.contents.entries()].filter(
+          ([path]) =>
+            path.startsWith(`${home}/`) && /\/[^/]+\/[^/]+\/manifest\.json$/.test(path.slice(home.length)),
+        );
+        return ok(found.map(([path, text]) => `${path}\n${text}\n\x1e\n`).join(''));
+      },
+    ],
+    // The writable layer as frozen, into a file on the source (checkpoint mode).
+    [
+      /^umask 077; tar -C (\S+) [^\n]*-cf - \. >(\S+)$/,
+      (m) => {
+        const dir = unquoteWord(m[1] ?? '');
+        if (!this.exists(dir)) return failed(`tar: ${dir}: Cannot open: No such file or directory`, 2);
+        const file = unquoteWord(m[2] ?? '');
+        const files = this.under(dir).map((p) => p.slice(dir.length + 1));
+        this.add(file);
+        // Kept as the stream it would be, so a restore can extract it.
+        this.contents.set(
+          file,
+          JSON.stringify({ kind: 'tar', files: files.length > 0 ? files : ['from-source'] }),
+        );
+        return ok();
+      },
+    ],
+    // CRIU's record of the open files, for the layer proof: none in the fake's container.
+    [/^cd \S+ && base64 -w0 files\.img && printf /, () => ok(`${EMPTY_CRIU_IMAGE}\n`)],
+    // The store's image, hashed as stored, then put in place.
+    [
+      /^umask 077; t=(\S+); printf '%s %s\\n' [^\n]* >"\$t\.sha256" && mv "\$t\.sha256" (\S+) && mv "\$t" (\S+)$/,
+      (m) => {
+        const temp = unquoteWord(m[1] ?? '');
+        if (!this.exists(temp)) return failed(`stat: cannot statx '${temp}': No such file or directory`);
+        const sum = unquoteWord(m[2] ?? '');
+        this.add(sum);
+        this.contents.set(
+          sum,
+          `${(this.contents.get(temp) ?? '').length} ${sha256(this.contents.get(temp) ?? '')}\n`,
+        );
+        this.rename(temp, unquoteWord(m[3] ?? ''));
+        return ok();
+      },
+    ],
+    [
+      /^cat (\S+\.sha256)$/,
+      (m) => {
+        const file = unquoteWord(m[1] ?? '');
+        const text = this.contents.get(file);
+        return text === undefined ? failed(`cat: ${file}: No such file or directory`) : ok(text);
+      },
+    ],
+    // A small file written whole from the command's input (a checkpoint's config.json).
+    [
+      /^umask 077; cat >(\S+)$/,
+      (m, input) => {
+        const file = unquoteWord(m[1] ?? '');
+        if (!this.exists(file.slice(0, file.lastIndexOf('/'))))
+          return failed(`sh: ${file}: No such file or directory`, 2);
+        this.add(file);
+        this.contents.set(file, input);
+        return ok();
+      },
+    ],
+    // Every file of a partial checkpoint with its size and hash (store.ts digestFiles).
+    [
+      /^cd (\S+) && find \. -type f ! -name manifest\.json -printf /,
+      (m) => {
+        const dir = unquoteWord(m[1] ?? '');
+        const all = this.under(dir);
+        const files = all.filter(
+          (p) => !all.some((q) => q.startsWith(`${p}/`)) && !p.endsWith('/manifest.json'),
+        );
+        return ok(
+          files
+            .map((p) => {
+              // A file the fake keeps no text for hashes as empty, wherever it moves.
+              const text = this.contents.get(p) ?? '';
+              return `${text.length} ${sha256(text)} ${p.slice(dir.length + 1)}\n`;
+            })
+            .join(''),
+        );
+      },
+    ],
+    // The commit point of a checkpoint: the manifest goes in, one rename makes it a checkpoint.
+    [
+      /^umask 077; cat >(\S+) && mv -T (\S+) (\S+) && rm -f (\S+)$/,
+      (m, input) => {
+        const manifest = unquoteWord(m[1] ?? '');
+        const from = unquoteWord(m[2] ?? '');
+        if (!this.exists(from)) return failed(`mv: cannot stat '${from}': No such file or directory`);
+        this.add(manifest);
+        this.contents.set(manifest, input);
+        this.rename(from, unquoteWord(m[3] ?? ''));
+        this.remove(unquoteWord(m[4] ?? ''));
+        return ok();
+      },
+    ],
+    // Retention (checkpoint mode): partial checkpoints of runs that are gone, under the series lock.
+    [
+      /^for d in (\S+)\/\.\*\.partial; do \[ -d "\$d" \] \|\| continue; rm -rf -- "\$d" && echo "\$d"; done; true$/,
+      (m) => {
+        const home = unquoteWord(m[1] ?? '');
+        const gone = [...this.paths].filter(
+          (p) => /^\/\.[^/]+\.partial$/.test(p.slice(home.length)) && p.startsWith(home),
+        );
+        for (const dir of gone) this.remove(dir);
+        return ok(gone.map((dir) => `${dir}\n`).join(''));
+      },
+    ],
+    // The store's images lock (store.ts acquireDirLockScript) and its release.
+    [
+      /^l=(\S+); i=0\nwhile ! mkdir "\$l" 2>\/dev\/null; do\n[\s\S]*\ndone$/,
+      (m) => {
+        this.add(unquoteWord(m[1] ?? ''));
+        return ok();
+      },
+    ],
+    [
+      /^rmdir (\S+) 2>\/dev\/null; true$/,
+      (m) => {
+        this.remove(unquoteWord(m[1] ?? ''));
+        return ok();
+      },
+    ],
+    // What the store's checkpoints and partial checkpoints refer to, and the images it holds.
+    [
+      /^for f in (\S+)\/\*\/\*\/\*\/manifest\.json [^\n]*\nfor f in [^\n]*image\.ref[^\n]*$/,
+      (m) => {
+        const store = unquoteWord(m[1] ?? '');
+        const out: string[] = [];
+        for (const [path, text] of this.contents) {
+          if (!path.startsWith(`${store}/`)) continue;
+          if (path.endsWith('/manifest.json')) out.push(`M\n${text}\n\x1e\n`);
+          else if (/\/\.[^/]+\.partial\/image\.ref$/.test(path)) out.push(`R\n${text}\n\x1e\n`);
+        }
+        return ok(out.join(''));
+      },
+    ],
+    [
+      /^cd (\S+) && ls -1 -- \*\.tar 2>\/dev\/null; true$/,
+      (m) => {
+        const dir = unquoteWord(m[1] ?? '');
+        return ok(
+          [...this.paths]
+            .filter(
+              (p) => p.startsWith(`${dir}/`) && p.endsWith('.tar') && !p.slice(dir.length + 1).includes('/'),
+            )
+            .map((p) => `${p.slice(dir.length + 1)}\n`)
+            .join(''),
+        );
+      },
+    ],
+    // Restore's check of every stored file against the manifest.
+    [
+      /^sha256sum -c --quiet$/,
+      (_m, input) => {
+        const wrong = input.split('\n').flatMap((line) => {
+          const match = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+          if (!match) return [];
+          const path = match[2] ?? '';
+          if (!this.exists(path))
+            return [`sha256sum: ${path}: No such file or directory\n${path}: FAILED open or read`];
+          return sha256(this.contents.get(path) ?? '') === match[1] ? [] : [`${path}: FAILED`];
+        });
+        return wrong.length === 0 ? ok() : { exitCode: 1, stdout: `${wrong.join('\n')}\n`, stderr: '' };
+      },
+    ],
+    // A stored file read whole (a checkpoint's config.json).
+    [
+      /^cat (\S+\/config\.json)$/,
+      (m) => {
+        const file = unquoteWord(m[1] ?? '');
+        const text = this.contents.get(file);
+        return text === undefined ? failed(`cat: ${file}: No such file or directory`) : ok(text);
+      },
+    ],
+    [/^criu cpuinfo check -D \S+$/, () => ok()],
+    // A sample of stored pages, to choose the stream's codec: none in the fake's store.
+    [/^cd \S+ && \{ criu_migrate_sample\(\) \{/, () => ok('criu-migrate-sample 0 0\n')],
+    // A finished journal into the history (host-records.ts archiveRecord).
+    [
+      /^umask 077; mkdir -p (\S+) && cat >(\S+) && rm -f (\S+) && cd \S+ && ls -1t \| tail -n \+\d+ \| xargs -r rm -f --$/,
+      (m, input) => {
+        const file = unquoteWord(m[2] ?? '');
+        this.add(file);
+        this.contents.set(file, input);
+        this.remove(unquoteWord(m[3] ?? ''));
+        return ok();
+      },
+    ],
+    // The CPU description, dumped into the work directory (checkpoint mode).
+    [
+      /^umask 077; mkdir -p (\S+) && criu cpuinfo dump -D \S+$/,
+      (m) => {
+        this.add(`${unquoteWord(m[1] ?? '')}/cpuinfo.img`);
+        return ok();
+      },
+    ],
+    // A partial checkpoint's directory, made afresh.
+    [
+      /^umask 077; rm -rf (\S+) && mkdir -p (\S+)$/,
+      (m) => {
+        this.remove(unquoteWord(m[1] ?? ''));
+        this.add(unquoteWord(m[2] ?? ''));
+        return ok();
+      },
+    ],
+    // The store's image, kept once per image ID (store.ts): under the images lock.
+    [
+      /^l=(\S+); i=0\n[\s\S]*\n\( umask 077; printf '%s\\n' (\S+) >(\S+) && if \[ -s (\S+) \] && \[ -s \S+ \]; then echo have; else echo missing; fi \); r=\$\?; rmdir "\$l"; exit "\$r"$/,
+      (m) => {
+        const ref = unquoteWord(m[3] ?? '');
+        this.add(ref);
+        this.contents.set(ref, `${unquoteWord(m[2] ?? '')}\n`);
+        return ok(this.exists(unquoteWord(m[4] ?? '')) ? 'have\n' : 'missing\n');
+      },
+    ],
+    // A lock (host-records.ts tryLockAt): mkdir of the lock directory is the lock.
+    [
+      /^umask 077; mkdir -p \S+ \|\| exit 1\nl=(\S+)\nif mkdir "\$l" 2>\/dev\/null; then cat >"\$l\/owner\.json" && echo acquired; exit; fi\n/,
+      (m, input) => {
+        const lock = unquoteWord(m[1] ?? '');
+        const owner = `${lock}/owner.json`;
+        if (!this.exists(lock)) {
+          this.add(owner);
+          this.contents.set(owner, input);
+          return ok('acquired\n');
+        }
+        return ok(`held 0\nfp fake\n${this.contents.get(owner) ?? ''}\n`);
+      },
+    ],
+    // Its release, only by the run that holds it.
+    [
+      /^umask 077; l=(\S+)\nexec 9>>"\$l\.guard"[\s\S]*\nif grep -q (\S+) "\$l\/owner\.json" 2>\/dev\/null; then rm -rf "\$l"; fi$/,
+      (m) => {
+        const lock = unquoteWord(m[1] ?? '');
+        if ((this.contents.get(`${lock}/owner.json`) ?? '').includes(unquoteWord(m[2] ?? '')))
+          this.remove(lock);
+        return ok();
+      },
+    ],
+    [/^grep -q \S+ \S+\/owner\.json && touch \S+$/, () => ok()],
     // The journal: umask 077; d=DIR; mkdir -p "$d" && cat >"$d/journal.json.$$.new" && mv -f NEW "$d/journal.json"
     [
       /^umask 077; d=(\S+); mkdir -p "\$d" && cat >\S+ && mv -f \S+ "\$d\/journal\.json"$/,
@@ -394,7 +682,7 @@ export class FakeMachine {
     [/^criu_migrate_sample\(\) \{ \{ tar -C \S+ /, () => ok('criu-migrate-sample 4096 1024\n')],
     // The directories the checkpoint is received into, made before the freeze.
     [
-      /^umask 077; mkdir -p ((?:\S+ ?)+)$/,
+      /^umask 077; mkdir -p ([^\n&|;<>]+)$/,
       (m) => {
         for (const path of words(m[1] ?? '')) this.add(path);
         return ok();
@@ -530,12 +818,36 @@ export class FakeMachine {
 
   /** A producer stage: what `tar -cf -` or `docker save` would write, or why it cannot. */
   produce(stage: string): { payload?: Payload; error?: string } {
-    const tar = /^tar -C (\S+) .*-cf - \.$/.exec(stage);
+    // A producer that writes files of its own first runs under umask 077.
+    stage = stage.replace(/^umask 077; /, '');
+    // The live pass of the writable layer tolerates files changing under it (exit 1).
+    const tar = /^tar -C (\S+) .*-cf - \.(?:; s=\$\?; \[ "\$s" -eq 1 \] && s=0; exit "\$s")?$/.exec(stage);
     if (tar) {
       const dir = unquoteWord(tar[1] ?? '');
       if (!this.exists(dir)) return { error: `tar: ${dir}: Cannot open: No such file or directory` };
       const files = this.under(dir).map((p) => p.slice(dir.length + 1));
       return { payload: { kind: 'tar', files: files.length > 0 ? files : ['from-source'] } };
+    }
+    // Named parts of a directory (checkpoint mode sends images/ and cpu/ of its work directory).
+    const parts = /^tar -C (\S+) -cf - ((?:\S+ )*\S+)$/.exec(stage);
+    if (parts) {
+      const dir = unquoteWord(parts[1] ?? '');
+      const files = words(parts[2] ?? '').flatMap((part) =>
+        this.exists(`${dir}/${part}`)
+          ? [part, ...this.under(`${dir}/${part}`).map((p) => p.slice(dir.length + 1))]
+          : [],
+      );
+      if (files.length === 0) return { error: `tar: ${dir}: Cannot stat: No such file or directory` };
+      return { payload: { kind: 'tar', files } };
+    }
+    const cat = /^cat (\S+)$/.exec(stage);
+    if (cat) {
+      const file = unquoteWord(cat[1] ?? '');
+      if (!this.exists(file)) return { error: `cat: ${file}: No such file or directory` };
+      const text = this.contents.get(file);
+      // A stream kept in a file (a stored image) streams back as what it was.
+      const kept = text?.startsWith('{"kind":') ? (JSON.parse(text) as Payload) : undefined;
+      return { payload: kept ?? { kind: 'file', text: text ?? `bytes of ${file}` } };
     }
     const save = /^docker save (\S+)$/.exec(stage);
     if (save) {
@@ -578,6 +890,41 @@ export class FakeMachine {
           return undefined;
         },
         said: () => note,
+      };
+    }
+    // A file as it arrives (checkpoint mode's layer archives and image).
+    const into = /^umask 077; cat >(\S+)$/.exec(stage);
+    if (into) {
+      const file = unquoteWord(into[1] ?? '');
+      return {
+        start: () => {},
+        finish: (payload) => {
+          const parent = file.slice(0, file.lastIndexOf('/'));
+          if (!this.exists(parent)) return `sh: ${file}: No such file or directory`;
+          if (!payload) return 'no input';
+          this.add(file);
+          this.contents.set(file, payload.text ?? JSON.stringify(payload));
+          return undefined;
+        },
+        said: () => '',
+      };
+    }
+    // Checkpoint mode's CRIU images into the store: extract, then rename images/ to criu/.
+    const extractMove = /^umask 077; tar -C (\S+) --no-same-permissions -xf - && mv (\S+) (\S+)$/.exec(stage);
+    if (extractMove) {
+      const dir = unquoteWord(extractMove[1] ?? '');
+      const from = unquoteWord(extractMove[2] ?? '');
+      const to = unquoteWord(extractMove[3] ?? '');
+      return {
+        start: () => {},
+        finish: (payload) => {
+          if (!this.exists(dir)) return `tar: ${dir}: Cannot open: No such file or directory`;
+          if (payload?.kind !== 'tar') return 'tar: This does not look like a tar archive';
+          for (const file of payload.files ?? []) this.add(`${dir}/${file}`);
+          this.rename(from, to);
+          return undefined;
+        },
+        said: () => '',
       };
     }
     const mkdir = /^umask 077; mkdir -p (\S+) && /.exec(stage);
@@ -686,6 +1033,7 @@ export class FakeHost implements Host {
 
   async run(command: string, options: RunOptions = {}): Promise<CommandResult> {
     const inner = untag(command);
+    if (process.env.FAKE_DEBUG) process.stderr.write(`RUN ${this.role} ${untag(command).slice(0, 160)}\n`);
     const fault = this.world.issue(this, 'run', inner, options.input?.toString());
     if (options.signal?.aborted && fault !== 'cancel')
       return { exitCode: -1, stdout: '', stderr: '[aborted]\n' };
@@ -734,6 +1082,7 @@ export class FakeHost implements Host {
   private producer(proc: FakeProcess, stages: string[]): void {
     proc.stdin.resume();
     const { payload, error } = this.machine.produce(stages[0] ?? '');
+    if (process.env.FAKE_DEBUG) process.stderr.write(`PRODUCE ${JSON.stringify(stages)} ${error ?? ''}\n`);
     const data = payload ? Buffer.from(JSON.stringify(payload)) : Buffer.alloc(0);
     proc.stdout.write(data);
     proc.end({ exitCode: error ? 2 : 0, signal: null }, `${error ? `${error}\n` : ''}${sumLine(data)}`);
@@ -819,6 +1168,19 @@ export class FakeWorld {
     this.source = new FakeHost(this, source);
     this.target = new FakeHost(this, target);
   }
+  /**
+   * For restore and drill: the source plays a store host holding what `from` (a store a checkpoint
+   * run wrote) holds, and runs no container of its own; the target starts empty.
+   */
+  seedStore(from: FakeMachine): void {
+    const store = this.source.machine;
+    store.containers.splice(0);
+    store.images.clear();
+    for (const path of from.paths) store.add(path);
+    for (const [path, text] of from.contents) store.contents.set(path, text);
+    store.baseline = new Set(store.paths);
+    this.target.machine.images.clear();
+  }
 
   /** Records a command and says which fault, if any, hits it. */
   issue(host: FakeHost, kind: 'run' | 'spawn', command: string, input?: string): FaultKind | undefined {
@@ -833,4 +1195,41 @@ export class FakeWorld {
     if (this.fault.kind === 'cancel') this.cancel();
     return this.fault.kind;
   }
+}
+
+// Timers are fake (the recovery retries and the restore-log follower wait seconds); setImmediate,
+// on which the fake's processes and the streams ride, stays real.
+export const FAKED = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] as const;
+
+/**
+ * Awaits `work`, letting the fake clock jump to the next timer only when the run has gone quiet:
+ * a discrete-event loop, so waits cost nothing and the order of events stays deterministic.
+ */
+export async function drive<T>(world: FakeWorld, work: Promise<T>): Promise<T> {
+  let settled = false;
+  work.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  let seen = -1;
+  let quiet = 0;
+  let jumps = 0;
+  while (!settled) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (world.activity !== seen) {
+      seen = world.activity;
+      quiet = 0;
+      continue;
+    }
+    if (++quiet < 3) continue;
+    if (vi.getTimerCount() === 0) throw new Error('the run hangs: nothing runs and no timer is pending');
+    await vi.advanceTimersToNextTimerAsync();
+    quiet = 0;
+    if (++jumps > 1000) throw new Error('the run keeps waiting');
+  }
+  return work;
 }

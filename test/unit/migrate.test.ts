@@ -20,6 +20,8 @@ import type { MigrateSettings, SourceAfter } from '../../src/settings.js';
 import { journalPersister } from '../../src/state/guard.js';
 import { isCommitted, Journal, type JournalRecord } from '../../src/state/journal.js';
 import {
+  drive,
+  FAKED,
   FakeWorld,
   type Fault,
   type FaultKind,
@@ -57,43 +59,6 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     volumeUseTargetOptions: false,
     networkHolder: false,
   };
-}
-
-// Timers are fake (the recovery retries and the restore-log follower wait seconds); setImmediate,
-// on which the fake's processes and the streams ride, stays real.
-const FAKED = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] as const;
-
-/**
- * Awaits `work`, letting the fake clock jump to the next timer only when the run has gone quiet:
- * a discrete-event loop, so waits cost nothing and the order of events stays deterministic.
- */
-async function drive<T>(world: FakeWorld, work: Promise<T>): Promise<T> {
-  let settled = false;
-  work.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  let seen = -1;
-  let quiet = 0;
-  let jumps = 0;
-  while (!settled) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (world.activity !== seen) {
-      seen = world.activity;
-      quiet = 0;
-      continue;
-    }
-    if (++quiet < 3) continue;
-    if (vi.getTimerCount() === 0) throw new Error('migrate() hangs: nothing runs and no timer is pending');
-    await vi.advanceTimersToNextTimerAsync();
-    quiet = 0;
-    if (++jumps > 1000) throw new Error('migrate() keeps waiting');
-  }
-  return work;
 }
 
 interface Run {
