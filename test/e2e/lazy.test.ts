@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerState, expectNothingLeft } from './invariants.js';
-import { runAction, startAction } from './run-action.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
 import { containerLogs, loadTestbed, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
 
 // Post-copy (memory: lazy) on the default bed. CRIU's page server asks for 4 MiB pipes; this
@@ -184,6 +184,34 @@ describe('memory: lazy (post-copy)', () => {
     expect(settledMs).toBeLessThan(60_000);
     expect(await containerState(bed, bed.host2, name)).toBeUndefined();
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await memorySum(bed.host1)).toBe(before);
+    await expectNothingLeft(bed, name);
+  });
+
+  it('cancelled during the page transfer: rolled back, both CRIU ends gone, the post step finds nothing left', async () => {
+    await setPipeMax(String(PIPE_BYTES));
+    const before = await startWorkload(256);
+    const checkpointName = `e2e-lazy-cancel-${Date.now()}`;
+    const cancelInputs = inputs({ 'checkpoint-name': checkpointName });
+    const running = startAction(cancelInputs);
+    await until('the restore on the target', async () =>
+      running.output().includes('restore: running on the target') ? true : undefined,
+    );
+    expect(running.output()).not.toContain('every page arrived');
+    const main = await running.cancel();
+    expect(main.exitCode).not.toBe(0);
+    expect(main.outputs.status).toBe('rolled-back');
+    expect(main.outputs['error-code']).toBe('CANCELLED');
+    expect(main.stdout).not.toContain('every page arrived');
+    const post = await runPostStep(cancelInputs, main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    // Neither the page server nor the lazy-pages daemon of this run outlived it.
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, `pgrep -af -- ${checkpointName} | grep -v pgrep`);
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
     expect(await memorySum(bed.host1)).toBe(before);
     await expectNothingLeft(bed, name);
   });
