@@ -42,6 +42,11 @@ export function lazyWorkDir(checkpointName: string): string {
   return `${workDir(checkpointName)}/lazy`;
 }
 
+/** With memory: lazy, CRIU writes its restore log into the work-dir the restore's configuration names. */
+export function lazyRestoreLogs(settings: { memory: 'eager' | 'lazy'; checkpointName: string }): string[] {
+  return settings.memory === 'lazy' ? [`${lazyWorkDir(settings.checkpointName)}/restore.log`] : [];
+}
+
 /** A dump not ready (its NUL) in this long is hung. */
 const LAZY_DUMP_READY_MS = 10 * 60_000;
 /** Tries at a free port for the page server on the source. */
@@ -106,6 +111,8 @@ export interface LazySession {
   lastPageAt?: number;
   /** Ends whatever still runs (after success, nothing does). */
   close(): Promise<void>;
+  /** Notes when a process of the session has ended, so close() leaves it be. */
+  watch(process: HostProcess): void;
 }
 
 /**
@@ -144,12 +151,17 @@ export async function prepareLazy(
   ctx.log.info(
     `lazy pages: the source's page server will listen on its 127.0.0.1:${sourcePort}; the target reaches it through the runner at its 127.0.0.1:${relay.port}`,
   );
+  const ended = new Set<HostProcess>();
   const session: LazySession = {
     sourcePort,
+    watch(process: HostProcess) {
+      void process.exit.then(() => ended.add(process));
+    },
     relay,
     async close() {
-      session.server?.kill();
-      session.daemon?.kill();
+      // Only what still runs: a kill by tag costs a command on the host.
+      for (const process of [session.server, session.daemon])
+        if (process && !ended.has(process)) process.kill();
       await relay.close();
     },
   };
@@ -220,6 +232,7 @@ export async function lazyFreezeAndDump(
     }),
   );
   session.server = server;
+  session.watch(server);
   session.serverErr = keepTail(server.stderr);
   const ready = await firstByte(server.stdout, server.exit, LAZY_DUMP_READY_MS);
   if (ready !== true) {
@@ -283,6 +296,7 @@ export async function startLazyDaemon(
     lazyDaemonCommand({ imagesDir, workDir: dir, port: session.relay.port }),
   );
   session.daemon = daemon;
+  session.watch(daemon);
   session.daemonErr = keepTail(daemon.stderr);
   daemon.stdout.resume();
   const waited = await ctx.target.run(waitForSocketScript(dir), { timeoutMs: 30_000 });

@@ -17,6 +17,7 @@ import {
   type LazySession,
   lazyFreezeAndDump,
   lazyGate,
+  lazyRestoreLogs,
   lazyWorkDir,
   prepareLazy,
   startLazyDaemon,
@@ -208,10 +209,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
       ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
       planTransfer(ctx, found, ready, codec, containerd, marker),
-      prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
-        follower = prepared.follower;
-        return prepared;
-      }),
+      prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir, lazyRestoreLogs(settings)).then(
+        (prepared) => {
+          follower = prepared.follower;
+          return prepared;
+        },
+      ),
     ]);
     signal.throwIfAborted();
 
