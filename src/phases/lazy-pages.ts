@@ -109,6 +109,8 @@ export interface LazySession {
   daemon?: HostProcess;
   daemonErr?: () => string;
   lastPageAt?: number;
+  /** The restore may have started: the container may have run on the target before the last page. */
+  targetMayHaveRun?: boolean;
   /** Ends whatever still runs (after success, nothing does). */
   close(): Promise<void>;
   /** Notes when a process of the session has ended, so close() leaves it be. */
@@ -166,6 +168,25 @@ export async function prepareLazy(
     },
   };
   return session;
+}
+
+const LOST_WORK =
+  'memory: lazy: the container ran on the target before its last page arrived; what it did there since it started is lost (the source resumes from the freeze)';
+
+/**
+ * A run that failed or was cancelled after a lazy restore may have started: the report says the
+ * target's work is lost, whatever the cause (LAZY_PAGES_BROKEN says it in its remedy already).
+ */
+export function withLostWork(error: MigrationError, session: LazySession | undefined): MigrationError {
+  if (!session?.targetMayHaveRun || session.lastPageAt !== undefined || error.code === 'LAZY_PAGES_BROKEN')
+    return error;
+  return new MigrationError(error.code, error.message, {
+    ...(error.step ? { step: error.step } : {}),
+    ...(error.host ? { host: error.host } : {}),
+    detail: [error.detail, LOST_WORK].filter(Boolean).join('\n'),
+    ...(error.remedy ? { remedy: `${error.remedy}. ${LOST_WORK}` } : { remedy: LOST_WORK }),
+    cause: error,
+  });
 }
 
 /** Keeps the last 64 KiB a stream printed. */
@@ -300,6 +321,7 @@ export async function startLazyDaemon(
   session.daemonErr = keepTail(daemon.stderr);
   daemon.stdout.resume();
   const waited = await ctx.target.run(waitForSocketScript(dir), { timeoutMs: 30_000 });
+  session.targetMayHaveRun = waited.exitCode === 0;
   if (waited.exitCode !== 0) {
     throw new MigrationError('LAZY_PAGES_BROKEN', "the target's lazy-pages daemon did not start", {
       step: 'restore',

@@ -202,6 +202,7 @@ describe('memory: lazy (post-copy)', () => {
     expect(main.exitCode).not.toBe(0);
     expect(main.outputs.status).toBe('rolled-back');
     expect(main.outputs['error-code']).toBe('CANCELLED');
+    expect(main.stdout).toContain('what it did there since it started is lost');
     expect(main.stdout).not.toContain('every page arrived');
     const post = await runPostStep(cancelInputs, main);
     expect(post.exitCode, post.stdout).toBe(0);

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { lazyDaemonCommand, lazyDumpCommand, portFreeScript } from '../../src/engine/docker/lazy-pages.js';
+import { MigrationError } from '../../src/errors.js';
+import type { PageRelay } from '../../src/host/page-relay.js';
+import { type LazySession, withLostWork } from '../../src/phases/lazy-pages.js';
 import {
   CRIU_PAGE_PIPE_BYTES,
   evaluateLazyPages,
@@ -127,5 +130,40 @@ describe('lazy page commands', () => {
   it('looks the port up in hex in /proc/net/tcp', () => {
     expect(portFreeScript(45123)).toContain(':B043$');
     expect(portFreeScript(80)).toContain(':0050$');
+  });
+});
+
+describe('withLostWork', () => {
+  const relay: PageRelay = {
+    port: 1,
+    bytes: () => 0,
+    lastMovedAt: () => 0,
+    problem: () => undefined,
+    close: async () => {},
+    cut: () => {},
+  };
+  const session = (fields: Partial<LazySession>): LazySession => ({
+    sourcePort: 2,
+    relay,
+    close: async () => {},
+    watch: () => {},
+    ...fields,
+  });
+  const cancelled = new MigrationError('CANCELLED', 'the run was cancelled (SIGINT)', {
+    remedy: 'run again',
+  });
+
+  it('tells the operator that the target ran and its work is lost, once the restore may have started', () => {
+    const said = withLostWork(cancelled, session({ targetMayHaveRun: true }));
+    expect(said.code).toBe('CANCELLED');
+    expect(said.remedy).toMatch(/^run again\. memory: lazy: .*since it started is lost/);
+  });
+
+  it('says nothing before the restore, after the last page, or where the code says it already', () => {
+    expect(withLostWork(cancelled, undefined)).toBe(cancelled);
+    expect(withLostWork(cancelled, session({}))).toBe(cancelled);
+    expect(withLostWork(cancelled, session({ targetMayHaveRun: true, lastPageAt: 5 }))).toBe(cancelled);
+    const broken = new MigrationError('LAZY_PAGES_BROKEN', 'the page stream broke');
+    expect(withLostWork(broken, session({ targetMayHaveRun: true }))).toBe(broken);
   });
 });

@@ -21,6 +21,7 @@ import {
   lazyWorkDir,
   prepareLazy,
   startLazyDaemon,
+  withLostWork,
 } from '../../phases/lazy-pages.js';
 import { preflight } from '../../phases/preflight.js';
 import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
@@ -294,7 +295,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
         ? COMMIT_REMEDY
         : ROLLED_BACK_REMEDY;
-    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
+    failure = withLostWork(failureOf(error, signal, phase, 'COMMAND_FAILED', remedy), lazy);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
