@@ -79,6 +79,9 @@ export const ERROR_CODES = [
   'EXEC_SESSION_CONNECTED',
   // The commit point reached no host's journal: the verified target runs, the source stays frozen.
   'COMMIT_NOT_DURABLE',
+  // memory: lazy (post-copy): a host that cannot serve or take lazy pages; the page stream broke.
+  'LAZY_PAGES_UNSUPPORTED',
+  'LAZY_PAGES_BROKEN',
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',

@@ -9,6 +9,7 @@ import {
   type HostLocation,
   KERNEL_POLICIES,
   type KernelPolicy,
+  MEMORY_MODES,
   MODES,
   type Settings,
   SOURCE_AFTER,
@@ -42,6 +43,7 @@ export const INPUT_NAMES = [
   'artifact-name',
   'kernel-policy',
   'compression',
+  'memory',
   'strict',
   'store-host',
   'store-path',
@@ -301,7 +303,14 @@ export function getInputs(
   const store = { host: storeHost, path: parseStorePath(text('store-path')) };
   switch (mode) {
     case 'migrate':
-      return { mode, ...common, ...verifying, target: need(target), sourceAfter };
+      return {
+        mode,
+        ...common,
+        ...verifying,
+        target: need(target),
+        sourceAfter,
+        memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+      };
     case 'preflight':
       return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
     case 'checkpoint':

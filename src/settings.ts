@@ -10,6 +10,10 @@ export type SourceAfter = (typeof SOURCE_AFTER)[number];
 export const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
 
+/** eager: every page moves while frozen; lazy: post-copy, the pages follow the restored container. */
+export const MEMORY_MODES = ['eager', 'lazy'] as const;
+export type MemoryMode = (typeof MEMORY_MODES)[number];
+
 export const KERNEL_POLICIES = ['same-minor', 'exact', 'any'] as const;
 export type KernelPolicy = (typeof KERNEL_POLICIES)[number];
 
@@ -80,6 +84,8 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
   mode: 'migrate';
   target: HostLocation;
   sourceAfter: SourceAfter;
+  /** lazy: the container runs on the target before its memory has arrived (post-copy). */
+  memory: MemoryMode;
 }
 
 export interface PreflightSettings extends CommonSettings {

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 
 export interface CommandResult {
   exitCode: number;
@@ -61,7 +61,26 @@ export interface Host {
   run(command: string, options?: RunOptions): Promise<CommandResult>;
   /** Starts a command and hands back its streams. */
   spawn(command: string, options?: SpawnOptions): Promise<HostProcess>;
+  /** TCP on the host's own loopback, carried to and from the runner (absent: the host cannot). */
+  readonly tunnels?: LoopbackTunnels;
   close(): Promise<void>;
+}
+
+/** A listener the host opened on its loopback for the runner; closing it refuses new connections. */
+export interface LoopbackListener {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Connections that never leave a host's loopback on the host's side: SSH's
+ * direct-tcpip and tcpip-forward, or plain sockets on the runner itself.
+ */
+export interface LoopbackTunnels {
+  /** A connection from the host to 127.0.0.1:port on the host. */
+  connect(port: number): Promise<Duplex>;
+  /** Listens on 127.0.0.1 of the host (a port the host picks); each connection comes to the runner. */
+  listen(onConnection: (stream: Duplex) => void): Promise<LoopbackListener>;
 }
 
 export function describeHost(host: Host): string {

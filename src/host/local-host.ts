@@ -1,7 +1,18 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createConnection, createServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { errorMessage, MigrationError } from '../errors.js';
 import { abortReason } from './abortable.js';
-import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions, SpawnOptions } from './host.js';
+import type {
+  CommandResult,
+  Host,
+  HostProcess,
+  LoopbackListener,
+  LoopbackTunnels,
+  ProcessExit,
+  RunOptions,
+  SpawnOptions,
+} from './host.js';
 import { appendNotes } from './shell.js';
 
 /** How long a stopped command gets between SIGTERM and SIGKILL. */
@@ -20,6 +31,7 @@ export interface LocalHostOptions {
 /** The runner itself, as a host. Commands run as `sh -c`. */
 export class LocalHost implements Host {
   readonly address = 'local';
+  readonly tunnels = localTunnels;
 
   private readonly pipeCloseGraceMs: number;
 
@@ -174,3 +186,31 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
     // Already gone, or only processes we may not signal are left.
   }
 }
+
+/** The runner's own loopback: plain sockets. */
+export const localTunnels: LoopbackTunnels = {
+  connect(port: number): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host: '127.0.0.1', port });
+      socket.once('connect', () => {
+        socket.off('error', reject);
+        resolve(socket);
+      });
+      socket.once('error', reject);
+    });
+  },
+  listen(onConnection: (stream: Duplex) => void): Promise<LoopbackListener> {
+    return new Promise((resolve, reject) => {
+      const server = createServer(onConnection);
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        const port = typeof address === 'object' && address ? address.port : 0;
+        resolve({
+          port,
+          close: () => new Promise<void>((done) => server.close(() => done())),
+        });
+      });
+    });
+  },
+};

@@ -1,8 +1,17 @@
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import ssh2, { type Client, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { errorMessage, MigrationError } from '../errors.js';
 import { abortReason } from './abortable.js';
-import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions, SpawnOptions } from './host.js';
+import type {
+  CommandResult,
+  Host,
+  HostProcess,
+  LoopbackListener,
+  LoopbackTunnels,
+  ProcessExit,
+  RunOptions,
+  SpawnOptions,
+} from './host.js';
 import { formatHostSpec, type HostSpec } from './host-spec.js';
 import {
   checkHostKey,
@@ -229,6 +238,79 @@ export class SshHost implements Host {
       exit,
       kill,
     };
+  }
+
+  /** direct-tcpip and tcpip-forward on the host's own 127.0.0.1 (sshd's AllowTcpForwarding). */
+  readonly tunnels: LoopbackTunnels = {
+    connect: (port: number): Promise<Duplex> =>
+      new Promise((resolve, reject) => {
+        try {
+          this.target.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (error, stream) => {
+            if (error) reject(this.forwardError(error, `connecting to 127.0.0.1:${port}`));
+            else resolve(stream);
+          });
+        } catch (error) {
+          reject(this.forwardError(error, `connecting to 127.0.0.1:${port}`));
+        }
+      }),
+    listen: (onConnection: (stream: Duplex) => void): Promise<LoopbackListener> =>
+      new Promise((resolve, reject) => {
+        const { client } = this.target;
+        let bound = 0;
+        const incoming = (
+          details: { destIP: string; destPort: number },
+          accept: () => ClientChannel,
+          refuse: () => void,
+        ): void => {
+          // One client carries every forward of this connection: take only ours.
+          if (bound === 0 || details.destPort !== bound) return;
+          if (details.destIP !== '127.0.0.1') {
+            refuse();
+            return;
+          }
+          onConnection(accept());
+        };
+        client.on('tcp connection', incoming);
+        try {
+          client.forwardIn('127.0.0.1', 0, (error, port) => {
+            if (error) {
+              client.off('tcp connection', incoming);
+              reject(this.forwardError(error, 'listening on 127.0.0.1'));
+              return;
+            }
+            bound = port;
+            resolve({
+              port,
+              close: () =>
+                new Promise<void>((done) => {
+                  client.off('tcp connection', incoming);
+                  try {
+                    client.unforwardIn('127.0.0.1', port, () => done());
+                  } catch {
+                    done();
+                  }
+                }),
+            });
+          });
+        } catch (error) {
+          client.off('tcp connection', incoming);
+          reject(this.forwardError(error, 'listening on 127.0.0.1'));
+        }
+      }),
+  };
+
+  private forwardError(error: unknown, what: string): MigrationError {
+    return new MigrationError(
+      'SSH_DISCONNECTED',
+      `${this.label}: SSH forwarding refused ${what}: ${errorMessage(error)}`,
+      {
+        step: 'transfer',
+        host: `${this.role} ${this.address}`,
+        cause: error,
+        remedy:
+          "allow TCP forwarding for the action's login in the host's sshd (AllowTcpForwarding yes or local/remote), or use memory: eager",
+      },
+    );
   }
 
   async close(): Promise<void> {

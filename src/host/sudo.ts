@@ -28,6 +28,8 @@ export function withSudo(host: Host): Host {
     spawn: (command: string, options?: SpawnOptions): Promise<HostProcess> =>
       host.spawn(sudoCommand(command), options),
     close: (): Promise<void> => host.close(),
+    // SSH's own forwarding: sudo has nothing to do with it.
+    ...(host.tunnels ? { tunnels: host.tunnels } : {}),
   };
 }
 

@@ -4,6 +4,7 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import {
   containerCgroupPath,
   lastingConfigLines,
+  needsRestoreConfig,
   planRestoreConfig,
   type RestoreConfigPlan,
   type RestoreHostFacts,
@@ -29,9 +30,11 @@ export interface RestoreConfigFile {
 export async function prepareRestoreConfig(
   ctx: RunContext<Named>,
   target: RestoreHostFacts,
+  /** memory: lazy: the lazy-pages daemon's directory on the target. */
+  options: { lazyWorkDir?: string } = {},
 ): Promise<RestoreConfigFile | undefined> {
-  const plan = planRestoreConfig(target);
-  if (!plan.cgroupRoot) return undefined;
+  const plan = planRestoreConfig(target, options);
+  if (!needsRestoreConfig(plan)) return undefined;
   const path = restoreConfigPath(ctx.settings.checkpointName);
   await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
   await runChecked(
@@ -71,8 +74,9 @@ export async function writeRestoreConfig(
 
 /**
  * Once the restored container is verified: the file keeps only what stays true
- * of the container (runc reads it again for its next checkpoint). A failure here
- * costs nothing yet, so it only warns.
+ * of the container (runc reads it again for its next checkpoint: one still saying
+ * lazy-pages would make that checkpoint wait for a lazy-pages daemon for ever).
+ * A failure here costs nothing yet, so it only warns.
  */
 export async function settleRestoreConfig(
   ctx: RunContext<Named>,

@@ -47,6 +47,8 @@ export async function prepareRestore(
   dockerRoot: string,
   /** containerd's TMPDIR on the target when known: where its restore copies land. */
   unpackDir?: string,
+  /** Where else CRIU may write its restore log (a work-dir set by the restore's CRIU configuration), looked at first. */
+  otherLogPaths: readonly string[] = [],
 ): Promise<PreparedRestore> {
   const entries = await ctx.journal.intendAll(
     [
@@ -55,10 +57,10 @@ export async function prepareRestore(
     ],
     'target',
   );
-  const follower = await followCriuLog(
-    ctx,
-    ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
-  );
+  const follower = await followCriuLog(ctx, [
+    ...otherLogPaths,
+    ...ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
+  ]);
   return { starting: entries[1] as JournalEntry, follower, key, ...(unpackDir ? { unpackDir } : {}) };
 }
 

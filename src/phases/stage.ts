@@ -40,6 +40,8 @@ export interface TargetPlan {
   targetArch?: string;
   /** The target's cgroups and runc, for the restore's CRIU configuration. */
   restoreFacts?: RestoreHostFacts;
+  /** memory: lazy: the lazy-pages daemon's directory, named in the restore's CRIU configuration. */
+  lazyWorkDir?: string;
 }
 
 export function containerName(container: ContainerInspect): string {
@@ -122,6 +124,7 @@ export async function stage(
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
     ...(holder ? { networkContainer: holder } : {}),
     ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+    ...(network.lazyWorkDir ? { lazyWorkDir: network.lazyWorkDir } : {}),
   });
   return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
@@ -189,6 +192,7 @@ export interface CreateTargetOptions {
   networkContainer?: string;
   /** What the target says of its cgroups and runc: decides whether the restore needs a CRIU configuration. */
   restoreFacts?: RestoreHostFacts;
+  lazyWorkDir?: string;
 }
 
 /**
@@ -203,9 +207,11 @@ export async function createTargetContainer(
   targetDockerRoot: string,
   options: CreateTargetOptions = {},
 ): Promise<CreatedTarget> {
-  const { networkContainer, restoreFacts } = options;
+  const { networkContainer, restoreFacts, lazyWorkDir } = options;
   const targetName = containerName(container);
-  const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
+  const restoreConfig = restoreFacts
+    ? await prepareRestoreConfig(ctx, restoreFacts, lazyWorkDir ? { lazyWorkDir } : {})
+    : undefined;
   const { args, env } = splitEnvArgs(
     buildCreateArgs(container, {
       name: targetName,

@@ -37,10 +37,33 @@ export interface RestoreConfigPlan {
   cgroupRoot: boolean;
   /** Why, in a sentence for the log and the preflight report. */
   reason: string;
+  /**
+   * Post-copy (memory: lazy): the restore takes its pages from the lazy-pages daemon, whose
+   * socket is in this directory (containerd's own work directory exists only once the start runs).
+   */
+  lazyWorkDir?: string;
+}
+
+/** Whether the restore needs the annotation's file at all. */
+export function needsRestoreConfig(plan: RestoreConfigPlan): boolean {
+  return plan.cgroupRoot || plan.lazyWorkDir !== undefined;
 }
 
 /** Whether a restore on this target needs the annotation's file, and for what. */
-export function planRestoreConfig(target: RestoreHostFacts): RestoreConfigPlan {
+export function planRestoreConfig(
+  target: RestoreHostFacts,
+  options: { lazyWorkDir?: string } = {},
+): RestoreConfigPlan {
+  const plan = planCgroupRoot(target);
+  if (options.lazyWorkDir === undefined) return plan;
+  return {
+    ...plan,
+    lazyWorkDir: options.lazyWorkDir,
+    reason: `${plan.reason}; memory: lazy, so the restore takes its pages from the lazy-pages daemon in ${options.lazyWorkDir}`,
+  };
+}
+
+function planCgroupRoot(target: RestoreHostFacts): RestoreConfigPlan {
   if (target.cgroupVersion !== '2')
     return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
   if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
@@ -115,6 +138,7 @@ function sliceDirs(slice: string): string {
 export function restoreConfigLines(plan: RestoreConfigPlan, cgroupPath: string | undefined): string[] {
   const lines: string[] = [];
   if (plan.cgroupRoot && cgroupPath) lines.push(`cgroup-root :${cgroupPath}`);
+  if (plan.lazyWorkDir !== undefined) lines.push('lazy-pages', `work-dir ${plan.lazyWorkDir}`);
   return lines;
 }
 

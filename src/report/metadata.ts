@@ -83,6 +83,10 @@ export interface TimingFacts {
   /** From freezing the source to the target running. */
   downtimeMs?: number;
   durationMs?: number;
+  /** memory: lazy: from freezing the source to the last page arriving on the target (the source is frozen until then). */
+  lastPageMs?: number;
+  /** memory: lazy: the memory bytes that followed the restored container through the runner. */
+  lazyPageBytes?: number;
 }
 
 /** CRIU's own statistics (stats-dump / stats-restore), times in microseconds as CRIU reports them. */

@@ -110,6 +110,12 @@ export function renderSummaryRows(metadata: MigrationMetadata, env: DocsEnv = {}
         : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`,
     );
   add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+  add(
+    'Last page (post-copy)',
+    timings.lastPageMs === undefined
+      ? undefined
+      : `${formatMs(timings.lastPageMs)} after the freeze${timings.lazyPageBytes === undefined ? '' : `, ${formatBytes(timings.lazyPageBytes)} of memory followed the container`}`,
+  );
   add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
   add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
   add(

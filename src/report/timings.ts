@@ -12,6 +12,7 @@ export const PHASES = [
   'layer-frozen',
   'prove',
   'restore',
+  'lazy-pages',
   'verify',
   'finalize',
   'rollback',

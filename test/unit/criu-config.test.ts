@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   containerCgroupPath,
   lastingConfigLines,
+  needsRestoreConfig,
   planRestoreConfig,
   restoreConfigLines,
   restoreRouteProblem,
@@ -77,5 +78,25 @@ describe('restoreRouteProblem', () => {
 describe('safeCgroupPath', () => {
   it.each(['', 'docker/x', '/docker/a b', '/docker/a\nlazy-pages', '/docker//x'])('refuses %j', (path) => {
     expect(safeCgroupPath(path)).toBe(false);
+  });
+});
+
+describe('lazy pages in the restore configuration', () => {
+  const dir = '/var/lib/criu-migrate/work/cp/lazy';
+
+  it('asks for the file on cgroup v1 too, with lazy-pages and the fixed work-dir', () => {
+    const plan = planRestoreConfig({ cgroupVersion: '1' }, { lazyWorkDir: dir });
+    expect(needsRestoreConfig(plan)).toBe(true);
+    expect(plan.cgroupRoot).toBe(false);
+    expect(restoreConfigLines(plan, `/docker/${ID}`)).toEqual(['lazy-pages', `work-dir ${dir}`]);
+    expect(needsRestoreConfig(planRestoreConfig({ cgroupVersion: '1' }))).toBe(false);
+  });
+
+  it('adds them after the cgroup root on cgroup v2 with runc 1.1', () => {
+    const plan = planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.1.15') }, { lazyWorkDir: dir });
+    const lines = restoreConfigLines(plan, `/docker/${ID}`);
+    expect(lines).toEqual([`cgroup-root :/docker/${ID}`, 'lazy-pages', `work-dir ${dir}`]);
+    // After the move only the cgroup stays: a later dump must not wait for a lazy-pages daemon.
+    expect(lastingConfigLines(lines)).toEqual([`cgroup-root :/docker/${ID}`]);
   });
 });

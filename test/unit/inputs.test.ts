@@ -95,6 +95,7 @@ describe('getInputs defaults', () => {
       verifyShowLogs: false,
       verifyTimeoutSeconds: 30,
       sourceAfter: 'stop',
+      memory: 'eager',
       timeoutMinutes: 30,
       uploadArtifact: true,
       artifactName: 'criu-migration-web-20260304T050607891Z',

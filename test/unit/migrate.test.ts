@@ -48,6 +48,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     verifyStableSeconds: 0,
     verifyShowLogs: false,
     sourceAfter,
+    memory: 'eager',
     timeoutMinutes: 30,
     uploadArtifact: false,
     artifactName: 'criu-migrate',

@@ -12,6 +12,17 @@ import {
 } from '../../phases/checkpoint.js';
 import type { Logger, MigrationContext } from '../../phases/context.js';
 import { finalize } from '../../phases/finalize.js';
+import {
+  awaitLastPage,
+  type LazySession,
+  lazyFreezeAndDump,
+  lazyGate,
+  lazyRestoreLogs,
+  lazyWorkDir,
+  prepareLazy,
+  startLazyDaemon,
+  withLostWork,
+} from '../../phases/lazy-pages.js';
 import { preflight } from '../../phases/preflight.js';
 import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
 import { settleRestoreConfig } from '../../phases/restore-config.js';
@@ -22,6 +33,7 @@ import {
   negotiateCodec,
   planTransfer,
   probeContainerdTmp,
+  stagingDir,
 } from '../../phases/transfer.js';
 import { verify } from '../../phases/verify.js';
 import {
@@ -126,6 +138,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let follower: LogFollower | undefined;
   let volumes: MovingVolume[] = [];
   let downtimeMs: number | undefined;
+  // memory: lazy: the page stream from the frozen source, open from before the freeze to the last page.
+  let lazy: LazySession | undefined;
+  let lastPageMs: number | undefined;
+  const tunnelHosts = { source: deps.source, target: deps.target };
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
   let leftovers: string[] = [];
@@ -143,6 +159,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     sourceHolder = checked.sourceHolder;
     const found = container;
     signal.throwIfAborted();
+    if (settings.memory === 'lazy') await lazyGate(ctx, tunnelHosts, checked);
 
     enter('stage');
     const codec = await negotiateCodec(ctx);
@@ -175,6 +192,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
           ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
           ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
           restoreFacts: restoreFactsOf(checked.target.docker),
+          ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings.checkpointName) } : {}),
         }),
       ),
     );
@@ -184,21 +202,29 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     // the pause, the dump, the bytes and the restore.
     // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
     const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
+    if (settings.memory === 'lazy') lazy = await prepareLazy(ctx, tunnelHosts);
+    const pageStream = lazy;
     const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
       // Into a holder's namespace: the container's own one stays out of the dump. One that joins
       // a holder already is runc's external namespace, which runc marks itself.
       prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
       ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
       planTransfer(ctx, found, ready, codec, containerd, marker),
-      prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
-        follower = prepared.follower;
-        return prepared;
-      }),
+      prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir, lazyRestoreLogs(settings)).then(
+        (prepared) => {
+          follower = prepared.follower;
+          return prepared;
+        },
+      ),
     ]);
     signal.throwIfAborted();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
-      timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared, undefined, codec)),
+      timer.time('checkpoint', () =>
+        pageStream
+          ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
+          : freezeAndDump(ctx, found, prepared, undefined, codec),
+      ),
     );
     signal.throwIfAborted();
 
@@ -220,6 +246,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     signal.throwIfAborted();
 
     enter('restore');
+    if (pageStream)
+      await startLazyDaemon(
+        ctx,
+        pageStream,
+        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
+      );
     const restored = await log.group('Restore on the target', () =>
       timer.time('restore', () => restore(ctx, ready, restoring)),
     );
@@ -228,6 +260,14 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     log.info(
       `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
     );
+    if (pageStream) {
+      // Post-copy: the commit point waits for the last page; until then the source stays frozen.
+      const lastPageAt = await log.group('Lazy pages: the memory follows the container', () =>
+        timer.time('lazy-pages', () => awaitLastPage(ctx, pageStream)),
+      );
+      lastPageMs = Math.round(lastPageAt - frozen.frozenAt);
+      log.info(`lazy pages: the last page arrived ${lastPageMs} ms after the freeze`);
+    }
     // Measured only now: nothing that can wait ran while the service was down.
     measure = await measureCheckpoint(ctx, frozen);
     const stats = measure.stats;
@@ -255,11 +295,14 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
         ? COMMIT_REMEDY
         : ROLLED_BACK_REMEDY;
-    failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
+    failure = withLostWork(failureOf(error, signal, phase, 'COMMAND_FAILED', remedy), lazy);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
   await follower?.stop(false).catch(() => '');
+  // A page stream still open (the run failed or was cancelled before the last page): ended
+  // before the rollback, so CRIU holds nothing of the source when it is resumed.
+  await lazy?.close().catch(() => {});
 
   if (isCommitted(journal.record)) {
     // Cancelled or not, a verified target is kept and the source retired.
@@ -372,7 +415,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       streams,
       ...(moved ? restorePathFacts(moved.restorePath) : {}),
     },
-    timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
+    timings: {
+      phasesMs: timer.toRecord(),
+      downtimeMs,
+      durationMs: Math.round(clock() - runStart),
+      ...(lastPageMs !== undefined ? { lastPageMs } : {}),
+      ...(lazy && lastPageMs !== undefined ? { lazyPageBytes: lazy.relay.bytes() } : {}),
+    },
     criu: measure?.stats,
     ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
     error: failure ? metadataError(failure) : undefined,

@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { lazyDaemonCommand, lazyDumpCommand, portFreeScript } from '../../src/engine/docker/lazy-pages.js';
+import { MigrationError } from '../../src/errors.js';
+import type { PageRelay } from '../../src/host/page-relay.js';
+import { type LazySession, withLostWork } from '../../src/phases/lazy-pages.js';
+import {
+  CRIU_PAGE_PIPE_BYTES,
+  evaluateLazyPages,
+  judgeLazyStream,
+  type LazyHostFacts,
+  parseLazyFacts,
+} from '../../src/policy/lazy-pages.js';
+
+// CapEff of root on the test bed: everything but CAP_SYS_RESOURCE (bit 24).
+const BED_ROOT = '000001fffeffffff';
+const FULL_ROOT = '000001ffffffffff';
+
+function facts(lines: Record<string, string>, uffd: boolean | undefined = true): LazyHostFacts {
+  const text = Object.entries(lines)
+    .map(([key, value]) => `${key} ${value}`)
+    .join('\n');
+  return parseLazyFacts(`${text}\n`, uffd);
+}
+
+const good = facts({
+  'pipe-max-size': String(CRIU_PAGE_PIPE_BYTES),
+  'unprivileged-userfaultfd': '0',
+  'cap-eff': BED_ROOT,
+  uid: '0',
+});
+
+function failed(source: LazyHostFacts, target: LazyHostFacts = good): string[] {
+  return evaluateLazyPages({ source, target })
+    .filter((check) => check.status === 'fail')
+    .map((check) => `${check.host} ${check.name} ${check.code}`);
+}
+
+describe('parseLazyFacts', () => {
+  it('reads the probe, and leaves out what it could not read', () => {
+    expect(good).toEqual({
+      uffdNoncoop: true,
+      pipeMaxSize: CRIU_PAGE_PIPE_BYTES,
+      unprivilegedUserfaultfd: 0,
+      capEff: 0x1fffeffffffn,
+      uid: 0,
+    });
+    expect(
+      parseLazyFacts('pipe-max-size \nunprivileged-userfaultfd \ncap-eff zz\nuid \n', undefined),
+    ).toEqual({});
+  });
+});
+
+describe('evaluateLazyPages', () => {
+  it('passes the bed once the pipe limit is raised', () => {
+    expect(failed(good)).toEqual([]);
+  });
+
+  it("refuses the bed's 1 MiB pipes without CAP_SYS_RESOURCE, and passes them with it", () => {
+    const small = { ...good, pipeMaxSize: 1024 * 1024 };
+    expect(failed(small)).toEqual(['source lazy pages: pipe size LAZY_PAGES_UNSUPPORTED']);
+    expect(failed(good, small)).toEqual(['target lazy pages: pipe size LAZY_PAGES_UNSUPPORTED']);
+    expect(failed({ ...small, capEff: BigInt(`0x${FULL_ROOT}`) })).toEqual([]);
+    const check = evaluateLazyPages({ source: small, target: good }).find((c) => c.status === 'fail');
+    expect(check?.remedy).toContain('fs.pipe-max-size=4194304');
+  });
+
+  it('needs uffd-noncoop on both hosts', () => {
+    expect(failed({ ...good, uffdNoncoop: false })).toEqual([
+      'source lazy pages: userfaultfd LAZY_PAGES_UNSUPPORTED',
+    ]);
+    const { uffdNoncoop: _unknown, ...unasked } = good;
+    expect(failed(good, unasked)).toEqual(['target lazy pages: userfaultfd LAZY_PAGES_UNSUPPORTED']);
+  });
+
+  it('needs unprivileged userfaultfd, or root with CAP_SYS_PTRACE', () => {
+    const user = { ...good, uid: 1000, capEff: 0n };
+    expect(failed(user)).toEqual(['source lazy pages: userfaultfd permission LAZY_PAGES_UNSUPPORTED']);
+    expect(failed({ ...user, unprivilegedUserfaultfd: 1 })).toEqual([]);
+    const { unprivilegedUserfaultfd: _none, ...oldKernel } = user;
+    expect(failed(oldKernel)).toEqual([]);
+    // Root whose bounding set lost CAP_SYS_PTRACE (bit 19).
+    expect(failed({ ...good, capEff: 0x1fffeffffffn & ~(1n << 19n) })).toEqual([
+      'source lazy pages: userfaultfd permission LAZY_PAGES_UNSUPPORTED',
+    ]);
+  });
+});
+
+describe('judgeLazyStream', () => {
+  const ok = { exitCode: 0, signal: null };
+  it('is complete only when both ends exited 0', () => {
+    expect(judgeLazyStream({ source: ok, target: ok })).toEqual({ ok: true });
+    expect(judgeLazyStream({ source: ok })).toMatchObject({ ok: false, host: 'runner' });
+  });
+
+  it('names the end that failed, and a stall', () => {
+    expect(judgeLazyStream({ source: { exitCode: 1, signal: null }, target: ok })).toMatchObject({
+      ok: false,
+      host: 'source',
+      why: "the source's page server ended with exit 1",
+    });
+    expect(judgeLazyStream({ target: { exitCode: null, signal: 'KILL' } })).toMatchObject({
+      ok: false,
+      host: 'target',
+      why: "the target's lazy-pages daemon ended with signal KILL",
+    });
+    expect(judgeLazyStream({ source: ok, target: ok, stalledSeconds: 61 })).toMatchObject({
+      ok: false,
+      host: 'runner',
+    });
+  });
+});
+
+describe('lazy page commands', () => {
+  it('serves the pages on the loopback only, the NUL on the channel', () => {
+    const command = lazyDumpCommand({
+      runcRoot: '/run/docker/runtime-runc/moby',
+      containerId: 'c'.repeat(64),
+      imagesDir: '/w/images',
+      workDir: '/w/criu',
+      port: 45123,
+    });
+    expect(command).toMatch(/--lazy-pages --page-server 127\.0\.0\.1\\?:45123 --status-fd 3/);
+    expect(command).toContain('--leave-running');
+    expect(command).toMatch(/3>&1 >\/dev\/null$/);
+    expect(lazyDaemonCommand({ imagesDir: '/i', workDir: '/w', port: 41000 })).toMatch(
+      /lazy-pages --page-server --address '?127\.0\.0\.1'? --port '?41000'?/,
+    );
+  });
+
+  it('looks the port up in hex in /proc/net/tcp', () => {
+    expect(portFreeScript(45123)).toContain(':B043$');
+    expect(portFreeScript(80)).toContain(':0050$');
+  });
+});
+
+describe('withLostWork', () => {
+  const relay: PageRelay = {
+    port: 1,
+    bytes: () => 0,
+    lastMovedAt: () => 0,
+    problem: () => undefined,
+    close: async () => {},
+    cut: () => {},
+  };
+  const session = (fields: Partial<LazySession>): LazySession => ({
+    sourcePort: 2,
+    relay,
+    close: async () => {},
+    watch: () => {},
+    ...fields,
+  });
+  const cancelled = new MigrationError('CANCELLED', 'the run was cancelled (SIGINT)', {
+    remedy: 'run again',
+  });
+
+  it('tells the operator that the target ran and its work is lost, once the restore may have started', () => {
+    const said = withLostWork(cancelled, session({ targetMayHaveRun: true }));
+    expect(said.code).toBe('CANCELLED');
+    expect(said.remedy).toMatch(/^run again\. memory: lazy: .*since it started is lost/);
+  });
+
+  it('says nothing before the restore, after the last page, or where the code says it already', () => {
+    expect(withLostWork(cancelled, undefined)).toBe(cancelled);
+    expect(withLostWork(cancelled, session({}))).toBe(cancelled);
+    expect(withLostWork(cancelled, session({ targetMayHaveRun: true, lastPageAt: 5 }))).toBe(cancelled);
+    const broken = new MigrationError('LAZY_PAGES_BROKEN', 'the page stream broke');
+    expect(withLostWork(broken, session({ targetMayHaveRun: true }))).toBe(broken);
+  });
+});
