@@ -80,6 +80,10 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
   mode: 'migrate';
   target: HostLocation;
   sourceAfter: SourceAfter;
+  /** A compose project moved as one unit (the unit input compose:<project>); container is then its record name. */
+  compose?: { project: string };
+  /** Create the target container with the source's current addresses on user networks, static or not (members of a moving unit). */
+  keepAddresses?: boolean;
 }
 
 export interface PreflightSettings extends CommonSettings {

@@ -43,6 +43,7 @@ import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
 import { readSeries, writeSeries } from '../../state/series.js';
 import { failureOf } from '../run-control.js';
+import type { UnitHooks } from './unit-coordinator.js';
 
 const ROLLED_BACK_REMEDY =
   'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
@@ -66,6 +67,8 @@ export interface MigrateDeps {
   now?: () => Date;
   /** When the run started (clock reading). */
   startedAt?: number;
+  /** A member of a compose unit: where it waits for the other members (unit-coordinator.ts). */
+  unit?: UnitHooks;
 }
 
 export interface MigrationOutcome {
@@ -196,9 +199,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       }),
     ]);
     signal.throwIfAborted();
+    await deps.unit?.allReady();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
-      timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared, undefined, codec)),
+      timer.time('checkpoint', () =>
+        freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused),
+      ),
     );
     signal.throwIfAborted();
 
@@ -220,9 +226,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     signal.throwIfAborted();
 
     enter('restore');
+    await deps.unit?.beforeRestore();
     const restored = await log.group('Restore on the target', () =>
       timer.time('restore', () => restore(ctx, ready, restoring)),
     );
+    deps.unit?.restored();
     follower = undefined;
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
@@ -241,6 +249,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
     await settleRestoreConfig(ctx, ready.restoreConfig);
+    await deps.unit?.allVerified();
     // The point of no return: from here on the target is the service. It must reach a
     // host's journal, or the source is not killed (a later run would not know of it).
     await journal.around(
@@ -256,6 +265,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
         ? COMMIT_REMEDY
         : ROLLED_BACK_REMEDY;
     failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
+    deps.unit?.failed(failure);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
