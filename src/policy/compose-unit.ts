@@ -141,7 +141,9 @@ export function networkDifferences(source: NetworkSpec, target: NetworkSpec): st
   const differences: string[] = [];
   if (source.driver !== target.driver) differences.push(`driver ${target.driver}, not ${source.driver}`);
   const pools = (spec: NetworkSpec): string =>
-    spec.ipam.map((pool) => `${pool.subnet ?? '?'} via ${pool.gateway ?? '?'}`).join(', ');
+    spec.ipam
+      .map((pool) => `${pool.subnet ?? 'any subnet'}${pool.gateway ? ` via ${pool.gateway}` : ''}`)
+      .join(', ') || 'no address pool';
   if (pools(source) !== pools(target)) differences.push(`subnet ${pools(target)}, not ${pools(source)}`);
   if (source.internal !== target.internal) differences.push(`internal ${target.internal}`);
   const project = (spec: NetworkSpec): string | undefined => spec.labels[COMPOSE_PROJECT_LABEL];

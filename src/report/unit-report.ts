@@ -32,6 +32,8 @@ export interface UnitReport {
   downtimeMs?: number;
   error?: MetadataError;
   leftovers?: string[];
+  /** What an earlier, interrupted run of the unit left and this run settled first, member by member. */
+  settled?: string[];
 }
 
 /** unit.json, the outputs and the job summary of a unit's run. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installWrapper, removeFaults } from './faults.js';
+import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState } from './invariants.js';
-import { runAction } from './run-action.js';
+import { runAction, startAction } from './run-action.js';
 import {
   ensurePackageImage,
   loadTestbed,
@@ -20,6 +20,8 @@ const PORT = 18091;
 const WEB = `${PROJECT}-web-1`;
 const REDIS = `${PROJECT}-redis-1`;
 const NETWORK = `${PROJECT}_default`;
+/** The web counter and Redis's run_id as the killed run froze them. */
+let frozenAt: { count: number; runId: string } | undefined;
 
 function composeFile(): string {
   return `services:
@@ -144,6 +146,77 @@ afterAll(async () => {
   await clean();
 });
 
+/** Nothing of the project on host 2 (container or network), every member running on host 1, unpaused, the same Redis. */
+async function expectUnitOnHost1(before: { count: number; runId: string }): Promise<void> {
+  expect(
+    await onHost(
+      bed,
+      bed.host2,
+      `docker ps -aq --filter label=com.docker.compose.project=${PROJECT} | wc -l`,
+    ),
+  ).toBe('0\n');
+  expect((await onHostResult(bed, bed.host2, `docker network inspect ${NETWORK}`)).code).not.toBe(0);
+  for (const name of [WEB, REDIS]) {
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+  }
+  const redis = await redisFacts(bed.host1);
+  expect(redis.runId).toBe(before.runId);
+  expect(redis.hits).toBe(before.count);
+}
+
+describe('the gate of a unit refuses before touching anything', () => {
+  it('a network of the same name with another subnet on the target: COMPOSE_NETWORK_CONFLICT', async () => {
+    await composeUp();
+    await onHost(bed, bed.host2, `docker network create --subnet 10.251.0.0/24 ${NETWORK} >/dev/null`);
+    try {
+      const run = await runAction(inputs());
+      expect(run.exitCode, run.stdout).toBe(1);
+      expect(run.outputs.status).toBe('refused');
+      expect(run.outputs['error-code']).toBe('COMPOSE_NETWORK_CONFLICT');
+      expect(run.stdout).toContain(`the target has a network ${NETWORK} with subnet 10.251.0.0/24, not 172.`);
+      expect(await onHost(bed, bed.host2, 'docker ps -aq | wc -l')).toBe('0\n');
+      for (const name of [WEB, REDIS]) {
+        expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+      }
+    } finally {
+      await onHostResult(bed, bed.host2, `docker network rm ${NETWORK}`);
+    }
+  });
+
+  it('depends_on labels that form a cycle: COMPOSE_DEPENDENCY_CYCLE', async () => {
+    const labels = (service: string, other: string) =>
+      `-l com.docker.compose.project=e2e-cycle -l com.docker.compose.service=${service} -l com.docker.compose.depends_on=${other}:service_started:false`;
+    await onHost(
+      bed,
+      bed.host1,
+      `docker run -d --name e2e-cycle-a ${labels('a', 'b')} ${bed.image} testbed-counter >/dev/null && docker run -d --name e2e-cycle-b ${labels('b', 'a')} ${bed.image} testbed-counter >/dev/null`,
+    );
+    try {
+      const run = await runAction(inputs({ unit: 'compose:e2e-cycle' }));
+      expect(run.exitCode, run.stdout).toBe(1);
+      expect(run.outputs.status).toBe('refused');
+      expect(run.outputs['error-code']).toBe('COMPOSE_DEPENDENCY_CYCLE');
+      expect(run.stdout).toMatch(/e2e-cycle-a, e2e-cycle-b form a cycle/);
+    } finally {
+      await onHostResult(bed, bed.host1, 'docker rm -f e2e-cycle-a e2e-cycle-b');
+    }
+  });
+
+  it('a member that is not running: the unit does not move without it', async () => {
+    await onHost(bed, bed.host1, `docker stop -t 1 ${WEB} >/dev/null`);
+    try {
+      const run = await runAction(inputs());
+      expect(run.exitCode, run.stdout).toBe(1);
+      expect(run.outputs.status).toBe('refused');
+      expect(run.outputs['error-code']).toBe('CONTAINER_NOT_RUNNING');
+      expect(run.stdout).toContain(`${WEB} (not running (exited))`);
+      expect(await containerState(bed, bed.host1, REDIS)).toMatchObject({ Running: true, Paused: false });
+    } finally {
+      await onHost(bed, bed.host1, `docker start ${WEB} >/dev/null`);
+    }
+  });
+});
+
 describe('a compose project moves as one unit', () => {
   it('a fault while restoring the second member rolls the whole unit back: nothing on host 2, every member running on host 1', async () => {
     await composeUp();
@@ -190,10 +263,62 @@ exec /usr/bin/docker "$@"
     expect(await hit(bed.host1)).toBe(before + 1);
   });
 
-  it('migrates host 1 -> host 2: network, addresses and aliases, Redis data and run_id, compose ps, nothing left on host 1', async () => {
-    if ((await onHostResult(bed, bed.host1, `docker inspect ${WEB}`)).code !== 0) await composeUp();
+  it('cancelled while its second member restores, the unit rolls back as one', async () => {
     const count = await hit(bed.host1);
     const redisBefore = await redisFacts(bed.host1);
+    await installHold(bed, bed.host2, 'docker', `*" start --checkpoint "*"-${WEB} "*`, 'unit-cancel');
+    const running = startAction(inputs());
+    await waitHeld(bed, bed.host2, 'unit-cancel', 120_000, running);
+    // Redis, the first member, is already restored on host 2 at this point.
+    expect(await containerState(bed, bed.host2, REDIS)).toMatchObject({ Running: true });
+    const cancelled = running.cancel();
+    await release(bed, bed.host2, 'unit-cancel');
+    const run = await cancelled;
+    await removeFaults(bed);
+    expect(run.outputs.status, run.stdout).toBe('rolled-back');
+    expect(run.outputs['error-code']).toBe('CANCELLED');
+    await expectUnitOnHost1({ count, runId: redisBefore.runId });
+    expect(await hit(bed.host1)).toBe(count + 1);
+  });
+
+  it('a unit run killed outright while its second member restores leaves both frozen members to the next run', async () => {
+    await removeFaults(bed);
+    // Held, then failing without starting anything: the killed run's command must not restore later.
+    await installWrapper(
+      bed,
+      bed.host2,
+      '/usr/local/bin/docker',
+      `#!/bin/sh
+case " $* " in
+  *" start --checkpoint "*"-${WEB} "*)
+    touch /tmp/e2e-held-unit-kill
+    i=0
+    while [ ! -e /tmp/e2e-release-unit-kill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    exit 1 ;;
+esac
+exec /usr/bin/docker "$@"
+`,
+    );
+    frozenAt = { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
+    const running = startAction(inputs());
+    await waitHeld(bed, bed.host2, 'unit-kill', 120_000, running);
+    await running.kill();
+    await release(bed, bed.host2, 'unit-kill');
+    await removeFaults(bed);
+    // What the killed run left: both members frozen on host 1, Redis restored on host 2.
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Paused: true });
+    }
+    expect(await containerState(bed, bed.host2, REDIS)).toMatchObject({ Running: true });
+  });
+
+  it('migrates host 1 -> host 2: network, addresses and aliases, Redis data and run_id, compose ps, nothing left on host 1', async () => {
+    // The killed run above left both members frozen: read them as they were frozen.
+    const frozen = (await containerState(bed, bed.host1, WEB))?.Paused === true;
+    const before =
+      frozen && frozenAt
+        ? frozenAt
+        : { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
     const networkBefore = await networkOf(bed.host1);
     const endpoints = { web: await endpoint(bed.host1, WEB), redis: await endpoint(bed.host1, REDIS) };
 
@@ -201,6 +326,11 @@ exec /usr/bin/docker "$@"
     expect(run.exitCode, run.stdout).toBe(0);
     expect(run.outputs.status).toBe('succeeded');
     const unit = JSON.parse(run.outputs.unit ?? '{}');
+    if (frozen) {
+      // The next run settled the killed one first, member by member: target removed, source resumed.
+      expect(unit.settled).toHaveLength(2);
+      for (const line of unit.settled) expect(line).toMatch(/: rollback of /);
+    }
     expect(unit.members.map((m: { container: string; status: string }) => [m.container, m.status])).toEqual([
       [REDIS, 'succeeded'],
       [WEB, 'succeeded'],
@@ -223,10 +353,10 @@ exec /usr/bin/docker "$@"
       expect(after.Aliases).toContain(name === WEB ? 'web' : 'redis');
     }
     // The web service answers on host 2's published port and reaches Redis by its service name.
-    expect(await hit(bed.host2)).toBe(count + 1);
+    expect(await hit(bed.host2)).toBe(before.count + 1);
     const redisAfter = await redisFacts(bed.host2);
-    expect(redisAfter.runId).toBe(redisBefore.runId);
-    expect(redisAfter.hits).toBe(count + 1);
+    expect(redisAfter.runId).toBe(before.runId);
+    expect(redisAfter.hits).toBe(before.count + 1);
     // compose knows the project on host 2.
     const ps = await onHost(
       bed,

@@ -11,7 +11,7 @@ import { formatCheck, gatherSharedHostFacts } from '../../phases/preflight.js';
 import { gateComposeUnit, type UnitGate } from '../../phases/unit-gate.js';
 import { blocking } from '../../policy/compatibility.js';
 import { networkCreateArgs, restoreOrder, serviceOf } from '../../policy/compose-unit.js';
-import { containerNameOf, resolveUnits, type Unit } from '../../policy/selection.js';
+import { COMPOSE_PROJECT_LABEL, containerNameOf, resolveUnits, type Unit } from '../../policy/selection.js';
 import { metadataError } from '../../report/metadata.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { publishUnit, type UnitReport } from '../../report/unit-report.js';
@@ -208,6 +208,8 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
     await requireRoot(hosts.source, settings.source, settings.sudo);
     await requireRoot(hosts.target, settings.target, settings.sudo);
     const connected = hosts;
+    const settled = await settleEarlierRun(connected, settings.compose.project, runtime, started);
+    if (settled.length > 0) report.settled = settled;
     const unit = await findUnit(connected.source, settings.compose.project);
     const { order, waitsFor } = restoreOrder(unit.members);
     const byName = new Map(unit.members.map((member) => [containerNameOf(member), member]));
@@ -253,7 +255,8 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
       // The member that failed first says why; the others gave up because of it.
       const first = coordinator.firstFailure;
       const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-      failure = first ?? cause;
+      // A cancellation or the run's timeout stopped every member alike: said as it is.
+      failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
       const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
       report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
       if (undone) await removeCreatedNetworks(connected.target, report, log);
@@ -274,6 +277,39 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
     log.info(
       `migrated ${unitName} (${report.members.length} containers): frozen for ${report.downtimeMs} ms`,
     );
+}
+
+/**
+ * What an earlier run of this unit left open (a member paused on the source, one created on the
+ * target), settled member by member from its journals before the gate looks at the project.
+ */
+async function settleEarlierRun(
+  hosts: { source: Host; target: Host },
+  project: string,
+  runtime: Runtime,
+  started: Date,
+): Promise<string[]> {
+  const { log } = runtime;
+  const members = (await new DockerCli(hosts.source).listContainers('preflight'))
+    .filter((container) => container.Config.Labels?.[COMPOSE_PROJECT_LABEL] === project)
+    .map(containerNameOf);
+  const owner = runOwner(runtime.env, started, runtime.newToken());
+  const done: string[] = [];
+  for (const member of members) {
+    const locks = await lockContainer([hosts.source, hosts.target], member, owner, log);
+    try {
+      const resumed = await settleUnfinished(hosts, member, log);
+      if (resumed && resumed.direction !== 'nothing') {
+        done.push(
+          `${member}: ${resumed.direction} of ${resumed.checkpointName} (${resumed.done.join('; ')})`,
+        );
+        log.info(`settled the earlier run of ${member}: ${resumed.direction}`);
+      }
+    } finally {
+      await locks.release().catch(() => {});
+    }
+  }
+  return done;
 }
 
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
