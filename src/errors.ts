@@ -94,6 +94,11 @@ export const ERROR_CODES = [
   'CHECKPOINT_NOT_RESTORABLE',
   'DRILL_NEEDS_NETWORK',
   'DRILL_MOUNT_NOT_COPIED',
+  // A compose project moved as one unit.
+  'COMPOSE_PEER_CONNECTED',
+  'COMPOSE_DEPENDENCY_CYCLE',
+  'COMPOSE_NETWORK_CONFLICT',
+  'COMPOSE_MEMBER_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { MigrationError } from './errors.js';
 import { formatHostSpec, parseHostSpec } from './host/host-spec.js';
+import { composeRecordName, parseUnitRef, type UnitRef } from './policy/compose-unit.js';
 import { parseSelection } from './policy/selection.js';
 import {
   COMPRESSIONS,
@@ -57,6 +58,7 @@ export const INPUT_NAMES = [
   'docker28-network-holder',
   'series',
   'selection',
+  'unit',
 ] as const;
 
 export type InputName = (typeof INPUT_NAMES)[number];
@@ -106,13 +108,18 @@ export function getInputs(
       'set one: container for one container, selection for several',
     );
   }
-  // A selection's records are named after the selection, not one container.
-  // List mode reads the whole store when no container is named.
+  const unit = parseUnitInput(mode, text('unit'), text('container'));
+  // A selection's records are named after the selection, not one container; a compose
+  // unit's after its project. List mode reads the whole store when no container is named.
   const container = selection
     ? 'selection'
-    : mode === 'list' && text('container') === ''
-      ? ''
-      : parseContainer(text('container'));
+    : unit?.kind === 'compose'
+      ? composeRecordName(unit.project)
+      : unit?.kind === 'container'
+        ? parseContainer(unit.name)
+        : mode === 'list' && text('container') === ''
+          ? ''
+          : parseContainer(text('container'));
   const source = parseLocation('source', text('source') || 'local');
   const targetText = text('target');
   const target = targetText === '' ? undefined : parseLocation('target', targetText);
@@ -310,6 +317,7 @@ export function getInputs(
         target: need(target),
         sourceAfter,
         memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':
       return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
@@ -453,6 +461,27 @@ function parsePositiveInteger(
   const n = Number(value);
   if (n > max) throw invalid(input, `${value} ${unit} is more than the maximum of ${max}`, remedy);
   return n;
+}
+
+/** The unit input (a matrix entry of the cutover gate): compose:<project>, or one container's name. */
+function parseUnitInput(mode: string, value: string, container: string): UnitRef | undefined {
+  if (value === '') return undefined;
+  if (container !== '') {
+    throw invalid(
+      'unit',
+      'and container are both set',
+      'set one: unit (a matrix entry of the gate) or container',
+    );
+  }
+  const ref = parseUnitRef(value);
+  if (ref.kind === 'compose' && mode !== 'migrate') {
+    throw invalid(
+      'unit',
+      `a compose project moves as one unit in migrate mode only, not in ${mode} mode`,
+      'use mode: migrate for compose:<project>, or name one container',
+    );
+  }
+  return ref;
 }
 
 function parseContainer(value: string): string {

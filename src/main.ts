@@ -5,6 +5,7 @@ import { runCheckpointMode } from './modes/checkpoint.js';
 import { runDrillMode } from './modes/drill.js';
 import { runListMode } from './modes/list.js';
 import { runMigrateMode } from './modes/migrate/mode.js';
+import { runUnitMigrateMode } from './modes/migrate/unit.js';
 import { runPreflightMode } from './modes/preflight.js';
 import { runSelectionPreflight } from './modes/preflight-selection.js';
 import { runRestoreMode } from './modes/restore.js';
@@ -33,7 +34,8 @@ export async function run(): Promise<void> {
     savePostPlan(settings, runtime);
     switch (settings.mode) {
       case 'migrate':
-        await runMigrateMode(settings, runtime);
+        if (settings.compose) await runUnitMigrateMode({ ...settings, compose: settings.compose }, runtime);
+        else await runMigrateMode(settings, runtime);
         return;
       case 'preflight':
         if (settings.selection)

@@ -86,6 +86,10 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
   sourceAfter: SourceAfter;
   /** lazy: the container runs on the target before its memory has arrived (post-copy). */
   memory: MemoryMode;
+  /** A compose project moved as one unit (the unit input compose:<project>); container is then its record name. */
+  compose?: { project: string };
+  /** Create the target container with the source's current addresses on user networks, static or not (members of a moving unit). */
+  keepAddresses?: boolean;
 }
 
 export interface PreflightSettings extends CommonSettings {

@@ -3,14 +3,16 @@ import { dirname, join } from 'node:path';
 import * as core from '@actions/core';
 import { mkdirP } from '@actions/io';
 import { DockerCli } from '../engine/docker/docker-cli.js';
-import { errorMessage } from '../errors.js';
+import { asMigrationError, errorMessage, type MigrationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { requireRoot } from '../host/host-factory.js';
 import { streamBetween } from '../host/relay.js';
 import { connectHosts } from '../phases/connect.js';
 import type { Logger } from '../phases/context.js';
 import { formatCheck, gatherSharedHostFacts, runGate } from '../phases/preflight.js';
+import { gateComposeUnit, type UnitGate } from '../phases/unit-gate.js';
 import type { Check } from '../policy/compatibility.js';
+import { restoreOrder } from '../policy/compose-unit.js';
 import {
   containerNameOf,
   describeSelection,
@@ -60,17 +62,16 @@ async function measureSpeed(source: Host, target: Host, log: Logger): Promise<St
   }
 }
 
-/** A compose project moves only as one unit, which this action does not do yet. */
-function composeCheck(unit: Unit): Check {
+/** A unit the gate could not even read (a dependency cycle in its labels): blocked, with why. */
+function unitFailure(unit: Unit, error: MigrationError): Check {
   return {
     host: 'source',
-    name: 'compose project as one unit',
+    name: 'compose unit',
     status: 'fail',
-    observed: `${unit.name}: ${unit.members.map(containerNameOf).join(', ')}`,
-    expected: 'a container outside any compose project',
-    remedy:
-      'this action moves one container per run; a compose project moved member by member would freeze its services at different instants and lose its project network on the target. Move it another way for now.',
-    code: 'COMPOSE_UNIT_UNSUPPORTED',
+    observed: `${unit.name}: ${error.message}`,
+    expected: 'a unit the gate can read',
+    ...(error.remedy ? { remedy: error.remedy } : {}),
+    code: error.code,
   };
 }
 
@@ -105,22 +106,38 @@ export async function runSelectionPreflight(
       measureSpeed(hosts.source, hosts.target, log),
     );
     const units: UnitInput[] = [];
+    const gateCtx = { settings, ...hosts, sourceDocker, targetDocker, log };
     for (const unit of resolved.units) {
-      const input = await log.group(`Unit ${unit.name}`, async () => {
-        const checks: Check[] = unit.kind === 'compose' ? [composeCheck(unit)] : [];
+      const input = await log.group(`Unit ${unit.name}`, async (): Promise<UnitInput> => {
+        const base = { name: unit.name, kind: unit.kind, containers: unit.members.map(containerNameOf) };
+        if (unit.kind === 'compose') {
+          // The same gate migrate mode runs for unit: compose:<project>.
+          let gate: UnitGate;
+          try {
+            restoreOrder(unit.members);
+            gate = await gateComposeUnit(gateCtx, unit, shared);
+          } catch (error) {
+            const failure = asMigrationError(error, 'PREFLIGHT_FAILED');
+            return { ...base, checks: [unitFailure(unit, failure)] };
+          }
+          for (const check of gate.checks) if (check.status !== 'pass') log.info(formatCheck(check));
+          return {
+            ...base,
+            checks: gate.checks,
+            ...(gate.memoryBytes !== undefined && gate.layerBytes !== undefined
+              ? { memoryBytes: gate.memoryBytes, layerBytes: gate.layerBytes }
+              : {}),
+          };
+        }
+        const checks: Check[] = [];
         let memoryBytes = 0;
         let layerBytes = 0;
         let sized = true;
         for (const member of unit.members) {
-          const name = containerNameOf(member);
-          const gate = await runGate(
-            { settings: { ...settings, container: member.Id }, ...hosts, sourceDocker, targetDocker, log },
-            shared,
-          );
+          const gate = await runGate({ ...gateCtx, settings: { ...settings, container: member.Id } }, shared);
           for (const check of gate.checks) {
-            const named = unit.kind === 'compose' ? { ...check, name: `${name}: ${check.name}` } : check;
-            checks.push(named);
-            if (check.status !== 'pass') log.info(formatCheck(named));
+            checks.push(check);
+            if (check.status !== 'pass') log.info(formatCheck(check));
           }
           const memory = gate.facts.sourceProbe?.memory?.bytes;
           const layer = gate.facts.sourceProbe?.writableLayerBytes;
@@ -128,13 +145,7 @@ export async function runSelectionPreflight(
           memoryBytes += memory ?? 0;
           layerBytes += layer ?? 0;
         }
-        return {
-          name: unit.name,
-          kind: unit.kind,
-          containers: unit.members.map(containerNameOf),
-          checks,
-          ...(sized ? { memoryBytes, layerBytes } : {}),
-        };
+        return { ...base, checks, ...(sized ? { memoryBytes, layerBytes } : {}) };
       });
       units.push(input);
     }

@@ -164,69 +164,28 @@ export async function runSession<S extends JournalledSettings, R>(
   const timer = new PhaseTimer(clock);
   const plan = runHostsOf(settings);
   const control = startRunControl(settings.timeoutMinutes, runtime);
-  const warn = (message: string): void => log.warning(message);
-  const open =
-    deps.open ?? ((role, location) => openHost(role, location, settings.ssh, settings.sudo, { warn }));
-  const mustBeRoot = deps.requireRoot ?? ((host, location) => requireRoot(host, location, settings.sudo));
-  const toClose = new Set<Host>();
-  const deferred: (() => Promise<void>)[] = [];
-  let release: (() => Promise<void>) | undefined;
+  const closer = new SessionCloser();
   const addresses = {
     source: describeLocation(plan.source.location),
     target: describeLocation(plan.target.location),
   };
   let end: Omit<RunEnd<R>, 'durationMs'> = { status: 'succeeded', problems: [], addresses, started, timer };
-  let session: Session<S> | undefined;
   try {
-    const opened = await timer.time('connect', () => connect(plan, open, settings, log));
-    for (const host of [opened.source, opened.target]) toClose.add(host);
-    addresses.source = opened.source.address;
-    addresses.target = opened.target.address;
-    for (const side of plan.root) await mustBeRoot(opened[side], plan[side].location);
-    // For the journal, the lock and recovery: leaving a rollback half done is worse than a wait.
-    const source = reconnecting(opened.source, () => open(plan.source.role, plan.source.location));
-    const durable: RecoveryHosts = {
-      source,
-      target:
-        opened.target === opened.source
-          ? source
-          : reconnecting(opened.target, () => open(plan.target.role, plan.target.location)),
-    };
-    for (const host of [durable.source, durable.target]) toClose.add(host);
-    const owner = runOwner(runtime.env, started, runtime.newToken());
-    const key = mode.key
-      ? await mode.key(opened)
-      : await containerKey(durable[plan.keyedOn], settings.container);
-    runtime.saveState(SAVED.container, key);
-    const locks = await lockContainer(
-      plan.lock.map((side) => durable[side]),
-      key,
-      owner,
-      log,
-    );
-    release = () => locks.release();
-    const resumed = await settleUnfinished(durable, key, log, undefined, plan.journal);
-    if (resumed) end.resumed = resumed;
-    if (resumed && mode.doneByEarlier?.(resumed)) {
-      log.info(`finished the earlier run ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
+    const begun = await beginSession(mode, deps, {
+      signal: control.signal,
+      timer,
+      clock,
+      started,
+      startedAt,
+      closer,
+      addresses,
+    });
+    if (begun.resumed) end.resumed = begun.resumed;
+    if (begun.resumed && mode.doneByEarlier?.(begun.resumed)) {
+      log.info(`finished the earlier run ${begun.resumed.checkpointName}: ${begun.resumed.done.join('; ')}`);
       end.status = 'resumed';
     } else {
-      session = startSession(mode, {
-        settings,
-        key,
-        opened,
-        durable,
-        owner,
-        timer,
-        clock,
-        runtime,
-        plan,
-        signal: control.signal,
-        startedAt,
-        defer: (fn) => deferred.push(fn),
-        ...(resumed ? { resumed } : {}),
-      });
-      end = { ...end, ...(await workAndSettle(mode, session, plan)) };
+      end = { ...end, ...(await workAndSettle(mode, begun.session, plan)) };
     }
   } catch (error) {
     const failure = asMigrationError(error, 'COMMAND_FAILED');
@@ -251,10 +210,98 @@ export async function runSession<S extends JournalledSettings, R>(
     if (finished.failure) runtime.fail(finished.failure);
     else log.info(mode.success(finished));
   } finally {
-    for (const fn of deferred) await fn().catch(() => {});
-    await release?.().catch(() => {});
-    await Promise.allSettled([...toClose].map((host) => host.close()));
+    await closer.close();
   }
+}
+
+/** What a run holds until it closes: work to release first (a series lock), its locks, its connections. */
+export class SessionCloser {
+  readonly hosts = new Set<Host>();
+  readonly deferred: (() => Promise<void>)[] = [];
+  release?: () => Promise<void>;
+
+  async close(): Promise<void> {
+    for (const fn of this.deferred) await fn().catch(() => {});
+    await this.release?.().catch(() => {});
+    await Promise.allSettled([...this.hosts].map((host) => host.close()));
+  }
+}
+
+/**
+ * The start of a run, up to its work: connect, require root, reconnecting hosts, the lock under
+ * the container's name, an earlier run of the container settled, the journal and context. What
+ * it opens goes to `run.closer`, which the caller closes whatever happens. A compose unit starts
+ * each member's run with it.
+ */
+export async function beginSession<S extends JournalledSettings>(
+  mode: Pick<ModeRun<S, unknown>, 'settings' | 'key' | 'record'>,
+  deps: SessionDeps,
+  run: {
+    signal: AbortSignal;
+    timer: PhaseTimer;
+    clock: () => number;
+    started: Date;
+    startedAt: number;
+    closer: SessionCloser;
+    /** Filled in with the hosts' addresses once connected. */
+    addresses?: { source: string; target: string };
+  },
+): Promise<{ session: Session<S>; resumed?: ResumedRun }> {
+  const { settings } = mode;
+  const { runtime } = deps;
+  const { log } = runtime;
+  const { closer, timer } = run;
+  const plan = runHostsOf(settings);
+  const warn = (message: string): void => log.warning(message);
+  const open =
+    deps.open ?? ((role, location) => openHost(role, location, settings.ssh, settings.sudo, { warn }));
+  const mustBeRoot = deps.requireRoot ?? ((host, location) => requireRoot(host, location, settings.sudo));
+  const opened = await timer.time('connect', () => connect(plan, open, settings, log));
+  for (const host of [opened.source, opened.target]) closer.hosts.add(host);
+  if (run.addresses) {
+    run.addresses.source = opened.source.address;
+    run.addresses.target = opened.target.address;
+  }
+  for (const side of plan.root) await mustBeRoot(opened[side], plan[side].location);
+  // For the journal, the lock and recovery: leaving a rollback half done is worse than a wait.
+  const source = reconnecting(opened.source, () => open(plan.source.role, plan.source.location));
+  const durable: RecoveryHosts = {
+    source,
+    target:
+      opened.target === opened.source
+        ? source
+        : reconnecting(opened.target, () => open(plan.target.role, plan.target.location)),
+  };
+  for (const host of [durable.source, durable.target]) closer.hosts.add(host);
+  const owner = runOwner(runtime.env, run.started, runtime.newToken());
+  const key = mode.key
+    ? await mode.key(opened)
+    : await containerKey(durable[plan.keyedOn], settings.container);
+  runtime.saveState(SAVED.container, key);
+  const locks = await lockContainer(
+    plan.lock.map((side) => durable[side]),
+    key,
+    owner,
+    log,
+  );
+  closer.release = () => locks.release();
+  const resumed = await settleUnfinished(durable, key, log, undefined, plan.journal);
+  const session = startSession(mode, {
+    settings,
+    key,
+    opened,
+    durable,
+    owner,
+    timer,
+    clock: run.clock,
+    runtime,
+    plan,
+    signal: run.signal,
+    startedAt: run.startedAt,
+    defer: (fn) => closer.deferred.push(fn),
+    ...(resumed ? { resumed } : {}),
+  });
+  return { session, ...(resumed ? { resumed } : {}) };
 }
 
 /** Opens both sides in parallel (one connection when the mode shares a same host); a failure closes the other. */
@@ -292,8 +339,8 @@ async function connect(
   return hosts;
 }
 
-function startSession<S extends JournalledSettings, R>(
-  mode: ModeRun<S, R>,
+function startSession<S extends JournalledSettings>(
+  mode: Pick<ModeRun<S, unknown>, 'record'>,
   run: {
     settings: S;
     key: string;

@@ -127,6 +127,8 @@ export async function freezeAndDump(
   afterDump: () => Promise<void> = async () => {},
   /** The codec the pages may travel with: a sample of them is compressed in the same command. */
   sampleCodec: Codec = 'none',
+  /** Runs once the container is paused, before the dump (a compose unit waits here until every member is paused). */
+  afterPause: () => Promise<void> = async () => {},
 ): Promise<CheckpointResult> {
   // The source's own clock: a later roll-forward asks its Docker whether anyone resumed the container since.
   const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
@@ -143,6 +145,7 @@ export async function freezeAndDump(
   await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   // Not written again while frozen: an intended pause is undone the same way as a done one.
   paused.state = 'done';
+  await afterPause();
   const dumpStart = ctx.clock();
   // One command while frozen: the dump, then (only when it succeeded) what the
   // transfer and the restore need from it; nothing else runs until after the restore.

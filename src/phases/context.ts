@@ -35,4 +35,6 @@ export type MigrationContext = RunContext<MigrateSettings>;
 /** Settings of a run that writes checkpoint images under its name. */
 export interface Named {
   checkpointName: string;
+  /** Members of a moving compose unit keep their current addresses, static or not. */
+  keepAddresses?: boolean;
 }

@@ -218,6 +218,7 @@ export async function createTargetContainer(
       image: imageRef,
       ...(imageConfig ? { imageConfig } : {}),
       ...(networkContainer ? { networkContainer } : {}),
+      ...(ctx.settings.keepAddresses ? { keepAddresses: true } : {}),
       ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
     }),
   );

@@ -148,11 +148,22 @@ export function buildSelectionReport(input: SelectionInput): SelectionReport {
 }
 
 /** The units that may move, for `strategy.matrix` (`fromJSON`): one job per container. */
-export function selectionMatrix(report: SelectionReport): { include: { unit: string; container: string }[] } {
+/**
+ * The units that may move, one matrix entry each, in the form migrate mode's unit input takes:
+ * compose:<project> for a project (all its members in one run), a container's name otherwise
+ * (also as container, which migrate mode takes as well).
+ */
+export function selectionMatrix(report: SelectionReport): {
+  include: ({ unit: string } | { unit: string; container: string })[];
+} {
   return {
     include: report.units
       .filter((unit) => unit.result === 'movable')
-      .flatMap((unit) => unit.containers.map((container) => ({ unit: unit.unit, container }))),
+      .map((unit) =>
+        unit.kind === 'compose'
+          ? { unit: unit.unit }
+          : { unit: unit.unit, container: unit.containers[0] ?? unit.unit },
+      ),
   };
 }
 

@@ -46,8 +46,9 @@ const requiredInputs = Object.keys(inputs).filter((name) => {
 });
 const defaultMode = String(mapping(inputs.mode, 'input mode').default);
 // Required by the action itself, not by action.yml: container, unless selection names several
-// (preflight) or the whole store is listed (list mode; the examples name it there too).
-const requiredUnless: Record<string, string> = { container: 'selection' };
+// (preflight), unit names a matrix entry (migrate) or the whole store is listed (list mode; the
+// examples name it there too).
+const requiredUnless: Record<string, string[]> = { container: ['selection', 'unit'] };
 
 interface ActionStep {
   where: string;
@@ -120,7 +121,7 @@ describe('examples/workflows', () => {
       const missing = [
         ...requiredInputs.filter((name) => !given(name)),
         ...Object.entries(requiredUnless)
-          .filter(([name, instead]) => !given(name) && !given(instead))
+          .filter(([name, instead]) => !given(name) && !instead.some(given))
           .map(([name]) => name),
       ];
       expect(missing, `${file} ${step.where}: required inputs not given`).toEqual([]);

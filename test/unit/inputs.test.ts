@@ -698,6 +698,7 @@ describe('action.yml', () => {
       'listing',
       'artifact-id',
       'metadata-path',
+      'unit',
       'report',
       'report-path',
       'matrix',
@@ -718,6 +719,26 @@ describe('selection', () => {
     );
     expect(() => settingsFor({ ...BASE, container: '', selection: 'all' })).toThrow(
       /selection: works in preflight mode only, not in migrate mode/,
+    );
+  });
+});
+
+describe('unit', () => {
+  it('moves a compose project as one unit in migrate mode, named after the project', () => {
+    const settings = settingsFor({ ...BASE, container: '', unit: 'compose:shop' });
+    expect(settings.mode === 'migrate' && settings.compose).toEqual({ project: 'shop' });
+    expect(settings.container).toBe('compose-shop');
+    expect(settings.checkpointName).toMatch(/^compose-shop-/);
+  });
+  it("takes a plain container's matrix entry as container", () => {
+    const settings = settingsFor({ ...BASE, container: '', unit: 'api' });
+    expect(settings.container).toBe('api');
+    expect(settings.mode === 'migrate' && settings.compose).toBeUndefined();
+  });
+  it('is refused beside container, and for a project outside migrate mode', () => {
+    expect(() => settingsFor({ ...BASE, unit: 'compose:shop' })).toThrow(/unit: and container are both set/);
+    expect(() => settingsFor({ ...BASE, container: '', mode: 'preflight', unit: 'compose:shop' })).toThrow(
+      /unit: a compose project moves as one unit in migrate mode only, not in preflight mode/,
     );
   });
 });

@@ -164,4 +164,17 @@ describe('the cutover report', () => {
     expect(selectionMatrix(strict)).toEqual({ include: [] });
     expect(buildSelectionReport({ ...input(false), missing: ['nope'] }).result).toBe('failed');
   });
+
+  it('lists a movable compose project once, as the unit migrate mode takes', () => {
+    const report = buildSelectionReport({
+      ...input(false),
+      units: [
+        ...input(false).units,
+        { name: 'compose:shop', kind: 'compose', containers: ['shop-cache-1', 'shop-web-1'], checks: [] },
+      ],
+    });
+    expect(selectionMatrix(report)).toEqual({
+      include: [{ unit: 'api', container: 'api' }, { unit: 'compose:shop' }],
+    });
+  });
 });

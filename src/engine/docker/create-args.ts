@@ -31,6 +31,11 @@ export interface CreateArgsOptions {
   networkContainer?: string;
   /** OCI annotations for the runtime (the restore's CRIU configuration file: org.criu.config). */
   annotations?: Readonly<Record<string, string>>;
+  /**
+   * The current address on a user network even when Docker assigned it (a member of a compose
+   * unit: its peers and CRIU's sockets bound to it expect the same address on the target).
+   */
+  keepAddresses?: boolean;
 }
 
 // Docker's defaults, which an inspect shows even when nobody asked for them.
@@ -252,6 +257,7 @@ function networkArgs(
   inspect: ContainerInspect,
   name: string,
   extraAliases: readonly string[] = [],
+  keepAddresses = false,
 ): string[] {
   const args: string[] = [];
   const host = inspect.HostConfig;
@@ -264,8 +270,10 @@ function networkArgs(
     args.push('--network', networkMode);
     const aliases = userAliases(inspect, networkMode, name);
     each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
-    const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-    if (ipam?.IPv4Address) args.push('--ip', ipam.IPv4Address);
+    const endpoint = inspect.NetworkSettings.Networks[networkMode];
+    const ipam = endpoint?.IPAMConfig;
+    const address = ipam?.IPv4Address || (keepAddresses ? endpoint?.IPAddress : undefined);
+    if (address) args.push('--ip', address);
     if (ipam?.IPv6Address) args.push('--ip6', ipam.IPv6Address);
     each('--link-local-ip', ipam?.LinkLocalIPs);
   }
@@ -396,7 +404,7 @@ export function buildCreateArgs(inspect: ContainerInspect, options: CreateArgsOp
   for (const [path, opts] of sortedEntries(host.Tmpfs)) add('--tmpfs', opts ? `${path}:${opts}` : path);
 
   if (holder) add('--network', `container:${holder}`);
-  else args.push(...networkArgs(inspect, options.name));
+  else args.push(...networkArgs(inspect, options.name, [], options.keepAddresses === true));
 
   if (host.Privileged) add('--privileged');
   addEach('--cap-add', host.CapAdd);

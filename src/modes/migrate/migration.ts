@@ -55,6 +55,7 @@ import { isCommitted, type Journal } from '../../state/journal.js';
 import { type RecoveryHosts, recover } from '../../state/recovery.js';
 import { readSeries, writeSeries } from '../../state/series.js';
 import { failureOf } from '../run-control.js';
+import type { UnitHooks } from './unit-coordinator.js';
 
 const ROLLED_BACK_REMEDY =
   'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
@@ -78,6 +79,8 @@ export interface MigrateDeps {
   now?: () => Date;
   /** When the run started (clock reading). */
   startedAt?: number;
+  /** A member of a compose unit: where it waits for the other members (unit-coordinator.ts). */
+  unit?: UnitHooks;
 }
 
 export interface MigrationOutcome {
@@ -218,12 +221,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       ),
     ]);
     signal.throwIfAborted();
+    await deps.unit?.allReady();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
       timer.time('checkpoint', () =>
         pageStream
           ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
-          : freezeAndDump(ctx, found, prepared, undefined, codec),
+          : freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused),
       ),
     );
     signal.throwIfAborted();
@@ -252,9 +256,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
         pageStream,
         containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
       );
+    await deps.unit?.beforeRestore();
     const restored = await log.group('Restore on the target', () =>
       timer.time('restore', () => restore(ctx, ready, restoring)),
     );
+    deps.unit?.restored();
     follower = undefined;
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
@@ -281,6 +287,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('verify', () => verify(ctx, ready, sourceInit)),
     );
     await settleRestoreConfig(ctx, ready.restoreConfig);
+    await deps.unit?.allVerified();
     // The point of no return: from here on the target is the service. It must reach a
     // host's journal, or the source is not killed (a later run would not know of it).
     await journal.around(
@@ -296,6 +303,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
         ? COMMIT_REMEDY
         : ROLLED_BACK_REMEDY;
     failure = withLostWork(failureOf(error, signal, phase, 'COMMAND_FAILED', remedy), lazy);
+    deps.unit?.failed(failure);
     log.warning(failure.describe());
   }
   // A follower that never got its cue (the run failed before the restore).
