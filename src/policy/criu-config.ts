@@ -35,23 +35,43 @@ export function restoreFactsOf(docker: DockerFacts): RestoreHostFacts {
 export interface RestoreConfigPlan {
   /** Write `cgroup-root :<the new container's cgroup>`: runc does not pass it to CRIU here. */
   cgroupRoot: boolean;
+  /** Write `tcp-established`: the dump kept connections inside the container established. */
+  tcpEstablished: boolean;
   /** Why, in a sentence for the log and the preflight report. */
   reason: string;
 }
 
 /** Whether a restore on this target needs the annotation's file, and for what. */
-export function planRestoreConfig(target: RestoreHostFacts): RestoreConfigPlan {
+export function planRestoreConfig(
+  target: RestoreHostFacts,
+  checkpoint: { tcpEstablished?: boolean } = {},
+): RestoreConfigPlan {
+  const tcpEstablished = checkpoint.tcpEstablished === true;
+  const tcp = tcpEstablished
+    ? '; the connections inside the container are restored established (tcp-established)'
+    : '';
   if (target.cgroupVersion !== '2')
-    return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+    return {
+      cgroupRoot: false,
+      tcpEstablished,
+      reason: `cgroup v1: runc restores into the new container itself${tcp}`,
+    };
   if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
     return {
       cgroupRoot: false,
-      reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+      tcpEstablished,
+      reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself${tcp}`,
     };
   return {
     cgroupRoot: true,
-    reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+    tcpEstablished,
+    reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file${tcp}`,
   };
+}
+
+/** Whether the restore needs the annotation's file at all. */
+export function needsRestoreConfig(plan: RestoreConfigPlan): boolean {
+  return plan.cgroupRoot || plan.tcpEstablished;
 }
 
 /** Why the target cannot take the cgroup restore route (the gate's check gives it its code). */
@@ -115,6 +135,7 @@ function sliceDirs(slice: string): string {
 export function restoreConfigLines(plan: RestoreConfigPlan, cgroupPath: string | undefined): string[] {
   const lines: string[] = [];
   if (plan.cgroupRoot && cgroupPath) lines.push(`cgroup-root :${cgroupPath}`);
+  if (plan.tcpEstablished) lines.push('tcp-established');
   return lines;
 }
 
