@@ -4,6 +4,7 @@ import { runChecked, shellQuote } from '../host/shell.js';
 import {
   containerCgroupPath,
   lastingConfigLines,
+  needsRestoreConfig,
   planRestoreConfig,
   type RestoreConfigPlan,
   type RestoreHostFacts,
@@ -29,9 +30,10 @@ export interface RestoreConfigFile {
 export async function prepareRestoreConfig(
   ctx: RunContext<Named>,
   target: RestoreHostFacts,
+  checkpoint: { tcpEstablished?: boolean } = {},
 ): Promise<RestoreConfigFile | undefined> {
-  const plan = planRestoreConfig(target);
-  if (!plan.cgroupRoot) return undefined;
+  const plan = planRestoreConfig(target, checkpoint);
+  if (!needsRestoreConfig(plan)) return undefined;
   const path = restoreConfigPath(ctx.settings.checkpointName);
   await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
   await runChecked(
@@ -54,7 +56,8 @@ export async function writeRestoreConfig(
   cgroupParent: string | undefined,
 ): Promise<void> {
   const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
-  if (!safeCgroupPath(cgroup)) {
+  // Only a path that goes into the file must pass; a tcp-established-only file names no cgroup.
+  if (file.plan.cgroupRoot && !safeCgroupPath(cgroup)) {
     throw new MigrationError(
       'INPUT_INVALID',
       `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`,

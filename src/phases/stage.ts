@@ -40,6 +40,8 @@ export interface TargetPlan {
   targetArch?: string;
   /** The target's cgroups and runc, for the restore's CRIU configuration. */
   restoreFacts?: RestoreHostFacts;
+  /** Connections inside the container are dumped established, and restored so. */
+  tcpEstablished?: boolean;
 }
 
 export function containerName(container: ContainerInspect): string {
@@ -122,6 +124,7 @@ export async function stage(
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
     ...(holder ? { networkContainer: holder } : {}),
     ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+    ...(network.tcpEstablished ? { tcpEstablished: true } : {}),
   });
   return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
@@ -189,6 +192,8 @@ export interface CreateTargetOptions {
   networkContainer?: string;
   /** What the target says of its cgroups and runc: decides whether the restore needs a CRIU configuration. */
   restoreFacts?: RestoreHostFacts;
+  /** The dump keeps connections inside the container established: so must the restore. */
+  tcpEstablished?: boolean;
 }
 
 /**
@@ -205,7 +210,9 @@ export async function createTargetContainer(
 ): Promise<CreatedTarget> {
   const { networkContainer, restoreFacts } = options;
   const targetName = containerName(container);
-  const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
+  const restoreConfig = restoreFacts
+    ? await prepareRestoreConfig(ctx, restoreFacts, { tcpEstablished: options.tcpEstablished === true })
+    : undefined;
   const { args, env } = splitEnvArgs(
     buildCreateArgs(container, {
       name: targetName,
