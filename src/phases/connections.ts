@@ -8,6 +8,7 @@ import {
   connectionRefusal,
   judgeConnections,
   movesEstablished,
+  ownNetworkNamespace,
 } from '../policy/connections.js';
 import { parseProcNet, parseSections, parseSocketOwners, sectionScript } from '../probe/parsers.js';
 import { socketOwnersCommand } from '../probe/preflight-facts.js';
@@ -73,6 +74,8 @@ export async function connectionsBeforeDump(
   ctx: RunContext<Named>,
   container: ContainerInspect,
 ): Promise<boolean> {
+  // Host network: the socket table is the host's; the dump goes without the option, as before.
+  if (!ownNetworkNamespace(container.HostConfig.NetworkMode)) return false;
   const verdict = await readConnections(ctx, container, 'preflight');
   refuse(ctx, verdict, 'preflight', 'checkpoint refused before touching the container');
   const established = movesEstablished(verdict);

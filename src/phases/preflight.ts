@@ -1,7 +1,7 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
-import { judgeProbe, movesEstablished } from '../policy/connections.js';
+import { judgeProbe, movesEstablished, ownNetworkNamespace } from '../policy/connections.js';
 import { evaluateGate, type GateFacts, networkRouteFor, ownHolder, withHolderPorts } from '../policy/gate.js';
 import type { NetworkRoute } from '../policy/network-route.js';
 import type { VolumeFacts } from '../policy/volumes.js';
@@ -165,7 +165,9 @@ export async function preflight(ctx: GateContext): Promise<PreflightResult> {
     ...(facts.volumes ? { volumes: facts.volumes } : {}),
     route,
     ...(holder ? { sourceHolder: holder } : {}),
-    tcpEstablished: connectionsMove(facts.sourceProbe, container.State.Pid),
+    tcpEstablished:
+      ownNetworkNamespace(container.HostConfig.NetworkMode) &&
+      connectionsMove(facts.sourceProbe, container.State.Pid),
   };
 }
 

@@ -136,6 +136,8 @@ export const OUTSIDE_REMEDY =
   'close these connections first (stop or drain the peers, or have the program reconnect later): a TCP connection to a peer outside the container cannot follow it, the peer stays behind on the source';
 export const EXEC_REMEDY =
   "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and the end it does not dump would leave the other end talking to nobody";
+export const HOST_NETWORK_REMEDY =
+  "close these connections first: with network mode host they live in the host's network namespace, and the same ports on the target may be anyone's, so they are not moved established";
 export const UNOWNED_REMEDY =
   "run again once the container's processes hold both ends (a connection not yet accepted by the service, or a socket table the action could not match to the container's processes, is not moved)";
 
@@ -179,6 +181,11 @@ export function showHeld(held: readonly ExecConnection[]): string {
         `pid ${process.pid} "${process.args}" holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`,
     )
     .join(', ');
+}
+
+/** Connections move established only in the container's own network namespace. */
+export function ownNetworkNamespace(networkMode: string | undefined): boolean {
+  return networkMode !== 'host';
 }
 
 /** The verdict from what the gate's source probe read; undefined without a socket table. */

@@ -10,6 +10,7 @@ import {
   connectionRefusal,
   EXEC_REMEDY,
   execProcesses,
+  HOST_NETWORK_REMEDY,
   judgeProbe,
   movesEstablished,
   showEntries,
@@ -447,7 +448,18 @@ export const tcpConnections: PlacementRule = ({ container, source }) => {
     inside.length > 0 ? `${inside.length} over loopback inside the container: ${showEntries(inside)}` : '';
   const checks: Check[] = [];
   const refusal = connectionRefusal(verdict);
-  if (refusal && refusal.code === 'TCP_CONNECTIONS_OPEN') {
+  if (!refusal && inside.length > 0 && container.HostConfig.NetworkMode === 'host') {
+    // The host's own loopback: its ports are not the container's to take along.
+    checks.push({
+      host: 'source',
+      name,
+      status: 'fail',
+      observed: `${insideText}, in the host's network namespace (network mode host)`,
+      expected,
+      remedy: HOST_NETWORK_REMEDY,
+      code: 'TCP_CONNECTIONS_OPEN',
+    });
+  } else if (refusal && refusal.code === 'TCP_CONNECTIONS_OPEN') {
     // Refused here rather than after a freeze that must roll back: CRIU would fail the dump on
     // an outside peer, and a loopback end it does not dump would break the other end.
     checks.push({

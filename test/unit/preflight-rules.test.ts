@@ -356,6 +356,21 @@ const CASES: Case[] = [
       /^none to outside peers; 2 over loopback inside the container: 127\.0\.0\.1:52882 ↔ 127\.0\.0\.1:7000, .*moved established/,
   },
   {
+    title: "host network: loopback connections are the host's, not moved established",
+    facts: () =>
+      tweak((f) => {
+        Object.assign(f.container, { HostConfig: docker26('inspect-hostnet.json').HostConfig });
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp?.filter((entry) => entry.remote.ip.startsWith('127.')),
+        });
+      }),
+    name: 'tcp connections',
+    host: 'source',
+    status: 'fail',
+    code: 'TCP_CONNECTIONS_OPEN',
+    mentions: /^2 over loopback inside the container: .*network mode host/,
+  },
+  {
     title: 'a loopback end no process of the container holds (not accepted yet): refused',
     facts: () =>
       tweak((f) =>
