@@ -1,6 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, release, removeFaults, waitHeld } from './faults.js';
 import { containerState, expectCounterContinued } from './invariants.js';
+import {
+  expectSameConnection as expectSameConnectionOf,
+  replies,
+  startLoopbackPair,
+} from './loopback-pair.js';
 import { runAction, startAction } from './run-action.js';
 import {
   containerLogs,
@@ -21,53 +26,13 @@ let bed: Testbed;
 const name = 'e2e-tcp-inside';
 const store = '/var/lib/criu-migrate-e2e-tcp-store';
 
-// The service echoes every line back (busybox nc -e cat, one connection). The client writes
-// "n <i>" every 100 ms over that one connection and prints each reply; it never reconnects: when
-// the connection ends, the container's first process prints CONNECTION LOST and exits 1.
-const WORKLOAD = `sh -c 'nc -l -p 7000 -e cat & sleep 0.5; mkfifo /tmp/replies; (i=0; while :; do i=$((i+1)); echo "n $i"; sleep 0.1; done) | nc 127.0.0.1 7000 >/tmp/replies & while read -r line; do echo "reply $line"; done </tmp/replies; echo "CONNECTION LOST"; exit 1'`;
-
-/** The numbers echoed back so far, in order. */
-function replies(logs: string): number[] {
-  return [...logs.matchAll(/^reply n (\d+)$/gm)].map((m) => Number(m[1]));
-}
-
-/** Established (01) TCP sockets with port 7000 at either end, as "local-port>remote-port", sorted. */
-async function establishedPairs(host: string): Promise<string[]> {
-  const tables = await onHost(bed, host, `docker exec ${name} cat /proc/net/tcp /proc/net/tcp6`);
-  return tables
-    .split('\n')
-    .map((line) => /^\s*\d+: [0-9A-F]+:([0-9A-F]{4}) [0-9A-F]+:([0-9A-F]{4}) 01 /.exec(line))
-    .filter((m): m is RegExpExecArray => m !== null && (m[1] === '1B58' || m[2] === '1B58'))
-    .map((m) => `${Number.parseInt(m[1]!, 16)}>${Number.parseInt(m[2]!, 16)}`)
-    .sort();
-}
-
 async function startWorkload(): Promise<string[]> {
   for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
-  await onHost(bed, bed.host1, `docker run -d --name ${name} ${bed.image} ${WORKLOAD}`);
-  await waitForLog(bed, bed.host1, name, /^reply n 5$/m);
-  const pairs = await establishedPairs(bed.host1);
-  // The client's end and the service's end of the one connection.
-  expect(pairs).toHaveLength(2);
-  return pairs;
+  return startLoopbackPair(bed, bed.host1, name);
 }
 
-/**
- * The same connection carries on where `host` runs the container: the same two ends (ports),
- * replies numbered on from `from` (the restore may repeat the last line the source printed, which
- * CRIU puts back into the stdout pipe), no gap, and the client never saw the connection end.
- */
-async function expectSameConnection(host: string, pairs: string[], from: number): Promise<void> {
-  const logs = await waitForLog(bed, host, name, new RegExp(`^reply n ${from + 20}$`, 'm'), 20_000);
-  expect(logs).not.toContain('CONNECTION LOST');
-  const got = replies(logs);
-  const first = got[0]!;
-  expect([from, from + 1]).toContain(first);
-  got.forEach((n, i) => {
-    expect(n).toBe(first + i);
-  });
-  expect(await establishedPairs(host)).toEqual(pairs);
-  expect(await containerState(bed, host, name)).toMatchObject({ Running: true, Paused: false });
+function expectSameConnection(host: string, pairs: string[], from: number): Promise<void> {
+  return expectSameConnectionOf(bed, host, name, pairs, from);
 }
 
 /** Docker on host 1 saw no pause, checkpoint or stop of the container since `since` (epoch s). */
