@@ -445,6 +445,7 @@ async function checkpointInto(
       ...(facts.docker.cgroupDriver ? { cgroupDriver: facts.docker.cgroupDriver } : {}),
     },
     source: ctx.source.address,
+    ...(prepared.tcpEstablished ? { dump: { tcpEstablished: true } } : {}),
     frozenMs,
     phasesMs: timer.toRecord(),
     files,

@@ -355,6 +355,7 @@ async function drill(
   }
   const created = await createTargetContainer(ctx, copy, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
+    ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
   });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>

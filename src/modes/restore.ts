@@ -271,6 +271,7 @@ async function restoreFromStore(
   const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
     restoreFacts: restoreFactsOf(facts.docker),
     ...(holder ? { networkContainer: holder } : {}),
+    ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
   });
   if (volumes.length > 0) {
     await log.group('Volumes: contents from the store', () =>

@@ -8,6 +8,7 @@ import { runChecked, shellQuote, tailLines } from '../host/shell.js';
 import { type Codec, type CompressionSample, parseSample, sampleFilesScript } from '../policy/compression.js';
 import type { CriuStats } from '../report/metadata.js';
 import { PRIVATE, workDir } from '../state/host-records.js';
+import { connectionsBeforeDump, recheckFrozen } from './connections.js';
 import type { Named, RunContext } from './context.js';
 
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
@@ -39,6 +40,8 @@ export interface PreparedCheckpoint {
   workDir: string;
   /** A CRIU configuration file for the dump (runc passes CRIU_CONFIG_FILE on to CRIU). */
   criuConfig?: string;
+  /** Connections inside the container are dumped established (runc checkpoint --tcp-established). */
+  tcpEstablished: boolean;
 }
 
 /**
@@ -53,8 +56,12 @@ export function externalNetnsConfig(inode: string): string {
 export async function prepareCheckpoint(
   ctx: RunContext<Named>,
   container: ContainerInspect,
-  /** Mark the container's own network namespace external (it is restored into a holder's). */
-  options: { externalNetns?: boolean } = {},
+  options: {
+    /** Mark the container's own network namespace external (it is restored into a holder's). */
+    externalNetns?: boolean;
+    /** What the gate saw of its connections; without a gate (checkpoint mode) they are read here. */
+    tcpEstablished?: boolean;
+  } = {},
 ): Promise<PreparedCheckpoint> {
   const name = ctx.settings.checkpointName;
   const probe = DOCKER_LAYOUT.runcRoots
@@ -77,6 +84,8 @@ export async function prepareCheckpoint(
       },
     );
   }
+  // Without a gate (checkpoint mode) the connections are judged here, before anything is touched.
+  const tcpEstablished = options.tcpEstablished ?? (await connectionsBeforeDump(ctx, container));
   const root = workDir(name);
   const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
   // Memory images hold every secret the process has: root-only from the first byte.
@@ -86,7 +95,7 @@ export async function prepareCheckpoint(
     `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`,
     { step: 'checkpoint', what: `preparing ${root}` },
   );
-  if (!options.externalNetns) return { runcRoot, ...dirs };
+  if (!options.externalNetns) return { runcRoot, ...dirs, tcpEstablished };
   const pid = container.State.Pid;
   const inode = pid
     ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
@@ -109,7 +118,7 @@ export async function prepareCheckpoint(
     `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`,
     { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' },
   );
-  return { runcRoot, ...dirs, criuConfig };
+  return { runcRoot, ...dirs, criuConfig, tcpEstablished };
 }
 
 /**
@@ -145,6 +154,7 @@ export async function freezeAndDump(
   await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   // Not written again while frozen: an intended pause is undone the same way as a done one.
   paused.state = 'done';
+  if (prepared.tcpEstablished) await recheckFrozen(ctx, container);
   await afterPause();
   const dumpStart = ctx.clock();
   // One command while frozen: the dump, then (only when it succeeded) what the
@@ -160,6 +170,7 @@ export async function freezeAndDump(
         prepared.runcRoot,
         'checkpoint',
         '--leave-running',
+        ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
         '--image-path',
         prepared.imagesDir,
         '--work-path',

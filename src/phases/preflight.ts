@@ -1,6 +1,7 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { blocking, type Check } from '../policy/compatibility.js';
+import { judgeProbe, movesEstablished, ownNetworkNamespace } from '../policy/connections.js';
 import { evaluateGate, type GateFacts, networkRouteFor, ownHolder, withHolderPorts } from '../policy/gate.js';
 import type { NetworkRoute } from '../policy/network-route.js';
 import type { VolumeFacts } from '../policy/volumes.js';
@@ -21,6 +22,8 @@ export interface PreflightResult {
   route: NetworkRoute;
   /** The network holder the source container joins, when an earlier migration made one. */
   sourceHolder?: ContainerInspect;
+  /** Connections over loopback inside the container: dumped and restored established. */
+  tcpEstablished: boolean;
 }
 
 /** What the gate needs of a run: both hosts and their Docker, the settings and a log. */
@@ -162,5 +165,14 @@ export async function preflight(ctx: GateContext): Promise<PreflightResult> {
     ...(facts.volumes ? { volumes: facts.volumes } : {}),
     route,
     ...(holder ? { sourceHolder: holder } : {}),
+    tcpEstablished:
+      ownNetworkNamespace(container.HostConfig.NetworkMode) &&
+      connectionsMove(facts.sourceProbe, container.State.Pid),
   };
+}
+
+/** The gate passed: every connection it saw moves whole, so the dump keeps them established. */
+function connectionsMove(probe: GateFacts['sourceProbe'], initPid: number | undefined): boolean {
+  const verdict = judgeProbe(probe, initPid);
+  return verdict !== undefined && movesEstablished(verdict);
 }

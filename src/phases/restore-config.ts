@@ -30,8 +30,8 @@ export interface RestoreConfigFile {
 export async function prepareRestoreConfig(
   ctx: RunContext<Named>,
   target: RestoreHostFacts,
-  /** memory: lazy: the lazy-pages daemon's directory on the target. */
-  options: { lazyWorkDir?: string } = {},
+  /** memory: lazy: the lazy-pages daemon's directory on the target; tcpEstablished: the dump kept connections inside. */
+  options: { lazyWorkDir?: string; tcpEstablished?: boolean } = {},
 ): Promise<RestoreConfigFile | undefined> {
   const plan = planRestoreConfig(target, options);
   if (!needsRestoreConfig(plan)) return undefined;
@@ -57,7 +57,8 @@ export async function writeRestoreConfig(
   cgroupParent: string | undefined,
 ): Promise<void> {
   const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
-  if (!safeCgroupPath(cgroup)) {
+  // Only a path that goes into the file must pass; a tcp-established-only file names no cgroup.
+  if (file.plan.cgroupRoot && !safeCgroupPath(cgroup)) {
     throw new MigrationError(
       'INPUT_INVALID',
       `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`,

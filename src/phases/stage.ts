@@ -42,6 +42,8 @@ export interface TargetPlan {
   restoreFacts?: RestoreHostFacts;
   /** memory: lazy: the lazy-pages daemon's directory, named in the restore's CRIU configuration. */
   lazyWorkDir?: string;
+  /** Connections inside the container are dumped established, and restored so. */
+  tcpEstablished?: boolean;
 }
 
 export function containerName(container: ContainerInspect): string {
@@ -125,6 +127,7 @@ export async function stage(
     ...(holder ? { networkContainer: holder } : {}),
     ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
     ...(network.lazyWorkDir ? { lazyWorkDir: network.lazyWorkDir } : {}),
+    ...(network.tcpEstablished ? { tcpEstablished: true } : {}),
   });
   return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
@@ -193,6 +196,8 @@ export interface CreateTargetOptions {
   /** What the target says of its cgroups and runc: decides whether the restore needs a CRIU configuration. */
   restoreFacts?: RestoreHostFacts;
   lazyWorkDir?: string;
+  /** The dump keeps connections inside the container established: so must the restore. */
+  tcpEstablished?: boolean;
 }
 
 /**
@@ -210,7 +215,10 @@ export async function createTargetContainer(
   const { networkContainer, restoreFacts, lazyWorkDir } = options;
   const targetName = containerName(container);
   const restoreConfig = restoreFacts
-    ? await prepareRestoreConfig(ctx, restoreFacts, lazyWorkDir ? { lazyWorkDir } : {})
+    ? await prepareRestoreConfig(ctx, restoreFacts, {
+        ...(lazyWorkDir ? { lazyWorkDir } : {}),
+        tcpEstablished: options.tcpEstablished === true,
+      })
     : undefined;
   const { args, env } = splitEnvArgs(
     buildCreateArgs(container, {

@@ -1,17 +1,21 @@
 import { unsupportedSettings } from '../engine/docker/create-args.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import type { ProcessRow } from '../engine/engine.js';
-import {
-  formatAddress,
-  isWildcardIp,
-  type PathKind,
-  type SocketEntry,
-  TCP_LISTEN,
-} from '../probe/parsers.js';
+import { formatAddress, isWildcardIp, type PathKind, TCP_LISTEN } from '../probe/parsers.js';
 import type { DiskAt, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import { formatBytes } from '../report/summary.js';
 import type { Check, CheckHost } from './compatibility.js';
-import { classifyConnections, execHeldConnections, execProcesses } from './connections.js';
+import {
+  type ConnectionVerdict,
+  connectionRefusal,
+  EXEC_REMEDY,
+  execProcesses,
+  HOST_NETWORK_REMEDY,
+  judgeProbe,
+  movesEstablished,
+  showEntries,
+  showHeld,
+} from './connections.js';
 import { isNamedVolume, movedVolumeNames } from './volumes.js';
 
 export interface ContainerFactsForRules {
@@ -433,74 +437,86 @@ export const volumes: PlacementRule = ({ container, target }) =>
 export const tcpConnections: PlacementRule = ({ container, source }) => {
   if (!container.State.Running) return [];
   const name = 'tcp connections';
-  const expected = 'no established TCP connection';
+  const expected =
+    "no established TCP connection to peers outside the container; inside it, both ends held by the container's own processes";
   if (!source.tcp)
     return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
-  const { inside, outside } = classifyConnections(source.tcp);
+  const verdict = judgeProbe(source, container.State.Pid);
+  if (!verdict) return [];
+  const { inside, outside } = verdict;
+  const insideText =
+    inside.length > 0 ? `${inside.length} over loopback inside the container: ${showEntries(inside)}` : '';
   const checks: Check[] = [];
-  if (outside.length === 0 && inside.length === 0) {
-    checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
-  } else {
-    const show = (list: readonly SocketEntry[]): string =>
-      `${list
-        .slice(0, 5)
-        .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-        .join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
-    const parts = [
-      ...(outside.length > 0 ? [`${outside.length} to outside peers: ${show(outside)}`] : []),
-      ...(inside.length > 0 ? [`${inside.length} over loopback inside the container: ${show(inside)}`] : []),
-    ];
+  const refusal = connectionRefusal(verdict);
+  if (!refusal && inside.length > 0 && container.HostConfig.NetworkMode === 'host') {
+    // The host's own loopback: its ports are not the container's to take along.
     checks.push({
       host: 'source',
       name,
-      // Refused here rather than after a freeze that must roll back: runc checkpoint runs without
-      // --tcp-established, so CRIU refuses the dump; with it, a restored loopback pair was reset
-      // right after the restore on the test bed, which would report a move that broke the service.
       status: 'fail',
-      observed: parts.join('; '),
+      observed: `${insideText}, in the host's network namespace (network mode host)`,
       expected,
-      remedy:
-        'close these connections first (stop or drain the peers, or have the program reconnect later): a peer outside the container stays behind on the source, and connections inside it do not survive a move yet',
+      remedy: HOST_NETWORK_REMEDY,
       code: 'TCP_CONNECTIONS_OPEN',
     });
+  } else if (refusal && refusal.code === 'TCP_CONNECTIONS_OPEN') {
+    // Refused here rather than after a freeze that must roll back: CRIU would fail the dump on
+    // an outside peer, and a loopback end it does not dump would break the other end.
+    checks.push({
+      host: 'source',
+      name,
+      status: 'fail',
+      observed: outside.length > 0 && insideText ? `${refusal.observed}; ${insideText}` : refusal.observed,
+      expected,
+      remedy: refusal.remedy,
+      code: 'TCP_CONNECTIONS_OPEN',
+    });
+  } else if (refusal) {
+    // The exec'd process is named by the check below.
+    checks.push({
+      host: 'source',
+      name,
+      status: 'fail',
+      observed: `none to outside peers; ${insideText}, an end of which a docker exec process holds`,
+      expected,
+      remedy: refusal.remedy,
+      code: 'EXEC_SESSION_CONNECTED',
+    });
+  } else if (inside.length === 0) {
+    checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
+  } else if (movesEstablished(verdict)) {
+    checks.push({
+      host: 'source',
+      name,
+      status: 'pass',
+      observed: `none to outside peers; ${insideText}, moved established (CRIU tcp-established)`,
+      expected,
+    });
   }
-  return [...checks, ...execChecks(container, source, inside)];
+  return [...checks, ...execChecks(container, source, verdict)];
 };
 
 /** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
-function execChecks(
-  container: ContainerInspect,
-  source: SourceProbe,
-  inside: readonly SocketEntry[],
-): Check[] {
+function execChecks(container: ContainerInspect, source: SourceProbe, verdict: ConnectionVerdict): Check[] {
   if (!source.processes) return [];
   const exec = execProcesses(container.State.Pid, source.processes);
   const name = 'docker exec processes';
   const expected = "every process a descendant of the container's first process";
   if (exec.length === 0) return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
-  const describe = (row: ProcessRow): string => `pid ${row.pid} "${row.args}"`;
-  const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
-  if (held.length > 0) {
-    const shown = held
-      .slice(0, 5)
-      .map(
-        ({ process, entry }) =>
-          `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`,
-      )
-      .join(', ');
+  if (verdict.heldByExec.length > 0) {
     return [
       {
         host: 'source',
         name,
         status: 'fail',
-        observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
+        observed: `${showHeld(verdict.heldByExec)}: a connection to the container's own processes from a process CRIU does not dump`,
         expected,
-        remedy:
-          "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
+        remedy: EXEC_REMEDY,
         code: 'EXEC_SESSION_CONNECTED',
       },
     ];
   }
+  const describe = (row: ProcessRow): string => `pid ${row.pid} "${row.args}"`;
   return [
     {
       host: 'source',

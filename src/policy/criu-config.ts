@@ -35,6 +35,8 @@ export function restoreFactsOf(docker: DockerFacts): RestoreHostFacts {
 export interface RestoreConfigPlan {
   /** Write `cgroup-root :<the new container's cgroup>`: runc does not pass it to CRIU here. */
   cgroupRoot: boolean;
+  /** Write `tcp-established`: the dump kept connections inside the container established. */
+  tcpEstablished: boolean;
   /** Why, in a sentence for the log and the preflight report. */
   reason: string;
   /**
@@ -46,15 +48,15 @@ export interface RestoreConfigPlan {
 
 /** Whether the restore needs the annotation's file at all. */
 export function needsRestoreConfig(plan: RestoreConfigPlan): boolean {
-  return plan.cgroupRoot || plan.lazyWorkDir !== undefined;
+  return plan.cgroupRoot || plan.tcpEstablished || plan.lazyWorkDir !== undefined;
 }
 
 /** Whether a restore on this target needs the annotation's file, and for what. */
 export function planRestoreConfig(
   target: RestoreHostFacts,
-  options: { lazyWorkDir?: string } = {},
+  options: { lazyWorkDir?: string; tcpEstablished?: boolean } = {},
 ): RestoreConfigPlan {
-  const plan = planCgroupRoot(target);
+  const plan = planCgroupRoot(target, options.tcpEstablished === true);
   if (options.lazyWorkDir === undefined) return plan;
   return {
     ...plan,
@@ -63,17 +65,26 @@ export function planRestoreConfig(
   };
 }
 
-function planCgroupRoot(target: RestoreHostFacts): RestoreConfigPlan {
+function planCgroupRoot(target: RestoreHostFacts, tcpEstablished: boolean): RestoreConfigPlan {
+  const tcp = tcpEstablished
+    ? '; the connections inside the container are restored established (tcp-established)'
+    : '';
   if (target.cgroupVersion !== '2')
-    return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+    return {
+      cgroupRoot: false,
+      tcpEstablished,
+      reason: `cgroup v1: runc restores into the new container itself${tcp}`,
+    };
   if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
     return {
       cgroupRoot: false,
-      reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+      tcpEstablished,
+      reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself${tcp}`,
     };
   return {
     cgroupRoot: true,
-    reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+    tcpEstablished,
+    reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file${tcp}`,
   };
 }
 
@@ -138,6 +149,7 @@ function sliceDirs(slice: string): string {
 export function restoreConfigLines(plan: RestoreConfigPlan, cgroupPath: string | undefined): string[] {
   const lines: string[] = [];
   if (plan.cgroupRoot && cgroupPath) lines.push(`cgroup-root :${cgroupPath}`);
+  if (plan.tcpEstablished) lines.push('tcp-established');
   if (plan.lazyWorkDir !== undefined) lines.push('lazy-pages', `work-dir ${plan.lazyWorkDir}`);
   return lines;
 }

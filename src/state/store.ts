@@ -55,6 +55,8 @@ export interface CheckpointManifest {
     cgroupDriver?: string;
   };
   source: string;
+  /** How CRIU dumped it, which its restore must match (absent in older checkpoints: nothing special). */
+  dump?: { tcpEstablished: boolean };
   frozenMs: number;
   phasesMs: Record<string, number>;
   files: StoredFile[];

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { variantBed } from './global-setup.js';
 import { containerState, expectCounterContinued, expectNothingLeft } from './invariants.js';
+import { expectSameConnection, replies, startLoopbackPair } from './loopback-pair.js';
 import { type ActionRun, runAction } from './run-action.js';
 import {
   bedHost,
@@ -155,6 +156,36 @@ describe('cgroup v2 hosts', () => {
     await expectInsideContainer(1, name, cgroupfsPath);
     await checkCounterMemory(bed, at(1), name, MB * 1024 * 1024);
     await expectNothingLeft(pair(1, 2), name);
+    await clean(name, [1, 2]);
+  });
+
+  it("trixie's stack, cgroupfs driver: a loopback connection inside the container moves established, 1 -> 2", async () => {
+    // One CRIU configuration file carries both lines here: cgroup-root and tcp-established.
+    const name = 'v2-loopback';
+    await clean(name, [1, 2]);
+    const pairs = await startLoopbackPair(bed, at(1), name);
+    const run = await runAction({ ...migrateInputs(1, 2, name), 'verify-log-pattern': '^reply n ' });
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toMatch(/2 over loopback inside the container: [^\n]*moved established/);
+    expect(run.stdout).toMatch(
+      /restore configuration [^\n]*org\.criu\.config file; the connections inside[^\n]*tcp-established/,
+    );
+    const last = replies(await containerLogs(bed, at(1), name)).at(-1)!;
+    await expectSameConnection(bed, at(2), name, pairs, last);
+    // The process is inside its new container; the file keeps only its cgroup.
+    const [id, pid] = (await onHost(bed, at(2), `docker inspect --format '{{.Id}} {{.State.Pid}}' ${name}`))
+      .trim()
+      .split(' ');
+    expect(await onHost(bed, at(2), `cat /proc/${pid}/cgroup`)).toMatch(
+      new RegExp(`^0::/docker/${id}$`, 'm'),
+    );
+    const conf = await onHost(
+      bed,
+      at(2),
+      `cat "$(docker inspect --format '{{index .HostConfig.Annotations "org.criu.config"}}' ${name})"`,
+    );
+    expect(conf.trim()).toBe(`cgroup-root :/docker/${id}`);
     await clean(name, [1, 2]);
   });
 

@@ -50,6 +50,20 @@ describe('planRestoreConfig', () => {
     expect(restoreConfigLines(none, `/docker/${ID}`)).toEqual([]);
   });
 
+  it('adds tcp-established when the dump kept connections established, on every target', () => {
+    const v1 = planRestoreConfig({ cgroupVersion: '1' }, { tcpEstablished: true });
+    expect(needsRestoreConfig(v1)).toBe(true);
+    expect(restoreConfigLines(v1, `/docker/${ID}`)).toEqual(['tcp-established']);
+    const v2 = planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.1.15') }, { tcpEstablished: true });
+    expect(restoreConfigLines(v2, `/docker/${ID}`)).toEqual([
+      `cgroup-root :/docker/${ID}`,
+      'tcp-established',
+    ]);
+    const sid = planRestoreConfig({ cgroupVersion: '2', runcVersion: v('1.3.6') }, { tcpEstablished: true });
+    expect(restoreConfigLines(sid, undefined)).toEqual(['tcp-established']);
+    expect(needsRestoreConfig(planRestoreConfig({ cgroupVersion: '1' }))).toBe(false);
+  });
+
   it('keeps only what stays true of the container after the move', () => {
     expect(lastingConfigLines([`cgroup-root :/docker/${ID}`, 'tcp-established', 'lazy-pages'])).toEqual([
       `cgroup-root :/docker/${ID}`,

@@ -341,7 +341,8 @@ const CASES: Case[] = [
       /1 to outside peers: 172\.17\.0\.2:57528 ↔ 172\.17\.0\.3:9000; 2 over loopback inside the container/,
   },
   {
-    title: 'a connection over loopback inside the container: refused too (reset after a restore)',
+    title:
+      "a connection over loopback inside the container, both ends the init's descendants: moves established",
     facts: () =>
       tweak((f) =>
         Object.assign(f.sourceProbe, {
@@ -350,9 +351,54 @@ const CASES: Case[] = [
       ),
     name: 'tcp connections',
     host: 'source',
+    status: 'pass',
+    mentions:
+      /^none to outside peers; 2 over loopback inside the container: 127\.0\.0\.1:52882 ↔ 127\.0\.0\.1:7000, .*moved established/,
+  },
+  {
+    title: "host network: loopback connections are the host's, not moved established",
+    facts: () =>
+      tweak((f) => {
+        Object.assign(f.container, { HostConfig: docker26('inspect-hostnet.json').HostConfig });
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp?.filter((entry) => entry.remote.ip.startsWith('127.')),
+        });
+      }),
+    name: 'tcp connections',
+    host: 'source',
     status: 'fail',
     code: 'TCP_CONNECTIONS_OPEN',
-    mentions: /^2 over loopback inside the container: 127\.0\.0\.1:52882 ↔ 127\.0\.0\.1:7000/,
+    mentions: /^2 over loopback inside the container: .*network mode host/,
+  },
+  {
+    title: 'a loopback end no process of the container holds (not accepted yet): refused',
+    facts: () =>
+      tweak((f) =>
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp?.filter((entry) => entry.remote.ip.startsWith('127.')),
+          socketOwners: [{ pid: 15606, inode: 173758 }],
+        }),
+      ),
+    name: 'tcp connections',
+    host: 'source',
+    status: 'fail',
+    code: 'TCP_CONNECTIONS_OPEN',
+    mentions: /^1 over loopback inside the container with an end no process of the container's tree holds/,
+  },
+  {
+    title: 'loopback connections whose owners could not be read: refused, nobody can tell they move whole',
+    facts: () =>
+      tweak((f) =>
+        Object.assign(f.sourceProbe, {
+          tcp: capturedSource.tcp?.filter((entry) => entry.remote.ip.startsWith('127.')),
+          socketOwners: undefined,
+        }),
+      ),
+    name: 'tcp connections',
+    host: 'source',
+    status: 'fail',
+    code: 'TCP_CONNECTIONS_OPEN',
+    mentions: /could not be read/,
   },
   {
     title: 'a docker exec session without connections: named, it will not move',

@@ -196,6 +196,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
           ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
           restoreFacts: restoreFactsOf(checked.target.docker),
           ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings.checkpointName) } : {}),
+          tcpEstablished: checked.tcpEstablished,
         }),
       ),
     );
@@ -210,7 +211,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
       // Into a holder's namespace: the container's own one stays out of the dump. One that joins
       // a holder already is runc's external namespace, which runc marks itself.
-      prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
+      prepareCheckpoint(ctx, found, {
+        externalNetns: checked.route === 'holder' && !checked.sourceHolder,
+        tcpEstablished: checked.tcpEstablished,
+      }),
       ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
       planTransfer(ctx, found, ready, codec, containerd, marker),
       prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir, lazyRestoreLogs(settings)).then(
