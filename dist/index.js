@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2243);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(68437);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2243:
+/***/ 68437:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52521,6 +52521,9 @@ const ERROR_CODES = [
     'EXEC_SESSION_CONNECTED',
     // The commit point reached no host's journal: the verified target runs, the source stays frozen.
     'COMMIT_NOT_DURABLE',
+    // memory: lazy (post-copy): a host that cannot serve or take lazy pages; the page stream broke.
+    'LAZY_PAGES_UNSUPPORTED',
+    'LAZY_PAGES_BROKEN',
     // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
     'CHECKPOINT_INCONSISTENT',
     'SERIES_AMBIGUOUS',
@@ -52533,6 +52536,11 @@ const ERROR_CODES = [
     'CHECKPOINT_NOT_RESTORABLE',
     'DRILL_NEEDS_NETWORK',
     'DRILL_MOUNT_NOT_COPIED',
+    // A compose project moved as one unit.
+    'COMPOSE_PEER_CONNECTED',
+    'COMPOSE_DEPENDENCY_CYCLE',
+    'COMPOSE_NETWORK_CONFLICT',
+    'COMPOSE_MEMBER_FAILED',
 ];
 class MigrationError extends Error {
     code;
@@ -52671,6 +52679,322 @@ function parseHostSpec(text, inputName) {
 function formatHostSpec(spec) {
     const host = spec.host.includes(':') ? `[${spec.host}]` : spec.host;
     return `${spec.user}@${host}:${spec.port}`;
+}
+
+;// CONCATENATED MODULE: ./src/probe/parsers.ts
+/**
+ * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
+ * Each takes the text a command printed and returns what the rules need; none
+ * does I/O, and each tolerates lines it does not know.
+ */
+const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
+/**
+ * One shell script answering several read-only questions over one SSH channel.
+ * The commands run at the same time, each into a file of a temporary directory
+ * the script removes; then their outputs are printed in order, framed by markers.
+ */
+function sectionScript(sections) {
+    for (const { name } of sections) {
+        if (!SECTION_NAME.test(name))
+            throw new TypeError(`bad section name ${name}`);
+    }
+    const start = sections.map(({ command }, i) => `{ ( ${command}
+) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
+    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
+    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
+    return [
+        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
+        `trap 'rm -rf "$d"' EXIT`,
+        ...start,
+        'wait',
+        ...print,
+    ].join('\n');
+}
+/** Splits sectionScript output back into its sections; a section cut short is left out. */
+function parseSections(stdout) {
+    const sections = new Map();
+    let current;
+    for (const line of stdout.split('\n')) {
+        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
+        if (begin) {
+            current = { name: begin[1] ?? '', lines: [] };
+            continue;
+        }
+        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
+        if (end && current && end[1] === current.name) {
+            // sectionScript echoes one newline before the marker: an empty last line is that echo.
+            if (current.lines.at(-1) === '')
+                current.lines.pop();
+            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
+            current = undefined;
+            continue;
+        }
+        current?.lines.push(line);
+    }
+    return sections;
+}
+function numberOrUndefined(text) {
+    if (text === undefined || !/^\d+$/.test(text.trim()))
+        return undefined;
+    return Number(text.trim());
+}
+function lines(text) {
+    return text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+}
+const TCP_ESTABLISHED = 0x01;
+const TCP_LISTEN = 0x0a;
+/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
+function decodeIp(hex) {
+    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
+        return undefined;
+    const bytes = [];
+    for (let word = 0; word < hex.length; word += 8) {
+        for (let i = 6; i >= 0; i -= 2)
+            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
+    }
+    if (bytes.length === 4)
+        return bytes.join('.');
+    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
+    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+        return bytes.slice(12).join('.');
+    }
+    const groups = [];
+    for (let i = 0; i < 16; i += 2)
+        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
+    return compressIpv6(groups);
+}
+function compressIpv6(groups) {
+    // Longest run of zero groups becomes "::".
+    let best = -1;
+    let bestLength = 0;
+    for (let i = 0; i < groups.length;) {
+        if (groups[i] !== '0') {
+            i++;
+            continue;
+        }
+        let j = i;
+        while (j < groups.length && groups[j] === '0')
+            j++;
+        if (j - i > bestLength && j - i > 1) {
+            best = i;
+            bestLength = j - i;
+        }
+        i = j;
+    }
+    if (best < 0)
+        return groups.join(':');
+    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
+}
+function decodeAddress(field) {
+    const [hexIp, hexPort] = field.split(':');
+    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
+        return undefined;
+    const ip = decodeIp(hexIp);
+    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
+}
+/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
+function parseProcNet(text) {
+    const entries = [];
+    for (const line of lines(text)) {
+        const fields = line.split(/\s+/);
+        if (!/^\d+:$/.test(fields[0] ?? ''))
+            continue;
+        const local = decodeAddress(fields[1] ?? '');
+        const remote = decodeAddress(fields[2] ?? '');
+        const state = fields[3];
+        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
+            continue;
+        const inode = Number(fields[9]);
+        entries.push({
+            local,
+            remote,
+            state: Number.parseInt(state, 16),
+            ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
+        });
+    }
+    return entries;
+}
+function formatAddress(address) {
+    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
+}
+function isWildcardIp(ip) {
+    return ip === '' || ip === '0.0.0.0' || ip === '::';
+}
+function isLoopbackIp(ip) {
+    return ip.startsWith('127.') || ip === '::1';
+}
+/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
+function parseDf(text) {
+    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
+    for (const row of rows) {
+        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
+        if (match) {
+            return {
+                filesystem: match[1] ?? '',
+                sizeBytes: Number(match[2]) * 1024,
+                availableBytes: Number(match[4]) * 1024,
+                mountedOn: match[5] ?? '',
+            };
+        }
+    }
+    return undefined;
+}
+/** `du -skx DIR`: "<KiB>\t<dir>". */
+function parseDuKib(text) {
+    const match = /^(\d+)\s/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** MemAvailable from /proc/meminfo lines, in bytes. */
+function parseMemAvailable(text) {
+    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
+    return match ? Number(match[1]) * 1024 : undefined;
+}
+/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
+function parseIdentity(text) {
+    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
+    const uid = numberOrUndefined(uidLine);
+    if (uid === undefined)
+        return undefined;
+    const identity = { uid, user: userLine || String(uid) };
+    if (sudoLine)
+        identity.sudoUser = sudoLine;
+    return identity;
+}
+/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
+function parseCpuinfo(text) {
+    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
+    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
+    if (flags === undefined && model === undefined)
+        return undefined;
+    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
+    if (model)
+        facts.model = model;
+    return facts;
+}
+/** Flags the source has and the target lacks, in the source's order. */
+function missingFlags(source, target) {
+    const there = new Set(target);
+    return source.filter((flag) => !there.has(flag));
+}
+/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
+function criuErrorLines(text) {
+    const found = [];
+    for (const line of lines(text)) {
+        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
+        if (/^Error\b/.test(bare) && !found.includes(bare))
+            found.push(bare);
+    }
+    return found;
+}
+const SIZE_UNITS = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 1024,
+    MIB: 1024 ** 2,
+    GIB: 1024 ** 3,
+    TIB: 1024 ** 4,
+};
+/** "9.715MiB" or "1.2GB" as docker prints sizes. */
+function parseDockerSize(text) {
+    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
+    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
+    if (!match || unit === undefined)
+        return undefined;
+    const value = Number(match[1]);
+    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
+}
+/**
+ * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
+ * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
+ */
+function parseMemoryProbe(text) {
+    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
+    if (stats?.[1]) {
+        const bytes = parseDockerSize(stats[1]);
+        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
+    }
+    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
+    if (!version)
+        return undefined;
+    const values = new Map();
+    for (const line of lines(text)) {
+        const [key, value] = line.split(/\s+/);
+        const n = numberOrUndefined(value);
+        if (key && n !== undefined)
+            values.set(key, n);
+    }
+    const sum = (...keys) => {
+        const found = keys.map((key) => values.get(key));
+        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
+    };
+    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
+    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
+    if (dumped !== undefined) {
+        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
+        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+    }
+    const usage = values.get('usage_bytes');
+    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
+}
+/**
+ * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
+ * Ports that are only exposed ("80/tcp") are not published and are skipped.
+ */
+function parseDockerPsPorts(text) {
+    const found = [];
+    for (const line of text.split('\n')) {
+        const tab = line.indexOf('\t');
+        if (tab < 0)
+            continue;
+        const container = line.slice(0, tab).trim();
+        for (const item of line.slice(tab + 1).split(',')) {
+            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
+            if (!match)
+                continue;
+            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+            const firstPort = Number(match[2]);
+            found.push({
+                container,
+                hostIp,
+                firstPort,
+                lastPort: match[3] ? Number(match[3]) : firstPort,
+                proto: match[4] ?? 'tcp',
+            });
+        }
+    }
+    return found;
+}
+/** One line per path, in the order asked: "d", "f" or "-". */
+function parsePathKinds(text, paths) {
+    const answers = text.split('\n').map((line) => line.trim());
+    const kinds = new Map();
+    paths.forEach((path, i) => {
+        const answer = answers[i];
+        if (answer === 'd')
+            kinds.set(path, 'directory');
+        else if (answer === 'f')
+            kinds.set(path, 'file');
+        else if (answer === '-')
+            kinds.set(path, 'missing');
+    });
+    return kinds;
+}
+/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
+function parseNameList(text) {
+    return lines(text);
+}
+/** Lines "<pid> <inode>"; anything else is skipped. */
+function parseSocketOwners(text) {
+    return lines(text)
+        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
+        .filter((match) => match !== null)
+        .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
 }
 
 // EXTERNAL MODULE: ./node_modules/shell-quote/index.js
@@ -52947,11 +53271,192 @@ function resolveUnits(all, selection, options = {}) {
     return { units, leftOut, missing };
 }
 
+;// CONCATENATED MODULE: ./src/policy/compose-unit.ts
+
+
+
+/** The label where compose records a service's depends_on: `svc:condition:restart,...`. */
+const COMPOSE_DEPENDS_LABEL = 'com.docker.compose.depends_on';
+const PROJECT = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const CONTAINER = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const PREFIX = 'compose:';
+const NOT_USER_NETWORKS = new Set(['', 'default', 'bridge', 'host', 'none']);
+function parseUnitRef(text) {
+    const value = text.trim();
+    if (value.startsWith(PREFIX)) {
+        const project = value.slice(PREFIX.length);
+        if (!PROJECT.test(project))
+            throw badUnit(value, 'names no valid compose project');
+        return { kind: 'compose', project };
+    }
+    if (!CONTAINER.test(value))
+        throw badUnit(value, 'is neither compose:<project> nor a container name');
+    return { kind: 'container', name: value };
+}
+function badUnit(value, why) {
+    return new MigrationError('INPUT_INVALID', `unit: "${value}" ${why}`, {
+        step: 'inputs',
+        remedy: 'use an entry of the cutover gate matrix output (its unit field): compose:<project> or a container name',
+    });
+}
+/** Where a unit's run keeps its records (checkpoint name, artifact): one name for the whole project. */
+function composeRecordName(project) {
+    return `compose-${project}`;
+}
+function serviceOf(member) {
+    return member.Config.Labels?.[COMPOSE_SERVICE_LABEL] ?? containerNameOf(member);
+}
+/** Services a member depends on, as compose recorded them (`redis:service_started:false,db:...`). */
+function dependsOn(member) {
+    const label = member.Config.Labels?.[COMPOSE_DEPENDS_LABEL] ?? '';
+    return label
+        .split(',')
+        .map((entry) => entry.split(':')[0]?.trim() ?? '')
+        .filter(Boolean);
+}
+/**
+ * Pure: the members in the order compose starts them (a dependency before what depends on it;
+ * otherwise by name), and for each member the members it waits for. A dependency outside
+ * the unit is ignored (nothing of the unit can wait for it); a cycle is refused.
+ */
+function restoreOrder(members) {
+    const byService = new Map();
+    for (const member of members) {
+        const service = serviceOf(member);
+        byService.set(service, [...(byService.get(service) ?? []), containerNameOf(member)]);
+    }
+    const waitsFor = new Map();
+    for (const member of members) {
+        const needs = dependsOn(member).flatMap((service) => byService.get(service) ?? []);
+        waitsFor.set(containerNameOf(member), [...new Set(needs)].sort());
+    }
+    const order = [];
+    const pending = new Set([...waitsFor.keys()].sort());
+    // Each pass places at least one member or finds a cycle: at most members.length passes.
+    for (let pass = 0; pass <= members.length && pending.size > 0; pass += 1) {
+        const ready = [...pending].filter((name) => (waitsFor.get(name) ?? []).every((need) => order.includes(need)));
+        if (ready.length === 0)
+            break;
+        for (const name of ready) {
+            order.push(name);
+            pending.delete(name);
+        }
+    }
+    if (pending.size > 0) {
+        throw new MigrationError('COMPOSE_DEPENDENCY_CYCLE', `the depends_on labels of ${[...pending].join(', ')} form a cycle: no order to restore them in`, {
+            step: 'preflight',
+            remedy: `check the ${COMPOSE_DEPENDS_LABEL} labels of these containers (docker inspect); compose itself refuses such a project, so they were changed by hand`,
+        });
+    }
+    return { order, waitsFor };
+}
+/** The user-defined networks the members are on (each created on the target before the members). */
+function projectNetworks(members) {
+    const names = new Set();
+    for (const member of members) {
+        for (const network of Object.keys(member.NetworkSettings.Networks)) {
+            if (!NOT_USER_NETWORKS.has(network))
+                names.add(network);
+        }
+    }
+    return [...names].sort();
+}
+/** Pure: `docker network create` arguments for the same network on the target. */
+function networkCreateArgs(spec) {
+    const args = ['network', 'create', '--driver', spec.driver];
+    for (const pool of spec.ipam) {
+        if (pool.subnet)
+            args.push('--subnet', pool.subnet);
+        if (pool.gateway)
+            args.push('--gateway', pool.gateway);
+        if (pool.ipRange)
+            args.push('--ip-range', pool.ipRange);
+    }
+    for (const [key, value] of Object.entries(spec.options).sort())
+        args.push('--opt', `${key}=${value}`);
+    for (const [key, value] of Object.entries(spec.labels).sort())
+        args.push('--label', `${key}=${value}`);
+    if (spec.internal)
+        args.push('--internal');
+    if (spec.attachable)
+        args.push('--attachable');
+    if (spec.enableIPv6)
+        args.push('--ipv6');
+    args.push(spec.name);
+    return args;
+}
+/** Pure: how a network already on the target differs from the source's (empty when it is the same). */
+function networkDifferences(source, target) {
+    const differences = [];
+    if (source.driver !== target.driver)
+        differences.push(`driver ${target.driver}, not ${source.driver}`);
+    const pools = (spec) => spec.ipam
+        .map((pool) => `${pool.subnet ?? 'any subnet'}${pool.gateway ? ` via ${pool.gateway}` : ''}`)
+        .join(', ') || 'no address pool';
+    if (pools(source) !== pools(target))
+        differences.push(`subnet ${pools(target)}, not ${pools(source)}`);
+    if (source.internal !== target.internal)
+        differences.push(`internal ${target.internal}`);
+    const project = (spec) => spec.labels[COMPOSE_PROJECT_LABEL];
+    if (project(source) !== project(target))
+        differences.push(`compose project ${project(target) ?? 'none'}, not ${project(source) ?? 'none'}`);
+    return differences;
+}
+/**
+ * Pure: established TCP connections between two members of the unit, each named by both
+ * ends. They are not kept yet (that needs CRIU's tcp-established on both ends), so each
+ * blocks the move.
+ */
+function peerConnectionChecks(members) {
+    const owner = new Map();
+    for (const member of members)
+        for (const address of member.addresses)
+            owner.set(address, member.name);
+    const found = [];
+    for (const member of members) {
+        for (const entry of member.tcp ?? []) {
+            if (entry.state !== TCP_ESTABLISHED)
+                continue;
+            const peer = owner.get(entry.remote.ip);
+            if (peer === undefined || peer === member.name)
+                continue;
+            // Each connection appears in both members' tables: name it once, from the lower name.
+            if (member.name > peer && members.some((m) => m.name === peer && m.tcp !== undefined))
+                continue;
+            found.push(`${member.name} ${formatAddress(entry.local)} ↔ ${peer} ${formatAddress(entry.remote)}`);
+        }
+    }
+    const name = 'tcp connections between members';
+    const expected = 'no established TCP connection between members of the unit';
+    if (found.length === 0)
+        return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
+    return [
+        {
+            host: 'source',
+            name,
+            status: 'fail',
+            observed: found.join('; '),
+            expected,
+            remedy: 'close these connections before the move (have the client reconnect per request, or stop it briefly): connections between members are not kept across a move yet',
+            code: 'COMPOSE_PEER_CONNECTED',
+        },
+    ];
+}
+/** Pure: a member's addresses on user networks, as the source's Docker reports them. */
+function memberAddresses(member) {
+    return Object.entries(member.NetworkSettings.Networks)
+        .filter(([network]) => !NOT_USER_NETWORKS.has(network))
+        .map(([, endpoint]) => endpoint.IPAddress ?? '')
+        .filter(Boolean);
+}
+
 ;// CONCATENATED MODULE: ./src/settings.ts
 
 const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list'];
 const SOURCE_AFTER = ['stop', 'remove'];
 const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
+/** eager: every page moves while frozen; lazy: post-copy, the pages follow the restored container. */
+const MEMORY_MODES = ['eager', 'lazy'];
 const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
 /** A host as the inputs named it, for reports written before (or without) connecting. */
 function describeLocation(location) {
@@ -53587,6 +54092,7 @@ function describeSeries(series) {
 
 
 
+
 /** Every input action.yml declares; each is read exactly once. */
 const INPUT_NAMES = [
     'mode',
@@ -53611,6 +54117,7 @@ const INPUT_NAMES = [
     'artifact-name',
     'kernel-policy',
     'compression',
+    'memory',
     'strict',
     'store-host',
     'store-path',
@@ -53624,6 +54131,7 @@ const INPUT_NAMES = [
     'docker28-network-holder',
     'series',
     'selection',
+    'unit',
 ];
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
@@ -53654,13 +54162,18 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     if (selection && text('container') !== '') {
         throw inputs_invalid('selection', 'and container are both set', 'set one: container for one container, selection for several');
     }
-    // A selection's records are named after the selection, not one container.
-    // List mode reads the whole store when no container is named.
+    const unit = parseUnitInput(mode, text('unit'), text('container'));
+    // A selection's records are named after the selection, not one container; a compose
+    // unit's after its project. List mode reads the whole store when no container is named.
     const container = selection
         ? 'selection'
-        : mode === 'list' && text('container') === ''
-            ? ''
-            : parseContainer(text('container'));
+        : unit?.kind === 'compose'
+            ? composeRecordName(unit.project)
+            : unit?.kind === 'container'
+                ? parseContainer(unit.name)
+                : mode === 'list' && text('container') === ''
+                    ? ''
+                    : parseContainer(text('container'));
     const source = parseLocation('source', text('source') || 'local');
     const targetText = text('target');
     const target = targetText === '' ? undefined : parseLocation('target', targetText);
@@ -53759,7 +54272,15 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
     const store = { host: storeHost, path: parseStorePath(text('store-path')) };
     switch (mode) {
         case 'migrate':
-            return { mode, ...common, ...verifying, target: need(target), sourceAfter };
+            return {
+                mode,
+                ...common,
+                ...verifying,
+                target: need(target),
+                sourceAfter,
+                memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+                ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
+            };
         case 'preflight':
             return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
         case 'checkpoint':
@@ -53881,6 +54402,19 @@ function parsePositiveInteger(input, value, fallback, unit, max) {
     if (n > max)
         throw inputs_invalid(input, `${value} ${unit} is more than the maximum of ${max}`, remedy);
     return n;
+}
+/** The unit input (a matrix entry of the cutover gate): compose:<project>, or one container's name. */
+function parseUnitInput(mode, value, container) {
+    if (value === '')
+        return undefined;
+    if (container !== '') {
+        throw inputs_invalid('unit', 'and container are both set', 'set one: unit (a matrix entry of the gate) or container');
+    }
+    const ref = parseUnitRef(value);
+    if (ref.kind === 'compose' && mode !== 'migrate') {
+        throw inputs_invalid('unit', `a compose project moves as one unit in migrate mode only, not in ${mode} mode`, 'use mode: migrate for compose:<project>, or name one container');
+    }
+    return ref;
 }
 function parseContainer(value) {
     if (value === '') {
@@ -54283,7 +54817,7 @@ function portArgs(inspect, image) {
     return args;
 }
 /** The primary network with its aliases and addresses, and the DNS settings. */
-function networkArgs(inspect, name, extraAliases = []) {
+function networkArgs(inspect, name, extraAliases = [], keepAddresses = false) {
     const args = [];
     const host = inspect.HostConfig;
     const networkMode = host.NetworkMode ?? 'default';
@@ -54297,9 +54831,11 @@ function networkArgs(inspect, name, extraAliases = []) {
         args.push('--network', networkMode);
         const aliases = userAliases(inspect, networkMode, name);
         each('--network-alias', [...aliases, ...extraAliases.filter((alias) => !aliases.includes(alias))]);
-        const ipam = inspect.NetworkSettings.Networks[networkMode]?.IPAMConfig;
-        if (ipam?.IPv4Address)
-            args.push('--ip', ipam.IPv4Address);
+        const endpoint = inspect.NetworkSettings.Networks[networkMode];
+        const ipam = endpoint?.IPAMConfig;
+        const address = ipam?.IPv4Address || (keepAddresses ? endpoint?.IPAddress : undefined);
+        if (address)
+            args.push('--ip', address);
         if (ipam?.IPv6Address)
             args.push('--ip6', ipam.IPv6Address);
         each('--link-local-ip', ipam?.LinkLocalIPs);
@@ -54428,7 +54964,7 @@ function buildCreateArgs(inspect, options) {
     if (holder)
         add('--network', `container:${holder}`);
     else
-        args.push(...networkArgs(inspect, options.name));
+        args.push(...networkArgs(inspect, options.name, [], options.keepAddresses === true));
     if (host.Privileged)
         add('--privileged');
     addEach('--cap-add', host.CapAdd);
@@ -54663,53 +55199,6 @@ function holderNeeds(owner, app) {
         ...(owner.Config.Hostname ? { hostname: owner.Config.Hostname } : {}),
         ...(owner !== app ? { sourceHolder: owner.Name.replace(/^\//, '') } : {}),
     };
-}
-
-;// CONCATENATED MODULE: ./src/engine/engine.ts
-
-/**
- * A command of the container engine that failed. The engine knows only the
- * command and its answer; the phase that called it knows what it means and
- * maps it to a stable code with `as()`.
- */
-class EngineError extends MigrationError {
-    command;
-    exitCode;
-    stderr;
-    constructor(command, exitCode, stderr, message, context) {
-        super('COMMAND_FAILED', message, { ...context, detail: stderr.trim() || undefined });
-        this.command = command;
-        this.exitCode = exitCode;
-        this.stderr = stderr;
-        this.name = 'EngineError';
-    }
-    /** The same failure under the code of the step that met it. */
-    as(code, remedy) {
-        return new MigrationError(code, this.message, {
-            step: this.step,
-            host: this.host,
-            detail: this.detail,
-            remedy: remedy ?? this.remedy,
-            cause: this,
-        });
-    }
-}
-/** Runs an engine call and gives its failure the caller's code; other errors pass through. */
-async function mapped(call, code, remedy) {
-    try {
-        return await call;
-    }
-    catch (error) {
-        throw error instanceof EngineError ? error.as(code, remedy) : error;
-    }
-}
-/**
- * The container's init first: the one whose parent is outside the container.
- * PIDs are not an order (they wrap), and host PIDs differ between hosts.
- */
-function engine_initFirstRows(rows) {
-    const pids = new Set(rows.map((row) => row.pid));
-    return [...rows.filter((row) => !pids.has(row.ppid)), ...rows.filter((row) => pids.has(row.ppid))];
 }
 
 ;// CONCATENATED MODULE: ./src/engine/docker/inspect.ts
@@ -55122,1540 +55611,51 @@ function containerName(inspect) {
     return inspect.Name.replace(/^\//, '');
 }
 
-;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
+;// CONCATENATED MODULE: ./src/engine/engine.ts
 
-
-
-
-
-/** Docker's and containerd's places on a host that the action relies on. */
-const DOCKER_LAYOUT = {
-    /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
-    taskBundles: (root) => [
-        `${root}/containerd/daemon/io.containerd.runtime.v2.task/moby`,
-        '/run/containerd/io.containerd.runtime.v2.task/moby',
-    ],
-    /** Where Docker's runc keeps container state, newest layouts first. */
-    runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
-    /** The config dockerd starts its own containerd with (when it manages one). */
-    managedContainerdConfig: '/var/run/docker/containerd/containerd.toml',
-    /** containerd 1.7 unpacks a checkpoint for a restore into <its TMPDIR>/ctrd-checkpoint*, never removed. */
-    restoreUnpackGlob: 'ctrd-checkpoint*',
-};
-const DOCKER_TIMEOUT_MS = 120_000;
-/** Thin typed wrapper over the `docker` CLI of one host; every failure is an EngineError. */
-class DockerCli {
-    host;
-    constructor(host) {
-        this.host = host;
+/**
+ * A command of the container engine that failed. The engine knows only the
+ * command and its answer; the phase that called it knows what it means and
+ * maps it to a stable code with `as()`.
+ */
+class EngineError extends MigrationError {
+    command;
+    exitCode;
+    stderr;
+    constructor(command, exitCode, stderr, message, context) {
+        super('COMMAND_FAILED', message, { ...context, detail: stderr.trim() || undefined });
+        this.command = command;
+        this.exitCode = exitCode;
+        this.stderr = stderr;
+        this.name = 'EngineError';
     }
-    async exec(command, step, what, options = {}) {
-        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS, ...options });
-        if (result.exitCode === 0)
-            return result.stdout;
-        const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
-        throw new EngineError(command, result.exitCode, result.stderr || result.stdout, `${what} failed: ${status}`, {
-            step,
-            host: describeHost(this.host),
+    /** The same failure under the code of the step that met it. */
+    as(code, remedy) {
+        return new MigrationError(code, this.message, {
+            step: this.step,
+            host: this.host,
+            detail: this.detail,
+            remedy: remedy ?? this.remedy,
+            cause: this,
         });
     }
-    docker(args, step, what = `docker ${args[0]}`) {
-        return this.exec(shellQuote(['docker', ...args]), step, what);
-    }
-    /** The container, or undefined when the host has none by that name or ID. */
-    async inspectContainer(ref, step) {
-        const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
-        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS });
-        if (result.exitCode !== 0) {
-            if (/no such (container|object)/i.test(result.stderr))
-                return undefined;
-            // Once more, failing with the step and host named if it fails again.
-            return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
-        }
-        return parseContainerInspect(result.stdout);
-    }
-    /** Every container of the host, in any state (one inspect for all). */
-    async listContainers(step) {
-        const ids = (await this.docker(['ps', '-aq', '--no-trunc'], step)).split('\n').filter(Boolean);
-        if (ids.length === 0)
-            return [];
-        const out = await this.docker(['container', 'inspect', '--', ...ids], step, 'docker container inspect');
-        return parseContainerInspectList(out);
-    }
-    /** The image's ID, or undefined when the host does not have it. */
-    async imageId(ref) {
-        const result = await this.host.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]));
-        return result.exitCode === 0 ? result.stdout.trim() : undefined;
-    }
-    /** Containers (any state) created from the image. */
-    async containersUsingImage(imageId) {
-        const out = await this.docker(['ps', '-aq', '--no-trunc', '--filter', `ancestor=${imageId}`], 'rollback');
-        return out.split('\n').filter(Boolean);
-    }
-    async inspectContainerRaw(ref, step) {
-        const out = await this.docker(['container', 'inspect', '--', ref], step, 'docker container inspect');
-        return JSON.parse(out)[0];
-    }
-    async imageConfig(imageId, step) {
-        const out = await this.docker(['image', 'inspect', '--', imageId], step, 'docker image inspect');
-        return { config: parseImageInspect(out).Config, raw: JSON.parse(out)[0] };
-    }
-    async tagImage(imageId, ref, step) {
-        await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
-    }
-    /**
-     * cidFile: docker create writes the new container's ID there the moment the daemon made
-     * it (and removes the file when it made nothing), so a rollback can tell its own container
-     * from another of the same name.
-     */
-    async createWithEnvFile(args, env, envDir, step, cidFile) {
-        const { command, input } = envFileCreate(envDir, args, env, cidFile);
-        const out = await this.exec(command, step, 'docker create', { input });
-        const id = out.trim().split('\n').pop() ?? '';
-        if (!/^[0-9a-f]{64}$/.test(id)) {
-            throw new EngineError(command, 0, out, 'docker create printed no container ID', {
-                step,
-                host: describeHost(this.host),
-            });
-        }
-        return id;
-    }
-    async createAndStart(args, step, cidFile) {
-        const out = cidFile
-            ? await this.exec(`umask 077; mkdir -p ${shellQuote([cidFile.replace(/\/[^/]*$/, '')])} && ${shellQuote(['docker', 'create', '--cidfile', cidFile, ...args])}`, step, 'docker create')
-            : await this.docker(['create', ...args], step, 'docker create');
-        const id = out.trim().split('\n').pop() ?? '';
-        if (!/^[0-9a-f]{64}$/.test(id)) {
-            throw new EngineError(shellQuote(['docker', 'create', ...args]), 0, out, 'docker create printed no container ID', {
-                step,
-                host: describeHost(this.host),
-            });
-        }
-        await this.docker(['start', id], step, 'docker start');
-        return id;
-    }
-    /**
-     * The container's pause and unpause events from `since` (the host's clock, seconds since
-     * the epoch) until now, oldest first, as the daemon still remembers them.
-     */
-    async pauseEvents(id, since, step) {
-        const out = await this.exec(`${shellQuote(['docker', 'events', '--since', since, '--filter', `container=${id}`, '--filter', 'event=pause', '--filter', 'event=unpause', '--format', '{{.Action}}'])} --until "$(date +%s.%N)"`, step, 'docker events', { timeoutMs: 30_000 });
-        return out.split('\n').filter(Boolean);
-    }
-    async pause(id, step) {
-        await this.docker(['pause', id], step);
-    }
-    async unpause(id, step) {
-        await this.docker(['unpause', id], step);
-    }
-    async startFromCheckpoint(id, checkpoint, step) {
-        await this.exec(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]), step, 'docker start --checkpoint', {
-            timeoutMs: 10 * 60_000,
-        });
-    }
-    async setRestartPolicy(id, policy, step) {
-        await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
-    }
-    /** SIGKILL: a frozen container dies without running another instruction. */
-    async kill(id, step) {
-        await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
-    }
-    saveImageCommand(ref) {
-        return shellQuote(['docker', 'save', ref]);
-    }
-    loadImageCommand() {
-        return shellQuote(['docker', 'load', '--quiet']);
-    }
-    checkpointDir(root, containerId, checkpoint) {
-        // moby#37344: docker start --checkpoint-dir is refused, so only this place works.
-        return `${root}/containers/${containerId}/checkpoints/${checkpoint}`;
-    }
-    restoreLogPaths(root, containerId) {
-        return DOCKER_LAYOUT.taskBundles(root).map((dir) => `${dir}/${containerId}/restore.log`);
-    }
-    async remove(id, step, options = {}) {
-        const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
-        await this.docker(['rm', ...flags, id], step);
-    }
-    async rename(id, name, step) {
-        await this.docker(['rename', id, name], step);
-    }
-    /** docker rm --force; false when there was no such container. */
-    async removeIfPresent(ref, step) {
-        // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
-        if (!(await this.inspectContainer(ref, step)))
-            return false;
-        const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
-            timeoutMs: 120_000,
-        });
-        if (result.exitCode === 0)
-            return true;
-        if (/no such container/i.test(result.stderr))
-            return false;
-        await this.exec(shellQuote(['docker', 'rm', '--force', '--', ref]), step, 'docker rm');
-        return true;
-    }
-    async removeImage(id, step) {
-        await this.docker(['image', 'rm', id], step);
-    }
-    async logs(id, step) {
-        const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
-        const result = await this.host.run(command);
-        if (result.exitCode === 0)
-            return result.stdout;
-        return this.exec(command, step, 'docker logs');
-    }
-    /** The command lines of the container's processes, its init first. */
-    async processes(id, step) {
-        return engine_initFirstRows(await this.processTable(id, step)).map((row) => row.args);
-    }
-    /** The container's processes as `docker top` lists them: those in its cgroup, by host PID. */
-    async processTable(id, step) {
-        return parseTop(await this.docker(['top', id, '-o', 'pid,ppid,args'], step));
-    }
 }
-/** `docker top -o pid,ppid,args` lines; the header and anything unparsable are dropped. */
-function parseTop(top) {
-    return top
-        .split('\n')
-        .slice(1)
-        .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
-        .filter((match) => match !== null)
-        .map(([, pid, ppid, args]) => ({ pid: Number(pid), ppid: Number(ppid), args: (args ?? '').trim() }))
-        .filter((row) => row.args !== '');
-}
-/** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
-function initFirst(top) {
-    return initFirstRows(parseTop(top)).map((row) => row.args);
-}
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
-;// CONCATENATED MODULE: ./src/host/abortable.ts
-
-
-
-
-/** The environment variable that marks every process one command starts. */
-const TAG_VARIABLE = 'CRIU_MIGRATE_CMD';
-/** The kill script's own limit; it needs about 2 s plus two scans of /proc. */
-const KILL_TIMEOUT_MS = 15_000;
-/** After an abort, how long run() waits for the command and the kill before it rejects anyway. */
-const SETTLE_LIMIT_MS = 20_000;
-const TAG_PATTERN = /^[0-9a-f]{16}$/;
-/** signal.reason when it is a MigrationError, else CANCELLED. */
-function abortReason(signal, host) {
-    if (signal.reason instanceof MigrationError)
-        return signal.reason;
-    return new MigrationError('CANCELLED', 'the run was cancelled', { host: describeHost(host) });
-}
-function newTag() {
-    return (0,external_node_crypto_.randomBytes)(8).toString('hex');
-}
-function checkTag(tag) {
-    if (!TAG_PATTERN.test(tag))
-        throw new TypeError(`a command tag is 16 lowercase hex digits, not "${tag}"`);
-}
-/**
- * The command with the tag in its environment. The exec makes the shell that
- * runs the command carry the tag too, so killing by tag also stops the shell
- * and it cannot go on to the command's next step.
- */
-function tagCommand(command, tag) {
-    checkTag(tag);
-    return `${TAG_VARIABLE}=${tag}; export ${TAG_VARIABLE}; exec sh -c ${shellQuote([command])}`;
-}
-/**
- * POSIX sh that stops every process whose environment holds exactly the tag
- * line: SIGTERM, up to about 2 s to go, then SIGKILL. Exits 1 when some are
- * still there after that. GNU grep reads all of /proc in one go. It exits 2
- * both when it lacks -z and when some environ file was unreadable or vanished
- * (kernel threads, exiting processes), so only when it also fails on a tiny
- * NUL-separated probe does the slower loop take over.
- */
-function killByTagScript(tag) {
-    checkTag(tag);
-    return `t='${TAG_VARIABLE}=${tag}'
-tagged() {
-  found=$(grep -l -s -z -x -F -e "$t" /proc/[0-9]*/environ 2>/dev/null)
-  if [ $? -eq 2 ] && [ -z "$found" ] && ! printf '%s\\0' "$t" | grep -q -z -x -F -e "$t" 2>/dev/null; then
-    found=$(for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' 2>/dev/null <"$f" | grep -qx -F -e "$t" && echo "$f"; done)
-  fi
-  for f in $found; do
-    p=\${f#/proc/}; p=\${p%/environ}
-    [ "$p" = "$$" ] || printf '%s ' "$p"
-  done
-}
-if sleep 0.1 2>/dev/null; then nap=0.2 rounds=10; else nap=1 rounds=2; fi
-p=$(tagged)
-[ -n "$p" ] || exit 0
-echo "SIGTERM: $p"
-kill -TERM $p 2>/dev/null
-i=0
-while [ "$i" -lt "$rounds" ]; do
-  sleep "$nap"
-  p=$(tagged)
-  [ -n "$p" ] || exit 0
-  i=$((i + 1))
-done
-echo "SIGKILL: $p"
-kill -KILL $p 2>/dev/null
-sleep "$nap"
-p=$(tagged)
-[ -z "$p" ] || { echo "still running after SIGKILL: $p" >&2; exit 1; }
-`;
-}
-/**
- * Runs the kill script through `host`, without any signal. Never throws: what
- * went wrong comes back as text, undefined when all went well.
- */
-async function killTagged(host, tag) {
+/** Runs an engine call and gives its failure the caller's code; other errors pass through. */
+async function mapped(call, code, remedy) {
     try {
-        const result = await host.run(killByTagScript(tag), { timeoutMs: KILL_TIMEOUT_MS });
-        if (result.exitCode === 0)
-            return undefined;
-        const output = tailLines(`${result.stdout}${result.stderr}`);
-        return `stopping the command's processes failed (exit ${result.exitCode})${output ? `:\n${output}` : ''}`;
+        return await call;
     }
     catch (error) {
-        return `stopping the command's processes failed: ${errorMessage(error)}`;
+        throw error instanceof EngineError ? error.as(code, remedy) : error;
     }
-}
-/** One signal that aborts when either does; dispose() drops the listeners. */
-function eitherSignal(first, second) {
-    if (second === undefined || second === first)
-        return { signal: first, dispose: () => { } };
-    const both = new AbortController();
-    const abort = () => both.abort();
-    if (first.aborted || second.aborted)
-        both.abort();
-    first.addEventListener('abort', abort, { once: true });
-    second.addEventListener('abort', abort, { once: true });
-    return {
-        signal: both.signal,
-        dispose: () => {
-            first.removeEventListener('abort', abort);
-            second.removeEventListener('abort', abort);
-        },
-    };
-}
-/** Calls `then` once when `signal` aborts (at once when it already has); dispose() drops the listener. */
-function onAbort(signal, then) {
-    if (signal.aborted) {
-        then();
-        return () => { };
-    }
-    signal.addEventListener('abort', then, { once: true });
-    return () => signal.removeEventListener('abort', then);
-}
-function within(promise, ms) {
-    return new Promise((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), ms);
-        timer.unref();
-        promise.then((value) => {
-            clearTimeout(timer);
-            resolve(value);
-        }, () => {
-            clearTimeout(timer);
-            resolve(undefined);
-        });
-    });
-}
-function withDetail(error, extra) {
-    if (extra === undefined)
-        return error;
-    return new MigrationError(error.code, error.message, {
-        step: error.step,
-        host: error.host,
-        remedy: error.remedy,
-        detail: error.detail ? `${error.detail}\n${extra}` : extra,
-        cause: error.cause ?? error,
-    });
 }
 /**
- * The same host, with its commands tied to `signal`. Each command is tagged
- * with a random value in its environment; on abort the host stops the channel
- * (or the local process group) and a kill script, run through the same host,
- * stops every process carrying the tag: pipelines, background children and
- * whatever left the process group, which a channel signal never reaches.
- * Calls made after the abort reject at once; calls running when it comes
- * reject with the reason once the kill has finished (or SETTLE_LIMIT_MS passed).
- * A signal given to one call is honoured too, with the Host contract: that
- * call resolves with exitCode -1.
+ * The container's init first: the one whose parent is outside the container.
+ * PIDs are not an order (they wrap), and host PIDs differ between hosts.
  */
-function bindSignal(host, signal, options = {}) {
-    const reason = () => (options.reason ? options.reason(signal) : abortReason(signal, host));
-    const run = async (command, runOptions = {}) => {
-        if (signal.aborted)
-            throw reason();
-        const timeoutMs = runOptions.timeoutMs ?? options.defaultTimeoutMs;
-        // The call's own signal already aborted: the host answers without starting anything.
-        if (runOptions.signal?.aborted)
-            return host.run(command, { ...runOptions, timeoutMs });
-        const tag = newTag();
-        // The command's own deadline kills by tag too: a hung runc or CRIU leaves no process behind.
-        const deadline = new AbortController();
-        const timer = timeoutMs === undefined ? undefined : setTimeout(() => deadline.abort(), timeoutMs);
-        const own = eitherSignal(deadline.signal, runOptions.signal);
-        const stop = eitherSignal(signal, own.signal);
-        let killing;
-        let wake = () => { };
-        const aborted = new Promise((resolve) => {
-            wake = () => resolve(undefined);
-        });
-        const dispose = onAbort(stop.signal, () => {
-            killing = killTagged(host, tag);
-            wake();
-        });
-        try {
-            const running = host
-                .run(tagCommand(command, tag), { ...runOptions, timeoutMs: undefined, signal: stop.signal })
-                .then((result) => ({ ok: true, result }), (error) => ({ ok: false, error }));
-            const first = await Promise.race([running, aborted]);
-            if (killing === undefined && first !== undefined) {
-                if (first.ok)
-                    return first.result;
-                throw first.error;
-            }
-            // From the abort on, wait for the command and the kill, but not forever.
-            const settled = await within(Promise.all([running, killing]), SETTLE_LIMIT_MS);
-            const problem = settled === undefined ? 'the command was still being stopped when run() stopped waiting' : settled[1];
-            if (signal.aborted)
-                throw withDetail(reason(), problem);
-            // Only the call's own signal aborted: answer as any aborted run does.
-            const outcome = settled?.[0] ?? {
-                ok: true,
-                result: { exitCode: -1, stdout: '', stderr: '[aborted]\n' },
-            };
-            if (!outcome.ok)
-                throw outcome.error;
-            const notes = [
-                ...(deadline.signal.aborted ? [`timed out after ${timeoutMs} ms and was killed`] : []),
-                ...(problem ? [problem] : []),
-            ];
-            return { ...outcome.result, exitCode: -1, stderr: appendNotes(outcome.result.stderr, notes) };
-        }
-        finally {
-            if (timer)
-                clearTimeout(timer);
-            dispose();
-            stop.dispose();
-            own.dispose();
-        }
-    };
-    const spawn = async (command, spawnOptions = {}) => {
-        if (signal.aborted)
-            throw reason();
-        const tag = newTag();
-        const stop = eitherSignal(signal, spawnOptions.signal);
-        let killing = false;
-        // Fired, not awaited: `exit` settles when the command has ended.
-        const killRemote = () => {
-            if (killing)
-                return;
-            killing = true;
-            void killTagged(host, tag);
-        };
-        let proc;
-        try {
-            proc = await host.spawn(tagCommand(command, tag), { signal: stop.signal });
-        }
-        catch (error) {
-            stop.dispose();
-            throw error;
-        }
-        const dispose = onAbort(stop.signal, killRemote);
-        const done = () => {
-            dispose();
-            stop.dispose();
-        };
-        proc.exit.then(done, done);
-        return {
-            stdin: proc.stdin,
-            stdout: proc.stdout,
-            stderr: proc.stderr,
-            exit: proc.exit,
-            kill: () => {
-                proc.kill();
-                killRemote();
-            },
-        };
-    };
-    return {
-        role: host.role,
-        address: host.address,
-        hostKeyFingerprint: host.hostKeyFingerprint,
-        run,
-        spawn,
-        close: () => host.close(),
-    };
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: ./src/host/local-host.ts
-
-
-
-
-/** How long a stopped command gets between SIGTERM and SIGKILL. */
-const KILL_GRACE_MS = 3_000;
-/**
- * After the shell exits, how long to wait for its output pipes to close.
- * A background child that inherited them could otherwise hold run() forever.
- */
-const PIPE_CLOSE_GRACE_MS = 10_000;
-const ABORTED_NOTE = 'aborted';
-/** The runner itself, as a host. Commands run as `sh -c`. */
-class LocalHost {
-    role;
-    address = 'local';
-    pipeCloseGraceMs;
-    constructor(role, options = {}) {
-        this.role = role;
-        this.pipeCloseGraceMs = options.pipeCloseGraceMs ?? PIPE_CLOSE_GRACE_MS;
-    }
-    async run(command, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted)
-            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ABORTED_NOTE]) };
-        const child = startShell(command);
-        const stdout = [];
-        const stderr = [];
-        child.stdout.on('data', (chunk) => stdout.push(chunk));
-        child.stderr.on('data', (chunk) => stderr.push(chunk));
-        // The command may exit without reading its input; that is not our error.
-        child.stdin.on('error', () => { });
-        // The first of timeout and abort decides the note.
-        let stopped;
-        const stop = (why) => {
-            if (stopped !== undefined || !stopTree(child))
-                return;
-            stopped = why;
-        };
-        let timer;
-        if (options.timeoutMs !== undefined)
-            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
-        const onAbort = () => stop('abort');
-        signal?.addEventListener('abort', onAbort, { once: true });
-        const ended = waitForEnd(child, this.pipeCloseGraceMs);
-        child.stdin.end(options.input ?? '');
-        const end = await ended;
-        if (timer)
-            clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        const notes = [];
-        let exitCode = end.exitCode ?? -1;
-        if (end.startError)
-            notes.push(`could not start sh: ${end.startError}`);
-        if (stopped === 'timeout') {
-            exitCode = -1;
-            notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
-        }
-        else if (stopped === 'abort') {
-            exitCode = -1;
-            notes.push(ABORTED_NOTE);
-        }
-        else if (end.signal) {
-            notes.push(`killed by signal ${end.signal}`);
-        }
-        return {
-            exitCode,
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
-        };
-    }
-    async spawn(command, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted)
-            throw abortReason(signal, this);
-        const child = startShell(command);
-        await new Promise((resolve, reject) => {
-            child.once('spawn', resolve);
-            child.once('error', (error) => reject(new MigrationError('COMMAND_FAILED', `could not start sh on the runner: ${errorMessage(error)}`, {
-                cause: error,
-            })));
-        });
-        const kill = () => {
-            stopTree(child);
-        };
-        signal?.addEventListener('abort', kill, { once: true });
-        // Aborted while the shell was starting.
-        if (signal?.aborted)
-            kill();
-        const exit = new Promise((resolve) => {
-            child.once('close', (code, sig) => {
-                signal?.removeEventListener('abort', kill);
-                resolve({ exitCode: code, signal: sig });
-            });
-        });
-        return {
-            stdin: child.stdin,
-            stdout: child.stdout,
-            stderr: child.stderr,
-            exit,
-            kill,
-        };
-    }
-    async close() { }
-}
-/** Shells whose streams have all closed: their process group id may be reused. */
-const closedShells = new WeakSet();
-function startShell(command) {
-    // Its own process group, so stopping it reaches the whole pipeline it starts.
-    const child = (0,external_node_child_process_namespaceObject.spawn)('sh', ['-c', command], { stdio: 'pipe', detached: true });
-    child.once('close', () => closedShells.add(child));
-    return child;
-}
-function waitForEnd(child, pipeCloseGraceMs) {
-    return new Promise((resolve) => {
-        let pipeTimer;
-        const finish = (end) => {
-            if (pipeTimer)
-                clearTimeout(pipeTimer);
-            resolve(end);
-        };
-        child.once('error', (error) => finish({ exitCode: null, signal: null, startError: errorMessage(error) }));
-        child.once('close', (code, signal) => finish({ exitCode: code, signal }));
-        child.once('exit', (code, signal) => {
-            pipeTimer = setTimeout(() => {
-                child.stdout.destroy();
-                child.stderr.destroy();
-                finish({ exitCode: code, signal });
-            }, pipeCloseGraceMs);
-            pipeTimer.unref();
-        });
-    });
-}
-/**
- * SIGTERM first: a sudo in the group relays it to the root command it started,
- * which the runner's user could not signal itself. SIGKILL after a grace period.
- * False when the shell had already ended, so there was nothing to stop.
- */
-function stopTree(child) {
-    // The shell may be gone while children it started still hold the pipes, so only closed means done.
-    if (child.pid === undefined || closedShells.has(child))
-        return false;
-    signalGroup(child.pid, 'SIGTERM');
-    const pid = child.pid;
-    const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
-    escalate.unref();
-    child.once('close', () => clearTimeout(escalate));
-    return true;
-}
-function signalGroup(pid, signal) {
-    try {
-        process.kill(-pid, signal);
-    }
-    catch {
-        // Already gone, or only processes we may not signal are left.
-    }
-}
-
-// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
-var lib = __nccwpck_require__(85472);
-var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
-;// CONCATENATED MODULE: ./src/host/known-hosts.ts
-
-/**
- * Parses known_hosts text. Lines that cannot be used (comments, unknown
- * markers, @cert-authority, bad base64, a key blob that does not carry its
- * declared type) are skipped: a skipped line can only make a host unknown,
- * never trusted.
- */
-function known_hosts_parseKnownHosts(text) {
-    const entries = [];
-    const lines = text.split(/\r?\n/);
-    for (const [index, raw] of lines.entries()) {
-        const entry = parseLine(raw, index + 1);
-        if (entry)
-            entries.push(entry);
-    }
-    return entries;
-}
-function parseLine(raw, line) {
-    const text = raw.trim();
-    if (text === '' || text.startsWith('#'))
-        return undefined;
-    const fields = text.split(/\s+/);
-    let revoked = false;
-    if (fields[0]?.startsWith('@')) {
-        const marker = fields.shift();
-        // Certificate authorities are not supported, so their lines vouch for nothing.
-        if (marker !== '@revoked')
-            return undefined;
-        revoked = true;
-    }
-    const [hostField, keyType, keyText] = fields;
-    if (hostField === undefined || keyType === undefined || keyText === undefined)
-        return undefined;
-    const patterns = parsePatterns(hostField);
-    if (patterns === undefined)
-        return undefined;
-    const key = decodeKey(keyText, keyType);
-    if (key === undefined)
-        return undefined;
-    return { line, revoked, patterns, keyType, key };
-}
-function parsePatterns(field) {
-    const patterns = [];
-    for (const part of field.split(',')) {
-        if (part === '')
-            continue;
-        if (part.startsWith('|')) {
-            const hashed = parseHashed(part);
-            if (hashed === undefined)
-                return undefined;
-            patterns.push(hashed);
-        }
-        else if (part.startsWith('!')) {
-            const pattern = part.slice(1);
-            if (pattern === '')
-                return undefined;
-            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
-        }
-        else {
-            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
-        }
-    }
-    return patterns.length > 0 ? patterns : undefined;
-}
-function parseHashed(part) {
-    const pieces = part.split('|');
-    // "|1|salt|hash" splits into ["", "1", salt, hash].
-    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
-        return undefined;
-    const salt = decodeBase64(pieces[2] ?? '');
-    const hash = decodeBase64(pieces[3] ?? '');
-    if (salt === undefined || hash === undefined || hash.length !== 20)
-        return undefined;
-    return { kind: 'hashed', salt, hash };
-}
-function decodeBase64(text) {
-    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
-        return undefined;
-    const bytes = Buffer.from(text, 'base64');
-    return bytes.length > 0 ? bytes : undefined;
-}
-function decodeKey(text, keyType) {
-    const blob = decodeBase64(text);
-    // The blob starts with its own type name; a disagreement means a corrupt line.
-    if (blob === undefined || keyTypeOf(blob) !== keyType)
-        return undefined;
-    return blob;
-}
-/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
-function knownHostsName(host, port) {
-    const name = host.toLowerCase();
-    return port === 22 ? name : `[${name}]:${port}`;
-}
-function globMatches(pattern, name) {
-    let source = '';
-    for (const char of pattern) {
-        if (char === '*')
-            source += '.*';
-        else if (char === '?')
-            source += '.';
-        else
-            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
-    }
-    return new RegExp(`^${source}$`, 'su').test(name);
-}
-function hashedMatches(salt, hash, name) {
-    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
-    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
-}
-/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
-function entryMatchesHost(entry, host, port) {
-    const name = knownHostsName(host, port);
-    let matched = false;
-    for (const pattern of entry.patterns) {
-        if (pattern.kind === 'hashed') {
-            if (hashedMatches(pattern.salt, pattern.hash, name))
-                matched = true;
-        }
-        else if (globMatches(pattern.pattern, name)) {
-            if (pattern.negated)
-                return false;
-            matched = true;
-        }
-    }
-    return matched;
-}
-/** The keys known_hosts allows and revokes for one host and port. */
-function matchHostKeys(entries, host, port) {
-    const allowed = [];
-    const revoked = [];
-    for (const entry of entries) {
-        if (!entryMatchesHost(entry, host, port))
-            continue;
-        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
-        (entry.revoked ? revoked : allowed).push(known);
-    }
-    return { allowed, revoked };
-}
-/** Decides whether the key a server presented may be trusted for host and port. */
-function checkHostKey(entries, host, port, presentedKey) {
-    const { allowed, revoked } = matchHostKeys(entries, host, port);
-    // A revoked key stays refused even when another line also lists it as allowed.
-    if (revoked.some((known) => known.key.equals(presentedKey)))
-        return { ok: false, reason: 'revoked' };
-    if (allowed.some((known) => known.key.equals(presentedKey)))
-        return { ok: true };
-    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
-}
-/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
-function keyTypeOf(blob) {
-    if (blob.length < 4)
-        return undefined;
-    const length = blob.readUInt32BE(0);
-    if (4 + length > blob.length)
-        return undefined;
-    return blob.subarray(4, 4 + length).toString('latin1');
-}
-/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
-function fingerprint(blob) {
-    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
-
-;// CONCATENATED MODULE: ./src/host/ssh-host.ts
-
-
-
-
-
-
-/**
- * A connection sshd closed before the SSH handshake: what its MaxStartups limit does to
- * connections beyond ten unauthenticated ones, as when a matrix starts many runs at once.
- */
-class StartupDropped extends MigrationError {
-}
-/** How often, and for how long, a connection dropped before the handshake is tried again. */
-const STARTUP_RETRY = { attempts: 6, withinMs: 60_000, firstMs: 500, maxMs: 8_000 };
-/** Pure: the wait before attempt `attempt + 1`, doubling, with jitter so runs started together spread out. */
-function startupRetryDelay(attempt, random) {
-    const base = Math.min(STARTUP_RETRY.firstMs * 2 ** (attempt - 1), STARTUP_RETRY.maxMs);
-    return Math.round(base * (0.5 + random));
-}
-/** Pure: the error of a connection that ended before the server showed its host key, as sshd drops one. */
-function isStartupDrop(error, keyPresented) {
-    if (keyPresented)
-        return false;
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
-    return (code === 'ECONNRESET' ||
-        /before handshake|closed before SSH was ready|ECONNRESET/i.test(errorMessage(error)));
-}
-const DEFAULT_READY_TIMEOUT_MS = 20_000;
-const KEEPALIVE_INTERVAL_MS = 10_000;
-const KEEPALIVE_COUNT_MAX = 3;
-/** Between SIGTERM and SIGKILL (and closing the channel) when stopping a command. */
-const ssh_host_KILL_GRACE_MS = 3_000;
-/** Wait this long for an 'exit' that lags behind 'close' before calling the exit status missing. */
-const LATE_EXIT_WAIT_MS = 100;
-const CLOSE_TIMEOUT_MS = 5_000;
-const ssh_host_ABORTED_NOTE = 'aborted';
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-/** Host key algorithm names ssh2 negotiates, per key type as known_hosts writes it. */
-const HOST_KEY_ALGORITHMS = {
-    'ssh-ed25519': ['ssh-ed25519'],
-    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
-};
-/** Connects (through the jump host when given) and checks the host keys against known_hosts. */
-async function connectSsh(options) {
-    const privateKey = ssh_host_checkPrivateKey(options);
-    const entries = known_hosts_parseKnownHosts(options.knownHosts);
-    const base = {
-        privateKey,
-        passphrase: options.passphrase,
-        entries,
-        insecure: options.insecureSkipHostKeyCheck,
-        readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
-        logger: options.logger,
-    };
-    const openClient = (params) => openClientRetrying(params, options.onRetry, options.sleep ?? delay);
-    if (options.jump === undefined) {
-        const target = await openClient({ ...base, role: options.role, spec: options.spec });
-        return new SshHost(options.role, formatHostSpec(options.spec), target);
-    }
-    const jump = await openClient({ ...base, role: 'jump', spec: options.jump });
-    try {
-        const sock = await forwardTo(jump, options.role, options.spec, options.jump);
-        const target = await openClient({
-            ...base,
-            role: options.role,
-            spec: options.spec,
-            sock,
-            via: formatHostSpec(options.jump),
-        });
-        const address = `${formatHostSpec(options.spec)} via ${formatHostSpec(options.jump)}`;
-        return new SshHost(options.role, address, target, jump);
-    }
-    catch (error) {
-        await endClient(jump);
-        throw error;
-    }
-}
-/** One live SSH connection (and its bastion, if any) as a Host. */
-class SshHost {
-    role;
-    address;
-    target;
-    jump;
-    closing = false;
-    lost;
-    channels = new Set();
-    constructor(role, address, target, jump) {
-        this.role = role;
-        this.address = address;
-        this.target = target;
-        this.jump = jump;
-        for (const side of [target, jump]) {
-            side?.client.on('close', () => this.onConnectionClosed(side));
-        }
-    }
-    /** The SHA256 fingerprint of the host key the server presented. */
-    get hostKeyFingerprint() {
-        return this.target.hostKeyFingerprint;
-    }
-    /** Set once the connection dropped without close() being called. */
-    get connectionError() {
-        return this.lost;
-    }
-    async run(command, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted)
-            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ssh_host_ABORTED_NOTE]) };
-        // Without input, stdin comes from /dev/null on the far side, so the channel
-        // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
-        const quoted = `sh -c ${shellQuote([command])}`;
-        const channel = await this.exec(options.input === undefined ? `${quoted} </dev/null` : quoted);
-        const stdout = [];
-        const stderr = [];
-        // The outcome comes from 'close'; a stream error must not go unhandled.
-        channel.on('error', () => { });
-        channel.on('data', (chunk) => stdout.push(chunk));
-        channel.stderr.on('data', (chunk) => stderr.push(chunk));
-        const ended = channelEnd(channel);
-        if (options.input !== undefined)
-            channel.end(options.input);
-        // The first of timeout and abort decides the note.
-        let stopped;
-        const stop = (why) => {
-            if (stopped !== undefined)
-                return;
-            stopped = why;
-            stopChannel(channel);
-        };
-        let timer;
-        if (options.timeoutMs !== undefined)
-            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
-        const onAbort = () => stop('abort');
-        signal?.addEventListener('abort', onAbort, { once: true });
-        // Aborted while the channel was opening.
-        if (signal?.aborted)
-            onAbort();
-        const end = await ended;
-        if (timer)
-            clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (end.exitCode === null && end.signal === null && stopped === undefined && this.lost)
-            throw this.lost;
-        const notes = [];
-        let exitCode = end.exitCode ?? -1;
-        if (stopped === 'timeout') {
-            exitCode = -1;
-            notes.push(`timed out after ${options.timeoutMs} ms and was stopped`);
-        }
-        else if (stopped === 'abort') {
-            exitCode = -1;
-            notes.push(ssh_host_ABORTED_NOTE);
-        }
-        else if (end.signal !== null) {
-            notes.push(`killed by signal ${end.signal}`);
-        }
-        else if (end.exitCode === null) {
-            notes.push('the SSH channel closed without an exit status');
-        }
-        return {
-            exitCode,
-            stdout: Buffer.concat(stdout).toString('utf8'),
-            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
-        };
-    }
-    async spawn(command, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted)
-            throw abortReason(signal, this);
-        const channel = await this.exec(`sh -c ${shellQuote([command])}`);
-        let killed = false;
-        const kill = () => {
-            // A second SIGTERM and grace timer would add nothing.
-            if (killed)
-                return;
-            killed = true;
-            stopChannel(channel);
-            // 'close' only comes once both streams ended; drain what nobody reads any more.
-            drain(channel);
-            drain(channel.stderr);
-        };
-        signal?.addEventListener('abort', kill, { once: true });
-        // Aborted while the channel was opening.
-        if (signal?.aborted)
-            kill();
-        const exit = channelEnd(channel).then((end) => {
-            signal?.removeEventListener('abort', kill);
-            return { exitCode: end.exitCode, signal: end.signal };
-        });
-        return {
-            stdin: channel,
-            stdout: channel,
-            stderr: channel.stderr,
-            exit,
-            kill,
-        };
-    }
-    async close() {
-        if (this.closing)
-            return;
-        this.closing = true;
-        for (const channel of this.channels)
-            channel.close();
-        await endClient(this.target);
-        if (this.jump)
-            await endClient(this.jump);
-    }
-    exec(command) {
-        if (this.lost)
-            return Promise.reject(this.lost);
-        if (this.closing) {
-            return Promise.reject(new MigrationError('SSH_DISCONNECTED', 'the SSH connection was already closed', { host: this.label }));
-        }
-        return new Promise((resolve, reject) => {
-            const opened = (error, channel) => {
-                if (error) {
-                    reject(this.lost ?? this.channelError(error));
-                    return;
-                }
-                this.channels.add(channel);
-                channel.once('close', () => this.channels.delete(channel));
-                resolve(channel);
-            };
-            try {
-                this.target.client.exec(command, opened);
-            }
-            catch (error) {
-                reject(this.lost ?? this.channelError(error));
-            }
-        });
-    }
-    channelError(error) {
-        // ssh2's words for a connection that is going away before 'close' arrives.
-        if (/^(Not connected|No response from server)$/.test(errorMessage(error))) {
-            return new MigrationError('SSH_DISCONNECTED', `the SSH connection is gone: ${errorMessage(error)}`, {
-                host: this.label,
-                cause: error,
-                remedy: 'check the network between the runner and the host, and the host sshd logs',
-            });
-        }
-        return new MigrationError('COMMAND_FAILED', `could not start a command over SSH: ${errorMessage(error)}`, {
-            host: this.label,
-            cause: error,
-            remedy: 'if many commands run at once, raise MaxSessions in the host sshd_config (the default allows 10 per connection)',
-        });
-    }
-    onConnectionClosed(side) {
-        if (this.closing || this.lost)
-            return;
-        const through = side === this.jump ? ` (the connection to jump host ${side.address} closed)` : '';
-        const cause = side.lastError ?? this.target.lastError;
-        const why = cause ? `: ${errorMessage(cause)}` : '';
-        this.lost = new MigrationError('SSH_DISCONNECTED', `the SSH connection closed unexpectedly${through}${why}`, {
-            host: this.label,
-            cause,
-            remedy: 'check the network between the runner and the host, and the host sshd logs',
-        });
-        // Without the bastion the target's tunnel is gone too.
-        if (side === this.jump)
-            this.target.client.end();
-    }
-    get label() {
-        return `${this.role} ${this.address}`;
-    }
-}
-function ssh_host_checkPrivateKey(options) {
-    const host = `${options.role} ${formatHostSpec(options.spec)}`;
-    if (options.privateKey === undefined || options.privateKey.length === 0) {
-        throw new MigrationError('SSH_KEY_MISSING', 'no SSH private key was given', {
-            step: 'connect',
-            host,
-            remedy: 'set the ssh-key input (or ssh-key-path) to the private key authorized on the hosts',
-        });
-    }
-    const parsed = lib_default().utils.parseKey(options.privateKey, options.passphrase);
-    if (parsed instanceof Error) {
-        throw new MigrationError('INPUT_INVALID', `the SSH private key cannot be read: ${parsed.message}`, {
-            step: 'connect',
-            host,
-            remedy: 'give the private key in OpenSSH or PEM format; if it is encrypted, set the passphrase input to its passphrase',
-        });
-    }
-    return options.privateKey;
-}
-function delay(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-/** Opens a client, trying again (bounded, jittered) while sshd drops the connection before the handshake. */
-async function openClientRetrying(params, onRetry, sleep) {
-    const started = Date.now();
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await openClient(params);
-        }
-        catch (error) {
-            const wait = startupRetryDelay(attempt, Math.random());
-            const more = attempt < STARTUP_RETRY.attempts && Date.now() - started + wait <= STARTUP_RETRY.withinMs;
-            if (!(error instanceof StartupDropped) || !more)
-                throw error;
-            onRetry?.(`${params.role} ${formatHostSpec(params.spec)}: sshd closed the connection before the SSH handshake (its MaxStartups limit, with many runs at once?); trying again in ${wait} ms (attempt ${attempt + 1} of ${STARTUP_RETRY.attempts}). docs/hosts.md says how to raise the limit.`);
-            await sleep(wait);
-        }
-    }
-}
-function openClient(params) {
-    const { role, spec, logger } = params;
-    const address = formatHostSpec(spec);
-    const host = `${role} ${params.via ? `${address} via ${params.via}` : address}`;
-    const known = matchHostKeys(params.entries, spec.host, spec.port);
-    let verdict;
-    let presented;
-    const verifyHostKey = (key) => {
-        presented = key;
-        if (params.insecure) {
-            verdict = { ok: true };
-            return true;
-        }
-        verdict = checkHostKey(params.entries, spec.host, spec.port, key);
-        logger?.debug(`${host}: host key ${fingerprint(key)} ${verdict.ok ? 'matches known_hosts' : verdict.reason}`);
-        return verdict.ok;
-    };
-    // Offer only the key types known_hosts has for this host, as OpenSSH does, so
-    // a host with several keys is not refused for showing one we do not list.
-    const knownAlgorithms = [...new Set(known.allowed.flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
-    const restricted = !params.insecure && knownAlgorithms.length > 0;
-    const config = {
-        host: spec.host,
-        port: spec.port,
-        username: spec.user,
-        privateKey: params.privateKey,
-        passphrase: params.passphrase,
-        hostVerifier: verifyHostKey,
-        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
-        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
-        readyTimeout: params.readyTimeoutMs,
-        ...(restricted ? { algorithms: { serverHostKey: knownAlgorithms } } : {}),
-        ...(params.sock ? { sock: params.sock } : {}),
-        ...(logger ? { debug: (message) => logger.debug(`${host}: ${message}`) } : {}),
-    };
-    return new Promise((resolve, reject) => {
-        const client = new (lib_default()).Client();
-        let settled = false;
-        const fail = (error) => {
-            if (settled)
-                return;
-            settled = true;
-            client.removeListener('ready', onReady);
-            // Keep a listener: ssh2 may still emit 'error' while the socket winds down.
-            client.on('error', () => { });
-            client.end();
-            const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
-            const described = connectError(error, context);
-            reject(described.code === 'SSH_DISCONNECTED' && isStartupDrop(error, presented !== undefined)
-                ? new StartupDropped(described.code, described.message, {
-                    step: described.step,
-                    host: described.host,
-                    remedy: `${described.remedy ?? ''}; with many runs at once, raise sshd's MaxStartups (docs/hosts.md)`,
-                    cause: error,
-                })
-                : described);
-        };
-        const onReady = () => {
-            if (settled)
-                return;
-            settled = true;
-            client.removeListener('error', fail);
-            client.removeListener('close', onEarlyClose);
-            logger?.debug(`${host}: connected`);
-            // Nagle's delay costs the relay about a fifth of its throughput (bench/results).
-            client.setNoDelay(true);
-            const open = {
-                client,
-                role,
-                address,
-                hostKeyFingerprint: presented ? fingerprint(presented) : 'unknown',
-                closed: false,
-            };
-            client.once('close', () => {
-                open.closed = true;
-            });
-            // From now on a dropped connection shows as 'error' then 'close'; 'close'
-            // decides, and an 'error' without a listener would crash the process.
-            client.on('error', (error) => {
-                open.lastError = error;
-            });
-            resolve(open);
-        };
-        const onEarlyClose = () => fail(new Error('the connection closed before SSH was ready'));
-        client.once('ready', onReady);
-        client.on('error', fail);
-        client.once('close', onEarlyClose);
-        try {
-            client.connect(config);
-        }
-        catch (error) {
-            fail(error);
-        }
-    });
-}
-function connectError(error, context) {
-    const { host, spec, verdict, presented } = context;
-    const base = { step: 'connect', host, cause: error };
-    const keyscan = `ssh-keyscan -p ${spec.port} ${spec.host}`;
-    if (verdict && !verdict.ok && presented) {
-        const shown = `${keyTypeOf(presented) ?? 'unknown type'} ${fingerprint(presented)}`;
-        if (verdict.reason === 'unknown') {
-            return new MigrationError('HOST_KEY_UNKNOWN', `no known_hosts line matches this host (it presented ${shown})`, {
-                ...base,
-                remedy: `run \`${keyscan}\` from a trusted network, check the fingerprint, and add the line to the known-hosts input`,
-            });
-        }
-        if (verdict.reason === 'revoked') {
-            return new MigrationError('HOST_KEY_MISMATCH', `the host presented a key marked @revoked in known_hosts (${shown})`, {
-                ...base,
-                remedy: 'this key must not be trusted: find out why the host still uses it before trying again',
-            });
-        }
-        return new MigrationError('HOST_KEY_MISMATCH', `the host presented ${shown}, which differs from its known_hosts key`, {
-            ...base,
-            remedy: `this may be an attack, or the host was reinstalled; once you have verified the new key (\`${keyscan}\`), replace its line in the known-hosts input`,
-        });
-    }
-    const message = errorMessage(error);
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
-    const level = typeof error === 'object' && error !== null && 'level' in error ? String(error.level) : undefined;
-    if (context.restricted && /host key/i.test(message) && level === 'handshake') {
-        return new MigrationError('HOST_KEY_MISMATCH', 'the host offers none of the key types known_hosts lists for it', {
-            ...base,
-            remedy: `this may be an attack, or the host was reinstalled; once you have verified its keys (\`${keyscan}\`), update the known-hosts input`,
-        });
-    }
-    if (level === 'client-authentication') {
-        return new MigrationError('SSH_AUTH_FAILED', `the host refused the SSH key for user ${spec.user}`, {
-            ...base,
-            remedy: `check that the public key is in ~${spec.user}/.ssh/authorized_keys on the host, that user ${spec.user} may log in (PermitRootLogin for root), and the key passphrase`,
-        });
-    }
-    if (code !== undefined && UNREACHABLE_CODES.has(code)) {
-        return new MigrationError('SSH_UNREACHABLE', `cannot reach ${spec.host} port ${spec.port}: ${message}`, {
-            ...base,
-            remedy: 'check the address and port, that sshd runs there, and that no firewall blocks the runner',
-        });
-    }
-    if (level === 'client-timeout' || code === 'ETIMEDOUT') {
-        return new MigrationError('SSH_TIMEOUT', `SSH did not become ready in time: ${message}`, {
-            ...base,
-            remedy: 'check that the host is up and that nothing between the runner and it drops packets',
-        });
-    }
-    return new MigrationError('SSH_DISCONNECTED', `the SSH connection failed: ${message}`, {
-        ...base,
-        remedy: 'check the host sshd logs and the network between the runner and the host',
-    });
-}
-/** Opens a TCP tunnel from the bastion to the target's sshd. */
-function forwardTo(jump, role, spec, jumpSpec) {
-    return new Promise((resolve, reject) => {
-        const failed = (error) => {
-            reject(new MigrationError('SSH_UNREACHABLE', `jump host ${formatHostSpec(jumpSpec)} could not open a connection to ${spec.host} port ${spec.port}: ${errorMessage(error)}`, {
-                step: 'connect',
-                host: `${role} ${formatHostSpec(spec)}`,
-                cause: error,
-                remedy: 'check that the jump host can reach the host and port, and that its sshd allows TCP forwarding (AllowTcpForwarding)',
-            }));
-        };
-        try {
-            jump.client.forwardOut('127.0.0.1', 0, spec.host, spec.port, (error, stream) => {
-                if (error)
-                    failed(error);
-                else
-                    resolve(stream);
-            });
-        }
-        catch (error) {
-            failed(error);
-        }
-    });
-}
-/**
- * Settles on the channel's 'close' with the status from 'exit'. ssh2 normally
- * emits 'exit' first and repeats the status in 'close', but either may carry
- * it, and a late 'exit' is still waited for briefly.
- */
-function channelEnd(channel) {
-    return new Promise((resolve) => {
-        let status;
-        let closed = false;
-        const record = (code, signal) => {
-            if (status)
-                return;
-            if (typeof code === 'number')
-                status = { exitCode: code, signal: null };
-            else if (typeof signal === 'string')
-                status = { exitCode: null, signal: signal.replace(/^(SIG)?/, 'SIG') };
-            if (status && closed)
-                resolve(status);
-        };
-        channel.on('exit', (code, signal) => record(code, signal));
-        channel.once('close', (code, signal) => {
-            closed = true;
-            record(code, signal);
-            if (status) {
-                resolve(status);
-                return;
-            }
-            setTimeout(() => resolve(status ?? { exitCode: null, signal: null }), LATE_EXIT_WAIT_MS).unref();
-        });
-    });
-}
-/**
- * SIGTERM (which sudo relays), then SIGKILL and closing the channel. ssh2
- * cannot signal once our side of stdin has ended, so then close at once:
- * the command loses its pipes and dies on its next read or write.
- */
-function stopChannel(channel) {
-    if (!channel.writable) {
-        channel.close();
-        return;
-    }
-    trySignal(channel, 'TERM');
-    const escalate = setTimeout(() => {
-        trySignal(channel, 'KILL');
-        channel.close();
-    }, ssh_host_KILL_GRACE_MS);
-    escalate.unref();
-    channel.once('close', () => clearTimeout(escalate));
-}
-function trySignal(channel, signal) {
-    try {
-        channel.signal(signal);
-    }
-    catch {
-        // The channel is already closing.
-    }
-}
-function drain(stream) {
-    stream.on('error', () => { });
-    stream.resume();
-}
-function endClient(open) {
-    const { client } = open;
-    if (open.closed)
-        return Promise.resolve();
-    return new Promise((resolve) => {
-        const timer = setTimeout(() => {
-            client.destroy();
-            resolve();
-        }, CLOSE_TIMEOUT_MS);
-        timer.unref();
-        client.once('close', () => {
-            clearTimeout(timer);
-            resolve();
-        });
-        client.on('error', () => { });
-        client.end();
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/sudo.ts
-
-
-
-/**
- * The command text withSudo runs in place of `command`. Always this one form, so a
- * sudoers rule for `sh -c *` (docs/hosts.md) covers every command, the probe included.
- */
-function sudoCommand(command) {
-    return `sudo -n sh -c ${shellQuote([command])}`;
-}
-/** The same host, with every command run as root through `sudo -n`. */
-function withSudo(host) {
-    return {
-        role: host.role,
-        address: host.address,
-        hostKeyFingerprint: host.hostKeyFingerprint,
-        run: (command, options) => host.run(sudoCommand(command), options),
-        spawn: (command, options) => host.spawn(sudoCommand(command), options),
-        close: () => host.close(),
-    };
-}
-/** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
-async function checkSudo(host) {
-    const result = await host.run(sudoCommand('true'), { timeoutMs: 30_000 });
-    if (result.exitCode === 0)
-        return;
-    const missing = result.exitCode === 127;
-    const stderr = tailLines(result.stderr);
-    throw new MigrationError('SUDO_REFUSED', missing ? 'sudo is not installed' : `sudo -n refused to run a command (exit ${result.exitCode})`, {
-        step: 'connect',
-        host: describeHost(host),
-        detail: stderr === '' ? undefined : stderr,
-        remedy: missing
-            ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
-            : 'allow this user `sudo -n sh -c` without a password (the rule in docs/hosts.md, in /etc/sudoers.d), or set `sudo: false` and log in as root',
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/host-factory.ts
-
-
-
-
-
-/**
- * Opens one host: the runner itself or an SSH connection. With sudo, commands
- * go through `sudo -n` unless the login is already root, and a refusal is
- * found now rather than halfway through a migration.
- */
-async function openHost(role, location, ssh, sudo, deps = {}) {
-    let host;
-    if (location.kind === 'local') {
-        host = deps.local ? deps.local(role) : new LocalHost(role);
-    }
-    else {
-        const connect = deps.connect ?? connectSsh;
-        const opened = await connect({
-            role,
-            spec: location.spec,
-            privateKey: ssh.privateKey,
-            passphrase: ssh.passphrase,
-            knownHosts: ssh.knownHosts,
-            insecureSkipHostKeyCheck: ssh.insecureSkipHostKeyCheck,
-            jump: ssh.jumpHost,
-            readyTimeoutMs: deps.readyTimeoutMs,
-            logger: deps.logger,
-            ...(deps.warn ? { onRetry: deps.warn } : {}),
-        });
-        if (ssh.insecureSkipHostKeyCheck) {
-            const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';
-            deps.warn?.(`${role} ${opened.address}: the SSH host key was not checked${key}; anyone between the runner and the host could impersonate it. Provide known-hosts instead of insecure-skip-host-key-check.`);
-        }
-        host = opened;
-    }
-    if (!sudo)
-        return host;
-    try {
-        return await applySudo(host);
-    }
-    catch (error) {
-        await host.close();
-        throw error;
-    }
-}
-async function applySudo(host) {
-    const id = await host.run('id -u', { timeoutMs: 30_000 });
-    // Root needs no sudo, and minimal hosts may not even have it installed.
-    if (id.exitCode === 0 && id.stdout.trim() === '0')
-        return host;
-    await checkSudo(host);
-    return withSudo(host);
-}
-/**
- * CRIU, runc and Docker's data need root. A non-root SSH login without sudo would first fail
- * deep in the run ("Permission denied" at the container lock): say so right after connecting.
- */
-async function requireRoot(host, location, sudo) {
-    if (sudo || location.kind !== 'ssh' || location.spec.user === 'root')
-        return;
-    const id = await host.run('id -u', { timeoutMs: 30_000 });
-    const uid = id.stdout.trim();
-    if (id.exitCode === 0 && uid === '0')
-        return;
-    throw new MigrationError('NOT_ROOT', `${location.spec.user} is not root (uid ${uid || 'unknown'}) and sudo is false`, {
-        step: 'connect',
-        host: describeHost(host),
-        remedy: 'log in as root, or set sudo: true with the sudoers rule of docs/hosts.md for this user',
-    });
-}
-
-;// CONCATENATED MODULE: ./src/host/reconnecting.ts
-
-const ATTEMPTS = 3;
-const BACKOFF_MS = [1_000, 3_000];
-function isConnectionLoss(error) {
-    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
-}
-/**
- * A host that opens a new connection when the old one dropped, and runs the
- * command again. Only for commands that are safe to repeat (rollback and
- * roll-forward steps): a dropped connection must not leave a run half undone.
- */
-function reconnecting(first, reopen, sleep = defaultSleep) {
-    let current = first;
-    let reopening;
-    async function again(failed) {
-        if (current !== failed)
-            return current;
-        reopening ??= (async () => {
-            await failed.close().catch(() => { });
-            return reopen();
-        })().finally(() => {
-            reopening = undefined;
-        });
-        current = await reopening;
-        return current;
-    }
-    async function attempt(call) {
-        let lastError;
-        for (let i = 0; i < ATTEMPTS; i++) {
-            const host = current;
-            try {
-                return await call(host);
-            }
-            catch (error) {
-                if (!isConnectionLoss(error))
-                    throw error;
-                lastError = error;
-                if (i === ATTEMPTS - 1)
-                    break;
-                await sleep(BACKOFF_MS[i] ?? 3_000);
-                try {
-                    await again(host);
-                }
-                catch (reopenError) {
-                    lastError = reopenError;
-                }
-            }
-        }
-        throw lastError;
-    }
-    return {
-        role: first.role,
-        address: first.address,
-        get hostKeyFingerprint() {
-            return current.hostKeyFingerprint;
-        },
-        run: (command, options) => attempt((host) => host.run(command, options)),
-        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
-        close: async () => {
-            await current.close();
-        },
-    };
-}
-function defaultSleep(ms) {
-    return new Promise((resolve) => setTimeout(resolve, ms));
+function engine_initFirstRows(rows) {
+    const pids = new Set(rows.map((row) => row.pid));
+    return [...rows.filter((row) => !pids.has(row.ppid)), ...rows.filter((row) => pids.has(row.ppid))];
 }
 
 // EXTERNAL MODULE: external "node:stream"
@@ -57000,6 +56000,213 @@ function parseDumpStats(image) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/docker-cli.ts
+
+
+
+
+
+/** Docker's and containerd's places on a host that the action relies on. */
+const DOCKER_LAYOUT = {
+    /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
+    taskBundles: (root) => [
+        `${root}/containerd/daemon/io.containerd.runtime.v2.task/moby`,
+        '/run/containerd/io.containerd.runtime.v2.task/moby',
+    ],
+    /** Where Docker's runc keeps container state, newest layouts first. */
+    runcRoots: ['/run/docker/runtime-runc/moby', '/var/run/docker/runtime-runc/moby'],
+    /** The config dockerd starts its own containerd with (when it manages one). */
+    managedContainerdConfig: '/var/run/docker/containerd/containerd.toml',
+    /** containerd 1.7 unpacks a checkpoint for a restore into <its TMPDIR>/ctrd-checkpoint*, never removed. */
+    restoreUnpackGlob: 'ctrd-checkpoint*',
+};
+const DOCKER_TIMEOUT_MS = 120_000;
+/** Thin typed wrapper over the `docker` CLI of one host; every failure is an EngineError. */
+class DockerCli {
+    host;
+    constructor(host) {
+        this.host = host;
+    }
+    async exec(command, step, what, options = {}) {
+        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS, ...options });
+        if (result.exitCode === 0)
+            return result.stdout;
+        const status = result.exitCode === -1 ? 'did not exit normally' : `exited with ${result.exitCode}`;
+        throw new EngineError(command, result.exitCode, result.stderr || result.stdout, `${what} failed: ${status}`, {
+            step,
+            host: describeHost(this.host),
+        });
+    }
+    docker(args, step, what = `docker ${args[0]}`) {
+        return this.exec(shellQuote(['docker', ...args]), step, what);
+    }
+    /** The container, or undefined when the host has none by that name or ID. */
+    async inspectContainer(ref, step) {
+        const command = shellQuote(['docker', 'container', 'inspect', '--', ref]);
+        const result = await this.host.run(command, { timeoutMs: DOCKER_TIMEOUT_MS });
+        if (result.exitCode !== 0) {
+            if (/no such (container|object)/i.test(result.stderr))
+                return undefined;
+            // Once more, failing with the step and host named if it fails again.
+            return parseContainerInspect(await this.exec(command, step, `docker inspect of ${ref}`));
+        }
+        return parseContainerInspect(result.stdout);
+    }
+    /** Every container of the host, in any state (one inspect for all). */
+    async listContainers(step) {
+        const ids = (await this.docker(['ps', '-aq', '--no-trunc'], step)).split('\n').filter(Boolean);
+        if (ids.length === 0)
+            return [];
+        const out = await this.docker(['container', 'inspect', '--', ...ids], step, 'docker container inspect');
+        return parseContainerInspectList(out);
+    }
+    /** The image's ID, or undefined when the host does not have it. */
+    async imageId(ref) {
+        const result = await this.host.run(shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', ref]));
+        return result.exitCode === 0 ? result.stdout.trim() : undefined;
+    }
+    /** Containers (any state) created from the image. */
+    async containersUsingImage(imageId) {
+        const out = await this.docker(['ps', '-aq', '--no-trunc', '--filter', `ancestor=${imageId}`], 'rollback');
+        return out.split('\n').filter(Boolean);
+    }
+    async inspectContainerRaw(ref, step) {
+        const out = await this.docker(['container', 'inspect', '--', ref], step, 'docker container inspect');
+        return JSON.parse(out)[0];
+    }
+    async imageConfig(imageId, step) {
+        const out = await this.docker(['image', 'inspect', '--', imageId], step, 'docker image inspect');
+        return { config: parseImageInspect(out).Config, raw: JSON.parse(out)[0] };
+    }
+    async tagImage(imageId, ref, step) {
+        await this.docker(['image', 'tag', imageId, ref], step, 'docker image tag');
+    }
+    /**
+     * cidFile: docker create writes the new container's ID there the moment the daemon made
+     * it (and removes the file when it made nothing), so a rollback can tell its own container
+     * from another of the same name.
+     */
+    async createWithEnvFile(args, env, envDir, step, cidFile) {
+        const { command, input } = envFileCreate(envDir, args, env, cidFile);
+        const out = await this.exec(command, step, 'docker create', { input });
+        const id = out.trim().split('\n').pop() ?? '';
+        if (!/^[0-9a-f]{64}$/.test(id)) {
+            throw new EngineError(command, 0, out, 'docker create printed no container ID', {
+                step,
+                host: describeHost(this.host),
+            });
+        }
+        return id;
+    }
+    async createAndStart(args, step, cidFile) {
+        const out = cidFile
+            ? await this.exec(`umask 077; mkdir -p ${shellQuote([cidFile.replace(/\/[^/]*$/, '')])} && ${shellQuote(['docker', 'create', '--cidfile', cidFile, ...args])}`, step, 'docker create')
+            : await this.docker(['create', ...args], step, 'docker create');
+        const id = out.trim().split('\n').pop() ?? '';
+        if (!/^[0-9a-f]{64}$/.test(id)) {
+            throw new EngineError(shellQuote(['docker', 'create', ...args]), 0, out, 'docker create printed no container ID', {
+                step,
+                host: describeHost(this.host),
+            });
+        }
+        await this.docker(['start', id], step, 'docker start');
+        return id;
+    }
+    /**
+     * The container's pause and unpause events from `since` (the host's clock, seconds since
+     * the epoch) until now, oldest first, as the daemon still remembers them.
+     */
+    async pauseEvents(id, since, step) {
+        const out = await this.exec(`${shellQuote(['docker', 'events', '--since', since, '--filter', `container=${id}`, '--filter', 'event=pause', '--filter', 'event=unpause', '--format', '{{.Action}}'])} --until "$(date +%s.%N)"`, step, 'docker events', { timeoutMs: 30_000 });
+        return out.split('\n').filter(Boolean);
+    }
+    async pause(id, step) {
+        await this.docker(['pause', id], step);
+    }
+    async unpause(id, step) {
+        await this.docker(['unpause', id], step);
+    }
+    async startFromCheckpoint(id, checkpoint, step) {
+        await this.exec(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]), step, 'docker start --checkpoint', {
+            timeoutMs: 10 * 60_000,
+        });
+    }
+    async setRestartPolicy(id, policy, step) {
+        await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
+    }
+    /** SIGKILL: a frozen container dies without running another instruction. */
+    async kill(id, step) {
+        await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
+    }
+    saveImageCommand(ref) {
+        return shellQuote(['docker', 'save', ref]);
+    }
+    loadImageCommand() {
+        return shellQuote(['docker', 'load', '--quiet']);
+    }
+    checkpointDir(root, containerId, checkpoint) {
+        // moby#37344: docker start --checkpoint-dir is refused, so only this place works.
+        return `${root}/containers/${containerId}/checkpoints/${checkpoint}`;
+    }
+    restoreLogPaths(root, containerId) {
+        return DOCKER_LAYOUT.taskBundles(root).map((dir) => `${dir}/${containerId}/restore.log`);
+    }
+    async remove(id, step, options = {}) {
+        const flags = [...(options.force ? ['--force'] : []), ...(options.volumes ? ['--volumes'] : [])];
+        await this.docker(['rm', ...flags, id], step);
+    }
+    async rename(id, name, step) {
+        await this.docker(['rename', id, name], step);
+    }
+    /** docker rm --force; false when there was no such container. */
+    async removeIfPresent(ref, step) {
+        // docker rm --force exits 0 for a container that does not exist (Docker 23+): ask first.
+        if (!(await this.inspectContainer(ref, step)))
+            return false;
+        const result = await this.host.run(shellQuote(['docker', 'rm', '--force', '--', ref]), {
+            timeoutMs: 120_000,
+        });
+        if (result.exitCode === 0)
+            return true;
+        if (/no such container/i.test(result.stderr))
+            return false;
+        await this.exec(shellQuote(['docker', 'rm', '--force', '--', ref]), step, 'docker rm');
+        return true;
+    }
+    async removeImage(id, step) {
+        await this.docker(['image', 'rm', id], step);
+    }
+    async logs(id, step) {
+        const command = `${shellQuote(['docker', 'logs', id])} 2>&1`;
+        const result = await this.host.run(command);
+        if (result.exitCode === 0)
+            return result.stdout;
+        return this.exec(command, step, 'docker logs');
+    }
+    /** The command lines of the container's processes, its init first. */
+    async processes(id, step) {
+        return engine_initFirstRows(await this.processTable(id, step)).map((row) => row.args);
+    }
+    /** The container's processes as `docker top` lists them: those in its cgroup, by host PID. */
+    async processTable(id, step) {
+        return parseTop(await this.docker(['top', id, '-o', 'pid,ppid,args'], step));
+    }
+}
+/** `docker top -o pid,ppid,args` lines; the header and anything unparsable are dropped. */
+function parseTop(top) {
+    return top
+        .split('\n')
+        .slice(1)
+        .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+        .filter((match) => match !== null)
+        .map(([, pid, ppid, args]) => ({ pid: Number(pid), ppid: Number(ppid), args: (args ?? '').trim() }))
+        .filter((row) => row.args !== '');
+}
+/** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
+function initFirst(top) {
+    return initFirstRows(parseTop(top)).map((row) => row.args);
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compression.ts
 
 // zstd -1 shrinks zero and repeated pages fast; whether a stream is worth it
@@ -57102,7 +56309,959 @@ function parseSample(stdout) {
     return { bytes: Number(match[1]), compressed: Number(match[2]) };
 }
 
+;// CONCATENATED MODULE: ./src/policy/connections.ts
+
+function classifyConnections(tcp) {
+    const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
+    const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
+    return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
+}
+/**
+ * The container's processes that CRIU does not dump: those that are not the
+ * init's descendants (started by `docker exec`). They end with the source.
+ */
+function execProcesses(initPid, table) {
+    if (initPid === undefined || initPid <= 0)
+        return [];
+    const inTree = new Set([initPid]);
+    // Parents may be listed after their children: repeat until nothing joins.
+    for (let grew = true; grew;) {
+        grew = false;
+        for (const row of table) {
+            if (!inTree.has(row.pid) && inTree.has(row.ppid)) {
+                inTree.add(row.pid);
+                grew = true;
+            }
+        }
+    }
+    return table.filter((row) => !inTree.has(row.pid));
+}
+function execHeldConnections(inside, owners, exec) {
+    const held = [];
+    for (const entry of inside) {
+        if (entry.inode === undefined)
+            continue;
+        for (const owner of owners) {
+            if (owner.inode !== entry.inode)
+                continue;
+            const process = exec.find((row) => row.pid === owner.pid);
+            if (process)
+                held.push({ process, entry });
+        }
+    }
+    return held;
+}
+function judgeConnections(facts) {
+    const { inside, outside } = classifyConnections(facts.tcp);
+    if (inside.length === 0)
+        return { inside, outside, heldByExec: [], unowned: [], ownersUnknown: false };
+    if (!facts.processes || !facts.owners || !facts.initPid)
+        return { inside, outside, heldByExec: [], unowned: inside, ownersUnknown: true };
+    const exec = execProcesses(facts.initPid, facts.processes);
+    const heldByExec = execHeldConnections(inside, facts.owners, exec);
+    const execPids = new Set(exec.map((row) => row.pid));
+    const dumped = new Set(facts.processes.map((row) => row.pid).filter((pid) => !execPids.has(pid)));
+    const owned = new Set(facts.owners.filter((owner) => dumped.has(owner.pid)).map((owner) => owner.inode));
+    const unowned = inside.filter((entry) => (entry.inode === undefined || !owned.has(entry.inode)) &&
+        !heldByExec.some((held) => held.entry === entry));
+    return { inside, outside, heldByExec, unowned, ownersUnknown: false };
+}
+/** Whether the dump must keep connections established: there are some, and every one moves whole. */
+function movesEstablished(verdict) {
+    return (verdict.inside.length > 0 &&
+        verdict.outside.length === 0 &&
+        verdict.heldByExec.length === 0 &&
+        verdict.unowned.length === 0);
+}
+// Plain constants: the docs test reads `code: '...'` literals under src/policy as gate checks.
+const OPEN = 'TCP_CONNECTIONS_OPEN';
+const EXEC_HELD = 'EXEC_SESSION_CONNECTED';
+const OUTSIDE_REMEDY = 'close these connections first (stop or drain the peers, or have the program reconnect later): a TCP connection to a peer outside the container cannot follow it, the peer stays behind on the source';
+const EXEC_REMEDY = "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and the end it does not dump would leave the other end talking to nobody";
+const HOST_NETWORK_REMEDY = "close these connections first: with network mode host they live in the host's network namespace, and the same ports on the target may be anyone's, so they are not moved established";
+const UNOWNED_REMEDY = "run again once the container's processes hold both ends (a connection not yet accepted by the service, or a socket table the action could not match to the container's processes, is not moved)";
+function connectionRefusal(verdict) {
+    if (verdict.outside.length > 0)
+        return {
+            code: OPEN,
+            observed: `${verdict.outside.length} to outside peers: ${showEntries(verdict.outside)}`,
+            remedy: OUTSIDE_REMEDY,
+        };
+    if (verdict.heldByExec.length > 0)
+        return {
+            code: EXEC_HELD,
+            observed: `${showHeld(verdict.heldByExec)}: a connection to the container's own processes from a process CRIU does not dump`,
+            remedy: EXEC_REMEDY,
+        };
+    if (verdict.unowned.length > 0)
+        return {
+            code: OPEN,
+            observed: verdict.ownersUnknown
+                ? `${verdict.unowned.length} over loopback inside the container, and the processes holding them could not be read: ${showEntries(verdict.unowned)}`
+                : `${verdict.unowned.length} over loopback inside the container with an end no process of the container's tree holds: ${showEntries(verdict.unowned)}`,
+            remedy: UNOWNED_REMEDY,
+        };
+    return undefined;
+}
+function showEntries(list) {
+    const shown = list
+        .slice(0, 5)
+        .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+        .join(', ');
+    return `${shown}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
+}
+function showHeld(held) {
+    return held
+        .slice(0, 5)
+        .map(({ process, entry }) => `pid ${process.pid} "${process.args}" holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
+        .join(', ');
+}
+/** Connections move established only in the container's own network namespace. */
+function ownNetworkNamespace(networkMode) {
+    return networkMode !== 'host';
+}
+/** The verdict from what the gate's source probe read; undefined without a socket table. */
+function judgeProbe(probe, initPid) {
+    if (!probe?.tcp)
+        return undefined;
+    return judgeConnections({
+        tcp: probe.tcp,
+        ...(probe.processes ? { processes: probe.processes } : {}),
+        ...(probe.socketOwners ? { owners: probe.socketOwners } : {}),
+        ...(initPid ? { initPid } : {}),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/policy/versions.ts
+// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
+// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
+// here depends on it.
+const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
+/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
+function parseVersion(text) {
+    if (text === undefined)
+        return undefined;
+    const raw = text.trim();
+    const match = VERSION_PATTERN.exec(raw);
+    if (!match)
+        return undefined;
+    const [, major, minor, patch] = match;
+    return {
+        major: Number(major),
+        minor: minor === undefined ? 0 : Number(minor),
+        patch: patch === undefined ? 0 : Number(patch),
+        raw,
+    };
+}
+function toVersion(value) {
+    if (typeof value !== 'string')
+        return value;
+    const parsed = parseVersion(value);
+    // Strings passed here are constants in our own rules, so a bad one is a programming error.
+    if (!parsed)
+        throw new TypeError(`not a version: "${value}"`);
+    return parsed;
+}
+/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
+function compareVersions(a, b) {
+    const x = toVersion(a);
+    const y = toVersion(b);
+    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
+}
+/** True when v is known and at least min; an unknown version is never enough. */
+function atLeast(v, min) {
+    if (v === undefined)
+        return false;
+    const version = typeof v === 'string' ? parseVersion(v) : v;
+    return version !== undefined && compareVersions(version, min) >= 0;
+}
+/** "4.2.1" from the numbers, without the distribution suffix. */
+function formatVersion(v) {
+    return `${v.major}.${v.minor}.${v.patch}`;
+}
+/** "6.18" */
+function majorMinor(v) {
+    return `${v.major}.${v.minor}`;
+}
+
+;// CONCATENATED MODULE: ./src/probe/facts.ts
+
+
+/**
+ * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
+ * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
+ */
+const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
+/** Every command gatherHostFacts runs; all read-only. */
+const FACT_COMMANDS = {
+    kernelRelease: 'uname -r',
+    machine: 'uname -m',
+    criuPath: 'command -v criu',
+    criuVersion: 'criu --version',
+    criuCheck: 'criu check',
+    runcPath: 'command -v runc',
+    runcVersion: 'runc --version',
+    dockerVersion: "docker version --format '{{json .}}'",
+    dockerInfo: "docker info --format '{{json .}}'",
+};
+function criuFeatureCommand(feature) {
+    return `criu check --feature ${feature}`;
+}
+/** `criu check` creates test processes and namespaces: give it longer than a version query. */
+const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
+function facts_isObject(value) {
+    return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+function stringField(obj, key) {
+    const value = obj[key];
+    return typeof value === 'string' && value !== '' ? value : undefined;
+}
+function boolField(obj, key) {
+    const value = obj[key];
+    if (typeof value === 'boolean')
+        return value;
+    // Server.Components[].Details carries booleans as strings.
+    if (value === 'true')
+        return true;
+    if (value === 'false')
+        return false;
+    return undefined;
+}
+function parseJsonObject(text) {
+    try {
+        const value = JSON.parse(text);
+        return facts_isObject(value) ? value : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+// --- pure parsers --------------------------------------------------------------------------------
+/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
+function isCommandMissing(result) {
+    return result.exitCode === 127 || /command not found/i.test(result.stderr);
+}
+/** One line saying why a command failed, for facts and messages. */
+function failureText(result) {
+    if (result.exitCode === -1)
+        return 'timed out';
+    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
+    return line ?? `exit code ${result.exitCode}`;
+}
+function lastLines(text, count) {
+    const lines = text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
+    return lines.slice(-count);
+}
+/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
+function parseCommandPath(result) {
+    if (result.exitCode !== 0)
+        return undefined;
+    const line = result.stdout.split('\n')[0]?.trim() ?? '';
+    return line.startsWith('/') ? line : undefined;
+}
+function parseKernel(release, machine) {
+    const facts = {};
+    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
+    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
+    if (releaseText !== '') {
+        facts.release = releaseText;
+        const version = parseVersion(releaseText);
+        if (version)
+            facts.version = version;
+    }
+    if (archText !== '')
+        facts.arch = archText;
+    const errors = [
+        releaseText === '' && `uname -r: ${failureText(release)}`,
+        archText === '' && `uname -m: ${failureText(machine)}`,
+    ].filter((e) => typeof e === 'string');
+    if (errors.length > 0)
+        facts.error = errors.join('; ');
+    return facts;
+}
+/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
+function parseCriuVersion(stdout) {
+    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
+function parseCriuCheck(result) {
+    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
+    const ok = result.exitCode === 0;
+    const summary = ok
+        ? (tail.at(-1) ?? 'exit code 0')
+        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
+            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
+    return { ok, exitCode: result.exitCode, tail, summary };
+}
+/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
+function parseCriuFeature(result) {
+    if (result.exitCode === 0)
+        return true;
+    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
+}
+/** First line of `runc --version`: "runc version 1.1.15+ds1". */
+function parseRuncVersion(stdout) {
+    const match = /^runc version\s+(\S+)/m.exec(stdout);
+    return match ? parseVersion(match[1]) : undefined;
+}
+/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
+function parseDockerVersion(stdout) {
+    const root = parseJsonObject(stdout.trim());
+    const server = root?.Server;
+    if (!facts_isObject(server))
+        return undefined;
+    const facts = {};
+    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
+    const componentVersion = (name) => {
+        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
+        return component ? parseVersion(stringField(component, 'Version')) : undefined;
+    };
+    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
+    if (engine)
+        facts.serverVersion = engine;
+    const api = stringField(server, 'ApiVersion');
+    if (api)
+        facts.apiVersion = api;
+    const containerd = componentVersion('containerd');
+    if (containerd)
+        facts.containerdVersion = containerd;
+    const runc = componentVersion('runc');
+    if (runc)
+        facts.runcVersion = runc;
+    const experimental = boolField(server, 'Experimental');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    return facts;
+}
+/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
+function parseDockerInfo(stdout) {
+    const info = parseJsonObject(stdout.trim());
+    if (!info)
+        return undefined;
+    // Without a daemon the client still prints the structure, with every server field empty.
+    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
+    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
+    if (serverErrors.length > 0 || !serverVersion)
+        return undefined;
+    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
+    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
+    const facts = {
+        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
+        containerdImageStore,
+        serverVersion,
+    };
+    const experimental = boolField(info, 'ExperimentalBuild');
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    const defaultRuntime = stringField(info, 'DefaultRuntime');
+    if (defaultRuntime)
+        facts.defaultRuntime = defaultRuntime;
+    const cgroupVersion = stringField(info, 'CgroupVersion');
+    if (cgroupVersion)
+        facts.cgroupVersion = cgroupVersion;
+    const cgroupDriver = stringField(info, 'CgroupDriver');
+    if (cgroupDriver)
+        facts.cgroupDriver = cgroupDriver;
+    const storageDriver = stringField(info, 'Driver');
+    if (storageDriver)
+        facts.storageDriver = storageDriver;
+    const rootDir = stringField(info, 'DockerRootDir');
+    if (rootDir)
+        facts.rootDir = rootDir;
+    return facts;
+}
+/** Combines the two docker queries into DockerFacts. */
+function parseDockerFacts(version, info) {
+    if (isCommandMissing(version)) {
+        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
+    if (!fromVersion) {
+        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
+    }
+    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
+    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
+    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
+    if (serverVersion)
+        facts.serverVersion = serverVersion;
+    if (fromVersion.apiVersion)
+        facts.apiVersion = fromVersion.apiVersion;
+    if (fromVersion.containerdVersion)
+        facts.containerdVersion = fromVersion.containerdVersion;
+    if (fromVersion.runcVersion)
+        facts.runcVersion = fromVersion.runcVersion;
+    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
+    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
+    if (experimental !== undefined)
+        facts.experimental = experimental;
+    if (!fromInfo) {
+        facts.error = `docker info: ${failureText(info)}`;
+        return facts;
+    }
+    if (fromInfo.defaultRuntime)
+        facts.defaultRuntime = fromInfo.defaultRuntime;
+    if (fromInfo.cgroupVersion)
+        facts.cgroupVersion = fromInfo.cgroupVersion;
+    if (fromInfo.cgroupDriver)
+        facts.cgroupDriver = fromInfo.cgroupDriver;
+    if (fromInfo.storageDriver)
+        facts.storageDriver = fromInfo.storageDriver;
+    if (fromInfo.rootDir)
+        facts.rootDir = fromInfo.rootDir;
+    facts.containerdImageStore = fromInfo.containerdImageStore;
+    return facts;
+}
+// --- gathering -------------------------------------------------------------------------------------
+async function gatherCriu(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
+        return { present: false, features: {}, error };
+    }
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [versionResult, checkResult, ...featureResults] = await Promise.all([
+        host.run(FACT_COMMANDS.criuVersion, quick),
+        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
+        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
+    ]);
+    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
+    const version = parseCriuVersion(versionResult.stdout);
+    if (version)
+        facts.version = version;
+    else
+        facts.error = `criu --version: ${failureText(versionResult)}`;
+    CRIU_FEATURES.forEach((feature, index) => {
+        const result = featureResults[index];
+        const supported = result && parseCriuFeature(result);
+        if (supported !== undefined)
+            facts.features[feature] = supported;
+    });
+    return facts;
+}
+async function gatherRunc(host, pathResult) {
+    const path = parseCommandPath(pathResult);
+    if (!path) {
+        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
+        return { present: false, error };
+    }
+    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
+    const version = parseRuncVersion(result.stdout);
+    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
+}
+/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
+async function gatherHostFacts(host) {
+    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
+    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
+        host.run(FACT_COMMANDS.kernelRelease, quick),
+        host.run(FACT_COMMANDS.machine, quick),
+        host.run(FACT_COMMANDS.criuPath, quick),
+        host.run(FACT_COMMANDS.runcPath, quick),
+        host.run(FACT_COMMANDS.dockerVersion, quick),
+        host.run(FACT_COMMANDS.dockerInfo, quick),
+    ]);
+    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
+    return {
+        host: describeHost(host),
+        kernel: parseKernel(release, machine),
+        criu,
+        runc,
+        docker: parseDockerFacts(dockerVersion, dockerInfo),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
+
+
+
+
+
+
+
+/**
+ * What the preflight gate reads besides the host facts of facts.ts: the
+ * container's size and connections on the source, and on the target whether
+ * its ports, mounts, volumes, networks and disk space are there for it. Every
+ * command is read-only; the CPU comparison writes only into a temporary
+ * directory it removes.
+ */
+/** Where containerd unpacks a checkpoint on restore (its TMPDIR): it needs the checkpoint's size. */
+const RESTORE_TMP_DIR = '/tmp';
+const PROBE_TIMEOUT_MS = 60_000;
+const DEFAULT_DOCKER_ROOT = '/var/lib/docker';
+// --- scripts -----------------------------------------------------------------------------------
+const HOST_SECTIONS = [
+    { name: 'identity', command: `id -u; id -un; printf '%s\\n' "\${SUDO_USER:-}"` },
+    {
+        name: 'cpuinfo',
+        command: "grep -m1 '^model name' /proc/cpuinfo; grep -m1 -E '^(flags|Features)' /proc/cpuinfo",
+    },
+    { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
+];
+/** df of the directory, or of its nearest existing parent; prints the directory and the one measured first. */
+function dfCommand(path) {
+    return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
+}
+function pathKindsCommand(paths) {
+    return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
+}
+/** Finds the container's memory cgroup (v1 or v2) and prints memory.stat and usage; docker stats otherwise. */
+function memoryCommand(pid, id) {
+    return [
+        'v1=; v2=',
+        `while IFS=: read -r _ ctrl path; do case ",$ctrl," in *,memory,*) v1=$path;; ,,) v2=$path;; esac; done </proc/${pid}/cgroup`,
+        'if [ -n "$v1" ] && [ -r "/sys/fs/cgroup/memory$v1/memory.stat" ]; then',
+        '  echo "cgroup v1"; cat "/sys/fs/cgroup/memory$v1/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup/memory$v1/memory.usage_in_bytes")"',
+        'elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.stat" ]; then',
+        '  echo "cgroup v2"; cat "/sys/fs/cgroup$v2/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup$v2/memory.current")"',
+        'else',
+        `  echo "docker_stats $(docker stats --no-stream --format '{{.MemUsage}}' ${shellQuote([id])})"`,
+        'fi',
+    ].join('\n');
+}
+/** "<pid> <inode>" for every socket a process of the container holds. */
+function socketOwnersCommand(containerId) {
+    return [
+        `for p in $(${shellQuote(['docker', 'top', containerId, '-o', 'pid'])} | tail -n +2); do`,
+        '  for f in /proc/$p/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue',
+        `    case $l in 'socket:['*) i=\${l#socket:[}; echo "$p \${i%]}" ;; esac`,
+        '  done',
+        'done',
+    ].join('\n');
+}
+function bindSources(container) {
+    const sources = (container?.Mounts ?? [])
+        .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
+        .map((mount) => mount.Source);
+    return [...new Set(sources)];
+}
+function sourceProbeSections(container) {
+    const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) }];
+    if (!container)
+        return sections;
+    const pid = container.State.Pid ?? 0;
+    if (container.State.Running && pid > 0) {
+        sections.push({ name: 'memory', command: memoryCommand(pid, container.Id) }, { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` }, { name: 'procs', command: shellQuote(['docker', 'top', container.Id, '-o', 'pid,ppid,args']) }, { name: 'sockets', command: socketOwnersCommand(container.Id) });
+    }
+    const upper = container.GraphDriver?.Data?.UpperDir;
+    if (upper)
+        sections.push({ name: 'upper', command: `du -skx ${shellQuote([upper])}` });
+    sections.push({ name: 'image', command: shellQuote(['docker', 'image', 'inspect', container.Image]) });
+    const binds = bindSources(container);
+    if (binds.length > 0)
+        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+    return sections;
+}
+function hasPublishedPorts(container) {
+    return Object.values(container.HostConfig.PortBindings ?? {}).some((bindings) => bindings.some((binding) => /^[1-9]\d*(-\d+)?$/.test(binding.HostPort ?? '')));
+}
+function usesUserNetwork(container) {
+    const mode = container.HostConfig.NetworkMode ?? '';
+    return !['', 'default', 'bridge', 'host', 'none'].includes(mode) && !mode.startsWith('container:');
+}
+/**
+ * The target's side. Each docker CLI call costs a process start (100 ms or
+ * more on a busy host), so only the questions this container raises are asked.
+ */
+function targetProbeSections(container) {
+    // dockerd's own network namespace holds the published ports (the runner's may differ).
+    const dockerdNet = (files) => `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
+    const sections = [
+        ...HOST_SECTIONS,
+        { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
+        { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) },
+    ];
+    if (!container)
+        return sections;
+    if (hasPublishedPorts(container)) {
+        sections.push({ name: 'listen_tcp', command: dockerdNet('tcp tcp6') }, { name: 'listen_udp', command: dockerdNet('udp udp6') }, { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" });
+    }
+    const binds = bindSources(container);
+    if (binds.length > 0)
+        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
+    if (container.Mounts.some((mount) => mount.Type === 'volume'))
+        sections.push({ name: 'volumes', command: 'docker volume ls -q' });
+    if (usesUserNetwork(container))
+        sections.push({ name: 'networks', command: "docker network ls --format '{{.Name}}'" });
+    sections.push({
+        name: 'image',
+        command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
+    }, {
+        name: 'name',
+        command: shellQuote([
+            'docker',
+            'container',
+            'inspect',
+            '--format',
+            '{{.Id}}',
+            containerName(container),
+        ]),
+    });
+    return sections;
+}
+// --- readers -------------------------------------------------------------------------------------
+function firstLine(text) {
+    return (text
+        .split('\n')
+        .map((line) => line.trim())
+        .find(Boolean) ?? '');
+}
+/** The df commands print the directory, the one measured (it or a parent), then df's output. */
+function readDisk(section, fallback) {
+    if (!section)
+        return { at: { path: fallback, measured: fallback }, problem: 'no answer' };
+    const [path = fallback, measured = path, ...rest] = section.text.split('\n');
+    const disk = section.exitCode === 0 ? parseDf(rest.join('\n')) : undefined;
+    if (disk)
+        return { at: { path, measured, disk } };
+    const why = firstLine(rest.join('\n')) || `exit code ${section.exitCode}`;
+    return { at: { path, measured }, problem: `df: ${why.slice(0, 160)}` };
+}
+class SectionReader {
+    sections;
+    unreadable = {};
+    constructor(sections) {
+        this.sections = sections;
+    }
+    /** The section's text when its command succeeded; otherwise notes why and returns undefined. */
+    ok(name) {
+        const section = this.sections.get(name);
+        if (!section) {
+            this.unreadable[name] = 'no answer';
+            return undefined;
+        }
+        if (section.exitCode !== 0) {
+            this.unreadable[name] = firstLine(section.text) || `exit code ${section.exitCode}`;
+            return undefined;
+        }
+        return section.text;
+    }
+    raw(name) {
+        return this.sections.get(name);
+    }
+    /** A /proc/net socket table: what cat printed counts even when a second file was missing. */
+    table(name) {
+        const section = this.sections.get(name);
+        if (section && /\blocal_address\b/.test(section.text))
+            return parseProcNet(section.text);
+        this.unreadable[name] = section
+            ? firstLine(section.text) || `exit code ${section.exitCode}`
+            : 'no answer';
+        return undefined;
+    }
+    /** Runs a parser and notes a section whose output it could not read. */
+    parse(name, parser) {
+        const text = this.ok(name);
+        if (text === undefined)
+            return undefined;
+        const value = parser(text);
+        if (value === undefined)
+            this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
+        return value;
+    }
+    disk(name, fallback) {
+        const { at, problem } = readDisk(this.sections.get(name), fallback);
+        if (problem)
+            this.unreadable[name] = problem;
+        return at;
+    }
+}
+function readHost(reader) {
+    const probe = {};
+    const identity = reader.parse('identity', parseIdentity);
+    if (identity)
+        probe.identity = identity;
+    // grep exits 1 when there is no "model name" line (arm64) but the flags came: read it regardless.
+    const cpu = parseCpuinfo(reader.raw('cpuinfo')?.text ?? '');
+    if (cpu)
+        probe.cpu = cpu;
+    else
+        reader.unreadable.cpuinfo = 'no flags in /proc/cpuinfo';
+    const memAvailable = reader.parse('meminfo', parseMemAvailable);
+    if (memAvailable !== undefined)
+        probe.memAvailableBytes = memAvailable;
+    return probe;
+}
+function kindsRecord(kinds) {
+    return Object.fromEntries(kinds);
+}
+/** The image's size from `docker image inspect` (the typed reader keeps only its Config). */
+function imageSize(json) {
+    try {
+        const value = JSON.parse(json);
+        const first = Array.isArray(value) ? value[0] : value;
+        if (typeof first === 'object' && first !== null && 'Size' in first && typeof first.Size === 'number')
+            return first.Size;
+    }
+    catch {
+        return undefined;
+    }
+    return undefined;
+}
+function readSourceProbe(result, container) {
+    const reader = new SectionReader(parseSections(result.stdout));
+    const asked = new Set(sourceProbeSections(container).map((entry) => entry.name));
+    const probe = {
+        ...readHost(reader),
+        bindKinds: {},
+        stateDir: reader.disk('state_df', STATE_ROOT),
+        unreadable: reader.unreadable,
+    };
+    if (!container)
+        return probe;
+    if (asked.has('memory')) {
+        const memory = reader.parse('memory', parseMemoryProbe);
+        if (memory)
+            probe.memory = memory;
+    }
+    if (asked.has('tcp')) {
+        // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
+        const tcp = reader.table('tcp');
+        if (tcp)
+            probe.tcp = tcp;
+    }
+    if (asked.has('procs')) {
+        const processes = reader.parse('procs', (text) => (/\bPID\b/.test(text) ? parseTop(text) : undefined));
+        if (processes)
+            probe.processes = processes;
+    }
+    if (asked.has('sockets')) {
+        const owners = reader.parse('sockets', parseSocketOwners);
+        if (owners)
+            probe.socketOwners = owners;
+    }
+    if (asked.has('upper')) {
+        const upper = reader.parse('upper', parseDuKib);
+        if (upper !== undefined)
+            probe.writableLayerBytes = upper;
+    }
+    const image = reader.ok('image');
+    if (image !== undefined) {
+        const size = imageSize(image);
+        if (size !== undefined)
+            probe.imageBytes = size;
+        try {
+            probe.imageConfig = parseImageInspect(image).Config;
+        }
+        catch (error) {
+            probe.unreadable.image = errorMessage(error);
+        }
+    }
+    const binds = bindSources(container);
+    if (binds.length > 0) {
+        const text = reader.ok('binds');
+        if (text !== undefined)
+            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+    }
+    return probe;
+}
+function readTargetProbe(result, container, dockerRoot) {
+    const reader = new SectionReader(parseSections(result.stdout));
+    const asked = new Set(targetProbeSections(container).map((entry) => entry.name));
+    const probe = {
+        ...readHost(reader),
+        dockerRoot,
+        restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
+        stateDir: reader.disk('state_df', STATE_ROOT),
+        bindKinds: {},
+        unreadable: reader.unreadable,
+    };
+    if (!container)
+        return probe;
+    if (asked.has('listen_tcp')) {
+        // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
+        const tcp = reader.table('listen_tcp');
+        const udp = reader.table('listen_udp');
+        if (tcp && udp)
+            probe.listeners = { tcp, udp };
+        const published = reader.ok('published');
+        if (published !== undefined)
+            probe.published = parseDockerPsPorts(published);
+    }
+    const binds = bindSources(container);
+    if (binds.length > 0) {
+        const text = reader.ok('binds');
+        if (text !== undefined)
+            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
+    }
+    if (asked.has('volumes')) {
+        const volumes = reader.ok('volumes');
+        if (volumes !== undefined)
+            probe.volumes = parseNameList(volumes);
+    }
+    if (asked.has('networks')) {
+        const networks = reader.ok('networks');
+        if (networks !== undefined)
+            probe.networks = parseNameList(networks);
+    }
+    const image = reader.raw('image');
+    if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text))
+        probe.imagePresent = true;
+    else if (image && /no such (image|object)/i.test(image.text))
+        probe.imagePresent = false;
+    else
+        probe.unreadable.image = image ? firstLine(image.text) || `exit code ${image.exitCode}` : 'no answer';
+    const name = reader.raw('name');
+    if (name?.exitCode === 0 && /^[0-9a-f]{64}$/m.test(name.text))
+        probe.nameTaken = true;
+    else if (name && /no such (container|object)/i.test(name.text))
+        probe.nameTaken = false;
+    else
+        probe.unreadable.name = name ? firstLine(name.text) || `exit code ${name.exitCode}` : 'no answer';
+    return probe;
+}
+// --- gathering -------------------------------------------------------------------------------------
+async function probeSource(host, container) {
+    const script = sectionScript(sourceProbeSections(container));
+    return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
+}
+/**
+ * The target's side; its Docker root comes from the host facts (docker info),
+ * so it is measured on its own once they are in, while the rest runs already.
+ */
+async function probeTarget(host, container, dockerRoot) {
+    const script = sectionScript(targetProbeSections(container));
+    const [result, root] = await Promise.all([
+        host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }),
+        dockerRoot.then((path) => measureDisk(host, path ?? DEFAULT_DOCKER_ROOT)),
+    ]);
+    const probe = readTargetProbe(result, container, root.at);
+    if (root.problem)
+        probe.unreadable.docker_df = root.problem;
+    return probe;
+}
+async function measureDisk(host, path) {
+    const result = await host.run(dfCommand(shellQuote([path])), { timeoutMs: PROBE_TIMEOUT_MS });
+    return readDisk({ exitCode: result.exitCode, text: `${result.stdout}${result.stderr}` }, path);
+}
+const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
+/** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
+const CPUINFO_DUMP_COMMAND = [
+    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+    `trap 'rm -rf "$d"' EXIT`,
+    `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>"$d/stderr" || { rc=$?; cat "$d/stderr" >&2; grep Error "$d/dump.log" >&2 2>/dev/null; exit $rc; }`,
+    `base64 "$d/cpuinfo.img"`,
+].join('\n');
+/** Target side: stdin is the source's image in base64; prints CRIU's error lines and exits as the check did. */
+const CPUINFO_CHECK_COMMAND = [
+    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
+    `trap 'rm -rf "$d"' EXIT`,
+    `base64 -d >"$d/cpuinfo.img" || exit 1`,
+    `criu cpuinfo check -D "$d" -W "$d" -o check.log >/dev/null 2>&1`,
+    'rc=$?',
+    `grep Error "$d/check.log" 2>/dev/null`,
+    'exit $rc',
+].join('\n');
+/** Interprets the two commands' results; pure, for tests. */
+function readCpuComparison(dump, check) {
+    const image = dump.stdout.replace(/\s+/g, '');
+    if (dump.exitCode !== 0 || image === '') {
+        return { dumped: false, dumpError: failureText(dump), checkErrors: [] };
+    }
+    if (!check)
+        return { dumped: true, checkErrors: [] };
+    const comparison = {
+        dumped: true,
+        checkExitCode: check.exitCode,
+        checkErrors: criuErrorLines(`${check.stdout}\n${check.stderr}`),
+    };
+    if (check.exitCode !== 0)
+        comparison.checkMessage = failureText(check);
+    return comparison;
+}
+/** `criu cpuinfo dump` on the source, `criu cpuinfo check` of that image on the target. */
+async function compareCpus(source, target) {
+    const dump = await source.run(CPUINFO_DUMP_COMMAND, { timeoutMs: PROBE_TIMEOUT_MS });
+    const image = dump.stdout.replace(/\s+/g, '');
+    if (dump.exitCode !== 0 || image === '')
+        return readCpuComparison(dump, undefined);
+    const check = await target.run(CPUINFO_CHECK_COMMAND, { input: `${image}\n`, timeoutMs: PROBE_TIMEOUT_MS });
+    return readCpuComparison(dump, check);
+}
+
+;// CONCATENATED MODULE: ./src/phases/connections.ts
+
+
+
+
+
+
+
+const READ_TIMEOUT_MS = 30_000;
+/**
+ * The container's connections, processes and socket owners in one round trip
+ * (the three reads run at once on the source), judged by policy/connections.
+ * Throws when the socket table itself cannot be read.
+ */
+async function readConnections(ctx, container, step) {
+    const pid = container.State.Pid ?? 0;
+    const read = await ctx.source.run(sectionScript([
+        { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` },
+        { name: 'procs', command: shellQuote(['docker', 'top', container.Id, '-o', 'pid,ppid,args']) },
+        { name: 'sockets', command: socketOwnersCommand(container.Id) },
+    ]), { timeoutMs: READ_TIMEOUT_MS });
+    const sections = parseSections(read.stdout);
+    const tcp = sections.get('tcp');
+    if (pid <= 0 || !tcp || !/\blocal_address\b/.test(tcp.text)) {
+        throw new MigrationError('FACT_UNREADABLE', "could not read the container's TCP connections", {
+            step,
+            host: describeHost(ctx.source),
+            detail: (tcp?.text ?? `${read.stdout}\n${read.stderr}`).trim().split('\n').slice(0, 3).join('\n'),
+            remedy: `make sure /proc/${pid}/net/tcp is readable on the source and the container runs, then run again`,
+        });
+    }
+    const procs = sections.get('procs');
+    const sockets = sections.get('sockets');
+    return judgeConnections({
+        tcp: parseProcNet(tcp.text),
+        ...(procs?.exitCode === 0 ? { processes: parseTop(procs.text) } : {}),
+        ...(sockets?.exitCode === 0 ? { owners: parseSocketOwners(sockets.text) } : {}),
+        initPid: pid,
+    });
+}
+/** A refusal of the connections as a typed error for the given step. */
+function refuse(ctx, verdict, step, when) {
+    const refusal = connectionRefusal(verdict);
+    if (!refusal)
+        return;
+    throw new MigrationError(refusal.code, `${when}: [source] tcp connections: ${refusal.observed}`, {
+        step,
+        host: describeHost(ctx.source),
+        remedy: refusal.remedy,
+    });
+}
+/**
+ * Where no gate ran (checkpoint mode), before anything is touched: refuses
+ * what cannot move, and says whether the dump keeps connections established.
+ */
+async function connectionsBeforeDump(ctx, container) {
+    // Host network: the socket table is the host's; the dump goes without the option, as before.
+    if (!ownNetworkNamespace(container.HostConfig.NetworkMode))
+        return false;
+    const verdict = await readConnections(ctx, container, 'preflight');
+    refuse(ctx, verdict, 'preflight', 'checkpoint refused before touching the container');
+    const established = movesEstablished(verdict);
+    if (established)
+        ctx.log.info(`tcp connections: ${verdict.inside.length} over loopback inside the container, dumped and restored established`);
+    return established;
+}
+/**
+ * Inside the frozen window, before a dump with --tcp-established: the gate's
+ * reading is seconds old, and a `docker exec` session or a new peer may have
+ * connected since. Nothing in the container runs now, so this reading is the
+ * one CRIU will dump; anything that would not move whole stops the run here
+ * (the caller's rollback resumes the container).
+ */
+async function recheckFrozen(ctx, container) {
+    const verdict = await readConnections(ctx, container, 'checkpoint');
+    refuse(ctx, verdict, 'checkpoint', 'connections changed between the gate and the freeze');
+}
+
 ;// CONCATENATED MODULE: ./src/phases/checkpoint.ts
+
 
 
 
@@ -57121,9 +57280,7 @@ function externalNetnsConfig(inode) {
     return `external net[${inode}]:extRootNetNS\n`;
 }
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
-async function prepareCheckpoint(ctx, container, 
-/** Mark the container's own network namespace external (it is restored into a holder's). */
-options = {}) {
+async function prepareCheckpoint(ctx, container, options = {}) {
     const name = ctx.settings.checkpointName;
     const probe = DOCKER_LAYOUT.runcRoots
         .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
@@ -57138,13 +57295,15 @@ options = {}) {
             remedy: 'run the container with the runc runtime under a Docker daemon that manages it with containerd (the default)',
         });
     }
+    // Without a gate (checkpoint mode) the connections are judged here, before anything is touched.
+    const tcpEstablished = options.tcpEstablished ?? (await connectionsBeforeDump(ctx, container));
     const root = workDir(name);
     const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
     // Memory images hold every secret the process has: root-only from the first byte.
     await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
     await runChecked(ctx.source, `${PRIVATE} rm -rf ${shellQuote([root])} && mkdir -p ${shellQuote([dirs.imagesDir, dirs.workDir])} && chmod 700 ${shellQuote([root])}`, { step: 'checkpoint', what: `preparing ${root}` });
     if (!options.externalNetns)
-        return { runcRoot, ...dirs };
+        return { runcRoot, ...dirs, tcpEstablished };
     const pid = container.State.Pid;
     const inode = pid
         ? (await ctx.source.run(`stat -L -c %i /proc/${pid}/ns/net`, { timeoutMs: 30_000 })).stdout.trim()
@@ -57159,7 +57318,7 @@ options = {}) {
     }
     const criuConfig = `${root}/criu-dump.conf`;
     await runChecked(ctx.source, `${PRIVATE} printf %s ${shellQuote([externalNetnsConfig(inode)])} >${shellQuote([criuConfig])}`, { step: 'checkpoint', what: 'writing the CRIU configuration for the dump' });
-    return { runcRoot, ...dirs, criuConfig };
+    return { runcRoot, ...dirs, criuConfig, tcpEstablished };
 }
 /**
  * Freezes the source and dumps it while leaving it frozen: `docker pause`,
@@ -57172,7 +57331,9 @@ async function freezeAndDump(ctx, container, prepared,
 /** Runs as soon as runc has written the images (checkpoint mode resumes the container here). */
 afterDump = async () => { }, 
 /** The codec the pages may travel with: a sample of them is compressed in the same command. */
-sampleCodec = 'none') {
+sampleCodec = 'none', 
+/** Runs once the container is paused, before the dump (a compose unit waits here until every member is paused). */
+afterPause = async () => { }) {
     // The source's own clock: a later roll-forward asks its Docker whether anyone resumed the container since.
     const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
     const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
@@ -57185,6 +57346,9 @@ sampleCodec = 'none') {
     await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     // Not written again while frozen: an intended pause is undone the same way as a done one.
     paused.state = 'done';
+    if (prepared.tcpEstablished)
+        await recheckFrozen(ctx, container);
+    await afterPause();
     const dumpStart = ctx.clock();
     // One command while frozen: the dump, then (only when it succeeded) what the
     // transfer and the restore need from it; nothing else runs until after the restore.
@@ -57198,6 +57362,7 @@ sampleCodec = 'none') {
             prepared.runcRoot,
             'checkpoint',
             '--leave-running',
+            ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
             '--image-path',
             prepared.imagesDir,
             '--work-path',
@@ -58152,374 +58317,6 @@ function privilegeCheck(role, identity, sudo) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/probe/parsers.ts
-/**
- * Pure readers for the outputs the preflight probes collect (see preflight-facts.ts).
- * Each takes the text a command printed and returns what the rules need; none
- * does I/O, and each tolerates lines it does not know.
- */
-const SECTION_NAME = /^[a-z][a-z0-9_]*$/;
-/**
- * One shell script answering several read-only questions over one SSH channel.
- * The commands run at the same time, each into a file of a temporary directory
- * the script removes; then their outputs are printed in order, framed by markers.
- */
-function sectionScript(sections) {
-    for (const { name } of sections) {
-        if (!SECTION_NAME.test(name))
-            throw new TypeError(`bad section name ${name}`);
-    }
-    const start = sections.map(({ command }, i) => `{ ( ${command}
-) >"$d/${i}" 2>&1; echo $? >"$d/${i}.rc"; } </dev/null &`);
-    // The echo before the end marker keeps it on a line of its own when the output has no final newline.
-    const print = sections.map(({ name }, i) => `echo '@@begin ${name}'; cat "$d/${i}"; echo; echo "@@end ${name} $(cat "$d/${i}.rc")"`);
-    return [
-        `d=$(mktemp -d "\${TMPDIR:-/tmp}/criu-migrate-probe.XXXXXX") || exit 1`,
-        `trap 'rm -rf "$d"' EXIT`,
-        ...start,
-        'wait',
-        ...print,
-    ].join('\n');
-}
-/** Splits sectionScript output back into its sections; a section cut short is left out. */
-function parseSections(stdout) {
-    const sections = new Map();
-    let current;
-    for (const line of stdout.split('\n')) {
-        const begin = /^@@begin ([a-z][a-z0-9_]*)$/.exec(line);
-        if (begin) {
-            current = { name: begin[1] ?? '', lines: [] };
-            continue;
-        }
-        const end = /^@@end ([a-z][a-z0-9_]*) (\d+)$/.exec(line);
-        if (end && current && end[1] === current.name) {
-            // sectionScript echoes one newline before the marker: an empty last line is that echo.
-            if (current.lines.at(-1) === '')
-                current.lines.pop();
-            sections.set(current.name, { exitCode: Number(end[2]), text: current.lines.join('\n') });
-            current = undefined;
-            continue;
-        }
-        current?.lines.push(line);
-    }
-    return sections;
-}
-function numberOrUndefined(text) {
-    if (text === undefined || !/^\d+$/.test(text.trim()))
-        return undefined;
-    return Number(text.trim());
-}
-function lines(text) {
-    return text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-}
-const TCP_ESTABLISHED = 0x01;
-const TCP_LISTEN = 0x0a;
-/** "0100007F" (one little-endian 32-bit word per 4 bytes) to dotted or colon notation. */
-function decodeIp(hex) {
-    if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32))
-        return undefined;
-    const bytes = [];
-    for (let word = 0; word < hex.length; word += 8) {
-        for (let i = 6; i >= 0; i -= 2)
-            bytes.push(Number.parseInt(hex.slice(word + i, word + i + 2), 16));
-    }
-    if (bytes.length === 4)
-        return bytes.join('.');
-    // IPv4-mapped (::ffff:a.b.c.d) reads as the IPv4 address it is.
-    if (bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
-        return bytes.slice(12).join('.');
-    }
-    const groups = [];
-    for (let i = 0; i < 16; i += 2)
-        groups.push((((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0)).toString(16));
-    return compressIpv6(groups);
-}
-function compressIpv6(groups) {
-    // Longest run of zero groups becomes "::".
-    let best = -1;
-    let bestLength = 0;
-    for (let i = 0; i < groups.length;) {
-        if (groups[i] !== '0') {
-            i++;
-            continue;
-        }
-        let j = i;
-        while (j < groups.length && groups[j] === '0')
-            j++;
-        if (j - i > bestLength && j - i > 1) {
-            best = i;
-            bestLength = j - i;
-        }
-        i = j;
-    }
-    if (best < 0)
-        return groups.join(':');
-    return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLength).join(':')}`;
-}
-function decodeAddress(field) {
-    const [hexIp, hexPort] = field.split(':');
-    if (hexIp === undefined || hexPort === undefined || !/^[0-9A-Fa-f]{4}$/.test(hexPort))
-        return undefined;
-    const ip = decodeIp(hexIp);
-    return ip === undefined ? undefined : { ip, port: Number.parseInt(hexPort, 16) };
-}
-/** Rows of one or more /proc/net socket tables (v4 and v6 mixed); headers and other lines are skipped. */
-function parseProcNet(text) {
-    const entries = [];
-    for (const line of lines(text)) {
-        const fields = line.split(/\s+/);
-        if (!/^\d+:$/.test(fields[0] ?? ''))
-            continue;
-        const local = decodeAddress(fields[1] ?? '');
-        const remote = decodeAddress(fields[2] ?? '');
-        const state = fields[3];
-        if (!local || !remote || state === undefined || !/^[0-9A-Fa-f]{2}$/.test(state))
-            continue;
-        const inode = Number(fields[9]);
-        entries.push({
-            local,
-            remote,
-            state: Number.parseInt(state, 16),
-            ...(/^\d+$/.test(fields[9] ?? '') && inode > 0 ? { inode } : {}),
-        });
-    }
-    return entries;
-}
-function formatAddress(address) {
-    return address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
-}
-function isWildcardIp(ip) {
-    return ip === '' || ip === '0.0.0.0' || ip === '::';
-}
-function isLoopbackIp(ip) {
-    return ip.startsWith('127.') || ip === '::1';
-}
-/** `df -Pk PATH`: a header, then one line (POSIX format never wraps). */
-function parseDf(text) {
-    const rows = lines(text).filter((line) => !/^Filesystem\s/.test(line));
-    for (const row of rows) {
-        const match = /^(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+%\s+(\/.*)$/.exec(row);
-        if (match) {
-            return {
-                filesystem: match[1] ?? '',
-                sizeBytes: Number(match[2]) * 1024,
-                availableBytes: Number(match[4]) * 1024,
-                mountedOn: match[5] ?? '',
-            };
-        }
-    }
-    return undefined;
-}
-/** `du -skx DIR`: "<KiB>\t<dir>". */
-function parseDuKib(text) {
-    const match = /^(\d+)\s/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** MemAvailable from /proc/meminfo lines, in bytes. */
-function parseMemAvailable(text) {
-    const match = /^MemAvailable:\s+(\d+)\s+kB$/m.exec(text);
-    return match ? Number(match[1]) * 1024 : undefined;
-}
-/** Three lines: `id -u`, `id -un`, "$SUDO_USER" (empty without sudo). */
-function parseIdentity(text) {
-    const [uidLine, userLine, sudoLine] = text.split('\n').map((line) => line.trim());
-    const uid = numberOrUndefined(uidLine);
-    if (uid === undefined)
-        return undefined;
-    const identity = { uid, user: userLine || String(uid) };
-    if (sudoLine)
-        identity.sudoUser = sudoLine;
-    return identity;
-}
-/** "model name : X" and "flags : a b c" lines of /proc/cpuinfo. */
-function parseCpuinfo(text) {
-    const model = /^model name\s*:\s*(.*)$/m.exec(text)?.[1]?.trim();
-    const flags = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1];
-    if (flags === undefined && model === undefined)
-        return undefined;
-    const facts = { flags: flags === undefined ? [] : flags.trim().split(/\s+/).filter(Boolean) };
-    if (model)
-        facts.model = model;
-    return facts;
-}
-/** Flags the source has and the target lacks, in the source's order. */
-function missingFlags(source, target) {
-    const there = new Set(target);
-    return source.filter((flag) => !there.has(flag));
-}
-/** The error lines of `criu cpuinfo check` (stderr, or a -v4 log), without timestamps. */
-function criuErrorLines(text) {
-    const found = [];
-    for (const line of lines(text)) {
-        const bare = line.replace(/^\(\d+\.\d+\)\s*/, '');
-        if (/^Error\b/.test(bare) && !found.includes(bare))
-            found.push(bare);
-    }
-    return found;
-}
-const SIZE_UNITS = {
-    B: 1,
-    KB: 1e3,
-    MB: 1e6,
-    GB: 1e9,
-    TB: 1e12,
-    KIB: 1024,
-    MIB: 1024 ** 2,
-    GIB: 1024 ** 3,
-    TIB: 1024 ** 4,
-};
-/** "9.715MiB" or "1.2GB" as docker prints sizes. */
-function parseDockerSize(text) {
-    const match = /^([\d.]+)\s*([KMGT]?i?B)$/i.exec(text.trim());
-    const unit = match?.[2] ? SIZE_UNITS[match[2].toUpperCase()] : undefined;
-    if (!match || unit === undefined)
-        return undefined;
-    const value = Number(match[1]);
-    return Number.isFinite(value) ? Math.round(value * unit) : undefined;
-}
-/**
- * The memory probe prints "cgroup v1" or "cgroup v2", then memory.stat, then
- * "usage_bytes N"; or, when the cgroup is not readable, "docker_stats <MemUsage>".
- */
-function parseMemoryProbe(text) {
-    const stats = /^docker_stats\s+(\S+)\s*\//m.exec(text);
-    if (stats?.[1]) {
-        const bytes = parseDockerSize(stats[1]);
-        return bytes === undefined ? undefined : { bytes, how: 'docker stats memory usage' };
-    }
-    const version = /^cgroup (v1|v2)$/m.exec(text)?.[1];
-    if (!version)
-        return undefined;
-    const values = new Map();
-    for (const line of lines(text)) {
-        const [key, value] = line.split(/\s+/);
-        const n = numberOrUndefined(value);
-        if (key && n !== undefined)
-            values.set(key, n);
-    }
-    const sum = (...keys) => {
-        const found = keys.map((key) => values.get(key));
-        return found.every((n) => n !== undefined) ? found.reduce((a, b) => a + (b ?? 0), 0) : undefined;
-    };
-    // Page cache is not dumped: anonymous memory plus shared memory (tmpfs, shm) is what CRIU writes.
-    const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
-    if (dumped !== undefined) {
-        const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
-        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
-    }
-    const usage = values.get('usage_bytes');
-    return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
-}
-/**
- * `docker ps --format '{{.Names}}\t{{.Ports}}'`: "web\t0.0.0.0:8080->80/tcp, :::8080->80/tcp".
- * Ports that are only exposed ("80/tcp") are not published and are skipped.
- */
-function parseDockerPsPorts(text) {
-    const found = [];
-    for (const line of text.split('\n')) {
-        const tab = line.indexOf('\t');
-        if (tab < 0)
-            continue;
-        const container = line.slice(0, tab).trim();
-        for (const item of line.slice(tab + 1).split(',')) {
-            const match = /^(.*):(\d+)(?:-(\d+))?->\d+(?:-\d+)?\/(\w+)$/.exec(item.trim());
-            if (!match)
-                continue;
-            const hostIp = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
-            const firstPort = Number(match[2]);
-            found.push({
-                container,
-                hostIp,
-                firstPort,
-                lastPort: match[3] ? Number(match[3]) : firstPort,
-                proto: match[4] ?? 'tcp',
-            });
-        }
-    }
-    return found;
-}
-/** One line per path, in the order asked: "d", "f" or "-". */
-function parsePathKinds(text, paths) {
-    const answers = text.split('\n').map((line) => line.trim());
-    const kinds = new Map();
-    paths.forEach((path, i) => {
-        const answer = answers[i];
-        if (answer === 'd')
-            kinds.set(path, 'directory');
-        else if (answer === 'f')
-            kinds.set(path, 'file');
-        else if (answer === '-')
-            kinds.set(path, 'missing');
-    });
-    return kinds;
-}
-/** One name a line, as `docker volume ls -q` or `docker network ls --format '{{.Name}}'` print them. */
-function parseNameList(text) {
-    return lines(text);
-}
-/** Lines "<pid> <inode>"; anything else is skipped. */
-function parseSocketOwners(text) {
-    return lines(text)
-        .map((line) => /^(\d+) (\d+)$/.exec(line.trim()))
-        .filter((match) => match !== null)
-        .map(([, pid, inode]) => ({ pid: Number(pid), inode: Number(inode) }));
-}
-
-;// CONCATENATED MODULE: ./src/policy/versions.ts
-// Optional "v", optional Debian epoch ("2:"), then 1 to 3 numeric parts. Anything after
-// (Debian revisions "+dfsg1", "~ds1-6+b4", kernel flavours "-28-amd64") is ignored: no rule
-// here depends on it.
-const VERSION_PATTERN = /^v?(?:\d+:)?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?![\d])/;
-/** Reads "4.2.1", "26.1.5+dfsg1", "1.7.24~ds1-6+b4", "6.1.0-28-amd64"; undefined when it is not a version. */
-function parseVersion(text) {
-    if (text === undefined)
-        return undefined;
-    const raw = text.trim();
-    const match = VERSION_PATTERN.exec(raw);
-    if (!match)
-        return undefined;
-    const [, major, minor, patch] = match;
-    return {
-        major: Number(major),
-        minor: minor === undefined ? 0 : Number(minor),
-        patch: patch === undefined ? 0 : Number(patch),
-        raw,
-    };
-}
-function toVersion(value) {
-    if (typeof value !== 'string')
-        return value;
-    const parsed = parseVersion(value);
-    // Strings passed here are constants in our own rules, so a bad one is a programming error.
-    if (!parsed)
-        throw new TypeError(`not a version: "${value}"`);
-    return parsed;
-}
-/** Negative, zero or positive as a is older than, the same as, or newer than b (major.minor.patch only). */
-function compareVersions(a, b) {
-    const x = toVersion(a);
-    const y = toVersion(b);
-    return x.major - y.major || x.minor - y.minor || x.patch - y.patch;
-}
-/** True when v is known and at least min; an unknown version is never enough. */
-function atLeast(v, min) {
-    if (v === undefined)
-        return false;
-    const version = typeof v === 'string' ? parseVersion(v) : v;
-    return version !== undefined && compareVersions(version, min) >= 0;
-}
-/** "4.2.1" from the numbers, without the distribution suffix. */
-function formatVersion(v) {
-    return `${v.major}.${v.minor}.${v.patch}`;
-}
-/** "6.18" */
-function majorMinor(v) {
-    return `${v.major}.${v.minor}`;
-}
-
 ;// CONCATENATED MODULE: ./src/policy/criu-config.ts
 
 /**
@@ -58540,18 +58337,41 @@ function restoreFactsOf(docker) {
         ...(docker.apiVersion ? { apiVersion: docker.apiVersion } : {}),
     };
 }
+/** Whether the restore needs the annotation's file at all. */
+function needsRestoreConfig(plan) {
+    return plan.cgroupRoot || plan.tcpEstablished || plan.lazyWorkDir !== undefined;
+}
 /** Whether a restore on this target needs the annotation's file, and for what. */
-function planRestoreConfig(target) {
+function planRestoreConfig(target, options = {}) {
+    const plan = planCgroupRoot(target, options.tcpEstablished === true);
+    if (options.lazyWorkDir === undefined)
+        return plan;
+    return {
+        ...plan,
+        lazyWorkDir: options.lazyWorkDir,
+        reason: `${plan.reason}; memory: lazy, so the restore takes its pages from the lazy-pages daemon in ${options.lazyWorkDir}`,
+    };
+}
+function planCgroupRoot(target, tcpEstablished) {
+    const tcp = tcpEstablished
+        ? '; the connections inside the container are restored established (tcp-established)'
+        : '';
     if (target.cgroupVersion !== '2')
-        return { cgroupRoot: false, reason: 'cgroup v1: runc restores into the new container itself' };
+        return {
+            cgroupRoot: false,
+            tcpEstablished,
+            reason: `cgroup v1: runc restores into the new container itself${tcp}`,
+        };
     if (atLeast(target.runcVersion, RUNC_SETS_CGROUP2_ROOT))
         return {
             cgroupRoot: false,
-            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself`,
+            tcpEstablished,
+            reason: `cgroup v2 with runc ${target.runcVersion?.raw}: runc moves the restored process into the new container itself${tcp}`,
         };
     return {
         cgroupRoot: true,
-        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file`,
+        tcpEstablished,
+        reason: `cgroup v2 with runc ${target.runcVersion?.raw ?? '(version unknown)'}: runc before ${RUNC_SETS_CGROUP2_ROOT} leaves the restored process in the old container's cgroup, so the new container's cgroup is given to CRIU through the container's org.criu.config file${tcp}`,
     };
 }
 /** The annotation route needs `docker create --annotation` and a driver whose paths we know. */
@@ -58607,6 +58427,10 @@ function restoreConfigLines(plan, cgroupPath) {
     const lines = [];
     if (plan.cgroupRoot && cgroupPath)
         lines.push(`cgroup-root :${cgroupPath}`);
+    if (plan.tcpEstablished)
+        lines.push('tcp-established');
+    if (plan.lazyWorkDir !== undefined)
+        lines.push('lazy-pages', `work-dir ${plan.lazyWorkDir}`);
     return lines;
 }
 /**
@@ -59502,6 +59326,7 @@ const PHASES = [
     'layer-frozen',
     'prove',
     'restore',
+    'lazy-pages',
     'verify',
     'finalize',
     'rollback',
@@ -59638,6 +59463,9 @@ function renderSummaryRows(metadata, env = {}) {
             ? 'staged pages (containerd copied only the small images)'
             : `full copy${checkpoint.restorePathReason ? ` (${checkpoint.restorePathReason})` : ''}`);
     add('Downtime', timings.downtimeMs === undefined ? undefined : formatMs(timings.downtimeMs));
+    add('Last page (post-copy)', timings.lastPageMs === undefined
+        ? undefined
+        : `${formatMs(timings.lastPageMs)} after the freeze${timings.lazyPageBytes === undefined ? '' : `, ${summary_formatBytes(timings.lazyPageBytes)} of memory followed the container`}`);
     add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
     add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
     add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
@@ -59785,49 +59613,6 @@ function summary_describeHost(host) {
         host.runc && `runc ${host.runc}`,
     ].filter(Boolean);
     return facts.length === 0 ? host.address : `${host.address} (${facts.join(', ')})`;
-}
-
-;// CONCATENATED MODULE: ./src/policy/connections.ts
-
-function classifyConnections(tcp) {
-    const established = tcp.filter((entry) => entry.state === TCP_ESTABLISHED);
-    const inside = established.filter((entry) => isLoopbackIp(entry.local.ip) && isLoopbackIp(entry.remote.ip));
-    return { inside, outside: established.filter((entry) => !inside.includes(entry)) };
-}
-/**
- * The container's processes that CRIU does not dump: those that are not the
- * init's descendants (started by `docker exec`). They end with the source.
- */
-function execProcesses(initPid, table) {
-    if (initPid === undefined || initPid <= 0)
-        return [];
-    const inTree = new Set([initPid]);
-    // Parents may be listed after their children: repeat until nothing joins.
-    for (let grew = true; grew;) {
-        grew = false;
-        for (const row of table) {
-            if (!inTree.has(row.pid) && inTree.has(row.ppid)) {
-                inTree.add(row.pid);
-                grew = true;
-            }
-        }
-    }
-    return table.filter((row) => !inTree.has(row.pid));
-}
-function execHeldConnections(inside, owners, exec) {
-    const held = [];
-    for (const entry of inside) {
-        if (entry.inode === undefined)
-            continue;
-        for (const owner of owners) {
-            if (owner.inode !== entry.inode)
-                continue;
-            const process = exec.find((row) => row.pid === owner.pid);
-            if (process)
-                held.push({ process, entry });
-        }
-    }
-    return held;
 }
 
 ;// CONCATENATED MODULE: ./src/policy/container-rules.ts
@@ -60193,40 +59978,69 @@ const tcpConnections = ({ container, source }) => {
     if (!container.State.Running)
         return [];
     const name = 'tcp connections';
-    const expected = 'no established TCP connection';
+    const expected = "no established TCP connection to peers outside the container; inside it, both ends held by the container's own processes";
     if (!source.tcp)
         return [unreadable('source', name, expected, source.unreadable.tcp ?? '/proc/<pid>/net/tcp')];
-    const { inside, outside } = classifyConnections(source.tcp);
+    const verdict = judgeProbe(source, container.State.Pid);
+    if (!verdict)
+        return [];
+    const { inside, outside } = verdict;
+    const insideText = inside.length > 0 ? `${inside.length} over loopback inside the container: ${showEntries(inside)}` : '';
     const checks = [];
-    if (outside.length === 0 && inside.length === 0) {
-        checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
-    }
-    else {
-        const show = (list) => `${list
-            .slice(0, 5)
-            .map((entry) => `${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-            .join(', ')}${list.length > 5 ? ` and ${list.length - 5} more` : ''}`;
-        const parts = [
-            ...(outside.length > 0 ? [`${outside.length} to outside peers: ${show(outside)}`] : []),
-            ...(inside.length > 0 ? [`${inside.length} over loopback inside the container: ${show(inside)}`] : []),
-        ];
+    const refusal = connectionRefusal(verdict);
+    if (!refusal && inside.length > 0 && container.HostConfig.NetworkMode === 'host') {
+        // The host's own loopback: its ports are not the container's to take along.
         checks.push({
             host: 'source',
             name,
-            // Refused here rather than after a freeze that must roll back: runc checkpoint runs without
-            // --tcp-established, so CRIU refuses the dump; with it, a restored loopback pair was reset
-            // right after the restore on the test bed, which would report a move that broke the service.
             status: 'fail',
-            observed: parts.join('; '),
+            observed: `${insideText}, in the host's network namespace (network mode host)`,
             expected,
-            remedy: 'close these connections first (stop or drain the peers, or have the program reconnect later): a peer outside the container stays behind on the source, and connections inside it do not survive a move yet',
+            remedy: HOST_NETWORK_REMEDY,
             code: 'TCP_CONNECTIONS_OPEN',
         });
     }
-    return [...checks, ...execChecks(container, source, inside)];
+    else if (refusal && refusal.code === 'TCP_CONNECTIONS_OPEN') {
+        // Refused here rather than after a freeze that must roll back: CRIU would fail the dump on
+        // an outside peer, and a loopback end it does not dump would break the other end.
+        checks.push({
+            host: 'source',
+            name,
+            status: 'fail',
+            observed: outside.length > 0 && insideText ? `${refusal.observed}; ${insideText}` : refusal.observed,
+            expected,
+            remedy: refusal.remedy,
+            code: 'TCP_CONNECTIONS_OPEN',
+        });
+    }
+    else if (refusal) {
+        // The exec'd process is named by the check below.
+        checks.push({
+            host: 'source',
+            name,
+            status: 'fail',
+            observed: `none to outside peers; ${insideText}, an end of which a docker exec process holds`,
+            expected,
+            remedy: refusal.remedy,
+            code: 'EXEC_SESSION_CONNECTED',
+        });
+    }
+    else if (inside.length === 0) {
+        checks.push({ host: 'source', name, status: 'pass', observed: 'none', expected });
+    }
+    else if (movesEstablished(verdict)) {
+        checks.push({
+            host: 'source',
+            name,
+            status: 'pass',
+            observed: `none to outside peers; ${insideText}, moved established (CRIU tcp-established)`,
+            expected,
+        });
+    }
+    return [...checks, ...execChecks(container, source, verdict)];
 };
 /** `docker exec` sessions: they do not move, and one holding a connection to the container's own processes stops the dump. */
-function execChecks(container, source, inside) {
+function execChecks(container, source, verdict) {
     if (!source.processes)
         return [];
     const exec = execProcesses(container.State.Pid, source.processes);
@@ -60234,25 +60048,20 @@ function execChecks(container, source, inside) {
     const expected = "every process a descendant of the container's first process";
     if (exec.length === 0)
         return [{ host: 'source', name, status: 'pass', observed: 'none', expected }];
-    const describe = (row) => `pid ${row.pid} "${row.args}"`;
-    const held = execHeldConnections(inside, source.socketOwners ?? [], exec);
-    if (held.length > 0) {
-        const shown = held
-            .slice(0, 5)
-            .map(({ process, entry }) => `${describe(process)} holds ${formatAddress(entry.local)} ↔ ${formatAddress(entry.remote)}`)
-            .join(', ');
+    if (verdict.heldByExec.length > 0) {
         return [
             {
                 host: 'source',
                 name,
                 status: 'fail',
-                observed: `${shown}: a connection to the container's own processes from a process CRIU does not dump`,
+                observed: `${showHeld(verdict.heldByExec)}: a connection to the container's own processes from a process CRIU does not dump`,
                 expected,
-                remedy: "end that docker exec session (or its connection) first: CRIU dumps only the descendants of the container's first process, and cannot dump one end of a connection without the other",
+                remedy: EXEC_REMEDY,
                 code: 'EXEC_SESSION_CONNECTED',
             },
         ];
     }
+    const describe = (row) => `pid ${row.pid} "${row.args}"`;
     return [
         {
             host: 'source',
@@ -60626,295 +60435,6 @@ function evaluateGate(facts, options) {
     ];
 }
 
-;// CONCATENATED MODULE: ./src/probe/facts.ts
-
-
-/**
- * CRIU features we record; `criu check --feature <name>` exits 0 when supported.
- * `breakpoints` (CRIU 4.2+): hardware breakpoints work; without them CRIU before 4.2 hangs in the dump.
- */
-const CRIU_FEATURES = ['mem_dirty_track', 'uffd-noncoop', 'breakpoints'];
-/** Every command gatherHostFacts runs; all read-only. */
-const FACT_COMMANDS = {
-    kernelRelease: 'uname -r',
-    machine: 'uname -m',
-    criuPath: 'command -v criu',
-    criuVersion: 'criu --version',
-    criuCheck: 'criu check',
-    runcPath: 'command -v runc',
-    runcVersion: 'runc --version',
-    dockerVersion: "docker version --format '{{json .}}'",
-    dockerInfo: "docker info --format '{{json .}}'",
-};
-function criuFeatureCommand(feature) {
-    return `criu check --feature ${feature}`;
-}
-/** `criu check` creates test processes and namespaces: give it longer than a version query. */
-const FACT_TIMEOUT_MS = { quick: 30_000, criuCheck: 120_000 };
-function facts_isObject(value) {
-    return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-function stringField(obj, key) {
-    const value = obj[key];
-    return typeof value === 'string' && value !== '' ? value : undefined;
-}
-function boolField(obj, key) {
-    const value = obj[key];
-    if (typeof value === 'boolean')
-        return value;
-    // Server.Components[].Details carries booleans as strings.
-    if (value === 'true')
-        return true;
-    if (value === 'false')
-        return false;
-    return undefined;
-}
-function parseJsonObject(text) {
-    try {
-        const value = JSON.parse(text);
-        return facts_isObject(value) ? value : undefined;
-    }
-    catch {
-        return undefined;
-    }
-}
-// --- pure parsers --------------------------------------------------------------------------------
-/** Exit 127 is the shell's "not found"; sudo says "command not found" with exit 1. */
-function isCommandMissing(result) {
-    return result.exitCode === 127 || /command not found/i.test(result.stderr);
-}
-/** One line saying why a command failed, for facts and messages. */
-function failureText(result) {
-    if (result.exitCode === -1)
-        return 'timed out';
-    const line = lastLines(result.stderr, 1)[0] ?? lastLines(result.stdout, 1)[0];
-    return line ?? `exit code ${result.exitCode}`;
-}
-function lastLines(text, count) {
-    const lines = text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== '');
-    return lines.slice(-count);
-}
-/** First line of `command -v`; only an absolute path counts (a shell builtin or alias does not). */
-function parseCommandPath(result) {
-    if (result.exitCode !== 0)
-        return undefined;
-    const line = result.stdout.split('\n')[0]?.trim() ?? '';
-    return line.startsWith('/') ? line : undefined;
-}
-function parseKernel(release, machine) {
-    const facts = {};
-    const releaseText = release.exitCode === 0 ? release.stdout.trim() : '';
-    const archText = machine.exitCode === 0 ? machine.stdout.trim() : '';
-    if (releaseText !== '') {
-        facts.release = releaseText;
-        const version = parseVersion(releaseText);
-        if (version)
-            facts.version = version;
-    }
-    if (archText !== '')
-        facts.arch = archText;
-    const errors = [
-        releaseText === '' && `uname -r: ${failureText(release)}`,
-        archText === '' && `uname -m: ${failureText(machine)}`,
-    ].filter((e) => typeof e === 'string');
-    if (errors.length > 0)
-        facts.error = errors.join('; ');
-    return facts;
-}
-/** `criu --version` prints "Version: 4.2.1" (and a "GitID:" line on git builds). */
-function parseCriuVersion(stdout) {
-    const match = /(?:^|\s)Version:\s*(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** CRIU writes "Looks good." to stdout and warnings and errors to stderr; keep the end of both. */
-function parseCriuCheck(result) {
-    const tail = [...lastLines(result.stderr, 3), ...lastLines(result.stdout, 3)].slice(-3);
-    const ok = result.exitCode === 0;
-    const summary = ok
-        ? (tail.at(-1) ?? 'exit code 0')
-        : // On failure the error is on stderr; stdout may be empty or hold unrelated lines.
-            (lastLines(result.stderr, 1)[0] ?? tail.at(-1) ?? failureText(result));
-    return { ok, exitCode: result.exitCode, tail, summary };
-}
-/** Exit 0 means supported; undefined when this CRIU does not know the feature ("Unknown feature"). */
-function parseCriuFeature(result) {
-    if (result.exitCode === 0)
-        return true;
-    return /Unknown feature/i.test(result.stderr + result.stdout) ? undefined : false;
-}
-/** First line of `runc --version`: "runc version 1.1.15+ds1". */
-function parseRuncVersion(stdout) {
-    const match = /^runc version\s+(\S+)/m.exec(stdout);
-    return match ? parseVersion(match[1]) : undefined;
-}
-/** `docker version --format '{{json .}}'`; undefined when there is no Server part (daemon unreachable). */
-function parseDockerVersion(stdout) {
-    const root = parseJsonObject(stdout.trim());
-    const server = root?.Server;
-    if (!facts_isObject(server))
-        return undefined;
-    const facts = {};
-    const components = Array.isArray(server.Components) ? server.Components.filter(facts_isObject) : [];
-    const componentVersion = (name) => {
-        const component = components.find((c) => typeof c.Name === 'string' && c.Name.toLowerCase() === name);
-        return component ? parseVersion(stringField(component, 'Version')) : undefined;
-    };
-    const engine = componentVersion('engine') ?? parseVersion(stringField(server, 'Version'));
-    if (engine)
-        facts.serverVersion = engine;
-    const api = stringField(server, 'ApiVersion');
-    if (api)
-        facts.apiVersion = api;
-    const containerd = componentVersion('containerd');
-    if (containerd)
-        facts.containerdVersion = containerd;
-    const runc = componentVersion('runc');
-    if (runc)
-        facts.runcVersion = runc;
-    const experimental = boolField(server, 'Experimental');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    return facts;
-}
-/** `docker info --format '{{json .}}'`; undefined when it is not JSON or the daemon did not answer. */
-function parseDockerInfo(stdout) {
-    const info = parseJsonObject(stdout.trim());
-    if (!info)
-        return undefined;
-    // Without a daemon the client still prints the structure, with every server field empty.
-    const serverErrors = Array.isArray(info.ServerErrors) ? info.ServerErrors : [];
-    const serverVersion = parseVersion(stringField(info, 'ServerVersion'));
-    if (serverErrors.length > 0 || !serverVersion)
-        return undefined;
-    const driverStatus = Array.isArray(info.DriverStatus) ? info.DriverStatus : [];
-    const containerdImageStore = driverStatus.some((pair) => Array.isArray(pair) && pair[0] === 'driver-type' && pair[1] === 'io.containerd.snapshotter.v1');
-    const facts = {
-        runtimes: facts_isObject(info.Runtimes) ? Object.keys(info.Runtimes).sort() : [],
-        containerdImageStore,
-        serverVersion,
-    };
-    const experimental = boolField(info, 'ExperimentalBuild');
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    const defaultRuntime = stringField(info, 'DefaultRuntime');
-    if (defaultRuntime)
-        facts.defaultRuntime = defaultRuntime;
-    const cgroupVersion = stringField(info, 'CgroupVersion');
-    if (cgroupVersion)
-        facts.cgroupVersion = cgroupVersion;
-    const cgroupDriver = stringField(info, 'CgroupDriver');
-    if (cgroupDriver)
-        facts.cgroupDriver = cgroupDriver;
-    const storageDriver = stringField(info, 'Driver');
-    if (storageDriver)
-        facts.storageDriver = storageDriver;
-    const rootDir = stringField(info, 'DockerRootDir');
-    if (rootDir)
-        facts.rootDir = rootDir;
-    return facts;
-}
-/** Combines the two docker queries into DockerFacts. */
-function parseDockerFacts(version, info) {
-    if (isCommandMissing(version)) {
-        return { present: false, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromVersion = version.exitCode === 0 ? parseDockerVersion(version.stdout) : undefined;
-    if (!fromVersion) {
-        return { present: true, reachable: false, runtimes: [], error: failureText(version) };
-    }
-    const fromInfo = info.exitCode === 0 ? parseDockerInfo(info.stdout) : undefined;
-    const facts = { present: true, reachable: true, runtimes: fromInfo?.runtimes ?? [] };
-    const serverVersion = fromVersion.serverVersion ?? fromInfo?.serverVersion;
-    if (serverVersion)
-        facts.serverVersion = serverVersion;
-    if (fromVersion.apiVersion)
-        facts.apiVersion = fromVersion.apiVersion;
-    if (fromVersion.containerdVersion)
-        facts.containerdVersion = fromVersion.containerdVersion;
-    if (fromVersion.runcVersion)
-        facts.runcVersion = fromVersion.runcVersion;
-    // docker info reports the daemon's own setting; version's Server.Experimental is the same flag.
-    const experimental = fromInfo?.experimental ?? fromVersion.experimental;
-    if (experimental !== undefined)
-        facts.experimental = experimental;
-    if (!fromInfo) {
-        facts.error = `docker info: ${failureText(info)}`;
-        return facts;
-    }
-    if (fromInfo.defaultRuntime)
-        facts.defaultRuntime = fromInfo.defaultRuntime;
-    if (fromInfo.cgroupVersion)
-        facts.cgroupVersion = fromInfo.cgroupVersion;
-    if (fromInfo.cgroupDriver)
-        facts.cgroupDriver = fromInfo.cgroupDriver;
-    if (fromInfo.storageDriver)
-        facts.storageDriver = fromInfo.storageDriver;
-    if (fromInfo.rootDir)
-        facts.rootDir = fromInfo.rootDir;
-    facts.containerdImageStore = fromInfo.containerdImageStore;
-    return facts;
-}
-// --- gathering -------------------------------------------------------------------------------------
-async function gatherCriu(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'criu not found in PATH';
-        return { present: false, features: {}, error };
-    }
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [versionResult, checkResult, ...featureResults] = await Promise.all([
-        host.run(FACT_COMMANDS.criuVersion, quick),
-        host.run(FACT_COMMANDS.criuCheck, { timeoutMs: FACT_TIMEOUT_MS.criuCheck }),
-        ...CRIU_FEATURES.map((feature) => host.run(criuFeatureCommand(feature), { timeoutMs: FACT_TIMEOUT_MS.criuCheck })),
-    ]);
-    const facts = { present: true, path, features: {}, check: parseCriuCheck(checkResult) };
-    const version = parseCriuVersion(versionResult.stdout);
-    if (version)
-        facts.version = version;
-    else
-        facts.error = `criu --version: ${failureText(versionResult)}`;
-    CRIU_FEATURES.forEach((feature, index) => {
-        const result = featureResults[index];
-        const supported = result && parseCriuFeature(result);
-        if (supported !== undefined)
-            facts.features[feature] = supported;
-    });
-    return facts;
-}
-async function gatherRunc(host, pathResult) {
-    const path = parseCommandPath(pathResult);
-    if (!path) {
-        const error = pathResult.stderr.trim() !== '' ? failureText(pathResult) : 'runc not found in PATH';
-        return { present: false, error };
-    }
-    const result = await host.run(FACT_COMMANDS.runcVersion, { timeoutMs: FACT_TIMEOUT_MS.quick });
-    const version = parseRuncVersion(result.stdout);
-    return version ? { present: true, path, version } : { present: true, path, error: failureText(result) };
-}
-/** Runs read-only queries on the host and records what it has; missing tools are facts, not errors. */
-async function gatherHostFacts(host) {
-    const quick = { timeoutMs: FACT_TIMEOUT_MS.quick };
-    const [release, machine, criuPath, runcPath, dockerVersion, dockerInfo] = await Promise.all([
-        host.run(FACT_COMMANDS.kernelRelease, quick),
-        host.run(FACT_COMMANDS.machine, quick),
-        host.run(FACT_COMMANDS.criuPath, quick),
-        host.run(FACT_COMMANDS.runcPath, quick),
-        host.run(FACT_COMMANDS.dockerVersion, quick),
-        host.run(FACT_COMMANDS.dockerInfo, quick),
-    ]);
-    const [criu, runc] = await Promise.all([gatherCriu(host, criuPath), gatherRunc(host, runcPath)]);
-    return {
-        host: describeHost(host),
-        kernel: parseKernel(release, machine),
-        criu,
-        runc,
-        docker: parseDockerFacts(dockerVersion, dockerInfo),
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/report/artifact.ts
 
 const NO_TOKEN_REASON = 'no ACTIONS_RUNTIME_TOKEN (not running on a GitHub runner, or the job has no artifact permission)';
@@ -61136,126 +60656,6 @@ function criuNotes(error) {
     return [
         { file: error.code === 'CHECKPOINT_FAILED' ? 'criu-dump.log' : 'criu-restore.log', text: error.detail },
     ];
-}
-
-;// CONCATENATED MODULE: ./src/state/post-state.ts
-
-
-
-/** The names under which the main step saves state for its post step. */
-const SAVED = {
-    /** Saved first thing: whatever happens next, the second run of the entry point is the post step. */
-    isPost: 'isPost',
-    journal: 'journal',
-    container: 'container',
-    /** The post plan (JSON): everything the post step needs but the secrets. */
-    post: 'post',
-};
-/** Pure: the plan of a mode that keeps a journal; undefined for modes with nothing to settle. */
-function planPost(settings) {
-    const common = {
-        mode: settings.mode,
-        container: settings.container,
-        sudo: settings.sudo,
-        knownHosts: settings.ssh.knownHosts,
-        insecureSkipHostKeyCheck: settings.ssh.insecureSkipHostKeyCheck,
-        ...(settings.ssh.jumpHost ? { jumpHost: settings.ssh.jumpHost } : {}),
-    };
-    switch (settings.mode) {
-        case 'migrate':
-            return { ...common, source: settings.source, target: settings.target, sides: ['source', 'target'] };
-        // Checkpoint mode keeps its journal and lock on the source only (the store host is shared).
-        case 'checkpoint':
-            return { ...common, source: settings.source, target: settings.store.host, sides: ['source'] };
-        case 'restore':
-        case 'drill':
-            return { ...common, source: settings.store.host, target: settings.target, sides: ['source', 'target'] };
-        case 'preflight':
-        case 'list':
-            return undefined;
-    }
-}
-/** Saves the post plan, and the secrets in a 0600 file in a 0700 directory under RUNNER_TEMP. */
-function savePostPlan(settings, runtime) {
-    const plan = planPost(settings);
-    if (!plan)
-        return;
-    const secrets = {
-        ...(settings.ssh.privateKey ? { privateKey: settings.ssh.privateKey } : {}),
-        ...(settings.ssh.passphrase ? { passphrase: settings.ssh.passphrase } : {}),
-    };
-    if (secrets.privateKey || secrets.passphrase) {
-        const dir = (0,external_node_path_.join)(runtime.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), `criu-migrate-post-${runtime.newToken()}`);
-        (0,external_node_fs_.mkdirSync)(dir, { recursive: true, mode: 0o700 });
-        plan.secretFile = (0,external_node_path_.join)(dir, 'ssh.json');
-        (0,external_node_fs_.writeFileSync)(plan.secretFile, JSON.stringify(secrets), { mode: 0o600, flag: 'wx' });
-    }
-    runtime.saveState(SAVED.post, JSON.stringify(plan));
-}
-/** The main step's post plan, with its connection settings; undefined when it saved none. */
-function loadPostPlan(runtime) {
-    const text = runtime.getState(SAVED.post);
-    if (!text)
-        return undefined;
-    const plan = JSON.parse(text);
-    let secrets = {};
-    if (plan.secretFile) {
-        try {
-            secrets = JSON.parse((0,external_node_fs_.readFileSync)(plan.secretFile, 'utf8'));
-        }
-        catch {
-            // Removed by someone else: connecting then fails and says so.
-        }
-    }
-    return {
-        plan,
-        connection: {
-            sudo: plan.sudo,
-            ssh: {
-                knownHosts: plan.knownHosts,
-                insecureSkipHostKeyCheck: plan.insecureSkipHostKeyCheck,
-                ...(plan.jumpHost ? { jumpHost: plan.jumpHost } : {}),
-                ...(secrets.privateKey ? { privateKey: secrets.privateKey } : {}),
-                ...(secrets.passphrase ? { passphrase: secrets.passphrase } : {}),
-            },
-        },
-        secrets: [secrets.privateKey, secrets.passphrase].filter((value) => Boolean(value)),
-    };
-}
-/** Removes the secret file's directory; the post step calls it whatever happened. */
-function forgetPostSecrets(plan) {
-    if (!plan.secretFile)
-        return;
-    (0,external_node_fs_.rmSync)((0,external_node_path_.join)(plan.secretFile, '..'), { recursive: true, force: true });
-}
-
-;// CONCATENATED MODULE: ./src/runtime.ts
-
-
-
-
-function actionsRuntime() {
-    return {
-        log: {
-            info: (message) => core/* info */.pq(message),
-            warning: (message) => core/* warning */.$e(message),
-            group: (name, fn) => core/* group */.Os(name, fn),
-        },
-        saveState: (name, value) => core/* saveState */.LZ(name, value),
-        getState: (name) => core/* getState */.Gu(name),
-        onCancel(cancel) {
-            const handler = (signal) => cancel(signal);
-            process.on('SIGINT', handler);
-            process.on('SIGTERM', handler);
-            return () => {
-                process.off('SIGINT', handler);
-                process.off('SIGTERM', handler);
-            };
-        },
-        env: process.env,
-        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
-        fail: (error) => core/* setFailed */.C1(failureAnnotation(error, process.env)),
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/policy/lock.ts
@@ -62243,6 +61643,1595 @@ async function proveLayer(ctx, imagesDir, partial, archives) {
     return checked;
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+;// CONCATENATED MODULE: ./src/host/abortable.ts
+
+
+
+
+/** The environment variable that marks every process one command starts. */
+const TAG_VARIABLE = 'CRIU_MIGRATE_CMD';
+/** The kill script's own limit; it needs about 2 s plus two scans of /proc. */
+const KILL_TIMEOUT_MS = 15_000;
+/** After an abort, how long run() waits for the command and the kill before it rejects anyway. */
+const SETTLE_LIMIT_MS = 20_000;
+const TAG_PATTERN = /^[0-9a-f]{16}$/;
+/** signal.reason when it is a MigrationError, else CANCELLED. */
+function abortReason(signal, host) {
+    if (signal.reason instanceof MigrationError)
+        return signal.reason;
+    return new MigrationError('CANCELLED', 'the run was cancelled', { host: describeHost(host) });
+}
+function newTag() {
+    return (0,external_node_crypto_.randomBytes)(8).toString('hex');
+}
+function checkTag(tag) {
+    if (!TAG_PATTERN.test(tag))
+        throw new TypeError(`a command tag is 16 lowercase hex digits, not "${tag}"`);
+}
+/**
+ * The command with the tag in its environment. The exec makes the shell that
+ * runs the command carry the tag too, so killing by tag also stops the shell
+ * and it cannot go on to the command's next step.
+ */
+function tagCommand(command, tag) {
+    checkTag(tag);
+    return `${TAG_VARIABLE}=${tag}; export ${TAG_VARIABLE}; exec sh -c ${shellQuote([command])}`;
+}
+/**
+ * POSIX sh that stops every process whose environment holds exactly the tag
+ * line: SIGTERM, up to about 2 s to go, then SIGKILL. Exits 1 when some are
+ * still there after that. GNU grep reads all of /proc in one go. It exits 2
+ * both when it lacks -z and when some environ file was unreadable or vanished
+ * (kernel threads, exiting processes), so only when it also fails on a tiny
+ * NUL-separated probe does the slower loop take over.
+ */
+function killByTagScript(tag) {
+    checkTag(tag);
+    return `t='${TAG_VARIABLE}=${tag}'
+tagged() {
+  found=$(grep -l -s -z -x -F -e "$t" /proc/[0-9]*/environ 2>/dev/null)
+  if [ $? -eq 2 ] && [ -z "$found" ] && ! printf '%s\\0' "$t" | grep -q -z -x -F -e "$t" 2>/dev/null; then
+    found=$(for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' 2>/dev/null <"$f" | grep -qx -F -e "$t" && echo "$f"; done)
+  fi
+  for f in $found; do
+    p=\${f#/proc/}; p=\${p%/environ}
+    [ "$p" = "$$" ] || printf '%s ' "$p"
+  done
+}
+if sleep 0.1 2>/dev/null; then nap=0.2 rounds=10; else nap=1 rounds=2; fi
+p=$(tagged)
+[ -n "$p" ] || exit 0
+echo "SIGTERM: $p"
+kill -TERM $p 2>/dev/null
+i=0
+while [ "$i" -lt "$rounds" ]; do
+  sleep "$nap"
+  p=$(tagged)
+  [ -n "$p" ] || exit 0
+  i=$((i + 1))
+done
+echo "SIGKILL: $p"
+kill -KILL $p 2>/dev/null
+sleep "$nap"
+p=$(tagged)
+[ -z "$p" ] || { echo "still running after SIGKILL: $p" >&2; exit 1; }
+`;
+}
+/**
+ * Runs the kill script through `host`, without any signal. Never throws: what
+ * went wrong comes back as text, undefined when all went well.
+ */
+async function killTagged(host, tag) {
+    try {
+        const result = await host.run(killByTagScript(tag), { timeoutMs: KILL_TIMEOUT_MS });
+        if (result.exitCode === 0)
+            return undefined;
+        const output = tailLines(`${result.stdout}${result.stderr}`);
+        return `stopping the command's processes failed (exit ${result.exitCode})${output ? `:\n${output}` : ''}`;
+    }
+    catch (error) {
+        return `stopping the command's processes failed: ${errorMessage(error)}`;
+    }
+}
+/** One signal that aborts when either does; dispose() drops the listeners. */
+function eitherSignal(first, second) {
+    if (second === undefined || second === first)
+        return { signal: first, dispose: () => { } };
+    const both = new AbortController();
+    const abort = () => both.abort();
+    if (first.aborted || second.aborted)
+        both.abort();
+    first.addEventListener('abort', abort, { once: true });
+    second.addEventListener('abort', abort, { once: true });
+    return {
+        signal: both.signal,
+        dispose: () => {
+            first.removeEventListener('abort', abort);
+            second.removeEventListener('abort', abort);
+        },
+    };
+}
+/** Calls `then` once when `signal` aborts (at once when it already has); dispose() drops the listener. */
+function onAbort(signal, then) {
+    if (signal.aborted) {
+        then();
+        return () => { };
+    }
+    signal.addEventListener('abort', then, { once: true });
+    return () => signal.removeEventListener('abort', then);
+}
+function within(promise, ms) {
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), ms);
+        timer.unref();
+        promise.then((value) => {
+            clearTimeout(timer);
+            resolve(value);
+        }, () => {
+            clearTimeout(timer);
+            resolve(undefined);
+        });
+    });
+}
+function withDetail(error, extra) {
+    if (extra === undefined)
+        return error;
+    return new MigrationError(error.code, error.message, {
+        step: error.step,
+        host: error.host,
+        remedy: error.remedy,
+        detail: error.detail ? `${error.detail}\n${extra}` : extra,
+        cause: error.cause ?? error,
+    });
+}
+/**
+ * The same host, with its commands tied to `signal`. Each command is tagged
+ * with a random value in its environment; on abort the host stops the channel
+ * (or the local process group) and a kill script, run through the same host,
+ * stops every process carrying the tag: pipelines, background children and
+ * whatever left the process group, which a channel signal never reaches.
+ * Calls made after the abort reject at once; calls running when it comes
+ * reject with the reason once the kill has finished (or SETTLE_LIMIT_MS passed).
+ * A signal given to one call is honoured too, with the Host contract: that
+ * call resolves with exitCode -1.
+ */
+function bindSignal(host, signal, options = {}) {
+    const reason = () => (options.reason ? options.reason(signal) : abortReason(signal, host));
+    const run = async (command, runOptions = {}) => {
+        if (signal.aborted)
+            throw reason();
+        const timeoutMs = runOptions.timeoutMs ?? options.defaultTimeoutMs;
+        // The call's own signal already aborted: the host answers without starting anything.
+        if (runOptions.signal?.aborted)
+            return host.run(command, { ...runOptions, timeoutMs });
+        const tag = newTag();
+        // The command's own deadline kills by tag too: a hung runc or CRIU leaves no process behind.
+        const deadline = new AbortController();
+        const timer = timeoutMs === undefined ? undefined : setTimeout(() => deadline.abort(), timeoutMs);
+        const own = eitherSignal(deadline.signal, runOptions.signal);
+        const stop = eitherSignal(signal, own.signal);
+        let killing;
+        let wake = () => { };
+        const aborted = new Promise((resolve) => {
+            wake = () => resolve(undefined);
+        });
+        const dispose = onAbort(stop.signal, () => {
+            killing = killTagged(host, tag);
+            wake();
+        });
+        try {
+            const running = host
+                .run(tagCommand(command, tag), { ...runOptions, timeoutMs: undefined, signal: stop.signal })
+                .then((result) => ({ ok: true, result }), (error) => ({ ok: false, error }));
+            const first = await Promise.race([running, aborted]);
+            if (killing === undefined && first !== undefined) {
+                if (first.ok)
+                    return first.result;
+                throw first.error;
+            }
+            // From the abort on, wait for the command and the kill, but not forever.
+            const settled = await within(Promise.all([running, killing]), SETTLE_LIMIT_MS);
+            const problem = settled === undefined ? 'the command was still being stopped when run() stopped waiting' : settled[1];
+            if (signal.aborted)
+                throw withDetail(reason(), problem);
+            // Only the call's own signal aborted: answer as any aborted run does.
+            const outcome = settled?.[0] ?? {
+                ok: true,
+                result: { exitCode: -1, stdout: '', stderr: '[aborted]\n' },
+            };
+            if (!outcome.ok)
+                throw outcome.error;
+            const notes = [
+                ...(deadline.signal.aborted ? [`timed out after ${timeoutMs} ms and was killed`] : []),
+                ...(problem ? [problem] : []),
+            ];
+            return { ...outcome.result, exitCode: -1, stderr: appendNotes(outcome.result.stderr, notes) };
+        }
+        finally {
+            if (timer)
+                clearTimeout(timer);
+            dispose();
+            stop.dispose();
+            own.dispose();
+        }
+    };
+    const spawn = async (command, spawnOptions = {}) => {
+        if (signal.aborted)
+            throw reason();
+        const tag = newTag();
+        const stop = eitherSignal(signal, spawnOptions.signal);
+        let killing = false;
+        // Fired, not awaited: `exit` settles when the command has ended.
+        const killRemote = () => {
+            if (killing)
+                return;
+            killing = true;
+            void killTagged(host, tag);
+        };
+        let proc;
+        try {
+            proc = await host.spawn(tagCommand(command, tag), { signal: stop.signal });
+        }
+        catch (error) {
+            stop.dispose();
+            throw error;
+        }
+        const dispose = onAbort(stop.signal, killRemote);
+        const done = () => {
+            dispose();
+            stop.dispose();
+        };
+        proc.exit.then(done, done);
+        return {
+            stdin: proc.stdin,
+            stdout: proc.stdout,
+            stderr: proc.stderr,
+            exit: proc.exit,
+            kill: () => {
+                proc.kill();
+                killRemote();
+            },
+        };
+    };
+    return {
+        role: host.role,
+        address: host.address,
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        run,
+        spawn,
+        close: () => host.close(),
+    };
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(77030);
+;// CONCATENATED MODULE: ./src/host/local-host.ts
+
+
+
+
+
+/** How long a stopped command gets between SIGTERM and SIGKILL. */
+const KILL_GRACE_MS = 3_000;
+/**
+ * After the shell exits, how long to wait for its output pipes to close.
+ * A background child that inherited them could otherwise hold run() forever.
+ */
+const PIPE_CLOSE_GRACE_MS = 10_000;
+const ABORTED_NOTE = 'aborted';
+/** The runner itself, as a host. Commands run as `sh -c`. */
+class LocalHost {
+    role;
+    address = 'local';
+    tunnels = localTunnels;
+    pipeCloseGraceMs;
+    constructor(role, options = {}) {
+        this.role = role;
+        this.pipeCloseGraceMs = options.pipeCloseGraceMs ?? PIPE_CLOSE_GRACE_MS;
+    }
+    async run(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ABORTED_NOTE]) };
+        const child = startShell(command);
+        const stdout = [];
+        const stderr = [];
+        child.stdout.on('data', (chunk) => stdout.push(chunk));
+        child.stderr.on('data', (chunk) => stderr.push(chunk));
+        // The command may exit without reading its input; that is not our error.
+        child.stdin.on('error', () => { });
+        // The first of timeout and abort decides the note.
+        let stopped;
+        const stop = (why) => {
+            if (stopped !== undefined || !stopTree(child))
+                return;
+            stopped = why;
+        };
+        let timer;
+        if (options.timeoutMs !== undefined)
+            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+        const onAbort = () => stop('abort');
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const ended = waitForEnd(child, this.pipeCloseGraceMs);
+        child.stdin.end(options.input ?? '');
+        const end = await ended;
+        if (timer)
+            clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        const notes = [];
+        let exitCode = end.exitCode ?? -1;
+        if (end.startError)
+            notes.push(`could not start sh: ${end.startError}`);
+        if (stopped === 'timeout') {
+            exitCode = -1;
+            notes.push(`timed out after ${options.timeoutMs} ms and was killed`);
+        }
+        else if (stopped === 'abort') {
+            exitCode = -1;
+            notes.push(ABORTED_NOTE);
+        }
+        else if (end.signal) {
+            notes.push(`killed by signal ${end.signal}`);
+        }
+        return {
+            exitCode,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
+        };
+    }
+    async spawn(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            throw abortReason(signal, this);
+        const child = startShell(command);
+        await new Promise((resolve, reject) => {
+            child.once('spawn', resolve);
+            child.once('error', (error) => reject(new MigrationError('COMMAND_FAILED', `could not start sh on the runner: ${errorMessage(error)}`, {
+                cause: error,
+            })));
+        });
+        const kill = () => {
+            stopTree(child);
+        };
+        signal?.addEventListener('abort', kill, { once: true });
+        // Aborted while the shell was starting.
+        if (signal?.aborted)
+            kill();
+        const exit = new Promise((resolve) => {
+            child.once('close', (code, sig) => {
+                signal?.removeEventListener('abort', kill);
+                resolve({ exitCode: code, signal: sig });
+            });
+        });
+        return {
+            stdin: child.stdin,
+            stdout: child.stdout,
+            stderr: child.stderr,
+            exit,
+            kill,
+        };
+    }
+    async close() { }
+}
+/** Shells whose streams have all closed: their process group id may be reused. */
+const closedShells = new WeakSet();
+function startShell(command) {
+    // Its own process group, so stopping it reaches the whole pipeline it starts.
+    const child = (0,external_node_child_process_namespaceObject.spawn)('sh', ['-c', command], { stdio: 'pipe', detached: true });
+    child.once('close', () => closedShells.add(child));
+    return child;
+}
+function waitForEnd(child, pipeCloseGraceMs) {
+    return new Promise((resolve) => {
+        let pipeTimer;
+        const finish = (end) => {
+            if (pipeTimer)
+                clearTimeout(pipeTimer);
+            resolve(end);
+        };
+        child.once('error', (error) => finish({ exitCode: null, signal: null, startError: errorMessage(error) }));
+        child.once('close', (code, signal) => finish({ exitCode: code, signal }));
+        child.once('exit', (code, signal) => {
+            pipeTimer = setTimeout(() => {
+                child.stdout.destroy();
+                child.stderr.destroy();
+                finish({ exitCode: code, signal });
+            }, pipeCloseGraceMs);
+            pipeTimer.unref();
+        });
+    });
+}
+/**
+ * SIGTERM first: a sudo in the group relays it to the root command it started,
+ * which the runner's user could not signal itself. SIGKILL after a grace period.
+ * False when the shell had already ended, so there was nothing to stop.
+ */
+function stopTree(child) {
+    // The shell may be gone while children it started still hold the pipes, so only closed means done.
+    if (child.pid === undefined || closedShells.has(child))
+        return false;
+    signalGroup(child.pid, 'SIGTERM');
+    const pid = child.pid;
+    const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_GRACE_MS);
+    escalate.unref();
+    child.once('close', () => clearTimeout(escalate));
+    return true;
+}
+function signalGroup(pid, signal) {
+    try {
+        process.kill(-pid, signal);
+    }
+    catch {
+        // Already gone, or only processes we may not signal are left.
+    }
+}
+/** The runner's own loopback: plain sockets. */
+const localTunnels = {
+    connect(port) {
+        return new Promise((resolve, reject) => {
+            const socket = (0,external_node_net_.createConnection)({ host: '127.0.0.1', port });
+            socket.once('connect', () => {
+                socket.off('error', reject);
+                resolve(socket);
+            });
+            socket.once('error', reject);
+        });
+    },
+    listen(onConnection) {
+        return new Promise((resolve, reject) => {
+            const server = (0,external_node_net_.createServer)(onConnection);
+            server.once('error', reject);
+            server.listen(0, '127.0.0.1', () => {
+                const address = server.address();
+                const port = typeof address === 'object' && address ? address.port : 0;
+                resolve({
+                    port,
+                    close: () => new Promise((done) => server.close(() => done())),
+                });
+            });
+        });
+    },
+};
+
+// EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
+var lib = __nccwpck_require__(85472);
+var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
+;// CONCATENATED MODULE: ./src/host/known-hosts.ts
+
+/**
+ * Parses known_hosts text. Lines that cannot be used (comments, unknown
+ * markers, @cert-authority, bad base64, a key blob that does not carry its
+ * declared type) are skipped: a skipped line can only make a host unknown,
+ * never trusted.
+ */
+function known_hosts_parseKnownHosts(text) {
+    const entries = [];
+    const lines = text.split(/\r?\n/);
+    for (const [index, raw] of lines.entries()) {
+        const entry = parseLine(raw, index + 1);
+        if (entry)
+            entries.push(entry);
+    }
+    return entries;
+}
+function parseLine(raw, line) {
+    const text = raw.trim();
+    if (text === '' || text.startsWith('#'))
+        return undefined;
+    const fields = text.split(/\s+/);
+    let revoked = false;
+    if (fields[0]?.startsWith('@')) {
+        const marker = fields.shift();
+        // Certificate authorities are not supported, so their lines vouch for nothing.
+        if (marker !== '@revoked')
+            return undefined;
+        revoked = true;
+    }
+    const [hostField, keyType, keyText] = fields;
+    if (hostField === undefined || keyType === undefined || keyText === undefined)
+        return undefined;
+    const patterns = parsePatterns(hostField);
+    if (patterns === undefined)
+        return undefined;
+    const key = decodeKey(keyText, keyType);
+    if (key === undefined)
+        return undefined;
+    return { line, revoked, patterns, keyType, key };
+}
+function parsePatterns(field) {
+    const patterns = [];
+    for (const part of field.split(',')) {
+        if (part === '')
+            continue;
+        if (part.startsWith('|')) {
+            const hashed = parseHashed(part);
+            if (hashed === undefined)
+                return undefined;
+            patterns.push(hashed);
+        }
+        else if (part.startsWith('!')) {
+            const pattern = part.slice(1);
+            if (pattern === '')
+                return undefined;
+            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
+        }
+        else {
+            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
+        }
+    }
+    return patterns.length > 0 ? patterns : undefined;
+}
+function parseHashed(part) {
+    const pieces = part.split('|');
+    // "|1|salt|hash" splits into ["", "1", salt, hash].
+    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
+        return undefined;
+    const salt = decodeBase64(pieces[2] ?? '');
+    const hash = decodeBase64(pieces[3] ?? '');
+    if (salt === undefined || hash === undefined || hash.length !== 20)
+        return undefined;
+    return { kind: 'hashed', salt, hash };
+}
+function decodeBase64(text) {
+    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
+        return undefined;
+    const bytes = Buffer.from(text, 'base64');
+    return bytes.length > 0 ? bytes : undefined;
+}
+function decodeKey(text, keyType) {
+    const blob = decodeBase64(text);
+    // The blob starts with its own type name; a disagreement means a corrupt line.
+    if (blob === undefined || keyTypeOf(blob) !== keyType)
+        return undefined;
+    return blob;
+}
+/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
+function knownHostsName(host, port) {
+    const name = host.toLowerCase();
+    return port === 22 ? name : `[${name}]:${port}`;
+}
+function globMatches(pattern, name) {
+    let source = '';
+    for (const char of pattern) {
+        if (char === '*')
+            source += '.*';
+        else if (char === '?')
+            source += '.';
+        else
+            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+    }
+    return new RegExp(`^${source}$`, 'su').test(name);
+}
+function hashedMatches(salt, hash, name) {
+    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
+    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
+}
+/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
+function entryMatchesHost(entry, host, port) {
+    const name = knownHostsName(host, port);
+    let matched = false;
+    for (const pattern of entry.patterns) {
+        if (pattern.kind === 'hashed') {
+            if (hashedMatches(pattern.salt, pattern.hash, name))
+                matched = true;
+        }
+        else if (globMatches(pattern.pattern, name)) {
+            if (pattern.negated)
+                return false;
+            matched = true;
+        }
+    }
+    return matched;
+}
+/** The keys known_hosts allows and revokes for one host and port. */
+function matchHostKeys(entries, host, port) {
+    const allowed = [];
+    const revoked = [];
+    for (const entry of entries) {
+        if (!entryMatchesHost(entry, host, port))
+            continue;
+        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
+        (entry.revoked ? revoked : allowed).push(known);
+    }
+    return { allowed, revoked };
+}
+/** Decides whether the key a server presented may be trusted for host and port. */
+function checkHostKey(entries, host, port, presentedKey) {
+    const { allowed, revoked } = matchHostKeys(entries, host, port);
+    // A revoked key stays refused even when another line also lists it as allowed.
+    if (revoked.some((known) => known.key.equals(presentedKey)))
+        return { ok: false, reason: 'revoked' };
+    if (allowed.some((known) => known.key.equals(presentedKey)))
+        return { ok: true };
+    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
+}
+/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
+function keyTypeOf(blob) {
+    if (blob.length < 4)
+        return undefined;
+    const length = blob.readUInt32BE(0);
+    if (4 + length > blob.length)
+        return undefined;
+    return blob.subarray(4, 4 + length).toString('latin1');
+}
+/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
+function fingerprint(blob) {
+    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+;// CONCATENATED MODULE: ./src/host/ssh-host.ts
+
+
+
+
+
+
+/**
+ * A connection sshd closed before the SSH handshake: what its MaxStartups limit does to
+ * connections beyond ten unauthenticated ones, as when a matrix starts many runs at once.
+ */
+class StartupDropped extends MigrationError {
+}
+/** How often, and for how long, a connection dropped before the handshake is tried again. */
+const STARTUP_RETRY = { attempts: 6, withinMs: 60_000, firstMs: 500, maxMs: 8_000 };
+/** Pure: the wait before attempt `attempt + 1`, doubling, with jitter so runs started together spread out. */
+function startupRetryDelay(attempt, random) {
+    const base = Math.min(STARTUP_RETRY.firstMs * 2 ** (attempt - 1), STARTUP_RETRY.maxMs);
+    return Math.round(base * (0.5 + random));
+}
+/** Pure: the error of a connection that ended before the server showed its host key, as sshd drops one. */
+function isStartupDrop(error, keyPresented) {
+    if (keyPresented)
+        return false;
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
+    return (code === 'ECONNRESET' ||
+        /before handshake|closed before SSH was ready|ECONNRESET/i.test(errorMessage(error)));
+}
+const DEFAULT_READY_TIMEOUT_MS = 20_000;
+const KEEPALIVE_INTERVAL_MS = 10_000;
+const KEEPALIVE_COUNT_MAX = 3;
+/** Between SIGTERM and SIGKILL (and closing the channel) when stopping a command. */
+const ssh_host_KILL_GRACE_MS = 3_000;
+/** Wait this long for an 'exit' that lags behind 'close' before calling the exit status missing. */
+const LATE_EXIT_WAIT_MS = 100;
+const CLOSE_TIMEOUT_MS = 5_000;
+const ssh_host_ABORTED_NOTE = 'aborted';
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** Host key algorithm names ssh2 negotiates, per key type as known_hosts writes it. */
+const HOST_KEY_ALGORITHMS = {
+    'ssh-ed25519': ['ssh-ed25519'],
+    'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+    'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+    'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+    'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+};
+/** Connects (through the jump host when given) and checks the host keys against known_hosts. */
+async function connectSsh(options) {
+    const privateKey = ssh_host_checkPrivateKey(options);
+    const entries = known_hosts_parseKnownHosts(options.knownHosts);
+    const base = {
+        privateKey,
+        passphrase: options.passphrase,
+        entries,
+        insecure: options.insecureSkipHostKeyCheck,
+        readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
+        logger: options.logger,
+    };
+    const openClient = (params) => openClientRetrying(params, options.onRetry, options.sleep ?? delay);
+    if (options.jump === undefined) {
+        const target = await openClient({ ...base, role: options.role, spec: options.spec });
+        return new SshHost(options.role, formatHostSpec(options.spec), target);
+    }
+    const jump = await openClient({ ...base, role: 'jump', spec: options.jump });
+    try {
+        const sock = await forwardTo(jump, options.role, options.spec, options.jump);
+        const target = await openClient({
+            ...base,
+            role: options.role,
+            spec: options.spec,
+            sock,
+            via: formatHostSpec(options.jump),
+        });
+        const address = `${formatHostSpec(options.spec)} via ${formatHostSpec(options.jump)}`;
+        return new SshHost(options.role, address, target, jump);
+    }
+    catch (error) {
+        await endClient(jump);
+        throw error;
+    }
+}
+/** One live SSH connection (and its bastion, if any) as a Host. */
+class SshHost {
+    role;
+    address;
+    target;
+    jump;
+    closing = false;
+    lost;
+    channels = new Set();
+    constructor(role, address, target, jump) {
+        this.role = role;
+        this.address = address;
+        this.target = target;
+        this.jump = jump;
+        for (const side of [target, jump]) {
+            side?.client.on('close', () => this.onConnectionClosed(side));
+        }
+    }
+    /** The SHA256 fingerprint of the host key the server presented. */
+    get hostKeyFingerprint() {
+        return this.target.hostKeyFingerprint;
+    }
+    /** Set once the connection dropped without close() being called. */
+    get connectionError() {
+        return this.lost;
+    }
+    async run(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            return { exitCode: -1, stdout: '', stderr: appendNotes('', [ssh_host_ABORTED_NOTE]) };
+        // Without input, stdin comes from /dev/null on the far side, so the channel
+        // stays writable: ssh2 refuses to send signals on a channel whose stdin ended.
+        const quoted = `sh -c ${shellQuote([command])}`;
+        const channel = await this.exec(options.input === undefined ? `${quoted} </dev/null` : quoted);
+        const stdout = [];
+        const stderr = [];
+        // The outcome comes from 'close'; a stream error must not go unhandled.
+        channel.on('error', () => { });
+        channel.on('data', (chunk) => stdout.push(chunk));
+        channel.stderr.on('data', (chunk) => stderr.push(chunk));
+        const ended = channelEnd(channel);
+        if (options.input !== undefined)
+            channel.end(options.input);
+        // The first of timeout and abort decides the note.
+        let stopped;
+        const stop = (why) => {
+            if (stopped !== undefined)
+                return;
+            stopped = why;
+            stopChannel(channel);
+        };
+        let timer;
+        if (options.timeoutMs !== undefined)
+            timer = setTimeout(() => stop('timeout'), options.timeoutMs);
+        const onAbort = () => stop('abort');
+        signal?.addEventListener('abort', onAbort, { once: true });
+        // Aborted while the channel was opening.
+        if (signal?.aborted)
+            onAbort();
+        const end = await ended;
+        if (timer)
+            clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (end.exitCode === null && end.signal === null && stopped === undefined && this.lost)
+            throw this.lost;
+        const notes = [];
+        let exitCode = end.exitCode ?? -1;
+        if (stopped === 'timeout') {
+            exitCode = -1;
+            notes.push(`timed out after ${options.timeoutMs} ms and was stopped`);
+        }
+        else if (stopped === 'abort') {
+            exitCode = -1;
+            notes.push(ssh_host_ABORTED_NOTE);
+        }
+        else if (end.signal !== null) {
+            notes.push(`killed by signal ${end.signal}`);
+        }
+        else if (end.exitCode === null) {
+            notes.push('the SSH channel closed without an exit status');
+        }
+        return {
+            exitCode,
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: appendNotes(Buffer.concat(stderr).toString('utf8'), notes),
+        };
+    }
+    async spawn(command, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted)
+            throw abortReason(signal, this);
+        const channel = await this.exec(`sh -c ${shellQuote([command])}`);
+        let killed = false;
+        const kill = () => {
+            // A second SIGTERM and grace timer would add nothing.
+            if (killed)
+                return;
+            killed = true;
+            stopChannel(channel);
+            // 'close' only comes once both streams ended; drain what nobody reads any more.
+            drain(channel);
+            drain(channel.stderr);
+        };
+        signal?.addEventListener('abort', kill, { once: true });
+        // Aborted while the channel was opening.
+        if (signal?.aborted)
+            kill();
+        const exit = channelEnd(channel).then((end) => {
+            signal?.removeEventListener('abort', kill);
+            return { exitCode: end.exitCode, signal: end.signal };
+        });
+        return {
+            stdin: channel,
+            stdout: channel,
+            stderr: channel.stderr,
+            exit,
+            kill,
+        };
+    }
+    /** direct-tcpip and tcpip-forward on the host's own 127.0.0.1 (sshd's AllowTcpForwarding). */
+    tunnels = {
+        connect: (port) => new Promise((resolve, reject) => {
+            try {
+                this.target.client.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (error, stream) => {
+                    if (error)
+                        reject(this.forwardError(error, `connecting to 127.0.0.1:${port}`));
+                    else
+                        resolve(stream);
+                });
+            }
+            catch (error) {
+                reject(this.forwardError(error, `connecting to 127.0.0.1:${port}`));
+            }
+        }),
+        listen: (onConnection) => new Promise((resolve, reject) => {
+            const { client } = this.target;
+            let bound = 0;
+            const incoming = (details, accept, refuse) => {
+                // One client carries every forward of this connection: take only ours.
+                if (bound === 0 || details.destPort !== bound)
+                    return;
+                if (details.destIP !== '127.0.0.1') {
+                    refuse();
+                    return;
+                }
+                onConnection(accept());
+            };
+            client.on('tcp connection', incoming);
+            try {
+                client.forwardIn('127.0.0.1', 0, (error, port) => {
+                    if (error) {
+                        client.off('tcp connection', incoming);
+                        reject(this.forwardError(error, 'listening on 127.0.0.1'));
+                        return;
+                    }
+                    bound = port;
+                    resolve({
+                        port,
+                        close: () => new Promise((done) => {
+                            client.off('tcp connection', incoming);
+                            try {
+                                client.unforwardIn('127.0.0.1', port, () => done());
+                            }
+                            catch {
+                                done();
+                            }
+                        }),
+                    });
+                });
+            }
+            catch (error) {
+                client.off('tcp connection', incoming);
+                reject(this.forwardError(error, 'listening on 127.0.0.1'));
+            }
+        }),
+    };
+    forwardError(error, what) {
+        return new MigrationError('SSH_DISCONNECTED', `${this.label}: SSH forwarding refused ${what}: ${errorMessage(error)}`, {
+            step: 'transfer',
+            host: `${this.role} ${this.address}`,
+            cause: error,
+            remedy: "allow TCP forwarding for the action's login in the host's sshd (AllowTcpForwarding yes or local/remote), or use memory: eager",
+        });
+    }
+    async close() {
+        if (this.closing)
+            return;
+        this.closing = true;
+        for (const channel of this.channels)
+            channel.close();
+        await endClient(this.target);
+        if (this.jump)
+            await endClient(this.jump);
+    }
+    exec(command) {
+        if (this.lost)
+            return Promise.reject(this.lost);
+        if (this.closing) {
+            return Promise.reject(new MigrationError('SSH_DISCONNECTED', 'the SSH connection was already closed', { host: this.label }));
+        }
+        return new Promise((resolve, reject) => {
+            const opened = (error, channel) => {
+                if (error) {
+                    reject(this.lost ?? this.channelError(error));
+                    return;
+                }
+                this.channels.add(channel);
+                channel.once('close', () => this.channels.delete(channel));
+                resolve(channel);
+            };
+            try {
+                this.target.client.exec(command, opened);
+            }
+            catch (error) {
+                reject(this.lost ?? this.channelError(error));
+            }
+        });
+    }
+    channelError(error) {
+        // ssh2's words for a connection that is going away before 'close' arrives.
+        if (/^(Not connected|No response from server)$/.test(errorMessage(error))) {
+            return new MigrationError('SSH_DISCONNECTED', `the SSH connection is gone: ${errorMessage(error)}`, {
+                host: this.label,
+                cause: error,
+                remedy: 'check the network between the runner and the host, and the host sshd logs',
+            });
+        }
+        return new MigrationError('COMMAND_FAILED', `could not start a command over SSH: ${errorMessage(error)}`, {
+            host: this.label,
+            cause: error,
+            remedy: 'if many commands run at once, raise MaxSessions in the host sshd_config (the default allows 10 per connection)',
+        });
+    }
+    onConnectionClosed(side) {
+        if (this.closing || this.lost)
+            return;
+        const through = side === this.jump ? ` (the connection to jump host ${side.address} closed)` : '';
+        const cause = side.lastError ?? this.target.lastError;
+        const why = cause ? `: ${errorMessage(cause)}` : '';
+        this.lost = new MigrationError('SSH_DISCONNECTED', `the SSH connection closed unexpectedly${through}${why}`, {
+            host: this.label,
+            cause,
+            remedy: 'check the network between the runner and the host, and the host sshd logs',
+        });
+        // Without the bastion the target's tunnel is gone too.
+        if (side === this.jump)
+            this.target.client.end();
+    }
+    get label() {
+        return `${this.role} ${this.address}`;
+    }
+}
+function ssh_host_checkPrivateKey(options) {
+    const host = `${options.role} ${formatHostSpec(options.spec)}`;
+    if (options.privateKey === undefined || options.privateKey.length === 0) {
+        throw new MigrationError('SSH_KEY_MISSING', 'no SSH private key was given', {
+            step: 'connect',
+            host,
+            remedy: 'set the ssh-key input (or ssh-key-path) to the private key authorized on the hosts',
+        });
+    }
+    const parsed = lib_default().utils.parseKey(options.privateKey, options.passphrase);
+    if (parsed instanceof Error) {
+        throw new MigrationError('INPUT_INVALID', `the SSH private key cannot be read: ${parsed.message}`, {
+            step: 'connect',
+            host,
+            remedy: 'give the private key in OpenSSH or PEM format; if it is encrypted, set the passphrase input to its passphrase',
+        });
+    }
+    return options.privateKey;
+}
+function delay(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/** Opens a client, trying again (bounded, jittered) while sshd drops the connection before the handshake. */
+async function openClientRetrying(params, onRetry, sleep) {
+    const started = Date.now();
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await openClient(params);
+        }
+        catch (error) {
+            const wait = startupRetryDelay(attempt, Math.random());
+            const more = attempt < STARTUP_RETRY.attempts && Date.now() - started + wait <= STARTUP_RETRY.withinMs;
+            if (!(error instanceof StartupDropped) || !more)
+                throw error;
+            onRetry?.(`${params.role} ${formatHostSpec(params.spec)}: sshd closed the connection before the SSH handshake (its MaxStartups limit, with many runs at once?); trying again in ${wait} ms (attempt ${attempt + 1} of ${STARTUP_RETRY.attempts}). docs/hosts.md says how to raise the limit.`);
+            await sleep(wait);
+        }
+    }
+}
+function openClient(params) {
+    const { role, spec, logger } = params;
+    const address = formatHostSpec(spec);
+    const host = `${role} ${params.via ? `${address} via ${params.via}` : address}`;
+    const known = matchHostKeys(params.entries, spec.host, spec.port);
+    let verdict;
+    let presented;
+    const verifyHostKey = (key) => {
+        presented = key;
+        if (params.insecure) {
+            verdict = { ok: true };
+            return true;
+        }
+        verdict = checkHostKey(params.entries, spec.host, spec.port, key);
+        logger?.debug(`${host}: host key ${fingerprint(key)} ${verdict.ok ? 'matches known_hosts' : verdict.reason}`);
+        return verdict.ok;
+    };
+    // Offer only the key types known_hosts has for this host, as OpenSSH does, so
+    // a host with several keys is not refused for showing one we do not list.
+    const knownAlgorithms = [...new Set(known.allowed.flatMap((k) => HOST_KEY_ALGORITHMS[k.keyType] ?? []))];
+    const restricted = !params.insecure && knownAlgorithms.length > 0;
+    const config = {
+        host: spec.host,
+        port: spec.port,
+        username: spec.user,
+        privateKey: params.privateKey,
+        passphrase: params.passphrase,
+        hostVerifier: verifyHostKey,
+        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+        readyTimeout: params.readyTimeoutMs,
+        ...(restricted ? { algorithms: { serverHostKey: knownAlgorithms } } : {}),
+        ...(params.sock ? { sock: params.sock } : {}),
+        ...(logger ? { debug: (message) => logger.debug(`${host}: ${message}`) } : {}),
+    };
+    return new Promise((resolve, reject) => {
+        const client = new (lib_default()).Client();
+        let settled = false;
+        const fail = (error) => {
+            if (settled)
+                return;
+            settled = true;
+            client.removeListener('ready', onReady);
+            // Keep a listener: ssh2 may still emit 'error' while the socket winds down.
+            client.on('error', () => { });
+            client.end();
+            const context = { host, spec, verdict, presented, restricted, known: known.allowed.length };
+            const described = connectError(error, context);
+            reject(described.code === 'SSH_DISCONNECTED' && isStartupDrop(error, presented !== undefined)
+                ? new StartupDropped(described.code, described.message, {
+                    step: described.step,
+                    host: described.host,
+                    remedy: `${described.remedy ?? ''}; with many runs at once, raise sshd's MaxStartups (docs/hosts.md)`,
+                    cause: error,
+                })
+                : described);
+        };
+        const onReady = () => {
+            if (settled)
+                return;
+            settled = true;
+            client.removeListener('error', fail);
+            client.removeListener('close', onEarlyClose);
+            logger?.debug(`${host}: connected`);
+            // Nagle's delay costs the relay about a fifth of its throughput (bench/results).
+            client.setNoDelay(true);
+            const open = {
+                client,
+                role,
+                address,
+                hostKeyFingerprint: presented ? fingerprint(presented) : 'unknown',
+                closed: false,
+            };
+            client.once('close', () => {
+                open.closed = true;
+            });
+            // From now on a dropped connection shows as 'error' then 'close'; 'close'
+            // decides, and an 'error' without a listener would crash the process.
+            client.on('error', (error) => {
+                open.lastError = error;
+            });
+            resolve(open);
+        };
+        const onEarlyClose = () => fail(new Error('the connection closed before SSH was ready'));
+        client.once('ready', onReady);
+        client.on('error', fail);
+        client.once('close', onEarlyClose);
+        try {
+            client.connect(config);
+        }
+        catch (error) {
+            fail(error);
+        }
+    });
+}
+function connectError(error, context) {
+    const { host, spec, verdict, presented } = context;
+    const base = { step: 'connect', host, cause: error };
+    const keyscan = `ssh-keyscan -p ${spec.port} ${spec.host}`;
+    if (verdict && !verdict.ok && presented) {
+        const shown = `${keyTypeOf(presented) ?? 'unknown type'} ${fingerprint(presented)}`;
+        if (verdict.reason === 'unknown') {
+            return new MigrationError('HOST_KEY_UNKNOWN', `no known_hosts line matches this host (it presented ${shown})`, {
+                ...base,
+                remedy: `run \`${keyscan}\` from a trusted network, check the fingerprint, and add the line to the known-hosts input`,
+            });
+        }
+        if (verdict.reason === 'revoked') {
+            return new MigrationError('HOST_KEY_MISMATCH', `the host presented a key marked @revoked in known_hosts (${shown})`, {
+                ...base,
+                remedy: 'this key must not be trusted: find out why the host still uses it before trying again',
+            });
+        }
+        return new MigrationError('HOST_KEY_MISMATCH', `the host presented ${shown}, which differs from its known_hosts key`, {
+            ...base,
+            remedy: `this may be an attack, or the host was reinstalled; once you have verified the new key (\`${keyscan}\`), replace its line in the known-hosts input`,
+        });
+    }
+    const message = errorMessage(error);
+    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+    const level = typeof error === 'object' && error !== null && 'level' in error ? String(error.level) : undefined;
+    if (context.restricted && /host key/i.test(message) && level === 'handshake') {
+        return new MigrationError('HOST_KEY_MISMATCH', 'the host offers none of the key types known_hosts lists for it', {
+            ...base,
+            remedy: `this may be an attack, or the host was reinstalled; once you have verified its keys (\`${keyscan}\`), update the known-hosts input`,
+        });
+    }
+    if (level === 'client-authentication') {
+        return new MigrationError('SSH_AUTH_FAILED', `the host refused the SSH key for user ${spec.user}`, {
+            ...base,
+            remedy: `check that the public key is in ~${spec.user}/.ssh/authorized_keys on the host, that user ${spec.user} may log in (PermitRootLogin for root), and the key passphrase`,
+        });
+    }
+    if (code !== undefined && UNREACHABLE_CODES.has(code)) {
+        return new MigrationError('SSH_UNREACHABLE', `cannot reach ${spec.host} port ${spec.port}: ${message}`, {
+            ...base,
+            remedy: 'check the address and port, that sshd runs there, and that no firewall blocks the runner',
+        });
+    }
+    if (level === 'client-timeout' || code === 'ETIMEDOUT') {
+        return new MigrationError('SSH_TIMEOUT', `SSH did not become ready in time: ${message}`, {
+            ...base,
+            remedy: 'check that the host is up and that nothing between the runner and it drops packets',
+        });
+    }
+    return new MigrationError('SSH_DISCONNECTED', `the SSH connection failed: ${message}`, {
+        ...base,
+        remedy: 'check the host sshd logs and the network between the runner and the host',
+    });
+}
+/** Opens a TCP tunnel from the bastion to the target's sshd. */
+function forwardTo(jump, role, spec, jumpSpec) {
+    return new Promise((resolve, reject) => {
+        const failed = (error) => {
+            reject(new MigrationError('SSH_UNREACHABLE', `jump host ${formatHostSpec(jumpSpec)} could not open a connection to ${spec.host} port ${spec.port}: ${errorMessage(error)}`, {
+                step: 'connect',
+                host: `${role} ${formatHostSpec(spec)}`,
+                cause: error,
+                remedy: 'check that the jump host can reach the host and port, and that its sshd allows TCP forwarding (AllowTcpForwarding)',
+            }));
+        };
+        try {
+            jump.client.forwardOut('127.0.0.1', 0, spec.host, spec.port, (error, stream) => {
+                if (error)
+                    failed(error);
+                else
+                    resolve(stream);
+            });
+        }
+        catch (error) {
+            failed(error);
+        }
+    });
+}
+/**
+ * Settles on the channel's 'close' with the status from 'exit'. ssh2 normally
+ * emits 'exit' first and repeats the status in 'close', but either may carry
+ * it, and a late 'exit' is still waited for briefly.
+ */
+function channelEnd(channel) {
+    return new Promise((resolve) => {
+        let status;
+        let closed = false;
+        const record = (code, signal) => {
+            if (status)
+                return;
+            if (typeof code === 'number')
+                status = { exitCode: code, signal: null };
+            else if (typeof signal === 'string')
+                status = { exitCode: null, signal: signal.replace(/^(SIG)?/, 'SIG') };
+            if (status && closed)
+                resolve(status);
+        };
+        channel.on('exit', (code, signal) => record(code, signal));
+        channel.once('close', (code, signal) => {
+            closed = true;
+            record(code, signal);
+            if (status) {
+                resolve(status);
+                return;
+            }
+            setTimeout(() => resolve(status ?? { exitCode: null, signal: null }), LATE_EXIT_WAIT_MS).unref();
+        });
+    });
+}
+/**
+ * SIGTERM (which sudo relays), then SIGKILL and closing the channel. ssh2
+ * cannot signal once our side of stdin has ended, so then close at once:
+ * the command loses its pipes and dies on its next read or write.
+ */
+function stopChannel(channel) {
+    if (!channel.writable) {
+        channel.close();
+        return;
+    }
+    trySignal(channel, 'TERM');
+    const escalate = setTimeout(() => {
+        trySignal(channel, 'KILL');
+        channel.close();
+    }, ssh_host_KILL_GRACE_MS);
+    escalate.unref();
+    channel.once('close', () => clearTimeout(escalate));
+}
+function trySignal(channel, signal) {
+    try {
+        channel.signal(signal);
+    }
+    catch {
+        // The channel is already closing.
+    }
+}
+function drain(stream) {
+    stream.on('error', () => { });
+    stream.resume();
+}
+function endClient(open) {
+    const { client } = open;
+    if (open.closed)
+        return Promise.resolve();
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => {
+            client.destroy();
+            resolve();
+        }, CLOSE_TIMEOUT_MS);
+        timer.unref();
+        client.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+        });
+        client.on('error', () => { });
+        client.end();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/sudo.ts
+
+
+
+/**
+ * The command text withSudo runs in place of `command`. Always this one form, so a
+ * sudoers rule for `sh -c *` (docs/hosts.md) covers every command, the probe included.
+ */
+function sudoCommand(command) {
+    return `sudo -n sh -c ${shellQuote([command])}`;
+}
+/** The same host, with every command run as root through `sudo -n`. */
+function withSudo(host) {
+    return {
+        role: host.role,
+        address: host.address,
+        hostKeyFingerprint: host.hostKeyFingerprint,
+        run: (command, options) => host.run(sudoCommand(command), options),
+        spawn: (command, options) => host.spawn(sudoCommand(command), options),
+        close: () => host.close(),
+        // SSH's own forwarding: sudo has nothing to do with it.
+        ...(host.tunnels ? { tunnels: host.tunnels } : {}),
+    };
+}
+/** Fails with SUDO_REFUSED unless the host's user may sudo without a password. */
+async function checkSudo(host) {
+    const result = await host.run(sudoCommand('true'), { timeoutMs: 30_000 });
+    if (result.exitCode === 0)
+        return;
+    const missing = result.exitCode === 127;
+    const stderr = tailLines(result.stderr);
+    throw new MigrationError('SUDO_REFUSED', missing ? 'sudo is not installed' : `sudo -n refused to run a command (exit ${result.exitCode})`, {
+        step: 'connect',
+        host: describeHost(host),
+        detail: stderr === '' ? undefined : stderr,
+        remedy: missing
+            ? 'install sudo and allow this user passwordless sudo, or set `sudo: false` and log in as root'
+            : 'allow this user `sudo -n sh -c` without a password (the rule in docs/hosts.md, in /etc/sudoers.d), or set `sudo: false` and log in as root',
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/host-factory.ts
+
+
+
+
+
+/**
+ * Opens one host: the runner itself or an SSH connection. With sudo, commands
+ * go through `sudo -n` unless the login is already root, and a refusal is
+ * found now rather than halfway through a migration.
+ */
+async function openHost(role, location, ssh, sudo, deps = {}) {
+    let host;
+    if (location.kind === 'local') {
+        host = deps.local ? deps.local(role) : new LocalHost(role);
+    }
+    else {
+        const connect = deps.connect ?? connectSsh;
+        const opened = await connect({
+            role,
+            spec: location.spec,
+            privateKey: ssh.privateKey,
+            passphrase: ssh.passphrase,
+            knownHosts: ssh.knownHosts,
+            insecureSkipHostKeyCheck: ssh.insecureSkipHostKeyCheck,
+            jump: ssh.jumpHost,
+            readyTimeoutMs: deps.readyTimeoutMs,
+            logger: deps.logger,
+            ...(deps.warn ? { onRetry: deps.warn } : {}),
+        });
+        if (ssh.insecureSkipHostKeyCheck) {
+            const key = opened.hostKeyFingerprint ? ` (it presented ${opened.hostKeyFingerprint})` : '';
+            deps.warn?.(`${role} ${opened.address}: the SSH host key was not checked${key}; anyone between the runner and the host could impersonate it. Provide known-hosts instead of insecure-skip-host-key-check.`);
+        }
+        host = opened;
+    }
+    if (!sudo)
+        return host;
+    try {
+        return await applySudo(host);
+    }
+    catch (error) {
+        await host.close();
+        throw error;
+    }
+}
+async function applySudo(host) {
+    const id = await host.run('id -u', { timeoutMs: 30_000 });
+    // Root needs no sudo, and minimal hosts may not even have it installed.
+    if (id.exitCode === 0 && id.stdout.trim() === '0')
+        return host;
+    await checkSudo(host);
+    return withSudo(host);
+}
+/**
+ * CRIU, runc and Docker's data need root. A non-root SSH login without sudo would first fail
+ * deep in the run ("Permission denied" at the container lock): say so right after connecting.
+ */
+async function requireRoot(host, location, sudo) {
+    if (sudo || location.kind !== 'ssh' || location.spec.user === 'root')
+        return;
+    const id = await host.run('id -u', { timeoutMs: 30_000 });
+    const uid = id.stdout.trim();
+    if (id.exitCode === 0 && uid === '0')
+        return;
+    throw new MigrationError('NOT_ROOT', `${location.spec.user} is not root (uid ${uid || 'unknown'}) and sudo is false`, {
+        step: 'connect',
+        host: describeHost(host),
+        remedy: 'log in as root, or set sudo: true with the sudoers rule of docs/hosts.md for this user',
+    });
+}
+
+;// CONCATENATED MODULE: ./src/host/reconnecting.ts
+
+const ATTEMPTS = 3;
+const BACKOFF_MS = [1_000, 3_000];
+function isConnectionLoss(error) {
+    return (error instanceof MigrationError && (error.code === 'SSH_DISCONNECTED' || error.code === 'SSH_UNREACHABLE'));
+}
+/**
+ * A host that opens a new connection when the old one dropped, and runs the
+ * command again. Only for commands that are safe to repeat (rollback and
+ * roll-forward steps): a dropped connection must not leave a run half undone.
+ */
+function reconnecting(first, reopen, sleep = defaultSleep) {
+    let current = first;
+    let reopening;
+    async function again(failed) {
+        if (current !== failed)
+            return current;
+        reopening ??= (async () => {
+            await failed.close().catch(() => { });
+            return reopen();
+        })().finally(() => {
+            reopening = undefined;
+        });
+        current = await reopening;
+        return current;
+    }
+    async function attempt(call) {
+        let lastError;
+        for (let i = 0; i < ATTEMPTS; i++) {
+            const host = current;
+            try {
+                return await call(host);
+            }
+            catch (error) {
+                if (!isConnectionLoss(error))
+                    throw error;
+                lastError = error;
+                if (i === ATTEMPTS - 1)
+                    break;
+                await sleep(BACKOFF_MS[i] ?? 3_000);
+                try {
+                    await again(host);
+                }
+                catch (reopenError) {
+                    lastError = reopenError;
+                }
+            }
+        }
+        throw lastError;
+    }
+    return {
+        role: first.role,
+        address: first.address,
+        get hostKeyFingerprint() {
+            return current.hostKeyFingerprint;
+        },
+        run: (command, options) => attempt((host) => host.run(command, options)),
+        spawn: (command, options) => attempt((host) => host.spawn(command, options)),
+        close: async () => {
+            await current.close();
+        },
+    };
+}
+function defaultSleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+;// CONCATENATED MODULE: ./src/modes/run-hosts.ts
+function runHostsOf(settings) {
+    switch (settings.mode) {
+        case 'migrate':
+            return {
+                source: { role: 'source', location: settings.source },
+                target: { role: 'target', location: settings.target },
+                root: ['source', 'target'],
+                lock: ['source', 'target'],
+                journal: ['source', 'target'],
+                keyedOn: 'source',
+                shareSameHost: false,
+            };
+        // A store host is shared by many hosts' runs: checkpoint mode keeps its lock and journal on the source.
+        case 'checkpoint':
+            return {
+                source: { role: 'source', location: settings.source },
+                target: { role: 'store', location: settings.store.host },
+                root: ['source'],
+                lock: ['source'],
+                journal: ['source'],
+                keyedOn: 'source',
+                shareSameHost: true,
+            };
+        case 'restore':
+        case 'drill':
+            return {
+                source: { role: 'store', location: settings.store.host },
+                target: { role: 'target', location: settings.target },
+                root: ['target'],
+                lock: ['target'],
+                journal: ['source', 'target'],
+                keyedOn: 'target',
+                shareSameHost: false,
+            };
+    }
+}
+/** Whether two locations name the same host and login. */
+function sameLocation(a, b) {
+    if (a.kind === 'local' || b.kind === 'local')
+        return a.kind === b.kind;
+    return a.spec.host === b.spec.host && a.spec.port === b.spec.port && a.spec.user === b.spec.user;
+}
+
+;// CONCATENATED MODULE: ./src/state/post-state.ts
+
+
+
+
+/** The names under which the main step saves state for its post step. */
+const SAVED = {
+    /** Saved first thing: whatever happens next, the second run of the entry point is the post step. */
+    isPost: 'isPost',
+    journal: 'journal',
+    container: 'container',
+    /** The post plan (JSON): everything the post step needs but the secrets. */
+    post: 'post',
+};
+/** Pure: the plan of a mode that keeps a journal; undefined for modes with nothing to settle. */
+function planPost(settings) {
+    const common = {
+        mode: settings.mode,
+        container: settings.container,
+        sudo: settings.sudo,
+        knownHosts: settings.ssh.knownHosts,
+        insecureSkipHostKeyCheck: settings.ssh.insecureSkipHostKeyCheck,
+        ...(settings.ssh.jumpHost ? { jumpHost: settings.ssh.jumpHost } : {}),
+    };
+    if (settings.mode === 'preflight' || settings.mode === 'list')
+        return undefined;
+    const hosts = runHostsOf(settings);
+    return {
+        ...common,
+        source: hosts.source.location,
+        target: hosts.target.location,
+        sides: [...hosts.journal],
+        lockSides: [...hosts.lock],
+    };
+}
+/** Saves the post plan, and the secrets in a 0600 file in a 0700 directory under RUNNER_TEMP. */
+function savePostPlan(settings, runtime) {
+    const plan = planPost(settings);
+    if (!plan)
+        return;
+    const secrets = {
+        ...(settings.ssh.privateKey ? { privateKey: settings.ssh.privateKey } : {}),
+        ...(settings.ssh.passphrase ? { passphrase: settings.ssh.passphrase } : {}),
+    };
+    if (secrets.privateKey || secrets.passphrase) {
+        const dir = (0,external_node_path_.join)(runtime.env.RUNNER_TEMP || (0,external_node_os_.tmpdir)(), `criu-migrate-post-${runtime.newToken()}`);
+        (0,external_node_fs_.mkdirSync)(dir, { recursive: true, mode: 0o700 });
+        plan.secretFile = (0,external_node_path_.join)(dir, 'ssh.json');
+        (0,external_node_fs_.writeFileSync)(plan.secretFile, JSON.stringify(secrets), { mode: 0o600, flag: 'wx' });
+    }
+    runtime.saveState(SAVED.post, JSON.stringify(plan));
+}
+/** The main step's post plan, with its connection settings; undefined when it saved none. */
+function loadPostPlan(runtime) {
+    const text = runtime.getState(SAVED.post);
+    if (!text)
+        return undefined;
+    const plan = JSON.parse(text);
+    let secrets = {};
+    if (plan.secretFile) {
+        try {
+            secrets = JSON.parse((0,external_node_fs_.readFileSync)(plan.secretFile, 'utf8'));
+        }
+        catch {
+            // Removed by someone else: connecting then fails and says so.
+        }
+    }
+    return {
+        plan,
+        connection: {
+            sudo: plan.sudo,
+            ssh: {
+                knownHosts: plan.knownHosts,
+                insecureSkipHostKeyCheck: plan.insecureSkipHostKeyCheck,
+                ...(plan.jumpHost ? { jumpHost: plan.jumpHost } : {}),
+                ...(secrets.privateKey ? { privateKey: secrets.privateKey } : {}),
+                ...(secrets.passphrase ? { passphrase: secrets.passphrase } : {}),
+            },
+        },
+        secrets: [secrets.privateKey, secrets.passphrase].filter((value) => Boolean(value)),
+    };
+}
+/** Removes the secret file's directory; the post step calls it whatever happened. */
+function forgetPostSecrets(plan) {
+    if (!plan.secretFile)
+        return;
+    (0,external_node_fs_.rmSync)((0,external_node_path_.join)(plan.secretFile, '..'), { recursive: true, force: true });
+}
+
+;// CONCATENATED MODULE: ./src/runtime.ts
+
+
+
+
+function actionsRuntime() {
+    return {
+        log: {
+            info: (message) => core/* info */.pq(message),
+            warning: (message) => core/* warning */.$e(message),
+            group: (name, fn) => core/* group */.Os(name, fn),
+        },
+        saveState: (name, value) => core/* saveState */.LZ(name, value),
+        getState: (name) => core/* getState */.Gu(name),
+        onCancel(cancel) {
+            const handler = (signal) => cancel(signal);
+            process.on('SIGINT', handler);
+            process.on('SIGTERM', handler);
+            return () => {
+                process.off('SIGINT', handler);
+                process.off('SIGTERM', handler);
+            };
+        },
+        env: process.env,
+        newToken: () => (0,external_node_crypto_.randomBytes)(12).toString('hex'),
+        fail: (error) => core/* setFailed */.C1(failureAnnotation(error, process.env)),
+    };
+}
+
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(78474);
 ;// CONCATENATED MODULE: ./src/modes/run-control.ts
@@ -62273,7 +63262,9 @@ const BEFORE_ANY_CHANGE = new Set([
 ]);
 /** How a run that ended before its mode reported is called: refused when nothing was touched. */
 function earlyOutcome(error) {
-    return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' ? 'refused' : 'failed';
+    return BEFORE_ANY_CHANGE.has(error.code) || error.step === 'connect' || error.step === 'lock'
+        ? 'refused'
+        : 'failed';
 }
 /**
  * What the summary of a run that stopped before its mode reported can say: the
@@ -62368,6 +63359,302 @@ async function settleRun(journal, hosts, log, failure, sides) {
     return { status, problems: outcome.problems };
 }
 
+;// CONCATENATED MODULE: ./src/modes/session.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Ordinary commands on a host get this long unless they say otherwise. */
+const COMMAND_TIMEOUT_MS = 120_000;
+/**
+ * The metadata every mode's report starts from: the run, its hosts, its timings, its error and the
+ * earlier run it settled; the mode adds its container and checkpoint facts and anything else.
+ */
+function runMetadata(mode, end, facts) {
+    const { timings, ...rest } = facts;
+    return {
+        schemaVersion: METADATA_SCHEMA_VERSION,
+        run: {
+            mode,
+            status: end.status,
+            startedAt: end.started.toISOString(),
+            finishedAt: new Date().toISOString(),
+        },
+        hosts: { source: { address: end.addresses.source }, target: { address: end.addresses.target } },
+        timings: { phasesMs: end.timer.toRecord(), durationMs: end.durationMs, ...timings },
+        error: end.failure ? metadataError(end.failure) : undefined,
+        resumed: end.resumed,
+        ...rest,
+    };
+}
+/**
+ * One run of a mode that changes hosts, from connect to close: connect, require root, reopen
+ * dropped connections for the journal and locks, take the lock, settle an earlier run, build the
+ * journal and context, run the work under the run's timeout and cancellation, settle the journal
+ * (roll forward past the commit point, else back), report on every path, release and close.
+ */
+async function runSession(mode, deps) {
+    const { settings } = mode;
+    const { runtime } = deps;
+    const { log } = runtime;
+    const clock = deps.clock ?? (() => performance.now());
+    const started = new Date();
+    const startedAt = clock();
+    const timer = new PhaseTimer(clock);
+    const plan = runHostsOf(settings);
+    const control = startRunControl(settings.timeoutMinutes, runtime);
+    const closer = new SessionCloser();
+    const addresses = {
+        source: describeLocation(plan.source.location),
+        target: describeLocation(plan.target.location),
+    };
+    let end = { status: 'succeeded', problems: [], addresses, started, timer };
+    try {
+        const begun = await beginSession(mode, deps, {
+            signal: control.signal,
+            timer,
+            clock,
+            started,
+            startedAt,
+            closer,
+            addresses,
+        });
+        if (begun.resumed)
+            end.resumed = begun.resumed;
+        if (begun.resumed && mode.doneByEarlier?.(begun.resumed)) {
+            log.info(`finished the earlier run ${begun.resumed.checkpointName}: ${begun.resumed.done.join('; ')}`);
+            end.status = 'resumed';
+        }
+        else {
+            end = { ...end, ...(await workAndSettle(mode, begun.session, plan)) };
+        }
+    }
+    catch (error) {
+        const failure = asMigrationError(error, 'COMMAND_FAILED');
+        log.warning(failure.describe());
+        // Before its work began this run changed nothing (an earlier run it could not settle says why).
+        end = { ...end, status: 'refused', failure };
+    }
+    finally {
+        control.close();
+    }
+    try {
+        timer.endAll();
+        const finished = { ...end, durationMs: Math.round(clock() - startedAt) };
+        const report = mode.report(finished);
+        await (deps.publish ?? publish)({
+            ...settings,
+            metadata: report.metadata,
+            outputs: report.outputs,
+            notes: report.notes ?? criuNotes(finished.failure),
+            env: runtime.env,
+            log,
+        });
+        if (finished.failure)
+            runtime.fail(finished.failure);
+        else
+            log.info(mode.success(finished));
+    }
+    finally {
+        await closer.close();
+    }
+}
+/** What a run holds until it closes: work to release first (a series lock), its locks, its connections. */
+class SessionCloser {
+    hosts = new Set();
+    deferred = [];
+    release;
+    async close() {
+        for (const fn of this.deferred)
+            await fn().catch(() => { });
+        await this.release?.().catch(() => { });
+        await Promise.allSettled([...this.hosts].map((host) => host.close()));
+    }
+}
+/**
+ * The start of a run, up to its work: connect, require root, reconnecting hosts, the lock under
+ * the container's name, an earlier run of the container settled, the journal and context. What
+ * it opens goes to `run.closer`, which the caller closes whatever happens. A compose unit starts
+ * each member's run with it.
+ */
+async function beginSession(mode, deps, run) {
+    const { settings } = mode;
+    const { runtime } = deps;
+    const { log } = runtime;
+    const { closer, timer } = run;
+    const plan = runHostsOf(settings);
+    const warn = (message) => log.warning(message);
+    const open = deps.open ?? ((role, location) => openHost(role, location, settings.ssh, settings.sudo, { warn }));
+    const mustBeRoot = deps.requireRoot ?? ((host, location) => requireRoot(host, location, settings.sudo));
+    const opened = await timer.time('connect', () => connect(plan, open, settings, log));
+    for (const host of [opened.source, opened.target])
+        closer.hosts.add(host);
+    if (run.addresses) {
+        run.addresses.source = opened.source.address;
+        run.addresses.target = opened.target.address;
+    }
+    for (const side of plan.root)
+        await mustBeRoot(opened[side], plan[side].location);
+    // For the journal, the lock and recovery: leaving a rollback half done is worse than a wait.
+    const source = reconnecting(opened.source, () => open(plan.source.role, plan.source.location));
+    const durable = {
+        source,
+        target: opened.target === opened.source
+            ? source
+            : reconnecting(opened.target, () => open(plan.target.role, plan.target.location)),
+    };
+    for (const host of [durable.source, durable.target])
+        closer.hosts.add(host);
+    const owner = runOwner(runtime.env, run.started, runtime.newToken());
+    const key = mode.key
+        ? await mode.key(opened)
+        : await containerKey(durable[plan.keyedOn], settings.container);
+    runtime.saveState(SAVED.container, key);
+    const locks = await lockContainer(plan.lock.map((side) => durable[side]), key, owner, log);
+    closer.release = () => locks.release();
+    const resumed = await settleUnfinished(durable, key, log, undefined, plan.journal);
+    const session = startSession(mode, {
+        settings,
+        key,
+        opened,
+        durable,
+        owner,
+        timer,
+        clock: run.clock,
+        runtime,
+        plan,
+        signal: run.signal,
+        startedAt: run.startedAt,
+        defer: (fn) => closer.deferred.push(fn),
+        ...(resumed ? { resumed } : {}),
+    });
+    return { session, ...(resumed ? { resumed } : {}) };
+}
+/** Opens both sides in parallel (one connection when the mode shares a same host); a failure closes the other. */
+async function connect(plan, open, settings, log) {
+    const shared = plan.shareSameHost && sameLocation(plan.source.location, plan.target.location);
+    const opening = [
+        open(plan.source.role, plan.source.location),
+        shared ? undefined : open(plan.target.role, plan.target.location),
+    ];
+    const [source, target] = await Promise.allSettled(opening);
+    if (source.status === 'rejected' || target.status === 'rejected') {
+        await Promise.allSettled([source, target].flatMap((result) => result.status === 'fulfilled' && result.value ? [result.value.close()] : []));
+        throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    const hosts = { source: source.value, target: target.value ?? source.value };
+    for (const side of shared ? ['source'] : ['source', 'target']) {
+        const host = hosts[side];
+        const location = plan[side].location;
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
+    }
+    return hosts;
+}
+function startSession(mode, run) {
+    const { settings, opened, durable, runtime, signal } = run;
+    const record = {
+        schema: 2,
+        mode: settings.mode,
+        container: run.key,
+        checkpointName: settings.checkpointName,
+        source: opened.source.address,
+        target: opened.target.address,
+        ...mode.record,
+        owner: run.owner,
+        status: 'running',
+        entries: [],
+        updatedAt: new Date().toISOString(),
+    };
+    const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), runtime.log, run.plan.journal));
+    const source = bindSignal(opened.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    const target = opened.target === opened.source
+        ? source
+        : bindSignal(opened.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+    return {
+        settings,
+        key: run.key,
+        opened,
+        durable,
+        owner: run.owner,
+        journal,
+        timer: run.timer,
+        signal,
+        startedAt: run.startedAt,
+        ...(run.resumed ? { resumed: run.resumed } : {}),
+        defer: run.defer,
+        ctx: {
+            settings,
+            source,
+            target,
+            sourceDocker: new DockerCli(source),
+            targetDocker: new DockerCli(target),
+            log: runtime.log,
+            journal,
+            timer: run.timer,
+            clock: run.clock,
+            signal,
+        },
+    };
+}
+/** The work, then the journal's settlement; a failure of the work is mapped to the mode's code and remedy. */
+async function workAndSettle(mode, session, plan) {
+    const { log } = session.ctx;
+    let result;
+    let failure;
+    try {
+        result = await mode.work(session);
+    }
+    catch (error) {
+        failure = failureOf(error, session.signal, mode.failure.step, mode.failure.code, mode.failure.remedy);
+        log.warning(failure.describe());
+    }
+    let ended;
+    if (mode.settlesItself && result !== undefined) {
+        ended = { ...(await mode.settlesItself(result, session)), result };
+    }
+    else {
+        const settled = await settleRun(session.journal, session.durable, log, failure, plan.journal);
+        if (failure && settled.status === 'failed')
+            failure = unfinished(failure, settled.problems);
+        ended = {
+            status: settled.status,
+            problems: settled.problems,
+            ...(failure ? { failure } : {}),
+            ...(result === undefined ? {} : { result }),
+        };
+    }
+    if (!mode.afterSettle)
+        return ended;
+    const changed = await mode.afterSettle(session, ended);
+    return { ...ended, ...changed };
+}
+/** A failure whose rollback could not finish: the error says what is left and that the next run finishes it. */
+function unfinished(failure, problems) {
+    if (problems.length === 0)
+        return failure;
+    return new MigrationError(failure.code, `${failure.message}; the rollback did not finish: ${problems.join('; ')}`, {
+        step: failure.step,
+        host: failure.host,
+        detail: failure.detail,
+        remedy: 'run the action again for this container once the host is reachable: it reads the journal and finishes the rollback (the post step of this job tries too)',
+        cause: failure,
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/modes/checkpoint.ts
 
 
@@ -62392,190 +63679,87 @@ async function settleRun(journal, hosts, log, failure, sides) {
 
 
 
-
-
-
-
-
-
-
-
-
-const COMMAND_TIMEOUT_MS = 120_000;
-/** Checkpoint mode keeps its journal on the source only: a store host is shared by many hosts' runs. */
-const JOURNAL_SIDES = ['source'];
-function sameLocation(a, b) {
-    if (a.kind === 'local' || b.kind === 'local')
-        return a.kind === b.kind;
-    return a.spec.host === b.spec.host && a.spec.port === b.spec.port && a.spec.user === b.spec.user;
-}
+const checkpoint_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Checkpoint mode: freeze the container only for the dump (resumed before
  * anything is copied, unless leave-running is false), then write a complete,
  * self-contained checkpoint into the store under a temporary name and rename
- * it when every file is there and hashed. Retention runs after.
+ * it when every file is there and hashed. Retention runs after. The run's
+ * lifecycle is session.ts's: the journal and lock live on the source only.
  */
-async function runCheckpointMode(settings, runtime) {
+async function runCheckpointMode(settings, runtime, deps = {}) {
     const { log } = runtime;
-    const started = new Date();
-    const startedAt = performance.now();
-    const timer = new PhaseTimer();
-    const control = startRunControl(settings.timeoutMinutes, runtime);
-    const hosts = [];
-    let status = 'succeeded';
-    let failure;
     let manifest;
     let frozenMs;
     let storedCheckpoints;
-    let path;
-    let store;
-    let source;
-    let releaseLocks;
-    const held = {};
-    try {
-        const warn = (message) => log.warning(message);
-        source = await timer.time('connect', () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
-        hosts.push(source);
-        await requireRoot(source, settings.source, settings.sudo);
-        store = sameLocation(settings.source, settings.store.host)
-            ? source
-            : await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
-        hosts.push(store);
-        for (const host of new Set(hosts)) {
-            log.info(`${describeHost(host)}: connected${host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : ''}`);
-        }
-        const owner = runOwner(runtime.env, started, runtime.newToken());
-        // The journal, the lock and settling reopen a dropped connection: a connection lost during
-        // the freeze must not leave the container paused until some later run.
-        const durableSource = reconnecting(source, () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn }));
-        const both = {
-            source: durableSource,
-            target: store === source
-                ? durableSource
-                : reconnecting(store, () => openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn })),
-        };
-        hosts.push(both.source, both.target);
-        const key = await containerKey(source, settings.container);
-        const locks = await lockContainer([both.source], key, owner, log);
-        releaseLocks = () => locks.release();
-        await settleUnfinished(both, key, log, undefined, JOURNAL_SIDES);
-        const record = {
-            schema: 2,
-            mode: 'checkpoint',
-            container: key,
-            checkpointName: settings.checkpointName,
-            source: source.address,
-            target: store.address,
-            sourceAfter: 'stop',
-            retireSource: !settings.leaveRunning,
-            owner,
-            status: 'running',
-            entries: [],
-            updatedAt: new Date().toISOString(),
-        };
-        const journal = new Journal(record, journalPersister(both, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), log, JOURNAL_SIDES));
-        const bound = {
-            source: bindSignal(source, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-            store: bindSignal(store, control.signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
-        };
-        const ctx = {
-            settings,
-            source: bound.source,
-            target: bound.store,
-            sourceDocker: new DockerCli(bound.source),
-            targetDocker: new DockerCli(bound.store),
-            log,
-            journal,
-            timer,
-            clock: () => performance.now(),
-            signal: control.signal,
-        };
-        try {
-            manifest = await checkpointInto(ctx, owner, (ms) => {
+    let series;
+    // Store paths and retention go by the container's name, whether the input gave its name or ID.
+    let named = settings;
+    await runSession({
+        settings,
+        record: { sourceAfter: 'stop', retireSource: !settings.leaveRunning },
+        failure: {
+            step: 'checkpoint',
+            code: 'CHECKPOINT_FAILED',
+            remedy: 'nothing to undo by hand: the container was resumed and the partial checkpoint removed',
+        },
+        work: async (session) => {
+            named = { ...settings, container: session.key };
+            const ctx = { ...session.ctx, settings: named };
+            manifest = await checkpointInto(ctx, session.owner, (ms) => {
                 frozenMs = ms;
-            }, (series) => {
-                held.series = series;
+            }, (held) => {
+                series = held;
+                session.defer(() => held.release());
             });
-            path = checkpointDir(settings.store.path, settings.container, manifest.series ?? '', settings.checkpointName);
-        }
-        catch (error) {
-            failure = failureOf(error, control.signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: the container was resumed and the partial checkpoint removed');
-            log.warning(failure.describe());
-        }
-        ({ status } = await settleRun(journal, both, log, failure, JOURNAL_SIDES));
-        const seriesId = manifest?.series;
-        if (seriesId) {
-            storedCheckpoints = await log.group('Retention', () => applyRetention(bound.store, settings, seriesId, log));
-        }
-    }
-    catch (error) {
-        failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = earlyOutcome(failure);
-    }
-    finally {
-        control.close();
-    }
-    try {
-        timer.endAll();
-        const metadata = {
-            schemaVersion: METADATA_SCHEMA_VERSION,
-            run: {
-                mode: 'checkpoint',
-                status,
-                startedAt: started.toISOString(),
-                finishedAt: new Date().toISOString(),
-            },
-            hosts: {
-                // Named even when connecting failed: the summary says which host the run was for.
-                source: { address: source?.address ?? describeLocation(settings.source), ...manifest?.versions },
-                target: { address: store?.address ?? describeLocation(settings.store.host) },
-            },
-            container: {
-                name: settings.container,
-                sourceId: manifest?.container.id,
-                imageId: manifest?.container.imageId,
-                imageRef: manifest?.container.imageRef,
-            },
-            checkpoint: {
-                name: settings.checkpointName,
-                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-                streams: {},
-            },
-            timings: {
-                phasesMs: timer.toRecord(),
-                downtimeMs: frozenMs,
-                durationMs: Math.round(performance.now() - startedAt),
-            },
-            storedCheckpoints,
-            ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
-            error: failure ? metadataError(failure) : undefined,
-        };
-        await publish({
-            ...settings,
-            metadata,
-            notes: [
-                ...criuNotes(failure),
-                ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
-            ],
-            env: runtime.env,
-            log,
-            outputs: {
-                'checkpoint-path': path ?? '',
-                'checkpoint-bytes': metadata.checkpoint.bytes,
-                'frozen-ms': frozenMs,
-                series: manifest?.series ?? held.series?.id ?? '',
-            },
-        });
-        if (failure)
-            runtime.fail(failure);
-        else
-            log.info(`checkpoint ${settings.checkpointName} written to ${store?.address}:${path}; frozen for ${frozenMs} ms`);
-    }
-    finally {
-        await held.series?.release().catch(() => { });
-        await releaseLocks?.().catch(() => { });
-        await Promise.allSettled([...new Set(hosts)].map((host) => host.close()));
-    }
+            return manifest;
+        },
+        afterSettle: async (session, settled) => {
+            const seriesId = settled.result?.series;
+            if (seriesId) {
+                storedCheckpoints = await log.group('Retention', () => applyRetention(session.ctx.target, named, seriesId, log));
+            }
+            return {};
+        },
+        report: (end) => {
+            const path = manifest
+                ? checkpointDir(named.store.path, named.container, manifest.series ?? '', settings.checkpointName)
+                : undefined;
+            const metadata = runMetadata('checkpoint', end, {
+                container: {
+                    name: named.container,
+                    sourceId: manifest?.container.id,
+                    imageId: manifest?.container.imageId,
+                    imageRef: manifest?.container.imageRef,
+                },
+                checkpoint: {
+                    name: settings.checkpointName,
+                    bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+                    streams: {},
+                },
+                timings: { downtimeMs: frozenMs },
+                storedCheckpoints,
+                ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
+            });
+            // The checkpoint's versions describe its source host.
+            if (manifest)
+                metadata.hosts.source = { ...metadata.hosts.source, ...manifest.versions };
+            return {
+                metadata,
+                notes: [
+                    ...criuNotes(end.failure),
+                    ...(manifest ? [{ file: 'manifest.json', text: JSON.stringify(manifest, null, 2) }] : []),
+                ],
+                outputs: {
+                    'checkpoint-path': path ?? '',
+                    'checkpoint-bytes': metadata.checkpoint.bytes,
+                    'frozen-ms': frozenMs,
+                    series: manifest?.series ?? series?.id ?? '',
+                },
+            };
+        },
+        success: (end) => `checkpoint ${settings.checkpointName} written to ${end.addresses.target}:${manifest ? checkpointDir(named.store.path, named.container, manifest.series ?? '', settings.checkpointName) : ''}; frozen for ${frozenMs} ms`,
+    }, { runtime, ...deps });
 }
 /** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
 async function checkpointInto(ctx, owner, onFrozen, onSeries) {
@@ -62770,6 +63954,7 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
             ...(facts.docker.cgroupDriver ? { cgroupDriver: facts.docker.cgroupDriver } : {}),
         },
         source: ctx.source.address,
+        ...(prepared.tcpEstablished ? { dump: { tcpEstablished: true } } : {}),
         frozenMs,
         phasesMs: timer.toRecord(),
         files,
@@ -62879,7 +64064,7 @@ async function volumesToStore(ctx, container) {
     const names = movedVolumeNames(container);
     if (names.length === 0)
         return [];
-    const probed = await ctx.source.run(volumeProbeScript(names), { timeoutMs: COMMAND_TIMEOUT_MS });
+    const probed = await ctx.source.run(volumeProbeScript(names), { timeoutMs: checkpoint_COMMAND_TIMEOUT_MS });
     const probes = probed.exitCode === 0 ? parseVolumeProbes(probed.stdout) : [];
     const unreadable = probed.exitCode === 0 ? undefined : probed.stderr.trim() || `exit ${probed.exitCode}`;
     const stored = [];
@@ -62958,33 +64143,6 @@ async function collectImages(store, path, log) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/phases/connect.ts
-
-
-
-/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
-async function connectHosts(settings, log) {
-    const warn = (message) => log.warning(message);
-    const opening = [
-        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
-        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
-    ];
-    const [source, target] = await Promise.allSettled(opening);
-    if (source.status === 'rejected' || target.status === 'rejected') {
-        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
-        throw source.status === 'rejected' ? source.reason : target.reason;
-    }
-    for (const [host, location] of [
-        [source.value, settings.source],
-        [target.value, settings.target],
-    ]) {
-        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
-        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
-        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
-    }
-    return { source: source.value, target: target.value };
-}
-
 ;// CONCATENATED MODULE: ./src/phases/restore-config.ts
 
 
@@ -62996,9 +64154,11 @@ async function connectHosts(settings, log) {
  * the container's annotation will name (journalled: a rollback removes it).
  * Undefined when runc on the target needs no help.
  */
-async function prepareRestoreConfig(ctx, target) {
-    const plan = planRestoreConfig(target);
-    if (!plan.cgroupRoot)
+async function prepareRestoreConfig(ctx, target, 
+/** memory: lazy: the lazy-pages daemon's directory on the target; tcpEstablished: the dump kept connections inside. */
+options = {}) {
+    const plan = planRestoreConfig(target, options);
+    if (!needsRestoreConfig(plan))
         return undefined;
     const path = restoreConfigPath(ctx.settings.checkpointName);
     await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
@@ -63012,7 +64172,8 @@ async function prepareRestoreConfig(ctx, target) {
 /** After `docker create`: the lines for the container that now has an ID. */
 async function writeRestoreConfig(ctx, file, containerId, cgroupParent) {
     const cgroup = containerCgroupPath(file.driver, containerId, cgroupParent);
-    if (!safeCgroupPath(cgroup)) {
+    // Only a path that goes into the file must pass; a tcp-established-only file names no cgroup.
+    if (file.plan.cgroupRoot && !safeCgroupPath(cgroup)) {
         throw new MigrationError('INPUT_INVALID', `the container's cgroup path ${JSON.stringify(cgroup)} is not one the action passes to CRIU`, {
             step: 'stage',
             host: describeHost(ctx.target),
@@ -63024,8 +64185,9 @@ async function writeRestoreConfig(ctx, file, containerId, cgroupParent) {
 }
 /**
  * Once the restored container is verified: the file keeps only what stays true
- * of the container (runc reads it again for its next checkpoint). A failure here
- * costs nothing yet, so it only warns.
+ * of the container (runc reads it again for its next checkpoint: one still saying
+ * lazy-pages would make that checkpoint wait for a lazy-pages daemon for ever).
+ * A failure here costs nothing yet, so it only warns.
  */
 async function settleRestoreConfig(ctx, file) {
     if (!file)
@@ -63121,6 +64283,8 @@ async function stage(ctx, container, targetDockerRoot, codec, network = { route:
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, {
         ...(holder ? { networkContainer: holder } : {}),
         ...(network.restoreFacts ? { restoreFacts: network.restoreFacts } : {}),
+        ...(network.lazyWorkDir ? { lazyWorkDir: network.lazyWorkDir } : {}),
+        ...(network.tcpEstablished ? { tcpEstablished: true } : {}),
     });
     return { imageRef, imageTransfer, ...created, ...(holder ? { holderName: holder } : {}) };
 }
@@ -63166,14 +64330,20 @@ async function createHolder(ctx, container, network, step = 'stage') {
  * environment through a 0600 file; journalled before it is made.
  */
 async function createTargetContainer(ctx, container, imageRef, imageConfig, targetDockerRoot, options = {}) {
-    const { networkContainer, restoreFacts } = options;
+    const { networkContainer, restoreFacts, lazyWorkDir } = options;
     const targetName = stage_containerName(container);
-    const restoreConfig = restoreFacts ? await prepareRestoreConfig(ctx, restoreFacts) : undefined;
+    const restoreConfig = restoreFacts
+        ? await prepareRestoreConfig(ctx, restoreFacts, {
+            ...(lazyWorkDir ? { lazyWorkDir } : {}),
+            tcpEstablished: options.tcpEstablished === true,
+        })
+        : undefined;
     const { args, env } = splitEnvArgs(buildCreateArgs(container, {
         name: targetName,
         image: imageRef,
         ...(imageConfig ? { imageConfig } : {}),
         ...(networkContainer ? { networkContainer } : {}),
+        ...(ctx.settings.keepAddresses ? { keepAddresses: true } : {}),
         ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
     }));
     // The environment often holds secrets: a 0600 file, never the command line.
@@ -63551,415 +64721,6 @@ async function writeDrillRecord(host, dir, record) {
     return true;
 }
 
-;// CONCATENATED MODULE: ./src/probe/preflight-facts.ts
-
-
-
-
-
-
-
-/**
- * What the preflight gate reads besides the host facts of facts.ts: the
- * container's size and connections on the source, and on the target whether
- * its ports, mounts, volumes, networks and disk space are there for it. Every
- * command is read-only; the CPU comparison writes only into a temporary
- * directory it removes.
- */
-/** Where containerd unpacks a checkpoint on restore (its TMPDIR): it needs the checkpoint's size. */
-const RESTORE_TMP_DIR = '/tmp';
-const PROBE_TIMEOUT_MS = 60_000;
-const DEFAULT_DOCKER_ROOT = '/var/lib/docker';
-// --- scripts -----------------------------------------------------------------------------------
-const HOST_SECTIONS = [
-    { name: 'identity', command: `id -u; id -un; printf '%s\\n' "\${SUDO_USER:-}"` },
-    {
-        name: 'cpuinfo',
-        command: "grep -m1 '^model name' /proc/cpuinfo; grep -m1 -E '^(flags|Features)' /proc/cpuinfo",
-    },
-    { name: 'meminfo', command: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo" },
-];
-/** df of the directory, or of its nearest existing parent; prints the directory and the one measured first. */
-function dfCommand(path) {
-    return `p=${path}; echo "$p"; while [ ! -d "$p" ]; do p=$(dirname "$p"); done; echo "$p"; df -Pk "$p"`;
-}
-function pathKindsCommand(paths) {
-    return `for p in ${shellQuote([...paths])}; do if [ -d "$p" ]; then echo d; elif [ -e "$p" ]; then echo f; else echo -; fi; done`;
-}
-/** Finds the container's memory cgroup (v1 or v2) and prints memory.stat and usage; docker stats otherwise. */
-function memoryCommand(pid, id) {
-    return [
-        'v1=; v2=',
-        `while IFS=: read -r _ ctrl path; do case ",$ctrl," in *,memory,*) v1=$path;; ,,) v2=$path;; esac; done </proc/${pid}/cgroup`,
-        'if [ -n "$v1" ] && [ -r "/sys/fs/cgroup/memory$v1/memory.stat" ]; then',
-        '  echo "cgroup v1"; cat "/sys/fs/cgroup/memory$v1/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup/memory$v1/memory.usage_in_bytes")"',
-        'elif [ -n "$v2" ] && [ -r "/sys/fs/cgroup$v2/memory.stat" ]; then',
-        '  echo "cgroup v2"; cat "/sys/fs/cgroup$v2/memory.stat"; echo "usage_bytes $(cat "/sys/fs/cgroup$v2/memory.current")"',
-        'else',
-        `  echo "docker_stats $(docker stats --no-stream --format '{{.MemUsage}}' ${shellQuote([id])})"`,
-        'fi',
-    ].join('\n');
-}
-/** "<pid> <inode>" for every socket a process of the container holds. */
-function socketOwnersCommand(containerId) {
-    return [
-        `for p in $(${shellQuote(['docker', 'top', containerId, '-o', 'pid'])} | tail -n +2); do`,
-        '  for f in /proc/$p/fd/*; do l=$(readlink "$f" 2>/dev/null) || continue',
-        `    case $l in 'socket:['*) i=\${l#socket:[}; echo "$p \${i%]}" ;; esac`,
-        '  done',
-        'done',
-    ].join('\n');
-}
-function bindSources(container) {
-    const sources = (container?.Mounts ?? [])
-        .filter((mount) => mount.Type === 'bind' && mount.Source !== '')
-        .map((mount) => mount.Source);
-    return [...new Set(sources)];
-}
-function sourceProbeSections(container) {
-    const sections = [...HOST_SECTIONS, { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) }];
-    if (!container)
-        return sections;
-    const pid = container.State.Pid ?? 0;
-    if (container.State.Running && pid > 0) {
-        sections.push({ name: 'memory', command: memoryCommand(pid, container.Id) }, { name: 'tcp', command: `cat /proc/${pid}/net/tcp /proc/${pid}/net/tcp6` }, { name: 'procs', command: shellQuote(['docker', 'top', container.Id, '-o', 'pid,ppid,args']) }, { name: 'sockets', command: socketOwnersCommand(container.Id) });
-    }
-    const upper = container.GraphDriver?.Data?.UpperDir;
-    if (upper)
-        sections.push({ name: 'upper', command: `du -skx ${shellQuote([upper])}` });
-    sections.push({ name: 'image', command: shellQuote(['docker', 'image', 'inspect', container.Image]) });
-    const binds = bindSources(container);
-    if (binds.length > 0)
-        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
-    return sections;
-}
-function hasPublishedPorts(container) {
-    return Object.values(container.HostConfig.PortBindings ?? {}).some((bindings) => bindings.some((binding) => /^[1-9]\d*(-\d+)?$/.test(binding.HostPort ?? '')));
-}
-function usesUserNetwork(container) {
-    const mode = container.HostConfig.NetworkMode ?? '';
-    return !['', 'default', 'bridge', 'host', 'none'].includes(mode) && !mode.startsWith('container:');
-}
-/**
- * The target's side. Each docker CLI call costs a process start (100 ms or
- * more on a busy host), so only the questions this container raises are asked.
- */
-function targetProbeSections(container) {
-    // dockerd's own network namespace holds the published ports (the runner's may differ).
-    const dockerdNet = (files) => `p=$(cat /var/run/docker.pid 2>/dev/null || pidof -s dockerd) && [ -n "$p" ] && cd /proc/$p/net && cat ${files}`;
-    const sections = [
-        ...HOST_SECTIONS,
-        { name: 'tmp_df', command: dfCommand(shellQuote([RESTORE_TMP_DIR])) },
-        { name: 'state_df', command: dfCommand(shellQuote([STATE_ROOT])) },
-    ];
-    if (!container)
-        return sections;
-    if (hasPublishedPorts(container)) {
-        sections.push({ name: 'listen_tcp', command: dockerdNet('tcp tcp6') }, { name: 'listen_udp', command: dockerdNet('udp udp6') }, { name: 'published', command: "docker ps --format '{{.Names}}\t{{.Ports}}'" });
-    }
-    const binds = bindSources(container);
-    if (binds.length > 0)
-        sections.push({ name: 'binds', command: pathKindsCommand(binds) });
-    if (container.Mounts.some((mount) => mount.Type === 'volume'))
-        sections.push({ name: 'volumes', command: 'docker volume ls -q' });
-    if (usesUserNetwork(container))
-        sections.push({ name: 'networks', command: "docker network ls --format '{{.Name}}'" });
-    sections.push({
-        name: 'image',
-        command: shellQuote(['docker', 'image', 'inspect', '--format', '{{.Id}}', container.Image]),
-    }, {
-        name: 'name',
-        command: shellQuote([
-            'docker',
-            'container',
-            'inspect',
-            '--format',
-            '{{.Id}}',
-            containerName(container),
-        ]),
-    });
-    return sections;
-}
-// --- readers -------------------------------------------------------------------------------------
-function firstLine(text) {
-    return (text
-        .split('\n')
-        .map((line) => line.trim())
-        .find(Boolean) ?? '');
-}
-/** The df commands print the directory, the one measured (it or a parent), then df's output. */
-function readDisk(section, fallback) {
-    if (!section)
-        return { at: { path: fallback, measured: fallback }, problem: 'no answer' };
-    const [path = fallback, measured = path, ...rest] = section.text.split('\n');
-    const disk = section.exitCode === 0 ? parseDf(rest.join('\n')) : undefined;
-    if (disk)
-        return { at: { path, measured, disk } };
-    const why = firstLine(rest.join('\n')) || `exit code ${section.exitCode}`;
-    return { at: { path, measured }, problem: `df: ${why.slice(0, 160)}` };
-}
-class SectionReader {
-    sections;
-    unreadable = {};
-    constructor(sections) {
-        this.sections = sections;
-    }
-    /** The section's text when its command succeeded; otherwise notes why and returns undefined. */
-    ok(name) {
-        const section = this.sections.get(name);
-        if (!section) {
-            this.unreadable[name] = 'no answer';
-            return undefined;
-        }
-        if (section.exitCode !== 0) {
-            this.unreadable[name] = firstLine(section.text) || `exit code ${section.exitCode}`;
-            return undefined;
-        }
-        return section.text;
-    }
-    raw(name) {
-        return this.sections.get(name);
-    }
-    /** A /proc/net socket table: what cat printed counts even when a second file was missing. */
-    table(name) {
-        const section = this.sections.get(name);
-        if (section && /\blocal_address\b/.test(section.text))
-            return parseProcNet(section.text);
-        this.unreadable[name] = section
-            ? firstLine(section.text) || `exit code ${section.exitCode}`
-            : 'no answer';
-        return undefined;
-    }
-    /** Runs a parser and notes a section whose output it could not read. */
-    parse(name, parser) {
-        const text = this.ok(name);
-        if (text === undefined)
-            return undefined;
-        const value = parser(text);
-        if (value === undefined)
-            this.unreadable[name] = `unexpected output: ${firstLine(text).slice(0, 120)}`;
-        return value;
-    }
-    disk(name, fallback) {
-        const { at, problem } = readDisk(this.sections.get(name), fallback);
-        if (problem)
-            this.unreadable[name] = problem;
-        return at;
-    }
-}
-function readHost(reader) {
-    const probe = {};
-    const identity = reader.parse('identity', parseIdentity);
-    if (identity)
-        probe.identity = identity;
-    // grep exits 1 when there is no "model name" line (arm64) but the flags came: read it regardless.
-    const cpu = parseCpuinfo(reader.raw('cpuinfo')?.text ?? '');
-    if (cpu)
-        probe.cpu = cpu;
-    else
-        reader.unreadable.cpuinfo = 'no flags in /proc/cpuinfo';
-    const memAvailable = reader.parse('meminfo', parseMemAvailable);
-    if (memAvailable !== undefined)
-        probe.memAvailableBytes = memAvailable;
-    return probe;
-}
-function kindsRecord(kinds) {
-    return Object.fromEntries(kinds);
-}
-/** The image's size from `docker image inspect` (the typed reader keeps only its Config). */
-function imageSize(json) {
-    try {
-        const value = JSON.parse(json);
-        const first = Array.isArray(value) ? value[0] : value;
-        if (typeof first === 'object' && first !== null && 'Size' in first && typeof first.Size === 'number')
-            return first.Size;
-    }
-    catch {
-        return undefined;
-    }
-    return undefined;
-}
-function readSourceProbe(result, container) {
-    const reader = new SectionReader(parseSections(result.stdout));
-    const asked = new Set(sourceProbeSections(container).map((entry) => entry.name));
-    const probe = {
-        ...readHost(reader),
-        bindKinds: {},
-        stateDir: reader.disk('state_df', STATE_ROOT),
-        unreadable: reader.unreadable,
-    };
-    if (!container)
-        return probe;
-    if (asked.has('memory')) {
-        const memory = reader.parse('memory', parseMemoryProbe);
-        if (memory)
-            probe.memory = memory;
-    }
-    if (asked.has('tcp')) {
-        // tcp6 is absent when IPv6 is off: cat then fails, but what it printed of tcp still counts.
-        const tcp = reader.table('tcp');
-        if (tcp)
-            probe.tcp = tcp;
-    }
-    if (asked.has('procs')) {
-        const processes = reader.parse('procs', (text) => (/\bPID\b/.test(text) ? parseTop(text) : undefined));
-        if (processes)
-            probe.processes = processes;
-    }
-    if (asked.has('sockets')) {
-        const owners = reader.parse('sockets', parseSocketOwners);
-        if (owners)
-            probe.socketOwners = owners;
-    }
-    if (asked.has('upper')) {
-        const upper = reader.parse('upper', parseDuKib);
-        if (upper !== undefined)
-            probe.writableLayerBytes = upper;
-    }
-    const image = reader.ok('image');
-    if (image !== undefined) {
-        const size = imageSize(image);
-        if (size !== undefined)
-            probe.imageBytes = size;
-        try {
-            probe.imageConfig = parseImageInspect(image).Config;
-        }
-        catch (error) {
-            probe.unreadable.image = errorMessage(error);
-        }
-    }
-    const binds = bindSources(container);
-    if (binds.length > 0) {
-        const text = reader.ok('binds');
-        if (text !== undefined)
-            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
-    }
-    return probe;
-}
-function readTargetProbe(result, container, dockerRoot) {
-    const reader = new SectionReader(parseSections(result.stdout));
-    const asked = new Set(targetProbeSections(container).map((entry) => entry.name));
-    const probe = {
-        ...readHost(reader),
-        dockerRoot,
-        restoreTmp: reader.disk('tmp_df', RESTORE_TMP_DIR),
-        stateDir: reader.disk('state_df', STATE_ROOT),
-        bindKinds: {},
-        unreadable: reader.unreadable,
-    };
-    if (!container)
-        return probe;
-    if (asked.has('listen_tcp')) {
-        // A host without IPv6 has no tcp6/udp6: cat fails on that one but printed the other.
-        const tcp = reader.table('listen_tcp');
-        const udp = reader.table('listen_udp');
-        if (tcp && udp)
-            probe.listeners = { tcp, udp };
-        const published = reader.ok('published');
-        if (published !== undefined)
-            probe.published = parseDockerPsPorts(published);
-    }
-    const binds = bindSources(container);
-    if (binds.length > 0) {
-        const text = reader.ok('binds');
-        if (text !== undefined)
-            probe.bindKinds = kindsRecord(parsePathKinds(text, binds));
-    }
-    if (asked.has('volumes')) {
-        const volumes = reader.ok('volumes');
-        if (volumes !== undefined)
-            probe.volumes = parseNameList(volumes);
-    }
-    if (asked.has('networks')) {
-        const networks = reader.ok('networks');
-        if (networks !== undefined)
-            probe.networks = parseNameList(networks);
-    }
-    const image = reader.raw('image');
-    if (image?.exitCode === 0 && /sha256:[0-9a-f]{64}/.test(image.text))
-        probe.imagePresent = true;
-    else if (image && /no such (image|object)/i.test(image.text))
-        probe.imagePresent = false;
-    else
-        probe.unreadable.image = image ? firstLine(image.text) || `exit code ${image.exitCode}` : 'no answer';
-    const name = reader.raw('name');
-    if (name?.exitCode === 0 && /^[0-9a-f]{64}$/m.test(name.text))
-        probe.nameTaken = true;
-    else if (name && /no such (container|object)/i.test(name.text))
-        probe.nameTaken = false;
-    else
-        probe.unreadable.name = name ? firstLine(name.text) || `exit code ${name.exitCode}` : 'no answer';
-    return probe;
-}
-// --- gathering -------------------------------------------------------------------------------------
-async function probeSource(host, container) {
-    const script = sectionScript(sourceProbeSections(container));
-    return readSourceProbe(await host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }), container);
-}
-/**
- * The target's side; its Docker root comes from the host facts (docker info),
- * so it is measured on its own once they are in, while the rest runs already.
- */
-async function probeTarget(host, container, dockerRoot) {
-    const script = sectionScript(targetProbeSections(container));
-    const [result, root] = await Promise.all([
-        host.run(script, { timeoutMs: PROBE_TIMEOUT_MS }),
-        dockerRoot.then((path) => measureDisk(host, path ?? DEFAULT_DOCKER_ROOT)),
-    ]);
-    const probe = readTargetProbe(result, container, root.at);
-    if (root.problem)
-        probe.unreadable.docker_df = root.problem;
-    return probe;
-}
-async function measureDisk(host, path) {
-    const result = await host.run(dfCommand(shellQuote([path])), { timeoutMs: PROBE_TIMEOUT_MS });
-    return readDisk({ exitCode: result.exitCode, text: `${result.stdout}${result.stderr}` }, path);
-}
-const CPUINFO_TMP = `"\${TMPDIR:-/tmp}/criu-migrate-cpuinfo.XXXXXX"`;
-/** Source side: the CPU description CRIU would write into a checkpoint, base64 on stdout. */
-const CPUINFO_DUMP_COMMAND = [
-    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
-    `trap 'rm -rf "$d"' EXIT`,
-    `criu cpuinfo dump -D "$d" -W "$d" -o dump.log >/dev/null 2>"$d/stderr" || { rc=$?; cat "$d/stderr" >&2; grep Error "$d/dump.log" >&2 2>/dev/null; exit $rc; }`,
-    `base64 "$d/cpuinfo.img"`,
-].join('\n');
-/** Target side: stdin is the source's image in base64; prints CRIU's error lines and exits as the check did. */
-const CPUINFO_CHECK_COMMAND = [
-    `d=$(mktemp -d ${CPUINFO_TMP}) || exit 1`,
-    `trap 'rm -rf "$d"' EXIT`,
-    `base64 -d >"$d/cpuinfo.img" || exit 1`,
-    `criu cpuinfo check -D "$d" -W "$d" -o check.log >/dev/null 2>&1`,
-    'rc=$?',
-    `grep Error "$d/check.log" 2>/dev/null`,
-    'exit $rc',
-].join('\n');
-/** Interprets the two commands' results; pure, for tests. */
-function readCpuComparison(dump, check) {
-    const image = dump.stdout.replace(/\s+/g, '');
-    if (dump.exitCode !== 0 || image === '') {
-        return { dumped: false, dumpError: failureText(dump), checkErrors: [] };
-    }
-    if (!check)
-        return { dumped: true, checkErrors: [] };
-    const comparison = {
-        dumped: true,
-        checkExitCode: check.exitCode,
-        checkErrors: criuErrorLines(`${check.stdout}\n${check.stderr}`),
-    };
-    if (check.exitCode !== 0)
-        comparison.checkMessage = failureText(check);
-    return comparison;
-}
-/** `criu cpuinfo dump` on the source, `criu cpuinfo check` of that image on the target. */
-async function compareCpus(source, target) {
-    const dump = await source.run(CPUINFO_DUMP_COMMAND, { timeoutMs: PROBE_TIMEOUT_MS });
-    const image = dump.stdout.replace(/\s+/g, '');
-    if (dump.exitCode !== 0 || image === '')
-        return readCpuComparison(dump, undefined);
-    const check = await target.run(CPUINFO_CHECK_COMMAND, { input: `${image}\n`, timeoutMs: PROBE_TIMEOUT_MS });
-    return readCpuComparison(dump, check);
-}
-
 ;// CONCATENATED MODULE: ./src/probe/volume-facts.ts
 
 /** Reads, on both hosts at once, the volumes the container would take along; read-only. */
@@ -63985,6 +64746,7 @@ async function gatherVolumeFacts(source, target, container) {
 }
 
 ;// CONCATENATED MODULE: ./src/phases/preflight.ts
+
 
 
 
@@ -64089,7 +64851,14 @@ async function preflight(ctx) {
         ...(facts.volumes ? { volumes: facts.volumes } : {}),
         route,
         ...(holder ? { sourceHolder: holder } : {}),
+        tcpEstablished: ownNetworkNamespace(container.HostConfig.NetworkMode) &&
+            connectionsMove(facts.sourceProbe, container.State.Pid),
     };
+}
+/** The gate passed: every connection it saw moves whole, so the dump keeps them established. */
+function connectionsMove(probe, initPid) {
+    const verdict = judgeProbe(probe, initPid);
+    return verdict !== undefined && movesEstablished(verdict);
 }
 
 ;// CONCATENATED MODULE: ./src/phases/restore.ts
@@ -64116,12 +64885,17 @@ function criuLogExcerpt(log, count = CRIU_LOG_LINES) {
  */
 async function prepareRestore(ctx, staged, key, dockerRoot, 
 /** containerd's TMPDIR on the target when known: where its restore copies land. */
-unpackDir) {
+unpackDir, 
+/** Where else CRIU may write its restore log (a work-dir set by the restore's CRIU configuration), looked at first. */
+otherLogPaths = []) {
     const entries = await ctx.journal.intendAll([
         { kind: 'restore-copies', ...key, ...(unpackDir ? { dir: unpackDir } : {}) },
         { kind: 'restore-started', containerId: staged.targetContainerId },
     ], 'target');
-    const follower = await followCriuLog(ctx, ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId));
+    const follower = await followCriuLog(ctx, [
+        ...otherLogPaths,
+        ...ctx.targetDocker.restoreLogPaths(dockerRoot, staged.targetContainerId),
+    ]);
     return { starting: entries[1], follower, key, ...(unpackDir ? { unpackDir } : {}) };
 }
 /**
@@ -64370,193 +65144,97 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
  * target, without its original host. Every file is checked against the
  * manifest before the target is touched; what the run creates is journalled
- * and removed again if the restore or its verification fails.
+ * and removed again if the restore or its verification fails. The run's
+ * lifecycle is session.ts's: locked on the target, journalled on both hosts.
  */
-async function runRestoreMode(settings, runtime) {
+async function runRestoreMode(settings, runtime, deps = {}) {
     const { log } = runtime;
-    const started = new Date();
-    const startedAt = performance.now();
-    const timer = new PhaseTimer();
-    const control = startRunControl(settings.timeoutMinutes, runtime);
-    const hosts = [];
-    let status = 'succeeded';
-    let failure;
     let manifest;
     let chosen;
-    let targetId;
-    let restoreMs;
-    let restorePath;
-    let releaseLocks;
-    let resumed;
     let volumes = [];
-    const addresses = { store: '', target: '' };
-    try {
-        const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
-        hosts.push(connected.source, connected.target);
-        await requireRoot(connected.target, settings.target, settings.sudo);
-        addresses.store = connected.source.address;
-        addresses.target = connected.target.address;
-        const warn = (message) => log.warning(message);
-        const durable = {
-            source: reconnecting(connected.source, () => openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn })),
-            target: reconnecting(connected.target, () => openHost('target', settings.target, settings.ssh, settings.sudo, { warn })),
-        };
-        hosts.push(durable.source, durable.target);
-        const owner = runOwner(runtime.env, started, runtime.newToken());
-        const locks = await lockContainer([durable.target], settings.container, owner, log);
-        releaseLocks = () => locks.release();
-        resumed = await settleUnfinished(durable, settings.container, log);
-        const ctx = storeRunContext(settings, settings.container, {
-            connected,
-            durable,
-            owner,
-            runtime,
-            timer,
-            signal: control.signal,
-        });
-        const { journal } = ctx;
-        try {
-            const result = await restoreFromStore(ctx, (found) => {
-                chosen = found;
-                manifest = found.manifest;
-            }, (prepared) => {
-                volumes = prepared;
-            });
-            targetId = result.targetContainerId;
-            restoreMs = result.restoreMs;
-            restorePath = result.restorePath;
-        }
-        catch (error) {
-            failure = failureOf(error, control.signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched');
-            log.warning(failure.describe());
-        }
-        ({ status } = await settleRun(journal, durable, log, failure));
-        if (status === 'succeeded' && targetId && manifest) {
+    await runSession({
+        settings,
+        record: { sourceAfter: 'stop', retireSource: false },
+        failure: {
+            step: 'restore',
+            code: 'RESTORE_FAILED',
+            remedy: 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
+        },
+        work: (session) => restoreFromStore(session.ctx, (found) => {
+            chosen = found;
+            manifest = found.manifest;
+        }, (prepared) => {
+            volumes = prepared;
+        }),
+        afterSettle: async (session, settled) => {
+            const targetId = settled.result?.targetContainerId;
+            if (settled.status !== 'succeeded' || !targetId || !manifest)
+                return {};
             // The restored container continues the checkpoint's series: its next checkpoint joins it.
             const series = manifest.series ?? seriesOfContainer(manifest.container.id);
-            await writeSeries(durable.target, {
+            await writeSeries(session.durable.target, {
                 series,
                 containerId: targetId,
                 from: manifest.container.id,
                 via: 'restore',
                 at: new Date().toISOString(),
             }).catch((error) => log.warning(`could not record series ${series} for the restored container: ${errorMessage(error)}`));
-        }
-    }
-    catch (error) {
-        failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = earlyOutcome(failure);
-        log.warning(failure.describe());
-    }
-    finally {
-        control.close();
-    }
-    try {
-        timer.endAll();
-        const metadata = {
-            schemaVersion: METADATA_SCHEMA_VERSION,
-            run: {
-                mode: 'restore',
-                status,
-                startedAt: started.toISOString(),
-                finishedAt: new Date().toISOString(),
-            },
-            hosts: {
-                source: { address: addresses.store || describeLocation(settings.store.host) },
-                target: { address: addresses.target || describeLocation(settings.target) },
-            },
-            container: {
-                name: settings.container,
-                sourceId: manifest?.container.id,
-                targetId: status === 'succeeded' ? targetId : undefined,
-                imageId: manifest?.container.imageId,
-                imageRef: manifest?.container.imageRef,
-            },
-            checkpoint: {
-                name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
-                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-                streams: {},
-                ...(restorePath ? restorePathFacts(restorePath) : {}),
-            },
-            timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
-            error: failure ? metadataError(failure) : undefined,
-            resumed,
-        };
-        await publish({
-            ...settings,
-            metadata,
-            notes: criuNotes(failure),
-            env: runtime.env,
-            log,
-            outputs: {
-                'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-                'checkpoint-path': chosen?.dir ?? '',
-                series: chosen?.series ?? '',
-                'checkpoint-bytes': metadata.checkpoint.bytes,
-                'target-container-id': metadata.container.targetId ?? '',
-            },
-        });
-        if (failure)
-            runtime.fail(failure);
-        else
-            log.info(`restored ${settings.container} from ${manifest?.name} on ${addresses.target} in ${Math.round(restoreMs ?? 0)} ms`);
-    }
-    finally {
-        await releaseLocks?.().catch(() => { });
-        await Promise.allSettled(hosts.map((host) => host.close()));
-    }
+            return {};
+        },
+        report: (end) => {
+            const restorePath = end.result?.restorePath;
+            const metadata = runMetadata('restore', end, {
+                container: {
+                    ...storedContainerFacts(settings, manifest),
+                    targetId: end.status === 'succeeded' ? end.result?.targetContainerId : undefined,
+                },
+                checkpoint: {
+                    ...storedCheckpointFacts(settings, manifest),
+                    ...(restorePath ? restorePathFacts(restorePath) : {}),
+                },
+                ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+            });
+            return {
+                metadata,
+                outputs: {
+                    ...storedOutputs(settings, chosen),
+                    'target-container-id': metadata.container.targetId ?? '',
+                },
+            };
+        },
+        success: (end) => `restored ${settings.container} from ${manifest?.name} on ${end.addresses.target} in ${Math.round(end.result?.restoreMs ?? 0)} ms`,
+    }, { runtime, ...deps });
 }
-/**
- * The journal and run context of a run that reads the store (restore, drill): journalled on
- * both hosts and in the runner's state under `key`; commands bound to the run's signal.
- */
-function storeRunContext(settings, key, run) {
-    const { connected, durable, runtime, signal } = run;
-    const record = {
-        schema: 2,
-        mode: settings.mode,
-        container: key,
-        checkpointName: settings.checkpointName,
-        source: connected.source.address,
-        target: connected.target.address,
-        sourceAfter: 'stop',
-        retireSource: false,
-        owner: run.owner,
-        status: 'running',
-        entries: [],
-        updatedAt: new Date().toISOString(),
-    };
-    const journal = new Journal(record, journalPersister(durable, (saved) => runtime.saveState(SAVED.journal, JSON.stringify(saved)), runtime.log));
-    const store = bindSignal(connected.source, signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
-    const target = bindSignal(connected.target, signal, { defaultTimeoutMs: restore_COMMAND_TIMEOUT_MS });
+/** The container a stored checkpoint was taken of, for a restore's or drill's metadata. */
+function storedContainerFacts(settings, manifest) {
     return {
-        settings,
-        source: store,
-        target,
-        sourceDocker: new DockerCli(store),
-        targetDocker: new DockerCli(target),
-        log: runtime.log,
-        journal,
-        timer: run.timer,
-        clock: () => performance.now(),
-        signal,
+        name: settings.container,
+        sourceId: manifest?.container.id,
+        imageId: manifest?.container.imageId,
+        imageRef: manifest?.container.imageRef,
+    };
+}
+/** The stored checkpoint a restore or drill used (or was asked for), for its metadata. */
+function storedCheckpointFacts(settings, manifest) {
+    return {
+        name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
+        bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
+        streams: {},
+    };
+}
+/** The outputs that name the stored checkpoint a restore or drill used. */
+function storedOutputs(settings, chosen) {
+    const manifest = chosen?.manifest;
+    return {
+        'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
+        'checkpoint-path': chosen?.dir ?? '',
+        series: chosen?.series ?? '',
+        'checkpoint-bytes': storedCheckpointFacts(settings, manifest).bytes,
     };
 }
 /** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
@@ -64617,6 +65295,7 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     const created = await createTargetContainer(ctx, container, imageRef, imageConfig, dockerRoot, {
         restoreFacts: restoreFactsOf(facts.docker),
         ...(holder ? { networkContainer: holder } : {}),
+        ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
     });
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
@@ -64992,13 +65671,6 @@ async function prepareVolumesForRestore(ctx, container, stored) {
 
 
 
-
-
-
-
-
-
-
 const drill_COMMAND_TIMEOUT_MS = 120_000;
 const LOG_TAIL_LINES = 5;
 /**
@@ -65009,211 +65681,166 @@ const LOG_TAIL_LINES = 5;
  * rolling its journal back, which a cancelled drill's post step or the next
  * drill also does. The result goes to the outputs, the summary and the store.
  */
-async function runDrillMode(settings, runtime) {
+async function runDrillMode(settings, runtime, deps = {}) {
     const { log } = runtime;
-    const started = new Date();
-    const startedAt = performance.now();
-    const timer = new PhaseTimer();
-    const control = startRunControl(settings.timeoutMinutes, runtime);
     const id = drillId(runtime.newToken());
-    const key = drillJournalKey(settings.container);
-    const hosts = [];
-    let status = 'succeeded';
-    let failure;
     let chosen;
-    let evidence;
     let verdict = 'unknown';
     let reason = '';
     let recorded;
     let leftovers = [];
     let volumes = [];
-    let releaseLocks;
-    let resumed;
-    const addresses = { store: '', target: '' };
-    try {
-        const connected = await timer.time('connect', () => connectHosts({ ...settings, source: settings.store.host, target: settings.target }, log));
-        hosts.push(connected.source, connected.target);
-        await requireRoot(connected.target, settings.target, settings.sudo);
-        addresses.store = connected.source.address;
-        addresses.target = connected.target.address;
-        const warn = (message) => log.warning(message);
-        const durable = {
-            source: reconnecting(connected.source, () => openHost('source', settings.store.host, settings.ssh, settings.sudo, { warn })),
-            target: reconnecting(connected.target, () => openHost('target', settings.target, settings.ssh, settings.sudo, { warn })),
-        };
-        hosts.push(durable.source, durable.target);
-        const owner = runOwner(runtime.env, started, runtime.newToken());
+    await runSession({
+        settings,
         // The drill's own key: never the original container's lock or journal, which it must not block.
-        const locks = await lockContainer([durable.target], key, owner, log);
-        releaseLocks = () => locks.release();
-        resumed = await settleUnfinished(durable, key, log);
-        const ctx = storeRunContext(settings, key, {
-            connected,
-            durable,
-            owner,
-            runtime,
-            timer,
-            signal: control.signal,
-        });
-        const { journal } = ctx;
-        let caught;
-        try {
-            evidence = await drill(ctx, id, (found) => {
-                chosen = found;
-            }, (prepared) => {
-                volumes = prepared;
-            });
-        }
-        catch (error) {
-            caught = failureOf(error, control.signal, 'drill', 'RESTORE_FAILED', 'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched');
-            log.warning(caught.describe());
-        }
-        // Passed or not, the copy goes: the drill never commits, its whole journal is rolled back.
-        const settled = await settleRun(journal, durable, log, caught);
-        const remaining = await findLeftovers(durable.target, id, settings.checkpointName).catch((error) => [`could not check what the drill left: ${errorMessage(error)}`]);
-        leftovers = [...settled.problems, ...remaining];
-        if (!caught && evidence) {
-            verdict = 'true';
-            status = leftovers.length === 0 ? 'succeeded' : 'failed';
-            if (leftovers.length > 0) {
-                failure = new MigrationError('ROLLBACK_FAILED', 'the checkpoint restored and stayed up, but the drill could not remove everything it made', {
-                    step: 'cleanup',
-                    host: describeHost(connected.target),
-                    detail: leftovers.join('\n'),
-                    remedy: 'remove what the leftovers output lists on the drill host (everything the drill made carries the label org.criu-migrate.drill), or run the drill again: it settles the earlier one first',
+        key: async () => drillJournalKey(settings.container),
+        record: { sourceAfter: 'stop', retireSource: false },
+        failure: {
+            step: 'drill',
+            code: 'RESTORE_FAILED',
+            remedy: 'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched',
+        },
+        work: (session) => drill(session.ctx, id, (found) => {
+            chosen = found;
+        }, (prepared) => {
+            volumes = prepared;
+        }),
+        // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
+        afterSettle: async (session, settled) => {
+            const remaining = await findLeftovers(session.durable.target, id, settings.checkpointName).catch((error) => [`could not check what the drill left: ${errorMessage(error)}`]);
+            leftovers = [...settled.problems, ...remaining];
+            const judged = await judgeDrill(session.durable, settled, leftovers, chosen);
+            verdict = judged.verdict;
+            reason = judged.reason;
+            if (chosen && verdict !== 'unknown') {
+                const result = {
+                    schema: 1,
+                    restorable: verdict === 'true',
+                    ...(reason ? { reason } : {}),
+                    at: new Date().toISOString(),
+                    host: session.opened.target.address,
+                    id,
+                    ...(settled.result?.verifyMs === undefined ? {} : { stableMs: settled.result.verifyMs }),
+                    ...(runtime.env.GITHUB_RUN_ID ? { githubRunId: runtime.env.GITHUB_RUN_ID } : {}),
+                };
+                recorded = await writeDrillRecord(session.durable.source, chosen.dir, result).catch((error) => {
+                    log.warning(`could not record the drill's result in the store: ${errorMessage(error)}`);
+                    return false;
                 });
+                if (recorded)
+                    log.info(`drill result recorded in the store: ${chosen.dir}/drill.json`);
+                else
+                    log.warning(`drill result not recorded: ${chosen.dir} is no longer in the store`);
             }
-        }
-        else if (caught) {
-            ({ status } = settled);
-            const judged = judgeDrillFailure(caught);
-            const gone = judged.verdict === 'false' && chosen ? !(await stillStored(durable.source, chosen)) : false;
-            verdict = gone ? 'unknown' : judged.verdict;
-            reason = `${caught.code}: ${caught.message}`;
-            if (gone) {
-                reason = `the checkpoint left the store during the drill (retention of a newer checkpoint?); ${reason}`;
-                failure = caught;
-            }
-            else if (judged.needsNetwork) {
-                failure = new MigrationError('DRILL_NEEDS_NETWORK', 'the checkpoint could not be drilled without a network: its sockets need an address only its own network gave them', {
-                    step: 'restore',
-                    host: caught.host,
-                    detail: caught.detail ?? caught.message,
-                    remedy: 'a drill never gives the copy a network (it could reach what the original reaches); prove this checkpoint with a restore on a spare host instead, or have the service bind to 0.0.0.0 instead of its own address',
-                    cause: caught,
-                });
-            }
-            else if (verdict === 'false') {
-                failure = new MigrationError('CHECKPOINT_NOT_RESTORABLE', `checkpoint ${chosen?.manifest.name ?? ''} is not restorable: ${caught.code}: ${caught.message}`, {
-                    step: caught.step,
-                    host: caught.host,
-                    detail: caught.detail,
-                    remedy: 'do not count on this checkpoint: take a new checkpoint now and drill it; until then the newest checkpoint whose drill passed (mode: list) is the one to restore. The cause above says what failed',
-                    cause: caught,
-                });
-            }
-            else {
-                failure = caught;
-            }
-        }
-        if (chosen && verdict !== 'unknown') {
-            const result = {
-                schema: 1,
-                restorable: verdict === 'true',
-                ...(reason ? { reason } : {}),
-                at: new Date().toISOString(),
-                host: connected.target.address,
-                id,
-                ...(evidence?.verifyMs === undefined ? {} : { stableMs: evidence.verifyMs }),
-                ...(runtime.env.GITHUB_RUN_ID ? { githubRunId: runtime.env.GITHUB_RUN_ID } : {}),
-            };
-            recorded = await writeDrillRecord(durable.source, chosen.dir, result).catch((error) => {
-                log.warning(`could not record the drill's result in the store: ${errorMessage(error)}`);
-                return false;
-            });
-            if (recorded)
-                log.info(`drill result recorded in the store: ${chosen.dir}/drill.json`);
-            else
-                log.warning(`drill result not recorded: ${chosen.dir} is no longer in the store`);
-        }
-    }
-    catch (error) {
-        failure = asMigrationError(error, 'COMMAND_FAILED');
-        status = earlyOutcome(failure);
-        reason = `${failure.code}: ${failure.message}`;
-        log.warning(failure.describe());
-    }
-    finally {
-        control.close();
-    }
-    try {
-        timer.endAll();
-        const manifest = chosen?.manifest;
-        const drillFacts = {
-            restorable: verdict,
-            ...(reason ? { reason } : {}),
-            ...(evidence
-                ? {
-                    copy: evidence.name,
-                    logLines: evidence.logLines,
-                    ...(evidence.firstProcess ? { firstProcess: evidence.firstProcess } : {}),
-                    ...(evidence.verifyMs === undefined ? {} : { watchedMs: evidence.verifyMs }),
-                }
-                : {}),
-            ...(chosen ? { series: chosen.series } : {}),
-            ...(recorded === undefined ? {} : { recorded }),
-        };
-        const metadata = {
-            schemaVersion: METADATA_SCHEMA_VERSION,
-            run: { mode: 'drill', status, startedAt: started.toISOString(), finishedAt: new Date().toISOString() },
-            hosts: {
-                source: { address: addresses.store || describeLocation(settings.store.host) },
-                target: { address: addresses.target || describeLocation(settings.target) },
-            },
-            container: {
-                name: settings.container,
-                sourceId: manifest?.container.id,
-                imageId: manifest?.container.imageId,
-                imageRef: manifest?.container.imageRef,
-            },
-            checkpoint: {
-                name: manifest?.name ?? settings.restoreFrom ?? settings.checkpointName,
-                bytes: manifest ? manifest.files.reduce((sum, file) => sum + file.bytes, 0) : undefined,
-                streams: {},
-            },
-            timings: { phasesMs: timer.toRecord(), durationMs: Math.round(performance.now() - startedAt) },
-            ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
-            ...(leftovers.length > 0 ? { leftovers } : {}),
-            drill: drillFacts,
-            error: failure ? metadataError(failure) : undefined,
-            resumed,
-        };
-        await publish({
-            ...settings,
-            metadata,
-            notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
-            env: runtime.env,
-            log,
-            outputs: {
-                'checkpoint-name': manifest?.name ?? settings.restoreFrom ?? '',
-                'checkpoint-path': chosen?.dir ?? '',
-                series: chosen?.series ?? '',
-                'checkpoint-bytes': metadata.checkpoint.bytes,
+            return { status: judged.status, failure: judged.failure };
+        },
+        report: (end) => {
+            if (!reason && end.failure)
+                reason = `${end.failure.code}: ${end.failure.message}`;
+            const _manifest = chosen?.manifest;
+            const evidence = end.result;
+            const drillFacts = {
                 restorable: verdict,
-                'restorable-reason': reason,
-                'drill-container': evidence?.name ?? '',
-                leftovers: leftovers.join('\n'),
-            },
-        });
-        if (failure)
-            runtime.fail(failure);
-        else
-            log.info(`drill passed: checkpoint ${manifest?.name} restores on ${addresses.target}; the copy was removed`);
+                ...(reason ? { reason } : {}),
+                ...(evidence
+                    ? {
+                        copy: evidence.name,
+                        logLines: evidence.logLines,
+                        ...(evidence.firstProcess ? { firstProcess: evidence.firstProcess } : {}),
+                        ...(evidence.verifyMs === undefined ? {} : { watchedMs: evidence.verifyMs }),
+                    }
+                    : {}),
+                ...(chosen ? { series: chosen.series } : {}),
+                ...(recorded === undefined ? {} : { recorded }),
+            };
+            const failure = end.failure;
+            return {
+                metadata: runMetadata('drill', end, {
+                    container: storedContainerFacts(settings, chosen?.manifest),
+                    checkpoint: storedCheckpointFacts(settings, chosen?.manifest),
+                    ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+                    ...(leftovers.length > 0 ? { leftovers } : {}),
+                    drill: drillFacts,
+                }),
+                notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
+                outputs: {
+                    ...storedOutputs(settings, chosen),
+                    restorable: verdict,
+                    'restorable-reason': reason,
+                    'drill-container': evidence?.name ?? '',
+                    leftovers: leftovers.join('\n'),
+                },
+            };
+        },
+        success: (end) => `drill passed: checkpoint ${chosen?.manifest.name} restores on ${end.addresses.target}; the copy was removed`,
+    }, { runtime, ...deps });
+}
+/**
+ * The drill's verdict from how its work and rollback ended: restorable when the copy came up,
+ * not restorable when the restore itself failed on the checkpoint, unknown when the drill could
+ * not tell (the checkpoint left the store, the copy needs a network).
+ */
+async function judgeDrill(hosts, settled, leftovers, chosen) {
+    const caught = settled.failure;
+    if (!caught && settled.result) {
+        if (leftovers.length === 0)
+            return { verdict: 'true', reason: '', status: 'succeeded' };
+        return {
+            verdict: 'true',
+            reason: '',
+            status: 'failed',
+            failure: new MigrationError('ROLLBACK_FAILED', 'the checkpoint restored and stayed up, but the drill could not remove everything it made', {
+                step: 'cleanup',
+                host: describeHost(hosts.target),
+                detail: leftovers.join('\n'),
+                remedy: 'remove what the leftovers output lists on the drill host (everything the drill made carries the label org.criu-migrate.drill), or run the drill again: it settles the earlier one first',
+            }),
+        };
     }
-    finally {
-        await releaseLocks?.().catch(() => { });
-        await Promise.allSettled(hosts.map((host) => host.close()));
+    if (!caught)
+        return { verdict: 'unknown', reason: '', status: settled.status };
+    const judged = judgeDrillFailure(caught);
+    const gone = judged.verdict === 'false' && chosen ? !(await stillStored(hosts.source, chosen)) : false;
+    const verdict = gone ? 'unknown' : judged.verdict;
+    const reason = `${caught.code}: ${caught.message}`;
+    const status = settled.status;
+    if (gone) {
+        return {
+            verdict,
+            reason: `the checkpoint left the store during the drill (retention of a newer checkpoint?); ${reason}`,
+            status,
+            failure: caught,
+        };
     }
+    if (judged.needsNetwork) {
+        return {
+            verdict,
+            reason,
+            status,
+            failure: new MigrationError('DRILL_NEEDS_NETWORK', 'the checkpoint could not be drilled without a network: its sockets need an address only its own network gave them', {
+                step: 'restore',
+                host: caught.host,
+                detail: caught.detail ?? caught.message,
+                remedy: 'a drill never gives the copy a network (it could reach what the original reaches); prove this checkpoint with a restore on a spare host instead, or have the service bind to 0.0.0.0 instead of its own address',
+                cause: caught,
+            }),
+        };
+    }
+    if (verdict === 'false') {
+        return {
+            verdict,
+            reason,
+            status,
+            failure: new MigrationError('CHECKPOINT_NOT_RESTORABLE', `checkpoint ${chosen?.manifest.name ?? ''} is not restorable: ${caught.code}: ${caught.message}`, {
+                step: caught.step,
+                host: caught.host,
+                detail: caught.detail,
+                remedy: 'do not count on this checkpoint: take a new checkpoint now and drill it; until then the newest checkpoint whose drill passed (mode: list) is the one to restore. The cause above says what failed',
+                cause: caught,
+            }),
+        };
+    }
+    return { verdict, reason, status, failure: caught };
 }
 /** The checkpoint's manifest is still in the store (retention may remove a checkpoint under a running drill). */
 async function stillStored(store, found) {
@@ -65286,6 +65913,7 @@ async function drill(ctx, id, onFound, onVolumes) {
     }
     const created = await createTargetContainer(ctx, copy, imageRef, imageConfig, dockerRoot, {
         restoreFacts: restoreFactsOf(facts.docker),
+        ...(manifest.dump?.tcpEstablished ? { tcpEstablished: true } : {}),
     });
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, stored, dir, codec)));
@@ -65536,7 +66164,596 @@ sourceHolder) {
     return { sourceRestartPolicy, leftovers: outcome.problems };
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/lazy-pages.ts
+
+/**
+ * `runc checkpoint --lazy-pages` on the paused container: CRIU writes every
+ * image but the lazy memory, writes one NUL to fd 3 (here the command's
+ * stdout), then serves the pages on 127.0.0.1:port until the last one was
+ * taken, and exits 0. --leave-running: the processes stay, frozen, until the
+ * run retires them (or a rollback resumes them).
+ */
+function lazyDumpCommand(dump) {
+    const env = dump.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([dump.criuConfig])} ` : '';
+    const runc = shellQuote([
+        'runc',
+        '--root',
+        dump.runcRoot,
+        'checkpoint',
+        '--leave-running',
+        '--lazy-pages',
+        '--page-server',
+        `127.0.0.1:${dump.port}`,
+        '--status-fd',
+        '3',
+        '--image-path',
+        dump.imagesDir,
+        '--work-path',
+        dump.workDir,
+        dump.containerId,
+    ]);
+    // fd 3 is the channel's stdout (the NUL), runc's own stdout goes nowhere.
+    return `umask 077; ${env}exec ${runc} 3>&1 >/dev/null`;
+}
+/**
+ * While CRIU serves the pages it has thawed the cgroup and holds the processes
+ * by ptrace alone: a page server that dies would let them run beside the
+ * target. Freezing the cgroup again keeps them frozen whatever happens to CRIU
+ * (tried on the bed: SIGKILL of the page server left the source paused, and
+ * `docker unpause` resumed it intact). The inventory's sha256 names this dump
+ * in containerd's copies.
+ */
+function refreezeCommand(runcRoot, containerId, imagesDir, mark) {
+    return [
+        `${shellQuote(['runc', '--root', runcRoot, 'pause', containerId])} || exit $?`,
+        `printf '${mark} %s\\n' "$(sha256sum <${shellQuote([`${imagesDir}/inventory.img`])} | cut -d' ' -f1)"`,
+    ].join('\n');
+}
+/** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
+function portFreeScript(port) {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    return `! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print $2}' | grep -qi ':${hex}$'`;
+}
+/** `criu lazy-pages` on the target: takes the pages from the source and hands them to the restored processes. */
+function lazyDaemonCommand(daemon) {
+    return [
+        `umask 077; cd ${shellQuote([daemon.workDir])} || exit 1`,
+        `exec ${shellQuote([
+            'criu',
+            'lazy-pages',
+            '--page-server',
+            '--address',
+            '127.0.0.1',
+            '--port',
+            String(daemon.port),
+            '--images-dir',
+            daemon.imagesDir,
+            '--work-dir',
+            daemon.workDir,
+            '-o',
+            'lazy-pages.log',
+            '-v4',
+        ])}`,
+    ].join('\n');
+}
+/** Polls of 20 ms for the daemon's socket (10 s); the restore must not start before it exists. */
+const SOCKET_POLLS = 500;
+function waitForSocketScript(workDir) {
+    const socket = shellQuote([`${workDir}/lazy-pages.socket`]);
+    return `i=0; while [ "$i" -lt ${SOCKET_POLLS} ]; do [ -S ${socket} ] && exit 0; sleep 0.02; i=$((i + 1)); done; exit 1`;
+}
+
+;// CONCATENATED MODULE: ./src/host/page-relay.ts
+
+
+async function openPageRelay(source, target, sourcePort, clock = () => performance.now()) {
+    const from = source.tunnels;
+    const to = target.tunnels;
+    if (!from || !to) {
+        throw new MigrationError('LAZY_PAGES_UNSUPPORTED', 'the hosts cannot carry the page stream through the runner', {
+            step: 'transfer',
+            host: `${describeHost(source)} -> ${describeHost(target)}`,
+            remedy: 'use memory: eager',
+        });
+    }
+    let carried = 0;
+    let movedAt = clock();
+    let trouble;
+    const open = new Set();
+    const track = (stream) => {
+        open.add(stream);
+        stream.once('close', () => open.delete(stream));
+        stream.on('error', (error) => {
+            trouble ??= errorMessage(error);
+        });
+    };
+    const join = async (incoming) => {
+        track(incoming);
+        let outgoing;
+        try {
+            outgoing = await from.connect(sourcePort);
+        }
+        catch (error) {
+            trouble ??= `the source's page server could not be reached: ${errorMessage(error)}`;
+            incoming.destroy();
+            return;
+        }
+        track(outgoing);
+        outgoing.on('data', (chunk) => {
+            carried += chunk.length;
+            movedAt = clock();
+        });
+        incoming.on('data', () => {
+            movedAt = clock();
+        });
+        // Either side ending ends the other: a half-open page stream would only hang CRIU.
+        outgoing.pipe(incoming);
+        incoming.pipe(outgoing);
+        const endBoth = () => {
+            incoming.destroy();
+            outgoing.destroy();
+        };
+        outgoing.once('close', endBoth);
+        incoming.once('close', endBoth);
+    };
+    const listener = await to.listen((incoming) => {
+        void join(incoming);
+    });
+    const cut = () => {
+        for (const stream of open)
+            stream.destroy();
+        open.clear();
+    };
+    return {
+        port: listener.port,
+        bytes: () => carried,
+        lastMovedAt: () => movedAt,
+        problem: () => trouble,
+        cut,
+        close: async () => {
+            cut();
+            await listener.close().catch(() => { });
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/policy/lazy-pages.ts
+/**
+ * What post-copy (memory: lazy) needs of each host, and how its page stream is
+ * judged. Pure: the facts come from probe/lazy-facts.ts.
+ */
+/** CRIU's page server asks for pipes of this size (F_SETPIPE_SZ) when it serves lazy pages. */
+const CRIU_PAGE_PIPE_BYTES = 4 * 1024 * 1024;
+/** Capability numbers in /proc/<pid>/status CapEff. */
+const CAP_SYS_PTRACE = 19;
+const CAP_SYS_RESOURCE = 24;
+/** One command, read-only: the kernel settings and the login's capabilities. */
+const LAZY_FACTS_SCRIPT = [
+    'printf "pipe-max-size %s\\n" "$(cat /proc/sys/fs/pipe-max-size 2>/dev/null)"',
+    'printf "unprivileged-userfaultfd %s\\n" "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)"',
+    `printf "cap-eff %s\\n" "$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)"`,
+    'printf "uid %s\\n" "$(id -u)"',
+].join('\n');
+function parseLazyFacts(stdout, uffdNoncoop) {
+    const value = (key) => new RegExp(`^${key} (\\S+)$`, 'm').exec(stdout)?.[1];
+    const number = (key) => {
+        const text = value(key);
+        return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+    };
+    const cap = value('cap-eff');
+    const facts = {};
+    if (uffdNoncoop !== undefined)
+        facts.uffdNoncoop = uffdNoncoop;
+    const pipe = number('pipe-max-size');
+    if (pipe !== undefined)
+        facts.pipeMaxSize = pipe;
+    const uffd = number('unprivileged-userfaultfd');
+    if (uffd !== undefined)
+        facts.unprivilegedUserfaultfd = uffd;
+    if (cap && /^[0-9a-f]{1,16}$/i.test(cap))
+        facts.capEff = BigInt(`0x${cap}`);
+    const uid = number('uid');
+    if (uid !== undefined)
+        facts.uid = uid;
+    return facts;
+}
+function hasCap(facts, cap) {
+    return facts.capEff !== undefined && (facts.capEff & (1n << BigInt(cap))) !== 0n;
+}
+/**
+ * The gate's checks for a lazy migration, on both hosts: the source serves the
+ * pages (CRIU's page pipes), the target takes them (userfaultfd).
+ */
+function evaluateLazyPages(hosts) {
+    const checks = [];
+    for (const role of ['source', 'target']) {
+        const facts = hosts[role];
+        const fail = (name, observed, expected, remedy) => ({
+            host: role,
+            name,
+            status: 'fail',
+            observed,
+            expected,
+            remedy,
+            code: 'LAZY_PAGES_UNSUPPORTED',
+        });
+        const pass = (name, observed, expected) => ({
+            host: role,
+            name,
+            status: 'pass',
+            observed,
+            expected,
+        });
+        const uffdExpected = 'criu check --feature uffd-noncoop passes';
+        checks.push(facts.uffdNoncoop === true
+            ? pass('lazy pages: userfaultfd', 'uffd-noncoop supported', uffdExpected)
+            : fail('lazy pages: userfaultfd', facts.uffdNoncoop === false ? 'uffd-noncoop not supported' : 'CRIU could not be asked', uffdExpected, 'use a kernel with userfaultfd and its non-cooperative events (CONFIG_USERFAULTFD, Linux 4.11 or newer) and CRIU 3.x or newer, or migrate with memory: eager'));
+        const pipeExpected = `fs.pipe-max-size at least ${CRIU_PAGE_PIPE_BYTES} or CAP_SYS_RESOURCE (CRIU's page pipes)`;
+        if (facts.pipeMaxSize === undefined) {
+            checks.push(fail('lazy pages: pipe size', 'fs.pipe-max-size unreadable', pipeExpected, 'make /proc/sys/fs/pipe-max-size readable'));
+        }
+        else if (facts.pipeMaxSize >= CRIU_PAGE_PIPE_BYTES || hasCap(facts, CAP_SYS_RESOURCE)) {
+            checks.push(pass('lazy pages: pipe size', `fs.pipe-max-size ${facts.pipeMaxSize}${hasCap(facts, CAP_SYS_RESOURCE) ? ', CAP_SYS_RESOURCE held' : ''}`, pipeExpected));
+        }
+        else {
+            checks.push(fail('lazy pages: pipe size', `fs.pipe-max-size ${facts.pipeMaxSize} and no CAP_SYS_RESOURCE: CRIU's page server would fail on the first page (splice: Bad file descriptor)`, pipeExpected, `raise it on this host (sysctl -w fs.pipe-max-size=${CRIU_PAGE_PIPE_BYTES}; persist it in /etc/sysctl.d), or migrate with memory: eager`));
+        }
+        const uffdSysExpected = 'vm.unprivileged_userfaultfd 1, or root with CAP_SYS_PTRACE';
+        const rootPtrace = facts.uid === 0 && hasCap(facts, CAP_SYS_PTRACE);
+        if (facts.unprivilegedUserfaultfd === undefined || facts.unprivilegedUserfaultfd === 1 || rootPtrace) {
+            checks.push(pass('lazy pages: userfaultfd permission', facts.unprivilegedUserfaultfd === undefined
+                ? 'no vm.unprivileged_userfaultfd (userfaultfd open to all)'
+                : `vm.unprivileged_userfaultfd ${facts.unprivilegedUserfaultfd}${rootPtrace ? ', root with CAP_SYS_PTRACE' : ''}`, uffdSysExpected));
+        }
+        else {
+            checks.push(fail('lazy pages: userfaultfd permission', `vm.unprivileged_userfaultfd ${facts.unprivilegedUserfaultfd}, login uid ${facts.uid ?? 'unknown'} without CAP_SYS_PTRACE`, uffdSysExpected, 'log in as root (or sudo: true) with CAP_SYS_PTRACE, or set vm.unprivileged_userfaultfd=1, or migrate with memory: eager'));
+        }
+    }
+    return checks;
+}
+/** How long the page stream may move no byte before it counts as broken (a stopped page server). */
+const LAZY_STALL_SECONDS = 60;
+/**
+ * Every page arrived only when both ends say so: the source's `runc checkpoint`
+ * exits 0 once every page was served, the target's lazy-pages daemon once every
+ * page was placed. Anything else is a broken stream.
+ */
+function judgeLazyStream(ends) {
+    if (ends.stalledSeconds !== undefined)
+        return { ok: false, why: `no page moved for ${ends.stalledSeconds} s`, host: 'runner' };
+    const said = (end) => end.exitCode !== null ? `exit ${end.exitCode}` : `signal ${end.signal ?? 'unknown'}`;
+    if (ends.source && ends.source.exitCode !== 0)
+        return { ok: false, why: `the source's page server ended with ${said(ends.source)}`, host: 'source' };
+    if (ends.target && ends.target.exitCode !== 0)
+        return {
+            ok: false,
+            why: `the target's lazy-pages daemon ended with ${said(ends.target)}`,
+            host: 'target',
+        };
+    if (!ends.source || !ends.target)
+        return { ok: false, why: 'the page stream did not finish', host: 'runner' };
+    return { ok: true };
+}
+
+;// CONCATENATED MODULE: ./src/phases/lazy-pages.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Post-copy (memory: lazy): the source is frozen and dumped without its
+ * memory, the target restores at once and takes the pages from the source's
+ * CRIU page server as the processes touch them (and the rest in the
+ * background). The page server's TCP stream crosses the runner inside the two
+ * SSH connections. Until the last page arrived the source stays frozen and
+ * alive: a broken stream removes the target and resumes the source.
+ */
+/** The lazy-pages daemon's directory on the target; the restore's CRIU configuration names it. */
+function lazyWorkDir(checkpointName) {
+    return `${workDir(checkpointName)}/lazy`;
+}
+/** With memory: lazy, CRIU writes its restore log into the work-dir the restore's configuration names. */
+function lazyRestoreLogs(settings) {
+    return settings.memory === 'lazy' ? [`${lazyWorkDir(settings.checkpointName)}/restore.log`] : [];
+}
+/** A dump not ready (its NUL) in this long is hung. */
+const LAZY_DUMP_READY_MS = 10 * 60_000;
+/** Tries at a free port for the page server on the source. */
+const PORT_TRIES = 8;
+const REMEDY_BROKEN = "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
+/** The gate's checks for lazy pages on both hosts; refuses with LAZY_PAGES_UNSUPPORTED before anything is touched. */
+async function lazyGate(ctx, hosts, facts) {
+    const [source, target] = await Promise.all([
+        ctx.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+        ctx.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+    ]);
+    const checks = evaluateLazyPages({
+        source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
+        target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
+    });
+    for (const [role, host] of [
+        ['source', hosts.source],
+        ['target', hosts.target],
+    ]) {
+        const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
+        checks.push(host.tunnels
+            ? { host: role, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
+            : {
+                host: role,
+                name: 'lazy pages: page stream',
+                status: 'fail',
+                observed: 'this connection cannot forward TCP',
+                expected,
+                remedy: 'use memory: eager',
+                code: 'LAZY_PAGES_UNSUPPORTED',
+            });
+    }
+    for (const check of checks)
+        ctx.log.info(formatCheck(check));
+    const failed = blocking(checks, ctx.settings.strict);
+    if (failed.length === 0)
+        return;
+    throw new MigrationError('LAZY_PAGES_UNSUPPORTED', `memory: lazy refused before touching the container: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: failed[0]?.remedy, detail: failed.map(formatCheck).join('\n') });
+}
+/**
+ * Before the freeze: a free port on the source's loopback for the page server,
+ * and the runner's relay to it from the target's loopback.
+ */
+async function prepareLazy(ctx, hosts) {
+    let sourcePort;
+    for (let i = 0; i < PORT_TRIES && sourcePort === undefined; i++) {
+        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
+        const free = await ctx.source.run(portFreeScript(candidate), { timeoutMs: 30_000 });
+        if (free.exitCode === 0)
+            sourcePort = candidate;
+    }
+    if (sourcePort === undefined) {
+        throw new MigrationError('LAZY_PAGES_UNSUPPORTED', 'no free port on the source for the page server', {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            remedy: 'free some ports between 40000 and 59999 on 127.0.0.1 of the source, or use memory: eager',
+        });
+    }
+    const relay = await openPageRelay(hosts.source, hosts.target, sourcePort, ctx.clock).catch((error) => {
+        throw error instanceof MigrationError && error.code === 'SSH_DISCONNECTED'
+            ? new MigrationError('LAZY_PAGES_UNSUPPORTED', error.message, {
+                step: 'checkpoint',
+                host: error.host,
+                remedy: error.remedy,
+                cause: error,
+            })
+            : error;
+    });
+    ctx.log.info(`lazy pages: the source's page server will listen on its 127.0.0.1:${sourcePort}; the target reaches it through the runner at its 127.0.0.1:${relay.port}`);
+    const ended = new Set();
+    const session = {
+        sourcePort,
+        watch(process) {
+            void process.exit.then(() => ended.add(process));
+        },
+        relay,
+        async close() {
+            // Only what still runs: a kill by tag costs a command on the host.
+            for (const process of [session.server, session.daemon])
+                if (process && !ended.has(process))
+                    process.kill();
+            await relay.close();
+        },
+    };
+    return session;
+}
+const LOST_WORK = 'memory: lazy: the container ran on the target before its last page arrived; what it did there since it started is lost (the source resumes from the freeze)';
+/**
+ * A run that failed or was cancelled after a lazy restore may have started: the report says the
+ * target's work is lost, whatever the cause (LAZY_PAGES_BROKEN says it in its remedy already).
+ */
+function withLostWork(error, session) {
+    if (!session?.targetMayHaveRun || session.lastPageAt !== undefined || error.code === 'LAZY_PAGES_BROKEN')
+        return error;
+    return new MigrationError(error.code, error.message, {
+        ...(error.step ? { step: error.step } : {}),
+        ...(error.host ? { host: error.host } : {}),
+        detail: [error.detail, LOST_WORK].filter(Boolean).join('\n'),
+        ...(error.remedy ? { remedy: `${error.remedy}. ${LOST_WORK}` } : { remedy: LOST_WORK }),
+        cause: error,
+    });
+}
+/** Keeps the last 64 KiB a stream printed. */
+function keepTail(stream) {
+    let text = '';
+    stream.on('data', (chunk) => {
+        text = (text + chunk.toString('utf8')).slice(-65_536);
+    });
+    stream.on('error', () => { });
+    return () => text;
+}
+/** Resolves with true at the first byte of `stream`, false when the process exits first. */
+function firstByte(stream, exit, timeoutMs) {
+    return new Promise((resolve) => {
+        const timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        stream.once('data', () => {
+            clearTimeout(timer);
+            resolve(true);
+            // Nothing more is expected on it; keep it flowing so the channel can close.
+            stream.resume();
+        });
+        void exit.then(() => {
+            clearTimeout(timer);
+            resolve(false);
+        });
+    });
+}
+const lazy_pages_INVENTORY_MARK = 'criu-migrate-inventory';
+/**
+ * Freezes the source (docker pause, journalled) and starts the lazy dump; returns once
+ * CRIU has written every image but the lazy memory and its page server listens.
+ */
+async function lazyFreezeAndDump(ctx, container, prepared, session) {
+    const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
+    const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
+    const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id, ...(/^\d+\.\d+$/.test(since) ? { since } : {}) }, 'source');
+    const frozenAt = ctx.clock();
+    await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+    paused.state = 'done';
+    const dumpStart = ctx.clock();
+    const server = await ctx.source.spawn(lazyDumpCommand({
+        runcRoot: prepared.runcRoot,
+        containerId: container.Id,
+        imagesDir: prepared.imagesDir,
+        workDir: prepared.workDir,
+        port: session.sourcePort,
+        ...(prepared.criuConfig ? { criuConfig: prepared.criuConfig } : {}),
+    }));
+    session.server = server;
+    session.watch(server);
+    session.serverErr = keepTail(server.stderr);
+    const ready = await firstByte(server.stdout, server.exit, LAZY_DUMP_READY_MS);
+    if (ready !== true) {
+        server.kill();
+        throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not start the lazy dump of ${container.Name.replace(/^\//, '')}`, {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: [
+                ready === 'timeout' ? `no dump after ${LAZY_DUMP_READY_MS / 1000} s` : '',
+                tailLines(session.serverErr(), 5),
+                await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`),
+            ]
+                .filter(Boolean)
+                .join('\n'),
+            remedy: 'read the CRIU lines above; `criu check --feature uffd-noncoop` on the source shows whether lazy pages work there',
+        });
+    }
+    const dumpMs = ctx.clock() - dumpStart;
+    const refrozen = await ctx.source.run(refreezeCommand(prepared.runcRoot, container.Id, prepared.imagesDir, lazy_pages_INVENTORY_MARK), { timeoutMs: 30_000 });
+    const inventorySha256 = new RegExp(`^${lazy_pages_INVENTORY_MARK} ([0-9a-f]{64})$`, 'm').exec(refrozen.stdout)?.[1];
+    if (refrozen.exitCode !== 0 || !inventorySha256) {
+        throw new MigrationError('CHECKPOINT_FAILED', 'could not hold the source frozen while its pages are served', {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: tailLines(`${refrozen.stdout}\n${refrozen.stderr}`, 5),
+            remedy: 'read the lines above; run again, or use memory: eager',
+        });
+    }
+    ctx.log.info(`lazy pages: dumped without the memory in ${Math.round(dumpMs)} ms; the source stays frozen`);
+    return {
+        frozenAt,
+        frozenFor: ctx.clock() - frozenAt,
+        imagesDir: prepared.imagesDir,
+        workDir: prepared.workDir,
+        dumpMs,
+        inventorySha256,
+    };
+}
+/** On the target, before the restore: the lazy-pages daemon, connected through the relay once the restore asks. */
+async function startLazyDaemon(ctx, session, imagesDir) {
+    const dir = lazyWorkDir(ctx.settings.checkpointName);
+    await ctx.target.run(`umask 077; mkdir -p ${shellQuote([dir])}`, { timeoutMs: 30_000 });
+    const daemon = await ctx.target.spawn(lazyDaemonCommand({ imagesDir, workDir: dir, port: session.relay.port }));
+    session.daemon = daemon;
+    session.watch(daemon);
+    session.daemonErr = keepTail(daemon.stderr);
+    daemon.stdout.resume();
+    const waited = await ctx.target.run(waitForSocketScript(dir), { timeoutMs: 30_000 });
+    session.targetMayHaveRun = waited.exitCode === 0;
+    if (waited.exitCode !== 0) {
+        throw new MigrationError('LAZY_PAGES_BROKEN', "the target's lazy-pages daemon did not start", {
+            step: 'restore',
+            host: describeHost(ctx.target),
+            detail: [tailLines(session.daemonErr(), 5), await criuLogErrors(ctx.target, `${dir}/lazy-pages.log`)]
+                .filter(Boolean)
+                .join('\n'),
+            remedy: REMEDY_BROKEN,
+        });
+    }
+}
+/**
+ * After the restore: waits until every page arrived (both CRIU ends exit 0),
+ * or the stream broke (an end failed, or no byte moved for LAZY_STALL_SECONDS).
+ * A broken stream throws LAZY_PAGES_BROKEN after stopping both ends; the
+ * rollback then removes the target before it resumes the source.
+ */
+async function awaitLastPage(ctx, session) {
+    const { server, daemon, relay } = session;
+    if (!server || !daemon)
+        throw new Error('awaitLastPage before the dump and the daemon');
+    let sourceEnd;
+    let targetEnd;
+    let stalledSeconds;
+    let finish = () => { };
+    const settled = new Promise((resolve) => {
+        finish = resolve;
+    });
+    void server.exit.then((end) => {
+        sourceEnd = end;
+        if (end.exitCode !== 0 || targetEnd)
+            finish();
+    });
+    void daemon.exit.then((end) => {
+        targetEnd = end;
+        if (end.exitCode !== 0 || sourceEnd)
+            finish();
+    });
+    const onAbort = () => finish();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const progress = setInterval(() => {
+        const quietFor = (ctx.clock() - relay.lastMovedAt()) / 1000;
+        if (quietFor > LAZY_STALL_SECONDS) {
+            stalledSeconds = Math.round(quietFor);
+            finish();
+            return;
+        }
+        ctx.log.info(`lazy pages: ${formatBytes(relay.bytes())} arrived`);
+    }, 2_000);
+    try {
+        await settled;
+    }
+    finally {
+        clearInterval(progress);
+        ctx.signal.removeEventListener('abort', onAbort);
+    }
+    ctx.signal.throwIfAborted();
+    const verdict = judgeLazyStream({
+        ...(sourceEnd ? { source: sourceEnd } : {}),
+        ...(targetEnd ? { target: targetEnd } : {}),
+        ...(stalledSeconds !== undefined ? { stalledSeconds } : {}),
+    });
+    if (verdict.ok) {
+        session.lastPageAt = ctx.clock();
+        ctx.log.info(`lazy pages: every page arrived (${formatBytes(relay.bytes())} through the runner)`);
+        await relay.close();
+        return session.lastPageAt;
+    }
+    // Stop both ends at once: the target must not run on with pages that never came.
+    relay.cut();
+    server.kill();
+    daemon.kill();
+    const host = verdict.host === 'source' ? ctx.source : ctx.target;
+    throw new MigrationError('LAZY_PAGES_BROKEN', `the page stream broke after ${formatBytes(relay.bytes())}: ${verdict.why}`, {
+        step: 'restore',
+        host: verdict.host === 'runner' ? 'runner' : describeHost(host),
+        detail: [
+            relay.problem() ? `relay: ${relay.problem()}` : '',
+            session.serverErr ? tailLines(session.serverErr(), 3) : '',
+            session.daemonErr ? tailLines(session.daemonErr(), 3) : '',
+            await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`).catch(() => ''),
+        ]
+            .filter(Boolean)
+            .join('\n'),
+        remedy: REMEDY_BROKEN,
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
+
 
 
 
@@ -65608,6 +66825,10 @@ async function migrate(deps) {
     let follower;
     let volumes = [];
     let downtimeMs;
+    // memory: lazy: the page stream from the frozen source, open from before the freeze to the last page.
+    let lazy;
+    let lastPageMs;
+    const tunnelHosts = { source: deps.source, target: deps.target };
     let status = 'succeeded';
     let failure;
     let leftovers = [];
@@ -65622,6 +66843,8 @@ async function migrate(deps) {
         sourceHolder = checked.sourceHolder;
         const found = container;
         signal.throwIfAborted();
+        if (settings.memory === 'lazy')
+            await lazyGate(ctx, tunnelHosts, checked);
         enter('stage');
         const codec = await negotiateCodec(ctx);
         const containerd = await probeContainerdTmp(ctx);
@@ -65648,6 +66871,8 @@ async function migrate(deps) {
             ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
             ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
             restoreFacts: restoreFactsOf(checked.target.docker),
+            ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings.checkpointName) } : {}),
+            tcpEstablished: checked.tcpEstablished,
         })));
         const ready = staged;
         enter('checkpoint');
@@ -65655,19 +66880,28 @@ async function migrate(deps) {
         // the pause, the dump, the bytes and the restore.
         // Names the run in Docker's checkpoint directory, so containerd's copies can be found.
         const marker = `${ready.targetContainerId}/${settings.checkpointName}`;
+        if (settings.memory === 'lazy')
+            lazy = await prepareLazy(ctx, tunnelHosts);
+        const pageStream = lazy;
         const [prepared, sourceInit, plan, restoring] = await allSettledOrThrow([
             // Into a holder's namespace: the container's own one stays out of the dump. One that joins
             // a holder already is runc's external namespace, which runc marks itself.
-            prepareCheckpoint(ctx, found, { externalNetns: checked.route === 'holder' && !checked.sourceHolder }),
+            prepareCheckpoint(ctx, found, {
+                externalNetns: checked.route === 'holder' && !checked.sourceHolder,
+                tcpEstablished: checked.tcpEstablished,
+            }),
             ctx.sourceDocker.processes(found.Id, 'checkpoint').then((list) => list[0]),
             planTransfer(ctx, found, ready, codec, containerd, marker),
-            prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir).then((prepared) => {
+            prepareRestore(ctx, ready, { marker }, targetRoot, unpackDir, lazyRestoreLogs(settings)).then((prepared) => {
                 follower = prepared.follower;
                 return prepared;
             }),
         ]);
         signal.throwIfAborted();
-        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => freezeAndDump(ctx, found, prepared, undefined, codec)));
+        await deps.unit?.allReady();
+        dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => pageStream
+            ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
+            : freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused)));
         signal.throwIfAborted();
         enter('transfer');
         const frozen = dumped;
@@ -65684,10 +66918,20 @@ async function migrate(deps) {
         }));
         signal.throwIfAborted();
         enter('restore');
+        if (pageStream)
+            await startLazyDaemon(ctx, pageStream, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir);
+        await deps.unit?.beforeRestore();
         const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, restoring)));
+        deps.unit?.restored();
         follower = undefined;
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
         log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
+        if (pageStream) {
+            // Post-copy: the commit point waits for the last page; until then the source stays frozen.
+            const lastPageAt = await log.group('Lazy pages: the memory follows the container', () => timer.time('lazy-pages', () => awaitLastPage(ctx, pageStream)));
+            lastPageMs = Math.round(lastPageAt - frozen.frozenAt);
+            log.info(`lazy pages: the last page arrived ${lastPageMs} ms after the freeze`);
+        }
         // Measured only now: nothing that can wait ran while the service was down.
         measure = await measureCheckpoint(ctx, frozen);
         const stats = measure.stats;
@@ -65698,6 +66942,7 @@ async function migrate(deps) {
         enter('verify');
         await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, ready, sourceInit)));
         await settleRestoreConfig(ctx, ready.restoreConfig);
+        await deps.unit?.allVerified();
         // The point of no return: from here on the target is the service. It must reach a
         // host's journal, or the source is not killed (a later run would not know of it).
         await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, 'any-host', async () => {
@@ -65708,11 +66953,15 @@ async function migrate(deps) {
         const remedy = asMigrationError(error, 'COMMAND_FAILED').code === 'COMMIT_NOT_DURABLE'
             ? COMMIT_REMEDY
             : ROLLED_BACK_REMEDY;
-        failure = failureOf(error, signal, phase, 'COMMAND_FAILED', remedy);
+        failure = withLostWork(failureOf(error, signal, phase, 'COMMAND_FAILED', remedy), lazy);
+        deps.unit?.failed(failure);
         log.warning(failure.describe());
     }
     // A follower that never got its cue (the run failed before the restore).
     await follower?.stop(false).catch(() => '');
+    // A page stream still open (the run failed or was cancelled before the last page): ended
+    // before the rollback, so CRIU holds nothing of the source when it is resumed.
+    await lazy?.close().catch(() => { });
     if (isCommitted(journal.record)) {
         // Cancelled or not, a verified target is kept and the source retired.
         failure = undefined;
@@ -65805,7 +67054,13 @@ async function migrate(deps) {
             streams,
             ...(moved ? restorePathFacts(moved.restorePath) : {}),
         },
-        timings: { phasesMs: timer.toRecord(), downtimeMs, durationMs: Math.round(clock() - runStart) },
+        timings: {
+            phasesMs: timer.toRecord(),
+            downtimeMs,
+            durationMs: Math.round(clock() - runStart),
+            ...(lastPageMs !== undefined ? { lastPageMs } : {}),
+            ...(lazy && lastPageMs !== undefined ? { lazyPageBytes: lazy.relay.bytes() } : {}),
+        },
         criu: measure?.stats,
         ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
         error: failure ? metadataError(failure) : undefined,
@@ -65844,143 +67099,654 @@ async function carrySeries(hosts, sourceId, targetId, log) {
 
 
 
-
-
-
-
-
-
-
-
-
-
-async function report(settings, metadata, env, log, error) {
-    await publish({
-        ...settings,
-        metadata,
-        notes: criuNotes(error),
-        env,
-        log,
-        outputs: {
-            'target-container-id': metadata.container.targetId ?? '',
-            'downtime-ms': metadata.timings.downtimeMs,
-            'checkpoint-bytes': metadata.checkpoint.bytes,
-            'transferred-bytes': metadata.checkpoint.transferredBytes ?? 0,
-            leftovers: (metadata.leftovers ?? []).join('\n'),
+/**
+ * Migrate mode: one migration (migration.ts) in the run lifecycle of session.ts. The
+ * migration settles its own journal: rollback and retiring the source are its phases.
+ */
+async function runMigrateMode(settings, runtime, deps = {}) {
+    const { log } = runtime;
+    await runSession({
+        settings,
+        record: { sourceAfter: settings.sourceAfter },
+        failure: {
+            step: 'migrate',
+            code: 'COMMAND_FAILED',
+            remedy: 'run the action again for this container: it reads the journal on both hosts and settles it',
         },
-    });
+        // The container already runs on the host the earlier run moved it to: that was the job.
+        doneByEarlier: (resumed) => resumed.direction === 'roll-forward',
+        work: (session) => migrate({
+            settings,
+            source: session.opened.source,
+            target: session.opened.target,
+            recoveryHosts: session.durable,
+            log,
+            timer: session.timer,
+            journal: session.journal,
+            signal: session.signal,
+            startedAt: session.startedAt,
+            ...(deps.clock ? { clock: deps.clock } : {}),
+        }),
+        settlesItself: async (outcome, session) => {
+            // A commit no host holds: the hosts keep their open journal for the run that settles it.
+            if (!isUnfinished(session.journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
+                await archiveEverywhere(session.durable, session.journal.record, log);
+            for (const leftover of outcome.leftovers)
+                log.warning(`left to clean up: ${leftover}`);
+            const status = outcome.status;
+            return { status, ...(outcome.error ? { failure: outcome.error } : {}), problems: outcome.leftovers };
+        },
+        report: (end) => {
+            const metadata = end.result
+                ? end.result.metadata
+                : runMetadata('migrate', end, {
+                    container: { name: settings.container },
+                    checkpoint: { name: settings.checkpointName, streams: {} },
+                });
+            if (end.resumed)
+                metadata.resumed = end.resumed;
+            return {
+                metadata,
+                outputs: {
+                    'target-container-id': metadata.container.targetId ?? '',
+                    'downtime-ms': metadata.timings.downtimeMs,
+                    'checkpoint-bytes': metadata.checkpoint.bytes,
+                    'transferred-bytes': metadata.checkpoint.transferredBytes ?? 0,
+                    leftovers: (metadata.leftovers ?? []).join('\n'),
+                },
+            };
+        },
+        success: (end) => end.result
+            ? `migrated ${end.result.metadata.container.name}: down for ${end.result.metadata.timings.downtimeMs} ms`
+            : `finished the earlier migration of ${settings.container}; nothing more to move`,
+    }, { runtime, ...deps });
 }
-/** Metadata for a run that ended before migrating anything (refused, or only finished an earlier run). */
-function shortMetadata(settings, status, hosts, startedAt, error, resumed) {
+
+;// CONCATENATED MODULE: ./src/engine/docker/networks.ts
+
+
+
+const NETWORK_TIMEOUT_MS = 60_000;
+// Values that become arguments on the other host: no control characters, sane names.
+const networks_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const DRIVER = /^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for.
+const networks_CONTROL = /[\u0000-\u001f\u007f]/;
+function record(value) {
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? value
+        : {};
+}
+function strings(value, what) {
+    const out = {};
+    for (const [key, item] of Object.entries(record(value))) {
+        if (typeof item !== 'string' || networks_CONTROL.test(key) || networks_CONTROL.test(item) || key.includes('='))
+            throw new Error(`${what} ${JSON.stringify(key)} has an unusable value`);
+        out[key] = item;
+    }
+    return out;
+}
+function optionalText(value) {
+    return typeof value === 'string' && value !== '' && !networks_CONTROL.test(value) ? value : undefined;
+}
+/** Pure: one network of `docker network inspect`'s JSON array, shape-checked. */
+function parseNetworkInspect(json) {
+    const parsed = JSON.parse(json);
+    const item = record(Array.isArray(parsed) ? parsed[0] : parsed);
+    const name = item.Name;
+    const driver = item.Driver;
+    if (typeof name !== 'string' || !networks_NAME.test(name))
+        throw new Error(`network name ${String(name)} is unusable`);
+    if (typeof driver !== 'string' || !DRIVER.test(driver))
+        throw new Error(`network ${name}: driver ${String(driver)} is unusable`);
+    const configs = record(item.IPAM).Config;
+    const ipam = (Array.isArray(configs) ? configs : []).map((entry) => {
+        const pool = record(entry);
+        const subnet = optionalText(pool.Subnet);
+        const gateway = optionalText(pool.Gateway);
+        const ipRange = optionalText(pool.IPRange);
+        return {
+            ...(subnet ? { subnet } : {}),
+            ...(gateway ? { gateway } : {}),
+            ...(ipRange ? { ipRange } : {}),
+        };
+    });
     return {
-        schemaVersion: 1,
-        run: {
-            mode: settings.mode,
-            status,
-            startedAt: startedAt.toISOString(),
-            finishedAt: new Date().toISOString(),
-        },
-        hosts: {
-            source: { address: hosts.source?.address ?? describeLocation(settings.source) },
-            target: { address: hosts.target?.address ?? describeLocation(settings.target) },
-        },
-        container: { name: settings.container },
-        checkpoint: { name: settings.checkpointName, streams: {} },
-        timings: { phasesMs: {}, durationMs: Date.now() - startedAt.getTime() },
-        error: error ? metadataError(error) : undefined,
-        resumed,
+        name,
+        driver,
+        internal: item.Internal === true,
+        attachable: item.Attachable === true,
+        enableIPv6: item.EnableIPv6 === true,
+        ipam,
+        options: strings(item.Options, `network ${name}: option`),
+        labels: strings(item.Labels, `network ${name}: label`),
+    };
+}
+/** The network's definition on a host, or undefined when it has none of that name. */
+async function inspectNetwork(host, name, step) {
+    const command = shellQuote(['docker', 'network', 'inspect', '--', name]);
+    const result = await host.run(command, { timeoutMs: NETWORK_TIMEOUT_MS });
+    if (result.exitCode !== 0) {
+        if (/not found|no such network/i.test(result.stderr))
+            return undefined;
+        throw new EngineError(command, result.exitCode, result.stderr, `docker network inspect ${name} failed`, {
+            step,
+            host: describeHost(host),
+        });
+    }
+    try {
+        return parseNetworkInspect(result.stdout);
+    }
+    catch (error) {
+        throw new EngineError(command, 0, error instanceof Error ? error.message : String(error), `docker network inspect ${name}: unusable answer`, { step, host: describeHost(host) });
+    }
+}
+async function runNetworkCommand(host, args, step) {
+    const command = shellQuote(['docker', ...args]);
+    const result = await host.run(command, { timeoutMs: NETWORK_TIMEOUT_MS });
+    if (result.exitCode !== 0)
+        throw new EngineError(command, result.exitCode, result.stderr || result.stdout, `docker ${args.slice(0, 2).join(' ')} failed`, {
+            step,
+            host: describeHost(host),
+        });
+}
+
+;// CONCATENATED MODULE: ./src/phases/connect.ts
+
+
+
+/** Opens both hosts in parallel (openHost checks sudo); a host that fails closes the other. */
+async function connectHosts(settings, log) {
+    const warn = (message) => log.warning(message);
+    const opening = [
+        openHost('source', settings.source, settings.ssh, settings.sudo, { warn }),
+        openHost('target', settings.target, settings.ssh, settings.sudo, { warn }),
+    ];
+    const [source, target] = await Promise.allSettled(opening);
+    if (source.status === 'rejected' || target.status === 'rejected') {
+        await Promise.allSettled([source, target].flatMap((result) => (result.status === 'fulfilled' ? [result.value.close()] : [])));
+        throw source.status === 'rejected' ? source.reason : target.reason;
+    }
+    for (const [host, location] of [
+        [source.value, settings.source],
+        [target.value, settings.target],
+    ]) {
+        const route = location.kind === 'ssh' && settings.ssh.jumpHost ? ` via ${formatHostSpec(settings.ssh.jumpHost)}` : '';
+        const key = host.hostKeyFingerprint ? `, host key ${host.hostKeyFingerprint}` : '';
+        log.info(`${describeHost(host)}: connected${route}${key}${settings.sudo ? ', commands run through sudo -n' : ''}`);
+    }
+    return { source: source.value, target: target.value };
+}
+
+;// CONCATENATED MODULE: ./src/phases/unit-gate.ts
+
+
+
+
+
+/**
+ * The gate of a compose unit, read-only: its networks on both hosts, each member through the
+ * gate of one container (a missing project network is not a problem: the run creates it), and
+ * the connections between members. Preflight over a selection and migrate mode run the same.
+ */
+async function gateComposeUnit(ctx, unit, shared) {
+    const own = [];
+    const networks = [];
+    const names = projectNetworks(unit.members);
+    for (const name of names) {
+        const check = {
+            host: 'target',
+            name: `project network ${name}`,
+            expected: 'absent, or the same network',
+        };
+        try {
+            const spec = await inspectNetwork(ctx.source, name, 'preflight');
+            if (!spec) {
+                own.push({
+                    ...check,
+                    host: 'source',
+                    status: 'fail',
+                    observed: 'gone from the source',
+                    code: 'NETWORK_MISSING',
+                });
+                continue;
+            }
+            const there = await inspectNetwork(ctx.target, name, 'preflight');
+            const differences = there ? networkDifferences(spec, there) : [];
+            if (differences.length > 0) {
+                own.push({
+                    ...check,
+                    status: 'fail',
+                    observed: `the target has a network ${name} with ${differences.join(', ')}`,
+                    remedy: `remove that network on the target (docker network rm ${name}) if nothing uses it, or move the project to another host`,
+                    code: 'COMPOSE_NETWORK_CONFLICT',
+                });
+            }
+            else {
+                own.push({
+                    ...check,
+                    status: 'pass',
+                    observed: there ? 'the same network exists' : 'absent: created by the run',
+                });
+            }
+            networks.push({ spec, create: there === undefined });
+        }
+        catch (error) {
+            own.push({ ...check, status: 'fail', observed: errorMessage(error), code: 'FACT_UNREADABLE' });
+        }
+    }
+    const memberChecks = [];
+    const sockets = [];
+    let memoryBytes = 0;
+    let layerBytes = 0;
+    let sized = true;
+    for (const member of unit.members) {
+        const name = containerNameOf(member);
+        const gate = await runGate({ ...ctx, settings: { ...ctx.settings, container: member.Id } }, shared);
+        for (const check of gate.checks) {
+            // The run creates the project's networks before the members.
+            if (check.code === 'NETWORK_MISSING' &&
+                names.some((network) => check.observed.includes(`"${network}"`)))
+                continue;
+            memberChecks.push({ ...check, name: `${name}: ${check.name}` });
+        }
+        sockets.push({
+            name,
+            addresses: memberAddresses(member),
+            ...(gate.facts.sourceProbe?.tcp ? { tcp: gate.facts.sourceProbe.tcp } : {}),
+        });
+        const memory = gate.facts.sourceProbe?.memory?.bytes;
+        const layer = gate.facts.sourceProbe?.writableLayerBytes;
+        if (memory === undefined || layer === undefined)
+            sized = false;
+        memoryBytes += memory ?? 0;
+        layerBytes += layer ?? 0;
+    }
+    return {
+        checks: [...peerConnectionChecks(sockets), ...own, ...memberChecks],
+        networks,
+        ...(sized ? { memoryBytes, layerBytes } : {}),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/report/unit-report.ts
+
+
+
+
+
+
+/** unit.json, the outputs and the job summary of a unit's run. */
+async function publishUnit(report, checkpointName, env) {
+    const dir = recordsDir(env, checkpointName);
+    await (0,io/* mkdirP */.U$)(dir);
+    const path = (0,external_node_path_.join)(dir, 'unit.json');
+    await (0,promises_.writeFile)(path, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
+    const outputs = {
+        status: report.status,
+        'checkpoint-name': checkpointName,
+        'duration-ms': report.durationMs,
+        'metadata-path': path,
+        'error-code': report.error?.code ?? '',
+        'downtime-ms': report.downtimeMs ?? '',
+        'target-container-id': report.status === 'succeeded' ? report.members.map((m) => m.targetId ?? '').join(',') : '',
+        leftovers: (report.leftovers ?? []).join('\n'),
+        unit: JSON.stringify(report),
+    };
+    for (const [name, value] of Object.entries(outputs))
+        core/* setOutput */.uH(name, value);
+    if (!env.GITHUB_STEP_SUMMARY)
+        return;
+    const rows = report.members.map((member) => [
+        escapeHtml(member.container),
+        escapeHtml(member.service),
+        escapeHtml(member.status),
+        member.downtimeMs === undefined ? '' : formatMs(member.downtimeMs),
+        escapeHtml(member.error ? `${member.error.code}: ${member.error.message}` : ''),
+    ]);
+    await core/* summary */.z
+        .addHeading(`Unit ${escapeHtml(report.unit)}: ${escapeHtml(report.status)}`, 3)
+        .addRaw(`<p>${escapeHtml(report.source)} → ${escapeHtml(report.target)}; frozen together for ${report.downtimeMs === undefined ? 'n/a' : formatMs(report.downtimeMs)}; networks: ${escapeHtml(report.networks.map((n) => `${n.name}${n.created ? ' (created)' : ''}${n.removed ? ' (removed again)' : ''}`).join(', ') || 'none')}</p>`)
+        .addTable([
+        [
+            { data: 'Container', header: true },
+            { data: 'Service', header: true },
+            { data: 'Status', header: true },
+            { data: 'Frozen', header: true },
+            { data: 'Error', header: true },
+        ],
+        ...rows,
+    ])
+        .addRaw(report.error ? `<p>${escapeHtml(report.error.code)}: ${escapeHtml(report.error.message)}</p>` : '')
+        .write();
+}
+
+;// CONCATENATED MODULE: ./src/modes/migrate/unit-coordinator.ts
+
+/**
+ * The members of one unit, migrating side by side: four meeting points (all staged, all
+ * paused, each dependency restored, all verified) and one failure that stops them all. No timer: each wait
+ * ends when the members it waits for arrive or fail, and their commands are bounded.
+ */
+class UnitCoordinator {
+    members;
+    waitsFor;
+    ready = new Set();
+    paused = new Set();
+    restoredMembers = new Set();
+    verified = new Set();
+    waiters = new Set();
+    failure;
+    constructor(members, waitsFor) {
+        this.members = members;
+        this.waitsFor = waitsFor;
+    }
+    /** The first failure of any member, when one failed. */
+    get firstFailure() {
+        return this.failure;
+    }
+    hooksFor(member) {
+        return {
+            allReady: () => this.arrive(this.ready, member, () => this.members.every((m) => this.ready.has(m))),
+            allPaused: () => this.arrive(this.paused, member, () => this.members.every((m) => this.paused.has(m))),
+            beforeRestore: () => this.wait(() => (this.waitsFor.get(member) ?? []).every((need) => this.restoredMembers.has(need))),
+            restored: () => {
+                this.restoredMembers.add(member);
+                this.settle();
+            },
+            allVerified: () => this.arrive(this.verified, member, () => this.members.every((m) => this.verified.has(m))),
+            failed: (error) => this.fail(member, error),
+        };
+    }
+    fail(member, error) {
+        if (this.failure)
+            return;
+        this.failure = new MigrationError('COMPOSE_MEMBER_FAILED', `${member} of the unit failed (${error.code}: ${error.message}); the whole unit rolls back`, {
+            step: error.step,
+            remedy: 'every member was resumed on the source and nothing of the unit stays on the target: fix the cause named for that member and run again',
+            cause: error,
+        });
+        this.settle();
+    }
+    arrive(set, member, ready) {
+        set.add(member);
+        return this.wait(ready);
+    }
+    wait(ready) {
+        return new Promise((resolve, reject) => {
+            this.waiters.add({ ready, resolve, reject });
+            this.settle();
+        });
+    }
+    settle() {
+        for (const waiter of [...this.waiters]) {
+            if (this.failure) {
+                this.waiters.delete(waiter);
+                waiter.reject(this.failure);
+            }
+            else if (waiter.ready()) {
+                this.waiters.delete(waiter);
+                waiter.resolve();
+            }
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/modes/migrate/unit.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Finds the project's unit on the source: every member running, or a refusal naming the rest. */
+async function findUnit(source, project) {
+    const resolved = resolveUnits(await new DockerCli(source).listContainers('preflight'), {
+        kind: 'compose',
+        project,
+    });
+    const unit = resolved.units.find((candidate) => candidate.kind === 'compose');
+    if (resolved.leftOut.length > 0 || !unit) {
+        throw new MigrationError(unit ? 'CONTAINER_NOT_RUNNING' : 'CONTAINER_NOT_FOUND', unit
+            ? `compose project ${project}: ${resolved.leftOut.map((left) => `${left.container} (${left.reason})`).join(', ')}: a unit moves only with every member running`
+            : `the source has no running container of compose project ${project}`, {
+            step: 'preflight',
+            remedy: unit
+                ? 'start or remove those containers of the project (docker compose -p <project> up -d, or docker rm), then run again'
+                : 'check the project name (docker compose ls on the source, or the gate matrix)',
+        });
+    }
+    return unit;
+}
+/** The gate of the whole unit before anything is touched; throws the first blocking check. */
+async function gateUnit(settings, hosts, unit, log) {
+    const gate = await gateComposeUnit({
+        settings,
+        ...hosts,
+        sourceDocker: new DockerCli(hosts.source),
+        targetDocker: new DockerCli(hosts.target),
+        log,
+    }, unit, gatherSharedHostFacts(hosts));
+    for (const check of gate.checks)
+        if (check.status !== 'pass')
+            log.info(formatCheck(check));
+    const failed = blocking(gate.checks, settings.strict);
+    if (failed.length > 0) {
+        throw new MigrationError(failed[0]?.code ?? 'PREFLIGHT_FAILED', `unit ${unit.name} refused before touching it: ${failed.map((check) => `[${check.host}] ${check.name}: ${check.observed}`).join('; ')}`, { step: 'preflight', remedy: failed[0]?.remedy, detail: failed.map(formatCheck).join('\n') });
+    }
+    return gate;
+}
+/** One member's migration: its own connections, lock and journal; it meets the others through `coordinator`. */
+async function runMember(settings, runtime, member, coordinator, signal, started) {
+    const { log } = runtime;
+    const closer = new SessionCloser();
+    const memberSettings = {
+        ...settings,
+        container: member,
+        // Each member's images and work directory under its own name.
+        checkpointName: `${settings.checkpointName}-${member}`.slice(0, 128),
+        keepAddresses: true,
+    };
+    // The runner's saved state holds one journal: a unit's members live in the hosts' journals only.
+    const memberRuntime = { ...runtime, saveState: () => { } };
+    try {
+        const clock = () => performance.now();
+        const { session } = await beginSession({ settings: memberSettings, record: { sourceAfter: settings.sourceAfter } }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        const outcome = await migrate({
+            settings: memberSettings,
+            ...session.opened,
+            recoveryHosts: session.durable,
+            log: prefixed(log, member),
+            timer: session.timer,
+            journal: session.journal,
+            signal,
+            unit: coordinator.hooksFor(member),
+        });
+        if (!isUnfinished(session.journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
+            await archiveEverywhere(session.durable, session.journal.record, log);
+        return { member, outcome, ...(outcome.error ? { error: outcome.error } : {}) };
+    }
+    catch (error) {
+        const failure = asMigrationError(error, 'COMMAND_FAILED');
+        coordinator.fail(member, failure);
+        return { member, error: failure };
+    }
+    finally {
+        await closer.close();
+    }
+}
+/** The members' lines in the job log, each named, since they run side by side. */
+function prefixed(log, member) {
+    return {
+        info: (message) => log.info(`[${member}] ${message}`),
+        warning: (message) => log.warning(`[${member}] ${message}`),
+        group: (_name, fn) => fn(),
     };
 }
 /**
- * Migrate mode: connect, lock the container on both hosts, settle what an
- * earlier run left, migrate, report. The run's timeout and a cancellation
- * abort whatever runs on the hosts; the journal then rolls back (or forward).
+ * Migrate mode for a compose project: the unit's gate, its networks on the target, then every
+ * member's migration side by side, frozen together, restored in dependency order, committed
+ * only when every member is verified, and rolled back together when any fails.
  */
-async function runMigrateMode(settings, runtime) {
+async function runUnitMigrateMode(settings, runtime) {
     const { log } = runtime;
-    const hosts = [];
     const started = new Date();
+    const start = performance.now();
     const control = startRunControl(settings.timeoutMinutes, runtime);
-    let locks;
-    const target = settings.target;
+    const unitName = `compose:${settings.compose.project}`;
+    const report = {
+        schemaVersion: 1,
+        unit: unitName,
+        status: 'refused',
+        source: describeLocation(settings.source),
+        target: describeLocation(settings.target),
+        startedAt: started.toISOString(),
+        durationMs: 0,
+        members: [],
+        networks: [],
+    };
+    let hosts;
+    let failure;
     try {
-        const timer = new PhaseTimer();
-        const startedAt = performance.now();
-        const connected = await core/* group */.Os('Connect to both hosts', () => timer.time('connect', () => connectHosts(settings, log)));
-        hosts.push(connected.source, connected.target);
-        await requireRoot(connected.source, settings.source, settings.sudo);
-        await requireRoot(connected.target, target, settings.sudo);
-        // For the journal, the lock and recovery: a dropped connection is opened again, since
-        // leaving a rollback half done is worse than a few seconds' wait.
-        const warn = (message) => log.warning(message);
-        const durable = {
-            source: reconnecting(connected.source, () => openHost('source', settings.source, settings.ssh, settings.sudo, { warn })),
-            target: reconnecting(connected.target, () => openHost('target', target, settings.ssh, settings.sudo, { warn })),
-        };
-        hosts.push(durable.source, durable.target);
-        const owner = runOwner(runtime.env, started, runtime.newToken());
-        const saveRecord = (record) => runtime.saveState(SAVED.journal, JSON.stringify(record));
-        // Lock and journal under the container's name, whether the input gave its name or ID.
-        const key = await containerKey(durable.source, settings.container);
-        runtime.saveState(SAVED.container, key);
-        let resumed;
-        try {
-            locks = await lockContainer([durable.source, durable.target], key, owner, log);
-            resumed = await settleUnfinished(durable, key, log);
+        hosts = await connectHosts(settings, log);
+        report.source = hosts.source.address;
+        report.target = hosts.target.address;
+        await requireRoot(hosts.source, settings.source, settings.sudo);
+        await requireRoot(hosts.target, settings.target, settings.sudo);
+        const connected = hosts;
+        const settled = await settleEarlierRun(connected, settings.compose.project, runtime, started);
+        if (settled.length > 0)
+            report.settled = settled;
+        const unit = await findUnit(connected.source, settings.compose.project);
+        const { order, waitsFor } = restoreOrder(unit.members);
+        const byName = new Map(unit.members.map((member) => [containerNameOf(member), member]));
+        report.members = order.map((container) => ({
+            container,
+            service: serviceOf(byName.get(container) ?? unit.members[0]),
+            status: 'not started',
+            sourceId: byName.get(container)?.Id,
+        }));
+        log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+        const gate = await core/* group */.Os(`Gate: unit ${unitName}`, () => gateUnit(settings, connected, unit, log));
+        report.networks = gate.networks.map((network) => ({ name: network.spec.name, created: false }));
+        for (const network of gate.networks.filter((n) => n.create)) {
+            await runNetworkCommand(connected.target, networkCreateArgs(network.spec), 'stage');
+            const entry = report.networks.find((n) => n.name === network.spec.name);
+            if (entry)
+                entry.created = true;
+            log.info(`network ${network.spec.name} created on the target (${network.spec.ipam.map((p) => p.subnet).join(', ')})`);
         }
-        catch (error) {
-            const refused = error instanceof MigrationError ? error : new MigrationError('COMMAND_FAILED', errorMessage(error));
-            await report(settings, shortMetadata(settings, 'refused', connected, started, refused), runtime.env, log);
-            runtime.fail(refused);
-            return;
+        const coordinator = new UnitCoordinator(order, waitsFor);
+        const runs = await Promise.all(order.map((member) => runMember(settings, runtime, member, coordinator, control.signal, started)));
+        for (const run of runs) {
+            const entry = report.members.find((m) => m.container === run.member);
+            if (!entry)
+                continue;
+            const metadata = run.outcome?.metadata;
+            entry.status = metadata?.run.status ?? 'failed';
+            if (metadata?.container.targetId)
+                entry.targetId = metadata.container.targetId;
+            if (metadata?.timings.downtimeMs !== undefined)
+                entry.downtimeMs = metadata.timings.downtimeMs;
+            if (run.error)
+                entry.error = metadataError(run.error);
         }
-        if (resumed?.direction === 'roll-forward') {
-            // The container already runs on the host the earlier run moved it to: that was the job.
-            log.info(`finished the earlier migration ${resumed.checkpointName}: ${resumed.done.join('; ')}`);
-            await report(settings, shortMetadata(settings, 'resumed', connected, started, undefined, resumed), runtime.env, log);
-            return;
+        const statuses = new Set(report.members.map((m) => m.status));
+        report.leftovers = runs.flatMap((run) => run.outcome?.leftovers ?? []);
+        const downtimes = report.members.flatMap((m) => (m.downtimeMs === undefined ? [] : [m.downtimeMs]));
+        if (downtimes.length > 0)
+            report.downtimeMs = Math.max(...downtimes);
+        if (statuses.size === 1 && statuses.has('succeeded')) {
+            report.status = 'succeeded';
         }
-        const record = {
-            schema: 2,
-            mode: settings.mode,
-            container: key,
-            checkpointName: settings.checkpointName,
-            source: connected.source.address,
-            target: connected.target.address,
-            sourceAfter: settings.sourceAfter,
-            owner,
-            status: 'running',
-            entries: [],
-            updatedAt: new Date().toISOString(),
-        };
-        const journal = new Journal(record, journalPersister(durable, saveRecord, log));
-        const outcome = await migrate({
-            settings,
-            ...connected,
-            recoveryHosts: durable,
-            log,
-            timer,
-            journal,
-            signal: control.signal,
-            startedAt,
-        });
-        // A commit no host holds: the hosts keep their open journal for the run that settles it.
-        if (!isUnfinished(journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
-            await archiveEverywhere(durable, journal.record, log);
-        if (resumed)
-            outcome.metadata.resumed = resumed;
-        await report(settings, outcome.metadata, runtime.env, log, outcome.error);
-        for (const leftover of outcome.leftovers)
-            core/* warning */.$e(`left to clean up: ${leftover}`);
-        if (outcome.error)
-            runtime.fail(outcome.error);
-        else
-            log.info(`migrated ${outcome.metadata.container.name}: down for ${outcome.metadata.timings.downtimeMs} ms`);
+        else {
+            // The member that failed first says why; the others gave up because of it.
+            const first = coordinator.firstFailure;
+            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
+            // A cancellation or the run's timeout stopped every member alike: said as it is.
+            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+            const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
+            report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
+            if (undone)
+                await removeCreatedNetworks(connected.target, report, log);
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+        if (hosts)
+            await removeCreatedNetworks(hosts.target, report, log);
     }
     finally {
         control.close();
-        await locks?.release().catch(() => { });
-        await Promise.allSettled(hosts.map((host) => host.close()));
+        if (hosts)
+            await Promise.allSettled([hosts.source.close(), hosts.target.close()]);
+    }
+    report.durationMs = Math.round(performance.now() - start);
+    if (failure)
+        report.error = metadataError(failure);
+    await publishUnit(report, settings.checkpointName, runtime.env);
+    for (const leftover of report.leftovers ?? [])
+        core/* warning */.$e(`left to clean up: ${leftover}`);
+    if (failure)
+        runtime.fail(failure);
+    else
+        log.info(`migrated ${unitName} (${report.members.length} containers): frozen for ${report.downtimeMs} ms`);
+}
+/**
+ * What an earlier run of this unit left open (a member paused on the source, one created on the
+ * target), settled member by member from its journals before the gate looks at the project.
+ */
+async function settleEarlierRun(hosts, project, runtime, started) {
+    const { log } = runtime;
+    const members = (await new DockerCli(hosts.source).listContainers('preflight'))
+        .filter((container) => container.Config.Labels?.[COMPOSE_PROJECT_LABEL] === project)
+        .map(containerNameOf);
+    const owner = runOwner(runtime.env, started, runtime.newToken());
+    const done = [];
+    for (const member of members) {
+        const locks = await lockContainer([hosts.source, hosts.target], member, owner, log);
+        try {
+            const resumed = await settleUnfinished(hosts, member, log);
+            if (resumed && resumed.direction !== 'nothing') {
+                done.push(`${member}: ${resumed.direction} of ${resumed.checkpointName} (${resumed.done.join('; ')})`);
+                log.info(`settled the earlier run of ${member}: ${resumed.direction}`);
+            }
+        }
+        finally {
+            await locks.release().catch(() => { });
+        }
+    }
+    return done;
+}
+/** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
+async function removeCreatedNetworks(target, report, log) {
+    for (const network of report.networks.filter((n) => n.created)) {
+        try {
+            if (await inspectNetwork(target, network.name, 'rollback')) {
+                await runNetworkCommand(target, ['network', 'rm', network.name], 'rollback');
+            }
+            network.removed = true;
+            log.info(`network ${network.name} removed from the target again`);
+        }
+        catch (error) {
+            const leftover = `network ${network.name} on the target: ${errorMessage(error)}; remove it by hand (docker network rm ${network.name})`;
+            report.leftovers = [...(report.leftovers ?? []), leftover];
+        }
     }
 }
 
@@ -66330,11 +68096,18 @@ function buildSelectionReport(input) {
     };
 }
 /** The units that may move, for `strategy.matrix` (`fromJSON`): one job per container. */
+/**
+ * The units that may move, one matrix entry each, in the form migrate mode's unit input takes:
+ * compose:<project> for a project (all its members in one run), a container's name otherwise
+ * (also as container, which migrate mode takes as well).
+ */
 function selectionMatrix(report) {
     return {
         include: report.units
             .filter((unit) => unit.result === 'movable')
-            .flatMap((unit) => unit.containers.map((container) => ({ unit: unit.unit, container }))),
+            .map((unit) => unit.kind === 'compose'
+            ? { unit: unit.unit }
+            : { unit: unit.unit, container: unit.containers[0] ?? unit.unit }),
     };
 }
 function selectionVerdict(report) {
@@ -66420,6 +68193,8 @@ async function writeSelectionSummary(summary, report, env = {}) {
 
 
 
+
+
 /** Random, so compression cannot flatter the measured speed. */
 const SPEED_SAMPLE_BYTES = 64 * 1024 * 1024;
 /** The runner's own container, when the runner runs on the source in a container (Docker sets its hostname to the short ID). */
@@ -66442,16 +68217,16 @@ async function measureSpeed(source, target, log) {
         return undefined;
     }
 }
-/** A compose project moves only as one unit, which this action does not do yet. */
-function composeCheck(unit) {
+/** A unit the gate could not even read (a dependency cycle in its labels): blocked, with why. */
+function unitFailure(unit, error) {
     return {
         host: 'source',
-        name: 'compose project as one unit',
+        name: 'compose unit',
         status: 'fail',
-        observed: `${unit.name}: ${unit.members.map(containerNameOf).join(', ')}`,
-        expected: 'a container outside any compose project',
-        remedy: 'this action moves one container per run; a compose project moved member by member would freeze its services at different instants and lose its project network on the target. Move it another way for now.',
-        code: 'COMPOSE_UNIT_UNSUPPORTED',
+        observed: `${unit.name}: ${error.message}`,
+        expected: 'a unit the gate can read',
+        ...(error.remedy ? { remedy: error.remedy } : {}),
+        code: error.code,
     };
 }
 /**
@@ -66478,20 +68253,42 @@ async function runSelectionPreflight(settings, log, env) {
         const shared = gatherSharedHostFacts(hosts);
         const speed = await log.group('Stream speed between the hosts', () => measureSpeed(hosts.source, hosts.target, log));
         const units = [];
+        const gateCtx = { settings, ...hosts, sourceDocker, targetDocker, log };
         for (const unit of resolved.units) {
             const input = await log.group(`Unit ${unit.name}`, async () => {
-                const checks = unit.kind === 'compose' ? [composeCheck(unit)] : [];
+                const base = { name: unit.name, kind: unit.kind, containers: unit.members.map(containerNameOf) };
+                if (unit.kind === 'compose') {
+                    // The same gate migrate mode runs for unit: compose:<project>.
+                    let gate;
+                    try {
+                        restoreOrder(unit.members);
+                        gate = await gateComposeUnit(gateCtx, unit, shared);
+                    }
+                    catch (error) {
+                        const failure = asMigrationError(error, 'PREFLIGHT_FAILED');
+                        return { ...base, checks: [unitFailure(unit, failure)] };
+                    }
+                    for (const check of gate.checks)
+                        if (check.status !== 'pass')
+                            log.info(formatCheck(check));
+                    return {
+                        ...base,
+                        checks: gate.checks,
+                        ...(gate.memoryBytes !== undefined && gate.layerBytes !== undefined
+                            ? { memoryBytes: gate.memoryBytes, layerBytes: gate.layerBytes }
+                            : {}),
+                    };
+                }
+                const checks = [];
                 let memoryBytes = 0;
                 let layerBytes = 0;
                 let sized = true;
                 for (const member of unit.members) {
-                    const name = containerNameOf(member);
-                    const gate = await runGate({ settings: { ...settings, container: member.Id }, ...hosts, sourceDocker, targetDocker, log }, shared);
+                    const gate = await runGate({ ...gateCtx, settings: { ...settings, container: member.Id } }, shared);
                     for (const check of gate.checks) {
-                        const named = unit.kind === 'compose' ? { ...check, name: `${name}: ${check.name}` } : check;
-                        checks.push(named);
+                        checks.push(check);
                         if (check.status !== 'pass')
-                            log.info(formatCheck(named));
+                            log.info(formatCheck(check));
                     }
                     const memory = gate.facts.sourceProbe?.memory?.bytes;
                     const layer = gate.facts.sourceProbe?.writableLayerBytes;
@@ -66500,13 +68297,7 @@ async function runSelectionPreflight(settings, log, env) {
                     memoryBytes += memory ?? 0;
                     layerBytes += layer ?? 0;
                 }
-                return {
-                    name: unit.name,
-                    kind: unit.kind,
-                    containers: unit.members.map(containerNameOf),
-                    checks,
-                    ...(sized ? { memoryBytes, layerBytes } : {}),
-                };
+                return { ...base, checks, ...(sized ? { memoryBytes, layerBytes } : {}) };
             });
             units.push(input);
         }
@@ -66595,7 +68386,7 @@ async function settle({ plan, connection }, saved, runtime) {
         hosts.push(connected.source, connected.target);
         // The main step's lock carries the same token: taking it is not stealing it.
         const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
-        const locks = await lockContainer(plan.sides.map((side) => connected[side]), saved.container, owner, runtime.log);
+        const locks = await lockContainer(plan.lockSides.map((side) => connected[side]), saved.container, owner, runtime.log);
         try {
             const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, plan.sides);
             if (settled) {
@@ -66636,6 +68427,7 @@ async function settle({ plan, connection }, saved, runtime) {
 
 
 
+
 /** Wiring only: the post step, or inputs then the chosen mode. */
 async function run() {
     const runtime = actionsRuntime();
@@ -66654,7 +68446,10 @@ async function run() {
         savePostPlan(settings, runtime);
         switch (settings.mode) {
             case 'migrate':
-                await runMigrateMode(settings, runtime);
+                if (settings.compose)
+                    await runUnitMigrateMode({ ...settings, compose: settings.compose }, runtime);
+                else
+                    await runMigrateMode(settings, runtime);
                 return;
             case 'preflight':
                 if (settings.selection)
