@@ -124,6 +124,18 @@ async function runCheckpoint(fault?: Fault): Promise<Run> {
   return h.run;
 }
 
+/** The run reported once, with a status, and failed the step unless it succeeded. */
+function reportProblems(published: Publication[], failed: MigrationError[]): string[] {
+  if (published.length !== 1) return [`reported ${published.length} times`];
+  const status = published[0]?.metadata.run.status;
+  const problems: string[] = [];
+  if ((status === 'succeeded') !== (failed.length === 0))
+    problems.push(`status ${status} with ${failed.length} failure(s)`);
+  if (!['succeeded', 'refused', 'rolled-back', 'failed'].includes(status ?? ''))
+    problems.push(`status ${status}`);
+  return problems;
+}
+
 const finalDir = (series: string) => `${STORE}/${NAME}/${series}/${CHECKPOINT}`;
 
 /** Where a run ended up, in words: empty when the end state keeps every promise. */
@@ -131,13 +143,10 @@ function endStateProblems({ world, published, failed, log }: Run): string[] {
   const problems: string[] = [];
   const source = world.source.machine;
   const store = world.target.machine;
-  if (published.length !== 1) return [`reported ${published.length} times`];
+  const reported = reportProblems(published, failed);
+  if (reported.length > 0) return reported;
   const status = published[0]?.metadata.run.status;
   const error = failed[0]?.describe() ?? '';
-  if ((status === 'succeeded') !== (failed.length === 0))
-    problems.push(`status ${status} with ${failed.length} failure(s)`);
-  if (!['succeeded', 'refused', 'rolled-back', 'failed'].includes(status ?? ''))
-    problems.push(`status ${status}`);
 
   const container = source.container(SOURCE_ID);
   if (source.connected && container?.status !== 'running')
@@ -297,13 +306,10 @@ function restoreProblems({ world, published, failed }: Run): string[] {
   const problems: string[] = [];
   const store = world.source.machine;
   const target = world.target.machine;
-  if (published.length !== 1) return [`reported ${published.length} times`];
+  const reported = reportProblems(published, failed);
+  if (reported.length > 0) return reported;
   const status = published[0]?.metadata.run.status;
   const error = failed[0]?.describe() ?? '';
-  if ((status === 'succeeded') !== (failed.length === 0))
-    problems.push(`status ${status} with ${failed.length} failure(s)`);
-  if (!['succeeded', 'refused', 'rolled-back', 'failed'].includes(status ?? ''))
-    problems.push(`status ${status}`);
   const gone = STORED_FILES.filter((path) => !store.contents.has(path));
   if (gone.length > 0) problems.push(`the store lost ${gone.join(', ')}`);
   const restored = target.container(NAME);
