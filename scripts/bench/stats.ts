@@ -56,11 +56,16 @@ export interface Downtime {
 
 /**
  * Downtime as the workload saw it: the largest gap between consecutive
- * timestamps of the combined logs, deduplicated by line number (a restored
+ * timestamps of the combined logs (only gaps that overlap the window, when
+ * one is given), deduplicated by line number (a restored
  * Podman container brings its old log along). It continued when the target's
  * first new line is the source's last plus one, with the same token.
  */
-export function analyseDowntime(source: readonly CounterLine[], target: readonly CounterLine[]): Downtime {
+export function analyseDowntime(
+  source: readonly CounterLine[],
+  target: readonly CounterLine[],
+  window?: { fromMs: number; toMs: number },
+): Downtime {
   const byN = new Map<number, CounterLine>();
   for (const line of [...source, ...target]) if (!byN.has(line.n)) byN.set(line.n, line);
   const lines = [...byN.values()].sort((a, b) => a.n - b.n);
@@ -69,6 +74,8 @@ export function analyseDowntime(source: readonly CounterLine[], target: readonly
   for (let i = 1; i < lines.length; i++) {
     const d = lines[i]!.ms - lines[i - 1]!.ms;
     steps.push(d);
+    // With a window (the move), a stall of the workload before or after it is not downtime.
+    if (window && (lines[i]!.ms < window.fromMs || lines[i - 1]!.ms > window.toMs)) continue;
     if (d > gap) gap = d;
   }
   const last = source.at(-1);

@@ -100,6 +100,28 @@ describe('analyseDowntime', () => {
   ])('$name', ({ source, target, want }) => {
     expect(analyseDowntime(source, target)).toMatchObject(want);
   });
+
+  it('with a window, a stall before the move is not downtime; the gap across the move is', () => {
+    // A 5 s stall at 1000-6000 (before the move starts at 7000), then the move's 2 s gap at 8000-10000.
+    const source = lines([
+      [1, 1000],
+      [2, 6000],
+      [3, 7000],
+      [4, 8000],
+    ]);
+    const target = lines([
+      [5, 10_000],
+      [6, 10_010],
+    ]);
+    expect(analyseDowntime(source, target).downtimeMs).toBe(5000);
+    expect(analyseDowntime(source, target, { fromMs: 7000, toMs: 11_000 })).toMatchObject({
+      downtimeMs: 2000,
+      boundaryGapMs: 2000,
+      continued: true,
+    });
+    // A gap that straddles the window's start still counts: the freeze may begin as the move does.
+    expect(analyseDowntime(source, target, { fromMs: 9000, toMs: 11_000 }).downtimeMs).toBe(2000);
+  });
 });
 
 describe('gapWithin', () => {
