@@ -14,7 +14,7 @@ import { chart } from './render/svg.js';
 import type { FloorRun, MigrationRun, ModesRun, Report, TransportRun } from './report.js';
 import { evaluateTargets, summarise } from './stats.js';
 import { floor } from './ways/floor.js';
-import { copyImage } from './ways/images.js';
+import { buildWorkloadImage, copyImage } from './ways/images.js';
 import { counterMigration, MIGRATIONS } from './ways/migrate.js';
 import { modes } from './ways/modes.js';
 import { redis } from './ways/redis.js';
@@ -61,14 +61,33 @@ async function versions(ctx: BenchContext, withPodman: boolean): Promise<Record<
       "docker version --format '{{.Server.Version}}'",
       ...['containerd', 'runc', 'criu'].map((p) => `dpkg-query -W -f '\${Version}\\n' ${p}`),
       withPodman ? `${PODMAN} --version | cut -d' ' -f3` : 'echo n/a',
+      // Which OCI runtime Podman runs its containers with (its default on this host).
+      withPodman
+        ? `${PODMAN} info --format '{{.Host.OCIRuntime.Name}} {{.Host.OCIRuntime.Version}}' | head -n1`
+        : 'echo n/a',
       // Pre-copy (criu pre-dump) needs the kernel's soft-dirty tracking.
       'criu check --feature mem_dirty_track >/dev/null 2>&1 && echo yes || echo no',
     ].join('; '),
   );
-  const [docker = '?', containerd = '?', runc = '?', criu = '?', podman = '?', dirtyTrack = '?'] = v.stdout
-    .trim()
-    .split('\n');
-  return { docker, containerd, runc, criu, podman, node: process.version, memDirtyTrack: dirtyTrack };
+  const [
+    docker = '?',
+    containerd = '?',
+    runc = '?',
+    criu = '?',
+    podman = '?',
+    podmanRuntime = '?',
+    dirtyTrack = '?',
+  ] = v.stdout.trim().split('\n');
+  return {
+    docker,
+    containerd,
+    runc,
+    criu,
+    podman,
+    podmanRuntime,
+    node: process.version,
+    memDirtyTrack: dirtyTrack,
+  };
 }
 
 function notes(report: Report, runs: MigrationRun[]): string[] {
@@ -77,12 +96,13 @@ function notes(report: Report, runs: MigrationRun[]): string[] {
     ...new Set(runs.filter((r) => r.method === 'action' && r.restorePath).map((r) => r.restorePath)),
   ];
   return [
-    `Memory pattern ${report.settings.pattern} (test/testbed/workload/counter.sh): random is incompressible (urandom bytes, NUL and newline mapped to \\001), text is random letters of a 16-character alphabet (compressors halve it), zeros is one repeated byte. The loop never forks and reads the value only when a test asks (a check on a timer copied it: busybox ash expands \${#big} by copying), so a dump holds one copy of the memory.`,
+    `Memory pattern ${report.settings.pattern} (scripts/bench/workload/bench-counter.sh, the test bed's counter.sh plus the checksum): random is incompressible (urandom bytes, NUL and newline mapped to \\001), text is random letters of a 16-character alphabet (compressors halve it), zeros is one repeated byte. The holder never forks except to compute a requested checksum (once before the move, answered before the move starts; once after it), so a dump holds one copy of the memory.`,
     `The action ran with default settings (compression: auto); codec per its metadata JSON: ${codecs.join('; ') || 'not recorded by this build of the action'}; restore path: ${paths.join(', ') || 'n/a'}.`,
     "The action's times are read from the metadata JSON it writes (outputs.metadata-path): timings.phasesMs, timings.downtimeMs, checkpoint.bytes and transferredBytes, criu.frozenTimeUs (CRIU's own dump time); CRIU's restore time from the restore.log containerd keeps.",
     "Runner peak RSS: the action's node process (/usr/bin/time around it); for seed and Podman, both OpenSSH control connections plus the largest relay pipeline.",
-    'The floor is computed per repetition: floor.sh\'s pause + dump + staged restore on host 1, plus the CRIU image\'s bytes at the median OpenSSH relay speed of the transport section ("transfer at the relay speed").',
-    'Podman runs with runc and CRIU from the same host root, storage driver overlay on ext4 (/var/lib/docker/podman-storage), default zstd-compressed export including root file system changes. All containers use --network none.',
+    `The floor is computed per repetition: floor.sh's pause + dump + staged restore on host 1, plus the CRIU image's bytes at the fastest median speed of the transport section (${report.summary.bySize[String(report.settings.sizes.at(-1))]?.floor?.transferTool ?? 'none measured'}); the overlap floor puts max(dump, transfer) in place of their sum.`,
+    `Podman ${report.versions.podman} runs with OCI runtime ${report.versions.podmanRuntime ?? 'not recorded'} (podman info) and CRIU from the same host root, storage driver overlay on ext4 (/var/lib/docker/podman-storage), export including root file system changes: once with its default (zstd) and once with --compress none. All containers use --network none.`,
+    'Memory by content: the counter prints the md5 of its whole value when asked (scripts/bench/workload/bench-counter.sh), on the source before the move and on the target after it; redis answers DEBUG DIGEST (started with --enable-debug-command local). A run whose check could not be made counts as "not checked", never as intact.',
     'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
     "Total wall time: the action process from start to exit; the seed and Podman scripts from start to exit. Bytes between hosts: the action's checkpoint.transferredBytes; for seed and Podman, the bytes the relay copied.",
     `Pre-copy: not applied: the action dumps once while frozen; criu pre-dump needs mem_dirty_track, which these hosts report as "${report.versions.memDirtyTrack ?? 'not read'}". CRIU's page server (dumping and sending at once) is not used by the action either.`,
@@ -109,7 +129,7 @@ async function measure(opts: Options): Promise<Report> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark drives the test bed and needs root');
   const distEntry = opts.dist ? join(resolve(opts.dist), 'index.js') : DIST_ENTRY;
   if (!existsSync(distEntry)) throw new Error(`${distEntry} is missing: run npm run build first`);
-  const withPodman = opts.methods.includes('podman');
+  const withPodman = opts.methods.some((m) => m === 'podman' || m === 'podman-uncompressed');
   const bed = new BenchBed(opts, join(ROOT, 'test/testbed'));
   const distCopy = mkdtempSync(join(tmpdir(), 'bench-dist-'));
   cpSync(dirname(distEntry), distCopy, { recursive: true });
@@ -141,6 +161,7 @@ async function measure(opts: Options): Promise<Report> {
   try {
     await bed.up();
     if (withPodman) await preparePodman(ctx);
+    await buildWorkloadImage(ctx);
     await copyImage(ctx, IMAGE, withPodman);
     await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
     const ver = await versions(ctx, withPodman);
@@ -189,7 +210,7 @@ async function measure(opts: Options): Promise<Report> {
       for (let rep = 1; rep <= opts.reps; rep++) transportRuns.push(...(await way.measure(ctx, 0, rep)));
     }
     if (opts.redis) {
-      for (let rep = 1; rep <= opts.reps; rep++) {
+      for (let rep = 1; rep <= opts.redisReps; rep++) {
         for (const m of opts.methods) {
           try {
             runs.push(await redis(MIGRATIONS[m]).measure(ctx, opts.redisMiB, rep));
@@ -235,6 +256,7 @@ async function measure(opts: Options): Promise<Report> {
         modes: opts.modes,
         redis: opts.redis,
         redisMiB: opts.redisMiB,
+        redisReps: opts.redisReps,
         tick: TICK,
         transportBytes: opts.transportBytes,
         out: relative(ROOT, resolve(ROOT, opts.out)),

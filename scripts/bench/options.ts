@@ -4,22 +4,27 @@ import { MEMORY_PATTERNS, type MemoryPattern, MIGRATION_WAYS, type MigrationWay 
 
 export const USAGE = `npm run bench [-- options]
 
-Migrates the counter workload (test/testbed/workload/counter.sh, TICK=0.01, MB MiB of
-memory of PATTERN) from host 1 to host 2 of the bench's own test bed by every way, in
+Migrates the counter workload (scripts/bench/workload/bench-counter.sh, TICK=0.01, MB MiB
+of memory of PATTERN) from host 1 to host 2 of the bench's own test bed by every way, in
 rotating order each repetition: seed (the seed article's procedure), action (dist/, default
-settings), podman (checkpoint --export / restore --import). Then per size the floor
+settings), podman (checkpoint --export / restore --import, its default zstd) and
+podman-uncompressed (the same with --compress none). Each run checks the workload's memory
+by content (md5 of its whole value before and after). Then per size the floor
 (scripts/bench/floor.sh) and the checkpoint/restore modes on host 1, then the transport
-alone (OpenSSH ssh | ssh against the action's SSH code), then redis-server with a data set.
+alone (OpenSSH relay, the action's SSH code with and without sha256, OpenSSH host 1 ->
+host 2 directly), then redis-server with a data set (DEBUG DIGEST before and after).
 
 Options:
   --sizes 64,256,1024   workload sizes in MiB (default 64,256,1024)
   --skip-1g             leave out sizes of 1024 MiB and more
   --reps N              repetitions per size and way (default 3)
   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport, 64 MiB redis
-  --methods a,b         subset of seed,action,podman (none: only the floor and the modes)
+  --methods a,b         subset of seed,action,podman,podman-uncompressed (none: only the
+                        floor and the modes)
   --pattern P           random (default: incompressible), text or zeros
   --transport-mib N     size of the transport stream (default 1024)
   --redis-mib N         redis data set in MiB of random values (default 256)
+  --redis-reps N        repetitions of the redis section (default: --reps)
   --layer-mib N         modes: write N MiB of random data into the container's writable layer
                         before the checkpoint (default 0: the counter's small layer)
   --dist DIR            run the action bundle in DIR (another build's dist/) instead of dist/
@@ -31,7 +36,8 @@ Environment (the bench's own test bed):
   BENCH_HOST1_ADDR, BENCH_HOST2_ADDR, BENCH_HOST3_ADDR   loopback addresses (127.0.0.6, .7, .8)
 The last two lines printed are
   checkpoint freeze ratio at 256 MiB: X.XX; restore ratio at 256 MiB: X.XX
-  downtime ratio seed/action at 256 MiB: X.XX; podman/action: Y.YY
+  downtime ratio seed/action at 256 MiB: X.XX; podman/action: Y.YY; action/floor: Z.ZZ
+(podman: its best configuration at 256 MiB; floor: priced at the fastest transport measured)
 `;
 
 export interface Options {
@@ -42,6 +48,7 @@ export interface Options {
   pattern: MemoryPattern;
   transportBytes: number;
   redisMiB: number;
+  redisReps: number;
   layerMiB: number;
   /** The bundle directory the action runs from; dist/ of the repository when undefined. */
   dist: string | undefined;
@@ -84,6 +91,7 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
       pattern: { type: 'string' },
       'transport-mib': { type: 'string' },
       'redis-mib': { type: 'string' },
+      'redis-reps': { type: 'string' },
       'layer-mib': { type: 'string' },
       dist: { type: 'string' },
       'no-transport': { type: 'boolean', default: false },
@@ -107,6 +115,7 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
   const patternText = values.pattern ?? 'random';
   const pattern = MEMORY_PATTERNS.find((p) => p === patternText);
   if (!pattern) throw new Error(`--pattern must be one of ${MEMORY_PATTERNS.join(', ')}, not ${patternText}`);
+  const reps = positive(values.reps ?? (quick ? '1' : '3'), '--reps');
   const hostAddrs: [string, string, string] = [
     loopback(env, 'BENCH_HOST1_ADDR', '127.0.0.6'),
     loopback(env, 'BENCH_HOST2_ADDR', '127.0.0.7'),
@@ -117,7 +126,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     throw new Error(`the bench hosts' addresses must differ: ${hostAddrs.join(' ')}`);
   return {
     sizes: [...new Set(sizes)].sort((a, b) => a - b),
-    reps: positive(values.reps ?? (quick ? '1' : '3'), '--reps'),
+    reps,
+    redisReps: values['redis-reps'] === undefined ? reps : positive(values['redis-reps'], '--redis-reps'),
     quick,
     methods,
     pattern,

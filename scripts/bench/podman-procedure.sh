@@ -6,8 +6,9 @@
 #   (copy to the new host: ssh SRC cat | ssh DST 'cat >F')
 #   podman container restore --import /tmp/NAME.tar.zst
 #
-# Default options otherwise (zstd compression, root file system changes
-# included). The image must already be on the target.
+# BENCH_PODMAN_COMPRESS=none adds `--compress none` (a plain tar); "default"
+# keeps Podman's default (zstd). Root file system changes included either way.
+# The image must already be on the target.
 #
 # Usage: podman-procedure.sh SRC DST NAME   (hosts as root@addr:port)
 # Environment: BENCH_SSH_KEY, BENCH_KNOWN_HOSTS.
@@ -17,7 +18,12 @@ BENCH_WHAT=podman
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 src=${1:?source host} dst=${2:?target host} name=${3:?container name}
-archive=/tmp/$name.tar.zst
+compress=${BENCH_PODMAN_COMPRESS:-default}
+case $compress in
+default) archive=/tmp/$name.tar.zst compress_opt= ;;
+none) archive=/tmp/$name.tar compress_opt='--compress none' ;;
+*) echo "BENCH_PODMAN_COMPRESS must be default or none, not $compress" >&2; exit 2 ;;
+esac
 podman='PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman'
 stats=$(mktemp "$BENCH_CTL_DIR/stats.XXXXXX")
 
@@ -25,7 +31,7 @@ open_master "$src"
 open_master "$dst"
 
 t0=$(now_ms)
-step checkpoint "$src" "$podman container checkpoint --print-stats --export $archive $name" >"$stats"
+step checkpoint "$src" "$podman container checkpoint --print-stats $compress_opt --export $archive $name" >"$stats"
 grep '^step\.' "$stats" || true
 relay copy "$src" "$dst" "$archive"
 step restore "$dst" "$podman container restore --import $archive >/dev/null"

@@ -1,7 +1,30 @@
 /** The benchmark's results file (bench/results/latest.json): raw runs, their summary, targets, notes. */
 
-export const MIGRATION_WAYS = ['seed', 'action', 'podman'] as const;
+export const MIGRATION_WAYS = ['seed', 'action', 'podman', 'podman-uncompressed'] as const;
 export type MigrationWay = (typeof MIGRATION_WAYS)[number];
+/** Podman's configurations: its default (zstd) and `--compress none`; the better one is "Podman's best". */
+export const PODMAN_WAYS = ['podman', 'podman-uncompressed'] as const satisfies readonly MigrationWay[];
+/** The transports the floor may take its speed from: the fastest of them in the same run sets it. */
+export const FLOOR_TRANSPORTS = ['openssh', 'action-raw', 'host-to-host'] as const;
+
+/**
+ * The workload's proof that its memory arrived: a checksum of the whole value
+ * it holds, computed by the workload itself before the move (source) and after
+ * it (target). "not checked" when either side could not be read.
+ */
+export interface MemoryCheck {
+  status: 'intact' | 'differs' | 'not checked';
+  before?: string;
+  after?: string;
+  /** Why it was not checked, when it was not. */
+  why?: string;
+}
+
+export interface MemoryCount {
+  intact: number;
+  differs: number;
+  notChecked: number;
+}
 export const MEMORY_PATTERNS = ['random', 'text', 'zeros'] as const;
 export type MemoryPattern = (typeof MEMORY_PATTERNS)[number];
 
@@ -40,6 +63,8 @@ export interface MigrationRun {
   codec?: string;
   restorePath?: string;
   criuStats?: Record<string, number>;
+  /** The workload's content checksum before and after the move. */
+  memory?: MemoryCheck;
   /** Redis only: whether the process survived (same run_id) and the data set came along (same DBSIZE). */
   redis?: { runIdKept: boolean; keysBefore: number; keysAfter: number };
 }
@@ -61,6 +86,8 @@ export interface FloorRun {
 
 export interface TransportRun {
   tool: string;
+  /** Where its clock starts: "after connections are open" for every tool of this bench. */
+  clock?: string;
   label: string;
   rep: number;
   ms: number;
@@ -106,6 +133,8 @@ export interface WaySummary {
   checkpointBytes?: Spread;
   continued: boolean;
   failed: number;
+  /** Memory checks of the runs that completed (failed runs are counted in failed). */
+  memory?: MemoryCount;
   phasesMs?: Record<string, number>;
   stepsMs?: Record<string, number>;
   dumpMs?: Spread;
@@ -120,10 +149,15 @@ export interface FloorSummary {
   restoreMs?: Spread;
   restoreCriuMs?: Spread;
   checkpointBytes?: Spread;
-  /** checkpointBytes at the OpenSSH relay's median speed. */
+  /** The transport whose median speed set the floor (the fastest of FLOOR_TRANSPORTS measured). */
+  transferTool?: string;
+  transferMBps?: number;
+  /** checkpointBytes at that speed. */
   transferMs?: Spread;
   /** pause + dump + transfer + staged restore. */
   floorMs?: Spread;
+  /** pause + max(dump, transfer) + staged restore: dump and transfer overlapped. */
+  overlapFloorMs?: Spread;
   oneHostDowntimeMs?: Spread;
 }
 
@@ -158,7 +192,8 @@ export interface Summary {
   bySize: Record<string, SizeSummary>;
   transport: Record<string, TransportSummary>;
   /** The redis service, per way (one size: the data set). */
-  redis: Partial<Record<MigrationWay, WaySummary & { runIdKept: boolean; keysKept: boolean }>>;
+  /** runIdKept / keysKept undefined: no run completed, so not measured. */
+  redis: Partial<Record<MigrationWay, WaySummary & { runIdKept?: boolean; keysKept?: boolean }>>;
 }
 
 export interface Target {
@@ -192,6 +227,8 @@ export interface Report {
     modes: boolean;
     redis: boolean;
     redisMiB: number;
+    /** Absent in results from before --redis-reps: the same as reps then. */
+    redisReps?: number;
     tick: string;
     transportBytes: number;
     out: string;

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { modesLine, ratioLine } from '../../scripts/bench/render/final-line.js';
 import { fmtBytes, metText, range } from '../../scripts/bench/render/format.js';
-import { floorTable, markdown, resultsTable, targetsTable } from '../../scripts/bench/render/markdown.js';
+import {
+  floorTable,
+  markdown,
+  memoryCell,
+  redisTable,
+  resultsTable,
+  targetsTable,
+  yesNo,
+} from '../../scripts/bench/render/markdown.js';
 import { chart, logTicks } from '../../scripts/bench/render/svg.js';
 import type { MigrationRun, Report, Summary } from '../../scripts/bench/report.js';
 import { evaluateTargets, summarise } from '../../scripts/bench/stats.js';
@@ -9,10 +17,12 @@ import { evaluateTargets, summarise } from '../../scripts/bench/stats.js';
 const sp = (median: number, min = median, max = median, n = 1) => ({ median, min, max, n });
 
 function summaryWith(
-  ways: Partial<Record<'seed' | 'action' | 'podman', number>>,
+  ways: Partial<Record<'seed' | 'action' | 'podman' | 'podman-uncompressed', number>>,
   modes?: { freeze: number; restore: number },
+  floorMs?: number,
 ): Summary {
   const entry: Summary['bySize'][string] = { ways: {} };
+  if (floorMs !== undefined) entry.floor = { floorMs: sp(floorMs), transferTool: 'host-to-host' };
   for (const [way, ms] of Object.entries(ways))
     entry.ways[way as 'seed'] = { downtimeMs: sp(ms), continued: true, failed: 0 };
   if (modes)
@@ -29,23 +39,36 @@ describe('the last lines', () => {
   it.each([
     {
       ways: { seed: 10_000, action: 2_000, podman: 5_000 },
-      want: 'downtime ratio seed/action at 256 MiB: 5.00; podman/action: 2.50',
+      floor: 1_600,
+      want: 'downtime ratio seed/action at 256 MiB: 5.00; podman/action: 2.50; action/floor: 1.25',
+    },
+    {
+      // Podman's best configuration is the one in the line.
+      ways: { seed: 10_000, action: 2_000, podman: 5_000, 'podman-uncompressed': 3_000 },
+      floor: 2_000,
+      want: 'downtime ratio seed/action at 256 MiB: 5.00; podman/action: 1.50; action/floor: 1.00',
     },
     {
       ways: { seed: 3_000, action: 2_000 },
-      want: 'downtime ratio seed/action at 256 MiB: 1.50; podman/action: n/a',
+      floor: undefined,
+      want: 'downtime ratio seed/action at 256 MiB: 1.50; podman/action: n/a; action/floor: n/a',
     },
     {
       ways: { seed: 3_000, podman: 2_000 },
-      want: 'downtime ratio seed/action at 256 MiB: n/a; podman/action: n/a',
+      floor: 1_000,
+      want: 'downtime ratio seed/action at 256 MiB: n/a; podman/action: n/a; action/floor: n/a',
     },
-    { ways: {}, want: 'downtime ratio seed/action at 256 MiB: n/a; podman/action: n/a' },
-  ])('ratio line for $ways', ({ ways, want }) => {
-    const line = ratioLine(summaryWith(ways));
+    {
+      ways: {},
+      floor: undefined,
+      want: 'downtime ratio seed/action at 256 MiB: n/a; podman/action: n/a; action/floor: n/a',
+    },
+  ])('ratio line for $ways, floor $floor', ({ ways, floor, want }) => {
+    const line = ratioLine(summaryWith(ways, undefined, floor));
     expect(line).toBe(want);
-    // Machine-readable: the two numbers parse back.
+    // Machine-readable: the three numbers parse back.
     expect(
-      /^downtime ratio seed\/action at 256 MiB: (\d+\.\d\d|n\/a); podman\/action: (\d+\.\d\d|n\/a)$/.test(
+      /^downtime ratio seed\/action at 256 MiB: (\d+\.\d\d|n\/a); podman\/action: (\d+\.\d\d|n\/a); action\/floor: (\d+\.\d\d|n\/a)$/.test(
         line,
       ),
     ).toBe(true);
@@ -105,6 +128,12 @@ const run = (method: MigrationRun['method'], sizeMiB: number, downtimeMs: number
   totalMs: downtimeMs * 2,
   bytes: 1024 * 1024,
   continued: method !== 'podman',
+  memory:
+    method === 'seed'
+      ? { status: 'intact', before: 'a', after: 'a' }
+      : method === 'podman'
+        ? { status: 'differs', before: 'a', after: 'b' }
+        : undefined,
   phasesMs: method === 'action' ? { checkpoint: 100, transfer: 200, restore: 300 } : undefined,
 });
 
@@ -168,22 +197,67 @@ describe('markdown', () => {
   it('one row per size and way, a podman that did not continue flagged, and the floor row', () => {
     const r = report();
     expect(resultsTable(r.summary, [256])).toEqual([
-      '| size | way | downtime | total wall time | bytes between hosts | CRIU image | runner peak RSS |',
-      '|---|---|---|---|---|---|---|',
-      '| 256 MiB | seed | 10.00 s | 20.00 s | 1.0 MiB | n/a | n/a |',
-      '| 256 MiB | action | 2.00 s | 4.00 s | 1.0 MiB | n/a | n/a |',
-      '| 256 MiB | podman (did not continue!) | 4.00 s | 8.00 s | 1.0 MiB | n/a | n/a |',
+      '| size | way | downtime | memory (content checksum) | total wall time | bytes between hosts | CRIU image | runner peak RSS |',
+      '|---|---|---|---|---|---|---|---|',
+      '| 256 MiB | seed | 10.00 s | intact 1/1 | 20.00 s | 1.0 MiB | n/a | n/a |',
+      // No check made: said, never counted as intact.
+      '| 256 MiB | action | 2.00 s | **not checked 1/1** | 4.00 s | 1.0 MiB | n/a | n/a |',
+      '| 256 MiB | podman (did not continue!) | 4.00 s | **differs 1/1** | 8.00 s | 1.0 MiB | n/a | n/a |',
       // 10 + 500 + 100 MB at 100 MB/s (1000 ms) + 400.
-      '| 256 MiB | floor (computed, see below) | 1.91 s | | | 95.4 MiB | |',
+      '| 256 MiB | floor (computed, openssh) | 1.91 s | | | | 95.4 MiB | |',
+      // 10 + max(500, 1000) + 400.
+      '| 256 MiB | overlap floor (dump and transfer at once) | 1.41 s | | | | | |',
     ]);
   });
 
-  it('the floor table shows its parts and says how it is computed', () => {
-    const lines = floorTable(report().summary, [256], 100);
+  it('the floor table names the transport that set it and shows both floors', () => {
+    const lines = floorTable(report().summary, [256]);
     expect(lines[0]).toMatch(
-      /pause \+ dump \+ the CRIU image's bytes at the OpenSSH relay's measured speed \(100\.0 MB\/s\) \+ the staged restore/,
+      /pause \+ dump \+ the CRIU image's bytes at the fastest transport measured in this run \(openssh, 100\.0 MB\/s median;/,
     );
-    expect(lines.at(-1)).toBe('| 256 MiB | 1910 | 10 | 500 | 1000 | 400 | n/a | n/a |');
+    expect(lines[0]).toMatch(
+      /overlap floor lets dump and transfer run at once: pause \+ max\(dump, transfer\)/,
+    );
+    expect(lines.at(-1)).toBe('| 256 MiB | 1910 | 1410 | 10 | 500 | 1000 | 400 | n/a | n/a |');
+  });
+
+  it.each([
+    { memory: undefined, failed: 0, want: 'not checked' },
+    { memory: { intact: 0, differs: 0, notChecked: 0 }, failed: 3, want: 'not measured (every run failed)' },
+    { memory: { intact: 2, differs: 0, notChecked: 0 }, failed: 1, want: 'intact 2/2' },
+    {
+      memory: { intact: 1, differs: 1, notChecked: 1 },
+      failed: 0,
+      want: 'intact 1/3, **differs 1/3**, **not checked 1/3**',
+    },
+  ])('memory cell $want', ({ memory, failed, want }) => {
+    expect(memoryCell(memory, failed)).toBe(want);
+  });
+
+  it('the redis table says "not measured" for a way whose every run failed, never "no"', () => {
+    const r = report();
+    const runs: MigrationRun[] = [
+      { method: 'podman', workload: 'redis', sizeMiB: 64, rep: 1, error: 'did not answer' },
+      {
+        method: 'action',
+        workload: 'redis',
+        sizeMiB: 64,
+        rep: 1,
+        downtimeMs: 1000,
+        redis: { runIdKept: true, keysBefore: 5, keysAfter: 5 },
+        memory: { status: 'intact', before: 'd', after: 'd' },
+      },
+    ];
+    r.summary = summarise(runs, [], [], [], [256]);
+    const lines = redisTable(r);
+    expect(lines.find((l) => l.startsWith('| podman'))).toBe(
+      '| podman (1 failed of 1) | n/a | n/a | n/a | not measured | not measured | not measured (every run failed) |',
+    );
+    expect(lines.find((l) => l.startsWith('| action'))).toMatch(/\| yes \| yes \| intact 1\/1 \|$/);
+  });
+
+  it('yesNo', () => {
+    expect([yesNo(true), yesNo(false), yesNo(undefined)]).toEqual(['yes', '**no**', 'not measured']);
   });
 
   it('every target says met, missed or not measured', () => {
@@ -191,8 +265,8 @@ describe('markdown', () => {
     const rows = lines.slice(4);
     expect(rows.length).toBe(report().targets.length);
     for (const row of rows) expect(row).toMatch(/\| (met|\*\*missed\*\*|not measured) \|$/);
-    expect(rows.find((r) => r.includes('1.2x the floor'))).toMatch(
-      /action 2\.00 s \/ floor 1\.91 s = 1\.05x \| met \|$/,
+    expect(rows.find((r) => r.includes('256 MiB at most 1.2x the floor'))).toMatch(
+      /action 2\.00 s \/ floor 1\.91 s \(openssh\) = 1\.05x \| met \|$/,
     );
     expect(rows.find((r) => r.includes('5x shorter'))).toMatch(/= 5\.00x \| met \|$/);
   });

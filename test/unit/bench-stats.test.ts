@@ -1,12 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { parseOptions } from '../../scripts/bench/options.js';
-import type { FloorRun, MigrationRun, Summary, TransportRun } from '../../scripts/bench/report.js';
+import type {
+  FloorRun,
+  MigrationRun,
+  Summary,
+  TransportRun,
+  TransportSummary,
+} from '../../scripts/bench/report.js';
 import {
   analyseDowntime,
+  bestPodman,
+  countMemory,
   evaluateTargets,
+  fastestTransport,
   floorOf,
   gapWithin,
   median,
+  memoryVerdict,
   spread,
   summarise,
 } from '../../scripts/bench/stats.js';
@@ -90,6 +100,28 @@ describe('analyseDowntime', () => {
   ])('$name', ({ source, target, want }) => {
     expect(analyseDowntime(source, target)).toMatchObject(want);
   });
+
+  it('with a window, a stall before the move is not downtime; the gap across the move is', () => {
+    // A 5 s stall at 1000-6000 (before the move starts at 7000), then the move's 2 s gap at 8000-10000.
+    const source = lines([
+      [1, 1000],
+      [2, 6000],
+      [3, 7000],
+      [4, 8000],
+    ]);
+    const target = lines([
+      [5, 10_000],
+      [6, 10_010],
+    ]);
+    expect(analyseDowntime(source, target).downtimeMs).toBe(5000);
+    expect(analyseDowntime(source, target, { fromMs: 7000, toMs: 11_000 })).toMatchObject({
+      downtimeMs: 2000,
+      boundaryGapMs: 2000,
+      continued: true,
+    });
+    // A gap that straddles the window's start still counts: the freeze may begin as the move does.
+    expect(analyseDowntime(source, target, { fromMs: 9000, toMs: 11_000 }).downtimeMs).toBe(2000);
+  });
 });
 
 describe('gapWithin', () => {
@@ -110,7 +142,7 @@ describe('gapWithin', () => {
   });
 });
 
-describe('floorOf: pause + dump + bytes at the relay speed + staged restore', () => {
+describe('floorOf: pause + dump + bytes at the fastest speed + staged restore', () => {
   const run: FloorRun = {
     sizeMiB: 256,
     rep: 1,
@@ -129,6 +161,86 @@ describe('floorOf: pause + dump + bytes at the relay speed + staged restore', ()
     const got = floorOf(r, relay);
     if (want === undefined) expect(got).toBeUndefined();
     else expect(got).toBeCloseTo(want, 6);
+  });
+
+  it.each([
+    // Transfer 2097 ms > dump 1500 ms: the transfer hides the dump.
+    { name: 'transfer longer than the dump', run, MBps: 128, want: 50 + 2097.152 + 600 },
+    // 268435456 B at 1000 MB/s = 268 ms < dump: the dump hides the transfer.
+    { name: 'dump longer than the transfer', run, MBps: 1000, want: 50 + 1500 + 600 },
+    { name: 'no speed', run, MBps: undefined, want: undefined },
+  ])('overlapped, $name', ({ run: r, MBps, want }) => {
+    const got = floorOf(r, MBps, true);
+    if (want === undefined) expect(got).toBeUndefined();
+    else expect(got).toBeCloseTo(want, 6);
+  });
+});
+
+describe('fastestTransport', () => {
+  const t = (MBps: number): TransportSummary => ({
+    label: 'x',
+    MBps: { median: MBps, min: MBps, max: MBps, n: 1 },
+  });
+  it.each<{ name: string; transport: Record<string, TransportSummary>; want: unknown }>([
+    { name: 'the relay alone', transport: { openssh: t(100) }, want: { tool: 'openssh', MBps: 100 } },
+    {
+      name: 'host to host faster than the relay and the raw channels',
+      transport: { openssh: t(100), 'action-raw': t(150), 'host-to-host': t(250) },
+      want: { tool: 'host-to-host', MBps: 250 },
+    },
+    {
+      name: "the action's hashed stream never sets it, even when fastest",
+      transport: { openssh: t(100), action: t(400) },
+      want: { tool: 'openssh', MBps: 100 },
+    },
+    { name: 'nothing measured', transport: {}, want: undefined },
+  ])('$name', ({ transport, want }) => {
+    expect(fastestTransport(transport)).toEqual(want);
+  });
+});
+
+describe('memoryVerdict and countMemory', () => {
+  it.each([
+    { before: { sum: 'aa' }, after: { sum: 'aa' }, want: 'intact' },
+    { before: { sum: 'aa' }, after: { sum: 'bb' }, want: 'differs' },
+    { before: { why: 'exec failed' }, after: { sum: 'aa' }, want: 'not checked' },
+    { before: { sum: 'aa' }, after: { why: 'no answer' }, want: 'not checked' },
+  ])('$before / $after: $want', ({ before, after, want }) => {
+    const v = memoryVerdict(before, after);
+    expect(v.status).toBe(want);
+    if (want === 'not checked') expect(v.why).toMatch(/exec failed|no answer/);
+  });
+
+  it('counts a run without a check as not checked', () => {
+    const base: MigrationRun = { method: 'action', sizeMiB: 64, rep: 1 };
+    expect(
+      countMemory([
+        { ...base, memory: { status: 'intact' } },
+        { ...base, memory: { status: 'differs' } },
+        { ...base, memory: { status: 'not checked', why: 'x' } },
+        base,
+      ]),
+    ).toEqual({ intact: 1, differs: 1, notChecked: 2 });
+  });
+});
+
+describe('bestPodman', () => {
+  const w = (median: number) => ({
+    downtimeMs: { median, min: median, max: median, n: 1 },
+    continued: true,
+    failed: 0,
+  });
+  it.each([
+    {
+      name: 'uncompressed faster',
+      ways: { podman: w(900), 'podman-uncompressed': w(700) },
+      want: 'podman-uncompressed',
+    },
+    { name: 'default faster', ways: { podman: w(600), 'podman-uncompressed': w(700) }, want: 'podman' },
+    { name: 'only the default measured', ways: { podman: w(600) }, want: 'podman' },
+    { name: 'none measured', ways: { action: w(100) }, want: undefined },
+  ])('$name', ({ ways, want }) => {
+    expect(bestPodman(ways)?.way).toBe(want);
   });
 });
 
@@ -162,7 +274,35 @@ describe('summarise and evaluateTargets', () => {
   ): Summary => summarise(runs, floors, transport, [], [64, 256, 1024]);
 
   it('computes the floor with the median OpenSSH speed: 1 s + 1 s + 100 MB at 100 MB/s', () => {
-    expect(summaryOf([]).bySize['256']?.floor?.floorMs?.median).toBe(3000);
+    const floor = summaryOf([]).bySize['256']?.floor;
+    expect(floor?.floorMs?.median).toBe(3000);
+    expect(floor?.transferTool).toBe('openssh');
+    // Overlapped: max(1000 dump, 1000 transfer) + 1000 restore.
+    expect(floor?.overlapFloorMs?.median).toBe(2000);
+  });
+
+  it('prices the floor at the fastest transport measured, whichever it is', () => {
+    const floor = summaryOf(
+      [],
+      [
+        relay(100),
+        streamed(120),
+        { ...relay(200), tool: 'host-to-host' },
+        { ...relay(150), tool: 'action-raw' },
+      ],
+    ).bySize['256']?.floor;
+    expect(floor?.transferTool).toBe('host-to-host');
+    // 100 MB at 200 MB/s = 500 ms.
+    expect(floor?.floorMs?.median).toBe(2500);
+    expect(floor?.overlapFloorMs?.median).toBe(2000);
+  });
+
+  it('says "not measured" (undefined) for redis when no run of a way completed, never "no"', () => {
+    const s = summaryOf([
+      { method: 'podman', workload: 'redis', sizeMiB: 64, rep: 1, error: 'did not answer' },
+    ]);
+    expect(s.redis.podman).toMatchObject({ failed: 1, runIdKept: undefined, keysKept: undefined });
+    expect(s.redis.podman?.memory).toEqual({ intact: 0, differs: 0, notChecked: 0 });
   });
 
   it('keeps redis runs out of the per-size table and checks run_id and DBSIZE', () => {
@@ -189,19 +329,19 @@ describe('summarise and evaluateTargets', () => {
     {
       name: 'at the floor times 1.2 exactly: met',
       runs: [way('action', 256, 3600)],
-      target: /1\.2x the floor/,
+      target: /at 256 MiB at most 1\.2x the floor/,
       met: true,
     },
     {
       name: 'just above 1.2x the floor: missed',
       runs: [way('action', 256, 3601)],
-      target: /1\.2x the floor/,
+      target: /at 256 MiB at most 1\.2x the floor/,
       met: false,
     },
     {
       name: 'no 256 MiB run: not measured',
       runs: [way('action', 64, 100)],
-      target: /1\.2x the floor/,
+      target: /at 256 MiB at most 1\.2x the floor/,
       met: undefined,
     },
     {
@@ -219,26 +359,76 @@ describe('summarise and evaluateTargets', () => {
     {
       name: 'podman slower at 64 MiB: met',
       runs: [way('action', 64, 500), way('podman', 64, 600)],
-      target: /Podman's export\/copy\/import at 64 MiB/,
+      target: /Podman's best configuration at 64 MiB/,
       met: true,
     },
     {
       name: 'podman equal at 1 GiB: missed',
       runs: [way('action', 1024, 600), way('podman', 1024, 600)],
-      target: /at 1024 MiB/,
+      target: /best configuration at 1024 MiB/,
       met: false,
     },
     {
-      name: 'under half of podman at 1 GiB: met',
-      runs: [way('action', 1024, 299), way('podman', 1024, 600)],
-      target: /under half/,
+      name: "Podman's better configuration is the one compared: uncompressed faster, action slower than it",
+      runs: [way('action', 256, 500), way('podman', 256, 900), way('podman-uncompressed', 256, 450)],
+      target: /best configuration at 256 MiB/,
+      met: false,
+    },
+    {
+      name: "every action rep at most 0.7x of Podman's fastest rep at 1 GiB: met",
+      runs: [
+        way('action', 1024, 400),
+        way('action', 1024, 420, { rep: 2 }),
+        way('podman', 1024, 600),
+        way('podman', 1024, 700, { rep: 2 }),
+      ],
+      target: /0\.7x of Podman's best configuration on every repetition/,
       met: true,
     },
     {
-      name: 'half of podman at 1 GiB: missed',
-      runs: [way('action', 1024, 300), way('podman', 1024, 600)],
-      target: /under half/,
+      name: 'the median under 0.7x but one action rep above: missed',
+      runs: [
+        way('action', 1024, 300),
+        way('action', 1024, 300, { rep: 2 }),
+        way('action', 1024, 500, { rep: 3 }),
+        way('podman', 1024, 600),
+        way('podman', 1024, 700, { rep: 2 }),
+      ],
+      target: /0\.7x of Podman's best configuration on every repetition/,
       met: false,
+    },
+    {
+      name: 'memory intact in every completed run and no failure: met',
+      runs: [
+        way('action', 64, 100, { memory: { status: 'intact', before: 'a', after: 'a' } }),
+        way('podman', 64, 100, { memory: { status: 'intact', before: 'b', after: 'b' } }),
+      ],
+      target: /proves its memory by content/,
+      met: true,
+    },
+    {
+      name: 'a run without a memory check: missed, never counted as intact',
+      runs: [
+        way('action', 64, 100, { memory: { status: 'intact', before: 'a', after: 'a' } }),
+        way('action', 64, 100, { rep: 2 }),
+      ],
+      target: /proves its memory by content/,
+      met: false,
+    },
+    {
+      name: 'a failed run counts against the memory target',
+      runs: [
+        way('action', 64, 100, { memory: { status: 'intact', before: 'a', after: 'a' } }),
+        { method: 'action', sizeMiB: 64, rep: 2, error: 'boom' },
+      ],
+      target: /proves its memory by content/,
+      met: false,
+    },
+    {
+      name: 'lazy memory is not in this build: not measured',
+      runs: [way('action', 256, 100)],
+      target: /memory: lazy/,
+      met: undefined,
     },
     { name: 'transport 1.2x the relay: met', runs: [], target: /transport at least 1\.0x/, met: true },
     {
@@ -292,6 +482,12 @@ describe('parseOptions', () => {
       },
     },
     { args: ['--quick'], want: { sizes: [64], reps: 1, transportBytes: 256 * 1024 * 1024, redisMiB: 64 } },
+    { args: ['--reps', '2'], want: { reps: 2, redisReps: 2 } },
+    { args: ['--reps', '2', '--redis-reps', '1'], want: { reps: 2, redisReps: 1 } },
+    {
+      args: [],
+      want: { methods: ['seed', 'action', 'podman', 'podman-uncompressed'] },
+    },
     { args: ['--sizes', '1024,64,64', '--skip-1g'], want: { sizes: [64] } },
     {
       args: ['--pattern', 'zeros', '--methods', 'action,podman', '--no-redis'],

@@ -1,5 +1,5 @@
 /** latest.md: the results as tables, where the time goes, the targets met or missed, and how it was measured. */
-import { MIGRATION_WAYS, type Report, type Summary } from '../report.js';
+import { type MemoryCount, MIGRATION_WAYS, type Report, type Summary } from '../report.js';
 import { median } from '../stats.js';
 import { cell, fmtBytes, metText, mib, ms, range, ratio, sec } from './format.js';
 
@@ -22,10 +22,29 @@ export function header(report: Report): string {
   );
 }
 
+/**
+ * The memory column: how many completed runs proved their memory by content.
+ * A failed run is not a check; "not checked" is said, never hidden.
+ */
+export function memoryCell(memory: MemoryCount | undefined, failed: number): string {
+  if (!memory) return 'not checked';
+  const done = memory.intact + memory.differs + memory.notChecked;
+  if (done === 0) return failed > 0 ? 'not measured (every run failed)' : 'not measured';
+  const parts: string[] = [];
+  if (memory.intact) parts.push(`intact ${memory.intact}/${done}`);
+  if (memory.differs) parts.push(`**differs ${memory.differs}/${done}**`);
+  if (memory.notChecked) parts.push(`**not checked ${memory.notChecked}/${done}**`);
+  return parts.join(', ');
+}
+
+/** A yes/no of a measured property, or "not measured" when no run completed. */
+export const yesNo = (v: boolean | undefined): string =>
+  v === undefined ? 'not measured' : v ? 'yes' : '**no**';
+
 export function resultsTable(summary: Summary, sizes: readonly number[]): string[] {
   const out = [
-    '| size | way | downtime | total wall time | bytes between hosts | CRIU image | runner peak RSS |',
-    '|---|---|---|---|---|---|---|',
+    '| size | way | downtime | memory (content checksum) | total wall time | bytes between hosts | CRIU image | runner peak RSS |',
+    '|---|---|---|---|---|---|---|---|',
   ];
   for (const size of sizes) {
     const entry = summary.bySize[String(size)];
@@ -36,39 +55,41 @@ export function resultsTable(summary: Summary, sizes: readonly number[]): string
         .filter(Boolean)
         .join(', ');
       out.push(
-        `| ${size} MiB | ${way}${flags ? ` (${flags})` : ''} | ${range(w.downtimeMs, sec)} | ${range(w.totalMs, sec)} | ${range(w.bytes, fmtBytes)} | ${range(w.checkpointBytes, fmtBytes)} | ${range(w.runnerRssKb, mib)} |`,
+        `| ${size} MiB | ${way}${flags ? ` (${flags})` : ''} | ${range(w.downtimeMs, sec)} | ${memoryCell(w.memory, w.failed)} | ${range(w.totalMs, sec)} | ${range(w.bytes, fmtBytes)} | ${range(w.checkpointBytes, fmtBytes)} | ${range(w.runnerRssKb, mib)} |`,
       );
     }
     const f = entry?.floor;
     if (f) {
       out.push(
-        `| ${size} MiB | floor (computed, see below) | ${range(f.floorMs, sec)} | | | ${range(f.checkpointBytes, fmtBytes)} | |`,
+        `| ${size} MiB | floor (computed, ${f.transferTool ?? 'no transport measured'}) | ${range(f.floorMs, sec)} | | | | ${range(f.checkpointBytes, fmtBytes)} | |`,
+        `| ${size} MiB | overlap floor (dump and transfer at once) | ${range(f.overlapFloorMs, sec)} | | | | | |`,
       );
     }
   }
   return out;
 }
 
-export function floorTable(
-  summary: Summary,
-  sizes: readonly number[],
-  relayMBps: number | undefined,
-): string[] {
+export function floorTable(summary: Summary, sizes: readonly number[]): string[] {
   const rows = sizes.filter((size) => summary.bySize[String(size)]?.floor);
   if (rows.length === 0) return [];
+  const first = summary.bySize[String(rows[0]!)]!.floor!;
+  const speed = first.transferMBps
+    ? `${first.transferTool}, ${first.transferMBps.toFixed(1)} MB/s median`
+    : 'no transport measured';
   const out = [
-    `The floor, the best a migration can do on these hosts: pause + dump + the CRIU image's bytes at the OpenSSH relay's measured speed (${relayMBps ? `${relayMBps.toFixed(1)} MB/s` : 'not measured'}) + the staged restore. ` +
+    `The floor, a lower bound for any migration that dumps, then copies, then restores on these hosts: pause + dump + the CRIU image's bytes at the fastest transport measured in this run (${speed}; the candidates are the OpenSSH relay, the action's SSH channels raw without sha256, and an OpenSSH copy from host 1 straight to host 2) + the staged restore. ` +
+      'The overlap floor lets dump and transfer run at once: pause + max(dump, transfer) + staged restore; it is the bound for a design that streams pages while dumping (CRIU page server). ' +
       "Pause, dump and restore are measured on host 1 by scripts/bench/floor.sh: `docker pause`, `runc checkpoint --leave-running` into a new container's checkpoint directory, " +
       "the `pages-*.img` moved to a staging directory and replaced by relative symlinks (as the action's staged-pages restore does, from containerd's actual TMPDIR), then `docker start --checkpoint`. " +
-      'Per repetition the four parts are added, then the median is taken; ms, median (min–max).',
+      'Per repetition the parts are added, then the median is taken; ms, median (min–max).',
     '',
-    '| size | floor | pause | dump (runc checkpoint) | transfer at the relay speed | staged restore (docker start --checkpoint) | of which CRIU | one host, as the workload saw it |',
-    '|---|---|---|---|---|---|---|---|',
+    '| size | floor | overlap floor | pause | dump (runc checkpoint) | transfer at the fastest speed | staged restore (docker start --checkpoint) | of which CRIU | one host, as the workload saw it |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const size of rows) {
     const f = summary.bySize[String(size)]!.floor!;
     out.push(
-      `| ${size} MiB | ${range(f.floorMs, ms)} | ${range(f.pauseMs, ms)} | ${range(f.dumpMs, ms)} | ${range(f.transferMs, ms)} | ${range(f.restoreMs, ms)} | ${range(f.restoreCriuMs, ms)} | ${range(f.oneHostDowntimeMs, ms)} |`,
+      `| ${size} MiB | ${range(f.floorMs, ms)} | ${range(f.overlapFloorMs, ms)} | ${range(f.pauseMs, ms)} | ${range(f.dumpMs, ms)} | ${range(f.transferMs, ms)} | ${range(f.restoreMs, ms)} | ${range(f.restoreCriuMs, ms)} | ${range(f.oneHostDowntimeMs, ms)} |`,
     );
   }
   return out;
@@ -90,7 +111,7 @@ export function phasesTable(summary: Summary, sizes: readonly number[]): string[
       `| ${size} MiB | ${PHASES.map((name) => (p[name] !== undefined ? ms(p[name]) : '')).join(' | ')} | ${range(a.dumpMs, ms)} | ${range(a.restoreCriuMs, ms)} | ${range(a.reportedDowntimeMs, ms)} |`,
     );
   }
-  for (const way of ['seed', 'podman'] as const) {
+  for (const way of ['seed', 'podman', 'podman-uncompressed'] as const) {
     const names = [
       ...new Set(rows.flatMap((size) => Object.keys(summary.bySize[String(size)]?.ways[way]?.stepsMs ?? {}))),
     ];
@@ -136,7 +157,10 @@ export function transportTable(summary: Summary, bytes: number): string[] {
   const tools = Object.values(summary.transport);
   if (tools.length === 0) return [];
   return [
-    `## Transport alone: ${fmtBytes(bytes)} host 1 -> runner -> host 2`,
+    `## Transport alone: ${fmtBytes(bytes)} from host 1 to host 2`,
+    '',
+    'Every clock starts after the SSH connections it uses are open (OpenSSH: control connections opened before, the timed command runs over them; the action: its probe times from the first channel on connected hosts; host to host: a control connection from host 1 to host 2 opened before) and stops when the receiving end has read the last byte. ' +
+      'So handshakes are outside every clock, and the opening of the session channels and the remote commands inside every one. Runner peak RSS and CPU include the control connections; host to host uses no runner process.',
     '',
     '| tool | MB/s (10^6 B/s) | runner peak RSS | runner CPU time |',
     '|---|---|---|---|',
@@ -154,13 +178,14 @@ export function redisTable(report: Report): string[] {
     `## A real service: Debian's redis-server with ${report.settings.redisMiB} MiB of random values`,
     '',
     "Image testbed/services:1 (test/testbed/package-image.sh). Downtime: the longest run of failed `redis-cli PING`s, polled from inside the container's host on both ends every 10 ms of wall clock. " +
-      "The process is the same when INFO server's run_id is unchanged (a restart would draw a new one); the data set came along when DBSIZE is the same.",
+      "The process is the same when INFO server's run_id is unchanged (a restart would draw a new one); the data set came along when DBSIZE is the same; " +
+      'its content when `DEBUG DIGEST` (the server\'s own digest of every key and value) is the same before and after. "not measured": no run of that way completed.',
     '',
-    '| way | downtime | total wall time | bytes between hosts | run_id unchanged | DBSIZE unchanged |',
-    '|---|---|---|---|---|---|',
+    '| way | downtime | total wall time | bytes between hosts | run_id unchanged | DBSIZE unchanged | memory (DEBUG DIGEST) |',
+    '|---|---|---|---|---|---|---|',
     ...ways.map(
       ([way, w]) =>
-        `| ${way}${w.failed ? ` (${w.failed} failed)` : ''} | ${range(w.downtimeMs, sec)} | ${range(w.totalMs, sec)} | ${range(w.bytes, fmtBytes)} | ${w.runIdKept ? 'yes' : '**no**'} | ${w.keysKept ? 'yes' : '**no**'} |`,
+        `| ${way}${w.failed ? ` (${w.failed} failed of ${w.failed + (w.memory ? w.memory.intact + w.memory.differs + w.memory.notChecked : 0)})` : ''} | ${range(w.downtimeMs, sec)} | ${range(w.totalMs, sec)} | ${range(w.bytes, fmtBytes)} | ${yesNo(w.runIdKept)} | ${yesNo(w.keysKept)} | ${memoryCell(w.memory, w.failed)} |`,
     ),
   ];
 }
@@ -177,15 +202,16 @@ export function targetsTable(report: Report): string[] {
 
 export function markdown(report: Report): string {
   const { summary, settings } = report;
-  const relay = summary.transport.openssh?.MBps.median;
   const out = [
     '# Benchmark: live migration downtime, all ways side by side',
     '',
     header(report),
     '',
-    `Workload: test/testbed/workload/counter.sh with PATTERN=${settings.pattern}, TICK=${settings.tick} and MB = size, ` +
+    `Workload: scripts/bench/workload/bench-counter.sh (the test bed's counter plus an md5 of its whole value on request) with PATTERN=${settings.pattern}, TICK=${settings.tick} and MB = size, ` +
       'in a container with `--network none --security-opt seccomp=unconfined` for every way. ' +
-      'Downtime is what the workload saw: the largest gap between consecutive timestamps of its combined source and target logs. Values: median (min–max).',
+      'Downtime is what the workload saw: the largest gap between consecutive timestamps of its combined source and target logs. ' +
+      'Memory: the workload computes the md5 of the whole value it holds on the source before the move and on the target after it; "intact" when they are equal. Values: median (min–max). ' +
+      'Podman runs twice: its default (`podman`, zstd-compressed export) and `--compress none` (`podman-uncompressed`); "Podman\'s best" is the one with the shorter median downtime at that size.',
     '',
     ...resultsTable(summary, settings.sizes),
     '',
@@ -193,7 +219,7 @@ export function markdown(report: Report): string {
     '',
     ...phasesTable(summary, settings.sizes),
     '',
-    ...floorTable(summary, settings.sizes, relay),
+    ...floorTable(summary, settings.sizes),
   ];
   for (const section of [
     modesTable(summary, settings.sizes),

@@ -6,6 +6,7 @@ const COLORS: Record<string, string> = {
   seed: '#d62728',
   action: '#1f77b4',
   podman: '#9467bd',
+  'podman-uncompressed': '#c5b0d5',
   floor: '#7f7f7f',
 };
 const PHASE_COLORS: Record<string, string> = {
@@ -157,9 +158,14 @@ function transportPanel(
   if (tools.length === 0) return '';
   const max = Math.max(...tools.map(([, t]) => t.MBps.max)) * 1.1;
   const rowH = Math.min(40, (h - 50) / tools.length);
-  const names: Record<string, string> = { openssh: 'OpenSSH', action: 'action', 'action-raw': 'no sha256' };
+  const names: Record<string, string> = {
+    openssh: 'OpenSSH',
+    action: 'action',
+    'action-raw': 'no sha256',
+    'host-to-host': 'host to host',
+  };
   const parts = [
-    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">Transport alone, ${esc(fmtBytes(bytes))} through the runner (MB/s)</text>`,
+    `<text x="${x0 + w / 2}" y="${y0 + 14}" text-anchor="middle" font-weight="bold">Transport alone, ${esc(fmtBytes(bytes))} host 1 to host 2 (MB/s)</text>`,
   ];
   tools.forEach(([tool, t], i) => {
     const y = y0 + 40 + i * rowH;
@@ -168,7 +174,7 @@ function transportPanel(
       `<text x="${x0 + 100}" y="${y + rowH / 2}" text-anchor="end" font-size="11">${esc(names[tool] ?? tool)}</text>`,
     );
     parts.push(
-      `<rect x="${x0 + 105}" y="${y + 4}" width="${scale(t.MBps.median)}" height="${rowH - 12}" fill="${tool === 'openssh' ? '#555' : COLORS.action}" fill-opacity="${tool.startsWith('action-') ? 0.45 : 0.9}"/>`,
+      `<rect x="${x0 + 105}" y="${y + 4}" width="${scale(t.MBps.median)}" height="${rowH - 12}" fill="${tool === 'openssh' || tool === 'host-to-host' ? '#555' : COLORS.action}" fill-opacity="${tool.startsWith('action-') || tool === 'host-to-host' ? 0.45 : 0.9}"/>`,
     );
     parts.push(
       `<line x1="${x0 + 105 + scale(t.MBps.min)}" y1="${y + rowH / 2 - 2}" x2="${x0 + 105 + scale(t.MBps.max)}" y2="${y + rowH / 2 - 2}" stroke="#000"/>`,

@@ -1,6 +1,33 @@
 /** Images the ways need on both hosts (and in Podman), as after a registry pull. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { check, log } from '../bed.js';
-import { type BenchContext, PODMAN } from './way.js';
+import { BASE_IMAGE, type BenchContext, benchScript, IMAGE, PODMAN, WORKLOAD } from './way.js';
+
+/**
+ * The bench's workload image on host 1: the bed's busybox image plus
+ * bench-counter.sh, rebuilt when the script or the base image changed (a label
+ * holds both). test/testbed stays as it is; the bench's workload is its own.
+ */
+export async function buildWorkloadImage(ctx: BenchContext): Promise<void> {
+  const { bed } = ctx;
+  const script = readFileSync(benchScript(ctx, 'workload/bench-counter.sh'));
+  const base = (await bed.must(bed.host1, `docker image inspect --format '{{.Id}}' ${BASE_IMAGE}`)).trim();
+  const stamp = createHash('sha256').update(script).update(base).digest('hex').slice(0, 16);
+  const have = await bed.on(
+    bed.host1,
+    `docker image inspect --format '{{index .Config.Labels "bench.workload"}}' ${IMAGE} 2>/dev/null`,
+  );
+  if (have.stdout.trim() === stamp) return;
+  log(`building ${IMAGE} on host 1 (${BASE_IMAGE} + scripts/bench/workload/bench-counter.sh)`);
+  const tmp = 'bench-image-build';
+  await bed.must(
+    bed.host1,
+    `docker rm -f ${tmp} >/dev/null 2>&1; docker run -i --name ${tmp} --network none ${BASE_IMAGE} sh -c 'cat >${WORKLOAD} && chmod 755 ${WORKLOAD}' && ` +
+      `docker commit --change 'CMD ["${WORKLOAD}"]' --change 'LABEL bench.workload=${stamp}' ${tmp} ${IMAGE} >/dev/null; r=$?; docker rm -f ${tmp} >/dev/null; exit $r`,
+    { input: script.toString('utf8') },
+  );
+}
 
 /**
  * The image goes to host 2 (and into Podman on both hosts) before anything is

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { SERVICES_IMAGE } from '../../../test/e2e/testbed.js';
 import { check, sleep } from '../bed.js';
 import type { MigrationRun } from '../report.js';
+import { memoryVerdict } from '../stats.js';
 import { copyImage } from './images.js';
 import {
   type BenchContext,
@@ -21,6 +22,7 @@ import {
   type Runtime,
   startContainer,
   type Way,
+  withPodman,
 } from './way.js';
 
 const VALUE_BYTES = 4096;
@@ -52,7 +54,7 @@ async function ensureImage(ctx: BenchContext): Promise<void> {
       timeoutMs: 900_000,
     });
   }
-  await copyImage(ctx, SERVICES_IMAGE.tag, ctx.opts.methods.includes('podman'));
+  await copyImage(ctx, SERVICES_IMAGE.tag, withPodman(ctx));
   imageReady = true;
 }
 
@@ -64,13 +66,16 @@ async function info(
   runtime: Runtime,
   host: string,
   name: string,
-): Promise<{ runId: string; keys: number }> {
+): Promise<{ runId: string; keys: number; digest?: string; why?: string }> {
   const out = await ctx.bed.must(
     host,
-    `${exec(runtime, name, 'redis-cli INFO server')} | tr -d '\\r' | sed -n 's/^run_id://p'; ${exec(runtime, name, 'redis-cli DBSIZE')}`,
+    `${exec(runtime, name, 'redis-cli INFO server')} | tr -d '\\r' | sed -n 's/^run_id://p'; ${exec(runtime, name, 'redis-cli DBSIZE')}; ${exec(runtime, name, 'redis-cli DEBUG DIGEST')} 2>&1`,
   );
-  const [runId = '', keys = ''] = out.trim().split('\n');
-  return { runId, keys: Number(keys) };
+  const [runId = '', keys = '', digest = ''] = out.trim().split('\n');
+  // The server's own digest of every key and value: its memory by content.
+  return /^[0-9a-f]{40}$/.test(digest.trim())
+    ? { runId, keys: Number(keys), digest: digest.trim() }
+    : { runId, keys: Number(keys), why: `DEBUG DIGEST answered: ${digest.trim().slice(0, 120)}` };
 }
 
 /**
@@ -109,7 +114,8 @@ export function redis(migration: Migration): Way<MigrationRun> {
         name: `bench-redis-${migration.way}-${rep}`,
         image: SERVICES_IMAGE.tag,
         createOpts: runtime === 'docker' ? `--runtime=runc ${common}` : common,
-        command: "redis-server --save '' --appendonly no --protected-mode no",
+        // DEBUG DIGEST (the content proof) needs the debug command, from inside the container only.
+        command: "redis-server --save '' --appendonly no --protected-mode no --enable-debug-command local",
       };
       await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
       await startContainer(ctx, runtime, bed.host1, spec);
@@ -163,8 +169,12 @@ export function redis(migration: Migration): Way<MigrationRun> {
         downtimeMs = await ping.stop();
       }
       const after = await info(ctx, runtime, bed.host2, spec.name);
+      const memory = memoryVerdict(
+        { sum: before.digest, why: before.why },
+        { sum: after.digest, why: after.why },
+      );
       log(
-        `redis ${migration.way} rep ${rep}: down ${downtimeMs} ms, run_id ${after.runId === before.runId ? 'unchanged' : 'NEW'}, ${after.keys} keys`,
+        `redis ${migration.way} rep ${rep}: down ${downtimeMs} ms, run_id ${after.runId === before.runId ? 'unchanged' : 'NEW'}, ${after.keys} keys, memory ${memory.status}`,
       );
       await Promise.all([cleanHost(ctx, bed.host1), cleanHost(ctx, bed.host2)]);
       return {
@@ -175,6 +185,7 @@ export function redis(migration: Migration): Way<MigrationRun> {
         ...moved,
         downtimeMs,
         continued: after.runId === before.runId && after.keys === before.keys,
+        memory,
         redis: { runIdKept: after.runId === before.runId, keysBefore: before.keys, keysAfter: after.keys },
       };
     },

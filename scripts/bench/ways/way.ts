@@ -12,7 +12,10 @@ import { log, sleep } from '../bed.js';
 import type { Options } from '../options.js';
 import type { MigrationRun, MigrationWay } from '../report.js';
 
-export const IMAGE = 'testbed/busybox:1';
+/** The bed's busybox image plus the bench's workload (scripts/bench/workload/bench-counter.sh), built by images.ts. */
+export const BASE_IMAGE = 'testbed/busybox:1';
+export const IMAGE = 'bench/counter:1';
+export const WORKLOAD = '/usr/local/bin/bench-counter';
 export const TICK = '0.01';
 export const PODMAN = 'PODMAN_IGNORE_CGROUPSV1_WARNING=1 podman';
 
@@ -87,7 +90,7 @@ export function counterSpec(
     name,
     image: IMAGE,
     createOpts: runtime === 'docker' ? `--runtime=runc ${common}` : common,
-    command: '/usr/local/bin/testbed-counter',
+    command: WORKLOAD,
   };
 }
 
@@ -155,7 +158,7 @@ export async function bothLogs(
 
 /** Removes everything a bench run leaves on a host, and fails if anything is left. */
 export async function cleanHost(ctx: BenchContext, host: string): Promise<void> {
-  const podman = ctx.opts.methods.includes('podman');
+  const podman = withPodman(ctx);
   const list = [
     'docker ps -aq --filter name=^bench-',
     ...(podman ? [`${PODMAN} ps -aq --filter name=^bench-`] : []),
@@ -169,13 +172,46 @@ export async function cleanHost(ctx: BenchContext, host: string): Promise<void> 
         ? `${list[1]} | PODMAN_IGNORE_CGROUPSV1_WARNING=1 xargs -r podman rm -f -t 0 >/dev/null 2>&1`
         : 'true',
       // The action's records of bench containers too (journal, lock, history, work files), and the floor's staging.
-      'rm -rf /tmp/checkpoint1.tar.gz /tmp/myapp-fs.tar.gz /tmp/bench-*.tar.zst /tmp/ctrd-checkpoint* /var/lib/criu-migrate/bench-* /var/lib/criu-migrate/containers/bench-* /var/lib/criu-migrate/work/bench-* /var/lib/docker/bench-floor-stage.*',
+      'rm -rf /tmp/checkpoint1.tar.gz /tmp/myapp-fs.tar.gz /tmp/bench-*.tar.zst /tmp/bench-*.tar /tmp/ctrd-checkpoint* /var/lib/criu-migrate/bench-* /var/lib/criu-migrate/containers/bench-* /var/lib/criu-migrate/work/bench-* /var/lib/docker/bench-floor-stage.*',
       'sync',
       `{ ${list.join('; ')}; } 2>/dev/null`,
     ].join('; '),
   );
   if (result.stdout.trim() !== '')
     throw new Error(`${host}: bench containers left after cleanup: ${result.stdout.trim()}`);
+}
+
+export const withPodman = (ctx: BenchContext): boolean =>
+  ctx.opts.methods.some((m) => m === 'podman' || m === 'podman-uncompressed');
+
+/**
+ * Asks the counter for the checksum of its whole value and waits for its
+ * answer ("sum <request> <md5>"); undefined with the reason when it gave none
+ * in time (a check that was not made, never a pass).
+ */
+export async function counterSum(
+  ctx: BenchContext,
+  runtime: Runtime,
+  host: string,
+  name: string,
+  sizeMiB: number,
+): Promise<{ sum?: string; why?: string }> {
+  const request = `${Date.now()}-${Math.floor(Math.random() * 1e9)}`;
+  const cli = runtime === 'docker' ? 'docker' : PODMAN;
+  const asked = await ctx.bed.on(
+    host,
+    `${cli} exec ${name} sh -c 'echo ${request} >/tmp/bench-counter-check'`,
+  );
+  if (asked.code !== 0) return { why: `exec failed: ${asked.stderr.trim().slice(-200)}` };
+  // md5 of 1 GiB takes seconds on a loaded two-core machine; the bound grows with the size.
+  const deadline = Date.now() + 30_000 + sizeMiB * 60;
+  const want = new RegExp(`^sum ${request} ([0-9a-f]{32})$`, 'm');
+  for (let i = 0; i < 1000 && Date.now() < deadline; i++) {
+    const m = want.exec((await ctx.bed.on(host, logsCommand(runtime, name))).stdout);
+    if (m) return { sum: m[1] };
+    await sleep(300);
+  }
+  return { why: 'no answer from the workload in time' };
 }
 
 export const scriptLines = (path: string): string => readFileSync(path, 'utf8');
