@@ -55710,6 +55710,8 @@ function hashedScript(body, stageCount) {
     return [
         HASH_TEE,
         'd=$(mktemp -d) || exit 1',
+        // A stopped stream (cancel, timeout, the other end gone) must not leave its fifo behind.
+        `trap 'rm -rf "$d"' EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP`,
         'mkfifo "$d/f" || exit 1',
         ': >"$d/rc"',
         'sha256sum <"$d/f" >"$d/sum" & h=$!',

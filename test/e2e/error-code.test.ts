@@ -36,7 +36,7 @@ describe('error-code', () => {
     expect(run.outputs['error-code']).toBe('HOST_KEY_UNKNOWN');
     expect(annotations(run.stdout)[0]).toMatch(/^::error::HOST_KEY_UNKNOWN: /);
     expect(run.summary).toMatch(/<code>HOST_KEY_UNKNOWN<\/code>/);
-    expect(run.summary).toMatch(/What to do(?::|<\/td><td>) run `ssh-keyscan/);
+    expect(run.summary).toMatch(/What to do(?:: |<\/td><td>)run `ssh-keyscan/);
   });
 
   it('names a failed preflight check in the annotation, summary and output', async () => {
