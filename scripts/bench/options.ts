@@ -30,8 +30,8 @@ Options:
   --dist DIR            run the action bundle in DIR (another build's dist/) instead of dist/
   --no-transport, --no-floor, --no-modes, --no-redis   leave that part out
   --out DIR             results directory (default bench/results)
-  --unit                only the compose unit section (off by default; about 2 min per repetition
-                        on an idle bed): a two-service compose project (two counters of
+  --unit                only the compose unit section (off by default; 2.5 min per repetition at
+                        load 15 to 33 here): a two-service compose project (two counters of
                         --unit-mib MiB each on the project network) moved as one unit against the
                         same two containers moved one at a time (two plain migrate runs); total
                         frozen time and longest single freeze from the workloads' ticks, the
