@@ -13,6 +13,7 @@ import { markdown } from './render/markdown.js';
 import { chart } from './render/svg.js';
 import type { FloorRun, MigrationRun, ModesRun, Report, TransportRun } from './report.js';
 import { evaluateTargets, summarise } from './stats.js';
+import { unitSection } from './unit-section.js';
 import { floor } from './ways/floor.js';
 import { buildWorkloadImage, copyImage } from './ways/images.js';
 import { counterMigration, MIGRATIONS } from './ways/migrate.js';
@@ -296,6 +297,13 @@ async function main(): Promise<void> {
     return;
   }
   const out = resolve(ROOT, opts.out);
+  if (opts.unit) {
+    if (process.getuid?.() !== 0) throw new Error('the benchmark drives the test bed and needs root');
+    const distEntry = opts.dist ? join(resolve(opts.dist), 'index.js') : DIST_ENTRY;
+    if (!existsSync(distEntry)) throw new Error(`${distEntry} is missing: run npm run build first`);
+    await unitSection(opts, ROOT, distEntry, out);
+    return;
+  }
   if (opts.render) {
     const report = JSON.parse(readFileSync(resolve(ROOT, opts.render), 'utf8')) as Report;
     if (report.schema !== 2)

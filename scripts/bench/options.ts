@@ -30,6 +30,14 @@ Options:
   --dist DIR            run the action bundle in DIR (another build's dist/) instead of dist/
   --no-transport, --no-floor, --no-modes, --no-redis   leave that part out
   --out DIR             results directory (default bench/results)
+  --unit                only the compose unit section (off by default; 2.5 min per repetition at
+                        load 15 to 33 here): a two-service compose project (two counters of
+                        --unit-mib MiB each on the project network) moved as one unit against the
+                        same two containers moved one at a time (two plain migrate runs); total
+                        frozen time and longest single freeze from the workloads' ticks, the
+                        action's metadata beside them, memory by content; writes unit.json and
+                        unit.md into --out (latest.* are left alone); uses --reps and --pattern
+  --unit-mib N          memory per service of the unit section (default 64)
   --render FILE         no measuring: write latest.md and latest.svg of --out again from a results JSON
 Environment (the bench's own test bed):
   BENCH_TESTBED_STATE   state directory (default /var/lib/criu-migrate-testbed-bench)
@@ -58,6 +66,9 @@ export interface Options {
   redis: boolean;
   out: string;
   render: string | undefined;
+  /** Only the compose unit section (unit.json / unit.md). */
+  unit: boolean;
+  unitMiB: number;
   help: boolean;
   state: string;
   hostAddrs: [string, string, string];
@@ -100,6 +111,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
       'no-redis': { type: 'boolean', default: false },
       out: { type: 'string' },
       render: { type: 'string' },
+      unit: { type: 'boolean', default: false },
+      'unit-mib': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -141,6 +154,8 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     redis: !values['no-redis'],
     out: values.out ?? 'bench/results',
     render: values.render,
+    unit: values.unit ?? false,
+    unitMiB: positive(values['unit-mib'] ?? '64', '--unit-mib'),
     help: values.help ?? false,
     state: env.BENCH_TESTBED_STATE ?? '/var/lib/criu-migrate-testbed-bench',
     hostAddrs,
