@@ -175,7 +175,14 @@ describe('examples/workflows/evacuate.yml driven for real', () => {
     for (const name of [...COUNTERS, `${PROJECT}-worker-1`]) {
       const last = parseCounter(await containerLogs(bed, bed.host1, name)).at(-1);
       expect(last, `${name} printed nothing on host 1`).toBeDefined();
-      expectResumedAfter(last!, parseCounter(await containerLogs(bed, bed.host2, name)));
+      const restored = parseCounter(await containerLogs(bed, bed.host2, name));
+      try {
+        expectResumedAfter(last!, restored);
+      } catch (error) {
+        // Name the container and show both sides of the boundary, so a failure can be read.
+        const shown = JSON.stringify({ last, restored: restored.slice(0, 3) });
+        throw new Error(`${name}: ${(error as Error).message} ${shown}`);
+      }
       await expectCounterContinued(bed, bed.host2, name);
       await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
     }
