@@ -1,6 +1,7 @@
 import { parseDumpStats } from '../criu/stats.js';
 import { DOCKER_LAYOUT } from '../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
+import { pauseRetrying } from '../engine/docker/pause.js';
 import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
@@ -151,7 +152,10 @@ export async function freezeAndDump(
     'source',
   );
   const frozenAt = ctx.clock();
-  await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+  await mapped(
+    pauseRetrying(ctx.sourceDocker, container.Id, 'checkpoint', (note) => ctx.log.warning(note)),
+    'CHECKPOINT_FAILED',
+  );
   // Not written again while frozen: an intended pause is undone the same way as a done one.
   paused.state = 'done';
   if (prepared.tcpEstablished) await recheckFrozen(ctx, container);
