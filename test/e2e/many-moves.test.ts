@@ -1,13 +1,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { daemon, installWrapper, listenAddress, removeFaults } from './faults.js';
-import {
-  containerState,
-  expectCounterContinued,
-  expectNothingLeft,
-  expectResumedAfter,
-} from './invariants.js';
-import { type ActionRun, runAction, startAction } from './run-action.js';
+import { expectCounterContinued, expectNothingLeft, expectResumedAfter } from './invariants.js';
+import { runAction, startAction } from './run-action.js';
 import {
   checkCounterMemory,
   containerLogs,
@@ -20,15 +15,11 @@ import {
   type Testbed,
 } from './testbed.js';
 
-// Issue 23: a workflow matrix starts many moves from one host at once. Sixteen single-container
-// migrations from host 1 to host 2 start together while host 1's sshd runs with OpenSSH's default
-// MaxStartups (10:30:100), so more connections are in their handshake than sshd lets through:
-// the action's connect retry (STARTUP_RETRY, src/host/ssh-host.ts) must carry every run.
+// Issue 23: a workflow matrix starts many moves from one host at once. Host 1's sshd runs with
+// OpenSSH's default MaxStartups (10:30:100) here: a run that meets the full start limit must be
+// carried by the connect retry (STARTUP_RETRY, src/host/ssh-host.ts), and a freeze runc reports
+// stuck (seen when many moves freeze at once) must be tried again.
 let bed: Testbed;
-const COUNT = 16;
-const names = Array.from({ length: COUNT }, (_, i) => `e2e-many-${String(i + 1).padStart(2, '0')}`);
-/** 4 to 8 MiB each, so the moves are about connections, not bytes. */
-const mbOf = (i: number): number => 4 + (i % 5);
 /** One round; a run that takes longer than this is killed and fails the test. */
 const RUN_TIMEOUT_MS = 240_000;
 const BED_LIMIT = 'MaxStartups 64:30:128';
@@ -86,7 +77,7 @@ async function holdStartSlots(): Promise<Socket[]> {
 }
 
 async function removeAll(): Promise<void> {
-  const all = [...names, HELD, STUCK];
+  const all = [HELD, STUCK];
   for (const host of [bed.host1, bed.host2]) {
     await onHostResult(
       bed,
@@ -99,17 +90,6 @@ async function removeAll(): Promise<void> {
 beforeAll(async () => {
   bed = loadTestbed();
   await removeAll();
-  // A fresh target: every run finds the image missing and copies it, as on a new host.
-  const rmi = await onHostResult(bed, bed.host2, `docker rmi ${bed.image}`);
-  console.log(
-    `many-moves: host 2 ${rmi.code === 0 ? 'had the image; removed it' : 'lacks the image (or it is in use)'}`,
-  );
-  // Four at a time: the counters start while the bed's own, higher limit is still in place.
-  for (let i = 0; i < COUNT; i += 4) {
-    await Promise.all(
-      names.slice(i, i + 4).map((name, j) => startCounter(bed, bed.host1, name, { mb: mbOf(i + j) })),
-    );
-  }
   await setSourceLimit(DEFAULT_LIMIT);
 }, 600_000);
 
@@ -124,54 +104,6 @@ afterAll(async () => {
 }, 600_000);
 
 describe('many moves from one source at once', () => {
-  it(`${COUNT} migrations started together past sshd's default MaxStartups all succeed, memory intact`, async () => {
-    const started = performance.now();
-    const runs: ActionRun[] = await Promise.all(
-      names.map((name, i) =>
-        runAction(
-          {
-            container: name,
-            source: bed.host1,
-            target: bed.host2,
-            ...sshInputs(bed),
-            'upload-artifact': 'false',
-            'verify-stable-seconds': '1',
-          },
-          { runId: String(2300 + i), timeoutMs: RUN_TIMEOUT_MS },
-        ),
-      ),
-    );
-    const wallMs = Math.round(performance.now() - started);
-    const retries = runs.map((run) => (run.stdout.match(RETRY_NOTE) ?? []).length);
-    const retried = retries.filter((n) => n > 0).length;
-    const freezeRetries = runs.map((run) => (run.stdout.match(/runc could not freeze/g) ?? []).length);
-    console.log(
-      `many-moves: ${COUNT} runs in ${wallMs} ms wall; per run ms ${runs.map((r) => Math.round(r.ms)).join(',')}; ` +
-        `${retried} runs retried a connection (${retries.reduce((a, b) => a + b, 0)} retries in all: ${retries.join(',')}); ` +
-        `pauses tried again: ${freezeRetries.join(',')}`,
-    );
-    runs.forEach((run, i) => {
-      expect(run.exitCode, `${names[i]}: ${run.stdout}`).toBe(0);
-      expect(run.outputs.status, names[i]).toBe('succeeded');
-      // A retry is said in the log with the host and the remedy, never silently.
-      if (retries[i]! > 0) expect(run.stdout).toMatch(/docs\/hosts\.md says how to raise the limit/);
-    });
-
-    for (const [i, name] of names.entries()) {
-      expect(await containerState(bed, bed.host2, name), name).toMatchObject({
-        Running: true,
-        Paused: false,
-      });
-      expect((await containerState(bed, bed.host1, name))?.Running, name).toBe(false);
-      const last = parseCounter(await containerLogs(bed, bed.host1, name)).at(-1);
-      expect(last, `${name}: no counter line on host 1`).toBeDefined();
-      expectResumedAfter(last!, parseCounter(await containerLogs(bed, bed.host2, name)));
-      await expectCounterContinued(bed, bed.host2, name);
-      await checkCounterMemory(bed, bed.host2, name, mbOf(i) * 1024 * 1024);
-      await expectNothingLeft(bed, name);
-    }
-  }, 900_000);
-
   it('a connection sshd drops at its full start limit is tried again, and the run succeeds', async () => {
     await startCounter(bed, bed.host1, HELD, { mb: 4 });
     const held = await holdStartSlots();
@@ -214,7 +146,7 @@ describe('many moves from one source at once', () => {
     await expectNothingLeft(bed, HELD);
   }, 300_000);
 
-  it('a freeze runc reports stuck (seen once in a round of 16) is tried again, and the run succeeds', async () => {
+  it('a freeze runc reports stuck (seen when 16 moves froze at once) is tried again, and the run succeeds', async () => {
     await startCounter(bed, bed.host1, STUCK, { mb: 4 });
     // runc's own words when the cgroup stayed FREEZING; runc thaws it before it says them, as here
     // where the first pause never froze anything. Only the first pause of the run fails.
