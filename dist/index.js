@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(68437);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83092);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 68437:
+/***/ 83092:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -56209,6 +56209,50 @@ function initFirst(top) {
     return initFirstRows(parseTop(top)).map((row) => row.args);
 }
 
+;// CONCATENATED MODULE: ./src/policy/freeze.ts
+/**
+ * runc's cgroup v1 freezer gives up ("unable to freeze") when the cgroup stays FREEZING, as it
+ * does while the container's processes fork on a loaded host; it thaws the cgroup before it says
+ * so, so the container runs on and the pause can be tried again. Seen on the test bed: 1 of 16
+ * migrations started together from one 2-core source, three tries 250 ms apart all stuck.
+ */
+const FREEZE_RETRY = { attempts: 5, firstMs: 250, maxMs: 2_000 };
+/** Pure: the wait before attempt `attempt + 1`, doubling (three quick tries were not enough under load). */
+function freezeRetryDelay(attempt) {
+    return Math.min(FREEZE_RETRY.firstMs * 2 ** (attempt - 1), FREEZE_RETRY.maxMs);
+}
+/** Pure: a failed pause that left the container running and may succeed when tried again. */
+function isTransientFreezeFailure(stderr) {
+    return /unable to freeze/i.test(stderr);
+}
+
+;// CONCATENATED MODULE: ./src/engine/docker/pause.ts
+
+
+function delay(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+/**
+ * `docker pause`, tried again (at most FREEZE_RETRY.attempts in all) while runc reports a freeze
+ * that did not settle; every other failure, and the last one, is thrown as it came.
+ */
+async function pauseRetrying(engine, id, step, onRetry, sleep = delay) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            await engine.pause(id, step);
+            return;
+        }
+        catch (error) {
+            const transient = error instanceof EngineError && isTransientFreezeFailure(error.stderr);
+            if (!transient || attempt >= FREEZE_RETRY.attempts)
+                throw error;
+            const wait = freezeRetryDelay(attempt);
+            onRetry(`docker pause: runc could not freeze the container's cgroup (busy host?); it was thawed again, trying again in ${wait} ms (attempt ${attempt + 1} of ${FREEZE_RETRY.attempts})`);
+            await sleep(wait);
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/policy/compression.ts
 
 // zstd -1 shrinks zero and repeated pages fast; whether a stream is worth it
@@ -57272,6 +57316,7 @@ async function recheckFrozen(ctx, container) {
 
 
 
+
 /** A dump that has not finished in this long is hung (CRIU stuck in a parasite, a frozen cgroup). */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
 /**
@@ -57345,7 +57390,7 @@ afterPause = async () => { }) {
         ...(/^\d+\.\d+$/.test(since) ? { since } : {}),
     }, 'source');
     const frozenAt = ctx.clock();
-    await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
+    await mapped(pauseRetrying(ctx.sourceDocker, container.Id, 'checkpoint', (note) => ctx.log.warning(note)), 'CHECKPOINT_FAILED');
     // Not written again while frozen: an intended pause is undone the same way as a done one.
     paused.state = 'done';
     if (prepared.tcpEstablished)
@@ -62323,7 +62368,7 @@ async function connectSsh(options) {
         readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         logger: options.logger,
     };
-    const openClient = (params) => openClientRetrying(params, options.onRetry, options.sleep ?? delay);
+    const openClient = (params) => openClientRetrying(params, options.onRetry, options.sleep ?? ssh_host_delay);
     if (options.jump === undefined) {
         const target = await openClient({ ...base, role: options.role, spec: options.spec });
         return new SshHost(options.role, formatHostSpec(options.spec), target);
@@ -62617,7 +62662,7 @@ function ssh_host_checkPrivateKey(options) {
     }
     return options.privateKey;
 }
-function delay(ms) {
+function ssh_host_delay(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }
 /** Opens a client, trying again (bounded, jittered) while sshd drops the connection before the handshake. */
