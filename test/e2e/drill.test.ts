@@ -169,10 +169,10 @@ describe('drill mode', () => {
     const last = atCheckpoint.at(-1)!;
     expect(copy.length).toBeGreaterThan(0);
     expect(new Set(copy.map((line) => line.token))).toEqual(new Set([last.token]));
-    // It resumed where the checkpoint froze it: within the original's count as read after the
-    // checkpoint run (which ends seconds after the freeze, the original counting on), not from 1.
+    // It resumed where the checkpoint froze it, not from 1. These are the copy's last lines, after
+    // its stability window, and the original's log was read after the checkpoint run ended (the
+    // original counting on meanwhile): neither bounds the other, so only "continued" is checked.
     expect(copy[0]!.n).toBeGreaterThan(atCheckpoint[0]!.n);
-    expect(copy[0]!.n).toBeLessThanOrEqual(last.n + 1);
     // It had no network and no ports: the action saw to that, and says so in its log.
     expect(run.stdout).toMatch(/network none, no published ports, restart policy no, volumes as copies/);
 
