@@ -52541,6 +52541,7 @@ const ERROR_CODES = [
     'COMPOSE_DEPENDENCY_CYCLE',
     'COMPOSE_NETWORK_CONFLICT',
     'COMPOSE_MEMBER_FAILED',
+    'UNIT_COMMIT_UNKNOWN',
 ];
 class MigrationError extends Error {
     code;
@@ -53479,6 +53480,27 @@ function isUnfinished(record) {
 function isCommitted(record) {
     return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
 }
+/** The record as committed by its unit's marker: a done commit entry after what it saw. */
+function committedByUnit(record, at) {
+    const seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0) + 1;
+    const started = record.entries.find((entry) => entry.action.kind === 'restore-started')?.action;
+    return {
+        ...record,
+        status: 'committed',
+        entries: [
+            ...record.entries,
+            {
+                seq,
+                state: 'done',
+                at: at.toISOString(),
+                action: {
+                    kind: 'committed',
+                    ...(started?.kind === 'restore-started' ? { targetContainerId: started.containerId } : {}),
+                },
+            },
+        ],
+    };
+}
 /** Parses a record read from a host or from saved state; undefined for anything else. */
 function parseRecord(text) {
     let value;
@@ -53620,6 +53642,8 @@ class Journal {
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
  *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
  *                                                          (its org.criu.config annotation): kept with it
+ *   /var/lib/criu-migrate/units/<unit run>.committed       a compose unit's commit point, while a member's
+ *                                                          journal may still need it
  */
 const STATE_ROOT = '/var/lib/criu-migrate';
 const HISTORY_KEEP = 10;
@@ -53640,6 +53664,38 @@ function restoreConfigPath(checkpointName) {
 /** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
 function isRestoreConfigPath(path) {
     return (/^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..'));
+}
+/** The marker that commits every member of one unit run at once (see JournalRecord.unitCommit). */
+function unitCommitPath(unitRun) {
+    return `${STATE_ROOT}/units/${unitRun}.committed`;
+}
+/** A path unitCommitPath made: the only marker a journal read from a host may make the action test or remove. */
+function isUnitCommitPath(path) {
+    return (/^\/var\/lib\/criu-migrate\/units\/[A-Za-z0-9][A-Za-z0-9_.-]*\.committed$/.test(path) &&
+        !path.includes('..'));
+}
+async function writeUnitCommit(host, path) {
+    await runChecked(host, `${PRIVATE} mkdir -p ${shellQuote([`${STATE_ROOT}/units`])} && : >${shellQuote([path])} && sync`, {
+        step: 'commit',
+        what: "writing the unit's commit marker",
+        options: { timeoutMs: QUICK_MS },
+    });
+}
+/** Whether the marker is on this host; a host that cannot be asked throws. */
+async function unitCommitFound(host, path) {
+    const result = await runChecked(host, `if [ -e ${shellQuote([path])} ]; then echo yes; else echo no; fi`, {
+        step: 'resume',
+        what: "looking for the unit's commit marker",
+        options: { timeoutMs: QUICK_MS },
+    });
+    return result.stdout.trim() === 'yes';
+}
+async function removeUnitCommit(host, path) {
+    await runChecked(host, `rm -f -- ${shellQuote([path])}`, {
+        step: 'finalize',
+        what: "removing the unit's commit marker",
+        options: { timeoutMs: QUICK_MS },
+    });
 }
 /** Shell prefix for every command that writes where memory or secrets may land. */
 const PRIVATE = 'umask 077;';
@@ -61414,16 +61470,17 @@ sides = BOTH_SIDES) {
         }
     }
     const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
-    const record = newestRecord([...found, extra]);
-    if (!record || !isUnfinished(record))
+    const newest = newestRecord([...found, extra]);
+    if (!newest || !isUnfinished(newest))
         return undefined;
-    const roles = hostsFor(record, hosts);
+    const roles = hostsFor(newest, hosts);
     if (!roles) {
-        throw new MigrationError('MIGRATION_IN_PROGRESS', `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`, {
+        throw new MigrationError('MIGRATION_IN_PROGRESS', `an earlier run (${newest.checkpointName}) left container ${container} half migrated between ${newest.source} and ${newest.target}`, {
             step: 'resume',
-            remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
+            remedy: `run the action once with source ${newest.source} and target ${newest.target} so it can finish that run`,
         });
     }
+    const record = await withUnitCommit(newest, roles, sides, log);
     log.warning(`found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`);
     const outcome = await recover(record, roles, log);
     const resumed = {
@@ -61459,6 +61516,35 @@ sides = BOTH_SIDES) {
             log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
     }
     return resumed;
+}
+/**
+ * A unit member's journal with no commit of its own is committed when its unit's marker is on
+ * a host: the unit committed, and its other members may already be retired on the source.
+ * When no host can be asked, nobody can tell which way is safe: the run stays unsettled.
+ */
+async function withUnitCommit(record, hosts, sides, log) {
+    const marker = record.unitCommit;
+    if (!marker || isCommitted(record))
+        return record;
+    if (!isUnitCommitPath(marker)) {
+        throw new MigrationError('UNSAFE_VALUE', `the journal of ${record.container} names an unexpected unit commit marker`, {
+            step: 'resume',
+            remedy: `check ${containerStateDir(record.container)}/journal.json on both hosts; it was not written by this action`,
+        });
+    }
+    const looks = await Promise.allSettled(sides.map((side) => unitCommitFound(hosts[side], marker)));
+    if (looks.some((look) => look.status === 'fulfilled' && look.value)) {
+        log.info(`${record.container}: its unit ${record.checkpointName} was committed (${marker}): finishing it`);
+        return committedByUnit(record, new Date());
+    }
+    const unknown = looks.flatMap((look) => (look.status === 'rejected' ? [errorMessage(look.reason)] : []));
+    if (unknown.length > 0) {
+        throw new MigrationError('UNIT_COMMIT_UNKNOWN', `cannot tell whether the unit of ${record.container} (${record.checkpointName}) was committed: ${unknown.join('; ')}`, {
+            step: 'resume',
+            remedy: 'make both hosts reachable and run again: the run is settled only once the unit commit marker can be looked for on every host',
+        });
+    }
+    return record;
 }
 /**
  * Writes the journal everywhere it lives: the runner's saved state (for the
@@ -63171,6 +63257,10 @@ const SAVED = {
     /** Saved first thing: whatever happens next, the second run of the entry point is the post step. */
     isPost: 'isPost',
     journal: 'journal',
+    /** A compose unit's run: every member's journal (JSON object, member name -> record JSON). */
+    unitJournals: 'unitJournals',
+    /** A compose unit's run: the networks it created on the target (JSON array of names). */
+    unitNetworks: 'unitNetworks',
     container: 'container',
     /** The post plan (JSON): everything the post step needs but the secrets. */
     post: 'post',
@@ -64400,7 +64490,9 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
     const cidFile = `${targetWork}/target.cid`;
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
     const created = await ctx.journal.intend({ kind: 'target-created', name: targetName, cidFile }, 'target');
-    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile), 'TARGET_CREATE_FAILED');
+    const targetContainerId = await mapped(ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile).catch((error) => {
+        throw addressRefused(error, container) ?? error;
+    }), 'TARGET_CREATE_FAILED');
     await ctx.journal.done(created, 'target', { containerId: targetContainerId });
     if (restoreConfig) {
         await writeRestoreConfig(ctx, restoreConfig, targetContainerId, container.HostConfig.CgroupParent);
@@ -64422,6 +64514,23 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
         targetCheckpointDir: ctx.targetDocker.checkpointDir(targetDockerRoot, targetContainerId, ctx.settings.checkpointName),
         ...(restoreConfig ? { restoreConfig } : {}),
     };
+}
+/**
+ * Docker takes a fixed address (--ip) only on a network whose subnet was given when it was made.
+ * A network of the same name and definition that Docker sized by itself (compose's default
+ * network on a host the unit once left) looks the same in inspect, so only the create tells.
+ */
+function addressRefused(error, container) {
+    if (!(error instanceof EngineError) || !/user specified IP address is supported only/i.test(error.stderr))
+        return undefined;
+    const networks = Object.keys(container.NetworkSettings?.Networks ?? {}).join(', ');
+    return new MigrationError('COMPOSE_NETWORK_CONFLICT', `the target's network ${networks} has no subnet of its own (Docker chose it), so the container cannot keep its address there`, {
+        step: 'stage',
+        host: error.host,
+        detail: error.stderr.trim(),
+        remedy: `remove that network on the target while no container uses it (docker network rm ${networks}) and run again: the unit creates it with the source's subnet and gateway`,
+        cause: error,
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/policy/drill.ts
@@ -66992,8 +67101,10 @@ async function migrate(deps) {
         await deps.unit?.allVerified();
         // The point of no return: from here on the target is the service. It must reach a
         // host's journal, or the source is not killed (a later run would not know of it).
+        // A unit member is past it already (its unit's marker): cancelled now, it still commits.
         await journal.around({ kind: 'committed', targetContainerId: ready.targetContainerId }, 'any-host', async () => {
-            signal.throwIfAborted();
+            if (!deps.unit)
+                signal.throwIfAborted();
         });
     }
     catch (error) {
@@ -67478,15 +67589,24 @@ async function publishUnit(report, checkpointName, env) {
 class UnitCoordinator {
     members;
     waitsFor;
+    writeCommit;
     ready = new Set();
     paused = new Set();
     restoredMembers = new Set();
     verified = new Set();
     waiters = new Set();
     failure;
-    constructor(members, waitsFor) {
+    commit = 'not yet';
+    constructor(members, waitsFor, 
+    /** Writes the unit's commit (a marker every member's journal names); a failure rolls the unit back. */
+    writeCommit = async () => { }) {
         this.members = members;
         this.waitsFor = waitsFor;
+        this.writeCommit = writeCommit;
+    }
+    /** Whether the unit's commit is written: past it, no member may roll back. */
+    get committed() {
+        return this.commit === 'written';
     }
     /** The first failure of any member, when one failed. */
     get firstFailure() {
@@ -67501,12 +67621,27 @@ class UnitCoordinator {
                 this.restoredMembers.add(member);
                 this.settle();
             },
-            allVerified: () => this.arrive(this.verified, member, () => this.members.every((m) => this.verified.has(m))),
+            allVerified: () => {
+                this.verified.add(member);
+                if (this.commit === 'not yet' && this.members.every((m) => this.verified.has(m)) && !this.failure) {
+                    this.commit = 'writing';
+                    this.writeCommit().then(() => {
+                        this.commit = 'written';
+                        this.settle();
+                    }, (error) => {
+                        this.commit = 'not yet';
+                        this.fail(member, asMigrationError(error, 'COMMIT_NOT_DURABLE'));
+                    });
+                }
+                return this.wait(() => this.commit === 'written');
+            },
             failed: (error) => this.fail(member, error),
         };
     }
     fail(member, error) {
-        if (this.failure)
+        // Once the unit's commit is being written a member's failure is its own (it finishes
+        // forward, from its journal if need be): the unit stands.
+        if (this.failure || this.commit !== 'not yet')
             return;
         this.failure = new MigrationError('COMPOSE_MEMBER_FAILED', `${member} of the unit failed (${error.code}: ${error.message}); the whole unit rolls back`, {
             step: error.step,
@@ -67540,6 +67675,8 @@ class UnitCoordinator {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/migrate/unit.ts
+
+
 
 
 
@@ -67598,10 +67735,48 @@ async function gateUnit(settings, hosts, unit, log) {
     }
     return gate;
 }
+/**
+ * What the unit's members tell the post step: each member's journal as it is now, under one
+ * saved name (the runner's state holds one value per name).
+ */
+class UnitJournals {
+    runtime;
+    records = new Map();
+    constructor(runtime) {
+        this.runtime = runtime;
+    }
+    runtimeFor(member) {
+        return {
+            ...this.runtime,
+            saveState: (name, value) => {
+                if (name !== SAVED.journal)
+                    return;
+                this.records.set(member, value);
+                this.runtime.saveState(SAVED.unitJournals, JSON.stringify(Object.fromEntries(this.records)));
+            },
+        };
+    }
+}
+/** The unit's commit: the marker every member's journal names, on any host (both when they answer). */
+async function writeUnitCommitEverywhere(hosts, marker) {
+    const written = await Promise.allSettled([
+        writeUnitCommit(hosts.source, marker),
+        writeUnitCommit(hosts.target, marker),
+    ]);
+    const failed = written.flatMap((result) => result.status === 'rejected' ? [errorMessage(result.reason)] : []);
+    if (failed.length === written.length) {
+        throw new MigrationError('COMMIT_NOT_DURABLE', "the unit's commit marker could not be written on any host", {
+            step: 'commit',
+            detail: failed.join('\n'),
+        });
+    }
+}
 /** One member's migration: its own connections, lock and journal; it meets the others through `coordinator`. */
-async function runMember(settings, runtime, member, coordinator, signal, started) {
+async function runMember(settings, unit, member, signal, started) {
+    const { runtime, coordinator } = unit;
     const { log } = runtime;
     const closer = new SessionCloser();
+    let journal;
     const memberSettings = {
         ...settings,
         container: member,
@@ -67609,11 +67784,13 @@ async function runMember(settings, runtime, member, coordinator, signal, started
         checkpointName: `${settings.checkpointName}-${member}`.slice(0, 128),
         keepAddresses: true,
     };
-    // The runner's saved state holds one journal: a unit's members live in the hosts' journals only.
-    const memberRuntime = { ...runtime, saveState: () => { } };
     try {
         const clock = () => performance.now();
-        const { session } = await beginSession({ settings: memberSettings, record: { sourceAfter: settings.sourceAfter } }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        const { session } = await beginSession({
+            settings: memberSettings,
+            record: { sourceAfter: settings.sourceAfter, unitCommit: unit.commitMarker },
+        }, { runtime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        journal = session.journal;
         const outcome = await migrate({
             settings: memberSettings,
             ...session.opened,
@@ -67626,12 +67803,17 @@ async function runMember(settings, runtime, member, coordinator, signal, started
         });
         if (!isUnfinished(session.journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
             await archiveEverywhere(session.durable, session.journal.record, log);
-        return { member, outcome, ...(outcome.error ? { error: outcome.error } : {}) };
+        return {
+            member,
+            outcome,
+            ...(outcome.error ? { error: outcome.error } : {}),
+            open: isUnfinished(session.journal.record),
+        };
     }
     catch (error) {
         const failure = asMigrationError(error, 'COMMAND_FAILED');
         coordinator.fail(member, failure);
-        return { member, error: failure };
+        return { member, error: failure, open: journal ? isUnfinished(journal.record) : false };
     }
     finally {
         await closer.close();
@@ -67696,10 +67878,17 @@ async function runUnitMigrateMode(settings, runtime) {
             const entry = report.networks.find((n) => n.name === network.spec.name);
             if (entry)
                 entry.created = true;
+            // The post step removes them again when it rolls the unit back.
+            runtime.saveState(SAVED.unitNetworks, JSON.stringify(report.networks.filter((n) => n.created).map((n) => n.name)));
             log.info(`network ${network.spec.name} created on the target (${network.spec.ipam.map((p) => p.subnet).join(', ')})`);
         }
-        const coordinator = new UnitCoordinator(order, waitsFor);
-        const runs = await Promise.all(order.map((member) => runMember(settings, runtime, member, coordinator, control.signal, started)));
+        const commitMarker = unitCommitPath(`${settings.compose.project}-${runtime.newToken()}`);
+        const coordinator = new UnitCoordinator(order, waitsFor, () => writeUnitCommitEverywhere(connected, commitMarker));
+        const journals = new UnitJournals(runtime);
+        const runs = await Promise.all(order.map((member) => runMember(settings, { runtime: journals.runtimeFor(member), coordinator, commitMarker }, member, control.signal, started)));
+        // The marker is needed only while a member's journal is open.
+        if (runs.every((run) => !run.open))
+            await removeUnitCommitEverywhere(connected, commitMarker, log);
         for (const run of runs) {
             const entry = report.members.find((m) => m.container === run.member);
             if (!entry)
@@ -67779,6 +67968,15 @@ async function settleEarlierRun(hosts, project, runtime, started) {
         }
     }
     return done;
+}
+async function removeUnitCommitEverywhere(hosts, marker, log) {
+    const removed = await Promise.allSettled([
+        removeUnitCommit(hosts.source, marker),
+        removeUnitCommit(hosts.target, marker),
+    ]);
+    for (const result of removed)
+        if (result.status === 'rejected')
+            log.warning(`could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
 }
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
 async function removeCreatedNetworks(target, report, log) {
@@ -68400,6 +68598,8 @@ async function runSelectionPreflight(settings, log, env) {
 
 
 
+
+
 /**
  * The post step: GitHub runs it even when the job was cancelled, after the
  * main step was killed. If the main step's journal is still open it settles
@@ -68411,31 +68611,83 @@ async function runSelectionPreflight(settings, log, env) {
 async function runPost(runtime) {
     const loaded = loadPostPlan(runtime);
     try {
-        const saved = parseRecord(runtime.getState(SAVED.journal));
-        if (!loaded || !saved || !isUnfinished(saved)) {
+        const open = savedRecords(runtime).filter(isUnfinished);
+        if (!loaded || open.length === 0) {
             runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
             return;
         }
         for (const secret of loaded.secrets)
             core/* setSecret */.Pq(secret);
-        runtime.log.warning(`post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} unfinished (cancelled or killed); settling it now`);
-        await settle(loaded, saved, runtime);
+        for (const saved of open)
+            runtime.log.warning(`post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} of ${saved.container} unfinished (cancelled or killed); settling it now`);
+        await settle(loaded, open, runtime);
     }
     finally {
         if (loaded)
             forgetPostSecrets(loaded.plan);
     }
 }
-async function settle({ plan, connection }, saved, runtime) {
+/** The main step's journal, or every member's journal of a compose unit's run. */
+function savedRecords(runtime) {
+    const single = parseRecord(runtime.getState(SAVED.journal));
+    if (single)
+        return [single];
+    let members;
+    try {
+        members = JSON.parse(runtime.getState(SAVED.unitJournals) || '{}');
+    }
+    catch {
+        return [];
+    }
+    if (typeof members !== 'object' || members === null)
+        return [];
+    return Object.values(members).flatMap((text) => {
+        const record = typeof text === 'string' ? parseRecord(text) : undefined;
+        return record ? [record] : [];
+    });
+}
+async function settle({ plan, connection }, open, runtime) {
     const hosts = [];
     try {
         const connected = await connectHosts({ ...connection, source: plan.source, target: plan.target }, runtime.log);
         hosts.push(connected.source, connected.target);
+        const directions = [];
+        for (const saved of open)
+            directions.push(await settleOne(connected, plan, saved, runtime));
+        const settledAll = directions.every((direction) => direction !== false);
+        // A unit rolled back leaves no network of its own on the target (one still in use stays, said so).
+        if (settledAll && directions.every((direction) => direction !== 'roll-forward'))
+            await removeUnitNetworks(connected.target, runtime);
+        // A unit's commit marker is needed only while one of its members' journals is open.
+        const markers = new Set(open.flatMap((saved) => (saved.unitCommit ? [saved.unitCommit] : [])));
+        for (const marker of settledAll ? markers : []) {
+            if (!isUnitCommitPath(marker))
+                continue;
+            const removed = await Promise.allSettled([
+                removeUnitCommit(connected.source, marker),
+                removeUnitCommit(connected.target, marker),
+            ]);
+            for (const result of removed)
+                if (result.status === 'rejected')
+                    runtime.log.warning(`post: could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
+        }
+    }
+    catch (error) {
+        runtime.log.warning(`post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${open.map((saved) => saved.container).join(', ')} will`);
+    }
+    finally {
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
+}
+async function settleOne(connected, plan, saved, runtime) {
+    let direction = 'nothing';
+    try {
         // The main step's lock carries the same token: taking it is not stealing it.
         const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
         const locks = await lockContainer(plan.lockSides.map((side) => connected[side]), saved.container, owner, runtime.log);
         try {
             const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, plan.sides);
+            direction = settled?.direction ?? 'nothing';
             if (settled) {
                 const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
                 runtime.log.info(`post: run ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
@@ -68448,12 +68700,35 @@ async function settle({ plan, connection }, saved, runtime) {
         finally {
             await locks.release();
         }
+        return direction;
     }
     catch (error) {
-        runtime.log.warning(`post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${saved.container} will`);
+        runtime.log.warning(`post: could not settle the run of ${saved.container}: ${errorMessage(error)}; the next run of this action for ${saved.container} will`);
+        return false;
     }
-    finally {
-        await Promise.allSettled(hosts.map((host) => host.close()));
+}
+async function removeUnitNetworks(target, runtime) {
+    let names;
+    try {
+        names = JSON.parse(runtime.getState(SAVED.unitNetworks) || '[]');
+    }
+    catch {
+        return;
+    }
+    if (!Array.isArray(names))
+        return;
+    for (const name of names) {
+        if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
+            continue;
+        try {
+            if (await inspectNetwork(target, name, 'rollback')) {
+                await runNetworkCommand(target, ['network', 'rm', name], 'rollback');
+                runtime.log.info(`post: network ${name} removed from the target again`);
+            }
+        }
+        catch (error) {
+            runtime.log.warning(`post: network ${name} stays on the target: ${errorMessage(error)}; remove it by hand (docker network rm ${name})`);
+        }
     }
 }
 

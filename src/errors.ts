@@ -99,6 +99,7 @@ export const ERROR_CODES = [
   'COMPOSE_DEPENDENCY_CYCLE',
   'COMPOSE_NETWORK_CONFLICT',
   'COMPOSE_MEMBER_FAILED',
+  'UNIT_COMMIT_UNKNOWN',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,10 +1,12 @@
 import * as core from '@actions/core';
+import { inspectNetwork, runNetworkCommand } from './engine/docker/networks.js';
 import { errorMessage } from './errors.js';
 import type { Host } from './host/host.js';
 import { connectHosts } from './phases/connect.js';
 import { type Runtime, SAVED } from './runtime.js';
 import { lockContainer, runOwner, settleUnfinished } from './state/guard.js';
-import { isUnfinished, parseRecord } from './state/journal.js';
+import { isUnitCommitPath, removeUnitCommit } from './state/host-records.js';
+import { isUnfinished, type JournalRecord, parseRecord } from './state/journal.js';
 import { forgetPostSecrets, type LoadedPostPlan, loadPostPlan } from './state/post-state.js';
 
 /**
@@ -18,24 +20,42 @@ import { forgetPostSecrets, type LoadedPostPlan, loadPostPlan } from './state/po
 export async function runPost(runtime: Runtime): Promise<void> {
   const loaded = loadPostPlan(runtime);
   try {
-    const saved = parseRecord(runtime.getState(SAVED.journal));
-    if (!loaded || !saved || !isUnfinished(saved)) {
+    const open = savedRecords(runtime).filter(isUnfinished);
+    if (!loaded || open.length === 0) {
       runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
       return;
     }
     for (const secret of loaded.secrets) core.setSecret(secret);
-    runtime.log.warning(
-      `post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} unfinished (cancelled or killed); settling it now`,
-    );
-    await settle(loaded, saved, runtime);
+    for (const saved of open)
+      runtime.log.warning(
+        `post: the main step left the ${loaded.plan.mode} run ${saved.checkpointName} of ${saved.container} unfinished (cancelled or killed); settling it now`,
+      );
+    await settle(loaded, open, runtime);
   } finally {
     if (loaded) forgetPostSecrets(loaded.plan);
   }
 }
 
+/** The main step's journal, or every member's journal of a compose unit's run. */
+function savedRecords(runtime: Runtime): JournalRecord[] {
+  const single = parseRecord(runtime.getState(SAVED.journal));
+  if (single) return [single];
+  let members: unknown;
+  try {
+    members = JSON.parse(runtime.getState(SAVED.unitJournals) || '{}');
+  } catch {
+    return [];
+  }
+  if (typeof members !== 'object' || members === null) return [];
+  return Object.values(members).flatMap((text) => {
+    const record = typeof text === 'string' ? parseRecord(text) : undefined;
+    return record ? [record] : [];
+  });
+}
+
 async function settle(
   { plan, connection }: LoadedPostPlan,
-  saved: NonNullable<ReturnType<typeof parseRecord>>,
+  open: JournalRecord[],
   runtime: Runtime,
 ): Promise<void> {
   const hosts: Host[] = [];
@@ -45,6 +65,43 @@ async function settle(
       runtime.log,
     );
     hosts.push(connected.source, connected.target);
+    const directions: (string | false)[] = [];
+    for (const saved of open) directions.push(await settleOne(connected, plan, saved, runtime));
+    const settledAll = directions.every((direction) => direction !== false);
+    // A unit rolled back leaves no network of its own on the target (one still in use stays, said so).
+    if (settledAll && directions.every((direction) => direction !== 'roll-forward'))
+      await removeUnitNetworks(connected.target, runtime);
+    // A unit's commit marker is needed only while one of its members' journals is open.
+    const markers = new Set(open.flatMap((saved) => (saved.unitCommit ? [saved.unitCommit] : [])));
+    for (const marker of settledAll ? markers : []) {
+      if (!isUnitCommitPath(marker)) continue;
+      const removed = await Promise.allSettled([
+        removeUnitCommit(connected.source, marker),
+        removeUnitCommit(connected.target, marker),
+      ]);
+      for (const result of removed)
+        if (result.status === 'rejected')
+          runtime.log.warning(
+            `post: could not remove the unit's commit marker: ${errorMessage(result.reason)}`,
+          );
+    }
+  } catch (error) {
+    runtime.log.warning(
+      `post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${open.map((saved) => saved.container).join(', ')} will`,
+    );
+  } finally {
+    await Promise.allSettled(hosts.map((host) => host.close()));
+  }
+}
+
+async function settleOne(
+  connected: { source: Host; target: Host },
+  plan: LoadedPostPlan['plan'],
+  saved: JournalRecord,
+  runtime: Runtime,
+): Promise<string | false> {
+  let direction = 'nothing';
+  try {
     // The main step's lock carries the same token: taking it is not stealing it.
     const owner = { ...runOwner(runtime.env, new Date(), saved.owner.token) };
     const locks = await lockContainer(
@@ -55,6 +112,7 @@ async function settle(
     );
     try {
       const settled = await settleUnfinished(connected, saved.container, runtime.log, saved, plan.sides);
+      direction = settled?.direction ?? 'nothing';
       if (settled) {
         const how =
           settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
@@ -67,11 +125,34 @@ async function settle(
     } finally {
       await locks.release();
     }
+    return direction;
   } catch (error) {
     runtime.log.warning(
-      `post: could not settle the run: ${errorMessage(error)}; the next run of this action for ${saved.container} will`,
+      `post: could not settle the run of ${saved.container}: ${errorMessage(error)}; the next run of this action for ${saved.container} will`,
     );
-  } finally {
-    await Promise.allSettled(hosts.map((host) => host.close()));
+    return false;
+  }
+}
+
+async function removeUnitNetworks(target: Host, runtime: Runtime): Promise<void> {
+  let names: unknown;
+  try {
+    names = JSON.parse(runtime.getState(SAVED.unitNetworks) || '[]');
+  } catch {
+    return;
+  }
+  if (!Array.isArray(names)) return;
+  for (const name of names) {
+    if (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) continue;
+    try {
+      if (await inspectNetwork(target, name, 'rollback')) {
+        await runNetworkCommand(target, ['network', 'rm', name], 'rollback');
+        runtime.log.info(`post: network ${name} removed from the target again`);
+      }
+    } catch (error) {
+      runtime.log.warning(
+        `post: network ${name} stays on the target: ${errorMessage(error)}; remove it by hand (docker network rm ${name})`,
+      );
+    }
   }
 }

@@ -121,7 +121,7 @@ export interface ModeRun<S extends JournalledSettings, R> {
   /** The lock and journal key (default: the container's name on the side RunHosts keys on). */
   key?: (opened: { source: Host; target: Host }) => Promise<string>;
   /** The journal record's fields that differ by mode. */
-  record: Pick<JournalRecord, 'sourceAfter'> & Partial<Pick<JournalRecord, 'retireSource'>>;
+  record: Pick<JournalRecord, 'sourceAfter'> & Partial<Pick<JournalRecord, 'retireSource' | 'unitCommit'>>;
   /** The code, step and remedy of a failure of the work that carries none of its own. */
   failure: { step: string; code: ErrorCode; remedy: string };
   /**

@@ -6,7 +6,7 @@ import {
 } from '../engine/docker/create-args.js';
 import type { ContainerInspect, ImageConfig } from '../engine/docker/inspect.js';
 import { HOLDER_IMAGE, HOLDER_LABEL, holderImageScript, holderName } from '../engine/docker/net-holder.js';
-import { mapped } from '../engine/engine.js';
+import { EngineError, mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
 import { type StreamResult, streamBetween } from '../host/relay.js';
@@ -238,7 +238,9 @@ export async function createTargetContainer(
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
   const created = await ctx.journal.intend({ kind: 'target-created', name: targetName, cidFile }, 'target');
   const targetContainerId = await mapped(
-    ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile),
+    ctx.targetDocker.createWithEnvFile(args, env, envDir, 'stage', cidFile).catch((error: unknown) => {
+      throw addressRefused(error, container) ?? error;
+    }),
     'TARGET_CREATE_FAILED',
   );
   await ctx.journal.done(created, 'target', { containerId: targetContainerId });
@@ -266,4 +268,26 @@ export async function createTargetContainer(
     ),
     ...(restoreConfig ? { restoreConfig } : {}),
   };
+}
+
+/**
+ * Docker takes a fixed address (--ip) only on a network whose subnet was given when it was made.
+ * A network of the same name and definition that Docker sized by itself (compose's default
+ * network on a host the unit once left) looks the same in inspect, so only the create tells.
+ */
+function addressRefused(error: unknown, container: ContainerInspect): MigrationError | undefined {
+  if (!(error instanceof EngineError) || !/user specified IP address is supported only/i.test(error.stderr))
+    return undefined;
+  const networks = Object.keys(container.NetworkSettings?.Networks ?? {}).join(', ');
+  return new MigrationError(
+    'COMPOSE_NETWORK_CONFLICT',
+    `the target's network ${networks} has no subnet of its own (Docker chose it), so the container cannot keep its address there`,
+    {
+      step: 'stage',
+      host: error.host,
+      detail: error.stderr.trim(),
+      remedy: `remove that network on the target while no container uses it (docker network rm ${networks}) and run again: the unit creates it with the source's subnet and gateway`,
+      cause: error,
+    },
+  );
 }

@@ -8,6 +8,7 @@ import type { ResumedRun } from '../report/metadata.js';
 import {
   archiveRecord,
   containerStateDir,
+  isUnitCommitPath,
   LOCK_RENEW_MS,
   LOCK_STALE_SECONDS,
   readRecord,
@@ -19,10 +20,13 @@ import {
   takeOverLockAt,
   tryLock,
   tryLockAt,
+  unitCommitFound,
   writeRecord,
 } from './host-records.js';
 import {
   type Affected,
+  committedByUnit,
+  isCommitted,
   isUnfinished,
   type JournalRecord,
   newestRecord,
@@ -279,19 +283,20 @@ export async function settleUnfinished(
     }
   }
   const found = reads.map((read) => (read.status === 'fulfilled' ? read.value : undefined));
-  const record = newestRecord([...found, extra]);
-  if (!record || !isUnfinished(record)) return undefined;
-  const roles = hostsFor(record, hosts);
+  const newest = newestRecord([...found, extra]);
+  if (!newest || !isUnfinished(newest)) return undefined;
+  const roles = hostsFor(newest, hosts);
   if (!roles) {
     throw new MigrationError(
       'MIGRATION_IN_PROGRESS',
-      `an earlier run (${record.checkpointName}) left container ${container} half migrated between ${record.source} and ${record.target}`,
+      `an earlier run (${newest.checkpointName}) left container ${container} half migrated between ${newest.source} and ${newest.target}`,
       {
         step: 'resume',
-        remedy: `run the action once with source ${record.source} and target ${record.target} so it can finish that run`,
+        remedy: `run the action once with source ${newest.source} and target ${newest.target} so it can finish that run`,
       },
     );
   }
+  const record = await withUnitCommit(newest, roles, sides, log);
   log.warning(
     `found an unfinished run of ${container} (${record.checkpointName}, ${describeOwner(record.owner)}); ${record.status === 'committed' || record.entries.some((e) => e.action.kind === 'committed' && e.state === 'done') ? 'its target was verified: finishing it' : 'rolling it back'}`,
   );
@@ -335,6 +340,51 @@ export async function settleUnfinished(
       log.warning(`could not archive the settled journal: ${errorMessage(result.reason)}`);
   }
   return resumed;
+}
+
+/**
+ * A unit member's journal with no commit of its own is committed when its unit's marker is on
+ * a host: the unit committed, and its other members may already be retired on the source.
+ * When no host can be asked, nobody can tell which way is safe: the run stays unsettled.
+ */
+async function withUnitCommit(
+  record: JournalRecord,
+  hosts: RecoveryHosts,
+  sides: readonly Side[],
+  log: RecoveryLog,
+): Promise<JournalRecord> {
+  const marker = record.unitCommit;
+  if (!marker || isCommitted(record)) return record;
+  if (!isUnitCommitPath(marker)) {
+    throw new MigrationError(
+      'UNSAFE_VALUE',
+      `the journal of ${record.container} names an unexpected unit commit marker`,
+      {
+        step: 'resume',
+        remedy: `check ${containerStateDir(record.container)}/journal.json on both hosts; it was not written by this action`,
+      },
+    );
+  }
+  const looks = await Promise.allSettled(sides.map((side) => unitCommitFound(hosts[side], marker)));
+  if (looks.some((look) => look.status === 'fulfilled' && look.value)) {
+    log.info(
+      `${record.container}: its unit ${record.checkpointName} was committed (${marker}): finishing it`,
+    );
+    return committedByUnit(record, new Date());
+  }
+  const unknown = looks.flatMap((look) => (look.status === 'rejected' ? [errorMessage(look.reason)] : []));
+  if (unknown.length > 0) {
+    throw new MigrationError(
+      'UNIT_COMMIT_UNKNOWN',
+      `cannot tell whether the unit of ${record.container} (${record.checkpointName}) was committed: ${unknown.join('; ')}`,
+      {
+        step: 'resume',
+        remedy:
+          'make both hosts reachable and run again: the run is settled only once the unit commit marker can be looked for on every host',
+      },
+    );
+  }
+  return record;
 }
 
 /**

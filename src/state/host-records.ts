@@ -11,6 +11,8 @@ import { type JournalRecord, parseRecord, type RunOwner } from './journal.js';
  *   /var/lib/criu-migrate/work/<checkpoint>/               memory images, only while a run needs them
  *   /var/lib/criu-migrate/criu/<checkpoint>.conf           CRIU's configuration of a restored container
  *                                                          (its org.criu.config annotation): kept with it
+ *   /var/lib/criu-migrate/units/<unit run>.committed       a compose unit's commit point, while a member's
+ *                                                          journal may still need it
  */
 export const STATE_ROOT = '/var/lib/criu-migrate';
 export const HISTORY_KEEP = 10;
@@ -38,6 +40,49 @@ export function isRestoreConfigPath(path: string): boolean {
   return (
     /^\/var\/lib\/criu-migrate\/criu\/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf$/.test(path) && !path.includes('..')
   );
+}
+
+/** The marker that commits every member of one unit run at once (see JournalRecord.unitCommit). */
+export function unitCommitPath(unitRun: string): string {
+  return `${STATE_ROOT}/units/${unitRun}.committed`;
+}
+
+/** A path unitCommitPath made: the only marker a journal read from a host may make the action test or remove. */
+export function isUnitCommitPath(path: string): boolean {
+  return (
+    /^\/var\/lib\/criu-migrate\/units\/[A-Za-z0-9][A-Za-z0-9_.-]*\.committed$/.test(path) &&
+    !path.includes('..')
+  );
+}
+
+export async function writeUnitCommit(host: Host, path: string): Promise<void> {
+  await runChecked(
+    host,
+    `${PRIVATE} mkdir -p ${shellQuote([`${STATE_ROOT}/units`])} && : >${shellQuote([path])} && sync`,
+    {
+      step: 'commit',
+      what: "writing the unit's commit marker",
+      options: { timeoutMs: QUICK_MS },
+    },
+  );
+}
+
+/** Whether the marker is on this host; a host that cannot be asked throws. */
+export async function unitCommitFound(host: Host, path: string): Promise<boolean> {
+  const result = await runChecked(host, `if [ -e ${shellQuote([path])} ]; then echo yes; else echo no; fi`, {
+    step: 'resume',
+    what: "looking for the unit's commit marker",
+    options: { timeoutMs: QUICK_MS },
+  });
+  return result.stdout.trim() === 'yes';
+}
+
+export async function removeUnitCommit(host: Host, path: string): Promise<void> {
+  await runChecked(host, `rm -f -- ${shellQuote([path])}`, {
+    step: 'finalize',
+    what: "removing the unit's commit marker",
+    options: { timeoutMs: QUICK_MS },
+  });
 }
 
 /** Shell prefix for every command that writes where memory or secrets may land. */

@@ -111,6 +111,12 @@ export interface JournalRecord {
   sourceAfter: 'stop' | 'remove';
   /** Past the commit point, whether the source container is retired (migrate: always; checkpoint: leave-running false). */
   retireSource?: boolean;
+  /**
+   * A compose unit's member: the unit's commit marker (unitCommitPath), written on the hosts
+   * once every member is verified and before any member commits. Found there, it commits this
+   * member too, so a run that died between two members' commits is finished, never split.
+   */
+  unitCommit?: string;
   owner: RunOwner;
   status: RecordStatus;
   entries: JournalEntry[];
@@ -128,6 +134,28 @@ export function isUnfinished(record: JournalRecord): boolean {
 
 export function isCommitted(record: Pick<JournalRecord, 'entries'>): boolean {
   return record.entries.some((entry) => entry.action.kind === 'committed' && entry.state === 'done');
+}
+
+/** The record as committed by its unit's marker: a done commit entry after what it saw. */
+export function committedByUnit(record: JournalRecord, at: Date): JournalRecord {
+  const seq = record.entries.reduce((max, entry) => Math.max(max, entry.seq), 0) + 1;
+  const started = record.entries.find((entry) => entry.action.kind === 'restore-started')?.action;
+  return {
+    ...record,
+    status: 'committed',
+    entries: [
+      ...record.entries,
+      {
+        seq,
+        state: 'done',
+        at: at.toISOString(),
+        action: {
+          kind: 'committed',
+          ...(started?.kind === 'restore-started' ? { targetContainerId: started.containerId } : {}),
+        },
+      },
+    ],
+  };
 }
 
 /** Parses a record read from a host or from saved state; undefined for anything else. */

@@ -12,6 +12,10 @@ export const SAVED = {
   /** Saved first thing: whatever happens next, the second run of the entry point is the post step. */
   isPost: 'isPost',
   journal: 'journal',
+  /** A compose unit's run: every member's journal (JSON object, member name -> record JSON). */
+  unitJournals: 'unitJournals',
+  /** A compose unit's run: the networks it created on the target (JSON array of names). */
+  unitNetworks: 'unitNetworks',
   container: 'container',
   /** The post plan (JSON): everything the post step needs but the secrets. */
   post: 'post',

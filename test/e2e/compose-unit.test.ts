@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState } from './invariants.js';
-import { runAction, startAction } from './run-action.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
 import {
   ensurePackageImage,
   loadTestbed,
@@ -288,6 +288,44 @@ exec /usr/bin/docker "$@"
     expect(await hit(bed.host1)).toBe(count + 1);
   });
 
+  it('a unit run killed while its second member restores: the post step rolls every member back', async () => {
+    await removeFaults(bed);
+    // Held, then failing without starting anything: the killed run's command must not restore later.
+    await installWrapper(
+      bed,
+      bed.host2,
+      '/usr/local/bin/docker',
+      `#!/bin/sh
+case " $* " in
+  *" start --checkpoint "*"-${WEB} "*)
+    touch /tmp/e2e-held-unit-post
+    i=0
+    while [ ! -e /tmp/e2e-release-unit-post ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    exit 1 ;;
+esac
+exec /usr/bin/docker "$@"
+`,
+    );
+    const before = { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
+    const running = startAction(inputs());
+    await waitHeld(bed, bed.host2, 'unit-post', 120_000, running);
+    const main = await running.kill();
+    await removeFaults(bed);
+    await release(bed, bed.host2, 'unit-post');
+    // What the kill left: both members frozen on host 1, Redis restored on host 2.
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Paused: true });
+    }
+    const post = await runPostStep(inputs(), main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    for (const name of [WEB, REDIS]) expect(post.stdout).toContain(`of ${name} unfinished`);
+    expect(post.stdout.match(/rolled back \(source resumed\)/g)).toHaveLength(2);
+    expect(post.stdout).toContain(`network ${NETWORK} removed from the target again`);
+    // Nothing of the unit on host 2 (no member, no network); every member running on host 1.
+    await expectUnitOnHost1(before);
+    expect(await hit(bed.host1)).toBe(before.count + 1);
+  });
+
   it('a unit run killed outright while its second member restores leaves both frozen members to the next run', async () => {
     await removeFaults(bed);
     // Held, then failing without starting anything: the killed run's command must not restore later.
@@ -382,5 +420,89 @@ exec /usr/bin/docker "$@"
         `docker ps -q --filter label=com.docker.compose.project=${PROJECT} | wc -l`,
       ),
     ).toBe('0\n');
+  });
+  it("killed between the unit's commit and a member's own: the post step finishes every member, never splits the unit", async () => {
+    // The project runs on host 2 now: moved back to host 1. Web's own commit never reaches a
+    // journal (held, then failing, on both hosts); Redis commits. Without the unit's marker the
+    // post step would roll web back and leave Redis on host 1 alone.
+    await removeFaults(bed);
+    // The earlier move left the retired (stopped) members and the volume on host 1.
+    await onHostResult(
+      bed,
+      bed.host1,
+      `docker ps -aq --filter label=com.docker.compose.project=${PROJECT} | xargs -r docker rm -f; docker volume rm ${PROJECT}_data`,
+    );
+    // Host 1 still has the network compose made there, with a subnet Docker chose: members
+    // cannot keep their addresses on it. Refused while staging, the unit stays on host 2.
+    const back = await runAction(inputs({ source: bed.host2, target: bed.host1 }));
+    expect(back.exitCode, back.stdout).not.toBe(0);
+    expect(back.outputs.status, back.stdout).toBe('rolled-back');
+    expect(back.stdout).toContain('COMPOSE_NETWORK_CONFLICT');
+    expect(back.stdout).toContain(`docker network rm ${NETWORK}`);
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    }
+    await onHost(bed, bed.host1, `docker network rm ${NETWORK}`);
+    const journalWrite = `#!/bin/sh
+case "$(readlink /proc/$$/fd/1 2>/dev/null)" in
+  */containers/${WEB}/journal.json.*.new)
+    data=$(/usr/bin/cat)
+    case "$data" in
+      *'"kind": "committed"'*)
+        touch /tmp/e2e-held-unit-commit
+        i=0
+        while [ ! -e /tmp/e2e-release-unit-commit ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+        exit 1 ;;
+    esac
+    printf '%s\n' "$data"
+    exit 0 ;;
+esac
+exec /usr/bin/cat "$@"
+`;
+    for (const host of [bed.host1, bed.host2])
+      await installWrapper(bed, host, '/usr/local/bin/cat', journalWrite);
+    const before = { count: await hit(bed.host2), runId: (await redisFacts(bed.host2)).runId };
+    const running = startAction(inputs({ source: bed.host2, target: bed.host1 }));
+    await waitHeld(bed, bed.host1, 'unit-commit', 180_000, running);
+    const main = await running.kill();
+    await removeFaults(bed);
+    for (const host of [bed.host1, bed.host2]) await release(bed, host, 'unit-commit');
+    // Both members verified on host 1; the unit's marker is on the hosts.
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true });
+    }
+    expect(
+      await onHost(bed, bed.host1, `ls /var/lib/criu-migrate/units/ | grep -c '^${PROJECT}-.*[.]committed$'`),
+    ).toBe('1\n');
+
+    const post = await runPostStep(inputs({ source: bed.host2, target: bed.host1 }), main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(post.stdout).toContain(`of ${WEB} unfinished`);
+    expect(post.stdout).toMatch(new RegExp(`${WEB}: its unit .* was committed`));
+    expect(post.stdout).not.toMatch(/rolled back \(source resumed\)/);
+    // One unit, on host 1 only: every member running there, none on host 2.
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    }
+    expect(
+      await onHost(
+        bed,
+        bed.host2,
+        `docker ps -q --filter label=com.docker.compose.project=${PROJECT} | wc -l`,
+      ),
+    ).toBe('0\n');
+    const redis = await redisFacts(bed.host1);
+    expect(redis.runId).toBe(before.runId);
+    expect(await hit(bed.host1)).toBe(before.count + 1);
+    // Nothing of the run is left: no open journal, no marker.
+    for (const host of [bed.host1, bed.host2]) {
+      expect(
+        await onHost(
+          bed,
+          host,
+          `ls /var/lib/criu-migrate/containers/${WEB}/journal.json /var/lib/criu-migrate/containers/${REDIS}/journal.json /var/lib/criu-migrate/units/*.committed 2>/dev/null | wc -l`,
+        ),
+      ).toBe('0\n');
+    }
   });
 });

@@ -13,6 +13,7 @@ const REAL: Record<string, string> = {
   runc: '/usr/sbin/runc',
   tee: '/usr/bin/tee',
   perl: '/usr/bin/perl',
+  cat: '/usr/bin/cat',
 };
 
 /** Hold glob for the target's receiving tar: it extracts the images into the run's staging directory. */

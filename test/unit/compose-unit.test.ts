@@ -208,3 +208,60 @@ describe('UnitCoordinator', () => {
     expect(unit.firstFailure?.code).toBe('COMPOSE_MEMBER_FAILED');
   });
 });
+
+describe("UnitCoordinator: the unit's one commit", () => {
+  const order = ['shop-cache-1', 'shop-web-1'];
+  const waits = new Map([
+    ['shop-cache-1', []],
+    ['shop-web-1', ['shop-cache-1']],
+  ]);
+
+  it('writes the commit once, after the last member is verified, and lets nobody past before it is written', async () => {
+    let writes = 0;
+    let finishWrite: () => void = () => {};
+    const unit = new UnitCoordinator(order, waits, () => {
+      writes += 1;
+      return new Promise<void>((resolve) => {
+        finishWrite = resolve;
+      });
+    });
+    const cache = unit.hooksFor('shop-cache-1');
+    const web = unit.hooksFor('shop-web-1');
+    const past: string[] = [];
+    const cacheDone = cache.allVerified().then(() => past.push('cache'));
+    await Promise.resolve();
+    expect(writes).toBe(0);
+    const webDone = web.allVerified().then(() => past.push('web'));
+    await Promise.resolve();
+    expect(writes).toBe(1);
+    expect(past).toEqual([]);
+    expect(unit.committed).toBe(false);
+    finishWrite();
+    await Promise.all([cacheDone, webDone]);
+    expect(past.sort()).toEqual(['cache', 'web']);
+    expect(unit.committed).toBe(true);
+    expect(writes).toBe(1);
+  });
+
+  it('a commit that reaches no host rolls every member back', async () => {
+    const unit = new UnitCoordinator(order, waits, async () => {
+      throw new MigrationError('COMMIT_NOT_DURABLE', 'no host took the marker');
+    });
+    const cache = unit.hooksFor('shop-cache-1');
+    const web = unit.hooksFor('shop-web-1');
+    const both = [cache.allVerified(), web.allVerified()];
+    for (const waiting of both)
+      await expect(waiting).rejects.toThrow(/COMMIT_NOT_DURABLE: no host took the marker/);
+    expect(unit.committed).toBe(false);
+  });
+
+  it('a member failing after the commit (its own journal write) does not undo the unit', async () => {
+    const unit = new UnitCoordinator(order, waits);
+    const cache = unit.hooksFor('shop-cache-1');
+    const web = unit.hooksFor('shop-web-1');
+    await Promise.all([cache.allVerified(), web.allVerified()]);
+    web.failed(new MigrationError('COMMIT_NOT_DURABLE', 'its journal could not be written'));
+    expect(unit.firstFailure).toBeUndefined();
+    expect(unit.committed).toBe(true);
+  });
+});

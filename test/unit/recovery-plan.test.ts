@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { frozenCopyVerdict, planRecovery } from '../../src/policy/recovery.js';
-import type { JournalAction, JournalEntry } from '../../src/state/journal.js';
+import { isUnitCommitPath, unitCommitPath } from '../../src/state/host-records.js';
+import {
+  committedByUnit,
+  isCommitted,
+  type JournalAction,
+  type JournalEntry,
+  type JournalRecord,
+} from '../../src/state/journal.js';
 
 const entry = (
   seq: number,
@@ -157,5 +164,61 @@ describe("checkpoint mode's roll-forward", () => {
     expect(frozenCopyVerdict(paused, undefined)).toBe('unproven');
     // Already stopped: nothing runs that could be lost.
     expect(frozenCopyVerdict({ running: false, paused: false }, undefined)).toBe('stop');
+  });
+});
+
+describe("committedByUnit: a member's journal committed by its unit's marker", () => {
+  const base: JournalRecord = {
+    schema: 2,
+    mode: 'migrate',
+    container: 'shop-web-1',
+    checkpointName: 'cutover-shop-web-1',
+    source: 'root@127.0.0.2:22',
+    target: 'root@127.0.0.3:22',
+    sourceAfter: 'stop',
+    unitCommit: '/var/lib/criu-migrate/units/shop-0123.committed',
+    owner: { token: 't', pid: 1, startedAt: '2026-12-07T00:00:00.000Z' },
+    status: 'running',
+    updatedAt: '2026-12-07T00:00:01.000Z',
+    entries: [
+      {
+        seq: 1,
+        state: 'done',
+        at: 'x',
+        action: { kind: 'target-created', name: 'shop-web-1', containerId: 'b'.repeat(64) },
+      },
+      { seq: 2, state: 'done', at: 'x', action: { kind: 'source-paused', containerId: 'a'.repeat(64) } },
+      { seq: 3, state: 'done', at: 'x', action: { kind: 'restore-started', containerId: 'b'.repeat(64) } },
+      {
+        seq: 4,
+        state: 'intended',
+        at: 'x',
+        action: { kind: 'committed', targetContainerId: 'b'.repeat(64) },
+      },
+    ],
+  };
+
+  it('without the marker the member rolls back; with it, it rolls forward and the target is never touched', () => {
+    expect(planRecovery(base).direction).toBe('rollback');
+    const committed = committedByUnit(base, new Date('2026-12-07T00:00:02.000Z'));
+    expect(isCommitted(committed)).toBe(true);
+    expect(committed.status).toBe('committed');
+    expect(committed.entries.at(-1)).toMatchObject({
+      seq: 5,
+      state: 'done',
+      action: { kind: 'committed', targetContainerId: 'b'.repeat(64) },
+    });
+    const plan = planRecovery(committed);
+    expect(plan.direction).toBe('roll-forward');
+    expect(plan.steps.map((step) => step.kind)).toEqual(['retire-source']);
+    // The input record is left as it was.
+    expect(base.entries).toHaveLength(4);
+  });
+
+  it('the marker paths a journal may name', () => {
+    expect(isUnitCommitPath(unitCommitPath('shop-0123abcd'))).toBe(true);
+    expect(isUnitCommitPath('/var/lib/criu-migrate/units/../containers/x.committed')).toBe(false);
+    expect(isUnitCommitPath('/etc/passwd')).toBe(false);
+    expect(isUnitCommitPath('/var/lib/criu-migrate/units/a b.committed')).toBe(false);
   });
 });

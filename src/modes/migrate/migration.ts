@@ -294,11 +294,12 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     await deps.unit?.allVerified();
     // The point of no return: from here on the target is the service. It must reach a
     // host's journal, or the source is not killed (a later run would not know of it).
+    // A unit member is past it already (its unit's marker): cancelled now, it still commits.
     await journal.around(
       { kind: 'committed', targetContainerId: ready.targetContainerId },
       'any-host',
       async () => {
-        signal.throwIfAborted();
+        if (!deps.unit) signal.throwIfAborted();
       },
     );
   } catch (error) {

@@ -1,4 +1,4 @@
-import { MigrationError } from '../../errors.js';
+import { asMigrationError, MigrationError } from '../../errors.js';
 
 /** Where one member's migration waits for the rest of its unit (see migration.ts). */
 export interface UnitHooks {
@@ -10,7 +10,10 @@ export interface UnitHooks {
   beforeRestore(): Promise<void>;
   /** This member's restore finished: the members that depend on it may restore. */
   restored(): void;
-  /** Before the commit point: resolves once every member is verified (the unit's one commit point). */
+  /**
+   * Before the commit point: resolves once every member is verified and the unit's commit is
+   * written (its one commit point). From then on every member commits, cancelled or not.
+   */
   allVerified(): Promise<void>;
   /** This member failed: every member of the unit gives up at its next wait, and rolls back. */
   failed(error: MigrationError): void;
@@ -34,11 +37,19 @@ export class UnitCoordinator {
   private readonly verified = new Set<string>();
   private readonly waiters = new Set<Waiter>();
   private failure: MigrationError | undefined;
+  private commit: 'not yet' | 'writing' | 'written' = 'not yet';
 
   constructor(
     private readonly members: readonly string[],
     private readonly waitsFor: ReadonlyMap<string, readonly string[]>,
+    /** Writes the unit's commit (a marker every member's journal names); a failure rolls the unit back. */
+    private readonly writeCommit: () => Promise<void> = async () => {},
   ) {}
+
+  /** Whether the unit's commit is written: past it, no member may roll back. */
+  get committed(): boolean {
+    return this.commit === 'written';
+  }
 
   /** The first failure of any member, when one failed. */
   get firstFailure(): MigrationError | undefined {
@@ -55,14 +66,31 @@ export class UnitCoordinator {
         this.restoredMembers.add(member);
         this.settle();
       },
-      allVerified: () =>
-        this.arrive(this.verified, member, () => this.members.every((m) => this.verified.has(m))),
+      allVerified: () => {
+        this.verified.add(member);
+        if (this.commit === 'not yet' && this.members.every((m) => this.verified.has(m)) && !this.failure) {
+          this.commit = 'writing';
+          this.writeCommit().then(
+            () => {
+              this.commit = 'written';
+              this.settle();
+            },
+            (error: unknown) => {
+              this.commit = 'not yet';
+              this.fail(member, asMigrationError(error, 'COMMIT_NOT_DURABLE'));
+            },
+          );
+        }
+        return this.wait(() => this.commit === 'written');
+      },
       failed: (error) => this.fail(member, error),
     };
   }
 
   fail(member: string, error: MigrationError): void {
-    if (this.failure) return;
+    // Once the unit's commit is being written a member's failure is its own (it finishes
+    // forward, from its journal if need be): the unit stands.
+    if (this.failure || this.commit !== 'not yet') return;
     this.failure = new MigrationError(
       'COMPOSE_MEMBER_FAILED',
       `${member} of the unit failed (${error.code}: ${error.message}); the whole unit rolls back`,

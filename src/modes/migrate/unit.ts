@@ -17,7 +17,9 @@ import { publishUnit, type UnitReport } from '../../report/unit-report.js';
 import type { Runtime } from '../../runtime.js';
 import { describeLocation, type MigrateSettings } from '../../settings.js';
 import { archiveEverywhere, lockContainer, runOwner, settleUnfinished } from '../../state/guard.js';
-import { isUnfinished } from '../../state/journal.js';
+import { removeUnitCommit, unitCommitPath, writeUnitCommit } from '../../state/host-records.js';
+import { isUnfinished, type JournalRecord } from '../../state/journal.js';
+import { SAVED } from '../../state/post-state.js';
 import { startRunControl } from '../run-control.js';
 import { beginSession, SessionCloser } from '../session.js';
 import { type MigrationOutcome, migrate } from './migration.js';
@@ -83,19 +85,67 @@ interface MemberRun {
   member: string;
   outcome?: MigrationOutcome;
   error?: MigrationError;
+  /** Its journal is still open on the hosts (a later run or the post step settles it). */
+  open: boolean;
+}
+
+/**
+ * What the unit's members tell the post step: each member's journal as it is now, under one
+ * saved name (the runner's state holds one value per name).
+ */
+class UnitJournals {
+  private readonly records = new Map<string, string>();
+
+  constructor(private readonly runtime: Runtime) {}
+
+  runtimeFor(member: string): Runtime {
+    return {
+      ...this.runtime,
+      saveState: (name, value) => {
+        if (name !== SAVED.journal) return;
+        this.records.set(member, value);
+        this.runtime.saveState(SAVED.unitJournals, JSON.stringify(Object.fromEntries(this.records)));
+      },
+    };
+  }
+}
+
+/** The unit's commit: the marker every member's journal names, on any host (both when they answer). */
+async function writeUnitCommitEverywhere(
+  hosts: { source: Host; target: Host },
+  marker: string,
+): Promise<void> {
+  const written = await Promise.allSettled([
+    writeUnitCommit(hosts.source, marker),
+    writeUnitCommit(hosts.target, marker),
+  ]);
+  const failed = written.flatMap((result) =>
+    result.status === 'rejected' ? [errorMessage(result.reason)] : [],
+  );
+  if (failed.length === written.length) {
+    throw new MigrationError(
+      'COMMIT_NOT_DURABLE',
+      "the unit's commit marker could not be written on any host",
+      {
+        step: 'commit',
+        detail: failed.join('\n'),
+      },
+    );
+  }
 }
 
 /** One member's migration: its own connections, lock and journal; it meets the others through `coordinator`. */
 async function runMember(
   settings: ComposeSettings,
-  runtime: Runtime,
+  unit: { runtime: Runtime; coordinator: UnitCoordinator; commitMarker: string },
   member: string,
-  coordinator: UnitCoordinator,
   signal: AbortSignal,
   started: Date,
 ): Promise<MemberRun> {
+  const { runtime, coordinator } = unit;
   const { log } = runtime;
   const closer = new SessionCloser();
+  let journal: { record: JournalRecord } | undefined;
   const memberSettings: MigrateSettings = {
     ...settings,
     container: member,
@@ -103,15 +153,17 @@ async function runMember(
     checkpointName: `${settings.checkpointName}-${member}`.slice(0, 128),
     keepAddresses: true,
   };
-  // The runner's saved state holds one journal: a unit's members live in the hosts' journals only.
-  const memberRuntime: Runtime = { ...runtime, saveState: () => {} };
   try {
     const clock = () => performance.now();
     const { session } = await beginSession(
-      { settings: memberSettings, record: { sourceAfter: settings.sourceAfter } },
-      { runtime: memberRuntime },
+      {
+        settings: memberSettings,
+        record: { sourceAfter: settings.sourceAfter, unitCommit: unit.commitMarker },
+      },
+      { runtime },
       { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer },
     );
+    journal = session.journal;
     const outcome = await migrate({
       settings: memberSettings,
       ...session.opened,
@@ -124,11 +176,16 @@ async function runMember(
     });
     if (!isUnfinished(session.journal.record) && outcome.error?.code !== 'COMMIT_NOT_DURABLE')
       await archiveEverywhere(session.durable, session.journal.record, log);
-    return { member, outcome, ...(outcome.error ? { error: outcome.error } : {}) };
+    return {
+      member,
+      outcome,
+      ...(outcome.error ? { error: outcome.error } : {}),
+      open: isUnfinished(session.journal.record),
+    };
   } catch (error) {
     const failure = asMigrationError(error, 'COMMAND_FAILED');
     coordinator.fail(member, failure);
-    return { member, error: failure };
+    return { member, error: failure, open: journal ? isUnfinished(journal.record) : false };
   } finally {
     await closer.close();
   }
@@ -194,14 +251,33 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
       await runNetworkCommand(connected.target, networkCreateArgs(network.spec), 'stage');
       const entry = report.networks.find((n) => n.name === network.spec.name);
       if (entry) entry.created = true;
+      // The post step removes them again when it rolls the unit back.
+      runtime.saveState(
+        SAVED.unitNetworks,
+        JSON.stringify(report.networks.filter((n) => n.created).map((n) => n.name)),
+      );
       log.info(
         `network ${network.spec.name} created on the target (${network.spec.ipam.map((p) => p.subnet).join(', ')})`,
       );
     }
-    const coordinator = new UnitCoordinator(order, waitsFor);
-    const runs = await Promise.all(
-      order.map((member) => runMember(settings, runtime, member, coordinator, control.signal, started)),
+    const commitMarker = unitCommitPath(`${settings.compose.project}-${runtime.newToken()}`);
+    const coordinator = new UnitCoordinator(order, waitsFor, () =>
+      writeUnitCommitEverywhere(connected, commitMarker),
     );
+    const journals = new UnitJournals(runtime);
+    const runs = await Promise.all(
+      order.map((member) =>
+        runMember(
+          settings,
+          { runtime: journals.runtimeFor(member), coordinator, commitMarker },
+          member,
+          control.signal,
+          started,
+        ),
+      ),
+    );
+    // The marker is needed only while a member's journal is open.
+    if (runs.every((run) => !run.open)) await removeUnitCommitEverywhere(connected, commitMarker, log);
     for (const run of runs) {
       const entry = report.members.find((m) => m.container === run.member);
       if (!entry) continue;
@@ -276,6 +352,20 @@ async function settleEarlierRun(
     }
   }
   return done;
+}
+
+async function removeUnitCommitEverywhere(
+  hosts: { source: Host; target: Host },
+  marker: string,
+  log: Logger,
+): Promise<void> {
+  const removed = await Promise.allSettled([
+    removeUnitCommit(hosts.source, marker),
+    removeUnitCommit(hosts.target, marker),
+  ]);
+  for (const result of removed)
+    if (result.status === 'rejected')
+      log.warning(`could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
 }
 
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
