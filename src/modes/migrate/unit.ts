@@ -26,7 +26,7 @@ import { UnitCoordinator } from './unit-coordinator.js';
 type ComposeSettings = MigrateSettings & { compose: { project: string } };
 
 /** Finds the project's unit on the source: every member running, or a refusal naming the rest. */
-async function findUnit(source: Host, project: string): Promise<Unit> {
+export async function findUnit(source: Host, project: string): Promise<Unit> {
   const resolved = resolveUnits(await new DockerCli(source).listContainers('preflight'), {
     kind: 'compose',
     project,
@@ -135,7 +135,7 @@ async function runMember(
 }
 
 /** The members' lines in the job log, each named, since they run side by side. */
-function prefixed(log: Logger, member: string): Logger {
+export function prefixed(log: Logger, member: string): Logger {
   return {
     info: (message) => log.info(`[${member}] ${message}`),
     warning: (message) => log.warning(`[${member}] ${message}`),
@@ -249,7 +249,7 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
  * What an earlier run of this unit left open (a member paused on the source, one created on the
  * target), settled member by member from its journals before the gate looks at the project.
  */
-async function settleEarlierRun(
+export async function settleEarlierRun(
   hosts: { source: Host; target: Host },
   project: string,
   runtime: Runtime,
@@ -279,7 +279,7 @@ async function settleEarlierRun(
 }
 
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
-async function removeCreatedNetworks(target: Host, report: UnitReport, log: Logger): Promise<void> {
+export async function removeCreatedNetworks(target: Host, report: UnitReport, log: Logger): Promise<void> {
   for (const network of report.networks.filter((n) => n.created)) {
     try {
       if (await inspectNetwork(target, network.name, 'rollback')) {
