@@ -156,8 +156,8 @@ export async function runUnitRestoreMode(settings: UnitRestoreSettings, runtime:
   }
   report.durationMs = Math.round(performance.now() - start);
   if (failure) report.error = metadataError(failure);
-  await publishUnit(report, settings.checkpointName, runtime.env);
-  core.setOutput('restored-checkpoint', chosen?.name ?? '');
+  // checkpoint-name says which unit checkpoint was restored, as it does for one container.
+  await publishUnit(report, chosen?.name ?? settings.checkpointName, runtime.env);
   for (const leftover of report.leftovers ?? []) core.warning(`left to clean up: ${leftover}`);
   if (failure) runtime.fail(failure);
   else

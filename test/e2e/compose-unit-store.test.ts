@@ -275,7 +275,7 @@ exec /usr/bin/docker "$@"
     expect(run.exitCode, run.stdout).toBe(1);
     expect(run.outputs.status).toBe('rolled-back');
     expect(run.outputs['error-code']).toBe('COMPOSE_MEMBER_FAILED');
-    expect(run.outputs['restored-checkpoint']).toBe('cus-1');
+    expect(run.outputs['checkpoint-name']).toBe('cus-1');
     const unit = JSON.parse(run.outputs.unit ?? '{}');
     expect(unit.members.map((m: { status: string }) => m.status)).toEqual(['rolled-back', 'rolled-back']);
     expect(unit.members[1].error.code).toBe('RESTORE_FAILED');
@@ -291,7 +291,7 @@ exec /usr/bin/docker "$@"
     expect(run.exitCode, run.stdout).toBe(0);
     expect(run.outputs.status).toBe('succeeded');
     // cus-2 never became a unit checkpoint: the newest complete one is cus-1.
-    expect(run.outputs['restored-checkpoint']).toBe('cus-1');
+    expect(run.outputs['checkpoint-name']).toBe('cus-1');
     const unit = JSON.parse(run.outputs.unit ?? '{}');
     expect(unit.members.map((m: { container: string; status: string }) => [m.container, m.status])).toEqual([
       [REDIS, 'succeeded'],
