@@ -19,7 +19,7 @@ import {
 import { metadataError } from '../report/metadata.js';
 import { PhaseTimer } from '../report/timings.js';
 import { publishUnit, type UnitReport } from '../report/unit-report.js';
-import type { Runtime } from '../runtime.js';
+import { type Runtime, SAVED } from '../runtime.js';
 import { type CheckpointSettings, describeLocation } from '../settings.js';
 import { PRIVATE } from '../state/host-records.js';
 import { type CheckpointManifest, checkpointDir } from '../state/store.js';
@@ -93,6 +93,8 @@ export async function runUnitCheckpointMode(
       sourceId: byName.get(container)?.Id,
     }));
     log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+    // The post step reads each member's journal on the hosts when this run is killed.
+    runtime.saveState(SAVED.unitMembers, JSON.stringify(order));
     const networks: NetworkSpec[] = [];
     for (const name of projectNetworks(unit.members)) {
       const spec = await inspectNetwork(source, name, 'checkpoint');

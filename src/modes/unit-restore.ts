@@ -8,7 +8,7 @@ import { chooseUnitRecord, newestUnitsFirst, type UnitRecord } from '../policy/u
 import { metadataError } from '../report/metadata.js';
 import { PhaseTimer } from '../report/timings.js';
 import { publishUnit, type UnitReport } from '../report/unit-report.js';
-import type { Runtime } from '../runtime.js';
+import { type Runtime, SAVED } from '../runtime.js';
 import { describeLocation, type RestoreSettings } from '../settings.js';
 import { writeSeries } from '../state/series.js';
 import { prefixed, removeCreatedNetworks } from './migrate/unit.js';
@@ -88,6 +88,8 @@ export async function runUnitRestoreMode(settings: UnitRestoreSettings, runtime:
     log.info(
       `restoring unit checkpoint ${unit.name} of ${unitName} (taken ${unit.createdAt} on ${unit.source}): ${unit.order.join(', ')} (restore order)`,
     );
+    // The post step reads each member's journal on the hosts when this run is killed.
+    runtime.saveState(SAVED.unitMembers, JSON.stringify(unit.order));
     report.members = unit.order.map((container) => {
       const member = unit.members.find((m) => m.container === container);
       return {

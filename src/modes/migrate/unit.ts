@@ -14,7 +14,7 @@ import { COMPOSE_PROJECT_LABEL, containerNameOf, resolveUnits, type Unit } from 
 import { metadataError } from '../../report/metadata.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { publishUnit, type UnitReport } from '../../report/unit-report.js';
-import type { Runtime } from '../../runtime.js';
+import { type Runtime, SAVED } from '../../runtime.js';
 import { describeLocation, type MigrateSettings } from '../../settings.js';
 import { archiveEverywhere, lockContainer, runOwner, settleUnfinished } from '../../state/guard.js';
 import { isUnfinished } from '../../state/journal.js';
@@ -186,6 +186,8 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
       sourceId: byName.get(container)?.Id,
     }));
     log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+    // The post step reads each member's journal on the hosts when this run is killed.
+    runtime.saveState(SAVED.unitMembers, JSON.stringify(order));
     const gate: UnitGate = await core.group(`Gate: unit ${unitName}`, () =>
       gateUnit(settings, connected, unit, log),
     );
