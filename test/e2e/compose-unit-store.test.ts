@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installWrapper, removeFaults } from './faults.js';
+import { installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState } from './invariants.js';
-import { runAction } from './run-action.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
 import {
   ensurePackageImage,
   loadTestbed,
@@ -253,6 +253,96 @@ exec /usr/sbin/runc "$@"
     expect(await onHost(bed, bed.host3, `find ${STORE} -name '*cus-2*' | wc -l`)).toBe('0\n');
     // The project keeps counting on host 1: a restore below proves it took cus-1, not this state.
     expect(await hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
+  });
+});
+
+describe('a unit checkpoint run killed outright', () => {
+  it('while the second member dumps: the post step resumes every member, and no unit checkpoint exists', async () => {
+    const webId = (await onHost(bed, bed.host1, `docker inspect --format '{{.Id}}' ${WEB}`)).trim();
+    const redisBefore = await redisFacts(bed.host1);
+    // Held, then failing without dumping: the killed run's command must not dump later.
+    await installWrapper(
+      bed,
+      bed.host1,
+      '/usr/local/bin/runc',
+      `#!/bin/sh
+case " $* " in
+  *" checkpoint "*" ${webId} "*)
+    touch /tmp/e2e-held-unit-ckpt-kill
+    i=0
+    while [ ! -e /tmp/e2e-release-unit-ckpt-kill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    exit 1 ;;
+esac
+exec /usr/sbin/runc "$@"
+`,
+    );
+    const inputs = checkpointInputs('cus-3');
+    const running = startAction(inputs);
+    await waitHeld(bed, bed.host1, 'unit-ckpt-kill', 120_000, running);
+    const main = await running.kill();
+    await release(bed, bed.host1, 'unit-ckpt-kill');
+    await removeFaults(bed);
+    // What the killed run left: both members frozen on host 1.
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Paused: true });
+    }
+    const post = await runPostStep(inputs, main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(
+      new RegExp(`left ${WEB} of the unit unfinished; run cus-3-${WEB} rolled back`),
+    );
+    expect(post.stdout).toMatch(
+      new RegExp(`left ${REDIS} of the unit unfinished; run cus-3-${REDIS} rolled back`),
+    );
+    for (const name of [WEB, REDIS]) {
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    }
+    expect((await redisFacts(bed.host1)).runId).toBe(redisBefore.runId);
+    expect(await hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
+    // No record of cus-3 and nothing of it in the store.
+    expect(await onHost(bed, bed.host3, `ls ${STORE}/.units/${PROJECT}`)).toBe('cus-1.json\n');
+    expect(await onHost(bed, bed.host3, `find ${STORE} -name '*cus-3*' | wc -l`)).toBe('0\n');
+  });
+});
+
+describe('list mode shows unit checkpoints as units', () => {
+  it('the complete unit with its members in restore order, each member checkpoint marked with its unit', async () => {
+    const run = await runAction(common({ mode: 'list', unit: '' }));
+    expect(run.exitCode, run.stdout).toBe(0);
+    const listing = JSON.parse(run.outputs.listing ?? '{}');
+    expect(listing.units).toHaveLength(1);
+    expect(listing.units[0]).toMatchObject({
+      unit: `compose:${PROJECT}`,
+      name: 'cus-1',
+      complete: true,
+      networks: [NETWORK],
+    });
+    expect(
+      listing.units[0].members.map((m: { container: string; listed: boolean }) => [m.container, m.listed]),
+    ).toEqual([
+      [REDIS, true],
+      [WEB, true],
+    ]);
+    const members = listing.series.flatMap(
+      (series: { checkpoints: { name: string; unit?: string }[] }) => series.checkpoints,
+    );
+    expect(members.map((c: { name: string; unit?: string }) => [c.name, c.unit]).sort()).toEqual([
+      [`cus-1-${REDIS}`, `compose:${PROJECT}/cus-1`],
+      [`cus-1-${WEB}`, `compose:${PROJECT}/cus-1`],
+    ]);
+    expect(run.stdout).toContain(`unit compose:${PROJECT} checkpoint cus-1 (`);
+    expect(run.summary).toContain('Unit checkpoints (compose projects)');
+  });
+});
+
+describe('a drill of a unit', () => {
+  it('is refused before any host is touched: INPUT_INVALID, naming the way to drill one member', async () => {
+    const run = await runAction(common({ mode: 'drill', target: bed.host2 }));
+    expect(run.exitCode, run.stdout).toBe(1);
+    expect(run.outputs['error-code']).toBe('INPUT_INVALID');
+    expect(run.stdout).toContain('not in drill mode');
+    expect(run.stdout).toContain('drill one member');
+    expect(await onHost(bed, bed.host2, 'docker ps -aq | wc -l')).toBe('0\n');
   });
 });
 
