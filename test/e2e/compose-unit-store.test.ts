@@ -347,6 +347,30 @@ describe('a drill of a unit', () => {
 });
 
 describe('a unit checkpoint restored as one unit', () => {
+  it('a network of the same name with another subnet on the target: COMPOSE_NETWORK_CONFLICT, nothing touched', async () => {
+    await onHost(bed, bed.host2, `docker network create --subnet 10.252.0.0/24 ${NETWORK} >/dev/null`);
+    try {
+      const run = await runAction(restoreInputs());
+      expect(run.exitCode, run.stdout).toBe(1);
+      expect(run.outputs.status).toBe('refused');
+      expect(run.outputs['error-code']).toBe('COMPOSE_NETWORK_CONFLICT');
+      expect(run.stdout).toMatch(
+        new RegExp(`the target has a network ${NETWORK} with subnet 10\\.252\\.0\\.0/24, not `),
+      );
+      expect(await onHost(bed, bed.host2, 'docker ps -aq | wc -l')).toBe('0\n');
+      // The namesake is the target's own: left as it was.
+      expect(
+        await onHost(
+          bed,
+          bed.host2,
+          `docker network inspect ${NETWORK} --format '{{(index .IPAM.Config 0).Subnet}}'`,
+        ),
+      ).toBe('10.252.0.0/24\n');
+    } finally {
+      await onHostResult(bed, bed.host2, `docker network rm ${NETWORK}`);
+    }
+  });
+
   it('a fault while restoring the second member rolls the unit back: nothing on host 2, the store intact', async () => {
     const before = await storeFiles();
     await installWrapper(
