@@ -442,3 +442,23 @@ exec /usr/bin/docker "$@"
     expect(run.stdout).toContain('complete unit checkpoints: cus-1');
   });
 });
+
+describe('retention of unit checkpoints', () => {
+  it('counts units: with retention 1 the older unit goes, its record first and then its members', async () => {
+    const before = JSON.parse(await onHost(bed, bed.host3, `cat ${STORE}/.units/${PROJECT}/cus-1.json`));
+    const run = await runAction({ ...checkpointInputs('cus-4'), retention: '1' });
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toContain('retention: removed unit checkpoint cus-1 (keeping the newest 1)');
+    expect(await onHost(bed, bed.host3, `ls ${STORE}/.units/${PROJECT}`)).toBe('cus-4.json\n');
+    for (const member of before.members) {
+      const dir = `${STORE}/${member.container}/${member.series}/${member.checkpoint}`;
+      expect((await onHostResult(bed, bed.host3, `test -e ${dir}`)).code).not.toBe(0);
+    }
+    for (const name of [WEB, REDIS]) {
+      await onHost(bed, bed.host3, `ls -d ${STORE}/${name}/*/cus-4-${name}`);
+    }
+    // The image files the removed members used are still used by cus-4: kept.
+    expect(Number(await onHost(bed, bed.host3, `ls ${STORE}/images/*.tar | wc -l`))).toBe(2);
+  });
+});
