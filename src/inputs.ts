@@ -322,12 +322,21 @@ export function getInputs(
     case 'preflight':
       return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
     case 'checkpoint':
+      // A unit stopped member by member after its commit would leave a half-stopped project on any failure.
+      if (unit?.kind === 'compose' && !parseBoolean('leave-running', text('leave-running'), true)) {
+        throw invalid(
+          'leave-running',
+          'false is not supported for a compose unit',
+          'checkpoint the unit with leave-running: true, then stop the project yourself (docker compose -p <project> stop)',
+        );
+      }
       return {
         mode,
         ...common,
         store,
         retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
         leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
+        ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'restore': {
       const settings: Settings = {
@@ -337,6 +346,7 @@ export function getInputs(
         target: need(target),
         store,
         replace: parseBoolean('replace', text('replace'), false),
+        ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
       if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
       const series = parseSeries(text('series'));
@@ -474,11 +484,13 @@ function parseUnitInput(mode: string, value: string, container: string): UnitRef
     );
   }
   const ref = parseUnitRef(value);
-  if (ref.kind === 'compose' && mode !== 'migrate') {
+  if (ref.kind === 'compose' && mode !== 'migrate' && mode !== 'checkpoint' && mode !== 'restore') {
     throw invalid(
       'unit',
-      `a compose project moves as one unit in migrate mode only, not in ${mode} mode`,
-      'use mode: migrate for compose:<project>, or name one container',
+      `a compose project moves as one unit in migrate, checkpoint and restore modes only, not in ${mode} mode`,
+      mode === 'drill'
+        ? 'drill one member: restore-from its member checkpoint (listed in the unit record), with container set to the member'
+        : 'use mode: migrate, checkpoint or restore for compose:<project>, or name one container',
     );
   }
   return ref;

@@ -10,6 +10,8 @@ import { runPreflightMode } from './modes/preflight.js';
 import { runSelectionPreflight } from './modes/preflight-selection.js';
 import { runRestoreMode } from './modes/restore.js';
 import { earlyRun } from './modes/run-control.js';
+import { runUnitCheckpointMode } from './modes/unit-checkpoint.js';
+import { runUnitRestoreMode } from './modes/unit-restore.js';
 import { runPost } from './post.js';
 import { metadataError } from './report/metadata.js';
 import { publishEarlyFailure } from './report/publish.js';
@@ -47,10 +49,13 @@ export async function run(): Promise<void> {
         else await runPreflightMode(settings, runtime.log);
         return;
       case 'checkpoint':
-        await runCheckpointMode(settings, runtime);
+        if (settings.compose)
+          await runUnitCheckpointMode({ ...settings, compose: settings.compose }, runtime);
+        else await runCheckpointMode(settings, runtime);
         return;
       case 'restore':
-        await runRestoreMode(settings, runtime);
+        if (settings.compose) await runUnitRestoreMode({ ...settings, compose: settings.compose }, runtime);
+        else await runRestoreMode(settings, runtime);
         return;
       case 'drill':
         await runDrillMode(settings, runtime);

@@ -7,7 +7,12 @@ import { type Runtime, SAVED } from './runtime.js';
 import { lockContainer, runOwner, settleUnfinished } from './state/guard.js';
 import { isUnitCommitPath, removeUnitCommit } from './state/host-records.js';
 import { isUnfinished, type JournalRecord, parseRecord } from './state/journal.js';
-import { forgetPostSecrets, type LoadedPostPlan, loadPostPlan } from './state/post-state.js';
+import {
+  forgetPostSecrets,
+  type LoadedPostPlan,
+  loadPostPlan,
+  parseUnitMembers,
+} from './state/post-state.js';
 
 /**
  * The post step: GitHub runs it even when the job was cancelled, after the
@@ -21,6 +26,14 @@ export async function runPost(runtime: Runtime): Promise<void> {
   const loaded = loadPostPlan(runtime);
   try {
     const open = savedRecords(runtime).filter(isUnfinished);
+    // A unit run whose members' journals the saved state does not hold (checkpoint, restore):
+    // read on the hosts.
+    const members = parseUnitMembers(runtime.getState(SAVED.unitMembers));
+    if (loaded && open.length === 0 && members.length > 0 && !runtime.getState(SAVED.unitJournals)) {
+      for (const secret of loaded.secrets) core.setSecret(secret);
+      await settleMembers(loaded, members, runtime);
+      return;
+    }
     if (!loaded || open.length === 0) {
       runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
       return;
@@ -51,6 +64,59 @@ function savedRecords(runtime: Runtime): JournalRecord[] {
     const record = typeof text === 'string' ? parseRecord(text) : undefined;
     return record ? [record] : [];
   });
+}
+
+/**
+ * A compose unit's run: each member's journal is read on the hosts (the saved state holds none of
+ * them) and, when the main step left it open, settled as a later run would, member by member.
+ */
+async function settleMembers(
+  { plan, connection }: LoadedPostPlan,
+  members: readonly string[],
+  runtime: Runtime,
+): Promise<void> {
+  const hosts: Host[] = [];
+  try {
+    const connected = await connectHosts(
+      { ...connection, source: plan.source, target: plan.target },
+      runtime.log,
+    );
+    hosts.push(connected.source, connected.target);
+    const owner = runOwner(runtime.env, new Date(), runtime.newToken());
+    for (const member of members) {
+      const locks = await lockContainer(
+        plan.lockSides.map((side) => connected[side]),
+        member,
+        owner,
+        runtime.log,
+      );
+      try {
+        const settled = await settleUnfinished(connected, member, runtime.log, undefined, plan.sides);
+        if (!settled) continue;
+        const how =
+          settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
+        runtime.log.warning(
+          `post: the main step left ${member} of the unit unfinished; run ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`,
+        );
+        await core.summary
+          .addRaw(
+            `<p>Post step: ${member} of the cancelled unit run ${settled.checkpointName} was ${how}.</p>`,
+            true,
+          )
+          .write()
+          .catch(() => {});
+      } finally {
+        await locks.release();
+      }
+    }
+    runtime.log.info(`post: every member of the unit (${members.join(', ')}) is settled`);
+  } catch (error) {
+    runtime.log.warning(
+      `post: could not settle the unit's members: ${errorMessage(error)}; the next run of this action for the unit will`,
+    );
+  } finally {
+    await Promise.allSettled(hosts.map((host) => host.close()));
+  }
 }
 
 async function settle(

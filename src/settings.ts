@@ -106,6 +106,8 @@ export interface CheckpointSettings extends CommonSettings {
   retention: number;
   /** Resume the container after the dump (true) or stop it (planned shutdown of its host). */
   leaveRunning: boolean;
+  /** A compose project checkpointed as one unit (unit: compose:<project>); container is then its record name. */
+  compose?: { project: string };
 }
 
 export interface RestoreSettings extends CommonSettings, VerifySettings {
@@ -118,6 +120,10 @@ export interface RestoreSettings extends CommonSettings, VerifySettings {
   series?: string;
   /** Remove a stopped container of the same name on the target first (a running one is always refused). */
   replace: boolean;
+  /** A compose project restored as one unit from its unit checkpoint (unit: compose:<project>). */
+  compose?: { project: string };
+  /** Create the container with the addresses it had at the checkpoint (members of a unit). */
+  keepAddresses?: boolean;
 }
 
 /**

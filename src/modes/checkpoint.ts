@@ -47,12 +47,13 @@ import {
   unusedImages,
 } from '../state/store.js';
 import { proveLayer } from './checkpoint-proof.js';
+import type { UnitHooks } from './migrate/unit-coordinator.js';
 import { runMetadata, runSession, type SessionDeps } from './session.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
 
 /** The series the run writes into, and its lock (held until retention has run). */
-interface SeriesHeld {
+export interface SeriesHeld {
   id: string;
   release(): Promise<void>;
 }
@@ -153,12 +154,17 @@ export async function runCheckpointMode(
   );
 }
 
-/** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
-async function checkpointInto(
+/**
+ * The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and
+ * renamed. A member of a compose unit meets the others (`unit`) before its freeze, once paused, once
+ * dumped and before its commit, so the unit's members are frozen and dumped together.
+ */
+export async function checkpointInto(
   ctx: RunContext<CheckpointSettings>,
   owner: RunOwner,
   onFrozen: (ms: number) => void,
   onSeries: (series: SeriesHeld) => void,
+  unit?: UnitHooks,
 ): Promise<CheckpointManifest> {
   const { settings, log, timer } = ctx;
   const store = settings.store.path;
@@ -307,6 +313,7 @@ async function checkpointInto(
     ),
   );
 
+  await unit?.allReady();
   const dumped = await log.group('Checkpoint: freeze and dump', () =>
     timer.time('checkpoint', () =>
       freezeAndDump(
@@ -326,12 +333,15 @@ async function checkpointInto(
               { step: 'checkpoint', what: 'copying the writable layer at the freeze' },
             ),
           );
+          // A unit's members run on only once every member's state is on disk.
+          await unit?.allDumped();
           // Resumed as soon as the images and the layer are written: measuring and copying them needs no freeze.
           if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
           }
         },
         codec,
+        unit?.allPaused,
       ),
     ),
   );
@@ -459,6 +469,8 @@ async function checkpointInto(
       ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
     },
   };
+  // A unit's members commit only once every member's checkpoint is written and proved.
+  await unit?.allVerified();
   // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point,
   // and it must reach the source's journal before leave-running: false may kill the container.
   await ctx.journal.around({ kind: 'committed', checkpoint: final }, 'any-host', async () => {
@@ -622,7 +634,7 @@ async function volumesToStore(
  * that are gone (this run holds the series lock), then the images that no
  * checkpoint, complete or being written, refers to (under the images lock).
  */
-async function applyRetention(
+export async function applyRetention(
   store: Host,
   settings: CheckpointSettings,
   series: string,
@@ -667,7 +679,11 @@ async function applyRetention(
 }
 
 /** Image collection, holding the images lock so no run can decide an image is there while it goes. */
-async function collectImages(store: Host, path: string, log: { info(m: string): void }): Promise<void> {
+export async function collectImages(
+  store: Host,
+  path: string,
+  log: { info(m: string): void },
+): Promise<void> {
   const lock = `${path}/images/.lock`;
   await runChecked(store, acquireDirLockScript(lock), {
     step: 'retention',

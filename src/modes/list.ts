@@ -4,11 +4,18 @@ import { describeHost, type Host } from '../host/host.js';
 import { openHost } from '../host/host-factory.js';
 import { withErrorLink } from '../report/error-docs.js';
 import { metadataError } from '../report/metadata.js';
-import { buildListing, listingLines, listingRows } from '../report/store-listing.js';
+import {
+  buildListing,
+  listingLines,
+  listingRows,
+  unitLines,
+  unitRows,
+  withUnits,
+} from '../report/store-listing.js';
 import { escapeHtml, writeFailureSummary } from '../report/summary.js';
 import type { Runtime } from '../runtime.js';
 import { describeLocation, type ListSettings } from '../settings.js';
-import { listStore } from '../state/store-listing.js';
+import { listStore, listUnits } from '../state/store-listing.js';
 
 /**
  * List mode: the store's series and checkpoints (of one container, one series
@@ -26,7 +33,12 @@ export async function runListMode(settings: ListSettings, runtime: Runtime): Pro
     log.info(`${describeHost(host)}: connected; reading ${settings.store.path}`);
     const found = await listStore(host, settings.store.path, settings.container || undefined);
     const wanted = settings.series ? found.filter((entry) => entry.series === settings.series) : found;
-    const listing = buildListing(wanted, { host: host.address, path: settings.store.path });
+    // Unit checkpoints of compose projects: shown with the members' series, or all of them.
+    const listing = withUnits(
+      buildListing(wanted, { host: host.address, path: settings.store.path }),
+      await listUnits(host, settings.store.path),
+      !settings.container && !settings.series,
+    );
     const what = [
       settings.container ? `container ${settings.container}` : 'every container',
       settings.series ? `series ${settings.series}` : '',
@@ -36,6 +48,7 @@ export async function runListMode(settings: ListSettings, runtime: Runtime): Pro
     const count = listing.series.reduce((sum, series) => sum + series.checkpoints.length, 0);
     log.info(`${count} complete checkpoint(s) in ${listing.series.length} series (${what})`);
     for (const line of listingLines(listing)) log.info(line);
+    for (const line of unitLines(listing.units ?? [])) log.info(line);
     core.setOutput('listing', JSON.stringify(listing));
     core.setOutput('status', 'succeeded');
     core.setOutput('error-code', '');
@@ -47,6 +60,8 @@ export async function runListMode(settings: ListSettings, runtime: Runtime): Pro
       );
       if (count === 0) summary.addRaw(`<p>No complete checkpoints (${escapeHtml(what)}).</p>`, true);
       else summary.addTable(listingRows(listing));
+      if (listing.units)
+        summary.addHeading('Unit checkpoints (compose projects)', 3).addTable(unitRows(listing.units));
       await summary.write();
     }
   } catch (error) {

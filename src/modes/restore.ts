@@ -59,6 +59,7 @@ import {
   type StoredVolume,
   seriesOfContainer,
 } from '../state/store.js';
+import type { UnitHooks } from './migrate/unit-coordinator.js';
 import { runMetadata, runSession, type SessionDeps } from './session.js';
 
 const COMMAND_TIMEOUT_MS = 120_000;
@@ -187,11 +188,16 @@ export function storedOutputs(
   };
 }
 
-/** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
-async function restoreFromStore(
+/**
+ * Finds, checks and restores the checkpoint; journalled; returns once the restored container is
+ * verified. A member of a compose unit (`unit`) restores once the members it depends on are
+ * restored, and commits only when every member is verified.
+ */
+export async function restoreFromStore(
   ctx: RunContext<RestoreSettings>,
   onFound: (found: StoredCheckpoint) => void,
   onVolumes: (volumes: MovingVolume[]) => void,
+  unit?: UnitHooks,
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
   const found = await findStoredCheckpoint(ctx);
@@ -278,18 +284,22 @@ async function restoreFromStore(
       timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)),
     );
   }
+  await unit?.beforeRestore();
   const { restoreMs, restorePath } = await restoreAndVerify(ctx, found, created, {
     containerd,
     codec,
     inventorySha256: inventory.sha256,
     dockerRoot,
   });
+  unit?.restored();
   await settleRestoreConfig(ctx, created.restoreConfig);
+  await unit?.allVerified();
+  // A unit's member is past its unit's commit already: cancelled now, it still commits.
   await ctx.journal.around(
     { kind: 'committed', targetContainerId: created.targetContainerId },
     undefined,
     async () => {
-      ctx.signal.throwIfAborted();
+      if (!unit) ctx.signal.throwIfAborted();
     },
   );
   return { targetContainerId: created.targetContainerId, restoreMs, restorePath };

@@ -1,3 +1,4 @@
+import type { UnitRecord } from '../policy/unit-record.js';
 import type { ListedCheckpoint } from '../state/store-listing.js';
 import { escapeHtml } from './html.js';
 import { formatBytes, formatMs, type SummaryRow } from './summary.js';
@@ -11,6 +12,22 @@ import { formatBytes, formatMs, type SummaryRow } from './summary.js';
 export interface StoreListing {
   store: { host: string; path: string };
   series: ListingSeries[];
+  /** Compose projects checkpointed as one unit, newest first; only when the store has any. */
+  units?: ListingUnit[];
+}
+
+/** One unit checkpoint: a compose project's members, each a checkpoint listed in its series. */
+export interface ListingUnit {
+  unit: string;
+  name: string;
+  createdAt: string;
+  source: string;
+  frozenMs: number | null;
+  /** In restore order. */
+  members: { container: string; service: string; checkpoint: string; series: string; listed: boolean }[];
+  networks: string[];
+  /** Every member's checkpoint is in the listing: restore mode can take the unit. */
+  complete: boolean;
 }
 
 export interface ListingSeries {
@@ -39,6 +56,8 @@ export interface ListingCheckpoint {
   path: string;
   /** Stored at the layout from before series. */
   legacy: boolean;
+  /** The unit checkpoint it is a member of (compose:<project>/<name>), when it is one. */
+  unit?: string;
   /** The newest drill's result, null when it was never drilled. */
   drill: {
     restorable: boolean;
@@ -67,6 +86,95 @@ export function buildListing(found: readonly ListedCheckpoint[], store: StoreLis
       newestFirst(a.checkpoints[0] as ListingCheckpoint, b.checkpoints[0] as ListingCheckpoint),
   );
   return { store, series };
+}
+
+/**
+ * Pure: the unit records shown as units (those with a member among the listed series, or all when
+ * `all`), and each member checkpoint in the series marked with its unit.
+ */
+export function withUnits(listing: StoreListing, records: readonly UnitRecord[], all: boolean): StoreListing {
+  const listed = new Map<string, ListingCheckpoint>();
+  for (const series of listing.series)
+    for (const checkpoint of series.checkpoints)
+      listed.set(`${series.container}\u0000${series.id}\u0000${checkpoint.name}`, checkpoint);
+  const units: ListingUnit[] = [];
+  for (const record of [...records].sort(
+    (a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name),
+  )) {
+    const unit = `compose:${record.project}`;
+    const members = record.order.map((container) => {
+      const member = record.members.find((m) => m.container === container);
+      const checkpoint = member
+        ? listed.get(`${container}\u0000${member.series}\u0000${member.checkpoint}`)
+        : undefined;
+      if (checkpoint) checkpoint.unit = `${unit}/${record.name}`;
+      return {
+        container,
+        service: member?.service ?? container,
+        checkpoint: member?.checkpoint ?? '',
+        series: member?.series ?? '',
+        listed: checkpoint !== undefined,
+      };
+    });
+    if (!all && !members.some((member) => member.listed)) continue;
+    units.push({
+      unit,
+      name: record.name,
+      createdAt: record.createdAt,
+      source: record.source,
+      frozenMs: record.frozenMs ?? null,
+      members,
+      networks: record.networks.map((network) => network.name),
+      complete: members.every((member) => member.listed),
+    });
+  }
+  return units.length > 0 ? { ...listing, units } : listing;
+}
+
+/** The job summary's units table: one row per unit checkpoint. */
+export function unitRows(units: readonly ListingUnit[]): SummaryRow[] {
+  const rows: SummaryRow[] = [
+    [
+      'Unit',
+      'Checkpoint',
+      'Taken (UTC)',
+      'Source host',
+      'Members (restore order)',
+      'Networks',
+      'Frozen',
+      'Complete',
+    ].map((data) => ({ data, header: true })),
+  ];
+  for (const unit of units) {
+    rows.push(
+      [
+        unit.unit,
+        unit.name,
+        unit.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+        unit.source,
+        unit.members.map((member) => `${member.container}${member.listed ? '' : ' (missing)'}`).join(', '),
+        unit.networks.join(', '),
+        unit.frozenMs === null ? '' : formatMs(unit.frozenMs),
+        unit.complete ? 'yes' : 'no: a member checkpoint is missing',
+      ].map(escapeHtml),
+    );
+  }
+  return rows;
+}
+
+/** One line per unit checkpoint for the log. */
+export function unitLines(units: readonly ListingUnit[]): string[] {
+  return units.map(
+    (unit) =>
+      `unit ${unit.unit} checkpoint ${unit.name} (${unit.createdAt}, from ${unit.source}): ${unit.members.map((m) => m.container).join(', ')}${
+        unit.complete
+          ? ''
+          : `; incomplete, missing ${unit.members
+              .filter((m) => !m.listed)
+              .map((m) => m.checkpoint)
+              .join(', ')}`
+      }`,
+  );
 }
 
 function newestFirst(a: ListingCheckpoint, b: ListingCheckpoint): number {

@@ -19,7 +19,24 @@ export const SAVED = {
   container: 'container',
   /** The post plan (JSON): everything the post step needs but the secrets. */
   post: 'post',
+  /** A compose unit's members (JSON list): each keeps its journal on the hosts, not in the saved state. */
+  unitMembers: 'unitMembers',
 } as const;
+
+const MEMBER = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Pure: the unit members the main step saved, only names Docker could have given (anything else is dropped). */
+export function parseUnitMembers(text: string): string[] {
+  if (!text) return [];
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value)
+      ? value.filter((name): name is string => typeof name === 'string' && MEMBER.test(name)).slice(0, 100)
+      : [];
+  } catch {
+    return [];
+  }
+}
 
 /**
  * What the post step needs to settle the main step's journal, saved by the main step: the

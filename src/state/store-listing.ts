@@ -1,6 +1,7 @@
 import type { Host } from '../host/host.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import { DRILL_RECORD_FILE, type DrillRecord, parseDrillRecord } from '../policy/drill.js';
+import { parseUnitRecord, type UnitRecord } from '../policy/unit-record.js';
 import { PRIVATE } from './host-records.js';
 import { newestFirstStored, parseManifest, type StoredCheckpoint, seriesOfContainer } from './store.js';
 
@@ -34,6 +35,19 @@ export async function listStore(host: Host, store: string, container?: string): 
     options: { timeoutMs: 120_000 },
   });
   return parseStoreListing(result.stdout, store);
+}
+
+/** Every unit record in the store (compose projects checkpointed as one unit). Reads only. */
+export async function listUnits(host: Host, store: string): Promise<UnitRecord[]> {
+  const result = await runChecked(
+    host,
+    `cd ${shellQuote([store])} 2>/dev/null || exit 0\nfor f in .units/*/*.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`,
+    { step: 'list', what: 'reading the unit records in the store', options: { timeoutMs: 120_000 } },
+  );
+  return result.stdout
+    .split(SEPARATOR)
+    .map((text) => parseUnitRecord(text))
+    .filter((record): record is UnitRecord => record !== undefined);
 }
 
 /**

@@ -195,6 +195,29 @@ describe('UnitCoordinator', () => {
     expect(seen).toEqual(['cache past pause', 'cache restores', 'web restores']);
   });
 
+  it('keeps a dumped member frozen until every member is dumped (checkpoint of a unit)', async () => {
+    const unit = new UnitCoordinator(order, waits);
+    const cache = unit.hooksFor('shop-cache-1');
+    const web = unit.hooksFor('shop-web-1');
+    const seen: string[] = [];
+    const cacheDumped = cache.allDumped().then(() => seen.push('cache resumes'));
+    await Promise.resolve();
+    expect(seen).toEqual([]);
+    seen.push('web dumped');
+    await web.allDumped();
+    await cacheDumped;
+    expect(seen).toEqual(['web dumped', 'cache resumes']);
+  });
+
+  it('a member whose dump fails releases the dumped one into its rollback', async () => {
+    const unit = new UnitCoordinator(order, waits);
+    const waiting = unit.hooksFor('shop-cache-1').allDumped();
+    unit.hooksFor('shop-web-1').failed(new MigrationError('CHECKPOINT_FAILED', 'dump refused'));
+    await expect(waiting).rejects.toThrow(
+      /shop-web-1 of the unit failed \(CHECKPOINT_FAILED: dump refused\)/,
+    );
+  });
+
   it('one failure stops every waiting member and every later wait, naming the member', async () => {
     const unit = new UnitCoordinator(order, waits);
     const cache = unit.hooksFor('shop-cache-1');

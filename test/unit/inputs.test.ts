@@ -735,11 +735,53 @@ describe('unit', () => {
     expect(settings.container).toBe('api');
     expect(settings.mode === 'migrate' && settings.compose).toBeUndefined();
   });
-  it('is refused beside container, and for a project outside migrate mode', () => {
+  it('is refused beside container, and for a project outside migrate, checkpoint and restore modes', () => {
     expect(() => settingsFor({ ...BASE, unit: 'compose:shop' })).toThrow(/unit: and container are both set/);
     expect(() => settingsFor({ ...BASE, container: '', mode: 'preflight', unit: 'compose:shop' })).toThrow(
-      /unit: a compose project moves as one unit in migrate mode only, not in preflight mode/,
+      /unit: a compose project moves as one unit in migrate, checkpoint and restore modes only, not in preflight mode/,
     );
+    expect(() =>
+      settingsFor({
+        ...BASE,
+        container: '',
+        mode: 'drill',
+        'store-host': 'root@store',
+        unit: 'compose:shop',
+      }),
+    ).toThrow(/not in drill mode/);
+  });
+  it('checkpoints and restores a compose project as one unit', () => {
+    const taken = settingsFor({
+      ...BASE,
+      container: '',
+      mode: 'checkpoint',
+      'store-host': 'root@store',
+      unit: 'compose:shop',
+    });
+    expect(taken.mode === 'checkpoint' && taken.compose).toEqual({ project: 'shop' });
+    expect(taken.checkpointName).toMatch(/^compose-shop-/);
+    const restored = settingsFor({
+      ...BASE,
+      container: '',
+      mode: 'restore',
+      'store-host': 'root@store',
+      unit: 'compose:shop',
+      'checkpoint-name': 'nightly',
+    });
+    expect(restored.mode === 'restore' && restored.compose).toEqual({ project: 'shop' });
+    expect(restored.mode === 'restore' && restored.restoreFrom).toBe('nightly');
+  });
+  it('refuses leave-running: false for a unit checkpoint (a half-stopped project on any failure)', () => {
+    expect(() =>
+      settingsFor({
+        ...BASE,
+        container: '',
+        mode: 'checkpoint',
+        'store-host': 'root@store',
+        unit: 'compose:shop',
+        'leave-running': 'false',
+      }),
+    ).toThrow(/leave-running: false is not supported for a compose unit/);
   });
 });
 

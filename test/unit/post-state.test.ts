@@ -7,6 +7,7 @@ import { getInputs } from '../../src/inputs.js';
 import {
   forgetPostSecrets,
   loadPostPlan,
+  parseUnitMembers,
   planPost,
   SAVED,
   savePostPlan,
@@ -109,5 +110,18 @@ describe('post plan', () => {
     );
     expect(runtime.state.size).toBe(0);
     expect(loadPostPlan(runtime)).toBeUndefined();
+  });
+});
+
+describe('parseUnitMembers', () => {
+  it("reads the unit's member names the main step saved, and nothing that is not a container name", () => {
+    expect(parseUnitMembers(JSON.stringify(['shop-redis-1', 'shop-web-1']))).toEqual([
+      'shop-redis-1',
+      'shop-web-1',
+    ]);
+    expect(parseUnitMembers('')).toEqual([]);
+    expect(parseUnitMembers('not json')).toEqual([]);
+    expect(parseUnitMembers(JSON.stringify({ a: 1 }))).toEqual([]);
+    expect(parseUnitMembers(JSON.stringify(['ok', '../etc', 7, '-x', 'a b']))).toEqual(['ok']);
   });
 });

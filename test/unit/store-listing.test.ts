@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { buildListing, drillCell, listingLines, listingRows } from '../../src/report/store-listing.js';
+import {
+  buildListing,
+  drillCell,
+  listingLines,
+  listingRows,
+  unitLines,
+  unitRows,
+  withUnits,
+} from '../../src/report/store-listing.js';
 import type { CheckpointManifest } from '../../src/state/store.js';
 import { parseStoreListing } from '../../src/state/store-listing.js';
 
@@ -176,5 +184,79 @@ describe('listingRows', () => {
     expect(listingLines(listing)[1]).toBe(
       `web series ${A.slice(0, 12)}: 2 checkpoint(s), newest web-2 (2026-12-06T02:00:00.000Z, ❌ failed 2026-12-06 03:47:10Z: CHECKSUM_MISMATCH: damaged)`,
     );
+  });
+});
+
+describe('withUnits', () => {
+  const found = parseStoreListing(OUTPUT, STORE);
+  const listing = buildListing(found, { host: 'root@10.0.0.9:22', path: STORE });
+  const unit = (name: string, webCheckpoint: string) => ({
+    schema: 1 as const,
+    kind: 'compose' as const,
+    project: 'shop',
+    name,
+    createdAt: '2026-12-06T02:00:00.000Z',
+    source: 'root@10.0.0.1:22',
+    order: ['db', 'web'],
+    waitsFor: { web: ['db'] },
+    members: [
+      { container: 'db', service: 'db', id: B, checkpoint: 'db-1', series: B.slice(0, 12), endpoints: [] },
+      {
+        container: 'web',
+        service: 'web',
+        id: A,
+        checkpoint: webCheckpoint,
+        series: A.slice(0, 12),
+        endpoints: [],
+      },
+    ],
+    networks: [
+      {
+        name: 'shop_default',
+        driver: 'bridge',
+        internal: false,
+        attachable: false,
+        enableIPv6: false,
+        ipam: [],
+        options: {},
+        labels: {},
+      },
+    ],
+    frozenMs: 700,
+  });
+
+  it('shows a unit whose members are all listed as complete, and marks its member checkpoints', () => {
+    const shown = withUnits(listing, [unit('u1', 'web-2')], true);
+    expect(shown.units).toEqual([
+      {
+        unit: 'compose:shop',
+        name: 'u1',
+        createdAt: '2026-12-06T02:00:00.000Z',
+        source: 'root@10.0.0.1:22',
+        frozenMs: 700,
+        members: [
+          { container: 'db', service: 'db', checkpoint: 'db-1', series: B.slice(0, 12), listed: true },
+          { container: 'web', service: 'web', checkpoint: 'web-2', series: A.slice(0, 12), listed: true },
+        ],
+        networks: ['shop_default'],
+        complete: true,
+      },
+    ]);
+    const web2 = shown.series.flatMap((s) => s.checkpoints).find((c) => c.name === 'web-2');
+    expect(web2?.unit).toBe('compose:shop/u1');
+    expect(unitLines(shown.units ?? [])).toEqual([
+      `unit compose:shop checkpoint u1 (2026-12-06T02:00:00.000Z, from root@10.0.0.1:22): db, web`,
+    ]);
+    expect(unitRows(shown.units ?? [])).toHaveLength(2);
+  });
+
+  it('says which member checkpoint a unit misses, and lists no units when the store has none', () => {
+    const shown = withUnits(listing, [unit('u2', 'web-gone')], true);
+    expect(shown.units?.[0]?.complete).toBe(false);
+    expect(unitLines(shown.units ?? [])[0]).toMatch(/incomplete, missing web-gone$/);
+    expect(withUnits(listing, [], true)).toEqual(listing);
+    // Listing one container: a unit none of whose members is listed stays out.
+    const dbOnly = { ...listing, series: listing.series.filter((s) => s.container === 'web') };
+    expect(withUnits(dbOnly, [unit('u2', 'web-gone')], false).units).toBeUndefined();
   });
 });

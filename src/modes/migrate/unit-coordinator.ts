@@ -6,6 +6,8 @@ export interface UnitHooks {
   allReady(): Promise<void>;
   /** After this member's pause: resolves once every member is paused, so every dump is of one instant. */
   allPaused(): Promise<void>;
+  /** After this member's dump (checkpoint of a unit): resolves once every member is dumped, so none runs on while another is dumped. */
+  allDumped(): Promise<void>;
   /** Before this member's restore: resolves once the members it depends on are restored. */
   beforeRestore(): Promise<void>;
   /** This member's restore finished: the members that depend on it may restore. */
@@ -26,13 +28,14 @@ interface Waiter {
 }
 
 /**
- * The members of one unit, migrating side by side: four meeting points (all staged, all
- * paused, each dependency restored, all verified) and one failure that stops them all. No timer: each wait
+ * The members of one unit, moving side by side: five meeting points (all staged, all
+ * paused, all dumped, each dependency restored, all verified) and one failure that stops them all. No timer: each wait
  * ends when the members it waits for arrive or fail, and their commands are bounded.
  */
 export class UnitCoordinator {
   private readonly ready = new Set<string>();
   private readonly paused = new Set<string>();
+  private readonly dumped = new Set<string>();
   private readonly restoredMembers = new Set<string>();
   private readonly verified = new Set<string>();
   private readonly waiters = new Set<Waiter>();
@@ -60,6 +63,7 @@ export class UnitCoordinator {
     return {
       allReady: () => this.arrive(this.ready, member, () => this.members.every((m) => this.ready.has(m))),
       allPaused: () => this.arrive(this.paused, member, () => this.members.every((m) => this.paused.has(m))),
+      allDumped: () => this.arrive(this.dumped, member, () => this.members.every((m) => this.dumped.has(m))),
       beforeRestore: () =>
         this.wait(() => (this.waitsFor.get(member) ?? []).every((need) => this.restoredMembers.has(need))),
       restored: () => {

@@ -14,12 +14,12 @@ import { COMPOSE_PROJECT_LABEL, containerNameOf, resolveUnits, type Unit } from 
 import { metadataError } from '../../report/metadata.js';
 import { PhaseTimer } from '../../report/timings.js';
 import { publishUnit, type UnitReport } from '../../report/unit-report.js';
-import type { Runtime } from '../../runtime.js';
+import { type Runtime, SAVED } from '../../runtime.js';
 import { describeLocation, type MigrateSettings } from '../../settings.js';
 import { archiveEverywhere, lockContainer, runOwner, settleUnfinished } from '../../state/guard.js';
-import { removeUnitCommit, unitCommitPath, writeUnitCommit } from '../../state/host-records.js';
+import { unitCommitPath } from '../../state/host-records.js';
 import { isUnfinished, type JournalRecord } from '../../state/journal.js';
-import { SAVED } from '../../state/post-state.js';
+import { removeUnitCommitEverywhere, writeUnitCommitEverywhere } from '../../state/unit-commit.js';
 import { startRunControl } from '../run-control.js';
 import { beginSession, SessionCloser } from '../session.js';
 import { type MigrationOutcome, migrate } from './migration.js';
@@ -28,7 +28,7 @@ import { UnitCoordinator } from './unit-coordinator.js';
 type ComposeSettings = MigrateSettings & { compose: { project: string } };
 
 /** Finds the project's unit on the source: every member running, or a refusal naming the rest. */
-async function findUnit(source: Host, project: string): Promise<Unit> {
+export async function findUnit(source: Host, project: string): Promise<Unit> {
   const resolved = resolveUnits(await new DockerCli(source).listContainers('preflight'), {
     kind: 'compose',
     project,
@@ -110,30 +110,6 @@ class UnitJournals {
   }
 }
 
-/** The unit's commit: the marker every member's journal names, on any host (both when they answer). */
-async function writeUnitCommitEverywhere(
-  hosts: { source: Host; target: Host },
-  marker: string,
-): Promise<void> {
-  const written = await Promise.allSettled([
-    writeUnitCommit(hosts.source, marker),
-    writeUnitCommit(hosts.target, marker),
-  ]);
-  const failed = written.flatMap((result) =>
-    result.status === 'rejected' ? [errorMessage(result.reason)] : [],
-  );
-  if (failed.length === written.length) {
-    throw new MigrationError(
-      'COMMIT_NOT_DURABLE',
-      "the unit's commit marker could not be written on any host",
-      {
-        step: 'commit',
-        detail: failed.join('\n'),
-      },
-    );
-  }
-}
-
 /** One member's migration: its own connections, lock and journal; it meets the others through `coordinator`. */
 async function runMember(
   settings: ComposeSettings,
@@ -192,7 +168,7 @@ async function runMember(
 }
 
 /** The members' lines in the job log, each named, since they run side by side. */
-function prefixed(log: Logger, member: string): Logger {
+export function prefixed(log: Logger, member: string): Logger {
   return {
     info: (message) => log.info(`[${member}] ${message}`),
     warning: (message) => log.warning(`[${member}] ${message}`),
@@ -243,6 +219,8 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
       sourceId: byName.get(container)?.Id,
     }));
     log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+    // The post step reads each member's journal on the hosts when this run is killed.
+    runtime.saveState(SAVED.unitMembers, JSON.stringify(order));
     const gate: UnitGate = await core.group(`Gate: unit ${unitName}`, () =>
       gateUnit(settings, connected, unit, log),
     );
@@ -325,7 +303,7 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
  * What an earlier run of this unit left open (a member paused on the source, one created on the
  * target), settled member by member from its journals before the gate looks at the project.
  */
-async function settleEarlierRun(
+export async function settleEarlierRun(
   hosts: { source: Host; target: Host },
   project: string,
   runtime: Runtime,
@@ -354,22 +332,8 @@ async function settleEarlierRun(
   return done;
 }
 
-async function removeUnitCommitEverywhere(
-  hosts: { source: Host; target: Host },
-  marker: string,
-  log: Logger,
-): Promise<void> {
-  const removed = await Promise.allSettled([
-    removeUnitCommit(hosts.source, marker),
-    removeUnitCommit(hosts.target, marker),
-  ]);
-  for (const result of removed)
-    if (result.status === 'rejected')
-      log.warning(`could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
-}
-
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
-async function removeCreatedNetworks(target: Host, report: UnitReport, log: Logger): Promise<void> {
+export async function removeCreatedNetworks(target: Host, report: UnitReport, log: Logger): Promise<void> {
   for (const network of report.networks.filter((n) => n.created)) {
     try {
       if (await inspectNetwork(target, network.name, 'rollback')) {
