@@ -320,7 +320,13 @@ export function getInputs(
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':
-      return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
+      return {
+        mode,
+        ...common,
+        target: need(target),
+        memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        ...(selection ? { selection } : {}),
+      };
     case 'checkpoint':
       return {
         mode,

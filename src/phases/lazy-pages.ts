@@ -14,12 +14,13 @@ import { describeHost, type Host, type HostProcess, type ProcessExit } from '../
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { formatBytes } from '../host/relay.js';
 import { shellQuote, tailLines } from '../host/shell.js';
-import { blocking } from '../policy/compatibility.js';
+import { blocking, type Check } from '../policy/compatibility.js';
 import {
   evaluateLazyPages,
   judgeLazyStream,
   LAZY_FACTS_SCRIPT,
   LAZY_STALL_SECONDS,
+  pageStreamCheck,
   parseLazyFacts,
 } from '../policy/lazy-pages.js';
 import type { HostFacts } from '../probe/facts.js';
@@ -55,39 +56,40 @@ const PORT_TRIES = 8;
 const REMEDY_BROKEN =
   "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
 
+/**
+ * The lazy checks on both hosts, read-only: what CRIU needs to serve and take
+ * the pages, and whether the runner can carry the page stream. Preflight mode
+ * reports them; migrate's gate refuses on them (lazyGate).
+ */
+export async function lazyChecks(
+  hosts: { source: Pick<Host, 'run'>; target: Pick<Host, 'run'> },
+  tunnels: { source: boolean; target: boolean },
+  facts: { source: Pick<HostFacts, 'criu'>; target: Pick<HostFacts, 'criu'> },
+): Promise<Check[]> {
+  const [source, target] = await Promise.all([
+    hosts.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+    hosts.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+  ]);
+  const checks = evaluateLazyPages({
+    source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
+    target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
+  });
+  checks.push(pageStreamCheck('source', tunnels.source), pageStreamCheck('target', tunnels.target));
+  return checks;
+}
+
 /** The gate's checks for lazy pages on both hosts; refuses with LAZY_PAGES_UNSUPPORTED before anything is touched. */
 export async function lazyGate(
   ctx: MigrationContext,
   hosts: { source: Host; target: Host },
   facts: { source: HostFacts; target: HostFacts },
 ): Promise<void> {
-  const [source, target] = await Promise.all([
-    ctx.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
-    ctx.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
-  ]);
-  const checks = evaluateLazyPages({
-    source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
-    target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
-  });
-  for (const [role, host] of [
-    ['source', hosts.source],
-    ['target', hosts.target],
-  ] as const) {
-    const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
-    checks.push(
-      host.tunnels
-        ? { host: role, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
-        : {
-            host: role,
-            name: 'lazy pages: page stream',
-            status: 'fail',
-            observed: 'this connection cannot forward TCP',
-            expected,
-            remedy: 'use memory: eager',
-            code: 'LAZY_PAGES_UNSUPPORTED',
-          },
-    );
-  }
+  // The commands go through the run's bound hosts (signal, timeouts); the tunnels are the opened hosts'.
+  const checks = await lazyChecks(
+    ctx,
+    { source: hosts.source.tunnels !== undefined, target: hosts.target.tunnels !== undefined },
+    facts,
+  );
   for (const check of checks) ctx.log.info(formatCheck(check));
   const failed = blocking(checks, ctx.settings.strict);
   if (failed.length === 0) return;

@@ -114,6 +114,35 @@ describe('memory: lazy (post-copy)', () => {
     expect(await containerState(bed, bed.host2, name)).toBeUndefined();
   });
 
+  it('preflight mode with memory: lazy runs the same checks: refused at 1 MiB pipes, passed at 4 MiB', async () => {
+    await startWorkload(8);
+    const preflight = (): Promise<Awaited<ReturnType<typeof runAction>>> =>
+      runAction(inputs({ mode: 'preflight', 'verify-log-pattern': '', 'verify-timeout': '' }));
+    await setPipeMax(String(1024 * 1024));
+    const refused = await preflight();
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.outputs.status).toBe('refused');
+    expect(refused.outputs['error-code']).toBe('LAZY_PAGES_UNSUPPORTED');
+    const report = JSON.parse(readFileSync(refused.outputs['report-path']!, 'utf8'));
+    const lazy = (report.checks as { host: string; name: string; status: string }[]).filter((check) =>
+      check.name.startsWith('lazy pages:'),
+    );
+    // Four checks per host; the bed's hosts share one kernel, so both hosts' pipe size fails.
+    expect(lazy).toHaveLength(8);
+    expect(
+      lazy.filter((check) => check.status === 'fail').map((check) => `${check.host} ${check.name}`),
+    ).toEqual(['source lazy pages: pipe size', 'target lazy pages: pipe size']);
+    expect(report.blockingCodes).toEqual(['LAZY_PAGES_UNSUPPORTED']);
+    await setPipeMax(String(PIPE_BYTES));
+    const passed = await preflight();
+    expect(passed.exitCode, passed.stdout).toBe(0);
+    expect(passed.outputs.status).toBe('succeeded');
+    expect(passed.stdout).toContain('lazy pages: pipe size');
+    // Nothing was touched either time.
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+  });
+
   it('moves the container with its memory intact, the commit after the last page; a later checkpoint works', async () => {
     await setPipeMax(String(PIPE_BYTES));
     const before = await startWorkload(64);

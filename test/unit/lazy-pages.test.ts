@@ -1,15 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { lazyDaemonCommand, lazyDumpCommand, portFreeScript } from '../../src/engine/docker/lazy-pages.js';
 import { MigrationError } from '../../src/errors.js';
+import type { Host } from '../../src/host/host.js';
 import type { PageRelay } from '../../src/host/page-relay.js';
-import { type LazySession, withLostWork } from '../../src/phases/lazy-pages.js';
+import { type LazySession, lazyChecks, withLostWork } from '../../src/phases/lazy-pages.js';
 import {
   CRIU_PAGE_PIPE_BYTES,
   evaluateLazyPages,
   judgeLazyStream,
+  LAZY_FACTS_SCRIPT,
   type LazyHostFacts,
   parseLazyFacts,
 } from '../../src/policy/lazy-pages.js';
+import type { HostFacts } from '../../src/probe/facts.js';
+import { buildPreflightReport } from '../../src/report/preflight-report.js';
 
 // CapEff of root on the test bed: everything but CAP_SYS_RESOURCE (bit 24).
 const BED_ROOT = '000001fffeffffff';
@@ -165,5 +169,72 @@ describe('withLostWork', () => {
     expect(withLostWork(cancelled, session({ targetMayHaveRun: true, lastPageAt: 5 }))).toBe(cancelled);
     const broken = new MigrationError('LAZY_PAGES_BROKEN', 'the page stream broke');
     expect(withLostWork(broken, session({ targetMayHaveRun: true }))).toBe(broken);
+  });
+});
+
+describe('lazyChecks (preflight mode and the migrate gate)', () => {
+  const criu = (uffd: boolean): Pick<HostFacts, 'criu'> => ({
+    criu: {
+      present: true,
+      path: '/usr/sbin/criu',
+      check: { ok: true, exitCode: 0, tail: [], summary: 'Looks good.' },
+      features: { 'uffd-noncoop': uffd },
+    },
+  });
+  /** A host whose only command is the read-only lazy facts probe. */
+  const probeHost = (pipeMax: number): Pick<Host, 'run'> & { asked: string[] } => {
+    const asked: string[] = [];
+    return {
+      asked,
+      run: async (command: string) => {
+        asked.push(command);
+        return {
+          exitCode: 0,
+          stdout: `pipe-max-size ${pipeMax}\nunprivileged-userfaultfd 0\ncap-eff ${BED_ROOT}\nuid 0\n`,
+          stderr: '',
+        };
+      },
+    };
+  };
+
+  it('reports every lazy check of both hosts, and the same refusal code the gate uses', async () => {
+    const source = probeHost(1024 * 1024);
+    const target = probeHost(CRIU_PAGE_PIPE_BYTES);
+    const checks = await lazyChecks(
+      { source, target },
+      { source: true, target: false },
+      { source: criu(true), target: criu(false) },
+    );
+    expect(source.asked).toEqual([LAZY_FACTS_SCRIPT]);
+    expect(target.asked).toEqual([LAZY_FACTS_SCRIPT]);
+    expect(
+      checks.filter((check) => check.status === 'fail').map((c) => `${c.host} ${c.name} ${c.code}`),
+    ).toEqual([
+      'source lazy pages: pipe size LAZY_PAGES_UNSUPPORTED',
+      'target lazy pages: userfaultfd LAZY_PAGES_UNSUPPORTED',
+      'target lazy pages: page stream LAZY_PAGES_UNSUPPORTED',
+    ]);
+    const report = buildPreflightReport({
+      checks,
+      strict: false,
+      container: 'web',
+      source: 'root@127.0.0.2:22',
+      target: 'root@127.0.0.3:22',
+      kernelPolicy: 'same-minor',
+      startedAt: '2026-12-07T00:00:00.000Z',
+      durationMs: 1,
+    });
+    expect(report.result).toBe('failed');
+    expect(report.blockingCodes).toEqual(['LAZY_PAGES_UNSUPPORTED']);
+  });
+
+  it('passes hosts that serve and take pages and carry the stream', async () => {
+    const checks = await lazyChecks(
+      { source: probeHost(CRIU_PAGE_PIPE_BYTES), target: probeHost(CRIU_PAGE_PIPE_BYTES) },
+      { source: true, target: true },
+      { source: criu(true), target: criu(true) },
+    );
+    expect(checks.map((check) => check.status)).toEqual(checks.map(() => 'pass'));
+    expect(checks).toHaveLength(8);
   });
 });
