@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lazyDaemonCommand, lazyDumpCommand, portFreeScript } from '../../src/engine/docker/lazy-pages.js';
+import { lazyDaemonCommand, lazyServerCommand, portFreeScript } from '../../src/engine/docker/lazy-pages.js';
 import { MigrationError } from '../../src/errors.js';
 import type { Host } from '../../src/host/host.js';
 import type { PageRelay } from '../../src/host/page-relay.js';
@@ -115,20 +115,37 @@ describe('judgeLazyStream', () => {
 });
 
 describe('lazy page commands', () => {
-  it('serves the pages on the loopback only, the NUL on the channel', () => {
-    const command = lazyDumpCommand({
-      runcRoot: '/run/docker/runtime-runc/moby',
-      containerId: 'c'.repeat(64),
-      imagesDir: '/w/images',
-      workDir: '/w/criu',
-      port: 45123,
-    });
+  it('serves the pages on the loopback only; waits for go, freezes again at the NUL, names the inventory', () => {
+    const command = lazyServerCommand(
+      {
+        runcRoot: '/run/docker/runtime-runc/moby',
+        containerId: 'c'.repeat(64),
+        imagesDir: '/w/images',
+        workDir: '/w/criu',
+        port: 45123,
+      },
+      'mark',
+    );
+    const lines = command.split('\n');
+    expect(lines[1]).toBe('IFS= read -r go || exit 125; [ "$go" = go ] || exit 125');
     expect(command).toMatch(/--lazy-pages --page-server 127\.0\.0\.1\\?:45123 --status-fd 3/);
     expect(command).toContain('--leave-running');
-    expect(command).toMatch(/3>&1 >\/dev\/null$/);
-    expect(lazyDaemonCommand({ imagesDir: '/i', workDir: '/w', port: 41000 })).toMatch(
-      /lazy-pages --page-server --address '?127\.0\.0\.1'? --port '?41000'?/,
-    );
+    expect(command).toContain(`3>"$d/status" >/dev/null </dev/null &`);
+    // The second freeze comes right after the NUL, in the same shell, before the mark line.
+    const pause = lines.findIndex((line) => line.includes(`pause ${'c'.repeat(64)}`));
+    expect(pause).toBeGreaterThan(lines.findIndex((line) => line.includes('head -c1')));
+    expect(lines[pause]).toContain("printf 'mark %s\\n'");
+    expect(lines[pause]).toContain("echo 'mark-failed'");
+    expect(lines.at(-1)).toBe('wait "$p"');
+  });
+
+  it("starts the target's daemon only on go, and says when its socket exists", () => {
+    const command = lazyDaemonCommand({ imagesDir: '/i', workDir: '/w', port: 41000 });
+    expect(command).toMatch(/lazy-pages --page-server --address '?127\.0\.0\.1'? --port '?41000'?/);
+    const lines = command.split('\n');
+    expect(lines[0]).toContain('mkdir -p /w');
+    expect(lines[1]).toContain('read -r go');
+    expect(command).toContain('[ -S /w/lazy-pages.socket ]; then echo listening; else echo no-socket;');
   });
 
   it('looks the port up in hex in /proc/net/tcp', () => {
