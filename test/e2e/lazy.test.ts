@@ -154,6 +154,14 @@ describe('memory: lazy (post-copy)', () => {
     const { downtimeMs, lastPageMs, lazyPageBytes } = metadata.timings;
     console.log(`lazy 64 MiB: downtime ${downtimeMs} ms, last page ${lastPageMs} ms, ${lazyPageBytes} bytes`);
     expect(lastPageMs).toBeGreaterThanOrEqual(downtimeMs);
+    // The frozen window by step: the pause, the dump up to the second freeze, the small images, the daemon, the restore.
+    const { commands, ...steps } = metadata.timings.frozenWindowMs as Record<string, number>;
+    expect(Object.keys(steps)).toEqual(['pause', 'dump', 'checkpoint', 'transfer', 'lazy-daemon', 'restore']);
+    expect(Math.abs(Object.values(steps).reduce((sum, ms) => sum + ms, 0) - downtimeMs)).toBeLessThanOrEqual(
+      6,
+    );
+    // docker pause, four stream ends, docker start: the CRIU ends were spawned before the freeze.
+    expect(commands).toBe(6);
     // The memory crossed the runner after the restore, not in the checkpoint stream.
     expect(lazyPageBytes).toBeGreaterThan(64 * 1024 * 1024);
     expect(metadata.checkpoint.streams.checkpoint.bytes).toBeLessThan(16 * 1024 * 1024);
