@@ -320,7 +320,13 @@ export function getInputs(
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':
-      return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
+      return {
+        mode,
+        ...common,
+        target: need(target),
+        memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        ...(selection ? { selection } : {}),
+      };
     case 'checkpoint':
       // A unit stopped member by member after its commit would leave a half-stopped project on any failure.
       if (unit?.kind === 'compose' && !parseBoolean('leave-running', text('leave-running'), true)) {

@@ -95,6 +95,8 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
 export interface PreflightSettings extends CommonSettings {
   mode: 'preflight';
   target: HostLocation;
+  /** lazy: the gate also runs the post-copy checks migrate's gate runs for memory: lazy. */
+  memory: MemoryMode;
   /** Several containers of the source, gated unit by unit (container is then "selection"). */
   selection?: Selection;
 }

@@ -1,6 +1,13 @@
 /** Command line and environment of `npm run bench`; pure, so the unit tests can drive it. */
 import { parseArgs } from 'node:util';
-import { MEMORY_PATTERNS, type MemoryPattern, MIGRATION_WAYS, type MigrationWay } from './report.js';
+import {
+  DEFAULT_WAYS,
+  LAZY_SIZES,
+  MEMORY_PATTERNS,
+  type MemoryPattern,
+  MIGRATION_WAYS,
+  type MigrationWay,
+} from './report.js';
 
 export const USAGE = `npm run bench [-- options]
 
@@ -19,8 +26,14 @@ Options:
   --skip-1g             leave out sizes of 1024 MiB and more
   --reps N              repetitions per size and way (default 3)
   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport, 64 MiB redis
-  --methods a,b         subset of seed,action,podman,podman-uncompressed (none: only the
-                        floor and the modes)
+  --methods a,b         subset of seed,action,podman,podman-uncompressed,action-lazy (none:
+                        only the floor and the modes; default: all but action-lazy)
+  --lazy                the post-copy section alone: the action with memory: lazy
+                        (action-lazy) at 256,1024,2048 MiB (--sizes and --methods still apply),
+                        no transport, floor, modes or redis; per run the downtime the workload
+                        saw, the time until the last page arrived, the memory by checksum and the
+                        action's frozen-window breakdown. Raises the kernel's fs.pipe-max-size to
+                        4 MiB for the runs (CRIU's page pipes) and puts the old value back
   --pattern P           random (default: incompressible), text or zeros
   --transport-mib N     size of the transport stream (default 1024)
   --redis-mib N         redis data set in MiB of random values (default 256)
@@ -69,6 +82,8 @@ export interface Options {
   /** Only the compose unit section (unit.json / unit.md). */
   unit: boolean;
   unitMiB: number;
+  /** The post-copy section alone (action-lazy at LAZY_SIZES). */
+  lazy: boolean;
   help: boolean;
   state: string;
   hostAddrs: [string, string, string];
@@ -112,14 +127,17 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
       out: { type: 'string' },
       render: { type: 'string' },
       unit: { type: 'boolean', default: false },
+      lazy: { type: 'boolean', default: false },
       'unit-mib': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   const quick = values.quick ?? false;
-  let sizes = (values.sizes ?? (quick ? '64' : '64,256,1024')).split(',').map((s) => positive(s, '--sizes'));
+  const lazy = values.lazy ?? false;
+  const defaultSizes = lazy ? LAZY_SIZES.join(',') : quick ? '64' : '64,256,1024';
+  let sizes = (values.sizes ?? defaultSizes).split(',').map((s) => positive(s, '--sizes'));
   if (values['skip-1g']) sizes = sizes.filter((s) => s < 1024);
-  const methodsText = values.methods ?? MIGRATION_WAYS.join(',');
+  const methodsText = values.methods ?? (lazy ? 'action-lazy' : DEFAULT_WAYS.join(','));
   const methods = (methodsText === 'none' ? [] : methodsText.split(',')).map((m) => {
     const way = MIGRATION_WAYS.find((w) => w === m);
     if (!way) throw new Error(`unknown way ${m}: one of ${MIGRATION_WAYS.join(', ')}`);
@@ -148,10 +166,12 @@ export function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     redisMiB: positive(values['redis-mib'] ?? (quick ? '64' : '256'), '--redis-mib'),
     layerMiB: values['layer-mib'] === undefined ? 0 : positive(values['layer-mib'], '--layer-mib'),
     dist: values.dist,
-    transport: !values['no-transport'],
-    floor: !values['no-floor'],
-    modes: !values['no-modes'],
-    redis: !values['no-redis'],
+    // The post-copy section measures the lazy moves alone.
+    transport: !lazy && !values['no-transport'],
+    floor: !lazy && !values['no-floor'],
+    modes: !lazy && !values['no-modes'],
+    redis: !lazy && !values['no-redis'],
+    lazy,
     out: values.out ?? 'bench/results',
     render: values.render,
     unit: values.unit ?? false,

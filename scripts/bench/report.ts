@@ -1,6 +1,15 @@
 /** The benchmark's results file (bench/results/latest.json): raw runs, their summary, targets, notes. */
 
-export const MIGRATION_WAYS = ['seed', 'action', 'podman', 'podman-uncompressed'] as const;
+export const MIGRATION_WAYS = ['seed', 'action', 'podman', 'podman-uncompressed', 'action-lazy'] as const;
+/** The ways a plain `npm run bench` runs; action-lazy (memory: lazy) only with --lazy or --methods. */
+export const DEFAULT_WAYS = [
+  'seed',
+  'action',
+  'podman',
+  'podman-uncompressed',
+] as const satisfies readonly MigrationWay[];
+/** The sizes of the post-copy section (--lazy): the issue's flat-downtime target names them. */
+export const LAZY_SIZES = [256, 1024, 2048] as const;
 export type MigrationWay = (typeof MIGRATION_WAYS)[number];
 /** Podman's configurations: its default (zstd) and `--compress none`; the better one is "Podman's best". */
 export const PODMAN_WAYS = ['podman', 'podman-uncompressed'] as const satisfies readonly MigrationWay[];
@@ -57,6 +66,12 @@ export interface MigrationRun {
   stepsMs?: Record<string, number>;
   /** Action only: from its metadata JSON. */
   reportedDowntimeMs?: number;
+  /** action-lazy: from the freeze until the last page arrived on the target (timings.lastPageMs). */
+  lastPageMs?: number;
+  /** action-lazy: the bytes that followed the restored container through the runner. */
+  lazyPageBytes?: number;
+  /** The action's own breakdown of the frozen window (timings.frozenWindowMs), when it reports one. */
+  windowMs?: Record<string, number>;
   phasesMs?: Record<string, number>;
   dumpMs?: number;
   restoreCriuMs?: number;
@@ -140,6 +155,8 @@ export interface WaySummary {
   dumpMs?: Spread;
   restoreCriuMs?: Spread;
   reportedDowntimeMs?: Spread;
+  lastPageMs?: Spread;
+  windowMs?: Record<string, number>;
 }
 
 /** The floor at one size: its parts (medians) and their sum, per repetition then median. */
@@ -229,6 +246,8 @@ export interface Report {
     redisMiB: number;
     /** Absent in results from before --redis-reps: the same as reps then. */
     redisReps?: number;
+    /** A post-copy-only run (--lazy): its files are lazy.*; absent in older results. */
+    lazy?: boolean;
     tick: string;
     transportBytes: number;
     out: string;

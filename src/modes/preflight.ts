@@ -7,6 +7,7 @@ import { openHost } from '../host/host-factory.js';
 import { formatHostSpec } from '../host/host-spec.js';
 import { connectSsh, type SshConnectOptions } from '../host/ssh-host.js';
 import type { Logger } from '../phases/context.js';
+import { lazyChecks } from '../phases/lazy-pages.js';
 import { formatCheck, runGate } from '../phases/preflight.js';
 import { type ConnectionFacts, connectionChecks } from '../policy/access-rules.js';
 import type { Check } from '../policy/compatibility.js';
@@ -113,6 +114,15 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
         log,
       });
       checks.push(...gate.checks);
+      // The checks migrate's gate adds for post-copy, so a lazy move is refused here first.
+      if (settings.memory === 'lazy')
+        checks.push(
+          ...(await lazyChecks(
+            { source: source.host, target: target.host },
+            { source: source.host.tunnels !== undefined, target: target.host.tunnels !== undefined },
+            gate.facts,
+          )),
+        );
     } else {
       log.warning('preflight: a host could not be reached, so only the connection checks ran');
     }

@@ -27,6 +27,8 @@ export interface CheckpointResult {
   inventorySha256: string;
   /** How well a sample of the memory pages compressed, when a codec was offered. */
   pagesSample?: CompressionSample;
+  /** The frozen window's first steps as the dump timed them (pause, dump), when it did. */
+  stepsMs?: Record<string, number>;
 }
 
 /** What is measured of a dump once nothing waits for it: size and CRIU's statistics. */

@@ -2,11 +2,11 @@ import { randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import {
+  GO_LINE,
+  LISTENING_LINE,
   lazyDaemonCommand,
-  lazyDumpCommand,
+  lazyServerCommand,
   portFreeScript,
-  refreezeCommand,
-  waitForSocketScript,
 } from '../engine/docker/lazy-pages.js';
 import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
@@ -14,12 +14,13 @@ import { describeHost, type Host, type HostProcess, type ProcessExit } from '../
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { formatBytes } from '../host/relay.js';
 import { shellQuote, tailLines } from '../host/shell.js';
-import { blocking } from '../policy/compatibility.js';
+import { blocking, type Check } from '../policy/compatibility.js';
 import {
   evaluateLazyPages,
   judgeLazyStream,
   LAZY_FACTS_SCRIPT,
   LAZY_STALL_SECONDS,
+  pageStreamCheck,
   parseLazyFacts,
 } from '../policy/lazy-pages.js';
 import type { HostFacts } from '../probe/facts.js';
@@ -55,39 +56,40 @@ const PORT_TRIES = 8;
 const REMEDY_BROKEN =
   "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
 
+/**
+ * The lazy checks on both hosts, read-only: what CRIU needs to serve and take
+ * the pages, and whether the runner can carry the page stream. Preflight mode
+ * reports them; migrate's gate refuses on them (lazyGate).
+ */
+export async function lazyChecks(
+  hosts: { source: Pick<Host, 'run'>; target: Pick<Host, 'run'> },
+  tunnels: { source: boolean; target: boolean },
+  facts: { source: Pick<HostFacts, 'criu'>; target: Pick<HostFacts, 'criu'> },
+): Promise<Check[]> {
+  const [source, target] = await Promise.all([
+    hosts.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+    hosts.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+  ]);
+  const checks = evaluateLazyPages({
+    source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
+    target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
+  });
+  checks.push(pageStreamCheck('source', tunnels.source), pageStreamCheck('target', tunnels.target));
+  return checks;
+}
+
 /** The gate's checks for lazy pages on both hosts; refuses with LAZY_PAGES_UNSUPPORTED before anything is touched. */
 export async function lazyGate(
   ctx: MigrationContext,
   hosts: { source: Host; target: Host },
   facts: { source: HostFacts; target: HostFacts },
 ): Promise<void> {
-  const [source, target] = await Promise.all([
-    ctx.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
-    ctx.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
-  ]);
-  const checks = evaluateLazyPages({
-    source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
-    target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
-  });
-  for (const [role, host] of [
-    ['source', hosts.source],
-    ['target', hosts.target],
-  ] as const) {
-    const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
-    checks.push(
-      host.tunnels
-        ? { host: role, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
-        : {
-            host: role,
-            name: 'lazy pages: page stream',
-            status: 'fail',
-            observed: 'this connection cannot forward TCP',
-            expected,
-            remedy: 'use memory: eager',
-            code: 'LAZY_PAGES_UNSUPPORTED',
-          },
-    );
-  }
+  // The commands go through the run's bound hosts (signal, timeouts); the tunnels are the opened hosts'.
+  const checks = await lazyChecks(
+    ctx,
+    { source: hosts.source.tunnels !== undefined, target: hosts.target.tunnels !== undefined },
+    facts,
+  );
   for (const check of checks) ctx.log.info(formatCheck(check));
   const failed = blocking(checks, ctx.settings.strict);
   if (failed.length === 0) return;
@@ -199,32 +201,100 @@ function keepTail(stream: Readable): () => string {
   return () => text;
 }
 
-/** Resolves with true at the first byte of `stream`, false when the process exits first. */
-function firstByte(
+/**
+ * Resolves with the first line `stream` prints, 'exit' when the process ends
+ * first, 'timeout' after `timeoutMs`. The stream keeps flowing afterwards.
+ */
+function firstLine(
   stream: Readable,
   exit: Promise<ProcessExit>,
   timeoutMs: number,
-): Promise<boolean | 'timeout'> {
+): Promise<string | 'exit' | 'timeout'> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve('timeout'), timeoutMs);
-    stream.once('data', () => {
+    let text = '';
+    let settled = false;
+    const settle = (value: string): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      resolve(true);
-      // Nothing more is expected on it; keep it flowing so the channel can close.
+      stream.off('data', onData);
+      // Nothing more is read from it; keep it flowing so the channel can close.
       stream.resume();
-    });
-    void exit.then(() => {
-      clearTimeout(timer);
-      resolve(false);
-    });
+      resolve(value);
+    };
+    const timer = setTimeout(() => settle('timeout'), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end >= 0) settle(text.slice(0, end).trim());
+    };
+    stream.on('data', onData);
+    void exit.then(() => settle('exit'));
   });
+}
+
+/** Starts a command that waits for the go line (engine/docker/lazy-pages.ts). */
+function go(process: HostProcess): void {
+  process.stdin.end(`${GO_LINE}\n`);
 }
 
 const INVENTORY_MARK = 'criu-migrate-inventory';
 
 /**
- * Freezes the source (docker pause, journalled) and starts the lazy dump; returns once
- * CRIU has written every image but the lazy memory and its page server listens.
+ * Before the freeze: both CRIU ends of the move, spawned and waiting for their
+ * go line, so the frozen window opens no SSH channel and starts no shell for
+ * them. The source's waits to dump (and then serves the pages), the target's
+ * to start the lazy-pages daemon on the images once they arrived in `imagesDir`.
+ * A run that fails before a go ends them (session.close).
+ */
+export async function spawnLazyEnds(
+  ctx: MigrationContext,
+  session: LazySession,
+  container: ContainerInspect,
+  prepared: PreparedCheckpoint,
+  imagesDir: string,
+): Promise<void> {
+  const [server, daemon] = await Promise.allSettled([
+    ctx.source.spawn(
+      lazyServerCommand(
+        {
+          runcRoot: prepared.runcRoot,
+          containerId: container.Id,
+          imagesDir: prepared.imagesDir,
+          workDir: prepared.workDir,
+          port: session.sourcePort,
+          ...(prepared.criuConfig ? { criuConfig: prepared.criuConfig } : {}),
+        },
+        INVENTORY_MARK,
+      ),
+    ),
+    ctx.target.spawn(
+      lazyDaemonCommand({
+        imagesDir,
+        workDir: lazyWorkDir(ctx.settings.checkpointName),
+        port: session.relay.port,
+      }),
+    ),
+  ]);
+  // Whichever started is the session's now, so close() ends it even when the other failed.
+  if (server.status === 'fulfilled') {
+    session.server = server.value;
+    session.watch(server.value);
+    session.serverErr = keepTail(server.value.stderr);
+  }
+  if (daemon.status === 'fulfilled') {
+    session.daemon = daemon.value;
+    session.watch(daemon.value);
+    session.daemonErr = keepTail(daemon.value.stderr);
+  }
+  if (server.status === 'rejected') throw server.reason;
+  if (daemon.status === 'rejected') throw daemon.reason;
+}
+
+/**
+ * Freezes the source (docker pause, journalled) and starts the waiting lazy dump; returns once
+ * CRIU has written every image but the lazy memory, the cgroup is frozen again and the page
+ * server listens.
  */
 export async function lazyFreezeAndDump(
   ctx: MigrationContext,
@@ -232,6 +302,8 @@ export async function lazyFreezeAndDump(
   prepared: PreparedCheckpoint,
   session: LazySession,
 ): Promise<CheckpointResult> {
+  const { server } = session;
+  if (!server) throw new Error('lazyFreezeAndDump before spawnLazyEnds');
   const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
   const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
   const paused = await ctx.journal.intend(
@@ -242,21 +314,22 @@ export async function lazyFreezeAndDump(
   await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
   paused.state = 'done';
   const dumpStart = ctx.clock();
-  const server = await ctx.source.spawn(
-    lazyDumpCommand({
-      runcRoot: prepared.runcRoot,
-      containerId: container.Id,
-      imagesDir: prepared.imagesDir,
-      workDir: prepared.workDir,
-      port: session.sourcePort,
-      ...(prepared.criuConfig ? { criuConfig: prepared.criuConfig } : {}),
-    }),
-  );
-  session.server = server;
-  session.watch(server);
-  session.serverErr = keepTail(server.stderr);
-  const ready = await firstByte(server.stdout, server.exit, LAZY_DUMP_READY_MS);
-  if (ready !== true) {
+  go(server);
+  const said = await firstLine(server.stdout, server.exit, LAZY_DUMP_READY_MS);
+  const inventorySha256 = new RegExp(`^${INVENTORY_MARK} ([0-9a-f]{64})$`).exec(said)?.[1];
+  if (said === `${INVENTORY_MARK}-failed`) {
+    throw new MigrationError(
+      'CHECKPOINT_FAILED',
+      'could not hold the source frozen while its pages are served',
+      {
+        step: 'checkpoint',
+        host: describeHost(ctx.source),
+        detail: tailLines(session.serverErr?.() ?? '', 5),
+        remedy: 'read the lines above; run again, or use memory: eager',
+      },
+    );
+  }
+  if (!inventorySha256) {
     server.kill();
     throw new MigrationError(
       'CHECKPOINT_FAILED',
@@ -265,8 +338,9 @@ export async function lazyFreezeAndDump(
         step: 'checkpoint',
         host: describeHost(ctx.source),
         detail: [
-          ready === 'timeout' ? `no dump after ${LAZY_DUMP_READY_MS / 1000} s` : '',
-          tailLines(session.serverErr(), 5),
+          said === 'timeout' ? `no dump after ${LAZY_DUMP_READY_MS / 1000} s` : '',
+          said !== 'timeout' && said !== 'exit' ? `unexpected answer: ${said.slice(0, 200)}` : '',
+          tailLines(session.serverErr?.() ?? '', 5),
           await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`),
         ]
           .filter(Boolean)
@@ -277,23 +351,6 @@ export async function lazyFreezeAndDump(
     );
   }
   const dumpMs = ctx.clock() - dumpStart;
-  const refrozen = await ctx.source.run(
-    refreezeCommand(prepared.runcRoot, container.Id, prepared.imagesDir, INVENTORY_MARK),
-    { timeoutMs: 30_000 },
-  );
-  const inventorySha256 = new RegExp(`^${INVENTORY_MARK} ([0-9a-f]{64})$`, 'm').exec(refrozen.stdout)?.[1];
-  if (refrozen.exitCode !== 0 || !inventorySha256) {
-    throw new MigrationError(
-      'CHECKPOINT_FAILED',
-      'could not hold the source frozen while its pages are served',
-      {
-        step: 'checkpoint',
-        host: describeHost(ctx.source),
-        detail: tailLines(`${refrozen.stdout}\n${refrozen.stderr}`, 5),
-        remedy: 'read the lines above; run again, or use memory: eager',
-      },
-    );
-  }
   ctx.log.info(`lazy pages: dumped without the memory in ${Math.round(dumpMs)} ms; the source stays frozen`);
   return {
     frozenAt,
@@ -302,31 +359,29 @@ export async function lazyFreezeAndDump(
     workDir: prepared.workDir,
     dumpMs,
     inventorySha256,
+    stepsMs: { pause: dumpStart - frozenAt, dump: dumpMs },
   };
 }
 
-/** On the target, before the restore: the lazy-pages daemon, connected through the relay once the restore asks. */
-export async function startLazyDaemon(
-  ctx: MigrationContext,
-  session: LazySession,
-  imagesDir: string,
-): Promise<void> {
-  const dir = lazyWorkDir(ctx.settings.checkpointName);
-  await ctx.target.run(`umask 077; mkdir -p ${shellQuote([dir])}`, { timeoutMs: 30_000 });
-  const daemon = await ctx.target.spawn(
-    lazyDaemonCommand({ imagesDir, workDir: dir, port: session.relay.port }),
-  );
-  session.daemon = daemon;
-  session.watch(daemon);
-  session.daemonErr = keepTail(daemon.stderr);
-  daemon.stdout.resume();
-  const waited = await ctx.target.run(waitForSocketScript(dir), { timeoutMs: 30_000 });
-  session.targetMayHaveRun = waited.exitCode === 0;
-  if (waited.exitCode !== 0) {
+/**
+ * On the target, before the restore: starts the waiting lazy-pages daemon on the images that
+ * arrived; it connects through the relay once the restore asks. Returns once its socket exists.
+ */
+export async function startLazyDaemon(ctx: MigrationContext, session: LazySession): Promise<void> {
+  const { daemon } = session;
+  if (!daemon) throw new Error('startLazyDaemon before spawnLazyEnds');
+  go(daemon);
+  const said = await firstLine(daemon.stdout, daemon.exit, 30_000);
+  session.targetMayHaveRun = said === LISTENING_LINE;
+  if (said !== LISTENING_LINE) {
     throw new MigrationError('LAZY_PAGES_BROKEN', "the target's lazy-pages daemon did not start", {
       step: 'restore',
       host: describeHost(ctx.target),
-      detail: [tailLines(session.daemonErr(), 5), await criuLogErrors(ctx.target, `${dir}/lazy-pages.log`)]
+      detail: [
+        said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said,
+        tailLines(session.daemonErr?.() ?? '', 5),
+        await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`),
+      ]
         .filter(Boolean)
         .join('\n'),
       remedy: REMEDY_BROKEN,

@@ -146,6 +146,22 @@ export function evaluateLazyPages(hosts: { source: LazyHostFacts; target: LazyHo
   return checks;
 }
 
+/** Whether the runner can carry the page stream through a host (SSH forwarding, or the runner itself). */
+export function pageStreamCheck(host: 'source' | 'target', tunnels: boolean): Check {
+  const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
+  return tunnels
+    ? { host, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
+    : {
+        host,
+        name: 'lazy pages: page stream',
+        status: 'fail',
+        observed: 'this connection cannot forward TCP',
+        expected,
+        remedy: 'use memory: eager',
+        code: 'LAZY_PAGES_UNSUPPORTED',
+      };
+}
+
 /** How long the page stream may move no byte before it counts as broken (a stopped page server). */
 export const LAZY_STALL_SECONDS = 60;
 

@@ -87,6 +87,11 @@ export interface TimingFacts {
   lastPageMs?: number;
   /** memory: lazy: the memory bytes that followed the restored container through the runner. */
   lazyPageBytes?: number;
+  /**
+   * The frozen window by step (ms, in the run's order: pause, dump, checkpoint, transfer,
+   * lazy-daemon, restore) and `commands`: commands sent to the hosts inside it.
+   */
+  frozenWindowMs?: Record<string, number>;
 }
 
 /** CRIU's own statistics (stats-dump / stats-restore), times in microseconds as CRIU reports them. */

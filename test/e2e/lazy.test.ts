@@ -114,6 +114,35 @@ describe('memory: lazy (post-copy)', () => {
     expect(await containerState(bed, bed.host2, name)).toBeUndefined();
   });
 
+  it('preflight mode with memory: lazy runs the same checks: refused at 1 MiB pipes, passed at 4 MiB', async () => {
+    await startWorkload(8);
+    const preflight = (): Promise<Awaited<ReturnType<typeof runAction>>> =>
+      runAction(inputs({ mode: 'preflight', 'verify-log-pattern': '', 'verify-timeout': '' }));
+    await setPipeMax(String(1024 * 1024));
+    const refused = await preflight();
+    expect(refused.exitCode).not.toBe(0);
+    expect(refused.outputs.status).toBe('refused');
+    expect(refused.outputs['error-code']).toBe('LAZY_PAGES_UNSUPPORTED');
+    const report = JSON.parse(readFileSync(refused.outputs['report-path']!, 'utf8'));
+    const lazy = (report.checks as { host: string; name: string; status: string }[]).filter((check) =>
+      check.name.startsWith('lazy pages:'),
+    );
+    // Four checks per host; the bed's hosts share one kernel, so both hosts' pipe size fails.
+    expect(lazy).toHaveLength(8);
+    expect(
+      lazy.filter((check) => check.status === 'fail').map((check) => `${check.host} ${check.name}`),
+    ).toEqual(['source lazy pages: pipe size', 'target lazy pages: pipe size']);
+    expect(report.blockingCodes).toEqual(['LAZY_PAGES_UNSUPPORTED']);
+    await setPipeMax(String(PIPE_BYTES));
+    const passed = await preflight();
+    expect(passed.exitCode, passed.stdout).toBe(0);
+    expect(passed.outputs.status).toBe('succeeded');
+    expect(passed.stdout).toContain('lazy pages: pipe size');
+    // Nothing was touched either time.
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+  });
+
   it('moves the container with its memory intact, the commit after the last page; a later checkpoint works', async () => {
     await setPipeMax(String(PIPE_BYTES));
     const before = await startWorkload(64);
@@ -125,6 +154,14 @@ describe('memory: lazy (post-copy)', () => {
     const { downtimeMs, lastPageMs, lazyPageBytes } = metadata.timings;
     console.log(`lazy 64 MiB: downtime ${downtimeMs} ms, last page ${lastPageMs} ms, ${lazyPageBytes} bytes`);
     expect(lastPageMs).toBeGreaterThanOrEqual(downtimeMs);
+    // The frozen window by step: the pause, the dump up to the second freeze, the small images, the daemon, the restore.
+    const { commands, ...steps } = metadata.timings.frozenWindowMs as Record<string, number>;
+    expect(Object.keys(steps)).toEqual(['pause', 'dump', 'checkpoint', 'transfer', 'lazy-daemon', 'restore']);
+    expect(Math.abs(Object.values(steps).reduce((sum, ms) => sum + ms, 0) - downtimeMs)).toBeLessThanOrEqual(
+      6,
+    );
+    // docker pause, four stream ends, docker start: the CRIU ends were spawned before the freeze.
+    expect(commands).toBe(6);
     // The memory crossed the runner after the restore, not in the checkpoint stream.
     expect(lazyPageBytes).toBeGreaterThan(64 * 1024 * 1024);
     expect(metadata.checkpoint.streams.checkpoint.bytes).toBeLessThan(16 * 1024 * 1024);

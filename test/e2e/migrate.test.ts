@@ -72,6 +72,15 @@ describe('migrate mode on the two-host test bed', () => {
     const downtime = largestGapMs([...sourceLines, ...targetLines]);
     const phases = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8')).timings;
     console.log(`workload-measured downtime host1->host2: ${downtime} ms; action: ${JSON.stringify(phases)}`);
+    // The frozen window by step adds up to the reported downtime (rounding aside), with the commands sent inside it.
+    const { commands, ...steps } = phases.frozenWindowMs as Record<string, number>;
+    expect(Object.keys(steps)).toEqual(['checkpoint', 'transfer', 'restore']);
+    const summed = Object.values(steps).reduce((sum, ms) => sum + ms, 0);
+    expect(Math.abs(summed - phases.downtimeMs)).toBeLessThanOrEqual(3);
+    expect(commands).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(
+      /^frozen window: checkpoint \d+ ms, transfer \d+ ms, restore \d+ ms; \d+ commands on the hosts$/m,
+    );
 
     // The source is kept, stopped, and can no longer restart by itself.
     const source = await inspect(bed.host1, name);

@@ -3,6 +3,7 @@ import { modesLine, ratioLine } from '../../scripts/bench/render/final-line.js';
 import { fmtBytes, metText, range } from '../../scripts/bench/render/format.js';
 import {
   floorTable,
+  lazyTable,
   markdown,
   memoryCell,
   redisTable,
@@ -287,5 +288,29 @@ describe('chart', () => {
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     for (const label of ['seed', 'action', 'podman', 'floor', 'OpenSSH']) expect(svg).toContain(`>${label}<`);
     expect(svg).not.toContain('NaN');
+  });
+});
+
+describe('lazyTable', () => {
+  it('puts the last page beside the downtime, and the frozen window by step', () => {
+    const runs: MigrationRun[] = [256, 1024].map((sizeMiB) => ({
+      method: 'action-lazy',
+      sizeMiB,
+      rep: 1,
+      downtimeMs: 700,
+      continued: true,
+      lastPageMs: sizeMiB * 10,
+      reportedDowntimeMs: 650,
+      memory: { status: 'intact', before: 'a', after: 'a' },
+      windowMs: { pause: 60, dump: 300, commands: 7 },
+    }));
+    const table = lazyTable(summarise(runs, [], [], [], [256, 1024]), [256, 1024]);
+    expect(table[2]).toBe(
+      '| size | downtime | last page | memory | downtime-ms output | pause | dump | commands |',
+    );
+    expect(table[4]).toContain('| 256 MiB | 0.70 s | 2.56 s | intact 1/1 | 650 |');
+    expect(table[5]).toContain('| 1024 MiB | 0.70 s | 10.24 s |');
+    expect(table[5]).toMatch(/\| 60 \| 300 \| 7 \|$/);
+    expect(lazyTable(summarise([], [], [], [], [256]), [256])).toEqual([]);
   });
 });

@@ -15,6 +15,8 @@ import {
   fastestTransport,
   floorOf,
   gapWithin,
+  LAZY_TARGET,
+  lazyTarget,
   median,
   memoryVerdict,
   spread,
@@ -490,6 +492,23 @@ describe('parseOptions', () => {
     },
     { args: ['--sizes', '1024,64,64', '--skip-1g'], want: { sizes: [64] } },
     {
+      args: ['--lazy'],
+      want: {
+        lazy: true,
+        sizes: [256, 1024, 2048],
+        methods: ['action-lazy'],
+        transport: false,
+        floor: false,
+        modes: false,
+        redis: false,
+      },
+    },
+    {
+      args: ['--lazy', '--sizes', '256', '--reps', '1'],
+      want: { sizes: [256], reps: 1, methods: ['action-lazy'] },
+    },
+    { args: ['--methods', 'action,action-lazy'], want: { lazy: false, methods: ['action', 'action-lazy'] } },
+    {
       args: ['--pattern', 'zeros', '--methods', 'action,podman', '--no-redis'],
       want: { pattern: 'zeros', methods: ['action', 'podman'], redis: false },
     },
@@ -505,5 +524,59 @@ describe('parseOptions', () => {
     { args: [], env: { BENCH_HOST2_ADDR: '127.0.0.6' }, error: /must differ/ },
   ])('refuses $args $env', ({ args, env, error }) => {
     expect(() => parseOptions(args, env)).toThrow(error);
+  });
+});
+
+describe('the post-copy target (action-lazy at 256 MiB, 1 GiB and 2 GiB, every run)', () => {
+  const intact = { status: 'intact' as const, before: 'a', after: 'a' };
+  const lazyRuns = (downtimes: Record<number, number[]>, extra: Partial<MigrationRun> = {}): MigrationRun[] =>
+    Object.entries(downtimes).flatMap(([size, list]) =>
+      list.map((downtimeMs, i) =>
+        way('action-lazy', Number(size), downtimeMs, {
+          rep: i + 1,
+          memory: intact,
+          lastPageMs: 4000,
+          ...extra,
+        }),
+      ),
+    );
+  const judge = (runs: MigrationRun[]) => lazyTarget(summarise(runs, [], [], [], [256, 1024, 2048]));
+
+  it('is met when every run is under 1 s, all within 0.3 s, memory intact, and names the last page', () => {
+    const target = judge(lazyRuns({ 256: [600, 650], 1024: [620, 700], 2048: [700, 850] }));
+    expect(target.met).toBe(true);
+    expect(target.target).toBe(LAZY_TARGET);
+    expect(target.observed).toContain('last page 4.00 s');
+    expect(target.observed).toContain('spread 0.25 s');
+    expect(target.observed).toContain('memory intact in every run');
+  });
+
+  it('is missed by one slow repetition even when the medians are flat', () => {
+    expect(judge(lazyRuns({ 256: [600, 610, 1200], 1024: [620, 630, 640], 2048: [650, 660, 670] })).met).toBe(
+      false,
+    );
+  });
+
+  it('is missed when the sizes drift apart by more than 0.3 s', () => {
+    expect(judge(lazyRuns({ 256: [400], 1024: [600], 2048: [800] })).met).toBe(false);
+  });
+
+  it('is missed when a memory check differs or was not made, or a run failed', () => {
+    const runs = lazyRuns({ 256: [600], 1024: [600], 2048: [600] });
+    runs[1] = { ...runs[1]!, memory: { status: 'not checked', why: 'no answer' } };
+    expect(judge(runs).met).toBe(false);
+    const failed = [
+      ...lazyRuns({ 256: [600], 1024: [600], 2048: [600] }),
+      { ...way('action-lazy', 2048, 0), error: 'x' },
+    ];
+    expect(judge(failed).met).toBe(false);
+  });
+
+  it('is not measured without a completed run at each size, and evaluateTargets carries it', () => {
+    const target = judge(lazyRuns({ 256: [600], 1024: [600] }));
+    expect(target.met).toBeUndefined();
+    expect(target.observed).toMatch(/^not measured .*2048 MiB/);
+    const all = evaluateTargets(summarise([], [], [], [], [64]), [64]);
+    expect(all.find((t) => t.target === LAZY_TARGET)?.met).toBeUndefined();
   });
 });

@@ -707,6 +707,16 @@ describe('action.yml', () => {
   });
 });
 
+describe('memory in preflight mode', () => {
+  it('reads memory, so preflight can run the lazy checks migrate would run', () => {
+    const lazy = settingsFor({ ...BASE, mode: 'preflight', memory: 'lazy' });
+    expect(lazy.mode === 'preflight' && lazy.memory).toBe('lazy');
+    const plain = settingsFor({ ...BASE, mode: 'preflight' });
+    expect(plain.mode === 'preflight' && plain.memory).toBe('eager');
+    expect(() => settingsFor({ ...BASE, mode: 'preflight', memory: 'lasy' })).toThrow(/memory/);
+  });
+});
+
 describe('selection', () => {
   it('names several containers in preflight mode, in place of container', () => {
     const settings = settingsFor({ ...BASE, container: '', mode: 'preflight', selection: 'compose=shop' });

@@ -200,6 +200,31 @@ export function targetsTable(report: Report): string[] {
   ];
 }
 
+/** Post-copy runs: the downtime beside the time until the last page, and the action's frozen window. */
+export function lazyTable(summary: Summary, sizes: readonly number[]): string[] {
+  const rows = sizes.filter((size) => summary.bySize[String(size)]?.ways['action-lazy']);
+  if (rows.length === 0) return [];
+  const steps = [
+    ...new Set(
+      rows.flatMap((size) => Object.keys(summary.bySize[String(size)]?.ways['action-lazy']?.windowMs ?? {})),
+    ),
+  ];
+  const out = [
+    "Post-copy (`memory: lazy`, way action-lazy): the downtime the workload saw, and when the last page arrived (the action's timings.lastPageMs, from the freeze; the source stays frozen until then). " +
+      'The frozen window as the action timed it (timings.frozenWindowMs, median ms per step; `commands` is the number of commands run on the hosts inside the window).',
+    '',
+    `| size | downtime | last page | memory | downtime-ms output | ${steps.join(' | ')} |`,
+    `|---|---|---|---|---|${steps.map(() => '---|').join('')}`,
+  ];
+  for (const size of rows) {
+    const w = summary.bySize[String(size)]!.ways['action-lazy']!;
+    out.push(
+      `| ${size} MiB | ${range(w.downtimeMs, sec)} | ${range(w.lastPageMs, sec)} | ${memoryCell(w.memory, w.failed)} | ${range(w.reportedDowntimeMs, ms)} | ${steps.map((step) => (w.windowMs?.[step] !== undefined ? Math.round(w.windowMs[step]!) : 'n/a')).join(' | ')} |`,
+    );
+  }
+  return out;
+}
+
 export function markdown(report: Report): string {
   const { summary, settings } = report;
   const out = [
@@ -222,6 +247,7 @@ export function markdown(report: Report): string {
     ...floorTable(summary, settings.sizes),
   ];
   for (const section of [
+    lazyTable(summary, settings.sizes),
     modesTable(summary, settings.sizes),
     transportTable(summary, settings.transportBytes),
     redisTable(report),

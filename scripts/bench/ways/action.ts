@@ -94,39 +94,57 @@ export async function criuRestoreMs(
   return m ? Number(m[1]) * 1000 + Number(m[2]) : undefined;
 }
 
-export const action: Migration = {
-  way: 'action',
-  runtime: 'docker',
-  async move(ctx, spec): Promise<MoveResult> {
-    const { run, metadata, rssKb, cpuS } = await runMeasuredAction(ctx, {
-      mode: 'migrate',
-      container: spec.name,
-      source: ctx.bed.host1,
-      target: ctx.bed.host2,
-    });
-    const criu = metadata.criu;
-    return {
-      totalMs: Math.round(run.ms),
-      bytes: metadata.checkpoint.transferredBytes,
-      runnerRssKb: rssKb,
-      runnerCpuS: cpuS,
-      checkpointBytes: metadata.checkpoint.bytes,
-      reportedDowntimeMs: metadata.timings.downtimeMs,
-      phasesMs: { ...metadata.timings.phasesMs },
-      // CRIU's own frozen time during the dump (stats-dump), the dump without runc's share.
-      dumpMs: criu?.frozenTimeUs !== undefined ? criu.frozenTimeUs / 1000 : undefined,
-      restoreCriuMs: await criuRestoreMs(
-        ctx,
-        ctx.bed.host2,
-        metadata.container.targetId ?? run.outputs['target-container-id'],
-      ),
-      codec: codecOf(metadata),
-      restorePath: metadata.checkpoint.restorePath,
-      criuStats: criu
-        ? Object.fromEntries(
-            Object.entries(criu).filter((e): e is [string, number] => typeof e[1] === 'number'),
-          )
-        : undefined,
-    };
-  },
-};
+/** The action's migrate mode with default settings, or with memory: lazy (post-copy). */
+function actionWay(way: 'action' | 'action-lazy'): Migration {
+  return {
+    way,
+    runtime: 'docker',
+    move: (ctx, spec) => moveWithAction(ctx, spec, way === 'action-lazy' ? { memory: 'lazy' } : {}),
+  };
+}
+
+export const action = actionWay('action');
+/** Post-copy: the downtime (as the workload saw it) and, beside it, when the last page arrived. */
+export const actionLazy = actionWay('action-lazy');
+
+async function moveWithAction(
+  ctx: BenchContext,
+  spec: { name: string },
+  extra: Record<string, string>,
+): Promise<MoveResult> {
+  const { run, metadata, rssKb, cpuS } = await runMeasuredAction(ctx, {
+    mode: 'migrate',
+    container: spec.name,
+    source: ctx.bed.host1,
+    target: ctx.bed.host2,
+    ...extra,
+  });
+  const criu = metadata.criu;
+  const timings = metadata.timings as typeof metadata.timings & { frozenWindowMs?: Record<string, number> };
+  return {
+    ...(timings.lastPageMs !== undefined ? { lastPageMs: timings.lastPageMs } : {}),
+    ...(timings.lazyPageBytes !== undefined ? { lazyPageBytes: timings.lazyPageBytes } : {}),
+    ...(timings.frozenWindowMs ? { windowMs: { ...timings.frozenWindowMs } } : {}),
+    totalMs: Math.round(run.ms),
+    bytes: metadata.checkpoint.transferredBytes,
+    runnerRssKb: rssKb,
+    runnerCpuS: cpuS,
+    checkpointBytes: metadata.checkpoint.bytes,
+    reportedDowntimeMs: metadata.timings.downtimeMs,
+    phasesMs: { ...metadata.timings.phasesMs },
+    // CRIU's own frozen time during the dump (stats-dump), the dump without runc's share.
+    dumpMs: criu?.frozenTimeUs !== undefined ? criu.frozenTimeUs / 1000 : undefined,
+    restoreCriuMs: await criuRestoreMs(
+      ctx,
+      ctx.bed.host2,
+      metadata.container.targetId ?? run.outputs['target-container-id'],
+    ),
+    codec: codecOf(metadata),
+    restorePath: metadata.checkpoint.restorePath,
+    criuStats: criu
+      ? Object.fromEntries(
+          Object.entries(criu).filter((e): e is [string, number] => typeof e[1] === 'number'),
+        )
+      : undefined,
+  };
+}

@@ -2,7 +2,7 @@
 import { parseCounter } from '../../../test/e2e/testbed.js';
 import type { MigrationRun } from '../report.js';
 import { analyseDowntime, memoryVerdict } from '../stats.js';
-import { action } from './action.js';
+import { action, actionLazy } from './action.js';
 import { podman, podmanUncompressed } from './podman.js';
 import { seed } from './seed.js';
 import {
@@ -16,7 +16,13 @@ import {
   type Way,
 } from './way.js';
 
-export const MIGRATIONS = { seed, action, podman, 'podman-uncompressed': podmanUncompressed } as const;
+export const MIGRATIONS = {
+  seed,
+  action,
+  podman,
+  'podman-uncompressed': podmanUncompressed,
+  'action-lazy': actionLazy,
+} as const;
 
 export function counterMigration(migration: Migration): Way<MigrationRun> {
   return {

@@ -16,14 +16,28 @@ export interface LazyDumpCommand {
   criuConfig?: string;
 }
 
+/** The line the runner writes to a waiting lazy command's standard input to start it. */
+export const GO_LINE = 'go';
+
+/** A spawned command waits here, before anything, for the runner's go line on its standard input. */
+const AWAIT_GO = `IFS= read -r go || exit 125; [ "$go" = ${GO_LINE} ] || exit 125`;
+
 /**
- * `runc checkpoint --lazy-pages` on the paused container: CRIU writes every
- * image but the lazy memory, writes one NUL to fd 3 (here the command's
- * stdout), then serves the pages on 127.0.0.1:port until the last one was
- * taken, and exits 0. --leave-running: the processes stay, frozen, until the
- * run retires them (or a rollback resumes them).
+ * The source's end of a lazy move, spawned before the freeze so the frozen
+ * window pays for no SSH channel or shell start: it waits for the go line,
+ * then runs `runc checkpoint --lazy-pages` on the paused container. When CRIU
+ * writes its NUL (every image but the lazy memory is written) the same shell
+ * freezes the cgroup again at once (CRIU has thawed it and holds the processes
+ * by ptrace alone: a page server that dies would let them run beside the
+ * target; tried on the bed, SIGKILL of the page server then left the source
+ * paused and `docker unpause` resumed it intact) and prints `<mark> <sha256 of
+ * the inventory>` (it names this dump in containerd's copies), or `<mark>-failed`
+ * when the freeze did not take. It then waits for runc, which serves the pages
+ * on 127.0.0.1:port until the last one was taken and exits 0 (its exit is the
+ * command's). --leave-running: the processes stay, frozen, until the run
+ * retires them or a rollback resumes them.
  */
-export function lazyDumpCommand(dump: LazyDumpCommand): string {
+export function lazyServerCommand(dump: LazyDumpCommand, mark: string): string {
   const env = dump.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([dump.criuConfig])} ` : '';
   const runc = shellQuote([
     'runc',
@@ -42,27 +56,21 @@ export function lazyDumpCommand(dump: LazyDumpCommand): string {
     dump.workDir,
     dump.containerId,
   ]);
-  // fd 3 is the channel's stdout (the NUL), runc's own stdout goes nowhere.
-  return `umask 077; ${env}exec ${runc} 3>&1 >/dev/null`;
-}
-
-/**
- * While CRIU serves the pages it has thawed the cgroup and holds the processes
- * by ptrace alone: a page server that dies would let them run beside the
- * target. Freezing the cgroup again keeps them frozen whatever happens to CRIU
- * (tried on the bed: SIGKILL of the page server left the source paused, and
- * `docker unpause` resumed it intact). The inventory's sha256 names this dump
- * in containerd's copies.
- */
-export function refreezeCommand(
-  runcRoot: string,
-  containerId: string,
-  imagesDir: string,
-  mark: string,
-): string {
+  const pause = shellQuote(['runc', '--root', dump.runcRoot, 'pause', dump.containerId]);
+  const inventory = shellQuote([`${dump.imagesDir}/inventory.img`]);
   return [
-    `${shellQuote(['runc', '--root', runcRoot, 'pause', containerId])} || exit $?`,
-    `printf '${mark} %s\\n' "$(sha256sum <${shellQuote([`${imagesDir}/inventory.img`])} | cut -d' ' -f1)"`,
+    'umask 077',
+    AWAIT_GO,
+    'd=$(mktemp -d) && mkfifo "$d/status" || exit 1',
+    // runc's own stdout goes nowhere; its status fd is the fifo, read here for the NUL.
+    `${env}${runc} 3>"$d/status" >/dev/null </dev/null &`,
+    'p=$!',
+    'n=$(head -c1 <"$d/status" | wc -c)',
+    'rm -rf "$d"',
+    // No NUL: the dump failed before its images; runc's exit says how.
+    'if [ "$n" != 1 ]; then wait "$p"; r=$?; [ "$r" -ne 0 ] || r=1; exit "$r"; fi',
+    `if ${pause}; then printf '${mark} %s\\n' "$(sha256sum <${inventory} | cut -d' ' -f1)"; else echo '${mark}-failed'; fi`,
+    'wait "$p"',
   ].join('\n');
 }
 
@@ -81,33 +89,46 @@ export interface LazyDaemonCommand {
   port: number;
 }
 
-/** `criu lazy-pages` on the target: takes the pages from the source and hands them to the restored processes. */
-export function lazyDaemonCommand(daemon: LazyDaemonCommand): string {
-  return [
-    `umask 077; cd ${shellQuote([daemon.workDir])} || exit 1`,
-    `exec ${shellQuote([
-      'criu',
-      'lazy-pages',
-      '--page-server',
-      '--address',
-      '127.0.0.1',
-      '--port',
-      String(daemon.port),
-      '--images-dir',
-      daemon.imagesDir,
-      '--work-dir',
-      daemon.workDir,
-      '-o',
-      'lazy-pages.log',
-      '-v4',
-    ])}`,
-  ].join('\n');
-}
-
 /** Polls of 20 ms for the daemon's socket (10 s); the restore must not start before it exists. */
 const SOCKET_POLLS = 500;
 
-export function waitForSocketScript(workDir: string): string {
-  const socket = shellQuote([`${workDir}/lazy-pages.socket`]);
-  return `i=0; while [ "$i" -lt ${SOCKET_POLLS} ]; do [ -S ${socket} ] && exit 0; sleep 0.02; i=$((i + 1)); done; exit 1`;
+/** What the daemon's command prints once its socket exists, and when it did not appear. */
+export const LISTENING_LINE = 'listening';
+export const NO_SOCKET_LINE = 'no-socket';
+
+/**
+ * `criu lazy-pages` on the target, spawned before the freeze: it makes its
+ * work dir and waits for the go line (sent once the images arrived), then
+ * starts the daemon, which takes the pages from the source and hands them to
+ * the restored processes, and prints `listening` once its socket exists (or
+ * `no-socket` and stops it). The command's exit is the daemon's.
+ */
+export function lazyDaemonCommand(daemon: LazyDaemonCommand): string {
+  const dir = shellQuote([daemon.workDir]);
+  const socket = shellQuote([`${daemon.workDir}/lazy-pages.socket`]);
+  const criu = shellQuote([
+    'criu',
+    'lazy-pages',
+    '--page-server',
+    '--address',
+    '127.0.0.1',
+    '--port',
+    String(daemon.port),
+    '--images-dir',
+    daemon.imagesDir,
+    '--work-dir',
+    daemon.workDir,
+    '-o',
+    'lazy-pages.log',
+    '-v4',
+  ]);
+  return [
+    `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
+    AWAIT_GO,
+    `${criu} </dev/null >/dev/null &`,
+    'p=$!',
+    `i=0; while [ "$i" -lt ${SOCKET_POLLS} ] && [ ! -S ${socket} ] && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+    `if [ -S ${socket} ]; then echo ${LISTENING_LINE}; else echo ${NO_SOCKET_LINE}; kill "$p" 2>/dev/null; fi`,
+    'wait "$p"',
+  ].join('\n');
 }

@@ -2,6 +2,7 @@ import { DockerCli } from '../../engine/docker/docker-cli.js';
 import type { ContainerInspect } from '../../engine/docker/inspect.js';
 import { allSettledOrThrow, asMigrationError, MigrationError } from '../../errors.js';
 import { bindSignal } from '../../host/abortable.js';
+import { countCommands } from '../../host/counting.js';
 import type { Host } from '../../host/host.js';
 import {
   type CheckpointMeasure,
@@ -20,6 +21,7 @@ import {
   lazyRestoreLogs,
   lazyWorkDir,
   prepareLazy,
+  spawnLazyEnds,
   startLazyDaemon,
   withLostWork,
 } from '../../phases/lazy-pages.js';
@@ -46,6 +48,7 @@ import {
 import { restoreFactsOf } from '../../policy/criu-config.js';
 import { planVolumes } from '../../policy/volumes.js';
 import type { HostFacts } from '../../probe/facts.js';
+import { FrozenWindow } from '../../report/frozen-window.js';
 import type { HostFacts as HostSummary, MigrationMetadata, RunStatus } from '../../report/metadata.js';
 import { METADATA_SCHEMA_VERSION, metadataError, restorePathFacts } from '../../report/metadata.js';
 import type { PhaseTimer } from '../../report/timings.js';
@@ -116,8 +119,17 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   const runStart = deps.startedAt ?? clock();
   const startedAt = now().toISOString();
   const raw = deps.recoveryHosts ?? { source: deps.source, target: deps.target };
-  const source = bindSignal(deps.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
-  const target = bindSignal(deps.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS });
+  const noteCommand = (): void => {
+    commandTimes.push(clock());
+  };
+  const source = countCommands(
+    bindSignal(deps.source, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+    noteCommand,
+  );
+  const target = countCommands(
+    bindSignal(deps.target, signal, { defaultTimeoutMs: COMMAND_TIMEOUT_MS }),
+    noteCommand,
+  );
   const ctx: MigrationContext = {
     settings,
     source,
@@ -144,6 +156,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   // memory: lazy: the page stream from the frozen source, open from before the freeze to the last page.
   let lazy: LazySession | undefined;
   let lastPageMs: number | undefined;
+  // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
+  let window: FrozenWindow | undefined;
+  let frozenWindowMs: Record<string, number> | undefined;
+  const commandTimes: number[] = [];
   const tunnelHosts = { source: deps.source, target: deps.target };
   let status: RunStatus = 'succeeded';
   let failure: MigrationError | undefined;
@@ -225,6 +241,14 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       ),
     ]);
     signal.throwIfAborted();
+    if (pageStream)
+      await spawnLazyEnds(
+        ctx,
+        pageStream,
+        found,
+        prepared,
+        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
+      );
     await deps.unit?.allReady();
 
     dumped = await log.group('Checkpoint: freeze and dump the source', () =>
@@ -235,6 +259,9 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       ),
     );
     signal.throwIfAborted();
+    window = new FrozenWindow(clock, dumped.frozenAt, commandTimes);
+    window.mark('checkpoint');
+    for (const [step, ms] of Object.entries(dumped.stepsMs ?? {})) window.split(step, 'checkpoint', ms);
 
     enter('transfer');
     const frozen = dumped;
@@ -252,14 +279,13 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       }),
     );
     signal.throwIfAborted();
+    window.mark('transfer');
 
     enter('restore');
-    if (pageStream)
-      await startLazyDaemon(
-        ctx,
-        pageStream,
-        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
-      );
+    if (pageStream) {
+      await startLazyDaemon(ctx, pageStream);
+      window?.mark('lazy-daemon');
+    }
     await deps.unit?.beforeRestore();
     const restored = await log.group('Restore on the target', () =>
       timer.time('restore', () => restore(ctx, ready, restoring)),
@@ -267,6 +293,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     deps.unit?.restored();
     follower = undefined;
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
+    // The restore phase goes on after the container runs (clean-up): the window ends at running.
+    window.markAt('restore', restored.runningAt);
+    frozenWindowMs = window.toRecord();
+    log.info(window.describe());
     log.info(
       `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
     );
@@ -433,6 +463,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       downtimeMs,
       durationMs: Math.round(clock() - runStart),
       ...(lastPageMs !== undefined ? { lastPageMs } : {}),
+      ...(frozenWindowMs ? { frozenWindowMs } : {}),
       ...(lazy && lastPageMs !== undefined ? { lazyPageBytes: lazy.relay.bytes() } : {}),
     },
     criu: measure?.stats,
