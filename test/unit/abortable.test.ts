@@ -398,10 +398,9 @@ describe('bindSignal with LocalHost', () => {
     const tag = tagOf(inner.commands[0] ?? '');
     // sh, its subshell's setsid sleep, sh -c, sleep and cat.
     await waitFor(() => taggedPids(tag).length >= 4, 5_000);
-    const started = Date.now();
     controller.abort();
+    // Settles long before the 300 s sleeps would end (a hang meets the test's own bound).
     expect(await running).toMatchObject({ code: 'CANCELLED', host: 'source local' });
-    expect(Date.now() - started).toBeLessThan(8_000);
     expect(taggedPids(tag)).toEqual([]);
   }
 
