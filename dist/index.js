@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(83092);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87402);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 83092:
+/***/ 87402:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -54338,14 +54338,25 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
             };
         case 'preflight':
-            return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
+            return {
+                mode,
+                ...common,
+                target: need(target),
+                memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+                ...(selection ? { selection } : {}),
+            };
         case 'checkpoint':
+            // A unit stopped member by member after its commit would leave a half-stopped project on any failure.
+            if (unit?.kind === 'compose' && !parseBoolean('leave-running', text('leave-running'), true)) {
+                throw inputs_invalid('leave-running', 'false is not supported for a compose unit', 'checkpoint the unit with leave-running: true, then stop the project yourself (docker compose -p <project> stop)');
+            }
             return {
                 mode,
                 ...common,
                 store,
                 retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
                 leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
+                ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
             };
         case 'restore': {
             const settings = {
@@ -54355,6 +54366,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 target: need(target),
                 store,
                 replace: parseBoolean('replace', text('replace'), false),
+                ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
             };
             if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
@@ -54467,8 +54479,10 @@ function parseUnitInput(mode, value, container) {
         throw inputs_invalid('unit', 'and container are both set', 'set one: unit (a matrix entry of the gate) or container');
     }
     const ref = parseUnitRef(value);
-    if (ref.kind === 'compose' && mode !== 'migrate') {
-        throw inputs_invalid('unit', `a compose project moves as one unit in migrate mode only, not in ${mode} mode`, 'use mode: migrate for compose:<project>, or name one container');
+    if (ref.kind === 'compose' && mode !== 'migrate' && mode !== 'checkpoint' && mode !== 'restore') {
+        throw inputs_invalid('unit', `a compose project moves as one unit in migrate, checkpoint and restore modes only, not in ${mode} mode`, mode === 'drill'
+            ? 'drill one member: restore-from its member checkpoint (listed in the unit record), with container set to the member'
+            : 'use mode: migrate, checkpoint or restore for compose:<project>, or name one container');
     }
     return ref;
 }
@@ -63264,7 +63278,24 @@ const SAVED = {
     container: 'container',
     /** The post plan (JSON): everything the post step needs but the secrets. */
     post: 'post',
+    /** A compose unit's members (JSON list): each keeps its journal on the hosts, not in the saved state. */
+    unitMembers: 'unitMembers',
 };
+const MEMBER = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Pure: the unit members the main step saved, only names Docker could have given (anything else is dropped). */
+function parseUnitMembers(text) {
+    if (!text)
+        return [];
+    try {
+        const value = JSON.parse(text);
+        return Array.isArray(value)
+            ? value.filter((name) => typeof name === 'string' && MEMBER.test(name)).slice(0, 100)
+            : [];
+    }
+    catch {
+        return [];
+    }
+}
 /** Pure: the plan of a mode that keeps a journal; undefined for modes with nothing to settle. */
 function planPost(settings) {
     const common = {
@@ -63898,8 +63929,12 @@ async function runCheckpointMode(settings, runtime, deps = {}) {
         success: (end) => `checkpoint ${settings.checkpointName} written to ${end.addresses.target}:${manifest ? checkpointDir(named.store.path, named.container, manifest.series ?? '', settings.checkpointName) : ''}; frozen for ${frozenMs} ms`,
     }, { runtime, ...deps });
 }
-/** The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and renamed. */
-async function checkpointInto(ctx, owner, onFrozen, onSeries) {
+/**
+ * The work of one checkpoint, journalled; returns the manifest once the checkpoint is complete and
+ * renamed. A member of a compose unit meets the others (`unit`) before its freeze, once paused, once
+ * dumped and before its commit, so the unit's members are frozen and dumped together.
+ */
+async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
     const { settings, log, timer } = ctx;
     const store = settings.store.path;
     const container = await ctx.sourceDocker.inspectContainer(settings.container, 'checkpoint');
@@ -64004,6 +64039,7 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
         step: 'store',
         log,
     })));
+    await unit?.allReady();
     const dumped = await log.group('Checkpoint: freeze and dump', () => timer.time('checkpoint', () => freezeAndDump(ctx, container, prepared, async () => {
         // The volumes as they are at the freeze: only what changed since the bulk pass, still frozen.
         if (volumes.length > 0) {
@@ -64011,11 +64047,13 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
         }
         // The layer as the dump saw it: what changed since the bulk, into a local file, still frozen.
         await timer.time('layer-frozen', () => runChecked(ctx.source, `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, false)} >${shellQuote([layerFrozen])}`, { step: 'checkpoint', what: 'copying the writable layer at the freeze' }));
+        // A unit's members run on only once every member's state is on disk.
+        await unit?.allDumped();
         // Resumed as soon as the images and the layer are written: measuring and copying them needs no freeze.
         if (settings.leaveRunning) {
             await mapped(ctx.sourceDocker.unpause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
         }
-    }, codec)));
+    }, codec, unit?.allPaused)));
     const frozenMs = Math.round(settings.leaveRunning ? dumped.frozenFor : ctx.clock() - dumped.frozenAt);
     onFrozen(frozenMs);
     const { imagesBytes } = await measureCheckpoint(ctx, dumped);
@@ -64105,6 +64143,8 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries) {
             ...(route === 'holder' ? { holder: holderNeeds(sourceHolder ?? container, container) } : {}),
         },
     };
+    // A unit's members commit only once every member's checkpoint is written and proved.
+    await unit?.allVerified();
     // Complete: the manifest goes in, then one rename makes it a checkpoint. That is the commit point,
     // and it must reach the source's journal before leave-running: false may kill the container.
     await ctx.journal.around({ kind: 'committed', checkpoint: final }, 'any-host', async () => {
@@ -64778,7 +64818,73 @@ function parseDrillLeftovers(stdout) {
     return left;
 }
 
+;// CONCATENATED MODULE: ./src/policy/unit-record.ts
+/** Where the store keeps a project's unit records (a hidden directory: never a container's). */
+function unitRecordsDir(store, project) {
+    return `${store}/.units/${project}`;
+}
+function unitRecordPath(store, project, name) {
+    return `${unitRecordsDir(store, project)}/${name}.json`;
+}
+/** A member's checkpoint name: the unit's, then the member, within Docker's 128 characters. */
+function memberCheckpointName(unitName, member) {
+    return `${unitName}-${member}`.slice(0, 128);
+}
+const unit_record_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+/** Pure: a unit record as stored, or undefined when it is not one (every name checked before it becomes a path). */
+function parseUnitRecord(text) {
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    if (typeof value !== 'object' || value === null)
+        return undefined;
+    const record = value;
+    if (record.schema !== 1 || record.kind !== 'compose')
+        return undefined;
+    if (typeof record.project !== 'string' || !unit_record_NAME.test(record.project))
+        return undefined;
+    if (typeof record.name !== 'string' || !unit_record_NAME.test(record.name))
+        return undefined;
+    if (typeof record.createdAt !== 'string' || typeof record.source !== 'string')
+        return undefined;
+    if (!Array.isArray(record.members) || record.members.length === 0)
+        return undefined;
+    if (!Array.isArray(record.order) || !Array.isArray(record.networks))
+        return undefined;
+    for (const member of record.members) {
+        if (typeof member !== 'object' || member === null)
+            return undefined;
+        if (![member.container, member.checkpoint, member.series].every((v) => typeof v === 'string' && unit_record_NAME.test(v)))
+            return undefined;
+    }
+    const names = new Set(record.members.map((member) => member.container));
+    if (record.order.length !== names.size || !record.order.every((name) => names.has(name)))
+        return undefined;
+    return { ...record, waitsFor: record.waitsFor ?? {} };
+}
+/** Pure: the records newest first (by creation, then name). */
+function newestUnitsFirst(records) {
+    return [...records].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+}
+/** Pure: the unit checkpoint a restore takes: the named one, or the newest (of one source when given). */
+function chooseUnitRecord(records, wanted) {
+    const fitting = records.filter((record) => (wanted.name === undefined || record.name === wanted.name) &&
+        (wanted.source === undefined || record.source === wanted.source));
+    return newestUnitsFirst(fitting)[0];
+}
+/** Pure: which unit checkpoints retention removes: of the same project and source, all but the newest `keep` (0 keeps all). */
+function unitRetentionPlan(records, source, keep) {
+    if (keep === 0)
+        return [];
+    return newestUnitsFirst(records.filter((record) => record.source === source)).slice(keep);
+}
+
 ;// CONCATENATED MODULE: ./src/state/store-listing.ts
+
 
 
 
@@ -64805,6 +64911,14 @@ async function listStore(host, store, container) {
         options: { timeoutMs: 120_000 },
     });
     return parseStoreListing(result.stdout, store);
+}
+/** Every unit record in the store (compose projects checkpointed as one unit). Reads only. */
+async function listUnits(host, store) {
+    const result = await runChecked(host, `cd ${shellQuote([store])} 2>/dev/null || exit 0\nfor f in .units/*/*.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'list', what: 'reading the unit records in the store', options: { timeoutMs: 120_000 } });
+    return result.stdout
+        .split(SEPARATOR)
+        .map((text) => parseUnitRecord(text))
+        .filter((record) => record !== undefined);
 }
 /**
  * Parses listStore's output (paths relative to the store): M records are
@@ -65393,8 +65507,12 @@ function storedOutputs(settings, chosen) {
         'checkpoint-bytes': storedCheckpointFacts(settings, manifest).bytes,
     };
 }
-/** Finds, checks and restores the checkpoint; journalled; returns once the restored container is verified. */
-async function restoreFromStore(ctx, onFound, onVolumes) {
+/**
+ * Finds, checks and restores the checkpoint; journalled; returns once the restored container is
+ * verified. A member of a compose unit (`unit`) restores once the members it depends on are
+ * restored, and commits only when every member is verified.
+ */
+async function restoreFromStore(ctx, onFound, onVolumes, unit) {
     const { settings, log, timer } = ctx;
     const found = await findStoredCheckpoint(ctx);
     const manifest = found.manifest;
@@ -65456,15 +65574,20 @@ async function restoreFromStore(ctx, onFound, onVolumes) {
     if (volumes.length > 0) {
         await log.group('Volumes: contents from the store', () => timer.time('volume-frozen', () => restoreStoredVolumes(ctx, volumes, storedVolumes, dir, codec)));
     }
+    await unit?.beforeRestore();
     const { restoreMs, restorePath } = await restoreAndVerify(ctx, found, created, {
         containerd,
         codec,
         inventorySha256: inventory.sha256,
         dockerRoot,
     });
+    unit?.restored();
     await settleRestoreConfig(ctx, created.restoreConfig);
+    await unit?.allVerified();
+    // A unit's member is past its unit's commit already: cancelled now, it still commits.
     await ctx.journal.around({ kind: 'committed', targetContainerId: created.targetContainerId }, undefined, async () => {
-        ctx.signal.throwIfAborted();
+        if (!unit)
+            ctx.signal.throwIfAborted();
     });
     return { targetContainerId: created.targetContainerId, restoreMs, restorePath };
 }
@@ -66119,6 +66242,85 @@ function buildListing(found, store) {
         store_listing_newestFirst(a.checkpoints[0], b.checkpoints[0]));
     return { store, series };
 }
+/**
+ * Pure: the unit records shown as units (those with a member among the listed series, or all when
+ * `all`), and each member checkpoint in the series marked with its unit.
+ */
+function withUnits(listing, records, all) {
+    const listed = new Map();
+    for (const series of listing.series)
+        for (const checkpoint of series.checkpoints)
+            listed.set(`${series.container}\u0000${series.id}\u0000${checkpoint.name}`, checkpoint);
+    const units = [];
+    for (const record of [...records].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name))) {
+        const unit = `compose:${record.project}`;
+        const members = record.order.map((container) => {
+            const member = record.members.find((m) => m.container === container);
+            const checkpoint = member
+                ? listed.get(`${container}\u0000${member.series}\u0000${member.checkpoint}`)
+                : undefined;
+            if (checkpoint)
+                checkpoint.unit = `${unit}/${record.name}`;
+            return {
+                container,
+                service: member?.service ?? container,
+                checkpoint: member?.checkpoint ?? '',
+                series: member?.series ?? '',
+                listed: checkpoint !== undefined,
+            };
+        });
+        if (!all && !members.some((member) => member.listed))
+            continue;
+        units.push({
+            unit,
+            name: record.name,
+            createdAt: record.createdAt,
+            source: record.source,
+            frozenMs: record.frozenMs ?? null,
+            members,
+            networks: record.networks.map((network) => network.name),
+            complete: members.every((member) => member.listed),
+        });
+    }
+    return units.length > 0 ? { ...listing, units } : listing;
+}
+/** The job summary's units table: one row per unit checkpoint. */
+function unitRows(units) {
+    const rows = [
+        [
+            'Unit',
+            'Checkpoint',
+            'Taken (UTC)',
+            'Source host',
+            'Members (restore order)',
+            'Networks',
+            'Frozen',
+            'Complete',
+        ].map((data) => ({ data, header: true })),
+    ];
+    for (const unit of units) {
+        rows.push([
+            unit.unit,
+            unit.name,
+            unit.createdAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+            unit.source,
+            unit.members.map((member) => `${member.container}${member.listed ? '' : ' (missing)'}`).join(', '),
+            unit.networks.join(', '),
+            unit.frozenMs === null ? '' : formatMs(unit.frozenMs),
+            unit.complete ? 'yes' : 'no: a member checkpoint is missing',
+        ].map(escapeHtml));
+    }
+    return rows;
+}
+/** One line per unit checkpoint for the log. */
+function unitLines(units) {
+    return units.map((unit) => `unit ${unit.unit} checkpoint ${unit.name} (${unit.createdAt}, from ${unit.source}): ${unit.members.map((m) => m.container).join(', ')}${unit.complete
+        ? ''
+        : `; incomplete, missing ${unit.members
+            .filter((m) => !m.listed)
+            .map((m) => m.checkpoint)
+            .join(', ')}`}`);
+}
 function store_listing_newestFirst(a, b) {
     return b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name);
 }
@@ -66231,7 +66433,8 @@ async function runListMode(settings, runtime) {
         log.info(`${describeHost(host)}: connected; reading ${settings.store.path}`);
         const found = await listStore(host, settings.store.path, settings.container || undefined);
         const wanted = settings.series ? found.filter((entry) => entry.series === settings.series) : found;
-        const listing = buildListing(wanted, { host: host.address, path: settings.store.path });
+        // Unit checkpoints of compose projects: shown with the members' series, or all of them.
+        const listing = withUnits(buildListing(wanted, { host: host.address, path: settings.store.path }), await listUnits(host, settings.store.path), !settings.container && !settings.series);
         const what = [
             settings.container ? `container ${settings.container}` : 'every container',
             settings.series ? `series ${settings.series}` : '',
@@ -66241,6 +66444,8 @@ async function runListMode(settings, runtime) {
         const count = listing.series.reduce((sum, series) => sum + series.checkpoints.length, 0);
         log.info(`${count} complete checkpoint(s) in ${listing.series.length} series (${what})`);
         for (const line of listingLines(listing))
+            log.info(line);
+        for (const line of unitLines(listing.units ?? []))
             log.info(line);
         core/* setOutput */.uH('listing', JSON.stringify(listing));
         core/* setOutput */.uH('status', 'succeeded');
@@ -66252,6 +66457,8 @@ async function runListMode(settings, runtime) {
                 summary.addRaw(`<p>No complete checkpoints (${escapeHtml(what)}).</p>`, true);
             else
                 summary.addTable(listingRows(listing));
+            if (listing.units)
+                summary.addHeading('Unit checkpoints (compose projects)', 3).addTable(unitRows(listing.units));
             await summary.write();
         }
     }
@@ -66273,6 +66480,26 @@ async function runListMode(settings, runtime) {
     finally {
         await host?.close();
     }
+}
+
+;// CONCATENATED MODULE: ./src/host/counting.ts
+/** The same host, telling `onCommand` of every command it starts (run or spawn). */
+function countCommands(host, onCommand) {
+    return {
+        role: host.role,
+        address: host.address,
+        ...(host.hostKeyFingerprint !== undefined ? { hostKeyFingerprint: host.hostKeyFingerprint } : {}),
+        ...(host.tunnels ? { tunnels: host.tunnels } : {}),
+        run: (command, options) => {
+            onCommand();
+            return host.run(command, options);
+        },
+        spawn: (command, options) => {
+            onCommand();
+            return host.spawn(command, options);
+        },
+        close: () => host.close(),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/finalize.ts
@@ -66322,14 +66549,26 @@ sourceHolder) {
 
 ;// CONCATENATED MODULE: ./src/engine/docker/lazy-pages.ts
 
+/** The line the runner writes to a waiting lazy command's standard input to start it. */
+const GO_LINE = 'go';
+/** A spawned command waits here, before anything, for the runner's go line on its standard input. */
+const AWAIT_GO = `IFS= read -r go || exit 125; [ "$go" = ${GO_LINE} ] || exit 125`;
 /**
- * `runc checkpoint --lazy-pages` on the paused container: CRIU writes every
- * image but the lazy memory, writes one NUL to fd 3 (here the command's
- * stdout), then serves the pages on 127.0.0.1:port until the last one was
- * taken, and exits 0. --leave-running: the processes stay, frozen, until the
- * run retires them (or a rollback resumes them).
+ * The source's end of a lazy move, spawned before the freeze so the frozen
+ * window pays for no SSH channel or shell start: it waits for the go line,
+ * then runs `runc checkpoint --lazy-pages` on the paused container. When CRIU
+ * writes its NUL (every image but the lazy memory is written) the same shell
+ * freezes the cgroup again at once (CRIU has thawed it and holds the processes
+ * by ptrace alone: a page server that dies would let them run beside the
+ * target; tried on the bed, SIGKILL of the page server then left the source
+ * paused and `docker unpause` resumed it intact) and prints `<mark> <sha256 of
+ * the inventory>` (it names this dump in containerd's copies), or `<mark>-failed`
+ * when the freeze did not take. It then waits for runc, which serves the pages
+ * on 127.0.0.1:port until the last one was taken and exits 0 (its exit is the
+ * command's). --leave-running: the processes stay, frozen, until the run
+ * retires them or a rollback resumes them.
  */
-function lazyDumpCommand(dump) {
+function lazyServerCommand(dump, mark) {
     const env = dump.criuConfig ? `CRIU_CONFIG_FILE=${shellQuote([dump.criuConfig])} ` : '';
     const runc = shellQuote([
         'runc',
@@ -66348,21 +66587,21 @@ function lazyDumpCommand(dump) {
         dump.workDir,
         dump.containerId,
     ]);
-    // fd 3 is the channel's stdout (the NUL), runc's own stdout goes nowhere.
-    return `umask 077; ${env}exec ${runc} 3>&1 >/dev/null`;
-}
-/**
- * While CRIU serves the pages it has thawed the cgroup and holds the processes
- * by ptrace alone: a page server that dies would let them run beside the
- * target. Freezing the cgroup again keeps them frozen whatever happens to CRIU
- * (tried on the bed: SIGKILL of the page server left the source paused, and
- * `docker unpause` resumed it intact). The inventory's sha256 names this dump
- * in containerd's copies.
- */
-function refreezeCommand(runcRoot, containerId, imagesDir, mark) {
+    const pause = shellQuote(['runc', '--root', dump.runcRoot, 'pause', dump.containerId]);
+    const inventory = shellQuote([`${dump.imagesDir}/inventory.img`]);
     return [
-        `${shellQuote(['runc', '--root', runcRoot, 'pause', containerId])} || exit $?`,
-        `printf '${mark} %s\\n' "$(sha256sum <${shellQuote([`${imagesDir}/inventory.img`])} | cut -d' ' -f1)"`,
+        'umask 077',
+        AWAIT_GO,
+        'd=$(mktemp -d) && mkfifo "$d/status" || exit 1',
+        // runc's own stdout goes nowhere; its status fd is the fifo, read here for the NUL.
+        `${env}${runc} 3>"$d/status" >/dev/null </dev/null &`,
+        'p=$!',
+        'n=$(head -c1 <"$d/status" | wc -c)',
+        'rm -rf "$d"',
+        // No NUL: the dump failed before its images; runc's exit says how.
+        'if [ "$n" != 1 ]; then wait "$p"; r=$?; [ "$r" -ne 0 ] || r=1; exit "$r"; fi',
+        `if ${pause}; then printf '${mark} %s\\n' "$(sha256sum <${inventory} | cut -d' ' -f1)"; else echo '${mark}-failed'; fi`,
+        'wait "$p"',
     ].join('\n');
 }
 /** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
@@ -66370,33 +66609,46 @@ function portFreeScript(port) {
     const hex = port.toString(16).toUpperCase().padStart(4, '0');
     return `! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print $2}' | grep -qi ':${hex}$'`;
 }
-/** `criu lazy-pages` on the target: takes the pages from the source and hands them to the restored processes. */
-function lazyDaemonCommand(daemon) {
-    return [
-        `umask 077; cd ${shellQuote([daemon.workDir])} || exit 1`,
-        `exec ${shellQuote([
-            'criu',
-            'lazy-pages',
-            '--page-server',
-            '--address',
-            '127.0.0.1',
-            '--port',
-            String(daemon.port),
-            '--images-dir',
-            daemon.imagesDir,
-            '--work-dir',
-            daemon.workDir,
-            '-o',
-            'lazy-pages.log',
-            '-v4',
-        ])}`,
-    ].join('\n');
-}
 /** Polls of 20 ms for the daemon's socket (10 s); the restore must not start before it exists. */
 const SOCKET_POLLS = 500;
-function waitForSocketScript(workDir) {
-    const socket = shellQuote([`${workDir}/lazy-pages.socket`]);
-    return `i=0; while [ "$i" -lt ${SOCKET_POLLS} ]; do [ -S ${socket} ] && exit 0; sleep 0.02; i=$((i + 1)); done; exit 1`;
+/** What the daemon's command prints once its socket exists, and when it did not appear. */
+const LISTENING_LINE = 'listening';
+const NO_SOCKET_LINE = 'no-socket';
+/**
+ * `criu lazy-pages` on the target, spawned before the freeze: it makes its
+ * work dir and waits for the go line (sent once the images arrived), then
+ * starts the daemon, which takes the pages from the source and hands them to
+ * the restored processes, and prints `listening` once its socket exists (or
+ * `no-socket` and stops it). The command's exit is the daemon's.
+ */
+function lazyDaemonCommand(daemon) {
+    const dir = shellQuote([daemon.workDir]);
+    const socket = shellQuote([`${daemon.workDir}/lazy-pages.socket`]);
+    const criu = shellQuote([
+        'criu',
+        'lazy-pages',
+        '--page-server',
+        '--address',
+        '127.0.0.1',
+        '--port',
+        String(daemon.port),
+        '--images-dir',
+        daemon.imagesDir,
+        '--work-dir',
+        daemon.workDir,
+        '-o',
+        'lazy-pages.log',
+        '-v4',
+    ]);
+    return [
+        `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
+        AWAIT_GO,
+        `${criu} </dev/null >/dev/null &`,
+        'p=$!',
+        `i=0; while [ "$i" -lt ${SOCKET_POLLS} ] && [ ! -S ${socket} ] && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+        `if [ -S ${socket} ]; then echo ${LISTENING_LINE}; else echo ${NO_SOCKET_LINE}; kill "$p" 2>/dev/null; fi`,
+        'wait "$p"',
+    ].join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/host/page-relay.ts
@@ -66567,6 +66819,21 @@ function evaluateLazyPages(hosts) {
     }
     return checks;
 }
+/** Whether the runner can carry the page stream through a host (SSH forwarding, or the runner itself). */
+function pageStreamCheck(host, tunnels) {
+    const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
+    return tunnels
+        ? { host, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
+        : {
+            host,
+            name: 'lazy pages: page stream',
+            status: 'fail',
+            observed: 'this connection cannot forward TCP',
+            expected,
+            remedy: 'use memory: eager',
+            code: 'LAZY_PAGES_UNSUPPORTED',
+        };
+}
 /** How long the page stream may move no byte before it counts as broken (a stopped page server). */
 const LAZY_STALL_SECONDS = 60;
 /**
@@ -66626,33 +66893,27 @@ const LAZY_DUMP_READY_MS = 10 * 60_000;
 /** Tries at a free port for the page server on the source. */
 const PORT_TRIES = 8;
 const REMEDY_BROKEN = "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
-/** The gate's checks for lazy pages on both hosts; refuses with LAZY_PAGES_UNSUPPORTED before anything is touched. */
-async function lazyGate(ctx, hosts, facts) {
+/**
+ * The lazy checks on both hosts, read-only: what CRIU needs to serve and take
+ * the pages, and whether the runner can carry the page stream. Preflight mode
+ * reports them; migrate's gate refuses on them (lazyGate).
+ */
+async function lazyChecks(hosts, tunnels, facts) {
     const [source, target] = await Promise.all([
-        ctx.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
-        ctx.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+        hosts.source.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
+        hosts.target.run(LAZY_FACTS_SCRIPT, { timeoutMs: 30_000 }),
     ]);
     const checks = evaluateLazyPages({
         source: parseLazyFacts(source.stdout, facts.source.criu.features['uffd-noncoop']),
         target: parseLazyFacts(target.stdout, facts.target.criu.features['uffd-noncoop']),
     });
-    for (const [role, host] of [
-        ['source', hosts.source],
-        ['target', hosts.target],
-    ]) {
-        const expected = 'the runner can carry TCP through this host (SSH forwarding, or the runner itself)';
-        checks.push(host.tunnels
-            ? { host: role, name: 'lazy pages: page stream', status: 'pass', observed: 'supported', expected }
-            : {
-                host: role,
-                name: 'lazy pages: page stream',
-                status: 'fail',
-                observed: 'this connection cannot forward TCP',
-                expected,
-                remedy: 'use memory: eager',
-                code: 'LAZY_PAGES_UNSUPPORTED',
-            });
-    }
+    checks.push(pageStreamCheck('source', tunnels.source), pageStreamCheck('target', tunnels.target));
+    return checks;
+}
+/** The gate's checks for lazy pages on both hosts; refuses with LAZY_PAGES_UNSUPPORTED before anything is touched. */
+async function lazyGate(ctx, hosts, facts) {
+    // The commands go through the run's bound hosts (signal, timeouts); the tunnels are the opened hosts'.
+    const checks = await lazyChecks(ctx, { source: hosts.source.tunnels !== undefined, target: hosts.target.tunnels !== undefined }, facts);
     for (const check of checks)
         ctx.log.info(formatCheck(check));
     const failed = blocking(checks, ctx.settings.strict);
@@ -66732,28 +66993,88 @@ function keepTail(stream) {
     stream.on('error', () => { });
     return () => text;
 }
-/** Resolves with true at the first byte of `stream`, false when the process exits first. */
-function firstByte(stream, exit, timeoutMs) {
+/**
+ * Resolves with the first line `stream` prints, 'exit' when the process ends
+ * first, 'timeout' after `timeoutMs`. The stream keeps flowing afterwards.
+ */
+function lazy_pages_firstLine(stream, exit, timeoutMs) {
     return new Promise((resolve) => {
-        const timer = setTimeout(() => resolve('timeout'), timeoutMs);
-        stream.once('data', () => {
+        let text = '';
+        let settled = false;
+        const settle = (value) => {
+            if (settled)
+                return;
+            settled = true;
             clearTimeout(timer);
-            resolve(true);
-            // Nothing more is expected on it; keep it flowing so the channel can close.
+            stream.off('data', onData);
+            // Nothing more is read from it; keep it flowing so the channel can close.
             stream.resume();
-        });
-        void exit.then(() => {
-            clearTimeout(timer);
-            resolve(false);
-        });
+            resolve(value);
+        };
+        const timer = setTimeout(() => settle('timeout'), timeoutMs);
+        const onData = (chunk) => {
+            text += chunk.toString('utf8');
+            const end = text.indexOf('\n');
+            if (end >= 0)
+                settle(text.slice(0, end).trim());
+        };
+        stream.on('data', onData);
+        void exit.then(() => settle('exit'));
     });
+}
+/** Starts a command that waits for the go line (engine/docker/lazy-pages.ts). */
+function go(process) {
+    process.stdin.end(`${GO_LINE}\n`);
 }
 const lazy_pages_INVENTORY_MARK = 'criu-migrate-inventory';
 /**
- * Freezes the source (docker pause, journalled) and starts the lazy dump; returns once
- * CRIU has written every image but the lazy memory and its page server listens.
+ * Before the freeze: both CRIU ends of the move, spawned and waiting for their
+ * go line, so the frozen window opens no SSH channel and starts no shell for
+ * them. The source's waits to dump (and then serves the pages), the target's
+ * to start the lazy-pages daemon on the images once they arrived in `imagesDir`.
+ * A run that fails before a go ends them (session.close).
+ */
+async function spawnLazyEnds(ctx, session, container, prepared, imagesDir) {
+    const [server, daemon] = await Promise.allSettled([
+        ctx.source.spawn(lazyServerCommand({
+            runcRoot: prepared.runcRoot,
+            containerId: container.Id,
+            imagesDir: prepared.imagesDir,
+            workDir: prepared.workDir,
+            port: session.sourcePort,
+            ...(prepared.criuConfig ? { criuConfig: prepared.criuConfig } : {}),
+        }, lazy_pages_INVENTORY_MARK)),
+        ctx.target.spawn(lazyDaemonCommand({
+            imagesDir,
+            workDir: lazyWorkDir(ctx.settings.checkpointName),
+            port: session.relay.port,
+        })),
+    ]);
+    // Whichever started is the session's now, so close() ends it even when the other failed.
+    if (server.status === 'fulfilled') {
+        session.server = server.value;
+        session.watch(server.value);
+        session.serverErr = keepTail(server.value.stderr);
+    }
+    if (daemon.status === 'fulfilled') {
+        session.daemon = daemon.value;
+        session.watch(daemon.value);
+        session.daemonErr = keepTail(daemon.value.stderr);
+    }
+    if (server.status === 'rejected')
+        throw server.reason;
+    if (daemon.status === 'rejected')
+        throw daemon.reason;
+}
+/**
+ * Freezes the source (docker pause, journalled) and starts the waiting lazy dump; returns once
+ * CRIU has written every image but the lazy memory, the cgroup is frozen again and the page
+ * server listens.
  */
 async function lazyFreezeAndDump(ctx, container, prepared, session) {
+    const { server } = session;
+    if (!server)
+        throw new Error('lazyFreezeAndDump before spawnLazyEnds');
     const clock = await ctx.source.run('date +%s.%N', { timeoutMs: 10_000 }).catch(() => undefined);
     const since = clock?.exitCode === 0 ? clock.stdout.trim() : '';
     const paused = await ctx.journal.intend({ kind: 'source-paused', containerId: container.Id, ...(/^\d+\.\d+$/.test(since) ? { since } : {}) }, 'source');
@@ -66761,26 +67082,26 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
     await mapped(ctx.sourceDocker.pause(container.Id, 'checkpoint'), 'CHECKPOINT_FAILED');
     paused.state = 'done';
     const dumpStart = ctx.clock();
-    const server = await ctx.source.spawn(lazyDumpCommand({
-        runcRoot: prepared.runcRoot,
-        containerId: container.Id,
-        imagesDir: prepared.imagesDir,
-        workDir: prepared.workDir,
-        port: session.sourcePort,
-        ...(prepared.criuConfig ? { criuConfig: prepared.criuConfig } : {}),
-    }));
-    session.server = server;
-    session.watch(server);
-    session.serverErr = keepTail(server.stderr);
-    const ready = await firstByte(server.stdout, server.exit, LAZY_DUMP_READY_MS);
-    if (ready !== true) {
+    go(server);
+    const said = await lazy_pages_firstLine(server.stdout, server.exit, LAZY_DUMP_READY_MS);
+    const inventorySha256 = new RegExp(`^${lazy_pages_INVENTORY_MARK} ([0-9a-f]{64})$`).exec(said)?.[1];
+    if (said === `${lazy_pages_INVENTORY_MARK}-failed`) {
+        throw new MigrationError('CHECKPOINT_FAILED', 'could not hold the source frozen while its pages are served', {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: tailLines(session.serverErr?.() ?? '', 5),
+            remedy: 'read the lines above; run again, or use memory: eager',
+        });
+    }
+    if (!inventorySha256) {
         server.kill();
         throw new MigrationError('CHECKPOINT_FAILED', `CRIU could not start the lazy dump of ${container.Name.replace(/^\//, '')}`, {
             step: 'checkpoint',
             host: describeHost(ctx.source),
             detail: [
-                ready === 'timeout' ? `no dump after ${LAZY_DUMP_READY_MS / 1000} s` : '',
-                tailLines(session.serverErr(), 5),
+                said === 'timeout' ? `no dump after ${LAZY_DUMP_READY_MS / 1000} s` : '',
+                said !== 'timeout' && said !== 'exit' ? `unexpected answer: ${said.slice(0, 200)}` : '',
+                tailLines(session.serverErr?.() ?? '', 5),
                 await criuLogErrors(ctx.source, `${prepared.workDir}/dump.log`),
             ]
                 .filter(Boolean)
@@ -66789,16 +67110,6 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
         });
     }
     const dumpMs = ctx.clock() - dumpStart;
-    const refrozen = await ctx.source.run(refreezeCommand(prepared.runcRoot, container.Id, prepared.imagesDir, lazy_pages_INVENTORY_MARK), { timeoutMs: 30_000 });
-    const inventorySha256 = new RegExp(`^${lazy_pages_INVENTORY_MARK} ([0-9a-f]{64})$`, 'm').exec(refrozen.stdout)?.[1];
-    if (refrozen.exitCode !== 0 || !inventorySha256) {
-        throw new MigrationError('CHECKPOINT_FAILED', 'could not hold the source frozen while its pages are served', {
-            step: 'checkpoint',
-            host: describeHost(ctx.source),
-            detail: tailLines(`${refrozen.stdout}\n${refrozen.stderr}`, 5),
-            remedy: 'read the lines above; run again, or use memory: eager',
-        });
-    }
     ctx.log.info(`lazy pages: dumped without the memory in ${Math.round(dumpMs)} ms; the source stays frozen`);
     return {
         frozenAt,
@@ -66807,24 +67118,29 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
         workDir: prepared.workDir,
         dumpMs,
         inventorySha256,
+        stepsMs: { pause: dumpStart - frozenAt, dump: dumpMs },
     };
 }
-/** On the target, before the restore: the lazy-pages daemon, connected through the relay once the restore asks. */
-async function startLazyDaemon(ctx, session, imagesDir) {
-    const dir = lazyWorkDir(ctx.settings.checkpointName);
-    await ctx.target.run(`umask 077; mkdir -p ${shellQuote([dir])}`, { timeoutMs: 30_000 });
-    const daemon = await ctx.target.spawn(lazyDaemonCommand({ imagesDir, workDir: dir, port: session.relay.port }));
-    session.daemon = daemon;
-    session.watch(daemon);
-    session.daemonErr = keepTail(daemon.stderr);
-    daemon.stdout.resume();
-    const waited = await ctx.target.run(waitForSocketScript(dir), { timeoutMs: 30_000 });
-    session.targetMayHaveRun = waited.exitCode === 0;
-    if (waited.exitCode !== 0) {
+/**
+ * On the target, before the restore: starts the waiting lazy-pages daemon on the images that
+ * arrived; it connects through the relay once the restore asks. Returns once its socket exists.
+ */
+async function startLazyDaemon(ctx, session) {
+    const { daemon } = session;
+    if (!daemon)
+        throw new Error('startLazyDaemon before spawnLazyEnds');
+    go(daemon);
+    const said = await lazy_pages_firstLine(daemon.stdout, daemon.exit, 30_000);
+    session.targetMayHaveRun = said === LISTENING_LINE;
+    if (said !== LISTENING_LINE) {
         throw new MigrationError('LAZY_PAGES_BROKEN', "the target's lazy-pages daemon did not start", {
             step: 'restore',
             host: describeHost(ctx.target),
-            detail: [tailLines(session.daemonErr(), 5), await criuLogErrors(ctx.target, `${dir}/lazy-pages.log`)]
+            detail: [
+                said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said,
+                tailLines(session.daemonErr?.() ?? '', 5),
+                await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`),
+            ]
                 .filter(Boolean)
                 .join('\n'),
             remedy: REMEDY_BROKEN,
@@ -66908,7 +67224,67 @@ async function awaitLastPage(ctx, session) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/report/frozen-window.ts
+/**
+ * Where the frozen window goes: each step from the freeze to the target
+ * running, in the order the run takes them, and how many commands the run
+ * sent to the hosts meanwhile (each one is at least a round trip over SSH).
+ * Pure: the clock and the command count are handed in.
+ */
+class FrozenWindow {
+    clock;
+    start;
+    commandTimes;
+    steps = [];
+    last;
+    /** `commandTimes`: the clock reading at which each command of the run started (it keeps growing). */
+    constructor(clock, start, commandTimes) {
+        this.clock = clock;
+        this.start = start;
+        this.commandTimes = commandTimes;
+        this.last = start;
+    }
+    /** The time since the previous mark (or the freeze) goes to `step`. */
+    mark(step) {
+        const now = this.clock();
+        this.steps.push([step, Math.max(0, now - this.last)]);
+        this.last = now;
+    }
+    /** The time from the previous mark until `at` (a clock reading taken inside a phase) goes to `step`. */
+    markAt(step, at) {
+        this.steps.push([step, Math.max(0, at - this.last)]);
+        this.last = Math.max(this.last, at);
+    }
+    /** Adds a step whose length was measured elsewhere (inside a phase), without moving the mark. */
+    split(step, from, ms) {
+        const at = this.steps.findIndex(([name]) => name === from);
+        const entry = this.steps[at];
+        if (!entry)
+            return;
+        const part = Math.min(entry[1], Math.max(0, ms));
+        entry[1] -= part;
+        this.steps.splice(at, 0, [step, part]);
+    }
+    /** Rounded milliseconds per step, and `commands`: commands sent to the hosts inside the window. */
+    toRecord() {
+        const record = {};
+        for (const [step, ms] of this.steps)
+            record[step] = Math.round((record[step] ?? 0) + ms);
+        record.commands = this.commandTimes.filter((at) => at >= this.start && at <= this.last).length;
+        return record;
+    }
+    /** One line for the log. */
+    describe() {
+        const record = this.toRecord();
+        const { commands, ...steps } = record;
+        const parts = Object.entries(steps).map(([step, ms]) => `${step} ${ms} ms`);
+        return `frozen window: ${parts.join(', ')}; ${commands} commands on the hosts`;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
+
+
 
 
 
@@ -66957,8 +67333,11 @@ async function migrate(deps) {
     const runStart = deps.startedAt ?? clock();
     const startedAt = now().toISOString();
     const raw = deps.recoveryHosts ?? { source: deps.source, target: deps.target };
-    const source = bindSignal(deps.source, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS });
-    const target = bindSignal(deps.target, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS });
+    const noteCommand = () => {
+        commandTimes.push(clock());
+    };
+    const source = countCommands(bindSignal(deps.source, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS }), noteCommand);
+    const target = countCommands(bindSignal(deps.target, signal, { defaultTimeoutMs: migration_COMMAND_TIMEOUT_MS }), noteCommand);
     const ctx = {
         settings,
         source,
@@ -66984,6 +67363,10 @@ async function migrate(deps) {
     // memory: lazy: the page stream from the frozen source, open from before the freeze to the last page.
     let lazy;
     let lastPageMs;
+    // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
+    let window;
+    let frozenWindowMs;
+    const commandTimes = [];
     const tunnelHosts = { source: deps.source, target: deps.target };
     let status = 'succeeded';
     let failure;
@@ -67054,11 +67437,17 @@ async function migrate(deps) {
             }),
         ]);
         signal.throwIfAborted();
+        if (pageStream)
+            await spawnLazyEnds(ctx, pageStream, found, prepared, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir);
         await deps.unit?.allReady();
         dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => pageStream
             ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
             : freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused)));
         signal.throwIfAborted();
+        window = new FrozenWindow(clock, dumped.frozenAt, commandTimes);
+        window.mark('checkpoint');
+        for (const [step, ms] of Object.entries(dumped.stepsMs ?? {}))
+            window.split(step, 'checkpoint', ms);
         enter('transfer');
         const frozen = dumped;
         const moving = volumes;
@@ -67073,14 +67462,21 @@ async function migrate(deps) {
             return state;
         }));
         signal.throwIfAborted();
+        window.mark('transfer');
         enter('restore');
-        if (pageStream)
-            await startLazyDaemon(ctx, pageStream, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir);
+        if (pageStream) {
+            await startLazyDaemon(ctx, pageStream);
+            window?.mark('lazy-daemon');
+        }
         await deps.unit?.beforeRestore();
         const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, restoring)));
         deps.unit?.restored();
         follower = undefined;
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
+        // The restore phase goes on after the container runs (clean-up): the window ends at running.
+        window.markAt('restore', restored.runningAt);
+        frozenWindowMs = window.toRecord();
+        log.info(window.describe());
         log.info(`restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`);
         if (pageStream) {
             // Post-copy: the commit point waits for the last page; until then the source stays frozen.
@@ -67217,6 +67613,7 @@ async function migrate(deps) {
             downtimeMs,
             durationMs: Math.round(clock() - runStart),
             ...(lastPageMs !== undefined ? { lastPageMs } : {}),
+            ...(frozenWindowMs ? { frozenWindowMs } : {}),
             ...(lazy && lastPageMs !== undefined ? { lazyPageBytes: lazy.relay.bytes() } : {}),
         },
         criu: measure?.stats,
@@ -67579,11 +67976,39 @@ async function publishUnit(report, checkpointName, env) {
         .write();
 }
 
+;// CONCATENATED MODULE: ./src/state/unit-commit.ts
+
+
+// A compose unit's one commit point on the hosts (JournalRecord.unitCommit says why).
+/** The unit's commit: the marker every member's journal names, on any host (both when they answer). */
+async function writeUnitCommitEverywhere(hosts, marker) {
+    const written = await Promise.allSettled([
+        writeUnitCommit(hosts.source, marker),
+        writeUnitCommit(hosts.target, marker),
+    ]);
+    const failed = written.flatMap((result) => result.status === 'rejected' ? [errorMessage(result.reason)] : []);
+    if (failed.length === written.length) {
+        throw new MigrationError('COMMIT_NOT_DURABLE', "the unit's commit marker could not be written on any host", {
+            step: 'commit',
+            detail: failed.join('\n'),
+        });
+    }
+}
+async function removeUnitCommitEverywhere(hosts, marker, log) {
+    const removed = await Promise.allSettled([
+        removeUnitCommit(hosts.source, marker),
+        removeUnitCommit(hosts.target, marker),
+    ]);
+    for (const result of removed)
+        if (result.status === 'rejected')
+            log.warning(`could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
+}
+
 ;// CONCATENATED MODULE: ./src/modes/migrate/unit-coordinator.ts
 
 /**
- * The members of one unit, migrating side by side: four meeting points (all staged, all
- * paused, each dependency restored, all verified) and one failure that stops them all. No timer: each wait
+ * The members of one unit, moving side by side: five meeting points (all staged, all
+ * paused, all dumped, each dependency restored, all verified) and one failure that stops them all. No timer: each wait
  * ends when the members it waits for arrive or fail, and their commands are bounded.
  */
 class UnitCoordinator {
@@ -67592,6 +68017,7 @@ class UnitCoordinator {
     writeCommit;
     ready = new Set();
     paused = new Set();
+    dumped = new Set();
     restoredMembers = new Set();
     verified = new Set();
     waiters = new Set();
@@ -67616,6 +68042,7 @@ class UnitCoordinator {
         return {
             allReady: () => this.arrive(this.ready, member, () => this.members.every((m) => this.ready.has(m))),
             allPaused: () => this.arrive(this.paused, member, () => this.members.every((m) => this.paused.has(m))),
+            allDumped: () => this.arrive(this.dumped, member, () => this.members.every((m) => this.dumped.has(m))),
             beforeRestore: () => this.wait(() => (this.waitsFor.get(member) ?? []).every((need) => this.restoredMembers.has(need))),
             restored: () => {
                 this.restoredMembers.add(member);
@@ -67698,6 +68125,7 @@ class UnitCoordinator {
 
 
 
+
 /** Finds the project's unit on the source: every member running, or a refusal naming the rest. */
 async function findUnit(source, project) {
     const resolved = resolveUnits(await new DockerCli(source).listContainers('preflight'), {
@@ -67755,20 +68183,6 @@ class UnitJournals {
                 this.runtime.saveState(SAVED.unitJournals, JSON.stringify(Object.fromEntries(this.records)));
             },
         };
-    }
-}
-/** The unit's commit: the marker every member's journal names, on any host (both when they answer). */
-async function writeUnitCommitEverywhere(hosts, marker) {
-    const written = await Promise.allSettled([
-        writeUnitCommit(hosts.source, marker),
-        writeUnitCommit(hosts.target, marker),
-    ]);
-    const failed = written.flatMap((result) => result.status === 'rejected' ? [errorMessage(result.reason)] : []);
-    if (failed.length === written.length) {
-        throw new MigrationError('COMMIT_NOT_DURABLE', "the unit's commit marker could not be written on any host", {
-            step: 'commit',
-            detail: failed.join('\n'),
-        });
     }
 }
 /** One member's migration: its own connections, lock and journal; it meets the others through `coordinator`. */
@@ -67871,6 +68285,8 @@ async function runUnitMigrateMode(settings, runtime) {
             sourceId: byName.get(container)?.Id,
         }));
         log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+        // The post step reads each member's journal on the hosts when this run is killed.
+        runtime.saveState(SAVED.unitMembers, JSON.stringify(order));
         const gate = await core/* group */.Os(`Gate: unit ${unitName}`, () => gateUnit(settings, connected, unit, log));
         report.networks = gate.networks.map((network) => ({ name: network.spec.name, created: false }));
         for (const network of gate.networks.filter((n) => n.create)) {
@@ -67968,15 +68384,6 @@ async function settleEarlierRun(hosts, project, runtime, started) {
         }
     }
     return done;
-}
-async function removeUnitCommitEverywhere(hosts, marker, log) {
-    const removed = await Promise.allSettled([
-        removeUnitCommit(hosts.source, marker),
-        removeUnitCommit(hosts.target, marker),
-    ]);
-    for (const result of removed)
-        if (result.status === 'rejected')
-            log.warning(`could not remove the unit's commit marker: ${errorMessage(result.reason)}`);
 }
 /** A rolled-back unit leaves no network of its own on the target (one in use stays, said so). */
 async function removeCreatedNetworks(target, report, log) {
@@ -68124,6 +68531,7 @@ async function writePreflightReport(path, report) {
 
 
 
+
 const preflight_HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
 function preflightReportPath() {
     const base = process.env.RUNNER_TEMP || process.cwd();
@@ -68210,6 +68618,9 @@ async function runPreflightMode(settings, log) {
                 log,
             });
             checks.push(...gate.checks);
+            // The checks migrate's gate adds for post-copy, so a lazy move is refused here first.
+            if (settings.memory === 'lazy')
+                checks.push(...(await lazyChecks({ source: source.host, target: target.host }, { source: source.host.tunnels !== undefined, target: target.host.tunnels !== undefined }, gate.facts)));
         }
         else {
             log.warning('preflight: a host could not be reached, so only the connection checks ran');
@@ -68590,6 +69001,509 @@ async function runSelectionPreflight(settings, log, env) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/modes/unit-checkpoint.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+const unit_checkpoint_RECORD_SEPARATOR = '\n\u001e\n';
+/**
+ * Checkpoint mode for a compose project: every member frozen together and dumped while all
+ * are frozen, each stored as a checkpoint of its own, then one unit record naming them, their
+ * restore order and the project's networks. The record is the unit's commit point: written only
+ * when every member's checkpoint is complete; on any failure the members' checkpoints of this
+ * run go again, and every member was resumed on the source by its own rollback.
+ */
+async function runUnitCheckpointMode(settings, runtime) {
+    const { log } = runtime;
+    const started = new Date();
+    const start = performance.now();
+    const control = startRunControl(settings.timeoutMinutes, runtime);
+    const project = settings.compose.project;
+    const unitName = `compose:${project}`;
+    const report = {
+        schemaVersion: 1,
+        unit: unitName,
+        status: 'refused',
+        source: describeLocation(settings.source),
+        target: describeLocation(settings.store.host),
+        startedAt: started.toISOString(),
+        durationMs: 0,
+        members: [],
+        networks: [],
+    };
+    const opened = [];
+    let failure;
+    let recordPath = '';
+    try {
+        const warn = (message) => log.warning(message);
+        const source = await openHost('source', settings.source, settings.ssh, settings.sudo, { warn });
+        opened.push(source);
+        const store = await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
+        opened.push(store);
+        report.source = source.address;
+        report.target = store.address;
+        await requireRoot(source, settings.source, settings.sudo);
+        const unit = await findUnit(source, project);
+        const { order, waitsFor } = restoreOrder(unit.members);
+        const byName = new Map(unit.members.map((member) => [containerNameOf(member), member]));
+        report.members = order.map((container) => ({
+            container,
+            service: serviceOf(byName.get(container) ?? unit.members[0]),
+            status: 'not started',
+            sourceId: byName.get(container)?.Id,
+        }));
+        log.info(`unit ${unitName}: ${order.join(', ')} (restore order)`);
+        // The post step reads each member's journal on the hosts when this run is killed.
+        runtime.saveState(SAVED.unitMembers, JSON.stringify(order));
+        const networks = [];
+        for (const name of projectNetworks(unit.members)) {
+            const spec = await inspectNetwork(source, name, 'checkpoint');
+            if (!spec) {
+                throw new MigrationError('NETWORK_MISSING', `network ${name} of the project is gone from the source`, {
+                    step: 'preflight',
+                    remedy: `bring the project up again (docker compose -p ${project} up -d), then run again`,
+                });
+            }
+            networks.push(spec);
+        }
+        report.networks = networks.map((network) => ({ name: network.name, created: false }));
+        const coordinator = new UnitCoordinator(order, waitsFor);
+        const runs = await Promise.all(order.map((member) => checkpointMember(settings, runtime, member, coordinator, control.signal, started)));
+        for (const run of runs) {
+            const entry = report.members.find((m) => m.container === run.member);
+            if (!entry)
+                continue;
+            entry.status = run.status;
+            if (run.frozenMs !== undefined)
+                entry.downtimeMs = run.frozenMs;
+            if (run.error)
+                entry.error = metadataError(run.error);
+        }
+        report.leftovers = runs.flatMap((run) => run.problems);
+        const frozen = runs.flatMap((run) => (run.frozenMs === undefined ? [] : [run.frozenMs]));
+        if (frozen.length > 0)
+            report.downtimeMs = Math.max(...frozen);
+        if (runs.every((run) => run.status === 'succeeded' && run.manifest)) {
+            const record = {
+                schema: 1,
+                kind: 'compose',
+                project,
+                name: settings.checkpointName,
+                createdAt: new Date().toISOString(),
+                source: source.address,
+                order,
+                waitsFor: Object.fromEntries(waitsFor),
+                members: runs.map((run) => memberOf(run, byName.get(run.member))),
+                networks,
+                ...(report.downtimeMs === undefined ? {} : { frozenMs: report.downtimeMs }),
+            };
+            recordPath = unitRecordPath(settings.store.path, project, settings.checkpointName);
+            try {
+                await writeUnitRecord(store, recordPath, record);
+            }
+            catch (error) {
+                await removeMembers(store, settings, runs, report, log);
+                throw error;
+            }
+            report.status = 'succeeded';
+            log.info(`unit checkpoint ${settings.checkpointName} complete: ${recordPath}`);
+            await core/* group */.Os('Retention', () => applyUnitRetention(store, settings, source.address, log));
+        }
+        else {
+            const first = coordinator.firstFailure;
+            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
+            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+            // No record: the unit checkpoint does not exist; members a rollback could not undo stay named.
+            await removeMembers(store, settings, runs, report, log);
+            const statuses = new Set(runs.map((run) => run.status));
+            report.status = [...statuses].every((s) => s === 'rolled-back' || s === 'refused' || s === 'succeeded')
+                ? statuses.has('rolled-back') || statuses.has('succeeded')
+                    ? 'rolled-back'
+                    : 'refused'
+                : 'failed';
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+    }
+    finally {
+        control.close();
+        await Promise.allSettled(opened.map((host) => host.close()));
+    }
+    report.durationMs = Math.round(performance.now() - start);
+    if (failure)
+        report.error = metadataError(failure);
+    await publishUnit(report, settings.checkpointName, runtime.env);
+    core/* setOutput */.uH('checkpoint-path', report.status === 'succeeded' ? recordPath : '');
+    core/* setOutput */.uH('frozen-ms', report.downtimeMs ?? '');
+    for (const leftover of report.leftovers ?? [])
+        core/* warning */.$e(`left to clean up: ${leftover}`);
+    if (failure)
+        runtime.fail(failure);
+    else
+        log.info(`checkpointed ${unitName} (${report.members.length} containers) as ${settings.checkpointName}: frozen together for ${report.downtimeMs} ms`);
+}
+/** One member's checkpoint: its own connections, lock and journal; it meets the others through `coordinator`. */
+async function checkpointMember(settings, runtime, member, coordinator, signal, started) {
+    const log = prefixed(runtime.log, member);
+    const closer = new SessionCloser();
+    const memberSettings = {
+        ...settings,
+        container: member,
+        checkpointName: memberCheckpointName(settings.checkpointName, member),
+    };
+    // The runner's saved state holds one journal: a unit's members live in the source's journals only.
+    const memberRuntime = { ...runtime, log, saveState: () => { } };
+    try {
+        const clock = () => performance.now();
+        const { session } = await beginSession({ settings: memberSettings, record: { sourceAfter: 'stop', retireSource: false } }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        let manifest;
+        let frozenMs;
+        let error;
+        try {
+            manifest = await checkpointInto({ ...session.ctx, log }, session.owner, (ms) => {
+                frozenMs = ms;
+            }, (held) => session.defer(() => held.release()), coordinator.hooksFor(member));
+        }
+        catch (caught) {
+            error = failureOf(caught, signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: every member was resumed and no unit checkpoint was written');
+            coordinator.fail(member, error);
+            log.warning(error.describe());
+        }
+        const settled = await settleRun(session.journal, session.durable, log, error, runHostsOf(memberSettings).journal);
+        return {
+            member,
+            status: settled.status,
+            ...(manifest && settled.status === 'succeeded' ? { manifest } : {}),
+            ...(frozenMs === undefined ? {} : { frozenMs }),
+            ...(error ? { error } : {}),
+            problems: settled.problems.map((problem) => `${member}: ${problem}`),
+        };
+    }
+    catch (caught) {
+        const error = asMigrationError(caught, 'COMMAND_FAILED');
+        coordinator.fail(member, error);
+        return { member, status: 'refused', error, problems: [] };
+    }
+    finally {
+        await closer.close();
+    }
+}
+function memberOf(run, inspect) {
+    const manifest = run.manifest;
+    const networks = inspect?.NetworkSettings.Networks ?? {};
+    return {
+        container: run.member,
+        service: inspect ? serviceOf(inspect) : run.member,
+        id: manifest.container.id,
+        checkpoint: manifest.name,
+        series: manifest.series ?? '',
+        endpoints: Object.entries(networks)
+            .filter(([, endpoint]) => endpoint.Aliases !== undefined || endpoint.IPAddress)
+            .map(([network, endpoint]) => ({
+            network,
+            ...(endpoint.IPAddress ? { address: endpoint.IPAddress } : {}),
+            aliases: endpoint.Aliases ?? [],
+        })),
+    };
+}
+/** Written under a temporary name, then renamed: a reader sees the whole record or none. */
+async function writeUnitRecord(store, path, record) {
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    await runChecked(store, `${PRIVATE} mkdir -p ${shellQuote([dir])} && cat >${shellQuote([`${path}.partial`])} && mv -f ${shellQuote([`${path}.partial`, path])}`, {
+        step: 'store',
+        what: 'writing the unit record',
+        options: { input: `${JSON.stringify(record, null, 2)}\n` },
+    });
+}
+/** The member checkpoints this run completed, removed again when the unit is not whole. */
+async function removeMembers(store, settings, runs, report, log) {
+    for (const run of runs) {
+        if (!run.manifest)
+            continue;
+        const dir = checkpointDir(settings.store.path, run.member, run.manifest.series ?? '', run.manifest.name);
+        try {
+            await runChecked(store, `rm -rf -- ${shellQuote([dir])}`, {
+                step: 'rollback',
+                what: `removing the checkpoint of ${run.member}`,
+            });
+            log.info(`removed ${dir}: the unit checkpoint is not whole without every member`);
+        }
+        catch (error) {
+            report.leftovers = [
+                ...(report.leftovers ?? []),
+                `checkpoint ${dir} in the store (not part of any unit checkpoint): ${errorMessage(error)}; remove it by hand`,
+            ];
+        }
+    }
+}
+/** Every unit record of the project in the store, complete or not parsed (skipped). */
+async function listUnitRecords(store, path, project) {
+    const dir = unitRecordsDir(path, project);
+    const listed = await runChecked(store, `for f in ${shellQuote([dir])}/*.json; do [ -f "$f" ] || continue; cat "$f"; printf '\\n\\036\\n'; done`, { step: 'store', what: 'listing the unit checkpoints in the store', options: { timeoutMs: 60_000 } });
+    return listed.stdout
+        .split(unit_checkpoint_RECORD_SEPARATOR)
+        .map((text) => parseUnitRecord(text))
+        .filter((record) => record !== undefined && record.project === project);
+}
+/**
+ * Retention per unit: the newest `retention` unit checkpoints of the project from this source
+ * stay; an older one goes record first (it stops being a unit), then its members' checkpoints.
+ */
+async function applyUnitRetention(store, settings, source, log) {
+    const path = settings.store.path;
+    const project = settings.compose.project;
+    try {
+        const old = unitRetentionPlan(await listUnitRecords(store, path, project), source, settings.retention);
+        for (const record of old) {
+            const dirs = record.members.map((member) => checkpointDir(path, member.container, member.series, member.checkpoint));
+            await runChecked(store, `rm -f -- ${shellQuote([unitRecordPath(path, project, record.name)])} && rm -rf -- ${shellQuote(dirs)}`, { step: 'retention', what: `removing unit checkpoint ${record.name}` });
+            log.info(`retention: removed unit checkpoint ${record.name} (keeping the newest ${settings.retention})`);
+        }
+        await collectImages(store, path, log);
+    }
+    catch (error) {
+        log.warning(`retention did not finish: ${errorMessage(error)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/modes/unit-restore.ts
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Restore mode for a compose project: the newest complete unit checkpoint (or the named one),
+ * its networks created on the target (one of the same name that differs is refused), every
+ * member restored in dependency order with its addresses and aliases, all verified before any
+ * commits, and rolled back together on any failure. The store is only read.
+ */
+async function runUnitRestoreMode(settings, runtime) {
+    const { log } = runtime;
+    const started = new Date();
+    const start = performance.now();
+    const control = startRunControl(settings.timeoutMinutes, runtime);
+    const project = settings.compose.project;
+    const unitName = `compose:${project}`;
+    const report = {
+        schemaVersion: 1,
+        unit: unitName,
+        status: 'refused',
+        source: describeLocation(settings.store.host),
+        target: describeLocation(settings.target),
+        startedAt: started.toISOString(),
+        durationMs: 0,
+        members: [],
+        networks: [],
+    };
+    const opened = [];
+    let failure;
+    let chosen;
+    let target;
+    try {
+        const warn = (message) => log.warning(message);
+        const store = await openHost('store', settings.store.host, settings.ssh, settings.sudo, { warn });
+        opened.push(store);
+        target = await openHost('target', settings.target, settings.ssh, settings.sudo, { warn });
+        opened.push(target);
+        report.source = store.address;
+        report.target = target.address;
+        await requireRoot(target, settings.target, settings.sudo);
+        const records = await listUnitRecords(store, settings.store.path, project);
+        chosen = chooseUnitRecord(records, settings.restoreFrom ? { name: settings.restoreFrom } : {});
+        if (!chosen) {
+            throw new MigrationError('CHECKPOINT_NOT_FOUND', `the store has no complete unit checkpoint${settings.restoreFrom ? ` ${settings.restoreFrom}` : ''} of compose project ${project}`, {
+                step: 'restore',
+                detail: records.length > 0
+                    ? `complete unit checkpoints: ${newestUnitsFirst(records)
+                        .map((record) => `${record.name} (${record.createdAt}, from ${record.source})`)
+                        .join(', ')}`
+                    : undefined,
+                remedy: `check store-host, store-path (${settings.store.path}) and the project; take one with mode: checkpoint and unit: compose:${project}`,
+            });
+        }
+        const unit = chosen;
+        log.info(`restoring unit checkpoint ${unit.name} of ${unitName} (taken ${unit.createdAt} on ${unit.source}): ${unit.order.join(', ')} (restore order)`);
+        // The post step reads each member's journal on the hosts when this run is killed.
+        runtime.saveState(SAVED.unitMembers, JSON.stringify(unit.order));
+        report.members = unit.order.map((container) => {
+            const member = unit.members.find((m) => m.container === container);
+            return {
+                container,
+                service: member?.service ?? container,
+                status: 'not started',
+                sourceId: member?.id,
+            };
+        });
+        // The networks first, as the source had them; a namesake that differs is never changed.
+        const connected = target;
+        const toCreate = [];
+        for (const spec of unit.networks) {
+            const there = await inspectNetwork(connected, spec.name, 'preflight');
+            const differences = there ? networkDifferences(spec, there) : [];
+            if (differences.length > 0) {
+                throw new MigrationError('COMPOSE_NETWORK_CONFLICT', `unit ${unitName} refused before touching the target: the target has a network ${spec.name} with ${differences.join(', ')}`, {
+                    step: 'preflight',
+                    remedy: `remove that network on the target (docker network rm ${spec.name}) if nothing uses it, or restore the project onto another host`,
+                });
+            }
+            report.networks.push({ name: spec.name, created: false });
+            if (!there)
+                toCreate.push(spec);
+        }
+        for (const spec of toCreate) {
+            await runNetworkCommand(connected, networkCreateArgs(spec), 'stage');
+            const entry = report.networks.find((n) => n.name === spec.name);
+            if (entry)
+                entry.created = true;
+            log.info(`network ${spec.name} created on the target (${spec.ipam.map((p) => p.subnet).join(', ')})`);
+        }
+        // One commit point for the unit (see JournalRecord.unitCommit), on the store and the target.
+        const commitMarker = unitCommitPath(`${project}-${runtime.newToken()}`);
+        const markerHosts = { source: store, target: connected };
+        const coordinator = new UnitCoordinator(unit.order, new Map(Object.entries(unit.waitsFor)), () => writeUnitCommitEverywhere(markerHosts, commitMarker));
+        const runs = await Promise.all(unit.order.map((member) => restoreMember(settings, runtime, unit, member, { coordinator, commitMarker }, control.signal, started)));
+        if (runs.every((run) => run.status !== 'failed'))
+            await removeUnitCommitEverywhere(markerHosts, commitMarker, log);
+        for (const run of runs) {
+            const entry = report.members.find((m) => m.container === run.member);
+            if (!entry)
+                continue;
+            entry.status = run.status;
+            if (run.targetId)
+                entry.targetId = run.targetId;
+            if (run.error)
+                entry.error = metadataError(run.error);
+        }
+        report.leftovers = runs.flatMap((run) => run.problems);
+        const statuses = new Set(runs.map((run) => run.status));
+        if (statuses.size === 1 && statuses.has('succeeded')) {
+            report.status = 'succeeded';
+        }
+        else {
+            const first = coordinator.firstFailure;
+            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
+            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+            const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
+            report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
+            if (undone)
+                await removeCreatedNetworks(connected, report, log);
+        }
+    }
+    catch (error) {
+        failure = asMigrationError(error, 'COMMAND_FAILED');
+        if (target)
+            await removeCreatedNetworks(target, report, log);
+    }
+    finally {
+        control.close();
+        await Promise.allSettled(opened.map((host) => host.close()));
+    }
+    report.durationMs = Math.round(performance.now() - start);
+    if (failure)
+        report.error = metadataError(failure);
+    // checkpoint-name says which unit checkpoint was restored, as it does for one container.
+    await publishUnit(report, chosen?.name ?? settings.checkpointName, runtime.env);
+    for (const leftover of report.leftovers ?? [])
+        core/* warning */.$e(`left to clean up: ${leftover}`);
+    if (failure)
+        runtime.fail(failure);
+    else
+        log.info(`restored ${unitName} (${report.members.length} containers) from unit checkpoint ${chosen?.name}`);
+}
+/** One member's restore: its own connections, lock and journal; it meets the others through `coordinator`. */
+async function restoreMember(settings, runtime, unit, member, { coordinator, commitMarker }, signal, started) {
+    const log = prefixed(runtime.log, member);
+    const closer = new SessionCloser();
+    const stored = unit.members.find((m) => m.container === member);
+    const memberSettings = {
+        ...settings,
+        container: member,
+        checkpointName: stored?.checkpoint ?? member,
+        ...(stored ? { restoreFrom: stored.checkpoint, series: stored.series } : {}),
+        keepAddresses: true,
+    };
+    const memberRuntime = { ...runtime, log, saveState: () => { } };
+    try {
+        const clock = () => performance.now();
+        const { session } = await beginSession({
+            settings: memberSettings,
+            record: { sourceAfter: 'stop', retireSource: false, unitCommit: commitMarker },
+        }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        let restored;
+        let error;
+        try {
+            restored = await restoreFromStore({ ...session.ctx, log }, () => { }, () => { }, coordinator.hooksFor(member));
+        }
+        catch (caught) {
+            error = failureOf(caught, signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: nothing of the unit stays on the target; the unit checkpoint in the store is untouched');
+            coordinator.fail(member, error);
+            log.warning(error.describe());
+        }
+        const settled = await settleRun(session.journal, session.durable, log, error, runHostsOf(memberSettings).journal);
+        if (settled.status === 'succeeded' && restored && stored) {
+            // The restored member continues its checkpoint's series, as a restored container does.
+            await writeSeries(session.durable.target, {
+                series: stored.series,
+                containerId: restored.targetContainerId,
+                from: stored.id,
+                via: 'restore',
+                at: new Date().toISOString(),
+            }).catch((caught) => log.warning(`could not record series ${stored.series} for the restored container: ${errorMessage(caught)}`));
+        }
+        return {
+            member,
+            status: settled.status,
+            ...(restored && settled.status === 'succeeded' ? { targetId: restored.targetContainerId } : {}),
+            ...(error ? { error } : {}),
+            problems: settled.problems.map((problem) => `${member}: ${problem}`),
+        };
+    }
+    catch (caught) {
+        const error = asMigrationError(caught, 'COMMAND_FAILED');
+        coordinator.fail(member, error);
+        return { member, status: 'refused', error, problems: [] };
+    }
+    finally {
+        await closer.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/post.ts
 
 
@@ -68612,6 +69526,15 @@ async function runPost(runtime) {
     const loaded = loadPostPlan(runtime);
     try {
         const open = savedRecords(runtime).filter(isUnfinished);
+        // A unit run whose members' journals the saved state does not hold (checkpoint, restore):
+        // read on the hosts.
+        const members = parseUnitMembers(runtime.getState(SAVED.unitMembers));
+        if (loaded && open.length === 0 && members.length > 0 && !runtime.getState(SAVED.unitJournals)) {
+            for (const secret of loaded.secrets)
+                core/* setSecret */.Pq(secret);
+            await settleMembers(loaded, members, runtime);
+            return;
+        }
         if (!loaded || open.length === 0) {
             runtime.log.info('post: the main step settled its journal (or had none); nothing to do');
             return;
@@ -68645,6 +69568,42 @@ function savedRecords(runtime) {
         const record = typeof text === 'string' ? parseRecord(text) : undefined;
         return record ? [record] : [];
     });
+}
+/**
+ * A compose unit's run: each member's journal is read on the hosts (the saved state holds none of
+ * them) and, when the main step left it open, settled as a later run would, member by member.
+ */
+async function settleMembers({ plan, connection }, members, runtime) {
+    const hosts = [];
+    try {
+        const connected = await connectHosts({ ...connection, source: plan.source, target: plan.target }, runtime.log);
+        hosts.push(connected.source, connected.target);
+        const owner = runOwner(runtime.env, new Date(), runtime.newToken());
+        for (const member of members) {
+            const locks = await lockContainer(plan.lockSides.map((side) => connected[side]), member, owner, runtime.log);
+            try {
+                const settled = await settleUnfinished(connected, member, runtime.log, undefined, plan.sides);
+                if (!settled)
+                    continue;
+                const how = settled.direction === 'roll-forward' ? 'finished (source retired)' : 'rolled back (source resumed)';
+                runtime.log.warning(`post: the main step left ${member} of the unit unfinished; run ${settled.checkpointName} ${how}: ${settled.done.join('; ')}`);
+                await core/* summary */.z
+                    .addRaw(`<p>Post step: ${member} of the cancelled unit run ${settled.checkpointName} was ${how}.</p>`, true)
+                    .write()
+                    .catch(() => { });
+            }
+            finally {
+                await locks.release();
+            }
+        }
+        runtime.log.info(`post: every member of the unit (${members.join(', ')}) is settled`);
+    }
+    catch (error) {
+        runtime.log.warning(`post: could not settle the unit's members: ${errorMessage(error)}; the next run of this action for the unit will`);
+    }
+    finally {
+        await Promise.allSettled(hosts.map((host) => host.close()));
+    }
 }
 async function settle({ plan, connection }, open, runtime) {
     const hosts = [];
@@ -68750,6 +69709,8 @@ async function removeUnitNetworks(target, runtime) {
 
 
 
+
+
 /** Wiring only: the post step, or inputs then the chosen mode. */
 async function run() {
     const runtime = actionsRuntime();
@@ -68780,10 +69741,16 @@ async function run() {
                     await runPreflightMode(settings, runtime.log);
                 return;
             case 'checkpoint':
-                await runCheckpointMode(settings, runtime);
+                if (settings.compose)
+                    await runUnitCheckpointMode({ ...settings, compose: settings.compose }, runtime);
+                else
+                    await runCheckpointMode(settings, runtime);
                 return;
             case 'restore':
-                await runRestoreMode(settings, runtime);
+                if (settings.compose)
+                    await runUnitRestoreMode({ ...settings, compose: settings.compose }, runtime);
+                else
+                    await runRestoreMode(settings, runtime);
                 return;
             case 'drill':
                 await runDrillMode(settings, runtime);
