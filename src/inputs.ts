@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { MigrationError } from './errors.js';
 import { formatHostSpec, parseHostSpec } from './host/host-spec.js';
 import { composeRecordName, parseUnitRef, type UnitRef } from './policy/compose-unit.js';
+import { ROUTES } from './policy/direct-route.js';
 import { parseSelection } from './policy/selection.js';
 import {
   COMPRESSIONS,
@@ -45,6 +46,7 @@ export const INPUT_NAMES = [
   'kernel-policy',
   'compression',
   'memory',
+  'route',
   'strict',
   'store-host',
   'store-path',
@@ -317,10 +319,17 @@ export function getInputs(
         target: need(target),
         sourceAfter,
         memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':
-      return { mode, ...common, target: need(target), ...(selection ? { selection } : {}) };
+      return {
+        mode,
+        ...common,
+        target: need(target),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
+        ...(selection ? { selection } : {}),
+      };
     case 'checkpoint':
       return {
         mode,

@@ -3,6 +3,7 @@ import type { ContainerInspect } from '../../engine/docker/inspect.js';
 import { allSettledOrThrow, asMigrationError, MigrationError } from '../../errors.js';
 import { bindSignal } from '../../host/abortable.js';
 import type { Host } from '../../host/host.js';
+import { StreamRoutes } from '../../host/stream-routes.js';
 import {
   type CheckpointMeasure,
   type CheckpointResult,
@@ -11,6 +12,13 @@ import {
   prepareCheckpoint,
 } from '../../phases/checkpoint.js';
 import type { Logger, MigrationContext } from '../../phases/context.js';
+import {
+  closeRoute,
+  type OpenRoute,
+  openRoute,
+  planRoute,
+  type RoutePlan,
+} from '../../phases/direct-route.js';
 import { finalize } from '../../phases/finalize.js';
 import {
   awaitLastPage,
@@ -129,7 +137,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     timer,
     clock,
     signal,
+    streams: new StreamRoutes(),
   };
+  let routePlan: RoutePlan | undefined;
+  let openedRoute: OpenRoute | undefined;
 
   let facts: { source?: HostFacts; target?: HostFacts } = {};
   let container: ContainerInspect | undefined;
@@ -163,8 +174,18 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const found = container;
     signal.throwIfAborted();
     if (settings.memory === 'lazy') await lazyGate(ctx, tunnelHosts, checked);
+    routePlan = await planRoute(source, settings, log);
+    signal.throwIfAborted();
 
     enter('stage');
+    const plannedRoute = routePlan;
+    openedRoute =
+      plannedRoute.choice.route === 'direct'
+        ? await log.group('Direct route: the source streams to the target itself', () =>
+            openRoute(ctx, plannedRoute),
+          )
+        : undefined;
+    if (ctx.streams && openedRoute) ctx.streams.direct = openedRoute;
     const codec = await negotiateCodec(ctx);
     const containerd = await probeContainerdTmp(ctx);
     const unpackDir = containerd.found ? containerd.dir : undefined;
@@ -266,6 +287,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     deps.unit?.restored();
     follower = undefined;
+    // Nothing more moves host to host: the run's key goes before verification starts.
+    if (openedRoute) {
+      if (ctx.streams) ctx.streams.direct = undefined;
+      await closeRoute(ctx, openedRoute);
+    }
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     log.info(
       `restore: running on the target after ${Math.round(restored.restoreMs)} ms; frozen for ${downtimeMs} ms`,
@@ -409,6 +435,28 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   );
   const transferredBytes =
     Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
+  const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
+  const records = ctx.streams?.records ?? [];
+  const routeFacts: MigrationMetadata['route'] = routePlan
+    ? {
+        requested: settings.route,
+        taken: openedRoute ? 'direct' : 'relay',
+        reason:
+          routePlan.choice.route === 'direct' && !openedRoute
+            ? "the check through the run's key failed"
+            : routePlan.choice.reason,
+        ...(routePlan.reach
+          ? {
+              reach:
+                routePlan.reach.reach === 'reachable'
+                  ? 'reachable'
+                  : `${routePlan.reach.reach}: ${routePlan.reach.why}`,
+            }
+          : {}),
+        streams: records.map((record) => ({ ...record })),
+        runnerBytes: (ctx.streams?.runnerBytes() ?? 0) + lazyBytes,
+      }
+    : undefined;
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,
     run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
@@ -438,6 +486,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
     error: failure ? metadataError(failure) : undefined,
     leftovers: leftovers.length > 0 ? leftovers : undefined,
+    ...(routeFacts ? { route: routeFacts } : {}),
   };
   return { status, metadata, error: failure, leftovers };
 }
