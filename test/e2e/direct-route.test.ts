@@ -1,0 +1,275 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { installHold, listenAddress, RECEIVING_TAR, release, removeFaults, waitHeld } from './faults.js';
+import {
+  containerState,
+  expectCounterContinued,
+  expectNothingLeft,
+  expectRunningOnlyOn,
+} from './invariants.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
+import {
+  checkCounterMemory,
+  loadTestbed,
+  onHost,
+  onHostResult,
+  sshInputs,
+  startCounter,
+  type Testbed,
+} from './testbed.js';
+
+const execFileAsync = promisify(execFile);
+let bed: Testbed;
+const name = 'e2e-direct';
+const MB = 64;
+const KEYS = '/root/.ssh/authorized_keys';
+
+beforeAll(() => {
+  bed = loadTestbed();
+});
+
+afterEach(async () => {
+  await removeFaults(bed);
+  await uncut();
+});
+
+function inputs(route: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    mode: 'migrate',
+    container: name,
+    source: bed.host1,
+    target: bed.host2,
+    ...sshInputs(bed),
+    route,
+    'verify-log-pattern': '^\\d+ \\d{13} ',
+    'verify-timeout': '20',
+    timeout: '10',
+    'upload-artifact': 'false',
+    ...extra,
+  };
+}
+
+async function fresh(mb = MB): Promise<void> {
+  await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+  await startCounter(bed, bed.host1, name, { mb });
+}
+
+/** Every trace of a run's key: its line in the target's authorized_keys, its files on either host. */
+async function keyTraces(): Promise<string> {
+  const [target, source] = await Promise.all([
+    onHost(
+      bed,
+      bed.host2,
+      `grep -n criu-migrate-direct ${KEYS}; ls -A /var/lib/criu-migrate/direct 2>/dev/null; true`,
+    ),
+    onHost(bed, bed.host1, 'ls -A /var/lib/criu-migrate/direct 2>/dev/null; true'),
+  ]);
+  return `${target}${source}`;
+}
+
+function metadataOf(run: { outputs: Record<string, string> }): {
+  route: {
+    taken: string;
+    reason: string;
+    reach?: string;
+    runnerBytes: number;
+    streams: { label: string; route: string; bytes: number }[];
+  };
+} {
+  return JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+}
+
+/*
+ * Cutting the source off from the target for real, while the runner still reaches both: the
+ * source's sshd (and so every session the action opens there, and the ssh client it starts) is
+ * moved into a cgroup of its own in the machine's cgroup2 hierarchy, and a netfilter rule
+ * resets TCP connections from that cgroup to the target's SSH port. The runner's connections
+ * come from elsewhere and pass.
+ */
+const CUT_CGROUP = '/sys/fs/cgroup/unified/e2e-direct-cut';
+const CUT_RULE = (addr: string, port: string) =>
+  `OUTPUT -p tcp -d ${addr} --dport ${port} -m cgroup --path e2e-direct-cut -m comment --comment e2e-direct-cut -j REJECT --reject-with tcp-reset`;
+let cutRule: string | undefined;
+
+async function sourceSshdPid(): Promise<string> {
+  const [addr, port] = listenAddress(bed.host1);
+  const { stdout } = await execFileAsync('ss', ['-ltnpH', `src ${addr}:${port}`]);
+  const pid = /pid=(\d+)/.exec(stdout)?.[1];
+  if (!pid) throw new Error(`no sshd listens on ${addr}:${port}: ${stdout}`);
+  return pid;
+}
+
+async function cut(): Promise<void> {
+  const [addr, port] = listenAddress(bed.host2);
+  mkdirSync(CUT_CGROUP, { recursive: true });
+  writeFileSync(`${CUT_CGROUP}/cgroup.procs`, await sourceSshdPid());
+  cutRule = CUT_RULE(addr, port);
+  await execFileAsync('nsenter', [
+    '-t',
+    String(bed.host1Pid),
+    '-m',
+    '--',
+    'sh',
+    '-c',
+    `iptables -I ${cutRule}`,
+  ]);
+  // The cut holds: the source's own ssh to the target is refused, the runner's is not.
+  const probe = await onHostResult(
+    bed,
+    bed.host1,
+    `ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 -p ${port} root@${addr} true 2>&1; true`,
+  );
+  expect(probe.stdout).toContain('Connection refused');
+  expect(await onHost(bed, bed.host2, 'echo reached')).toBe('reached\n');
+}
+
+async function uncut(): Promise<void> {
+  if (cutRule) {
+    await execFileAsync('nsenter', [
+      '-t',
+      String(bed.host1Pid),
+      '-m',
+      '--',
+      'sh',
+      '-c',
+      `iptables -D ${cutRule}`,
+    ]);
+    cutRule = undefined;
+  }
+  if (!existsSync(CUT_CGROUP)) return;
+  // Everything in it (sshd and sessions still open) back to the root; bounded.
+  for (let i = 0; i < 50; i++) {
+    const pids = readFileSync(`${CUT_CGROUP}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        writeFileSync('/sys/fs/cgroup/unified/cgroup.procs', pid);
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+  rmdirSync(CUT_CGROUP);
+}
+
+describe('host-to-host streams (route input)', () => {
+  it('route: direct moves memory, layer and image host to host: memory intact, under 1 MiB through the runner, the key gone from both hosts', async () => {
+    await fresh();
+    // Host 2 lacks the image, so the image stream goes host to host too.
+    await onHostResult(bed, bed.host2, `docker rmi ${bed.image}`);
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+
+    const run = await runAction(inputs('direct'));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toContain("direct route: the source reaches the target's SSH server");
+    expect(run.stdout).toContain('route: host to host (direct)');
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+    await expectRunningOnlyOn(bed, bed.host2, name);
+
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('direct');
+    const labels = route.streams.map((stream) => stream.label).sort();
+    expect(labels).toEqual(['checkpoint', 'image', 'writable layer']);
+    for (const stream of route.streams) expect(stream.route).toBe('direct');
+    const checkpoint = route.streams.find((stream) => stream.label === 'checkpoint');
+    expect(checkpoint?.bytes).toBeGreaterThan(MB * 1024 * 1024);
+    expect(route.runnerBytes).toBeLessThan(1024 * 1024);
+    console.log(
+      `direct move of ${MB} MiB: ${route.runnerBytes} bytes through the runner, downtime ${run.outputs['downtime-ms']} ms\n${run.stdout
+        .split('\n')
+        .filter((line) => /host to host in|frozen for/.test(line))
+        .join('\n')}`,
+    );
+
+    // The run's key: no line left, the other lines exactly as before, no key file on either host.
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('route: direct with the source cut off from the target: refused before anything is touched', async () => {
+    await fresh();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    await cut();
+    const run = await runAction(inputs('direct'));
+    expect(run.outputs.status, run.stdout).toBe('refused');
+    expect(run.outputs['error-code']).toBe('DIRECT_ROUTE_UNAVAILABLE');
+    expect(run.stdout).toContain('Connection refused');
+    expect((await containerState(bed, bed.host1, name))?.Paused).toBe(false);
+    await expectRunningOnlyOn(bed, bed.host1, name);
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('route: auto with the source cut off from the target: falls back to the runner and says so', async () => {
+    await fresh();
+    await cut();
+    const run = await runAction(inputs('auto'));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toContain('route: through the runner (relay)');
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('relay');
+    expect(route.reach).toMatch(/^unreachable: .*Connection refused/);
+    for (const stream of route.streams) expect(stream.route).toBe('relay');
+    expect(route.runnerBytes).toBeGreaterThan(MB * 1024 * 1024);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('the ssh client on the source killed mid-stream: rolled back, the source resumed, the key removed', async () => {
+    await fresh();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    // The images' receiving tar on the target waits: the stream is open, its ssh client connected.
+    await installHold(bed, bed.host2, 'tar', RECEIVING_TAR, 'direct-kill');
+    const running = startAction(inputs('direct'));
+    await waitHeld(bed, bed.host2, 'direct-kill', 60_000, running);
+    const killed = await onHost(
+      bed,
+      bed.host1,
+      'pids=$(pgrep -f \'HostKeyAlias=criu-migrate-target.* s[0-9]+$\'); [ -n "$pids" ] && kill -9 $pids && echo killed',
+    );
+    expect(killed).toContain('killed');
+    await release(bed, bed.host2, 'direct-kill');
+    const run = await running.done;
+    expect(run.outputs.status, run.stdout).toBe('rolled-back');
+    expect(run.outputs['error-code']).toBe('TRANSFER_FAILED');
+    expect(run.stdout).toMatch(
+      /host to host\): the sending side failed|host to host\): the receiving command failed/,
+    );
+    await expectRunningOnlyOn(bed, bed.host1, name);
+    await expectCounterContinued(bed, bed.host1, name);
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('the action SIGKILLed mid-transfer: the key stays until the post step, which removes it and rolls back', async () => {
+    await fresh();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    await installHold(bed, bed.host2, 'tar', RECEIVING_TAR, 'direct-sigkill');
+    const running = startAction(inputs('direct'));
+    await waitHeld(bed, bed.host2, 'direct-sigkill', 60_000, running);
+    const main = await running.kill();
+    await release(bed, bed.host2, 'direct-sigkill');
+    await removeFaults(bed);
+    // Nothing removed the key yet: the post step has something to do.
+    expect(await onHost(bed, bed.host2, `grep -c criu-migrate-direct ${KEYS}`)).toBe('1\n');
+
+    const post = await runPostStep(inputs('direct'), main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(/rolled back \(source resumed\)/);
+    await expectRunningOnlyOn(bed, bed.host1, name);
+    await expectCounterContinued(bed, bed.host1, name);
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+});
