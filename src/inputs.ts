@@ -337,6 +337,7 @@ export function getInputs(
         store,
         retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
         leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
       };
     case 'restore': {
       const settings: Settings = {

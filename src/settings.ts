@@ -111,6 +111,8 @@ export interface CheckpointSettings extends CommonSettings {
   retention: number;
   /** Resume the container after the dump (true) or stop it (planned shutdown of its host). */
   leaveRunning: boolean;
+  /** How the checkpoint's bytes reach the store: from the source itself (direct), through the runner (relay), or direct when it can (auto). */
+  route: RouteSetting;
 }
 
 export interface RestoreSettings extends CommonSettings, VerifySettings {

@@ -3,6 +3,7 @@ import type { DirectRoute } from '../host/direct.js';
 import { describeHost, type Host } from '../host/host.js';
 import { entryMatchesHost, parseKnownHosts } from '../host/known-hosts.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import type { StreamRoutes } from '../host/stream-routes.js';
 import {
   authorizedKeyLine,
   authorizedKeysFileScript,
@@ -23,6 +24,7 @@ import {
   sshClientArgs,
   unauthorizeScript,
 } from '../policy/direct-route.js';
+import type { RouteFacts } from '../report/metadata.js';
 import type { HostLocation, SshSettings } from '../settings.js';
 import { PRIVATE, STATE_ROOT } from '../state/host-records.js';
 import type { Journal } from '../state/journal.js';
@@ -241,4 +243,26 @@ export async function closeRoute(
       `direct route: the run's key is not yet removed (${failed.join('; ')}); the journal removes it at the end of the run`,
     );
   else ctx.log.info("direct route: the run's key removed from both hosts");
+}
+
+/** The report's account of the route: what was asked, what was taken and why, each stream, the runner's bytes. */
+export function routeFacts(
+  requested: RouteSetting,
+  plan: RoutePlan,
+  opened: boolean,
+  streams: StreamRoutes | undefined,
+  otherRunnerBytes = 0,
+): RouteFacts {
+  const reach = plan.reach;
+  return {
+    requested,
+    taken: opened ? 'direct' : 'relay',
+    reason:
+      plan.choice.route === 'direct' && !opened
+        ? "the check through the run's key failed"
+        : plan.choice.reason,
+    ...(reach ? { reach: reach.reach === 'reachable' ? 'reachable' : `${reach.reach}: ${reach.why}` } : {}),
+    streams: (streams?.records ?? []).map((record) => ({ ...record })),
+    runnerBytes: (streams?.runnerBytes() ?? 0) + otherRunnerBytes,
+  };
 }

@@ -18,6 +18,7 @@ import {
   openRoute,
   planRoute,
   type RoutePlan,
+  routeFacts,
 } from '../../phases/direct-route.js';
 import { finalize } from '../../phases/finalize.js';
 import {
@@ -436,26 +437,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   const transferredBytes =
     Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
   const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
-  const records = ctx.streams?.records ?? [];
-  const routeFacts: MigrationMetadata['route'] = routePlan
-    ? {
-        requested: settings.route,
-        taken: openedRoute ? 'direct' : 'relay',
-        reason:
-          routePlan.choice.route === 'direct' && !openedRoute
-            ? "the check through the run's key failed"
-            : routePlan.choice.reason,
-        ...(routePlan.reach
-          ? {
-              reach:
-                routePlan.reach.reach === 'reachable'
-                  ? 'reachable'
-                  : `${routePlan.reach.reach}: ${routePlan.reach.why}`,
-            }
-          : {}),
-        streams: records.map((record) => ({ ...record })),
-        runnerBytes: (ctx.streams?.runnerBytes() ?? 0) + lazyBytes,
-      }
+  const routeFactsOf: MigrationMetadata['route'] = routePlan
+    ? routeFacts(settings.route, routePlan, openedRoute !== undefined, ctx.streams, lazyBytes)
     : undefined;
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,
@@ -486,7 +469,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
     error: failure ? metadataError(failure) : undefined,
     leftovers: leftovers.length > 0 ? leftovers : undefined,
-    ...(routeFacts ? { route: routeFacts } : {}),
+    ...(routeFactsOf ? { route: routeFactsOf } : {}),
   };
   return { status, metadata, error: failure, leftovers };
 }
