@@ -51,9 +51,12 @@ function inputs(route: string, extra: Record<string, string> = {}): Record<strin
   };
 }
 
-async function fresh(mb = MB): Promise<void> {
-  await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
-  await startCounter(bed, bed.host1, name, { mb });
+const VOLUME = 'e2e-direct-data';
+
+async function fresh(mb = MB, extraArgs = ''): Promise<void> {
+  await onHostResult(bed, bed.host2, `docker rm -f ${name}; docker volume rm ${VOLUME}`);
+  await onHostResult(bed, bed.host1, `docker rm -f ${name}; docker volume rm ${VOLUME}`);
+  await startCounter(bed, bed.host1, name, { mb, extraArgs });
 }
 
 /** Every trace of a run's key: its line in the target's authorized_keys, its files on either host. */
@@ -156,7 +159,13 @@ async function uncut(): Promise<void> {
 
 describe('host-to-host streams (route input)', () => {
   it('route: direct moves memory, layer and image host to host: memory intact, under 1 MiB through the runner, the key gone from both hosts', async () => {
-    await fresh();
+    // A named volume with 4 MiB of data: its bulk and frozen passes go host to host too.
+    await fresh(MB, `-v ${VOLUME}:/data`);
+    const dataSum = await onHost(
+      bed,
+      bed.host1,
+      `docker exec ${name} sh -c 'head -c 4194304 /dev/urandom >/data/blob && sha256sum /data/blob'`,
+    );
     // Host 2 lacks the image, so the image stream goes host to host too.
     await onHostResult(bed, bed.host2, `docker rmi ${bed.image}`);
     const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
@@ -172,7 +181,14 @@ describe('host-to-host streams (route input)', () => {
     const { route } = metadataOf(run);
     expect(route.taken).toBe('direct');
     const labels = route.streams.map((stream) => stream.label).sort();
-    expect(labels).toEqual(['checkpoint', 'image', 'writable layer']);
+    expect(labels).toEqual([
+      'checkpoint',
+      'image',
+      `volume ${VOLUME} (bulk)`,
+      `volume ${VOLUME} (frozen)`,
+      'writable layer',
+    ]);
+    expect(await onHost(bed, bed.host2, `docker exec ${name} sha256sum /data/blob`)).toBe(dataSum);
     for (const stream of route.streams) expect(stream.route).toBe('direct');
     const checkpoint = route.streams.find((stream) => stream.label === 'checkpoint');
     expect(checkpoint?.bytes).toBeGreaterThan(MB * 1024 * 1024);
@@ -271,5 +287,69 @@ describe('host-to-host streams (route input)', () => {
     expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
     expect(await keyTraces()).toBe('');
     await expectNothingLeft(bed, name);
+  });
+
+  it('through a jump host: auto relays and says why, direct is refused before anything is touched', async () => {
+    await fresh();
+    const refused = await runAction(inputs('direct', { 'jump-host': bed.host3 }));
+    expect(refused.outputs.status, refused.stdout).toBe('refused');
+    expect(refused.outputs['error-code']).toBe('DIRECT_ROUTE_UNAVAILABLE');
+    expect(refused.stdout).toContain('jump host');
+    await expectRunningOnlyOn(bed, bed.host1, name);
+    expect(await keyTraces()).toBe('');
+
+    const run = await runAction(inputs('auto', { 'jump-host': bed.host3 }));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.stdout).toMatch(
+      /route: through the runner \(relay\): the runner reaches the target through a jump host/,
+    );
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('relay');
+    expect(route.reason).toContain('jump host');
+    expect(route.runnerBytes).toBeGreaterThan(MB * 1024 * 1024);
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('checkpoint mode writes into the store host to host; the checkpoint restores with memory intact', async () => {
+    await fresh();
+    const store = '/var/lib/e2e-direct-store';
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    const storeKeys = await onHost(bed, bed.host3, `cat ${KEYS}`);
+    const common = {
+      container: name,
+      'store-host': bed.host3,
+      'store-path': store,
+      ...sshInputs(bed),
+      'upload-artifact': 'false',
+    };
+    const run = await runAction({ ...common, mode: 'checkpoint', source: bed.host1, route: 'direct' });
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.stdout).toContain('route: host to host (direct)');
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('direct');
+    expect(route.streams.map((stream) => stream.route)).not.toContain('relay');
+    expect(route.streams.find((stream) => stream.label === 'checkpoint')?.bytes).toBeGreaterThan(
+      MB * 1024 * 1024,
+    );
+    expect(route.runnerBytes).toBeLessThan(1024 * 1024);
+    // The run's key is gone from the store and the source.
+    expect(await onHost(bed, bed.host3, `cat ${KEYS}`)).toBe(storeKeys);
+    expect(await onHost(bed, bed.host3, 'ls -A /var/lib/criu-migrate/direct 2>/dev/null; true')).toBe('');
+    expect(await keyTraces()).toBe('');
+
+    // What the store holds is a whole checkpoint: restored on host 2, its memory reads back intact.
+    await onHostResult(bed, bed.host1, `docker rm -f ${name}`);
+    const restored = await runAction({
+      ...common,
+      mode: 'restore',
+      source: bed.host1,
+      target: bed.host2,
+      'verify-stable-seconds': '1',
+    });
+    expect(restored.exitCode, restored.stdout).toBe(0);
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
   });
 });
