@@ -352,4 +352,45 @@ describe('host-to-host streams (route input)', () => {
     await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
     await onHostResult(bed, bed.host3, `rm -rf ${store}`);
   });
+
+  it('preflight mode reports the route the source can take, and fails it for route: direct when cut off', async () => {
+    await fresh();
+    const preflight = (route: string) =>
+      runAction({
+        mode: 'preflight',
+        container: name,
+        source: bed.host1,
+        target: bed.host2,
+        ...sshInputs(bed),
+        route,
+        'upload-artifact': 'false',
+      });
+    type Check = { name: string; status: string; observed: string; code?: string };
+    const routeCheck = (run: { outputs: Record<string, string> }): Check | undefined =>
+      (JSON.parse(run.outputs.report ?? '{}').checks as Check[]).find(
+        (check) => check.name === 'direct route',
+      );
+
+    const reachable = await preflight('auto');
+    expect(reachable.outputs.status, reachable.stdout).toBe('succeeded');
+    expect(routeCheck(reachable)).toMatchObject({
+      status: 'pass',
+      observed: expect.stringContaining('host to host'),
+    });
+
+    await cut();
+    const relayed = await preflight('auto');
+    expect(relayed.outputs.status, relayed.stdout).toBe('succeeded');
+    expect(routeCheck(relayed)).toMatchObject({
+      status: 'pass',
+      observed: expect.stringMatching(/through the runner: .*Connection refused/),
+    });
+    const refused = await preflight('direct');
+    expect(refused.outputs.status).toBe('refused');
+    expect(refused.outputs['error-code']).toBe('DIRECT_ROUTE_UNAVAILABLE');
+    expect(routeCheck(refused)).toMatchObject({ status: 'fail', code: 'DIRECT_ROUTE_UNAVAILABLE' });
+    // Preflight changes nothing, the route's probe included.
+    expect(await keyTraces()).toBe('');
+    await expectRunningOnlyOn(bed, bed.host1, name);
+  });
 });
