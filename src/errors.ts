@@ -82,6 +82,8 @@ export const ERROR_CODES = [
   // memory: lazy (post-copy): a host that cannot serve or take lazy pages; the page stream broke.
   'LAZY_PAGES_UNSUPPORTED',
   'LAZY_PAGES_BROKEN',
+  // route: direct, and the source cannot stream to the target itself.
+  'DIRECT_ROUTE_UNAVAILABLE',
   // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
   'CHECKPOINT_INCONSISTENT',
   'SERIES_AMBIGUOUS',

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { MigrationError } from './errors.js';
 import { formatHostSpec, parseHostSpec } from './host/host-spec.js';
 import { composeRecordName, parseUnitRef, type UnitRef } from './policy/compose-unit.js';
+import { ROUTES } from './policy/direct-route.js';
 import { parseSelection } from './policy/selection.js';
 import {
   COMPRESSIONS,
@@ -45,6 +46,7 @@ export const INPUT_NAMES = [
   'kernel-policy',
   'compression',
   'memory',
+  'route',
   'strict',
   'store-host',
   'store-path',
@@ -317,6 +319,7 @@ export function getInputs(
         target: need(target),
         sourceAfter,
         memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':
@@ -325,6 +328,7 @@ export function getInputs(
         ...common,
         target: need(target),
         memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
         ...(selection ? { selection } : {}),
       };
     case 'checkpoint':
@@ -343,6 +347,7 @@ export function getInputs(
         retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
         leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
       };
     case 'restore': {
       const settings: Settings = {

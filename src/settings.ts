@@ -1,4 +1,5 @@
 import { formatHostSpec, type HostSpec } from './host/host-spec.js';
+import type { RouteSetting } from './policy/direct-route.js';
 import type { Selection } from './policy/selection.js';
 
 export const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list'] as const;
@@ -86,6 +87,8 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
   sourceAfter: SourceAfter;
   /** lazy: the container runs on the target before its memory has arrived (post-copy). */
   memory: MemoryMode;
+  /** How the container's bytes travel: host to host (direct), through the runner (relay), or direct when it can (auto). */
+  route: RouteSetting;
   /** A compose project moved as one unit (the unit input compose:<project>); container is then its record name. */
   compose?: { project: string };
   /** Create the target container with the source's current addresses on user networks, static or not (members of a moving unit). */
@@ -97,6 +100,8 @@ export interface PreflightSettings extends CommonSettings {
   target: HostLocation;
   /** lazy: the gate also runs the post-copy checks migrate's gate runs for memory: lazy. */
   memory: MemoryMode;
+  /** The route a migration would be asked to take: the report says whether the source reaches the target. */
+  route: RouteSetting;
   /** Several containers of the source, gated unit by unit (container is then "selection"). */
   selection?: Selection;
 }
@@ -110,6 +115,8 @@ export interface CheckpointSettings extends CommonSettings {
   leaveRunning: boolean;
   /** A compose project checkpointed as one unit (unit: compose:<project>); container is then its record name. */
   compose?: { project: string };
+  /** How the checkpoint's bytes reach the store: from the source itself (direct), through the runner (relay), or direct when it can (auto). */
+  route: RouteSetting;
 }
 
 export interface RestoreSettings extends CommonSettings, VerifySettings {

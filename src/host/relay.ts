@@ -57,13 +57,15 @@ function pipelineStatus(count: number): string {
 const PERL_TEE = [
   'open(my $f, ">", shift) or die "fifo: $!";',
   'fcntl($_, 1031, 1048576) for \\*STDIN, \\*STDOUT, $f;',
-  'my $buf;',
+  'my $buf; my $t = 0;',
   'while (1) {',
   ' my $n = sysread(STDIN, $buf, 1048576); defined $n or die "read: $!"; last unless $n;',
   ' for my $h (\\*STDOUT, $f) { my $o = 0; while ($o < $n) {',
   '  my $w = syswrite($h, $buf, $n - $o, $o); defined $w or die "write: $!"; $o += $w } }',
+  ' $t += $n;',
   '}',
   'close($f) or die "fifo: $!";',
+  'print STDERR "criu-migrate-bytes $t\\n";',
 ].join(' ');
 
 const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}' "$1"; else tee "$1"; fi; }`;
@@ -91,10 +93,18 @@ function hashedScript(body: string, stageCount: number): string {
   ].join('\n');
 }
 
-/** The sending side: the host prints the sha256 of what it wrote. */
-export function hashedProducer(stages: string | readonly string[]): string {
+/**
+ * The sending side: the host prints the sha256 of what it wrote. With a sink (the direct
+ * route's ssh client), what was hashed goes into it instead of the host's stdout, and the
+ * sink's status counts like a stage's.
+ */
+export function hashedProducer(stages: string | readonly string[], sink?: string): string {
   const list = typeof stages === 'string' ? [stages] : stages;
-  return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
+  if (sink === undefined) return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
+  return hashedScript(
+    `${recordedPipeline(list)} | hashtee "$d/f" | { (${sink}); echo $? >>"$d/rc"; }`,
+    list.length + 1,
+  );
 }
 
 /** The receiving side: hashes what arrived before handing it to the stages. */
@@ -107,9 +117,25 @@ export function parseNotes(stderr: string): string[] {
   return [...stderr.matchAll(new RegExp(`^${NOTE_MARK} (.*)$`, 'gm'))].map((match) => match[1] ?? '');
 }
 
+const BYTES_MARK = 'criu-migrate-bytes';
+
+/** The bytes the host's hashing copy moved (perl's copy says; GNU tee does not). */
+export function parseHostBytes(stderr: string): number | undefined {
+  const match = new RegExp(`^${BYTES_MARK} (\\d+)$`, 'm').exec(stderr);
+  return match ? Number(match[1]) : undefined;
+}
+
 export function parseHostSum(stderr: string): string | undefined {
   const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
   return match?.[1];
+}
+
+/** A host's stderr without the lines the stream scripts print for the runner. */
+export function hostDetail(stderr: string): string | undefined {
+  return (
+    tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}|${BYTES_MARK}) .*$`, 'gm'), '')) ||
+    undefined
+  );
 }
 
 /** How long a stream may still be finishing after its receiving command has exited. */
@@ -257,7 +283,7 @@ export async function streamBetween(
     throw new MigrationError(code, `${options.label}: ${message}`, {
       step: options.step,
       host: describeHost(host),
-      detail: tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}) .*$`, 'gm'), '')) || undefined,
+      detail: hostDetail(stderr),
     });
   };
   if (stalled) {

@@ -3,10 +3,11 @@ import { type ContainerInspect, containerName } from '../engine/docker/inspect.j
 import { mapped } from '../engine/engine.js';
 import { allSettledOrThrow, errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
-import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { StreamRoutes, streamVia } from '../host/stream-routes.js';
 import { freezeAndDump, measureCheckpoint, prepareCheckpoint } from '../phases/checkpoint.js';
 import type { RunContext } from '../phases/context.js';
+import { closeRoute, openRoute, planRoute, type RoutePlan, routeFacts } from '../phases/direct-route.js';
 import { layerSendCommand, negotiateCodec } from '../phases/transfer.js';
 import { prepareSnapshots, storeVolumes } from '../phases/volumes.js';
 import { streamCodec, withCodec } from '../policy/compression.js';
@@ -75,6 +76,8 @@ export async function runCheckpointMode(
   let frozenMs: number | undefined;
   let storedCheckpoints: string[] | undefined;
   let series: SeriesHeld | undefined;
+  const streams = new StreamRoutes();
+  let route: { plan: RoutePlan; opened: boolean } | undefined;
   // Store paths and retention go by the container's name, whether the input gave its name or ID.
   let named = settings;
   await runSession<CheckpointSettings, CheckpointManifest>(
@@ -88,7 +91,7 @@ export async function runCheckpointMode(
       },
       work: async (session) => {
         named = { ...settings, container: session.key };
-        const ctx: RunContext<CheckpointSettings> = { ...session.ctx, settings: named };
+        const ctx: RunContext<CheckpointSettings> = { ...session.ctx, settings: named, streams };
         manifest = await checkpointInto(
           ctx,
           session.owner,
@@ -98,6 +101,9 @@ export async function runCheckpointMode(
           (held) => {
             series = held;
             session.defer(() => held.release());
+          },
+          (plan, opened) => {
+            route = { plan, opened };
           },
         );
         return manifest;
@@ -130,6 +136,7 @@ export async function runCheckpointMode(
           timings: { downtimeMs: frozenMs },
           storedCheckpoints,
           ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
+          ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
         });
         // The checkpoint's versions describe its source host.
         if (manifest) metadata.hosts.source = { ...metadata.hosts.source, ...manifest.versions };
@@ -164,6 +171,7 @@ export async function checkpointInto(
   owner: RunOwner,
   onFrozen: (ms: number) => void,
   onSeries: (series: SeriesHeld) => void,
+  onRoute: (plan: RoutePlan, opened: boolean) => void,
   unit?: UnitHooks,
 ): Promise<CheckpointManifest> {
   const { settings, log, timer } = ctx;
@@ -202,6 +210,14 @@ export async function checkpointInto(
     ctx,
     volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)),
   );
+
+  // Whether the source writes into the store itself: asked before anything changes (route: direct refuses here).
+  const routePlan = await planRoute(
+    ctx.source,
+    { route: settings.route, ssh: settings.ssh, source: settings.source, target: settings.store.host },
+    log,
+  );
+  onRoute(routePlan, false);
 
   // The series: the container's own, whatever its name; one run writes into it at a time.
   const found = await readSeries(ctx.source, container.Id);
@@ -286,6 +302,15 @@ export async function checkpointInto(
     { step: 'store', what: 'looking for the image in the store' },
   );
   const haveImage = lookedFor.stdout.trim() === 'have';
+  // Opened before the first stream (journalled, removed whatever happens), closed after the last.
+  const opened =
+    routePlan.choice.route === 'direct'
+      ? await log.group('Direct route: the source writes into the store itself', () =>
+          openRoute(ctx, routePlan),
+        )
+      : undefined;
+  if (opened && ctx.streams) ctx.streams.direct = opened;
+  onRoute(routePlan, opened !== undefined);
 
   if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
     await prepareSnapshots(ctx);
@@ -305,7 +330,7 @@ export async function checkpointInto(
   );
   await log.group('Writable layer: store the bulk while the container runs', () =>
     timer.time('layer-bulk', () =>
-      streamBetween(ctx.source, bulk.produce, ctx.target, bulk.consume, {
+      streamVia(ctx.streams, ctx.source, bulk.produce, ctx.target, bulk.consume, {
         label: 'writable layer (bulk)',
         step: 'store',
         log,
@@ -380,8 +405,16 @@ export async function checkpointInto(
   const streams = await log.group('Store: write the checkpoint', () =>
     timer.time('transfer', () =>
       allSettledOrThrow([
-        streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
-        streamBetween(
+        streamVia(
+          ctx.streams,
+          ctx.source,
+          criu.produce,
+          ctx.target,
+          criu.consume,
+          streamOptions('checkpoint'),
+        ),
+        streamVia(
+          ctx.streams,
           ctx.source,
           layer.produce,
           ctx.target,
@@ -390,10 +423,21 @@ export async function checkpointInto(
         ),
         haveImage
           ? undefined
-          : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
+          : streamVia(
+              ctx.streams,
+              ctx.source,
+              saved.produce,
+              ctx.target,
+              saved.consume,
+              streamOptions('image'),
+            ),
       ]),
     ),
   );
+  if (opened) {
+    if (ctx.streams) ctx.streams.direct = undefined;
+    await closeRoute(ctx, opened);
+  }
   const imageStream = streams[2];
   if (imageStream) {
     // The stream's checksum is of what travelled (maybe compressed): hash the file as stored.

@@ -7,6 +7,7 @@ import { openHost } from '../host/host-factory.js';
 import { formatHostSpec } from '../host/host-spec.js';
 import { connectSsh, type SshConnectOptions } from '../host/ssh-host.js';
 import type { Logger } from '../phases/context.js';
+import { planRoute } from '../phases/direct-route.js';
 import { lazyChecks } from '../phases/lazy-pages.js';
 import { formatCheck, runGate } from '../phases/preflight.js';
 import { type ConnectionFacts, connectionChecks } from '../policy/access-rules.js';
@@ -123,6 +124,7 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
             gate.facts,
           )),
         );
+      checks.push(await routeCheck(settings, source.host, log));
     } else {
       log.warning('preflight: a host could not be reached, so only the connection checks ran');
     }
@@ -155,6 +157,41 @@ export async function runPreflightMode(settings: PreflightSettings, log: Logger)
     return report;
   } finally {
     await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
+  }
+}
+
+/**
+ * Whether the source reaches the target's SSH server itself (asked from the source, read-only):
+ * with route auto a relay is a fine answer, with route direct it fails like migrate mode would.
+ */
+async function routeCheck(settings: PreflightSettings, source: Host, log: Logger): Promise<Check> {
+  const expected =
+    settings.route === 'direct'
+      ? "the source reaches the target's SSH server (route: direct)"
+      : `streams host to host when the source reaches the target's SSH server, else through the runner (route: ${settings.route})`;
+  try {
+    const plan = await planRoute(source, settings, log);
+    return {
+      host: 'both',
+      name: 'direct route',
+      status: 'pass',
+      observed:
+        plan.choice.route === 'direct'
+          ? "the source reaches the target's SSH server: streams go host to host"
+          : `streams go through the runner: ${plan.choice.reason}`,
+      expected,
+    };
+  } catch (error) {
+    const failure = asMigrationError(error, 'DIRECT_ROUTE_UNAVAILABLE');
+    return {
+      host: 'both',
+      name: 'direct route',
+      status: 'fail',
+      observed: failure.message,
+      expected,
+      code: failure.code,
+      ...(failure.remedy ? { remedy: failure.remedy } : {}),
+    };
   }
 }
 

@@ -220,6 +220,7 @@ async function checkpointMember(
           frozenMs = ms;
         },
         (held) => session.defer(() => held.release()),
+        () => {},
         coordinator.hooksFor(member),
       );
     } catch (caught) {

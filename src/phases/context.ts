@@ -1,5 +1,6 @@
 import type { ContainerEngine } from '../engine/engine.js';
 import type { Host } from '../host/host.js';
+import type { StreamRoutes } from '../host/stream-routes.js';
 import type { PhaseTimer } from '../report/timings.js';
 import type { MigrateSettings } from '../settings.js';
 import type { Journal } from '../state/journal.js';
@@ -27,6 +28,8 @@ export interface RunContext<S = MigrateSettings> {
   clock: () => number;
   /** Aborted when the run is cancelled or its timeout is spent; the reason is the MigrationError to report. */
   signal: AbortSignal;
+  /** How streams between the hosts go (host to host or through the runner); absent: through the runner. */
+  streams?: StreamRoutes;
 }
 
 /** A migration's context: every phase can be handed it. */

@@ -9,8 +9,9 @@ import { HOLDER_IMAGE, HOLDER_LABEL, holderImageScript, holderName } from '../en
 import { EngineError, mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
-import { type StreamResult, streamBetween } from '../host/relay.js';
+import type { StreamResult } from '../host/relay.js';
 import { tailLines } from '../host/shell.js';
+import { streamVia } from '../host/stream-routes.js';
 import { type Codec, withCodec } from '../policy/compression.js';
 import type { RestoreHostFacts } from '../policy/criu-config.js';
 import { inspectShapeProblems } from '../policy/inspect-shape.js';
@@ -97,7 +98,7 @@ export async function stage(
       ctx.targetDocker.loadImageCommand(),
     );
     imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
-      streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+      streamVia(ctx.streams, ctx.source, image.produce, ctx.target, image.consume, {
         label: 'image',
         step: 'stage',
         log: ctx.log,

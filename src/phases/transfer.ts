@@ -11,8 +11,9 @@ import {
 } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
-import { NOTE_MARK, type StreamResult, streamBetween } from '../host/relay.js';
+import { NOTE_MARK, type StreamResult } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { streamVia } from '../host/stream-routes.js';
 import {
   CODEC_PROBE,
   type Codec,
@@ -165,12 +166,12 @@ export async function moveState(
     shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']),
   );
   const [checkpoint, writableLayer] = await allSettledOrThrow([
-    streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+    streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
       label: 'checkpoint',
       step: 'transfer',
       log: ctx.log,
     }),
-    streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+    streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
       label: 'writable layer',
       step: 'transfer',
       log: ctx.log,

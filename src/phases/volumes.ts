@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors.js';
-import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { streamVia } from '../host/stream-routes.js';
 import { type Codec, withCodec } from '../policy/compression.js';
 import {
   asideDir,
@@ -121,7 +121,7 @@ async function passVolume(
 ): Promise<VolumePassFacts> {
   const snapshot = snapshotFile(ctx.settings.checkpointName, name);
   const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
-  const result = await streamBetween(ctx.source, stages.produce, to, stages.consume, {
+  const result = await streamVia(ctx.streams, ctx.source, stages.produce, to, stages.consume, {
     label: `volume ${name} (${pass})`,
     step: 'volumes',
     log: ctx.log,
@@ -214,7 +214,7 @@ export async function restoreStoredVolumes(
         shellQuote(['cat', `${checkpointDir}/${archive}`]),
         volumeReceiveCommand(volume.targetMountpoint),
       );
-      const result = await streamBetween(ctx.source, stages.produce, ctx.target, stages.consume, {
+      const result = await streamVia(ctx.streams, ctx.source, stages.produce, ctx.target, stages.consume, {
         label: `volume ${kept.name} (${archive.replace(/^.*\//, '').replace(/\.tar$/, '')})`,
         step: 'volumes',
         log: ctx.log,

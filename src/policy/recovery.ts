@@ -20,6 +20,8 @@ export type RecoveryStep =
   | { kind: 'remove-created-container'; name: string; cidFile?: string }
   | { kind: 'remove-image'; imageId: string }
   | { kind: 'remove-files'; side: Side; paths: string[] }
+  /** The run's host-to-host key: its line in authorized_keys goes, other lines stay. */
+  | { kind: 'remove-authorized-key'; side: Side; file: string; tag: string }
   | ({ kind: 'remove-restore-copies'; dir?: string } & RestoreCopiesKey)
   | { kind: 'resume-source'; containerId: string }
   /** A volume this run created on the target. */
@@ -80,6 +82,8 @@ function compensation(action: JournalAction): RecoveryStep | undefined {
       return { kind: 'remove-files', side: action.side, paths: action.paths };
     case 'restore-config':
       return { kind: 'remove-files', side: 'target', paths: [action.path] };
+    case 'authorized-key':
+      return { kind: 'remove-authorized-key', side: action.side, file: action.file, tag: action.tag };
     case 'source-paused':
       return { kind: 'resume-source', containerId: action.containerId };
     case 'target-created':
@@ -163,6 +167,8 @@ export function planRecovery(
         steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
       if (action.kind === 'files')
         steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
+      if (action.kind === 'authorized-key' && entry.state !== 'abandoned')
+        steps.push({ kind: 'remove-authorized-key', side: action.side, file: action.file, tag: action.tag });
       if (action.kind === 'restore-copies') {
         steps.push(restoreCopiesStep(action));
       }

@@ -166,6 +166,22 @@ export interface MigrationMetadata {
   storedCheckpoints?: string[];
   /** Drill mode: what the drill found. */
   drill?: DrillFacts;
+  /** Which way the container's bytes went between the hosts, and how many crossed the runner. */
+  route?: RouteFacts;
+}
+
+/** The route the run chose and what each stream took. */
+export interface RouteFacts {
+  /** The route input. */
+  requested: 'auto' | 'direct' | 'relay';
+  /** What the streams took: host to host (direct) or through the runner (relay). */
+  taken: 'direct' | 'relay';
+  reason: string;
+  /** What the source saw of the target's SSH server in preflight, when it was asked. */
+  reach?: string;
+  streams: { label: string; route: 'direct' | 'relay'; bytes: number; runnerBytes: number }[];
+  /** Bytes of container data (images, layer, volumes, image, lazy pages) that passed the runner. */
+  runnerBytes: number;
 }
 
 /** A restore drill's result. */

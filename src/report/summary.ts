@@ -118,6 +118,11 @@ export function renderSummaryRows(metadata: MigrationMetadata, env: DocsEnv = {}
   );
   add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
   add('Checkpoint size', checkpoint.bytes === undefined ? undefined : formatBytes(checkpoint.bytes));
+  if (metadata.route)
+    add(
+      'Route',
+      `${metadata.route.taken === 'direct' ? 'host to host (direct)' : 'through the runner (relay)'}: ${metadata.route.reason}; ${formatBytes(metadata.route.runnerBytes)} of container data through the runner`,
+    );
   add(
     'Bytes moved',
     checkpoint.transferredBytes === undefined ? undefined : formatBytes(checkpoint.transferredBytes),

@@ -70,6 +70,11 @@ export type JournalAction =
    * (put back on rollback, removed after the commit).
    */
   | { kind: 'namesake-aside'; containerId: string; name: string; aside: string }
+  /**
+   * The run's key for host-to-host streams, authorized on that host in `file` on the line
+   * ending with `tag`: removed whatever happens (rollback and roll-forward alike).
+   */
+  | { kind: 'authorized-key'; side: Side; file: string; tag: string }
   /** The moved volumes removed from the source after the commit (source-after: remove). */
   | { kind: 'source-volumes-removed'; names: string[] };
 

@@ -4,6 +4,7 @@ import { RESTORE_MARKER_FILE } from '../engine/docker/staged-pages.js';
 import { errorMessage } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { shellQuote } from '../host/shell.js';
+import { unauthorizeScript } from '../policy/direct-route.js';
 import { frozenCopyVerdict, planRecovery, type RecoveryPlan, type RecoveryStep } from '../policy/recovery.js';
 import { isRestoreConfigPath } from './host-records.js';
 import type { JournalRecord, RestoreCopiesKey, Side } from './journal.js';
@@ -170,6 +171,13 @@ export async function recover(
         const host = hostOf(step.side);
         const result = await host.run(`rm -rf -- ${shellQuote(step.paths)}`, { timeoutMs: 120_000 });
         if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `rm exited ${result.exitCode}`);
+        return undefined;
+      }
+      case 'remove-authorized-key': {
+        const result = await hostOf(step.side).run(unauthorizeScript(step.file, step.tag), {
+          timeoutMs: 60_000,
+        });
+        if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
         return undefined;
       }
       case 'remove-restore-copies': {
@@ -341,6 +349,8 @@ export async function recover(
         return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
       case 'remove-files':
         return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
+      case 'remove-authorized-key':
+        return `removing the run's key from ${step.file} on ${describeHost(hostOf(step.side))} (do it by hand: delete the line ending with ${step.tag})`;
       case 'remove-restore-copies':
         return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
       case 'remove-volume':

@@ -96,6 +96,7 @@ describe('getInputs defaults', () => {
       verifyTimeoutSeconds: 30,
       sourceAfter: 'stop',
       memory: 'eager',
+      route: 'auto',
       timeoutMinutes: 30,
       uploadArtifact: true,
       artifactName: 'criu-migration-web-20260304T050607891Z',

@@ -49,6 +49,7 @@ function settings(sourceAfter: SourceAfter): MigrateSettings {
     verifyShowLogs: false,
     sourceAfter,
     memory: 'eager',
+    route: 'auto',
     timeoutMinutes: 30,
     uploadArtifact: false,
     artifactName: 'criu-migrate',

@@ -44,6 +44,7 @@ function checkpointSettings(): CheckpointSettings {
     // Another host than the source: the store gets a connection of its own (the fake's target).
     store: { host: { kind: 'ssh', spec: { host: 'store.test', port: 22, user: 'root' } }, path: STORE },
     ssh: { knownHosts: '', insecureSkipHostKeyCheck: false },
+    route: 'auto',
     sudo: false,
     checkpointName: CHECKPOINT,
     timeoutMinutes: 30,

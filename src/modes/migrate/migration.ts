@@ -4,6 +4,7 @@ import { allSettledOrThrow, asMigrationError, MigrationError } from '../../error
 import { bindSignal } from '../../host/abortable.js';
 import { countCommands } from '../../host/counting.js';
 import type { Host } from '../../host/host.js';
+import { StreamRoutes } from '../../host/stream-routes.js';
 import {
   type CheckpointMeasure,
   type CheckpointResult,
@@ -12,6 +13,14 @@ import {
   prepareCheckpoint,
 } from '../../phases/checkpoint.js';
 import type { Logger, MigrationContext } from '../../phases/context.js';
+import {
+  closeRoute,
+  type OpenRoute,
+  openRoute,
+  planRoute,
+  type RoutePlan,
+  routeFacts,
+} from '../../phases/direct-route.js';
 import { finalize } from '../../phases/finalize.js';
 import {
   awaitLastPage,
@@ -141,7 +150,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     timer,
     clock,
     signal,
+    streams: new StreamRoutes(),
   };
+  let routePlan: RoutePlan | undefined;
+  let openedRoute: OpenRoute | undefined;
 
   let facts: { source?: HostFacts; target?: HostFacts } = {};
   let container: ContainerInspect | undefined;
@@ -179,8 +191,18 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const found = container;
     signal.throwIfAborted();
     if (settings.memory === 'lazy') await lazyGate(ctx, tunnelHosts, checked);
+    routePlan = await planRoute(source, settings, log);
+    signal.throwIfAborted();
 
     enter('stage');
+    const plannedRoute = routePlan;
+    openedRoute =
+      plannedRoute.choice.route === 'direct'
+        ? await log.group('Direct route: the source streams to the target itself', () =>
+            openRoute(ctx, plannedRoute),
+          )
+        : undefined;
+    if (ctx.streams && openedRoute) ctx.streams.direct = openedRoute;
     const codec = await negotiateCodec(ctx);
     const containerd = await probeContainerdTmp(ctx);
     const unpackDir = containerd.found ? containerd.dir : undefined;
@@ -292,6 +314,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     );
     deps.unit?.restored();
     follower = undefined;
+    // Nothing more moves host to host: the run's key goes before verification starts.
+    if (openedRoute) {
+      if (ctx.streams) ctx.streams.direct = undefined;
+      await closeRoute(ctx, openedRoute);
+    }
     downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
     // The restore phase goes on after the container runs (clean-up): the window ends at running.
     window.markAt('restore', restored.runningAt);
@@ -440,6 +467,10 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   );
   const transferredBytes =
     Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
+  const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
+  const routeFactsOf: MigrationMetadata['route'] = routePlan
+    ? routeFacts(settings.route, routePlan, openedRoute !== undefined, ctx.streams, lazyBytes)
+    : undefined;
   const metadata: MigrationMetadata = {
     schemaVersion: METADATA_SCHEMA_VERSION,
     run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
@@ -470,6 +501,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
     error: failure ? metadataError(failure) : undefined,
     leftovers: leftovers.length > 0 ? leftovers : undefined,
+    ...(routeFactsOf ? { route: routeFactsOf } : {}),
   };
   return { status, metadata, error: failure, leftovers };
 }

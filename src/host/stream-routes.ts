@@ -1,0 +1,73 @@
+import { type DirectRoute, streamDirect } from './direct.js';
+import type { Host } from './host.js';
+import { type StreamOptions, type StreamResult, streamBetween } from './relay.js';
+
+/** Which way one stream went, and how many of its bytes crossed the runner. */
+export interface StreamRecord {
+  label: string;
+  route: 'direct' | 'relay';
+  bytes: number;
+  runnerBytes: number;
+}
+
+/**
+ * Every stream of a run between two hosts goes through here: host to host when the run
+ * opened a direct route between exactly these two hosts, else through the runner. Each
+ * stream is recorded with the bytes the runner carried, for the report.
+ */
+export class StreamRoutes {
+  direct: DirectRoute | undefined;
+  readonly records: StreamRecord[] = [];
+
+  async stream(
+    from: Host,
+    produce: string | readonly string[],
+    to: Host,
+    consume: string | readonly string[],
+    options: StreamOptions,
+  ): Promise<StreamResult> {
+    const direct = this.direct;
+    if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
+      const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
+      this.records.push({
+        label: options.label,
+        route: 'direct',
+        bytes: result.bytes,
+        runnerBytes: result.runnerBytes,
+      });
+      return result;
+    }
+    const result = await streamBetween(from, produce, to, consume, options);
+    this.records.push({
+      label: options.label,
+      route: 'relay',
+      bytes: result.bytes,
+      runnerBytes: result.bytes,
+    });
+    return result;
+  }
+
+  /** Container bytes that passed the runner: every relayed stream, and whatever a direct one sent back. */
+  runnerBytes(): number {
+    return this.records.reduce((sum, record) => sum + record.runnerBytes, 0);
+  }
+}
+
+/** Hosts are wrapped per run (signal, sudo, reconnect): the same role and address are the same host. */
+function sameHost(a: Host, b: Host): boolean {
+  return a === b || (a.role === b.role && a.address === b.address);
+}
+
+/** A run without a router (older callers, tests) streams through the runner as before. */
+export function streamVia(
+  routes: StreamRoutes | undefined,
+  from: Host,
+  produce: string | readonly string[],
+  to: Host,
+  consume: string | readonly string[],
+  options: StreamOptions,
+): Promise<StreamResult> {
+  return routes
+    ? routes.stream(from, produce, to, consume, options)
+    : streamBetween(from, produce, to, consume, options);
+}

@@ -1,0 +1,289 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseKnownHosts } from '../../src/host/known-hosts.js';
+import {
+  authorizedKeyLine,
+  authorizeScript,
+  CHECK_ANSWER,
+  chooseRoute,
+  isStreamName,
+  parseReach,
+  parseRouteSource,
+  pinnedKnownHosts,
+  type RouteFacts,
+  receiveScript,
+  sshClientArgs,
+  unauthorizeScript,
+} from '../../src/policy/direct-route.js';
+import { planRecovery } from '../../src/policy/recovery.js';
+
+const run = promisify(execFile);
+const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIG0V2x4p1wC7cRkN1pDq0q8f1dM6QwW0z3v9G3h4c5e6';
+const sh = (script: string, env: Record<string, string> = {}) =>
+  run('sh', ['-c', script], { env: { ...process.env, ...env } });
+
+describe('parseReach: what the source saw of the target', () => {
+  it('a server that asks for a key was reached, its host key as pinned', () => {
+    expect(parseReach('root@127.0.0.3: Permission denied (publickey).\ncriu-migrate-reach 255\n')).toEqual({
+      reach: 'reachable',
+    });
+  });
+  it('a refused or timed-out connection is unreachable, with its words', () => {
+    expect(
+      parseReach('ssh: connect to host 10.0.0.9 port 22: Connection refused\ncriu-migrate-reach 255\n'),
+    ).toEqual({
+      reach: 'unreachable',
+      why: 'ssh: connect to host 10.0.0.9 port 22: Connection refused',
+    });
+    expect(parseReach('criu-migrate-reach 124\n')).toEqual({ reach: 'unreachable', why: 'ssh exited 124' });
+  });
+  it('another host key than pinned is its own verdict, even though the server was reached', () => {
+    const said = parseReach(
+      'No ED25519 host key is known for criu-migrate-target and you have requested strict checking.\nHost key verification failed.\ncriu-migrate-reach 255\n',
+    );
+    expect(said.reach).toBe('host-key-mismatch');
+  });
+  it('no ssh client on the source', () => {
+    expect(parseReach('no-client\n').reach).toBe('no-client');
+  });
+});
+
+describe('chooseRoute', () => {
+  const base: RouteFacts = {
+    setting: 'auto',
+    jumpHost: false,
+    localHost: false,
+    targetUser: 'root',
+    pinnedKeys: 1,
+    reach: { reach: 'reachable' },
+  };
+  it('auto and direct take the direct route when the source reaches the target', () => {
+    expect(chooseRoute(base).route).toBe('direct');
+    expect(chooseRoute({ ...base, setting: 'direct' }).route).toBe('direct');
+  });
+  it('relay never probes and never goes direct', () => {
+    expect(chooseRoute({ ...base, setting: 'relay' })).toEqual({
+      route: 'relay',
+      reason: 'route: relay',
+      refused: false,
+    });
+  });
+  it('unreachable: auto falls back, direct is refused, both with the reason', () => {
+    const reach = { reach: 'unreachable' as const, why: 'Connection refused' };
+    expect(chooseRoute({ ...base, reach })).toMatchObject({ route: 'relay', refused: false });
+    const refused = chooseRoute({ ...base, setting: 'direct', reach });
+    expect(refused).toMatchObject({ route: 'relay', refused: true });
+    expect(refused.reason).toContain('Connection refused');
+  });
+  it.each([
+    [{ jumpHost: true }, 'jump host'],
+    [{ targetUser: 'deploy' }, 'not root'],
+    [{ pinnedKeys: 0 }, 'pins no key'],
+    [{ localHost: true }, 'runner itself'],
+  ])('rules out %o before asking the source', (change, words) => {
+    const choice = chooseRoute({ ...base, ...change, reach: undefined });
+    expect(choice.route).toBe('relay');
+    expect(choice.reason).toContain(words);
+    expect(chooseRoute({ ...base, ...change, setting: 'direct', reach: undefined })).toMatchObject({
+      refused: true,
+    });
+  });
+  it('a changed host key is never taken', () => {
+    const choice = chooseRoute({
+      ...base,
+      reach: { reach: 'host-key-mismatch', why: 'Host key verification failed.' },
+    });
+    expect(choice).toMatchObject({ route: 'relay' });
+    expect(choice.reason).toContain('another host key');
+  });
+});
+
+describe('the run key and its line', () => {
+  it('restricts the key to the forced command, from the source address', () => {
+    expect(
+      authorizedKeyLine(
+        `ssh-ed25519 ${KEY} tag-on-source`,
+        '/var/lib/criu-migrate/direct/x/receive',
+        'criu-migrate-direct-abc',
+        '10.0.0.5',
+      ),
+    ).toBe(
+      `restrict,command="/bin/sh /var/lib/criu-migrate/direct/x/receive",from="10.0.0.5" ssh-ed25519 ${KEY} criu-migrate-direct-abc`,
+    );
+    expect(authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't')).not.toContain('from=');
+  });
+  it('refuses anything that could break out of its options', () => {
+    expect(() => authorizedKeyLine(`ssh-rsa ${KEY}`, '/r', 't')).toThrow();
+    expect(() => authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r" x', 't')).toThrow();
+    expect(() => authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't\nssh-ed25519 AAAA')).toThrow();
+    expect(() => authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't', '1.2.3.4",command="x')).toThrow();
+  });
+  it('pins only unrevoked keys of the target under the alias ssh is told', () => {
+    const text = `127.0.0.3 ssh-ed25519 ${KEY}\n@revoked 127.0.0.3 ssh-ed25519 ${KEY.replace('G0V', 'H0V')}\n`;
+    expect(pinnedKnownHosts(parseKnownHosts(text))).toBe(`criu-migrate-target ssh-ed25519 ${KEY}\n`);
+    const args = sshClientArgs({
+      user: 'root',
+      host: '10.0.0.3',
+      port: 2222,
+      keyFile: '/k',
+      knownHostsFile: '/kh',
+    });
+    expect(args).toEqual(
+      expect.arrayContaining([
+        'StrictHostKeyChecking=yes',
+        'HostKeyAlias=criu-migrate-target',
+        'UserKnownHostsFile=/kh',
+        '/k',
+      ]),
+    );
+    expect(args.slice(-5)).toEqual(['-p', '2222', '-l', 'root', '10.0.0.3']);
+  });
+  it('reads the source address ip route get prints', () => {
+    expect(parseRouteSource('10.0.0.3 via 10.0.0.1 dev eth0 src 10.0.0.5 uid 0')).toBe('10.0.0.5');
+    expect(parseRouteSource('local 127.0.0.3 dev lo src 127.0.0.1 uid 0')).toBe('127.0.0.1');
+    expect(parseRouteSource('')).toBeUndefined();
+  });
+  it('accepts only stream names the runner makes', () => {
+    expect(isStreamName('s12')).toBe(true);
+    expect(isStreamName('check')).toBe(true);
+    for (const bad of ['', 's', '../s1', 's1;rm', 'S1', 's1 ']) expect(isStreamName(bad)).toBe(false);
+  });
+});
+
+describe('authorized_keys edits, run for real with sh and flock', () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'direct-keys-'));
+    file = join(dir, 'authorized_keys');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('appends after a last line without newline, and removes exactly its own line', async () => {
+    const others = `ssh-ed25519 ${KEY} admin@laptop\n# a comment\ncommand="backup" ssh-ed25519 ${KEY} backup`;
+    writeFileSync(file, others, { mode: 0o600 });
+    const line = authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 'criu-migrate-direct-run1');
+    await sh(authorizeScript(file, line));
+    expect(readFileSync(file, 'utf8')).toBe(`${others}\n${line}\n`);
+    await sh(unauthorizeScript(file, 'criu-migrate-direct-run1'));
+    expect(readFileSync(file, 'utf8')).toBe(`${others}\n`);
+    // Twice is harmless; a missing file too.
+    await sh(unauthorizeScript(file, 'criu-migrate-direct-run1'));
+    await sh(unauthorizeScript(join(dir, 'none'), 'criu-migrate-direct-run1'));
+    expect(readFileSync(file, 'utf8')).toBe(`${others}\n`);
+  });
+
+  it("a tag that is a prefix of another run's tag removes only its own line", async () => {
+    writeFileSync(file, '', { mode: 0o600 });
+    await sh(
+      authorizeScript(file, authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 'criu-migrate-direct-run1')),
+    );
+    await sh(
+      authorizeScript(file, authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 'criu-migrate-direct-run10')),
+    );
+    await sh(unauthorizeScript(file, 'criu-migrate-direct-run1'));
+    expect(readFileSync(file, 'utf8')).toMatch(/^restrict,.* criu-migrate-direct-run10\n$/);
+  });
+
+  it('concurrent runs adding and removing their lines never lose one another', async () => {
+    writeFileSync(file, `ssh-ed25519 ${KEY} keep-me\n`, { mode: 0o600 });
+    const tags = Array.from({ length: 12 }, (_, i) => `criu-migrate-direct-c${i}`);
+    await Promise.all(
+      tags.map((tag) => sh(authorizeScript(file, authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', tag)))),
+    );
+    const gone = tags.filter((_, i) => i % 2 === 0);
+    await Promise.all([
+      ...gone.map((tag) => sh(unauthorizeScript(file, tag))),
+      sh(authorizeScript(file, authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 'criu-migrate-direct-late'))),
+    ]);
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    expect(lines[0]).toBe(`ssh-ed25519 ${KEY} keep-me`);
+    const kept = lines.slice(1).map((line) => line.split(' ').at(-1));
+    expect(kept.sort()).toEqual(
+      [...tags.filter((tag) => !gone.includes(tag)), 'criu-migrate-direct-late'].sort(),
+    );
+  });
+});
+
+describe('the forced command', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'direct-recv-'));
+    writeFileSync(join(dir, 'receive'), receiveScript(dir));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const receive = (name: string, input = '') =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('sh', [join(dir, 'receive')], {
+        env: { SSH_ORIGINAL_COMMAND: name, PATH: process.env.PATH },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+      // A refused name exits before reading: its closed stdin is part of the answer.
+      child.stdin.on('error', () => {});
+      child.stdin.end(input);
+    });
+
+  it('answers the check and refuses every other name but an existing stream fifo', async () => {
+    expect((await receive('check')).stdout.trim()).toBe(CHECK_ANSWER);
+    for (const bad of ['sh', '../../etc/passwd', 's1;id', 's1 x', '']) {
+      const result = await receive(bad);
+      expect(result.code, bad).toBe(2);
+    }
+    expect((await receive('s7')).stderr).toContain('no stream s7');
+  });
+
+  it('writes a stream into the fifo the runner made', async () => {
+    await sh(`mkfifo ${join(dir, 's3')}`);
+    const reader = sh(`cat ${join(dir, 's3')}`);
+    const result = await receive('s3', 'the bytes');
+    expect(result.code).toBe(0);
+    expect((await reader).stdout).toBe('the bytes');
+  });
+});
+
+describe('recovery removes the run key whichever way it goes', () => {
+  const key = {
+    kind: 'authorized-key' as const,
+    side: 'target' as const,
+    file: '/root/.ssh/authorized_keys',
+    tag: 't1',
+  };
+  it('on rollback', () => {
+    const plan = planRecovery({
+      sourceAfter: 'stop',
+      entries: [{ seq: 1, state: 'done', at: '', action: key }],
+    });
+    expect(plan.steps).toEqual([
+      { kind: 'remove-authorized-key', side: 'target', file: key.file, tag: 't1' },
+    ]);
+  });
+  it('on roll-forward', () => {
+    const plan = planRecovery({
+      sourceAfter: 'stop',
+      entries: [
+        { seq: 1, state: 'done', at: '', action: key },
+        { seq: 2, state: 'done', at: '', action: { kind: 'committed', targetContainerId: 'x' } },
+      ],
+    });
+    expect(plan.direction).toBe('roll-forward');
+    expect(plan.steps).toContainEqual({
+      kind: 'remove-authorized-key',
+      side: 'target',
+      file: key.file,
+      tag: 't1',
+    });
+  });
+});
