@@ -253,6 +253,19 @@ export class FakeMachine {
   }
 
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
+    // DockerCli.kill (killScript): each process of a paused container first, then docker kill.
+    [
+      /^if \[ "\$\(docker container inspect --format '\{\{\.State\.Paused\}\}' -- (\S+)\)" = true \]; then\n[\s\S]*out=\$\(docker kill --signal KILL /,
+      (m) => {
+        const ref = unquoteWord(m[1] ?? '');
+        const result = this.docker(
+          ['docker', 'kill', '--signal', 'KILL', ref],
+          `docker kill --signal KILL ${ref}`,
+        );
+        if (result.exitCode !== 0 && /not running/.test(result.stderr) && this.container(ref)) return ok();
+        return result;
+      },
+    ],
     // The lock and journal key: the container's name (guard.ts containerKey).
     [
       /^docker inspect --type container --format '\{\{\.Name\}\}' -- (\S+)$/,
