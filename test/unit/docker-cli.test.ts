@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -30,14 +30,14 @@ describe('killScript', () => {
    * Runs the script with a `docker` stand-in that lists `pids` for a paused container, and a
    * `kill` that notes each call before the real one: the log is the order of events.
    */
-  function runKill(paused: boolean, pids: number[]): { log: string[]; status: number | null } {
+  function runKill(paused: boolean | 'unknown', pids: number[]): { log: string[]; status: number | null } {
     const dir = mkdtempSync(join(tmpdir(), 'kill-script-'));
     const log = join(dir, 'log');
     writeFileSync(
       join(dir, 'docker'),
       `#!/bin/sh
 case "$1 $2" in
-"container inspect") echo ${paused}; exit 0 ;;
+"container inspect") ${paused === 'unknown' ? 'exit 1' : `echo ${paused}; exit 0`} ;;
 "top "*) echo top >>${log}; printf 'PID\\n${pids.join('\\n')}\\n'; exit 0 ;;
 "kill "*) echo "docker kill" >>${log}; exit 0 ;;
 esac
@@ -49,7 +49,7 @@ exit 1
     const result = spawnSync('sh', ['-c', noted], {
       env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
     });
-    const lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    const lines = existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
     rmSync(dir, { recursive: true, force: true });
     return { log: lines, status: result.status };
   }
@@ -75,5 +75,11 @@ exit 1
     const { log, status } = runKill(false, []);
     expect(status).toBe(0);
     expect(log).toEqual(['docker kill']);
+  });
+
+  it('kills nothing when the state cannot be read (a paused container would be thawed unsignalled)', () => {
+    const { log, status } = runKill('unknown', []);
+    expect(status).toBe(1);
+    expect(log).toEqual([]);
   });
 });

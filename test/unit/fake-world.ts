@@ -255,7 +255,7 @@ export class FakeMachine {
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
     // DockerCli.kill (killScript): each process of a paused container first, then docker kill.
     [
-      /^if \[ "\$\(docker container inspect --format '\{\{\.State\.Paused\}\}' -- (\S+)\)" = true \]; then\n[\s\S]*out=\$\(docker kill --signal KILL /,
+      /^paused=\$\(docker container inspect --format '\{\{\.State\.Paused\}\}' -- (\S+)\) \|\| exit 1\n[\s\S]*out=\$\(docker kill --signal KILL /,
       (m) => {
         const ref = unquoteWord(m[1] ?? '');
         const result = this.docker(

@@ -284,13 +284,15 @@ export function initFirst(top: string): string[] {
 /**
  * Shell text for DockerCli.kill. A paused container's processes (docker top: its cgroup, host
  * PIDs; none can fork or exit while frozen) each get SIGKILL first; one that cannot be signalled
- * and still exists stops the script before anything thaws it. Then `docker kill`, which waits for
+ * and still exists, or a state that cannot be read, stops the script before anything thaws it. Then `docker kill`, which waits for
  * the exit; "is not running" after that means the container died of the signals already sent.
  */
 export function killScript(id: string): string {
   const ref = shellQuote([id]);
   return [
-    `if [ "$(docker container inspect --format '{{.State.Paused}}' -- ${ref})" = true ]; then`,
+    // An unknown state must not reach docker kill: on a paused container it thaws what it did not signal.
+    `paused=$(docker container inspect --format '{{.State.Paused}}' -- ${ref}) || exit 1`,
+    'if [ "$paused" = true ]; then',
     `  pids=$(docker top ${ref} -o pid) || exit 1`,
     '  for p in $(printf "%s\\n" "$pids" | tail -n +2); do',
     `    kill -KILL "$p" 2>/dev/null || [ ! -e "/proc/$p" ] || { echo "cannot SIGKILL process $p of the paused container" >&2; exit 1; }`,
