@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(87402);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96436);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 87402:
+/***/ 96436:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -52524,6 +52524,8 @@ const ERROR_CODES = [
     // memory: lazy (post-copy): a host that cannot serve or take lazy pages; the page stream broke.
     'LAZY_PAGES_UNSUPPORTED',
     'LAZY_PAGES_BROKEN',
+    // route: direct, and the source cannot stream to the target itself.
+    'DIRECT_ROUTE_UNAVAILABLE',
     // The checkpoint store: a stored layer that disagrees with the dump; a name with several series.
     'CHECKPOINT_INCONSISTENT',
     'SERIES_AMBIGUOUS',
@@ -53451,6 +53453,240 @@ function memberAddresses(member) {
         .filter(Boolean);
 }
 
+;// CONCATENATED MODULE: ./src/policy/direct-route.ts
+
+/** How the container's bytes go from source to target: `auto` picks direct when the source reaches the target. */
+const ROUTES = ['auto', 'direct', 'relay'];
+/** The alias the pinned key is filed under in the run's known_hosts on the source. */
+const TARGET_ALIAS = 'criu-migrate-target';
+/** The stream name the forced command answers without touching anything: proves key, from= and command. */
+const CHECK_STREAM = 'check';
+const CHECK_ANSWER = 'criu-migrate-direct-ok';
+const PROBE_MARK = 'criu-migrate-reach';
+/**
+ * Reads the answer of the reachability probe (reachScript). The probe offers no key: a server
+ * that asks for one has been reached and has shown the pinned host key, which is all it proves.
+ */
+function parseReach(stdout) {
+    if (/^no-client$/m.test(stdout))
+        return { reach: 'no-client', why: 'no OpenSSH client (ssh) on the source' };
+    const rc = new RegExp(`^${PROBE_MARK} (\\d+)$`, 'm').exec(stdout)?.[1];
+    const said = stdout
+        .split('\n')
+        .filter((line) => line.trim() !== '' && !line.startsWith(PROBE_MARK))
+        .map((line) => line.trim());
+    const last = said.at(-1) ?? `ssh exited ${rc ?? '?'}`;
+    if (said.some((line) => /Host key verification failed|IDENTIFICATION HAS CHANGED/i.test(line)))
+        return { reach: 'host-key-mismatch', why: last };
+    if (rc === '0' || said.some((line) => /Permission denied/i.test(line)))
+        return { reach: 'reachable' };
+    return { reach: 'unreachable', why: last };
+}
+/** The run's known_hosts for the source: the target's pinned keys under one alias, revoked ones left out. */
+function pinnedKnownHosts(entries) {
+    return entries
+        .filter((entry) => !entry.revoked)
+        .map((entry) => `${TARGET_ALIAS} ${entry.keyType} ${entry.key.toString('base64')}\n`)
+        .join('');
+}
+/**
+ * OpenSSH on the source, told everything on its command line: no user or system
+ * configuration, no agent, no prompt, the target's key pinned (a changed key fails).
+ */
+function sshClientArgs(target, extra = []) {
+    return [
+        'ssh',
+        '-F',
+        '/dev/null',
+        '-T',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'StrictHostKeyChecking=yes',
+        '-o',
+        `UserKnownHostsFile=${target.knownHostsFile}`,
+        '-o',
+        'GlobalKnownHostsFile=/dev/null',
+        '-o',
+        `HostKeyAlias=${TARGET_ALIAS}`,
+        '-o',
+        'CheckHostIP=no',
+        '-o',
+        'UpdateHostKeys=no',
+        '-o',
+        'IdentityAgent=none',
+        '-o',
+        'ConnectTimeout=15',
+        // A dead peer ends the stream within a minute instead of hanging it.
+        '-o',
+        'ServerAliveInterval=10',
+        '-o',
+        'ServerAliveCountMax=6',
+        '-o',
+        'Compression=no',
+        // AES-GCM first: with AES-NI it moved 64 MiB in about half chacha20's time on the bed.
+        '-o',
+        'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
+        '-o',
+        'LogLevel=ERROR',
+        ...(target.keyFile
+            ? ['-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey', '-i', target.keyFile]
+            : []),
+        ...extra,
+        '-p',
+        String(target.port),
+        '-l',
+        target.user,
+        target.host,
+    ];
+}
+/**
+ * The probe run on the source before anything changes: its known_hosts lives in a temporary
+ * directory removed on exit; no key is offered (PreferredAuthentications=none).
+ */
+function reachScript(target, knownHosts) {
+    const ssh = shellQuote(sshClientArgs({ ...target, knownHostsFile: '__KH__' }, [
+        '-o',
+        'PreferredAuthentications=none',
+        '-o',
+        'ConnectTimeout=10',
+    ])).replace('__KH__', '"$d/kh"');
+    return [
+        'command -v ssh >/dev/null 2>&1 || { echo no-client; exit 0; }',
+        'd=$(mktemp -d) || exit 1',
+        `trap 'rm -rf "$d"' EXIT`,
+        `printf '%s' ${shellQuote([knownHosts])} >"$d/kh"`,
+        `timeout 30 ${ssh} true </dev/null 2>&1`,
+        `echo "${PROBE_MARK} $?"`,
+    ].join('\n');
+}
+/** Stream names the forced command accepts: "s" and a number, or the check. */
+function isStreamName(name) {
+    return name === CHECK_STREAM || /^s[0-9]{1,6}$/.test(name);
+}
+/**
+ * The forced command of the run's key on the target: it can only write into a fifo
+ * of this run's stream directory that the runner made (and a receiving command it
+ * started reads), or answer the check. Anything else the client asks for is refused.
+ */
+function receiveScript(streamsDir) {
+    const dir = shellQuote([streamsDir]);
+    return [
+        '#!/bin/sh',
+        "# criu-migrate: the receiving end of one run's host-to-host streams (forced command).",
+        'n=$SSH_ORIGINAL_COMMAND',
+        `case "$n" in ${CHECK_STREAM}) echo ${CHECK_ANSWER}; exit 0;; s[0-9]*) ;; *) echo "criu-migrate: refused: $n" >&2; exit 2;; esac`,
+        'case "$n" in *[!a-z0-9]*) echo "criu-migrate: refused" >&2; exit 2;; esac',
+        `f=${dir}/"$n"`,
+        '[ -p "$f" ] || { echo "criu-migrate: no stream $n" >&2; exit 2; }',
+        'exec cat >"$f"',
+    ].join('\n');
+}
+/**
+ * The run's line in authorized_keys: no forwarding, no pty (restrict), only the forced
+ * command, only from the source's address when known. The comment names the run, and
+ * removal matches exactly that comment.
+ */
+function authorizedKeyLine(publicKey, forcedCommand, tag, from) {
+    const key = publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
+    if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
+        throw new Error(`not an ed25519 public key: ${key.slice(0, 40)}`);
+    if (!/^[A-Za-z0-9._/-]+$/.test(forcedCommand))
+        throw new Error(`unsafe forced command path ${forcedCommand}`);
+    if (!/^[A-Za-z0-9._-]+$/.test(tag))
+        throw new Error(`unsafe tag ${tag}`);
+    if (from !== undefined && !/^[0-9a-fA-F.:]+$/.test(from))
+        throw new Error(`unsafe from address ${from}`);
+    const options = ['restrict', `command="/bin/sh ${forcedCommand}"`, ...(from ? [`from="${from}"`] : [])];
+    return `${options.join(',')} ${key} ${tag}`;
+}
+/**
+ * Appends the run's line under a lock on the directory (the file is replaced on removal, so
+ * its own inode cannot be the lock): concurrent runs never lose each other's lines, and a
+ * file without a final newline gets one first so no line is glued to ours.
+ */
+function authorizeScript(file, line) {
+    const q = shellQuote([file]);
+    return [
+        'umask 077',
+        `f=${q}`,
+        'dir=$(dirname "$f")',
+        '[ -d "$dir" ] || mkdir -p "$dir" || exit 1',
+        'exec 9<"$dir" || exit 1',
+        'flock -w 30 9 || { echo "authorized_keys: lock not taken in 30 s" >&2; exit 3; }',
+        'if [ -s "$f" ] && [ -n "$(tail -c1 "$f")" ]; then printf \'\\n\' >>"$f" || exit 1; fi',
+        `printf '%s\\n' ${shellQuote([line])} >>"$f"`,
+    ].join('\n');
+}
+/**
+ * Removes exactly the lines carrying the run's tag, under the same lock: a copy keeping the
+ * file's owner and mode, filtered, then renamed over it (readers see the old or the new file,
+ * never a half one). Nothing there: nothing done.
+ */
+function unauthorizeScript(file, tag) {
+    return [
+        `f=${shellQuote([file])}`,
+        `tag=${shellQuote([tag])}`,
+        '[ -e "$f" ] || exit 0',
+        'exec 9<"$(dirname "$f")" || exit 1',
+        'flock -w 30 9 || { echo "authorized_keys: lock not taken in 30 s" >&2; exit 3; }',
+        // The tag is the line's last field: whole-field match, so run1 never takes run10's line.
+        'awk -v t="$tag" \'$NF == t { f = 1 } END { exit !f }\' "$f" || exit 0',
+        't="$f.criu-migrate.$$"',
+        'cp -p "$f" "$t" || exit 1',
+        'awk -v t="$tag" \'$NF != t\' "$f" >"$t" || { rm -f "$t"; exit 1; }',
+        'mv -f "$t" "$f" || { rm -f "$t"; exit 1; }',
+    ].join('\n');
+}
+/** Where sshd reads the login's authorized keys (sshd -T), else the default. */
+function authorizedKeysFileScript(user) {
+    return [
+        `p=$(sshd -T -C user=${shellQuote([user])},host=localhost,addr=127.0.0.1 2>/dev/null | awk '$1=="authorizedkeysfile"{print $2; exit}')`,
+        '[ -n "$p" ] || p=.ssh/authorized_keys',
+        'case "$p" in /*) ;; *) p="$HOME/$p";; esac',
+        'printf \'%s\\n\' "$p" | sed -e "s|%h|$HOME|g" -e "s|%u|$(id -un)|g" -e "s|%%|%|g"',
+    ].join('\n');
+}
+/** The source's own address towards the target, for from=: `ip route get` says which it uses. */
+function parseRouteSource(stdout) {
+    const src = /\bsrc\s+([0-9a-fA-F.:]+)/.exec(stdout)?.[1];
+    return src && /^[0-9a-fA-F.:]+$/.test(src) ? src : undefined;
+}
+function isIpLiteral(host) {
+    return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || (host.includes(':') && /^[0-9a-fA-F:.]+$/.test(host));
+}
+/** Why the direct route cannot be taken before the probe, or undefined when only the probe can tell. */
+function directRuledOut(facts) {
+    if (facts.localHost)
+        return 'a host is the runner itself';
+    if (facts.jumpHost)
+        return 'the runner reaches the target through a jump host, and the source has no key for it: streams go through the runner';
+    if (facts.targetUser !== 'root')
+        return `the target's login is ${facts.targetUser}, not root: the run's key would write root's files as that user (direct needs a root login on the target)`;
+    if (facts.pinnedKeys === 0)
+        return "known-hosts pins no key for the target, so the source could not check the target's identity";
+    return undefined;
+}
+/** auto: direct when possible, else relay; direct: refused when not possible; relay: always relay. */
+function chooseRoute(facts) {
+    if (facts.setting === 'relay')
+        return { route: 'relay', reason: 'route: relay', refused: false };
+    const ruledOut = directRuledOut(facts);
+    const why = ruledOut ??
+        (facts.reach === undefined
+            ? 'the source was not asked'
+            : facts.reach.reach === 'reachable'
+                ? undefined
+                : facts.reach.reach === 'host-key-mismatch'
+                    ? `the source saw another host key for the target than known-hosts pins (${facts.reach.why})`
+                    : facts.reach.reach === 'no-client'
+                        ? facts.reach.why
+                        : `the source cannot reach the target's SSH server (${facts.reach.why})`);
+    if (why === undefined)
+        return { route: 'direct', reason: "the source reaches the target's SSH server" };
+    return { route: 'relay', reason: why, refused: facts.setting === 'direct' };
+}
+
 ;// CONCATENATED MODULE: ./src/settings.ts
 
 const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list'];
@@ -54149,6 +54385,7 @@ function describeSeries(series) {
 
 
 
+
 /** Every input action.yml declares; each is read exactly once. */
 const INPUT_NAMES = [
     'mode',
@@ -54174,6 +54411,7 @@ const INPUT_NAMES = [
     'kernel-policy',
     'compression',
     'memory',
+    'route',
     'strict',
     'store-host',
     'store-path',
@@ -54335,6 +54573,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 target: need(target),
                 sourceAfter,
                 memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+                route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
                 ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
             };
         case 'preflight':
@@ -54343,6 +54582,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 ...common,
                 target: need(target),
                 memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
+                route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
                 ...(selection ? { selection } : {}),
             };
         case 'checkpoint':
@@ -54357,6 +54597,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 retention: parseCount('retention', text('retention'), DEFAULT_RETENTION),
                 leaveRunning: parseBoolean('leave-running', text('leave-running'), true),
                 ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
+                route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
             };
         case 'restore': {
             const settings = {
@@ -55762,13 +56003,15 @@ function pipelineStatus(count) {
 const PERL_TEE = [
     'open(my $f, ">", shift) or die "fifo: $!";',
     'fcntl($_, 1031, 1048576) for \\*STDIN, \\*STDOUT, $f;',
-    'my $buf;',
+    'my $buf; my $t = 0;',
     'while (1) {',
     ' my $n = sysread(STDIN, $buf, 1048576); defined $n or die "read: $!"; last unless $n;',
     ' for my $h (\\*STDOUT, $f) { my $o = 0; while ($o < $n) {',
     '  my $w = syswrite($h, $buf, $n - $o, $o); defined $w or die "write: $!"; $o += $w } }',
+    ' $t += $n;',
     '}',
     'close($f) or die "fifo: $!";',
+    'print STDERR "criu-migrate-bytes $t\\n";',
 ].join(' ');
 const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}' "$1"; else tee "$1"; fi; }`;
 /**
@@ -55793,10 +56036,16 @@ function hashedScript(body, stageCount) {
         'exit "$rc"',
     ].join('\n');
 }
-/** The sending side: the host prints the sha256 of what it wrote. */
-function hashedProducer(stages) {
+/**
+ * The sending side: the host prints the sha256 of what it wrote. With a sink (the direct
+ * route's ssh client), what was hashed goes into it instead of the host's stdout, and the
+ * sink's status counts like a stage's.
+ */
+function hashedProducer(stages, sink) {
     const list = typeof stages === 'string' ? [stages] : stages;
-    return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
+    if (sink === undefined)
+        return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
+    return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f" | { (${sink}); echo $? >>"$d/rc"; }`, list.length + 1);
 }
 /** The receiving side: hashes what arrived before handing it to the stages. */
 function hashedConsumer(stages) {
@@ -55806,9 +56055,20 @@ function hashedConsumer(stages) {
 function parseNotes(stderr) {
     return [...stderr.matchAll(new RegExp(`^${NOTE_MARK} (.*)$`, 'gm'))].map((match) => match[1] ?? '');
 }
+const BYTES_MARK = 'criu-migrate-bytes';
+/** The bytes the host's hashing copy moved (perl's copy says; GNU tee does not). */
+function parseHostBytes(stderr) {
+    const match = new RegExp(`^${BYTES_MARK} (\\d+)$`, 'm').exec(stderr);
+    return match ? Number(match[1]) : undefined;
+}
 function parseHostSum(stderr) {
     const match = new RegExp(`^${SUM_MARK} ([0-9a-f]{64})$`, 'm').exec(stderr);
     return match?.[1];
+}
+/** A host's stderr without the lines the stream scripts print for the runner. */
+function hostDetail(stderr) {
+    return (tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}|${BYTES_MARK}) .*$`, 'gm'), '')) ||
+        undefined);
 }
 /** How long a stream may still be finishing after its receiving command has exited. */
 const RECEIVER_GONE_GRACE_MS = 2_000;
@@ -55947,7 +56207,7 @@ async function streamBetween(from, produce, to, consume, options) {
         throw new MigrationError(code, `${options.label}: ${message}`, {
             step: options.step,
             host: describeHost(host),
-            detail: tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}) .*$`, 'gm'), '')) || undefined,
+            detail: hostDetail(stderr),
         });
     };
     if (stalled) {
@@ -55985,6 +56245,166 @@ async function streamBetween(from, produce, to, consume, options) {
         ms: Math.round(ms),
         notes: [...parseNotes(producerErr()), ...parseNotes(consumerErr())],
     };
+}
+
+;// CONCATENATED MODULE: ./src/host/direct.ts
+
+
+
+
+let streamCount = 0;
+function direct_collect(process, counter) {
+    let text = '';
+    process.stderr.on('data', (chunk) => {
+        counter.bytes += chunk.length;
+        if (text.length < 1_000_000)
+            text += chunk.toString();
+    });
+    return () => text;
+}
+/**
+ * Streams `produce` on the source into `consume` on the target through the source's own
+ * OpenSSH client: the source hashes and sends, the runner-started receiving command on
+ * the target reads a fifo the forced command fills, hashes and consumes. The runner sees
+ * both hosts' sha256 on its own channels and compares them; the container's bytes never
+ * pass it.
+ */
+async function streamDirect(route, produce, consume, options) {
+    const clock = options.clock ?? (() => performance.now());
+    const code = options.code ?? 'TRANSFER_FAILED';
+    const started = clock();
+    const name = `s${++streamCount}`;
+    const fifo = `${route.streamsDir}/${name}`;
+    const q = shellQuote([fifo]);
+    const made = await route.to.run(`rm -f ${q}; mkfifo -m 600 ${q}`, { timeoutMs: 30_000 });
+    if (made.exitCode !== 0) {
+        throw new MigrationError(code, `${options.label}: could not make the stream's fifo on the target`, {
+            step: options.step,
+            host: describeHost(route.to),
+            detail: made.stderr.trim() || undefined,
+        });
+    }
+    const runner = { bytes: 0 };
+    // Blocks in the open until the forced command opens the fifo to write.
+    const consumer = await route.to.spawn(`exec <${q} || exit 1\n${hashedConsumer(consume)}`);
+    let producer;
+    try {
+        producer = await route.from.spawn(hashedProducer(produce, `${route.sshCommand} ${name}`));
+    }
+    catch (error) {
+        consumer.kill();
+        throw error;
+    }
+    consumer.stdin.end();
+    for (const process of [consumer, producer]) {
+        process.stdout.on('data', (chunk) => {
+            runner.bytes += chunk.length;
+        });
+    }
+    const consumerErr = direct_collect(consumer, runner);
+    const producerErr = direct_collect(producer, runner);
+    const progress = setInterval(() => options.log.info(`${options.label}: host to host, ${((clock() - started) / 1000).toFixed(0)} s`), (options.progressSeconds ?? 10) * 1000);
+    // Either end failing dooms the other: a receiver never opened blocks for ever, a sender
+    // whose receiver died writes into nothing.
+    const watch = (process, other) => process.exit.then((exit) => {
+        if (exit.exitCode !== 0)
+            other.kill();
+        return exit;
+    });
+    let producerExit;
+    let consumerExit;
+    try {
+        [producerExit, consumerExit] = await Promise.all([watch(producer, consumer), watch(consumer, producer)]);
+    }
+    finally {
+        clearInterval(progress);
+        await route.to.run(`rm -f ${q}`, { timeoutMs: 30_000 }).catch(() => undefined);
+    }
+    const ms = clock() - started;
+    const fail = (host, message, stderr) => {
+        throw new MigrationError(code, `${options.label} (host to host): ${message}`, {
+            step: options.step,
+            host: describeHost(host),
+            detail: hostDetail(stderr),
+        });
+    };
+    if (producerExit.exitCode !== 0 && consumerExit.exitCode !== 0 && consumerErr().trim() === '') {
+        // The receiver was only stopped by us: the sender's (or ssh's) words say why.
+        fail(route.from, `the sending side failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
+    }
+    if (consumerExit.exitCode !== 0)
+        fail(route.to, `the receiving command failed (exit ${consumerExit.exitCode ?? consumerExit.signal})`, consumerErr());
+    if (producerExit.exitCode !== 0)
+        fail(route.from, `the sending side failed (exit ${producerExit.exitCode ?? producerExit.signal})`, producerErr());
+    const sourceSum = parseHostSum(producerErr());
+    const targetSum = parseHostSum(consumerErr());
+    const bytes = parseHostBytes(producerErr()) ?? parseHostBytes(consumerErr()) ?? 0;
+    if (sourceSum === undefined || sourceSum !== targetSum) {
+        throw new MigrationError('CHECKSUM_MISMATCH', `${options.label}: checksums differ after ${formatBytes(bytes)}`, {
+            step: options.step,
+            host: describeHost(route.to),
+            detail: `sent by ${describeHost(route.from)}: ${sourceSum ?? 'none'}\nreceived by ${describeHost(route.to)}: ${targetSum ?? 'none'}\nhost to host`,
+            remedy: "run the migration again; if it repeats, check the hosts' disks and memory",
+        });
+    }
+    const seconds = Math.max(ms, 1) / 1000;
+    options.log.info(`${options.label}: ${formatBytes(bytes)} host to host in ${seconds.toFixed(2)} s (${formatBytes(bytes / seconds)}/s), sha256 ${sourceSum.slice(0, 16)}… the same on both hosts`);
+    return {
+        label: options.label,
+        bytes,
+        sha256: sourceSum,
+        ms: Math.round(ms),
+        notes: [...parseNotes(producerErr()), ...parseNotes(consumerErr())],
+        runnerBytes: runner.bytes,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/host/stream-routes.ts
+
+
+/**
+ * Every stream of a run between two hosts goes through here: host to host when the run
+ * opened a direct route between exactly these two hosts, else through the runner. Each
+ * stream is recorded with the bytes the runner carried, for the report.
+ */
+class StreamRoutes {
+    direct;
+    records = [];
+    async stream(from, produce, to, consume, options) {
+        const direct = this.direct;
+        if (direct && stream_routes_sameHost(direct.from, from) && stream_routes_sameHost(direct.to, to)) {
+            const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
+            this.records.push({
+                label: options.label,
+                route: 'direct',
+                bytes: result.bytes,
+                runnerBytes: result.runnerBytes,
+            });
+            return result;
+        }
+        const result = await streamBetween(from, produce, to, consume, options);
+        this.records.push({
+            label: options.label,
+            route: 'relay',
+            bytes: result.bytes,
+            runnerBytes: result.bytes,
+        });
+        return result;
+    }
+    /** Container bytes that passed the runner: every relayed stream, and whatever a direct one sent back. */
+    runnerBytes() {
+        return this.records.reduce((sum, record) => sum + record.runnerBytes, 0);
+    }
+}
+/** Hosts are wrapped per run (signal, sudo, reconnect): the same role and address are the same host. */
+function stream_routes_sameHost(a, b) {
+    return a === b || (a.role === b.role && a.address === b.address);
+}
+/** A run without a router (older callers, tests) streams through the runner as before. */
+function streamVia(routes, from, produce, to, consume, options) {
+    return routes
+        ? routes.stream(from, produce, to, consume, options)
+        : streamBetween(from, produce, to, consume, options);
 }
 
 ;// CONCATENATED MODULE: ./src/criu/stats.ts
@@ -57540,6 +57960,338 @@ async function criuLogErrors(host, logPath) {
     return result.stdout.trim();
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(77598);
+;// CONCATENATED MODULE: ./src/host/known-hosts.ts
+
+/**
+ * Parses known_hosts text. Lines that cannot be used (comments, unknown
+ * markers, @cert-authority, bad base64, a key blob that does not carry its
+ * declared type) are skipped: a skipped line can only make a host unknown,
+ * never trusted.
+ */
+function known_hosts_parseKnownHosts(text) {
+    const entries = [];
+    const lines = text.split(/\r?\n/);
+    for (const [index, raw] of lines.entries()) {
+        const entry = parseLine(raw, index + 1);
+        if (entry)
+            entries.push(entry);
+    }
+    return entries;
+}
+function parseLine(raw, line) {
+    const text = raw.trim();
+    if (text === '' || text.startsWith('#'))
+        return undefined;
+    const fields = text.split(/\s+/);
+    let revoked = false;
+    if (fields[0]?.startsWith('@')) {
+        const marker = fields.shift();
+        // Certificate authorities are not supported, so their lines vouch for nothing.
+        if (marker !== '@revoked')
+            return undefined;
+        revoked = true;
+    }
+    const [hostField, keyType, keyText] = fields;
+    if (hostField === undefined || keyType === undefined || keyText === undefined)
+        return undefined;
+    const patterns = parsePatterns(hostField);
+    if (patterns === undefined)
+        return undefined;
+    const key = decodeKey(keyText, keyType);
+    if (key === undefined)
+        return undefined;
+    return { line, revoked, patterns, keyType, key };
+}
+function parsePatterns(field) {
+    const patterns = [];
+    for (const part of field.split(',')) {
+        if (part === '')
+            continue;
+        if (part.startsWith('|')) {
+            const hashed = parseHashed(part);
+            if (hashed === undefined)
+                return undefined;
+            patterns.push(hashed);
+        }
+        else if (part.startsWith('!')) {
+            const pattern = part.slice(1);
+            if (pattern === '')
+                return undefined;
+            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
+        }
+        else {
+            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
+        }
+    }
+    return patterns.length > 0 ? patterns : undefined;
+}
+function parseHashed(part) {
+    const pieces = part.split('|');
+    // "|1|salt|hash" splits into ["", "1", salt, hash].
+    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
+        return undefined;
+    const salt = decodeBase64(pieces[2] ?? '');
+    const hash = decodeBase64(pieces[3] ?? '');
+    if (salt === undefined || hash === undefined || hash.length !== 20)
+        return undefined;
+    return { kind: 'hashed', salt, hash };
+}
+function decodeBase64(text) {
+    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
+        return undefined;
+    const bytes = Buffer.from(text, 'base64');
+    return bytes.length > 0 ? bytes : undefined;
+}
+function decodeKey(text, keyType) {
+    const blob = decodeBase64(text);
+    // The blob starts with its own type name; a disagreement means a corrupt line.
+    if (blob === undefined || keyTypeOf(blob) !== keyType)
+        return undefined;
+    return blob;
+}
+/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
+function knownHostsName(host, port) {
+    const name = host.toLowerCase();
+    return port === 22 ? name : `[${name}]:${port}`;
+}
+function globMatches(pattern, name) {
+    let source = '';
+    for (const char of pattern) {
+        if (char === '*')
+            source += '.*';
+        else if (char === '?')
+            source += '.';
+        else
+            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+    }
+    return new RegExp(`^${source}$`, 'su').test(name);
+}
+function hashedMatches(salt, hash, name) {
+    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
+    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
+}
+/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
+function entryMatchesHost(entry, host, port) {
+    const name = knownHostsName(host, port);
+    let matched = false;
+    for (const pattern of entry.patterns) {
+        if (pattern.kind === 'hashed') {
+            if (hashedMatches(pattern.salt, pattern.hash, name))
+                matched = true;
+        }
+        else if (globMatches(pattern.pattern, name)) {
+            if (pattern.negated)
+                return false;
+            matched = true;
+        }
+    }
+    return matched;
+}
+/** The keys known_hosts allows and revokes for one host and port. */
+function matchHostKeys(entries, host, port) {
+    const allowed = [];
+    const revoked = [];
+    for (const entry of entries) {
+        if (!entryMatchesHost(entry, host, port))
+            continue;
+        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
+        (entry.revoked ? revoked : allowed).push(known);
+    }
+    return { allowed, revoked };
+}
+/** Decides whether the key a server presented may be trusted for host and port. */
+function checkHostKey(entries, host, port, presentedKey) {
+    const { allowed, revoked } = matchHostKeys(entries, host, port);
+    // A revoked key stays refused even when another line also lists it as allowed.
+    if (revoked.some((known) => known.key.equals(presentedKey)))
+        return { ok: false, reason: 'revoked' };
+    if (allowed.some((known) => known.key.equals(presentedKey)))
+        return { ok: true };
+    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
+}
+/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
+function keyTypeOf(blob) {
+    if (blob.length < 4)
+        return undefined;
+    const length = blob.readUInt32BE(0);
+    if (4 + length > blob.length)
+        return undefined;
+    return blob.subarray(4, 4 + length).toString('latin1');
+}
+/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
+function fingerprint(blob) {
+    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+;// CONCATENATED MODULE: ./src/phases/direct-route.ts
+
+
+
+
+
+
+const DIRECT_REMEDY = "let the source reach the target's SSH server (same address and port as the action uses, key pinned in known-hosts, a root login on the target, no jump host), or set route: auto (falls back to the runner) or route: relay";
+/**
+ * Preflight, read-only: whether the source reaches the target's SSH server, showing the host
+ * key known-hosts pins (the probe offers no key and leaves no file). Logged either way;
+ * `route: direct` that cannot be taken is refused here, before anything is touched.
+ */
+async function planRoute(source, settings, log) {
+    const spec = settings.target.kind === 'ssh' ? settings.target.spec : undefined;
+    const pinned = spec
+        ? known_hosts_parseKnownHosts(settings.ssh.knownHosts).filter((entry) => entryMatchesHost(entry, spec.host, spec.port))
+        : [];
+    const knownHosts = pinnedKnownHosts(pinned);
+    const facts = {
+        setting: settings.route,
+        jumpHost: settings.ssh.jumpHost !== undefined,
+        localHost: settings.source.kind === 'local' || spec === undefined,
+        targetUser: spec?.user ?? 'root',
+        pinnedKeys: knownHosts === '' ? 0 : knownHosts.split('\n').length - 1,
+    };
+    let reach;
+    if (settings.route !== 'relay' && spec && directRuledOut(facts) === undefined) {
+        const answer = await source.run(reachScript(spec, knownHosts), { timeoutMs: 60_000 });
+        reach = parseReach(answer.stdout);
+        log.info(`direct route: the source ${reach.reach === 'reachable' ? 'reaches' : 'does not reach'} the target's SSH server ${spec.host}:${spec.port}${reach.reach === 'reachable' ? ' (host key as pinned)' : ` (${reach.why})`}`);
+    }
+    const choice = chooseRoute({ ...facts, ...(reach ? { reach } : {}) });
+    if (choice.route === 'relay' && choice.refused) {
+        throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct refused: ${choice.reason}`, {
+            step: 'preflight',
+            host: describeHost(source),
+            remedy: DIRECT_REMEDY,
+        });
+    }
+    const said = `route: ${choice.route === 'direct' ? 'host to host (direct)' : 'through the runner (relay)'}: ${choice.reason}`;
+    if (choice.route === 'relay' && settings.route === 'auto')
+        log.warning(said);
+    else
+        log.info(said);
+    return { choice, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
+}
+/** The run's files for the direct route on either host (the key on the source, the receiver on the target). */
+function directDir(checkpointName) {
+    return `${STATE_ROOT}/direct/${checkpointName}`;
+}
+/**
+ * Opens the direct route before anything big moves: a key pair made on the source for this
+ * run (private half 0600 in the run's work directory there), its public half authorized on
+ * the target for this run's forced command only, from the source's address when known;
+ * then one check through it. Everything is journalled first, so a failed, cancelled or
+ * killed run removes it. Under auto, a check that fails closes it again and the run relays.
+ */
+async function openRoute(ctx, plan) {
+    const target = plan.target;
+    if (plan.choice.route !== 'direct' || !target)
+        return undefined;
+    // Not in the run's work directory: the checkpoint phase empties that one on the source.
+    const keyDir = directDir(ctx.settings.checkpointName);
+    const targetDir = keyDir;
+    const streamsDir = `${targetDir}/streams`;
+    const tag = `criu-migrate-direct-${ctx.journal.record.owner.token.replace(/[^A-Za-z0-9._-]/g, '')}`;
+    const keyFile = `${keyDir}/id_ed25519`;
+    const knownHostsFile = `${keyDir}/known_hosts`;
+    const sshCommand = shellQuote(sshClientArgs({ ...target, keyFile, knownHostsFile }));
+    await ctx.journal.intend({ kind: 'files', side: 'source', paths: [keyDir] }, 'source');
+    const made = await runChecked(ctx.source, [
+        `${PRIVATE} rm -rf ${shellQuote([keyDir])} && mkdir -p ${shellQuote([keyDir])} || exit 1`,
+        `ssh-keygen -q -t ed25519 -N '' -C ${shellQuote([tag])} -f ${shellQuote([keyFile])} </dev/null >/dev/null || exit 1`,
+        `printf '%s' ${shellQuote([plan.knownHosts])} >${shellQuote([knownHostsFile])} || exit 1`,
+        `chmod 600 ${shellQuote([keyFile, knownHostsFile])} || exit 1`,
+        `cat ${shellQuote([`${keyFile}.pub`])}`,
+        isIpLiteral(target.host)
+            ? `ip route get ${shellQuote([target.host])} 2>/dev/null | head -1; true`
+            : 'true',
+    ].join('\n'), {
+        step: 'stage',
+        what: "making the run's key for the direct route on the source",
+        code: 'DIRECT_ROUTE_UNAVAILABLE',
+    });
+    const [publicKey = '', routeLine = ''] = made.stdout.split('\n');
+    const from = parseRouteSource(routeLine);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetDir] }, 'target');
+    const receiver = `${targetDir}/receive`;
+    await runChecked(ctx.target, [
+        `${PRIVATE} rm -rf ${shellQuote([targetDir])} && mkdir -p ${shellQuote([streamsDir])} || exit 1`,
+        `printf '%s\\n' ${shellQuote([receiveScript(streamsDir)])} >${shellQuote([receiver])}`,
+    ].join('\n'), { step: 'stage', what: 'writing the receiving command on the target', code: 'DIRECT_ROUTE_UNAVAILABLE' });
+    const keysFile = (await runChecked(ctx.target, authorizedKeysFileScript(target.user), {
+        step: 'stage',
+        what: "finding the target's authorized_keys",
+        code: 'DIRECT_ROUTE_UNAVAILABLE',
+    })).stdout.trim();
+    const line = authorizedKeyLine(publicKey, receiver, tag, from);
+    await ctx.journal.around({ kind: 'authorized-key', side: 'target', file: keysFile, tag }, 'target', () => runChecked(ctx.target, authorizeScript(keysFile, line), {
+        step: 'stage',
+        what: "authorizing the run's key on the target",
+        code: 'DIRECT_ROUTE_UNAVAILABLE',
+    }));
+    const route = {
+        from: ctx.source,
+        to: ctx.target,
+        streamsDir,
+        sshCommand,
+        keyDir,
+        targetDir,
+        authorizedKeys: keysFile,
+        tag,
+    };
+    ctx.log.info(`direct route: a key for this run only, authorized in ${keysFile} on the target for its receiving command${from ? ` from ${from}` : ' (source address unknown: no from=)'}`);
+    const check = await ctx.source.run(`${sshCommand} ${CHECK_STREAM} </dev/null`, { timeoutMs: 60_000 });
+    if (check.exitCode === 0 && check.stdout.includes(CHECK_ANSWER))
+        return route;
+    const why = check.stderr.trim().split('\n').at(-1) || `ssh exited ${check.exitCode}`;
+    if (ctx.settings.route === 'direct') {
+        throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct: the run's key did not open the target (${why})`, {
+            step: 'stage',
+            host: describeHost(ctx.source),
+            remedy: DIRECT_REMEDY,
+        });
+    }
+    ctx.log.warning(`direct route: the check through the run's key failed (${why}); streams go through the runner`);
+    await closeRoute(ctx, route);
+    return undefined;
+}
+/**
+ * Removes the run's key from both hosts as soon as the streams are over. The journal keeps
+ * its entries: recovery removes them again if this did not finish (harmless when done).
+ */
+async function closeRoute(ctx, route) {
+    const results = await Promise.allSettled([
+        ctx.target.run(`${unauthorizeScript(route.authorizedKeys, route.tag)} || exit 1\nrm -rf -- ${shellQuote([route.targetDir])}`, { timeoutMs: 60_000 }),
+        ctx.source.run(`rm -rf -- ${shellQuote([route.keyDir])}`, { timeoutMs: 60_000 }),
+    ]);
+    const failed = results.flatMap((result, index) => {
+        const where = index === 0 ? 'target' : 'source';
+        if (result.status === 'rejected')
+            return [`${where}: ${errorMessage(result.reason)}`];
+        return result.value.exitCode === 0
+            ? []
+            : [`${where}: ${result.value.stderr.trim() || `exit ${result.value.exitCode}`}`];
+    });
+    if (failed.length > 0)
+        ctx.log.warning(`direct route: the run's key is not yet removed (${failed.join('; ')}); the journal removes it at the end of the run`);
+    else
+        ctx.log.info("direct route: the run's key removed from both hosts");
+}
+/** The report's account of the route: what was asked, what was taken and why, each stream, the runner's bytes. */
+function routeFacts(requested, plan, opened, streams, otherRunnerBytes = 0) {
+    const reach = plan.reach;
+    return {
+        requested,
+        taken: opened ? 'direct' : 'relay',
+        reason: plan.choice.route === 'direct' && !opened
+            ? "the check through the run's key failed"
+            : plan.choice.reason,
+        ...(reach ? { reach: reach.reach === 'reachable' ? 'reachable' : `${reach.reach}: ${reach.why}` } : {}),
+        streams: (streams?.records ?? []).map((record) => ({ ...record })),
+        runnerBytes: (streams?.runnerBytes() ?? 0) + otherRunnerBytes,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/engine/docker/staged-pages.ts
 
 
@@ -57664,6 +58416,7 @@ function describeRestorePath(path) {
 
 
 
+
 // GNU tar: keep overlay whiteouts (device nodes) and opaque-directory xattrs.
 const LAYER_TAR = [
     '--numeric-owner',
@@ -57742,12 +58495,12 @@ async function moveState(ctx, container, dumped, staged, plan) {
     const images = withCodec(pagesCodec.codec, shellQuote(['tar', '-C', dumped.imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume);
     const layer = withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']));
     const [checkpoint, writableLayer] = await allSettledOrThrow([
-        streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+        streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
             label: 'checkpoint',
             step: 'transfer',
             log: ctx.log,
         }),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+        streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
             label: 'writable layer',
             step: 'transfer',
             log: ctx.log,
@@ -58251,7 +59004,7 @@ async function prepareSnapshots(ctx) {
 async function passVolume(ctx, name, mountpoint, to, consume, codec, pass) {
     const snapshot = snapshotFile(ctx.settings.checkpointName, name);
     const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
-    const result = await streamBetween(ctx.source, stages.produce, to, stages.consume, {
+    const result = await streamVia(ctx.streams, ctx.source, stages.produce, to, stages.consume, {
         label: `volume ${name} (${pass})`,
         step: 'volumes',
         log: ctx.log,
@@ -58309,7 +59062,7 @@ async function restoreStoredVolumes(ctx, moving, stored, checkpointDir, codec) {
             continue;
         for (const archive of kept.archives) {
             const stages = withCodec(codec, shellQuote(['cat', `${checkpointDir}/${archive}`]), volumeReceiveCommand(volume.targetMountpoint));
-            const result = await streamBetween(ctx.source, stages.produce, ctx.target, stages.consume, {
+            const result = await streamVia(ctx.streams, ctx.source, stages.produce, ctx.target, stages.consume, {
                 label: `volume ${kept.name} (${archive.replace(/^.*\//, '').replace(/\.tar$/, '')})`,
                 step: 'volumes',
                 log: ctx.log,
@@ -59585,6 +60338,8 @@ function renderSummaryRows(metadata, env = {}) {
         : `${formatMs(timings.lastPageMs)} after the freeze${timings.lazyPageBytes === undefined ? '' : `, ${summary_formatBytes(timings.lazyPageBytes)} of memory followed the container`}`);
     add('Duration', timings.durationMs === undefined ? undefined : formatMs(timings.durationMs));
     add('Checkpoint size', checkpoint.bytes === undefined ? undefined : summary_formatBytes(checkpoint.bytes));
+    if (metadata.route)
+        add('Route', `${metadata.route.taken === 'direct' ? 'host to host (direct)' : 'through the runner (relay)'}: ${metadata.route.reason}; ${summary_formatBytes(metadata.route.runnerBytes)} of container data through the runner`);
     add('Bytes moved', checkpoint.transferredBytes === undefined ? undefined : summary_formatBytes(checkpoint.transferredBytes));
     for (const kind of STREAM_KINDS) {
         const stream = checkpoint.streams[kind];
@@ -60835,6 +61590,8 @@ function compensation(action) {
             return { kind: 'remove-files', side: action.side, paths: action.paths };
         case 'restore-config':
             return { kind: 'remove-files', side: 'target', paths: [action.path] };
+        case 'authorized-key':
+            return { kind: 'remove-authorized-key', side: action.side, file: action.file, tag: action.tag };
         case 'source-paused':
             return { kind: 'resume-source', containerId: action.containerId };
         case 'target-created':
@@ -60911,6 +61668,8 @@ function planRecovery(record) {
                 steps.push({ kind: 'remove-files', side: 'target', paths: [action.aside] });
             if (action.kind === 'files')
                 steps.push({ kind: 'remove-files', side: action.side, paths: action.paths });
+            if (action.kind === 'authorized-key' && entry.state !== 'abandoned')
+                steps.push({ kind: 'remove-authorized-key', side: action.side, file: action.file, tag: action.tag });
             if (action.kind === 'restore-copies') {
                 steps.push(restoreCopiesStep(action));
             }
@@ -60953,6 +61712,7 @@ function resumeAfterRemovals(steps) {
 }
 
 ;// CONCATENATED MODULE: ./src/state/recovery.ts
+
 
 
 
@@ -61093,6 +61853,14 @@ async function recover(record, hosts, log) {
                 const result = await host.run(`rm -rf -- ${shellQuote(step.paths)}`, { timeoutMs: 120_000 });
                 if (result.exitCode !== 0)
                     throw new Error(result.stderr.trim() || `rm exited ${result.exitCode}`);
+                return undefined;
+            }
+            case 'remove-authorized-key': {
+                const result = await hostOf(step.side).run(unauthorizeScript(step.file, step.tag), {
+                    timeoutMs: 60_000,
+                });
+                if (result.exitCode !== 0)
+                    throw new Error(result.stderr.trim() || `exited ${result.exitCode}`);
                 return undefined;
             }
             case 'remove-restore-copies': {
@@ -61256,6 +62024,8 @@ async function recover(record, hosts, log) {
                 return `removing image ${step.imageId.slice(0, 19)} from ${describeHost(hosts.target)}`;
             case 'remove-files':
                 return `removing ${step.paths.join(', ')} on ${describeHost(hostOf(step.side))} (do it by hand: rm -rf ${step.paths.join(' ')})`;
+            case 'remove-authorized-key':
+                return `removing the run's key from ${step.file} on ${describeHost(hostOf(step.side))} (do it by hand: delete the line ending with ${step.tag})`;
             case 'remove-restore-copies':
                 return `removing containerd's restore copies on ${describeHost(hosts.target)} (${step.dir ?? '/tmp'}/${DOCKER_LAYOUT.restoreUnpackGlob})`;
             case 'remove-volume':
@@ -61790,8 +62560,6 @@ async function proveLayer(ctx, imagesDir, partial, archives) {
     return checked;
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(77598);
 ;// CONCATENATED MODULE: ./src/host/abortable.ts
 
 
@@ -62247,169 +63015,6 @@ const localTunnels = {
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(85472);
 var lib_default = /*#__PURE__*/__nccwpck_require__.n(lib);
-;// CONCATENATED MODULE: ./src/host/known-hosts.ts
-
-/**
- * Parses known_hosts text. Lines that cannot be used (comments, unknown
- * markers, @cert-authority, bad base64, a key blob that does not carry its
- * declared type) are skipped: a skipped line can only make a host unknown,
- * never trusted.
- */
-function known_hosts_parseKnownHosts(text) {
-    const entries = [];
-    const lines = text.split(/\r?\n/);
-    for (const [index, raw] of lines.entries()) {
-        const entry = parseLine(raw, index + 1);
-        if (entry)
-            entries.push(entry);
-    }
-    return entries;
-}
-function parseLine(raw, line) {
-    const text = raw.trim();
-    if (text === '' || text.startsWith('#'))
-        return undefined;
-    const fields = text.split(/\s+/);
-    let revoked = false;
-    if (fields[0]?.startsWith('@')) {
-        const marker = fields.shift();
-        // Certificate authorities are not supported, so their lines vouch for nothing.
-        if (marker !== '@revoked')
-            return undefined;
-        revoked = true;
-    }
-    const [hostField, keyType, keyText] = fields;
-    if (hostField === undefined || keyType === undefined || keyText === undefined)
-        return undefined;
-    const patterns = parsePatterns(hostField);
-    if (patterns === undefined)
-        return undefined;
-    const key = decodeKey(keyText, keyType);
-    if (key === undefined)
-        return undefined;
-    return { line, revoked, patterns, keyType, key };
-}
-function parsePatterns(field) {
-    const patterns = [];
-    for (const part of field.split(',')) {
-        if (part === '')
-            continue;
-        if (part.startsWith('|')) {
-            const hashed = parseHashed(part);
-            if (hashed === undefined)
-                return undefined;
-            patterns.push(hashed);
-        }
-        else if (part.startsWith('!')) {
-            const pattern = part.slice(1);
-            if (pattern === '')
-                return undefined;
-            patterns.push({ kind: 'glob', negated: true, pattern: pattern.toLowerCase() });
-        }
-        else {
-            patterns.push({ kind: 'glob', negated: false, pattern: part.toLowerCase() });
-        }
-    }
-    return patterns.length > 0 ? patterns : undefined;
-}
-function parseHashed(part) {
-    const pieces = part.split('|');
-    // "|1|salt|hash" splits into ["", "1", salt, hash].
-    if (pieces.length !== 4 || pieces[0] !== '' || pieces[1] !== '1')
-        return undefined;
-    const salt = decodeBase64(pieces[2] ?? '');
-    const hash = decodeBase64(pieces[3] ?? '');
-    if (salt === undefined || hash === undefined || hash.length !== 20)
-        return undefined;
-    return { kind: 'hashed', salt, hash };
-}
-function decodeBase64(text) {
-    if (text === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(text))
-        return undefined;
-    const bytes = Buffer.from(text, 'base64');
-    return bytes.length > 0 ? bytes : undefined;
-}
-function decodeKey(text, keyType) {
-    const blob = decodeBase64(text);
-    // The blob starts with its own type name; a disagreement means a corrupt line.
-    if (blob === undefined || keyTypeOf(blob) !== keyType)
-        return undefined;
-    return blob;
-}
-/** The name OpenSSH looks a host up by: the bare host on port 22, "[host]:port" otherwise. */
-function knownHostsName(host, port) {
-    const name = host.toLowerCase();
-    return port === 22 ? name : `[${name}]:${port}`;
-}
-function globMatches(pattern, name) {
-    let source = '';
-    for (const char of pattern) {
-        if (char === '*')
-            source += '.*';
-        else if (char === '?')
-            source += '.';
-        else
-            source += char.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
-    }
-    return new RegExp(`^${source}$`, 'su').test(name);
-}
-function hashedMatches(salt, hash, name) {
-    const digest = (0,external_node_crypto_.createHmac)('sha1', salt).update(name).digest();
-    return digest.length === hash.length && (0,external_node_crypto_.timingSafeEqual)(digest, hash);
-}
-/** Whether a line's host field covers the name: some pattern matches and no negated one does. */
-function entryMatchesHost(entry, host, port) {
-    const name = knownHostsName(host, port);
-    let matched = false;
-    for (const pattern of entry.patterns) {
-        if (pattern.kind === 'hashed') {
-            if (hashedMatches(pattern.salt, pattern.hash, name))
-                matched = true;
-        }
-        else if (globMatches(pattern.pattern, name)) {
-            if (pattern.negated)
-                return false;
-            matched = true;
-        }
-    }
-    return matched;
-}
-/** The keys known_hosts allows and revokes for one host and port. */
-function matchHostKeys(entries, host, port) {
-    const allowed = [];
-    const revoked = [];
-    for (const entry of entries) {
-        if (!entryMatchesHost(entry, host, port))
-            continue;
-        const known = { keyType: entry.keyType, key: entry.key, line: entry.line };
-        (entry.revoked ? revoked : allowed).push(known);
-    }
-    return { allowed, revoked };
-}
-/** Decides whether the key a server presented may be trusted for host and port. */
-function checkHostKey(entries, host, port, presentedKey) {
-    const { allowed, revoked } = matchHostKeys(entries, host, port);
-    // A revoked key stays refused even when another line also lists it as allowed.
-    if (revoked.some((known) => known.key.equals(presentedKey)))
-        return { ok: false, reason: 'revoked' };
-    if (allowed.some((known) => known.key.equals(presentedKey)))
-        return { ok: true };
-    return { ok: false, reason: allowed.length > 0 ? 'mismatch' : 'unknown' };
-}
-/** The key type named inside a public key blob, e.g. "ssh-ed25519". */
-function keyTypeOf(blob) {
-    if (blob.length < 4)
-        return undefined;
-    const length = blob.readUInt32BE(0);
-    if (4 + length > blob.length)
-        return undefined;
-    return blob.subarray(4, 4 + length).toString('latin1');
-}
-/** OpenSSH's fingerprint format, "SHA256:" and unpadded base64. */
-function fingerprint(blob) {
-    return `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
-}
-
 ;// CONCATENATED MODULE: ./src/host/ssh-host.ts
 
 
@@ -63847,6 +64452,7 @@ function unfinished(failure, problems) {
 
 
 
+
 const checkpoint_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Checkpoint mode: freeze the container only for the dump (resumed before
@@ -63861,6 +64467,8 @@ async function runCheckpointMode(settings, runtime, deps = {}) {
     let frozenMs;
     let storedCheckpoints;
     let series;
+    const streams = new StreamRoutes();
+    let route;
     // Store paths and retention go by the container's name, whether the input gave its name or ID.
     let named = settings;
     await runSession({
@@ -63873,12 +64481,14 @@ async function runCheckpointMode(settings, runtime, deps = {}) {
         },
         work: async (session) => {
             named = { ...settings, container: session.key };
-            const ctx = { ...session.ctx, settings: named };
+            const ctx = { ...session.ctx, settings: named, streams };
             manifest = await checkpointInto(ctx, session.owner, (ms) => {
                 frozenMs = ms;
             }, (held) => {
                 series = held;
                 session.defer(() => held.release());
+            }, (plan, opened) => {
+                route = { plan, opened };
             });
             return manifest;
         },
@@ -63908,6 +64518,7 @@ async function runCheckpointMode(settings, runtime, deps = {}) {
                 timings: { downtimeMs: frozenMs },
                 storedCheckpoints,
                 ...(manifest?.volumes ? { volumes: storedVolumeFacts(manifest.volumes) } : {}),
+                ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
             });
             // The checkpoint's versions describe its source host.
             if (manifest)
@@ -63934,7 +64545,7 @@ async function runCheckpointMode(settings, runtime, deps = {}) {
  * renamed. A member of a compose unit meets the others (`unit`) before its freeze, once paused, once
  * dumped and before its commit, so the unit's members are frozen and dumped together.
  */
-async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
+async function checkpointInto(ctx, owner, onFrozen, onSeries, onRoute, unit) {
     const { settings, log, timer } = ctx;
     const store = settings.store.path;
     const container = await ctx.sourceDocker.inspectContainer(settings.container, 'checkpoint');
@@ -63964,6 +64575,9 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
     refuseUnsafe(ctx, inspectShapeProblems(container));
     const volumes = await volumesToStore(ctx, container);
     refuseUnsafe(ctx, volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)));
+    // Whether the source writes into the store itself: asked before anything changes (route: direct refuses here).
+    const routePlan = await planRoute(ctx.source, { route: settings.route, ssh: settings.ssh, source: settings.source, target: settings.store.host }, log);
+    onRoute(routePlan, false);
     // The series: the container's own, whatever its name; one run writes into it at a time.
     const found = await readSeries(ctx.source, container.Id);
     if (!found.recorded) {
@@ -64024,6 +64638,13 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
     const image = imagePath(container.Image);
     const lookedFor = await runChecked(ctx.target, underDirLock(`${store}/images/.lock`, `${PRIVATE} printf '%s\\n' ${shellQuote([image])} >${shellQuote([`${partial}/${IMAGE_REF_FILE}`])} && if [ -s ${shellQuote([`${store}/${image}`])} ] && [ -s ${shellQuote([`${store}/${image}.sha256`])} ]; then echo have; else echo missing; fi`), { step: 'store', what: 'looking for the image in the store' });
     const haveImage = lookedFor.stdout.trim() === 'have';
+    // Opened before the first stream (journalled, removed whatever happens), closed after the last.
+    const opened = routePlan.choice.route === 'direct'
+        ? await log.group('Direct route: the source writes into the store itself', () => openRoute(ctx, routePlan))
+        : undefined;
+    if (opened && ctx.streams)
+        ctx.streams.direct = opened;
+    onRoute(routePlan, opened !== undefined);
     if (volumes.length > 0 && volumes.some((volume) => volume.contentsMoved)) {
         await prepareSnapshots(ctx);
         if (settings.volumePrecopy) {
@@ -64034,7 +64655,7 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
     const layerSnapshot = `${workRoot}/layer.snar`;
     const layerFrozen = `${workRoot}/layer-frozen.tar`;
     const bulk = withCodec(codec, `${PRIVATE} ${layerSendCommand(upper, layerSnapshot, true)}`, `${PRIVATE} cat >${shellQuote([`${partial}/layer/bulk.tar`])}`);
-    await log.group('Writable layer: store the bulk while the container runs', () => timer.time('layer-bulk', () => streamBetween(ctx.source, bulk.produce, ctx.target, bulk.consume, {
+    await log.group('Writable layer: store the bulk while the container runs', () => timer.time('layer-bulk', () => streamVia(ctx.streams, ctx.source, bulk.produce, ctx.target, bulk.consume, {
         label: 'writable layer (bulk)',
         step: 'store',
         log,
@@ -64071,12 +64692,17 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, unit) {
     const saved = withCodec(codec, ctx.sourceDocker.saveImageCommand(container.Image), `${PRIVATE} cat >${shellQuote([imageTemp])}`);
     const streamOptions = (label) => ({ label, step: 'store', log });
     const streams = await log.group('Store: write the checkpoint', () => timer.time('transfer', () => allSettledOrThrow([
-        streamBetween(ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
-        streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer (frozen)')),
+        streamVia(ctx.streams, ctx.source, criu.produce, ctx.target, criu.consume, streamOptions('checkpoint')),
+        streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, streamOptions('writable layer (frozen)')),
         haveImage
             ? undefined
-            : streamBetween(ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
+            : streamVia(ctx.streams, ctx.source, saved.produce, ctx.target, saved.consume, streamOptions('image')),
     ])));
+    if (opened) {
+        if (ctx.streams)
+            ctx.streams.direct = undefined;
+        await closeRoute(ctx, opened);
+    }
     const imageStream = streams[2];
     if (imageStream) {
         // The stream's checksum is of what travelled (maybe compressed): hash the file as stored.
@@ -64437,7 +65063,7 @@ async function stage(ctx, container, targetDockerRoot, codec, network = { route:
     else {
         ctx.log.info(`target lacks image ${imageRef}; copying it with docker save | docker load`);
         const image = withCodec(codec, ctx.sourceDocker.saveImageCommand(imageRef), ctx.targetDocker.loadImageCommand());
-        imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamBetween(ctx.source, image.produce, ctx.target, image.consume, {
+        imageTransfer = await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => streamVia(ctx.streams, ctx.source, image.produce, ctx.target, image.consume, {
             label: 'image',
             step: 'stage',
             log: ctx.log,
@@ -67306,6 +67932,8 @@ class FrozenWindow {
 
 
 
+
+
 const ROLLED_BACK_REMEDY = 'nothing to undo by hand: the source was resumed where it was frozen and the target cleaned; fix the cause named above and run again';
 /** Ordinary commands on a host get this long unless they say otherwise. */
 const migration_COMMAND_TIMEOUT_MS = 120_000;
@@ -67349,7 +67977,10 @@ async function migrate(deps) {
         timer,
         clock,
         signal,
+        streams: new StreamRoutes(),
     };
+    let routePlan;
+    let openedRoute;
     let facts = {};
     let container;
     let sourceHolder;
@@ -67384,7 +68015,16 @@ async function migrate(deps) {
         signal.throwIfAborted();
         if (settings.memory === 'lazy')
             await lazyGate(ctx, tunnelHosts, checked);
+        routePlan = await planRoute(source, settings, log);
+        signal.throwIfAborted();
         enter('stage');
+        const plannedRoute = routePlan;
+        openedRoute =
+            plannedRoute.choice.route === 'direct'
+                ? await log.group('Direct route: the source streams to the target itself', () => openRoute(ctx, plannedRoute))
+                : undefined;
+        if (ctx.streams && openedRoute)
+            ctx.streams.direct = openedRoute;
         const codec = await negotiateCodec(ctx);
         const containerd = await probeContainerdTmp(ctx);
         const unpackDir = containerd.found ? containerd.dir : undefined;
@@ -67472,6 +68112,12 @@ async function migrate(deps) {
         const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, ready, restoring)));
         deps.unit?.restored();
         follower = undefined;
+        // Nothing more moves host to host: the run's key goes before verification starts.
+        if (openedRoute) {
+            if (ctx.streams)
+                ctx.streams.direct = undefined;
+            await closeRoute(ctx, openedRoute);
+        }
         downtimeMs = Math.round(restored.runningAt - frozen.frozenAt);
         // The restore phase goes on after the container runs (clean-up): the window ends at running.
         window.markAt('restore', restored.runningAt);
@@ -67590,6 +68236,10 @@ async function migrate(deps) {
         streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
     const volumeBytes = volumes.reduce((sum, volume) => sum + volume.passes.reduce((bytes, pass) => bytes + pass.bytes, 0), 0);
     const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
+    const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
+    const routeFactsOf = routePlan
+        ? routeFacts(settings.route, routePlan, openedRoute !== undefined, ctx.streams, lazyBytes)
+        : undefined;
     const metadata = {
         schemaVersion: METADATA_SCHEMA_VERSION,
         run: { mode: settings.mode, status, startedAt, finishedAt: now().toISOString() },
@@ -67620,6 +68270,7 @@ async function migrate(deps) {
         ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
         error: failure ? metadataError(failure) : undefined,
         leftovers: leftovers.length > 0 ? leftovers : undefined,
+        ...(routeFactsOf ? { route: routeFactsOf } : {}),
     };
     return { status, metadata, error: failure, leftovers };
 }
@@ -68532,6 +69183,7 @@ async function writePreflightReport(path, report) {
 
 
 
+
 const preflight_HOST_LABELS = { source: 'source', target: 'target', both: 'both hosts' };
 function preflightReportPath() {
     const base = process.env.RUNNER_TEMP || process.cwd();
@@ -68621,6 +69273,7 @@ async function runPreflightMode(settings, log) {
             // The checks migrate's gate adds for post-copy, so a lazy move is refused here first.
             if (settings.memory === 'lazy')
                 checks.push(...(await lazyChecks({ source: source.host, target: target.host }, { source: source.host.tunnels !== undefined, target: target.host.tunnels !== undefined }, gate.facts)));
+            checks.push(await routeCheck(settings, source.host, log));
         }
         else {
             log.warning('preflight: a host could not be reached, so only the connection checks ran');
@@ -68658,6 +69311,39 @@ async function runPreflightMode(settings, log) {
     }
     finally {
         await Promise.allSettled(opened.flatMap(({ host }) => (host ? [host.close()] : [])));
+    }
+}
+/**
+ * Whether the source reaches the target's SSH server itself (asked from the source, read-only):
+ * with route auto a relay is a fine answer, with route direct it fails like migrate mode would.
+ */
+async function routeCheck(settings, source, log) {
+    const expected = settings.route === 'direct'
+        ? "the source reaches the target's SSH server (route: direct)"
+        : `streams host to host when the source reaches the target's SSH server, else through the runner (route: ${settings.route})`;
+    try {
+        const plan = await planRoute(source, settings, log);
+        return {
+            host: 'both',
+            name: 'direct route',
+            status: 'pass',
+            observed: plan.choice.route === 'direct'
+                ? "the source reaches the target's SSH server: streams go host to host"
+                : `streams go through the runner: ${plan.choice.reason}`,
+            expected,
+        };
+    }
+    catch (error) {
+        const failure = asMigrationError(error, 'DIRECT_ROUTE_UNAVAILABLE');
+        return {
+            host: 'both',
+            name: 'direct route',
+            status: 'fail',
+            observed: failure.message,
+            expected,
+            code: failure.code,
+            ...(failure.remedy ? { remedy: failure.remedy } : {}),
+        };
     }
 }
 /** The report as the run's artifact; the artifact ID, or '' when it was not uploaded. */
@@ -69181,7 +69867,7 @@ async function checkpointMember(settings, runtime, member, coordinator, signal, 
         try {
             manifest = await checkpointInto({ ...session.ctx, log }, session.owner, (ms) => {
                 frozenMs = ms;
-            }, (held) => session.defer(() => held.release()), coordinator.hooksFor(member));
+            }, (held) => session.defer(() => held.release()), () => { }, coordinator.hooksFor(member));
         }
         catch (caught) {
             error = failureOf(caught, signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: every member was resumed and no unit checkpoint was written');

@@ -37,25 +37,37 @@ export const NOTE_MARK = 'criu-migrate-note';
 /**
  * A pipeline whose every stage's exit status is kept: POSIX sh reports only
  * the last one, and a failing `tar` in front of `zstd` must not pass for a
- * good stream. Each stage appends its status to "$d/rc".
+ * good stream. Each stage writes `s <status>` on fd 5 (see hashedScript) and
+ * leaves fds 3 to 5 to the script, so nothing it starts holds them open.
  */
 function recordedPipeline(stages: readonly string[]): string {
-  return stages.map((stage) => `{ (${stage}); echo $? >>"$d/rc"; }`).join(' | ');
-}
-
-/** Sets rc to the first failing stage's status, or 1 when a stage never reported (killed). */
-function pipelineStatus(count: number): string {
-  return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
+  return stages.map((stage) => `{ (${stage}) 3>&- 4>&- 5>&-; echo "s $?" >&5; }`).join(' | ');
 }
 
 /**
- * Copies stdin to stdout and to the file named by its argument in 1 MiB
- * chunks, after asking for 1 MiB pipes (F_SETPIPE_SZ is 1031). GNU tee moves
- * 8 KiB per call: on a 2-core host, tee plus the fifo cost 5.8 CPU-seconds per
- * GiB, this 1.8. perl-base is essential on Debian and Ubuntu; elsewhere tee.
+ * From what fd 5 collected ($r: `s <status>` per stage, then sha256sum's line), sets sum, and
+ * rc to the first failing stage's status, or 1 when a stage never reported (killed).
+ */
+function pipelineStatus(count: number): string {
+  return [
+    'rc=0; n=0; sum=; k=',
+    'for w in $r; do',
+    '  if [ "$k" = s ]; then n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$w; k=; continue; fi',
+    // The other words: sha256sum's `<sum> -`.
+    '  case $w in s) k=s ;; -) ;; *) sum=$w ;; esac',
+    'done',
+    `[ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`,
+  ].join('\n');
+}
+
+/**
+ * Copies stdin to stdout and to fd 3 in 1 MiB chunks, after asking for 1 MiB
+ * pipes (F_SETPIPE_SZ is 1031). GNU tee moves 8 KiB per call: on a 2-core
+ * host, tee plus the extra pipe cost 5.8 CPU-seconds per GiB, this 1.8.
+ * perl-base is essential on Debian and Ubuntu; elsewhere tee.
  */
 const PERL_TEE = [
-  'open(my $f, ">", shift) or die "fifo: $!";',
+  'open(my $f, ">&=", 3) or die "fd 3: $!";',
   'fcntl($_, 1031, 1048576) for \\*STDIN, \\*STDOUT, $f;',
   'my $buf; my $t = 0;',
   'while (1) {',
@@ -64,31 +76,31 @@ const PERL_TEE = [
   '  my $w = syswrite($h, $buf, $n - $o, $o); defined $w or die "write: $!"; $o += $w } }',
   ' $t += $n;',
   '}',
-  'close($f) or die "fifo: $!";',
+  'close($f) or die "fd 3: $!";',
   'print STDERR "criu-migrate-bytes $t\\n";',
 ].join(' ');
 
-const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}' "$1"; else tee "$1"; fi; }`;
+const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}'; else tee /dev/fd/3; fi; }`;
 
 /**
- * Runs `body` with a fifo that sha256sum reads, so what passes through
- * hashtee is hashed without a temporary copy, then prints the sum on stderr
- * and exits with the pipeline's status.
+ * Runs `body` (which sends a copy of the stream to fd 3 through hashtee) with
+ * sha256sum reading fd 3 through an anonymous pipe, then prints the sum on
+ * stderr and exits with the pipeline's status. No named fifo and no temporary
+ * directory: a fifo's reader waits for ever for a writer that was killed
+ * before it opened it, and a script killed before its cleanup left the
+ * directory behind (seen on the test bed). A pipe made before the fork ends
+ * for its reader as soon as every writer is gone, whatever killed them.
+ * fd 4 is the script's stdout (the stream), fd 5 collects the stages'
+ * statuses and the sum.
  */
 function hashedScript(body: string, stageCount: number): string {
   return [
     HASH_TEE,
-    'd=$(mktemp -d) || exit 1',
-    // A stopped stream (cancel, timeout, the other end gone) must not leave its fifo behind.
-    `trap 'rm -rf "$d"' EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP`,
-    'mkfifo "$d/f" || exit 1',
-    ': >"$d/rc"',
-    'sha256sum <"$d/f" >"$d/sum" & h=$!',
-    body,
-    'wait $h',
-    `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+    'exec 4>&1',
+    `r=$( { { ${body}; } 3>&1 1>&4 | sha256sum 4>&- 5>&-; } 5>&1 )`,
+    'exec 4>&-',
     pipelineStatus(stageCount),
-    'rm -rf "$d"',
+    `[ -n "$sum" ] && printf '${SUM_MARK} %s\\n' "$sum" >&2`,
     'exit "$rc"',
   ].join('\n');
 }
@@ -100,9 +112,9 @@ function hashedScript(body: string, stageCount: number): string {
  */
 export function hashedProducer(stages: string | readonly string[], sink?: string): string {
   const list = typeof stages === 'string' ? [stages] : stages;
-  if (sink === undefined) return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
+  if (sink === undefined) return hashedScript(`${recordedPipeline(list)} | hashtee`, list.length);
   return hashedScript(
-    `${recordedPipeline(list)} | hashtee "$d/f" | { (${sink}); echo $? >>"$d/rc"; }`,
+    `${recordedPipeline([...list])} | hashtee | ${recordedPipeline([sink])}`,
     list.length + 1,
   );
 }
@@ -110,7 +122,7 @@ export function hashedProducer(stages: string | readonly string[], sink?: string
 /** The receiving side: hashes what arrived before handing it to the stages. */
 export function hashedConsumer(stages: string | readonly string[]): string {
   const list = typeof stages === 'string' ? [stages] : stages;
-  return hashedScript(`hashtee "$d/f" | ${recordedPipeline(list)}`, list.length);
+  return hashedScript(`hashtee | ${recordedPipeline(list)}`, list.length);
 }
 
 export function parseNotes(stderr: string): string[] {

@@ -366,7 +366,8 @@ export async function recover(
       case 'resume-source':
         return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
       case 'retire-source':
-        return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
+        // Each process first: docker kill alone lets a paused container's other processes run on.
+        return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && kill -KILL $(docker top ${step.containerId.slice(0, 12)} -o pid | tail -n +2) && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
     }
   }
 }

@@ -11,10 +11,11 @@ let bed: Testbed;
 const name = 'e2e-ckpt-unpaused';
 const store = '/var/lib/criu-migrate-e2e-unpaused-store';
 
-// The roll-forward's SIGKILL is held, then never carried out: the run dies there.
+// The roll-forward's SIGKILL is held, then never carried out: the run dies there. The kill's first
+// step asks whether the container is paused (killScript, docker-cli.ts), before it signals anything.
 const KILL_NEVER_RUNS = `#!/bin/sh
 case " $* " in
-  *" kill --signal KILL "*)
+  *" --format {{.State.Paused}} "*)
     touch /tmp/e2e-held-ckptkill
     i=0
     while [ ! -e /tmp/e2e-release-ckptkill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done

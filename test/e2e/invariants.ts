@@ -60,7 +60,8 @@ export function expectResumedAfter(last: CounterLine, restored: CounterLine[]): 
 
 /**
  * Nothing of the run left on either host: no memory images, no open journal,
- * no lock, no checkpoint directories, no containerd restore copies.
+ * no lock, no checkpoint directories, no containerd restore copies, no stream
+ * fifos and no stream process still waiting.
  */
 export async function expectNothingLeft(bed: Testbed, name: string): Promise<void> {
   for (const host of [bed.host1, bed.host2]) {
@@ -72,6 +73,10 @@ export async function expectNothingLeft(bed: Testbed, name: string): Promise<voi
         `ls -d /var/lib/criu-migrate/containers/${name}/journal.json /var/lib/criu-migrate/containers/${name}/lock 2>/dev/null`,
         'ls -d /var/lib/docker/containers/*/checkpoints/* 2>/dev/null',
         'ls -d /tmp/ctrd-checkpoint* 2>/dev/null',
+        // A stream's fifo directory, as relay.ts made them before its streams used plain pipes.
+        "find /tmp -maxdepth 2 -path '/tmp/tmp.*/f' -type p 2>/dev/null",
+        // A stream's hash (relay.ts) still running in this host's mount namespace: nothing may wait for ever.
+        `for p in $(pgrep -x sha256sum); do [ "$(readlink /proc/$p/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && echo "sha256sum $p: $(tr '\\0' ' ' </proc/$p/cmdline)"; done`,
         'true',
       ].join('; '),
     );

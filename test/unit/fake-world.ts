@@ -253,6 +253,19 @@ export class FakeMachine {
   }
 
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
+    // DockerCli.kill (killScript): each process of a paused container first, then docker kill.
+    [
+      /^paused=\$\(docker container inspect --format '\{\{\.State\.Paused\}\}' -- (\S+)\) \|\| exit 1\n[\s\S]*out=\$\(docker kill --signal KILL /,
+      (m) => {
+        const ref = unquoteWord(m[1] ?? '');
+        const result = this.docker(
+          ['docker', 'kill', '--signal', 'KILL', ref],
+          `docker kill --signal KILL ${ref}`,
+        );
+        if (result.exitCode !== 0 && /not running/.test(result.stderr) && this.container(ref)) return ok();
+        return result;
+      },
+    ],
     // The lock and journal key: the container's name (guard.ts containerKey).
     [
       /^docker inspect --type container --format '\{\{\.Name\}\}' -- (\S+)$/,
@@ -1008,9 +1021,11 @@ class FakeProcess implements HostProcess {
   }
 }
 
-/** The stages of relay.ts's hashed scripts: `{ (STAGE); echo $? >>"$d/rc"; }`. */
+/** The stages of relay.ts's hashed scripts: `{ (STAGE) 3>&- 4>&- 5>&-; echo "s $?" >&5; }`. */
 function stagesOf(script: string): string[] {
-  return [...script.matchAll(/\{ \(([\s\S]*?)\); echo \$\? >>"\$d\/rc"; \}/g)].map((m) => m[1] ?? '');
+  return [...script.matchAll(/\{ \(([\s\S]*?)\) 3>&- 4>&- 5>&-; echo "s \$\?" >&5; \}/g)].map(
+    (m) => m[1] ?? '',
+  );
 }
 
 const sumLine = (data: Buffer): string => `criu-migrate-sha256 ${sha256(data)}\n`;
@@ -1063,8 +1078,8 @@ export class FakeHost implements Host {
       return proc;
     }
     const stages = stagesOf(inner);
-    if (/\| hashtee "\$d\/f"\n/.test(inner)) this.producer(proc, stages);
-    else if (/\nhashtee "\$d\/f" \| /.test(inner)) this.consumer(proc, stages);
+    if (/\| hashtee; \} 3>&1 1>&4 \| sha256sum/.test(inner)) this.producer(proc, stages);
+    else if (/\{ \{ hashtee \| /.test(inner)) this.consumer(proc, stages);
     else if (
       /^cat >\/dev\/null; i=0; while \[ "\$i" -lt \d+ \]; do \[ -e .*restore\.log \] && exec tail/.test(inner)
     )

@@ -322,7 +322,7 @@ describe('migrate() on fake hosts', () => {
       /runc --root \S+ checkpoint --leave-running/,
       /^docker start --checkpoint /,
       /^docker update --restart no /,
-      /^docker kill --signal KILL /,
+      /\nout=\$\(docker kill --signal KILL /,
       /journal\.json\.\$\$\.new/,
     ]) {
       expect(

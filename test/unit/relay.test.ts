@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -114,6 +114,34 @@ describe('the copy that feeds the hash', () => {
       expect(result.exitCode).toBe(0);
       expect(parseHostSum(result.stderr)).toBe(sumOf(join(dir, 'sent')));
       expect(sumOf(join(dir, 'got'))).toBe(sumOf(join(dir, 'sent')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a hash whose copy never started', () => {
+  // The copy (perl, else tee) is the hash's only writer. With a named fifo, sha256sum waited for
+  // ever to open it when that writer died first, and the script with it; a pipe just ends.
+  it('ends with the stream instead of waiting for a writer, and leaves nothing in TMPDIR', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hash-no-writer-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      mkdirSync(join(dir, 'tmp'));
+      // Neither perl nor tee: hashtee fails at once (the rest is what the fifo version needed).
+      for (const tool of ['sha256sum', 'cat', 'mktemp', 'mkfifo', 'rm', 'cut'])
+        symlinkSync(
+          execFileSync('sh', ['-c', `command -v ${tool}`])
+            .toString()
+            .trim(),
+          join(dir, 'bin', tool),
+        );
+      const script = `PATH=${dir}/bin; TMPDIR=${dir}/tmp; export PATH TMPDIR\n${hashedConsumer('cat >/dev/null')}`;
+      const result = await to.run(script, { input: 'abc', timeoutMs: 20_000 });
+      // Not stopped by the bound: it ended by itself, with the hash of what reached it (nothing).
+      expect(result.stderr).not.toMatch(/timed out/);
+      expect(parseHostSum(result.stderr)).toBe(createHash('sha256').update('').digest('hex'));
+      expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -188,9 +188,16 @@ export class DockerCli implements ContainerEngine {
     await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
   }
 
-  /** SIGKILL: a frozen container dies without running another instruction. */
+  /**
+   * SIGKILL to every process of the container; a paused one dies without running another
+   * instruction. `docker kill` alone signals only the container's init and then thaws the cgroup
+   * (runc does, so that the signal lands under cgroup v1): the other processes ran on until the
+   * kernel tore the PID namespace down (measured: a moved counter printed one more line on the
+   * source seconds after the target took over). So each process of a paused container gets its
+   * SIGKILL while still frozen, and only then does Docker's kill thaw it.
+   */
   async kill(id: string, step: string): Promise<void> {
-    await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
+    await this.exec(killScript(id), step, 'docker kill');
   }
 
   saveImageCommand(ref: string): string {
@@ -272,4 +279,28 @@ export function parseTop(top: string): ProcessRow[] {
 /** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
 export function initFirst(top: string): string[] {
   return initFirstRows(parseTop(top)).map((row) => row.args);
+}
+
+/**
+ * Shell text for DockerCli.kill. A paused container's processes (docker top: its cgroup, host
+ * PIDs; none can fork or exit while frozen) each get SIGKILL first; one that cannot be signalled
+ * and still exists, or a state that cannot be read, stops the script before anything thaws it. Then `docker kill`, which waits for
+ * the exit; "is not running" after that means the container died of the signals already sent.
+ */
+export function killScript(id: string): string {
+  const ref = shellQuote([id]);
+  return [
+    // An unknown state must not reach docker kill: on a paused container it thaws what it did not signal.
+    `paused=$(docker container inspect --format '{{.State.Paused}}' -- ${ref}) || exit 1`,
+    'if [ "$paused" = true ]; then',
+    `  pids=$(docker top ${ref} -o pid) || exit 1`,
+    '  for p in $(printf "%s\\n" "$pids" | tail -n +2); do',
+    `    kill -KILL "$p" 2>/dev/null || [ ! -e "/proc/$p" ] || { echo "cannot SIGKILL process $p of the paused container" >&2; exit 1; }`,
+    '  done',
+    'fi',
+    `out=$(docker kill --signal KILL ${ref} 2>&1) && exit 0`,
+    `case $out in *"is not running"*) [ "$(docker container inspect --format '{{.State.Running}}' -- ${ref})" = false ] && exit 0 ;; esac`,
+    'printf "%s\\n" "$out" >&2',
+    'exit 1',
+  ].join('\n');
 }
