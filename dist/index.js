@@ -55985,23 +55985,35 @@ const NOTE_MARK = 'criu-migrate-note';
 /**
  * A pipeline whose every stage's exit status is kept: POSIX sh reports only
  * the last one, and a failing `tar` in front of `zstd` must not pass for a
- * good stream. Each stage appends its status to "$d/rc".
+ * good stream. Each stage writes `s <status>` on fd 5 (see hashedScript) and
+ * leaves fds 3 to 5 to the script, so nothing it starts holds them open.
  */
 function recordedPipeline(stages) {
-    return stages.map((stage) => `{ (${stage}); echo $? >>"$d/rc"; }`).join(' | ');
-}
-/** Sets rc to the first failing stage's status, or 1 when a stage never reported (killed). */
-function pipelineStatus(count) {
-    return `rc=0; n=0; while read -r s; do n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$s; done <"$d/rc"; [ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`;
+    return stages.map((stage) => `{ (${stage}) 3>&- 4>&- 5>&-; echo "s $?" >&5; }`).join(' | ');
 }
 /**
- * Copies stdin to stdout and to the file named by its argument in 1 MiB
- * chunks, after asking for 1 MiB pipes (F_SETPIPE_SZ is 1031). GNU tee moves
- * 8 KiB per call: on a 2-core host, tee plus the fifo cost 5.8 CPU-seconds per
- * GiB, this 1.8. perl-base is essential on Debian and Ubuntu; elsewhere tee.
+ * From what fd 5 collected ($r: `s <status>` per stage, then sha256sum's line), sets sum, and
+ * rc to the first failing stage's status, or 1 when a stage never reported (killed).
+ */
+function pipelineStatus(count) {
+    return [
+        'rc=0; n=0; sum=; k=',
+        'for w in $r; do',
+        '  if [ "$k" = s ]; then n=$((n + 1)); [ "$rc" -ne 0 ] || rc=$w; k=; continue; fi',
+        // The other words: sha256sum's `<sum> -`.
+        '  case $w in s) k=s ;; -) ;; *) sum=$w ;; esac',
+        'done',
+        `[ "$n" -eq ${count} ] || [ "$rc" -ne 0 ] || rc=1`,
+    ].join('\n');
+}
+/**
+ * Copies stdin to stdout and to fd 3 in 1 MiB chunks, after asking for 1 MiB
+ * pipes (F_SETPIPE_SZ is 1031). GNU tee moves 8 KiB per call: on a 2-core
+ * host, tee plus the extra pipe cost 5.8 CPU-seconds per GiB, this 1.8.
+ * perl-base is essential on Debian and Ubuntu; elsewhere tee.
  */
 const PERL_TEE = [
-    'open(my $f, ">", shift) or die "fifo: $!";',
+    'open(my $f, ">&=", 3) or die "fd 3: $!";',
     'fcntl($_, 1031, 1048576) for \\*STDIN, \\*STDOUT, $f;',
     'my $buf; my $t = 0;',
     'while (1) {',
@@ -56010,29 +56022,29 @@ const PERL_TEE = [
     '  my $w = syswrite($h, $buf, $n - $o, $o); defined $w or die "write: $!"; $o += $w } }',
     ' $t += $n;',
     '}',
-    'close($f) or die "fifo: $!";',
+    'close($f) or die "fd 3: $!";',
     'print STDERR "criu-migrate-bytes $t\\n";',
 ].join(' ');
-const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}' "$1"; else tee "$1"; fi; }`;
+const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}'; else tee /dev/fd/3; fi; }`;
 /**
- * Runs `body` with a fifo that sha256sum reads, so what passes through
- * hashtee is hashed without a temporary copy, then prints the sum on stderr
- * and exits with the pipeline's status.
+ * Runs `body` (which sends a copy of the stream to fd 3 through hashtee) with
+ * sha256sum reading fd 3 through an anonymous pipe, then prints the sum on
+ * stderr and exits with the pipeline's status. No named fifo and no temporary
+ * directory: a fifo's reader waits for ever for a writer that was killed
+ * before it opened it, and a script killed before its cleanup left the
+ * directory behind (seen on the test bed). A pipe made before the fork ends
+ * for its reader as soon as every writer is gone, whatever killed them.
+ * fd 4 is the script's stdout (the stream), fd 5 collects the stages'
+ * statuses and the sum.
  */
 function hashedScript(body, stageCount) {
     return [
         HASH_TEE,
-        'd=$(mktemp -d) || exit 1',
-        // A stopped stream (cancel, timeout, the other end gone) must not leave its fifo behind.
-        `trap 'rm -rf "$d"' EXIT; trap 'exit 143' TERM; trap 'exit 130' INT; trap 'exit 129' HUP`,
-        'mkfifo "$d/f" || exit 1',
-        ': >"$d/rc"',
-        'sha256sum <"$d/f" >"$d/sum" & h=$!',
-        body,
-        'wait $h',
-        `printf '${SUM_MARK} %s\\n' "$(cut -d' ' -f1 "$d/sum")" >&2`,
+        'exec 4>&1',
+        `r=$( { { ${body}; } 3>&1 1>&4 | sha256sum 4>&- 5>&-; } 5>&1 )`,
+        'exec 4>&-',
         pipelineStatus(stageCount),
-        'rm -rf "$d"',
+        `[ -n "$sum" ] && printf '${SUM_MARK} %s\\n' "$sum" >&2`,
         'exit "$rc"',
     ].join('\n');
 }
@@ -56044,13 +56056,13 @@ function hashedScript(body, stageCount) {
 function hashedProducer(stages, sink) {
     const list = typeof stages === 'string' ? [stages] : stages;
     if (sink === undefined)
-        return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f"`, list.length);
-    return hashedScript(`${recordedPipeline(list)} | hashtee "$d/f" | { (${sink}); echo $? >>"$d/rc"; }`, list.length + 1);
+        return hashedScript(`${recordedPipeline(list)} | hashtee`, list.length);
+    return hashedScript(`${recordedPipeline([...list])} | hashtee | ${recordedPipeline([sink])}`, list.length + 1);
 }
 /** The receiving side: hashes what arrived before handing it to the stages. */
 function hashedConsumer(stages) {
     const list = typeof stages === 'string' ? [stages] : stages;
-    return hashedScript(`hashtee "$d/f" | ${recordedPipeline(list)}`, list.length);
+    return hashedScript(`hashtee | ${recordedPipeline(list)}`, list.length);
 }
 function parseNotes(stderr) {
     return [...stderr.matchAll(new RegExp(`^${NOTE_MARK} (.*)$`, 'gm'))].map((match) => match[1] ?? '');
@@ -56370,8 +56382,10 @@ async function streamDirect(route, produce, consume, options) {
 class StreamRoutes {
     direct;
     records = [];
-    async stream(from, produce, to, consume, options) {
-        const direct = this.direct;
+    async stream(from, produce, to, consume, options, 
+    /** relay: through the runner even with a direct route open (a small stream inside the frozen window). */
+    via = 'any') {
+        const direct = via === 'any' ? this.direct : undefined;
         if (direct && stream_routes_sameHost(direct.from, from) && stream_routes_sameHost(direct.to, to)) {
             const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
             this.records.push({
@@ -56401,9 +56415,9 @@ function stream_routes_sameHost(a, b) {
     return a === b || (a.role === b.role && a.address === b.address);
 }
 /** A run without a router (older callers, tests) streams through the runner as before. */
-function streamVia(routes, from, produce, to, consume, options) {
+function streamVia(routes, from, produce, to, consume, options, via = 'any') {
     return routes
-        ? routes.stream(from, produce, to, consume, options)
+        ? routes.stream(from, produce, to, consume, options, via)
         : streamBetween(from, produce, to, consume, options);
 }
 
@@ -56626,9 +56640,16 @@ class DockerCli {
     async setRestartPolicy(id, policy, step) {
         await this.docker(['update', '--restart', policy, id], step, 'docker update --restart');
     }
-    /** SIGKILL: a frozen container dies without running another instruction. */
+    /**
+     * SIGKILL to every process of the container; a paused one dies without running another
+     * instruction. `docker kill` alone signals only the container's init and then thaws the cgroup
+     * (runc does, so that the signal lands under cgroup v1): the other processes ran on until the
+     * kernel tore the PID namespace down (measured: a moved counter printed one more line on the
+     * source seconds after the target took over). So each process of a paused container gets its
+     * SIGKILL while still frozen, and only then does Docker's kill thaw it.
+     */
     async kill(id, step) {
-        await this.docker(['kill', '--signal', 'KILL', id], step, 'docker kill');
+        await this.exec(killScript(id), step, 'docker kill');
     }
     saveImageCommand(ref) {
         return shellQuote(['docker', 'save', ref]);
@@ -56697,6 +56718,29 @@ function parseTop(top) {
 /** `docker top` lines (pid, ppid, args) as command lines, the container's init first. */
 function initFirst(top) {
     return initFirstRows(parseTop(top)).map((row) => row.args);
+}
+/**
+ * Shell text for DockerCli.kill. A paused container's processes (docker top: its cgroup, host
+ * PIDs; none can fork or exit while frozen) each get SIGKILL first; one that cannot be signalled
+ * and still exists, or a state that cannot be read, stops the script before anything thaws it. Then `docker kill`, which waits for
+ * the exit; "is not running" after that means the container died of the signals already sent.
+ */
+function killScript(id) {
+    const ref = shellQuote([id]);
+    return [
+        // An unknown state must not reach docker kill: on a paused container it thaws what it did not signal.
+        `paused=$(docker container inspect --format '{{.State.Paused}}' -- ${ref}) || exit 1`,
+        'if [ "$paused" = true ]; then',
+        `  pids=$(docker top ${ref} -o pid) || exit 1`,
+        '  for p in $(printf "%s\\n" "$pids" | tail -n +2); do',
+        `    kill -KILL "$p" 2>/dev/null || [ ! -e "/proc/$p" ] || { echo "cannot SIGKILL process $p of the paused container" >&2; exit 1; }`,
+        '  done',
+        'fi',
+        `out=$(docker kill --signal KILL ${ref} 2>&1) && exit 0`,
+        `case $out in *"is not running"*) [ "$(docker container inspect --format '{{.State.Running}}' -- ${ref})" = false ] && exit 0 ;; esac`,
+        'printf "%s\\n" "$out" >&2',
+        'exit 1',
+    ].join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/policy/freeze.ts
@@ -58488,23 +58532,20 @@ async function sampleLayer(ctx, upper, codec) {
  * the image layers never travel again. Nothing else runs on the hosts here:
  * the plan was made before the freeze.
  */
-async function moveState(ctx, container, dumped, staged, plan) {
+async function moveState(ctx, container, dumped, staged, plan, 
+/**
+ * relay: a post-copy move's streams carry no memory; through the runner's open channels they
+ * cost no new SSH handshake inside the frozen window, as a direct stream would.
+ */
+via = 'any') {
     const sourceUpper = sourceUpperDir(ctx, container);
     const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
     ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
     const images = withCodec(pagesCodec.codec, shellQuote(['tar', '-C', dumped.imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume);
     const layer = withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']));
     const [checkpoint, writableLayer] = await allSettledOrThrow([
-        streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
-            label: 'checkpoint',
-            step: 'transfer',
-            log: ctx.log,
-        }),
-        streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
-            label: 'writable layer',
-            step: 'transfer',
-            log: ctx.log,
-        }),
+        streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, { label: 'checkpoint', step: 'transfer', log: ctx.log }, via),
+        streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, { label: 'writable layer', step: 'transfer', log: ctx.log }, via),
     ]);
     return {
         checkpoint,
@@ -62041,7 +62082,8 @@ async function recover(record, hosts, log) {
             case 'resume-source':
                 return `resuming the source on ${describeHost(hosts.source)} (once the target has no copy: docker unpause ${step.containerId.slice(0, 12)})`;
             case 'retire-source':
-                return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
+                // Each process first: docker kill alone lets a paused container's other processes run on.
+                return `stopping the source on ${describeHost(hosts.source)} (the target runs the service; do it by hand: docker update --restart no ${step.containerId.slice(0, 12)} && kill -KILL $(docker top ${step.containerId.slice(0, 12)} -o pid | tail -n +2) && docker kill ${step.containerId.slice(0, 12)}${step.remove ? ` && docker rm ${step.containerId.slice(0, 12)}` : ''})`;
         }
     }
 }
@@ -68094,7 +68136,7 @@ async function migrate(deps) {
         moved = await log.group('Transfer: checkpoint, writable layer and volumes', () => timer.time('transfer', async () => {
             // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
             const [state] = await allSettledOrThrow([
-                moveState(ctx, found, frozen, ready, plan),
+                moveState(ctx, found, frozen, ready, plan, settings.memory === 'lazy' ? 'relay' : 'any'),
                 moving.length > 0
                     ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
                     : Promise.resolve(undefined),

@@ -25,8 +25,10 @@ export class StreamRoutes {
     to: Host,
     consume: string | readonly string[],
     options: StreamOptions,
+    /** relay: through the runner even with a direct route open (a small stream inside the frozen window). */
+    via: 'any' | 'relay' = 'any',
   ): Promise<StreamResult> {
-    const direct = this.direct;
+    const direct = via === 'any' ? this.direct : undefined;
     if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
       const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
       this.records.push({
@@ -66,8 +68,9 @@ export function streamVia(
   to: Host,
   consume: string | readonly string[],
   options: StreamOptions,
+  via: 'any' | 'relay' = 'any',
 ): Promise<StreamResult> {
   return routes
-    ? routes.stream(from, produce, to, consume, options)
+    ? routes.stream(from, produce, to, consume, options, via)
     : streamBetween(from, produce, to, consume, options);
 }

@@ -149,6 +149,11 @@ export async function moveState(
   dumped: CheckpointResult,
   staged: StageResult,
   plan: TransferPlan,
+  /**
+   * relay: a post-copy move's streams carry no memory; through the runner's open channels they
+   * cost no new SSH handshake inside the frozen window, as a direct stream would.
+   */
+  via: 'any' | 'relay' = 'any',
 ): Promise<MoveResult> {
   const sourceUpper = sourceUpperDir(ctx, container);
   const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
@@ -166,16 +171,24 @@ export async function moveState(
     shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']),
   );
   const [checkpoint, writableLayer] = await allSettledOrThrow([
-    streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
-      label: 'checkpoint',
-      step: 'transfer',
-      log: ctx.log,
-    }),
-    streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
-      label: 'writable layer',
-      step: 'transfer',
-      log: ctx.log,
-    }),
+    streamVia(
+      ctx.streams,
+      ctx.source,
+      images.produce,
+      ctx.target,
+      images.consume,
+      { label: 'checkpoint', step: 'transfer', log: ctx.log },
+      via,
+    ),
+    streamVia(
+      ctx.streams,
+      ctx.source,
+      layer.produce,
+      ctx.target,
+      layer.consume,
+      { label: 'writable layer', step: 'transfer', log: ctx.log },
+      via,
+    ),
   ]);
   return {
     checkpoint,

@@ -292,7 +292,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('transfer', async () => {
         // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
         const [state] = await allSettledOrThrow([
-          moveState(ctx, found, frozen, ready, plan),
+          moveState(ctx, found, frozen, ready, plan, settings.memory === 'lazy' ? 'relay' : 'any'),
           moving.length > 0
             ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
             : Promise.resolve(undefined),
