@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(96436);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(84318);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 96436:
+/***/ 84318:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -69729,9 +69729,59 @@ async function runSelectionPreflight(settings, log, env) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/modes/unit-member.ts
+
+
+
+
+
+
+/**
+ * One member of a unit run by a one-container mode's work: its own connections, lock and
+ * journal (beginSession), its failure told to the unit at once, its journal settled as a
+ * one-container run's is. `afterSuccess` runs only once the member's journal is settled.
+ */
+async function runUnitMember(member, unit, failure, work, afterSuccess = async () => { }) {
+    const { coordinator, runtime, signal, started } = unit;
+    const log = prefixed(runtime.log, member.name);
+    const closer = new SessionCloser();
+    // The runner's saved state holds one journal: the post step reads the members' on the hosts.
+    const memberRuntime = { ...runtime, log, saveState: () => { } };
+    try {
+        const clock = () => performance.now();
+        const { session } = await beginSession({ settings: member.settings, record: member.record }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
+        let result;
+        let error;
+        try {
+            result = await work(session, log);
+        }
+        catch (caught) {
+            error = failureOf(caught, signal, failure.step, failure.code, failure.remedy);
+            coordinator.fail(member.name, error);
+            log.warning(error.describe());
+        }
+        const settled = await settleRun(session.journal, session.durable, log, error, runHostsOf(member.settings).journal);
+        if (settled.status === 'succeeded' && result !== undefined)
+            await afterSuccess(session, result, log);
+        return {
+            member: member.name,
+            status: settled.status,
+            ...(result !== undefined && settled.status === 'succeeded' ? { result } : {}),
+            ...(error ? { error } : {}),
+            problems: settled.problems.map((problem) => `${member.name}: ${problem}`),
+        };
+    }
+    catch (caught) {
+        const error = asMigrationError(caught, 'COMMAND_FAILED');
+        coordinator.fail(member.name, error);
+        return { member: member.name, status: 'refused', error, problems: [] };
+    }
+    finally {
+        await closer.close();
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/modes/unit-checkpoint.ts
-
-
 
 
 
@@ -69891,49 +69941,25 @@ async function runUnitCheckpointMode(settings, runtime) {
 }
 /** One member's checkpoint: its own connections, lock and journal; it meets the others through `coordinator`. */
 async function checkpointMember(settings, runtime, member, coordinator, signal, started) {
-    const log = prefixed(runtime.log, member);
-    const closer = new SessionCloser();
     const memberSettings = {
         ...settings,
         container: member,
         checkpointName: memberCheckpointName(settings.checkpointName, member),
     };
-    // The runner's saved state holds one journal: a unit's members live in the source's journals only.
-    const memberRuntime = { ...runtime, log, saveState: () => { } };
-    try {
-        const clock = () => performance.now();
-        const { session } = await beginSession({ settings: memberSettings, record: { sourceAfter: 'stop', retireSource: false } }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
-        let manifest;
-        let frozenMs;
-        let error;
-        try {
-            manifest = await checkpointInto({ ...session.ctx, log }, session.owner, (ms) => {
-                frozenMs = ms;
-            }, (held) => session.defer(() => held.release()), () => { }, coordinator.hooksFor(member));
-        }
-        catch (caught) {
-            error = failureOf(caught, signal, 'checkpoint', 'CHECKPOINT_FAILED', 'nothing to undo by hand: every member was resumed and no unit checkpoint was written');
-            coordinator.fail(member, error);
-            log.warning(error.describe());
-        }
-        const settled = await settleRun(session.journal, session.durable, log, error, runHostsOf(memberSettings).journal);
-        return {
-            member,
-            status: settled.status,
-            ...(manifest && settled.status === 'succeeded' ? { manifest } : {}),
-            ...(frozenMs === undefined ? {} : { frozenMs }),
-            ...(error ? { error } : {}),
-            problems: settled.problems.map((problem) => `${member}: ${problem}`),
-        };
-    }
-    catch (caught) {
-        const error = asMigrationError(caught, 'COMMAND_FAILED');
-        coordinator.fail(member, error);
-        return { member, status: 'refused', error, problems: [] };
-    }
-    finally {
-        await closer.close();
-    }
+    let frozenMs;
+    const run = await runUnitMember({ name: member, settings: memberSettings, record: { sourceAfter: 'stop', retireSource: false } }, { coordinator, runtime, signal, started }, {
+        step: 'checkpoint',
+        code: 'CHECKPOINT_FAILED',
+        remedy: 'nothing to undo by hand: every member was resumed and no unit checkpoint was written',
+    }, (session, log) => checkpointInto({ ...session.ctx, log }, session.owner, (ms) => {
+        frozenMs = ms;
+    }, (held) => session.defer(() => held.release()), () => { }, coordinator.hooksFor(member)));
+    const { result, ...rest } = run;
+    return {
+        ...rest,
+        ...(result ? { manifest: result } : {}),
+        ...(frozenMs === undefined ? {} : { frozenMs }),
+    };
 }
 function memberOf(run, inspect) {
     const manifest = run.manifest;
@@ -70014,8 +70040,6 @@ async function applyUnitRetention(store, settings, source, log) {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/unit-restore.ts
-
-
 
 
 
@@ -70176,8 +70200,6 @@ async function runUnitRestoreMode(settings, runtime) {
 }
 /** One member's restore: its own connections, lock and journal; it meets the others through `coordinator`. */
 async function restoreMember(settings, runtime, unit, member, { coordinator, commitMarker }, signal, started) {
-    const log = prefixed(runtime.log, member);
-    const closer = new SessionCloser();
     const stored = unit.members.find((m) => m.container === member);
     const memberSettings = {
         ...settings,
@@ -70186,50 +70208,28 @@ async function restoreMember(settings, runtime, unit, member, { coordinator, com
         ...(stored ? { restoreFrom: stored.checkpoint, series: stored.series } : {}),
         keepAddresses: true,
     };
-    const memberRuntime = { ...runtime, log, saveState: () => { } };
-    try {
-        const clock = () => performance.now();
-        const { session } = await beginSession({
-            settings: memberSettings,
-            record: { sourceAfter: 'stop', retireSource: false, unitCommit: commitMarker },
-        }, { runtime: memberRuntime }, { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer });
-        let restored;
-        let error;
-        try {
-            restored = await restoreFromStore({ ...session.ctx, log }, () => { }, () => { }, coordinator.hooksFor(member));
-        }
-        catch (caught) {
-            error = failureOf(caught, signal, 'restore', 'RESTORE_FAILED', 'nothing to undo by hand: nothing of the unit stays on the target; the unit checkpoint in the store is untouched');
-            coordinator.fail(member, error);
-            log.warning(error.describe());
-        }
-        const settled = await settleRun(session.journal, session.durable, log, error, runHostsOf(memberSettings).journal);
-        if (settled.status === 'succeeded' && restored && stored) {
-            // The restored member continues its checkpoint's series, as a restored container does.
-            await writeSeries(session.durable.target, {
-                series: stored.series,
-                containerId: restored.targetContainerId,
-                from: stored.id,
-                via: 'restore',
-                at: new Date().toISOString(),
-            }).catch((caught) => log.warning(`could not record series ${stored.series} for the restored container: ${errorMessage(caught)}`));
-        }
-        return {
-            member,
-            status: settled.status,
-            ...(restored && settled.status === 'succeeded' ? { targetId: restored.targetContainerId } : {}),
-            ...(error ? { error } : {}),
-            problems: settled.problems.map((problem) => `${member}: ${problem}`),
-        };
-    }
-    catch (caught) {
-        const error = asMigrationError(caught, 'COMMAND_FAILED');
-        coordinator.fail(member, error);
-        return { member, status: 'refused', error, problems: [] };
-    }
-    finally {
-        await closer.close();
-    }
+    const run = await runUnitMember({
+        name: member,
+        settings: memberSettings,
+        record: { sourceAfter: 'stop', retireSource: false, unitCommit: commitMarker },
+    }, { coordinator, runtime, signal, started }, {
+        step: 'restore',
+        code: 'RESTORE_FAILED',
+        remedy: 'nothing to undo by hand: nothing of the unit stays on the target; the unit checkpoint in the store is untouched',
+    }, (session, log) => restoreFromStore({ ...session.ctx, log }, () => { }, () => { }, coordinator.hooksFor(member)), async (session, restored, log) => {
+        if (!stored)
+            return;
+        // The restored member continues its checkpoint's series, as a restored container does.
+        await writeSeries(session.durable.target, {
+            series: stored.series,
+            containerId: restored.targetContainerId,
+            from: stored.id,
+            via: 'restore',
+            at: new Date().toISOString(),
+        }).catch((caught) => log.warning(`could not record series ${stored.series} for the restored container: ${errorMessage(caught)}`));
+    });
+    const { result, ...rest } = run;
+    return { ...rest, ...(result ? { targetId: result.targetContainerId } : {}) };
 }
 
 ;// CONCATENATED MODULE: ./src/post.ts

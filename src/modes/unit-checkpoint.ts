@@ -17,31 +17,25 @@ import {
   unitRetentionPlan,
 } from '../policy/unit-record.js';
 import { metadataError } from '../report/metadata.js';
-import { PhaseTimer } from '../report/timings.js';
 import { publishUnit, type UnitReport } from '../report/unit-report.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import { type CheckpointSettings, describeLocation } from '../settings.js';
 import { PRIVATE } from '../state/host-records.js';
 import { type CheckpointManifest, checkpointDir } from '../state/store.js';
 import { checkpointInto, collectImages } from './checkpoint.js';
-import { findUnit, prefixed } from './migrate/unit.js';
+import { findUnit } from './migrate/unit.js';
 import { UnitCoordinator } from './migrate/unit-coordinator.js';
-import { failureOf, settleRun, startRunControl } from './run-control.js';
-import { runHostsOf } from './run-hosts.js';
-import { beginSession, SessionCloser } from './session.js';
+import { startRunControl } from './run-control.js';
+import { runUnitMember, type MemberRun as UnitMemberRun } from './unit-member.js';
 
 type UnitCheckpointSettings = CheckpointSettings & { compose: { project: string } };
 
 const RECORD_SEPARATOR = '\n\u001e\n';
 
-interface MemberRun {
-  member: string;
-  status: UnitReport['status'];
+type MemberRun = Omit<UnitMemberRun<unknown>, 'result'> & {
   manifest?: CheckpointManifest;
   frozenMs?: number;
-  error?: MigrationError;
-  problems: string[];
-}
+};
 
 /**
  * Checkpoint mode for a compose project: every member frozen together and dumped while all
@@ -193,27 +187,22 @@ async function checkpointMember(
   signal: AbortSignal,
   started: Date,
 ): Promise<MemberRun> {
-  const log = prefixed(runtime.log, member);
-  const closer = new SessionCloser();
   const memberSettings: CheckpointSettings = {
     ...settings,
     container: member,
     checkpointName: memberCheckpointName(settings.checkpointName, member),
   };
-  // The runner's saved state holds one journal: a unit's members live in the source's journals only.
-  const memberRuntime: Runtime = { ...runtime, log, saveState: () => {} };
-  try {
-    const clock = () => performance.now();
-    const { session } = await beginSession(
-      { settings: memberSettings, record: { sourceAfter: 'stop', retireSource: false } },
-      { runtime: memberRuntime },
-      { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer },
-    );
-    let manifest: CheckpointManifest | undefined;
-    let frozenMs: number | undefined;
-    let error: MigrationError | undefined;
-    try {
-      manifest = await checkpointInto(
+  let frozenMs: number | undefined;
+  const run = await runUnitMember(
+    { name: member, settings: memberSettings, record: { sourceAfter: 'stop', retireSource: false } },
+    { coordinator, runtime, signal, started },
+    {
+      step: 'checkpoint',
+      code: 'CHECKPOINT_FAILED',
+      remedy: 'nothing to undo by hand: every member was resumed and no unit checkpoint was written',
+    },
+    (session, log) =>
+      checkpointInto(
         { ...session.ctx, log },
         session.owner,
         (ms) => {
@@ -222,40 +211,14 @@ async function checkpointMember(
         (held) => session.defer(() => held.release()),
         () => {},
         coordinator.hooksFor(member),
-      );
-    } catch (caught) {
-      error = failureOf(
-        caught,
-        signal,
-        'checkpoint',
-        'CHECKPOINT_FAILED',
-        'nothing to undo by hand: every member was resumed and no unit checkpoint was written',
-      );
-      coordinator.fail(member, error);
-      log.warning(error.describe());
-    }
-    const settled = await settleRun(
-      session.journal,
-      session.durable,
-      log,
-      error,
-      runHostsOf(memberSettings).journal,
-    );
-    return {
-      member,
-      status: settled.status,
-      ...(manifest && settled.status === 'succeeded' ? { manifest } : {}),
-      ...(frozenMs === undefined ? {} : { frozenMs }),
-      ...(error ? { error } : {}),
-      problems: settled.problems.map((problem) => `${member}: ${problem}`),
-    };
-  } catch (caught) {
-    const error = asMigrationError(caught, 'COMMAND_FAILED');
-    coordinator.fail(member, error);
-    return { member, status: 'refused', error, problems: [] };
-  } finally {
-    await closer.close();
-  }
+      ),
+  );
+  const { result, ...rest } = run;
+  return {
+    ...rest,
+    ...(result ? { manifest: result } : {}),
+    ...(frozenMs === undefined ? {} : { frozenMs }),
+  };
 }
 
 function memberOf(run: MemberRun, inspect: Parameters<typeof serviceOf>[0] | undefined): UnitRecordMember {

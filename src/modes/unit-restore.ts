@@ -6,30 +6,22 @@ import { openHost, requireRoot } from '../host/host-factory.js';
 import { networkCreateArgs, networkDifferences } from '../policy/compose-unit.js';
 import { chooseUnitRecord, newestUnitsFirst, type UnitRecord } from '../policy/unit-record.js';
 import { metadataError } from '../report/metadata.js';
-import { PhaseTimer } from '../report/timings.js';
 import { publishUnit, type UnitReport } from '../report/unit-report.js';
 import { type Runtime, SAVED } from '../runtime.js';
 import { describeLocation, type RestoreSettings } from '../settings.js';
 import { unitCommitPath } from '../state/host-records.js';
 import { writeSeries } from '../state/series.js';
 import { removeUnitCommitEverywhere, writeUnitCommitEverywhere } from '../state/unit-commit.js';
-import { prefixed, removeCreatedNetworks } from './migrate/unit.js';
+import { removeCreatedNetworks } from './migrate/unit.js';
 import { UnitCoordinator } from './migrate/unit-coordinator.js';
 import { restoreFromStore } from './restore.js';
-import { failureOf, settleRun, startRunControl } from './run-control.js';
-import { runHostsOf } from './run-hosts.js';
-import { beginSession, SessionCloser } from './session.js';
+import { startRunControl } from './run-control.js';
 import { listUnitRecords } from './unit-checkpoint.js';
+import { runUnitMember, type MemberRun as UnitMemberRun } from './unit-member.js';
 
 type UnitRestoreSettings = RestoreSettings & { compose: { project: string } };
 
-interface MemberRun {
-  member: string;
-  status: UnitReport['status'];
-  targetId?: string;
-  error?: MigrationError;
-  problems: string[];
-}
+type MemberRun = Omit<UnitMemberRun<unknown>, 'result'> & { targetId?: string };
 
 /**
  * Restore mode for a compose project: the newest complete unit checkpoint (or the named one),
@@ -195,8 +187,6 @@ async function restoreMember(
   signal: AbortSignal,
   started: Date,
 ): Promise<MemberRun> {
-  const log = prefixed(runtime.log, member);
-  const closer = new SessionCloser();
   const stored = unit.members.find((m) => m.container === member);
   const memberSettings: RestoreSettings = {
     ...settings,
@@ -205,45 +195,28 @@ async function restoreMember(
     ...(stored ? { restoreFrom: stored.checkpoint, series: stored.series } : {}),
     keepAddresses: true,
   };
-  const memberRuntime: Runtime = { ...runtime, log, saveState: () => {} };
-  try {
-    const clock = () => performance.now();
-    const { session } = await beginSession(
-      {
-        settings: memberSettings,
-        record: { sourceAfter: 'stop', retireSource: false, unitCommit: commitMarker },
-      },
-      { runtime: memberRuntime },
-      { signal, timer: new PhaseTimer(), clock, started, startedAt: clock(), closer },
-    );
-    let restored: Awaited<ReturnType<typeof restoreFromStore>> | undefined;
-    let error: MigrationError | undefined;
-    try {
-      restored = await restoreFromStore(
+  const run = await runUnitMember(
+    {
+      name: member,
+      settings: memberSettings,
+      record: { sourceAfter: 'stop', retireSource: false, unitCommit: commitMarker },
+    },
+    { coordinator, runtime, signal, started },
+    {
+      step: 'restore',
+      code: 'RESTORE_FAILED',
+      remedy:
+        'nothing to undo by hand: nothing of the unit stays on the target; the unit checkpoint in the store is untouched',
+    },
+    (session, log) =>
+      restoreFromStore(
         { ...session.ctx, log },
         () => {},
         () => {},
         coordinator.hooksFor(member),
-      );
-    } catch (caught) {
-      error = failureOf(
-        caught,
-        signal,
-        'restore',
-        'RESTORE_FAILED',
-        'nothing to undo by hand: nothing of the unit stays on the target; the unit checkpoint in the store is untouched',
-      );
-      coordinator.fail(member, error);
-      log.warning(error.describe());
-    }
-    const settled = await settleRun(
-      session.journal,
-      session.durable,
-      log,
-      error,
-      runHostsOf(memberSettings).journal,
-    );
-    if (settled.status === 'succeeded' && restored && stored) {
+      ),
+    async (session, restored, log) => {
+      if (!stored) return;
       // The restored member continues its checkpoint's series, as a restored container does.
       await writeSeries(session.durable.target, {
         series: stored.series,
@@ -256,19 +229,8 @@ async function restoreMember(
           `could not record series ${stored.series} for the restored container: ${errorMessage(caught)}`,
         ),
       );
-    }
-    return {
-      member,
-      status: settled.status,
-      ...(restored && settled.status === 'succeeded' ? { targetId: restored.targetContainerId } : {}),
-      ...(error ? { error } : {}),
-      problems: settled.problems.map((problem) => `${member}: ${problem}`),
-    };
-  } catch (caught) {
-    const error = asMigrationError(caught, 'COMMAND_FAILED');
-    coordinator.fail(member, error);
-    return { member, status: 'refused', error, problems: [] };
-  } finally {
-    await closer.close();
-  }
+    },
+  );
+  const { result, ...rest } = run;
+  return { ...rest, ...(result ? { targetId: result.targetContainerId } : {}) };
 }

@@ -13,7 +13,7 @@ import { MigrationError } from '../errors.js';
 import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { formatBytes } from '../host/relay.js';
-import { shellQuote, tailLines } from '../host/shell.js';
+import { tailLines } from '../host/shell.js';
 import { blocking, type Check } from '../policy/compatibility.js';
 import {
   evaluateLazyPages,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ComposeProject } from './compose-project.js';
 import { installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState } from './invariants.js';
 import { runAction, runPostStep, startAction } from './run-action.js';
@@ -15,6 +16,7 @@ import {
 // A real compose project checkpointed into the store as one unit, then restored elsewhere: the
 // web+Redis+named-volume project of compose-unit.test.ts, under its own name and port.
 let bed: Testbed;
+let project: ComposeProject;
 const PROJECT = 'e2e-cus';
 const PORT = 18093;
 const WEB = `${PROJECT}-web-1`;
@@ -31,69 +33,10 @@ let atCheckpoint:
     }
   | undefined;
 
-function composeFile(): string {
-  return `services:
-  web:
-    image: ${bed.image}
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /www/cgi-bin
-        printf '#!/bin/sh\\nn=$$(printf "INCR hits:web\\\\r\\\\n" | nc redis 6379 | tr -dc 0-9)\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\nweb %%s\\\\n" "$$n"\\n' >/www/cgi-bin/hit
-        chmod +x /www/cgi-bin/hit
-        exec httpd -f -p 8080 -h /www
-    ports:
-      - "${PORT}:8080"
-    depends_on:
-      - redis
-  redis:
-    image: ${SERVICES_IMAGE.tag}
-    command: redis-server --appendonly yes --appendfsync always --dir /data --protected-mode no
-    volumes:
-      - data:/data
-volumes:
-  data:
-`;
-}
-
 async function clean(): Promise<void> {
   await removeFaults(bed);
-  for (const host of [bed.host1, bed.host2]) {
-    await onHostResult(
-      bed,
-      host,
-      `docker ps -aq --filter label=com.docker.compose.project=${PROJECT} | xargs -r docker rm -f; docker network rm ${NETWORK}; docker volume rm ${PROJECT}_data; rm -rf /var/lib/criu-migrate/containers/${PROJECT}-*`,
-    );
-  }
+  await project.remove([bed.host1, bed.host2]);
   await onHostResult(bed, bed.host3, `rm -rf ${STORE}`);
-}
-
-/** One request to the web service on a host's published port: the counter it answers with. */
-async function hit(host: string): Promise<number> {
-  let last = '';
-  // Redis takes a moment to accept connections after compose up: a few tries, bounded.
-  for (let attempt = 0; attempt < 30; attempt += 1) {
-    const result = await onHostResult(
-      bed,
-      host,
-      `nsenter -t "$(cat /run/testbed-dockerd.pid)" -n busybox wget -q -T 5 -O - http://127.0.0.1:${PORT}/cgi-bin/hit`,
-    );
-    last = result.stdout + result.stderr;
-    const match = /^web (\d+)$/m.exec(result.stdout);
-    if (match) return Number(match[1]);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`the web service on ${host} did not answer with a count: ${last}`);
-}
-
-async function redisFacts(host: string): Promise<{ runId: string; hits: number }> {
-  const out = await onHost(
-    bed,
-    host,
-    `docker exec ${REDIS} sh -c 'redis-cli info server | grep ^run_id: ; redis-cli get hits:web'`,
-  );
-  return { runId: /run_id:(\w+)/.exec(out)?.[1] ?? '', hits: Number(out.trim().split('\n').pop()) };
 }
 
 async function networkOf(host: string): Promise<string> {
@@ -104,18 +47,6 @@ async function networkOf(host: string): Promise<string> {
       `docker network inspect ${NETWORK} --format '{{json .IPAM.Config}} {{json .Labels}}'`,
     )
   ).trim();
-}
-
-async function endpoint(
-  host: string,
-  name: string,
-): Promise<{ IPAddress: string; Aliases: string[]; DNSNames: string[] }> {
-  const out = await onHost(
-    bed,
-    host,
-    `docker inspect ${name} --format '{{json (index .NetworkSettings.Networks "${NETWORK}")}}'`,
-  );
-  return JSON.parse(out);
 }
 
 /** Every file of the store with its checksum: what a restore must leave as it found it. */
@@ -156,13 +87,10 @@ async function nothingOnHost2(): Promise<void> {
 
 beforeAll(async () => {
   bed = loadTestbed();
+  project = new ComposeProject(bed, PROJECT, PORT);
   await ensurePackageImage(bed, bed.host1, SERVICES_IMAGE);
   await clean();
-  await onHost(
-    bed,
-    bed.host1,
-    `mkdir -p /tmp/${PROJECT} && cat >/tmp/${PROJECT}/compose.yml <<'EOF'\n${composeFile()}EOF\ndocker-compose -p ${PROJECT} -f /tmp/${PROJECT}/compose.yml up -d --quiet-pull 2>&1`,
-  );
+  await project.up();
 });
 
 afterAll(async () => {
@@ -171,12 +99,12 @@ afterAll(async () => {
 
 describe('a compose project checkpointed into the store as one unit', () => {
   it('every member frozen and dumped together, one unit record naming members, order and network', async () => {
-    await hit(bed.host1);
-    const count = await hit(bed.host1);
-    const redis = await redisFacts(bed.host1);
+    await project.hit(bed.host1);
+    const count = await project.hit(bed.host1);
+    const redis = await project.redisFacts(bed.host1);
     const endpoints: Record<string, { IPAddress: string; Aliases: string[] }> = {
-      [WEB]: await endpoint(bed.host1, WEB),
-      [REDIS]: await endpoint(bed.host1, REDIS),
+      [WEB]: await project.endpoint(bed.host1, WEB),
+      [REDIS]: await project.endpoint(bed.host1, REDIS),
     };
     const network = await networkOf(bed.host1);
 
@@ -214,13 +142,13 @@ describe('a compose project checkpointed into the store as one unit', () => {
     for (const name of [WEB, REDIS]) {
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     }
-    expect((await redisFacts(bed.host1)).runId).toBe(redis.runId);
+    expect((await project.redisFacts(bed.host1)).runId).toBe(redis.runId);
     atCheckpoint = { count, runId: redis.runId, network, endpoints };
   });
 
   it('a fault while dumping the second member: every member runs on unpaused, no unit checkpoint of the run', async () => {
     const webId = (await onHost(bed, bed.host1, `docker inspect --format '{{.Id}}' ${WEB}`)).trim();
-    const redisBefore = await redisFacts(bed.host1);
+    const redisBefore = await project.redisFacts(bed.host1);
     // The dump of web (second in order) fails for real in runc; Redis's dump goes through.
     await installWrapper(
       bed,
@@ -247,19 +175,19 @@ exec /usr/sbin/runc "$@"
     for (const name of [WEB, REDIS]) {
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     }
-    expect((await redisFacts(bed.host1)).runId).toBe(redisBefore.runId);
+    expect((await project.redisFacts(bed.host1)).runId).toBe(redisBefore.runId);
     // No record of cus-2, and no member checkpoint of it (complete or partial) in the store.
     expect(await onHost(bed, bed.host3, `ls ${STORE}/.units/${PROJECT}`)).toBe('cus-1.json\n');
     expect(await onHost(bed, bed.host3, `find ${STORE} -name '*cus-2*' | wc -l`)).toBe('0\n');
     // The project keeps counting on host 1: a restore below proves it took cus-1, not this state.
-    expect(await hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
+    expect(await project.hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
   });
 });
 
 describe('a unit checkpoint run killed outright', () => {
   it('while the second member dumps: the post step resumes every member, and no unit checkpoint exists', async () => {
     const webId = (await onHost(bed, bed.host1, `docker inspect --format '{{.Id}}' ${WEB}`)).trim();
-    const redisBefore = await redisFacts(bed.host1);
+    const redisBefore = await project.redisFacts(bed.host1);
     // Held, then failing without dumping: the killed run's command must not dump later.
     await installWrapper(
       bed,
@@ -297,8 +225,8 @@ exec /usr/sbin/runc "$@"
     for (const name of [WEB, REDIS]) {
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     }
-    expect((await redisFacts(bed.host1)).runId).toBe(redisBefore.runId);
-    expect(await hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
+    expect((await project.redisFacts(bed.host1)).runId).toBe(redisBefore.runId);
+    expect(await project.hit(bed.host1)).toBeGreaterThan(atCheckpoint?.count ?? 0);
     // No record of cus-3 and nothing of it in the store.
     expect(await onHost(bed, bed.host3, `ls ${STORE}/.units/${PROJECT}`)).toBe('cus-1.json\n');
     expect(await onHost(bed, bed.host3, `find ${STORE} -name '*cus-3*' | wc -l`)).toBe('0\n');
@@ -415,17 +343,17 @@ exec /usr/bin/docker "$@"
     // The network on host 2 as on host 1 at the checkpoint; each member its address and aliases.
     expect(await networkOf(bed.host2)).toBe(before.network);
     for (const name of [WEB, REDIS]) {
-      const after = await endpoint(bed.host2, name);
+      const after = await project.endpoint(bed.host2, name);
       expect(after.IPAddress).toBe(before.endpoints[name]?.IPAddress);
       for (const alias of before.endpoints[name]?.Aliases ?? []) expect(after.DNSNames).toContain(alias);
       expect(after.Aliases).toContain(name === WEB ? 'web' : 'redis');
     }
     // Redis as it was at cus-1: the same process and its data.
-    const redis = await redisFacts(bed.host2);
+    const redis = await project.redisFacts(bed.host2);
     expect(redis.runId).toBe(before.runId);
     expect(redis.hits).toBe(before.count);
     // The web service answers on host 2's published port and reaches Redis by its service name.
-    expect(await hit(bed.host2)).toBe(before.count + 1);
+    expect(await project.hit(bed.host2)).toBe(before.count + 1);
     const ps = await onHost(
       bed,
       bed.host2,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ComposeProject } from './compose-project.js';
 import { installHold, installWrapper, release, removeFaults, waitHeld } from './faults.js';
 import { containerState } from './invariants.js';
 import { runAction, runPostStep, startAction } from './run-action.js';
@@ -15,6 +16,7 @@ import {
 // A real compose project moved as one unit: a web service (busybox httpd, a CGI that increments
 // a Redis key named after its service on each request) and Redis with a named volume.
 let bed: Testbed;
+let project: ComposeProject;
 const PROJECT = 'e2e-cu';
 const PORT = 18091;
 const WEB = `${PROJECT}-web-1`;
@@ -23,78 +25,9 @@ const NETWORK = `${PROJECT}_default`;
 /** The web counter and Redis's run_id as the killed run froze them. */
 let frozenAt: { count: number; runId: string } | undefined;
 
-function composeFile(): string {
-  return `services:
-  web:
-    image: ${bed.image}
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /www/cgi-bin
-        printf '#!/bin/sh\\nn=$$(printf "INCR hits:web\\\\r\\\\n" | nc redis 6379 | tr -dc 0-9)\\nprintf "Content-Type: text/plain\\\\r\\\\n\\\\r\\\\nweb %%s\\\\n" "$$n"\\n' >/www/cgi-bin/hit
-        chmod +x /www/cgi-bin/hit
-        exec httpd -f -p 8080 -h /www
-    ports:
-      - "${PORT}:8080"
-    depends_on:
-      - redis
-  redis:
-    image: ${SERVICES_IMAGE.tag}
-    command: redis-server --appendonly yes --appendfsync always --dir /data --protected-mode no
-    volumes:
-      - data:/data
-volumes:
-  data:
-`;
-}
-
 async function clean(): Promise<void> {
   await removeFaults(bed);
-  for (const host of [bed.host1, bed.host2]) {
-    await onHostResult(
-      bed,
-      host,
-      `docker ps -aq --filter label=com.docker.compose.project=${PROJECT} | xargs -r docker rm -f; docker network rm ${NETWORK}; docker volume rm ${PROJECT}_data; rm -rf /var/lib/criu-migrate/containers/${PROJECT}-*`,
-    );
-  }
-}
-
-async function composeUp(): Promise<void> {
-  await onHost(
-    bed,
-    bed.host1,
-    `mkdir -p /tmp/${PROJECT} && cat >/tmp/${PROJECT}/compose.yml <<'EOF'\n${composeFile()}EOF\ndocker-compose -p ${PROJECT} -f /tmp/${PROJECT}/compose.yml up -d --quiet-pull 2>&1`,
-  );
-}
-
-/** One request to the web service on a host's published port: the counter it answers with. */
-async function hit(host: string): Promise<number> {
-  let last = '';
-  // Redis takes a moment to accept connections after compose up: a few tries, bounded.
-  for (let attempt = 0; attempt < 30; attempt += 1) {
-    const result = await onHostResult(
-      bed,
-      host,
-      `nsenter -t "$(cat /run/testbed-dockerd.pid)" -n busybox wget -q -T 5 -O - http://127.0.0.1:${PORT}/cgi-bin/hit`,
-    );
-    last = result.stdout + result.stderr;
-    const match = /^web (\d+)$/m.exec(result.stdout);
-    if (match) return Number(match[1]);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`the web service on ${host} did not answer with a count: ${last}`);
-}
-
-async function redisFacts(host: string): Promise<{ runId: string; hits: number }> {
-  const out = await onHost(
-    bed,
-    host,
-    `docker exec ${REDIS} sh -c 'redis-cli info server | grep ^run_id: ; redis-cli get hits:web'`,
-  );
-  const runId = /run_id:(\w+)/.exec(out)?.[1] ?? '';
-  const hits = Number(out.trim().split('\n').pop());
-  return { runId, hits };
+  await project.remove([bed.host1, bed.host2]);
 }
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
@@ -124,20 +57,9 @@ async function networkOf(
   return { subnet: pool.Subnet, gateway: pool.Gateway, labels: JSON.parse(labels ?? '{}') };
 }
 
-async function endpoint(
-  host: string,
-  name: string,
-): Promise<{ IPAddress: string; Aliases: string[]; DNSNames: string[] }> {
-  const out = await onHost(
-    bed,
-    host,
-    `docker inspect ${name} --format '{{json (index .NetworkSettings.Networks "${NETWORK}")}}'`,
-  );
-  return JSON.parse(out);
-}
-
 beforeAll(async () => {
   bed = loadTestbed();
+  project = new ComposeProject(bed, PROJECT, PORT);
   await ensurePackageImage(bed, bed.host1, SERVICES_IMAGE);
   await clean();
 });
@@ -159,14 +81,14 @@ async function expectUnitOnHost1(before: { count: number; runId: string }): Prom
   for (const name of [WEB, REDIS]) {
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
   }
-  const redis = await redisFacts(bed.host1);
+  const redis = await project.redisFacts(bed.host1);
   expect(redis.runId).toBe(before.runId);
   expect(redis.hits).toBe(before.count);
 }
 
 describe('the gate of a unit refuses before touching anything', () => {
   it('a network of the same name with another subnet on the target: COMPOSE_NETWORK_CONFLICT', async () => {
-    await composeUp();
+    await project.up();
     await onHost(bed, bed.host2, `docker network create --subnet 10.251.0.0/24 ${NETWORK} >/dev/null`);
     try {
       const run = await runAction(inputs());
@@ -224,9 +146,9 @@ describe('the gate of a unit refuses before touching anything', () => {
 
 describe('a compose project moves as one unit', () => {
   it('a fault while restoring the second member rolls the whole unit back: nothing on host 2, every member running on host 1', async () => {
-    await composeUp();
-    const before = await hit(bed.host1);
-    const redisBefore = await redisFacts(bed.host1);
+    await project.up();
+    const before = await project.hit(bed.host1);
+    const redisBefore = await project.redisFacts(bed.host1);
     // Redis restores first (web depends on it); the second restore, web's, is refused for real.
     await installWrapper(
       bed,
@@ -264,15 +186,15 @@ exec /usr/bin/docker "$@"
     for (const name of [WEB, REDIS]) {
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     }
-    const redisAfter = await redisFacts(bed.host1);
+    const redisAfter = await project.redisFacts(bed.host1);
     expect(redisAfter.runId).toBe(redisBefore.runId);
     expect(redisAfter.hits).toBe(before);
-    expect(await hit(bed.host1)).toBe(before + 1);
+    expect(await project.hit(bed.host1)).toBe(before + 1);
   });
 
   it('cancelled while its second member restores, the unit rolls back as one', async () => {
-    const count = await hit(bed.host1);
-    const redisBefore = await redisFacts(bed.host1);
+    const count = await project.hit(bed.host1);
+    const redisBefore = await project.redisFacts(bed.host1);
     await installHold(bed, bed.host2, 'docker', `*" start --checkpoint "*"-${WEB} "*`, 'unit-cancel');
     const running = startAction(inputs());
     await waitHeld(bed, bed.host2, 'unit-cancel', 120_000, running);
@@ -285,7 +207,7 @@ exec /usr/bin/docker "$@"
     expect(run.outputs.status, run.stdout).toBe('rolled-back');
     expect(run.outputs['error-code']).toBe('CANCELLED');
     await expectUnitOnHost1({ count, runId: redisBefore.runId });
-    expect(await hit(bed.host1)).toBe(count + 1);
+    expect(await project.hit(bed.host1)).toBe(count + 1);
   });
 
   it('a unit run killed while its second member restores: the post step rolls every member back', async () => {
@@ -306,7 +228,10 @@ esac
 exec /usr/bin/docker "$@"
 `,
     );
-    const before = { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
+    const before = {
+      count: await project.hit(bed.host1),
+      runId: (await project.redisFacts(bed.host1)).runId,
+    };
     const running = startAction(inputs());
     await waitHeld(bed, bed.host2, 'unit-post', 120_000, running);
     const main = await running.kill();
@@ -323,7 +248,7 @@ exec /usr/bin/docker "$@"
     expect(post.stdout).toContain(`network ${NETWORK} removed from the target again`);
     // Nothing of the unit on host 2 (no member, no network); every member running on host 1.
     await expectUnitOnHost1(before);
-    expect(await hit(bed.host1)).toBe(before.count + 1);
+    expect(await project.hit(bed.host1)).toBe(before.count + 1);
   });
 
   it('a unit run killed outright while its second member restores leaves both frozen members to the next run', async () => {
@@ -344,7 +269,7 @@ esac
 exec /usr/bin/docker "$@"
 `,
     );
-    frozenAt = { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
+    frozenAt = { count: await project.hit(bed.host1), runId: (await project.redisFacts(bed.host1)).runId };
     const running = startAction(inputs());
     await waitHeld(bed, bed.host2, 'unit-kill', 120_000, running);
     await running.kill();
@@ -363,9 +288,12 @@ exec /usr/bin/docker "$@"
     const before =
       frozen && frozenAt
         ? frozenAt
-        : { count: await hit(bed.host1), runId: (await redisFacts(bed.host1)).runId };
+        : { count: await project.hit(bed.host1), runId: (await project.redisFacts(bed.host1)).runId };
     const networkBefore = await networkOf(bed.host1);
-    const endpoints = { web: await endpoint(bed.host1, WEB), redis: await endpoint(bed.host1, REDIS) };
+    const endpoints = {
+      web: await project.endpoint(bed.host1, WEB),
+      redis: await project.endpoint(bed.host1, REDIS),
+    };
 
     const run = await runAction(inputs());
     expect(run.exitCode, run.stdout).toBe(0);
@@ -394,15 +322,15 @@ exec /usr/bin/docker "$@"
       [WEB, endpoints.web],
       [REDIS, endpoints.redis],
     ] as const) {
-      const after = await endpoint(bed.host2, name);
+      const after = await project.endpoint(bed.host2, name);
       expect(after.IPAddress).toBe(before.IPAddress);
       // Docker lists the container's own name and short ID among the DNS names by itself.
       for (const alias of before.Aliases) expect(after.DNSNames).toContain(alias);
       expect(after.Aliases).toContain(name === WEB ? 'web' : 'redis');
     }
     // The web service answers on host 2's published port and reaches Redis by its service name.
-    expect(await hit(bed.host2)).toBe(before.count + 1);
-    const redisAfter = await redisFacts(bed.host2);
+    expect(await project.hit(bed.host2)).toBe(before.count + 1);
+    const redisAfter = await project.redisFacts(bed.host2);
     expect(redisAfter.runId).toBe(before.runId);
     expect(redisAfter.hits).toBe(before.count + 1);
     // compose knows the project on host 2.
@@ -461,7 +389,10 @@ exec /usr/bin/cat "$@"
 `;
     for (const host of [bed.host1, bed.host2])
       await installWrapper(bed, host, '/usr/local/bin/cat', journalWrite);
-    const before = { count: await hit(bed.host2), runId: (await redisFacts(bed.host2)).runId };
+    const before = {
+      count: await project.hit(bed.host2),
+      runId: (await project.redisFacts(bed.host2)).runId,
+    };
     const running = startAction(inputs({ source: bed.host2, target: bed.host1 }));
     await waitHeld(bed, bed.host1, 'unit-commit', 180_000, running);
     const main = await running.kill();
@@ -491,9 +422,9 @@ exec /usr/bin/cat "$@"
         `docker ps -q --filter label=com.docker.compose.project=${PROJECT} | wc -l`,
       ),
     ).toBe('0\n');
-    const redis = await redisFacts(bed.host1);
+    const redis = await project.redisFacts(bed.host1);
     expect(redis.runId).toBe(before.runId);
-    expect(await hit(bed.host1)).toBe(before.count + 1);
+    expect(await project.hit(bed.host1)).toBe(before.count + 1);
     // Nothing of the run is left: no open journal, no marker.
     for (const host of [bed.host1, bed.host2]) {
       expect(
