@@ -70,6 +70,9 @@ export interface MigrationRun {
   lastPageMs?: number;
   /** action-lazy: the bytes that followed the restored container through the runner. */
   lazyPageBytes?: number;
+  /** Action only: container bytes that crossed the runner (metadata route.runnerBytes), and the route taken. */
+  runnerBytes?: number;
+  route?: string;
   /** The action's own breakdown of the frozen window (timings.frozenWindowMs), when it reports one. */
   windowMs?: Record<string, number>;
   phasesMs?: Record<string, number>;
@@ -156,6 +159,9 @@ export interface WaySummary {
   restoreCriuMs?: Spread;
   reportedDowntimeMs?: Spread;
   lastPageMs?: Spread;
+  /** Container bytes through the runner, and the routes the runs took. */
+  runnerBytes?: Spread;
+  routes?: string[];
   windowMs?: Record<string, number>;
 }
 

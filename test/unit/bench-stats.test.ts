@@ -19,6 +19,7 @@ import {
   lazyTarget,
   median,
   memoryVerdict,
+  runnerBytesTarget,
   spread,
   summarise,
 } from '../../scripts/bench/stats.js';
@@ -578,5 +579,42 @@ describe('the post-copy target (action-lazy at 256 MiB, 1 GiB and 2 GiB, every r
     expect(target.observed).toMatch(/^not measured .*2048 MiB/);
     const all = evaluateTargets(summarise([], [], [], [], [64]), [64]);
     expect(all.find((t) => t.target === LAZY_TARGET)?.met).toBeUndefined();
+  });
+});
+
+describe('the runner-bytes target (the action at 1 GiB, every run, direct route only)', () => {
+  const intact = { status: 'intact' as const, before: 'a', after: 'a' };
+  const judge = (runs: { runnerBytes: number; route: string }[]) =>
+    runnerBytesTarget(
+      summarise(
+        runs.map((r, i) => way('action', 1024, 5000, { rep: i + 1, memory: intact, ...r })),
+        [],
+        [],
+        [],
+        [1024],
+      ).bySize['1024']?.ways.action,
+    );
+
+  it('is met when every 1 GiB run went direct with under 1 MiB through the runner', () => {
+    const target = judge([
+      { runnerBytes: 1200, route: 'direct' },
+      { runnerBytes: 900, route: 'direct' },
+    ]);
+    expect(target.met).toBe(true);
+    expect(target.observed).toContain('1200 bytes at most');
+  });
+
+  it('is missed by one relayed run, and by one run over 1 MiB', () => {
+    expect(
+      judge([
+        { runnerBytes: 1000, route: 'direct' },
+        { runnerBytes: 1073741824, route: 'relay' },
+      ]).met,
+    ).toBe(false);
+    expect(judge([{ runnerBytes: 2 * 1024 * 1024, route: 'direct' }]).met).toBe(false);
+  });
+
+  it('is not measured without the action at 1 GiB', () => {
+    expect(runnerBytesTarget(undefined).met).toBeUndefined();
   });
 });

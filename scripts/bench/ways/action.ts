@@ -121,7 +121,9 @@ async function moveWithAction(
   });
   const criu = metadata.criu;
   const timings = metadata.timings as typeof metadata.timings & { frozenWindowMs?: Record<string, number> };
+  const route = metadata.route;
   return {
+    ...(route ? { runnerBytes: route.runnerBytes, route: route.taken } : {}),
     ...(timings.lastPageMs !== undefined ? { lastPageMs: timings.lastPageMs } : {}),
     ...(timings.lazyPageBytes !== undefined ? { lazyPageBytes: timings.lazyPageBytes } : {}),
     ...(timings.frozenWindowMs ? { windowMs: { ...timings.frozenWindowMs } } : {}),
