@@ -53452,6 +53452,31 @@ function memberAddresses(member) {
         .map(([, endpoint]) => endpoint.IPAddress ?? '')
         .filter(Boolean);
 }
+/**
+ * Why a unit's run ended: the member that failed first says why (the others gave up because of
+ * it), unless a cancellation or the run's timeout stopped every member alike: said as it is.
+ */
+function unitFailure(first, memberErrors) {
+    const cause = first?.cause instanceof MigrationError ? first.cause : memberErrors.find((e) => e);
+    return cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+}
+/**
+ * A unit's status from its members': succeeded only when every member did; rolled back or
+ * refused when every member's work was undone; failed when any member's undo did not finish.
+ * `undoneWhenSucceeded`: a member that succeeded counts as undone (a unit checkpoint removes
+ * the members' checkpoints again when the unit fails).
+ */
+function unitStatus(statuses, undoneWhenSucceeded = false) {
+    const seen = new Set(statuses);
+    if (!undoneWhenSucceeded && seen.size === 1 && seen.has('succeeded'))
+        return 'succeeded';
+    const undone = (s) => s === 'rolled-back' || s === 'refused' || (undoneWhenSucceeded && s === 'succeeded');
+    if (![...seen].every(undone))
+        return 'failed';
+    return seen.has('rolled-back') || (undoneWhenSucceeded && seen.has('succeeded'))
+        ? 'rolled-back'
+        : 'refused';
+}
 
 ;// CONCATENATED MODULE: ./src/policy/direct-route.ts
 
@@ -69016,18 +69041,10 @@ async function runUnitMigrateMode(settings, runtime) {
         const downtimes = report.members.flatMap((m) => (m.downtimeMs === undefined ? [] : [m.downtimeMs]));
         if (downtimes.length > 0)
             report.downtimeMs = Math.max(...downtimes);
-        if (statuses.size === 1 && statuses.has('succeeded')) {
-            report.status = 'succeeded';
-        }
-        else {
-            // The member that failed first says why; the others gave up because of it.
-            const first = coordinator.firstFailure;
-            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-            // A cancellation or the run's timeout stopped every member alike: said as it is.
-            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
-            const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
-            report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
-            if (undone)
+        report.status = unitStatus([...statuses]);
+        if (report.status !== 'succeeded') {
+            failure = unitFailure(coordinator.firstFailure, runs.map((r) => r.error));
+            if (report.status !== 'failed')
                 await removeCreatedNetworks(connected.target, report, log);
         }
     }
@@ -69602,7 +69619,7 @@ async function measureSpeed(source, target, log) {
     }
 }
 /** A unit the gate could not even read (a dependency cycle in its labels): blocked, with why. */
-function unitFailure(unit, error) {
+function preflight_selection_unitFailure(unit, error) {
     return {
         host: 'source',
         name: 'compose unit',
@@ -69650,7 +69667,7 @@ async function runSelectionPreflight(settings, log, env) {
                     }
                     catch (error) {
                         const failure = asMigrationError(error, 'PREFLIGHT_FAILED');
-                        return { ...base, checks: [unitFailure(unit, failure)] };
+                        return { ...base, checks: [preflight_selection_unitFailure(unit, failure)] };
                     }
                     for (const check of gate.checks)
                         if (check.status !== 'pass')
@@ -69906,17 +69923,10 @@ async function runUnitCheckpointMode(settings, runtime) {
             await core/* group */.Os('Retention', () => applyUnitRetention(store, settings, source.address, log));
         }
         else {
-            const first = coordinator.firstFailure;
-            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+            failure = unitFailure(coordinator.firstFailure, runs.map((r) => r.error));
             // No record: the unit checkpoint does not exist; members a rollback could not undo stay named.
             await removeMembers(store, settings, runs, report, log);
-            const statuses = new Set(runs.map((run) => run.status));
-            report.status = [...statuses].every((s) => s === 'rolled-back' || s === 'refused' || s === 'succeeded')
-                ? statuses.has('rolled-back') || statuses.has('succeeded')
-                    ? 'rolled-back'
-                    : 'refused'
-                : 'failed';
+            report.status = unitStatus(runs.map((run) => run.status), true);
         }
     }
     catch (error) {
@@ -70163,17 +70173,10 @@ async function runUnitRestoreMode(settings, runtime) {
                 entry.error = metadataError(run.error);
         }
         report.leftovers = runs.flatMap((run) => run.problems);
-        const statuses = new Set(runs.map((run) => run.status));
-        if (statuses.size === 1 && statuses.has('succeeded')) {
-            report.status = 'succeeded';
-        }
-        else {
-            const first = coordinator.firstFailure;
-            const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-            failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
-            const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
-            report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
-            if (undone)
+        report.status = unitStatus(runs.map((run) => run.status));
+        if (report.status !== 'succeeded') {
+            failure = unitFailure(coordinator.firstFailure, runs.map((r) => r.error));
+            if (report.status !== 'failed')
                 await removeCreatedNetworks(connected, report, log);
         }
     }

@@ -5,7 +5,14 @@ import type { Host } from '../host/host.js';
 import { openHost, requireRoot } from '../host/host-factory.js';
 import { runChecked, shellQuote } from '../host/shell.js';
 import type { Logger } from '../phases/context.js';
-import { type NetworkSpec, projectNetworks, restoreOrder, serviceOf } from '../policy/compose-unit.js';
+import {
+  type NetworkSpec,
+  projectNetworks,
+  restoreOrder,
+  serviceOf,
+  unitFailure,
+  unitStatus,
+} from '../policy/compose-unit.js';
 import { containerNameOf } from '../policy/selection.js';
 import {
   memberCheckpointName,
@@ -147,17 +154,16 @@ export async function runUnitCheckpointMode(
       log.info(`unit checkpoint ${settings.checkpointName} complete: ${recordPath}`);
       await core.group('Retention', () => applyUnitRetention(store, settings, source.address, log));
     } else {
-      const first = coordinator.firstFailure;
-      const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-      failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+      failure = unitFailure(
+        coordinator.firstFailure,
+        runs.map((r) => r.error),
+      );
       // No record: the unit checkpoint does not exist; members a rollback could not undo stay named.
       await removeMembers(store, settings, runs, report, log);
-      const statuses = new Set(runs.map((run) => run.status));
-      report.status = [...statuses].every((s) => s === 'rolled-back' || s === 'refused' || s === 'succeeded')
-        ? statuses.has('rolled-back') || statuses.has('succeeded')
-          ? 'rolled-back'
-          : 'refused'
-        : 'failed';
+      report.status = unitStatus(
+        runs.map((run) => run.status),
+        true,
+      );
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');

@@ -3,7 +3,7 @@ import { inspectNetwork, runNetworkCommand } from '../engine/docker/networks.js'
 import { asMigrationError, errorMessage, MigrationError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import { openHost, requireRoot } from '../host/host-factory.js';
-import { networkCreateArgs, networkDifferences } from '../policy/compose-unit.js';
+import { networkCreateArgs, networkDifferences, unitFailure, unitStatus } from '../policy/compose-unit.js';
 import { chooseUnitRecord, newestUnitsFirst, type UnitRecord } from '../policy/unit-record.js';
 import { metadataError } from '../report/metadata.js';
 import { publishUnit, type UnitReport } from '../report/unit-report.js';
@@ -147,16 +147,13 @@ export async function runUnitRestoreMode(settings: UnitRestoreSettings, runtime:
       if (run.error) entry.error = metadataError(run.error);
     }
     report.leftovers = runs.flatMap((run) => run.problems);
-    const statuses = new Set(runs.map((run) => run.status));
-    if (statuses.size === 1 && statuses.has('succeeded')) {
-      report.status = 'succeeded';
-    } else {
-      const first = coordinator.firstFailure;
-      const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-      failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
-      const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
-      report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
-      if (undone) await removeCreatedNetworks(connected, report, log);
+    report.status = unitStatus(runs.map((run) => run.status));
+    if (report.status !== 'succeeded') {
+      failure = unitFailure(
+        coordinator.firstFailure,
+        runs.map((r) => r.error),
+      );
+      if (report.status !== 'failed') await removeCreatedNetworks(connected, report, log);
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');

@@ -203,3 +203,37 @@ export function memberAddresses(member: ContainerInspect): string[] {
     .map(([, endpoint]) => endpoint.IPAddress ?? '')
     .filter(Boolean);
 }
+
+type MemberStatus = 'succeeded' | 'rolled-back' | 'refused' | 'resumed' | 'failed' | 'not started';
+
+/**
+ * Why a unit's run ended: the member that failed first says why (the others gave up because of
+ * it), unless a cancellation or the run's timeout stopped every member alike: said as it is.
+ */
+export function unitFailure(
+  first: MigrationError | undefined,
+  memberErrors: readonly (MigrationError | undefined)[],
+): MigrationError | undefined {
+  const cause = first?.cause instanceof MigrationError ? first.cause : memberErrors.find((e) => e);
+  return cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
+}
+
+/**
+ * A unit's status from its members': succeeded only when every member did; rolled back or
+ * refused when every member's work was undone; failed when any member's undo did not finish.
+ * `undoneWhenSucceeded`: a member that succeeded counts as undone (a unit checkpoint removes
+ * the members' checkpoints again when the unit fails).
+ */
+export function unitStatus(
+  statuses: readonly MemberStatus[],
+  undoneWhenSucceeded = false,
+): 'succeeded' | 'rolled-back' | 'refused' | 'failed' {
+  const seen = new Set(statuses);
+  if (!undoneWhenSucceeded && seen.size === 1 && seen.has('succeeded')) return 'succeeded';
+  const undone = (s: MemberStatus) =>
+    s === 'rolled-back' || s === 'refused' || (undoneWhenSucceeded && s === 'succeeded');
+  if (![...seen].every(undone)) return 'failed';
+  return seen.has('rolled-back') || (undoneWhenSucceeded && seen.has('succeeded'))
+    ? 'rolled-back'
+    : 'refused';
+}

@@ -11,6 +11,8 @@ import {
   peerConnectionChecks,
   projectNetworks,
   restoreOrder,
+  unitFailure,
+  unitStatus,
 } from '../../src/policy/compose-unit.js';
 import { parseProcNet } from '../../src/probe/parsers.js';
 
@@ -286,5 +288,35 @@ describe("UnitCoordinator: the unit's one commit", () => {
     web.failed(new MigrationError('COMMIT_NOT_DURABLE', 'its journal could not be written'));
     expect(unit.firstFailure).toBeUndefined();
     expect(unit.committed).toBe(true);
+  });
+});
+
+describe("a unit's end from its members' (unitStatus, unitFailure)", () => {
+  it('succeeds only when every member did, and is failed when any undo did not finish', () => {
+    expect(unitStatus(['succeeded', 'succeeded'])).toBe('succeeded');
+    expect(unitStatus(['succeeded', 'rolled-back'])).toBe('failed');
+    expect(unitStatus(['rolled-back', 'refused'])).toBe('rolled-back');
+    expect(unitStatus(['refused', 'refused'])).toBe('refused');
+    expect(unitStatus(['rolled-back', 'failed'])).toBe('failed');
+  });
+
+  it('a unit checkpoint that failed counts its succeeded members as undone (their checkpoints are removed)', () => {
+    expect(unitStatus(['succeeded', 'rolled-back'], true)).toBe('rolled-back');
+    expect(unitStatus(['succeeded', 'refused'], true)).toBe('rolled-back');
+    expect(unitStatus(['refused'], true)).toBe('refused');
+    expect(unitStatus(['succeeded', 'failed'], true)).toBe('failed');
+  });
+
+  it('names the first failing member, unless a cancellation or timeout stopped them all', () => {
+    const own = new MigrationError('RESTORE_FAILED', 'criu said no');
+    const first = new MigrationError('COMPOSE_MEMBER_FAILED', 'web failed', { cause: own });
+    expect(unitFailure(first, [undefined, first])).toBe(first);
+    const cancelled = new MigrationError('CANCELLED', 'cancelled');
+    expect(unitFailure(new MigrationError('COMPOSE_MEMBER_FAILED', 'x', { cause: cancelled }), [])).toBe(
+      cancelled,
+    );
+    const memberError = new MigrationError('CHECKPOINT_FAILED', 'dump failed');
+    expect(unitFailure(undefined, [undefined, memberError])).toBe(memberError);
+    expect(unitFailure(undefined, [])).toBeUndefined();
   });
 });

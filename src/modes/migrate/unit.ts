@@ -9,7 +9,13 @@ import type { Logger } from '../../phases/context.js';
 import { formatCheck, gatherSharedHostFacts } from '../../phases/preflight.js';
 import { gateComposeUnit, type UnitGate } from '../../phases/unit-gate.js';
 import { blocking } from '../../policy/compatibility.js';
-import { networkCreateArgs, restoreOrder, serviceOf } from '../../policy/compose-unit.js';
+import {
+  networkCreateArgs,
+  restoreOrder,
+  serviceOf,
+  unitFailure,
+  unitStatus,
+} from '../../policy/compose-unit.js';
 import { COMPOSE_PROJECT_LABEL, containerNameOf, resolveUnits, type Unit } from '../../policy/selection.js';
 import { metadataError } from '../../report/metadata.js';
 import { PhaseTimer } from '../../report/timings.js';
@@ -269,17 +275,13 @@ export async function runUnitMigrateMode(settings: ComposeSettings, runtime: Run
     report.leftovers = runs.flatMap((run) => run.outcome?.leftovers ?? []);
     const downtimes = report.members.flatMap((m) => (m.downtimeMs === undefined ? [] : [m.downtimeMs]));
     if (downtimes.length > 0) report.downtimeMs = Math.max(...downtimes);
-    if (statuses.size === 1 && statuses.has('succeeded')) {
-      report.status = 'succeeded';
-    } else {
-      // The member that failed first says why; the others gave up because of it.
-      const first = coordinator.firstFailure;
-      const cause = first?.cause instanceof MigrationError ? first.cause : runs.find((r) => r.error)?.error;
-      // A cancellation or the run's timeout stopped every member alike: said as it is.
-      failure = cause && (cause.code === 'CANCELLED' || cause.code === 'TIMEOUT') ? cause : (first ?? cause);
-      const undone = [...statuses].every((status) => status === 'rolled-back' || status === 'refused');
-      report.status = undone ? (statuses.has('rolled-back') ? 'rolled-back' : 'refused') : 'failed';
-      if (undone) await removeCreatedNetworks(connected.target, report, log);
+    report.status = unitStatus([...statuses]);
+    if (report.status !== 'succeeded') {
+      failure = unitFailure(
+        coordinator.firstFailure,
+        runs.map((r) => r.error),
+      );
+      if (report.status !== 'failed') await removeCreatedNetworks(connected.target, report, log);
     }
   } catch (error) {
     failure = asMigrationError(error, 'COMMAND_FAILED');
