@@ -1078,7 +1078,7 @@ export class FakeHost implements Host {
       return proc;
     }
     const stages = stagesOf(inner);
-    if (/\| hashtee; \} 3>&1 1>&4 \| sha256sum/.test(inner)) this.producer(proc, stages);
+    if (/\| hashtee; \} 3>&1 1>&4 \| hashsum/.test(inner)) this.producer(proc, stages);
     else if (/\{ \{ hashtee \| /.test(inner)) this.consumer(proc, stages);
     else if (
       /^cat >\/dev\/null; i=0; while \[ "\$i" -lt \d+ \]; do \[ -e .*restore\.log \] && exec tail/.test(inner)

@@ -1,6 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -114,6 +122,36 @@ describe('the copy that feeds the hash', () => {
       expect(result.exitCode).toBe(0);
       expect(parseHostSum(result.stderr)).toBe(sumOf(join(dir, 'sent')));
       expect(sumOf(join(dir, 'got'))).toBe(sumOf(join(dir, 'sent')));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the hash itself', () => {
+  // Each case's PATH holds exactly one of the two hashers, so the sum proves which one ran.
+  it.each([
+    ['openssl, where it runs', 'openssl'],
+    ['sha256sum, where openssl is missing', 'sha256sum'],
+  ])('agrees with node on a stream hashed by %s', async (_name, hasher) => {
+    const dir = mkdtempSync(join(tmpdir(), 'hashsum-'));
+    try {
+      mkdirSync(join(dir, 'bin'));
+      for (const tool of [hasher, 'cat', 'perl'])
+        symlinkSync(
+          execFileSync('sh', ['-c', `command -v ${tool}`])
+            .toString()
+            .trim(),
+          join(dir, 'bin', tool),
+        );
+      const input = join(dir, 'input');
+      writeFileSync(input, randomBytes(2_000_000));
+      writeFileSync(join(dir, 'script'), `PATH=${dir}/bin\n${hashedProducer(`cat ${input}`)}\n`);
+      const result = await from.run(`sh ${join(dir, 'script')} >/dev/null`);
+      expect(result.exitCode).toBe(0);
+      expect(parseHostSum(result.stderr)).toBe(
+        createHash('sha256').update(readFileSync(input)).digest('hex'),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
