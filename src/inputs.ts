@@ -358,6 +358,7 @@ export function getInputs(
         store,
         replace: parseBoolean('replace', text('replace'), false),
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
       };
       if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
       const series = parseSeries(text('series'));
@@ -365,7 +366,14 @@ export function getInputs(
       return settings;
     }
     case 'drill': {
-      const settings: Settings = { mode, ...common, ...verifying, target: need(target), store };
+      const settings: Settings = {
+        mode,
+        ...common,
+        ...verifying,
+        target: need(target),
+        store,
+        route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
+      };
       if (named !== '' && !restoreLatest) settings.restoreFrom = checkpointName;
       const series = parseSeries(text('series'));
       if (series) settings.series = series;

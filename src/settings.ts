@@ -133,6 +133,8 @@ export interface RestoreSettings extends CommonSettings, VerifySettings {
   compose?: { project: string };
   /** Create the container with the addresses it had at the checkpoint (members of a unit). */
   keepAddresses?: boolean;
+  /** How the checkpoint's bytes leave the store: host to host into the target (direct), through the runner (relay), or direct when it can (auto). */
+  route: RouteSetting;
 }
 
 /**
@@ -146,6 +148,8 @@ export interface DrillSettings extends CommonSettings, VerifySettings {
   /** The checkpoint to drill; undefined means the newest complete one of the container. */
   restoreFrom?: string;
   series?: string;
+  /** How the checkpoint's bytes leave the store for the drill host, as in restore mode. */
+  route: RouteSetting;
 }
 
 /** Read-only listing of the store: one container's series (by name, or one series), or every container's. */

@@ -214,7 +214,13 @@ export async function checkpointInto(
   // Whether the source writes into the store itself: asked before anything changes (route: direct refuses here).
   const routePlan = await planRoute(
     ctx.source,
-    { route: settings.route, ssh: settings.ssh, source: settings.source, target: settings.store.host },
+    {
+      route: settings.route,
+      ssh: settings.ssh,
+      source: settings.source,
+      target: settings.store.host,
+      ends: { from: 'the source', to: 'the store host' },
+    },
     log,
   );
   onRoute(routePlan, false);

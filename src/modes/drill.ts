@@ -2,7 +2,9 @@ import { initFirstRows } from '../engine/engine.js';
 import { errorMessage, MigrationError } from '../errors.js';
 import { describeHost, type Host } from '../host/host.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { StreamRoutes } from '../host/stream-routes.js';
 import type { RunContext } from '../phases/context.js';
+import { type RoutePlan, routeFacts } from '../phases/direct-route.js';
 import { createTargetContainer } from '../phases/stage.js';
 import { type MovingVolume, restoreStoredVolumes, volumeFacts } from '../phases/volumes.js';
 import { restoreFactsOf } from '../policy/criu-config.js';
@@ -33,12 +35,15 @@ import {
   findStoredCheckpoint,
   gateTarget,
   loadStoredImage,
+  type OnRoute,
+  planStoreRoute,
   prepareVolumesForRestore,
   readRestoreInputs,
   restoreAndVerify,
   storedCheckpointFacts,
   storedContainerFacts,
   storedOutputs,
+  takeStoreRoute,
 } from './restore.js';
 import { runMetadata, runSession, type SessionDeps, type Settled } from './session.js';
 
@@ -77,6 +82,8 @@ export async function runDrillMode(
   let recorded: boolean | undefined;
   let leftovers: string[] = [];
   let volumes: MovingVolume[] = [];
+  const streams = new StreamRoutes();
+  let route: { plan: RoutePlan; opened: boolean } | undefined;
   await runSession<DrillSettings, DrillEvidence>(
     {
       settings,
@@ -91,13 +98,16 @@ export async function runDrillMode(
       },
       work: (session) =>
         drill(
-          session.ctx,
+          { ...session.ctx, streams },
           id,
           (found) => {
             chosen = found;
           },
           (prepared) => {
             volumes = prepared;
+          },
+          (plan, opened) => {
+            route = { plan, opened };
           },
         ),
       // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
@@ -156,6 +166,7 @@ export async function runDrillMode(
             checkpoint: storedCheckpointFacts(settings, chosen?.manifest),
             ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
             ...(leftovers.length > 0 ? { leftovers } : {}),
+            ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
             drill: drillFacts,
           }),
           notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
@@ -285,6 +296,7 @@ async function drill(
   id: string,
   onFound: (found: StoredCheckpoint) => void,
   onVolumes: (volumes: MovingVolume[]) => void,
+  onRoute: OnRoute,
 ): Promise<DrillEvidence> {
   const { log, timer } = ctx;
   const found = await findStoredCheckpoint(ctx);
@@ -328,6 +340,8 @@ async function drill(
     app: container.Name.replace(/^\//, ''),
     holderAllowed: false,
   });
+  const routePlan = await planStoreRoute(ctx, 'the drill host', onRoute);
+  const route = await takeStoreRoute(ctx, routePlan, onRoute);
   await checkStoredCpu(ctx, dir);
   const imageRef = await loadStoredImage(ctx, manifest, codec);
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
@@ -367,6 +381,7 @@ async function drill(
     codec,
     inventorySha256: inventory.sha256,
     dockerRoot,
+    ...(route ? { route } : {}),
   });
   const [logs, table] = await Promise.all([
     ctx.targetDocker.logs(created.targetContainerId, 'drill').catch(() => ''),

@@ -4,9 +4,17 @@ import { type HolderNeeds, holderName } from '../engine/docker/net-holder.js';
 import type { ContainerdTmp, RestorePath } from '../engine/docker/staged-pages.js';
 import { allSettledOrThrow, errorMessage, MigrationError } from '../errors.js';
 import { describeHost } from '../host/host.js';
-import { streamBetween } from '../host/relay.js';
 import { runChecked, shellQuote } from '../host/shell.js';
+import { StreamRoutes, streamVia } from '../host/stream-routes.js';
 import type { RunContext } from '../phases/context.js';
+import {
+  leaveRoute,
+  type OpenRoute,
+  planRoute,
+  type RoutePlan,
+  routeFacts,
+  takeRoute,
+} from '../phases/direct-route.js';
 import { formatCheck } from '../phases/preflight.js';
 import { prepareRestore, restore } from '../phases/restore.js';
 import { settleRestoreConfig } from '../phases/restore-config.js';
@@ -80,6 +88,8 @@ export async function runRestoreMode(
   let manifest: CheckpointManifest | undefined;
   let chosen: StoredCheckpoint | undefined;
   let volumes: MovingVolume[] = [];
+  const streams = new StreamRoutes();
+  let route: { plan: RoutePlan; opened: boolean } | undefined;
   type Restored = Awaited<ReturnType<typeof restoreFromStore>>;
   await runSession<RestoreSettings, Restored>(
     {
@@ -93,13 +103,17 @@ export async function runRestoreMode(
       },
       work: (session) =>
         restoreFromStore(
-          session.ctx,
+          { ...session.ctx, streams },
           (found) => {
             chosen = found;
             manifest = found.manifest;
           },
           (prepared) => {
             volumes = prepared;
+          },
+          undefined,
+          (plan, opened) => {
+            route = { plan, opened };
           },
         ),
       afterSettle: async (session, settled) => {
@@ -130,6 +144,7 @@ export async function runRestoreMode(
             ...(restorePath ? restorePathFacts(restorePath) : {}),
           },
           ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+          ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
         });
         return {
           metadata,
@@ -188,17 +203,59 @@ export function storedOutputs(
   };
 }
 
+/** How a restore or drill tells its report the route out of the store: planned, then opened or not. */
+export type OnRoute = (plan: RoutePlan, opened: boolean) => void;
+
+/**
+ * The route from the store host to the host that restores, asked of the store host before
+ * anything is touched (route: direct that cannot be taken is refused here).
+ */
+export async function planStoreRoute(
+  ctx: RunContext<FromStoreSettings>,
+  receiver: string,
+  onRoute: OnRoute,
+): Promise<RoutePlan> {
+  const { settings } = ctx;
+  const plan = await planRoute(
+    ctx.source,
+    {
+      route: settings.route,
+      ssh: settings.ssh,
+      source: settings.store.host,
+      target: settings.target,
+      ends: { from: 'the store host', to: receiver },
+    },
+    ctx.log,
+  );
+  onRoute(plan, false);
+  return plan;
+}
+
+/** Opens the planned route out of the store (journalled); restoreAndVerify closes it after the last stream. */
+export async function takeStoreRoute(
+  ctx: RunContext<FromStoreSettings>,
+  plan: RoutePlan,
+  onRoute: OnRoute,
+): Promise<OpenRoute | undefined> {
+  const opened = await takeRoute(ctx, plan, `Direct route: the store host streams to ${plan.ends.to} itself`);
+  onRoute(plan, opened !== undefined);
+  return opened;
+}
+
 /**
  * Finds, checks and restores the checkpoint; journalled; returns once the restored container is
  * verified. A member of a compose unit (`unit`) restores once the members it depends on are
  * restored, and commits only when every member is verified.
  */
 export async function restoreFromStore(
-  ctx: RunContext<RestoreSettings>,
+  given: RunContext<RestoreSettings>,
   onFound: (found: StoredCheckpoint) => void,
   onVolumes: (volumes: MovingVolume[]) => void,
   unit?: UnitHooks,
+  onRoute: OnRoute = () => {},
 ): Promise<{ targetContainerId: string; restoreMs: number; restorePath: RestorePath }> {
+  // A caller without a router (a unit's member) still streams host to host when it can.
+  const ctx: RunContext<RestoreSettings> = given.streams ? given : { ...given, streams: new StreamRoutes() };
   const { settings, log, timer } = ctx;
   const found = await findStoredCheckpoint(ctx);
   const manifest = found.manifest;
@@ -234,6 +291,8 @@ export async function restoreFromStore(
     ...(existing ? { existing } : {}),
     holderAllowed: settings.networkHolder,
   });
+  const routePlan = await planStoreRoute(ctx, 'the target', onRoute);
+  const route = await takeStoreRoute(ctx, routePlan, onRoute);
   await checkStoredCpu(ctx, dir);
   const imageRef = await loadStoredImage(ctx, manifest, codec);
   const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
@@ -290,6 +349,7 @@ export async function restoreFromStore(
     codec,
     inventorySha256: inventory.sha256,
     dockerRoot,
+    ...(route ? { route } : {}),
   });
   unit?.restored();
   await settleRestoreConfig(ctx, created.restoreConfig);
@@ -490,7 +550,8 @@ export async function checkStoredCpu(ctx: RunContext<FromStoreSettings>, dir: st
   const { settings, log } = ctx;
   const work = workDir(settings.checkpointName);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
-  await streamBetween(
+  await streamVia(
+    ctx.streams,
     ctx.source,
     shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']),
     ctx.target,
@@ -529,7 +590,7 @@ export async function loadStoredImage(
     );
     await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () =>
       timer.time('stage', () =>
-        streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
+        streamVia(ctx.streams, ctx.source, load.produce, ctx.target, load.consume, {
           label: 'image',
           step: 'restore',
           log,
@@ -553,7 +614,14 @@ export async function restoreAndVerify(
   ctx: RunContext<FromStoreSettings>,
   found: StoredCheckpoint,
   created: CreatedTarget,
-  inputs: { containerd: ContainerdTmp; codec: Codec; inventorySha256: string; dockerRoot: string },
+  inputs: {
+    containerd: ContainerdTmp;
+    codec: Codec;
+    inventorySha256: string;
+    dockerRoot: string;
+    /** The direct route out of the store, closed once the last stream is in. */
+    route?: OpenRoute;
+  },
 ): Promise<{ restoreMs: number; restorePath: RestorePath }> {
   const { settings, log, timer } = ctx;
   const { manifest, dir } = found;
@@ -589,7 +657,7 @@ export async function restoreAndVerify(
   );
   const sendLayer = async () => {
     for (const [i, layer] of layerPasses.entries()) {
-      await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+      await streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
         label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
         step: 'transfer',
         log,
@@ -601,7 +669,7 @@ export async function restoreAndVerify(
     restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () =>
       timer.time('transfer', async () => {
         const [checkpoint] = await allSettledOrThrow([
-          streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+          streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
             label: 'checkpoint',
             step: 'transfer',
             log,
@@ -615,6 +683,8 @@ export async function restoreAndVerify(
     await restoring.follower.stop(false).catch(() => '');
     throw error;
   }
+  // Nothing more leaves the store: the run's key goes before the restore (the journal removes it otherwise).
+  await leaveRoute(ctx, inputs.route);
   const restored = await log.group('Restore on the target', () =>
     timer.time('restore', () => restore(ctx, created, restoring)),
   );

@@ -18,9 +18,12 @@ import {
   pinnedKnownHosts,
   type ReachVerdict,
   type RouteChoice,
+  type RouteEnds,
   type RouteSetting,
   reachScript,
   receiveScript,
+  SOURCE_TO_TARGET,
+  sameEndpoint,
   sshClientArgs,
   unauthorizeScript,
 } from '../policy/direct-route.js';
@@ -30,14 +33,18 @@ import { PRIVATE, STATE_ROOT } from '../state/host-records.js';
 import type { Journal } from '../state/journal.js';
 import type { Logger } from './context.js';
 
-export const DIRECT_REMEDY =
-  "let the source reach the target's SSH server (same address and port as the action uses, key pinned in known-hosts, a root login on the target, no jump host), or set route: auto (falls back to the runner) or route: relay";
+/** What to do when route: direct cannot be taken, in the words of the run's two ends. */
+export function directRemedy(ends: RouteEnds = SOURCE_TO_TARGET): string {
+  return `let ${ends.from} reach ${ends.to}'s SSH server (same address and port as the action uses, key pinned in known-hosts, a root login on ${ends.to}, no jump host, two different hosts), or set route: auto (falls back to the runner) or route: relay`;
+}
 
-/** What preflight decided about the direct route, and what the source saw. */
+/** What preflight decided about the direct route, and what the sending host saw. */
 export interface RoutePlan {
   choice: RouteChoice;
+  /** Who sends (makes the key) and who receives (authorizes it). */
+  ends: RouteEnds;
   reach?: ReachVerdict;
-  /** The run's known_hosts text for the source (the target's pinned keys). */
+  /** The run's known_hosts text for the sending host (the receiving host's pinned keys). */
   knownHosts: string;
   target?: { user: string; host: string; port: number };
 }
@@ -45,14 +52,18 @@ export interface RoutePlan {
 export interface RouteSettings {
   route: RouteSetting;
   ssh: SshSettings;
+  /** The sending host (the container's host, or the store a checkpoint is read from). */
   source: HostLocation;
+  /** The receiving host (the target, the drill host, or the store a checkpoint is written to). */
   target: HostLocation;
+  /** How the log names them; default the source and the target. */
+  ends?: RouteEnds;
 }
 
 /**
- * Preflight, read-only: whether the source reaches the target's SSH server, showing the host
- * key known-hosts pins (the probe offers no key and leaves no file). Logged either way;
- * `route: direct` that cannot be taken is refused here, before anything is touched.
+ * Preflight, read-only: whether the sending host reaches the receiving host's SSH server,
+ * showing the host key known-hosts pins (the probe offers no key and leaves no file). Logged
+ * either way; `route: direct` that cannot be taken is refused here, before anything is touched.
  */
 export async function planRoute(
   source: Host,
@@ -66,8 +77,11 @@ export async function planRoute(
       )
     : [];
   const knownHosts = pinnedKnownHosts(pinned);
+  const ends = settings.ends ?? SOURCE_TO_TARGET;
   const facts = {
     setting: settings.route,
+    ends,
+    sameHost: sameEndpoint(settings.source, settings.target),
     jumpHost: settings.ssh.jumpHost !== undefined,
     localHost: settings.source.kind === 'local' || spec === undefined,
     targetUser: spec?.user ?? 'root',
@@ -76,9 +90,9 @@ export async function planRoute(
   let reach: ReachVerdict | undefined;
   if (settings.route !== 'relay' && spec && directRuledOut(facts) === undefined) {
     const answer = await source.run(reachScript(spec, knownHosts), { timeoutMs: 60_000 });
-    reach = parseReach(answer.stdout);
+    reach = parseReach(answer.stdout, ends);
     log.info(
-      `direct route: the source ${reach.reach === 'reachable' ? 'reaches' : 'does not reach'} the target's SSH server ${spec.host}:${spec.port}${reach.reach === 'reachable' ? ' (host key as pinned)' : ` (${reach.why})`}`,
+      `direct route: ${ends.from} ${reach.reach === 'reachable' ? 'reaches' : 'does not reach'} ${ends.to}'s SSH server ${spec.host}:${spec.port}${reach.reach === 'reachable' ? ' (host key as pinned)' : ` (${reach.why})`}`,
     );
   }
   const choice = chooseRoute({ ...facts, ...(reach ? { reach } : {}) });
@@ -86,16 +100,16 @@ export async function planRoute(
     throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct refused: ${choice.reason}`, {
       step: 'preflight',
       host: describeHost(source),
-      remedy: DIRECT_REMEDY,
+      remedy: directRemedy(ends),
     });
   }
   const said = `route: ${choice.route === 'direct' ? 'host to host (direct)' : 'through the runner (relay)'}: ${choice.reason}`;
   if (choice.route === 'relay' && settings.route === 'auto') log.warning(said);
   else log.info(said);
-  return { choice, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
+  return { choice, ends, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
 }
 
-/** The run's files for the direct route on either host (the key on the source, the receiver on the target). */
+/** The run's files for the direct route on either host (the key on the sending host, the receiver on the receiving one). */
 export function directDir(checkpointName: string): string {
   return `${STATE_ROOT}/direct/${checkpointName}`;
 }
@@ -108,6 +122,11 @@ export interface OpenRoute extends DirectRoute {
   tag: string;
 }
 
+/**
+ * The run's two hosts: `source` sends (journal side source) and `target` receives (journal side
+ * target), in every mode that streams: migrate, checkpoint (into the store), restore and drill
+ * (out of the store).
+ */
 interface OpenContext {
   source: Host;
   target: Host;
@@ -117,15 +136,16 @@ interface OpenContext {
 }
 
 /**
- * Opens the direct route before anything big moves: a key pair made on the source for this
- * run (private half 0600 in the run's work directory there), its public half authorized on
- * the target for this run's forced command only, from the source's address when known;
+ * Opens the direct route before anything big moves: a key pair made on the sending host for
+ * this run (private half 0600 in the run's directory there), its public half authorized on
+ * the receiving host for this run's forced command only, from the sender's address when known;
  * then one check through it. Everything is journalled first, so a failed, cancelled or
  * killed run removes it. Under auto, a check that fails closes it again and the run relays.
  */
 export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<OpenRoute | undefined> {
   const target = plan.target;
   if (plan.choice.route !== 'direct' || !target) return undefined;
+  const { from: sender, to: receiver } = plan.ends;
   // Not in the run's work directory: the checkpoint phase empties that one on the source.
   const keyDir = directDir(ctx.settings.checkpointName);
   const targetDir = keyDir;
@@ -150,7 +170,7 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
     ].join('\n'),
     {
       step: 'stage',
-      what: "making the run's key for the direct route on the source",
+      what: `making the run's key for the direct route on ${sender}`,
       code: 'DIRECT_ROUTE_UNAVAILABLE',
     },
   );
@@ -158,27 +178,27 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
   const from = parseRouteSource(routeLine);
 
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetDir] }, 'target');
-  const receiver = `${targetDir}/receive`;
+  const receiveCommand = `${targetDir}/receive`;
   await runChecked(
     ctx.target,
     [
       `${PRIVATE} rm -rf ${shellQuote([targetDir])} && mkdir -p ${shellQuote([streamsDir])} || exit 1`,
-      `printf '%s\\n' ${shellQuote([receiveScript(streamsDir)])} >${shellQuote([receiver])}`,
+      `printf '%s\\n' ${shellQuote([receiveScript(streamsDir)])} >${shellQuote([receiveCommand])}`,
     ].join('\n'),
-    { step: 'stage', what: 'writing the receiving command on the target', code: 'DIRECT_ROUTE_UNAVAILABLE' },
+    { step: 'stage', what: `writing the receiving command on ${receiver}`, code: 'DIRECT_ROUTE_UNAVAILABLE' },
   );
   const keysFile = (
     await runChecked(ctx.target, authorizedKeysFileScript(target.user), {
       step: 'stage',
-      what: "finding the target's authorized_keys",
+      what: `finding ${receiver}'s authorized_keys`,
       code: 'DIRECT_ROUTE_UNAVAILABLE',
     })
   ).stdout.trim();
-  const line = authorizedKeyLine(publicKey, receiver, tag, from);
+  const line = authorizedKeyLine(publicKey, receiveCommand, tag, from);
   await ctx.journal.around({ kind: 'authorized-key', side: 'target', file: keysFile, tag }, 'target', () =>
     runChecked(ctx.target, authorizeScript(keysFile, line), {
       step: 'stage',
-      what: "authorizing the run's key on the target",
+      what: `authorizing the run's key on ${receiver}`,
       code: 'DIRECT_ROUTE_UNAVAILABLE',
     }),
   );
@@ -193,7 +213,7 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
     tag,
   };
   ctx.log.info(
-    `direct route: a key for this run only, authorized in ${keysFile} on the target for its receiving command${from ? ` from ${from}` : ' (source address unknown: no from=)'}`,
+    `direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`,
   );
   const check = await ctx.source.run(`${sshCommand} ${CHECK_STREAM} </dev/null`, { timeoutMs: 60_000 });
   if (check.exitCode === 0 && check.stdout.includes(CHECK_ANSWER)) return route;
@@ -201,11 +221,11 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
   if (ctx.settings.route === 'direct') {
     throw new MigrationError(
       'DIRECT_ROUTE_UNAVAILABLE',
-      `route: direct: the run's key did not open the target (${why})`,
+      `route: direct: the run's key did not open ${receiver} (${why})`,
       {
         step: 'stage',
         host: describeHost(ctx.source),
-        remedy: DIRECT_REMEDY,
+        remedy: directRemedy(plan.ends),
       },
     );
   }
@@ -214,6 +234,31 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
   );
   await closeRoute(ctx, route);
   return undefined;
+}
+
+/**
+ * The planned route opened for the run's streams (ctx.streams sends them host to host from
+ * here on); undefined when the plan relays or, under auto, the check through the key failed.
+ */
+export async function takeRoute(
+  ctx: OpenContext & { streams?: StreamRoutes | undefined },
+  plan: RoutePlan,
+  title: string,
+): Promise<OpenRoute | undefined> {
+  if (plan.choice.route !== 'direct') return undefined;
+  const opened = await ctx.log.group(title, () => openRoute(ctx, plan));
+  if (opened && ctx.streams) ctx.streams.direct = opened;
+  return opened;
+}
+
+/** Ends what takeRoute opened: later streams relay, the key goes from both hosts. */
+export async function leaveRoute(
+  ctx: Pick<OpenContext, 'source' | 'target' | 'log'> & { streams?: StreamRoutes | undefined },
+  opened: OpenRoute | undefined,
+): Promise<void> {
+  if (!opened) return;
+  if (ctx.streams?.direct === opened) ctx.streams.direct = undefined;
+  await closeRoute(ctx, opened);
 }
 
 /**

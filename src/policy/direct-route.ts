@@ -1,11 +1,24 @@
 import type { KnownHostEntry } from '../host/known-hosts.js';
 import { shellQuote } from '../host/shell.js';
+import type { HostLocation } from '../settings.js';
 
 /** How the container's bytes go from source to target: `auto` picks direct when the source reaches the target. */
 export const ROUTES = ['auto', 'direct', 'relay'] as const;
 export type RouteSetting = (typeof ROUTES)[number];
 
-/** What the source saw when it opened the target's SSH server before anything was changed. */
+/**
+ * Who sends and who receives, as the log and the report name them: the source and the target
+ * (migrate), the source and the store host (checkpoint), the store host and the target or drill
+ * host (restore, drill). The sending host makes the key; the receiving host authorizes it.
+ */
+export interface RouteEnds {
+  from: string;
+  to: string;
+}
+
+export const SOURCE_TO_TARGET: RouteEnds = { from: 'the source', to: 'the target' };
+
+/** What the sending host saw when it opened the receiving host's SSH server before anything was changed. */
 export type ReachVerdict =
   | { reach: 'reachable' }
   | { reach: 'unreachable'; why: string }
@@ -25,9 +38,9 @@ const PROBE_MARK = 'criu-migrate-reach';
  * Reads the answer of the reachability probe (reachScript). The probe offers no key: a server
  * that asks for one has been reached and has shown the pinned host key, which is all it proves.
  */
-export function parseReach(stdout: string): ReachVerdict {
+export function parseReach(stdout: string, ends: RouteEnds = SOURCE_TO_TARGET): ReachVerdict {
   if (/^no-client$/m.test(stdout))
-    return { reach: 'no-client', why: 'no OpenSSH client (ssh) on the source' };
+    return { reach: 'no-client', why: `no OpenSSH client (ssh) on ${ends.from}` };
   const rc = new RegExp(`^${PROBE_MARK} (\\d+)$`, 'm').exec(stdout)?.[1];
   const said = stdout
     .split('\n')
@@ -244,6 +257,10 @@ export function isIpLiteral(host: string): boolean {
 /** What the run knows before it chooses. */
 export interface RouteFacts {
   setting: RouteSetting;
+  /** Names of the sending and receiving hosts in the reasons (default: the source, the target). */
+  ends?: RouteEnds;
+  /** Both ends are the same host and login (a store kept on the container's host). */
+  sameHost?: boolean;
   /** The runner reaches the target through a jump host. */
   jumpHost: boolean;
   /** Either host is the runner itself (no SSH server to stream to, or no ssh client to stream from). */
@@ -261,31 +278,41 @@ export type RouteChoice =
 
 /** Why the direct route cannot be taken before the probe, or undefined when only the probe can tell. */
 export function directRuledOut(facts: Omit<RouteFacts, 'reach'>): string | undefined {
+  const { from, to } = facts.ends ?? SOURCE_TO_TARGET;
   if (facts.localHost) return 'a host is the runner itself';
+  // Both ends would use the same run directory; and there is no network between a host and itself.
+  if (facts.sameHost) return `${from} is ${to} itself: there is no second host to stream to`;
   if (facts.jumpHost)
-    return 'the runner reaches the target through a jump host, and the source has no key for it: streams go through the runner';
+    return `the runner reaches ${to} through a jump host, and ${from} has no key for it: streams go through the runner`;
   if (facts.targetUser !== 'root')
-    return `the target's login is ${facts.targetUser}, not root: the run's key would write root's files as that user (direct needs a root login on the target)`;
+    return `${to}'s login is ${facts.targetUser}, not root: the run's key would write root's files as that user (direct needs a root login on ${to})`;
   if (facts.pinnedKeys === 0)
-    return "known-hosts pins no key for the target, so the source could not check the target's identity";
+    return `known-hosts pins no key for ${to}, so ${from} could not check ${to}'s identity`;
   return undefined;
 }
 
 /** auto: direct when possible, else relay; direct: refused when not possible; relay: always relay. */
 export function chooseRoute(facts: RouteFacts): RouteChoice {
   if (facts.setting === 'relay') return { route: 'relay', reason: 'route: relay', refused: false };
+  const { from, to } = facts.ends ?? SOURCE_TO_TARGET;
   const ruledOut = directRuledOut(facts);
   const why =
     ruledOut ??
     (facts.reach === undefined
-      ? 'the source was not asked'
+      ? `${from} was not asked`
       : facts.reach.reach === 'reachable'
         ? undefined
         : facts.reach.reach === 'host-key-mismatch'
-          ? `the source saw another host key for the target than known-hosts pins (${facts.reach.why})`
+          ? `${from} saw another host key for ${to} than known-hosts pins (${facts.reach.why})`
           : facts.reach.reach === 'no-client'
             ? facts.reach.why
-            : `the source cannot reach the target's SSH server (${facts.reach.why})`);
-  if (why === undefined) return { route: 'direct', reason: "the source reaches the target's SSH server" };
+            : `${from} cannot reach ${to}'s SSH server (${facts.reach.why})`);
+  if (why === undefined) return { route: 'direct', reason: `${from} reaches ${to}'s SSH server` };
   return { route: 'relay', reason: why, refused: facts.setting === 'direct' };
+}
+
+/** Whether two locations name the same host and port (same machine: one run directory for both ends). */
+export function sameEndpoint(a: HostLocation, b: HostLocation): boolean {
+  if (a.kind !== 'ssh' || b.kind !== 'ssh') return a.kind === b.kind;
+  return a.spec.host === b.spec.host && a.spec.port === b.spec.port;
 }

@@ -59,20 +59,22 @@ async function fresh(mb = MB, extraArgs = ''): Promise<void> {
   await startCounter(bed, bed.host1, name, { mb, extraArgs });
 }
 
-/** Every trace of a run's key: its line in the target's authorized_keys, its files on either host. */
+/** Every trace of a run's key: its line in a receiving host's authorized_keys, its files on any host. */
 async function keyTraces(): Promise<string> {
-  const [target, source] = await Promise.all([
-    onHost(
-      bed,
-      bed.host2,
-      `grep -n criu-migrate-direct ${KEYS}; ls -A /var/lib/criu-migrate/direct 2>/dev/null; true`,
+  const traces = await Promise.all(
+    [bed.host1, bed.host2, bed.host3].map((host) =>
+      onHost(
+        bed,
+        host,
+        `grep -n criu-migrate-direct ${KEYS}; ls -A /var/lib/criu-migrate/direct 2>/dev/null; true`,
+      ),
     ),
-    onHost(bed, bed.host1, 'ls -A /var/lib/criu-migrate/direct 2>/dev/null; true'),
-  ]);
-  return `${target}${source}`;
+  );
+  return traces.join('');
 }
 
 function metadataOf(run: { outputs: Record<string, string> }): {
+  checkpoint: { bytes?: number };
   route: {
     taken: string;
     reason: string;
@@ -85,29 +87,29 @@ function metadataOf(run: { outputs: Record<string, string> }): {
 }
 
 /*
- * Cutting the source off from the target for real, while the runner still reaches both: the
- * source's sshd (and so every session the action opens there, and the ssh client it starts) is
- * moved into a cgroup of its own in the machine's cgroup2 hierarchy, and a netfilter rule
- * resets TCP connections from that cgroup to the target's SSH port. The runner's connections
- * come from elsewhere and pass.
+ * Cutting the sending host (the source, or the store host) off from the target for real, while
+ * the runner still reaches both: the sender's sshd (and so every session the action opens there,
+ * and the ssh client it starts) is moved into a cgroup of its own in the machine's cgroup2
+ * hierarchy, and a netfilter rule resets TCP connections from that cgroup to the target's SSH
+ * port. The runner's connections come from elsewhere and pass.
  */
 const CUT_CGROUP = '/sys/fs/cgroup/unified/e2e-direct-cut';
 const CUT_RULE = (addr: string, port: string) =>
   `OUTPUT -p tcp -d ${addr} --dport ${port} -m cgroup --path e2e-direct-cut -m comment --comment e2e-direct-cut -j REJECT --reject-with tcp-reset`;
 let cutRule: string | undefined;
 
-async function sourceSshdPid(): Promise<string> {
-  const [addr, port] = listenAddress(bed.host1);
+async function sshdPid(host: string): Promise<string> {
+  const [addr, port] = listenAddress(host);
   const { stdout } = await execFileAsync('ss', ['-ltnpH', `src ${addr}:${port}`]);
   const pid = /pid=(\d+)/.exec(stdout)?.[1];
   if (!pid) throw new Error(`no sshd listens on ${addr}:${port}: ${stdout}`);
   return pid;
 }
 
-async function cut(): Promise<void> {
+async function cut(sender = bed.host1): Promise<void> {
   const [addr, port] = listenAddress(bed.host2);
   mkdirSync(CUT_CGROUP, { recursive: true });
-  writeFileSync(`${CUT_CGROUP}/cgroup.procs`, await sourceSshdPid());
+  writeFileSync(`${CUT_CGROUP}/cgroup.procs`, await sshdPid(sender));
   cutRule = CUT_RULE(addr, port);
   await execFileAsync('nsenter', [
     '-t',
@@ -118,10 +120,10 @@ async function cut(): Promise<void> {
     '-c',
     `iptables -I ${cutRule}`,
   ]);
-  // The cut holds: the source's own ssh to the target is refused, the runner's is not.
+  // The cut holds: the sender's own ssh to the target is refused, the runner's is not.
   const probe = await onHostResult(
     bed,
-    bed.host1,
+    sender,
     `ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 -p ${port} root@${addr} true 2>&1; true`,
   );
   expect(probe.stdout).toContain('Connection refused');
@@ -392,5 +394,221 @@ describe('host-to-host streams (route input)', () => {
     // Preflight changes nothing, the route's probe included.
     expect(await keyTraces()).toBe('');
     await expectRunningOnlyOn(bed, bed.host1, name);
+  });
+});
+
+/*
+ * Restore and drill read the checkpoint on the store host (host 3) and stream it into host 2:
+ * host to host when the store host reaches host 2's sshd, through the runner otherwise.
+ */
+describe('restore and drill out of the store host (route input)', () => {
+  const store = '/var/lib/e2e-direct-restore-store';
+  const checkpoint = 'e2e-direct-rs';
+  let taken = false;
+
+  function fromStore(mode: 'restore' | 'drill', route: string): Record<string, string> {
+    return {
+      mode,
+      container: name,
+      source: bed.host1,
+      target: bed.host2,
+      'store-host': bed.host3,
+      'store-path': store,
+      ...sshInputs(bed),
+      route,
+      'verify-log-pattern': '^\\d+ \\d{13} ',
+      'verify-stable-seconds': '1',
+      timeout: '10',
+      'upload-artifact': 'false',
+    };
+  }
+
+  /** Every file of the store with its sha256, and every path: restore and drill only read it (a drill adds drill.json). */
+  async function storeState(): Promise<string> {
+    return onHost(
+      bed,
+      bed.host3,
+      `cd ${store} && find . ! -name drill.json | sort && find . -type f ! -name drill.json -print0 | sort -z | xargs -0 sha256sum`,
+    );
+  }
+
+  /** One checkpoint of a 64 MiB counter in the store on host 3; its host then "dies" (the container goes). */
+  async function stored(): Promise<void> {
+    await onHostResult(bed, bed.host2, `docker rm -f ${name}`);
+    await onHostResult(
+      bed,
+      bed.host2,
+      `rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/containers/${name}-drill`,
+    );
+    if (taken) return;
+    await fresh();
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
+    const run = await runAction({
+      mode: 'checkpoint',
+      container: name,
+      source: bed.host1,
+      'store-host': bed.host3,
+      'store-path': store,
+      'checkpoint-name': checkpoint,
+      route: 'relay',
+      ...sshInputs(bed),
+      'upload-artifact': 'false',
+    });
+    expect(run.exitCode, run.stdout).toBe(0);
+    await onHost(bed, bed.host1, `docker rm -f ${name}`);
+    taken = true;
+  }
+
+  it('restore over the direct route: memory intact, a few KiB through the runner, the key gone, the store unchanged', async () => {
+    await stored();
+    // Host 2 lacks the image: the image streams out of the store host to host too.
+    await onHostResult(
+      bed,
+      bed.host2,
+      `docker ps -aq --filter ancestor=${bed.image} | xargs -r docker rm -f; docker rmi ${bed.image}`,
+    );
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    const storeBefore = await storeState();
+
+    const run = await runAction(fromStore('restore', 'direct'));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toContain("direct route: the store host reaches the target's SSH server");
+    expect(run.stdout).toContain('route: host to host (direct)');
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+
+    const metadata = metadataOf(run);
+    const { route } = metadata;
+    expect(route.taken).toBe('direct');
+    expect(route.streams.map((stream) => stream.label).sort()).toEqual([
+      'checkpoint',
+      'cpu description',
+      'image',
+      // The layer's bulk while the container ran, then what changed while it was frozen.
+      'writable layer (1/2)',
+      'writable layer (2/2)',
+    ]);
+    for (const stream of route.streams) expect(stream.route).toBe('direct');
+    expect(metadata.checkpoint.bytes).toBeGreaterThan(MB * 1024 * 1024);
+    expect(route.streams.find((stream) => stream.label === 'checkpoint')?.bytes).toBeGreaterThan(
+      MB * 1024 * 1024,
+    );
+    expect(route.runnerBytes).toBeLessThan(64 * 1024);
+    expect(run.summary).toMatch(/Route.*host to host \(direct\)/);
+    console.log(
+      `direct restore of ${MB} MiB: ${route.runnerBytes} bytes through the runner\n${run.stdout
+        .split('\n')
+        .filter((line) => /host to host in/.test(line))
+        .join('\n')}`,
+    );
+
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    expect(await storeState()).toBe(storeBefore);
+    await expectNothingLeft(bed, name);
+    await onHost(bed, bed.host2, `docker rm -f ${name}`);
+  });
+
+  it('a drill over the direct route passes, its copy and the key removed, the store unchanged but for drill.json', async () => {
+    await stored();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    const storeBefore = await storeState();
+    const run = await runAction(fromStore('drill', 'direct'));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.outputs.restorable).toBe('true');
+    expect(run.stdout).toContain("direct route: the store host reaches the drill host's SSH server");
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('direct');
+    for (const stream of route.streams) expect(stream.route).toBe('direct');
+    expect(route.streams.find((stream) => stream.label === 'checkpoint')?.bytes).toBeGreaterThan(
+      MB * 1024 * 1024,
+    );
+    expect(route.runnerBytes).toBeLessThan(64 * 1024);
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    expect(await storeState()).toBe(storeBefore);
+    expect(
+      await onHost(bed, bed.host2, "docker ps -aq --filter label=org.criu-migrate.drill | wc -l | tr -d ' '"),
+    ).toBe('0\n');
+    await expectNothingLeft(bed, `${name}-drill`);
+  });
+
+  it('route: direct with the store host cut off from the target: refused before anything is touched', async () => {
+    await stored();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    const storeBefore = await storeState();
+    await cut(bed.host3);
+    const run = await runAction(fromStore('restore', 'direct'));
+    expect(run.outputs.status, run.stdout).toBe('refused');
+    expect(run.outputs['error-code']).toBe('DIRECT_ROUTE_UNAVAILABLE');
+    expect(run.stdout).toContain('Connection refused');
+    expect(run.stdout).toContain("the store host cannot reach the target's SSH server");
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    expect(await storeState()).toBe(storeBefore);
+    await expectNothingLeft(bed, name);
+  });
+
+  it('route: auto with the store host cut off from the target: restores through the runner and says why', async () => {
+    await stored();
+    await cut(bed.host3);
+    const run = await runAction(fromStore('restore', 'auto'));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toMatch(
+      /route: through the runner \(relay\): the store host cannot reach the target's SSH server/,
+    );
+    await checkCounterMemory(bed, bed.host2, name, MB * 1024 * 1024);
+    const { route } = metadataOf(run);
+    expect(route.taken).toBe('relay');
+    expect(route.reach).toMatch(/^unreachable: .*Connection refused/);
+    for (const stream of route.streams) expect(stream.route).toBe('relay');
+    expect(route.runnerBytes).toBeGreaterThan(MB * 1024 * 1024);
+    expect(run.summary).toMatch(/Route.*through the runner \(relay\)/);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+    await onHost(bed, bed.host2, `docker rm -f ${name}`);
+  });
+
+  it('a restore SIGKILLed mid-stream: the post step removes the key on both hosts and rolls back; the store unchanged', async () => {
+    await stored();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    const storeBefore = await storeState();
+    await installHold(bed, bed.host2, 'tar', RECEIVING_TAR, 'direct-restore-kill');
+    const running = startAction(fromStore('restore', 'direct'));
+    await waitHeld(bed, bed.host2, 'direct-restore-kill', 60_000, running);
+    // The images' stream is open host to host: its ssh client runs on the store host.
+    expect(
+      await onHost(
+        bed,
+        bed.host3,
+        "pgrep -f 'HostKeyAlias=criu-migrate-target.* s[0-9]+$' >/dev/null && echo open",
+      ),
+    ).toBe('open\n');
+    const main = await running.kill();
+    await release(bed, bed.host2, 'direct-restore-kill');
+    await removeFaults(bed);
+    // Nothing removed the key yet: the post step has something to do.
+    expect(await onHost(bed, bed.host2, `grep -c criu-migrate-direct ${KEYS}`)).toBe('1\n');
+    expect(await onHost(bed, bed.host3, 'ls -A /var/lib/criu-migrate/direct')).not.toBe('');
+
+    const post = await runPostStep(fromStore('restore', 'direct'), main);
+    expect(post.exitCode, post.stdout).toBe(0);
+    expect(post.stdout).toMatch(/rolled back/);
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    expect(await storeState()).toBe(storeBefore);
+    expect(
+      await onHost(
+        bed,
+        bed.host3,
+        `ls -d /var/lib/criu-migrate/containers/${name}/journal.json 2>/dev/null; true`,
+      ),
+    ).toBe('');
+    await expectNothingLeft(bed, name);
+    await onHostResult(bed, bed.host3, `rm -rf ${store}`);
   });
 });

@@ -16,10 +16,12 @@ import {
   pinnedKnownHosts,
   type RouteFacts,
   receiveScript,
+  sameEndpoint,
   sshClientArgs,
   unauthorizeScript,
 } from '../../src/policy/direct-route.js';
 import { planRecovery } from '../../src/policy/recovery.js';
+import type { HostLocation } from '../../src/settings.js';
 
 const run = promisify(execFile);
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIG0V2x4p1wC7cRkN1pDq0q8f1dM6QwW0z3v9G3h4c5e6';
@@ -99,6 +101,61 @@ describe('chooseRoute', () => {
     });
     expect(choice).toMatchObject({ route: 'relay' });
     expect(choice.reason).toContain('another host key');
+  });
+});
+
+describe('chooseRoute from the store host (restore, drill) and into it (checkpoint)', () => {
+  const base: RouteFacts = {
+    setting: 'auto',
+    jumpHost: false,
+    localHost: false,
+    targetUser: 'root',
+    pinnedKeys: 1,
+    reach: { reach: 'reachable' },
+    ends: { from: 'the store host', to: 'the drill host' },
+  };
+  it('names the sending and receiving hosts in every reason', () => {
+    expect(chooseRoute(base)).toEqual({
+      route: 'direct',
+      reason: "the store host reaches the drill host's SSH server",
+    });
+    expect(chooseRoute({ ...base, reach: { reach: 'unreachable', why: 'Connection refused' } }).reason).toBe(
+      "the store host cannot reach the drill host's SSH server (Connection refused)",
+    );
+    expect(chooseRoute({ ...base, jumpHost: true }).reason).toBe(
+      'the runner reaches the drill host through a jump host, and the store host has no key for it: streams go through the runner',
+    );
+    expect(chooseRoute({ ...base, targetUser: 'deploy' }).reason).toContain(
+      'direct needs a root login on the drill host',
+    );
+    expect(parseReach('no-client\n', base.ends)).toEqual({
+      reach: 'no-client',
+      why: 'no OpenSSH client (ssh) on the store host',
+    });
+  });
+  it('a store on the receiving host itself relays under auto and is refused under direct, before any probe', () => {
+    const same = { ...base, sameHost: true, reach: undefined };
+    expect(chooseRoute(same)).toEqual({
+      route: 'relay',
+      reason: 'the store host is the drill host itself: there is no second host to stream to',
+      refused: false,
+    });
+    expect(chooseRoute({ ...same, setting: 'direct' })).toMatchObject({ route: 'relay', refused: true });
+    expect(chooseRoute({ ...same, setting: 'relay' }).reason).toBe('route: relay');
+  });
+});
+
+describe('sameEndpoint', () => {
+  const at = (host: string, port = 22, user = 'root'): HostLocation => ({
+    kind: 'ssh',
+    spec: { host, port, user },
+  });
+  it('one host and port is one machine, whatever the login; local only matches local', () => {
+    expect(sameEndpoint(at('127.0.0.4'), at('127.0.0.4', 22, 'deploy'))).toBe(true);
+    expect(sameEndpoint(at('127.0.0.4'), at('127.0.0.3'))).toBe(false);
+    expect(sameEndpoint(at('127.0.0.4'), at('127.0.0.4', 2222))).toBe(false);
+    expect(sameEndpoint({ kind: 'local' }, { kind: 'local' })).toBe(true);
+    expect(sameEndpoint({ kind: 'local' }, at('127.0.0.4'))).toBe(false);
   });
 });
 
