@@ -53482,6 +53482,7 @@ function unitStatus(statuses, undoneWhenSucceeded = false) {
 
 /** How the container's bytes go from source to target: `auto` picks direct when the source reaches the target. */
 const ROUTES = ['auto', 'direct', 'relay'];
+const SOURCE_TO_TARGET = { from: 'the source', to: 'the target' };
 /** The alias the pinned key is filed under in the run's known_hosts on the source. */
 const TARGET_ALIAS = 'criu-migrate-target';
 /** The stream name the forced command answers without touching anything: proves key, from= and command. */
@@ -53492,9 +53493,9 @@ const PROBE_MARK = 'criu-migrate-reach';
  * Reads the answer of the reachability probe (reachScript). The probe offers no key: a server
  * that asks for one has been reached and has shown the pinned host key, which is all it proves.
  */
-function parseReach(stdout) {
+function parseReach(stdout, ends = SOURCE_TO_TARGET) {
     if (/^no-client$/m.test(stdout))
-        return { reach: 'no-client', why: 'no OpenSSH client (ssh) on the source' };
+        return { reach: 'no-client', why: `no OpenSSH client (ssh) on ${ends.from}` };
     const rc = new RegExp(`^${PROBE_MARK} (\\d+)$`, 'm').exec(stdout)?.[1];
     const said = stdout
         .split('\n')
@@ -53682,34 +53683,45 @@ function isIpLiteral(host) {
 }
 /** Why the direct route cannot be taken before the probe, or undefined when only the probe can tell. */
 function directRuledOut(facts) {
+    const { from, to } = facts.ends ?? SOURCE_TO_TARGET;
     if (facts.localHost)
         return 'a host is the runner itself';
+    // Both ends would use the same run directory; and there is no network between a host and itself.
+    if (facts.sameHost)
+        return `${from} is ${to} itself: there is no second host to stream to`;
     if (facts.jumpHost)
-        return 'the runner reaches the target through a jump host, and the source has no key for it: streams go through the runner';
+        return `the runner reaches ${to} through a jump host, and ${from} has no key for it: streams go through the runner`;
     if (facts.targetUser !== 'root')
-        return `the target's login is ${facts.targetUser}, not root: the run's key would write root's files as that user (direct needs a root login on the target)`;
+        return `${to}'s login is ${facts.targetUser}, not root: the run's key would write root's files as that user (direct needs a root login on ${to})`;
     if (facts.pinnedKeys === 0)
-        return "known-hosts pins no key for the target, so the source could not check the target's identity";
+        return `known-hosts pins no key for ${to}, so ${from} could not check ${to}'s identity`;
     return undefined;
 }
 /** auto: direct when possible, else relay; direct: refused when not possible; relay: always relay. */
 function chooseRoute(facts) {
     if (facts.setting === 'relay')
         return { route: 'relay', reason: 'route: relay', refused: false };
+    const { from, to } = facts.ends ?? SOURCE_TO_TARGET;
     const ruledOut = directRuledOut(facts);
     const why = ruledOut ??
         (facts.reach === undefined
-            ? 'the source was not asked'
+            ? `${from} was not asked`
             : facts.reach.reach === 'reachable'
                 ? undefined
                 : facts.reach.reach === 'host-key-mismatch'
-                    ? `the source saw another host key for the target than known-hosts pins (${facts.reach.why})`
+                    ? `${from} saw another host key for ${to} than known-hosts pins (${facts.reach.why})`
                     : facts.reach.reach === 'no-client'
                         ? facts.reach.why
-                        : `the source cannot reach the target's SSH server (${facts.reach.why})`);
+                        : `${from} cannot reach ${to}'s SSH server (${facts.reach.why})`);
     if (why === undefined)
-        return { route: 'direct', reason: "the source reaches the target's SSH server" };
+        return { route: 'direct', reason: `${from} reaches ${to}'s SSH server` };
     return { route: 'relay', reason: why, refused: facts.setting === 'direct' };
+}
+/** Whether two locations name the same host and port (same machine: one run directory for both ends). */
+function sameEndpoint(a, b) {
+    if (a.kind !== 'ssh' || b.kind !== 'ssh')
+        return a.kind === b.kind;
+    return a.spec.host === b.spec.host && a.spec.port === b.spec.port;
 }
 
 ;// CONCATENATED MODULE: ./src/settings.ts
@@ -54633,6 +54645,7 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
                 store,
                 replace: parseBoolean('replace', text('replace'), false),
                 ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
+                route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
             };
             if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
@@ -54642,7 +54655,14 @@ function getInputs(read, now = () => new Date(), readFile = (path) => (0,externa
             return settings;
         }
         case 'drill': {
-            const settings = { mode, ...common, ...verifying, target: need(target), store };
+            const settings = {
+                mode,
+                ...common,
+                ...verifying,
+                target: need(target),
+                store,
+                route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
+            };
             if (named !== '' && !restoreLatest)
                 settings.restoreFrom = checkpointName;
             const series = parseSeries(text('series'));
@@ -58208,11 +58228,14 @@ function fingerprint(blob) {
 
 
 
-const DIRECT_REMEDY = "let the source reach the target's SSH server (same address and port as the action uses, key pinned in known-hosts, a root login on the target, no jump host), or set route: auto (falls back to the runner) or route: relay";
+/** What to do when route: direct cannot be taken, in the words of the run's two ends. */
+function directRemedy(ends = SOURCE_TO_TARGET) {
+    return `let ${ends.from} reach ${ends.to}'s SSH server (same address and port as the action uses, key pinned in known-hosts, a root login on ${ends.to}, no jump host, two different hosts), or set route: auto (falls back to the runner) or route: relay`;
+}
 /**
- * Preflight, read-only: whether the source reaches the target's SSH server, showing the host
- * key known-hosts pins (the probe offers no key and leaves no file). Logged either way;
- * `route: direct` that cannot be taken is refused here, before anything is touched.
+ * Preflight, read-only: whether the sending host reaches the receiving host's SSH server,
+ * showing the host key known-hosts pins (the probe offers no key and leaves no file). Logged
+ * either way; `route: direct` that cannot be taken is refused here, before anything is touched.
  */
 async function planRoute(source, settings, log) {
     const spec = settings.target.kind === 'ssh' ? settings.target.spec : undefined;
@@ -58220,8 +58243,11 @@ async function planRoute(source, settings, log) {
         ? known_hosts_parseKnownHosts(settings.ssh.knownHosts).filter((entry) => entryMatchesHost(entry, spec.host, spec.port))
         : [];
     const knownHosts = pinnedKnownHosts(pinned);
+    const ends = settings.ends ?? SOURCE_TO_TARGET;
     const facts = {
         setting: settings.route,
+        ends,
+        sameHost: sameEndpoint(settings.source, settings.target),
         jumpHost: settings.ssh.jumpHost !== undefined,
         localHost: settings.source.kind === 'local' || spec === undefined,
         targetUser: spec?.user ?? 'root',
@@ -58230,15 +58256,15 @@ async function planRoute(source, settings, log) {
     let reach;
     if (settings.route !== 'relay' && spec && directRuledOut(facts) === undefined) {
         const answer = await source.run(reachScript(spec, knownHosts), { timeoutMs: 60_000 });
-        reach = parseReach(answer.stdout);
-        log.info(`direct route: the source ${reach.reach === 'reachable' ? 'reaches' : 'does not reach'} the target's SSH server ${spec.host}:${spec.port}${reach.reach === 'reachable' ? ' (host key as pinned)' : ` (${reach.why})`}`);
+        reach = parseReach(answer.stdout, ends);
+        log.info(`direct route: ${ends.from} ${reach.reach === 'reachable' ? 'reaches' : 'does not reach'} ${ends.to}'s SSH server ${spec.host}:${spec.port}${reach.reach === 'reachable' ? ' (host key as pinned)' : ` (${reach.why})`}`);
     }
     const choice = chooseRoute({ ...facts, ...(reach ? { reach } : {}) });
     if (choice.route === 'relay' && choice.refused) {
         throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct refused: ${choice.reason}`, {
             step: 'preflight',
             host: describeHost(source),
-            remedy: DIRECT_REMEDY,
+            remedy: directRemedy(ends),
         });
     }
     const said = `route: ${choice.route === 'direct' ? 'host to host (direct)' : 'through the runner (relay)'}: ${choice.reason}`;
@@ -58246,16 +58272,16 @@ async function planRoute(source, settings, log) {
         log.warning(said);
     else
         log.info(said);
-    return { choice, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
+    return { choice, ends, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
 }
-/** The run's files for the direct route on either host (the key on the source, the receiver on the target). */
+/** The run's files for the direct route on either host (the key on the sending host, the receiver on the receiving one). */
 function directDir(checkpointName) {
     return `${STATE_ROOT}/direct/${checkpointName}`;
 }
 /**
- * Opens the direct route before anything big moves: a key pair made on the source for this
- * run (private half 0600 in the run's work directory there), its public half authorized on
- * the target for this run's forced command only, from the source's address when known;
+ * Opens the direct route before anything big moves: a key pair made on the sending host for
+ * this run (private half 0600 in the run's directory there), its public half authorized on
+ * the receiving host for this run's forced command only, from the sender's address when known;
  * then one check through it. Everything is journalled first, so a failed, cancelled or
  * killed run removes it. Under auto, a check that fails closes it again and the run relays.
  */
@@ -58263,6 +58289,7 @@ async function openRoute(ctx, plan) {
     const target = plan.target;
     if (plan.choice.route !== 'direct' || !target)
         return undefined;
+    const { from: sender, to: receiver } = plan.ends;
     // Not in the run's work directory: the checkpoint phase empties that one on the source.
     const keyDir = directDir(ctx.settings.checkpointName);
     const targetDir = keyDir;
@@ -58283,26 +58310,26 @@ async function openRoute(ctx, plan) {
             : 'true',
     ].join('\n'), {
         step: 'stage',
-        what: "making the run's key for the direct route on the source",
+        what: `making the run's key for the direct route on ${sender}`,
         code: 'DIRECT_ROUTE_UNAVAILABLE',
     });
     const [publicKey = '', routeLine = ''] = made.stdout.split('\n');
     const from = parseRouteSource(routeLine);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetDir] }, 'target');
-    const receiver = `${targetDir}/receive`;
+    const receiveCommand = `${targetDir}/receive`;
     await runChecked(ctx.target, [
         `${PRIVATE} rm -rf ${shellQuote([targetDir])} && mkdir -p ${shellQuote([streamsDir])} || exit 1`,
-        `printf '%s\\n' ${shellQuote([receiveScript(streamsDir)])} >${shellQuote([receiver])}`,
-    ].join('\n'), { step: 'stage', what: 'writing the receiving command on the target', code: 'DIRECT_ROUTE_UNAVAILABLE' });
+        `printf '%s\\n' ${shellQuote([receiveScript(streamsDir)])} >${shellQuote([receiveCommand])}`,
+    ].join('\n'), { step: 'stage', what: `writing the receiving command on ${receiver}`, code: 'DIRECT_ROUTE_UNAVAILABLE' });
     const keysFile = (await runChecked(ctx.target, authorizedKeysFileScript(target.user), {
         step: 'stage',
-        what: "finding the target's authorized_keys",
+        what: `finding ${receiver}'s authorized_keys`,
         code: 'DIRECT_ROUTE_UNAVAILABLE',
     })).stdout.trim();
-    const line = authorizedKeyLine(publicKey, receiver, tag, from);
+    const line = authorizedKeyLine(publicKey, receiveCommand, tag, from);
     await ctx.journal.around({ kind: 'authorized-key', side: 'target', file: keysFile, tag }, 'target', () => runChecked(ctx.target, authorizeScript(keysFile, line), {
         step: 'stage',
-        what: "authorizing the run's key on the target",
+        what: `authorizing the run's key on ${receiver}`,
         code: 'DIRECT_ROUTE_UNAVAILABLE',
     }));
     const route = {
@@ -58315,21 +58342,41 @@ async function openRoute(ctx, plan) {
         authorizedKeys: keysFile,
         tag,
     };
-    ctx.log.info(`direct route: a key for this run only, authorized in ${keysFile} on the target for its receiving command${from ? ` from ${from}` : ' (source address unknown: no from=)'}`);
+    ctx.log.info(`direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`);
     const check = await ctx.source.run(`${sshCommand} ${CHECK_STREAM} </dev/null`, { timeoutMs: 60_000 });
     if (check.exitCode === 0 && check.stdout.includes(CHECK_ANSWER))
         return route;
     const why = check.stderr.trim().split('\n').at(-1) || `ssh exited ${check.exitCode}`;
     if (ctx.settings.route === 'direct') {
-        throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct: the run's key did not open the target (${why})`, {
+        throw new MigrationError('DIRECT_ROUTE_UNAVAILABLE', `route: direct: the run's key did not open ${receiver} (${why})`, {
             step: 'stage',
             host: describeHost(ctx.source),
-            remedy: DIRECT_REMEDY,
+            remedy: directRemedy(plan.ends),
         });
     }
     ctx.log.warning(`direct route: the check through the run's key failed (${why}); streams go through the runner`);
     await closeRoute(ctx, route);
     return undefined;
+}
+/**
+ * The planned route opened for the run's streams (ctx.streams sends them host to host from
+ * here on); undefined when the plan relays or, under auto, the check through the key failed.
+ */
+async function takeRoute(ctx, plan, title) {
+    if (plan.choice.route !== 'direct')
+        return undefined;
+    const opened = await ctx.log.group(title, () => openRoute(ctx, plan));
+    if (opened && ctx.streams)
+        ctx.streams.direct = opened;
+    return opened;
+}
+/** Ends what takeRoute opened: later streams relay, the key goes from both hosts. */
+async function leaveRoute(ctx, opened) {
+    if (!opened)
+        return;
+    if (ctx.streams?.direct === opened)
+        ctx.streams.direct = undefined;
+    await closeRoute(ctx, opened);
 }
 /**
  * Removes the run's key from both hosts as soon as the streams are over. The journal keeps
@@ -64650,7 +64697,13 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, onRoute, unit) {
     const volumes = await volumesToStore(ctx, container);
     refuseUnsafe(ctx, volumes.flatMap((volume) => volumeShapeProblems(volume.name, volume.info)));
     // Whether the source writes into the store itself: asked before anything changes (route: direct refuses here).
-    const routePlan = await planRoute(ctx.source, { route: settings.route, ssh: settings.ssh, source: settings.source, target: settings.store.host }, log);
+    const routePlan = await planRoute(ctx.source, {
+        route: settings.route,
+        ssh: settings.ssh,
+        source: settings.source,
+        target: settings.store.host,
+        ends: { from: 'the source', to: 'the store host' },
+    }, log);
     onRoute(routePlan, false);
     // The series: the container's own, whatever its name; one run writes into it at a time.
     const found = await readSeries(ctx.source, container.Id);
@@ -66114,6 +66167,7 @@ async function verify(ctx, staged, sourceInit) {
 
 
 
+
 const restore_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Restore mode: bring a stored checkpoint back as a running container on the
@@ -66127,6 +66181,8 @@ async function runRestoreMode(settings, runtime, deps = {}) {
     let manifest;
     let chosen;
     let volumes = [];
+    const streams = new StreamRoutes();
+    let route;
     await runSession({
         settings,
         record: { sourceAfter: 'stop', retireSource: false },
@@ -66135,11 +66191,13 @@ async function runRestoreMode(settings, runtime, deps = {}) {
             code: 'RESTORE_FAILED',
             remedy: 'nothing to undo by hand: what the run created on the target was removed; the checkpoint in the store is untouched',
         },
-        work: (session) => restoreFromStore(session.ctx, (found) => {
+        work: (session) => restoreFromStore({ ...session.ctx, streams }, (found) => {
             chosen = found;
             manifest = found.manifest;
         }, (prepared) => {
             volumes = prepared;
+        }, undefined, (plan, opened) => {
+            route = { plan, opened };
         }),
         afterSettle: async (session, settled) => {
             const targetId = settled.result?.targetContainerId;
@@ -66168,6 +66226,7 @@ async function runRestoreMode(settings, runtime, deps = {}) {
                     ...(restorePath ? restorePathFacts(restorePath) : {}),
                 },
                 ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
+                ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
             });
             return {
                 metadata,
@@ -66208,11 +66267,35 @@ function storedOutputs(settings, chosen) {
     };
 }
 /**
+ * The route from the store host to the host that restores, asked of the store host before
+ * anything is touched (route: direct that cannot be taken is refused here).
+ */
+async function planStoreRoute(ctx, receiver, onRoute) {
+    const { settings } = ctx;
+    const plan = await planRoute(ctx.source, {
+        route: settings.route,
+        ssh: settings.ssh,
+        source: settings.store.host,
+        target: settings.target,
+        ends: { from: 'the store host', to: receiver },
+    }, ctx.log);
+    onRoute(plan, false);
+    return plan;
+}
+/** Opens the planned route out of the store (journalled); restoreAndVerify closes it after the last stream. */
+async function takeStoreRoute(ctx, plan, onRoute) {
+    const opened = await takeRoute(ctx, plan, `Direct route: the store host streams to ${plan.ends.to} itself`);
+    onRoute(plan, opened !== undefined);
+    return opened;
+}
+/**
  * Finds, checks and restores the checkpoint; journalled; returns once the restored container is
  * verified. A member of a compose unit (`unit`) restores once the members it depends on are
  * restored, and commits only when every member is verified.
  */
-async function restoreFromStore(ctx, onFound, onVolumes, unit) {
+async function restoreFromStore(given, onFound, onVolumes, unit, onRoute = () => { }) {
+    // A caller without a router (a unit's member) still streams host to host when it can.
+    const ctx = given.streams ? given : { ...given, streams: new StreamRoutes() };
     const { settings, log, timer } = ctx;
     const found = await findStoredCheckpoint(ctx);
     const manifest = found.manifest;
@@ -66241,6 +66324,8 @@ async function restoreFromStore(ctx, onFound, onVolumes, unit) {
         ...(existing ? { existing } : {}),
         holderAllowed: settings.networkHolder,
     });
+    const routePlan = await planStoreRoute(ctx, 'the target', onRoute);
+    const route = await takeStoreRoute(ctx, routePlan, onRoute);
     await checkStoredCpu(ctx, dir);
     const imageRef = await loadStoredImage(ctx, manifest, codec);
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
@@ -66280,6 +66365,7 @@ async function restoreFromStore(ctx, onFound, onVolumes, unit) {
         codec,
         inventorySha256: inventory.sha256,
         dockerRoot,
+        ...(route ? { route } : {}),
     });
     unit?.restored();
     await settleRestoreConfig(ctx, created.restoreConfig);
@@ -66430,7 +66516,7 @@ async function checkStoredCpu(ctx, dir) {
     const { settings, log } = ctx;
     const work = workDir(settings.checkpointName);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
-    await streamBetween(ctx.source, shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']), ctx.target, `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`, { label: 'cpu description', step: 'restore', log });
+    await streamVia(ctx.streams, ctx.source, shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']), ctx.target, `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`, { label: 'cpu description', step: 'restore', log });
     const cpu = await ctx.target.run(`criu cpuinfo check -D ${shellQuote([`${work}/cpu`])}`);
     if (cpu.exitCode !== 0) {
         throw new MigrationError('CPU_INCOMPATIBLE', "the target's CPU lacks features the checkpoint's processes use", {
@@ -66448,7 +66534,7 @@ async function loadStoredImage(ctx, manifest, codec) {
     const imageId = manifest.container.imageId;
     if ((await ctx.targetDocker.imageId(imageId)) !== imageId) {
         const load = withCodec(codec, shellQuote(['cat', `${storePath}/${manifest.image.path}`]), ctx.targetDocker.loadImageCommand());
-        await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => timer.time('stage', () => streamBetween(ctx.source, load.produce, ctx.target, load.consume, {
+        await ctx.journal.around({ kind: 'image-copied', imageId }, 'target', () => timer.time('stage', () => streamVia(ctx.streams, ctx.source, load.produce, ctx.target, load.consume, {
             label: 'image',
             step: 'restore',
             log,
@@ -66485,7 +66571,7 @@ async function restoreAndVerify(ctx, found, created, inputs) {
         : shellQuote(['tar', '-C', created.targetUpperDir, ...LAYER_TAR, '-xpf', '-'])));
     const sendLayer = async () => {
         for (const [i, layer] of layerPasses.entries()) {
-            await streamBetween(ctx.source, layer.produce, ctx.target, layer.consume, {
+            await streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, {
                 label: layerPasses.length > 1 ? `writable layer (${i + 1}/${layerPasses.length})` : 'writable layer',
                 step: 'transfer',
                 log,
@@ -66496,7 +66582,7 @@ async function restoreAndVerify(ctx, found, created, inputs) {
     try {
         restorePath = await log.group('Transfer: checkpoint and writable layer from the store', () => timer.time('transfer', async () => {
             const [checkpoint] = await allSettledOrThrow([
-                streamBetween(ctx.source, images.produce, ctx.target, images.consume, {
+                streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, {
                     label: 'checkpoint',
                     step: 'transfer',
                     log,
@@ -66510,6 +66596,8 @@ async function restoreAndVerify(ctx, found, created, inputs) {
         await restoring.follower.stop(false).catch(() => '');
         throw error;
     }
+    // Nothing more leaves the store: the run's key goes before the restore (the journal removes it otherwise).
+    await leaveRoute(ctx, inputs.route);
     const restored = await log.group('Restore on the target', () => timer.time('restore', () => restore(ctx, created, restoring)));
     await log.group('Verify the restored container', () => timer.time('verify', () => verify(ctx, created, undefined)));
     return { restoreMs: restored.restoreMs, restorePath };
@@ -66650,6 +66738,8 @@ async function prepareVolumesForRestore(ctx, container, stored) {
 
 
 
+
+
 const drill_COMMAND_TIMEOUT_MS = 120_000;
 const LOG_TAIL_LINES = 5;
 /**
@@ -66669,6 +66759,8 @@ async function runDrillMode(settings, runtime, deps = {}) {
     let recorded;
     let leftovers = [];
     let volumes = [];
+    const streams = new StreamRoutes();
+    let route;
     await runSession({
         settings,
         // The drill's own key: never the original container's lock or journal, which it must not block.
@@ -66679,10 +66771,12 @@ async function runDrillMode(settings, runtime, deps = {}) {
             code: 'RESTORE_FAILED',
             remedy: 'nothing to undo by hand: what the drill created was removed; the checkpoint in the store is untouched',
         },
-        work: (session) => drill(session.ctx, id, (found) => {
+        work: (session) => drill({ ...session.ctx, streams }, id, (found) => {
             chosen = found;
         }, (prepared) => {
             volumes = prepared;
+        }, (plan, opened) => {
+            route = { plan, opened };
         }),
         // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
         afterSettle: async (session, settled) => {
@@ -66739,6 +66833,7 @@ async function runDrillMode(settings, runtime, deps = {}) {
                     checkpoint: storedCheckpointFacts(settings, chosen?.manifest),
                     ...(volumes.length > 0 ? { volumes: volumeFacts(volumes) } : {}),
                     ...(leftovers.length > 0 ? { leftovers } : {}),
+                    ...(route ? { route: routeFacts(settings.route, route.plan, route.opened, streams) } : {}),
                     drill: drillFacts,
                 }),
                 notes: criuNotes(failure?.cause instanceof MigrationError ? failure.cause : failure),
@@ -66838,7 +66933,7 @@ async function findLeftovers(target, id, checkpointName) {
     return parseDrillLeftovers(result.stdout);
 }
 /** The drill itself: find, check and restore the checkpoint as the copy, verify it, read its evidence. */
-async function drill(ctx, id, onFound, onVolumes) {
+async function drill(ctx, id, onFound, onVolumes, onRoute) {
     const { log, timer } = ctx;
     const found = await findStoredCheckpoint(ctx);
     onFound(found);
@@ -66874,6 +66969,8 @@ async function drill(ctx, id, onFound, onVolumes) {
         app: container.Name.replace(/^\//, ''),
         holderAllowed: false,
     });
+    const routePlan = await planStoreRoute(ctx, 'the drill host', onRoute);
+    const route = await takeStoreRoute(ctx, routePlan, onRoute);
     await checkStoredCpu(ctx, dir);
     const imageRef = await loadStoredImage(ctx, manifest, codec);
     const dockerRoot = facts.docker.rootDir ?? '/var/lib/docker';
@@ -66902,6 +66999,7 @@ async function drill(ctx, id, onFound, onVolumes) {
         codec,
         inventorySha256: inventory.sha256,
         dockerRoot,
+        ...(route ? { route } : {}),
     });
     const [logs, table] = await Promise.all([
         ctx.targetDocker.logs(created.targetContainerId, 'drill').catch(() => ''),
