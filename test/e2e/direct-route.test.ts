@@ -93,9 +93,11 @@ function metadataOf(run: { outputs: Record<string, string> }): {
  * hierarchy, and a netfilter rule resets TCP connections from that cgroup to the target's SSH
  * port. The runner's connections come from elsewhere and pass.
  */
-const CUT_CGROUP = '/sys/fs/cgroup/unified/e2e-direct-cut';
+// Named after the target's address: test beds side by side on one machine each cut their own.
+const cutName = (): string => `e2e-direct-cut-${listenAddress(bed.host2)[0].replaceAll('.', '-')}`;
+const cutCgroup = (): string => `/sys/fs/cgroup/unified/${cutName()}`;
 const CUT_RULE = (addr: string, port: string) =>
-  `OUTPUT -p tcp -d ${addr} --dport ${port} -m cgroup --path e2e-direct-cut -m comment --comment e2e-direct-cut -j REJECT --reject-with tcp-reset`;
+  `OUTPUT -p tcp -d ${addr} --dport ${port} -m cgroup --path ${cutName()} -m comment --comment ${cutName()} -j REJECT --reject-with tcp-reset`;
 let cutRule: string | undefined;
 
 async function sshdPid(host: string): Promise<string> {
@@ -108,8 +110,8 @@ async function sshdPid(host: string): Promise<string> {
 
 async function cut(sender = bed.host1): Promise<void> {
   const [addr, port] = listenAddress(bed.host2);
-  mkdirSync(CUT_CGROUP, { recursive: true });
-  writeFileSync(`${CUT_CGROUP}/cgroup.procs`, await sshdPid(sender));
+  mkdirSync(cutCgroup(), { recursive: true });
+  writeFileSync(`${cutCgroup()}/cgroup.procs`, await sshdPid(sender));
   cutRule = CUT_RULE(addr, port);
   await execFileAsync('nsenter', [
     '-t',
@@ -143,10 +145,10 @@ async function uncut(): Promise<void> {
     ]);
     cutRule = undefined;
   }
-  if (!existsSync(CUT_CGROUP)) return;
+  if (!existsSync(cutCgroup())) return;
   // Everything in it (sshd and sessions still open) back to the root; bounded.
   for (let i = 0; i < 50; i++) {
-    const pids = readFileSync(`${CUT_CGROUP}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
+    const pids = readFileSync(`${cutCgroup()}/cgroup.procs`, 'utf8').split('\n').filter(Boolean);
     if (pids.length === 0) break;
     for (const pid of pids) {
       try {
@@ -156,7 +158,7 @@ async function uncut(): Promise<void> {
       }
     }
   }
-  rmdirSync(CUT_CGROUP);
+  rmdirSync(cutCgroup());
 }
 
 describe('host-to-host streams (route input)', () => {
