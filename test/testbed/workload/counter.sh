@@ -45,7 +45,8 @@ rm -f "$ready"
 {
   while [ ! -e "$ready" ]; do sleep 0.05; done
   while :; do
-    adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d%03d\n", s, u / 1000}'
+    # With STA_NANO (0x2000) in the kernel's status, tv_usec holds nanoseconds.
+    adjtimex | awk '/status/ {st = $2} /tv_sec/ {s = $2} /tv_usec/ {u = $2} END {printf "%d%03d\n", s, (int(st / 8192) % 2 ? u / 1000000 : u / 1000)}'
     sleep "$tick"
   done
 } | {
