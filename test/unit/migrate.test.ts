@@ -299,15 +299,15 @@ describe('migrate() on fake hosts', () => {
     });
     // While frozen the hosts run only the pause, the dump and the restore: both streams' ends
     // were spawned before the pause and only got their go lines.
-    const paused = happy.findIndex((c) => /^docker pause /.test(c.command));
+    const pausedAt = happy.findIndex((c) => /^docker pause /.test(c.command));
     const frozen = happy.slice(
-      paused,
+      pausedAt,
       happy.findIndex((c) => /^docker start --checkpoint /.test(c.command)) + 1,
     );
     expect(frozen.map((c) => `${c.host} ${c.kind}`)).toEqual(['source run', 'source run', 'target run']);
     expect(frozen[1]?.command).toMatch(/runc --root \S+ checkpoint --leave-running/);
     const armed = happy
-      .slice(0, paused)
+      .slice(0, pausedAt)
       .filter((c) => c.kind === 'spawn' && /^IFS= read -r go \|\| exit 125\n/.test(c.command));
     expect(armed.map((c) => `${c.host} ${c.kind}`).sort()).toEqual([
       'source spawn',
