@@ -47,6 +47,7 @@ export const INPUT_NAMES = [
   'compression',
   'memory',
   'route',
+  'stream-stall-seconds',
   'strict',
   'store-host',
   'store-path',
@@ -67,6 +68,8 @@ export type InputName = (typeof INPUT_NAMES)[number];
 
 const DEFAULT_VERIFY_TIMEOUT_SECONDS = 30;
 const DEFAULT_VERIFY_STABLE_SECONDS = 5;
+/** A stream between the hosts with no byte moving for this long is given up (relay and direct). */
+export const DEFAULT_STREAM_STALL_SECONDS = 120;
 const DEFAULT_TIMEOUT_MINUTES = 30;
 // Node timers overflow past 2^31-1 ms; the run timeout must fit in one.
 const MAX_TIMEOUT_MINUTES = Math.floor((2 ** 31 - 1) / 60_000);
@@ -320,6 +323,13 @@ export function getInputs(
         sourceAfter,
         memory: parseChoice('memory', text('memory'), MEMORY_MODES, 'eager', 'choices'),
         route: parseChoice('route', text('route'), ROUTES, 'auto', 'choices'),
+        streamStallSeconds: parsePositiveInteger(
+          'stream-stall-seconds',
+          text('stream-stall-seconds'),
+          DEFAULT_STREAM_STALL_SECONDS,
+          'seconds',
+          MAX_TIMEOUT_MINUTES * 60,
+        ),
         ...(unit?.kind === 'compose' ? { compose: { project: unit.project } } : {}),
       };
     case 'preflight':

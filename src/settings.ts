@@ -89,6 +89,8 @@ export interface MigrateSettings extends CommonSettings, VerifySettings {
   memory: MemoryMode;
   /** How the container's bytes travel: host to host (direct), through the runner (relay), or direct when it can (auto). */
   route: RouteSetting;
+  /** Seconds without a byte moving before a stream between the hosts fails (TRANSFER_FAILED) and the run rolls back. */
+  streamStallSeconds?: number;
   /** A compose project moved as one unit (the unit input compose:<project>); container is then its record name. */
   compose?: { project: string };
   /** Create the target container with the source's current addresses on user networks, static or not (members of a moving unit). */

@@ -69,12 +69,15 @@ function pipelineStatus(count: number): string {
 const PERL_TEE = [
   'open(my $f, ">&=", 3) or die "fd 3: $!";',
   'fcntl($_, 1031, 1048576) for \\*STDIN, \\*STDOUT, $f;',
-  'my $buf; my $t = 0;',
+  'my $buf; my $t = 0; my $s = 0;',
+  // At most one progress line a second, and only after bytes moved: silence means stalled.
+  'print STDERR "criu-migrate-moved 0\\n";',
   'while (1) {',
   ' my $n = sysread(STDIN, $buf, 1048576); defined $n or die "read: $!"; last unless $n;',
   ' for my $h (\\*STDOUT, $f) { my $o = 0; while ($o < $n) {',
   '  my $w = syswrite($h, $buf, $n - $o, $o); defined $w or die "write: $!"; $o += $w } }',
   ' $t += $n;',
+  ' if (time != $s) { $s = time; print STDERR "criu-migrate-moved $t\\n" }',
   '}',
   'close($f) or die "fd 3: $!";',
   'print STDERR "criu-migrate-bytes $t\\n";',
@@ -139,6 +142,12 @@ export function parseNotes(stderr: string): string[] {
 }
 
 const BYTES_MARK = 'criu-migrate-bytes';
+/** The hashing copy's progress line (perl's copy prints one a second while bytes move). */
+export const MOVED_MARK = 'criu-migrate-moved';
+/** An armed direct stream's receiving side prints this once the source's ssh client has opened its fifo. */
+export const ARMED_MARK = 'criu-migrate-armed';
+/** An armed direct stream's sending side prints this with the exit status of its ssh client. */
+export const SSH_EXIT_MARK = 'criu-migrate-ssh-exit';
 
 /** The bytes the host's hashing copy moved (perl's copy says; GNU tee does not). */
 export function parseHostBytes(stderr: string): number | undefined {
@@ -154,8 +163,15 @@ export function parseHostSum(stderr: string): string | undefined {
 /** A host's stderr without the lines the stream scripts print for the runner. */
 export function hostDetail(stderr: string): string | undefined {
   return (
-    tailLines(stderr.replace(new RegExp(`^(${SUM_MARK}|${NOTE_MARK}|${BYTES_MARK}) .*$`, 'gm'), '')) ||
-    undefined
+    tailLines(
+      stderr.replace(
+        new RegExp(
+          `^(${SUM_MARK}|${NOTE_MARK}|${BYTES_MARK}|${MOVED_MARK}|${SSH_EXIT_MARK}) .*$|^${ARMED_MARK}$`,
+          'gm',
+        ),
+        '',
+      ),
+    ) || undefined
   );
 }
 
@@ -208,7 +224,6 @@ export async function streamBetween(
   options: StreamOptions,
 ): Promise<StreamResult> {
   const clock = options.clock ?? (() => performance.now());
-  const code = options.code ?? 'TRANSFER_FAILED';
   const started = clock();
   const consumer = await to.spawn(hashedConsumer(consume));
   let producer: HostProcess;
@@ -218,6 +233,26 @@ export async function streamBetween(
     consumer.kill();
     throw error;
   }
+  return pumpRelay(from, producer, to, consumer, options, started);
+}
+
+/**
+ * The runner's part of a relayed stream whose two ends run already: copies the sender's
+ * stdout into the receiver's stdin (after `header`, an armed stream's go line for the
+ * receiver), watches for a stall, and compares the two hosts' checksums.
+ */
+export async function pumpRelay(
+  from: Host,
+  producer: HostProcess,
+  to: Host,
+  consumer: HostProcess,
+  options: StreamOptions,
+  started: number,
+  header?: string,
+): Promise<StreamResult> {
+  const clock = options.clock ?? (() => performance.now());
+  const code = options.code ?? 'TRANSFER_FAILED';
+  if (header !== undefined) consumer.stdin.write(header);
   // Nothing reads the consumer's stdout; drain it so a chatty command (docker load) cannot stall.
   consumer.stdout.resume();
   const producerErr = collect(producer);

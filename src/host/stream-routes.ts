@@ -1,4 +1,5 @@
-import { type DirectRoute, streamDirect } from './direct.js';
+import { type ArmedStream, type ArmedVariants, armRelay } from './armed.js';
+import { armDirect, type DirectRoute, streamDirect } from './direct.js';
 import type { Host } from './host.js';
 import { type StreamOptions, type StreamResult, streamBetween } from './relay.js';
 
@@ -18,16 +19,70 @@ export interface StreamRecord {
 export class StreamRoutes {
   direct: DirectRoute | undefined;
   readonly records: StreamRecord[] = [];
+  /** Seconds without a byte moving before a stream is given up (the streams' own default otherwise). */
+  stallSeconds: number | undefined;
+
+  private withStall(options: StreamOptions): StreamOptions {
+    return this.stallSeconds !== undefined && options.stallSeconds === undefined
+      ? { ...options, stallSeconds: this.stallSeconds }
+      : options;
+  }
+
+  /**
+   * A stream set up now and fired later (armed.ts): the frozen window then holds only its
+   * go line and its bytes. Recorded when fired.
+   */
+  async arm(
+    from: Host,
+    to: Host,
+    variants: ArmedVariants,
+    given: StreamOptions,
+    via: 'any' | 'relay' = 'any',
+  ): Promise<ArmedStream> {
+    const options = this.withStall(given);
+    const direct = via === 'any' ? this.direct : undefined;
+    if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
+      const armed = await armDirect({ ...direct, from, to }, variants, options);
+      return {
+        ...armed,
+        fire: async (choice) => {
+          const result = await armed.fire(choice);
+          this.records.push({
+            label: options.label,
+            route: 'direct',
+            bytes: result.bytes,
+            runnerBytes: result.runnerBytes,
+          });
+          return result;
+        },
+      };
+    }
+    const armed = await armRelay(from, to, variants, options);
+    return {
+      ...armed,
+      fire: async (choice) => {
+        const result = await armed.fire(choice);
+        this.records.push({
+          label: options.label,
+          route: 'relay',
+          bytes: result.bytes,
+          runnerBytes: result.bytes,
+        });
+        return result;
+      },
+    };
+  }
 
   async stream(
     from: Host,
     produce: string | readonly string[],
     to: Host,
     consume: string | readonly string[],
-    options: StreamOptions,
+    given: StreamOptions,
     /** relay: through the runner even with a direct route open (a small stream inside the frozen window). */
     via: 'any' | 'relay' = 'any',
   ): Promise<StreamResult> {
+    const options = this.withStall(given);
     const direct = via === 'any' ? this.direct : undefined;
     if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
       const result = await streamDirect({ ...direct, from, to }, produce, consume, options);

@@ -2,7 +2,15 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { installHold, listenAddress, RECEIVING_TAR, release, removeFaults, waitHeld } from './faults.js';
+import {
+  installHold,
+  installWrapper,
+  listenAddress,
+  RECEIVING_TAR,
+  release,
+  removeFaults,
+  waitHeld,
+} from './faults.js';
 import {
   containerState,
   expectCounterContinued,
@@ -263,6 +271,67 @@ describe('host-to-host streams (route input)', () => {
     expect(run.stdout).toMatch(
       /host to host\): the sending side failed|host to host\): the receiving command failed/,
     );
+    await expectRunningOnlyOn(bed, bed.host1, name);
+    await expectCounterContinued(bed, bed.host1, name);
+    expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+    expect(await keyTraces()).toBe('');
+    await expectNothingLeft(bed, name);
+  });
+
+  it('the dump fails after the streams were armed: rolled back, the source unpaused, no fifo, ssh client or key left (direct and relay)', async () => {
+    await fresh();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    // runc refuses the checkpoint for real; everything else it does runs unchanged.
+    await installWrapper(
+      bed,
+      bed.host1,
+      '/usr/local/bin/runc',
+      `#!/bin/sh
+case " $* " in *" checkpoint "*) echo "injected: runc checkpoint refused" >&2; exit 1 ;; esac
+exec /usr/sbin/runc "$@"
+`,
+    );
+    for (const route of ['direct', 'relay']) {
+      const run = await runAction(inputs(route));
+      expect(run.outputs.status, run.stdout).toBe('rolled-back');
+      expect(run.outputs['error-code']).toBe('CHECKPOINT_FAILED');
+      expect(run.stdout).toContain('injected: runc checkpoint refused');
+      // The streams were set up before the freeze, the way the route says.
+      expect(run.stdout).toContain(
+        `checkpoint and writable layer streams armed (${route === 'direct' ? 'host to host' : 'through the runner'})`,
+      );
+      expect((await containerState(bed, bed.host1, name))?.Paused).toBe(false);
+      await expectRunningOnlyOn(bed, bed.host1, name);
+      await expectCounterContinued(bed, bed.host1, name);
+      expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);
+      expect(await keyTraces()).toBe('');
+      await expectNothingLeft(bed, name);
+    }
+  });
+
+  it('a direct stream whose receiver stops reading: the stall setting ends it, rolled back, nothing left', async () => {
+    await fresh();
+    const keysBefore = await onHost(bed, bed.host2, `cat ${KEYS}`);
+    // The images' receiving tar stops itself before reading: the stream stays connected, and stalls.
+    await installWrapper(
+      bed,
+      bed.host2,
+      '/usr/local/bin/tar',
+      `#!/bin/sh
+case " $* " in ${RECEIVING_TAR}) echo $$ >/tmp/e2e-stopped-tar; kill -STOP $$ ;; esac
+exec /usr/bin/tar "$@"
+`,
+    );
+    const run = await runAction(inputs('direct', { 'stream-stall-seconds': '3' }));
+    // Whatever the kill left of the stopped tar goes on and ends (it is no longer needed).
+    await onHostResult(
+      bed,
+      bed.host2,
+      'p=$(cat /tmp/e2e-stopped-tar) && kill -CONT "$p"; rm -f /tmp/e2e-stopped-tar',
+    );
+    expect(run.outputs.status, run.stdout).toBe('rolled-back');
+    expect(run.outputs['error-code']).toBe('TRANSFER_FAILED');
+    expect(run.stdout).toMatch(/checkpoint: no data moved for 3 s after .* \(host to host\)/);
     await expectRunningOnlyOn(bed, bed.host1, name);
     await expectCounterContinued(bed, bed.host1, name);
     expect(await onHost(bed, bed.host2, `cat ${KEYS}`)).toBe(keysBefore);

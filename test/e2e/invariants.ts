@@ -75,6 +75,11 @@ export async function expectNothingLeft(bed: Testbed, name: string): Promise<voi
         'ls -d /tmp/ctrd-checkpoint* 2>/dev/null',
         // A stream's fifo directory, as relay.ts made them before its streams used plain pipes.
         "find /tmp -maxdepth 2 -path '/tmp/tmp.*/f' -type p 2>/dev/null",
+        // An armed direct stream's pipe to its ssh client (host/armed.ts), and the run's route files.
+        "find /tmp -maxdepth 2 -path '/tmp/tmp.*/p' -type p 2>/dev/null",
+        'ls -A /var/lib/criu-migrate/direct 2>/dev/null',
+        // A direct stream's ssh client, or the receiving end of one, still running in this host's mount namespace.
+        `for p in $(pgrep -f '[H]ostKeyAlias=criu-migrate-target|criu-migrate/direct/.*/[r]eceive'); do [ "$(readlink /proc/$p/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && echo "direct stream $p: $(tr '\\0' ' ' </proc/$p/cmdline)"; done`,
         // A stream's hash (relay.ts) still running in this host's mount namespace: nothing may wait for ever.
         `for p in $(pgrep -x sha256sum); do [ "$(readlink /proc/$p/ns/mnt)" = "$(readlink /proc/self/ns/mnt)" ] && echo "sha256sum $p: $(tr '\\0' ' ' </proc/$p/cmdline)"; done`,
         'true',

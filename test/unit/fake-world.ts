@@ -12,12 +12,14 @@
  *   timeout     the command takes effect but is reported as timed out (exit -1, or killed for a process);
  *   cancel      the run's cancellation fires as the command starts (it still completes).
  */
+
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { parse } from 'shell-quote';
 import { vi } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
+import { NO_GO_EXIT } from '../../src/host/armed.js';
 import type { CommandResult, Host, HostProcess, ProcessExit, RunOptions } from '../../src/host/host.js';
 import { CODEC_PROBE } from '../../src/policy/compression.js';
 import { FACT_COMMANDS } from '../../src/probe/facts.js';
@@ -1028,6 +1030,14 @@ function stagesOf(script: string): string[] {
   );
 }
 
+/** One variant's branch of an armed stream's `case` over its go line. */
+function variantOf(script: string, choice: string): string {
+  const start = script.indexOf(`'go ${choice}')\n`);
+  if (start < 0) return '';
+  const end = script.indexOf('\n;;', start);
+  return script.slice(start, end < 0 ? undefined : end);
+}
+
 const sumLine = (data: Buffer): string => `criu-migrate-sha256 ${sha256(data)}\n`;
 
 // --- the hosts and the world ---------------------------------------------------------------------
@@ -1078,7 +1088,18 @@ export class FakeHost implements Host {
       return proc;
     }
     const stages = stagesOf(inner);
-    if (/\| hashtee; \} 3>&1 1>&4 \| hashsum/.test(inner)) this.producer(proc, stages);
+    // An armed stream (host/armed.ts): nothing happens before its go line, which picks the variant.
+    const armed = inner.startsWith(`IFS= read -r go || exit ${NO_GO_EXIT}\n`);
+    if (armed && /\| hashtee; \} 3>&1 1>&4 \| hashsum/.test(inner)) {
+      const input: Buffer[] = [];
+      proc.stdin.on('data', (chunk: Buffer) => input.push(chunk));
+      proc.stdin.on('end', () => {
+        const choice = /^go ([a-z0-9]+)\n/.exec(Buffer.concat(input).toString())?.[1];
+        if (choice === undefined) proc.end({ exitCode: NO_GO_EXIT, signal: null });
+        else this.producer(proc, stagesOf(variantOf(inner, choice)));
+      });
+    } else if (armed && /\{ \{ hashtee \| /.test(inner)) this.armedConsumer(proc, inner);
+    else if (/\| hashtee; \} 3>&1 1>&4 \| hashsum/.test(inner)) this.producer(proc, stages);
     else if (/\{ \{ hashtee \| /.test(inner)) this.consumer(proc, stages);
     else if (
       /^cat >\/dev\/null; i=0; while \[ "\$i" -lt \d+ \]; do \[ -e .*restore\.log \] && exec tail/.test(inner)
@@ -1103,10 +1124,32 @@ export class FakeHost implements Host {
     proc.end({ exitCode: error ? 2 : 0, signal: null }, `${error ? `${error}\n` : ''}${sumLine(data)}`);
   }
 
-  private consumer(proc: FakeProcess, stages: string[]): void {
+  /** Reads the go line in front of the bytes, then consumes them as the chosen variant's stages. */
+  private armedConsumer(proc: FakeProcess, script: string): void {
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf(10);
+      if (end < 0) return;
+      proc.stdin.off('data', onData);
+      proc.stdin.off('end', onEnd);
+      const choice = /^go ([a-z0-9]+)$/.exec(head.subarray(0, end).toString())?.[1];
+      if (choice === undefined) {
+        proc.end({ exitCode: NO_GO_EXIT, signal: null });
+        return;
+      }
+      const rest = head.subarray(end + 1);
+      this.consumer(proc, stagesOf(variantOf(script, choice)), rest);
+    };
+    const onEnd = (): void => proc.end({ exitCode: NO_GO_EXIT, signal: null });
+    proc.stdin.on('data', onData);
+    proc.stdin.on('end', onEnd);
+  }
+
+  private consumer(proc: FakeProcess, stages: string[], first?: Buffer): void {
     const stage = this.machine.consume(stages.at(-1) ?? '');
     stage.start();
-    const chunks: Buffer[] = [];
+    const chunks: Buffer[] = first && first.length > 0 ? [first] : [];
     proc.stdin.on('data', (chunk: Buffer) => chunks.push(chunk));
     proc.stdin.on('end', () => {
       const data = Buffer.concat(chunks);

@@ -97,6 +97,7 @@ describe('getInputs defaults', () => {
       sourceAfter: 'stop',
       memory: 'eager',
       route: 'auto',
+      streamStallSeconds: 120,
       timeoutMinutes: 30,
       uploadArtifact: true,
       artifactName: 'criu-migration-web-20260304T050607891Z',

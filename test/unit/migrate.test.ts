@@ -297,24 +297,25 @@ describe('migrate() on fake hosts', () => {
       marker: `${outcome.metadata.container.targetId}/cm-ctr-0001`,
       dir: '/tmp',
     });
-    // While frozen the hosts run only the pause, the dump, the two streams and the restore.
+    // While frozen the hosts run only the pause, the dump and the restore: both streams' ends
+    // were spawned before the pause and only got their go lines.
+    const pausedAt = happy.findIndex((c) => /^docker pause /.test(c.command));
     const frozen = happy.slice(
-      happy.findIndex((c) => /^docker pause /.test(c.command)),
+      pausedAt,
       happy.findIndex((c) => /^docker start --checkpoint /.test(c.command)) + 1,
     );
-    expect(frozen.map((c) => `${c.host} ${c.kind}`)).toEqual([
-      'source run',
-      'source run',
-      'target spawn',
-      'target spawn',
-      'source spawn',
-      'source spawn',
-      'target run',
-    ]);
+    expect(frozen.map((c) => `${c.host} ${c.kind}`)).toEqual(['source run', 'source run', 'target run']);
     expect(frozen[1]?.command).toMatch(/runc --root \S+ checkpoint --leave-running/);
-    expect(frozen.filter((c) => c.kind === 'spawn').every((c) => /criu-migrate-sha256/.test(c.command))).toBe(
-      true,
-    );
+    const armed = happy
+      .slice(0, pausedAt)
+      .filter((c) => c.kind === 'spawn' && /^IFS= read -r go \|\| exit 125\n/.test(c.command));
+    expect(armed.map((c) => `${c.host} ${c.kind}`).sort()).toEqual([
+      'source spawn',
+      'source spawn',
+      'target spawn',
+      'target spawn',
+    ]);
+    expect(armed.every((c) => /criu-migrate-sha256/.test(c.command))).toBe(true);
     // The run went through the steps the cases below break one by one.
     const commands = happy.map((c) => c.command);
     for (const pattern of [

@@ -39,6 +39,9 @@ import { type LogFollower, prepareRestore, restore } from '../../phases/restore.
 import { settleRestoreConfig } from '../../phases/restore-config.js';
 import { type StageResult, stage } from '../../phases/stage.js';
 import {
+  type ArmedMove,
+  armState,
+  fireState,
   type MoveResult,
   moveState,
   negotiateCodec,
@@ -152,6 +155,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     signal,
     streams: new StreamRoutes(),
   };
+  if (ctx.streams && settings.streamStallSeconds !== undefined)
+    ctx.streams.stallSeconds = settings.streamStallSeconds;
   let routePlan: RoutePlan | undefined;
   let openedRoute: OpenRoute | undefined;
 
@@ -167,6 +172,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let downtimeMs: number | undefined;
   // memory: lazy: the page stream from the frozen source, open from before the freeze to the last page.
   let lazy: LazySession | undefined;
+  // The frozen state's streams, set up before the freeze and fired inside it.
+  let armed: ArmedMove | undefined;
   let lastPageMs: number | undefined;
   // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
   let window: FrozenWindow | undefined;
@@ -263,6 +270,11 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       ),
     ]);
     signal.throwIfAborted();
+    // The images directory is named before the dump: both streams are set up now, held for their
+    // go. Not for post-copy moves: their small streams measured slower armed (see moveState).
+    const armedMove =
+      settings.memory === 'lazy' ? undefined : await armState(ctx, found, prepared.imagesDir, ready, plan);
+    armed = armedMove;
     if (pageStream)
       await spawnLazyEnds(
         ctx,
@@ -292,7 +304,9 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('transfer', async () => {
         // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
         const [state] = await allSettledOrThrow([
-          moveState(ctx, found, frozen, ready, plan, settings.memory === 'lazy' ? 'relay' : 'any'),
+          armedMove
+            ? fireState(ctx, armedMove, frozen, plan)
+            : moveState(ctx, found, frozen, ready, plan, 'relay'),
           moving.length > 0
             ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
             : Promise.resolve(undefined),
@@ -373,6 +387,9 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   // A page stream still open (the run failed or was cancelled before the last page): ended
   // before the rollback, so CRIU holds nothing of the source when it is resumed.
   await lazy?.close().catch(() => {});
+  // Streams armed but never fired (the dump failed, a cancel, a unit member failed): ended
+  // before the rollback, so no end of theirs waits on either host.
+  await armed?.disarm().catch(() => {});
 
   if (isCommitted(journal.record)) {
     // Cancelled or not, a verified target is kept and the source retired.
