@@ -56739,59 +56739,36 @@ class StreamRoutes {
      */
     async arm(from, to, variants, given, via = 'any') {
         const options = this.withStall(given);
-        const direct = via === 'any' ? this.direct : undefined;
-        if (direct && stream_routes_sameHost(direct.from, from) && stream_routes_sameHost(direct.to, to)) {
-            const armed = await armDirect({ ...direct, from, to }, variants, options);
-            return {
-                ...armed,
-                fire: async (choice) => {
-                    const result = await armed.fire(choice);
-                    this.records.push({
-                        label: options.label,
-                        route: 'direct',
-                        bytes: result.bytes,
-                        runnerBytes: result.runnerBytes,
-                    });
-                    return result;
-                },
-            };
-        }
-        const armed = await armRelay(from, to, variants, options);
+        const direct = this.directBetween(from, to, via);
+        const armed = direct
+            ? await armDirect({ ...direct, from, to }, variants, options)
+            : await armRelay(from, to, variants, options);
         return {
             ...armed,
-            fire: async (choice) => {
-                const result = await armed.fire(choice);
-                this.records.push({
-                    label: options.label,
-                    route: 'relay',
-                    bytes: result.bytes,
-                    runnerBytes: result.bytes,
-                });
-                return result;
-            },
+            fire: async (choice) => this.record(options.label, direct !== undefined, await armed.fire(choice)),
         };
     }
     async stream(from, produce, to, consume, given, 
     /** relay: through the runner even with a direct route open (a small stream inside the frozen window). */
     via = 'any') {
         const options = this.withStall(given);
+        const direct = this.directBetween(from, to, via);
+        return direct
+            ? this.record(options.label, true, await streamDirect({ ...direct, from, to }, produce, consume, options))
+            : this.record(options.label, false, await streamBetween(from, produce, to, consume, options));
+    }
+    /** The run's direct route when it joins exactly these two hosts and the stream may take it. */
+    directBetween(from, to, via) {
         const direct = via === 'any' ? this.direct : undefined;
-        if (direct && stream_routes_sameHost(direct.from, from) && stream_routes_sameHost(direct.to, to)) {
-            const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
-            this.records.push({
-                label: options.label,
-                route: 'direct',
-                bytes: result.bytes,
-                runnerBytes: result.runnerBytes,
-            });
-            return result;
-        }
-        const result = await streamBetween(from, produce, to, consume, options);
+        return direct && stream_routes_sameHost(direct.from, from) && stream_routes_sameHost(direct.to, to) ? direct : undefined;
+    }
+    /** A relayed stream's every byte crossed the runner; a direct one's only what it sent back. */
+    record(label, direct, result) {
         this.records.push({
-            label: options.label,
-            route: 'relay',
+            label,
+            route: direct ? 'direct' : 'relay',
             bytes: result.bytes,
-            runnerBytes: result.bytes,
+            runnerBytes: direct ? (result.runnerBytes ?? 0) : result.bytes,
         });
         return result;
     }
@@ -58943,6 +58920,20 @@ async function sampleLayer(ctx, upper, codec) {
     const result = await ctx.source.run(sampleCommandScript(codec, shellQuote(['tar', '-C', upper, ...LAYER_TAR, '-cf', '-', '.'])), { timeoutMs: 60_000 });
     return streamCodec(ctx.settings.compression, codec, parseSample(result.stdout));
 }
+/** CRIU's images, from the dump's directory into the target's receiver. */
+function imagesStream(codec, imagesDir, plan) {
+    return withCodec(codec, shellQuote(['tar', '-C', imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume);
+}
+/** The source's writable layer, into the target container's upper directory. */
+function layerStream(ctx, container, staged, plan) {
+    return withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpperDir(ctx, container), ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']));
+}
+/** The images' codec, from the dump's sample; logged with the layer's. */
+function pagesCodecOf(ctx, dumped, plan) {
+    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
+    ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
+    return pagesCodec;
+}
 /**
  * Before the freeze: both streams of the frozen state set up and held, CRIU's images
  * (from the dump's images directory, known before the dump) to the target's receiver and
@@ -58952,17 +58943,11 @@ async function sampleLayer(ctx, upper, codec) {
 async function armState(ctx, container, imagesDir, staged, plan, 
 /** relay: through the runner even with a direct route open. */
 via = 'any') {
-    const sourceUpper = sourceUpperDir(ctx, container);
     const imageCodecs = ctx.settings.compression === 'auto' && plan.codec !== 'none'
         ? ['none', plan.codec]
         : [streamCodec(ctx.settings.compression, plan.codec, undefined).codec];
-    const images = Object.fromEntries(imageCodecs.map((codec) => [
-        codec,
-        withCodec(codec, shellQuote(['tar', '-C', imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume),
-    ]));
-    const layer = {
-        [plan.layerCodec.codec]: withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-'])),
-    };
+    const images = Object.fromEntries(imageCodecs.map((codec) => [codec, imagesStream(codec, imagesDir, plan)]));
+    const layer = { [plan.layerCodec.codec]: layerStream(ctx, container, staged, plan) };
     const arm = (variants, label) => ctx.streams
         ? ctx.streams.arm(ctx.source, ctx.target, variants, { label, step: 'transfer', log: ctx.log }, via)
         : armRelay(ctx.source, ctx.target, variants, { label, step: 'transfer', log: ctx.log });
@@ -58991,8 +58976,7 @@ via = 'any') {
  * sample) and waits for them. Nothing else runs on the hosts here.
  */
 async function fireState(ctx, armed, dumped, plan) {
-    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
-    ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
+    const pagesCodec = pagesCodecOf(ctx, dumped, plan);
     const [checkpoint, writableLayer] = await allSettledOrThrow([
         armed.images.fire(pagesCodec.codec),
         armed.layer.fire(plan.layerCodec.codec),
@@ -59015,11 +58999,9 @@ async function moveState(ctx, container, dumped, staged, plan,
  * cost no new SSH handshake inside the frozen window, as a direct stream would.
  */
 via = 'any') {
-    const sourceUpper = sourceUpperDir(ctx, container);
-    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
-    ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
-    const images = withCodec(pagesCodec.codec, shellQuote(['tar', '-C', dumped.imagesDir, ...TAR_RECORD, '-cf', '-', '.']), plan.receiver.consume);
-    const layer = withCodec(plan.layerCodec.codec, shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']), shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']));
+    const pagesCodec = pagesCodecOf(ctx, dumped, plan);
+    const images = imagesStream(pagesCodec.codec, dumped.imagesDir, plan);
+    const layer = layerStream(ctx, container, staged, plan);
     const [checkpoint, writableLayer] = await allSettledOrThrow([
         streamVia(ctx.streams, ctx.source, images.produce, ctx.target, images.consume, { label: 'checkpoint', step: 'transfer', log: ctx.log }, via),
         streamVia(ctx.streams, ctx.source, layer.produce, ctx.target, layer.consume, { label: 'writable layer', step: 'transfer', log: ctx.log }, via),

@@ -40,36 +40,13 @@ export class StreamRoutes {
     via: 'any' | 'relay' = 'any',
   ): Promise<ArmedStream> {
     const options = this.withStall(given);
-    const direct = via === 'any' ? this.direct : undefined;
-    if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
-      const armed = await armDirect({ ...direct, from, to }, variants, options);
-      return {
-        ...armed,
-        fire: async (choice) => {
-          const result = await armed.fire(choice);
-          this.records.push({
-            label: options.label,
-            route: 'direct',
-            bytes: result.bytes,
-            runnerBytes: result.runnerBytes,
-          });
-          return result;
-        },
-      };
-    }
-    const armed = await armRelay(from, to, variants, options);
+    const direct = this.directBetween(from, to, via);
+    const armed = direct
+      ? await armDirect({ ...direct, from, to }, variants, options)
+      : await armRelay(from, to, variants, options);
     return {
       ...armed,
-      fire: async (choice) => {
-        const result = await armed.fire(choice);
-        this.records.push({
-          label: options.label,
-          route: 'relay',
-          bytes: result.bytes,
-          runnerBytes: result.bytes,
-        });
-        return result;
-      },
+      fire: async (choice) => this.record(options.label, direct !== undefined, await armed.fire(choice)),
     };
   }
 
@@ -83,23 +60,33 @@ export class StreamRoutes {
     via: 'any' | 'relay' = 'any',
   ): Promise<StreamResult> {
     const options = this.withStall(given);
+    const direct = this.directBetween(from, to, via);
+    return direct
+      ? this.record(
+          options.label,
+          true,
+          await streamDirect({ ...direct, from, to }, produce, consume, options),
+        )
+      : this.record(options.label, false, await streamBetween(from, produce, to, consume, options));
+  }
+
+  /** The run's direct route when it joins exactly these two hosts and the stream may take it. */
+  private directBetween(from: Host, to: Host, via: 'any' | 'relay'): DirectRoute | undefined {
     const direct = via === 'any' ? this.direct : undefined;
-    if (direct && sameHost(direct.from, from) && sameHost(direct.to, to)) {
-      const result = await streamDirect({ ...direct, from, to }, produce, consume, options);
-      this.records.push({
-        label: options.label,
-        route: 'direct',
-        bytes: result.bytes,
-        runnerBytes: result.runnerBytes,
-      });
-      return result;
-    }
-    const result = await streamBetween(from, produce, to, consume, options);
+    return direct && sameHost(direct.from, from) && sameHost(direct.to, to) ? direct : undefined;
+  }
+
+  /** A relayed stream's every byte crossed the runner; a direct one's only what it sent back. */
+  private record<R extends StreamResult & { runnerBytes?: number }>(
+    label: string,
+    direct: boolean,
+    result: R,
+  ): R {
     this.records.push({
-      label: options.label,
-      route: 'relay',
+      label,
+      route: direct ? 'direct' : 'relay',
       bytes: result.bytes,
-      runnerBytes: result.bytes,
+      runnerBytes: direct ? (result.runnerBytes ?? 0) : result.bytes,
     });
     return result;
   }

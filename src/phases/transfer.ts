@@ -137,6 +137,42 @@ export async function sampleLayer(
   return streamCodec(ctx.settings.compression, codec, parseSample(result.stdout));
 }
 
+/** CRIU's images, from the dump's directory into the target's receiver. */
+function imagesStream(codec: Codec, imagesDir: string, plan: TransferPlan) {
+  return withCodec(
+    codec,
+    shellQuote(['tar', '-C', imagesDir, ...TAR_RECORD, '-cf', '-', '.']),
+    plan.receiver.consume,
+  );
+}
+
+/** The source's writable layer, into the target container's upper directory. */
+function layerStream(
+  ctx: RunContext<Named & { compression: Compression }>,
+  container: ContainerInspect,
+  staged: StageResult,
+  plan: TransferPlan,
+) {
+  return withCodec(
+    plan.layerCodec.codec,
+    shellQuote(['tar', '-C', sourceUpperDir(ctx, container), ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']),
+    shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']),
+  );
+}
+
+/** The images' codec, from the dump's sample; logged with the layer's. */
+function pagesCodecOf(
+  ctx: RunContext<Named & { compression: Compression }>,
+  dumped: CheckpointResult,
+  plan: TransferPlan,
+): StreamCodec {
+  const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
+  ctx.log.info(
+    `checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`,
+  );
+  return pagesCodec;
+}
+
 /** The frozen state's two streams, armed before the freeze (armState), fired inside it (fireState). */
 export interface ArmedMove {
   images: ArmedStream;
@@ -160,28 +196,14 @@ export async function armState(
   /** relay: through the runner even with a direct route open. */
   via: 'any' | 'relay' = 'any',
 ): Promise<ArmedMove> {
-  const sourceUpper = sourceUpperDir(ctx, container);
   const imageCodecs: Codec[] =
     ctx.settings.compression === 'auto' && plan.codec !== 'none'
       ? ['none', plan.codec]
       : [streamCodec(ctx.settings.compression, plan.codec, undefined).codec];
   const images = Object.fromEntries(
-    imageCodecs.map((codec) => [
-      codec,
-      withCodec(
-        codec,
-        shellQuote(['tar', '-C', imagesDir, ...TAR_RECORD, '-cf', '-', '.']),
-        plan.receiver.consume,
-      ),
-    ]),
+    imageCodecs.map((codec) => [codec, imagesStream(codec, imagesDir, plan)]),
   );
-  const layer = {
-    [plan.layerCodec.codec]: withCodec(
-      plan.layerCodec.codec,
-      shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']),
-      shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']),
-    ),
-  };
+  const layer = { [plan.layerCodec.codec]: layerStream(ctx, container, staged, plan) };
   const arm = (variants: ArmedVariants, label: string) =>
     ctx.streams
       ? ctx.streams.arm(ctx.source, ctx.target, variants, { label, step: 'transfer', log: ctx.log }, via)
@@ -221,10 +243,7 @@ export async function fireState(
   dumped: CheckpointResult,
   plan: TransferPlan,
 ): Promise<MoveResult> {
-  const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
-  ctx.log.info(
-    `checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`,
-  );
+  const pagesCodec = pagesCodecOf(ctx, dumped, plan);
   const [checkpoint, writableLayer] = await allSettledOrThrow([
     armed.images.fire(pagesCodec.codec),
     armed.layer.fire(plan.layerCodec.codec),
@@ -254,21 +273,9 @@ export async function moveState(
    */
   via: 'any' | 'relay' = 'any',
 ): Promise<MoveResult> {
-  const sourceUpper = sourceUpperDir(ctx, container);
-  const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
-  ctx.log.info(
-    `checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`,
-  );
-  const images = withCodec(
-    pagesCodec.codec,
-    shellQuote(['tar', '-C', dumped.imagesDir, ...TAR_RECORD, '-cf', '-', '.']),
-    plan.receiver.consume,
-  );
-  const layer = withCodec(
-    plan.layerCodec.codec,
-    shellQuote(['tar', '-C', sourceUpper, ...LAYER_TAR, ...TAR_RECORD, '-cf', '-', '.']),
-    shellQuote(['tar', '-C', staged.targetUpperDir, ...LAYER_TAR, ...TAR_RECORD, '-xpf', '-']),
-  );
+  const pagesCodec = pagesCodecOf(ctx, dumped, plan);
+  const images = imagesStream(pagesCodec.codec, dumped.imagesDir, plan);
+  const layer = layerStream(ctx, container, staged, plan);
   const [checkpoint, writableLayer] = await allSettledOrThrow([
     streamVia(
       ctx.streams,
