@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5224);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(99451);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 5224:
+/***/ 99451:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53516,6 +53516,13 @@ function pinnedKnownHosts(entries) {
         .join('');
 }
 /**
+ * The source's forward for memory: overlap: its 127.0.0.1:local leads to the target's page
+ * server on the target's 127.0.0.1:remote; no command runs (-N), a failed bind ends ssh.
+ */
+function pageForwardArgs(local, remote) {
+    return ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`];
+}
+/**
  * OpenSSH on the source, told everything on its command line: no user or system
  * configuration, no agent, no prompt, the target's key pinned (a changed key fails).
  */
@@ -53611,9 +53618,10 @@ function receiveScript(streamsDir) {
 /**
  * The run's line in authorized_keys: no forwarding, no pty (restrict), only the forced
  * command, only from the source's address when known. The comment names the run, and
- * removal matches exactly that comment.
+ * removal matches exactly that comment. memory: overlap adds one forward, to the target's
+ * page server on its loopback (`pagePort`), and no other.
  */
-function authorizedKeyLine(publicKey, forcedCommand, tag, from) {
+function authorizedKeyLine(publicKey, forcedCommand, tag, from, pagePort) {
     const key = publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
     if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
         throw new Error(`not an ed25519 public key: ${key.slice(0, 40)}`);
@@ -53623,7 +53631,14 @@ function authorizedKeyLine(publicKey, forcedCommand, tag, from) {
         throw new Error(`unsafe tag ${tag}`);
     if (from !== undefined && !/^[0-9a-fA-F.:]+$/.test(from))
         throw new Error(`unsafe from address ${from}`);
-    const options = ['restrict', `command="/bin/sh ${forcedCommand}"`, ...(from ? [`from="${from}"`] : [])];
+    if (pagePort !== undefined && !(Number.isInteger(pagePort) && pagePort > 0 && pagePort < 65_536))
+        throw new Error(`not a port: ${pagePort}`);
+    const options = [
+        'restrict',
+        `command="/bin/sh ${forcedCommand}"`,
+        ...(from ? [`from="${from}"`] : []),
+        ...(pagePort !== undefined ? ['port-forwarding', `permitopen="127.0.0.1:${pagePort}"`] : []),
+    ];
     return `${options.join(',')} ${key} ${tag}`;
 }
 /**
@@ -53730,7 +53745,7 @@ const MODES = ['migrate', 'preflight', 'checkpoint', 'restore', 'drill', 'list']
 const SOURCE_AFTER = ['stop', 'remove'];
 const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'];
 /** eager: every page moves while frozen; lazy: post-copy, the pages follow the restored container. */
-const MEMORY_MODES = ['eager', 'lazy'];
+const MEMORY_MODES = ['eager', 'lazy', 'overlap'];
 const KERNEL_POLICIES = ['same-minor', 'exact', 'any'];
 /** A host as the inputs named it, for reports written before (or without) connecting. */
 function describeLocation(location) {
@@ -58311,6 +58326,7 @@ afterPause = async () => { }) {
             'checkpoint',
             '--leave-running',
             ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
+            ...(prepared.pageServer ? ['--page-server', prepared.pageServer] : []),
             '--image-path',
             prepared.imagesDir,
             '--work-path',
@@ -58600,7 +58616,9 @@ function directDir(checkpointName) {
  * then one check through it. Everything is journalled first, so a failed, cancelled or
  * killed run removes it. Under auto, a check that fails closes it again and the run relays.
  */
-async function openRoute(ctx, plan) {
+async function openRoute(ctx, plan, 
+/** memory: overlap: the source's loopback port forwarded to the target's page server port. */
+pageForward) {
     const target = plan.target;
     if (plan.choice.route !== 'direct' || !target)
         return undefined;
@@ -58641,7 +58659,7 @@ async function openRoute(ctx, plan) {
         what: `finding ${receiver}'s authorized_keys`,
         code: 'DIRECT_ROUTE_UNAVAILABLE',
     })).stdout.trim();
-    const line = authorizedKeyLine(publicKey, receiveCommand, tag, from);
+    const line = authorizedKeyLine(publicKey, receiveCommand, tag, from, pageForward?.remote);
     await ctx.journal.around({ kind: 'authorized-key', side: 'target', file: keysFile, tag }, 'target', () => runChecked(ctx.target, authorizeScript(keysFile, line), {
         step: 'stage',
         what: `authorizing the run's key on ${receiver}`,
@@ -58652,12 +58670,17 @@ async function openRoute(ctx, plan) {
         to: ctx.target,
         streamsDir,
         sshCommand,
+        ...(pageForward
+            ? {
+                pageForwardCommand: shellQuote(sshClientArgs({ ...target, keyFile, knownHostsFile }, pageForwardArgs(pageForward.local, pageForward.remote))),
+            }
+            : {}),
         keyDir,
         targetDir,
         authorizedKeys: keysFile,
         tag,
     };
-    ctx.log.info(`direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`);
+    ctx.log.info(`direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${pageForward ? ` and a forward to its page server (127.0.0.1:${pageForward.remote})` : ''}${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`);
     const check = await ctx.source.run(`${sshCommand} ${CHECK_STREAM} </dev/null`, { timeoutMs: 60_000 });
     if (check.exitCode === 0 && check.stdout.includes(CHECK_ANSWER))
         return route;
@@ -67843,6 +67866,7 @@ async function openPageRelay(source, target, sourcePort, clock = () => performan
         });
     }
     let carried = 0;
+    let carriedBack = 0;
     let movedAt = clock();
     let trouble;
     const open = new Set();
@@ -67869,7 +67893,8 @@ async function openPageRelay(source, target, sourcePort, clock = () => performan
             carried += chunk.length;
             movedAt = clock();
         });
-        incoming.on('data', () => {
+        incoming.on('data', (chunk) => {
+            carriedBack += chunk.length;
             movedAt = clock();
         });
         // Either side ending ends the other: a half-open page stream would only hang CRIU.
@@ -67893,6 +67918,7 @@ async function openPageRelay(source, target, sourcePort, clock = () => performan
     return {
         port: listener.port,
         bytes: () => carried,
+        bytesBack: () => carriedBack,
         lastMovedAt: () => movedAt,
         problem: () => trouble,
         cut,
@@ -67901,6 +67927,46 @@ async function openPageRelay(source, target, sourcePort, clock = () => performan
             await listener.close().catch(() => { });
         },
     };
+}
+
+;// CONCATENATED MODULE: ./src/host/process-lines.ts
+/** Keeps the last 64 KiB a stream printed. */
+function keepTail(stream) {
+    let text = '';
+    stream.on('data', (chunk) => {
+        text = (text + chunk.toString('utf8')).slice(-65_536);
+    });
+    stream.on('error', () => { });
+    return () => text;
+}
+/**
+ * Resolves with the first line `stream` prints, 'exit' when the process ends
+ * first, 'timeout' after `timeoutMs`. The stream keeps flowing afterwards.
+ */
+function process_lines_firstLine(stream, exit, timeoutMs) {
+    return new Promise((resolve) => {
+        let text = '';
+        let settled = false;
+        const settle = (value) => {
+            if (settled)
+                return;
+            settled = true;
+            clearTimeout(timer);
+            stream.off('data', onData);
+            // Nothing more is read from it; keep it flowing so the channel can close.
+            stream.resume();
+            resolve(value);
+        };
+        const timer = setTimeout(() => settle('timeout'), timeoutMs);
+        const onData = (chunk) => {
+            text += chunk.toString('utf8');
+            const end = text.indexOf('\n');
+            if (end >= 0)
+                settle(text.slice(0, end).trim());
+        };
+        stream.on('data', onData);
+        void exit.then(() => settle('exit'));
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/policy/lazy-pages.ts
@@ -68050,6 +68116,7 @@ function judgeLazyStream(ends) {
 
 
 
+
 /**
  * Post-copy (memory: lazy): the source is frozen and dumped without its
  * memory, the target restores at once and takes the pages from the source's
@@ -68162,44 +68229,6 @@ function withLostWork(error, session) {
         cause: error,
     });
 }
-/** Keeps the last 64 KiB a stream printed. */
-function keepTail(stream) {
-    let text = '';
-    stream.on('data', (chunk) => {
-        text = (text + chunk.toString('utf8')).slice(-65_536);
-    });
-    stream.on('error', () => { });
-    return () => text;
-}
-/**
- * Resolves with the first line `stream` prints, 'exit' when the process ends
- * first, 'timeout' after `timeoutMs`. The stream keeps flowing afterwards.
- */
-function lazy_pages_firstLine(stream, exit, timeoutMs) {
-    return new Promise((resolve) => {
-        let text = '';
-        let settled = false;
-        const settle = (value) => {
-            if (settled)
-                return;
-            settled = true;
-            clearTimeout(timer);
-            stream.off('data', onData);
-            // Nothing more is read from it; keep it flowing so the channel can close.
-            stream.resume();
-            resolve(value);
-        };
-        const timer = setTimeout(() => settle('timeout'), timeoutMs);
-        const onData = (chunk) => {
-            text += chunk.toString('utf8');
-            const end = text.indexOf('\n');
-            if (end >= 0)
-                settle(text.slice(0, end).trim());
-        };
-        stream.on('data', onData);
-        void exit.then(() => settle('exit'));
-    });
-}
 /** Starts a command that waits for the go line (engine/docker/lazy-pages.ts). */
 function go(process) {
     process.stdin.end(`${GO_LINE}\n`);
@@ -68261,7 +68290,7 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
     paused.state = 'done';
     const dumpStart = ctx.clock();
     go(server);
-    const said = await lazy_pages_firstLine(server.stdout, server.exit, LAZY_DUMP_READY_MS);
+    const said = await process_lines_firstLine(server.stdout, server.exit, LAZY_DUMP_READY_MS);
     const inventorySha256 = new RegExp(`^${lazy_pages_INVENTORY_MARK} ([0-9a-f]{64})$`).exec(said)?.[1];
     if (said === `${lazy_pages_INVENTORY_MARK}-failed`) {
         throw new MigrationError('CHECKPOINT_FAILED', 'could not hold the source frozen while its pages are served', {
@@ -68308,7 +68337,7 @@ async function startLazyDaemon(ctx, session) {
     if (!daemon)
         throw new Error('startLazyDaemon before spawnLazyEnds');
     go(daemon);
-    const said = await lazy_pages_firstLine(daemon.stdout, daemon.exit, 30_000);
+    const said = await process_lines_firstLine(daemon.stdout, daemon.exit, 30_000);
     session.targetMayHaveRun = said === LISTENING_LINE;
     if (said !== LISTENING_LINE) {
         throw new MigrationError('LAZY_PAGES_BROKEN', "the target's lazy-pages daemon did not start", {
@@ -68402,6 +68431,236 @@ async function awaitLastPage(ctx, session) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/page-server.ts
+
+
+/** What the command prints once the server listens, and when it never did. */
+const PAGE_SERVER_LISTENING = 'listening';
+const PAGE_SERVER_NOT_LISTENING = 'not-listening';
+/** Its log, in its work directory. */
+const PAGE_SERVER_LOG = 'page-server.log';
+/** Polls of 20 ms for the port (10 s). */
+const LISTEN_POLLS = 500;
+/**
+ * Starts `criu page-server` and prints `listening` once its port is open (or
+ * `not-listening` and stops it); the command's exit is the server's. Closing
+ * its standard input stops the server.
+ */
+function pageServerCommand(server) {
+    const dir = shellQuote([server.workDir]);
+    const criu = shellQuote([
+        'criu',
+        'page-server',
+        '--images-dir',
+        server.imagesDir,
+        '--work-dir',
+        server.workDir,
+        '--address',
+        '127.0.0.1',
+        '--port',
+        String(server.port),
+        '-o',
+        PAGE_SERVER_LOG,
+        '-v2',
+    ]);
+    const free = `(${portFreeScript(server.port)})`;
+    return [
+        `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
+        `${criu} </dev/null >/dev/null &`,
+        'p=$!',
+        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; else echo ${PAGE_SERVER_LISTENING}; fi`,
+        // The runner gone (its standard input closed) before a dump connected: the server goes too.
+        // Through fd 3: a background list's own standard input is /dev/null.
+        'exec 3<&0',
+        '(cat <&3 >/dev/null; kill "$p" 2>/dev/null) >/dev/null 2>&1 &',
+        'exec 3<&-',
+        'wait "$p"',
+    ].join('\n');
+}
+/**
+ * The source's end when the route is direct: the run's ssh client forwarding
+ * 127.0.0.1:localPort to the target's page server. Prints `listening` once
+ * the port is bound (or `not-listening`); ends the client when the runner
+ * closes its standard input, so a runner that died leaves no forward behind.
+ */
+function pageForwardScript(forwardCommand, localPort) {
+    const free = `(${portFreeScript(localPort)})`;
+    return [
+        `${forwardCommand} </dev/null >/dev/null &`,
+        'p=$!',
+        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; wait "$p"; exit 1; fi`,
+        `echo ${PAGE_SERVER_LISTENING}`,
+        'cat >/dev/null',
+        'kill "$p" 2>/dev/null; wait "$p"; exit 0',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/phases/page-server.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * memory: overlap. The pages go to the target while CRIU dumps them: the
+ * target's CRIU page server writes them into the staging directory. The dump
+ * reaches it from the source's loopback, host to host through the run's own
+ * ssh forward when the route is direct, else through the runner's two SSH
+ * connections; the server's port is never open to another machine (it has no
+ * authentication). Only the small images are left to stream after the dump.
+ */
+/** Tries at a free port on a host's loopback. */
+const page_server_PORT_TRIES = 8;
+/** The server exits once the dump closed its connection; longer than this, it is hung. */
+const SERVER_END_MS = 30_000;
+const REMEDY_EAGER = 'or use memory: eager';
+/** The page server's directory on the target (its log). */
+function pageServerWorkDir(checkpointName) {
+    return `${workDir(checkpointName)}/page-server`;
+}
+/** A free port between 40000 and 59999 on a host's 127.0.0.1. */
+async function freeLoopbackPort(host, what) {
+    for (let i = 0; i < page_server_PORT_TRIES; i++) {
+        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
+        const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
+        if (free.exitCode === 0)
+            return candidate;
+    }
+    throw new MigrationError('TRANSFER_FAILED', `no free port on 127.0.0.1 for ${what}`, {
+        step: 'checkpoint',
+        host: describeHost(host),
+        remedy: `free some ports between 40000 and 59999 on 127.0.0.1, ${REMEDY_EAGER}`,
+    });
+}
+/**
+ * Before the freeze: `criu page-server` on the target's loopback writing into `imagesDir`, and
+ * the way to it from the source's loopback: the direct route's forward when it has one, else
+ * the runner's relay.
+ */
+async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
+    const dir = pageServerWorkDir(ctx.settings.checkpointName);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
+    const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
+    const serverEnd = ending(server);
+    const serverErr = keepTail(server.stderr);
+    let forward;
+    let relay;
+    let forwardErr = () => '';
+    const why = async (said) => [
+        said,
+        relay?.problem() ? `relay: ${relay.problem()}` : '',
+        tailLines(forwardErr(), 3),
+        tailLines(serverErr(), 3),
+        await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
+    ]
+        .filter(Boolean)
+        .join('\n');
+    const close = async () => {
+        for (const one of [{ process: server, end: serverEnd }, forward]) {
+            if (!one)
+                continue;
+            one.process.stdin.end();
+            if (!one.end.ended())
+                one.process.kill();
+        }
+        await relay?.close();
+    };
+    try {
+        const said = await process_lines_firstLine(server.stdout, server.exit, 30_000);
+        if (said !== PAGE_SERVER_LISTENING) {
+            throw new MigrationError('TRANSFER_FAILED', "the target's page server did not start", {
+                step: 'checkpoint',
+                host: describeHost(ctx.target),
+                detail: await why(said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said),
+                remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
+            });
+        }
+        let address;
+        if (forwardCommand) {
+            const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
+            forward = { process, end: ending(process) };
+            forwardErr = keepTail(process.stderr);
+            const bound = await process_lines_firstLine(process.stdout, process.exit, 30_000);
+            if (bound !== PAGE_SERVER_LISTENING) {
+                throw new MigrationError('TRANSFER_FAILED', "the source's forward to the target's page server did not start", {
+                    step: 'checkpoint',
+                    host: describeHost(ctx.source),
+                    detail: [bound, tailLines(forwardErr(), 3)].filter(Boolean).join('\n'),
+                    remedy: `read the lines above, ${REMEDY_EAGER} or route: relay`,
+                });
+            }
+            address = `127.0.0.1:${ports.source}`;
+            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`);
+        }
+        else {
+            relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
+            address = `127.0.0.1:${relay.port}`;
+            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`);
+        }
+        return {
+            address,
+            route: forwardCommand ? 'direct' : 'relay',
+            runnerBytes: () => relay?.bytesBack() ?? 0,
+            async finished() {
+                const end = await serverEnd.within(SERVER_END_MS);
+                if (end?.exitCode === 0)
+                    return;
+                await close();
+                throw new MigrationError('TRANSFER_FAILED', `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`, {
+                    step: 'transfer',
+                    host: describeHost(ctx.target),
+                    detail: await why(''),
+                    remedy: `nothing to undo by hand: the source resumes where it was frozen; read the lines above and run again, ${REMEDY_EAGER}`,
+                });
+            },
+            close,
+            async explain(error) {
+                if (!(error instanceof MigrationError))
+                    return error;
+                const said = await why('');
+                if (!said)
+                    return error;
+                return new MigrationError(error.code, error.message, {
+                    ...(error.step ? { step: error.step } : {}),
+                    ...(error.host ? { host: error.host } : {}),
+                    detail: [error.detail, `page server: ${said}`].filter(Boolean).join('\n'),
+                    ...(error.remedy ? { remedy: error.remedy } : {}),
+                    cause: error,
+                });
+            },
+        };
+    }
+    catch (error) {
+        await close();
+        throw error;
+    }
+}
+/** Whether a spawned process has ended, and its end when it comes within a time. */
+function ending(process) {
+    let end;
+    void process.exit.then((exit) => {
+        end = exit;
+    });
+    return {
+        ended: () => end !== undefined,
+        within: (ms) => end
+            ? Promise.resolve(end)
+            : Promise.race([
+                process.exit,
+                new Promise((resolve) => {
+                    setTimeout(() => resolve(undefined), ms).unref();
+                }),
+            ]),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/report/frozen-window.ts
 /**
  * Where the frozen window goes: each step from the freeze to the target
@@ -68461,6 +68720,8 @@ class FrozenWindow {
 }
 
 ;// CONCATENATED MODULE: ./src/modes/migrate/migration.ts
+
+
 
 
 
@@ -68549,6 +68810,8 @@ async function migrate(deps) {
     let lazy;
     // The frozen state's streams, set up before the freeze and fired inside it.
     let armed;
+    // memory: overlap: the target's page server, taking the pages while the source dumps them.
+    let overlap;
     let lastPageMs;
     // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
     let window;
@@ -68575,9 +68838,18 @@ async function migrate(deps) {
         signal.throwIfAborted();
         enter('stage');
         const plannedRoute = routePlan;
+        // memory: overlap: the page server's port is in the run key's line, so it is chosen first.
+        const pagePorts = settings.memory === 'overlap'
+            ? {
+                target: await freeLoopbackPort(ctx.target, "the target's page server"),
+                source: plannedRoute.choice.route === 'direct'
+                    ? await freeLoopbackPort(ctx.source, "the source's forward to the page server")
+                    : 0,
+            }
+            : undefined;
         openedRoute =
             plannedRoute.choice.route === 'direct'
-                ? await log.group('Direct route: the source streams to the target itself', () => openRoute(ctx, plannedRoute))
+                ? await log.group('Direct route: the source streams to the target itself', () => openRoute(ctx, plannedRoute, pagePorts ? { local: pagePorts.source, remote: pagePorts.target } : undefined))
                 : undefined;
         if (ctx.streams && openedRoute)
             ctx.streams.direct = openedRoute;
@@ -68637,12 +68909,20 @@ async function migrate(deps) {
         // go. Not for post-copy moves: their small streams measured slower armed (see moveState).
         const armedMove = settings.memory === 'lazy' ? undefined : await armState(ctx, found, prepared.imagesDir, ready, plan);
         armed = armedMove;
+        if (pagePorts) {
+            overlap = await startPageServer(ctx, tunnelHosts, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir, pagePorts, openedRoute?.pageForwardCommand);
+        }
+        const pageServer = overlap;
         if (pageStream)
             await spawnLazyEnds(ctx, pageStream, found, prepared, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir);
         await deps.unit?.allReady();
         dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => pageStream
             ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
-            : freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused)));
+            : freezeAndDump(ctx, found, pageServer ? { ...prepared, pageServer: pageServer.address } : prepared, undefined, 
+            // The pages are on the target already: only the small images are left to stream.
+            pageServer ? 'none' : codec, deps.unit?.allPaused).catch(async (error) => {
+                throw pageServer ? await pageServer.explain(error) : error;
+            })));
         signal.throwIfAborted();
         window = new FrozenWindow(clock, dumped.frozenAt, commandTimes);
         window.mark('checkpoint');
@@ -68660,11 +68940,16 @@ async function migrate(deps) {
                 moving.length > 0
                     ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
                     : Promise.resolve(undefined),
+                pageServer?.finished(),
             ]);
             return state;
         }));
         signal.throwIfAborted();
         window.mark('transfer');
+        if (pageServer) {
+            await pageServer.close();
+            log.info(`overlap: the memory reached the target during the dump (${pageServer.route === 'direct' ? 'host to host' : `${formatBytes(pageServer.runnerBytes())} through the runner`})`);
+        }
         enter('restore');
         if (pageStream) {
             await startLazyDaemon(ctx, pageStream);
@@ -68724,6 +69009,7 @@ async function migrate(deps) {
     // A page stream still open (the run failed or was cancelled before the last page): ended
     // before the rollback, so CRIU holds nothing of the source when it is resumed.
     await lazy?.close().catch(() => { });
+    await overlap?.close().catch(() => { });
     // Streams armed but never fired (the dump failed, a cancel, a unit member failed): ended
     // before the rollback, so no end of theirs waits on either host.
     await armed?.disarm().catch(() => { });
@@ -68801,7 +69087,7 @@ async function migrate(deps) {
         streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
     const volumeBytes = volumes.reduce((sum, volume) => sum + volume.passes.reduce((bytes, pass) => bytes + pass.bytes, 0), 0);
     const transferredBytes = Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
-    const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
+    const lazyBytes = (lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0) + (overlap ? overlap.runnerBytes() : 0);
     const routeFactsOf = routePlan
         ? routeFacts(settings.route, routePlan, openedRoute !== undefined, ctx.streams, lazyBytes)
         : undefined;

@@ -12,7 +12,7 @@ export const COMPRESSIONS = ['auto', 'zstd', 'gzip', 'none'] as const;
 export type Compression = (typeof COMPRESSIONS)[number];
 
 /** eager: every page moves while frozen; lazy: post-copy, the pages follow the restored container. */
-export const MEMORY_MODES = ['eager', 'lazy'] as const;
+export const MEMORY_MODES = ['eager', 'lazy', 'overlap'] as const;
 export type MemoryMode = (typeof MEMORY_MODES)[number];
 
 export const KERNEL_POLICIES = ['same-minor', 'exact', 'any'] as const;

@@ -26,7 +26,7 @@ Options:
   --skip-1g             leave out sizes of 1024 MiB and more
   --reps N              repetitions per size and way (default 3)
   --quick               smoke run: --sizes 64 --reps 1, 256 MiB transport, 64 MiB redis
-  --methods a,b         subset of seed,action,podman,podman-uncompressed,action-lazy (none:
+  --methods a,b         subset of seed,action,action-overlap,podman,podman-uncompressed,action-lazy (none:
                         only the floor and the modes; default: all but action-lazy)
   --lazy                the post-copy section alone: the action with memory: lazy
                         (action-lazy) at 256,1024,2048 MiB (--sizes and --methods still apply),

@@ -1,10 +1,18 @@
 /** The benchmark's results file (bench/results/latest.json): raw runs, their summary, targets, notes. */
 
-export const MIGRATION_WAYS = ['seed', 'action', 'podman', 'podman-uncompressed', 'action-lazy'] as const;
+export const MIGRATION_WAYS = [
+  'seed',
+  'action',
+  'action-overlap',
+  'podman',
+  'podman-uncompressed',
+  'action-lazy',
+] as const;
 /** The ways a plain `npm run bench` runs; action-lazy (memory: lazy) only with --lazy or --methods. */
 export const DEFAULT_WAYS = [
   'seed',
   'action',
+  'action-overlap',
   'podman',
   'podman-uncompressed',
 ] as const satisfies readonly MigrationWay[];

@@ -9,12 +9,16 @@ import { describeHost, type Host, type LoopbackListener } from './host.js';
  * 127.0.0.1:sourcePort on the source (SSH direct-tcpip). Nothing listens on
  * an address another machine can reach: CRIU's page server has no
  * authentication, so its bytes only ever travel inside the two SSH connections.
+ * The two ends are roles, not directions: memory: overlap opens it the other way
+ * round (the dump on the source connects to the target's page server).
  */
 export interface PageRelay {
   /** The target's loopback port that leads to the source's page server. */
   readonly port: number;
   /** Bytes carried from the source to the target so far. */
   bytes(): number;
+  /** Bytes carried the other way, from the target's listener to the source's service. */
+  bytesBack(): number;
   /** Clock reading of the last byte carried (either way), or of the relay's opening. */
   lastMovedAt(): number;
   /** What went wrong on the runner's side, if anything (a refused or dropped connection). */
@@ -45,6 +49,7 @@ export async function openPageRelay(
     );
   }
   let carried = 0;
+  let carriedBack = 0;
   let movedAt = clock();
   let trouble: string | undefined;
   const open = new Set<Duplex>();
@@ -70,7 +75,8 @@ export async function openPageRelay(
       carried += chunk.length;
       movedAt = clock();
     });
-    incoming.on('data', () => {
+    incoming.on('data', (chunk: Buffer) => {
+      carriedBack += chunk.length;
       movedAt = clock();
     });
     // Either side ending ends the other: a half-open page stream would only hang CRIU.
@@ -93,6 +99,7 @@ export async function openPageRelay(
   return {
     port: listener.port,
     bytes: () => carried,
+    bytesBack: () => carriedBack,
     lastMovedAt: () => movedAt,
     problem: () => trouble,
     cut,

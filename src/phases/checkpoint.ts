@@ -45,6 +45,8 @@ export interface PreparedCheckpoint {
   criuConfig?: string;
   /** Connections inside the container are dumped established (runc checkpoint --tcp-established). */
   tcpEstablished: boolean;
+  /** memory: overlap: the dump sends its pages to this page server (host:port) instead of writing them. */
+  pageServer?: string;
 }
 
 /**
@@ -177,6 +179,7 @@ export async function freezeAndDump(
         'checkpoint',
         '--leave-running',
         ...(prepared.tcpEstablished ? ['--tcp-established'] : []),
+        ...(prepared.pageServer ? ['--page-server', prepared.pageServer] : []),
         '--image-path',
         prepared.imagesDir,
         '--work-path',

@@ -13,6 +13,7 @@ import {
   chooseRoute,
   directRuledOut,
   isIpLiteral,
+  pageForwardArgs,
   parseReach,
   parseRouteSource,
   pinnedKnownHosts,
@@ -116,6 +117,8 @@ export function directDir(checkpointName: string): string {
 
 /** The run's direct route as opened: what closing it removes. */
 export interface OpenRoute extends DirectRoute {
+  /** memory: overlap: the source's ssh client forwarding its loopback to the target's page server. */
+  pageForwardCommand?: string;
   keyDir: string;
   targetDir: string;
   authorizedKeys: string;
@@ -142,7 +145,12 @@ interface OpenContext {
  * then one check through it. Everything is journalled first, so a failed, cancelled or
  * killed run removes it. Under auto, a check that fails closes it again and the run relays.
  */
-export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<OpenRoute | undefined> {
+export async function openRoute(
+  ctx: OpenContext,
+  plan: RoutePlan,
+  /** memory: overlap: the source's loopback port forwarded to the target's page server port. */
+  pageForward?: { local: number; remote: number },
+): Promise<OpenRoute | undefined> {
   const target = plan.target;
   if (plan.choice.route !== 'direct' || !target) return undefined;
   const { from: sender, to: receiver } = plan.ends;
@@ -194,7 +202,7 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
       code: 'DIRECT_ROUTE_UNAVAILABLE',
     })
   ).stdout.trim();
-  const line = authorizedKeyLine(publicKey, receiveCommand, tag, from);
+  const line = authorizedKeyLine(publicKey, receiveCommand, tag, from, pageForward?.remote);
   await ctx.journal.around({ kind: 'authorized-key', side: 'target', file: keysFile, tag }, 'target', () =>
     runChecked(ctx.target, authorizeScript(keysFile, line), {
       step: 'stage',
@@ -207,13 +215,23 @@ export async function openRoute(ctx: OpenContext, plan: RoutePlan): Promise<Open
     to: ctx.target,
     streamsDir,
     sshCommand,
+    ...(pageForward
+      ? {
+          pageForwardCommand: shellQuote(
+            sshClientArgs(
+              { ...target, keyFile, knownHostsFile },
+              pageForwardArgs(pageForward.local, pageForward.remote),
+            ),
+          ),
+        }
+      : {}),
     keyDir,
     targetDir,
     authorizedKeys: keysFile,
     tag,
   };
   ctx.log.info(
-    `direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`,
+    `direct route: a key for this run only, authorized in ${keysFile} on ${receiver} for its receiving command${pageForward ? ` and a forward to its page server (127.0.0.1:${pageForward.remote})` : ''}${from ? ` from ${from}` : ` (${sender}'s address unknown: no from=)`}`,
   );
   const check = await ctx.source.run(`${sshCommand} ${CHECK_STREAM} </dev/null`, { timeoutMs: 60_000 });
   if (check.exitCode === 0 && check.stdout.includes(CHECK_ANSWER)) return route;

@@ -1,5 +1,4 @@
 import { randomInt } from 'node:crypto';
-import type { Readable } from 'node:stream';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import {
   GO_LINE,
@@ -12,6 +11,7 @@ import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
+import { firstLine, keepTail } from '../host/process-lines.js';
 import { formatBytes } from '../host/relay.js';
 import { tailLines } from '../host/shell.js';
 import { blocking, type Check } from '../policy/compatibility.js';
@@ -24,6 +24,7 @@ import {
   parseLazyFacts,
 } from '../policy/lazy-pages.js';
 import type { HostFacts } from '../probe/facts.js';
+import type { MemoryMode } from '../settings.js';
 import { workDir } from '../state/host-records.js';
 import { type CheckpointResult, criuLogErrors, type PreparedCheckpoint } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
@@ -44,7 +45,7 @@ export function lazyWorkDir(checkpointName: string): string {
 }
 
 /** With memory: lazy, CRIU writes its restore log into the work-dir the restore's configuration names. */
-export function lazyRestoreLogs(settings: { memory: 'eager' | 'lazy'; checkpointName: string }): string[] {
+export function lazyRestoreLogs(settings: { memory: MemoryMode; checkpointName: string }): string[] {
   return settings.memory === 'lazy' ? [`${lazyWorkDir(settings.checkpointName)}/restore.log`] : [];
 }
 
@@ -188,48 +189,6 @@ export function withLostWork(error: MigrationError, session: LazySession | undef
     detail: [error.detail, LOST_WORK].filter(Boolean).join('\n'),
     ...(error.remedy ? { remedy: `${error.remedy}. ${LOST_WORK}` } : { remedy: LOST_WORK }),
     cause: error,
-  });
-}
-
-/** Keeps the last 64 KiB a stream printed. */
-function keepTail(stream: Readable): () => string {
-  let text = '';
-  stream.on('data', (chunk: Buffer) => {
-    text = (text + chunk.toString('utf8')).slice(-65_536);
-  });
-  stream.on('error', () => {});
-  return () => text;
-}
-
-/**
- * Resolves with the first line `stream` prints, 'exit' when the process ends
- * first, 'timeout' after `timeoutMs`. The stream keeps flowing afterwards.
- */
-function firstLine(
-  stream: Readable,
-  exit: Promise<ProcessExit>,
-  timeoutMs: number,
-): Promise<string | 'exit' | 'timeout'> {
-  return new Promise((resolve) => {
-    let text = '';
-    let settled = false;
-    const settle = (value: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      stream.off('data', onData);
-      // Nothing more is read from it; keep it flowing so the channel can close.
-      stream.resume();
-      resolve(value);
-    };
-    const timer = setTimeout(() => settle('timeout'), timeoutMs);
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8');
-      const end = text.indexOf('\n');
-      if (end >= 0) settle(text.slice(0, end).trim());
-    };
-    stream.on('data', onData);
-    void exit.then(() => settle('exit'));
   });
 }
 

@@ -71,6 +71,14 @@ export interface SshClientTarget {
 }
 
 /**
+ * The source's forward for memory: overlap: its 127.0.0.1:local leads to the target's page
+ * server on the target's 127.0.0.1:remote; no command runs (-N), a failed bind ends ssh.
+ */
+export function pageForwardArgs(local: number, remote: number): string[] {
+  return ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`];
+}
+
+/**
  * OpenSSH on the source, told everything on its command line: no user or system
  * configuration, no agent, no prompt, the target's key pinned (a changed key fails).
  */
@@ -175,13 +183,15 @@ export function receiveScript(streamsDir: string): string {
 /**
  * The run's line in authorized_keys: no forwarding, no pty (restrict), only the forced
  * command, only from the source's address when known. The comment names the run, and
- * removal matches exactly that comment.
+ * removal matches exactly that comment. memory: overlap adds one forward, to the target's
+ * page server on its loopback (`pagePort`), and no other.
  */
 export function authorizedKeyLine(
   publicKey: string,
   forcedCommand: string,
   tag: string,
   from?: string,
+  pagePort?: number,
 ): string {
   const key = publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
   if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(key))
@@ -190,7 +200,14 @@ export function authorizedKeyLine(
     throw new Error(`unsafe forced command path ${forcedCommand}`);
   if (!/^[A-Za-z0-9._-]+$/.test(tag)) throw new Error(`unsafe tag ${tag}`);
   if (from !== undefined && !/^[0-9a-fA-F.:]+$/.test(from)) throw new Error(`unsafe from address ${from}`);
-  const options = ['restrict', `command="/bin/sh ${forcedCommand}"`, ...(from ? [`from="${from}"`] : [])];
+  if (pagePort !== undefined && !(Number.isInteger(pagePort) && pagePort > 0 && pagePort < 65_536))
+    throw new Error(`not a port: ${pagePort}`);
+  const options = [
+    'restrict',
+    `command="/bin/sh ${forcedCommand}"`,
+    ...(from ? [`from="${from}"`] : []),
+    ...(pagePort !== undefined ? ['port-forwarding', `permitopen="127.0.0.1:${pagePort}"`] : []),
+  ];
   return `${options.join(',')} ${key} ${tag}`;
 }
 

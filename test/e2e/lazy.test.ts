@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerState, expectNothingLeft } from './invariants.js';
+import { memorySum as memorySumOf, startMemoryWorkload, TICK_PATTERN, until } from './memory-workload.js';
 import { runAction, runPostStep, startAction } from './run-action.js';
-import { containerLogs, loadTestbed, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
+import { loadTestbed, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
 
 // Post-copy (memory: lazy) on the default bed. CRIU's page server asks for 4 MiB pipes; this
 // machine allows 1 MiB and its hosts lack CAP_SYS_RESOURCE, so the gate refuses until
@@ -12,64 +13,10 @@ let pipeMaxBefore = '';
 const name = 'e2e-lazy';
 const PIPE_BYTES = 4 * 1024 * 1024;
 
-/**
- * Holds MB MiB of incompressible bytes and prints their md5 once built ("sum0")
- * and again whenever /tmp/check changes ("sum"): computed by the workload
- * itself from the memory it holds, before and after the move.
- */
-const WORKLOAD = [
-  `big=$(head -c $((MB * 1048576)) /dev/urandom | tr '\\000\\n' '\\001\\001')`,
-  'echo "sum0 $(printf %s "$big" | md5sum | cut -c1-32)"',
-  'n=0; seen=',
-  'while :; do',
-  '  n=$((n + 1)); echo "tick $n"',
-  '  if [ -s /tmp/check ]; then w=$(cat /tmp/check); if [ "$w" != "$seen" ]; then seen=$w; echo "sum $(printf %s "$big" | md5sum | cut -c1-32)"; fi; fi',
-  '  sleep 0.1',
-  'done',
-].join('\n');
-
-function quote(text: string): string {
-  return `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, polls = 400): Promise<T> {
-  for (let i = 0; i < polls; i++) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-  throw new Error(`${what}: not seen after ${polls} polls`);
-}
-
 /** Starts the workload on host 1 and returns the md5 it computed of its memory. */
-async function startWorkload(mb: number): Promise<string> {
-  for (const host of [bed.host1, bed.host2]) {
-    await onHostResult(
-      bed,
-      host,
-      `docker rm -f ${name}; rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/*`,
-    );
-  }
-  await onHost(
-    bed,
-    bed.host1,
-    `docker run -d --name ${name} -e MB=${mb} ${bed.image} sh -c ${quote(WORKLOAD)}`,
-  );
-  return until('the workload built its memory', async () => {
-    const logs = await containerLogs(bed, bed.host1, name);
-    return /^sum0 ([0-9a-f]{32})$/m.exec(logs)?.[1];
-  });
-}
-
+const startWorkload = (mb: number): Promise<string> => startMemoryWorkload(bed, name, mb);
 /** Asks the workload on a host for the md5 of its memory now. */
-async function memorySum(host: string): Promise<string> {
-  const token = `${Date.now()}`;
-  await onHost(bed, host, `docker exec ${name} sh -c 'echo ${token} >/tmp/check'`);
-  return until(`the md5 of the memory on ${host}`, async () => {
-    const logs = await containerLogs(bed, host, name);
-    return [...logs.matchAll(/^sum ([0-9a-f]{32})$/gm)].at(-1)?.[1];
-  });
-}
+const memorySum = (host: string): Promise<string> => memorySumOf(bed, host, name);
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
   return {
@@ -79,7 +26,7 @@ function inputs(extra: Record<string, string> = {}): Record<string, string> {
     target: bed.host2,
     memory: 'lazy',
     ...sshInputs(bed),
-    'verify-log-pattern': '^tick \\d+$',
+    'verify-log-pattern': TICK_PATTERN,
     'verify-timeout': '60',
     timeout: '10',
     ...extra,

@@ -18,7 +18,7 @@ import { evaluateTargets, summarise } from '../../scripts/bench/stats.js';
 const sp = (median: number, min = median, max = median, n = 1) => ({ median, min, max, n });
 
 function summaryWith(
-  ways: Partial<Record<'seed' | 'action' | 'podman' | 'podman-uncompressed', number>>,
+  ways: Partial<Record<'seed' | 'action' | 'action-overlap' | 'podman' | 'podman-uncompressed', number>>,
   modes?: { freeze: number; restore: number },
   floorMs?: number,
 ): Summary {
@@ -73,6 +73,15 @@ describe('the last lines', () => {
         line,
       ),
     ).toBe(true);
+  });
+
+  it('ratio line: memory: overlap, when it ran, is appended after the three fields', () => {
+    const line = ratioLine(
+      summaryWith({ seed: 10_000, action: 2_000, 'action-overlap': 1_500 }, undefined, 1_600),
+    );
+    expect(line).toBe(
+      'downtime ratio seed/action at 256 MiB: 5.00; podman/action: n/a; action/floor: 1.25; overlap/floor: 0.94',
+    );
   });
 
   it.each([
@@ -267,7 +276,7 @@ describe('markdown', () => {
     expect(rows.length).toBe(report().targets.length);
     for (const row of rows) expect(row).toMatch(/\| (met|\*\*missed\*\*|not measured) \|$/);
     expect(rows.find((r) => r.includes('256 MiB at most 1.2x the floor'))).toMatch(
-      /action 2\.00 s \/ floor 1\.91 s \(openssh\) = 1\.05x \| met \|$/,
+      /action 2\.00 s \/ floor 1\.91 s \(openssh\) = 1\.05x; 1\.42x the overlap floor 1\.41 s \| met \|$/,
     );
     expect(rows.find((r) => r.includes('5x shorter'))).toMatch(/= 5\.00x \| met \|$/);
   });

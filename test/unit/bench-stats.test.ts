@@ -489,7 +489,7 @@ describe('parseOptions', () => {
     { args: ['--reps', '2', '--redis-reps', '1'], want: { reps: 2, redisReps: 1 } },
     {
       args: [],
-      want: { methods: ['seed', 'action', 'podman', 'podman-uncompressed'] },
+      want: { methods: ['seed', 'action', 'action-overlap', 'podman', 'podman-uncompressed'] },
     },
     { args: ['--sizes', '1024,64,64', '--skip-1g'], want: { sizes: [64] } },
     {

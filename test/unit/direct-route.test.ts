@@ -11,6 +11,7 @@ import {
   CHECK_ANSWER,
   chooseRoute,
   isStreamName,
+  pageForwardArgs,
   parseReach,
   parseRouteSource,
   pinnedKnownHosts,
@@ -172,6 +173,21 @@ describe('the run key and its line', () => {
       `restrict,command="/bin/sh /var/lib/criu-migrate/direct/x/receive",from="10.0.0.5" ssh-ed25519 ${KEY} criu-migrate-direct-abc`,
     );
     expect(authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't')).not.toContain('from=');
+  });
+  it('memory: overlap adds one forward, to the page server on the target loopback, and no other', () => {
+    const line = authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't', '10.0.0.5', 47_803);
+    expect(line).toBe(
+      `restrict,command="/bin/sh /r",from="10.0.0.5",port-forwarding,permitopen="127.0.0.1:47803" ssh-ed25519 ${KEY} t`,
+    );
+    expect(() => authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't', undefined, 0)).toThrow();
+    expect(() => authorizedKeyLine(`ssh-ed25519 ${KEY}`, '/r', 't', undefined, 70_000)).toThrow();
+    expect(pageForwardArgs(41_000, 47_803)).toEqual([
+      '-N',
+      '-o',
+      'ExitOnForwardFailure=yes',
+      '-L',
+      '127.0.0.1:41000:127.0.0.1:47803',
+    ]);
   });
   it('refuses anything that could break out of its options', () => {
     expect(() => authorizedKeyLine(`ssh-rsa ${KEY}`, '/r', 't')).toThrow();

@@ -158,6 +158,7 @@ describe('withLostWork', () => {
   const relay: PageRelay = {
     port: 1,
     bytes: () => 0,
+    bytesBack: () => 0,
     lastMovedAt: () => 0,
     problem: () => undefined,
     close: async () => {},

@@ -94,18 +94,21 @@ export async function criuRestoreMs(
   return m ? Number(m[1]) * 1000 + Number(m[2]) : undefined;
 }
 
-/** The action's migrate mode with default settings, or with memory: lazy (post-copy). */
-function actionWay(way: 'action' | 'action-lazy'): Migration {
+/** The action's migrate mode with default settings, or with memory: lazy (post-copy) or overlap. */
+function actionWay(way: 'action' | 'action-lazy' | 'action-overlap'): Migration {
+  const memory = way === 'action-lazy' ? 'lazy' : way === 'action-overlap' ? 'overlap' : undefined;
   return {
     way,
     runtime: 'docker',
-    move: (ctx, spec) => moveWithAction(ctx, spec, way === 'action-lazy' ? { memory: 'lazy' } : {}),
+    move: (ctx, spec) => moveWithAction(ctx, spec, memory ? { memory } : {}),
   };
 }
 
 export const action = actionWay('action');
 /** Post-copy: the downtime (as the workload saw it) and, beside it, when the last page arrived. */
 export const actionLazy = actionWay('action-lazy');
+/** memory: overlap: the pages go to the target's CRIU page server while the source dumps them. */
+export const actionOverlap = actionWay('action-overlap');
 
 async function moveWithAction(
   ctx: BenchContext,

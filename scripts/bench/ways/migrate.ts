@@ -2,7 +2,7 @@
 import { parseCounter } from '../../../test/e2e/testbed.js';
 import type { MigrationRun } from '../report.js';
 import { analyseDowntime, memoryVerdict } from '../stats.js';
-import { action, actionLazy } from './action.js';
+import { action, actionLazy, actionOverlap } from './action.js';
 import { podman, podmanUncompressed } from './podman.js';
 import { seed } from './seed.js';
 import {
@@ -22,6 +22,7 @@ export const MIGRATIONS = {
   podman,
   'podman-uncompressed': podmanUncompressed,
   'action-lazy': actionLazy,
+  'action-overlap': actionOverlap,
 } as const;
 
 export function counterMigration(migration: Migration): Way<MigrationRun> {

@@ -4,6 +4,7 @@ import { allSettledOrThrow, asMigrationError, MigrationError } from '../../error
 import { bindSignal } from '../../host/abortable.js';
 import { countCommands } from '../../host/counting.js';
 import type { Host } from '../../host/host.js';
+import { formatBytes } from '../../host/relay.js';
 import { StreamRoutes } from '../../host/stream-routes.js';
 import {
   type CheckpointMeasure,
@@ -34,6 +35,7 @@ import {
   startLazyDaemon,
   withLostWork,
 } from '../../phases/lazy-pages.js';
+import { freeLoopbackPort, type PageServerSession, startPageServer } from '../../phases/page-server.js';
 import { preflight } from '../../phases/preflight.js';
 import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
 import { settleRestoreConfig } from '../../phases/restore-config.js';
@@ -174,6 +176,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let lazy: LazySession | undefined;
   // The frozen state's streams, set up before the freeze and fired inside it.
   let armed: ArmedMove | undefined;
+  // memory: overlap: the target's page server, taking the pages while the source dumps them.
+  let overlap: PageServerSession | undefined;
   let lastPageMs: number | undefined;
   // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
   let window: FrozenWindow | undefined;
@@ -203,10 +207,25 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
 
     enter('stage');
     const plannedRoute = routePlan;
+    // memory: overlap: the page server's port is in the run key's line, so it is chosen first.
+    const pagePorts =
+      settings.memory === 'overlap'
+        ? {
+            target: await freeLoopbackPort(ctx.target, "the target's page server"),
+            source:
+              plannedRoute.choice.route === 'direct'
+                ? await freeLoopbackPort(ctx.source, "the source's forward to the page server")
+                : 0,
+          }
+        : undefined;
     openedRoute =
       plannedRoute.choice.route === 'direct'
         ? await log.group('Direct route: the source streams to the target itself', () =>
-            openRoute(ctx, plannedRoute),
+            openRoute(
+              ctx,
+              plannedRoute,
+              pagePorts ? { local: pagePorts.source, remote: pagePorts.target } : undefined,
+            ),
           )
         : undefined;
     if (ctx.streams && openedRoute) ctx.streams.direct = openedRoute;
@@ -275,6 +294,16 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     const armedMove =
       settings.memory === 'lazy' ? undefined : await armState(ctx, found, prepared.imagesDir, ready, plan);
     armed = armedMove;
+    if (pagePorts) {
+      overlap = await startPageServer(
+        ctx,
+        tunnelHosts,
+        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
+        pagePorts,
+        openedRoute?.pageForwardCommand,
+      );
+    }
+    const pageServer = overlap;
     if (pageStream)
       await spawnLazyEnds(
         ctx,
@@ -289,7 +318,17 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       timer.time('checkpoint', () =>
         pageStream
           ? lazyFreezeAndDump(ctx, found, prepared, pageStream)
-          : freezeAndDump(ctx, found, prepared, undefined, codec, deps.unit?.allPaused),
+          : freezeAndDump(
+              ctx,
+              found,
+              pageServer ? { ...prepared, pageServer: pageServer.address } : prepared,
+              undefined,
+              // The pages are on the target already: only the small images are left to stream.
+              pageServer ? 'none' : codec,
+              deps.unit?.allPaused,
+            ).catch(async (error: unknown) => {
+              throw pageServer ? await pageServer.explain(error) : error;
+            }),
       ),
     );
     signal.throwIfAborted();
@@ -310,12 +349,19 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
           moving.length > 0
             ? timer.time('volume-frozen', () => sendVolumes(ctx, moving, codec, 'frozen'))
             : Promise.resolve(undefined),
+          pageServer?.finished(),
         ]);
         return state;
       }),
     );
     signal.throwIfAborted();
     window.mark('transfer');
+    if (pageServer) {
+      await pageServer.close();
+      log.info(
+        `overlap: the memory reached the target during the dump (${pageServer.route === 'direct' ? 'host to host' : `${formatBytes(pageServer.runnerBytes())} through the runner`})`,
+      );
+    }
 
     enter('restore');
     if (pageStream) {
@@ -387,6 +433,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   // A page stream still open (the run failed or was cancelled before the last page): ended
   // before the rollback, so CRIU holds nothing of the source when it is resumed.
   await lazy?.close().catch(() => {});
+  await overlap?.close().catch(() => {});
   // Streams armed but never fired (the dump failed, a cancel, a unit member failed): ended
   // before the rollback, so no end of theirs waits on either host.
   await armed?.disarm().catch(() => {});
@@ -484,7 +531,8 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   );
   const transferredBytes =
     Object.values(streams).reduce((sum, stream) => sum + (stream?.bytes ?? 0), 0) + volumeBytes;
-  const lazyBytes = lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0;
+  const lazyBytes =
+    (lazy && lastPageMs !== undefined ? lazy.relay.bytes() : 0) + (overlap ? overlap.runnerBytes() : 0);
   const routeFactsOf: MigrationMetadata['route'] = routePlan
     ? routeFacts(settings.route, routePlan, openedRoute !== undefined, ctx.streams, lazyBytes)
     : undefined;

@@ -1,0 +1,215 @@
+import { randomInt } from 'node:crypto';
+import { portFreeScript } from '../engine/docker/lazy-pages.js';
+import {
+  PAGE_SERVER_LISTENING,
+  PAGE_SERVER_LOG,
+  pageForwardScript,
+  pageServerCommand,
+} from '../engine/docker/page-server.js';
+import { MigrationError } from '../errors.js';
+import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
+import { openPageRelay, type PageRelay } from '../host/page-relay.js';
+import { firstLine, keepTail } from '../host/process-lines.js';
+import { tailLines } from '../host/shell.js';
+import { workDir } from '../state/host-records.js';
+import { criuLogErrors } from './checkpoint.js';
+import type { MigrationContext } from './context.js';
+
+/**
+ * memory: overlap. The pages go to the target while CRIU dumps them: the
+ * target's CRIU page server writes them into the staging directory. The dump
+ * reaches it from the source's loopback, host to host through the run's own
+ * ssh forward when the route is direct, else through the runner's two SSH
+ * connections; the server's port is never open to another machine (it has no
+ * authentication). Only the small images are left to stream after the dump.
+ */
+
+/** Tries at a free port on a host's loopback. */
+const PORT_TRIES = 8;
+/** The server exits once the dump closed its connection; longer than this, it is hung. */
+const SERVER_END_MS = 30_000;
+
+const REMEDY_EAGER = 'or use memory: eager';
+
+/** The page server's directory on the target (its log). */
+export function pageServerWorkDir(checkpointName: string): string {
+  return `${workDir(checkpointName)}/page-server`;
+}
+
+/** A free port between 40000 and 59999 on a host's 127.0.0.1. */
+export async function freeLoopbackPort(host: Host, what: string): Promise<number> {
+  for (let i = 0; i < PORT_TRIES; i++) {
+    const candidate = randomInt(40_000, 60_000);
+    const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
+    if (free.exitCode === 0) return candidate;
+  }
+  throw new MigrationError('TRANSFER_FAILED', `no free port on 127.0.0.1 for ${what}`, {
+    step: 'checkpoint',
+    host: describeHost(host),
+    remedy: `free some ports between 40000 and 59999 on 127.0.0.1, ${REMEDY_EAGER}`,
+  });
+}
+
+/** The ports of a move with memory: overlap, chosen before the route opens (its key names the target's). */
+export interface PagePorts {
+  /** The page server's, on the target. */
+  target: number;
+  /** The source's end of the direct route's forward. */
+  source: number;
+}
+
+export interface PageServerSession {
+  /** Where the dump sends its pages: a port on the source's 127.0.0.1 that leads to the target's page server. */
+  readonly address: string;
+  readonly route: 'direct' | 'relay';
+  /** The memory that crossed the runner (none host to host). */
+  runnerBytes(): number;
+  /**
+   * After the dump: waits for the page server to exit. Throws TRANSFER_FAILED when it failed,
+   * so no restore runs on pages that never all arrived.
+   */
+  finished(): Promise<void>;
+  /** Ends the server and the forward or relay (whatever still runs). */
+  close(): Promise<void>;
+  /** A failed dump's error with what the page server, its log and the forward or relay said. */
+  explain(error: unknown): Promise<unknown>;
+}
+
+/**
+ * Before the freeze: `criu page-server` on the target's loopback writing into `imagesDir`, and
+ * the way to it from the source's loopback: the direct route's forward when it has one, else
+ * the runner's relay.
+ */
+export async function startPageServer(
+  ctx: MigrationContext,
+  hosts: { source: Host; target: Host },
+  imagesDir: string,
+  ports: PagePorts,
+  forwardCommand: string | undefined,
+): Promise<PageServerSession> {
+  const dir = pageServerWorkDir(ctx.settings.checkpointName);
+  await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
+  const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
+  const serverEnd = ending(server);
+  const serverErr = keepTail(server.stderr);
+  let forward: { process: HostProcess; end: ReturnType<typeof ending> } | undefined;
+  let relay: PageRelay | undefined;
+  let forwardErr: () => string = () => '';
+  const why = async (said: string): Promise<string> =>
+    [
+      said,
+      relay?.problem() ? `relay: ${relay.problem()}` : '',
+      tailLines(forwardErr(), 3),
+      tailLines(serverErr(), 3),
+      await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
+    ]
+      .filter(Boolean)
+      .join('\n');
+  const close = async (): Promise<void> => {
+    for (const one of [{ process: server, end: serverEnd }, forward]) {
+      if (!one) continue;
+      one.process.stdin.end();
+      if (!one.end.ended()) one.process.kill();
+    }
+    await relay?.close();
+  };
+  try {
+    const said = await firstLine(server.stdout, server.exit, 30_000);
+    if (said !== PAGE_SERVER_LISTENING) {
+      throw new MigrationError('TRANSFER_FAILED', "the target's page server did not start", {
+        step: 'checkpoint',
+        host: describeHost(ctx.target),
+        detail: await why(said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said),
+        remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
+      });
+    }
+    let address: string;
+    if (forwardCommand) {
+      const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
+      forward = { process, end: ending(process) };
+      forwardErr = keepTail(process.stderr);
+      const bound = await firstLine(process.stdout, process.exit, 30_000);
+      if (bound !== PAGE_SERVER_LISTENING) {
+        throw new MigrationError(
+          'TRANSFER_FAILED',
+          "the source's forward to the target's page server did not start",
+          {
+            step: 'checkpoint',
+            host: describeHost(ctx.source),
+            detail: [bound, tailLines(forwardErr(), 3)].filter(Boolean).join('\n'),
+            remedy: `read the lines above, ${REMEDY_EAGER} or route: relay`,
+          },
+        );
+      }
+      address = `127.0.0.1:${ports.source}`;
+      ctx.log.info(
+        `overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`,
+      );
+    } else {
+      relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
+      address = `127.0.0.1:${relay.port}`;
+      ctx.log.info(
+        `overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`,
+      );
+    }
+    return {
+      address,
+      route: forwardCommand ? 'direct' : 'relay',
+      runnerBytes: () => relay?.bytesBack() ?? 0,
+      async finished() {
+        const end = await serverEnd.within(SERVER_END_MS);
+        if (end?.exitCode === 0) return;
+        await close();
+        throw new MigrationError(
+          'TRANSFER_FAILED',
+          `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`,
+          {
+            step: 'transfer',
+            host: describeHost(ctx.target),
+            detail: await why(''),
+            remedy: `nothing to undo by hand: the source resumes where it was frozen; read the lines above and run again, ${REMEDY_EAGER}`,
+          },
+        );
+      },
+      close,
+      async explain(error) {
+        if (!(error instanceof MigrationError)) return error;
+        const said = await why('');
+        if (!said) return error;
+        return new MigrationError(error.code, error.message, {
+          ...(error.step ? { step: error.step } : {}),
+          ...(error.host ? { host: error.host } : {}),
+          detail: [error.detail, `page server: ${said}`].filter(Boolean).join('\n'),
+          ...(error.remedy ? { remedy: error.remedy } : {}),
+          cause: error,
+        });
+      },
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Whether a spawned process has ended, and its end when it comes within a time. */
+function ending(process: HostProcess): {
+  ended(): boolean;
+  within(ms: number): Promise<ProcessExit | undefined>;
+} {
+  let end: ProcessExit | undefined;
+  void process.exit.then((exit) => {
+    end = exit;
+  });
+  return {
+    ended: () => end !== undefined,
+    within: (ms) =>
+      end
+        ? Promise.resolve(end)
+        : Promise.race([
+            process.exit,
+            new Promise<undefined>((resolve) => {
+              setTimeout(() => resolve(undefined), ms).unref();
+            }),
+          ]),
+  };
+}

@@ -1,0 +1,100 @@
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { installWrapper } from './faults.js';
+import { containerState, expectNothingLeft } from './invariants.js';
+import { memorySum, startMemoryWorkload, TICK_PATTERN } from './memory-workload.js';
+import { runAction } from './run-action.js';
+import { loadTestbed, onHostResult, sshInputs, type Testbed } from './testbed.js';
+
+// memory: overlap on the default bed: the target's CRIU page server takes the pages while the
+// source dumps them, through the runner's two SSH connections.
+let bed: Testbed;
+const name = 'e2e-overlap';
+const WRAPPER = '/usr/local/bin/criu';
+
+function inputs(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    mode: 'migrate',
+    container: name,
+    source: bed.host1,
+    target: bed.host2,
+    memory: 'overlap',
+    ...sshInputs(bed),
+    'verify-log-pattern': TICK_PATTERN,
+    'verify-timeout': '60',
+    timeout: '10',
+    ...extra,
+  };
+}
+
+beforeAll(() => {
+  bed = loadTestbed();
+});
+
+afterAll(async () => {
+  await onHostResult(bed, bed.host2, `rm -f ${WRAPPER}`);
+  for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
+});
+
+describe('memory: overlap (the pages travel during the dump)', () => {
+  for (const route of ['direct', 'relay'] as const) {
+    it(`route ${route}: moves the container with its memory intact, the pages sent during the dump`, async () => {
+      const before = await startMemoryWorkload(bed, name, 64);
+      const run = await runAction(inputs({ route }));
+      expect(run.exitCode, run.stdout).toBe(0);
+      expect(run.outputs.status).toBe('succeeded');
+      expect(run.stdout).toContain(
+        route === 'direct'
+          ? 'overlap: the memory reached the target during the dump (host to host)'
+          : 'overlap: the memory reached the target during the dump (',
+      );
+      const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+      console.log(`overlap 64 MiB, route ${route}: downtime ${metadata.timings.downtimeMs} ms`);
+      // The checkpoint stream after the dump held only the small images; the memory went before.
+      expect(metadata.checkpoint.streams.checkpoint.bytes).toBeLessThan(1024 * 1024);
+      if (route === 'direct') expect(metadata.route.runnerBytes).toBeLessThan(1024 * 1024);
+      else expect(metadata.route.runnerBytes).toBeGreaterThan(64 * 1024 * 1024);
+      // The same process, its memory re-read by itself on the target.
+      expect(await memorySum(bed, bed.host2, name)).toBe(before);
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: false });
+      await expectNothingLeft(bed, name);
+      for (const host of [bed.host1, bed.host2]) {
+        const left = await onHostResult(bed, host, "pgrep -af '[c]riu page-server|[E]xitOnForwardFailure'");
+        expect(left.stdout, `left on ${host}`).toBe('');
+      }
+    });
+  }
+
+  it("the target's page server killed mid-dump: the source resumes intact, nothing on the target, rolled back", async () => {
+    const before = await startMemoryWorkload(bed, name, 256);
+    // The real page server, killed once 16 MiB of pages reached its images directory.
+    await installWrapper(
+      bed,
+      bed.host2,
+      WRAPPER,
+      `#!/bin/sh
+[ "$1" = page-server ] || exec /usr/sbin/criu "$@"
+dir=; prev=; for a in "$@"; do [ "$prev" = --images-dir ] && dir=$a; prev=$a; done
+/usr/sbin/criu "$@" &
+p=$!
+while kill -0 "$p" 2>/dev/null; do
+  if [ "$(du -sk "$dir" | cut -f1)" -gt 16384 ]; then kill -9 "$p"; echo "e2e: page server killed" >&2; break; fi
+  sleep 0.05
+done
+wait "$p"
+`,
+    );
+    try {
+      const run = await runAction(inputs());
+      expect(run.exitCode).not.toBe(0);
+      expect(run.outputs.status).toBe('rolled-back');
+      expect(['CHECKPOINT_FAILED', 'TRANSFER_FAILED']).toContain(run.outputs['error-code']);
+    } finally {
+      await onHostResult(bed, bed.host2, `rm -f ${WRAPPER}`);
+    }
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await memorySum(bed, bed.host1, name)).toBe(before);
+    await expectNothingLeft(bed, name);
+  });
+});
