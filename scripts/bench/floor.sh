@@ -15,7 +15,10 @@
 #   BENCH_CTRD_TMP (containerd's physical TMPDIR on HOST, as the action reads it).
 # Prints "key value" lines: pause_ms, dump_ms, restore_ms, checkpoint_bytes,
 # staged_pages (how many page images were linked), restore_criu_ms (CRIU's own
-# restore, from its restore.log).
+# restore, from its restore.log), dump_page_server_ms (the same frozen container
+# dumped a second time, its pages sent to a `criu page-server` on the same host's
+# loopback writing into /var/lib/criu-migrate: the dump of memory: overlap
+# without SSH, for the page-server floor).
 BENCH_WHAT=floor
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -64,4 +67,18 @@ log=/var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/\$newid
 if [ -f \$log ]; then
   echo restore_criu_ms \$(tail -n1 \$log | sed -n 's/^(\\([0-9]*\\)\\.\\([0-9]\\{3\\}\\).*/\\1\\2/p' | sed 's/^0*//')
 fi
-rm -rf \$work \$stage $tmp/ctrd-checkpoint*"
+rm -rf \$work \$stage $tmp/ctrd-checkpoint*
+ps=\$(mktemp -d /var/lib/criu-migrate/bench-floor-ps.XXXXXX)
+img=\$(mktemp -d /var/tmp/floor-img.XXXXXX)
+work=\$(mktemp -d /var/tmp/floor-work.XXXXXX)
+port=\$((40000 + \$\$ % 20000))
+criu page-server --images-dir \$ps --work-dir \$work --address 127.0.0.1 --port \$port -o ps.log </dev/null >/dev/null 2>&1 &
+hex=\$(printf '%04X' \$port)
+i=0; until awk '\$4 == \"0A\" {print \$2}' /proc/net/tcp | grep -qi \":\$hex\$\" || [ \$i -ge 500 ]; do sleep 0.02; i=\$((i + 1)); done
+t5=\$(ms)
+runc --root \$root checkpoint --leave-running --page-server 127.0.0.1:\$port --image-path \$img --work-path \$work \$id
+t6=\$(ms)
+wait
+echo dump_page_server_ms \$((t6 - t5))
+echo page_server_bytes \$(du -sb \$ps | cut -f1)
+rm -rf \$ps \$img \$work"

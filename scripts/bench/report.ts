@@ -105,6 +105,8 @@ export interface FloorRun {
   restoreMs?: number;
   restoreCriuMs?: number;
   checkpointBytes?: number;
+  /** The same frozen container dumped again into a `criu page-server` on the host's own loopback. */
+  dumpPageServerMs?: number;
   /** The gap the workload saw on one host (dump then staged restore, no transfer). */
   oneHostDowntimeMs?: number;
   tickMs?: number;
@@ -189,6 +191,12 @@ export interface FloorSummary {
   floorMs?: Spread;
   /** pause + max(dump, transfer) + staged restore: dump and transfer overlapped. */
   overlapFloorMs?: Spread;
+  dumpPageServerMs?: Spread;
+  /**
+   * pause + max(dump into a local page server, transfer) + staged restore: the bound for
+   * memory: overlap, whose dump writes no pages on the source.
+   */
+  pageServerFloorMs?: Spread;
   oneHostDowntimeMs?: Spread;
 }
 

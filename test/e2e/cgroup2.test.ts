@@ -147,10 +147,12 @@ describe('cgroup v2 hosts', () => {
       )
     ).trim();
     await onHost(bed, at(1), `docker rm ${name}`);
-    // Back, removing the source: its CRIU configuration file goes with it.
-    const back = await runAction(migrateInputs(2, 1, name, { 'source-after': 'remove' }));
+    // Back, removing the source: its CRIU configuration file goes with it. The pages go during
+    // the dump this time (memory: overlap), to the page server on host 1.
+    const back = await runAction(migrateInputs(2, 1, name, { 'source-after': 'remove', memory: 'overlap' }));
     expect(back.exitCode, back.stdout).toBe(0);
     expect(back.outputs.status).toBe('succeeded');
+    expect(back.stdout).toContain('overlap: the memory reached the target during the dump');
     expect(await containerState(bed, at(2), name)).toBeUndefined();
     expect((await onHostResult(bed, at(2), `test -e ${confPath}`)).code).toBe(1);
     await expectInsideContainer(1, name, cgroupfsPath);
@@ -204,9 +206,11 @@ describe('cgroup v2 hosts', () => {
     await expectNothingLeft(pair(4, 5), name);
 
     await onHost(bed, at(4), `docker rm ${name}`);
-    const back = await runAction(migrateInputs(5, 4, name));
+    // Back with the pages sent during the dump (memory: overlap).
+    const back = await runAction(migrateInputs(5, 4, name, { memory: 'overlap' }));
     expect(back.exitCode, back.stdout).toBe(0);
     expect(back.outputs.status).toBe('succeeded');
+    expect(back.stdout).toContain('overlap: the memory reached the target during the dump');
     await expectInsideContainer(4, name, systemdPath);
     await checkCounterMemory(bed, at(4), name, MB * 1024 * 1024);
     await expectNothingLeft(pair(4, 5), name);

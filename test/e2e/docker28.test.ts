@@ -153,10 +153,14 @@ describe('Docker 28 target (variant bed: host 1 Docker 26.1, host 2 Docker 28.5)
       );
     expect(await page(bed.host1)).toContain(`page-of-${name}`);
 
-    const there = await runAction(inputs(bed.host1, bed.host2, name, { 'docker28-network-holder': 'true' }));
+    // The pages go during the dump (memory: overlap), to the page server on the Docker 28 host.
+    const there = await runAction(
+      inputs(bed.host1, bed.host2, name, { 'docker28-network-holder': 'true', memory: 'overlap' }),
+    );
     expect(there.exitCode, there.stdout).toBe(0);
     expect(there.outputs.status).toBe('succeeded');
     expect(there.stdout).toContain(`network holder ${holder}`);
+    expect(there.stdout).toContain('overlap: the memory reached the target during the dump');
     const gap = await expectContinued(bed.host1, bed.host2, name);
     const app = await inspect(bed.host2, name);
     const held = await inspect(bed.host2, holder);

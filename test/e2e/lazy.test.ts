@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerState, expectNothingLeft } from './invariants.js';
-import { memorySum as memorySumOf, startMemoryWorkload, TICK_PATTERN, until } from './memory-workload.js';
+import { memoryMoveInputs, memorySum as memorySumOf, startMemoryWorkload, until } from './memory-workload.js';
 import { runAction, runPostStep, startAction } from './run-action.js';
 import { loadTestbed, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
 
@@ -19,18 +19,7 @@ const startWorkload = (mb: number): Promise<string> => startMemoryWorkload(bed, 
 const memorySum = (host: string): Promise<string> => memorySumOf(bed, host, name);
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    mode: 'migrate',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    memory: 'lazy',
-    ...sshInputs(bed),
-    'verify-log-pattern': TICK_PATTERN,
-    'verify-timeout': '60',
-    timeout: '10',
-    ...extra,
-  };
+  return memoryMoveInputs(bed, name, { memory: 'lazy', ...extra });
 }
 
 async function setPipeMax(bytes: string): Promise<void> {

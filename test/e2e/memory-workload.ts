@@ -1,4 +1,4 @@
-import { containerLogs, onHost, onHostResult, type Testbed } from './testbed.js';
+import { containerLogs, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
 
 /**
  * Holds MB MiB of incompressible bytes and prints their md5 once built ("sum0")
@@ -18,6 +18,25 @@ const WORKLOAD = [
 
 /** The log line every tick of the workload prints, for verify-log-pattern. */
 export const TICK_PATTERN = '^tick \\d+$';
+
+/** A migrate run of the workload from host 1 to host 2, checked by its ticks. */
+export function memoryMoveInputs(
+  bed: Testbed,
+  name: string,
+  extra: Record<string, string>,
+): Record<string, string> {
+  return {
+    mode: 'migrate',
+    container: name,
+    source: bed.host1,
+    target: bed.host2,
+    ...sshInputs(bed),
+    'verify-log-pattern': TICK_PATTERN,
+    'verify-timeout': '60',
+    timeout: '10',
+    ...extra,
+  };
+}
 
 function quote(text: string): string {
   return `'${text.replace(/'/g, `'\\''`)}'`;

@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installWrapper } from './faults.js';
 import { containerState, expectNothingLeft } from './invariants.js';
-import { memorySum, startMemoryWorkload, TICK_PATTERN } from './memory-workload.js';
+import { memoryMoveInputs, memorySum, startMemoryWorkload } from './memory-workload.js';
 import { runAction } from './run-action.js';
-import { loadTestbed, onHostResult, sshInputs, type Testbed } from './testbed.js';
+import { loadTestbed, onHostResult, type Testbed } from './testbed.js';
 
 // memory: overlap on the default bed: the target's CRIU page server takes the pages while the
 // source dumps them, through the runner's two SSH connections.
@@ -13,18 +13,7 @@ const name = 'e2e-overlap';
 const WRAPPER = '/usr/local/bin/criu';
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    mode: 'migrate',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    memory: 'overlap',
-    ...sshInputs(bed),
-    'verify-log-pattern': TICK_PATTERN,
-    'verify-timeout': '60',
-    timeout: '10',
-    ...extra,
-  };
+  return memoryMoveInputs(bed, name, { memory: 'overlap', ...extra });
 }
 
 beforeAll(() => {

@@ -177,6 +177,17 @@ describe('floorOf: pause + dump + bytes at the fastest speed + staged restore', 
     if (want === undefined) expect(got).toBeUndefined();
     else expect(got).toBeCloseTo(want, 6);
   });
+
+  it('the page-server floor takes the dump into a local page server, overlapped with the transfer', () => {
+    // max(900, 268.435456) at 1000 MB/s: the page-server dump, not the one that wrote to disk.
+    expect(floorOf({ ...run, dumpPageServerMs: 900 }, 1000, 'page-server')).toBeCloseTo(50 + 900 + 600, 6);
+    expect(floorOf({ ...run, dumpPageServerMs: 900 }, 128, 'page-server')).toBeCloseTo(
+      50 + 2097.152 + 600,
+      6,
+    );
+    // Not measured (an older floor.sh): no page-server floor.
+    expect(floorOf(run, 128, 'page-server')).toBeUndefined();
+  });
 });
 
 describe('fastestTransport', () => {
@@ -616,5 +627,31 @@ describe('the runner-bytes target (the action at 1 GiB, every run, direct route 
 
   it('is not measured without the action at 1 GiB', () => {
     expect(runnerBytesTarget(undefined).met).toBeUndefined();
+  });
+});
+
+describe('memory: overlap is judged against its own floor', () => {
+  const spread = (v: number) => ({ median: v, min: v, max: v, n: 1 });
+  const summary = (overlapMs: number): Summary => ({
+    bySize: {
+      '256': {
+        ways: { 'action-overlap': { downtimeMs: spread(overlapMs), continued: true, failed: 0 } },
+        floor: { floorMs: spread(2_000), overlapFloorMs: spread(1_500), pageServerFloorMs: spread(1_000) },
+      },
+    },
+    transport: {},
+    redis: {},
+  });
+  const overlapTarget = (ms: number) =>
+    evaluateTargets(summary(ms), [256]).find(
+      (t) =>
+        t.target.startsWith('downtime at 256 MiB at most 1.2x the floor') &&
+        t.target.endsWith('(memory: overlap)'),
+    );
+  it('the page-server floor, not the floor that writes the pages to disk', () => {
+    // 1.3 s is 0.65x the floor but 1.3x its own bound: missed.
+    expect(overlapTarget(1_300)).toMatchObject({ met: false });
+    expect(overlapTarget(1_300)?.observed).toMatch(/1\.30x the page-server floor 1\.00 s, judged against it/);
+    expect(overlapTarget(1_150)).toMatchObject({ met: true });
   });
 });

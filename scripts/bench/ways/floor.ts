@@ -75,6 +75,7 @@ export const floor: Way<FloorRun> = {
       dumpMs: kv.dump_ms,
       restoreMs: kv.restore_ms,
       restoreCriuMs: kv.restore_criu_ms,
+      dumpPageServerMs: kv.dump_page_server_ms,
       checkpointBytes: kv.checkpoint_bytes,
       oneHostDowntimeMs: seen.downtimeMs,
       tickMs: seen.tickMs,
