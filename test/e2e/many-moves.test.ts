@@ -75,7 +75,10 @@ async function holdStartSlots(): Promise<Socket[]> {
   const from = holderAddress();
   const held: Socket[] = [];
   // Between `start` and `full` sshd drops at random (30% rising to 100%): a few hundred tries.
-  for (let attempt = 0; attempt < 5_000 && held.length < FULL; attempt++) {
+  // Past FULL, one more is tried and must be dropped: sshd may count fewer than we hold (a held
+  // connection it let go), and a run started then met no full limit (seen once in a clean run).
+  let confirmed = false;
+  for (let attempt = 0; attempt < 5_000 && !confirmed; attempt++) {
     const socket = connect({ host: addr, port: Number(port), localAddress: from });
     // Held once sshd's session process sent its banner; dropped when sshd closes it first.
     const kept = await new Promise<boolean>((resolve) => {
@@ -91,7 +94,10 @@ async function holdStartSlots(): Promise<Socket[]> {
       socket.once('error', () => {});
     });
     if (kept) held.push(socket);
-    else socket.destroy();
+    else {
+      socket.destroy();
+      if (held.length >= FULL) confirmed = true;
+    }
   }
   return held;
 }
@@ -188,7 +194,7 @@ describe('many moves from one source at once', () => {
     const held = await holdStartSlots();
     let running: ReturnType<typeof startAction> | undefined;
     try {
-      expect(held.length, 'start slots held on host 1').toBe(FULL);
+      expect(held.length, 'start slots held on host 1').toBeGreaterThanOrEqual(FULL);
       running = startAction(
         {
           container: HELD,
