@@ -68102,6 +68102,236 @@ function judgeLazyStream(ends) {
     return { ok: true };
 }
 
+;// CONCATENATED MODULE: ./src/engine/docker/page-server.ts
+
+
+/** What the command prints once the server listens, and when it never did. */
+const PAGE_SERVER_LISTENING = 'listening';
+const PAGE_SERVER_NOT_LISTENING = 'not-listening';
+/** Its log, in its work directory. */
+const PAGE_SERVER_LOG = 'page-server.log';
+/** Polls of 20 ms for the port (10 s). */
+const LISTEN_POLLS = 500;
+/**
+ * Starts `criu page-server` and prints `listening` once its port is open (or
+ * `not-listening` and stops it); the command's exit is the server's. Closing
+ * its standard input stops the server.
+ */
+function pageServerCommand(server) {
+    const dir = shellQuote([server.workDir]);
+    const criu = shellQuote([
+        'criu',
+        'page-server',
+        '--images-dir',
+        server.imagesDir,
+        '--work-dir',
+        server.workDir,
+        '--address',
+        '127.0.0.1',
+        '--port',
+        String(server.port),
+        '-o',
+        PAGE_SERVER_LOG,
+        '-v2',
+    ]);
+    const free = `(${portFreeScript(server.port)})`;
+    return [
+        `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
+        `${criu} </dev/null >/dev/null &`,
+        'p=$!',
+        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; else echo ${PAGE_SERVER_LISTENING}; fi`,
+        // The runner gone (its standard input closed) before a dump connected: the server goes too.
+        // Through fd 3: a background list's own standard input is /dev/null.
+        'exec 3<&0',
+        '(cat <&3 >/dev/null; kill "$p" 2>/dev/null) >/dev/null 2>&1 &',
+        'exec 3<&-',
+        'wait "$p"',
+    ].join('\n');
+}
+/**
+ * The source's end when the route is direct: the run's ssh client forwarding
+ * 127.0.0.1:localPort to the target's page server. Prints `listening` once
+ * the port is bound (or `not-listening`); ends the client when the runner
+ * closes its standard input, so a runner that died leaves no forward behind.
+ */
+function pageForwardScript(forwardCommand, localPort) {
+    const free = `(${portFreeScript(localPort)})`;
+    return [
+        `${forwardCommand} </dev/null >/dev/null &`,
+        'p=$!',
+        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; wait "$p"; exit 1; fi`,
+        `echo ${PAGE_SERVER_LISTENING}`,
+        'cat >/dev/null',
+        'kill "$p" 2>/dev/null; wait "$p"; exit 0',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/phases/page-server.ts
+
+
+
+
+
+
+
+
+
+
+/**
+ * memory: overlap. The pages go to the target while CRIU dumps them: the
+ * target's CRIU page server writes them into the staging directory. The dump
+ * reaches it from the source's loopback, host to host through the run's own
+ * ssh forward when the route is direct, else through the runner's two SSH
+ * connections; the server's port is never open to another machine (it has no
+ * authentication). Only the small images are left to stream after the dump.
+ */
+/** Tries at a free port on a host's loopback. */
+const PORT_TRIES = 8;
+/** The server exits once the dump closed its connection; longer than this, it is hung. */
+const SERVER_END_MS = 30_000;
+const REMEDY_EAGER = 'or use memory: eager';
+/** The page server's directory on the target (its log). */
+function pageServerWorkDir(checkpointName) {
+    return `${workDir(checkpointName)}/page-server`;
+}
+/** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
+async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
+    for (let i = 0; i < PORT_TRIES; i++) {
+        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
+        const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
+        if (free.exitCode === 0)
+            return candidate;
+    }
+    throw new MigrationError(code, `no free port on 127.0.0.1 of ${describeHost(host)} for ${what}`, {
+        step: 'checkpoint',
+        host: describeHost(host),
+        remedy: `free some ports between 40000 and 59999 on 127.0.0.1 there, ${REMEDY_EAGER}`,
+    });
+}
+/**
+ * Before the freeze: `criu page-server` on the target's loopback writing into `imagesDir`, and
+ * the way to it from the source's loopback: the direct route's forward when it has one, else
+ * the runner's relay.
+ */
+async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
+    const dir = pageServerWorkDir(ctx.settings.checkpointName);
+    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
+    const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
+    const serverEnd = ending(server);
+    const serverErr = keepTail(server.stderr);
+    let forward;
+    let relay;
+    let forwardErr = () => '';
+    const why = async (said) => [
+        said,
+        relay?.problem() ? `relay: ${relay.problem()}` : '',
+        tailLines(forwardErr(), 3),
+        tailLines(serverErr(), 3),
+        await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
+    ]
+        .filter(Boolean)
+        .join('\n');
+    const close = async () => {
+        for (const one of [{ process: server, end: serverEnd }, forward]) {
+            if (!one)
+                continue;
+            one.process.stdin.end();
+            if (!one.end.ended())
+                one.process.kill();
+        }
+        await relay?.close();
+    };
+    try {
+        const said = await process_lines_firstLine(server.stdout, server.exit, 30_000);
+        if (said !== PAGE_SERVER_LISTENING) {
+            throw new MigrationError('TRANSFER_FAILED', "the target's page server did not start", {
+                step: 'checkpoint',
+                host: describeHost(ctx.target),
+                detail: await why(said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said),
+                remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
+            });
+        }
+        let address;
+        if (forwardCommand) {
+            const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
+            forward = { process, end: ending(process) };
+            forwardErr = keepTail(process.stderr);
+            const bound = await process_lines_firstLine(process.stdout, process.exit, 30_000);
+            if (bound !== PAGE_SERVER_LISTENING) {
+                throw new MigrationError('TRANSFER_FAILED', "the source's forward to the target's page server did not start", {
+                    step: 'checkpoint',
+                    host: describeHost(ctx.source),
+                    detail: [bound, tailLines(forwardErr(), 3)].filter(Boolean).join('\n'),
+                    remedy: `read the lines above, ${REMEDY_EAGER} or route: relay`,
+                });
+            }
+            address = `127.0.0.1:${ports.source}`;
+            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`);
+        }
+        else {
+            relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
+            address = `127.0.0.1:${relay.port}`;
+            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`);
+        }
+        return {
+            address,
+            route: forwardCommand ? 'direct' : 'relay',
+            runnerBytes: () => relay?.bytesBack() ?? 0,
+            async finished() {
+                const end = await serverEnd.within(SERVER_END_MS);
+                if (end?.exitCode === 0)
+                    return;
+                await close();
+                throw new MigrationError('TRANSFER_FAILED', `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`, {
+                    step: 'transfer',
+                    host: describeHost(ctx.target),
+                    detail: await why(''),
+                    remedy: `nothing to undo by hand: the source resumes where it was frozen; read the lines above and run again, ${REMEDY_EAGER}`,
+                });
+            },
+            close,
+            async explain(error) {
+                if (!(error instanceof MigrationError))
+                    return error;
+                const said = await why('');
+                if (!said)
+                    return error;
+                return new MigrationError(error.code, error.message, {
+                    ...(error.step ? { step: error.step } : {}),
+                    ...(error.host ? { host: error.host } : {}),
+                    detail: [error.detail, `page server: ${said}`].filter(Boolean).join('\n'),
+                    ...(error.remedy ? { remedy: error.remedy } : {}),
+                    cause: error,
+                });
+            },
+        };
+    }
+    catch (error) {
+        await close();
+        throw error;
+    }
+}
+/** Whether a spawned process has ended, and its end when it comes within a time. */
+function ending(process) {
+    let end;
+    void process.exit.then((exit) => {
+        end = exit;
+    });
+    return {
+        ended: () => end !== undefined,
+        within: (ms) => end
+            ? Promise.resolve(end)
+            : Promise.race([
+                process.exit,
+                new Promise((resolve) => {
+                    setTimeout(() => resolve(undefined), ms).unref();
+                }),
+            ]),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/lazy-pages.ts
 
 
@@ -68135,8 +68365,6 @@ function lazyRestoreLogs(settings) {
 }
 /** A dump not ready (its NUL) in this long is hung. */
 const LAZY_DUMP_READY_MS = 10 * 60_000;
-/** Tries at a free port for the page server on the source. */
-const PORT_TRIES = 8;
 const REMEDY_BROKEN = "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
 /**
  * The lazy checks on both hosts, read-only: what CRIU needs to serve and take
@@ -68171,20 +68399,7 @@ async function lazyGate(ctx, hosts, facts) {
  * and the runner's relay to it from the target's loopback.
  */
 async function prepareLazy(ctx, hosts) {
-    let sourcePort;
-    for (let i = 0; i < PORT_TRIES && sourcePort === undefined; i++) {
-        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
-        const free = await ctx.source.run(portFreeScript(candidate), { timeoutMs: 30_000 });
-        if (free.exitCode === 0)
-            sourcePort = candidate;
-    }
-    if (sourcePort === undefined) {
-        throw new MigrationError('LAZY_PAGES_UNSUPPORTED', 'no free port on the source for the page server', {
-            step: 'checkpoint',
-            host: describeHost(ctx.source),
-            remedy: 'free some ports between 40000 and 59999 on 127.0.0.1 of the source, or use memory: eager',
-        });
-    }
+    const sourcePort = await freeLoopbackPort(ctx.source, 'the page server', 'LAZY_PAGES_UNSUPPORTED');
     const relay = await openPageRelay(hosts.source, hosts.target, sourcePort, ctx.clock).catch((error) => {
         throw error instanceof MigrationError && error.code === 'SSH_DISCONNECTED'
             ? new MigrationError('LAZY_PAGES_UNSUPPORTED', error.message, {
@@ -68429,236 +68644,6 @@ async function awaitLastPage(ctx, session) {
             .join('\n'),
         remedy: REMEDY_BROKEN,
     });
-}
-
-;// CONCATENATED MODULE: ./src/engine/docker/page-server.ts
-
-
-/** What the command prints once the server listens, and when it never did. */
-const PAGE_SERVER_LISTENING = 'listening';
-const PAGE_SERVER_NOT_LISTENING = 'not-listening';
-/** Its log, in its work directory. */
-const PAGE_SERVER_LOG = 'page-server.log';
-/** Polls of 20 ms for the port (10 s). */
-const LISTEN_POLLS = 500;
-/**
- * Starts `criu page-server` and prints `listening` once its port is open (or
- * `not-listening` and stops it); the command's exit is the server's. Closing
- * its standard input stops the server.
- */
-function pageServerCommand(server) {
-    const dir = shellQuote([server.workDir]);
-    const criu = shellQuote([
-        'criu',
-        'page-server',
-        '--images-dir',
-        server.imagesDir,
-        '--work-dir',
-        server.workDir,
-        '--address',
-        '127.0.0.1',
-        '--port',
-        String(server.port),
-        '-o',
-        PAGE_SERVER_LOG,
-        '-v2',
-    ]);
-    const free = `(${portFreeScript(server.port)})`;
-    return [
-        `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
-        `${criu} </dev/null >/dev/null &`,
-        'p=$!',
-        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
-        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; else echo ${PAGE_SERVER_LISTENING}; fi`,
-        // The runner gone (its standard input closed) before a dump connected: the server goes too.
-        // Through fd 3: a background list's own standard input is /dev/null.
-        'exec 3<&0',
-        '(cat <&3 >/dev/null; kill "$p" 2>/dev/null) >/dev/null 2>&1 &',
-        'exec 3<&-',
-        'wait "$p"',
-    ].join('\n');
-}
-/**
- * The source's end when the route is direct: the run's ssh client forwarding
- * 127.0.0.1:localPort to the target's page server. Prints `listening` once
- * the port is bound (or `not-listening`); ends the client when the runner
- * closes its standard input, so a runner that died leaves no forward behind.
- */
-function pageForwardScript(forwardCommand, localPort) {
-    const free = `(${portFreeScript(localPort)})`;
-    return [
-        `${forwardCommand} </dev/null >/dev/null &`,
-        'p=$!',
-        `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
-        `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; wait "$p"; exit 1; fi`,
-        `echo ${PAGE_SERVER_LISTENING}`,
-        'cat >/dev/null',
-        'kill "$p" 2>/dev/null; wait "$p"; exit 0',
-    ].join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/phases/page-server.ts
-
-
-
-
-
-
-
-
-
-
-/**
- * memory: overlap. The pages go to the target while CRIU dumps them: the
- * target's CRIU page server writes them into the staging directory. The dump
- * reaches it from the source's loopback, host to host through the run's own
- * ssh forward when the route is direct, else through the runner's two SSH
- * connections; the server's port is never open to another machine (it has no
- * authentication). Only the small images are left to stream after the dump.
- */
-/** Tries at a free port on a host's loopback. */
-const page_server_PORT_TRIES = 8;
-/** The server exits once the dump closed its connection; longer than this, it is hung. */
-const SERVER_END_MS = 30_000;
-const REMEDY_EAGER = 'or use memory: eager';
-/** The page server's directory on the target (its log). */
-function pageServerWorkDir(checkpointName) {
-    return `${workDir(checkpointName)}/page-server`;
-}
-/** A free port between 40000 and 59999 on a host's 127.0.0.1. */
-async function freeLoopbackPort(host, what) {
-    for (let i = 0; i < page_server_PORT_TRIES; i++) {
-        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
-        const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
-        if (free.exitCode === 0)
-            return candidate;
-    }
-    throw new MigrationError('TRANSFER_FAILED', `no free port on 127.0.0.1 for ${what}`, {
-        step: 'checkpoint',
-        host: describeHost(host),
-        remedy: `free some ports between 40000 and 59999 on 127.0.0.1, ${REMEDY_EAGER}`,
-    });
-}
-/**
- * Before the freeze: `criu page-server` on the target's loopback writing into `imagesDir`, and
- * the way to it from the source's loopback: the direct route's forward when it has one, else
- * the runner's relay.
- */
-async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
-    const dir = pageServerWorkDir(ctx.settings.checkpointName);
-    await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
-    const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
-    const serverEnd = ending(server);
-    const serverErr = keepTail(server.stderr);
-    let forward;
-    let relay;
-    let forwardErr = () => '';
-    const why = async (said) => [
-        said,
-        relay?.problem() ? `relay: ${relay.problem()}` : '',
-        tailLines(forwardErr(), 3),
-        tailLines(serverErr(), 3),
-        await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
-    ]
-        .filter(Boolean)
-        .join('\n');
-    const close = async () => {
-        for (const one of [{ process: server, end: serverEnd }, forward]) {
-            if (!one)
-                continue;
-            one.process.stdin.end();
-            if (!one.end.ended())
-                one.process.kill();
-        }
-        await relay?.close();
-    };
-    try {
-        const said = await process_lines_firstLine(server.stdout, server.exit, 30_000);
-        if (said !== PAGE_SERVER_LISTENING) {
-            throw new MigrationError('TRANSFER_FAILED', "the target's page server did not start", {
-                step: 'checkpoint',
-                host: describeHost(ctx.target),
-                detail: await why(said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said),
-                remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
-            });
-        }
-        let address;
-        if (forwardCommand) {
-            const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
-            forward = { process, end: ending(process) };
-            forwardErr = keepTail(process.stderr);
-            const bound = await process_lines_firstLine(process.stdout, process.exit, 30_000);
-            if (bound !== PAGE_SERVER_LISTENING) {
-                throw new MigrationError('TRANSFER_FAILED', "the source's forward to the target's page server did not start", {
-                    step: 'checkpoint',
-                    host: describeHost(ctx.source),
-                    detail: [bound, tailLines(forwardErr(), 3)].filter(Boolean).join('\n'),
-                    remedy: `read the lines above, ${REMEDY_EAGER} or route: relay`,
-                });
-            }
-            address = `127.0.0.1:${ports.source}`;
-            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`);
-        }
-        else {
-            relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
-            address = `127.0.0.1:${relay.port}`;
-            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`);
-        }
-        return {
-            address,
-            route: forwardCommand ? 'direct' : 'relay',
-            runnerBytes: () => relay?.bytesBack() ?? 0,
-            async finished() {
-                const end = await serverEnd.within(SERVER_END_MS);
-                if (end?.exitCode === 0)
-                    return;
-                await close();
-                throw new MigrationError('TRANSFER_FAILED', `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`, {
-                    step: 'transfer',
-                    host: describeHost(ctx.target),
-                    detail: await why(''),
-                    remedy: `nothing to undo by hand: the source resumes where it was frozen; read the lines above and run again, ${REMEDY_EAGER}`,
-                });
-            },
-            close,
-            async explain(error) {
-                if (!(error instanceof MigrationError))
-                    return error;
-                const said = await why('');
-                if (!said)
-                    return error;
-                return new MigrationError(error.code, error.message, {
-                    ...(error.step ? { step: error.step } : {}),
-                    ...(error.host ? { host: error.host } : {}),
-                    detail: [error.detail, `page server: ${said}`].filter(Boolean).join('\n'),
-                    ...(error.remedy ? { remedy: error.remedy } : {}),
-                    cause: error,
-                });
-            },
-        };
-    }
-    catch (error) {
-        await close();
-        throw error;
-    }
-}
-/** Whether a spawned process has ended, and its end when it comes within a time. */
-function ending(process) {
-    let end;
-    void process.exit.then((exit) => {
-        end = exit;
-    });
-    return {
-        ended: () => end !== undefined,
-        within: (ms) => end
-            ? Promise.resolve(end)
-            : Promise.race([
-                process.exit,
-                new Promise((resolve) => {
-                    setTimeout(() => resolve(undefined), ms).unref();
-                }),
-            ]),
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/report/frozen-window.ts

@@ -1,11 +1,9 @@
-import { randomInt } from 'node:crypto';
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import {
   GO_LINE,
   LISTENING_LINE,
   lazyDaemonCommand,
   lazyServerCommand,
-  portFreeScript,
 } from '../engine/docker/lazy-pages.js';
 import { mapped } from '../engine/engine.js';
 import { MigrationError } from '../errors.js';
@@ -28,6 +26,7 @@ import type { MemoryMode } from '../settings.js';
 import { workDir } from '../state/host-records.js';
 import { type CheckpointResult, criuLogErrors, type PreparedCheckpoint } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
+import { freeLoopbackPort } from './page-server.js';
 import { formatCheck } from './preflight.js';
 
 /**
@@ -51,8 +50,6 @@ export function lazyRestoreLogs(settings: { memory: MemoryMode; checkpointName: 
 
 /** A dump not ready (its NUL) in this long is hung. */
 const LAZY_DUMP_READY_MS = 10 * 60_000;
-/** Tries at a free port for the page server on the source. */
-const PORT_TRIES = 8;
 
 const REMEDY_BROKEN =
   "nothing to undo by hand: the target was removed and the source resumed where it was frozen; what the container did on the target since it started there is lost. Check the hosts' connection to the runner, then run again (or use memory: eager)";
@@ -128,19 +125,7 @@ export async function prepareLazy(
   ctx: MigrationContext,
   hosts: { source: Host; target: Host },
 ): Promise<LazySession> {
-  let sourcePort: number | undefined;
-  for (let i = 0; i < PORT_TRIES && sourcePort === undefined; i++) {
-    const candidate = randomInt(40_000, 60_000);
-    const free = await ctx.source.run(portFreeScript(candidate), { timeoutMs: 30_000 });
-    if (free.exitCode === 0) sourcePort = candidate;
-  }
-  if (sourcePort === undefined) {
-    throw new MigrationError('LAZY_PAGES_UNSUPPORTED', 'no free port on the source for the page server', {
-      step: 'checkpoint',
-      host: describeHost(ctx.source),
-      remedy: 'free some ports between 40000 and 59999 on 127.0.0.1 of the source, or use memory: eager',
-    });
-  }
+  const sourcePort = await freeLoopbackPort(ctx.source, 'the page server', 'LAZY_PAGES_UNSUPPORTED');
   const relay = await openPageRelay(hosts.source, hosts.target, sourcePort, ctx.clock).catch(
     (error: unknown) => {
       throw error instanceof MigrationError && error.code === 'SSH_DISCONNECTED'

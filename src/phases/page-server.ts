@@ -6,7 +6,7 @@ import {
   pageForwardScript,
   pageServerCommand,
 } from '../engine/docker/page-server.js';
-import { MigrationError } from '../errors.js';
+import { type ErrorCode, MigrationError } from '../errors.js';
 import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { firstLine, keepTail } from '../host/process-lines.js';
@@ -36,17 +36,21 @@ export function pageServerWorkDir(checkpointName: string): string {
   return `${workDir(checkpointName)}/page-server`;
 }
 
-/** A free port between 40000 and 59999 on a host's 127.0.0.1. */
-export async function freeLoopbackPort(host: Host, what: string): Promise<number> {
+/** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
+export async function freeLoopbackPort(
+  host: Host,
+  what: string,
+  code: ErrorCode = 'TRANSFER_FAILED',
+): Promise<number> {
   for (let i = 0; i < PORT_TRIES; i++) {
     const candidate = randomInt(40_000, 60_000);
     const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
     if (free.exitCode === 0) return candidate;
   }
-  throw new MigrationError('TRANSFER_FAILED', `no free port on 127.0.0.1 for ${what}`, {
+  throw new MigrationError(code, `no free port on 127.0.0.1 of ${describeHost(host)} for ${what}`, {
     step: 'checkpoint',
     host: describeHost(host),
-    remedy: `free some ports between 40000 and 59999 on 127.0.0.1, ${REMEDY_EAGER}`,
+    remedy: `free some ports between 40000 and 59999 on 127.0.0.1 there, ${REMEDY_EAGER}`,
   });
 }
 
