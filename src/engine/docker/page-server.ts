@@ -27,6 +27,11 @@ export const PAGE_SERVER_LOG = 'page-server.log';
 /** Polls of 20 ms for the port (10 s). */
 const LISTEN_POLLS = 500;
 
+/** Waits (at most 10 s) while the port is free and the background process $p still runs. */
+function awaitListening(free: string): string {
+  return `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`;
+}
+
 /**
  * Starts `criu page-server` and prints `listening` once its port is open (or
  * `not-listening` and stops it); the command's exit is the server's. Closing
@@ -54,7 +59,7 @@ export function pageServerCommand(server: PageServerCommand): string {
     `umask 077; mkdir -p ${dir} && cd ${dir} || exit 1`,
     `${criu} </dev/null >/dev/null &`,
     'p=$!',
-    `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+    awaitListening(free),
     `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; else echo ${PAGE_SERVER_LISTENING}; fi`,
     // The runner gone (its standard input closed) before a dump connected: the server goes too.
     // Through fd 3: a background list's own standard input is /dev/null.
@@ -76,7 +81,7 @@ export function pageForwardScript(forwardCommand: string, localPort: number): st
   return [
     `${forwardCommand} </dev/null >/dev/null &`,
     'p=$!',
-    `i=0; while [ "$i" -lt ${LISTEN_POLLS} ] && ${free} && kill -0 "$p" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done`,
+    awaitListening(free),
     `if ${free}; then echo ${PAGE_SERVER_NOT_LISTENING}; kill "$p" 2>/dev/null; wait "$p"; exit 1; fi`,
     `echo ${PAGE_SERVER_LISTENING}`,
     'cat >/dev/null',
