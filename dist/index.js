@@ -58605,9 +58605,13 @@ async function planRoute(source, settings, log) {
         log.info(said);
     return { choice, ends, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
 }
-/** The run's files for the direct route on either host (the key on the sending host, the receiver on the receiving one). */
-function directDir(checkpointName) {
-    return `${STATE_ROOT}/direct/${checkpointName}`;
+/**
+ * The run's files for the direct route on either host (the key on the sending host, the receiver
+ * on the receiving one). The run's token is in the name: two hosts writing like-named checkpoints
+ * into one store at once must not share (and empty) each other's receiver.
+ */
+function directDir(checkpointName, token) {
+    return `${STATE_ROOT}/direct/${checkpointName}.${token}`;
 }
 /**
  * Opens the direct route before anything big moves: a key pair made on the sending host for
@@ -58624,10 +58628,11 @@ pageForward) {
         return undefined;
     const { from: sender, to: receiver } = plan.ends;
     // Not in the run's work directory: the checkpoint phase empties that one on the source.
-    const keyDir = directDir(ctx.settings.checkpointName);
+    const token = ctx.journal.record.owner.token.replace(/[^A-Za-z0-9._-]/g, '');
+    const keyDir = directDir(ctx.settings.checkpointName, token);
     const targetDir = keyDir;
     const streamsDir = `${targetDir}/streams`;
-    const tag = `criu-migrate-direct-${ctx.journal.record.owner.token.replace(/[^A-Za-z0-9._-]/g, '')}`;
+    const tag = `criu-migrate-direct-${token}`;
     const keyFile = `${keyDir}/id_ed25519`;
     const knownHostsFile = `${keyDir}/known_hosts`;
     const sshCommand = shellQuote(sshClientArgs({ ...target, keyFile, knownHostsFile }));
@@ -65212,7 +65217,8 @@ async function checkpointInto(ctx, owner, onFrozen, onSeries, onRoute, unit) {
         ? `checkpoint: ${imagesBytes} bytes dumped; the container was frozen for ${frozenMs} ms and runs on`
         : `checkpoint: ${imagesBytes} bytes dumped; the container stays frozen and is stopped once the checkpoint is complete`);
     // Into the store: CRIU images and CPU, the layer as frozen, the image once per image ID.
-    const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
+    // The run's token keeps two hosts saving one image under like names from sharing a file.
+    const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.${ctx.journal.record.owner.token}.partial`;
     if (!haveImage)
         await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
     const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);

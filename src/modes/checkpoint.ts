@@ -386,7 +386,8 @@ export async function checkpointInto(
   );
 
   // Into the store: CRIU images and CPU, the layer as frozen, the image once per image ID.
-  const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.partial`;
+  // The run's token keeps two hosts saving one image under like names from sharing a file.
+  const imageTemp = `${store}/${image}.${ctx.settings.checkpointName}.${ctx.journal.record.owner.token}.partial`;
   if (!haveImage) await ctx.journal.intend({ kind: 'files', side: 'target', paths: [imageTemp] }, 'target');
   const criuCodec = streamCodec(settings.compression, codec, dumped.pagesSample);
   log.info(

@@ -110,9 +110,13 @@ export async function planRoute(
   return { choice, ends, ...(reach ? { reach } : {}), knownHosts, ...(spec ? { target: spec } : {}) };
 }
 
-/** The run's files for the direct route on either host (the key on the sending host, the receiver on the receiving one). */
-export function directDir(checkpointName: string): string {
-  return `${STATE_ROOT}/direct/${checkpointName}`;
+/**
+ * The run's files for the direct route on either host (the key on the sending host, the receiver
+ * on the receiving one). The run's token is in the name: two hosts writing like-named checkpoints
+ * into one store at once must not share (and empty) each other's receiver.
+ */
+export function directDir(checkpointName: string, token: string): string {
+  return `${STATE_ROOT}/direct/${checkpointName}.${token}`;
 }
 
 /** The run's direct route as opened: what closing it removes. */
@@ -155,10 +159,11 @@ export async function openRoute(
   if (plan.choice.route !== 'direct' || !target) return undefined;
   const { from: sender, to: receiver } = plan.ends;
   // Not in the run's work directory: the checkpoint phase empties that one on the source.
-  const keyDir = directDir(ctx.settings.checkpointName);
+  const token = ctx.journal.record.owner.token.replace(/[^A-Za-z0-9._-]/g, '');
+  const keyDir = directDir(ctx.settings.checkpointName, token);
   const targetDir = keyDir;
   const streamsDir = `${targetDir}/streams`;
-  const tag = `criu-migrate-direct-${ctx.journal.record.owner.token.replace(/[^A-Za-z0-9._-]/g, '')}`;
+  const tag = `criu-migrate-direct-${token}`;
   const keyFile = `${keyDir}/id_ed25519`;
   const knownHostsFile = `${keyDir}/known_hosts`;
   const sshCommand = shellQuote(sshClientArgs({ ...target, keyFile, knownHostsFile }));

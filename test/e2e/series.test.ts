@@ -48,6 +48,10 @@ function checkpoint(
   return runAction(inputs({ mode: 'checkpoint', container, source, ...extra }));
 }
 
+function seriesOf(id: string): string {
+  return id.slice(0, 12);
+}
+
 async function tokenOf(host: string, container: string): Promise<string> {
   return parseCounter(await containerLogs(bed, host, container))[0]!.token;
 }
@@ -90,6 +94,17 @@ describe('checkpoint series in one store', () => {
     const runs: ActionRun[] = [];
     for (const host of [bed.host1, bed.host2, bed.host1])
       runs.push(await checkpoint(host, name, { retention: '1' }));
+    // Two runs at once under one explicit name (default names can meet in one millisecond too):
+    // each run's receiver on the store and its image file are its own.
+    const sameName = await Promise.all([
+      checkpoint(bed.host1, name, { retention: '1', 'checkpoint-name': 'e2e-series-same' }),
+      checkpoint(bed.host2, name, { retention: '1', 'checkpoint-name': 'e2e-series-same' }),
+    ]);
+    for (const run of sameName) {
+      expect(run.exitCode, run.stdout).toBe(0);
+      expect(run.stdout).toContain('route: host to host (direct)');
+    }
+    expect(sameName.map((run) => run.outputs.series)).toEqual([seriesOf(idA), seriesOf(idB)]);
     // Two runs at once, one per host, default names: within the same second.
     const together = await Promise.all([
       checkpoint(bed.host1, name, { retention: '1' }),
@@ -102,8 +117,8 @@ describe('checkpoint series in one store', () => {
     }
     seriesA = runs[0]!.outputs.series!;
     seriesB = runs[1]!.outputs.series!;
-    expect(seriesA).toBe(idA.slice(0, 12));
-    expect(seriesB).toBe(idB.slice(0, 12));
+    expect(seriesA).toBe(seriesOf(idA));
+    expect(seriesB).toBe(seriesOf(idB));
     expect(runs.map((run) => run.outputs.series)).toEqual([seriesA, seriesB, seriesA, seriesA, seriesB]);
     // Retention per series: each keeps its newest, the other host's never counted.
     newestB = together[1]!.outputs['checkpoint-name']!;

@@ -169,6 +169,7 @@ export async function startCounter(
   options: { mb?: number; extraArgs?: string; pattern?: MemoryPattern } = {},
 ): Promise<void> {
   await onHostResult(bed, destination, `docker rm -f ${name}`);
+  await ensureBedImage(bed, destination);
   const pattern = options.pattern ?? defaultPattern();
   await onHost(
     bed,
@@ -180,6 +181,28 @@ export async function startCounter(
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`counter ${name} on ${destination} did not start`);
+}
+
+/**
+ * The bed imports its image on host 1 only; other hosts usually get it by migration. A test
+ * that starts a workload elsewhere first copies it from host 1, so it also runs alone.
+ */
+export async function ensureBedImage(bed: Testbed, destination: string): Promise<void> {
+  if (destination === bed.host1) return;
+  if ((await onHostResult(bed, destination, `docker image inspect ${bed.image} >/dev/null`)).code === 0)
+    return;
+  const ssh = (host: string, command: string) =>
+    ['ssh', ...sshArgs(bed, host), command].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+  await execFileAsync(
+    'bash',
+    [
+      '-o',
+      'pipefail',
+      '-c',
+      `${ssh(bed.host1, `docker save ${bed.image}`)} | ${ssh(destination, 'docker load -q')}`,
+    ],
+    { timeout: 5 * 60_000 },
+  );
 }
 
 /** Polls a container's logs until the pattern shows up; fails after timeoutMs. */
