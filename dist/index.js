@@ -53942,12 +53942,19 @@ const QUICK_MS = 30_000;
 function containerStateDir(container) {
     return `${STATE_ROOT}/containers/${container}`;
 }
-function workDir(checkpointName) {
-    return `${STATE_ROOT}/work/${checkpointName}`;
+/**
+ * One run's work directory on a host. The container is in the name: runs of different
+ * containers under one explicit checkpoint name (a matrix) never share or empty each other's.
+ */
+function workDir(key) {
+    return `${STATE_ROOT}/work/${workName(key)}`;
+}
+function workName({ container, checkpointName }) {
+    return `${container}.${checkpointName}`;
 }
 /** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
-function restoreConfigPath(checkpointName) {
-    return `${STATE_ROOT}/criu/${checkpointName}.conf`;
+function restoreConfigPath(key) {
+    return `${STATE_ROOT}/criu/${workName(key)}.conf`;
 }
 /** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */
 function isRestoreConfigPath(path) {
@@ -58244,7 +58251,6 @@ function externalNetnsConfig(inode) {
 }
 /** Everything that can be done before the freeze: find runc's state, make empty directories. */
 async function prepareCheckpoint(ctx, container, options = {}) {
-    const name = ctx.settings.checkpointName;
     const probe = DOCKER_LAYOUT.runcRoots
         .map((root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`)
         .join(' || ');
@@ -58260,7 +58266,7 @@ async function prepareCheckpoint(ctx, container, options = {}) {
     }
     // Without a gate (checkpoint mode) the connections are judged here, before anything is touched.
     const tcpEstablished = options.tcpEstablished ?? (await connectionsBeforeDump(ctx, container));
-    const root = workDir(name);
+    const root = workDir(ctx.settings);
     const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
     // Memory images hold every secret the process has: root-only from the first byte.
     await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');
@@ -59042,8 +59048,8 @@ via = 'any') {
     };
 }
 /** Where the images are staged on the target, inside the run's work directory. */
-function stagingDir(checkpointName) {
-    return `${workDir(checkpointName)}/staged`;
+function stagingDir(key) {
+    return `${workDir(key)}/staged`;
 }
 const PATH_NOTE = 'restore-path';
 /**
@@ -59062,7 +59068,7 @@ async function receiveCheckpoint(ctx, containerd, checkpointDir, marker) {
         ? ` && printf '%s\\n' ${shellQuote([marker])} >${shellQuote([`${checkpointDir}/${RESTORE_MARKER_FILE}`])}`
         : '';
     const report = (said) => `printf '${NOTE_MARK} ${PATH_NOTE} %s\\n' ${said} >&2`;
-    const dirs = containerd.found ? [stagingDir(ctx.settings.checkpointName), checkpointDir] : [checkpointDir];
+    const dirs = containerd.found ? [stagingDir(ctx.settings), checkpointDir] : [checkpointDir];
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: dirs }, 'target');
     await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote(dirs)}`, {
         step: 'stage',
@@ -59076,7 +59082,7 @@ async function receiveCheckpoint(ctx, containerd, checkpointDir, marker) {
             restorePath: () => announce(ctx, { path: 'full-copy', reason }),
         };
     }
-    const staging = stagingDir(ctx.settings.checkpointName);
+    const staging = stagingDir(ctx.settings);
     return {
         consume: [
             `${extractInto(staging)} || exit $?`,
@@ -59468,11 +59474,11 @@ function asideDir(mountpoint, checkpointName) {
 
 
 /** The source's tar snapshot files (--listed-incremental) of one run; beside the work directory, which the checkpoint recreates. */
-function snapshotDir(checkpointName) {
-    return `${workDir(checkpointName)}.volumes`;
+function snapshotDir(key) {
+    return `${workDir(key)}.volumes`;
 }
-function snapshotFile(checkpointName, volume) {
-    return `${snapshotDir(checkpointName)}/${volume}.snar`;
+function snapshotFile(key, volume) {
+    return `${snapshotDir(key)}/${volume}.snar`;
 }
 async function mountpointOf(ctx, name) {
     const result = await runChecked(ctx.target, `docker volume inspect --format '{{.Mountpoint}}' ${shellQuote([name])}`, { step: 'volumes', what: `reading where volume ${name} lives`, code: 'VOLUME_TRANSFER_FAILED' });
@@ -59516,7 +59522,7 @@ async function prepareTargetVolumes(ctx, plans) {
 }
 /** Makes the source's directory of tar snapshot files, journalled (removed when the run ends). */
 async function prepareSnapshots(ctx) {
-    const dir = snapshotDir(ctx.settings.checkpointName);
+    const dir = snapshotDir(ctx.settings);
     await ctx.journal.around({ kind: 'files', side: 'source', paths: [dir] }, 'source', () => runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([dir])}`, {
         step: 'volumes',
         what: 'creating the directory of the volume snapshots',
@@ -59530,7 +59536,7 @@ async function prepareSnapshots(ctx) {
  * changed and deleted files), or everything when there was no bulk pass.
  */
 async function passVolume(ctx, name, mountpoint, to, consume, codec, pass) {
-    const snapshot = snapshotFile(ctx.settings.checkpointName, name);
+    const snapshot = snapshotFile(ctx.settings, name);
     const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
     const result = await streamVia(ctx.streams, ctx.source, stages.produce, to, stages.consume, {
         label: `volume ${name} (${pass})`,
@@ -65499,7 +65505,7 @@ options = {}) {
     const plan = planRestoreConfig(target, options);
     if (!needsRestoreConfig(plan))
         return undefined;
-    const path = restoreConfigPath(ctx.settings.checkpointName);
+    const path = restoreConfigPath(ctx.settings);
     await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
     await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote([dirOf(path)])} && : >${shellQuote([path])}`, {
         step: 'stage',
@@ -65655,7 +65661,7 @@ async function createHolder(ctx, container, network, step = 'stage') {
     }
     const owner = network.sourceHolder ?? container;
     const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
-    const targetWork = workDir(ctx.settings.checkpointName);
+    const targetWork = workDir(ctx.settings);
     const cidFile = `${targetWork}/holder.cid`;
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
     const created = await ctx.journal.intend({ kind: 'holder-created', name, cidFile }, 'target');
@@ -65686,7 +65692,7 @@ async function createTargetContainer(ctx, container, imageRef, imageConfig, targ
         ...(restoreConfig ? { annotations: { [CRIU_CONFIG_ANNOTATION]: restoreConfig.path } } : {}),
     }));
     // The environment often holds secrets: a 0600 file, never the command line.
-    const targetWork = workDir(ctx.settings.checkpointName);
+    const targetWork = workDir(ctx.settings);
     const envDir = `${targetWork}/create`;
     // Where docker create writes the ID: until it is journalled, the only proof the container is ours.
     const cidFile = `${targetWork}/target.cid`;
@@ -66923,7 +66929,7 @@ async function gateTarget(ctx, facts, manifest, network) {
 /** The CPU the checkpoint was taken on, checked by the target's CRIU (in the run's work directory, journalled). */
 async function checkStoredCpu(ctx, dir) {
     const { settings, log } = ctx;
-    const work = workDir(settings.checkpointName);
+    const work = workDir(settings);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
     await streamVia(ctx.streams, ctx.source, shellQuote(['tar', '-C', dir, '-cf', '-', 'cpu']), ctx.target, `${PRIVATE} mkdir -p ${shellQuote([work])} && ${shellQuote(['tar', '-C', work, '--no-same-permissions', '-xf', '-'])}`, { label: 'cpu description', step: 'restore', log });
     const cpu = await ctx.target.run(`criu cpuinfo check -D ${shellQuote([`${work}/cpu`])}`);
@@ -67189,7 +67195,7 @@ async function runDrillMode(settings, runtime, deps = {}) {
         }),
         // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
         afterSettle: async (session, settled) => {
-            const remaining = await findLeftovers(session.durable.target, id, settings.checkpointName).catch((error) => [`could not check what the drill left: ${errorMessage(error)}`]);
+            const remaining = await findLeftovers(session.durable.target, id, settings).catch((error) => [`could not check what the drill left: ${errorMessage(error)}`]);
             leftovers = [...settled.problems, ...remaining];
             const judged = await judgeDrill(session.durable, settled, leftovers, chosen);
             verdict = judged.verdict;
@@ -67333,8 +67339,8 @@ async function stillStored(store, found) {
     return result.exitCode === 0;
 }
 /** What the drill left on its host after the rollback: containers and volumes with its label, its work files. */
-async function findLeftovers(target, id, checkpointName) {
-    const result = await runChecked(target, drillLeftoversScript(id, [workDir(checkpointName)]), {
+async function findLeftovers(target, id, key) {
+    const result = await runChecked(target, drillLeftoversScript(id, [workDir(key)]), {
         step: 'cleanup',
         what: 'looking for what the drill left',
         options: { timeoutMs: drill_COMMAND_TIMEOUT_MS },
@@ -68203,8 +68209,8 @@ const PORT_TRIES = 8;
 const SERVER_END_MS = 30_000;
 const REMEDY_EAGER = 'or use memory: eager';
 /** The page server's directory on the target (its log). */
-function pageServerWorkDir(checkpointName) {
-    return `${workDir(checkpointName)}/page-server`;
+function pageServerWorkDir(key) {
+    return `${workDir(key)}/page-server`;
 }
 /** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
 async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
@@ -68226,7 +68232,7 @@ async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
  * the runner's relay.
  */
 async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
-    const dir = pageServerWorkDir(ctx.settings.checkpointName);
+    const dir = pageServerWorkDir(ctx.settings);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
     const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
     const serverEnd = ending(server);
@@ -68366,12 +68372,12 @@ function ending(process) {
  * alive: a broken stream removes the target and resumes the source.
  */
 /** The lazy-pages daemon's directory on the target; the restore's CRIU configuration names it. */
-function lazyWorkDir(checkpointName) {
-    return `${workDir(checkpointName)}/lazy`;
+function lazyWorkDir(key) {
+    return `${workDir(key)}/lazy`;
 }
 /** With memory: lazy, CRIU writes its restore log into the work-dir the restore's configuration names. */
 function lazyRestoreLogs(settings) {
-    return settings.memory === 'lazy' ? [`${lazyWorkDir(settings.checkpointName)}/restore.log`] : [];
+    return settings.memory === 'lazy' ? [`${lazyWorkDir(settings)}/restore.log`] : [];
 }
 /** A dump not ready (its NUL) in this long is hung. */
 const LAZY_DUMP_READY_MS = 10 * 60_000;
@@ -68478,7 +68484,7 @@ async function spawnLazyEnds(ctx, session, container, prepared, imagesDir) {
         }, lazy_pages_INVENTORY_MARK)),
         ctx.target.spawn(lazyDaemonCommand({
             imagesDir,
-            workDir: lazyWorkDir(ctx.settings.checkpointName),
+            workDir: lazyWorkDir(ctx.settings),
             port: session.relay.port,
         })),
     ]);
@@ -68571,7 +68577,7 @@ async function startLazyDaemon(ctx, session) {
             detail: [
                 said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said,
                 tailLines(session.daemonErr?.() ?? '', 5),
-                await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`),
+                await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings)}/lazy-pages.log`),
             ]
                 .filter(Boolean)
                 .join('\n'),
@@ -68648,7 +68654,7 @@ async function awaitLastPage(ctx, session) {
             relay.problem() ? `relay: ${relay.problem()}` : '',
             session.serverErr ? tailLines(session.serverErr(), 3) : '',
             session.daemonErr ? tailLines(session.daemonErr(), 3) : '',
-            await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`).catch(() => ''),
+            await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings)}/lazy-pages.log`).catch(() => ''),
         ]
             .filter(Boolean)
             .join('\n'),
@@ -68873,7 +68879,7 @@ async function migrate(deps) {
             ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
             ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
             restoreFacts: restoreFactsOf(checked.target.docker),
-            ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings.checkpointName) } : {}),
+            ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings) } : {}),
             tcpEstablished: checked.tcpEstablished,
         })));
         const ready = staged;
@@ -68905,11 +68911,11 @@ async function migrate(deps) {
         const armedMove = settings.memory === 'lazy' ? undefined : await armState(ctx, found, prepared.imagesDir, ready, plan);
         armed = armedMove;
         if (pagePorts) {
-            overlap = await startPageServer(ctx, tunnelHosts, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir, pagePorts, openedRoute?.pageForwardCommand);
+            overlap = await startPageServer(ctx, tunnelHosts, containerd.found ? stagingDir(settings) : ready.targetCheckpointDir, pagePorts, openedRoute?.pageForwardCommand);
         }
         const pageServer = overlap;
         if (pageStream)
-            await spawnLazyEnds(ctx, pageStream, found, prepared, containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir);
+            await spawnLazyEnds(ctx, pageStream, found, prepared, containerd.found ? stagingDir(settings) : ready.targetCheckpointDir);
         await deps.unit?.allReady();
         dumped = await log.group('Checkpoint: freeze and dump the source', () => timer.time('checkpoint', () => pageStream
             ? lazyFreezeAndDump(ctx, found, prepared, pageStream)

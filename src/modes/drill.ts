@@ -26,7 +26,7 @@ import type { DrillFacts, RunStatus } from '../report/metadata.js';
 import { criuNotes } from '../report/publish.js';
 import type { Runtime } from '../runtime.js';
 import type { DrillSettings } from '../settings.js';
-import { workDir } from '../state/host-records.js';
+import { type WorkKey, workDir } from '../state/host-records.js';
 import type { StoredCheckpoint } from '../state/store.js';
 import { writeDrillRecord } from '../state/store-listing.js';
 import {
@@ -112,7 +112,7 @@ export async function runDrillMode(
         ),
       // Passed or not, the copy went: the drill never commits, its whole journal was rolled back.
       afterSettle: async (session, settled) => {
-        const remaining = await findLeftovers(session.durable.target, id, settings.checkpointName).catch(
+        const remaining = await findLeftovers(session.durable.target, id, settings).catch(
           (error: unknown) => [`could not check what the drill left: ${errorMessage(error)}`],
         );
         leftovers = [...settled.problems, ...remaining];
@@ -281,8 +281,8 @@ async function stillStored(store: Host, found: StoredCheckpoint): Promise<boolea
 }
 
 /** What the drill left on its host after the rollback: containers and volumes with its label, its work files. */
-async function findLeftovers(target: Host, id: string, checkpointName: string): Promise<string[]> {
-  const result = await runChecked(target, drillLeftoversScript(id, [workDir(checkpointName)]), {
+async function findLeftovers(target: Host, id: string, key: WorkKey): Promise<string[]> {
+  const result = await runChecked(target, drillLeftoversScript(id, [workDir(key)]), {
     step: 'cleanup',
     what: 'looking for what the drill left',
     options: { timeoutMs: COMMAND_TIMEOUT_MS },

@@ -548,7 +548,7 @@ export async function gateTarget(
 /** The CPU the checkpoint was taken on, checked by the target's CRIU (in the run's work directory, journalled). */
 export async function checkStoredCpu(ctx: RunContext<FromStoreSettings>, dir: string): Promise<void> {
   const { settings, log } = ctx;
-  const work = workDir(settings.checkpointName);
+  const work = workDir(settings);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [work] }, 'target');
   await streamVia(
     ctx.streams,

@@ -68,7 +68,6 @@ export async function prepareCheckpoint(
     tcpEstablished?: boolean;
   } = {},
 ): Promise<PreparedCheckpoint> {
-  const name = ctx.settings.checkpointName;
   const probe = DOCKER_LAYOUT.runcRoots
     .map(
       (root) => `[ -f ${shellQuote([`${root}/${container.Id}/state.json`])} ] && echo ${shellQuote([root])}`,
@@ -91,7 +90,7 @@ export async function prepareCheckpoint(
   }
   // Without a gate (checkpoint mode) the connections are judged here, before anything is touched.
   const tcpEstablished = options.tcpEstablished ?? (await connectionsBeforeDump(ctx, container));
-  const root = workDir(name);
+  const root = workDir(ctx.settings);
   const dirs = { imagesDir: `${root}/images`, workDir: `${root}/criu` };
   // Memory images hold every secret the process has: root-only from the first byte.
   await ctx.journal.intend({ kind: 'files', side: 'source', paths: [root] }, 'source');

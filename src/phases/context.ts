@@ -37,6 +37,8 @@ export type MigrationContext = RunContext<MigrateSettings>;
 
 /** Settings of a run that writes checkpoint images under its name. */
 export interface Named {
+  /** With checkpointName, names the run's files on each host (see workDir). */
+  container: string;
   checkpointName: string;
   /** Members of a moving compose unit keep their current addresses, static or not. */
   keepAddresses?: boolean;

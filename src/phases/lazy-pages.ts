@@ -23,7 +23,7 @@ import {
 } from '../policy/lazy-pages.js';
 import type { HostFacts } from '../probe/facts.js';
 import type { MemoryMode } from '../settings.js';
-import { workDir } from '../state/host-records.js';
+import { type WorkKey, workDir } from '../state/host-records.js';
 import { type CheckpointResult, criuLogErrors, type PreparedCheckpoint } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 import { freeLoopbackPort } from './page-server.js';
@@ -39,13 +39,13 @@ import { formatCheck } from './preflight.js';
  */
 
 /** The lazy-pages daemon's directory on the target; the restore's CRIU configuration names it. */
-export function lazyWorkDir(checkpointName: string): string {
-  return `${workDir(checkpointName)}/lazy`;
+export function lazyWorkDir(key: WorkKey): string {
+  return `${workDir(key)}/lazy`;
 }
 
 /** With memory: lazy, CRIU writes its restore log into the work-dir the restore's configuration names. */
-export function lazyRestoreLogs(settings: { memory: MemoryMode; checkpointName: string }): string[] {
-  return settings.memory === 'lazy' ? [`${lazyWorkDir(settings.checkpointName)}/restore.log`] : [];
+export function lazyRestoreLogs(settings: WorkKey & { memory: MemoryMode }): string[] {
+  return settings.memory === 'lazy' ? [`${lazyWorkDir(settings)}/restore.log`] : [];
 }
 
 /** A dump not ready (its NUL) in this long is hung. */
@@ -215,7 +215,7 @@ export async function spawnLazyEnds(
     ctx.target.spawn(
       lazyDaemonCommand({
         imagesDir,
-        workDir: lazyWorkDir(ctx.settings.checkpointName),
+        workDir: lazyWorkDir(ctx.settings),
         port: session.relay.port,
       }),
     ),
@@ -324,7 +324,7 @@ export async function startLazyDaemon(ctx: MigrationContext, session: LazySessio
       detail: [
         said === 'timeout' ? 'no answer in 30 s' : said === 'exit' ? 'it exited' : said,
         tailLines(session.daemonErr?.() ?? '', 5),
-        await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`),
+        await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings)}/lazy-pages.log`),
       ]
         .filter(Boolean)
         .join('\n'),
@@ -401,9 +401,7 @@ export async function awaitLastPage(ctx: MigrationContext, session: LazySession)
         relay.problem() ? `relay: ${relay.problem()}` : '',
         session.serverErr ? tailLines(session.serverErr(), 3) : '',
         session.daemonErr ? tailLines(session.daemonErr(), 3) : '',
-        await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings.checkpointName)}/lazy-pages.log`).catch(
-          () => '',
-        ),
+        await criuLogErrors(ctx.target, `${lazyWorkDir(ctx.settings)}/lazy-pages.log`).catch(() => ''),
       ]
         .filter(Boolean)
         .join('\n'),

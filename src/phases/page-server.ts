@@ -11,7 +11,7 @@ import { describeHost, type Host, type HostProcess, type ProcessExit } from '../
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { firstLine, keepTail } from '../host/process-lines.js';
 import { tailLines } from '../host/shell.js';
-import { workDir } from '../state/host-records.js';
+import { type WorkKey, workDir } from '../state/host-records.js';
 import { criuLogErrors } from './checkpoint.js';
 import type { MigrationContext } from './context.js';
 
@@ -32,8 +32,8 @@ const SERVER_END_MS = 30_000;
 const REMEDY_EAGER = 'or use memory: eager';
 
 /** The page server's directory on the target (its log). */
-export function pageServerWorkDir(checkpointName: string): string {
-  return `${workDir(checkpointName)}/page-server`;
+export function pageServerWorkDir(key: WorkKey): string {
+  return `${workDir(key)}/page-server`;
 }
 
 /** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
@@ -91,7 +91,7 @@ export async function startPageServer(
   ports: PagePorts,
   forwardCommand: string | undefined,
 ): Promise<PageServerSession> {
-  const dir = pageServerWorkDir(ctx.settings.checkpointName);
+  const dir = pageServerWorkDir(ctx.settings);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
   const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
   const serverEnd = ending(server);

@@ -35,7 +35,7 @@ export async function prepareRestoreConfig(
 ): Promise<RestoreConfigFile | undefined> {
   const plan = planRestoreConfig(target, options);
   if (!needsRestoreConfig(plan)) return undefined;
-  const path = restoreConfigPath(ctx.settings.checkpointName);
+  const path = restoreConfigPath(ctx.settings);
   await ctx.journal.intend({ kind: 'restore-config', path }, 'target');
   await runChecked(
     ctx.target,

@@ -172,7 +172,7 @@ export async function createHolder(
   }
   const owner = network.sourceHolder ?? container;
   const args = buildHolderArgs(owner, container, { name, app, image: HOLDER_IMAGE, label: HOLDER_LABEL });
-  const targetWork = workDir(ctx.settings.checkpointName);
+  const targetWork = workDir(ctx.settings);
   const cidFile = `${targetWork}/holder.cid`;
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [targetWork] }, 'target');
   const created = await ctx.journal.intend({ kind: 'holder-created', name, cidFile }, 'target');
@@ -232,7 +232,7 @@ export async function createTargetContainer(
     }),
   );
   // The environment often holds secrets: a 0600 file, never the command line.
-  const targetWork = workDir(ctx.settings.checkpointName);
+  const targetWork = workDir(ctx.settings);
   const envDir = `${targetWork}/create`;
   // Where docker create writes the ID: until it is journalled, the only proof the container is ours.
   const cidFile = `${targetWork}/target.cid`;

@@ -27,7 +27,7 @@ import {
   withCodec,
 } from '../policy/compression.js';
 import type { Compression } from '../settings.js';
-import { PRIVATE, workDir } from '../state/host-records.js';
+import { PRIVATE, type WorkKey, workDir } from '../state/host-records.js';
 import type { CheckpointResult } from './checkpoint.js';
 import type { Named, RunContext } from './context.js';
 import type { StageResult } from './stage.js';
@@ -316,8 +316,8 @@ export interface CheckpointReceiver {
 }
 
 /** Where the images are staged on the target, inside the run's work directory. */
-export function stagingDir(checkpointName: string): string {
-  return `${workDir(checkpointName)}/staged`;
+export function stagingDir(key: WorkKey): string {
+  return `${workDir(key)}/staged`;
 }
 
 const PATH_NOTE = 'restore-path';
@@ -344,7 +344,7 @@ export async function receiveCheckpoint(
     ? ` && printf '%s\\n' ${shellQuote([marker])} >${shellQuote([`${checkpointDir}/${RESTORE_MARKER_FILE}`])}`
     : '';
   const report = (said: string) => `printf '${NOTE_MARK} ${PATH_NOTE} %s\\n' ${said} >&2`;
-  const dirs = containerd.found ? [stagingDir(ctx.settings.checkpointName), checkpointDir] : [checkpointDir];
+  const dirs = containerd.found ? [stagingDir(ctx.settings), checkpointDir] : [checkpointDir];
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: dirs }, 'target');
   await runChecked(ctx.target, `${PRIVATE} mkdir -p ${shellQuote(dirs)}`, {
     step: 'stage',
@@ -358,7 +358,7 @@ export async function receiveCheckpoint(
       restorePath: () => announce(ctx, { path: 'full-copy', reason }),
     };
   }
-  const staging = stagingDir(ctx.settings.checkpointName);
+  const staging = stagingDir(ctx.settings);
   return {
     consume: [
       `${extractInto(staging)} || exit $?`,

@@ -10,7 +10,7 @@ import {
   volumeSendCommand,
 } from '../policy/volumes.js';
 import type { VolumeFacts, VolumePassFacts } from '../report/metadata.js';
-import { PRIVATE, workDir } from '../state/host-records.js';
+import { PRIVATE, type WorkKey, workDir } from '../state/host-records.js';
 import type { StoredVolume } from '../state/store.js';
 import type { Named, RunContext } from './context.js';
 
@@ -23,12 +23,12 @@ export interface MovingVolume {
 }
 
 /** The source's tar snapshot files (--listed-incremental) of one run; beside the work directory, which the checkpoint recreates. */
-export function snapshotDir(checkpointName: string): string {
-  return `${workDir(checkpointName)}.volumes`;
+export function snapshotDir(key: WorkKey): string {
+  return `${workDir(key)}.volumes`;
 }
 
-function snapshotFile(checkpointName: string, volume: string): string {
-  return `${snapshotDir(checkpointName)}/${volume}.snar`;
+function snapshotFile(key: WorkKey, volume: string): string {
+  return `${snapshotDir(key)}/${volume}.snar`;
 }
 
 async function mountpointOf(ctx: RunContext<Named>, name: string): Promise<string> {
@@ -94,7 +94,7 @@ export async function prepareTargetVolumes(
 
 /** Makes the source's directory of tar snapshot files, journalled (removed when the run ends). */
 export async function prepareSnapshots(ctx: RunContext<Named>): Promise<void> {
-  const dir = snapshotDir(ctx.settings.checkpointName);
+  const dir = snapshotDir(ctx.settings);
   await ctx.journal.around({ kind: 'files', side: 'source', paths: [dir] }, 'source', () =>
     runChecked(ctx.source, `${PRIVATE} mkdir -p ${shellQuote([dir])}`, {
       step: 'volumes',
@@ -119,7 +119,7 @@ async function passVolume(
   codec: Codec,
   pass: VolumePassFacts['pass'],
 ): Promise<VolumePassFacts> {
-  const snapshot = snapshotFile(ctx.settings.checkpointName, name);
+  const snapshot = snapshotFile(ctx.settings, name);
   const stages = withCodec(codec, volumeSendCommand(mountpoint, snapshot, pass === 'bulk'), consume);
   const result = await streamVia(ctx.streams, ctx.source, stages.produce, to, stages.consume, {
     label: `volume ${name} (${pass})`,

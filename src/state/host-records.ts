@@ -26,13 +26,27 @@ export function containerStateDir(container: string): string {
   return `${STATE_ROOT}/containers/${container}`;
 }
 
-export function workDir(checkpointName: string): string {
-  return `${STATE_ROOT}/work/${checkpointName}`;
+/** What names one run's files on a host: its container and its checkpoint name. */
+export interface WorkKey {
+  container: string;
+  checkpointName: string;
+}
+
+/**
+ * One run's work directory on a host. The container is in the name: runs of different
+ * containers under one explicit checkpoint name (a matrix) never share or empty each other's.
+ */
+export function workDir(key: WorkKey): string {
+  return `${STATE_ROOT}/work/${workName(key)}`;
+}
+
+function workName({ container, checkpointName }: WorkKey): string {
+  return `${container}.${checkpointName}`;
 }
 
 /** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
-export function restoreConfigPath(checkpointName: string): string {
-  return `${STATE_ROOT}/criu/${checkpointName}.conf`;
+export function restoreConfigPath(key: WorkKey): string {
+  return `${STATE_ROOT}/criu/${workName(key)}.conf`;
 }
 
 /** A path restoreConfigPath made: the only files under the action's state a container's annotation may name for removal. */

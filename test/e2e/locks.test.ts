@@ -300,7 +300,7 @@ describe('a rollback checks the source can resume before it removes a running ta
       await onHost(
         bed,
         host,
-        `docker rm -f ${name} >/dev/null 2>&1; rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/${name}-*`,
+        `docker rm -f ${name} >/dev/null 2>&1; rm -rf /var/lib/criu-migrate/containers/${name} /var/lib/criu-migrate/work/${name}.*`,
       );
     }
   });
@@ -381,7 +381,7 @@ describe('a checkpoint journal whose container was removed', () => {
     const left = await onHost(
       bed,
       bed.host1,
-      `ls -d /var/lib/criu-migrate/containers/${ckpt}/journal.json /var/lib/criu-migrate/containers/${ckpt}/lock /var/lib/criu-migrate/work/${ckpt}-* 2>/dev/null; true`,
+      `ls -d /var/lib/criu-migrate/containers/${ckpt}/journal.json /var/lib/criu-migrate/containers/${ckpt}/lock /var/lib/criu-migrate/work/${ckpt}.* 2>/dev/null; true`,
     );
     expect(left).toBe('');
   });

@@ -36,6 +36,8 @@ const RETRY_NOTE = /sshd closed the connection before the SSH handshake/g;
 const RUN_TIMEOUT_MS = 240_000;
 const BED_LIMIT = 'MaxStartups 64:30:128';
 const DEFAULT_LIMIT = 'MaxStartups 10:30:100';
+/** The checkpoint name half the matrix's runs share. */
+const SHARED_NAME = 'e2e-many-cutover';
 /** The container whose first freeze runc reports stuck. */
 const STUCK = 'e2e-many-stuck';
 /** The container of the run that meets a full start limit for certain. */
@@ -153,6 +155,9 @@ describe('many moves from one source at once', () => {
             ...sshInputs(bed),
             'upload-artifact': 'false',
             'verify-stable-seconds': '1',
+            // Half the matrix shares one explicit name (cutover-<run id> in a workflow): each run's
+            // files on both hosts must still be its own.
+            ...(i % 2 === 0 ? { 'checkpoint-name': SHARED_NAME } : {}),
           },
           { runId: String(2300 + i), timeoutMs: RUN_TIMEOUT_MS },
         ),
@@ -168,6 +173,7 @@ describe('many moves from one source at once', () => {
     runs.forEach((run, i) => {
       expect(run.exitCode, `${names[i]}: ${run.stdout}`).toBe(0);
       expect(run.outputs.status, names[i]).toBe('succeeded');
+      if (i % 2 === 0) expect(run.outputs['checkpoint-name'], names[i]).toBe(SHARED_NAME);
       // A retry is said in the log with the host and the remedy, never silently.
       if (retries[i]! > 0) expect(run.stdout).toMatch(/docs\/hosts\.md says how to raise the limit/);
     });

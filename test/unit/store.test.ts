@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { directDir } from '../../src/phases/direct-route.js';
+import { isRestoreConfigPath, restoreConfigPath, workDir } from '../../src/state/host-records.js';
 import {
   type CheckpointManifest,
   checkpointDir,
@@ -109,5 +111,17 @@ describe('checkpoint store', () => {
     [JSON.stringify(manifest('x', 't')), 'x'],
   ])('parseManifest(%s)', (text, name) => {
     expect(parseManifest(text)?.name).toBe(name);
+  });
+});
+
+describe("one run's files on a host", () => {
+  it('differ for two containers under one checkpoint name, and for two runs of one name', () => {
+    const web = { container: 'web', checkpointName: 'cutover' };
+    const db = { container: 'db', checkpointName: 'cutover' };
+    expect(workDir(web)).toBe('/var/lib/criu-migrate/work/web.cutover');
+    expect(workDir(web)).not.toBe(workDir(db));
+    expect(restoreConfigPath(web)).not.toBe(restoreConfigPath(db));
+    expect(isRestoreConfigPath(restoreConfigPath(web))).toBe(true);
+    expect(directDir('cutover', 'a1b2')).not.toBe(directDir('cutover', 'c3d4'));
   });
 });

@@ -259,7 +259,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
           ...(checked.sourceHolder ? { sourceHolder: checked.sourceHolder } : {}),
           ...(checked.target.kernel.arch ? { targetArch: checked.target.kernel.arch } : {}),
           restoreFacts: restoreFactsOf(checked.target.docker),
-          ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings.checkpointName) } : {}),
+          ...(settings.memory === 'lazy' ? { lazyWorkDir: lazyWorkDir(settings) } : {}),
           tcpEstablished: checked.tcpEstablished,
         }),
       ),
@@ -298,7 +298,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       overlap = await startPageServer(
         ctx,
         tunnelHosts,
-        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
+        containerd.found ? stagingDir(settings) : ready.targetCheckpointDir,
         pagePorts,
         openedRoute?.pageForwardCommand,
       );
@@ -310,7 +310,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
         pageStream,
         found,
         prepared,
-        containerd.found ? stagingDir(settings.checkpointName) : ready.targetCheckpointDir,
+        containerd.found ? stagingDir(settings) : ready.targetCheckpointDir,
       );
     await deps.unit?.allReady();
 
