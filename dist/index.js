@@ -61551,7 +61551,14 @@ function memoryNeed(container, source) {
         return ['memory (not running)', 0];
     return ['memory', source.memory?.bytes];
 }
-const capacity = ({ container, source, target }) => {
+/** What the source's disk must hold of the memory: all of it for eager, none when the pages leave during the dump. */
+function sourcePagesNeed(mode, memory) {
+    if (mode === 'eager')
+        return container_rules_need([memory]);
+    const how = mode === 'overlap' ? 'sent to the target while it dumps' : 'served to the target from memory';
+    return { bytes: 0, parts: [`no memory pages (memory: ${mode}: ${how})`] };
+}
+const capacity = ({ container, source, target, memory: mode = 'eager' }) => {
     const checks = [];
     const memory = memoryNeed(container, source);
     if (container.State.Running && !source.memory) {
@@ -61559,7 +61566,7 @@ const capacity = ({ container, source, target }) => {
     }
     const layer = ['writable layer', source.writableLayerBytes];
     const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
-    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, container_rules_need([memory]), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
+    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, sourcePagesNeed(mode, memory), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
     // The pages are staged in the action's work directory and Docker's checkpoint
     // directory only links to them, so containerd's restore copy is a few KiB.
     const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);
@@ -61830,6 +61837,7 @@ function evaluateGate(facts, options) {
                 source: sourceProbe,
                 target: targetProbe,
                 ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+                ...(options.memory ? { memory: options.memory } : {}),
             })
             : []),
         ...(container && facts.volumes
@@ -66255,6 +66263,7 @@ async function runGate(ctx, shared) {
         volumeReplace: ctx.settings.volumeReplace,
         volumeUseTargetOptions: ctx.settings.volumeUseTargetOptions,
         holderAllowed: ctx.settings.networkHolder,
+        ...(ctx.settings.memory ? { memory: ctx.settings.memory } : {}),
     });
     return { facts, checks };
 }

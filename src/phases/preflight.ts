@@ -8,7 +8,7 @@ import type { VolumeFacts } from '../policy/volumes.js';
 import { gatherHostFacts, type HostFacts } from '../probe/facts.js';
 import { compareCpus, probeSource, probeTarget } from '../probe/preflight-facts.js';
 import { gatherVolumeFacts } from '../probe/volume-facts.js';
-import type { Settings } from '../settings.js';
+import type { MemoryMode, Settings } from '../settings.js';
 import type { MigrationContext } from './context.js';
 
 export interface PreflightResult {
@@ -40,7 +40,7 @@ export type GateContext = Pick<
     | 'volumeReplace'
     | 'volumeUseTargetOptions'
     | 'networkHolder'
-  >;
+  > & { memory?: MemoryMode };
 };
 
 /** Facts of the two hosts, gathered once and shared by the gates of several containers. */
@@ -129,6 +129,7 @@ export async function runGate(ctx: GateContext, shared?: SharedHostFacts): Promi
     volumeReplace: ctx.settings.volumeReplace,
     volumeUseTargetOptions: ctx.settings.volumeUseTargetOptions,
     holderAllowed: ctx.settings.networkHolder,
+    ...(ctx.settings.memory ? { memory: ctx.settings.memory } : {}),
   });
   return { facts, checks };
 }

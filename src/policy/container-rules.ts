@@ -4,6 +4,7 @@ import type { ProcessRow } from '../engine/engine.js';
 import { formatAddress, isWildcardIp, type PathKind, TCP_LISTEN } from '../probe/parsers.js';
 import type { DiskAt, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
 import { formatBytes } from '../report/summary.js';
+import type { MemoryMode } from '../settings.js';
 import type { Check, CheckHost } from './compatibility.js';
 import {
   type ConnectionVerdict,
@@ -134,6 +135,8 @@ export interface PlacementFacts {
   sourceHolder?: ContainerInspect;
   source: SourceProbe;
   target: TargetProbe;
+  /** How the pages move (absent: eager): overlap and lazy write none on the source's disk. */
+  memory?: MemoryMode;
 }
 
 export type PlacementRule = (facts: PlacementFacts) => Check[];
@@ -626,7 +629,14 @@ function memoryNeed(container: ContainerInspect, source: SourceProbe): [string, 
   return ['memory', source.memory?.bytes];
 }
 
-export const capacity: PlacementRule = ({ container, source, target }) => {
+/** What the source's disk must hold of the memory: all of it for eager, none when the pages leave during the dump. */
+function sourcePagesNeed(mode: MemoryMode, memory: [string, number | undefined]): Need {
+  if (mode === 'eager') return need([memory]);
+  const how = mode === 'overlap' ? 'sent to the target while it dumps' : 'served to the target from memory';
+  return { bytes: 0, parts: [`no memory pages (memory: ${mode}: ${how})`] };
+}
+
+export const capacity: PlacementRule = ({ container, source, target, memory: mode = 'eager' }) => {
   const checks: Check[] = [];
   const memory = memoryNeed(container, source);
   if (container.State.Running && !source.memory) {
@@ -648,7 +658,7 @@ export const capacity: PlacementRule = ({ container, source, target }) => {
       'source',
       'disk space for checkpoint',
       source.stateDir,
-      need([memory]),
+      sourcePagesNeed(mode, memory),
       'the checkpoint images on the source',
       `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`,
     ),

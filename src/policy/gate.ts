@@ -1,7 +1,7 @@
 import type { ContainerInspect } from '../engine/docker/inspect.js';
 import type { HostFacts } from '../probe/facts.js';
 import type { CpuComparison, SourceProbe, TargetProbe } from '../probe/preflight-facts.js';
-import type { KernelPolicy } from '../settings.js';
+import type { KernelPolicy, MemoryMode } from '../settings.js';
 import { privilegeCheck } from './access-rules.js';
 import { type Check, evaluateCompatibility } from './compatibility.js';
 import { evaluateContainer, evaluatePlacement } from './container-rules.js';
@@ -37,6 +37,8 @@ export interface GateOptions {
   volumeUseTargetOptions: boolean;
   /** The docker28-network-holder input: bridge and user networks onto Docker 28/29 through a holder. */
   holderAllowed: boolean;
+  /** How a migration would move the pages (absent: eager); the source's disk check follows it. */
+  memory?: MemoryMode;
 }
 
 /** The source's network holder, when the container joins one an earlier migration made. */
@@ -134,6 +136,7 @@ export function evaluateGate(facts: GateFacts, options: GateOptions): Check[] {
           source: sourceProbe,
           target: targetProbe,
           ...(route?.route === 'holder' && holder ? { sourceHolder: holder } : {}),
+          ...(options.memory ? { memory: options.memory } : {}),
         })
       : []),
     ...(container && facts.volumes

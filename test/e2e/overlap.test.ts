@@ -4,13 +4,14 @@ import { installWrapper } from './faults.js';
 import { containerState, expectNothingLeft } from './invariants.js';
 import { memoryMoveInputs, memorySum, startMemoryWorkload } from './memory-workload.js';
 import { runAction } from './run-action.js';
-import { loadTestbed, onHostResult, type Testbed } from './testbed.js';
+import { loadTestbed, onHost, onHostResult, type Testbed } from './testbed.js';
 
 // memory: overlap on the default bed: the target's CRIU page server takes the pages while the
 // source dumps them, through the runner's two SSH connections.
 let bed: Testbed;
 const name = 'e2e-overlap';
 const WRAPPER = '/usr/local/bin/criu';
+const STATE_ROOT = '/var/lib/criu-migrate';
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
   return memoryMoveInputs(bed, name, { memory: 'overlap', ...extra });
@@ -21,6 +22,7 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  await onHostResult(bed, bed.host1, `umount ${STATE_ROOT}`);
   await onHostResult(bed, bed.host2, `rm -f ${WRAPPER}`);
   for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
 });
@@ -84,6 +86,32 @@ wait "$p"
     expect(await containerState(bed, bed.host2, name)).toBeUndefined();
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     expect(await memorySum(bed, bed.host1, name)).toBe(before);
+    await expectNothingLeft(bed, name);
+  });
+
+  it('a source with room for its small images but not its pages: eager is refused, overlap moves it', async () => {
+    const before = await startMemoryWorkload(bed, name, 128);
+    // 96 MiB: the small images and the 64 MiB slack fit; 128 MiB of pages (eager asks 224 MiB) do not.
+    await onHost(
+      bed,
+      bed.host1,
+      `mkdir -p ${STATE_ROOT} && mount -t tmpfs -o size=96m e2e-overlap ${STATE_ROOT}`,
+    );
+    try {
+      const eager = await runAction(inputs({ memory: 'eager' }));
+      expect(eager.exitCode).not.toBe(0);
+      expect(eager.outputs['error-code'], eager.stdout).toBe('DISK_SPACE_LOW');
+      expect(eager.outputs.status).toBe('refused');
+      expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+
+      const run = await runAction(inputs());
+      expect(run.exitCode, run.stdout).toBe(0);
+      expect(run.outputs.status).toBe('succeeded');
+      expect(run.stdout).toMatch(/disk space for checkpoint: .*no memory pages \(memory: overlap/);
+    } finally {
+      await onHost(bed, bed.host1, `umount ${STATE_ROOT}`);
+    }
+    expect(await memorySum(bed, bed.host2, name)).toBe(before);
     await expectNothingLeft(bed, name);
   });
 });

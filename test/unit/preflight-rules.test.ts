@@ -23,6 +23,7 @@ import {
   type SourceProbe,
   type TargetProbe,
 } from '../../src/probe/preflight-facts.js';
+import type { MemoryMode } from '../../src/settings.js';
 
 const read = (path: string) => readFileSync(new URL(`../fixtures/${path}`, import.meta.url), 'utf8');
 const ok = (stdout: string): CommandResult => ({ exitCode: 0, stdout, stderr: '' });
@@ -109,13 +110,14 @@ function healthy(): GateFacts {
   };
 }
 
-function evaluate(facts: GateFacts, sudo = false): Check[] {
+function evaluate(facts: GateFacts, sudo = false, memory?: MemoryMode): Check[] {
   return evaluateGate(facts, {
     kernelPolicy: 'same-minor',
     sudo,
     volumeReplace: false,
     volumeUseTargetOptions: false,
     holderAllowed: false,
+    ...(memory ? { memory } : {}),
   });
 }
 
@@ -819,6 +821,31 @@ describe('capacity arithmetic', () => {
     expect(staged?.observed).toMatch(/\/var\/lib\/criu-migrate/);
     expect(checks.find((c) => c.name === 'disk space on docker root')?.expected).not.toMatch(/memory/);
     expect(checks.map((c) => c.name)).not.toContain('disk space for restore copy');
+  });
+
+  it('asks the source no room for the pages when they leave during the dump (overlap, lazy)', () => {
+    const onSource = (memory: MemoryMode) =>
+      evaluate(
+        tweak(() => {}),
+        false,
+        memory,
+      ).find((c) => c.name === 'disk space for checkpoint');
+    expect(onSource('eager')?.expected).toMatch(/memory 8\.7 MiB/);
+    expect(onSource('overlap')?.expected).toMatch(
+      /no memory pages \(memory: overlap: sent to the target while it dumps\)/,
+    );
+    expect(onSource('overlap')?.expected).toMatch(/at least 64\.0 MiB free/);
+    expect(onSource('lazy')?.expected).toMatch(/no memory pages \(memory: lazy/);
+    expect(onSource('overlap')?.status).toBe('pass');
+  });
+
+  it('still asks the target room for the staged pages under overlap', () => {
+    const staged = evaluate(
+      tweak(() => {}),
+      false,
+      'overlap',
+    ).find((c) => c.name === 'disk space for staged checkpoint');
+    expect(staged?.expected).toMatch(/memory 8\.7 MiB/);
   });
 });
 
