@@ -61551,12 +61551,15 @@ function memoryNeed(container, source) {
         return ['memory (not running)', 0];
     return ['memory', source.memory?.bytes];
 }
-/** What the source's disk must hold of the memory: all of it for eager, none when the pages leave during the dump. */
+/**
+ * What the source's disk must hold of the memory: none with overlap (every page, shared memory
+ * too, goes to the target's page server). Lazy still writes the pages it cannot serve lazily
+ * (shared memory) there, so it is asked for all of it, like eager.
+ */
 function sourcePagesNeed(mode, memory) {
-    if (mode === 'eager')
+    if (mode !== 'overlap')
         return container_rules_need([memory]);
-    const how = mode === 'overlap' ? 'sent to the target while it dumps' : 'served to the target from memory';
-    return { bytes: 0, parts: [`no memory pages (memory: ${mode}: ${how})`] };
+    return { bytes: 0, parts: ['no memory pages (memory: overlap: sent to the target while it dumps)'] };
 }
 const capacity = ({ container, source, target, memory: mode = 'eager' }) => {
     const checks = [];

@@ -629,11 +629,14 @@ function memoryNeed(container: ContainerInspect, source: SourceProbe): [string, 
   return ['memory', source.memory?.bytes];
 }
 
-/** What the source's disk must hold of the memory: all of it for eager, none when the pages leave during the dump. */
+/**
+ * What the source's disk must hold of the memory: none with overlap (every page, shared memory
+ * too, goes to the target's page server). Lazy still writes the pages it cannot serve lazily
+ * (shared memory) there, so it is asked for all of it, like eager.
+ */
 function sourcePagesNeed(mode: MemoryMode, memory: [string, number | undefined]): Need {
-  if (mode === 'eager') return need([memory]);
-  const how = mode === 'overlap' ? 'sent to the target while it dumps' : 'served to the target from memory';
-  return { bytes: 0, parts: [`no memory pages (memory: ${mode}: ${how})`] };
+  if (mode !== 'overlap') return need([memory]);
+  return { bytes: 0, parts: ['no memory pages (memory: overlap: sent to the target while it dumps)'] };
 }
 
 export const capacity: PlacementRule = ({ container, source, target, memory: mode = 'eager' }) => {
