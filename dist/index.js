@@ -52940,7 +52940,12 @@ function parseMemoryProbe(text) {
     const dumped = version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
     if (dumped !== undefined) {
         const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
-        return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+        const shmem = version === 'v1' ? (values.get('total_shmem') ?? values.get('shmem')) : values.get('shmem');
+        return {
+            bytes: dumped,
+            how: `cgroup ${version} memory.stat ${fields}`,
+            ...(shmem !== undefined ? { shmemBytes: shmem } : {}),
+        };
     }
     const usage = values.get('usage_bytes');
     return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };
@@ -61552,14 +61557,19 @@ function memoryNeed(container, source) {
     return ['memory', source.memory?.bytes];
 }
 /**
- * What the source's disk must hold of the memory: none with overlap (every page, shared memory
- * too, goes to the target's page server). Lazy still writes the pages it cannot serve lazily
- * (shared memory) there, so it is asked for all of it, like eager.
+ * What the source's disk must hold of the memory. With overlap the process pages go to the
+ * target's page server, but a tmpfs's files (/dev/shm) are still written there, so shared memory
+ * (memory.stat shmem, tmpfs included) is asked for; unknown, all of it. Lazy writes what it
+ * cannot serve lazily there too, so it is asked for all of it, like eager.
  */
-function sourcePagesNeed(mode, memory) {
-    if (mode !== 'overlap')
+function sourcePagesNeed(mode, memory, shmemBytes) {
+    if (mode !== 'overlap' || shmemBytes === undefined || memory[1] === 0)
         return container_rules_need([memory]);
-    return { bytes: 0, parts: ['no memory pages (memory: overlap: sent to the target while it dumps)'] };
+    const shared = container_rules_need([['shared memory and tmpfs', shmemBytes]]);
+    return {
+        bytes: shared.bytes,
+        parts: ['no process pages (memory: overlap sends them while it dumps)', ...shared.parts],
+    };
 }
 const capacity = ({ container, source, target, memory: mode = 'eager' }) => {
     const checks = [];
@@ -61569,7 +61579,7 @@ const capacity = ({ container, source, target, memory: mode = 'eager' }) => {
     }
     const layer = ['writable layer', source.writableLayerBytes];
     const image = target.imagePresent === false ? ['image (not on the target yet)', source.imageBytes] : ['image', 0];
-    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, sourcePagesNeed(mode, memory), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
+    checks.push(spaceCheck('source', 'disk space for checkpoint', source.stateDir, sourcePagesNeed(mode, memory, source.memory?.shmemBytes), 'the checkpoint images on the source', `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`));
     // The pages are staged in the action's work directory and Docker's checkpoint
     // directory only links to them, so containerd's restore copy is a few KiB.
     const stagedWithDocker = sameFileSystem(target.dockerRoot, target.stateDir);

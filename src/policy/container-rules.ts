@@ -630,13 +630,22 @@ function memoryNeed(container: ContainerInspect, source: SourceProbe): [string, 
 }
 
 /**
- * What the source's disk must hold of the memory: none with overlap (every page, shared memory
- * too, goes to the target's page server). Lazy still writes the pages it cannot serve lazily
- * (shared memory) there, so it is asked for all of it, like eager.
+ * What the source's disk must hold of the memory. With overlap the process pages go to the
+ * target's page server, but a tmpfs's files (/dev/shm) are still written there, so shared memory
+ * (memory.stat shmem, tmpfs included) is asked for; unknown, all of it. Lazy writes what it
+ * cannot serve lazily there too, so it is asked for all of it, like eager.
  */
-function sourcePagesNeed(mode: MemoryMode, memory: [string, number | undefined]): Need {
-  if (mode !== 'overlap') return need([memory]);
-  return { bytes: 0, parts: ['no memory pages (memory: overlap: sent to the target while it dumps)'] };
+function sourcePagesNeed(
+  mode: MemoryMode,
+  memory: [string, number | undefined],
+  shmemBytes: number | undefined,
+): Need {
+  if (mode !== 'overlap' || shmemBytes === undefined || memory[1] === 0) return need([memory]);
+  const shared = need([['shared memory and tmpfs', shmemBytes]]);
+  return {
+    bytes: shared.bytes,
+    parts: ['no process pages (memory: overlap sends them while it dumps)', ...shared.parts],
+  };
 }
 
 export const capacity: PlacementRule = ({ container, source, target, memory: mode = 'eager' }) => {
@@ -661,7 +670,7 @@ export const capacity: PlacementRule = ({ container, source, target, memory: mod
       'source',
       'disk space for checkpoint',
       source.stateDir,
-      sourcePagesNeed(mode, memory),
+      sourcePagesNeed(mode, memory, source.memory?.shmemBytes),
       'the checkpoint images on the source',
       `free space on the file system holding ${source.stateDir.path} on the source, or mount a larger one there: the checkpoint images (about the container's memory) are written there while it is frozen`,
     ),

@@ -275,6 +275,8 @@ export interface MemoryUse {
   bytes: number;
   /** Where the number came from, for the report. */
   how: string;
+  /** Of it, shared memory and tmpfs (memory.stat shmem): what a dump may write locally even with a page server. */
+  shmemBytes?: number;
 }
 
 const SIZE_UNITS: Record<string, number> = {
@@ -325,7 +327,12 @@ export function parseMemoryProbe(text: string): MemoryUse | undefined {
     version === 'v1' ? (sum('total_rss', 'total_shmem') ?? sum('rss', 'shmem')) : sum('anon', 'shmem');
   if (dumped !== undefined) {
     const fields = version === 'v1' ? 'rss + shmem' : 'anon + shmem';
-    return { bytes: dumped, how: `cgroup ${version} memory.stat ${fields}` };
+    const shmem = version === 'v1' ? (values.get('total_shmem') ?? values.get('shmem')) : values.get('shmem');
+    return {
+      bytes: dumped,
+      how: `cgroup ${version} memory.stat ${fields}`,
+      ...(shmem !== undefined ? { shmemBytes: shmem } : {}),
+    };
   }
   const usage = values.get('usage_bytes');
   return usage === undefined ? undefined : { bytes: usage, how: `cgroup ${version} memory usage` };

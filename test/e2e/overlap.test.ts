@@ -89,7 +89,7 @@ wait "$p"
     await expectNothingLeft(bed, name);
   });
 
-  it('a source with room for its small images but not its pages: eager is refused, overlap moves it', async () => {
+  it('a source with room for its small images but not its pages: eager (and overlap with a full /dev/shm) refused, overlap moves it', async () => {
     const before = await startMemoryWorkload(bed, name, 128);
     // 96 MiB: the small images and the 64 MiB slack fit; 128 MiB of pages (eager asks 224 MiB) do not.
     await onHost(
@@ -98,6 +98,14 @@ wait "$p"
       `mkdir -p ${STATE_ROOT} && mount -t tmpfs -o size=96m e2e-overlap ${STATE_ROOT}`,
     );
     try {
+      // A tmpfs's files are dumped on the source even with overlap: 48 MiB in /dev/shm (asks 124 MiB).
+      await onHost(bed, bed.host1, `docker exec ${name} dd if=/dev/urandom of=/dev/shm/fill bs=1M count=48`);
+      const shm = await runAction(inputs());
+      expect(shm.outputs['error-code'], shm.stdout).toBe('DISK_SPACE_LOW');
+      expect(shm.outputs.status).toBe('refused');
+      expect(shm.stdout).toMatch(/disk space for checkpoint: .*shared memory and tmpfs 48\.\d MiB/);
+      await onHost(bed, bed.host1, `docker exec ${name} rm /dev/shm/fill`);
+
       const eager = await runAction(inputs({ memory: 'eager' }));
       expect(eager.exitCode).not.toBe(0);
       expect(eager.outputs['error-code'], eager.stdout).toBe('DISK_SPACE_LOW');
@@ -107,7 +115,7 @@ wait "$p"
       const run = await runAction(inputs());
       expect(run.exitCode, run.stdout).toBe(0);
       expect(run.outputs.status).toBe('succeeded');
-      expect(run.stdout).toMatch(/disk space for checkpoint: .*no memory pages \(memory: overlap/);
+      expect(run.stdout).toMatch(/disk space for checkpoint: .*no process pages \(memory: overlap/);
     } finally {
       await onHost(bed, bed.host1, `umount ${STATE_ROOT}`);
     }

@@ -202,22 +202,28 @@ describe('small parsers', () => {
 
 describe('parseMemoryProbe', () => {
   it.each([
-    ['cgroup v1 (test bed)', section(sourceOut, 'memory'), 9162752, 'cgroup v1 memory.stat rss + shmem'],
+    ['cgroup v1 (test bed)', section(sourceOut, 'memory'), 9162752, 'cgroup v1 memory.stat rss + shmem', 0],
     [
       'cgroup v2 (kernel format)',
       'cgroup v2\nanon 52428800\nfile 1048576\nshmem 4096\nfile_mapped 0\nusage_bytes 60000000',
       52428800 + 4096,
       'cgroup v2 memory.stat anon + shmem',
+      4096,
     ],
-    ['usage only', 'cgroup v2\nusage_bytes 12345', 12345, 'cgroup v2 memory usage'],
+    ['usage only', 'cgroup v2\nusage_bytes 12345', 12345, 'cgroup v2 memory usage', undefined],
     [
       'docker stats fallback',
       `docker_stats ${fixture('docker-stats-memusage.txt').trim()}`,
       332 * 1024,
       'docker stats memory usage',
+      undefined,
     ],
-  ])('%s', (_title, text, bytes, how) => {
-    expect(parseMemoryProbe(text)).toEqual({ bytes, how });
+  ])('%s', (_title, text, bytes, how, shmemBytes) => {
+    expect(parseMemoryProbe(text)).toEqual({
+      bytes,
+      how,
+      ...(shmemBytes !== undefined ? { shmemBytes } : {}),
+    });
   });
 
   it('says nothing for output it does not know', () => {

@@ -832,12 +832,30 @@ describe('capacity arithmetic', () => {
       ).find((c) => c.name === 'disk space for checkpoint');
     expect(onSource('eager')?.expected).toMatch(/memory 8\.7 MiB/);
     expect(onSource('overlap')?.expected).toMatch(
-      /no memory pages \(memory: overlap: sent to the target while it dumps\)/,
+      /no process pages \(memory: overlap sends them while it dumps\)/,
     );
     expect(onSource('overlap')?.expected).toMatch(/at least 64\.0 MiB free/);
     // Lazy writes shared memory's pages on the source: asked for all of it.
     expect(onSource('lazy')?.expected).toMatch(/memory 8\.7 MiB/);
     expect(onSource('overlap')?.status).toBe('pass');
+  });
+
+  it("still asks room on the source for a tmpfs's files under overlap, and for all memory when shmem is unknown", () => {
+    const withMemory = (memory: { bytes: number; how: string; shmemBytes?: number }) =>
+      evaluate(
+        tweak((f) => Object.assign(f.sourceProbe, { memory })),
+        false,
+        'overlap',
+      ).find((c) => c.name === 'disk space for checkpoint')?.expected;
+    const MiB = 1024 * 1024;
+    const shm = withMemory({
+      bytes: 100 * MiB,
+      how: 'cgroup v2 memory.stat anon + shmem',
+      shmemBytes: 32 * MiB,
+    });
+    expect(shm).toMatch(/shared memory and tmpfs 32\.0 MiB/);
+    expect(shm).not.toMatch(/memory 100/);
+    expect(withMemory({ bytes: 100 * MiB, how: 'docker stats memory usage' })).toMatch(/memory 100\.0 MiB/);
   });
 
   it('still asks the target room for the staged pages under overlap', () => {
