@@ -21,6 +21,7 @@ import { runAction, runPostStep, startAction } from './run-action.js';
 import {
   checkCounterMemory,
   loadTestbed,
+  moveInputs,
   onHost,
   onHostResult,
   sshInputs,
@@ -44,19 +45,14 @@ afterEach(async () => {
 });
 
 function inputs(route: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    mode: 'migrate',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    ...sshInputs(bed),
+  return moveInputs(bed, name, {
     route,
     'verify-log-pattern': '^\\d+ \\d{13} ',
     'verify-timeout': '20',
     timeout: '10',
     'upload-artifact': 'false',
     ...extra,
-  };
+  });
 }
 
 const VOLUME = 'e2e-direct-data';

@@ -1,4 +1,4 @@
-import { containerLogs, onHost, onHostResult, sshInputs, type Testbed } from './testbed.js';
+import { containerLogs, moveInputs, onHost, onHostResult, type Testbed } from './testbed.js';
 
 /**
  * Holds MB MiB of incompressible bytes and prints their md5 once built ("sum0")
@@ -25,17 +25,12 @@ export function memoryMoveInputs(
   name: string,
   extra: Record<string, string>,
 ): Record<string, string> {
-  return {
-    mode: 'migrate',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    ...sshInputs(bed),
+  return moveInputs(bed, name, {
     'verify-log-pattern': TICK_PATTERN,
     'verify-timeout': '60',
     timeout: '10',
     ...extra,
-  };
+  });
 }
 
 function quote(text: string): string {

@@ -9,10 +9,10 @@ import {
   containerLogs,
   largestGapMs,
   loadTestbed,
+  moveInputs,
   onHost,
   onHostResult,
   parseCounter,
-  sshInputs,
   startCounter,
   type Testbed,
 } from './testbed.js';
@@ -65,14 +65,7 @@ interface Report {
 }
 
 function inputs(overrides: Record<string, string> = {}): Record<string, string> {
-  return {
-    mode: 'preflight',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    ...sshInputs(bed),
-    ...overrides,
-  };
+  return moveInputs(bed, name, { mode: 'preflight', ...overrides });
 }
 
 function reportOf(run: ActionRun): Report {

@@ -10,6 +10,7 @@ import { runAction, startAction } from './run-action.js';
 import {
   containerLogs,
   loadTestbed,
+  moveInputs,
   onHost,
   onHostResult,
   sshInputs,
@@ -60,14 +61,7 @@ async function connectExecSession(): Promise<void> {
 }
 
 function migrateInputs(): Record<string, string> {
-  return {
-    mode: 'migrate',
-    container: name,
-    source: bed.host1,
-    target: bed.host2,
-    ...sshInputs(bed),
-    'verify-timeout': '20',
-  };
+  return moveInputs(bed, name, { 'verify-timeout': '20' });
 }
 
 beforeAll(() => {

@@ -275,6 +275,22 @@ export async function ensurePackageImage(
     throw new Error(`docker load of ${image.tag} on ${destination} failed (${code}): ${stderr}`);
 }
 
+/** A run from host 1 to host 2 (migrate unless extra says otherwise), with the bed's key and host keys. */
+export function moveInputs(
+  bed: Testbed,
+  container: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    mode: 'migrate',
+    container,
+    source: bed.host1,
+    target: bed.host2,
+    ...sshInputs(bed),
+    ...extra,
+  };
+}
+
 /** The key and host keys every run against the bed passes, as action inputs. */
 export function sshInputs(bed: Testbed): { 'ssh-key': string; 'known-hosts': string } {
   return {
