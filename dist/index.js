@@ -53954,8 +53954,8 @@ function containerStateDir(container) {
 function workDir(key) {
     return `${STATE_ROOT}/work/${workName(key)}`;
 }
-function workName({ container, checkpointName }) {
-    return `${container}.${checkpointName}`;
+function workName({ container, checkpointName, workKey }) {
+    return `${workKey ?? container}.${checkpointName}`;
 }
 /** The file a restored container's org.criu.config annotation names; it lives as long as the container. */
 function restoreConfigPath(key) {
@@ -67187,7 +67187,10 @@ const LOG_TAIL_LINES = 5;
  * rolling its journal back, which a cancelled drill's post step or the next
  * drill also does. The result goes to the outputs, the summary and the store.
  */
-async function runDrillMode(settings, runtime, deps = {}) {
+async function runDrillMode(given, runtime, deps = {}) {
+    // The drill's own key: never the original container's lock or journal, which it must not block.
+    const key = drillJournalKey(given.container);
+    const settings = { ...given, workKey: key };
     const { log } = runtime;
     const id = drillId(runtime.newToken());
     let chosen;
@@ -67200,8 +67203,7 @@ async function runDrillMode(settings, runtime, deps = {}) {
     let route;
     await runSession({
         settings,
-        // The drill's own key: never the original container's lock or journal, which it must not block.
-        key: async () => drillJournalKey(settings.container),
+        key: async () => key,
         record: { sourceAfter: 'stop', retireSource: false },
         failure: {
             step: 'drill',
@@ -67840,6 +67842,21 @@ function lazyServerCommand(dump, mark) {
     ].join('\n');
 }
 /** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
+/**
+ * Whether a port may be taken for a listener: exit 0 when no socket of any state has it as its
+ * local port and it is outside the kernel's ephemeral range; 3 when unused but inside that range
+ * (an outgoing connection may take it before the listener binds: seen as EADDRINUSE); 1 when used.
+ */
+function portUnusedScript(port) {
+    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    return [
+        `if cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk 'NR > 1 {print $2}' | grep -qi ':${hex}$'; then exit 1; fi`,
+        // Not `read`: dash reads a byte at a time, and a sysctl file gives nothing past offset 0.
+        'set -- $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)',
+        `if [ -n "$2" ] && [ ${port} -ge "$1" ] && [ ${port} -le "$2" ]; then exit 3; fi`,
+        'exit 0',
+    ].join('\n');
+}
 function portFreeScript(port) {
     const hex = port.toString(16).toUpperCase().padStart(4, '0');
     return `! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print $2}' | grep -qi ':${hex}$'`;
@@ -68234,18 +68251,28 @@ const REMEDY_EAGER = 'or use memory: eager';
 function pageServerWorkDir(key) {
     return `${workDir(key)}/page-server`;
 }
-/** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
+/**
+ * A port no socket on a host uses, for a listener on its 127.0.0.1 (post-copy's page server too).
+ * Tried first below Linux's default ephemeral range (32768-60999): a port in that range can be
+ * taken by an outgoing connection between the look and the bind. Only when every try there is in
+ * the host's own range is an unused port inside it taken.
+ */
 async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
+    let inEphemeralRange;
     for (let i = 0; i < PORT_TRIES; i++) {
-        const candidate = (0,external_node_crypto_.randomInt)(40_000, 60_000);
-        const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
-        if (free.exitCode === 0)
+        const candidate = (0,external_node_crypto_.randomInt)(20_000, 32_768);
+        const unused = await host.run(portUnusedScript(candidate), { timeoutMs: 30_000 });
+        if (unused.exitCode === 0)
             return candidate;
+        if (unused.exitCode === 3)
+            inEphemeralRange ??= candidate;
     }
+    if (inEphemeralRange !== undefined)
+        return inEphemeralRange;
     throw new MigrationError(code, `no free port on 127.0.0.1 of ${describeHost(host)} for ${what}`, {
         step: 'checkpoint',
         host: describeHost(host),
-        remedy: `free some ports between 40000 and 59999 on 127.0.0.1 there, ${REMEDY_EAGER}`,
+        remedy: `free some ports between 20000 and 32767 on 127.0.0.1 there, ${REMEDY_EAGER}`,
     });
 }
 /**

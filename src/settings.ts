@@ -152,6 +152,8 @@ export interface DrillSettings extends CommonSettings, VerifySettings {
   series?: string;
   /** How the checkpoint's bytes leave the store for the drill host, as in restore mode. */
   route: RouteSetting;
+  /** Set by drill mode to its lock's key: a restore of the same checkpoint beside it keeps its own files. */
+  workKey?: string;
 }
 
 /** Read-only listing of the store: one container's series (by name, or one series), or every container's. */

@@ -70,10 +70,13 @@ interface DrillEvidence {
  * drill also does. The result goes to the outputs, the summary and the store.
  */
 export async function runDrillMode(
-  settings: DrillSettings,
+  given: DrillSettings,
   runtime: Runtime,
   deps: Omit<SessionDeps, 'runtime'> = {},
 ): Promise<void> {
+  // The drill's own key: never the original container's lock or journal, which it must not block.
+  const key = drillJournalKey(given.container);
+  const settings: DrillSettings = { ...given, workKey: key };
   const { log } = runtime;
   const id = drillId(runtime.newToken());
   let chosen: StoredCheckpoint | undefined;
@@ -87,8 +90,7 @@ export async function runDrillMode(
   await runSession<DrillSettings, DrillEvidence>(
     {
       settings,
-      // The drill's own key: never the original container's lock or journal, which it must not block.
-      key: async () => drillJournalKey(settings.container),
+      key: async () => key,
       record: { sourceAfter: 'stop', retireSource: false },
       failure: {
         step: 'drill',

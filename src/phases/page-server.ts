@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { portFreeScript } from '../engine/docker/lazy-pages.js';
+import { portUnusedScript } from '../engine/docker/lazy-pages.js';
 import {
   PAGE_SERVER_LISTENING,
   PAGE_SERVER_LOG,
@@ -36,21 +36,29 @@ export function pageServerWorkDir(key: WorkKey): string {
   return `${workDir(key)}/page-server`;
 }
 
-/** A free port between 40000 and 59999 on a host's 127.0.0.1 (post-copy's page server too). */
+/**
+ * A port no socket on a host uses, for a listener on its 127.0.0.1 (post-copy's page server too).
+ * Tried first below Linux's default ephemeral range (32768-60999): a port in that range can be
+ * taken by an outgoing connection between the look and the bind. Only when every try there is in
+ * the host's own range is an unused port inside it taken.
+ */
 export async function freeLoopbackPort(
   host: Host,
   what: string,
   code: ErrorCode = 'TRANSFER_FAILED',
 ): Promise<number> {
+  let inEphemeralRange: number | undefined;
   for (let i = 0; i < PORT_TRIES; i++) {
-    const candidate = randomInt(40_000, 60_000);
-    const free = await host.run(portFreeScript(candidate), { timeoutMs: 30_000 });
-    if (free.exitCode === 0) return candidate;
+    const candidate = randomInt(20_000, 32_768);
+    const unused = await host.run(portUnusedScript(candidate), { timeoutMs: 30_000 });
+    if (unused.exitCode === 0) return candidate;
+    if (unused.exitCode === 3) inEphemeralRange ??= candidate;
   }
+  if (inEphemeralRange !== undefined) return inEphemeralRange;
   throw new MigrationError(code, `no free port on 127.0.0.1 of ${describeHost(host)} for ${what}`, {
     step: 'checkpoint',
     host: describeHost(host),
-    remedy: `free some ports between 40000 and 59999 on 127.0.0.1 there, ${REMEDY_EAGER}`,
+    remedy: `free some ports between 20000 and 32767 on 127.0.0.1 there, ${REMEDY_EAGER}`,
   });
 }
 

@@ -30,6 +30,8 @@ export function containerStateDir(container: string): string {
 export interface WorkKey {
   container: string;
   checkpointName: string;
+  /** The key the run locks when it is not the container (a drill's): its files follow its lock. */
+  workKey?: string;
 }
 
 /**
@@ -40,8 +42,8 @@ export function workDir(key: WorkKey): string {
   return `${STATE_ROOT}/work/${workName(key)}`;
 }
 
-function workName({ container, checkpointName }: WorkKey): string {
-  return `${container}.${checkpointName}`;
+function workName({ container, checkpointName, workKey }: WorkKey): string {
+  return `${workKey ?? container}.${checkpointName}`;
 }
 
 /** The file a restored container's org.criu.config annotation names; it lives as long as the container. */

@@ -559,3 +559,20 @@ describe('list mode', () => {
     expect(await onHost(bed, bed.host3, `find ${store} -printf '%p %s %T@\\n' | sort`)).toBe(before);
   }, 300_000);
 });
+
+describe('a drill beside a restore of the same checkpoint', () => {
+  it('both succeed on one host at once, each with its own work files, and the drill leaves nothing', async () => {
+    const common = { target: bed.host2, 'checkpoint-name': 'dr-1', 'verify-stable-seconds': '3' };
+    const [drilled, restored] = await Promise.all([
+      runAction(inputs({ mode: 'drill', ...common })),
+      runAction(inputs({ mode: 'restore', source: bed.host1, ...common })),
+    ]);
+    expect(drilled.exitCode, drilled.stdout).toBe(0);
+    expect(drilled.outputs.restorable).toBe('true');
+    expect(restored.exitCode, restored.stdout).toBe(0);
+    expect(restored.outputs.status).toBe('succeeded');
+    expect(await containerState(bed, bed.host2, name)).toMatchObject({ Running: true, Paused: false });
+    await expectCounterContinued(bed, bed.host2, name);
+    await expectDrillGone(bed.host2);
+  });
+});

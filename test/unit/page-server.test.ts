@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { portUnusedScript } from '../../src/engine/docker/lazy-pages.js';
 import {
   PAGE_SERVER_LISTENING,
   pageForwardScript,
@@ -82,4 +83,41 @@ describe('memory: overlap scripts', () => {
     expect(await forward.firstLine()).toBe('not-listening');
     expect(await forward.exit).toBe(1);
   });
+});
+
+describe('choosing a port for a listener', () => {
+  const status = (script: string) =>
+    new Promise<number | null>((resolve) => spawn('sh', ['-c', script]).on('close', resolve));
+
+  it('refuses a port any socket uses (a connected one too), and says when one is in the ephemeral range', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    const listening = (server.address() as AddressInfo).port;
+    const client = connect(listening, '127.0.0.1');
+    await new Promise((resolve) => client.once('connect', resolve));
+    try {
+      expect(await status(portUnusedScript(listening))).toBe(1);
+      // The client's own end: connected, not listening, still taken for a bind.
+      expect(await status(portUnusedScript(client.localPort!))).toBe(1);
+      const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+        .trim()
+        .split(/\s+/)
+        .map(Number);
+      const unusedIn = await firstUnused(lo!, hi!);
+      expect(await status(portUnusedScript(unusedIn))).toBe(3);
+      if (lo! > 20_001) expect(await status(portUnusedScript(await firstUnused(20_000, lo! - 1)))).toBe(0);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+
+  async function firstUnused(from: number, to: number): Promise<number> {
+    const used = readFileSync('/proc/net/tcp', 'utf8') + readFileSync('/proc/net/tcp6', 'utf8');
+    for (let p = from; p <= to; p++) {
+      const hex = p.toString(16).toUpperCase().padStart(4, '0');
+      if (!new RegExp(`:${hex} `).test(used)) return p;
+    }
+    throw new Error(`no unused port in ${from}-${to}`);
+  }
 });

@@ -123,5 +123,7 @@ describe("one run's files on a host", () => {
     expect(restoreConfigPath(web)).not.toBe(restoreConfigPath(db));
     expect(isRestoreConfigPath(restoreConfigPath(web))).toBe(true);
     expect(directDir('cutover', 'a1b2')).not.toBe(directDir('cutover', 'c3d4'));
+    // A drill locks its own key, and its files follow it: a restore of the same checkpoint keeps its own.
+    expect(workDir({ ...web, workKey: 'web-drill' })).toBe('/var/lib/criu-migrate/work/web-drill.cutover');
   });
 });

@@ -75,6 +75,22 @@ export function lazyServerCommand(dump: LazyDumpCommand, mark: string): string {
 }
 
 /** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
+/**
+ * Whether a port may be taken for a listener: exit 0 when no socket of any state has it as its
+ * local port and it is outside the kernel's ephemeral range; 3 when unused but inside that range
+ * (an outgoing connection may take it before the listener binds: seen as EADDRINUSE); 1 when used.
+ */
+export function portUnusedScript(port: number): string {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  return [
+    `if cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk 'NR > 1 {print $2}' | grep -qi ':${hex}$'; then exit 1; fi`,
+    // Not `read`: dash reads a byte at a time, and a sysctl file gives nothing past offset 0.
+    'set -- $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)',
+    `if [ -n "$2" ] && [ ${port} -ge "$1" ] && [ ${port} -le "$2" ]; then exit 3; fi`,
+    'exit 0',
+  ].join('\n');
+}
+
 export function portFreeScript(port: number): string {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   return `! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print $2}' | grep -qi ':${hex}$'`;
