@@ -67841,14 +67841,17 @@ function lazyServerCommand(dump, mark) {
         'wait "$p"',
     ].join('\n');
 }
-/** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
+/** A port as /proc/net/tcp writes it: four hex digits. */
+function hexPort(port) {
+    return port.toString(16).toUpperCase().padStart(4, '0');
+}
 /**
  * Whether a port may be taken for a listener: exit 0 when no socket of any state has it as its
  * local port and it is outside the kernel's ephemeral range; 3 when unused but inside that range
  * (an outgoing connection may take it before the listener binds: seen as EADDRINUSE); 1 when used.
  */
 function portUnusedScript(port) {
-    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const hex = hexPort(port);
     return [
         `if cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk 'NR > 1 {print $2}' | grep -qi ':${hex}$'; then exit 1; fi`,
         // Not `read`: dash reads a byte at a time, and a sysctl file gives nothing past offset 0.
@@ -67857,8 +67860,9 @@ function portUnusedScript(port) {
         'exit 0',
     ].join('\n');
 }
+/** Whether a TCP port is listening on the host (hex port in /proc/net/tcp and tcp6, state 0A). */
 function portFreeScript(port) {
-    const hex = port.toString(16).toUpperCase().padStart(4, '0');
+    const hex = hexPort(port);
     return `! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4 == "0A" {print $2}' | grep -qi ':${hex}$'`;
 }
 /** Polls of 20 ms for the daemon's socket (10 s); the restore must not start before it exists. */

@@ -135,7 +135,7 @@ export interface PlacementFacts {
   sourceHolder?: ContainerInspect;
   source: SourceProbe;
   target: TargetProbe;
-  /** How the pages move (absent: eager): overlap and lazy write none on the source's disk. */
+  /** How the pages move (absent: eager): with overlap the source's disk holds no process pages. */
   memory?: MemoryMode;
 }
 
