@@ -56213,16 +56213,21 @@ function collect(process) {
 async function streamBetween(from, produce, to, consume, options) {
     const clock = options.clock ?? (() => performance.now());
     const started = clock();
-    const consumer = await to.spawn(hashedConsumer(consume));
-    let producer;
-    try {
-        producer = await from.spawn(hashedProducer(produce));
+    // Both at once: inside a frozen window each channel's opening is a round trip to its host.
+    const [consumer, producer] = await Promise.allSettled([
+        to.spawn(hashedConsumer(consume)),
+        from.spawn(hashedProducer(produce)),
+    ]);
+    if (consumer.status === 'rejected') {
+        if (producer.status === 'fulfilled')
+            producer.value.kill();
+        throw consumer.reason;
     }
-    catch (error) {
-        consumer.kill();
-        throw error;
+    if (producer.status === 'rejected') {
+        consumer.value.kill();
+        throw producer.reason;
     }
-    return pumpRelay(from, producer, to, consumer, options, started);
+    return pumpRelay(from, producer.value, to, consumer.value, options, started);
 }
 /**
  * The runner's part of a relayed stream whose two ends run already: copies the sender's
@@ -57225,6 +57230,12 @@ function parseCodecs(stdout) {
  */
 const WORTH_COMPRESSING = 0.75;
 /**
+ * A sample this small is (nearly) the whole stream: a compressor's start on both hosts costs
+ * more than it saves. Measured on the bed: zstd on both ends added 3-5 ms to a 130 KiB stream
+ * of CRIU images, which then travelled inside the frozen window.
+ */
+const SMALL_STREAM_BYTES = 256 * 1024;
+/**
  * The codec one stream travels with: the negotiated one, unless (with
  * compression: auto) a sample of its data shows compressing would save too little to pay for the CPU it
  * takes on both hosts (random memory, encrypted or already compressed files).
@@ -57236,11 +57247,28 @@ function streamCodec(setting, negotiated, sample) {
         return { codec: negotiated, reason: `compression: ${setting} is set` };
     if (!sample || sample.bytes === 0)
         return { codec: negotiated, reason: 'no sample' };
+    if (sample.bytes < SMALL_STREAM_BYTES)
+        return {
+            codec: 'none',
+            reason: `a sample of ${sample.bytes} bytes: too small to pay for a compressor, sent raw`,
+        };
     const ratio = sample.compressed / sample.bytes;
     const percent = `${Math.round(ratio * 100)}%`;
     return ratio < WORTH_COMPRESSING
         ? { codec: negotiated, reason: `a sample compressed to ${percent}` }
         : { codec: 'none', reason: `a sample compressed only to ${percent}: sent raw` };
+}
+/**
+ * The codec of CRIU's images stream. When the memory pages went another way (a page server),
+ * what is left is a few hundred KiB of small images: with compression: auto, sent raw.
+ */
+function imagesCodec(setting, negotiated, dump) {
+    if (dump.pagesElsewhere && setting === 'auto' && negotiated !== 'none')
+        return {
+            codec: 'none',
+            reason: `the memory went to ${dump.pagesElsewhere}: too little left to pay for a compressor, sent raw`,
+        };
+    return streamCodec(setting, negotiated, dump.pagesSample);
 }
 const SAMPLE_MARK = 'criu-migrate-sample';
 const CHUNK = 262_144;
@@ -58378,6 +58406,7 @@ afterPause = async () => { }) {
         dumpMs,
         inventorySha256,
         pagesSample: parseSample(dump.stdout),
+        ...(prepared.pageServer ? { pagesElsewhere: "the target's page server" } : {}),
     };
 }
 const INVENTORY_MARK = 'criu-migrate-inventory';
@@ -58843,6 +58872,8 @@ function parseContainerdTmp(stdout, exitCode) {
         reason: `the probe for containerd's TMPDIR answered ${JSON.stringify(line.slice(0, 200))} (exit ${exitCode})`,
     };
 }
+/** Opens a loop over every entry of the staging directory $s as $f, dot files too. */
+const EACH_IMAGE = 'for f in "$s"/* "$s"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue;';
 /**
  * One command on the target: Docker's checkpoint directory from the staged
  * images, small files copied, each pages-*.img a relative link into the
@@ -58859,18 +58890,17 @@ function stagedCheckpointScript(stagingDir, checkpointDir, containerdTmp) {
         `s=${shellQuote([stagingDir])}; c=${shellQuote([checkpointDir])}; t=${shellQuote([containerdTmp])}; p=${shellQuote([prefix])}`,
         'mkdir -p "$c" || exit 1',
         `got=$(cd -P "$t" 2>/dev/null && cd -P ${shellQuote([fromTmp])} 2>/dev/null && pwd -P); want=$(cd -P "$s" && pwd -P) || exit 1`,
+        // Every image in one list ($@): one mv, cp or ln for all of them. A process per file cost
+        // about 2 ms each inside the frozen window (67 files: 150 ms; this way 14 ms).
         'if [ "$got" != "$want" ]; then',
-        '  for f in "$s"/* "$s"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue; mv -f -- "$f" "$c/" || exit 1; done',
+        `  set --; ${EACH_IMAGE} set -- "$@" "$f"; done`,
+        '  [ "$#" -eq 0 ] || mv -f -- "$@" "$c/" || exit 1',
         '  echo "full-copy a link from $t/ctrd-checkpoint*/ would not reach $s (reached $got)"; exit 0',
         'fi',
-        'for f in "$s"/* "$s"/.[!.]*; do',
-        '  [ -e "$f" ] || [ -L "$f" ] || continue',
-        '  n=$(basename "$f")',
-        '  case $n in',
-        '    (pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
-        '    (*) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
-        '  esac',
-        'done',
+        `set --; ${EACH_IMAGE} case \${f##*/} in (pages-*.img) set -- "$@" "$p/\${f##*/}" ;; esac; done`,
+        '[ "$#" -eq 0 ] || ln -s -- "$@" "$c/" || exit 1',
+        `set --; ${EACH_IMAGE} case \${f##*/} in (pages-*.img) ;; (*) set -- "$@" "$f" ;; esac; done`,
+        '[ "$#" -eq 0 ] || cp -pR -- "$@" "$c/" || exit 1',
         'echo staged-pages',
     ].join('\n');
 }
@@ -58969,7 +58999,7 @@ function layerStream(ctx, container, staged, plan) {
 }
 /** The images' codec, from the dump's sample; logged with the layer's. */
 function pagesCodecOf(ctx, dumped, plan) {
-    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
+    const pagesCodec = imagesCodec(ctx.settings.compression, plan.codec, dumped);
     ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
     return pagesCodec;
 }
@@ -68609,6 +68639,7 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
         workDir: prepared.workDir,
         dumpMs,
         inventorySha256,
+        pagesElsewhere: "the source's page server (post-copy)",
         stepsMs: { pause: dumpStart - frozenAt, dump: dumpMs },
     };
 }

@@ -225,15 +225,20 @@ export async function streamBetween(
 ): Promise<StreamResult> {
   const clock = options.clock ?? (() => performance.now());
   const started = clock();
-  const consumer = await to.spawn(hashedConsumer(consume));
-  let producer: HostProcess;
-  try {
-    producer = await from.spawn(hashedProducer(produce));
-  } catch (error) {
-    consumer.kill();
-    throw error;
+  // Both at once: inside a frozen window each channel's opening is a round trip to its host.
+  const [consumer, producer] = await Promise.allSettled([
+    to.spawn(hashedConsumer(consume)),
+    from.spawn(hashedProducer(produce)),
+  ]);
+  if (consumer.status === 'rejected') {
+    if (producer.status === 'fulfilled') producer.value.kill();
+    throw consumer.reason;
   }
-  return pumpRelay(from, producer, to, consumer, options, started);
+  if (producer.status === 'rejected') {
+    consumer.value.kill();
+    throw producer.reason;
+  }
+  return pumpRelay(from, producer.value, to, consumer.value, options, started);
 }
 
 /**

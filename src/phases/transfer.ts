@@ -19,6 +19,7 @@ import {
   CODEC_PROBE,
   type Codec,
   chooseCodec,
+  imagesCodec,
   parseCodecs,
   parseSample,
   type StreamCodec,
@@ -166,7 +167,7 @@ function pagesCodecOf(
   dumped: CheckpointResult,
   plan: TransferPlan,
 ): StreamCodec {
-  const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
+  const pagesCodec = imagesCodec(ctx.settings.compression, plan.codec, dumped);
   ctx.log.info(
     `checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`,
   );

