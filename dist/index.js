@@ -57230,12 +57230,6 @@ function parseCodecs(stdout) {
  */
 const WORTH_COMPRESSING = 0.75;
 /**
- * A sample this small is (nearly) the whole stream: a compressor's start on both hosts costs
- * more than it saves. Measured on the bed: zstd on both ends added 3-5 ms to a 130 KiB stream
- * of CRIU images, which then travelled inside the frozen window.
- */
-const SMALL_STREAM_BYTES = 256 * 1024;
-/**
  * The codec one stream travels with: the negotiated one, unless (with
  * compression: auto) a sample of its data shows compressing would save too little to pay for the CPU it
  * takes on both hosts (random memory, encrypted or already compressed files).
@@ -57247,28 +57241,11 @@ function streamCodec(setting, negotiated, sample) {
         return { codec: negotiated, reason: `compression: ${setting} is set` };
     if (!sample || sample.bytes === 0)
         return { codec: negotiated, reason: 'no sample' };
-    if (sample.bytes < SMALL_STREAM_BYTES)
-        return {
-            codec: 'none',
-            reason: `a sample of ${sample.bytes} bytes: too small to pay for a compressor, sent raw`,
-        };
     const ratio = sample.compressed / sample.bytes;
     const percent = `${Math.round(ratio * 100)}%`;
     return ratio < WORTH_COMPRESSING
         ? { codec: negotiated, reason: `a sample compressed to ${percent}` }
         : { codec: 'none', reason: `a sample compressed only to ${percent}: sent raw` };
-}
-/**
- * The codec of CRIU's images stream. When the memory pages went another way (a page server),
- * what is left is a few hundred KiB of small images: with compression: auto, sent raw.
- */
-function imagesCodec(setting, negotiated, dump) {
-    if (dump.pagesElsewhere && setting === 'auto' && negotiated !== 'none')
-        return {
-            codec: 'none',
-            reason: `the memory went to ${dump.pagesElsewhere}: too little left to pay for a compressor, sent raw`,
-        };
-    return streamCodec(setting, negotiated, dump.pagesSample);
 }
 const SAMPLE_MARK = 'criu-migrate-sample';
 const CHUNK = 262_144;
@@ -58406,7 +58383,6 @@ afterPause = async () => { }) {
         dumpMs,
         inventorySha256,
         pagesSample: parseSample(dump.stdout),
-        ...(prepared.pageServer ? { pagesElsewhere: "the target's page server" } : {}),
     };
 }
 const INVENTORY_MARK = 'criu-migrate-inventory';
@@ -58999,7 +58975,7 @@ function layerStream(ctx, container, staged, plan) {
 }
 /** The images' codec, from the dump's sample; logged with the layer's. */
 function pagesCodecOf(ctx, dumped, plan) {
-    const pagesCodec = imagesCodec(ctx.settings.compression, plan.codec, dumped);
+    const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
     ctx.log.info(`checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`);
     return pagesCodec;
 }
@@ -68639,7 +68615,6 @@ async function lazyFreezeAndDump(ctx, container, prepared, session) {
         workDir: prepared.workDir,
         dumpMs,
         inventorySha256,
-        pagesElsewhere: "the source's page server (post-copy)",
         stepsMs: { pause: dumpStart - frozenAt, dump: dumpMs },
     };
 }

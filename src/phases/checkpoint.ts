@@ -27,8 +27,6 @@ export interface CheckpointResult {
   inventorySha256: string;
   /** How well a sample of the memory pages compressed, when a codec was offered. */
   pagesSample?: CompressionSample;
-  /** Where the memory pages went instead of the images directory (a page server): the images stream is small. */
-  pagesElsewhere?: string;
   /** The frozen window's first steps as the dump timed them (pause, dump), when it did. */
   stepsMs?: Record<string, number>;
 }
@@ -227,7 +225,6 @@ export async function freezeAndDump(
     dumpMs,
     inventorySha256,
     pagesSample: parseSample(dump.stdout),
-    ...(prepared.pageServer ? { pagesElsewhere: "the target's page server" } : {}),
   };
 }
 

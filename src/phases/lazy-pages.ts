@@ -303,7 +303,6 @@ export async function lazyFreezeAndDump(
     workDir: prepared.workDir,
     dumpMs,
     inventorySha256,
-    pagesElsewhere: "the source's page server (post-copy)",
     stepsMs: { pause: dumpStart - frozenAt, dump: dumpMs },
   };
 }

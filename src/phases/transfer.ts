@@ -19,7 +19,6 @@ import {
   CODEC_PROBE,
   type Codec,
   chooseCodec,
-  imagesCodec,
   parseCodecs,
   parseSample,
   type StreamCodec,
@@ -167,7 +166,7 @@ function pagesCodecOf(
   dumped: CheckpointResult,
   plan: TransferPlan,
 ): StreamCodec {
-  const pagesCodec = imagesCodec(ctx.settings.compression, plan.codec, dumped);
+  const pagesCodec = streamCodec(ctx.settings.compression, plan.codec, dumped.pagesSample);
   ctx.log.info(
     `checkpoint stream: ${pagesCodec.codec === 'none' ? 'raw' : pagesCodec.codec} (${pagesCodec.reason}); writable layer: ${plan.layerCodec.codec === 'none' ? 'raw' : plan.layerCodec.codec} (${plan.layerCodec.reason})`,
   );

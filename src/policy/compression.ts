@@ -60,13 +60,6 @@ export function parseCodecs(stdout: string): HostCodecs {
  */
 export const WORTH_COMPRESSING = 0.75;
 
-/**
- * A sample this small is (nearly) the whole stream: a compressor's start on both hosts costs
- * more than it saves. Measured on the bed: zstd on both ends added 3-5 ms to a 130 KiB stream
- * of CRIU images, which then travelled inside the frozen window.
- */
-export const SMALL_STREAM_BYTES = 256 * 1024;
-
 /** What a sample of a stream's data came to, raw and compressed with the negotiated codec. */
 export interface CompressionSample {
   bytes: number;
@@ -92,33 +85,11 @@ export function streamCodec(
   if (negotiated === 'none') return { codec: 'none', reason: 'no compression' };
   if (setting !== 'auto') return { codec: negotiated, reason: `compression: ${setting} is set` };
   if (!sample || sample.bytes === 0) return { codec: negotiated, reason: 'no sample' };
-  if (sample.bytes < SMALL_STREAM_BYTES)
-    return {
-      codec: 'none',
-      reason: `a sample of ${sample.bytes} bytes: too small to pay for a compressor, sent raw`,
-    };
   const ratio = sample.compressed / sample.bytes;
   const percent = `${Math.round(ratio * 100)}%`;
   return ratio < WORTH_COMPRESSING
     ? { codec: negotiated, reason: `a sample compressed to ${percent}` }
     : { codec: 'none', reason: `a sample compressed only to ${percent}: sent raw` };
-}
-
-/**
- * The codec of CRIU's images stream. When the memory pages went another way (a page server),
- * what is left is a few hundred KiB of small images: with compression: auto, sent raw.
- */
-export function imagesCodec(
-  setting: Compression,
-  negotiated: Codec,
-  dump: { pagesSample?: CompressionSample; pagesElsewhere?: string },
-): StreamCodec {
-  if (dump.pagesElsewhere && setting === 'auto' && negotiated !== 'none')
-    return {
-      codec: 'none',
-      reason: `the memory went to ${dump.pagesElsewhere}: too little left to pay for a compressor, sent raw`,
-    };
-  return streamCodec(setting, negotiated, dump.pagesSample);
 }
 
 const SAMPLE_MARK = 'criu-migrate-sample';
