@@ -346,7 +346,7 @@ describe('streamBetween', () => {
 });
 
 describe('streamBetween: the two ends start together', () => {
-  /** A host whose spawn fails, or the local host with a record of what was killed. */
+  /** A host whose spawn always fails. */
   function failingHost(role: 'source' | 'target'): Host {
     return {
       role,
@@ -356,6 +356,7 @@ describe('streamBetween: the two ends start together', () => {
       close: async () => {},
     };
   }
+  /** The local host, recording whether a process it started was killed. */
   function watchedHost(role: 'source' | 'target'): { host: Host; killed: () => boolean } {
     const local = new LocalHost(role);
     let killed = false;
