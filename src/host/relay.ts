@@ -30,7 +30,7 @@ export interface StreamOptions {
   clock?: () => number;
 }
 
-const SUM_MARK = 'criu-migrate-sha256';
+export const SUM_MARK = 'criu-migrate-sha256';
 /** A stage that prints `${NOTE_MARK} <text>` on stderr hands <text> back to the caller. */
 export const NOTE_MARK = 'criu-migrate-note';
 
@@ -88,7 +88,7 @@ const PERL_TEE = [
  * Ubuntu 22.04) hash without the CPU's SHA instructions, 5.4 s per GiB on the test machine
  * against 1.2 s, which capped every stream at about 200 MB/s.
  */
-const HASH_SUM =
+export const HASH_SUM =
   'hashsum() { if openssl version >/dev/null 2>&1; then openssl dgst -sha256 -r | { read -r s _ && echo "$s -"; }; else sha256sum; fi; }';
 
 const HASH_TEE = `hashtee() { if command -v perl >/dev/null 2>&1; then perl -e '${PERL_TEE}'; else tee /dev/fd/3; fi; }`;
@@ -141,7 +141,7 @@ export function parseNotes(stderr: string): string[] {
   return [...stderr.matchAll(new RegExp(`^${NOTE_MARK} (.*)$`, 'gm'))].map((match) => match[1] ?? '');
 }
 
-const BYTES_MARK = 'criu-migrate-bytes';
+export const BYTES_MARK = 'criu-migrate-bytes';
 /** The hashing copy's progress line (perl's copy prints one a second while bytes move). */
 export const MOVED_MARK = 'criu-migrate-moved';
 /** An armed direct stream's receiving side prints this once the source's ssh client has opened its fifo. */

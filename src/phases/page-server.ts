@@ -7,9 +7,11 @@ import {
   pageServerCommand,
 } from '../engine/docker/page-server.js';
 import { type ErrorCode, MigrationError } from '../errors.js';
+import { type ForwardTally, type HashedForward, startHashedForward } from '../host/hashed-forward.js';
 import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
 import { firstLine, keepTail } from '../host/process-lines.js';
+import { formatBytes } from '../host/relay.js';
 import { tailLines } from '../host/shell.js';
 import { type WorkKey, workDir } from '../state/host-records.js';
 import { criuLogErrors } from './checkpoint.js';
@@ -62,9 +64,17 @@ export async function freeLoopbackPort(
   });
 }
 
+/** A free port other than one already chosen (and not yet bound) on the same host. */
+async function freePortBesides(host: Host, what: string, chosen: number): Promise<number> {
+  for (let i = 0; ; i++) {
+    const port = await freeLoopbackPort(host, what);
+    if (port !== chosen || i >= 3) return port;
+  }
+}
+
 /** The ports of a move with memory: overlap, chosen before the route opens (its key names the target's). */
 export interface PagePorts {
-  /** The page server's, on the target. */
+  /** The target's end of the page stream (its hashed forward, in front of the page server). */
   target: number;
   /** The source's end of the direct route's forward. */
   source: number;
@@ -77,14 +87,36 @@ export interface PageServerSession {
   /** The memory that crossed the runner (none host to host). */
   runnerBytes(): number;
   /**
-   * After the dump: waits for the page server to exit. Throws TRANSFER_FAILED when it failed,
-   * so no restore runs on pages that never all arrived.
+   * After the dump: waits for the page server and both hashed forwards to exit. Throws
+   * TRANSFER_FAILED when one failed or the two hosts' sums differ, so no restore runs on pages
+   * that never all arrived, or arrived other than they left.
    */
-  finished(): Promise<void>;
+  finished(): Promise<PageStreamTally>;
   /** Ends the server and the forward or relay (whatever still runs). */
   close(): Promise<void>;
   /** A failed dump's error with what the page server, its log and the forward or relay said. */
   explain(error: unknown): Promise<unknown>;
+}
+
+/** What crossed between the hosts on the page stream, summed the same on both. */
+export interface PageStreamTally {
+  bytes: number;
+  sha256: string;
+}
+
+/** The two ends' tallies as one, or why they are not one. */
+export function comparePageTallies(
+  source: ForwardTally,
+  target: ForwardTally,
+): { bytes: number; sha256: string } | { problem: string } {
+  if ('problem' in source) return { problem: `the source's end: ${source.problem}` };
+  if ('problem' in target) return { problem: `the target's end: ${target.problem}` };
+  if (source.bytes !== target.bytes || source.sha256 !== target.sha256) {
+    return {
+      problem: `the source sent ${source.bytes} bytes with sha256 ${source.sha256}, the target's page server got ${target.bytes} bytes with sha256 ${target.sha256}`,
+    };
+  }
+  return source;
 }
 
 /**
@@ -101,23 +133,30 @@ export async function startPageServer(
 ): Promise<PageServerSession> {
   const dir = pageServerWorkDir(ctx.settings);
   await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
-  const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
+  const serverPort = await freePortBesides(ctx.target, "the target's page server", ports.target);
+  const dumpPort = await freePortBesides(ctx.source, "the dump's end of the page stream", ports.source);
+  const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: serverPort }));
   const serverEnd = ending(server);
   const serverErr = keepTail(server.stderr);
   let forward: { process: HostProcess; end: ReturnType<typeof ending> } | undefined;
   let relay: PageRelay | undefined;
+  const ends: { source?: HashedForward; target?: HashedForward } = {};
   let forwardErr: () => string = () => '';
   const why = async (said: string): Promise<string> =>
     [
       said,
       relay?.problem() ? `relay: ${relay.problem()}` : '',
       tailLines(forwardErr(), 3),
+      ends.source?.said() ? `the source's end: ${tailLines(ends.source.said(), 3)}` : '',
+      ends.target?.said() ? `the target's end: ${tailLines(ends.target.said(), 3)}` : '',
       tailLines(serverErr(), 3),
       await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
     ]
       .filter(Boolean)
       .join('\n');
   const close = async (): Promise<void> => {
+    ends.source?.stop();
+    ends.target?.stop();
     for (const one of [{ process: server, end: serverEnd }, forward]) {
       if (!one) continue;
       one.process.stdin.end();
@@ -135,7 +174,13 @@ export async function startPageServer(
         remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
       });
     }
-    let address: string;
+    ends.target = await startHashedForward(
+      ctx.target,
+      ports.target,
+      serverPort,
+      "target's end of the page stream",
+    );
+    let upstream: number;
     if (forwardCommand) {
       const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
       forward = { process, end: ending(process) };
@@ -153,25 +198,48 @@ export async function startPageServer(
           },
         );
       }
-      address = `127.0.0.1:${ports.source}`;
-      ctx.log.info(
-        `overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`,
-      );
+      upstream = ports.source;
     } else {
       relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
-      address = `127.0.0.1:${relay.port}`;
-      ctx.log.info(
-        `overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`,
-      );
+      upstream = relay.port;
     }
+    ends.source = await startHashedForward(ctx.source, dumpPort, upstream, "source's end of the page stream");
+    const address = `127.0.0.1:${dumpPort}`;
+    ctx.log.info(
+      `overlap: the target's page server listens on its 127.0.0.1:${serverPort}; the source's dump reaches it at its ${address}, ${forwardCommand ? "host to host through the run's ssh forward" : 'through the runner'}, summed with sha256 on both hosts`,
+    );
+    const sourceEnd = ends.source;
+    const targetEnd = ends.target;
     return {
       address,
       route: forwardCommand ? 'direct' : 'relay',
       runnerBytes: () => relay?.bytesBack() ?? 0,
       async finished() {
         const end = await serverEnd.within(SERVER_END_MS);
-        if (end?.exitCode === 0) return;
+        const [sent, got] = await Promise.all([
+          sourceEnd.tally(SERVER_END_MS),
+          targetEnd.tally(SERVER_END_MS),
+        ]);
+        const tally = comparePageTallies(sent, got);
+        if (end?.exitCode === 0 && !('problem' in tally)) {
+          ctx.log.info(
+            `overlap: ${formatBytes(tally.bytes)} of pages, sha256 ${tally.sha256.slice(0, 16)}… the same on both hosts`,
+          );
+          return tally;
+        }
         await close();
+        if (end?.exitCode === 0 && 'problem' in tally) {
+          throw new MigrationError(
+            'TRANSFER_FAILED',
+            'the pages at the target could not be shown to be the ones the source sent',
+            {
+              step: 'transfer',
+              host: describeHost(ctx.target),
+              detail: await why(tally.problem),
+              remedy: `nothing to undo by hand: the source resumes where it was frozen; run again, ${REMEDY_EAGER}`,
+            },
+          );
+        }
         throw new MigrationError(
           'TRANSFER_FAILED',
           `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`,

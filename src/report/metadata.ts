@@ -37,7 +37,7 @@ export interface ContainerFacts {
   imageRef?: string;
 }
 
-export const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'] as const;
+export const STREAM_KINDS = ['checkpoint', 'pages', 'writableLayer', 'image'] as const;
 export type StreamKind = (typeof STREAM_KINDS)[number];
 
 export interface StreamDigest {
@@ -57,7 +57,10 @@ export interface CheckpointFacts {
   bytes?: number;
   /** Everything sent between the hosts: checkpoint, writable layer and image if it moved. */
   transferredBytes?: number;
-  /** One entry per stream that was sent; image only when the target lacked it. */
+  /**
+   * One entry per stream that was sent; image only when the target lacked it, pages only with
+   * memory: overlap (the dump's pages, sent to the target's page server while it ran).
+   */
   streams: Partial<Record<StreamKind, StreamDigest>>;
   /**
    * How Docker's checkpoint directory was built on the target: pages staged

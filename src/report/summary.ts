@@ -72,6 +72,7 @@ const FROM_STORE: ReadonlySet<string> = new Set(['restore', 'drill', 'list']);
 
 const STREAM_LABELS: Record<StreamKind, string> = {
   checkpoint: 'checkpoint images',
+  pages: 'memory pages (page server)',
   writableLayer: 'writable layer',
   image: 'image',
 };

@@ -11,6 +11,9 @@ import { loadTestbed, onHost, onHostResult, type Testbed } from './testbed.js';
 let bed: Testbed;
 const name = 'e2e-overlap';
 const WRAPPER = '/usr/local/bin/criu';
+const OPENSSL_WRAPPER = '/usr/local/bin/openssl';
+/** What runs on a host for a move with memory: overlap, and must be gone after it. */
+const OVERLAP_PROCESSES = "'[c]riu page-server|[E]xitOnForwardFailure|[I]O::Socket::INET'";
 const STATE_ROOT = '/var/lib/criu-migrate';
 
 function inputs(extra: Record<string, string> = {}): Record<string, string> {
@@ -23,7 +26,7 @@ beforeAll(() => {
 
 afterAll(async () => {
   await onHostResult(bed, bed.host1, `umount ${STATE_ROOT}`);
-  await onHostResult(bed, bed.host2, `rm -f ${WRAPPER}`);
+  await onHostResult(bed, bed.host2, `rm -f ${WRAPPER} ${OPENSSL_WRAPPER}`);
   for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
 });
 
@@ -41,8 +44,14 @@ describe('memory: overlap (the pages travel during the dump)', () => {
       );
       const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
       console.log(`overlap 64 MiB, route ${route}: downtime ${metadata.timings.downtimeMs} ms`);
-      // The checkpoint stream after the dump held only the small images; the memory went before.
+      // The checkpoint stream after the dump held only the small images; the memory went before,
+      // summed by both hosts' ends of the page stream.
       expect(metadata.checkpoint.streams.checkpoint.bytes).toBeLessThan(1024 * 1024);
+      expect(metadata.checkpoint.streams.pages.bytes).toBeGreaterThan(64 * 1024 * 1024);
+      expect(metadata.checkpoint.streams.pages.sha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(run.stdout).toMatch(
+        /overlap: 6\d\.\d MiB of pages, sha256 [0-9a-f]{16}… the same on both hosts/,
+      );
       if (route === 'direct') expect(metadata.route.runnerBytes).toBeLessThan(1024 * 1024);
       else expect(metadata.route.runnerBytes).toBeGreaterThan(64 * 1024 * 1024);
       // The same process, its memory re-read by itself on the target.
@@ -50,7 +59,7 @@ describe('memory: overlap (the pages travel during the dump)', () => {
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: false });
       await expectNothingLeft(bed, name);
       for (const host of [bed.host1, bed.host2]) {
-        const left = await onHostResult(bed, host, "pgrep -af '[c]riu page-server|[E]xitOnForwardFailure'");
+        const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
         expect(left.stdout, `left on ${host}`).toBe('');
       }
     });
@@ -87,6 +96,46 @@ wait "$p"
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     expect(await memorySum(bed, bed.host1, name)).toBe(before);
     await expectNothingLeft(bed, name);
+  });
+
+  it("the target's sum of the pages differs from the source's: no restore, the source resumes intact, rolled back", async () => {
+    const before = await startMemoryWorkload(bed, name, 64);
+    // The target's end of the page stream hashes a changed first byte, as if one had been
+    // corrupted on its way to the page server; every other use of openssl is left alone.
+    await installWrapper(
+      bed,
+      bed.host2,
+      OPENSSL_WRAPPER,
+      `#!/bin/sh
+if [ "$1" = dgst ] && tr '\\0' ' ' </proc/$PPID/cmdline | grep -q 'IO::Socket::INET'; then
+  { head -c 1 >/dev/null; printf X; cat; } | /usr/bin/openssl "$@"
+  exit
+fi
+exec /usr/bin/openssl "$@"
+`,
+    );
+    try {
+      const run = await runAction(inputs());
+      expect(run.exitCode).not.toBe(0);
+      expect(run.outputs.status, run.stdout).toBe('rolled-back');
+      expect(run.outputs['error-code']).toBe('TRANSFER_FAILED');
+      expect(run.stdout).toContain(
+        'the pages at the target could not be shown to be the ones the source sent',
+      );
+      expect(run.stdout).toMatch(
+        /the source sent \d+ bytes with sha256 [0-9a-f]{64}, the target's page server got/,
+      );
+    } finally {
+      await onHostResult(bed, bed.host2, `rm -f ${OPENSSL_WRAPPER}`);
+    }
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await memorySum(bed, bed.host1, name)).toBe(before);
+    await expectNothingLeft(bed, name);
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
   });
 
   it('a source with room for its small images but not its pages: eager (and overlap with a full /dev/shm) refused, overlap moves it', async () => {

@@ -35,7 +35,12 @@ import {
   startLazyDaemon,
   withLostWork,
 } from '../../phases/lazy-pages.js';
-import { freeLoopbackPort, type PageServerSession, startPageServer } from '../../phases/page-server.js';
+import {
+  freeLoopbackPort,
+  type PageServerSession,
+  type PageStreamTally,
+  startPageServer,
+} from '../../phases/page-server.js';
 import { preflight } from '../../phases/preflight.js';
 import { type LogFollower, prepareRestore, restore } from '../../phases/restore.js';
 import { settleRestoreConfig } from '../../phases/restore-config.js';
@@ -178,6 +183,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
   let armed: ArmedMove | undefined;
   // memory: overlap: the target's page server, taking the pages while the source dumps them.
   let overlap: PageServerSession | undefined;
+  let pageTally: PageStreamTally | undefined;
   let lastPageMs: number | undefined;
   // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
   let window: FrozenWindow | undefined;
@@ -342,7 +348,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
     moved = await log.group('Transfer: checkpoint, writable layer and volumes', () =>
       timer.time('transfer', async () => {
         // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
-        const [state] = await allSettledOrThrow([
+        const [state, , pages] = await allSettledOrThrow([
           armedMove
             ? fireState(ctx, armedMove, frozen, plan)
             : moveState(ctx, found, frozen, ready, plan, 'relay'),
@@ -351,6 +357,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
             : Promise.resolve(undefined),
           pageServer?.finished(),
         ]);
+        if (pages) pageTally = pages;
         return state;
       }),
     );
@@ -522,6 +529,7 @@ export async function migrate(deps: MigrateDeps): Promise<MigrationOutcome> {
       codecReason: moved.codecs.writableLayer.reason,
     };
   }
+  if (pageTally) streams.pages = { bytes: pageTally.bytes, sha256: pageTally.sha256, codec: 'none' };
   const imageMove = staged?.imageTransfer;
   if (imageMove)
     streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };
