@@ -52418,7 +52418,7 @@ scope.__dirname ??= (0,node_path__WEBPACK_IMPORTED_MODULE_0__.dirname)((0,node_u
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
 /* harmony import */ var _dirname_shim_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(46065);
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(99451);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(10809);
 
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_1__/* .run */ .e)();
@@ -52428,7 +52428,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 99451:
+/***/ 10809:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -53527,6 +53527,8 @@ function pinnedKnownHosts(entries) {
 function pageForwardArgs(local, remote) {
     return ['-N', '-o', 'ExitOnForwardFailure=yes', '-L', `127.0.0.1:${local}:127.0.0.1:${remote}`];
 }
+/** AES-GCM first: with AES-NI it moved 64 MiB in about half chacha20's time on the bed. */
+const OPENSSH_CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com';
 /**
  * OpenSSH on the source, told everything on its command line: no user or system
  * configuration, no agent, no prompt, the target's key pinned (a changed key fails).
@@ -53562,9 +53564,8 @@ function sshClientArgs(target, extra = []) {
         'ServerAliveCountMax=6',
         '-o',
         'Compression=no',
-        // AES-GCM first: with AES-NI it moved 64 MiB in about half chacha20's time on the bed.
         '-o',
-        'Ciphers=aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com',
+        `Ciphers=${OPENSSH_CIPHERS}`,
         '-o',
         'LogLevel=ERROR',
         ...(target.keyFile
@@ -60702,7 +60703,7 @@ const METADATA_SCHEMA_VERSION = 1;
  * failed: anything else, including a rollback that did not complete.
  */
 const RUN_STATUSES = (/* unused pure expression or super */ null && (['succeeded', 'refused', 'rolled-back', 'resumed', 'failed']));
-const STREAM_KINDS = ['checkpoint', 'writableLayer', 'image'];
+const STREAM_KINDS = ['checkpoint', 'pages', 'writableLayer', 'image'];
 function restorePathFacts(path) {
     return path.path === 'full-copy'
         ? { restorePath: path.path, restorePathReason: path.reason }
@@ -60849,6 +60850,7 @@ const RUN_NOUNS = {
 const FROM_STORE = new Set(['restore', 'drill', 'list']);
 const STREAM_LABELS = {
     checkpoint: 'checkpoint images',
+    pages: 'memory pages (page server)',
     writableLayer: 'writable layer',
     image: 'image',
 };
@@ -68233,7 +68235,125 @@ function pageForwardScript(forwardCommand, localPort) {
     ].join('\n');
 }
 
+;// CONCATENATED MODULE: ./src/host/hashed-forward.ts
+
+
+
+
+/**
+ * One TCP connection passed on between two ports of a host's 127.0.0.1, with
+ * the sha256 of what flowed from the accepting side to the upstream side.
+ * Put at both ends of memory: overlap's page stream (the dump's side on the
+ * source, the page server's side on the target), it gives those pages the
+ * same check every other stream has: the sum each host computed of the bytes
+ * it passed on, compared by the runner. perl-base carries the sockets (it is
+ * essential on Debian and Ubuntu), OpenSSL hashes (see HASH_SUM).
+ */
+const FORWARD_LISTENING = 'listening';
+/** What the script prints instead when the host has no perl. */
+const FORWARD_NO_PERL = 'no-perl';
+/**
+ * Accepts one connection on 127.0.0.1:$ARGV[0], connects it to 127.0.0.1:$ARGV[1] and copies
+ * both ways until both sides ended; the accepted side's bytes go to fd 3 too. Either side's end
+ * is passed on as a half-close: CRIU's page server answers the dump's last command, then the dump
+ * closes. Standard input at its end (the runner closed it, or is gone) stops the copy.
+ */
+const PERL_FORWARD = [
+    'use IO::Socket::INET; use IO::Select; use Socket qw(IPPROTO_TCP TCP_NODELAY);',
+    'my ($lp, $up) = @ARGV; $| = 1;',
+    'open(my $h, ">&=", 3) or die "fd 3: $!"; fcntl($h, 1031, 1048576);',
+    'my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $lp, Listen => 1, ReuseAddr => 1)',
+    ' or die "listen on 127.0.0.1:$lp: $!";',
+    `print "${FORWARD_LISTENING}\\n";`,
+    'my $in = IO::Select->new($l, \\*STDIN); my ($c, $buf);',
+    'until ($c) { for my $r ($in->can_read) {',
+    ' if (fileno($r) == fileno($l)) { $c = $l->accept or die "accept: $!" }',
+    ' elsif (!sysread(STDIN, $buf, 4096)) { die "stopped before a connection came\\n" } } }',
+    'close $l;',
+    'my $u = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $up) or die "connect to 127.0.0.1:$up: $!";',
+    'setsockopt($_, IPPROTO_TCP, TCP_NODELAY, 1) for $c, $u;',
+    'my $s = IO::Select->new($c, $u, \\*STDIN); my ($t, $open) = (0, 2);',
+    'while ($open) { for my $r ($s->can_read) {',
+    ' if (fileno($r) == fileno(STDIN)) { sysread(STDIN, $buf, 4096) or die "stopped after $t bytes\\n"; next }',
+    ' my $n = sysread($r, $buf, 1048576); defined $n or die "read: $!";',
+    ' my $fwd = fileno($r) == fileno($c); my $to = $fwd ? $u : $c;',
+    ' if (!$n) { $s->remove($r); shutdown($to, 1); $open--; next }',
+    ' for my $w ($fwd ? ($to, $h) : ($to)) { my $o = 0; while ($o < $n) {',
+    '  my $k = syswrite($w, $buf, $n - $o, $o); defined $k or die "write: $!"; $o += $k } }',
+    ' $t += $n if $fwd } }',
+    'close($h) or die "fd 3: $!";',
+    `print STDERR "${BYTES_MARK} $t\\n";`,
+].join('\n');
+/**
+ * The host's command: prints `listening` once the port is bound (or `no-perl`), then on stderr
+ * the bytes passed on and their sha256 (SUM_MARK). Closing its standard input stops it.
+ */
+function hashedForwardScript(listenPort, upstreamPort) {
+    return [
+        `command -v perl >/dev/null 2>&1 || { echo ${FORWARD_NO_PERL}; exit 1; }`,
+        HASH_SUM,
+        'exec 4>&1',
+        `perl -e '${PERL_FORWARD}' ${listenPort} ${upstreamPort} 3>&1 1>&4 4>&- | { s=$(hashsum 4>&-) && printf '${SUM_MARK} %s\\n' "\${s%% *}" >&2; }`,
+    ].join('\n');
+}
+/** Reads an ended forward's lines: both the byte count and the sum, or what it said instead. */
+function tallyOf(stderr) {
+    const bytes = parseHostBytes(stderr);
+    const sha256 = parseHostSum(stderr);
+    if (bytes !== undefined && sha256 !== undefined)
+        return { bytes, sha256 };
+    return { problem: hostDetail(stderr) ?? 'it ended without saying what it passed on' };
+}
+/** Starts a hashed forward on `host` and waits until it listens (30 s at most). */
+async function startHashedForward(host, listenPort, upstreamPort, what) {
+    const process = await host.spawn(hashedForwardScript(listenPort, upstreamPort));
+    const stderr = keepTail(process.stderr);
+    let ended = false;
+    void process.exit.then(() => {
+        ended = true;
+    });
+    const stop = () => {
+        process.stdin.end();
+        if (!ended)
+            process.kill();
+    };
+    const first = await process_lines_firstLine(process.stdout, process.exit, 30_000);
+    if (first !== FORWARD_LISTENING) {
+        stop();
+        throw new MigrationError('TRANSFER_FAILED', `the ${what} on ${describeHost(host)} did not start`, {
+            step: 'checkpoint',
+            host: describeHost(host),
+            detail: first === FORWARD_NO_PERL
+                ? 'perl is not installed there'
+                : [first === 'timeout' ? 'no answer in 30 s' : first, hostDetail(stderr())]
+                    .filter(Boolean)
+                    .join('\n'),
+            remedy: first === FORWARD_NO_PERL
+                ? 'install perl (perl-base) there, or use memory: eager'
+                : 'read the lines above, or use memory: eager',
+        });
+    }
+    return {
+        port: listenPort,
+        async tally(ms) {
+            const end = await Promise.race([
+                process.exit,
+                new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref()),
+            ]);
+            if (!end) {
+                stop();
+                return { problem: `it had not ended ${Math.round(ms / 1000)} s after the dump` };
+            }
+            return tallyOf(stderr());
+        },
+        said: () => hostDetail(stderr()) ?? '',
+        stop,
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/phases/page-server.ts
+
+
 
 
 
@@ -68285,6 +68405,27 @@ async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
         remedy: `free some ports between 20000 and 32767 on 127.0.0.1 there, ${REMEDY_EAGER}`,
     });
 }
+/** A free port other than one already chosen (and not yet bound) on the same host. */
+async function freePortBesides(host, what, chosen) {
+    for (let i = 0;; i++) {
+        const port = await freeLoopbackPort(host, what);
+        if (port !== chosen || i >= 3)
+            return port;
+    }
+}
+/** The two ends' tallies as one, or why they are not one. */
+function comparePageTallies(source, target) {
+    if ('problem' in source)
+        return { problem: `the source's end: ${source.problem}` };
+    if ('problem' in target)
+        return { problem: `the target's end: ${target.problem}` };
+    if (source.bytes !== target.bytes || source.sha256 !== target.sha256) {
+        return {
+            problem: `the source sent ${source.bytes} bytes with sha256 ${source.sha256}, the target's page server got ${target.bytes} bytes with sha256 ${target.sha256}`,
+        };
+    }
+    return source;
+}
 /**
  * Before the freeze: `criu page-server` on the target's loopback writing into `imagesDir`, and
  * the way to it from the source's loopback: the direct route's forward when it has one, else
@@ -68293,22 +68434,29 @@ async function freeLoopbackPort(host, what, code = 'TRANSFER_FAILED') {
 async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
     const dir = pageServerWorkDir(ctx.settings);
     await ctx.journal.intend({ kind: 'files', side: 'target', paths: [dir] }, 'target');
-    const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: ports.target }));
+    const serverPort = await freePortBesides(ctx.target, "the target's page server", ports.target);
+    const dumpPort = await freePortBesides(ctx.source, "the dump's end of the page stream", ports.source);
+    const server = await ctx.target.spawn(pageServerCommand({ imagesDir, workDir: dir, port: serverPort }));
     const serverEnd = ending(server);
     const serverErr = keepTail(server.stderr);
     let forward;
     let relay;
+    const ends = {};
     let forwardErr = () => '';
     const why = async (said) => [
         said,
         relay?.problem() ? `relay: ${relay.problem()}` : '',
         tailLines(forwardErr(), 3),
+        ends.source?.said() ? `the source's end: ${tailLines(ends.source.said(), 3)}` : '',
+        ends.target?.said() ? `the target's end: ${tailLines(ends.target.said(), 3)}` : '',
         tailLines(serverErr(), 3),
         await criuLogErrors(ctx.target, `${dir}/${PAGE_SERVER_LOG}`).catch(() => ''),
     ]
         .filter(Boolean)
         .join('\n');
     const close = async () => {
+        ends.source?.stop();
+        ends.target?.stop();
         for (const one of [{ process: server, end: serverEnd }, forward]) {
             if (!one)
                 continue;
@@ -68328,7 +68476,8 @@ async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
                 remedy: `\`criu page-server\` must run on the target (read the lines above), ${REMEDY_EAGER}`,
             });
         }
-        let address;
+        ends.target = await startHashedForward(ctx.target, ports.target, serverPort, "target's end of the page stream");
+        let upstream;
         if (forwardCommand) {
             const process = await ctx.source.spawn(pageForwardScript(forwardCommand, ports.source));
             forward = { process, end: ending(process) };
@@ -68342,23 +68491,41 @@ async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
                     remedy: `read the lines above, ${REMEDY_EAGER} or route: relay`,
                 });
             }
-            address = `127.0.0.1:${ports.source}`;
-            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it host to host through the run's ssh forward at its ${address}`);
+            upstream = ports.source;
         }
         else {
             relay = await openPageRelay(hosts.target, hosts.source, ports.target, ctx.clock);
-            address = `127.0.0.1:${relay.port}`;
-            ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${ports.target}; the source's dump reaches it through the runner at its ${address}`);
+            upstream = relay.port;
         }
+        ends.source = await startHashedForward(ctx.source, dumpPort, upstream, "source's end of the page stream");
+        const address = `127.0.0.1:${dumpPort}`;
+        ctx.log.info(`overlap: the target's page server listens on its 127.0.0.1:${serverPort}; the source's dump reaches it at its ${address}, ${forwardCommand ? "host to host through the run's ssh forward" : 'through the runner'}, summed with sha256 on both hosts`);
+        const sourceEnd = ends.source;
+        const targetEnd = ends.target;
         return {
             address,
             route: forwardCommand ? 'direct' : 'relay',
             runnerBytes: () => relay?.bytesBack() ?? 0,
             async finished() {
                 const end = await serverEnd.within(SERVER_END_MS);
-                if (end?.exitCode === 0)
-                    return;
+                const [sent, got] = await Promise.all([
+                    sourceEnd.tally(SERVER_END_MS),
+                    targetEnd.tally(SERVER_END_MS),
+                ]);
+                const tally = comparePageTallies(sent, got);
+                if (end?.exitCode === 0 && !('problem' in tally)) {
+                    ctx.log.info(`overlap: ${formatBytes(tally.bytes)} of pages, sha256 ${tally.sha256.slice(0, 16)}… the same on both hosts`);
+                    return tally;
+                }
                 await close();
+                if (end?.exitCode === 0 && 'problem' in tally) {
+                    throw new MigrationError('TRANSFER_FAILED', 'the pages at the target could not be shown to be the ones the source sent', {
+                        step: 'transfer',
+                        host: describeHost(ctx.target),
+                        detail: await why(tally.problem),
+                        remedy: `nothing to undo by hand: the source resumes where it was frozen; run again, ${REMEDY_EAGER}`,
+                    });
+                }
                 throw new MigrationError('TRANSFER_FAILED', `the target's page server ${end ? `exited ${end.exitCode}` : `had not ended ${SERVER_END_MS / 1000} s after the dump`}`, {
                     step: 'transfer',
                     host: describeHost(ctx.target),
@@ -68872,6 +69039,7 @@ async function migrate(deps) {
     let armed;
     // memory: overlap: the target's page server, taking the pages while the source dumps them.
     let overlap;
+    let pageTally;
     let lastPageMs;
     // Where the frozen window goes, and the start of every command sent to the hosts (for its count).
     let window;
@@ -68993,7 +69161,7 @@ async function migrate(deps) {
         const moving = volumes;
         moved = await log.group('Transfer: checkpoint, writable layer and volumes', () => timer.time('transfer', async () => {
             // The volumes' last pass runs beside the checkpoint's streams: both while frozen.
-            const [state] = await allSettledOrThrow([
+            const [state, , pages] = await allSettledOrThrow([
                 armedMove
                     ? fireState(ctx, armedMove, frozen, plan)
                     : moveState(ctx, found, frozen, ready, plan, 'relay'),
@@ -69002,6 +69170,8 @@ async function migrate(deps) {
                     : Promise.resolve(undefined),
                 pageServer?.finished(),
             ]);
+            if (pages)
+                pageTally = pages;
             return state;
         }));
         signal.throwIfAborted();
@@ -69142,6 +69312,8 @@ async function migrate(deps) {
             codecReason: moved.codecs.writableLayer.reason,
         };
     }
+    if (pageTally)
+        streams.pages = { bytes: pageTally.bytes, sha256: pageTally.sha256, codec: 'none' };
     const imageMove = staged?.imageTransfer;
     if (imageMove)
         streams.image = { bytes: imageMove.bytes, sha256: imageMove.sha256, ms: Math.round(imageMove.ms) };

@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OPENSSH_CIPHERS } from '../../src/policy/direct-route.js';
 import { type ProcessOptions, type ProcessResult, runProcess } from '../../test/e2e/process.js';
 import { loadTestbed, onHostResult, sshArgs, type Testbed } from '../../test/e2e/testbed.js';
 import type { Options } from './options.js';
@@ -162,6 +163,7 @@ export class BenchBed {
       ...process.env,
       BENCH_SSH_KEY: this.testbed.sshKeyPath,
       BENCH_KNOWN_HOSTS: this.testbed.knownHostsPath,
+      BENCH_SSH_CIPHERS: OPENSSH_CIPHERS,
       ...extra,
     };
   }

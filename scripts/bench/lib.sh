@@ -4,11 +4,13 @@
 # host (opened before the timed part, like an operator's open terminal), and
 # copies files between hosts through itself: ssh SRC cat | dd | ssh DST 'cat >F'.
 #
-# Environment: BENCH_SSH_KEY, BENCH_KNOWN_HOSTS (files); hosts as root@addr:port.
+# Environment: BENCH_SSH_KEY, BENCH_KNOWN_HOSTS (files), BENCH_SSH_CIPHERS (the action's own
+# preference, AES-GCM first: every peer's copies get the fastest cipher the hosts have);
+# hosts as root@addr:port.
 # Results go to stdout as "key value" lines; progress goes to stderr.
 set -euo pipefail
 
-: "${BENCH_SSH_KEY:?}" "${BENCH_KNOWN_HOSTS:?}"
+: "${BENCH_SSH_KEY:?}" "${BENCH_KNOWN_HOSTS:?}" "${BENCH_SSH_CIPHERS:?}"
 BENCH_CTL_DIR=$(mktemp -d /tmp/bench-ssh.XXXXXX)
 declare -A BENCH_MASTER_RSS_FILE=()
 
@@ -21,6 +23,7 @@ ssh_opts() {
   local dest=$1
   printf '%s\n' -o BatchMode=yes -o "UserKnownHostsFile=$BENCH_KNOWN_HOSTS" -o StrictHostKeyChecking=yes \
     -o "IdentityFile=$BENCH_SSH_KEY" -o IdentitiesOnly=yes -o "ControlPath=$BENCH_CTL_DIR/%C" \
+    -o "Ciphers=$BENCH_SSH_CIPHERS" \
     -p "${dest##*:}" "${dest%:*}"
 }
 

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { OPENSSH_CIPHERS } from '../../src/policy/direct-route.js';
 import { BenchBed, log } from './bed.js';
 import { type Options, parseOptions, USAGE } from './options.js';
 import { modesLine, ratioLine } from './render/final-line.js';
@@ -106,7 +107,8 @@ function notes(report: Report, runs: MigrationRun[]): string[] {
     'Memory by content: the counter prints the md5 of its whole value when asked (scripts/bench/workload/bench-counter.sh), on the source before the move and on the target after it; redis answers DEBUG DIGEST (started with --enable-debug-command local). A run whose check could not be made counts as "not checked", never as intact.',
     'The image is on host 2 before the run (Docker and Podman), as after a registry pull; the seed procedure moves the file system with docker export/import by design.',
     "Total wall time: the action process from start to exit; the seed and Podman scripts from start to exit. Bytes between hosts: the action's checkpoint.transferredBytes; for seed and Podman, the bytes the relay copied.",
-    `Pre-copy: not applied: the action dumps once while frozen; criu pre-dump needs mem_dirty_track, which these hosts report as "${report.versions.memDirtyTrack ?? 'not read'}". CRIU's page server (dumping and sending at once) is used only by the way action-overlap (memory: overlap); the action's default dumps to disk first.`,
+    `Every OpenSSH connection of the bench (the seed's and Podman's copies, the transport section's relay and host-to-host copy, so the floor) offers the ciphers the action's own client does, AES-GCM first (${OPENSSH_CIPHERS}): with OpenSSH's default, chacha20, 1 GiB took 2.9-3.4 s host to host on these hosts against 1.8-2.5 s with AES-GCM (by hand, 2026-12-07), so a floor priced at chacha20's speed was not a lower bound.`,
+    `Pre-copy: not applied: the action dumps once while frozen; criu pre-dump needs mem_dirty_track, which these hosts report as "${report.versions.memDirtyTrack ?? 'not read'}". CRIU's page server (dumping and sending at once) is used only by the way action-overlap (memory: overlap), whose pages are summed with sha256 on both hosts as they pass (its bytes between hosts include them); the action's default dumps to disk first.`,
     ...(runs.some((r) => r.method === 'action-lazy')
       ? [
           "action-lazy is the action with memory: lazy (post-copy): the container runs on host 2 before its memory has arrived, the pages follow from the frozen source through the runner; its downtime is what the workload saw, its last page the action's timings.lastPageMs (from the freeze), its memory check the workload's md5 after the last page. fs.pipe-max-size was raised to 4 MiB for these runs (CRIU's page pipes; the bed's hosts lack CAP_SYS_RESOURCE).",
