@@ -436,4 +436,37 @@ exec /usr/bin/cat "$@"
       ).toBe('0\n');
     }
   });
+
+  it("moves the unit back to host 2 with memory: overlap: each member's pages summed the same on both hosts, Redis data and run_id kept", async () => {
+    await removeFaults(bed);
+    // The move back left the retired members and the volume on host 2.
+    await onHostResult(
+      bed,
+      bed.host2,
+      `docker ps -aq --filter label=com.docker.compose.project=${PROJECT} | xargs -r docker rm -f; docker volume rm ${PROJECT}_data`,
+    );
+    const before = {
+      count: await project.hit(bed.host1),
+      runId: (await project.redisFacts(bed.host1)).runId,
+    };
+    const run = await runAction(inputs({ memory: 'overlap' }));
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    const unit = JSON.parse(run.outputs.unit ?? '{}');
+    expect(unit.members.map((m: { container: string; status: string }) => [m.container, m.status])).toEqual([
+      [REDIS, 'succeeded'],
+      [WEB, 'succeeded'],
+    ]);
+    const summed = run.stdout.match(
+      /overlap: \d+\.\d [KM]iB of pages, sha256 [0-9a-f]{16}… the same on both hosts/g,
+    );
+    expect(summed, run.stdout).toHaveLength(2);
+    const redis = await project.redisFacts(bed.host2);
+    expect(redis.runId).toBe(before.runId);
+    expect(await project.hit(bed.host2)).toBe(before.count + 1);
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, "pgrep -af '[c]riu page-server|[I]O::Socket::INET'");
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
+  });
 });

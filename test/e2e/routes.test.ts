@@ -90,14 +90,27 @@ describe('other routes to the hosts', () => {
     expect(run.stdout).toMatch(/via/);
     await expectContinued(bed.host1, bed.host2);
     await onHost(bed, bed.host1, `docker rm ${name}`);
+
+    // Back with memory: overlap, the source now behind the bastion: the page stream goes through
+    // the runner and the jump host, and its pages are summed the same on both hosts.
+    const back = await runAction({
+      ...credentials(),
+      container: name,
+      source: bed.host2,
+      target: bed.host1,
+      'jump-host': bed.host1,
+      memory: 'overlap',
+      'verify-log-pattern': '^\\d+ ',
+    });
+    expect(back.exitCode, back.stdout).toBe(0);
+    expect(back.stdout).toContain('overlap: the memory reached the target during the dump (');
+    expect(back.stdout).toMatch(/overlap: \d+\.\d MiB of pages, sha256 [0-9a-f]{16}… the same on both hosts/);
+    await expectContinued(bed.host2, bed.host1);
+    await onHost(bed, bed.host2, `docker rm ${name}`);
   });
 
   it('runs with source: local on the source host itself', async () => {
-    // The counter is on host 2 now: bring it back to host 1, which then plays the runner.
-    const back = await runAction({ ...credentials(), container: name, source: bed.host2, target: bed.host1 });
-    expect(back.exitCode, back.stdout).toBe(0);
-    await onHost(bed, bed.host2, `docker rm ${name}`);
-
+    // The test above brought the counter back to host 1, which now plays the runner.
     // Install the runner's node and the bundle inside host 1, then run it there with source: local.
     const node = await inHostOne(
       ['sh', '-c', 'cat >/usr/local/bin/node && chmod 755 /usr/local/bin/node'],

@@ -185,4 +185,34 @@ describe('hosts without root logins (sudo: true)', () => {
     const manifest = JSON.parse(await onHost(bed, bed.host3, `cat ${dir}/manifest.json`));
     expect(manifest).toHaveProperty('files');
   });
+
+  it('moves it back with memory: overlap through sudo: the pages summed the same on both hosts, state intact', async () => {
+    // The first move left the stopped source container on host 1.
+    await onHost(bed, bed.host1, `docker rm ${name}`);
+    const before = parseCounter(await containerLogs(bed, bed.host2, name)).at(-1);
+    const run = await runAction({
+      ...common(),
+      mode: 'migrate',
+      memory: 'overlap',
+      source: asUser(bed.host2),
+      target: asUser(bed.host1),
+      'verify-log-pattern': '^\\d+ \\d{13} ',
+      'verify-timeout': '20',
+    });
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.outputs.status).toBe('succeeded');
+    expect(run.stdout).toMatch(/commands run through sudo -n/);
+    expect(run.stdout).toMatch(/overlap: \d+\.\d MiB of pages, sha256 [0-9a-f]{16}… the same on both hosts/);
+    const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+    expect(metadata.checkpoint.streams.pages.bytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect((await containerState(bed, bed.host2, name))?.Running).toBe(false);
+    const after = parseCounter(await containerLogs(bed, bed.host1, name));
+    expect(after[0]?.token).toBe(before?.token);
+    await expectCounterContinued(bed, bed.host1, name);
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, "pgrep -af '[c]riu page-server|[I]O::Socket::INET'");
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
+  });
 });

@@ -352,4 +352,48 @@ exec /usr/bin/tar "$@"
     await expectNothingLeft(bed, name);
     await clean([name], [volume]);
   });
+
+  it('memory: overlap moves a volume beside the pages: the volume identical, the pages and the volume each summed the same on both hosts', async () => {
+    const name = 'e2e-vol-overlap';
+    const volume = 'e2e-vol-overlap';
+    await clean([name], [volume]);
+    // 32 MiB of memory the process holds, and a volume it keeps writing to while it runs.
+    await onHost(
+      bed,
+      bed.host1,
+      `docker run -d --name ${name} -v ${volume}:/data ${bed.image} sh -c 'head -c 2000000 /dev/urandom >/data/blob; m=$(head -c 33554432 /dev/urandom | od -An -tx1 | head -c 33554432); i=0; while [ $i -lt 100000 ]; do i=$((i+1)); echo "tick $i \${#m}" | tee -a /data/ticks; sleep 0.1; done'`,
+    );
+    await waitForLog(bed, bed.host1, name, /tick 3\b/);
+    const run = await runAction(
+      inputs(bed.host1, bed.host2, name, { 'verify-log-pattern': '^tick ', memory: 'overlap' }),
+    );
+    expect(run.exitCode, run.stdout).toBe(0);
+    expect(run.stdout).toMatch(/overlap: \d+\.\d MiB of pages, sha256 [0-9a-f]{16}… the same on both hosts/);
+    const metadata = JSON.parse(readFileSync(run.outputs['metadata-path']!, 'utf8'));
+    expect(metadata.checkpoint.streams.pages.bytes).toBeGreaterThan(32 * 1024 * 1024);
+    const moved = metadataOf(run).volumes?.[0];
+    expect(moved?.passes.map((p) => p.pass)).toEqual(['bulk', 'frozen']);
+    // What the source's volume held at the freeze arrived byte for byte; the target's ticks file
+    // has only grown since (the same process writes on there).
+    const read = async (host: string, file: string) =>
+      onHost(
+        bed,
+        host,
+        `cd '${await mountpoint(host, volume)}' && ${file === 'blob' ? 'sha256sum blob' : 'cat ticks'}`,
+      );
+    expect(await read(bed.host2, 'blob')).toBe(await read(bed.host1, 'blob'));
+    const frozen = await read(bed.host1, 'ticks');
+    expect(frozen).toMatch(/^tick 1 /);
+    expect((await read(bed.host2, 'ticks')).startsWith(frozen)).toBe(true);
+    // The same process goes on on the target: its tick count continues in the moved file.
+    const last = Number(
+      /tick (\d+)/.exec(
+        await onHost(bed, bed.host1, `tail -n1 '${await mountpoint(bed.host1, volume)}/ticks'`),
+      )?.[1],
+    );
+    const next = await waitForLog(bed, bed.host2, name, new RegExp(`tick ${last + 1} `));
+    expect(next).toContain(`tick ${last + 1} `);
+    await expectNothingLeft(bed, name);
+    await clean([name], [volume]);
+  });
 });
