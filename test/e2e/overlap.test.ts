@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installWrapper } from './faults.js';
+import { installWrapper, release, waitHeld } from './faults.js';
 import { containerState, expectNothingLeft } from './invariants.js';
 import { memoryMoveInputs, memorySum, startMemoryWorkload } from './memory-workload.js';
-import { runAction } from './run-action.js';
+import { runAction, runPostStep, startAction } from './run-action.js';
 import { loadTestbed, onHost, onHostResult, type Testbed } from './testbed.js';
 
 // memory: overlap on the default bed: the target's CRIU page server takes the pages while the
@@ -96,6 +96,60 @@ wait "$p"
     expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
     expect(await memorySum(bed, bed.host1, name)).toBe(before);
     await expectNothingLeft(bed, name);
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
+  });
+
+  it('the action SIGKILLed while the pages stream: the post step rolls back, no page server or forward left on either host', async () => {
+    const before = await startMemoryWorkload(bed, name, 128);
+    // The real page server, stopped once 16 MiB arrived (the dump then waits on it) until released;
+    // a TERM (the runner's end closing the server's command) reaches it through the wrapper.
+    await installWrapper(
+      bed,
+      bed.host2,
+      WRAPPER,
+      `#!/bin/sh
+[ "$1" = page-server ] || exec /usr/sbin/criu "$@"
+dir=; prev=; for a in "$@"; do [ "$prev" = --images-dir ] && dir=$a; prev=$a; done
+/usr/sbin/criu "$@" &
+c=$!
+trap 'kill -CONT "$c" 2>/dev/null; kill "$c" 2>/dev/null' TERM
+while kill -0 "$c" 2>/dev/null; do
+  if [ "$(du -sk "$dir" | cut -f1)" -gt 16384 ]; then
+    kill -STOP "$c"; touch /tmp/e2e-held-overlap-kill
+    i=0; while [ ! -e /tmp/e2e-release-overlap-kill ] && [ "$i" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    kill -CONT "$c"; break
+  fi
+  sleep 0.05
+done
+wait "$c"
+`,
+    );
+    try {
+      const running = startAction(inputs());
+      await waitHeld(bed, bed.host2, 'overlap-kill', 120_000, running);
+      const main = await running.kill();
+      await release(bed, bed.host2, 'overlap-kill');
+      const post = await runPostStep(inputs(), main);
+      expect(post.exitCode, post.stdout).toBe(0);
+      expect(post.stdout).toMatch(/rolled back \(source resumed\)/);
+    } finally {
+      await onHostResult(
+        bed,
+        bed.host2,
+        `rm -f ${WRAPPER} /tmp/e2e-held-overlap-kill /tmp/e2e-release-overlap-kill`,
+      );
+    }
+    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+    expect(await memorySum(bed, bed.host1, name)).toBe(before);
+    await expectNothingLeft(bed, name);
+    for (const host of [bed.host1, bed.host2]) {
+      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
+      expect(left.stdout, `left on ${host}`).toBe('');
+    }
   });
 
   it("the target's sum of the pages differs from the source's: no restore, the source resumes intact, rolled back", async () => {
