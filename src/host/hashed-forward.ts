@@ -10,7 +10,7 @@ import { BYTES_MARK, HASH_SUM, hostDetail, parseHostBytes, parseHostSum, SUM_MAR
  * source, the page server's side on the target), it gives those pages the
  * same check every other stream has: the sum each host computed of the bytes
  * it passed on, compared by the runner. perl-base carries the sockets (it is
- * essential on Debian and Ubuntu), OpenSSL hashes (see HASH_SUM).
+ * essential on Debian and Ubuntu), the same sha256 tool as every stream hashes (HASH_SUM).
  */
 
 export const FORWARD_LISTENING = 'listening';

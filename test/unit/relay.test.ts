@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -16,7 +17,13 @@ import { describe, expect, it } from 'vitest';
 import { MigrationError } from '../../src/errors.js';
 import type { Host } from '../../src/host/host.js';
 import { LocalHost } from '../../src/host/local-host.js';
-import { hashedConsumer, hashedProducer, parseHostSum, streamBetween } from '../../src/host/relay.js';
+import {
+  HASH_SUM,
+  hashedConsumer,
+  hashedProducer,
+  parseHostSum,
+  streamBetween,
+} from '../../src/host/relay.js';
 
 const log = {
   lines: [] as string[],
@@ -398,4 +405,35 @@ describe('streamBetween: the two ends start together', () => {
       expect(other.killed()).toBe(true);
     },
   );
+});
+
+describe('hashsum: which tool sums a stream', () => {
+  const sum = createHash('sha256').update('pages\n').digest('hex');
+  /** Runs hashsum on "pages\n" with a sha256sum that says `version` and sums as `fake`. */
+  function hashWith(version: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'hashsum-'));
+    try {
+      writeFileSync(
+        join(dir, 'sha256sum'),
+        `#!/bin/sh\nif [ "$1" = --version ]; then printf '%s\\n' ${JSON.stringify(version)}; exit 0; fi\ncat >/dev/null; echo "fake  -"\n`,
+      );
+      chmodSync(join(dir, 'sha256sum'), 0o755);
+      return execFileSync('sh', ['-c', `${HASH_SUM}\nprintf 'pages\\n' | hashsum`], {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH}` },
+      }).toString();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  it.each([
+    ['sha256sum (GNU coreutils) 9.2', 'fake  -\n'],
+    ['sha256sum (GNU coreutils) 9.7', 'fake  -\n'],
+    ['sha256sum (GNU coreutils) 9.10', 'fake  -\n'],
+    ['sha256sum (GNU coreutils) 10.0', 'fake  -\n'],
+    ['sha256sum (GNU coreutils) 9.1', `${sum} -\n`],
+    ['sha256sum (GNU coreutils) 8.32', `${sum} -\n`],
+    ['BusyBox v1.36.1', `${sum} -\n`],
+  ])('%s', (version, expected) => {
+    expect(hashWith(version)).toBe(expected);
+  });
 });
