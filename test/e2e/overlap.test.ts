@@ -11,7 +11,11 @@ import { loadTestbed, onHost, onHostResult, type Testbed } from './testbed.js';
 let bed: Testbed;
 const name = 'e2e-overlap';
 const WRAPPER = '/usr/local/bin/criu';
-const OPENSSL_WRAPPER = '/usr/local/bin/openssl';
+/** The two tools a host's hashsum may use (src/host/relay.ts HASH_SUM), wrapped to sum a changed byte. */
+const HASHERS = { openssl: 'dgst', sha256sum: '-' } as const;
+const HASHER_WRAPPERS = Object.keys(HASHERS)
+  .map((tool) => `/usr/local/bin/${tool}`)
+  .join(' ');
 /** What runs on a host for a move with memory: overlap, and must be gone after it. */
 const OVERLAP_PROCESSES = "'[c]riu page-server|[E]xitOnForwardFailure|[I]O::Socket::INET'";
 const STATE_ROOT = '/var/lib/criu-migrate';
@@ -20,13 +24,37 @@ function inputs(extra: Record<string, string> = {}): Record<string, string> {
   return memoryMoveInputs(bed, name, { memory: 'overlap', ...extra });
 }
 
+/** A criu wrapper's start: anything but the page server runs as it is; the server starts in the background, its images directory in $dir. */
+const PAGE_SERVER_PRELUDE = `#!/bin/sh
+[ "$1" = page-server ] || exec /usr/sbin/criu "$@"
+dir=; prev=; for a in "$@"; do [ "$prev" = --images-dir ] && dir=$a; prev=$a; done
+/usr/sbin/criu "$@" &
+`;
+
 beforeAll(() => {
   bed = loadTestbed();
 });
 
+/** No page server, ssh forward or hashed forward of a run left on either host. */
+async function expectNoOverlapProcesses(): Promise<void> {
+  for (const host of [bed.host1, bed.host2]) {
+    const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
+    expect(left.stdout, `left on ${host}`).toBe('');
+  }
+}
+
+/** Rolled back: nothing on the target, the source running with the memory it had, nothing left behind. */
+async function expectBackOnSource(before: string): Promise<void> {
+  expect(await containerState(bed, bed.host2, name)).toBeUndefined();
+  expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
+  expect(await memorySum(bed, bed.host1, name)).toBe(before);
+  await expectNothingLeft(bed, name);
+  await expectNoOverlapProcesses();
+}
+
 afterAll(async () => {
   await onHostResult(bed, bed.host1, `umount ${STATE_ROOT}`);
-  await onHostResult(bed, bed.host2, `rm -f ${WRAPPER} ${OPENSSL_WRAPPER}`);
+  await onHostResult(bed, bed.host2, `rm -f ${WRAPPER} ${HASHER_WRAPPERS}`);
   for (const host of [bed.host1, bed.host2]) await onHostResult(bed, host, `docker rm -f ${name}`);
 });
 
@@ -58,10 +86,7 @@ describe('memory: overlap (the pages travel during the dump)', () => {
       expect(await memorySum(bed, bed.host2, name)).toBe(before);
       expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: false });
       await expectNothingLeft(bed, name);
-      for (const host of [bed.host1, bed.host2]) {
-        const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
-        expect(left.stdout, `left on ${host}`).toBe('');
-      }
+      await expectNoOverlapProcesses();
     });
   }
 
@@ -72,11 +97,7 @@ describe('memory: overlap (the pages travel during the dump)', () => {
       bed,
       bed.host2,
       WRAPPER,
-      `#!/bin/sh
-[ "$1" = page-server ] || exec /usr/sbin/criu "$@"
-dir=; prev=; for a in "$@"; do [ "$prev" = --images-dir ] && dir=$a; prev=$a; done
-/usr/sbin/criu "$@" &
-p=$!
+      `${PAGE_SERVER_PRELUDE}p=$!
 while kill -0 "$p" 2>/dev/null; do
   if [ "$(du -sk "$dir" | cut -f1)" -gt 16384 ]; then kill -9 "$p"; echo "e2e: page server killed" >&2; break; fi
   sleep 0.05
@@ -92,14 +113,7 @@ wait "$p"
     } finally {
       await onHostResult(bed, bed.host2, `rm -f ${WRAPPER}`);
     }
-    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
-    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
-    expect(await memorySum(bed, bed.host1, name)).toBe(before);
-    await expectNothingLeft(bed, name);
-    for (const host of [bed.host1, bed.host2]) {
-      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
-      expect(left.stdout, `left on ${host}`).toBe('');
-    }
+    await expectBackOnSource(before);
   });
 
   it('the action SIGKILLed while the pages stream: the post step rolls back, no page server or forward left on either host', async () => {
@@ -110,11 +124,7 @@ wait "$p"
       bed,
       bed.host2,
       WRAPPER,
-      `#!/bin/sh
-[ "$1" = page-server ] || exec /usr/sbin/criu "$@"
-dir=; prev=; for a in "$@"; do [ "$prev" = --images-dir ] && dir=$a; prev=$a; done
-/usr/sbin/criu "$@" &
-c=$!
+      `${PAGE_SERVER_PRELUDE}c=$!
 trap 'kill -CONT "$c" 2>/dev/null; kill "$c" 2>/dev/null' TERM
 while kill -0 "$c" 2>/dev/null; do
   if [ "$(du -sk "$dir" | cut -f1)" -gt 16384 ]; then
@@ -142,32 +152,28 @@ wait "$c"
         `rm -f ${WRAPPER} /tmp/e2e-held-overlap-kill /tmp/e2e-release-overlap-kill`,
       );
     }
-    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
-    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
-    expect(await memorySum(bed, bed.host1, name)).toBe(before);
-    await expectNothingLeft(bed, name);
-    for (const host of [bed.host1, bed.host2]) {
-      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
-      expect(left.stdout, `left on ${host}`).toBe('');
-    }
+    await expectBackOnSource(before);
   });
 
   it("the target's sum of the pages differs from the source's: no restore, the source resumes intact, rolled back", async () => {
     const before = await startMemoryWorkload(bed, name, 64);
     // The target's end of the page stream hashes a changed first byte, as if one had been
-    // corrupted on its way to the page server; every other use of openssl is left alone.
-    await installWrapper(
-      bed,
-      bed.host2,
-      OPENSSL_WRAPPER,
-      `#!/bin/sh
-if [ "$1" = dgst ] && tr '\\0' ' ' </proc/$PPID/cmdline | grep -q 'IO::Socket::INET'; then
-  { head -c 1 >/dev/null; printf X; cat; } | /usr/bin/openssl "$@"
+    // corrupted on its way to the page server, whichever tool its hashsum picks (openssl dgst, or
+    // sha256sum when it is not asked its version); every other use of either is left alone.
+    for (const [tool, hashing] of Object.entries(HASHERS)) {
+      await installWrapper(
+        bed,
+        bed.host2,
+        `/usr/local/bin/${tool}`,
+        `#!/bin/sh
+if { [ "$1" = ${hashing} ] || [ $# -eq 0 ]; } && tr '\\0' ' ' </proc/$PPID/cmdline | grep -q 'IO::Socket::INET'; then
+  { head -c 1 >/dev/null; printf X; cat; } | /usr/bin/${tool} "$@"
   exit
 fi
-exec /usr/bin/openssl "$@"
+exec /usr/bin/${tool} "$@"
 `,
-    );
+      );
+    }
     try {
       const run = await runAction(inputs());
       expect(run.exitCode).not.toBe(0);
@@ -180,16 +186,9 @@ exec /usr/bin/openssl "$@"
         /the source sent \d+ bytes with sha256 [0-9a-f]{64}, the target's page server got/,
       );
     } finally {
-      await onHostResult(bed, bed.host2, `rm -f ${OPENSSL_WRAPPER}`);
+      await onHostResult(bed, bed.host2, `rm -f ${HASHER_WRAPPERS}`);
     }
-    expect(await containerState(bed, bed.host2, name)).toBeUndefined();
-    expect(await containerState(bed, bed.host1, name)).toMatchObject({ Running: true, Paused: false });
-    expect(await memorySum(bed, bed.host1, name)).toBe(before);
-    await expectNothingLeft(bed, name);
-    for (const host of [bed.host1, bed.host2]) {
-      const left = await onHostResult(bed, host, `pgrep -af ${OVERLAP_PROCESSES}`);
-      expect(left.stdout, `left on ${host}`).toBe('');
-    }
+    await expectBackOnSource(before);
   });
 
   it('a source with room for its small images but not its pages: eager (and overlap with a full /dev/shm) refused, overlap moves it', async () => {

@@ -54,9 +54,8 @@ describe('a hashed forward, run for real with sh and perl', () => {
     for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
   });
 
-  it('passes both ways and sums what the accepting side sent', async () => {
-    const data = randomBytes(3 * 1024 * 1024 + 17);
-    const reply = Buffer.from('ok after the last command');
+  /** An upstream answering `reply`, and a forward to it on this machine. */
+  async function forwardTo(reply: Buffer) {
     const up = await upstream(reply);
     servers.push(up.server);
     const forward = await startHashedForward(
@@ -65,6 +64,13 @@ describe('a hashed forward, run for real with sh and perl', () => {
       up.port,
       'test forward',
     );
+    return { up, forward };
+  }
+
+  it('passes both ways and sums what the accepting side sent', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const reply = Buffer.from('ok after the last command');
+    const { up, forward } = await forwardTo(reply);
     const back = await exchange(forward.port, data);
     const tally = await forward.tally(10_000);
     expect(back.equals(reply)).toBe(true);
@@ -86,14 +92,7 @@ describe('a hashed forward, run for real with sh and perl', () => {
   });
 
   it('stopped before a connection came, it ends without a sum', async () => {
-    const up = await upstream(Buffer.alloc(0));
-    servers.push(up.server);
-    const forward = await startHashedForward(
-      new LocalHost('target'),
-      await freePort(),
-      up.port,
-      'test forward',
-    );
+    const { forward } = await forwardTo(Buffer.alloc(0));
     forward.stop();
     const tally = await forward.tally(10_000);
     expect(tally).toEqual({ problem: 'it ended without saying what it passed on' });
