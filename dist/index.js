@@ -68040,6 +68040,24 @@ function process_lines_firstLine(stream, exit, timeoutMs) {
         void exit.then(() => settle('exit'));
     });
 }
+/** Whether a spawned process has ended, and its end when it comes within a time. */
+function ending(process) {
+    let end;
+    void process.exit.then((exit) => {
+        end = exit;
+    });
+    return {
+        ended: () => end !== undefined,
+        within: (ms) => end
+            ? Promise.resolve(end)
+            : Promise.race([
+                process.exit,
+                new Promise((resolve) => {
+                    setTimeout(() => resolve(undefined), ms).unref();
+                }),
+            ]),
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/policy/lazy-pages.ts
 /**
@@ -68317,13 +68335,10 @@ function tallyOf(stderr) {
 async function startHashedForward(host, listenPort, upstreamPort, what) {
     const process = await host.spawn(hashedForwardScript(listenPort, upstreamPort));
     const stderr = keepTail(process.stderr);
-    let ended = false;
-    void process.exit.then(() => {
-        ended = true;
-    });
+    const end = ending(process);
     const stop = () => {
         process.stdin.end();
-        if (!ended)
+        if (!end.ended())
             process.kill();
     };
     const first = await process_lines_firstLine(process.stdout, process.exit, 30_000);
@@ -68345,11 +68360,7 @@ async function startHashedForward(host, listenPort, upstreamPort, what) {
     return {
         port: listenPort,
         async tally(ms) {
-            const end = await Promise.race([
-                process.exit,
-                new Promise((resolve) => setTimeout(() => resolve(undefined), ms).unref()),
-            ]);
-            if (!end) {
+            if (!(await end.within(ms))) {
                 stop();
                 return { problem: `it had not ended ${Math.round(ms / 1000)} s after the dump` };
             }
@@ -68563,24 +68574,6 @@ async function startPageServer(ctx, hosts, imagesDir, ports, forwardCommand) {
         await close();
         throw error;
     }
-}
-/** Whether a spawned process has ended, and its end when it comes within a time. */
-function ending(process) {
-    let end;
-    void process.exit.then((exit) => {
-        end = exit;
-    });
-    return {
-        ended: () => end !== undefined,
-        within: (ms) => end
-            ? Promise.resolve(end)
-            : Promise.race([
-                process.exit,
-                new Promise((resolve) => {
-                    setTimeout(() => resolve(undefined), ms).unref();
-                }),
-            ]),
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/phases/lazy-pages.ts

@@ -1,6 +1,6 @@
 import { MigrationError } from '../errors.js';
 import { describeHost, type Host, type HostProcess } from './host.js';
-import { firstLine, keepTail } from './process-lines.js';
+import { ending, firstLine, keepTail } from './process-lines.js';
 import { BYTES_MARK, HASH_SUM, hostDetail, parseHostBytes, parseHostSum, SUM_MARK } from './relay.js';
 
 /**
@@ -93,13 +93,10 @@ export async function startHashedForward(
 ): Promise<HashedForward> {
   const process: HostProcess = await host.spawn(hashedForwardScript(listenPort, upstreamPort));
   const stderr = keepTail(process.stderr);
-  let ended = false;
-  void process.exit.then(() => {
-    ended = true;
-  });
+  const end = ending(process);
   const stop = (): void => {
     process.stdin.end();
-    if (!ended) process.kill();
+    if (!end.ended()) process.kill();
   };
   const first = await firstLine(process.stdout, process.exit, 30_000);
   if (first !== FORWARD_LISTENING) {
@@ -122,11 +119,7 @@ export async function startHashedForward(
   return {
     port: listenPort,
     async tally(ms) {
-      const end = await Promise.race([
-        process.exit,
-        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms).unref()),
-      ]);
-      if (!end) {
+      if (!(await end.within(ms))) {
         stop();
         return { problem: `it had not ended ${Math.round(ms / 1000)} s after the dump` };
       }

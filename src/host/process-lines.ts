@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { ProcessExit } from './host.js';
+import type { HostProcess, ProcessExit } from './host.js';
 
 /** Keeps the last 64 KiB a stream printed. */
 export function keepTail(stream: Readable): () => string {
@@ -41,4 +41,27 @@ export function firstLine(
     stream.on('data', onData);
     void exit.then(() => settle('exit'));
   });
+}
+
+/** Whether a spawned process has ended, and its end when it comes within a time. */
+export function ending(process: HostProcess): {
+  ended(): boolean;
+  within(ms: number): Promise<ProcessExit | undefined>;
+} {
+  let end: ProcessExit | undefined;
+  void process.exit.then((exit) => {
+    end = exit;
+  });
+  return {
+    ended: () => end !== undefined,
+    within: (ms) =>
+      end
+        ? Promise.resolve(end)
+        : Promise.race([
+            process.exit,
+            new Promise<undefined>((resolve) => {
+              setTimeout(() => resolve(undefined), ms).unref();
+            }),
+          ]),
+  };
 }

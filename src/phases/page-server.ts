@@ -8,9 +8,9 @@ import {
 } from '../engine/docker/page-server.js';
 import { type ErrorCode, MigrationError } from '../errors.js';
 import { type ForwardTally, type HashedForward, startHashedForward } from '../host/hashed-forward.js';
-import { describeHost, type Host, type HostProcess, type ProcessExit } from '../host/host.js';
+import { describeHost, type Host, type HostProcess } from '../host/host.js';
 import { openPageRelay, type PageRelay } from '../host/page-relay.js';
-import { firstLine, keepTail } from '../host/process-lines.js';
+import { ending, firstLine, keepTail } from '../host/process-lines.js';
 import { formatBytes } from '../host/relay.js';
 import { tailLines } from '../host/shell.js';
 import { type WorkKey, workDir } from '../state/host-records.js';
@@ -108,7 +108,7 @@ export interface PageStreamTally {
 export function comparePageTallies(
   source: ForwardTally,
   target: ForwardTally,
-): { bytes: number; sha256: string } | { problem: string } {
+): PageStreamTally | { problem: string } {
   if ('problem' in source) return { problem: `the source's end: ${source.problem}` };
   if ('problem' in target) return { problem: `the target's end: ${target.problem}` };
   if (source.bytes !== target.bytes || source.sha256 !== target.sha256) {
@@ -269,27 +269,4 @@ export async function startPageServer(
     await close();
     throw error;
   }
-}
-
-/** Whether a spawned process has ended, and its end when it comes within a time. */
-function ending(process: HostProcess): {
-  ended(): boolean;
-  within(ms: number): Promise<ProcessExit | undefined>;
-} {
-  let end: ProcessExit | undefined;
-  void process.exit.then((exit) => {
-    end = exit;
-  });
-  return {
-    ended: () => end !== undefined,
-    within: (ms) =>
-      end
-        ? Promise.resolve(end)
-        : Promise.race([
-            process.exit,
-            new Promise<undefined>((resolve) => {
-              setTimeout(() => resolve(undefined), ms).unref();
-            }),
-          ]),
-  };
 }
