@@ -82,14 +82,22 @@ export function armedRelayConsumer(variants: ArmedVariants): string {
 /**
  * Direct route, receiving side on the target: keeps the runner's channel as fd 6, opens the
  * fifo (it returns once the source's ssh client has authenticated and the forced command
- * opened it to write), unlinks it at once (nothing to clean up inside the window), says it
- * is armed, then waits for its go line on fd 6.
+ * opened it to write) and reads the forced command's pid from it, holds `<fifo>.done` open
+ * (the forced command waits for its end), unlinks both at once (nothing to clean up inside
+ * the window), then reads sshd's pipe directly through /proc (see receiveScript), or asks
+ * for "cat" through the fifo where that cannot be opened. Says it is armed, then waits for
+ * its go line on fd 6.
  */
 export function armedConsumer(fifo: string, variants: ArmedVariants): string {
   const f = shellQuote([fifo]);
+  const done = shellQuote([`${fifo}.done`]);
   return [
     `exec 6<&0 <${f} || exit 1`,
-    `rm -f ${f}`,
+    'IFS= read -r pid || exit 1',
+    'case "$pid" in ""|*[!0-9]*) exit 1 ;; esac',
+    `exec 7>${done} || exit 1`,
+    `rm -f ${f} ${done}`,
+    'if (exec <"/proc/$pid/fd/5") 2>/dev/null; then exec <"/proc/$pid/fd/5"; else echo cat >&7; fi',
     `echo ${ARMED_MARK} >&2`,
     `IFS= read -r go <&6 || exit ${NO_GO_EXIT}`,
     'exec 6<&-',

@@ -85,7 +85,7 @@ export async function armDirect(
   const code: ErrorCode = options.code ?? 'TRANSFER_FAILED';
   const name = `s${++streamCount}`;
   const fifo = `${route.streamsDir}/${name}`;
-  const q = shellQuote([fifo]);
+  const q = shellQuote([fifo, `${fifo}.done`]);
   const made = await route.to.run(`rm -f ${q}; mkfifo -m 600 ${q}`, { timeoutMs: 30_000 });
   if (made.exitCode !== 0) {
     throw new MigrationError(code, `${options.label}: could not make the stream's fifo on the target`, {
@@ -94,10 +94,13 @@ export async function armDirect(
       detail: made.stderr.trim() || undefined,
     });
   }
-  // A receiver still blocked in its open is let through by a writer of our own; then the fifo goes.
+  // Either end still blocked in opening a fifo (the receiver, or a forced command whose
+  // receiver is gone) is let through by an opener of our own; then the fifos go.
   const unblock = () =>
     route.to
-      .run(`f=${q}; if [ -p "$f" ]; then exec 3<>"$f"; exec 3>&-; rm -f "$f"; fi`, { timeoutMs: 30_000 })
+      .run(`for f in ${q}; do if [ -p "$f" ]; then exec 3<>"$f"; exec 3>&-; rm -f "$f"; fi; done`, {
+        timeoutMs: 30_000,
+      })
       .then(
         () => undefined,
         () => undefined,

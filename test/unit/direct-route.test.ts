@@ -1,10 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseKnownHosts } from '../../src/host/known-hosts.js';
+import { shellQuote } from '../../src/host/shell.js';
 import {
   authorizedKeyLine,
   authorizeScript,
@@ -318,12 +319,48 @@ describe('the forced command', () => {
     expect((await receive('s7')).stderr).toContain('no stream s7');
   });
 
-  it('writes a stream into the fifo the runner made', async () => {
-    await sh(`mkfifo ${join(dir, 's3')}`);
-    const reader = sh(`cat ${join(dir, 's3')}`);
-    const result = await receive('s3', 'the bytes');
+  /** The receiving command's side of the hand-over (host/armed.ts armedConsumer), saying which way it read. */
+  const receiver = (name: string) => {
+    const f = shellQuote([join(dir, name)]);
+    const done = shellQuote([join(dir, `${name}.done`)]);
+    return sh(
+      [
+        `mkfifo ${f} ${done}`,
+        `exec <${f}`,
+        'IFS= read -r pid',
+        `exec 7>${done}`,
+        'if (exec <"/proc/$pid/fd/5") 2>/dev/null; then exec <"/proc/$pid/fd/5"; echo proc >&2; else echo cat >&7; echo cat >&2; fi',
+        'cat',
+      ].join('\n'),
+    );
+  };
+  const whenMade = async (name: string) => {
+    for (let i = 0; i < 200 && !existsSync(join(dir, `${name}.done`)); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+
+  it("hands sshd's pipe to the receiving command, which reads it itself, and ends with it", async () => {
+    const reading = receiver('s3');
+    await whenMade('s3');
+    // As under sshd: the forced command's standard input is a pipe.
+    // execFile rejects on any exit status but 0.
+    const result = await sh(`printf %s 'the bytes' | sh ${shellQuote([join(dir, 'receive')])}`, {
+      SSH_ORIGINAL_COMMAND: 's3',
+    });
+    expect(result.stderr).toBe('');
+    const read = await reading;
+    expect(read.stderr.trim()).toBe('proc');
+    expect(read.stdout).toBe('the bytes');
+  });
+
+  it('copies into the fifo when its input cannot be opened again (a socket here)', async () => {
+    const reading = receiver('s4');
+    await whenMade('s4');
+    const result = await receive('s4', 'the bytes');
     expect(result.code).toBe(0);
-    expect((await reader).stdout).toBe('the bytes');
+    const read = await reading;
+    expect(read.stderr.trim()).toBe('cat');
+    expect(read.stdout).toBe('the bytes');
   });
 });
 
