@@ -56942,6 +56942,7 @@ function parseDumpStats(image) {
 
 
 
+
 /** Docker's and containerd's places on a host that the action relies on. */
 const DOCKER_LAYOUT = {
     /** containerd's runc shim keeps a task's bundle (and CRIU's restore.log) here, for Docker-managed and system containerd. */
@@ -57063,7 +57064,7 @@ class DockerCli {
         await this.docker(['unpause', id], step);
     }
     async startFromCheckpoint(id, checkpoint, step) {
-        await this.exec(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]), step, 'docker start --checkpoint', {
+        await this.exec(oneRestoreAtATime(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id])), step, 'docker start --checkpoint', {
             timeoutMs: 10 * 60_000,
         });
     }
@@ -57170,6 +57171,26 @@ function killScript(id) {
         `case $out in *"is not running"*) [ "$(docker container inspect --format '{{.State.Running}}' -- ${ref})" = false ] && exit 0 ;; esac`,
         'printf "%s\\n" "$out" >&2',
         'exit 1',
+    ].join('\n');
+}
+/** How long a restore waits for another one on the same host before it gives up. */
+const RESTORE_LOCK_WAIT_S = 300;
+const RESTORE_LOCK_TIMEOUT_EXIT = 75;
+/**
+ * One CRIU restore at a time per host, whichever run asks (a drill, a restore, a move): two at
+ * once failed now and then on the test bed, CRIU's restorer reading the pages with EBADF. The
+ * lock is flock(1) on the hosts' state directory itself, so no lock file is left behind; without
+ * flock the restore runs unserialized, as before.
+ */
+function oneRestoreAtATime(start) {
+    const lock = shellQuote([STATE_ROOT]);
+    return [
+        `if command -v flock >/dev/null 2>&1 && [ -d ${lock} ]; then`,
+        `flock -w ${RESTORE_LOCK_WAIT_S} -E ${RESTORE_LOCK_TIMEOUT_EXIT} ${lock} ${start}; s=$?`,
+        `[ "$s" -ne ${RESTORE_LOCK_TIMEOUT_EXIT} ] || echo "criu-migrate: another restore on this host held the restore lock (flock on ${STATE_ROOT}) for ${RESTORE_LOCK_WAIT_S} s" >&2`,
+        'exit "$s"',
+        'fi',
+        `exec ${start}`,
     ].join('\n');
 }
 

@@ -255,6 +255,11 @@ export class FakeMachine {
   }
 
   private readonly rules: [RegExp, (m: RegExpExecArray, input: string) => CommandResult][] = [
+    // DockerCli.startFromCheckpoint (oneRestoreAtATime): the docker command under its host's lock.
+    [
+      /^if command -v flock [^\n]*\n[\s\S]*\nexec (docker start --checkpoint \S+ -- \S+)$/,
+      (m) => this.docker(words(m[1] ?? ''), m[1] ?? ''),
+    ],
     // DockerCli.kill (killScript): each process of a paused container first, then docker kill.
     [
       /^paused=\$\(docker container inspect --format '\{\{\.State\.Paused\}\}' -- (\S+)\) \|\| exit 1\n[\s\S]*out=\$\(docker kill --signal KILL /,

@@ -302,7 +302,7 @@ describe('migrate() on fake hosts', () => {
     const pausedAt = happy.findIndex((c) => /^docker pause /.test(c.command));
     const frozen = happy.slice(
       pausedAt,
-      happy.findIndex((c) => /^docker start --checkpoint /.test(c.command)) + 1,
+      happy.findIndex((c) => /\bdocker start --checkpoint /.test(c.command)) + 1,
     );
     expect(frozen.map((c) => `${c.host} ${c.kind}`)).toEqual(['source run', 'source run', 'target run']);
     expect(frozen[1]?.command).toMatch(/runc --root \S+ checkpoint --leave-running/);
@@ -321,7 +321,7 @@ describe('migrate() on fake hosts', () => {
     for (const pattern of [
       /^docker pause /,
       /runc --root \S+ checkpoint --leave-running/,
-      /^docker start --checkpoint /,
+      /\nexec docker start --checkpoint /,
       /^docker update --restart no /,
       /\nout=\$\(docker kill --signal KILL /,
       /journal\.json\.\$\$\.new/,

@@ -1,5 +1,6 @@
 import { describeHost, type Host, type RunOptions } from '../../host/host.js';
 import { shellQuote } from '../../host/shell.js';
+import { STATE_ROOT } from '../../state/host-records.js';
 import { type ContainerEngine, EngineError, initFirstRows, type ProcessRow } from '../engine.js';
 import { envFileCreate } from './create-args.js';
 import {
@@ -175,7 +176,7 @@ export class DockerCli implements ContainerEngine {
 
   async startFromCheckpoint(id: string, checkpoint: string, step: string): Promise<void> {
     await this.exec(
-      shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id]),
+      oneRestoreAtATime(shellQuote(['docker', 'start', '--checkpoint', checkpoint, '--', id])),
       step,
       'docker start --checkpoint',
       {
@@ -302,5 +303,27 @@ export function killScript(id: string): string {
     `case $out in *"is not running"*) [ "$(docker container inspect --format '{{.State.Running}}' -- ${ref})" = false ] && exit 0 ;; esac`,
     'printf "%s\\n" "$out" >&2',
     'exit 1',
+  ].join('\n');
+}
+
+/** How long a restore waits for another one on the same host before it gives up. */
+const RESTORE_LOCK_WAIT_S = 300;
+const RESTORE_LOCK_TIMEOUT_EXIT = 75;
+
+/**
+ * One CRIU restore at a time per host, whichever run asks (a drill, a restore, a move): two at
+ * once failed now and then on the test bed, CRIU's restorer reading the pages with EBADF. The
+ * lock is flock(1) on the hosts' state directory itself, so no lock file is left behind; without
+ * flock the restore runs unserialized, as before.
+ */
+export function oneRestoreAtATime(start: string): string {
+  const lock = shellQuote([STATE_ROOT]);
+  return [
+    `if command -v flock >/dev/null 2>&1 && [ -d ${lock} ]; then`,
+    `flock -w ${RESTORE_LOCK_WAIT_S} -E ${RESTORE_LOCK_TIMEOUT_EXIT} ${lock} ${start}; s=$?`,
+    `[ "$s" -ne ${RESTORE_LOCK_TIMEOUT_EXIT} ] || echo "criu-migrate: another restore on this host held the restore lock (flock on ${STATE_ROOT}) for ${RESTORE_LOCK_WAIT_S} s" >&2`,
+    'exit "$s"',
+    'fi',
+    `exec ${start}`,
   ].join('\n');
 }
